@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-core: in-process event throughput of libvmsig-core, from publish to
+ * delivery, against a bare sd-event loop doing the equivalent work.
+ *
+ * Both sides run the same producer: a defer source that publishes BATCH
+ * payloads of PAYLOAD bytes per loop iteration until EVENTS were published.
+ *   core  vmsig_core_publish() of a bulk (sensor) event on one attached
+ *         endpoint; K in-process subscribers (vmsig_core_subscribe()) receive
+ *         it from the core's dispatch source.
+ *   bare  the payload is copied into a malloc'd node on a FIFO and a
+ *         higher-priority defer source (enabled one-shot, as the core does)
+ *         hands every node to K callbacks, then frees it.
+ * Each subscriber/callback reads the payload, so delivery is not optimised
+ * away. Runs alternate core/bare; the median of RUNS is reported for
+ * K = 1 and K = 16, for each batch size. ratio = core events/s / bare
+ * events/s. Lines starting with "@" are for bench/run.sh.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "vmsig-core.h"
+#include "vmsig-endpoint.h"
+
+#define RUNS_MAX 15
+#define SUBSCRIBERS_MAX 64
+#define PAYLOAD_MAX 4096
+
+typedef struct bench {
+        sd_event *event;
+        unsigned events, batch, published;
+        size_t payload_size;
+        uint8_t payload[PAYLOAD_MAX];
+        uint64_t delivered, checksum;
+        unsigned n_subscribers;
+
+        /* core */
+        vmsig_core *core;
+        vmsig_id endpoint;
+
+        /* bare */
+        struct node *head, *tail;
+        sd_event_source *dispatch_source;
+        bool dispatch_scheduled;
+} bench;
+
+typedef struct node {
+        struct node *next;
+        size_t size;
+        max_align_t data[];
+} node;
+
+static uint64_t now_nsec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* What every receiver does with a payload, on both sides. */
+static void consume(bench *b, const void *payload, size_t size) {
+        b->checksum += ((const uint8_t *) payload)[size - 1];
+        b->delivered++;
+}
+
+static void finish_if_done(bench *b) {
+        if (b->delivered == (uint64_t) b->events * b->n_subscribers)
+                (void) sd_event_exit(b->event, 0);
+}
+
+/* --- core ------------------------------------------------------------------ */
+
+static int on_delivery(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
+        bench *b = userdata;
+
+        if (d->event->kind != VMSIG_KIND_SENSOR)
+                return VMSIG_DELIVER_OK;
+        consume(b, d->event->payload, d->event->payload_size);
+        finish_if_done(b);
+        return VMSIG_DELIVER_OK;
+}
+
+static int core_produce(sd_event_source *s, void *userdata) {
+        bench *b = userdata;
+        int r;
+
+        for (unsigned i = 0; i < b->batch && b->published < b->events; i++, b->published++) {
+                b->payload[0] = (uint8_t) b->published;
+                r = vmsig_core_publish(b->core, VMSIG_KIND_SENSOR, b->endpoint, 0, b->payload, b->payload_size);
+                if (r < 0)
+                        return r;
+        }
+        if (b->published == b->events)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+static int run_core(bench *b, uint64_t *ret_nsec) {
+        vmsig_subscriber *subs[SUBSCRIBERS_MAX] = {};
+        vmsig_endpoint_spec spec = { .name = "bench", .initial_state = VMSIG_STATE_RUNNING };
+        vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_SENSOR) };
+        sd_event_source *producer = NULL;
+        vmsig_endpoint *ep;
+        uint64_t start;
+        int r;
+
+        r = sd_event_new(&b->event);
+        if (r < 0)
+                return r;
+        r = vmsig_core_new(b->event, &b->core);
+        if (r >= 0)
+                r = vmsig_core_attach_endpoint(b->core, &spec, &ep);
+        if (r < 0)
+                goto finish;
+        b->endpoint = vmsig_endpoint_get_id(ep);
+        for (unsigned i = 0; i < b->n_subscribers; i++) {
+                r = vmsig_core_subscribe(b->core, &filter, 0, on_delivery, b, &subs[i]);
+                if (r < 0)
+                        goto finish;
+        }
+        vmsig_core_flush(b->core); /* the roster event, before the clock starts */
+        r = sd_event_add_defer(b->event, &producer, core_produce, b);
+        if (r < 0)
+                goto finish;
+
+        start = now_nsec();
+        r = sd_event_loop(b->event);
+        *ret_nsec = now_nsec() - start;
+        if (r >= 0 && b->delivered != (uint64_t) b->events * b->n_subscribers)
+                r = -EIO;
+finish:
+        sd_event_source_disable_unref(producer);
+        for (unsigned i = 0; i < b->n_subscribers; i++)
+                vmsig_subscriber_free(subs[i]);
+        b->core = vmsig_core_free(b->core);
+        b->event = sd_event_unref(b->event);
+        return r;
+}
+
+/* --- bare ------------------------------------------------------------------ */
+
+typedef void (*bare_fn)(bench *b, const void *payload, size_t size);
+
+static void bare_callback(bench *b, const void *payload, size_t size) {
+        consume(b, payload, size);
+        finish_if_done(b);
+}
+
+/* Called through a table, as the core calls its subscribers. */
+static bare_fn bare_callbacks[SUBSCRIBERS_MAX];
+
+static int bare_dispatch(sd_event_source *s, void *userdata) {
+        bench *b = userdata;
+
+        b->dispatch_scheduled = false;
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        while (b->head) {
+                node *n = b->head;
+                b->head = n->next;
+                if (!b->head)
+                        b->tail = NULL;
+                for (unsigned i = 0; i < b->n_subscribers; i++)
+                        bare_callbacks[i](b, n->data, n->size);
+                free(n);
+        }
+        return 0;
+}
+
+static int bare_publish(bench *b, const void *payload, size_t size) {
+        node *n = malloc(sizeof(node) + size);
+        if (!n)
+                return -ENOMEM;
+        n->next = NULL;
+        n->size = size;
+        memcpy(n->data, payload, size);
+        if (b->tail)
+                b->tail->next = n;
+        else
+                b->head = n;
+        b->tail = n;
+        if (!b->dispatch_scheduled) {
+                b->dispatch_scheduled = true;
+                (void) sd_event_source_set_enabled(b->dispatch_source, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+static int bare_produce(sd_event_source *s, void *userdata) {
+        bench *b = userdata;
+        int r;
+
+        for (unsigned i = 0; i < b->batch && b->published < b->events; i++, b->published++) {
+                b->payload[0] = (uint8_t) b->published;
+                r = bare_publish(b, b->payload, b->payload_size);
+                if (r < 0)
+                        return r;
+        }
+        if (b->published == b->events)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+static int run_bare(bench *b, uint64_t *ret_nsec) {
+        sd_event_source *producer = NULL;
+        uint64_t start;
+        int r;
+
+        for (unsigned i = 0; i < SUBSCRIBERS_MAX; i++)
+                bare_callbacks[i] = bare_callback;
+        r = sd_event_new(&b->event);
+        if (r < 0)
+                return r;
+        r = sd_event_add_defer(b->event, &b->dispatch_source, bare_dispatch, b);
+        if (r >= 0)
+                r = sd_event_source_set_priority(b->dispatch_source, SD_EVENT_PRIORITY_NORMAL - 10);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->dispatch_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_defer(b->event, &producer, bare_produce, b);
+        if (r < 0)
+                goto finish;
+
+        start = now_nsec();
+        r = sd_event_loop(b->event);
+        *ret_nsec = now_nsec() - start;
+        if (r >= 0 && b->delivered != (uint64_t) b->events * b->n_subscribers)
+                r = -EIO;
+finish:
+        while (b->head) {
+                node *n = b->head;
+                b->head = n->next;
+                free(n);
+        }
+        b->tail = NULL;
+        b->dispatch_scheduled = false;
+        sd_event_source_disable_unref(producer);
+        b->dispatch_source = sd_event_source_disable_unref(b->dispatch_source);
+        b->event = sd_event_unref(b->event);
+        return r;
+}
+
+/* --- driver ---------------------------------------------------------------- */
+
+static int compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, unsigned n) {
+        qsort(v, n, sizeof v[0], compare_u64);
+        return v[n / 2];
+}
+
+static int measure(bench *b, bool core, uint64_t *ret_nsec) {
+        b->published = 0;
+        b->delivered = 0;
+        return core ? run_core(b, ret_nsec) : run_bare(b, ret_nsec);
+}
+
+static int run_pair(bench *b, unsigned runs) {
+        uint64_t tc[RUNS_MAX], tb[RUNS_MAX], dummy;
+        int r;
+
+        /* Warm up the allocator and caches on both sides. */
+        unsigned events = b->events;
+        b->events = events / 10 ? events / 10 : 1;
+        r = measure(b, true, &dummy);
+        if (r >= 0)
+                r = measure(b, false, &dummy);
+        b->events = events;
+        if (r < 0)
+                return r;
+
+        for (unsigned i = 0; i < runs; i++) {
+                r = measure(b, true, &tc[i]);
+                if (r >= 0)
+                        r = measure(b, false, &tb[i]);
+                if (r < 0)
+                        return r;
+        }
+
+        double ec = b->events / (median(tc, runs) / 1e9), eb = b->events / (median(tb, runs) / 1e9);
+        printf("  batch %3u  %2u subscriber%s  core %10.0f events/s  bare %10.0f events/s  ratio core/bare %.3f"
+               "  (%.0f / %.0f ns per event)\n",
+               b->batch, b->n_subscribers, b->n_subscribers == 1 ? " " : "s", ec, eb, ec / eb, 1e9 / ec, 1e9 / eb);
+        printf("@ core-b%u-s%u core_eps=%.0f bare_eps=%.0f ratio=%.3f\n", b->batch, b->n_subscribers, ec, eb,
+               ec / eb);
+        fflush(stdout);
+        return 0;
+}
+
+static void help(void) {
+        printf("bench-core [--events N] [--runs N] [--payload BYTES] [--batch N]... [--subscribers N]...\n"
+               "Defaults: 500000 events, 3 runs, 64-byte payloads, batches 1 and 64, 1 and 16 subscribers.\n");
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "events", required_argument, NULL, 'n' },
+                { "runs", required_argument, NULL, 'r' },
+                { "payload", required_argument, NULL, 'p' },
+                { "batch", required_argument, NULL, 'b' },
+                { "subscribers", required_argument, NULL, 's' },
+                {},
+        };
+        static bench b;
+        unsigned runs = 3, batches[8], n_batches = 0, subscribers[8], n_subscribers = 0;
+        int c, r;
+
+        b.events = 500000;
+        b.payload_size = 64;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case 'n':
+                        b.events = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'r':
+                        runs = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'p':
+                        b.payload_size = strtoul(optarg, NULL, 10);
+                        break;
+                case 'b':
+                        if (n_batches < 8)
+                                batches[n_batches++] = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 's':
+                        if (n_subscribers < 8)
+                                subscribers[n_subscribers++] = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                default:
+                        return EXIT_FAILURE;
+                }
+        if (n_batches == 0) {
+                batches[n_batches++] = 1;
+                batches[n_batches++] = 64;
+        }
+        if (n_subscribers == 0) {
+                subscribers[n_subscribers++] = 1;
+                subscribers[n_subscribers++] = 16;
+        }
+        if (b.events == 0 || runs == 0 || runs > RUNS_MAX || b.payload_size == 0 || b.payload_size > PAYLOAD_MAX) {
+                fprintf(stderr, "bench-core: invalid arguments\n");
+                return EXIT_FAILURE;
+        }
+        for (unsigned i = 0; i < n_batches; i++)
+                if (batches[i] == 0)
+                        batches[i] = 1;
+        for (unsigned i = 0; i < n_subscribers; i++)
+                if (subscribers[i] == 0 || subscribers[i] > SUBSCRIBERS_MAX) {
+                        fprintf(stderr, "bench-core: subscribers must be 1..%d\n", SUBSCRIBERS_MAX);
+                        return EXIT_FAILURE;
+                }
+        memset(b.payload, 0xa5, sizeof b.payload);
+
+        printf("bench-core: %u events of %zu bytes per run, median of %u runs\n", b.events, b.payload_size, runs);
+        for (unsigned i = 0; i < n_batches; i++)
+                for (unsigned j = 0; j < n_subscribers; j++) {
+                        b.batch = batches[i];
+                        b.n_subscribers = subscribers[j];
+                        r = run_pair(&b, runs);
+                        if (r < 0) {
+                                fprintf(stderr, "bench-core: %s\n", strerror(-r));
+                                return EXIT_FAILURE;
+                        }
+                }
+        /* Keep the checksum observable. */
+        return b.checksum == UINT64_MAX ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Install what building and testing vmsig needs on Debian 12, if missing.
+# Sourced by demo.sh and test.sh; safe to run again.
+set -e
+VMSIG_DEPS="build-essential autoconf automake libtool autoconf-archive pkg-config
+libsystemd-dev libxml2-dev libxml2-utils libglib2.0-dev libglib2.0-bin libdbus-1-dev
+dbus-daemon systemd polkitd pkexec valgrind strace util-linux"
+
+missing=""
+for p in $VMSIG_DEPS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "Missing packages:$missing (run as root to install them)" >&2
+                exit 1
+        fi
+        echo "Installing:$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        # shellcheck disable=SC2086
+        apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

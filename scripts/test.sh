@@ -1,0 +1,30 @@
+#!/bin/sh
+# Install dependencies, build, run the whole test suite, print
+# "N passed, N failed[, N skipped]" from the automake test logs.
+#   scripts/test.sh [--sanitizers] [--valgrind] [--builddir DIR]
+set -e
+top=$(cd "$(dirname "$0")/.." && pwd)
+builddir="$top/_build"
+configure_args=""
+make_vars=""
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --sanitizers) builddir="$top/_build-asan"; configure_args="--enable-sanitizers" ;;
+        --valgrind) make_vars="VMSIG_VALGRIND=1" ;;
+        --builddir) builddir=$2; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+        esac
+        shift
+done
+. "$top/scripts/deps.sh"
+# shellcheck disable=SC2086
+"$top/scripts/build.sh" "$builddir" $configure_args
+cd "$builddir"
+set +e
+# shellcheck disable=SC2086
+make -j"$(nproc)" check $make_vars >/dev/null 2>&1
+status=$?
+set -e
+[ $status -eq 0 ] || cat test-suite.log
+"$top/scripts/summary.sh" "$builddir/tests"
+exit $status

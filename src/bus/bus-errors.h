@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "macro.h"
+
+/* Every error vmsigd returns on the bus, each paired with one errno so that
+ * internal -errno results and bus error names map both ways. */
+#define VMSIG_ERROR_NO_SUCH_ENDPOINT "org.vmsig.Error.NoSuchEndpoint"
+#define VMSIG_ERROR_ENDPOINT_DETACHED "org.vmsig.Error.EndpointDetached"
+#define VMSIG_ERROR_INVALID_ARGUMENT "org.vmsig.Error.InvalidArgument"
+#define VMSIG_ERROR_INVALID_STATE "org.vmsig.Error.InvalidState"
+#define VMSIG_ERROR_NOT_SUPPORTED "org.vmsig.Error.NotSupported"
+#define VMSIG_ERROR_HOST "org.vmsig.Error.Host"
+#define VMSIG_ERROR_LIMIT_EXCEEDED "org.vmsig.Error.LimitExceeded"
+#define VMSIG_ERROR_QUOTA_EXCEEDED "org.vmsig.Error.QuotaExceeded"
+
+extern const sd_bus_error_map vmsig_bus_errors[];
+
+/* Registers the map with sd-bus (name -> errno for sd_bus_error_get_errno). */
+int vmsig_bus_errors_register(void);
+/* Our name for a -errno, or NULL when it has none. */
+const char *vmsig_bus_error_name(int error);
+/* Sets e from -errno: our name when we have one, else sd-bus's mapping. */
+int vmsig_bus_error_setf(sd_bus_error *e, int error, const char *fmt, ...) _printf_(3, 4);

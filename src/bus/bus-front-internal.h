@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "bus-auth.h"
+#include "bus-front.h"
+#include "hashmap.h"
+#include "vmsig-endpoint.h"
+
+#define VMSIG_BUS_PATH "/org/vmsig"
+#define VMSIG_BUS_ENDPOINT_PREFIX "/org/vmsig/endpoint"
+#define VMSIG_BUS_MANAGER_INTERFACE "org.vmsig.Manager"
+#define VMSIG_BUS_ENDPOINT_INTERFACE "org.vmsig.Endpoint"
+
+/* One published endpoint object. Holds a reference on the core endpoint,
+ * so its properties stay readable until InterfacesRemoved went out. */
+typedef struct bus_endpoint {
+        vmsig_bus_front *front;
+        vmsig_endpoint *endpoint;
+        char *path;
+        uint64_t memctx_epoch;
+} bus_endpoint;
+
+struct vmsig_bus_front {
+        vmsig_core *core;
+        sd_bus *bus;
+        bus_auth *auth; /* shared by every front of the daemon */
+        vmsig_subscriber *subscriber;
+        Hashmap *endpoints; /* name -> bus_endpoint */
+        sd_bus_slot *slots[5];
+};
+
+extern const sd_bus_vtable bus_manager_vtable[];
+extern const sd_bus_vtable bus_endpoint_vtable[];
+
+int bus_endpoint_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                      sd_bus_error *error);
+int bus_endpoint_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error);
+
+bus_endpoint *bus_front_lookup(vmsig_bus_front *f, const char *name);
+bus_endpoint *bus_front_lookup_vmid(vmsig_bus_front *f, uint32_t vmid);

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-errors.h"
+#include "bus-front-internal.h"
+#include "log.h"
+#include "memctx.h"
+
+bus_endpoint *bus_front_lookup(vmsig_bus_front *f, const char *name) {
+        return hashmap_get(f->endpoints, name);
+}
+
+bus_endpoint *bus_front_lookup_vmid(vmsig_bus_front *f, uint32_t vmid) {
+        vmsig_endpoint *ep = vmsig_core_find_endpoint_by_vmid(f->core, vmid);
+        return ep ? bus_front_lookup(f, vmsig_endpoint_get_name(ep)) : NULL;
+}
+
+static bus_endpoint *bus_endpoint_free(bus_endpoint *be) {
+        if (!be)
+                return NULL;
+        vmsig_endpoint_unref(be->endpoint);
+        free(be->path);
+        free(be);
+        return NULL;
+}
+
+static void emit_count_changed(vmsig_bus_front *f) {
+        (void) sd_bus_emit_properties_changed(f->bus, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointCount",
+                                              NULL);
+}
+
+static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e) {
+        vmsig_endpoint *ep = vmsig_core_find_endpoint(f->core, e->endpoint);
+        bus_endpoint *be;
+        int r;
+
+        /* Already gone again: its REMOVED event is next in line, and the
+         * bus never needs to hear of it. */
+        if (!ep)
+                return;
+        be = calloc(1, sizeof *be);
+        if (!be) {
+                log_oom();
+                return;
+        }
+        be->front = f;
+        be->endpoint = vmsig_endpoint_ref(ep);
+        r = sd_bus_path_encode(VMSIG_BUS_ENDPOINT_PREFIX, vmsig_endpoint_get_name(ep), &be->path);
+        if (r >= 0)
+                r = hashmap_put(f->endpoints, vmsig_endpoint_get_name(ep), be);
+        if (r < 0) {
+                log_error_errno(r, "Cannot publish endpoint '%s': %m", vmsig_endpoint_get_name(ep));
+                bus_endpoint_free(be);
+                return;
+        }
+        (void) sd_bus_emit_object_added(f->bus, be->path);
+        (void) sd_bus_emit_signal(f->bus, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointAdded", "o",
+                                  be->path);
+        emit_count_changed(f);
+}
+
+static void endpoint_removed(vmsig_bus_front *f, const vmsig_roster_payload *p) {
+        bus_endpoint *be = bus_front_lookup(f, p->name);
+
+        if (!be || vmsig_endpoint_get_id(be->endpoint) != VMSIG_ID_MAKE(p->vmid, p->generation))
+                return;
+        /* InterfacesRemoved is built from the object as it still exists. */
+        (void) sd_bus_emit_object_removed(f->bus, be->path);
+        hashmap_remove(f->endpoints, p->name);
+        (void) sd_bus_emit_signal(f->bus, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointRemoved", "o",
+                                  be->path);
+        bus_endpoint_free(be);
+        emit_count_changed(f);
+}
+
+static bus_endpoint *lookup_event_endpoint(vmsig_bus_front *f, const vmsig_event *e) {
+        vmsig_endpoint *ep = vmsig_core_find_endpoint(f->core, e->endpoint);
+        return ep ? bus_front_lookup(f, vmsig_endpoint_get_name(ep)) : NULL;
+}
+
+static void on_roster(vmsig_bus_front *f, const vmsig_event *e) {
+        const vmsig_roster_payload *p = e->payload;
+        bus_endpoint *be;
+
+        switch (p->change) {
+        case VMSIG_ROSTER_ADDED:
+                endpoint_added(f, e);
+                break;
+        case VMSIG_ROSTER_CHANGED:
+                be = lookup_event_endpoint(f, e);
+                if (be)
+                        (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "State",
+                                                              NULL);
+                break;
+        case VMSIG_ROSTER_REMOVED:
+                endpoint_removed(f, p);
+                break;
+        }
+}
+
+static void on_memctx(vmsig_bus_front *f, const vmsig_event *e) {
+        const vmsig_memctx *m = e->payload;
+        bus_endpoint *be = lookup_event_endpoint(f, e);
+
+        if (!be || m->invalidated || m->epoch == be->memctx_epoch)
+                return;
+        be->memctx_epoch = m->epoch;
+        /* RamSize comes with the memory context: an endpoint announced
+         * before its memctx adapter published reads 0 until now. */
+        (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxEpoch", "RamSize",
+                                              NULL);
+}
+
+static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
+        vmsig_bus_front *f = userdata;
+
+        if (d->dropped > 0)
+                log_warning("D-Bus front missed %" PRIu64 " events.", d->dropped);
+        switch (d->event->kind) {
+        case VMSIG_KIND_ROSTER:
+                on_roster(f, d->event);
+                break;
+        case VMSIG_KIND_MEMCTX:
+                on_memctx(f, d->event);
+                break;
+        default:
+                break;
+        }
+        return VMSIG_DELIVER_OK;
+}
+
+int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, bus_auth *auth, vmsig_bus_front **ret) {
+        vmsig_bus_front *f;
+        vmsig_filter filter = {
+                .kinds = VMSIG_KIND_MASK(VMSIG_KIND_ROSTER) | VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX),
+        };
+        int r;
+
+        r = vmsig_bus_errors_register();
+        if (r < 0)
+                return r;
+        f = calloc(1, sizeof *f);
+        if (!f)
+                return -ENOMEM;
+        f->core = core;
+        f->bus = sd_bus_ref(bus);
+        f->auth = auth;
+        f->endpoints = hashmap_new();
+        if (!f->endpoints) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        r = sd_bus_add_object_manager(bus, &f->slots[0], VMSIG_BUS_PATH);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(bus, &f->slots[1], VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
+                                             bus_manager_vtable, f);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(bus, &f->slots[2], VMSIG_BUS_ENDPOINT_PREFIX,
+                                               VMSIG_BUS_ENDPOINT_INTERFACE, bus_endpoint_vtable, bus_endpoint_find, f);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(bus, &f->slots[3], VMSIG_BUS_ENDPOINT_PREFIX, bus_endpoint_enumerate, f);
+        if (r < 0)
+                goto fail;
+
+        /* The front is an in-process subscriber that never falls behind: it
+         * consumes every event as it is delivered. */
+        r = vmsig_core_subscribe(core, &filter, 0, on_event, f, &f->subscriber);
+        if (r < 0)
+                goto fail;
+        *ret = f;
+        return 0;
+fail:
+        vmsig_bus_front_free(f);
+        return r;
+}
+
+vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
+        bus_endpoint *be;
+
+        if (!f)
+                return NULL;
+        f->subscriber = vmsig_subscriber_free(f->subscriber);
+        for (size_t i = 0; i < ELEMENTSOF(f->slots); i++)
+                f->slots[i] = sd_bus_slot_unref(f->slots[i]);
+        HASHMAP_FOREACH(be, f->endpoints, st)
+                bus_endpoint_free(be);
+        hashmap_free(f->endpoints);
+        sd_bus_unref(f->bus);
+        free(f);
+        return NULL;
+}

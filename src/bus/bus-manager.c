@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "bus-errors.h"
+#include "bus-front-internal.h"
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_endpoint_count(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        vmsig_bus_front *f = userdata;
+        return sd_bus_message_append(reply, "u", (uint32_t) hashmap_size(f->endpoints));
+}
+
+static int method_list_endpoints(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        vmsig_bus_front *f = userdata;
+        int r;
+
+        r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(suso)");
+        if (r < 0)
+                return r;
+        /* Walk the core in vmid order, listing what the bus has been told
+         * about, so the answer agrees with the signals already sent. */
+        for (vmsig_endpoint *ep = vmsig_core_next_endpoint(f->core, NULL); ep;
+             ep = vmsig_core_next_endpoint(f->core, ep)) {
+                bus_endpoint *be = bus_front_lookup(f, vmsig_endpoint_get_name(ep));
+                if (!be)
+                        continue;
+                r = sd_bus_message_append(reply, "(suso)", vmsig_endpoint_get_name(ep), vmsig_endpoint_get_vmid(ep),
+                                          vmsig_state_to_string(vmsig_endpoint_get_state(ep)), be->path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        vmsig_bus_front *f = userdata;
+        const char *name;
+        bus_endpoint *be;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        if (!vmsig_endpoint_name_is_valid(name))
+                return vmsig_bus_error_setf(error, -EINVAL, "Invalid endpoint name '%s'.", name);
+        r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+        be = bus_front_lookup(f, name);
+        if (!be)
+                return vmsig_bus_error_setf(error, -ENXIO, "No endpoint named '%s'.", name);
+        return sd_bus_reply_method_return(m, "o", be->path);
+}
+
+static int method_get_endpoint_by_vmid(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        vmsig_bus_front *f = userdata;
+        bus_endpoint *be;
+        uint32_t vmid;
+        int r;
+
+        r = sd_bus_message_read(m, "u", &vmid);
+        if (r < 0)
+                return r;
+        if (vmid == 0)
+                return vmsig_bus_error_setf(error, -EINVAL, "Invalid vmid 0: vmids start at 1.");
+        r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+        be = bus_front_lookup_vmid(f, vmid);
+        if (!be)
+                return vmsig_bus_error_setf(error, -ENXIO, "No endpoint with vmid %" PRIu32 ".", vmid);
+        return sd_bus_reply_method_return(m, "o", be->path);
+}
+
+const sd_bus_vtable bus_manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("EndpointCount", "u", property_get_endpoint_count, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("ListEndpoints", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(suso)", endpoints),
+                                method_list_endpoints, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetEndpoint", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", endpoint),
+                                method_get_endpoint, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetEndpointByVmid", SD_BUS_ARGS("u", vmid), SD_BUS_RESULT("o", endpoint),
+                                method_get_endpoint_by_vmid, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("EndpointAdded", SD_BUS_ARGS("o", endpoint), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("EndpointRemoved", SD_BUS_ARGS("o", endpoint), 0),
+        SD_BUS_VTABLE_END,
+};

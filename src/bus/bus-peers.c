@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-peers.h"
+#include "hashmap.h"
+#include "log.h"
+#include "macro.h"
+
+/* A peer whose credentials are on their way; the calls that needed them
+ * wait here and are dispatched again when the answer comes. */
+typedef struct peer_entry {
+        bus_peer peer;
+        bus_peers *owner;
+        sd_bus_slot *slot;
+        bool ready;
+        int error;
+        sd_bus_message **waiting;
+        size_t n_waiting;
+} peer_entry;
+
+struct bus_peers {
+        sd_bus *bus;
+        Hashmap *by_name;
+        sd_bus_slot *name_owner_changed;
+        bus_peer p2p; /* for messages that arrive on a private connection */
+};
+
+static void peer_entry_free(peer_entry *e) {
+        sd_bus_slot_unref(e->slot);
+        for (size_t i = 0; i < e->n_waiting; i++)
+                sd_bus_message_unref(e->waiting[i]);
+        free(e->waiting);
+        free(e->peer.gids);
+        free(e->peer.name);
+        free(e);
+}
+
+static void peer_forget(bus_peers *p, const char *name) {
+        peer_entry *e = hashmap_remove(p->by_name, name);
+
+        if (!e)
+                return;
+        /* Calls still waiting belong to a peer that left; nobody to answer. */
+        peer_entry_free(e);
+}
+
+/* One match for the whole bus, not one per peer: the system bus limits the
+ * match rules a connection may hold. */
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (name[0] == ':' && new_owner[0] == '\0')
+                peer_forget(userdata, name);
+        return 0;
+}
+
+int bus_peers_new(sd_bus *bus, bus_peers **ret) {
+        bus_peers *p = calloc(1, sizeof *p);
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->bus = sd_bus_ref(bus);
+        p->by_name = hashmap_new();
+        if (!p->by_name) {
+                bus_peers_free(p);
+                return -ENOMEM;
+        }
+        r = sd_bus_match_signal_async(bus, &p->name_owner_changed, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                      "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, p);
+        if (r < 0) {
+                bus_peers_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+bus_peers *bus_peers_free(bus_peers *p) {
+        peer_entry *e;
+
+        if (!p)
+                return NULL;
+        p->name_owner_changed = sd_bus_slot_unref(p->name_owner_changed);
+        HASHMAP_FOREACH(e, p->by_name, st)
+                peer_entry_free(e);
+        hashmap_free(p->by_name);
+        free(p->p2p.gids);
+        sd_bus_unref(p->bus);
+        free(p);
+        return NULL;
+}
+
+static int read_gids(sd_bus_message *reply, peer_entry *e) {
+        const void *data;
+        size_t size;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'v', "au");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(reply, 'u', &data, &size);
+        if (r < 0)
+                return r;
+        free(e->peer.gids);
+        e->peer.gids = malloc(size ? size : 1);
+        if (!e->peer.gids)
+                return -ENOMEM;
+        memcpy(e->peer.gids, data, size);
+        e->peer.n_gids = size / sizeof(uint32_t);
+        return sd_bus_message_exit_container(reply);
+}
+
+static int read_u32_variant(sd_bus_message *reply, uint32_t *ret) {
+        return sd_bus_message_read(reply, "v", "u", ret);
+}
+
+static int read_credentials(sd_bus_message *reply, peer_entry *e) {
+        bool have_uid = false;
+        const char *key;
+        uint32_t u;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0 && strcmp(key, "UnixUserID") == 0 && (r = read_u32_variant(reply, &u)) >= 0) {
+                        e->peer.uid = u;
+                        have_uid = true;
+                } else if (r >= 0 && strcmp(key, "ProcessID") == 0 && (r = read_u32_variant(reply, &u)) >= 0)
+                        e->peer.pid = (pid_t) u;
+                else if (r >= 0 && strcmp(key, "UnixGroupIDs") == 0)
+                        r = read_gids(reply, e);
+                else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0)
+                return r;
+        return have_uid ? 0 : -ENODATA;
+}
+
+static void wake_waiting(peer_entry *e) {
+        for (size_t i = 0; i < e->n_waiting; i++) {
+                int r = sd_bus_enqueue_for_read(e->owner->bus, e->waiting[i]);
+                if (r < 0)
+                        log_error_errno(r, "Cannot resume a call from %s: %m", e->peer.name);
+                sd_bus_message_unref(e->waiting[i]);
+        }
+        e->n_waiting = 0;
+}
+
+static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        peer_entry *e = userdata;
+        const sd_bus_error *err = sd_bus_message_get_error(reply);
+
+        e->slot = sd_bus_slot_unref(e->slot);
+        e->error = err ? -abs(sd_bus_error_get_errno(err)) : read_credentials(reply, e);
+        e->ready = true;
+        /* A peer that cannot be identified stays unidentified until it
+         * leaves the bus; its calls fail instead of asking again forever. */
+        if (e->error < 0)
+                log_debug_errno(e->error, "Cannot get the credentials of %s: %m", e->peer.name);
+        wake_waiting(e);
+        return 0;
+}
+
+static int entry_wait(peer_entry *e, sd_bus_message *m) {
+        sd_bus_message **w = reallocarray(e->waiting, e->n_waiting + 1, sizeof(*w));
+
+        if (!w)
+                return -ENOMEM;
+        e->waiting = w;
+        e->waiting[e->n_waiting++] = sd_bus_message_ref(m);
+        return 0;
+}
+
+static int entry_new(bus_peers *p, const char *sender, peer_entry **ret) {
+        peer_entry *e = calloc(1, sizeof *e);
+        int r;
+
+        if (!e || !(e->peer.name = strdup(sender))) {
+                free(e);
+                return -ENOMEM;
+        }
+        e->owner = p;
+        e->peer.uid = (uid_t) -1;
+        r = sd_bus_call_method_async(p->bus, &e->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionCredentials", on_credentials, e, "s",
+                                     sender);
+        if (r >= 0)
+                r = hashmap_put(p->by_name, e->peer.name, e);
+        if (r < 0) {
+                peer_entry_free(e);
+                return r;
+        }
+        *ret = e;
+        return 0;
+}
+
+static int p2p_peer(bus_peers *p, sd_bus_message *m, bus_peer **ret, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *c = NULL;
+        int r;
+
+        /* SO_PEERCRED of the private connection; no round trip. */
+        r = sd_bus_get_owner_creds(sd_bus_message_get_bus(m), SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &c);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(c, &p->p2p.uid);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot identify the peer: %s", strerror(-r));
+        if (sd_bus_creds_get_pid(c, &p->p2p.pid) < 0)
+                p->p2p.pid = 0;
+        p->p2p.name = (char *) "p2p";
+        p->p2p.granted = 0; /* nothing is remembered across private connections */
+        *ret = &p->p2p;
+        return 1;
+}
+
+int bus_peers_get(bus_peers *p, sd_bus_message *m, bus_peer **ret, sd_bus_error *error) {
+        const char *sender = sd_bus_message_get_sender(m);
+        peer_entry *e;
+        int r;
+
+        if (!sender)
+                return p2p_peer(p, m, ret, error);
+        e = hashmap_get(p->by_name, sender);
+        if (e && e->ready && e->error < 0)
+                return sd_bus_error_set_errnof(error, e->error, "Cannot identify the caller %s: %s", sender,
+                                               strerror(-e->error));
+        if (e && e->ready) {
+                *ret = &e->peer;
+                return 1;
+        }
+        if (!e) {
+                r = entry_new(p, sender, &e);
+                if (r < 0)
+                        return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
+        }
+        r = entry_wait(e, m);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
+        return 0;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Who is calling: the credentials of each bus peer, fetched once with an
+ * asynchronous GetConnectionCredentials and kept until the peer leaves the
+ * bus, together with what it was already granted for its lifetime. Asking
+ * the bus driver synchronously on every call would block the loop and
+ * double the cost of a call. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+typedef struct bus_peer {
+        char *name;   /* unique bus name; "p2p" on the private socket */
+        uid_t uid;
+        pid_t pid;    /* 0 when the bus did not say */
+        gid_t *gids;  /* primary and supplementary, when known */
+        size_t n_gids;
+        uint64_t granted; /* per-peer grants, a bit per capability */
+} bus_peer;
+
+typedef struct bus_peers bus_peers;
+
+int bus_peers_new(sd_bus *bus, bus_peers **ret);
+bus_peers *bus_peers_free(bus_peers *p);
+
+/* 1 and *ret when the sender's credentials are known. 0 when they are being
+ * fetched: return 1 from the handler, the message is dispatched again once
+ * they arrive. <0 with error set when they cannot be had. On a
+ * peer-to-peer connection the credentials come from the socket. */
+int bus_peers_get(bus_peers *p, sd_bus_message *m, bus_peer **ret, sd_bus_error *error);

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-bus.h>
+
+#include "bus-audit.h"
+#include "bus-front.h"
+#include "bus-private.h"
+#include "log.h"
+#include "macro.h"
+
+/* Root-only, but still bounded so a runaway script cannot eat all fds. */
+#define PRIVATE_CONNECTIONS_MAX 256
+
+typedef struct private_connection {
+        vmsig_bus_private *owner;
+        struct private_connection *prev, *next;
+        sd_bus *bus;
+        vmsig_bus_front *front;
+        sd_bus_slot *disconnected;
+} private_connection;
+
+struct vmsig_bus_private {
+        sd_event *event;
+        vmsig_core *core;
+        bus_auth *auth;
+        char *path;
+        int fd;
+        sd_event_source *accept_source;
+        private_connection *connections;
+        size_t n_connections;
+};
+
+static void connection_free(private_connection *c) {
+        vmsig_bus_private *p = c->owner;
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                p->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        p->n_connections--;
+        c->disconnected = sd_bus_slot_unref(c->disconnected);
+        c->front = vmsig_bus_front_free(c->front);
+        c->bus = sd_bus_flush_close_unref(c->bus);
+        free(c);
+}
+
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        private_connection *c = userdata;
+
+        log_debug("Private connection closed.");
+        /* sd-bus holds its own reference while it dispatches this. */
+        connection_free(c);
+        return 0;
+}
+
+static int connection_start(private_connection *c, int fd) {
+        sd_id128_t id;
+        int r;
+
+        r = sd_id128_randomize(&id);
+        if (r >= 0)
+                r = sd_bus_new(&c->bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_fd(c->bus, fd, fd);
+        if (r >= 0)
+                r = sd_bus_set_server(c->bus, 1, id);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(c->bus, 1);
+        if (r >= 0)
+                r = sd_bus_attach_event(c->bus, c->owner->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_bus_match_signal(c->bus, &c->disconnected, NULL, "/org/freedesktop/DBus/Local",
+                                        "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
+        if (r >= 0)
+                r = sd_bus_start(c->bus);
+        if (r >= 0)
+                r = vmsig_bus_front_new(c->owner->core, c->bus, c->owner->auth, &c->front);
+        return r;
+}
+
+static void refuse(int fd, const struct ucred *cred, const char *reason) {
+        bus_audit_log(&(bus_audit_record) {
+                .uid = cred->uid,
+                .pid = cred->pid,
+                .sender = "p2p",
+                .action = "connect",
+                .result = "denied",
+                .reason = reason,
+        });
+        safe_close(fd);
+}
+
+static void accept_one(vmsig_bus_private *p, int fd) {
+        struct ucred cred = {};
+        socklen_t len = sizeof cred;
+        private_connection *c;
+        int r;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof cred) {
+                log_warning_errno(errno, "Cannot read the credentials of a private connection: %m");
+                safe_close(fd);
+                return;
+        }
+        if (cred.uid != 0)
+                return refuse(fd, &cred, "p2p-not-root");
+        if (p->n_connections >= PRIVATE_CONNECTIONS_MAX)
+                return refuse(fd, &cred, "p2p-too-many");
+
+        c = calloc(1, sizeof *c);
+        if (!c) {
+                log_oom();
+                safe_close(fd);
+                return;
+        }
+        c->owner = p;
+        c->next = p->connections;
+        if (p->connections)
+                p->connections->prev = c;
+        p->connections = c;
+        p->n_connections++;
+        r = connection_start(c, fd);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot set up a private connection: %m");
+                if (!c->bus)
+                        safe_close(fd);
+                connection_free(c);
+                return;
+        }
+        log_debug("Private connection from pid %d.", (int) cred.pid);
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(errno, "Cannot accept a private connection: %m");
+                return 0;
+        }
+        accept_one(userdata, cfd);
+        return 0;
+}
+
+/* The socket file is root's alone (0600); SO_PEERCRED is checked anyway,
+ * since a process with CAP_DAC_OVERRIDE may connect as another uid. */
+static int listen_on(const char *path) {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_un un;
+        } addr = { .un.sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        mode_t old_umask;
+        int r;
+
+        if (strlen(path) >= sizeof addr.un.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(addr.un.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* A socket left by a previous instance; never remove anything else. */
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+                (void) unlink(path);
+        old_umask = umask(0077);
+        r = bind(fd, &addr.sa, sizeof addr.un);
+        umask(old_umask);
+        if (r < 0)
+                return -errno;
+        if (listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int vmsig_bus_private_new(sd_event *event, vmsig_core *core, bus_auth *auth, const char *path,
+                          vmsig_bus_private **ret) {
+        vmsig_bus_private *p = calloc(1, sizeof *p);
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->event = sd_event_ref(event);
+        p->core = core;
+        p->auth = auth;
+        p->fd = -1;
+        p->path = strdup(path);
+        if (!p->path) {
+                vmsig_bus_private_free(p);
+                return -ENOMEM;
+        }
+        r = p->fd = listen_on(path);
+        if (r >= 0)
+                r = sd_event_add_io(event, &p->accept_source, p->fd, EPOLLIN, on_accept, p);
+        if (r < 0) {
+                if (p->fd < 0)
+                        free(TAKE_PTR(p->path)); /* not ours to unlink */
+                vmsig_bus_private_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+vmsig_bus_private *vmsig_bus_private_free(vmsig_bus_private *p) {
+        if (!p)
+                return NULL;
+        while (p->connections)
+                connection_free(p->connections);
+        p->accept_source = sd_event_source_disable_unref(p->accept_source);
+        p->fd = safe_close(p->fd);
+        if (p->path)
+                (void) unlink(p->path);
+        free(p->path);
+        sd_event_unref(p->event);
+        free(p);
+        return NULL;
+}
+
+size_t vmsig_bus_private_connections(const vmsig_bus_private *p) {
+        return p ? p->n_connections : 0;
+}

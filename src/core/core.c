@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core-internal.h"
+#include "macro.h"
+
+/* Dispatch runs ahead of fd handlers so that events reach subscribers
+ * before the next batch of I/O is read; reap runs after everything else so
+ * that a detached endpoint is freed only once no dispatch can touch it. */
+#define DISPATCH_PRIORITY (SD_EVENT_PRIORITY_NORMAL - 10)
+#define REAP_PRIORITY (SD_EVENT_PRIORITY_IDLE)
+
+static const struct {
+        const char *name;
+        vmsig_priority priority;
+        bool retained;
+} builtin_kinds[_VMSIG_KIND_BUILTIN_MAX] = {
+        [VMSIG_KIND_ROSTER] = { "roster", VMSIG_PRIORITY_STATE, true },
+        [VMSIG_KIND_MEMCTX] = { "memctx", VMSIG_PRIORITY_STATE, true },
+        [VMSIG_KIND_LIFECYCLE] = { "lifecycle", VMSIG_PRIORITY_CONTROL, true },
+        [VMSIG_KIND_LEASE] = { "lease", VMSIG_PRIORITY_CONTROL, true },
+        [VMSIG_KIND_SENSOR] = { "sensor", VMSIG_PRIORITY_BULK, false },
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static int on_dispatch(sd_event_source *s, void *userdata);
+static int on_reap(sd_event_source *s, void *userdata);
+
+int vmsig_core_new(sd_event *event, vmsig_core **ret) {
+        vmsig_core *c;
+        int r;
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->event = sd_event_ref(event);
+        c->queue_limit = VMSIG_QUEUE_LIMIT_DEFAULT;
+        c->max_endpoints = VMSIG_ENDPOINTS_MAX_DEFAULT;
+        c->epoll_fd = -1;
+
+        for (size_t k = 0; k < _VMSIG_KIND_BUILTIN_MAX; k++)
+                c->kinds[k] = (kind_info) {
+                        .name = strdup(builtin_kinds[k].name),
+                        .priority = builtin_kinds[k].priority,
+                        .retained = builtin_kinds[k].retained,
+                        .registered = true,
+                };
+
+        /* Slot 0: the global pseudo-endpoint, always present. */
+        c->slots = calloc(1, sizeof(slot));
+        if (!c->slots) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        c->n_slots = 1;
+        c->slots[0].used = true;
+
+        r = sd_event_add_defer(event, &c->dispatch_source, on_dispatch, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_priority(c->dispatch_source, DISPATCH_PRIORITY);
+        (void) sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(c->dispatch_source, "vmsig-dispatch");
+
+        r = sd_event_add_defer(event, &c->reap_source, on_reap, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_priority(c->reap_source, REAP_PRIORITY);
+        (void) sd_event_source_set_enabled(c->reap_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(c->reap_source, "vmsig-reap");
+
+        r = sources_init(c);
+        if (r < 0)
+                goto fail;
+
+        *ret = c;
+        return 0;
+fail:
+        vmsig_core_free(c);
+        return r;
+}
+
+static void pending_clear(vmsig_core *c) {
+        for (size_t p = 0; p < _VMSIG_PRIORITY_MAX; p++) {
+                while (c->pending_head[p]) {
+                        event_impl *e = c->pending_head[p];
+                        c->pending_head[p] = e->pending_next;
+                        event_unref(e);
+                }
+                c->pending_tail[p] = NULL;
+        }
+}
+
+vmsig_core *vmsig_core_free(vmsig_core *c) {
+        if (!c)
+                return NULL;
+
+        endpoint_registry_free(c);
+        while (c->subscribers)
+                vmsig_subscriber_free(c->subscribers);
+        subscribers_reap_dead(c);
+        pending_clear(c);
+        slots_free_all(c);
+        sources_done(c);
+
+        sd_event_source_disable_unref(c->dispatch_source);
+        sd_event_source_disable_unref(c->reap_source);
+        for (size_t k = 0; k < VMSIG_KIND_MAX; k++)
+                free(c->kinds[k].name);
+        sd_event_unref(c->event);
+        free(c);
+        return NULL;
+}
+
+sd_event *vmsig_core_get_event(vmsig_core *c) {
+        return c->event;
+}
+
+void vmsig_core_set_queue_limit(vmsig_core *c, size_t limit) {
+        c->queue_limit = limit > 0 ? limit : VMSIG_QUEUE_LIMIT_DEFAULT;
+}
+
+void vmsig_core_set_max_endpoints(vmsig_core *c, size_t max) {
+        c->max_endpoints = max > 0 ? max : VMSIG_ENDPOINTS_MAX_DEFAULT;
+}
+
+void vmsig_core_get_stats(vmsig_core *c, vmsig_core_stats *ret) {
+        *ret = c->stats;
+        ret->subscribers = c->n_subscribers;
+        ret->fd_sources = c->n_sources_used;
+        endpoint_registry_stats(c, ret);
+}
+
+int vmsig_core_register_kind(vmsig_core *c, const char *name, vmsig_priority priority, bool retained) {
+        if (!name || (unsigned) priority >= _VMSIG_PRIORITY_MAX)
+                return -EINVAL;
+        for (uint32_t k = 0; k < VMSIG_KIND_MAX; k++)
+                if (c->kinds[k].registered && strcmp(c->kinds[k].name, name) == 0)
+                        return -EEXIST;
+        for (uint32_t k = _VMSIG_KIND_BUILTIN_MAX; k < VMSIG_KIND_MAX; k++) {
+                if (c->kinds[k].registered)
+                        continue;
+                char *copy = strdup(name);
+                if (!copy)
+                        return -ENOMEM;
+                c->kinds[k] = (kind_info) { copy, priority, retained, true };
+                return (int) k;
+        }
+        return -ENOSPC;
+}
+
+kind_info *core_kind(vmsig_core *c, uint32_t kind) {
+        if (kind >= VMSIG_KIND_MAX || !c->kinds[kind].registered)
+                return NULL;
+        return &c->kinds[kind];
+}
+
+const char *vmsig_core_kind_name(vmsig_core *c, uint32_t kind) {
+        kind_info *k = core_kind(c, kind);
+        return k ? k->name : NULL;
+}
+
+slot *core_slot_lookup(vmsig_core *c, vmsig_id id) {
+        uint32_t i = VMSIG_ID_SLOT(id);
+        if (i >= c->n_slots)
+                return NULL;
+        slot *s = &c->slots[i];
+        if (!s->used || s->generation != VMSIG_ID_GENERATION(id))
+                return NULL;
+        return s;
+}
+
+void core_schedule_dispatch(vmsig_core *c) {
+        /* A running dispatch loops until nothing is pending or deliverable. */
+        if (c->dispatch_scheduled || c->dispatching)
+                return;
+        c->dispatch_scheduled = true;
+        (void) sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_ONESHOT);
+}
+
+void core_schedule_reap(vmsig_core *c) {
+        (void) sd_event_source_set_enabled(c->reap_source, SD_EVENT_ONESHOT);
+}
+
+static int publish(vmsig_core *c, event_impl *e) {
+        kind_info *k = core_kind(c, e->pub.kind);
+
+        if (!k) /* check_publish() ran first; keeps the compiler's null analysis happy */
+                return -EINVAL;
+        e->pub.timestamp = now_usec();
+        if (c->pending_tail[k->priority])
+                c->pending_tail[k->priority]->pending_next = e;
+        else
+                c->pending_head[k->priority] = e;
+        c->pending_tail[k->priority] = e;
+        c->stats.published++;
+        core_schedule_dispatch(c);
+        return 0;
+}
+
+static int check_publish(vmsig_core *c, uint32_t kind, vmsig_id endpoint) {
+        if (!core_kind(c, kind))
+                return -EINVAL;
+        if (!core_slot_lookup(c, endpoint))
+                return -ESTALE;
+        return 0;
+}
+
+int vmsig_core_publish(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, const void *payload, size_t size) {
+        int r = check_publish(c, kind, endpoint);
+        if (r < 0)
+                return r;
+
+        event_impl *e = malloc(sizeof(event_impl) + size);
+        if (!e)
+                return -ENOMEM;
+        *e = (event_impl) {
+                .pub = { .kind = kind, .key = key, .endpoint = endpoint, .payload = e->data, .payload_size = size },
+                .n_ref = 1,
+        };
+        if (size > 0)
+                memcpy(e->data, payload, size);
+        return publish(c, e);
+}
+
+int vmsig_core_publish_object(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, void *object, size_t size,
+                              void (*free_fn)(void *object)) {
+        int r = check_publish(c, kind, endpoint);
+        if (r < 0)
+                return r;
+
+        event_impl *e = malloc(sizeof(event_impl));
+        if (!e)
+                return -ENOMEM;
+        *e = (event_impl) {
+                .pub = { .kind = kind, .key = key, .endpoint = endpoint, .payload = object, .payload_size = size },
+                .n_ref = 1,
+                .object = object,
+                .free_fn = free_fn,
+        };
+        return publish(c, e);
+}
+
+static event_impl *pending_pop(vmsig_core *c) {
+        for (size_t p = 0; p < _VMSIG_PRIORITY_MAX; p++) {
+                event_impl *e = c->pending_head[p];
+                if (!e)
+                        continue;
+                c->pending_head[p] = e->pending_next;
+                if (!c->pending_head[p])
+                        c->pending_tail[p] = NULL;
+                e->pending_next = NULL;
+                return e;
+        }
+        return NULL;
+}
+
+static void dispatch_one(vmsig_core *c, event_impl *e) {
+        slot *s = core_slot_lookup(c, e->pub.endpoint);
+
+        /* The endpoint was reaped between publish and dispatch: nobody can
+         * make sense of the event any more. */
+        if (s) {
+                e->pub.seq = ++s->last_seq;
+                e->serial = ++c->serial;
+                if (c->kinds[e->pub.kind].retained)
+                        slots_retain(s, e);
+                c->stats.dispatched++;
+                for (vmsig_subscriber *sub = c->subscribers; sub; sub = sub->next)
+                        if (subscriber_matches(sub, &e->pub) && e->serial > sub->serial_floor)
+                                subscriber_offer(sub, e);
+        }
+        event_unref(e);
+}
+
+static bool drain_subscribers(vmsig_core *c) {
+        bool progress = false;
+        for (vmsig_subscriber *sub = c->subscribers; sub; sub = sub->next)
+                if (subscriber_drain(sub))
+                        progress = true;
+        return progress;
+}
+
+static void dispatch(vmsig_core *c) {
+        if (c->dispatching)
+                return;
+        c->dispatching = true;
+        c->dispatch_scheduled = false;
+        (void) sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_OFF);
+
+        for (;;) {
+                event_impl *e = pending_pop(c);
+                if (e)
+                        dispatch_one(c, e);
+                else if (!drain_subscribers(c))
+                        break;
+        }
+
+        c->dispatching = false;
+        subscribers_reap_dead(c);
+}
+
+static int on_dispatch(sd_event_source *s, void *userdata) {
+        dispatch(userdata);
+        return 0;
+}
+
+void vmsig_core_flush(vmsig_core *c) {
+        dispatch(c);
+}
+
+static int on_reap(sd_event_source *s, void *userdata) {
+        endpoint_registry_reap(userdata);
+        return 0;
+}
+
+const vmsig_event *vmsig_core_get_retained(vmsig_core *c, vmsig_id endpoint, uint32_t kind, uint32_t key) {
+        slot *s = core_slot_lookup(c, endpoint);
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_retained; i++)
+                if (s->retained[i]->pub.kind == kind && s->retained[i]->pub.key == key)
+                        return &s->retained[i]->pub;
+        return NULL;
+}

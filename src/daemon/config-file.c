@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Loading vmsigd.conf: parse without network or entity expansion, validate
+ * against the compiled-in RelaxNG schema, then check what the schema cannot
+ * (unique names and uuids, sizes in range). Every problem is reported as
+ * "FILE:LINE: problem" so that an admin can go straight to it. */
+#include <errno.h>
+#include <inttypes.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <libxml/parser.h>
+#include <libxml/relaxng.h>
+#include <libxml/tree.h>
+
+#include "config-file.h"
+#include "log.h"
+#include "macro.h"
+
+extern const char vmsig_config_schema[];
+extern const unsigned vmsig_config_schema_len;
+
+#define RAM_SIZE_MIN (1ULL << 20)
+#define RAM_SIZE_MAX (64ULL << 30)
+#define RAM_SIZE_ALIGN 4096ULL
+
+/* The first error wins: later ones are usually consequences of it. */
+typedef struct load_state {
+        const char *path;
+        char *error;
+        int r;
+} load_state;
+
+_printf_(4, 5) static int fail(load_state *s, int r, unsigned line, const char *fmt, ...) {
+        _cleanup_free_ char *what = NULL;
+        va_list ap;
+
+        if (s->error)
+                return s->r;
+        va_start(ap, fmt);
+        if (vasprintf(&what, fmt, ap) < 0)
+                what = NULL;
+        va_end(ap);
+        if (line > 0) {
+                if (asprintf(&s->error, "%s:%u: %s", s->path, line, what ?: "error") < 0)
+                        s->error = NULL;
+        } else if (asprintf(&s->error, "%s: %s", s->path, what ?: "error") < 0)
+                s->error = NULL;
+        s->r = r;
+        return r;
+}
+
+static void on_xml_error(void *userdata, xmlErrorPtr e) {
+        load_state *s = userdata;
+        size_t n = e->message ? strlen(e->message) : 0;
+
+        /* libxml2 messages end in a newline we do not want in one-line logs. */
+        while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' '))
+                n--;
+        (void) fail(s, -EINVAL, e->line > 0 ? (unsigned) e->line : 0, "%.*s", (int) n, e->message ?: "invalid XML");
+}
+
+static unsigned node_line(xmlNodePtr n) {
+        long l = xmlGetLineNo(n);
+        return l > 0 ? (unsigned) l : 0;
+}
+
+static char *attr(xmlNodePtr n, const char *name) {
+        return (char *) xmlGetProp(n, (const xmlChar *) name);
+}
+
+static void xml_freep(char **p) {
+        xmlFree(*p);
+}
+#define _cleanup_xmlfree_ _cleanup_(xml_freep)
+
+static int parse_ram_size(const char *s, uint64_t *ret) {
+        unsigned shift = 0;
+        char *end;
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (errno != 0 || end == s)
+                return -EINVAL;
+        if (*end == 'K')
+                shift = 10;
+        else if (*end == 'M')
+                shift = 20;
+        else if (*end == 'G')
+                shift = 30;
+        else if (*end != '\0')
+                return -EINVAL;
+        if (shift > 0 && end[1] != '\0')
+                return -EINVAL;
+        if (v > (UINT64_MAX >> shift))
+                return -ERANGE;
+        *ret = (uint64_t) v << shift;
+        return 0;
+}
+
+static int parse_number(load_state *s, xmlNodePtr n, const char *name, unsigned long long min, size_t *ret) {
+        _cleanup_xmlfree_ char *v = attr(n, name);
+        unsigned long long u;
+        char *end;
+
+        if (!v)
+                return 0;
+        errno = 0;
+        u = strtoull(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || u < min || u > INT_MAX)
+                return fail(s, -ERANGE, node_line(n), "%s=\"%s\" is out of range (%llu..%d).", name, v, min, INT_MAX);
+        *ret = (size_t) u;
+        return 0;
+}
+
+static int parse_positive(load_state *s, xmlNodePtr n, const char *name, size_t *ret) {
+        return parse_number(s, n, name, 1, ret);
+}
+
+static int parse_unsigned(load_state *s, xmlNodePtr n, const char *name, unsigned *ret) {
+        size_t v = *ret;
+        int r = parse_number(s, n, name, 0, &v);
+
+        *ret = (unsigned) v;
+        return r;
+}
+
+static int parse_log(load_state *s, xmlNodePtr n, vmsig_config *c) {
+        _cleanup_xmlfree_ char *level = attr(n, "level");
+        int l = log_level_from_string(level);
+
+        if (l < 0)
+                return fail(s, -EINVAL, node_line(n), "unknown log level \"%s\".", level ?: "");
+        c->log_level = l;
+        return 0;
+}
+
+static int parse_limits(load_state *s, xmlNodePtr n, vmsig_config *c) {
+        int r = parse_positive(s, n, "queue-length", &c->queue_limit);
+        return r < 0 ? r : parse_positive(s, n, "max-endpoints", &c->max_endpoints);
+}
+
+static int parse_audit(load_state *s, xmlNodePtr n, vmsig_config *c) {
+        _cleanup_xmlfree_ char *target = attr(n, "target");
+
+        if (!target || (strcmp(target, "auto") != 0 && strcmp(target, "journal") != 0 && strcmp(target, "stderr") != 0))
+                return fail(s, -EINVAL, node_line(n), "unknown audit target \"%s\" (auto, journal or stderr).",
+                            target ?: "");
+        free(c->audit_target);
+        c->audit_target = strdup(target);
+        return c->audit_target ? 0 : fail(s, -ENOMEM, 0, "out of memory.");
+}
+
+static int parse_private_socket(load_state *s, xmlNodePtr n, vmsig_config *c) {
+        _cleanup_xmlfree_ char *path = attr(n, "path"), *enabled = attr(n, "enabled");
+
+        free(c->private_socket);
+        c->private_socket = NULL;
+        if (enabled && strcmp(enabled, "no") == 0)
+                return 0;
+        if (enabled && strcmp(enabled, "yes") != 0)
+                return fail(s, -EINVAL, node_line(n), "enabled=\"%s\" must be yes or no.", enabled);
+        if (path && (path[0] != '/' || strlen(path) >= 108))
+                return fail(s, -EINVAL, node_line(n),
+                            "private socket path \"%s\" must be absolute and shorter than 108 bytes.", path);
+        c->private_socket = strdup(path ?: VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
+        return c->private_socket ? 0 : fail(s, -ENOMEM, 0, "out of memory.");
+}
+
+static int append_id(load_state *s, unsigned line, uint32_t **ids, size_t *n, uint32_t id) {
+        uint32_t *grown = reallocarray(*ids, *n + 1, sizeof(uint32_t));
+
+        if (!grown)
+                return fail(s, -ENOMEM, line, "out of memory.");
+        grown[(*n)++] = id;
+        *ids = grown;
+        return 0;
+}
+
+/* Names are resolved here, once per load: the loop never waits on NSS. */
+static int parse_allow(load_state *s, xmlNodePtr n, vmsig_admission_config *a) {
+        _cleanup_xmlfree_ char *user = attr(n, "user"), *group = attr(n, "group");
+        unsigned line = node_line(n);
+
+        if (!user == !group)
+                return fail(s, -EINVAL, line, "<allow> takes exactly one of user= and group=.");
+        if (user) {
+                struct passwd *pw = getpwnam(user);
+                if (!pw)
+                        return fail(s, -ENOENT, line, "unknown user \"%s\".", user);
+                return append_id(s, line, (uint32_t **) &a->allow_uids, &a->n_allow_uids, pw->pw_uid);
+        }
+        struct group *gr = getgrnam(group);
+        if (!gr)
+                return fail(s, -ENOENT, line, "unknown group \"%s\".", group);
+        return append_id(s, line, (uint32_t **) &a->allow_gids, &a->n_allow_gids, gr->gr_gid);
+}
+
+static int parse_admission(load_state *s, xmlNodePtr n, vmsig_config *c) {
+        vmsig_admission_config *a = &c->admission;
+        int r;
+
+        r = parse_unsigned(s, n, "max-pending-calls", &a->max_pending_calls);
+        if (r >= 0)
+                r = parse_unsigned(s, n, "max-subscriptions", &a->max_subscriptions);
+        if (r >= 0)
+                r = parse_unsigned(s, n, "max-leases", &a->max_leases);
+        for (xmlNodePtr k = n->children; r >= 0 && k; k = k->next)
+                if (k->type == XML_ELEMENT_NODE && xmlStrEqual(k->name, (const xmlChar *) "allow"))
+                        r = parse_allow(s, k, a);
+        return r;
+}
+
+static int check_unique(load_state *s, const vmsig_config *c, const vmsig_stub_vm_config *vm) {
+        for (size_t i = 0; i < c->n_stub_vms; i++) {
+                const vmsig_stub_vm_config *o = &c->stub_vms[i];
+
+                if (strcmp(o->name, vm->name) == 0)
+                        return fail(s, -EEXIST, vm->line, "duplicate stub-vm name \"%s\" (first declared on line %u).",
+                                    vm->name, o->line);
+                if (!sd_id128_is_null(vm->uuid) && sd_id128_equal(o->uuid, vm->uuid))
+                        return fail(s, -EEXIST, vm->line, "duplicate stub-vm uuid " SD_ID128_UUID_FORMAT_STR
+                                    " (also used by \"%s\" on line %u).", SD_ID128_FORMAT_VAL(vm->uuid), o->name,
+                                    o->line);
+        }
+        return 0;
+}
+
+static int parse_stub_ram(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+        _cleanup_xmlfree_ char *v = attr(n, "ram-size");
+        int r;
+
+        vm->ram_size = VMSIG_CONFIG_RAM_SIZE_DEFAULT;
+        if (!v)
+                return 0;
+        r = parse_ram_size(v, &vm->ram_size);
+        if (r == -EINVAL)
+                return fail(s, r, vm->line, "ram-size \"%s\" is not a size (bytes, or a number with K, M or G).", v);
+        if (r < 0 || vm->ram_size < RAM_SIZE_MIN || vm->ram_size > RAM_SIZE_MAX)
+                return fail(s, -ERANGE, vm->line, "ram-size \"%s\" is out of range (1M..64G).", v);
+        if (vm->ram_size % RAM_SIZE_ALIGN != 0)
+                return fail(s, -EINVAL, vm->line, "ram-size \"%s\" is not a multiple of 4096 bytes.", v);
+        return 0;
+}
+
+static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+        _cleanup_xmlfree_ char *uuid = attr(n, "uuid"), *state = attr(n, "state");
+
+        if (!vmsig_endpoint_name_is_valid(vm->name))
+                return fail(s, -EINVAL, vm->line, "invalid stub-vm name \"%s\".", vm->name);
+        if (uuid && sd_id128_from_string(uuid, &vm->uuid) < 0)
+                return fail(s, -EINVAL, vm->line, "invalid uuid \"%s\".", uuid);
+        vm->initial_state = state ? vmsig_state_from_string(state) : VMSIG_STATE_RUNNING;
+        if (vm->initial_state == _VMSIG_STATE_MAX || vm->initial_state == VMSIG_STATE_UNKNOWN)
+                return fail(s, -EINVAL, vm->line, "invalid state \"%s\".", state);
+        return parse_stub_ram(s, n, vm);
+}
+
+static int parse_stub_vm(load_state *s, xmlNodePtr n, vmsig_config *c) {
+        _cleanup_xmlfree_ char *name = attr(n, "name");
+        vmsig_stub_vm_config vm = { .line = node_line(n) };
+        vmsig_stub_vm_config *grown;
+        int r;
+
+        if (!name)
+                return fail(s, -EINVAL, vm.line, "stub-vm lacks the name attribute.");
+        vm.name = strdup(name);
+        if (!vm.name)
+                return fail(s, -ENOMEM, vm.line, "out of memory.");
+        r = parse_stub_fields(s, n, &vm);
+        if (r >= 0)
+                r = check_unique(s, c, &vm);
+        if (r >= 0 && !(grown = reallocarray(c->stub_vms, c->n_stub_vms + 1, sizeof(*grown))))
+                r = fail(s, -ENOMEM, vm.line, "out of memory.");
+        if (r < 0) {
+                free(vm.name);
+                return r;
+        }
+        c->stub_vms = grown;
+        c->stub_vms[c->n_stub_vms++] = vm;
+        return 0;
+}
+
+static int parse_tree(load_state *s, xmlNodePtr root, vmsig_config *c) {
+        if (!root || !xmlStrEqual(root->name, (const xmlChar *) "vmsigd"))
+                return fail(s, -EINVAL, root ? node_line(root) : 0, "the root element must be <vmsigd>.");
+        for (xmlNodePtr n = root->children; n; n = n->next) {
+                int r = 0;
+
+                if (n->type != XML_ELEMENT_NODE)
+                        continue;
+                if (xmlStrEqual(n->name, (const xmlChar *) "log"))
+                        r = parse_log(s, n, c);
+                else if (xmlStrEqual(n->name, (const xmlChar *) "limits"))
+                        r = parse_limits(s, n, c);
+                else if (xmlStrEqual(n->name, (const xmlChar *) "stub-vm"))
+                        r = parse_stub_vm(s, n, c);
+                else if (xmlStrEqual(n->name, (const xmlChar *) "audit"))
+                        r = parse_audit(s, n, c);
+                else if (xmlStrEqual(n->name, (const xmlChar *) "private-socket"))
+                        r = parse_private_socket(s, n, c);
+                else if (xmlStrEqual(n->name, (const xmlChar *) "admission"))
+                        r = parse_admission(s, n, c);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int validate(load_state *s, xmlDocPtr doc) {
+        xmlRelaxNGParserCtxtPtr pctx = xmlRelaxNGNewMemParserCtxt(vmsig_config_schema, (int) vmsig_config_schema_len);
+        xmlRelaxNGPtr schema = NULL;
+        xmlRelaxNGValidCtxtPtr vctx = NULL;
+        int r;
+
+        if (pctx) {
+                xmlRelaxNGSetParserStructuredErrors(pctx, on_xml_error, s);
+                schema = xmlRelaxNGParse(pctx);
+        }
+        if (schema)
+                vctx = xmlRelaxNGNewValidCtxt(schema);
+
+        if (!vctx) {
+                r = fail(s, -ENOMEM, 0, "cannot load the configuration schema.");
+        } else {
+                xmlRelaxNGSetValidStructuredErrors(vctx, on_xml_error, s);
+                r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : fail(s, -EINVAL, 0, "does not match the schema.");
+        }
+        xmlRelaxNGFreeValidCtxt(vctx);
+        xmlRelaxNGFree(schema);
+        xmlRelaxNGFreeParserCtxt(pctx);
+        return r;
+}
+
+/* NONET: a config file never makes us reach out. Entities are not
+ * substituted (no NOENT), so an entity cannot pull in another file. */
+static int read_document(load_state *s, xmlDocPtr *ret) {
+        xmlParserCtxtPtr ctx;
+        xmlDocPtr doc;
+
+        if (access(s->path, R_OK) < 0)
+                return fail(s, -errno, 0, "%s.", strerror(errno));
+        ctx = xmlNewParserCtxt();
+        if (!ctx)
+                return fail(s, -ENOMEM, 0, "out of memory.");
+        /* libxml2 2.9 has no per-context structured handler; the global one
+         * is thread-local and we are single-threaded. */
+        xmlSetStructuredErrorFunc(s, on_xml_error);
+        doc = xmlCtxtReadFile(ctx, s->path, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING);
+        xmlSetStructuredErrorFunc(NULL, NULL);
+        xmlFreeParserCtxt(ctx);
+        if (!doc)
+                return fail(s, -EINVAL, 0, "not well-formed XML.");
+        *ret = doc;
+        return 0;
+}
+
+static vmsig_config *config_alloc(const char *path) {
+        vmsig_config *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        c->log_level = VMSIG_CONFIG_LOG_LEVEL_DEFAULT;
+        c->queue_limit = VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT;
+        c->max_endpoints = VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT;
+        c->admission.max_pending_calls = VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT;
+        c->admission.max_subscriptions = VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT;
+        c->admission.max_leases = VMSIG_CONFIG_MAX_LEASES_DEFAULT;
+        c->path = path ? strdup(path) : NULL;
+        c->audit_target = strdup("auto");
+        c->private_socket = strdup(VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
+        if ((path && !c->path) || !c->audit_target || !c->private_socket)
+                return vmsig_config_free(c);
+        return c;
+}
+
+int vmsig_config_new_default(vmsig_config **ret) {
+        *ret = config_alloc(NULL);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int vmsig_config_load(const char *path, vmsig_config **ret, char **error) {
+        load_state s = { .path = path };
+        vmsig_config *c = NULL;
+        xmlDocPtr doc = NULL;
+        int r;
+
+        /* Our own checks run first: their messages name the attribute and
+         * value, where libxml2's RelaxNG errors are often only "failed to
+         * validate attributes". The schema then catches everything else. */
+        r = read_document(&s, &doc);
+        if (r >= 0 && !(c = config_alloc(path)))
+                r = fail(&s, -ENOMEM, 0, "out of memory.");
+        if (r >= 0)
+                r = parse_tree(&s, xmlDocGetRootElement(doc), c);
+        if (r >= 0)
+                r = validate(&s, doc);
+        xmlFreeDoc(doc);
+        if (r < 0) {
+                vmsig_config_free(c);
+                if (error)
+                        *error = TAKE_PTR(s.error);
+                free(s.error);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+vmsig_config *vmsig_config_free(vmsig_config *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n_stub_vms; i++)
+                free(c->stub_vms[i].name);
+        free(c->stub_vms);
+        free(c->admission.allow_uids);
+        free(c->admission.allow_gids);
+        free(c->audit_target);
+        free(c->private_socket);
+        free(c->path);
+        free(c);
+        return NULL;
+}
+
+const vmsig_stub_vm_config *vmsig_config_find_stub(const vmsig_config *c, const char *name) {
+        for (size_t i = 0; c && i < c->n_stub_vms; i++)
+                if (strcmp(c->stub_vms[i].name, name) == 0)
+                        return &c->stub_vms[i];
+        return NULL;
+}

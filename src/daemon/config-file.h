@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* vmsigd.conf: XML read with libxml2, validated against the RelaxNG schema
+ * data/vmsigd.conf.rng (compiled into the daemon), then checked for what a
+ * schema cannot express (duplicates, ranges). */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-id128.h>
+
+#include "vmsig-endpoint.h"
+
+typedef struct vmsig_stub_vm_config {
+        char *name;
+        sd_id128_t uuid;  /* SD_ID128_NULL when the file gives none */
+        uint64_t ram_size; /* bytes, page aligned */
+        vmsig_state initial_state;
+        unsigned line; /* where it was declared, for messages */
+} vmsig_stub_vm_config;
+
+/* Per-uid admission; user and group names are resolved when the file is
+ * loaded, so a reload picks up changes to the user database. */
+typedef struct vmsig_admission_config {
+        unsigned max_pending_calls; /* 0: unlimited */
+        unsigned max_subscriptions;
+        unsigned max_leases;
+        uid_t *allow_uids;
+        size_t n_allow_uids;
+        gid_t *allow_gids;
+        size_t n_allow_gids;
+} vmsig_admission_config;
+
+typedef struct vmsig_config {
+        char *path;
+        int log_level; /* syslog priority */
+        size_t queue_limit;
+        size_t max_endpoints;
+        char *audit_target;   /* "auto", "journal" or "stderr" */
+        char *private_socket; /* NULL when disabled */
+        vmsig_admission_config admission;
+        vmsig_stub_vm_config *stub_vms;
+        size_t n_stub_vms;
+} vmsig_config;
+
+#define VMSIG_CONFIG_LOG_LEVEL_DEFAULT LOG_INFO
+#define VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT 1024
+#define VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT 4096
+#define VMSIG_CONFIG_RAM_SIZE_DEFAULT (64ULL << 20)
+#define VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT "/run/vmsig/private"
+#define VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT 64
+#define VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT 64
+#define VMSIG_CONFIG_MAX_LEASES_DEFAULT 16
+
+/* The configuration used when no file exists at the default path. */
+int vmsig_config_new_default(vmsig_config **ret);
+/* Returns 0, or a negative errno and *error set to "FILE:LINE: problem"
+ * (FILE alone when no line applies), to be freed by the caller. */
+int vmsig_config_load(const char *path, vmsig_config **ret, char **error);
+vmsig_config *vmsig_config_free(vmsig_config *c);
+const vmsig_stub_vm_config *vmsig_config_find_stub(const vmsig_config *c, const char *name);

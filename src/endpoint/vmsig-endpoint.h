@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Endpoints: one per VM. An endpoint owns a slot (vmid) with a generation,
+ * its roster entry, and three adapters: the memctx sensor, the input
+ * actuator and the host-management seam. Backends provide the adapters;
+ * nothing here knows which backend they come from.
+ *
+ * Life cycle: vmsig_core_attach_endpoint() publishes ROSTER(added) and
+ * attaches the adapters. vmsig_core_detach_endpoint() detaches the adapters
+ * (which complete their pending operations with -ENODEV), publishes
+ * ROSTER(removed) and drops the registry's reference. The endpoint is freed,
+ * and its slot becomes reusable, by a deferred reap once no dispatch, no
+ * pending operation and no caller holds a reference.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-id128.h>
+
+#include "vmsig-core.h"
+
+#define VMSIG_NAME_MAX 64
+
+typedef enum vmsig_state {
+        VMSIG_STATE_UNKNOWN,
+        VMSIG_STATE_RUNNING,
+        VMSIG_STATE_PAUSED,
+        VMSIG_STATE_SHUT_OFF,
+        _VMSIG_STATE_MAX,
+} vmsig_state;
+
+typedef enum vmsig_lifecycle_op {
+        VMSIG_OP_PAUSE,
+        VMSIG_OP_RESUME,
+        VMSIG_OP_RESET,
+        VMSIG_OP_POWER_OFF,
+        _VMSIG_OP_MAX,
+} vmsig_lifecycle_op;
+
+typedef enum vmsig_roster_change {
+        VMSIG_ROSTER_ADDED,
+        VMSIG_ROSTER_CHANGED,
+        VMSIG_ROSTER_REMOVED,
+} vmsig_roster_change;
+
+/* ROSTER payload: a full snapshot of the entry, so that replaying the
+ * newest one is enough for a late subscriber. */
+typedef struct vmsig_roster_payload {
+        vmsig_roster_change change;
+        vmsig_state state;
+        uint32_t vmid;
+        uint32_t generation;
+        sd_id128_t uuid;
+        char name[VMSIG_NAME_MAX + 1];
+} vmsig_roster_payload;
+
+/* LIFECYCLE payload: what happened to the guest. A reset keeps the state
+ * but is still a lifecycle event (it invalidates memctx). */
+typedef struct vmsig_lifecycle_payload {
+        vmsig_lifecycle_op op;
+        vmsig_state old_state;
+        vmsig_state new_state;
+} vmsig_lifecycle_payload;
+
+/* Neutral input events (evdev-like); the input actuator maps them. */
+typedef enum vmsig_input_type {
+        VMSIG_INPUT_KEY,    /* code: qcode number, value: 1 down, 0 up */
+        VMSIG_INPUT_BUTTON, /* code: button, value: 1 down, 0 up */
+        VMSIG_INPUT_REL,    /* code: axis (0 x, 1 y, 2 wheel), value: delta */
+        VMSIG_INPUT_ABS,    /* code: axis, value: position 0..32767 */
+        _VMSIG_INPUT_TYPE_MAX,
+} vmsig_input_type;
+
+typedef struct vmsig_input_event {
+        uint32_t type;
+        uint32_t code;
+        int32_t value;
+} vmsig_input_event;
+
+/* The completion of an asynchronous adapter operation. */
+typedef struct vmsig_result {
+        int error;           /* 0 or -errno */
+        const char *message; /* human-readable detail for errors, may be NULL */
+} vmsig_result;
+typedef void (*vmsig_done_fn)(const vmsig_result *result, void *userdata);
+
+/* Every adapter role starts with these. attach runs with the loop live and
+ * may register fd sources; detach must remove them and complete pending
+ * operations with -ENODEV; free releases what the backend allocated. */
+typedef struct vmsig_adapter_ops {
+        int (*attach)(void *data, vmsig_endpoint *ep);
+        void (*detach)(void *data, vmsig_endpoint *ep);
+        void (*free)(void *data);
+} vmsig_adapter_ops;
+
+typedef struct vmsig_host_ops {
+        vmsig_adapter_ops base;
+        const char *backend;
+        /* Start op; done is called from the loop later, never from inside
+         * this call. Returns <0 if the request could not be queued at all. */
+        int (*lifecycle)(void *data, vmsig_lifecycle_op op, vmsig_done_fn done, void *userdata);
+} vmsig_host_ops;
+
+typedef struct vmsig_input_ops {
+        vmsig_adapter_ops base;
+        int (*inject)(void *data, const vmsig_input_event *events, size_t n, vmsig_done_fn done, void *userdata);
+} vmsig_input_ops;
+
+typedef struct vmsig_sensor_ops {
+        vmsig_adapter_ops base;
+} vmsig_sensor_ops;
+
+typedef enum vmsig_adapter_role {
+        VMSIG_ADAPTER_MEMCTX,
+        VMSIG_ADAPTER_INPUT,
+        VMSIG_ADAPTER_HOST,
+        _VMSIG_ADAPTER_MAX,
+} vmsig_adapter_role;
+
+typedef struct vmsig_adapter {
+        const vmsig_adapter_ops *ops; /* really a vmsig_{sensor,input,host}_ops */
+        void *data;
+} vmsig_adapter;
+
+typedef struct vmsig_endpoint_spec {
+        const char *name;
+        sd_id128_t uuid;
+        vmsig_state initial_state;
+        vmsig_adapter adapters[_VMSIG_ADAPTER_MAX]; /* ownership passes to the endpoint */
+} vmsig_endpoint_spec;
+
+const char *vmsig_state_to_string(vmsig_state s);
+vmsig_state vmsig_state_from_string(const char *s);
+const char *vmsig_lifecycle_op_to_string(vmsig_lifecycle_op op);
+bool vmsig_endpoint_name_is_valid(const char *name);
+
+/* Registry. On failure the spec's adapters are freed. */
+int vmsig_core_attach_endpoint(vmsig_core *c, const vmsig_endpoint_spec *spec, vmsig_endpoint **ret);
+int vmsig_core_detach_endpoint(vmsig_core *c, vmsig_endpoint *ep);
+vmsig_endpoint *vmsig_core_find_endpoint(vmsig_core *c, vmsig_id id);
+vmsig_endpoint *vmsig_core_find_endpoint_by_name(vmsig_core *c, const char *name);
+vmsig_endpoint *vmsig_core_find_endpoint_by_vmid(vmsig_core *c, uint32_t vmid);
+/* Iterate attached endpoints in slot order; start with NULL. */
+vmsig_endpoint *vmsig_core_next_endpoint(vmsig_core *c, vmsig_endpoint *prev);
+size_t vmsig_core_endpoint_count(vmsig_core *c);
+
+vmsig_endpoint *vmsig_endpoint_ref(vmsig_endpoint *ep);
+vmsig_endpoint *vmsig_endpoint_unref(vmsig_endpoint *ep);
+
+vmsig_core *vmsig_endpoint_get_core(vmsig_endpoint *ep);
+vmsig_id vmsig_endpoint_get_id(vmsig_endpoint *ep);
+uint32_t vmsig_endpoint_get_vmid(vmsig_endpoint *ep);
+uint32_t vmsig_endpoint_get_generation(vmsig_endpoint *ep);
+const char *vmsig_endpoint_get_name(vmsig_endpoint *ep);
+sd_id128_t vmsig_endpoint_get_uuid(vmsig_endpoint *ep);
+vmsig_state vmsig_endpoint_get_state(vmsig_endpoint *ep);
+bool vmsig_endpoint_is_attached(vmsig_endpoint *ep);
+const char *vmsig_endpoint_get_backend(vmsig_endpoint *ep);
+bool vmsig_endpoint_has_adapter(vmsig_endpoint *ep, vmsig_adapter_role role);
+
+/* Adapter side: report what the VM did. Publishes LIFECYCLE and, when the
+ * state changed, ROSTER. */
+void vmsig_endpoint_report_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, vmsig_state new_state);
+
+/* Register an fd source on behalf of the endpoint: the endpoint is kept
+ * alive for the duration of each callback, and any source still registered
+ * at detach is removed. */
+int vmsig_endpoint_add_fd(vmsig_endpoint *ep, int fd, uint32_t events, vmsig_fd_fn fn, void *userdata,
+                          vmsig_cookie *ret);
+int vmsig_endpoint_remove_fd(vmsig_endpoint *ep, vmsig_cookie cookie);
+
+/* Control side: requests go through the adapters. -EOPNOTSUPP when the
+ * endpoint has no such adapter, -ENODEV when it is detached. */
+int vmsig_endpoint_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, vmsig_done_fn done, void *userdata);
+int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *events, size_t n, vmsig_done_fn done,
+                                void *userdata);

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "memctx.h"
+#include "stub.h"
+
+#define INPUT_LOG_MAX 4096
+
+typedef enum request_type { REQUEST_LIFECYCLE, REQUEST_INPUT } request_type;
+
+typedef struct request {
+        request_type type;
+        vmsig_lifecycle_op op;
+        size_t n_events;
+        vmsig_input_event *events;
+        vmsig_done_fn done;
+        void *userdata;
+        struct request *next;
+} request;
+
+struct vmsig_stub {
+        unsigned n_ref; /* one per adapter role */
+        vmsig_endpoint *endpoint; /* while attached; not a reference */
+        vmsig_stub_spec spec;
+        char *name;
+
+        int ram_fd; /* private, writable */
+        vmsig_memctx_source memctx;
+        vmsig_subscriber *lifecycle_sub;
+
+        int event_fd;
+        vmsig_cookie cookie;
+        request *queue_head, *queue_tail;
+
+        vmsig_input_event *input_log;
+        size_t input_head, n_input;
+};
+
+static vmsig_stub *stub_unref(vmsig_stub *s) {
+        if (!s || --s->n_ref > 0)
+                return NULL;
+        free(s->input_log);
+        free(s->name);
+        free(s);
+        return NULL;
+}
+
+static void adapter_free(void *data) {
+        stub_unref(data);
+}
+
+static void complete(request *q, int error, const char *message) {
+        vmsig_result res = { .error = error, .message = message };
+        if (q->done)
+                q->done(&res, q->userdata);
+        free(q->events);
+        free(q);
+}
+
+static request *queue_pop(vmsig_stub *s) {
+        request *q = s->queue_head;
+        if (q) {
+                s->queue_head = q->next;
+                if (!s->queue_head)
+                        s->queue_tail = NULL;
+        }
+        return q;
+}
+
+static int queue_push(vmsig_stub *s, request *q) {
+        if (s->event_fd < 0) {
+                free(q->events);
+                free(q);
+                return -ENODEV;
+        }
+        if (s->queue_tail)
+                s->queue_tail->next = q;
+        else
+                s->queue_head = q;
+        s->queue_tail = q;
+        /* Completion happens on a later loop iteration, as with a real
+         * hypervisor round trip. */
+        if (eventfd_write(s->event_fd, 1) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The guest's state machine. */
+static int transition(vmsig_state from, vmsig_lifecycle_op op, vmsig_state *to) {
+        switch (op) {
+        case VMSIG_OP_PAUSE:
+                *to = VMSIG_STATE_PAUSED;
+                return from == VMSIG_STATE_RUNNING ? 0 : -EBADFD;
+        case VMSIG_OP_RESUME:
+                *to = VMSIG_STATE_RUNNING;
+                return from == VMSIG_STATE_PAUSED ? 0 : -EBADFD;
+        case VMSIG_OP_RESET:
+                /* A reset keeps a paused guest paused, as QEMU does. */
+                *to = from;
+                return from == VMSIG_STATE_RUNNING || from == VMSIG_STATE_PAUSED ? 0 : -EBADFD;
+        case VMSIG_OP_POWER_OFF:
+                *to = VMSIG_STATE_SHUT_OFF;
+                return from == VMSIG_STATE_RUNNING || from == VMSIG_STATE_PAUSED ? 0 : -EBADFD;
+        default:
+                return -EINVAL;
+        }
+}
+
+static void run_lifecycle(vmsig_stub *s, request *q) {
+        vmsig_state from = vmsig_endpoint_get_state(s->endpoint), to;
+        char msg[128];
+
+        if (transition(from, q->op, &to) < 0) {
+                snprintf(msg, sizeof msg, "Cannot %s endpoint '%s': it is %s.", vmsig_lifecycle_op_to_string(q->op),
+                         s->name, vmsig_state_to_string(from));
+                complete(q, -EBADFD, msg);
+                return;
+        }
+        vmsig_endpoint_report_lifecycle(s->endpoint, q->op, to);
+        complete(q, 0, NULL);
+}
+
+static void record_input(vmsig_stub *s, const vmsig_input_event *ev) {
+        size_t i = (s->input_head + s->n_input) % INPUT_LOG_MAX;
+        s->input_log[i] = *ev;
+        if (s->n_input < INPUT_LOG_MAX)
+                s->n_input++;
+        else
+                s->input_head = (s->input_head + 1) % INPUT_LOG_MAX;
+}
+
+static void run_input(vmsig_stub *s, request *q) {
+        char msg[128];
+
+        if (vmsig_endpoint_get_state(s->endpoint) == VMSIG_STATE_SHUT_OFF) {
+                snprintf(msg, sizeof msg, "Endpoint '%s' is shut off and takes no input.", s->name);
+                complete(q, -EBADFD, msg);
+                return;
+        }
+        for (size_t i = 0; i < q->n_events; i++)
+                record_input(s, &q->events[i]);
+        complete(q, 0, NULL);
+}
+
+static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
+        vmsig_stub *s = userdata;
+        eventfd_t v;
+
+        (void) eventfd_read(fd, &v);
+        /* Only what was queued before now; requests queued by a completion
+         * callback run on the next iteration, keeping the loop fair. */
+        request *tail = s->queue_tail;
+        for (request *q; s->endpoint && (q = queue_pop(s));) {
+                bool last = q == tail;
+                if (q->type == REQUEST_LIFECYCLE)
+                        run_lifecycle(s, q);
+                else
+                        run_input(s, q);
+                if (last)
+                        break;
+        }
+        if (s->queue_head && s->event_fd >= 0)
+                (void) eventfd_write(s->event_fd, 1);
+}
+
+/* Host-management seam. */
+
+static int host_attach(void *data, vmsig_endpoint *ep) {
+        vmsig_stub *s = data;
+        int r;
+
+        s->endpoint = ep;
+        s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->event_fd < 0)
+                return -errno;
+        r = vmsig_endpoint_add_fd(ep, s->event_fd, EPOLLIN, on_event_fd, s, &s->cookie);
+        if (r < 0)
+                s->event_fd = safe_close(s->event_fd);
+        return r;
+}
+
+static void host_detach(void *data, vmsig_endpoint *ep) {
+        vmsig_stub *s = data;
+        char msg[128];
+
+        if (s->event_fd >= 0) {
+                (void) vmsig_endpoint_remove_fd(ep, s->cookie);
+                s->event_fd = safe_close(s->event_fd);
+        }
+        snprintf(msg, sizeof msg, "Endpoint '%s' was detached.", s->name);
+        for (request *q; (q = queue_pop(s));)
+                complete(q, -ENODEV, msg);
+        s->endpoint = NULL;
+}
+
+static int host_lifecycle(void *data, vmsig_lifecycle_op op, vmsig_done_fn done, void *userdata) {
+        vmsig_stub *s = data;
+        request *q = calloc(1, sizeof *q);
+        if (!q)
+                return -ENOMEM;
+        *q = (request) { .type = REQUEST_LIFECYCLE, .op = op, .done = done, .userdata = userdata };
+        return queue_push(s, q);
+}
+
+static const vmsig_host_ops stub_host_ops = {
+        .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
+        .backend = "stub",
+        .lifecycle = host_lifecycle,
+};
+
+/* Input actuator. */
+
+static int input_inject(void *data, const vmsig_input_event *events, size_t n, vmsig_done_fn done, void *userdata) {
+        vmsig_stub *s = data;
+
+        for (size_t i = 0; i < n; i++)
+                if (events[i].type >= _VMSIG_INPUT_TYPE_MAX)
+                        return -EINVAL;
+        request *q = calloc(1, sizeof *q);
+        if (!q)
+                return -ENOMEM;
+        *q = (request) { .type = REQUEST_INPUT, .n_events = n, .done = done, .userdata = userdata };
+        if (n > 0) {
+                q->events = malloc(n * sizeof *events);
+                if (!q->events) {
+                        free(q);
+                        return -ENOMEM;
+                }
+                memcpy(q->events, events, n * sizeof *events);
+        }
+        return queue_push(s, q);
+}
+
+static const vmsig_input_ops stub_input_ops = {
+        .base = { .free = adapter_free },
+        .inject = input_inject,
+};
+
+/* memctx sensor: the RAM region, and a new epoch on every guest reset. */
+
+static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *userdata) {
+        vmsig_stub *s = userdata;
+        const vmsig_lifecycle_payload *p = d->event->payload;
+
+        if (!d->replay && s->endpoint && p->op == VMSIG_OP_RESET)
+                (void) vmsig_memctx_source_new_epoch(&s->memctx, s->endpoint);
+        return VMSIG_DELIVER_OK;
+}
+
+static int create_ram(vmsig_stub *s, int *ret_ro) {
+        _cleanup_close_ int fd = -1, ro = -1;
+        char path[64];
+
+        fd = memfd_create(s->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        /* memfds are created 0777: without this, anyone handed the
+         * read-only fd could reopen it for writing through /proc. */
+        if (fchmod(fd, 0600) < 0)
+                return -errno;
+        if (ftruncate(fd, (off_t) s->spec.ram_size) < 0)
+                return -errno;
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return -errno;
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ro = open(path, O_RDONLY | O_CLOEXEC);
+        if (ro < 0)
+                return -errno;
+        s->ram_fd = TAKE_FD(fd);
+        *ret_ro = TAKE_FD(ro);
+        return 0;
+}
+
+static void memctx_detach(void *data, vmsig_endpoint *ep) {
+        vmsig_stub *s = data;
+
+        s->lifecycle_sub = vmsig_subscriber_free(s->lifecycle_sub);
+        vmsig_memctx_source_done(&s->memctx);
+        /* The daemon owns the RAM fds; they go with the endpoint. */
+        s->ram_fd = safe_close(s->ram_fd);
+}
+
+static int memctx_attach(void *data, vmsig_endpoint *ep) {
+        vmsig_stub *s = data;
+        vmsig_filter f = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_LIFECYCLE), .endpoint = vmsig_endpoint_get_id(ep) };
+        int ro = -1, r;
+
+        r = create_ram(s, &ro);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create RAM of stub VM '%s': %m", s->name);
+        r = vmsig_memctx_source_init(&s->memctx, ro, s->spec.ram_size, NULL, 0);
+        if (r >= 0)
+                r = vmsig_core_subscribe(vmsig_endpoint_get_core(ep), &f, 0, on_lifecycle, s, &s->lifecycle_sub);
+        if (r >= 0)
+                r = vmsig_memctx_source_publish(&s->memctx, ep);
+        if (r < 0)
+                memctx_detach(s, ep); /* the endpoint only detaches adapters that attached */
+        return r;
+}
+
+static const vmsig_sensor_ops stub_memctx_ops = {
+        .base = { .attach = memctx_attach, .detach = memctx_detach, .free = adapter_free },
+};
+
+int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_stub **ret_stub) {
+        vmsig_stub *s;
+
+        if (!vmsig_endpoint_name_is_valid(spec->name) || spec->ram_size == 0 || spec->ram_size % 4096)
+                return -EINVAL;
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->n_ref = _VMSIG_ADAPTER_MAX;
+        s->spec = *spec;
+        s->ram_fd = s->event_fd = -1;
+        s->memctx.ram_fd = -1;
+        s->name = strdup(spec->name);
+        s->input_log = calloc(INPUT_LOG_MAX, sizeof(vmsig_input_event));
+        if (!s->name || !s->input_log) {
+                free(s->name);
+                free(s->input_log);
+                free(s);
+                return -ENOMEM;
+        }
+        s->spec.name = s->name;
+
+        *ret = (vmsig_endpoint_spec) {
+                .name = s->name,
+                .uuid = spec->uuid,
+                .initial_state = spec->initial_state,
+        };
+        if (sd_id128_is_null(ret->uuid))
+                (void) sd_id128_randomize(&ret->uuid);
+        ret->adapters[VMSIG_ADAPTER_MEMCTX] = (vmsig_adapter) { &stub_memctx_ops.base, s };
+        ret->adapters[VMSIG_ADAPTER_INPUT] = (vmsig_adapter) { &stub_input_ops.base, s };
+        ret->adapters[VMSIG_ADAPTER_HOST] = (vmsig_adapter) { &stub_host_ops.base, s };
+        if (ret_stub)
+                *ret_stub = s;
+        return 0;
+}
+
+const vmsig_input_event *vmsig_stub_input_log(vmsig_stub *s, size_t *n) {
+        /* Linearise the ring so callers get one array. */
+        if (s->input_head != 0) {
+                vmsig_input_event *t = malloc(INPUT_LOG_MAX * sizeof *t);
+                if (t) {
+                        for (size_t i = 0; i < s->n_input; i++)
+                                t[i] = s->input_log[(s->input_head + i) % INPUT_LOG_MAX];
+                        free(s->input_log);
+                        s->input_log = t;
+                        s->input_head = 0;
+                }
+        }
+        *n = s->n_input;
+        return s->input_log;
+}
+
+int vmsig_stub_ram_fd(vmsig_stub *s) {
+        return s->ram_fd;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The stub host backend: a simulated VM with memfd RAM, a lifecycle state
+ * machine and an input sink that records what was injected. It behaves
+ * like a real backend: every request completes later, from the loop,
+ * through an eventfd registered with the core, and invalid transitions fail.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmsig-endpoint.h"
+
+typedef struct vmsig_stub vmsig_stub;
+
+typedef struct vmsig_stub_spec {
+        const char *name;
+        sd_id128_t uuid; /* SD_ID128_NULL: a random one */
+        uint64_t ram_size;
+        vmsig_state initial_state;
+} vmsig_stub_spec;
+
+/* Fills *ret with the endpoint spec (the adapter trio) of a new stub VM,
+ * ready for vmsig_core_attach_endpoint(). If ret_stub is given it receives
+ * a borrowed pointer, valid until the endpoint is reaped. */
+int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_stub **ret_stub);
+
+/* What the input sink recorded, oldest first (bounded; oldest dropped). */
+const vmsig_input_event *vmsig_stub_input_log(vmsig_stub *s, size_t *n);
+/* The writable RAM fd the stub keeps for itself (-1 when detached). */
+int vmsig_stub_ram_fd(vmsig_stub *s);

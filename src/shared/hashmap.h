@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A string-keyed map with open addressing. Keys are borrowed: the caller
+ * keeps them alive while they are in the map (they usually point into the
+ * value). */
+typedef struct Hashmap Hashmap;
+
+Hashmap *hashmap_new(void);
+Hashmap *hashmap_free(Hashmap *h);
+int hashmap_put(Hashmap *h, const char *key, void *value); /* -EEXIST if present */
+void *hashmap_get(const Hashmap *h, const char *key);
+void *hashmap_remove(Hashmap *h, const char *key);
+size_t hashmap_size(const Hashmap *h);
+
+/* Iteration: start with *state = 0; returns false at the end. The map must
+ * not be modified while iterating. */
+bool hashmap_iterate(const Hashmap *h, size_t *state, void **value, const char **key);
+
+#define HASHMAP_FOREACH(v, h, st) for (size_t st = 0; hashmap_iterate((h), &st, (void **) &(v), NULL);)

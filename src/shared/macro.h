@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _likely_(x) (__builtin_expect(!!(x), 1))
+#define _unlikely_(x) (__builtin_expect(!!(x), 0))
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+
+static inline int safe_close(int fd) {
+        if (fd >= 0)
+                close(fd);
+        return -1;
+}
+
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Hand ownership out of a _cleanup_ variable. */
+#define TAKE_PTR(p)                                  \
+        ({                                           \
+                __typeof__(p) _tp = (p);             \
+                (p) = NULL;                          \
+                _tp;                                 \
+        })
+#define TAKE_FD(fd)                                  \
+        ({                                           \
+                int _tf = (fd);                      \
+                (fd) = -1;                           \
+                _tf;                                 \
+        })

@@ -1,0 +1,25 @@
+#!/bin/sh
+# The core never reaches into the D-Bus front or a host backend, and only the
+# front speaks sd-bus. Prints TAP.
+src="${VMSIG_SRCDIR:-$(dirname "$0")/..}/src"
+n=0
+fail=0
+check() {
+        n=$((n + 1))
+        if [ -z "$2" ]; then
+                echo "ok $n - $1"
+        else
+                echo "not ok $n - $1"
+                echo "$2" | sed 's/^/# /'
+                fail=1
+        fi
+}
+layer_core="$src/core $src/endpoint $src/memctx"
+check "core includes no D-Bus front header" "$(grep -rnE '#include +"bus-' $layer_core)"
+check "core includes no host backend header" "$(grep -rnE '#include +"(stub|qmp)[^"]*\.h"' $layer_core)"
+check "core does not use sd-bus" "$(grep -rnE 'sd-bus\.h|sd_bus_' $layer_core)"
+check "backends include no D-Bus front header" "$(grep -rnE '#include +"bus-' "$src/host")"
+check "backends do not use sd-bus" "$(grep -rnE 'sd-bus\.h|sd_bus_' "$src/host")"
+check "front includes no host backend header" "$(grep -rnE '#include +"(stub|qmp)[^"]*\.h"' "$src/bus")"
+echo "1..$n"
+exit $fail

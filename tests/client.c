@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "client.h"
+#include "harness.h"
+
+GVariant *vt_call(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args) {
+        g_autoptr(GError) error = NULL;
+        GVariant *reply = g_dbus_connection_call_sync(c, VT_NAME, path, iface, method, args, NULL,
+                                                      G_DBUS_CALL_FLAGS_NO_AUTO_START, 20000, NULL, &error);
+        g_assert_no_error(error);
+        return reply;
+}
+
+char *vt_call_error(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args,
+                    char **message) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_sync(c, VT_NAME, path, iface, method, args, NULL,
+                                                                G_DBUS_CALL_FLAGS_NO_AUTO_START, 20000, NULL, &error);
+        g_assert_null(reply);
+        g_assert_nonnull(error);
+        char *name = g_dbus_error_get_remote_error(error);
+        g_assert_nonnull(name);
+        if (message) {
+                g_dbus_error_strip_remote_error(error);
+                *message = g_strdup(error->message);
+        }
+        return name;
+}
+
+GVariant *vt_get_property(GDBusConnection *c, const char *path, const char *iface, const char *prop) {
+        g_autoptr(GVariant) reply = vt_call(c, path, "org.freedesktop.DBus.Properties", "Get",
+                                            g_variant_new("(ss)", iface, prop));
+        GVariant *v = NULL;
+        g_variant_get(reply, "(v)", &v);
+        return v;
+}
+
+char *vt_get_string(GDBusConnection *c, const char *path, const char *iface, const char *prop) {
+        g_autoptr(GVariant) v = vt_get_property(c, path, iface, prop);
+        g_assert_true(g_variant_is_of_type(v, G_VARIANT_TYPE_STRING));
+        return g_variant_dup_string(v, NULL);
+}
+
+guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, const char *prop) {
+        g_autoptr(GVariant) v = vt_get_property(c, path, iface, prop);
+        if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT32))
+                return g_variant_get_uint32(v);
+        g_assert_true(g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64));
+        return g_variant_get_uint64(v);
+}
+
+static void on_signal(GDBusConnection *c, const char *sender, const char *path, const char *iface,
+                      const char *member, GVariant *params, gpointer user_data) {
+        VtSignalLog *l = user_data;
+        g_autofree char *body = g_variant_print(params, TRUE);
+        g_ptr_array_add(l->entries, g_strdup_printf("%s %s %s", member, path, body));
+}
+
+VtSignalLog *vt_signal_log_new(GDBusConnection *c) {
+        VtSignalLog *l = g_new0(VtSignalLog, 1);
+        l->conn = g_object_ref(c);
+        l->entries = g_ptr_array_new_with_free_func(g_free);
+        l->sub = g_dbus_connection_signal_subscribe(c, VT_NAME, NULL, NULL, NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                                    on_signal, l, NULL);
+        /* Make sure the match rule is in place before the test acts. */
+        g_autoptr(GVariant) r = g_dbus_connection_call_sync(c, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                            "org.freedesktop.DBus", "GetId", NULL, NULL,
+                                                            G_DBUS_CALL_FLAGS_NONE, 20000, NULL, NULL);
+        return l;
+}
+
+void vt_signal_log_free(VtSignalLog *l) {
+        if (!l)
+                return;
+        g_dbus_connection_signal_unsubscribe(l->conn, l->sub);
+        g_ptr_array_unref(l->entries);
+        g_object_unref(l->conn);
+        g_free(l);
+}
+
+int vt_signal_log_find(VtSignalLog *l, const char *prefix, int from) {
+        for (guint i = from < 0 ? 0 : (guint) from; i < l->entries->len; i++)
+                if (g_str_has_prefix(g_ptr_array_index(l->entries, i), prefix))
+                        return (int) i;
+        return -1;
+}
+
+typedef struct {
+        VtSignalLog *log;
+        const char *prefix;
+} WaitCtx;
+
+static gboolean have_entry(gpointer p) {
+        WaitCtx *w = p;
+        return vt_signal_log_find(w->log, w->prefix, 0) >= 0;
+}
+
+gboolean vt_signal_log_wait(VtSignalLog *l, const char *prefix, guint timeout_ms) {
+        WaitCtx w = { l, prefix };
+        return vt_wait_for(have_entry, &w, timeout_ms);
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* GDBus client helpers for the integration tests: vmsigd is always reached
+ * through a real dbus-daemon, with GDBus as the independent client. */
+
+#include <gio/gio.h>
+
+#define VT_NAME "org.vmsig"
+#define VT_MANAGER_PATH "/org/vmsig"
+#define VT_MANAGER_IFACE "org.vmsig.Manager"
+#define VT_ENDPOINT_IFACE "org.vmsig.Endpoint"
+
+/* Call and return the reply (g_assert on error). */
+GVariant *vt_call(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args);
+/* Call expecting failure; returns the D-Bus error name (free it) and the
+ * message in *message if non-NULL. g_assert if the call succeeded. */
+char *vt_call_error(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args,
+                    char **message);
+GVariant *vt_get_property(GDBusConnection *c, const char *path, const char *iface, const char *prop);
+char *vt_get_string(GDBusConnection *c, const char *path, const char *iface, const char *prop);
+guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, const char *prop);
+
+/* Records signals from org.vmsig for later inspection. */
+typedef struct VtSignalLog {
+        GDBusConnection *conn;
+        guint sub;
+        GPtrArray *entries; /* "member path body-as-text" strings */
+} VtSignalLog;
+VtSignalLog *vt_signal_log_new(GDBusConnection *c);
+void vt_signal_log_free(VtSignalLog *l);
+/* Index of the first entry starting with prefix at or after from, or -1. */
+int vt_signal_log_find(VtSignalLog *l, const char *prefix, int from);
+/* Wait (iterating the main context) until an entry with prefix exists. */
+gboolean vt_signal_log_wait(VtSignalLog *l, const char *prefix, guint timeout_ms);

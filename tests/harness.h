@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Integration test harness: every test gets its own dbus-daemon of the
+ * system type (with the distribution's default-deny policy and our policy
+ * file), and vmsigd is started on it as a real process.
+ *
+ * Environment (set by Makefile.am for `make check`):
+ *   VMSIG_SRCDIR          absolute source directory (for data/org.vmsig.conf)
+ *   VMSIG_BUILDDIR        absolute build directory (for vmsigd)
+ *   DBUS_DAEMON           the dbus-daemon to run ("dbus-daemon" from PATH if unset)
+ *   VMSIG_DAEMON_WRAPPER  optional command prefixed to vmsigd, e.g. valgrind
+ *
+ * Every function asserts on failure with a message saying what went wrong;
+ * a failing vmsigd or dbus-daemon has its log printed. */
+
+#include <gio/gio.h>
+
+typedef struct VtBus VtBus;
+typedef struct VtDaemon VtDaemon;
+
+/* Starts a private system-type bus in a fresh temporary directory and points
+ * DBUS_SYSTEM_BUS_ADDRESS of this process (and so of G_BUS_TYPE_SYSTEM and
+ * every child) at it. */
+VtBus *vt_bus_start(void);
+const char *vt_bus_address(VtBus *bus);
+/* A new private connection to the bus, as root (the test user); unref it. */
+GDBusConnection *vt_bus_connect(VtBus *bus);
+/* Runs a command (searched in PATH, argument list ending with NULL) with
+ * DBUS_SYSTEM_BUS_ADDRESS pointing at the bus, waits for it and returns its
+ * exit status (128 + signal number if killed). Its standard output is
+ * returned in *out if out is non-NULL; its standard error goes to the test
+ * log. */
+int vt_bus_run(VtBus *bus, char **out, const char *program, ...) G_GNUC_NULL_TERMINATED;
+int vt_bus_runv(VtBus *bus, char **out, const char *const *argv);
+/* Iterates the default main context for ms milliseconds. */
+void vt_bus_iterate(VtBus *bus, guint ms);
+/* Terminates the bus and removes its directory. Daemons started on it may
+ * still be running; they are expected to exit on their own (see
+ * vt_daemon_stop). */
+void vt_bus_stop(VtBus *bus);
+
+/* Writes config_xml into the bus directory, starts vmsigd on it (with
+ * --log-level=debug, output captured to a log) and waits until it owns
+ * org.vmsig. */
+VtDaemon *vt_daemon_start(VtBus *bus, const char *config_xml);
+VtDaemon *vt_daemon_start_full(VtBus *bus, const char *config_xml, const char *const *extra_args);
+GPid vt_daemon_pid(VtDaemon *d);
+const char *vt_daemon_config_path(VtDaemon *d);
+/* The private (peer-to-peer) socket the harness gave this daemon. */
+const char *vt_daemon_private_socket(VtDaemon *d);
+/* Replaces the configuration file atomically (the daemon never sees a
+ * partial file); send SIGHUP to have it read. */
+void vt_daemon_rewrite_config(VtDaemon *d, const char *config_xml);
+void vt_daemon_signal(VtDaemon *d, int sig);
+/* Everything the daemon wrote to stdout and stderr so far; free it. Works
+ * after vt_bus_stop too. */
+char *vt_daemon_log(VtDaemon *d);
+/* Waits for the daemon to exit by itself (sends nothing) and returns its exit
+ * status (128 + signal number if killed). Asserts if it did not exit within
+ * timeout_ms. d stays valid; call vt_daemon_stop to free it. */
+int vt_daemon_wait(VtDaemon *d, guint timeout_ms);
+/* Ends the daemon and frees d; returns its exit status, printing its log
+ * to the test log if that is not 0. A daemon still running gets SIGTERM,
+ * unless its bus is already stopped: then it is given time to notice and
+ * exit by itself. One that does not exit in time is killed and the test
+ * fails. */
+int vt_daemon_stop(VtDaemon *d);
+
+/* Iterates the default main context until cond(data) is true (returns TRUE)
+ * or timeout_ms have passed (returns FALSE). */
+gboolean vt_wait_for(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms);

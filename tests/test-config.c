@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vmsigd.conf loading: every setting, and each kind of mistake reported
+ * as FILE:LINE: problem with nothing returned. */
+#include <errno.h>
+#include <string.h>
+#include <syslog.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "config-file.h"
+
+static char *data_path(const char *name) {
+        return g_build_filename(g_getenv("VMSIG_SRCDIR") ?: ".", "tests", "data", "config", name, NULL);
+}
+
+static char *write_temp(const char *contents) {
+        g_autoptr(GError) error = NULL;
+        char *path = NULL;
+        int fd = g_file_open_tmp("vmsig-test-XXXXXX.conf", &path, &error);
+
+        g_assert_no_error(error);
+        close(fd);
+        g_assert_true(g_file_set_contents(path, contents, -1, &error));
+        return path;
+}
+
+static void test_full(void) {
+        g_autofree char *path = data_path("full.conf");
+        vmsig_config *c = NULL;
+        char *error = NULL;
+        sd_id128_t uuid;
+
+        g_assert_cmpint(vmsig_config_load(path, &c, &error), ==, 0);
+        g_assert_null(error);
+        g_assert_cmpstr(c->path, ==, path);
+        g_assert_cmpint(c->log_level, ==, LOG_DEBUG);
+        g_assert_cmpuint(c->queue_limit, ==, 64);
+        g_assert_cmpuint(c->max_endpoints, ==, 300);
+        g_assert_cmpuint(c->n_stub_vms, ==, 4);
+
+        g_assert_cmpstr(c->stub_vms[0].name, ==, "alpha");
+        g_assert_cmpint(sd_id128_from_string("6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19", &uuid), ==, 0);
+        g_assert_true(sd_id128_equal(c->stub_vms[0].uuid, uuid));
+        g_assert_cmpuint(c->stub_vms[0].ram_size, ==, 4ULL << 20);
+        g_assert_cmpint(c->stub_vms[0].initial_state, ==, VMSIG_STATE_RUNNING);
+        g_assert_cmpuint(c->stub_vms[0].line, ==, 4);
+
+        g_assert_cmpstr(c->stub_vms[1].name, ==, "beta.2");
+        g_assert_true(sd_id128_is_null(c->stub_vms[1].uuid));
+        g_assert_cmpuint(c->stub_vms[1].ram_size, ==, 1ULL << 30);
+        g_assert_cmpint(c->stub_vms[1].initial_state, ==, VMSIG_STATE_PAUSED);
+
+        g_assert_cmpuint(c->stub_vms[2].ram_size, ==, 1048576);
+        g_assert_cmpint(c->stub_vms[2].initial_state, ==, VMSIG_STATE_SHUT_OFF);
+        g_assert_cmpuint(c->stub_vms[3].ram_size, ==, VMSIG_CONFIG_RAM_SIZE_DEFAULT);
+
+        g_assert_true(vmsig_config_find_stub(c, "gamma_3") == &c->stub_vms[2]);
+        g_assert_null(vmsig_config_find_stub(c, "gamma"));
+        vmsig_config_free(c);
+}
+
+static void test_defaults(void) {
+        g_autofree char *path = write_temp("<vmsigd/>");
+        vmsig_config *c = NULL, *d = NULL;
+
+        g_assert_cmpint(vmsig_config_load(path, &c, NULL), ==, 0);
+        g_assert_cmpint(c->log_level, ==, VMSIG_CONFIG_LOG_LEVEL_DEFAULT);
+        g_assert_cmpuint(c->queue_limit, ==, VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT);
+        g_assert_cmpuint(c->max_endpoints, ==, VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT);
+        g_assert_cmpuint(c->n_stub_vms, ==, 0);
+        g_assert_cmpint(vmsig_config_new_default(&d), ==, 0);
+        g_assert_null(d->path);
+        g_assert_cmpuint(d->queue_limit, ==, c->queue_limit);
+        g_assert_cmpuint(d->n_stub_vms, ==, 0);
+        vmsig_config_free(c);
+        vmsig_config_free(d);
+        g_unlink(path);
+}
+
+static void test_missing_file(void) {
+        vmsig_config *c = NULL;
+        g_autofree char *error = NULL;
+
+        g_assert_cmpint(vmsig_config_load("/nonexistent/vmsigd.conf", &c, &error), ==, -ENOENT);
+        g_assert_null(c);
+        g_assert_true(g_str_has_prefix(error, "/nonexistent/vmsigd.conf: "));
+        g_assert_nonnull(strstr(error, "No such file"));
+}
+
+/* Each bad file: the error starts with FILE:LINE: and says what is wrong. */
+static const struct {
+        const char *contents;
+        unsigned line;
+        const char *says;
+} bad_files[] = {
+        { "<vmsigd>\n<stub-vm name=\"a\">\n</vmsigd>\n", 3, "mismatch" },
+        { "<vmsigd>\n\n<stub-vm name=\"a\" bogus=\"1\"/>\n</vmsigd>\n", 3, "bogus" },
+        { "<vmsigd>\n<stub-vm/>\n</vmsigd>\n", 2, "name" },
+        { "<vmsigd>\n<stub-vm name=\"a b\"/>\n</vmsigd>\n", 2, "name" },
+        { "<vmsigd>\n<unknown/>\n</vmsigd>\n", 2, "unknown" },
+        { "<config/>\n", 1, "vmsigd" },
+        { "<vmsigd>\n<log level=\"loud\"/>\n</vmsigd>\n", 2, "level" },
+        { "<vmsigd>\n<limits queue-length=\"0\"/>\n</vmsigd>\n", 2, "queue-length" },
+        { "<vmsigd>\n<limits max-endpoints=\"99999999999\"/>\n</vmsigd>\n", 2, "out of range" },
+        { "<vmsigd>\n<stub-vm name=\"a\" state=\"sleeping\"/>\n</vmsigd>\n", 2, "state" },
+        { "<vmsigd>\n<stub-vm name=\"a\" uuid=\"not-a-uuid\"/>\n</vmsigd>\n", 2, "uuid" },
+        { "<vmsigd>\n<stub-vm name=\"a\" ram-size=\"1048577\"/>\n</vmsigd>\n", 2, "multiple of 4096" },
+        { "<vmsigd>\n<stub-vm name=\"a\" ram-size=\"4K\"/>\n</vmsigd>\n", 2, "out of range" },
+        { "<vmsigd>\n<stub-vm name=\"a\" ram-size=\"65G\"/>\n</vmsigd>\n", 2, "out of range" },
+        { "<vmsigd>\n<stub-vm name=\"a\" ram-size=\"99999999999999999999G\"/>\n</vmsigd>\n", 2, "out of range" },
+        { "<vmsigd>\n<stub-vm name=\"a\" ram-size=\"1T\"/>\n</vmsigd>\n", 2, "is not a size" },
+        { "<vmsigd>\n<stub-vm name=\"a\"/>\n<stub-vm name=\"b\"/>\n<stub-vm name=\"a\"/>\n</vmsigd>\n", 4,
+          "duplicate stub-vm name \"a\" (first declared on line 2)" },
+        { "<vmsigd>\n<stub-vm name=\"a\" uuid=\"6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19\"/>\n"
+          "<stub-vm name=\"b\" uuid=\"6F1C9A52-8D3E-4B7A-9C21-0E5F4D3B2A19\"/>\n</vmsigd>\n",
+          3, "duplicate stub-vm uuid" },
+};
+
+static void test_bad_files(void) {
+        for (size_t i = 0; i < G_N_ELEMENTS(bad_files); i++) {
+                g_autofree char *path = write_temp(bad_files[i].contents);
+                g_autofree char *where = g_strdup_printf("%s:%u: ", path, bad_files[i].line);
+                g_autofree char *error = NULL;
+                vmsig_config *c = NULL;
+
+                g_test_message("case %zu: %s", i, bad_files[i].contents);
+                g_assert_cmpint(vmsig_config_load(path, &c, &error), <, 0);
+                g_test_message("error: %s", error);
+                g_assert_null(c);
+                g_assert_true(g_str_has_prefix(error, where));
+                g_assert_nonnull(strstr(error, bad_files[i].says));
+                g_assert_null(strchr(error, '\n'));
+                g_unlink(path);
+        }
+}
+
+static void test_external_entity_not_expanded(void) {
+        g_autofree char *path = data_path("entity.conf");
+        g_autofree char *error = NULL;
+        g_autofree char *host = NULL;
+        vmsig_config *c = NULL;
+
+        g_assert_cmpint(vmsig_config_load(path, &c, &error), <, 0);
+        g_assert_null(c);
+        g_test_message("error: %s", error);
+        g_assert_true(g_str_has_prefix(error, path));
+        if (g_file_get_contents("/etc/hostname", &host, NULL, NULL)) {
+                g_strstrip(host);
+                if (*host)
+                        g_assert_null(strstr(error, host));
+        }
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/config/full", test_full);
+        g_test_add_func("/config/defaults", test_defaults);
+        g_test_add_func("/config/missing-file", test_missing_file);
+        g_test_add_func("/config/bad-files", test_bad_files);
+        g_test_add_func("/config/external-entity-not-expanded", test_external_entity_not_expanded);
+        return g_test_run();
+}

@@ -1,0 +1,559 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The stub host backend: memfd RAM and its read-only view, asynchronous
+ * lifecycle requests and their errors, memctx epochs, the input sink,
+ * detach with requests in flight, and no descriptor leaks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib.h>
+
+#include "memctx.h"
+#include "stub.h"
+#include "vmsig-core.h"
+#include "vmsig-endpoint.h"
+
+#define RAM_SIZE (1024 * 1024)
+
+typedef struct record {
+        uint32_t kind;
+        bool replay;
+        union {
+                vmsig_roster_payload roster;
+                vmsig_lifecycle_payload lifecycle;
+                struct {
+                        uint64_t epoch;
+                        bool invalidated;
+                        int ram_fd;
+                } memctx;
+        };
+} record;
+
+typedef struct Fixture {
+        sd_event *event;
+        vmsig_core *core;
+        vmsig_subscriber *sub;
+        GArray *records;
+        unsigned completions; /* numbers the completions of done_ctx */
+} Fixture;
+
+typedef struct done_ctx {
+        Fixture *f;
+        unsigned calls;
+        unsigned order; /* 1-based position among all completions */
+        int error;
+        char message[128];
+        vmsig_endpoint *detach; /* detach this endpoint from the callback */
+} done_ctx;
+
+static void fixture_setup(Fixture *f, gconstpointer data) {
+        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
+        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        f->records = g_array_new(false, true, sizeof(record));
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data) {
+        vmsig_core_free(f->core);
+        g_array_unref(f->records);
+        sd_event_unref(f->event);
+}
+
+static void run_pending(Fixture *f) {
+        int r, n = 0;
+
+        while ((r = sd_event_run(f->event, 0)) > 0)
+                g_assert_cmpint(++n, <, 10000);
+        g_assert_cmpint(r, ==, 0);
+}
+
+static int on_deliver(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
+        Fixture *f = userdata;
+        record rec = { .kind = d->event->kind, .replay = d->replay };
+
+        if (rec.kind == VMSIG_KIND_ROSTER)
+                memcpy(&rec.roster, d->event->payload, sizeof rec.roster);
+        else if (rec.kind == VMSIG_KIND_LIFECYCLE)
+                memcpy(&rec.lifecycle, d->event->payload, sizeof rec.lifecycle);
+        else if (rec.kind == VMSIG_KIND_MEMCTX) {
+                const vmsig_memctx *m = d->event->payload;
+                rec.memctx.epoch = m->epoch;
+                rec.memctx.invalidated = m->invalidated;
+                rec.memctx.ram_fd = m->ram_fd;
+        }
+        g_array_append_val(f->records, rec);
+        return VMSIG_DELIVER_OK;
+}
+
+/* Subscribe, take the replay of what is retained now, and start afresh. */
+static void subscribe(Fixture *f, uint32_t kinds) {
+        vmsig_filter filter = { .kinds = kinds };
+
+        g_assert_cmpint(vmsig_core_subscribe(f->core, &filter, 0, on_deliver, f, &f->sub), ==, 0);
+        run_pending(f);
+        g_array_set_size(f->records, 0);
+}
+
+static const record *rec_at(Fixture *f, size_t i) {
+        g_assert_cmpuint(i, <, f->records->len);
+        return &g_array_index(f->records, record, i);
+}
+
+static vmsig_endpoint *attach_stub(vmsig_core *c, const char *name, vmsig_state state, vmsig_stub **ret) {
+        vmsig_stub_spec spec = { .name = name, .ram_size = RAM_SIZE, .initial_state = state };
+        vmsig_endpoint_spec es;
+        vmsig_endpoint *ep = NULL;
+
+        g_assert_cmpint(vmsig_stub_new(&spec, &es, ret), ==, 0);
+        g_assert_cmpint(vmsig_core_attach_endpoint(c, &es, &ep), ==, 0);
+        g_assert_nonnull(ep);
+        return ep;
+}
+
+static void on_done(const vmsig_result *r, void *userdata) {
+        done_ctx *d = userdata;
+
+        d->calls++;
+        d->order = ++d->f->completions;
+        d->error = r->error;
+        g_strlcpy(d->message, r->message ? r->message : "", sizeof d->message);
+        if (d->detach)
+                g_assert_cmpint(vmsig_core_detach_endpoint(d->f->core, d->detach), ==, 0);
+}
+
+static void request(vmsig_endpoint *ep, vmsig_lifecycle_op op, done_ctx *d) {
+        g_assert_cmpint(vmsig_endpoint_lifecycle(ep, op, on_done, d), ==, 0);
+        /* Never completed from inside the request. */
+        g_assert_cmpuint(d->calls, ==, 0);
+}
+
+static void assert_lifecycle(const record *r, vmsig_lifecycle_op op, vmsig_state from, vmsig_state to) {
+        g_assert_cmpuint(r->kind, ==, VMSIG_KIND_LIFECYCLE);
+        g_assert_cmpint(r->lifecycle.op, ==, op);
+        g_assert_cmpint(r->lifecycle.old_state, ==, from);
+        g_assert_cmpint(r->lifecycle.new_state, ==, to);
+}
+
+static size_t count_fds(void) {
+        GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
+        size_t n = 0;
+
+        g_assert_nonnull(dir);
+        while (g_dir_read_name(dir))
+                n++;
+        g_dir_close(dir);
+        return n;
+}
+
+#define MASK(k) VMSIG_KIND_MASK(k)
+
+/* --- RAM ---------------------------------------------------------------------- */
+
+static void test_spec(void) {
+        sd_id128_t uuid = SD_ID128_MAKE(6f, 1c, 9a, 52, 8d, 3e, 4b, 7a, 9c, 21, 0e, 5f, 4d, 3b, 2a, 19);
+        vmsig_stub_spec spec = { .name = "alpha", .ram_size = RAM_SIZE, .uuid = uuid };
+        vmsig_endpoint_spec es;
+        vmsig_core *c;
+        sd_event *e;
+
+        spec.ram_size = 0;
+        g_assert_cmpint(vmsig_stub_new(&spec, &es, NULL), ==, -EINVAL);
+        spec.ram_size = RAM_SIZE + 1;
+        g_assert_cmpint(vmsig_stub_new(&spec, &es, NULL), ==, -EINVAL);
+        spec.ram_size = RAM_SIZE;
+        spec.name = "no/slash";
+        g_assert_cmpint(vmsig_stub_new(&spec, &es, NULL), ==, -EINVAL);
+
+        /* A given UUID is kept, a null one replaced by a random one. */
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        g_assert_cmpint(vmsig_core_new(e, &c), ==, 0);
+        spec.name = "alpha";
+        g_assert_cmpint(vmsig_stub_new(&spec, &es, NULL), ==, 0);
+        g_assert_true(sd_id128_equal(es.uuid, uuid));
+        g_assert_cmpint(vmsig_core_attach_endpoint(c, &es, NULL), ==, 0);
+        spec = (vmsig_stub_spec) { .name = "beta", .ram_size = RAM_SIZE };
+        g_assert_cmpint(vmsig_stub_new(&spec, &es, NULL), ==, 0);
+        g_assert_false(sd_id128_is_null(es.uuid));
+        g_assert_false(sd_id128_equal(es.uuid, uuid));
+        g_assert_cmpint(vmsig_core_attach_endpoint(c, &es, NULL), ==, 0);
+        g_assert_cmpstr(vmsig_endpoint_get_backend(vmsig_core_find_endpoint_by_name(c, "beta")), ==, "stub");
+        vmsig_core_free(c);
+        sd_event_unref(e);
+}
+
+/* The memctx datum carries a read-only view of RAM of the configured size:
+ * it cannot write, neither through write() nor a shared writable mapping,
+ * and the file is not open to other users. The stub's own fd writes, and
+ * the view sees it. */
+static void test_ram(Fixture *f, gconstpointer data) {
+        vmsig_stub *stub = NULL;
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, &stub);
+        struct stat st;
+        char buf[8] = { 0 };
+
+        run_pending(f);
+        const vmsig_memctx *m = vmsig_memctx_get(f->core, vmsig_endpoint_get_id(ep));
+        g_assert_nonnull(m);
+        int ro = m->ram_fd, rw = vmsig_stub_ram_fd(stub);
+        g_assert_cmpuint(m->ram_size, ==, RAM_SIZE);
+        g_assert_cmpint(rw, >=, 0);
+        g_assert_cmpint(ro, !=, rw);
+
+        g_assert_cmpint(fstat(ro, &st), ==, 0);
+        g_assert_true(S_ISREG(st.st_mode));
+        g_assert_cmpint(st.st_size, ==, RAM_SIZE);
+        g_assert_cmpuint(st.st_mode & 07777, ==, 0600);
+        g_assert_cmpuint(st.st_uid, ==, geteuid());
+        g_assert_cmpint(fcntl(ro, F_GETFL) & O_ACCMODE, ==, O_RDONLY);
+
+        errno = 0;
+        g_assert_cmpint(write(ro, "x", 1), ==, -1);
+        g_assert_cmpint(errno, ==, EBADF);
+        g_assert_cmpint(pwrite(ro, "x", 1, 4096), ==, -1);
+        g_assert_cmpint(ftruncate(ro, 2 * RAM_SIZE), ==, -1);
+        errno = 0;
+        g_assert_true(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0) == MAP_FAILED);
+        g_assert_cmpint(errno, ==, EACCES);
+
+        char *view = mmap(NULL, RAM_SIZE, PROT_READ, MAP_SHARED, ro, 0);
+        g_assert_true(view != MAP_FAILED);
+        g_assert_cmpint(pwrite(rw, "guest", 5, 4096), ==, 5);
+        g_assert_cmpmem(view + 4096, 5, "guest", 5);
+        g_assert_cmpint(pread(ro, buf, 5, 4096), ==, 5);
+        g_assert_cmpstr(buf, ==, "guest");
+
+        /* A private writable mapping is copy-on-write: the file keeps its data. */
+        char *cow = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE, ro, 0);
+        g_assert_true(cow != MAP_FAILED);
+        memcpy(cow + 4096, "xxxxx", 5);
+        g_assert_cmpmem(view + 4096, 5, "guest", 5);
+        munmap(cow, 8192);
+        munmap(view, RAM_SIZE);
+
+        /* The size is sealed. */
+        int seals = fcntl(rw, F_GET_SEALS);
+        g_assert_cmpint(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), ==,
+                        F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+        g_assert_cmpint(ftruncate(rw, 2 * RAM_SIZE), ==, -1);
+}
+
+/* --- lifecycle ----------------------------------------------------------------- */
+
+/* Requests complete from the loop, in order, each one reported as a
+ * LIFECYCLE event (and ROSTER when the state changed). */
+static void test_lifecycle_async(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
+        done_ctx d[4] = { { .f = f }, { .f = f }, { .f = f }, { .f = f } };
+
+        subscribe(f, MASK(VMSIG_KIND_LIFECYCLE) | MASK(VMSIG_KIND_ROSTER));
+        request(ep, VMSIG_OP_PAUSE, &d[0]);
+        g_assert_cmpint(vmsig_endpoint_get_state(ep), ==, VMSIG_STATE_RUNNING);
+        run_pending(f);
+        g_assert_cmpuint(d[0].calls, ==, 1);
+        g_assert_cmpint(d[0].error, ==, 0);
+        g_assert_cmpint(vmsig_endpoint_get_state(ep), ==, VMSIG_STATE_PAUSED);
+        g_assert_cmpuint(f->records->len, ==, 2);
+        assert_lifecycle(rec_at(f, 0), VMSIG_OP_PAUSE, VMSIG_STATE_RUNNING, VMSIG_STATE_PAUSED);
+        g_assert_cmpint(rec_at(f, 1)->roster.change, ==, VMSIG_ROSTER_CHANGED);
+        g_assert_cmpint(rec_at(f, 1)->roster.state, ==, VMSIG_STATE_PAUSED);
+
+        request(ep, VMSIG_OP_RESUME, &d[1]);
+        request(ep, VMSIG_OP_PAUSE, &d[2]);
+        request(ep, VMSIG_OP_POWER_OFF, &d[3]);
+        run_pending(f);
+        for (size_t i = 1; i < 4; i++) {
+                g_assert_cmpuint(d[i].calls, ==, 1);
+                g_assert_cmpint(d[i].error, ==, 0);
+                g_assert_cmpuint(d[i].order, ==, i + 1);
+        }
+        g_assert_cmpint(vmsig_endpoint_get_state(ep), ==, VMSIG_STATE_SHUT_OFF);
+        g_assert_cmpuint(f->records->len, ==, 8);
+        /* Completed in one loop iteration: the control events go out
+         * ahead of the ROSTER changes. */
+        assert_lifecycle(rec_at(f, 2), VMSIG_OP_RESUME, VMSIG_STATE_PAUSED, VMSIG_STATE_RUNNING);
+        assert_lifecycle(rec_at(f, 3), VMSIG_OP_PAUSE, VMSIG_STATE_RUNNING, VMSIG_STATE_PAUSED);
+        assert_lifecycle(rec_at(f, 4), VMSIG_OP_POWER_OFF, VMSIG_STATE_PAUSED, VMSIG_STATE_SHUT_OFF);
+        g_assert_cmpint(rec_at(f, 5)->roster.state, ==, VMSIG_STATE_RUNNING);
+        g_assert_cmpint(rec_at(f, 6)->roster.state, ==, VMSIG_STATE_PAUSED);
+        g_assert_cmpint(rec_at(f, 7)->roster.state, ==, VMSIG_STATE_SHUT_OFF);
+}
+
+static void expect_invalid(Fixture *f, vmsig_endpoint *ep, vmsig_lifecycle_op op, const char *message) {
+        vmsig_state state = vmsig_endpoint_get_state(ep);
+        done_ctx d = { .f = f };
+        size_t n = f->records->len;
+
+        request(ep, op, &d);
+        run_pending(f);
+        g_assert_cmpuint(d.calls, ==, 1);
+        g_assert_cmpint(d.error, ==, -EBADFD);
+        g_assert_cmpstr(d.message, ==, message);
+        g_assert_cmpint(vmsig_endpoint_get_state(ep), ==, state);
+        g_assert_cmpuint(f->records->len, ==, n); /* nothing happened */
+}
+
+/* An impossible transition fails, later, with -EBADFD and a message that
+ * names the endpoint and its state. */
+static void test_lifecycle_invalid(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *a = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
+        vmsig_endpoint *b = attach_stub(f->core, "beta", VMSIG_STATE_PAUSED, NULL);
+        vmsig_endpoint *c = attach_stub(f->core, "gamma", VMSIG_STATE_SHUT_OFF, NULL);
+        vmsig_input_event key = { VMSIG_INPUT_KEY, 30, 1 };
+        done_ctx d = { .f = f };
+
+        subscribe(f, MASK(VMSIG_KIND_LIFECYCLE) | MASK(VMSIG_KIND_ROSTER) | MASK(VMSIG_KIND_MEMCTX));
+        expect_invalid(f, a, VMSIG_OP_RESUME, "Cannot resume endpoint 'alpha': it is running.");
+        expect_invalid(f, b, VMSIG_OP_PAUSE, "Cannot pause endpoint 'beta': it is paused.");
+        expect_invalid(f, c, VMSIG_OP_PAUSE, "Cannot pause endpoint 'gamma': it is shut-off.");
+        expect_invalid(f, c, VMSIG_OP_RESUME, "Cannot resume endpoint 'gamma': it is shut-off.");
+        expect_invalid(f, c, VMSIG_OP_RESET, "Cannot reset endpoint 'gamma': it is shut-off.");
+        expect_invalid(f, c, VMSIG_OP_POWER_OFF, "Cannot power-off endpoint 'gamma': it is shut-off.");
+
+        g_assert_cmpint(vmsig_endpoint_inject_input(c, &key, 1, on_done, &d), ==, 0);
+        g_assert_cmpuint(d.calls, ==, 0);
+        run_pending(f);
+        g_assert_cmpint(d.error, ==, -EBADFD);
+        g_assert_cmpstr(d.message, ==, "Endpoint 'gamma' is shut off and takes no input.");
+}
+
+/* A reset, running or paused, keeps the state and starts a new memctx
+ * epoch: the old one is announced invalidated, then the new one. */
+static void test_reset_epoch(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
+        vmsig_id id = vmsig_endpoint_get_id(ep);
+        done_ctx d = { .f = f }, p = { .f = f }, d2 = { .f = f };
+        struct stat before, after;
+
+        subscribe(f, MASK(VMSIG_KIND_LIFECYCLE) | MASK(VMSIG_KIND_MEMCTX));
+        g_assert_cmpuint(vmsig_memctx_get(f->core, id)->epoch, ==, 1);
+        g_assert_cmpint(fstat(vmsig_memctx_get(f->core, id)->ram_fd, &before), ==, 0);
+
+        request(ep, VMSIG_OP_RESET, &d);
+        run_pending(f);
+        g_assert_cmpint(d.error, ==, 0);
+        g_assert_cmpuint(f->records->len, ==, 3);
+        assert_lifecycle(rec_at(f, 0), VMSIG_OP_RESET, VMSIG_STATE_RUNNING, VMSIG_STATE_RUNNING);
+        g_assert_cmpuint(rec_at(f, 1)->memctx.epoch, ==, 1);
+        g_assert_true(rec_at(f, 1)->memctx.invalidated);
+        g_assert_cmpuint(rec_at(f, 2)->memctx.epoch, ==, 2);
+        g_assert_false(rec_at(f, 2)->memctx.invalidated);
+
+        const vmsig_memctx *m = vmsig_memctx_get(f->core, id);
+        g_assert_cmpuint(m->epoch, ==, 2);
+        g_assert_false(m->invalidated);
+        g_assert_cmpint(fstat(m->ram_fd, &after), ==, 0);
+        g_assert_true(before.st_ino == after.st_ino); /* same RAM */
+
+        request(ep, VMSIG_OP_PAUSE, &p);
+        request(ep, VMSIG_OP_RESET, &d2);
+        run_pending(f);
+        g_assert_cmpint(d2.error, ==, 0);
+        g_assert_cmpint(vmsig_endpoint_get_state(ep), ==, VMSIG_STATE_PAUSED);
+        assert_lifecycle(rec_at(f, 4), VMSIG_OP_RESET, VMSIG_STATE_PAUSED, VMSIG_STATE_PAUSED);
+        g_assert_cmpuint(vmsig_memctx_get(f->core, id)->epoch, ==, 3);
+}
+
+/* --- input ---------------------------------------------------------------------- */
+
+static void inject(vmsig_endpoint *ep, const vmsig_input_event *ev, size_t n, done_ctx *d) {
+        g_assert_cmpint(vmsig_endpoint_inject_input(ep, ev, n, on_done, d), ==, 0);
+        g_assert_cmpuint(d->calls, ==, 0);
+}
+
+/* Batches are recorded in the order they were injected, once each request
+ * completed from the loop; a bad event type refuses the whole batch. */
+static void test_input(Fixture *f, gconstpointer data) {
+        static const vmsig_input_event b1[] = {
+                { VMSIG_INPUT_KEY, 30, 1 },
+                { VMSIG_INPUT_KEY, 30, 0 },
+        };
+        static const vmsig_input_event b2[] = {
+                { VMSIG_INPUT_REL, 0, 5 },   { VMSIG_INPUT_REL, 1, -3 },     { VMSIG_INPUT_BUTTON, 1, 1 },
+                { VMSIG_INPUT_BUTTON, 1, 0 }, { VMSIG_INPUT_ABS, 0, 16384 },
+        };
+        static const vmsig_input_event bad[] = {
+                { VMSIG_INPUT_KEY, 31, 1 },
+                { _VMSIG_INPUT_TYPE_MAX, 0, 0 },
+        };
+        vmsig_stub *stub = NULL;
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, &stub);
+        done_ctx d1 = { .f = f }, d2 = { .f = f }, d3 = { .f = f }, d4 = { .f = f };
+        size_t n = 99;
+
+        inject(ep, b1, G_N_ELEMENTS(b1), &d1);
+        inject(ep, b2, G_N_ELEMENTS(b2), &d2);
+        g_assert_cmpint(vmsig_endpoint_inject_input(ep, bad, G_N_ELEMENTS(bad), on_done, &d3), ==, -EINVAL);
+        inject(ep, NULL, 0, &d4);
+        vmsig_stub_input_log(stub, &n);
+        g_assert_cmpuint(n, ==, 0);
+        run_pending(f);
+
+        g_assert_cmpuint(d1.calls, ==, 1);
+        g_assert_cmpuint(d2.calls, ==, 1);
+        g_assert_cmpuint(d3.calls, ==, 0);
+        g_assert_cmpuint(d4.calls, ==, 1);
+        g_assert_cmpint(d1.error, ==, 0);
+        g_assert_cmpuint(d1.order, <, d2.order);
+        const vmsig_input_event *log = vmsig_stub_input_log(stub, &n);
+        g_assert_cmpuint(n, ==, G_N_ELEMENTS(b1) + G_N_ELEMENTS(b2));
+        g_assert_cmpmem(log, sizeof b1, b1, sizeof b1);
+        g_assert_cmpmem(log + G_N_ELEMENTS(b1), sizeof b2, b2, sizeof b2);
+}
+
+/* The log is bounded: past its capacity the oldest events go, and what is
+ * left comes out oldest first. */
+static void test_input_log_bound(Fixture *f, gconstpointer data) {
+        vmsig_stub *stub = NULL;
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, &stub);
+        g_autofree vmsig_input_event *ev = g_new(vmsig_input_event, 5000);
+        done_ctx d = { .f = f };
+        size_t n;
+
+        for (int i = 0; i < 5000; i++)
+                ev[i] = (vmsig_input_event) { VMSIG_INPUT_REL, 0, i };
+        inject(ep, ev, 3000, &d);
+        run_pending(f);
+        d.calls = 0;
+        inject(ep, ev + 3000, 2000, &d);
+        run_pending(f);
+
+        const vmsig_input_event *log = vmsig_stub_input_log(stub, &n);
+        g_assert_cmpuint(n, ==, 4096);
+        for (size_t i = 0; i < n; i++)
+                g_assert_cmpint(log[i].value, ==, (int) (5000 - 4096 + i));
+}
+
+/* --- detach ------------------------------------------------------------------------ */
+
+/* Requests queued when the endpoint goes away complete with -ENODEV, once,
+ * in order; later requests are refused. */
+static void test_detach_pending(Fixture *f, gconstpointer data) {
+        vmsig_stub *stub = NULL;
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, &stub);
+        vmsig_input_event key = { VMSIG_INPUT_KEY, 30, 1 };
+        done_ctx d[3] = { { .f = f }, { .f = f }, { .f = f } }, late = { .f = f };
+
+        request(ep, VMSIG_OP_PAUSE, &d[0]);
+        inject(ep, &key, 1, &d[1]);
+        request(ep, VMSIG_OP_RESUME, &d[2]);
+        g_assert_cmpint(vmsig_core_detach_endpoint(f->core, ep), ==, 0);
+        for (size_t i = 0; i < 3; i++) {
+                g_assert_cmpuint(d[i].calls, ==, 1);
+                g_assert_cmpint(d[i].error, ==, -ENODEV);
+                g_assert_cmpuint(d[i].order, ==, i + 1);
+                g_assert_cmpstr(d[i].message, ==, "Endpoint 'alpha' was detached.");
+        }
+        g_assert_cmpint(vmsig_stub_ram_fd(stub), ==, -1);
+        g_assert_cmpint(vmsig_endpoint_lifecycle(ep, VMSIG_OP_PAUSE, on_done, &late), ==, -ENODEV);
+        g_assert_cmpint(vmsig_endpoint_inject_input(ep, &key, 1, on_done, &late), ==, -ENODEV);
+
+        run_pending(f);
+        for (size_t i = 0; i < 3; i++)
+                g_assert_cmpuint(d[i].calls, ==, 1);
+        g_assert_cmpuint(late.calls, ==, 0);
+        g_assert_cmpuint(vmsig_core_endpoint_count(f->core), ==, 0);
+}
+
+/* A completion callback may detach its endpoint; what was queued behind it
+ * is cancelled, not run. */
+static void test_detach_from_completion(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
+        done_ctx first = { .f = f, .detach = ep }, second = { .f = f };
+        vmsig_core_stats st;
+
+        request(ep, VMSIG_OP_PAUSE, &first);
+        request(ep, VMSIG_OP_RESUME, &second);
+        run_pending(f);
+        g_assert_cmpuint(first.calls, ==, 1);
+        g_assert_cmpint(first.error, ==, 0);
+        g_assert_cmpuint(second.calls, ==, 1);
+        g_assert_cmpint(second.error, ==, -ENODEV);
+        vmsig_core_get_stats(f->core, &st);
+        g_assert_cmpuint(st.endpoints, ==, 0);
+        g_assert_cmpuint(st.zombies, ==, 0);
+        g_assert_cmpuint(st.fd_sources, ==, 0);
+}
+
+/* --- descriptors ---------------------------------------------------------------------- */
+
+#define N_VMS 8
+
+static void exercise(vmsig_core *c, vmsig_endpoint **eps, size_t n) {
+        sd_event *e = vmsig_core_get_event(c);
+        done_ctx d[N_VMS] = { 0 };
+        Fixture f = { .core = c };
+        vmsig_input_event key = { VMSIG_INPUT_KEY, 30, 1 };
+
+        for (size_t i = 0; i < n; i++) {
+                d[i].f = &f;
+                request(eps[i], VMSIG_OP_RESET, &d[i]);
+                g_assert_cmpint(vmsig_endpoint_inject_input(eps[i], &key, 1, NULL, NULL), ==, 0);
+        }
+        while (sd_event_run(e, 0) > 0)
+                ;
+        for (size_t i = 0; i < n; i++)
+                g_assert_cmpuint(d[i].calls, ==, 1);
+}
+
+static int hold_busy(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
+        return VMSIG_DELIVER_BUSY;
+}
+
+/* Stub VMs, their RAM, eventfds and every memctx datum (also one still
+ * queued for a stuck subscriber) give back their descriptors: by detach and
+ * reap, and by freeing the core with VMs still attached. */
+static void test_no_fd_leak(void) {
+        vmsig_filter filter = { .kinds = MASK(VMSIG_KIND_MEMCTX) };
+        vmsig_endpoint *eps[N_VMS];
+        vmsig_subscriber *stuck;
+        size_t n0 = count_fds(), n1;
+        sd_event *e;
+        vmsig_core *c;
+
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        g_assert_cmpint(vmsig_core_new(e, &c), ==, 0);
+        n1 = count_fds();
+        g_assert_cmpint(vmsig_core_subscribe(c, &filter, 0, hold_busy, NULL, &stuck), ==, 0);
+
+        for (size_t round = 0; round < 2; round++) {
+                for (size_t i = 0; i < N_VMS; i++) {
+                        char name[16];
+                        g_snprintf(name, sizeof name, "vm%zu", i);
+                        eps[i] = attach_stub(c, name, VMSIG_STATE_RUNNING, NULL);
+                }
+                g_assert_cmpuint(count_fds(), >=, n1 + 3 * N_VMS);
+                exercise(c, eps, N_VMS);
+                if (round == 1)
+                        break; /* left for vmsig_core_free() */
+                for (size_t i = 0; i < N_VMS; i++)
+                        g_assert_cmpint(vmsig_core_detach_endpoint(c, eps[i]), ==, 0);
+                while (sd_event_run(e, 0) > 0)
+                        ;
+                g_assert_cmpuint(vmsig_subscriber_queued(stuck), >, 0);
+                vmsig_subscriber_free(stuck);
+                g_assert_cmpuint(count_fds(), ==, n1);
+                g_assert_cmpint(vmsig_core_subscribe(c, &filter, 0, hold_busy, NULL, &stuck), ==, 0);
+        }
+        vmsig_core_free(c);
+        sd_event_unref(e);
+        g_assert_cmpuint(count_fds(), ==, n0);
+}
+
+#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+
+int main(int argc, char **argv) {
+        g_test_init(&argc, &argv, NULL);
+
+        g_test_add_func("/stub/spec", test_spec);
+        ADD("/stub/ram", test_ram);
+        ADD("/stub/lifecycle/async", test_lifecycle_async);
+        ADD("/stub/lifecycle/invalid", test_lifecycle_invalid);
+        ADD("/stub/lifecycle/reset-epoch", test_reset_epoch);
+        ADD("/stub/input", test_input);
+        ADD("/stub/input/log-bound", test_input_log_bound);
+        ADD("/stub/detach/pending", test_detach_pending);
+        ADD("/stub/detach/from-completion", test_detach_from_completion);
+        g_test_add_func("/stub/no-fd-leak", test_no_fd_leak);
+        return g_test_run();
+}
