@@ -31,14 +31,19 @@
 #define RUNS_MAX 15
 #define SUBSCRIBERS_MAX 64
 #define PAYLOAD_MAX 4096
+#define CALIBRATE_EVENTS 20000
+
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 typedef struct bench {
         sd_event *event;
+        unsigned fixed_events; /* --events, or 0 to size runs by time */
         unsigned events, batch, published;
         size_t payload_size;
         uint8_t payload[PAYLOAD_MAX];
         uint64_t delivered, checksum;
         unsigned n_subscribers;
+        bool only_core, only_bare; /* for profiling one side */
 
         /* core */
         vmsig_core *core;
@@ -56,9 +61,12 @@ typedef struct node {
         max_align_t data[];
 } node;
 
+/* Thread CPU time: the benchmark is one thread that never sleeps, so this
+ * is its wall time on a quiet machine, minus the time it was preempted by
+ * other work on a busy one. */
 static uint64_t now_nsec(void) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
         return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
@@ -125,6 +133,8 @@ static int run_core(bench *b, uint64_t *ret_nsec) {
         }
         vmsig_core_flush(b->core); /* the roster event, before the clock starts */
         r = sd_event_add_defer(b->event, &producer, core_produce, b);
+        if (r >= 0) /* defer sources start out one-shot */
+                r = sd_event_source_set_enabled(producer, SD_EVENT_ON);
         if (r < 0)
                 goto finish;
 
@@ -222,6 +232,8 @@ static int run_bare(bench *b, uint64_t *ret_nsec) {
                 r = sd_event_source_set_enabled(b->dispatch_source, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_add_defer(b->event, &producer, bare_produce, b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(producer, SD_EVENT_ON);
         if (r < 0)
                 goto finish;
 
@@ -262,32 +274,38 @@ static int measure(bench *b, bool core, uint64_t *ret_nsec) {
         return core ? run_core(b, ret_nsec) : run_bare(b, ret_nsec);
 }
 
-static int run_pair(bench *b, unsigned runs) {
-        uint64_t tc[RUNS_MAX], tb[RUNS_MAX], dummy;
+static int run_pair(bench *b, unsigned runs, double seconds) {
+        uint64_t tc[RUNS_MAX], tb[RUNS_MAX], t;
         int r;
 
-        /* Warm up the allocator and caches on both sides. */
-        unsigned events = b->events;
-        b->events = events / 10 ? events / 10 : 1;
-        r = measure(b, true, &dummy);
+        /* Warm up the allocator and caches on both sides, and size the runs
+         * from the core's speed, unless the count was given. */
+        b->events = CALIBRATE_EVENTS;
+        r = measure(b, true, &t);
         if (r >= 0)
-                r = measure(b, false, &dummy);
-        b->events = events;
+                r = measure(b, false, &t);
+        if (r >= 0)
+                r = measure(b, true, &t);
         if (r < 0)
                 return r;
+        b->events = b->fixed_events ? b->fixed_events : (unsigned) MAX(seconds * 1e9 / ((double) t / CALIBRATE_EVENTS), 10000.0);
 
         for (unsigned i = 0; i < runs; i++) {
-                r = measure(b, true, &tc[i]);
+                r = b->only_bare ? 0 : measure(b, true, &tc[i]);
                 if (r >= 0)
-                        r = measure(b, false, &tb[i]);
+                        r = b->only_core ? 0 : measure(b, false, &tb[i]);
                 if (r < 0)
                         return r;
+                if (b->only_bare)
+                        tc[i] = tb[i];
+                if (b->only_core)
+                        tb[i] = tc[i];
         }
 
         double ec = b->events / (median(tc, runs) / 1e9), eb = b->events / (median(tb, runs) / 1e9);
-        printf("  batch %3u  %2u subscriber%s  core %10.0f events/s  bare %10.0f events/s  ratio core/bare %.3f"
+        printf("  batch %3u  %2u subscriber%s  %8u events  core %10.0f events/s  bare %10.0f events/s  ratio core/bare %.3f"
                "  (%.0f / %.0f ns per event)\n",
-               b->batch, b->n_subscribers, b->n_subscribers == 1 ? " " : "s", ec, eb, ec / eb, 1e9 / ec, 1e9 / eb);
+               b->batch, b->n_subscribers, b->n_subscribers == 1 ? " " : "s", b->events, ec, eb, ec / eb, 1e9 / ec, 1e9 / eb);
         printf("@ core-b%u-s%u core_eps=%.0f bare_eps=%.0f ratio=%.3f\n", b->batch, b->n_subscribers, ec, eb,
                ec / eb);
         fflush(stdout);
@@ -295,25 +313,29 @@ static int run_pair(bench *b, unsigned runs) {
 }
 
 static void help(void) {
-        printf("bench-core [--events N] [--runs N] [--payload BYTES] [--batch N]... [--subscribers N]...\n"
-               "Defaults: 500000 events, 3 runs, 64-byte payloads, batches 1 and 64, 1 and 16 subscribers.\n");
+        printf("bench-core [--events N | --seconds S] [--runs N] [--payload BYTES] [--batch N]... [--subscribers N]...\n"
+               "           [--only core|bare]\n"
+               "Defaults: runs of about 0.25 s, 3 runs, 64-byte payloads, batches 1 and 64,\n"
+               "1 and 16 subscribers.\n");
 }
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "events", required_argument, NULL, 'n' },
+                { "seconds", required_argument, NULL, 't' },
                 { "runs", required_argument, NULL, 'r' },
                 { "payload", required_argument, NULL, 'p' },
                 { "batch", required_argument, NULL, 'b' },
                 { "subscribers", required_argument, NULL, 's' },
+                { "only", required_argument, NULL, 'o' },
                 {},
         };
         static bench b;
+        double seconds = 0.25;
         unsigned runs = 3, batches[8], n_batches = 0, subscribers[8], n_subscribers = 0;
         int c, r;
 
-        b.events = 500000;
         b.payload_size = 64;
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
@@ -321,7 +343,14 @@ int main(int argc, char *argv[]) {
                         help();
                         return EXIT_SUCCESS;
                 case 'n':
-                        b.events = (unsigned) strtoul(optarg, NULL, 10);
+                        b.fixed_events = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'o':
+                        b.only_core = strcmp(optarg, "core") == 0;
+                        b.only_bare = strcmp(optarg, "bare") == 0;
+                        break;
+                case 't':
+                        seconds = strtod(optarg, NULL);
                         break;
                 case 'r':
                         runs = (unsigned) strtoul(optarg, NULL, 10);
@@ -348,7 +377,7 @@ int main(int argc, char *argv[]) {
                 subscribers[n_subscribers++] = 1;
                 subscribers[n_subscribers++] = 16;
         }
-        if (b.events == 0 || runs == 0 || runs > RUNS_MAX || b.payload_size == 0 || b.payload_size > PAYLOAD_MAX) {
+        if (seconds <= 0 || runs == 0 || runs > RUNS_MAX || b.payload_size == 0 || b.payload_size > PAYLOAD_MAX) {
                 fprintf(stderr, "bench-core: invalid arguments\n");
                 return EXIT_FAILURE;
         }
@@ -362,12 +391,16 @@ int main(int argc, char *argv[]) {
                 }
         memset(b.payload, 0xa5, sizeof b.payload);
 
-        printf("bench-core: %u events of %zu bytes per run, median of %u runs\n", b.events, b.payload_size, runs);
+        printf("bench-core: %zu-byte payloads, median of %u runs", b.payload_size, runs);
+        if (b.fixed_events)
+                printf(", %u events per run\n", b.fixed_events);
+        else
+                printf(", each run about %.2f s of CPU time\n", seconds);
         for (unsigned i = 0; i < n_batches; i++)
                 for (unsigned j = 0; j < n_subscribers; j++) {
                         b.batch = batches[i];
                         b.n_subscribers = subscribers[j];
-                        r = run_pair(&b, runs);
+                        r = run_pair(&b, runs, seconds);
                         if (r < 0) {
                                 fprintf(stderr, "bench-core: %s\n", strerror(-r));
                                 return EXIT_FAILURE;

@@ -99,6 +99,15 @@ static void child_setup(gpointer data) {
                 _exit(127);
 }
 
+void vt_child_setup(gpointer parent_pid) {
+        child_setup(parent_pid);
+}
+
+const char *vt_bus_dir(VtBus *bus) {
+        g_assert_nonnull(bus);
+        return bus->dir;
+}
+
 /* Reaps pid if it has exited; *status gets its exit status. */
 static gboolean try_reap(GPid pid, int *status) {
         int wstatus;

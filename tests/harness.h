@@ -24,6 +24,11 @@ typedef struct VtDaemon VtDaemon;
  * every child) at it. */
 VtBus *vt_bus_start(void);
 const char *vt_bus_address(VtBus *bus);
+/* The bus's temporary directory, removed by vt_bus_stop(). */
+const char *vt_bus_dir(VtBus *bus);
+/* A GSpawnChildSetupFunc (data: GINT_TO_POINTER(getpid())) that makes the
+ * child die with the test. */
+void vt_child_setup(gpointer parent_pid);
 /* A new private connection to the bus, as root (the test user); unref it. */
 GDBusConnection *vt_bus_connect(VtBus *bus);
 /* Runs a command (searched in PATH, argument list ending with NULL) with

@@ -53,6 +53,18 @@ static void test_full(void) {
         g_assert_cmpuint(c->stub_vms[2].ram_size, ==, 1048576);
         g_assert_cmpint(c->stub_vms[2].initial_state, ==, VMSIG_STATE_SHUT_OFF);
         g_assert_cmpuint(c->stub_vms[3].ram_size, ==, VMSIG_CONFIG_RAM_SIZE_DEFAULT);
+        g_assert_cmpuint(c->stub_vms[3].latency_usec, ==, 250000);
+        g_assert_cmpuint(c->stub_vms[0].latency_usec, ==, 0);
+
+        g_assert_cmpstr(c->audit_target, ==, "stderr");
+        g_assert_cmpstr(c->private_socket, ==, "/run/vmsig-test/private");
+        g_assert_cmpuint(c->admission.max_pending_calls, ==, 3);
+        g_assert_cmpuint(c->admission.max_subscriptions, ==, 0);
+        g_assert_cmpuint(c->admission.max_leases, ==, 2);
+        g_assert_cmpuint(c->admission.n_allow_uids, ==, 1);
+        g_assert_cmpuint(c->admission.allow_uids[0], ==, 65534);
+        g_assert_cmpuint(c->admission.n_allow_gids, ==, 1);
+        g_assert_cmpuint(c->admission.allow_gids[0], ==, 0);
 
         g_assert_true(vmsig_config_find_stub(c, "gamma_3") == &c->stub_vms[2]);
         g_assert_null(vmsig_config_find_stub(c, "gamma"));
@@ -68,7 +80,12 @@ static void test_defaults(void) {
         g_assert_cmpuint(c->queue_limit, ==, VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT);
         g_assert_cmpuint(c->max_endpoints, ==, VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT);
         g_assert_cmpuint(c->n_stub_vms, ==, 0);
+        g_assert_cmpstr(c->audit_target, ==, "auto");
+        g_assert_cmpstr(c->private_socket, ==, VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
+        g_assert_cmpuint(c->admission.max_pending_calls, ==, VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT);
+        g_assert_cmpuint(c->admission.n_allow_uids + c->admission.n_allow_gids, ==, 0);
         g_assert_cmpint(vmsig_config_new_default(&d), ==, 0);
+        g_assert_cmpstr(d->private_socket, ==, VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
         g_assert_null(d->path);
         g_assert_cmpuint(d->queue_limit, ==, c->queue_limit);
         g_assert_cmpuint(d->n_stub_vms, ==, 0);
@@ -109,6 +126,17 @@ static const struct {
         { "<vmsigd>\n<stub-vm name=\"a\" ram-size=\"65G\"/>\n</vmsigd>\n", 2, "out of range" },
         { "<vmsigd>\n<stub-vm name=\"a\" ram-size=\"99999999999999999999G\"/>\n</vmsigd>\n", 2, "out of range" },
         { "<vmsigd>\n<stub-vm name=\"a\" ram-size=\"1T\"/>\n</vmsigd>\n", 2, "is not a size" },
+        { "<vmsigd>\n<stub-vm name=\"a\" latency-ms=\"60001\"/>\n</vmsigd>\n", 2, "latency-ms" },
+        { "<vmsigd>\n<audit target=\"syslog\"/>\n</vmsigd>\n", 2, "audit target" },
+        { "<vmsigd>\n<private-socket path=\"relative\"/>\n</vmsigd>\n", 2, "must be absolute" },
+        { "<vmsigd>\n<private-socket enabled=\"maybe\"/>\n</vmsigd>\n", 2, "yes or no" },
+        { "<vmsigd>\n<admission>\n<allow user=\"no-such-user-vmsig\"/>\n</admission>\n</vmsigd>\n", 3,
+          "unknown user \"no-such-user-vmsig\"" },
+        { "<vmsigd>\n<admission>\n<allow group=\"no-such-group-vmsig\"/>\n</admission>\n</vmsigd>\n", 3,
+          "unknown group" },
+        { "<vmsigd>\n<admission>\n<allow user=\"root\" group=\"root\"/>\n</admission>\n</vmsigd>\n", 3,
+          "exactly one" },
+        { "<vmsigd>\n<admission max-leases=\"-1\"/>\n</vmsigd>\n", 2, "max-leases" },
         { "<vmsigd>\n<stub-vm name=\"a\"/>\n<stub-vm name=\"b\"/>\n<stub-vm name=\"a\"/>\n</vmsigd>\n", 4,
           "duplicate stub-vm name \"a\" (first declared on line 2)" },
         { "<vmsigd>\n<stub-vm name=\"a\" uuid=\"6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19\"/>\n"
@@ -134,6 +162,16 @@ static void test_bad_files(void) {
         }
 }
 
+static void test_private_socket_disabled(void) {
+        g_autofree char *path = write_temp("<vmsigd><private-socket enabled=\"no\"/></vmsigd>");
+        vmsig_config *c = NULL;
+
+        g_assert_cmpint(vmsig_config_load(path, &c, NULL), ==, 0);
+        g_assert_null(c->private_socket);
+        vmsig_config_free(c);
+        g_unlink(path);
+}
+
 static void test_external_entity_not_expanded(void) {
         g_autofree char *path = data_path("entity.conf");
         g_autofree char *error = NULL;
@@ -157,6 +195,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/defaults", test_defaults);
         g_test_add_func("/config/missing-file", test_missing_file);
         g_test_add_func("/config/bad-files", test_bad_files);
+        g_test_add_func("/config/private-socket-disabled", test_private_socket_disabled);
         g_test_add_func("/config/external-entity-not-expanded", test_external_entity_not_expanded);
         return g_test_run();
 }

@@ -15,6 +15,7 @@
 #define VMSIG_ERROR_HOST "org.vmsig.Error.Host"
 #define VMSIG_ERROR_LIMIT_EXCEEDED "org.vmsig.Error.LimitExceeded"
 #define VMSIG_ERROR_QUOTA_EXCEEDED "org.vmsig.Error.QuotaExceeded"
+#define VMSIG_ERROR_INVALID_CONFIGURATION "org.vmsig.Error.InvalidConfiguration"
 
 extern const sd_bus_error_map vmsig_bus_errors[];
 

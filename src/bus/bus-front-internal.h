@@ -25,7 +25,8 @@ typedef struct bus_endpoint {
 struct vmsig_bus_front {
         vmsig_core *core;
         sd_bus *bus;
-        bus_auth *auth; /* shared by every front of the daemon */
+        const vmsig_bus_context *ctx; /* the daemon's, shared by every front */
+        bus_auth *auth;               /* ctx->auth */
         vmsig_subscriber *subscriber;
         Hashmap *endpoints; /* name -> bus_endpoint */
         sd_bus_slot *slots[5];

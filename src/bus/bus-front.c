@@ -132,7 +132,7 @@ static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata
         return VMSIG_DELIVER_OK;
 }
 
-int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, bus_auth *auth, vmsig_bus_front **ret) {
+int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *ctx, vmsig_bus_front **ret) {
         vmsig_bus_front *f;
         vmsig_filter filter = {
                 .kinds = VMSIG_KIND_MASK(VMSIG_KIND_ROSTER) | VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX),
@@ -147,7 +147,8 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, bus_auth *auth, vmsig_bus
                 return -ENOMEM;
         f->core = core;
         f->bus = sd_bus_ref(bus);
-        f->auth = auth;
+        f->ctx = ctx;
+        f->auth = ctx->auth;
         f->endpoints = hashmap_new();
         if (!f->endpoints) {
                 r = -ENOMEM;

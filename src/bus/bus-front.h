@@ -12,9 +12,16 @@
 
 typedef struct vmsig_bus_front vmsig_bus_front;
 
+/* What every front shares with the daemon; it outlives the fronts. */
+typedef struct vmsig_bus_context {
+        bus_auth *auth;
+        /* Manager.Reload(): 0, or <0 with *error a "FILE:LINE: problem". */
+        int (*reload)(void *userdata, char **error);
+        void *userdata;
+} vmsig_bus_context;
+
 /* Registers the objects on bus and subscribes to the core; one front per
- * connection (the system bus, each private-socket peer). Calls are
- * authorized through auth, which outlives the front. Does not take the bus
- * name: the daemon does, once the initial roster is published. */
-int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, bus_auth *auth, vmsig_bus_front **ret);
+ * connection (the system bus, each private-socket peer). Does not take the
+ * bus name: the daemon does, once the initial roster is published. */
+int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *ctx, vmsig_bus_front **ret);
 vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bus-errors.h"
 #include "bus-front-internal.h"
@@ -90,6 +91,56 @@ static int method_get_endpoint_by_vmid(sd_bus_message *m, void *userdata, sd_bus
         return sd_bus_reply_method_return(m, "o", be->path);
 }
 
+static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        vmsig_bus_front *f = userdata;
+        _cleanup_free_ char *problem = NULL;
+        bus_peer *caller;
+        int r;
+
+        r = bus_auth_check(f->auth, m, VMSIG_CAP_ADMIN, NULL, false, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+        caller = bus_auth_caller(f->auth, m);
+        r = f->ctx->reload(f->ctx->userdata, &problem);
+        if (caller)
+                bus_auth_audit_operation(caller, "reload", NULL, r, NULL);
+        if (r < 0)
+                return vmsig_bus_error_setf(error, -EBADMSG, "The configuration was not reloaded: %s",
+                                            problem ? problem : strerror(-r));
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_detach_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        vmsig_bus_front *f = userdata;
+        const char *name;
+        bus_endpoint *be;
+        bus_peer *caller;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &name);
+        if (r < 0)
+                return r;
+        if (!vmsig_endpoint_name_is_valid(name))
+                return vmsig_bus_error_setf(error, -EINVAL, "Invalid endpoint name '%s'.", name);
+        be = bus_front_lookup(f, name);
+        if (!be)
+                return vmsig_bus_error_setf(error, -ENXIO, "No endpoint named '%s'.", name);
+        r = bus_auth_check(f->auth, m, VMSIG_CAP_ADMIN, be->endpoint, false, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+        caller = bus_auth_caller(f->auth, m);
+        vmsig_endpoint *ep = vmsig_endpoint_ref(be->endpoint);
+        r = vmsig_core_detach_endpoint(f->core, ep);
+        if (caller)
+                bus_auth_audit_operation(caller, "detach", ep, r, NULL);
+        vmsig_endpoint_unref(ep);
+        if (r < 0)
+                return vmsig_bus_error_setf(error, r, "Cannot detach '%s': %s", name, strerror(-r));
+        /* EndpointRemoved and InterfacesRemoved go out before the reply. */
+        vmsig_core_flush(f->core);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -101,6 +152,9 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 method_get_endpoint, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetEndpointByVmid", SD_BUS_ARGS("u", vmid), SD_BUS_RESULT("o", endpoint),
                                 method_get_endpoint_by_vmid, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Reload", NULL, NULL, method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DetachEndpoint", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, method_detach_endpoint,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("EndpointAdded", SD_BUS_ARGS("o", endpoint), 0),
         SD_BUS_SIGNAL_WITH_ARGS("EndpointRemoved", SD_BUS_ARGS("o", endpoint), 0),
         SD_BUS_VTABLE_END,

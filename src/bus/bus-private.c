@@ -28,7 +28,7 @@ typedef struct private_connection {
 struct vmsig_bus_private {
         sd_event *event;
         vmsig_core *core;
-        bus_auth *auth;
+        const vmsig_bus_context *ctx;
         char *path;
         int fd;
         sd_event_source *accept_source;
@@ -83,7 +83,7 @@ static int connection_start(private_connection *c, int fd) {
         if (r >= 0)
                 r = sd_bus_start(c->bus);
         if (r >= 0)
-                r = vmsig_bus_front_new(c->owner->core, c->bus, c->owner->auth, &c->front);
+                r = vmsig_bus_front_new(c->owner->core, c->bus, c->owner->ctx, &c->front);
         return r;
 }
 
@@ -171,7 +171,7 @@ static int listen_on(const char *path) {
         /* A socket left by a previous instance; never remove anything else. */
         if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
                 (void) unlink(path);
-        old_umask = umask(0077);
+        old_umask = umask(0177);
         r = bind(fd, &addr.sa, sizeof addr.un);
         umask(old_umask);
         if (r < 0)
@@ -181,7 +181,7 @@ static int listen_on(const char *path) {
         return TAKE_FD(fd);
 }
 
-int vmsig_bus_private_new(sd_event *event, vmsig_core *core, bus_auth *auth, const char *path,
+int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_context *ctx, const char *path,
                           vmsig_bus_private **ret) {
         vmsig_bus_private *p = calloc(1, sizeof *p);
         int r;
@@ -190,7 +190,7 @@ int vmsig_bus_private_new(sd_event *event, vmsig_core *core, bus_auth *auth, con
                 return -ENOMEM;
         p->event = sd_event_ref(event);
         p->core = core;
-        p->auth = auth;
+        p->ctx = ctx;
         p->fd = -1;
         p->path = strdup(path);
         if (!p->path) {

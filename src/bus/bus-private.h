@@ -7,12 +7,12 @@
 
 #include <systemd/sd-event.h>
 
-#include "bus-auth.h"
+#include "bus-front.h"
 #include "vmsig-core.h"
 
 typedef struct vmsig_bus_private vmsig_bus_private;
 
-int vmsig_bus_private_new(sd_event *event, vmsig_core *core, bus_auth *auth, const char *path,
+int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_context *ctx, const char *path,
                           vmsig_bus_private **ret);
 /* Closes every connection and removes the socket file. */
 vmsig_bus_private *vmsig_bus_private_free(vmsig_bus_private *p);

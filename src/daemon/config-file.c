@@ -25,6 +25,7 @@ extern const unsigned vmsig_config_schema_len;
 #define RAM_SIZE_MIN (1ULL << 20)
 #define RAM_SIZE_MAX (64ULL << 30)
 #define RAM_SIZE_ALIGN 4096ULL
+#define STUB_LATENCY_MAX_MS 60000u
 
 /* The first error wins: later ones are usually consequences of it. */
 typedef struct load_state {
@@ -250,6 +251,8 @@ static int parse_stub_ram(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm)
 
 static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *uuid = attr(n, "uuid"), *state = attr(n, "state");
+        size_t latency_ms = 0;
+        int r;
 
         if (!vmsig_endpoint_name_is_valid(vm->name))
                 return fail(s, -EINVAL, vm->line, "invalid stub-vm name \"%s\".", vm->name);
@@ -258,6 +261,13 @@ static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *
         vm->initial_state = state ? vmsig_state_from_string(state) : VMSIG_STATE_RUNNING;
         if (vm->initial_state == _VMSIG_STATE_MAX || vm->initial_state == VMSIG_STATE_UNKNOWN)
                 return fail(s, -EINVAL, vm->line, "invalid state \"%s\".", state);
+        r = parse_number(s, n, "latency-ms", 0, &latency_ms);
+        if (r >= 0 && latency_ms > STUB_LATENCY_MAX_MS)
+                r = fail(s, -ERANGE, vm->line, "latency-ms=\"%zu\" is out of range (0..%u).", latency_ms,
+                         STUB_LATENCY_MAX_MS);
+        if (r < 0)
+                return r;
+        vm->latency_usec = (uint64_t) latency_ms * 1000;
         return parse_stub_ram(s, n, vm);
 }
 

@@ -17,6 +17,7 @@ typedef struct vmsig_stub_vm_config {
         sd_id128_t uuid;  /* SD_ID128_NULL when the file gives none */
         uint64_t ram_size; /* bytes, page aligned */
         vmsig_state initial_state;
+        uint64_t latency_usec; /* simulated duration of each request */
         unsigned line; /* where it was declared, for messages */
 } vmsig_stub_vm_config;
 

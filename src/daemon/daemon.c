@@ -24,12 +24,13 @@ struct vmsig_daemon {
         sd_bus *bus;
         vmsig_core *core;
         bus_auth *auth;
+        vmsig_bus_context bus_context;
         vmsig_bus_front *front;
         vmsig_bus_private *private;
         vmsig_config *config;
 };
 
-static int load_config(vmsig_daemon *d, vmsig_config **ret) {
+static int load_config(vmsig_daemon *d, vmsig_config **ret, char **ret_error) {
         _cleanup_free_ char *error = NULL;
         int r;
 
@@ -38,13 +39,17 @@ static int load_config(vmsig_daemon *d, vmsig_config **ret) {
                 log_info("No configuration at %s, using defaults.", d->opts.config_path);
                 return vmsig_config_new_default(ret);
         }
-        if (r < 0)
-                return log_error_errno(r, "%s", error ? error : "Cannot load the configuration.");
+        if (r < 0) {
+                log_error_errno(r, "%s", error ? error : "Cannot load the configuration.");
+                if (ret_error)
+                        *ret_error = TAKE_PTR(error);
+                return r;
+        }
         return 0;
 }
 
 static bool stub_vm_changed(const vmsig_stub_vm_config *a, const vmsig_stub_vm_config *b) {
-        return a->ram_size != b->ram_size || !sd_id128_equal(a->uuid, b->uuid);
+        return a->ram_size != b->ram_size || !sd_id128_equal(a->uuid, b->uuid) || a->latency_usec != b->latency_usec;
 }
 
 static void attach_stub_vm(vmsig_daemon *d, const vmsig_stub_vm_config *vm) {
@@ -53,6 +58,7 @@ static void attach_stub_vm(vmsig_daemon *d, const vmsig_stub_vm_config *vm) {
                 .uuid = vm->uuid,
                 .ram_size = vm->ram_size,
                 .initial_state = vm->initial_state,
+                .latency_usec = vm->latency_usec,
         };
         vmsig_endpoint_spec ep_spec;
         vmsig_endpoint *ep;
@@ -105,7 +111,7 @@ static int apply_private_socket(vmsig_daemon *d, const vmsig_config *old, const 
         d->private = vmsig_bus_private_free(d->private);
         if (!path)
                 return 0;
-        r = vmsig_bus_private_new(d->event, d->core, d->auth, path, &d->private);
+        r = vmsig_bus_private_new(d->event, d->core, &d->bus_context, path, &d->private);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on the private socket %s: %m", path);
         log_debug("Serving the private socket %s.", path);
@@ -151,12 +157,14 @@ static int apply_config(vmsig_daemon *d, vmsig_config *new) {
         return r;
 }
 
-static int reload(vmsig_daemon *d) {
+/* SIGHUP and Manager.Reload(): a file that does not load changes nothing. */
+static int reload(void *userdata, char **ret_error) {
+        vmsig_daemon *d = userdata;
         vmsig_config *new = NULL;
         int r;
 
         (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration...");
-        r = load_config(d, &new);
+        r = load_config(d, &new, ret_error);
         if (r < 0)
                 log_warning("Keeping the previous configuration.");
         else {
@@ -168,7 +176,7 @@ static int reload(vmsig_daemon *d) {
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        (void) reload(userdata);
+        (void) reload(userdata, NULL);
         return 0;
 }
 
@@ -215,7 +223,8 @@ static int setup_bus(vmsig_daemon *d) {
         r = bus_auth_new(d->event, d->bus, &d->auth);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up authorization: %m");
-        r = vmsig_bus_front_new(d->core, d->bus, d->auth, &d->front);
+        d->bus_context = (vmsig_bus_context) { .auth = d->auth, .reload = reload, .userdata = d };
+        r = vmsig_bus_front_new(d->core, d->bus, &d->bus_context, &d->front);
         if (r < 0)
                 return log_error_errno(r, "Cannot register the bus objects: %m");
         return 0;
@@ -245,7 +254,7 @@ int vmsig_daemon_new(const vmsig_daemon_options *opts, vmsig_daemon **ret) {
         if (opts->log_level >= 0)
                 log_set_max_level(opts->log_level);
 
-        r = load_config(d, &config);
+        r = load_config(d, &config, NULL);
         if (r < 0)
                 goto fail;
         r = sd_event_default(&d->event);

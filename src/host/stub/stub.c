@@ -8,6 +8,8 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -26,6 +28,7 @@ typedef struct request {
         vmsig_input_event *events;
         vmsig_done_fn done;
         void *userdata;
+        uint64_t due; /* CLOCK_MONOTONIC usec, with a latency */
         struct request *next;
 } request;
 
@@ -39,7 +42,7 @@ struct vmsig_stub {
         vmsig_memctx_source memctx;
         vmsig_subscriber *lifecycle_sub;
 
-        int event_fd;
+        int event_fd; /* an eventfd, or a timerfd when requests take time */
         vmsig_cookie cookie;
         request *queue_head, *queue_tail;
 
@@ -78,12 +81,35 @@ static request *queue_pop(vmsig_stub *s) {
         return q;
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Wakes the loop when the oldest request is due: at once through the
+ * eventfd, or through the timerfd when requests take time. */
+static int kick(vmsig_stub *s) {
+        struct itimerspec its = {};
+        uint64_t due;
+
+        if (s->spec.latency_usec == 0)
+                return eventfd_write(s->event_fd, 1) < 0 ? -errno : 0;
+        due = s->queue_head ? s->queue_head->due : 0;
+        if (due == 0)
+                return 0;
+        its.it_value.tv_sec = (time_t) (due / 1000000);
+        its.it_value.tv_nsec = (long) (due % 1000000) * 1000;
+        return timerfd_settime(s->event_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? -errno : 0;
+}
+
 static int queue_push(vmsig_stub *s, request *q) {
         if (s->event_fd < 0) {
                 free(q->events);
                 free(q);
                 return -ENODEV;
         }
+        q->due = s->spec.latency_usec > 0 ? now_usec() + s->spec.latency_usec : 0;
         if (s->queue_tail)
                 s->queue_tail->next = q;
         else
@@ -91,9 +117,7 @@ static int queue_push(vmsig_stub *s, request *q) {
         s->queue_tail = q;
         /* Completion happens on a later loop iteration, as with a real
          * hypervisor round trip. */
-        if (eventfd_write(s->event_fd, 1) < 0)
-                return -errno;
-        return 0;
+        return q == s->queue_head || s->spec.latency_usec == 0 ? kick(s) : 0;
 }
 
 /* The guest's state machine. */
@@ -155,13 +179,14 @@ static void run_input(vmsig_stub *s, request *q) {
 
 static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
         vmsig_stub *s = userdata;
-        eventfd_t v;
+        uint64_t v, now = now_usec();
 
-        (void) eventfd_read(fd, &v);
-        /* Only what was queued before now; requests queued by a completion
-         * callback run on the next iteration, keeping the loop fair. */
+        (void) !read(fd, &v, sizeof v); /* eventfd counter or timer expirations */
+        /* Only what was queued before now and is due; requests queued by a
+         * completion callback run on a later iteration, keeping the loop
+         * fair. */
         request *tail = s->queue_tail;
-        for (request *q; s->endpoint && (q = queue_pop(s));) {
+        for (request *q; s->endpoint && s->queue_head && s->queue_head->due <= now && (q = queue_pop(s));) {
                 bool last = q == tail;
                 if (q->type == REQUEST_LIFECYCLE)
                         run_lifecycle(s, q);
@@ -171,7 +196,7 @@ static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t rev
                         break;
         }
         if (s->queue_head && s->event_fd >= 0)
-                (void) eventfd_write(s->event_fd, 1);
+                (void) kick(s);
 }
 
 /* Host-management seam. */
@@ -181,7 +206,8 @@ static int host_attach(void *data, vmsig_endpoint *ep) {
         int r;
 
         s->endpoint = ep;
-        s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        s->event_fd = s->spec.latency_usec > 0 ? timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)
+                                                : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->event_fd < 0)
                 return -errno;
         r = vmsig_endpoint_add_fd(ep, s->event_fd, EPOLLIN, on_event_fd, s, &s->cookie);

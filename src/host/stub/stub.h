@@ -20,6 +20,7 @@ typedef struct vmsig_stub_spec {
         sd_id128_t uuid; /* SD_ID128_NULL: a random one */
         uint64_t ram_size;
         vmsig_state initial_state;
+        uint64_t latency_usec; /* how long each request takes; 0: next iteration */
 } vmsig_stub_spec;
 
 /* Fills *ret with the endpoint spec (the adapter trio) of a new stub VM,

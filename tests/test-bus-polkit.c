@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Authorization against a real polkitd: root, nobody, rules, the
+ * interactive flag, polkit's absence, the allow-list, quotas and the audit
+ * records of each decision. Unprivileged calls are made by
+ * vmsig-test-client under setpriv. */
+#include <signal.h>
+#include <string.h>
+
+#include "client.h"
+#include "harness.h"
+#include "polkit-harness.h"
+
+#define ALPHA "/org/vmsig/endpoint/alpha"
+#define BETA "/org/vmsig/endpoint/beta"
+
+#define CONFIG_BASE                                                   \
+        "<vmsigd><audit target=\"stderr\"/>"                          \
+        "<stub-vm name=\"alpha\" ram-size=\"1M\"/>"                    \
+        "<stub-vm name=\"beta\" ram-size=\"1M\"/>"
+
+typedef struct {
+        VtBus *bus;
+        VtPolkit *polkit;
+        VtDaemon *daemon;
+        GDBusConnection *conn;
+} Fixture;
+
+static void setup_with(Fixture *f, const char *config, gboolean with_polkit) {
+        f->bus = vt_bus_start();
+        if (with_polkit)
+                f->polkit = vt_polkit_start(f->bus);
+        f->daemon = vt_daemon_start(f->bus, config);
+        f->conn = vt_bus_connect(f->bus);
+}
+
+static void fixture_setup(Fixture *f, gconstpointer data) {
+        setup_with(f, data ? data : CONFIG_BASE "</vmsigd>", TRUE);
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data) {
+        g_clear_object(&f->conn);
+        if (f->daemon)
+                g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
+        vt_polkit_stop(f->polkit);
+        vt_bus_stop(f->bus);
+}
+
+/* Runs vmsig-test-client as nobody; returns its first output line, e.g.
+ * "ok ()" or "error org.freedesktop.DBus.Error.AccessDenied ...". */
+static char *call_as_nobody(Fixture *f, gboolean interactive, const char *path, const char *iface,
+                            const char *method, const char *args) {
+        g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+        const char *argv[16] = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", client };
+        size_t n = 5;
+        g_autofree char *out = NULL;
+
+        if (interactive)
+                argv[n++] = "--interactive";
+        argv[n++] = path;
+        argv[n++] = iface;
+        argv[n++] = method;
+        if (args)
+                argv[n++] = args;
+        argv[n] = NULL;
+        (void) vt_bus_runv(f->bus, &out, argv);
+        g_assert_nonnull(out);
+        return g_strndup(out, strcspn(out, "\n"));
+}
+
+static void assert_error(const char *line, const char *name) {
+        g_autofree char *want = g_strdup_printf("error %s ", name);
+        g_test_message("got: %s", line);
+        g_assert_true(g_str_has_prefix(line, want));
+}
+
+static char *state_of(Fixture *f, const char *path) {
+        return vt_get_string(f->conn, path, VT_ENDPOINT_IFACE, "State");
+}
+
+/* The audit line for uid/action/endpoint/result, or NULL. */
+static gboolean log_has_audit(Fixture *f, const char *uid, const char *action, const char *endpoint,
+                              const char *result, const char *reason) {
+        g_autofree char *log = vt_daemon_log(f->daemon);
+        g_auto(GStrv) lines = g_strsplit(log, "\n", -1);
+        g_autofree char *who = g_strdup_printf("vmsig-audit: uid=%s ", uid);
+        g_autofree char *what = g_strdup_printf(" action=%s endpoint=%s result=%s reason=%s", action, endpoint,
+                                                result, reason);
+
+        for (char **l = lines; *l; l++)
+                if (strstr(*l, who) && strstr(*l, what))
+                        return TRUE;
+        return FALSE;
+}
+
+static guint count_log(Fixture *f, const char *needle) {
+        g_autofree char *log = vt_daemon_log(f->daemon);
+        guint n = 0;
+
+        for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
+                n++;
+        return n;
+}
+
+static const char *const lifecycle_methods[] = { "Pause", "Resume", "Reset", "PowerOff" };
+
+static void test_root_allowed(Fixture *f, gconstpointer data) {
+        if (!f->polkit)
+                return;
+        g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        g_autofree char *state = state_of(f, ALPHA);
+        g_assert_cmpstr(state, ==, "paused");
+        g_assert_true(log_has_audit(f, "0", "org.vmsig.lifecycle", "alpha", "granted", "root"));
+        g_assert_true(log_has_audit(f, "0", "pause", "alpha", "ok", "-"));
+}
+
+/* auth_admin_keep for nobody: polkit would ask for a password; without the
+ * interactive flag that is InteractiveAuthorizationRequired. Nothing
+ * changes, and each denial is audited. */
+static void test_nobody_denied(Fixture *f, gconstpointer data) {
+        if (!f->polkit)
+                return;
+        for (size_t i = 0; i < G_N_ELEMENTS(lifecycle_methods); i++) {
+                g_autofree char *line = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, lifecycle_methods[i], NULL);
+                assert_error(line, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+        }
+        g_autofree char *state = state_of(f, ALPHA);
+        g_assert_cmpstr(state, ==, "running");
+        g_assert_cmpuint(vt_get_uint(f->conn, ALPHA, VT_ENDPOINT_IFACE, "MemctxEpoch"), ==, 1);
+        g_assert_cmpuint(count_log(f, "uid=65534 "), >=, G_N_ELEMENTS(lifecycle_methods));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "denied", "interactive-required"));
+        g_assert_cmpuint(count_log(f, "action=pause endpoint=alpha"), ==, 0);
+}
+
+/* With the interactive flag polkit may try an agent; there is none, so the
+ * answer is a plain AccessDenied. */
+static void test_interactive_flag(Fixture *f, gconstpointer data) {
+        if (!f->polkit)
+                return;
+        for (size_t i = 0; i < G_N_ELEMENTS(lifecycle_methods); i++) {
+                g_autofree char *line = call_as_nobody(f, TRUE, ALPHA, VT_ENDPOINT_IFACE, lifecycle_methods[i], NULL);
+                assert_error(line, "org.freedesktop.DBus.Error.AccessDenied");
+        }
+        g_autofree char *state = state_of(f, ALPHA);
+        g_assert_cmpstr(state, ==, "running");
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "denied", "polkit"));
+}
+
+/* A rule for one action on one endpoint: exactly that works. */
+static void test_rule_grants_one_action(Fixture *f, gconstpointer data) {
+        if (!f->polkit)
+                return;
+        vt_polkit_set_rules(f->polkit,
+                            "polkit.addRule(function(action, subject) {\n"
+                            "  if (action.id == \"org.vmsig.lifecycle\" && subject.user == \"nobody\" &&\n"
+                            "      action.lookup(\"endpoint\") == \"alpha\" && action.lookup(\"vmid\") == \"1\" &&\n"
+                            "      action.lookup(\"class\") == \"lifecycle\")\n"
+                            "    return polkit.Result.YES;\n"
+                            "});\n");
+        g_autofree char *ok = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        g_assert_cmpstr(ok, ==, "ok ()");
+        g_autofree char *state = state_of(f, ALPHA);
+        g_assert_cmpstr(state, ==, "paused");
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "granted", "polkit"));
+        g_assert_true(log_has_audit(f, "65534", "pause", "alpha", "ok", "-"));
+
+        /* Same action, other endpoint; other actions: still denied. */
+        g_autofree char *other = call_as_nobody(f, FALSE, BETA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        assert_error(other, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+        g_autofree char *reload = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Reload", NULL);
+        assert_error(reload, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+        g_autofree char *detach = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
+                                                 "('alpha',)");
+        assert_error(detach, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+        g_assert_cmpuint(vt_get_uint(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "EndpointCount"), ==, 2);
+        g_autofree char *beta = state_of(f, BETA);
+        g_assert_cmpstr(beta, ==, "running");
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.admin", "alpha", "denied", "interactive-required"));
+
+        /* Removing the rule takes the grant away again. */
+        vt_polkit_set_rules(f->polkit, NULL);
+        g_autofree char *again = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, "Resume", NULL);
+        assert_error(again, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+}
+
+/* Roster reading is "yes" for everyone; the grant is kept for the
+ * connection, so three calls make one polkit check and one record. */
+static void test_roster_granted_once_per_peer(Fixture *f, gconstpointer data) {
+        if (!f->polkit)
+                return;
+        g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+        g_autofree char *out = NULL;
+        int status = vt_bus_run(f->bus, &out, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                client, "--repeat=3", VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpoint", "('beta',)",
+                                NULL);
+        g_assert_cmpint(status, ==, 0);
+        g_assert_cmpuint(count_log(f, "ok (objectpath '/org/vmsig/endpoint/beta',)") + 0, ==, 0); /* not in the log */
+        g_assert_nonnull(strstr(out, "ok (objectpath '/org/vmsig/endpoint/beta',)"));
+        g_assert_cmpuint(count_log(f, "uid=65534 "), ==, 1);
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.roster", "-", "granted", "polkit"));
+}
+
+/* Reload through the bus is org.vmsig.admin; root may, and a bad file is
+ * reported with its line and changes nothing. */
+static void test_reload_and_detach(Fixture *f, gconstpointer data) {
+        if (!f->polkit)
+                return;
+        vt_daemon_rewrite_config(f->daemon, CONFIG_BASE "<stub-vm name=\"gamma\" ram-size=\"1M\"/></vmsigd>");
+        g_autoptr(GVariant) r = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Reload", NULL);
+        g_assert_cmpuint(vt_get_uint(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "EndpointCount"), ==, 3);
+        g_assert_true(log_has_audit(f, "0", "reload", "-", "ok", "-"));
+
+        vt_daemon_rewrite_config(f->daemon, "<vmsigd>\n<stub-vm name=\"x\" ram-size=\"3\"/>\n</vmsigd>\n");
+        g_autofree char *message = NULL;
+        g_autofree char *name = vt_call_error(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Reload", NULL, &message);
+        g_assert_cmpstr(name, ==, "org.vmsig.Error.InvalidConfiguration");
+        g_autofree char *where = g_strdup_printf("%s:2:", vt_daemon_config_path(f->daemon));
+        g_assert_nonnull(strstr(message, where));
+        g_assert_cmpuint(vt_get_uint(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "EndpointCount"), ==, 3);
+
+        g_autoptr(GVariant) d = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
+                                        g_variant_new("(s)", "gamma"));
+        g_assert_cmpuint(vt_get_uint(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "EndpointCount"), ==, 2);
+        g_assert_true(log_has_audit(f, "0", "detach", "gamma", "ok", "-"));
+        g_autofree char *gone = vt_call_error(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
+                                              g_variant_new("(s)", "gamma"), NULL);
+        g_assert_cmpstr(gone, ==, "org.vmsig.Error.NoSuchEndpoint");
+        g_autofree char *bad = vt_call_error(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
+                                             g_variant_new("(s)", "no/such"), NULL);
+        g_assert_cmpstr(bad, ==, "org.vmsig.Error.InvalidArgument");
+}
+
+/* Without polkit on the bus: root still may, everyone else may not. */
+static void test_polkit_absent(void) {
+        Fixture fx = {}, *f = &fx;
+
+        setup_with(f, CONFIG_BASE "</vmsigd>", FALSE);
+        g_autofree char *list = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        assert_error(list, "org.freedesktop.DBus.Error.AccessDenied");
+        g_autofree char *pause = call_as_nobody(f, TRUE, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        assert_error(pause, "org.freedesktop.DBus.Error.AccessDenied");
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.roster", "-", "denied", "no-polkit"));
+        g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        g_autofree char *state = state_of(f, ALPHA);
+        g_assert_cmpstr(state, ==, "paused");
+        fixture_teardown(f, NULL);
+}
+
+/* The allow-list comes before polkit: roster reading is "yes" in polkit,
+ * but nobody is not on the list. A reload that lists nobody lets it in. */
+static void test_allow_list(Fixture *f, gconstpointer data) {
+        if (!f->polkit)
+                return;
+        g_autofree char *denied = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        assert_error(denied, "org.freedesktop.DBus.Error.AccessDenied");
+        g_assert_nonnull(strstr(denied, "allow-list"));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.roster", "-", "denied", "allow-list"));
+        g_autoptr(GVariant) root = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+
+        vt_daemon_rewrite_config(f->daemon, CONFIG_BASE "<admission><allow user=\"daemon\"/><allow user=\"nobody\"/>"
+                                                       "</admission></vmsigd>");
+        g_autoptr(GVariant) r = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Reload", NULL);
+        g_autofree char *allowed = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        g_assert_true(g_str_has_prefix(allowed, "ok "));
+}
+
+typedef struct {
+        guint done;
+        GPtrArray *errors;
+} Pending;
+
+static void on_reply(GObject *source, GAsyncResult *res, gpointer data) {
+        Pending *p = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) v = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+        if (!v)
+                g_ptr_array_add(p->errors, g_dbus_error_get_remote_error(error));
+        p->done++;
+}
+
+static gboolean all_done(gpointer data) {
+        Pending *p = data;
+        return p->done == 3;
+}
+
+/* Three slow calls from one uid with a limit of two pending: the third is
+ * refused with QuotaExceeded and changes nothing; another uid is not
+ * affected; once the calls are answered the quota is free again. */
+static void test_quota_pending_calls(Fixture *f, gconstpointer data) {
+        const char *paths[] = { ALPHA, BETA, "/org/vmsig/endpoint/gamma" };
+        Pending p = { .errors = g_ptr_array_new_with_free_func(g_free) };
+
+        if (!f->polkit)
+                return;
+        for (size_t i = 0; i < G_N_ELEMENTS(paths); i++)
+                g_dbus_connection_call(f->conn, VT_NAME, paths[i], VT_ENDPOINT_IFACE, "Pause", NULL, NULL,
+                                       G_DBUS_CALL_FLAGS_NONE, 10000, NULL, on_reply, &p);
+        g_autofree char *other = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        g_assert_true(g_str_has_prefix(other, "ok "));
+        g_assert_true(vt_wait_for(all_done, &p, 10000));
+        g_assert_cmpuint(p.errors->len, ==, 1);
+        g_assert_cmpstr(g_ptr_array_index(p.errors, 0), ==, "org.vmsig.Error.QuotaExceeded");
+        g_autofree char *s = state_of(f, "/org/vmsig/endpoint/gamma");
+        g_assert_cmpstr(s, ==, "running");
+        g_assert_true(log_has_audit(f, "0", "pause", "gamma", "failed", "EDQUOT"));
+        g_autoptr(GVariant) r = vt_call(f->conn, "/org/vmsig/endpoint/gamma", VT_ENDPOINT_IFACE, "Pause", NULL);
+        g_ptr_array_unref(p.errors);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+#define ADD(name, fn, config) \
+        g_test_add("/polkit/" name, Fixture, config, fixture_setup, fn, fixture_teardown)
+        ADD("root-allowed", test_root_allowed, NULL);
+        ADD("nobody-denied", test_nobody_denied, NULL);
+        ADD("interactive-flag", test_interactive_flag, NULL);
+        ADD("rule-grants-one-action", test_rule_grants_one_action, NULL);
+        ADD("roster-granted-once-per-peer", test_roster_granted_once_per_peer, NULL);
+        ADD("reload-and-detach", test_reload_and_detach, NULL);
+        ADD("allow-list", test_allow_list, CONFIG_BASE "<admission><allow user=\"daemon\"/></admission></vmsigd>");
+        ADD("quota-pending-calls", test_quota_pending_calls,
+            "<vmsigd><audit target=\"stderr\"/><admission max-pending-calls=\"2\"/>"
+            "<stub-vm name=\"alpha\" ram-size=\"1M\" latency-ms=\"300\"/>"
+            "<stub-vm name=\"beta\" ram-size=\"1M\" latency-ms=\"300\"/>"
+            "<stub-vm name=\"gamma\" ram-size=\"1M\" latency-ms=\"300\"/></vmsigd>");
+        g_test_add_func("/polkit/absent", test_polkit_absent);
+        return g_test_run();
+}
