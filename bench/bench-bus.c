@@ -157,10 +157,36 @@ static int run_case(sd_bus *bus, const bench_case *bc, unsigned calls, unsigned 
         return 0;
 }
 
+/* Wait until NAME has an owner on the bus: how bench/run.sh knows that a
+ * service it started is ready. */
+static int wait_for_name(sd_bus *bus, const char *name, double timeout) {
+        uint64_t deadline = now_nsec() + (uint64_t) (timeout * 1e9);
+
+        for (;;) {
+                sd_bus_message *reply = NULL;
+                int has = 0, r;
+
+                r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "NameHasOwner", NULL, &reply, "s", name);
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "b", &has);
+                sd_bus_message_unref(reply);
+                if (r < 0)
+                        return r;
+                if (has)
+                        return 0;
+                if (now_nsec() > deadline)
+                        return -ETIMEDOUT;
+                nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
+        }
+}
+
 static void help(void) {
         printf("bench-bus [--calls N] [--warmup N] [--runs N] [--endpoint NAME] [--case NAME]...\n"
+               "bench-bus --wait NAME [--timeout SECONDS]\n"
                "Round trips against org.vmsig and " ECHO_NAME " on the system bus\n"
-               "($DBUS_SYSTEM_BUS_ADDRESS). Cases: get-version, get-state, get-endpoint.\n");
+               "($DBUS_SYSTEM_BUS_ADDRESS). Cases: get-version, get-state, get-endpoint.\n"
+               "--wait only waits until NAME has an owner.\n");
 }
 
 int main(int argc, char *argv[]) {
@@ -171,10 +197,13 @@ int main(int argc, char *argv[]) {
                 { "runs", required_argument, NULL, 'r' },
                 { "endpoint", required_argument, NULL, 'e' },
                 { "case", required_argument, NULL, 'c' },
+                { "wait", required_argument, NULL, 'W' },
+                { "timeout", required_argument, NULL, 't' },
                 {},
         };
         unsigned calls = 20000, warmup = 2000, runs = 3;
-        const char *endpoint = "alpha", *only[8];
+        const char *endpoint = "alpha", *only[8], *wait_name = NULL;
+        double timeout = 10;
         char *endpoint_path = NULL;
         unsigned n_only = 0;
         sd_bus *bus = NULL;
@@ -196,6 +225,12 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'e':
                         endpoint = optarg;
+                        break;
+                case 'W':
+                        wait_name = optarg;
+                        break;
+                case 't':
+                        timeout = strtod(optarg, NULL);
                         break;
                 case 'c':
                         if (n_only < sizeof only / sizeof only[0])
@@ -237,6 +272,12 @@ int main(int argc, char *argv[]) {
         r = sd_bus_open_system(&bus);
         if (r < 0) {
                 fprintf(stderr, "bench-bus: cannot connect to the system bus: %s\n", strerror(-r));
+                goto finish;
+        }
+        if (wait_name) {
+                r = wait_for_name(bus, wait_name, timeout);
+                if (r < 0)
+                        fprintf(stderr, "bench-bus: waiting for %s: %s\n", wait_name, strerror(-r));
                 goto finish;
         }
 

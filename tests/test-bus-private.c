@@ -3,7 +3,10 @@
  * and gdbus cannot speak to it (they send Hello), so GDBus is used
  * directly, in-process for root and through vmsig-test-client for others. */
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "harness.h"
@@ -179,6 +182,52 @@ static void test_admission(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) r = p2p_call(f, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
 }
 
+static gssize read_some(int fd, guint8 *buf, gsize size) {
+        struct timeval tv = { .tv_sec = 5 };
+
+        g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), ==, 0);
+        return read(fd, buf, size);
+}
+
+/* A client that sends BEGIN and its first call in one write (as a fast
+ * client on a busy machine ends up doing) gets its answer. sd-bus alone
+ * would leave that call unread. */
+static void test_pipelined_first_call(Fixture *f, gconstpointer data) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        g_autoptr(GDBusMessage) m = g_dbus_message_new_method_call(NULL, VT_MANAGER_PATH, "org.freedesktop.DBus.Peer",
+                                                                   "Ping");
+        g_autoptr(GError) error = NULL;
+        gsize blob_size;
+        guint8 buf[4096];
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        g_assert_cmpint(fd, >=, 0);
+        g_strlcpy(sa.sun_path, vt_daemon_private_socket(f->daemon), sizeof sa.sun_path);
+        g_assert_cmpint(connect(fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+        /* uid 0, hex-encoded "0" */
+        g_assert_cmpint(write(fd, "\0AUTH EXTERNAL 30\r\n", 19), ==, 19);
+        g_assert_cmpint(read_some(fd, buf, sizeof buf), >, 0);
+        g_assert_true(g_str_has_prefix((char *) buf, "OK "));
+
+        g_dbus_message_set_serial(m, 1);
+        g_autofree guchar *blob = g_dbus_message_to_blob(m, &blob_size, G_DBUS_CAPABILITY_FLAGS_NONE, &error);
+        g_assert_no_error(error);
+        g_autoptr(GByteArray) out = g_byte_array_new();
+        g_byte_array_append(out, (const guint8 *) "BEGIN\r\n", 7);
+        g_byte_array_append(out, blob, blob_size);
+        g_assert_cmpint(write(fd, out->data, out->len), ==, (gssize) out->len);
+
+        gssize n = read_some(fd, buf, sizeof buf);
+        g_test_message("read %zd: %.*s", n, (int) MAX(n, 0), buf);
+        g_assert_cmpint(n, >=, 16);
+        g_autoptr(GDBusMessage) reply = g_dbus_message_new_from_blob(buf, (gsize) n, G_DBUS_CAPABILITY_FLAGS_NONE,
+                                                                     &error);
+        g_assert_no_error(error);
+        g_assert_cmpint(g_dbus_message_get_message_type(reply), ==, G_DBUS_MESSAGE_TYPE_METHOD_RETURN);
+        g_assert_cmpuint(g_dbus_message_get_reply_serial(reply), ==, 1);
+        close(fd);
+}
+
 static gboolean log_has(gpointer data) {
         void **args = data;
         g_autofree char *log = vt_daemon_log(args[0]);
@@ -207,6 +256,7 @@ int main(int argc, char *argv[]) {
         ADD("root-calls", test_root_calls);
         ADD("signals", test_signals);
         ADD("admission", test_admission);
+        ADD("pipelined-first-call", test_pipelined_first_call);
         g_test_add("/private/disconnect-and-exit", Fixture, NULL, fixture_setup, test_disconnect_and_exit, NULL);
         return g_test_run();
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ static void emit_count_changed(vmsig_bus_front *f) {
                                               NULL);
 }
 
-static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e) {
+static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e, bool announce) {
         vmsig_endpoint *ep = vmsig_core_find_endpoint(f->core, e->endpoint);
         bus_endpoint *be;
         int r;
@@ -56,6 +57,8 @@ static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e) {
                 bus_endpoint_free(be);
                 return;
         }
+        if (!announce)
+                return;
         (void) sd_bus_emit_object_added(f->bus, be->path);
         (void) sd_bus_emit_signal(f->bus, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointAdded", "o",
                                   be->path);
@@ -81,13 +84,16 @@ static bus_endpoint *lookup_event_endpoint(vmsig_bus_front *f, const vmsig_event
         return ep ? bus_front_lookup(f, vmsig_endpoint_get_name(ep)) : NULL;
 }
 
-static void on_roster(vmsig_bus_front *f, const vmsig_event *e) {
+static void on_roster(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
         const vmsig_roster_payload *p = e->payload;
         bus_endpoint *be;
 
         switch (p->change) {
         case VMSIG_ROSTER_ADDED:
-                endpoint_added(f, e);
+                /* A replay is the roster as it stood when this front
+                 * subscribed (a new private connection): its peer asks
+                 * GetManagedObjects, it did not see these appear. */
+                endpoint_added(f, e, !replay);
                 break;
         case VMSIG_ROSTER_CHANGED:
                 be = lookup_event_endpoint(f, e);
@@ -101,13 +107,15 @@ static void on_roster(vmsig_bus_front *f, const vmsig_event *e) {
         }
 }
 
-static void on_memctx(vmsig_bus_front *f, const vmsig_event *e) {
+static void on_memctx(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
         const vmsig_memctx *m = e->payload;
         bus_endpoint *be = lookup_event_endpoint(f, e);
 
         if (!be || m->invalidated || m->epoch == be->memctx_epoch)
                 return;
         be->memctx_epoch = m->epoch;
+        if (replay)
+                return;
         /* RamSize comes with the memory context: an endpoint announced
          * before its memctx adapter published reads 0 until now. */
         (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxEpoch", "RamSize",
@@ -121,10 +129,10 @@ static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata
                 log_warning("D-Bus front missed %" PRIu64 " events.", d->dropped);
         switch (d->event->kind) {
         case VMSIG_KIND_ROSTER:
-                on_roster(f, d->event);
+                on_roster(f, d->event, d->replay);
                 break;
         case VMSIG_KIND_MEMCTX:
-                on_memctx(f, d->event);
+                on_memctx(f, d->event, d->replay);
                 break;
         default:
                 break;

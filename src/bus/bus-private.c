@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <libgen.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,6 +23,7 @@ typedef struct private_connection {
         sd_bus *bus;
         vmsig_bus_front *front;
         sd_bus_slot *disconnected;
+        bool settling; /* accepted, first messages maybe not dispatched yet */
 } private_connection;
 
 struct vmsig_bus_private {
@@ -32,6 +33,7 @@ struct vmsig_bus_private {
         char *path;
         int fd;
         sd_event_source *accept_source;
+        sd_event_source *settle_source;
         private_connection *connections;
         size_t n_connections;
 };
@@ -50,6 +52,34 @@ static void connection_free(private_connection *c) {
         c->front = vmsig_bus_front_free(c->front);
         c->bus = sd_bus_flush_close_unref(c->bus);
         free(c);
+}
+
+/* sd-bus (as of v252) does not look at its read buffer again when a
+ * client's BEGIN and its first message arrive in one read: the message
+ * would wait for more input that never comes. After each loop iteration,
+ * process new connections until they have nothing left, once they are
+ * running. */
+static int on_settle(sd_event_source *s, void *userdata) {
+        vmsig_bus_private *p = userdata;
+        bool pending = false;
+
+        for (private_connection *c = p->connections, *next; c; c = next) {
+                next = c->next;
+                if (!c->settling)
+                        continue;
+                if (sd_bus_is_ready(c->bus) <= 0) {
+                        pending = true;
+                        continue;
+                }
+                c->settling = false;
+                sd_bus *bus = sd_bus_ref(c->bus); /* c may go with a Disconnected */
+                while (sd_bus_process(bus, NULL) > 0)
+                        ;
+                sd_bus_unref(bus);
+        }
+        if (!pending)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
 }
 
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -135,6 +165,8 @@ static void accept_one(vmsig_bus_private *p, int fd) {
                 connection_free(c);
                 return;
         }
+        c->settling = true;
+        (void) sd_event_source_set_enabled(p->settle_source, SD_EVENT_ON);
         log_debug("Private connection from pid %d.", (int) cred.pid);
 }
 
@@ -200,6 +232,10 @@ int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_con
         r = p->fd = listen_on(path);
         if (r >= 0)
                 r = sd_event_add_io(event, &p->accept_source, p->fd, EPOLLIN, on_accept, p);
+        if (r >= 0)
+                r = sd_event_add_post(event, &p->settle_source, on_settle, p);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->settle_source, SD_EVENT_OFF);
         if (r < 0) {
                 if (p->fd < 0)
                         free(TAKE_PTR(p->path)); /* not ours to unlink */
@@ -216,6 +252,7 @@ vmsig_bus_private *vmsig_bus_private_free(vmsig_bus_private *p) {
         while (p->connections)
                 connection_free(p->connections);
         p->accept_source = sd_event_source_disable_unref(p->accept_source);
+        p->settle_source = sd_event_source_disable_unref(p->settle_source);
         p->fd = safe_close(p->fd);
         if (p->path)
                 (void) unlink(p->path);
