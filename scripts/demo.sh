@@ -38,6 +38,9 @@ cat > "$run/bus.conf" <<CONF
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
   </policy>
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
   <includedir>/usr/share/dbus-1/system.d</includedir>
   <include>$top/data/org.vmsig.conf</include>
 </busconfig>
@@ -54,7 +57,7 @@ CONF
 
 dbus-daemon --config-file="$run/bus.conf" --fork --print-pid > "$run/bus.pid"
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$run/system_bus_socket"
-"$builddir/vmsigd" --config "$run/vmsigd.conf" > "$run/vmsigd.log" 2>&1 &
+"$builddir/vmsigd" --config "$run/vmsigd.conf" --private-socket="$run/private" > "$run/vmsigd.log" 2>&1 &
 echo "$(cat "$run/bus.pid") $!" > "$run/pids"
 
 i=0

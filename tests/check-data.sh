@@ -28,8 +28,8 @@ skip() {
 out=$(xmllint --noout --relaxng "$srcdir/data/vmsigd.conf.rng" "$srcdir/data/vmsigd.conf" 2>&1)
 result "data/vmsigd.conf matches data/vmsigd.conf.rng" $? "$out"
 
-out=$(xmllint --noout "$srcdir/data/org.vmsig.conf" "$srcdir"/dbus/*.xml 2>&1)
-result "bus policy and interface XML are well formed" $? "$out"
+out=$(xmllint --noout "$srcdir/data/org.vmsig.conf" "$srcdir"/dbus/*.xml "$srcdir/polkit/org.vmsig.policy" 2>&1)
+result "bus policy, interface XML and polkit policy are well formed" $? "$out"
 
 out=$("$builddir/vmsigd" --check-config "$srcdir/data/vmsigd.conf" 2>&1)
 result "vmsigd --check-config accepts the shipped config" $? "$out"

@@ -129,6 +129,7 @@ void slots_free_all(vmsig_core *c);
 
 /* subscriber.c */
 void subscriber_offer(vmsig_subscriber *s, event_impl *e);
+void subscribers_offer(vmsig_core *c, event_impl *e);
 bool subscriber_drain(vmsig_subscriber *s);
 bool subscriber_matches(const vmsig_subscriber *s, const vmsig_event *e);
 void subscribers_reap_dead(vmsig_core *c);

@@ -275,9 +275,7 @@ static void dispatch_one(vmsig_core *c, event_impl *e) {
                 if (c->kinds[e->pub.kind].retained)
                         slots_retain(s, e);
                 c->stats.dispatched++;
-                for (vmsig_subscriber *sub = c->subscribers; sub; sub = sub->next)
-                        if (subscriber_matches(sub, &e->pub) && e->serial > sub->serial_floor)
-                                subscriber_offer(sub, e);
+                subscribers_offer(c, e);
         }
         event_unref(e);
 }

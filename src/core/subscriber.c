@@ -224,6 +224,16 @@ void subscriber_offer(vmsig_subscriber *s, event_impl *e) {
         enqueue(s, e);
 }
 
+/* Offer a dispatched event to every matching subscriber. It lives here,
+ * next to subscriber_offer() and deliver(), so that the compiler inlines the
+ * whole per-subscriber path: called from core.c, the two calls per
+ * subscriber cost a third of a delivery (bench-core, 16 subscribers). */
+void subscribers_offer(vmsig_core *c, event_impl *e) {
+        for (vmsig_subscriber *sub = c->subscribers; sub; sub = sub->next)
+                if (subscriber_matches(sub, &e->pub) && e->serial > sub->serial_floor)
+                        subscriber_offer(sub, e);
+}
+
 bool subscriber_drain(vmsig_subscriber *s) {
         bool progress = false;
 
