@@ -11,7 +11,7 @@
  *   get-endpoint  Manager.GetEndpoint(NAME) -> o             vs  Echo(NAME) -> s
  *
  * Every case warms both targets up, then measures RUNS runs of N calls to
- * each; within a run the two alternate in slices of N/10 calls. The median
+ * each; within a run the two alternate in slices of N/20 calls. The median
  * run of each is reported. The ratio is
  * vmsigd time / echo time for the same number of calls (1.0: as fast as the
  * trivial service). Lines starting with "@" are for bench/run.sh.
@@ -32,7 +32,7 @@
 #define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
 
 #define RUNS_MAX 15
-#define SLICES 10
+#define SLICES 20
 
 typedef struct target {
         const char *destination;

@@ -156,8 +156,8 @@ stop_services() {
         stop "$bus_pid"
         bus_pid=
         if [ -s "$tmpdir/vmsigd.log" ]; then
-                echo "vmsigd logged:"
-                sed 's/^/  /' "$tmpdir/vmsigd.log"
+                echo "vmsigd logged $(wc -l <"$tmpdir/vmsigd.log") lines at level warning or above, starting with:"
+                head -5 "$tmpdir/vmsigd.log" | sed 's/^/  /'
         fi
 }
 
@@ -185,12 +185,17 @@ run_idle() {
         fi
         sleep 2 # let start-up settle: the roster went out, clients came and went
         strace -f -p "$vmsigd_pid" -o "$tmpdir/strace.out" \
-                -e trace=epoll_wait,epoll_pwait,poll,ppoll,select,nanosleep,clock_nanosleep,timerfd_settime \
+                -e trace=epoll_wait,epoll_pwait,epoll_pwait2,poll,ppoll,select,nanosleep,clock_nanosleep,timerfd_settime \
                 2>"$tmpdir/strace.log" &
         strace_pid=$!
         sleep "$idle_seconds"
         stop "$strace_pid"
         strace_pid=
+        if ! grep -q attached "$tmpdir/strace.log"; then
+                echo "run.sh: strace could not attach to vmsigd:" >&2
+                cat "$tmpdir/strace.log" >&2
+                exit 1
+        fi
         # A returned call is a line with its result ("= N"); the call that
         # was in progress when strace attached or detached has none
         # ("<unfinished ...>", "<detached ...>", "= ?").

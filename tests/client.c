@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
+#include <gio/gunixfdlist.h>
+
 #include "client.h"
 #include "harness.h"
 
@@ -99,4 +101,48 @@ static gboolean have_entry(gpointer p) {
 gboolean vt_signal_log_wait(VtSignalLog *l, const char *prefix, guint timeout_ms) {
         WaitCtx w = { l, prefix };
         return vt_wait_for(have_entry, &w, timeout_ms);
+}
+
+static GVariant *call_acquire(GDBusConnection *c, const char *path, const char *class, gboolean force,
+                              GUnixFDList **fds, GError **error) {
+        GVariantBuilder options;
+
+        g_variant_builder_init(&options, G_VARIANT_TYPE("a{sv}"));
+        if (force)
+                g_variant_builder_add(&options, "{sv}", "force", g_variant_new_boolean(TRUE));
+        return g_dbus_connection_call_with_unix_fd_list_sync(c, VT_NAME, path, VT_ENDPOINT_IFACE, "AcquireLease",
+                                                             g_variant_new("(sa{sv})", class, &options),
+                                                             G_VARIANT_TYPE("(oh)"), G_DBUS_CALL_FLAGS_NONE, 10000,
+                                                             NULL, fds, NULL, error);
+}
+
+int vt_acquire_lease(GDBusConnection *c, const char *path, const char *class, char **lease_path) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GUnixFDList) fds = NULL;
+        g_autoptr(GVariant) reply = call_acquire(c, path, class, FALSE, &fds, &error);
+        const char *lease;
+        gint32 index;
+        int fd;
+
+        g_assert_no_error(error);
+        g_variant_get(reply, "(&oh)", &lease, &index);
+        fd = g_unix_fd_list_get(fds, index, &error);
+        g_assert_no_error(error);
+        g_assert_cmpint(fd, >=, 0);
+        if (lease_path)
+                *lease_path = g_strdup(lease);
+        return fd;
+}
+
+char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *class, gboolean force,
+                             char **message) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GUnixFDList) fds = NULL;
+        g_autoptr(GVariant) reply = call_acquire(c, path, class, force, &fds, &error);
+
+        g_assert_null(reply);
+        if (message) {
+                *message = g_strdup(error->message);
+        }
+        return g_dbus_error_get_remote_error(error);
 }

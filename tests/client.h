@@ -21,6 +21,14 @@ GVariant *vt_get_property(GDBusConnection *c, const char *path, const char *ifac
 char *vt_get_string(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 
+/* AcquireLease(class, {}) on the endpoint at path; returns the lease fd
+ * (close it to give the lease up) and the lease object in *lease_path if
+ * non-NULL. g_assert on error. */
+int vt_acquire_lease(GDBusConnection *c, const char *path, const char *class, char **lease_path);
+/* The same, expecting failure: returns the error name (free it). */
+char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *class, gboolean force,
+                             char **message);
+
 /* Records signals from org.vmsig for later inspection. */
 typedef struct VtSignalLog {
         GDBusConnection *conn;

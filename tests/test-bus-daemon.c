@@ -3,6 +3,7 @@
  * loss, a second instance, and a valgrind run (leaks and fds). */
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "client.h"
@@ -229,10 +230,17 @@ static void test_valgrind_clean(void) {
                                  "<stub-vm name=\"b\" ram-size=\"1M\"/></vmsigd>");
         c = vt_bus_connect(bus);
         g_autoptr(GVariant) l = vt_call(c, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        int lease = vt_acquire_lease(c, "/org/vmsig/endpoint/a", "power", NULL);
         g_autoptr(GVariant) p = vt_call(c, "/org/vmsig/endpoint/a", VT_ENDPOINT_IFACE, "Pause", NULL);
         g_autoptr(GVariant) r = vt_call(c, "/org/vmsig/endpoint/a", VT_ENDPOINT_IFACE, "Reset", NULL);
         g_autofree char *e = vt_call_error(c, "/org/vmsig/endpoint/a", VT_ENDPOINT_IFACE, "Pause", NULL, NULL);
-        g_assert_cmpstr(e, ==, "org.vmsig.Error.InvalidState");
+        /* The reset revoked the lease. */
+        g_assert_cmpstr(e, ==, "org.vmsig.Error.NotLeaseHolder");
+        close(lease);
+        lease = vt_acquire_lease(c, "/org/vmsig/endpoint/a", "power", NULL);
+        g_autofree char *e2 = vt_call_error(c, "/org/vmsig/endpoint/a", VT_ENDPOINT_IFACE, "Pause", NULL, NULL);
+        g_assert_cmpstr(e2, ==, "org.vmsig.Error.InvalidState");
+        int input = vt_acquire_lease(c, "/org/vmsig/endpoint/b", "input", NULL);
 
         vt_daemon_rewrite_config(d, "<vmsigd><stub-vm name=\"b\" ram-size=\"2M\"/>"
                                     "<stub-vm name=\"c\" ram-size=\"1M\"/></vmsigd>");
@@ -240,6 +248,8 @@ static void test_valgrind_clean(void) {
         for (int i = 0; i < 500 && vt_get_uint(c, VT_MANAGER_PATH, VT_MANAGER_IFACE, "EndpointCount") != 2; i++)
                 g_usleep(20000);
         g_autoptr(GVariant) got = vt_call(c, VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpoint", g_variant_new("(s)", "c"));
+        close(input);
+        close(lease);
         g_object_unref(c);
         g_assert_cmpint(vt_daemon_stop(d), ==, 0);
         vt_bus_stop(bus);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.vmsig.Manager and the ObjectManager over a real dbus-daemon. */
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "harness.h"
@@ -219,6 +220,11 @@ static void compare_interface(Fixture *f, const char *path, const char *iface, c
 static void test_introspection_matches_xml(Fixture *f, gconstpointer data) {
         compare_interface(f, VT_MANAGER_PATH, VT_MANAGER_IFACE, "org.vmsig.Manager.xml");
         compare_interface(f, "/org/vmsig/endpoint/alpha", VT_ENDPOINT_IFACE, "org.vmsig.Endpoint.xml");
+
+        g_autofree char *lease_path = NULL;
+        int fd = vt_acquire_lease(f->conn, "/org/vmsig/endpoint/alpha", "input", &lease_path);
+        compare_interface(f, lease_path, "org.vmsig.Lease", "org.vmsig.Lease.xml");
+        close(fd);
 }
 
 static void test_busctl_tree(Fixture *f, gconstpointer data) {

@@ -5,6 +5,7 @@
  * vmsig-test-client under setpriv. */
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "harness.h"
@@ -45,17 +46,21 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         vt_bus_stop(f->bus);
 }
 
-/* Runs vmsig-test-client as nobody; returns its first output line, e.g.
- * "ok ()" or "error org.freedesktop.DBus.Error.AccessDenied ...". */
-static char *call_as_nobody(Fixture *f, gboolean interactive, const char *path, const char *iface,
-                            const char *method, const char *args) {
+/* Runs vmsig-test-client as nobody, first taking the lease of class lease
+ * on path if lease is non-NULL; returns its output lines, e.g.
+ * { "lease-error org.freedesktop.DBus.Error.AccessDenied ...", "error ..." }. */
+static GStrv run_as_nobody(Fixture *f, gboolean interactive, const char *lease, const char *path, const char *iface,
+                           const char *method, const char *args) {
         g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+        g_autofree char *lease_arg = lease ? g_strdup_printf("--lease=%s", lease) : NULL;
         const char *argv[16] = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", client };
         size_t n = 5;
         g_autofree char *out = NULL;
 
         if (interactive)
                 argv[n++] = "--interactive";
+        if (lease_arg)
+                argv[n++] = lease_arg;
         argv[n++] = path;
         argv[n++] = iface;
         argv[n++] = method;
@@ -64,7 +69,19 @@ static char *call_as_nobody(Fixture *f, gboolean interactive, const char *path, 
         argv[n] = NULL;
         (void) vt_bus_runv(f->bus, &out, argv);
         g_assert_nonnull(out);
-        return g_strndup(out, strcspn(out, "\n"));
+        return g_strsplit(g_strchomp(out), "\n", -1);
+}
+
+/* The result line of a call made by nobody without a lease. */
+static char *call_as_nobody(Fixture *f, gboolean interactive, const char *path, const char *iface,
+                            const char *method, const char *args) {
+        g_auto(GStrv) lines = run_as_nobody(f, interactive, NULL, path, iface, method, args);
+        return g_strdup(lines[0] ? lines[0] : "");
+}
+
+static void assert_line(const char *line, const char *prefix) {
+        g_test_message("got: %s", line);
+        g_assert_true(g_str_has_prefix(line, prefix));
 }
 
 static void assert_error(const char *line, const char *name) {
@@ -106,7 +123,10 @@ static const char *const lifecycle_methods[] = { "Pause", "Resume", "Reset", "Po
 static void test_root_allowed(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
+        int lease = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
         g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        close(lease);
+        g_assert_true(log_has_audit(f, "0", "org.vmsig.lease-power", "alpha", "granted", "root"));
         g_autofree char *state = state_of(f, ALPHA);
         g_assert_cmpstr(state, ==, "paused");
         g_assert_true(log_has_audit(f, "0", "org.vmsig.lifecycle", "alpha", "granted", "root"));
@@ -114,20 +134,34 @@ static void test_root_allowed(Fixture *f, gconstpointer data) {
 }
 
 /* auth_admin_keep for nobody: polkit would ask for a password; without the
- * interactive flag that is InteractiveAuthorizationRequired. Nothing
- * changes, and each denial is audited. */
+ * interactive flag that is InteractiveAuthorizationRequired. Without the
+ * power lease each lifecycle method is NotLeaseHolder. Nothing changes, and
+ * each denial is audited. */
 static void test_nobody_denied(Fixture *f, gconstpointer data) {
+        const char *classes[] = { "input", "power", "memory-write" };
+
         if (!f->polkit)
                 return;
         for (size_t i = 0; i < G_N_ELEMENTS(lifecycle_methods); i++) {
-                g_autofree char *line = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, lifecycle_methods[i], NULL);
-                assert_error(line, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+                g_auto(GStrv) lines = run_as_nobody(f, FALSE, "power", ALPHA, VT_ENDPOINT_IFACE,
+                                                    lifecycle_methods[i], NULL);
+                assert_line(lines[0], "lease-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ");
+                assert_error(lines[1], "org.vmsig.Error.NotLeaseHolder");
         }
+        for (size_t i = 0; i < G_N_ELEMENTS(classes); i++) {
+                g_auto(GStrv) lines = run_as_nobody(f, FALSE, classes[i], ALPHA, VT_MANAGER_IFACE, "NoSuchMethod",
+                                                    NULL);
+                assert_line(lines[0], "lease-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ");
+        }
+        g_autofree char *holder = vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "PowerLeaseHolder");
+        g_assert_cmpstr(holder, ==, "");
         g_autofree char *state = state_of(f, ALPHA);
         g_assert_cmpstr(state, ==, "running");
         g_assert_cmpuint(vt_get_uint(f->conn, ALPHA, VT_ENDPOINT_IFACE, "MemctxEpoch"), ==, 1);
         g_assert_cmpuint(count_log(f, "uid=65534 "), >=, G_N_ELEMENTS(lifecycle_methods));
-        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "denied", "interactive-required"));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "denied", "interactive-required"));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-memwrite", "alpha", "denied",
+                                    "interactive-required"));
         g_assert_cmpuint(count_log(f, "action=pause endpoint=alpha"), ==, 0);
 }
 
@@ -137,12 +171,14 @@ static void test_interactive_flag(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
         for (size_t i = 0; i < G_N_ELEMENTS(lifecycle_methods); i++) {
-                g_autofree char *line = call_as_nobody(f, TRUE, ALPHA, VT_ENDPOINT_IFACE, lifecycle_methods[i], NULL);
-                assert_error(line, "org.freedesktop.DBus.Error.AccessDenied");
+                g_auto(GStrv) lines = run_as_nobody(f, TRUE, "power", ALPHA, VT_ENDPOINT_IFACE, lifecycle_methods[i],
+                                                    NULL);
+                assert_line(lines[0], "lease-error org.freedesktop.DBus.Error.AccessDenied ");
+                assert_error(lines[1], "org.vmsig.Error.NotLeaseHolder");
         }
         g_autofree char *state = state_of(f, ALPHA);
         g_assert_cmpstr(state, ==, "running");
-        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "denied", "polkit"));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "denied", "polkit"));
 }
 
 /* A rule for one action on one endpoint: exactly that works. */
@@ -151,21 +187,26 @@ static void test_rule_grants_one_action(Fixture *f, gconstpointer data) {
                 return;
         vt_polkit_set_rules(f->polkit,
                             "polkit.addRule(function(action, subject) {\n"
-                            "  if (action.id == \"org.vmsig.lifecycle\" && subject.user == \"nobody\" &&\n"
+                            "  if (action.id == \"org.vmsig.lease-power\" && subject.user == \"nobody\" &&\n"
                             "      action.lookup(\"endpoint\") == \"alpha\" && action.lookup(\"vmid\") == \"1\" &&\n"
-                            "      action.lookup(\"class\") == \"lifecycle\")\n"
+                            "      action.lookup(\"class\") == \"power\")\n"
                             "    return polkit.Result.YES;\n"
                             "});\n");
-        g_autofree char *ok = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
-        g_assert_cmpstr(ok, ==, "ok ()");
+        /* The lease is granted; Pause also needs org.vmsig.lifecycle. */
+        g_auto(GStrv) one = run_as_nobody(f, FALSE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        assert_line(one[0], "lease ok");
+        assert_error(one[1], "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
         g_autofree char *state = state_of(f, ALPHA);
-        g_assert_cmpstr(state, ==, "paused");
-        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "granted", "polkit"));
-        g_assert_true(log_has_audit(f, "65534", "pause", "alpha", "ok", "-"));
+        g_assert_cmpstr(state, ==, "running");
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "granted", "polkit"));
+        g_assert_true(log_has_audit(f, "65534", "acquire-lease", "alpha", "ok", "-"));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "denied", "interactive-required"));
 
         /* Same action, other endpoint; other actions: still denied. */
-        g_autofree char *other = call_as_nobody(f, FALSE, BETA, VT_ENDPOINT_IFACE, "Pause", NULL);
-        assert_error(other, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+        g_auto(GStrv) other = run_as_nobody(f, FALSE, "power", BETA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        assert_line(other[0], "lease-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ");
+        g_auto(GStrv) input = run_as_nobody(f, FALSE, "input", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        assert_line(input[0], "lease-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ");
         g_autofree char *reload = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Reload", NULL);
         assert_error(reload, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
         g_autofree char *detach = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
@@ -176,10 +217,24 @@ static void test_rule_grants_one_action(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(beta, ==, "running");
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.admin", "alpha", "denied", "interactive-required"));
 
+        /* With org.vmsig.lifecycle too, nobody may pause alpha. */
+        vt_polkit_set_rules(f->polkit,
+                            "polkit.addRule(function(action, subject) {\n"
+                            "  if ((action.id == \"org.vmsig.lease-power\" || action.id == \"org.vmsig.lifecycle\") &&\n"
+                            "      subject.user == \"nobody\" && action.lookup(\"endpoint\") == \"alpha\")\n"
+                            "    return polkit.Result.YES;\n"
+                            "});\n");
+        g_auto(GStrv) both = run_as_nobody(f, FALSE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        assert_line(both[0], "lease ok");
+        assert_line(both[1], "ok ()");
+        g_autofree char *paused = state_of(f, ALPHA);
+        g_assert_cmpstr(paused, ==, "paused");
+        g_assert_true(log_has_audit(f, "65534", "pause", "alpha", "ok", "-"));
+
         /* Removing the rule takes the grant away again. */
         vt_polkit_set_rules(f->polkit, NULL);
-        g_autofree char *again = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, "Resume", NULL);
-        assert_error(again, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+        g_auto(GStrv) again = run_as_nobody(f, FALSE, "power", ALPHA, VT_ENDPOINT_IFACE, "Resume", NULL);
+        assert_line(again[0], "lease-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ");
 }
 
 /* Roster reading is "yes" for everyone; the grant is kept for the
@@ -236,10 +291,14 @@ static void test_polkit_absent(void) {
         setup_with(f, CONFIG_BASE "</vmsigd>", FALSE);
         g_autofree char *list = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
         assert_error(list, "org.freedesktop.DBus.Error.AccessDenied");
-        g_autofree char *pause = call_as_nobody(f, TRUE, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
-        assert_error(pause, "org.freedesktop.DBus.Error.AccessDenied");
+        g_auto(GStrv) pause = run_as_nobody(f, TRUE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        assert_line(pause[0], "lease-error org.freedesktop.DBus.Error.AccessDenied ");
+        assert_error(pause[1], "org.vmsig.Error.NotLeaseHolder");
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.roster", "-", "denied", "no-polkit"));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "denied", "no-polkit"));
+        int lease = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
         g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        close(lease);
         g_autofree char *state = state_of(f, ALPHA);
         g_assert_cmpstr(state, ==, "paused");
         fixture_teardown(f, NULL);
@@ -290,8 +349,12 @@ static void test_quota_pending_calls(Fixture *f, gconstpointer data) {
         const char *paths[] = { ALPHA, BETA, "/org/vmsig/endpoint/gamma" };
         Pending p = { .errors = g_ptr_array_new_with_free_func(g_free) };
 
+        int leases[G_N_ELEMENTS(paths)];
+
         if (!f->polkit)
                 return;
+        for (size_t i = 0; i < G_N_ELEMENTS(paths); i++)
+                leases[i] = vt_acquire_lease(f->conn, paths[i], "power", NULL);
         for (size_t i = 0; i < G_N_ELEMENTS(paths); i++)
                 g_dbus_connection_call(f->conn, VT_NAME, paths[i], VT_ENDPOINT_IFACE, "Pause", NULL, NULL,
                                        G_DBUS_CALL_FLAGS_NONE, 10000, NULL, on_reply, &p);
@@ -305,6 +368,8 @@ static void test_quota_pending_calls(Fixture *f, gconstpointer data) {
         g_assert_true(log_has_audit(f, "0", "pause", "gamma", "failed", "EDQUOT"));
         g_autoptr(GVariant) r = vt_call(f->conn, "/org/vmsig/endpoint/gamma", VT_ENDPOINT_IFACE, "Pause", NULL);
         g_ptr_array_unref(p.errors);
+        for (size_t i = 0; i < G_N_ELEMENTS(paths); i++)
+                close(leases[i]);
 }
 
 int main(int argc, char *argv[]) {

@@ -8,6 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <gio/gunixfdlist.h>
+
 #include "client.h"
 #include "harness.h"
 
@@ -100,6 +102,14 @@ static void test_root_calls(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(name, ==, "org.vmsig.Error.NoSuchEndpoint");
 
         /* A change made on the private socket shows on the bus. */
+        g_autoptr(GUnixFDList) fds = NULL;
+        g_clear_error(&error);
+        g_autoptr(GVariant) lease = g_dbus_connection_call_with_unix_fd_list_sync(
+                f->p2p, NULL, ALPHA, VT_ENDPOINT_IFACE, "AcquireLease", g_variant_new("(sa{sv})", "power", NULL),
+                NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &fds, NULL, &error);
+        g_assert_no_error(error);
+        g_autofree char *holder = vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "PowerLeaseHolder");
+        g_assert_true(g_str_has_prefix(holder, "p2p-"));
         g_autoptr(GVariant) r = p2p_call(f, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         g_autofree char *bus_state = vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "State");
         g_autofree char *p2p_state_ = p2p_state(f, ALPHA);
@@ -135,7 +145,9 @@ static void test_signals(Fixture *f, gconstpointer data) {
         Signals s = { .seen = g_ptr_array_new_with_free_func(g_free) };
         guint id = g_dbus_connection_signal_subscribe(f->p2p, NULL, NULL, NULL, NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
                                                       on_signal, &s, NULL);
+        int lease = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
         g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        close(lease);
 
         g_assert_true(vt_wait_for(saw_state_paused, &s, 5000));
         g_dbus_connection_signal_unsubscribe(f->p2p, id);

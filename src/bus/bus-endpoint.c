@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,11 +94,15 @@ static int property_get_capabilities(sd_bus *bus, const char *path, const char *
         return sd_bus_message_close_container(reply);
 }
 
-/* No lease can be held before the lease manager exists, so every holder
- * property reads as free. */
 static int property_get_lease_holder(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", "");
+        bus_endpoint *be = userdata;
+        vmsig_lease_class c = strcmp(property, "InputLeaseHolder") == 0 ? VMSIG_LEASE_INPUT
+                              : strcmp(property, "PowerLeaseHolder") == 0 ? VMSIG_LEASE_POWER
+                                                                          : VMSIG_LEASE_MEMWRITE;
+        const vmsig_lease_info *l = vmsig_endpoint_lease_get(be->endpoint, c);
+
+        return sd_bus_message_append(reply, "s", l ? l->holder : "");
 }
 
 static pending_call *pending_call_free(pending_call *p) {
@@ -170,9 +176,13 @@ static int method_lifecycle(sd_bus_message *m, bus_endpoint *be, vmsig_lifecycle
         if (!vmsig_endpoint_is_attached(be->endpoint))
                 return vmsig_bus_error_setf(error, -ENODEV, "Endpoint '%s' was detached.", name);
 
-        /* The power-lease holder check belongs here, ahead of the host seam,
-         * once leases exist; until then every call is authorized on its own. */
-        r = bus_auth_check(be->front->auth, m, VMSIG_CAP_LIFECYCLE, be->endpoint, false, error);
+        /* The power lease was authorized when it was taken; the lifecycle
+         * grant is kept for the connection, so a call inside a lease costs
+         * no polkit round trip. */
+        r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_POWER, error);
+        if (r < 0)
+                return r;
+        r = bus_auth_check(be->front->auth, m, VMSIG_CAP_LIFECYCLE, be->endpoint, true, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
 
@@ -203,6 +213,116 @@ static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 
 static int method_power_off(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return method_lifecycle(m, userdata, VMSIG_OP_POWER_OFF, error);
+}
+
+static const vmsig_cap lease_caps[_VMSIG_LEASE_CLASS_MAX] = {
+        [VMSIG_LEASE_INPUT] = VMSIG_CAP_LEASE_INPUT,
+        [VMSIG_LEASE_POWER] = VMSIG_CAP_LEASE_POWER,
+        [VMSIG_LEASE_MEMWRITE] = VMSIG_CAP_LEASE_MEMWRITE,
+};
+
+/* Options: "force" (b), which needs org.vmsig.admin and revokes the
+ * current holder. Unknown options are errors, so typos do not pass. */
+static int read_lease_options(sd_bus_message *m, bool *force, sd_bus_error *error) {
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "force") != 0)
+                        return vmsig_bus_error_setf(error, -EINVAL, "Unknown lease option '%s'.", key);
+                int b;
+                r = sd_bus_message_read(m, "v", "b", &b);
+                if (r < 0)
+                        return vmsig_bus_error_setf(error, -EINVAL, "Lease option 'force' must be a boolean.");
+                *force = b;
+                r = sd_bus_message_exit_container(m);
+        }
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+static int revoke_for_force(bus_endpoint *be, vmsig_lease_class c, const bus_peer *caller) {
+        const vmsig_lease_info *l = vmsig_endpoint_lease_get(be->endpoint, c);
+        char reason[VMSIG_REASON_MAX];
+
+        if (!l)
+                return 0;
+        snprintf(reason, sizeof reason, "forced by %s", caller->name);
+        bus_auth_audit_operation(caller, "revoke-lease", be->endpoint, 0, NULL);
+        return vmsig_endpoint_lease_end(be->endpoint, c, l->id, VMSIG_LEASE_REVOKED, reason);
+}
+
+static int reply_lease(sd_bus_message *m, const char *path, int fd) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "oh", path, fd);
+        safe_close(fd); /* the message holds its own copy */
+        return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_acquire_lease(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        bus_endpoint *be = userdata;
+        vmsig_bus_front *f = be->front;
+        vmsig_lease_info info, holder;
+        const char *class_name, *path;
+        vmsig_lease_class c;
+        bool force = false;
+        bus_peer *caller;
+        int r, fd;
+
+        r = sd_bus_message_read(m, "s", &class_name);
+        if (r < 0)
+                return r;
+        c = vmsig_lease_class_from_string(class_name);
+        if (c == _VMSIG_LEASE_CLASS_MAX)
+                return vmsig_bus_error_setf(error, -EINVAL, "Unknown lease class '%s' (input, power, memory-write).",
+                                            class_name);
+        r = read_lease_options(m, &force, error);
+        if (r < 0)
+                return r;
+        if (!vmsig_endpoint_is_attached(be->endpoint))
+                return vmsig_bus_error_setf(error, -ENODEV, "Endpoint '%s' was detached.",
+                                            vmsig_endpoint_get_name(be->endpoint));
+        /* One check per call: a handler re-run for a second pending polkit
+         * answer would ask the first question again. Forcing is an admin's
+         * act, and admin covers the lease class. */
+        r = bus_auth_check(f->auth, m, force ? VMSIG_CAP_ADMIN : lease_caps[c], be->endpoint, false, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+
+        caller = bus_auth_caller(f->auth, m);
+        if (!caller)
+                return -ESRCH;
+        if (force && revoke_for_force(be, c, caller) < 0)
+                return -EIO;
+        r = bus_auth_quota_take(f->auth, caller, BUS_QUOTA_LEASES, error);
+        if (r < 0)
+                return r;
+        r = vmsig_endpoint_lease_acquire(be->endpoint, c, bus_front_peer_label(f, m), caller->uid, &info, &holder);
+        if (r == -EBUSY) {
+                bus_auth_quota_release(f->auth, caller->uid, BUS_QUOTA_LEASES);
+                return vmsig_bus_error_setf(error, r, "The %s lease of '%s' is held by %s (uid %u).", class_name,
+                                            vmsig_endpoint_get_name(be->endpoint), holder.holder,
+                                            (unsigned) holder.uid);
+        }
+        if (r >= 0)
+                r = bus_lease_create(f, m, be->endpoint, c, &info, caller, &path, &fd);
+        if (r < 0) {
+                bus_auth_quota_release(f->auth, caller->uid, BUS_QUOTA_LEASES);
+                if (vmsig_endpoint_lease_get(be->endpoint, c))
+                        (void) vmsig_endpoint_lease_end(be->endpoint, c, info.id, VMSIG_LEASE_RELEASED, "failed");
+                return vmsig_bus_error_setf(error, r, "Cannot grant the %s lease: %s", class_name, strerror(-r));
+        }
+        bus_auth_audit_operation(caller, "acquire-lease", be->endpoint, 0, NULL);
+        /* LeaseAcquired and the holder property go out before the reply. */
+        vmsig_core_flush(f->core);
+        return reply_lease(m, path, fd);
 }
 
 int bus_endpoint_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
@@ -260,9 +380,14 @@ const sd_bus_vtable bus_endpoint_vtable[] = {
         SD_BUS_PROPERTY("PowerLeaseHolder", "s", property_get_lease_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MemoryWriteLeaseHolder", "s", property_get_lease_holder, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("AcquireLease", SD_BUS_ARGS("s", class, "a{sv}", options),
+                                SD_BUS_RESULT("o", lease, "h", lease_fd), method_acquire_lease,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Pause", NULL, NULL, method_pause, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Resume", NULL, NULL, method_resume, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Reset", NULL, NULL, method_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("PowerOff", NULL, NULL, method_power_off, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("LeaseAcquired", SD_BUS_ARGS("s", class, "s", holder), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("LeaseReleased", SD_BUS_ARGS("s", class, "s", holder, "s", reason), 0),
         SD_BUS_VTABLE_END,
 };

@@ -16,6 +16,8 @@
 #define VMSIG_ERROR_LIMIT_EXCEEDED "org.vmsig.Error.LimitExceeded"
 #define VMSIG_ERROR_QUOTA_EXCEEDED "org.vmsig.Error.QuotaExceeded"
 #define VMSIG_ERROR_INVALID_CONFIGURATION "org.vmsig.Error.InvalidConfiguration"
+#define VMSIG_ERROR_LEASE_BUSY "org.vmsig.Error.LeaseBusy"
+#define VMSIG_ERROR_NOT_LEASE_HOLDER "org.vmsig.Error.NotLeaseHolder"
 
 extern const sd_bus_error_map vmsig_bus_errors[];
 

@@ -5,6 +5,7 @@
 
 #include "bus-auth.h"
 #include "bus-front.h"
+#include "bus-lease.h"
 #include "hashmap.h"
 #include "vmsig-endpoint.h"
 
@@ -12,6 +13,8 @@
 #define VMSIG_BUS_ENDPOINT_PREFIX "/org/vmsig/endpoint"
 #define VMSIG_BUS_MANAGER_INTERFACE "org.vmsig.Manager"
 #define VMSIG_BUS_ENDPOINT_INTERFACE "org.vmsig.Endpoint"
+#define VMSIG_BUS_LEASE_PREFIX "/org/vmsig/lease"
+#define VMSIG_BUS_LEASE_INTERFACE "org.vmsig.Lease"
 
 /* One published endpoint object. Holds a reference on the core endpoint,
  * so its properties stay readable until InterfacesRemoved went out. */
@@ -29,7 +32,9 @@ struct vmsig_bus_front {
         bus_auth *auth;               /* ctx->auth */
         vmsig_subscriber *subscriber;
         Hashmap *endpoints; /* name -> bus_endpoint */
-        sd_bus_slot *slots[5];
+        Hashmap *leases;    /* lease id -> bus_lease, held through this connection */
+        char *peer_label;   /* the peer's name on a private connection, else NULL */
+        sd_bus_slot *slots[7];
 };
 
 extern const sd_bus_vtable bus_manager_vtable[];
@@ -40,4 +45,11 @@ int bus_endpoint_find(sd_bus *bus, const char *path, const char *interface, void
 int bus_endpoint_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error);
 
 bus_endpoint *bus_front_lookup(vmsig_bus_front *f, const char *name);
+/* Who sent m, as lease holders are named: the unique bus name, or the
+ * private connection's label. */
+const char *bus_front_peer_label(vmsig_bus_front *f, sd_bus_message *m);
+/* 0 when the sender of m holds the lease of class c on ep; else
+ * -EPERM with org.vmsig.Error.NotLeaseHolder. */
+int bus_front_require_lease(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, vmsig_lease_class c,
+                            sd_bus_error *error);
 bus_endpoint *bus_front_lookup_vmid(vmsig_bus_front *f, uint32_t vmid);

@@ -14,6 +14,35 @@ bus_endpoint *bus_front_lookup(vmsig_bus_front *f, const char *name) {
         return hashmap_get(f->endpoints, name);
 }
 
+const char *bus_front_peer_label(vmsig_bus_front *f, sd_bus_message *m) {
+        return f->peer_label ? f->peer_label : sd_bus_message_get_sender(m);
+}
+
+int bus_front_require_lease(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, vmsig_lease_class c,
+                            sd_bus_error *error) {
+        const vmsig_lease_info *l = vmsig_endpoint_lease_get(ep, c);
+        const char *caller = bus_front_peer_label(f, m);
+
+        if (!l)
+                return vmsig_bus_error_setf(error, -EPERM, "This needs the %s lease of '%s', and nobody holds it.",
+                                            vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep));
+        if (!caller || strcmp(caller, l->holder) != 0)
+                return vmsig_bus_error_setf(error, -EPERM, "The %s lease of '%s' is held by %s (uid %u), not by you.",
+                                            vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep), l->holder,
+                                            (unsigned) l->uid);
+        return 0;
+}
+
+int vmsig_bus_front_set_peer_label(vmsig_bus_front *f, const char *label) {
+        char *copy = strdup(label);
+
+        if (!copy)
+                return -ENOMEM;
+        free(f->peer_label);
+        f->peer_label = copy;
+        return 0;
+}
+
 bus_endpoint *bus_front_lookup_vmid(vmsig_bus_front *f, uint32_t vmid) {
         vmsig_endpoint *ep = vmsig_core_find_endpoint_by_vmid(f->core, vmid);
         return ep ? bus_front_lookup(f, vmsig_endpoint_get_name(ep)) : NULL;
@@ -122,6 +151,30 @@ static void on_memctx(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
                                               NULL);
 }
 
+static const char *const holder_properties[_VMSIG_LEASE_CLASS_MAX] = {
+        [VMSIG_LEASE_INPUT] = "InputLeaseHolder",
+        [VMSIG_LEASE_POWER] = "PowerLeaseHolder",
+        [VMSIG_LEASE_MEMWRITE] = "MemoryWriteLeaseHolder",
+};
+
+static void on_lease(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
+        const vmsig_lease_payload *p = e->payload;
+        bus_endpoint *be = lookup_event_endpoint(f, e);
+        const char *class = vmsig_lease_class_to_string(p->class);
+
+        bus_lease_on_event(f, p);
+        if (!be || replay || !class)
+                return;
+        if (p->change == VMSIG_LEASE_ACQUIRED)
+                (void) sd_bus_emit_signal(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "LeaseAcquired", "ss", class,
+                                          p->lease.holder);
+        else
+                (void) sd_bus_emit_signal(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "LeaseReleased", "sss",
+                                          class, p->lease.holder, p->reason);
+        (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                              holder_properties[p->class], NULL);
+}
+
 static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
         vmsig_bus_front *f = userdata;
 
@@ -134,6 +187,9 @@ static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata
         case VMSIG_KIND_MEMCTX:
                 on_memctx(f, d->event, d->replay);
                 break;
+        case VMSIG_KIND_LEASE:
+                on_lease(f, d->event, d->replay);
+                break;
         default:
                 break;
         }
@@ -143,7 +199,8 @@ static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata
 int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *ctx, vmsig_bus_front **ret) {
         vmsig_bus_front *f;
         vmsig_filter filter = {
-                .kinds = VMSIG_KIND_MASK(VMSIG_KIND_ROSTER) | VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX),
+                .kinds = VMSIG_KIND_MASK(VMSIG_KIND_ROSTER) | VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX) |
+                         VMSIG_KIND_MASK(VMSIG_KIND_LEASE),
         };
         int r;
 
@@ -158,7 +215,8 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         f->ctx = ctx;
         f->auth = ctx->auth;
         f->endpoints = hashmap_new();
-        if (!f->endpoints) {
+        f->leases = hashmap_new();
+        if (!f->endpoints || !f->leases) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -172,6 +230,11 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
                                                VMSIG_BUS_ENDPOINT_INTERFACE, bus_endpoint_vtable, bus_endpoint_find, f);
         if (r >= 0)
                 r = sd_bus_add_node_enumerator(bus, &f->slots[3], VMSIG_BUS_ENDPOINT_PREFIX, bus_endpoint_enumerate, f);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(bus, &f->slots[4], VMSIG_BUS_LEASE_PREFIX, VMSIG_BUS_LEASE_INTERFACE,
+                                               bus_lease_vtable, bus_lease_find, f);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(bus, &f->slots[5], VMSIG_BUS_LEASE_PREFIX, bus_lease_enumerate, f);
         if (r < 0)
                 goto fail;
 
@@ -192,12 +255,16 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
 
         if (!f)
                 return NULL;
+        if (f->leases)
+                bus_lease_free_all(f);
         f->subscriber = vmsig_subscriber_free(f->subscriber);
         for (size_t i = 0; i < ELEMENTSOF(f->slots); i++)
                 f->slots[i] = sd_bus_slot_unref(f->slots[i]);
         HASHMAP_FOREACH(be, f->endpoints, st)
                 bus_endpoint_free(be);
         hashmap_free(f->endpoints);
+        hashmap_free(f->leases);
+        free(f->peer_label);
         sd_bus_unref(f->bus);
         free(f);
         return NULL;

@@ -25,3 +25,5 @@ typedef struct vmsig_bus_context {
  * bus name: the daemon does, once the initial roster is published. */
 int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *ctx, vmsig_bus_front **ret);
 vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f);
+/* Names the peer of a private connection (lease holder, audit). */
+int vmsig_bus_front_set_peer_label(vmsig_bus_front *f, const char *label);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,6 +37,7 @@ struct vmsig_bus_private {
         sd_event_source *settle_source;
         private_connection *connections;
         size_t n_connections;
+        unsigned n_accepted; /* names private peers p2p-1, p2p-2, ... */
 };
 
 static void connection_free(private_connection *c) {
@@ -114,6 +116,11 @@ static int connection_start(private_connection *c, int fd) {
                 r = sd_bus_start(c->bus);
         if (r >= 0)
                 r = vmsig_bus_front_new(c->owner->core, c->bus, c->owner->ctx, &c->front);
+        if (r >= 0) {
+                char label[32];
+                snprintf(label, sizeof label, "p2p-%u", ++c->owner->n_accepted);
+                r = vmsig_bus_front_set_peer_label(c->front, label);
+        }
         return r;
 }
 

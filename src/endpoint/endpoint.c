@@ -6,6 +6,7 @@
 
 #include "core-internal.h"
 #include "macro.h"
+#include "endpoint-internal.h"
 #include "vmsig-endpoint.h"
 
 /* An fd source registered for an endpoint. Allocated on its own so the
@@ -32,6 +33,7 @@ struct vmsig_endpoint {
         bool adapter_live[_VMSIG_ADAPTER_MAX];
         endpoint_source *sources;
         vmsig_endpoint *zombie_next;
+        vmsig_lease_info leases[_VMSIG_LEASE_CLASS_MAX];
 };
 
 struct endpoint_registry {
@@ -274,6 +276,7 @@ int vmsig_core_detach_endpoint(vmsig_core *c, vmsig_endpoint *ep) {
         adapters_detach(ep);
         while (ep->sources)
                 (void) vmsig_endpoint_remove_fd(ep, ep->sources->cookie);
+        vmsig_endpoint_lease_revoke_all(ep, "detached");
         publish_roster(ep, VMSIG_ROSTER_REMOVED);
         vmsig_endpoint_unref(ep);
         return 0;
@@ -397,6 +400,9 @@ void vmsig_endpoint_report_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, 
                 return;
         ep->state = new_state;
         (void) vmsig_core_publish(ep->core, VMSIG_KIND_LIFECYCLE, ep->id, 0, &p, sizeof p);
+        /* A reset guest is a new guest: nobody keeps control over it. */
+        if (op == VMSIG_OP_RESET)
+                vmsig_endpoint_lease_revoke_all(ep, "reset");
         if (p.old_state != new_state)
                 publish_roster(ep, VMSIG_ROSTER_CHANGED);
 }
@@ -466,4 +472,8 @@ int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *eve
         if (!in || !in->inject)
                 return -EOPNOTSUPP;
         return in->inject(ep->adapters[VMSIG_ADAPTER_INPUT].data, events, n, done, userdata);
+}
+
+vmsig_lease_info *endpoint_leases(vmsig_endpoint *ep) {
+        return ep->leases;
 }

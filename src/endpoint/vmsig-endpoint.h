@@ -22,6 +22,8 @@
 #include "vmsig-core.h"
 
 #define VMSIG_NAME_MAX 64
+#define VMSIG_HOLDER_MAX 64
+#define VMSIG_REASON_MAX 32
 
 typedef enum vmsig_state {
         VMSIG_STATE_UNKNOWN,
@@ -176,3 +178,53 @@ int vmsig_endpoint_remove_fd(vmsig_endpoint *ep, vmsig_cookie cookie);
 int vmsig_endpoint_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, vmsig_done_fn done, void *userdata);
 int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *events, size_t n, vmsig_done_fn done,
                                 void *userdata);
+
+/*
+ * Leases: exclusive ownership of a destructive resource class of one
+ * endpoint. The endpoint keeps who holds what; every change is a LEASE
+ * event (key: the class, retained), so in-process controls and the D-Bus
+ * front see the same order. A detach or a guest reset revokes every lease.
+ */
+typedef enum vmsig_lease_class {
+        VMSIG_LEASE_INPUT,
+        VMSIG_LEASE_POWER,
+        VMSIG_LEASE_MEMWRITE,
+        _VMSIG_LEASE_CLASS_MAX,
+} vmsig_lease_class;
+
+typedef enum vmsig_lease_change {
+        VMSIG_LEASE_ACQUIRED,
+        VMSIG_LEASE_RELEASED, /* by its holder */
+        VMSIG_LEASE_REVOKED,  /* taken away: forced, detach, reset */
+} vmsig_lease_change;
+
+typedef struct vmsig_lease_info {
+        uint64_t id; /* unique for the core's lifetime; 0: free */
+        char holder[VMSIG_HOLDER_MAX];
+        uint32_t uid;
+        uint64_t acquired_at; /* CLOCK_REALTIME usec */
+} vmsig_lease_info;
+
+/* The LEASE payload. */
+typedef struct vmsig_lease_payload {
+        vmsig_lease_class class;
+        vmsig_lease_change change;
+        vmsig_lease_info lease; /* the lease acquired or ended */
+        char reason[VMSIG_REASON_MAX];
+} vmsig_lease_payload;
+
+const char *vmsig_lease_class_to_string(vmsig_lease_class c);
+vmsig_lease_class vmsig_lease_class_from_string(const char *s); /* _VMSIG_LEASE_CLASS_MAX if unknown */
+
+/* -EBUSY when held (*ret_holder then describes the holder), -ENODEV when
+ * detached. */
+int vmsig_endpoint_lease_acquire(vmsig_endpoint *ep, vmsig_lease_class c, const char *holder, uint32_t uid,
+                                 vmsig_lease_info *ret, vmsig_lease_info *ret_holder);
+/* Ends lease id: released by its holder, or revoked with a reason.
+ * -ESRCH when id is not the current lease of that class. */
+int vmsig_endpoint_lease_end(vmsig_endpoint *ep, vmsig_lease_class c, uint64_t id, vmsig_lease_change how,
+                             const char *reason);
+/* Revokes every lease of the endpoint. */
+void vmsig_endpoint_lease_revoke_all(vmsig_endpoint *ep, const char *reason);
+/* The current lease, or NULL when the class is free. */
+const vmsig_lease_info *vmsig_endpoint_lease_get(vmsig_endpoint *ep, vmsig_lease_class c);

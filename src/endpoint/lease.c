@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "endpoint-internal.h"
+
+static const char *const class_names[_VMSIG_LEASE_CLASS_MAX] = {
+        [VMSIG_LEASE_INPUT] = "input",
+        [VMSIG_LEASE_POWER] = "power",
+        [VMSIG_LEASE_MEMWRITE] = "memory-write",
+};
+
+/* Lease ids are never reused while the daemon runs, so a stale lease
+ * object can never match a newer lease of the same class. */
+static uint64_t next_lease_id = 1;
+
+const char *vmsig_lease_class_to_string(vmsig_lease_class c) {
+        return (unsigned) c < _VMSIG_LEASE_CLASS_MAX ? class_names[c] : NULL;
+}
+
+vmsig_lease_class vmsig_lease_class_from_string(const char *s) {
+        for (unsigned i = 0; i < _VMSIG_LEASE_CLASS_MAX; i++)
+                if (s && strcmp(s, class_names[i]) == 0)
+                        return (vmsig_lease_class) i;
+        return _VMSIG_LEASE_CLASS_MAX;
+}
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void publish(vmsig_endpoint *ep, vmsig_lease_class c, vmsig_lease_change change, const vmsig_lease_info *l,
+                    const char *reason) {
+        vmsig_lease_payload p = { .class = c, .change = change, .lease = *l };
+
+        if (reason)
+                strncpy(p.reason, reason, sizeof p.reason - 1);
+        (void) vmsig_core_publish(vmsig_endpoint_get_core(ep), VMSIG_KIND_LEASE, vmsig_endpoint_get_id(ep),
+                                  (uint32_t) c, &p, sizeof p);
+}
+
+int vmsig_endpoint_lease_acquire(vmsig_endpoint *ep, vmsig_lease_class c, const char *holder, uint32_t uid,
+                                 vmsig_lease_info *ret, vmsig_lease_info *ret_holder) {
+        vmsig_lease_info *l;
+
+        if ((unsigned) c >= _VMSIG_LEASE_CLASS_MAX || !holder || strlen(holder) >= VMSIG_HOLDER_MAX)
+                return -EINVAL;
+        if (!vmsig_endpoint_is_attached(ep))
+                return -ENODEV;
+        l = &endpoint_leases(ep)[c];
+        if (l->id != 0) {
+                if (ret_holder)
+                        *ret_holder = *l;
+                return -EBUSY;
+        }
+        *l = (vmsig_lease_info) { .id = next_lease_id++, .uid = uid, .acquired_at = realtime_usec() };
+        strcpy(l->holder, holder);
+        publish(ep, c, VMSIG_LEASE_ACQUIRED, l, NULL);
+        if (ret)
+                *ret = *l;
+        return 0;
+}
+
+int vmsig_endpoint_lease_end(vmsig_endpoint *ep, vmsig_lease_class c, uint64_t id, vmsig_lease_change how,
+                             const char *reason) {
+        vmsig_lease_info *l, old;
+
+        if ((unsigned) c >= _VMSIG_LEASE_CLASS_MAX || how == VMSIG_LEASE_ACQUIRED)
+                return -EINVAL;
+        l = &endpoint_leases(ep)[c];
+        if (id == 0 || l->id != id)
+                return -ESRCH;
+        old = *l;
+        *l = (vmsig_lease_info) {};
+        publish(ep, c, how, &old, reason);
+        return 0;
+}
+
+void vmsig_endpoint_lease_revoke_all(vmsig_endpoint *ep, const char *reason) {
+        for (unsigned c = 0; c < _VMSIG_LEASE_CLASS_MAX; c++) {
+                const vmsig_lease_info *l = &endpoint_leases(ep)[c];
+                if (l->id != 0)
+                        (void) vmsig_endpoint_lease_end(ep, (vmsig_lease_class) c, l->id, VMSIG_LEASE_REVOKED,
+                                                        reason);
+        }
+}
+
+const vmsig_lease_info *vmsig_endpoint_lease_get(vmsig_endpoint *ep, vmsig_lease_class c) {
+        const vmsig_lease_info *l;
+
+        if ((unsigned) c >= _VMSIG_LEASE_CLASS_MAX)
+                return NULL;
+        l = &endpoint_leases(ep)[c];
+        return l->id != 0 ? l : NULL;
+}
