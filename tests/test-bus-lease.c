@@ -297,6 +297,53 @@ static void test_bad_requests(Fixture *f, gconstpointer data) {
         close(c);
 }
 
+static GVariant *events(guint n, guint32 type, gint32 value) {
+        GVariantBuilder b;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a(uui)"));
+        for (guint i = 0; i < n; i++)
+                g_variant_builder_add(&b, "(uui)", type, 30 + i % 10, value);
+        return g_variant_new("(a(uui))", &b);
+}
+
+/* Input needs the input lease; bad events are refused before anything is
+ * sent, each naming what is wrong. */
+static void test_input(Fixture *f, gconstpointer data) {
+        g_autofree char *e0 = vt_call_error(f->conn, ALPHA, VT_ENDPOINT_IFACE, "InjectInput", events(2, 0, 1), NULL);
+        g_assert_cmpstr(e0, ==, "org.vmsig.Error.NotLeaseHolder");
+        int lease = vt_acquire_lease(f->conn, ALPHA, "input", NULL);
+        g_autoptr(GVariant) ok = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "InjectInput", events(2, 0, 1));
+
+        static const struct {
+                guint n;
+                guint32 type;
+                gint32 value;
+                const char *says;
+        } bad[] = {
+                { 0, 0, 1, "No input events" },
+                { 1025, 0, 1, "at most 1024" },
+                { 3, 9, 1, "unknown type 9" },
+                { 1, 3, 40000, "40000" },
+                { 1, 0, 2, "neither 0" },
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autofree char *message = NULL;
+                g_autofree char *e = vt_call_error(f->conn, ALPHA, VT_ENDPOINT_IFACE, "InjectInput",
+                                                   events(bad[i].n, bad[i].type, bad[i].value), &message);
+                g_assert_cmpstr(e, ==, "org.vmsig.Error.InvalidArgument");
+                g_assert_nonnull(strstr(message, bad[i].says));
+        }
+        g_autofree char *daemon_log = vt_daemon_log(f->daemon);
+        g_assert_nonnull(strstr(daemon_log, "action=inject-input endpoint=alpha result=ok"));
+
+        int power = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
+        g_autoptr(GVariant) off = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "PowerOff", NULL);
+        g_autofree char *e1 = vt_call_error(f->conn, ALPHA, VT_ENDPOINT_IFACE, "InjectInput", events(1, 1, 1), NULL);
+        g_assert_cmpstr(e1, ==, "org.vmsig.Error.InvalidState");
+        close(power);
+        close(lease);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add("/lease/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
@@ -309,5 +356,6 @@ int main(int argc, char *argv[]) {
         ADD("force-revoke", test_force_revoke);
         ADD("reset-and-detach-revoke", test_reset_and_detach_revoke);
         ADD("bad-requests", test_bad_requests);
+        ADD("input", test_input);
         return g_test_run();
 }

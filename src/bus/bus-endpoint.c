@@ -15,7 +15,7 @@
 typedef struct pending_call {
         sd_bus_message *message;
         vmsig_endpoint *endpoint;
-        vmsig_lifecycle_op op;
+        const char *operation; /* for audit and logs: "pause", "inject-input", ... */
         bus_auth *auth;
         bus_peer caller; /* a copy: the peer may leave before the host answers */
 } pending_call;
@@ -114,7 +114,7 @@ static pending_call *pending_call_free(pending_call *p) {
         return NULL;
 }
 
-static void on_lifecycle_done(const vmsig_result *res, void *userdata) {
+static void on_host_done(const vmsig_result *res, void *userdata) {
         pending_call *p = userdata;
         const char *name = vmsig_endpoint_get_name(p->endpoint);
         int r;
@@ -123,7 +123,7 @@ static void on_lifecycle_done(const vmsig_result *res, void *userdata) {
          * the caller sees its reply. */
         vmsig_core_flush(vmsig_endpoint_get_core(p->endpoint));
 
-        bus_auth_audit_operation(&p->caller, vmsig_lifecycle_op_to_string(p->op), p->endpoint, res->error, NULL);
+        bus_auth_audit_operation(&p->caller, p->operation, p->endpoint, res->error, NULL);
         if (res->error < 0) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 (void) vmsig_bus_error_setf(&error, res->error, "%s",
@@ -132,11 +132,11 @@ static void on_lifecycle_done(const vmsig_result *res, void *userdata) {
         } else
                 r = sd_bus_reply_method_return(p->message, NULL);
         if (r < 0)
-                log_debug_errno(r, "Cannot reply to %s of '%s': %m", vmsig_lifecycle_op_to_string(p->op), name);
+                log_debug_errno(r, "Cannot reply to %s of '%s': %m", p->operation, name);
         pending_call_free(p);
 }
 
-static int pending_call_new(sd_bus_message *m, bus_endpoint *be, vmsig_lifecycle_op op, sd_bus_error *error,
+static int pending_call_new(sd_bus_message *m, bus_endpoint *be, const char *operation, sd_bus_error *error,
                             pending_call **ret) {
         bus_auth *auth = be->front->auth;
         bus_peer *caller = bus_auth_caller(auth, m);
@@ -147,7 +147,7 @@ static int pending_call_new(sd_bus_message *m, bus_endpoint *be, vmsig_lifecycle
                 return -ESRCH;
         r = bus_auth_quota_take(auth, caller, BUS_QUOTA_PENDING_CALLS, error);
         if (r < 0) {
-                bus_auth_audit_operation(caller, vmsig_lifecycle_op_to_string(op), be->endpoint, r, NULL);
+                bus_auth_audit_operation(caller, operation, be->endpoint, r, NULL);
                 return r;
         }
         p = calloc(1, sizeof *p);
@@ -162,7 +162,7 @@ static int pending_call_new(sd_bus_message *m, bus_endpoint *be, vmsig_lifecycle
         p->caller.pid = caller->pid;
         p->message = sd_bus_message_ref(m);
         p->endpoint = vmsig_endpoint_ref(be->endpoint);
-        p->op = op;
+        p->operation = operation;
         p->auth = auth;
         *ret = p;
         return 0;
@@ -186,12 +186,12 @@ static int method_lifecycle(sd_bus_message *m, bus_endpoint *be, vmsig_lifecycle
         if (r <= 0)
                 return bus_auth_handler_return(r);
 
-        r = pending_call_new(m, be, op, error, &p);
+        r = pending_call_new(m, be, vmsig_lifecycle_op_to_string(op), error, &p);
         if (r < 0)
                 return r;
-        r = vmsig_endpoint_lifecycle(be->endpoint, op, on_lifecycle_done, p);
+        r = vmsig_endpoint_lifecycle(be->endpoint, op, on_host_done, p);
         if (r < 0) {
-                bus_auth_audit_operation(&p->caller, vmsig_lifecycle_op_to_string(op), be->endpoint, r, NULL);
+                bus_auth_audit_operation(&p->caller, p->operation, be->endpoint, r, NULL);
                 pending_call_free(p);
                 return vmsig_bus_error_setf(error, r, "Cannot %s endpoint '%s': %s.", vmsig_lifecycle_op_to_string(op),
                                             name, strerror(-r));
@@ -213,6 +213,80 @@ static int method_reset(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 
 static int method_power_off(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return method_lifecycle(m, userdata, VMSIG_OP_POWER_OFF, error);
+}
+
+#define INPUT_EVENTS_MAX 1024
+
+static int read_input_events(sd_bus_message *m, vmsig_input_event **ret, size_t *ret_n, sd_bus_error *error) {
+        _cleanup_free_ vmsig_input_event *events = NULL;
+        size_t n = 0;
+        uint32_t type, code;
+        int32_t value;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(uui)");
+        while (r >= 0 && (r = sd_bus_message_read(m, "(uui)", &type, &code, &value)) > 0) {
+                if (n >= INPUT_EVENTS_MAX)
+                        return vmsig_bus_error_setf(error, -EINVAL, "Too many input events: at most %d per call.",
+                                                    INPUT_EVENTS_MAX);
+                if (type >= _VMSIG_INPUT_TYPE_MAX)
+                        return vmsig_bus_error_setf(error, -EINVAL, "Input event %zu: unknown type %u.", n, type);
+                if (type == VMSIG_INPUT_ABS && (value < 0 || value > 32767))
+                        return vmsig_bus_error_setf(error, -EINVAL,
+                                                    "Input event %zu: absolute position %d is outside 0..32767.", n,
+                                                    (int) value);
+                if ((type == VMSIG_INPUT_KEY || type == VMSIG_INPUT_BUTTON) && value != 0 && value != 1)
+                        return vmsig_bus_error_setf(error, -EINVAL, "Input event %zu: value %d is neither 0 (up) nor 1 (down).",
+                                                    n, (int) value);
+                vmsig_input_event *grown = reallocarray(events, n + 1, sizeof *events);
+                if (!grown)
+                        return -ENOMEM;
+                events = grown;
+                events[n++] = (vmsig_input_event) { .type = type, .code = code, .value = value };
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return vmsig_bus_error_setf(error, -EINVAL, "No input events given.");
+        *ret = TAKE_PTR(events);
+        *ret_n = n;
+        return 0;
+}
+
+static int method_inject_input(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ vmsig_input_event *events = NULL;
+        bus_endpoint *be = userdata;
+        pending_call *p;
+        size_t n = 0;
+        int r;
+
+        r = read_input_events(m, &events, &n, error);
+        if (r < 0)
+                return r;
+        if (!vmsig_endpoint_is_attached(be->endpoint))
+                return vmsig_bus_error_setf(error, -ENODEV, "Endpoint '%s' was detached.",
+                                            vmsig_endpoint_get_name(be->endpoint));
+        /* The input lease was authorized when it was taken. */
+        r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_INPUT, error);
+        if (r < 0)
+                return r;
+        r = bus_auth_check(be->front->auth, m, VMSIG_CAP_LEASE_INPUT, be->endpoint, true, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+        r = pending_call_new(m, be, "inject-input", error, &p);
+        if (r < 0)
+                return r;
+        r = vmsig_endpoint_inject_input(be->endpoint, events, n, on_host_done, p);
+        if (r < 0) {
+                bus_auth_audit_operation(&p->caller, p->operation, be->endpoint, r, NULL);
+                pending_call_free(p);
+                return vmsig_bus_error_setf(error, r, "Cannot inject input into '%s': %s.",
+                                            vmsig_endpoint_get_name(be->endpoint), strerror(-r));
+        }
+        return 1;
 }
 
 static const vmsig_cap lease_caps[_VMSIG_LEASE_CLASS_MAX] = {
@@ -382,6 +456,8 @@ const sd_bus_vtable bus_endpoint_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("AcquireLease", SD_BUS_ARGS("s", class, "a{sv}", options),
                                 SD_BUS_RESULT("o", lease, "h", lease_fd), method_acquire_lease,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("InjectInput", SD_BUS_ARGS("a(uui)", events), SD_BUS_NO_RESULT, method_inject_input,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Pause", NULL, NULL, method_pause, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Resume", NULL, NULL, method_resume, SD_BUS_VTABLE_UNPRIVILEGED),
