@@ -124,6 +124,7 @@ int main(int argc, char *argv[]) {
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
                 printf("bench-scale: %u stub endpoints of %" PRIu64 " bytes RAM; fd limit %llu (hard %llu)\n", n,
                        ram_size, (unsigned long long) rl.rlim_cur, (unsigned long long) rl.rlim_max);
+        fflush(stdout);
 
         eps = calloc(n, sizeof *eps);
         if (!eps) {

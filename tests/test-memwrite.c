@@ -68,8 +68,10 @@ static const vmsig_gpa_range test_ranges[] = {
  *   2G                PDPTE not present
  *   3G                PDPTE points at a table in the hole
  *   512G              PML4E not present
- *   0x7FFFFFFFF000    4K -> 0x23000, the top of the lower half
- *   0xFFFFFFFFFFFFF000 4K -> 0x22000, the top of the address space */
+ *   0x7FFFFFFFF000    4K -> 0x23000, the top of the lower half, through a
+ *                     PML4E with bit 7 set
+ *   0xFFFFFFFFFFFFF000 4K -> 0x22000, the top of the address space, through
+ *                     a PML4E with NX and high bits set */
 #define VA_4K UINT64_C(0x10000)
 #define VA_NP UINT64_C(0x11000)
 #define VA_LAST UINT64_C(0x12000)
@@ -128,8 +130,10 @@ static void build_page_tables(Fixture *f) {
                 write_at(f->fd, off(tables[i]), zero, sizeof zero);
 
         set_entry(f, PML4, 0, PDPT_LO | P_RW);
-        set_entry(f, PML4, 255, PDPT_EDGE | P_RW);
-        set_entry(f, PML4, 511, PDPT_HI | P_RW);
+        /* Bit 7 of a PML4E is reserved, not a 512G page. */
+        set_entry(f, PML4, 255, PDPT_EDGE | PS | P_RW);
+        /* NX and high bits in a table entry are no address bits either. */
+        set_entry(f, PML4, 511, PDPT_HI | NX | AVAILABLE_HIGH | P_RW);
 
         set_entry(f, PDPT_LO, 0, PD_LO | P_RW);
         set_entry(f, PDPT_LO, 1, 0 | PS | PAT_LARGE | P_RW);

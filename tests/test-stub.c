@@ -218,7 +218,16 @@ static void test_ram(Fixture *f, gconstpointer data) {
 
         char *view = mmap(NULL, RAM_SIZE, PROT_READ, MAP_SHARED, ro, 0);
         g_assert_true(view != MAP_FAILED);
-        g_assert_cmpint(pwrite(rw, "guest", 5, 4096), ==, 5);
+        /* Sealed: not even the stub's own fd takes a write or a new
+         * writable mapping; write_ram is the only way in. */
+        errno = 0;
+        g_assert_cmpint(pwrite(rw, "guest", 5, 4096), ==, -1);
+        g_assert_cmpint(errno, ==, EPERM);
+        errno = 0;
+        g_assert_true(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0) == MAP_FAILED);
+        g_assert_cmpint(errno, ==, EPERM);
+        g_assert_cmpint(vmsig_endpoint_write_ram(ep, 4096, "guest", 5), ==, 0);
+        g_assert_cmpint(vmsig_endpoint_write_ram(ep, RAM_SIZE - 2, "guest", 5), ==, -ERANGE);
         g_assert_cmpmem(view + 4096, 5, "guest", 5);
         g_assert_cmpint(pread(ro, buf, 5, 4096), ==, 5);
         g_assert_cmpstr(buf, ==, "guest");
@@ -233,8 +242,8 @@ static void test_ram(Fixture *f, gconstpointer data) {
 
         /* The size is sealed. */
         int seals = fcntl(rw, F_GET_SEALS);
-        g_assert_cmpint(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), ==,
-                        F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+        g_assert_cmpint(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL), ==,
+                        F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL);
         g_assert_cmpint(ftruncate(rw, 2 * RAM_SIZE), ==, -1);
 }
 

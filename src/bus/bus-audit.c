@@ -12,6 +12,9 @@
 #define VMSIG_AUDIT_MESSAGE_ID "8d6b1c0f4a2e4b7c9e35a1d2f0c4b6e8"
 
 static bus_audit_target audit_target = BUS_AUDIT_AUTO;
+/* Looked up once per target setting: journald does not come and go under
+ * a running service. */
+static int journal_present = -1;
 
 bus_audit_target bus_audit_target_from_string(const char *s) {
         static const char *const names[_BUS_AUDIT_TARGET_MAX] = {
@@ -28,12 +31,15 @@ bus_audit_target bus_audit_target_from_string(const char *s) {
 
 void bus_audit_set_target(bus_audit_target t) {
         audit_target = t;
+        journal_present = -1;
 }
 
 static bool use_journal(void) {
-        if (audit_target == BUS_AUDIT_AUTO)
-                return access("/run/systemd/journal/socket", F_OK) == 0;
-        return audit_target == BUS_AUDIT_JOURNAL;
+        if (audit_target != BUS_AUDIT_AUTO)
+                return audit_target == BUS_AUDIT_JOURNAL;
+        if (journal_present < 0)
+                journal_present = access("/run/systemd/journal/socket", F_OK) == 0;
+        return journal_present;
 }
 
 static const char *or_dash(const char *s) {

@@ -160,6 +160,9 @@ int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint
                                   "Access denied: uid %u is not on vmsigd's allow-list.", (unsigned) peer->uid);
                 return deny(peer, cap, ep, "allow-list", error, -EACCES);
         }
+        /* Held grants (roster reading) are not checked or audited again. */
+        if (peer->granted & (UINT64_C(1) << cap))
+                return 1;
         /* Root may do anything, with or without polkit, as with systemd's
          * daemons; that is also the only identity on the private socket. */
         if (peer->uid == 0)
@@ -168,9 +171,6 @@ int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint
                 sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Access denied: the private socket is for root.");
                 return deny(peer, cap, ep, "p2p-not-root", error, -EACCES);
         }
-        /* Held grants (roster reading) are not audited again. */
-        if (peer->granted & (UINT64_C(1) << cap))
-                return 1;
         return ask_polkit(a, m, peer, cap, ep, remember, error);
 }
 

@@ -18,6 +18,7 @@
 #define VMSIG_ERROR_INVALID_CONFIGURATION "org.vmsig.Error.InvalidConfiguration"
 #define VMSIG_ERROR_LEASE_BUSY "org.vmsig.Error.LeaseBusy"
 #define VMSIG_ERROR_NOT_LEASE_HOLDER "org.vmsig.Error.NotLeaseHolder"
+#define VMSIG_ERROR_NOT_SUBSCRIBED "org.vmsig.Error.NotSubscribed"
 
 extern const sd_bus_error_map vmsig_bus_errors[];
 

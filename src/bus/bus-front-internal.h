@@ -6,6 +6,7 @@
 #include "bus-auth.h"
 #include "bus-front.h"
 #include "bus-lease.h"
+#include "bus-memctx.h"
 #include "hashmap.h"
 #include "vmsig-endpoint.h"
 
@@ -33,6 +34,7 @@ struct vmsig_bus_front {
         vmsig_subscriber *subscriber;
         Hashmap *endpoints; /* name -> bus_endpoint */
         Hashmap *leases;    /* lease id -> bus_lease, held through this connection */
+        Hashmap *memctx_subs; /* "endpoint\nsubscriber" -> bus_memctx_sub */
         char *peer_label;   /* the peer's name on a private connection, else NULL */
         sd_bus_slot *slots[7];
 };

@@ -99,6 +99,7 @@ static void endpoint_removed(vmsig_bus_front *f, const vmsig_roster_payload *p) 
 
         if (!be || vmsig_endpoint_get_id(be->endpoint) != VMSIG_ID_MAKE(p->vmid, p->generation))
                 return;
+        bus_memctx_endpoint_gone(f, be->endpoint);
         /* InterfacesRemoved is built from the object as it still exists. */
         (void) sd_bus_emit_object_removed(f->bus, be->path);
         hashmap_remove(f->endpoints, p->name);
@@ -140,7 +141,11 @@ static void on_memctx(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
         const vmsig_memctx *m = e->payload;
         bus_endpoint *be = lookup_event_endpoint(f, e);
 
-        if (!be || m->invalidated || m->epoch == be->memctx_epoch)
+        if (!be)
+                return;
+        if (!replay)
+                bus_memctx_on_event(f, be->endpoint, be->path, m);
+        if (m->invalidated || m->epoch == be->memctx_epoch)
                 return;
         be->memctx_epoch = m->epoch;
         if (replay)
@@ -216,7 +221,8 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         f->auth = ctx->auth;
         f->endpoints = hashmap_new();
         f->leases = hashmap_new();
-        if (!f->endpoints || !f->leases) {
+        f->memctx_subs = hashmap_new();
+        if (!f->endpoints || !f->leases || !f->memctx_subs) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -257,6 +263,8 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
                 return NULL;
         if (f->leases)
                 bus_lease_free_all(f);
+        if (f->memctx_subs)
+                bus_memctx_endpoint_gone(f, NULL);
         f->subscriber = vmsig_subscriber_free(f->subscriber);
         for (size_t i = 0; i < ELEMENTSOF(f->slots); i++)
                 f->slots[i] = sd_bus_slot_unref(f->slots[i]);
@@ -264,6 +272,7 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
                 bus_endpoint_free(be);
         hashmap_free(f->endpoints);
         hashmap_free(f->leases);
+        hashmap_free(f->memctx_subs);
         free(f->peer_label);
         sd_bus_unref(f->bus);
         free(f);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <libxml/parser.h>
 
 #include "config-file.h"
@@ -23,6 +24,18 @@ static int check_config(const char *path) {
         printf("%s: configuration is valid (%zu stub VMs).\n", path, c->n_stub_vms);
         vmsig_config_free(c);
         return EXIT_SUCCESS;
+}
+
+/* Every endpoint holds a few fds and nothing here uses select(), so take
+ * the whole hard limit rather than the traditional 1024 soft one. */
+static void bump_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug_errno(errno, "Cannot raise the fd limit: %m");
 }
 
 static void help(void) {
@@ -91,6 +104,7 @@ static int run(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
+        bump_fd_limit();
         r = vmsig_daemon_new(&opts, &d);
         if (r < 0)
                 return EXIT_FAILURE;

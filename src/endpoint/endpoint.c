@@ -474,6 +474,16 @@ int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *eve
         return in->inject(ep->adapters[VMSIG_ADAPTER_INPUT].data, events, n, done, userdata);
 }
 
+int vmsig_endpoint_write_ram(vmsig_endpoint *ep, uint64_t offset, const void *buf, size_t len) {
+        const vmsig_sensor_ops *m = (const vmsig_sensor_ops *) ep->adapters[VMSIG_ADAPTER_MEMCTX].ops;
+
+        if (!ep->attached)
+                return -ENODEV;
+        if (!m || !m->write_ram)
+                return -EOPNOTSUPP;
+        return m->write_ram(ep->adapters[VMSIG_ADAPTER_MEMCTX].data, offset, buf, len);
+}
+
 vmsig_lease_info *endpoint_leases(vmsig_endpoint *ep) {
         return ep->leases;
 }

@@ -112,6 +112,11 @@ typedef struct vmsig_input_ops {
 
 typedef struct vmsig_sensor_ops {
         vmsig_adapter_ops base;
+        /* Writes len bytes at offset of the RAM file, all or nothing; only
+         * after the caller validated the whole write. The RAM fd handed to
+         * subscribers stays read-only, so this is the only way in. NULL when
+         * the backend cannot write guest memory. */
+        int (*write_ram)(void *data, uint64_t offset, const void *buf, size_t len);
 } vmsig_sensor_ops;
 
 typedef enum vmsig_adapter_role {
@@ -176,6 +181,8 @@ int vmsig_endpoint_remove_fd(vmsig_endpoint *ep, vmsig_cookie cookie);
 /* Control side: requests go through the adapters. -EOPNOTSUPP when the
  * endpoint has no such adapter, -ENODEV when it is detached. */
 int vmsig_endpoint_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, vmsig_done_fn done, void *userdata);
+/* Through the memctx adapter's write_ram; -EOPNOTSUPP without one. */
+int vmsig_endpoint_write_ram(vmsig_endpoint *ep, uint64_t offset, const void *buf, size_t len);
 int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *events, size_t n, vmsig_done_fn done,
                                 void *userdata);
 

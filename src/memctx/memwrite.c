@@ -348,8 +348,6 @@ int vmsig_memwrite_plan_add_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m,
         r = check_length(p, len, max_write, va, f);
         if (r < 0)
                 return r;
-        if (dtb == 0)
-                return fail(f, VMSIG_MEMWRITE_NO_DTB, va);
         r = plan_push_va(p, m, dtb, va, data, len, f);
         if (r < 0) {
                 p->n_segments = n_segments;

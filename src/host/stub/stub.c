@@ -38,7 +38,8 @@ struct vmsig_stub {
         vmsig_stub_spec spec;
         char *name;
 
-        int ram_fd; /* private, writable */
+        int ram_fd; /* private; sealed against writes, see create_ram() */
+        void *ram;  /* private shared writable mapping: the only way in */
         vmsig_memctx_source memctx;
         vmsig_subscriber *lifecycle_sub;
 
@@ -172,6 +173,13 @@ static void run_input(vmsig_stub *s, request *q) {
                 complete(q, -EBADFD, msg);
                 return;
         }
+        /* Most VMs never get input: the log is allocated on first use. */
+        if (!s->input_log)
+                s->input_log = calloc(INPUT_LOG_MAX, sizeof(vmsig_input_event));
+        if (!s->input_log) {
+                complete(q, -ENOMEM, "Out of memory for the input log.");
+                return;
+        }
         for (size_t i = 0; i < q->n_events; i++)
                 record_input(s, &q->events[i]);
         complete(q, 0, NULL);
@@ -297,7 +305,15 @@ static int create_ram(vmsig_stub *s, int *ret_ro) {
                 return -errno;
         if (ftruncate(fd, (off_t) s->spec.ram_size) < 0)
                 return -errno;
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        /* Our own way in is a writable mapping made before the seal. After
+         * F_SEAL_FUTURE_WRITE nobody, root included, can write(2) to the
+         * memfd or map it writable again, whatever fd they reopen. */
+        s->ram = mmap(NULL, s->spec.ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (s->ram == MAP_FAILED) {
+                s->ram = NULL;
+                return -errno;
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
                 return -errno;
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         ro = open(path, O_RDONLY | O_CLOEXEC);
@@ -315,6 +331,20 @@ static void memctx_detach(void *data, vmsig_endpoint *ep) {
         vmsig_memctx_source_done(&s->memctx);
         /* The daemon owns the RAM fds; they go with the endpoint. */
         s->ram_fd = safe_close(s->ram_fd);
+        if (s->ram)
+                (void) munmap(s->ram, s->spec.ram_size);
+        s->ram = NULL;
+}
+
+static int memctx_write_ram(void *data, uint64_t offset, const void *buf, size_t len) {
+        vmsig_stub *s = data;
+
+        if (!s->ram)
+                return -ENODEV;
+        if (offset > s->spec.ram_size || len > s->spec.ram_size - offset)
+                return -ERANGE;
+        memcpy((uint8_t *) s->ram + offset, buf, len);
+        return 0;
 }
 
 static int memctx_attach(void *data, vmsig_endpoint *ep) {
@@ -323,8 +353,12 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
         int ro = -1, r;
 
         r = create_ram(s, &ro);
-        if (r < 0)
+        if (r < 0) {
+                if (s->ram)
+                        (void) munmap(s->ram, s->spec.ram_size);
+                s->ram = NULL;
                 return log_error_errno(r, "Cannot create RAM of stub VM '%s': %m", s->name);
+        }
         r = vmsig_memctx_source_init(&s->memctx, ro, s->spec.ram_size, NULL, 0);
         if (r >= 0)
                 r = vmsig_core_subscribe(vmsig_endpoint_get_core(ep), &f, 0, on_lifecycle, s, &s->lifecycle_sub);
@@ -337,6 +371,7 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
 
 static const vmsig_sensor_ops stub_memctx_ops = {
         .base = { .attach = memctx_attach, .detach = memctx_detach, .free = adapter_free },
+        .write_ram = memctx_write_ram,
 };
 
 int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_stub **ret_stub) {
@@ -352,10 +387,7 @@ int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_
         s->ram_fd = s->event_fd = -1;
         s->memctx.ram_fd = -1;
         s->name = strdup(spec->name);
-        s->input_log = calloc(INPUT_LOG_MAX, sizeof(vmsig_input_event));
-        if (!s->name || !s->input_log) {
-                free(s->name);
-                free(s->input_log);
+        if (!s->name) {
                 free(s);
                 return -ENOMEM;
         }
@@ -378,7 +410,7 @@ int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_
 
 const vmsig_input_event *vmsig_stub_input_log(vmsig_stub *s, size_t *n) {
         /* Linearise the ring so callers get one array. */
-        if (s->input_head != 0) {
+        if (s->input_head != 0 && s->input_log) {
                 vmsig_input_event *t = malloc(INPUT_LOG_MAX * sizeof *t);
                 if (t) {
                         for (size_t i = 0; i < s->n_input; i++)

@@ -30,5 +30,7 @@ int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_
 
 /* What the input sink recorded, oldest first (bounded; oldest dropped). */
 const vmsig_input_event *vmsig_stub_input_log(vmsig_stub *s, size_t *n);
-/* The writable RAM fd the stub keeps for itself (-1 when detached). */
+/* The RAM fd the stub keeps for itself (-1 when detached). It is sealed
+ * with F_SEAL_FUTURE_WRITE: guest memory changes only through the memctx
+ * adapter's write_ram (vmsig_endpoint_write_ram()). */
 int vmsig_stub_ram_fd(vmsig_stub *s);

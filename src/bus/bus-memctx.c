@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* memctx subscriptions on org.vmsig.Endpoint: SubscribeMemctx() hands out
+ * the current datum (the retained replay) with the read-only RAM fd, and
+ * the subscriber is then told of every new epoch and DTB, until it
+ * unsubscribes, leaves the bus, or the endpoint goes. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-errors.h"
+#include "bus-front-internal.h"
+#include "bus-memctx.h"
+#include "log.h"
+#include "memctx.h"
+
+struct bus_memctx_sub {
+        vmsig_bus_front *front;
+        vmsig_endpoint *endpoint;
+        char *key;        /* "<endpoint>\n<subscriber>" */
+        char *subscriber; /* unique name or private label */
+        uid_t uid;
+        sd_bus_track *track;
+};
+
+static char *sub_key(vmsig_endpoint *ep, const char *subscriber) {
+        char *k = NULL;
+        return asprintf(&k, "%s\n%s", vmsig_endpoint_get_name(ep), subscriber) < 0 ? NULL : k;
+}
+
+static void sub_free(bus_memctx_sub *s) {
+        hashmap_remove(s->front->memctx_subs, s->key);
+        bus_auth_quota_release(s->front->auth, s->uid, BUS_QUOTA_SUBSCRIPTIONS);
+        sd_bus_track_unref(s->track);
+        vmsig_endpoint_unref(s->endpoint);
+        free(s->subscriber);
+        free(s->key);
+        free(s);
+}
+
+static int on_subscriber_gone(sd_bus_track *t, void *userdata) {
+        bus_memctx_sub *s = userdata;
+
+        log_debug("memctx subscriber %s of '%s' left the bus.", s->subscriber, vmsig_endpoint_get_name(s->endpoint));
+        sub_free(s);
+        return 0;
+}
+
+static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, const bus_peer *caller,
+                   bus_memctx_sub **ret) {
+        bus_memctx_sub *s = calloc(1, sizeof *s);
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        s->front = f;
+        s->uid = caller->uid;
+        s->endpoint = vmsig_endpoint_ref(ep);
+        s->subscriber = strdup(bus_front_peer_label(f, m));
+        s->key = s->subscriber ? sub_key(ep, s->subscriber) : NULL;
+        r = s->key ? 0 : -ENOMEM;
+        if (r >= 0 && sd_bus_message_get_sender(m)) {
+                r = sd_bus_track_new(f->bus, &s->track, on_subscriber_gone, s);
+                if (r >= 0)
+                        r = sd_bus_track_add_sender(s->track, m);
+        }
+        if (r >= 0)
+                r = hashmap_put(f->memctx_subs, s->key, s);
+        if (r < 0) {
+                sd_bus_track_unref(s->track);
+                vmsig_endpoint_unref(s->endpoint);
+                free(s->subscriber);
+                free(s->key);
+                free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+static int append_datum(sd_bus_message *reply, const vmsig_memctx *m) {
+        int r = sd_bus_message_append(reply, "httt", m->ram_fd, m->dtb, m->epoch, m->ram_size);
+
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ttt)");
+        for (size_t i = 0; r >= 0 && i < m->n_ranges; i++)
+                r = sd_bus_message_append(reply, "(ttt)", m->ranges[i].gpa, m->ranges[i].size, m->ranges[i].offset);
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static int reply_datum(sd_bus_message *m, const vmsig_memctx *datum) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = append_datum(reply, datum);
+        return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
+}
+
+int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        bus_endpoint *be = userdata;
+        vmsig_bus_front *f = be->front;
+        const vmsig_memctx *datum;
+        _cleanup_free_ char *key = NULL;
+        bus_memctx_sub *s;
+        bus_peer *caller;
+        int r;
+
+        if (!vmsig_endpoint_is_attached(be->endpoint))
+                return vmsig_bus_error_setf(error, -ENODEV, "Endpoint '%s' was detached.",
+                                            vmsig_endpoint_get_name(be->endpoint));
+        /* Once per subscription: the fd is what is granted. */
+        r = bus_auth_check(f->auth, m, VMSIG_CAP_MEMCTX, be->endpoint, false, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+        datum = vmsig_memctx_get(f->core, vmsig_endpoint_get_id(be->endpoint));
+        if (!datum || datum->invalidated)
+                return vmsig_bus_error_setf(error, -EOPNOTSUPP, "Endpoint '%s' has no memory context yet.",
+                                            vmsig_endpoint_get_name(be->endpoint));
+        caller = bus_auth_caller(f->auth, m);
+        key = caller ? sub_key(be->endpoint, bus_front_peer_label(f, m)) : NULL;
+        if (!key)
+                return -ENOMEM;
+        /* Subscribing again is harmless: the caller gets the datum again. */
+        if (!hashmap_get(f->memctx_subs, key)) {
+                r = bus_auth_quota_take(f->auth, caller, BUS_QUOTA_SUBSCRIPTIONS, error);
+                if (r < 0)
+                        return r;
+                r = sub_new(f, m, be->endpoint, caller, &s);
+                if (r < 0) {
+                        bus_auth_quota_release(f->auth, caller->uid, BUS_QUOTA_SUBSCRIPTIONS);
+                        return r;
+                }
+                bus_auth_audit_operation(caller, "subscribe-memctx", be->endpoint, 0, NULL);
+        }
+        return reply_datum(m, datum);
+}
+
+int bus_memctx_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        bus_endpoint *be = userdata;
+        vmsig_bus_front *f = be->front;
+        _cleanup_free_ char *key = sub_key(be->endpoint, bus_front_peer_label(f, m));
+        bus_memctx_sub *s;
+
+        if (!key)
+                return -ENOMEM;
+        s = hashmap_get(f->memctx_subs, key);
+        if (!s)
+                return vmsig_bus_error_setf(error, -ENOENT, "You are not subscribed to the memory context of '%s'.",
+                                            vmsig_endpoint_get_name(be->endpoint));
+        sub_free(s);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static void send_to(bus_memctx_sub *s, const char *path, const char *member, const vmsig_memctx *m) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(s->front->bus, &sig, path, VMSIG_BUS_ENDPOINT_INTERFACE, member);
+        if (r >= 0)
+                r = m->invalidated ? sd_bus_message_append(sig, "t", m->epoch)
+                                   : sd_bus_message_append(sig, "tt", m->epoch, m->dtb);
+        /* Unicast: the DTB is the subscribers' business only. */
+        if (r >= 0 && s->track)
+                r = sd_bus_message_set_destination(sig, s->subscriber);
+        if (r >= 0)
+                r = sd_bus_send(s->front->bus, sig, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Cannot send %s to %s: %m", member, s->subscriber);
+}
+
+void bus_memctx_on_event(vmsig_bus_front *f, vmsig_endpoint *ep, const char *path, const vmsig_memctx *m) {
+        bus_memctx_sub *s;
+
+        HASHMAP_FOREACH(s, f->memctx_subs, st)
+                if (s->endpoint == ep)
+                        send_to(s, path, m->invalidated ? "MemctxInvalidated" : "MemctxChanged", m);
+}
+
+void bus_memctx_endpoint_gone(vmsig_bus_front *f, vmsig_endpoint *ep) {
+        bus_memctx_sub *s;
+        bool again = true;
+
+        /* The map cannot change under HASHMAP_FOREACH; restart after each. */
+        while (again) {
+                again = false;
+                HASHMAP_FOREACH(s, f->memctx_subs, st)
+                        if (!ep || s->endpoint == ep) {
+                                sub_free(s);
+                                again = true;
+                                break;
+                        }
+        }
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "memctx.h"
+
+typedef struct vmsig_bus_front vmsig_bus_front;
+typedef struct bus_memctx_sub bus_memctx_sub;
+
+/* org.vmsig.Endpoint.SubscribeMemctx() and UnsubscribeMemctx(). */
+int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int bus_memctx_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+/* A live MEMCTX event of ep: tells its subscribers on this front. */
+void bus_memctx_on_event(vmsig_bus_front *f, vmsig_endpoint *ep, const char *path, const vmsig_memctx *m);
+/* ep was detached (NULL: the front goes): its subscriptions end. */
+void bus_memctx_endpoint_gone(vmsig_bus_front *f, vmsig_endpoint *ep);
