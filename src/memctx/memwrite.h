@@ -21,8 +21,9 @@
  * DTB, PML4 -> PDPT -> PD -> PT) with 4K, 2M (PDE.PS) and 1G (PDPTE.PS)
  * pages. Only the present bit is honoured: NX, protection keys, the
  * write-protect and user bits and reserved bits are ignored, since the
- * daemon writes as the host, not as guest code. 5-level paging is not
- * supported.
+ * daemon writes as the host, not as guest code. Accessed and dirty bits
+ * are not set, so a guest may not write back a clean file-backed page the
+ * daemon changed. 5-level paging is not supported.
  */
 
 #include <stddef.h>

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* memctx subscriptions over a real dbus-daemon and polkitd: the datum and
+ * its fd, signals to subscribers only, the ways a subscription ends, that
+ * the fd stays read-only even for a receiver that tries hard, and that the
+ * daemon's fds return to their baseline. */
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <gio/gunixfdlist.h>
+
+#include "client.h"
+#include "harness.h"
+#include "polkit-harness.h"
+
+#define ALPHA "/org/vmsig/endpoint/alpha"
+#define BETA "/org/vmsig/endpoint/beta"
+#define CONFIG_HEAD                                              \
+        "<vmsigd><audit target=\"stderr\"/>"                     \
+        "<admission max-subscriptions=\"2\"/>"                    \
+        "<stub-vm name=\"alpha\" ram-size=\"1M\"/>"               \
+        "<stub-vm name=\"beta\" ram-size=\"2M\"/>"                \
+        "<stub-vm name=\"gamma\" ram-size=\"1M\"/>"
+#define CONFIG CONFIG_HEAD "</vmsigd>"
+
+typedef struct {
+        VtBus *bus;
+        VtPolkit *polkit;
+        VtDaemon *daemon;
+        GDBusConnection *conn;
+} Fixture;
+
+static void fixture_setup(Fixture *f, gconstpointer data) {
+        f->bus = vt_bus_start();
+        if (data)
+                f->polkit = vt_polkit_start(f->bus);
+        f->daemon = vt_daemon_start(f->bus, CONFIG);
+        f->conn = vt_bus_connect(f->bus);
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data) {
+        g_clear_object(&f->conn);
+        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
+        vt_polkit_stop(f->polkit);
+        vt_bus_stop(f->bus);
+}
+
+typedef struct {
+        int fd;
+        guint64 dtb, epoch, size;
+        GVariant *ranges;
+} Datum;
+
+static Datum subscribe(GDBusConnection *c, const char *path) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GUnixFDList) fds = NULL;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
+                c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, G_VARIANT_TYPE("(httta(ttt))"),
+                G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &fds, NULL, &error);
+        Datum d = {};
+        gint32 index;
+
+        g_assert_no_error(error);
+        g_variant_get(reply, "(httt@a(ttt))", &index, &d.dtb, &d.epoch, &d.size, &d.ranges);
+        d.fd = g_unix_fd_list_get(fds, index, &error);
+        g_assert_no_error(error);
+        return d;
+}
+
+static char *subscribe_error(GDBusConnection *c, const char *path) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
+                c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
+                NULL, NULL, NULL, &error);
+
+        g_assert_null(reply);
+        return g_dbus_error_get_remote_error(error);
+}
+
+static void datum_clear(Datum *d) {
+        close(d->fd);
+        g_variant_unref(d->ranges);
+}
+
+static void test_datum(Fixture *f, gconstpointer data) {
+        Datum d = subscribe(f->conn, BETA);
+        struct stat st;
+        guint64 gpa, size, offset;
+
+        g_assert_cmpuint(d.epoch, ==, 1);
+        g_assert_cmpuint(d.dtb, ==, 0);
+        g_assert_cmpuint(d.size, ==, 2u << 20);
+        g_assert_cmpuint(g_variant_n_children(d.ranges), ==, 1);
+        g_variant_get_child(d.ranges, 0, "(ttt)", &gpa, &size, &offset);
+        g_assert_cmpuint(gpa, ==, 0);
+        g_assert_cmpuint(size, ==, 2u << 20);
+        g_assert_cmpuint(offset, ==, 0);
+        g_assert_cmpint(fstat(d.fd, &st), ==, 0);
+        g_assert_cmpint(st.st_size, ==, 2 << 20);
+        g_assert_cmpint(fcntl(d.fd, F_GETFL) & O_ACCMODE, ==, O_RDONLY);
+        void *p = mmap(NULL, d.size, PROT_READ, MAP_SHARED, d.fd, 0);
+        g_assert_true(p != MAP_FAILED);
+        munmap(p, d.size);
+        g_autofree char *log = vt_daemon_log(f->daemon);
+        g_assert_nonnull(strstr(log, "action=subscribe-memctx endpoint=beta result=ok"));
+        datum_clear(&d);
+}
+
+/* A reset: MemctxInvalidated, then MemctxChanged, to the subscriber only. */
+static void test_signals_to_subscribers_only(Fixture *f, gconstpointer data) {
+        GDBusConnection *other = vt_bus_connect(f->bus);
+        VtSignalLog *mine = vt_signal_log_new(f->conn), *theirs = vt_signal_log_new(other);
+        Datum d = subscribe(f->conn, ALPHA);
+        int lease = vt_acquire_lease(other, ALPHA, "power", NULL);
+
+        g_autoptr(GVariant) r = vt_call(other, ALPHA, VT_ENDPOINT_IFACE, "Reset", NULL);
+        g_assert_true(vt_signal_log_wait(mine, "MemctxChanged " ALPHA " (uint64 2, uint64 0)", 5000));
+        int inval = vt_signal_log_find(mine, "MemctxInvalidated " ALPHA " (uint64 1,)", 0);
+        int changed = vt_signal_log_find(mine, "MemctxChanged " ALPHA, 0);
+        g_assert_cmpint(inval, >=, 0);
+        g_assert_cmpint(inval, <, changed);
+        /* The other connection saw the epoch property change, not the datum. */
+        g_assert_true(vt_signal_log_wait(theirs, "PropertiesChanged " ALPHA, 5000));
+        vt_bus_iterate(f->bus, 200);
+        g_assert_cmpint(vt_signal_log_find(theirs, "MemctxChanged", 0), <, 0);
+        g_assert_cmpint(vt_signal_log_find(theirs, "MemctxInvalidated", 0), <, 0);
+
+        /* Unsubscribed: no more. */
+        g_autoptr(GVariant) u = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "UnsubscribeMemctx", NULL);
+        g_autofree char *again = vt_call_error(f->conn, ALPHA, VT_ENDPOINT_IFACE, "UnsubscribeMemctx", NULL, NULL);
+        g_assert_cmpstr(again, ==, "org.vmsig.Error.NotSubscribed");
+        close(lease);
+        lease = vt_acquire_lease(other, ALPHA, "power", NULL);
+        g_autoptr(GVariant) r2 = vt_call(other, ALPHA, VT_ENDPOINT_IFACE, "Reset", NULL);
+        vt_bus_iterate(f->bus, 300);
+        g_assert_cmpint(vt_signal_log_find(mine, "MemctxChanged " ALPHA " (uint64 3", 0), <, 0);
+
+        close(lease);
+        datum_clear(&d);
+        vt_signal_log_free(mine);
+        vt_signal_log_free(theirs);
+        g_object_unref(other);
+}
+
+static gboolean log_has(gpointer data) {
+        void **args = data;
+        g_autofree char *log = vt_daemon_log(args[0]);
+        return strstr(log, args[1]) != NULL;
+}
+
+static char *client_path(void) {
+        return g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+}
+
+/* A subscriber that is killed, or just leaves, loses its subscription. */
+static void test_subscriber_gone(Fixture *f, gconstpointer data) {
+        g_autofree char *client = client_path();
+        const char *argv[] = { client, "--probe-memctx", "--hold", ALPHA, "org.freedesktop.DBus.Peer", "Ping", NULL };
+        g_autoptr(GError) error = NULL;
+        GPid pid;
+        int out;
+
+        g_assert_true(g_spawn_async_with_pipes(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, vt_child_setup,
+                                               GINT_TO_POINTER(getpid()), &pid, NULL, &out, NULL, &error));
+        g_assert_no_error(error);
+        void *subscribed[] = { f->daemon, (void *) "action=subscribe-memctx endpoint=alpha result=ok" };
+        g_assert_true(vt_wait_for(log_has, subscribed, 10000));
+        kill(pid, SIGKILL);
+        (void) waitpid(pid, NULL, 0);
+        g_spawn_close_pid(pid);
+        close(out);
+        void *gone[] = { f->daemon, (void *) "of 'alpha' left the bus." };
+        g_assert_true(vt_wait_for(log_has, gone, 10000));
+
+        GDBusConnection *c = vt_bus_connect(f->bus);
+        Datum d = subscribe(c, ALPHA);
+        g_object_unref(c);
+        datum_clear(&d);
+        void *gone2[] = { f->daemon, (void *) "of 'alpha' left the bus." };
+        g_assert_true(vt_wait_for(log_has, gone2, 10000));
+}
+
+static GStrv run_probe(Fixture *f, gboolean as_nobody, const char *path) {
+        g_autofree char *client = client_path();
+        g_autofree char *out = NULL;
+        const char *nobody[] = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", client,
+                                 "--probe-memctx", path, "org.freedesktop.DBus.Peer", "Ping", NULL };
+
+        (void) vt_bus_runv(f->bus, &out, as_nobody ? nobody : nobody + 4);
+        g_test_message("probe: %s", out);
+        return g_strsplit(out, "\n", -1);
+}
+
+static gboolean has_line(GStrv lines, const char *line) {
+        return g_strv_contains((const char *const *) lines, line);
+}
+
+/* Whoever gets the fd can read guest memory and never write it: not
+ * through the fd, not through a reopen of /proc/self/fd/N, not through a
+ * writable mapping. Root may reopen, but the memfd is sealed. */
+static void test_fd_is_read_only(Fixture *f, gconstpointer data) {
+        if (!f->polkit)
+                return;
+        g_auto(GStrv) denied = run_probe(f, TRUE, ALPHA);
+        g_assert_true(has_line(denied, "subscribe-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"));
+
+        vt_polkit_set_rules(f->polkit, "polkit.addRule(function(action, subject) {\n"
+                                       "  if (action.id == \"org.vmsig.memctx\" && subject.user == \"nobody\")\n"
+                                       "    return polkit.Result.YES;\n"
+                                       "});\n");
+        g_auto(GStrv) nobody = run_probe(f, TRUE, ALPHA);
+        g_assert_true(has_line(nobody, "subscribed epoch 1 size 1048576"));
+        g_assert_true(has_line(nobody, "reopen-rw EACCES"));
+        g_assert_true(has_line(nobody, "mmap-write EACCES"));
+        g_assert_true(has_line(nobody, "write EBADF"));
+        g_assert_true(has_line(nobody, "read OK 00 00 00 00 00 00 00 00"));
+
+        g_auto(GStrv) root = run_probe(f, FALSE, ALPHA);
+        g_assert_true(has_line(root, "reopen-rw OK"));
+        g_assert_true(has_line(root, "reopen-write EPERM"));
+        g_assert_true(has_line(root, "reopen-mmap-write EPERM"));
+        g_assert_true(has_line(root, "mmap-write EACCES"));
+        g_assert_true(has_line(root, "write EBADF"));
+}
+
+static guint count_fds(GPid pid) {
+        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) pid);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        guint n = 0;
+
+        g_assert_nonnull(d);
+        while (g_dir_read_name(d))
+                n++;
+        return n;
+}
+
+/* The daemon owns each RAM fd and closes it at detach: after attach,
+ * subscribe and detach cycles its fd count is back where it started. */
+static void test_fd_baseline(Fixture *f, gconstpointer data) {
+        guint baseline = 0;
+
+        for (int i = 0; i < 4; i++) {
+                vt_daemon_rewrite_config(f->daemon, CONFIG_HEAD "<stub-vm name=\"tmp\" ram-size=\"1M\"/></vmsigd>");
+                g_autoptr(GVariant) r = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Reload", NULL);
+                GDBusConnection *c = vt_bus_connect(f->bus);
+                Datum d = subscribe(c, "/org/vmsig/endpoint/tmp");
+                int lease = vt_acquire_lease(c, "/org/vmsig/endpoint/tmp", "input", NULL);
+                g_autoptr(GVariant) x = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
+                                                g_variant_new("(s)", "tmp"));
+                datum_clear(&d);
+                close(lease);
+                g_object_unref(c);
+                vt_bus_iterate(f->bus, 100);
+                /* A round trip, so the daemon has processed the disconnect. */
+                g_autoptr(GVariant) ping = vt_call(f->conn, VT_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping",
+                                                   NULL);
+                guint n = count_fds(vt_daemon_pid(f->daemon));
+                g_test_message("cycle %d: %u fds", i, n);
+                if (i == 0)
+                        baseline = n;
+                else
+                        g_assert_cmpuint(n, ==, baseline);
+        }
+}
+
+/* Per-uid subscription quota; subscribing twice counts once. A detach
+ * ends the subscription, and its fd stays readable for the holder. */
+static void test_quota_and_detach(Fixture *f, gconstpointer data) {
+        Datum a = subscribe(f->conn, ALPHA), a2 = subscribe(f->conn, ALPHA), b = subscribe(f->conn, BETA);
+        g_autofree char *quota = subscribe_error(f->conn, "/org/vmsig/endpoint/gamma");
+
+        g_assert_cmpstr(quota, ==, "org.vmsig.Error.QuotaExceeded");
+        g_autoptr(GVariant) x = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
+                                        g_variant_new("(s)", "alpha"));
+        Datum g = subscribe(f->conn, "/org/vmsig/endpoint/gamma");
+        void *p = mmap(NULL, a.size, PROT_READ, MAP_SHARED, a.fd, 0);
+        g_assert_true(p != MAP_FAILED);
+        munmap(p, a.size);
+        datum_clear(&a);
+        datum_clear(&a2);
+        datum_clear(&b);
+        datum_clear(&g);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+#define ADD(name, fn, polkit) \
+        g_test_add("/memctx/" name, Fixture, (gconstpointer) (polkit), fixture_setup, fn, fixture_teardown)
+        ADD("datum", test_datum, NULL);
+        ADD("signals-to-subscribers-only", test_signals_to_subscribers_only, NULL);
+        ADD("subscriber-gone", test_subscriber_gone, NULL);
+        ADD("fd-is-read-only", test_fd_is_read_only, "polkit");
+        ADD("fd-baseline", test_fd_baseline, NULL);
+        ADD("quota-and-detach", test_quota_and_detach, NULL);
+        return g_test_run();
+}
