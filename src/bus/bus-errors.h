@@ -19,6 +19,12 @@
 #define VMSIG_ERROR_LEASE_BUSY "org.vmsig.Error.LeaseBusy"
 #define VMSIG_ERROR_NOT_LEASE_HOLDER "org.vmsig.Error.NotLeaseHolder"
 #define VMSIG_ERROR_NOT_SUBSCRIBED "org.vmsig.Error.NotSubscribed"
+#define VMSIG_ERROR_EMPTY_WRITE "org.vmsig.Error.EmptyWrite"
+#define VMSIG_ERROR_WRITE_TOO_LONG "org.vmsig.Error.WriteTooLong"
+#define VMSIG_ERROR_OUT_OF_RANGE "org.vmsig.Error.OutOfRange"
+#define VMSIG_ERROR_UNMAPPED_ADDRESS "org.vmsig.Error.UnmappedAddress"
+#define VMSIG_ERROR_NO_ADDRESS_SPACE "org.vmsig.Error.NoAddressSpace"
+#define VMSIG_ERROR_STALE_EPOCH "org.vmsig.Error.StaleEpoch"
 
 extern const sd_bus_error_map vmsig_bus_errors[];
 

@@ -7,6 +7,7 @@
 #include "bus-front.h"
 #include "bus-lease.h"
 #include "bus-memctx.h"
+#include "bus-memwrite.h"
 #include "hashmap.h"
 #include "vmsig-endpoint.h"
 
@@ -24,6 +25,7 @@ typedef struct bus_endpoint {
         vmsig_endpoint *endpoint;
         char *path;
         uint64_t memctx_epoch;
+        bus_memwrite_request *memwrite_head, *memwrite_tail; /* serialized writes */
 } bus_endpoint;
 
 struct vmsig_bus_front {

@@ -51,6 +51,7 @@ bus_endpoint *bus_front_lookup_vmid(vmsig_bus_front *f, uint32_t vmid) {
 static bus_endpoint *bus_endpoint_free(bus_endpoint *be) {
         if (!be)
                 return NULL;
+        bus_memwrite_endpoint_gone(be);
         vmsig_endpoint_unref(be->endpoint);
         free(be->path);
         free(be);

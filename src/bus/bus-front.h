@@ -18,6 +18,7 @@ typedef struct vmsig_bus_context {
         /* Manager.Reload(): 0, or <0 with *error a "FILE:LINE: problem". */
         int (*reload)(void *userdata, char **error);
         void *userdata;
+        size_t max_write; /* bytes per MemWrite (entry) */
 } vmsig_bus_context;
 
 /* Registers the objects on bus and subscribes to the core; one front per

@@ -143,7 +143,15 @@ static int parse_log(load_state *s, xmlNodePtr n, vmsig_config *c) {
 
 static int parse_limits(load_state *s, xmlNodePtr n, vmsig_config *c) {
         int r = parse_positive(s, n, "queue-length", &c->queue_limit);
-        return r < 0 ? r : parse_positive(s, n, "max-endpoints", &c->max_endpoints);
+
+        if (r >= 0)
+                r = parse_positive(s, n, "max-endpoints", &c->max_endpoints);
+        if (r >= 0)
+                r = parse_positive(s, n, "max-write", &c->max_write);
+        if (r >= 0 && c->max_write > VMSIG_CONFIG_MAX_WRITE_MAX)
+                r = fail(s, -ERANGE, node_line(n), "max-write=\"%zu\" is out of range (1..%u).", c->max_write,
+                         VMSIG_CONFIG_MAX_WRITE_MAX);
+        return r;
 }
 
 static int parse_audit(load_state *s, xmlNodePtr n, vmsig_config *c) {
@@ -249,6 +257,19 @@ static int parse_stub_ram(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm)
         return 0;
 }
 
+static int parse_dtb(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+        _cleanup_xmlfree_ char *v = attr(n, "dtb");
+        char *end;
+
+        if (!v)
+                return 0;
+        errno = 0;
+        vm->dtb = strtoull(v, &end, 0);
+        if (errno != 0 || end == v || *end != '\0' || vm->dtb % 4096 != 0)
+                return fail(s, -EINVAL, vm->line, "dtb=\"%s\" is not a page-aligned address.", v);
+        return 0;
+}
+
 static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *uuid = attr(n, "uuid"), *state = attr(n, "state");
         size_t latency_ms = 0;
@@ -268,6 +289,9 @@ static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *
         if (r < 0)
                 return r;
         vm->latency_usec = (uint64_t) latency_ms * 1000;
+        r = parse_dtb(s, n, vm);
+        if (r < 0)
+                return r;
         return parse_stub_ram(s, n, vm);
 }
 
@@ -378,6 +402,7 @@ static vmsig_config *config_alloc(const char *path) {
         c->log_level = VMSIG_CONFIG_LOG_LEVEL_DEFAULT;
         c->queue_limit = VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT;
         c->max_endpoints = VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT;
+        c->max_write = VMSIG_CONFIG_MAX_WRITE_DEFAULT;
         c->admission.max_pending_calls = VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT;
         c->admission.max_subscriptions = VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT;
         c->admission.max_leases = VMSIG_CONFIG_MAX_LEASES_DEFAULT;

@@ -18,6 +18,7 @@ typedef struct vmsig_stub_vm_config {
         uint64_t ram_size; /* bytes, page aligned */
         vmsig_state initial_state;
         uint64_t latency_usec; /* simulated duration of each request */
+        uint64_t dtb;          /* reported address-space root, 0: none */
         unsigned line; /* where it was declared, for messages */
 } vmsig_stub_vm_config;
 
@@ -38,6 +39,7 @@ typedef struct vmsig_config {
         int log_level; /* syslog priority */
         size_t queue_limit;
         size_t max_endpoints;
+        size_t max_write;     /* bytes per MemWrite */
         char *audit_target;   /* "auto", "journal" or "stderr" */
         char *private_socket; /* NULL when disabled */
         vmsig_admission_config admission;
@@ -50,6 +52,8 @@ typedef struct vmsig_config {
 #define VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT 4096
 #define VMSIG_CONFIG_RAM_SIZE_DEFAULT (64ULL << 20)
 #define VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT "/run/vmsig/private"
+#define VMSIG_CONFIG_MAX_WRITE_DEFAULT 4096
+#define VMSIG_CONFIG_MAX_WRITE_MAX (1u << 20)
 #define VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT 64
 #define VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT 64
 #define VMSIG_CONFIG_MAX_LEASES_DEFAULT 16

@@ -49,7 +49,8 @@ static int load_config(vmsig_daemon *d, vmsig_config **ret, char **ret_error) {
 }
 
 static bool stub_vm_changed(const vmsig_stub_vm_config *a, const vmsig_stub_vm_config *b) {
-        return a->ram_size != b->ram_size || !sd_id128_equal(a->uuid, b->uuid) || a->latency_usec != b->latency_usec;
+        return a->ram_size != b->ram_size || !sd_id128_equal(a->uuid, b->uuid) || a->latency_usec != b->latency_usec ||
+               a->dtb != b->dtb;
 }
 
 static void attach_stub_vm(vmsig_daemon *d, const vmsig_stub_vm_config *vm) {
@@ -59,6 +60,7 @@ static void attach_stub_vm(vmsig_daemon *d, const vmsig_stub_vm_config *vm) {
                 .ram_size = vm->ram_size,
                 .initial_state = vm->initial_state,
                 .latency_usec = vm->latency_usec,
+                .dtb = vm->dtb,
         };
         vmsig_endpoint_spec ep_spec;
         vmsig_endpoint *ep;
@@ -151,6 +153,7 @@ static int apply_config(vmsig_daemon *d, vmsig_config *new) {
                 r = apply_private_socket(d, old, new);
         vmsig_core_set_queue_limit(d->core, new->queue_limit);
         vmsig_core_set_max_endpoints(d->core, new->max_endpoints);
+        d->bus_context.max_write = new->max_write;
         d->config = new;
         apply_stub_vms(d, old, new);
         vmsig_config_free(old);

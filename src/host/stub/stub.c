@@ -360,6 +360,9 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
                 return log_error_errno(r, "Cannot create RAM of stub VM '%s': %m", s->name);
         }
         r = vmsig_memctx_source_init(&s->memctx, ro, s->spec.ram_size, NULL, 0);
+        /* A simulated guest may come "bootstrapped"; after a reset the
+         * root is unknown again, as with a real guest. */
+        s->memctx.dtb = s->spec.dtb;
         if (r >= 0)
                 r = vmsig_core_subscribe(vmsig_endpoint_get_core(ep), &f, 0, on_lifecycle, s, &s->lifecycle_sub);
         if (r >= 0)

@@ -21,6 +21,7 @@ typedef struct vmsig_stub_spec {
         uint64_t ram_size;
         vmsig_state initial_state;
         uint64_t latency_usec; /* how long each request takes; 0: next iteration */
+        uint64_t dtb; /* the address-space root to report, as if bootstrapped; 0: none */
 } vmsig_stub_spec;
 
 /* Fills *ret with the endpoint spec (the adapter trio) of a new stub VM,

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-auth: what authorization costs a caller that is not root, with a
+ * real polkitd on the bus. Run it as an unprivileged user
+ * (setpriv --reuid=nobody --regid=nogroup --clear-groups), so that vmsigd
+ * asks polkit (org.vmsig.roster, allow_any=yes) instead of letting root in.
+ *
+ *   --steady   one connection: GetEndpoint(NAME) after its first call,
+ *              inside the roster grant vmsigd keeps for the connection,
+ *              against Echo(NAME) of bench/echo-service from the same
+ *              connection. Median of RUNS runs of N calls each, the two
+ *              alternating in slices. Ratio: vmsigd time / echo time.
+ *   --first    a new connection per call: connect + the first GetEndpoint
+ *              (vmsigd looks the caller's credentials up, then asks
+ *              polkit), against connect + Echo. Median of SAMPLES samples
+ *              per run, median of RUNS runs; the difference is what the
+ *              first, authorizing call adds.
+ *   --wait-action ACTION
+ *              wait until polkitd has registered ACTION (run as root,
+ *              before the others).
+ * Lines starting with "@" are for bench/run.sh.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include "bench-util.h"
+
+#define VMSIG_NAME "org.vmsig"
+#define ECHO_NAME "org.vmsig.BenchEcho"
+#define ECHO_PATH "/org/vmsig/BenchEcho"
+#define ECHO_INTERFACE "org.vmsig.BenchEcho"
+#define SAMPLES_MAX 100000
+
+/* --steady */
+static int run_steady(const bench_method *vmsig, const bench_method *echo, unsigned calls, unsigned warmup,
+                      unsigned runs) {
+        uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX], start, first;
+        sd_bus *bus = NULL;
+        char *answer = NULL;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0) {
+                fprintf(stderr, "bench-auth: cannot connect to the system bus: %s\n", strerror(-r));
+                return r;
+        }
+        /* The connection's first call: credentials, then polkit. */
+        start = bench_now_nsec();
+        r = bench_call_method_string(bus, vmsig, &answer);
+        first = bench_now_nsec() - start;
+        if (r < 0)
+                goto finish;
+        printf("  steady  uid %u, one connection; its first GetEndpoint(\"%s\") took %.3f ms and answered \"%s\"\n",
+               (unsigned) getuid(), vmsig->arg1, first / 1e6, answer);
+        free(answer);
+        answer = NULL;
+        r = bench_call_method_string(bus, echo, &answer);
+        if (r < 0)
+                goto finish;
+        printf("  steady  echo answers \"%s\"\n", answer);
+
+        r = bench_compare(&(bench_side) { bus, bench_call_method, vmsig }, &(bench_side) { bus, bench_call_method, echo },
+                          calls, warmup, runs, tv, te);
+        if (r < 0)
+                goto finish;
+
+        uint64_t mv = bench_median_of_runs(tv, runs), me = bench_median_of_runs(te, runs);
+        printf("  steady  vmsigd GetEndpoint %7.0f calls/s  echo Echo %7.0f calls/s  ratio vmsigd/echo time %.3f"
+               "  (runs: vmsigd",
+               calls / (mv / 1e9), calls / (me / 1e9), (double) mv / (double) me);
+        bench_print_rates(calls, tv, runs);
+        printf("; echo");
+        bench_print_rates(calls, te, runs);
+        printf(")\n");
+        printf("@ auth-steady vmsigd_cps=%.0f echo_cps=%.0f ratio=%.3f first_ms=%.3f\n", calls / (mv / 1e9),
+               calls / (me / 1e9), (double) mv / (double) me, first / 1e6);
+finish:
+        free(answer);
+        sd_bus_flush_close_unref(bus);
+        return r;
+}
+
+/* --first: one sample is a connection, Hello and one call. Closing it is
+ * not timed. */
+static int one_connection(const bench_method *t, uint64_t *ret) {
+        uint64_t start = bench_now_nsec();
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                fprintf(stderr, "bench-auth: cannot connect to the system bus: %s\n", strerror(-r));
+        else
+                r = bench_call_method(bus, t);
+        *ret = bench_now_nsec() - start;
+        sd_bus_flush_close_unref(bus);
+        return r;
+}
+
+static int run_first(const bench_method *vmsig, const bench_method *echo, unsigned samples, unsigned warmup,
+                     unsigned runs) {
+        uint64_t mv[BENCH_RUNS_MAX], me[BENCH_RUNS_MAX], ignored;
+        uint64_t *sv = calloc(samples, sizeof *sv), *se = calloc(samples, sizeof *se);
+        int r = 0;
+
+        if (!sv || !se) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (unsigned i = 0; r >= 0 && i < warmup; i++) {
+                r = one_connection(vmsig, &ignored);
+                if (r >= 0)
+                        r = one_connection(echo, &ignored);
+        }
+        for (unsigned run = 0; r >= 0 && run < runs; run++) {
+                for (unsigned i = 0; r >= 0 && i < samples; i++) {
+                        /* Alternate which goes first. */
+                        if (i % 2 == 0) {
+                                r = one_connection(vmsig, &sv[i]);
+                                if (r >= 0)
+                                        r = one_connection(echo, &se[i]);
+                        } else {
+                                r = one_connection(echo, &se[i]);
+                                if (r >= 0)
+                                        r = one_connection(vmsig, &sv[i]);
+                        }
+                }
+                if (r < 0)
+                        break;
+                mv[run] = bench_median(sv, samples);
+                me[run] = bench_median(se, samples);
+        }
+        if (r < 0)
+                goto finish;
+
+        uint64_t v = bench_median_of_runs(mv, runs), e = bench_median_of_runs(me, runs);
+        double added = ((double) v - (double) e) / 1e6;
+        printf("  first   uid %u, a new connection per call, median of %u samples, median of %u runs:\n",
+               (unsigned) getuid(), samples, runs);
+        printf("  first   connect + first GetEndpoint %.3f ms   connect + Echo %.3f ms   added by credentials + polkit"
+               " %.3f ms  (runs:",
+               v / 1e6, e / 1e6, added);
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.3f-%.3f", mv[i] / 1e6, me[i] / 1e6);
+        printf(")\n");
+        printf("@ auth-first vmsigd_ms=%.3f echo_ms=%.3f added_ms=%.3f samples=%u\n", v / 1e6, e / 1e6, added,
+               samples);
+finish:
+        free(sv);
+        free(se);
+        return r;
+}
+
+/* --wait-action: polkitd reads the action files at start and on inotify. */
+static bool action_registered(sd_bus *bus, const char *action) {
+        sd_bus_message *reply = NULL;
+        const char *id;
+        bool found = false;
+        int r;
+
+        r = sd_bus_call_method(bus, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+                               "org.freedesktop.PolicyKit1.Authority", "EnumerateActions", NULL, &reply, "s", "");
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(ssssssuuua{ss})");
+        while (r >= 0 && !found && (r = sd_bus_message_enter_container(reply, 'r', "ssssssuuua{ss}")) > 0) {
+                r = sd_bus_message_read(reply, "s", &id);
+                if (r >= 0)
+                        found = strcmp(id, action) == 0;
+                if (r >= 0)
+                        r = sd_bus_message_skip(reply, "sssssuuua{ss}");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        sd_bus_message_unref(reply);
+        return found;
+}
+
+static int wait_action(const char *action, double timeout) {
+        uint64_t deadline = bench_now_nsec() + (uint64_t) (timeout * 1e9);
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return r;
+        while (!action_registered(bus, action)) {
+                if (bench_now_nsec() > deadline) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
+        }
+        sd_bus_flush_close_unref(bus);
+        if (r < 0)
+                fprintf(stderr, "bench-auth: polkitd did not register %s: %s\n", action, strerror(-r));
+        return r;
+}
+
+static void help(void) {
+        printf("bench-auth --steady [--calls N] [--warmup N] [--runs N] [--endpoint NAME]\n"
+               "bench-auth --first [--samples N] [--warmup N] [--runs N] [--endpoint NAME]\n"
+               "bench-auth --wait-action ACTION [--timeout SECONDS]\n"
+               "Authorization costs of org.vmsig for a non-root caller, against " ECHO_NAME ",\n"
+               "on the system bus ($DBUS_SYSTEM_BUS_ADDRESS), with polkitd running.\n");
+}
+
+int main(int argc, char *argv[]) {
+        enum { STEADY, FIRST, WAIT } mode = STEADY;
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "steady", no_argument, NULL, 'S' },
+                { "first", no_argument, NULL, 'F' },
+                { "wait-action", required_argument, NULL, 'W' },
+                { "timeout", required_argument, NULL, 't' },
+                { "calls", required_argument, NULL, 'n' },
+                { "samples", required_argument, NULL, 's' },
+                { "warmup", required_argument, NULL, 'w' },
+                { "runs", required_argument, NULL, 'r' },
+                { "endpoint", required_argument, NULL, 'e' },
+                {},
+        };
+        unsigned calls = 20000, samples = 200, warmup = 0, runs = 3;
+        bool warmup_set = false;
+        const char *endpoint = "alpha", *action = NULL;
+        double timeout = 10;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case 'S':
+                        mode = STEADY;
+                        break;
+                case 'F':
+                        mode = FIRST;
+                        break;
+                case 'W':
+                        mode = WAIT;
+                        action = optarg;
+                        break;
+                case 't':
+                        timeout = strtod(optarg, NULL);
+                        break;
+                case 'n':
+                        calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
+                        break;
+                case 's':
+                        samples = bench_parse_unsigned("samples", optarg, 1, SAMPLES_MAX);
+                        break;
+                case 'w':
+                        warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
+                        warmup_set = true;
+                        break;
+                case 'r':
+                        runs = bench_parse_unsigned("runs", optarg, 1, BENCH_RUNS_MAX);
+                        break;
+                case 'e':
+                        endpoint = optarg;
+                        break;
+                default:
+                        return EXIT_FAILURE;
+                }
+        if (mode == WAIT)
+                return wait_action(action, timeout) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        if (geteuid() == 0) {
+                fprintf(stderr, "bench-auth: run me as a user other than root (vmsigd lets root in without polkit),\n"
+                                "e.g. setpriv --reuid=nobody --regid=nogroup --clear-groups bench/bench-auth ...\n");
+                return EXIT_FAILURE;
+        }
+
+        const bench_method vmsig = { VMSIG_NAME, "/org/vmsig", "org.vmsig.Manager", "GetEndpoint", endpoint, NULL, 'o' };
+        const bench_method echo = { ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "Echo", endpoint, NULL, 's' };
+
+        if (mode == STEADY)
+                r = run_steady(&vmsig, &echo, calls, warmup_set ? warmup : 2000, runs);
+        else
+                r = run_first(&vmsig, &echo, samples, warmup_set ? warmup : 20, runs);
+        fflush(stdout);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Small helpers shared by the bench programs: a monotonic clock, medians,
+ * an fd count, the private-socket (peer-to-peer) client connection and a
+ * way to drop unsolicited messages a client never asked to dispatch.
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+
+#define BENCH_RUNS_MAX 15
+
+static inline uint64_t bench_now_nsec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static inline int bench_compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The median of n values, n > 0; sorts v in place. */
+static inline uint64_t bench_median(uint64_t *v, size_t n) {
+        qsort(v, n, sizeof v[0], bench_compare_u64);
+        return v[n / 2];
+}
+
+/* The median of n values without reordering them (n <= BENCH_RUNS_MAX). */
+static inline uint64_t bench_median_of_runs(const uint64_t *v, size_t n) {
+        uint64_t copy[BENCH_RUNS_MAX];
+
+        memcpy(copy, v, n * sizeof v[0]);
+        return bench_median(copy, n);
+}
+
+/* How many fds this process has open, or -errno. */
+static inline int bench_count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n - 1; /* the directory's own fd */
+}
+
+/* A client of vmsigd's private socket: no Hello, no bus, calls go out with
+ * a NULL destination. */
+static inline int bench_p2p_connect(const char *path, sd_bus **ret) {
+        sd_bus *bus = NULL;
+        char *address = NULL;
+        int r;
+
+        if (asprintf(&address, "unix:path=%s", path) < 0)
+                return -ENOMEM;
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_address(bus, address);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, 1);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        free(address);
+        if (r < 0) {
+                sd_bus_unref(bus);
+                return r;
+        }
+        *ret = bus;
+        return 0;
+}
+
+/* sd_bus_call() queues whatever else arrives while it waits (signals that
+ * a peer-to-peer server sends to its only peer). Dispatch the queue, which
+ * drops them, so that it does not grow; no syscall when it is empty. */
+static inline int bench_drain(sd_bus *bus) {
+        uint64_t n = 0;
+        int r;
+
+        while ((r = sd_bus_get_n_queued_read(bus, &n)) >= 0 && n > 0) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : 0;
+}
+
+/* One method call with up to two string arguments and a string-like reply
+ * ('s', 'o', or 'v' holding a string; 0: the reply is not read). */
+typedef struct bench_method {
+        const char *destination; /* NULL on a peer-to-peer connection */
+        const char *path;
+        const char *interface;
+        const char *member;
+        const char *arg1, *arg2; /* NULL: fewer arguments */
+        char reply_type;
+} bench_method;
+
+static inline int bench_call_method_string(sd_bus *bus, const bench_method *t, char **ret) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        const char *s = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
+        if (r >= 0 && t->arg1)
+                r = t->arg2 ? sd_bus_message_append(m, "ss", t->arg1, t->arg2) : sd_bus_message_append(m, "s", t->arg1);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r >= 0 && t->reply_type == 'v')
+                r = sd_bus_message_read(reply, "v", "s", &s);
+        else if (r >= 0 && t->reply_type)
+                r = sd_bus_message_read_basic(reply, t->reply_type, &s);
+        if (r < 0)
+                fprintf(stderr, "bench: %s %s.%s on %s: %s\n", t->destination ? t->destination : "(peer)", t->interface,
+                        t->member, t->path, error.message ? error.message : strerror(-r));
+        else if (ret) {
+                *ret = strdup(s ? s : "");
+                if (!*ret)
+                        r = -ENOMEM;
+        }
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        return r;
+}
+
+static inline int bench_call_method(sd_bus *bus, const void *userdata) {
+        return bench_call_method_string(bus, userdata, NULL);
+}
+
+/* One side of a comparison: what one iteration does, and on which bus. */
+typedef int (*bench_call_fn)(sd_bus *bus, const void *userdata);
+
+typedef struct bench_side {
+        sd_bus *bus;
+        bench_call_fn call;
+        const void *userdata;
+} bench_side;
+
+#define BENCH_SLICES 20
+
+static inline int bench_run_side(const bench_side *s, unsigned n, uint64_t *sum_nsec) {
+        uint64_t start = bench_now_nsec();
+        int r;
+
+        for (unsigned i = 0; i < n; i++) {
+                r = s->call(s->bus, s->userdata);
+                if (r < 0)
+                        return r;
+        }
+        *sum_nsec += bench_now_nsec() - start;
+        return 0;
+}
+
+/* Warm both sides up (warmup iterations each, alternating), then time runs
+ * runs of calls iterations per side. Within a run the sides alternate in
+ * BENCH_SLICES slices, in the order ABBA..., so that drift on the machine
+ * (other work on the CPUs) and any order effect hit both alike.
+ * ret_a[i], ret_b[i]: the time of run i of each side. */
+static inline int bench_compare(const bench_side *a, const bench_side *b, unsigned calls, unsigned warmup,
+                                unsigned runs, uint64_t *ret_a, uint64_t *ret_b) {
+        uint64_t ignored = 0;
+        int r;
+
+        for (unsigned i = 0; i < warmup; i++) {
+                r = bench_run_side(a, 1, &ignored);
+                if (r >= 0)
+                        r = bench_run_side(b, 1, &ignored);
+                if (r < 0)
+                        return r;
+        }
+        for (unsigned i = 0; i < runs; i++) {
+                ret_a[i] = ret_b[i] = 0;
+                for (unsigned j = 0; j < BENCH_SLICES; j++) {
+                        unsigned n = calls / BENCH_SLICES + (j < calls % BENCH_SLICES);
+                        bool a_first = j % 2 == 0;
+
+                        r = bench_run_side(a_first ? a : b, n, a_first ? &ret_a[i] : &ret_b[i]);
+                        if (r >= 0)
+                                r = bench_run_side(a_first ? b : a, n, a_first ? &ret_b[i] : &ret_a[i]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* " 1234 1250 1190": the rate of each run, in calls per second. */
+static inline void bench_print_rates(unsigned calls, const uint64_t *t, unsigned runs) {
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.0f", calls / (t[i] / 1e9));
+}
+
+/* Parse a positive number for an option, or exit. */
+static inline unsigned bench_parse_unsigned(const char *name, const char *s, unsigned min, unsigned max) {
+        char *end = NULL;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || !end || *end || end == s || v < min || v > max) {
+                fprintf(stderr, "bench: --%s must be a number in %u..%u, not \"%s\"\n", name, min, max, s);
+                exit(EXIT_FAILURE);
+        }
+        return (unsigned) v;
+}
