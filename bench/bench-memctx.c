@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-memctx: the memory context of an endpoint, as a root client of the
+ * bus gets it.
+ *
+ *   subscribe  Endpoint.SubscribeMemctx() round trips on one endpoint (the
+ *              first subscribes, the rest get the datum again), against
+ *              EchoFd() of bench/echo-service, a bare sd-bus method with a
+ *              reply of the same shape (h t t t a(ttt)) carrying an fd of
+ *              a memfd. Every reply brings a new fd; it is closed with the
+ *              reply each time, and the fd count is checked at the end.
+ *              Median of RUNS runs of N calls, alternating in slices.
+ *              Ratio: vmsigd time / echo time.
+ *   read       read bandwidth through the RAM fd of a large endpoint:
+ *              mmap(PROT_READ, MAP_SHARED) of the whole RAM, then a
+ *              sequential sum of uint64s. The baseline is a memfd of the
+ *              same size that this program fills with the same contents
+ *              (a copy of the guest RAM), seals and reopens read-only the
+ *              way the stub backend does: the "daemon-side" mapping, which
+ *              a client cannot reach. Both are read the same way, the two
+ *              alternating: "fresh" is mmap + the first pass (page faults
+ *              included), "warm" the next PASSES passes over the same
+ *              mapping. Ratio: received / baseline bandwidth.
+ * Lines starting with "@" are for bench/run.sh.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include "bench-util.h"
+
+#define ECHO_NAME "org.vmsig.BenchEcho"
+#define ECHO_PATH "/org/vmsig/BenchEcho"
+#define ECHO_INTERFACE "org.vmsig.BenchEcho"
+#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
+
+typedef struct memctx_reply {
+        int fd; /* owned by the message */
+        uint64_t dtb, epoch, size;
+        unsigned n_ranges;
+} memctx_reply;
+
+/* One call of a method replying "httta(ttt)"; the reply stays with the
+ * caller when ret_reply is given, else it is unreferenced here, which
+ * closes the fd it brought. */
+static int call_fd_method(sd_bus *bus, const bench_method *t, sd_bus_message **ret_reply, memctx_reply *ret) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        memctx_reply d = { .fd = -1 };
+        uint64_t gpa, size, offset;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "httt", &d.fd, &d.dtb, &d.epoch, &d.size);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(ttt)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ttt)", &gpa, &size, &offset)) > 0)
+                d.n_ranges++;
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0 && d.fd < 0)
+                r = -EBADF;
+        if (r < 0)
+                fprintf(stderr, "bench-memctx: %s %s.%s on %s: %s\n", t->destination, t->interface, t->member, t->path,
+                        error.message ? error.message : strerror(-r));
+        if (r >= 0 && ret)
+                *ret = d;
+        if (r >= 0 && ret_reply)
+                *ret_reply = sd_bus_message_ref(reply);
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        return r;
+}
+
+static int call_fd(sd_bus *bus, const void *userdata) {
+        return call_fd_method(bus, userdata, NULL, NULL);
+}
+
+static int run_subscribe(sd_bus *bus, const char *endpoint_path, unsigned calls, unsigned warmup, unsigned runs) {
+        const bench_method vmsig = { "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "SubscribeMemctx", NULL, NULL, 0 };
+        const bench_method echo = { ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "EchoFd", NULL, NULL, 0 };
+        uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX];
+        memctx_reply d;
+        int fds_before, fds_after, r;
+
+        /* The first call subscribes; every later one returns the datum. */
+        r = call_fd_method(bus, &vmsig, NULL, &d);
+        if (r < 0)
+                return r;
+        printf("  subscribe  %s: epoch %" PRIu64 ", dtb 0x%" PRIx64 ", size %" PRIu64 " bytes, %u range(s)\n",
+               endpoint_path, d.epoch, d.dtb, d.size, d.n_ranges);
+        r = call_fd_method(bus, &echo, NULL, &d);
+        if (r < 0)
+                return r;
+
+        fds_before = bench_count_fds();
+        r = bench_compare(&(bench_side) { bus, call_fd, &vmsig }, &(bench_side) { bus, call_fd, &echo }, calls, warmup,
+                          runs, tv, te);
+        fds_after = bench_count_fds();
+        if (r < 0)
+                return r;
+
+        uint64_t mv = bench_median_of_runs(tv, runs), me = bench_median_of_runs(te, runs);
+        printf("  subscribe  vmsigd SubscribeMemctx %7.0f calls/s  echo EchoFd %7.0f calls/s  ratio vmsigd/echo time %.3f"
+               "  (runs: vmsigd",
+               calls / (mv / 1e9), calls / (me / 1e9), (double) mv / (double) me);
+        bench_print_rates(calls, tv, runs);
+        printf("; echo");
+        bench_print_rates(calls, te, runs);
+        printf(")\n  subscribe  fds open before %d, after %d\n", fds_before, fds_after);
+        printf("@ memctx-subscribe vmsigd_cps=%.0f echo_cps=%.0f ratio=%.3f fd_leak=%d\n", calls / (mv / 1e9),
+               calls / (me / 1e9), (double) mv / (double) me, fds_after - fds_before);
+        fflush(stdout);
+        if (fds_after != fds_before) {
+                fprintf(stderr, "bench-memctx: %d fds leaked over %u calls\n", fds_after - fds_before,
+                        2 * (runs * calls + warmup));
+                return -EBADF;
+        }
+        return 0;
+}
+
+/* Four independent sums, so that the loop is bound by memory rather than
+ * by one chain of additions. */
+static __attribute__((noinline)) uint64_t sum_u64(const uint64_t *p, size_t n) {
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        size_t i;
+
+        for (i = 0; i + 4 <= n; i += 4) {
+                s0 += p[i];
+                s1 += p[i + 1];
+                s2 += p[i + 2];
+                s3 += p[i + 3];
+        }
+        for (; i < n; i++)
+                s0 += p[i];
+        return s0 + s1 + s2 + s3;
+}
+
+/* A memfd with the same contents as src, sealed and reopened read-only the
+ * way src/host/stub does it for guest RAM. */
+static int make_baseline(const void *src, size_t size) {
+        char path[64];
+        void *p;
+        int fd, ro, r = 0;
+
+        fd = memfd_create("bench-baseline", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, (off_t) size) < 0)
+                r = -errno;
+        p = r >= 0 ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+        if (r >= 0 && p == MAP_FAILED)
+                r = -errno;
+        if (r >= 0) {
+                memcpy(p, src, size);
+                munmap(p, size);
+        }
+        if (r >= 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
+                r = -errno;
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ro = r >= 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (r >= 0 && ro < 0)
+                r = -errno;
+        close(fd);
+        return r < 0 ? r : ro;
+}
+
+typedef struct read_times {
+        uint64_t fresh, warm;
+        uint64_t sum;
+} read_times;
+
+static int read_through(int fd, size_t size, unsigned passes, read_times *ret) {
+        uint64_t start, mid, end, sum;
+        const uint64_t *p;
+
+        start = bench_now_nsec();
+        p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        sum = sum_u64(p, size / sizeof(uint64_t));
+        mid = bench_now_nsec();
+        for (unsigned i = 0; i < passes; i++)
+                if (sum_u64(p, size / sizeof(uint64_t)) != sum) {
+                        munmap((void *) p, size);
+                        return -EIO; /* the contents changed under us */
+                }
+        end = bench_now_nsec();
+        munmap((void *) p, size);
+        *ret = (read_times) { .fresh = mid - start, .warm = end - mid, .sum = sum };
+        return 0;
+}
+
+static void print_read(const char *what, const char *key, uint64_t bytes, const uint64_t *tr, const uint64_t *tb,
+                       unsigned runs) {
+        uint64_t mr = bench_median_of_runs(tr, runs), mb = bench_median_of_runs(tb, runs);
+        double gr = bytes / (double) mr, gb = bytes / (double) mb; /* bytes per ns: GB/s */
+
+        printf("  read  %-5s received fd %6.2f GB/s  baseline %6.2f GB/s  ratio %.3f  (runs: received", what, gr, gb,
+               gr / gb);
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.2f", bytes / (double) tr[i]);
+        printf("; baseline");
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.2f", bytes / (double) tb[i]);
+        printf(")\n");
+        printf("@ memctx-read-%s received_gbps=%.2f baseline_gbps=%.2f ratio=%.3f\n", key, gr, gb, gr / gb);
+}
+
+static int run_read(sd_bus *bus, const char *endpoint_path, unsigned passes, unsigned runs) {
+        const bench_method vmsig = { "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "SubscribeMemctx", NULL, NULL, 0 };
+        uint64_t fresh_r[BENCH_RUNS_MAX], fresh_b[BENCH_RUNS_MAX], warm_r[BENCH_RUNS_MAX], warm_b[BENCH_RUNS_MAX];
+        sd_bus_message *reply = NULL;
+        read_times t, ignored;
+        memctx_reply d;
+        struct stat st;
+        void *ram = MAP_FAILED;
+        int base = -1, r;
+
+        r = call_fd_method(bus, &vmsig, &reply, &d);
+        if (r < 0)
+                return r;
+        if (fstat(d.fd, &st) < 0) {
+                r = -errno;
+                goto finish;
+        }
+        if (d.size == 0 || (uint64_t) st.st_size < d.size) {
+                fprintf(stderr, "bench-memctx: the RAM fd has %jd bytes for a RAM size of %" PRIu64 "\n",
+                        (intmax_t) st.st_size, d.size);
+                r = -EINVAL;
+                goto finish;
+        }
+        /* The fd must really be read-only for us, even as root. */
+        if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, d.fd, 0) != MAP_FAILED) {
+                fprintf(stderr, "bench-memctx: the received RAM fd can be mapped writable\n");
+                r = -EPERM;
+                goto finish;
+        }
+        ram = mmap(NULL, d.size, PROT_READ, MAP_SHARED, d.fd, 0);
+        if (ram == MAP_FAILED) {
+                r = -errno;
+                goto finish;
+        }
+        base = make_baseline(ram, d.size);
+        munmap(ram, d.size);
+        if (base < 0) {
+                r = base;
+                goto finish;
+        }
+        printf("  read  %s: %" PRIu64 " MiB, %u warm passes per run, median of %u runs\n", endpoint_path,
+               d.size >> 20, passes, runs);
+
+        /* Warm-up: one fresh mapping of each. */
+        r = read_through(d.fd, d.size, 1, &ignored);
+        if (r >= 0)
+                r = read_through(base, d.size, 1, &t);
+        if (r >= 0 && t.sum != ignored.sum) {
+                fprintf(stderr, "bench-memctx: the baseline does not hold the guest RAM's contents\n");
+                r = -EIO;
+        }
+        for (unsigned i = 0; r >= 0 && i < runs; i++) {
+                bool received_first = i % 2 == 0;
+
+                r = read_through(received_first ? d.fd : base, d.size, passes, &t);
+                if (r < 0)
+                        break;
+                (received_first ? fresh_r : fresh_b)[i] = t.fresh;
+                (received_first ? warm_r : warm_b)[i] = t.warm;
+                r = read_through(received_first ? base : d.fd, d.size, passes, &t);
+                if (r < 0)
+                        break;
+                (received_first ? fresh_b : fresh_r)[i] = t.fresh;
+                (received_first ? warm_b : warm_r)[i] = t.warm;
+        }
+        if (r < 0) {
+                fprintf(stderr, "bench-memctx: reading the RAM: %s\n", strerror(-r));
+                goto finish;
+        }
+        print_read("warm", "warm", d.size * passes, warm_r, warm_b, runs);
+        print_read("fresh", "fresh", d.size, fresh_r, fresh_b, runs);
+        printf("  read  checksum 0x%016" PRIx64 " (both)\n", t.sum);
+        fflush(stdout);
+finish:
+        if (base >= 0)
+                close(base);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int unsubscribe(sd_bus *bus, const char *endpoint_path) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "UnsubscribeMemctx", &error, NULL,
+                               NULL);
+        if (r < 0)
+                fprintf(stderr, "bench-memctx: UnsubscribeMemctx on %s: %s\n", endpoint_path,
+                        error.message ? error.message : strerror(-r));
+        sd_bus_error_free(&error);
+        return r;
+}
+
+static void help(void) {
+        printf("bench-memctx [--calls N] [--warmup N] [--runs N] [--endpoint NAME]\n"
+               "             [--ram-endpoint NAME] [--passes N] [--case subscribe|read]...\n"
+               "SubscribeMemctx against " ECHO_NAME " EchoFd on the system bus\n"
+               "($DBUS_SYSTEM_BUS_ADDRESS), and read bandwidth through the received RAM fd.\n");
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "calls", required_argument, NULL, 'n' },
+                { "warmup", required_argument, NULL, 'w' },
+                { "runs", required_argument, NULL, 'r' },
+                { "endpoint", required_argument, NULL, 'e' },
+                { "ram-endpoint", required_argument, NULL, 'R' },
+                { "passes", required_argument, NULL, 'P' },
+                { "case", required_argument, NULL, 'c' },
+                {},
+        };
+        unsigned calls = 20000, warmup = 2000, runs = 3, passes = 4;
+        const char *endpoint = "alpha", *ram_endpoint = "big";
+        bool do_subscribe = true, do_read = true, case_given = false;
+        char *path = NULL, *ram_path = NULL;
+        sd_bus *bus = NULL;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case 'n':
+                        calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
+                        break;
+                case 'w':
+                        warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
+                        break;
+                case 'r':
+                        runs = bench_parse_unsigned("runs", optarg, 1, BENCH_RUNS_MAX);
+                        break;
+                case 'e':
+                        endpoint = optarg;
+                        break;
+                case 'R':
+                        ram_endpoint = optarg;
+                        break;
+                case 'P':
+                        passes = bench_parse_unsigned("passes", optarg, 1, 1000);
+                        break;
+                case 'c':
+                        if (!case_given)
+                                do_subscribe = do_read = false;
+                        case_given = true;
+                        if (strcmp(optarg, "subscribe") == 0)
+                                do_subscribe = true;
+                        else if (strcmp(optarg, "read") == 0)
+                                do_read = true;
+                        else {
+                                fprintf(stderr, "bench-memctx: unknown case \"%s\"\n", optarg);
+                                return EXIT_FAILURE;
+                        }
+                        break;
+                default:
+                        return EXIT_FAILURE;
+                }
+
+        r = sd_bus_path_encode("/org/vmsig/endpoint", endpoint, &path);
+        if (r >= 0)
+                r = sd_bus_path_encode("/org/vmsig/endpoint", ram_endpoint, &ram_path);
+        if (r < 0)
+                goto finish;
+        r = sd_bus_open_system(&bus);
+        if (r < 0) {
+                fprintf(stderr, "bench-memctx: cannot connect to the system bus: %s\n", strerror(-r));
+                goto finish;
+        }
+
+        if (do_subscribe) {
+                printf("bench-memctx subscribe: %u sequential calls per run, %u warm-up calls, median of %u runs\n",
+                       calls, warmup, runs);
+                r = run_subscribe(bus, path, calls, warmup, runs);
+                if (r >= 0)
+                        r = unsubscribe(bus, path);
+                if (r < 0)
+                        goto finish;
+        }
+        if (do_read) {
+                r = run_read(bus, ram_path, passes, runs);
+                if (r >= 0)
+                        r = unsubscribe(bus, ram_path);
+                if (r < 0)
+                        goto finish;
+        }
+        r = 0;
+finish:
+        sd_bus_flush_close_unref(bus);
+        free(path);
+        free(ram_path);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
