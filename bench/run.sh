@@ -11,31 +11,64 @@
 #                                          target: 0
 #   4. scale  attach and detach of 256 stub endpoints
 #                                          target: attach < 1 s
+#   5. auth   (issue 3) as nobody, with a real polkitd on the private bus:
+#             a. GetEndpoint inside the connection's roster grant vs echo
+#                                          target: vmsigd/echo time <= 1.15,
+#                                          and 1 polkit check per connection
+#             b. a new connection per call: what the first, authorizing
+#                GetEndpoint adds to connect + echo    report only
+#   6. private (issue 3) vmsigd over its private socket vs through the bus
+#                                          target: p2p/bus rate >= 1.8
+#   7. memctx (issue 4) a. SubscribeMemctx vs an fd-returning echo method
+#                                          target: vmsigd/echo time <= 1.2
+#             b. read bandwidth through the received RAM fd (256 MiB stub)
+#                vs a memfd the bench fills with the same contents
+#                                          target: received/baseline >= 0.95
+#   8. lease  (issue 4) AcquireLease + Release cycles, bus and p2p
+#                                          report only
 #
 # Environment: BENCH_CALLS (20000), BENCH_RUNS (3), BENCH_IDLE_SECONDS (10),
-# BENCH_ONLY="bus core idle scale" to run a subset, BENCH_STRICT=1 to exit 1
-# when a target is missed (otherwise only errors make it fail).
+# BENCH_FIRST_SAMPLES (200), BENCH_LEASE_CYCLES (5000),
+# BENCH_ONLY="bus core idle scale auth private memctx lease" to run a subset,
+# BENCH_STRICT=1 to exit 1 when a target is missed (otherwise only errors
+# make it fail).
+#
+# The auth benchmarks need root (polkitd drops to its own user), setpriv,
+# and org.vmsig's actions in polkit's actions directory: the source tree's
+# polkit/org.vmsig.policy is copied there if no such file exists, and removed
+# again at exit. A different file of that name makes them refuse to run.
 set -eu
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 calls=${BENCH_CALLS:-20000}
 runs=${BENCH_RUNS:-3}
 idle_seconds=${BENCH_IDLE_SECONDS:-10}
-only=${BENCH_ONLY:-bus core idle scale}
+first_samples=${BENCH_FIRST_SAMPLES:-200}
+lease_cycles=${BENCH_LEASE_CYCLES:-5000}
+only=${BENCH_ONLY:-bus core idle scale auth private memctx lease}
 
-for p in vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale; do
+for p in vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
+        bench/bench-private bench/bench-memctx bench/bench-lease; do
         if [ ! -x "$p" ]; then
                 echo "run.sh: ./$p is missing; run me from the build directory after 'make bench'." >&2
                 exit 2
         fi
 done
 DBUS_DAEMON=${DBUS_DAEMON:-dbus-daemon}
+POLKITD=${POLKITD:-/usr/lib/polkit-1/polkitd}
+POLKIT_ACTIONS_DIR=${POLKIT_ACTIONS_DIR:-/usr/share/polkit-1/actions}
 
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-bench.XXXXXX")
+# Others may pass through (nobody's client reaches the bus socket), not list.
+chmod 0711 "$tmpdir"
 bus_pid=
 vmsigd_pid=
 echo_pid=
 strace_pid=
+polkitd_pid=
+policy_src="$srcdir/polkit/org.vmsig.policy"
+policy_dst="$POLKIT_ACTIONS_DIR/org.vmsig.policy"
+policy_installed=
 
 stop() {
         # stop PID: SIGTERM, then SIGKILL after 5 s.
@@ -55,6 +88,8 @@ cleanup() {
         status=$?
         trap - EXIT INT TERM HUP
         stop "$strace_pid"
+        stop "$polkitd_pid"
+        remove_policy
         stop "$echo_pid"
         stop "$vmsigd_pid"
         stop "$bus_pid"
@@ -70,6 +105,75 @@ results="$tmpdir/results"
 wants() {
         case " $only " in *" $1 "*) return 0 ;; esac
         return 1
+}
+
+# --- org.vmsig's polkit actions ------------------------------------------------
+# install_policy: make polkit/org.vmsig.policy visible to polkitd. An
+# identical file is used as it is (and left alone); a different one is not
+# ours to replace. The copy appears under its name at once (ln), so that
+# polkitd never reads half a file, and so that a file someone else put
+# there meanwhile is never overwritten.
+install_policy() {
+        if [ ! -d "$POLKIT_ACTIONS_DIR" ]; then
+                echo "  $POLKIT_ACTIONS_DIR does not exist (is polkitd installed?)"
+                return 1
+        fi
+        if [ ! -e "$policy_dst" ]; then
+                tmp=$(mktemp "$POLKIT_ACTIONS_DIR/.org.vmsig.policy.XXXXXX")
+                if cat "$policy_src" >"$tmp" && chmod 0644 "$tmp" && ln "$tmp" "$policy_dst" 2>/dev/null; then
+                        policy_installed=1
+                        rm -f "$tmp"
+                        echo "  installed $policy_dst for this run (removed at exit)"
+                        return 0
+                fi
+                rm -f "$tmp"
+        fi
+        if cmp -s "$policy_src" "$policy_dst"; then
+                echo "  using the $policy_dst already installed (identical to polkit/org.vmsig.policy)"
+                return 0
+        fi
+        echo "  refusing: $policy_dst exists and differs from polkit/org.vmsig.policy"
+        return 1
+}
+
+# remove_policy: only our own copy, and only while it is still ours.
+remove_policy() {
+        [ -n "$policy_installed" ] || return 0
+        if cmp -s "$policy_src" "$policy_dst"; then
+                rm -f "$policy_dst"
+        fi
+        policy_installed=
+}
+
+start_polkitd() {
+        if [ ! -x "$POLKITD" ]; then
+                echo "  $POLKITD is not installed (apt-get install polkitd)"
+                return 1
+        fi
+        if ! command -v setpriv >/dev/null 2>&1; then
+                echo "  setpriv is not installed"
+                return 1
+        fi
+        if [ "$(id -u)" != 0 ]; then
+                echo "  not root: polkitd and the private socket need root"
+                return 1
+        fi
+        install_policy || return 1
+        # It drops to its own user, and finds the bus through
+        # DBUS_SYSTEM_BUS_ADDRESS.
+        "$POLKITD" --no-debug >"$tmpdir/polkitd.log" 2>&1 &
+        polkitd_pid=$!
+        if ! bench/bench-auth --wait-action org.vmsig.roster --timeout 15; then
+                echo "run.sh: polkitd did not come up with org.vmsig's actions:" >&2
+                cat "$tmpdir/polkitd.log" >&2
+                exit 1
+        fi
+}
+
+stop_polkitd() {
+        stop "$polkitd_pid"
+        polkitd_pid=
+        remove_policy
 }
 
 # --- the private system bus, vmsigd and the echo service ---------------------
@@ -106,17 +210,28 @@ start_services() {
     <allow send_destination="org.vmsig.BenchEcho"/>
     <allow receive_sender="org.vmsig.BenchEcho"/>
   </policy>
+  <policy context="default">
+    <allow send_destination="org.vmsig.BenchEcho" send_interface="org.vmsig.BenchEcho"/>
+    <allow receive_sender="org.vmsig.BenchEcho"/>
+  </policy>
   <include>$srcdir/data/org.vmsig.conf</include>
+  <!-- polkitd's own policy: user polkitd owns org.freedesktop.PolicyKit1. -->
+  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
 </busconfig>
 EOF
         {
                 echo '<vmsigd>'
                 echo '  <log level="warning"/>'
-                echo "  <private-socket path=\"$tmpdir/private\"/>"
+                # Audit records on stderr, one line each: run_auth counts
+                # the polkit checks in them.
+                echo '  <audit target="stderr"/>'
                 echo '  <stub-vm name="alpha" ram-size="4M"/>'
                 for i in 01 02 03 04 05 06 07 08 09 10 11 12 13 14 15; do
                         echo "  <stub-vm name=\"vm$i\" ram-size=\"4M\"/>"
                 done
+                # memctx read bandwidth. Its RAM is a sparse memfd until
+                # bench-memctx reads it.
+                echo '  <stub-vm name="big" ram-size="256M"/>'
                 echo '</vmsigd>'
         } >"$tmpdir/vmsigd.conf"
 
@@ -136,9 +251,9 @@ EOF
         DBUS_SYSTEM_BUS_ADDRESS="unix:path=$tmpdir/system_bus_socket"
         export DBUS_SYSTEM_BUS_ADDRESS
 
-        ./vmsigd --config "$tmpdir/vmsigd.conf" 2>"$tmpdir/vmsigd.log" &
+        ./vmsigd --config "$tmpdir/vmsigd.conf" --private-socket="$tmpdir/private" 2>"$tmpdir/vmsigd.log" &
         vmsigd_pid=$!
-        bench/echo-service 2>"$tmpdir/echo-service.log" &
+        bench/echo-service --private-socket="$tmpdir/echo-private" 2>"$tmpdir/echo-service.log" &
         echo_pid=$!
         if ! bench/bench-bus --wait org.vmsig --timeout 10 || ! bench/bench-bus --wait org.vmsig.BenchEcho --timeout 10
         then
@@ -155,9 +270,11 @@ stop_services() {
         vmsigd_pid=
         stop "$bus_pid"
         bus_pid=
-        if [ -s "$tmpdir/vmsigd.log" ]; then
-                echo "vmsigd logged $(wc -l <"$tmpdir/vmsigd.log") lines at level warning or above, starting with:"
-                head -5 "$tmpdir/vmsigd.log" | sed 's/^/  /'
+        audit_records=$(grep -c '^vmsig-audit: ' "$tmpdir/vmsigd.log" || true)
+        echo "vmsigd wrote $audit_records audit records"
+        if grep -qv '^vmsig-audit: ' "$tmpdir/vmsigd.log"; then
+                echo "vmsigd logged $(grep -cv '^vmsig-audit: ' "$tmpdir/vmsigd.log") lines at level warning or above, starting with:"
+                grep -v '^vmsig-audit: ' "$tmpdir/vmsigd.log" | head -5 | sed 's/^/  /'
         fi
 }
 
@@ -173,6 +290,11 @@ run_tool() {
         fi
         grep -v '^@' "$tmpdir/$name.out" || true
         grep '^@' "$tmpdir/$name.out" >>"$results" || true
+}
+
+# polkit_checks: how many polkit verdicts for nobody vmsigd has audited.
+polkit_checks() {
+        grep -c '^vmsig-audit: uid=65534 .* action=org.vmsig.roster .* reason=polkit' "$tmpdir/vmsigd.log" || true
 }
 
 # --- 3. idle -------------------------------------------------------------------
@@ -225,11 +347,64 @@ run_scale() {
         run_tool scale bench/bench-scale --endpoints 256 --ram-size 1048576
 }
 
+# --- 5. auth ----------------------------------------------------------------------
+run_auth() {
+        echo "== auth: a non-root caller (nobody) with a real polkitd on the private bus"
+        if ! start_polkitd; then
+                echo "  skipped"
+                echo "@ auth skipped" >>"$results"
+                return 0
+        fi
+        # nobody cannot be expected to reach the build directory.
+        cp bench/bench-auth "$tmpdir/bench-auth"
+        chmod 0755 "$tmpdir/bench-auth"
+        as_nobody="setpriv --reuid=nobody --regid=nogroup --clear-groups"
+
+        before=$(polkit_checks)
+        # shellcheck disable=SC2086 # as_nobody is a command line
+        run_tool auth-steady $as_nobody "$tmpdir/bench-auth" --steady --calls "$calls" --runs "$runs" --warmup 2000
+        after=$(polkit_checks)
+        checks=$((after - before))
+        echo "  steady  polkit checks audited for the $((calls * runs + 2001)) GetEndpoint calls on that connection: $checks"
+        echo "@ auth-checks checks=$checks" >>"$results"
+
+        before=$after
+        # shellcheck disable=SC2086
+        run_tool auth-first $as_nobody "$tmpdir/bench-auth" --first --samples "$first_samples" --runs "$runs" \
+                --warmup 20
+        after=$(polkit_checks)
+        echo "  first   polkit checks audited: $((after - before)) for $((first_samples * runs + 20)) new connections"
+        stop_polkitd
+}
+
+# --- 6. private ------------------------------------------------------------------
+run_private() {
+        echo "== private: vmsigd over its private socket (p2p) vs through dbus-daemon, as root"
+        run_tool private bench/bench-private --socket "$tmpdir/private" --echo-socket "$tmpdir/echo-private" \
+                --calls "$calls" --runs "$runs" --warmup 2000
+}
+
+# --- 7. memctx -------------------------------------------------------------------
+run_memctx() {
+        echo "== memctx: SubscribeMemctx vs an fd-returning echo method, and reading the RAM fd, as root"
+        run_tool memctx bench/bench-memctx --calls "$calls" --runs "$runs" --warmup 2000 --ram-endpoint big --passes 4
+}
+
+# --- 8. lease --------------------------------------------------------------------
+run_lease() {
+        echo "== lease: AcquireLease(\"power\", {}) + Release() cycles, through the bus and p2p, as root"
+        run_tool lease bench/bench-lease --socket "$tmpdir/private" --calls "$lease_cycles" --runs "$runs" --warmup 500
+}
+
 echo "vmsig benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
-if wants bus || wants idle; then
+if wants bus || wants idle || wants auth || wants private || wants memctx || wants lease; then
         start_services
         if wants idle; then run_idle; fi
         if wants bus; then run_bus; fi
+        if wants private; then run_private; fi
+        if wants memctx; then run_memctx; fi
+        if wants lease; then run_lease; fi
+        if wants auth; then run_auth; fi
         stop_services
 fi
 if wants core; then run_core; fi
@@ -267,6 +442,45 @@ $2 == "idle" && $3 == "skipped" { printf "  %-34s %-12s %-12s %s\n", "idle wakeu
 $2 == "idle" && $3 != "skipped" {
         w = field("wakeups")
         report("idle wakeups in " secs " s", w, "0", w + 0 == 0)
+}
+$2 == "auth-steady" {
+        r = field("ratio")
+        report("auth: GetEndpoint in grant, nobody", r, "<= 1.15", r + 0 <= 1.15)
+        printf "  %-34s %-12s %-12s %s\n", "  first call on the connection (ms)", field("first_ms"), "", ""
+}
+$2 == "auth-checks" {
+        c = field("checks")
+        report("auth: polkit checks, 1 connection", c, "1", c + 0 == 1)
+}
+$2 == "auth-first" {
+        printf "  %-34s %-12s %-12s %s\n", "auth: first call adds (ms)", field("added_ms"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "  connect + GetEndpoint (ms)", field("vmsigd_ms"), "", ""
+        printf "  %-34s %-12s %-12s %s\n", "  connect + Echo (ms)", field("echo_ms"), "", ""
+}
+$2 == "auth" && $3 == "skipped" {
+        printf "  %-34s %-12s %-12s %s\n", "auth", "-", "", "SKIPPED"
+        failed++
+}
+$2 ~ /^private-/ && field("reference") == "1" {
+        printf "  %-34s %-12s %-12s %s\n", "private: echo p2p/bus rate", field("ratio"), "(reference)", ""
+        next
+}
+$2 ~ /^private-/ {
+        r = field("ratio")
+        report("private: " substr($2, 9) " p2p/bus rate", r, ">= 1.8", r + 0 >= 1.8)
+}
+$2 == "memctx-subscribe" {
+        r = field("ratio")
+        report("memctx: Subscribe vmsigd/echo time", r, "<= 1.2", r + 0 <= 1.2)
+}
+$2 ~ /^memctx-read-/ {
+        r = field("ratio")
+        report("memctx: read " substr($2, 13) " recv/baseline", r, ">= 0.95", r + 0 >= 0.95)
+        printf "  %-34s %-12s %-12s %s\n", "  received fd (GB/s)", field("received_gbps"), "", ""
+}
+$2 == "lease" {
+        printf "  %-34s %-12s %-12s %s\n", "lease: cycles/s through the bus", field("bus_cps"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "lease: cycles/s p2p", field("p2p_cps"), "(report)", ""
 }
 $2 == "scale" {
         a = field("attach_ms")

@@ -7,6 +7,7 @@
 
 #include "bus-errors.h"
 #include "bus-front-internal.h"
+#include "bus-util.h"
 #include "log.h"
 #include "memctx.h"
 
@@ -296,26 +297,17 @@ static const vmsig_cap lease_caps[_VMSIG_LEASE_CLASS_MAX] = {
 };
 
 /* Options: "force" (b), which needs org.vmsig.admin and revokes the
- * current holder. Unknown options are errors, so typos do not pass. */
-static int read_lease_options(sd_bus_message *m, bool *force, sd_bus_error *error) {
-        const char *key;
-        int r;
+ * current holder. */
+static int read_lease_option(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error) {
+        bool *force = userdata;
+        int b;
 
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                if (strcmp(key, "force") != 0)
-                        return vmsig_bus_error_setf(error, -EINVAL, "Unknown lease option '%s'.", key);
-                int b;
-                r = sd_bus_message_read(m, "v", "b", &b);
-                if (r < 0)
-                        return vmsig_bus_error_setf(error, -EINVAL, "Lease option 'force' must be a boolean.");
-                *force = b;
-                r = sd_bus_message_exit_container(m);
-        }
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        if (strcmp(key, "force") != 0)
+                return -ENOKEY;
+        if (sd_bus_message_read(m, "v", "b", &b) < 0)
+                return vmsig_bus_error_setf(error, -EINVAL, "Lease option 'force' must be a boolean.");
+        *force = b;
+        return 0;
 }
 
 static int revoke_for_force(bus_endpoint *be, vmsig_lease_class c, const bus_peer *caller) {
@@ -357,7 +349,7 @@ static int method_acquire_lease(sd_bus_message *m, void *userdata, sd_bus_error 
         if (c == _VMSIG_LEASE_CLASS_MAX)
                 return vmsig_bus_error_setf(error, -EINVAL, "Unknown lease class '%s' (input, power, memory-write).",
                                             class_name);
-        r = read_lease_options(m, &force, error);
+        r = bus_read_options(m, read_lease_option, &force, error);
         if (r < 0)
                 return r;
         if (!vmsig_endpoint_is_attached(be->endpoint))
@@ -416,27 +408,13 @@ int bus_endpoint_find(sd_bus *bus, const char *path, const char *interface, void
         return 1;
 }
 
+static const char *endpoint_path(const void *value) {
+        return ((const bus_endpoint *) value)->path;
+}
+
 int bus_endpoint_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         vmsig_bus_front *f = userdata;
-        size_t n = 0;
-        bus_endpoint *be;
-        char **l;
-
-        l = calloc(hashmap_size(f->endpoints) + 1, sizeof(char *));
-        if (!l)
-                return -ENOMEM;
-        HASHMAP_FOREACH(be, f->endpoints, st) {
-                l[n] = strdup(be->path);
-                if (!l[n]) {
-                        while (n > 0)
-                                free(l[--n]);
-                        free(l);
-                        return -ENOMEM;
-                }
-                n++;
-        }
-        *nodes = l;
-        return 0;
+        return bus_hashmap_paths(f->endpoints, endpoint_path, nodes);
 }
 
 const sd_bus_vtable bus_endpoint_vtable[] = {

@@ -14,6 +14,7 @@
 #include "bus-errors.h"
 #include "bus-front-internal.h"
 #include "bus-lease.h"
+#include "bus-util.h"
 #include "log.h"
 
 struct bus_lease {
@@ -136,26 +137,13 @@ int bus_lease_find(sd_bus *bus, const char *path, const char *interface, void *u
         return 1;
 }
 
+static const char *lease_path(const void *value) {
+        return ((const bus_lease *) value)->path;
+}
+
 int bus_lease_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         vmsig_bus_front *f = userdata;
-        size_t n = 0;
-        bus_lease *l;
-        char **v = calloc(hashmap_size(f->leases) + 1, sizeof(char *));
-
-        if (!v)
-                return -ENOMEM;
-        HASHMAP_FOREACH(l, f->leases, st) {
-                v[n] = strdup(l->path);
-                if (!v[n]) {
-                        while (n > 0)
-                                free(v[--n]);
-                        free(v);
-                        return -ENOMEM;
-                }
-                n++;
-        }
-        *nodes = v;
-        return 0;
+        return bus_hashmap_paths(f->leases, lease_path, nodes);
 }
 
 /* Creation, for AcquireLease. */

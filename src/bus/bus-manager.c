@@ -51,17 +51,25 @@ static int method_list_endpoints(sd_bus_message *m, void *userdata, sd_bus_error
         return sd_bus_send(NULL, reply, NULL);
 }
 
+static int read_endpoint_name(sd_bus_message *m, const char **ret, sd_bus_error *error) {
+        int r = sd_bus_message_read(m, "s", ret);
+
+        if (r < 0)
+                return r;
+        if (!vmsig_endpoint_name_is_valid(*ret))
+                return vmsig_bus_error_setf(error, -EINVAL, "Invalid endpoint name '%s'.", *ret);
+        return 0;
+}
+
 static int method_get_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         vmsig_bus_front *f = userdata;
         const char *name;
         bus_endpoint *be;
         int r;
 
-        r = sd_bus_message_read(m, "s", &name);
+        r = read_endpoint_name(m, &name, error);
         if (r < 0)
                 return r;
-        if (!vmsig_endpoint_name_is_valid(name))
-                return vmsig_bus_error_setf(error, -EINVAL, "Invalid endpoint name '%s'.", name);
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
@@ -117,11 +125,9 @@ static int method_detach_endpoint(sd_bus_message *m, void *userdata, sd_bus_erro
         bus_peer *caller;
         int r;
 
-        r = sd_bus_message_read(m, "s", &name);
+        r = read_endpoint_name(m, &name, error);
         if (r < 0)
                 return r;
-        if (!vmsig_endpoint_name_is_valid(name))
-                return vmsig_bus_error_setf(error, -EINVAL, "Invalid endpoint name '%s'.", name);
         be = bus_front_lookup(f, name);
         if (!be)
                 return vmsig_bus_error_setf(error, -ENXIO, "No endpoint named '%s'.", name);

@@ -13,6 +13,7 @@
 #include "bus-errors.h"
 #include "bus-front-internal.h"
 #include "bus-memwrite.h"
+#include "bus-util.h"
 #include "log.h"
 #include "memwrite.h"
 
@@ -42,30 +43,23 @@ struct bus_memwrite_request {
 
 /* Reading the request. */
 
-static int read_options(sd_bus_message *m, bus_memwrite_request *q, sd_bus_error *error) {
-        const char *key;
-        int r;
+static int read_option(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error) {
+        bus_memwrite_request *q = userdata;
+        int b;
 
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                if (strcmp(key, "pause") == 0) {
-                        int b;
-                        if (sd_bus_message_read(m, "v", "b", &b) < 0)
-                                return vmsig_bus_error_setf(error, -EINVAL, "Option 'pause' must be a boolean.");
-                        q->pause = b;
-                } else if (strcmp(key, "expected_epoch") == 0) {
-                        if (sd_bus_message_read(m, "v", "t", &q->expected_epoch) < 0)
-                                return vmsig_bus_error_setf(error, -EINVAL,
-                                                            "Option 'expected_epoch' must be a uint64.");
-                        q->has_expected_epoch = true;
-                } else
-                        return vmsig_bus_error_setf(error, -EINVAL, "Unknown MemWrite option '%s'.", key);
-                r = sd_bus_message_exit_container(m);
+        if (strcmp(key, "pause") == 0) {
+                if (sd_bus_message_read(m, "v", "b", &b) < 0)
+                        return vmsig_bus_error_setf(error, -EINVAL, "Option 'pause' must be a boolean.");
+                q->pause = b;
+                return 0;
         }
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        if (strcmp(key, "expected_epoch") == 0) {
+                if (sd_bus_message_read(m, "v", "t", &q->expected_epoch) < 0)
+                        return vmsig_bus_error_setf(error, -EINVAL, "Option 'expected_epoch' must be a uint64.");
+                q->has_expected_epoch = true;
+                return 0;
+        }
+        return -ENOKEY;
 }
 
 static int append_entry(bus_memwrite_request *q, uint64_t address, const void *data, size_t len) {
@@ -340,7 +334,7 @@ static int request_new(sd_bus_message *m, bus_endpoint *be, write_kind kind, sd_
         q->kind = kind;
         r = kind == WRITE_BATCH ? read_batch(m, q, error) : read_single(m, q);
         if (r >= 0)
-                r = read_options(m, q, error);
+                r = bus_read_options(m, read_option, q, error);
         if (r < 0) {
                 request_free(q);
                 return r;

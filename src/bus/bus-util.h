@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Small sd-bus helpers shared by the bus objects. */
+
+#include <systemd/sd-bus.h>
+
+#include "hashmap.h"
+
+/* Reads one a{sv} options argument. For each entry fn is called with the
+ * message positioned at the variant, which it must read; it returns <0 with
+ * error set for a bad value, or -ENOKEY for a key it does not know, which
+ * becomes org.vmsig.Error.InvalidArgument naming the key. */
+typedef int (*bus_option_fn)(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error);
+int bus_read_options(sd_bus_message *m, bus_option_fn fn, void *userdata, sd_bus_error *error);
+
+/* A node enumerator's list: the object path of every value of h, which
+ * path_of returns. */
+int bus_hashmap_paths(Hashmap *h, const char *(*path_of)(const void *value), char ***ret);
