@@ -14,7 +14,9 @@
  *              (vmsigd looks the caller's credentials up, then asks
  *              polkit), against connect + Echo. Median of SAMPLES samples
  *              per run, median of RUNS runs; the difference is what the
- *              first, authorizing call adds.
+ *              first, authorizing call adds. For reference, the same
+ *              polkit CheckAuthorization alone, asked by the caller about
+ *              itself on one connection: the polkit part of that cost.
  *   --wait-action ACTION
  *              wait until polkitd has registered ACTION (run as root,
  *              before the others).
@@ -103,14 +105,59 @@ static int one_connection(const bench_method *t, uint64_t *ret) {
         return r;
 }
 
+/* What vmsigd asks polkit on a caller's first roster call, asked by the
+ * caller about itself (an unprivileged caller may ask about itself only,
+ * and without details): the polkit part of the first call's cost, without
+ * vmsigd. */
+static int check_authorization(sd_bus *bus, uint64_t *ret) {
+        uint64_t start = bench_now_nsec();
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        const char *self = NULL;
+        int authorized = 0, challenge = 0, r;
+
+        r = sd_bus_get_unique_name(bus, &self);
+        if (r >= 0)
+                r = sd_bus_message_new_method_call(bus, &m, "org.freedesktop.PolicyKit1",
+                                                   "/org/freedesktop/PolicyKit1/Authority",
+                                                   "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "(sa{sv})s", "system-bus-name", 1, "name", "s", self, "org.vmsig.roster");
+        if (r >= 0)
+                /* polkitd takes details from trusted callers only. */
+                r = sd_bus_message_append(m, "a{ss}us", 0, 0, "");
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        *ret = bench_now_nsec() - start;
+        if (r >= 0 && !authorized)
+                r = -EACCES;
+        if (r < 0)
+                fprintf(stderr, "bench-auth: polkit CheckAuthorization of org.vmsig.roster: %s\n",
+                        error.message ? error.message : strerror(-r));
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        return r;
+}
+
 static int run_first(const bench_method *vmsig, const bench_method *echo, unsigned samples, unsigned warmup,
                      unsigned runs) {
-        uint64_t mv[BENCH_RUNS_MAX], me[BENCH_RUNS_MAX], ignored;
+        uint64_t mv[BENCH_RUNS_MAX], me[BENCH_RUNS_MAX], mp[BENCH_RUNS_MAX], ignored;
         uint64_t *sv = calloc(samples, sizeof *sv), *se = calloc(samples, sizeof *se);
+        sd_bus *bus = NULL;
         int r = 0;
 
         if (!sv || !se) {
                 r = -ENOMEM;
+                goto finish;
+        }
+        r = sd_bus_open_system(&bus);
+        if (r < 0) {
+                fprintf(stderr, "bench-auth: cannot connect to the system bus: %s\n", strerror(-r));
                 goto finish;
         }
         for (unsigned i = 0; r >= 0 && i < warmup; i++) {
@@ -135,6 +182,12 @@ static int run_first(const bench_method *vmsig, const bench_method *echo, unsign
                         break;
                 mv[run] = bench_median(sv, samples);
                 me[run] = bench_median(se, samples);
+                /* The reference, on one connection (sv reused). */
+                for (unsigned i = 0; r >= 0 && i < samples; i++)
+                        r = check_authorization(bus, &sv[i]);
+                if (r < 0)
+                        break;
+                mp[run] = bench_median(sv, samples);
         }
         if (r < 0)
                 goto finish;
@@ -149,9 +202,16 @@ static int run_first(const bench_method *vmsig, const bench_method *echo, unsign
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.3f-%.3f", mv[i] / 1e6, me[i] / 1e6);
         printf(")\n");
-        printf("@ auth-first vmsigd_ms=%.3f echo_ms=%.3f added_ms=%.3f samples=%u\n", v / 1e6, e / 1e6, added,
-               samples);
+        uint64_t p = bench_median_of_runs(mp, runs);
+        printf("  first   of which polkit: CheckAuthorization(org.vmsig.roster) alone, asked by the caller about"
+               " itself, %.3f ms (runs:", p / 1e6);
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.3f", mp[i] / 1e6);
+        printf(")\n");
+        printf("@ auth-first vmsigd_ms=%.3f echo_ms=%.3f added_ms=%.3f polkit_ms=%.3f samples=%u\n", v / 1e6, e / 1e6,
+               added, p / 1e6, samples);
 finish:
+        sd_bus_flush_close_unref(bus);
         free(sv);
         free(se);
         return r;

@@ -154,7 +154,7 @@ typedef struct bench_side {
         const void *userdata;
 } bench_side;
 
-#define BENCH_SLICES 20
+#define BENCH_SLICES 100
 
 static inline int bench_run_side(const bench_side *s, unsigned n, uint64_t *sum_nsec) {
         uint64_t start = bench_now_nsec();

@@ -456,6 +456,7 @@ $2 == "auth-first" {
         printf "  %-34s %-12s %-12s %s\n", "auth: first call adds (ms)", field("added_ms"), "(report)", ""
         printf "  %-34s %-12s %-12s %s\n", "  connect + GetEndpoint (ms)", field("vmsigd_ms"), "", ""
         printf "  %-34s %-12s %-12s %s\n", "  connect + Echo (ms)", field("echo_ms"), "", ""
+        printf "  %-34s %-12s %-12s %s\n", "  polkit check alone (ms)", field("polkit_ms"), "", ""
 }
 $2 == "auth" && $3 == "skipped" {
         printf "  %-34s %-12s %-12s %s\n", "auth", "-", "", "SKIPPED"
