@@ -18,9 +18,10 @@
  *              (a copy of the guest RAM), seals and reopens read-only the
  *              way the stub backend does: the "daemon-side" mapping, which
  *              a client cannot reach. Both are read the same way, the two
- *              alternating: "fresh" is mmap + the first pass (page faults
- *              included), "warm" the next PASSES passes over the same
- *              mapping. Ratio: received / baseline bandwidth.
+ *              alternating ABBA at every step: "fresh" is mmap + the first
+ *              pass (page faults included; FRESH mappings of each per run),
+ *              "warm" a pass over a mapping already faulted in (PASSES of
+ *              each per run). Ratio: received / baseline bandwidth.
  * Lines starting with "@" are for bench/run.sh.
  */
 #include <errno.h>
@@ -178,42 +179,38 @@ static int make_baseline(const void *src, size_t size) {
         return r < 0 ? r : ro;
 }
 
-typedef struct read_times {
-        uint64_t fresh, warm;
-        uint64_t sum;
-} read_times;
-
-static int read_through(int fd, size_t size, unsigned passes, read_times *ret) {
-        uint64_t start, mid, end, sum;
+/* A fresh mapping: mmap, then the first pass, page faults and all. The
+ * munmap is not timed. Returns the sum in *ret_sum. */
+static int read_fresh(int fd, size_t size, uint64_t *sum_nsec, uint64_t *ret_sum) {
+        uint64_t start = bench_now_nsec();
         const uint64_t *p;
 
-        start = bench_now_nsec();
         p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)
                 return -errno;
-        sum = sum_u64(p, size / sizeof(uint64_t));
-        mid = bench_now_nsec();
-        for (unsigned i = 0; i < passes; i++) {
-                /* The compiler may not take the pass for a repetition of
-                 * the last one (sum_u64() is pure) and drop it. */
-                __asm__ __volatile__("" ::: "memory");
-                if (sum_u64(p, size / sizeof(uint64_t)) != sum) {
-                        munmap((void *) p, size);
-                        return -EIO; /* the contents changed under us */
-                }
-        }
-        end = bench_now_nsec();
+        *ret_sum = sum_u64(p, size / sizeof(uint64_t));
+        *sum_nsec += bench_now_nsec() - start;
         munmap((void *) p, size);
-        *ret = (read_times) { .fresh = mid - start, .warm = end - mid, .sum = sum };
         return 0;
 }
 
-static void print_read(const char *what, const char *key, uint64_t bytes, const uint64_t *tr, const uint64_t *tb,
-                       unsigned runs) {
+/* One more pass over a mapping that is already faulted in. */
+static int read_warm(const uint64_t *p, size_t size, uint64_t expect, uint64_t *sum_nsec) {
+        uint64_t start = bench_now_nsec(), sum;
+
+        /* The compiler may not take the pass for a repetition of the last
+         * one (sum_u64() is pure) and drop it. */
+        __asm__ __volatile__("" ::: "memory");
+        sum = sum_u64(p, size / sizeof(uint64_t));
+        *sum_nsec += bench_now_nsec() - start;
+        return sum == expect ? 0 : -EIO; /* the contents changed under us */
+}
+
+static void print_read(const char *key, uint64_t bytes, const uint64_t *tr, const uint64_t *tb, unsigned runs) {
         uint64_t mr = bench_median_of_runs(tr, runs), mb = bench_median_of_runs(tb, runs);
         double gr = bytes / (double) mr, gb = bytes / (double) mb; /* bytes per ns: GB/s */
 
-        printf("  read  %-5s received fd %6.2f GB/s  baseline %6.2f GB/s  ratio %.3f  (runs: received", what, gr, gb,
+        printf("  read  %-5s received fd %6.2f GB/s  baseline %6.2f GB/s  ratio %.3f  (runs: received", key, gr, gb,
                gr / gb);
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.2f", bytes / (double) tr[i]);
@@ -224,11 +221,46 @@ static void print_read(const char *what, const char *key, uint64_t bytes, const 
         printf("@ memctx-read-%s received_gbps=%.2f baseline_gbps=%.2f ratio=%.3f\n", key, gr, gb, gr / gb);
 }
 
-static int run_read(sd_bus *bus, const char *endpoint_path, unsigned passes, unsigned runs) {
+/* One run: FRESH fresh mappings of each, then PASSES warm passes over one
+ * mapping of each, the two sides alternating ABBA at every step. */
+static int read_run(int fd_r, int fd_b, size_t size, unsigned fresh, unsigned passes, uint64_t expect,
+                    uint64_t ret[4]) {
+        const uint64_t *map[2] = { MAP_FAILED, MAP_FAILED };
+        int fds[2] = { fd_r, fd_b };
+        uint64_t sum;
+        int r = 0;
+
+        memset(ret, 0, 4 * sizeof ret[0]);
+        for (unsigned i = 0; r >= 0 && i < 2 * fresh; i++) {
+                unsigned side = (i % 4 == 0 || i % 4 == 3) ? 0 : 1;
+
+                r = read_fresh(fds[side], size, &ret[side], &sum);
+                if (r >= 0 && sum != expect)
+                        r = -EIO;
+        }
+        for (unsigned side = 0; r >= 0 && side < 2; side++) {
+                map[side] = mmap(NULL, size, PROT_READ, MAP_SHARED, fds[side], 0);
+                if (map[side] == MAP_FAILED)
+                        r = -errno;
+                else
+                        r = read_warm(map[side], size, expect, &sum); /* fault it in, untimed */
+        }
+        for (unsigned i = 0; r >= 0 && i < 2 * passes; i++) {
+                unsigned side = (i % 4 == 0 || i % 4 == 3) ? 0 : 1;
+
+                r = read_warm(map[side], size, expect, &ret[2 + side]);
+        }
+        for (unsigned side = 0; side < 2; side++)
+                if (map[side] != MAP_FAILED)
+                        munmap((void *) map[side], size);
+        return r;
+}
+
+static int run_read(sd_bus *bus, const char *endpoint_path, unsigned fresh, unsigned passes, unsigned runs) {
         const bench_method vmsig = { "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "SubscribeMemctx", NULL, NULL, 0 };
         uint64_t fresh_r[BENCH_RUNS_MAX], fresh_b[BENCH_RUNS_MAX], warm_r[BENCH_RUNS_MAX], warm_b[BENCH_RUNS_MAX];
+        uint64_t t[4], expect = 0, base_sum = 0, ignored = 0;
         sd_bus_message *reply = NULL;
-        read_times t, ignored;
         memctx_reply d;
         struct stat st;
         void *ram = MAP_FAILED;
@@ -264,38 +296,33 @@ static int run_read(sd_bus *bus, const char *endpoint_path, unsigned passes, uns
                 r = base;
                 goto finish;
         }
-        printf("  read  %s: %" PRIu64 " MiB, %u warm passes per run, median of %u runs\n", endpoint_path,
-               d.size >> 20, passes, runs);
+        printf("  read  %s: %" PRIu64 " MiB; per run %u fresh mappings and %u warm passes of each,"
+               " alternating; median of %u runs\n",
+               endpoint_path, d.size >> 20, fresh, passes, runs);
 
-        /* Warm-up: one fresh mapping of each. */
-        r = read_through(d.fd, d.size, 1, &ignored);
+        /* Warm-up: a fresh mapping of each, which also checks that the
+         * baseline holds the same contents. */
+        r = read_fresh(d.fd, d.size, &ignored, &expect);
         if (r >= 0)
-                r = read_through(base, d.size, 1, &t);
-        if (r >= 0 && t.sum != ignored.sum) {
+                r = read_fresh(base, d.size, &ignored, &base_sum);
+        if (r >= 0 && base_sum != expect) {
                 fprintf(stderr, "bench-memctx: the baseline does not hold the guest RAM's contents\n");
                 r = -EIO;
         }
         for (unsigned i = 0; r >= 0 && i < runs; i++) {
-                bool received_first = i % 2 == 0;
-
-                r = read_through(received_first ? d.fd : base, d.size, passes, &t);
-                if (r < 0)
-                        break;
-                (received_first ? fresh_r : fresh_b)[i] = t.fresh;
-                (received_first ? warm_r : warm_b)[i] = t.warm;
-                r = read_through(received_first ? base : d.fd, d.size, passes, &t);
-                if (r < 0)
-                        break;
-                (received_first ? fresh_b : fresh_r)[i] = t.fresh;
-                (received_first ? warm_b : warm_r)[i] = t.warm;
+                r = read_run(d.fd, base, d.size, fresh, passes, expect, t);
+                fresh_r[i] = t[0];
+                fresh_b[i] = t[1];
+                warm_r[i] = t[2];
+                warm_b[i] = t[3];
         }
         if (r < 0) {
                 fprintf(stderr, "bench-memctx: reading the RAM: %s\n", strerror(-r));
                 goto finish;
         }
-        print_read("warm", "warm", d.size * passes, warm_r, warm_b, runs);
-        print_read("fresh", "fresh", d.size, fresh_r, fresh_b, runs);
-        printf("  read  checksum 0x%016" PRIx64 " (both)\n", t.sum);
+        print_read("warm", d.size * passes, warm_r, warm_b, runs);
+        print_read("fresh", d.size * fresh, fresh_r, fresh_b, runs);
+        printf("  read  checksum 0x%016" PRIx64 " (both)\n", expect);
         fflush(stdout);
 finish:
         if (base >= 0)
@@ -319,7 +346,7 @@ static int unsubscribe(sd_bus *bus, const char *endpoint_path) {
 
 static void help(void) {
         printf("bench-memctx [--calls N] [--warmup N] [--runs N] [--endpoint NAME]\n"
-               "             [--ram-endpoint NAME] [--passes N] [--case subscribe|read]...\n"
+               "             [--ram-endpoint NAME] [--fresh N] [--passes N] [--case subscribe|read]...\n"
                "SubscribeMemctx against " ECHO_NAME " EchoFd on the system bus\n"
                "($DBUS_SYSTEM_BUS_ADDRESS), and read bandwidth through the received RAM fd.\n");
 }
@@ -332,11 +359,12 @@ int main(int argc, char *argv[]) {
                 { "runs", required_argument, NULL, 'r' },
                 { "endpoint", required_argument, NULL, 'e' },
                 { "ram-endpoint", required_argument, NULL, 'R' },
+                { "fresh", required_argument, NULL, 'f' },
                 { "passes", required_argument, NULL, 'P' },
                 { "case", required_argument, NULL, 'c' },
                 {},
         };
-        unsigned calls = 20000, warmup = 2000, runs = 3, passes = 4;
+        unsigned calls = 20000, warmup = 2000, runs = 3, fresh = 4, passes = 8;
         const char *endpoint = "alpha", *ram_endpoint = "big";
         bool do_subscribe = true, do_read = true, case_given = false;
         char *path = NULL, *ram_path = NULL;
@@ -362,6 +390,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'R':
                         ram_endpoint = optarg;
+                        break;
+                case 'f':
+                        fresh = bench_parse_unsigned("fresh", optarg, 1, 1000);
                         break;
                 case 'P':
                         passes = bench_parse_unsigned("passes", optarg, 1, 1000);
@@ -404,7 +435,7 @@ int main(int argc, char *argv[]) {
                         goto finish;
         }
         if (do_read) {
-                r = run_read(bus, ram_path, passes, runs);
+                r = run_read(bus, ram_path, fresh, passes, runs);
                 if (r >= 0)
                         r = unsubscribe(bus, ram_path);
                 if (r < 0)

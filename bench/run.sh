@@ -7,7 +7,7 @@
 #             private system bus           target: vmsigd/echo time <= 1.15
 #   2. core   in-process events/s, core vs a bare sd-event loop
 #                                          target: core/bare >= 0.5
-#   3. idle   syscalls that return in vmsigd over 10 s with 16 idle stub VMs
+#   3. idle   syscalls that return in vmsigd over 10 s with 17 idle stub VMs
 #                                          target: 0
 #   4. scale  attach and detach of 256 stub endpoints
 #                                          target: attach < 1 s
@@ -299,7 +299,7 @@ polkit_checks() {
 
 # --- 3. idle -------------------------------------------------------------------
 run_idle() {
-        echo "== idle: wakeups of vmsigd with 16 idle stub VMs over ${idle_seconds} s"
+        echo "== idle: wakeups of vmsigd with 17 idle stub VMs (16 of 4 MiB, 1 of 256 MiB) over ${idle_seconds} s"
         if ! command -v strace >/dev/null 2>&1; then
                 echo "  strace is not installed; skipped"
                 echo "@ idle skipped" >>"$results"
@@ -387,7 +387,7 @@ run_private() {
 # --- 7. memctx -------------------------------------------------------------------
 run_memctx() {
         echo "== memctx: SubscribeMemctx vs an fd-returning echo method, and reading the RAM fd, as root"
-        run_tool memctx bench/bench-memctx --calls "$calls" --runs "$runs" --warmup 2000 --ram-endpoint big --passes 4
+        run_tool memctx bench/bench-memctx --calls "$calls" --runs "$runs" --warmup 2000 --ram-endpoint big --fresh 4 --passes 8
 }
 
 # --- 8. lease --------------------------------------------------------------------

@@ -1,0 +1,650 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <endian.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "detect.h"
+#include "macro.h"
+#include "memwrite.h"
+
+#define PAGE_SIZE_4K UINT64_C(0x1000)
+#define PAGE_MASK_4K (PAGE_SIZE_4K - 1)
+#define PML4_ENTRIES 512
+#define KERNEL_HALF 256
+
+#define PTE_PRESENT (UINT64_C(1) << 0)
+#define PTE_PS (UINT64_C(1) << 7)
+#define PTE_ADDR_MASK UINT64_C(0x000FFFFFFFFFF000)
+#define SELF_REF_FLAGS UINT64_C(0x063) /* present, rw, accessed, dirty */
+
+#define PML4_MIN_KERNEL_ENTRIES 6
+#define PML4_MIN_ZEROS_PER_HALF 128
+
+/* PROCESSOR_START_BLOCK */
+#define STUB_JMP_MASK UINT64_C(0xFFFFFFFFFFFF00FF)
+#define STUB_JMP UINT64_C(0x00000001000600E9)
+#define STUB_HINT_OFFSET 0x70
+#define STUB_HINT_MASK UINT64_C(0xFFFFF80000000003)
+#define STUB_HINT_VALUE UINT64_C(0xFFFFF80000000000)
+#define STUB_DTB_OFFSET 0xA0
+#define STUB_SIZE (STUB_DTB_OFFSET + 8)
+
+/* "System\0\0", the first 8 bytes of ImageFileName, as a little-endian
+ * qword. */
+#define NAME_QWORD UINT64_C(0x00006D6574737953)
+#define NAME_LEN 15
+#define EPROCESS_DTB_OFFSET 0x28
+#define SYSTEM_PID 4
+
+/* Bytes the scan reads per pread: large enough that the syscall costs
+ * nothing next to the copy, small enough to stay in the cache. */
+#define SCAN_CHUNK (UINT64_C(256) << 10)
+
+typedef struct eprocess_layout {
+        unsigned build;
+        uint16_t pid;
+        uint16_t links;
+        uint16_t name;
+} eprocess_layout;
+
+static const eprocess_layout layouts[] = {
+        { .build = 7601, .pid = 0x180, .links = 0x188, .name = 0x2E0 },
+        { .build = 18362, .pid = 0x2E8, .links = 0x2F0, .name = 0x450 },
+        { .build = 19041, .pid = 0x440, .links = 0x448, .name = 0x5A8 },
+};
+
+/* What verifying one candidate may read at most, per layout: the
+ * structure up to the end of the name, the PML4, three translations of at
+ * most four entries each, and the two neighbours' pointers. */
+#define LAYOUT_NAME_MAX 0x5A8
+#define TRANSLATE_COST (4 * 8)
+#define VERIFY_COST_MAX (3 * (LAYOUT_NAME_MAX + NAME_LEN + PAGE_SIZE_4K + 3 * TRANSLATE_COST + 2 * 8))
+
+_Static_assert(VMSIG_DETECT_SCAN_MIN_BUDGET >= VERIFY_COST_MAX + PAGE_SIZE_4K,
+               "a step must fit a candidate and some scanning");
+
+static const char *const method_names[_VMSIG_DETECT_METHOD_MAX] = {
+        [VMSIG_DETECT_NONE] = "none",
+        [VMSIG_DETECT_LOW_STUB] = "low-stub",
+        [VMSIG_DETECT_PML4_SCAN] = "pml4-scan",
+        [VMSIG_DETECT_EPROCESS] = "eprocess",
+};
+
+const char *vmsig_detect_method_to_string(vmsig_detect_method m) {
+        if ((unsigned) m >= _VMSIG_DETECT_METHOD_MAX)
+                return NULL;
+        return method_names[m];
+}
+
+/* --- reading ------------------------------------------------------------------ */
+
+/* Guest memory as memwrite sees it (for the lookups and translations, never
+ * for writing), and a count of what was read, to keep a scan step within
+ * its budget. */
+typedef struct detect_io {
+        vmsig_guest_mem mem;
+        uint64_t n_read;
+} detect_io;
+
+static detect_io detect_io_make(const vmsig_detect_source *s) {
+        return (detect_io) {
+                .mem = {
+                        .read_fd = s->fd,
+                        .ranges = s->ranges,
+                        .n_ranges = s->n_ranges,
+                        .ram_size = s->ram_size,
+                },
+        };
+}
+
+static uint64_t load_le64(const uint8_t *p) {
+        uint64_t v;
+
+        memcpy(&v, p, sizeof v);
+        return le64toh(v);
+}
+
+static int read_file(detect_io *io, uint64_t offset, void *buf, size_t len) {
+        uint8_t *p = buf;
+
+        io->n_read += len;
+        while (len > 0) {
+                if (offset > INT64_MAX)
+                        return -EOVERFLOW;
+                ssize_t n = pread(io->mem.read_fd, p, len, (off_t) offset);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO; /* the file is shorter than ram_size says */
+                p += n;
+                len -= (size_t) n;
+                offset += (uint64_t) n;
+        }
+        return 0;
+}
+
+/* -ERANGE if [gpa, gpa + len) is not RAM in one piece. */
+static int read_gpa(detect_io *io, uint64_t gpa, void *buf, size_t len) {
+        uint64_t offset;
+
+        if (vmsig_gpa_to_offset(&io->mem, gpa, len, &offset) < 0)
+                return -ERANGE;
+        return read_file(io, offset, buf, len);
+}
+
+static bool page_in_ram(const detect_io *io, uint64_t gpa) {
+        return vmsig_gpa_to_offset(&io->mem, gpa, PAGE_SIZE_4K, NULL) >= 0;
+}
+
+/* --- the PML4 check ------------------------------------------------------------ */
+
+static bool is_self_ref(uint64_t e, uint64_t gpa) {
+        return (e & 0xFFF) == SELF_REF_FLAGS && (e & PTE_ADDR_MASK) == gpa;
+}
+
+/* The check on a page already read; see detect.h. */
+static bool pml4_check_page(const detect_io *io, uint64_t gpa, const uint8_t *page, unsigned *ret_self_ref) {
+        unsigned zeros[2] = {}, kernel_valid = 0, self_ref = 0;
+        bool have_self_ref = false;
+
+        for (unsigned i = 0; i < PML4_ENTRIES; i++) {
+                uint64_t e = load_le64(page + i * 8);
+                bool kernel = i >= KERNEL_HALF;
+
+                if (e == 0) {
+                        zeros[kernel]++;
+                        continue;
+                }
+                if (is_self_ref(e, gpa)) {
+                        /* Windows maps itself once, in the kernel half. */
+                        if (!kernel || have_self_ref)
+                                return false;
+                        have_self_ref = true;
+                        self_ref = i;
+                }
+                /* A non-present entry may be a software PTE: no PFN to
+                 * check, but it is no valid entry either. */
+                if (!(e & PTE_PRESENT))
+                        continue;
+                if (!page_in_ram(io, e & PTE_ADDR_MASK))
+                        return false;
+                /* PS in a PML4E is reserved: the CPU would fault. */
+                if (kernel && !(e & PTE_PS))
+                        kernel_valid++;
+        }
+        if (!have_self_ref || kernel_valid < PML4_MIN_KERNEL_ENTRIES || zeros[0] < PML4_MIN_ZEROS_PER_HALF ||
+            zeros[1] < PML4_MIN_ZEROS_PER_HALF)
+                return false;
+        if (ret_self_ref)
+                *ret_self_ref = self_ref;
+        return true;
+}
+
+/* A cheap first filter for scans: a self-reference in the kernel half. */
+static bool page_has_self_ref(uint64_t gpa, const uint8_t *page) {
+        for (unsigned i = KERNEL_HALF; i < PML4_ENTRIES; i++)
+                if (is_self_ref(load_le64(page + i * 8), gpa))
+                        return true;
+        return false;
+}
+
+static int pml4_check(detect_io *io, uint64_t gpa, unsigned *ret_self_ref) {
+        uint8_t page[PAGE_SIZE_4K];
+        int r;
+
+        if ((gpa & PAGE_MASK_4K) || !page_in_ram(io, gpa))
+                return 0;
+        r = read_gpa(io, gpa, page, sizeof page);
+        if (r < 0)
+                return r;
+        return pml4_check_page(io, gpa, page, ret_self_ref);
+}
+
+int vmsig_detect_pml4_check(const vmsig_detect_source *s, uint64_t gpa, unsigned *ret_self_ref) {
+        detect_io io = detect_io_make(s);
+
+        return pml4_check(&io, gpa, ret_self_ref);
+}
+
+bool vmsig_detect_pml4_valid(const vmsig_detect_source *s, uint64_t gpa) {
+        return vmsig_detect_pml4_check(s, gpa, NULL) > 0;
+}
+
+/* --- the low stub ---------------------------------------------------------------- */
+
+static int stub_check(detect_io *io, uint64_t page, vmsig_detect_result *ret) {
+        uint8_t stub[STUB_SIZE];
+        unsigned self_ref;
+        int r;
+
+        r = read_gpa(io, page, stub, sizeof stub);
+        if (r == -ERANGE)
+                return 0;
+        if (r < 0)
+                return r;
+
+        uint64_t jmp = load_le64(stub), hint = load_le64(stub + STUB_HINT_OFFSET),
+                 dtb = load_le64(stub + STUB_DTB_OFFSET);
+        if ((jmp & STUB_JMP_MASK) != STUB_JMP || (hint & STUB_HINT_MASK) != STUB_HINT_VALUE)
+                return 0;
+        /* No masking of an unaligned DTB: that is no stub of ours. */
+        if (dtb == 0 || (dtb & PAGE_MASK_4K))
+                return 0;
+        r = pml4_check(io, dtb, &self_ref);
+        if (r <= 0)
+                return r;
+        *ret = (vmsig_detect_result) {
+                .method = VMSIG_DETECT_LOW_STUB,
+                .dtb = dtb,
+                .kernel_hint = hint,
+                .self_ref = self_ref,
+        };
+        return 1;
+}
+
+int vmsig_detect_low_stub(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+        detect_io io = detect_io_make(s);
+
+        *ret = (vmsig_detect_result) {};
+        for (uint64_t page = PAGE_SIZE_4K; page < VMSIG_DETECT_STUB_LIMIT; page += PAGE_SIZE_4K) {
+                int r = stub_check(&io, page, ret);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* --- the PML4 scan ---------------------------------------------------------------- */
+
+/* Pages [gpa, gpa + len) of one range, all read into buf. */
+static int pml4_scan_pages(detect_io *io, uint64_t gpa, const uint8_t *buf, size_t len, vmsig_detect_result *ret) {
+        for (size_t i = 0; i < len; i += PAGE_SIZE_4K) {
+                unsigned self_ref;
+
+                if (!page_has_self_ref(gpa + i, buf + i) || !pml4_check_page(io, gpa + i, buf + i, &self_ref))
+                        continue;
+                *ret = (vmsig_detect_result) {
+                        .method = VMSIG_DETECT_PML4_SCAN,
+                        .dtb = gpa + i,
+                        .self_ref = self_ref,
+                };
+                return 1;
+        }
+        return 0;
+}
+
+/* The whole pages of RAM in [gpa, limit), read through the range that
+ * holds each, in GPA order. */
+static int pml4_scan_below(detect_io *io, uint8_t *buf, uint64_t limit, vmsig_detect_result *ret) {
+        uint64_t gpa = 0;
+
+        while (gpa < limit) {
+                uint64_t offset, avail;
+                int r;
+
+                if (vmsig_gpa_lookup(&io->mem, gpa, &offset, &avail) < 0) {
+                        gpa += PAGE_SIZE_4K;
+                        continue;
+                }
+                size_t len = (size_t) MIN(MIN(avail, limit - gpa), SCAN_CHUNK) & ~PAGE_MASK_4K;
+                if (len == 0) { /* RAM ends inside this page */
+                        gpa += PAGE_SIZE_4K;
+                        continue;
+                }
+                r = read_file(io, offset, buf, len);
+                if (r < 0)
+                        return r;
+                r = pml4_scan_pages(io, gpa, buf, len, ret);
+                if (r != 0)
+                        return r;
+                gpa += len;
+        }
+        return 0;
+}
+
+int vmsig_detect_pml4_scan(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+        detect_io io = detect_io_make(s);
+        _cleanup_free_ uint8_t *buf = NULL;
+
+        *ret = (vmsig_detect_result) {};
+        buf = malloc(SCAN_CHUNK);
+        if (!buf)
+                return -ENOMEM;
+        return pml4_scan_below(&io, buf, VMSIG_DETECT_PML4_SCAN_LIMIT, ret);
+}
+
+/* --- the System EPROCESS ---------------------------------------------------------- */
+
+static bool is_kernel_pointer(uint64_t va) {
+        /* Canonical with bit 47 set, and 8-byte aligned like a LIST_ENTRY. */
+        return (va >> 47) == (UINT64_MAX >> 47) && (va & 7) == 0;
+}
+
+/* 1 and the GPA of va, 0 if va has no translation (not mapped, not RAM),
+ * or a read error. */
+static int translate(detect_io *io, uint64_t dtb, uint64_t va, uint64_t *ret_gpa) {
+        vmsig_memwrite_failure f;
+        int r;
+
+        io->n_read += TRANSLATE_COST;
+        r = vmsig_va_translate(&io->mem, dtb, va, ret_gpa, NULL, &f);
+        if (r >= 0)
+                return 1;
+        return f.error == VMSIG_MEMWRITE_IO ? r : 0;
+}
+
+/* Reads the qword at va; 1, 0 if it is not mapped, or a read error. */
+static int read_va_u64(detect_io *io, uint64_t dtb, uint64_t va, uint64_t *ret) {
+        uint8_t raw[8];
+        uint64_t gpa;
+        int r;
+
+        r = translate(io, dtb, va, &gpa);
+        if (r <= 0)
+                return r;
+        r = read_gpa(io, gpa, raw, sizeof raw);
+        if (r == -ERANGE)
+                return 0;
+        if (r < 0)
+                return r;
+        *ret = load_le64(raw);
+        return 1;
+}
+
+/* The neighbours in ActiveProcessLinks both point back at one VA, which
+ * maps to links_gpa. Returns 1 and that VA, 0, or a read error. */
+static int list_check(detect_io *io, uint64_t dtb, uint64_t flink, uint64_t blink, uint64_t links_gpa,
+                      uint64_t *ret_self) {
+        uint64_t self, back, gpa;
+        int r;
+
+        r = read_va_u64(io, dtb, flink + 8, &self); /* Flink->Blink */
+        if (r <= 0)
+                return r;
+        r = read_va_u64(io, dtb, blink, &back); /* Blink->Flink */
+        if (r <= 0)
+                return r;
+        /* A list of its own (links pointing at itself) is no process list. */
+        if (back != self || !is_kernel_pointer(self) || self == flink || self == blink)
+                return 0;
+        r = translate(io, dtb, self, &gpa);
+        if (r <= 0)
+                return r;
+        if (gpa != links_gpa)
+                return 0;
+        *ret_self = self;
+        return 1;
+}
+
+static bool name_matches(const uint8_t *name) {
+        static const uint8_t system[NAME_LEN] = "System";
+
+        return memcmp(name, system, NAME_LEN) == 0;
+}
+
+/* Whether the name at name_gpa belongs to a System EPROCESS of layout l. */
+static int eprocess_check(detect_io *io, const eprocess_layout *l, uint64_t name_gpa, vmsig_detect_result *ret) {
+        uint8_t buf[LAYOUT_NAME_MAX + NAME_LEN];
+        uint64_t self;
+        unsigned self_ref;
+        int r;
+
+        if (name_gpa < l->name)
+                return 0;
+        uint64_t base = name_gpa - l->name;
+        r = read_gpa(io, base, buf, l->name + NAME_LEN);
+        if (r == -ERANGE)
+                return 0;
+        if (r < 0)
+                return r;
+
+        uint64_t pid = load_le64(buf + l->pid), flink = load_le64(buf + l->links),
+                 blink = load_le64(buf + l->links + 8), dtb = load_le64(buf + EPROCESS_DTB_OFFSET);
+        if (!name_matches(buf + l->name) || pid != SYSTEM_PID || !is_kernel_pointer(flink) ||
+            !is_kernel_pointer(blink) || dtb == 0 || (dtb & PAGE_MASK_4K))
+                return 0;
+        r = pml4_check(io, dtb, &self_ref);
+        if (r <= 0)
+                return r;
+        r = list_check(io, dtb, flink, blink, base + l->links, &self);
+        if (r <= 0)
+                return r;
+        *ret = (vmsig_detect_result) {
+                .method = VMSIG_DETECT_EPROCESS,
+                .dtb = dtb,
+                .self_ref = self_ref,
+                .build = l->build,
+                .eprocess_gpa = base,
+                .eprocess_va = self - l->links,
+        };
+        return 1;
+}
+
+static int candidate_check(detect_io *io, uint64_t name_gpa, vmsig_detect_result *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(layouts); i++) {
+                int r = eprocess_check(io, &layouts[i], name_gpa, ret);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The first i' >= i with i' = i (mod 8) where buf holds "System\0\0", or
+ * len. memchr() runs at memory speed over what cannot start the name;
+ * a buffer dense in 'S' switches to comparing every aligned qword, so that
+ * no content makes the search slower than that. */
+static size_t find_name(const uint8_t *buf, size_t len, size_t i) {
+        size_t misses = 0;
+
+        while (i + 8 <= len && misses <= len / 64) {
+                const uint8_t *p = memchr(buf + i, 'S', len - 7 - i);
+                if (!p)
+                        return len;
+                size_t k = (size_t) (p - buf), skew = (k - i) % 8;
+                if (skew == 0 && load_le64(p) == NAME_QWORD)
+                        return k;
+                i = k + 8 - skew;
+                misses++;
+        }
+        for (; i + 8 <= len; i += 8)
+                if (load_le64(buf + i) == NAME_QWORD)
+                        return i;
+        return len;
+}
+
+/* --- the chunked scan ---------------------------------------------------------------- */
+
+struct vmsig_detect_scan {
+        vmsig_gpa_range *ranges;
+        size_t n_ranges;
+        detect_io io;
+        size_t range;  /* the range being searched */
+        uint64_t pos;  /* bytes of it done */
+        int state;     /* 0 searching, 1 found, or the error every step returns */
+        vmsig_detect_result result;
+        vmsig_detect_scan_stats stats;
+        uint8_t *buf;  /* SCAN_CHUNK */
+};
+
+/* The bytes of range i that are in the file, as vmsig_gpa_lookup() sees
+ * them. */
+static uint64_t range_size(const vmsig_detect_scan *scan, size_t i) {
+        const vmsig_gpa_range *r = &scan->ranges[i];
+        uint64_t ram_size = scan->io.mem.ram_size;
+
+        if (r->offset >= ram_size)
+                return 0;
+        return MIN(MIN(r->size, ram_size - r->offset), UINT64_MAX - r->gpa);
+}
+
+int vmsig_detect_scan_new(const vmsig_detect_source *s, vmsig_detect_scan **ret) {
+        _cleanup_free_ vmsig_detect_scan *scan = NULL;
+
+        scan = calloc(1, sizeof *scan);
+        if (!scan)
+                return -ENOMEM;
+        scan->buf = malloc(SCAN_CHUNK);
+        scan->ranges = s->n_ranges > 0 ? calloc(s->n_ranges, sizeof *scan->ranges) : NULL;
+        if (!scan->buf || (s->n_ranges > 0 && !scan->ranges)) {
+                free(scan->buf);
+                free(scan->ranges);
+                return -ENOMEM;
+        }
+        if (s->n_ranges > 0)
+                memcpy(scan->ranges, s->ranges, s->n_ranges * sizeof *scan->ranges);
+        scan->n_ranges = s->n_ranges;
+        scan->io = detect_io_make(s);
+        scan->io.mem.ranges = scan->ranges;
+        for (size_t i = 0; i < scan->n_ranges; i++)
+                scan->stats.total += range_size(scan, i);
+        *ret = TAKE_PTR(scan);
+        return 0;
+}
+
+vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan) {
+        if (!scan)
+                return NULL;
+        free(scan->buf);
+        free(scan->ranges);
+        free(scan);
+        return NULL;
+}
+
+void vmsig_detect_scan_get_stats(const vmsig_detect_scan *scan, vmsig_detect_scan_stats *ret) {
+        *ret = scan->stats;
+        ret->bytes_read = scan->io.n_read;
+}
+
+/* Skips finished ranges; false at the end of RAM. */
+static bool scan_next_range(vmsig_detect_scan *scan) {
+        while (scan->range < scan->n_ranges && scan->pos >= range_size(scan, scan->range)) {
+                scan->range++;
+                scan->pos = 0;
+        }
+        return scan->range < scan->n_ranges;
+}
+
+/* The hits in buf (the len bytes at scan->pos of the current range), each
+ * verified while the budget (limit, in io.n_read terms) holds one more
+ * verification. Returns 1 if found, 0 with scan->pos past the chunk, or
+ * -EAGAIN with scan->pos on a hit that has to wait for the next step. */
+static int scan_chunk(vmsig_detect_scan *scan, size_t len, uint64_t limit) {
+        uint64_t gpa = scan->ranges[scan->range].gpa + scan->pos;
+        size_t i = (size_t) (-gpa & 7);
+
+        for (;; i += 8) {
+                i = find_name(scan->buf, len, i);
+                if (i >= len)
+                        break;
+                if (limit - scan->io.n_read < VERIFY_COST_MAX) {
+                        scan->pos += i;
+                        return -EAGAIN;
+                }
+                scan->stats.candidates++;
+                int r = candidate_check(&scan->io, gpa + i, &scan->result);
+                if (r != 0) {
+                        scan->pos += i;
+                        return r;
+                }
+        }
+        scan->pos += len;
+        return 0;
+}
+
+/* How much of the current range to read next: at most a chunk, and what
+ * leaves room for verifying a candidate. A chunk that stops short of the
+ * range end stops at an 8-byte-aligned GPA, so no qword of the name is
+ * cut in two. 0 if the budget is spent. */
+static size_t scan_chunk_len(const vmsig_detect_scan *scan, uint64_t left) {
+        uint64_t gpa = scan->ranges[scan->range].gpa + scan->pos;
+        uint64_t rest = range_size(scan, scan->range) - scan->pos;
+
+        if (left < VERIFY_COST_MAX + 8)
+                return 0;
+        uint64_t len = MIN(MIN(rest, SCAN_CHUNK), left - VERIFY_COST_MAX);
+        if (len < rest)
+                len = ((gpa + len) & ~UINT64_C(7)) - gpa;
+        return (size_t) len;
+}
+
+static int scan_run(vmsig_detect_scan *scan, uint64_t budget) {
+        uint64_t limit = scan->io.n_read + MIN(budget, UINT64_MAX - scan->io.n_read);
+        int r;
+
+        while (scan_next_range(scan)) {
+                const vmsig_gpa_range *range = &scan->ranges[scan->range];
+                uint64_t start = scan->pos;
+                size_t len = scan_chunk_len(scan, limit - scan->io.n_read);
+
+                if (len == 0)
+                        return 0;
+                r = read_file(&scan->io, range->offset + scan->pos, scan->buf, len);
+                if (r < 0)
+                        return r;
+                r = scan_chunk(scan, len, limit);
+                scan->stats.scanned += scan->pos - start;
+                if (r == -EAGAIN)
+                        return 0;
+                if (r != 0)
+                        return r;
+        }
+        return -ENOENT;
+}
+
+int vmsig_detect_scan_step(vmsig_detect_scan *scan, uint64_t budget_bytes, vmsig_detect_result *ret) {
+        if (scan->state == 0) {
+                if (budget_bytes < VMSIG_DETECT_SCAN_MIN_BUDGET)
+                        return -EINVAL;
+                scan->stats.steps++;
+                scan->state = scan_run(scan, budget_bytes);
+        }
+        if (scan->state == 1)
+                *ret = scan->result;
+        return scan->state;
+}
+
+/* --- everything at once --------------------------------------------------------------- */
+
+static int eprocess_scan(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+        vmsig_detect_scan *scan = NULL;
+        int r;
+
+        r = vmsig_detect_scan_new(s, &scan);
+        if (r < 0)
+                return r;
+        r = vmsig_detect_scan_step(scan, UINT64_MAX, ret);
+        vmsig_detect_scan_free(scan);
+        return r == -ENOENT ? 0 : r;
+}
+
+int vmsig_detect_all(const vmsig_detect_source *s, bool full_scan, vmsig_detect_result *ret) {
+        vmsig_detect_result cheap, eprocess;
+        int r;
+
+        r = vmsig_detect_low_stub(s, &cheap);
+        if (r == 0)
+                r = vmsig_detect_pml4_scan(s, &cheap);
+        if (r < 0)
+                return r;
+        if (full_scan) {
+                int k = eprocess_scan(s, &eprocess);
+                if (k < 0)
+                        return k;
+                if (k > 0) {
+                        /* The stub's hint names the kernel whichever table
+                         * the stub pointed at. */
+                        if (cheap.method == VMSIG_DETECT_LOW_STUB)
+                                eprocess.kernel_hint = cheap.kernel_hint;
+                        *ret = eprocess;
+                        return 1;
+                }
+        }
+        *ret = cheap;
+        return r;
+}
