@@ -9,6 +9,7 @@
 #include "bus-front-internal.h"
 #include "bus-util.h"
 #include "log.h"
+#include "bootstrap.h"
 #include "memctx.h"
 
 /* A lifecycle call waiting for the host seam. It pins the endpoint so the
@@ -71,6 +72,23 @@ static int property_get_ram_size(sd_bus *bus, const char *path, const char *inte
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const vmsig_memctx *m = endpoint_memctx(userdata);
         return sd_bus_message_append(reply, "t", m ? m->ram_size : UINT64_C(0));
+}
+
+static const vmsig_bootstrap_payload *endpoint_bootstrap(bus_endpoint *be) {
+        return vmsig_bootstrap_get(be->front->core, vmsig_endpoint_get_id(be->endpoint));
+}
+
+static int property_get_bootstrap_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const vmsig_bootstrap_payload *p = endpoint_bootstrap(userdata);
+        return sd_bus_message_append(reply, "s", vmsig_bootstrap_state_to_string(p ? p->state : VMSIG_BOOTSTRAP_IDLE));
+}
+
+static int property_get_bootstrap_attempts(sd_bus *bus, const char *path, const char *interface,
+                                           const char *property, sd_bus_message *reply, void *userdata,
+                                           sd_bus_error *error) {
+        const vmsig_bootstrap_payload *p = endpoint_bootstrap(userdata);
+        return sd_bus_message_append(reply, "u", p ? p->attempts : 0u);
 }
 
 static int property_get_capabilities(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -428,6 +446,9 @@ const sd_bus_vtable bus_endpoint_vtable[] = {
         SD_BUS_PROPERTY("MemctxEpoch", "t", property_get_memctx_epoch, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RamSize", "t", property_get_ram_size, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Capabilities", "as", property_get_capabilities, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("BootstrapState", "s", property_get_bootstrap_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BootstrapAttempts", "u", property_get_bootstrap_attempts, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("InputLeaseHolder", "s", property_get_lease_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PowerLeaseHolder", "s", property_get_lease_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MemoryWriteLeaseHolder", "s", property_get_lease_holder, 0,

@@ -181,6 +181,14 @@ static void on_lease(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
                                               holder_properties[p->class], NULL);
 }
 
+static void on_bootstrap(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
+        bus_endpoint *be = lookup_event_endpoint(f, e);
+
+        if (be && !replay)
+                (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "BootstrapState",
+                                                      "BootstrapAttempts", NULL);
+}
+
 static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
         vmsig_bus_front *f = userdata;
 
@@ -196,6 +204,9 @@ static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata
         case VMSIG_KIND_LEASE:
                 on_lease(f, d->event, d->replay);
                 break;
+        case VMSIG_KIND_BOOTSTRAP:
+                on_bootstrap(f, d->event, d->replay);
+                break;
         default:
                 break;
         }
@@ -206,7 +217,7 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         vmsig_bus_front *f;
         vmsig_filter filter = {
                 .kinds = VMSIG_KIND_MASK(VMSIG_KIND_ROSTER) | VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX) |
-                         VMSIG_KIND_MASK(VMSIG_KIND_LEASE),
+                         VMSIG_KIND_MASK(VMSIG_KIND_LEASE) | VMSIG_KIND_MASK(VMSIG_KIND_BOOTSTRAP),
         };
         int r;
 

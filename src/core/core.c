@@ -24,6 +24,7 @@ static const struct {
         [VMSIG_KIND_LIFECYCLE] = { "lifecycle", VMSIG_PRIORITY_CONTROL, true },
         [VMSIG_KIND_LEASE] = { "lease", VMSIG_PRIORITY_CONTROL, true },
         [VMSIG_KIND_SENSOR] = { "sensor", VMSIG_PRIORITY_BULK, false },
+        [VMSIG_KIND_BOOTSTRAP] = { "bootstrap", VMSIG_PRIORITY_STATE, true },
 };
 
 static uint64_t now_usec(void) {

@@ -70,6 +70,7 @@ enum {
         VMSIG_KIND_LIFECYCLE,
         VMSIG_KIND_LEASE,
         VMSIG_KIND_SENSOR,
+        VMSIG_KIND_BOOTSTRAP, /* progress of the address-space bootstrap */
         _VMSIG_KIND_BUILTIN_MAX,
         VMSIG_KIND_MAX = 32, /* kinds are bits of a subscriber's mask */
 };

@@ -148,6 +148,8 @@ static int parse_limits(load_state *s, xmlNodePtr n, vmsig_config *c) {
                 r = parse_positive(s, n, "max-endpoints", &c->max_endpoints);
         if (r >= 0)
                 r = parse_positive(s, n, "max-write", &c->max_write);
+        if (r >= 0)
+                r = parse_positive(s, n, "bootstrap-backoff-max-ms", &c->bootstrap_backoff_max_ms);
         if (r >= 0 && c->max_write > VMSIG_CONFIG_MAX_WRITE_MAX)
                 r = fail(s, -ERANGE, node_line(n), "max-write=\"%zu\" is out of range (1..%u).", c->max_write,
                          VMSIG_CONFIG_MAX_WRITE_MAX);
@@ -270,6 +272,25 @@ static int parse_dtb(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         return 0;
 }
 
+static int parse_bootstrap(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+        _cleanup_xmlfree_ char *v = attr(n, "bootstrap");
+        size_t fail_boots = 0;
+        int r;
+
+        if (v && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+                return fail(s, -EINVAL, vm->line, "bootstrap=\"%s\" must be yes or no.", v);
+        vm->bootstrap = v && strcmp(v, "yes") == 0;
+        r = parse_number(s, n, "fail-boots", 0, &fail_boots);
+        if (r < 0)
+                return r;
+        if (fail_boots > 0 && !vm->bootstrap)
+                return fail(s, -EINVAL, vm->line, "fail-boots needs bootstrap=\"yes\".");
+        if (vm->bootstrap && vm->dtb)
+                return fail(s, -EINVAL, vm->line, "dtb and bootstrap=\"yes\" exclude each other.");
+        vm->fail_boots = (unsigned) fail_boots;
+        return 0;
+}
+
 static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *uuid = attr(n, "uuid"), *state = attr(n, "state");
         size_t latency_ms = 0;
@@ -290,6 +311,8 @@ static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *
                 return r;
         vm->latency_usec = (uint64_t) latency_ms * 1000;
         r = parse_dtb(s, n, vm);
+        if (r >= 0)
+                r = parse_bootstrap(s, n, vm);
         if (r < 0)
                 return r;
         return parse_stub_ram(s, n, vm);
@@ -403,6 +426,7 @@ static vmsig_config *config_alloc(const char *path) {
         c->queue_limit = VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT;
         c->max_endpoints = VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT;
         c->max_write = VMSIG_CONFIG_MAX_WRITE_DEFAULT;
+        c->bootstrap_backoff_max_ms = VMSIG_CONFIG_BOOTSTRAP_BACKOFF_MAX_MS_DEFAULT;
         c->admission.max_pending_calls = VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT;
         c->admission.max_subscriptions = VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT;
         c->admission.max_leases = VMSIG_CONFIG_MAX_LEASES_DEFAULT;

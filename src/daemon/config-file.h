@@ -5,6 +5,7 @@
  * data/vmsigd.conf.rng (compiled into the daemon), then checked for what a
  * schema cannot express (duplicates, ranges). */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -19,6 +20,8 @@ typedef struct vmsig_stub_vm_config {
         vmsig_state initial_state;
         uint64_t latency_usec; /* simulated duration of each request */
         uint64_t dtb;          /* reported address-space root, 0: none */
+        bool bootstrap;        /* look for the root in RAM */
+        unsigned fail_boots;   /* fail injection: bootstrap attempts that fail */
         unsigned line; /* where it was declared, for messages */
 } vmsig_stub_vm_config;
 
@@ -40,6 +43,7 @@ typedef struct vmsig_config {
         size_t queue_limit;
         size_t max_endpoints;
         size_t max_write;     /* bytes per MemWrite */
+        size_t bootstrap_backoff_max_ms;
         char *audit_target;   /* "auto", "journal" or "stderr" */
         char *private_socket; /* NULL when disabled */
         vmsig_admission_config admission;
@@ -53,6 +57,7 @@ typedef struct vmsig_config {
 #define VMSIG_CONFIG_RAM_SIZE_DEFAULT (64ULL << 20)
 #define VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT "/run/vmsig/private"
 #define VMSIG_CONFIG_MAX_WRITE_DEFAULT 4096
+#define VMSIG_CONFIG_BOOTSTRAP_BACKOFF_MAX_MS_DEFAULT 8000
 #define VMSIG_CONFIG_MAX_WRITE_MAX (1u << 20)
 #define VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT 64
 #define VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT 64

@@ -90,6 +90,18 @@ int vmsig_memctx_source_new_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep) {
         return r < 0 ? r : k;
 }
 
+int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uint64_t dtb, uint64_t kernel_hint) {
+        int r = 0;
+
+        if (s->epoch > 0)
+                r = publish(s, ep, true);
+        s->epoch++;
+        s->dtb = dtb;
+        s->kernel_hint = kernel_hint;
+        int k = publish(s, ep, false);
+        return r < 0 ? r : k;
+}
+
 const vmsig_memctx *vmsig_memctx_get(vmsig_core *c, vmsig_id endpoint) {
         const vmsig_event *e = vmsig_core_get_retained(c, endpoint, VMSIG_KIND_MEMCTX, 0);
         return e ? e->payload : NULL;

@@ -52,6 +52,9 @@ void vmsig_memctx_source_done(vmsig_memctx_source *s);
 int vmsig_memctx_source_publish(vmsig_memctx_source *s, vmsig_endpoint *ep);
 /* Publish the end of the current epoch, then the next one with no DTB. */
 int vmsig_memctx_source_new_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep);
+/* The bootstrap found the address-space root: end the current epoch and
+ * publish the next one with it. */
+int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uint64_t dtb, uint64_t kernel_hint);
 
 /* The retained datum of an endpoint, or NULL. */
 const vmsig_memctx *vmsig_memctx_get(vmsig_core *c, vmsig_id endpoint);

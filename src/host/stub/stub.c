@@ -41,6 +41,7 @@ struct vmsig_stub {
         int ram_fd; /* private; sealed against writes, see create_ram() */
         void *ram;  /* private shared writable mapping: the only way in */
         vmsig_memctx_source memctx;
+        vmsig_bootstrap *bootstrap;
         vmsig_subscriber *lifecycle_sub;
 
         int event_fd; /* an eventfd, or a timerfd when requests take time */
@@ -287,8 +288,14 @@ static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *us
         vmsig_stub *s = userdata;
         const vmsig_lifecycle_payload *p = d->event->payload;
 
-        if (!d->replay && s->endpoint && p->op == VMSIG_OP_RESET)
-                (void) vmsig_memctx_source_new_epoch(&s->memctx, s->endpoint);
+        if (d->replay || !s->endpoint || p->op != VMSIG_OP_RESET)
+                return VMSIG_DELIVER_OK;
+        (void) vmsig_memctx_source_new_epoch(&s->memctx, s->endpoint);
+        /* A rebooting guest: its root must be found again. */
+        if (s->bootstrap)
+                (void) vmsig_bootstrap_start(s->bootstrap);
+        else
+                (void) vmsig_bootstrap_publish_fixed(s->endpoint, VMSIG_BOOTSTRAP_IDLE, 0);
         return VMSIG_DELIVER_OK;
 }
 
@@ -328,6 +335,7 @@ static void memctx_detach(void *data, vmsig_endpoint *ep) {
         vmsig_stub *s = data;
 
         s->lifecycle_sub = vmsig_subscriber_free(s->lifecycle_sub);
+        s->bootstrap = vmsig_bootstrap_free(s->bootstrap);
         vmsig_memctx_source_done(&s->memctx);
         /* The daemon owns the RAM fds; they go with the endpoint. */
         s->ram_fd = safe_close(s->ram_fd);
@@ -345,6 +353,17 @@ static int memctx_write_ram(void *data, uint64_t offset, const void *buf, size_t
                 return -ERANGE;
         memcpy((uint8_t *) s->ram + offset, buf, len);
         return 0;
+}
+
+static int start_bootstrap(vmsig_stub *s, vmsig_endpoint *ep) {
+        int r;
+
+        if (s->spec.dtb)
+                return vmsig_bootstrap_publish_fixed(ep, VMSIG_BOOTSTRAP_READY, s->spec.dtb);
+        if (!s->spec.bootstrap)
+                return vmsig_bootstrap_publish_fixed(ep, VMSIG_BOOTSTRAP_IDLE, 0);
+        r = vmsig_bootstrap_new(ep, &s->memctx, &s->spec.bootstrap_config, &s->bootstrap);
+        return r < 0 ? r : vmsig_bootstrap_start(s->bootstrap);
 }
 
 static int memctx_attach(void *data, vmsig_endpoint *ep) {
@@ -367,6 +386,8 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
                 r = vmsig_core_subscribe(vmsig_endpoint_get_core(ep), &f, 0, on_lifecycle, s, &s->lifecycle_sub);
         if (r >= 0)
                 r = vmsig_memctx_source_publish(&s->memctx, ep);
+        if (r >= 0)
+                r = start_bootstrap(s, ep);
         if (r < 0)
                 memctx_detach(s, ep); /* the endpoint only detaches adapters that attached */
         return r;

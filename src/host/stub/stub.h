@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bootstrap.h"
 #include "vmsig-endpoint.h"
 
 typedef struct vmsig_stub vmsig_stub;
@@ -22,6 +23,11 @@ typedef struct vmsig_stub_spec {
         vmsig_state initial_state;
         uint64_t latency_usec; /* how long each request takes; 0: next iteration */
         uint64_t dtb; /* the address-space root to report, as if bootstrapped; 0: none */
+        /* Look for the root in the RAM, as with a real guest (a test or a
+         * tool writes the guest's structures into it); off by default,
+         * since a simulated VM has no guest OS to find. */
+        bool bootstrap;
+        vmsig_bootstrap_config bootstrap_config; /* fail_first: fail injection */
 } vmsig_stub_spec;
 
 /* Fills *ret with the endpoint spec (the adapter trio) of a new stub VM,
