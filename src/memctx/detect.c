@@ -41,7 +41,9 @@
 
 /* Bytes the scan reads per pread: large enough that the syscall costs
  * nothing next to the copy, small enough to stay in the cache. */
+#ifndef SCAN_CHUNK
 #define SCAN_CHUNK (UINT64_C(256) << 10)
+#endif
 
 typedef struct eprocess_layout {
         unsigned build;
@@ -435,14 +437,42 @@ static int candidate_check(detect_io *io, uint64_t name_gpa, vmsig_detect_result
         return 0;
 }
 
+/* Whether one of the 8 qwords at p is the name, without a branch per
+ * qword: d = qword ^ name is 0 exactly when bit 63 of (d - 1) & ~d is
+ * set. */
+static bool block_has_name(const uint8_t *p) {
+        uint64_t acc = 0;
+
+        for (unsigned j = 0; j < 8; j++) {
+                uint64_t d = load_le64(p + 8 * j) ^ NAME_QWORD;
+                acc |= (d - 1) & ~d;
+        }
+        return acc >> 63;
+}
+
+static size_t find_name_blocks(const uint8_t *buf, size_t len, size_t i) {
+        for (;;) {
+                while (i + 64 <= len && !block_has_name(buf + i))
+                        i += 64;
+                size_t end = MIN(i + 64, len);
+                for (; i + 8 <= end; i += 8)
+                        if (load_le64(buf + i) == NAME_QWORD)
+                                return i;
+                if (i + 8 > len)
+                        return len;
+        }
+}
+
 /* The first i' >= i with i' = i (mod 8) where buf holds "System\0\0", or
- * len. memchr() runs at memory speed over what cannot start the name;
- * a buffer dense in 'S' switches to comparing every aligned qword, so that
- * no content makes the search slower than that. */
+ * len. memchr() runs at memory speed over what cannot start the name; a
+ * buffer dense in 'S' (more than one per 64 bytes) goes on in blocks of
+ * qwords, so that no content makes the search much slower than that. */
 static size_t find_name(const uint8_t *buf, size_t len, size_t i) {
         size_t misses = 0;
 
-        while (i + 8 <= len && misses <= len / 64) {
+        while (i + 8 <= len) {
+                if (misses > len / 64)
+                        return find_name_blocks(buf, len, i);
                 const uint8_t *p = memchr(buf + i, 'S', len - 7 - i);
                 if (!p)
                         return len;
@@ -452,9 +482,6 @@ static size_t find_name(const uint8_t *buf, size_t len, size_t i) {
                 i = k + 8 - skew;
                 misses++;
         }
-        for (; i + 8 <= len; i += 8)
-                if (load_le64(buf + i) == NAME_QWORD)
-                        return i;
         return len;
 }
 
