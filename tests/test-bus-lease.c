@@ -103,6 +103,12 @@ static void test_release(Fixture *f, gconstpointer data) {
 
         g_autofree char *not_holder = vt_call_error(other, lease, "org.vmsig.Lease", "Release", NULL, NULL);
         g_assert_cmpstr(not_holder, ==, "org.vmsig.Error.NotLeaseHolder");
+        /* The bus policy lets anyone reach the lease; the daemon refuses. */
+        g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+        g_autofree char *out = NULL;
+        (void) vt_bus_run(f->bus, &out, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", client,
+                          lease, "org.vmsig.Lease", "Release", NULL);
+        g_assert_true(g_str_has_prefix(out, "error org.vmsig.Error.NotLeaseHolder "));
         g_autoptr(GVariant) r = vt_call(f->conn, lease, "org.vmsig.Lease", "Release", NULL);
         g_assert_true(vt_signal_log_wait(f->log, "LeaseReleased " ALPHA " ('power', ", 5000));
         g_assert_true(vt_signal_log_wait(f->log, "PropertiesChanged " ALPHA " ('org.vmsig.Endpoint', "

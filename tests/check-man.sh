@@ -1,0 +1,119 @@
+#!/bin/sh
+# The manual pages render without a single warning (man-db and groff -ww),
+# fit in 80 columns, and keep up with the sources: org.vmsig.5 names every
+# method, property and signal of dbus/*.xml, every org.vmsig.Error.* of
+# src/bus/bus-errors.h and every polkit action; vmsigd.conf.5 names every
+# element and attribute of data/vmsigd.conf.rng; vmsigd.8 every long option
+# of src/daemon/vmsigd.c. Prints TAP.
+srcdir="${VMSIG_SRCDIR:-$(dirname "$0")/..}"
+pages="man/vmsigd.8 man/vmsigctl.1 man/vmsigd.conf.5 man/org.vmsig.5"
+n=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+result() { # result DESCRIPTION STATUS OUTPUT
+        n=$((n + 1))
+        if [ "$2" -eq 0 ]; then
+                echo "ok $n - $1"
+        else
+                echo "not ok $n - $1"
+                fail=1
+        fi
+        [ -n "$3" ] && echo "$3" | sed 's/^/# /'
+}
+skip() {
+        n=$((n + 1))
+        echo "ok $n - $1 # SKIP $2"
+}
+
+have() {
+        command -v "$1" >/dev/null 2>&1
+}
+
+# --- rendering ---------------------------------------------------------------
+# man-db as a reader would run it (its seccomp sandbox off: containers may
+# refuse it), then groff with all its warnings, more than man-db asks for.
+# Without man-db groff alone checks, but CI must have both:
+# apt-get install man-db groff-base.
+for page in $pages; do
+        file="$srcdir/$page"
+        if [ ! -f "$file" ]; then
+                result "$page exists" 1 "$file is missing"
+                continue
+        fi
+        if have man; then
+                LC_ALL=C.UTF-8 MANWIDTH=80 MAN_DISABLE_SECCOMP=1 man --warnings -l -E UTF-8 "$file" \
+                        >"$tmp/out" 2>"$tmp/err"
+                st=$?
+                [ -s "$tmp/err" ] && st=1
+                result "$page renders with man without warnings" $st "$(cat "$tmp/err")"
+                wide=$(awk 'length > 80 { printf "line %d: %d columns\n", NR, length }' "$tmp/out")
+                [ -n "$wide" ] && st=1 || st=0
+                result "$page fits in 80 columns" $st "$wide"
+        elif [ "${CI:-}" = true ]; then
+                result "man is installed (CI must not skip rendering $page)" 1 "man not found (apt-get install man-db)"
+        else
+                skip "$page renders with man without warnings" "man is not installed (apt-get install man-db)"
+        fi
+        if have groff; then
+                LC_ALL=C.UTF-8 groff -man -ww -z -t "$file" >/dev/null 2>"$tmp/err"
+                st=$?
+                [ -s "$tmp/err" ] && st=1
+                result "$page renders with groff -man -ww without warnings" $st "$(cat "$tmp/err")"
+        elif [ "${CI:-}" = true ]; then
+                result "groff is installed (CI must not skip rendering $page)" 1 "groff not found (apt-get install groff-base)"
+        else
+                skip "$page renders with groff -man -ww without warnings" "groff is not installed (apt-get install groff-base)"
+        fi
+done
+
+# --- mentions ------------------------------------------------------------------
+# The page text with font changes and escapes taken out, so that names can
+# be matched as words.
+plain() {
+        sed -e 's/\\f\[[^]]*\]//g' -e 's/\\f([A-Za-z][A-Za-z]//g' -e 's/\\f[A-Za-z1-4]//g' \
+            -e 's/\\-/-/g' -e 's/\\&//g' -e 's/\\c$//' -e 's/\\(aq/'"'"'/g' -e 's/\\(dq/"/g' \
+            -e 's/\\~/ /g' -e 's/\\e/\\/g' "$1"
+}
+
+# mentions DESCRIPTION PAGE PREFIX NAMES: every one of NAMES (one a line),
+# prefixed with PREFIX, occurs in PAGE as a word.
+mentions() {
+        if [ ! -f "$srcdir/$2" ]; then
+                result "$1" 1 "$2 is missing"
+                return
+        fi
+        if [ -z "$4" ]; then
+                result "$1" 1 "found no names to look for: did the source change its format?"
+                return
+        fi
+        plain "$srcdir/$2" >"$tmp/plain"
+        missing=$(echo "$4" | sort -u | while read -r name; do
+                grep -qwF -e "$3$name" "$tmp/plain" || echo "$3$name"
+        done)
+        count=$(echo "$4" | sort -u | wc -l)
+        if [ -z "$missing" ]; then
+                result "$1 ($count names)" 0 ""
+        else
+                result "$1 ($count names)" 1 "not mentioned: $(echo "$missing" | tr '\n' ' ')"
+        fi
+}
+
+names=$(cat "$srcdir"/dbus/*.xml | grep -oE '<(method|property|signal) name="[^"]+"' | sed -E 's/.*name="([^"]+)"/\1/')
+mentions "org.vmsig.5 names every method, property and signal of dbus/*.xml" man/org.vmsig.5 "" "$names"
+
+names=$(grep -oE '"org\.vmsig\.Error\.[A-Za-z]+"' "$srcdir/src/bus/bus-errors.h" | tr -d '"')
+mentions "org.vmsig.5 names every error of src/bus/bus-errors.h" man/org.vmsig.5 "" "$names"
+
+names=$(grep -oE '<action id="[^"]+"' "$srcdir/polkit/org.vmsig.policy" | sed -E 's/.*id="([^"]+)"/\1/')
+mentions "org.vmsig.5 names every polkit action of polkit/org.vmsig.policy" man/org.vmsig.5 "" "$names"
+
+names=$(grep -oE '<(element|attribute) name="[^"]+"' "$srcdir/data/vmsigd.conf.rng" | sed -E 's/.*name="([^"]+)"/\1/')
+mentions "vmsigd.conf.5 names every element and attribute of data/vmsigd.conf.rng" man/vmsigd.conf.5 "" "$names"
+
+names=$(grep -oE '\{ "[a-z-]+", (no|required|optional)_argument' "$srcdir/src/daemon/vmsigd.c" | sed -E 's/\{ "([^"]+)".*/\1/')
+mentions "vmsigd.8 names every long option of src/daemon/vmsigd.c" man/vmsigd.8 "--" "$names"
+
+echo "1..$n"
+exit $fail
