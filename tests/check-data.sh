@@ -28,6 +28,9 @@ skip() {
 out=$(xmllint --noout --relaxng "$srcdir/data/vmsigd.conf.rng" "$srcdir/data/vmsigd.conf" 2>&1)
 result "data/vmsigd.conf matches data/vmsigd.conf.rng" $? "$out"
 
+out=$(xmllint --noout --relaxng "$srcdir/data/vm.rng" "$srcdir/tests/data/vms/win10.xml" "$srcdir/tests/data/vms/minimal.xml" 2>&1)
+result "the example trigger files match data/vm.rng" $? "$out"
+
 out=$(xmllint --noout "$srcdir/data/org.vmsig.conf" "$srcdir"/dbus/*.xml "$srcdir/polkit/org.vmsig.policy" 2>&1)
 result "bus policy, interface XML and polkit policy are well formed" $? "$out"
 

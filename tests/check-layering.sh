@@ -20,6 +20,8 @@ check "core includes no host backend header" "$(grep -rnE '#include +"(stub|qmp)
 check "core does not use sd-bus" "$(grep -rnE 'sd-bus\.h|sd_bus_' $layer_core)"
 check "backends include no D-Bus front header" "$(grep -rnE '#include +"bus-' "$src/host")"
 check "backends do not use sd-bus" "$(grep -rnE 'sd-bus\.h|sd_bus_' "$src/host")"
+check "discovery includes no D-Bus front or backend header" "$(grep -rnE '#include +"(bus-|stub|qmp)[^"]*\.h"' "$src/discovery")"
+check "discovery does not use sd-bus" "$(grep -rnE 'sd-bus\.h|sd_bus_' "$src/discovery")"
 check "front includes no host backend header" "$(grep -rnE '#include +"(stub|qmp)[^"]*\.h"' "$src/bus")"
 echo "1..$n"
 exit $fail

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Private to src/discovery: what one file says about one VM, how it is read
+ * from a trigger file or a libvirt status file, and the host probe. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <libxml/relaxng.h>
+#include <libxml/tree.h>
+#include <systemd/sd-id128.h>
+
+#include "macro.h"
+#include "memctx.h"
+
+#define VM_FILE_SIZE_MAX (4U << 20) /* libvirt status files run to a few hundred KiB */
+#define VM_RANGES_MAX 256
+#define VM_PAGE_SIZE 4096ULL
+
+typedef struct vm_desc {
+        char *name;
+        sd_id128_t uuid;
+        char *qmp_socket;
+        char *ram_path;
+        vmsig_gpa_range *ranges; /* sorted by gpa */
+        size_t n_ranges;
+        unsigned line; /* where the name is given, for clash messages */
+} vm_desc;
+
+vm_desc *vm_desc_free(vm_desc *v);
+bool vm_desc_equal(const vm_desc *a, const vm_desc *b);
+
+/* Both readers return 0 with *ret set, or a negative errno with *error set
+ * to "FILE:LINE: problem" (FILE alone when no line applies). -ENOENT means
+ * the file went away before it could be read: nothing worth a warning. */
+int vm_schema_load(xmlRelaxNGPtr *ret);
+int vm_desc_read_trigger(const char *path, xmlRelaxNGPtr schema, vm_desc **ret, char **error);
+/* Also returns 0 with *ret NULL when the domain is not set up for vmsig;
+ * *error then says why, for a debug message. */
+int vm_desc_read_libvirt(const char *path, vm_desc **ret, char **error);
+
+/* 0 when the QMP socket and the RAM file are there and usable; otherwise a
+ * negative errno and what is missing in reason. */
+int vm_desc_probe_host(const vm_desc *v, char *reason, size_t size);
+
+/* --- helpers shared by the two readers ----------------------------------- */
+
+/* The first problem wins: later ones are usually consequences of it. */
+typedef struct vm_parse {
+        const char *path;
+        char *error;
+        int r;
+} vm_parse;
+
+/* A structured error handler for libxml2 that records into a vm_parse. */
+void vm_parse_on_xml_error(void *userdata, xmlErrorPtr e);
+_printf_(4, 5) int vm_parse_fail(vm_parse *p, int r, unsigned line, const char *fmt, ...);
+/* Opens the file without following links, checks who may have written it,
+ * and parses it without network access or entity substitution. */
+int vm_parse_read(vm_parse *p, xmlDocPtr *ret);
+unsigned vm_node_line(xmlNodePtr n);
+bool vm_node_is(xmlNodePtr n, const char *ns, const char *name);
+xmlNodePtr vm_node_child(xmlNodePtr n, const char *ns, const char *name);
+/* Copies of an attribute or of the text content; NULL when absent or out of
+ * memory (then p->r is -ENOMEM). */
+char *vm_node_attr(vm_parse *p, xmlNodePtr n, const char *name);
+char *vm_node_text(vm_parse *p, xmlNodePtr n);
+
+/* Checks and stores what both formats share, reporting at the line of n. */
+int vm_desc_set_name(vm_parse *p, xmlNodePtr n, vm_desc *v, char *name);
+int vm_desc_set_uuid(vm_parse *p, xmlNodePtr n, vm_desc *v, const char *uuid);
+int vm_desc_set_qmp(vm_parse *p, xmlNodePtr n, vm_desc *v, char *socket);
+int vm_desc_set_ram(vm_parse *p, xmlNodePtr n, vm_desc *v, char *path);
+/* <gpa-map><range gpa= size= offset=/>...</gpa-map> in namespace ns. */
+int vm_desc_parse_gpa_map(vm_parse *p, xmlNodePtr map, const char *ns, vm_desc *v);

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Trigger files: <vm name= uuid=><qmp socket=/><ram path=/><gpa-map/></vm>,
+ * validated against data/vm.rng, which is compiled in. */
+#include <errno.h>
+#include <string.h>
+#include <libxml/relaxng.h>
+
+#include "log.h"
+#include "vm-desc.h"
+
+extern const char vmsig_vm_schema[];
+extern const unsigned vmsig_vm_schema_len;
+
+/* Parsed once: compiling the schema costs more than reading a file. */
+int vm_schema_load(xmlRelaxNGPtr *ret) {
+        xmlRelaxNGParserCtxtPtr pctx = xmlRelaxNGNewMemParserCtxt(vmsig_vm_schema, (int) vmsig_vm_schema_len);
+        xmlRelaxNGPtr schema;
+
+        if (!pctx)
+                return -ENOMEM;
+        schema = xmlRelaxNGParse(pctx);
+        xmlRelaxNGFreeParserCtxt(pctx);
+        if (!schema)
+                return log_error_errno(EINVAL, "Cannot compile the VM file schema.");
+        *ret = schema;
+        return 0;
+}
+
+static int validate(vm_parse *p, xmlRelaxNGPtr schema, xmlDocPtr doc) {
+        xmlRelaxNGValidCtxtPtr vctx = xmlRelaxNGNewValidCtxt(schema);
+        int r;
+
+        if (!vctx)
+                return vm_parse_fail(p, -ENOMEM, 0, "out of memory.");
+        xmlRelaxNGSetValidStructuredErrors(vctx, vm_parse_on_xml_error, p);
+        r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : vm_parse_fail(p, -EINVAL, 0, "does not match the schema.");
+        xmlRelaxNGFreeValidCtxt(vctx);
+        return r;
+}
+
+static int parse_identity(vm_parse *p, xmlNodePtr root, vm_desc *v) {
+        _cleanup_free_ char *uuid = NULL;
+        char *name = vm_node_attr(p, root, "name");
+        int r;
+
+        if (!name)
+                return p->r < 0 ? p->r : vm_parse_fail(p, -EINVAL, vm_node_line(root), "<vm> has no name=.");
+        r = vm_desc_set_name(p, root, v, name);
+        if (r < 0)
+                return r;
+        uuid = vm_node_attr(p, root, "uuid");
+        if (!uuid)
+                return p->r;
+        return vm_desc_set_uuid(p, root, v, uuid);
+}
+
+static int parse_host_files(vm_parse *p, xmlNodePtr root, vm_desc *v) {
+        xmlNodePtr qmp = vm_node_child(root, NULL, "qmp"), ram = vm_node_child(root, NULL, "ram");
+        xmlNodePtr map = vm_node_child(root, NULL, "gpa-map");
+        int r;
+
+        if (!qmp)
+                return vm_parse_fail(p, -EINVAL, vm_node_line(root), "<qmp socket=\"...\"/> is missing.");
+        if (!ram)
+                return vm_parse_fail(p, -EINVAL, vm_node_line(root), "<ram path=\"...\"/> is missing.");
+        r = vm_desc_set_qmp(p, qmp, v, vm_node_attr(p, qmp, "socket"));
+        if (r >= 0)
+                r = vm_desc_set_ram(p, ram, v, vm_node_attr(p, ram, "path"));
+        if (r >= 0 && map)
+                r = vm_desc_parse_gpa_map(p, map, NULL, v);
+        return r;
+}
+
+static int parse_tree(vm_parse *p, xmlNodePtr root, vm_desc *v) {
+        int r;
+
+        if (!vm_node_is(root, NULL, "vm"))
+                return vm_parse_fail(p, -EINVAL, vm_node_line(root), "root element is <%s>, expected <vm>.",
+                                     root ? (const char *) root->name : "");
+        r = parse_identity(p, root, v);
+        if (r >= 0)
+                r = parse_host_files(p, root, v);
+        return r;
+}
+
+int vm_desc_read_trigger(const char *path, xmlRelaxNGPtr schema, vm_desc **ret, char **error) {
+        vm_parse p = { .path = path };
+        vm_desc *v = NULL;
+        xmlDocPtr doc = NULL;
+        int r;
+
+        /* Our own checks run first: their messages name the attribute and
+         * value, where libxml2's RelaxNG errors are often only "failed to
+         * validate attributes". The schema then catches everything else. */
+        r = vm_parse_read(&p, &doc);
+        if (r >= 0 && !(v = calloc(1, sizeof(*v))))
+                r = vm_parse_fail(&p, -ENOMEM, 0, "out of memory.");
+        if (r >= 0)
+                r = parse_tree(&p, xmlDocGetRootElement(doc), v);
+        if (r >= 0)
+                r = validate(&p, schema, doc);
+        xmlFreeDoc(doc);
+        if (r < 0) {
+                vm_desc_free(v);
+                *error = TAKE_PTR(p.error);
+                return r;
+        }
+        free(p.error);
+        *ret = v;
+        return 0;
+}
