@@ -13,15 +13,19 @@
  *              Ratio: vmsigd time / echo time.
  *   read       read bandwidth through the RAM fd of a large endpoint:
  *              mmap(PROT_READ, MAP_SHARED) of the whole RAM, then a
- *              sequential sum of uint64s. The baseline is a memfd of the
- *              same size that this program fills with the same contents
- *              (a copy of the guest RAM), seals and reopens read-only the
+ *              sequential sum of uint64s. The guest RAM first gets a sparse
+ *              pattern (MemWriteBatch under the memory-write lease). The
+ *              baseline is a memfd of the same size that this program fills
+ *              with the same contents (a copy of the guest RAM, checked by
+ *              the checksums of both), seals and reopens read-only the
  *              way the stub backend does: the "daemon-side" mapping, which
  *              a client cannot reach. Both are read the same way, the two
  *              alternating ABBA at every step: "fresh" is mmap + the first
  *              pass (page faults included; FRESH mappings of each per run),
  *              "warm" a pass over a mapping already faulted in (PASSES of
- *              each per run). Ratio: received / baseline bandwidth.
+ *              each per run). A run counts the median pass of each side.
+ *              Ratio: received / baseline bandwidth, the median of the
+ *              runs' ratios.
  * Lines starting with "@" are for bench/run.sh.
  */
 #include <errno.h>
@@ -33,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
@@ -179,9 +184,18 @@ static int make_baseline(const void *src, size_t size) {
         return r < 0 ? r : ro;
 }
 
+#define PASSES_MAX 1000
+
+/* Minor page faults of this process so far. */
+static uint64_t minor_faults(void) {
+        struct rusage ru;
+
+        return getrusage(RUSAGE_SELF, &ru) < 0 ? 0 : (uint64_t) ru.ru_minflt;
+}
+
 /* A fresh mapping: mmap, then the first pass, page faults and all. The
  * munmap is not timed. Returns the sum in *ret_sum. */
-static int read_fresh(int fd, size_t size, uint64_t *sum_nsec, uint64_t *ret_sum) {
+static int read_fresh(int fd, size_t size, uint64_t *ret_nsec, uint64_t *ret_sum) {
         uint64_t start = bench_now_nsec();
         const uint64_t *p;
 
@@ -189,77 +203,162 @@ static int read_fresh(int fd, size_t size, uint64_t *sum_nsec, uint64_t *ret_sum
         if (p == MAP_FAILED)
                 return -errno;
         *ret_sum = sum_u64(p, size / sizeof(uint64_t));
-        *sum_nsec += bench_now_nsec() - start;
+        *ret_nsec = bench_now_nsec() - start;
         munmap((void *) p, size);
         return 0;
 }
 
 /* One more pass over a mapping that is already faulted in. */
-static int read_warm(const uint64_t *p, size_t size, uint64_t expect, uint64_t *sum_nsec) {
+static int read_warm(const uint64_t *p, size_t size, uint64_t expect, uint64_t *ret_nsec) {
         uint64_t start = bench_now_nsec(), sum;
 
         /* The compiler may not take the pass for a repetition of the last
          * one (sum_u64() is pure) and drop it. */
         __asm__ __volatile__("" ::: "memory");
         sum = sum_u64(p, size / sizeof(uint64_t));
-        *sum_nsec += bench_now_nsec() - start;
+        *ret_nsec = bench_now_nsec() - start;
         return sum == expect ? 0 : -EIO; /* the contents changed under us */
 }
 
+/* The ratio is the median of the runs' ratios: the two sides of one run
+ * shared the machine's load, runs may not have. */
 static void print_read(const char *key, uint64_t bytes, const uint64_t *tr, const uint64_t *tb, unsigned runs) {
-        uint64_t mr = bench_median_of_runs(tr, runs), mb = bench_median_of_runs(tb, runs);
+        uint64_t mr = bench_median_of_runs(tr, runs), mb = bench_median_of_runs(tb, runs), ratios[BENCH_RUNS_MAX];
         double gr = bytes / (double) mr, gb = bytes / (double) mb; /* bytes per ns: GB/s */
+        double ratio;
 
+        for (unsigned i = 0; i < runs; i++)
+                ratios[i] = tb[i] * 1000000 / tr[i]; /* received/baseline bandwidth, in millionths */
+        ratio = bench_median_of_runs(ratios, runs) / 1e6;
         printf("  read  %-5s received fd %6.2f GB/s  baseline %6.2f GB/s  ratio %.3f  (runs: received", key, gr, gb,
-               gr / gb);
+               ratio);
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.2f", bytes / (double) tr[i]);
         printf("; baseline");
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.2f", bytes / (double) tb[i]);
+        printf("; ratio");
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.3f", ratios[i] / 1e6);
         printf(")\n");
-        printf("@ memctx-read-%s received_gbps=%.2f baseline_gbps=%.2f ratio=%.3f\n", key, gr, gb, gr / gb);
+        printf("@ memctx-read-%s received_gbps=%.2f baseline_gbps=%.2f ratio=%.3f\n", key, gr, gb, ratio);
 }
 
 /* One run: FRESH fresh mappings of each, then PASSES warm passes over one
- * mapping of each, the two sides alternating ABBA at every step. */
+ * mapping of each, the two sides alternating ABBA at every step. The time
+ * of a run is the median pass of each side, times the number of passes:
+ * a burst of other work on the machine spoils a pass or two, not the run.
+ * ret: fresh received, fresh baseline, warm received, warm baseline. */
 static int read_run(int fd_r, int fd_b, size_t size, unsigned fresh, unsigned passes, uint64_t expect,
-                    uint64_t ret[4]) {
+                    uint64_t ret[4], uint64_t faults[4]) {
         const uint64_t *map[2] = { MAP_FAILED, MAP_FAILED };
+        uint64_t t[2][PASSES_MAX], sum, ignored;
         int fds[2] = { fd_r, fd_b };
-        uint64_t sum;
         int r = 0;
 
-        memset(ret, 0, 4 * sizeof ret[0]);
         for (unsigned i = 0; r >= 0 && i < 2 * fresh; i++) {
                 unsigned side = (i % 4 == 0 || i % 4 == 3) ? 0 : 1;
 
-                r = read_fresh(fds[side], size, &ret[side], &sum);
+                uint64_t f = minor_faults();
+
+                r = read_fresh(fds[side], size, &t[side][i / 2], &sum);
+                faults[side] += minor_faults() - f;
                 if (r >= 0 && sum != expect)
                         r = -EIO;
         }
+        for (unsigned side = 0; r >= 0 && side < 2; side++)
+                ret[side] = bench_median(t[side], fresh) * fresh;
+
         for (unsigned side = 0; r >= 0 && side < 2; side++) {
                 map[side] = mmap(NULL, size, PROT_READ, MAP_SHARED, fds[side], 0);
                 if (map[side] == MAP_FAILED)
                         r = -errno;
                 else
-                        r = read_warm(map[side], size, expect, &sum); /* fault it in, untimed */
+                        r = read_warm(map[side], size, expect, &ignored); /* fault it in, untimed */
         }
         for (unsigned i = 0; r >= 0 && i < 2 * passes; i++) {
                 unsigned side = (i % 4 == 0 || i % 4 == 3) ? 0 : 1;
 
-                r = read_warm(map[side], size, expect, &ret[2 + side]);
+                uint64_t f = minor_faults();
+
+                r = read_warm(map[side], size, expect, &t[side][i / 2]);
+                faults[2 + side] += minor_faults() - f;
         }
+        for (unsigned side = 0; r >= 0 && side < 2; side++)
+                ret[2 + side] = bench_median(t[side], passes) * passes;
         for (unsigned side = 0; side < 2; side++)
                 if (map[side] != MAP_FAILED)
                         munmap((void *) map[side], size);
         return r;
 }
 
+/* Give the guest RAM a pattern, so that the baseline's copy and the
+ * checksums prove something: under the memory-write lease, one
+ * MemWriteBatch writes the address of every 64 KiB block into it (bit 0
+ * clear: nothing that looks like a present page-table entry). */
+#define PATTERN_STRIDE (64u << 10)
+#define PATTERN_WRITES 4096u
+
+static int write_pattern(sd_bus *bus, const char *endpoint_path, uint64_t size) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *acquired = NULL, *reply = NULL;
+        const char *lease = NULL, *what = "AcquireLease";
+        uint64_t stride = size / PATTERN_WRITES;
+        int fd, r;
+
+        if (stride < PATTERN_STRIDE)
+                stride = PATTERN_STRIDE;
+        r = sd_bus_call_method(bus, "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "AcquireLease", &error, &acquired,
+                               "sa{sv}", "memory-write", 0);
+        if (r >= 0)
+                r = sd_bus_message_read(acquired, "oh", &lease, &fd);
+        if (r >= 0) {
+                what = "MemWriteBatch";
+                r = sd_bus_message_new_method_call(bus, &m, "org.vmsig", endpoint_path, ENDPOINT_INTERFACE,
+                                                   "MemWriteBatch");
+        }
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(tay)");
+        for (uint64_t gpa = 0; r >= 0 && gpa + sizeof gpa <= size && gpa / stride < PATTERN_WRITES; gpa += stride) {
+                r = sd_bus_message_open_container(m, 'r', "tay");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "t", gpa);
+                if (r >= 0)
+                        r = sd_bus_message_append_array(m, 'y', &gpa, sizeof gpa);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (lease) {
+                sd_bus_error release_error = SD_BUS_ERROR_NULL;
+                int k = sd_bus_call_method(bus, "org.vmsig", lease, "org.vmsig.Lease", "Release", &release_error,
+                                           NULL, NULL);
+                if (k < 0 && r >= 0) {
+                        what = "Release";
+                        r = k;
+                        sd_bus_error_move(&error, &release_error);
+                }
+                sd_bus_error_free(&release_error);
+        }
+        if (r < 0)
+                fprintf(stderr, "bench-memctx: %s on %s: %s\n", what, endpoint_path,
+                        error.message ? error.message : strerror(-r));
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        sd_bus_message_unref(acquired); /* closes the lease fd */
+        return r;
+}
+
 static int run_read(sd_bus *bus, const char *endpoint_path, unsigned fresh, unsigned passes, unsigned runs) {
         const bench_method vmsig = { "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "SubscribeMemctx", NULL, NULL, 0 };
         uint64_t fresh_r[BENCH_RUNS_MAX], fresh_b[BENCH_RUNS_MAX], warm_r[BENCH_RUNS_MAX], warm_b[BENCH_RUNS_MAX];
-        uint64_t t[4], expect = 0, base_sum = 0, ignored = 0;
+        uint64_t t[4], faults[4] = {}, expect = 0, base_sum = 0, ignored = 0;
         sd_bus_message *reply = NULL;
         memctx_reply d;
         struct stat st;
@@ -279,6 +378,9 @@ static int run_read(sd_bus *bus, const char *endpoint_path, unsigned fresh, unsi
                 r = -EINVAL;
                 goto finish;
         }
+        r = write_pattern(bus, endpoint_path, d.size);
+        if (r < 0)
+                goto finish;
         /* The fd must really be read-only for us, even as root. */
         if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, d.fd, 0) != MAP_FAILED) {
                 fprintf(stderr, "bench-memctx: the received RAM fd can be mapped writable\n");
@@ -297,7 +399,7 @@ static int run_read(sd_bus *bus, const char *endpoint_path, unsigned fresh, unsi
                 goto finish;
         }
         printf("  read  %s: %" PRIu64 " MiB; per run %u fresh mappings and %u warm passes of each,"
-               " alternating; median of %u runs\n",
+               " alternating, the median pass counts; median of %u runs\n",
                endpoint_path, d.size >> 20, fresh, passes, runs);
 
         /* Warm-up: a fresh mapping of each, which also checks that the
@@ -310,7 +412,7 @@ static int run_read(sd_bus *bus, const char *endpoint_path, unsigned fresh, unsi
                 r = -EIO;
         }
         for (unsigned i = 0; r >= 0 && i < runs; i++) {
-                r = read_run(d.fd, base, d.size, fresh, passes, expect, t);
+                r = read_run(d.fd, base, d.size, fresh, passes, expect, t, faults);
                 fresh_r[i] = t[0];
                 fresh_b[i] = t[1];
                 warm_r[i] = t[2];
@@ -322,6 +424,11 @@ static int run_read(sd_bus *bus, const char *endpoint_path, unsigned fresh, unsi
         }
         print_read("warm", d.size * passes, warm_r, warm_b, runs);
         print_read("fresh", d.size * fresh, fresh_r, fresh_b, runs);
+        /* A warm pass takes none; a fresh mapping one per fault-around
+         * block (16 pages by default), unless pages were taken away. */
+        printf("  read  minor faults per fresh mapping: received %.0f, baseline %.0f; in all warm passes: received %"
+               PRIu64 ", baseline %" PRIu64 "\n",
+               (double) faults[0] / (fresh * runs), (double) faults[1] / (fresh * runs), faults[2], faults[3]);
         printf("  read  checksum 0x%016" PRIx64 " (both)\n", expect);
         fflush(stdout);
 finish:
@@ -364,7 +471,7 @@ int main(int argc, char *argv[]) {
                 { "case", required_argument, NULL, 'c' },
                 {},
         };
-        unsigned calls = 20000, warmup = 2000, runs = 3, fresh = 4, passes = 8;
+        unsigned calls = 20000, warmup = 2000, runs = 3, fresh = 5, passes = 15;
         const char *endpoint = "alpha", *ram_endpoint = "big";
         bool do_subscribe = true, do_read = true, case_given = false;
         char *path = NULL, *ram_path = NULL;
@@ -392,10 +499,10 @@ int main(int argc, char *argv[]) {
                         ram_endpoint = optarg;
                         break;
                 case 'f':
-                        fresh = bench_parse_unsigned("fresh", optarg, 1, 1000);
+                        fresh = bench_parse_unsigned("fresh", optarg, 1, PASSES_MAX);
                         break;
                 case 'P':
-                        passes = bench_parse_unsigned("passes", optarg, 1, 1000);
+                        passes = bench_parse_unsigned("passes", optarg, 1, PASSES_MAX);
                         break;
                 case 'c':
                         if (!case_given)

@@ -212,20 +212,27 @@ static uint64_t table_page(const Builder *b, unsigned which) {
 
 /* --- the parts ----------------------------------------------------------------- */
 
+static void random_bytes(uint32_t *state, uint8_t *buf, size_t len) {
+        uint32_t x = *state ?: 1;
+
+        for (size_t i = 0; i < len; i++) {
+                /* xorshift32 */
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                buf[i] = (uint8_t) (x >> 24);
+        }
+        *state = x;
+}
+
 static void build_firmware(Builder *b) {
-        uint32_t x = b->spec->seed ?: 1;
+        uint32_t x = b->spec->seed;
         Table page;
 
         for (uint64_t gpa = 0; gpa < MiB; gpa += PAGE) {
                 if (b->spec->stub != GUEST_IMAGE_STUB_NONE && gpa == b->spec->stub_page)
                         continue;
-                for (size_t i = 0; i < PAGE; i++) {
-                        /* xorshift32 */
-                        x ^= x << 13;
-                        x ^= x >> 17;
-                        x ^= x << 5;
-                        page.bytes[i] = (uint8_t) (x >> 24);
-                }
+                random_bytes(&x, page.bytes, PAGE);
                 emit(b, gpa, page.bytes, PAGE);
         }
 }
@@ -471,6 +478,24 @@ static int image_open(GuestImage *img) {
         return 0;
 }
 
+/* The same random MiB over and over: only the first differs from the
+ * firmware bytes, and that is overwritten by them anyway. */
+static int image_populate(const GuestImage *img, uint32_t seed) {
+        _cleanup_free_ uint8_t *buf = malloc(MiB);
+        uint32_t x = seed ^ 0x5EED;
+
+        if (!buf)
+                return -ENOMEM;
+        random_bytes(&x, buf, MiB);
+        for (uint64_t offset = 0; offset < img->ram_size; offset += MiB) {
+                size_t n = (size_t) MIN(MiB, img->ram_size - offset);
+
+                if (pwrite(img->fd, buf, n, (off_t) offset) != (ssize_t) n)
+                        return errno > 0 ? -errno : -EIO;
+        }
+        return 0;
+}
+
 int guest_image_create(const GuestImageSpec *spec, GuestImage *ret) {
         GuestImage img = { .fd = -1, .ro_fd = -1, .ram_size = spec->ram_size };
         GuestImageWrite *w = NULL;
@@ -482,6 +507,8 @@ int guest_image_create(const GuestImageSpec *spec, GuestImage *ret) {
         if (r < 0)
                 return r;
         r = image_open(&img);
+        if (r >= 0 && spec->populate)
+                r = image_populate(&img, spec->seed);
         if (r >= 0)
                 r = guest_image_apply(&img, w, n);
         guest_image_writes_free(w, n);

@@ -77,7 +77,11 @@ typedef struct GuestImageSpec {
         uint64_t lookalike; /* 0: none */
         uint64_t decoys;    /* 0: none */
         bool firmware;
-        uint32_t seed; /* of the firmware bytes */
+        /* guest_image_create() only: pseudo-random bytes in every page of
+         * RAM first, as in a guest that touched all its memory (the file
+         * has no holes then). */
+        bool populate;
+        uint32_t seed; /* of the firmware and populate bytes */
 } GuestImageSpec;
 
 /* A 64 MiB guest of build 19041 with self-reference 0x1ED, DTB 0x1AA000, the

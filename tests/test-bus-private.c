@@ -68,6 +68,28 @@ static char *p2p_state(Fixture *f, const char *path) {
         return g_variant_dup_string(v, NULL);
 }
 
+/* A peer that connects after an endpoint changed state still sees it: the
+ * retained roster event is then a CHANGED, not the ADDED. */
+static void test_late_peer_sees_changed_endpoints(Fixture *f, gconstpointer data) {
+        int lease = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
+        g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
+        GDBusConnection *late = connect_p2p(vt_daemon_private_socket(f->daemon));
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) list = g_dbus_connection_call_sync(late, NULL, VT_MANAGER_PATH, VT_MANAGER_IFACE,
+                                                               "ListEndpoints", NULL, NULL, G_DBUS_CALL_FLAGS_NONE,
+                                                               10000, NULL, &error);
+
+        g_assert_no_error(error);
+        g_autoptr(GVariant) endpoints = g_variant_get_child_value(list, 0);
+        g_assert_cmpuint(g_variant_n_children(endpoints), ==, 2);
+        g_autoptr(GVariant) got = g_dbus_connection_call_sync(late, NULL, VT_MANAGER_PATH, VT_MANAGER_IFACE,
+                                                              "GetEndpoint", g_variant_new("(s)", "alpha"), NULL,
+                                                              G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+        g_assert_no_error(error);
+        close(lease);
+        g_object_unref(late);
+}
+
 static void test_socket_is_root_only(Fixture *f, gconstpointer data) {
         struct stat st;
 
@@ -269,6 +291,7 @@ int main(int argc, char *argv[]) {
         ADD("signals", test_signals);
         ADD("admission", test_admission);
         ADD("pipelined-first-call", test_pipelined_first_call);
+        ADD("late-peer-sees-changed-endpoints", test_late_peer_sees_changed_endpoints);
         g_test_add("/private/disconnect-and-exit", Fixture, NULL, fixture_setup, test_disconnect_and_exit, NULL);
         return g_test_run();
 }

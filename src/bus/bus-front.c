@@ -121,14 +121,15 @@ static void on_roster(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
 
         switch (p->change) {
         case VMSIG_ROSTER_ADDED:
-                /* A replay is the roster as it stood when this front
-                 * subscribed (a new private connection): its peer asks
-                 * GetManagedObjects, it did not see these appear. */
-                endpoint_added(f, e, !replay);
-                break;
         case VMSIG_ROSTER_CHANGED:
                 be = lookup_event_endpoint(f, e);
-                if (be)
+                /* A replay is the roster as it stood when this front
+                 * subscribed (a new private connection), and the retained
+                 * event of an endpoint is its latest: ADDED or CHANGED.
+                 * Its peer asks GetManagedObjects; it saw nothing appear. */
+                if (!be)
+                        endpoint_added(f, e, !replay && p->change == VMSIG_ROSTER_ADDED);
+                else if (p->change == VMSIG_ROSTER_CHANGED && !replay)
                         (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "State",
                                                               NULL);
                 break;

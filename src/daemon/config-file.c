@@ -183,6 +183,32 @@ static int parse_private_socket(load_state *s, xmlNodePtr n, vmsig_config *c) {
         return c->private_socket ? 0 : fail(s, -ENOMEM, 0, "out of memory.");
 }
 
+static int set_path(load_state *s, xmlNodePtr n, char **where, const char *value) {
+        if (value[0] != '/')
+                return fail(s, -EINVAL, node_line(n), "\"%s\" is not an absolute path.", value);
+        free(*where);
+        *where = strdup(value);
+        return *where ? 0 : fail(s, -ENOMEM, 0, "out of memory.");
+}
+
+/* <discovery enabled="yes" trigger-dir="..." libvirt="no" libvirt-dir="..."/> */
+static int parse_discovery(load_state *s, xmlNodePtr n, vmsig_config *c) {
+        _cleanup_xmlfree_ char *enabled = attr(n, "enabled"), *dir = attr(n, "trigger-dir"),
+                               *libvirt = attr(n, "libvirt"), *libvirt_dir = attr(n, "libvirt-dir");
+        int r = 0;
+
+        if (enabled && strcmp(enabled, "no") == 0) {
+                c->trigger_dir = mfree(c->trigger_dir);
+                c->libvirt_dir = mfree(c->libvirt_dir);
+                return 0;
+        }
+        if (dir)
+                r = set_path(s, n, &c->trigger_dir, dir);
+        if (r >= 0 && libvirt && strcmp(libvirt, "yes") == 0)
+                r = set_path(s, n, &c->libvirt_dir, libvirt_dir ?: VMSIG_CONFIG_LIBVIRT_DIR_DEFAULT);
+        return r;
+}
+
 static int append_id(load_state *s, unsigned line, uint32_t **ids, size_t *n, uint32_t id) {
         uint32_t *grown = reallocarray(*ids, *n + 1, sizeof(uint32_t));
 
@@ -363,6 +389,8 @@ static int parse_tree(load_state *s, xmlNodePtr root, vmsig_config *c) {
                         r = parse_private_socket(s, n, c);
                 else if (xmlStrEqual(n->name, (const xmlChar *) "admission"))
                         r = parse_admission(s, n, c);
+                else if (xmlStrEqual(n->name, (const xmlChar *) "discovery"))
+                        r = parse_discovery(s, n, c);
                 if (r < 0)
                         return r;
         }
@@ -433,7 +461,8 @@ static vmsig_config *config_alloc(const char *path) {
         c->path = path ? strdup(path) : NULL;
         c->audit_target = strdup("auto");
         c->private_socket = strdup(VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
-        if ((path && !c->path) || !c->audit_target || !c->private_socket)
+        c->trigger_dir = strdup(VMSIG_CONFIG_TRIGGER_DIR_DEFAULT);
+        if ((path && !c->path) || !c->audit_target || !c->private_socket || !c->trigger_dir)
                 return vmsig_config_free(c);
         return c;
 }
@@ -481,6 +510,8 @@ vmsig_config *vmsig_config_free(vmsig_config *c) {
         free(c->admission.allow_gids);
         free(c->audit_target);
         free(c->private_socket);
+        free(c->trigger_dir);
+        free(c->libvirt_dir);
         free(c->path);
         free(c);
         return NULL;

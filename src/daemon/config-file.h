@@ -46,6 +46,8 @@ typedef struct vmsig_config {
         size_t bootstrap_backoff_max_ms;
         char *audit_target;   /* "auto", "journal" or "stderr" */
         char *private_socket; /* NULL when disabled */
+        char *trigger_dir;    /* discovery; NULL when disabled */
+        char *libvirt_dir;    /* discovery of libvirt domains; NULL when off */
         vmsig_admission_config admission;
         vmsig_stub_vm_config *stub_vms;
         size_t n_stub_vms;
@@ -57,6 +59,8 @@ typedef struct vmsig_config {
 #define VMSIG_CONFIG_RAM_SIZE_DEFAULT (64ULL << 20)
 #define VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT "/run/vmsig/private"
 #define VMSIG_CONFIG_MAX_WRITE_DEFAULT 4096
+#define VMSIG_CONFIG_TRIGGER_DIR_DEFAULT "/run/vmsig/vms.d"
+#define VMSIG_CONFIG_LIBVIRT_DIR_DEFAULT "/run/libvirt/qemu"
 #define VMSIG_CONFIG_BOOTSTRAP_BACKOFF_MAX_MS_DEFAULT 8000
 #define VMSIG_CONFIG_MAX_WRITE_MAX (1u << 20)
 #define VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT 64

@@ -13,6 +13,7 @@
 #include "bus-private.h"
 #include "config-file.h"
 #include "daemon.h"
+#include "discovered.h"
 #include "log.h"
 #include "stub.h"
 
@@ -27,6 +28,7 @@ struct vmsig_daemon {
         vmsig_bus_context bus_context;
         vmsig_bus_front *front;
         vmsig_bus_private *private;
+        vmsig_discovered *discovered;
         vmsig_config *config;
 };
 
@@ -161,6 +163,9 @@ static int apply_config(vmsig_daemon *d, vmsig_config *new) {
         d->bus_context.max_write = new->max_write;
         d->config = new;
         apply_stub_vms(d, old, new);
+        if (r >= 0)
+                r = old ? vmsig_discovered_reload(&d->discovered, d->core, old, new)
+                        : vmsig_discovered_new(d->core, new, &d->discovered);
         vmsig_config_free(old);
         return r;
 }
@@ -326,6 +331,7 @@ static void detach_all(vmsig_daemon *d) {
 vmsig_daemon *vmsig_daemon_free(vmsig_daemon *d) {
         if (!d)
                 return NULL;
+        d->discovered = vmsig_discovered_free(d->discovered);
         if (d->core)
                 detach_all(d);
         d->private = vmsig_bus_private_free(d->private);

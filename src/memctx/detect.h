@@ -131,20 +131,28 @@ int vmsig_detect_pml4_scan(const vmsig_detect_source *s, vmsig_detect_result *re
 typedef struct vmsig_detect_scan vmsig_detect_scan;
 
 typedef struct vmsig_detect_scan_stats {
-        uint64_t scanned;    /* bytes of RAM searched so far */
+        uint64_t scanned;    /* bytes of RAM searched so far, skipped ones included */
+        uint64_t skipped;    /* bytes of holes passed without reading */
         uint64_t total;      /* bytes of RAM to search */
         uint64_t bytes_read; /* everything read so far, verification included */
         uint64_t candidates; /* names checked against the layouts */
         unsigned steps;
 } vmsig_detect_scan_stats;
 
-/* Copies the ranges; the fd must stay open until the scan is freed. */
+/* Copies the ranges; the fd must stay open until the scan is freed.
+ *
+ * Holes in the RAM file (pages the guest never touched: zeros, so no name)
+ * are skipped without reading, found with SEEK_DATA on a private open file
+ * description (reopened through /proc/self/fd, as the file position a seek
+ * moves is shared by every dup of the fd). Where that is not possible,
+ * everything is read. */
 int vmsig_detect_scan_new(const vmsig_detect_source *s, vmsig_detect_scan **ret);
 vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan);
 
 /* Reads at most budget_bytes (the search and the verification of
- * candidates together; at least VMSIG_DETECT_SCAN_MIN_BUDGET, else
- * -EINVAL) and returns
+ * candidates together, a look for the next data in the file counting as
+ * 4 KiB; at least VMSIG_DETECT_SCAN_MIN_BUDGET, else -EINVAL) and
+ * returns
  *   1        found: *ret filled; every later call returns the same,
  *   0        not yet, call again,
  *   -ENOENT  all of RAM searched without success; so do later calls,

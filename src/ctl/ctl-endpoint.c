@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl-endpoint.h"
+#include "ctl-util.h"
+
+static const char *const lease_classes[_CTL_LEASE_CLASS_MAX] = {
+        [CTL_LEASE_INPUT] = "input",
+        [CTL_LEASE_POWER] = "power",
+        [CTL_LEASE_MEMWRITE] = "memory-write",
+};
+
+const char *ctl_lease_class_to_string(ctl_lease_class c) {
+        return c >= 0 && c < _CTL_LEASE_CLASS_MAX ? lease_classes[c] : NULL;
+}
+
+/* Property name, D-Bus type and where it goes. */
+typedef struct property_map {
+        const char *name;
+        char type; /* 's', 'u', 't', or 'a' for "as" */
+        size_t offset;
+} property_map;
+
+static const property_map endpoint_properties[] = {
+        { "Name", 's', offsetof(ctl_endpoint_info, name) },
+        { "Uuid", 's', offsetof(ctl_endpoint_info, uuid) },
+        { "Vmid", 'u', offsetof(ctl_endpoint_info, vmid) },
+        { "Generation", 'u', offsetof(ctl_endpoint_info, generation) },
+        { "Backend", 's', offsetof(ctl_endpoint_info, backend) },
+        { "State", 's', offsetof(ctl_endpoint_info, state) },
+        { "MemctxEpoch", 't', offsetof(ctl_endpoint_info, memctx_epoch) },
+        { "RamSize", 't', offsetof(ctl_endpoint_info, ram_size) },
+        { "Capabilities", 'a', offsetof(ctl_endpoint_info, capabilities) },
+        { "BootstrapState", 's', offsetof(ctl_endpoint_info, bootstrap_state) },
+        { "BootstrapAttempts", 'u', offsetof(ctl_endpoint_info, bootstrap_attempts) },
+        { "InputLeaseHolder", 's', offsetof(ctl_endpoint_info, holders[CTL_LEASE_INPUT]) },
+        { "PowerLeaseHolder", 's', offsetof(ctl_endpoint_info, holders[CTL_LEASE_POWER]) },
+        { "MemoryWriteLeaseHolder", 's', offsetof(ctl_endpoint_info, holders[CTL_LEASE_MEMWRITE]) },
+};
+
+static const property_map *find_property(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(endpoint_properties); i++)
+                if (strcmp(endpoint_properties[i].name, name) == 0)
+                        return &endpoint_properties[i];
+        return NULL;
+}
+
+static int read_string(sd_bus_message *m, char **field) {
+        const char *s;
+        int r = sd_bus_message_read(m, "v", "s", &s);
+        char *copy;
+
+        if (r < 0)
+                return r;
+        copy = strdup(s);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+static int read_strv(sd_bus_message *m, char ***field) {
+        char **v = NULL;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "as");
+        if (r >= 0)
+                r = sd_bus_message_read_strv(m, &v);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r < 0) {
+                strv_freep(&v);
+                return r;
+        }
+        strv_freep(field);
+        *field = v;
+        return 0;
+}
+
+static int read_value(sd_bus_message *m, const property_map *p, ctl_endpoint_info *info) {
+        void *field = (uint8_t *) info + p->offset;
+        char type[2] = { p->type, 0 };
+        const char *contents;
+        char t;
+        int r;
+
+        /* A property of another type than we know is skipped, not an
+         * error: it would be a newer vmsigd's business. */
+        r = sd_bus_message_peek_type(m, &t, &contents);
+        if (r < 0)
+                return r;
+        if (strcmp(contents, p->type == 'a' ? "as" : type) != 0)
+                return sd_bus_message_skip(m, "v");
+        switch (p->type) {
+        case 's':
+                return read_string(m, field);
+        case 'a':
+                return read_strv(m, field);
+        default:
+                return sd_bus_message_read(m, "v", type, field);
+        }
+}
+
+int ctl_endpoint_info_read(sd_bus_message *m, ctl_endpoint_info *info) {
+        const char *name;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const property_map *p;
+
+                r = sd_bus_message_read(m, "s", &name);
+                if (r < 0)
+                        return r;
+                p = find_property(name);
+                r = p ? read_value(m, p, info) : sd_bus_message_skip(m, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+void ctl_endpoint_info_done(ctl_endpoint_info *info) {
+        free(info->path);
+        free(info->name);
+        free(info->uuid);
+        free(info->backend);
+        free(info->state);
+        free(info->bootstrap_state);
+        strv_freep(&info->capabilities);
+        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
+                free(info->holders[i]);
+        *info = (ctl_endpoint_info) {};
+}
+
+int ctl_endpoint_info_get(sd_bus *bus, const char *path, ctl_endpoint_info *info) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, VMSIG_SERVICE, path, "org.freedesktop.DBus.Properties", "GetAll", &error, &reply,
+                               "s", VMSIG_ENDPOINT_INTERFACE);
+        if (r < 0)
+                return ctl_bus_error(&error, r, "Failed to get the properties of %s", path);
+        info->path = strdup(path);
+        if (!info->path)
+                return ctl_error(-ENOMEM, "Out of memory.");
+        r = ctl_endpoint_info_read(reply, info);
+        if (r < 0)
+                return ctl_error(r, "Failed to parse the properties of %s: %m", path);
+        return 0;
+}
+
+void ctl_endpoint_info_free_array(ctl_endpoint_info *infos, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                ctl_endpoint_info_done(&infos[i]);
+        free(infos);
+}
+
+/* One object of GetManagedObjects: its interfaces, of which we want the
+ * endpoint's. *found says whether it was one. */
+static int read_object(sd_bus_message *m, ctl_endpoint_info *info, bool *found) {
+        const char *interface;
+        int r;
+
+        *found = false;
+        r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
+                r = sd_bus_message_read(m, "s", &interface);
+                if (r < 0)
+                        return r;
+                if (strcmp(interface, VMSIG_ENDPOINT_INTERFACE) == 0) {
+                        r = ctl_endpoint_info_read(m, info);
+                        *found = true;
+                } else
+                        r = sd_bus_message_skip(m, "a{sv}");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+static int read_objects(sd_bus_message *m, ctl_endpoint_info **infos, size_t *n) {
+        const char *path;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{oa{sa{sv}}}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "oa{sa{sv}}")) > 0) {
+                ctl_endpoint_info info = {};
+                bool found;
+
+                r = sd_bus_message_read(m, "o", &path);
+                if (r >= 0)
+                        r = read_object(m, &info, &found);
+                if (r >= 0 && found) {
+                        ctl_endpoint_info *grown = reallocarray(*infos, *n + 1, sizeof **infos);
+                        info.path = strdup(path);
+                        r = grown && info.path ? 0 : -ENOMEM;
+                        if (grown)
+                                *infos = grown;
+                        if (r >= 0)
+                                (*infos)[(*n)++] = info;
+                }
+                if (r < 0 || !found)
+                        ctl_endpoint_info_done(&info);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+static int compare_vmid(const void *a, const void *b) {
+        const ctl_endpoint_info *x = a, *y = b;
+        return x->vmid < y->vmid ? -1 : x->vmid > y->vmid;
+}
+
+int ctl_endpoint_info_get_all(sd_bus *bus, ctl_endpoint_info **ret, size_t *ret_n) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        ctl_endpoint_info *infos = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, VMSIG_SERVICE, VMSIG_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
+                               "GetManagedObjects", &error, &reply, NULL);
+        if (r < 0)
+                return ctl_bus_error(&error, r, "Failed to list endpoints");
+        r = read_objects(reply, &infos, &n);
+        if (r < 0) {
+                ctl_endpoint_info_free_array(infos, n);
+                return ctl_error(r, "Failed to parse the list of endpoints: %m");
+        }
+        /* The object manager answers in no particular order; ListEndpoints
+         * and machinectl list by slot. */
+        if (n > 0)
+                qsort(infos, n, sizeof *infos, compare_vmid);
+        *ret = infos;
+        *ret_n = n;
+        return 0;
+}
+
+void ctl_endpoint_info_json(json_writer *w, const ctl_endpoint_info *info) {
+        json_object_begin(w);
+        json_field_string(w, "name", info->name);
+        json_field_string(w, "path", info->path);
+        json_field_string(w, "uuid", info->uuid);
+        json_field_uint(w, "vmid", info->vmid);
+        json_field_uint(w, "generation", info->generation);
+        json_field_string(w, "backend", info->backend);
+        json_field_string(w, "state", info->state);
+        json_field_string(w, "bootstrap_state", info->bootstrap_state);
+        json_field_uint(w, "bootstrap_attempts", info->bootstrap_attempts);
+        json_field_uint(w, "memctx_epoch", info->memctx_epoch);
+        json_field_uint(w, "ram_size", info->ram_size);
+        json_key(w, "capabilities");
+        json_array_begin(w);
+        for (char **c = info->capabilities; c && *c; c++)
+                json_string(w, *c);
+        json_array_end(w);
+        /* A free class is null, so scripts can test it plainly. */
+        json_key(w, "leases");
+        json_object_begin(w);
+        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
+                json_field_string(w, lease_classes[i],
+                                  info->holders[i] && *info->holders[i] ? info->holders[i] : NULL);
+        json_object_end(w);
+        json_object_end(w);
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <inttypes.h>
+
+#include "ctl-json.h"
+
+void json_init(json_writer *w, FILE *f) {
+        *w = (json_writer) { .f = f };
+}
+
+/* Every value and key goes through here: a comma unless it is the first
+ * item of its container or the value of a key. */
+static void separate(json_writer *w) {
+        if (w->after_key) {
+                w->after_key = false;
+                return;
+        }
+        if (w->has_items[w->depth])
+                fputc(',', w->f);
+        w->has_items[w->depth] = true;
+}
+
+static void open_container(json_writer *w, char c) {
+        separate(w);
+        fputc(c, w->f);
+        assert(w->depth + 1 < JSON_DEPTH_MAX);
+        w->has_items[++w->depth] = false;
+}
+
+static void close_container(json_writer *w, char c) {
+        assert(w->depth > 0);
+        w->depth--;
+        fputc(c, w->f);
+}
+
+void json_object_begin(json_writer *w) {
+        open_container(w, '{');
+}
+
+void json_object_end(json_writer *w) {
+        close_container(w, '}');
+}
+
+void json_array_begin(json_writer *w) {
+        open_container(w, '[');
+}
+
+void json_array_end(json_writer *w) {
+        close_container(w, ']');
+}
+
+static void write_quoted(FILE *f, const char *s) {
+        fputc('"', f);
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                switch (*p) {
+                case '"':
+                        fputs("\\\"", f);
+                        break;
+                case '\\':
+                        fputs("\\\\", f);
+                        break;
+                case '\n':
+                        fputs("\\n", f);
+                        break;
+                case '\t':
+                        fputs("\\t", f);
+                        break;
+                default:
+                        /* D-Bus strings are UTF-8 already; only control
+                         * characters need escaping. */
+                        if (*p < 0x20 || *p == 0x7f)
+                                fprintf(f, "\\u%04x", *p);
+                        else
+                                fputc(*p, f);
+                }
+        fputc('"', f);
+}
+
+void json_key(json_writer *w, const char *key) {
+        separate(w);
+        write_quoted(w->f, key);
+        fputc(':', w->f);
+        w->after_key = true;
+}
+
+void json_string(json_writer *w, const char *s) {
+        if (!s) {
+                json_null(w);
+                return;
+        }
+        separate(w);
+        write_quoted(w->f, s);
+}
+
+void json_uint(json_writer *w, uint64_t v) {
+        separate(w);
+        fprintf(w->f, "%" PRIu64, v);
+}
+
+void json_bool(json_writer *w, bool b) {
+        separate(w);
+        fputs(b ? "true" : "false", w->f);
+}
+
+void json_null(json_writer *w) {
+        separate(w);
+        fputs("null", w->f);
+}
+
+void json_field_string(json_writer *w, const char *key, const char *s) {
+        json_key(w, key);
+        json_string(w, s);
+}
+
+void json_field_uint(json_writer *w, const char *key, uint64_t v) {
+        json_key(w, key);
+        json_uint(w, v);
+}
+
+void json_field_bool(json_writer *w, const char *key, bool b) {
+        json_key(w, key);
+        json_bool(w, b);
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A streaming JSON writer: just enough for --json. It places the commas,
+ * so callers only say what comes next. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define JSON_DEPTH_MAX 16
+
+typedef struct json_writer {
+        FILE *f;
+        unsigned depth;
+        bool after_key;
+        bool has_items[JSON_DEPTH_MAX]; /* whether a comma is due at that depth */
+} json_writer;
+
+void json_init(json_writer *w, FILE *f);
+void json_object_begin(json_writer *w);
+void json_object_end(json_writer *w);
+void json_array_begin(json_writer *w);
+void json_array_end(json_writer *w);
+void json_key(json_writer *w, const char *key);
+
+/* A NULL string is written as null. */
+void json_string(json_writer *w, const char *s);
+void json_uint(json_writer *w, uint64_t v);
+void json_bool(json_writer *w, bool b);
+void json_null(json_writer *w);
+
+void json_field_string(json_writer *w, const char *key, const char *s);
+void json_field_uint(json_writer *w, const char *key, uint64_t v);
+void json_field_bool(json_writer *w, const char *key, bool b);

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* list and status: what vmsigd knows about its endpoints. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl-endpoint.h"
+#include "ctl-json.h"
+#include "ctl-table.h"
+#include "ctl-util.h"
+
+/* "power=:1.7,input=:1.9", or "-" when every class is free. */
+static char *format_holders(const ctl_endpoint_info *info) {
+        char *s = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&s, &n);
+        bool any = false;
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
+                if (info->holders[i] && *info->holders[i]) {
+                        fprintf(f, "%s%s=%s", any ? "," : "", ctl_lease_class_to_string(i), info->holders[i]);
+                        any = true;
+                }
+        if (!any)
+                fputc('-', f);
+        if (fclose(f) != 0) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+static int add_row(ctl_table *t, const ctl_endpoint_info *info) {
+        _cleanup_free_ char *holders = format_holders(info);
+        int r;
+
+        if (!holders)
+                return -ENOMEM;
+        r = ctl_table_add(t, info->name);
+        if (r >= 0)
+                r = ctl_table_addf(t, "%" PRIu32, info->vmid);
+        if (r >= 0)
+                r = ctl_table_add(t, info->state);
+        if (r >= 0)
+                r = ctl_table_add(t, info->bootstrap_state);
+        if (r >= 0)
+                r = ctl_table_addf(t, "%" PRIu64, info->memctx_epoch);
+        if (r >= 0)
+                r = ctl_table_add(t, holders);
+        return r;
+}
+
+static int print_table(const ctl_endpoint_info *infos, size_t n) {
+        static const char *const headers[] = { "NAME", "VMID", "STATE", "BOOTSTRAP", "EPOCH", "LEASES" };
+        _cleanup_(ctl_table_freep) ctl_table *t = ctl_table_new(ELEMENTSOF(headers), headers);
+        int r;
+
+        if (!t)
+                return ctl_error(-ENOMEM, "Out of memory.");
+        for (size_t i = 0; i < n; i++) {
+                r = add_row(t, &infos[i]);
+                if (r < 0)
+                        return ctl_error(r, "Out of memory.");
+        }
+        if (n == 0) {
+                if (arg.legend)
+                        printf("No endpoints.\n");
+                return 0;
+        }
+        ctl_table_print(t, stdout, arg.legend);
+        if (arg.legend)
+                printf("\n%zu endpoint%s listed.\n", n, n == 1 ? "" : "s");
+        return 0;
+}
+
+static void print_json_list(const ctl_endpoint_info *infos, size_t n) {
+        json_writer w;
+
+        json_init(&w, stdout);
+        json_array_begin(&w);
+        for (size_t i = 0; i < n; i++)
+                ctl_endpoint_info_json(&w, &infos[i]);
+        json_array_end(&w);
+        fputc('\n', stdout);
+}
+
+int verb_list(int argc, char **argv) {
+        ctl_endpoint_info *infos = NULL;
+        size_t n = 0;
+        sd_bus *bus;
+        int r;
+
+        r = ctl_acquire_bus(false, &bus);
+        if (r < 0)
+                return r;
+        r = ctl_endpoint_info_get_all(bus, &infos, &n);
+        if (r < 0)
+                return r;
+        if (arg.json)
+                print_json_list(infos, n);
+        else
+                r = print_table(infos, n);
+        ctl_endpoint_info_free_array(infos, n);
+        return r;
+}
+
+/* hostnamectl's layout: labels right-aligned on the colon. */
+#define LABEL_WIDTH 18
+
+static void print_field(const char *label, const char *value) {
+        printf("%*s: %s\n", LABEL_WIDTH, label, value && *value ? value : "-");
+}
+
+static void print_capabilities(const ctl_endpoint_info *info) {
+        printf("%*s:", LABEL_WIDTH, "Capabilities");
+        if (!info->capabilities || !*info->capabilities)
+                fputs(" -", stdout);
+        for (char **c = info->capabilities; c && *c; c++)
+                printf(" %s", *c);
+        fputc('\n', stdout);
+}
+
+static void print_status(const ctl_endpoint_info *info) {
+        static const char *const lease_labels[_CTL_LEASE_CLASS_MAX] = {
+                [CTL_LEASE_INPUT] = "Input lease",
+                [CTL_LEASE_POWER] = "Power lease",
+                [CTL_LEASE_MEMWRITE] = "Memory-write lease",
+        };
+        char bytes[CTL_BYTES_MAX];
+
+        print_field("Name", info->name);
+        print_field("Object", info->path);
+        print_field("UUID", info->uuid);
+        printf("%*s: %" PRIu32 " (generation %" PRIu32 ")\n", LABEL_WIDTH, "VMID", info->vmid, info->generation);
+        print_field("Backend", info->backend);
+        print_field("State", info->state);
+        printf("%*s: %s (%" PRIu32 " attempt%s)\n", LABEL_WIDTH, "Bootstrap", info->bootstrap_state,
+               info->bootstrap_attempts, info->bootstrap_attempts == 1 ? "" : "s");
+        printf("%*s: %" PRIu64 "\n", LABEL_WIDTH, "Memctx epoch", info->memctx_epoch);
+        printf("%*s: %s (%" PRIu64 " bytes)\n", LABEL_WIDTH, "RAM", ctl_format_bytes(bytes, info->ram_size),
+               info->ram_size);
+        print_capabilities(info);
+        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
+                print_field(lease_labels[i], info->holders[i]);
+}
+
+static int show_one(sd_bus *bus, const char *name, bool *shown) {
+        _cleanup_free_ char *path = NULL;
+        ctl_endpoint_info info = {};
+        int r;
+
+        r = ctl_get_endpoint(bus, name, &path);
+        if (r >= 0)
+                r = ctl_endpoint_info_get(bus, path, &info);
+        if (r >= 0) {
+                if (arg.json) {
+                        json_writer w;
+                        json_init(&w, stdout);
+                        ctl_endpoint_info_json(&w, &info);
+                        fputc('\n', stdout);
+                } else {
+                        if (*shown)
+                                fputc('\n', stdout);
+                        print_status(&info);
+                }
+                *shown = true;
+        }
+        ctl_endpoint_info_done(&info);
+        return r;
+}
+
+int verb_status(int argc, char **argv) {
+        bool shown = false;
+        sd_bus *bus;
+        int ret;
+
+        ret = ctl_acquire_bus(false, &bus);
+        if (ret < 0)
+                return ret;
+
+        /* Go on past a bad name, as machinectl status does; fail at the end. */
+        for (int i = 1; i < argc; i++) {
+                int r = show_one(bus, argv[i], &shown);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}

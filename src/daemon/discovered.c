@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "discovered.h"
+#include "log.h"
+#include "macro.h"
+
+#if VMSIG_HAVE_QMP
+#include "discovery.h"
+#include "qmp.h"
+
+struct vmsig_discovered {
+        vmsig_core *core;
+        vmsig_discovery *discovery;
+        vmsig_bootstrap_config bootstrap;
+};
+
+static int on_attach(const vmsig_vm_description *desc, void *userdata) {
+        vmsig_discovered *d = userdata;
+        vmsig_qmp_spec spec = {
+                .name = desc->name,
+                .uuid = desc->uuid,
+                .qmp_socket = desc->qmp_socket,
+                .ram_path = desc->ram_path,
+                .ranges = desc->ranges,
+                .n_ranges = desc->n_ranges,
+                .bootstrap_config = d->bootstrap,
+        };
+        vmsig_endpoint_spec ep_spec;
+        vmsig_endpoint *ep;
+        int r;
+
+        r = vmsig_qmp_new(&spec, &ep_spec, NULL);
+        if (r >= 0)
+                r = vmsig_core_attach_endpoint(d->core, &ep_spec, &ep);
+        if (r < 0)
+                return log_warning_errno(r, "%s: cannot attach VM '%s': %m", desc->file, desc->name);
+        log_info("Attached VM '%s' from %s as vmid %u.", desc->name, desc->file, vmsig_endpoint_get_vmid(ep));
+        return 0;
+}
+
+static void on_detach(const char *name, void *userdata) {
+        vmsig_discovered *d = userdata;
+        vmsig_endpoint *ep = vmsig_core_find_endpoint_by_name(d->core, name);
+
+        if (!ep)
+                return;
+        log_info("Detaching VM '%s': its description went away.", name);
+        (void) vmsig_core_detach_endpoint(d->core, ep);
+}
+
+static const vmsig_discovery_ops discovery_ops = {
+        .attach = on_attach,
+        .detach = on_detach,
+};
+
+int vmsig_discovered_new(vmsig_core *core, const vmsig_config *config, vmsig_discovered **ret) {
+        vmsig_discovered *d;
+        int r;
+
+        *ret = NULL;
+        if (!config->trigger_dir)
+                return 0;
+        d = calloc(1, sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        d->core = core;
+        d->bootstrap.backoff_max_usec = (uint64_t) config->bootstrap_backoff_max_ms * 1000;
+        r = vmsig_discovery_new(core, config->trigger_dir, config->libvirt_dir, &discovery_ops, d, &d->discovery);
+        if (r < 0) {
+                free(d);
+                return log_error_errno(r, "Cannot watch %s for VMs: %m", config->trigger_dir);
+        }
+        *ret = d;
+        return 0;
+}
+
+vmsig_discovered *vmsig_discovered_free(vmsig_discovered *d) {
+        if (!d)
+                return NULL;
+        vmsig_discovery_free(d->discovery);
+        free(d);
+        return NULL;
+}
+
+static bool same(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int vmsig_discovered_reload(vmsig_discovered **d, vmsig_core *core, const vmsig_config *old,
+                            const vmsig_config *new) {
+        if (*d && same(old->trigger_dir, new->trigger_dir) && same(old->libvirt_dir, new->libvirt_dir)) {
+                vmsig_discovery_rescan((*d)->discovery);
+                return 0;
+        }
+        /* Other directories: what was found in the old ones goes. */
+        *d = vmsig_discovered_free(*d);
+        return vmsig_discovered_new(core, new, d);
+}
+
+#else
+
+int vmsig_discovered_new(vmsig_core *core, const vmsig_config *config, vmsig_discovered **ret) {
+        *ret = NULL;
+        if (config->trigger_dir)
+                log_debug("Built without the QMP backend (configure --enable-qmp): no VM discovery.");
+        return 0;
+}
+
+vmsig_discovered *vmsig_discovered_free(vmsig_discovered *d) {
+        return NULL;
+}
+
+int vmsig_discovered_reload(vmsig_discovered **d, vmsig_core *core, const vmsig_config *old,
+                            const vmsig_config *new) {
+        return vmsig_discovered_new(core, new, d);
+}
+
+#endif
