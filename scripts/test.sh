@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install dependencies, build, run the whole test suite, print
 # "N passed, N failed[, N skipped]" from the automake test logs.
-#   scripts/test.sh [--sanitizers] [--valgrind] [--builddir DIR]
+#   scripts/test.sh [--sanitizers] [--valgrind] [--armed] [--builddir DIR]
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 builddir="$top/_build"
@@ -11,6 +11,7 @@ while [ $# -gt 0 ]; do
         case "$1" in
         --sanitizers) builddir="$top/_build-asan"; configure_args="--enable-sanitizers" ;;
         --valgrind) make_vars="VMSIG_VALGRIND=1" ;;
+        --armed) builddir="$top/_build-armed"; configure_args="--enable-qmp" ;;
         --builddir) builddir=$2; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
         esac

@@ -428,6 +428,10 @@ static void qemu_gone(vmsig_qmp *q) {
         if (current_state(q) != VMSIG_STATE_SHUT_OFF)
                 log_info("QEMU of '%s' is gone: the guest is shut off.", q->name);
         observe(q, VMSIG_STATE_SHUT_OFF);
+        /* Nobody controls a VM that no longer exists; a new QEMU is a new
+         * guest, leased afresh. */
+        if (q->endpoint)
+                vmsig_endpoint_lease_revoke_all(q->endpoint, "host-gone");
         ram_orphan(q);
 }
 

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vmsigd with a real QEMU (TCG), found through its trigger file, driven
+ * over the bus, and checked against QEMU's own view through a second QMP
+ * session of the test. */
+#include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#include "client.h"
+#include "harness.h"
+#include "qemu-harness.h"
+
+#define VM "/org/vmsig/endpoint/guest"
+
+typedef struct {
+        QemuVm *qemu;
+        VtBus *bus;
+        VtDaemon *daemon;
+        GDBusConnection *conn;
+        VtSignalLog *log;
+        char *trigger_dir;
+        char *trigger;
+} Fixture;
+
+static void write_trigger(Fixture *f) {
+        g_autofree char *xml = g_strdup_printf("<vm name=\"guest\">\n"
+                                               "  <ram path=\"%s\"/>\n"
+                                               "  <qmp socket=\"%s\"/>\n"
+                                               "</vm>\n",
+                                               f->qemu->ram_path, f->qemu->qmp_path);
+        g_autofree char *tmp = g_strdup_printf("%s/.guest.tmp", f->trigger_dir);
+        g_autoptr(GError) error = NULL;
+
+        /* Written aside and renamed in, as a VM manager would. */
+        g_assert_true(g_file_set_contents(tmp, xml, -1, &error));
+        g_assert_cmpint(g_chmod(tmp, 0644), ==, 0);
+        g_assert_cmpint(rename(tmp, f->trigger), ==, 0);
+}
+
+static void fixture_setup(Fixture *f, gconstpointer data) {
+        if (!qemu_harness_available())
+                return;
+        f->qemu = qemu_vm_new();
+        qemu_vm_start(f->qemu);
+        f->bus = vt_bus_start();
+        f->trigger_dir = g_build_filename(vt_bus_dir(f->bus), "vms.d", NULL);
+        f->trigger = g_build_filename(f->trigger_dir, "guest.xml", NULL);
+        g_assert_cmpint(g_mkdir(f->trigger_dir, 0755), ==, 0);
+        g_autofree char *config = g_strdup_printf("<vmsigd><audit target=\"stderr\"/>"
+                                                  "<discovery trigger-dir=\"%s\"/></vmsigd>",
+                                                  f->trigger_dir);
+        f->daemon = vt_daemon_start(f->bus, config);
+        f->conn = vt_bus_connect(f->bus);
+        f->log = vt_signal_log_new(f->conn);
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data) {
+        if (!f->qemu)
+                return;
+        vt_signal_log_free(f->log);
+        g_clear_object(&f->conn);
+        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
+        vt_bus_stop(f->bus);
+        qemu_vm_free(f->qemu);
+        g_free(f->trigger_dir);
+        g_free(f->trigger);
+}
+
+static char *state(Fixture *f) {
+        return vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "State");
+}
+
+typedef struct {
+        Fixture *f;
+        const char *want;
+} StateWait;
+
+static gboolean state_is(gpointer data) {
+        StateWait *w = data;
+        g_autofree char *s = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) v = g_dbus_connection_call_sync(
+                w->f->conn, VT_NAME, VM, "org.freedesktop.DBus.Properties", "Get",
+                g_variant_new("(ss)", VT_ENDPOINT_IFACE, "State"), NULL, G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
+        g_autoptr(GVariant) inner = NULL;
+
+        if (!v)
+                return FALSE;
+        g_variant_get(v, "(v)", &inner);
+        return g_str_equal(g_variant_get_string(inner, NULL), w->want);
+}
+
+static void wait_state(Fixture *f, const char *want) {
+        StateWait w = { f, want };
+        g_assert_true(vt_wait_for(state_is, &w, 10000));
+}
+
+/* The trigger file brings the VM onto the bus within 100 ms; its removal
+ * takes it off again. */
+static void test_discovery(Fixture *f, gconstpointer data) {
+        if (!f->qemu)
+                return;
+        gint64 start = g_get_monotonic_time();
+        write_trigger(f);
+        g_assert_true(vt_signal_log_wait(f->log, "EndpointAdded /org/vmsig ", 5000));
+        gint64 took = g_get_monotonic_time() - start;
+        g_test_message("trigger file to EndpointAdded: %" G_GINT64_FORMAT " us", took);
+        g_assert_cmpint(took, <, 100000);
+        wait_state(f, "running");
+        g_autofree char *backend = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "Backend");
+        g_assert_cmpstr(backend, ==, "qemu");
+
+        g_assert_cmpint(g_unlink(f->trigger), ==, 0);
+        g_assert_true(vt_signal_log_wait(f->log, "EndpointRemoved /org/vmsig ", 5000));
+}
+
+/* Lifecycle, input and MemWrite through the bus, as QEMU sees them. */
+static void test_drive(Fixture *f, gconstpointer data) {
+        if (!f->qemu)
+                return;
+        write_trigger(f);
+        wait_state(f, "running");
+
+        int power = vt_acquire_lease(f->conn, VM, "power", NULL);
+        g_autoptr(GVariant) p = vt_call(f->conn, VM, VT_ENDPOINT_IFACE, "Pause", NULL);
+        g_autofree char *paused = qmp_session_status(f->qemu->session);
+        g_assert_cmpstr(paused, ==, "paused");
+        g_autofree char *s1 = state(f);
+        g_assert_cmpstr(s1, ==, "paused");
+        g_autoptr(GVariant) r = vt_call(f->conn, VM, VT_ENDPOINT_IFACE, "Resume", NULL);
+        g_autofree char *running = qmp_session_status(f->qemu->session);
+        g_assert_cmpstr(running, ==, "running");
+
+        /* State follows QEMU, also when someone else stops it. */
+        qmp_session_run(f->qemu->session, "stop", NULL);
+        wait_state(f, "paused");
+        qmp_session_run(f->qemu->session, "cont", NULL);
+        wait_state(f, "running");
+
+        int input = vt_acquire_lease(f->conn, VM, "input", NULL);
+        GVariantBuilder b;
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a(uui)"));
+        g_variant_builder_add(&b, "(uui)", 0, 36, 1); /* qcode 36: a */
+        g_variant_builder_add(&b, "(uui)", 0, 36, 0);
+        g_autoptr(GVariant) in = vt_call(f->conn, VM, VT_ENDPOINT_IFACE, "InjectInput", g_variant_new("(a(uui))", &b));
+
+        int mw = vt_acquire_lease(f->conn, VM, "memory-write", NULL);
+        const guint8 bytes[8] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88 };
+        g_autoptr(GVariant) w = vt_call(
+                f->conn, VM, VT_ENDPOINT_IFACE, "MemWrite",
+                g_variant_new("(t@aya{sv})", (guint64) 0x7000000,
+                              g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, bytes, sizeof bytes, 1), NULL));
+        g_assert_cmphex(qmp_session_xp(f->qemu->session, 0x7000000), ==, 0x8877665544332211ULL);
+
+        close(mw);
+        close(input);
+        close(power);
+}
+
+/* QEMU killed: shut off, leases revoked, no crash. QEMU back: picked up. */
+static void test_qemu_dies_and_returns(Fixture *f, gconstpointer data) {
+        if (!f->qemu)
+                return;
+        write_trigger(f);
+        wait_state(f, "running");
+        g_autofree char *lease = NULL;
+        int power = vt_acquire_lease(f->conn, VM, "power", &lease);
+
+        qemu_vm_kill(f->qemu);
+        wait_state(f, "shut-off");
+        g_autofree char *holder = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "PowerLeaseHolder");
+        g_assert_cmpstr(holder, ==, "");
+        close(power);
+
+        qemu_vm_start(f->qemu);
+        wait_state(f, "running");
+        power = vt_acquire_lease(f->conn, VM, "power", NULL);
+        g_autoptr(GVariant) p = vt_call(f->conn, VM, VT_ENDPOINT_IFACE, "Pause", NULL);
+        g_autofree char *paused = qmp_session_status(f->qemu->session);
+        g_assert_cmpstr(paused, ==, "paused");
+        close(power);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+#define ADD(name, fn) g_test_add("/qemu/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+        ADD("discovery", test_discovery);
+        ADD("drive", test_drive);
+        ADD("qemu-dies-and-returns", test_qemu_dies_and_returns);
+        return g_test_run();
+}
