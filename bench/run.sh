@@ -387,7 +387,8 @@ run_private() {
 # --- 7. memctx -------------------------------------------------------------------
 run_memctx() {
         echo "== memctx: SubscribeMemctx vs an fd-returning echo method, and reading the RAM fd, as root"
-        run_tool memctx bench/bench-memctx --calls "$calls" --runs "$runs" --warmup 2000 --ram-endpoint big --fresh 5 --passes 15
+        run_tool memctx bench/bench-memctx --calls "$calls" --runs "$runs" --warmup 2000 \
+                --ram-endpoint big --fresh 5 --passes 15
 }
 
 # --- 8. lease --------------------------------------------------------------------

@@ -469,6 +469,8 @@ int main(int argc, char **argv) {
                 r = -1;
         }
         printf("1..%u\n", n);
+        ram_fd = safe_close(ram_fd);
+        ram_ro_fd = safe_close(ram_ro_fd);
         return r < 0 ? 1 : 0;
 }
 #endif

@@ -64,12 +64,13 @@
 #define VMSIG_DETECT_STUB_LIMIT (UINT64_C(1) << 20)
 /* The PML4 scan covers [0, 16 MiB) of GPA space. */
 #define VMSIG_DETECT_PML4_SCAN_LIMIT (UINT64_C(16) << 20)
-/* The least budget a scan step accepts: one chunk plus the verification of
- * a candidate always fit. */
+/* The least budget a scan step accepts: a look for data, some bytes of
+ * search and the verification of a candidate always fit. */
 #define VMSIG_DETECT_SCAN_MIN_BUDGET (UINT64_C(64) << 10)
-/* A budget for one step of an event loop: around a millisecond of reading
- * on current hardware, and 128 steps for 1 GiB. */
-#define VMSIG_DETECT_SCAN_BUDGET_DEFAULT (UINT64_C(8) << 20)
+/* A budget for one step of an event loop: about a millisecond of reading
+ * and searching on current hardware, 256 steps for 1 GiB of RAM the guest
+ * touched (holes cost next to nothing). */
+#define VMSIG_DETECT_SCAN_BUDGET_DEFAULT (UINT64_C(4) << 20)
 
 typedef enum vmsig_detect_method {
         VMSIG_DETECT_NONE,
