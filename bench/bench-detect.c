@@ -105,7 +105,7 @@ static bool scan_vs_pass(const char *what, uint64_t size, bool populate) {
         guest_image_done(&im.img);
         printf("full scan, %s guest of %llu MiB: %.1f ms, plain pread pass %.1f ms, ratio %.2f (target <= 2)\n", what,
                (unsigned long long) (size / MiB), scan, pass, scan / pass);
-        printf("@detect-scan-%s %.3f\n", what, scan / pass);
+        printf("@ detect-scan-%s ratio=%.3f scan_ms=%.1f pass_ms=%.1f\n", what, scan / pass, scan, pass);
         return scan <= 2 * pass;
 }
 
@@ -128,7 +128,7 @@ static bool low_stub(void) {
         guest_image_done(&im.img);
         printf("low stub on a 4 GiB guest: %.3f ms average, %.3f ms max over %d runs (target < 10 ms)\n", sum / runs,
                max, runs);
-        printf("@detect-low-stub-ms %.3f\n", max);
+        printf("@ detect-low-stub max_ms=%.3f\n", max);
         return max < 10;
 }
 

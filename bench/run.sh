@@ -45,10 +45,10 @@ runs=${BENCH_RUNS:-3}
 idle_seconds=${BENCH_IDLE_SECONDS:-10}
 first_samples=${BENCH_FIRST_SAMPLES:-200}
 lease_cycles=${BENCH_LEASE_CYCLES:-5000}
-only=${BENCH_ONLY:-bus core idle scale auth private memctx lease}
+only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect}
 
 for p in vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
-        bench/bench-private bench/bench-memctx bench/bench-lease; do
+        bench/bench-private bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect; do
         if [ ! -x "$p" ]; then
                 echo "run.sh: ./$p is missing; run me from the build directory after 'make bench'." >&2
                 exit 2
@@ -398,18 +398,31 @@ run_lease() {
 }
 
 echo "vmsig benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
-if wants bus || wants idle || wants auth || wants private || wants memctx || wants lease; then
+# --- 9. memwrite and 10. detect --------------------------------------------------------
+run_memwrite() {
+        echo "== memwrite: MemWrite vs Echo round trips, and MemWriteBatch vs pwrite() to a memfd, as root"
+        run_tool memwrite bench/bench-memwrite --endpoint alpha --calls "$calls" --runs "$runs" --warmup 2000
+}
+
+run_detect() {
+        echo "== detect: the DTB detector on synthetic guests (low stub; full scan vs a plain read pass)"
+        run_tool detect bench/bench-detect
+}
+
+if wants bus || wants idle || wants auth || wants private || wants memctx || wants lease || wants memwrite; then
         start_services
         if wants idle; then run_idle; fi
         if wants bus; then run_bus; fi
         if wants private; then run_private; fi
         if wants memctx; then run_memctx; fi
         if wants lease; then run_lease; fi
+        if wants memwrite; then run_memwrite; fi
         if wants auth; then run_auth; fi
         stop_services
 fi
 if wants core; then run_core; fi
 if wants scale; then run_scale; fi
+if wants detect; then run_detect; fi
 
 # --- summary -------------------------------------------------------------------
 echo
@@ -483,6 +496,22 @@ $2 ~ /^memctx-read-/ {
 $2 == "lease" {
         printf "  %-34s %-12s %-12s %s\n", "lease: cycles/s through the bus", field("bus_cps"), "(report)", ""
         printf "  %-34s %-12s %-12s %s\n", "lease: cycles/s p2p", field("p2p_cps"), "(report)", ""
+}
+$2 == "memwrite-call" {
+        r = field("ratio")
+        report("memwrite: MemWrite vmsigd/echo time", r, "<= 1.2", r + 0 <= 1.2)
+}
+$2 == "memwrite-batch" {
+        printf "  %-34s %-12s %-12s %s\n", "memwrite: batch MiB/s", field("vmsigd_mbps"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "  pwrite baseline MiB/s", field("baseline_mbps"), "", ""
+}
+$2 == "detect-low-stub" {
+        r = field("max_ms")
+        report("detect: low stub, 4 GiB (max ms)", r, "< 10", r + 0 < 10)
+}
+$2 ~ /^detect-scan-/ {
+        r = field("ratio")
+        report("detect: " substr($2, 13) " scan/read pass", r, "<= 2", r + 0 <= 2)
 }
 $2 == "scale" {
         a = field("attach_ms")
