@@ -104,6 +104,8 @@ static void test_retry(Fixture *f, gconstpointer data) {
         boot_guest(f);
         g_assert_true(vt_wait_for(is_ready, f, 20000));
         g_assert_cmpuint(attempts(f), ==, 4);
+        g_autofree char *method = vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "BootstrapMethod");
+        g_assert_cmpstr(method, ==, "eprocess");
         g_assert_cmpuint(count_log(f, "No System DTB in the RAM of 'alpha' yet"), ==, 1);
         g_assert_cmpuint(count_log(f, "Found the System DTB of 'alpha' at 0x1aa000 (eprocess) after 4 attempts"), ==,
                          1);
@@ -160,7 +162,9 @@ static void test_guest_boots_while_watching(Fixture *f, gconstpointer data) {
 /* Without bootstrap="yes" a stub VM never searches: nothing to wake for. */
 static void test_disabled_is_idle(Fixture *f, gconstpointer data) {
         g_autofree char *s = state(f);
+        g_autofree char *method = vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "BootstrapMethod");
         g_assert_cmpstr(s, ==, "idle");
+        g_assert_cmpstr(method, ==, "");
         g_usleep(600 * 1000);
         g_assert_cmpuint(attempts(f), ==, 0);
 }

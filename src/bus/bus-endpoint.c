@@ -91,6 +91,14 @@ static int property_get_bootstrap_attempts(sd_bus *bus, const char *path, const 
         return sd_bus_message_append(reply, "u", p ? p->attempts : 0u);
 }
 
+static int property_get_bootstrap_method(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const vmsig_bootstrap_payload *p = endpoint_bootstrap(userdata);
+        vmsig_detect_method m = p && p->state == VMSIG_BOOTSTRAP_READY ? p->method : VMSIG_DETECT_NONE;
+
+        return sd_bus_message_append(reply, "s", m == VMSIG_DETECT_NONE ? "" : vmsig_detect_method_to_string(m));
+}
+
 static int property_get_capabilities(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         static const char *const names[_VMSIG_ADAPTER_MAX] = {
@@ -448,6 +456,8 @@ const sd_bus_vtable bus_endpoint_vtable[] = {
         SD_BUS_PROPERTY("Capabilities", "as", property_get_capabilities, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("BootstrapState", "s", property_get_bootstrap_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BootstrapAttempts", "u", property_get_bootstrap_attempts, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BootstrapMethod", "s", property_get_bootstrap_method, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("InputLeaseHolder", "s", property_get_lease_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PowerLeaseHolder", "s", property_get_lease_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

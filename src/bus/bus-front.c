@@ -187,7 +187,7 @@ static void on_bootstrap(vmsig_bus_front *f, const vmsig_event *e, bool replay) 
 
         if (be && !replay)
                 (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "BootstrapState",
-                                                      "BootstrapAttempts", NULL);
+                                                      "BootstrapAttempts", "BootstrapMethod", NULL);
 }
 
 static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {

@@ -113,7 +113,7 @@ static void succeed(vmsig_bootstrap *b, const vmsig_detect_result *found) {
 
         b->scan = vmsig_detect_scan_free(b->scan);
         (void) arm(b, 0, false);
-        r = vmsig_memctx_source_set_root(b->source, b->endpoint, found->dtb, found->kernel_hint);
+        r = vmsig_memctx_source_set_root(b->source, b->endpoint, found->dtb, found->kernel_hint, found->method);
         if (r < 0)
                 log_warning_errno(r, "Cannot publish the memory context of '%s': %m",
                                   vmsig_endpoint_get_name(b->endpoint));

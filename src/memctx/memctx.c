@@ -57,6 +57,7 @@ static int publish(vmsig_memctx_source *s, vmsig_endpoint *ep, bool invalidated)
                 .invalidated = invalidated,
                 .dtb = invalidated ? 0 : s->dtb,
                 .kernel_hint = invalidated ? 0 : s->kernel_hint,
+                .method = invalidated ? 0 : s->method,
                 .ram_fd = fcntl(s->ram_fd, F_DUPFD_CLOEXEC, 3),
                 .ram_size = s->ram_size,
                 .n_ranges = s->n_ranges,
@@ -86,11 +87,13 @@ int vmsig_memctx_source_new_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep) {
         s->epoch++;
         s->dtb = 0;
         s->kernel_hint = 0;
+        s->method = 0;
         int k = publish(s, ep, false);
         return r < 0 ? r : k;
 }
 
-int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uint64_t dtb, uint64_t kernel_hint) {
+int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uint64_t dtb, uint64_t kernel_hint,
+                                 uint32_t method) {
         int r = 0;
 
         if (s->epoch > 0)
@@ -98,6 +101,7 @@ int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uin
         s->epoch++;
         s->dtb = dtb;
         s->kernel_hint = kernel_hint;
+        s->method = method;
         int k = publish(s, ep, false);
         return r < 0 ? r : k;
 }

@@ -27,6 +27,7 @@ typedef struct vmsig_memctx {
         bool invalidated;
         uint64_t dtb;
         uint64_t kernel_hint;
+        uint32_t method; /* how the DTB was found: a vmsig_detect_method; 0 unknown */
         int ram_fd;
         uint64_t ram_size;
         size_t n_ranges;
@@ -42,6 +43,7 @@ typedef struct vmsig_memctx_source {
         uint64_t epoch;
         uint64_t dtb;
         uint64_t kernel_hint;
+        uint32_t method;
 } vmsig_memctx_source;
 
 /* Takes ownership of ram_fd (closed by _done, also on failure). */
@@ -54,7 +56,8 @@ int vmsig_memctx_source_publish(vmsig_memctx_source *s, vmsig_endpoint *ep);
 int vmsig_memctx_source_new_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep);
 /* The bootstrap found the address-space root: end the current epoch and
  * publish the next one with it. */
-int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uint64_t dtb, uint64_t kernel_hint);
+int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uint64_t dtb, uint64_t kernel_hint,
+                                 uint32_t method);
 
 /* The retained datum of an endpoint, or NULL. */
 const vmsig_memctx *vmsig_memctx_get(vmsig_core *c, vmsig_id endpoint);
