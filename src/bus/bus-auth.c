@@ -84,6 +84,10 @@ bus_admission *bus_auth_admission(bus_auth *a) {
         return a->admission;
 }
 
+bus_peers *bus_auth_peers(bus_auth *a) {
+        return a->peers;
+}
+
 static void audit_decision(const bus_peer *peer, vmsig_cap cap, vmsig_endpoint *ep, bool granted,
                            const char *reason) {
         bus_audit_log(&(bus_audit_record) {

@@ -38,6 +38,7 @@ int bus_auth_new(sd_event *event, sd_bus *system_bus, bus_auth **ret);
 bus_auth *bus_auth_free(bus_auth *a);
 int bus_auth_configure(bus_auth *a, const bus_admission_config *c);
 bus_admission *bus_auth_admission(bus_auth *a);
+bus_peers *bus_auth_peers(bus_auth *a);
 
 /* Authorizes m for cap on ep (NULL for daemon-wide capabilities).
  *   1: granted, go on;

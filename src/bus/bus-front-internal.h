@@ -38,6 +38,7 @@ struct vmsig_bus_front {
         Hashmap *leases;    /* lease id -> bus_lease, held through this connection */
         Hashmap *memctx_subs; /* "endpoint\nsubscriber" -> bus_memctx_sub */
         char *peer_label;   /* the peer's name on a private connection, else NULL */
+        bool gone_hook;     /* registered with bus-peers */
         sd_bus_slot *slots[7];
 };
 

@@ -214,6 +214,13 @@ static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata
         return VMSIG_DELIVER_OK;
 }
 
+static void on_peer_gone(const char *name, void *userdata) {
+        vmsig_bus_front *f = userdata;
+
+        bus_lease_holder_gone(f, name);
+        bus_memctx_subscriber_gone(f, name);
+}
+
 int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *ctx, vmsig_bus_front **ret) {
         vmsig_bus_front *f;
         vmsig_filter filter = {
@@ -257,6 +264,13 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         if (r < 0)
                 goto fail;
 
+        /* Holders and subscribers leaving the system bus end their leases
+         * and subscriptions; private peers end with their connection. */
+        r = bus_peers_add_gone_hook(bus_auth_peers(f->auth), on_peer_gone, f);
+        if (r < 0)
+                goto fail;
+        f->gone_hook = true;
+
         /* The front is an in-process subscriber that never falls behind: it
          * consumes every event as it is delivered. */
         r = vmsig_core_subscribe(core, &filter, 0, on_event, f, &f->subscriber);
@@ -274,6 +288,8 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
 
         if (!f)
                 return NULL;
+        if (f->gone_hook)
+                bus_peers_remove_gone_hook(bus_auth_peers(f->auth), on_peer_gone, f);
         if (f->leases)
                 bus_lease_free_all(f);
         if (f->memctx_subs)

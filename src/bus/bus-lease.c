@@ -27,7 +27,7 @@ struct bus_lease {
         bus_peer holder;         /* a copy, for audit after the peer left */
         int fd;                  /* our end of the pipe; hang-up ends the lease */
         sd_event_source *hangup;
-        sd_bus_track *track;     /* the holder on the bus (not on p2p) */
+        bool on_bus;             /* not a private connection: the holder has a unique name */
 };
 
 /* Property getters. */
@@ -64,7 +64,6 @@ static void bus_lease_free(bus_lease *l) {
         bus_auth_quota_release(l->front->auth, l->holder.uid, BUS_QUOTA_LEASES);
         l->hangup = sd_event_source_disable_unref(l->hangup);
         l->fd = safe_close(l->fd);
-        l->track = sd_bus_track_unref(l->track);
         vmsig_endpoint_unref(l->endpoint);
         free(l->holder.name);
         free(l->path);
@@ -94,14 +93,27 @@ static int on_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-static int on_holder_gone(sd_bus_track *t, void *userdata) {
-        bus_lease *l = userdata;
+/* The front learns from bus-peers that name left the bus. */
+void bus_lease_holder_gone(vmsig_bus_front *f, const char *name) {
+        bus_lease *l;
+        bool again = true;
 
-        log_debug("Holder of lease %s left the bus.", l->key);
-        bus_auth_audit_operation(&l->holder, "release-lease", l->endpoint, 0, NULL);
-        (void) bus_lease_end(l, VMSIG_LEASE_RELEASED, "holder-gone");
-        vmsig_core_flush(l->front->core);
-        return 0;
+        while (again) {
+                again = false;
+                HASHMAP_FOREACH(l, f->leases, st)
+                        if (l->on_bus && strcmp(l->info.holder, name) == 0 &&
+                            vmsig_endpoint_lease_get(l->endpoint, l->class) &&
+                            vmsig_endpoint_lease_get(l->endpoint, l->class)->id == l->info.id) {
+                                log_debug("Holder of lease %s left the bus.", l->key);
+                                bus_auth_audit_operation(&l->holder, "release-lease", l->endpoint, 0, NULL);
+                                /* The LEASE event removes the object later;
+                                 * the map does not change under us here. */
+                                (void) bus_lease_end(l, VMSIG_LEASE_RELEASED, "holder-gone");
+                                again = true;
+                                break;
+                        }
+        }
+        vmsig_core_flush(f->core);
 }
 
 /* Methods. */
@@ -157,11 +169,7 @@ static int watch_holder(bus_lease *l, sd_bus_message *m, int *ret_fd) {
                 return -errno;
         l->fd = pipefd[0];
         r = sd_event_add_io(sd_bus_get_event(l->front->bus), &l->hangup, l->fd, EPOLLIN, on_hangup, l);
-        if (r >= 0 && sd_bus_message_get_sender(m)) {
-                r = sd_bus_track_new(l->front->bus, &l->track, on_holder_gone, l);
-                if (r >= 0)
-                        r = sd_bus_track_add_sender(l->track, m);
-        }
+        l->on_bus = sd_bus_message_get_sender(m) != NULL;
         if (r < 0) {
                 safe_close(pipefd[1]);
                 return r;
@@ -237,7 +245,7 @@ void bus_lease_on_event(vmsig_bus_front *f, const vmsig_lease_payload *p) {
                         r = sd_bus_message_append(s, "s", p->reason);
                 /* Only the holder needs to hear it (a private connection
                  * has nobody else). */
-                if (r >= 0 && l->track)
+                if (r >= 0 && l->on_bus)
                         r = sd_bus_message_set_destination(s, l->holder.name);
                 if (r >= 0)
                         r = sd_bus_send(f->bus, s, NULL);

@@ -22,5 +22,7 @@ int bus_lease_create(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, 
                      const vmsig_lease_info *info, const bus_peer *holder, const char **ret_path, int *ret_fd);
 /* A LEASE event: removes this front's object of a lease that ended. */
 void bus_lease_on_event(vmsig_bus_front *f, const vmsig_lease_payload *p);
+/* name left the bus: the leases it held through this front end. */
+void bus_lease_holder_gone(vmsig_bus_front *f, const char *name);
 /* The front goes away: every lease held through it ends. */
 void bus_lease_free_all(vmsig_bus_front *f);

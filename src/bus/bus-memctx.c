@@ -21,7 +21,7 @@ struct bus_memctx_sub {
         char *key;        /* "<endpoint>\n<subscriber>" */
         char *subscriber; /* unique name or private label */
         uid_t uid;
-        sd_bus_track *track;
+        bool on_bus; /* not a private connection: the subscriber has a unique name */
 };
 
 static char *sub_key(vmsig_endpoint *ep, const char *subscriber) {
@@ -32,19 +32,28 @@ static char *sub_key(vmsig_endpoint *ep, const char *subscriber) {
 static void sub_free(bus_memctx_sub *s) {
         hashmap_remove(s->front->memctx_subs, s->key);
         bus_auth_quota_release(s->front->auth, s->uid, BUS_QUOTA_SUBSCRIPTIONS);
-        sd_bus_track_unref(s->track);
         vmsig_endpoint_unref(s->endpoint);
         free(s->subscriber);
         free(s->key);
         free(s);
 }
 
-static int on_subscriber_gone(sd_bus_track *t, void *userdata) {
-        bus_memctx_sub *s = userdata;
+void bus_memctx_subscriber_gone(vmsig_bus_front *f, const char *name) {
+        bus_memctx_sub *s;
+        bool again = true;
 
-        log_debug("memctx subscriber %s of '%s' left the bus.", s->subscriber, vmsig_endpoint_get_name(s->endpoint));
-        sub_free(s);
-        return 0;
+        /* The map cannot change under HASHMAP_FOREACH; restart after each. */
+        while (again) {
+                again = false;
+                HASHMAP_FOREACH(s, f->memctx_subs, st)
+                        if (s->on_bus && strcmp(s->subscriber, name) == 0) {
+                                log_debug("memctx subscriber %s of '%s' left the bus.", s->subscriber,
+                                          vmsig_endpoint_get_name(s->endpoint));
+                                sub_free(s);
+                                again = true;
+                                break;
+                        }
+        }
 }
 
 static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, const bus_peer *caller,
@@ -60,15 +69,10 @@ static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, co
         s->subscriber = strdup(bus_front_peer_label(f, m));
         s->key = s->subscriber ? sub_key(ep, s->subscriber) : NULL;
         r = s->key ? 0 : -ENOMEM;
-        if (r >= 0 && sd_bus_message_get_sender(m)) {
-                r = sd_bus_track_new(f->bus, &s->track, on_subscriber_gone, s);
-                if (r >= 0)
-                        r = sd_bus_track_add_sender(s->track, m);
-        }
+        s->on_bus = sd_bus_message_get_sender(m) != NULL;
         if (r >= 0)
                 r = hashmap_put(f->memctx_subs, s->key, s);
         if (r < 0) {
-                sd_bus_track_unref(s->track);
                 vmsig_endpoint_unref(s->endpoint);
                 free(s->subscriber);
                 free(s->key);
@@ -163,7 +167,7 @@ static void send_to(bus_memctx_sub *s, const char *path, const char *member, con
                 r = m->invalidated ? sd_bus_message_append(sig, "t", m->epoch)
                                    : sd_bus_message_append(sig, "tt", m->epoch, m->dtb);
         /* Unicast: the DTB is the subscribers' business only. */
-        if (r >= 0 && s->track)
+        if (r >= 0 && s->on_bus)
                 r = sd_bus_message_set_destination(sig, s->subscriber);
         if (r >= 0)
                 r = sd_bus_send(s->front->bus, sig, NULL);

@@ -14,5 +14,7 @@ int bus_memctx_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
 
 /* A live MEMCTX event of ep: tells its subscribers on this front. */
 void bus_memctx_on_event(vmsig_bus_front *f, vmsig_endpoint *ep, const char *path, const vmsig_memctx *m);
+/* name left the bus: its subscriptions on this front end. */
+void bus_memctx_subscriber_gone(vmsig_bus_front *f, const char *name);
 /* ep was detached (NULL: the front goes): its subscriptions end. */
 void bus_memctx_endpoint_gone(vmsig_bus_front *f, vmsig_endpoint *ep);

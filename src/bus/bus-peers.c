@@ -20,8 +20,15 @@ typedef struct peer_entry {
         size_t n_waiting;
 } peer_entry;
 
+typedef struct gone_hook {
+        bus_peer_gone_fn fn;
+        void *userdata;
+} gone_hook;
+
 struct bus_peers {
         sd_bus *bus;
+        gone_hook *hooks;
+        size_t n_hooks;
         Hashmap *by_name;
         sd_bus_slot *name_owner_changed;
         bus_peer p2p; /* for messages that arrive on a private connection */
@@ -53,8 +60,14 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
                 return 0;
-        if (name[0] == ':' && new_owner[0] == '\0')
-                peer_forget(userdata, name);
+        if (name[0] != ':' || new_owner[0] != '\0')
+                return 0;
+        peer_forget(userdata, name);
+        bus_peers *p = userdata;
+        /* Backwards: a hook may remove itself. */
+        for (size_t i = p->n_hooks; i > 0; i--)
+                if (i <= p->n_hooks)
+                        p->hooks[i - 1].fn(name, p->hooks[i - 1].userdata);
         return 0;
 }
 
@@ -90,6 +103,7 @@ bus_peers *bus_peers_free(bus_peers *p) {
                 peer_entry_free(e);
         hashmap_free(p->by_name);
         free(p->p2p.gids);
+        free(p->hooks);
         sd_bus_unref(p->bus);
         free(p);
         return NULL;
@@ -246,4 +260,23 @@ int bus_peers_get(bus_peers *p, sd_bus_message *m, bus_peer **ret, sd_bus_error 
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
         return 0;
+}
+
+int bus_peers_add_gone_hook(bus_peers *p, bus_peer_gone_fn fn, void *userdata) {
+        gone_hook *h = reallocarray(p->hooks, p->n_hooks + 1, sizeof *h);
+
+        if (!h)
+                return -ENOMEM;
+        p->hooks = h;
+        p->hooks[p->n_hooks++] = (gone_hook) { fn, userdata };
+        return 0;
+}
+
+void bus_peers_remove_gone_hook(bus_peers *p, bus_peer_gone_fn fn, void *userdata) {
+        for (size_t i = 0; i < p->n_hooks; i++)
+                if (p->hooks[i].fn == fn && p->hooks[i].userdata == userdata) {
+                        memmove(p->hooks + i, p->hooks + i + 1, (p->n_hooks - i - 1) * sizeof *p->hooks);
+                        p->n_hooks--;
+                        return;
+                }
 }

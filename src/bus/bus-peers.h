@@ -31,3 +31,10 @@ bus_peers *bus_peers_free(bus_peers *p);
  * they arrive. <0 with error set when they cannot be had. On a
  * peer-to-peer connection the credentials come from the socket. */
 int bus_peers_get(bus_peers *p, sd_bus_message *m, bus_peer **ret, sd_bus_error *error);
+
+/* Called with the unique name of every peer that leaves the bus. One match
+ * serves everyone: sd_bus_track would add a match rule and a synchronous
+ * GetNameOwner call per tracked name. */
+typedef void (*bus_peer_gone_fn)(const char *name, void *userdata);
+int bus_peers_add_gone_hook(bus_peers *p, bus_peer_gone_fn fn, void *userdata);
+void bus_peers_remove_gone_hook(bus_peers *p, bus_peer_gone_fn fn, void *userdata);
