@@ -118,26 +118,9 @@ static uint64_t load_le64(const uint8_t *p) {
 }
 
 static int read_file(detect_io *io, uint64_t offset, void *buf, size_t len) {
-        uint8_t *p = buf;
-
         io->n_read += len;
         io->work += len;
-        while (len > 0) {
-                if (offset > INT64_MAX)
-                        return -EOVERFLOW;
-                ssize_t n = pread(io->mem.read_fd, p, len, (off_t) offset);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO; /* the file is shorter than ram_size says */
-                p += n;
-                len -= (size_t) n;
-                offset += (uint64_t) n;
-        }
-        return 0;
+        return vmsig_pread_full(io->mem.read_fd, buf, len, offset);
 }
 
 /* -ERANGE if [gpa, gpa + len) is not RAM in one piece. */

@@ -51,7 +51,7 @@ static int fail_io(vmsig_memwrite_failure *f, int r, uint64_t address) {
         return r;
 }
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t offset) {
+int vmsig_pread_full(int fd, void *buf, size_t len, uint64_t offset) {
         uint8_t *p = buf;
 
         while (len > 0) {
@@ -167,7 +167,7 @@ static int read_entry(const vmsig_guest_mem *m, uint64_t entry_gpa, unsigned lev
                 f->level = level;
                 return r;
         }
-        r = pread_full(m->read_fd, &raw, sizeof raw, offset);
+        r = vmsig_pread_full(m->read_fd, &raw, sizeof raw, offset);
         if (r < 0)
                 return fail_io(f, r, va);
         *ret = le64toh(raw);
@@ -388,7 +388,7 @@ int vmsig_memwrite_plan_apply(const vmsig_memwrite_plan *p, const vmsig_guest_me
         for (size_t i = 0; i < p->n_segments; i++) {
                 const vmsig_memwrite_segment *s = &p->segments[i];
 
-                r = pread_full(m->read_fd, saved + pos, s->len, s->offset);
+                r = vmsig_pread_full(m->read_fd, saved + pos, s->len, s->offset);
                 if (r < 0)
                         return fail_io(f, r, s->address);
                 pos += s->len;

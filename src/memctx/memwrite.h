@@ -142,6 +142,10 @@ int vmsig_memwrite_plan_add_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m,
 int vmsig_memwrite_plan_apply(const vmsig_memwrite_plan *p, const vmsig_guest_mem *m,
                               vmsig_memwrite_failure *ret_failure);
 
+/* Reads len bytes at offset in full, retrying short reads and EINTR; -EIO
+ * when the file ends first. Shared with the detector. */
+int vmsig_pread_full(int fd, void *buf, size_t len, uint64_t offset);
+
 /* Writers. vmsig_memwrite_pwrite() takes the fd as its userdata, see
  * VMSIG_FD_TO_PTR(), and retries short writes and EINTR. */
 #define VMSIG_FD_TO_PTR(fd) ((void *) (intptr_t) (fd))
