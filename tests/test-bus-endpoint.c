@@ -157,6 +157,7 @@ static void test_lifecycle(Fixture *f, gconstpointer data) {
         expect_invalid(f, "Resume", "shut-off");
         expect_invalid(f, "Reset", "shut-off");
         expect_invalid(f, "PowerOff", "shut-off");
+        expect_invalid(f, "Kill", "shut-off");
 
         /* The other endpoint was not affected. */
         g_autofree char *beta = state_of(f, "/org/vmsig/endpoint/beta");

@@ -18,7 +18,8 @@
         "<admission max-leases=\"2\"/>"                           \
         "<stub-vm name=\"alpha\" ram-size=\"1M\"/>"               \
         "<stub-vm name=\"beta\" ram-size=\"1M\"/>"                \
-        "<stub-vm name=\"gamma\" ram-size=\"1M\"/></vmsigd>"
+        "<stub-vm name=\"gamma\" ram-size=\"1M\"/>"               \
+        "<stub-vm name=\"slow\" ram-size=\"1M\" latency-ms=\"300\"/></vmsigd>"
 
 typedef struct {
         VtBus *bus;
@@ -350,6 +351,63 @@ static void test_input(Fixture *f, gconstpointer data) {
         close(lease);
 }
 
+typedef struct {
+        guint done;
+        char *error[3], *message[3];
+} InjectReplies;
+
+static void on_inject_reply(GObject *source, GAsyncResult *res, gpointer data) {
+        InjectReplies *r = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+        if (error) {
+                r->error[r->done] = g_dbus_error_get_remote_error(error);
+                r->message[r->done] = g_strdup(error->message);
+        }
+        r->done++;
+}
+
+static gboolean injects_done(gpointer data) {
+        return ((InjectReplies *) data)->done == 3;
+}
+
+/* The input lease ends while input waits for the (slow) VM: none of it
+ * reaches the guest, and every waiting call fails, saying why. */
+static void test_input_dropped_with_lease(Fixture *f, gconstpointer data) {
+        const char *slow = "/org/vmsig/endpoint/slow";
+        InjectReplies r = {};
+        int lease = vt_acquire_lease(f->conn, slow, "input", NULL);
+
+        for (size_t i = 0; i < 3; i++)
+                g_dbus_connection_call(f->conn, "org.vmsig", slow, VT_ENDPOINT_IFACE, "InjectInput", events(2, 0, 1),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_inject_reply, &r);
+        g_dbus_connection_flush_sync(f->conn, NULL, NULL);
+        g_usleep(50 * 1000); /* well inside the 300 ms the VM takes */
+        GDBusConnection *admin = vt_bus_connect(f->bus);
+        GVariantBuilder options;
+        g_autoptr(GError) error = NULL;
+        g_variant_builder_init(&options, G_VARIANT_TYPE("a{sv}"));
+        g_variant_builder_add(&options, "{sv}", "force", g_variant_new_boolean(TRUE));
+        g_autoptr(GVariant) forced = g_dbus_connection_call_with_unix_fd_list_sync(
+                admin, VT_NAME, slow, VT_ENDPOINT_IFACE, "AcquireLease", g_variant_new("(sa{sv})", "input", &options),
+                NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, NULL, NULL, &error);
+        g_assert_no_error(error);
+        g_assert_cmpuint(r.done, ==, 0);
+        g_assert_true(vt_wait_for(injects_done, &r, 5000));
+        for (size_t i = 0; i < 3; i++) {
+                g_assert_cmpstr(r.error[i], ==, "org.vmsig.Error.LeaseRevoked");
+                g_assert_nonnull(strstr(r.message[i], "Input for 'slow' was dropped before it reached the guest: "
+                                                      "the input lease was revoked"));
+                g_free(r.error[i]);
+                g_free(r.message[i]);
+        }
+        g_autofree char *log = vt_daemon_log(f->daemon);
+        g_assert_null(strstr(log, "action=inject-input endpoint=slow result=ok"));
+        close(lease);
+        g_object_unref(admin);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add("/lease/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
@@ -363,5 +421,6 @@ int main(int argc, char *argv[]) {
         ADD("reset-and-detach-revoke", test_reset_and_detach_revoke);
         ADD("bad-requests", test_bad_requests);
         ADD("input", test_input);
+        ADD("input-dropped-with-lease", test_input_dropped_with_lease);
         return g_test_run();
 }

@@ -118,7 +118,7 @@ static guint count_log(Fixture *f, const char *needle) {
         return n;
 }
 
-static const char *const lifecycle_methods[] = { "Pause", "Resume", "Reset", "PowerOff" };
+static const char *const lifecycle_methods[] = { "Pause", "Resume", "Reset", "PowerOff", "Kill" };
 
 static void test_root_allowed(Fixture *f, gconstpointer data) {
         if (!f->polkit)

@@ -157,7 +157,8 @@ static void test_drive(Fixture *f, gconstpointer data) {
         close(power);
 }
 
-/* QEMU killed: shut off, leases revoked, no crash. QEMU back: picked up. */
+/* QEMU killed: shut off, leases revoked, no crash. QEMU back: picked up,
+ * and killed through vmsigd. */
 static void test_qemu_dies_and_returns(Fixture *f, gconstpointer data) {
         if (!f->qemu)
                 return;
@@ -178,6 +179,13 @@ static void test_qemu_dies_and_returns(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) p = vt_call(f->conn, VM, VT_ENDPOINT_IFACE, "Pause", NULL);
         g_autofree char *paused = qmp_session_status(f->qemu->session);
         g_assert_cmpstr(paused, ==, "paused");
+
+        /* Kill: QEMU quits, the endpoint is shut off, the lease ends. */
+        g_autoptr(GVariant) k = vt_call(f->conn, VM, VT_ENDPOINT_IFACE, "Kill", NULL);
+        g_assert_true(qemu_vm_wait_exit(f->qemu, 10000));
+        wait_state(f, "shut-off");
+        g_autofree char *after_kill = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "PowerLeaseHolder");
+        g_assert_cmpstr(after_kill, ==, "");
         close(power);
 }
 

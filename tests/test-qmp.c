@@ -508,13 +508,14 @@ static void test_kill_restart(Fixture *f, gconstpointer data) {
         assert_qemu_status(f, "paused");
 }
 
-/* quit: SHUTDOWN, then the hangup of a QEMU that is gone. */
+/* quit by another QMP client: SHUTDOWN, then the hangup of a QEMU that
+ * is gone; the VM was killed. */
 static void test_quit(Fixture *f, gconstpointer data) {
         if (!bring_up(f))
                 return;
         qmp_session_run(f->vm->session, "quit", NULL);
         RUN_UNTIL(f, state(f) == VMSIG_STATE_SHUT_OFF);
-        assert_last_lifecycle(f, VMSIG_OP_POWER_OFF, VMSIG_STATE_RUNNING, VMSIG_STATE_SHUT_OFF);
+        assert_last_lifecycle(f, VMSIG_OP_KILL, VMSIG_STATE_RUNNING, VMSIG_STATE_SHUT_OFF);
         g_assert_true(qemu_vm_wait_exit(f->vm, 10000));
         run_for(f, 300); /* a few reconnect attempts */
         g_assert_cmpint(state(f), ==, VMSIG_STATE_SHUT_OFF);
@@ -522,6 +523,25 @@ static void test_quit(Fixture *f, gconstpointer data) {
 
         qemu_vm_start(f->vm);
         wait_running(f);
+}
+
+/* Kill is quit: answered, then QEMU exits and the endpoint is shut off;
+ * a paused guest is killed just the same. */
+static void test_kill(Fixture *f, gconstpointer data) {
+        done_ctx d;
+
+        if (!bring_up(f))
+                return;
+        lifecycle(f, VMSIG_OP_PAUSE, &d);
+        g_assert_cmpint(d.error, ==, 0);
+        lifecycle(f, VMSIG_OP_KILL, &d);
+        g_assert_cmpint(d.error, ==, 0);
+        g_assert_true(qemu_vm_wait_exit(f->vm, 10000));
+        RUN_UNTIL(f, state(f) == VMSIG_STATE_SHUT_OFF);
+        assert_last_lifecycle(f, VMSIG_OP_KILL, VMSIG_STATE_PAUSED, VMSIG_STATE_SHUT_OFF);
+        lifecycle(f, VMSIG_OP_KILL, &d);
+        g_assert_cmpint(d.error, ==, -EBADFD);
+        g_assert_cmpstr(d.message, ==, "Endpoint '" NAME "' is shut off: its QEMU is not running.");
 }
 
 /* Attached before QEMU runs: shut off, no memory; then QEMU comes. */
@@ -841,6 +861,33 @@ static void test_fake(Fixture *f, gconstpointer data) {
                 g_assert_cmpint(many[i].error, ==, 0);
         }
 
+        /* The input lease ends with input waiting: the one QEMU has goes
+         * through, the waiting ones never reach it and fail, named. */
+        vmsig_lease_info lease;
+        g_assert_cmpint(vmsig_endpoint_lease_acquire(f->ep, VMSIG_LEASE_INPUT, ":1.42", 0, &lease, NULL), ==, 0);
+        for (size_t i = 0; i < 3; i++) {
+                many[i] = (done_ctx) { .f = f };
+                g_assert_cmpint(vmsig_endpoint_inject_input(f->ep, keys, 2, on_done, &many[i]), ==, 0);
+        }
+        cmd = fake_command(f, k);
+        g_assert_cmpstr(fake_execute(cmd), ==, "input-send-event");
+        g_assert_cmpint(vmsig_endpoint_lease_end(f->ep, VMSIG_LEASE_INPUT, lease.id, VMSIG_LEASE_REVOKED, "forced"),
+                        ==, 0);
+        g_assert_cmpuint(many[1].calls, ==, 0); /* from the loop, not from the call */
+        RUN_UNTIL(f, many[2].calls > 0);
+        g_assert_cmpint(many[1].error, ==, -ECANCELED);
+        g_assert_cmpint(many[2].error, ==, -ECANCELED);
+        g_assert_cmpstr(many[2].message, ==,
+                        "Input for '" NAME "' was dropped before it reached the guest: the input lease was revoked "
+                        "(forced).");
+        g_assert_cmpuint(many[0].calls, ==, 0);
+        fake_reply(k, cmd, "{}");
+        RUN_UNTIL(f, many[0].calls > 0);
+        g_assert_cmpint(many[0].error, ==, 0);
+        run_for(f, 30);
+        g_assert_false(fake_poll(k, &eof)); /* nothing more was sent */
+        g_assert_false(eof);
+
         /* Garbage: the backend hangs up, requests in flight fail, and it
          * comes back to a QEMU that is still there. */
         d = (done_ctx) { .f = f };
@@ -881,6 +928,7 @@ int main(int argc, char **argv) {
         ADD("/qmp/input", test_input);
         ADD("/qmp/write-ram", test_write_ram);
         ADD("/qmp/kill-restart", test_kill_restart);
+        ADD("/qmp/kill", test_kill);
         ADD("/qmp/quit", test_quit);
         ADD("/qmp/absent-then-start", test_absent_then_start);
         ADD("/qmp/detach", test_detach);

@@ -318,6 +318,7 @@ static void test_lifecycle_invalid(Fixture *f, gconstpointer data) {
         expect_invalid(f, c, VMSIG_OP_RESUME, "Cannot resume endpoint 'gamma': it is shut-off.");
         expect_invalid(f, c, VMSIG_OP_RESET, "Cannot reset endpoint 'gamma': it is shut-off.");
         expect_invalid(f, c, VMSIG_OP_POWER_OFF, "Cannot power-off endpoint 'gamma': it is shut-off.");
+        expect_invalid(f, c, VMSIG_OP_KILL, "Cannot kill endpoint 'gamma': it is shut-off.");
 
         g_assert_cmpint(vmsig_endpoint_inject_input(c, &key, 1, on_done, &d), ==, 0);
         g_assert_cmpuint(d.calls, ==, 0);

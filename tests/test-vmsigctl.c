@@ -524,7 +524,7 @@ static void test_status(Fixture *f, gconstpointer data) {
 }
 
 static void test_lifecycle(Fixture *f, gconstpointer data) {
-        g_autofree char *err1 = NULL, *err2 = NULL, *err3 = NULL;
+        g_autofree char *err1 = NULL, *err2 = NULL, *err3 = NULL, *err4 = NULL;
 
         g_assert_cmpint(ctl(f, NULL, "pause", "alpha", NULL), ==, 0);
         g_autofree char *paused = prop(f, ALPHA, "State");
@@ -547,12 +547,18 @@ static void test_lifecycle(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(off, ==, "shut-off");
         g_assert_cmpint(ctl_err(f, NULL, &err2, "pause", "alpha", NULL), ==, 1);
         g_assert_true(g_str_has_prefix(err2, "Failed to pause 'alpha': "));
+        g_assert_cmpint(ctl_err(f, NULL, &err4, "kill", "alpha", NULL), ==, 1);
+        g_assert_true(g_str_has_prefix(err4, "Failed to kill 'alpha': "));
+        g_assert_cmpint(ctl(f, NULL, "kill", "beta", NULL), ==, 0);
+        g_autofree char *killed = prop(f, BETA, "State");
+        g_assert_cmpstr(killed, ==, "shut-off");
 
         g_assert_cmpint(ctl_err(f, NULL, &err3, "pause", "nosuch", NULL), ==, 1);
         g_assert_cmpstr(err3, ==, "Failed to look up endpoint 'nosuch': No endpoint named 'nosuch'.\n");
         g_autofree char *log = vt_daemon_log(f->daemon);
         g_assert_nonnull(strstr(log, "action=pause endpoint=alpha result=ok"));
         g_assert_nonnull(strstr(log, "action=power-off endpoint=alpha result=ok"));
+        g_assert_nonnull(strstr(log, "action=kill endpoint=beta result=ok"));
 }
 
 static void test_keep_lease(Fixture *f, gconstpointer data) {

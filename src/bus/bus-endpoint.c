@@ -242,6 +242,10 @@ static int method_power_off(sd_bus_message *m, void *userdata, sd_bus_error *err
         return method_lifecycle(m, userdata, VMSIG_OP_POWER_OFF, error);
 }
 
+static int method_kill(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return method_lifecycle(m, userdata, VMSIG_OP_KILL, error);
+}
+
 #define INPUT_EVENTS_MAX 1024
 
 static int read_input_events(sd_bus_message *m, vmsig_input_event **ret, size_t *ret_n, sd_bus_error *error) {
@@ -482,6 +486,7 @@ const sd_bus_vtable bus_endpoint_vtable[] = {
         SD_BUS_METHOD("Resume", NULL, NULL, method_resume, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Reset", NULL, NULL, method_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("PowerOff", NULL, NULL, method_power_off, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Kill", NULL, NULL, method_kill, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("MemctxChanged", SD_BUS_ARGS("t", epoch, "t", dtb), 0),
         SD_BUS_SIGNAL_WITH_ARGS("MemctxInvalidated", SD_BUS_ARGS("t", epoch), 0),
         SD_BUS_SIGNAL_WITH_ARGS("LeaseAcquired", SD_BUS_ARGS("s", class, "s", holder), 0),

@@ -18,6 +18,7 @@
 #define VMSIG_ERROR_INVALID_CONFIGURATION "org.vmsig.Error.InvalidConfiguration"
 #define VMSIG_ERROR_LEASE_BUSY "org.vmsig.Error.LeaseBusy"
 #define VMSIG_ERROR_NOT_LEASE_HOLDER "org.vmsig.Error.NotLeaseHolder"
+#define VMSIG_ERROR_LEASE_REVOKED "org.vmsig.Error.LeaseRevoked"
 #define VMSIG_ERROR_NOT_SUBSCRIBED "org.vmsig.Error.NotSubscribed"
 #define VMSIG_ERROR_EMPTY_WRITE "org.vmsig.Error.EmptyWrite"
 #define VMSIG_ERROR_WRITE_TOO_LONG "org.vmsig.Error.WriteTooLong"

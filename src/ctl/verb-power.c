@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* pause, resume, reset, poweroff (each inside the power lease) and lease. */
+/* pause, resume, reset, poweroff, kill (each inside the power lease) and lease. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +17,7 @@ static const struct {
         { "resume", "Resume", "resume" },
         { "reset", "Reset", "reset" },
         { "poweroff", "PowerOff", "power off" },
+        { "kill", "Kill", "kill" },
 };
 
 static int call_lifecycle(sd_bus *bus, const char *path, const char *name, size_t op) {

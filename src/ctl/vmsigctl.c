@@ -27,7 +27,8 @@ static void help(void) {
                "  pause NAME                   Pause the guest (inside the power lease)\n"
                "  resume NAME                  Resume a paused guest\n"
                "  reset NAME                   Reset the guest\n"
-               "  poweroff NAME                Power the guest off\n"
+               "  poweroff NAME                Press the power button: the guest shuts down\n"
+               "  kill NAME                    End the VM at once, without asking the guest\n"
                "  lease NAME CLASS             Hold the input, power or memory-write lease\n"
                "                               until Ctrl-C, printing its object path\n"
                "  memwrite NAME ADDR [HEX]     Write bytes into guest memory at ADDR (a\n"
@@ -53,8 +54,8 @@ static void help(void) {
                "     --json                    Output JSON (list, status, dump-memctx;\n"
                "                               monitor: one object per line)\n"
                "     --no-legend               Do not print the table header and footer\n"
-               "     --keep-lease              pause, resume, reset, poweroff, memwrite, input:\n"
-               "                               hold the lease afterwards, until Ctrl-C\n"
+               "     --keep-lease              pause, resume, reset, poweroff, kill, memwrite,\n"
+               "                               input: hold the lease afterwards, until Ctrl-C\n"
                "     --force                   Take a lease from its holder (administrators)\n"
                "     --file=FILE               memwrite: write the contents of FILE (- for\n"
                "                               standard input)\n"
@@ -199,6 +200,7 @@ static const struct verb {
         { "resume", 2, 2, verb_lifecycle },
         { "reset", 2, 2, verb_lifecycle },
         { "poweroff", 2, 2, verb_lifecycle },
+        { "kill", 2, 2, verb_lifecycle },
         { "lease", 3, 3, verb_lease },
         { "memwrite", 3, 4, verb_memwrite },
         { "input", 3, INT_MAX, verb_input },

@@ -54,6 +54,7 @@ static const char *const op_names[_VMSIG_OP_MAX] = {
         [VMSIG_OP_RESUME] = "resume",
         [VMSIG_OP_RESET] = "reset",
         [VMSIG_OP_POWER_OFF] = "power-off",
+        [VMSIG_OP_KILL] = "kill",
 };
 
 const char *vmsig_state_to_string(vmsig_state s) {
@@ -472,6 +473,13 @@ int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *eve
         if (!in || !in->inject)
                 return -EOPNOTSUPP;
         return in->inject(ep->adapters[VMSIG_ADAPTER_INPUT].data, events, n, done, userdata);
+}
+
+void vmsig_endpoint_cancel_input(vmsig_endpoint *ep, const char *message) {
+        const vmsig_input_ops *in = (const vmsig_input_ops *) ep->adapters[VMSIG_ADAPTER_INPUT].ops;
+
+        if (ep->attached && in && in->cancel)
+                in->cancel(ep->adapters[VMSIG_ADAPTER_INPUT].data, message);
 }
 
 int vmsig_endpoint_write_ram(vmsig_endpoint *ep, uint64_t offset, const void *buf, size_t len) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -64,6 +65,17 @@ int vmsig_endpoint_lease_acquire(vmsig_endpoint *ep, vmsig_lease_class c, const 
         return 0;
 }
 
+/* Input still waiting for the VM was sent under the lease that ends: it
+ * must not reach the guest under nobody's, or the next holder's, lease. */
+static void drop_queued_input(vmsig_endpoint *ep, vmsig_lease_change how, const char *reason) {
+        char msg[160];
+
+        snprintf(msg, sizeof msg, "Input for '%s' was dropped before it reached the guest: the input lease was %s%s%s%s.",
+                 vmsig_endpoint_get_name(ep), how == VMSIG_LEASE_RELEASED ? "released" : "revoked",
+                 reason ? " (" : "", reason ?: "", reason ? ")" : "");
+        vmsig_endpoint_cancel_input(ep, msg);
+}
+
 int vmsig_endpoint_lease_end(vmsig_endpoint *ep, vmsig_lease_class c, uint64_t id, vmsig_lease_change how,
                              const char *reason) {
         vmsig_lease_info *l, old;
@@ -75,6 +87,8 @@ int vmsig_endpoint_lease_end(vmsig_endpoint *ep, vmsig_lease_class c, uint64_t i
                 return -ESRCH;
         old = *l;
         *l = (vmsig_lease_info) {};
+        if (c == VMSIG_LEASE_INPUT)
+                drop_queued_input(ep, how, reason);
         publish(ep, c, how, &old, reason);
         return 0;
 }

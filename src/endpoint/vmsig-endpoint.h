@@ -38,6 +38,7 @@ typedef enum vmsig_lifecycle_op {
         VMSIG_OP_RESUME,
         VMSIG_OP_RESET,
         VMSIG_OP_POWER_OFF,
+        VMSIG_OP_KILL, /* ends the VM at once, without asking the guest */
         _VMSIG_OP_MAX,
 } vmsig_lifecycle_op;
 
@@ -108,6 +109,11 @@ typedef struct vmsig_host_ops {
 typedef struct vmsig_input_ops {
         vmsig_adapter_ops base;
         int (*inject)(void *data, const vmsig_input_event *events, size_t n, vmsig_done_fn done, void *userdata);
+        /* Drops every inject call whose events have not reached the VM
+         * yet: each completes, from the loop, with -ECANCELED and message.
+         * Called when the input lease ends, so that no event outlives the
+         * lease it was sent under. */
+        void (*cancel)(void *data, const char *message);
 } vmsig_input_ops;
 
 typedef struct vmsig_sensor_ops {
@@ -185,6 +191,8 @@ int vmsig_endpoint_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, vmsig_do
 int vmsig_endpoint_write_ram(vmsig_endpoint *ep, uint64_t offset, const void *buf, size_t len);
 int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *events, size_t n, vmsig_done_fn done,
                                 void *userdata);
+/* Through the input adapter's cancel; nothing without one. */
+void vmsig_endpoint_cancel_input(vmsig_endpoint *ep, const char *message);
 
 /*
  * Leases: exclusive ownership of a destructive resource class of one

@@ -23,8 +23,14 @@ typedef struct request {
         void *userdata;
         int error;
         char message[160];
+        json_object *input; /* input-send-event arguments waiting their turn */
+        struct vmsig_qmp *owner;
         struct request *next;
 } request;
+
+typedef struct request_queue {
+        request *head, *tail;
+} request_queue;
 
 struct vmsig_qmp {
         unsigned n_ref; /* one per adapter role */
@@ -40,7 +46,11 @@ struct vmsig_qmp {
         bool shutdown_seen; /* on this connection: the hangup that follows is QEMU exiting */
         int defer_fd;
         vmsig_cookie defer_cookie;
-        request *defer_head, *defer_tail;
+        request_queue deferred;
+
+        /* input: one input-send-event at a time, the rest wait here */
+        request_queue input;
+        bool input_in_flight;
 
         /* memctx */
         bool memctx_attached;
@@ -58,6 +68,7 @@ static const char *const op_commands[_VMSIG_OP_MAX] = {
         [VMSIG_OP_RESUME] = "cont",
         [VMSIG_OP_RESET] = "system_reset",
         [VMSIG_OP_POWER_OFF] = "system_powerdown",
+        [VMSIG_OP_KILL] = "quit",
 };
 
 static vmsig_qmp *qmp_unref(vmsig_qmp *q) {
@@ -102,7 +113,27 @@ static void complete(request *rq, int error, const char *message) {
 
         if (rq->done)
                 rq->done(&res, rq->userdata);
+        json_object_put(rq->input);
         free(rq);
+}
+
+static void queue_push(request_queue *queue, request *rq) {
+        rq->next = NULL;
+        if (queue->tail)
+                queue->tail->next = rq;
+        else
+                queue->head = rq;
+        queue->tail = rq;
+}
+
+static request *queue_pop(request_queue *queue) {
+        request *rq = queue->head;
+        if (rq) {
+                queue->head = rq->next;
+                if (!queue->head)
+                        queue->tail = NULL;
+        }
+        return rq;
 }
 
 /* The memctx sensor: the RAM file, its epochs, the bootstrap. */
@@ -307,6 +338,13 @@ static const vmsig_sensor_ops qmp_memctx_ops = {
 /* Completions that must not happen inside the call that asked: queued and
  * run from the loop through an eventfd. */
 
+/* Completed from the loop with the request's error and message. */
+static void defer(vmsig_qmp *q, request *rq) {
+        queue_push(&q->deferred, rq);
+        /* Cannot fail: the counter does not get near overflowing. */
+        (void) eventfd_write(q->defer_fd, 1);
+}
+
 static int complete_later(vmsig_qmp *q, vmsig_done_fn done, void *userdata, int error, const char *message) {
         request *rq = calloc(1, sizeof *rq);
 
@@ -315,25 +353,11 @@ static int complete_later(vmsig_qmp *q, vmsig_done_fn done, void *userdata, int 
         *rq = (request) { .done = done, .userdata = userdata, .error = error };
         if (message)
                 snprintf(rq->message, sizeof rq->message, "%s", message);
-        if (q->defer_tail)
-                q->defer_tail->next = rq;
-        else
-                q->defer_head = rq;
-        q->defer_tail = rq;
-        /* Cannot fail: the counter does not get near overflowing. */
-        (void) eventfd_write(q->defer_fd, 1);
+        defer(q, rq);
         return 0;
 }
 
-static request *defer_pop(vmsig_qmp *q) {
-        request *rq = q->defer_head;
-        if (rq) {
-                q->defer_head = rq->next;
-                if (!q->defer_head)
-                        q->defer_tail = NULL;
-        }
-        return rq;
-}
+static void input_next(vmsig_qmp *q);
 
 static void on_defer(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
         vmsig_qmp *q = userdata;
@@ -341,27 +365,34 @@ static void on_defer(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revent
 
         (void) eventfd_read(fd, &v);
         /* Only what was queued before now: completions may queue more. */
-        request *tail = q->defer_tail;
-        for (request *rq; q->host_attached && (rq = defer_pop(q));) {
+        request *tail = q->deferred.tail;
+        for (request *rq; q->host_attached && (rq = queue_pop(&q->deferred));) {
                 bool last = rq == tail;
                 complete(rq, rq->error, rq->error < 0 ? rq->message : NULL);
                 if (last)
                         break;
         }
-        if (q->defer_head && q->host_attached)
+        if (q->host_attached)
+                input_next(q);
+        if (q->deferred.head && q->host_attached)
                 (void) eventfd_write(q->defer_fd, 1);
 }
 
 /* Why a request cannot go to QEMU now. */
+static int refusal(vmsig_qmp *q, char *msg, size_t size) {
+        if (current_state(q) == VMSIG_STATE_SHUT_OFF) {
+                snprintf(msg, size, "Endpoint '%s' is shut off: its QEMU is not running.", q->name);
+                return -EBADFD;
+        }
+        snprintf(msg, size, "QEMU of '%s' is not connected yet: reconnecting to %s.", q->name, q->qmp_socket);
+        return -EIO;
+}
+
 static int refuse_later(vmsig_qmp *q, vmsig_done_fn done, void *userdata) {
         char msg[160];
+        int error = refusal(q, msg, sizeof msg);
 
-        if (current_state(q) == VMSIG_STATE_SHUT_OFF) {
-                snprintf(msg, sizeof msg, "Endpoint '%s' is shut off: its QEMU is not running.", q->name);
-                return complete_later(q, done, userdata, -EBADFD, msg);
-        }
-        snprintf(msg, sizeof msg, "QEMU of '%s' is not connected yet: reconnecting to %s.", q->name, q->qmp_socket);
-        return complete_later(q, done, userdata, -EIO, msg);
+        return complete_later(q, done, userdata, error, msg);
 }
 
 static void on_request_reply(qmp_conn *c, const qmp_reply *reply, void *userdata) {
@@ -488,9 +519,16 @@ static void on_reset(vmsig_qmp *q, json_object *data) {
 }
 
 static void on_shutdown(vmsig_qmp *q, json_object *data) {
+        const char *reason = event_reason(data);
+
         q->shutdown_seen = true;
-        log_info("QEMU of '%s' shut the guest down (%s).", q->name, event_reason(data));
-        observe(q, VMSIG_STATE_SHUT_OFF);
+        log_info("QEMU of '%s' shut the guest down (%s).", q->name, reason);
+        /* quit, from us or from another QMP client: the VM was killed, the
+         * guest had no say. */
+        if (strcmp(reason, "host-qmp-quit") == 0 && current_state(q) != VMSIG_STATE_SHUT_OFF)
+                report(q, VMSIG_OP_KILL, VMSIG_STATE_SHUT_OFF);
+        else
+                observe(q, VMSIG_STATE_SHUT_OFF);
 }
 
 static void on_powerdown(vmsig_qmp *q, json_object *data) {
@@ -546,8 +584,10 @@ static void host_detach(void *data, vmsig_endpoint *ep) {
 
         snprintf(msg, sizeof msg, "Endpoint '%s' was detached.", q->name);
         q->host_attached = false;
+        for (request *rq; (rq = queue_pop(&q->input));)
+                complete(rq, -ENODEV, msg);
         q->conn = qmp_conn_free(q->conn, -ENODEV, msg);
-        for (request *rq; (rq = defer_pop(q));)
+        for (request *rq; (rq = queue_pop(&q->deferred));)
                 complete(rq, -ENODEV, msg);
         (void) vmsig_endpoint_remove_fd(ep, q->defer_cookie);
         q->defer_fd = safe_close(q->defer_fd);
@@ -567,11 +607,46 @@ static const vmsig_host_ops qmp_host_ops = {
         .lifecycle = host_lifecycle,
 };
 
-/* The input actuator: one input-send-event per call. */
+/* The input actuator: one input-send-event per call, and one in flight
+ * at a time. QEMU would queue them just as well, but what is written to
+ * its socket cannot be taken back: events waiting here can, when the
+ * input lease ends. */
+
+static void on_input_reply(qmp_conn *c, const qmp_reply *reply, void *userdata) {
+        request *rq = userdata;
+        vmsig_qmp *q = rq->owner;
+
+        q->input_in_flight = false;
+        complete(rq, reply->error, reply->message);
+        if (q->host_attached)
+                input_next(q);
+}
+
+/* From the loop: sends the oldest waiting input, or fails it (and the
+ * next) when QEMU cannot take it now. */
+static void input_next(vmsig_qmp *q) {
+        request *rq;
+        int r;
+
+        while (!q->input_in_flight && (rq = queue_pop(&q->input))) {
+                if (!qmp_conn_is_ready(q->conn)) {
+                        r = refusal(q, rq->message, sizeof rq->message);
+                        complete(rq, r, rq->message);
+                        continue;
+                }
+                r = qmp_conn_execute(q->conn, "input-send-event", TAKE_PTR(rq->input), on_input_reply, rq);
+                if (r < 0) {
+                        complete(rq, r, NULL);
+                        continue;
+                }
+                q->input_in_flight = true;
+        }
+}
 
 static int input_inject(void *data, const vmsig_input_event *events, size_t n, vmsig_done_fn done, void *userdata) {
         vmsig_qmp *q = data;
         json_object *args = NULL;
+        request *rq;
         char msg[128];
         int r;
 
@@ -589,12 +664,33 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         }
         if (!args) /* nothing to send */
                 return complete_later(q, done, userdata, 0, NULL);
-        return submit(q, "input-send-event", args, done, userdata);
+        rq = calloc(1, sizeof *rq);
+        if (!rq) {
+                json_object_put(args);
+                return -ENOMEM;
+        }
+        *rq = (request) { .done = done, .userdata = userdata, .input = args, .owner = q };
+        queue_push(&q->input, rq);
+        /* Sent from the loop, so that done is never called from here. */
+        if (!q->input_in_flight)
+                (void) eventfd_write(q->defer_fd, 1);
+        return 0;
+}
+
+static void input_cancel(void *data, const char *message) {
+        vmsig_qmp *q = data;
+
+        for (request *rq; (rq = queue_pop(&q->input));) {
+                rq->error = -ECANCELED;
+                snprintf(rq->message, sizeof rq->message, "%s", message);
+                defer(q, rq);
+        }
 }
 
 static const vmsig_input_ops qmp_input_ops = {
         .base = { .free = adapter_free },
         .inject = input_inject,
+        .cancel = input_cancel,
 };
 
 static int copy_spec(vmsig_qmp *q, const vmsig_qmp_spec *spec) {

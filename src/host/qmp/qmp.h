@@ -11,9 +11,12 @@
  * makes the endpoint shut off.
  *
  *   host:   Pause -> stop, Resume -> cont, Reset -> system_reset,
- *           PowerOff -> system_powerdown; done when QEMU answers. QMP
+ *           PowerOff -> system_powerdown, Kill -> quit; done when QEMU
+ *           answers. QMP
  *           errors complete with -EIO and "QEMU: <class>: <desc>".
- *   input:  one input-send-event per inject call (see below for codes).
+ *   input:  one input-send-event per inject call (see below for codes),
+ *           one at a time: the others wait in vmsigd, where the end of the
+ *           input lease drops them (-ECANCELED).
  *   memctx: the guest RAM is QEMU's memory-backend-file (share=on): a
  *           read-only fd of it for the memctx datum, a private writable one
  *           for write_ram, and the address-space bootstrap. The datum comes

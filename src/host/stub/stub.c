@@ -29,6 +29,7 @@ typedef struct request {
         vmsig_done_fn done;
         void *userdata;
         uint64_t due; /* CLOCK_MONOTONIC usec, with a latency */
+        char cancelled[160]; /* why the input was dropped */
         struct request *next;
 } request;
 
@@ -47,6 +48,7 @@ struct vmsig_stub {
         int event_fd; /* an eventfd, or a timerfd when requests take time */
         vmsig_cookie cookie;
         request *queue_head, *queue_tail;
+        request *cancelled; /* dropped input, completed on the next iteration */
 
         vmsig_input_event *input_log;
         size_t input_head, n_input;
@@ -105,6 +107,16 @@ static int kick(vmsig_stub *s) {
         return timerfd_settime(s->event_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? -errno : 0;
 }
 
+/* Wakes the loop on its next iteration, whatever is due. */
+static void wake_now(vmsig_stub *s) {
+        static const struct itimerspec soon = { .it_value.tv_nsec = 1 };
+
+        if (s->spec.latency_usec == 0)
+                (void) eventfd_write(s->event_fd, 1);
+        else
+                (void) timerfd_settime(s->event_fd, 0, &soon, NULL);
+}
+
 static int queue_push(vmsig_stub *s, request *q) {
         if (s->event_fd < 0) {
                 free(q->events);
@@ -136,6 +148,7 @@ static int transition(vmsig_state from, vmsig_lifecycle_op op, vmsig_state *to) 
                 *to = from;
                 return from == VMSIG_STATE_RUNNING || from == VMSIG_STATE_PAUSED ? 0 : -EBADFD;
         case VMSIG_OP_POWER_OFF:
+        case VMSIG_OP_KILL:
                 *to = VMSIG_STATE_SHUT_OFF;
                 return from == VMSIG_STATE_RUNNING || from == VMSIG_STATE_PAUSED ? 0 : -EBADFD;
         default:
@@ -186,11 +199,19 @@ static void run_input(vmsig_stub *s, request *q) {
         complete(q, 0, NULL);
 }
 
+static void complete_cancelled(vmsig_stub *s) {
+        for (request *q; (q = s->cancelled);) {
+                s->cancelled = q->next;
+                complete(q, -ECANCELED, q->cancelled);
+        }
+}
+
 static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
         vmsig_stub *s = userdata;
         uint64_t v, now = now_usec();
 
         (void) !read(fd, &v, sizeof v); /* eventfd counter or timer expirations */
+        complete_cancelled(s);
         /* Only what was queued before now and is due; requests queued by a
          * completion callback run on a later iteration, keeping the loop
          * fair. */
@@ -234,6 +255,7 @@ static void host_detach(void *data, vmsig_endpoint *ep) {
                 s->event_fd = safe_close(s->event_fd);
         }
         snprintf(msg, sizeof msg, "Endpoint '%s' was detached.", s->name);
+        complete_cancelled(s);
         for (request *q; (q = queue_pop(s));)
                 complete(q, -ENODEV, msg);
         s->endpoint = NULL;
@@ -277,9 +299,36 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         return queue_push(s, q);
 }
 
+/* Takes the waiting input requests out of the queue; the lifecycle
+ * requests among them keep their order. */
+static void input_cancel(void *data, const char *message) {
+        vmsig_stub *s = data;
+        request **cancelled = &s->cancelled, *kept = s->queue_head;
+
+        while (*cancelled)
+                cancelled = &(*cancelled)->next;
+        s->queue_head = s->queue_tail = NULL;
+        for (request *q; (q = kept);) {
+                kept = q->next;
+                q->next = NULL;
+                if (q->type == REQUEST_INPUT) {
+                        snprintf(q->cancelled, sizeof q->cancelled, "%s", message);
+                        *cancelled = q;
+                        cancelled = &q->next;
+                } else if (s->queue_tail) {
+                        s->queue_tail = s->queue_tail->next = q;
+                } else {
+                        s->queue_head = s->queue_tail = q;
+                }
+        }
+        if (s->cancelled && s->event_fd >= 0)
+                wake_now(s);
+}
+
 static const vmsig_input_ops stub_input_ops = {
         .base = { .free = adapter_free },
         .inject = input_inject,
+        .cancel = input_cancel,
 };
 
 /* memctx sensor: the RAM region, and a new epoch on every guest reset. */
