@@ -238,7 +238,8 @@ static guint count_fds(GPid pid) {
 }
 
 /* The daemon owns each RAM fd and closes it at detach: after attach,
- * subscribe and detach cycles its fd count is back where it started. */
+ * subscribe and detach cycles its fd count is back where it started. Each
+ * VM added again under the same name gets a path of its own. */
 static void test_fd_baseline(Fixture *f, gconstpointer data) {
         guint baseline = 0;
 
@@ -246,8 +247,21 @@ static void test_fd_baseline(Fixture *f, gconstpointer data) {
                 vt_daemon_rewrite_config(f->daemon, CONFIG_HEAD "<stub-vm name=\"tmp\" ram-size=\"1M\"/></vmsigd>");
                 g_autoptr(GVariant) r = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Reload", NULL);
                 GDBusConnection *c = vt_bus_connect(f->bus);
-                Datum d = subscribe(c, "/org/vmsig/endpoint/tmp");
-                int lease = vt_acquire_lease(c, "/org/vmsig/endpoint/tmp", "input", NULL);
+                g_autoptr(GVariant) found = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpoint",
+                                                    g_variant_new("(s)", "tmp"));
+                const char *path;
+                g_variant_get(found, "(&o)", &path);
+                /* Added again, it is a different VM at a different path. */
+                g_autofree char *want = i == 0 ? g_strdup("/org/vmsig/endpoint/tmp")
+                                               : g_strdup_printf("/org/vmsig/endpoint/tmp_r%d", i + 1);
+                g_assert_cmpstr(path, ==, want);
+                if (i > 0) {
+                        g_autofree char *old = vt_call_error(c, "/org/vmsig/endpoint/tmp", VT_ENDPOINT_IFACE,
+                                                             "UnsubscribeMemctx", NULL, NULL);
+                        g_assert_cmpstr(old, ==, "org.freedesktop.DBus.Error.UnknownObject");
+                }
+                Datum d = subscribe(c, path);
+                int lease = vt_acquire_lease(c, path, "input", NULL);
                 g_autoptr(GVariant) x = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
                                                 g_variant_new("(s)", "tmp"));
                 datum_clear(&d);

@@ -423,15 +423,9 @@ static int method_acquire_lease(sd_bus_message *m, void *userdata, sd_bus_error 
 
 int bus_endpoint_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                       sd_bus_error *error) {
-        _cleanup_free_ char *name = NULL;
         vmsig_bus_front *f = userdata;
-        bus_endpoint *be;
-        int r;
+        bus_endpoint *be = hashmap_get(f->endpoint_paths, path);
 
-        r = sd_bus_path_decode(path, VMSIG_BUS_ENDPOINT_PREFIX, &name);
-        if (r <= 0)
-                return r;
-        be = bus_front_lookup(f, name);
         if (!be)
                 return 0;
         *found = be;

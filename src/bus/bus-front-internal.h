@@ -35,6 +35,7 @@ struct vmsig_bus_front {
         bus_auth *auth;               /* ctx->auth */
         vmsig_subscriber *subscriber;
         Hashmap *endpoints; /* name -> bus_endpoint */
+        Hashmap *endpoint_paths; /* object path -> bus_endpoint */
         Hashmap *leases;    /* lease id -> bus_lease, held through this connection */
         Hashmap *memctx_subs; /* "endpoint\nsubscriber" -> bus_memctx_sub */
         char *peer_label;   /* the peer's name on a private connection, else NULL */

@@ -63,6 +63,25 @@ static void emit_count_changed(vmsig_bus_front *f) {
                                               NULL);
 }
 
+/* The name, escaped; a VM added again under a name seen before gets
+ * "_rN" on top (N: the how-manieth), so that a path a client still holds
+ * never names a different VM. Escaped labels never contain "_r": their
+ * '_' is always followed by two hex digits. */
+static int endpoint_path(vmsig_endpoint *ep, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        uint32_t n = vmsig_endpoint_get_incarnation(ep);
+        int r;
+
+        r = sd_bus_path_encode(VMSIG_BUS_ENDPOINT_PREFIX, vmsig_endpoint_get_name(ep), &path);
+        if (r < 0)
+                return r;
+        if (n <= 1) {
+                *ret = TAKE_PTR(path);
+                return 0;
+        }
+        return asprintf(ret, "%s_r%" PRIu32, path, n) < 0 ? -ENOMEM : 0;
+}
+
 static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e, bool announce) {
         vmsig_endpoint *ep = vmsig_core_find_endpoint(f->core, e->endpoint);
         bus_endpoint *be;
@@ -79,9 +98,14 @@ static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e, bool announ
         }
         be->front = f;
         be->endpoint = vmsig_endpoint_ref(ep);
-        r = sd_bus_path_encode(VMSIG_BUS_ENDPOINT_PREFIX, vmsig_endpoint_get_name(ep), &be->path);
+        r = endpoint_path(ep, &be->path);
         if (r >= 0)
                 r = hashmap_put(f->endpoints, vmsig_endpoint_get_name(ep), be);
+        if (r >= 0) {
+                r = hashmap_put(f->endpoint_paths, be->path, be);
+                if (r < 0)
+                        hashmap_remove(f->endpoints, vmsig_endpoint_get_name(ep));
+        }
         if (r < 0) {
                 log_error_errno(r, "Cannot publish endpoint '%s': %m", vmsig_endpoint_get_name(ep));
                 bus_endpoint_free(be);
@@ -104,6 +128,7 @@ static void endpoint_removed(vmsig_bus_front *f, const vmsig_roster_payload *p) 
         /* InterfacesRemoved is built from the object as it still exists. */
         (void) sd_bus_emit_object_removed(f->bus, be->path);
         hashmap_remove(f->endpoints, p->name);
+        hashmap_remove(f->endpoint_paths, be->path);
         (void) sd_bus_emit_signal(f->bus, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointRemoved", "o",
                                   be->path);
         bus_endpoint_free(be);
@@ -240,9 +265,10 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         f->ctx = ctx;
         f->auth = ctx->auth;
         f->endpoints = hashmap_new();
+        f->endpoint_paths = hashmap_new();
         f->leases = hashmap_new();
         f->memctx_subs = hashmap_new();
-        if (!f->endpoints || !f->leases || !f->memctx_subs) {
+        if (!f->endpoints || !f->endpoint_paths || !f->leases || !f->memctx_subs) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -300,6 +326,7 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
         HASHMAP_FOREACH(be, f->endpoints, st)
                 bus_endpoint_free(be);
         hashmap_free(f->endpoints);
+        hashmap_free(f->endpoint_paths);
         hashmap_free(f->leases);
         hashmap_free(f->memctx_subs);
         free(f->peer_label);

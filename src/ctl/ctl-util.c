@@ -258,10 +258,19 @@ int ctl_get_endpoint(sd_bus *bus, const char *name, char **ret_path) {
         return *ret_path ? 0 : ctl_error(-ENOMEM, "Out of memory.");
 }
 
+/* PREFIX/LABEL[_rN]: the escaped name, and for a VM added again under a
+ * name seen before, which one it is (escaping never yields "_r"). */
 char *ctl_endpoint_name_from_path(const char *path) {
+        _cleanup_free_ char *label_path = NULL;
+        const char *suffix;
         char *name = NULL;
 
-        if (!path || sd_bus_path_decode(path, VMSIG_ENDPOINT_PREFIX, &name) <= 0)
+        if (!path)
+                return NULL;
+        suffix = strrchr(path, '_');
+        if (suffix && suffix[1] == 'r' && suffix[2] && strspn(suffix + 2, "0123456789") == strlen(suffix + 2))
+                label_path = strndup(path, (size_t) (suffix - path));
+        if (sd_bus_path_decode(label_path ?: path, VMSIG_ENDPOINT_PREFIX, &name) <= 0)
                 return NULL;
         return name;
 }

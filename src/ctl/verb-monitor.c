@@ -2,6 +2,7 @@
 /* monitor: one line per signal of org.vmsig (roster, lifecycle, memctx,
  * bootstrap and lease events), as text or as JSON lines, until Ctrl-C. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,13 @@
 typedef struct monitor {
         sd_bus *bus;
         const char *name;  /* only this endpoint, or NULL for all */
-        char *filter_path; /* its object */
+        char *filter_path; /* its object when we started, NULL if none */
 } monitor;
+
+/* By name: a VM added again has a new object path. */
+static bool wanted(monitor *mon, const ctl_event *e) {
+        return !mon->name || (e->endpoint && strcmp(e->endpoint, mon->name) == 0);
+}
 
 /* --memctx: MemctxChanged and MemctxInvalidated go to subscribers only. */
 static void subscribe_memctx(monitor *mon, const char *path) {
@@ -34,10 +40,13 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         int r;
 
         r = ctl_event_parse(m, &e);
-        if (r < 0)
+        if (r < 0) {
                 fprintf(stderr, "Failed to parse a signal of %s: %s\n", VMSIG_SERVICE, strerror(-r));
-        else if (!mon->filter_path || strcmp(e.path, mon->filter_path) == 0) {
-                e.endpoint = ctl_endpoint_name_from_path(e.path);
+                ctl_event_done(&e);
+                return 0;
+        }
+        e.endpoint = ctl_endpoint_name_from_path(e.path);
+        if (wanted(mon, &e)) {
                 ctl_event_print(&e);
                 if (arg.memctx && strcmp(e.signal, "EndpointAdded") == 0)
                         subscribe_memctx(mon, e.path);
@@ -56,8 +65,9 @@ static int subscribe_all_memctx(monitor *mon) {
         r = ctl_require_fd_passing(mon->bus);
         if (r < 0)
                 return r;
-        if (mon->filter_path) {
-                subscribe_memctx(mon, mon->filter_path);
+        if (mon->name) {
+                if (mon->filter_path)
+                        subscribe_memctx(mon, mon->filter_path);
                 return 0;
         }
         r = sd_bus_call_method(mon->bus, VMSIG_SERVICE, VMSIG_MANAGER_PATH, VMSIG_MANAGER_INTERFACE, "ListEndpoints",
@@ -93,16 +103,22 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
 static int resolve_filter(monitor *mon) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
         int r;
 
         r = sd_bus_call_method(mon->bus, VMSIG_SERVICE, VMSIG_MANAGER_PATH, VMSIG_MANAGER_INTERFACE, "GetEndpoint",
                                &error, &reply, "s", mon->name);
         if (r < 0 && !sd_bus_error_has_name(&error, "org.vmsig.Error.NoSuchEndpoint"))
                 return ctl_bus_error(&error, r, "Failed to look up endpoint '%s'", mon->name);
-        if (r < 0)
+        if (r < 0) {
                 fprintf(stderr, "No endpoint '%s' yet; waiting for it.\n", mon->name);
-        r = sd_bus_path_encode(VMSIG_ENDPOINT_PREFIX, mon->name, &mon->filter_path);
-        return r < 0 ? ctl_error(r, "Out of memory.") : 0;
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return ctl_error(r, "Failed to parse the reply of GetEndpoint: %m");
+        mon->filter_path = strdup(path);
+        return mon->filter_path ? 0 : ctl_error(-ENOMEM, "Out of memory.");
 }
 
 static int run_loop(monitor *mon) {

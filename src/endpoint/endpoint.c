@@ -25,6 +25,7 @@ struct vmsig_endpoint {
         vmsig_core *core;
         vmsig_id id;
         char *name;
+        uint32_t incarnation;
         sd_id128_t uuid;
         vmsig_state state;
         bool attached;
@@ -36,8 +37,16 @@ struct vmsig_endpoint {
         vmsig_lease_info leases[_VMSIG_LEASE_CLASS_MAX];
 };
 
+/* How many endpoints a name has had: names outlive endpoints, so that a
+ * VM added again is told apart from its predecessor. */
+typedef struct name_record {
+        uint32_t count;
+        char name[];
+} name_record;
+
 struct endpoint_registry {
         Hashmap *by_name;
+        Hashmap *names_seen; /* name -> name_record */
         size_t n_attached;
         vmsig_endpoint *zombies;
 };
@@ -93,12 +102,43 @@ static endpoint_registry *registry_get(vmsig_core *c) {
                 if (!c->registry)
                         return NULL;
                 c->registry->by_name = hashmap_new();
-                if (!c->registry->by_name) {
+                c->registry->names_seen = hashmap_new();
+                if (!c->registry->by_name || !c->registry->names_seen) {
+                        hashmap_free(c->registry->by_name);
+                        hashmap_free(c->registry->names_seen);
                         free(c->registry);
                         c->registry = NULL;
                 }
         }
         return c->registry;
+}
+
+/* Counts one more endpoint of this name; returns which one it is. */
+static int name_count(endpoint_registry *reg, const char *name, uint32_t *ret) {
+        name_record *rec = hashmap_get(reg->names_seen, name);
+        int r;
+
+        if (!rec) {
+                rec = calloc(1, sizeof *rec + strlen(name) + 1);
+                if (!rec)
+                        return -ENOMEM;
+                strcpy(rec->name, name);
+                r = hashmap_put(reg->names_seen, rec->name, rec);
+                if (r < 0) {
+                        free(rec);
+                        return r;
+                }
+        }
+        *ret = ++rec->count;
+        return 0;
+}
+
+static void names_seen_free(endpoint_registry *reg) {
+        name_record *rec;
+
+        HASHMAP_FOREACH(rec, reg->names_seen, st)
+                free(rec);
+        hashmap_free(reg->names_seen);
 }
 
 static void publish_roster(vmsig_endpoint *ep, vmsig_roster_change change) {
@@ -221,6 +261,9 @@ int vmsig_core_attach_endpoint(vmsig_core *c, const vmsig_endpoint_spec *spec, v
                 r = -ENOMEM;
                 goto fail;
         }
+        r = name_count(reg, ep->name, &ep->incarnation);
+        if (r < 0)
+                goto fail;
         r = slots_acquire(c, &ep->id);
         if (r < 0)
                 goto fail;
@@ -307,6 +350,7 @@ void endpoint_registry_free(vmsig_core *c) {
         }
         endpoint_registry_reap(c);
         hashmap_free(reg->by_name);
+        names_seen_free(reg);
         free(reg);
         c->registry = NULL;
 }
@@ -327,6 +371,10 @@ void endpoint_registry_stats(vmsig_core *c, vmsig_core_stats *st) {
 vmsig_endpoint *vmsig_core_find_endpoint(vmsig_core *c, vmsig_id id) {
         slot *s = core_slot_lookup(c, id);
         return s && s->endpoint && s->endpoint->attached ? s->endpoint : NULL;
+}
+
+uint32_t vmsig_endpoint_get_incarnation(vmsig_endpoint *ep) {
+        return ep->incarnation;
 }
 
 vmsig_endpoint *vmsig_core_find_endpoint_by_name(vmsig_core *c, const char *name) {

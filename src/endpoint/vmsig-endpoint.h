@@ -167,6 +167,9 @@ vmsig_id vmsig_endpoint_get_id(vmsig_endpoint *ep);
 uint32_t vmsig_endpoint_get_vmid(vmsig_endpoint *ep);
 uint32_t vmsig_endpoint_get_generation(vmsig_endpoint *ep);
 const char *vmsig_endpoint_get_name(vmsig_endpoint *ep);
+/* 1 for the first endpoint of its name since the core started, 2 for the
+ * one added after that one was detached, and so on. */
+uint32_t vmsig_endpoint_get_incarnation(vmsig_endpoint *ep);
 sd_id128_t vmsig_endpoint_get_uuid(vmsig_endpoint *ep);
 vmsig_state vmsig_endpoint_get_state(vmsig_endpoint *ep);
 bool vmsig_endpoint_is_attached(vmsig_endpoint *ep);
