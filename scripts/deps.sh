@@ -5,7 +5,8 @@ set -e
 VMSIG_DEPS="build-essential autoconf automake libtool autoconf-archive pkg-config
 libsystemd-dev libxml2-dev libxml2-utils libglib2.0-dev libglib2.0-bin libdbus-1-dev
 dbus-daemon systemd polkitd pkexec valgrind strace util-linux
-libjson-c-dev qemu-system-x86 clang"
+libjson-c-dev qemu-system-x86 clang
+debhelper dpkg-dev lintian bash-completion man-db groff-base dbus"
 
 missing=""
 for p in $VMSIG_DEPS; do
