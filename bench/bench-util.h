@@ -38,6 +38,14 @@ static inline uint64_t bench_median(uint64_t *v, size_t n) {
         return v[n / 2];
 }
 
+/* The p-th percentile (nearest rank: the smallest value that at least p %
+ * of the values do not exceed) of n sorted values, n > 0. */
+static inline uint64_t bench_percentile(const uint64_t *sorted, size_t n, unsigned p) {
+        size_t rank = (n * p + 99) / 100;
+
+        return sorted[rank > 0 ? rank - 1 : 0];
+}
+
 /* The median of n values without reordering them (n <= BENCH_RUNS_MAX). */
 static inline uint64_t bench_median_of_runs(const uint64_t *v, size_t n) {
         uint64_t copy[BENCH_RUNS_MAX];

@@ -26,10 +26,29 @@
 #                                          target: received/baseline >= 0.95
 #   8. lease  (issue 4) AcquireLease + Release cycles, bus and p2p
 #                                          report only
+#   9. memwrite (issue 4) MemWrite vs echo round trips
+#                                          target: vmsigd/echo time <= 1.2
+#             and MemWriteBatch vs pwrite() to a memfd    report only
+#  10. detect (issue 5) the DTB detector: low stub on a 4 GiB guest
+#                                          target: < 10 ms
+#             full scan vs a plain read pass  target: scan/read <= 2
+#  11. qmp    (issue 6, the armed build only) vmsigd against a real QEMU
+#             (TCG) that bench-qmp starts, with discovery on a trigger
+#             directory; skipped when vmsigd is not armed or QEMU is missing
+#             a. trigger file renamed in -> EndpointAdded, vs a bare
+#                inotify watcher that reads the file and emits a signal
+#                                          target: median < 5 ms
+#             b. Pause + Resume vs stop + cont on a direct QMP socket
+#                                          target: vmsigd/direct time <= 1.5
+#             c. InjectInput vs direct input-send-event, 2 and 32 events
+#                per call, one at a time and 16 in flight     report only
 #
 # Environment: BENCH_CALLS (20000), BENCH_RUNS (3), BENCH_IDLE_SECONDS (10),
-# BENCH_FIRST_SAMPLES (200), BENCH_LEASE_CYCLES (5000),
-# BENCH_ONLY="bus core idle scale auth private memctx lease" to run a subset,
+# BENCH_FIRST_SAMPLES (200), BENCH_LEASE_CYCLES (5000), BENCH_QMP_SAMPLES
+# (50), BENCH_QMP_CYCLES (1000), BENCH_QMP_CALLS (1000), VMSIG_QEMU (the QEMU
+# binary, default qemu-system-x86_64),
+# BENCH_ONLY="bus core idle scale auth private memctx lease memwrite detect
+# qmp" to run a subset,
 # BENCH_STRICT=1 to exit 1 when a target is missed (otherwise only errors
 # make it fail).
 #
@@ -45,7 +64,10 @@ runs=${BENCH_RUNS:-3}
 idle_seconds=${BENCH_IDLE_SECONDS:-10}
 first_samples=${BENCH_FIRST_SAMPLES:-200}
 lease_cycles=${BENCH_LEASE_CYCLES:-5000}
-only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect}
+qmp_samples=${BENCH_QMP_SAMPLES:-50}
+qmp_cycles=${BENCH_QMP_CYCLES:-1000}
+qmp_calls=${BENCH_QMP_CALLS:-1000}
+only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect qmp}
 
 for p in vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
         bench/bench-private bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect; do
@@ -177,6 +199,8 @@ stop_polkitd() {
 }
 
 # --- the private system bus, vmsigd and the echo service ---------------------
+# start_services [qmp]: vmsigd with the stub VMs, or (qmp) with no stub VM and
+# discovery on $tmpdir/vms.d.
 start_services() {
         cat >"$tmpdir/bus.conf" <<EOF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -234,6 +258,16 @@ EOF
                 echo '  <stub-vm name="big" ram-size="256M"/>'
                 echo '</vmsigd>'
         } >"$tmpdir/vmsigd.conf"
+        if [ "${1:-}" = qmp ]; then
+                mkdir -p "$tmpdir/vms.d"
+                {
+                        echo '<vmsigd>'
+                        echo '  <log level="warning"/>'
+                        echo '  <audit target="stderr"/>'
+                        echo "  <discovery trigger-dir=\"$tmpdir/vms.d\"/>"
+                        echo '</vmsigd>'
+                } >"$tmpdir/vmsigd.conf"
+        fi
 
         "$DBUS_DAEMON" --config-file="$tmpdir/bus.conf" --nofork --print-address=3 3>"$tmpdir/bus.address" \
                 2>"$tmpdir/dbus-daemon.log" &
@@ -409,6 +443,27 @@ run_detect() {
         run_tool detect bench/bench-detect
 }
 
+# --- 11. qmp ---------------------------------------------------------------------
+# Its own vmsigd: no stub VM, discovery on $tmpdir/vms.d. bench-qmp starts
+# QEMU in $tmpdir/qemu and writes the trigger file.
+run_qmp() {
+        echo "== qmp: vmsigd against a real QEMU (TCG): discovery, Pause+Resume, InjectInput, vs direct QMP, as root"
+        if [ ! -x bench/bench-qmp ]; then
+                echo "  vmsigd is not armed (configure --enable-qmp builds the QMP backend and bench-qmp); skipped"
+                echo "@ qmp skipped" >>"$results"
+                return 0
+        fi
+        if ! command -v "${VMSIG_QEMU:-qemu-system-x86_64}" >/dev/null 2>&1; then
+                echo "  ${VMSIG_QEMU:-qemu-system-x86_64} is not installed (apt-get install qemu-system-x86); skipped"
+                echo "@ qmp skipped" >>"$results"
+                return 0
+        fi
+        start_services qmp
+        run_tool qmp bench/bench-qmp --trigger-dir "$tmpdir/vms.d" --dir "$tmpdir/qemu" --samples "$qmp_samples" \
+                --cycles "$qmp_cycles" --calls "$qmp_calls" --runs "$runs"
+        stop_services
+}
+
 if wants bus || wants idle || wants auth || wants private || wants memctx || wants lease || wants memwrite; then
         start_services
         if wants idle; then run_idle; fi
@@ -423,6 +478,7 @@ fi
 if wants core; then run_core; fi
 if wants scale; then run_scale; fi
 if wants detect; then run_detect; fi
+if wants qmp; then run_qmp; fi
 
 # --- summary -------------------------------------------------------------------
 echo
@@ -512,6 +568,23 @@ $2 == "detect-low-stub" {
 $2 ~ /^detect-scan-/ {
         r = field("ratio")
         report("detect: " substr($2, 13) " scan/read pass", r, "<= 2", r + 0 <= 2)
+}
+$2 == "qmp" && $3 == "skipped" { printf "  %-34s %-12s %-12s %s\n", "qmp (armed build, QEMU)", "-", "", "SKIPPED" }
+$2 == "qmp-discovery" {
+        m = field("median_ms")
+        report("qmp: trigger -> EndpointAdded (ms)", m, "< 5", m + 0 < 5)
+        printf "  %-34s %-12s %-12s %s\n", "  p90 / p99 (ms)", field("p90_ms") " / " field("p99_ms"), "", ""
+        printf "  %-34s %-12s %-12s %s\n", "  inotify watcher baseline (ms)", field("baseline_ms"), "", ""
+        printf "  %-34s %-12s %-12s %s\n", "  vmsigd/baseline", field("ratio"), "(report)", ""
+}
+$2 == "qmp-lifecycle" {
+        r = field("ratio")
+        report("qmp: Pause+Resume vmsigd/direct", r, "<= 1.5", r + 0 <= 1.5)
+        printf "  %-34s %-12s %-12s %s\n", "  us per cycle, vmsigd / direct", field("vmsigd_us") " / " field("direct_us"), "", ""
+}
+$2 ~ /^qmp-input-/ {
+        printf "  %-34s %-12s %-12s %s\n", "qmp: input " substr($2, 11) " events/s", field("vmsigd_eps"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "  direct events/s; vmsigd/direct", field("direct_eps") "; " field("ratio"), "", ""
 }
 $2 == "scale" {
         a = field("attach_ms")

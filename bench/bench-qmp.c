@@ -1,0 +1,1115 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-qmp: vmsigd's QMP path (the armed build) against a real QEMU under
+ * TCG, which this program starts with two QMP sockets: one for vmsigd, one
+ * for its own direct client. vmsigd must run on $DBUS_SYSTEM_BUS_ADDRESS
+ * with discovery on --trigger-dir; the client is root, so no polkit.
+ *
+ *   discovery  trigger file renamed into the trigger directory (timed from
+ *              just before rename()) until Manager.EndpointAdded arrives;
+ *              then the file is removed and EndpointRemoved awaited (also
+ *              timed). Baseline, in the same run, alternating ABBA: a child
+ *              process of this bench watches a directory of its own with
+ *              inotify and, on IN_MOVED_TO, opens and reads the file and
+ *              emits one D-Bus signal through the same dbus-daemon (on
+ *              IN_DELETE another one). That is the floor of "a file appears,
+ *              a bus client hears of it": a cross-process inotify wakeup, a
+ *              read, and a signal through dbus-daemon. Median, p90 and p99
+ *              (nearest rank) of N samples each.
+ *   lifecycle  Endpoint.Pause + Endpoint.Resume (power lease held) vs a
+ *              direct, blocking QMP client sending "stop" + "cont" to the
+ *              same QEMU. Per-cycle time; ratio vmsigd/direct time. For
+ *              reference, also two Properties.Get(Manager.Version) round
+ *              trips to vmsigd (the bus floor of a cycle), alternating with
+ *              Pause + Resume.
+ *   input      Endpoint.InjectInput (input lease held) vs direct
+ *              "input-send-event" with the same events: key "a" down and
+ *              up, 2 or 32 events per call; one call at a time (each reply
+ *              awaited) and pipelined (DEPTH calls in flight, in bursts of
+ *              BURST calls that are drained at the end). Events/s; ratio
+ *              vmsigd/direct time. Each case sends the same number of
+ *              events: CALLS calls of 2, CALLS/16 of 32 (QEMU reads its
+ *              monitor one byte per main-loop iteration, so the time of a
+ *              command grows with its length).
+ *
+ * vmsigd and the direct client send byte-identical commands ({"execute":
+ * ..., "id": N, "arguments": ...} without spaces), so QEMU's share is the
+ * same on both sides.
+ *
+ * Lifecycle and input alternate the two sides in slices (ABBA), as
+ * bench_compare() does, and report the median of RUNS runs. Lines starting
+ * with "@" are for bench/run.sh.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include "bench-util.h"
+
+#define VMSIG_NAME "org.vmsig"
+#define MANAGER_PATH "/org/vmsig"
+#define MANAGER_INTERFACE "org.vmsig.Manager"
+#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
+#define WATCH_PATH "/org/vmsig/BenchWatch"
+#define WATCH_INTERFACE "org.vmsig.BenchWatch"
+#define TIMEOUT_USEC (20 * UINT64_C(1000000))
+#define SAMPLES_MAX 100000
+#define MAX_BENCH(a, b) ((a) > (b) ? (a) : (b))
+#define QCODE_A 36 /* "a" in vmsigd's qcode numbering (src/host/qmp/qmp-input.c) */
+
+/* --- a bare, blocking QMP client ------------------------------------------ */
+
+typedef struct qmp_client {
+        int fd;
+        char buf[65536];
+        size_t start, len; /* unread bytes: buf[start, start + len) */
+        uint64_t next_id, next_reply;
+        unsigned long events; /* events read and dropped */
+} qmp_client;
+
+static int qmp_write_all(qmp_client *c, const char *s, size_t len) {
+        while (len > 0) {
+                ssize_t n = send(c->fd, s, len, MSG_NOSIGNAL);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                s += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* The next line QEMU sent, without its "\r\n"; blocks. */
+static int qmp_read_line(qmp_client *c, char **ret) {
+        for (;;) {
+                char *nl = memchr(c->buf + c->start, '\n', c->len);
+                if (nl) {
+                        size_t n = (size_t) (nl - (c->buf + c->start)) + 1;
+                        *ret = c->buf + c->start;
+                        *nl = '\0';
+                        if (n > 1 && nl[-1] == '\r')
+                                nl[-1] = '\0';
+                        c->start += n;
+                        c->len -= n;
+                        return 0;
+                }
+                if (c->start > 0) {
+                        memmove(c->buf, c->buf + c->start, c->len);
+                        c->start = 0;
+                }
+                if (c->len >= sizeof c->buf - 1)
+                        return -E2BIG;
+                struct pollfd p = { .fd = c->fd, .events = POLLIN };
+                int r = poll(&p, 1, (int) (TIMEOUT_USEC / 1000));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        return r < 0 ? -errno : -ETIMEDOUT;
+                ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -ECONNRESET;
+                c->len += (size_t) n;
+        }
+}
+
+/* Sends one command; arguments is a JSON object text or NULL. */
+static int qmp_send(qmp_client *c, const char *command, const char *arguments) {
+        char text[4096];
+        int n = snprintf(text, sizeof text, "{\"execute\":\"%s\",\"id\":%" PRIu64 "%s%s}\n", command, c->next_id,
+                         arguments ? ",\"arguments\":" : "", arguments ? arguments : "");
+
+        if (n < 0 || (size_t) n >= sizeof text)
+                return -E2BIG;
+        c->next_id++;
+        return qmp_write_all(c, text, (size_t) n);
+}
+
+/* Waits for the reply to the oldest command sent (QMP answers in order),
+ * dropping events on the way. */
+static int qmp_wait_reply(qmp_client *c) {
+        char *line, *id;
+        int r;
+
+        for (;;) {
+                r = qmp_read_line(c, &line);
+                if (r < 0)
+                        return r;
+                if (strstr(line, "\"event\":")) {
+                        c->events++;
+                        continue;
+                }
+                if (strstr(line, "\"QMP\":"))
+                        continue; /* the greeting */
+                id = strstr(line, "\"id\":");
+                if (!id || strtoull(id + 5, NULL, 10) != c->next_reply) {
+                        fprintf(stderr, "bench-qmp: unexpected QMP message (waiting for id %" PRIu64 "): %s\n",
+                                c->next_reply, line);
+                        return -EPROTO;
+                }
+                c->next_reply++;
+                if (!strstr(line, "\"return\":")) {
+                        fprintf(stderr, "bench-qmp: QEMU refused a command: %s\n", line);
+                        return -EIO;
+                }
+                return 0;
+        }
+}
+
+static int qmp_execute(qmp_client *c, const char *command, const char *arguments) {
+        int r = qmp_send(c, command, arguments);
+        return r < 0 ? r : qmp_wait_reply(c);
+}
+
+static int qmp_open(const char *path, qmp_client *c) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char *line;
+        int r;
+
+        *c = (qmp_client) { .next_id = 1, .next_reply = 1 };
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c->fd < 0)
+                return -errno;
+        if (connect(c->fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return -errno;
+        r = qmp_read_line(c, &line);
+        if (r >= 0 && !strstr(line, "\"QMP\":"))
+                r = -EPROTO;
+        if (r >= 0)
+                r = qmp_execute(c, "qmp_capabilities", NULL);
+        return r;
+}
+
+/* --- QEMU ------------------------------------------------------------------- */
+
+typedef struct qemu {
+        pid_t pid;
+        char *dir;
+        bool own_dir;
+        char *ram, *vmsigd_sock, *bench_sock;
+} qemu;
+
+static bool is_socket(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static int qemu_start(qemu *q, const char *binary, const char *dir) {
+        char *ram_arg = NULL, *vmsigd_arg = NULL, *bench_arg = NULL;
+        pid_t parent = getpid();
+        uint64_t deadline;
+        int status, r = 0;
+
+        if (dir) {
+                q->dir = strdup(dir);
+                if (!q->dir)
+                        return -ENOMEM;
+                if (mkdir(q->dir, 0700) < 0 && errno != EEXIST)
+                        return -errno;
+        } else {
+                const char *tmp = getenv("TMPDIR");
+                if (asprintf(&q->dir, "%s/vmsig-bench-qmp.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
+                        q->dir = NULL;
+                        return -ENOMEM;
+                }
+                if (!mkdtemp(q->dir))
+                        return -errno;
+                q->own_dir = true;
+        }
+        if (asprintf(&q->ram, "%s/ram", q->dir) < 0 || asprintf(&q->vmsigd_sock, "%s/vmsigd.sock", q->dir) < 0 ||
+            asprintf(&q->bench_sock, "%s/bench.sock", q->dir) < 0)
+                return -ENOMEM;
+        if (asprintf(&ram_arg, "memory-backend-file,id=ram0,size=128M,mem-path=%s,share=on", q->ram) < 0 ||
+            asprintf(&vmsigd_arg, "unix:%s,server=on,wait=off", q->vmsigd_sock) < 0 ||
+            asprintf(&bench_arg, "unix:%s,server=on,wait=off", q->bench_sock) < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        (void) unlink(q->vmsigd_sock);
+        (void) unlink(q->bench_sock);
+        char *const argv[] = {
+                (char *) binary, "-machine", "q35,accel=tcg", "-m", "128M", "-object", ram_arg,
+                "-machine", "memory-backend=ram0", "-qmp", vmsigd_arg, "-qmp", bench_arg, "-display", "none",
+                "-nodefaults", "-monitor", "none", "-serial", "none", NULL,
+        };
+        q->pid = fork();
+        if (q->pid < 0) {
+                r = -errno;
+                goto finish;
+        }
+        if (q->pid == 0) {
+                /* The guest's RAM is nobody else's business. */
+                umask(077);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(127);
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (null >= 0)
+                        (void) dup2(null, STDOUT_FILENO);
+                execvp(binary, argv);
+                fprintf(stderr, "bench-qmp: cannot run %s: %s\n", binary, strerror(errno));
+                _exit(127);
+        }
+        deadline = bench_now_nsec() + TIMEOUT_USEC * 1000;
+        while (!is_socket(q->vmsigd_sock) || !is_socket(q->bench_sock)) {
+                if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
+                        fprintf(stderr, "bench-qmp: QEMU exited at start (status 0x%x)\n", (unsigned) status);
+                        q->pid = 0;
+                        r = -ECHILD;
+                        break;
+                }
+                if (bench_now_nsec() > deadline) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                usleep(5000);
+        }
+finish:
+        free(ram_arg);
+        free(vmsigd_arg);
+        free(bench_arg);
+        return r;
+}
+
+static void qemu_stop(qemu *q) {
+        int status;
+
+        if (q->pid > 0) {
+                (void) kill(q->pid, SIGTERM);
+                while (waitpid(q->pid, &status, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        if (q->ram)
+                (void) unlink(q->ram);
+        if (q->vmsigd_sock)
+                (void) unlink(q->vmsigd_sock);
+        if (q->bench_sock)
+                (void) unlink(q->bench_sock);
+        if (q->dir && q->own_dir)
+                (void) rmdir(q->dir);
+        free(q->ram);
+        free(q->vmsigd_sock);
+        free(q->bench_sock);
+        free(q->dir);
+}
+
+/* --- the bus side ---------------------------------------------------------- */
+
+typedef struct ctx {
+        sd_bus *bus;
+        const char *name;
+        char *endpoint_path; /* from EndpointAdded: a re-attached VM may get a new object */
+        const char *trigger_dir, *watch_dir;
+        char *trigger_tmp, *trigger_file, *watch_tmp, *watch_file;
+        char *xml;
+        /* what was seen last, and when */
+        bool added, removed, watch_ready, watch_added, watch_removed;
+        uint64_t added_at, removed_at, watch_added_at, watch_removed_at;
+} ctx;
+
+static int on_manager_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        ctx *c = userdata;
+        uint64_t now = bench_now_nsec();
+        const char *path = NULL;
+
+        /* This vmsigd has no other VM: the one endpoint that comes is ours
+         * (attach_endpoint() checks its name). */
+        if (sd_bus_message_read(m, "o", &path) < 0)
+                return 0;
+        if (sd_bus_message_is_signal(m, MANAGER_INTERFACE, "EndpointAdded") && !c->added) {
+                free(c->endpoint_path);
+                c->endpoint_path = strdup(path);
+                if (!c->endpoint_path)
+                        return -ENOMEM;
+                c->added = true;
+                c->added_at = now;
+        } else if (sd_bus_message_is_signal(m, MANAGER_INTERFACE, "EndpointRemoved") && c->endpoint_path &&
+                   strcmp(path, c->endpoint_path) == 0) {
+                c->removed = true;
+                c->removed_at = now;
+        }
+        return 0;
+}
+
+static int on_watch_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        ctx *c = userdata;
+        uint64_t now = bench_now_nsec();
+
+        if (sd_bus_message_is_signal(m, WATCH_INTERFACE, "Ready"))
+                c->watch_ready = true;
+        else if (sd_bus_message_is_signal(m, WATCH_INTERFACE, "Added")) {
+                c->watch_added = true;
+                c->watch_added_at = now;
+        } else if (sd_bus_message_is_signal(m, WATCH_INTERFACE, "Removed")) {
+                c->watch_removed = true;
+                c->watch_removed_at = now;
+        }
+        return 0;
+}
+
+/* Runs the bus until *flag is set. */
+static int wait_flag(sd_bus *bus, const bool *flag, const char *what) {
+        uint64_t deadline = bench_now_nsec() + TIMEOUT_USEC * 1000;
+        int r;
+
+        while (!*flag) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                uint64_t now = bench_now_nsec();
+                if (now >= deadline) {
+                        fprintf(stderr, "bench-qmp: no %s within %" PRIu64 " s\n", what, TIMEOUT_USEC / 1000000);
+                        return -ETIMEDOUT;
+                }
+                r = sd_bus_wait(bus, (deadline - now) / 1000);
+                if (r < 0 && r != -EINTR)
+                        return r;
+        }
+        return 0;
+}
+
+/* Writes the trigger text under a temporary name, as a VM manager would. */
+static int write_file(const char *path, const char *text) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        size_t len = strlen(text);
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        n = write(fd, text, len);
+        if (n < 0 || (size_t) n != len || fchmod(fd, 0644) < 0) {
+                int r = n < 0 ? -errno : -EIO;
+                close(fd);
+                return r;
+        }
+        return close(fd) < 0 ? -errno : 0;
+}
+
+static int endpoint_ready(ctx *c);
+
+/* One sample: rename in until added, unlink until removed. */
+static int sample(ctx *c, bool vmsigd, uint64_t *ret_add, uint64_t *ret_remove) {
+        const char *tmp = vmsigd ? c->trigger_tmp : c->watch_tmp, *file = vmsigd ? c->trigger_file : c->watch_file;
+        bool *added = vmsigd ? &c->added : &c->watch_added, *removed = vmsigd ? &c->removed : &c->watch_removed;
+        uint64_t *added_at = vmsigd ? &c->added_at : &c->watch_added_at;
+        uint64_t *removed_at = vmsigd ? &c->removed_at : &c->watch_removed_at;
+        uint64_t start;
+        int r;
+
+        r = write_file(tmp, c->xml);
+        if (r < 0)
+                return r;
+        *added = *removed = false;
+        start = bench_now_nsec();
+        if (rename(tmp, file) < 0)
+                return -errno;
+        r = wait_flag(c->bus, added, vmsigd ? "EndpointAdded" : "signal of the inotify watcher");
+        if (r < 0)
+                return r;
+        *ret_add = *added_at - start;
+        /* Not timed: let vmsigd connect to QEMU, as it would with a VM
+         * that stays a while, so that the next sample starts from rest. */
+        if (vmsigd && (r = endpoint_ready(c)) < 0)
+                return r;
+        start = bench_now_nsec();
+        if (unlink(file) < 0)
+                return -errno;
+        r = wait_flag(c->bus, removed, vmsigd ? "EndpointRemoved" : "signal of the inotify watcher");
+        if (r < 0)
+                return r;
+        *ret_remove = *removed_at - start;
+        return 0;
+}
+
+/* Endpoint.State, until it is want. */
+static int wait_state(ctx *c, const char *want) {
+        const bench_method get = { VMSIG_NAME, c->endpoint_path, "org.freedesktop.DBus.Properties", "Get",
+                                   ENDPOINT_INTERFACE, "State", 'v' };
+        uint64_t deadline = bench_now_nsec() + TIMEOUT_USEC * 1000;
+        char *state = NULL;
+        int r;
+
+        for (;;) {
+                r = bench_call_method_string(c->bus, &get, &state);
+                if (r < 0)
+                        return r;
+                bool done = strcmp(state, want) == 0;
+                free(state);
+                if (done)
+                        return 0;
+                if (bench_now_nsec() > deadline) {
+                        fprintf(stderr, "bench-qmp: endpoint %s did not become %s\n", c->name, want);
+                        return -ETIMEDOUT;
+                }
+                usleep(2000);
+        }
+}
+
+/* The endpoint that was just announced is the VM's (GetEndpoint(name)),
+ * and vmsigd talks to its QEMU. */
+static int endpoint_ready(ctx *c) {
+        const bench_method get = { VMSIG_NAME, MANAGER_PATH, MANAGER_INTERFACE, "GetEndpoint", c->name, NULL, 'o' };
+        char *path = NULL;
+        int r = bench_call_method_string(c->bus, &get, &path);
+
+        if (r < 0)
+                return r;
+        if (strcmp(path, c->endpoint_path) != 0) {
+                fprintf(stderr, "bench-qmp: EndpointAdded announced %s, but %s is %s\n", c->endpoint_path, c->name,
+                        path);
+                r = -EPROTO;
+        }
+        free(path);
+        return r < 0 ? r : wait_state(c, "running");
+}
+
+/* The baseline: a process that watches dir and tells the bus what came. */
+static int watcher_main(const char *dir) {
+        sd_bus *bus = NULL;
+        int fd = -1, r;
+
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                goto finish;
+        fd = inotify_init1(IN_CLOEXEC);
+        if (fd < 0 || inotify_add_watch(fd, dir, IN_MOVED_TO | IN_DELETE | IN_ONLYDIR) < 0) {
+                r = -errno;
+                goto finish;
+        }
+        r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Ready", NULL);
+        if (r >= 0)
+                r = sd_bus_flush(bus);
+        while (r >= 0) {
+                union {
+                        struct inotify_event ev;
+                        char raw[sizeof(struct inotify_event) + NAME_MAX + 1];
+                } buf;
+                ssize_t n = read(fd, &buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? -errno : -EIO;
+                        break;
+                }
+                for (char *p = buf.raw; r >= 0 && p < buf.raw + n;) {
+                        const struct inotify_event *ev = (const struct inotify_event *) p;
+                        size_t len = ev->len ? strlen(ev->name) : 0;
+                        p += sizeof(struct inotify_event) + ev->len;
+                        if (len <= 4 || ev->name[0] == '.' || strcmp(ev->name + len - 4, ".xml") != 0)
+                                continue;
+                        if (ev->mask & IN_MOVED_TO) {
+                                /* What discovery has to do at least: read the file. */
+                                char path[PATH_MAX], text[4096];
+                                struct stat st;
+                                snprintf(path, sizeof path, "%s/%s", dir, ev->name);
+                                int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+                                if (f < 0 || fstat(f, &st) < 0 || read(f, text, sizeof text) < 0)
+                                        r = -errno;
+                                if (f >= 0)
+                                        close(f);
+                                if (r >= 0)
+                                        r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Added", "s", ev->name);
+                        } else
+                                r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Removed", "s", ev->name);
+                }
+                /* Drop what the bus sent us (NameAcquired): no syscall when
+                 * nothing came. */
+                while (r >= 0 && (r = sd_bus_process(bus, NULL)) > 0)
+                        ;
+        }
+finish:
+        if (r < 0)
+                fprintf(stderr, "bench-qmp: inotify watcher: %s\n", strerror(-r));
+        if (fd >= 0)
+                close(fd);
+        sd_bus_flush_close_unref(bus);
+        _exit(r < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+}
+
+static void print_ms_stats(const char *label, uint64_t *v, size_t n) {
+        qsort(v, n, sizeof v[0], bench_compare_u64);
+        printf("  %-34s median %7.3f ms  p90 %7.3f ms  p99 %7.3f ms  min %7.3f  max %7.3f\n", label,
+               bench_percentile(v, n, 50) / 1e6, bench_percentile(v, n, 90) / 1e6, bench_percentile(v, n, 99) / 1e6,
+               v[0] / 1e6, v[n - 1] / 1e6);
+}
+
+static int bench_discovery(ctx *c, unsigned samples) {
+        uint64_t *va = calloc(samples, sizeof(uint64_t)), *vr = calloc(samples, sizeof(uint64_t));
+        uint64_t *ba = calloc(samples, sizeof(uint64_t)), *br = calloc(samples, sizeof(uint64_t));
+        sd_bus_slot *slot = NULL;
+        pid_t watcher = -1;
+        int r = -ENOMEM, status;
+
+        if (!va || !vr || !ba || !br)
+                goto finish;
+        if (mkdir(c->watch_dir, 0755) < 0 && errno != EEXIST) {
+                r = -errno;
+                goto finish;
+        }
+        r = sd_bus_match_signal(c->bus, &slot, NULL, WATCH_PATH, WATCH_INTERFACE, NULL, on_watch_signal, c);
+        if (r < 0)
+                goto finish;
+        fflush(NULL);
+        watcher = fork();
+        if (watcher < 0) {
+                r = -errno;
+                goto finish;
+        }
+        if (watcher == 0)
+                watcher_main(c->watch_dir);
+        r = wait_flag(c->bus, &c->watch_ready, "Ready signal of the inotify watcher");
+        if (r < 0)
+                goto finish;
+
+        printf("bench-qmp discovery: trigger file renamed in -> EndpointAdded, unlinked -> EndpointRemoved,"
+               " %u samples, vs a bare inotify watcher process that reads the file and emits a signal\n",
+               samples);
+        /* One of each first, not counted: the first attach loads more. */
+        uint64_t ignored1, ignored2;
+        r = sample(c, true, &ignored1, &ignored2);
+        if (r >= 0)
+                r = sample(c, false, &ignored1, &ignored2);
+        for (unsigned i = 0; r >= 0 && i < samples; i++) {
+                bool vmsigd_first = i % 2 == 0;
+                r = sample(c, vmsigd_first, vmsigd_first ? &va[i] : &ba[i], vmsigd_first ? &vr[i] : &br[i]);
+                if (r >= 0)
+                        r = sample(c, !vmsigd_first, vmsigd_first ? &ba[i] : &va[i], vmsigd_first ? &br[i] : &vr[i]);
+        }
+        if (r < 0)
+                goto finish;
+        print_ms_stats("vmsigd   added", va, samples);
+        print_ms_stats("baseline added", ba, samples);
+        print_ms_stats("vmsigd   removed", vr, samples);
+        print_ms_stats("baseline removed", br, samples);
+        uint64_t m = bench_percentile(va, samples, 50), b = bench_percentile(ba, samples, 50);
+        printf("  added: ratio vmsigd/baseline median %.2f, vmsigd adds %.3f ms\n", (double) m / (double) b,
+               ((double) m - (double) b) / 1e6);
+        printf("@ qmp-discovery median_ms=%.3f p90_ms=%.3f p99_ms=%.3f baseline_ms=%.3f ratio=%.2f"
+               " removed_ms=%.3f baseline_removed_ms=%.3f samples=%u\n",
+               m / 1e6, bench_percentile(va, samples, 90) / 1e6, bench_percentile(va, samples, 99) / 1e6, b / 1e6,
+               (double) m / (double) b, bench_percentile(vr, samples, 50) / 1e6,
+               bench_percentile(br, samples, 50) / 1e6, samples);
+finish:
+        if (r < 0)
+                fprintf(stderr, "bench-qmp: discovery: %s\n", strerror(-r));
+        if (watcher > 0) {
+                (void) kill(watcher, SIGTERM);
+                while (waitpid(watcher, &status, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        (void) rmdir(c->watch_dir);
+        sd_bus_slot_unref(slot);
+        free(va);
+        free(vr);
+        free(ba);
+        free(br);
+        return r;
+}
+
+/* Brings the VM onto the bus and waits until vmsigd talks to its QEMU. */
+static int attach_vm(ctx *c) {
+        int r = write_file(c->trigger_tmp, c->xml);
+
+        c->added = false;
+        if (r >= 0 && rename(c->trigger_tmp, c->trigger_file) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = wait_flag(c->bus, &c->added, "EndpointAdded");
+        if (r >= 0)
+                r = endpoint_ready(c);
+        return r;
+}
+
+/* AcquireLease(class, {}); the reply owns the lease fd. */
+static int acquire_lease(ctx *c, const char *class, sd_bus_message **ret) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call_method(c->bus, VMSIG_NAME, c->endpoint_path, ENDPOINT_INTERFACE, "AcquireLease", &error,
+                                   ret, "sa{sv}", class, 0);
+
+        if (r < 0)
+                fprintf(stderr, "bench-qmp: AcquireLease(\"%s\") on %s: %s\n", class, c->endpoint_path,
+                        error.message ? error.message : strerror(-r));
+        sd_bus_error_free(&error);
+        return r;
+}
+
+/* --- lifecycle --------------------------------------------------------------- */
+
+typedef struct lifecycle_target {
+        bench_method first, second;
+} lifecycle_target;
+
+static int vmsigd_cycle(sd_bus *bus, const void *userdata) {
+        const lifecycle_target *t = userdata;
+        int r = bench_call_method(bus, &t->first);
+
+        if (r >= 0)
+                r = bench_call_method(bus, &t->second);
+        if (r >= 0)
+                r = bench_drain(bus);
+        return r;
+}
+
+static int direct_cycle(sd_bus *bus, const void *userdata) {
+        qmp_client *q = (qmp_client *) userdata;
+        int r = qmp_execute(q, "stop", NULL);
+
+        if (r >= 0)
+                r = qmp_execute(q, "cont", NULL);
+        return r;
+}
+
+static int bench_lifecycle(ctx *c, qmp_client *q, unsigned cycles, unsigned warmup, unsigned runs) {
+        lifecycle_target t = {
+                .first = { VMSIG_NAME, c->endpoint_path, ENDPOINT_INTERFACE, "Pause" },
+                .second = { VMSIG_NAME, c->endpoint_path, ENDPOINT_INTERFACE, "Resume" },
+        };
+        /* The bus floor: two plain round trips to vmsigd, no QEMU. */
+        const bench_method get_version = { VMSIG_NAME, MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get",
+                                           MANAGER_INTERFACE, "Version", 'v' };
+        lifecycle_target ref = { get_version, get_version };
+        uint64_t tv[BENCH_RUNS_MAX], td[BENCH_RUNS_MAX], tv2[BENCH_RUNS_MAX], tr[BENCH_RUNS_MAX];
+        unsigned ref_cycles = MAX_BENCH(cycles / 2, 1u);
+        sd_bus_message *lease = NULL;
+        int r;
+
+        r = acquire_lease(c, "power", &lease);
+        if (r < 0)
+                return r;
+        printf("bench-qmp lifecycle: Pause + Resume through vmsigd vs stop + cont on a direct QMP socket, same QEMU,"
+               " %u cycles per run, %u warm-up cycles, median of %u runs\n",
+               cycles, warmup, runs);
+        r = bench_compare(&(bench_side) { c->bus, vmsigd_cycle, &t }, &(bench_side) { NULL, direct_cycle, q }, cycles,
+                          warmup, runs, tv, td);
+        if (r >= 0)
+                r = bench_compare(&(bench_side) { c->bus, vmsigd_cycle, &t },
+                                  &(bench_side) { c->bus, vmsigd_cycle, &ref }, ref_cycles, warmup, runs, tv2, tr);
+        sd_bus_message_unref(lease);
+        if (r < 0)
+                return r;
+        uint64_t mv = bench_median_of_runs(tv, runs), md = bench_median_of_runs(td, runs);
+        double floor_us = bench_median_of_runs(tr, runs) / 1e3 / ref_cycles;
+        printf("  vmsigd Pause+Resume %8.1f us per cycle  (runs:", mv / 1e3 / cycles);
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.1f", tv[i] / 1e3 / cycles);
+        printf(")\n  direct stop+cont    %8.1f us per cycle  (runs:", md / 1e3 / cycles);
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.1f", td[i] / 1e3 / cycles);
+        printf(")\n  ratio vmsigd/direct time %.3f\n", (double) mv / (double) md);
+        printf("  reference: 2 x Properties.Get(Manager.Version) to vmsigd %.1f us, alternating with Pause+Resume"
+               " (%.1f us, %u cycles per run)\n",
+               floor_us, bench_median_of_runs(tv2, runs) / 1e3 / ref_cycles, ref_cycles);
+        printf("  vmsigd - direct = %.1f us per cycle, of which the bus floor %.1f us, the rest %.1f us\n",
+               (mv - md) / 1e3 / cycles, floor_us, (mv - md) / 1e3 / cycles - floor_us);
+        printf("@ qmp-lifecycle vmsigd_us=%.1f direct_us=%.1f ratio=%.3f bus_floor_us=%.1f\n", mv / 1e3 / cycles,
+               md / 1e3 / cycles, (double) mv / (double) md, floor_us);
+        return 0;
+}
+
+/* --- input --------------------------------------------------------------------- */
+
+typedef struct input_target {
+        const char *destination, *path;
+        unsigned events;         /* per call: down, up, down, up, ... */
+        unsigned depth, burst;   /* pipelined: depth calls in flight, burst calls per unit; 0: one at a time */
+        char *direct_arguments;  /* the same events as QMP arguments */
+        unsigned in_flight, done, failed;
+} input_target;
+
+static int new_inject(sd_bus *bus, const input_target *t, sd_bus_message **ret) {
+        sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, ENDPOINT_INTERFACE, "InjectInput");
+
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(uui)");
+        for (unsigned i = 0; r >= 0 && i < t->events; i++)
+                r = sd_bus_message_append(m, "(uui)", 0u, (uint32_t) QCODE_A, (int32_t) (i % 2 == 0));
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+static int vmsigd_inject_one(sd_bus *bus, const void *userdata) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL;
+        int r = new_inject(bus, userdata, &m);
+
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, NULL);
+        if (r < 0)
+                fprintf(stderr, "bench-qmp: InjectInput: %s\n", error.message ? error.message : strerror(-r));
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(m);
+        return r;
+}
+
+static int on_inject_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        input_target *t = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        if (e) {
+                if (t->failed++ == 0)
+                        fprintf(stderr, "bench-qmp: InjectInput: %s\n", e->message ? e->message : e->name);
+        }
+        t->in_flight--;
+        t->done++;
+        return 0;
+}
+
+/* burst calls, depth of them in flight at a time. */
+static int vmsigd_inject_pipelined(sd_bus *bus, const void *userdata) {
+        input_target *t = (input_target *) userdata;
+        unsigned sent = 0;
+        int r = 0;
+
+        t->done = t->in_flight = 0;
+        while (t->done < t->burst) {
+                while (sent < t->burst && t->in_flight < t->depth) {
+                        sd_bus_message *m = NULL;
+                        r = new_inject(bus, t, &m);
+                        if (r >= 0)
+                                r = sd_bus_call_async(bus, NULL, m, on_inject_reply, t, 0);
+                        sd_bus_message_unref(m);
+                        if (r < 0)
+                                return r;
+                        sent++;
+                        t->in_flight++;
+                }
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                r = sd_bus_wait(bus, TIMEOUT_USEC);
+                if (r < 0 && r != -EINTR)
+                        return r;
+                if (r == 0)
+                        return -ETIMEDOUT;
+        }
+        return t->failed > 0 ? -EIO : 0;
+}
+
+typedef struct direct_input {
+        qmp_client *q;
+        const input_target *t;
+} direct_input;
+
+static int direct_inject_one(sd_bus *bus, const void *userdata) {
+        const direct_input *d = userdata;
+        return qmp_execute(d->q, "input-send-event", d->t->direct_arguments);
+}
+
+static int direct_inject_pipelined(sd_bus *bus, const void *userdata) {
+        const direct_input *d = userdata;
+        unsigned sent = 0, done = 0, in_flight = 0;
+        int r;
+
+        while (done < d->t->burst) {
+                while (sent < d->t->burst && in_flight < d->t->depth) {
+                        r = qmp_send(d->q, "input-send-event", d->t->direct_arguments);
+                        if (r < 0)
+                                return r;
+                        sent++;
+                        in_flight++;
+                }
+                r = qmp_wait_reply(d->q);
+                if (r < 0)
+                        return r;
+                done++;
+                in_flight--;
+        }
+        return 0;
+}
+
+static char *direct_input_arguments(unsigned events) {
+        static const char down[] = "{\"type\":\"key\",\"data\":{\"down\":true,\"key\":{\"type\":\"qcode\",\"data\":\"a\"}}}";
+        static const char up[] = "{\"type\":\"key\",\"data\":{\"down\":false,\"key\":{\"type\":\"qcode\",\"data\":\"a\"}}}";
+        size_t size = 16 + events * (sizeof down + 1);
+        char *s = malloc(size), *p = s;
+
+        if (!s)
+                return NULL;
+        p += sprintf(p, "{\"events\":[");
+        for (unsigned i = 0; i < events; i++)
+                p += sprintf(p, "%s%s", i > 0 ? "," : "", i % 2 == 0 ? down : up);
+        sprintf(p, "]}");
+        return s;
+}
+
+static int bench_input(ctx *c, qmp_client *q, unsigned calls, unsigned warmup, unsigned runs, unsigned depth,
+                       unsigned burst) {
+        static const unsigned batch_sizes[] = { 2, 32 };
+        uint64_t tv[BENCH_RUNS_MAX], td[BENCH_RUNS_MAX];
+        sd_bus_message *lease = NULL;
+        int r;
+
+        r = acquire_lease(c, "input", &lease);
+        if (r < 0)
+                return r;
+        printf("bench-qmp input: InjectInput through vmsigd vs input-send-event on a direct QMP socket, same QEMU,"
+               " key \"a\" down/up; %u events per run and side (pipelined: %u in flight, bursts of %u calls of 2"
+               " events), %u warm-up calls of 2 events, median of %u runs\n",
+               calls * batch_sizes[0], depth, burst, warmup, runs);
+        for (size_t b = 0; r >= 0 && b < sizeof batch_sizes / sizeof batch_sizes[0]; b++)
+                for (int pipelined = 0; r >= 0 && pipelined <= 1; pipelined++) {
+                        /* The same number of events in each case: QEMU reads
+                         * its monitor a byte per main-loop iteration, so a
+                         * call of 32 events takes about 16 times as long. */
+                        unsigned scale = batch_sizes[b] / batch_sizes[0];
+                        unsigned b_calls = MAX_BENCH(calls / scale, 1u), b_warmup = warmup / scale;
+                        unsigned b_burst = MAX_BENCH(burst / scale, depth);
+                        input_target t = {
+                                .destination = VMSIG_NAME,
+                                .path = c->endpoint_path,
+                                .events = batch_sizes[b],
+                                .depth = pipelined ? depth : 0,
+                                .burst = pipelined ? b_burst : 1,
+                                .direct_arguments = direct_input_arguments(batch_sizes[b]),
+                        };
+                        direct_input d = { q, &t };
+                        unsigned units = (b_calls + t.burst - 1) / t.burst;
+                        unsigned n_calls = units * t.burst;
+                        unsigned warm = (b_warmup + t.burst - 1) / t.burst;
+
+                        if (!t.direct_arguments) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        r = bench_compare(
+                                &(bench_side) { c->bus, pipelined ? vmsigd_inject_pipelined : vmsigd_inject_one, &t },
+                                &(bench_side) { NULL, pipelined ? direct_inject_pipelined : direct_inject_one, &d },
+                                units, warm, runs, tv, td);
+                        free(t.direct_arguments);
+                        if (r < 0)
+                                break;
+                        uint64_t mv = bench_median_of_runs(tv, runs), md = bench_median_of_runs(td, runs);
+                        double ev = (double) n_calls * t.events / (mv / 1e9);
+                        double ed = (double) n_calls * t.events / (md / 1e9);
+                        const char *mode = pipelined ? "pipelined" : "serial";
+                        printf("  %2u events/call %-9s vmsigd %9.0f events/s (%6.1f us/call)  direct %9.0f events/s"
+                               " (%6.1f us/call)  ratio vmsigd/direct time %.3f\n",
+                               t.events, mode, ev, mv / 1e3 / n_calls, ed, md / 1e3 / n_calls,
+                               (double) mv / (double) md);
+                        printf("@ qmp-input-%u-%s vmsigd_eps=%.0f direct_eps=%.0f vmsigd_us=%.1f direct_us=%.1f"
+                               " ratio=%.3f\n",
+                               t.events, mode, ev, ed, mv / 1e3 / n_calls, md / 1e3 / n_calls,
+                               (double) mv / (double) md);
+                }
+        sd_bus_message_unref(lease);
+        return r;
+}
+
+/* --- main ------------------------------------------------------------------------ */
+
+static void help(void) {
+        printf("bench-qmp --trigger-dir DIR [--dir DIR] [--qemu BINARY] [--only discovery,lifecycle,input]\n"
+               "          [--name NAME] [--samples N] [--cycles N] [--calls N] [--warmup N] [--runs N]\n"
+               "          [--depth N] [--burst N]\n"
+               "vmsigd's QMP path against a QEMU (TCG) started here, compared with a direct QMP\n"
+               "client; vmsigd runs on $DBUS_SYSTEM_BUS_ADDRESS and discovers VMs in DIR. As root.\n"
+               "QEMU's files go to --dir (default: a new directory in $TMPDIR); the QEMU binary\n"
+               "is --qemu, else $VMSIG_QEMU, else qemu-system-x86_64.\n");
+}
+
+static bool wants(const char *only, const char *what) {
+        size_t n = strlen(what);
+
+        if (!only)
+                return true;
+        for (const char *p = only; (p = strstr(p, what)); p += n)
+                if ((p == only || p[-1] == ',' || p[-1] == ' ') && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+                        return true;
+        return false;
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "trigger-dir", required_argument, NULL, 't' },
+                { "dir", required_argument, NULL, 'd' },
+                { "qemu", required_argument, NULL, 'Q' },
+                { "only", required_argument, NULL, 'o' },
+                { "name", required_argument, NULL, 'N' },
+                { "samples", required_argument, NULL, 's' },
+                { "cycles", required_argument, NULL, 'c' },
+                { "calls", required_argument, NULL, 'n' },
+                { "warmup", required_argument, NULL, 'w' },
+                { "runs", required_argument, NULL, 'r' },
+                { "depth", required_argument, NULL, 'D' },
+                { "burst", required_argument, NULL, 'B' },
+                {},
+        };
+        const char *trigger_dir = NULL, *dir = NULL, *only = NULL, *name = "bench";
+        const char *binary = getenv("VMSIG_QEMU");
+        unsigned samples = 50, cycles = 1000, calls = 1000, warmup = 100, runs = 3, depth = 16, burst = 64;
+        qemu vm = {};
+        qmp_client direct = { .fd = -1 };
+        ctx c = {};
+        sd_bus_slot *slot = NULL;
+        char *watch_dir = NULL;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case 't':
+                        trigger_dir = optarg;
+                        break;
+                case 'd':
+                        dir = optarg;
+                        break;
+                case 'Q':
+                        binary = optarg;
+                        break;
+                case 'o':
+                        only = optarg;
+                        break;
+                case 'N':
+                        name = optarg;
+                        break;
+                case 's':
+                        samples = bench_parse_unsigned("samples", optarg, 1, SAMPLES_MAX);
+                        break;
+                case 'c':
+                        cycles = bench_parse_unsigned("cycles", optarg, 1, 100000000);
+                        break;
+                case 'n':
+                        calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
+                        break;
+                case 'w':
+                        warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
+                        break;
+                case 'r':
+                        runs = bench_parse_unsigned("runs", optarg, 1, BENCH_RUNS_MAX);
+                        break;
+                case 'D':
+                        depth = bench_parse_unsigned("depth", optarg, 1, 64);
+                        break;
+                case 'B':
+                        burst = bench_parse_unsigned("burst", optarg, 1, 100000);
+                        break;
+                default:
+                        return EXIT_FAILURE;
+                }
+        if (!trigger_dir || trigger_dir[0] != '/') {
+                fprintf(stderr, "bench-qmp: --trigger-dir must name vmsigd's trigger directory (an absolute path)\n");
+                return EXIT_FAILURE;
+        }
+        if (!binary || !*binary)
+                binary = "qemu-system-x86_64";
+        /* run.sh keeps the output in a file: show progress as it comes. */
+        setvbuf(stdout, NULL, _IOLBF, 0);
+
+        r = qemu_start(&vm, binary, dir);
+        if (r < 0) {
+                fprintf(stderr, "bench-qmp: cannot start %s: %s\n", binary, strerror(-r));
+                goto finish;
+        }
+        r = qmp_open(vm.bench_sock, &direct);
+        if (r < 0) {
+                fprintf(stderr, "bench-qmp: QMP session on %s: %s\n", vm.bench_sock, strerror(-r));
+                goto finish;
+        }
+        r = sd_bus_open_system(&c.bus);
+        if (r < 0) {
+                fprintf(stderr, "bench-qmp: cannot connect to the system bus: %s\n", strerror(-r));
+                goto finish;
+        }
+        c.name = name;
+        c.trigger_dir = trigger_dir;
+        if (asprintf(&watch_dir, "%s/watch.d", vm.dir) < 0) {
+                watch_dir = NULL;
+                r = -ENOMEM;
+                goto finish;
+        }
+        c.watch_dir = watch_dir;
+        if (asprintf(&c.trigger_tmp, "%s/.%s.xml.tmp", trigger_dir, name) < 0 ||
+            asprintf(&c.trigger_file, "%s/%s.xml", trigger_dir, name) < 0 ||
+            asprintf(&c.watch_tmp, "%s/.%s.xml.tmp", watch_dir, name) < 0 ||
+            asprintf(&c.watch_file, "%s/%s.xml", watch_dir, name) < 0 ||
+            asprintf(&c.xml, "<vm name=\"%s\">\n  <qmp socket=\"%s\"/>\n  <ram path=\"%s\"/>\n</vm>\n", name,
+                     vm.vmsigd_sock, vm.ram) < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        r = sd_bus_match_signal(c.bus, &slot, VMSIG_NAME, MANAGER_PATH, MANAGER_INTERFACE, NULL, on_manager_signal,
+                                &c);
+        if (r < 0)
+                goto finish;
+        /* A file left over from an interrupted run. */
+        if (unlink(c.trigger_file) == 0)
+                usleep(100000);
+
+        if (wants(only, "discovery")) {
+                r = bench_discovery(&c, samples);
+                if (r < 0)
+                        goto finish;
+        }
+        if (wants(only, "lifecycle") || wants(only, "input")) {
+                r = attach_vm(&c);
+                if (r < 0)
+                        goto finish;
+        }
+        if (wants(only, "lifecycle")) {
+                r = bench_lifecycle(&c, &direct, cycles, warmup, runs);
+                if (r < 0)
+                        goto finish;
+        }
+        if (wants(only, "input")) {
+                r = bench_input(&c, &direct, calls, warmup, runs, depth, burst);
+                if (r < 0)
+                        goto finish;
+        }
+        printf("  QMP events the direct client read and dropped: %lu\n", direct.events);
+finish:
+        if (r < 0 && r != -ETIMEDOUT)
+                fprintf(stderr, "bench-qmp: %s\n", strerror(-r));
+        if (c.trigger_file)
+                (void) unlink(c.trigger_file);
+        if (c.trigger_tmp)
+                (void) unlink(c.trigger_tmp);
+        if (direct.fd >= 0)
+                close(direct.fd);
+        qemu_stop(&vm);
+        sd_bus_slot_unref(slot);
+        sd_bus_flush_close_unref(c.bus);
+        free(c.trigger_tmp);
+        free(c.trigger_file);
+        free(c.watch_tmp);
+        free(c.watch_file);
+        free(c.xml);
+        free(watch_dir);
+        free(c.endpoint_path);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
