@@ -1,15 +1,110 @@
 #!/bin/sh
-# fuzz.sh [SECONDS]: fuzz the DTB detector with libFuzzer (clang, ASan and
-# UBSan) for a bounded time, starting from the seed corpus. Exits non-zero
-# on a crash, a leak or a detector invariant broken (see tests/fuzz-detect.c).
+# fuzz.sh [--runs N | SECONDS] [NAME...]: build the libFuzzer harnesses of
+# tests/ with clang (ASan and UBSan, nothing recovers) and fuzz each from
+# its seed corpus tests/data/fuzz-NAME, for N runs or SECONDS seconds each
+# (default: 60 s). NAME is detect, config, discovery, memwrite, bus or qmp;
+# without one, all of them (qmp needs json-c). Exits non-zero on a crash, a
+# leak, a hang or a broken check; the input that did it is kept as
+# fuzz-NAME-crash-* (or -leak-, -timeout-) in $FUZZ_ARTIFACTS (default: the
+# current directory), replay it with the standalone tests/fuzz-NAME of a
+# build. Prints one summary line per harness. FUZZ_VERBOSE=1 keeps the
+# harness's own stderr (daemon logs, the failed check) in the output.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
-seconds=${1:-60}
+limit="-max_total_time=60"
+seconds=60
+case "${1:-}" in
+--runs) limit="-runs=$2"; seconds=-; shift 2 ;;
+[0-9]*) limit="-max_total_time=$1"; seconds=$1; shift ;;
+esac
+names=${*:-detect config discovery memwrite bus qmp}
+artifacts=$(cd "${FUZZ_ARTIFACTS:-.}" && pwd)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
-        -I"$top/src/shared" -I"$top/src/core" -I"$top/src/endpoint" -I"$top/src/memctx" \
-        "$top/tests/fuzz-detect.c" "$top/src/memctx/detect.c" "$top/src/memctx/memwrite.c" -o "$out/fuzz-detect"
-mkdir -p "$out/corpus"
-cp "$top"/tests/data/fuzz-detect/* "$out/corpus/"
-"$out/fuzz-detect" -max_total_time="$seconds" -print_final_stats=1 "$out/corpus" 2>&1 | tail -5
+
+cc="clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE"
+# configure.ac's warnings: the fuzz builds stay clang-clean.
+cc="$cc -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Wformat=2"
+cc="$cc -Wnull-dereference -DPACKAGE_VERSION=\"fuzz\" -I$top/tests"
+for d in shared core endpoint memctx bus daemon discovery host/stub host/qmp; do
+        cc="$cc -I$top/src/$d"
+done
+core="$top/src/shared/log.c $top/src/shared/hashmap.c $top/src/core/*.c $top/src/endpoint/*.c $top/src/memctx/*.c"
+
+have_qmp() {
+        pkg-config --exists json-c
+}
+
+# Sources and libraries of a harness, on one line each.
+sources() {
+        case $1 in
+        detect) echo "$top/src/memctx/detect.c $top/src/memctx/memwrite.c" ;;
+        memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c" ;;
+        config) echo "$top/tests/fuzz-util.c $top/src/daemon/config-file.c $out/config-schema.c $core" ;;
+        discovery) echo "$top/tests/fuzz-util.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
+        bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/stub/stub.c $core" ;;
+        qmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/*.c $core" ;;
+        *) return 1 ;;
+        esac
+}
+
+libs() {
+        case $1 in
+        detect | memwrite) ;;
+        config | discovery) pkg-config --cflags --libs libsystemd libxml-2.0 ;;
+        bus) pkg-config --cflags --libs libsystemd ;;
+        qmp) pkg-config --cflags --libs libsystemd json-c ;;
+        esac
+}
+
+build() {
+        # shellcheck disable=SC2046 # word splitting of the lists is meant
+        $cc "$top/tests/fuzz-$1.c" $(sources "$1") $(libs "$1") -o "$out/fuzz-$1"
+}
+
+# "NAME SECONDS RUNS cov ft corpus RESULT" from libFuzzer's last status line
+# and final stats.
+summary() {
+        awk -v name="$1" -v secs="$2" -v result="$3" '
+                / cov: / { for (i = 1; i < NF; i++) { if ($i == "cov:") cov = $(i + 1); if ($i == "ft:") ft = $(i + 1);
+                                                      if ($i == "corp:") corp = $(i + 1) } }
+                /^stat::number_of_executed_units:/ { runs = $2 }
+                END { printf "fuzz-%s: %s s, %s runs, cov %s, ft %s, corpus %s: %s\n", name, secs, runs, cov, ft, corp, result }' "$4"
+}
+
+run() {
+        log="$out/fuzz-$1.log"
+        mkdir -p "$out/corpus-$1"
+        mask="-close_fd_mask=2"
+        [ "${FUZZ_VERBOSE:-0}" = 1 ] && mask=
+        start=$(date +%s)
+        # New inputs go into the first directory; the seeds stay as they are.
+        if "$out/fuzz-$1" "$limit" -timeout=30 -print_final_stats=1 $mask -artifact_prefix="$artifacts/fuzz-$1-" \
+                "$out/corpus-$1" "$top/tests/data/fuzz-$1" >"$log" 2>&1; then
+                result=ok
+        else
+                result=FAILED
+                grep -E '^(==|SUMMARY|artifact_prefix|.*check failed)' "$log" | head -20 >&2 || true
+        fi
+        secs=$seconds
+        [ "$secs" = - ] && secs=$(($(date +%s) - start))
+        summary "$1" "$secs" "$result" "$log"
+        [ "$result" = ok ]
+}
+
+"$top/build-aux/embed-file.sh" vmsig_config_schema "$top/data/vmsigd.conf.rng" "$out/config-schema.c"
+"$top/build-aux/embed-file.sh" vmsig_vm_schema "$top/data/vm.rng" "$out/vm-schema.c"
+status=0
+for name in $names; do
+        if [ "$name" = qmp ] && ! have_qmp; then
+                echo "fuzz-qmp: skipped, json-c is not installed"
+                continue
+        fi
+        if ! sources "$name" >/dev/null; then
+                echo "fuzz.sh: no harness named $name" >&2
+                exit 2
+        fi
+        build "$name"
+        run "$name" || status=1
+done
+exit $status
