@@ -133,7 +133,8 @@ static int parse_unsigned(load_state *s, xmlNodePtr n, const char *name, unsigne
 
 static int parse_log(load_state *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *level = attr(n, "level");
-        int l = log_level_from_string(level);
+        /* Our checks run before the schema's: the attribute may be missing. */
+        int l = level ? log_level_from_string(level) : -EINVAL;
 
         if (l < 0)
                 return fail(s, -EINVAL, node_line(n), "unknown log level \"%s\".", level ?: "");
@@ -441,6 +442,12 @@ static int read_document(load_state *s, xmlDocPtr *ret) {
         xmlFreeParserCtxt(ctx);
         if (!doc)
                 return fail(s, -EINVAL, 0, "not well-formed XML.");
+        /* libxml2 still builds a tree past errors it recovers from (bad
+         * namespace declarations): the error it reported stands. */
+        if (s->r < 0) {
+                xmlFreeDoc(doc);
+                return s->r;
+        }
         *ret = doc;
         return 0;
 }

@@ -124,6 +124,12 @@ int vm_parse_read(vm_parse *p, xmlDocPtr *ret) {
         xmlFreeParserCtxt(ctx);
         if (!doc)
                 return vm_parse_fail(p, -EINVAL, 0, "not well-formed XML.");
+        /* libxml2 still builds a tree past errors it recovers from (bad
+         * namespace declarations): the error it reported stands. */
+        if (p->r < 0) {
+                xmlFreeDoc(doc);
+                return p->r;
+        }
         *ret = doc;
         return 0;
 }

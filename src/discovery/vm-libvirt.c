@@ -118,7 +118,11 @@ static int parse_identity(vm_parse *p, xmlNodePtr domain, vm_desc *v) {
         if (!name || !uuid)
                 return skip(p, vm_node_line(domain), "<domain> without <name> or <uuid>, skipping.");
         name_text = vm_node_text(p, name);
-        r = p->r < 0 ? p->r : vm_desc_set_name(p, name, v, name_text);
+        if (p->r < 0) {
+                free(name_text);
+                return p->r;
+        }
+        r = vm_desc_set_name(p, name, v, name_text);
         if (r < 0)
                 return r;
         uuid_text = vm_node_text(p, uuid);
