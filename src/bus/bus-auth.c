@@ -8,6 +8,7 @@
 #include "bus-errors.h"
 #include "bus-polkit.h"
 #include "log.h"
+#include "macro.h"
 
 struct bus_auth {
         bus_peers *peers;
@@ -107,9 +108,46 @@ static int deny(const bus_peer *peer, vmsig_cap cap, vmsig_endpoint *ep, const c
         return r;
 }
 
+static bool grant_kept(const bus_peer *peer, vmsig_cap cap, vmsig_endpoint *ep) {
+        uint64_t bit = UINT64_C(1) << cap, id;
+
+        if (!ep)
+                return peer->granted & bit;
+        id = vmsig_endpoint_get_id(ep);
+        for (size_t i = 0; i < ELEMENTSOF(peer->granted_on); i++)
+                if (peer->granted_on[i].endpoint == id)
+                        return peer->granted_on[i].caps & bit;
+        return false;
+}
+
+/* A grant on an endpoint is kept for that endpoint only: the polkit check
+ * had its name in the details, and rules may differ per endpoint. */
+static void grant_keep(bus_peer *peer, vmsig_cap cap, vmsig_endpoint *ep) {
+        uint64_t bit = UINT64_C(1) << cap, id;
+        size_t n = ELEMENTSOF(peer->granted_on), i;
+
+        if (!ep) {
+                peer->granted |= bit;
+                return;
+        }
+        id = vmsig_endpoint_get_id(ep);
+        for (i = 0; i < n && peer->granted_on[i].endpoint != 0; i++)
+                if (peer->granted_on[i].endpoint == id) {
+                        peer->granted_on[i].caps |= bit;
+                        return;
+                }
+        /* Full: the oldest is forgotten, and asked for again when used. */
+        if (i == n) {
+                memmove(peer->granted_on, peer->granted_on + 1, (n - 1) * sizeof peer->granted_on[0]);
+                i = n - 1;
+        }
+        peer->granted_on[i].endpoint = id;
+        peer->granted_on[i].caps = bit;
+}
+
 static int grant(bus_peer *peer, vmsig_cap cap, vmsig_endpoint *ep, bool remember, const char *reason) {
         if (remember)
-                peer->granted |= UINT64_C(1) << cap;
+                grant_keep(peer, cap, ep);
         audit_decision(peer, cap, ep, true, reason);
         return 1;
 }
@@ -164,8 +202,9 @@ int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint
                                   "Access denied: uid %u is not on vmsigd's allow-list.", (unsigned) peer->uid);
                 return deny(peer, cap, ep, "allow-list", error, -EACCES);
         }
-        /* Held grants (roster reading) are not checked or audited again. */
-        if (peer->granted & (UINT64_C(1) << cap))
+        /* Held grants (roster reading, lifecycle on an endpoint) are not
+         * checked or audited again. */
+        if (grant_kept(peer, cap, ep))
                 return 1;
         /* Root may do anything, with or without polkit, as with systemd's
          * daemons; that is also the only identity on the private socket. */
@@ -176,6 +215,17 @@ int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint
                 return deny(peer, cap, ep, "p2p-not-root", error, -EACCES);
         }
         return ask_polkit(a, m, peer, cap, ep, remember, error);
+}
+
+int bus_auth_audit_refusal(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint *ep, const char *reason,
+                           sd_bus_error *error) {
+        bus_peer *peer;
+        int r = bus_peers_get(a->peers, m, &peer, error);
+
+        if (r <= 0)
+                return r;
+        audit_decision(peer, cap, ep, false, reason);
+        return 1;
 }
 
 bus_peer *bus_auth_caller(bus_auth *a, sd_bus_message *m) {

@@ -47,7 +47,8 @@ bus_peers *bus_auth_peers(bus_auth *a);
  *  <0: denied, error is set.
  * With remember, a grant is kept for the peer's lifetime on the bus (for
  * capabilities that are held, like roster reading), so later calls cost no
- * polkit round trip. */
+ * polkit round trip; a grant on an endpoint is kept for that endpoint
+ * only. */
 int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint *ep, bool remember,
                    sd_bus_error *error);
 
@@ -56,6 +57,13 @@ int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint
 static inline int bus_auth_handler_return(int r) {
         return r == 0 ? 1 : r;
 }
+
+/* Records that m was refused on cap for reason (a token such as
+ * "not-lease-holder"), as a denied decision: 1 when recorded; 0 while the
+ * caller's credentials are being fetched (return 1 from the handler, which
+ * runs again with the same message); <0 with error set. */
+int bus_auth_audit_refusal(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint *ep, const char *reason,
+                           sd_bus_error *error);
 
 /* The caller of m, once bus_auth_check() returned 1 for it. */
 bus_peer *bus_auth_caller(bus_auth *a, sd_bus_message *m);

@@ -207,7 +207,7 @@ static int method_lifecycle(sd_bus_message *m, bus_endpoint *be, vmsig_lifecycle
          * grant is kept for the connection, so a call inside a lease costs
          * no polkit round trip. */
         r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_POWER, error);
-        if (r < 0)
+        if (r != 0)
                 return r;
         r = bus_auth_check(be->front->auth, m, VMSIG_CAP_LIFECYCLE, be->endpoint, true, error);
         if (r <= 0)
@@ -302,7 +302,7 @@ static int method_inject_input(sd_bus_message *m, void *userdata, sd_bus_error *
                                             vmsig_endpoint_get_name(be->endpoint));
         /* The input lease was authorized when it was taken. */
         r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_INPUT, error);
-        if (r < 0)
+        if (r != 0)
                 return r;
         r = bus_auth_check(be->front->auth, m, VMSIG_CAP_LEASE_INPUT, be->endpoint, true, error);
         if (r <= 0)

@@ -54,8 +54,12 @@ bus_endpoint *bus_front_lookup(vmsig_bus_front *f, const char *name);
 /* Who sent m, as lease holders are named: the unique bus name, or the
  * private connection's label. */
 const char *bus_front_peer_label(vmsig_bus_front *f, sd_bus_message *m);
-/* 0 when the sender of m holds the lease of class c on ep; else
- * -EPERM with org.vmsig.Error.NotLeaseHolder. */
+/* 0 when the sender of m holds the lease of class c on ep; else, once the
+ * refusal is audited, -EPERM with org.vmsig.Error.NotLeaseHolder. 1 while
+ * the sender's credentials (for the audit record) are being fetched:
+ * return 1 from the handler, which runs again with the same message. */
 int bus_front_require_lease(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, vmsig_lease_class c,
                             sd_bus_error *error);
 bus_endpoint *bus_front_lookup_vmid(vmsig_bus_front *f, uint32_t vmid);
+/* The capability (polkit action) of a lease class. */
+vmsig_cap bus_lease_class_cap(vmsig_lease_class c);

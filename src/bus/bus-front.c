@@ -18,19 +18,35 @@ const char *bus_front_peer_label(vmsig_bus_front *f, sd_bus_message *m) {
         return f->peer_label ? f->peer_label : sd_bus_message_get_sender(m);
 }
 
+vmsig_cap bus_lease_class_cap(vmsig_lease_class c) {
+        switch (c) {
+        case VMSIG_LEASE_INPUT:
+                return VMSIG_CAP_LEASE_INPUT;
+        case VMSIG_LEASE_POWER:
+                return VMSIG_CAP_LEASE_POWER;
+        default:
+                return VMSIG_CAP_LEASE_MEMWRITE;
+        }
+}
+
 int bus_front_require_lease(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, vmsig_lease_class c,
                             sd_bus_error *error) {
         const vmsig_lease_info *l = vmsig_endpoint_lease_get(ep, c);
         const char *caller = bus_front_peer_label(f, m);
+        int r;
 
+        if (l && caller && strcmp(caller, l->holder) == 0)
+                return 0;
+        /* A refusal, audited as any other. */
+        r = bus_auth_audit_refusal(f->auth, m, bus_lease_class_cap(c), ep, "not-lease-holder", error);
+        if (r <= 0)
+                return r == 0 ? 1 : r;
         if (!l)
                 return vmsig_bus_error_setf(error, -EPERM, "This needs the %s lease of '%s', and nobody holds it.",
                                             vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep));
-        if (!caller || strcmp(caller, l->holder) != 0)
-                return vmsig_bus_error_setf(error, -EPERM, "The %s lease of '%s' is held by %s (uid %u), not by you.",
-                                            vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep), l->holder,
-                                            (unsigned) l->uid);
-        return 0;
+        return vmsig_bus_error_setf(error, -EPERM, "The %s lease of '%s' is held by %s (uid %u), not by you.",
+                                    vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep), l->holder,
+                                    (unsigned) l->uid);
 }
 
 int vmsig_bus_front_set_peer_label(vmsig_bus_front *f, const char *label) {

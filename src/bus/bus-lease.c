@@ -121,10 +121,16 @@ void bus_lease_holder_gone(vmsig_bus_front *f, const char *name) {
 static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         bus_lease *l = userdata;
         const char *caller = bus_front_peer_label(l->front, m);
+        int r;
 
-        if (!caller || strcmp(caller, l->info.holder) != 0)
+        if (!caller || strcmp(caller, l->info.holder) != 0) {
+                r = bus_auth_audit_refusal(l->front->auth, m, bus_lease_class_cap(l->class), l->endpoint,
+                                           "not-lease-holder", error);
+                if (r <= 0)
+                        return r == 0 ? 1 : r;
                 return vmsig_bus_error_setf(error, -EPERM, "Only the holder %s may release this lease.",
                                             l->info.holder);
+        }
         bus_auth_audit_operation(&l->holder, "release-lease", l->endpoint, 0, NULL);
         (void) bus_lease_end(l, VMSIG_LEASE_RELEASED, "released");
         /* LeaseReleased and PropertiesChanged go out before the reply. */

@@ -352,7 +352,7 @@ static int method_write(sd_bus_message *m, bus_endpoint *be, write_kind kind, sd
         if (r < 0)
                 return r;
         r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_MEMWRITE, error);
-        if (r >= 0) {
+        if (r == 0) {
                 r = bus_auth_check(be->front->auth, m, VMSIG_CAP_LEASE_MEMWRITE, be->endpoint, true, error);
                 if (r == 0)
                         r = 1; /* waiting for polkit; the handler runs again */
