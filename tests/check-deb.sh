@@ -95,6 +95,10 @@ if [ -z "$deb" ]; then
                 missing "dpkg-buildpackage, dh and git" "dpkg-dev debhelper git"
                 finish
         fi
+        if ! git -C "$srcdir" rev-parse --is-inside-work-tree >/dev/null 2>&1 || [ ! -d "$srcdir/debian" ]; then
+                result "$srcdir is a git checkout with debian/ (or name a built package)" 1 ""
+                finish
+        fi
         # A clean copy: no build directories, no generated configure.
         mkdir "$tmp/build" "$tmp/build/vmsig"
         (cd "$srcdir" && git ls-files -z --cached --others --exclude-standard |
