@@ -18,7 +18,8 @@ struct VtPolkit {
         VtBus *bus;
         GPid pid;
         char *log_path;
-        char *action_path; /* set when we installed it and must remove it */
+        char *actions_dir; /* this polkitd's view of ACTIONS_DIR */
+        char *rules_dir;   /* and of RULES_DIR */
         char *rules_path;
 };
 
@@ -43,23 +44,33 @@ static guint rules_loads(VtPolkit *p) {
         return count_occurrences(log, "Finished loading, compiling and executing");
 }
 
-static void install_actions(VtPolkit *p) {
-        g_autofree char *src = g_build_filename(g_getenv("VMSIG_SRCDIR"), "polkit", "org.vmsig.policy", NULL);
-        g_autofree char *want = NULL, *have = NULL;
+static void copy_file(const char *src, const char *dst) {
+        g_autofree char *text = NULL;
+        gsize len = 0;
         g_autoptr(GError) error = NULL;
-        char *dst = ACTIONS_DIR "/org.vmsig.policy";
 
-        g_assert_true(g_file_get_contents(src, &want, NULL, &error));
-        if (g_file_get_contents(dst, &have, NULL, NULL)) {
-                /* Someone else's copy (the installed package): use it only
-                 * if it is ours byte for byte, and never remove it. */
-                if (!g_str_equal(have, want))
-                        g_error("%s exists and differs from the source tree's; refusing to replace it", dst);
-                return;
+        if (!g_file_get_contents(src, &text, &len, &error) || !g_file_set_contents(dst, text, (gssize) len, &error))
+                g_error("Cannot copy %s to %s: %s", src, dst, error->message);
+}
+
+/* The system's actions and ours, in a directory of this test's own: no
+ * other test (nor the installed package) shares it, so none can pull it
+ * from under another. */
+static void make_actions_dir(VtPolkit *p) {
+        g_autofree char *ours = g_build_filename(g_getenv("VMSIG_SRCDIR"), "polkit", "org.vmsig.policy", NULL);
+        g_autofree char *dst = g_build_filename(p->actions_dir, "org.vmsig.policy", NULL);
+        g_autoptr(GDir) dir = g_dir_open(ACTIONS_DIR, 0, NULL);
+        const char *name;
+
+        g_assert_cmpint(g_mkdir_with_parents(p->actions_dir, 0755), ==, 0);
+        g_assert_cmpint(g_mkdir_with_parents(p->rules_dir, 0755), ==, 0);
+        while (dir && (name = g_dir_read_name(dir))) {
+                g_autofree char *src = g_build_filename(ACTIONS_DIR, name, NULL);
+                g_autofree char *copy = g_build_filename(p->actions_dir, name, NULL);
+                if (g_file_test(src, G_FILE_TEST_IS_REGULAR))
+                        copy_file(src, copy);
         }
-        if (!g_file_set_contents(dst, want, -1, &error))
-                g_error("Cannot install %s: %s", dst, error->message);
-        p->action_path = g_strdup(dst);
+        copy_file(ours, dst);
 }
 
 static gboolean actions_registered(GDBusConnection *c) {
@@ -94,15 +105,22 @@ static void wait_for_actions(VtPolkit *p) {
         g_object_unref(c);
 }
 
+/* polkitd reads fixed directories; in a mount namespace of its own they
+ * are this test's (bind mounts), so tests running side by side each have
+ * their own actions and rules. polkitd runs as the process spawned: unshare
+ * and sh exec into it. */
 static void spawn_polkitd(VtPolkit *p) {
-        const char *argv[] = { POLKITD, NULL };
+        const char *argv[] = { "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                               "mount --bind \"$1\" " ACTIONS_DIR " && mount --bind \"$2\" " RULES_DIR
+                               " && exec \"$3\"",
+                               "sh", p->actions_dir, p->rules_dir, POLKITD, NULL };
         g_autoptr(GError) error = NULL;
         int fd = open(p->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
         g_assert_cmpint(fd, >=, 0);
-        if (!g_spawn_async_with_pipes_and_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, vt_child_setup,
-                                              GINT_TO_POINTER(getpid()), -1, fd, fd, NULL, NULL, 0, &p->pid, NULL,
-                                              NULL, NULL, &error))
+        if (!g_spawn_async_with_pipes_and_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
+                                              vt_child_setup, GINT_TO_POINTER(getpid()), -1, fd, fd, NULL, NULL, 0,
+                                              &p->pid, NULL, NULL, NULL, &error))
                 g_error("Cannot start %s: %s", POLKITD, error->message);
         close(fd);
 }
@@ -119,8 +137,10 @@ VtPolkit *vt_polkit_start(VtBus *bus) {
         p = g_new0(VtPolkit, 1);
         p->bus = bus;
         p->log_path = g_build_filename(vt_bus_dir(bus), "polkitd.log", NULL);
-        p->rules_path = g_strdup_printf(RULES_DIR "/10-vmsig-test-%d.rules", (int) getpid());
-        install_actions(p);
+        p->actions_dir = g_build_filename(vt_bus_dir(bus), "polkit", "actions", NULL);
+        p->rules_dir = g_build_filename(vt_bus_dir(bus), "polkit", "rules.d", NULL);
+        p->rules_path = g_build_filename(p->rules_dir, "10-vmsig-test.rules", NULL);
+        make_actions_dir(p);
         spawn_polkitd(p);
         wait_for_actions(p);
         return p;
@@ -151,14 +171,12 @@ void vt_polkit_stop(VtPolkit *p) {
 
         if (!p)
                 return;
-        (void) g_unlink(p->rules_path);
-        if (p->action_path)
-                (void) g_unlink(p->action_path);
         kill(p->pid, SIGTERM);
         (void) waitpid(p->pid, &status, 0);
         g_spawn_close_pid(p->pid);
         g_free(p->log_path);
-        g_free(p->action_path);
+        g_free(p->actions_dir);
+        g_free(p->rules_dir);
         g_free(p->rules_path);
         g_free(p);
 }
