@@ -344,9 +344,10 @@ bus_checks() {
 }
 
 if [ -n "$bus_pid" ]; then
-        # Stub mode with the installed configuration (its compiled-in path:
-        # no --config), its two stub VMs alpha and beta. The private socket
-        # goes to our directory, not to the machine's /run/vmsig.
+        # The installed configuration (its compiled-in path: no --config)
+        # defines no VMs, and nothing is in the trigger directory. The
+        # private socket goes to our directory, not to the machine's
+        # /run/vmsig.
         /usr/libexec/vmsigd --private-socket="$tmp/run/private" >"$tmp/vmsigd.log" 2>&1 &
         daemon_pid=$!
         wait_for_name
@@ -357,18 +358,16 @@ if [ -n "$bus_pid" ]; then
                 bus_checks "started directly"
                 out=$(busctl --system call org.vmsig /org/vmsig org.vmsig.Manager ListEndpoints 2>&1)
                 st=1
-                echo "$out" | grep -q '"alpha"' && echo "$out" | grep -q '"beta"' && st=0
-                result "ListEndpoints lists the installed config's stub VMs alpha and beta" $st "$out"
+                [ "$out" = "a(suso) 0" ] && st=0
+                result "ListEndpoints: the installed config conjures up no VMs" $st "$out"
                 # The installed bus policy lets everyone call the Manager.
                 out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
                         busctl --system get-property org.vmsig /org/vmsig org.vmsig.Manager EndpointCount 2>&1)
                 st=1
-                [ "$out" = "u 2" ] && st=0
+                [ "$out" = "u 0" ] && st=0
                 result "nobody may read Manager.EndpointCount through the installed bus policy" $st "$out"
                 out=$(/usr/bin/vmsigctl --no-legend list 2>&1)
-                st=1
-                echo "$out" | grep -q '^alpha ' && echo "$out" | grep -q '^beta ' && st=0
-                result "the installed vmsigctl lists alpha and beta" $st "$out"
+                result "the installed vmsigctl lists the endpoints" $? "$out"
         fi
         kill -TERM "$daemon_pid" 2>/dev/null
         wait "$daemon_pid"

@@ -219,7 +219,7 @@ static void on_timer(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revent
         uint64_t expirations, now = now_usec();
         vm_entry *e;
 
-        (void) read(fd, &expirations, sizeof expirations);
+        (void) !read(fd, &expirations, sizeof expirations); /* only to rearm: the count does not matter */
         d->timer_due = 0; /* fired: the kernel disarmed it */
         FOREACH_SOURCE(s, d) {
                 if (!s->entries)
