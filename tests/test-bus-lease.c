@@ -119,6 +119,13 @@ static void test_release(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(h, ==, "");
         g_autofree char *gone = vt_call_error(f->conn, lease, "org.vmsig.Lease", "Release", NULL, NULL);
         g_assert_cmpstr(gone, ==, "org.freedesktop.DBus.Error.UnknownObject");
+        /* A managed object: announced when taken, and when it ended. */
+        g_autofree char *added = g_strdup_printf("InterfacesAdded /org/vmsig (objectpath '%s', ", lease);
+        g_autofree char *removed = g_strdup_printf("InterfacesRemoved /org/vmsig (objectpath '%s', [", lease);
+        int i = vt_signal_log_find(f->log, added, 0);
+        g_assert_cmpint(i, >=, 0);
+        g_assert_nonnull(strstr(g_ptr_array_index(f->log->entries, i), "'org.vmsig.Lease': {'Class': <'power'>"));
+        g_assert_true(vt_signal_log_wait(f->log, removed, 5000));
         int again = vt_acquire_lease(other, ALPHA, "power", NULL);
         close(again);
         close(fd);

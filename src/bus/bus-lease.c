@@ -228,6 +228,8 @@ int bus_lease_create(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, 
                 bus_lease_free(l);
                 return r;
         }
+        /* Leases are managed objects under /org/vmsig like the endpoints. */
+        (void) sd_bus_emit_object_added(f->bus, l->path);
         *ret_path = l->path;
         return 0;
 }
@@ -258,6 +260,8 @@ void bus_lease_on_event(vmsig_bus_front *f, const vmsig_lease_payload *p) {
                 if (r < 0)
                         log_debug_errno(r, "Cannot tell %s that its lease was revoked: %m", l->holder.name);
         }
+        /* Built from the object as it still exists. */
+        (void) sd_bus_emit_object_removed(f->bus, l->path);
         bus_lease_free(l);
 }
 
