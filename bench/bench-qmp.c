@@ -18,10 +18,10 @@
  *              (nearest rank) of N samples each.
  *   lifecycle  Endpoint.Pause + Endpoint.Resume (power lease held) vs a
  *              direct, blocking QMP client sending "stop" + "cont" to the
- *              same QEMU. Per-cycle time; ratio vmsigd/direct time. For
- *              reference, also two Properties.Get(Manager.Version) round
- *              trips to vmsigd (the bus floor of a cycle), alternating with
- *              Pause + Resume.
+ *              same QEMU. Per-cycle time; ratio vmsigd/direct time. A
+ *              third side, in turn with those two: two
+ *              Properties.Get(Manager.Version) round trips to vmsigd, the
+ *              bus floor of a cycle.
  *   input      Endpoint.InjectInput (input lease held) vs direct
  *              "input-send-event" with the same events: key "a" down and
  *              up, 2 or 32 events per call; one call at a time (each reply
@@ -692,8 +692,12 @@ static int bench_lifecycle(ctx *c, qmp_client *q, unsigned cycles, unsigned warm
         const bench_method get_version = { VMSIG_NAME, MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get",
                                            MANAGER_INTERFACE, "Version", 'v' };
         lifecycle_target ref = { get_version, get_version };
-        uint64_t tv[BENCH_RUNS_MAX], td[BENCH_RUNS_MAX], tv2[BENCH_RUNS_MAX], tr[BENCH_RUNS_MAX];
-        unsigned ref_cycles = MAX_BENCH(cycles / 2, 1u);
+        const bench_side sides[3] = {
+                { c->bus, vmsigd_cycle, &t },
+                { NULL, direct_cycle, q },
+                { c->bus, vmsigd_cycle, &ref },
+        };
+        uint64_t tm[3][BENCH_RUNS_MAX], *tv = tm[0], *td = tm[1], *tr = tm[2];
         sd_bus_message *lease = NULL;
         int r;
 
@@ -701,18 +705,15 @@ static int bench_lifecycle(ctx *c, qmp_client *q, unsigned cycles, unsigned warm
         if (r < 0)
                 return r;
         printf("bench-qmp lifecycle: Pause + Resume through vmsigd vs stop + cont on a direct QMP socket, same QEMU,"
+               " and 2 Get(Version) calls to vmsigd as the bus floor, the three in turn,"
                " %u cycles per run, %u warm-up cycles, median of %u runs\n",
                cycles, warmup, runs);
-        r = bench_compare(&(bench_side) { c->bus, vmsigd_cycle, &t }, &(bench_side) { NULL, direct_cycle, q }, cycles,
-                          warmup, runs, tv, td);
-        if (r >= 0)
-                r = bench_compare(&(bench_side) { c->bus, vmsigd_cycle, &t },
-                                  &(bench_side) { c->bus, vmsigd_cycle, &ref }, ref_cycles, warmup, runs, tv2, tr);
+        r = bench_compare_n(sides, 3, cycles, warmup, runs, tm);
         sd_bus_message_unref(lease);
         if (r < 0)
                 return r;
         uint64_t mv = bench_median_of_runs(tv, runs), md = bench_median_of_runs(td, runs);
-        double floor_us = bench_median_of_runs(tr, runs) / 1e3 / ref_cycles;
+        double floor_us = bench_median_of_runs(tr, runs) / 1e3 / cycles;
         printf("  vmsigd Pause+Resume %8.1f us per cycle  (runs:", mv / 1e3 / cycles);
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.1f", tv[i] / 1e3 / cycles);
@@ -720,9 +721,10 @@ static int bench_lifecycle(ctx *c, qmp_client *q, unsigned cycles, unsigned warm
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.1f", td[i] / 1e3 / cycles);
         printf(")\n  ratio vmsigd/direct time %.3f\n", (double) mv / (double) md);
-        printf("  reference: 2 x Properties.Get(Manager.Version) to vmsigd %.1f us, alternating with Pause+Resume"
-               " (%.1f us, %u cycles per run)\n",
-               floor_us, bench_median_of_runs(tv2, runs) / 1e3 / ref_cycles, ref_cycles);
+        printf("  bus floor: 2 x Properties.Get(Manager.Version) %8.1f us  (runs:", floor_us);
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.1f", tr[i] / 1e3 / cycles);
+        printf(")\n");
         printf("  vmsigd - direct = %.1f us per cycle, of which the bus floor %.1f us, the rest %.1f us\n",
                (mv - md) / 1e3 / cycles, floor_us, (mv - md) / 1e3 / cycles - floor_us);
         printf("@ qmp-lifecycle vmsigd_us=%.1f direct_us=%.1f ratio=%.3f bus_floor_us=%.1f\n", mv / 1e3 / cycles,

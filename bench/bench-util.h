@@ -177,36 +177,52 @@ static inline int bench_run_side(const bench_side *s, unsigned n, uint64_t *sum_
         return 0;
 }
 
-/* Warm both sides up (warmup iterations each, alternating), then time runs
- * runs of calls iterations per side. Within a run the sides alternate in
- * BENCH_SLICES slices, in the order ABBA..., so that drift on the machine
- * (other work on the CPUs) and any order effect hit both alike.
- * ret_a[i], ret_b[i]: the time of run i of each side. */
-static inline int bench_compare(const bench_side *a, const bench_side *b, unsigned calls, unsigned warmup,
-                                unsigned runs, uint64_t *ret_a, uint64_t *ret_b) {
+/* Warm n sides up (warmup iterations each, in turn), then time runs runs
+ * of calls iterations per side. Within a run every side runs in each of
+ * BENCH_SLICES slices, in order in even slices and in reverse in odd ones
+ * (ABBA..., ABCCBA...), so that drift on the machine (other work on the
+ * CPUs) and any order effect hit all alike. ret[s][i]: the time of run i of
+ * side s. */
+static inline int bench_compare_n(const bench_side *sides, size_t n, unsigned calls, unsigned warmup, unsigned runs,
+                                  uint64_t (*ret)[BENCH_RUNS_MAX]) {
         uint64_t ignored = 0;
         int r;
 
-        for (unsigned i = 0; i < warmup; i++) {
-                r = bench_run_side(a, 1, &ignored);
-                if (r >= 0)
-                        r = bench_run_side(b, 1, &ignored);
-                if (r < 0)
-                        return r;
-        }
-        for (unsigned i = 0; i < runs; i++) {
-                ret_a[i] = ret_b[i] = 0;
-                for (unsigned j = 0; j < BENCH_SLICES; j++) {
-                        unsigned n = calls / BENCH_SLICES + (j < calls % BENCH_SLICES);
-                        bool a_first = j % 2 == 0;
-
-                        r = bench_run_side(a_first ? a : b, n, a_first ? &ret_a[i] : &ret_b[i]);
-                        if (r >= 0)
-                                r = bench_run_side(a_first ? b : a, n, a_first ? &ret_b[i] : &ret_a[i]);
+        for (unsigned i = 0; i < warmup; i++)
+                for (size_t s = 0; s < n; s++) {
+                        r = bench_run_side(&sides[s], 1, &ignored);
                         if (r < 0)
                                 return r;
                 }
+        for (unsigned i = 0; i < runs; i++) {
+                for (size_t s = 0; s < n; s++)
+                        ret[s][i] = 0;
+                for (unsigned j = 0; j < BENCH_SLICES; j++) {
+                        unsigned k = calls / BENCH_SLICES + (j < calls % BENCH_SLICES);
+
+                        for (size_t t = 0; t < n; t++) {
+                                size_t s = j % 2 == 0 ? t : n - 1 - t;
+                                r = bench_run_side(&sides[s], k, &ret[s][i]);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
         }
+        return 0;
+}
+
+/* bench_compare_n() of two sides. ret_a[i], ret_b[i]: the time of run i of
+ * each side. */
+static inline int bench_compare(const bench_side *a, const bench_side *b, unsigned calls, unsigned warmup,
+                                unsigned runs, uint64_t *ret_a, uint64_t *ret_b) {
+        const bench_side sides[2] = { *a, *b };
+        uint64_t t[2][BENCH_RUNS_MAX];
+        int r = bench_compare_n(sides, 2, calls, warmup, runs, t);
+
+        if (r < 0)
+                return r;
+        memcpy(ret_a, t[0], runs * sizeof t[0][0]);
+        memcpy(ret_b, t[1], runs * sizeof t[1][0]);
         return 0;
 }
 
