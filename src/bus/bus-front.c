@@ -98,6 +98,24 @@ static int endpoint_path(vmsig_endpoint *ep, char **ret) {
         return asprintf(ret, "%s_r%" PRIu32, path, n) < 0 ? -ENOMEM : 0;
 }
 
+/* PropertiesChanged with the value an event carries, not the getter's:
+ * events are dispatched in batches, and the getter reads the state after
+ * the last of them. A pause and a resume in one batch would both announce
+ * "running"; the revoke of a forced lease would announce the new holder
+ * before its LeaseAcquired. */
+static void emit_string_changed(vmsig_bus_front *f, bus_endpoint *be, const char *property, const char *value) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(f->bus, &m, be->path, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sa{sv}as", VMSIG_BUS_ENDPOINT_INTERFACE, 1, property, "s", value, 0);
+        if (r >= 0)
+                r = sd_bus_send(f->bus, m, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Cannot announce %s of %s: %m", property, be->path);
+}
+
 static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e, bool announce) {
         vmsig_endpoint *ep = vmsig_core_find_endpoint(f->core, e->endpoint);
         bus_endpoint *be;
@@ -171,8 +189,7 @@ static void on_roster(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
                 if (!be)
                         endpoint_added(f, e, !replay && p->change == VMSIG_ROSTER_ADDED);
                 else if (p->change == VMSIG_ROSTER_CHANGED && !replay)
-                        (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "State",
-                                                              NULL);
+                        emit_string_changed(f, be, "State", vmsig_state_to_string(p->state));
                 break;
         case VMSIG_ROSTER_REMOVED:
                 endpoint_removed(f, p);
@@ -219,8 +236,8 @@ static void on_lease(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
         else
                 (void) sd_bus_emit_signal(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "LeaseReleased", "sss",
                                           class, p->lease.holder, p->reason);
-        (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE,
-                                              holder_properties[p->class], NULL);
+        emit_string_changed(f, be, holder_properties[p->class],
+                            p->change == VMSIG_LEASE_ACQUIRED ? p->lease.holder : "");
 }
 
 static void on_bootstrap(vmsig_bus_front *f, const vmsig_event *e, bool replay) {

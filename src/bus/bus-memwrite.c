@@ -36,6 +36,7 @@ struct bus_memwrite_request {
         write_entry *entries;
         size_t n_entries;
         bool pause;
+        bool written; /* paused and written: only resuming is left */
         bool has_expected_epoch;
         uint64_t expected_epoch;
         bus_memwrite_request *next;
@@ -214,18 +215,23 @@ static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error 
 
 static void reply_and_next(bus_memwrite_request *q, const sd_bus_error *error);
 
+/* The write is in; a guest that cannot be resumed is the host's problem
+ * and is reported, but never with an error that says guest RAM is
+ * unchanged (EndpointDetached, InvalidState): Host. A guest that went
+ * away needs no resuming, and the write simply succeeded. */
+static void set_resume_failure(sd_bus_error *error, int r, const char *why) {
+        if (r != -ENODEV)
+                (void) sd_bus_error_setf(error, VMSIG_ERROR_HOST, "The write was done but resuming failed: %s", why);
+}
+
 static void on_resumed(const vmsig_result *res, void *userdata) {
         bus_memwrite_request *q = userdata;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
         if (!q->be)
                 return request_free(q);
-
-        /* The write is in; a guest that cannot be resumed is the host's
-         * problem and is reported, but the data stays written. */
         if (res->error < 0)
-                (void) vmsig_bus_error_setf(&error, res->error, "The write was done but resuming failed: %s",
-                                            res->message ?: strerror(-res->error));
+                set_resume_failure(&error, res->error, res->message ?: strerror(-res->error));
         reply_and_next(q, &error);
 }
 
@@ -247,12 +253,11 @@ static void on_paused(const vmsig_result *res, void *userdata) {
                 return reply_and_next(q, &error);
         }
         /* The tables may have changed while the guest ran: check again. */
-        (void) validate_and_apply(q, true, &error);
+        q->written = validate_and_apply(q, true, &error) >= 0;
         r = vmsig_endpoint_lifecycle(q->ep, VMSIG_OP_RESUME, on_resumed, q);
         if (r < 0) {
                 if (!sd_bus_error_is_set(&error))
-                        (void) vmsig_bus_error_setf(&error, r, "The write was done but resuming failed: %s",
-                                                    strerror(-r));
+                        set_resume_failure(&error, r, strerror(-r));
                 reply_and_next(q, &error);
         } else if (sd_bus_error_is_set(&error)) {
                 /* Resume first, then fail: keep the error for the reply. */
@@ -306,7 +311,12 @@ void bus_memwrite_endpoint_gone(bus_endpoint *be) {
          * and cleans up after itself. The rest never started. */
         for (bus_memwrite_request *q = head; q;) {
                 bus_memwrite_request *next = q->next;
-                if (q->message)
+                /* A write that is in, waiting only to resume a guest that
+                 * is gone now, succeeded: an error would say nothing was
+                 * written. */
+                if (q->message && q->written)
+                        (void) sd_bus_reply_method_return(q->message, NULL);
+                else if (q->message)
                         (void) sd_bus_reply_method_errorf(q->message, VMSIG_ERROR_ENDPOINT_DETACHED,
                                                           "Endpoint '%s' was detached.",
                                                           vmsig_endpoint_get_name(be->endpoint));
