@@ -19,13 +19,15 @@ case "${1:-}" in
 esac
 names=${*:-detect config discovery memwrite bus qmp}
 artifacts=$(cd "${FUZZ_ARTIFACTS:-.}" && pwd)
-out=$(mktemp -d)
+out=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-fuzz-build.XXXXXX")
 trap 'rm -rf "$out"' EXIT
+trap 'exit 1' INT TERM
 
 cc="clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE"
 # configure.ac's warnings: the fuzz builds stay clang-clean.
 cc="$cc -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Wformat=2"
-cc="$cc -Wnull-dereference -DPACKAGE_VERSION=\"fuzz\" -I$top/tests"
+printf '#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
+cc="$cc -Wnull-dereference -include $out/config.h -I$top/tests"
 for d in shared core endpoint memctx bus daemon discovery host/stub host/qmp; do
         cc="$cc -I$top/src/$d"
 done
@@ -79,7 +81,9 @@ run() {
         [ "${FUZZ_VERBOSE:-0}" = 1 ] && mask=
         start=$(date +%s)
         # New inputs go into the first directory; the seeds stay as they are.
-        if "$out/fuzz-$1" "$limit" -timeout=30 -print_final_stats=1 $mask -artifact_prefix="$artifacts/fuzz-$1-" \
+        # The harnesses' scratch files go with $out, whatever happens.
+        # shellcheck disable=SC2086 # no mask is no argument
+        if TMPDIR="$out" "$out/fuzz-$1" "$limit" -timeout=30 -print_final_stats=1 $mask -artifact_prefix="$artifacts/fuzz-$1-" \
                 "$out/corpus-$1" "$top/tests/data/fuzz-$1" >"$log" 2>&1; then
                 result=ok
         else

@@ -20,6 +20,8 @@ const char *fuzz_scratch_dir(void) {
                 scratch[0] = '\0';
                 return NULL;
         }
+        /* libFuzzer never calls fuzz_teardown(), but it exits normally. */
+        atexit(fuzz_scratch_done);
         return scratch;
 }
 
