@@ -114,10 +114,11 @@ static const char *const strings[] = {
         "a-name-of-sixty-five-characters-which-is-one-more-than-the-max-ok",
 };
 
-/* Types a variant may hold. */
+/* Types a variant may hold; the first VARIANT_BASIC ones contain nothing. */
 static const char *const variant_types[] = {
         "b", "t", "s", "u", "i", "y", "ay", "as", "a{sv}", "v", "(tt)", "x", "d", "o", "g", "h", "n",
 };
+#define VARIANT_BASIC 6
 
 typedef struct Session {
         sd_event *event;
@@ -208,9 +209,11 @@ static int append_one(Session *s, sd_bus_message *m, const char **sig, FuzzInput
 
 static int append_bytes(sd_bus_message *m, FuzzInput *in) {
         static uint8_t buf[BYTES_MAX];
-        size_t n = fuzz_u16(in) % BYTES_MAX;
+        size_t n = fuzz_u16(in) % BYTES_MAX, k = MIN(n, in->left);
 
-        (void) fuzz_take(in, buf, MIN(n, in->left));
+        /* Zeros past the end of the input, not what an earlier one left. */
+        (void) fuzz_take(in, buf, k);
+        memset(buf + k, 0, n - k);
         return sd_bus_message_append_array(m, 'y', buf, n);
 }
 
@@ -247,7 +250,7 @@ static int append_one(Session *s, sd_bus_message *m, const char **sig, FuzzInput
         case 'v':
                 /* Deep down, only basic types: the nesting stays bounded. */
                 snprintf(contents, sizeof contents, "%s",
-                         variant_types[fuzz_u8(in) % (depth < DEPTH_MAX ? ELEMENTSOF(variant_types) : 6)]);
+                         variant_types[fuzz_u8(in) % (depth < DEPTH_MAX ? ELEMENTSOF(variant_types) : VARIANT_BASIC)]);
                 return append_container(s, m, 'v', contents, in, depth);
         default:
                 return append_basic(s, m, type[0], in);
@@ -472,5 +475,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
 }
 
+/* Nothing outlives an input. */
 void fuzz_teardown(void) {
 }
