@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,14 @@
 
 /* Root-only, but still bounded so a runaway script cannot eat all fds. */
 #define PRIVATE_CONNECTIONS_MAX 256
+/* A peer that stops reading gets everything sent to it queued in vmsigd,
+ * once its socket buffer (which sd-bus makes large) is full: about 1 KiB
+ * of memory per message, without bound. Past this many queued messages it
+ * is disconnected, as dbus-daemon would for a bus client; it finds its
+ * connection closed, its leases and subscriptions ended. A reader merely
+ * behind is far from it. Checked every second while there are peers. */
+#define PRIVATE_QUEUE_MAX 4096
+#define PRIVATE_QUEUE_CHECK_USEC (1000 * 1000)
 
 typedef struct private_connection {
         vmsig_bus_private *owner;
@@ -24,6 +33,7 @@ typedef struct private_connection {
         sd_bus *bus;
         vmsig_bus_front *front;
         sd_bus_slot *disconnected;
+        unsigned number; /* the N of its label p2p-N */
         bool settling; /* accepted, first messages maybe not dispatched yet */
 } private_connection;
 
@@ -35,6 +45,8 @@ struct vmsig_bus_private {
         int fd;
         sd_event_source *accept_source;
         sd_event_source *settle_source;
+        sd_event_source *exit_source;
+        sd_event_source *queue_source;
         private_connection *connections;
         size_t n_connections;
         unsigned n_accepted; /* names private peers p2p-1, p2p-2, ... */
@@ -52,7 +64,12 @@ static void connection_free(private_connection *c) {
         p->n_connections--;
         c->disconnected = sd_bus_slot_unref(c->disconnected);
         c->front = vmsig_bus_front_free(c->front);
-        c->bus = sd_bus_flush_close_unref(c->bus);
+        /* Never sd_bus_flush(): it waits, without a timeout, until the
+         * peer took everything queued for it (or, before that, until it
+         * authenticated), and a peer that does not read would hold up the
+         * whole daemon, its shutdown included. What it did not take is
+         * dropped with the connection. */
+        c->bus = sd_bus_close_unref(c->bus);
         free(c);
 }
 
@@ -93,6 +110,47 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         return 0;
 }
 
+/* sd-bus flushes every bus attached to the loop when the loop exits, and
+ * that flush is the blocking one above: close the private connections
+ * first. */
+static int on_loop_exit(sd_event_source *s, void *userdata) {
+        vmsig_bus_private *p = userdata;
+
+        if (p->connections)
+                log_debug("Closing %zu private connections.", p->n_connections);
+        while (p->connections)
+                connection_free(p->connections);
+        return 0;
+}
+
+/* Once a second from now, unless already due. */
+static void queue_check_arm(vmsig_bus_private *p) {
+        int enabled = SD_EVENT_OFF;
+
+        if (sd_event_source_get_enabled(p->queue_source, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_source_set_time_relative(p->queue_source, PRIVATE_QUEUE_CHECK_USEC) >= 0)
+                (void) sd_event_source_set_enabled(p->queue_source, SD_EVENT_ONESHOT);
+}
+
+static int on_queue_check(sd_event_source *s, uint64_t usec, void *userdata) {
+        vmsig_bus_private *p = userdata;
+
+        for (private_connection *c = p->connections, *next; c; c = next) {
+                uint64_t queued = 0;
+
+                next = c->next;
+                if (sd_bus_get_n_queued_write(c->bus, &queued) < 0 || queued <= PRIVATE_QUEUE_MAX)
+                        continue;
+                log_warning("Private peer p2p-%u does not read what it is sent (%" PRIu64 " messages queued): "
+                            "disconnecting it.", c->number, queued);
+                connection_free(c);
+        }
+        if (p->connections)
+                queue_check_arm(p);
+        return 0;
+}
+
 static int connection_start(private_connection *c, int fd) {
         sd_id128_t id;
         int r;
@@ -118,7 +176,8 @@ static int connection_start(private_connection *c, int fd) {
                 r = vmsig_bus_front_new(c->owner->core, c->bus, c->owner->ctx, &c->front);
         if (r >= 0) {
                 char label[32];
-                snprintf(label, sizeof label, "p2p-%u", ++c->owner->n_accepted);
+                c->number = ++c->owner->n_accepted;
+                snprintf(label, sizeof label, "p2p-%u", c->number);
                 r = vmsig_bus_front_set_peer_label(c->front, label);
         }
         return r;
@@ -174,6 +233,7 @@ static void accept_one(vmsig_bus_private *p, int fd) {
         }
         c->settling = true;
         (void) sd_event_source_set_enabled(p->settle_source, SD_EVENT_ON);
+        queue_check_arm(p);
         log_debug("Private connection from pid %d.", (int) cred.pid);
 }
 
@@ -207,9 +267,13 @@ static int listen_on(const char *path) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        /* A socket left by a previous instance; never remove anything else. */
-        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        /* A socket left by a previous instance; never remove anything else
+         * (bind() would say EADDRINUSE, which misleads). */
+        if (lstat(path, &st) == 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return -EEXIST;
                 (void) unlink(path);
+        }
         old_umask = umask(0177);
         r = bind(fd, &addr.sa, sizeof addr.un);
         umask(old_umask);
@@ -243,6 +307,15 @@ int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_con
                 r = sd_event_add_post(event, &p->settle_source, on_settle, p);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->settle_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_exit(event, &p->exit_source, on_loop_exit, p);
+        if (r >= 0) /* before sd-bus's own exit sources, which run at 0 */
+                r = sd_event_source_set_priority(p->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &p->queue_source, CLOCK_MONOTONIC, PRIVATE_QUEUE_CHECK_USEC, 0,
+                                               on_queue_check, p);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->queue_source, SD_EVENT_OFF);
         if (r < 0) {
                 if (p->fd < 0)
                         free(TAKE_PTR(p->path)); /* not ours to unlink */
@@ -260,6 +333,8 @@ vmsig_bus_private *vmsig_bus_private_free(vmsig_bus_private *p) {
                 connection_free(p->connections);
         p->accept_source = sd_event_source_disable_unref(p->accept_source);
         p->settle_source = sd_event_source_disable_unref(p->settle_source);
+        p->exit_source = sd_event_source_disable_unref(p->exit_source);
+        p->queue_source = sd_event_source_disable_unref(p->queue_source);
         p->fd = safe_close(p->fd);
         if (p->path)
                 (void) unlink(p->path);

@@ -121,6 +121,9 @@ static int apply_private_socket(vmsig_daemon *d, const vmsig_config *old, const 
         if (!path)
                 return 0;
         r = vmsig_bus_private_new(d->event, d->core, &d->bus_context, path, &d->private);
+        if (r == -EEXIST)
+                return log_error_errno(r, "Cannot listen on the private socket %s: something that is not a socket "
+                                       "is in the way, and vmsigd removes only a socket.", path);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on the private socket %s: %m", path);
         log_debug("Serving the private socket %s.", path);
