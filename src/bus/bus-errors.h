@@ -26,6 +26,7 @@
 #define VMSIG_ERROR_UNMAPPED_ADDRESS "org.vmsig.Error.UnmappedAddress"
 #define VMSIG_ERROR_NO_ADDRESS_SPACE "org.vmsig.Error.NoAddressSpace"
 #define VMSIG_ERROR_STALE_EPOCH "org.vmsig.Error.StaleEpoch"
+#define VMSIG_ERROR_RAM_UNAVAILABLE "org.vmsig.Error.RamUnavailable"
 
 extern const sd_bus_error_map vmsig_bus_errors[];
 

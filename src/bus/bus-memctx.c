@@ -120,6 +120,10 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         if (r <= 0)
                 return bus_auth_handler_return(r);
         datum = vmsig_memctx_get(f->core, vmsig_endpoint_get_id(be->endpoint));
+        if (datum && !vmsig_memctx_ram_intact(datum->ram_fd, datum->ram_size))
+                return vmsig_bus_error_setf(error, -ENOMEDIUM,
+                                            "The guest RAM file of '%s' is shorter than the guest's RAM: guest "
+                                            "memory is unavailable.", vmsig_endpoint_get_name(be->endpoint));
         if (!datum || datum->invalidated)
                 return vmsig_bus_error_setf(error, -EOPNOTSUPP, "Endpoint '%s' has no memory context yet.",
                                             vmsig_endpoint_get_name(be->endpoint));

@@ -39,6 +39,7 @@ struct bus_memwrite_request {
         bool written; /* paused and written: only resuming is left */
         bool has_expected_epoch;
         uint64_t expected_epoch;
+        uint64_t lease_id; /* the caller's memory-write lease when it asked */
         bus_memwrite_request *next;
 };
 
@@ -150,6 +151,9 @@ static int set_failure(sd_bus_error *error, const bus_memwrite_request *q, size_
                 return sd_bus_error_setf(error, VMSIG_ERROR_NO_ADDRESS_SPACE,
                                          "%sThe guest's address-space root is not known yet.", where);
         default:
+                if (f->errnum == ENOMEDIUM)
+                        return sd_bus_error_setf(error, VMSIG_ERROR_RAM_UNAVAILABLE,
+                                                 "%sThe guest RAM file shrank: guest memory is unavailable.", where);
                 return sd_bus_error_setf(error, VMSIG_ERROR_HOST, "%sWriting guest memory failed: %s", where,
                                          strerror(f->errnum));
         }
@@ -180,6 +184,11 @@ static void audit_entries(const bus_memwrite_request *q, int result) {
                                                                                          q->entries[i].len });
 }
 
+static bool lease_still_held(const bus_memwrite_request *q) {
+        const vmsig_lease_info *l = vmsig_endpoint_lease_get(q->ep, VMSIG_LEASE_MEMWRITE);
+        return l && l->id == q->lease_id;
+}
+
 /* Validates the whole request against the current datum and, if apply,
  * writes it. Nothing is written unless everything validated. */
 static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error *error) {
@@ -192,6 +201,23 @@ static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error 
 
         if (!vmsig_endpoint_is_attached(ep))
                 return vmsig_bus_error_setf(error, -ENODEV, "Endpoint '%s' was detached.", vmsig_endpoint_get_name(ep));
+        /* A write that waited (for a pause, or behind one) is done only
+         * under the lease it was asked under: its holder may have left,
+         * or been forced out. */
+        if (apply && !lease_still_held(q)) {
+                audit_entries(q, -ECANCELED);
+                return vmsig_bus_error_setf(error, -ECANCELED,
+                                            "The memory-write lease of '%s' ended before the write was done: "
+                                            "nothing was written.", vmsig_endpoint_get_name(ep));
+        }
+        /* Before the epoch: a datum invalidated because its RAM file shrank
+         * says why. Reading the file short would fail, writing past its end
+         * would grow it back. */
+        if (datum && !vmsig_memctx_ram_intact(datum->ram_fd, datum->ram_size))
+                return vmsig_bus_error_setf(error, -ENOMEDIUM,
+                                            "The guest RAM file of '%s' is shorter than the guest's %" PRIu64
+                                            " bytes: guest memory is unavailable.",
+                                            vmsig_endpoint_get_name(ep), datum->ram_size);
         if (!datum || datum->invalidated)
                 return sd_bus_error_setf(error, VMSIG_ERROR_NO_ADDRESS_SPACE,
                                          "Endpoint '%s' has no memory context.", vmsig_endpoint_get_name(ep));
@@ -363,6 +389,7 @@ static int method_write(sd_bus_message *m, bus_endpoint *be, write_kind kind, sd
                 return r;
         r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_MEMWRITE, error);
         if (r == 0) {
+                q->lease_id = vmsig_endpoint_lease_get(be->endpoint, VMSIG_LEASE_MEMWRITE)->id;
                 r = bus_auth_check(be->front->auth, m, VMSIG_CAP_LEASE_MEMWRITE, be->endpoint, true, error);
                 if (r == 0)
                         r = 1; /* waiting for polkit; the handler runs again */

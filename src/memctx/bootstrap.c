@@ -32,6 +32,7 @@ static const char *const state_names[_VMSIG_BOOTSTRAP_STATE_MAX] = {
         [VMSIG_BOOTSTRAP_SEARCHING] = "searching",
         [VMSIG_BOOTSTRAP_RETRYING] = "retrying",
         [VMSIG_BOOTSTRAP_READY] = "ready",
+        [VMSIG_BOOTSTRAP_ERROR] = "error",
 };
 
 const char *vmsig_bootstrap_state_to_string(vmsig_bootstrap_state s) {

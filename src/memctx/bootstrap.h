@@ -24,6 +24,7 @@ typedef enum vmsig_bootstrap_state {
         VMSIG_BOOTSTRAP_SEARCHING, /* an attempt is running */
         VMSIG_BOOTSTRAP_RETRYING,  /* waiting for the next attempt */
         VMSIG_BOOTSTRAP_READY,     /* found and published */
+        VMSIG_BOOTSTRAP_ERROR,     /* the guest RAM cannot be read (its file shrank) */
         _VMSIG_BOOTSTRAP_STATE_MAX,
 } vmsig_bootstrap_state;
 

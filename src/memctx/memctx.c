@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -70,6 +71,7 @@ static int publish(vmsig_memctx_source *s, vmsig_endpoint *ep, bool invalidated)
         memcpy(m->ranges, s->ranges, s->n_ranges * sizeof(vmsig_gpa_range));
 
         vmsig_core *c = vmsig_endpoint_get_core(ep);
+        s->invalidated = invalidated;
         return vmsig_core_publish_object(c, VMSIG_KIND_MEMCTX, vmsig_endpoint_get_id(ep), 0, m, size, memctx_free);
 }
 
@@ -79,10 +81,16 @@ int vmsig_memctx_source_publish(vmsig_memctx_source *s, vmsig_endpoint *ep) {
         return publish(s, ep, false);
 }
 
+int vmsig_memctx_source_invalidate(vmsig_memctx_source *s, vmsig_endpoint *ep) {
+        if (s->epoch == 0 || s->invalidated)
+                return 0;
+        return publish(s, ep, true);
+}
+
 int vmsig_memctx_source_new_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep) {
         int r = 0;
 
-        if (s->epoch > 0)
+        if (s->epoch > 0 && !s->invalidated)
                 r = publish(s, ep, true);
         s->epoch++;
         s->dtb = 0;
@@ -96,7 +104,7 @@ int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uin
                                  uint32_t method) {
         int r = 0;
 
-        if (s->epoch > 0)
+        if (s->epoch > 0 && !s->invalidated)
                 r = publish(s, ep, true);
         s->epoch++;
         s->dtb = dtb;
@@ -104,6 +112,13 @@ int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uin
         s->method = method;
         int k = publish(s, ep, false);
         return r < 0 ? r : k;
+}
+
+bool vmsig_memctx_ram_intact(int fd, uint64_t ram_size) {
+        struct stat st;
+
+        /* What cannot be looked at is not known to be short. */
+        return fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size >= ram_size;
 }
 
 const vmsig_memctx *vmsig_memctx_get(vmsig_core *c, vmsig_id endpoint) {

@@ -44,6 +44,7 @@ typedef struct vmsig_memctx_source {
         uint64_t dtb;
         uint64_t kernel_hint;
         uint32_t method;
+        bool invalidated; /* the current epoch was published as ended */
 } vmsig_memctx_source;
 
 /* Takes ownership of ram_fd (closed by _done, also on failure). */
@@ -54,6 +55,9 @@ void vmsig_memctx_source_done(vmsig_memctx_source *s);
 int vmsig_memctx_source_publish(vmsig_memctx_source *s, vmsig_endpoint *ep);
 /* Publish the end of the current epoch, then the next one with no DTB. */
 int vmsig_memctx_source_new_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep);
+/* Publish the end of the current epoch and no next one (the RAM cannot be
+ * trusted); the next new_epoch or set_root starts one. */
+int vmsig_memctx_source_invalidate(vmsig_memctx_source *s, vmsig_endpoint *ep);
 /* The bootstrap found the address-space root: end the current epoch and
  * publish the next one with it. */
 int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uint64_t dtb, uint64_t kernel_hint,
@@ -61,3 +65,7 @@ int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uin
 
 /* The retained datum of an endpoint, or NULL. */
 const vmsig_memctx *vmsig_memctx_get(vmsig_core *c, vmsig_id endpoint);
+/* Whether the RAM file behind fd still holds ram_size bytes. A file
+ * truncated under the guest reads short, a write past its end would grow
+ * it back (hiding the damage), and a mapping of it faults with SIGBUS. */
+bool vmsig_memctx_ram_intact(int fd, uint64_t ram_size);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -59,6 +61,9 @@ struct vmsig_qmp {
         dev_t ram_dev;
         ino_t ram_ino;
         pid_t ram_pid; /* the QEMU whose guest the RAM holds: 0 not known yet, -1 gone */
+        int ram_watch_fd; /* inotify on the RAM file, which may shrink under us */
+        vmsig_cookie ram_watch_cookie;
+        bool ram_short;   /* it did: nothing of the guest's memory is read or written */
         vmsig_bootstrap *bootstrap;
         vmsig_subscriber *lifecycle_sub;
 };
@@ -202,22 +207,112 @@ static int ram_open(vmsig_qmp *q, int *ret_ro, int *ret_rw, struct stat *ret_st)
         return 0;
 }
 
+static void ram_watch_stop(vmsig_qmp *q) {
+        if (q->ram_watch_fd < 0)
+                return;
+        /* Unregister before closing: epoll must not see a recycled fd. */
+        (void) vmsig_endpoint_remove_fd(q->endpoint, q->ram_watch_cookie);
+        q->ram_watch_fd = safe_close(q->ram_watch_fd);
+}
+
+static void ram_check(vmsig_qmp *q);
+
+static void on_ram_watch(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+        /* Which change it was does not matter, only the size now. */
+        while (read(fd, buf, sizeof buf) > 0)
+                ;
+        ram_check(userdata);
+}
+
+/* Truncation is a modification, and inotify tells of it at once; the
+ * guest's own writes go through QEMU's mapping and cost nothing here. The
+ * watch is on the inode we opened, not on whatever the path names later. */
+static void ram_watch_start(vmsig_qmp *q) {
+        char path[64];
+        int fd, r;
+
+        ram_watch_stop(q);
+        fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        if (fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        snprintf(path, sizeof path, "/proc/self/fd/%d", q->memctx.ram_fd);
+        if (inotify_add_watch(fd, path, IN_MODIFY) < 0) {
+                r = -errno;
+                safe_close(fd);
+                goto fail;
+        }
+        r = vmsig_endpoint_add_fd(q->endpoint, fd, EPOLLIN, on_ram_watch, q, &q->ram_watch_cookie);
+        if (r < 0) {
+                safe_close(fd);
+                goto fail;
+        }
+        q->ram_watch_fd = fd;
+        return;
+fail:
+        log_warning_errno(r, "Cannot watch RAM file %s of '%s'; a truncation is noticed only when the guest's "
+                          "memory is used next: %m", q->ram_path, q->name);
+}
+
 static int ram_install(vmsig_qmp *q, int ro, int rw, const struct stat *st) {
         uint64_t epoch = q->memctx.epoch;
+        bool invalidated = q->memctx.invalidated;
         int r;
 
+        ram_watch_stop(q);
         vmsig_memctx_source_done(&q->memctx);
         safe_close(q->ram_rw_fd);
         q->ram_rw_fd = rw;
         q->ram_dev = st->st_dev;
         q->ram_ino = st->st_ino;
+        q->ram_short = false;
         r = vmsig_memctx_source_init(&q->memctx, ro, (uint64_t) st->st_size, q->ranges, q->n_ranges);
         /* Epochs go on across QEMU processes: a datum is never reused. */
         q->memctx.epoch = epoch;
+        q->memctx.invalidated = invalidated;
         if (r < 0)
                 return r;
+        ram_watch_start(q);
         return epoch == 0 ? vmsig_memctx_source_publish(&q->memctx, q->endpoint)
                           : vmsig_memctx_source_new_epoch(&q->memctx, q->endpoint);
+}
+
+/* Someone truncated the RAM file under QEMU (QEMU itself faults when the
+ * guest touches what is gone). vmsigd only ever reads it with pread(2)
+ * and writes it with pwrite(2), so it takes no SIGBUS; but what it reads
+ * is not the guest's any more, and a write past the end would grow the
+ * file back and hide the damage. The epoch ends, the bootstrap stops in
+ * "error", and memory calls fail with RamUnavailable until the file is
+ * back to its size: then a new epoch starts and the root is looked for
+ * again, since the contents may be anything. */
+static void ram_check(vmsig_qmp *q) {
+        struct stat st;
+        bool now_short;
+
+        if (q->memctx.ram_fd < 0 || fstat(q->memctx.ram_fd, &st) < 0)
+                return;
+        now_short = (uint64_t) st.st_size < q->memctx.ram_size;
+        if (now_short == q->ram_short)
+                return;
+        q->ram_short = now_short;
+        if (now_short) {
+                log_error("RAM file %s of '%s' shrank to %" PRIu64 " of the guest's %" PRIu64 " bytes: its memory "
+                          "is unavailable until the file is back to its size.",
+                          q->ram_path, q->name, (uint64_t) st.st_size, q->memctx.ram_size);
+                q->bootstrap = vmsig_bootstrap_free(q->bootstrap);
+                (void) vmsig_memctx_source_invalidate(&q->memctx, q->endpoint);
+                (void) vmsig_bootstrap_publish_fixed(q->endpoint, VMSIG_BOOTSTRAP_ERROR, 0);
+                return;
+        }
+        log_info("RAM file %s of '%s' is back to its size: a new memory context.", q->ram_path, q->name);
+        (void) vmsig_memctx_source_new_epoch(&q->memctx, q->endpoint);
+        if (q->ram_pid >= 0 && bootstrap_restart(q) < 0)
+                bootstrap_stop(q);
+        else if (q->ram_pid < 0)
+                (void) vmsig_bootstrap_publish_fixed(q->endpoint, VMSIG_BOOTSTRAP_IDLE, 0);
 }
 
 /* On attach and on every connection: the RAM of the QEMU we talk to. A
@@ -229,6 +324,13 @@ static void ram_sync(vmsig_qmp *q, pid_t pid, bool connected) {
 
         if (!q->memctx_attached)
                 return;
+        /* The same QEMU again: its RAM has its size, unless the file was
+         * truncated under it. */
+        if (q->memctx.ram_fd >= 0 && pid > 0 && q->ram_pid == pid && stat(q->ram_path, &st) == 0 &&
+            st.st_dev == q->ram_dev && st.st_ino == q->ram_ino) {
+                ram_check(q);
+                return;
+        }
         if (q->memctx.ram_fd >= 0 && (q->ram_pid == pid || q->ram_pid == 0) && stat(q->ram_path, &st) == 0 &&
             st.st_dev == q->ram_dev && st.st_ino == q->ram_ino && (uint64_t) st.st_size == q->memctx.ram_size) {
                 /* The guest we already know (0: the one whose file was
@@ -258,16 +360,18 @@ static void ram_sync(vmsig_qmp *q, pid_t pid, bool connected) {
 static void ram_orphan(vmsig_qmp *q) {
         if (q->memctx.ram_fd < 0 || q->ram_pid < 0)
                 return;
+        q->ram_pid = -1;
+        if (q->ram_short) /* stays in error, with nothing valid to offer */
+                return;
         (void) vmsig_memctx_source_new_epoch(&q->memctx, q->endpoint);
         bootstrap_stop(q);
-        q->ram_pid = -1;
 }
 
 static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *userdata) {
         vmsig_qmp *q = userdata;
         const vmsig_lifecycle_payload *p = d->event->payload;
 
-        if (d->replay || !q->memctx_attached || p->op != VMSIG_OP_RESET || q->memctx.ram_fd < 0)
+        if (d->replay || !q->memctx_attached || p->op != VMSIG_OP_RESET || q->memctx.ram_fd < 0 || q->ram_short)
                 return VMSIG_DELIVER_OK;
         (void) vmsig_memctx_source_new_epoch(&q->memctx, q->endpoint);
         /* A rebooting guest: its root must be found again. */
@@ -280,6 +384,7 @@ static void memctx_detach(void *data, vmsig_endpoint *ep) {
 
         q->lifecycle_sub = vmsig_subscriber_free(q->lifecycle_sub);
         q->bootstrap = vmsig_bootstrap_free(q->bootstrap);
+        ram_watch_stop(q);
         vmsig_memctx_source_done(&q->memctx);
         q->ram_rw_fd = safe_close(q->ram_rw_fd);
         q->memctx_attached = false;
@@ -317,6 +422,10 @@ static int memctx_write_ram(void *data, uint64_t offset, const void *buf, size_t
                 return -EROFS;
         if (offset > q->memctx.ram_size || len > q->memctx.ram_size - offset)
                 return -ERANGE;
+        /* A pwrite past the end of a truncated file would grow it back. */
+        ram_check(q);
+        if (q->ram_short)
+                return -ENOMEDIUM;
         while (len > 0) {
                 ssize_t n = pwrite(q->ram_rw_fd, p, len, (off_t) offset);
                 if (n < 0 && errno == EINTR)
@@ -741,7 +850,7 @@ int vmsig_qmp_new(const vmsig_qmp_spec *spec, vmsig_endpoint_spec *ret, vmsig_qm
         if (!q)
                 return -ENOMEM;
         q->n_ref = _VMSIG_ADAPTER_MAX;
-        q->defer_fd = q->ram_rw_fd = -1;
+        q->defer_fd = q->ram_rw_fd = q->ram_watch_fd = -1;
         q->memctx.ram_fd = -1;
         r = copy_spec(q, spec);
         if (r < 0) {
