@@ -42,13 +42,21 @@
 #                                          target: vmsigd/direct time <= 1.5
 #             c. InjectInput vs direct input-send-event, 2 and 32 events
 #                per call, one at a time and 16 in flight     report only
+#  12. load   (issue 8) bench-load, on a private bus and vmsigd of its own:
+#             200 clients with mixed calls, 64 fake QEMUs attached and
+#             detached through the trigger directory (armed build; stub VMs
+#             only otherwise), faults and bad input, a warm-up round, then
+#             BENCH_LOAD_CALLS calls          target: 0 violations (vmsigd
+#             alive, fds back at the baseline, RSS within 10 % of it, every
+#             subscriber's view, event order and MemWrite checked);
+#             calls/s and p50/p99 per call type    report only
 #
 # Environment: BENCH_CALLS (20000), BENCH_RUNS (3), BENCH_IDLE_SECONDS (10),
 # BENCH_FIRST_SAMPLES (200), BENCH_LEASE_CYCLES (5000), BENCH_QMP_SAMPLES
 # (50), BENCH_QMP_CYCLES (1000), BENCH_QMP_CALLS (1000), VMSIG_QEMU (the QEMU
-# binary, default qemu-system-x86_64),
+# binary, default qemu-system-x86_64), BENCH_LOAD_CALLS (200000),
 # BENCH_ONLY="bus core idle scale auth private memctx lease memwrite detect
-# qmp" to run a subset,
+# qmp load" to run a subset,
 # BENCH_STRICT=1 to exit 1 when a target is missed (otherwise only errors
 # make it fail).
 #
@@ -67,7 +75,8 @@ lease_cycles=${BENCH_LEASE_CYCLES:-5000}
 qmp_samples=${BENCH_QMP_SAMPLES:-50}
 qmp_cycles=${BENCH_QMP_CYCLES:-1000}
 qmp_calls=${BENCH_QMP_CALLS:-1000}
-only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect qmp}
+load_calls=${BENCH_LOAD_CALLS:-200000}
+only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect qmp load}
 
 for p in vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
         bench/bench-private bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect; do
@@ -464,6 +473,19 @@ run_qmp() {
         stop_services
 }
 
+# --- 12. load --------------------------------------------------------------------
+# bench-load starts a bus and a vmsigd of its own (its stub VMs, its trigger
+# directory), so it runs apart from the others. A violation (lost, reordered
+# or wrong data, a leak, a crash) is an error, not a missed target.
+run_load() {
+        echo "== load: 200 clients, fake QEMUs through the trigger directory, faults and bad input, as root"
+        if [ ! -x bench/bench-load ]; then
+                echo "run.sh: ./bench/bench-load is missing; run me from the build directory after 'make bench'." >&2
+                exit 2
+        fi
+        run_tool load bench/bench-load --srcdir "$srcdir" --vmsigd ./vmsigd --calls "$load_calls"
+}
+
 if wants bus || wants idle || wants auth || wants private || wants memctx || wants lease || wants memwrite; then
         start_services
         if wants idle; then run_idle; fi
@@ -479,6 +501,7 @@ if wants core; then run_core; fi
 if wants scale; then run_scale; fi
 if wants detect; then run_detect; fi
 if wants qmp; then run_qmp; fi
+if wants load; then run_load; fi
 
 # --- summary -------------------------------------------------------------------
 echo
@@ -594,6 +617,16 @@ $2 == "scale" {
         printf "  %-34s %-12s %-12s %s\n", "  fds per endpoint", field("fds_per_ep"), "", ""
         printf "  %-34s %-12s %-12s %s\n", "  detach all (ms)", field("detach_ms"), "", ""
         printf "  %-34s %-12s %-12s %s\n", "  detach + dispatch + reap (ms)", field("detach_reap_ms"), "", ""
+}
+$2 == "load" {
+        printf "  %-34s %-12s %-12s %s\n", "load: calls/s, " field("clients") " clients", field("cps"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "  p50 / p99 (ms)", field("p50_ms") " / " field("p99_ms"), "", ""
+}
+$2 == "load-resources" {
+        report("load: violations (lost data)", field("violations"), "0", field("violations") + 0 == 0)
+        report("load: vmsigd fds after/before", field("fd_after") "/" field("fd_base"), "equal",
+               field("fd_after") == field("fd_base"))
+        report("load: RSS after/base, no guest RAM", field("rss_ratio"), "<= 1.10", field("rss_ratio") + 0 <= 1.10)
 }
 END {
         printf "  %d target%s missed\n", failed, failed == 1 ? "" : "s"
