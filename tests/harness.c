@@ -574,9 +574,12 @@ static gboolean daemon_ready(gpointer data) {
         owner = name_owner_pid(r->c, "org.vmsig");
         /* A leftover owner (another vmsigd on this bus) is not ours; ours
          * will fail to get the name and exit, which the check above sees. */
-        if (r->d->owner_is_pid)
-                return owner == (guint32) r->d->pid;
-        return owner != 0;
+        if (r->d->owner_is_pid ? owner != (guint32) r->d->pid : owner == 0)
+                return FALSE;
+        /* vmsigd opens its private socket only once it owns the name (it
+         * must not replace the socket of a vmsigd that already runs); it
+         * appears listening. */
+        return g_file_test(r->d->private_socket, G_FILE_TEST_EXISTS);
 }
 
 VtDaemon *vt_daemon_start_full(VtBus *bus, const char *config_xml, const char *const *extra_args) {

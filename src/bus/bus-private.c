@@ -249,38 +249,51 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
+/* Removes a socket at path; anything else there is not ours (-EEXIST:
+ * bind() would say EADDRINUSE, which misleads). */
+static int remove_stale_socket(const char *path) {
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -EEXIST;
+        return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 /* The socket file is root's alone (0600); SO_PEERCRED is checked anyway,
- * since a process with CAP_DAC_OVERRIDE may connect as another uid. */
+ * since a process with CAP_DAC_OVERRIDE may connect as another uid. It is
+ * bound aside and renamed into place once it listens, so that whoever
+ * finds it at path can connect. */
 static int listen_on(const char *path) {
         union {
                 struct sockaddr sa;
                 struct sockaddr_un un;
         } addr = { .un.sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
-        struct stat st;
         mode_t old_umask;
         int r;
 
-        if (strlen(path) >= sizeof addr.un.sun_path)
+        if (snprintf(addr.un.sun_path, sizeof addr.un.sun_path, "%s.new", path) >= (int) sizeof addr.un.sun_path)
                 return -ENAMETOOLONG;
-        strcpy(addr.un.sun_path, path);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        /* A socket left by a previous instance; never remove anything else
-         * (bind() would say EADDRINUSE, which misleads). */
-        if (lstat(path, &st) == 0) {
-                if (!S_ISSOCK(st.st_mode))
-                        return -EEXIST;
-                (void) unlink(path);
-        }
+        r = remove_stale_socket(path);
+        if (r >= 0)
+                r = remove_stale_socket(addr.un.sun_path);
+        if (r < 0)
+                return r;
         old_umask = umask(0177);
         r = bind(fd, &addr.sa, sizeof addr.un);
         umask(old_umask);
         if (r < 0)
                 return -errno;
-        if (listen(fd, SOMAXCONN) < 0)
-                return -errno;
+        if (listen(fd, SOMAXCONN) < 0 || rename(addr.un.sun_path, path) < 0) {
+                r = -errno;
+                (void) unlink(addr.un.sun_path);
+                return r;
+        }
         return TAKE_FD(fd);
 }
 

@@ -779,8 +779,19 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
                 return -ENOMEM;
         }
         *rq = (request) { .done = done, .userdata = userdata, .input = args, .owner = q };
+        /* Nothing ahead of it: straight to QEMU (the reply comes from the
+         * loop). Else it waits its turn, and anything that must fail does
+         * so from the loop, never from here. */
+        if (!q->input_in_flight && !q->input.head && qmp_conn_is_ready(q->conn)) {
+                r = qmp_conn_execute(q->conn, "input-send-event", TAKE_PTR(rq->input), on_input_reply, rq);
+                if (r < 0) {
+                        free(rq);
+                        return r;
+                }
+                q->input_in_flight = true;
+                return 0;
+        }
         queue_push(&q->input, rq);
-        /* Sent from the loop, so that done is never called from here. */
         if (!q->input_in_flight)
                 (void) eventfd_write(q->defer_fd, 1);
         return 0;
