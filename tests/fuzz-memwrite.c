@@ -24,7 +24,8 @@
  *        writer fails on call (flags >> 4) (then succeeds again)
  *   with bit 0: u8 number of ranges - 1 (mod 4), then per range: gpa u32
  *        (pages; with bit 31 set, counted down from 2^64), size u16 and
- *        offset u16 (pages)
+ *        offset u16 (pages); a range that is empty, wraps or overlaps an
+ *        earlier one in GPA space is left out, as discovery refuses it
  *   u64  dtb (CR3, flag and PCID bits included)
  *   u8   number of writes - 1 (mod 4), then per write: u8 kind (bit 0:
  *        virtual), u64 address, u16 length (mod MAX_WRITE + 2)
@@ -103,17 +104,33 @@ static int writer(void *userdata, uint64_t offset, const void *data, size_t len)
         return vmsig_memwrite_pwrite(VMSIG_FD_TO_PTR(ram_fd), offset, data, len);
 }
 
+/* What every producer of a GPA map guarantees (the discovery readers
+ * refuse anything else): ranges of at least a page that neither wrap nor
+ * overlap in GPA space, so a GPA has one file offset. */
+static bool range_fits(const vmsig_gpa_range *r, const vmsig_gpa_range *kept, size_t n) {
+        if (r->size == 0 || r->gpa + r->size < r->gpa || r->offset + r->size < r->offset)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (r->gpa < kept[i].gpa + kept[i].size && kept[i].gpa < r->gpa + r->size)
+                        return false;
+        return true;
+}
+
 static size_t parse_ranges(FuzzInput *in, vmsig_gpa_range ranges[static MAX_RANGES]) {
-        size_t n = fuzz_u8(in) % MAX_RANGES + 1;
+        size_t n = fuzz_u8(in) % MAX_RANGES + 1, kept = 0;
 
         for (size_t i = 0; i < n; i++) {
                 uint32_t gpa = fuzz_u32(in);
+                vmsig_gpa_range r = {
+                        .gpa = gpa & 0x80000000u ? 0 - ((uint64_t) (gpa & 0x7FFFFFFFu) + 1) * PAGE : (uint64_t) gpa * PAGE,
+                        .size = (uint64_t) fuzz_u16(in) * PAGE,
+                        .offset = (uint64_t) fuzz_u16(in) * PAGE,
+                };
 
-                ranges[i].gpa = gpa & 0x80000000u ? 0 - ((uint64_t) (gpa & 0x7FFFFFFFu) + 1) * PAGE : (uint64_t) gpa * PAGE;
-                ranges[i].size = (uint64_t) fuzz_u16(in) * PAGE;
-                ranges[i].offset = (uint64_t) fuzz_u16(in) * PAGE;
+                if (range_fits(&r, ranges, kept))
+                        ranges[kept++] = r;
         }
-        return n;
+        return kept;
 }
 
 static void parse_writes(FuzzInput *in, Guest *g) {
