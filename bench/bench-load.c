@@ -372,7 +372,16 @@ typedef struct load_result {
         load_proc_sample warm; /* after the warm-up round: the baseline */
         load_proc_sample peak, after, settled;
         double seconds;
+        uint64_t cpu_usec[3]; /* vmsigd, dbus-daemon, bench-load: during the load */
 } load_result;
+
+/* CPU time is what the load costs; wall-clock rates on a shared machine
+ * say as much about the others on it. */
+static void cpu_sample(load_ctx *ctx, uint64_t ret[3]) {
+        ret[0] = load_proc_cpu_usec(ctx->vmsigd_pid);
+        ret[1] = load_proc_cpu_usec(ctx->bus_pid);
+        ret[2] = load_proc_cpu_usec(getpid());
+}
 
 static void sample_peak(load_ctx *ctx, load_result *res) {
         load_proc_sample s;
@@ -389,10 +398,13 @@ static void sample_peak(load_ctx *ctx, load_result *res) {
 static int run_load(load_ctx *ctx, load_result *res) {
         uint64_t last_done = 0, last_progress;
 
+        uint64_t cpu0[3];
+
         load_clients_kick(ctx);
         if (ctx->armed)
                 load_vms_bad_files_start(ctx);
         spare_schedule(ctx, 500000);
+        cpu_sample(ctx, cpu0);
         ctx->start_nsec = last_progress = bench_now_nsec();
         while (!load_finished(ctx, NULL)) {
                 load_sleep(ctx, 500000);
@@ -417,6 +429,9 @@ static int run_load(load_ctx *ctx, load_result *res) {
                 }
         }
         ctx->end_nsec = bench_now_nsec();
+        cpu_sample(ctx, res->cpu_usec);
+        for (int i = 0; i < 3; i++)
+                res->cpu_usec[i] -= cpu0[i];
         ctx->stopping = true;
         load_vms_bad_files_stop(ctx);
         res->seconds = (ctx->end_nsec - ctx->start_nsec) / 1e9;
@@ -534,9 +549,17 @@ static void report_ops(load_ctx *ctx, const load_result *res) {
                percentile(&all, 99) / 1e6);
         printf("\n  load: %" PRIu64 " calls in %.1f s: %.0f calls/s over %u connections\n", total, res->seconds,
                total / res->seconds, ctx->opt.clients);
-        printf("@ load calls=%" PRIu64 " seconds=%.1f cps=%.0f p50_ms=%.3f p99_ms=%.3f clients=%u\n", total,
-               res->seconds, total / res->seconds, percentile(&all, 50) / 1e6, percentile(&all, 99) / 1e6,
-               ctx->opt.clients);
+        printf("  CPU during the load: vmsigd %.1f s, dbus-daemon %.1f s, bench-load %.1f s (%.0f %% of one CPU in all);\n"
+               "  per call: vmsigd %.0f us, dbus-daemon %.0f us, bench-load %.0f us\n",
+               res->cpu_usec[0] / 1e6, res->cpu_usec[1] / 1e6, res->cpu_usec[2] / 1e6,
+               (res->cpu_usec[0] + res->cpu_usec[1] + res->cpu_usec[2]) / 1e4 / res->seconds,
+               (double) res->cpu_usec[0] / (double) total, (double) res->cpu_usec[1] / (double) total,
+               (double) res->cpu_usec[2] / (double) total);
+        printf("@ load calls=%" PRIu64 " seconds=%.1f cps=%.0f p50_ms=%.3f p99_ms=%.3f clients=%u vmsigd_cpu_us=%.0f "
+               "bus_cpu_us=%.0f tool_cpu_us=%.0f\n",
+               total, res->seconds, total / res->seconds, percentile(&all, 50) / 1e6, percentile(&all, 99) / 1e6,
+               ctx->opt.clients, (double) res->cpu_usec[0] / (double) total, (double) res->cpu_usec[1] / (double) total,
+               (double) res->cpu_usec[2] / (double) total);
         free(all.v);
 }
 

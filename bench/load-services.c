@@ -365,6 +365,28 @@ int load_proc_sample_read(pid_t pid, load_proc_sample *ret) {
         return 0;
 }
 
+uint64_t load_proc_cpu_usec(pid_t pid) {
+        unsigned long long utime = 0, stime = 0;
+        char path[64], text[1024], *p;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n <= 0)
+                return 0;
+        text[n] = '\0';
+        /* After the command in parentheses: state is field 3, utime 14. */
+        p = strrchr(text, ')');
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+                return 0;
+        return (utime + stime) * 1000000ULL / (unsigned long long) sysconf(_SC_CLK_TCK);
+}
+
 /* The last lines vmsigd logged, other than audit records. */
 void load_print_vmsigd_log(load_ctx *ctx, unsigned lines) {
         char path[4096], line[1024];

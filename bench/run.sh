@@ -621,6 +621,7 @@ $2 == "scale" {
 $2 == "load" {
         printf "  %-34s %-12s %-12s %s\n", "load: calls/s, " field("clients") " clients", field("cps"), "(report)", ""
         printf "  %-34s %-12s %-12s %s\n", "  p50 / p99 (ms)", field("p50_ms") " / " field("p99_ms"), "", ""
+        printf "  %-34s %-12s %-12s %s\n", "  CPU us/call, vmsigd / dbus-daemon", field("vmsigd_cpu_us") " / " field("bus_cpu_us"), "", ""
 }
 $2 == "load-resources" {
         report("load: violations (lost data)", field("violations"), "0", field("violations") + 0 == 0)
