@@ -249,7 +249,11 @@ int load_services_start(load_ctx *ctx) {
                 fprintf(stderr, "bench-load: give --srcdir (or VMSIG_SRCDIR): data/org.vmsig.conf is needed\n");
                 return -EINVAL;
         }
-        snprintf(dir, sizeof dir, "%s/vmsig-load.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        /* Unix socket paths (the bus, the QMP sockets) must fit in 108
+         * bytes: a long $TMPDIR, as in a package build, gives way. */
+        if (!tmp || !*tmp || strlen(tmp) > 60)
+                tmp = "/tmp";
+        snprintf(dir, sizeof dir, "%s/vmsig-load.XXXXXX", tmp);
         if (!mkdtemp(dir) || !(ctx->dir = strdup(dir)))
                 return -errno;
         /* vmsigd watches the trigger directory from its start. */
