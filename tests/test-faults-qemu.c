@@ -565,6 +565,11 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         g_assert_nonnull(fgets(said, sizeof said, from_reader));
         g_assert_cmpstr(said, ==, "mapped 134217728\n");
 
+        /* The guest stands still meanwhile: a vCPU touching the cut-off
+         * half would kill QEMU with SIGBUS (SeaBIOS keeps its tables at the
+         * top of RAM), which is QEMU's fault, not what this tests. */
+        qmp_session_run(f->qemu[0]->session, "stop", NULL);
+        wait_state(f, GUEST, "paused");
         g_assert_cmpint(truncate(ram, QEMU_RAM_SIZE / 2), ==, 0);
 
         /* vmsigd: the epoch ends, no new one, the bootstrap is in error. */
@@ -604,7 +609,7 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         ping(f->conn);
         g_assert_cmpint(vt_daemon_pid(f->daemon), ==, daemon);
         g_autofree char *status_text = qmp_session_status(f->qemu[0]->session);
-        g_assert_cmpstr(status_text, ==, "running");
+        g_assert_cmpstr(status_text, ==, "paused");
 
         /* Back to its size (the cut-off half now reads as zeros): a new
          * epoch, the root is looked for again, writes land. */
@@ -616,6 +621,8 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) w2 = vt_call(f->conn, GUEST, VT_ENDPOINT_IFACE, "MemWrite",
                                          write_args(HIGH_GPA, 0x1122334455667788));
         g_assert_cmphex(qmp_session_xp(f->qemu[0]->session, HIGH_GPA), ==, 0x1122334455667788);
+        qmp_session_run(f->qemu[0]->session, "cont", NULL);
+        wait_state(f, GUEST, "running");
         subscribe_and_close(f->conn);
         close(lease);
         vt_signal_log_free(log);
