@@ -20,7 +20,7 @@ names=${*:-detect config discovery memwrite bus qmp}
 artifacts=$(cd "${FUZZ_ARTIFACTS:-.}" && pwd)
 out=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-fuzz-build.XXXXXX")
 trap 'rm -rf "$out"' EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' HUP INT TERM
 
 cc="clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE"
 # configure.ac's warnings: the fuzz builds stay clang-clean.
