@@ -146,3 +146,14 @@ char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *c
         }
         return g_dbus_error_get_remote_error(error);
 }
+
+guint vt_count_fds(GPid pid) {
+        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) pid);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        guint n = 0;
+
+        g_assert_nonnull(d);
+        while (g_dir_read_name(d))
+                n++;
+        return n;
+}

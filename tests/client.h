@@ -21,6 +21,9 @@ GVariant *vt_get_property(GDBusConnection *c, const char *path, const char *ifac
 char *vt_get_string(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 
+/* How many fds process pid has open (from /proc). */
+guint vt_count_fds(GPid pid);
+
 /* AcquireLease(class, {}) on the endpoint at path; returns the lease fd
  * (close it to give the lease up) and the lease object in *lease_path if
  * non-NULL. g_assert on error. */

@@ -226,17 +226,6 @@ static void test_fd_is_read_only(Fixture *f, gconstpointer data) {
         g_assert_true(has_line(root, "write EBADF"));
 }
 
-static guint count_fds(GPid pid) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) pid);
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        guint n = 0;
-
-        g_assert_nonnull(d);
-        while (g_dir_read_name(d))
-                n++;
-        return n;
-}
-
 /* The daemon owns each RAM fd and closes it at detach: after attach,
  * subscribe and detach cycles its fd count is back where it started. Each
  * VM added again under the same name gets a path of its own. */
@@ -271,7 +260,7 @@ static void test_fd_baseline(Fixture *f, gconstpointer data) {
                 /* A round trip, so the daemon has processed the disconnect. */
                 g_autoptr(GVariant) ping = vt_call(f->conn, VT_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping",
                                                    NULL);
-                guint n = count_fds(vt_daemon_pid(f->daemon));
+                guint n = vt_count_fds(vt_daemon_pid(f->daemon));
                 g_test_message("cycle %d: %u fds", i, n);
                 if (i == 0)
                         baseline = n;

@@ -161,17 +161,6 @@ static void ping(GDBusConnection *c) {
         g_autoptr(GVariant) r = vt_call(c, VT_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL);
 }
 
-static guint count_fds(GPid pid) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) pid);
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        guint n = 0;
-
-        g_assert_nonnull(d);
-        while (g_dir_read_name(d))
-                n++;
-        return n;
-}
-
 /* --- dbus-daemon restart ---------------------------------------------------------- */
 
 static int cmp_lines(gconstpointer a, gconstpointer b) {
@@ -389,7 +378,7 @@ static void test_qemu_killed_under_load(Fixture *f, gconstpointer data) {
         wait_state(f, GUEST, "running");
         GPid daemon = vt_daemon_pid(f->daemon);
         ping(f->conn);
-        guint fds = count_fds(daemon);
+        guint fds = vt_count_fds(daemon);
         load_start(&l, f->bus, TRUE);
         wait_load(&l, 40, 0);
         qemu_vm_kill(f->qemu[0]);
@@ -409,7 +398,7 @@ static void test_qemu_killed_under_load(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) r = vt_call(f->conn, GUEST, VT_ENDPOINT_IFACE, "Resume", NULL);
         close(power);
         ping(f->conn);
-        g_assert_cmpuint(count_fds(daemon), ==, fds);
+        g_assert_cmpuint(vt_count_fds(daemon), ==, fds);
 }
 
 /* QEMU stopped and continued by someone else (its monitor) while a client

@@ -107,17 +107,6 @@ static void wait_log(VtDaemon *d, const char *a, const char *b) {
         wait_log_count(d, a, b, 1);
 }
 
-static guint count_fds(GPid pid) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) pid);
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        guint n = 0;
-
-        g_assert_nonnull(d);
-        while (g_dir_read_name(d))
-                n++;
-        return n;
-}
-
 /* A round trip through vmsigd: everything it was sent before is handled. */
 static void ping(GDBusConnection *c) {
         g_autoptr(GVariant) r = vt_call(c, VT_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL);
@@ -359,7 +348,7 @@ static void test_kill_9_mid_call(Fixture *f, gconstpointer data) {
 
         g_assert_true(ram != MAP_FAILED);
         ping(f->conn);
-        guint baseline = count_fds(daemon);
+        guint baseline = vt_count_fds(daemon);
         g_test_message("vmsigd fds at the start: %u", baseline);
 
         for (size_t i = 0; i < G_N_ELEMENTS(mid_calls); i++) {
@@ -412,7 +401,7 @@ static void test_kill_9_mid_call(Fixture *f, gconstpointer data) {
                 wait_log_count(f->daemon, "of 'slow' left the bus.", NULL, gone + 2);
                 wait_state(f->conn, SLOW, "running");
                 ping(f->conn);
-                guint now = count_fds(daemon);
+                guint now = vt_count_fds(daemon);
                 g_test_message("vmsigd fds after kill -9 during %s: %u", mc->method, now);
                 g_assert_cmpuint(now, ==, baseline);
         }
@@ -502,7 +491,7 @@ static void test_kill_9_polkit_pending(Fixture *f, gconstpointer data) {
         g_autofree char *first = nobody_list(f);
         g_assert_true(g_str_has_prefix(first, "ok "));
         ping(f->conn);
-        guint baseline = count_fds(daemon);
+        guint baseline = vt_count_fds(daemon);
 
         g_assert_cmpint(kill((pid_t) polkitd, SIGSTOP), ==, 0);
         guint asked = monitor_count(f->monitor, CHECK_CALL);
@@ -521,7 +510,7 @@ static void test_kill_9_polkit_pending(Fixture *f, gconstpointer data) {
         g_assert_true(vt_wait_for(nobody_allowed, f, WAIT_MS));
         g_assert_cmpuint(log_count(f->daemon, who, "result=granted"), ==, 0);
         ping(f->conn);
-        g_assert_cmpuint(count_fds(daemon), ==, baseline);
+        g_assert_cmpuint(vt_count_fds(daemon), ==, baseline);
 }
 
 static void polkit_log_to(VtBus *bus, int *fd) {

@@ -1646,17 +1646,6 @@ static void test_ram_fd_qemu(void) {
 /* The private socket                                                       */
 /* ------------------------------------------------------------------------ */
 
-static guint count_fds(GPid pid) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) pid);
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        guint n = 0;
-
-        g_assert_nonnull(d);
-        while (g_dir_read_name(d))
-                n++;
-        return n;
-}
-
 /* The audit records written since the last look. */
 static GStrv new_records(Fixture *f) {
         g_autofree char *log = vt_daemon_log(f->daemon);
@@ -1703,7 +1692,7 @@ static void test_p2p_refuses_non_root(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
         g_autoptr(GVariant) ping = vt_call(f->conn, VT_MANAGER_PATH, PEER, "Ping", NULL);
-        guint fds = count_fds(vt_daemon_pid(f->daemon));
+        guint fds = vt_count_fds(vt_daemon_pid(f->daemon));
         g_strfreev(new_records(f));
         mark = f->log_mark;
 
@@ -1732,7 +1721,7 @@ static void test_p2p_refuses_non_root(Fixture *f, gconstpointer data) {
                          ==, connected);
         g_autofree char *log = log_since(f, mark);
         g_assert_null(strstr(log, "Private connection from"));
-        g_assert_cmpuint(count_fds(vt_daemon_pid(f->daemon)), ==, fds);
+        g_assert_cmpuint(vt_count_fds(vt_daemon_pid(f->daemon)), ==, fds);
 
         /* Root still gets in. */
         Helper *root = helper_start(ROOT);
