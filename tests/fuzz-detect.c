@@ -21,13 +21,12 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *     -Isrc/shared -Isrc/core -Isrc/endpoint -Isrc/memctx \
  *     tests/fuzz-detect.c src/memctx/detect.c src/memctx/memwrite.c -o fuzz-detect
- * With -DFUZZ_STANDALONE it is a plain program that runs the files (or the
- * files in the directories) it is given, by default
+ * With -DFUZZ_STANDALONE and tests/fuzz-main.c it is a plain program that
+ * runs the files (or the files in the directories) it is given, by default
  * $VMSIG_SRCDIR/tests/data/fuzz-detect, and prints TAP. With
  * -DFUZZ_WRITE_SEEDS (and tests/guest-image.c) it writes the seeds of that
  * directory from guest-image specs into the directory it is given.
  */
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -267,26 +266,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
 }
 
-#if defined(FUZZ_STANDALONE) && !defined(FUZZ_WRITE_SEEDS)
-static int read_file(const char *path, uint8_t **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        uint8_t *buf;
-
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return -errno;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        if (read(fd, buf, (size_t) st.st_size) != st.st_size) {
-                free(buf);
-                return -EIO;
-        }
-        *ret = buf;
-        *ret_len = (size_t) st.st_size;
-        return 0;
-}
-#endif
 
 #if defined(FUZZ_WRITE_SEEDS)
 #include "guest-image.h"
@@ -412,65 +391,10 @@ int main(int argc, char **argv) {
 }
 
 #elif defined(FUZZ_STANDALONE)
-
-static int run_file(const char *path, unsigned *n) {
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t len = 0;
-        int r;
-
-        r = read_file(path, &buf, &len);
-        if (r < 0) {
-                printf("not ok %u - %s: %s\n", ++*n, path, strerror(-r));
-                return r;
-        }
-        LLVMFuzzerTestOneInput(buf, len);
-        printf("ok %u - %s\n", ++*n, path);
-        return 0;
-}
-
-static int run_dir(const char *path, unsigned *n) {
-        struct dirent **entries = NULL;
-        int k, r = 0;
-
-        k = scandir(path, &entries, NULL, alphasort);
-        if (k < 0)
-                return run_file(path, n);
-        for (int i = 0; i < k; i++) {
-                char file[4096];
-
-                if (entries[i]->d_name[0] != '.') {
-                        snprintf(file, sizeof file, "%s/%s", path, entries[i]->d_name);
-                        r |= run_file(file, n);
-                }
-                free(entries[i]);
-        }
-        free(entries);
-        return r;
-}
-
-int main(int argc, char **argv) {
-        const char *srcdir = getenv("VMSIG_SRCDIR");
-        char dflt[4096];
-        unsigned n = 0, given = 0;
-        int r = 0;
-
-        /* run-test.sh passes --tap; TAP is all this prints anyway. */
-        for (int i = 1; i < argc; i++)
-                if (strcmp(argv[i], "--tap") != 0) {
-                        r |= run_dir(argv[i], &n);
-                        given++;
-                }
-        if (given == 0) {
-                snprintf(dflt, sizeof dflt, "%s/tests/data/fuzz-detect", srcdir ?: ".");
-                r |= run_dir(dflt, &n);
-        }
-        if (n == 0) {
-                printf("not ok %u - no inputs\n", ++n);
-                r = -1;
-        }
-        printf("1..%u\n", n);
+/* tests/fuzz-main.c runs the seeds; the RAM outlives each input. */
+void fuzz_teardown(void);
+void fuzz_teardown(void) {
         ram_fd = safe_close(ram_fd);
         ram_ro_fd = safe_close(ram_ro_fd);
-        return r < 0 ? 1 : 0;
 }
 #endif
