@@ -105,6 +105,7 @@ static int property_get_capabilities(sd_bus *bus, const char *path, const char *
                 [VMSIG_ADAPTER_MEMCTX] = "memctx",
                 [VMSIG_ADAPTER_INPUT] = "input",
                 [VMSIG_ADAPTER_HOST] = "lifecycle",
+                [VMSIG_ADAPTER_DISPLAY] = "display",
         };
         bus_endpoint *be = userdata;
         int r;

@@ -132,6 +132,25 @@ void vmsig_core_get_stats(vmsig_core *c, vmsig_core_stats *ret);
 /* Kinds. */
 int vmsig_core_register_kind(vmsig_core *c, const char *name, vmsig_priority priority, bool retained);
 const char *vmsig_core_kind_name(vmsig_core *c, uint32_t kind);
+/* The kind registered under name, or -ENOENT. */
+int vmsig_core_find_kind(vmsig_core *c, const char *name);
+
+/*
+ * Demand: a producer that works only while someone listens (a sensor that
+ * polls a device) learns when it is wanted. A subscriber wants (kind,
+ * endpoint) when its filter names the kind explicitly (kinds != 0) and
+ * names that endpoint, or every endpoint (endpoint 0). The hook is called
+ * when the number of subscribers wanting (kind, endpoint) goes from 0 to 1
+ * (wanted) or from 1 to 0, with endpoint 0 for subscribers of every
+ * endpoint; it is called synchronously from vmsig_core_subscribe() and
+ * vmsig_subscriber_free() and may not subscribe or free subscribers
+ * itself. One hook per kind; NULL removes it.
+ */
+typedef void (*vmsig_demand_fn)(vmsig_core *c, uint32_t kind, vmsig_id endpoint, bool wanted, void *userdata);
+int vmsig_core_set_demand_hook(vmsig_core *c, uint32_t kind, vmsig_demand_fn fn, void *userdata);
+/* Whether any subscriber wants (kind, endpoint), counting subscribers of
+ * every endpoint. */
+bool vmsig_core_kind_wanted(vmsig_core *c, uint32_t kind, vmsig_id endpoint);
 
 /* Publishing. The payload is copied. Returns -ESTALE if the endpoint is no
  * longer attached, -EINVAL for an unknown kind. */

@@ -125,10 +125,37 @@ typedef struct vmsig_sensor_ops {
         int (*write_ram)(void *data, uint64_t offset, const void *buf, size_t len);
 } vmsig_sensor_ops;
 
+/* An image of the guest display, as a display adapter captured it. */
+typedef enum vmsig_image_encoding {
+        VMSIG_IMAGE_RAW, /* width x height XRGB8888 pixels, stride bytes a row */
+        VMSIG_IMAGE_PPM, /* binary PPM (P6, maxval 255) */
+        VMSIG_IMAGE_PNG,
+        _VMSIG_IMAGE_ENCODING_MAX,
+} vmsig_image_encoding;
+
+typedef struct vmsig_display_image {
+        int fd;      /* the image from offset 0; owned by the adapter, valid during the callback */
+        size_t size; /* bytes of image in fd */
+        vmsig_image_encoding encoding;
+        uint32_t width, height, stride; /* VMSIG_IMAGE_RAW only */
+} vmsig_display_image;
+
+/* image is NULL unless result->error is 0. */
+typedef void (*vmsig_display_done_fn)(const vmsig_result *result, const vmsig_display_image *image, void *userdata);
+
+typedef struct vmsig_display_ops {
+        vmsig_adapter_ops base;
+        /* Capture the display once; done is called from the loop later,
+         * never from inside this call. Returns <0 if the capture could not
+         * be started at all. */
+        int (*capture)(void *data, vmsig_display_done_fn done, void *userdata);
+} vmsig_display_ops;
+
 typedef enum vmsig_adapter_role {
         VMSIG_ADAPTER_MEMCTX,
         VMSIG_ADAPTER_INPUT,
         VMSIG_ADAPTER_HOST,
+        VMSIG_ADAPTER_DISPLAY,
         _VMSIG_ADAPTER_MAX,
 } vmsig_adapter_role;
 
@@ -196,6 +223,8 @@ int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *eve
                                 void *userdata);
 /* Through the input adapter's cancel; nothing without one. */
 void vmsig_endpoint_cancel_input(vmsig_endpoint *ep, const char *message);
+/* Through the display adapter's capture; -EOPNOTSUPP without one. */
+int vmsig_endpoint_capture_display(vmsig_endpoint *ep, vmsig_display_done_fn done, void *userdata);
 
 /*
  * Leases: exclusive ownership of a destructive resource class of one
