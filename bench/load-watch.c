@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Subscribers that keep their own view of every endpoint from signals
  * alone, and the checks of what each signal may say after the ones before
- * it on the same endpoint. There is no per-endpoint sequence number on the
- * bus, so order is checked on what is monotonic or alternates: roster
- * signals (InterfacesAdded, EndpointAdded, InterfacesRemoved,
+ * it on the same endpoint: the Sequence that every PropertiesChanged of an
+ * endpoint carries going up by one (nothing lost or reordered);
+ * roster signals (InterfacesAdded, EndpointAdded, InterfacesRemoved,
  * EndpointRemoved) in that order per path; Generation rising per vmid;
  * MemctxEpoch never going back; LeaseAcquired and LeaseReleased
  * alternating per class with the same holder, and the holder properties
@@ -110,6 +110,13 @@ static int read_prop(load_ctx *ctx, load_track *tr, load_target *t, sd_bus_messa
                         tr->epoch = x;
                         tr->epoch_known = true;
                 }
+        } else if (strcmp(key, "Sequence") == 0 && (r = sd_bus_message_read(m, "v", "t", &x)) >= 0) {
+                if (change && tr->sequence_known && x != tr->sequence + 1)
+                        load_fail(ctx, "%s: Sequence of %s went from %" PRIu64 " to %" PRIu64 " (lost or reordered)",
+                                  who, t ? t->name : "?", tr->sequence, x);
+                tr->sequence = x;
+                tr->sequence_known = true;
+                tr->sequenced += change;
         } else if (strcmp(key, "Vmid") == 0 && (r = sd_bus_message_read(m, "v", "u", &u)) >= 0)
                 tr->vmid = u;
         else if (strcmp(key, "Generation") == 0 && (r = sd_bus_message_read(m, "v", "u", &u)) >= 0)
@@ -123,6 +130,7 @@ static int read_prop(load_ctx *ctx, load_track *tr, load_target *t, sd_bus_messa
 
 /* a{sv}: a whole object (change = false) or what PropertiesChanged says. */
 static int read_props(load_ctx *ctx, load_track *tr, load_target *t, sd_bus_message *m, bool change, const char *who) {
+        uint64_t sequenced = tr->sequenced;
         int r = sd_bus_message_enter_container(m, 'a', "{sv}");
 
         while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
@@ -130,6 +138,8 @@ static int read_props(load_ctx *ctx, load_track *tr, load_target *t, sd_bus_mess
                 if (r >= 0)
                         r = sd_bus_message_exit_container(m);
         }
+        if (r >= 0 && change && tr->sequenced == sequenced)
+                load_fail(ctx, "%s: a PropertiesChanged of %s without Sequence", who, t ? t->name : "?");
         return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
@@ -189,6 +199,7 @@ struct load_watcher {
         size_t n_views, size;
         uint32_t *generations; /* by vmid */
         uint64_t signals;      /* of views dropped */
+        uint64_t sequenced;    /* of views dropped */
         size_t n_generations;
         sd_bus_slot *slots[2];
         unsigned lease_objects; /* in the last snapshot */
@@ -220,6 +231,7 @@ static wview *view_get(load_watcher *w, const char *path) {
  * roster, not as the history. */
 static void view_drop(load_watcher *w, wview *v) {
         w->signals += v->tr.signals;
+        w->sequenced += v->tr.sequenced;
         free(v->path);
         free(v->tr.seq);
         *v = w->views[--w->n_views];
@@ -394,7 +406,8 @@ static bool same_track(const load_track *a, const load_track *b) {
         if (!a->present && !b->present)
                 return a->announced == b->announced;
         if (a->present != b->present || a->announced != b->announced || a->vmid != b->vmid ||
-            a->generation != b->generation || a->epoch != b->epoch || strcmp(a->state, b->state) != 0)
+            a->generation != b->generation || a->epoch != b->epoch || a->sequence != b->sequence ||
+            strcmp(a->state, b->state) != 0)
                 return false;
         for (int i = 0; i < 3; i++)
                 if (strcmp(a->holder[i], b->holder[i]) != 0)
@@ -403,9 +416,9 @@ static bool same_track(const load_track *a, const load_track *b) {
 }
 
 static void describe(const load_track *tr, char *buf, size_t size) {
-        snprintf(buf, size, "%s vmid %u gen %u state %s epoch %" PRIu64 " holders [%s|%s|%s]",
-                 tr->present ? "present" : "absent", tr->vmid, tr->generation, tr->state, tr->epoch, tr->holder[0],
-                 tr->holder[1], tr->holder[2]);
+        snprintf(buf, size, "%s vmid %u gen %u state %s epoch %" PRIu64 " sequence %" PRIu64 " holders [%s|%s|%s]",
+                 tr->present ? "present" : "absent", tr->vmid, tr->generation, tr->state, tr->epoch, tr->sequence,
+                 tr->holder[0], tr->holder[1], tr->holder[2]);
 }
 
 static unsigned compare_views(load_watcher *w, load_watcher *fresh) {
@@ -460,7 +473,7 @@ static void watcher_free(load_watcher *w) {
         free(w);
 }
 
-static int check_one(load_ctx *ctx, load_watcher *w, uint64_t *ops) {
+static int check_one(load_ctx *ctx, load_watcher *w, uint64_t *ops, uint64_t *sequenced) {
         load_watcher fresh = { .ctx = ctx };
         sd_bus_message *reply = NULL;
         uint64_t n;
@@ -476,8 +489,11 @@ static int check_one(load_ctx *ctx, load_watcher *w, uint64_t *ops) {
                 return r;
         r = (int) (compare_views(w, &fresh) + compare_logs(w));
         *ops += w->signals;
-        for (size_t i = 0; i < w->n_views; i++)
+        *sequenced += w->sequenced;
+        for (size_t i = 0; i < w->n_views; i++) {
                 *ops += w->views[i].tr.signals;
+                *sequenced += w->views[i].tr.sequenced;
+        }
         for (size_t i = 0; i < fresh.n_views; i++) {
                 free(fresh.views[i].path);
                 free(fresh.views[i].tr.seq);
@@ -489,10 +505,10 @@ static int check_one(load_ctx *ctx, load_watcher *w, uint64_t *ops) {
 
 int load_watchers_check_final(load_ctx *ctx) {
         unsigned agree = 0, log_steps = 0, endpoints = 0;
-        uint64_t signals = 0, repeats = 0, repeats_state = 0;
+        uint64_t signals = 0, sequenced = 0, repeats = 0, repeats_state = 0;
 
         for (size_t i = 0; i < ctx->n_watchers; i++) {
-                int r = check_one(ctx, ctx->watchers[i], &signals);
+                int r = check_one(ctx, ctx->watchers[i], &signals, &sequenced);
                 if (r < 0)
                         load_fail(ctx, "watcher %zu cannot read GetManagedObjects: %s", i, strerror(-r));
                 else if (r == 0)
@@ -506,12 +522,14 @@ int load_watchers_check_final(load_ctx *ctx) {
                         repeats += ctx->watchers[0]->views[i].tr.repeats;
                         repeats_state += ctx->watchers[0]->views[i].tr.repeats_state;
                 }
-        printf("  subscribers: %u of %zu watchers end with the roster (%u endpoints), epochs, states and lease holders"
-               " of GetManagedObjects,\n  after %" PRIu64 " signals; lifecycle stubs: %u calls seen in their order;"
-               " %" PRIu64 " PropertiesChanged repeated a value (watcher 0; %" PRIu64 " of State)\n",
-               agree, ctx->n_watchers, endpoints, signals, log_steps, repeats, repeats_state);
-        printf("@ load-subscribers watchers=%zu agree=%u signals=%" PRIu64 " lifecycle_steps=%u repeats=%" PRIu64 "\n",
-               ctx->n_watchers, agree, signals, log_steps, repeats);
+        printf("  subscribers: %u of %zu watchers end with the roster (%u endpoints), epochs, states, sequences and"
+               " lease holders of GetManagedObjects,\n  after %" PRIu64 " signals (%" PRIu64 " sequence numbers checked,"
+               " none missing or out of order); lifecycle stubs: %u calls seen in their order;\n  %" PRIu64
+               " PropertiesChanged repeated a value (watcher 0; %" PRIu64 " of State)\n",
+               agree, ctx->n_watchers, endpoints, signals, sequenced, log_steps, repeats, repeats_state);
+        printf("@ load-subscribers watchers=%zu agree=%u signals=%" PRIu64 " sequenced=%" PRIu64
+               " lifecycle_steps=%u repeats=%" PRIu64 "\n",
+               ctx->n_watchers, agree, signals, sequenced, log_steps, repeats);
         return 0;
 }
 

@@ -122,6 +122,9 @@ typedef struct load_track {
         bool record; /* keep seq: the lifecycle stubs' changes, 'P', 'R', 'X' */
         char *seq;
         size_t seq_len, seq_size;
+        uint64_t sequence;     /* the Sequence property as the signals left it */
+        bool sequence_known;   /* from a snapshot or a first signal */
+        uint64_t sequenced;    /* PropertiesChanged whose Sequence was checked */
         uint64_t repeats;      /* PropertiesChanged that repeated the last value */
         uint64_t repeats_state; /* of them, State */
         uint64_t signals;

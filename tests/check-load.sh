@@ -18,5 +18,14 @@ if [ $status -eq 0 ]; then
 else
         echo "not ok 1 - bench-load --quick failed (status $status)"
 fi
-echo "1..1"
+# Every subscriber checked the Sequence of every endpoint signal it got; the
+# order check must not pass for want of signals.
+sequenced=$(echo "$out" | sed -n 's/^@ load-subscribers .* sequenced=\([0-9]*\) .*/\1/p' | tail -n 1)
+if [ "${sequenced:-0}" -gt 0 ]; then
+        echo "ok 2 - subscribers checked $sequenced sequence numbers, none missing or out of order"
+else
+        echo "not ok 2 - no sequence number was checked"
+        status=1
+fi
+echo "1..2"
 exit $status

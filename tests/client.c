@@ -52,10 +52,48 @@ guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, con
         return g_variant_get_uint64(v);
 }
 
+/* Checks the Sequence of an endpoint's PropertiesChanged and returns the
+ * parameters without it. */
+static GVariant *check_sequence(VtSignalLog *l, const char *path, GVariant *params) {
+        g_autoptr(GVariant) changed = NULL, invalidated = NULL;
+        const char *iface, *name;
+        GVariantBuilder b;
+        GVariantIter it;
+        GVariant *value;
+        guint64 seq = 0, last;
+        gboolean have = FALSE;
+
+        g_variant_get(params, "(&s@a{sv}@as)", &iface, &changed, &invalidated);
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+        g_variant_iter_init(&it, changed);
+        while (g_variant_iter_next(&it, "{&sv}", &name, &value)) {
+                if (g_str_equal(name, "Sequence")) {
+                        seq = g_variant_get_uint64(value);
+                        have = TRUE;
+                } else
+                        g_variant_builder_add(&b, "{sv}", name, value);
+                g_variant_unref(value);
+        }
+        last = GPOINTER_TO_SIZE(g_hash_table_lookup(l->sequences, path));
+        /* The first one seen starts the count; then none may be missing. */
+        if (!have || seq == 0 || (last > 0 && seq != last + 1))
+                g_error("PropertiesChanged of %s: Sequence %" G_GUINT64_FORMAT " after %" G_GUINT64_FORMAT ": %s",
+                        path, seq, last, g_variant_print(params, TRUE));
+        g_hash_table_insert(l->sequences, g_strdup(path), GSIZE_TO_POINTER(seq));
+        l->n_sequenced++;
+        return g_variant_new("(s@a{sv}@as)", iface, g_variant_builder_end(&b), invalidated);
+}
+
 static void on_signal(GDBusConnection *c, const char *sender, const char *path, const char *iface,
                       const char *member, GVariant *params, gpointer user_data) {
         VtSignalLog *l = user_data;
-        g_autofree char *body = g_variant_print(params, TRUE);
+        g_autoptr(GVariant) shown = NULL;
+        g_autofree char *body = NULL;
+
+        if (g_str_equal(member, "PropertiesChanged") && g_str_has_prefix(path, "/org/vmsig/endpoint/") &&
+            g_variant_is_of_type(params, G_VARIANT_TYPE("(sa{sv}as)")))
+                shown = g_variant_ref_sink(check_sequence(l, path, params));
+        body = g_variant_print(shown ? shown : params, TRUE);
         g_ptr_array_add(l->entries, g_strdup_printf("%s %s %s", member, path, body));
 }
 
@@ -63,6 +101,7 @@ VtSignalLog *vt_signal_log_new(GDBusConnection *c) {
         VtSignalLog *l = g_new0(VtSignalLog, 1);
         l->conn = g_object_ref(c);
         l->entries = g_ptr_array_new_with_free_func(g_free);
+        l->sequences = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         l->sub = g_dbus_connection_signal_subscribe(c, VT_NAME, NULL, NULL, NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
                                                     on_signal, l, NULL);
         /* Make sure the match rule is in place before the test acts. */
@@ -77,6 +116,7 @@ void vt_signal_log_free(VtSignalLog *l) {
                 return;
         g_dbus_connection_signal_unsubscribe(l->conn, l->sub);
         g_ptr_array_unref(l->entries);
+        g_hash_table_unref(l->sequences);
         g_object_unref(l->conn);
         g_free(l);
 }

@@ -32,11 +32,17 @@ int vt_acquire_lease(GDBusConnection *c, const char *path, const char *class, ch
 char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *class, gboolean force,
                              char **message);
 
-/* Records signals from org.vmsig for later inspection. */
+/* Records signals from org.vmsig for later inspection. Every
+ * PropertiesChanged of an endpoint must carry a Sequence one above the last
+ * one of that endpoint (the test aborts otherwise: a change was lost or
+ * reordered); it is checked and left out of the recorded text, which shows
+ * what the event changed. */
 typedef struct VtSignalLog {
         GDBusConnection *conn;
         guint sub;
         GPtrArray *entries; /* "member path body-as-text" strings */
+        GHashTable *sequences; /* endpoint path -> the last Sequence it announced */
+        guint n_sequenced; /* endpoint PropertiesChanged checked for order */
 } VtSignalLog;
 VtSignalLog *vt_signal_log_new(GDBusConnection *c);
 void vt_signal_log_free(VtSignalLog *l);

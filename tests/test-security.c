@@ -873,6 +873,7 @@ static const MatrixRow matrix[] = {
         { "P E org.vmsig.Endpoint.InputLeaseHolder", NULL, "ok", NULL },
         { "P E org.vmsig.Endpoint.PowerLeaseHolder", NULL, "ok", NULL },
         { "P E org.vmsig.Endpoint.MemoryWriteLeaseHolder", NULL, "ok", NULL },
+        { "P E org.vmsig.Endpoint.Sequence", NULL, "ok", NULL },
         { "P L org.vmsig.Lease.Class", NULL, "ok", NULL },
         { "P L org.vmsig.Lease.Endpoint", NULL, "ok", NULL },
         { "P L org.vmsig.Lease.Holder", NULL, "ok", NULL },

@@ -789,6 +789,25 @@ static void test_monitor(Fixture *f, gconstpointer data) {
                                                    *l, 0, 0));
 }
 
+/* The "sequence" of one endpoint's lines (a single endpoint here) goes up
+ * by one from line to line. */
+static void assert_sequence_increases(const char *out) {
+        g_autoptr(GRegex) re = g_regex_new("\"sequence\":(\\d+),", 0, 0, NULL);
+        g_autoptr(GMatchInfo) mi = NULL;
+        guint64 last = 0;
+        guint n = 0;
+
+        for (g_regex_match(re, out, 0, &mi); g_match_info_matches(mi); g_match_info_next(mi, NULL)) {
+                g_autofree char *num = g_match_info_fetch(mi, 1);
+                guint64 seq = g_ascii_strtoull(num, NULL, 10);
+                if (last > 0)
+                        g_assert_cmpuint(seq, ==, last + 1);
+                last = seq;
+                n++;
+        }
+        g_assert_cmpuint(n, >=, 2);
+}
+
 /* --json and a NAME: JSON lines about that endpoint only. */
 static void test_monitor_json_filter(Fixture *f, gconstpointer data) {
         Bg *b = bg_start(f, "monitor", "--json", "beta", NULL);
@@ -799,11 +818,13 @@ static void test_monitor_json_filter(Fixture *f, gconstpointer data) {
         pause_endpoint(f, BETA);
         g_assert_true(bg_wait(b, b->out, "\"category\":\"lifecycle\",\"signal\":\"PropertiesChanged\",\"path\":\"" BETA
                                          "\",\"endpoint\":\"beta\",\"interface\":\"org.vmsig.Endpoint\","
-                                         "\"data\":{\"State\":\"paused\"}}\n"));
+                                         "\"sequence\":"));
+        g_assert_true(bg_wait(b, b->out, ",\"data\":{\"State\":\"paused\"}}\n"));
         g_assert_true(bg_wait(b, b->out, "\"signal\":\"LeaseReleased\",\"path\":\"" BETA "\",\"endpoint\":\"beta\","
                                          "\"data\":{\"class\":\"power\",\"holder\":\":"));
         g_assert_cmpint(bg_finish(b, SIGTERM, &out, NULL), ==, 0);
         assert_json_lines(out);
+        assert_sequence_increases(out);
         g_assert_null(strstr(out, "alpha"));
 }
 

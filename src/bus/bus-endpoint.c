@@ -74,6 +74,12 @@ static int property_get_ram_size(sd_bus *bus, const char *path, const char *inte
         return sd_bus_message_append(reply, "t", m ? m->ram_size : UINT64_C(0));
 }
 
+static int property_get_sequence(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        bus_endpoint *be = userdata;
+        return sd_bus_message_append(reply, "t", be->sequence);
+}
+
 static const vmsig_bootstrap_payload *endpoint_bootstrap(bus_endpoint *be) {
         return vmsig_bootstrap_get(be->front->core, vmsig_endpoint_get_id(be->endpoint));
 }
@@ -462,6 +468,7 @@ const sd_bus_vtable bus_endpoint_vtable[] = {
         SD_BUS_PROPERTY("PowerLeaseHolder", "s", property_get_lease_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MemoryWriteLeaseHolder", "s", property_get_lease_holder, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Sequence", "t", property_get_sequence, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("AcquireLease", SD_BUS_ARGS("s", class, "a{sv}", options),
                                 SD_BUS_RESULT("o", lease, "h", lease_fd), method_acquire_lease,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

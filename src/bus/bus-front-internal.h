@@ -25,6 +25,7 @@ typedef struct bus_endpoint {
         vmsig_endpoint *endpoint;
         char *path;
         uint64_t memctx_epoch;
+        uint64_t sequence; /* PropertiesChanged sent for it so far: the Sequence property */
         bus_memwrite_request *memwrite_head, *memwrite_tail; /* serialized writes */
 } bus_endpoint;
 

@@ -102,14 +102,17 @@ static int endpoint_path(vmsig_endpoint *ep, char **ret) {
  * events are dispatched in batches, and the getter reads the state after
  * the last of them. A pause and a resume in one batch would both announce
  * "running"; the revoke of a forced lease would announce the new holder
- * before its LeaseAcquired. */
+ * before its LeaseAcquired. The next Sequence comes with it. */
 static void emit_string_changed(vmsig_bus_front *f, bus_endpoint *be, const char *property, const char *value) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        uint64_t seq = ++be->sequence;
         int r;
 
         r = sd_bus_message_new_signal(f->bus, &m, be->path, "org.freedesktop.DBus.Properties", "PropertiesChanged");
         if (r >= 0)
-                r = sd_bus_message_append(m, "sa{sv}as", VMSIG_BUS_ENDPOINT_INTERFACE, 1, property, "s", value, 0);
+                r = sd_bus_message_append(m, "s", VMSIG_BUS_ENDPOINT_INTERFACE);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}as", 2, property, "s", value, "Sequence", "t", seq, 0);
         if (r >= 0)
                 r = sd_bus_send(f->bus, m, NULL);
         if (r < 0)
@@ -212,8 +215,9 @@ static void on_memctx(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
                 return;
         /* RamSize comes with the memory context: an endpoint announced
          * before its memctx adapter published reads 0 until now. */
+        be->sequence++;
         (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxEpoch", "RamSize",
-                                              NULL);
+                                              "Sequence", NULL);
 }
 
 static const char *const holder_properties[_VMSIG_LEASE_CLASS_MAX] = {
@@ -243,9 +247,11 @@ static void on_lease(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
 static void on_bootstrap(vmsig_bus_front *f, const vmsig_event *e, bool replay) {
         bus_endpoint *be = lookup_event_endpoint(f, e);
 
-        if (be && !replay)
-                (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "BootstrapState",
-                                                      "BootstrapAttempts", "BootstrapMethod", NULL);
+        if (!be || replay)
+                return;
+        be->sequence++;
+        (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "BootstrapState",
+                                              "BootstrapAttempts", "BootstrapMethod", "Sequence", NULL);
 }
 
 static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {

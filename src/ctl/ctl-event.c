@@ -137,6 +137,8 @@ static void print_json(const ctl_event *e, uint64_t now) {
         json_field_string(&w, "endpoint", e->endpoint);
         if (e->interface)
                 json_field_string(&w, "interface", e->interface);
+        if (e->sequence > 0)
+                json_field_uint(&w, "sequence", e->sequence);
         json_key(&w, "data");
         json_object_begin(&w);
         for (size_t i = 0; i < e->n_fields; i++)
@@ -228,7 +230,11 @@ static int parse_properties_changed(sd_bus_message *m, ctl_event *e) {
                 r = sd_bus_message_enter_container(m, 'a', "{sv}");
         while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
                 r = sd_bus_message_read(m, "s", &key);
-                if (r >= 0) {
+                /* A client's check for lost or reordered changes, not a
+                 * change to show. */
+                if (r >= 0 && strcmp(key, "Sequence") == 0)
+                        r = sd_bus_message_read(m, "v", "t", &e->sequence);
+                else if (r >= 0) {
                         if (e->n_fields == 0)
                                 e->category = property_category(key);
                         r = read_property(m, e, key);

@@ -27,6 +27,7 @@ typedef struct ctl_event {
         char *endpoint;        /* that object's endpoint name, if it is one */
         const char *interface; /* PropertiesChanged: whose properties */
         ctl_endpoint_info info; /* InterfacesAdded: the endpoint that came */
+        uint64_t sequence;     /* an endpoint's PropertiesChanged: its Sequence, else 0 */
         ctl_event_field fields[CTL_EVENT_FIELDS_MAX];
         size_t n_fields;
 } ctl_event;
