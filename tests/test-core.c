@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvmsig-core on a real sd-event loop: ordering, priorities, retention,
  * the overflow policy of vmsig-core.h, subscriber life cycle, the slot
- * allocator, fd sources and statistics. */
+ * allocator, fd sources, statistics and the demand hook. */
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -1023,6 +1023,242 @@ static void test_stats(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(rec_at(slow, 0)->dropped, ==, 2);
 }
 
+/* --- demand ----------------------------------------------------------------- */
+
+typedef struct demand_call {
+        uint32_t kind;
+        vmsig_id endpoint;
+        bool wanted;
+} demand_call;
+
+static void on_demand(vmsig_core *c, uint32_t kind, vmsig_id endpoint, bool wanted, void *userdata) {
+        demand_call call = { kind, endpoint, wanted };
+
+        g_array_append_val((GArray *) userdata, call);
+}
+
+static void on_demand_unexpected(vmsig_core *c, uint32_t kind, vmsig_id endpoint, bool wanted, void *userdata) {
+        g_assert_not_reached();
+}
+
+static int deliver_nothing(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
+        return VMSIG_DELIVER_OK;
+}
+
+static vmsig_subscriber *subscribe_plain(Fixture *f, uint32_t kinds, vmsig_id endpoint) {
+        vmsig_filter filter = { .kinds = kinds, .endpoint = endpoint };
+        vmsig_subscriber *s = NULL;
+
+        g_assert_cmpint(vmsig_core_subscribe(f->core, &filter, 0, deliver_nothing, NULL, &s), ==, 0);
+        return s;
+}
+
+/* Asserts that the hook was called exactly once since the last check, and
+ * with what. */
+static void assert_demand(GArray *calls, uint32_t kind, vmsig_id endpoint, bool wanted) {
+        g_assert_cmpuint(calls->len, ==, 1);
+        g_assert_cmpuint(g_array_index(calls, demand_call, 0).kind, ==, kind);
+        g_assert_cmpuint(g_array_index(calls, demand_call, 0).endpoint, ==, endpoint);
+        g_assert_cmpint(g_array_index(calls, demand_call, 0).wanted, ==, wanted);
+        g_array_set_size(calls, 0);
+}
+
+static void test_demand_find_kind(Fixture *f, gconstpointer data) {
+        int k = vmsig_core_register_kind(f->core, "frame", VMSIG_PRIORITY_BULK, true);
+
+        g_assert_cmpint(k, >=, 0);
+        g_assert_cmpint(vmsig_core_find_kind(f->core, "frame"), ==, k);
+        g_assert_cmpint(vmsig_core_find_kind(f->core, "lease"), ==, VMSIG_KIND_LEASE);
+        g_assert_cmpint(vmsig_core_find_kind(f->core, "roster"), ==, VMSIG_KIND_ROSTER);
+        g_assert_cmpint(vmsig_core_find_kind(f->core, "fram"), ==, -ENOENT);
+        g_assert_cmpint(vmsig_core_find_kind(f->core, "frames"), ==, -ENOENT);
+        g_assert_cmpint(vmsig_core_find_kind(f->core, ""), ==, -ENOENT);
+        g_assert_cmpint(vmsig_core_find_kind(f->core, NULL), ==, -EINVAL);
+}
+
+/* The hook sees each 0 -> 1 and 1 -> 0 of (kind, endpoint) once, from
+ * inside vmsig_core_subscribe() and vmsig_subscriber_free(), with endpoint
+ * 0 for subscribers of every endpoint; filters of every kind, or of other
+ * kinds, count for nothing. */
+static void test_demand_transitions(Fixture *f, gconstpointer data) {
+        g_autoptr(GArray) calls = g_array_new(false, true, sizeof(demand_call));
+        vmsig_id a = attach_plain(f, "alpha"), b = attach_plain(f, "beta");
+        int k = vmsig_core_register_kind(f->core, "frame", VMSIG_PRIORITY_BULK, true);
+        uint32_t mk = VMSIG_KIND_MASK(k);
+
+        g_assert_cmpint(k, >=, 0);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k, on_demand, calls), ==, 0);
+        /* Unknown kinds are refused and change no hook. */
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k + 1, on_demand_unexpected, NULL), ==, -EINVAL);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, VMSIG_KIND_MAX, on_demand_unexpected, NULL), ==, -EINVAL);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, 0));
+        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_MAX, a));
+
+        vmsig_subscriber *every_kind_a = subscribe_plain(f, 0, a);
+        vmsig_subscriber *every_kind_all = subscribe_plain(f, 0, 0);
+        vmsig_subscriber *sensor_a = subscribe_plain(f, VMSIG_KIND_MASK(VMSIG_KIND_SENSOR), a);
+        g_assert_cmpuint(calls->len, ==, 0);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
+        g_assert_true(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SENSOR, a));
+        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SENSOR, b));
+
+        vmsig_subscriber *a1 = subscribe_plain(f, mk, a);
+        assert_demand(calls, k, a, true);
+        vmsig_subscriber *a2 = subscribe_plain(f, mk | VMSIG_KIND_MASK(VMSIG_KIND_LEASE), a);
+        g_assert_cmpuint(calls->len, ==, 0);
+        g_assert_true(vmsig_core_kind_wanted(f->core, k, a));
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, b));
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, 0));
+
+        vmsig_subscriber *all1 = subscribe_plain(f, mk, 0);
+        assert_demand(calls, k, 0, true);
+        vmsig_subscriber *all2 = subscribe_plain(f, mk, 0);
+        g_assert_cmpuint(calls->len, ==, 0);
+        g_assert_true(vmsig_core_kind_wanted(f->core, k, b));
+        g_assert_true(vmsig_core_kind_wanted(f->core, k, 0));
+
+        vmsig_subscriber_free(a1);
+        g_assert_cmpuint(calls->len, ==, 0);
+        vmsig_subscriber_free(a2);
+        assert_demand(calls, k, a, false);
+        g_assert_true(vmsig_core_kind_wanted(f->core, k, a)); /* through all1, all2 */
+        vmsig_subscriber_free(all1);
+        g_assert_cmpuint(calls->len, ==, 0);
+        vmsig_subscriber_free(all2);
+        assert_demand(calls, k, 0, false);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, b));
+
+        vmsig_subscriber_free(every_kind_a);
+        vmsig_subscriber_free(every_kind_all);
+        vmsig_subscriber_free(sensor_a);
+        g_assert_cmpuint(calls->len, ==, 0);
+        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SENSOR, a));
+
+        /* Wanted again, once more a transition; without a hook, none. */
+        a1 = subscribe_plain(f, mk, a);
+        assert_demand(calls, k, a, true);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k, NULL, NULL), ==, 0);
+        vmsig_subscriber_free(a1);
+        all1 = subscribe_plain(f, mk, 0);
+        g_assert_cmpuint(calls->len, ==, 0);
+        g_assert_true(vmsig_core_kind_wanted(f->core, k, b));
+        vmsig_subscriber_free(all1);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, b));
+}
+
+typedef struct demand_free_ctx {
+        vmsig_core *core;
+        uint32_t kind;
+        vmsig_id endpoint;
+        GArray *calls;
+        recorder *victim;
+} demand_free_ctx;
+
+/* Frees itself and its victim from a delivery: the demand is gone at once,
+ * not when the dispatch reaps the dead subscribers. */
+static void free_with_demand_hook(recorder *r, const vmsig_delivery *d) {
+        demand_free_ctx *ctx = r->hook_data;
+
+        if (r->records->len != 2)
+                return;
+        ctx->victim->sub = vmsig_subscriber_free(ctx->victim->sub);
+        g_assert_cmpuint(ctx->calls->len, ==, 0);
+        g_assert_true(vmsig_core_kind_wanted(ctx->core, ctx->kind, ctx->endpoint));
+        r->sub = vmsig_subscriber_free(r->sub);
+        assert_demand(ctx->calls, ctx->kind, ctx->endpoint, false);
+        g_assert_false(vmsig_core_kind_wanted(ctx->core, ctx->kind, ctx->endpoint));
+}
+
+static void test_demand_free_in_delivery(Fixture *f, gconstpointer data) {
+        g_autoptr(GArray) calls = g_array_new(false, true, sizeof(demand_call));
+        vmsig_id a = attach_plain(f, "alpha");
+        int k = vmsig_core_register_kind(f->core, "frame", VMSIG_PRIORITY_BULK, false);
+        uint32_t mk = VMSIG_KIND_MASK(k);
+        vmsig_core_stats st;
+
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k, on_demand, calls), ==, 0);
+        recorder *killer = recorder_new(f, mk, a, 0);
+        assert_demand(calls, k, a, true);
+        recorder *victim = recorder_new(f, mk, a, 0);
+        g_assert_cmpuint(calls->len, ==, 0);
+        demand_free_ctx ctx = { f->core, k, a, calls, victim };
+        killer->hook = free_with_demand_hook;
+        killer->hook_data = &ctx;
+
+        for (uint64_t i = 0; i < 4; i++)
+                publish_u64(f, k, a, 0, i);
+        run_pending(f);
+        g_assert_cmpuint(killer->records->len, ==, 2);
+        g_assert_null(killer->sub);
+        g_assert_null(victim->sub);
+        g_assert_cmpuint(calls->len, ==, 0); /* nothing more at the reap */
+        vmsig_core_get_stats(f->core, &st);
+        g_assert_cmpuint(st.subscribers, ==, 0);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
+
+        /* And a subscriber freed while another one is being delivered to. */
+        recorder *first = recorder_new(f, mk, 0, 0);
+        assert_demand(calls, k, 0, true);
+        recorder *second = recorder_new(f, mk, 0, 0);
+        demand_free_ctx ctx2 = { f->core, k, 0, calls, second };
+        first->hook = free_with_demand_hook;
+        first->hook_data = &ctx2;
+        for (uint64_t i = 0; i < 4; i++)
+                publish_u64(f, k, a, 0, i);
+        run_pending(f);
+        g_assert_cmpuint(first->records->len, ==, 2);
+        g_assert_cmpuint(second->records->len, ==, 1);
+        g_assert_cmpuint(calls->len, ==, 0);
+}
+
+/* A subscriber of a detached endpoint keeps counting for that endpoint
+ * (by id, generation included) until it is freed; the slot's next
+ * endpoint is not wanted through it. */
+static void test_demand_detached(Fixture *f, gconstpointer data) {
+        g_autoptr(GArray) calls = g_array_new(false, true, sizeof(demand_call));
+        int k = vmsig_core_register_kind(f->core, "frame", VMSIG_PRIORITY_BULK, true);
+        vmsig_id a = attach_plain(f, "alpha");
+
+        vmsig_core_set_max_endpoints(f->core, 1);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k, on_demand, calls), ==, 0);
+        vmsig_subscriber *s = subscribe_plain(f, VMSIG_KIND_MASK(k), a);
+        assert_demand(calls, k, a, true);
+
+        detach_id(f, a);
+        run_pending(f);
+        g_assert_cmpuint(calls->len, ==, 0);
+        g_assert_true(vmsig_core_kind_wanted(f->core, k, a));
+
+        vmsig_id a2 = attach_plain(f, "alpha");
+        g_assert_cmpuint(VMSIG_ID_SLOT(a2), ==, VMSIG_ID_SLOT(a));
+        g_assert_cmpuint(a2, !=, a);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, a2));
+
+        vmsig_subscriber_free(s);
+        assert_demand(calls, k, a, false);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
+}
+
+/* Freeing the core with subscribers left calls no hook: whoever set it is
+ * gone by then, and so are the endpoints it would look at. */
+static void test_demand_core_free(void) {
+        g_autoptr(GArray) calls = g_array_new(false, true, sizeof(demand_call));
+        Fixture f = { 0 };
+
+        fixture_setup(&f, NULL);
+        int k = vmsig_core_register_kind(f.core, "frame", VMSIG_PRIORITY_BULK, true);
+        vmsig_id a = attach_plain(&f, "alpha");
+        g_assert_cmpint(vmsig_core_set_demand_hook(f.core, k, on_demand, calls), ==, 0);
+        (void) subscribe_plain(&f, VMSIG_KIND_MASK(k), a);
+        (void) subscribe_plain(&f, VMSIG_KIND_MASK(k), 0);
+        g_assert_cmpuint(calls->len, ==, 2);
+        g_array_set_size(calls, 0);
+        fixture_teardown(&f, NULL);
+        g_assert_cmpuint(calls->len, ==, 0);
+}
+
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int main(int argc, char **argv) {
@@ -1048,5 +1284,10 @@ int main(int argc, char **argv) {
         ADD("/core/kinds", test_kinds);
         ADD("/core/publish-object", test_publish_object);
         ADD("/core/stats", test_stats);
+        ADD("/core/demand/find-kind", test_demand_find_kind);
+        ADD("/core/demand/transitions", test_demand_transitions);
+        ADD("/core/demand/free-in-delivery", test_demand_free_in_delivery);
+        ADD("/core/demand/detached", test_demand_detached);
+        g_test_add_func("/core/demand/core-free", test_demand_core_free);
         return g_test_run();
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The endpoint registry with a fake adapter trio: attach and detach, ROSTER
- * and LIFECYCLE events, deferred freeing, slot reuse, fd sources of an
- * endpoint and memctx publishing. */
+/* The endpoint registry with fake adapters: attach and detach, ROSTER and
+ * LIFECYCLE events, deferred freeing, slot reuse, fd sources of an
+ * endpoint, memctx publishing and display captures. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -31,7 +31,21 @@ typedef struct fake_request {
         void *userdata;
 } fake_request;
 
-/* One VM behind three adapters. Every call is written to a log the test
+typedef struct fake_capture {
+        vmsig_display_done_fn done;
+        void *userdata;
+} fake_capture;
+
+/* A 2x2 display, one row padded to 12 bytes. */
+#define FAKE_WIDTH 2
+#define FAKE_HEIGHT 2
+#define FAKE_STRIDE 12
+static const uint8_t fake_pixels[FAKE_HEIGHT * FAKE_STRIDE] = {
+        0x10, 0x20, 0x30, 0, 0x40, 0x50, 0x60, 0, 0xee, 0xee, 0xee, 0xee,
+        0x70, 0x80, 0x90, 0, 0xa0, 0xb0, 0xc0, 0, 0xee, 0xee, 0xee, 0xee,
+};
+
+/* One VM behind up to four adapters. Every call is written to a log the test
  * owns, so that it can still be read after the adapters were freed. */
 struct fake_vm {
         unsigned n_ref; /* one per role */
@@ -41,6 +55,8 @@ struct fake_vm {
         fake_role roles[_VMSIG_ADAPTER_MAX];
         sd_event_source *complete; /* completes lifecycle requests */
         GQueue requests;
+        sd_event_source *capture; /* completes display captures */
+        GQueue captures;
 };
 
 static void fake_log(fake_vm *vm, const char *role, const char *what) {
@@ -52,6 +68,8 @@ static void fake_unref(fake_vm *vm) {
                 return;
         g_assert_null(vm->complete);
         g_assert_true(g_queue_is_empty(&vm->requests));
+        g_assert_null(vm->capture);
+        g_assert_true(g_queue_is_empty(&vm->captures));
         g_free(vm);
 }
 
@@ -87,17 +105,48 @@ static int on_fake_complete(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static void fake_capture_finish(fake_capture *q, int error, const char *message) {
+        vmsig_result res = { .error = error, .message = message };
+        vmsig_display_image image = {
+                .fd = memfd_create("fake-display", MFD_CLOEXEC),
+                .size = sizeof fake_pixels,
+                .encoding = VMSIG_IMAGE_RAW,
+                .width = FAKE_WIDTH,
+                .height = FAKE_HEIGHT,
+                .stride = FAKE_STRIDE,
+        };
+
+        g_assert_cmpint(image.fd, >=, 0);
+        g_assert_cmpint(write(image.fd, fake_pixels, sizeof fake_pixels), ==, (ssize_t) sizeof fake_pixels);
+        q->done(&res, error == 0 ? &image : NULL, q->userdata);
+        close(image.fd);
+        g_free(q);
+}
+
+static int on_fake_capture(sd_event_source *s, void *userdata) {
+        fake_vm *vm = userdata;
+        fake_capture *q;
+
+        while (vm->capture && (q = g_queue_pop_head(&vm->captures)))
+                fake_capture_finish(q, 0, NULL);
+        return 0;
+}
+
 static int fake_attach(void *data, vmsig_endpoint *ep) {
         fake_role *r = data;
         fake_vm *vm = r->vm;
+        sd_event *e = vmsig_core_get_event(vmsig_endpoint_get_core(ep));
 
         fake_log(vm, r->name, "attach");
         if (vm->fail_role >= 0 && r == &vm->roles[vm->fail_role])
                 return -EIO;
+        if (r == &vm->roles[VMSIG_ADAPTER_DISPLAY]) {
+                g_assert_cmpint(sd_event_add_defer(e, &vm->capture, on_fake_capture, vm), >=, 0);
+                return sd_event_source_set_enabled(vm->capture, SD_EVENT_OFF);
+        }
         if (r != &vm->roles[VMSIG_ADAPTER_HOST])
                 return 0;
         vm->ep = ep;
-        sd_event *e = vmsig_core_get_event(vmsig_endpoint_get_core(ep));
         g_assert_cmpint(sd_event_add_defer(e, &vm->complete, on_fake_complete, vm), >=, 0);
         return sd_event_source_set_enabled(vm->complete, SD_EVENT_OFF);
 }
@@ -108,6 +157,13 @@ static void fake_detach(void *data, vmsig_endpoint *ep) {
         fake_request *q;
 
         fake_log(vm, r->name, "detach");
+        if (r == &vm->roles[VMSIG_ADAPTER_DISPLAY]) {
+                fake_capture *c;
+                vm->capture = sd_event_source_disable_unref(vm->capture);
+                while ((c = g_queue_pop_head(&vm->captures)))
+                        fake_capture_finish(c, -ENODEV, "detached");
+                return;
+        }
         if (r != &vm->roles[VMSIG_ADAPTER_HOST])
                 return;
         g_assert_true(vm->ep == ep);
@@ -142,6 +198,16 @@ static int fake_inject(void *data, const vmsig_input_event *events, size_t n, vm
         return 0;
 }
 
+static int fake_display_capture(void *data, vmsig_display_done_fn done, void *userdata) {
+        fake_role *r = data;
+        fake_capture *q = g_new(fake_capture, 1);
+
+        fake_log(r->vm, r->name, "capture");
+        *q = (fake_capture) { done, userdata };
+        g_queue_push_tail(&r->vm->captures, q);
+        return sd_event_source_set_enabled(r->vm->capture, SD_EVENT_ONESHOT);
+}
+
 static const vmsig_sensor_ops fake_memctx_ops = {
         .base = { fake_attach, fake_detach, fake_free },
 };
@@ -154,15 +220,20 @@ static const vmsig_host_ops fake_host_ops = {
         .backend = "fake",
         .lifecycle = fake_lifecycle,
 };
+static const vmsig_display_ops fake_display_ops = {
+        .base = { fake_attach, fake_detach, fake_free },
+        .capture = fake_display_capture,
+};
 
 /* A spec whose adapters are the given roles of a new fake VM. */
 static vmsig_endpoint_spec fake_spec(GString *log, const char *name, vmsig_state state, unsigned roles,
                                      int fail_role) {
-        static const char *const role_names[] = { "memctx", "input", "host" };
-        static const vmsig_adapter_ops *const ops[] = {
+        static const char *const role_names[_VMSIG_ADAPTER_MAX] = { "memctx", "input", "host", "display" };
+        static const vmsig_adapter_ops *const ops[_VMSIG_ADAPTER_MAX] = {
                 &fake_memctx_ops.base,
                 &fake_input_ops.base,
                 &fake_host_ops.base,
+                &fake_display_ops.base,
         };
         fake_vm *vm = g_new0(fake_vm, 1);
         vmsig_endpoint_spec spec = { .name = name, .initial_state = state };
@@ -170,6 +241,7 @@ static vmsig_endpoint_spec fake_spec(GString *log, const char *name, vmsig_state
         vm->log = log;
         vm->fail_role = fail_role;
         g_queue_init(&vm->requests);
+        g_queue_init(&vm->captures);
         for (int i = 0; i < _VMSIG_ADAPTER_MAX; i++) {
                 if (!(roles & (1u << i)))
                         continue;
@@ -181,7 +253,9 @@ static vmsig_endpoint_spec fake_spec(GString *log, const char *name, vmsig_state
         return spec;
 }
 
-#define ALL_ROLES 7u
+/* memctx, input and host; the display role has tests of its own. */
+#define TRIO_ROLES 7u
+#define DISPLAY_ROLE (1u << VMSIG_ADAPTER_DISPLAY)
 
 /* --- fixture ---------------------------------------------------------------- */
 
@@ -322,7 +396,7 @@ static void assert_roster(const record *r, vmsig_roster_change change, vmsig_sta
  * adapters are freed only by the reap that follows. */
 static void test_attach_detach(Fixture *f, gconstpointer data) {
         sd_id128_t uuid = SD_ID128_MAKE(6f, 1c, 9a, 52, 8d, 3e, 4b, 7a, 9c, 21, 0e, 5f, 4d, 3b, 2a, 19);
-        vmsig_endpoint_spec spec = fake_spec(f->log, "alpha", VMSIG_STATE_PAUSED, ALL_ROLES, -1);
+        vmsig_endpoint_spec spec = fake_spec(f->log, "alpha", VMSIG_STATE_PAUSED, TRIO_ROLES, -1);
         vmsig_endpoint *ep = NULL;
 
         subscribe(f, MASK(VMSIG_KIND_ROSTER));
@@ -341,7 +415,7 @@ static void test_attach_detach(Fixture *f, gconstpointer data) {
         g_assert_true(vmsig_endpoint_get_core(ep) == f->core);
         g_assert_true(vmsig_endpoint_is_attached(ep));
         for (int i = 0; i < _VMSIG_ADAPTER_MAX; i++)
-                g_assert_true(vmsig_endpoint_has_adapter(ep, i));
+                g_assert_true(vmsig_endpoint_has_adapter(ep, i) == (i != VMSIG_ADAPTER_DISPLAY));
         g_assert_false(vmsig_endpoint_has_adapter(ep, _VMSIG_ADAPTER_MAX));
         g_assert_true(vmsig_core_find_endpoint(f->core, id) == ep);
         g_assert_true(vmsig_core_find_endpoint_by_name(f->core, "alpha") == ep);
@@ -376,7 +450,7 @@ static void test_attach_detach(Fixture *f, gconstpointer data) {
 }
 
 static void attach_fails(Fixture *f, const char *name, vmsig_state state, int error) {
-        vmsig_endpoint_spec spec = fake_spec(f->log, name, state, ALL_ROLES, -1);
+        vmsig_endpoint_spec spec = fake_spec(f->log, name, state, TRIO_ROLES, -1);
         vmsig_endpoint *ep = NULL;
 
         g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &spec, &ep), ==, error);
@@ -394,7 +468,7 @@ static void test_attach_errors(Fixture *f, gconstpointer data) {
 
         memset(long_name, 'a', sizeof long_name - 1);
         long_name[sizeof long_name - 1] = 0;
-        attach(f, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
+        attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         g_string_truncate(f->log, 0);
         subscribe(f, MASK(VMSIG_KIND_ROSTER));
         run_pending(f);
@@ -409,7 +483,7 @@ static void test_attach_errors(Fixture *f, gconstpointer data) {
         run_pending(f);
         g_assert_cmpuint(f->records->len, ==, 0);
 
-        spec = fake_spec(f->log, "beta", VMSIG_STATE_RUNNING, ALL_ROLES, VMSIG_ADAPTER_HOST);
+        spec = fake_spec(f->log, "beta", VMSIG_STATE_RUNNING, TRIO_ROLES, VMSIG_ADAPTER_HOST);
         g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &spec, &ep), ==, -EIO);
         g_assert_null(ep);
         assert_log(f, "memctx.attach input.attach host.attach input.detach memctx.detach ");
@@ -420,7 +494,7 @@ static void test_attach_errors(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(zombies(f), ==, 0);
 
         /* The name is free again. */
-        attach(f, "beta", VMSIG_STATE_RUNNING, ALL_ROLES);
+        attach(f, "beta", VMSIG_STATE_RUNNING, TRIO_ROLES);
         g_assert_cmpuint(vmsig_core_endpoint_count(f->core), ==, 2);
 }
 
@@ -430,13 +504,13 @@ static void attach_in_callback_hook(Fixture *f, const vmsig_delivery *d) {
         if (r->kind != VMSIG_KIND_ROSTER || r->roster.change != VMSIG_ROSTER_ADDED)
                 return;
         if (strcmp(r->roster.name, "alpha") == 0)
-                attach(f, "beta", VMSIG_STATE_PAUSED, ALL_ROLES); /* from inside a dispatch */
+                attach(f, "beta", VMSIG_STATE_PAUSED, TRIO_ROLES); /* from inside a dispatch */
         else
                 g_assert_cmpint(sd_event_exit(f->event, 0), >=, 0);
 }
 
 static int on_attach_defer(sd_event_source *s, void *userdata) {
-        attach(userdata, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
+        attach(userdata, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         return 0;
 }
 
@@ -504,8 +578,8 @@ static void publish_u64(Fixture *f, vmsig_id id, uint64_t v) {
 }
 
 static void test_detach_during_dispatch(Fixture *f, gconstpointer data) {
-        vmsig_endpoint *a = attach(f, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
-        vmsig_endpoint *b = attach(f, "beta", VMSIG_STATE_RUNNING, ALL_ROLES);
+        vmsig_endpoint *a = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
+        vmsig_endpoint *b = attach(f, "beta", VMSIG_STATE_RUNNING, TRIO_ROLES);
         detach_ctx c = { .target = vmsig_endpoint_get_id(a) };
         vmsig_id bid = vmsig_endpoint_get_id(b);
 
@@ -535,7 +609,7 @@ static void test_detach_during_dispatch(Fixture *f, gconstpointer data) {
 /* A reference taken in the delivery function keeps the detached endpoint
  * past the dispatch; the reap follows its last unref. */
 static void test_detach_during_dispatch_ref(Fixture *f, gconstpointer data) {
-        vmsig_endpoint *a = attach(f, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
+        vmsig_endpoint *a = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         detach_ctx c = { .target = vmsig_endpoint_get_id(a), .keep_ref = true };
 
         subscribe(f, MASK(VMSIG_KIND_SENSOR));
@@ -585,7 +659,7 @@ static void on_endpoint_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t 
  * be removed once, go away with the endpoint, and a callback may detach
  * its own endpoint. */
 static void test_endpoint_fd(Fixture *f, gconstpointer data) {
-        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
+        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         int e1 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), e2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         fd_ctx x1 = { .f = f, .ep = ep }, x2 = { .f = f, .ep = ep };
         vmsig_core_stats st;
@@ -623,7 +697,7 @@ static void test_endpoint_fd(Fixture *f, gconstpointer data) {
 static void test_slot_reuse(Fixture *f, gconstpointer data) {
         vmsig_core_set_max_endpoints(f->core, 1);
         subscribe(f, MASK(VMSIG_KIND_ROSTER));
-        vmsig_endpoint *a = attach(f, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
+        vmsig_endpoint *a = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         vmsig_id old = vmsig_endpoint_get_id(a);
 
         g_assert_cmpint(vmsig_core_detach_endpoint(f->core, a), ==, 0);
@@ -631,7 +705,7 @@ static void test_slot_reuse(Fixture *f, gconstpointer data) {
         attach_fails(f, "beta", VMSIG_STATE_RUNNING, -ENOSPC);
         run_pending(f);
 
-        vmsig_endpoint *b = attach(f, "beta", VMSIG_STATE_RUNNING, ALL_ROLES);
+        vmsig_endpoint *b = attach(f, "beta", VMSIG_STATE_RUNNING, TRIO_ROLES);
         vmsig_id id = vmsig_endpoint_get_id(b);
         g_assert_cmpuint(VMSIG_ID_SLOT(id), ==, VMSIG_ID_SLOT(old));
         g_assert_cmpuint(VMSIG_ID_GENERATION(id), ==, VMSIG_ID_GENERATION(old) + 1);
@@ -674,7 +748,7 @@ static void assert_lifecycle(const record *r, vmsig_lifecycle_op op, vmsig_state
 /* Lifecycle requests go to the host adapter; its reports become LIFECYCLE
  * events, and ROSTER(changed) when the state changed. */
 static void test_lifecycle(Fixture *f, gconstpointer data) {
-        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
+        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         vmsig_id id = vmsig_endpoint_get_id(ep);
         done_ctx d = { 0 };
 
@@ -727,19 +801,95 @@ static void test_lifecycle(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(d.calls, ==, 3);
 }
 
+/* --- display ------------------------------------------------------------------ */
+
+typedef struct image_ctx {
+        unsigned calls;
+        unsigned order; /* value of *counter at the call */
+        unsigned *counter;
+        int error;
+        bool had_image;
+        vmsig_display_image image;
+        uint8_t pixels[sizeof fake_pixels];
+} image_ctx;
+
+/* Reads the image while it is valid: during the callback only. */
+static void on_image(const vmsig_result *r, const vmsig_display_image *image, void *userdata) {
+        image_ctx *c = userdata;
+
+        c->calls++;
+        if (c->counter)
+                c->order = ++*c->counter;
+        c->error = r->error;
+        c->had_image = image;
+        if (!image)
+                return;
+        c->image = *image;
+        g_assert_cmpuint(image->size, ==, sizeof c->pixels);
+        g_assert_cmpint(pread(image->fd, c->pixels, sizeof c->pixels, 0), ==, (ssize_t) sizeof c->pixels);
+}
+
+/* Captures go to the display adapter, which attaches last and detaches
+ * first; they complete later with the image, or with -ENODEV when the
+ * endpoint goes first. A detached endpoint refuses them without asking the
+ * adapter. */
+static void test_display(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES | DISPLAY_ROLE);
+        unsigned counter = 0;
+        image_ctx one = { 0 }, a = { .counter = &counter }, b = { .counter = &counter }, late = { 0 };
+
+        assert_log(f, "memctx.attach input.attach host.attach display.attach ");
+        g_assert_true(vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_DISPLAY));
+
+        g_assert_cmpint(vmsig_endpoint_capture_display(ep, on_image, &one), ==, 0);
+        g_assert_cmpuint(one.calls, ==, 0);
+        assert_log(f, "display.capture ");
+        run_pending(f);
+        g_assert_cmpuint(one.calls, ==, 1);
+        g_assert_cmpint(one.error, ==, 0);
+        g_assert_true(one.had_image);
+        g_assert_cmpint(one.image.encoding, ==, VMSIG_IMAGE_RAW);
+        g_assert_cmpuint(one.image.width, ==, FAKE_WIDTH);
+        g_assert_cmpuint(one.image.height, ==, FAKE_HEIGHT);
+        g_assert_cmpuint(one.image.stride, ==, FAKE_STRIDE);
+        g_assert_cmpmem(one.pixels, sizeof one.pixels, fake_pixels, sizeof fake_pixels);
+
+        g_assert_cmpint(vmsig_endpoint_capture_display(ep, on_image, &a), ==, 0);
+        g_assert_cmpint(vmsig_endpoint_capture_display(ep, on_image, &b), ==, 0);
+        g_assert_cmpint(vmsig_core_detach_endpoint(f->core, ep), ==, 0);
+        assert_log(f, "display.capture display.capture display.detach host.detach input.detach memctx.detach ");
+        g_assert_cmpuint(a.calls, ==, 1);
+        g_assert_cmpuint(b.calls, ==, 1);
+        g_assert_cmpint(a.error, ==, -ENODEV);
+        g_assert_cmpint(b.error, ==, -ENODEV);
+        g_assert_false(a.had_image);
+        g_assert_cmpuint(a.order, <, b.order);
+
+        g_assert_cmpint(vmsig_endpoint_capture_display(ep, on_image, &late), ==, -ENODEV);
+        assert_log(f, "");
+        run_pending(f);
+        assert_log(f, "display.free host.free input.free memctx.free ");
+        g_assert_cmpuint(late.calls, ==, 0);
+        g_assert_cmpuint(a.calls, ==, 1);
+        g_assert_cmpuint(b.calls, ==, 1);
+}
+
 /* Without the adapter for a request, it is not supported. */
 static void test_missing_adapters(Fixture *f, gconstpointer data) {
         vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, 1u << VMSIG_ADAPTER_MEMCTX);
         vmsig_input_event ev = { VMSIG_INPUT_KEY, 30, 1 };
         done_ctx d = { 0 };
+        image_ctx img = { 0 };
 
         g_assert_cmpstr(vmsig_endpoint_get_backend(ep), ==, "none");
         g_assert_true(vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_MEMCTX));
         g_assert_false(vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_HOST));
         g_assert_cmpint(vmsig_endpoint_lifecycle(ep, VMSIG_OP_PAUSE, on_done, &d), ==, -EOPNOTSUPP);
         g_assert_cmpint(vmsig_endpoint_inject_input(ep, &ev, 1, on_done, &d), ==, -EOPNOTSUPP);
+        g_assert_cmpint(vmsig_endpoint_capture_display(ep, on_image, &img), ==, -EOPNOTSUPP);
         run_pending(f);
         g_assert_cmpuint(d.calls, ==, 0);
+        g_assert_cmpuint(img.calls, ==, 0);
 
         vmsig_endpoint *in = attach(f, "beta", VMSIG_STATE_RUNNING, 1u << VMSIG_ADAPTER_INPUT);
         g_assert_cmpint(vmsig_endpoint_inject_input(in, &ev, 1, on_done, &d), ==, 0);
@@ -780,7 +930,7 @@ static bool same_file(int a, int b) {
  * every datum has a descriptor of its own. */
 static void test_memctx(Fixture *f, gconstpointer data) {
         size_t fds = count_fds();
-        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
+        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         vmsig_id id = vmsig_endpoint_get_id(ep);
         vmsig_memctx_source src;
         int ram = make_ram(65536);
@@ -844,7 +994,7 @@ static void test_memctx_ranges(Fixture *f, gconstpointer data) {
                 { 0, 0x8000, 0 },
                 { 0x100000, 0x8000, 0x8000 },
         };
-        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, ALL_ROLES);
+        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         vmsig_memctx_source src;
 
         subscribe(f, MASK(VMSIG_KIND_MEMCTX));
@@ -892,6 +1042,7 @@ int main(int argc, char **argv) {
         ADD("/endpoint/slot-reuse", test_slot_reuse);
         ADD("/endpoint/lifecycle", test_lifecycle);
         ADD("/endpoint/missing-adapters", test_missing_adapters);
+        ADD("/endpoint/display", test_display);
         ADD("/endpoint/memctx", test_memctx);
         ADD("/endpoint/memctx-ranges", test_memctx_ranges);
         g_test_add_func("/endpoint/strings", test_strings);

@@ -61,6 +61,7 @@ struct vmsig_subscriber {
         bool resync_pending;
         uint64_t serial_floor; /* live events up to this serial came through replay */
         bool busy, dead, in_delivery;
+        bool demand_counted; /* its filter is in the demand counts */
 
         vmsig_subscriber *prev, *next;
 };
@@ -75,6 +76,21 @@ typedef struct fd_source {
 } fd_source;
 
 typedef struct endpoint_registry endpoint_registry;
+
+/* How many subscribers want each kind of one endpoint (see
+ * vmsig_core_set_demand_hook()). Entries exist only while total > 0, so a
+ * detached endpoint leaves nothing behind once its subscribers are gone. */
+typedef struct demand_entry {
+        vmsig_id endpoint;
+        unsigned total;
+        unsigned count[VMSIG_KIND_MAX];
+        char key[17]; /* the endpoint in hex: the key in core.demand */
+} demand_entry;
+
+typedef struct demand_hook {
+        vmsig_demand_fn fn;
+        void *userdata;
+} demand_hook;
 
 struct vmsig_core {
         sd_event *event;
@@ -98,6 +114,10 @@ struct vmsig_core {
         size_t n_subscribers;
         size_t queue_limit;
         bool have_dead_subscribers;
+
+        demand_hook demand_hooks[VMSIG_KIND_MAX];
+        unsigned demand_all[VMSIG_KIND_MAX]; /* subscribers of every endpoint */
+        Hashmap *demand;                     /* endpoint key -> demand_entry */
 
         int epoll_fd;
         fd_source *sources;
@@ -133,6 +153,9 @@ void subscribers_offer(vmsig_core *c, event_impl *e);
 bool subscriber_drain(vmsig_subscriber *s);
 bool subscriber_matches(const vmsig_subscriber *s, const vmsig_event *e);
 void subscribers_reap_dead(vmsig_core *c);
+
+/* demand: in subscriber.c, next to what subscribes and frees. */
+void demand_free_all(vmsig_core *c);
 
 /* source.c */
 int sources_init(vmsig_core *c);

@@ -105,10 +105,14 @@ vmsig_core *vmsig_core_free(vmsig_core *c) {
         if (!c)
                 return NULL;
 
+        /* Whoever set a hook goes before the core does; the endpoints it
+         * would look up are gone already. */
+        memset(c->demand_hooks, 0, sizeof c->demand_hooks);
         endpoint_registry_free(c);
         while (c->subscribers)
                 vmsig_subscriber_free(c->subscribers);
         subscribers_reap_dead(c);
+        demand_free_all(c);
         pending_clear(c);
         slots_free_all(c);
         sources_done(c);
@@ -157,6 +161,15 @@ int vmsig_core_register_kind(vmsig_core *c, const char *name, vmsig_priority pri
                 return (int) k;
         }
         return -ENOSPC;
+}
+
+int vmsig_core_find_kind(vmsig_core *c, const char *name) {
+        if (!name)
+                return -EINVAL;
+        for (uint32_t k = 0; k < VMSIG_KIND_MAX; k++)
+                if (c->kinds[k].registered && strcmp(c->kinds[k].name, name) == 0)
+                        return (int) k;
+        return -ENOENT;
 }
 
 kind_info *core_kind(vmsig_core *c, uint32_t kind) {

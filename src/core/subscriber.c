@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -252,9 +254,132 @@ bool subscriber_drain(vmsig_subscriber *s) {
         return progress;
 }
 
+/* --- demand ----------------------------------------------------------------- */
+
+static void demand_key(vmsig_id endpoint, char key[static 17]) {
+        snprintf(key, 17, "%" PRIx64, endpoint);
+}
+
+static demand_entry *demand_get(vmsig_core *c, vmsig_id endpoint) {
+        char key[17];
+
+        if (!c->demand)
+                return NULL;
+        demand_key(endpoint, key);
+        return hashmap_get(c->demand, key);
+}
+
+static demand_entry *demand_get_or_add(vmsig_core *c, vmsig_id endpoint) {
+        demand_entry *e = demand_get(c, endpoint);
+
+        if (e)
+                return e;
+        if (!c->demand && !(c->demand = hashmap_new()))
+                return NULL;
+        e = calloc(1, sizeof *e);
+        if (!e)
+                return NULL;
+        e->endpoint = endpoint;
+        demand_key(endpoint, e->key);
+        if (hashmap_put(c->demand, e->key, e) < 0)
+                return mfree(e);
+        return e;
+}
+
+/* Counts the filter in; returns the kinds that became wanted in *ret. Only
+ * the allocation can fail, and it comes before any count changes. */
+static int demand_add(vmsig_core *c, const vmsig_filter *f, uint32_t *ret) {
+        unsigned *count = c->demand_all;
+        uint32_t rising = 0;
+
+        *ret = 0;
+        if (f->kinds == 0) /* wants nothing by name, so wakes no producer */
+                return 0;
+        if (f->endpoint != 0) {
+                demand_entry *e = demand_get_or_add(c, f->endpoint);
+                if (!e)
+                        return -ENOMEM;
+                e->total++;
+                count = e->count;
+        }
+        for (uint32_t k = 0; k < VMSIG_KIND_MAX; k++)
+                if ((f->kinds & VMSIG_KIND_MASK(k)) && count[k]++ == 0)
+                        rising |= VMSIG_KIND_MASK(k);
+        *ret = rising;
+        return 0;
+}
+
+/* Counts the filter out; returns the kinds nobody wants any more. */
+static uint32_t demand_remove(vmsig_core *c, const vmsig_filter *f) {
+        unsigned *count = c->demand_all;
+        demand_entry *e = NULL;
+        uint32_t falling = 0;
+
+        if (f->endpoint != 0) {
+                e = demand_get(c, f->endpoint);
+                assert(e);
+                count = e->count;
+        }
+        for (uint32_t k = 0; k < VMSIG_KIND_MAX; k++)
+                if ((f->kinds & VMSIG_KIND_MASK(k)) && --count[k] == 0)
+                        falling |= VMSIG_KIND_MASK(k);
+        if (e && --e->total == 0) {
+                hashmap_remove(c->demand, e->key);
+                free(e);
+        }
+        return falling;
+}
+
+static void demand_notify(vmsig_core *c, vmsig_id endpoint, uint32_t kinds, bool wanted) {
+        for (uint32_t k = 0; k < VMSIG_KIND_MAX; k++)
+                if ((kinds & VMSIG_KIND_MASK(k)) && c->demand_hooks[k].fn)
+                        c->demand_hooks[k].fn(c, k, endpoint, wanted, c->demand_hooks[k].userdata);
+}
+
+/* At free time, not when a dead subscriber is destroyed later: a producer
+ * must stop as soon as nobody listens. */
+static void subscriber_release_demand(vmsig_subscriber *s) {
+        if (!s->demand_counted)
+                return;
+        s->demand_counted = false;
+        demand_notify(s->core, s->filter.endpoint, demand_remove(s->core, &s->filter), false);
+}
+
+void demand_free_all(vmsig_core *c) {
+        demand_entry *e;
+
+        if (!c->demand)
+                return;
+        HASHMAP_FOREACH(e, c->demand, st)
+                free(e);
+        c->demand = hashmap_free(c->demand);
+}
+
+int vmsig_core_set_demand_hook(vmsig_core *c, uint32_t kind, vmsig_demand_fn fn, void *userdata) {
+        if (!core_kind(c, kind))
+                return -EINVAL;
+        c->demand_hooks[kind] = (demand_hook) { fn, fn ? userdata : NULL };
+        return 0;
+}
+
+bool vmsig_core_kind_wanted(vmsig_core *c, uint32_t kind, vmsig_id endpoint) {
+        demand_entry *e;
+
+        if (kind >= VMSIG_KIND_MAX)
+                return false;
+        if (c->demand_all[kind] > 0)
+                return true;
+        e = endpoint != 0 ? demand_get(c, endpoint) : NULL;
+        return e && e->count[kind] > 0;
+}
+
+/* --- subscribe and free --------------------------------------------------- */
+
 int vmsig_core_subscribe(vmsig_core *c, const vmsig_filter *filter, size_t queue_limit, vmsig_deliver_fn fn,
                          void *userdata, vmsig_subscriber **ret) {
         vmsig_subscriber *s;
+        uint32_t rising;
+        int r;
 
         if (!fn)
                 return -EINVAL;
@@ -268,6 +393,12 @@ int vmsig_core_subscribe(vmsig_core *c, const vmsig_filter *filter, size_t queue
                 .fn = fn,
                 .userdata = userdata,
         };
+        r = demand_add(c, &s->filter, &rising);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        s->demand_counted = s->filter.kinds != 0;
 
         /* Append, so that delivery order across subscribers is the order in
          * which they subscribed. */
@@ -286,6 +417,9 @@ int vmsig_core_subscribe(vmsig_core *c, const vmsig_filter *filter, size_t queue
                 core_schedule_dispatch(c);
         if (ret)
                 *ret = s;
+        /* Last, so that a producer woken by the hook finds the subscriber
+         * in place. */
+        demand_notify(c, s->filter.endpoint, rising, true);
         return 0;
 }
 
@@ -307,6 +441,7 @@ static void subscriber_destroy(vmsig_subscriber *s) {
 vmsig_subscriber *vmsig_subscriber_free(vmsig_subscriber *s) {
         if (!s)
                 return NULL;
+        subscriber_release_demand(s);
         /* Inside a dispatch the loop may still hold a pointer to s; mark it
          * and let the end of the dispatch free it. */
         if (s->core->dispatching || s->in_delivery) {

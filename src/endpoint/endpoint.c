@@ -523,6 +523,16 @@ int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *eve
         return in->inject(ep->adapters[VMSIG_ADAPTER_INPUT].data, events, n, done, userdata);
 }
 
+int vmsig_endpoint_capture_display(vmsig_endpoint *ep, vmsig_display_done_fn done, void *userdata) {
+        const vmsig_display_ops *d = (const vmsig_display_ops *) ep->adapters[VMSIG_ADAPTER_DISPLAY].ops;
+
+        if (!ep->attached)
+                return -ENODEV;
+        if (!d || !d->capture)
+                return -EOPNOTSUPP;
+        return d->capture(ep->adapters[VMSIG_ADAPTER_DISPLAY].data, done, userdata);
+}
+
 void vmsig_endpoint_cancel_input(vmsig_endpoint *ep, const char *message) {
         const vmsig_input_ops *in = (const vmsig_input_ops *) ep->adapters[VMSIG_ADAPTER_INPUT].ops;
 
