@@ -248,6 +248,7 @@ static void test_spec_adapters(void) {
         g_assert_nonnull(es.adapters[VMSIG_ADAPTER_MEMCTX].ops);
         g_assert_nonnull(es.adapters[VMSIG_ADAPTER_INPUT].ops);
         g_assert_nonnull(es.adapters[VMSIG_ADAPTER_HOST].ops);
+        g_assert_nonnull(es.adapters[VMSIG_ADAPTER_DISPLAY].ops);
         g_assert_false(sd_id128_is_null(es.uuid));
         free_spec_adapters(&es);
         spec.ram_path = NULL;
@@ -663,10 +664,18 @@ static void test_no_fd_leak(Fixture *f, gconstpointer data) {
  * in one read, a full socket buffer, replies nobody asked for, errors to
  * order, and garbage. */
 
+typedef struct FakeFd {
+        int fd;
+        size_t pos; /* in Fake.in of the first byte read with it */
+} FakeFd;
+
 typedef struct Fake {
         char *dir, *path;
         int listen_fd, fd;
         GString *in;
+        bool bytewise;  /* read a byte at a time: a descriptor comes with its byte */
+        GArray *unread; /* FakeFd: received with SCM_RIGHTS, its line not read yet */
+        GArray *fds;    /* int: those that came with the last command, not taken */
 } Fake;
 
 static Fake *fake_new(void) {
@@ -677,6 +686,8 @@ static Fake *fake_new(void) {
         g_assert_nonnull(k->dir);
         k->path = g_build_filename(k->dir, "qmp.sock", NULL);
         k->in = g_string_new(NULL);
+        k->fds = g_array_new(false, false, sizeof(int));
+        k->unread = g_array_new(false, false, sizeof(FakeFd));
         k->fd = -1;
         k->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         g_assert_cmpint(k->listen_fd, >=, 0);
@@ -691,6 +702,12 @@ static void fake_hangup(Fake *k) {
                 close(k->fd);
         k->fd = -1;
         g_string_truncate(k->in, 0);
+        for (unsigned i = 0; i < k->fds->len; i++)
+                close(g_array_index(k->fds, int, i));
+        g_array_set_size(k->fds, 0);
+        for (unsigned i = 0; i < k->unread->len; i++)
+                close(g_array_index(k->unread, FakeFd, i).fd);
+        g_array_set_size(k->unread, 0);
 }
 
 /* QEMU gone: no listener, no socket file. */
@@ -701,6 +718,8 @@ static void fake_free(Fake *k) {
         (void) unlink(k->path);
         (void) rmdir(k->dir);
         g_string_free(k->in, true);
+        g_array_unref(k->fds);
+        g_array_unref(k->unread);
         g_free(k->path);
         g_free(k->dir);
         g_free(k);
@@ -725,28 +744,65 @@ static void fake_send(Fake *k, const char *text) {
  * (then *eof). */
 static bool fake_poll(Fake *k, bool *eof) {
         char buf[65536];
+        union {
+                struct cmsghdr cmsg;
+                char buf[CMSG_SPACE(4 * sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = k->bytewise ? 1 : sizeof buf };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         ssize_t n;
 
-        while ((n = recv(k->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        for (;;) {
+                mh.msg_control = &control;
+                mh.msg_controllen = sizeof control.buf;
+                n = recvmsg(k->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                if (n <= 0)
+                        break;
+                g_assert_false(mh.msg_flags & MSG_CTRUNC);
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                        g_assert_cmpint(c->cmsg_type, ==, SCM_RIGHTS);
+                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                                FakeFd ffd = { .pos = k->in->len };
+                                memcpy(&ffd.fd, CMSG_DATA(c) + i * sizeof(int), sizeof ffd.fd);
+                                g_array_append_val(k->unread, ffd);
+                        }
+                }
                 g_string_append_len(k->in, buf, n);
+        }
         if (eof)
                 *eof = n == 0;
         return n == 0 || strchr(k->in->str, '\n');
 }
 
-/* The next command the backend sent: {"execute", "id", "arguments"}. */
+/* The next command the backend sent: {"execute", "id", "arguments"}; the
+ * descriptors that came with it go to k->fds. */
 static json_object *fake_command(Fixture *f, Fake *k) {
         bool eof = false;
         char *nl;
+        size_t len;
         json_object *cmd;
 
+        g_assert_cmpuint(k->fds->len, ==, 0); /* the last command's were taken */
         RUN_UNTIL(f, fake_poll(k, &eof));
         g_assert_false(eof && !strchr(k->in->str, '\n'));
         nl = strchr(k->in->str, '\n');
         *nl = '\0';
         cmd = json_tokener_parse(k->in->str);
         g_assert_nonnull(cmd);
-        g_string_erase(k->in, 0, nl - k->in->str + 1);
+        len = nl - k->in->str + 1;
+        g_string_erase(k->in, 0, len);
+        for (unsigned i = 0; i < k->unread->len;) {
+                FakeFd *ffd = &g_array_index(k->unread, FakeFd, i);
+                if (ffd->pos >= len) {
+                        ffd->pos -= len;
+                        i++;
+                        continue;
+                }
+                if (k->bytewise) /* with the first byte of the command */
+                        g_assert_cmpuint(ffd->pos, ==, 0);
+                g_array_append_val(k->fds, ffd->fd);
+                g_array_remove_index(k->unread, i);
+        }
         return cmd;
 }
 
@@ -913,6 +969,266 @@ static void test_fake(Fixture *f, gconstpointer data) {
         fake_free(k);
 }
 
+/* --- the display adapter against the fake ----------------------------------- */
+
+typedef struct capture_ctx {
+        Fixture *f;
+        unsigned calls;
+        int error;
+        char message[256];
+        vmsig_image_encoding encoding;
+        GByteArray *data; /* the image, read during the callback */
+        bool sealed;      /* a write to it failed with EPERM */
+        bool again;       /* start another capture from the callback */
+        int again_r;
+        struct capture_ctx *next_ctx;
+} capture_ctx;
+
+static void on_image(const vmsig_result *r, const vmsig_display_image *image, void *userdata) {
+        capture_ctx *x = userdata;
+
+        x->calls++;
+        x->error = r->error;
+        g_strlcpy(x->message, r->message ? r->message : "", sizeof x->message);
+        g_assert_true((r->error == 0) == (image != NULL));
+        if (image) {
+                x->encoding = image->encoding;
+                x->data = g_byte_array_sized_new(image->size);
+                g_byte_array_set_size(x->data, image->size);
+                g_assert_cmpint(pread(image->fd, x->data->data, image->size, 0), ==, (ssize_t) image->size);
+                x->sealed = pwrite(image->fd, "x", 1, 0) < 0 && errno == EPERM;
+        }
+        if (x->again)
+                x->again_r = vmsig_endpoint_capture_display(x->f->ep, on_image, x->next_ctx);
+}
+
+static void capture_ctx_done(capture_ctx *x) {
+        if (x->data)
+                g_byte_array_unref(x->data);
+        x->data = NULL;
+}
+
+static void capture(Fixture *f, capture_ctx *x) {
+        *x = (capture_ctx) { .f = f };
+        g_assert_cmpint(vmsig_endpoint_capture_display(f->ep, on_image, x), ==, 0);
+        g_assert_cmpuint(x->calls, ==, 0); /* from the loop, never from the call */
+}
+
+/* The backend's add-fd: exactly one descriptor came with it, a write-only
+ * one of the backend's memfd, and it gets fdset. */
+static int fake_add_fd(Fixture *f, Fake *k, int64_t fdset) {
+        g_autofree char *text = NULL, *target = NULL;
+        char link[64];
+        json_object *cmd = fake_command(f, k), *args, *v;
+        int fd;
+
+        g_assert_cmpstr(fake_execute(cmd), ==, "add-fd");
+        g_assert_cmpuint(k->fds->len, ==, 1);
+        fd = g_array_index(k->fds, int, 0);
+        g_array_set_size(k->fds, 0);
+        g_assert_cmpint(fcntl(fd, F_GETFL) & O_ACCMODE, ==, O_WRONLY);
+        g_snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        target = g_file_read_link(link, NULL);
+        g_assert_true(g_str_has_prefix(target, "/memfd:vmsig-screendump"));
+        g_assert_true(json_object_object_get_ex(cmd, "arguments", &args));
+        g_assert_true(json_object_object_get_ex(args, "opaque", &v));
+        g_assert_false(json_object_object_get_ex(args, "fdset-id", &v)); /* QEMU picks */
+        text = g_strdup_printf("{\"fd\": 42, \"fdset-id\": %" G_GINT64_FORMAT "}", fdset);
+        fake_reply(k, cmd, text);
+        return fd;
+}
+
+/* The screendump into fdset, PNG asked for or not. */
+static json_object *fake_screendump(Fixture *f, Fake *k, int64_t fdset, bool png) {
+        g_autofree char *filename = g_strdup_printf("/dev/fdset/%" G_GINT64_FORMAT, fdset);
+        json_object *cmd = fake_command(f, k), *args, *v;
+
+        g_assert_cmpstr(fake_execute(cmd), ==, "screendump");
+        g_assert_cmpuint(k->fds->len, ==, 0);
+        g_assert_true(json_object_object_get_ex(cmd, "arguments", &args));
+        g_assert_cmpint(json_object_object_length(args), ==, png ? 2 : 1);
+        g_assert_true(json_object_object_get_ex(args, "filename", &v));
+        g_assert_cmpstr(json_object_get_string(v), ==, filename);
+        g_assert_true(json_object_object_get_ex(args, "format", &v) == png);
+        if (png)
+                g_assert_cmpstr(json_object_get_string(v), ==, "png");
+        return cmd;
+}
+
+static void fake_error(Fake *k, json_object *cmd, const char *desc) {
+        g_autofree char *text = g_strdup_printf("{\"id\": %" G_GINT64_FORMAT ", \"error\": {\"class\": "
+                                                "\"GenericError\", \"desc\": \"%s\"}}\r\n",
+                                                fake_id(cmd), desc);
+        fake_send(k, text);
+        json_object_put(cmd);
+}
+
+static void fake_remove_fd(Fixture *f, Fake *k, int64_t fdset) {
+        json_object *cmd = fake_command(f, k), *args, *v;
+
+        g_assert_cmpstr(fake_execute(cmd), ==, "remove-fd");
+        g_assert_cmpuint(k->fds->len, ==, 0);
+        g_assert_true(json_object_object_get_ex(cmd, "arguments", &args));
+        g_assert_true(json_object_object_get_ex(args, "fdset-id", &v));
+        g_assert_cmpint(json_object_get_int64(v), ==, fdset);
+        fake_reply(k, cmd, "{}");
+}
+
+static void fake_write(int fd, const void *buf, size_t len) {
+        g_assert_cmpint(write(fd, buf, len), ==, (ssize_t) len);
+}
+
+static void assert_nothing_sent(Fixture *f, Fake *k) {
+        bool eof = false;
+
+        run_for(f, 30);
+        g_assert_false(fake_poll(k, &eof));
+        g_assert_false(eof);
+        g_assert_cmpuint(k->unread->len, ==, 0);
+}
+
+static const char fake_png[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x02\xd0\0\0\x01\x90";
+static const char fake_ppm[] = "P6\n2 1\n255\n\xff\0\0\0\xff\0";
+
+static void test_fake_display(Fixture *f, gconstpointer data) {
+        Fake *k = fake_new();
+        vmsig_qmp_spec spec = { .name = NAME, .qmp_socket = k->path };
+        capture_ctx x, y;
+        vmsig_endpoint_spec es;
+        json_object *cmd;
+        size_t n0 = count_fds();
+        int fd;
+
+        k->bytewise = true;
+        g_assert_cmpint(vmsig_qmp_new(&spec, &es, &f->qmp), ==, 0);
+        g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &es, &f->ep), ==, 0);
+        fake_handshake(f, k, "running");
+        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp) && state(f) == VMSIG_STATE_RUNNING);
+
+        /* PNG into the memfd passed with add-fd; a second capture meanwhile
+         * is refused and sends nothing. The image is sealed. Its done
+         * starts the next capture, whose add-fd comes after this one's
+         * remove-fd. */
+        capture(f, &x);
+        x.again = true;
+        x.next_ctx = &y;
+        y = (capture_ctx) { .f = f };
+        g_assert_cmpint(vmsig_endpoint_capture_display(f->ep, on_image, &y), ==, -EBUSY);
+        fd = fake_add_fd(f, k, 0);
+        cmd = fake_screendump(f, k, 0, true);
+        g_assert_cmpint(vmsig_endpoint_capture_display(f->ep, on_image, &y), ==, -EBUSY);
+        fake_write(fd, fake_png, sizeof fake_png - 1);
+        close(fd);
+        fake_reply(k, cmd, "{}");
+        RUN_UNTIL(f, x.calls > 0);
+        g_assert_cmpint(x.error, ==, 0);
+        g_assert_cmpint(x.encoding, ==, VMSIG_IMAGE_PNG);
+        g_assert_cmpmem(x.data->data, x.data->len, fake_png, sizeof fake_png - 1);
+        g_assert_true(x.sealed);
+        g_assert_cmpint(x.again_r, ==, 0);
+        g_assert_cmpuint(y.calls, ==, 0);
+        fake_remove_fd(f, k, 0);
+        capture_ctx_done(&x);
+
+        /* QEMU refuses the screendump (no display): its words, and the
+         * fdset goes all the same. */
+        close(fake_add_fd(f, k, 1));
+        fake_error(k, fake_screendump(f, k, 1, true), "There is no console to take a screendump from");
+        RUN_UNTIL(f, y.calls > 0);
+        g_assert_cmpint(y.error, ==, -EIO);
+        g_assert_cmpstr(y.message, ==, "QEMU: GenericError: There is no console to take a screendump from");
+        g_assert_null(y.data);
+        fake_remove_fd(f, k, 1);
+        assert_nothing_sent(f, k);
+
+        /* add-fd refused: nothing to remove. */
+        capture(f, &x);
+        cmd = fake_command(f, k);
+        g_assert_cmpstr(fake_execute(cmd), ==, "add-fd");
+        g_assert_cmpuint(k->fds->len, ==, 1);
+        close(g_array_index(k->fds, int, 0));
+        g_array_set_size(k->fds, 0);
+        fake_error(k, cmd, "No file descriptor supplied via SCM_RIGHTS");
+        RUN_UNTIL(f, x.calls > 0);
+        g_assert_cmpint(x.error, ==, -EIO);
+        g_assert_cmpstr(x.message, ==, "QEMU: GenericError: No file descriptor supplied via SCM_RIGHTS");
+        assert_nothing_sent(f, k);
+        fake_hangup(k); /* the backend reconnects */
+        fake_handshake(f, k, "running");
+        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp));
+
+        /* A QEMU older than 7.1: no format argument. The same fdset again,
+         * PPM, with what the failed attempt wrote gone; the next capture on
+         * this connection asks for PPM at once. */
+        capture(f, &x);
+        fd = fake_add_fd(f, k, 2);
+        fake_write(fd, "junk", 4);
+        fake_error(k, fake_screendump(f, k, 2, true), "Parameter 'format' is unexpected");
+        cmd = fake_screendump(f, k, 2, false);
+        fake_write(fd, fake_ppm, sizeof fake_ppm - 1);
+        close(fd);
+        fake_reply(k, cmd, "{}");
+        RUN_UNTIL(f, x.calls > 0);
+        g_assert_cmpint(x.error, ==, 0);
+        g_assert_cmpint(x.encoding, ==, VMSIG_IMAGE_PPM);
+        g_assert_cmpmem(x.data->data, x.data->len, fake_ppm, sizeof fake_ppm - 1);
+        capture_ctx_done(&x);
+        fake_remove_fd(f, k, 2);
+
+        /* Remembered; and what is not the image asked for is an error. */
+        capture(f, &x);
+        fd = fake_add_fd(f, k, 3);
+        cmd = fake_screendump(f, k, 3, false);
+        fake_write(fd, "GIF89a", 6);
+        close(fd);
+        fake_reply(k, cmd, "{}");
+        RUN_UNTIL(f, x.calls > 0);
+        g_assert_cmpint(x.error, ==, -EIO);
+        g_assert_cmpstr(x.message, ==, "QEMU's screendump is not a PPM image.");
+        fake_remove_fd(f, k, 3);
+
+        /* Nothing written is an error too. */
+        capture(f, &x);
+        close(fake_add_fd(f, k, 4));
+        fake_reply(k, fake_screendump(f, k, 4, false), "{}");
+        RUN_UNTIL(f, x.calls > 0);
+        g_assert_cmpint(x.error, ==, -EIO);
+        g_assert_cmpstr(x.message, ==, "QEMU answered screendump but wrote no image.");
+        fake_remove_fd(f, k, 4);
+
+        /* The connection drops under the screendump: it fails like any
+         * request in flight, and while reconnecting a capture is refused
+         * from the loop. */
+        capture(f, &x);
+        close(fake_add_fd(f, k, 5));
+        json_object_put(fake_screendump(f, k, 5, false));
+        fake_hangup(k);
+        RUN_UNTIL(f, x.calls > 0);
+        g_assert_cmpint(x.error, ==, -EIO);
+        g_assert_cmpstr(x.message, ==, "QEMU closed the QMP connection before answering.");
+        capture(f, &x);
+        RUN_UNTIL(f, x.calls > 0);
+        g_assert_cmpint(x.error, ==, -EIO);
+        g_assert_true(g_str_has_prefix(x.message, "QEMU of '" NAME "' is not connected yet"));
+
+        /* A new connection may be another QEMU: PNG is asked for again. */
+        fake_handshake(f, k, "running");
+        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp));
+        capture(f, &x);
+        close(fake_add_fd(f, k, 6));
+        json_object_put(fake_screendump(f, k, 6, true));
+
+        /* Detached in flight: -ENODEV, and nothing of it stays open. */
+        detach(f);
+        g_assert_cmpuint(x.calls, ==, 1);
+        g_assert_cmpint(x.error, ==, -ENODEV);
+        g_assert_cmpstr(x.message, ==, "Endpoint '" NAME "' was detached.");
+        run_for(f, 50);
+        fake_hangup(k);
+        g_assert_cmpuint(count_fds(), ==, n0);
+        fake_free(k);
+}
+
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int main(int argc, char **argv) {
@@ -935,5 +1251,6 @@ int main(int argc, char **argv) {
         ADD("/qmp/world-readable", test_world_readable);
         ADD("/qmp/no-fd-leak", test_no_fd_leak);
         ADD("/qmp/fake", test_fake);
+        ADD("/qmp/fake/display", test_fake_display);
         return g_test_run();
 }

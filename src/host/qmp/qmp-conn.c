@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,15 @@ typedef enum conn_state {
         CONN_READY,
 } conn_state;
 
+/* A descriptor that goes out with the byte at offset of the output
+ * buffer: QEMU takes the last one received for the next command that
+ * wants one, so it must travel with that command's text. */
+typedef struct out_fd {
+        size_t offset;
+        int fd; /* ours, a duplicate; closed once sent */
+        struct out_fd *next;
+} out_fd;
+
 typedef struct pending {
         uint64_t id;
         qmp_reply_fn fn;
@@ -50,6 +60,7 @@ struct qmp_conn {
         json_tokener *tok;
         char *out;
         size_t out_len, out_size;
+        out_fd *out_fds; /* ordered by offset */
 
         uint64_t next_id;
         pending *head, *tail;
@@ -136,6 +147,15 @@ static void fail_all(qmp_conn *c, int error, const char *message) {
                 complete(c, cmd, &reply);
 }
 
+static out_fd *out_fd_pop(qmp_conn *c) {
+        out_fd *a = c->out_fds;
+
+        c->out_fds = a->next;
+        safe_close(a->fd);
+        free(a);
+        return c->out_fds;
+}
+
 static void close_socket(qmp_conn *c) {
         if (c->fd >= 0) {
                 /* Unregister before closing: epoll must not see a recycled fd. */
@@ -147,6 +167,8 @@ static void close_socket(qmp_conn *c) {
                 c->tok = NULL;
         }
         c->out_len = 0;
+        while (c->out_fds)
+                (void) out_fd_pop(c);
         c->state = CONN_DISCONNECTED;
         c->peer_pid = 0;
 }
@@ -181,13 +203,40 @@ static int set_events(qmp_conn *c, uint32_t events) {
         return vmsig_core_set_fd_events(vmsig_endpoint_get_core(c->endpoint), c->fd_cookie, events);
 }
 
+/* len bytes, with fd (if >= 0) on the first of them. */
+static ssize_t send_chunk(int sock, const char *buf, size_t len, int fd) {
+        union {
+                struct cmsghdr cmsg;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        struct cmsghdr *cmsg;
+
+        if (fd < 0)
+                return send(sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        mh.msg_control = &control;
+        mh.msg_controllen = sizeof control.buf;
+        cmsg = CMSG_FIRSTHDR(&mh);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+        return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* Never fails the connection itself: a socket that broke is seen by the
  * reading side, from the loop. */
 static void flush(qmp_conn *c) {
         size_t done = 0;
 
         while (c->fd >= 0 && done < c->out_len) {
-                ssize_t n = send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+                out_fd *a = c->out_fds;
+                bool with_fd = a && a->offset == done;
+                /* A chunk never runs into the next descriptor's byte. */
+                out_fd *next = with_fd ? a->next : a;
+                size_t end = next ? next->offset : c->out_len;
+                ssize_t n = send_chunk(c->fd, c->out + done, end - done, with_fd ? a->fd : -1);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -195,10 +244,14 @@ static void flush(qmp_conn *c) {
                                 log_debug_errno(errno, "Cannot write to the QMP socket of '%s': %m", conn_name(c));
                         break;
                 }
+                if (with_fd) /* it went with the first byte, now QEMU's */
+                        (void) out_fd_pop(c);
                 done += (size_t) n;
         }
         memmove(c->out, c->out + done, c->out_len - done);
         c->out_len -= done;
+        for (out_fd *a = c->out_fds; a; a = a->next)
+                a->offset -= done;
         (void) set_events(c, EPOLLIN | (c->out_len > 0 ? EPOLLOUT : 0));
 }
 
@@ -216,15 +269,46 @@ static int append(qmp_conn *c, const char *s, size_t len) {
         return 0;
 }
 
-static int send_command(qmp_conn *c, const char *name, json_object *arguments, qmp_reply_fn fn, void *userdata) {
+/* Queues a duplicate of fd to go with the byte the output buffer is about
+ * to get. */
+static int attach_fd(qmp_conn *c, int fd, out_fd **ret) {
+        out_fd *a = calloc(1, sizeof *a);
+
+        if (!a)
+                return -ENOMEM;
+        a->offset = c->out_len;
+        a->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (a->fd < 0) {
+                free(a);
+                return -errno;
+        }
+        *ret = a;
+        return 0;
+}
+
+static void out_fd_append(qmp_conn *c, out_fd *a) {
+        out_fd **p = &c->out_fds;
+
+        while (*p)
+                p = &(*p)->next;
+        *p = a;
+}
+
+static int send_command(qmp_conn *c, const char *name, json_object *arguments, int fd, qmp_reply_fn fn,
+                        void *userdata) {
         json_object *msg = json_object_new_object();
         pending *cmd = calloc(1, sizeof *cmd);
+        out_fd *a = NULL;
+        size_t out_len = c->out_len;
         const char *s;
         size_t len;
         int r = -ENOMEM;
 
         if (!msg || !cmd)
                 goto fail;
+        if (fd >= 0 && (r = attach_fd(c, fd, &a)) < 0)
+                goto fail;
+        r = -ENOMEM;
         *cmd = (pending) { .id = ++c->next_id, .fn = fn, .userdata = userdata };
         if (json_object_object_add(msg, "execute", json_object_new_string(name)) < 0 ||
             json_object_object_add(msg, "id", json_object_new_int64((int64_t) cmd->id)) < 0)
@@ -232,9 +316,13 @@ static int send_command(qmp_conn *c, const char *name, json_object *arguments, q
         if (arguments && json_object_object_add(msg, "arguments", TAKE_PTR(arguments)) < 0)
                 goto fail;
         s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len);
-        if (!s || append(c, s, len) < 0 || append(c, "\n", 1) < 0)
+        if (!s || append(c, s, len) < 0 || append(c, "\n", 1) < 0) {
+                c->out_len = out_len; /* no half command */
                 goto fail;
+        }
         json_object_put(msg);
+        if (a)
+                out_fd_append(c, a);
         if (c->tail)
                 c->tail->next = cmd;
         else
@@ -243,6 +331,10 @@ static int send_command(qmp_conn *c, const char *name, json_object *arguments, q
         flush(c);
         return 0;
 fail:
+        if (a) {
+                safe_close(a->fd);
+                free(a);
+        }
         json_object_put(arguments);
         json_object_put(msg);
         free(cmd);
@@ -250,11 +342,16 @@ fail:
 }
 
 int qmp_conn_execute(qmp_conn *c, const char *command, json_object *arguments, qmp_reply_fn fn, void *userdata) {
+        return qmp_conn_execute_with_fd(c, command, arguments, -1, fn, userdata);
+}
+
+int qmp_conn_execute_with_fd(qmp_conn *c, const char *command, json_object *arguments, int fd, qmp_reply_fn fn,
+                             void *userdata) {
         if (c->closed || c->state != CONN_READY) {
                 json_object_put(arguments);
                 return -ENOTCONN;
         }
-        return send_command(c, command, arguments, fn, userdata);
+        return send_command(c, command, arguments, fd, fn, userdata);
 }
 
 static void on_capabilities(qmp_conn *c, const qmp_reply *reply, void *userdata) {
@@ -314,7 +411,7 @@ static void handle_message(qmp_conn *c, json_object *msg) {
                 if (c->state != CONN_GREETING)
                         return protocol_error(c, "an unexpected greeting");
                 c->state = CONN_NEGOTIATING;
-                if (send_command(c, "qmp_capabilities", NULL, on_capabilities, NULL) < 0)
+                if (send_command(c, "qmp_capabilities", NULL, -1, on_capabilities, NULL) < 0)
                         return protocol_error(c, "out of memory for qmp_capabilities");
         } else if (json_object_object_get_ex(msg, "event", &v)) {
                 (void) json_object_object_get_ex(msg, "data", &data);

@@ -55,3 +55,9 @@ pid_t qmp_conn_peer_pid(const qmp_conn *c);
 /* Sends a command; fn gets its reply later. Takes ownership of arguments
  * (may be NULL). -ENOTCONN unless ready. */
 int qmp_conn_execute(qmp_conn *c, const char *command, json_object *arguments, qmp_reply_fn fn, void *userdata);
+/* The same, and a duplicate of fd goes to QEMU (SCM_RIGHTS) with the first
+ * byte of the command, for a command that takes one (add-fd, getfd): QEMU
+ * keeps the last descriptor received until such a command uses it. fd
+ * stays the caller's. */
+int qmp_conn_execute_with_fd(qmp_conn *c, const char *command, json_object *arguments, int fd, qmp_reply_fn fn,
+                             void *userdata);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "macro.h"
 #include "qmp-conn.h"
+#include "qmp-display.h"
 #include "qmp-input.h"
 #include "qmp.h"
 
@@ -22,6 +23,7 @@
  * on the defer queue to be completed from the loop. */
 typedef struct request {
         vmsig_done_fn done;
+        vmsig_display_done_fn display_done; /* instead of done, for a capture refused */
         void *userdata;
         int error;
         char message[160];
@@ -54,6 +56,9 @@ struct vmsig_qmp {
         request_queue input;
         bool input_in_flight;
 
+        /* display */
+        qmp_display *display;
+
         /* memctx */
         bool memctx_attached;
         vmsig_memctx_source memctx; /* ram_fd -1 until the RAM file was opened */
@@ -79,6 +84,7 @@ static const char *const op_commands[_VMSIG_OP_MAX] = {
 static vmsig_qmp *qmp_unref(vmsig_qmp *q) {
         if (!q || --q->n_ref > 0)
                 return NULL;
+        qmp_display_free(q->display);
         free(q->ranges);
         free(q->ram_path);
         free(q->qmp_socket);
@@ -118,6 +124,8 @@ static void complete(request *rq, int error, const char *message) {
 
         if (rq->done)
                 rq->done(&res, rq->userdata);
+        else if (rq->display_done)
+                rq->display_done(&res, NULL, rq->userdata);
         json_object_put(rq->input);
         free(rq);
 }
@@ -581,6 +589,7 @@ static void on_conn_state(qmp_conn *c, qmp_conn_event event, void *userdata) {
         switch (event) {
         case QMP_CONN_READY:
                 q->shutdown_seen = false;
+                qmp_display_connected(q->display);
                 ram_sync(q, qmp_conn_peer_pid(c), true);
                 query_status(q);
                 break;
@@ -813,7 +822,37 @@ static const vmsig_input_ops qmp_input_ops = {
         .cancel = input_cancel,
 };
 
+/* The display adapter: screendump, see qmp-display.h. Pending captures
+ * wait on QMP commands, so the host adapter's detach (which frees the
+ * connection) completes them with -ENODEV. */
+
+static int display_capture(void *data, vmsig_display_done_fn done, void *userdata) {
+        vmsig_qmp *q = data;
+        request *rq;
+
+        if (!q->host_attached)
+                return -ENODEV;
+        if (qmp_display_is_busy(q->display))
+                return -EBUSY;
+        if (qmp_conn_is_ready(q->conn))
+                return qmp_display_capture(q->display, q->conn, done, userdata);
+        rq = calloc(1, sizeof *rq);
+        if (!rq)
+                return -ENOMEM;
+        *rq = (request) { .display_done = done, .userdata = userdata };
+        rq->error = refusal(q, rq->message, sizeof rq->message);
+        defer(q, rq);
+        return 0;
+}
+
+static const vmsig_display_ops qmp_display_ops = {
+        .base = { .free = adapter_free },
+        .capture = display_capture,
+};
+
 static int copy_spec(vmsig_qmp *q, const vmsig_qmp_spec *spec) {
+        int r;
+
         q->name = strdup(spec->name);
         q->qmp_socket = strdup(spec->qmp_socket);
         if (!q->name || !q->qmp_socket)
@@ -828,6 +867,10 @@ static int copy_spec(vmsig_qmp *q, const vmsig_qmp_spec *spec) {
                 q->n_ranges = spec->n_ranges;
         }
         q->bootstrap_config = spec->bootstrap_config;
+        r = qmp_display_new(q->name, &q->display);
+        if (r < 0)
+                return r;
+        qmp_display_set_ppm_only(q->display, spec->display_ppm);
         return 0;
 }
 
@@ -883,6 +926,7 @@ int vmsig_qmp_new(const vmsig_qmp_spec *spec, vmsig_endpoint_spec *ret, vmsig_qm
                 q->n_ref--;
         ret->adapters[VMSIG_ADAPTER_INPUT] = (vmsig_adapter) { &qmp_input_ops.base, q };
         ret->adapters[VMSIG_ADAPTER_HOST] = (vmsig_adapter) { &qmp_host_ops.base, q };
+        ret->adapters[VMSIG_ADAPTER_DISPLAY] = (vmsig_adapter) { &qmp_display_ops.base, q };
         if (ret_qmp)
                 *ret_qmp = q;
         return 0;

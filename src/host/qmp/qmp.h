@@ -24,11 +24,17 @@
  *           A new epoch (and a new bootstrap) on every guest reset and for
  *           every new QEMU process (told apart by its pid); QEMU going away
  *           ends the epoch and stops the bootstrap.
+ *   display: screendump into a memfd passed to QEMU (add-fd), PNG where
+ *           QEMU writes it, else PPM (see qmp-display.h); one capture at a
+ *           time, a second one is refused with -EBUSY. QMP errors (no
+ *           display device, say) complete with -EIO and QEMU's words.
  *
  * QEMU is taken to be gone when nothing listens on the socket (ENOENT,
  * ECONNREFUSED), or when the connection drops after a SHUTDOWN event.
- * Until it comes back, lifecycle and input requests complete with -EBADFD;
- * while merely reconnecting, with -EIO.
+ * Until it comes back, lifecycle, input and display requests complete with
+ * -EBADFD; while merely reconnecting, with -EIO. A request in flight when
+ * the connection drops completes with -EIO, and with -ENODEV when the
+ * endpoint is detached.
  *
  * Input codes (vmsig_input_event):
  *   KEY:    QEMU's QKeyCode number (1 "shift" .. 149 "lang2", as QEMU's
@@ -65,9 +71,12 @@ typedef struct vmsig_qmp_spec {
         const vmsig_gpa_range *ranges; /* GPA -> file offset; NULL: flat [0, file size) */
         size_t n_ranges;
         vmsig_bootstrap_config bootstrap_config; /* zeros: the defaults */
+        /* Screendumps in PPM even where QEMU writes PNG: no decoder
+         * needed, but a text screen takes 844 KiB instead of 3. */
+        bool display_ppm;
 } vmsig_qmp_spec;
 
-/* Fills *ret with the endpoint spec (the adapter trio) of a QEMU VM, ready
+/* Fills *ret with the endpoint spec (its adapters) of a QEMU VM, ready
  * for vmsig_core_attach_endpoint(); its initial state is unknown until
  * QEMU answers. Nothing is opened before the attach. If ret_qmp is given it
  * receives a borrowed pointer, valid until the endpoint is reaped. */
