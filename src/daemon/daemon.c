@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "discovered.h"
 #include "log.h"
+#include "memory-trim.h"
 #include "stub.h"
 
 #define VMSIG_BUS_NAME "org.vmsig"
@@ -30,6 +31,7 @@ struct vmsig_daemon {
         vmsig_bus_private *private;
         vmsig_discovered *discovered;
         vmsig_config *config;
+        memory_trim *trim;
 };
 
 static int load_config(vmsig_daemon *d, vmsig_config **ret, char **ret_error) {
@@ -277,6 +279,8 @@ int vmsig_daemon_new(const vmsig_daemon_options *opts, vmsig_daemon **ret) {
         if (r >= 0)
                 r = setup_signals(d);
         if (r >= 0)
+                r = memory_trim_new(d->event, &d->trim);
+        if (r >= 0)
                 r = vmsig_core_new(d->event, &d->core);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up the event loop: %m");
@@ -342,6 +346,7 @@ vmsig_daemon *vmsig_daemon_free(vmsig_daemon *d) {
         d->auth = bus_auth_free(d->auth);
         d->bus = sd_bus_flush_close_unref(d->bus);
         d->core = vmsig_core_free(d->core);
+        d->trim = memory_trim_free(d->trim);
         d->event = sd_event_unref(d->event);
         vmsig_config_free(d->config);
         free(d);
