@@ -348,7 +348,9 @@ run_idle() {
                 echo "@ idle skipped" >>"$results"
                 return 0
         fi
-        sleep 2 # let start-up settle: the roster went out, clients came and went
+        # Let start-up settle: the roster went out, clients came and went,
+        # and the heap was trimmed once, 3 s after that work (memory-trim.c).
+        sleep 4
         strace -f -p "$vmsigd_pid" -o "$tmpdir/strace.out" \
                 -e trace=epoll_wait,epoll_pwait,epoll_pwait2,poll,ppoll,select,nanosleep,clock_nanosleep,timerfd_settime \
                 2>"$tmpdir/strace.log" &
