@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The stub host backend: memfd RAM and its read-only view, asynchronous
- * lifecycle requests and their errors, memctx epochs, the input sink,
- * detach with requests in flight, and no descriptor leaks. */
+ * lifecycle requests and their errors, memctx epochs, the input sink, the
+ * display's test pattern, detach with requests in flight, and no
+ * descriptor leaks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -485,6 +486,308 @@ static void test_detach_from_completion(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(st.fd_sources, ==, 0);
 }
 
+/* --- display ---------------------------------------------------------------------- */
+
+typedef struct capture_ctx {
+        Fixture *f;
+        unsigned calls;
+        unsigned order; /* 1-based position among all completions */
+        int error;
+        bool had_image;
+        vmsig_display_image image;
+        GBytes *pixels;
+        vmsig_endpoint *detach; /* detach this endpoint from the callback */
+} capture_ctx;
+
+static void capture_ctx_clear(capture_ctx *c) {
+        g_clear_pointer(&c->pixels, g_bytes_unref);
+}
+
+/* Reads the image with read(2), while it is valid: during the callback. */
+static void on_capture(const vmsig_result *r, const vmsig_display_image *image, void *userdata) {
+        capture_ctx *c = userdata;
+        size_t n = 0;
+
+        c->calls++;
+        c->order = ++c->f->completions;
+        c->error = r->error;
+        c->had_image = image;
+        if (image) {
+                uint8_t *buf = g_malloc(image->size);
+                c->image = *image;
+                g_assert_cmpint(image->encoding, ==, VMSIG_IMAGE_RAW);
+                g_assert_cmpuint(image->size, ==, (size_t) image->height * image->stride);
+                while (n < image->size) {
+                        ssize_t k = read(image->fd, buf + n, image->size - n);
+                        g_assert_cmpint(k, >, 0);
+                        n += (size_t) k;
+                }
+                g_clear_pointer(&c->pixels, g_bytes_unref);
+                c->pixels = g_bytes_new_take(buf, n);
+        }
+        if (c->detach)
+                g_assert_cmpint(vmsig_core_detach_endpoint(c->f->core, c->detach), ==, 0);
+}
+
+static void start_capture(vmsig_endpoint *ep, capture_ctx *c) {
+        unsigned calls = c->calls;
+
+        g_assert_cmpint(vmsig_endpoint_capture_display(ep, on_capture, c), ==, 0);
+        /* Never completed from inside the request. */
+        g_assert_cmpuint(c->calls, ==, calls);
+}
+
+/* One capture, completed from the loop; returns its pixels. */
+static GBytes *capture(Fixture *f, vmsig_endpoint *ep) {
+        capture_ctx c = { .f = f };
+
+        start_capture(ep, &c);
+        run_pending(f);
+        g_assert_cmpuint(c.calls, ==, 1);
+        g_assert_cmpint(c.error, ==, 0);
+        g_assert_true(c.had_image);
+        return c.pixels;
+}
+
+static void lifecycle_ok(Fixture *f, vmsig_endpoint *ep, vmsig_lifecycle_op op) {
+        done_ctx d = { .f = f };
+
+        request(ep, op, &d);
+        run_pending(f);
+        g_assert_cmpuint(d.calls, ==, 1);
+        g_assert_cmpint(d.error, ==, 0);
+}
+
+/* The XRGB8888 pixel at (x, y): bytes B, G, R, X. */
+static uint32_t pixel_at(GBytes *b, uint32_t width, uint32_t x, uint32_t y) {
+        gsize size;
+        const uint8_t *p = g_bytes_get_data(b, &size);
+        size_t i = ((size_t) y * width + x) * 4;
+
+        g_assert_cmpuint(i + 4, <=, size);
+        g_assert_cmpuint(p[i + 3], ==, 0);
+        return (uint32_t) p[i + 2] << 16 | (uint32_t) p[i + 1] << 8 | p[i];
+}
+
+static vmsig_endpoint *attach_display(vmsig_core *c, const char *name, vmsig_state state, uint32_t w, uint32_t h,
+                                      uint64_t latency_usec) {
+        vmsig_stub_spec spec = { .name = name, .ram_size = RAM_SIZE, .initial_state = state,
+                                 .display_width = w, .display_height = h, .latency_usec = latency_usec };
+        vmsig_endpoint_spec es;
+        vmsig_endpoint *ep = NULL;
+
+        g_assert_cmpint(vmsig_stub_new(&spec, &es, NULL), ==, 0);
+        g_assert_cmpint(vmsig_core_attach_endpoint(c, &es, &ep), ==, 0);
+        return ep;
+}
+
+/* Every stub has a display: 640x480 by default, or the size asked for,
+ * XRGB8888 rows of width * 4 bytes, in one memfd the stub makes on the
+ * first capture and reuses. It adds no fd source and so no wakeup; a size
+ * out of range is refused without allocating anything. */
+static void test_display_image(Fixture *f, gconstpointer data) {
+        vmsig_stub_spec bad = { .name = "bad", .ram_size = RAM_SIZE };
+        uint32_t bad_sizes[][2] = {
+                { VMSIG_STUB_DISPLAY_MIN - 1, 0 },
+                { 0, VMSIG_STUB_DISPLAY_MIN - 1 },
+                { VMSIG_STUB_DISPLAY_MAX + 1, 480 },
+                { 640, VMSIG_STUB_DISPLAY_MAX + 1 },
+                { UINT32_MAX, UINT32_MAX },
+        };
+        vmsig_endpoint_spec es;
+        size_t fds = count_fds();
+        vmsig_core_stats st;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad_sizes); i++) {
+                bad.display_width = bad_sizes[i][0];
+                bad.display_height = bad_sizes[i][1];
+                g_assert_cmpint(vmsig_stub_new(&bad, &es, NULL), ==, -EINVAL);
+        }
+        g_assert_cmpuint(count_fds(), ==, fds);
+
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
+        run_pending(f);
+        vmsig_core_get_stats(f->core, &st);
+        g_assert_cmpuint(st.fd_sources, ==, 1); /* the request queue's, no more */
+        g_assert_cmpint(sd_event_run(f->event, 0), ==, 0);
+        g_assert_true(vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_DISPLAY));
+        fds = count_fds();
+
+        capture_ctx c = { .f = f };
+        start_capture(ep, &c);
+        run_pending(f);
+        g_assert_cmpuint(c.calls, ==, 1);
+        g_assert_cmpint(c.error, ==, 0);
+        g_assert_cmpuint(c.image.width, ==, 640);
+        g_assert_cmpuint(c.image.height, ==, 480);
+        g_assert_cmpuint(c.image.stride, ==, 640 * 4);
+        g_assert_cmpuint(c.image.size, ==, 640 * 480 * 4);
+        g_assert_cmpuint(g_bytes_get_size(c.pixels), ==, 640 * 480 * 4);
+        g_assert_cmpuint(count_fds(), ==, fds + 1);
+        /* Colour bars, left to right: grey ... red ... black. */
+        g_assert_cmphex(pixel_at(c.pixels, 640, 0, 240), ==, 0xc0c0c0);
+        g_assert_cmphex(pixel_at(c.pixels, 640, 5 * 80, 240), ==, 0xc00000);
+        g_assert_cmphex(pixel_at(c.pixels, 640, 639, 240), ==, 0x000000);
+        int first_fd = c.image.fd;
+
+        /* The same memfd again, read from offset 0 again. */
+        start_capture(ep, &c);
+        run_pending(f);
+        g_assert_cmpuint(c.calls, ==, 2);
+        g_assert_cmpint(c.image.fd, ==, first_fd);
+        g_assert_cmpuint(g_bytes_get_size(c.pixels), ==, 640 * 480 * 4);
+        g_assert_cmpuint(count_fds(), ==, fds + 1);
+        capture_ctx_clear(&c);
+
+        vmsig_endpoint *small = attach_display(f->core, "beta", VMSIG_STATE_PAUSED, 100, 40, 0);
+        start_capture(small, &c);
+        run_pending(f);
+        g_assert_cmpint(c.error, ==, 0);
+        g_assert_cmpuint(c.image.width, ==, 100);
+        g_assert_cmpuint(c.image.height, ==, 40);
+        g_assert_cmpuint(c.image.stride, ==, 400);
+        g_assert_cmpuint(c.image.size, ==, 100 * 40 * 4);
+        capture_ctx_clear(&c);
+}
+
+/* A paused guest shows the same frame on every capture; a running one a
+ * new frame every time. */
+static void test_display_clock(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *paused = attach_stub(f->core, "alpha", VMSIG_STATE_PAUSED, NULL);
+        vmsig_endpoint *running = attach_stub(f->core, "beta", VMSIG_STATE_RUNNING, NULL);
+        g_autoptr(GBytes) p1 = capture(f, paused), p2 = capture(f, paused);
+        g_autoptr(GBytes) r1 = capture(f, running), r2 = capture(f, running), r3 = capture(f, running);
+
+        g_assert_true(g_bytes_equal(p1, p2));
+        g_assert_false(g_bytes_equal(r1, r2));
+        g_assert_false(g_bytes_equal(r2, r3));
+        g_assert_false(g_bytes_equal(r1, r3));
+        g_assert_false(g_bytes_equal(r1, p1));
+}
+
+static bool is_dark(GBytes *b) {
+        gsize size;
+        const uint8_t *p = g_bytes_get_data(b, &size);
+
+        for (gsize i = 0; i < size; i++)
+                if (p[i] > 0x1f)
+                        return false;
+        return true;
+}
+
+/* Pause, reset and power-off each change the picture, and the new picture
+ * holds while nothing runs; shut off, the display is dark. Two stubs in
+ * the same state with the same history show the same picture. */
+static void test_display_state(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
+        vmsig_endpoint *twin = attach_stub(f->core, "beta", VMSIG_STATE_RUNNING, NULL);
+        g_autoptr(GBytes) running = capture(f, ep);
+
+        lifecycle_ok(f, ep, VMSIG_OP_PAUSE);
+        g_autoptr(GBytes) paused = capture(f, ep), paused2 = capture(f, ep);
+        g_assert_false(g_bytes_equal(paused, running));
+        g_assert_true(g_bytes_equal(paused, paused2));
+
+        lifecycle_ok(f, ep, VMSIG_OP_RESET);
+        g_assert_cmpint(vmsig_endpoint_get_state(ep), ==, VMSIG_STATE_PAUSED);
+        g_autoptr(GBytes) reset = capture(f, ep), reset2 = capture(f, ep);
+        g_assert_false(g_bytes_equal(reset, paused));
+        g_assert_true(g_bytes_equal(reset, reset2));
+        lifecycle_ok(f, ep, VMSIG_OP_RESET);
+        g_autoptr(GBytes) reset_again = capture(f, ep);
+        g_assert_false(g_bytes_equal(reset_again, reset));
+
+        lifecycle_ok(f, ep, VMSIG_OP_POWER_OFF);
+        g_autoptr(GBytes) off = capture(f, ep), off2 = capture(f, ep);
+        g_assert_false(g_bytes_equal(off, reset_again));
+        g_assert_true(g_bytes_equal(off, off2));
+        g_assert_true(is_dark(off));
+        g_assert_false(is_dark(reset_again));
+        g_assert_false(is_dark(running));
+
+        /* Deterministic: the same history draws the same pixels. */
+        g_autoptr(GBytes) twin_running = capture(f, twin);
+        g_assert_true(g_bytes_equal(twin_running, running));
+        lifecycle_ok(f, twin, VMSIG_OP_PAUSE);
+        g_autoptr(GBytes) twin_paused = capture(f, twin);
+        g_assert_true(g_bytes_equal(twin_paused, paused));
+}
+
+/* Captures queue with the other requests and complete in order, also when
+ * requests take time: the one behind a pause shows the paused guest. */
+static void test_display_order(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *ep = attach_display(f->core, "alpha", VMSIG_STATE_RUNNING, 0, 0, 2000);
+        capture_ctx before = { .f = f }, after = { .f = f };
+        done_ctx pause = { .f = f };
+
+        start_capture(ep, &before);
+        request(ep, VMSIG_OP_PAUSE, &pause);
+        start_capture(ep, &after);
+        for (int i = 0; i < 100 && after.calls == 0; i++)
+                g_assert_cmpint(sd_event_run(f->event, 1000000), >=, 0);
+        g_assert_cmpuint(before.order, ==, 1);
+        g_assert_cmpuint(pause.order, ==, 2);
+        g_assert_cmpuint(after.order, ==, 3);
+        g_assert_cmpint(before.error, ==, 0);
+        g_assert_cmpint(after.error, ==, 0);
+        g_assert_cmphex(pixel_at(before.pixels, 640, 0, 240), ==, 0xc0c0c0);
+        g_assert_cmphex(pixel_at(after.pixels, 640, 0, 240), ==, 0x6060e0);
+        capture_ctx_clear(&before);
+        capture_ctx_clear(&after);
+}
+
+/* Captures in flight when the endpoint goes complete with -ENODEV and no
+ * image, once, in order with the other requests; one that detaches from
+ * its callback cancels those behind it. A capture of a detached endpoint is
+ * refused and does nothing: no callback, no descriptor. */
+static void test_display_detach(Fixture *f, gconstpointer data) {
+        vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
+        capture_ctx c1 = { .f = f }, c2 = { .f = f }, late = { .f = f };
+        done_ctx d = { .f = f };
+
+        start_capture(ep, &c1);
+        request(ep, VMSIG_OP_PAUSE, &d);
+        start_capture(ep, &c2);
+        g_assert_cmpint(vmsig_core_detach_endpoint(f->core, ep), ==, 0);
+        g_assert_cmpuint(c1.calls, ==, 1);
+        g_assert_cmpuint(c2.calls, ==, 1);
+        g_assert_cmpint(c1.error, ==, -ENODEV);
+        g_assert_cmpint(c2.error, ==, -ENODEV);
+        g_assert_false(c1.had_image);
+        g_assert_false(c2.had_image);
+        g_assert_cmpuint(c1.order, ==, 1);
+        g_assert_cmpuint(d.order, ==, 2);
+        g_assert_cmpuint(c2.order, ==, 3);
+
+        /* The reference keeps the detached endpoint for the late call. */
+        vmsig_endpoint_ref(ep);
+        run_pending(f);
+        size_t fds = count_fds();
+        g_assert_cmpint(vmsig_endpoint_capture_display(ep, on_capture, &late), ==, -ENODEV);
+        run_pending(f);
+        g_assert_cmpuint(late.calls, ==, 0);
+        g_assert_cmpuint(c1.calls, ==, 1);
+        g_assert_cmpuint(c2.calls, ==, 1);
+        g_assert_cmpuint(count_fds(), ==, fds);
+        vmsig_endpoint_unref(ep);
+        run_pending(f);
+        fds = count_fds();
+        g_assert_cmpuint(vmsig_core_endpoint_count(f->core), ==, 0);
+
+        vmsig_endpoint *b = attach_stub(f->core, "beta", VMSIG_STATE_RUNNING, NULL);
+        capture_ctx first = { .f = f, .detach = b }, second = { .f = f };
+        start_capture(b, &first);
+        start_capture(b, &second);
+        run_pending(f);
+        g_assert_cmpuint(first.calls, ==, 1);
+        g_assert_cmpint(first.error, ==, 0);
+        g_assert_cmpuint(second.calls, ==, 1);
+        g_assert_cmpint(second.error, ==, -ENODEV);
+        g_assert_false(second.had_image);
+        capture_ctx_clear(&first);
+        g_assert_cmpuint(count_fds(), ==, fds);
+}
+
 /* --- descriptors ---------------------------------------------------------------------- */
 
 #define N_VMS 8
@@ -492,6 +795,7 @@ static void test_detach_from_completion(Fixture *f, gconstpointer data) {
 static void exercise(vmsig_core *c, vmsig_endpoint **eps, size_t n) {
         sd_event *e = vmsig_core_get_event(c);
         done_ctx d[N_VMS] = { 0 };
+        capture_ctx cap[N_VMS];
         Fixture f = { .core = c };
         vmsig_input_event key = { VMSIG_INPUT_KEY, 30, 1 };
 
@@ -499,18 +803,24 @@ static void exercise(vmsig_core *c, vmsig_endpoint **eps, size_t n) {
                 d[i].f = &f;
                 request(eps[i], VMSIG_OP_RESET, &d[i]);
                 g_assert_cmpint(vmsig_endpoint_inject_input(eps[i], &key, 1, NULL, NULL), ==, 0);
+                cap[i] = (capture_ctx) { .f = &f };
+                start_capture(eps[i], &cap[i]);
         }
         while (sd_event_run(e, 0) > 0)
                 ;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 g_assert_cmpuint(d[i].calls, ==, 1);
+                g_assert_cmpuint(cap[i].calls, ==, 1);
+                g_assert_cmpint(cap[i].error, ==, 0);
+                capture_ctx_clear(&cap[i]);
+        }
 }
 
 static int hold_busy(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
         return VMSIG_DELIVER_BUSY;
 }
 
-/* Stub VMs, their RAM, eventfds and every memctx datum (also one still
+/* Stub VMs, their RAM, eventfds, displays and every memctx datum (also one still
  * queued for a stuck subscriber) give back their descriptors: by detach and
  * reap, and by freeing the core with VMs still attached. */
 static void test_no_fd_leak(void) {
@@ -562,6 +872,11 @@ int main(int argc, char **argv) {
         ADD("/stub/lifecycle/reset-epoch", test_reset_epoch);
         ADD("/stub/input", test_input);
         ADD("/stub/input/log-bound", test_input_log_bound);
+        ADD("/stub/display/image", test_display_image);
+        ADD("/stub/display/clock", test_display_clock);
+        ADD("/stub/display/state", test_display_state);
+        ADD("/stub/display/order", test_display_order);
+        ADD("/stub/display/detach", test_display_detach);
         ADD("/stub/detach/pending", test_detach_pending);
         ADD("/stub/detach/from-completion", test_detach_from_completion);
         g_test_add_func("/stub/no-fd-leak", test_no_fd_leak);

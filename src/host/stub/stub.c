@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,8 +19,10 @@
 #include "stub.h"
 
 #define INPUT_LOG_MAX 4096
+#define DISPLAY_WIDTH_DEFAULT 640
+#define DISPLAY_HEIGHT_DEFAULT 480
 
-typedef enum request_type { REQUEST_LIFECYCLE, REQUEST_INPUT } request_type;
+typedef enum request_type { REQUEST_LIFECYCLE, REQUEST_INPUT, REQUEST_CAPTURE } request_type;
 
 typedef struct request {
         request_type type;
@@ -27,6 +30,7 @@ typedef struct request {
         size_t n_events;
         vmsig_input_event *events;
         vmsig_done_fn done;
+        vmsig_display_done_fn capture_done; /* REQUEST_CAPTURE */
         void *userdata;
         uint64_t due; /* CLOCK_MONOTONIC usec, with a latency */
         char cancelled[160]; /* why the input was dropped */
@@ -52,6 +56,12 @@ struct vmsig_stub {
 
         vmsig_input_event *input_log;
         size_t input_head, n_input;
+
+        uint64_t resets; /* completed resets: the band of the test pattern */
+        uint64_t ticks;  /* captures while running: the clock of the test pattern */
+        int display_fd;  /* the last capture; made on the first */
+        uint32_t *display;
+        size_t display_size;
 };
 
 static vmsig_stub *stub_unref(vmsig_stub *s) {
@@ -69,7 +79,9 @@ static void adapter_free(void *data) {
 
 static void complete(request *q, int error, const char *message) {
         vmsig_result res = { .error = error, .message = message };
-        if (q->done)
+        if (q->type == REQUEST_CAPTURE)
+                q->capture_done(&res, NULL, q->userdata);
+        else if (q->done)
                 q->done(&res, q->userdata);
         free(q->events);
         free(q);
@@ -166,6 +178,8 @@ static void run_lifecycle(vmsig_stub *s, request *q) {
                 complete(q, -EBADFD, msg);
                 return;
         }
+        if (q->op == VMSIG_OP_RESET)
+                s->resets++;
         vmsig_endpoint_report_lifecycle(s->endpoint, q->op, to);
         complete(q, 0, NULL);
 }
@@ -199,6 +213,114 @@ static void run_input(vmsig_stub *s, request *q) {
         complete(q, 0, NULL);
 }
 
+/* Display: a test pattern drawn into a memfd on each capture. */
+
+/* 75% colour bars: every channel is 0x00 or 0xc0, so neither the band
+ * (0x80) nor the clock (0x40..0x7f) can look like a bar. */
+static const uint32_t bar_colours[8] = {
+        0xc0c0c0, 0xc0c000, 0x00c0c0, 0x00c000, 0xc000c0, 0xc00000, 0x0000c0, 0x000000,
+};
+
+/* Every state has a palette of its own. */
+static uint32_t tint(uint32_t rgb, vmsig_state state) {
+        switch (state) {
+        case VMSIG_STATE_RUNNING:
+                return rgb;
+        case VMSIG_STATE_PAUSED: /* dimmed, bluish */
+                return ((rgb >> 1) & 0x7f7f7f) | 0x000080;
+        case VMSIG_STATE_SHUT_OFF: /* all but black */
+                return (rgb >> 3) & 0x1f1f1f;
+        default:
+                return rgb ^ 0xffffff;
+        }
+}
+
+static void fill(uint32_t *row, uint32_t n, uint32_t rgb) {
+        uint32_t px = htole32(rgb);
+        for (uint32_t i = 0; i < n; i++)
+                row[i] = px;
+}
+
+/* Bars across, a band whose row depends on the resets, and a block along
+ * the bottom that moves one step and changes colour with every tick. */
+static void render(uint32_t *px, uint32_t w, uint32_t h, vmsig_state state, uint64_t resets, uint64_t tick) {
+        uint32_t band_h = h / 16, band_y = (uint32_t) (resets % (h / band_h)) * band_h;
+        uint32_t block = MIN(w, h) / 16, block_x = (uint32_t) (tick % (w / block)) * block;
+        uint32_t clock = 0x404040 | ((uint32_t) tick * UINT32_C(0x9e3779b1) & 0x3f3f3f);
+
+        for (uint32_t x = 0; x < w; x++)
+                px[x] = htole32(tint(bar_colours[(uint64_t) x * 8 / w], state));
+        for (uint32_t y = 1; y < h; y++)
+                memcpy(px + (size_t) y * w, px, (size_t) w * 4);
+        for (uint32_t y = band_y; y < band_y + band_h; y++)
+                fill(px + (size_t) y * w, w, tint(0x808080, state));
+        for (uint32_t y = h - block; y < h; y++)
+                fill(px + (size_t) y * w + block_x, block, tint(clock, state));
+}
+
+static int display_create(vmsig_stub *s) {
+        _cleanup_close_ int fd = -1;
+        size_t size = (size_t) s->spec.display_width * s->spec.display_height * 4;
+        void *p;
+
+        fd = memfd_create(s->name, MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fchmod(fd, 0600) < 0) /* as the RAM: not for other users */
+                return -errno;
+        if (ftruncate(fd, (off_t) size) < 0)
+                return -errno;
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        s->display = p;
+        s->display_size = size;
+        s->display_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static void display_release(vmsig_stub *s) {
+        if (s->display)
+                (void) munmap(s->display, s->display_size);
+        s->display = NULL;
+        s->display_size = 0;
+        s->display_fd = safe_close(s->display_fd);
+}
+
+static void run_capture(vmsig_stub *s, request *q) {
+        vmsig_state state = vmsig_endpoint_get_state(s->endpoint);
+        vmsig_result res = {};
+        char msg[128];
+        int r;
+
+        /* Most VMs are never looked at: the display is made on first use. */
+        if (s->display_fd < 0) {
+                r = display_create(s);
+                if (r < 0) {
+                        snprintf(msg, sizeof msg, "Cannot create the display of endpoint '%s': %s", s->name,
+                                 strerror(-r));
+                        complete(q, r, msg);
+                        return;
+                }
+        }
+        if (state == VMSIG_STATE_RUNNING)
+                s->ticks++;
+        render(s->display, s->spec.display_width, s->spec.display_height, state, s->resets, s->ticks);
+        /* The receiver may read(2) it: the image starts at offset 0. */
+        (void) lseek(s->display_fd, 0, SEEK_SET);
+
+        vmsig_display_image image = {
+                .fd = s->display_fd,
+                .size = s->display_size,
+                .encoding = VMSIG_IMAGE_RAW,
+                .width = s->spec.display_width,
+                .height = s->spec.display_height,
+                .stride = s->spec.display_width * 4,
+        };
+        q->capture_done(&res, &image, q->userdata);
+        free(q);
+}
+
 static void complete_cancelled(vmsig_stub *s) {
         for (request *q; (q = s->cancelled);) {
                 s->cancelled = q->next;
@@ -220,6 +342,8 @@ static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t rev
                 bool last = q == tail;
                 if (q->type == REQUEST_LIFECYCLE)
                         run_lifecycle(s, q);
+                else if (q->type == REQUEST_CAPTURE)
+                        run_capture(s, q);
                 else
                         run_input(s, q);
                 if (last)
@@ -447,17 +571,53 @@ static const vmsig_sensor_ops stub_memctx_ops = {
         .write_ram = memctx_write_ram,
 };
 
+/* The display adapter: captures queue behind the other requests, so that
+ * they show the guest as those left it. The host adapter's detach
+ * completes them with -ENODEV. */
+
+static int display_capture(void *data, vmsig_display_done_fn done, void *userdata) {
+        vmsig_stub *s = data;
+        request *q;
+
+        if (!done)
+                return -EINVAL;
+        q = calloc(1, sizeof *q);
+        if (!q)
+                return -ENOMEM;
+        *q = (request) { .type = REQUEST_CAPTURE, .capture_done = done, .userdata = userdata };
+        return queue_push(s, q);
+}
+
+static void display_detach(void *data, vmsig_endpoint *ep) {
+        display_release(data);
+}
+
+static const vmsig_display_ops stub_display_ops = {
+        .base = { .detach = display_detach, .free = adapter_free },
+        .capture = display_capture,
+};
+
+static bool display_size_is_valid(uint32_t n) {
+        return n == 0 || (n >= VMSIG_STUB_DISPLAY_MIN && n <= VMSIG_STUB_DISPLAY_MAX);
+}
+
 int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_stub **ret_stub) {
         vmsig_stub *s;
 
         if (!vmsig_endpoint_name_is_valid(spec->name) || spec->ram_size == 0 || spec->ram_size % 4096)
+                return -EINVAL;
+        if (!display_size_is_valid(spec->display_width) || !display_size_is_valid(spec->display_height))
                 return -EINVAL;
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
         s->n_ref = _VMSIG_ADAPTER_MAX;
         s->spec = *spec;
-        s->ram_fd = s->event_fd = -1;
+        s->ram_fd = s->event_fd = s->display_fd = -1;
+        if (s->spec.display_width == 0)
+                s->spec.display_width = DISPLAY_WIDTH_DEFAULT;
+        if (s->spec.display_height == 0)
+                s->spec.display_height = DISPLAY_HEIGHT_DEFAULT;
         s->memctx.ram_fd = -1;
         s->name = strdup(spec->name);
         if (!s->name) {
@@ -476,6 +636,7 @@ int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_
         ret->adapters[VMSIG_ADAPTER_MEMCTX] = (vmsig_adapter) { &stub_memctx_ops.base, s };
         ret->adapters[VMSIG_ADAPTER_INPUT] = (vmsig_adapter) { &stub_input_ops.base, s };
         ret->adapters[VMSIG_ADAPTER_HOST] = (vmsig_adapter) { &stub_host_ops.base, s };
+        ret->adapters[VMSIG_ADAPTER_DISPLAY] = (vmsig_adapter) { &stub_display_ops.base, s };
         if (ret_stub)
                 *ret_stub = s;
         return 0;

@@ -3,9 +3,16 @@
 
 /*
  * The stub host backend: a simulated VM with memfd RAM, a lifecycle state
- * machine and an input sink that records what was injected. It behaves
- * like a real backend: every request completes later, from the loop,
- * through an eventfd registered with the core, and invalid transitions fail.
+ * machine, an input sink that records what was injected and a display. It
+ * behaves like a real backend: every request completes later, from the
+ * loop, through an eventfd registered with the core, and invalid
+ * transitions fail.
+ *
+ * The display shows a test pattern that is a function of the guest state,
+ * the number of resets and a clock that ticks once per capture while the
+ * guest runs: a running VM shows a new frame on every capture, a paused one
+ * the same frame again, a shut-off one a dark pattern. It is drawn only
+ * when captured, so an idle stub never wakes up for it.
  */
 
 #include <stddef.h>
@@ -28,9 +35,15 @@ typedef struct vmsig_stub_spec {
          * since a simulated VM has no guest OS to find. */
         bool bootstrap;
         vmsig_bootstrap_config bootstrap_config; /* fail_first: fail injection */
+        /* The display, VMSIG_STUB_DISPLAY_MIN..MAX pixels a side; 0: 640
+         * wide, 480 high. */
+        uint32_t display_width, display_height;
 } vmsig_stub_spec;
 
-/* Fills *ret with the endpoint spec (the adapter trio) of a new stub VM,
+#define VMSIG_STUB_DISPLAY_MIN 16u
+#define VMSIG_STUB_DISPLAY_MAX 4096u
+
+/* Fills *ret with the endpoint spec (every adapter role) of a new stub VM,
  * ready for vmsig_core_attach_endpoint(). If ret_stub is given it receives
  * a borrowed pointer, valid until the endpoint is reaped. */
 int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_stub **ret_stub);
