@@ -114,7 +114,8 @@ static int image_check(qmp_display *d, vmsig_display_image *ret, const char **re
         }
         if (d->png ? (size_t) n < sizeof png_magic || memcmp(head, png_magic, sizeof png_magic) != 0
                    : n < 2 || memcmp(head, "P6", 2) != 0) {
-                *ret_message = d->png ? "QEMU's screendump is not a PNG image." : "QEMU's screendump is not a PPM image.";
+                *ret_message = d->png ? "QEMU's screendump is not a PNG image."
+                                      : "QEMU's screendump is not a PPM image.";
                 return -EIO;
         }
         *ret = (vmsig_display_image) {
