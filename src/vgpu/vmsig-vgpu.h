@@ -67,6 +67,9 @@ vmsig_vgpu *vmsig_vgpu_free(vmsig_vgpu *v);
 /* The kind number of "frame" in this core. */
 uint32_t vmsig_vgpu_kind(vmsig_vgpu *v);
 void vmsig_vgpu_get_stats(vmsig_vgpu *v, vmsig_vgpu_stats *ret);
+/* A new rate (0: the default) for the next captures, as on a reload;
+ * -ERANGE past VMSIG_VGPU_RATE_MAX. */
+int vmsig_vgpu_set_rate(vmsig_vgpu *v, double rate);
 
 /* Decodes an image into a new sealed frame (seq, timestamp left 0); for
  * tools and tests. -EBADMSG for a malformed image, -EFBIG past
