@@ -2,10 +2,12 @@
 # Install what building and testing vmsig needs on Debian 12, if missing.
 # Sourced by demo.sh and test.sh; safe to run again.
 set -e
+# libpng-dev: libvmsig-vgpu, the guest display as frames (configure
+# --enable-vgpu, on by default when libpng is there).
 VMSIG_DEPS="build-essential autoconf automake libtool autoconf-archive pkg-config
 libsystemd-dev libxml2-dev libxml2-utils libglib2.0-dev libglib2.0-bin libdbus-1-dev
 dbus-daemon systemd polkitd pkexec valgrind strace util-linux
-libjson-c-dev qemu-system-x86 clang
+libjson-c-dev qemu-system-x86 clang libpng-dev
 debhelper dpkg-dev lintian bash-completion man-db groff-base dbus"
 
 missing=""

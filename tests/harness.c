@@ -640,6 +640,11 @@ VtDaemon *vt_daemon_start_full(VtBus *bus, const char *config_xml, const char *c
         g_ptr_array_add(argv, NULL);
 
         env = child_environ(bus);
+#if VMSIG_HAVE_VGPU
+        /* Frames come from the library just built, not an installed one. */
+        g_autofree char *vgpu = g_build_filename(builddir, ".libs", "libvmsig-vgpu.so.0", NULL);
+        env = g_environ_setenv(env, "VMSIG_VGPU_LIBRARY", vgpu, TRUE);
+#endif
         if (!g_spawn_async_with_pipes_and_fds(NULL, (const char *const *) argv->pdata, (const char *const *) env,
                                               G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH, child_setup,
                                               GINT_TO_POINTER(getpid()), -1, log_fd, log_fd, NULL, NULL, 0,

@@ -210,6 +210,30 @@ static int parse_discovery(load_state *s, xmlNodePtr n, vmsig_config *c) {
         return r;
 }
 
+/* <frames enabled="yes" rate="2"/>: a decimal number of captures a second,
+ * 0 < rate <= 60. Only digits and one point: no exponent, sign, hex, inf
+ * or nan gets through strtod() here. */
+static int parse_frames(load_state *s, xmlNodePtr n, vmsig_config *c) {
+        _cleanup_xmlfree_ char *enabled = attr(n, "enabled"), *rate = attr(n, "rate");
+        char *end;
+        double v;
+
+        if (enabled && strcmp(enabled, "yes") != 0 && strcmp(enabled, "no") != 0)
+                return fail(s, -EINVAL, node_line(n), "enabled=\"%s\" must be yes or no.", enabled);
+        c->frames_enabled = !enabled || strcmp(enabled, "yes") == 0;
+        if (!rate)
+                return 0;
+        errno = 0;
+        v = strtod(rate, &end);
+        if (rate[strspn(rate, "0123456789.")] != '\0' || strchr(rate, '.') != strrchr(rate, '.') || errno != 0 ||
+            end == rate || *end != '\0' || !(v > 0) || v > VMSIG_CONFIG_FRAMES_RATE_MAX)
+                return fail(s, -ERANGE, node_line(n),
+                            "rate=\"%s\" is not a number of frames a second above 0 and at most %g.", rate,
+                            VMSIG_CONFIG_FRAMES_RATE_MAX);
+        c->frames_rate = v;
+        return 0;
+}
+
 static int append_id(load_state *s, unsigned line, uint32_t **ids, size_t *n, uint32_t id) {
         uint32_t *grown = reallocarray(*ids, *n + 1, sizeof(uint32_t));
 
@@ -392,6 +416,8 @@ static int parse_tree(load_state *s, xmlNodePtr root, vmsig_config *c) {
                         r = parse_admission(s, n, c);
                 else if (xmlStrEqual(n->name, (const xmlChar *) "discovery"))
                         r = parse_discovery(s, n, c);
+                else if (xmlStrEqual(n->name, (const xmlChar *) "frames"))
+                        r = parse_frames(s, n, c);
                 if (r < 0)
                         return r;
         }
@@ -465,6 +491,8 @@ static vmsig_config *config_alloc(const char *path) {
         c->admission.max_pending_calls = VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT;
         c->admission.max_subscriptions = VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT;
         c->admission.max_leases = VMSIG_CONFIG_MAX_LEASES_DEFAULT;
+        c->frames_enabled = true;
+        c->frames_rate = VMSIG_CONFIG_FRAMES_RATE_DEFAULT;
         c->path = path ? strdup(path) : NULL;
         c->audit_target = strdup("auto");
         c->private_socket = strdup(VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);

@@ -49,6 +49,8 @@ typedef struct vmsig_config {
         char *trigger_dir;    /* discovery; NULL when disabled */
         char *libvirt_dir;    /* discovery of libvirt domains; NULL when off */
         vmsig_admission_config admission;
+        bool frames_enabled; /* load libvmsig-vgpu (read at start only) */
+        double frames_rate;  /* captures per second per display */
         vmsig_stub_vm_config *stub_vms;
         size_t n_stub_vms;
 } vmsig_config;
@@ -66,6 +68,9 @@ typedef struct vmsig_config {
 #define VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT 64
 #define VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT 64
 #define VMSIG_CONFIG_MAX_LEASES_DEFAULT 16
+/* Those of vmsig-vgpu.h (VMSIG_VGPU_RATE_*), which the daemon checks. */
+#define VMSIG_CONFIG_FRAMES_RATE_DEFAULT 2.0
+#define VMSIG_CONFIG_FRAMES_RATE_MAX 60.0
 
 /* The configuration used when no file exists at the default path. */
 int vmsig_config_new_default(vmsig_config **ret);

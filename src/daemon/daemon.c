@@ -16,6 +16,7 @@
 #include "discovered.h"
 #include "log.h"
 #include "memory-trim.h"
+#include "sensors.h"
 #include "stub.h"
 
 #define VMSIG_BUS_NAME "org.vmsig"
@@ -32,6 +33,7 @@ struct vmsig_daemon {
         vmsig_discovered *discovered;
         vmsig_config *config;
         memory_trim *trim;
+        vmsig_sensors *sensors;
 };
 
 static int load_config(vmsig_daemon *d, vmsig_config **ret, char **ret_error) {
@@ -167,6 +169,8 @@ static int apply_config(vmsig_daemon *d, vmsig_config *new) {
         vmsig_core_set_max_endpoints(d->core, new->max_endpoints);
         d->bus_context.max_write = new->max_write;
         d->config = new;
+        if (old)
+                vmsig_sensors_reload(d->sensors, old, new);
         apply_stub_vms(d, old, new);
         if (r >= 0)
                 r = old ? vmsig_discovered_reload(&d->discovered, d->core, old, new)
@@ -282,6 +286,9 @@ int vmsig_daemon_new(const vmsig_daemon_options *opts, vmsig_daemon **ret) {
                 r = memory_trim_new(d->event, &d->trim);
         if (r >= 0)
                 r = vmsig_core_new(d->event, &d->core);
+        /* Before any endpoint attaches, so that every display is seen. */
+        if (r >= 0)
+                r = vmsig_sensors_new(d->core, config, &d->sensors);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up the event loop: %m");
                 vmsig_config_free(config);
@@ -345,7 +352,9 @@ vmsig_daemon *vmsig_daemon_free(vmsig_daemon *d) {
         d->front = vmsig_bus_front_free(d->front);
         d->auth = bus_auth_free(d->auth);
         d->bus = sd_bus_flush_close_unref(d->bus);
+        vmsig_sensors_stop(d->sensors);
         d->core = vmsig_core_free(d->core);
+        d->sensors = vmsig_sensors_free(d->sensors);
         d->trim = memory_trim_free(d->trim);
         d->event = sd_event_unref(d->event);
         vmsig_config_free(d->config);
