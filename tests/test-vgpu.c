@@ -12,7 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 
+#include "config-file.h"
 #include "stub.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
@@ -749,6 +751,76 @@ static void test_stub(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(stats(f).active, ==, 0);
 }
 
+/* --- <frames> in vmsigd.conf -------------------------------------------------- */
+
+static int load_config(const char *xml, vmsig_config **ret, char **error) {
+        g_autofree char *path = NULL;
+        g_autoptr(GError) e = NULL;
+        int fd = g_file_open_tmp("vmsigd-XXXXXX.conf", &path, &e);
+        int r;
+
+        g_assert_no_error(e);
+        close(fd);
+        g_assert_true(g_file_set_contents(path, xml, -1, NULL));
+        r = vmsig_config_load(path, ret, error);
+        g_unlink(path);
+        return r;
+}
+
+static void test_config(void) {
+        static const struct {
+                const char *xml;
+                bool enabled;
+                double rate;
+        } good[] = {
+                { "<vmsigd/>", true, VMSIG_VGPU_RATE_DEFAULT },
+                { "<vmsigd><frames/></vmsigd>", true, VMSIG_VGPU_RATE_DEFAULT },
+                { "<vmsigd><frames rate=\"0.5\"/></vmsigd>", true, 0.5 },
+                { "<vmsigd><frames rate=\"60\" enabled=\"yes\"/></vmsigd>", true, 60 },
+                { "<vmsigd><frames enabled=\"no\"/></vmsigd>", false, VMSIG_VGPU_RATE_DEFAULT },
+        };
+        static const struct {
+                const char *xml;
+                const char *says;
+        } bad[] = {
+                { "<vmsigd>\n<frames rate=\"0\"/>\n</vmsigd>", ":2: rate=\"0\" is not a number" },
+                { "<vmsigd>\n<frames rate=\"60.01\"/>\n</vmsigd>", ":2: rate=\"60.01\"" },
+                { "<vmsigd>\n<frames rate=\"-1\"/>\n</vmsigd>", ":2: rate=\"-1\"" },
+                { "<vmsigd>\n<frames rate=\"1e1\"/>\n</vmsigd>", ":2: rate=\"1e1\"" },
+                { "<vmsigd>\n<frames rate=\"nan\"/>\n</vmsigd>", ":2: rate=\"nan\"" },
+                { "<vmsigd>\n<frames rate=\"1.2.3\"/>\n</vmsigd>", ":2: rate=\"1.2.3\"" },
+                { "<vmsigd>\n<frames rate=\"\"/>\n</vmsigd>", ":2: rate=\"\"" },
+                { "<vmsigd>\n<frames enabled=\"false\"/>\n</vmsigd>", ":2: enabled=\"false\" must be yes or no" },
+                { "<vmsigd>\n<frames rate=\"5.\"/>\n</vmsigd>", "schema" },
+                { "<vmsigd>\n<frames bogus=\"1\"/>\n</vmsigd>", "schema" },
+                { "<vmsigd>\n<frames/><frames/>\n</vmsigd>", "schema" },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+                vmsig_config *c = NULL;
+                g_autofree char *error = NULL;
+
+                g_assert_cmpint(load_config(good[i].xml, &c, &error), ==, 0);
+                g_assert_cmpint(c->frames_enabled, ==, good[i].enabled);
+                g_assert_cmpfloat(c->frames_rate, ==, good[i].rate);
+                vmsig_config_free(c);
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                vmsig_config *c = NULL;
+                g_autofree char *error = NULL;
+
+                g_test_message("%s", bad[i].xml);
+                g_assert_cmpint(load_config(bad[i].xml, &c, &error), <, 0);
+                g_test_message("error: %s", error);
+                g_assert_null(c);
+                /* Every line names the file and what is wrong; libxml2's
+                 * schema messages differ between versions. */
+                if (!g_str_equal(bad[i].says, "schema"))
+                        g_assert_nonnull(strstr(error, bad[i].says));
+                g_assert_null(strchr(error, '\n'));
+        }
+}
+
 #define ADD(path, fn, data) g_test_add(path, Fixture, data, fixture_setup, fn, fixture_teardown)
 
 int main(int argc, char **argv) {
@@ -756,6 +828,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/vgpu/decode/formats", test_decode_formats);
         g_test_add_func("/vgpu/decode/malformed", test_decode_malformed);
         g_test_add_func("/vgpu/decode/sealed", test_sealed);
+        g_test_add_func("/vgpu/config", test_config);
         ADD("/vgpu/kind", test_kind, NULL);
         ADD("/vgpu/frames", test_frames, NULL);
         ADD("/vgpu/malformed", test_malformed, NULL);
