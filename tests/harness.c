@@ -641,9 +641,10 @@ VtDaemon *vt_daemon_start_full(VtBus *bus, const char *config_xml, const char *c
 
         env = child_environ(bus);
 #if VMSIG_HAVE_VGPU
-        /* Frames come from the library just built, not an installed one. */
+        /* Frames come from the library just built, not an installed one,
+         * unless the test names another. */
         g_autofree char *vgpu = g_build_filename(builddir, ".libs", "libvmsig-vgpu.so.0", NULL);
-        env = g_environ_setenv(env, "VMSIG_VGPU_LIBRARY", vgpu, TRUE);
+        env = g_environ_setenv(env, "VMSIG_VGPU_LIBRARY", vgpu, FALSE);
 #endif
         if (!g_spawn_async_with_pipes_and_fds(NULL, (const char *const *) argv->pdata, (const char *const *) env,
                                               G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH, child_setup,

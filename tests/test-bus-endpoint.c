@@ -73,7 +73,7 @@ static void test_properties(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(s, ==, g_dbus_connection_get_unique_name(f->conn));
         caps = g_variant_lookup_value(all, "Capabilities", G_VARIANT_TYPE("as"));
         g_autofree char *caps_text = g_variant_print(caps, FALSE);
-        g_assert_cmpstr(caps_text, ==, "['memctx', 'input', 'lifecycle']");
+        g_assert_cmpstr(caps_text, ==, "['memctx', 'input', 'lifecycle', 'display']");
 
         /* A stub VM without a configured uuid still gets a valid one. */
         g_autofree char *uuid = vt_get_string(f->conn, "/org/vmsig/endpoint/beta", VT_ENDPOINT_IFACE, "Uuid");

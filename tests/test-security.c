@@ -834,6 +834,11 @@ static const MatrixRow matrix[] = {
         { "E org.vmsig.Endpoint.SubscribeMemctx", NULL, IAR, ACCESS_DENIED },
         /* Gives up only what the caller holds. */
         { "E org.vmsig.Endpoint.UnsubscribeMemctx", NULL, "org.vmsig.Error.NotSubscribed", NULL },
+        /* org.vmsig.frames: auth_admin (the screen may show secrets). */
+        { "E org.vmsig.Endpoint.SubscribeFrames", NULL, IAR, ACCESS_DENIED },
+        /* Only a subscriber has a frame to get or a subscription to end. */
+        { "E org.vmsig.Endpoint.GetFrame", NULL, "org.vmsig.Error.NotSubscribed", NULL },
+        { "E org.vmsig.Endpoint.UnsubscribeFrames", NULL, "org.vmsig.Error.NotSubscribed", NULL },
         /* The lease is checked before polkit is asked. */
         { "E org.vmsig.Endpoint.InjectInput", "([(uint32 0, uint32 30, 1), (uint32 0, uint32 30, 0)],)", NOT_HOLDER,
           NULL },
@@ -1114,6 +1119,10 @@ static const Step granted_script[] = {
         { 'E', EP, "SubscribeMemctx", NULL, "ok", NULL },
         { 'E', EP, "UnsubscribeMemctx", NULL, "ok", NULL },
         { 'E', EP, "UnsubscribeMemctx", NULL, "org.vmsig.Error.NotSubscribed", NULL },
+        { 'E', EP, "SubscribeFrames", NULL, "ok", NULL },
+        { 'E', EP, "GetFrame", NULL, "ok", NULL },
+        { 'E', EP, "UnsubscribeFrames", NULL, "ok", NULL },
+        { 'E', EP, "GetFrame", NULL, "org.vmsig.Error.NotSubscribed", NULL },
         /* A reset revokes every lease of the endpoint. */
         { 'E', EP, "Reset", NULL, "ok", "E MemctxEpoch 2" },
         { 'E', EP, "Pause", NULL, NOT_HOLDER, "E PowerLeaseHolder ''" },

@@ -10,12 +10,16 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <gio/gunixfdlist.h>
+#ifdef VMSIG_HAVE_VGPU
+#include <png.h>
+#endif
 
 #include "client.h"
 #include "harness.h"
@@ -508,14 +512,14 @@ static void test_status(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(text, "            Object: " ALPHA "\n"));
         g_assert_nonnull(strstr(text, "             State: running\n"));
         g_assert_nonnull(strstr(text, "               RAM: 4M (4194304 bytes)\n"));
-        g_assert_nonnull(strstr(text, "      Capabilities: memctx input lifecycle\n"));
+        g_assert_nonnull(strstr(text, "      Capabilities: memctx input lifecycle display\n"));
         g_assert_nonnull(strstr(text, "Memory-write lease: -\n"));
 
         g_assert_cmpint(ctl(f, &json, "--json", "status", "alpha", "beta", NULL), ==, 0);
         assert_json_lines(json);
         g_assert_cmpuint(count(json, "\n"), ==, 2);
         g_assert_nonnull(strstr(json, "\"uuid\":\""));
-        g_assert_nonnull(strstr(json, "\"capabilities\":[\"memctx\",\"input\",\"lifecycle\"]"));
+        g_assert_nonnull(strstr(json, "\"capabilities\":[\"memctx\",\"input\",\"lifecycle\",\"display\"]"));
 
         /* An unknown endpoint: its error, after what could be shown. */
         g_assert_cmpint(ctl_err(f, &out, &err, "status", "nosuch", "beta", NULL), ==, 1);
@@ -939,6 +943,85 @@ static void test_private_socket(Fixture *f, gconstpointer data) {
         g_assert_cmpint(bg_finish(monitor, SIGTERM, NULL, NULL), ==, 0);
 }
 
+#ifdef VMSIG_HAVE_VGPU
+/* The PNG's pixels as XRGB8888, decoded with libpng. */
+static guint32 *decode_png(const char *file, png_uint_32 *width, png_uint_32 *height) {
+        png_image image = { .version = PNG_IMAGE_VERSION };
+        guint32 *px;
+
+        g_assert_true(png_image_begin_read_from_file(&image, file));
+        image.format = PNG_FORMAT_BGRA;
+        px = g_new0(guint32, (gsize) image.width * image.height);
+        g_assert_true(png_image_finish_read(&image, NULL, px, 0, NULL));
+        *width = image.width;
+        *height = image.height;
+        return px;
+}
+
+/* The frame of a paused (so unchanging) VM, saved by vmsigctl, is the
+ * frame vmsigd hands out, pixel for pixel. */
+static void test_screenshot(Fixture *f, gconstpointer data) {
+        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_autofree char *file = g_build_filename(dir, "alpha.png", NULL);
+        g_autofree char *out = NULL, *json = NULL, *err = NULL, *err2 = NULL, *err3 = NULL;
+        g_autofree char *bad = g_build_filename(dir, "no", "such", "dir.png", NULL);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GUnixFDList) fds = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        g_autofree guint32 *png = NULL;
+        g_autofree char *format = NULL;
+        guint32 width, height, stride;
+        png_uint_32 pw, ph;
+        gint32 index;
+        guint64 seq;
+        struct stat st;
+
+        pause_endpoint(f, ALPHA);
+        /* Let the paused pattern be captured. */
+        reply = g_dbus_connection_call_with_unix_fd_list_sync(f->conn, VT_NAME, ALPHA, VT_ENDPOINT_IFACE,
+                                                              "SubscribeFrames", NULL, G_VARIANT_TYPE("(huuust)"),
+                                                              G_DBUS_CALL_FLAGS_NONE, 20000, NULL, &fds, NULL, &error);
+        g_assert_no_error(error);
+        g_variant_get(reply, "(huuust)", &index, &width, &height, &stride, &format, &seq);
+
+        g_assert_cmpint(ctl(f, &out, "screenshot", "alpha", file, NULL), ==, 0);
+        g_autofree char *want = g_strdup_printf("Saved frame %" G_GUINT64_FORMAT " of 'alpha' (640x480) to %s\n", seq,
+                                                file);
+        g_assert_cmpstr(out, ==, want);
+        g_assert_cmpint(stat(file, &st), ==, 0);
+        g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+
+        png = decode_png(file, &pw, &ph);
+        g_assert_cmpuint(pw, ==, width);
+        g_assert_cmpuint(ph, ==, height);
+        int fd = g_unix_fd_list_get(fds, index, &error);
+        g_assert_no_error(error);
+        const guint8 *frame = mmap(NULL, (size_t) stride * height, PROT_READ, MAP_SHARED, fd, 0);
+        g_assert_true(frame != MAP_FAILED);
+        for (guint32 y = 0; y < height; y++)
+                for (guint32 x = 0; x < width; x++) {
+                        guint32 v;
+                        memcpy(&v, frame + (size_t) y * stride + (size_t) x * 4, 4);
+                        /* PNG has no X byte; libpng reads it back opaque. */
+                        g_assert_cmphex(png[(size_t) y * width + x], ==, (v & 0xffffffu) | 0xff000000u);
+                }
+        munmap((void *) frame, (size_t) stride * height);
+        close(fd);
+
+        g_assert_cmpint(ctl(f, &json, "--json", "screenshot", "alpha", file, NULL), ==, 0);
+        assert_json_lines(json);
+        g_assert_nonnull(strstr(json, "\"width\":640,\"height\":480}\n"));
+
+        g_assert_cmpint(ctl_err(f, NULL, &err, "screenshot", "nosuch", file, NULL), ==, 1);
+        g_assert_nonnull(strstr(err, "No endpoint named 'nosuch'."));
+        g_assert_cmpint(ctl_err(f, NULL, &err2, "screenshot", "alpha", bad, NULL), ==, 1);
+        g_assert_nonnull(strstr(err2, "Failed to create"));
+        g_assert_cmpint(ctl_err(f, NULL, &err3, "screenshot", "alpha", NULL), !=, 0);
+        g_unlink(file);
+        g_rmdir(dir);
+}
+#endif
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/vmsigctl/json-checker", test_json_checker);
@@ -957,6 +1040,9 @@ int main(int argc, char *argv[]) {
         ADD("monitor-json-filter", test_monitor_json_filter);
         ADD("monitor-memctx", test_monitor_memctx);
         ADD("dump-memctx", test_dump_memctx);
+#ifdef VMSIG_HAVE_VGPU
+        ADD("screenshot", test_screenshot);
+#endif
         ADD("address", test_address);
         ADD("private-socket", test_private_socket);
         return g_test_run();

@@ -27,6 +27,7 @@ static const struct {
         [VMSIG_CAP_LEASE_MEMWRITE] = { "org.vmsig.lease-memwrite", "memory-write" },
         [VMSIG_CAP_LIFECYCLE] = { "org.vmsig.lifecycle", "lifecycle" },
         [VMSIG_CAP_ADMIN] = { "org.vmsig.admin", "admin" },
+        [VMSIG_CAP_FRAMES] = { "org.vmsig.frames", "frames" },
 };
 
 const char *vmsig_cap_action(vmsig_cap cap) {

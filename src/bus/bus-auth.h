@@ -24,6 +24,7 @@ typedef enum vmsig_cap {
         VMSIG_CAP_LEASE_MEMWRITE,
         VMSIG_CAP_LIFECYCLE,
         VMSIG_CAP_ADMIN,
+        VMSIG_CAP_FRAMES,
         _VMSIG_CAP_MAX,
 } vmsig_cap;
 

@@ -4,6 +4,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-auth.h"
+#include "bus-frames.h"
 #include "bus-front.h"
 #include "bus-lease.h"
 #include "bus-memctx.h"
@@ -39,6 +40,7 @@ struct vmsig_bus_front {
         Hashmap *endpoint_paths; /* object path -> bus_endpoint */
         Hashmap *leases;    /* lease id -> bus_lease, held through this connection */
         Hashmap *memctx_subs; /* "endpoint\nsubscriber" -> bus_memctx_sub */
+        Hashmap *frame_subs;  /* "endpoint\nsubscriber" -> bus_frame_sub */
         char *peer_label;   /* the peer's name on a private connection, else NULL */
         bool gone_hook;     /* registered with bus-peers */
         sd_bus_slot *slots[7];

@@ -162,6 +162,7 @@ static void endpoint_removed(vmsig_bus_front *f, const vmsig_roster_payload *p) 
         if (!be || vmsig_endpoint_get_id(be->endpoint) != VMSIG_ID_MAKE(p->vmid, p->generation))
                 return;
         bus_memctx_endpoint_gone(f, be->endpoint);
+        bus_frames_endpoint_gone(f, be->endpoint);
         /* InterfacesRemoved is built from the object as it still exists. */
         (void) sd_bus_emit_object_removed(f->bus, be->path);
         hashmap_remove(f->endpoints, p->name);
@@ -283,6 +284,7 @@ static void on_peer_gone(const char *name, void *userdata) {
 
         bus_lease_holder_gone(f, name);
         bus_memctx_subscriber_gone(f, name);
+        bus_frames_subscriber_gone(f, name);
 }
 
 int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *ctx, vmsig_bus_front **ret) {
@@ -307,7 +309,8 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         f->endpoint_paths = hashmap_new();
         f->leases = hashmap_new();
         f->memctx_subs = hashmap_new();
-        if (!f->endpoints || !f->endpoint_paths || !f->leases || !f->memctx_subs) {
+        f->frame_subs = hashmap_new();
+        if (!f->endpoints || !f->endpoint_paths || !f->leases || !f->memctx_subs || !f->frame_subs) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -359,6 +362,8 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
                 bus_lease_free_all(f);
         if (f->memctx_subs)
                 bus_memctx_endpoint_gone(f, NULL);
+        if (f->frame_subs)
+                bus_frames_endpoint_gone(f, NULL);
         f->subscriber = vmsig_subscriber_free(f->subscriber);
         for (size_t i = 0; i < ELEMENTSOF(f->slots); i++)
                 f->slots[i] = sd_bus_slot_unref(f->slots[i]);
@@ -368,6 +373,7 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
         hashmap_free(f->endpoint_paths);
         hashmap_free(f->leases);
         hashmap_free(f->memctx_subs);
+        hashmap_free(f->frame_subs);
         free(f->peer_label);
         sd_bus_unref(f->bus);
         free(f);

@@ -61,3 +61,5 @@ int verb_memwrite(int argc, char **argv);
 int verb_input(int argc, char **argv);
 int verb_monitor(int argc, char **argv);
 int verb_dump_memctx(int argc, char **argv);
+/* Built with libpng only (--enable-vgpu). */
+int verb_screenshot(int argc, char **argv);

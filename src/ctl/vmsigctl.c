@@ -42,7 +42,11 @@ static void help(void) {
                "  input NAME click [BUTTON]    Click a button (left, middle, right, ...)\n"
                "  monitor [NAME]               Follow roster, state, memctx, bootstrap and\n"
                "                               lease events until Ctrl-C\n"
-               "  dump-memctx NAME             Show the memory context: epoch, DTB, ranges\n\n"
+               "  dump-memctx NAME             Show the memory context: epoch, DTB, ranges\n"
+#ifdef VMSIG_HAVE_VGPU
+               "  screenshot NAME FILE.png     Save the current frame of the screen as PNG\n"
+#endif
+               "\n"
                "Options:\n"
                "  -h --help                    Show this help\n"
                "     --version                 Show the version\n"
@@ -51,7 +55,8 @@ static void help(void) {
                "     --address=ADDRESS         Connect to the message bus at ADDRESS, or to\n"
                "                               vmsigd's private socket (root only)\n"
                "     --no-ask-password         Do not ask for a password to authorize\n"
-               "     --json                    Output JSON (list, status, dump-memctx;\n"
+               "     --json                    Output JSON (list, status, dump-memctx,\n"
+               "                               screenshot;\n"
                "                               monitor: one object per line)\n"
                "     --no-legend               Do not print the table header and footer\n"
                "     --keep-lease              pause, resume, reset, poweroff, kill, memwrite,\n"
@@ -206,6 +211,9 @@ static const struct verb {
         { "input", 3, INT_MAX, verb_input },
         { "monitor", 1, 2, verb_monitor },
         { "dump-memctx", 2, 2, verb_dump_memctx },
+#ifdef VMSIG_HAVE_VGPU
+        { "screenshot", 3, 3, verb_screenshot },
+#endif
 };
 
 static const struct verb *find_verb(int argc, char **argv) {
