@@ -50,13 +50,25 @@
 #             alive, fds back at the baseline, RSS within 10 % of it, every
 #             subscriber's view, event order and MemWrite checked);
 #             calls/s and p50/p99 per call type    report only
+#  13. frames (issue 9, builds with libvmsig-vgpu) bench-frames:
+#             a. in process, a running stub (720x400 and 1920x1080) with
+#                libvmsig-vgpu at 60/s: capture-to-delivery latency,
+#                split into capture, decode and dispatch; CPU per capture
+#                                                  report only
+#             b. GetFrame through vmsigd (frames on, a stub VM) vs EchoFd
+#                                          target: vmsigd/echo time <= 1.2
+#             c. (armed build, QEMU) frames/s through the QEMU backend and
+#                the library's decoder vs direct screendump + libpng, CPU
+#                per frame of the bench and of QEMU, and libvmsig-vgpu at
+#                60/s against it                  report only
 #
 # Environment: BENCH_CALLS (20000), BENCH_RUNS (3), BENCH_IDLE_SECONDS (10),
 # BENCH_FIRST_SAMPLES (200), BENCH_LEASE_CYCLES (5000), BENCH_QMP_SAMPLES
 # (50), BENCH_QMP_CYCLES (1000), BENCH_QMP_CALLS (1000), VMSIG_QEMU (the QEMU
 # binary, default qemu-system-x86_64), BENCH_LOAD_CALLS (200000),
+# BENCH_FRAMES (300), BENCH_FRAMES_QEMU (100),
 # BENCH_ONLY="bus core idle scale auth private memctx lease memwrite detect
-# qmp load" to run a subset,
+# qmp load frames" to run a subset,
 # BENCH_STRICT=1 to exit 1 when a target is missed (otherwise only errors
 # make it fail).
 #
@@ -76,7 +88,9 @@ qmp_samples=${BENCH_QMP_SAMPLES:-50}
 qmp_cycles=${BENCH_QMP_CYCLES:-1000}
 qmp_calls=${BENCH_QMP_CALLS:-1000}
 load_calls=${BENCH_LOAD_CALLS:-200000}
-only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect qmp load}
+frames=${BENCH_FRAMES:-300}
+frames_qemu=${BENCH_FRAMES_QEMU:-100}
+only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect qmp load frames}
 
 for p in vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
         bench/bench-private bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect; do
@@ -276,6 +290,19 @@ EOF
                         echo "  <discovery trigger-dir=\"$tmpdir/vms.d\"/>"
                         echo '</vmsigd>'
                 } >"$tmpdir/vmsigd.conf"
+        fi
+        # frames: one stub VM to look at, frames at the highest rate, from
+        # the library just built.
+        if [ "${1:-}" = frames ]; then
+                {
+                        echo '<vmsigd>'
+                        echo '  <log level="warning"/>'
+                        echo '  <frames rate="60"/>'
+                        echo '  <stub-vm name="screen" ram-size="4M"/>'
+                        echo '</vmsigd>'
+                } >"$tmpdir/vmsigd.conf"
+                VMSIG_VGPU_LIBRARY="$PWD/.libs/libvmsig-vgpu.so.0"
+                export VMSIG_VGPU_LIBRARY
         fi
 
         "$DBUS_DAEMON" --config-file="$tmpdir/bus.conf" --nofork --print-address=3 3>"$tmpdir/bus.address" \
@@ -488,6 +515,28 @@ run_load() {
         run_tool load bench/bench-load --srcdir "$srcdir" --vmsigd ./vmsigd --calls "$load_calls"
 }
 
+# --- 13. frames ------------------------------------------------------------------
+run_frames() {
+        echo "== frames: libvmsig-vgpu in process, GetFrame through vmsigd vs EchoFd, and (armed) a real QEMU"
+        if [ ! -x bench/bench-frames ]; then
+                echo "  no libvmsig-vgpu in this build (libpng missing?); skipped"
+                echo "@ frames skipped" >>"$results"
+                return 0
+        fi
+        run_tool frames-stub bench/bench-frames --case stub --frames "$frames"
+        run_tool frames-stub-big bench/bench-frames --case stub --width 1920 --height 1080 --frames "$frames"
+        start_services frames
+        run_tool frames-bus bench/bench-frames --case bus --endpoint screen --calls "$calls" --runs "$runs" --warmup 2000
+        stop_services
+        if [ ! -x bench/bench-qmp ]; then
+                echo "  QEMU part: not the armed build (configure --enable-qmp); skipped"
+        elif ! command -v "${VMSIG_QEMU:-qemu-system-x86_64}" >/dev/null 2>&1; then
+                echo "  QEMU part: ${VMSIG_QEMU:-qemu-system-x86_64} is not installed; skipped"
+        else
+                run_tool frames-qemu bench/bench-frames --case qemu --frames "$frames_qemu" --runs "$runs" --seconds 5
+        fi
+}
+
 if wants bus || wants idle || wants auth || wants private || wants memctx || wants lease || wants memwrite; then
         start_services
         if wants idle; then run_idle; fi
@@ -504,6 +553,7 @@ if wants scale; then run_scale; fi
 if wants detect; then run_detect; fi
 if wants qmp; then run_qmp; fi
 if wants load; then run_load; fi
+if wants frames; then run_frames; fi
 
 # --- summary -------------------------------------------------------------------
 echo
@@ -624,6 +674,25 @@ $2 == "load" {
         printf "  %-34s %-12s %-12s %s\n", "load: calls/s, " field("clients") " clients", field("cps"), "(report)", ""
         printf "  %-34s %-12s %-12s %s\n", "  p50 / p99 (ms)", field("p50_ms") " / " field("p99_ms"), "", ""
         printf "  %-34s %-12s %-12s %s\n", "  CPU us/call, vmsigd / dbus-daemon", field("vmsigd_cpu_us") " / " field("bus_cpu_us"), "", ""
+}
+$2 == "frames" && $3 == "skipped" { printf "  %-34s %-12s %-12s %s\n", "frames (libvmsig-vgpu)", "-", "", "SKIPPED" }
+$2 ~ /^frames-stub-/ {
+        printf "  %-34s %-12s %-12s %s\n", "frames: stub " substr($2, 13) " p50/p99 ms", field("p50_ms") " / " field("p99_ms"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "  captures/s; CPU us/capture", field("fps") "; " field("cpu_us"), "", ""
+}
+$2 == "frames-bus" {
+        r = field("ratio")
+        report("frames: GetFrame vmsigd/echo time", r, "<= 1.2", r + 0 <= 1.2)
+}
+$2 == "frames-qemu" {
+        printf "  %-34s %-12s %-12s %s\n", "frames: QEMU library/direct fps", field("ratio"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "  fps library / direct", field("library_fps") " / " field("direct_fps"), "", ""
+        printf "  %-34s %-12s %-12s %s\n", "  bench CPU us/frame lib / direct", field("library_self_cpu_us") " / " field("direct_self_cpu_us"), "", ""
+        printf "  %-34s %-12s %-12s %s\n", "  QEMU CPU us/frame lib / direct", field("library_qemu_cpu_us") " / " field("direct_qemu_cpu_us"), "", ""
+}
+$2 == "frames-qemu-vgpu" {
+        printf "  %-34s %-12s %-12s %s\n", "frames: QEMU vgpu at 60 captures/s", field("captures_per_s"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "  p50 / p99 latency (ms)", field("p50_ms") " / " field("p99_ms"), "", ""
 }
 $2 == "load-resources" {
         report("load: violations (lost data)", field("violations"), "0", field("violations") + 0 == 0)
