@@ -284,7 +284,7 @@ void qemu_vm_start(QemuVm *vm) {
         const char *argv[] = {
                 qemu_binary(), "-machine", "q35,accel=tcg", "-m", "128M", "-object", ram,
                 "-machine", "memory-backend=ram0", "-qmp", qmp, "-qmp", session, "-display", "none",
-                "-nodefaults", "-monitor", "none", "-serial", "none", NULL,
+                "-nodefaults", "-monitor", "none", "-serial", "none", "-vga", vm->vga ? "std" : "none", NULL,
         };
 
         g_assert_cmpint(vm->pid, ==, 0);

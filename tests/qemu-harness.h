@@ -31,6 +31,7 @@ typedef struct QemuVm {
         char *session_path; /* for the test's session */
         GPid pid;           /* 0 when not running */
         QmpSession *session;
+        gboolean vga; /* a standard VGA display (SeaBIOS's screen); set before starting */
 } QemuVm;
 
 /* true if QEMU can be run; otherwise the test is skipped (or, under

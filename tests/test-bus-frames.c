@@ -152,7 +152,7 @@ static void test_subscribe(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(again.seq, >=, fr.seq);
         frame_clear(&again);
 
-        vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "UnsubscribeFrames", NULL);
+        g_variant_unref(vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "UnsubscribeFrames", NULL));
         g_autofree char *name = call_error(f->conn, ALPHA, "GetFrame", &message);
         g_assert_cmpstr(name, ==, "org.vmsig.Error.NotSubscribed");
         g_assert_cmpstr(message, ==, "You are not subscribed to the frames of 'alpha'.");
@@ -309,7 +309,7 @@ static void test_no_wakeups_without_subscribers(Fixture *f, gconstpointer data) 
         g_assert_cmpuint(wakeups_over(f, 2000), ==, 0);
         fr = call_frame(f->conn, ALPHA, "SubscribeFrames");
         g_assert_cmpuint(wakeups_over(f, 1000), >=, RATE / 2);
-        vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "UnsubscribeFrames", NULL);
+        g_variant_unref(vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "UnsubscribeFrames", NULL));
         /* A capture in flight finishes, the heap is trimmed; then nothing. */
         vt_bus_iterate(f->bus, QUIET_MS);
         g_assert_cmpuint(wakeups_over(f, 2000), ==, 0);

@@ -2,9 +2,12 @@
 /* vmsigd with a real QEMU (TCG), found through its trigger file, driven
  * over the bus, and checked against QEMU's own view through a second QMP
  * session of the test. */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
+#include <gio/gunixfdlist.h>
 
 #include "client.h"
 #include "guest-image.h"
@@ -42,6 +45,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         if (!qemu_harness_available())
                 return;
         f->qemu = qemu_vm_new();
+        f->qemu->vga = data != NULL;
         qemu_vm_start(f->qemu);
         f->bus = vt_bus_start();
         f->trigger_dir = g_build_filename(vt_bus_dir(f->bus), "vms.d", NULL);
@@ -263,6 +267,68 @@ static void test_bootstrap(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(log, "Found the System DTB of 'guest' at 0x1aa000"));
 }
 
+#ifdef VMSIG_HAVE_VGPU
+typedef struct {
+        Fixture *f;
+        guint32 width, height;
+        gboolean blank;
+        guint64 seq;
+} FrameWait;
+
+/* Fetches the newest frame (subscribing the first time) and looks at it. */
+static gboolean got_screen(gpointer data) {
+        FrameWait *w = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GUnixFDList) fds = NULL;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
+                w->f->conn, VT_NAME, VM, VT_ENDPOINT_IFACE, w->seq ? "GetFrame" : "SubscribeFrames", NULL,
+                G_VARIANT_TYPE("(huuust)"), G_DBUS_CALL_FLAGS_NONE, 20000, NULL, &fds, NULL, &error);
+        g_autofree char *format = NULL;
+        guint32 stride;
+        gint32 index;
+        int fd;
+
+        g_assert_no_error(error);
+        g_variant_get(reply, "(huuust)", &index, &w->width, &w->height, &stride, &format, &w->seq);
+        g_assert_cmpstr(format, ==, "XRGB8888");
+        fd = g_unix_fd_list_get(fds, index, &error);
+        g_assert_no_error(error);
+        /* Sealed: not even root writes it. */
+        g_assert_cmpint(fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE, ==, F_SEAL_WRITE);
+        const guint32 *px = mmap(NULL, (size_t) stride * w->height, PROT_READ, MAP_SHARED, fd, 0);
+        g_assert_true(px != MAP_FAILED);
+        w->blank = TRUE;
+        for (guint32 y = 0; y < w->height && w->blank; y++)
+                for (guint32 x = 0; x < w->width; x++)
+                        if (px[(size_t) y * (stride / 4) + x] != px[0]) {
+                                w->blank = FALSE;
+                                break;
+                        }
+        munmap((void *) px, (size_t) stride * w->height);
+        close(fd);
+        return w->width == 720 && w->height == 400 && !w->blank;
+}
+
+/* QEMU at SeaBIOS's screen (VGA text mode, 720x400), seen through
+ * libvmsig-vgpu: the screendump decoded into a frame that is not blank. */
+static void test_frames(Fixture *f, gconstpointer data) {
+        FrameWait w = { .f = f };
+
+        if (!f->qemu)
+                return;
+        write_trigger(f);
+        wait_state(f, "running");
+        g_autoptr(GVariant) caps = vt_get_property(f->conn, VM, VT_ENDPOINT_IFACE, "Capabilities");
+        g_autofree char *caps_text = g_variant_print(caps, FALSE);
+        g_assert_nonnull(strstr(caps_text, "'display'"));
+        /* SeaBIOS draws its screen within a second or two of TCG. */
+        gboolean ok = vt_wait_for(got_screen, &w, 15000);
+        g_test_message("frame %" G_GUINT64_FORMAT ": %ux%u%s", w.seq, w.width, w.height, w.blank ? ", blank" : "");
+        g_assert_true(ok);
+        g_autoptr(GVariant) r = vt_call(f->conn, VM, VT_ENDPOINT_IFACE, "UnsubscribeFrames", NULL);
+}
+#endif
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add("/qemu/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
@@ -270,5 +336,8 @@ int main(int argc, char *argv[]) {
         ADD("drive", test_drive);
         ADD("qemu-dies-and-returns", test_qemu_dies_and_returns);
         ADD("bootstrap", test_bootstrap);
+#ifdef VMSIG_HAVE_VGPU
+        g_test_add("/qemu/frames", Fixture, "vga", fixture_setup, test_frames, fixture_teardown);
+#endif
         return g_test_run();
 }
