@@ -259,6 +259,29 @@ static void test_rate_limit(Fixture *f, gconstpointer data) {
         vt_signal_log_free(log);
 }
 
+/* Subscribing while nobody watched answers with a fresh capture, also
+ * when the screen did not change since the retained frame (a paused VM). */
+static void test_resubscribe_unchanged(Fixture *f, gconstpointer data) {
+        int lease = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
+        Frame first, again;
+        gint64 start;
+
+        lifecycle(f, "Pause");
+        first = call_frame(f->conn, ALPHA, "SubscribeFrames");
+        g_variant_unref(vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "UnsubscribeFrames", NULL));
+        vt_bus_iterate(f->bus, 600);
+        start = g_get_monotonic_time();
+        again = call_frame(f->conn, ALPHA, "SubscribeFrames");
+        /* One capture, not the 10 s timeout. */
+        g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+        g_assert_cmpuint(again.seq, >, first.seq);
+        g_autoptr(GBytes) a = frame_pixels(&first), b = frame_pixels(&again);
+        g_assert_true(g_bytes_equal(a, b));
+        frame_clear(&first);
+        frame_clear(&again);
+        close(lease);
+}
+
 /* A second subscriber gets the newest frame at once, the one the first
  * subscriber was told of. */
 static void test_late_subscriber(Fixture *f, gconstpointer data) {
@@ -372,6 +395,7 @@ int main(int argc, char *argv[]) {
         ADD("pattern-follows-state", test_pattern_follows_state);
         ADD("rate-limit", test_rate_limit);
         ADD("late-subscriber", test_late_subscriber);
+        ADD("resubscribe-unchanged", test_resubscribe_unchanged);
         ADD("no-wakeups-without-subscribers", test_no_wakeups_without_subscribers);
         ADD("detach-ends-subscription", test_detach_ends_subscription);
         ADD("subscriber-leaves", test_subscriber_leaves);
