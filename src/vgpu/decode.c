@@ -12,17 +12,9 @@
 #include "macro.h"
 #include "vgpu-internal.h"
 
-int vgpu_blob_read(const vmsig_display_image *image, uint8_t **ret) {
-        _cleanup_free_ uint8_t *buf = NULL;
+int vgpu_blob_read_into(const vmsig_display_image *image, uint8_t *buf) {
         size_t done = 0;
 
-        if (image->fd < 0 || image->size == 0)
-                return -EBADMSG;
-        if (image->size > VGPU_IMAGE_BYTES_MAX)
-                return -EFBIG;
-        buf = malloc(image->size);
-        if (!buf)
-                return -ENOMEM;
         while (done < image->size) {
                 ssize_t n = pread(image->fd, buf + done, image->size - done, (off_t) done);
                 if (n < 0 && errno == EINTR)
@@ -33,7 +25,6 @@ int vgpu_blob_read(const vmsig_display_image *image, uint8_t **ret) {
                         return -EBADMSG; /* shorter than announced */
                 done += (size_t) n;
         }
-        *ret = TAKE_PTR(buf);
         return 0;
 }
 

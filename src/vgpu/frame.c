@@ -34,66 +34,116 @@ uint64_t vgpu_hash(const uint8_t *p, size_t n, uint32_t width, uint32_t height) 
         return h ^ (h >> 33);
 }
 
-/* Decodes straight into the memfd's pages, then seals. F_SEAL_WRITE is
- * refused while a writable shared mapping exists, so the mapping goes
- * first. */
-static int frame_fill(int fd, const vgpu_blob *b, uint32_t width, uint32_t height, uint64_t *ret_hash) {
-        size_t len = (size_t) width * height * 4;
-        uint8_t *p;
+/* Grows *buf to at least size bytes. The buffers are kept from one capture
+ * to the next: fresh pages cost a fault each, and on a virtualised host the
+ * faults of a new 1 MiB buffer cost more than decoding into it. */
+static int scratch_reserve(uint8_t **buf, size_t *have, size_t size) {
+        uint8_t *grown;
+
+        if (*have >= size)
+                return 0;
+        grown = realloc(*buf, size);
+        if (!grown)
+                return -ENOMEM;
+        *buf = grown;
+        *have = size;
+        return 0;
+}
+
+void vgpu_scratch_done(vgpu_scratch *s) {
+        s->blob = mfree(s->blob);
+        s->pixels = mfree(s->pixels);
+        s->blob_size = s->pixels_size = 0;
+}
+
+int vgpu_frame_decode(const vmsig_display_image *image, vgpu_scratch *s, vgpu_pixels *ret) {
+        uint32_t width, height;
+        size_t len;
         int r;
 
-        if (ftruncate(fd, (off_t) len) < 0)
-                return -errno;
-        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED)
-                return -errno;
-        r = vgpu_decode_pixels(b, width, height, p);
-        if (r >= 0) {
-                /* The X byte is padding: whatever the source had there
-                 * (alpha, garbage) must not make equal pictures differ. */
-                for (size_t i = 3; i < len; i += 4)
-                        p[i] = 0xff;
-                *ret_hash = vgpu_hash(p, len, width, height);
+        if (image->fd < 0 || image->size == 0)
+                return -EBADMSG;
+        if (image->size > VGPU_IMAGE_BYTES_MAX)
+                return -EFBIG;
+        r = scratch_reserve(&s->blob, &s->blob_size, image->size);
+        if (r >= 0)
+                r = vgpu_blob_read_into(image, s->blob);
+        if (r < 0)
+                return r;
+        vgpu_blob b = { .data = s->blob, .size = image->size, .image = image };
+        r = vgpu_decode_size(&b, &width, &height);
+        if (r < 0)
+                return r;
+        len = (size_t) width * height * 4;
+        r = scratch_reserve(&s->pixels, &s->pixels_size, len);
+        if (r >= 0)
+                r = vgpu_decode_pixels(&b, width, height, s->pixels);
+        if (r < 0)
+                return r;
+        /* The X byte is padding: whatever the source had there (alpha,
+         * garbage) must not make equal pictures differ. */
+        for (size_t i = 3; i < len; i += 4)
+                s->pixels[i] = 0xff;
+        *ret = (vgpu_pixels) {
+                .data = s->pixels,
+                .width = width,
+                .height = height,
+                .hash = vgpu_hash(s->pixels, len, width, height),
+        };
+        return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                p += k;
+                n -= (size_t) k;
         }
-        (void) munmap(p, len);
+        return 0;
+}
+
+int vgpu_frame_seal(const vgpu_pixels *px, vmsig_frame *ret) {
+        size_t len = (size_t) px->width * px->height * 4;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        fd = memfd_create("vmsig-frame", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        /* write(), not a shared mapping: the kernel fills the pages without
+         * a fault per page, and F_SEAL_WRITE needs no writable mapping. */
+        r = write_all(fd, px->data, len);
         if (r < 0)
                 return r;
         if (fcntl(fd, F_ADD_SEALS, FRAME_SEALS) < 0)
                 return -errno;
+        *ret = (vmsig_frame) {
+                .fd = TAKE_FD(fd),
+                .width = px->width,
+                .height = px->height,
+                .stride = px->width * 4,
+                .format = VMSIG_VGPU_FORMAT_XRGB8888,
+                .hash = px->hash,
+        };
         return 0;
 }
 
 int vmsig_vgpu_frame_from_image(const vmsig_display_image *image, vmsig_frame *ret) {
-        _cleanup_free_ uint8_t *data = NULL;
-        _cleanup_close_ int fd = -1;
-        uint32_t width, height;
-        uint64_t hash = 0;
+        vgpu_scratch s = {};
+        vgpu_pixels px;
         int r;
 
         if (!image || !ret)
                 return -EINVAL;
-        r = vgpu_blob_read(image, &data);
-        if (r < 0)
-                return r;
-        vgpu_blob b = { .data = data, .size = image->size, .image = image };
-        r = vgpu_decode_size(&b, &width, &height);
-        if (r < 0)
-                return r;
-        fd = memfd_create("vmsig-frame", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0)
-                return -errno;
-        r = frame_fill(fd, &b, width, height, &hash);
-        if (r < 0)
-                return r;
-        *ret = (vmsig_frame) {
-                .fd = TAKE_FD(fd),
-                .width = width,
-                .height = height,
-                .stride = width * 4,
-                .format = VMSIG_VGPU_FORMAT_XRGB8888,
-                .hash = hash,
-        };
-        return 0;
+        r = vgpu_frame_decode(image, &s, &px);
+        if (r >= 0)
+                r = vgpu_frame_seal(&px, ret);
+        vgpu_scratch_done(&s);
+        return r;
 }
 
 void vgpu_frame_object_free(void *object) {

@@ -34,6 +34,7 @@ struct vgpu_display {
         uint64_t seq;
         bool have_hash;
         uint64_t hash;
+        vgpu_scratch scratch;
         vgpu_display *prev, *next;
 };
 
@@ -72,6 +73,7 @@ static vgpu_display *display_ref(vgpu_display *d) {
 static void display_unref(vgpu_display *d) {
         if (--d->n_ref > 0)
                 return;
+        vgpu_scratch_done(&d->scratch);
         free(d);
 }
 
@@ -129,6 +131,8 @@ static void display_update(vgpu_display *d) {
         if (want)
                 d->have_hash = false;
         if (!want) {
+                /* A display nobody watches keeps no pixels. */
+                vgpu_scratch_done(&d->scratch);
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
                 return;
         }
@@ -153,22 +157,26 @@ static void display_forget(vgpu_display *d) {
         display_unref(d);
 }
 
-static void publish(vmsig_vgpu *v, vgpu_display *d, const vmsig_frame *frame) {
+/* A frame equal to the last one costs a decode and a hash, no memfd. */
+static void publish(vmsig_vgpu *v, vgpu_display *d, const vgpu_pixels *px) {
         vmsig_frame *obj;
         int r;
 
-        if (d->have_hash && d->hash == frame->hash) {
+        if (d->have_hash && d->hash == px->hash) {
                 v->stats.unchanged++;
-                safe_close(frame->fd);
                 return;
         }
         obj = malloc(sizeof *obj);
         if (!obj) {
                 v->stats.errors++;
-                safe_close(frame->fd);
                 return;
         }
-        *obj = *frame;
+        r = vgpu_frame_seal(px, obj);
+        if (r < 0) {
+                v->stats.errors++;
+                free(obj);
+                return;
+        }
         obj->seq = d->seq + 1;
         obj->timestamp = d->last_start;
         r = vmsig_core_publish_object(v->core, v->kind, d->id, 0, obj, sizeof *obj, vgpu_frame_object_free);
@@ -186,7 +194,7 @@ static void publish(vmsig_vgpu *v, vgpu_display *d, const vmsig_frame *frame) {
 static void on_captured(const vmsig_result *result, const vmsig_display_image *image, void *userdata) {
         vgpu_display *d = userdata;
         vmsig_vgpu *v = d->vgpu;
-        vmsig_frame frame;
+        vgpu_pixels px;
 
         d->in_flight = false;
         /* Forgotten (endpoint gone, instance freed) or no longer wanted: the
@@ -196,10 +204,10 @@ static void on_captured(const vmsig_result *result, const vmsig_display_image *i
                 return;
         }
         v->stats.captures++;
-        if (result->error < 0 || !image || vmsig_vgpu_frame_from_image(image, &frame) < 0)
+        if (result->error < 0 || !image || vgpu_frame_decode(image, &d->scratch, &px) < 0)
                 v->stats.errors++;
         else
-                publish(v, d, &frame);
+                publish(v, d, &px);
         if (display_schedule(d) < 0)
                 v->stats.errors++;
         display_unref(d);
