@@ -298,36 +298,29 @@ int bus_frames_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
         return sd_bus_reply_method_return(m, NULL);
 }
 
+static bool subscribed_on_bus_as(const void *value, const void *name) {
+        const bus_frame_sub *s = value;
+        return s->on_bus && strcmp(s->subscriber, name) == 0;
+}
+
 void bus_frames_subscriber_gone(vmsig_bus_front *f, const char *name) {
         bus_frame_sub *s;
-        bool again = true;
 
-        /* The map cannot change under HASHMAP_FOREACH; restart after each. */
-        while (again) {
-                again = false;
-                HASHMAP_FOREACH(s, f->frame_subs, st)
-                        if (s->on_bus && strcmp(s->subscriber, name) == 0) {
-                                sub_free(s, -ENOENT, "The subscriber left the bus.");
-                                again = true;
-                                break;
-                        }
-        }
+        while ((s = hashmap_find(f->frame_subs, subscribed_on_bus_as, name)))
+                sub_free(s, -ENOENT, "The subscriber left the bus.");
+}
+
+static bool subscribed_to(const void *value, const void *ep) {
+        const bus_frame_sub *s = value;
+        return !ep || s->endpoint == ep;
 }
 
 void bus_frames_endpoint_gone(vmsig_bus_front *f, vmsig_endpoint *ep) {
         bus_frame_sub *s;
-        bool again = true;
         char message[128];
 
-        while (again) {
-                again = false;
-                HASHMAP_FOREACH(s, f->frame_subs, st)
-                        if (!ep || s->endpoint == ep) {
-                                snprintf(message, sizeof message, "Endpoint '%s' was detached.",
-                                         vmsig_endpoint_get_name(s->endpoint));
-                                sub_free(s, -ENODEV, message);
-                                again = true;
-                                break;
-                        }
+        while ((s = hashmap_find(f->frame_subs, subscribed_to, ep))) {
+                snprintf(message, sizeof message, "Endpoint '%s' was detached.", vmsig_endpoint_get_name(s->endpoint));
+                sub_free(s, -ENODEV, message);
         }
 }

@@ -38,21 +38,18 @@ static void sub_free(bus_memctx_sub *s) {
         free(s);
 }
 
+static bool subscribed_on_bus_as(const void *value, const void *name) {
+        const bus_memctx_sub *s = value;
+        return s->on_bus && strcmp(s->subscriber, name) == 0;
+}
+
 void bus_memctx_subscriber_gone(vmsig_bus_front *f, const char *name) {
         bus_memctx_sub *s;
-        bool again = true;
 
-        /* The map cannot change under HASHMAP_FOREACH; restart after each. */
-        while (again) {
-                again = false;
-                HASHMAP_FOREACH(s, f->memctx_subs, st)
-                        if (s->on_bus && strcmp(s->subscriber, name) == 0) {
-                                log_debug("memctx subscriber %s of '%s' left the bus.", s->subscriber,
-                                          vmsig_endpoint_get_name(s->endpoint));
-                                sub_free(s);
-                                again = true;
-                                break;
-                        }
+        while ((s = hashmap_find(f->memctx_subs, subscribed_on_bus_as, name))) {
+                log_debug("memctx subscriber %s of '%s' left the bus.", s->subscriber,
+                          vmsig_endpoint_get_name(s->endpoint));
+                sub_free(s);
         }
 }
 
@@ -187,18 +184,14 @@ void bus_memctx_on_event(vmsig_bus_front *f, vmsig_endpoint *ep, const char *pat
                         send_to(s, path, m->invalidated ? "MemctxInvalidated" : "MemctxChanged", m);
 }
 
+static bool subscribed_to(const void *value, const void *ep) {
+        const bus_memctx_sub *s = value;
+        return !ep || s->endpoint == ep;
+}
+
 void bus_memctx_endpoint_gone(vmsig_bus_front *f, vmsig_endpoint *ep) {
         bus_memctx_sub *s;
-        bool again = true;
 
-        /* The map cannot change under HASHMAP_FOREACH; restart after each. */
-        while (again) {
-                again = false;
-                HASHMAP_FOREACH(s, f->memctx_subs, st)
-                        if (!ep || s->endpoint == ep) {
-                                sub_free(s);
-                                again = true;
-                                break;
-                        }
-        }
+        while ((s = hashmap_find(f->memctx_subs, subscribed_to, ep)))
+                sub_free(s);
 }

@@ -20,4 +20,9 @@ size_t hashmap_size(const Hashmap *h);
  * not be modified while iterating. */
 bool hashmap_iterate(const Hashmap *h, size_t *state, void **value, const char **key);
 
+/* The first value for which match(value, arg) is true, or NULL. To remove
+ * every match, call it again after each removal: a removal ends an
+ * iteration. */
+void *hashmap_find(const Hashmap *h, bool (*match)(const void *value, const void *arg), const void *arg);
+
 #define HASHMAP_FOREACH(v, h, st) for (size_t st = 0; hashmap_iterate((h), &st, (void **) &(v), NULL);)
