@@ -382,7 +382,23 @@ static void test_without_vgpu(void) {
         c = vt_bus_connect(bus);
         name = call_error(c, ALPHA, "SubscribeFrames", &message);
         g_assert_cmpstr(name, ==, "org.vmsig.Error.NotSupported");
-        g_assert_cmpstr(message, ==, "Frames are not available: vmsigd runs without the vgpu library.");
+        g_assert_cmpstr(message, ==,
+                        "Frames are not available: vmsigd runs without the vgpu library, "
+                        "or frames are off in its configuration.");
+        g_object_unref(c);
+        g_assert_cmpint(vt_daemon_stop(d), ==, 0);
+        vt_bus_stop(bus);
+}
+
+/* <frames enabled="no"/>: the same, with the library there. */
+static void test_frames_off(void) {
+        VtBus *bus = vt_bus_start();
+        VtDaemon *d = vt_daemon_start(bus, "<vmsigd><frames enabled=\"no\"/>"
+                                           "<stub-vm name=\"alpha\" ram-size=\"1M\"/></vmsigd>");
+        GDBusConnection *c = vt_bus_connect(bus);
+        g_autofree char *name = call_error(c, ALPHA, "SubscribeFrames", NULL);
+
+        g_assert_cmpstr(name, ==, "org.vmsig.Error.NotSupported");
         g_object_unref(c);
         g_assert_cmpint(vt_daemon_stop(d), ==, 0);
         vt_bus_stop(bus);
@@ -400,5 +416,6 @@ int main(int argc, char *argv[]) {
         ADD("detach-ends-subscription", test_detach_ends_subscription);
         ADD("subscriber-leaves", test_subscriber_leaves);
         g_test_add_func("/bus/frames/without-vgpu", test_without_vgpu);
+        g_test_add_func("/bus/frames/frames-off", test_frames_off);
         return g_test_run();
 }

@@ -209,7 +209,8 @@ static int frame_kind(vmsig_bus_front *f, vmsig_endpoint *ep, sd_bus_error *erro
         kind = vmsig_core_find_kind(f->core, VMSIG_VGPU_KIND_NAME);
         if (kind < 0)
                 return vmsig_bus_error_setf(error, -EOPNOTSUPP,
-                                            "Frames are not available: vmsigd runs without the vgpu library.");
+                                            "Frames are not available: vmsigd runs without the vgpu library, "
+                                            "or frames are off in its configuration.");
         if (!vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_DISPLAY))
                 return vmsig_bus_error_setf(error, -EOPNOTSUPP, "Endpoint '%s' has no display to capture.",
                                             vmsig_endpoint_get_name(ep));
