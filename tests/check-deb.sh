@@ -1,22 +1,26 @@
 #!/bin/sh
-# The Debian package (debian/, the armed build): build it with
-# dpkg-buildpackage, check it with lintian, install it with dpkg -i, find
-# every file it claims and the key files where they belong, start the
-# installed vmsigd on a private system bus made of the installed bus policy
-# and activation file (directly, then by D-Bus activation), and purge it
-# again, leaving nothing behind. Prints TAP.
+# The Debian packages (debian/, the armed build): vmsig, the shared library
+# libvmsig-vgpu0 that vmsigd loads for screen frames, and libvmsig-vgpu-dev.
+# Build them with dpkg-buildpackage, check them with lintian, install them
+# with dpkg -i, find every file they claim and the key files where they
+# belong (the library usable through pkg-config), start the installed
+# vmsigd on a private system bus made of the installed bus policy and
+# activation file (directly, loading the installed library, then by D-Bus
+# activation, then without the library, which vmsig only recommends), and
+# purge them again, leaving nothing behind. Prints TAP.
 #
-# It installs and removes a package on this machine, so it is not part of
+# It installs and removes packages on this machine, so it is not part of
 # make check: CI runs it (.ci/run). It needs root and refuses to touch a
 # vmsig that was installed before.
 #
-#   tests/check-deb.sh [PACKAGE.deb]
+#   tests/check-deb.sh [vmsig_VERSION_ARCH.deb]
 #
-# With PACKAGE.deb (or VMSIG_DEB=PACKAGE.deb) that package is checked;
-# otherwise one is built from a copy of the source tree (its files known to
-# git, as they are in the work tree) in a temporary directory, since
-# dpkg-buildpackage writes next to the source directory. DEB_BUILD_OPTIONS
-# is passed on (nocheck skips make check in the build).
+# With the vmsig .deb (or VMSIG_DEB=...) those packages are checked: the
+# library's two are taken from the same directory, of the same version and
+# architecture. Otherwise they are built from a copy of the source tree (its
+# files known to git, as they are in the work tree) in a temporary
+# directory, since dpkg-buildpackage writes next to the source directory.
+# DEB_BUILD_OPTIONS is passed on (nocheck skips make check in the build).
 srcdir="${VMSIG_SRCDIR:-$(dirname "$0")/..}"
 srcdir=$(cd "$srcdir" && pwd)
 deb="${1:-${VMSIG_DEB:-}}"
@@ -25,6 +29,8 @@ fail=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-deb.XXXXXX")
 # Unprivileged users (lintian, a caller on the bus) work in here too.
 chmod 755 "$tmp"
+# Removal order: what depends on the library first.
+packages="libvmsig-vgpu-dev libvmsig-vgpu0 vmsig"
 installed=""
 bus_pid=""
 daemon_pid=""
@@ -69,7 +75,8 @@ stop_pid() { # stop_pid PID: SIGTERM, then wait up to 5 s, then SIGKILL
 cleanup() {
         stop_pid "$daemon_pid"
         stop_pid "$bus_pid"
-        [ -n "$installed" ] && dpkg --purge vmsig >/dev/null 2>&1
+        # shellcheck disable=SC2086 # the list of names
+        [ -n "$installed" ] && dpkg --purge $packages >/dev/null 2>&1
         rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -117,6 +124,7 @@ $(tail -40 "$tmp/build.log")"
         result "dpkg-buildpackage -us -uc -b builds the package" $st "$out"
         [ $st -eq 0 ] || finish
         deb=$(ls "$tmp"/build/vmsig_*.deb)
+        debdir="$tmp/build"
         lintian_target=$(ls "$tmp"/build/vmsig_*.changes)
 else
         deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
@@ -124,62 +132,130 @@ else
                 result "the package $deb exists" 1 ""
                 finish
         fi
-        cp "$deb" "$tmp/"
+        debdir=$(dirname "$deb")
+        lintian_target=""
+fi
+
+# ctl DEB FIELD: a field of a package's control file.
+ctl() {
+        dpkg-deb -f "$1" "$2"
+}
+version=$(ctl "$deb" Version)
+arch=$(ctl "$deb" Architecture)
+libdeb="$debdir/libvmsig-vgpu0_${version}_$arch.deb"
+devdeb="$debdir/libvmsig-vgpu-dev_${version}_$arch.deb"
+st=0
+[ -f "$libdeb" ] && [ -f "$devdeb" ] || st=1
+result "the library's packages are next to vmsig's: $(basename "$libdeb"), $(basename "$devdeb")" $st \
+        "$([ $st -ne 0 ] && ls "$debdir")"
+[ $st -eq 0 ] || finish
+if [ -z "$lintian_target" ]; then
+        cp "$deb" "$libdeb" "$devdeb" "$tmp/"
         deb="$tmp/$(basename "$deb")"
-        lintian_target=$deb
+        libdeb="$tmp/$(basename "$libdeb")"
+        devdeb="$tmp/$(basename "$devdeb")"
+        lintian_target="$deb $libdeb $devdeb"
 fi
 chmod -R a+rX "$tmp"
 
-version=$(dpkg-deb -f "$deb" Version)
-depends=$(dpkg-deb -f "$deb" Depends)
+depends=$(ctl "$deb" Depends)
+recommends=$(ctl "$deb" Recommends)
 out="Version: $version
+Depends: $depends
+Recommends: $recommends"
+st=1
+[ "$(ctl "$deb" Package)" = vmsig ] && echo "$depends" | grep -q libjson-c && st=0
+result "the package is vmsig, the armed build (depends on json-c)" $st "$out"
+# vmsigctl screenshot links libpng; vmsigd only loads the library, and runs
+# without it.
+st=1
+echo "$depends" | grep -q libpng && echo "$recommends" | grep -qF "libvmsig-vgpu0 (= $version)" &&
+        ! echo "$depends" | grep -q libvmsig-vgpu && st=0
+result "vmsig depends on libpng (vmsigctl screenshot) and recommends libvmsig-vgpu0 (= $version)" $st "$out"
+
+out="$(ctl "$libdeb" Package), Section: $(ctl "$libdeb" Section), Multi-Arch: $(ctl "$libdeb" Multi-Arch)"
+st=1
+[ "$out" = "libvmsig-vgpu0, Section: libs, Multi-Arch: same" ] && st=0
+result "the library's package is libvmsig-vgpu0, Section libs, Multi-Arch: same" $st "$out"
+symbols=$(dpkg-deb --ctrl-tarfile "$libdeb" | tar -xOf - ./symbols 2>&1)
+st=1
+echo "$symbols" | grep -q '^libvmsig-vgpu\.so\.0 libvmsig-vgpu0 ' && echo "$symbols" | grep -q '^ vmsig_vgpu_new@Base ' &&
+        ! echo "$symbols" | grep -q 'vmsig_core_' && st=0
+result "libvmsig-vgpu0 has a symbols file: the vmsig_vgpu_* of libvmsig-vgpu.so.0, not the core API it takes from vmsigd" \
+        $st "$symbols"
+
+depends=$(ctl "$devdeb" Depends)
+out="$(ctl "$devdeb" Package), Section: $(ctl "$devdeb" Section)
 Depends: $depends"
 st=1
-[ "$(dpkg-deb -f "$deb" Package)" = vmsig ] && echo "$depends" | grep -q libjson-c && st=0
-result "the package is vmsig, the armed build (depends on json-c)" $st "$out"
+[ "$(ctl "$devdeb" Package)/$(ctl "$devdeb" Section)" = libvmsig-vgpu-dev/libdevel ] &&
+        echo "$depends" | grep -qF "libvmsig-vgpu0 (= $version)" && echo "$depends" | grep -q libsystemd-dev && st=0
+result "libvmsig-vgpu-dev, Section libdevel, depends on libvmsig-vgpu0 (= $version) and libsystemd-dev" $st "$out"
 
 # --- lintian -------------------------------------------------------------------
 # As nobody: lintian warns about running as root.
 if have lintian; then
         mkdir "$tmp/home"
         chown nobody "$tmp/home"
+        # shellcheck disable=SC2086 # the .changes, or the three packages
         out=$(cd "$tmp" && setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp/home" \
-                lintian --fail-on error,warning --display-info "$lintian_target" 2>&1)
+                lintian --fail-on error,warning --display-info $lintian_target 2>&1)
         st=$?
-        result "lintian $(basename "$lintian_target"): no errors, no warnings" $st "$out"
+        names=$(for f in $lintian_target; do basename "$f"; done | tr '\n' ' ')
+        result "lintian ${names% }: no errors, no warnings" $st "$out"
 else
         missing "lintian" "lintian"
 fi
 
 # --- install -------------------------------------------------------------------
-status=$(dpkg-query -W -f='${db:Status-Status}' vmsig 2>/dev/null)
-if [ -n "$status" ] && [ "$status" != not-installed ]; then
-        result "vmsig is not installed before the test (it would be replaced and purged)" 1 \
-                "its status is $status: dpkg --purge vmsig first, or run this on a throwaway machine"
-        finish
-fi
-out=$(dpkg -i "$deb" 2>&1)
+# status PACKAGE: dpkg's status of it (empty or not-installed: absent).
+status() {
+        dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null
+}
+for p in $packages; do
+        s=$(status "$p")
+        if [ -n "$s" ] && [ "$s" != not-installed ]; then
+                result "$p is not installed before the test (it would be replaced and purged)" 1 \
+                        "its status is $s: dpkg --purge $packages first, or run this on a throwaway machine"
+                finish
+        fi
+done
+out=$(dpkg -i "$deb" "$libdeb" "$devdeb" 2>&1)
 st=$?
 installed=yes
-result "dpkg -i installs the package" $st "$out"
+result "dpkg -i installs vmsig, libvmsig-vgpu0 and libvmsig-vgpu-dev" $st "$out"
 [ $st -eq 0 ] || finish
 
-# Every path in the package is on disk, and dpkg says it owns it.
-# (Regular files and links in "files": directories like /lib may be shared
-# or, with merged /usr, symlinks.)
-dpkg-deb -c "$deb" | awk '{ p = $6; sub(/^\./, "", p); if (p != "/") print p }' | sed 's|/$||' >"$tmp/contents"
-dpkg-deb -c "$deb" | awk '!/^d/ { p = $6; sub(/^\./, "", p); print p }' >"$tmp/files"
-dpkg -L vmsig | grep -v '^/\.$' >"$tmp/owned"
-missing_files=$(while read -r f; do [ -e "$f" ] || [ -L "$f" ] || echo "$f"; done <"$tmp/contents")
-LC_ALL=C sort -u "$tmp/contents" >"$tmp/contents.sorted"
-unowned=$(LC_ALL=C sort -u "$tmp/owned" | LC_ALL=C comm -23 "$tmp/contents.sorted" -)
-st=0
-[ -n "$missing_files$unowned" ] && st=1
-out=""
-[ -n "$missing_files" ] && out="missing: $missing_files"
-[ -n "$unowned" ] && out="$out
-not in dpkg -L: $unowned"
-result "every path of the package exists where it claims ($(wc -l <"$tmp/contents") paths)" $st "$out"
+# Every path in each package is on disk, and dpkg says that package owns
+# it. (Regular files and links in "files": directories like /lib may be
+# shared or, with merged /usr, symlinks.) "owned" lists "PATH PACKAGE".
+: >"$tmp/files"
+: >"$tmp/owned"
+for f in "$deb" "$libdeb" "$devdeb"; do
+        p=$(ctl "$f" Package)
+        dpkg-deb -c "$f" | awk '{ p = $6; sub(/^\./, "", p); if (p != "/") print p }' | sed 's|/$||' >"$tmp/contents"
+        dpkg-deb -c "$f" | awk '!/^d/ { p = $6; sub(/^\./, "", p); print p }' >>"$tmp/files"
+        dpkg -L "$p" | grep -v '^/\.$' >"$tmp/owned.$p"
+        sed "s|\$| $p|" "$tmp/owned.$p" >>"$tmp/owned"
+        missing_files=$(while read -r path; do [ -e "$path" ] || [ -L "$path" ] || echo "$path"; done <"$tmp/contents")
+        LC_ALL=C sort -u "$tmp/contents" >"$tmp/contents.sorted"
+        unowned=$(LC_ALL=C sort -u "$tmp/owned.$p" | LC_ALL=C comm -23 "$tmp/contents.sorted" -)
+        st=0
+        [ -n "$missing_files$unowned" ] && st=1
+        out=""
+        [ -n "$missing_files" ] && out="missing: $missing_files"
+        [ -n "$unowned" ] && out="$out
+not in dpkg -L $p: $unowned"
+        result "every path of $p exists where it claims ($(wc -l <"$tmp/contents") paths)" $st "$out"
+done
+
+# The library goes to the multiarch directory of the packages' architecture.
+if have dpkg-architecture; then
+        libdir=/usr/lib/$(dpkg-architecture -a "$arch" -qDEB_HOST_MULTIARCH 2>/dev/null)
+else
+        missing "dpkg-architecture" "dpkg-dev"
+        libdir=$(pkg-config --variable=libdir libvmsig-vgpu 2>/dev/null)
+fi
 
 # The key files, where the Makefile and Debian put them. The unit goes where
 # systemd's pkg-config says (/lib/systemd/system on Debian 12).
@@ -188,32 +264,100 @@ if [ -z "$unitdir" ]; then
         unitdir=/lib/systemd/system
         [ -e /usr/lib/systemd/system/vmsigd.service ] && unitdir=/usr/lib/systemd/system
 fi
-while read -r test path what; do
+# A link (-h) must lead to a file too.
+while read -r test path pkg what; do
         st=1
-        test "$test" "$path" && grep -qxF "$path" "$tmp/owned" && st=0
-        result "$what: $path" $st ""
+        test "$test" "$path" && test -e "$path" && grep -qxF "$path $pkg" "$tmp/owned" && st=0
+        result "$what ($pkg): $path" $st ""
 done <<EOF
--x /usr/bin/vmsigctl vmsigctl
--x /usr/libexec/vmsigd vmsigd
--f $unitdir/vmsigd.service the systemd unit
--f /usr/share/dbus-1/system.d/org.vmsig.conf the system bus policy
--f /usr/share/dbus-1/system-services/org.vmsig.service the D-Bus activation file
--f /usr/share/dbus-1/interfaces/org.vmsig.Manager.xml interface XML
--f /usr/share/dbus-1/interfaces/org.vmsig.Endpoint.xml interface XML
--f /usr/share/dbus-1/interfaces/org.vmsig.Lease.xml interface XML
--f /usr/share/polkit-1/actions/org.vmsig.policy the polkit actions
--f /usr/share/doc/vmsig/examples/50-vmsig.rules the example polkit rules
--f /usr/lib/tmpfiles.d/vmsig.conf the tmpfiles entry
--f /etc/vmsig/vmsigd.conf the default configuration
--f /usr/share/vmsig/schemas/vmsigd.conf.rng the configuration schema
--f /usr/share/vmsig/schemas/vm.rng the trigger file schema
--f /usr/share/man/man1/vmsigctl.1.gz a manual page
--f /usr/share/man/man8/vmsigd.8.gz a manual page
--f /usr/share/man/man5/vmsigd.conf.5.gz a manual page
--f /usr/share/man/man5/org.vmsig.5.gz a manual page
--f /usr/share/bash-completion/completions/vmsigctl the bash completion
--f /usr/share/doc/vmsig/copyright the copyright file
+-x /usr/bin/vmsigctl vmsig vmsigctl
+-x /usr/libexec/vmsigd vmsig vmsigd
+-f $unitdir/vmsigd.service vmsig the systemd unit
+-f /usr/share/dbus-1/system.d/org.vmsig.conf vmsig the system bus policy
+-f /usr/share/dbus-1/system-services/org.vmsig.service vmsig the D-Bus activation file
+-f /usr/share/dbus-1/interfaces/org.vmsig.Manager.xml vmsig interface XML
+-f /usr/share/dbus-1/interfaces/org.vmsig.Endpoint.xml vmsig interface XML
+-f /usr/share/dbus-1/interfaces/org.vmsig.Lease.xml vmsig interface XML
+-f /usr/share/polkit-1/actions/org.vmsig.policy vmsig the polkit actions
+-f /usr/share/doc/vmsig/examples/50-vmsig.rules vmsig the example polkit rules
+-f /usr/lib/tmpfiles.d/vmsig.conf vmsig the tmpfiles entry
+-f /etc/vmsig/vmsigd.conf vmsig the default configuration
+-f /usr/share/vmsig/schemas/vmsigd.conf.rng vmsig the configuration schema
+-f /usr/share/vmsig/schemas/vm.rng vmsig the trigger file schema
+-f /usr/share/man/man1/vmsigctl.1.gz vmsig a manual page
+-f /usr/share/man/man8/vmsigd.8.gz vmsig a manual page
+-f /usr/share/man/man5/vmsigd.conf.5.gz vmsig a manual page
+-f /usr/share/man/man5/org.vmsig.5.gz vmsig a manual page
+-f /usr/share/bash-completion/completions/vmsigctl vmsig the bash completion
+-f /usr/share/doc/vmsig/copyright vmsig the copyright file
+-f $libdir/libvmsig-vgpu.so.0.0.0 libvmsig-vgpu0 the shared library
+-h $libdir/libvmsig-vgpu.so.0 libvmsig-vgpu0 the link named by the SONAME, which vmsigd loads
+-f /usr/share/doc/libvmsig-vgpu0/copyright libvmsig-vgpu0 the copyright file
+-h $libdir/libvmsig-vgpu.so libvmsig-vgpu-dev the link for the linker
+-f /usr/include/vmsig/vmsig-vgpu.h libvmsig-vgpu-dev a header
+-f /usr/include/vmsig/vmsig-core.h libvmsig-vgpu-dev a header
+-f /usr/include/vmsig/vmsig-endpoint.h libvmsig-vgpu-dev a header
+-f $libdir/pkgconfig/libvmsig-vgpu.pc libvmsig-vgpu-dev the pkg-config file
+-f /usr/share/doc/libvmsig-vgpu-dev/copyright libvmsig-vgpu-dev the copyright file
 EOF
+
+la=$(grep '\.la ' "$tmp/owned")
+st=0
+[ -n "$la" ] && st=1
+result "no libtool .la file is shipped" $st "$la"
+
+# The library's trigger ran ldconfig. (With merged /usr the cache may name
+# it through /lib.)
+out=$(ldconfig -p | grep libvmsig-vgpu)
+cached=$(echo "$out" | sed -n 's/^[[:space:]]*libvmsig-vgpu\.so\.0 (.*) => //p')
+st=1
+[ -n "$cached" ] && [ "$(readlink -f "$cached")" = "$(readlink -f "$libdir/libvmsig-vgpu.so.0")" ] && st=0
+result "ldconfig's cache has $libdir/libvmsig-vgpu.so.0" $st "$out"
+
+# Built against the installed headers and library through pkg-config: a
+# shared object, as a sensor library is (a program could not link it alone:
+# the core API the library uses comes from vmsigd).
+if have pkg-config; then
+        out=$(pkg-config --cflags --libs libvmsig-vgpu 2>&1)
+        st=$?
+        flags=$out
+        { echo "$out" | grep -q -- '-I/usr/include/vmsig' && echo "$out" | grep -q -- '-lvmsig-vgpu'; } || st=1
+        [ "$(pkg-config --variable=libdir libvmsig-vgpu 2>&1)" = "$libdir" ] || st=1
+        result "pkg-config --cflags --libs libvmsig-vgpu: -I/usr/include/vmsig -lvmsig-vgpu, libdir $libdir" $st "$out"
+        if have cc; then
+                cat >"$tmp/probe.c" <<EOF
+#include <vmsig-vgpu.h>
+
+uint32_t probe_kind(vmsig_vgpu *v);
+uint32_t probe_kind(vmsig_vgpu *v) {
+        return vmsig_vgpu_kind(v);
+}
+EOF
+                # shellcheck disable=SC2086 # the flags are words
+                out=$(cc -Wall -Wextra -Werror -std=gnu11 -shared -fPIC -o "$tmp/probe.so" "$tmp/probe.c" $flags 2>&1)
+                st=$?
+                if [ $st -eq 0 ] && have readelf; then
+                        needed=$(readelf -d "$tmp/probe.so" | grep NEEDED)
+                        echo "$needed" | grep -qF '[libvmsig-vgpu.so.0]' || st=1
+                        out="$out$needed"
+                fi
+                result "a shared object calling vmsig_vgpu_kind() builds with the installed header and .pc, needing libvmsig-vgpu.so.0" \
+                        $st "$out"
+        else
+                missing "cc" "gcc"
+        fi
+else
+        missing "pkg-config" "pkgconf"
+fi
+
+policy=/usr/share/polkit-1/actions/org.vmsig.policy
+st=1
+grep -q '<action id="org\.vmsig\.frames">' $policy && st=0
+result "the installed polkit policy has the action org.vmsig.frames" $st "$([ $st -ne 0 ] && grep '<action id=' $policy)"
+out=$(/usr/bin/vmsigctl --help 2>&1)
+st=1
+echo "$out" | grep -q '^ *screenshot ' && st=0
+result "vmsigctl --help lists the screenshot command" $st "$([ $st -ne 0 ] && echo "$out")"
 
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' vmsig)
 st=1
@@ -331,6 +475,18 @@ wait_for_name() {
                 sleep 0.1
         done
 }
+# loaded_library HOW PID [LOG]: vmsigd mapped the installed libvmsig-vgpu
+# and logged (at debug level) that it loaded it, and nothing about running
+# without frames.
+loaded_library() {
+        st=1
+        grep -qF "$libdir/libvmsig-vgpu.so.0.0.0" "/proc/$2/maps" && st=0
+        if [ -n "${3:-}" ]; then
+                grep -qF "Loaded $libdir/libvmsig-vgpu.so.0:" "$3" && ! grep -q 'running without frames' "$3" || st=1
+        fi
+        result "$1: vmsigd loaded $libdir/libvmsig-vgpu.so.0" $st \
+                "$([ $st -ne 0 ] && { [ -n "${3:-}" ] && cat "$3"; grep libvmsig "/proc/$2/maps"; })"
+}
 # bus_checks HOW: what a started vmsigd must answer.
 bus_checks() {
         out=$(busctl --system --no-pager introspect org.vmsig /org/vmsig 2>&1)
@@ -347,14 +503,17 @@ if [ -n "$bus_pid" ]; then
         # The installed configuration (its compiled-in path: no --config)
         # defines no VMs, and nothing is in the trigger directory. The
         # private socket goes to our directory, not to the machine's
-        # /run/vmsig.
-        /usr/libexec/vmsigd --private-socket="$tmp/run/private" >"$tmp/vmsigd.log" 2>&1 &
+        # /run/vmsig. At debug level vmsigd says which library it loaded;
+        # VMSIG_VGPU_LIBRARY would name another one.
+        env -u VMSIG_VGPU_LIBRARY /usr/libexec/vmsigd --private-socket="$tmp/run/private" --log-level=debug \
+                >"$tmp/vmsigd.log" 2>&1 &
         daemon_pid=$!
         wait_for_name
         st=$?
         result "the installed vmsigd, started with the installed config, owns org.vmsig" $st \
                 "$([ $st -ne 0 ] && cat "$tmp/vmsigd.log")"
         if [ $st -eq 0 ]; then
+                loaded_library "started directly" "$daemon_pid" "$tmp/vmsigd.log"
                 bus_checks "started directly"
                 out=$(busctl --system call org.vmsig /org/vmsig org.vmsig.Manager ListEndpoints 2>&1)
                 st=1
@@ -388,8 +547,26 @@ if [ -n "$bus_pid" ]; then
                 st=1
                 [ "$exe" = /usr/libexec/vmsigd ] && st=0
                 result "the activated org.vmsig is /usr/libexec/vmsigd" $st "pid $daemon_pid: $exe"
+                loaded_library "activated" "$daemon_pid"
                 bus_checks "activated"
         fi
+        stop_pid "$daemon_pid"
+        daemon_pid=""
+
+        # vmsig only recommends the library: without it vmsigd says so and
+        # serves the bus all the same.
+        out=$(dpkg -r libvmsig-vgpu-dev libvmsig-vgpu0 2>&1)
+        st=$?
+        result "dpkg -r removes libvmsig-vgpu-dev and libvmsig-vgpu0, vmsig stays" $st "$out"
+        env -u VMSIG_VGPU_LIBRARY /usr/libexec/vmsigd --private-socket="$tmp/run/private" \
+                >"$tmp/vmsigd-nolib.log" 2>&1 &
+        daemon_pid=$!
+        wait_for_name
+        st=$?
+        grep -qF "Cannot load $libdir/libvmsig-vgpu.so.0, running without frames" "$tmp/vmsigd-nolib.log" || st=1
+        result "without libvmsig-vgpu0 vmsigd warns that it runs without frames, and owns org.vmsig" $st \
+                "$(cat "$tmp/vmsigd-nolib.log")"
+        [ $st -eq 0 ] && bus_checks "without the library"
         stop_pid "$daemon_pid"
         daemon_pid=""
         stop_pid "$bus_pid"
@@ -397,27 +574,34 @@ if [ -n "$bus_pid" ]; then
 fi
 
 # --- purge ---------------------------------------------------------------------
-out=$(dpkg --purge vmsig 2>&1)
+# shellcheck disable=SC2086 # the list of names
+out=$(dpkg --purge $packages 2>&1)
 st=$?
 [ $st -eq 0 ] && installed=""
-result "dpkg --purge removes the package" $st "$out"
-# Directories are shared with other packages; the package's own must go.
+result "dpkg --purge removes the packages" $st "$out"
+# Directories are shared with other packages; the packages' own must go.
 left=$(
         while read -r f; do
                 if [ -e "$f" ] || [ -L "$f" ]; then
                         echo "$f"
                 fi
         done <"$tmp/files"
-        for d in /etc/vmsig /usr/share/vmsig /usr/share/doc/vmsig /run/vmsig; do
+        for d in /etc/vmsig /usr/share/vmsig /usr/share/doc/vmsig /run/vmsig /usr/include/vmsig \
+                /usr/share/doc/libvmsig-vgpu0 /usr/share/doc/libvmsig-vgpu-dev; do
                 [ -e "$d" ] && echo "$d"
         done
+        ldconfig -p | grep libvmsig-vgpu
 )
 st=0
 [ -n "$left" ] && st=1
-result "after the purge nothing of the package is left (files, /etc/vmsig, /run/vmsig)" $st "$left"
-status=$(dpkg-query -W -f='${db:Status-Status}' vmsig 2>/dev/null)
+result "after the purge nothing of the packages is left (files, /etc/vmsig, /run/vmsig, /usr/include/vmsig, ldconfig's cache)" \
+        $st "$left"
+known=$(for p in $packages; do
+        s=$(status "$p")
+        [ -n "$s" ] && [ "$s" != not-installed ] && echo "$p: $s"
+done)
 st=0
-[ -n "$status" ] && [ "$status" != not-installed ] && st=1
-result "dpkg knows vmsig no more" $st "$([ $st -ne 0 ] && echo "status: $status")"
+[ -n "$known" ] && st=1
+result "dpkg knows none of the packages any more" $st "$known"
 
 finish
