@@ -26,8 +26,14 @@ cc="clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -
 # configure.ac's warnings: the fuzz builds stay clang-clean.
 cc="$cc -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Wformat=2"
 printf '#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
+# With libpng, the bus harness has frames too (libvmsig-vgpu).
+if pkg-config --exists libpng; then
+        printf '#define VMSIG_HAVE_VGPU 1\n' >>"$out/config.h"
+        vgpu_sources="$top/src/vgpu/*.c"
+        vgpu_libs="libpng"
+fi
 cc="$cc -Wnull-dereference -include $out/config.h -I$top/tests"
-for d in shared core endpoint memctx bus daemon discovery host/stub host/qmp; do
+for d in shared core endpoint memctx bus daemon discovery host/stub host/qmp vgpu; do
         cc="$cc -I$top/src/$d"
 done
 core="$top/src/shared/log.c $top/src/shared/hashmap.c $top/src/core/*.c $top/src/endpoint/*.c $top/src/memctx/*.c"
@@ -43,7 +49,7 @@ sources() {
         memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c" ;;
         config) echo "$top/tests/fuzz-util.c $top/src/daemon/config-file.c $out/config-schema.c $core" ;;
         discovery) echo "$top/tests/fuzz-util.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
-        bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/stub/stub.c $core" ;;
+        bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/stub/stub.c ${vgpu_sources:-} $core" ;;
         qmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/*.c $core" ;;
         *) return 1 ;;
         esac
@@ -53,7 +59,7 @@ libs() {
         case $1 in
         detect | memwrite) ;;
         config | discovery) pkg-config --cflags --libs libsystemd libxml-2.0 ;;
-        bus) pkg-config --cflags --libs libsystemd ;;
+        bus) pkg-config --cflags --libs libsystemd ${vgpu_libs:-} ;;
         qmp) pkg-config --cflags --libs libsystemd json-c ;;
         esac
 }

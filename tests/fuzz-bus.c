@@ -45,6 +45,9 @@
 #include "stub.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
+#ifdef VMSIG_HAVE_VGPU
+#include "vmsig-vgpu.h"
+#endif
 
 #define CALLS_MAX 16
 #define LEASES_MAX 8
@@ -81,6 +84,9 @@ static const Method methods[] = {
         { ENDPOINT, "InjectInput", "a(uui)" },
         { ENDPOINT, "SubscribeMemctx", "" },
         { ENDPOINT, "UnsubscribeMemctx", "" },
+        { ENDPOINT, "SubscribeFrames", "" },
+        { ENDPOINT, "GetFrame", "" },
+        { ENDPOINT, "UnsubscribeFrames", "" },
         { ENDPOINT, "MemWrite", "taya{sv}" },
         { ENDPOINT, "MemWriteVirtual", "taya{sv}" },
         { ENDPOINT, "MemWriteBatch", "a(tay)a{sv}" },
@@ -110,7 +116,7 @@ static const char *const strings[] = {
         "input", "power", "memory-write", "force", "pause", "expected_epoch", "vm-run", "vm-paused", "vm-off",
         "nope", "", ".hidden", "-dash", ENDPOINT, MANAGER, LEASE, "State", "Name", "Capabilities", "MemctxEpoch",
         "RamSize", "InputLeaseHolder", "PowerLeaseHolder", "MemoryWriteLeaseHolder", "Version", "EndpointCount",
-        "Class", "Holder", "Endpoint", "AcquiredAt", "BootstrapState", "Vmid", "org.vmsig.NoSuchInterface",
+        "Class", "Holder", "Endpoint", "AcquiredAt", "BootstrapState", "Vmid", "Sequence", "org.vmsig.NoSuchInterface",
         "a-name-of-sixty-five-characters-which-is-one-more-than-the-max-ok",
 };
 
@@ -127,6 +133,9 @@ typedef struct Session {
         bus_auth *auth;
         vmsig_bus_context ctx;
         vmsig_bus_front *front;
+#ifdef VMSIG_HAVE_VGPU
+        vmsig_vgpu *vgpu; /* frames of the stubs' displays */
+#endif
         vmsig_endpoint *vm_run;
         char endpoint_paths[3][64];
         char lease_paths[LEASES_MAX][64];
@@ -430,6 +439,10 @@ static void session_start(Session *s) {
         bus_audit_set_target(BUS_AUDIT_STDERR); /* never the journal */
         fuzz_check(sd_event_new(&s->event) >= 0);
         fuzz_check(vmsig_core_new(s->event, &s->core) == 0);
+#ifdef VMSIG_HAVE_VGPU
+        /* The fastest rate, so that captures happen within a session. */
+        fuzz_check(vmsig_vgpu_new(s->core, &(vmsig_vgpu_config) { .rate = VMSIG_VGPU_RATE_MAX }, &s->vgpu) == 0);
+#endif
         open_buses(s);
         fuzz_check(bus_auth_new(s->event, s->server, &s->auth) >= 0);
         fuzz_check(bus_auth_configure(s->auth, &limits) >= 0);
@@ -456,6 +469,9 @@ static void session_end(Session *s) {
         s->auth = bus_auth_free(s->auth);
         s->server = sd_bus_flush_close_unref(s->server);
         s->client = sd_bus_flush_close_unref(s->client);
+#ifdef VMSIG_HAVE_VGPU
+        s->vgpu = vmsig_vgpu_free(s->vgpu);
+#endif
         s->core = vmsig_core_free(s->core);
         s->event = sd_event_unref(s->event);
 }
