@@ -58,6 +58,48 @@ static void write_u64(Image *im, uint64_t gpa, uint64_t v) {
         g_assert_cmpint(pwrite(im->img.fd, &le, sizeof le, (off_t) offset), ==, (ssize_t) sizeof le);
 }
 
+/* The PML4 scan in steps of the smallest budget finds what the one-shot
+ * scan finds, and says when the low 16 MiB hold nothing. */
+static void test_pml4_steps(void) {
+        Image im = {};
+        vmsig_detect_result res = {}, once;
+        uint64_t cursor = 0;
+        unsigned steps = 0;
+        int r;
+
+        spec_empty(&im.spec);
+        im.spec.dtb = 0x1AA000;
+        im.spec.lookalike = 0x100000;
+        image_open(&im);
+        g_assert_cmpint(vmsig_detect_pml4_scan(&im.src, &once), ==, 1);
+        while ((r = vmsig_detect_pml4_scan_step(&im.src, &cursor, VMSIG_DETECT_SCAN_MIN_BUDGET, &res)) == 0)
+                steps++;
+        g_assert_cmpint(r, ==, 1);
+        g_assert_cmpuint(steps, >=, 0x1AA000 / VMSIG_DETECT_SCAN_MIN_BUDGET - 1);
+        g_assert_cmphex(res.dtb, ==, once.dtb);
+        g_assert_cmpuint(res.self_ref, ==, once.self_ref);
+        image_close(&im);
+
+        /* Nothing: every step reads about its budget, then -ENOENT, also on
+         * a call after that. */
+        spec_empty(&im.spec);
+        im.spec.ram_size = 32 * MiB;
+        im.spec.populate = true;
+        image_open(&im);
+        cursor = 0;
+        steps = 0;
+        res = (vmsig_detect_result) { .dtb = 1234 };
+        while ((r = vmsig_detect_pml4_scan_step(&im.src, &cursor, VMSIG_DETECT_SCAN_MIN_BUDGET, &res)) == 0)
+                steps++;
+        g_assert_cmpint(r, ==, -ENOENT);
+        g_assert_cmpuint(steps + 1, ==, VMSIG_DETECT_PML4_SCAN_LIMIT / VMSIG_DETECT_SCAN_MIN_BUDGET);
+        g_assert_cmphex(cursor, ==, VMSIG_DETECT_PML4_SCAN_LIMIT);
+        g_assert_cmphex(res.dtb, ==, 1234); /* untouched */
+        g_assert_cmpint(vmsig_detect_pml4_scan_step(&im.src, &cursor, VMSIG_DETECT_SCAN_MIN_BUDGET, &res), ==,
+                        -ENOENT);
+        image_close(&im);
+}
+
 static uint64_t read_u64(Image *im, uint64_t gpa) {
         uint64_t offset, le;
 
@@ -1060,6 +1102,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/detect/pml4/self-ref", test_pml4_self_ref);
         g_test_add_func("/detect/pml4/entries", test_pml4_entries);
         g_test_add_func("/detect/pml4/zeros", test_pml4_zeros);
+        g_test_add_func("/detect/pml4/steps", test_pml4_steps);
         g_test_add_func("/detect/negative/all-zero", test_all_zero);
         g_test_add_func("/detect/negative/firmware-only", test_firmware_only);
         g_test_add_func("/detect/negative/system-decoys", test_system_decoys);

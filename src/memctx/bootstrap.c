@@ -23,6 +23,8 @@ struct vmsig_bootstrap {
         unsigned attempts;
         uint64_t started_usec;
         vmsig_detect_scan *scan;     /* a full scan in progress */
+        bool pml4_scanning;          /* the cheap PML4 scan is in progress */
+        uint64_t pml4_cursor;        /* where it goes on */
         vmsig_detect_result cheap;   /* what the cheap paths found this attempt */
         bool reported_failure;       /* the one diagnostic line was logged */
 };
@@ -113,6 +115,7 @@ static void succeed(vmsig_bootstrap *b, const vmsig_detect_result *found) {
         int r;
 
         b->scan = vmsig_detect_scan_free(b->scan);
+        b->pml4_scanning = false;
         (void) arm(b, 0, false);
         r = vmsig_memctx_source_set_root(b->source, b->endpoint, found->dtb, found->kernel_hint, found->method);
         if (r < 0)
@@ -129,6 +132,7 @@ static void fail(vmsig_bootstrap *b, const char *why) {
         uint64_t delay = backoff(b);
 
         b->scan = vmsig_detect_scan_free(b->scan);
+        b->pml4_scanning = false;
         if (!b->reported_failure)
                 log_info("No System DTB in the RAM of '%s' yet (%s); the guest may still be booting, retrying in "
                          "the background.",
@@ -162,9 +166,38 @@ static void scan_step(vmsig_bootstrap *b) {
         fail(b, r == -ENOENT ? "no System process" : strerror(-r));
 }
 
+/* A cheap find is confirmed by the full scan (the stub may hold the boot
+ * loader's DTB); without one, only every Nth attempt scans. */
+static void after_cheap(vmsig_bootstrap *b, bool found) {
+        vmsig_detect_source src = source_of(b);
+        int r;
+
+        if (!found && (b->attempts - b->config.fail_first - 1) % b->config.full_scan_every != 0)
+                return fail(b, "no low stub, no PML4 below 16 MiB");
+        r = vmsig_detect_scan_new(&src, &b->scan);
+        if (r < 0)
+                return fail(b, strerror(-r));
+        scan_step(b);
+}
+
+/* One chunk of the PML4 scan of the low 16 MiB, like the full scan: a
+ * guest that is all zeros (still booting) costs the loop no long stall. */
+static void pml4_step(vmsig_bootstrap *b) {
+        vmsig_detect_source src = source_of(b);
+        int r = vmsig_detect_pml4_scan_step(&src, &b->pml4_cursor, b->config.scan_budget, &b->cheap);
+
+        if (r == 0) {
+                (void) arm(b, 0, true);
+                return;
+        }
+        b->pml4_scanning = false;
+        if (r < 0 && r != -ENOENT)
+                return fail(b, strerror(-r));
+        after_cheap(b, r > 0);
+}
+
 static void attempt(vmsig_bootstrap *b) {
         vmsig_detect_source src = source_of(b);
-        bool full;
         int r;
 
         b->attempts++;
@@ -174,19 +207,13 @@ static void attempt(vmsig_bootstrap *b) {
 
         b->cheap = (vmsig_detect_result) {};
         r = vmsig_detect_low_stub(&src, &b->cheap);
-        if (r == 0)
-                r = vmsig_detect_pml4_scan(&src, &b->cheap);
         if (r < 0)
                 return fail(b, strerror(-r));
-        /* A cheap find is confirmed by the full scan (the stub may hold the
-         * boot loader's DTB); without one, only every Nth attempt scans. */
-        full = r > 0 || (b->attempts - b->config.fail_first - 1) % b->config.full_scan_every == 0;
-        if (!full)
-                return fail(b, "no low stub, no PML4 below 16 MiB");
-        r = vmsig_detect_scan_new(&src, &b->scan);
-        if (r < 0)
-                return fail(b, strerror(-r));
-        scan_step(b);
+        if (r > 0)
+                return after_cheap(b, true);
+        b->pml4_scanning = true;
+        b->pml4_cursor = 0;
+        pml4_step(b);
 }
 
 static void on_timer(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
@@ -196,6 +223,8 @@ static void on_timer(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revent
         (void) !read(fd, &expirations, sizeof expirations);
         if (b->scan)
                 scan_step(b);
+        else if (b->pml4_scanning)
+                pml4_step(b);
         else
                 attempt(b);
 }
@@ -237,6 +266,7 @@ int vmsig_bootstrap_new(vmsig_endpoint *ep, vmsig_memctx_source *source, const v
 
 int vmsig_bootstrap_start(vmsig_bootstrap *b) {
         b->scan = vmsig_detect_scan_free(b->scan);
+        b->pml4_scanning = false;
         b->attempts = 0;
         b->reported_failure = false;
         b->started_usec = now_usec();

@@ -274,12 +274,14 @@ static int pml4_scan_pages(detect_io *io, uint64_t gpa, const uint8_t *buf, size
         return 0;
 }
 
-/* The whole pages of RAM in [gpa, limit), read through the range that
- * holds each, in GPA order. */
-static int pml4_scan_below(detect_io *io, uint8_t *buf, uint64_t limit, vmsig_detect_result *ret) {
-        uint64_t gpa = 0;
+/* The whole pages of RAM in [*cursor, limit), read through the range that
+ * holds each, in GPA order, until about budget bytes were read; *cursor
+ * says where to go on. */
+static int pml4_scan_span(detect_io *io, uint8_t *buf, uint64_t *cursor, uint64_t limit, uint64_t budget,
+                          vmsig_detect_result *ret) {
+        uint64_t gpa = *cursor, read = 0;
 
-        while (gpa < limit) {
+        while (gpa < limit && read < budget) {
                 uint64_t offset, avail;
                 int r;
 
@@ -287,7 +289,8 @@ static int pml4_scan_below(detect_io *io, uint8_t *buf, uint64_t limit, vmsig_de
                         gpa += PAGE_SIZE_4K;
                         continue;
                 }
-                size_t len = (size_t) MIN(MIN(avail, limit - gpa), SCAN_CHUNK) & ~PAGE_MASK_4K;
+                uint64_t want = MIN(MIN(avail, limit - gpa), MIN(SCAN_CHUNK, MAX(budget - read, PAGE_SIZE_4K)));
+                size_t len = (size_t) want & ~PAGE_MASK_4K;
                 if (len == 0) { /* RAM ends inside this page */
                         gpa += PAGE_SIZE_4K;
                         continue;
@@ -299,19 +302,41 @@ static int pml4_scan_below(detect_io *io, uint8_t *buf, uint64_t limit, vmsig_de
                 if (r != 0)
                         return r;
                 gpa += len;
+                read += len;
         }
+        *cursor = gpa;
         return 0;
 }
 
-int vmsig_detect_pml4_scan(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+int vmsig_detect_pml4_scan_step(const vmsig_detect_source *s, uint64_t *cursor, uint64_t budget_bytes,
+                                vmsig_detect_result *ret) {
         detect_io io = detect_io_make(s);
         _cleanup_free_ uint8_t *buf = NULL;
+        vmsig_detect_result found = {};
+        int r;
 
-        *ret = (vmsig_detect_result) {};
+        if (*cursor >= VMSIG_DETECT_PML4_SCAN_LIMIT)
+                return -ENOENT;
         buf = malloc(SCAN_CHUNK);
         if (!buf)
                 return -ENOMEM;
-        return pml4_scan_below(&io, buf, VMSIG_DETECT_PML4_SCAN_LIMIT, ret);
+        r = pml4_scan_span(&io, buf, cursor, VMSIG_DETECT_PML4_SCAN_LIMIT, budget_bytes, &found);
+        if (r > 0) {
+                *ret = found;
+                return 1;
+        }
+        if (r < 0)
+                return r;
+        return *cursor >= VMSIG_DETECT_PML4_SCAN_LIMIT ? -ENOENT : 0;
+}
+
+int vmsig_detect_pml4_scan(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+        uint64_t cursor = 0;
+        int r;
+
+        *ret = (vmsig_detect_result) {};
+        r = vmsig_detect_pml4_scan_step(s, &cursor, UINT64_MAX, ret);
+        return r == -ENOENT ? 0 : r;
 }
 
 /* --- the System EPROCESS ---------------------------------------------------------- */

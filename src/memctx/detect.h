@@ -125,6 +125,13 @@ bool vmsig_detect_pml4_valid(const vmsig_detect_source *s, uint64_t gpa);
  * NONE) if not, a negative errno if reading the RAM failed. */
 int vmsig_detect_low_stub(const vmsig_detect_source *s, vmsig_detect_result *ret);
 int vmsig_detect_pml4_scan(const vmsig_detect_source *s, vmsig_detect_result *ret);
+/* The PML4 scan in steps, so that an event loop never blocks for long:
+ * from *cursor (start at 0) on, reading about budget_bytes, and moving
+ * *cursor on. 1 and *ret filled if found; 0 if not yet, call again; -ENOENT
+ * when nothing was found below VMSIG_DETECT_PML4_SCAN_LIMIT; another
+ * negative errno if reading failed. */
+int vmsig_detect_pml4_scan_step(const vmsig_detect_source *s, uint64_t *cursor, uint64_t budget_bytes,
+                                vmsig_detect_result *ret);
 
 /* The scan for the System EPROCESS, spread over as many calls as the
  * caller likes so that an event loop never blocks for long. It walks the
