@@ -62,16 +62,21 @@ static void fail_waiting(bus_frame_sub *s, int error, const char *message) {
         s->timeout = sd_event_source_disable_unref(s->timeout);
 }
 
-static void sub_free(bus_frame_sub *s, int error, const char *message) {
-        fail_waiting(s, error, message);
-        free(s->waiting);
+/* The memory of s, once nothing refers to it any more. */
+static void sub_release(bus_frame_sub *s) {
         s->core_sub = vmsig_subscriber_free(s->core_sub);
-        hashmap_remove(s->front->frame_subs, s->key);
-        bus_auth_quota_release(s->front->auth, s->uid, BUS_QUOTA_SUBSCRIPTIONS);
         vmsig_endpoint_unref(s->endpoint);
+        free(s->waiting);
         free(s->subscriber);
         free(s->key);
         free(s);
+}
+
+static void sub_free(bus_frame_sub *s, int error, const char *message) {
+        fail_waiting(s, error, message);
+        hashmap_remove(s->front->frame_subs, s->key);
+        bus_auth_quota_release(s->front->auth, s->uid, BUS_QUOTA_SUBSCRIPTIONS);
+        sub_release(s);
 }
 
 static int append_frame(sd_bus_message *reply, const vmsig_frame *fr) {
@@ -175,24 +180,15 @@ static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, ui
         s->key = s->subscriber ? sub_key(ep, s->subscriber) : NULL;
         s->on_bus = sd_bus_message_get_sender(m) != NULL;
         s->replay_is_current = vmsig_core_kind_wanted(f->core, kind, filter.endpoint);
-        r = s->key ? hashmap_put(f->frame_subs, s->key, s) : -ENOMEM;
-        if (r < 0) {
-                vmsig_endpoint_unref(s->endpoint);
-                free(s->subscriber);
-                free(s->key);
-                free(s);
-                return r;
-        }
         /* Subscribing is what makes the library capture. Each frame is
-         * delivered at once; the queue bound only matters if the front
-         * stopped consuming, which it never does. */
-        r = vmsig_core_subscribe(f->core, &filter, 0, on_frame, s, &s->core_sub);
+         * delivered from a later dispatch, never from in here; the queue
+         * bound only matters if the front stopped consuming, which it never
+         * does. */
+        r = s->key ? vmsig_core_subscribe(f->core, &filter, 0, on_frame, s, &s->core_sub) : -ENOMEM;
+        if (r >= 0)
+                r = hashmap_put(f->frame_subs, s->key, s);
         if (r < 0) {
-                hashmap_remove(f->frame_subs, s->key);
-                s->key = mfree(s->key);
-                vmsig_endpoint_unref(s->endpoint);
-                free(s->subscriber);
-                free(s);
+                sub_release(s);
                 return r;
         }
         *ret = s;
