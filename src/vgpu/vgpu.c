@@ -124,18 +124,17 @@ static void display_update(vgpu_display *d) {
         if (want == d->active)
                 return;
         display_set_active(d, want);
-        /* The retained frame may be from long ago: the first capture of a
-         * new demand is published even if the screen did not change, so
-         * that a subscriber who came while nobody watched sees a frame
-         * that is current. */
-        if (want)
-                d->have_hash = false;
         if (!want) {
                 /* A display nobody watches keeps no pixels. */
                 vgpu_scratch_done(&d->scratch);
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
                 return;
         }
+        /* The retained frame may be from long ago: the first capture of a
+         * new demand is published even if the screen did not change, so
+         * that a subscriber who came while nobody watched sees a frame
+         * that is current. */
+        d->have_hash = false;
         /* A capture in flight schedules the next one when it completes. */
         if (!d->in_flight && display_schedule(d) < 0)
                 v->stats.errors++;
