@@ -20,6 +20,8 @@
  * them; the other way round would be a redefinition). */
 #include "discovery.h"
 #include "log.h"
+/* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
+#include "event-loop.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -56,13 +58,6 @@ typedef struct Fixture {
         GHashTable *attached; /* name -> 1: the daemon's view */
 } Fixture;
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        g_assert_cmpint(clock_gettime(CLOCK_MONOTONIC, &ts), ==, 0);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 static void record_free(void *p) {
         record *r = p;
 
@@ -88,7 +83,7 @@ static int on_attach(const vmsig_vm_description *d, void *userdata) {
                 .uuid = d->uuid,
                 .origin = d->origin,
                 .n_ranges = MIN(d->n_ranges, G_N_ELEMENTS(r->ranges)),
-                .when = now_usec(),
+                .when = vt_now_usec(),
         };
         if (r->n_ranges > 0)
                 memcpy(r->ranges, d->ranges, r->n_ranges * sizeof(vmsig_gpa_range));
@@ -107,7 +102,7 @@ static void on_detach(const char *name, void *userdata) {
 
         r->kind = REC_DETACH;
         r->name = g_strdup(name);
-        r->when = now_usec();
+        r->when = vt_now_usec();
         g_ptr_array_add(f->records, r);
         /* Only what was attached is detached. */
         g_assert_true(g_hash_table_remove(f->attached, name));
@@ -179,21 +174,10 @@ static void start(Fixture *f, bool libvirt) {
         g_assert_cmpint(vmsig_discovery_new(f->core, f->trigger, libvirt_dir, &ops, f, &f->disc), ==, 0);
 }
 
-/* Run the loop until cond holds, failing after RUN_TIMEOUT_MS. */
-#define RUN_UNTIL(f, cond)                                                              \
-        do {                                                                            \
-                uint64_t _deadline = now_usec() + RUN_TIMEOUT_MS * 1000u;               \
-                while (!(cond)) {                                                       \
-                        g_assert_cmpuint(now_usec(), <, _deadline);                     \
-                        g_assert_cmpint(sd_event_run((f)->event, 10 * 1000), >=, 0);    \
-                }                                                                       \
-        } while (0)
+#define RUN_UNTIL(f, cond) VT_EVENT_RUN_UNTIL((f)->event, cond, RUN_TIMEOUT_MS * 1000u)
 
 static void run_for(Fixture *f, unsigned ms) {
-        uint64_t end = now_usec() + ms * 1000u;
-
-        for (uint64_t now; (now = now_usec()) < end;)
-                g_assert_cmpint(sd_event_run(f->event, end - now), >=, 0);
+        vt_event_run_for(f->event, (uint64_t) ms * 1000);
 }
 
 /* Nothing armed, nothing ready: the loop sleeps through the whole timeout. */
@@ -571,7 +555,7 @@ static void test_probe_waits(Fixture *f, gconstpointer data) {
 
         make_ram(f, "slow");
         start(f, false);
-        t0 = now_usec();
+        t0 = vt_now_usec();
         write_atomic(f->trigger, "slow.xml", xml);
         g_assert_cmpint(sd_event_add_time_relative(f->event, &timer, CLOCK_MONOTONIC, 300 * 1000, 0, on_make_socket, f),
                         >=, 0);
@@ -624,13 +608,13 @@ static void test_probe_timeout_applies_to_running(Fixture *f, gconstpointer data
 
         write_atomic(f->trigger, "late.xml", xml);
         capture_begin(&c);
-        t0 = now_usec();
+        t0 = vt_now_usec();
         start(f, false);
         vmsig_discovery_get_stats(f->disc, &st);
         g_assert_cmpuint(st.probing, ==, 1);
         vmsig_discovery_set_probe_timeout(f->disc, 200 * 1000);
         RUN_UNTIL(f, ({ vmsig_discovery_get_stats(f->disc, &st); st.rejected == 1; }));
-        g_assert_cmpuint(now_usec() - t0, <, 1000 * 1000);
+        g_assert_cmpuint(vt_now_usec() - t0, <, 1000 * 1000);
         assert_idle(f);
         g_free(capture_end(&c));
 }
@@ -893,7 +877,7 @@ static void test_latency(Fixture *f, gconstpointer data) {
 
                 g_assert_true(g_file_set_contents(tmp, xml, -1, NULL));
                 g_assert_cmpint(g_chmod(tmp, 0644), ==, 0);
-                t0 = now_usec();
+                t0 = vt_now_usec();
                 g_assert_cmpint(rename(tmp, path), ==, 0);
                 RUN_UNTIL(f, f->records->len == 2 * i + 1);
                 lat[i] = rec_at(f, 2 * i)->when - t0;

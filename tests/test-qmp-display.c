@@ -18,6 +18,8 @@
 #include "qmp.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
+/* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
+#include "event-loop.h"
 
 #define NAME "screen"
 #define TIMEOUT_USEC (20 * G_USEC_PER_SEC)
@@ -53,21 +55,10 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         qemu_vm_free(f->vm);
 }
 
-#define RUN_UNTIL(f, expr)                                                                    \
-        do {                                                                                  \
-                int64_t _deadline = g_get_monotonic_time() + TIMEOUT_USEC;                    \
-                while (!(expr)) {                                                             \
-                        if (g_get_monotonic_time() > _deadline)                               \
-                                g_error("Timed out waiting for %s", #expr);                   \
-                        g_assert_cmpint(sd_event_run((f)->event, 10 * 1000), >=, 0);          \
-                }                                                                             \
-        } while (0)
+#define RUN_UNTIL(f, expr) VT_EVENT_RUN_UNTIL((f)->event, expr, TIMEOUT_USEC)
 
 static void run_for(Fixture *f, unsigned ms) {
-        int64_t deadline = g_get_monotonic_time() + ms * 1000;
-
-        while (g_get_monotonic_time() < deadline)
-                g_assert_cmpint(sd_event_run(f->event, 10 * 1000), >=, 0);
+        vt_event_run_for(f->event, (uint64_t) ms * 1000);
 }
 
 static void child_setup(gpointer data) {

@@ -20,6 +20,8 @@
 #include "qmp.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
+/* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
+#include "event-loop.h"
 
 #define NAME "guest"
 #define TIMEOUT_USEC (20 * G_USEC_PER_SEC)
@@ -77,23 +79,10 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         qemu_vm_free(f->vm);
 }
 
-/* Runs the loop until expr holds, or fails the test after a while. */
-#define RUN_UNTIL(f, expr)                                                                    \
-        do {                                                                                  \
-                int64_t _deadline = g_get_monotonic_time() + TIMEOUT_USEC;                    \
-                while (!(expr)) {                                                             \
-                        if (g_get_monotonic_time() > _deadline)                               \
-                                g_error("Timed out waiting for %s", #expr);                   \
-                        g_assert_cmpint(sd_event_run((f)->event, 10 * 1000), >=, 0);          \
-                }                                                                             \
-        } while (0)
+#define RUN_UNTIL(f, expr) VT_EVENT_RUN_UNTIL((f)->event, expr, TIMEOUT_USEC)
 
-/* Runs the loop for a while, whatever happens. */
 static void run_for(Fixture *f, unsigned ms) {
-        int64_t deadline = g_get_monotonic_time() + ms * 1000;
-
-        while (g_get_monotonic_time() < deadline)
-                g_assert_cmpint(sd_event_run(f->event, 10 * 1000), >=, 0);
+        vt_event_run_for(f->event, (uint64_t) ms * 1000);
 }
 
 static void attach(Fixture *f) {

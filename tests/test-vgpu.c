@@ -19,6 +19,8 @@
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
 #include "vmsig-vgpu.h"
+/* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
+#include "event-loop.h"
 
 /* --- images ------------------------------------------------------------------ */
 
@@ -415,18 +417,7 @@ static vmsig_endpoint *attach_fake(Fixture *f, const char *name, bool display) {
 }
 
 static void run_for(Fixture *f, uint64_t usec) {
-        struct timespec ts;
-        uint64_t end, now;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        end = (uint64_t) ts.tv_sec * 1000000u + ts.tv_nsec / 1000 + usec;
-        for (;;) {
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                now = (uint64_t) ts.tv_sec * 1000000u + ts.tv_nsec / 1000;
-                if (now >= end)
-                        break;
-                g_assert_cmpint(sd_event_run(f->event, end - now), >=, 0);
-        }
+        vt_event_run_for(f->event, usec);
 }
 
 /* Runs the loop until cond holds; timing-insensitive, so that it also
