@@ -277,21 +277,46 @@ static void wait_for_sockets(QemuVm *vm) {
 
 void qemu_vm_start(QemuVm *vm) {
         g_autoptr(GError) error = NULL;
-        g_autofree char *ram = g_strdup_printf("memory-backend-file,id=ram0,size=128M,mem-path=%s,share=on",
-                                               vm->ram_path);
+        uint64_t mib = vm->ram_mib ?: QEMU_RAM_SIZE / (1024 * 1024);
+        g_autofree char *ram = g_strdup_printf("memory-backend-file,id=ram0,size=%" PRIu64 "M,mem-path=%s,share=on",
+                                               mib, vm->ram_path);
+        g_autofree char *mem = g_strdup_printf("%" PRIu64 "M", mib);
+        g_autofree char *machine = g_strdup_printf("%s,accel=tcg", vm->machine ?: "q35");
         g_autofree char *qmp = g_strdup_printf("unix:%s,server=on,wait=off", vm->qmp_path);
         g_autofree char *session = g_strdup_printf("unix:%s,server=on,wait=off", vm->session_path);
-        const char *argv[] = {
-                qemu_binary(), "-machine", "q35,accel=tcg", "-m", "128M", "-object", ram,
+        g_autofree char *serial = vm->serial_path ? g_strdup_printf("file:%s", vm->serial_path) : NULL;
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        const char *fixed[] = {
+                qemu_binary(), "-machine", machine, "-m", mem, "-object", ram,
                 "-machine", "memory-backend=ram0", "-qmp", qmp, "-qmp", session, "-display", "none",
-                "-nodefaults", "-monitor", "none", "-serial", "none", "-vga", vm->vga ? "std" : "none", NULL,
+                "-nodefaults", "-monitor", "none", "-serial", serial ?: "none", "-vga", vm->vga ? "std" : "none",
         };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++)
+                g_ptr_array_add(argv, (char *) fixed[i]);
+#define ADD_OPTION(flag, value)                              \
+        do {                                                 \
+                if (value) {                                 \
+                        g_ptr_array_add(argv, (char *) flag); \
+                        g_ptr_array_add(argv, (char *) value); \
+                }                                            \
+        } while (0)
+        ADD_OPTION("-cpu", vm->cpu);
+        ADD_OPTION("-kernel", vm->kernel);
+        ADD_OPTION("-initrd", vm->initrd);
+        ADD_OPTION("-append", vm->append);
+#undef ADD_OPTION
+        if (vm->no_reboot)
+                g_ptr_array_add(argv, (char *) "-no-reboot");
+        if (vm->start_paused)
+                g_ptr_array_add(argv, (char *) "-S");
+        g_ptr_array_add(argv, NULL);
 
         g_assert_cmpint(vm->pid, ==, 0);
         /* Left over by a killed QEMU: waiting for them would not wait. */
         (void) g_unlink(vm->qmp_path);
         (void) g_unlink(vm->session_path);
-        g_spawn_async(NULL, (char **) argv, NULL,
+        g_spawn_async(NULL, (char **) argv->pdata, NULL,
                       G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, child_setup,
                       GINT_TO_POINTER(getpid()), &vm->pid, &error);
         g_assert_no_error(error);

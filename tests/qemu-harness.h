@@ -32,6 +32,16 @@ typedef struct QemuVm {
         GPid pid;           /* 0 when not running */
         QmpSession *session;
         gboolean vga; /* a standard VGA display (SeaBIOS's screen); set before starting */
+        /* Set before starting; zeros and NULLs give the defaults. */
+        const char *machine;  /* -machine type, default "q35" */
+        uint64_t ram_mib;     /* default QEMU_RAM_SIZE */
+        const char *cpu;      /* -cpu, default QEMU's */
+        const char *kernel;   /* -kernel, and with it: */
+        const char *initrd;   /* -initrd */
+        const char *append;   /* -append */
+        const char *serial_path; /* the first serial port goes to this file */
+        gboolean no_reboot;   /* -no-reboot: a guest reset shuts QEMU down */
+        gboolean start_paused; /* -S: the vCPUs wait for "cont" */
 } QemuVm;
 
 /* true if QEMU can be run; otherwise the test is skipped (or, under

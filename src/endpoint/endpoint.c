@@ -512,6 +512,23 @@ int vmsig_endpoint_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, vmsig_do
         return h->lifecycle(ep->adapters[VMSIG_ADAPTER_HOST].data, op, done, userdata);
 }
 
+bool vmsig_endpoint_can_read_vcpu(vmsig_endpoint *ep) {
+        const vmsig_host_ops *h = (const vmsig_host_ops *) ep->adapters[VMSIG_ADAPTER_HOST].ops;
+
+        return ep->attached && h && h->read_vcpu;
+}
+
+int vmsig_endpoint_read_vcpu(vmsig_endpoint *ep, vmsig_vcpu_done_fn done, void *userdata) {
+        const vmsig_host_ops *h = (const vmsig_host_ops *) ep->adapters[VMSIG_ADAPTER_HOST].ops;
+
+        assert(done);
+        if (!ep->attached)
+                return -ENODEV;
+        if (!h || !h->read_vcpu)
+                return -EOPNOTSUPP;
+        return h->read_vcpu(ep->adapters[VMSIG_ADAPTER_HOST].data, done, userdata);
+}
+
 int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *events, size_t n, vmsig_done_fn done,
                                 void *userdata) {
         const vmsig_input_ops *in = (const vmsig_input_ops *) ep->adapters[VMSIG_ADAPTER_INPUT].ops;

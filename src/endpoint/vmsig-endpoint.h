@@ -98,12 +98,43 @@ typedef struct vmsig_adapter_ops {
         void (*free)(void *data);
 } vmsig_adapter_ops;
 
+/* The control registers of a vCPU, as the hypervisor sees them: the
+ * witness that tells a guest in its firmware (paging off) from a running
+ * kernel, and whose root that kernel runs on. */
+typedef struct vmsig_vcpu_state {
+        uint64_t cr0, cr3, cr4, efer;
+} vmsig_vcpu_state;
+
+#define VMSIG_CR0_PG (UINT64_C(1) << 31)
+#define VMSIG_CR4_PAE (UINT64_C(1) << 5)
+#define VMSIG_CR4_LA57 (UINT64_C(1) << 12)
+#define VMSIG_EFER_LMA (UINT64_C(1) << 10)
+/* The page-table root in a CR3: bits 12..51 (the PCID and flag bits in
+ * 0..11 are not part of it). */
+#define VMSIG_CR3_ROOT_MASK UINT64_C(0x000FFFFFFFFFF000)
+
+/* 4 or 5 for a vCPU in 64-bit mode with paging on (long mode, 4-level or
+ * 5-level with CR4.LA57), 0 otherwise: paging off (firmware, early boot
+ * loader) or a 32-bit guest, neither of which runs a 64-bit kernel. */
+static inline unsigned vmsig_vcpu_paging_levels(const vmsig_vcpu_state *v) {
+        if (!(v->cr0 & VMSIG_CR0_PG) || !(v->efer & VMSIG_EFER_LMA) || !(v->cr4 & VMSIG_CR4_PAE))
+                return 0;
+        return v->cr4 & VMSIG_CR4_LA57 ? 5 : 4;
+}
+
+/* vcpu is NULL unless result->error is 0. */
+typedef void (*vmsig_vcpu_done_fn)(const vmsig_result *result, const vmsig_vcpu_state *vcpu, void *userdata);
+
 typedef struct vmsig_host_ops {
         vmsig_adapter_ops base;
         const char *backend;
         /* Start op; done is called from the loop later, never from inside
          * this call. Returns <0 if the request could not be queued at all. */
         int (*lifecycle)(void *data, vmsig_lifecycle_op op, vmsig_done_fn done, void *userdata);
+        /* Reads the control registers of the first vCPU while the guest
+         * runs; done is called from the loop later, never from inside this
+         * call. NULL when the hypervisor cannot tell. */
+        int (*read_vcpu)(void *data, vmsig_vcpu_done_fn done, void *userdata);
 } vmsig_host_ops;
 
 typedef struct vmsig_input_ops {
@@ -217,6 +248,10 @@ int vmsig_endpoint_remove_fd(vmsig_endpoint *ep, vmsig_cookie cookie);
 /* Control side: requests go through the adapters. -EOPNOTSUPP when the
  * endpoint has no such adapter, -ENODEV when it is detached. */
 int vmsig_endpoint_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, vmsig_done_fn done, void *userdata);
+/* Through the host adapter's read_vcpu; -EOPNOTSUPP without one. */
+int vmsig_endpoint_read_vcpu(vmsig_endpoint *ep, vmsig_vcpu_done_fn done, void *userdata);
+/* Whether the host adapter can read vCPU registers at all. */
+bool vmsig_endpoint_can_read_vcpu(vmsig_endpoint *ep);
 /* Through the memctx adapter's write_ram; -EOPNOTSUPP without one. */
 int vmsig_endpoint_write_ram(vmsig_endpoint *ep, uint64_t offset, const void *buf, size_t len);
 int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *events, size_t n, vmsig_done_fn done,
