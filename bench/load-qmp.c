@@ -5,7 +5,9 @@
  * what vmsigd sees of one is its QMP socket and its RAM file, and these
  * behave like QEMU 7.2's: the greeting, capabilities negotiation, one
  * client at a time (the next one waits, ungreeted), stop/cont/system_reset
- * with their events, query-status. While the load runs each VM also
+ * with their events, query-status, and what vmsigd asks on connecting
+ * (qom-list and qom-get of its memory backend, info mtree -f, info
+ * registers of a vCPU in its firmware). While the load runs each VM also
  * detaches and comes back, crashes, quits, sends garbage, and stops and
  * resumes on its own. */
 #include <errno.h>
@@ -173,9 +175,36 @@ static void token_after(const char *line, const char *key, char *out, size_t siz
         out[n] = '\0';
 }
 
-static void command(fake_conn *c, const char *execute, const char *id) {
+/* The guest as QEMU 7.2 describes it in HMP text (JSON-escaped): one RAM
+ * backend, flat, and a vCPU halted in the firmware. */
+static void hmp(fake_conn *c, const char *line, const char *id) {
+        if (strstr(line, "info mtree -f"))
+                conn_printf(c, "{\"return\": \"FlatView #0\\r\\n AS \\\"memory\\\", root: system\\r\\n"
+                               " Root memory region: system\\r\\n  0000000000000000-%016" PRIx64 " (prio 0, ram): "
+                               "ram0\\r\\n\\r\\n\", \"id\": %s}\r\n", (uint64_t) VM_RAM_SIZE - 1, id);
+        else if (strstr(line, "info registers"))
+                conn_printf(c, "{\"return\": \"CPU#0\\r\\nEIP=0000b7b9 EFL=00000246\\r\\n"
+                               "CR0=00000010 CR2=00000000 CR3=00000000 CR4=00000000\\r\\n"
+                               "EFER=0000000000000000\\r\\n\", \"id\": %s}\r\n", id);
+        else
+                conn_printf(c, "{\"id\": %s, \"error\": {\"class\": \"GenericError\", \"desc\": \"unknown command\"}}\r\n",
+                            id);
+}
+
+static void command(fake_conn *c, const char *line, const char *execute, const char *id) {
         fake_vm *vm = c->vm;
 
+        if (strcmp(execute, "\"qom-list\"") == 0) {
+                conn_printf(c, "{\"return\": [{\"name\": \"ram0\", \"type\": \"child<memory-backend-file>\"}], "
+                               "\"id\": %s}\r\n", id);
+                return;
+        }
+        if (strcmp(execute, "\"qom-get\"") == 0) {
+                conn_printf(c, "{\"return\": \"%s\", \"id\": %s}\r\n", vm->ram, id);
+                return;
+        }
+        if (strcmp(execute, "\"human-monitor-command\"") == 0)
+                return hmp(c, line, id);
         if (strcmp(execute, "\"query-status\"") == 0) {
                 c->queried = true;
                 conn_printf(c, "{\"return\": {\"status\": \"%s\", \"singlestep\": false, \"running\": %s}, \"id\": %s}\r\n",
@@ -191,8 +220,9 @@ static void command(fake_conn *c, const char *execute, const char *id) {
         } else if (strcmp(execute, "\"system_reset\"") != 0 && strcmp(execute, "\"stop\"") != 0 &&
                    strcmp(execute, "\"cont\"") != 0 && strcmp(execute, "\"input-send-event\"") != 0 &&
                    strcmp(execute, "\"system_powerdown\"") != 0) {
-                conn_printf(c, "{\"id\": %s, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command %s has "
-                               "not been found\"}}\r\n", id, execute);
+                /* execute is a JSON string, quotes and all. */
+                conn_printf(c, "{\"id\": %s, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command "
+                               "%.*s has not been found\"}}\r\n", id, (int) strlen(execute) - 2, execute + 1);
                 return;
         }
         conn_printf(c, "{\"return\": {}, \"id\": %s}\r\n", id);
@@ -219,7 +249,7 @@ static void handle_line(fake_conn *c, const char *line) {
                                        "capabilities negotiation with 'qmp_capabilities'\"}}\r\n", id);
                 return;
         }
-        command(c, execute, id);
+        command(c, line, execute, id);
 }
 
 static int on_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
 #include <string.h>
 
 #include <gio/gunixfdlist.h>
@@ -195,5 +196,20 @@ guint vt_count_fds(GPid pid) {
         g_assert_nonnull(d);
         while (g_dir_read_name(d))
                 n++;
+        return n;
+}
+
+guint64 vt_context_switches(GPid pid) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/status", pid);
+        g_autofree char *status = NULL;
+        guint64 n = 0;
+
+        g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
+        for (char *l = status; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                unsigned long long v;
+                if (sscanf(l, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+                    sscanf(l, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+                        n += v;
+        }
         return n;
 }

@@ -21,6 +21,9 @@ GVariant *vt_get_property(GDBusConnection *c, const char *path, const char *ifac
 char *vt_get_string(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 
+/* How often process pid was switched out, voluntarily or not (from
+ * /proc): its wakeups. */
+guint64 vt_context_switches(GPid pid);
 /* How many fds process pid has open (from /proc). */
 guint vt_count_fds(GPid pid);
 

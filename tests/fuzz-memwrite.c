@@ -186,7 +186,7 @@ static int locate(const Guest *g, const Write *w, uint64_t i, uint64_t *ret_offs
 
         *f = (vmsig_memwrite_failure) {};
         if (w->virtual) {
-                r = vmsig_va_translate(&g->mem, g->dtb, w->address + i, &gpa, NULL, f);
+                r = vmsig_va_translate(&g->mem, g->dtb, 4, w->address + i, &gpa, NULL, f);
                 if (r < 0)
                         return r;
         }
@@ -283,7 +283,8 @@ static void plan_all(Guest *g, vmsig_memwrite_plan *p) {
                 vmsig_memwrite_failure f;
                 int r;
 
-                r = w->virtual ? vmsig_memwrite_plan_add_va(p, &g->mem, g->dtb, w->address, w->data, w->len, MAX_WRITE, &f)
+                r = w->virtual ? vmsig_memwrite_plan_add_va(p, &g->mem, g->dtb, 4, w->address, w->data, w->len,
+                                                            MAX_WRITE, &f)
                                : vmsig_memwrite_plan_add_gpa(p, &g->mem, w->address, w->data, w->len, MAX_WRITE, &f);
                 if (r >= 0) {
                         fuzz_check(p->total == total + w->len);

@@ -10,6 +10,7 @@
 
 #include "guest-image.h"
 #include "macro.h"
+#include "stub.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -41,9 +42,10 @@ enum {
         T_KERNEL_PDPT,
         T_KERNEL_PD,
         T_OTHER_PDPT, /* five of them */
+        T_USER_PD = T_OTHER_PDPT + 5,
 };
 #define N_OTHER 5
-_Static_assert(T_OTHER_PDPT + N_OTHER == GUEST_IMAGE_TABLE_PAGES, "table pages");
+_Static_assert(T_USER_PD + 1 == GUEST_IMAGE_TABLE_PAGES, "table pages");
 
 /* Where the kernel-half entries would like to be; the first two are the
  * pool and the kernel image. */
@@ -267,6 +269,11 @@ static void build_tables(Builder *b) {
         table_set(&t[T_POOL_PT], POOL_PT + 1, (eprocess_page + PAGE) | P_RW_AD | NX);
         table_set(&t[T_KERNEL_PDPT], KERNEL_PDPT, table_page(b, T_KERNEL_PD) | P_RW_AD);
         table_set(&t[T_KERNEL_PD], KERNEL_PD, s->kernel_image | PS | P_RW_AD);
+        /* The first 2 MiB identity-mapped, as the guest program that stands
+         * in for the vCPU in QEMU needs to go on running on these tables;
+         * accessed and dirty set, so that the CPU changes nothing. */
+        table_set(&t[T_USER_PDPT], 0, table_page(b, T_USER_PD) | P_RW_USER);
+        table_set(&t[T_USER_PD], 0, PS | P_RW_AD);
         for (unsigned i = 0; i < GUEST_IMAGE_TABLE_PAGES; i++)
                 emit(b, table_page(b, i), t[i].bytes, PAGE);
 
@@ -363,6 +370,17 @@ static void build_stub(Builder *b) {
         emit(b, s->stub_page, stub, sizeof stub);
 }
 
+/* The CR3 first and the magic last: the program loads the CR3 as soon as
+ * it sees the magic. */
+static void build_boot(Builder *b) {
+        uint8_t cr3[8], magic[8];
+
+        put_u64(cr3, 0, b->spec->dtb);
+        put_u64(magic, 0, VMSIG_STUB_MAILBOX_MAGIC);
+        emit(b, VMSIG_STUB_MAILBOX_CR3_GPA, cr3, sizeof cr3);
+        emit(b, VMSIG_STUB_MAILBOX_MAGIC_GPA, magic, sizeof magic);
+}
+
 static int spec_check(const GuestImageSpec *s) {
         uint64_t pages = s->dtb | s->tables | s->stub_page | s->boot_dtb | s->lookalike | s->decoys;
 
@@ -376,6 +394,8 @@ static int spec_check(const GuestImageSpec *s) {
         if (s->dtb == 0 && (s->build != 0 || s->stub != GUEST_IMAGE_STUB_NONE))
                 return -EINVAL;
         if (s->stub == GUEST_IMAGE_STUB_BOOT_LOADER && s->boot_dtb == 0)
+                return -EINVAL;
+        if (s->boot && s->dtb == 0)
                 return -EINVAL;
         return 0;
 }
@@ -397,6 +417,8 @@ static void build_all(Builder *b) {
                 build_eprocess(b);
         if (s->stub != GUEST_IMAGE_STUB_NONE)
                 build_stub(b);
+        if (s->boot)
+                build_boot(b);
 }
 
 void guest_image_writes_free(GuestImageWrite *w, size_t n) {

@@ -12,7 +12,8 @@
  * What a spec can place (every GPA must be RAM, see the layouts below):
  *
  *  page tables  The kernel PML4 at dtb with its self-reference at
- *               self_ref, a user PDPT at index 0 and seven more kernel-half
+ *               self_ref, a user PDPT at index 0 (identity-mapping the first
+ *               2 MiB with a 2 MiB page) and seven more kernel-half
  *               entries (pool at 0x100, kernel image at 0x1F0, five more;
  *               an index taken by self_ref moves to the next free one), all
  *               pointing at table pages from `tables` on. The pool maps the
@@ -33,7 +34,12 @@
  *               no PML4; a stale copy of the real one (its neighbours point
  *               elsewhere); that copy again 4 bytes off alignment.
  *  firmware     Pseudo-random bytes over [0, 1 MiB) except the stub page,
- *               written first so the structures above win.
+ *               and the mailbox page, written first so the structures above
+ *               win.
+ *  boot         The kernel "starts": the mailbox of the guest program that
+ *               stands in for the vCPU (the stub's, see stub.h, or the
+ *               program QEMU runs in the tests) gets CR3 = dtb, then its
+ *               magic, as the last writes of all.
  */
 
 #include <stdbool.h>
@@ -45,7 +51,7 @@
 #define GUEST_IMAGE_MAX_WRITE 4096
 #define GUEST_IMAGE_N_DECOYS 5
 /* Pages from spec->tables on (PDPTs, PDs, PTs). */
-#define GUEST_IMAGE_TABLE_PAGES 11
+#define GUEST_IMAGE_TABLE_PAGES 12
 
 typedef enum GuestImageLayout {
         /* As QEMU lays out PC RAM: GPA [0, 3G) at file offset 0 and, for
@@ -77,6 +83,7 @@ typedef struct GuestImageSpec {
         uint64_t lookalike; /* 0: none */
         uint64_t decoys;    /* 0: none */
         bool firmware;
+        bool boot;
         /* guest_image_create() only: pseudo-random bytes in every page of
          * RAM first, as in a guest that touched all its memory (the file
          * has no holes then). */

@@ -300,25 +300,10 @@ static void test_late_subscriber(Fixture *f, gconstpointer data) {
         vt_signal_log_free(log);
 }
 
-static guint64 wakeups(GPid pid) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/status", pid);
-        g_autofree char *status = NULL;
-        guint64 n = 0;
-
-        g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
-        for (char *l = status; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-                unsigned long long v;
-                if (sscanf(l, "voluntary_ctxt_switches: %llu", &v) == 1 ||
-                    sscanf(l, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
-                        n += v;
-        }
-        return n;
-}
-
 static guint64 wakeups_over(Fixture *f, guint ms) {
-        guint64 before = wakeups(vt_daemon_pid(f->daemon));
+        guint64 before = vt_context_switches(vt_daemon_pid(f->daemon));
         vt_bus_iterate(f->bus, ms);
-        return wakeups(vt_daemon_pid(f->daemon)) - before;
+        return vt_context_switches(vt_daemon_pid(f->daemon)) - before;
 }
 
 /* vmsigd trims its heap once, 3 s after the last work (memory-trim.c). */

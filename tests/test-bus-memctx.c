@@ -109,7 +109,9 @@ static void test_datum(Fixture *f, gconstpointer data) {
         datum_clear(&d);
 }
 
-/* A reset: MemctxInvalidated, then MemctxChanged, to the subscriber only. */
+/* A reset: MemctxChanged, to the subscriber only. The epoch that ended had
+ * no root, so nobody hears of it as invalidated (a root given by the
+ * configuration: test-bus-bootstrap). */
 static void test_signals_to_subscribers_only(Fixture *f, gconstpointer data) {
         GDBusConnection *other = vt_bus_connect(f->bus);
         VtSignalLog *mine = vt_signal_log_new(f->conn), *theirs = vt_signal_log_new(other);
@@ -118,10 +120,7 @@ static void test_signals_to_subscribers_only(Fixture *f, gconstpointer data) {
 
         g_autoptr(GVariant) r = vt_call(other, ALPHA, VT_ENDPOINT_IFACE, "Reset", NULL);
         g_assert_true(vt_signal_log_wait(mine, "MemctxChanged " ALPHA " (uint64 2, uint64 0)", 5000));
-        int inval = vt_signal_log_find(mine, "MemctxInvalidated " ALPHA " (uint64 1,)", 0);
-        int changed = vt_signal_log_find(mine, "MemctxChanged " ALPHA, 0);
-        g_assert_cmpint(inval, >=, 0);
-        g_assert_cmpint(inval, <, changed);
+        g_assert_cmpint(vt_signal_log_find(mine, "MemctxInvalidated", 0), <, 0);
         /* The other connection saw the epoch property change, not the datum. */
         g_assert_true(vt_signal_log_wait(theirs, "PropertiesChanged " ALPHA, 5000));
         vt_bus_iterate(f->bus, 200);

@@ -10,7 +10,6 @@
 #include <gio/gunixfdlist.h>
 
 #include "client.h"
-#include "guest-image.h"
 #include "harness.h"
 #include "qemu-harness.h"
 
@@ -195,78 +194,6 @@ static void test_qemu_dies_and_returns(Fixture *f, gconstpointer data) {
         close(power);
 }
 
-static gboolean bootstrap_ready(gpointer data) {
-        Fixture *f = data;
-        g_autofree char *s = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "BootstrapState");
-        return g_str_equal(s, "ready");
-}
-
-static guint64 memctx_epoch(Fixture *f) {
-        return vt_get_uint(f->conn, VM, VT_ENDPOINT_IFACE, "MemctxEpoch");
-}
-
-static gboolean epoch_passed(gpointer data) {
-        Fixture *f = ((gpointer *) data)[0];
-        return memctx_epoch(f) > *(guint64 *) ((gpointer *) data)[1];
-}
-
-/* The synthetic kernel, written into the running guest's RAM with
- * MemWriteBatch, is found by the bootstrap, which searched the firmware's
- * memory until then; QEMU reads the same bytes. A reset starts over. */
-static void test_bootstrap(Fixture *f, gconstpointer data) {
-        GuestImageSpec spec;
-        GuestImageWrite *w = NULL;
-        GVariantBuilder writes;
-        size_t n = 0;
-
-        if (!f->qemu)
-                return;
-        write_trigger(f);
-        wait_state(f, "running");
-        g_autofree char *searching = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "BootstrapState");
-        g_assert_cmpstr(searching, !=, "ready"); /* SeaBIOS is no Windows */
-
-        guest_image_spec_init(&spec);
-        spec.ram_size = QEMU_RAM_SIZE;
-        spec.layout = GUEST_IMAGE_LAYOUT_QEMU;
-        g_assert_cmpint(guest_image_build(&spec, &w, &n), ==, 0);
-        g_variant_builder_init(&writes, G_VARIANT_TYPE("a(tay)"));
-        for (size_t i = 0; i < n; i++)
-                g_variant_builder_add(&writes, "(t@ay)", w[i].gpa,
-                                      g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, w[i].data, w[i].len, 1));
-        int lease = vt_acquire_lease(f->conn, VM, "memory-write", NULL);
-        g_autoptr(GVariant) r = vt_call(f->conn, VM, VT_ENDPOINT_IFACE, "MemWriteBatch",
-                                        g_variant_new("(a(tay)a{sv})", &writes, NULL));
-        close(lease);
-
-        g_assert_true(vt_wait_for(bootstrap_ready, f, 10000));
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) datum = g_dbus_connection_call_with_unix_fd_list_sync(
-                f->conn, VT_NAME, VM, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
-                NULL, NULL, NULL, &error);
-        guint64 dtb, epoch;
-        g_assert_no_error(error);
-        g_variant_get(datum, "(httt@a(ttt))", NULL, &dtb, &epoch, NULL, NULL);
-        g_assert_cmphex(dtb, ==, spec.dtb);
-        g_assert_cmpuint(epoch, ==, memctx_epoch(f));
-        for (size_t i = 0; i < n; i++)
-                if (w[i].len >= 8 && (w[i].gpa & 7) == 0) {
-                        guint64 first;
-                        memcpy(&first, w[i].data, sizeof first);
-                        g_assert_cmphex(qmp_session_xp(f->qemu->session, w[i].gpa), ==, first);
-                }
-        guest_image_writes_free(w, n);
-
-        /* A reset is a new guest: the root is looked for again. SeaBIOS
-         * may reset itself more than once on the way, so only "later". */
-        guint64 before = memctx_epoch(f);
-        gpointer wait[2] = { f, &before };
-        qmp_session_run(f->qemu->session, "system_reset", NULL);
-        g_assert_true(vt_wait_for(epoch_passed, wait, 10000));
-        g_autofree char *log = vt_daemon_log(f->daemon);
-        g_assert_nonnull(strstr(log, "Found the System DTB of 'guest' at 0x1aa000"));
-}
-
 #ifdef VMSIG_HAVE_VGPU
 typedef struct {
         Fixture *f;
@@ -335,7 +262,6 @@ int main(int argc, char *argv[]) {
         ADD("discovery", test_discovery);
         ADD("drive", test_drive);
         ADD("qemu-dies-and-returns", test_qemu_dies_and_returns);
-        ADD("bootstrap", test_bootstrap);
 #ifdef VMSIG_HAVE_VGPU
         g_test_add("/qemu/frames", Fixture, "vga", fixture_setup, test_frames, fixture_teardown);
 #endif

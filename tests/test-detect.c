@@ -296,11 +296,12 @@ static void test_pml4_entries(void) {
 
         pml4_fixture(&im);
         dtb = im.spec.dtb;
-        /* 8 valid kernel entries: drop two, still 6. */
+        /* 7 valid kernel entries besides the self-reference: drop one,
+         * still 6. */
         write_u64(&im, dtb + im.info.pool_index * 8, 0);
-        write_u64(&im, dtb + im.info.kernel_index * 8, 0);
         g_assert_true(pml4_ok(&im));
-        /* 5 is one short. */
+        /* 5 is one short, and the self-reference does not make up for it:
+         * it maps no kernel memory (a look-alike passed on it once). */
         e = read_u64(&im, dtb + 0x108 * 8);
         write_u64(&im, dtb + 0x108 * 8, e & ~UINT64_C(1));
         g_assert_false(pml4_ok(&im));
@@ -1091,6 +1092,102 @@ static void test_speed(void) {
         image_close(&full);
 }
 
+/* A root found is checked again cheaply: the System EPROCESS still says
+ * the same; a change to its DirectoryTableBase, its name or the root's
+ * self-reference fails it. */
+static void test_eprocess_verify(void) {
+        Image im = {};
+        vmsig_detect_result res, other;
+        uint64_t fp1, fp2;
+
+        guest_image_spec_init(&im.spec);
+        image_open(&im);
+        g_assert_cmpint(vmsig_detect_all(&im.src, true, &res), ==, 1);
+        g_assert_cmpint(vmsig_detect_eprocess_verify(&im.src, &res), ==, 1);
+        g_assert_cmpint(vmsig_detect_eprocess_fingerprint(&im.src, &res, &fp1), ==, 0);
+        /* A field a running kernel changes: another fingerprint, still valid. */
+        write_u64(&im, im.spec.eprocess + 0x30, 42);
+        g_assert_cmpint(vmsig_detect_eprocess_fingerprint(&im.src, &res, &fp2), ==, 0);
+        g_assert_cmphex(fp1, !=, fp2);
+        g_assert_cmpint(vmsig_detect_eprocess_verify(&im.src, &res), ==, 1);
+        /* Another DTB. */
+        write_u64(&im, im.spec.eprocess + 0x28, 0x10000);
+        g_assert_cmpint(vmsig_detect_eprocess_verify(&im.src, &res), ==, 0);
+        write_u64(&im, im.spec.eprocess + 0x28, im.spec.dtb);
+        g_assert_cmpint(vmsig_detect_eprocess_verify(&im.src, &res), ==, 1);
+        /* No self-reference any more. */
+        write_u64(&im, im.spec.dtb + im.spec.self_ref * 8, 0);
+        g_assert_cmpint(vmsig_detect_eprocess_verify(&im.src, &res), ==, 0);
+        /* Not an EPROCESS result. */
+        other = (vmsig_detect_result) { .method = VMSIG_DETECT_PML4_SCAN, .dtb = im.spec.dtb };
+        g_assert_cmpint(vmsig_detect_eprocess_verify(&im.src, &other), ==, -EINVAL);
+        image_close(&im);
+}
+
+/* Two tables map the same kernel when their kernel halves agree but for
+ * their own self-references and the accessed and dirty bits; one entry
+ * more in one of them (Linux's LDT under PTI) is allowed, two are not. */
+static void test_same_kernel(void) {
+        Image im = {};
+        const uint64_t copy = 0x300000;
+        uint8_t page[4096];
+        uint64_t offset, e;
+
+        guest_image_spec_init(&im.spec);
+        image_open(&im);
+        /* A process's table: a copy with its own self-reference. */
+        g_assert_cmpint(guest_image_offset(&im.img, im.spec.dtb, &offset), ==, 0);
+        g_assert_cmpint(pread(im.img.fd, page, sizeof page, (off_t) offset), ==, (ssize_t) sizeof page);
+        g_assert_cmpint(guest_image_offset(&im.img, copy, &offset), ==, 0);
+        g_assert_cmpint(pwrite(im.img.fd, page, sizeof page, (off_t) offset), ==, (ssize_t) sizeof page);
+        write_u64(&im, copy + im.spec.self_ref * 8, copy | 0x63);
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, copy), ==, 1);
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, copy | 0xFFF), ==, 1); /* CR3 flags */
+        /* The user half is the process's own business. */
+        write_u64(&im, copy + 8, 0x777007);
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, copy), ==, 1);
+        /* Accessed and dirty. */
+        memcpy(&e, page + im.info.pool_index * 8, sizeof e);
+        write_u64(&im, copy + im.info.pool_index * 8, le64toh(e) ^ 0x60);
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, copy), ==, 1);
+        /* One entry only one has; then two. */
+        write_u64(&im, copy + 0x1F8 * 8, 0x500007);
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, copy), ==, 1);
+        write_u64(&im, copy + 0x1F9 * 8, 0x501007);
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, copy), ==, 0);
+        write_u64(&im, copy + 0x1F9 * 8, 0);
+        /* Another kernel's entry where both have one. */
+        write_u64(&im, copy + im.info.kernel_index * 8, 0x600063);
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, copy), ==, 0);
+        /* Empty kernel halves name no kernel; a root outside RAM neither. */
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, 0x310000, 0x311000), ==, 0);
+        g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, UINT64_C(1) << 40), ==, 0);
+        image_close(&im);
+}
+
+/* After a find the scan goes on past it: the next System EPROCESS, then
+ * the end. */
+static void test_scan_resume(void) {
+        Image im = {};
+        vmsig_detect_scan *scan = NULL;
+        vmsig_detect_result res;
+        int r;
+
+        guest_image_spec_init(&im.spec);
+        image_open(&im);
+        g_assert_cmpint(vmsig_detect_scan_new(&im.src, &scan), ==, 0);
+        while ((r = vmsig_detect_scan_step(scan, VMSIG_DETECT_SCAN_MIN_BUDGET, &res)) == 0)
+                ;
+        g_assert_cmpint(r, ==, 1);
+        g_assert_cmphex(res.eprocess_gpa, ==, im.spec.eprocess);
+        vmsig_detect_scan_resume(scan);
+        while ((r = vmsig_detect_scan_step(scan, VMSIG_DETECT_SCAN_MIN_BUDGET, &res)) == 0)
+                ;
+        g_assert_cmpint(r, ==, -ENOENT);
+        vmsig_detect_scan_free(scan);
+        image_close(&im);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
@@ -1128,5 +1225,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/detect/scan/holes", test_scan_holes);
         g_test_add_func("/detect/io-error", test_io_error);
         g_test_add_func("/detect/speed", test_speed);
+        g_test_add_func("/detect/check/eprocess-verify", test_eprocess_verify);
+        g_test_add_func("/detect/check/same-kernel", test_same_kernel);
+        g_test_add_func("/detect/scan/resume", test_scan_resume);
         return g_test_run();
 }

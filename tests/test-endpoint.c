@@ -937,8 +937,12 @@ static void test_memctx(Fixture *f, gconstpointer data) {
 
         subscribe(f, MASK(VMSIG_KIND_MEMCTX));
         g_assert_cmpint(vmsig_memctx_source_init(&src, ram, 65536, NULL, 0), ==, 0);
-        src.dtb = 0x1000;
-        src.kernel_hint = 0xffff8000;
+        src.root = (vmsig_memctx_root) {
+                .dtb = 0x1000,
+                .kernel_hint = 0xffff8000,
+                .os = VMSIG_GUEST_OS_WINDOWS,
+                .witnesses = VMSIG_WITNESS_EPROCESS | VMSIG_WITNESS_CR3,
+        };
         g_assert_null(vmsig_memctx_get(f->core, id));
         g_assert_cmpint(vmsig_memctx_source_publish(&src, ep), ==, 0);
         g_assert_null(vmsig_memctx_get(f->core, id)); /* not dispatched yet */
@@ -950,6 +954,9 @@ static void test_memctx(Fixture *f, gconstpointer data) {
         g_assert_false(m->invalidated);
         g_assert_cmpuint(m->dtb, ==, 0x1000);
         g_assert_cmpuint(m->kernel_hint, ==, 0xffff8000);
+        g_assert_cmpuint(m->levels, ==, 4); /* 0 in a root means 4 */
+        g_assert_cmpint(m->os, ==, VMSIG_GUEST_OS_WINDOWS);
+        g_assert_cmpuint(m->witnesses, ==, VMSIG_WITNESS_EPROCESS | VMSIG_WITNESS_CR3);
         g_assert_cmpuint(m->ram_size, ==, 65536);
         g_assert_cmpuint(m->n_ranges, ==, 1);
         g_assert_cmpuint(m->ranges[0].gpa, ==, 0);
@@ -974,6 +981,27 @@ static void test_memctx(Fixture *f, gconstpointer data) {
         m = vmsig_memctx_get(f->core, id);
         g_assert_cmpuint(m->epoch, ==, 2);
         g_assert_false(m->invalidated);
+        g_assert_cmpuint(m->levels, ==, 0);
+        g_assert_cmpuint(m->witnesses, ==, 0);
+
+        /* Epoch 2 never had a root: nobody could use it for virtual
+         * addresses, so its end is no invalidation anyone hears of. */
+        vmsig_memctx_root root = { .dtb = 0x2000, .levels = 5, .os = VMSIG_GUEST_OS_LINUX,
+                                   .witnesses = VMSIG_WITNESS_CR3 | VMSIG_WITNESS_BANNER };
+        g_assert_cmpint(vmsig_memctx_source_set_root(&src, ep, &root), ==, 0);
+        run_pending(f);
+        g_assert_cmpuint(f->records->len, ==, 4);
+        g_assert_cmpuint(rec_at(f, 3)->memctx.epoch, ==, 3);
+        g_assert_false(rec_at(f, 3)->memctx.invalidated);
+        g_assert_cmpuint(rec_at(f, 3)->memctx.dtb, ==, 0x2000);
+        g_assert_cmpuint(rec_at(f, 3)->memctx.levels, ==, 5);
+        /* Epoch 3 had one: its end is heard of. */
+        g_assert_cmpint(vmsig_memctx_source_new_epoch(&src, ep), ==, 0);
+        run_pending(f);
+        g_assert_cmpuint(f->records->len, ==, 6);
+        g_assert_true(rec_at(f, 4)->memctx.invalidated);
+        g_assert_cmpuint(rec_at(f, 4)->memctx.epoch, ==, 3);
+        g_assert_cmpuint(rec_at(f, 5)->memctx.epoch, ==, 4);
 
         /* The datum outlives the source. */
         vmsig_memctx_source_done(&src);

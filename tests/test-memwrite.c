@@ -43,6 +43,10 @@ static const vmsig_gpa_range test_ranges[] = {
 #define PD_EDGE UINT64_C(0x9000)
 #define PT_EDGE UINT64_C(0xA000)
 #define HOLE_TABLE UINT64_C(0x480000) /* a "table" in the RAM hole */
+/* 5-level paging: a PML5 whose entries 0 and 511 reuse the 4-level PML4,
+ * and a second PML4 for VAs only 5 levels make canonical. */
+#define PML5 UINT64_C(0xB000)
+#define PML4_57 UINT64_C(0xC000)
 
 #define P_RW UINT64_C(0x3)
 #define PS (UINT64_C(1) << 7)
@@ -52,6 +56,7 @@ static const vmsig_gpa_range test_ranges[] = {
 
 /* CR3 with PWT and PCD set: only bits 12..51 name the PML4. */
 #define DTB (PML4 | 0x18)
+#define DTB5 (PML5 | 0x18)
 
 /* VA -> GPA layout built by build_page_tables():
  *   0x10000           4K -> 0x20000
@@ -71,7 +76,16 @@ static const vmsig_gpa_range test_ranges[] = {
  *   0x7FFFFFFFF000    4K -> 0x23000, the top of the lower half, through a
  *                     PML4E with bit 7 set
  *   0xFFFFFFFFFFFFF000 4K -> 0x22000, the top of the address space, through
- *                     a PML4E with NX and high bits set */
+ *                     a PML4E with NX and high bits set
+ *
+ * Through the PML5 (5 levels) everything below 2^48 and from
+ * 0xFFFF000000000000 up translates as with 4 levels (PML5E 0 and 511 ->
+ * PML4), and:
+ *   0x0001000000010000 4K -> 0x20000, PML5E 1 (with bit 7 set) -> PML4_57,
+ *                     whose entry 0 reuses PDPT_LO
+ *   0x00FF000000000000 PML5E 255, not present: the top of the lower half
+ *   0xFF00000000000000 PML5E 256, not present: the bottom of the upper half
+ *   0xFF11000000000000 PML5E 273 points at a table in the hole */
 #define VA_4K UINT64_C(0x10000)
 #define VA_NP UINT64_C(0x11000)
 #define VA_LAST UINT64_C(0x12000)
@@ -88,6 +102,10 @@ static const vmsig_gpa_range test_ranges[] = {
 #define VA_PML4E_NP (512 * GiB)
 #define VA_EDGE UINT64_C(0x7FFFFFFFF000)
 #define VA_TOP UINT64_C(0xFFFFFFFFFFFFF000)
+#define VA5_LOW UINT64_C(0x0001000000010000)
+#define VA5_LOW_TOP UINT64_C(0x00FF000000000000)
+#define VA5_HIGH_BOTTOM UINT64_C(0xFF00000000000000)
+#define VA5_HOLE UINT64_C(0xFF11000000000000)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(vmsig_memwrite_plan, vmsig_memwrite_plan_done)
 
@@ -123,8 +141,8 @@ static void set_entry(Fixture *f, uint64_t table, unsigned index, uint64_t value
 
 static void build_page_tables(Fixture *f) {
         static const uint8_t zero[4096];
-        static const uint64_t tables[] = { PML4, PDPT_LO, PD_LO, PT_LO, PDPT_HI,
-                                           PD_HI, PT_HI, PDPT_EDGE, PD_EDGE, PT_EDGE };
+        static const uint64_t tables[] = { PML4,   PDPT_LO, PD_LO,   PT_LO, PDPT_HI, PD_HI,
+                                           PT_HI, PDPT_EDGE, PD_EDGE, PT_EDGE, PML5,    PML4_57 };
 
         for (size_t i = 0; i < G_N_ELEMENTS(tables); i++)
                 write_at(f->fd, off(tables[i]), zero, sizeof zero);
@@ -159,6 +177,13 @@ static void build_page_tables(Fixture *f) {
         set_entry(f, PDPT_HI, 511, PD_HI | P_RW);
         set_entry(f, PD_HI, 511, PT_HI | P_RW);
         set_entry(f, PT_HI, 511, 0x22000 | P_RW);
+
+        set_entry(f, PML5, 0, PML4 | P_RW);
+        /* Bit 7 of a PML5E is reserved too, and NX no address bit. */
+        set_entry(f, PML5, 1, PML4_57 | PS | NX | P_RW);
+        set_entry(f, PML5, 273, HOLE_TABLE | P_RW);
+        set_entry(f, PML5, 511, PML4 | P_RW);
+        set_entry(f, PML4_57, 0, PDPT_LO | P_RW);
 }
 
 static int open_read_only(int fd) {
@@ -294,7 +319,7 @@ static void assert_translates(Fixture *f, uint64_t dtb, uint64_t va, uint64_t gp
         vmsig_memwrite_failure fl;
         uint64_t g = 0, size = 0;
 
-        g_assert_cmpint(vmsig_va_translate(&f->mem, dtb, va, &g, &size, &fl), ==, 0);
+        g_assert_cmpint(vmsig_va_translate(&f->mem, dtb, 4, va, &g, &size, &fl), ==, 0);
         g_assert_cmphex(g, ==, gpa);
         g_assert_cmphex(size, ==, page_size);
         g_assert_cmpint(fl.error, ==, VMSIG_MEMWRITE_OK);
@@ -317,7 +342,7 @@ static void test_translate_4k(Fixture *f, gconstpointer data) {
         /* CR3's no-flush bit 63 and PCID bits do not move the PML4. */
         assert_translates(f, PML4 | NX | 0xFFF, VA_4K + 1, 0x20001, 4 * KiB);
 
-        g_assert_cmpint(vmsig_va_translate(&f->mem, DTB, VA_4K + 2, &g, NULL, NULL), ==, 0);
+        g_assert_cmpint(vmsig_va_translate(&f->mem, DTB, 4, VA_4K + 2, &g, NULL, NULL), ==, 0);
         g_assert_cmphex(g, ==, 0x20002);
 }
 
@@ -339,7 +364,7 @@ static void assert_unmapped(Fixture *f, uint64_t va, unsigned level, uint64_t en
         vmsig_memwrite_failure fl;
         uint64_t g = 0xdead, size = 0xdead;
 
-        g_assert_cmpint(vmsig_va_translate(&f->mem, DTB, va, &g, &size, &fl), ==, -EFAULT);
+        g_assert_cmpint(vmsig_va_translate(&f->mem, DTB, 4, va, &g, &size, &fl), ==, -EFAULT);
         assert_failure(&fl, VMSIG_MEMWRITE_UNMAPPED, va);
         g_assert_cmpuint(fl.level, ==, level);
         g_assert_cmphex(fl.gpa, ==, entry_gpa);
@@ -372,18 +397,18 @@ static void test_translate_errors(Fixture *f, gconstpointer data) {
         uint64_t g;
 
         for (size_t i = 0; i < G_N_ELEMENTS(non_canonical); i++) {
-                g_assert_cmpint(vmsig_va_translate(&f->mem, DTB, non_canonical[i], &g, NULL, &fl), ==,
+                g_assert_cmpint(vmsig_va_translate(&f->mem, DTB, 4, non_canonical[i], &g, NULL, &fl), ==,
                                 -EADDRNOTAVAIL);
                 assert_failure(&fl, VMSIG_MEMWRITE_NON_CANONICAL, non_canonical[i]);
         }
 
-        g_assert_cmpint(vmsig_va_translate(&f->mem, 0, VA_4K, &g, NULL, &fl), ==, -ENXIO);
+        g_assert_cmpint(vmsig_va_translate(&f->mem, 0, 4, VA_4K, &g, NULL, &fl), ==, -ENXIO);
         assert_failure(&fl, VMSIG_MEMWRITE_NO_DTB, VA_4K);
 
         /* Reading a table fails. */
         vmsig_guest_mem m = f->mem;
         m.read_fd = -1;
-        g_assert_cmpint(vmsig_va_translate(&m, DTB, VA_4K, &g, NULL, &fl), ==, -EBADF);
+        g_assert_cmpint(vmsig_va_translate(&m, DTB, 4, VA_4K, &g, NULL, &fl), ==, -EBADF);
         assert_failure(&fl, VMSIG_MEMWRITE_IO, VA_4K);
         g_assert_cmpint(fl.errnum, ==, EBADF);
 
@@ -393,9 +418,109 @@ static void test_translate_errors(Fixture *f, gconstpointer data) {
         m.ranges = big;
         m.n_ranges = 1;
         m.ram_size = 16 * MiB;
-        g_assert_cmpint(vmsig_va_translate(&m, 12 * MiB, VA_4K, &g, NULL, &fl), ==, -EIO);
+        g_assert_cmpint(vmsig_va_translate(&m, 12 * MiB, 4, VA_4K, &g, NULL, &fl), ==, -EIO);
         assert_failure(&fl, VMSIG_MEMWRITE_IO, VA_4K);
         g_assert_cmpint(fl.errnum, ==, EIO);
+}
+
+/* 4-level canonical checks stay as they were: what 5 levels would accept
+ * is non-canonical with 4, whatever the tables hold. */
+static void test_translate_4level_canonical(Fixture *f, gconstpointer data) {
+        static const uint64_t only_5[] = { VA5_LOW, VA5_LOW_TOP, VA5_HIGH_BOTTOM, VA5_HOLE,
+                                           UINT64_C(0xFFFF7FFFFFFFF000) };
+        vmsig_memwrite_failure fl;
+        uint64_t g;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(only_5); i++) {
+                g_assert_cmpint(vmsig_va_translate(&f->mem, DTB, 4, only_5[i], &g, NULL, &fl), ==, -EADDRNOTAVAIL);
+                assert_failure(&fl, VMSIG_MEMWRITE_NON_CANONICAL, only_5[i]);
+        }
+}
+
+static void assert_translates5(Fixture *f, uint64_t va, uint64_t gpa, uint64_t page_size) {
+        vmsig_memwrite_failure fl;
+        uint64_t g = 0, size = 0;
+
+        g_assert_cmpint(vmsig_va_translate(&f->mem, DTB5, 5, va, &g, &size, &fl), ==, 0);
+        g_assert_cmphex(g, ==, gpa);
+        g_assert_cmphex(size, ==, page_size);
+        g_assert_cmpint(fl.error, ==, VMSIG_MEMWRITE_OK);
+}
+
+static void assert_unmapped5(Fixture *f, uint64_t va, unsigned level, uint64_t entry_gpa) {
+        vmsig_memwrite_failure fl;
+        uint64_t g = 0xdead;
+
+        g_assert_cmpint(vmsig_va_translate(&f->mem, DTB5, 5, va, &g, NULL, &fl), ==, -EFAULT);
+        assert_failure(&fl, VMSIG_MEMWRITE_UNMAPPED, va);
+        g_assert_cmpuint(fl.level, ==, level);
+        g_assert_cmphex(fl.gpa, ==, entry_gpa);
+        g_assert_cmphex(g, ==, 0xdead);
+}
+
+static void test_translate_5level(Fixture *f, gconstpointer data) {
+        /* Below 2^48 and from 0xFFFF000000000000 on, through PML5E 0 and
+         * 511, the same as with 4 levels. */
+        assert_translates5(f, VA_4K + 0xABC, 0x20ABC, 4 * KiB);
+        assert_translates5(f, VA_2M + 0x1ABCDE, 6 * MiB + 0x1ABCDE, 2 * MiB);
+        assert_translates5(f, VA_1G + 0x123456, 0x123456, GiB);
+        assert_translates5(f, VA_EDGE + 0xFFF, 0x23FFF, 4 * KiB);
+        assert_translates5(f, VA_TOP + 8, 0x22008, 4 * KiB);
+        /* Canonical only with 5 levels, through a PML5E with PS and NX. */
+        assert_translates5(f, VA5_LOW + 0x10, 0x20010, 4 * KiB);
+        /* The PML4E 256 of the 4-level layout is 0xFFFF800000000000 here. */
+        assert_unmapped5(f, UINT64_C(0xFFFF800000000000), 4, PML4 + 256 * 8);
+        assert_unmapped5(f, VA5_LOW + 0x1000, 1, PT_LO + 0x11 * 8);
+        assert_unmapped5(f, VA5_LOW + 512 * GiB, 4, PML4_57 + 1 * 8);
+        assert_unmapped5(f, VA5_LOW_TOP, 5, PML5 + 255 * 8);
+        assert_unmapped5(f, VA5_LOW_TOP + UINT64_C(0xFFFFFFFFFFFF), 5, PML5 + 255 * 8);
+        assert_unmapped5(f, VA5_HIGH_BOTTOM, 5, PML5 + 256 * 8);
+        assert_unmapped5(f, UINT64_C(0x0002000000000000), 5, PML5 + 2 * 8);
+        /* A PML5E pointing at a table outside RAM. */
+        assert_unmapped5(f, VA5_HOLE + 0x1000, 4, HOLE_TABLE);
+}
+
+static void test_translate_5level_errors(Fixture *f, gconstpointer data) {
+        static const uint64_t non_canonical[] = {
+                UINT64_C(0x0100000000000000),
+                UINT64_C(0xFEFFFFFFFFFFFFFF),
+                UINT64_C(0x8000000000000000),
+                UINT64_C(0x7FFFFFFFFFFFFFFF),
+                UINT64_C(0x01FF000000001000),
+        };
+        static const unsigned bad_levels[] = { 0, 1, 2, 3, 6, 57, UINT_MAX };
+        vmsig_memwrite_failure fl;
+        uint64_t g = 0xdead;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(non_canonical); i++) {
+                g_assert_cmpint(vmsig_va_translate(&f->mem, DTB5, 5, non_canonical[i], &g, NULL, &fl), ==,
+                                -EADDRNOTAVAIL);
+                assert_failure(&fl, VMSIG_MEMWRITE_NON_CANONICAL, non_canonical[i]);
+        }
+        g_assert_cmpint(vmsig_va_translate(&f->mem, 0, 5, VA_4K, &g, NULL, &fl), ==, -ENXIO);
+        assert_failure(&fl, VMSIG_MEMWRITE_NO_DTB, VA_4K);
+
+        /* Neither 4 nor 5 levels: refused before anything else, even a
+         * missing DTB or an empty write. */
+        for (size_t i = 0; i < G_N_ELEMENTS(bad_levels); i++) {
+                g_auto(vmsig_memwrite_plan) p = {};
+                uint8_t d[4] = {};
+
+                g_assert_cmpint(vmsig_va_translate(&f->mem, DTB, bad_levels[i], VA_4K, &g, NULL, &fl), ==, -EINVAL);
+                assert_failure(&fl, VMSIG_MEMWRITE_IO, VA_4K);
+                g_assert_cmpint(fl.errnum, ==, EINVAL);
+                g_assert_cmpint(vmsig_va_translate(&f->mem, 0, bad_levels[i], VA_4K, &g, NULL, NULL), ==, -EINVAL);
+                g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, bad_levels[i], VA_4K, d, sizeof d, 64,
+                                                           &fl),
+                                ==, -EINVAL);
+                assert_failure(&fl, VMSIG_MEMWRITE_IO, VA_4K);
+                g_assert_cmpint(fl.errnum, ==, EINVAL);
+                g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, 0, bad_levels[i], VA_4K, d, 0, 64, NULL), ==,
+                                -EINVAL);
+                g_assert_cmpuint(p.n_segments, ==, 0);
+                g_assert_cmpuint(p.total, ==, 0);
+        }
+        g_assert_cmphex(g, ==, 0xdead);
 }
 
 /* --- physical writes ------------------------------------------------------------- */
@@ -508,18 +633,18 @@ static void test_length(Fixture *f, gconstpointer data) {
         assert_gpa_rejected(f, 4 * MiB, 0, max, -EINVAL, VMSIG_MEMWRITE_EMPTY, 4 * MiB);
 
         snapshot(f);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_4K, d, 0, max, &fl), ==, -EINVAL);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_4K, d, 0, max, &fl), ==, -EINVAL);
         assert_failure(&fl, VMSIG_MEMWRITE_EMPTY, VA_4K);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_4K, d, max + 1, max, &fl), ==, -EMSGSIZE);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_4K, d, max + 1, max, &fl), ==, -EMSGSIZE);
         assert_failure(&fl, VMSIG_MEMWRITE_TOO_LONG, VA_4K);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, 0, VA_4K, d, 0, max, &fl), ==, -EINVAL);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, 0, 4, VA_4K, d, 0, max, &fl), ==, -EINVAL);
         assert_failure(&fl, VMSIG_MEMWRITE_EMPTY, VA_4K);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, 0, VA_4K, d, 4, max, &fl), ==, -ENXIO);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, 0, 4, VA_4K, d, 4, max, &fl), ==, -ENXIO);
         assert_failure(&fl, VMSIG_MEMWRITE_NO_DTB, VA_4K);
         g_assert_cmpuint(p.n_segments, ==, 0);
 
         /* A configured max_write, both ways. */
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_4K, d, 16, 16, NULL), ==, 0);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_4K, d, 16, 16, NULL), ==, 0);
         g_assert_cmpint(vmsig_memwrite_plan_add_gpa(&p, &f->mem, 0x30000, d, max + 1, max + 1, NULL), ==, 0);
         g_assert_cmpuint(p.n_segments, ==, 2);
 }
@@ -540,23 +665,24 @@ static void test_write_va(Fixture *f, gconstpointer data) {
         fill_data(h, sizeof h, 16);
         snapshot(f);
 
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_4K + 0x100, a, sizeof a, max, NULL), ==, 0);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_4K + 0x100, a, sizeof a, max, NULL), ==, 0);
         g_assert_cmpuint(p.n_segments, ==, 1);
         /* Two pages, contiguous in VA, on both sides of the RAM hole. */
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_FIRST - 16, b, sizeof b, max, NULL), ==, 0);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_FIRST - 16, b, sizeof b, max, NULL), ==, 0);
         g_assert_cmpuint(p.n_segments, ==, 3);
         g_assert_cmphex(p.segments[2].address, ==, VA_FIRST);
         /* From a 4K page into a 2M page. */
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_2M - 8, c, sizeof c, max, NULL), ==, 0);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_2M - 8, c, sizeof c, max, NULL), ==, 0);
         /* The end of the 2M page. */
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_2M + 2 * MiB - 8, d, sizeof d, max, NULL),
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_2M + 2 * MiB - 8, d, sizeof d, max, NULL),
                         ==, 0);
         /* Inside the 1G page, in both RAM ranges. */
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_1G + 0x30000, e, sizeof e, max, NULL), ==, 0);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_1G + 5 * MiB + 0x40000, h, sizeof h, max,
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_1G + 0x30000, e, sizeof e, max, NULL), ==,
+                        0);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_1G + 5 * MiB + 0x40000, h, sizeof h, max,
                                                    NULL), ==, 0);
         /* The top of the address space. */
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_TOP + 4096 - sizeof g, g, sizeof g, max,
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_TOP + 4096 - sizeof g, g, sizeof g, max,
                                                    NULL), ==, 0);
         assert_file_matches(f);
 
@@ -581,7 +707,7 @@ static void assert_va_rejected(Fixture *f, uint64_t va, size_t len, size_t max_w
 
         fill_data(d, len, 6);
         snapshot(f);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, va, d, len, max_write, &fl), ==, r);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, va, d, len, max_write, &fl), ==, r);
         assert_failure(&fl, error, address);
         g_assert_cmpuint(p.n_segments, ==, 0);
         g_assert_cmpuint(p.total, ==, 0);
@@ -603,7 +729,8 @@ static void test_write_va_unmapped(Fixture *f, gconstpointer data) {
         /* The level and the entry come along. */
         g_auto(vmsig_memwrite_plan) p = {};
         uint8_t d[32] = {};
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_NP - 16, d, sizeof d, max, &fl), ==, -EFAULT);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_NP - 16, d, sizeof d, max, &fl), ==,
+                        -EFAULT);
         g_assert_cmpuint(fl.level, ==, 1);
         g_assert_cmphex(fl.gpa, ==, PT_LO + 0x11 * 8);
 }
@@ -616,13 +743,14 @@ static void test_write_va_out_of_ram(Fixture *f, gconstpointer data) {
 
         /* Mapped, but to the RAM hole: the VA and the GPA are named. */
         assert_va_rejected(f, VA_FIRST + 4096 - 8, 16, max, -ERANGE, VMSIG_MEMWRITE_OUT_OF_RANGE, VA_HOLE);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_HOLE + 4, d, sizeof d, max, &fl), ==, -ERANGE);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_HOLE + 4, d, sizeof d, max, &fl), ==,
+                        -ERANGE);
         assert_failure(&fl, VMSIG_MEMWRITE_OUT_OF_RANGE, VA_HOLE + 4);
         g_assert_cmphex(fl.gpa, ==, 0x400004);
 
         /* Inside one 1G page, running from RAM into the hole. */
         assert_va_rejected(f, VA_1G + 4 * MiB - 4, 8, max, -ERANGE, VMSIG_MEMWRITE_OUT_OF_RANGE, VA_1G + 4 * MiB);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_1G + 8 * MiB - 8, d, sizeof d, max, &fl), ==,
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_1G + 8 * MiB - 8, d, sizeof d, max, &fl), ==,
                         -ERANGE);
         assert_failure(&fl, VMSIG_MEMWRITE_OUT_OF_RANGE, VA_1G + 8 * MiB);
         g_assert_cmphex(fl.gpa, ==, 8 * MiB);
@@ -643,6 +771,39 @@ static void test_write_va_canonical(Fixture *f, gconstpointer data) {
         assert_va_rejected(f, UINT64_MAX - 3, 8, max, -EADDRNOTAVAIL, VMSIG_MEMWRITE_NON_CANONICAL, 0);
 }
 
+static void test_write_va_5level(Fixture *f, gconstpointer data) {
+        g_auto(vmsig_memwrite_plan) p = {};
+        vmsig_memwrite_failure fl;
+        uint8_t a[24], b[16], c[8];
+
+        fill_data(a, sizeof a, 0x51);
+        fill_data(b, sizeof b, 0x52);
+        fill_data(c, sizeof c, 0x53);
+        snapshot(f);
+        /* Only canonical with 5 levels; across the 4K page into 0x21000's
+         * neighbour is not mapped, so stay inside. */
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB5, 5, VA5_LOW + 0x200, a, sizeof a, 64, NULL), ==,
+                        0);
+        expect(f, 0x20200, a, sizeof a);
+        /* The top of the address space, through PML5E 511. */
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB5, 5, VA_TOP + 4096 - sizeof b, b, sizeof b, 64,
+                                                   NULL),
+                        ==, 0);
+        expect(f, 0x23000 - sizeof b, b, sizeof b);
+        /* A 5-level miss leaves the plan as it was. */
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB5, 5, VA5_HIGH_BOTTOM, c, sizeof c, 64, &fl), ==,
+                        -EFAULT);
+        assert_failure(&fl, VMSIG_MEMWRITE_UNMAPPED, VA5_HIGH_BOTTOM);
+        g_assert_cmpuint(fl.level, ==, 5);
+        g_assert_cmpuint(p.n_segments, ==, 2);
+        /* The same VA with 4 levels is no address at all. */
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA5_LOW, c, sizeof c, 64, &fl), ==,
+                        -EADDRNOTAVAIL);
+        g_assert_cmpuint(p.n_segments, ==, 2);
+        apply_ok(f, &p);
+        assert_file_matches(f);
+}
+
 /* --- batches --------------------------------------------------------------------- */
 
 typedef struct entry {
@@ -661,7 +822,7 @@ static int add_batch(Fixture *f, vmsig_memwrite_plan *p, const entry *e, size_t 
                 g_assert_cmpuint(e[i].len, <=, 64);
                 fill_data(data[i], e[i].len, (uint8_t) (20 + i));
                 if (e[i].virtual)
-                        r = vmsig_memwrite_plan_add_va(p, &f->mem, DTB, e[i].address, data[i], e[i].len,
+                        r = vmsig_memwrite_plan_add_va(p, &f->mem, DTB, 4, e[i].address, data[i], e[i].len,
                                                        VMSIG_MEMWRITE_MAX_DEFAULT, fl);
                 else
                         r = vmsig_memwrite_plan_add_gpa(p, &f->mem, e[i].address, data[i], e[i].len,
@@ -758,7 +919,7 @@ static void test_apply_rollback(Fixture *f, gconstpointer data) {
 
         g_assert_cmpint(vmsig_memwrite_plan_add_gpa(&p, &m, 0x30000, a, sizeof a, 64, NULL), ==, 0);
         /* Two segments; the second of them fails. */
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &m, DTB, VA_FIRST - 16, b, sizeof b, 64, NULL), ==, 0);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &m, DTB, 4, VA_FIRST - 16, b, sizeof b, 64, NULL), ==, 0);
         g_assert_cmpint(vmsig_memwrite_plan_add_gpa(&p, &m, 0x30010, c, sizeof c, 64, NULL), ==, 0);
         g_assert_cmpuint(p.n_segments, ==, 4);
 
@@ -859,7 +1020,7 @@ static void test_sealed(Fixture *f, gconstpointer data) {
         f->mem.write = vmsig_memwrite_memcpy;
         f->mem.userdata = &map;
         snapshot(f);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_FIRST - 16, a, sizeof a, 64, NULL), ==, 0);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_FIRST - 16, a, sizeof a, 64, NULL), ==, 0);
         g_assert_cmpint(vmsig_memwrite_plan_add_gpa(&p, &f->mem, 0x30000, b, sizeof b, 64, NULL), ==, 0);
         g_assert_cmpint(vmsig_memwrite_plan_apply(&p, &f->mem, &fl), ==, 0);
 
@@ -876,7 +1037,7 @@ static void test_sealed(Fixture *f, gconstpointer data) {
         /* A rejected write stays rejected with this writer too. */
         vmsig_memwrite_plan_done(&p);
         snapshot(f);
-        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, VA_NP - 16, a, sizeof a, 64, &fl), ==, -EFAULT);
+        g_assert_cmpint(vmsig_memwrite_plan_add_va(&p, &f->mem, DTB, 4, VA_NP - 16, a, sizeof a, 64, &fl), ==, -EFAULT);
         assert_failure(&fl, VMSIG_MEMWRITE_UNMAPPED, VA_NP);
         g_assert_cmpint(vmsig_memwrite_plan_apply(&p, &f->mem, NULL), ==, 0);
         assert_file_matches(f);
@@ -926,6 +1087,10 @@ int main(int argc, char **argv) {
         ADD("/memwrite/translate/1g", test_translate_1g);
         ADD("/memwrite/translate/unmapped", test_translate_unmapped);
         ADD("/memwrite/translate/errors", test_translate_errors);
+        ADD("/memwrite/translate/4level-canonical", test_translate_4level_canonical);
+        ADD("/memwrite/translate/5level", test_translate_5level);
+        ADD("/memwrite/translate/5level-errors", test_translate_5level_errors);
+        ADD("/memwrite/va/write-5level", test_write_va_5level);
         ADD("/memwrite/gpa/write", test_write_gpa);
         ADD("/memwrite/gpa/split", test_write_gpa_split);
         ADD("/memwrite/gpa/hole", test_write_gpa_hole);

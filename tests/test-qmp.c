@@ -107,12 +107,19 @@ static void wait_running(Fixture *f) {
 }
 
 /* QEMU up, the endpoint attached and connected. */
+static const vmsig_memctx *memctx(Fixture *f) {
+        return vmsig_memctx_get(f->core, vmsig_endpoint_get_id(f->ep));
+}
+
 static bool bring_up(Fixture *f) {
         if (!f->vm)
                 return false;
         qemu_vm_start(f->vm);
         attach(f);
         wait_running(f);
+        /* The datum follows once QEMU told where the RAM file sits in
+         * guest-physical space. */
+        RUN_UNTIL(f, memctx(f) != NULL);
         return true;
 }
 
@@ -152,9 +159,6 @@ static int inject(Fixture *f, const vmsig_input_event *ev, size_t n, done_ctx *d
         return r;
 }
 
-static const vmsig_memctx *memctx(Fixture *f) {
-        return vmsig_memctx_get(f->core, vmsig_endpoint_get_id(f->ep));
-}
 
 static uint64_t epoch(Fixture *f) {
         const vmsig_memctx *m = memctx(f);
@@ -592,6 +596,56 @@ static void test_detach(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(vmsig_core_endpoint_count(f->core), ==, 0);
 }
 
+typedef struct {
+        unsigned calls;
+        int error;
+        char message[160];
+        vmsig_vcpu_state vcpu;
+} vcpu_ctx;
+
+static void on_vcpu(const vmsig_result *r, const vmsig_vcpu_state *vcpu, void *userdata) {
+        vcpu_ctx *v = userdata;
+
+        v->calls++;
+        v->error = r->error;
+        g_strlcpy(v->message, r->message ? r->message : "", sizeof v->message);
+        if (vcpu)
+                v->vcpu = *vcpu;
+        else
+                g_assert_cmpint(r->error, <, 0);
+}
+
+/* The vCPU's control registers, from info registers: SeaBIOS runs with
+ * paging off. Answered from the loop; a read in flight when the endpoint
+ * goes completes with -ENODEV; a shut-off QEMU has no vCPU. */
+static void test_read_vcpu(Fixture *f, gconstpointer data) {
+        vcpu_ctx v = {}, gone = {}, off = {};
+
+        if (!bring_up(f))
+                return;
+        g_assert_true(vmsig_endpoint_can_read_vcpu(f->ep));
+        g_assert_cmpint(vmsig_endpoint_read_vcpu(f->ep, on_vcpu, &v), ==, 0);
+        g_assert_cmpuint(v.calls, ==, 0);
+        RUN_UNTIL(f, v.calls > 0);
+        g_assert_cmpint(v.error, ==, 0);
+        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v.vcpu), ==, 0);
+        g_assert_cmphex(v.vcpu.cr0 & VMSIG_CR0_PG, ==, 0);
+
+        g_assert_cmpint(vmsig_endpoint_read_vcpu(f->ep, on_vcpu, &gone), ==, 0);
+        detach(f);
+        g_assert_cmpuint(gone.calls, ==, 1);
+        g_assert_cmpint(gone.error, ==, -ENODEV);
+
+        attach(f);
+        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp) && state(f) == VMSIG_STATE_RUNNING);
+        qemu_vm_kill(f->vm);
+        RUN_UNTIL(f, state(f) == VMSIG_STATE_SHUT_OFF);
+        g_assert_cmpint(vmsig_endpoint_read_vcpu(f->ep, on_vcpu, &off), ==, 0);
+        RUN_UNTIL(f, off.calls > 0);
+        g_assert_cmpint(off.error, ==, -EBADFD);
+        g_assert_cmpstr(off.message, ==, "Endpoint '" NAME "' is shut off: its QEMU is not running.");
+}
+
 /* A RAM file others can read is worth a warning, not a refusal. */
 static void test_world_readable(Fixture *f, gconstpointer data) {
         g_autofree char *log = NULL, *log_path = NULL;
@@ -607,7 +661,9 @@ static void test_world_readable(Fixture *f, gconstpointer data) {
         fflush(stderr);
         saved = dup(STDERR_FILENO);
         g_assert_cmpint(dup2(fd, STDERR_FILENO), ==, STDERR_FILENO);
-        attach(f); /* the RAM file is opened at attach when it is there */
+        /* The RAM file is opened once QEMU told its map. */
+        attach(f);
+        RUN_UNTIL(f, memctx(f) != NULL);
         fflush(stderr);
         g_assert_cmpint(dup2(saved, STDERR_FILENO), ==, STDERR_FILENO);
         close(saved);
@@ -615,9 +671,6 @@ static void test_world_readable(Fixture *f, gconstpointer data) {
         g_assert_true(g_file_get_contents(log_path, &log, NULL, NULL));
         (void) unlink(log_path);
         g_assert_nonnull(strstr(log, "readable by everyone"));
-
-        wait_running(f);
-        g_assert_nonnull(memctx(f));
 }
 
 static void test_no_fd_leak(Fixture *f, gconstpointer data) {
@@ -1237,6 +1290,7 @@ int main(int argc, char **argv) {
         ADD("/qmp/quit", test_quit);
         ADD("/qmp/absent-then-start", test_absent_then_start);
         ADD("/qmp/detach", test_detach);
+        ADD("/qmp/read-vcpu", test_read_vcpu);
         ADD("/qmp/world-readable", test_world_readable);
         ADD("/qmp/no-fd-leak", test_no_fd_leak);
         ADD("/qmp/fake", test_fake);

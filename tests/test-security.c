@@ -875,6 +875,8 @@ static const MatrixRow matrix[] = {
         { "P E org.vmsig.Endpoint.BootstrapState", NULL, "ok", NULL },
         { "P E org.vmsig.Endpoint.BootstrapAttempts", NULL, "ok", NULL },
         { "P E org.vmsig.Endpoint.BootstrapMethod", NULL, "ok", NULL },
+        { "P E org.vmsig.Endpoint.GuestOs", NULL, "ok", NULL },
+        { "P E org.vmsig.Endpoint.GuestOsRelease", NULL, "ok", NULL },
         { "P E org.vmsig.Endpoint.InputLeaseHolder", NULL, "ok", NULL },
         { "P E org.vmsig.Endpoint.PowerLeaseHolder", NULL, "ok", NULL },
         { "P E org.vmsig.Endpoint.MemoryWriteLeaseHolder", NULL, "ok", NULL },

@@ -100,9 +100,24 @@ static int property_get_bootstrap_attempts(sd_bus *bus, const char *path, const 
 static int property_get_bootstrap_method(sd_bus *bus, const char *path, const char *interface, const char *property,
                                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const vmsig_bootstrap_payload *p = endpoint_bootstrap(userdata);
-        vmsig_detect_method m = p && p->state == VMSIG_BOOTSTRAP_READY ? p->method : VMSIG_DETECT_NONE;
+        char witnesses[VMSIG_WITNESSES_STRING_MAX];
 
-        return sd_bus_message_append(reply, "s", m == VMSIG_DETECT_NONE ? "" : vmsig_detect_method_to_string(m));
+        return sd_bus_message_append(reply, "s",
+                                     vmsig_witnesses_to_string(p && p->state == VMSIG_BOOTSTRAP_READY ? p->witnesses
+                                                                                                      : 0,
+                                                               witnesses, sizeof witnesses));
+}
+
+static int property_get_guest_os(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const vmsig_bootstrap_payload *p = endpoint_bootstrap(userdata);
+        return sd_bus_message_append(reply, "s", vmsig_guest_os_to_string(p ? p->os : VMSIG_GUEST_OS_UNKNOWN));
+}
+
+static int property_get_guest_os_release(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const vmsig_bootstrap_payload *p = endpoint_bootstrap(userdata);
+        return sd_bus_message_append(reply, "s", p && p->state == VMSIG_BOOTSTRAP_READY ? p->release : "");
 }
 
 static int property_get_capabilities(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -464,6 +479,8 @@ const sd_bus_vtable bus_endpoint_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BootstrapMethod", "s", property_get_bootstrap_method, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("GuestOs", "s", property_get_guest_os, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("GuestOsRelease", "s", property_get_guest_os_release, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("InputLeaseHolder", "s", property_get_lease_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PowerLeaseHolder", "s", property_get_lease_holder, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MemoryWriteLeaseHolder", "s", property_get_lease_holder, 0,

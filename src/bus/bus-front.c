@@ -252,7 +252,8 @@ static void on_bootstrap(vmsig_bus_front *f, const vmsig_event *e, bool replay) 
                 return;
         be->sequence++;
         (void) sd_bus_emit_properties_changed(f->bus, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "BootstrapState",
-                                              "BootstrapAttempts", "BootstrapMethod", "Sequence", NULL);
+                                              "BootstrapAttempts", "BootstrapMethod", "GuestOs", "GuestOsRelease",
+                                              "Sequence", NULL);
 }
 
 static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
@@ -292,6 +293,8 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         vmsig_filter filter = {
                 .kinds = VMSIG_KIND_MASK(VMSIG_KIND_ROSTER) | VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX) |
                          VMSIG_KIND_MASK(VMSIG_KIND_LEASE) | VMSIG_KIND_MASK(VMSIG_KIND_BOOTSTRAP),
+                /* Its clients' subscriptions say what is wanted. */
+                .passive = true,
         };
         int r;
 

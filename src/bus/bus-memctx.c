@@ -22,6 +22,10 @@ struct bus_memctx_sub {
         char *subscriber; /* unique name or private label */
         uid_t uid;
         bool on_bus; /* not a private connection: the subscriber has a unique name */
+        /* Says that the endpoint's memctx is wanted: while it is, the
+         * bootstrap keeps checking the published root. The signals go out
+         * from the front's own delivery, in the order of every other. */
+        vmsig_subscriber *core_sub;
 };
 
 static char *sub_key(vmsig_endpoint *ep, const char *subscriber) {
@@ -29,7 +33,12 @@ static char *sub_key(vmsig_endpoint *ep, const char *subscriber) {
         return asprintf(&k, "%s\n%s", vmsig_endpoint_get_name(ep), subscriber) < 0 ? NULL : k;
 }
 
+static int on_datum(vmsig_subscriber *sub, const vmsig_delivery *d, void *userdata) {
+        return VMSIG_DELIVER_OK;
+}
+
 static void sub_free(bus_memctx_sub *s) {
+        s->core_sub = vmsig_subscriber_free(s->core_sub);
         hashmap_remove(s->front->memctx_subs, s->key);
         bus_auth_quota_release(s->front->auth, s->uid, BUS_QUOTA_SUBSCRIPTIONS);
         vmsig_endpoint_unref(s->endpoint);
@@ -56,6 +65,7 @@ void bus_memctx_subscriber_gone(vmsig_bus_front *f, const char *name) {
 static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, const bus_peer *caller,
                    bus_memctx_sub **ret) {
         bus_memctx_sub *s = calloc(1, sizeof *s);
+        vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX), .endpoint = vmsig_endpoint_get_id(ep) };
         int r;
 
         if (!s)
@@ -68,8 +78,11 @@ static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, co
         r = s->key ? 0 : -ENOMEM;
         s->on_bus = sd_bus_message_get_sender(m) != NULL;
         if (r >= 0)
+                r = vmsig_core_subscribe(f->core, &filter, 0, on_datum, s, &s->core_sub);
+        if (r >= 0)
                 r = hashmap_put(f->memctx_subs, s->key, s);
         if (r < 0) {
+                vmsig_subscriber_free(s->core_sub);
                 vmsig_endpoint_unref(s->endpoint);
                 free(s->subscriber);
                 free(s->key);

@@ -159,14 +159,14 @@ static int set_failure(sd_bus_error *error, const bus_memwrite_request *q, size_
         }
 }
 
-static int plan_request(const bus_memwrite_request *q, const vmsig_guest_mem *mem, uint64_t dtb, size_t max_write,
-                        vmsig_memwrite_plan *plan, sd_bus_error *error) {
+static int plan_request(const bus_memwrite_request *q, const vmsig_guest_mem *mem, uint64_t dtb, unsigned levels,
+                        size_t max_write, vmsig_memwrite_plan *plan, sd_bus_error *error) {
         vmsig_memwrite_failure f = {};
 
         for (size_t i = 0; i < q->n_entries; i++) {
                 const write_entry *e = &q->entries[i];
                 int r = q->kind == WRITE_VA
-                                ? vmsig_memwrite_plan_add_va(plan, mem, dtb, e->address, e->data, e->len, max_write,
+                                ? vmsig_memwrite_plan_add_va(plan, mem, dtb, levels, e->address, e->data, e->len, max_write,
                                                              &f)
                                 : vmsig_memwrite_plan_add_gpa(plan, mem, e->address, e->data, e->len, max_write, &f);
                 if (r < 0) {
@@ -193,7 +193,7 @@ static bool lease_still_held(const bus_memwrite_request *q) {
  * writes it. Nothing is written unless everything validated. */
 static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error *error) {
         vmsig_endpoint *ep = q->be->endpoint;
-        const vmsig_memctx *datum = vmsig_memctx_get(q->be->front->core, vmsig_endpoint_get_id(ep));
+        const vmsig_memctx *datum;
         size_t max_write = q->be->front->ctx->max_write ?: VMSIG_MEMWRITE_MAX_DEFAULT;
         vmsig_memwrite_plan plan = {};
         vmsig_memwrite_failure f = {};
@@ -209,6 +209,22 @@ static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error 
                 return vmsig_bus_error_setf(error, -ECANCELED,
                                             "The memory-write lease of '%s' ended before the write was done: "
                                             "nothing was written.", vmsig_endpoint_get_name(ep));
+        }
+        datum = vmsig_memctx_get(q->be->front->core, vmsig_endpoint_get_id(ep));
+        /* Never through a root that no longer holds: a reset guest keeps
+         * the old kernel's tables in RAM until the new one overwrites them.
+         * One that fails here is withdrawn; its datum is still the retained
+         * one until the next epoch is dispatched, so the answer is now. */
+        if (q->kind == WRITE_VA && datum && !datum->invalidated && datum->dtb != 0 &&
+            vmsig_endpoint_verify_root(ep) == 0) {
+                if (q->has_expected_epoch)
+                        return sd_bus_error_setf(error, VMSIG_ERROR_STALE_EPOCH,
+                                                 "The address-space root of '%s' at epoch %" PRIu64 " failed its "
+                                                 "check and was withdrawn: nothing was written.",
+                                                 vmsig_endpoint_get_name(ep), datum->epoch);
+                return sd_bus_error_setf(error, VMSIG_ERROR_NO_ADDRESS_SPACE,
+                                         "The address-space root of '%s' failed its check and was withdrawn: "
+                                         "nothing was written.", vmsig_endpoint_get_name(ep));
         }
         /* Before the epoch: a datum invalidated because its RAM file shrank
          * says why. Reading the file short would fail, writing past its end
@@ -226,7 +242,7 @@ static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error 
                                          "The memory context of '%s' is at epoch %" PRIu64 ", not %" PRIu64 ".",
                                          vmsig_endpoint_get_name(ep), datum->epoch, q->expected_epoch);
         vmsig_guest_mem mem = vmsig_guest_mem_from_memctx(datum, ram_writer, ep);
-        r = plan_request(q, &mem, datum->dtb, max_write, &plan, error);
+        r = plan_request(q, &mem, datum->dtb, datum->levels ?: 4, max_write, &plan, error);
         if (r >= 0 && apply) {
                 r = vmsig_memwrite_plan_apply(&plan, &mem, &f);
                 if (r < 0)

@@ -92,6 +92,17 @@ typedef struct demand_hook {
         void *userdata;
 } demand_hook;
 
+/* A producer's interest in the demand for one (kind, endpoint), beside
+ * the one hook per kind: many producers of one kind, one per endpoint. */
+struct vmsig_demand_watch {
+        vmsig_core *core;
+        uint32_t kind;
+        vmsig_id endpoint;
+        vmsig_demand_fn fn;
+        void *userdata;
+        struct vmsig_demand_watch *next;
+};
+
 struct vmsig_core {
         sd_event *event;
         sd_event_source *dispatch_source;
@@ -116,6 +127,7 @@ struct vmsig_core {
         bool have_dead_subscribers;
 
         demand_hook demand_hooks[VMSIG_KIND_MAX];
+        vmsig_demand_watch *demand_watches;
         unsigned demand_all[VMSIG_KIND_MAX]; /* subscribers of every endpoint */
         Hashmap *demand;                     /* endpoint key -> demand_entry */
 

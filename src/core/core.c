@@ -109,6 +109,8 @@ vmsig_core *vmsig_core_free(vmsig_core *c) {
          * would look up are gone already. */
         memset(c->demand_hooks, 0, sizeof c->demand_hooks);
         endpoint_registry_free(c);
+        /* Watches belong to the producers of endpoints, gone with them. */
+        assert(!c->demand_watches);
         while (c->subscribers)
                 vmsig_subscriber_free(c->subscribers);
         subscribers_reap_dead(c);

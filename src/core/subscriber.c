@@ -293,7 +293,7 @@ static int demand_add(vmsig_core *c, const vmsig_filter *f, uint32_t *ret) {
         uint32_t rising = 0;
 
         *ret = 0;
-        if (f->kinds == 0) /* wants nothing by name, so wakes no producer */
+        if (f->kinds == 0 || f->passive) /* wants nothing by name, so wakes no producer */
                 return 0;
         if (f->endpoint != 0) {
                 demand_entry *e = demand_get_or_add(c, f->endpoint);
@@ -334,6 +334,9 @@ static void demand_notify(vmsig_core *c, vmsig_id endpoint, uint32_t kinds, bool
         for (uint32_t k = 0; k < VMSIG_KIND_MAX; k++)
                 if ((kinds & VMSIG_KIND_MASK(k)) && c->demand_hooks[k].fn)
                         c->demand_hooks[k].fn(c, k, endpoint, wanted, c->demand_hooks[k].userdata);
+        for (vmsig_demand_watch *w = c->demand_watches; w; w = w->next)
+                if ((kinds & VMSIG_KIND_MASK(w->kind)) && (endpoint == 0 || endpoint == w->endpoint))
+                        w->fn(c, w->kind, endpoint, wanted, w->userdata);
 }
 
 /* At free time, not when a dead subscriber is destroyed later: a producer
@@ -360,6 +363,42 @@ int vmsig_core_set_demand_hook(vmsig_core *c, uint32_t kind, vmsig_demand_fn fn,
                 return -EINVAL;
         c->demand_hooks[kind] = (demand_hook) { fn, fn ? userdata : NULL };
         return 0;
+}
+
+int vmsig_core_watch_demand(vmsig_core *c, uint32_t kind, vmsig_id endpoint, vmsig_demand_fn fn, void *userdata,
+                            vmsig_demand_watch **ret) {
+        vmsig_demand_watch *w;
+
+        assert(c);
+        assert(ret);
+        if (!fn || endpoint == 0 || !core_kind(c, kind))
+                return -EINVAL;
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        *w = (vmsig_demand_watch) {
+                .core = c,
+                .kind = kind,
+                .endpoint = endpoint,
+                .fn = fn,
+                .userdata = userdata,
+                .next = c->demand_watches,
+        };
+        c->demand_watches = w;
+        *ret = w;
+        return 0;
+}
+
+vmsig_demand_watch *vmsig_demand_watch_free(vmsig_demand_watch *w) {
+        if (!w)
+                return NULL;
+        for (vmsig_demand_watch **p = &w->core->demand_watches; *p; p = &(*p)->next)
+                if (*p == w) {
+                        *p = w->next;
+                        break;
+                }
+        free(w);
+        return NULL;
 }
 
 bool vmsig_core_kind_wanted(vmsig_core *c, uint32_t kind, vmsig_id endpoint) {
@@ -398,7 +437,7 @@ int vmsig_core_subscribe(vmsig_core *c, const vmsig_filter *filter, size_t queue
                 free(s);
                 return r;
         }
-        s->demand_counted = s->filter.kinds != 0;
+        s->demand_counted = s->filter.kinds != 0 && !s->filter.passive;
 
         /* Append, so that delivery order across subscribers is the order in
          * which they subscribed. */

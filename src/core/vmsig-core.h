@@ -103,6 +103,10 @@ typedef int (*vmsig_deliver_fn)(vmsig_subscriber *s, const vmsig_delivery *d, vo
 typedef struct vmsig_filter {
         uint32_t kinds;    /* mask of VMSIG_KIND_MASK(); 0 means every kind */
         vmsig_id endpoint; /* 0 means every endpoint */
+        /* Takes what others make but wants nothing itself: a relay (the bus
+         * front) whose demand is that of its own clients, who say so with
+         * subscriptions of their own. It wakes no producer. */
+        bool passive;
 } vmsig_filter;
 
 typedef void (*vmsig_fd_fn)(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata);
@@ -148,6 +152,15 @@ int vmsig_core_find_kind(vmsig_core *c, const char *name);
  */
 typedef void (*vmsig_demand_fn)(vmsig_core *c, uint32_t kind, vmsig_id endpoint, bool wanted, void *userdata);
 int vmsig_core_set_demand_hook(vmsig_core *c, uint32_t kind, vmsig_demand_fn fn, void *userdata);
+/* The same for one (kind, endpoint), for producers that exist once per
+ * endpoint: fn is called as a hook would be, for that endpoint and for
+ * endpoint 0 (subscribers of every endpoint), from the same places and
+ * under the same rules; it may not free watches either. The watch must be
+ * freed before the core. */
+typedef struct vmsig_demand_watch vmsig_demand_watch;
+int vmsig_core_watch_demand(vmsig_core *c, uint32_t kind, vmsig_id endpoint, vmsig_demand_fn fn, void *userdata,
+                            vmsig_demand_watch **ret);
+vmsig_demand_watch *vmsig_demand_watch_free(vmsig_demand_watch *w);
 /* Whether any subscriber wants (kind, endpoint), counting subscribers of
  * every endpoint. */
 bool vmsig_core_kind_wanted(vmsig_core *c, uint32_t kind, vmsig_id endpoint);

@@ -342,6 +342,22 @@ static int parse_bootstrap(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm
         return 0;
 }
 
+static int parse_vcpu(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+        _cleanup_xmlfree_ char *regs = attr(n, "vcpu-registers"), *os = attr(n, "guest-os");
+
+        if (regs && strcmp(regs, "yes") != 0 && strcmp(regs, "no") != 0)
+                return fail(s, -EINVAL, vm->line, "vcpu-registers=\"%s\" must be yes or no.", regs);
+        vm->no_vcpu_registers = regs && strcmp(regs, "no") == 0;
+        if (os) {
+                vm->guest_os = vmsig_guest_os_from_string(os);
+                if (vm->guest_os == _VMSIG_GUEST_OS_MAX || vm->guest_os == VMSIG_GUEST_OS_UNKNOWN)
+                        return fail(s, -EINVAL, vm->line, "guest-os=\"%s\" must be windows or linux.", os);
+                if (!vm->bootstrap)
+                        return fail(s, -EINVAL, vm->line, "guest-os needs bootstrap=\"yes\".");
+        }
+        return 0;
+}
+
 static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *uuid = attr(n, "uuid"), *state = attr(n, "state");
         size_t latency_ms = 0;
@@ -364,6 +380,8 @@ static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *
         r = parse_dtb(s, n, vm);
         if (r >= 0)
                 r = parse_bootstrap(s, n, vm);
+        if (r >= 0)
+                r = parse_vcpu(s, n, vm);
         if (r < 0)
                 return r;
         return parse_stub_ram(s, n, vm);

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <systemd/sd-id128.h>
 
+#include "memctx.h"
 #include "vmsig-endpoint.h"
 
 typedef struct vmsig_stub_vm_config {
@@ -22,6 +23,8 @@ typedef struct vmsig_stub_vm_config {
         uint64_t dtb;          /* reported address-space root, 0: none */
         bool bootstrap;        /* look for the root in RAM */
         unsigned fail_boots;   /* fail injection: bootstrap attempts that fail */
+        bool no_vcpu_registers; /* simulate a host that cannot read them */
+        vmsig_guest_os guest_os; /* pinned; UNKNOWN: detected */
         unsigned line; /* where it was declared, for messages */
 } vmsig_stub_vm_config;
 

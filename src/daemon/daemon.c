@@ -56,7 +56,8 @@ static int load_config(vmsig_daemon *d, vmsig_config **ret, char **ret_error) {
 
 static bool stub_vm_changed(const vmsig_stub_vm_config *a, const vmsig_stub_vm_config *b) {
         return a->ram_size != b->ram_size || !sd_id128_equal(a->uuid, b->uuid) || a->latency_usec != b->latency_usec ||
-               a->dtb != b->dtb || a->bootstrap != b->bootstrap || a->fail_boots != b->fail_boots;
+               a->dtb != b->dtb || a->bootstrap != b->bootstrap || a->fail_boots != b->fail_boots ||
+               a->no_vcpu_registers != b->no_vcpu_registers || a->guest_os != b->guest_os;
 }
 
 static void attach_stub_vm(vmsig_daemon *d, const vmsig_stub_vm_config *vm) {
@@ -71,7 +72,9 @@ static void attach_stub_vm(vmsig_daemon *d, const vmsig_stub_vm_config *vm) {
                 .bootstrap_config = {
                         .fail_first = vm->fail_boots,
                         .backoff_max_usec = (uint64_t) d->config->bootstrap_backoff_max_ms * 1000,
+                        .guest_os = vm->guest_os,
                 },
+                .no_vcpu_registers = vm->no_vcpu_registers,
         };
         vmsig_endpoint_spec ep_spec;
         vmsig_endpoint *ep;

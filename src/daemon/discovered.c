@@ -32,6 +32,7 @@ static int on_attach(const vmsig_vm_description *desc, void *userdata) {
         vmsig_endpoint *ep;
         int r;
 
+        spec.bootstrap_config.guest_os = desc->guest_os;
         r = vmsig_qmp_new(&spec, &ep_spec, NULL);
         if (r >= 0)
                 r = vmsig_core_attach_endpoint(d->core, &ep_spec, &ep);

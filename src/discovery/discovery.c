@@ -163,6 +163,7 @@ static void view(const vm_entry *e, vmsig_vm_description *ret) {
                 .ram_path = e->desc->ram_path,
                 .ranges = e->desc->ranges,
                 .n_ranges = e->desc->n_ranges,
+                .guest_os = e->desc->guest_os,
         };
 }
 
@@ -177,8 +178,8 @@ static void attach(vmsig_discovery *d, vm_entry *e) {
                 log_warning_errno(r, "%s: Cannot attach VM \"%s\": %m", e->path, e->desc->name);
                 return;
         }
+        /* The attach callback says so, with what it made of it (a vmid). */
         e->state = VM_ATTACHED;
-        log_info("Attached VM \"%s\" from %s.", e->desc->name, e->path);
 }
 
 static void give_up(vmsig_discovery *d, vm_entry *e, const char *reason) {

@@ -103,6 +103,7 @@ typedef struct vmsig_vm_description {
          * 0): the whole RAM file maps 1:1 from GPA 0, as memctx does. */
         const vmsig_gpa_range *ranges;
         size_t n_ranges;
+        vmsig_guest_os guest_os; /* pinned by the file; UNKNOWN: detected */
 } vmsig_vm_description;
 
 /* The callbacks run from the event loop, or from vmsig_discovery_new() and

@@ -35,7 +35,7 @@ static bool streq_ptr(const char *a, const char *b) {
 bool vm_desc_equal(const vm_desc *a, const vm_desc *b) {
         return streq_ptr(a->name, b->name) && sd_id128_equal(a->uuid, b->uuid) &&
                streq_ptr(a->qmp_socket, b->qmp_socket) && streq_ptr(a->ram_path, b->ram_path) &&
-               a->n_ranges == b->n_ranges &&
+               a->n_ranges == b->n_ranges && a->guest_os == b->guest_os &&
                (a->n_ranges == 0 || memcmp(a->ranges, b->ranges, a->n_ranges * sizeof(vmsig_gpa_range)) == 0);
 }
 

@@ -25,6 +25,7 @@ typedef struct vm_desc {
         char *ram_path;
         vmsig_gpa_range *ranges; /* sorted by gpa */
         size_t n_ranges;
+        vmsig_guest_os guest_os; /* pinned by the file; UNKNOWN: detected */
         unsigned line; /* where the name is given, for clash messages */
 } vm_desc;
 

@@ -48,6 +48,16 @@ static int parse_identity(vm_parse *p, xmlNodePtr root, vm_desc *v) {
         r = vm_desc_set_name(p, root, v, name);
         if (r < 0)
                 return r;
+        _cleanup_free_ char *os = vm_node_attr(p, root, "guest-os");
+        if (os) {
+                /* The schema allows only the two. */
+                v->guest_os = vmsig_guest_os_from_string(os);
+                if (v->guest_os == _VMSIG_GUEST_OS_MAX || v->guest_os == VMSIG_GUEST_OS_UNKNOWN)
+                        return vm_parse_fail(p, -EINVAL, vm_node_line(root), "guest-os=\"%s\" is not windows or linux.",
+                                             os);
+        }
+        if (p->r < 0)
+                return p->r;
         uuid = vm_node_attr(p, root, "uuid");
         if (!uuid)
                 return p->r;

@@ -557,6 +557,16 @@ void vmsig_endpoint_cancel_input(vmsig_endpoint *ep, const char *message) {
                 in->cancel(ep->adapters[VMSIG_ADAPTER_INPUT].data, message);
 }
 
+int vmsig_endpoint_verify_root(vmsig_endpoint *ep) {
+        const vmsig_sensor_ops *m = (const vmsig_sensor_ops *) ep->adapters[VMSIG_ADAPTER_MEMCTX].ops;
+
+        if (!ep->attached)
+                return -ENODEV;
+        if (!m || !m->verify_root)
+                return 1;
+        return m->verify_root(ep->adapters[VMSIG_ADAPTER_MEMCTX].data);
+}
+
 int vmsig_endpoint_write_ram(vmsig_endpoint *ep, uint64_t offset, const void *buf, size_t len) {
         const vmsig_sensor_ops *m = (const vmsig_sensor_ops *) ep->adapters[VMSIG_ADAPTER_MEMCTX].ops;
 

@@ -154,6 +154,11 @@ typedef struct vmsig_sensor_ops {
          * subscribers stays read-only, so this is the only way in. NULL when
          * the backend cannot write guest memory. */
         int (*write_ram)(void *data, uint64_t offset, const void *buf, size_t len);
+        /* Checks the published address-space root against guest RAM now,
+         * before it is used to write: 1 if it holds, 0 if it failed and was
+         * withdrawn (a new epoch without a root) or there is none. NULL
+         * when the backend has no bootstrap. */
+        int (*verify_root)(void *data);
 } vmsig_sensor_ops;
 
 /* An image of the guest display, as a display adapter captured it. */
@@ -252,6 +257,8 @@ int vmsig_endpoint_lifecycle(vmsig_endpoint *ep, vmsig_lifecycle_op op, vmsig_do
 int vmsig_endpoint_read_vcpu(vmsig_endpoint *ep, vmsig_vcpu_done_fn done, void *userdata);
 /* Whether the host adapter can read vCPU registers at all. */
 bool vmsig_endpoint_can_read_vcpu(vmsig_endpoint *ep);
+/* Through the memctx adapter's verify_root: 1 where it has none. */
+int vmsig_endpoint_verify_root(vmsig_endpoint *ep);
 /* Through the memctx adapter's write_ram; -EOPNOTSUPP without one. */
 int vmsig_endpoint_write_ram(vmsig_endpoint *ep, uint64_t offset, const void *buf, size_t len);
 int vmsig_endpoint_inject_input(vmsig_endpoint *ep, const vmsig_input_event *events, size_t n, vmsig_done_fn done,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 
 #define PTE_PRESENT (UINT64_C(1) << 0)
 #define PTE_PS (UINT64_C(1) << 7)
+#define PTE_ACCESSED_DIRTY (UINT64_C(3) << 5)
 #define PTE_ADDR_MASK UINT64_C(0x000FFFFFFFFFF000)
 #define SELF_REF_FLAGS UINT64_C(0x063) /* present, rw, accessed, dirty */
 
@@ -168,8 +170,10 @@ static bool pml4_check_page(const detect_io *io, uint64_t gpa, const uint8_t *pa
                         continue;
                 if (!page_in_ram(io, e & PTE_ADDR_MASK))
                         return false;
-                /* PS in a PML4E is reserved: the CPU would fault. */
-                if (kernel && !(e & PTE_PS))
+                /* PS in a PML4E is reserved: the CPU would fault. The
+                 * self-reference maps no kernel memory: a look-alike with
+                 * one entry too few must not pass on it. */
+                if (kernel && !(e & PTE_PS) && !(have_self_ref && self_ref == i))
                         kernel_valid++;
         }
         if (!have_self_ref || kernel_valid < PML4_MIN_KERNEL_ENTRIES || zeros[0] < PML4_MIN_ZEROS_PER_HALF ||
@@ -354,7 +358,7 @@ static int translate(detect_io *io, uint64_t dtb, uint64_t va, uint64_t *ret_gpa
 
         io->n_read += TRANSLATE_COST;
         io->work += TRANSLATE_COST;
-        r = vmsig_va_translate(&io->mem, dtb, va, ret_gpa, NULL, &f);
+        r = vmsig_va_translate(&io->mem, dtb, 4, va, ret_gpa, NULL, &f);
         if (r >= 0)
                 return 1;
         return f.error == VMSIG_MEMWRITE_IO ? r : 0;
@@ -583,6 +587,16 @@ vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan) {
         return NULL;
 }
 
+void vmsig_detect_scan_resume(vmsig_detect_scan *scan) {
+        assert(scan);
+        if (scan->state != 1)
+                return;
+        /* Past the name of the one found: the position is on it. */
+        scan->pos += 8;
+        scan->stats.scanned += 8;
+        scan->state = 0;
+}
+
 void vmsig_detect_scan_get_stats(const vmsig_detect_scan *scan, vmsig_detect_scan_stats *ret) {
         *ret = scan->stats;
         ret->bytes_read = scan->io.n_read;
@@ -731,6 +745,92 @@ int vmsig_detect_scan_step(vmsig_detect_scan *scan, uint64_t budget_bytes, vmsig
         if (scan->state == 1)
                 *ret = scan->result;
         return scan->state;
+}
+
+/* --- checks of a root already found ----------------------------------------------------- */
+
+static const eprocess_layout *layout_of(unsigned build) {
+        for (size_t i = 0; i < ELEMENTSOF(layouts); i++)
+                if (layouts[i].build == build)
+                        return &layouts[i];
+        return NULL;
+}
+
+int vmsig_detect_eprocess_verify(const vmsig_detect_source *s, const vmsig_detect_result *found) {
+        const eprocess_layout *l;
+        detect_io io = detect_io_make(s);
+        vmsig_detect_result now;
+        int r;
+
+        assert(found);
+        l = layout_of(found->build);
+        if (found->method != VMSIG_DETECT_EPROCESS || !l)
+                return -EINVAL;
+        r = eprocess_check(&io, l, found->eprocess_gpa + l->name, &now);
+        if (r <= 0)
+                return r;
+        return now.dtb == found->dtb && now.eprocess_va == found->eprocess_va;
+}
+
+int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_detect_result *found,
+                                      uint64_t *ret) {
+        uint8_t buf[LAYOUT_NAME_MAX + NAME_LEN];
+        const eprocess_layout *l;
+        detect_io io = detect_io_make(s);
+        uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
+        int r;
+
+        assert(found && ret);
+        l = layout_of(found->build);
+        if (found->method != VMSIG_DETECT_EPROCESS || !l)
+                return -EINVAL;
+        size_t len = (size_t) l->name + NAME_LEN;
+        r = read_gpa(&io, found->eprocess_gpa, buf, len);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ buf[i]) * UINT64_C(0x100000001b3);
+        *ret = h;
+        return 0;
+}
+
+int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint64_t root_b) {
+        uint8_t a[PAGE_SIZE_4K], b[PAGE_SIZE_4K];
+        detect_io io = detect_io_make(s);
+        unsigned present = 0, only_one = 0;
+        int r;
+
+        root_a &= PTE_ADDR_MASK;
+        root_b &= PTE_ADDR_MASK;
+        r = read_gpa(&io, root_a, a, sizeof a);
+        if (r < 0)
+                return r == -ERANGE ? 0 : r;
+        if (root_a == root_b)
+                memcpy(b, a, sizeof b);
+        else {
+                r = read_gpa(&io, root_b, b, sizeof b);
+                if (r < 0)
+                        return r == -ERANGE ? 0 : r;
+        }
+        for (unsigned i = KERNEL_HALF; i < PML4_ENTRIES; i++) {
+                uint64_t ea = load_le64(a + i * 8), eb = load_le64(b + i * 8);
+
+                /* Each table's self-reference names itself: it agrees when
+                 * both have one at the same index. */
+                if (is_self_ref(ea, root_a) && is_self_ref(eb, root_b))
+                        continue;
+                /* The CPU sets accessed (and dirty) as it walks each copy. */
+                if ((ea & ~PTE_ACCESSED_DIRTY) == (eb & ~PTE_ACCESSED_DIRTY)) {
+                        present += !!(ea & PTE_PRESENT);
+                        continue;
+                }
+                /* One entry only one of them has: Linux maps a process's
+                 * LDT in its own kernel half under page-table isolation. */
+                if ((ea != 0 && eb != 0) || only_one++ > 0)
+                        return 0;
+        }
+        /* Two empty kernel halves (zeroed pages) name no kernel at all. */
+        return present > 0;
 }
 
 /* --- everything at once --------------------------------------------------------------- */

@@ -33,8 +33,9 @@
  *    = the page itself), in the kernel half (index 256..511): 0x1ED before
  *    Windows 10 1607, random since; bits 52..63 (NX, software bits) are
  *    ignored,
- *  - has at least 6 valid kernel-half entries (present, PS clear, PFN in
- *    RAM; the self-reference counts),
+ *  - has at least 6 valid kernel-half entries besides the self-reference
+ *    (present, PS clear, PFN in RAM): a look-alike with 5 and a
+ *    self-reference fails,
  *  - has at least 128 zero entries in each half (a PML4 is sparse, data
  *    is not),
  *  - every present entry names a page inside RAM.
@@ -168,6 +169,35 @@ vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan);
  * *ret is only written when 1 is returned. */
 int vmsig_detect_scan_step(vmsig_detect_scan *scan, uint64_t budget_bytes, vmsig_detect_result *ret);
 void vmsig_detect_scan_get_stats(const vmsig_detect_scan *scan, vmsig_detect_scan_stats *ret);
+/* After a find (1): goes on past it, so that the next step looks for the
+ * next System EPROCESS. A reset keeps RAM, so the previous boot's copy may
+ * come first and be rejected by the caller; it is not the live one. */
+void vmsig_detect_scan_resume(vmsig_detect_scan *scan);
+
+/*
+ * Checks of a root already found, cheap enough to run before every write:
+ *
+ * vmsig_detect_eprocess_verify: the System EPROCESS of an EPROCESS result
+ * is still where it was found, still passes every check above, and still
+ * names the same DTB and VA. 1, 0, or a negative errno (-EINVAL for a
+ * result of another method).
+ *
+ * vmsig_detect_eprocess_fingerprint: a hash of the structure from its start
+ * to the end of its name. A running kernel keeps changing its System
+ * process; a copy left in RAM by an earlier boot does not.
+ *
+ * vmsig_detect_same_kernel: whether two top-level tables (a CR3 and a
+ * root) map the same kernel: their kernel halves (entries 256..511) are
+ * equal but for the accessed and dirty bits, each table's self-reference
+ * at the same index counting as equal, and at most one entry that only one
+ * of them has (Linux maps a process's LDT there under page-table
+ * isolation); and not empty. Every process of a kernel shares them. 1, 0
+ * (also for a root outside RAM), or a negative errno.
+ */
+int vmsig_detect_eprocess_verify(const vmsig_detect_source *s, const vmsig_detect_result *found);
+int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_detect_result *found,
+                                      uint64_t *ret);
+int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint64_t root_b);
 
 /* Everything in one call, for tools and tests; blocks for as long as the
  * scan takes. The low stub, then the PML4 scan if the stub gave nothing,

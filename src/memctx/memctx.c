@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,40 @@
 
 #include "macro.h"
 #include "memctx.h"
+
+static const char *const guest_os_names[_VMSIG_GUEST_OS_MAX] = {
+        [VMSIG_GUEST_OS_UNKNOWN] = "unknown",
+        [VMSIG_GUEST_OS_WINDOWS] = "windows",
+        [VMSIG_GUEST_OS_LINUX] = "linux",
+};
+
+const char *vmsig_guest_os_to_string(vmsig_guest_os os) {
+        return (unsigned) os < _VMSIG_GUEST_OS_MAX ? guest_os_names[os] : NULL;
+}
+
+vmsig_guest_os vmsig_guest_os_from_string(const char *s) {
+        for (unsigned i = 0; s && i < _VMSIG_GUEST_OS_MAX; i++)
+                if (strcmp(s, guest_os_names[i]) == 0)
+                        return (vmsig_guest_os) i;
+        return _VMSIG_GUEST_OS_MAX;
+}
+
+const char *vmsig_witnesses_to_string(uint32_t witnesses, char *buf, size_t size) {
+        static const char *const names[] = { "config", "eprocess", "self-ref", "cr3", "banner", "live" };
+        size_t n = 0;
+
+        assert(buf && size > 0);
+        buf[0] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                if (!(witnesses & (1u << i)))
+                        continue;
+                int k = snprintf(buf + n, size - n, "%s%s", n > 0 ? "+" : "", names[i]);
+                if (k < 0 || (size_t) k >= size - n)
+                        break;
+                n += (size_t) k;
+        }
+        return buf;
+}
 
 int vmsig_memctx_source_init(vmsig_memctx_source *s, int ram_fd, uint64_t ram_size, const vmsig_gpa_range *ranges,
                              size_t n_ranges) {
@@ -56,9 +92,11 @@ static int publish(vmsig_memctx_source *s, vmsig_endpoint *ep, bool invalidated)
         *m = (vmsig_memctx) {
                 .epoch = s->epoch,
                 .invalidated = invalidated,
-                .dtb = invalidated ? 0 : s->dtb,
-                .kernel_hint = invalidated ? 0 : s->kernel_hint,
-                .method = invalidated ? 0 : s->method,
+                .dtb = invalidated ? 0 : s->root.dtb,
+                .kernel_hint = invalidated ? 0 : s->root.kernel_hint,
+                .levels = invalidated || !s->root.dtb ? 0 : s->root.levels ?: 4,
+                .os = invalidated ? VMSIG_GUEST_OS_UNKNOWN : s->root.os,
+                .witnesses = invalidated ? 0 : s->root.witnesses,
                 .ram_fd = fcntl(s->ram_fd, F_DUPFD_CLOEXEC, 3),
                 .ram_size = s->ram_size,
                 .n_ranges = s->n_ranges,
@@ -87,31 +125,27 @@ int vmsig_memctx_source_invalidate(vmsig_memctx_source *s, vmsig_endpoint *ep) {
         return publish(s, ep, true);
 }
 
-int vmsig_memctx_source_new_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep) {
+/* Ends the current epoch and starts the next with root: an epoch that had
+ * no root ends without a word, since nobody could use it for virtual
+ * addresses and its RAM fd stays the same. */
+static int next_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep, const vmsig_memctx_root *root) {
         int r = 0;
 
-        if (s->epoch > 0 && !s->invalidated)
+        if (s->epoch > 0 && !s->invalidated && s->root.dtb != 0)
                 r = publish(s, ep, true);
         s->epoch++;
-        s->dtb = 0;
-        s->kernel_hint = 0;
-        s->method = 0;
+        s->root = root ? *root : (vmsig_memctx_root) {};
         int k = publish(s, ep, false);
         return r < 0 ? r : k;
 }
 
-int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, uint64_t dtb, uint64_t kernel_hint,
-                                 uint32_t method) {
-        int r = 0;
+int vmsig_memctx_source_new_epoch(vmsig_memctx_source *s, vmsig_endpoint *ep) {
+        return next_epoch(s, ep, NULL);
+}
 
-        if (s->epoch > 0 && !s->invalidated)
-                r = publish(s, ep, true);
-        s->epoch++;
-        s->dtb = dtb;
-        s->kernel_hint = kernel_hint;
-        s->method = method;
-        int k = publish(s, ep, false);
-        return r < 0 ? r : k;
+int vmsig_memctx_source_set_root(vmsig_memctx_source *s, vmsig_endpoint *ep, const vmsig_memctx_root *root) {
+        assert(root && root->dtb != 0);
+        return next_epoch(s, ep, root);
 }
 
 bool vmsig_memctx_ram_intact(int fd, uint64_t ram_size) {

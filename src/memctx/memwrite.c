@@ -145,10 +145,12 @@ int vmsig_gpa_to_offset(const vmsig_guest_mem *m, uint64_t gpa, uint64_t len, ui
 
 /* --- VA -> GPA --------------------------------------------------------------- */
 
-static bool va_is_canonical(uint64_t va) {
-        /* Bits 63..47 are all copies of bit 47. */
-        uint64_t top = va >> 47;
-        return top == 0 || top == (UINT64_MAX >> 47);
+static bool va_is_canonical(uint64_t va, unsigned levels) {
+        /* Bits 63..47 (4 levels) or 63..56 (5 levels) are all copies of
+         * the highest bit the walk translates. */
+        unsigned shift = levels == 5 ? 56 : 47;
+        uint64_t top = va >> shift;
+        return top == 0 || top == (UINT64_MAX >> shift);
 }
 
 static unsigned level_shift(unsigned level) {
@@ -174,11 +176,11 @@ static int read_entry(const vmsig_guest_mem *m, uint64_t entry_gpa, unsigned lev
         return 0;
 }
 
-static int walk(const vmsig_guest_mem *m, uint64_t dtb, uint64_t va, uint64_t *ret_gpa, uint64_t *ret_page_size,
-                vmsig_memwrite_failure *f) {
+static int walk(const vmsig_guest_mem *m, uint64_t dtb, unsigned levels, uint64_t va, uint64_t *ret_gpa,
+                uint64_t *ret_page_size, vmsig_memwrite_failure *f) {
         uint64_t table = dtb & PTE_ADDR_MASK;
 
-        for (unsigned level = 4; level >= 1; level--) {
+        for (unsigned level = levels; level >= 1; level--) {
                 unsigned shift = level_shift(level);
                 uint64_t entry_gpa = table + ((va >> shift) & 511) * 8;
                 uint64_t e;
@@ -194,7 +196,7 @@ static int walk(const vmsig_guest_mem *m, uint64_t dtb, uint64_t va, uint64_t *r
                         return r;
                 }
                 /* PS means a leaf only in a PDPTE (1G) or a PDE (2M); in a
-                 * PTE bit 7 is PAT, in a PML4E it is reserved. */
+                 * PTE bit 7 is PAT, in a PML4E or a PML5E it is reserved. */
                 if (level == 1 || ((level == 2 || level == 3) && (e & PTE_PS))) {
                         uint64_t size = UINT64_C(1) << shift;
                         /* Bit 12 of a large page entry is PAT, not address. */
@@ -207,7 +209,7 @@ static int walk(const vmsig_guest_mem *m, uint64_t dtb, uint64_t va, uint64_t *r
         __builtin_unreachable();
 }
 
-int vmsig_va_translate(const vmsig_guest_mem *m, uint64_t dtb, uint64_t va, uint64_t *ret_gpa,
+int vmsig_va_translate(const vmsig_guest_mem *m, uint64_t dtb, unsigned levels, uint64_t va, uint64_t *ret_gpa,
                        uint64_t *ret_page_size, vmsig_memwrite_failure *ret_failure) {
         vmsig_memwrite_failure dummy;
         vmsig_memwrite_failure *f = ret_failure ?: &dummy;
@@ -215,11 +217,16 @@ int vmsig_va_translate(const vmsig_guest_mem *m, uint64_t dtb, uint64_t va, uint
         int r;
 
         *f = (vmsig_memwrite_failure) {};
+        /* The paging mode comes from the guest's CR4 through the caller;
+         * anything else is a caller's mistake, reported like a failed
+         * read so that no caller mistakes it for an unmapped address. */
+        if (levels != 4 && levels != 5)
+                return fail_io(f, -EINVAL, va);
         if (dtb == 0)
                 return fail(f, VMSIG_MEMWRITE_NO_DTB, va);
-        if (!va_is_canonical(va))
+        if (!va_is_canonical(va, levels))
                 return fail(f, VMSIG_MEMWRITE_NON_CANONICAL, va);
-        r = walk(m, dtb, va, &gpa, &size, f);
+        r = walk(m, dtb, levels, va, &gpa, &size, f);
         if (r < 0)
                 return r;
         if (ret_gpa)
@@ -313,13 +320,13 @@ int vmsig_memwrite_plan_add_gpa(vmsig_memwrite_plan *p, const vmsig_guest_mem *m
 
 /* One page (or the part of it the write covers) at a time, in address
  * order, so the failure names the first byte that fails. */
-static int plan_push_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m, uint64_t dtb, uint64_t va,
-                        const uint8_t *data, size_t len, vmsig_memwrite_failure *f) {
+static int plan_push_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m, uint64_t dtb, unsigned levels,
+                        uint64_t va, const uint8_t *data, size_t len, vmsig_memwrite_failure *f) {
         while (len > 0) {
                 uint64_t gpa, size;
                 int r;
 
-                r = vmsig_va_translate(m, dtb, va, &gpa, &size, f);
+                r = vmsig_va_translate(m, dtb, levels, va, &gpa, &size, f);
                 if (r < 0)
                         return r;
                 size_t n = (size_t) MIN((uint64_t) len, size - (va & (size - 1)));
@@ -337,18 +344,21 @@ static int plan_push_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m, uint64
         return 0;
 }
 
-int vmsig_memwrite_plan_add_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m, uint64_t dtb, uint64_t va,
-                               const void *data, size_t len, size_t max_write, vmsig_memwrite_failure *ret_failure) {
+int vmsig_memwrite_plan_add_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m, uint64_t dtb, unsigned levels,
+                               uint64_t va, const void *data, size_t len, size_t max_write,
+                               vmsig_memwrite_failure *ret_failure) {
         vmsig_memwrite_failure dummy;
         vmsig_memwrite_failure *f = ret_failure ?: &dummy;
         size_t n_segments = p->n_segments;
         int r;
 
         *f = (vmsig_memwrite_failure) {};
+        if (levels != 4 && levels != 5)
+                return fail_io(f, -EINVAL, va);
         r = check_length(p, len, max_write, va, f);
         if (r < 0)
                 return r;
-        r = plan_push_va(p, m, dtb, va, data, len, f);
+        r = plan_push_va(p, m, dtb, levels, va, data, len, f);
         if (r < 0) {
                 p->n_segments = n_segments;
                 return r;

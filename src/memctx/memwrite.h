@@ -18,12 +18,16 @@
  * piecewise. Plan and apply in one go.
  *
  * Virtual addresses are translated through x86-64 4-level paging (CR3 =
- * DTB, PML4 -> PDPT -> PD -> PT) with 4K, 2M (PDE.PS) and 1G (PDPTE.PS)
- * pages. Only the present bit is honoured: NX, protection keys, the
- * write-protect and user bits and reserved bits are ignored, since the
- * daemon writes as the host, not as guest code. Accessed and dirty bits
- * are not set, so a guest may not write back a clean file-backed page the
- * daemon changed. 5-level paging is not supported.
+ * DTB, PML4 -> PDPT -> PD -> PT) or 5-level paging (CR4.LA57: CR3 = DTB,
+ * PML5 -> PML4 -> PDPT -> PD -> PT) with 4K, 2M (PDE.PS) and 1G (PDPTE.PS)
+ * pages. The caller says which (levels, 4 or 5, from the vCPU's CR4; see
+ * vmsig_vcpu_paging_levels()): the tables do not tell. A VA is canonical
+ * when bits 63..47 (4 levels) or 63..56 (5 levels) all equal the highest
+ * translated bit. Only the present bit is honoured: NX, protection keys,
+ * the write-protect and user bits and reserved bits (PS in a PML4E or a
+ * PML5E too) are ignored, since the daemon writes as the host, not as
+ * guest code. Accessed and dirty bits are not set, so a guest may not
+ * write back a clean file-backed page the daemon changed.
  */
 
 #include <stddef.h>
@@ -56,8 +60,8 @@ typedef struct vmsig_memwrite_failure {
         /* OUT_OF_RANGE: the GPA of that byte. UNMAPPED: the GPA of the
          * entry that ended the walk (not present, or itself not in RAM). */
         uint64_t gpa;
-        unsigned level; /* UNMAPPED: 4 = PML4E, 3 = PDPTE, 2 = PDE, 1 = PTE */
-        int errnum;     /* IO: the errno */
+        unsigned level; /* UNMAPPED: 5 = PML5E, 4 = PML4E, 3 = PDPTE, 2 = PDE, 1 = PTE */
+        int errnum;     /* IO: the errno (EINVAL for levels other than 4 or 5) */
 } vmsig_memwrite_failure;
 
 const char *vmsig_memwrite_error_to_string(vmsig_memwrite_error e);
@@ -102,9 +106,11 @@ int vmsig_gpa_lookup(const vmsig_guest_mem *m, uint64_t gpa, uint64_t *ret_offse
 int vmsig_gpa_to_offset(const vmsig_guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *ret_offset);
 
 /* Translates va through the tables rooted at dtb (a CR3 value: the PCID and
- * flag bits are ignored). ret_page_size is 4K, 2M or 1G; the page holding va
+ * flag bits are ignored), a PML4 if levels is 4, a PML5 if it is 5; any
+ * other levels gives -EINVAL (an IO failure with errnum EINVAL), before
+ * anything is read. ret_page_size is 4K, 2M or 1G; the page holding va
  * starts at ret_gpa & ~(ret_page_size - 1). ret_failure may be NULL. */
-int vmsig_va_translate(const vmsig_guest_mem *m, uint64_t dtb, uint64_t va, uint64_t *ret_gpa,
+int vmsig_va_translate(const vmsig_guest_mem *m, uint64_t dtb, unsigned levels, uint64_t va, uint64_t *ret_gpa,
                        uint64_t *ret_page_size, vmsig_memwrite_failure *ret_failure);
 
 typedef struct vmsig_memwrite_segment {
@@ -127,12 +133,14 @@ typedef struct vmsig_memwrite_plan {
 void vmsig_memwrite_plan_done(vmsig_memwrite_plan *p);
 
 /* Adds the write of len bytes at a GPA or a VA (translated page by page
- * through dtb). 1 <= len <= max_write. On failure the plan is unchanged.
+ * through dtb with levels, as for vmsig_va_translate(); levels is checked
+ * first). 1 <= len <= max_write. On failure the plan is unchanged.
  * ret_failure may be NULL. */
 int vmsig_memwrite_plan_add_gpa(vmsig_memwrite_plan *p, const vmsig_guest_mem *m, uint64_t gpa, const void *data,
                                 size_t len, size_t max_write, vmsig_memwrite_failure *ret_failure);
-int vmsig_memwrite_plan_add_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m, uint64_t dtb, uint64_t va,
-                               const void *data, size_t len, size_t max_write, vmsig_memwrite_failure *ret_failure);
+int vmsig_memwrite_plan_add_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m, uint64_t dtb, unsigned levels,
+                               uint64_t va, const void *data, size_t len, size_t max_write,
+                               vmsig_memwrite_failure *ret_failure);
 
 /* Writes every segment through m->write. Validation already happened, so
  * what is left to fail is I/O: the contents are read before anything is

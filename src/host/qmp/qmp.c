@@ -16,7 +16,9 @@
 #include "macro.h"
 #include "qmp-conn.h"
 #include "qmp-display.h"
+#include "qmp-hmp.h"
 #include "qmp-input.h"
+#include "qmp-ram-map.h"
 #include "qmp.h"
 
 /* A request of the control side: in flight as a QMP command, or waiting
@@ -24,6 +26,7 @@
 typedef struct request {
         vmsig_done_fn done;
         vmsig_display_done_fn display_done; /* instead of done, for a capture refused */
+        vmsig_vcpu_done_fn vcpu_done;       /* instead of done, for a vCPU read */
         void *userdata;
         int error;
         char message[160];
@@ -42,6 +45,10 @@ struct vmsig_qmp {
         char *name, *qmp_socket, *ram_path;
         vmsig_gpa_range *ranges;
         size_t n_ranges;
+        /* The map came with the configuration (<gpa-map>): it wins over
+         * what QEMU says. Otherwise QEMU is asked on every connection,
+         * and the memctx waits for its answer. */
+        bool ranges_configured;
         vmsig_bootstrap_config bootstrap_config;
 
         /* host */
@@ -126,6 +133,8 @@ static void complete(request *rq, int error, const char *message) {
                 rq->done(&res, rq->userdata);
         else if (rq->display_done)
                 rq->display_done(&res, NULL, rq->userdata);
+        else if (rq->vcpu_done)
+                rq->vcpu_done(&res, NULL, rq->userdata);
         json_object_put(rq->input);
         free(rq);
 }
@@ -413,8 +422,11 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
                 return r;
         }
         /* QEMU may not have started yet: then the RAM comes with the first
-         * connection. Whose guest it holds is known once QEMU answers. */
-        ram_sync(q, 0, false);
+         * connection. Whose guest it holds is known once QEMU answers, and
+         * where its RAM sits in guest-physical space too, unless the
+         * configuration says. */
+        if (q->ranges_configured)
+                ram_sync(q, 0, false);
         if (!q->bootstrap)
                 (void) vmsig_bootstrap_publish_fixed(ep, VMSIG_BOOTSTRAP_IDLE, 0);
         return 0;
@@ -447,9 +459,16 @@ static int memctx_write_ram(void *data, uint64_t offset, const void *buf, size_t
         return 0;
 }
 
+static int memctx_verify_root(void *data) {
+        vmsig_qmp *q = data;
+
+        return q->bootstrap ? vmsig_bootstrap_verify(q->bootstrap) : 0;
+}
+
 static const vmsig_sensor_ops qmp_memctx_ops = {
         .base = { .attach = memctx_attach, .detach = memctx_detach, .free = adapter_free },
         .write_ram = memctx_write_ram,
+        .verify_root = memctx_verify_root,
 };
 
 /* Completions that must not happen inside the call that asked: queued and
@@ -475,6 +494,7 @@ static int complete_later(vmsig_qmp *q, vmsig_done_fn done, void *userdata, int 
 }
 
 static void input_next(vmsig_qmp *q);
+static void query_ram_map(vmsig_qmp *q);
 
 static void on_defer(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
         vmsig_qmp *q = userdata;
@@ -571,6 +591,38 @@ static void query_status(vmsig_qmp *q) {
                 log_warning_errno(r, "Cannot query the status of '%s': %m", q->name);
 }
 
+static void on_ram_map(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata) {
+        vmsig_qmp *q = userdata;
+
+        if (error == -ENODEV) /* detached, or the connection went: the next one asks again */
+                return;
+        free(q->ranges);
+        q->ranges = NULL;
+        q->n_ranges = 0;
+        if (error < 0)
+                /* Flat is right for guests below 2 GiB, and the best left. */
+                log_warning("Cannot learn the guest-physical map of '%s' from QEMU (%s); taking the RAM file as "
+                            "flat. Set <gpa-map> in its trigger file if the guest has more than 2 GiB.",
+                            q->name, message ?: strerror(-error));
+        else {
+                q->ranges = ranges;
+                q->n_ranges = n;
+        }
+        if (qmp_conn_is_ready(q->conn))
+                ram_sync(q, qmp_conn_peer_pid(q->conn), true);
+}
+
+/* Where the RAM file sits in guest-physical space, from QEMU; the memctx
+ * follows. */
+static void query_ram_map(vmsig_qmp *q) {
+        int r = qmp_ram_map_query(q->conn, q->ram_path, on_ram_map, q);
+
+        if (r == -ENOENT) /* no RAM file: ram_sync() says so */
+                return ram_sync(q, qmp_conn_peer_pid(q->conn), true);
+        if (r < 0)
+                on_ram_map(r, NULL, NULL, 0, q);
+}
+
 /* QEMU exited: the guest is off until a QEMU comes back. */
 static void qemu_gone(vmsig_qmp *q) {
         if (current_state(q) != VMSIG_STATE_SHUT_OFF)
@@ -590,7 +642,10 @@ static void on_conn_state(qmp_conn *c, qmp_conn_event event, void *userdata) {
         case QMP_CONN_READY:
                 q->shutdown_seen = false;
                 qmp_display_connected(q->display);
-                ram_sync(q, qmp_conn_peer_pid(c), true);
+                if (q->ranges_configured || !q->memctx_attached)
+                        ram_sync(q, qmp_conn_peer_pid(c), true);
+                else
+                        query_ram_map(q);
                 query_status(q);
                 break;
         case QMP_CONN_LOST:
@@ -719,10 +774,54 @@ static int host_lifecycle(void *data, vmsig_lifecycle_op op, vmsig_done_fn done,
         return submit(data, op_commands[op], NULL, done, userdata);
 }
 
+static void on_registers(qmp_conn *c, const qmp_reply *reply, void *userdata) {
+        request *rq = userdata;
+        vmsig_result res = {};
+        vmsig_vcpu_state vcpu;
+        const char *text;
+
+        if (reply->error < 0)
+                return complete(rq, reply->error, reply->message);
+        text = json_object_get_string(reply->result);
+        /* The parser stops at a NUL: a text with one would read short. */
+        if (!text || (size_t) json_object_get_string_len(reply->result) != strlen(text) ||
+            qmp_hmp_parse_registers(text, &vcpu) < 0)
+                return complete(rq, -EBADMSG, "QEMU's info registers answer has no control registers.");
+        rq->vcpu_done(&res, &vcpu, rq->userdata);
+        free(rq);
+}
+
+/* info registers: the one way QMP shows a vCPU's control registers, about
+ * 1 ms of QEMU's time; it answers while the guest runs. */
+static int host_read_vcpu(void *data, vmsig_vcpu_done_fn done, void *userdata) {
+        vmsig_qmp *q = data;
+        request *rq;
+        int r;
+
+        if (!done)
+                return -EINVAL;
+        if (!q->host_attached)
+                return -ENODEV;
+        rq = calloc(1, sizeof *rq);
+        if (!rq)
+                return -ENOMEM;
+        *rq = (request) { .vcpu_done = done, .userdata = userdata };
+        if (!qmp_conn_is_ready(q->conn)) {
+                rq->error = refusal(q, rq->message, sizeof rq->message);
+                defer(q, rq);
+                return 0;
+        }
+        r = qmp_conn_execute(q->conn, "human-monitor-command", qmp_hmp_command("info registers"), on_registers, rq);
+        if (r < 0)
+                free(rq);
+        return r;
+}
+
 static const vmsig_host_ops qmp_host_ops = {
         .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
         .backend = "qemu",
         .lifecycle = host_lifecycle,
+        .read_vcpu = host_read_vcpu,
 };
 
 /* The input actuator: one input-send-event per call, and one in flight
@@ -865,6 +964,7 @@ static int copy_spec(vmsig_qmp *q, const vmsig_qmp_spec *spec) {
                         return -ENOMEM;
                 memcpy(q->ranges, spec->ranges, spec->n_ranges * sizeof *q->ranges);
                 q->n_ranges = spec->n_ranges;
+                q->ranges_configured = true;
         }
         q->bootstrap_config = spec->bootstrap_config;
         r = qmp_display_new(q->name, &q->display);

@@ -22,7 +22,7 @@
 #define DISPLAY_WIDTH_DEFAULT 640
 #define DISPLAY_HEIGHT_DEFAULT 480
 
-typedef enum request_type { REQUEST_LIFECYCLE, REQUEST_INPUT, REQUEST_CAPTURE } request_type;
+typedef enum request_type { REQUEST_LIFECYCLE, REQUEST_INPUT, REQUEST_CAPTURE, REQUEST_VCPU } request_type;
 
 typedef struct request {
         request_type type;
@@ -31,6 +31,7 @@ typedef struct request {
         vmsig_input_event *events;
         vmsig_done_fn done;
         vmsig_display_done_fn capture_done; /* REQUEST_CAPTURE */
+        vmsig_vcpu_done_fn vcpu_done;       /* REQUEST_VCPU */
         void *userdata;
         uint64_t due; /* CLOCK_MONOTONIC usec, with a latency */
         char cancelled[160]; /* why the input was dropped */
@@ -57,6 +58,8 @@ struct vmsig_stub {
         vmsig_input_event *input_log;
         size_t input_head, n_input;
 
+        uint64_t booted_usec; /* when the vCPU last left reset (CLOCK_MONOTONIC) */
+        uint64_t long_mode_cr3; /* the program's CR3 once it entered long mode; 0 before */
         uint64_t resets; /* completed resets: the band of the test pattern */
         uint64_t ticks;  /* captures while running: the clock of the test pattern */
         int display_fd;  /* the last capture; made on the first */
@@ -81,6 +84,8 @@ static void complete(request *q, int error, const char *message) {
         vmsig_result res = { .error = error, .message = message };
         if (q->type == REQUEST_CAPTURE)
                 q->capture_done(&res, NULL, q->userdata);
+        else if (q->type == REQUEST_VCPU)
+                q->vcpu_done(&res, NULL, q->userdata);
         else if (q->done)
                 q->done(&res, q->userdata);
         free(q->events);
@@ -146,6 +151,57 @@ static int queue_push(vmsig_stub *s, request *q) {
         return q == s->queue_head || s->spec.latency_usec == 0 ? kick(s) : 0;
 }
 
+/* The vCPU: see stub.h. */
+
+static void vcpu_reset(vmsig_stub *s) {
+        s->booted_usec = now_usec();
+        s->long_mode_cr3 = 0;
+}
+
+static uint64_t ram_qword(vmsig_stub *s, uint64_t gpa) {
+        uint64_t v;
+
+        if (!s->ram || gpa + sizeof v > s->spec.ram_size)
+                return 0;
+        memcpy(&v, (const uint8_t *) s->ram + gpa, sizeof v);
+        return le64toh(v);
+}
+
+static void vcpu_now(vmsig_stub *s, vmsig_vcpu_state *ret) {
+        /* Paging off, protection on: where QEMU's firmware and the waiting
+         * program are. */
+        *ret = (vmsig_vcpu_state) { .cr0 = 0x11 };
+        if (s->spec.dtb && !s->spec.bootstrap) {
+                s->long_mode_cr3 = s->spec.dtb;
+        } else if (!s->long_mode_cr3 && now_usec() - s->booted_usec >= VMSIG_STUB_FIRMWARE_USEC &&
+                   ram_qword(s, VMSIG_STUB_MAILBOX_MAGIC_GPA) == VMSIG_STUB_MAILBOX_MAGIC)
+                s->long_mode_cr3 = ram_qword(s, VMSIG_STUB_MAILBOX_CR3_GPA);
+        if (!s->long_mode_cr3)
+                return;
+        *ret = (vmsig_vcpu_state) {
+                .cr0 = 0x80000011, /* PG, ET, PE */
+                .cr3 = s->long_mode_cr3,
+                .cr4 = 0x20,   /* PAE */
+                .efer = 0x500, /* LMA, LME */
+        };
+}
+
+static void run_vcpu(vmsig_stub *s, request *q) {
+        vmsig_state state = vmsig_endpoint_get_state(s->endpoint);
+        vmsig_result res = {};
+        vmsig_vcpu_state vcpu;
+        char msg[128];
+
+        if (state == VMSIG_STATE_SHUT_OFF) {
+                snprintf(msg, sizeof msg, "Endpoint '%s' is shut off: it has no vCPU to read.", s->name);
+                complete(q, -EBADFD, msg);
+                return;
+        }
+        vcpu_now(s, &vcpu);
+        q->vcpu_done(&res, &vcpu, q->userdata);
+        free(q);
+}
+
 /* The guest's state machine. */
 static int transition(vmsig_state from, vmsig_lifecycle_op op, vmsig_state *to) {
         switch (op) {
@@ -178,8 +234,10 @@ static void run_lifecycle(vmsig_stub *s, request *q) {
                 complete(q, -EBADFD, msg);
                 return;
         }
-        if (q->op == VMSIG_OP_RESET)
+        if (q->op == VMSIG_OP_RESET) {
                 s->resets++;
+                vcpu_reset(s);
+        }
         vmsig_endpoint_report_lifecycle(s->endpoint, q->op, to);
         complete(q, 0, NULL);
 }
@@ -344,6 +402,8 @@ static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t rev
                         run_lifecycle(s, q);
                 else if (q->type == REQUEST_CAPTURE)
                         run_capture(s, q);
+                else if (q->type == REQUEST_VCPU)
+                        run_vcpu(s, q);
                 else
                         run_input(s, q);
                 if (last)
@@ -360,6 +420,7 @@ static int host_attach(void *data, vmsig_endpoint *ep) {
         int r;
 
         s->endpoint = ep;
+        vcpu_reset(s);
         s->event_fd = s->spec.latency_usec > 0 ? timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)
                                                 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->event_fd < 0)
@@ -394,10 +455,26 @@ static int host_lifecycle(void *data, vmsig_lifecycle_op op, vmsig_done_fn done,
         return queue_push(s, q);
 }
 
+static int host_read_vcpu(void *data, vmsig_vcpu_done_fn done, void *userdata) {
+        vmsig_stub *s = data;
+        request *q;
+
+        if (!done)
+                return -EINVAL;
+        if (s->spec.no_vcpu_registers)
+                return -EOPNOTSUPP;
+        q = calloc(1, sizeof *q);
+        if (!q)
+                return -ENOMEM;
+        *q = (request) { .type = REQUEST_VCPU, .vcpu_done = done, .userdata = userdata };
+        return queue_push(s, q);
+}
+
 static const vmsig_host_ops stub_host_ops = {
         .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
         .backend = "stub",
         .lifecycle = host_lifecycle,
+        .read_vcpu = host_read_vcpu,
 };
 
 /* Input actuator. */
@@ -554,7 +631,12 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
         r = vmsig_memctx_source_init(&s->memctx, ro, s->spec.ram_size, NULL, 0);
         /* A simulated guest may come "bootstrapped"; after a reset the
          * root is unknown again, as with a real guest. */
-        s->memctx.dtb = s->spec.dtb;
+        if (s->spec.dtb)
+                s->memctx.root = (vmsig_memctx_root) {
+                        .dtb = s->spec.dtb,
+                        .levels = 4,
+                        .witnesses = VMSIG_WITNESS_CONFIG,
+                };
         if (r >= 0)
                 r = vmsig_core_subscribe(vmsig_endpoint_get_core(ep), &f, 0, on_lifecycle, s, &s->lifecycle_sub);
         if (r >= 0)
@@ -566,9 +648,17 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
         return r;
 }
 
+static int memctx_verify_root(void *data) {
+        vmsig_stub *s = data;
+
+        /* A root given by the configuration is taken as it is. */
+        return s->bootstrap ? vmsig_bootstrap_verify(s->bootstrap) : 1;
+}
+
 static const vmsig_sensor_ops stub_memctx_ops = {
         .base = { .attach = memctx_attach, .detach = memctx_detach, .free = adapter_free },
         .write_ram = memctx_write_ram,
+        .verify_root = memctx_verify_root,
 };
 
 /* The display adapter: captures queue behind the other requests, so that

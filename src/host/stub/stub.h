@@ -15,6 +15,7 @@
  * when captured, so an idle stub never wakes up for it.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +39,26 @@ typedef struct vmsig_stub_spec {
         /* The display, VMSIG_STUB_DISPLAY_MIN..MAX pixels a side; 0: 640
          * wide, 480 high. */
         uint32_t display_width, display_height;
+        /* A host that cannot read vCPU registers: read_vcpu fails with
+         * -EOPNOTSUPP. */
+        bool no_vcpu_registers;
 } vmsig_stub_spec;
+
+/*
+ * The simulated vCPU runs the same tiny guest program the tests boot in
+ * QEMU (tests/guest/longmode.S): after a start or a reset it is in the
+ * firmware, paging off, for VMSIG_STUB_FIRMWARE_USEC; then it waits, still
+ * with paging off, until the qword at VMSIG_STUB_MAILBOX_MAGIC_GPA holds
+ * VMSIG_STUB_MAILBOX_MAGIC, and then runs in 4-level long mode with the
+ * CR3 it finds at VMSIG_STUB_MAILBOX_CR3_GPA, until the next reset. A
+ * guest image "boots" by writing its tables, then the CR3, then the magic.
+ * A stub with a fixed root (dtb) runs on it from the start. A shut-off
+ * stub has no vCPU to read.
+ */
+#define VMSIG_STUB_FIRMWARE_USEC (200 * UINT64_C(1000))
+#define VMSIG_STUB_MAILBOX_MAGIC_GPA 0x500
+#define VMSIG_STUB_MAILBOX_CR3_GPA 0x508
+#define VMSIG_STUB_MAILBOX_MAGIC UINT64_C(0x3352436769736d76) /* "vmsigCR3" */
 
 #define VMSIG_STUB_DISPLAY_MIN 16u
 #define VMSIG_STUB_DISPLAY_MAX 4096u
