@@ -4,11 +4,14 @@
 set -e
 # libpng-dev: libvmsig-vgpu, the guest display as frames (configure
 # --enable-vgpu, on by default when libpng is there).
+# linux-image-cloud-amd64, busybox-static, cpio: a real Linux guest for the
+# bootstrap's tests (Debian's kernel and an initramfs built at test time).
 VMSIG_DEPS="build-essential autoconf automake libtool autoconf-archive pkg-config
 libsystemd-dev libxml2-dev libxml2-utils libglib2.0-dev libglib2.0-bin libdbus-1-dev
 dbus-daemon systemd polkitd pkexec valgrind strace util-linux
 libjson-c-dev qemu-system-x86 clang libpng-dev
-debhelper dpkg-dev lintian bash-completion man-db groff-base dbus"
+debhelper dpkg-dev lintian bash-completion man-db groff-base dbus
+linux-image-cloud-amd64 busybox-static cpio"
 
 missing=""
 for p in $VMSIG_DEPS; do

@@ -2,13 +2,14 @@
 # fuzz.sh [--runs N | SECONDS] [NAME...]: build the libFuzzer harnesses of
 # tests/ with clang (ASan and UBSan, nothing recovers) and fuzz each from
 # its seed corpus tests/data/fuzz-NAME, for N runs or SECONDS seconds each
-# (default: 60 s). NAME is detect, config, discovery, memwrite, bus or qmp;
-# without one, all of them (qmp needs json-c). Exits non-zero on a crash, a
-# leak, a hang or a broken check; the input that did it is kept as
-# fuzz-NAME-crash-* (or -leak-, -timeout-) in $FUZZ_ARTIFACTS (default: the
-# current directory), replay it with the standalone tests/fuzz-NAME of a
-# build. Prints one summary line per harness. FUZZ_VERBOSE=1 keeps the
-# harness's own stderr (daemon logs, the failed check) in the output.
+# (default: 60 s). NAME is detect, detect-linux, config, discovery, memwrite,
+# bus, qmp or hmp; without one, all of them (qmp and hmp need json-c). Exits
+# non-zero on a crash, a leak, a hang or a broken check; the input that did
+# it is kept as fuzz-NAME-crash-* (or -leak-, -timeout-) in $FUZZ_ARTIFACTS
+# (default: the current directory), replay it with the standalone
+# tests/fuzz-NAME of a build. Prints one summary line per harness.
+# FUZZ_VERBOSE=1 keeps the harness's own stderr (daemon logs, the failed
+# check) in the output.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 limit="-max_total_time=60"
@@ -16,7 +17,7 @@ case "${1:-}" in
 --runs) limit="-runs=$2"; shift 2 ;;
 [0-9]*) limit="-max_total_time=$1"; shift ;;
 esac
-names=${*:-detect config discovery memwrite bus qmp}
+names=${*:-detect detect-linux config discovery memwrite bus qmp hmp}
 artifacts=$(cd "${FUZZ_ARTIFACTS:-.}" && pwd)
 out=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-fuzz-build.XXXXXX")
 trap 'rm -rf "$out"' EXIT
@@ -46,21 +47,25 @@ have_qmp() {
 sources() {
         case $1 in
         detect) echo "$top/src/memctx/detect.c $top/src/memctx/memwrite.c" ;;
+        detect-linux) echo "$top/tests/fuzz-util.c $top/src/memctx/detect-linux.c" \
+                "$top/src/memctx/detect.c $top/src/memctx/memwrite.c" ;;
         memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c" ;;
         config) echo "$top/tests/fuzz-util.c $top/src/daemon/config-file.c $out/config-schema.c $core" ;;
         discovery) echo "$top/tests/fuzz-util.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
         bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/stub/stub.c ${vgpu_sources:-} $core" ;;
         qmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/*.c $core" ;;
+        hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;
         *) return 1 ;;
         esac
 }
 
 libs() {
         case $1 in
-        detect | memwrite) ;;
+        detect | detect-linux | memwrite) ;;
         config | discovery) pkg-config --cflags --libs libsystemd libxml-2.0 ;;
         bus) pkg-config --cflags --libs libsystemd ${vgpu_libs:-} ;;
         qmp) pkg-config --cflags --libs libsystemd json-c ;;
+        hmp) pkg-config --cflags --libs json-c ;;
         esac
 }
 
@@ -103,8 +108,8 @@ run() {
 "$top/build-aux/embed-file.sh" vmsig_vm_schema "$top/data/vm.rng" "$out/vm-schema.c"
 status=0
 for name in $names; do
-        if [ "$name" = qmp ] && ! have_qmp; then
-                echo "fuzz-qmp: skipped, json-c is not installed"
+        if { [ "$name" = qmp ] || [ "$name" = hmp ]; } && ! have_qmp; then
+                echo "fuzz-$name: skipped, json-c is not installed"
                 continue
         fi
         if ! sources "$name" >/dev/null; then

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gio/gunixfdlist.h>
 
@@ -212,4 +213,27 @@ guint64 vt_context_switches(GPid pid) {
                         n += v;
         }
         return n;
+}
+
+VtMemctx vt_subscribe_memctx(GDBusConnection *c, const char *path) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GUnixFDList) fds = NULL;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
+                c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, G_VARIANT_TYPE("(httta(ttt))"),
+                G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &fds, NULL, &error);
+        VtMemctx m = {};
+        gint32 index;
+
+        g_assert_no_error(error);
+        g_variant_get(reply, "(httt@a(ttt))", &index, &m.dtb, &m.epoch, &m.size, &m.ranges);
+        m.fd = g_unix_fd_list_get(fds, index, &error);
+        g_assert_no_error(error);
+        return m;
+}
+
+void vt_memctx_clear(VtMemctx *m) {
+        g_clear_pointer(&m->ranges, g_variant_unref);
+        if (m->fd >= 0)
+                close(m->fd);
+        m->fd = -1;
 }

@@ -21,6 +21,16 @@ GVariant *vt_get_property(GDBusConnection *c, const char *path, const char *ifac
 char *vt_get_string(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 
+/* SubscribeMemctx: the datum with its read-only RAM fd (g_assert on
+ * error); vt_memctx_clear() closes and frees. */
+typedef struct VtMemctx {
+        int fd;
+        guint64 dtb, epoch, size;
+        GVariant *ranges; /* a(ttt) */
+} VtMemctx;
+VtMemctx vt_subscribe_memctx(GDBusConnection *c, const char *path);
+void vt_memctx_clear(VtMemctx *m);
+
 /* How often process pid was switched out, voluntarily or not (from
  * /proc): its wakeups. */
 guint64 vt_context_switches(GPid pid);

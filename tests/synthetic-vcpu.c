@@ -6,7 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "stub.h"
 #include "synthetic-vcpu.h"
+
+/* The stub backend simulates this very program (stub.h): one mailbox. */
+_Static_assert(SYNTHETIC_VCPU_MAGIC == VMSIG_STUB_MAILBOX_MAGIC, "the stub's magic");
+_Static_assert(SYNTHETIC_VCPU_MAGIC_GPA == VMSIG_STUB_MAILBOX_MAGIC_GPA, "the stub's mailbox");
+_Static_assert(SYNTHETIC_VCPU_CR3_GPA == VMSIG_STUB_MAILBOX_CR3_GPA, "the stub's mailbox");
 
 #define HANDSHAKE_TIMEOUT_USEC (10 * G_USEC_PER_SEC)
 

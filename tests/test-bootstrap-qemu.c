@@ -117,33 +117,6 @@ static gboolean is_booting(gpointer data) {
         return is_state(data, "booting");
 }
 
-typedef struct {
-        guint64 dtb, epoch;
-        GVariant *ranges;
-        int fd;
-} Datum;
-
-static Datum subscribe(Fixture *f) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GUnixFDList) fds = NULL;
-        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                f->conn, VT_NAME, VM, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
-                NULL, &fds, NULL, &error);
-        Datum d;
-        gint32 index;
-
-        g_assert_no_error(error);
-        g_variant_get(reply, "(httt@a(ttt))", &index, &d.dtb, &d.epoch, NULL, &d.ranges);
-        d.fd = g_unix_fd_list_get(fds, index, &error);
-        g_assert_no_error(error);
-        return d;
-}
-
-static void datum_clear(Datum *d) {
-        g_variant_unref(d->ranges);
-        close(d->fd);
-}
-
 static void assert_root(Fixture *f, const win_expect *e) {
         g_autofree char *method = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "BootstrapMethod");
         g_autofree char *os = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "GuestOs");
@@ -151,7 +124,7 @@ static void assert_root(Fixture *f, const win_expect *e) {
         g_autofree char *want_release = g_strdup_printf("%u", e->build);
         SyntheticVcpuRegs regs;
         g_autofree char *dump = synthetic_vcpu_read_regs(f->qemu, &regs);
-        Datum d = subscribe(f);
+        VtMemctx d = vt_subscribe_memctx(f->conn, VM);
 
         g_assert_cmphex(d.dtb, ==, e->dtb);
         /* QEMU's own view: the vCPU runs on it. */
@@ -159,7 +132,7 @@ static void assert_root(Fixture *f, const win_expect *e) {
         g_assert_cmpstr(method, ==, "eprocess+self-ref+cr3");
         g_assert_cmpstr(os, ==, "windows");
         g_assert_cmpstr(release, ==, want_release);
-        datum_clear(&d);
+        vt_memctx_clear(&d);
 }
 
 static char *write_virtual(Fixture *f, uint64_t va, uint64_t value, guint64 expected_epoch) {
@@ -208,7 +181,7 @@ static void test_stale_boot(Fixture *f, gconstpointer data) {
         g_assert_true(vt_wait_for(is_ready, f, 10000));
         g_test_message("boot 1: kernel running -> ready in %.0f ms", ms_since(t));
         assert_root(f, &e1);
-        Datum d1 = subscribe(f);
+        VtMemctx d1 = vt_subscribe_memctx(f->conn, VM);
 
         /* A write through the root lands where QEMU reads it. */
         g_assert_null(write_virtual(f, e1.eprocess_va + 0x30, UINT64_C(0x1122334455667788), d1.epoch));
@@ -233,7 +206,7 @@ static void test_stale_boot(Fixture *f, gconstpointer data) {
         g_assert_true(vt_wait_for(is_ready, f, 10000));
         g_test_message("boot 2: kernel running -> ready in %.0f ms", ms_since(t));
         assert_root(f, &e2);
-        datum_clear(&d1);
+        vt_memctx_clear(&d1);
 }
 
 /* A scenario of win-image: the root the vCPU runs on is the one. */
@@ -266,7 +239,7 @@ static void test_above_4g(Fixture *f, gconstpointer data) {
         run_scenario(f, WIN_SCENARIO_ABOVE_4G);
         if (!f->qemu)
                 return;
-        Datum d = subscribe(f);
+        VtMemctx d = vt_subscribe_memctx(f->conn, VM);
         g_assert_cmpuint(g_variant_n_children(d.ranges), ==, 2);
         g_variant_get_child(d.ranges, 0, "(ttt)", &gpa, &size, &offset);
         g_assert_cmphex(gpa, ==, 0);
@@ -276,7 +249,7 @@ static void test_above_4g(Fixture *f, gconstpointer data) {
         g_assert_cmphex(gpa, ==, UINT64_C(4) << 30);
         g_assert_cmphex(size, ==, UINT64_C(1) << 30);
         g_assert_cmphex(offset, ==, UINT64_C(2) << 30);
-        datum_clear(&d);
+        vt_memctx_clear(&d);
 }
 
 /* Nothing to find: it never gets ready, and says so once. */

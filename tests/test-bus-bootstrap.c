@@ -123,28 +123,7 @@ static guint count_log(Fixture *f, const char *needle) {
         return n;
 }
 
-typedef struct {
-        guint64 dtb, epoch;
-        int fd;
-} Datum;
-
-static Datum subscribe(GDBusConnection *c) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GUnixFDList) fds = NULL;
-        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                c, VT_NAME, ALPHA, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
-                NULL, &fds, NULL, &error);
-        Datum d;
-        gint32 index;
-
-        g_assert_no_error(error);
-        g_variant_get(reply, "(httt@a(ttt))", &index, &d.dtb, &d.epoch, NULL, NULL);
-        d.fd = g_unix_fd_list_get(fds, index, &error);
-        g_assert_no_error(error);
-        return d;
-}
-
-static guint64 read_ram(const Datum *d, uint64_t gpa) {
+static guint64 read_ram(const VtMemctx *d, uint64_t gpa) {
         guint64 v = 0;
         g_assert_cmpint(pread(d->fd, &v, sizeof v, (off_t) gpa), ==, sizeof v);
         return GUINT64_FROM_LE(v);
@@ -215,10 +194,10 @@ static void test_retry(Fixture *f, gconstpointer data) {
         g_usleep(1500 * 1000);
         g_assert_cmpuint(attempts(f), ==, 4);
         GDBusConnection *late = vt_bus_connect(f->bus);
-        Datum d = subscribe(late);
+        VtMemctx d = vt_subscribe_memctx(late, ALPHA);
         g_assert_cmpuint(d.dtb, ==, f->spec.dtb);
         g_assert_cmpuint(d.epoch, ==, 2);
-        close(d.fd);
+        vt_memctx_clear(&d);
         g_object_unref(late);
 }
 
@@ -233,7 +212,7 @@ static void test_retry(Fixture *f, gconstpointer data) {
  * rootless epoch before. A reset: the vCPU is back in the firmware, the
  * root is withdrawn with MemctxInvalidated, then found again. */
 static void test_booting_until_the_kernel_runs(Fixture *f, gconstpointer data) {
-        Datum before = subscribe(f->conn);
+        VtMemctx before = vt_subscribe_memctx(f->conn, ALPHA);
         GuestImageSpec no_boot = f->spec;
 
         g_assert_cmpuint(before.dtb, ==, 0);
@@ -263,7 +242,7 @@ static void test_booting_until_the_kernel_runs(Fixture *f, gconstpointer data) {
         /* The mailbox still holds the CR3: the same kernel runs again. */
         g_autofree char *again = changed_signal(before.epoch + 3, f->spec.dtb);
         g_assert_true(vt_signal_log_wait(f->log, again, 5000));
-        close(before.fd);
+        vt_memctx_clear(&before);
 }
 
 /* A reset keeps RAM: the previous boot's System EPROCESS, its tables and
@@ -277,7 +256,7 @@ static void test_stale_root_after_reset(Fixture *f, gconstpointer data) {
 
         boot_guest(f);
         g_assert_true(vt_wait_for(is_ready, f, 10000));
-        Datum old = subscribe(f->conn);
+        VtMemctx old = vt_subscribe_memctx(f->conn, ALPHA);
         g_assert_cmphex(old.dtb, ==, f->spec.dtb);
         g_assert_cmpint(guest_image_info(&f->spec, &info), ==, 0);
 
@@ -316,7 +295,7 @@ static void test_stale_root_after_reset(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(count_log(f, "Found the windows root of 'alpha' at 0x2bb000 (eprocess+self-ref+cr3)"), ==, 1);
         /* The old one stayed where it was, and was passed over. */
         g_assert_cmphex(read_ram(&old, f->spec.eprocess + 0x28), ==, f->spec.dtb);
-        close(old.fd);
+        vt_memctx_clear(&old);
 }
 
 /* While someone subscribes, the published root is checked again: the
@@ -329,7 +308,7 @@ static void test_revalidation_withdraws(Fixture *f, gconstpointer data) {
 
         boot_guest(f);
         g_assert_true(vt_wait_for(is_ready, f, 10000));
-        Datum d = subscribe(f->conn);
+        VtMemctx d = vt_subscribe_memctx(f->conn, ALPHA);
         g_assert_cmpint(guest_image_info(&f->spec, &info), ==, 0);
         g_assert_null(write_virtual(f, info.eprocess_va + 0x30, 0x1111, TRUE, d.epoch));
         g_assert_cmphex(read_ram(&d, f->spec.eprocess + 0x30), ==, 0x1111);
@@ -345,7 +324,7 @@ static void test_revalidation_withdraws(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(count_log(f, "The address-space root 0x1aa000 of 'alpha' failed its check"), ==, 1);
         g_autofree char *s = state(f);
         g_assert_cmpstr(s, !=, "ready");
-        close(d.fd);
+        vt_memctx_clear(&d);
 }
 
 /* The same change while nobody relies on the root goes unnoticed by the
@@ -360,7 +339,7 @@ static void test_revalidation_only_while_watched(Fixture *f, gconstpointer data)
 
         GDBusConnection *watcher = vt_bus_connect(f->bus);
         VtSignalLog *log = vt_signal_log_new(watcher);
-        Datum d = subscribe(watcher);
+        VtMemctx d = vt_subscribe_memctx(watcher, ALPHA);
         g_autofree char *invalidated = g_strdup_printf("MemctxInvalidated " ALPHA " (uint64 %" G_GUINT64_FORMAT ",)",
                                                        d.epoch);
         /* Checked as soon as someone relies on it, not a period later. */
@@ -377,7 +356,7 @@ static void test_revalidation_only_while_watched(Fixture *f, gconstpointer data)
                                                   again);
         g_assert_true(vt_signal_log_wait(log, second, 3500));
         vt_signal_log_free(log);
-        close(d.fd);
+        vt_memctx_clear(&d);
         g_object_unref(watcher);
 }
 

@@ -48,28 +48,6 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         vt_bus_stop(f->bus);
 }
 
-typedef struct {
-        int fd;
-        guint64 dtb, epoch, size;
-        GVariant *ranges;
-} Datum;
-
-static Datum subscribe(GDBusConnection *c, const char *path) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GUnixFDList) fds = NULL;
-        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, G_VARIANT_TYPE("(httta(ttt))"),
-                G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &fds, NULL, &error);
-        Datum d = {};
-        gint32 index;
-
-        g_assert_no_error(error);
-        g_variant_get(reply, "(httt@a(ttt))", &index, &d.dtb, &d.epoch, &d.size, &d.ranges);
-        d.fd = g_unix_fd_list_get(fds, index, &error);
-        g_assert_no_error(error);
-        return d;
-}
-
 static char *subscribe_error(GDBusConnection *c, const char *path) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
@@ -80,13 +58,8 @@ static char *subscribe_error(GDBusConnection *c, const char *path) {
         return g_dbus_error_get_remote_error(error);
 }
 
-static void datum_clear(Datum *d) {
-        close(d->fd);
-        g_variant_unref(d->ranges);
-}
-
 static void test_datum(Fixture *f, gconstpointer data) {
-        Datum d = subscribe(f->conn, BETA);
+        VtMemctx d = vt_subscribe_memctx(f->conn, BETA);
         struct stat st;
         guint64 gpa, size, offset;
 
@@ -106,7 +79,7 @@ static void test_datum(Fixture *f, gconstpointer data) {
         munmap(p, d.size);
         g_autofree char *log = vt_daemon_log(f->daemon);
         g_assert_nonnull(strstr(log, "action=subscribe-memctx endpoint=beta result=ok"));
-        datum_clear(&d);
+        vt_memctx_clear(&d);
 }
 
 /* A reset: MemctxChanged, to the subscriber only. The epoch that ended had
@@ -115,7 +88,7 @@ static void test_datum(Fixture *f, gconstpointer data) {
 static void test_signals_to_subscribers_only(Fixture *f, gconstpointer data) {
         GDBusConnection *other = vt_bus_connect(f->bus);
         VtSignalLog *mine = vt_signal_log_new(f->conn), *theirs = vt_signal_log_new(other);
-        Datum d = subscribe(f->conn, ALPHA);
+        VtMemctx d = vt_subscribe_memctx(f->conn, ALPHA);
         int lease = vt_acquire_lease(other, ALPHA, "power", NULL);
 
         g_autoptr(GVariant) r = vt_call(other, ALPHA, VT_ENDPOINT_IFACE, "Reset", NULL);
@@ -138,7 +111,7 @@ static void test_signals_to_subscribers_only(Fixture *f, gconstpointer data) {
         g_assert_cmpint(vt_signal_log_find(mine, "MemctxChanged " ALPHA " (uint64 3", 0), <, 0);
 
         close(lease);
-        datum_clear(&d);
+        vt_memctx_clear(&d);
         vt_signal_log_free(mine);
         vt_signal_log_free(theirs);
         g_object_unref(other);
@@ -175,9 +148,9 @@ static void test_subscriber_gone(Fixture *f, gconstpointer data) {
         g_assert_true(vt_wait_for(log_has, gone, 10000));
 
         GDBusConnection *c = vt_bus_connect(f->bus);
-        Datum d = subscribe(c, ALPHA);
+        VtMemctx d = vt_subscribe_memctx(c, ALPHA);
         g_object_unref(c);
-        datum_clear(&d);
+        vt_memctx_clear(&d);
         void *gone2[] = { f->daemon, (void *) "of 'alpha' left the bus." };
         g_assert_true(vt_wait_for(log_has, gone2, 10000));
 }
@@ -248,11 +221,11 @@ static void test_fd_baseline(Fixture *f, gconstpointer data) {
                                                              "UnsubscribeMemctx", NULL, NULL);
                         g_assert_cmpstr(old, ==, "org.freedesktop.DBus.Error.UnknownObject");
                 }
-                Datum d = subscribe(c, path);
+                VtMemctx d = vt_subscribe_memctx(c, path);
                 int lease = vt_acquire_lease(c, path, "input", NULL);
                 g_autoptr(GVariant) x = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
                                                 g_variant_new("(s)", "tmp"));
-                datum_clear(&d);
+                vt_memctx_clear(&d);
                 close(lease);
                 g_object_unref(c);
                 vt_bus_iterate(f->bus, 100);
@@ -271,20 +244,21 @@ static void test_fd_baseline(Fixture *f, gconstpointer data) {
 /* Per-uid subscription quota; subscribing twice counts once. A detach
  * ends the subscription, and its fd stays readable for the holder. */
 static void test_quota_and_detach(Fixture *f, gconstpointer data) {
-        Datum a = subscribe(f->conn, ALPHA), a2 = subscribe(f->conn, ALPHA), b = subscribe(f->conn, BETA);
+        VtMemctx a = vt_subscribe_memctx(f->conn, ALPHA), a2 = vt_subscribe_memctx(f->conn, ALPHA);
+        VtMemctx b = vt_subscribe_memctx(f->conn, BETA);
         g_autofree char *quota = subscribe_error(f->conn, "/org/vmsig/endpoint/gamma");
 
         g_assert_cmpstr(quota, ==, "org.vmsig.Error.QuotaExceeded");
         g_autoptr(GVariant) x = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
                                         g_variant_new("(s)", "alpha"));
-        Datum g = subscribe(f->conn, "/org/vmsig/endpoint/gamma");
+        VtMemctx g = vt_subscribe_memctx(f->conn, "/org/vmsig/endpoint/gamma");
         void *p = mmap(NULL, a.size, PROT_READ, MAP_SHARED, a.fd, 0);
         g_assert_true(p != MAP_FAILED);
         munmap(p, a.size);
-        datum_clear(&a);
-        datum_clear(&a2);
-        datum_clear(&b);
-        datum_clear(&g);
+        vt_memctx_clear(&a);
+        vt_memctx_clear(&a2);
+        vt_memctx_clear(&b);
+        vt_memctx_clear(&g);
 }
 
 int main(int argc, char *argv[]) {

@@ -114,6 +114,12 @@ static void test_discovery(Fixture *f, gconstpointer data) {
         wait_state(f, "running");
         g_autofree char *backend = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "Backend");
         g_assert_cmpstr(backend, ==, "qemu");
+        /* One line says it, with the vmid. */
+        g_autofree char *log = vt_daemon_log(f->daemon);
+        const char *first = strstr(log, "Attached VM");
+        g_assert_nonnull(first);
+        g_assert_null(strstr(first + 1, "Attached VM"));
+        g_assert_nonnull(strstr(first, "as vmid 1"));
 
         g_assert_cmpint(g_unlink(f->trigger), ==, 0);
         g_assert_true(vt_signal_log_wait(f->log, "EndpointRemoved /org/vmsig ", 5000));

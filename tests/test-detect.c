@@ -1159,6 +1159,11 @@ static void test_same_kernel(void) {
         /* Another kernel's entry where both have one. */
         write_u64(&im, copy + im.info.kernel_index * 8, 0x600063);
         g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, copy), ==, 0);
+        /* A kernel's table has a kernel half; an identity map has none. */
+        g_assert_cmpint(vmsig_detect_kernel_entries(&im.src, im.spec.dtb), ==, 8); /* 7 and the self-reference */
+        g_assert_cmpint(vmsig_detect_kernel_entries(&im.src, im.spec.dtb | 0x18), ==, 8); /* CR3 flag bits */
+        g_assert_cmpint(vmsig_detect_kernel_entries(&im.src, 0x310000), ==, 0);
+        g_assert_cmpint(vmsig_detect_kernel_entries(&im.src, UINT64_C(1) << 40), ==, 0);
         /* Empty kernel halves name no kernel; a root outside RAM neither. */
         g_assert_cmpint(vmsig_detect_same_kernel(&im.src, 0x310000, 0x311000), ==, 0);
         g_assert_cmpint(vmsig_detect_same_kernel(&im.src, im.spec.dtb, UINT64_C(1) << 40), ==, 0);

@@ -157,6 +157,12 @@ static void wait_state(Fixture *f, const char *path, const char *want) {
         wait_prop(f->conn, path, "State", want);
 }
 
+/* The memctx comes once QEMU told its RAM map, a few round trips after
+ * "running"; SeaBIOS then has paging off. */
+static void wait_memctx(Fixture *f, const char *path) {
+        wait_prop(f->conn, path, "BootstrapState", "booting");
+}
+
 static void ping(GDBusConnection *c) {
         g_autoptr(GVariant) r = vt_call(c, VT_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL);
 }
@@ -376,6 +382,7 @@ static void test_qemu_killed_under_load(Fixture *f, gconstpointer data) {
                 return;
         write_trigger(f, "guest", "2d7e0c4a-91b3-4f5e-8a6d-3c2b1a0f9e8d", f->qemu[0]);
         wait_state(f, GUEST, "running");
+        wait_memctx(f, GUEST);
         GPid daemon = vt_daemon_pid(f->daemon);
         ping(f->conn);
         guint fds = vt_count_fds(daemon);
@@ -397,6 +404,7 @@ static void test_qemu_killed_under_load(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(paused, ==, "paused");
         g_autoptr(GVariant) r = vt_call(f->conn, GUEST, VT_ENDPOINT_IFACE, "Resume", NULL);
         close(power);
+        wait_memctx(f, GUEST);
         ping(f->conn);
         g_assert_cmpuint(vt_count_fds(daemon), ==, fds);
 }

@@ -182,7 +182,6 @@ static void test_default_cpu(void) {
         linux_guest_registers(g, &v, &ip);
         /* qemu64: an AMD CPU without LA57, so 4 levels and no PTI. */
         g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, 4);
-        g_assert_cmphex(v.cr3 & PTI_USER_OFFSET, ==, v.cr3 & PTI_USER_OFFSET); /* either, without PTI */
 
         g_assert_cmpint(probe(g, v.cr3, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, &st, &usec), ==, 1);
         g_test_message("booted to /init in %.2f s", boot / 1e6);
@@ -197,8 +196,7 @@ static void test_default_cpu(void) {
         /* The smallest steps give the same answer. */
         g_assert_cmpint(probe(g, v.cr3, 4, VMSIG_LINUX_MIN_BUDGET, &again, &st_small, NULL), ==, 1);
         g_assert_cmpmem(&again, sizeof again, &r, sizeof r);
-        g_assert_cmpuint(st_small.steps, >, 1);
-        g_assert_cmpuint(st_small.bytes_read, ==, st.bytes_read);
+        g_assert_cmpuint(st_small.steps, >, st.steps);
 
         /* The wrong paging mode finds nothing (5-level walk of 4-level
          * tables), nor does a root inside the image that is none. */
@@ -235,8 +233,9 @@ static void test_pti_la57(void) {
                         g_error("CR3 never held a user root (last 0x%" PRIx64 ", RIP 0x%" PRIx64 ")", v.cr3, ip);
                 g_usleep(1000);
         }
+        /* RIP is mostly in user mode, but may be in the kernel's entry
+         * code, which runs on the user root until it switches. */
         g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, 5);
-        g_assert_cmphex(ip, <, UINT64_C(0x0000800000000000));
         user_root = v.cr3 & VMSIG_CR3_ROOT_MASK;
 
         g_assert_cmpint(probe(g, v.cr3, 5, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, &st, &usec), ==, 1);
@@ -254,14 +253,16 @@ static void test_pti_la57(void) {
 
         /* From the kernel root itself (CR3 in kernel mode): the same root,
          * no PTI to undo. */
-        g_assert_cmpint(probe(g, r.cr3_root, 5, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &k, &st, &usec), ==, 1);
-        report("max,vendor=GenuineIntel, kernel root", &v, ip, &k, &st, usec);
+        v.cr3 = r.cr3_root;
+        g_assert_cmpint(probe(g, v.cr3, 5, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &k, &st, &usec), ==, 1);
+        report("max,vendor=GenuineIntel, from the kernel root", &v, ip, &k, &st, usec);
         g_assert_false(k.pti);
         g_assert_cmphex(k.root, ==, r.root);
         g_assert_cmphex(k.cr3_root, ==, r.cr3_root);
         g_assert_cmphex(k.banner_va, ==, r.banner_va);
         /* With 4 levels the same tables mean nothing. */
-        g_assert_cmpint(probe(g, v.cr3, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &k, NULL, NULL), ==, -ENOENT);
+        g_assert_cmpint(probe(g, user_root, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &k, NULL, NULL), ==, -ENOENT);
+        g_assert_cmpint(probe(g, r.cr3_root, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &k, NULL, NULL), ==, -ENOENT);
         cont(g);
 }
 

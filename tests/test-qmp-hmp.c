@@ -15,6 +15,7 @@
 #include "memctx.h"
 #include "qemu-harness.h"
 #include "qmp-hmp.h"
+#include "qmp-ram-map.h"
 #include "vmsig-endpoint.h"
 
 #define MIB (UINT64_C(1) << 20)
@@ -976,6 +977,29 @@ static void test_live_registers_long_mode(gconstpointer data) {
         qemu_vm_free(vm);
 }
 
+/* The hole SeaBIOS has not opened yet is closed; other holes stay. */
+static void test_pam_hole(void) {
+        vmsig_gpa_range early[] = {
+                { 0, 0xc0000, 0 },
+                { 0x100000, 0x7ff00000, 0x100000 },
+                { UINT64_C(0x100000000), UINT64_C(0x40000000), UINT64_C(0x80000000) },
+        };
+        vmsig_gpa_range vga[] = { { 0, 0xa0000, 0 }, { 0x100000, 0x100000, 0x100000 } };
+        vmsig_gpa_range shifted[] = { { 0, 0xc0000, 0 }, { 0x100000, 0x100000, 0x200000 } };
+
+        g_assert_cmpuint(qmp_ram_map_close_pam_hole(early, G_N_ELEMENTS(early)), ==, 2);
+        g_assert_cmphex(early[0].gpa, ==, 0);
+        g_assert_cmphex(early[0].size, ==, 0x80000000);
+        g_assert_cmphex(early[0].offset, ==, 0);
+        g_assert_cmphex(early[1].gpa, ==, UINT64_C(0x100000000));
+        g_assert_cmphex(early[1].offset, ==, UINT64_C(0x80000000));
+        /* The VGA window is no RAM of the file's. */
+        g_assert_cmpuint(qmp_ram_map_close_pam_hole(vga, G_N_ELEMENTS(vga)), ==, 2);
+        /* Nor a hole the file does not span. */
+        g_assert_cmpuint(qmp_ram_map_close_pam_hole(shifted, G_N_ELEMENTS(shifted)), ==, 2);
+        g_assert_cmpuint(qmp_ram_map_close_pam_hole(NULL, 0), ==, 0);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
@@ -1002,5 +1026,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/qmp-hmp/live/registers/firmware", test_live_registers_firmware);
         g_test_add_data_func("/qmp-hmp/live/registers/4-level", GUINT_TO_POINTER(4), test_live_registers_long_mode);
         g_test_add_data_func("/qmp-hmp/live/registers/5-level", GUINT_TO_POINTER(5), test_live_registers_long_mode);
+        g_test_add_func("/qmp-hmp/pam-hole", test_pam_hole);
         return g_test_run();
 }

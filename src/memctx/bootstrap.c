@@ -218,15 +218,17 @@ static void forget_vcpu_read(vmsig_bootstrap *b) {
         b->reading = NULL;
 }
 
-/* The root the vCPU runs on. With page-table isolation a CR3 may hold the
- * user root, the kernel's plus 4 KiB: both are tried against a root. */
+/* Whether the vCPU runs on the kernel of root: its table maps the same
+ * kernel half (any process's does). With page-table isolation a CR3 may
+ * hold a user root, which maps little of it: then the kernel root 4 KiB
+ * below it is the one to compare. */
 static bool vcpu_runs_on(vmsig_bootstrap *b, uint64_t cr3, uint64_t root) {
         vmsig_detect_source src = source_of(b);
         uint64_t page = cr3 & VMSIG_CR3_ROOT_MASK;
 
         if (vmsig_detect_same_kernel(&src, page, root) > 0)
                 return true;
-        return (page & 0x1000) && (page & ~UINT64_C(0x1FFF)) == root;
+        return (page & 0x1000) && vmsig_detect_same_kernel(&src, page & ~UINT64_C(0x1FFF), root) > 0;
 }
 
 /* --- ready --------------------------------------------------------------------- */
@@ -268,9 +270,18 @@ static bool ram_confirms(vmsig_bootstrap *b) {
         return vmsig_detect_eprocess_verify(&src, &b->windows) > 0;
 }
 
+/* Paging on is not enough: a boot loader or a kernel decompressor runs on
+ * an identity map, with nothing in the kernel half. */
+static bool runs_a_kernel(vmsig_bootstrap *b, const vmsig_vcpu_state *vcpu) {
+        vmsig_detect_source src = source_of(b);
+
+        return vmsig_vcpu_paging_levels(vcpu) > 0 &&
+               vmsig_detect_kernel_entries(&src, vcpu->cr3 & VMSIG_CR3_ROOT_MASK) > 0;
+}
+
 static void revalidate_vcpu(vmsig_bootstrap *b, const vmsig_vcpu_state *vcpu) {
-        if (vmsig_vcpu_paging_levels(vcpu) == 0)
-                return withdraw(b, "the vCPU runs with paging off: the guest is rebooting");
+        if (!runs_a_kernel(b, vcpu))
+                return withdraw(b, "the vCPU runs no kernel: the guest is rebooting");
         if (!vcpu_runs_on(b, vcpu->cr3, b->root.dtb))
                 return withdraw(b, "the vCPU runs on another kernel's tables");
         update_revalidation(b);
@@ -558,9 +569,9 @@ static void on_vcpu(const vmsig_result *result, const vmsig_vcpu_state *vcpu, vo
                 return revalidate_vcpu(b, vcpu);
 
         levels = vmsig_vcpu_paging_levels(vcpu);
-        if (levels == 0) {
-                /* Firmware or boot loader: RAM may hold anything, the
-                 * previous boot's kernel included. */
+        if (!runs_a_kernel(b, vcpu)) {
+                /* Firmware, boot loader, decompressor: RAM may hold
+                 * anything, the previous boot's kernel included. */
                 b->paging_was_off = true;
                 b->cr3_triggers = 0;
                 set_state(b, VMSIG_BOOTSTRAP_BOOTING);

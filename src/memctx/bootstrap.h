@@ -23,8 +23,10 @@
  *           (detect-linux.h). Method "cr3+banner".
  *
  * The vCPU comes from the host seam (vmsig_endpoint_read_vcpu()). A vCPU
- * with paging off is in the firmware or a boot loader: the state is then
- * "booting" and nothing is looked for, whatever RAM holds. It is looked at
+ * with paging off, or on tables that map nothing in the kernel half (an
+ * identity map), is in the firmware, a boot loader or a kernel's
+ * decompressor: the state is then "booting" and nothing is looked for,
+ * whatever RAM holds. It is looked at
  * every vcpu_interval_usec until a root is published, which costs a
  * hypervisor round trip; the first look with paging on after paging off,
  * and a CR3 not tried before, start an attempt at once, so a booting
@@ -64,7 +66,7 @@ typedef enum vmsig_bootstrap_state {
         VMSIG_BOOTSTRAP_RETRYING,  /* waiting for the next attempt */
         VMSIG_BOOTSTRAP_READY,     /* found, confirmed and published */
         VMSIG_BOOTSTRAP_ERROR,     /* the guest RAM cannot be read (its file shrank) */
-        VMSIG_BOOTSTRAP_BOOTING,   /* the vCPU runs with paging off: firmware or boot loader */
+        VMSIG_BOOTSTRAP_BOOTING,   /* the vCPU runs no kernel: firmware, boot loader, decompressor */
         _VMSIG_BOOTSTRAP_STATE_MAX,
 } vmsig_bootstrap_state;
 

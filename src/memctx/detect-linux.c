@@ -135,6 +135,19 @@ static bool is_ram(const vmsig_linux_probe *p, uint64_t gpa) {
         return vmsig_gpa_lookup(&p->mem, gpa, NULL, NULL) >= 0;
 }
 
+/* The bytes from gpa (not RAM) to the next GPA that may be, at most max. */
+static uint64_t distance_to_ram(const vmsig_linux_probe *p, uint64_t gpa, uint64_t max) {
+        uint64_t d = max;
+
+        for (size_t i = 0; i < p->mem.n_ranges; i++) {
+                const vmsig_gpa_range *r = &p->mem.ranges[i];
+
+                if (r->gpa > gpa)
+                        d = MIN(d, r->gpa - gpa);
+        }
+        return d;
+}
+
 /* Reads a candidate root: 1, 0 if it is not RAM, or a read error. */
 static int root_read(vmsig_linux_probe *p, uint64_t gpa, bool pti, root_try *ret, uint64_t *left) {
         uint64_t table[ENTRIES];
@@ -398,9 +411,10 @@ static int root_search(vmsig_linux_probe *p, uint64_t *left) {
                 if (*left < PAGE_4K)
                         return 0;
                 if (vmsig_gpa_lookup(&p->mem, gpa, &offset, &avail) < 0) {
-                        /* Mapped, but not RAM: nothing to read in this page. */
+                        /* Mapped, but not RAM: on to where the page may
+                         * be RAM again (a large page over a hole). */
                         p->carry = 0;
-                        advance(p, len);
+                        advance(p, distance_to_ram(p, gpa, len));
                         continue;
                 }
                 size_t n = (size_t) MIN(MIN(len, avail), MIN(SEARCH_CHUNK, *left & ~PAGE_MASK_4K));

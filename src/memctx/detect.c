@@ -794,6 +794,19 @@ int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_
         return 0;
 }
 
+int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root) {
+        uint8_t page[PAGE_SIZE_4K];
+        detect_io io = detect_io_make(s);
+        int n = 0, r;
+
+        r = read_gpa(&io, root & PTE_ADDR_MASK, page, sizeof page);
+        if (r < 0)
+                return r == -ERANGE ? 0 : r;
+        for (unsigned i = KERNEL_HALF; i < PML4_ENTRIES; i++)
+                n += !!(load_le64(page + i * 8) & PTE_PRESENT);
+        return n;
+}
+
 int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint64_t root_b) {
         uint8_t a[PAGE_SIZE_4K], b[PAGE_SIZE_4K];
         detect_io io = detect_io_make(s);

@@ -186,6 +186,11 @@ void vmsig_detect_scan_resume(vmsig_detect_scan *scan);
  * to the end of its name. A running kernel keeps changing its System
  * process; a copy left in RAM by an earlier boot does not.
  *
+ * vmsig_detect_kernel_entries: how many present entries the kernel half of
+ * the top-level table at root has, 0 for a root outside RAM, or a negative
+ * errno. A boot loader or a kernel decompressor runs with paging on, on an
+ * identity map: nothing in the kernel half.
+ *
  * vmsig_detect_same_kernel: whether two top-level tables (a CR3 and a
  * root) map the same kernel: their kernel halves (entries 256..511) are
  * equal but for the accessed and dirty bits, each table's self-reference
@@ -197,6 +202,7 @@ void vmsig_detect_scan_resume(vmsig_detect_scan *scan);
 int vmsig_detect_eprocess_verify(const vmsig_detect_source *s, const vmsig_detect_result *found);
 int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_detect_result *found,
                                       uint64_t *ret);
+int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root);
 int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint64_t root_b);
 
 /* Everything in one call, for tools and tests; blocks for as long as the

@@ -28,6 +28,14 @@
  * of QEMU's uses the file) and message says why. */
 typedef void (*qmp_ram_map_fn)(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata);
 
+/* Until the firmware programs the PAM registers, [0xc0000, 0x100000) is
+ * the BIOS ROM, not the RAM file, and a map asked for then has a hole
+ * there that goes away a moment later (SeaBIOS opens it at once). The
+ * hole is the file's, at the offsets either side say: this closes it,
+ * so that the map does not depend on when it was asked. Ranges sorted by
+ * GPA; returns their number now. */
+size_t qmp_ram_map_close_pam_hole(vmsig_gpa_range *ranges, size_t n);
+
 /* Starts the queries on a ready connection; fn is called from the loop,
  * exactly once, unless this fails. */
 int qmp_ram_map_query(qmp_conn *c, const char *ram_path, qmp_ram_map_fn fn, void *userdata);
