@@ -745,3 +745,20 @@ int vt_daemon_stop(VtDaemon *d) {
         g_free(d);
         return status;
 }
+
+void vt_write_trigger(const char *dir, const char *name, const char *uuid, const char *ram_path,
+                      const char *qmp_socket) {
+        g_autofree char *uuid_attr = uuid ? g_strdup_printf(" uuid=\"%s\"", uuid) : g_strdup("");
+        g_autofree char *xml = g_strdup_printf("<vm name=\"%s\"%s>\n"
+                                               "  <ram path=\"%s\"/>\n"
+                                               "  <qmp socket=\"%s\"/>\n"
+                                               "</vm>\n",
+                                               name, uuid_attr, ram_path, qmp_socket);
+        g_autofree char *tmp = g_strdup_printf("%s/.%s.tmp", dir, name);
+        g_autofree char *path = g_strdup_printf("%s/%s.xml", dir, name);
+        g_autoptr(GError) error = NULL;
+
+        g_assert_true(g_file_set_contents(tmp, xml, -1, &error));
+        g_assert_cmpint(g_chmod(tmp, 0644), ==, 0);
+        g_assert_cmpint(rename(tmp, path), ==, 0);
+}

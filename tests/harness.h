@@ -49,6 +49,10 @@ void vt_bus_stop(VtBus *bus);
  * --log-level=debug, output captured to a log) and waits until it owns
  * org.vmsig. */
 VtDaemon *vt_daemon_start(VtBus *bus, const char *config_xml);
+/* A trigger file for a QEMU VM in dir, written aside and renamed in as a VM
+ * manager would; uuid may be NULL. */
+void vt_write_trigger(const char *dir, const char *name, const char *uuid, const char *ram_path,
+                      const char *qmp_socket);
 VtDaemon *vt_daemon_start_full(VtBus *bus, const char *config_xml, const char *const *extra_args);
 GPid vt_daemon_pid(VtDaemon *d);
 const char *vt_daemon_config_path(VtDaemon *d);

@@ -283,43 +283,13 @@ char *linux_guest_hmp(LinuxGuest *g, const char *command) {
         return text;
 }
 
-/* The hex number after "name=" where name starts a word. */
-static bool find_register(const char *text, const char *name, uint64_t *ret) {
-        size_t n = strlen(name);
-
-        for (const char *p = text; (p = strstr(p, name)); p += n) {
-                char *end;
-
-                if ((p != text && !g_ascii_isspace(p[-1])) || p[n] != '=')
-                        continue;
-                errno = 0;
-                *ret = g_ascii_strtoull(p + n + 1, &end, 16);
-                return errno == 0 && end != p + n + 1 && (*end == '\0' || g_ascii_isspace(*end));
-        }
-        return false;
-}
-
-bool linux_guest_parse_registers(const char *text, vmsig_vcpu_state *ret, uint64_t *ret_ip) {
-        vmsig_vcpu_state v;
-        uint64_t ip;
-
-        if (!find_register(text, "CR0", &v.cr0) || !find_register(text, "CR3", &v.cr3) ||
-            !find_register(text, "CR4", &v.cr4) || !find_register(text, "EFER", &v.efer))
-                return false;
-        /* QEMU names it after the mode: EIP outside long mode. */
-        if (ret_ip && !find_register(text, "RIP", &ip) && !find_register(text, "EIP", &ip))
-                return false;
-        *ret = v;
-        if (ret_ip)
-                *ret_ip = ip;
-        return true;
-}
-
 void linux_guest_registers(LinuxGuest *g, vmsig_vcpu_state *ret, uint64_t *ret_ip) {
-        g_autofree char *text = linux_guest_hmp(g, "info registers");
+        QemuRegisters r;
 
-        if (!linux_guest_parse_registers(text, ret, ret_ip))
-                g_error("cannot parse 'info registers':\n%s", text);
+        g_free(qmp_session_registers(g->vm->session, &r));
+        *ret = (vmsig_vcpu_state) { .cr0 = r.cr0, .cr3 = r.cr3, .cr4 = r.cr4, .efer = r.efer };
+        if (ret_ip)
+                *ret_ip = r.ip;
 }
 
 void linux_guest_free(LinuxGuest *g) {

@@ -70,12 +70,9 @@ bool linux_guest_banner_va(LinuxGuest *g, unsigned boot, uint64_t *ret);
 /* An HMP command through the test's QMP session (g_free() the text). */
 char *linux_guest_hmp(LinuxGuest *g, const char *command);
 /* The vCPU's control registers and instruction pointer, through
- * "info registers". */
+ * qmp_session_registers(), as the vmsig_vcpu_state that
+ * vmsig_vcpu_paging_levels() takes. */
 void linux_guest_registers(LinuxGuest *g, vmsig_vcpu_state *ret, uint64_t *ret_ip);
 /* Kills QEMU, removes its files. */
 void linux_guest_free(LinuxGuest *g);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LinuxGuest, linux_guest_free)
-
-/* The parser behind linux_guest_registers(): CR0, CR3, CR4 and EFER, and
- * RIP (long mode) or EIP (otherwise) if ret_ip; false if one is missing. */
-bool linux_guest_parse_registers(const char *text, vmsig_vcpu_state *ret, uint64_t *ret_ip);

@@ -205,6 +205,85 @@ uint64_t qmp_session_xp(QmpSession *s, uint64_t gpa) {
         return v;
 }
 
+/* The first CPU block of "info registers" text: after its "CPU#<n>" line
+ * if it has one, up to the next vCPU's. */
+static char *first_cpu_block(const char *text) {
+        const char *start = text, *end;
+
+        while (g_ascii_isspace(*start))
+                start++;
+        if (g_str_has_prefix(start, "CPU#")) {
+                start = strchr(start, '\n');
+                if (!start)
+                        return g_strdup("");
+                start++;
+        }
+        end = g_str_has_prefix(start, "CPU#") ? start : strstr(start, "\nCPU#");
+        return end ? g_strndup(start, end - start) : g_strdup(start);
+}
+
+/* Where the value of "NAME=" starts, NAME beginning a line or following a
+ * blank: CR0 must not match inside XCR0, nor CR3 inside XCR3. */
+static const char *find_field(const char *block, const char *name) {
+        size_t n = strlen(name);
+
+        for (const char *p = strstr(block, name); p; p = strstr(p + 1, name))
+                if ((p == block || g_ascii_isspace(p[-1])) && p[n] == '=')
+                        return p + n + 1;
+        return NULL;
+}
+
+/* QEMU prints 8 or 16 hex digits and nothing else: no 0x, no sign, a blank
+ * or the end after them. Whatever else is there is not a register value,
+ * and neither are more than 64 bits. */
+static bool read_field(const char *block, const char *name, uint64_t *ret) {
+        const char *p = find_field(block, name);
+        uint64_t v = 0;
+        size_t n = 0;
+
+        if (!p)
+                return false;
+        for (; g_ascii_isxdigit(p[n]); n++) {
+                if (n == 16)
+                        return false;
+                v = v << 4 | (uint64_t) g_ascii_xdigit_value(p[n]);
+        }
+        if (n == 0 || (p[n] != '\0' && !g_ascii_isspace(p[n])))
+                return false;
+        *ret = v;
+        return true;
+}
+
+bool qemu_parse_registers(const char *text, QemuRegisters *ret) {
+        g_autofree char *block = first_cpu_block(text);
+        QemuRegisters r = {};
+        uint64_t hlt = 0;
+
+        /* QEMU names the IP after the mode of the code: RIP in 64-bit code,
+         * EIP in real, protected and compatibility mode. */
+        if (!read_field(block, find_field(block, "RIP") ? "RIP" : "EIP", &r.ip) ||
+            !read_field(block, "CR0", &r.cr0) || !read_field(block, "CR3", &r.cr3) ||
+            !read_field(block, "CR4", &r.cr4) || !read_field(block, "EFER", &r.efer))
+                return false;
+        /* Not among the registers a test needs: without a readable HLT= the
+         * vCPU just does not count as halted. */
+        (void) read_field(block, "HLT", &hlt);
+        r.halted = hlt != 0;
+        *ret = r;
+        return true;
+}
+
+char *qmp_session_registers(QmpSession *s, QemuRegisters *ret) {
+        json_object *r = qmp_session_execute(s, "human-monitor-command", "{\"command-line\": \"info registers\"}",
+                                             NULL);
+        char *text = g_strdup(json_object_get_string(r));
+
+        json_object_put(r);
+        if (ret && !qemu_parse_registers(text, ret))
+                g_error("QMP session: cannot parse 'info registers':\n%s", text);
+        return text;
+}
+
 bool qmp_session_wait_event(QmpSession *s, const char *name, unsigned timeout_ms) {
         int64_t deadline = now_ms() + timeout_ms;
 

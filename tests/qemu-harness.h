@@ -72,6 +72,24 @@ void qmp_session_run(QmpSession *s, const char *command, const char *args);
 char *qmp_session_status(QmpSession *s);
 /* Reads a guest-physical quadword through "xp /1gx". */
 uint64_t qmp_session_xp(QmpSession *s, uint64_t gpa);
+
+/* What "info registers" says about a vCPU. The tests read it with this
+ * parser of their own, never with vmsigd's (src/host/qmp/qmp-hmp.c): a
+ * witness that shares vmsigd's code would share its mistakes. */
+typedef struct QemuRegisters {
+        uint64_t ip; /* RIP in 64-bit mode, else EIP */
+        uint64_t cr0, cr3, cr4, efer;
+        bool halted; /* HLT=1 */
+} QemuRegisters;
+
+/* Parses "info registers" text, of the first CPU block only (with -a,
+ * QEMU prints a "CPU#<n>" line and a block for each vCPU); false if the
+ * IP, CR0, CR3, CR4 or EFER is missing or malformed there. */
+bool qemu_parse_registers(const char *text, QemuRegisters *ret);
+/* Runs "info registers" (the monitor's current vCPU, the first unless
+ * changed) and returns its text (g_free() it); fills *ret if ret is
+ * given, or g_error()s with the text if it does not parse. */
+char *qmp_session_registers(QmpSession *s, QemuRegisters *ret);
 /* Waits until an event of that name arrived (seen before or now) and
  * forgets the events seen up to it; false on timeout. */
 bool qmp_session_wait_event(QmpSession *s, const char *name, unsigned timeout_ms);

@@ -2,8 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "stub.h"
@@ -26,52 +24,6 @@ const char *synthetic_vcpu_program(void) {
 #else
         g_error("VMSIG_SYNTHETIC_GUEST is not set and SYNTHETIC_VCPU_PROGRAM was not compiled in");
 #endif
-}
-
-/* "NAME=<hex>" anywhere in the text, at the start of a line or after a
- * space, so that "CR3=" does not match inside another name. */
-static bool find_hex(const char *text, const char *name, uint64_t *ret) {
-        size_t len = strlen(name);
-
-        for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
-                char *end;
-
-                if (p != text && !g_ascii_isspace(p[-1]))
-                        continue;
-                if (p[len] != '=' || !g_ascii_isxdigit(p[len + 1]))
-                        continue;
-                errno = 0;
-                *ret = strtoull(p + len + 1, &end, 16);
-                return errno == 0 && (*end == '\0' || g_ascii_isspace(*end));
-        }
-        return false;
-}
-
-bool synthetic_vcpu_parse_regs(const char *text, SyntheticVcpuRegs *ret) {
-        SyntheticVcpuRegs r = {};
-        uint64_t hlt = 0;
-
-        /* EIP in legacy and compatibility mode, RIP in 64-bit mode. */
-        if (!find_hex(text, "RIP", &r.ip) && !find_hex(text, "EIP", &r.ip))
-                return false;
-        if (!find_hex(text, "CR0", &r.cr0) || !find_hex(text, "CR3", &r.cr3) || !find_hex(text, "CR4", &r.cr4) ||
-            !find_hex(text, "EFER", &r.efer))
-                return false;
-        (void) find_hex(text, "HLT", &hlt);
-        r.halted = hlt != 0;
-        *ret = r;
-        return true;
-}
-
-char *synthetic_vcpu_read_regs(QemuVm *vm, SyntheticVcpuRegs *ret) {
-        json_object *r = qmp_session_execute(vm->session, "human-monitor-command",
-                                             "{\"command-line\": \"info registers\"}", NULL);
-        char *text = g_strdup(json_object_get_string(r));
-
-        json_object_put(r);
-        if (ret && !synthetic_vcpu_parse_regs(text, ret))
-                g_error("synthetic vCPU: cannot parse 'info registers':\n%s", text);
-        return text;
 }
 
 static int open_ram(QemuVm *vm) {
@@ -112,18 +64,18 @@ static void clear_mailbox(QemuVm *vm) {
  * a reset (the firmware never loads one, nor does the waiting program). */
 static void wait_waiting(QemuVm *vm, const char *what) {
         int64_t deadline = g_get_monotonic_time() + HANDSHAKE_TIMEOUT_USEC;
-        SyntheticVcpuRegs regs;
+        QemuRegisters regs;
         g_autofree char *dump = NULL;
 
         while (synthetic_vcpu_peek(vm, SYNTHETIC_VCPU_STATE_GPA) != SYNTHETIC_VCPU_STATE_WAITING) {
                 if (g_get_monotonic_time() > deadline) {
-                        dump = synthetic_vcpu_read_regs(vm, NULL);
+                        dump = qmp_session_registers(vm->session, NULL);
                         g_error("synthetic vCPU: the program does not wait (%s), state 0x%016" PRIx64 ":\n%s", what,
                                 synthetic_vcpu_peek(vm, SYNTHETIC_VCPU_STATE_GPA), dump);
                 }
                 g_usleep(1000);
         }
-        dump = synthetic_vcpu_read_regs(vm, &regs);
+        dump = qmp_session_registers(vm->session, &regs);
         if ((regs.cr0 & SYNTHETIC_VCPU_CR0_PG) || (regs.efer & SYNTHETIC_VCPU_EFER_LMA) || regs.cr3 != 0)
                 g_error("synthetic vCPU: the program waits (%s) but paging is on:\n%s", what, dump);
 }
@@ -149,8 +101,8 @@ void synthetic_vcpu_enter(QemuVm *vm, uint64_t cr3) {
         synthetic_vcpu_poke(vm, SYNTHETIC_VCPU_CR3_GPA, cr3);
         synthetic_vcpu_poke(vm, SYNTHETIC_VCPU_MAGIC_GPA, SYNTHETIC_VCPU_MAGIC);
         for (;;) {
-                SyntheticVcpuRegs regs;
-                g_autofree char *dump = synthetic_vcpu_read_regs(vm, &regs);
+                QemuRegisters regs;
+                g_autofree char *dump = qmp_session_registers(vm->session, &regs);
 
                 if ((regs.cr0 & SYNTHETIC_VCPU_CR0_PG) && (regs.efer & SYNTHETIC_VCPU_EFER_LMA) && regs.cr3 == cr3 &&
                     synthetic_vcpu_peek(vm, SYNTHETIC_VCPU_STATE_GPA) == SYNTHETIC_VCPU_STATE_LONG)

@@ -69,25 +69,13 @@
 #define SYNTHETIC_VCPU_STATE_WAITING SYNTHETIC_VCPU_HALVES(SYNTHETIC_VCPU_WAITING_HI, SYNTHETIC_VCPU_WAITING_LO)
 #define SYNTHETIC_VCPU_STATE_LONG SYNTHETIC_VCPU_HALVES(SYNTHETIC_VCPU_LONG_HI, SYNTHETIC_VCPU_LONG_LO)
 
-/* What `info registers` says about the vCPU (the monitor's current CPU). */
-typedef struct SyntheticVcpuRegs {
-        uint64_t ip; /* EIP or RIP */
-        uint64_t cr0, cr3, cr4, efer;
-        bool halted; /* HLT=1 */
-} SyntheticVcpuRegs;
-
+/* The bits of QemuRegisters (qemu-harness.h) that show long mode. */
 #define SYNTHETIC_VCPU_CR0_PG (UINT64_C(1) << 31)
 #define SYNTHETIC_VCPU_EFER_LMA (UINT64_C(1) << 10)
 
 /* The program's ELF: $VMSIG_SYNTHETIC_GUEST, or the build directory's
  * tests/guest/longmode.elf (compiled in as SYNTHETIC_VCPU_PROGRAM). */
 const char *synthetic_vcpu_program(void);
-
-/* Parses `info registers` text; false if a register is missing. */
-bool synthetic_vcpu_parse_regs(const char *text, SyntheticVcpuRegs *ret);
-/* Asks QEMU through the test's session; returns the text (g_free() it)
- * and, if ret is given, the parsed registers (g_error if unparsable). */
-char *synthetic_vcpu_read_regs(QemuVm *vm, SyntheticVcpuRegs *ret);
 
 /* The mailbox, read and written through the RAM file (offset == GPA). */
 uint64_t synthetic_vcpu_peek(QemuVm *vm, uint64_t gpa);

@@ -58,14 +58,7 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
 }
 
 static void attach(Fixture *f) {
-        g_autofree char *xml = g_strdup_printf("<vm name=\"guest\"><ram path=\"%s\"/><qmp socket=\"%s\"/></vm>\n",
-                                               f->g->vm->ram_path, f->g->vm->qmp_path);
-        g_autofree char *tmp = g_build_filename(f->trigger_dir, ".guest.tmp", NULL);
-        g_autofree char *path = g_build_filename(f->trigger_dir, "guest.xml", NULL);
-        g_autoptr(GError) error = NULL;
-
-        g_assert_true(g_file_set_contents(tmp, xml, -1, &error));
-        g_assert_cmpint(rename(tmp, path), ==, 0);
+        vt_write_trigger(f->trigger_dir, "guest", NULL, f->g->vm->ram_path, f->g->vm->qmp_path);
         g_assert_true(vt_signal_log_wait(f->log, "EndpointAdded /org/vmsig ", 5000));
 }
 

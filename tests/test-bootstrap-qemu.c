@@ -78,16 +78,8 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         g_free(f->trigger_dir);
 }
 
-/* Written aside and renamed in, as a VM manager would. */
 static void attach(Fixture *f) {
-        g_autofree char *xml = g_strdup_printf("<vm name=\"guest\"><ram path=\"%s\"/><qmp socket=\"%s\"/></vm>\n",
-                                               f->qemu->ram_path, f->qemu->qmp_path);
-        g_autofree char *tmp = g_build_filename(f->trigger_dir, ".guest.tmp", NULL);
-        g_autofree char *path = g_build_filename(f->trigger_dir, "guest.xml", NULL);
-        g_autoptr(GError) error = NULL;
-
-        g_assert_true(g_file_set_contents(tmp, xml, -1, &error));
-        g_assert_cmpint(rename(tmp, path), ==, 0);
+        vt_write_trigger(f->trigger_dir, "guest", NULL, f->qemu->ram_path, f->qemu->qmp_path);
         g_assert_true(vt_signal_log_wait(f->log, "EndpointAdded /org/vmsig ", 5000));
 }
 
@@ -122,8 +114,8 @@ static void assert_root(Fixture *f, const win_expect *e) {
         g_autofree char *os = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "GuestOs");
         g_autofree char *release = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "GuestOsRelease");
         g_autofree char *want_release = g_strdup_printf("%u", e->build);
-        SyntheticVcpuRegs regs;
-        g_autofree char *dump = synthetic_vcpu_read_regs(f->qemu, &regs);
+        QemuRegisters regs;
+        g_autofree char *dump = qmp_session_registers(f->qemu->session, &regs);
         VtMemctx d = vt_subscribe_memctx(f->conn, VM);
 
         g_assert_cmphex(d.dtb, ==, e->dtb);

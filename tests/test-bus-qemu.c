@@ -26,18 +26,7 @@ typedef struct {
 } Fixture;
 
 static void write_trigger(Fixture *f) {
-        g_autofree char *xml = g_strdup_printf("<vm name=\"guest\">\n"
-                                               "  <ram path=\"%s\"/>\n"
-                                               "  <qmp socket=\"%s\"/>\n"
-                                               "</vm>\n",
-                                               f->qemu->ram_path, f->qemu->qmp_path);
-        g_autofree char *tmp = g_strdup_printf("%s/.guest.tmp", f->trigger_dir);
-        g_autoptr(GError) error = NULL;
-
-        /* Written aside and renamed in, as a VM manager would. */
-        g_assert_true(g_file_set_contents(tmp, xml, -1, &error));
-        g_assert_cmpint(g_chmod(tmp, 0644), ==, 0);
-        g_assert_cmpint(rename(tmp, f->trigger), ==, 0);
+        vt_write_trigger(f->trigger_dir, "guest", NULL, f->qemu->ram_path, f->qemu->qmp_path);
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {

@@ -47,18 +47,7 @@ typedef struct {
 } Fixture;
 
 static void write_trigger(Fixture *f, const char *name, const char *uuid, QemuVm *vm) {
-        g_autofree char *xml = g_strdup_printf("<vm name=\"%s\" uuid=\"%s\">\n"
-                                               "  <ram path=\"%s\"/>\n"
-                                               "  <qmp socket=\"%s\"/>\n"
-                                               "</vm>\n",
-                                               name, uuid, vm->ram_path, vm->qmp_path);
-        g_autofree char *tmp = g_strdup_printf("%s/.%s.tmp", f->trigger_dir, name);
-        g_autofree char *path = g_strdup_printf("%s/%s.xml", f->trigger_dir, name);
-        g_autoptr(GError) error = NULL;
-
-        g_assert_true(g_file_set_contents(tmp, xml, -1, &error));
-        g_assert_cmpint(g_chmod(tmp, 0644), ==, 0);
-        g_assert_cmpint(rename(tmp, path), ==, 0);
+        vt_write_trigger(f->trigger_dir, name, uuid, vm->ram_path, vm->qmp_path);
 }
 
 static void start_daemon(Fixture *f) {

@@ -122,46 +122,6 @@ static void report(const char *what, const vmsig_vcpu_state *v, uint64_t ip, con
                        r->levels, r->banner_va, r->banner_gpa, r->release, usec / 1000.0, st->bytes_read, st->steps);
 }
 
-/* --- the registers parser -------------------------------------------------------- */
-
-static void test_parse_registers(void) {
-        static const char long_mode[] =
-                "RAX=0000000000000000 RBX=0000000000000000 RCX=0000000000000001 RDX=0000000000000000\r\n"
-                "RIP=ffffffff91ce7d1e RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\r\n"
-                "CS =0010 0000000000000000 ffffffff 00a09b00 DPL=0 CS64 [-RA]\r\n"
-                "CR0=80050033 CR2=00007ffd2b9c8f88 CR3=000000000291e000 CR4=000006b0\r\n"
-                "DR0=0000000000000000 DR1=0000000000000000 DR2=0000000000000000 DR3=0000000000000000 \r\n"
-                "EFER=0000000000000d01\r\n";
-        static const char firmware[] =
-                "EAX=00000000 EBX=00000000 ECX=00000000 EDX=00060fb1\n"
-                "EIP=0000fff0 EFL=00000002 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
-                "CR0=60000010 CR2=00000000 CR3=00000000 CR4=00000000\n"
-                "EFER=0000000000000000\n";
-        vmsig_vcpu_state v;
-        uint64_t ip;
-
-        g_assert_true(linux_guest_parse_registers(long_mode, &v, &ip));
-        g_assert_cmphex(v.cr0, ==, 0x80050033);
-        g_assert_cmphex(v.cr3, ==, 0x291e000);
-        g_assert_cmphex(v.cr4, ==, 0x6b0);
-        g_assert_cmphex(v.efer, ==, 0xd01);
-        g_assert_cmphex(ip, ==, UINT64_C(0xffffffff91ce7d1e));
-        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, 4);
-
-        g_assert_true(linux_guest_parse_registers(firmware, &v, &ip));
-        g_assert_cmphex(v.cr0, ==, 0x60000010);
-        g_assert_cmphex(v.cr3, ==, 0);
-        g_assert_cmphex(ip, ==, 0xfff0);
-        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, 0);
-
-        /* A register missing, or only as part of another name. */
-        g_assert_false(linux_guest_parse_registers("CR0=1 CR3=2 CR4=3", &v, NULL));
-        g_assert_false(linux_guest_parse_registers("CR0=1 XCR3=2 CR4=3 EFER=0", &v, NULL));
-        g_assert_false(linux_guest_parse_registers("CR0=1 CR3=zz CR4=3 EFER=0", &v, NULL));
-        g_assert_true(linux_guest_parse_registers("CR0=1 CR3=2 CR4=3 EFER=0", &v, NULL));
-        g_assert_false(linux_guest_parse_registers("CR0=1 CR3=2 CR4=3 EFER=0", &v, &ip));
-}
-
 /* --- a booted kernel --------------------------------------------------------------- */
 
 static void test_default_cpu(void) {
@@ -342,7 +302,6 @@ static void test_reset(void) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        g_test_add_func("/linux-guest/parse-registers", test_parse_registers);
         g_test_add_func("/linux-guest/default-cpu", test_default_cpu);
         g_test_add_func("/linux-guest/pti-la57", test_pti_la57);
         g_test_add_func("/linux-guest/before-kernel", test_before_kernel);

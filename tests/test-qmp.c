@@ -85,17 +85,23 @@ static void run_for(Fixture *f, unsigned ms) {
         vt_event_run_for(f->event, (uint64_t) ms * 1000);
 }
 
-static void attach(Fixture *f) {
+static void attach_with_map(Fixture *f, const vmsig_gpa_range *ranges, size_t n_ranges) {
         vmsig_qmp_spec spec = {
                 .name = NAME,
                 .qmp_socket = f->vm->qmp_path,
                 .ram_path = f->vm->ram_path,
+                .ranges = ranges,
+                .n_ranges = n_ranges,
         };
         vmsig_endpoint_spec es;
 
         g_assert_cmpint(vmsig_qmp_new(&spec, &es, &f->qmp), ==, 0);
         g_assert_cmpint(es.initial_state, ==, VMSIG_STATE_UNKNOWN);
         g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &es, &f->ep), ==, 0);
+}
+
+static void attach(Fixture *f) {
+        attach_with_map(f, NULL, 0);
 }
 
 static vmsig_state state(Fixture *f) {
@@ -594,6 +600,28 @@ static void test_detach(Fixture *f, gconstpointer data) {
         g_assert_cmpint(d[1].error, ==, -ENODEV);
         run_for(f, 50);
         g_assert_cmpuint(vmsig_core_endpoint_count(f->core), ==, 0);
+}
+
+/* A <gpa-map> of the configuration wins over QEMU's own: the datum comes
+ * at attach, with the map as given, and stays so once QEMU answers. */
+static void test_configured_map(Fixture *f, gconstpointer data) {
+        const vmsig_gpa_range map[] = {
+                { .gpa = 0, .size = 64 << 20, .offset = 0 },
+                { .gpa = UINT64_C(1) << 32, .size = 64 << 20, .offset = 64 << 20 },
+        };
+        const vmsig_memctx *m;
+
+        if (!f->vm)
+                return;
+        qemu_vm_start(f->vm);
+        attach_with_map(f, map, G_N_ELEMENTS(map));
+        RUN_UNTIL(f, memctx(f) != NULL);
+        wait_running(f);
+        run_for(f, 100);
+        m = memctx(f);
+        g_assert_cmpuint(m->epoch, ==, 1);
+        g_assert_cmpuint(m->n_ranges, ==, 2);
+        g_assert_cmpmem(m->ranges, sizeof map, map, sizeof map);
 }
 
 typedef struct {
@@ -1291,6 +1319,7 @@ int main(int argc, char **argv) {
         ADD("/qmp/absent-then-start", test_absent_then_start);
         ADD("/qmp/detach", test_detach);
         ADD("/qmp/read-vcpu", test_read_vcpu);
+        ADD("/qmp/configured-map", test_configured_map);
         ADD("/qmp/world-readable", test_world_readable);
         ADD("/qmp/no-fd-leak", test_no_fd_leak);
         ADD("/qmp/fake", test_fake);

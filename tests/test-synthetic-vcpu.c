@@ -55,12 +55,12 @@ static void vcpu_stop(Vcpu *v) {
 
 static void enter(Vcpu *v, uint64_t cr3) {
         int64_t t = g_get_monotonic_time();
-        SyntheticVcpuRegs regs;
+        QemuRegisters regs;
         g_autofree char *dump = NULL;
 
         synthetic_vcpu_enter(v->vm, cr3);
         g_test_message("magic written -> long mode on CR3 0x%" PRIx64 ": %.1f ms", cr3, ms_since(t));
-        dump = synthetic_vcpu_read_regs(v->vm, &regs);
+        dump = qmp_session_registers(v->vm->session, &regs);
         g_assert_cmphex(regs.cr3, ==, cr3);
         g_assert_true(regs.cr0 & SYNTHETIC_VCPU_CR0_PG);
         g_assert_true(regs.cr4 & CR4_PAE);
@@ -72,12 +72,12 @@ static void enter(Vcpu *v, uint64_t cr3) {
 
 static void reset(Vcpu *v) {
         int64_t t = g_get_monotonic_time();
-        SyntheticVcpuRegs regs;
+        QemuRegisters regs;
         g_autofree char *dump = NULL;
 
         synthetic_vcpu_reset(v->vm);
         g_test_message("system_reset -> program waiting again: %.1f ms", ms_since(t));
-        dump = synthetic_vcpu_read_regs(v->vm, &regs);
+        dump = qmp_session_registers(v->vm->session, &regs);
         g_assert_false(regs.cr0 & SYNTHETIC_VCPU_CR0_PG);
         g_assert_false(regs.efer & SYNTHETIC_VCPU_EFER_LMA);
         g_assert_cmphex(regs.cr3, ==, 0);
@@ -161,7 +161,22 @@ static void check_detector(Vcpu *v, const win_expect *e, const char *what) {
 
 /* --- no QEMU needed --------------------------------------------------- */
 
-static void test_parse(void) {
+static void assert_registers(const char *text, QemuRegisters want) {
+        QemuRegisters r;
+
+        if (!qemu_parse_registers(text, &r))
+                g_error("does not parse:\n%s", text);
+        g_assert_cmphex(r.ip, ==, want.ip);
+        g_assert_cmphex(r.cr0, ==, want.cr0);
+        g_assert_cmphex(r.cr3, ==, want.cr3);
+        g_assert_cmphex(r.cr4, ==, want.cr4);
+        g_assert_cmphex(r.efer, ==, want.efer);
+        g_assert_cmpint(r.halted, ==, want.halted);
+}
+
+/* The tests' own parser of "info registers" (qemu-harness.h). */
+static void test_parse_registers(void) {
+        /* The program waiting: 32-bit, \r\n as QEMU sends it over QMP. */
         static const char legacy[] =
                 "EAX=2badb002 EBX=00009500 ECX=00000000 EDX=00000000\r\n"
                 "EIP=001000b2 EFL=00000206 [-----P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\r\n"
@@ -174,24 +189,64 @@ static void test_parse(void) {
                 "CR0=80000011 CR2=0000000000000000 CR3=00000001aa000000 CR4=00000020\r\n"
                 "DR0=0000000000000000 DR3=0000000000000000\r\n"
                 "EFER=0000000000000500\r\n";
-        SyntheticVcpuRegs r;
+        /* Linux running, as QEMU 7.2 prints it: after a "CPU#0" line. */
+        static const char kernel[] =
+                "\r\nCPU#0\r\n"
+                "RAX=0000000000000000 RBX=0000000000000000 RCX=0000000000000001 RDX=0000000000000000\r\n"
+                "RIP=ffffffff91ce7d1e RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\r\n"
+                "CS =0010 0000000000000000 ffffffff 00a09b00 DPL=0 CS64 [-RA]\r\n"
+                "CR0=80050033 CR2=00007ffd2b9c8f88 CR3=000000000291e000 CR4=000006b0\r\n"
+                "DR0=0000000000000000 DR1=0000000000000000 DR2=0000000000000000 DR3=0000000000000000 \r\n"
+                "EFER=0000000000000d01\r\n";
+        static const QemuRegisters kernel_regs = {
+                .ip = UINT64_C(0xffffffff91ce7d1e), .cr0 = 0x80050033, .cr3 = 0x291e000, .cr4 = 0x6b0,
+                .efer = 0xd01, .halted = true
+        };
+        /* The firmware at the reset vector, with \n alone. */
+        static const char firmware[] =
+                "EAX=00000000 EBX=00000000 ECX=00000000 EDX=00060fb1\n"
+                "EIP=0000fff0 EFL=00000002 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
+                "CR0=60000010 CR2=00000000 CR3=00000000 CR4=00000000\n"
+                "EFER=0000000000000000\n";
+        static const char *const bad[] = {
+                "",
+                "CR0=11 CR3=0 EFER=0\r\n", /* no IP, no CR4 */
+                "EIP=1 CR0=1 CR3=2 CR4=3", /* no EFER */
+                "CR0=1 CR3=2 CR4=3 EFER=0", /* no IP */
+                "EIP=1 CR0=1 XCR3=2 CR4=3 EFER=0", /* CR3 only inside another name */
+                /* A value that is none, or not as QEMU prints one. */
+                "EIP=1 CR0=1 CR3=zz CR4=3 EFER=0",
+                "EIP=1 CR0=1 CR3= CR4=3 EFER=0",
+                "EIP=1 CR0=1 CR3=0x2 CR4=3 EFER=0",
+                "EIP=1 CR0=1 CR3=10000000000000000 CR4=3 EFER=0",
+                "EIP=1 CR0=1 CR3=2CR4=3 EFER=0",
+                "RIP=zz EIP=1 CR0=1 CR3=2 CR4=3 EFER=0",
+                /* Only the first CPU's block counts. */
+                "CPU#0\r\nEIP=1 CR0=1 CR3=2 CR4=3\r\nCPU#1\r\nEFER=0\r\n",
+                "CPU#0\r\nCPU#1\r\nEIP=1 CR0=1 CR3=2 CR4=3 EFER=0\r\n",
+                "CPU#0",
+        };
+        g_autofree char *all_cpus = g_strconcat("\r\nCPU#0\r\n", legacy, "\r\nCPU#1\r\n", longmode, NULL);
+        QemuRegisters r;
 
-        g_assert_true(synthetic_vcpu_parse_regs(legacy, &r));
-        g_assert_cmphex(r.ip, ==, 0x1000b2);
-        g_assert_cmphex(r.cr0, ==, 0x11);
-        g_assert_cmphex(r.cr3, ==, 0);
-        g_assert_cmphex(r.efer, ==, 0);
-        g_assert_true(r.halted);
+        assert_registers(legacy, (QemuRegisters) { .ip = 0x1000b2, .cr0 = 0x11, .halted = true });
+        /* DR3= must not pass for CR3=. */
+        assert_registers(longmode, (QemuRegisters) {
+                .ip = 0x100137, .cr0 = 0x80000011, .cr3 = UINT64_C(0x1aa000000), .cr4 = 0x20, .efer = 0x500,
+                .halted = true });
+        assert_registers(kernel, kernel_regs);
+        assert_registers(kernel + strlen("\r\nCPU#0\r\n"), kernel_regs); /* as older QEMUs print it */
+        assert_registers(firmware, (QemuRegisters) { .ip = 0xfff0, .cr0 = 0x60000010 });
+        /* "info registers -a": CPU#1 is in long mode, CPU#0 is not. */
+        assert_registers(all_cpus, (QemuRegisters) { .ip = 0x1000b2, .cr0 = 0x11, .halted = true });
+        /* A small text that parses: HLT= is optional, the digits of any
+         * case and count, and XCR0= is no CR0=. */
+        assert_registers("EIP=1 XCR0=7 CR0=8000AbCd CR3=2 CR4=3\nEFER=0",
+                         (QemuRegisters) { .ip = 1, .cr0 = 0x8000abcd, .cr3 = 2, .cr4 = 3 });
 
-        g_assert_true(synthetic_vcpu_parse_regs(longmode, &r));
-        g_assert_cmphex(r.ip, ==, 0x100137);
-        g_assert_cmphex(r.cr0, ==, 0x80000011);
-        g_assert_cmphex(r.cr3, ==, UINT64_C(0x1aa000000)); /* DR3= must not pass for CR3= */
-        g_assert_cmphex(r.cr4, ==, 0x20);
-        g_assert_cmphex(r.efer, ==, 0x500);
-
-        g_assert_false(synthetic_vcpu_parse_regs("CR0=11 CR3=0 EFER=0\r\n", &r)); /* no IP, no CR4 */
-        g_assert_false(synthetic_vcpu_parse_regs("", &r));
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+                if (qemu_parse_registers(bad[i], &r))
+                        g_error("parses:\n%s", bad[i]);
 }
 
 /* The images themselves, in a plain file: the layout a correct detector
@@ -271,7 +326,7 @@ static unsigned long cpu_ticks(GPid pid) {
 }
 
 static void test_waits(void) {
-        SyntheticVcpuRegs regs;
+        QemuRegisters regs;
         g_autofree char *dump = NULL;
         unsigned long before;
         Vcpu v;
@@ -279,7 +334,7 @@ static void test_waits(void) {
         if (!qemu_harness_available())
                 return;
         vcpu_start(&v, 128);
-        dump = synthetic_vcpu_read_regs(v.vm, &regs);
+        dump = qmp_session_registers(v.vm->session, &regs);
         g_assert_false(regs.cr0 & SYNTHETIC_VCPU_CR0_PG);
         g_assert_cmphex(regs.cr3, ==, 0);
         g_assert_false(regs.efer & SYNTHETIC_VCPU_EFER_LMA);
@@ -326,8 +381,8 @@ static void test_scenario(gconstpointer data) {
         g_assert_cmpint(win_scenario_write(&v.img, c->scenario, c->build, c->seed, &e), ==, 0);
         check_detector(&v, &e, what);
         if (e.dtb == 0) {
-                SyntheticVcpuRegs regs;
-                g_autofree char *dump = synthetic_vcpu_read_regs(v.vm, &regs);
+                QemuRegisters regs;
+                g_autofree char *dump = qmp_session_registers(v.vm->session, &regs);
                 g_assert_false(regs.cr0 & SYNTHETIC_VCPU_CR0_PG);
                 vcpu_stop(&v);
                 return;
@@ -428,7 +483,7 @@ static void test_above_4g(void) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/synthetic-vcpu/parse", test_parse);
+        g_test_add_func("/synthetic-vcpu/parse-registers", test_parse_registers);
         g_test_add_func("/synthetic-vcpu/image-layout", test_image_layout);
         g_test_add_func("/synthetic-vcpu/waits", test_waits);
         for (size_t i = 0; i < G_N_ELEMENTS(scenario_cases); i++) {

@@ -514,12 +514,16 @@ static void test_status(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(text, "               RAM: 4M (4194304 bytes)\n"));
         g_assert_nonnull(strstr(text, "      Capabilities: memctx input lifecycle display\n"));
         g_assert_nonnull(strstr(text, "Memory-write lease: -\n"));
+        g_assert_nonnull(strstr(text, "          Guest OS: unknown\n"));
+        /* A root given by the configuration says so. */
+        g_assert_nonnull(strstr(text, "         Bootstrap: ready (0 attempts, config)\n"));
 
         g_assert_cmpint(ctl(f, &json, "--json", "status", "alpha", "beta", NULL), ==, 0);
         assert_json_lines(json);
         g_assert_cmpuint(count(json, "\n"), ==, 2);
         g_assert_nonnull(strstr(json, "\"uuid\":\""));
         g_assert_nonnull(strstr(json, "\"capabilities\":[\"memctx\",\"input\",\"lifecycle\",\"display\"]"));
+        g_assert_nonnull(strstr(json, "\"guest_os\":\"unknown\",\"guest_os_release\":\"\""));
 
         /* An unknown endpoint: its error, after what could be shown. */
         g_assert_cmpint(ctl_err(f, &out, &err, "status", "nosuch", "beta", NULL), ==, 1);

@@ -36,6 +36,9 @@ static const property_map endpoint_properties[] = {
         { "Capabilities", 'a', offsetof(ctl_endpoint_info, capabilities) },
         { "BootstrapState", 's', offsetof(ctl_endpoint_info, bootstrap_state) },
         { "BootstrapAttempts", 'u', offsetof(ctl_endpoint_info, bootstrap_attempts) },
+        { "BootstrapMethod", 's', offsetof(ctl_endpoint_info, bootstrap_method) },
+        { "GuestOs", 's', offsetof(ctl_endpoint_info, guest_os) },
+        { "GuestOsRelease", 's', offsetof(ctl_endpoint_info, guest_os_release) },
         { "InputLeaseHolder", 's', offsetof(ctl_endpoint_info, holders[CTL_LEASE_INPUT]) },
         { "PowerLeaseHolder", 's', offsetof(ctl_endpoint_info, holders[CTL_LEASE_POWER]) },
         { "MemoryWriteLeaseHolder", 's', offsetof(ctl_endpoint_info, holders[CTL_LEASE_MEMWRITE]) },
@@ -138,6 +141,9 @@ void ctl_endpoint_info_done(ctl_endpoint_info *info) {
         free(info->backend);
         free(info->state);
         free(info->bootstrap_state);
+        free(info->bootstrap_method);
+        free(info->guest_os);
+        free(info->guest_os_release);
         strv_freep(&info->capabilities);
         for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
                 free(info->holders[i]);
@@ -271,6 +277,9 @@ void ctl_endpoint_info_json(json_writer *w, const ctl_endpoint_info *info) {
         json_field_string(w, "state", info->state);
         json_field_string(w, "bootstrap_state", info->bootstrap_state);
         json_field_uint(w, "bootstrap_attempts", info->bootstrap_attempts);
+        json_field_string(w, "bootstrap_method", info->bootstrap_method);
+        json_field_string(w, "guest_os", info->guest_os);
+        json_field_string(w, "guest_os_release", info->guest_os_release);
         json_field_uint(w, "memctx_epoch", info->memctx_epoch);
         json_field_uint(w, "ram_size", info->ram_size);
         json_key(w, "capabilities");

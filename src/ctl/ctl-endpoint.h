@@ -26,6 +26,9 @@ typedef struct ctl_endpoint_info {
         char *backend;
         char *state;
         char *bootstrap_state;
+        char *bootstrap_method; /* the witnesses, "" unless ready */
+        char *guest_os;
+        char *guest_os_release;
         char **capabilities;
         char *holders[_CTL_LEASE_CLASS_MAX]; /* "" while free */
         uint32_t vmid;

@@ -138,8 +138,11 @@ static void print_status(const ctl_endpoint_info *info) {
         printf("%*s: %" PRIu32 " (generation %" PRIu32 ")\n", LABEL_WIDTH, "VMID", info->vmid, info->generation);
         print_field("Backend", info->backend);
         print_field("State", info->state);
-        printf("%*s: %s (%" PRIu32 " attempt%s)\n", LABEL_WIDTH, "Bootstrap", info->bootstrap_state,
-               info->bootstrap_attempts, info->bootstrap_attempts == 1 ? "" : "s");
+        printf("%*s: %s (%" PRIu32 " attempt%s%s%s)\n", LABEL_WIDTH, "Bootstrap", info->bootstrap_state,
+               info->bootstrap_attempts, info->bootstrap_attempts == 1 ? "" : "s",
+               info->bootstrap_method && *info->bootstrap_method ? ", " : "", info->bootstrap_method ?: "");
+        printf("%*s: %s%s%s\n", LABEL_WIDTH, "Guest OS", info->guest_os ?: "unknown",
+               info->guest_os_release && *info->guest_os_release ? " " : "", info->guest_os_release ?: "");
         printf("%*s: %" PRIu64 "\n", LABEL_WIDTH, "Memctx epoch", info->memctx_epoch);
         printf("%*s: %s (%" PRIu64 " bytes)\n", LABEL_WIDTH, "RAM", ctl_format_bytes(bytes, info->ram_size),
                info->ram_size);

@@ -279,10 +279,21 @@ static bool runs_a_kernel(vmsig_bootstrap *b, const vmsig_vcpu_state *vcpu) {
                vmsig_detect_kernel_entries(&src, vcpu->cr3 & VMSIG_CR3_ROOT_MASK) > 0;
 }
 
+/* A vCPU caught in user mode under page-table isolation (Linux's PTI,
+ * Windows' KVA shadow) runs on a user root that maps only a sliver of the
+ * kernel half: it tells nothing about which kernel runs. */
+static bool on_user_root(vmsig_bootstrap *b, uint64_t cr3, uint64_t root) {
+        vmsig_detect_source src = source_of(b);
+        int user = vmsig_detect_kernel_entries(&src, cr3 & VMSIG_CR3_ROOT_MASK),
+            kernel = vmsig_detect_kernel_entries(&src, root);
+
+        return user > 0 && kernel > 0 && user * 2 < kernel;
+}
+
 static void revalidate_vcpu(vmsig_bootstrap *b, const vmsig_vcpu_state *vcpu) {
         if (!runs_a_kernel(b, vcpu))
                 return withdraw(b, "the vCPU runs no kernel: the guest is rebooting");
-        if (!vcpu_runs_on(b, vcpu->cr3, b->root.dtb))
+        if (!vcpu_runs_on(b, vcpu->cr3, b->root.dtb) && !on_user_root(b, vcpu->cr3, b->root.dtb))
                 return withdraw(b, "the vCPU runs on another kernel's tables");
         update_revalidation(b);
 }

@@ -12,15 +12,18 @@
  *
  *   host:   Pause -> stop, Resume -> cont, Reset -> system_reset,
  *           PowerOff -> system_powerdown, Kill -> quit; done when QEMU
- *           answers. QMP
+ *           answers. The vCPU's control registers from info registers
+ *           (human-monitor-command, qmp-hmp.h). QMP
  *           errors complete with -EIO and "QEMU: <class>: <desc>".
  *   input:  one input-send-event per inject call (see below for codes),
  *           one at a time: the others wait in vmsigd, where the end of the
  *           input lease drops them (-ECANCELED).
  *   memctx: the guest RAM is QEMU's memory-backend-file (share=on): a
  *           read-only fd of it for the memctx datum, a private writable one
- *           for write_ram, and the address-space bootstrap. The datum comes
- *           at attach if the file is there, else with the first connection.
+ *           for write_ram, and the address-space bootstrap. Where the file
+ *           sits in guest-physical space comes from QEMU on every connection
+ *           (qmp-ram-map.h), and the datum with it; a map given in the spec
+ *           wins, and then the datum comes at attach if the file is there.
  *           A new epoch (and a new bootstrap) on every guest reset and for
  *           every new QEMU process (told apart by its pid); QEMU going away
  *           ends the epoch and stops the bootstrap.
@@ -68,7 +71,7 @@ typedef struct vmsig_qmp_spec {
          * adapter. It should not be readable by others (start QEMU with
          * umask 077); a warning is logged when it is. */
         const char *ram_path;
-        const vmsig_gpa_range *ranges; /* GPA -> file offset; NULL: flat [0, file size) */
+        const vmsig_gpa_range *ranges; /* GPA -> file offset; NULL: asked of QEMU (flat if it cannot tell) */
         size_t n_ranges;
         vmsig_bootstrap_config bootstrap_config; /* zeros: the defaults */
         /* Screendumps in PPM even where QEMU writes PNG: no decoder
