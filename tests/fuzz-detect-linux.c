@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libFuzzer harness for the Linux probe (detect-linux.h): the input is a
- * small guest RAM (1 MiB in a memfd, GPA == file offset), a CR3 and the
- * paging levels. The probe runs in steps of the least budget and in one
- * call (vmsig_linux_probe_all()), and must:
+ * small guest RAM (1 MiB in a memfd, GPA == file offset, maybe with a hole
+ * in the map), a CR3 and the paging levels. The probe runs in steps of the
+ * least budget and in one call (vmsig_linux_probe_all()), and must:
  *  - finish within a number of steps that the header's bounds give (two
  *    roots, 1 + 2 + 1 + 512 tables and VMSIG_LINUX_SEARCH_LIMIT bytes of
  *    pages each), every step but the last reading most of its budget, none
  *    more than it and a root's top tables; and answer the same ever after;
- *  - give the same answer in steps as in one call, and write *ret only
- *    when it found something;
+ *  - give the same answer in steps as in one call (unless a read failed:
+ *    reads of other sizes fail at other points), and write *ret only when
+ *    it found something;
  *  - when it found something, have found what the header says: the levels
  *    asked for, CR3's root or (PTI) the 8 KiB-aligned one below it when
  *    that maps more of the kernel half, init_mm's root sharing its kernel
@@ -25,7 +26,8 @@
  * Input (integers little-endian):
  *   byte 0    flags: bit 0 five levels (else four); bit 1 the map claims a
  *             page more than the file has (reads there fail with EIO);
- *             bit 2 CR3's page is past RAM (+ 256 pages)
+ *             bit 2 CR3's page is past RAM (+ 256 pages); bit 3 the map has
+ *             a hole, [HOLE_START, HOLE_END)
  *   byte 1    CR3's page (of 256)
  *   u16       CR3's low 12 bits (the PCID); bit 15 sets bit 63 (NOFLUSH)
  *   records   until the input ends, an op byte, then by op & 3:
@@ -90,7 +92,13 @@ enum {
         FLAG_FIVE_LEVELS = 1 << 0,
         FLAG_SHORT_FILE = 1 << 1,
         FLAG_CR3_PAST_RAM = 1 << 2,
+        FLAG_HOLE = 1 << 3,
 };
+
+/* With FLAG_HOLE, this is no RAM (the map has two ranges, GPA == file
+ * offset still): a large page over it is searched on both sides. */
+#define HOLE_START UINT64_C(0x80000)
+#define HOLE_END UINT64_C(0xC0000)
 
 enum {
         OP_ENTRY,
@@ -130,6 +138,8 @@ typedef struct Ram {
         uint8_t bytes[RAM_SIZE];
         bool dirty[RAM_PAGES];
         uint64_t map_size; /* what the map claims: RAM_SIZE, or a page more than the file */
+        vmsig_gpa_range ranges[2];
+        size_t n_ranges;
 } Ram;
 
 static Ram ram;
@@ -226,9 +236,40 @@ static uint64_t ram_u64(uint64_t gpa) {
 
 /* --- what a result claims, checked against the RAM ---------------------- */
 
+static void ram_map(uint8_t flags) {
+        ram.map_size = RAM_SIZE + (flags & FLAG_SHORT_FILE ? PAGE : 0);
+        if (flags & FLAG_HOLE) {
+                ram.ranges[0] = (vmsig_gpa_range) { .gpa = 0, .size = HOLE_START, .offset = 0 };
+                ram.ranges[1] = (vmsig_gpa_range) {
+                        .gpa = HOLE_END,
+                        .size = ram.map_size - HOLE_END,
+                        .offset = HOLE_END,
+                };
+                ram.n_ranges = 2;
+        } else {
+                ram.ranges[0] = (vmsig_gpa_range) { .gpa = 0, .size = ram.map_size, .offset = 0 };
+                ram.n_ranges = 1;
+        }
+}
+
+static vmsig_detect_source ram_source(void) {
+        return (vmsig_detect_source) {
+                .fd = ram_ro_fd,
+                .ranges = ram.ranges,
+                .n_ranges = ram.n_ranges,
+                .ram_size = ram.map_size,
+        };
+}
+
 /* A GPA the map calls RAM, as detect.h defines it. */
 static bool is_ram(uint64_t gpa) {
-        return gpa < ram.map_size;
+        return gpa < ram.map_size && !(ram.n_ranges == 2 && gpa >= HOLE_START && gpa < HOLE_END);
+}
+
+/* [gpa, gpa + len) in one range of the map and in the file. */
+static bool in_one_range(uint64_t gpa, uint64_t len) {
+        return len > 0 && gpa < RAM_SIZE && len <= RAM_SIZE - gpa && is_ram(gpa) && is_ram(gpa + len - 1) &&
+               (ram.n_ranges == 1 || (gpa < HOLE_START) == (gpa + len - 1 < HOLE_START));
 }
 
 /* The page walk of the SDM, on the harness's copy of RAM: PS makes a leaf
@@ -240,7 +281,7 @@ static bool translate(uint64_t root, unsigned levels, uint64_t va, uint64_t *ret
                 unsigned shift = 12 + 9 * (level - 1);
                 uint64_t e;
 
-                if (table >= RAM_SIZE)
+                if (!in_one_range(table, PAGE))
                         return false;
                 e = ram_u64(table + ((va >> shift) & 511) * 8);
                 if (!(e & PTE_PRESENT))
@@ -300,14 +341,14 @@ static void check_found(const vmsig_detect_source *s, uint64_t cr3, unsigned lev
         uint64_t gpa, len;
 
         fuzz_check(r->levels == levels);
-        fuzz_check((r->root & (PAGE - 1)) == 0 && r->root < RAM_SIZE);
-        fuzz_check((r->cr3_root & (PAGE - 1)) == 0 && r->cr3_root < RAM_SIZE);
+        fuzz_check((r->root & (PAGE - 1)) == 0 && in_one_range(r->root, PAGE));
+        fuzz_check((r->cr3_root & (PAGE - 1)) == 0 && in_one_range(r->cr3_root, PAGE));
 
         /* The root CR3 led to: its own, or with PTI the kernel one below,
          * which maps more of the kernel half. */
         fuzz_check(r->kernel_entries == kernel_entries(r->cr3_root));
         if (r->pti) {
-                fuzz_check((cr3 & PTE_ADDR_MASK & PAGE) != 0 && (cr3 & PTE_ADDR_MASK) < RAM_SIZE);
+                fuzz_check((cr3 & PTE_ADDR_MASK & PAGE) != 0 && in_one_range(cr3 & PTE_ADDR_MASK, PAGE));
                 fuzz_check(r->cr3_root == (cr3 & PTE_ADDR_MASK) - PAGE);
                 fuzz_check(r->kernel_entries > kernel_entries(cr3 & PTE_ADDR_MASK));
         } else
@@ -328,7 +369,7 @@ static void check_found(const vmsig_detect_source *s, uint64_t cr3, unsigned lev
         /* The banner is where the result says, whole, in RAM, and mapped
          * there in the kernel image under both roots. */
         len = (uint64_t) snprintf(banner, sizeof banner, BANNER_PREFIX "%s (", r->release);
-        fuzz_check(r->banner_gpa < RAM_SIZE && len <= RAM_SIZE - r->banner_gpa);
+        fuzz_check(in_one_range(r->banner_gpa, len));
         fuzz_check(memcmp(ram.bytes + r->banner_gpa, banner, len) == 0);
         fuzz_check(r->banner_va >= IMAGE_VA && r->banner_va < IMAGE_END);
         fuzz_check(translate(r->root, levels, r->banner_va, &gpa) && gpa == r->banner_gpa);
@@ -439,13 +480,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int r_stepped, r_all;
 
         memset(&ram, 0, sizeof ram);
-        ram.map_size = RAM_SIZE + (h.flags & FLAG_SHORT_FILE ? PAGE : 0);
+        ram_map(h.flags);
         while (in.left > 0)
                 apply_record(&in);
         ram_flush();
-
-        vmsig_gpa_range range = { .gpa = 0, .size = ram.map_size, .offset = 0 };
-        vmsig_detect_source s = { .fd = ram_ro_fd, .ranges = &range, .n_ranges = 1, .ram_size = ram.map_size };
+        vmsig_detect_source s = ram_source();
 
         r_stepped = probe_stepped(&s, h.cr3, h.levels, &stepped);
         result_fill(&all);
@@ -573,8 +612,7 @@ static int write_seed(const char *dir, const char *name, const Seed *seed) {
 
         /* Say what the seed leads to, for whoever names it. */
         LLVMFuzzerTestOneInput(seed->bytes, seed->len);
-        vmsig_gpa_range range = { .gpa = 0, .size = ram.map_size, .offset = 0 };
-        vmsig_detect_source s = { .fd = ram_ro_fd, .ranges = &range, .n_ranges = 1, .ram_size = ram.map_size };
+        vmsig_detect_source s = ram_source();
         vmsig_linux_result res = {};
         FuzzInput in = { .p = seed->bytes, .left = seed->len };
         Header h = take_header(&in);
@@ -680,6 +718,16 @@ int main(int argc, char **argv) {
         seed_banner(&s, 0x20, 0xFF0, 0);
         seed_banner(&s, 0x22, 0xFF8, 1);
         r |= write_seed(argv[1], "4-level-straddling", &s);
+
+        /* A 2 MiB page over a hole in the map, the banner after it. */
+        seed_begin(&s, FLAG_HOLE, 0x10, 0);
+        seed_root_body(&s, 0x10);
+        seed_entry(&s, 0x10, 511, 0x11, P | ENTRY_RW_US);
+        seed_entry(&s, 0x11, 510, 0x12, P | ENTRY_RW_US);
+        seed_entry(&s, 0x12, 0, 0x00, PS);
+        seed_banner(&s, 0x90, 0x10, 0); /* in the hole: not RAM, not searched */
+        seed_banner(&s, 0xD0, 0x10, 1);
+        r |= write_seed(argv[1], "4-level-hole", &s);
 
         /* The PT is the page the file lacks: the read fails. */
         seed_begin(&s, FLAG_SHORT_FILE, 0x10, 0);

@@ -14,12 +14,13 @@
  * -EINVAL and nothing else is; a larger file never turns a map that parses
  * into one that does not; and parsing the same text again, from another
  * buffer with junk after its NUL, gives the same answer (both parsers stop
- * at the first NUL).
+ * at the first NUL). The arguments of human-monitor-command carry any text
+ * unchanged.
  *
  * Input:
  *   byte 0    bit 0: "info mtree -f" (else "info registers");
- *             bits 1-2: the region, see regions[] (3: u8 length mod 32,
- *             then the name's bytes, taken from the input);
+ *             bits 1-2: the region, see regions[] (3: from the input, a
+ *             u8 length mod 33, then the name's bytes);
  *             bits 3-5: the size of the RAM file, see file_sizes[] (7: u64
  *             from the input);
  *             bit 6: the text starts with a FlatView of "memory" with
@@ -29,7 +30,8 @@
  *
  * Seeds: tests/data/fuzz-hmp (QEMU 7.2 under TCG: q35 with 3 GiB, pc with
  * 3584 MiB, firmware, Debian's kernel with 4 and 5 levels, -a with two
- * CPUs; broken and hostile variants).
+ * CPUs; broken and hostile variants; generated maps of QMP_HMP_MAX_RANGES
+ * ranges and of one more).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -41,9 +43,8 @@
 
 #define GIB (UINT64_C(1) << 30)
 #define MIB (UINT64_C(1) << 20)
-#define REGION_MAX 32
-
 #define PAGE UINT64_C(0x1000)
+#define REGION_MAX 32
 
 enum {
         FLAG_MTREE = 1 << 0,
@@ -312,13 +313,15 @@ static void run_command(const char *text) {
  * holds: n entries of the region, a page each with a page of hole after
  * it, at offsets that do not continue each other either. */
 static size_t generate_entries(char *buf, size_t n, const char *region) {
-        size_t len = (size_t) sprintf(buf, "FlatView #0\r\n AS \"memory\", root: system\r\n Root memory region: system\r\n");
+        size_t len = (size_t) sprintf(buf, "FlatView #0\r\n AS \"memory\", root: system\r\n"
+                                           " Root memory region: system\r\n");
 
         for (size_t i = 0; i < n; i++) {
                 uint64_t gpa = i * 2 * PAGE;
 
-                len += (size_t) sprintf(buf + len, "  %016" PRIx64 "-%016" PRIx64 " (prio 0, ram): %s @%016" PRIx64 "\r\n",
-                                        gpa, gpa + PAGE - 1, region, (uint64_t) (n - i) * 2 * PAGE);
+                len += (size_t) sprintf(buf + len,
+                                        "  %016" PRIx64 "-%016" PRIx64 " (prio 0, ram): %s @%016" PRIx64 "\r\n", gpa,
+                                        gpa + PAGE - 1, region, (uint64_t) (n - i) * 2 * PAGE);
         }
         return len;
 }
