@@ -62,7 +62,6 @@ struct vmsig_bootstrap {
         uint64_t last_cr3;        /* of the last attempt */
         uint64_t next_attempt_usec;
         uint64_t cr3;             /* the vCPU's, for the running attempt; 0 without registers */
-        unsigned levels;
         vmsig_detect_scan *scan;  /* the EPROCESS scan in progress */
         vmsig_linux_probe *probe; /* the Linux probe in progress */
         uint64_t kernel_hint;     /* the low stub's, if any */
@@ -367,7 +366,6 @@ static void succeed(vmsig_bootstrap *b, const vmsig_memctx_root *root) {
                  vmsig_witnesses_to_string(root->witnesses, witnesses, sizeof witnesses), b->attempts,
                  (now_usec() - b->started_usec) / 1000);
         set_state(b, VMSIG_BOOTSTRAP_READY);
-        (void) arm(b, 0, false);
         update_revalidation(b);
 }
 
@@ -513,7 +511,6 @@ static void attempt(vmsig_bootstrap *b, uint64_t cr3, unsigned levels) {
         b->attempts++;
         b->backoff_step++;
         b->cr3 = cr3;
-        b->levels = levels;
         b->last_cr3 = cr3;
         b->paging_was_off = false;
         set_state(b, VMSIG_BOOTSTRAP_SEARCHING);
