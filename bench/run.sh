@@ -61,14 +61,34 @@
 #                the library's decoder vs direct screendump + libpng, CPU
 #                per frame of the bench and of QEMU, and libvmsig-vgpu at
 #                60/s against it                  report only
+#  14. bootstrap (issue 14) bench-bootstrap, with buses and vmsigds of its
+#             own (a measured one and a baseline one side by side):
+#             a. a 256 MiB stub VM, RAM populated: the mailbox's magic
+#                written -> BootstrapState "ready", across Resets, vs the
+#                detector in process + a D-Bus round trip + half the vCPU
+#                poll interval                     target: median < 1 s
+#             b. vmsigd's CPU while the stub VM is in its firmware, and
+#                while it runs a kernel without a System process (20 s from
+#                its start; then the backoff at its cap, report only), vs a
+#                vmsigd with the same VM and bootstrap="no"
+#                                                  target: < 1 % of a core
+#             c. (armed build, QEMU) the synthetic vCPU in long mode on
+#                win-image's tables -> "ready", the two stale boots in turn;
+#                CPU while the program waits     targets: median < 1 s,
+#                                                  CPU < 1 % of a core
+#             d. (armed build, QEMU, a /boot/vmlinuz-*-cloud-amd64) Debian's
+#                kernel: its switch to its own page tables -> "ready"
+#                                                  target: median < 1 s;
+#                "cont" -> "ready"                 report only
 #
 # Environment: BENCH_CALLS (20000), BENCH_RUNS (3), BENCH_IDLE_SECONDS (10),
 # BENCH_FIRST_SAMPLES (200), BENCH_LEASE_CYCLES (5000), BENCH_QMP_SAMPLES
 # (50), BENCH_QMP_CYCLES (1000), BENCH_QMP_CALLS (1000), VMSIG_QEMU (the QEMU
 # binary, default qemu-system-x86_64), BENCH_LOAD_CALLS (200000),
-# BENCH_FRAMES (300), BENCH_FRAMES_QEMU (100),
+# BENCH_FRAMES (300), BENCH_FRAMES_QEMU (100), BENCH_BOOTSTRAP_RUNS (20),
+# BENCH_BOOTSTRAP_QEMU_RUNS (10), BENCH_BOOTSTRAP_LINUX_RUNS (3),
 # BENCH_ONLY="bus core idle scale auth private memctx lease memwrite detect
-# qmp load frames" to run a subset,
+# qmp load frames bootstrap" to run a subset,
 # BENCH_STRICT=1 to exit 1 when a target is missed (otherwise only errors
 # make it fail).
 #
@@ -90,7 +110,10 @@ qmp_calls=${BENCH_QMP_CALLS:-1000}
 load_calls=${BENCH_LOAD_CALLS:-200000}
 frames=${BENCH_FRAMES:-300}
 frames_qemu=${BENCH_FRAMES_QEMU:-100}
-only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect qmp load frames}
+bootstrap_runs=${BENCH_BOOTSTRAP_RUNS:-20}
+bootstrap_qemu_runs=${BENCH_BOOTSTRAP_QEMU_RUNS:-10}
+bootstrap_linux_runs=${BENCH_BOOTSTRAP_LINUX_RUNS:-3}
+only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect qmp load frames bootstrap}
 
 for p in vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
         bench/bench-private bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect; do
@@ -537,6 +560,21 @@ run_frames() {
         fi
 }
 
+# --- 14. bootstrap ---------------------------------------------------------------
+# bench-bootstrap starts its own buses and vmsigds: two side by side for
+# the CPU baseline, which the services above cannot give. It skips the
+# QEMU and Linux parts itself where the build is not armed or QEMU or the
+# kernel is missing.
+run_bootstrap() {
+        echo "== bootstrap: structures in place (or a real kernel up) -> BootstrapState ready, and vmsigd's CPU while it waits"
+        if [ ! -x bench/bench-bootstrap ]; then
+                echo "run.sh: ./bench/bench-bootstrap is missing; run me from the build directory after 'make bench'." >&2
+                exit 2
+        fi
+        run_tool bootstrap bench/bench-bootstrap --srcdir "$srcdir" --vmsigd ./vmsigd --runs "$bootstrap_runs" \
+                --qemu-runs "$bootstrap_qemu_runs" --linux-runs "$bootstrap_linux_runs"
+}
+
 if wants bus || wants idle || wants auth || wants private || wants memctx || wants lease || wants memwrite; then
         start_services
         if wants idle; then run_idle; fi
@@ -554,6 +592,7 @@ if wants detect; then run_detect; fi
 if wants qmp; then run_qmp; fi
 if wants load; then run_load; fi
 if wants frames; then run_frames; fi
+if wants bootstrap; then run_bootstrap; fi
 
 # --- summary -------------------------------------------------------------------
 echo
@@ -693,6 +732,33 @@ $2 == "frames-qemu" {
 $2 == "frames-qemu-vgpu" {
         printf "  %-34s %-12s %-12s %s\n", "frames: QEMU vgpu at 60 captures/s", field("captures_per_s"), "(report)", ""
         printf "  %-34s %-12s %-12s %s\n", "  p50 / p99 latency (ms)", field("p50_ms") " / " field("p99_ms"), "", ""
+}
+$2 == "bootstrap-stub" {
+        m = field("median_ms")
+        report("bootstrap: stub -> ready (ms)", m, "< 1000", m + 0 < 1000)
+        printf "  %-34s %-12s %-12s %s\n", "  p90 (ms); baseline (ms); ratio", field("p90_ms") "; " field("baseline_ms") "; " field("ratio"), "", ""
+}
+$2 ~ /^bootstrap-cpu-/ {
+        c = field("pct")
+        report("bootstrap: CPU " substr($2, 15) " (% core)", c, "< 1", c + 0 < 1)
+        printf "  %-34s %-12s %-12s %s\n", "  baseline (% core)", field("baseline_pct"), "", ""
+}
+$2 == "bootstrap-cpu-nosystem" {
+        printf "  %-34s %-12s %-12s %s\n", "  backoff at its cap (% core)", field("steady_pct"), "(report)", ""
+}
+$2 ~ /^bootstrap-(qemu|linux)$/ && $3 == "skipped" {
+        printf "  %-34s %-12s %-12s %s\n", "bootstrap: " substr($2, 11) " (armed, QEMU)", "-", "", "SKIPPED"
+}
+$2 == "bootstrap-qemu" && $3 != "skipped" {
+        m = field("median_ms")
+        report("bootstrap: QEMU long mode -> ready", m, "< 1000", m + 0 < 1000)
+        printf "  %-34s %-12s %-12s %s\n", "  p90 (ms); baseline (ms); ratio", field("p90_ms") "; " field("baseline_ms") "; " field("ratio"), "", ""
+}
+$2 == "bootstrap-linux" && $3 != "skipped" {
+        m = field("median_ms")
+        report("bootstrap: Linux tables -> ready", m, "< 1000", m + 0 < 1000)
+        printf "  %-34s %-12s %-12s %s\n", "  cont -> ready (ms)", field("from_cont_ms"), "(report)", ""
+        printf "  %-34s %-12s %-12s %s\n", "  baseline (ms); ratio", field("baseline_ms") "; " field("ratio"), "", ""
 }
 $2 == "load-resources" {
         report("load: violations (lost data)", field("violations"), "0", field("violations") + 0 == 0)

@@ -37,7 +37,7 @@ cc="$cc -Wnull-dereference -include $out/config.h -I$top/tests"
 for d in shared core endpoint memctx bus daemon discovery host/stub host/qmp vgpu; do
         cc="$cc -I$top/src/$d"
 done
-core="$top/src/shared/log.c $top/src/shared/hashmap.c $top/src/core/*.c $top/src/endpoint/*.c $top/src/memctx/*.c"
+core="$top/src/shared/log.c $top/src/shared/hashmap.c $top/src/shared/fd-util.c $top/src/core/*.c $top/src/endpoint/*.c $top/src/memctx/*.c"
 
 have_qmp() {
         pkg-config --exists json-c

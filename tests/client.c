@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -236,4 +237,13 @@ void vt_memctx_clear(VtMemctx *m) {
         if (m->fd >= 0)
                 close(m->fd);
         m->fd = -1;
+}
+
+long vt_rss_kb(GPid pid) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/status", (int) pid), *text = NULL;
+        const char *line;
+
+        if (!g_file_get_contents(path, &text, NULL, NULL) || !(line = strstr(text, "VmRSS:")))
+                return -1;
+        return strtol(line + 6, NULL, 10);
 }

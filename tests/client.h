@@ -34,6 +34,8 @@ void vt_memctx_clear(VtMemctx *m);
 /* How often process pid was switched out, voluntarily or not (from
  * /proc): its wakeups. */
 guint64 vt_context_switches(GPid pid);
+/* The resident set of process pid in KiB (VmRSS in /proc), -1 if unknown. */
+long vt_rss_kb(GPid pid);
 /* How many fds process pid has open (from /proc). */
 guint vt_count_fds(GPid pid);
 

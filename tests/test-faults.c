@@ -785,15 +785,6 @@ static int silent_peer(const char *path) {
         return fd;
 }
 
-static long rss_kb(GPid pid) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/status", (int) pid), *text = NULL;
-        const char *line;
-
-        if (!g_file_get_contents(path, &text, NULL, NULL) || !(line = strstr(text, "VmRSS:")))
-                return -1;
-        return strtol(line + 6, NULL, 10);
-}
-
 static gboolean name_has_owner(GDBusConnection *c, const char *name) {
         g_autoptr(GVariant) r = g_dbus_connection_call_sync(c, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                                             "org.freedesktop.DBus", "NameHasOwner",
@@ -837,13 +828,13 @@ static void test_stuck_subscriber(void) {
         g_assert_true(vt_wait_for(churn_warm, &churn, WAIT_MS));
         reading = measure("load, readers", c, &churn);
 
-        long rss_before = rss_kb(pid);
+        long rss_before = vt_rss_kb(pid);
         subscriber_stop_reading(&on_bus);
         subscriber_stop_reading(&private);
         wait_stuck(on_bus.bus, TRUE);
         wait_stuck(private.bus, FALSE);
         stuck = measure("load, stuck readers", c, &churn);
-        long rss_after = rss_kb(pid);
+        long rss_after = vt_rss_kb(pid);
         g_assert_true(name_has_owner(c, stuck_name));
 
         g_test_message("%d rounds of load; unread by the stuck subscribers: %d bytes (bus), %d bytes (p2p); "
@@ -873,7 +864,7 @@ static void test_stuck_subscriber(void) {
                 g_assert_true(vt_wait_for(hung_up, private.bus, WAIT_MS));
                 g_test_message("vmsigd disconnected the stuck private peer after %" G_GINT64_FORMAT " ms at full "
                                "load (%d rounds in all); RSS %ld kB",
-                               (g_get_monotonic_time() - t0) / 1000, g_atomic_int_get(&churn.rounds), rss_kb(pid));
+                               (g_get_monotonic_time() - t0) / 1000, g_atomic_int_get(&churn.rounds), vt_rss_kb(pid));
         }
         g_atomic_int_set(&churn.stop, 1);
         g_thread_join(churn.thread);

@@ -4,7 +4,17 @@
 /* Audit records: one per authorization decision and one per destructive
  * operation. They go to the journal as structured VMSIG_* fields, or to
  * stderr as one "vmsig-audit: key=value ..." line whose keys and order are
- * stable, for log scrapers and tests. */
+ * stable, for log scrapers and tests.
+ *
+ * Refusals (every result but "granted" and "ok") cannot be used to flood
+ * the journal: of one kind (the same uid, pid, sender, action, endpoint,
+ * result and reason) the first BUS_AUDIT_BURST are written in full, the
+ * rest are counted, and while any are held back a count record follows
+ * every second ("suppressed=N total=M": N since the last one, M since the
+ * burst began). So the last count record of a burst names all of it. A
+ * kind refused nowhere for a second starts afresh. The count records are
+ * written by a timer on the thread's default sd-event loop (vmsigd's);
+ * without one, every record is written in full. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,9 +36,12 @@ typedef struct bus_audit_record {
         const char *result; /* "granted", "denied", "ok", "failed", ... */
         const char *reason; /* a token: "root", "polkit", "allow-list", ... */
         bool has_range;     /* MEMWRITE: where and how much, never the data */
-        uint64_t address;
-        uint64_t length;
+        uint64_t address;   /* the first write's */
+        uint64_t length;    /* of all writes */
+        uint64_t count;     /* how many writes of a batch; 0 for anything else */
 } bus_audit_record;
+
+#define BUS_AUDIT_BURST 10
 
 bus_audit_target bus_audit_target_from_string(const char *s);
 void bus_audit_set_target(bus_audit_target t);

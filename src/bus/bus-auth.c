@@ -38,13 +38,17 @@ const char *vmsig_cap_class(vmsig_cap cap) {
         return (unsigned) cap < _VMSIG_CAP_MAX ? caps[cap].class : NULL;
 }
 
-static void on_polkit_query(uid_t uid, bool started, void *userdata) {
+/* The unit of the pending-call quota that ask_polkit() took for a query. */
+static void on_polkit_query_end(uid_t uid, void *userdata) {
         bus_auth *a = userdata;
 
-        if (started)
-                (void) bus_admission_take(a->admission, uid, BUS_QUOTA_PENDING_CALLS);
-        else
-                bus_admission_release(a->admission, uid, BUS_QUOTA_PENDING_CALLS);
+        bus_admission_release(a->admission, uid, BUS_QUOTA_PENDING_CALLS);
+}
+
+static void on_peer_gone(const char *name, void *userdata) {
+        bus_auth *a = userdata;
+
+        bus_polkit_sender_gone(a->polkit, name);
 }
 
 int bus_auth_new(sd_event *event, sd_bus *system_bus, bus_auth **ret) {
@@ -53,16 +57,18 @@ int bus_auth_new(sd_event *event, sd_bus *system_bus, bus_auth **ret) {
 
         if (!a)
                 return -ENOMEM;
-        r = bus_peers_new(system_bus, &a->peers);
+        r = bus_peers_new(event, system_bus, &a->peers);
         if (r >= 0)
                 r = bus_polkit_new(event, system_bus, &a->polkit);
         if (r >= 0)
                 r = bus_admission_new(&a->admission);
+        if (r >= 0)
+                r = bus_peers_add_gone_hook(a->peers, on_peer_gone, a);
         if (r < 0) {
                 bus_auth_free(a);
                 return r;
         }
-        bus_polkit_set_query_hook(a->polkit, on_polkit_query, a);
+        bus_polkit_set_query_end(a->polkit, on_polkit_query_end, a);
         *ret = a;
         return 0;
 }
@@ -70,6 +76,8 @@ int bus_auth_new(sd_event *event, sd_bus *system_bus, bus_auth **ret) {
 bus_auth *bus_auth_free(bus_auth *a) {
         if (!a)
                 return NULL;
+        if (a->peers)
+                bus_peers_remove_gone_hook(a->peers, on_peer_gone, a);
         /* polkit queries release their quota into the admission table. */
         a->polkit = bus_polkit_free(a->polkit);
         a->admission = bus_admission_free(a->admission);
@@ -172,12 +180,18 @@ static int ask_polkit(bus_auth *a, sd_bus_message *m, bus_peer *peer, vmsig_cap 
         const char *details[] = {
                 "endpoint", endpoint, "vmid", vmid, "class", vmsig_cap_class(cap), NULL,
         };
+        int r;
 
-        /* Each query in flight is a pending call of the requester. */
-        if (!bus_polkit_has_query(a->polkit, m, vmsig_cap_action(cap)) &&
-            bus_auth_quota_take(a, peer, BUS_QUOTA_PENDING_CALLS, error) < 0)
-                return deny(peer, cap, ep, "quota", error, -EDQUOT);
-        bus_auth_quota_release(a, peer->uid, BUS_QUOTA_PENDING_CALLS);
+        /* Each query in flight is a pending call of the requester: one unit
+         * is taken when it starts, and the query gives it back when it
+         * ends (on_polkit_query_end()). When the call runs again with the
+         * answer, the unit is the query's still, and nothing is taken or
+         * given back here. */
+        if (!bus_polkit_has_query(a->polkit, m, vmsig_cap_action(cap))) {
+                r = bus_auth_quota_take(a, peer, BUS_QUOTA_PENDING_CALLS, error);
+                if (r < 0)
+                        return deny(peer, cap, ep, "quota", error, r);
+        }
 
         v = bus_polkit_verify(a->polkit, m, peer->uid, vmsig_cap_action(cap), details, error);
         switch (v) {

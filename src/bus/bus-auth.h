@@ -44,7 +44,8 @@ bus_peers *bus_auth_peers(bus_auth *a);
 /* Authorizes m for cap on ep (NULL for daemon-wide capabilities).
  *   1: granted, go on;
  *   0: waiting for the bus or polkit; return 1 from the handler, which runs
- *      again with the same message when the answer is in;
+ *      again with the same message when the answer is in; or the caller
+ *      left the bus meanwhile, and returning 1 ends the call unanswered;
  *  <0: denied, error is set.
  * With remember, a grant is kept for the peer's lifetime on the bus (for
  * capabilities that are held, like roster reading), so later calls cost no

@@ -417,11 +417,20 @@ static int method_acquire_lease(sd_bus_message *m, void *userdata, sd_bus_error 
         caller = bus_auth_caller(f->auth, m);
         if (!caller)
                 return -ESRCH;
-        if (force && revoke_for_force(be, c, caller) < 0)
-                return -EIO;
+        /* Everything that may refuse the call comes before the revocation:
+         * a refused call must not have taken the lease from its holder. */
         r = bus_auth_quota_take(f->auth, caller, BUS_QUOTA_LEASES, error);
         if (r < 0)
                 return r;
+        if (force) {
+                r = revoke_for_force(be, c, caller);
+                if (r < 0) {
+                        bus_auth_quota_release(f->auth, caller->uid, BUS_QUOTA_LEASES);
+                        return vmsig_bus_error_setf(error, -EIO, "Cannot revoke the %s lease of '%s': %s",
+                                                    class_name, vmsig_endpoint_get_name(be->endpoint),
+                                                    strerror(-r));
+                }
+        }
         r = vmsig_endpoint_lease_acquire(be->endpoint, c, bus_front_peer_label(f, m), caller->uid, &info, &holder);
         if (r == -EBUSY) {
                 bus_auth_quota_release(f->auth, caller->uid, BUS_QUOTA_LEASES);

@@ -25,7 +25,7 @@ struct bus_lease {
         char *path;
         char key[24];            /* the id, as the front's map key */
         bus_peer holder;         /* a copy, for audit after the peer left */
-        int fd;                  /* our end of the pipe; hang-up ends the lease */
+        int fd;                  /* the pipe's write end, never written: EPOLLERR on it ends the lease */
         sd_event_source *hangup;
         bool on_bus;             /* not a private connection: the holder has a unique name */
 };
@@ -78,14 +78,10 @@ static int bus_lease_end(bus_lease *l, vmsig_lease_change how, const char *reaso
 
 static int on_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         bus_lease *l = userdata;
-        char buf[64];
 
-        /* Anything written into the pipe means nothing; only hang-up does. */
-        if (!(revents & (EPOLLHUP | EPOLLERR))) {
-                while (read(fd, buf, sizeof buf) > 0)
-                        ;
-                return 0;
-        }
+        /* EPOLLERR stays raised on our end: watch no more, even should the
+         * lease have ended some other way meanwhile. */
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         log_debug("Holder of lease %s closed its fd.", l->key);
         bus_auth_audit_operation(&l->holder, "release-lease", l->endpoint, 0, NULL);
         (void) bus_lease_end(l, VMSIG_LEASE_RELEASED, "fd-closed");
@@ -169,18 +165,22 @@ int bus_lease_enumerate(sd_bus *bus, const char *path, void *userdata, char ***n
 static int watch_holder(bus_lease *l, sd_bus_message *m, int *ret_fd) {
         int pipefd[2], r;
 
-        /* The holder gets the write end; when every copy of it is closed,
-         * our read end hangs up. */
-        if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
+        /* The holder gets the read end of a pipe we never write into: it has
+         * nothing to read, and no way to hand us data to spend our time on
+         * (a holder that drowned a readable end kept vmsigd busy reading).
+         * Once every copy of its end is closed, our write end reports
+         * EPOLLERR, which epoll reports whether asked for or not: we ask for
+         * nothing else. */
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
-        l->fd = pipefd[0];
-        r = sd_event_add_io(sd_bus_get_event(l->front->bus), &l->hangup, l->fd, EPOLLIN, on_hangup, l);
+        l->fd = pipefd[1];
+        r = sd_event_add_io(sd_bus_get_event(l->front->bus), &l->hangup, l->fd, 0, on_hangup, l);
         l->on_bus = sd_bus_message_get_sender(m) != NULL;
         if (r < 0) {
-                safe_close(pipefd[1]);
+                safe_close(pipefd[0]);
                 return r;
         }
-        *ret_fd = pipefd[1];
+        *ret_fd = pipefd[0];
         return 0;
 }
 

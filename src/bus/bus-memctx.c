@@ -3,15 +3,19 @@
  * the current datum (the retained replay) with the read-only RAM fd, and
  * the subscriber is then told of every new epoch and DTB, until it
  * unsubscribes, leaves the bus, or the endpoint goes. */
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bus-errors.h"
 #include "bus-front-internal.h"
 #include "bus-memctx.h"
+#include "fd-util.h"
 #include "log.h"
 #include "memctx.h"
 
@@ -93,8 +97,8 @@ static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, co
         return 0;
 }
 
-static int append_datum(sd_bus_message *reply, const vmsig_memctx *m) {
-        int r = sd_bus_message_append(reply, "httt", m->ram_fd, m->dtb, m->epoch, m->ram_size);
+static int append_datum(sd_bus_message *reply, const vmsig_memctx *m, int ram_fd) {
+        int r = sd_bus_message_append(reply, "httt", ram_fd, m->dtb, m->epoch, m->ram_size);
 
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ttt)");
@@ -103,13 +107,14 @@ static int append_datum(sd_bus_message *reply, const vmsig_memctx *m) {
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
-static int reply_datum(sd_bus_message *m, const vmsig_memctx *datum) {
+/* The reply holds a copy of ram_fd; the caller keeps and closes its own. */
+static int reply_datum(sd_bus_message *m, const vmsig_memctx *datum, int ram_fd) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
-                r = append_datum(reply, datum);
+                r = append_datum(reply, datum, ram_fd);
         return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
 }
 
@@ -118,6 +123,7 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         vmsig_bus_front *f = be->front;
         const vmsig_memctx *datum;
         _cleanup_free_ char *key = NULL;
+        _cleanup_close_ int ram_fd = -1;
         bus_memctx_sub *s;
         bus_peer *caller;
         int r;
@@ -141,6 +147,17 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         key = caller ? sub_key(be->endpoint, bus_front_peer_label(f, m)) : NULL;
         if (!key)
                 return -ENOMEM;
+        /* Each subscriber gets an open file description of its own: a dup
+         * shares the file offset and the status flags (O_APPEND, O_NONBLOCK,
+         * O_DIRECT) with every other subscriber and with vmsigd itself. The
+         * reopen reaches the same inode, read-only: a memfd keeps its seals,
+         * a file its mode. Before anything is counted or subscribed: a
+         * failure changes nothing. */
+        ram_fd = fd_reopen(datum->ram_fd, O_RDONLY);
+        if (ram_fd < 0)
+                return vmsig_bus_error_setf(error, -ENOMEDIUM, "Cannot open the guest RAM of '%s' for this "
+                                            "subscriber: %s", vmsig_endpoint_get_name(be->endpoint),
+                                            strerror(-ram_fd));
         /* Subscribing again is harmless: the caller gets the datum again. */
         if (!hashmap_get(f->memctx_subs, key)) {
                 r = bus_auth_quota_take(f->auth, caller, BUS_QUOTA_SUBSCRIPTIONS, error);
@@ -153,7 +170,7 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
                 }
                 bus_auth_audit_operation(caller, "subscribe-memctx", be->endpoint, 0, NULL);
         }
-        return reply_datum(m, datum);
+        return reply_datum(m, datum, ram_fd);
 }
 
 int bus_memctx_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {

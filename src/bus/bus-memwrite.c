@@ -3,7 +3,12 @@
  * daemon writes into guest memory for the holder of the memory-write lease.
  * Every byte is validated before the first one is written; nothing is ever
  * mapped writable for the caller. Writes to one endpoint are serialized:
- * one that pauses the guest holds the others back until it resumed. */
+ * one that pauses the guest holds the others back until it resumed.
+ *
+ * A write that waits (for its pause, or behind another write) is one of
+ * its caller's pending calls, and belongs to the lease it was asked under:
+ * when that lease ends, it fails at once and never touches the guest. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -30,16 +35,19 @@ typedef struct write_entry {
 struct bus_memwrite_request {
         bus_endpoint *be;   /* NULL once orphaned: its front or object went */
         vmsig_endpoint *ep; /* a reference, for the host calls */
-        sd_bus_message *message;
+        sd_bus_message *message; /* NULL once answered */
         bus_peer caller; /* a copy; name owned */
+        bool quota_held; /* one of the caller's pending calls, until answered */
         write_kind kind;
         write_entry *entries;
-        size_t n_entries;
+        size_t n_entries, n_allocated;
         bool pause;
-        bool written; /* paused and written: only resuming is left */
+        bool written;   /* paused and written: only resuming is left */
+        bool cancelled; /* its lease ended while its pause was at the host: only resuming is left */
         bool has_expected_epoch;
         uint64_t expected_epoch;
         uint64_t lease_id; /* the caller's memory-write lease when it asked */
+        vmsig_subscriber *lease_watch; /* while it waits: the end of that lease */
         bus_memwrite_request *next;
 };
 
@@ -65,11 +73,16 @@ static int read_option(sd_bus_message *m, const char *key, void *userdata, sd_bu
 }
 
 static int append_entry(bus_memwrite_request *q, uint64_t address, const void *data, size_t len) {
-        write_entry *grown = reallocarray(q->entries, q->n_entries + 1, sizeof *grown);
+        if (q->n_entries == q->n_allocated) {
+                /* Doubling: a full batch is a dozen reallocations, not 4096. */
+                size_t n = q->n_allocated > 0 ? 2 * q->n_allocated : 1;
+                write_entry *grown = reallocarray(q->entries, n, sizeof *grown);
 
-        if (!grown)
-                return -ENOMEM;
-        q->entries = grown;
+                if (!grown)
+                        return -ENOMEM;
+                q->entries = grown;
+                q->n_allocated = n;
+        }
         q->entries[q->n_entries++] = (write_entry) { address, data, len };
         return 0;
 }
@@ -106,14 +119,86 @@ static int read_batch(sd_bus_message *m, bus_memwrite_request *q, sd_bus_error *
         return r;
 }
 
+static int request_read(bus_memwrite_request *q, sd_bus_message *m, sd_bus_error *error) {
+        int r = q->kind == WRITE_BATCH ? read_batch(m, q, error) : read_single(m, q);
+
+        return r < 0 ? r : bus_read_options(m, read_option, q, error);
+}
+
+/* The caller's pending call goes back once it is answered. */
+static void quota_release(bus_memwrite_request *q) {
+        if (!q->quota_held)
+                return;
+        assert(q->be);
+        bus_auth_quota_release(q->be->front->auth, q->caller.uid, BUS_QUOTA_PENDING_CALLS);
+        q->quota_held = false;
+}
+
 static void request_free(bus_memwrite_request *q) {
         if (!q)
                 return;
+        quota_release(q);
+        vmsig_subscriber_free(q->lease_watch);
         sd_bus_message_unref(q->message);
         vmsig_endpoint_unref(q->ep);
         free(q->caller.name);
         free(q->entries);
         free(q);
+}
+
+static void request_freep(bus_memwrite_request **q) {
+        request_free(*q);
+}
+
+/* Answers q, once: error, or success when it is not set. */
+static void request_reply(bus_memwrite_request *q, const sd_bus_error *error) {
+        if (q->message)
+                (void) (sd_bus_error_is_set(error) ? sd_bus_reply_method_error(q->message, error)
+                                                   : sd_bus_reply_method_return(q->message, NULL));
+        q->message = sd_bus_message_unref(q->message);
+        quota_release(q);
+}
+
+/* The audit: one record per call, where it writes (the first address, the
+ * length of all its writes and, for a batch, how many), never the data. */
+
+static void audit_request(const bus_memwrite_request *q, const char *result, const char *reason) {
+        uint64_t length = 0;
+
+        for (size_t i = 0; i < q->n_entries; i++)
+                length += q->entries[i].len;
+        bus_audit_log(&(bus_audit_record) {
+                .uid = q->caller.uid,
+                .pid = q->caller.pid,
+                .sender = q->caller.name,
+                .action = q->kind == WRITE_VA ? "memwrite-virtual" : "memwrite",
+                .endpoint = vmsig_endpoint_get_name(q->ep),
+                .result = result,
+                .reason = reason,
+                .has_range = q->n_entries > 0,
+                .address = q->n_entries > 0 ? q->entries[0].address : 0,
+                .length = length,
+                .count = q->kind == WRITE_BATCH ? q->n_entries : 0,
+        });
+}
+
+/* A write refused for what it asks is recorded with the error's name
+ * ("OutOfRange"); one that failed otherwise (its lease ended, the host
+ * failed, the quota) with the errno's, as other operations are. */
+static void audit_failure(const bus_memwrite_request *q, int r, const sd_bus_error *error) {
+        static const char *const refusals[] = {
+                VMSIG_ERROR_INVALID_ARGUMENT, VMSIG_ERROR_EMPTY_WRITE,      VMSIG_ERROR_WRITE_TOO_LONG,
+                VMSIG_ERROR_OUT_OF_RANGE,     VMSIG_ERROR_UNMAPPED_ADDRESS, VMSIG_ERROR_NO_ADDRESS_SPACE,
+                VMSIG_ERROR_STALE_EPOCH,
+        };
+
+        if (sd_bus_error_is_set(error)) {
+                for (size_t i = 0; i < ELEMENTSOF(refusals); i++)
+                        if (sd_bus_error_has_name(error, refusals[i]))
+                                return audit_request(q, "failed", strrchr(refusals[i], '.') + 1);
+                r = -sd_bus_error_get_errno(error);
+        }
+        audit_request(q, "failed", r < 0 ? strerrorname_np(-r) : NULL);
 }
 
 /* Validation, then the write. */
@@ -177,13 +262,6 @@ static int plan_request(const bus_memwrite_request *q, const vmsig_guest_mem *me
         return 0;
 }
 
-static void audit_entries(const bus_memwrite_request *q, int result) {
-        for (size_t i = 0; i < q->n_entries; i++)
-                bus_auth_audit_operation(&q->caller, q->kind == WRITE_VA ? "memwrite-virtual" : "memwrite",
-                                         q->be->endpoint, result, (const uint64_t[2]) { q->entries[i].address,
-                                                                                         q->entries[i].len });
-}
-
 static bool lease_still_held(const bus_memwrite_request *q) {
         const vmsig_lease_info *l = vmsig_endpoint_lease_get(q->ep, VMSIG_LEASE_MEMWRITE);
         return l && l->id == q->lease_id;
@@ -191,7 +269,7 @@ static bool lease_still_held(const bus_memwrite_request *q) {
 
 /* Validates the whole request against the current datum and, if apply,
  * writes it. Nothing is written unless everything validated. */
-static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error *error) {
+static int check_and_write(bus_memwrite_request *q, bool apply, sd_bus_error *error) {
         vmsig_endpoint *ep = q->be->endpoint;
         const vmsig_memctx *datum;
         size_t max_write = q->be->front->ctx->max_write ?: VMSIG_MEMWRITE_MAX_DEFAULT;
@@ -204,12 +282,10 @@ static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error 
         /* A write that waited (for a pause, or behind one) is done only
          * under the lease it was asked under: its holder may have left,
          * or been forced out. */
-        if (apply && !lease_still_held(q)) {
-                audit_entries(q, -ECANCELED);
+        if (apply && !lease_still_held(q))
                 return vmsig_bus_error_setf(error, -ECANCELED,
                                             "The memory-write lease of '%s' ended before the write was done: "
                                             "nothing was written.", vmsig_endpoint_get_name(ep));
-        }
         datum = vmsig_memctx_get(q->be->front->core, vmsig_endpoint_get_id(ep));
         /* Never through a root that no longer holds: a reset guest keeps
          * the old kernel's tables in RAM until the new one overwrites them.
@@ -247,15 +323,96 @@ static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error 
                 r = vmsig_memwrite_plan_apply(&plan, &mem, &f);
                 if (r < 0)
                         (void) set_failure(error, q, 0, &f, max_write);
-                audit_entries(q, r);
         }
         vmsig_memwrite_plan_done(&plan);
+        return r;
+}
+
+/* check_and_write(), audited: a refusal always, the write when done. */
+static int validate_and_apply(bus_memwrite_request *q, bool apply, sd_bus_error *error) {
+        int r = check_and_write(q, apply, error);
+
+        if (r < 0)
+                audit_failure(q, r, error);
+        else if (apply)
+                audit_request(q, "ok", NULL);
         return r < 0 ? -EINVAL : 0;
 }
 
 /* The queue and the pause around a write. */
 
+static void queue_remove(bus_endpoint *be, bus_memwrite_request *q) {
+        bus_memwrite_request **p = &be->memwrite_head, *prev = NULL;
+
+        while (*p && *p != q) {
+                prev = *p;
+                p = &(*p)->next;
+        }
+        assert(*p == q);
+        *p = q->next;
+        if (be->memwrite_tail == q)
+                be->memwrite_tail = prev;
+        q->next = NULL;
+}
+
 static void reply_and_next(bus_memwrite_request *q, const sd_bus_error *error);
+
+/* The lease q was asked under ended. One still queued fails now and never
+ * pauses the guest; the head's pause is at the host already, so it is
+ * answered now and only resumes the guest once paused. A write that is in
+ * was done under its lease: it still succeeds. */
+static void lease_ended(bus_memwrite_request *q, const vmsig_lease_payload *p) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        bus_endpoint *be = q->be;
+
+        assert(be);
+        q->lease_watch = vmsig_subscriber_free(q->lease_watch);
+        if (!q->message || q->written)
+                return;
+        (void) sd_bus_error_setf(&error, VMSIG_ERROR_LEASE_REVOKED,
+                                 "The memory-write lease of '%s' was %s (%s) before the write was done: "
+                                 "nothing was written.",
+                                 vmsig_endpoint_get_name(q->ep),
+                                 p->change == VMSIG_LEASE_RELEASED ? "released" : "revoked",
+                                 p->reason[0] ? p->reason : "no reason given");
+        audit_failure(q, -ECANCELED, &error);
+        if (q == be->memwrite_head) {
+                q->cancelled = true;
+                request_reply(q, &error);
+                return;
+        }
+        queue_remove(be, q);
+        request_reply(q, &error);
+        request_free(q);
+}
+
+static int on_lease_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
+        const vmsig_lease_payload *p = d->event->payload;
+        bus_memwrite_request *q = userdata;
+
+        assert(d->event->payload_size == sizeof *p);
+        /* Replays are the lease state at subscription, while q's lease
+         * was held. */
+        if (!d->replay && p->class == VMSIG_LEASE_MEMWRITE && p->change != VMSIG_LEASE_ACQUIRED &&
+            p->lease.id == q->lease_id)
+                lease_ended(q, p);
+        return VMSIG_DELIVER_OK;
+}
+
+/* Only for a write that waits: one done at once needs no subscriber. */
+static int lease_watch(bus_memwrite_request *q) {
+        vmsig_filter filter = {
+                .kinds = VMSIG_KIND_MASK(VMSIG_KIND_LEASE),
+                .endpoint = vmsig_endpoint_get_id(q->ep),
+                /* Leases are published whether anyone listens or not. */
+                .passive = true,
+        };
+
+        assert(q->be);
+        if (q->lease_watch)
+                return 0;
+        return vmsig_core_subscribe(q->be->front->core, &filter, 0, on_lease_event, q, &q->lease_watch);
+}
 
 /* The write is in; a guest that cannot be resumed is the host's problem
  * and is reported, but never with an error that says guest RAM is
@@ -282,16 +439,20 @@ static void on_paused(const vmsig_result *res, void *userdata) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        /* Orphaned: nobody to write for; give the guest back its vCPUs. */
-        if (!q->be) {
-                if (res->error < 0 || vmsig_endpoint_lifecycle(q->ep, VMSIG_OP_RESUME, on_resumed, q) < 0)
-                        request_free(q);
-                return;
+        /* Orphaned, or answered already because its lease ended: nothing
+         * to write for; give the guest back its vCPUs. */
+        if (!q->be || q->cancelled) {
+                if (res->error >= 0 && vmsig_endpoint_lifecycle(q->ep, VMSIG_OP_RESUME, on_resumed, q) >= 0)
+                        return;
+                if (!q->be)
+                        return request_free(q);
+                return reply_and_next(q, &error);
         }
         if (res->error < 0) {
                 (void) vmsig_bus_error_setf(&error, res->error, "Cannot pause '%s' for the write: %s",
                                             vmsig_endpoint_get_name(q->be->endpoint),
                                             res->message ?: strerror(-res->error));
+                audit_failure(q, res->error, &error);
                 return reply_and_next(q, &error);
         }
         /* The tables may have changed while the guest ran: check again. */
@@ -300,13 +461,12 @@ static void on_paused(const vmsig_result *res, void *userdata) {
         if (r < 0) {
                 if (!sd_bus_error_is_set(&error))
                         set_resume_failure(&error, r, strerror(-r));
-                reply_and_next(q, &error);
-        } else if (sd_bus_error_is_set(&error)) {
-                /* Resume first, then fail: keep the error for the reply. */
-                sd_bus_message *m = q->message;
-                (void) sd_bus_reply_method_error(m, &error);
-                q->message = sd_bus_message_unref(m);
+                return reply_and_next(q, &error);
         }
+        /* Resume first, then fail: nothing was written, the caller need
+         * not wait for the guest. */
+        if (sd_bus_error_is_set(&error))
+                request_reply(q, &error);
 }
 
 /* Runs the head of the queue until one has to wait for the host. */
@@ -316,19 +476,24 @@ static void run_queue(bus_endpoint *be) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 bool running = vmsig_endpoint_get_state(be->endpoint) == VMSIG_STATE_RUNNING;
 
-                if (q->pause && running) {
+                /* Never pause the guest for a write whose lease is gone:
+                 * check_and_write() refuses it without. */
+                if (q->pause && running && lease_still_held(q)) {
                         int r = vmsig_endpoint_lifecycle(q->ep, VMSIG_OP_PAUSE, on_paused, q);
-                        if (r >= 0)
+                        if (r >= 0) {
+                                /* Without it, on_paused() still finds the lease gone. */
+                                if (lease_watch(q) < 0)
+                                        log_debug("Cannot follow the memory-write lease of '%s' for a paused write.",
+                                                  vmsig_endpoint_get_name(q->ep));
                                 return; /* on_paused() goes on */
-                        (void) vmsig_bus_error_setf(&error, r, "Cannot pause for the write: %s", strerror(-r));
+                        }
+                        (void) vmsig_bus_error_setf(&error, r, "Cannot pause '%s' for the write: %s",
+                                                    vmsig_endpoint_get_name(q->ep), strerror(-r));
+                        audit_failure(q, r, &error);
                 } else
                         (void) validate_and_apply(q, true, &error);
-                be->memwrite_head = q->next;
-                if (!be->memwrite_head)
-                        be->memwrite_tail = NULL;
-                if (q->message)
-                        (void) (sd_bus_error_is_set(&error) ? sd_bus_reply_method_error(q->message, &error)
-                                                            : sd_bus_reply_method_return(q->message, NULL));
+                queue_remove(be, q);
+                request_reply(q, &error);
                 request_free(q);
         }
 }
@@ -336,12 +501,9 @@ static void run_queue(bus_endpoint *be) {
 static void reply_and_next(bus_memwrite_request *q, const sd_bus_error *error) {
         bus_endpoint *be = q->be;
 
-        if (q->message)
-                (void) (sd_bus_error_is_set(error) ? sd_bus_reply_method_error(q->message, error)
-                                                   : sd_bus_reply_method_return(q->message, NULL));
-        be->memwrite_head = q->next;
-        if (!be->memwrite_head)
-                be->memwrite_tail = NULL;
+        assert(q == be->memwrite_head);
+        queue_remove(be, q);
+        request_reply(q, error);
         request_free(q);
         run_queue(be);
 }
@@ -353,16 +515,18 @@ void bus_memwrite_endpoint_gone(bus_endpoint *be) {
          * and cleans up after itself. The rest never started. */
         for (bus_memwrite_request *q = head; q;) {
                 bus_memwrite_request *next = q->next;
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+                q->lease_watch = vmsig_subscriber_free(q->lease_watch);
                 /* A write that is in, waiting only to resume a guest that
                  * is gone now, succeeded: an error would say nothing was
                  * written. */
-                if (q->message && q->written)
-                        (void) sd_bus_reply_method_return(q->message, NULL);
-                else if (q->message)
-                        (void) sd_bus_reply_method_errorf(q->message, VMSIG_ERROR_ENDPOINT_DETACHED,
-                                                          "Endpoint '%s' was detached.",
-                                                          vmsig_endpoint_get_name(be->endpoint));
-                q->message = sd_bus_message_unref(q->message);
+                if (q->message && !q->written) {
+                        (void) sd_bus_error_setf(&error, VMSIG_ERROR_ENDPOINT_DETACHED, "Endpoint '%s' was detached.",
+                                                 vmsig_endpoint_get_name(be->endpoint));
+                        audit_failure(q, -ENODEV, &error);
+                }
+                request_reply(q, &error);
                 q->be = NULL;
                 q->next = NULL;
                 if (q != head)
@@ -374,66 +538,77 @@ void bus_memwrite_endpoint_gone(bus_endpoint *be) {
 
 /* The method handlers. */
 
-static int request_new(sd_bus_message *m, bus_endpoint *be, write_kind kind, sd_bus_error *error,
-                       bus_memwrite_request **ret) {
+static int request_new(bus_endpoint *be, write_kind kind, const bus_peer *caller, bus_memwrite_request **ret) {
         bus_memwrite_request *q = calloc(1, sizeof *q);
-        int r;
 
         if (!q)
                 return -ENOMEM;
+        q->caller = (bus_peer) { .uid = caller->uid, .pid = caller->pid, .name = strdup(caller->name) };
+        if (!q->caller.name) {
+                free(q);
+                return -ENOMEM;
+        }
         q->be = be;
         q->ep = vmsig_endpoint_ref(be->endpoint);
         q->kind = kind;
-        r = kind == WRITE_BATCH ? read_batch(m, q, error) : read_single(m, q);
-        if (r >= 0)
-                r = bus_read_options(m, read_option, q, error);
-        if (r < 0) {
-                request_free(q);
-                return r;
-        }
+        q->lease_id = vmsig_endpoint_lease_get(be->endpoint, VMSIG_LEASE_MEMWRITE)->id;
         *ret = q;
         return 0;
 }
 
 static int method_write(sd_bus_message *m, bus_endpoint *be, write_kind kind, sd_bus_error *error) {
-        bus_memwrite_request *q = NULL;
+        _cleanup_(request_freep) bus_memwrite_request *q = NULL;
+        bus_auth *auth = be->front->auth;
         bus_peer *caller;
         int r;
 
-        r = request_new(m, be, kind, error, &q);
+        /* The lease first, before a byte of the request is read: refusing
+         * a caller without it costs the same whatever it sent. */
+        r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_MEMWRITE, error);
+        if (r != 0)
+                return r;
+        r = bus_auth_check(auth, m, VMSIG_CAP_LEASE_MEMWRITE, be->endpoint, true, error);
+        if (r <= 0)
+                return bus_auth_handler_return(r);
+        caller = bus_auth_caller(auth, m);
+        if (!caller)
+                return -ESRCH;
+        r = request_new(be, kind, caller, &q);
         if (r < 0)
                 return r;
-        r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_MEMWRITE, error);
-        if (r == 0) {
-                q->lease_id = vmsig_endpoint_lease_get(be->endpoint, VMSIG_LEASE_MEMWRITE)->id;
-                r = bus_auth_check(be->front->auth, m, VMSIG_CAP_LEASE_MEMWRITE, be->endpoint, true, error);
-                if (r == 0)
-                        r = 1; /* waiting for polkit; the handler runs again */
-                else if (r > 0)
-                        r = 0;
+        /* Counted before the request is read: over the quota, it is not. */
+        r = bus_auth_quota_take(auth, caller, BUS_QUOTA_PENDING_CALLS, error);
+        if (r < 0) {
+                audit_failure(q, r, error);
+                return r;
+        }
+        q->quota_held = true;
+        r = request_read(q, m, error);
+        if (r < 0) {
+                audit_failure(q, r, error);
+                return r;
         }
         /* Rejected requests must change nothing: validate before queueing,
          * and before pausing anything. */
-        if (r == 0)
-                r = validate_and_apply(q, false, error);
-        caller = r == 0 ? bus_auth_caller(be->front->auth, m) : NULL;
-        if (r == 0 && caller) {
-                q->caller = *caller;
-                q->caller.gids = NULL;
-                q->caller.name = strdup(caller->name);
-                r = q->caller.name ? 0 : -ENOMEM;
-        }
-        if (r != 0) {
-                request_free(q);
+        r = validate_and_apply(q, false, error);
+        if (r < 0)
                 return r;
+        /* Behind another write it waits, and must learn at once if its
+         * lease ends meanwhile. */
+        if (be->memwrite_head) {
+                r = lease_watch(q);
+                if (r < 0) {
+                        audit_failure(q, r, NULL);
+                        return r;
+                }
         }
         q->message = sd_bus_message_ref(m);
         if (be->memwrite_tail)
                 be->memwrite_tail->next = q;
         else
                 be->memwrite_head = q;
-        be->memwrite_tail = q;
-        if (be->memwrite_head == q)
+        be->memwrite_tail = TAKE_PTR(q);
+        if (be->memwrite_head == be->memwrite_tail)
                 run_queue(be);
         return 1;
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,15 +10,23 @@
 #include "macro.h"
 
 /* A peer whose credentials are on their way; the calls that needed them
- * wait here and are dispatched again when the answer comes. */
+ * wait here and are dispatched again when the answer comes.
+ *
+ * A peer that left the bus is kept, gone, until the loop is next idle:
+ * calls of its may still be queued to be dispatched again (by a polkit
+ * answer, or by its credentials) behind its NameOwnerChanged, and they
+ * must find it gone rather than start a new record that no
+ * NameOwnerChanged would ever end. */
 typedef struct peer_entry {
         bus_peer peer;
         bus_peers *owner;
         sd_bus_slot *slot;
         bool ready;
+        bool gone;
         int error;
         sd_bus_message **waiting;
         size_t n_waiting;
+        struct peer_entry *next_gone;
 } peer_entry;
 
 typedef struct gone_hook {
@@ -31,39 +40,78 @@ struct bus_peers {
         size_t n_hooks;
         Hashmap *by_name;
         sd_bus_slot *name_owner_changed;
+        sd_event_source *reaper; /* frees the gone, at idle priority */
+        peer_entry *gone;        /* also in by_name */
         bus_peer p2p; /* for messages that arrive on a private connection */
 };
 
-static void peer_entry_free(peer_entry *e) {
-        sd_bus_slot_unref(e->slot);
+/* Calls still waiting belong to a peer that left: nobody to answer. */
+static void drop_waiting(peer_entry *e) {
         for (size_t i = 0; i < e->n_waiting; i++)
                 sd_bus_message_unref(e->waiting[i]);
-        free(e->waiting);
+        e->waiting = mfree(e->waiting);
+        e->n_waiting = 0;
+}
+
+static void peer_entry_free(peer_entry *e) {
+        sd_bus_slot_unref(e->slot);
+        drop_waiting(e);
         free(e->peer.gids);
         free(e->peer.name);
         free(e);
 }
 
-static void peer_forget(bus_peers *p, const char *name) {
-        peer_entry *e = hashmap_remove(p->by_name, name);
+/* The debug log says how many peers are tracked, so that tests can see
+ * that none is left behind. */
+static void log_tracked(bus_peers *p, const char *what, const char *name) {
+        log_debug("%s peer %s (%zu peers tracked).", what, name, hashmap_size(p->by_name));
+}
 
-        if (!e)
+static int on_reap(sd_event_source *s, void *userdata) {
+        bus_peers *p = userdata;
+
+        while (p->gone) {
+                peer_entry *e = p->gone;
+
+                p->gone = e->next_gone;
+                (void) hashmap_remove(p->by_name, e->peer.name);
+                log_tracked(p, "Forgot", e->peer.name);
+                peer_entry_free(e);
+        }
+        return 0;
+}
+
+static void peer_gone(peer_entry *e) {
+        bus_peers *p = e->owner;
+        int r;
+
+        if (e->gone)
                 return;
-        /* Calls still waiting belong to a peer that left; nobody to answer. */
-        peer_entry_free(e);
+        e->gone = true;
+        e->slot = sd_bus_slot_unref(e->slot);
+        drop_waiting(e);
+        e->next_gone = p->gone;
+        p->gone = e;
+        /* The bus is processed at a higher priority: once this runs, no
+         * call of the peer is queued any more. */
+        r = sd_event_source_set_enabled(p->reaper, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Cannot arm the reaper of peers that left the bus: %m");
 }
 
 /* One match for the whole bus, not one per peer: the system bus limits the
  * match rules a connection may hold. */
 static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        bus_peers *p = userdata;
         const char *name, *old_owner, *new_owner;
 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
                 return 0;
         if (name[0] != ':' || new_owner[0] != '\0')
                 return 0;
-        peer_forget(userdata, name);
-        bus_peers *p = userdata;
+        peer_entry *e = hashmap_get(p->by_name, name);
+        if (e)
+                peer_gone(e);
         /* Backwards: a hook may remove itself. */
         for (size_t i = p->n_hooks; i > 0; i--)
                 if (i <= p->n_hooks)
@@ -71,10 +119,15 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
-int bus_peers_new(sd_bus *bus, bus_peers **ret) {
-        bus_peers *p = calloc(1, sizeof *p);
+int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret) {
+        bus_peers *p;
         int r;
 
+        assert(event);
+        assert(bus);
+        assert(ret);
+
+        p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
         p->bus = sd_bus_ref(bus);
@@ -83,8 +136,15 @@ int bus_peers_new(sd_bus *bus, bus_peers **ret) {
                 bus_peers_free(p);
                 return -ENOMEM;
         }
-        r = sd_bus_match_signal_async(bus, &p->name_owner_changed, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                      "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, p);
+        r = sd_event_add_defer(event, &p->reaper, on_reap, p);
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->reaper, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->reaper, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_bus_match_signal_async(bus, &p->name_owner_changed, "org.freedesktop.DBus",
+                                              "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+                                              on_name_owner_changed, NULL, p);
         if (r < 0) {
                 bus_peers_free(p);
                 return r;
@@ -99,6 +159,7 @@ bus_peers *bus_peers_free(bus_peers *p) {
         if (!p)
                 return NULL;
         p->name_owner_changed = sd_bus_slot_unref(p->name_owner_changed);
+        p->reaper = sd_event_source_disable_unref(p->reaper);
         HASHMAP_FOREACH(e, p->by_name, st)
                 peer_entry_free(e);
         hashmap_free(p->by_name);
@@ -174,6 +235,15 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         const sd_bus_error *err = sd_bus_message_get_error(reply);
 
         e->slot = sd_bus_slot_unref(e->slot);
+        /* The peer left before the bus driver was asked, and its
+         * NameOwnerChanged came before this answer: nothing will end the
+         * record but this. */
+        if (sd_bus_error_has_name(err, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                log_debug("%s left the bus before its credentials were asked for: dropping its calls.",
+                          e->peer.name);
+                peer_gone(e);
+                return 0;
+        }
         e->error = err ? -abs(sd_bus_error_get_errno(err)) : read_credentials(reply, e);
         e->ready = true;
         /* A peer that cannot be identified stays unidentified until it
@@ -213,6 +283,7 @@ static int entry_new(bus_peers *p, const char *sender, peer_entry **ret) {
                 peer_entry_free(e);
                 return r;
         }
+        log_tracked(p, "Tracking", sender);
         *ret = e;
         return 0;
 }
@@ -244,6 +315,10 @@ int bus_peers_get(bus_peers *p, sd_bus_message *m, bus_peer **ret, sd_bus_error 
         if (!sender)
                 return p2p_peer(p, m, ret, error);
         e = hashmap_get(p->by_name, sender);
+        /* Its call came round again after it left: nobody to answer, and
+         * nothing to start for it. */
+        if (e && e->gone)
+                return 0;
         if (e && e->ready && e->error < 0)
                 return sd_bus_error_set_errnof(error, e->error, "Cannot identify the caller %s: %s", sender,
                                                strerror(-e->error));

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 
 typedef struct bus_peer {
         char *name;   /* unique bus name; "p2p" on the private socket */
@@ -30,13 +31,16 @@ typedef struct bus_peer {
 
 typedef struct bus_peers bus_peers;
 
-int bus_peers_new(sd_bus *bus, bus_peers **ret);
+/* Records of peers that left are freed from event, once it is idle. */
+int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret);
 bus_peers *bus_peers_free(bus_peers *p);
 
 /* 1 and *ret when the sender's credentials are known. 0 when they are being
  * fetched: return 1 from the handler, the message is dispatched again once
- * they arrive. <0 with error set when they cannot be had. On a
- * peer-to-peer connection the credentials come from the socket. */
+ * they arrive. 0 too when the sender has left the bus: the handler returns
+ * 1 and that is the end of the call, which nobody is waiting for. <0 with
+ * error set when they cannot be had. On a peer-to-peer connection the
+ * credentials come from the socket. */
 int bus_peers_get(bus_peers *p, sd_bus_message *m, bus_peer **ret, sd_bus_error *error);
 
 /* Called with the unique name of every peer that leaves the bus. One match

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,8 @@ struct bus_polkit {
         sd_event *event;
         sd_bus *bus;
         polkit_query *queries;
-        bus_polkit_query_hook_t hook;
-        void *hook_userdata;
+        bus_polkit_query_end_t end;
+        void *end_userdata;
 };
 
 int bus_polkit_new(sd_event *event, sd_bus *system_bus, bus_polkit **ret) {
@@ -49,9 +50,17 @@ int bus_polkit_new(sd_event *event, sd_bus *system_bus, bus_polkit **ret) {
         return 0;
 }
 
-void bus_polkit_set_query_hook(bus_polkit *p, bus_polkit_query_hook_t hook, void *userdata) {
-        p->hook = hook;
-        p->hook_userdata = userdata;
+void bus_polkit_set_query_end(bus_polkit *p, bus_polkit_query_end_t end, void *userdata) {
+        assert(p);
+
+        p->end = end;
+        p->end_userdata = userdata;
+}
+
+/* Gives back the quota unit a query of uid held. */
+static void query_ended(bus_polkit *p, uid_t uid) {
+        if (p->end)
+                p->end(uid, p->end_userdata);
 }
 
 static void query_free(polkit_query *q) {
@@ -63,8 +72,7 @@ static void query_free(polkit_query *q) {
                 p->queries = q->next;
         if (q->next)
                 q->next->prev = q->prev;
-        if (p->hook)
-                p->hook(q->uid, false, p->hook_userdata);
+        query_ended(p, q->uid);
         sd_bus_slot_unref(q->slot);
         sd_event_source_disable_unref(q->reaper);
         sd_bus_message_unref(q->request);
@@ -219,6 +227,8 @@ bus_polkit_verdict bus_polkit_verify(bus_polkit *p, sd_bus_message *m, uid_t uid
         q = calloc(1, sizeof *q);
         if (!q || !(q->action = strdup(action))) {
                 free(q);
+                /* The unit taken for it is ours to give back all the same. */
+                query_ended(p, uid);
                 sd_bus_error_set_errno(error, -ENOMEM);
                 return BUS_POLKIT_DENIED;
         }
@@ -229,8 +239,6 @@ bus_polkit_verdict bus_polkit_verify(bus_polkit *p, sd_bus_message *m, uid_t uid
         if (p->queries)
                 p->queries->prev = q;
         p->queries = q;
-        if (p->hook)
-                p->hook(uid, true, p->hook_userdata);
 
         r = send_check(p, q, details);
         if (r < 0) {
@@ -240,4 +248,28 @@ bus_polkit_verdict bus_polkit_verify(bus_polkit *p, sd_bus_message *m, uid_t uid
                 return BUS_POLKIT_UNAVAILABLE;
         }
         return BUS_POLKIT_PENDING;
+}
+
+void bus_polkit_sender_gone(bus_polkit *p, const char *sender) {
+        assert(p);
+        assert(sender);
+
+        for (polkit_query *q = p->queries, *next; q; q = next) {
+                const char *s = sd_bus_message_get_sender(q->request);
+
+                next = q->next;
+                if (!s || strcmp(s, sender) != 0)
+                        continue;
+                /* Its answer would run the call again for nobody, after the
+                 * peer's records were ended: drop the check, the call and
+                 * the quota unit now. An answer already in only has its
+                 * message queued; that finds the peer gone. */
+                if (q->answered)
+                        log_debug("%s left the bus before its call ran with polkit's answer on %s: dropping it.",
+                                  sender, q->action);
+                else
+                        log_debug("%s left the bus while polkit was asked about %s: dropping its call.", sender,
+                                  q->action);
+                query_free(q);
+        }
 }

@@ -12,14 +12,18 @@
 
 typedef struct bus_polkit bus_polkit;
 
-/* Called when a query starts and when it ends (either way), so the caller
- * can count it against the requester's pending-call quota. */
-typedef void (*bus_polkit_query_hook_t)(uid_t uid, bool started, void *userdata);
+/* A query in flight counts against its requester's pending-call quota:
+ * whoever calls bus_polkit_verify() for a message that has no query yet
+ * (bus_polkit_has_query() is false) has taken one unit for it, and the
+ * query owns that unit from then on. This is called once per query when it
+ * ends, whichever way (answered, dropped, or unable to start), to give the
+ * unit back. */
+typedef void (*bus_polkit_query_end_t)(uid_t uid, void *userdata);
 
 /* polkit is asked over system_bus, whatever bus a request came in on. */
 int bus_polkit_new(sd_event *event, sd_bus *system_bus, bus_polkit **ret);
 bus_polkit *bus_polkit_free(bus_polkit *p);
-void bus_polkit_set_query_hook(bus_polkit *p, bus_polkit_query_hook_t hook, void *userdata);
+void bus_polkit_set_query_end(bus_polkit *p, bus_polkit_query_end_t end, void *userdata);
 
 typedef enum bus_polkit_verdict {
         BUS_POLKIT_PENDING,    /* asked; return 1 from the handler and wait */
@@ -35,3 +39,7 @@ bool bus_polkit_has_query(bus_polkit *p, sd_bus_message *m, const char *action);
  * runs again for the same message and action, it returns the answer. */
 bus_polkit_verdict bus_polkit_verify(bus_polkit *p, sd_bus_message *m, uid_t uid, const char *action,
                                      const char *const *details, sd_bus_error *error);
+
+/* sender left the bus: its queries end now, without an answer to wait for
+ * and without running its calls again. */
+void bus_polkit_sender_gone(bus_polkit *p, const char *sender);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -26,6 +27,16 @@
  * behind is far from it. Checked every second while there are peers. */
 #define PRIVATE_QUEUE_MAX 4096
 #define PRIVATE_QUEUE_CHECK_USEC (1000 * 1000)
+/* A connection that has not authenticated within this is closed: sd-bus
+ * would wait 90 s, and meanwhile it holds a slot. A local client takes a
+ * millisecond or two. */
+#define PRIVATE_AUTH_TIMEOUT_USEC (3 * 1000 * 1000)
+/* At most this many connections may be authenticating at once. One more
+ * closes the oldest of them, as dbus-daemon does past
+ * max_incomplete_connections: a flood of connections that never speak
+ * then keeps no slot for long, while a real client, which authenticates
+ * at once, is not turned away. */
+#define PRIVATE_AUTHENTICATING_MAX 32
 
 typedef struct private_connection {
         vmsig_bus_private *owner;
@@ -33,6 +44,7 @@ typedef struct private_connection {
         sd_bus *bus;
         vmsig_bus_front *front;
         sd_bus_slot *disconnected;
+        sd_event_source *auth_timer; /* while it authenticates */
         unsigned number; /* the N of its label p2p-N */
         bool settling; /* accepted, first messages maybe not dispatched yet */
 } private_connection;
@@ -47,10 +59,28 @@ struct vmsig_bus_private {
         sd_event_source *settle_source;
         sd_event_source *exit_source;
         sd_event_source *queue_source;
-        private_connection *connections;
+        private_connection *connections; /* newest first */
         size_t n_connections;
+        size_t n_authenticating;
+        unsigned n_crowded_out; /* closed while authenticating, this flood */
         unsigned n_accepted; /* names private peers p2p-1, p2p-2, ... */
 };
+
+/* c authenticated, or is closed: it no longer counts as authenticating.
+ * A flood is over when nothing is authenticating any more. */
+static void authentication_over(private_connection *c) {
+        vmsig_bus_private *p = c->owner;
+
+        if (!c->auth_timer)
+                return;
+        c->auth_timer = sd_event_source_disable_unref(c->auth_timer);
+        assert(p->n_authenticating > 0);
+        if (--p->n_authenticating == 0 && p->n_crowded_out > 0) {
+                log_debug("The flood of private connections is over: %u were closed before they authenticated.",
+                          p->n_crowded_out);
+                p->n_crowded_out = 0;
+        }
+}
 
 static void connection_free(private_connection *c) {
         vmsig_bus_private *p = c->owner;
@@ -62,6 +92,7 @@ static void connection_free(private_connection *c) {
         if (c->next)
                 c->next->prev = c->prev;
         p->n_connections--;
+        authentication_over(c);
         c->disconnected = sd_bus_slot_unref(c->disconnected);
         c->front = vmsig_bus_front_free(c->front);
         /* Never sd_bus_flush(): it waits, without a timeout, until the
@@ -71,6 +102,15 @@ static void connection_free(private_connection *c) {
          * dropped with the connection. */
         c->bus = sd_bus_close_unref(c->bus);
         free(c);
+}
+
+static int on_auth_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        private_connection *c = userdata;
+
+        log_debug("Private connection p2p-%u did not authenticate within %u s: closing it.", c->number,
+                  (unsigned) (PRIVATE_AUTH_TIMEOUT_USEC / 1000000));
+        connection_free(c);
+        return 0;
 }
 
 /* sd-bus (as of v252) does not look at its read buffer again when a
@@ -91,6 +131,7 @@ static int on_settle(sd_event_source *s, void *userdata) {
                         continue;
                 }
                 c->settling = false;
+                authentication_over(c);
                 sd_bus *bus = sd_bus_ref(c->bus); /* c may go with a Disconnected */
                 while (sd_bus_process(bus, NULL) > 0)
                         ;
@@ -195,6 +236,20 @@ static void refuse(int fd, const struct ucred *cred, const char *reason) {
         safe_close(fd);
 }
 
+/* The oldest connection still authenticating makes room for a new one. */
+static void crowd_out_oldest(vmsig_bus_private *p) {
+        private_connection *oldest = NULL;
+
+        for (private_connection *c = p->connections; c; c = c->next)
+                if (c->auth_timer)
+                        oldest = c;
+        assert(oldest);
+        if (p->n_crowded_out++ == 0)
+                log_warning("%zu private connections are authenticating at once: each new one closes the oldest "
+                            "of them until none is left authenticating.", p->n_authenticating);
+        connection_free(oldest);
+}
+
 static void accept_one(vmsig_bus_private *p, int fd) {
         struct ucred cred = {};
         socklen_t len = sizeof cred;
@@ -208,6 +263,8 @@ static void accept_one(vmsig_bus_private *p, int fd) {
         }
         if (cred.uid != 0)
                 return refuse(fd, &cred, "p2p-not-root");
+        if (p->n_authenticating >= PRIVATE_AUTHENTICATING_MAX)
+                crowd_out_oldest(p);
         if (p->n_connections >= PRIVATE_CONNECTIONS_MAX)
                 return refuse(fd, &cred, "p2p-too-many");
 
@@ -224,6 +281,9 @@ static void accept_one(vmsig_bus_private *p, int fd) {
         p->connections = c;
         p->n_connections++;
         r = connection_start(c, fd);
+        if (r >= 0)
+                r = sd_event_add_time_relative(p->event, &c->auth_timer, CLOCK_MONOTONIC, PRIVATE_AUTH_TIMEOUT_USEC,
+                                               0, on_auth_timeout, c);
         if (r < 0) {
                 log_warning_errno(r, "Cannot set up a private connection: %m");
                 if (!c->bus)
@@ -231,6 +291,7 @@ static void accept_one(vmsig_bus_private *p, int fd) {
                 connection_free(c);
                 return;
         }
+        p->n_authenticating++;
         c->settling = true;
         (void) sd_event_source_set_enabled(p->settle_source, SD_EVENT_ON);
         queue_check_arm(p);

@@ -144,7 +144,8 @@ int ctl_lease_hold(ctl_lease *l, bool print_path) {
         r = ctl_event_new(&e);
         if (r < 0)
                 return r;
-        /* Events 0: EPOLLERR, the reader going away, is always reported. */
+        /* Ours is the read end of a pipe vmsigd never writes into. Events
+         * 0: EPOLLHUP, vmsigd closing its end, is always reported. */
         r = sd_event_add_io(e, &hangup, l->fd, 0, on_lease_hangup, l);
         if (r >= 0)
                 r = sd_bus_attach_event(l->bus, e, SD_EVENT_PRIORITY_NORMAL);

@@ -64,6 +64,7 @@ struct vmsig_bootstrap {
         uint64_t cr3;             /* the vCPU's, for the running attempt; 0 without registers */
         vmsig_detect_scan *scan;  /* the EPROCESS scan in progress */
         vmsig_linux_probe *probe; /* the Linux probe in progress */
+        uint64_t attempt_cpu_usec; /* what the running (or last) attempt cost so far */
         uint64_t kernel_hint;     /* the low stub's, if any */
         seen_eprocess seen[SEEN_MAX], now[SEEN_MAX];
         size_t n_seen, n_now;
@@ -160,11 +161,25 @@ uint64_t vmsig_bootstrap_backoff_usec(const vmsig_bootstrap_config *c, unsigned 
         return MIN(d, c->backoff_max_usec);
 }
 
+/* The CPU this thread used, to charge an attempt for its scan. */
+static uint64_t cpu_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* The wait is never shorter than VMSIG_BOOTSTRAP_CPU_SHARE times what the
+ * last attempt cost: scanning a guest that touched all its RAM costs more
+ * with its size, while the backoff does not grow with it. The cap still
+ * bounds the wait. */
 static uint64_t backoff(const vmsig_bootstrap *b) {
         uint32_t rnd = 0;
+        uint64_t d;
 
         (void) !getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
-        return vmsig_bootstrap_backoff_usec(&b->config, b->backoff_step, rnd);
+        d = vmsig_bootstrap_backoff_usec(&b->config, b->backoff_step, rnd);
+        d = MAX(d, MIN(b->attempt_cpu_usec, UINT64_MAX / VMSIG_BOOTSTRAP_CPU_SHARE) * VMSIG_BOOTSTRAP_CPU_SHARE);
+        return MIN(d, b->config.backoff_max_usec);
 }
 
 static vmsig_detect_source source_of(const vmsig_bootstrap *b) {
@@ -470,9 +485,19 @@ static void scan_done(vmsig_bootstrap *b, int r) {
         fail(b, candidates ? "a System process, not seen running yet" : "no System process");
 }
 
-/* One step of whatever the attempt is doing; the rest comes on later
- * iterations. */
+static void step_once(vmsig_bootstrap *b);
+
+/* One step of whatever the attempt is doing, charged to it (the step that
+ * ends it is decided before its charge, a millisecond at most); the rest
+ * comes on later iterations. */
 static void step(vmsig_bootstrap *b) {
+        uint64_t t0 = cpu_usec();
+
+        step_once(b);
+        b->attempt_cpu_usec += cpu_usec() - t0;
+}
+
+static void step_once(vmsig_bootstrap *b) {
         int r;
 
         if (b->probe) {
@@ -510,6 +535,7 @@ static void attempt(vmsig_bootstrap *b, uint64_t cr3, unsigned levels) {
 
         b->attempts++;
         b->backoff_step++;
+        b->attempt_cpu_usec = 0;
         b->cr3 = cr3;
         b->last_cr3 = cr3;
         b->paging_was_off = false;

@@ -101,6 +101,9 @@ typedef struct vmsig_bootstrap_config {
 #define VMSIG_BOOTSTRAP_BACKOFF_MAX_USEC (8 * UINT64_C(1000000))
 #define VMSIG_BOOTSTRAP_VCPU_INTERVAL_USEC (250 * UINT64_C(1000))
 #define VMSIG_BOOTSTRAP_REVALIDATE_USEC (2 * UINT64_C(1000000))
+/* The wait after a failed attempt is at least this many times the CPU the
+ * attempt took (under 0.5 % of a core), within backoff_max_usec. */
+#define VMSIG_BOOTSTRAP_CPU_SHARE 200
 
 typedef struct vmsig_bootstrap vmsig_bootstrap;
 

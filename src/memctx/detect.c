@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "detect.h"
+#include "fd-util.h"
 #include "macro.h"
 #include "memwrite.h"
 
@@ -537,18 +538,11 @@ static uint64_t range_size(const vmsig_detect_scan *scan, size_t i) {
         return MIN(MIN(r->size, ram_size - r->offset), UINT64_MAX - r->gpa);
 }
 
+/* A file that cannot tell its holes, or cannot be reopened, is read in
+ * full: find_data() finds out on first use. */
 static int open_for_seeking(int fd) {
-        struct stat st;
-        char path[64];
-        int seek_fd;
+        int seek_fd = fd >= 0 ? fd_reopen(fd, O_RDONLY) : -1;
 
-        /* Reopening anything but a file (a FIFO) could block. */
-        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return -1;
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        /* A file that cannot tell its holes is read in full: find_data()
-         * finds out on first use. */
-        seek_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         return seek_fd < 0 ? -1 : seek_fd;
 }
 

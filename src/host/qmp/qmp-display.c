@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "log.h"
 #include "macro.h"
 #include "qmp-display.h"
@@ -210,15 +211,13 @@ static void on_added(qmp_conn *c, const qmp_reply *reply, void *userdata) {
  * an fdset member whose access mode is not the one it opens with. */
 static int open_memfd(int *ret_memfd, int *ret_wfd) {
         _cleanup_close_ int memfd = -1, wfd = -1;
-        char path[64];
 
         memfd = memfd_create("vmsig-screendump", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (memfd < 0)
                 return -errno;
-        snprintf(path, sizeof path, "/proc/self/fd/%d", memfd);
-        wfd = open(path, O_WRONLY | O_CLOEXEC);
+        wfd = fd_reopen(memfd, O_WRONLY);
         if (wfd < 0)
-                return -errno;
+                return wfd;
         *ret_memfd = TAKE_FD(memfd);
         *ret_wfd = TAKE_FD(wfd);
         return 0;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "log.h"
 #include "macro.h"
 #include "memctx.h"
@@ -551,7 +552,6 @@ static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *us
 
 static int create_ram(vmsig_stub *s, int *ret_ro) {
         _cleanup_close_ int fd = -1, ro = -1;
-        char path[64];
 
         fd = memfd_create(s->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
@@ -572,10 +572,9 @@ static int create_ram(vmsig_stub *s, int *ret_ro) {
         }
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
                 return -errno;
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        ro = open(path, O_RDONLY | O_CLOEXEC);
+        ro = fd_reopen(fd, O_RDONLY);
         if (ro < 0)
-                return -errno;
+                return ro;
         s->ram_fd = TAKE_FD(fd);
         *ret_ro = TAKE_FD(ro);
         return 0;
