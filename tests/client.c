@@ -247,3 +247,22 @@ long vt_rss_kb(GPid pid) {
                 return -1;
         return strtol(line + 6, NULL, 10);
 }
+
+char *vt_endpoint_string_or_null(GDBusConnection *c, const char *path, const char *prop) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) v = g_dbus_connection_call_sync(c, VT_NAME, path, "org.freedesktop.DBus.Properties",
+                                                            "Get", g_variant_new("(ss)", VT_ENDPOINT_IFACE, prop),
+                                                            G_VARIANT_TYPE("(v)"), G_DBUS_CALL_FLAGS_NONE, 5000,
+                                                            NULL, &error);
+        g_autoptr(GVariant) inner = NULL;
+
+        if (!v)
+                return NULL;
+        g_variant_get(v, "(v)", &inner);
+        return g_variant_is_of_type(inner, G_VARIANT_TYPE_STRING) ? g_variant_dup_string(inner, NULL) : NULL;
+}
+
+gboolean vt_endpoint_property_is(GDBusConnection *c, const char *path, const char *prop, const char *want) {
+        g_autofree char *s = vt_endpoint_string_or_null(c, path, prop);
+        return s && g_str_equal(s, want);
+}

@@ -20,6 +20,11 @@ char *vt_call_error(GDBusConnection *c, const char *path, const char *iface, con
 GVariant *vt_get_property(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 char *vt_get_string(GDBusConnection *c, const char *path, const char *iface, const char *prop);
 guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, const char *prop);
+/* A string property of org.vmsig.Endpoint, or NULL where it cannot be had
+ * (the endpoint is not there yet, or gone): for polling. */
+char *vt_endpoint_string_or_null(GDBusConnection *c, const char *path, const char *prop);
+/* Whether that property is want now. */
+gboolean vt_endpoint_property_is(GDBusConnection *c, const char *path, const char *prop, const char *want);
 
 /* SubscribeMemctx: the datum with its read-only RAM fd (g_assert on
  * error); vt_memctx_clear() closes and frees. */

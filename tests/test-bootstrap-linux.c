@@ -67,17 +67,7 @@ static char *prop(Fixture *f, const char *name) {
 }
 
 static gboolean state_is(Fixture *f, const char *want) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) v = g_dbus_connection_call_sync(
-                f->conn, VT_NAME, VM, "org.freedesktop.DBus.Properties", "Get",
-                g_variant_new("(ss)", VT_ENDPOINT_IFACE, "BootstrapState"), NULL, G_DBUS_CALL_FLAGS_NONE, 5000, NULL,
-                &error);
-        g_autoptr(GVariant) inner = NULL;
-
-        if (!v)
-                return FALSE;
-        g_variant_get(v, "(v)", &inner);
-        return g_str_equal(g_variant_get_string(inner, NULL), want);
+        return vt_endpoint_property_is(f->conn, VM, "BootstrapState", want);
 }
 
 static gboolean is_ready(gpointer data) {

@@ -71,17 +71,7 @@ typedef struct {
 
 static gboolean state_is(gpointer data) {
         StateWait *w = data;
-        g_autofree char *s = NULL;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) v = g_dbus_connection_call_sync(
-                w->f->conn, VT_NAME, VM, "org.freedesktop.DBus.Properties", "Get",
-                g_variant_new("(ss)", VT_ENDPOINT_IFACE, "State"), NULL, G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
-        g_autoptr(GVariant) inner = NULL;
-
-        if (!v)
-                return FALSE;
-        g_variant_get(v, "(v)", &inner);
-        return g_str_equal(g_variant_get_string(inner, NULL), w->want);
+        return vt_endpoint_property_is(w->f->conn, VM, "State", w->want);
 }
 
 static void wait_state(Fixture *f, const char *want) {

@@ -103,20 +103,6 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         g_free(f->config);
 }
 
-static char *get_string_or_null(GDBusConnection *c, const char *path, const char *prop) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) v = g_dbus_connection_call_sync(c, VT_NAME, path, "org.freedesktop.DBus.Properties",
-                                                            "Get", g_variant_new("(ss)", VT_ENDPOINT_IFACE, prop),
-                                                            G_VARIANT_TYPE("(v)"), G_DBUS_CALL_FLAGS_NONE, 5000,
-                                                            NULL, &error);
-        g_autoptr(GVariant) inner = NULL;
-
-        if (!v)
-                return NULL;
-        g_variant_get(v, "(v)", &inner);
-        return g_variant_is_of_type(inner, G_VARIANT_TYPE_STRING) ? g_variant_dup_string(inner, NULL) : NULL;
-}
-
 typedef struct {
         GDBusConnection *c;
         const char *path, *prop, *want;
@@ -125,14 +111,14 @@ typedef struct {
 
 static gboolean prop_is(gpointer data) {
         PropWait *w = data;
-        g_autofree char *s = get_string_or_null(w->c, w->path, w->prop);
+        g_autofree char *s = vt_endpoint_string_or_null(w->c, w->path, w->prop);
         return s && (g_str_equal(s, w->want) != w->negate);
 }
 
 static void wait_prop(GDBusConnection *c, const char *path, const char *prop, const char *want) {
         PropWait w = { c, path, prop, want, FALSE };
         if (!vt_wait_for(prop_is, &w, WAIT_MS)) {
-                g_autofree char *s = get_string_or_null(c, path, prop);
+                g_autofree char *s = vt_endpoint_string_or_null(c, path, prop);
                 g_error("%s %s stayed %s instead of becoming %s", path, prop, s, want);
         }
 }
