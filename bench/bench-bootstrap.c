@@ -208,60 +208,6 @@ static uint64_t random_phase_nsec(void) {
         return slice * width + random_u64() % width;
 }
 
-/* utime + stime of a process, usec (clock-tick resolution), or 0. */
-static uint64_t proc_cpu_usec(pid_t pid) {
-        unsigned long long utime = 0, stime = 0;
-        char path[64], text[1024], *p;
-        ssize_t n;
-        int fd;
-
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return 0;
-        n = read(fd, text, sizeof text - 1);
-        close(fd);
-        if (n <= 0)
-                return 0;
-        text[n] = '\0';
-        /* After the command in parentheses: state is field 3, utime 14. */
-        p = strrchr(text, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-                return 0;
-        return (utime + stime) * USEC_PER_SEC / (unsigned long long) sysconf(_SC_CLK_TCK);
-}
-
-/* Time on a CPU of the live threads of a process, nsec, from the
- * scheduler's own accounting (/proc/PID/task/TID/schedstat): precise where
- * /proc/PID/stat counts clock ticks of 10 ms. */
-static uint64_t proc_sched_nsec(pid_t pid) {
-        char path[64], entry[128], text[128];
-        unsigned long long ns;
-        struct dirent *de;
-        uint64_t sum = 0;
-        DIR *d;
-
-        snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
-        d = opendir(path);
-        while (d && (de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(entry, sizeof entry, "%s/%.32s/schedstat", path, de->d_name);
-                int fd = open(entry, O_RDONLY | O_CLOEXEC);
-                ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
-                if (fd >= 0)
-                        close(fd);
-                if (n <= 0)
-                        continue;
-                text[n] = '\0';
-                if (sscanf(text, "%llu", &ns) == 1)
-                        sum += ns;
-        }
-        if (d)
-                closedir(d);
-        return sum;
-}
-
 /* Median, p90 (nearest rank), min and max of n samples; sorts them. */
 typedef struct summary {
         uint64_t median, p90, min, max;
@@ -1080,9 +1026,10 @@ static void cpu_percentages(cpu_result *c) {
  * baseline daemon sampled together; the buses are kept drained. */
 static int cpu_window(service *measured, service *baseline, unsigned seconds, cpu_result *ret) {
         uint64_t start = bench_now_nsec(), end = start + seconds * USEC_PER_SEC * NSEC_PER_USEC, now;
-        uint64_t m0 = proc_cpu_usec(measured->vmsigd_pid), b0 = baseline ? proc_cpu_usec(baseline->vmsigd_pid) : 0;
-        uint64_t ms0 = proc_sched_nsec(measured->vmsigd_pid),
-                 bs0 = baseline ? proc_sched_nsec(baseline->vmsigd_pid) : 0;
+        uint64_t m0 = bench_proc_cpu_usec(measured->vmsigd_pid),
+                 b0 = baseline ? bench_proc_cpu_usec(baseline->vmsigd_pid) : 0;
+        uint64_t ms0 = bench_proc_sched_nsec(measured->vmsigd_pid),
+                 bs0 = baseline ? bench_proc_sched_nsec(baseline->vmsigd_pid) : 0;
         int r = 0;
 
         while (r >= 0 && (now = bench_now_nsec()) < end) {
@@ -1093,10 +1040,10 @@ static int cpu_window(service *measured, service *baseline, unsigned seconds, cp
         }
         *ret = (cpu_result) {
                 .wall = (bench_now_nsec() - start) / NSEC_PER_USEC,
-                .cpu = proc_cpu_usec(measured->vmsigd_pid) - m0,
-                .baseline_cpu = baseline ? proc_cpu_usec(baseline->vmsigd_pid) - b0 : 0,
-                .sched = proc_sched_nsec(measured->vmsigd_pid) - ms0,
-                .baseline_sched = baseline ? proc_sched_nsec(baseline->vmsigd_pid) - bs0 : 0,
+                .cpu = bench_proc_cpu_usec(measured->vmsigd_pid) - m0,
+                .baseline_cpu = baseline ? bench_proc_cpu_usec(baseline->vmsigd_pid) - b0 : 0,
+                .sched = bench_proc_sched_nsec(measured->vmsigd_pid) - ms0,
+                .baseline_sched = baseline ? bench_proc_sched_nsec(baseline->vmsigd_pid) - bs0 : 0,
         };
         cpu_percentages(ret);
         if (r >= 0 && (!service_alive(measured) || (baseline && !service_alive(baseline))))

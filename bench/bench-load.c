@@ -355,7 +355,7 @@ static bool load_finished(load_ctx *ctx, void *userdata) {
         return ctx->calls_started >= ctx->round_calls && ctx->in_flight == 0;
 }
 
-static void print_sample(const char *what, const load_proc_sample *s) {
+static void print_sample(const char *what, const bench_proc_sample *s) {
         printf("  vmsigd %-26s fds %4d  VmRSS %6ld KiB (anon %ld, file %ld, shmem %ld)\n", what, s->fds, s->rss_kib,
                s->anon_kib, s->file_kib, s->shmem_kib);
 }
@@ -363,14 +363,14 @@ static void print_sample(const char *what, const load_proc_sample *s) {
 /* RSS without the guest RAM vmsigd maps (the stubs' memfds, as RssShmem):
  * that grows with every page the writers touched, and is the guests'
  * memory, not the daemon's. */
-static long own_rss(const load_proc_sample *s) {
+static long own_rss(const bench_proc_sample *s) {
         return s->anon_kib + s->file_kib;
 }
 
 typedef struct load_result {
-        load_proc_sample cold; /* after start-up */
-        load_proc_sample warm; /* after the warm-up round: the baseline */
-        load_proc_sample peak, after, settled;
+        bench_proc_sample cold; /* after start-up */
+        bench_proc_sample warm; /* after the warm-up round: the baseline */
+        bench_proc_sample peak, after, settled;
         double seconds;
         uint64_t cpu_usec[3]; /* vmsigd, dbus-daemon, bench-load: during the load */
 } load_result;
@@ -378,15 +378,15 @@ typedef struct load_result {
 /* CPU time is what the load costs; wall-clock rates on a shared machine
  * say as much about the others on it. */
 static void cpu_sample(load_ctx *ctx, uint64_t ret[3]) {
-        ret[0] = load_proc_cpu_usec(ctx->vmsigd_pid);
-        ret[1] = load_proc_cpu_usec(ctx->bus_pid);
-        ret[2] = load_proc_cpu_usec(getpid());
+        ret[0] = bench_proc_cpu_usec(ctx->vmsigd_pid);
+        ret[1] = bench_proc_cpu_usec(ctx->bus_pid);
+        ret[2] = bench_proc_cpu_usec(getpid());
 }
 
 static void sample_peak(load_ctx *ctx, load_result *res) {
-        load_proc_sample s;
+        bench_proc_sample s;
 
-        if (load_proc_sample_read(ctx->vmsigd_pid, &s) < 0)
+        if (bench_proc_sample_read(ctx->vmsigd_pid, &s) < 0)
                 return;
         res->peak.fds = s.fds > res->peak.fds ? s.fds : res->peak.fds;
         res->peak.rss_kib = s.rss_kib > res->peak.rss_kib ? s.rss_kib : res->peak.rss_kib;
@@ -460,9 +460,9 @@ static void wind_down(load_ctx *ctx, load_result *res) {
         load_clients_stop(ctx);
         load_sleep(ctx, 1000000);
         (void) load_check_no_leases(ctx);
-        (void) load_proc_sample_read(ctx->vmsigd_pid, &res->after);
+        (void) bench_proc_sample_read(ctx->vmsigd_pid, &res->after);
         load_sleep(ctx, (uint64_t) ctx->opt.settle_seconds * 1000000);
-        (void) load_proc_sample_read(ctx->vmsigd_pid, &res->settled);
+        (void) bench_proc_sample_read(ctx->vmsigd_pid, &res->settled);
 }
 
 /* A round starts from an idle daemon: the counters of the measured round
@@ -719,7 +719,7 @@ static int setup(load_ctx *ctx, load_result *res) {
         /* Whatever start-up does in vmsigd (the roster going out, its first
          * peer) is over before the baseline. */
         load_sleep(ctx, 1000000);
-        return load_proc_sample_read(ctx->vmsigd_pid, &res->cold);
+        return bench_proc_sample_read(ctx->vmsigd_pid, &res->cold);
 }
 
 int main(int argc, char *argv[]) {
@@ -751,7 +751,7 @@ int main(int argc, char *argv[]) {
         if (r >= 0 && ctx.opt.warmup > 0)
                 r = run_round(&ctx, &res, ctx.opt.warmup, false);
         res.warm = ctx.opt.warmup > 0 ? res.settled : res.cold;
-        res.peak = (load_proc_sample) {};
+        res.peak = (bench_proc_sample) {};
         if (r >= 0)
                 r = run_round(&ctx, &res, ctx.opt.calls, true);
         if (r >= 0) {

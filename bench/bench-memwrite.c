@@ -84,12 +84,8 @@ static int call_small(sd_bus *bus, const void *userdata) {
         return r;
 }
 
-/* The entry k of the stream of 4 KiB writes, at its wrapped offset. */
-static uint64_t entry_offset(uint64_t k, uint64_t ram) {
-        return k * ENTRY_SIZE % (ram / ENTRY_SIZE * ENTRY_SIZE);
-}
-
-/* One MemWriteBatch of BATCH_ENTRIES entries, starting at entry *k. */
+/* One MemWriteBatch of BATCH_ENTRIES entries, starting at entry *k of the
+ * stream of 4 KiB writes. */
 static int call_batch(sd_bus *bus, const char *path, const uint8_t *data, uint64_t ram, uint64_t *k) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *m = NULL, *reply = NULL;
@@ -97,18 +93,7 @@ static int call_batch(sd_bus *bus, const char *path, const uint8_t *data, uint64
 
         r = sd_bus_message_new_method_call(bus, &m, VMSIG_NAME, path, ENDPOINT_INTERFACE, "MemWriteBatch");
         if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "(tay)");
-        for (unsigned i = 0; r >= 0 && i < BATCH_ENTRIES; i++, (*k)++) {
-                r = sd_bus_message_open_container(m, 'r', "tay");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "t", entry_offset(*k, ram));
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'y', data + (size_t) i * ENTRY_SIZE, ENTRY_SIZE);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-        }
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
+                r = bench_append_batch(m, data, BATCH_ENTRIES, ENTRY_SIZE, ram, k);
         if (r >= 0)
                 r = sd_bus_message_append(m, "a{sv}", 0);
         if (r >= 0)
@@ -125,7 +110,8 @@ static int call_batch(sd_bus *bus, const char *path, const uint8_t *data, uint64
 /* The same bytes at the same offsets, one pwrite() per entry. */
 static int pwrite_batch(int fd, const uint8_t *data, uint64_t ram, uint64_t *k) {
         for (unsigned i = 0; i < BATCH_ENTRIES; i++, (*k)++) {
-                ssize_t n = pwrite(fd, data + (size_t) i * ENTRY_SIZE, ENTRY_SIZE, (off_t) entry_offset(*k, ram));
+                ssize_t n = pwrite(fd, data + (size_t) i * ENTRY_SIZE, ENTRY_SIZE,
+                                   (off_t) bench_batch_offset(*k, ENTRY_SIZE, ram));
                 if (n != (ssize_t) ENTRY_SIZE) {
                         fprintf(stderr, "bench-memwrite: pwrite: %s\n", n < 0 ? strerror(errno) : "short write");
                         return n < 0 ? -errno : -EIO;

@@ -3,19 +3,24 @@
 
 /*
  * Small helpers shared by the bench programs: a monotonic clock, medians,
- * an fd count, the private-socket (peer-to-peer) client connection and a
- * way to drop unsolicited messages a client never asked to dispatch.
+ * an fd count, what /proc says about another process (vmsigd), the
+ * private-socket (peer-to-peer) client connection, a way to drop
+ * unsolicited messages a client never asked to dispatch, and the body of
+ * a MemWriteBatch.
  */
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BENCH_RUNS_MAX 15
 
@@ -67,6 +72,132 @@ static inline int bench_count_fds(void) {
                         n++;
         closedir(d);
         return n - 1; /* the directory's own fd */
+}
+
+/* What /proc says about another process: its open fds and its resident
+ * memory by kind (RssShmem holds the guest RAM vmsigd maps, which is the
+ * guests' memory rather than the daemon's). */
+typedef struct bench_proc_sample {
+        int fds;
+        long rss_kib, anon_kib, file_kib, shmem_kib;
+} bench_proc_sample;
+
+static inline long bench_status_field(const char *text, const char *key) {
+        const char *p = strstr(text, key);
+        return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+static inline int bench_proc_sample_read(pid_t pid, bench_proc_sample *ret) {
+        char path[64], text[8192];
+        struct dirent *de;
+        ssize_t n;
+        DIR *d;
+        int fd;
+
+        snprintf(path, sizeof path, "/proc/%d/fd", (int) pid);
+        d = opendir(path);
+        if (!d)
+                return -errno;
+        ret->fds = 0;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        ret->fds++;
+        closedir(d);
+        snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n <= 0)
+                return -EIO;
+        text[n] = '\0';
+        ret->rss_kib = bench_status_field(text, "VmRSS:");
+        ret->anon_kib = bench_status_field(text, "RssAnon:");
+        ret->file_kib = bench_status_field(text, "RssFile:");
+        ret->shmem_kib = bench_status_field(text, "RssShmem:");
+        return 0;
+}
+
+/* User + system CPU time of pid so far, in microseconds (clock-tick
+ * resolution; 0 if unknown). */
+static inline uint64_t bench_proc_cpu_usec(pid_t pid) {
+        unsigned long long utime = 0, stime = 0;
+        char path[64], text[1024], *p;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n <= 0)
+                return 0;
+        text[n] = '\0';
+        /* After the command in parentheses: state is field 3, utime 14. */
+        p = strrchr(text, ')');
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+                return 0;
+        return (utime + stime) * 1000000ULL / (unsigned long long) sysconf(_SC_CLK_TCK);
+}
+
+/* Time on a CPU of the live threads of a process, nsec, from the
+ * scheduler's own accounting (/proc/PID/task/TID/schedstat): precise where
+ * /proc/PID/stat counts clock ticks of 10 ms. */
+static inline uint64_t bench_proc_sched_nsec(pid_t pid) {
+        char path[64], entry[128], text[128];
+        unsigned long long ns;
+        struct dirent *de;
+        uint64_t sum = 0;
+        DIR *d;
+
+        snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
+        d = opendir(path);
+        while (d && (de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(entry, sizeof entry, "%s/%.32s/schedstat", path, de->d_name);
+                int fd = open(entry, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+                if (fd >= 0)
+                        close(fd);
+                if (n <= 0)
+                        continue;
+                text[n] = '\0';
+                if (sscanf(text, "%llu", &ns) == 1)
+                        sum += ns;
+        }
+        if (d)
+                closedir(d);
+        return sum;
+}
+
+/* A MemWriteBatch body, a(tay): n entries of size bytes, entry i taken
+ * from data + i * size. The entries go to a stream of size-byte slots
+ * wrapped inside [0, ram): entry k of the stream at bench_batch_offset(k),
+ * starting at *k, which moves on by n. */
+static inline uint64_t bench_batch_offset(uint64_t k, size_t size, uint64_t ram) {
+        return k * size % (ram / size * size);
+}
+
+static inline int bench_append_batch(sd_bus_message *m, const uint8_t *data, unsigned n, size_t size, uint64_t ram,
+                                     uint64_t *k) {
+        int r = sd_bus_message_open_container(m, 'a', "(tay)");
+
+        for (unsigned i = 0; r >= 0 && i < n; i++, (*k)++) {
+                r = sd_bus_message_open_container(m, 'r', "tay");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "t", bench_batch_offset(*k, size, ram));
+                if (r >= 0)
+                        r = sd_bus_message_append_array(m, 'y', data + (size_t) i * size, size);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
 }
 
 /* A client of vmsigd's private socket: no Hello, no bus, calls go out with

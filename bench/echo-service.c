@@ -9,6 +9,9 @@
  *     EchoFd() -> h t t t a(ttt)
  *                           an fd of a memfd it made at start-up, in the
  *                           shape of Endpoint.SubscribeMemctx's reply
+ *     EchoBatch(a(tay) writes, a{sv} options)
+ *                           Endpoint.MemWriteBatch's call and empty reply:
+ *                           reads every entry and the options, keeps none
  *     Version  property s   a constant
  *     State    property s   a constant
  * With --private-socket=PATH it serves the same object peer-to-peer on a
@@ -64,6 +67,32 @@ static int method_echo_fd(sd_bus_message *m, void *userdata, sd_bus_error *error
         return r;
 }
 
+/* What the bus must carry for a MemWriteBatch, and the least its receiver
+ * must do: read each entry (sd-bus hands out the bytes in place) and the
+ * options, then answer. */
+static int method_echo_batch(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const void *data;
+        uint64_t gpa;
+        size_t len;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(tay)");
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'r', "tay")) > 0) {
+                r = sd_bus_message_read(m, "t", &gpa);
+                if (r >= 0)
+                        r = sd_bus_message_read_array(m, 'y', &data, &len);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r >= 0)
+                r = sd_bus_message_skip(m, "a{sv}");
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         return sd_bus_message_append(reply, "s", "0.0-echo");
@@ -83,6 +112,8 @@ static const sd_bus_vtable echo_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("EchoFd", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("h", fd, "t", dtb, "t", epoch, "t", size, "a(ttt)", ranges),
                                 method_echo_fd, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("EchoBatch", SD_BUS_ARGS("a(tay)", writes, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_echo_batch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* bench-load's own private system bus and vmsigd: their configuration, the
- * processes, and what /proc says about vmsigd. */
+/* bench-load's own private system bus and vmsigd: their configuration and
+ * the processes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -330,65 +330,6 @@ int load_services_stop(load_ctx *ctx) {
         free(ctx->bus_address);
         ctx->dir = NULL;
         return bad;
-}
-
-static long status_field(const char *text, const char *key) {
-        const char *p = strstr(text, key);
-        return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
-int load_proc_sample_read(pid_t pid, load_proc_sample *ret) {
-        char path[64], text[8192];
-        struct dirent *de;
-        ssize_t n;
-        DIR *d;
-        int fd;
-
-        snprintf(path, sizeof path, "/proc/%d/fd", (int) pid);
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        ret->fds = 0;
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        ret->fds++;
-        closedir(d);
-        snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, text, sizeof text - 1);
-        close(fd);
-        if (n <= 0)
-                return -EIO;
-        text[n] = '\0';
-        ret->rss_kib = status_field(text, "VmRSS:");
-        ret->anon_kib = status_field(text, "RssAnon:");
-        ret->file_kib = status_field(text, "RssFile:");
-        ret->shmem_kib = status_field(text, "RssShmem:");
-        return 0;
-}
-
-uint64_t load_proc_cpu_usec(pid_t pid) {
-        unsigned long long utime = 0, stime = 0;
-        char path[64], text[1024], *p;
-        ssize_t n;
-        int fd;
-
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return 0;
-        n = read(fd, text, sizeof text - 1);
-        close(fd);
-        if (n <= 0)
-                return 0;
-        text[n] = '\0';
-        /* After the command in parentheses: state is field 3, utime 14. */
-        p = strrchr(text, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-                return 0;
-        return (utime + stime) * 1000000ULL / (unsigned long long) sysconf(_SC_CLK_TCK);
 }
 
 /* The last lines vmsigd logged, other than audit records. */

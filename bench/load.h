@@ -229,13 +229,6 @@ int load_services_start(load_ctx *ctx);
 /* Stops both; -EIO when vmsigd did not exit cleanly on SIGTERM. */
 int load_services_stop(load_ctx *ctx);
 bool load_vmsigd_alive(load_ctx *ctx);
-typedef struct load_proc_sample {
-        int fds;
-        long rss_kib, anon_kib, file_kib, shmem_kib;
-} load_proc_sample;
-int load_proc_sample_read(pid_t pid, load_proc_sample *ret);
-/* User + system CPU time of pid so far, in microseconds (0 if unknown). */
-uint64_t load_proc_cpu_usec(pid_t pid);
 void load_print_vmsigd_log(load_ctx *ctx, unsigned lines);
 
 /* --- targets and the MemWrite ledger (load-memwrite.c) ---------------------- */

@@ -133,8 +133,9 @@ static void test_booting_is_quiet(Fixture *f, gconstpointer data) {
 /* The kernel runs on its tables before its System process exists (as
  * Windows does between switching CR3 and creating it): the first attempt
  * finds nothing; the EPROCESS appears right after, and the next attempt,
- * a short backoff later, finds it. */
-static void test_found_within_a_second(Fixture *f, gconstpointer data) {
+ * the shortest backoff later, finds it. How long that takes is
+ * bench-bootstrap's to show, not a test's. */
+static void test_found_by_the_next_attempt(Fixture *f, gconstpointer data) {
         GuestImageSpec early = f->spec;
         uint64_t t0, took;
 
@@ -149,12 +150,12 @@ static void test_found_within_a_second(Fixture *f, gconstpointer data) {
         VT_EVENT_RUN_UNTIL(f->event, state(f) == VMSIG_BOOTSTRAP_READY, TIMEOUT_USEC);
         took = vt_now_usec() - t0;
         g_test_message("EPROCESS in place -> ready: %" PRIu64 " ms", took / 1000);
-        g_assert_cmpuint(took, <, 1000 * 1000);
         g_assert_cmpuint(attempts(f), ==, 2);
         g_assert_cmphex(payload(f)->dtb, ==, f->spec.dtb);
 }
 
-/* Structures in place before the kernel runs: found at once when it does. */
+/* Structures in place before the kernel runs: found by the first attempt,
+ * which the vCPU leaving the firmware starts at once. */
 static void test_found_when_the_kernel_starts(Fixture *f, gconstpointer data) {
         GuestImageSpec quiet = f->spec;
         uint64_t t0, took;
@@ -168,8 +169,6 @@ static void test_found_when_the_kernel_starts(Fixture *f, gconstpointer data) {
         VT_EVENT_RUN_UNTIL(f->event, state(f) == VMSIG_BOOTSTRAP_READY, TIMEOUT_USEC);
         took = vt_now_usec() - t0;
         g_test_message("kernel starts -> ready: %" PRIu64 " ms", took / 1000);
-        /* One look at the vCPU (250 ms) and one attempt. */
-        g_assert_cmpuint(took, <, 500 * 1000);
         g_assert_cmpuint(attempts(f), ==, 1);
 }
 
@@ -207,7 +206,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/bootstrap/backoff", test_backoff);
 #define ADD(name, config, fn) g_test_add("/bootstrap/" name, Fixture, config, fixture_setup, fn, fixture_teardown)
         ADD("booting-is-quiet", NULL, test_booting_is_quiet);
-        ADD("found-within-a-second", &slow_backoff, test_found_within_a_second);
+        ADD("found-by-the-next-attempt", &slow_backoff, test_found_by_the_next_attempt);
         ADD("found-when-the-kernel-starts", &slow_backoff, test_found_when_the_kernel_starts);
         ADD("read-in-flight", NULL, test_read_in_flight);
         return g_test_run();

@@ -254,11 +254,10 @@ static void test_holder_cannot_spin_daemon(Fixture *f, gconstpointer data) {
         gint64 worst = g_array_index(latencies, gint64, latencies->len - 1);
         g_test_message("vmsigd used %.2f s of CPU in %.2f s; %u root calls, median %.1f ms, worst %.1f ms",
                        (double) used / (double) hz, wall, latencies->len, median / 1000.0, worst / 1000.0);
-        /* Before the fix vmsigd drained the pipe at 100% of a CPU. The
-         * bounds leave room for a daemon run under valgrind. */
+        /* Before the fix vmsigd drained the pipe at 100% of a CPU; the
+         * bound leaves room for a daemon run under valgrind. Root's
+         * latency beside it is bench-floods' to show, not a test's. */
         g_assert_cmpfloat((double) used / (double) hz, <, wall / 4);
-        g_assert_cmpint(median, <, 50 * 1000);
-        g_assert_cmpint(worst, <, 250 * 1000);
 
         /* The writers are gone; closing the last copy ends the lease. */
         LeaseWait power_free = { f, "PowerLeaseHolder" };
