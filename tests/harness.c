@@ -762,3 +762,13 @@ void vt_write_trigger(const char *dir, const char *name, const char *uuid, const
         g_assert_cmpint(g_chmod(tmp, 0644), ==, 0);
         g_assert_cmpint(rename(tmp, path), ==, 0);
 }
+
+VtDaemon *vt_daemon_start_discovering(VtBus *bus, const char *head, char **ret_trigger_dir) {
+        g_autofree char *dir = g_build_filename(vt_bus_dir(bus), "vms.d", NULL);
+        g_autofree char *config = NULL;
+
+        g_assert_cmpint(g_mkdir(dir, 0755), ==, 0);
+        config = g_strdup_printf("<vmsigd>%s<discovery trigger-dir=\"%s\"/></vmsigd>", head, dir);
+        *ret_trigger_dir = g_steal_pointer(&dir);
+        return vt_daemon_start(bus, config);
+}

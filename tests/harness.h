@@ -49,6 +49,10 @@ void vt_bus_stop(VtBus *bus);
  * --log-level=debug, output captured to a log) and waits until it owns
  * org.vmsig. */
 VtDaemon *vt_daemon_start(VtBus *bus, const char *config_xml);
+/* vmsigd finding VMs through trigger files: a directory for them in the
+ * bus's (its path in *ret_trigger_dir, g_free() it), and a configuration of
+ * head (more elements, may be "") and that <discovery>. */
+VtDaemon *vt_daemon_start_discovering(VtBus *bus, const char *head, char **ret_trigger_dir);
 /* A trigger file for a QEMU VM in dir, written aside and renamed in as a VM
  * manager would; uuid may be NULL. */
 void vt_write_trigger(const char *dir, const char *name, const char *uuid, const char *ram_path,

@@ -38,10 +38,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->g = linux_guest_new(data, false);
         linux_guest_start(f->g, true, false);
         f->bus = vt_bus_start();
-        f->trigger_dir = g_build_filename(vt_bus_dir(f->bus), "vms.d", NULL);
-        g_assert_cmpint(g_mkdir(f->trigger_dir, 0755), ==, 0);
-        g_autofree char *config = g_strdup_printf("<vmsigd><discovery trigger-dir=\"%s\"/></vmsigd>", f->trigger_dir);
-        f->daemon = vt_daemon_start(f->bus, config);
+        f->daemon = vt_daemon_start_discovering(f->bus, "", &f->trigger_dir);
         f->conn = vt_bus_connect(f->bus);
         f->log = vt_signal_log_new(f->conn);
 }

@@ -56,12 +56,8 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
                                .n_ranges = win_ranges_q35(ram_mib, f->ranges) };
 
         f->bus = vt_bus_start();
-        f->trigger_dir = g_build_filename(vt_bus_dir(f->bus), "vms.d", NULL);
-        g_assert_cmpint(g_mkdir(f->trigger_dir, 0755), ==, 0);
-        g_autofree char *config = g_strdup_printf("<vmsigd><limits bootstrap-backoff-max-ms=\"1000\"/>"
-                                                  "<discovery trigger-dir=\"%s\"/></vmsigd>",
-                                                  f->trigger_dir);
-        f->daemon = vt_daemon_start(f->bus, config);
+        f->daemon = vt_daemon_start_discovering(f->bus, "<limits bootstrap-backoff-max-ms=\"1000\"/>",
+                                                &f->trigger_dir);
         f->conn = vt_bus_connect(f->bus);
         f->log = vt_signal_log_new(f->conn);
 }

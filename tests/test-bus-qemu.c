@@ -36,14 +36,9 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->qemu->vga = data != NULL;
         qemu_vm_start(f->qemu);
         f->bus = vt_bus_start();
-        f->trigger_dir = g_build_filename(vt_bus_dir(f->bus), "vms.d", NULL);
+        f->daemon = vt_daemon_start_discovering(
+                f->bus, "<audit target=\"stderr\"/><limits bootstrap-backoff-max-ms=\"500\"/>", &f->trigger_dir);
         f->trigger = g_build_filename(f->trigger_dir, "guest.xml", NULL);
-        g_assert_cmpint(g_mkdir(f->trigger_dir, 0755), ==, 0);
-        g_autofree char *config = g_strdup_printf("<vmsigd><audit target=\"stderr\"/>"
-                                                  "<limits bootstrap-backoff-max-ms=\"500\"/>"
-                                                  "<discovery trigger-dir=\"%s\"/></vmsigd>",
-                                                  f->trigger_dir);
-        f->daemon = vt_daemon_start(f->bus, config);
         f->conn = vt_bus_connect(f->bus);
         f->log = vt_signal_log_new(f->conn);
 }
