@@ -4,6 +4,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-auth.h"
+#include "bus-names.h"
 #include "bus-frames.h"
 #include "bus-front.h"
 #include "bus-lease.h"
@@ -12,12 +13,6 @@
 #include "hashmap.h"
 #include "vmsig-endpoint.h"
 
-#define VMSIG_BUS_PATH "/org/vmsig"
-#define VMSIG_BUS_ENDPOINT_PREFIX "/org/vmsig/endpoint"
-#define VMSIG_BUS_MANAGER_INTERFACE "org.vmsig.Manager"
-#define VMSIG_BUS_ENDPOINT_INTERFACE "org.vmsig.Endpoint"
-#define VMSIG_BUS_LEASE_PREFIX "/org/vmsig/lease"
-#define VMSIG_BUS_LEASE_INTERFACE "org.vmsig.Lease"
 
 /* One published endpoint object. Holds a reference on the core endpoint,
  * so its properties stay readable until InterfacesRemoved went out. */

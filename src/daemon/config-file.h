@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <systemd/sd-id128.h>
 
+#include "bus-names.h"
 #include "memctx.h"
 #include "vmsig-endpoint.h"
 
@@ -62,7 +63,7 @@ typedef struct vmsig_config {
 #define VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT 1024
 #define VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT 4096
 #define VMSIG_CONFIG_RAM_SIZE_DEFAULT (64ULL << 20)
-#define VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT "/run/vmsig/private"
+#define VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT VMSIG_PRIVATE_SOCKET_DEFAULT
 #define VMSIG_CONFIG_MAX_WRITE_DEFAULT 4096
 #define VMSIG_CONFIG_TRIGGER_DIR_DEFAULT "/run/vmsig/vms.d"
 #define VMSIG_CONFIG_LIBVIRT_DIR_DEFAULT "/run/libvirt/qemu"

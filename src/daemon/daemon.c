@@ -10,6 +10,7 @@
 #include "bus-audit.h"
 #include "bus-auth.h"
 #include "bus-front.h"
+#include "bus-names.h"
 #include "bus-private.h"
 #include "config-file.h"
 #include "daemon.h"
@@ -19,7 +20,6 @@
 #include "sensors.h"
 #include "stub.h"
 
-#define VMSIG_BUS_NAME "org.vmsig"
 
 struct vmsig_daemon {
         vmsig_daemon_options opts;
