@@ -283,6 +283,22 @@ static void test_disconnect_and_exit(Fixture *f, gconstpointer data) {
         vt_bus_stop(f->bus);
 }
 
+/* A connected private peer that does nothing costs vmsigd nothing: no
+ * timer keeps waking it (one that did kept the heap from ever being
+ * trimmed while a root control stayed connected). The peer must still be
+ * served at once afterwards. */
+static void test_idle_peer_no_wakeups(Fixture *f, gconstpointer data) {
+        GPid pid = vt_daemon_pid(f->daemon);
+        g_autoptr(GVariant) list = p2p_call(f, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+
+        vt_bus_iterate(f->bus, 3500); /* the heap trim after the last work */
+        guint64 before = vt_context_switches(pid);
+        vt_bus_iterate(f->bus, 2500);
+        g_assert_cmpuint(vt_context_switches(pid) - before, ==, 0);
+        g_autofree char *state = p2p_state(f, ALPHA);
+        g_assert_cmpstr(state, ==, "running");
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add("/private/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
@@ -292,6 +308,7 @@ int main(int argc, char *argv[]) {
         ADD("admission", test_admission);
         ADD("pipelined-first-call", test_pipelined_first_call);
         ADD("late-peer-sees-changed-endpoints", test_late_peer_sees_changed_endpoints);
+        ADD("idle-peer-no-wakeups", test_idle_peer_no_wakeups);
         g_test_add("/private/disconnect-and-exit", Fixture, NULL, fixture_setup, test_disconnect_and_exit, NULL);
         return g_test_run();
 }

@@ -108,7 +108,8 @@ static int run_with_env(char **argv, char **env, char **out, char **err) {
 
 static int ctl_env_v(Fixture *f, const char *bus_address, char **out, char **err, const char *first, va_list ap) {
         g_autoptr(GPtrArray) argv = ctl_argv(f, first, ap);
-        g_auto(GStrv) env = g_environ_setenv(g_get_environ(), "DBUS_SYSTEM_BUS_ADDRESS", bus_address, TRUE);
+        g_auto(GStrv) env = bus_address ? g_environ_setenv(g_get_environ(), "DBUS_SYSTEM_BUS_ADDRESS", bus_address, TRUE)
+                                        : g_environ_unsetenv(g_get_environ(), "DBUS_SYSTEM_BUS_ADDRESS");
         g_autofree char *o = NULL, *e = NULL;
         int status;
 
@@ -132,7 +133,7 @@ G_GNUC_NULL_TERMINATED static int ctl_err(Fixture *f, char **out, char **err, co
         return status;
 }
 
-/* The same with DBUS_SYSTEM_BUS_ADDRESS set to bus_address. */
+/* The same with DBUS_SYSTEM_BUS_ADDRESS set to bus_address (unset if NULL). */
 G_GNUC_NULL_TERMINATED static int ctl_env(Fixture *f, const char *bus_address, char **out, char **err,
                                           const char *first, ...) {
         va_list ap;
@@ -948,6 +949,37 @@ static void test_private_socket(Fixture *f, gconstpointer data) {
         g_assert_cmpint(bg_finish(monitor, SIGTERM, NULL, NULL), ==, 0);
 }
 
+/* Root, with no bus named, talks to vmsigd's private socket, as systemctl
+ * to systemd's: the pause is audited as done by a p2p peer. A named bus
+ * ($DBUS_SYSTEM_BUS_ADDRESS) wins over it; without the socket it is the
+ * system bus. */
+static void test_root_uses_private_socket(Fixture *f, gconstpointer data) {
+        g_autofree char *missing = g_build_filename(vt_bus_dir(f->bus), "no-such-socket", NULL);
+        g_autofree char *out = NULL, *out2 = NULL, *err2 = NULL, *out3 = NULL;
+
+        g_setenv("VMSIG_PRIVATE_SOCKET", vt_daemon_private_socket(f->daemon), TRUE);
+        g_assert_cmpint(ctl_env(f, NULL, &out, NULL, "pause", "alpha", NULL), ==, 0);
+        g_autofree char *log = vt_daemon_log(f->daemon);
+        g_assert_true(g_regex_match_simple("sender=p2p action=pause endpoint=alpha result=ok", log, 0, 0));
+        g_autofree char *state = prop(f, ALPHA, "State");
+        g_assert_cmpstr(state, ==, "paused");
+
+        /* $DBUS_SYSTEM_BUS_ADDRESS named: the bus, not the socket. */
+        g_assert_cmpint(ctl_env(f, vt_bus_address(f->bus), &out3, NULL, "resume", "alpha", NULL), ==, 0);
+        g_autofree char *log2 = vt_daemon_log(f->daemon);
+        g_assert_true(g_regex_match_simple("sender=:[0-9.]+ action=resume endpoint=alpha result=ok", log2, 0, 0));
+        g_assert_false(g_regex_match_simple("sender=p2p action=resume", log2, 0, 0));
+
+        /* No socket there: the system bus (none on a build machine). */
+        g_setenv("VMSIG_PRIVATE_SOCKET", missing, TRUE);
+        int status = ctl_env(f, NULL, &out2, &err2, "list", NULL);
+        g_unsetenv("VMSIG_PRIVATE_SOCKET");
+        if (!g_file_test("/run/dbus/system_bus_socket", G_FILE_TEST_EXISTS)) {
+                g_assert_cmpint(status, ==, 1);
+                g_assert_true(g_str_has_prefix(err2, "Failed to connect to the system bus: "));
+        }
+}
+
 #ifdef VMSIG_HAVE_VGPU
 /* The PNG's pixels as XRGB8888, decoded with libpng. */
 static guint32 *decode_png(const char *file, png_uint_32 *width, png_uint_32 *height) {
@@ -1049,6 +1081,7 @@ int main(int argc, char *argv[]) {
         ADD("screenshot", test_screenshot);
 #endif
         ADD("address", test_address);
+        ADD("root-uses-private-socket", test_root_uses_private_socket);
         ADD("private-socket", test_private_socket);
         return g_test_run();
 }

@@ -24,7 +24,11 @@
  * of memory per message, without bound. Past this many queued messages it
  * is disconnected, as dbus-daemon would for a bus client; it finds its
  * connection closed, its leases and subscriptions ended. A reader merely
- * behind is far from it. Checked every second while there are peers. */
+ * behind is far from it. Checked every second while some peer has
+ * messages queued, and only then: an idle peer costs no wakeups (a timer
+ * that fired regardless kept the loop from ever being quiet, and so
+ * memory-trim.c from ever trimming the heap, while a root control stayed
+ * connected). */
 #define PRIVATE_QUEUE_MAX 4096
 #define PRIVATE_QUEUE_CHECK_USEC (1000 * 1000)
 /* A connection that has not authenticated within this is closed: sd-bus
@@ -58,7 +62,8 @@ struct vmsig_bus_private {
         sd_event_source *accept_source;
         sd_event_source *settle_source;
         sd_event_source *exit_source;
-        sd_event_source *queue_source;
+        sd_event_source *queue_source; /* the check, armed while messages are queued */
+        sd_event_source *watch_source; /* after each iteration with work: anything queued? */
         private_connection *connections; /* newest first */
         size_t n_connections;
         size_t n_authenticating;
@@ -92,6 +97,8 @@ static void connection_free(private_connection *c) {
         if (c->next)
                 c->next->prev = c->prev;
         p->n_connections--;
+        if (!p->connections)
+                (void) sd_event_source_set_enabled(p->watch_source, SD_EVENT_OFF);
         authentication_over(c);
         c->disconnected = sd_bus_slot_unref(c->disconnected);
         c->front = vmsig_bus_front_free(c->front);
@@ -164,6 +171,16 @@ static int on_loop_exit(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static bool anything_queued(vmsig_bus_private *p) {
+        for (private_connection *c = p->connections; c; c = c->next) {
+                uint64_t queued = 0;
+
+                if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued > 0)
+                        return true;
+        }
+        return false;
+}
+
 /* Once a second from now, unless already due. */
 static void queue_check_arm(vmsig_bus_private *p) {
         int enabled = SD_EVENT_OFF;
@@ -172,6 +189,16 @@ static void queue_check_arm(vmsig_bus_private *p) {
                 return;
         if (sd_event_source_set_time_relative(p->queue_source, PRIVATE_QUEUE_CHECK_USEC) >= 0)
                 (void) sd_event_source_set_enabled(p->queue_source, SD_EVENT_ONESHOT);
+}
+
+/* A post source: runs only after iterations that did something, which is
+ * when a queue can have grown. */
+static int on_watch(sd_event_source *s, void *userdata) {
+        vmsig_bus_private *p = userdata;
+
+        if (anything_queued(p))
+                queue_check_arm(p);
+        return 0;
 }
 
 static int on_queue_check(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -187,7 +214,7 @@ static int on_queue_check(sd_event_source *s, uint64_t usec, void *userdata) {
                             "disconnecting it.", c->number, queued);
                 connection_free(c);
         }
-        if (p->connections)
+        if (anything_queued(p))
                 queue_check_arm(p);
         return 0;
 }
@@ -294,7 +321,7 @@ static void accept_one(vmsig_bus_private *p, int fd) {
         p->n_authenticating++;
         c->settling = true;
         (void) sd_event_source_set_enabled(p->settle_source, SD_EVENT_ON);
-        queue_check_arm(p);
+        (void) sd_event_source_set_enabled(p->watch_source, SD_EVENT_ON);
         log_debug("Private connection from pid %d.", (int) cred.pid);
 }
 
@@ -390,6 +417,10 @@ int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_con
                                                on_queue_check, p);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->queue_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_post(event, &p->watch_source, on_watch, p);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->watch_source, SD_EVENT_OFF);
         if (r < 0) {
                 if (p->fd < 0)
                         free(TAKE_PTR(p->path)); /* not ours to unlink */
@@ -409,6 +440,7 @@ vmsig_bus_private *vmsig_bus_private_free(vmsig_bus_private *p) {
         p->settle_source = sd_event_source_disable_unref(p->settle_source);
         p->exit_source = sd_event_source_disable_unref(p->exit_source);
         p->queue_source = sd_event_source_disable_unref(p->queue_source);
+        p->watch_source = sd_event_source_disable_unref(p->watch_source);
         p->fd = safe_close(p->fd);
         if (p->path)
                 (void) unlink(p->path);

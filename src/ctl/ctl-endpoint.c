@@ -155,8 +155,8 @@ int ctl_endpoint_info_get(sd_bus *bus, const char *path, ctl_endpoint_info *info
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        r = sd_bus_call_method(bus, VMSIG_SERVICE, path, "org.freedesktop.DBus.Properties", "GetAll", &error, &reply,
-                               "s", VMSIG_ENDPOINT_INTERFACE);
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", &error, &reply,
+                               "s", VMSIG_BUS_ENDPOINT_INTERFACE);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to get the properties of %s", path);
         info->path = strdup(path);
@@ -188,7 +188,7 @@ static int read_object(sd_bus_message *m, ctl_endpoint_info *info, bool *found) 
                 r = sd_bus_message_read(m, "s", &interface);
                 if (r < 0)
                         return r;
-                if (strcmp(interface, VMSIG_ENDPOINT_INTERFACE) == 0) {
+                if (strcmp(interface, VMSIG_BUS_ENDPOINT_INTERFACE) == 0) {
                         r = ctl_endpoint_info_read(m, info);
                         *found = true;
                 } else
@@ -248,7 +248,7 @@ int ctl_endpoint_info_get_all(sd_bus *bus, ctl_endpoint_info **ret, size_t *ret_
         size_t n = 0;
         int r;
 
-        r = sd_bus_call_method(bus, VMSIG_SERVICE, VMSIG_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, "org.freedesktop.DBus.ObjectManager",
                                "GetManagedObjects", &error, &reply, NULL);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to list endpoints");

@@ -300,7 +300,7 @@ static int parse_interfaces_added(sd_bus_message *m, ctl_event *e) {
                 if (r >= 0)
                         r = strv_push(&interfaces, &n, interface);
                 if (r >= 0)
-                        r = strcmp(interface, VMSIG_ENDPOINT_INTERFACE) == 0 ? ctl_endpoint_info_read(m, info)
+                        r = strcmp(interface, VMSIG_BUS_ENDPOINT_INTERFACE) == 0 ? ctl_endpoint_info_read(m, info)
                                                                                : sd_bus_message_skip(m, "a{sv}");
                 if (r >= 0)
                         r = sd_bus_message_exit_container(m);
@@ -386,7 +386,7 @@ int ctl_event_parse(sd_bus_message *m, ctl_event *e) {
                         return parse_interfaces_removed(m, e);
                 return 0;
         }
-        if (strcmp(interface, VMSIG_MANAGER_INTERFACE) == 0) {
+        if (strcmp(interface, VMSIG_BUS_MANAGER_INTERFACE) == 0) {
                 /* EndpointAdded, EndpointRemoved: about the endpoint named. */
                 e->category = "roster";
                 if (strcmp(sd_bus_message_get_signature(m, true), "o") == 0)

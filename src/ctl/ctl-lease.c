@@ -62,7 +62,7 @@ static int call_acquire(ctl_lease *l, const char *endpoint_path) {
         const char *path;
         int r, fd;
 
-        r = sd_bus_message_new_method_call(l->bus, &m, VMSIG_SERVICE, endpoint_path, VMSIG_ENDPOINT_INTERFACE,
+        r = sd_bus_message_new_method_call(l->bus, &m, VMSIG_BUS_NAME, endpoint_path, VMSIG_BUS_ENDPOINT_INTERFACE,
                                            "AcquireLease");
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", l->class);
@@ -95,7 +95,7 @@ int ctl_lease_acquire(sd_bus *bus, const char *name, const char *endpoint_path, 
         if (!l)
                 return ctl_error(-ENOMEM, "Out of memory.");
         /* Listen before asking: a revocation may follow the grant at once. */
-        r = sd_bus_match_signal(bus, &l->revoked_slot, ctl_service_sender(bus), NULL, VMSIG_LEASE_INTERFACE,
+        r = sd_bus_match_signal(bus, &l->revoked_slot, ctl_service_sender(bus), NULL, VMSIG_BUS_LEASE_INTERFACE,
                                 "LeaseRevoked", on_lease_revoked, l);
         if (r < 0)
                 return ctl_error(r, "Failed to watch for lease revocation: %m");
@@ -114,7 +114,7 @@ static int on_lease_hangup(sd_event_source *s, int fd, uint32_t revents, void *u
         /* vmsigd sends LeaseRevoked before it closes the pipe, but the
          * signal takes the longer way, through the bus. A round trip to
          * vmsigd brings in everything it sent before; then dispatch it. */
-        (void) sd_bus_call_method(l->bus, VMSIG_SERVICE, VMSIG_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping",
+        (void) sd_bus_call_method(l->bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, "org.freedesktop.DBus.Peer", "Ping",
                                   NULL, NULL, NULL);
         while (!l->revoked && sd_bus_process(l->bus, NULL) > 0)
                 ;
@@ -168,7 +168,7 @@ static void release(ctl_lease *l) {
         /* An explicit Release is answered only once the lease is over, so
          * whatever we run next finds it free; closing the fd alone would
          * race with vmsigd noticing. */
-        r = sd_bus_call_method(l->bus, VMSIG_SERVICE, l->path, VMSIG_LEASE_INTERFACE, "Release", &error, NULL, NULL);
+        r = sd_bus_call_method(l->bus, VMSIG_BUS_NAME, l->path, VMSIG_BUS_LEASE_INTERFACE, "Release", &error, NULL, NULL);
         /* Gone already (revoked, or a reset took it): nothing to give back. */
         if (r < 0 && !sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT, "org.vmsig.Error.NotLeaseHolder") &&
             sd_bus_is_open(l->bus) > 0)

@@ -247,7 +247,7 @@ int ctl_get_endpoint(sd_bus *bus, const char *name, char **ret_path) {
         const char *path;
         int r;
 
-        r = sd_bus_call_method(bus, VMSIG_SERVICE, VMSIG_MANAGER_PATH, VMSIG_MANAGER_INTERFACE, "GetEndpoint", &error,
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", &error,
                                &reply, "s", name);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to look up endpoint '%s'", name);
@@ -270,13 +270,13 @@ char *ctl_endpoint_name_from_path(const char *path) {
         suffix = strrchr(path, '_');
         if (suffix && suffix[1] == 'r' && suffix[2] && strspn(suffix + 2, "0123456789") == strlen(suffix + 2))
                 label_path = strndup(path, (size_t) (suffix - path));
-        if (sd_bus_path_decode(label_path ?: path, VMSIG_ENDPOINT_PREFIX, &name) <= 0)
+        if (sd_bus_path_decode(label_path ?: path, VMSIG_BUS_ENDPOINT_PREFIX, &name) <= 0)
                 return NULL;
         return name;
 }
 
 const char *ctl_service_sender(sd_bus *bus) {
-        return sd_bus_is_bus_client(bus) > 0 ? VMSIG_SERVICE : NULL;
+        return sd_bus_is_bus_client(bus) > 0 ? VMSIG_BUS_NAME : NULL;
 }
 
 int ctl_require_fd_passing(sd_bus *bus) {

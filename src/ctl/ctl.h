@@ -10,12 +10,7 @@
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 
-#define VMSIG_SERVICE "org.vmsig"
-#define VMSIG_MANAGER_PATH "/org/vmsig"
-#define VMSIG_MANAGER_INTERFACE "org.vmsig.Manager"
-#define VMSIG_ENDPOINT_PREFIX "/org/vmsig/endpoint"
-#define VMSIG_ENDPOINT_INTERFACE "org.vmsig.Endpoint"
-#define VMSIG_LEASE_INTERFACE "org.vmsig.Lease"
+#include "bus-names.h"
 
 /* A guest-physical range, from --range=GPA:SIZE. */
 typedef struct ctl_range {

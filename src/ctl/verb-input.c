@@ -157,7 +157,7 @@ static int inject(sd_bus *bus, const char *path, const input_event *events, size
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_SERVICE, path, VMSIG_ENDPOINT_INTERFACE, "InjectInput");
+        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput");
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(uui)");
         for (size_t i = 0; r >= 0 && i < n; i++)

@@ -47,7 +47,7 @@ static int subscribe(sd_bus *bus, const char *name, const char *path, memctx *c)
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r, fd;
 
-        r = sd_bus_call_method(bus, VMSIG_SERVICE, path, VMSIG_ENDPOINT_INTERFACE, "SubscribeMemctx", &error, &reply,
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error, &reply,
                                NULL);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to get the memory context of '%s'", name);
@@ -62,7 +62,7 @@ static int subscribe(sd_bus *bus, const char *name, const char *path, memctx *c)
 
 static void unsubscribe(sd_bus *bus, const char *path) {
         /* Leaving the bus ends it too; this just says we are done now. */
-        (void) sd_bus_call_method(bus, VMSIG_SERVICE, path, VMSIG_ENDPOINT_INTERFACE, "UnsubscribeMemctx", NULL, NULL,
+        (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", NULL, NULL,
                                   NULL);
 }
 

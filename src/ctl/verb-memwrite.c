@@ -91,7 +91,7 @@ static int build_call(sd_bus *bus, const write_request *q, sd_bus_message **ret)
         const char *method = batch ? "MemWriteBatch" : arg.virtual_address ? "MemWriteVirtual" : "MemWrite";
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_SERVICE, q->path, VMSIG_ENDPOINT_INTERFACE, method);
+        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, q->path, VMSIG_BUS_ENDPOINT_INTERFACE, method);
         if (r >= 0 && batch)
                 r = append_batch(m, q);
         else if (r >= 0) {

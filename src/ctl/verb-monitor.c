@@ -28,7 +28,7 @@ static void subscribe_memctx(monitor *mon, const char *path) {
         int r;
 
         /* We want the signals, not the RAM: the fd goes with the reply. */
-        r = sd_bus_call_method(mon->bus, VMSIG_SERVICE, path, VMSIG_ENDPOINT_INTERFACE, "SubscribeMemctx", &error,
+        r = sd_bus_call_method(mon->bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error,
                                &reply, NULL);
         if (r < 0)
                 ctl_bus_error(&error, r, "Failed to subscribe to the memory context of %s", path);
@@ -41,7 +41,7 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 
         r = ctl_event_parse(m, &e);
         if (r < 0) {
-                fprintf(stderr, "Failed to parse a signal of %s: %s\n", VMSIG_SERVICE, strerror(-r));
+                fprintf(stderr, "Failed to parse a signal of %s: %s\n", VMSIG_BUS_NAME, strerror(-r));
                 ctl_event_done(&e);
                 return 0;
         }
@@ -70,7 +70,7 @@ static int subscribe_all_memctx(monitor *mon) {
                         subscribe_memctx(mon, mon->filter_path);
                 return 0;
         }
-        r = sd_bus_call_method(mon->bus, VMSIG_SERVICE, VMSIG_MANAGER_PATH, VMSIG_MANAGER_INTERFACE, "ListEndpoints",
+        r = sd_bus_call_method(mon->bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "ListEndpoints",
                                &error, &reply, NULL);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to list endpoints");
@@ -84,7 +84,7 @@ static int subscribe_all_memctx(monitor *mon) {
  * come and go with it, and memctx subscriptions are to be taken again. */
 static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         monitor *mon = userdata;
-        ctl_event e = { .signal = "NameOwnerChanged", .path = VMSIG_SERVICE, .category = "service" };
+        ctl_event e = { .signal = "NameOwnerChanged", .path = VMSIG_BUS_NAME, .category = "service" };
         const char *name, *old_owner, *new_owner;
 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
@@ -106,7 +106,7 @@ static int resolve_filter(monitor *mon) {
         const char *path;
         int r;
 
-        r = sd_bus_call_method(mon->bus, VMSIG_SERVICE, VMSIG_MANAGER_PATH, VMSIG_MANAGER_INTERFACE, "GetEndpoint",
+        r = sd_bus_call_method(mon->bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint",
                                &error, &reply, "s", mon->name);
         if (r < 0 && !sd_bus_error_has_name(&error, "org.vmsig.Error.NoSuchEndpoint"))
                 return ctl_bus_error(&error, r, "Failed to look up endpoint '%s'", mon->name);
@@ -130,18 +130,18 @@ static int run_loop(monitor *mon) {
          * call waits for AddMatch) before we say we are ready. */
         r = sd_bus_add_match(mon->bus, &slot,
                              ctl_service_sender(mon->bus)
-                                     ? "type='signal',sender='" VMSIG_SERVICE "',path_namespace='/org/vmsig'"
+                                     ? "type='signal',sender='" VMSIG_BUS_NAME "',path_namespace='/org/vmsig'"
                                      : "type='signal',path_namespace='/org/vmsig'",
                              on_signal, mon);
         /* On the private socket there is no bus to come and go from. */
         if (r >= 0 && ctl_service_sender(mon->bus))
                 r = sd_bus_add_match(mon->bus, &owner_slot,
                                      "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" VMSIG_SERVICE
+                                     "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" VMSIG_BUS_NAME
                                      "'",
                                      on_owner_changed, mon);
         if (r < 0)
-                return ctl_error(r, "Failed to subscribe to the signals of " VMSIG_SERVICE ": %m");
+                return ctl_error(r, "Failed to subscribe to the signals of " VMSIG_BUS_NAME ": %m");
         if (arg.memctx) {
                 r = subscribe_all_memctx(mon);
                 if (r < 0)
@@ -154,7 +154,7 @@ static int run_loop(monitor *mon) {
         if (r < 0)
                 return ctl_error(r, "Failed to set up the event loop: %m");
         (void) sd_bus_set_exit_on_disconnect(mon->bus, true);
-        fprintf(stderr, "Monitoring %s%s%s; press Ctrl-C to stop.\n", mon->name ? "endpoint '" : VMSIG_SERVICE,
+        fprintf(stderr, "Monitoring %s%s%s; press Ctrl-C to stop.\n", mon->name ? "endpoint '" : VMSIG_BUS_NAME,
                 mon->name ? mon->name : "", mon->name ? "'" : "");
         r = sd_event_loop(e);
         (void) sd_bus_detach_event(mon->bus);

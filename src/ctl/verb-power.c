@@ -24,7 +24,7 @@ static int call_lifecycle(sd_bus *bus, const char *path, const char *name, size_
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = sd_bus_call_method(bus, VMSIG_SERVICE, path, VMSIG_ENDPOINT_INTERFACE, lifecycle_ops[op].method, &error,
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, lifecycle_ops[op].method, &error,
                                NULL, NULL);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to %s '%s'", lifecycle_ops[op].action, name);

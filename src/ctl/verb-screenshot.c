@@ -29,7 +29,7 @@ static int subscribe(sd_bus *bus, const char *name, const char *path, sd_bus_mes
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = sd_bus_call_method(bus, VMSIG_SERVICE, path, VMSIG_ENDPOINT_INTERFACE, "SubscribeFrames", &error,
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeFrames", &error,
                                ret_reply, NULL);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to get the screen of '%s'", name);
@@ -40,7 +40,7 @@ static int subscribe(sd_bus *bus, const char *name, const char *path, sd_bus_mes
 
 static void unsubscribe(sd_bus *bus, const char *path) {
         /* Leaving the bus ends it too; this just says we are done now. */
-        (void) sd_bus_call_method(bus, VMSIG_SERVICE, path, VMSIG_ENDPOINT_INTERFACE, "UnsubscribeFrames", NULL, NULL,
+        (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeFrames", NULL, NULL,
                                   NULL);
 }
 
