@@ -50,8 +50,8 @@ sources() {
         detect-linux) echo "$top/tests/fuzz-util.c $top/src/memctx/detect-linux.c" \
                 "$top/src/memctx/detect.c $top/src/memctx/memwrite.c $top/src/shared/fd-util.c" ;;
         memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c" ;;
-        config) echo "$top/tests/fuzz-util.c $top/src/daemon/config-file.c $out/config-schema.c $core" ;;
-        discovery) echo "$top/tests/fuzz-util.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
+        config) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/daemon/config-file.c $out/config-schema.c $core" ;;
+        discovery) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
         bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/stub/stub.c ${vgpu_sources:-} $core" ;;
         qmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/*.c $core" ;;
         hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;

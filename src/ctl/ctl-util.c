@@ -289,3 +289,18 @@ int ctl_require_fd_passing(sd_bus *bus) {
                                               "descriptors, which this transport cannot pass.");
         return 0;
 }
+
+int ctl_open_endpoint(const char *name, bool need_fds, sd_bus **ret_bus, char **ret_path) {
+        sd_bus *bus;
+        int r;
+
+        r = ctl_acquire_bus(true, &bus);
+        if (r >= 0 && need_fds)
+                r = ctl_require_fd_passing(bus);
+        if (r >= 0)
+                r = ctl_get_endpoint(bus, name, ret_path);
+        if (r < 0)
+                return r;
+        *ret_bus = bus;
+        return 0;
+}

@@ -60,6 +60,10 @@ const char *ctl_service_sender(sd_bus *bus);
 /* Leases and memory contexts come as fds, which not every transport
  * carries (ssh does not): says so and returns <0 when bus cannot. */
 int ctl_require_fd_passing(sd_bus *bus);
+/* The connection (with a polkit agent ready to ask) and the path of
+ * endpoint name, for the verbs that act on one; need_fds: the verb passes
+ * fds, so the transport must be able to. */
+int ctl_open_endpoint(const char *name, bool need_fds, sd_bus **ret_bus, char **ret_path);
 
 static inline void strv_freep(char ***p) {
         if (*p)

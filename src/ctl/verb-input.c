@@ -195,9 +195,7 @@ int verb_input(int argc, char **argv) {
         if (r >= 0 && l.n == 0)
                 r = ctl_usage_error("Nothing to send.");
         if (r >= 0)
-                r = ctl_acquire_bus(true, &bus);
-        if (r >= 0)
-                r = ctl_get_endpoint(bus, argv[1], &path);
+                r = ctl_open_endpoint(argv[1], false, &bus, &path);
         if (r >= 0)
                 r = send_events(bus, argv[1], path, &l);
         free(l.events);

@@ -11,6 +11,7 @@
 
 #include "ctl-json.h"
 #include "ctl-util.h"
+#include "fd-util.h"
 
 #define COPY_BUFFER_SIZE (1u << 20)
 #define LABEL_WIDTH 8
@@ -66,19 +67,6 @@ static void unsubscribe(sd_bus *bus, const char *path) {
                                   NULL);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* size bytes of the RAM fd from offset, appended to out. */
 static int copy_out(int ram_fd, uint64_t offset, uint64_t size, int out, uint8_t *buf) {
         while (size > 0) {
@@ -91,7 +79,7 @@ static int copy_out(int ram_fd, uint64_t offset, uint64_t size, int out, uint8_t
                         return -errno;
                 if (n == 0)
                         return -EIO; /* the RAM region is shorter than vmsigd said */
-                r = write_all(out, buf, (size_t) n);
+                r = loop_write(out, buf, (size_t) n);
                 if (r < 0)
                         return r;
                 offset += (uint64_t) n;
@@ -212,11 +200,7 @@ int verb_dump_memctx(int argc, char **argv) {
         sd_bus *bus;
         int r;
 
-        r = ctl_acquire_bus(true, &bus);
-        if (r >= 0)
-                r = ctl_require_fd_passing(bus);
-        if (r >= 0)
-                r = ctl_get_endpoint(bus, name, &path);
+        r = ctl_open_endpoint(name, true, &bus, &path);
         if (r >= 0)
                 r = subscribe(bus, name, path, &c);
         if (r >= 0 && arg.save)

@@ -163,9 +163,7 @@ int verb_memwrite(int argc, char **argv) {
         if (r >= 0)
                 r = check_size(&q);
         if (r >= 0)
-                r = ctl_acquire_bus(true, &bus);
-        if (r >= 0)
-                r = ctl_get_endpoint(bus, q.name, &path);
+                r = ctl_open_endpoint(q.name, false, &bus, &path);
         if (r >= 0) {
                 q.path = path;
                 r = write_memory(bus, &q);

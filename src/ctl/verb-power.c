@@ -45,10 +45,7 @@ int verb_lifecycle(int argc, char **argv) {
         if (op == ELEMENTSOF(lifecycle_ops))
                 return ctl_usage_error("Unknown command '%s'.", argv[0]);
 
-        r = ctl_acquire_bus(true, &bus);
-        if (r < 0)
-                return r;
-        r = ctl_get_endpoint(bus, name, &path);
+        r = ctl_open_endpoint(name, false, &bus, &path);
         if (r < 0)
                 return r;
         r = ctl_lease_acquire(bus, name, path, "power", &lease);
@@ -78,10 +75,7 @@ int verb_lease(int argc, char **argv) {
         if (!known)
                 return ctl_usage_error("Unknown lease class '%s': input, power or memory-write.", class);
 
-        r = ctl_acquire_bus(true, &bus);
-        if (r < 0)
-                return r;
-        r = ctl_get_endpoint(bus, name, &path);
+        r = ctl_open_endpoint(name, false, &bus, &path);
         if (r < 0)
                 return r;
         r = ctl_lease_acquire(bus, name, path, class, &lease);

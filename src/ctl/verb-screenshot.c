@@ -147,11 +147,7 @@ int verb_screenshot(int argc, char **argv) {
         sd_bus *bus;
         int r;
 
-        r = ctl_acquire_bus(true, &bus);
-        if (r >= 0)
-                r = ctl_require_fd_passing(bus);
-        if (r >= 0)
-                r = ctl_get_endpoint(bus, name, &path);
+        r = ctl_open_endpoint(name, true, &bus, &path);
         if (r >= 0)
                 r = subscribe(bus, name, path, &reply, &f);
         if (r >= 0)

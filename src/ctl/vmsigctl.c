@@ -113,6 +113,46 @@ static int unknown_option(void) {
         return CTL_USAGE;
 }
 
+/* The options that only set a flag or keep their argument: true if c was
+ * one of them. */
+static bool set_option(int c) {
+        static const struct {
+                int c;
+                bool *flag;
+                bool value;
+        } flags[] = {
+                { ARG_NO_ASK_PASSWORD, &arg.ask_password, false },
+                { ARG_JSON, &arg.json, true },
+                { ARG_NO_LEGEND, &arg.legend, false },
+                { ARG_KEEP_LEASE, &arg.keep_lease, true },
+                { ARG_FORCE, &arg.force, true },
+                { ARG_VIRTUAL, &arg.virtual_address, true },
+                { ARG_PAUSE, &arg.pause, true },
+                { ARG_MEMCTX, &arg.memctx, true },
+        };
+        static const struct {
+                int c;
+                const char **value;
+        } strings[] = {
+                { 'H', &arg.host },
+                { ARG_ADDRESS, &arg.address },
+                { ARG_FILE, &arg.file },
+                { ARG_SAVE, &arg.save },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(flags); i++)
+                if (flags[i].c == c) {
+                        *flags[i].flag = flags[i].value;
+                        return true;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+                if (strings[i].c == c) {
+                        *strings[i].value = optarg;
+                        return true;
+                }
+        return false;
+}
+
 /* Returns 1 to go on, 0 when done (--help, --version), or CTL_USAGE. */
 static int parse_argv(int argc, char *argv[]) {
         static const struct option options[] = {
@@ -135,7 +175,9 @@ static int parse_argv(int argc, char *argv[]) {
         };
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "hH:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hH:", options, NULL)) >= 0) {
+                if (set_option(c))
+                        continue;
                 switch (c) {
                 case 'h':
                         help();
@@ -143,42 +185,6 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_VERSION:
                         printf("vmsigctl " PACKAGE_VERSION "\n");
                         return 0;
-                case 'H':
-                        arg.host = optarg;
-                        break;
-                case ARG_ADDRESS:
-                        arg.address = optarg;
-                        break;
-                case ARG_NO_ASK_PASSWORD:
-                        arg.ask_password = false;
-                        break;
-                case ARG_JSON:
-                        arg.json = true;
-                        break;
-                case ARG_NO_LEGEND:
-                        arg.legend = false;
-                        break;
-                case ARG_KEEP_LEASE:
-                        arg.keep_lease = true;
-                        break;
-                case ARG_FORCE:
-                        arg.force = true;
-                        break;
-                case ARG_FILE:
-                        arg.file = optarg;
-                        break;
-                case ARG_VIRTUAL:
-                        arg.virtual_address = true;
-                        break;
-                case ARG_PAUSE:
-                        arg.pause = true;
-                        break;
-                case ARG_MEMCTX:
-                        arg.memctx = true;
-                        break;
-                case ARG_SAVE:
-                        arg.save = optarg;
-                        break;
                 case ARG_RANGE:
                         r = add_range(optarg);
                         if (r < 0)
@@ -187,6 +193,7 @@ static int parse_argv(int argc, char *argv[]) {
                 default:
                         return unknown_option();
                 }
+        }
         if (arg.host && arg.address)
                 return ctl_usage_error("--host and --address do not go together.");
         if (arg.n_ranges > 0 && !arg.save)

@@ -8,7 +8,6 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <libxml/parser.h>
@@ -18,6 +17,7 @@
 #include "config-file.h"
 #include "log.h"
 #include "macro.h"
+#include "xml-problem.h"
 
 extern const char vmsig_config_schema[];
 extern const unsigned vmsig_config_schema_len;
@@ -27,55 +27,9 @@ extern const unsigned vmsig_config_schema_len;
 #define RAM_SIZE_ALIGN 4096ULL
 #define STUB_LATENCY_MAX_MS 60000u
 
-/* The first error wins: later ones are usually consequences of it. */
-typedef struct load_state {
-        const char *path;
-        char *error;
-        int r;
-} load_state;
-
-_printf_(4, 5) static int fail(load_state *s, int r, unsigned line, const char *fmt, ...) {
-        _cleanup_free_ char *what = NULL;
-        va_list ap;
-
-        if (s->error)
-                return s->r;
-        va_start(ap, fmt);
-        if (vasprintf(&what, fmt, ap) < 0)
-                what = NULL;
-        va_end(ap);
-        if (line > 0) {
-                if (asprintf(&s->error, "%s:%u: %s", s->path, line, what ?: "error") < 0)
-                        s->error = NULL;
-        } else if (asprintf(&s->error, "%s: %s", s->path, what ?: "error") < 0)
-                s->error = NULL;
-        s->r = r;
-        return r;
-}
-
-static void on_xml_error(void *userdata, xmlErrorPtr e) {
-        load_state *s = userdata;
-        size_t n = e->message ? strlen(e->message) : 0;
-
-        /* libxml2 messages end in a newline we do not want in one-line logs. */
-        while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' '))
-                n--;
-        (void) fail(s, -EINVAL, e->line > 0 ? (unsigned) e->line : 0, "%.*s", (int) n, e->message ?: "invalid XML");
-}
-
-static unsigned node_line(xmlNodePtr n) {
-        long l = xmlGetLineNo(n);
-        return l > 0 ? (unsigned) l : 0;
-}
-
 static char *attr(xmlNodePtr n, const char *name) {
         return (char *) xmlGetProp(n, (const xmlChar *) name);
 }
-
-static void xml_freep(char **p) {
-        xmlFree(*p);
-}
-#define _cleanup_xmlfree_ _cleanup_(xml_freep)
 
 static int parse_ram_size(const char *s, uint64_t *ret) {
         unsigned shift = 0;
@@ -104,7 +58,7 @@ static int parse_ram_size(const char *s, uint64_t *ret) {
         return 0;
 }
 
-static int parse_number(load_state *s, xmlNodePtr n, const char *name, unsigned long long min, size_t *ret) {
+static int parse_number(xml_problem *s, xmlNodePtr n, const char *name, unsigned long long min, size_t *ret) {
         _cleanup_xmlfree_ char *v = attr(n, name);
         unsigned long long u;
         char *end;
@@ -114,16 +68,16 @@ static int parse_number(load_state *s, xmlNodePtr n, const char *name, unsigned 
         errno = 0;
         u = strtoull(v, &end, 10);
         if (errno != 0 || end == v || *end != '\0' || u < min || u > INT_MAX)
-                return fail(s, -ERANGE, node_line(n), "%s=\"%s\" is out of range (%llu..%d).", name, v, min, INT_MAX);
+                return xml_problem_fail(s, -ERANGE, xml_node_line(n), "%s=\"%s\" is out of range (%llu..%d).", name, v, min, INT_MAX);
         *ret = (size_t) u;
         return 0;
 }
 
-static int parse_positive(load_state *s, xmlNodePtr n, const char *name, size_t *ret) {
+static int parse_positive(xml_problem *s, xmlNodePtr n, const char *name, size_t *ret) {
         return parse_number(s, n, name, 1, ret);
 }
 
-static int parse_unsigned(load_state *s, xmlNodePtr n, const char *name, unsigned *ret) {
+static int parse_unsigned(xml_problem *s, xmlNodePtr n, const char *name, unsigned *ret) {
         size_t v = *ret;
         int r = parse_number(s, n, name, 0, &v);
 
@@ -131,18 +85,18 @@ static int parse_unsigned(load_state *s, xmlNodePtr n, const char *name, unsigne
         return r;
 }
 
-static int parse_log(load_state *s, xmlNodePtr n, vmsig_config *c) {
+static int parse_log(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *level = attr(n, "level");
         /* Our checks run before the schema's: the attribute may be missing. */
         int l = level ? log_level_from_string(level) : -EINVAL;
 
         if (l < 0)
-                return fail(s, -EINVAL, node_line(n), "unknown log level \"%s\".", level ?: "");
+                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "unknown log level \"%s\".", level ?: "");
         c->log_level = l;
         return 0;
 }
 
-static int parse_limits(load_state *s, xmlNodePtr n, vmsig_config *c) {
+static int parse_limits(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         int r = parse_positive(s, n, "queue-length", &c->queue_limit);
 
         if (r >= 0)
@@ -152,23 +106,23 @@ static int parse_limits(load_state *s, xmlNodePtr n, vmsig_config *c) {
         if (r >= 0)
                 r = parse_positive(s, n, "bootstrap-backoff-max-ms", &c->bootstrap_backoff_max_ms);
         if (r >= 0 && c->max_write > VMSIG_CONFIG_MAX_WRITE_MAX)
-                r = fail(s, -ERANGE, node_line(n), "max-write=\"%zu\" is out of range (1..%u).", c->max_write,
+                r = xml_problem_fail(s, -ERANGE, xml_node_line(n), "max-write=\"%zu\" is out of range (1..%u).", c->max_write,
                          VMSIG_CONFIG_MAX_WRITE_MAX);
         return r;
 }
 
-static int parse_audit(load_state *s, xmlNodePtr n, vmsig_config *c) {
+static int parse_audit(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *target = attr(n, "target");
 
         if (!target || (strcmp(target, "auto") != 0 && strcmp(target, "journal") != 0 && strcmp(target, "stderr") != 0))
-                return fail(s, -EINVAL, node_line(n), "unknown audit target \"%s\" (auto, journal or stderr).",
+                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "unknown audit target \"%s\" (auto, journal or stderr).",
                             target ?: "");
         free(c->audit_target);
         c->audit_target = strdup(target);
-        return c->audit_target ? 0 : fail(s, -ENOMEM, 0, "out of memory.");
+        return c->audit_target ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
 }
 
-static int parse_private_socket(load_state *s, xmlNodePtr n, vmsig_config *c) {
+static int parse_private_socket(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *path = attr(n, "path"), *enabled = attr(n, "enabled");
 
         free(c->private_socket);
@@ -176,24 +130,24 @@ static int parse_private_socket(load_state *s, xmlNodePtr n, vmsig_config *c) {
         if (enabled && strcmp(enabled, "no") == 0)
                 return 0;
         if (enabled && strcmp(enabled, "yes") != 0)
-                return fail(s, -EINVAL, node_line(n), "enabled=\"%s\" must be yes or no.", enabled);
+                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "enabled=\"%s\" must be yes or no.", enabled);
         if (path && (path[0] != '/' || strlen(path) >= 108))
-                return fail(s, -EINVAL, node_line(n),
+                return xml_problem_fail(s, -EINVAL, xml_node_line(n),
                             "private socket path \"%s\" must be absolute and shorter than 108 bytes.", path);
         c->private_socket = strdup(path ?: VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
-        return c->private_socket ? 0 : fail(s, -ENOMEM, 0, "out of memory.");
+        return c->private_socket ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
 }
 
-static int set_path(load_state *s, xmlNodePtr n, char **where, const char *value) {
+static int set_path(xml_problem *s, xmlNodePtr n, char **where, const char *value) {
         if (value[0] != '/')
-                return fail(s, -EINVAL, node_line(n), "\"%s\" is not an absolute path.", value);
+                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "\"%s\" is not an absolute path.", value);
         free(*where);
         *where = strdup(value);
-        return *where ? 0 : fail(s, -ENOMEM, 0, "out of memory.");
+        return *where ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
 }
 
 /* <discovery enabled="yes" trigger-dir="..." libvirt="no" libvirt-dir="..."/> */
-static int parse_discovery(load_state *s, xmlNodePtr n, vmsig_config *c) {
+static int parse_discovery(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *enabled = attr(n, "enabled"), *dir = attr(n, "trigger-dir"),
                                *libvirt = attr(n, "libvirt"), *libvirt_dir = attr(n, "libvirt-dir");
         int r = 0;
@@ -213,13 +167,13 @@ static int parse_discovery(load_state *s, xmlNodePtr n, vmsig_config *c) {
 /* <frames enabled="yes" rate="2"/>: a decimal number of captures a second,
  * 0 < rate <= 60. Only digits and one point: no exponent, sign, hex, inf
  * or nan gets through strtod() here. */
-static int parse_frames(load_state *s, xmlNodePtr n, vmsig_config *c) {
+static int parse_frames(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *enabled = attr(n, "enabled"), *rate = attr(n, "rate");
         char *end;
         double v;
 
         if (enabled && strcmp(enabled, "yes") != 0 && strcmp(enabled, "no") != 0)
-                return fail(s, -EINVAL, node_line(n), "enabled=\"%s\" must be yes or no.", enabled);
+                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "enabled=\"%s\" must be yes or no.", enabled);
         c->frames_enabled = !enabled || strcmp(enabled, "yes") == 0;
         if (!rate)
                 return 0;
@@ -227,43 +181,43 @@ static int parse_frames(load_state *s, xmlNodePtr n, vmsig_config *c) {
         v = strtod(rate, &end);
         if (rate[strspn(rate, "0123456789.")] != '\0' || strchr(rate, '.') != strrchr(rate, '.') || errno != 0 ||
             end == rate || *end != '\0' || !(v > 0) || v > VMSIG_CONFIG_FRAMES_RATE_MAX)
-                return fail(s, -ERANGE, node_line(n),
+                return xml_problem_fail(s, -ERANGE, xml_node_line(n),
                             "rate=\"%s\" is not a number of frames a second above 0 and at most %g.", rate,
                             VMSIG_CONFIG_FRAMES_RATE_MAX);
         c->frames_rate = v;
         return 0;
 }
 
-static int append_id(load_state *s, unsigned line, uint32_t **ids, size_t *n, uint32_t id) {
+static int append_id(xml_problem *s, unsigned line, uint32_t **ids, size_t *n, uint32_t id) {
         uint32_t *grown = reallocarray(*ids, *n + 1, sizeof(uint32_t));
 
         if (!grown)
-                return fail(s, -ENOMEM, line, "out of memory.");
+                return xml_problem_fail(s, -ENOMEM, line, "out of memory.");
         grown[(*n)++] = id;
         *ids = grown;
         return 0;
 }
 
 /* Names are resolved here, once per load: the loop never waits on NSS. */
-static int parse_allow(load_state *s, xmlNodePtr n, vmsig_admission_config *a) {
+static int parse_allow(xml_problem *s, xmlNodePtr n, vmsig_admission_config *a) {
         _cleanup_xmlfree_ char *user = attr(n, "user"), *group = attr(n, "group");
-        unsigned line = node_line(n);
+        unsigned line = xml_node_line(n);
 
         if (!user == !group)
-                return fail(s, -EINVAL, line, "<allow> takes exactly one of user= and group=.");
+                return xml_problem_fail(s, -EINVAL, line, "<allow> takes exactly one of user= and group=.");
         if (user) {
                 struct passwd *pw = getpwnam(user);
                 if (!pw)
-                        return fail(s, -ENOENT, line, "unknown user \"%s\".", user);
+                        return xml_problem_fail(s, -ENOENT, line, "unknown user \"%s\".", user);
                 return append_id(s, line, (uint32_t **) &a->allow_uids, &a->n_allow_uids, pw->pw_uid);
         }
         struct group *gr = getgrnam(group);
         if (!gr)
-                return fail(s, -ENOENT, line, "unknown group \"%s\".", group);
+                return xml_problem_fail(s, -ENOENT, line, "unknown group \"%s\".", group);
         return append_id(s, line, (uint32_t **) &a->allow_gids, &a->n_allow_gids, gr->gr_gid);
 }
 
-static int parse_admission(load_state *s, xmlNodePtr n, vmsig_config *c) {
+static int parse_admission(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         vmsig_admission_config *a = &c->admission;
         int r;
 
@@ -278,22 +232,22 @@ static int parse_admission(load_state *s, xmlNodePtr n, vmsig_config *c) {
         return r;
 }
 
-static int check_unique(load_state *s, const vmsig_config *c, const vmsig_stub_vm_config *vm) {
+static int check_unique(xml_problem *s, const vmsig_config *c, const vmsig_stub_vm_config *vm) {
         for (size_t i = 0; i < c->n_stub_vms; i++) {
                 const vmsig_stub_vm_config *o = &c->stub_vms[i];
 
                 if (strcmp(o->name, vm->name) == 0)
-                        return fail(s, -EEXIST, vm->line, "duplicate stub-vm name \"%s\" (first declared on line %u).",
+                        return xml_problem_fail(s, -EEXIST, vm->line, "duplicate stub-vm name \"%s\" (first declared on line %u).",
                                     vm->name, o->line);
                 if (!sd_id128_is_null(vm->uuid) && sd_id128_equal(o->uuid, vm->uuid))
-                        return fail(s, -EEXIST, vm->line, "duplicate stub-vm uuid " SD_ID128_UUID_FORMAT_STR
+                        return xml_problem_fail(s, -EEXIST, vm->line, "duplicate stub-vm uuid " SD_ID128_UUID_FORMAT_STR
                                     " (also used by \"%s\" on line %u).", SD_ID128_FORMAT_VAL(vm->uuid), o->name,
                                     o->line);
         }
         return 0;
 }
 
-static int parse_stub_ram(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+static int parse_stub_ram(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *v = attr(n, "ram-size");
         int r;
 
@@ -302,15 +256,15 @@ static int parse_stub_ram(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm)
                 return 0;
         r = parse_ram_size(v, &vm->ram_size);
         if (r == -EINVAL)
-                return fail(s, r, vm->line, "ram-size \"%s\" is not a size (bytes, or a number with K, M or G).", v);
+                return xml_problem_fail(s, r, vm->line, "ram-size \"%s\" is not a size (bytes, or a number with K, M or G).", v);
         if (r < 0 || vm->ram_size < RAM_SIZE_MIN || vm->ram_size > RAM_SIZE_MAX)
-                return fail(s, -ERANGE, vm->line, "ram-size \"%s\" is out of range (1M..64G).", v);
+                return xml_problem_fail(s, -ERANGE, vm->line, "ram-size \"%s\" is out of range (1M..64G).", v);
         if (vm->ram_size % RAM_SIZE_ALIGN != 0)
-                return fail(s, -EINVAL, vm->line, "ram-size \"%s\" is not a multiple of 4096 bytes.", v);
+                return xml_problem_fail(s, -EINVAL, vm->line, "ram-size \"%s\" is not a multiple of 4096 bytes.", v);
         return 0;
 }
 
-static int parse_dtb(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+static int parse_dtb(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *v = attr(n, "dtb");
         char *end;
 
@@ -319,60 +273,60 @@ static int parse_dtb(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         errno = 0;
         vm->dtb = strtoull(v, &end, 0);
         if (errno != 0 || end == v || *end != '\0' || vm->dtb % 4096 != 0)
-                return fail(s, -EINVAL, vm->line, "dtb=\"%s\" is not a page-aligned address.", v);
+                return xml_problem_fail(s, -EINVAL, vm->line, "dtb=\"%s\" is not a page-aligned address.", v);
         return 0;
 }
 
-static int parse_bootstrap(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+static int parse_bootstrap(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *v = attr(n, "bootstrap");
         size_t fail_boots = 0;
         int r;
 
         if (v && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
-                return fail(s, -EINVAL, vm->line, "bootstrap=\"%s\" must be yes or no.", v);
+                return xml_problem_fail(s, -EINVAL, vm->line, "bootstrap=\"%s\" must be yes or no.", v);
         vm->bootstrap = v && strcmp(v, "yes") == 0;
         r = parse_number(s, n, "fail-boots", 0, &fail_boots);
         if (r < 0)
                 return r;
         if (fail_boots > 0 && !vm->bootstrap)
-                return fail(s, -EINVAL, vm->line, "fail-boots needs bootstrap=\"yes\".");
+                return xml_problem_fail(s, -EINVAL, vm->line, "fail-boots needs bootstrap=\"yes\".");
         if (vm->bootstrap && vm->dtb)
-                return fail(s, -EINVAL, vm->line, "dtb and bootstrap=\"yes\" exclude each other.");
+                return xml_problem_fail(s, -EINVAL, vm->line, "dtb and bootstrap=\"yes\" exclude each other.");
         vm->fail_boots = (unsigned) fail_boots;
         return 0;
 }
 
-static int parse_vcpu(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+static int parse_vcpu(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *regs = attr(n, "vcpu-registers"), *os = attr(n, "guest-os");
 
         if (regs && strcmp(regs, "yes") != 0 && strcmp(regs, "no") != 0)
-                return fail(s, -EINVAL, vm->line, "vcpu-registers=\"%s\" must be yes or no.", regs);
+                return xml_problem_fail(s, -EINVAL, vm->line, "vcpu-registers=\"%s\" must be yes or no.", regs);
         vm->no_vcpu_registers = regs && strcmp(regs, "no") == 0;
         if (os) {
                 vm->guest_os = vmsig_guest_os_from_string(os);
                 if (vm->guest_os == _VMSIG_GUEST_OS_MAX || vm->guest_os == VMSIG_GUEST_OS_UNKNOWN)
-                        return fail(s, -EINVAL, vm->line, "guest-os=\"%s\" must be windows or linux.", os);
+                        return xml_problem_fail(s, -EINVAL, vm->line, "guest-os=\"%s\" must be windows or linux.", os);
                 if (!vm->bootstrap)
-                        return fail(s, -EINVAL, vm->line, "guest-os needs bootstrap=\"yes\".");
+                        return xml_problem_fail(s, -EINVAL, vm->line, "guest-os needs bootstrap=\"yes\".");
         }
         return 0;
 }
 
-static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
+static int parse_stub_fields(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *uuid = attr(n, "uuid"), *state = attr(n, "state");
         size_t latency_ms = 0;
         int r;
 
         if (!vmsig_endpoint_name_is_valid(vm->name))
-                return fail(s, -EINVAL, vm->line, "invalid stub-vm name \"%s\".", vm->name);
+                return xml_problem_fail(s, -EINVAL, vm->line, "invalid stub-vm name \"%s\".", vm->name);
         if (uuid && sd_id128_from_string(uuid, &vm->uuid) < 0)
-                return fail(s, -EINVAL, vm->line, "invalid uuid \"%s\".", uuid);
+                return xml_problem_fail(s, -EINVAL, vm->line, "invalid uuid \"%s\".", uuid);
         vm->initial_state = state ? vmsig_state_from_string(state) : VMSIG_STATE_RUNNING;
         if (vm->initial_state == _VMSIG_STATE_MAX || vm->initial_state == VMSIG_STATE_UNKNOWN)
-                return fail(s, -EINVAL, vm->line, "invalid state \"%s\".", state);
+                return xml_problem_fail(s, -EINVAL, vm->line, "invalid state \"%s\".", state);
         r = parse_number(s, n, "latency-ms", 0, &latency_ms);
         if (r >= 0 && latency_ms > STUB_LATENCY_MAX_MS)
-                r = fail(s, -ERANGE, vm->line, "latency-ms=\"%zu\" is out of range (0..%u).", latency_ms,
+                r = xml_problem_fail(s, -ERANGE, vm->line, "latency-ms=\"%zu\" is out of range (0..%u).", latency_ms,
                          STUB_LATENCY_MAX_MS);
         if (r < 0)
                 return r;
@@ -387,22 +341,22 @@ static int parse_stub_fields(load_state *s, xmlNodePtr n, vmsig_stub_vm_config *
         return parse_stub_ram(s, n, vm);
 }
 
-static int parse_stub_vm(load_state *s, xmlNodePtr n, vmsig_config *c) {
+static int parse_stub_vm(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *name = attr(n, "name");
-        vmsig_stub_vm_config vm = { .line = node_line(n) };
+        vmsig_stub_vm_config vm = { .line = xml_node_line(n) };
         vmsig_stub_vm_config *grown;
         int r;
 
         if (!name)
-                return fail(s, -EINVAL, vm.line, "stub-vm lacks the name attribute.");
+                return xml_problem_fail(s, -EINVAL, vm.line, "stub-vm lacks the name attribute.");
         vm.name = strdup(name);
         if (!vm.name)
-                return fail(s, -ENOMEM, vm.line, "out of memory.");
+                return xml_problem_fail(s, -ENOMEM, vm.line, "out of memory.");
         r = parse_stub_fields(s, n, &vm);
         if (r >= 0)
                 r = check_unique(s, c, &vm);
         if (r >= 0 && !(grown = reallocarray(c->stub_vms, c->n_stub_vms + 1, sizeof(*grown))))
-                r = fail(s, -ENOMEM, vm.line, "out of memory.");
+                r = xml_problem_fail(s, -ENOMEM, vm.line, "out of memory.");
         if (r < 0) {
                 free(vm.name);
                 return r;
@@ -412,9 +366,9 @@ static int parse_stub_vm(load_state *s, xmlNodePtr n, vmsig_config *c) {
         return 0;
 }
 
-static int parse_tree(load_state *s, xmlNodePtr root, vmsig_config *c) {
+static int parse_tree(xml_problem *s, xmlNodePtr root, vmsig_config *c) {
         if (!root || !xmlStrEqual(root->name, (const xmlChar *) "vmsigd"))
-                return fail(s, -EINVAL, root ? node_line(root) : 0, "the root element must be <vmsigd>.");
+                return xml_problem_fail(s, -EINVAL, root ? xml_node_line(root) : 0, "the root element must be <vmsigd>.");
         for (xmlNodePtr n = root->children; n; n = n->next) {
                 int r = 0;
 
@@ -442,24 +396,24 @@ static int parse_tree(load_state *s, xmlNodePtr root, vmsig_config *c) {
         return 0;
 }
 
-static int validate(load_state *s, xmlDocPtr doc) {
+static int validate(xml_problem *s, xmlDocPtr doc) {
         xmlRelaxNGParserCtxtPtr pctx = xmlRelaxNGNewMemParserCtxt(vmsig_config_schema, (int) vmsig_config_schema_len);
         xmlRelaxNGPtr schema = NULL;
         xmlRelaxNGValidCtxtPtr vctx = NULL;
         int r;
 
         if (pctx) {
-                xmlRelaxNGSetParserStructuredErrors(pctx, on_xml_error, s);
+                xmlRelaxNGSetParserStructuredErrors(pctx, xml_problem_on_xml_error, s);
                 schema = xmlRelaxNGParse(pctx);
         }
         if (schema)
                 vctx = xmlRelaxNGNewValidCtxt(schema);
 
         if (!vctx) {
-                r = fail(s, -ENOMEM, 0, "cannot load the configuration schema.");
+                r = xml_problem_fail(s, -ENOMEM, 0, "cannot load the configuration schema.");
         } else {
-                xmlRelaxNGSetValidStructuredErrors(vctx, on_xml_error, s);
-                r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : fail(s, -EINVAL, 0, "does not match the schema.");
+                xmlRelaxNGSetValidStructuredErrors(vctx, xml_problem_on_xml_error, s);
+                r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : xml_problem_fail(s, -EINVAL, 0, "does not match the schema.");
         }
         xmlRelaxNGFreeValidCtxt(vctx);
         xmlRelaxNGFree(schema);
@@ -469,23 +423,23 @@ static int validate(load_state *s, xmlDocPtr doc) {
 
 /* NONET: a config file never makes us reach out. Entities are not
  * substituted (no NOENT), so an entity cannot pull in another file. */
-static int read_document(load_state *s, xmlDocPtr *ret) {
+static int read_document(xml_problem *s, xmlDocPtr *ret) {
         xmlParserCtxtPtr ctx;
         xmlDocPtr doc;
 
         if (access(s->path, R_OK) < 0)
-                return fail(s, -errno, 0, "%s.", strerror(errno));
+                return xml_problem_fail(s, -errno, 0, "%s.", strerror(errno));
         ctx = xmlNewParserCtxt();
         if (!ctx)
-                return fail(s, -ENOMEM, 0, "out of memory.");
+                return xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
         /* libxml2 2.9 has no per-context structured handler; the global one
          * is thread-local and we are single-threaded. */
-        xmlSetStructuredErrorFunc(s, on_xml_error);
+        xmlSetStructuredErrorFunc(s, xml_problem_on_xml_error);
         doc = xmlCtxtReadFile(ctx, s->path, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING);
         xmlSetStructuredErrorFunc(NULL, NULL);
         xmlFreeParserCtxt(ctx);
         if (!doc)
-                return fail(s, -EINVAL, 0, "not well-formed XML.");
+                return xml_problem_fail(s, -EINVAL, 0, "not well-formed XML.");
         /* libxml2 still builds a tree past errors it recovers from (bad
          * namespace declarations): the error it reported stands. */
         if (s->r < 0) {
@@ -526,7 +480,7 @@ int vmsig_config_new_default(vmsig_config **ret) {
 }
 
 int vmsig_config_load(const char *path, vmsig_config **ret, char **error) {
-        load_state s = { .path = path };
+        xml_problem s = { .path = path };
         vmsig_config *c = NULL;
         xmlDocPtr doc = NULL;
         int r;
@@ -536,7 +490,7 @@ int vmsig_config_load(const char *path, vmsig_config **ret, char **error) {
          * validate attributes". The schema then catches everything else. */
         r = read_document(&s, &doc);
         if (r >= 0 && !(c = config_alloc(path)))
-                r = fail(&s, -ENOMEM, 0, "out of memory.");
+                r = xml_problem_fail(&s, -ENOMEM, 0, "out of memory.");
         if (r >= 0)
                 r = parse_tree(&s, xmlDocGetRootElement(doc), c);
         if (r >= 0)

@@ -26,6 +26,7 @@
 #include "discovery.h"
 #include "hashmap.h"
 #include "log.h"
+#include "time-util.h"
 #include "vm-desc.h"
 
 typedef enum vm_state {
@@ -73,21 +74,14 @@ struct vmsig_discovery {
         uint64_t probe_timeout;
 };
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 #define FOREACH_SOURCE(s, d) for (vm_source *s = (d)->sources; s < (d)->sources + _VMSIG_VM_ORIGIN_MAX; s++)
 
 /* --- the probe timer ------------------------------------------------------- */
 
 static void timer_update(vmsig_discovery *d) {
-        struct itimerspec its = {};
         uint64_t due = 0;
         vm_entry *e;
+        int r;
 
         FOREACH_SOURCE(s, d) {
                 if (!s->entries)
@@ -98,13 +92,10 @@ static void timer_update(vmsig_discovery *d) {
         }
         if (due == d->timer_due)
                 return;
-        /* A zero it_value disarms; an absolute time in the past fires at once. */
-        its.it_value.tv_sec = (time_t) (due / 1000000u);
-        its.it_value.tv_nsec = (long) (due % 1000000u) * 1000;
-        if (due > 0 && its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-                its.it_value.tv_nsec = 1;
-        if (timerfd_settime(d->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
-                log_warning_errno(errno, "Cannot arm the VM probe timer: %m");
+        /* An absolute time in the past fires at once. */
+        r = due == 0 ? timerfd_disarm(d->timer_fd) : timerfd_arm_usec(d->timer_fd, due, TFD_TIMER_ABSTIME);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot arm the VM probe timer: %m");
                 return;
         }
         d->timer_due = due;

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,69 +38,39 @@ bool vm_desc_equal(const vm_desc *a, const vm_desc *b) {
                (a->n_ranges == 0 || memcmp(a->ranges, b->ranges, a->n_ranges * sizeof(vmsig_gpa_range)) == 0);
 }
 
-int vm_parse_fail(vm_parse *p, int r, unsigned line, const char *fmt, ...) {
-        _cleanup_free_ char *what = NULL;
-        va_list ap;
-
-        if (p->error)
-                return p->r;
-        va_start(ap, fmt);
-        if (vasprintf(&what, fmt, ap) < 0)
-                what = NULL;
-        va_end(ap);
-        if (line > 0) {
-                if (asprintf(&p->error, "%s:%u: %s", p->path, line, what ?: "error") < 0)
-                        p->error = NULL;
-        } else if (asprintf(&p->error, "%s: %s", p->path, what ?: "error") < 0)
-                p->error = NULL;
-        p->r = r;
-        return r;
-}
-
-void vm_parse_on_xml_error(void *userdata, xmlErrorPtr e) {
-        vm_parse *p = userdata;
-        size_t n = e->message ? strlen(e->message) : 0;
-
-        /* libxml2 messages end in a newline we do not want in one-line logs. */
-        while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' '))
-                n--;
-        (void) vm_parse_fail(p, -EINVAL, e->line > 0 ? (unsigned) e->line : 0, "%.*s", (int) n,
-                             e->message ?: "invalid XML");
-}
-
 /* A trigger file names the file vmsigd opens as guest RAM: only root (or
  * the user we run as) may have written it. */
-static int check_trusted(vm_parse *p, int fd) {
+static int check_trusted(xml_problem *p, int fd) {
         struct stat st;
 
         if (fstat(fd, &st) < 0)
-                return vm_parse_fail(p, -errno, 0, "cannot stat: %s.", strerror(errno));
+                return xml_problem_fail(p, -errno, 0, "cannot stat: %s.", strerror(errno));
         if (!S_ISREG(st.st_mode))
-                return vm_parse_fail(p, -EBADFD, 0, "not a regular file, ignoring.");
+                return xml_problem_fail(p, -EBADFD, 0, "not a regular file, ignoring.");
         if (st.st_uid != 0 && st.st_uid != geteuid())
-                return vm_parse_fail(p, -EPERM, 0, "owned by uid %u, not by root, ignoring.", (unsigned) st.st_uid);
+                return xml_problem_fail(p, -EPERM, 0, "owned by uid %u, not by root, ignoring.", (unsigned) st.st_uid);
         if (st.st_mode & (S_IWGRP | S_IWOTH))
-                return vm_parse_fail(p, -EPERM, 0, "writable by group or others (mode %04o), ignoring.",
+                return xml_problem_fail(p, -EPERM, 0, "writable by group or others (mode %04o), ignoring.",
                                      (unsigned) (st.st_mode & 07777));
         if (st.st_size > VM_FILE_SIZE_MAX)
-                return vm_parse_fail(p, -EFBIG, 0, "larger than %u bytes, ignoring.", VM_FILE_SIZE_MAX);
+                return xml_problem_fail(p, -EFBIG, 0, "larger than %u bytes, ignoring.", VM_FILE_SIZE_MAX);
         return 0;
 }
 
 /* O_NONBLOCK: a FIFO put in place of a file must not hang the loop. */
-static int open_file(vm_parse *p) {
+static int open_file(xml_problem *p) {
         int fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
 
         if (fd >= 0)
                 return fd;
         if (errno == ELOOP)
-                return vm_parse_fail(p, -ELOOP, 0, "is a symbolic link, ignoring.");
-        return vm_parse_fail(p, -errno, 0, "%s.", strerror(errno));
+                return xml_problem_fail(p, -ELOOP, 0, "is a symbolic link, ignoring.");
+        return xml_problem_fail(p, -errno, 0, "%s.", strerror(errno));
 }
 
 /* NONET: a VM file never makes us reach out. Entities are not substituted
  * (no NOENT), so an entity cannot pull in another file. */
-int vm_parse_read(vm_parse *p, xmlDocPtr *ret) {
+int vm_parse_read(xml_problem *p, xmlDocPtr *ret) {
         _cleanup_close_ int fd = -1;
         xmlParserCtxtPtr ctx;
         xmlDocPtr doc;
@@ -115,15 +84,15 @@ int vm_parse_read(vm_parse *p, xmlDocPtr *ret) {
                 return r;
         ctx = xmlNewParserCtxt();
         if (!ctx)
-                return vm_parse_fail(p, -ENOMEM, 0, "out of memory.");
+                return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
         /* libxml2 2.9 has no per-context structured handler; the global one
          * is thread-local and we are single-threaded. */
-        xmlSetStructuredErrorFunc(p, vm_parse_on_xml_error);
+        xmlSetStructuredErrorFunc(p, xml_problem_on_xml_error);
         doc = xmlCtxtReadFd(ctx, fd, p->path, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING);
         xmlSetStructuredErrorFunc(NULL, NULL);
         xmlFreeParserCtxt(ctx);
         if (!doc)
-                return vm_parse_fail(p, -EINVAL, 0, "not well-formed XML.");
+                return xml_problem_fail(p, -EINVAL, 0, "not well-formed XML.");
         /* libxml2 still builds a tree past errors it recovers from (bad
          * namespace declarations): the error it reported stands. */
         if (p->r < 0) {
@@ -132,11 +101,6 @@ int vm_parse_read(vm_parse *p, xmlDocPtr *ret) {
         }
         *ret = doc;
         return 0;
-}
-
-unsigned vm_node_line(xmlNodePtr n) {
-        long l = xmlGetLineNo(n);
-        return l > 0 ? (unsigned) l : 0;
 }
 
 bool vm_node_is(xmlNodePtr n, const char *ns, const char *name) {
@@ -154,7 +118,7 @@ xmlNodePtr vm_node_child(xmlNodePtr n, const char *ns, const char *name) {
         return NULL;
 }
 
-static char *copy_xml_string(vm_parse *p, xmlChar *s) {
+static char *copy_xml_string(xml_problem *p, xmlChar *s) {
         char *copy;
 
         if (!s)
@@ -162,32 +126,32 @@ static char *copy_xml_string(vm_parse *p, xmlChar *s) {
         copy = strdup((const char *) s);
         xmlFree(s);
         if (!copy)
-                (void) vm_parse_fail(p, -ENOMEM, 0, "out of memory.");
+                (void) xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
         return copy;
 }
 
-char *vm_node_attr(vm_parse *p, xmlNodePtr n, const char *name) {
+char *vm_node_attr(xml_problem *p, xmlNodePtr n, const char *name) {
         return copy_xml_string(p, xmlGetNoNsProp(n, (const xmlChar *) name));
 }
 
-char *vm_node_text(vm_parse *p, xmlNodePtr n) {
+char *vm_node_text(xml_problem *p, xmlNodePtr n) {
         return copy_xml_string(p, xmlNodeGetContent(n));
 }
 
-int vm_desc_set_name(vm_parse *p, xmlNodePtr n, vm_desc *v, char *name) {
+int vm_desc_set_name(xml_problem *p, xmlNodePtr n, vm_desc *v, char *name) {
         free(v->name);
         v->name = name;
-        v->line = vm_node_line(n);
+        v->line = xml_node_line(n);
         if (!vmsig_endpoint_name_is_valid(name))
-                return vm_parse_fail(p, -EINVAL, v->line,
+                return xml_problem_fail(p, -EINVAL, v->line,
                                      "invalid VM name \"%s\" (1..64 of A-Z a-z 0-9 _ . -, not starting with . or -).",
                                      name ?: "");
         return 0;
 }
 
-int vm_desc_set_uuid(vm_parse *p, xmlNodePtr n, vm_desc *v, const char *uuid) {
+int vm_desc_set_uuid(xml_problem *p, xmlNodePtr n, vm_desc *v, const char *uuid) {
         if (!uuid || sd_id128_from_string(uuid, &v->uuid) < 0)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(n), "invalid uuid \"%s\".", uuid ?: "");
+                return xml_problem_fail(p, -EINVAL, xml_node_line(n), "invalid uuid \"%s\".", uuid ?: "");
         return 0;
 }
 
@@ -195,24 +159,24 @@ static bool path_is_normal(const char *path) {
         return path && path[0] == '/' && !strstr(path, "/../") && !strstr(path, "//");
 }
 
-int vm_desc_set_qmp(vm_parse *p, xmlNodePtr n, vm_desc *v, char *socket) {
+int vm_desc_set_qmp(xml_problem *p, xmlNodePtr n, vm_desc *v, char *socket) {
         free(v->qmp_socket);
         v->qmp_socket = socket;
         if (!socket)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(n), "no QMP socket path given.");
+                return xml_problem_fail(p, -EINVAL, xml_node_line(n), "no QMP socket path given.");
         if (!path_is_normal(socket) || strlen(socket) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
-                return vm_parse_fail(p, -EINVAL, vm_node_line(n),
+                return xml_problem_fail(p, -EINVAL, xml_node_line(n),
                                      "QMP socket \"%s\" must be an absolute path shorter than 108 bytes.", socket);
         return 0;
 }
 
-int vm_desc_set_ram(vm_parse *p, xmlNodePtr n, vm_desc *v, char *path) {
+int vm_desc_set_ram(xml_problem *p, xmlNodePtr n, vm_desc *v, char *path) {
         free(v->ram_path);
         v->ram_path = path;
         if (!path)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(n), "no RAM path given.");
+                return xml_problem_fail(p, -EINVAL, xml_node_line(n), "no RAM path given.");
         if (!path_is_normal(path) || strlen(path) >= PATH_MAX)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(n), "RAM path \"%s\" must be an absolute path.", path);
+                return xml_problem_fail(p, -EINVAL, xml_node_line(n), "RAM path \"%s\" must be an absolute path.", path);
         return 0;
 }
 
@@ -233,19 +197,19 @@ static int parse_u64(const char *s, uint64_t *ret) {
         return 0;
 }
 
-static int parse_range_attr(vm_parse *p, xmlNodePtr n, const char *name, uint64_t *ret) {
+static int parse_range_attr(xml_problem *p, xmlNodePtr n, const char *name, uint64_t *ret) {
         _cleanup_free_ char *s = vm_node_attr(p, n, name);
 
         if (p->r < 0)
                 return p->r;
         if (parse_u64(s, ret) < 0)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(n), "%s=\"%s\" is not a number.", name, s ?: "");
+                return xml_problem_fail(p, -EINVAL, xml_node_line(n), "%s=\"%s\" is not a number.", name, s ?: "");
         if (*ret % VM_PAGE_SIZE != 0)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(n), "%s=\"%s\" is not a multiple of 4096.", name, s);
+                return xml_problem_fail(p, -EINVAL, xml_node_line(n), "%s=\"%s\" is not a multiple of 4096.", name, s);
         return 0;
 }
 
-static int parse_range(vm_parse *p, xmlNodePtr n, vmsig_gpa_range *g) {
+static int parse_range(xml_problem *p, xmlNodePtr n, vmsig_gpa_range *g) {
         int r = parse_range_attr(p, n, "gpa", &g->gpa);
 
         if (r >= 0)
@@ -255,9 +219,9 @@ static int parse_range(vm_parse *p, xmlNodePtr n, vmsig_gpa_range *g) {
         if (r < 0)
                 return r;
         if (g->size == 0)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(n), "range of size 0.");
+                return xml_problem_fail(p, -EINVAL, xml_node_line(n), "range of size 0.");
         if (g->gpa + g->size < g->gpa || g->offset + g->size < g->offset)
-                return vm_parse_fail(p, -ERANGE, vm_node_line(n), "range goes beyond 2^64.");
+                return xml_problem_fail(p, -ERANGE, xml_node_line(n), "range goes beyond 2^64.");
         return 0;
 }
 
@@ -271,20 +235,20 @@ static int cmp_range(const void *a, const void *b) {
         return x->g.gpa < y->g.gpa ? -1 : x->g.gpa > y->g.gpa;
 }
 
-static int check_overlaps(vm_parse *p, line_range *lr, size_t n) {
+static int check_overlaps(xml_problem *p, line_range *lr, size_t n) {
         qsort(lr, n, sizeof(line_range), cmp_range);
         for (size_t i = 1; i < n; i++)
                 if (lr[i].g.gpa < lr[i - 1].g.gpa + lr[i - 1].g.size) {
                         const line_range *late = lr[i].line > lr[i - 1].line ? &lr[i] : &lr[i - 1];
                         const line_range *early = late == &lr[i] ? &lr[i - 1] : &lr[i];
-                        return vm_parse_fail(p, -EINVAL, late->line,
+                        return xml_problem_fail(p, -EINVAL, late->line,
                                              "range at gpa 0x%" PRIx64 " overlaps the one on line %u.", late->g.gpa,
                                              early->line);
                 }
         return 0;
 }
 
-static int collect_ranges(vm_parse *p, xmlNodePtr map, const char *ns, line_range **ret, size_t *ret_n) {
+static int collect_ranges(xml_problem *p, xmlNodePtr map, const char *ns, line_range **ret, size_t *ret_n) {
         _cleanup_free_ line_range *lr = NULL;
         size_t n = 0;
         int r;
@@ -293,25 +257,25 @@ static int collect_ranges(vm_parse *p, xmlNodePtr map, const char *ns, line_rang
                 if (!vm_node_is(k, ns, "range"))
                         continue;
                 if (n == VM_RANGES_MAX)
-                        return vm_parse_fail(p, -E2BIG, vm_node_line(k), "more than %d ranges.", VM_RANGES_MAX);
+                        return xml_problem_fail(p, -E2BIG, xml_node_line(k), "more than %d ranges.", VM_RANGES_MAX);
                 line_range *grown = reallocarray(lr, n + 1, sizeof(line_range));
                 if (!grown)
-                        return vm_parse_fail(p, -ENOMEM, 0, "out of memory.");
+                        return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
                 lr = grown;
-                lr[n] = (line_range) { .line = vm_node_line(k) };
+                lr[n] = (line_range) { .line = xml_node_line(k) };
                 r = parse_range(p, k, &lr[n].g);
                 if (r < 0)
                         return r;
                 n++;
         }
         if (n == 0)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(map), "<gpa-map> without <range>.");
+                return xml_problem_fail(p, -EINVAL, xml_node_line(map), "<gpa-map> without <range>.");
         *ret = TAKE_PTR(lr);
         *ret_n = n;
         return 0;
 }
 
-int vm_desc_parse_gpa_map(vm_parse *p, xmlNodePtr map, const char *ns, vm_desc *v) {
+int vm_desc_parse_gpa_map(xml_problem *p, xmlNodePtr map, const char *ns, vm_desc *v) {
         _cleanup_free_ line_range *lr = NULL;
         size_t n = 0;
         int r;
@@ -324,7 +288,7 @@ int vm_desc_parse_gpa_map(vm_parse *p, xmlNodePtr map, const char *ns, vm_desc *
         free(v->ranges);
         v->ranges = calloc(n, sizeof(vmsig_gpa_range));
         if (!v->ranges)
-                return vm_parse_fail(p, -ENOMEM, 0, "out of memory.");
+                return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
         for (size_t i = 0; i < n; i++)
                 v->ranges[i] = lr[i].g;
         v->n_ranges = n;

@@ -13,6 +13,7 @@
 
 #include "macro.h"
 #include "memctx.h"
+#include "xml-problem.h"
 
 #define VM_FILE_SIZE_MAX (4U << 20) /* libvirt status files run to a few hundred KiB */
 #define VM_RANGES_MAX 256
@@ -48,30 +49,20 @@ int vm_desc_probe_host(const vm_desc *v, char *reason, size_t size);
 /* --- helpers shared by the two readers ----------------------------------- */
 
 /* The first problem wins: later ones are usually consequences of it. */
-typedef struct vm_parse {
-        const char *path;
-        char *error;
-        int r;
-} vm_parse;
-
-/* A structured error handler for libxml2 that records into a vm_parse. */
-void vm_parse_on_xml_error(void *userdata, xmlErrorPtr e);
-_printf_(4, 5) int vm_parse_fail(vm_parse *p, int r, unsigned line, const char *fmt, ...);
 /* Opens the file without following links, checks who may have written it,
  * and parses it without network access or entity substitution. */
-int vm_parse_read(vm_parse *p, xmlDocPtr *ret);
-unsigned vm_node_line(xmlNodePtr n);
+int vm_parse_read(xml_problem *p, xmlDocPtr *ret);
 bool vm_node_is(xmlNodePtr n, const char *ns, const char *name);
 xmlNodePtr vm_node_child(xmlNodePtr n, const char *ns, const char *name);
 /* Copies of an attribute or of the text content; NULL when absent or out of
  * memory (then p->r is -ENOMEM). */
-char *vm_node_attr(vm_parse *p, xmlNodePtr n, const char *name);
-char *vm_node_text(vm_parse *p, xmlNodePtr n);
+char *vm_node_attr(xml_problem *p, xmlNodePtr n, const char *name);
+char *vm_node_text(xml_problem *p, xmlNodePtr n);
 
 /* Checks and stores what both formats share, reporting at the line of n. */
-int vm_desc_set_name(vm_parse *p, xmlNodePtr n, vm_desc *v, char *name);
-int vm_desc_set_uuid(vm_parse *p, xmlNodePtr n, vm_desc *v, const char *uuid);
-int vm_desc_set_qmp(vm_parse *p, xmlNodePtr n, vm_desc *v, char *socket);
-int vm_desc_set_ram(vm_parse *p, xmlNodePtr n, vm_desc *v, char *path);
+int vm_desc_set_name(xml_problem *p, xmlNodePtr n, vm_desc *v, char *name);
+int vm_desc_set_uuid(xml_problem *p, xmlNodePtr n, vm_desc *v, const char *uuid);
+int vm_desc_set_qmp(xml_problem *p, xmlNodePtr n, vm_desc *v, char *socket);
+int vm_desc_set_ram(xml_problem *p, xmlNodePtr n, vm_desc *v, char *path);
 /* <gpa-map><range gpa= size= offset=/>...</gpa-map> in namespace ns. */
-int vm_desc_parse_gpa_map(vm_parse *p, xmlNodePtr map, const char *ns, vm_desc *v);
+int vm_desc_parse_gpa_map(xml_problem *p, xmlNodePtr map, const char *ns, vm_desc *v);

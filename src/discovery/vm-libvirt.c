@@ -27,13 +27,13 @@
 /* Not an error: the domain is not for us. The reason goes to *error. */
 #define SKIP 1
 
-static int skip(vm_parse *p, unsigned line, const char *reason) {
-        (void) vm_parse_fail(p, 0, line, "%s", reason);
+static int skip(xml_problem *p, unsigned line, const char *reason) {
+        (void) xml_problem_fail(p, 0, line, "%s", reason);
         return SKIP;
 }
 
 /* "-qmp unix:PATH[,options]" among the <qemu:arg> values. */
-static char *qmp_from_commandline(vm_parse *p, xmlNodePtr domain, xmlNodePtr *ret_node) {
+static char *qmp_from_commandline(xml_problem *p, xmlNodePtr domain, xmlNodePtr *ret_node) {
         xmlNodePtr cl = vm_node_child(domain, QEMU_NS, "commandline");
         bool after_qmp = false;
 
@@ -46,7 +46,7 @@ static char *qmp_from_commandline(vm_parse *p, xmlNodePtr domain, xmlNodePtr *re
                 if (after_qmp && value && strncmp(value, "unix:", 5) == 0) {
                         char *socket = strndup(value + 5, strcspn(value + 5, ","));
                         if (!socket)
-                                (void) vm_parse_fail(p, -ENOMEM, 0, "out of memory.");
+                                (void) xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
                         *ret_node = k;
                         return socket;
                 }
@@ -55,7 +55,7 @@ static char *qmp_from_commandline(vm_parse *p, xmlNodePtr domain, xmlNodePtr *re
         return NULL;
 }
 
-static int parse_qmp(vm_parse *p, xmlNodePtr status, xmlNodePtr domain, xmlNodePtr meta, vm_desc *v) {
+static int parse_qmp(xml_problem *p, xmlNodePtr status, xmlNodePtr domain, xmlNodePtr meta, vm_desc *v) {
         xmlNodePtr qmp = vm_node_child(meta, NS, "qmp"), monitor = vm_node_child(status, NULL, "monitor");
         _cleanup_free_ char *libvirt_monitor = NULL;
         char *socket = NULL;
@@ -68,14 +68,14 @@ static int parse_qmp(vm_parse *p, xmlNodePtr status, xmlNodePtr domain, xmlNodeP
         if (!socket && p->r < 0)
                 return p->r;
         if (!socket)
-                return skip(p, vm_node_line(domain),
+                return skip(p, xml_node_line(domain),
                             "no QMP socket for vmsig (<vmsig:qmp socket=.../> or -qmp unix:PATH), skipping.");
         r = vm_desc_set_qmp(p, qmp, v, socket);
         if (r < 0)
                 return r;
         libvirt_monitor = monitor ? vm_node_attr(p, monitor, "path") : NULL;
         if (libvirt_monitor && strcmp(libvirt_monitor, v->qmp_socket) == 0)
-                return vm_parse_fail(p, -EBUSY, vm_node_line(qmp),
+                return xml_problem_fail(p, -EBUSY, xml_node_line(qmp),
                                      "%s is libvirt's own monitor; give vmsigd a QMP socket of its own.",
                                      v->qmp_socket);
         return p->r;
@@ -83,14 +83,14 @@ static int parse_qmp(vm_parse *p, xmlNodePtr status, xmlNodePtr domain, xmlNodeP
 
 /* A relative path lives in the domain's memory backing directory, whose
  * name holds the domain id and so changes with every start. */
-static int parse_ram(vm_parse *p, xmlNodePtr status, xmlNodePtr meta, vm_desc *v) {
+static int parse_ram(xml_problem *p, xmlNodePtr status, xmlNodePtr meta, vm_desc *v) {
         xmlNodePtr ram = vm_node_child(meta, NS, "ram"), dir_node;
         _cleanup_free_ char *dir = NULL;
         char *path, *full = NULL;
 
         path = ram ? vm_node_attr(p, ram, "path") : NULL;
         if (!path)
-                return p->r < 0 ? p->r : skip(p, vm_node_line(meta), "no <vmsig:ram path=.../>, skipping.");
+                return p->r < 0 ? p->r : skip(p, xml_node_line(meta), "no <vmsig:ram path=.../>, skipping.");
         if (path[0] == '/')
                 return vm_desc_set_ram(p, ram, v, path);
         dir_node = vm_node_child(status, NULL, "memoryBackingDir");
@@ -98,25 +98,25 @@ static int parse_ram(vm_parse *p, xmlNodePtr status, xmlNodePtr meta, vm_desc *v
         if (!dir) {
                 free(path);
                 return p->r < 0 ? p->r
-                                : vm_parse_fail(p, -EINVAL, vm_node_line(ram),
+                                : xml_problem_fail(p, -EINVAL, xml_node_line(ram),
                                                 "relative RAM path needs <memoryBackingDir> in the status file.");
         }
         if (asprintf(&full, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/", path) < 0)
                 full = NULL;
         free(path);
         if (!full)
-                return vm_parse_fail(p, -ENOMEM, 0, "out of memory.");
+                return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
         return vm_desc_set_ram(p, ram, v, full);
 }
 
-static int parse_identity(vm_parse *p, xmlNodePtr domain, vm_desc *v) {
+static int parse_identity(xml_problem *p, xmlNodePtr domain, vm_desc *v) {
         xmlNodePtr name = vm_node_child(domain, NULL, "name"), uuid = vm_node_child(domain, NULL, "uuid");
         _cleanup_free_ char *uuid_text = NULL;
         char *name_text;
         int r;
 
         if (!name || !uuid)
-                return skip(p, vm_node_line(domain), "<domain> without <name> or <uuid>, skipping.");
+                return skip(p, xml_node_line(domain), "<domain> without <name> or <uuid>, skipping.");
         name_text = vm_node_text(p, name);
         if (p->r < 0) {
                 free(name_text);
@@ -129,18 +129,18 @@ static int parse_identity(vm_parse *p, xmlNodePtr domain, vm_desc *v) {
         return p->r < 0 ? p->r : vm_desc_set_uuid(p, uuid, v, uuid_text);
 }
 
-static int parse_tree(vm_parse *p, xmlNodePtr status, vm_desc *v) {
+static int parse_tree(xml_problem *p, xmlNodePtr status, vm_desc *v) {
         xmlNodePtr domain, meta, map;
         int r;
 
         if (!vm_node_is(status, NULL, "domstatus"))
-                return skip(p, vm_node_line(status), "not a libvirt status file (no <domstatus>), skipping.");
+                return skip(p, xml_node_line(status), "not a libvirt status file (no <domstatus>), skipping.");
         domain = vm_node_child(status, NULL, "domain");
         if (!domain)
-                return skip(p, vm_node_line(status), "no <domain> in the status file, skipping.");
+                return skip(p, xml_node_line(status), "no <domain> in the status file, skipping.");
         meta = vm_node_child(vm_node_child(domain, NULL, "metadata"), NS, "vm");
         if (!meta)
-                return skip(p, vm_node_line(domain), "no <vmsig:vm> metadata, skipping.");
+                return skip(p, xml_node_line(domain), "no <vmsig:vm> metadata, skipping.");
         r = parse_identity(p, domain, v);
         if (r == 0)
                 r = parse_qmp(p, status, domain, meta, v);
@@ -153,14 +153,14 @@ static int parse_tree(vm_parse *p, xmlNodePtr status, vm_desc *v) {
 }
 
 int vm_desc_read_libvirt(const char *path, vm_desc **ret, char **error) {
-        vm_parse p = { .path = path };
+        xml_problem p = { .path = path };
         vm_desc *v = NULL;
         xmlDocPtr doc = NULL;
         int r;
 
         r = vm_parse_read(&p, &doc);
         if (r >= 0 && !(v = calloc(1, sizeof(*v))))
-                r = vm_parse_fail(&p, -ENOMEM, 0, "out of memory.");
+                r = xml_problem_fail(&p, -ENOMEM, 0, "out of memory.");
         if (r >= 0)
                 r = parse_tree(&p, xmlDocGetRootElement(doc), v);
         xmlFreeDoc(doc);

@@ -26,25 +26,25 @@ int vm_schema_load(xmlRelaxNGPtr *ret) {
         return 0;
 }
 
-static int validate(vm_parse *p, xmlRelaxNGPtr schema, xmlDocPtr doc) {
+static int validate(xml_problem *p, xmlRelaxNGPtr schema, xmlDocPtr doc) {
         xmlRelaxNGValidCtxtPtr vctx = xmlRelaxNGNewValidCtxt(schema);
         int r;
 
         if (!vctx)
-                return vm_parse_fail(p, -ENOMEM, 0, "out of memory.");
-        xmlRelaxNGSetValidStructuredErrors(vctx, vm_parse_on_xml_error, p);
-        r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : vm_parse_fail(p, -EINVAL, 0, "does not match the schema.");
+                return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
+        xmlRelaxNGSetValidStructuredErrors(vctx, xml_problem_on_xml_error, p);
+        r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : xml_problem_fail(p, -EINVAL, 0, "does not match the schema.");
         xmlRelaxNGFreeValidCtxt(vctx);
         return r;
 }
 
-static int parse_identity(vm_parse *p, xmlNodePtr root, vm_desc *v) {
+static int parse_identity(xml_problem *p, xmlNodePtr root, vm_desc *v) {
         _cleanup_free_ char *uuid = NULL;
         char *name = vm_node_attr(p, root, "name");
         int r;
 
         if (!name)
-                return p->r < 0 ? p->r : vm_parse_fail(p, -EINVAL, vm_node_line(root), "<vm> has no name=.");
+                return p->r < 0 ? p->r : xml_problem_fail(p, -EINVAL, xml_node_line(root), "<vm> has no name=.");
         r = vm_desc_set_name(p, root, v, name);
         if (r < 0)
                 return r;
@@ -53,7 +53,7 @@ static int parse_identity(vm_parse *p, xmlNodePtr root, vm_desc *v) {
                 /* The schema allows only the two. */
                 v->guest_os = vmsig_guest_os_from_string(os);
                 if (v->guest_os == _VMSIG_GUEST_OS_MAX || v->guest_os == VMSIG_GUEST_OS_UNKNOWN)
-                        return vm_parse_fail(p, -EINVAL, vm_node_line(root), "guest-os=\"%s\" is not windows or linux.",
+                        return xml_problem_fail(p, -EINVAL, xml_node_line(root), "guest-os=\"%s\" is not windows or linux.",
                                              os);
         }
         if (p->r < 0)
@@ -64,15 +64,15 @@ static int parse_identity(vm_parse *p, xmlNodePtr root, vm_desc *v) {
         return vm_desc_set_uuid(p, root, v, uuid);
 }
 
-static int parse_host_files(vm_parse *p, xmlNodePtr root, vm_desc *v) {
+static int parse_host_files(xml_problem *p, xmlNodePtr root, vm_desc *v) {
         xmlNodePtr qmp = vm_node_child(root, NULL, "qmp"), ram = vm_node_child(root, NULL, "ram");
         xmlNodePtr map = vm_node_child(root, NULL, "gpa-map");
         int r;
 
         if (!qmp)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(root), "<qmp socket=\"...\"/> is missing.");
+                return xml_problem_fail(p, -EINVAL, xml_node_line(root), "<qmp socket=\"...\"/> is missing.");
         if (!ram)
-                return vm_parse_fail(p, -EINVAL, vm_node_line(root), "<ram path=\"...\"/> is missing.");
+                return xml_problem_fail(p, -EINVAL, xml_node_line(root), "<ram path=\"...\"/> is missing.");
         r = vm_desc_set_qmp(p, qmp, v, vm_node_attr(p, qmp, "socket"));
         if (r >= 0)
                 r = vm_desc_set_ram(p, ram, v, vm_node_attr(p, ram, "path"));
@@ -81,11 +81,11 @@ static int parse_host_files(vm_parse *p, xmlNodePtr root, vm_desc *v) {
         return r;
 }
 
-static int parse_tree(vm_parse *p, xmlNodePtr root, vm_desc *v) {
+static int parse_tree(xml_problem *p, xmlNodePtr root, vm_desc *v) {
         int r;
 
         if (!vm_node_is(root, NULL, "vm"))
-                return vm_parse_fail(p, -EINVAL, vm_node_line(root), "root element is <%s>, expected <vm>.",
+                return xml_problem_fail(p, -EINVAL, xml_node_line(root), "root element is <%s>, expected <vm>.",
                                      root ? (const char *) root->name : "");
         r = parse_identity(p, root, v);
         if (r >= 0)
@@ -94,7 +94,7 @@ static int parse_tree(vm_parse *p, xmlNodePtr root, vm_desc *v) {
 }
 
 int vm_desc_read_trigger(const char *path, xmlRelaxNGPtr schema, vm_desc **ret, char **error) {
-        vm_parse p = { .path = path };
+        xml_problem p = { .path = path };
         vm_desc *v = NULL;
         xmlDocPtr doc = NULL;
         int r;
@@ -104,7 +104,7 @@ int vm_desc_read_trigger(const char *path, xmlRelaxNGPtr schema, vm_desc **ret, 
          * validate attributes". The schema then catches everything else. */
         r = vm_parse_read(&p, &doc);
         if (r >= 0 && !(v = calloc(1, sizeof(*v))))
-                r = vm_parse_fail(&p, -ENOMEM, 0, "out of memory.");
+                r = xml_problem_fail(&p, -ENOMEM, 0, "out of memory.");
         if (r >= 0)
                 r = parse_tree(&p, xmlDocGetRootElement(doc), v);
         if (r >= 0)

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "macro.h"
 #include "vgpu-internal.h"
 
@@ -93,19 +94,6 @@ int vgpu_frame_decode(const vmsig_display_image *image, vgpu_scratch *s, vgpu_pi
         return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 int vgpu_frame_seal(const vgpu_pixels *px, vmsig_frame *ret) {
         size_t len = (size_t) px->width * px->height * 4;
         _cleanup_close_ int fd = -1;
@@ -116,7 +104,7 @@ int vgpu_frame_seal(const vgpu_pixels *px, vmsig_frame *ret) {
                 return -errno;
         /* write(), not a shared mapping: the kernel fills the pages without
          * a fault per page, and F_SEAL_WRITE needs no writable mapping. */
-        r = write_all(fd, px->data, len);
+        r = loop_write(fd, px->data, len);
         if (r < 0)
                 return r;
         if (fcntl(fd, F_ADD_SEALS, FRAME_SEALS) < 0)

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "macro.h"
+#include "time-util.h"
 #include "vgpu-internal.h"
 
 typedef struct vgpu_display vgpu_display;
@@ -51,13 +52,6 @@ struct vmsig_vgpu {
         vgpu_display *displays;
         vmsig_vgpu_stats stats;
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
 
 static uint64_t interval_from_rate(double rate) {
         if (!(rate > 0))
