@@ -24,11 +24,12 @@ check "discovery includes no D-Bus front or backend header" "$(grep -rnE '#inclu
 check "discovery does not use sd-bus" "$(grep -rnE 'sd-bus\.h|sd_bus_' "$src/discovery")"
 check "front includes no host backend header" "$(grep -rnE '#include +"(stub|qmp)[^"]*\.h"' "$src/bus")"
 # The sensor library shows how an out-of-tree one plugs in: the public core
-# API (vmsig-core.h, vmsig-endpoint.h) and its own files; of ours only the
-# header-only cleanup macros, nothing it would have to link.
+# API (vmsig-core.h, vmsig-endpoint.h) and its own files; of ours only
+# header-only helpers (cleanup macros, now_usec, loop_write), nothing it
+# would have to link.
 check "vgpu includes only the public core API of ours" \
         "$(grep -rnE '#include +"[^"]+"' "$src/vgpu" |
-           grep -vE '#include +"(vmsig-core|vmsig-endpoint|vmsig-vgpu|vgpu-[a-z-]+|macro)\.h"')"
+           grep -vE '#include +"(vmsig-core|vmsig-endpoint|vmsig-vgpu|vgpu-[a-z-]+|macro|time-util|fd-util)\.h"')"
 check "vgpu does not use sd-bus" "$(grep -rnE 'sd-bus\.h|sd_bus_' "$src/vgpu")"
 check "the front knows vgpu only by its public header" \
         "$(grep -rnE '#include +"vgpu-[a-z-]+\.h"' "$src/bus" "$src/daemon" "$src/core" "$src/endpoint")"
