@@ -45,8 +45,16 @@ static void test_check_config(void) {
                                           "</vmsigd>\n");
         g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
 
+        g_autofree char *one = write_temp("<vmsigd><stub-vm name=\"a\"/></vmsigd>\n");
+        g_autofree char *out1 = NULL, *err1 = NULL;
+        g_autofree char *good_says = g_strdup_printf("%s: configuration is valid (2 stub VMs).\n", good);
+        g_autofree char *one_says = g_strdup_printf("%s: configuration is valid (1 stub VM).\n", one);
+
         g_assert_cmpint(run_vmsigd(&out, &err, "--check-config", good), ==, 0);
-        g_assert_nonnull(strstr(out, "valid"));
+        g_assert_cmpstr(out, ==, good_says);
+        g_assert_cmpint(run_vmsigd(&out1, &err1, "--check-config", one), ==, 0);
+        g_assert_cmpstr(out1, ==, one_says);
+        unlink(one);
         g_assert_cmpint(run_vmsigd(&out2, &err2, "--check-config", bad), ==, 1);
         g_autofree char *where = g_strdup_printf("%s:3:", bad);
         g_test_message("stderr: %s", err2);

@@ -412,6 +412,9 @@ static void test_bad_files(Fixture *f, gconstpointer data) {
         g_autofree char *good = vm_xml(f, "good", NULL, NULL);
         g_autofree char *dup = vm_xml(f, "good", NULL, NULL);
         g_autofree char *bad_name = vm_xml(f, "-bad", NULL, NULL);
+        g_autofree char *os = vm_xml(f, "osbad", NULL, NULL);
+        g_auto(GStrv) os_parts = g_strsplit(os, "<vm name=\"osbad\"", 2);
+        g_autofree char *bad_os = g_strconcat("<vm name=\"osbad\" guest-os=\"linx\"", os_parts[1], NULL);
         vmsig_discovery_stats st;
         capture c;
 
@@ -421,11 +424,12 @@ static void test_bad_files(Fixture *f, gconstpointer data) {
         install_sample(f, f->trigger, "bad-xml.xml", "bad-xml.xml");
         install_sample(f, f->trigger, "bad-overlap.xml", "bad-overlap.xml");
         write_atomic(f->trigger, "bad-name.xml", bad_name);
+        write_atomic(f->trigger, "bad-os.xml", bad_os);
 
         capture_begin(&c);
         start(f, false);
         write_atomic(f->trigger, "b-dup.xml", dup); /* the second file for "good" */
-        RUN_UNTIL(f, ({ vmsig_discovery_get_stats(f->disc, &st); st.files == 6; }));
+        RUN_UNTIL(f, ({ vmsig_discovery_get_stats(f->disc, &st); st.files == 7; }));
         assert_idle(f);
         g_autofree char *log = capture_end(&c);
 
@@ -435,10 +439,12 @@ static void test_bad_files(Fixture *f, gconstpointer data) {
         assert_logged(log, f->trigger, "bad-xml.xml:6", "tag mismatch");
         assert_logged(log, f->trigger, "bad-overlap.xml:8", "overlaps the one on line 7");
         assert_logged(log, f->trigger, "bad-name.xml:1", "invalid VM name");
+        assert_logged(log, f->trigger, "bad-os.xml:1",
+                      "guest-os=\"linx\" is not one of windows or linux (did you mean \"linux\"?).");
         assert_logged(log, f->trigger, "b-dup.xml:1", "a-good.xml:1");
         vmsig_discovery_get_stats(f->disc, &st);
         g_assert_cmpuint(st.attached, ==, 1);
-        g_assert_cmpuint(st.rejected, ==, 5);
+        g_assert_cmpuint(st.rejected, ==, 6);
 
         /* The first file goes: the rejected second one takes over. */
         remove_file(f->trigger, "a-good.xml");

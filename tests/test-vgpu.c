@@ -781,7 +781,7 @@ static void test_config(void) {
                 { "<vmsigd>\n<frames rate=\"nan\"/>\n</vmsigd>", ":2: rate=\"nan\"" },
                 { "<vmsigd>\n<frames rate=\"1.2.3\"/>\n</vmsigd>", ":2: rate=\"1.2.3\"" },
                 { "<vmsigd>\n<frames rate=\"\"/>\n</vmsigd>", ":2: rate=\"\"" },
-                { "<vmsigd>\n<frames enabled=\"false\"/>\n</vmsigd>", ":2: enabled=\"false\" must be yes or no" },
+                { "<vmsigd>\n<frames enabled=\"false\"/>\n</vmsigd>", ":2: enabled=\"false\" is not one of yes or no." },
                 { "<vmsigd>\n<frames rate=\"5.\"/>\n</vmsigd>", "schema" },
                 { "<vmsigd>\n<frames bogus=\"1\"/>\n</vmsigd>", "schema" },
                 { "<vmsigd>\n<frames/><frames/>\n</vmsigd>", "schema" },

@@ -31,6 +31,20 @@ static char *attr(xmlNodePtr n, const char *name) {
         return (char *) xmlGetProp(n, (const xmlChar *) name);
 }
 
+/* An optional yes/no attribute: *ret keeps its default when it is absent. */
+static int parse_yes_no(xml_problem *s, unsigned line, const char *name, const char *v, bool *ret) {
+        static const char *const yes_no[] = { "yes", "no", NULL };
+        int i;
+
+        if (!v)
+                return 0;
+        i = xml_problem_choice(s, line, name, v, yes_no);
+        if (i < 0)
+                return i;
+        *ret = i == 0;
+        return 0;
+}
+
 static int parse_ram_size(const char *s, uint64_t *ret) {
         unsigned shift = 0;
         char *end;
@@ -90,8 +104,13 @@ static int parse_log(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         /* Our checks run before the schema's: the attribute may be missing. */
         int l = level ? log_level_from_string(level) : -EINVAL;
 
+        if (l < 0 && level) {
+                static const char *const levels[] = { "emerg", "alert", "crit",  "err",
+                                                      "warning", "notice", "info", "debug", NULL };
+                return xml_problem_choice(s, xml_node_line(n), "level", level, levels);
+        }
         if (l < 0)
-                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "unknown log level \"%s\".", level ?: "");
+                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "<log> lacks the level attribute.");
         c->log_level = l;
         return 0;
 }
@@ -114,9 +133,14 @@ static int parse_limits(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
 static int parse_audit(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *target = attr(n, "target");
 
-        if (!target || (strcmp(target, "auto") != 0 && strcmp(target, "journal") != 0 && strcmp(target, "stderr") != 0))
-                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "unknown audit target \"%s\" (auto, journal or stderr).",
-                            target ?: "");
+        static const char *const targets[] = { "auto", "journal", "stderr", NULL };
+        int r;
+
+        if (!target)
+                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "<audit> lacks the target attribute.");
+        r = xml_problem_choice(s, xml_node_line(n), "target", target, targets);
+        if (r < 0)
+                return r;
         free(c->audit_target);
         c->audit_target = strdup(target);
         return c->audit_target ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
@@ -125,12 +149,14 @@ static int parse_audit(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
 static int parse_private_socket(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *path = attr(n, "path"), *enabled = attr(n, "enabled");
 
+        bool on = true;
+        int r;
+
         free(c->private_socket);
         c->private_socket = NULL;
-        if (enabled && strcmp(enabled, "no") == 0)
-                return 0;
-        if (enabled && strcmp(enabled, "yes") != 0)
-                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "enabled=\"%s\" must be yes or no.", enabled);
+        r = parse_yes_no(s, xml_node_line(n), "enabled", enabled, &on);
+        if (r < 0 || !on)
+                return r;
         if (path && (path[0] != '/' || strlen(path) >= 108))
                 return xml_problem_fail(s, -EINVAL, xml_node_line(n),
                             "private socket path \"%s\" must be absolute and shorter than 108 bytes.", path);
@@ -172,11 +198,12 @@ static int parse_frames(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         char *end;
         double v;
 
-        if (enabled && strcmp(enabled, "yes") != 0 && strcmp(enabled, "no") != 0)
-                return xml_problem_fail(s, -EINVAL, xml_node_line(n), "enabled=\"%s\" must be yes or no.", enabled);
-        c->frames_enabled = !enabled || strcmp(enabled, "yes") == 0;
-        if (!rate)
-                return 0;
+        int r;
+
+        c->frames_enabled = true;
+        r = parse_yes_no(s, xml_node_line(n), "enabled", enabled, &c->frames_enabled);
+        if (r < 0 || !rate)
+                return r;
         errno = 0;
         v = strtod(rate, &end);
         if (rate[strspn(rate, "0123456789.")] != '\0' || strchr(rate, '.') != strrchr(rate, '.') || errno != 0 ||
@@ -282,9 +309,10 @@ static int parse_bootstrap(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config *v
         size_t fail_boots = 0;
         int r;
 
-        if (v && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
-                return xml_problem_fail(s, -EINVAL, vm->line, "bootstrap=\"%s\" must be yes or no.", v);
-        vm->bootstrap = v && strcmp(v, "yes") == 0;
+        vm->bootstrap = false;
+        r = parse_yes_no(s, vm->line, "bootstrap", v, &vm->bootstrap);
+        if (r < 0)
+                return r;
         r = parse_number(s, n, "fail-boots", 0, &fail_boots);
         if (r < 0)
                 return r;
@@ -299,13 +327,18 @@ static int parse_bootstrap(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config *v
 static int parse_vcpu(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config *vm) {
         _cleanup_xmlfree_ char *regs = attr(n, "vcpu-registers"), *os = attr(n, "guest-os");
 
-        if (regs && strcmp(regs, "yes") != 0 && strcmp(regs, "no") != 0)
-                return xml_problem_fail(s, -EINVAL, vm->line, "vcpu-registers=\"%s\" must be yes or no.", regs);
-        vm->no_vcpu_registers = regs && strcmp(regs, "no") == 0;
+        static const char *const oses[] = { "windows", "linux", NULL };
+        bool registers = true;
+        int r = parse_yes_no(s, vm->line, "vcpu-registers", regs, &registers);
+
+        if (r < 0)
+                return r;
+        vm->no_vcpu_registers = !registers;
         if (os) {
+                r = xml_problem_choice(s, vm->line, "guest-os", os, oses);
+                if (r < 0)
+                        return r;
                 vm->guest_os = vmsig_guest_os_from_string(os);
-                if (vm->guest_os == _VMSIG_GUEST_OS_MAX || vm->guest_os == VMSIG_GUEST_OS_UNKNOWN)
-                        return xml_problem_fail(s, -EINVAL, vm->line, "guest-os=\"%s\" must be windows or linux.", os);
                 if (!vm->bootstrap)
                         return xml_problem_fail(s, -EINVAL, vm->line, "guest-os needs bootstrap=\"yes\".");
         }
@@ -321,9 +354,14 @@ static int parse_stub_fields(xml_problem *s, xmlNodePtr n, vmsig_stub_vm_config 
                 return xml_problem_fail(s, -EINVAL, vm->line, "invalid stub-vm name \"%s\".", vm->name);
         if (uuid && sd_id128_from_string(uuid, &vm->uuid) < 0)
                 return xml_problem_fail(s, -EINVAL, vm->line, "invalid uuid \"%s\".", uuid);
+        static const char *const states[] = { "running", "paused", "shut-off", NULL };
+
+        if (state) {
+                r = xml_problem_choice(s, vm->line, "state", state, states);
+                if (r < 0)
+                        return r;
+        }
         vm->initial_state = state ? vmsig_state_from_string(state) : VMSIG_STATE_RUNNING;
-        if (vm->initial_state == _VMSIG_STATE_MAX || vm->initial_state == VMSIG_STATE_UNKNOWN)
-                return xml_problem_fail(s, -EINVAL, vm->line, "invalid state \"%s\".", state);
         r = parse_number(s, n, "latency-ms", 0, &latency_ms);
         if (r >= 0 && latency_ms > STUB_LATENCY_MAX_MS)
                 r = xml_problem_fail(s, -ERANGE, vm->line, "latency-ms=\"%zu\" is out of range (0..%u).", latency_ms,

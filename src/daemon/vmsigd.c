@@ -21,7 +21,7 @@ static int check_config(const char *path) {
                 fprintf(stderr, "%s\n", error ? error : "Cannot load the configuration.");
                 return EXIT_FAILURE;
         }
-        printf("%s: configuration is valid (%zu stub VMs).\n", path, c->n_stub_vms);
+        printf("%s: configuration is valid (%zu stub VM%s).\n", path, c->n_stub_vms, c->n_stub_vms == 1 ? "" : "s");
         vmsig_config_free(c);
         return EXIT_SUCCESS;
 }

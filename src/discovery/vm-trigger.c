@@ -50,11 +50,12 @@ static int parse_identity(xml_problem *p, xmlNodePtr root, vm_desc *v) {
                 return r;
         _cleanup_free_ char *os = vm_node_attr(p, root, "guest-os");
         if (os) {
-                /* The schema allows only the two. */
+                static const char *const oses[] = { "windows", "linux", NULL };
+
+                r = xml_problem_choice(p, xml_node_line(root), "guest-os", os, oses);
+                if (r < 0)
+                        return r;
                 v->guest_os = vmsig_guest_os_from_string(os);
-                if (v->guest_os == _VMSIG_GUEST_OS_MAX || v->guest_os == VMSIG_GUEST_OS_UNKNOWN)
-                        return xml_problem_fail(p, -EINVAL, xml_node_line(root), "guest-os=\"%s\" is not windows or linux.",
-                                             os);
         }
         if (p->r < 0)
                 return p->r;

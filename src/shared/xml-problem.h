@@ -22,6 +22,14 @@ _printf_(4, 5) int xml_problem_fail(xml_problem *p, int r, unsigned line, const 
 /* A structured error handler for libxml2 (xmlSetStructuredErrorFunc,
  * xmlRelaxNGSetValidStructuredErrors) that records into an xml_problem. */
 void xml_problem_on_xml_error(void *userdata, xmlErrorPtr e);
+/* value must be one of the NULL-terminated allowed: returns its index, or
+ * records "NAME=\"VALUE\" is not one of A, B or C (did you mean B?)." and
+ * returns its code (the suggestion when VALUE is a near miss of one). */
+int xml_problem_choice(xml_problem *p, unsigned line, const char *name, const char *value,
+                       const char *const *allowed);
+/* The allowed value nearest to value, if it is a near miss (a typo, a
+ * case slip or a prefix), else NULL. */
+const char *xml_problem_did_you_mean(const char *value, const char *const *allowed);
 /* The line of a node, 0 if unknown. */
 unsigned xml_node_line(xmlNodePtr n);
 
