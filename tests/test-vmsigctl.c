@@ -980,6 +980,38 @@ static void test_root_uses_private_socket(Fixture *f, gconstpointer data) {
         }
 }
 
+/* reload and detach: Manager.Reload and DetachEndpoint, with their
+ * errors; a refused reload changes nothing. */
+static void test_reload_detach(Fixture *f, gconstpointer data) {
+        g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL, *out3 = NULL, *err3 = NULL;
+        g_autofree char *out4 = NULL, *out5 = NULL, *err5 = NULL, *out6 = NULL;
+
+        vt_daemon_rewrite_config(f->daemon, "<vmsigd><audit target=\"stderr\"/>"
+                                            "<stub-vm name=\"alpha\" ram-size=\"4M\" dtb=\"0x10000\"/>"
+                                            "<stub-vm name=\"beta\" ram-size=\"1M\"/>"
+                                            "<stub-vm name=\"gamma\" ram-size=\"1M\"/></vmsigd>");
+        g_assert_cmpint(ctl_err(f, &out, &err, "reload", NULL), ==, 0);
+        g_assert_cmpstr(out, ==, "");
+        g_assert_cmpint(ctl_err(f, &out4, NULL, "--no-legend", "list", NULL), ==, 0);
+        g_assert_nonnull(strstr(out4, "\ngamma "));
+
+        vt_daemon_rewrite_config(f->daemon, "<vmsigd>\n<stub-vm name=\"alpha\" state=\"paus\"/>\n</vmsigd>");
+        g_assert_cmpint(ctl_err(f, &out2, &err2, "reload", NULL), ==, 1);
+        g_autofree char *says = g_strdup_printf("The configuration was not reloaded: %s:2: state=\"paus\" "
+                                                "is not one of running, paused or shut-off (did you mean \"paused\"?).\n",
+                                                vt_daemon_config_path(f->daemon));
+        g_assert_cmpstr(err2, ==, says);
+        g_autofree char *state = prop(f, ALPHA, "State");
+        g_assert_cmpstr(state, ==, "running");
+
+        g_assert_cmpint(ctl_err(f, &out3, &err3, "detach", "gamma", NULL), ==, 0);
+        g_assert_cmpint(ctl_err(f, &out6, NULL, "--no-legend", "list", NULL), ==, 0);
+        g_assert_null(strstr(out6, "gamma"));
+        g_assert_nonnull(strstr(out6, "alpha "));
+        g_assert_cmpint(ctl_err(f, &out5, &err5, "detach", "gamma", NULL), ==, 1);
+        g_assert_nonnull(strstr(err5, "Failed to detach 'gamma': "));
+}
+
 #ifdef VMSIG_HAVE_VGPU
 /* The PNG's pixels as XRGB8888, decoded with libpng. */
 static guint32 *decode_png(const char *file, png_uint_32 *width, png_uint_32 *height) {
@@ -1082,6 +1114,7 @@ int main(int argc, char *argv[]) {
 #endif
         ADD("address", test_address);
         ADD("root-uses-private-socket", test_root_uses_private_socket);
+        ADD("reload-detach", test_reload_detach);
         ADD("private-socket", test_private_socket);
         return g_test_run();
 }

@@ -56,5 +56,7 @@ int verb_memwrite(int argc, char **argv);
 int verb_input(int argc, char **argv);
 int verb_monitor(int argc, char **argv);
 int verb_dump_memctx(int argc, char **argv);
+int verb_reload(int argc, char **argv);
+int verb_detach(int argc, char **argv);
 /* Built with libpng only (--enable-vgpu). */
 int verb_screenshot(int argc, char **argv);

@@ -46,6 +46,8 @@ static void help(void) {
 #ifdef VMSIG_HAVE_VGPU
                "  screenshot NAME FILE.png     Save the current frame of the screen as PNG\n"
 #endif
+               "  reload                       Read vmsigd's configuration again\n"
+               "  detach NAME                  Detach an endpoint now\n"
                "\n"
                "Options:\n"
                "  -h --help                    Show this help\n"
@@ -218,6 +220,8 @@ static const struct verb {
         { "input", 3, INT_MAX, verb_input },
         { "monitor", 1, 2, verb_monitor },
         { "dump-memctx", 2, 2, verb_dump_memctx },
+        { "reload", 1, 1, verb_reload },
+        { "detach", 2, 2, verb_detach },
 #ifdef VMSIG_HAVE_VGPU
         { "screenshot", 3, 3, verb_screenshot },
 #endif
