@@ -1081,11 +1081,34 @@ static void test_screenshot(Fixture *f, gconstpointer data) {
         assert_json_lines(json);
         g_assert_nonnull(strstr(json, "\"width\":640,\"height\":480}\n"));
 
+        /* A failure leaves an older file as it was, and no new one. */
+        g_autofree char *fresh = g_build_filename(dir, "fresh.png", NULL);
+        g_autofree char *err4 = NULL, *kept = NULL;
+        g_assert_true(g_file_set_contents(file, "keep", -1, NULL));
         g_assert_cmpint(ctl_err(f, NULL, &err, "screenshot", "nosuch", file, NULL), ==, 1);
         g_assert_nonnull(strstr(err, "No endpoint named 'nosuch'."));
+        g_assert_true(g_file_get_contents(file, &kept, NULL, NULL));
+        g_assert_cmpstr(kept, ==, "keep");
+        g_assert_cmpint(ctl_err(f, NULL, &err4, "screenshot", "nosuch", fresh, NULL), ==, 1);
+        g_assert_false(g_file_test(fresh, G_FILE_TEST_EXISTS));
+
+        /* A file that cannot be written fails before vmsigd is asked for
+         * the screen (and so before any password). */
+        g_autofree char *log_before = vt_daemon_log(f->daemon);
         g_assert_cmpint(ctl_err(f, NULL, &err2, "screenshot", "alpha", bad, NULL), ==, 1);
         g_assert_nonnull(strstr(err2, "Failed to create"));
+        g_autofree char *log_after = vt_daemon_log(f->daemon);
+        g_assert_cmpuint(count(log_after, "action=org.vmsig.frames"), ==, count(log_before, "action=org.vmsig.frames"));
         g_assert_cmpint(ctl_err(f, NULL, &err3, "screenshot", "alpha", NULL), !=, 0);
+
+        /* "-": the PNG on standard output, what was saved on standard error. */
+        g_autofree char *png_out = NULL, *err5 = NULL;
+        g_assert_cmpint(ctl_err(f, &png_out, &err5, "screenshot", "alpha", "-", NULL), ==, 0);
+        g_assert_cmpmem(png_out, 8, "\x89PNG\r\n\x1a\n", 8);
+        g_assert_true(g_str_has_prefix(err5, "Saved frame "));
+        g_assert_true(g_str_has_suffix(err5, " of 'alpha' (640x480) to standard output\n"));
+        g_autofree char *log_end = vt_daemon_log(f->daemon);
+        g_assert_cmpuint(count(log_end, "action=org.vmsig.frames"), >, count(log_after, "action=org.vmsig.frames"));
         g_unlink(file);
         g_rmdir(dir);
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <png.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,44 +100,81 @@ done:
         return r;
 }
 
-static int save_png(const char *file, const frame *f) {
-        _cleanup_close_ int fd = -1;
+/* Where the PNG goes, opened before anything is asked of vmsigd, so that a
+ * file that cannot be written fails before a password is typed. A file we
+ * created is removed again if no frame comes; one that existed is left as
+ * it was until the PNG is ready. "-" is standard output. */
+typedef struct output {
+        const char *file;
+        int fd;
+        bool created;
+        bool to_stdout;
+} output;
+
+static int output_open(output *o, const char *file) {
+        *o = (output) { .file = file, .fd = -1 };
+        if (strcmp(file, "-") == 0) {
+                if (isatty(STDOUT_FILENO))
+                        return ctl_error(-EINVAL, "Refusing to write a PNG to a terminal: redirect standard output.");
+                o->to_stdout = true;
+                o->fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+                return o->fd < 0 ? ctl_error(-errno, "Failed to use standard output: %m") : 0;
+        }
+        /* The screen may show secrets: a new file is for its owner only. */
+        o->fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+        o->created = o->fd >= 0;
+        if (o->fd < 0 && errno == EEXIST)
+                o->fd = open(file, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (o->fd < 0)
+                return ctl_error(-errno, "Failed to create '%s': %m", file);
+        return 0;
+}
+
+/* After a failure: a file we created goes, an older one stays. */
+static void output_abandon(output *o) {
+        if (o->created)
+                (void) unlink(o->file);
+        o->fd = safe_close(o->fd);
+}
+
+static int save_png(output *o, const frame *f) {
         FILE *out;
         int r;
 
-        /* The screen may show secrets: the file is for its owner only. */
-        fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0)
-                return ctl_error(-errno, "Failed to create '%s': %m", file);
-        out = fdopen(fd, "w");
+        if (!o->to_stdout && ftruncate(o->fd, 0) < 0)
+                return ctl_error(-errno, "Failed to write '%s': %m", o->file);
+        out = fdopen(o->fd, "w");
         if (!out)
-                return ctl_error(-errno, "Failed to open '%s': %m", file);
-        fd = -1;
+                return ctl_error(-errno, "Failed to open '%s': %m", o->file);
+        o->fd = -1;
         r = encode_png(out, f);
         if (fflush(out) != 0 && r >= 0)
                 r = -errno;
         if (fclose(out) != 0 && r >= 0)
                 r = -errno;
-        return r < 0 ? ctl_error(r, "Failed to write '%s': %m", file) : 0;
+        return r < 0 ? ctl_error(r, "Failed to write '%s': %m", o->file) : 0;
 }
 
-static void print_result(const char *name, const char *file, const frame *f) {
+/* With the PNG on standard output, what was saved is said on standard
+ * error. */
+static void print_result(const char *name, const output *o, const frame *f) {
+        FILE *where = o->to_stdout ? stderr : stdout;
         json_writer w;
 
         if (!arg.json) {
-                printf("Saved frame %llu of '%s' (%ux%u) to %s\n", (unsigned long long) f->seq, name, f->width,
-                       f->height, file);
+                fprintf(where, "Saved frame %llu of '%s' (%ux%u) to %s\n", (unsigned long long) f->seq, name, f->width,
+                        f->height, o->to_stdout ? "standard output" : o->file);
                 return;
         }
-        json_init(&w, stdout);
+        json_init(&w, where);
         json_object_begin(&w);
         json_field_string(&w, "endpoint", name);
-        json_field_string(&w, "file", file);
+        json_field_string(&w, "file", o->file);
         json_field_uint(&w, "seq", f->seq);
         json_field_uint(&w, "width", f->width);
         json_field_uint(&w, "height", f->height);
         json_object_end(&w);
-        fputc('\n', stdout);
+        fputc('\n', where);
 }
 
 int verb_screenshot(int argc, char **argv) {
@@ -144,18 +182,23 @@ int verb_screenshot(int argc, char **argv) {
         _cleanup_free_ char *path = NULL;
         const char *name = argv[1], *file = argv[2];
         frame f = { .fd = -1 };
+        output o;
         sd_bus *bus;
         int r;
 
-        r = ctl_open_endpoint(name, true, &bus, &path);
+        r = output_open(&o, file);
+        if (r >= 0)
+                r = ctl_open_endpoint(name, true, &bus, &path);
         if (r >= 0)
                 r = subscribe(bus, name, path, &reply, &f);
         if (r >= 0)
                 r = map_frame(name, &f);
         if (r >= 0)
-                r = save_png(file, &f);
+                r = save_png(&o, &f);
         if (r >= 0)
-                print_result(name, file, &f);
+                print_result(name, &o, &f);
+        else
+                output_abandon(&o);
         if (f.pixels)
                 munmap((void *) f.pixels, f.size);
         if (reply)

@@ -44,7 +44,7 @@ static void help(void) {
                "                               lease events until Ctrl-C\n"
                "  dump-memctx NAME             Show the memory context: epoch, DTB, ranges\n"
 #ifdef VMSIG_HAVE_VGPU
-               "  screenshot NAME FILE.png     Save the current frame of the screen as PNG\n"
+               "  screenshot NAME FILE.png|-   Save the current frame of the screen as PNG\n"
 #endif
                "  reload                       Read vmsigd's configuration again\n"
                "  detach NAME                  Detach an endpoint now\n"
