@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <systemd/sd-login.h>
 #include <unistd.h>
 
 #include "ctl-agent.h"
@@ -25,7 +26,19 @@ static bool agent_wanted(void) {
         return arg.ask_password && !arg.host && geteuid() != 0;
 }
 
-static _Noreturn void exec_agent(int notify_fd, pid_t parent) {
+/* In a login session, our agent is only a fallback: polkit asks the
+ * session's own agent (a desktop's dialog) first. Without a session (su,
+ * sudo -u, a container, ssh without pam_systemd, no logind at all) polkit
+ * never turns to a fallback agent (it looks for one only through the
+ * session), so there ours must be the agent of this process outright, or
+ * nobody would ever be asked. */
+static bool in_login_session(void) {
+        _cleanup_free_ char *session = NULL;
+
+        return sd_pid_get_session(0, &session) >= 0;
+}
+
+static _Noreturn void exec_agent(int notify_fd, pid_t parent, bool fallback) {
         char fd_arg[32], pid_arg[32];
         sigset_t none;
 
@@ -38,11 +51,13 @@ static _Noreturn void exec_agent(int notify_fd, pid_t parent) {
                 _exit(EXIT_FAILURE);
         snprintf(fd_arg, sizeof fd_arg, "--notify-fd=%d", notify_fd);
         snprintf(pid_arg, sizeof pid_arg, "--process=%d", (int) parent);
-        execl(POLKIT_AGENT_BINARY_PATH, POLKIT_AGENT_BINARY_PATH, fd_arg, pid_arg, "--fallback", (char *) NULL);
+        execl(POLKIT_AGENT_BINARY_PATH, POLKIT_AGENT_BINARY_PATH, fd_arg, pid_arg,
+              fallback ? "--fallback" : (char *) NULL, (char *) NULL);
         _exit(EXIT_FAILURE);
 }
 
 pid_t ctl_polkit_agent_open(void) {
+        bool fallback = in_login_session();
         pid_t parent = getpid(), pid;
         int pipefd[2];
 
@@ -62,7 +77,7 @@ pid_t ctl_polkit_agent_open(void) {
                 close(pipefd[0]);
                 if (fcntl(pipefd[1], F_SETFD, 0) < 0)
                         _exit(EXIT_FAILURE);
-                exec_agent(pipefd[1], parent);
+                exec_agent(pipefd[1], parent, fallback);
         }
         close(pipefd[1]);
         /* Calls made before the agent is registered would find no one to ask

@@ -236,6 +236,10 @@ static const struct verb *find_verb(int argc, char **argv) {
         return NULL;
 }
 
+/* vmsigd gives polkit 5 minutes to get an answer from the human; a little
+ * more here, so that its answer (or its time-out) is what we report. */
+#define INTERACTIVE_CALL_TIMEOUT_USEC ((5 * 60 + 10) * UINT64_C(1000000))
+
 static sd_bus *bus;
 static pid_t agent;
 
@@ -328,6 +332,10 @@ int ctl_acquire_bus(bool interactive, sd_bus **ret) {
         }
         if (interactive && agent == 0)
                 agent = ctl_polkit_agent_open();
+        /* A call that may wait for a human typing a password waits as long
+         * as vmsigd waits for polkit (5 minutes), not sd-bus's 25 s. */
+        if (interactive && agent > 0)
+                (void) sd_bus_set_method_call_timeout(bus, INTERACTIVE_CALL_TIMEOUT_USEC);
         *ret = bus;
         return 0;
 }
