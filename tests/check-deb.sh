@@ -281,6 +281,7 @@ done <<EOF
 -f /usr/share/polkit-1/actions/org.vmsig.policy vmsig the polkit actions
 -f /usr/share/doc/vmsig/examples/50-vmsig.rules vmsig the example polkit rules
 -f /usr/lib/tmpfiles.d/vmsig.conf vmsig the tmpfiles entry
+-f /usr/lib/sysusers.d/vmsig.conf vmsig the sysusers entry (the group vmsig)
 -f /etc/vmsig/vmsigd.conf vmsig the default configuration
 -f /usr/share/vmsig/schemas/vmsigd.conf.rng vmsig the configuration schema
 -f /usr/share/vmsig/schemas/vm.rng vmsig the trigger file schema
@@ -392,6 +393,17 @@ if have systemd-tmpfiles; then
         result "the postinst created /run/vmsig/vms.d" $st "$(ls -ld /run/vmsig /run/vmsig/vms.d 2>&1)"
 else
         missing "systemd-tmpfiles" "systemd"
+fi
+
+# The postinst applies the sysusers entry: the group the example rules
+# trust exists, empty (Debian leaves a package's group behind on purge).
+if have systemd-sysusers; then
+        st=1
+        members=$(getent group vmsig | cut -d: -f4)
+        getent group vmsig >/dev/null && [ -z "$members" ] && st=0
+        result "the postinst created the group vmsig, empty" $st "$(getent group vmsig 2>&1)"
+else
+        missing "systemd-sysusers" "systemd"
 fi
 
 out=$(/usr/libexec/vmsigd --check-config /etc/vmsig/vmsigd.conf 2>&1)

@@ -19,6 +19,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 
@@ -34,6 +35,10 @@
 #define ADMIN_UID 4242
 #define PASSWORD "vmsig-test-password"
 #define NOBODY 65534
+/* A member of the group vmsig, which the example rules trust. */
+#define OPERATOR "vmsigop"
+#define OPERATOR_UID 4243
+#define VMSIG_GID 4244
 #define SYSTEM_BUS_DIR "/run/dbus"
 #define SYSTEM_BUS_SOCKET SYSTEM_BUS_DIR "/system_bus_socket"
 #define ADMIN_RULES                                                           \
@@ -78,10 +83,15 @@ static void add_admin_user(void) {
         if (unshare(CLONE_NEWNS) < 0)
                 g_error("unshare(CLONE_NEWNS): %s", g_strerror(errno));
         g_assert_cmpint(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), ==, 0);
-        g_autofree char *passwd = g_strdup_printf(ADMIN ":x:%d:%d:vmsig test administrator:/nonexistent:/bin/sh\n",
-                                                  ADMIN_UID, ADMIN_UID);
-        g_autofree char *shadow = g_strdup_printf(ADMIN ":%s:19000:0:99999:7:::\n", hash);
-        g_autofree char *group = g_strdup_printf(ADMIN ":x:%d:\n", ADMIN_UID);
+        g_autofree char *passwd = g_strdup_printf(ADMIN ":x:%d:%d:vmsig test administrator:/nonexistent:/bin/sh\n"
+                                                  OPERATOR ":x:%d:%d:vmsig test operator:/nonexistent:/bin/sh\n",
+                                                  ADMIN_UID, ADMIN_UID, OPERATOR_UID, OPERATOR_UID);
+        g_autofree char *shadow = g_strdup_printf(ADMIN ":%s:19000:0:99999:7:::\n" OPERATOR ":!:19000:0:99999:7:::\n",
+                                                  hash);
+        /* The package's sysusers.d creates "vmsig" on a real host; a test
+         * must not, so it is only in this namespace's copy. */
+        g_autofree char *group = g_strdup_printf(ADMIN ":x:%d:\n" OPERATOR ":x:%d:\nvmsig:x:%d:" OPERATOR "\n",
+                                                 ADMIN_UID, OPERATOR_UID, VMSIG_GID);
         bind_copy_with(dir, "passwd", passwd);
         bind_copy_with(dir, "shadow", shadow);
         bind_copy_with(dir, "group", group);
@@ -111,9 +121,9 @@ typedef struct {
         int status;
 } Terminal;
 
-/* vmsigctl as nobody, on a new pty that becomes its controlling terminal
- * (and its agent's). extra_env: NULL or "NAME=VALUE". */
-static Terminal *terminal_start(Fixture *f, const char *extra_env, const char *const *args) {
+/* vmsigctl as uid, on a new pty that becomes its controlling terminal (and
+ * its agent's). extra_env: NULL or "NAME=VALUE". */
+static Terminal *terminal_start_as(Fixture *f, uid_t uid, const char *extra_env, const char *const *args) {
         g_autofree char *ctl = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigctl", NULL);
         g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
@@ -128,12 +138,16 @@ static Terminal *terminal_start(Fixture *f, const char *extra_env, const char *c
         t->pid = forkpty(&t->master, NULL, NULL, NULL);
         g_assert_cmpint(t->pid, >=, 0);
         if (t->pid == 0) {
-                if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+                if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
                         _exit(126);
                 execve(ctl, (char **) argv->pdata, envp);
                 _exit(127);
         }
         return t;
+}
+
+static Terminal *terminal_start(Fixture *f, const char *extra_env, const char *const *args) {
+        return terminal_start_as(f, NOBODY, extra_env, args);
 }
 
 static gboolean terminal_read(Terminal *t, int timeout_ms) {
@@ -150,6 +164,23 @@ static gboolean terminal_read(Terminal *t, int timeout_ms) {
         return TRUE;
 }
 
+/* The agent prints the prompt, then turns echo off, flushing what was typed
+ * before (TCSAFLUSH): a password typed in between would be lost, and the
+ * agent would wait for ever. So type only once echo is off, as a human
+ * (slower than a pty) always does. */
+static void wait_echo_off(Terminal *t) {
+        gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        struct termios tio;
+
+        while (g_get_monotonic_time() < deadline) {
+                g_assert_cmpint(tcgetattr(t->master, &tio), ==, 0);
+                if (!(tio.c_lflag & ECHO))
+                        return;
+                g_usleep(5000);
+        }
+        g_error("the agent never turned echo off:\n%s", t->out->str);
+}
+
 /* Types the password at each prompt, after answer_delay_ms, until vmsigctl
  * exits; counts the prompts. */
 static int terminal_run(Terminal *t, const char *password, guint answer_delay_ms) {
@@ -163,6 +194,7 @@ static int terminal_run(Terminal *t, const char *password, guint answer_delay_ms
                 if (prompt) {
                         t->prompts++;
                         answered_at = (gsize) (prompt - t->out->str) + strlen("Password: ");
+                        wait_echo_off(t);
                         g_usleep((gulong) answer_delay_ms * 1000);
                         g_assert_cmpint(write(t->master, password, strlen(password)), ==, (gssize) strlen(password));
                         g_assert_cmpint(write(t->master, "\n", 1), ==, 1);
@@ -271,6 +303,48 @@ static void test_slow_typist(Fixture *f, gconstpointer data) {
         terminal_free(t);
 }
 
+/* The example rules (polkit/50-vmsig.rules, as shipped) let a member of
+ * the group vmsig do every non-administrative thing without a password,
+ * seeing the screen included; administration still asks. */
+static void test_example_rules(Fixture *f, gconstpointer data) {
+        static const char *const pause[] = { "pause", "alpha", NULL };
+        static const char *const reload[] = { "reload", NULL };
+        g_autofree char *rules_file = g_build_filename(g_getenv("VMSIG_SRCDIR"), "polkit", "50-vmsig.rules", NULL);
+        g_autofree char *rules = NULL;
+        g_autofree char *dir = g_dir_make_tmp("vmsig-shot-XXXXXX", NULL);
+        g_autofree char *png = g_build_filename(dir, "alpha.png", NULL);
+
+        if (!f->polkit)
+                return;
+        g_assert_true(g_file_get_contents(rules_file, &rules, NULL, NULL));
+        g_autofree char *all = g_strconcat(rules, ADMIN_RULES, NULL);
+        vt_polkit_set_rules(f->polkit, all);
+        g_assert_cmpint(chmod(dir, 0777), ==, 0);
+
+        Terminal *t = terminal_start_as(f, OPERATOR_UID, NULL, pause);
+        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
+        g_assert_cmpuint(t->prompts, ==, 0);
+        g_autofree char *paused = state(f);
+        g_assert_cmpstr(paused, ==, "paused");
+        terminal_free(t);
+
+#ifdef VMSIG_HAVE_VGPU
+        const char *const shot[] = { "screenshot", "alpha", png, NULL };
+        t = terminal_start_as(f, OPERATOR_UID, NULL, shot);
+        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
+        g_assert_cmpuint(t->prompts, ==, 0);
+        g_assert_true(g_file_test(png, G_FILE_TEST_IS_REGULAR));
+        terminal_free(t);
+        g_unlink(png);
+#endif
+
+        t = terminal_start_as(f, OPERATOR_UID, NULL, reload);
+        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
+        g_assert_cmpuint(t->prompts, ==, 1);
+        terminal_free(t);
+        g_rmdir(dir);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 g_printerr("test-polkit-agent needs root (a mount namespace, users of its own).\n");
@@ -282,5 +356,6 @@ int main(int argc, char *argv[]) {
         ADD("one-password-per-command", test_one_password_per_command);
         ADD("wrong-password", test_wrong_password);
         ADD("slow-typist", test_slow_typist);
+        ADD("example-rules", test_example_rules);
         return g_test_run();
 }
