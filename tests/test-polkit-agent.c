@@ -303,6 +303,22 @@ static void test_slow_typist(Fixture *f, gconstpointer data) {
         terminal_free(t);
 }
 
+/* A part of the command that is refused fails the command: monitor
+ * --memctx without the memctx grant exits 1 rather than monitoring without
+ * memctx events. */
+static void test_denied_part_fails(Fixture *f, gconstpointer data) {
+        static const char *const monitor[] = { "--no-ask-password", "monitor", "--memctx", NULL };
+
+        if (!f->polkit)
+                return;
+        Terminal *t = terminal_start(f, NULL, monitor);
+        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 1);
+        g_assert_cmpuint(t->prompts, ==, 0);
+        g_assert_nonnull(strstr(t->out->str, "Failed to subscribe to the memory context of 'alpha': "));
+        g_assert_null(strstr(t->out->str, "Monitoring"));
+        terminal_free(t);
+}
+
 /* The example rules (polkit/50-vmsig.rules, as shipped) let a member of
  * the group vmsig do every non-administrative thing without a password,
  * seeing the screen included; administration still asks. */
@@ -357,5 +373,6 @@ int main(int argc, char *argv[]) {
         ADD("wrong-password", test_wrong_password);
         ADD("slow-typist", test_slow_typist);
         ADD("example-rules", test_example_rules);
+        ADD("denied-part-fails", test_denied_part_fails);
         return g_test_run();
 }

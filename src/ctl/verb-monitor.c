@@ -14,6 +14,7 @@ typedef struct monitor {
         sd_bus *bus;
         const char *name;  /* only this endpoint, or NULL for all */
         char *filter_path; /* its object when we started, NULL if none */
+        int failed;        /* < 0: a part asked for was refused */
 } monitor;
 
 /* By name: a VM added again has a new object path. */
@@ -21,17 +22,37 @@ static bool wanted(monitor *mon, const ctl_event *e) {
         return !mon->name || (e->endpoint && strcmp(e->endpoint, mon->name) == 0);
 }
 
-/* --memctx: MemctxChanged and MemctxInvalidated go to subscribers only. */
-static void subscribe_memctx(monitor *mon, const char *path) {
+static bool is_denied(const sd_bus_error *error) {
+        return sd_bus_error_has_names(error, SD_BUS_ERROR_ACCESS_DENIED, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED);
+}
+
+/* --memctx: MemctxChanged and MemctxInvalidated go to subscribers only.
+ * Being refused them is an error: the monitor would go on without the
+ * memctx events it was asked for, and nobody would know. An endpoint that
+ * has no memctx or went away meanwhile is only said. */
+static int subscribe_memctx(monitor *mon, const char *path) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *name = ctl_endpoint_name_from_path(path);
         int r;
 
         /* We want the signals, not the RAM: the fd goes with the reply. */
         r = sd_bus_call_method(mon->bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error,
                                &reply, NULL);
-        if (r < 0)
-                ctl_bus_error(&error, r, "Failed to subscribe to the memory context of %s", path);
+        if (r >= 0)
+                return 0;
+        ctl_bus_error(&error, r, "Failed to subscribe to the memory context of '%s'", name ?: path);
+        return is_denied(&error) ? r : 0;
+}
+
+/* A refused memctx subscription after the start ends the monitor with
+ * that error. */
+static void fail_monitor(monitor *mon, int r) {
+        sd_event *e = sd_bus_get_event(mon->bus);
+
+        mon->failed = r;
+        if (e)
+                (void) sd_event_exit(e, r);
 }
 
 static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -48,8 +69,11 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         e.endpoint = ctl_endpoint_name_from_path(e.path);
         if (wanted(mon, &e)) {
                 ctl_event_print(&e);
-                if (arg.memctx && strcmp(e.signal, "EndpointAdded") == 0)
-                        subscribe_memctx(mon, e.path);
+                if (arg.memctx && strcmp(e.signal, "EndpointAdded") == 0) {
+                        r = subscribe_memctx(mon, e.path);
+                        if (r < 0)
+                                fail_monitor(mon, r);
+                }
         }
         ctl_event_done(&e);
         return 0;
@@ -66,17 +90,18 @@ static int subscribe_all_memctx(monitor *mon) {
         if (r < 0)
                 return r;
         if (mon->name) {
-                if (mon->filter_path)
-                        subscribe_memctx(mon, mon->filter_path);
-                return 0;
+                return mon->filter_path ? subscribe_memctx(mon, mon->filter_path) : 0;
         }
         r = sd_bus_call_method(mon->bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "ListEndpoints",
                                &error, &reply, NULL);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to list endpoints");
         r = sd_bus_message_enter_container(reply, 'a', "(suso)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(suso)", &name, &vmid, &state, &path)) > 0)
-                subscribe_memctx(mon, path);
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(suso)", &name, &vmid, &state, &path)) > 0) {
+                r = subscribe_memctx(mon, path);
+                if (r < 0)
+                        return r;
+        }
         return r < 0 ? ctl_error(r, "Failed to parse the list of endpoints: %m") : 0;
 }
 
@@ -93,8 +118,11 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
         ctl_event_add_string(&e, "new_owner", new_owner);
         ctl_event_print(&e);
         ctl_event_done(&e);
-        if (arg.memctx && *new_owner)
-                (void) subscribe_all_memctx(mon);
+        if (arg.memctx && *new_owner) {
+                int r = subscribe_all_memctx(mon);
+                if (r < 0)
+                        fail_monitor(mon, r);
+        }
         return 0;
 }
 
@@ -158,6 +186,8 @@ static int run_loop(monitor *mon) {
                 mon->name ? mon->name : "", mon->name ? "'" : "");
         r = sd_event_loop(e);
         (void) sd_bus_detach_event(mon->bus);
+        if (mon->failed < 0)
+                return mon->failed;
         if (r > 0)
                 return ctl_error(-ECONNRESET, "Lost the connection to the bus.");
         return r;
