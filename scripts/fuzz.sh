@@ -46,10 +46,10 @@ have_qmp() {
 # Sources and libraries of a harness, on one line each.
 sources() {
         case $1 in
-        detect) echo "$top/src/memctx/detect.c $top/src/memctx/memwrite.c $top/src/shared/fd-util.c" ;;
+        detect) echo "$top/src/memctx/detect.c $top/src/memctx/guest-memory.c $top/src/shared/fd-util.c" ;;
         detect-linux) echo "$top/tests/fuzz-util.c $top/src/memctx/detect-linux.c" \
-                "$top/src/memctx/detect.c $top/src/memctx/memwrite.c $top/src/shared/fd-util.c" ;;
-        memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c" ;;
+                "$top/src/memctx/detect.c $top/src/memctx/guest-memory.c $top/src/shared/fd-util.c" ;;
+        memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c $top/src/memctx/guest-memory.c" ;;
         config) echo "$top/tests/fuzz-util.c $top/src/daemon/config-file.c $out/config-schema.c $core" ;;
         discovery) echo "$top/tests/fuzz-util.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
         bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/stub/stub.c ${vgpu_sources:-} $core" ;;
