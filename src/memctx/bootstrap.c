@@ -233,7 +233,7 @@ static bool vcpu_runs_on(vmsig_bootstrap *b, uint64_t cr3, uint64_t root) {
 
         if (vmsig_detect_same_kernel(&src, page, root) > 0)
                 return true;
-        return (page & 0x1000) && vmsig_detect_same_kernel(&src, page & ~UINT64_C(0x1FFF), root) > 0;
+        return (page & VMSIG_PTI_USER_OFFSET) && vmsig_detect_same_kernel(&src, page & ~VMSIG_PTI_PAIR_MASK, root) > 0;
 }
 
 /* --- ready --------------------------------------------------------------------- */

@@ -16,11 +16,6 @@
 #define ENTRIES 512
 #define KERNEL_HALF 256
 
-/* PTI: the user root is the kernel root + 4 KiB, in one 8 KiB-aligned
- * pair. */
-#define PTI_USER_OFFSET UINT64_C(0x1000)
-#define PTI_PAIR_MASK (2 * PAGE_4K - 1)
-
 /* The kernel image: __START_KERNEL_map and KERNEL_IMAGE_SIZE with KASLR
  * (512 MiB without), PDPTE 510 of the last 512 GiB whatever the levels. */
 #define IMAGE_VA UINT64_C(0xFFFFFFFF80000000)
@@ -176,8 +171,8 @@ static int probe_start(vmsig_linux_probe *p, uint64_t *left) {
          * kernel without PTI has roots at odd pages too, then the page
          * below is some other table or data: only a root that maps more
          * of the kernel half than CR3's can be its kernel root. */
-        if (cr3_root & PTI_USER_OFFSET) {
-                r = root_read(p, cr3_root & ~PTI_PAIR_MASK, true, &kernel, left);
+        if (cr3_root & VMSIG_PTI_USER_OFFSET) {
+                r = root_read(p, cr3_root & ~VMSIG_PTI_PAIR_MASK, true, &kernel, left);
                 if (r < 0)
                         return r;
                 if (r > 0 && kernel.kernel_entries > user.kernel_entries)
@@ -373,7 +368,7 @@ static void search_init_mm(vmsig_linux_probe *p, uint64_t base_va, const uint8_t
         for (; o + PAGE_4K <= len; o += PAGE_4K) {
                 uint64_t page_gpa = gpa + (o - start);
 
-                if (t->pti && (page_gpa & PTI_PAIR_MASK))
+                if (t->pti && (page_gpa & VMSIG_PTI_PAIR_MASK))
                         continue;
                 if (is_init_mm(t, buf + o)) {
                         p->have_init_mm = true;

@@ -36,6 +36,11 @@
 /* Physical address bits 12..51 of an entry (and of CR3). */
 #define VMSIG_PTE_ADDR_MASK UINT64_C(0x000FFFFFFFFFF000)
 
+/* Page-table isolation (Linux's PTI, Windows' KVA shadow): the user root
+ * is the kernel root + 4 KiB, the two in one 8 KiB-aligned pair. */
+#define VMSIG_PTI_USER_OFFSET VMSIG_PAGE_SIZE_4K
+#define VMSIG_PTI_PAIR_MASK (2 * VMSIG_PAGE_SIZE_4K - 1)
+
 _Static_assert(VMSIG_PTE_ADDR_MASK == VMSIG_CR3_ROOT_MASK, "a CR3 names its root as an entry names its table");
 
 /* A little-endian qword of guest memory, at any alignment. */

@@ -66,8 +66,10 @@ int vmsig_memwrite_plan_add_va(vmsig_memwrite_plan *p, const vmsig_guest_mem *m,
 int vmsig_memwrite_plan_apply(const vmsig_memwrite_plan *p, const vmsig_guest_mem *m,
                               vmsig_memwrite_failure *ret_failure);
 
-/* Writers. vmsig_memwrite_pwrite() takes the fd as its userdata, see
- * VMSIG_FD_TO_PTR(), and retries short writes and EINTR. */
+/* Writers, the one way bytes get into guest RAM: a plan's, and a host
+ * backend's write_ram (QEMU's RAM file through pwrite, the stub's sealed
+ * memfd through its mapping). vmsig_memwrite_pwrite() takes the fd as its
+ * userdata, see VMSIG_FD_TO_PTR(), and retries short writes and EINTR. */
 #define VMSIG_FD_TO_PTR(fd) ((void *) (intptr_t) (fd))
 #define VMSIG_PTR_TO_FD(p) ((int) (intptr_t) (p))
 int vmsig_memwrite_pwrite(void *userdata, uint64_t offset, const void *data, size_t len);
