@@ -34,7 +34,7 @@ if pkg-config --exists libpng; then
         vgpu_libs="libpng"
 fi
 cc="$cc -Wnull-dereference -include $out/config.h -I$top/tests"
-for d in shared core endpoint memctx bus daemon discovery host/stub host/qmp vgpu; do
+for d in shared core endpoint memctx bus daemon discovery host host/stub host/qmp vgpu; do
         cc="$cc -I$top/src/$d"
 done
 core="$top/src/shared/log.c $top/src/shared/hashmap.c $top/src/shared/fd-util.c $top/src/core/*.c $top/src/endpoint/*.c $top/src/memctx/*.c"
@@ -46,14 +46,15 @@ have_qmp() {
 # Sources and libraries of a harness, on one line each.
 sources() {
         case $1 in
-        detect) echo "$top/src/memctx/detect.c $top/src/memctx/memwrite.c $top/src/shared/fd-util.c" ;;
+        detect) echo "$top/src/memctx/detect.c $top/src/memctx/guest-memory.c $top/src/shared/fd-util.c" ;;
         detect-linux) echo "$top/tests/fuzz-util.c $top/src/memctx/detect-linux.c" \
-                "$top/src/memctx/detect.c $top/src/memctx/memwrite.c $top/src/shared/fd-util.c" ;;
-        memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c" ;;
+                "$top/src/memctx/detect.c $top/src/memctx/guest-memory.c $top/src/shared/fd-util.c" ;;
+        memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c $top/src/memctx/guest-memory.c" ;;
         config) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/daemon/config-file.c $out/config-schema.c $core" ;;
         discovery) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
-        bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/stub/stub.c ${vgpu_sources:-} $core" ;;
-        qmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/*.c $core" ;;
+        bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/host-common.c $top/src/host/stub/stub.c" \
+                "${vgpu_sources:-} $core" ;;
+        qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/qmp/*.c $core" ;;
         hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;
         *) return 1 ;;
         esac

@@ -2,11 +2,13 @@
 /* The bootstrap in process, on a stub VM whose simulated vCPU follows the
  * guest program's mailbox (stub.h): the backoff and its cap, how fast a
  * kernel that starts running is found, vCPU reads in flight when the
- * bootstrap starts over or goes, and the one BOOTSTRAP event per state
- * while a guest boots. */
+ * bootstrap starts over or goes, the one BOOTSTRAP event per state
+ * while a guest boots, and the job a guest reset is for every backend. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <glib.h>
 
 #include "bootstrap.h"
@@ -196,6 +198,52 @@ static void test_read_in_flight(Fixture *f, gconstpointer data) {
         vt_event_run_for(f->event, 100 * 1000);
 }
 
+/* The job every memctx adapter calls on a guest reset, on an endpoint
+ * without adapters of its own: a new epoch each time, and the search starts
+ * over; without a bootstrap or a config to make one, the state is idle. */
+static void test_guest_reset_job(Fixture *f, gconstpointer data) {
+        vmsig_endpoint_spec es = { .name = "beta", .initial_state = VMSIG_STATE_RUNNING };
+        const vmsig_bootstrap_config config = { .fail_first = 1 };
+        vmsig_memctx_source src;
+        vmsig_bootstrap *b = NULL, *first;
+        vmsig_endpoint *ep;
+        vmsig_id id;
+        uint64_t epoch;
+        int fd = memfd_create("beta", MFD_CLOEXEC);
+
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(ftruncate(fd, 1 << 20), ==, 0);
+        g_assert_cmpint(sd_id128_randomize(&es.uuid), >=, 0);
+        g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &es, &ep), ==, 0);
+        id = vmsig_endpoint_get_id(ep);
+        g_assert_cmpint(vmsig_memctx_source_init(&src, fd, 1 << 20, NULL, 0), ==, 0);
+        g_assert_cmpint(vmsig_memctx_source_publish(&src, ep), ==, 0);
+        epoch = src.epoch;
+
+        g_assert_cmpint(vmsig_bootstrap_guest_reset(ep, &src, NULL, &b), >=, 0);
+        g_assert_null(b);
+        g_assert_cmpuint(src.epoch, ==, epoch + 1);
+        vmsig_core_flush(f->core);
+        g_assert_cmpint(vmsig_bootstrap_get(f->core, id)->state, ==, VMSIG_BOOTSTRAP_IDLE);
+
+        g_assert_cmpint(vmsig_bootstrap_guest_reset(ep, &src, &config, &b), >=, 0);
+        g_assert_nonnull(b);
+        g_assert_cmpuint(src.epoch, ==, epoch + 2);
+        vmsig_core_flush(f->core);
+        g_assert_cmpint(vmsig_bootstrap_get(f->core, id)->state, ==, VMSIG_BOOTSTRAP_SEARCHING);
+        g_assert_cmpuint(vmsig_bootstrap_get_attempts(b), ==, 0);
+
+        /* The bootstrap there is starts over, none other is made. */
+        first = b;
+        g_assert_cmpint(vmsig_bootstrap_restart(ep, &src, &config, &b), >=, 0);
+        g_assert_true(b == first);
+        g_assert_cmpuint(src.epoch, ==, epoch + 2);
+
+        vmsig_bootstrap_free(b);
+        g_assert_cmpint(vmsig_core_detach_endpoint(f->core, ep), ==, 0);
+        vmsig_memctx_source_done(&src);
+}
+
 static const vmsig_bootstrap_config slow_backoff = {
         .backoff_initial_usec = 250 * 1000,
         .backoff_max_usec = 8 * 1000 * 1000,
@@ -209,5 +257,6 @@ int main(int argc, char *argv[]) {
         ADD("found-by-the-next-attempt", &slow_backoff, test_found_by_the_next_attempt);
         ADD("found-when-the-kernel-starts", &slow_backoff, test_found_when_the_kernel_starts);
         ADD("read-in-flight", NULL, test_read_in_flight);
+        ADD("guest-reset-job", NULL, test_guest_reset_job);
         return g_test_run();
 }

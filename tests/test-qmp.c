@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <glib.h>
 
+#include "bootstrap.h"
 #include "memctx.h"
 #include "qemu-harness.h"
 #include "qmp.h"

@@ -15,6 +15,7 @@
 #include "detect-linux.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 
 /* Without registers: the System EPROCESSes of the last attempt, to see
  * which of them change. More than a few means RAM full of copies. */
@@ -90,12 +91,6 @@ const char *vmsig_bootstrap_state_to_string(vmsig_bootstrap_state s) {
         return (unsigned) s < _VMSIG_BOOTSTRAP_STATE_MAX ? state_names[s] : NULL;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static int publish_state(vmsig_endpoint *ep, const vmsig_bootstrap_payload *p) {
         return vmsig_core_publish(vmsig_endpoint_get_core(ep), VMSIG_KIND_BOOTSTRAP, vmsig_endpoint_get_id(ep), 0, p,
                                   sizeof *p);
@@ -137,18 +132,14 @@ static void set_state(vmsig_bootstrap *b, vmsig_bootstrap_state state) {
         (void) publish_state(b->endpoint, &p);
 }
 
-/* The timer: relative usec from now; 0 disarms. A due time of "now" is
- * 1 ns, so the loop runs everything else that is ready first. */
-static int arm(vmsig_bootstrap *b, uint64_t usec, bool immediately) {
-        struct itimerspec its = {};
+/* The timer: relative usec from now; 0 disarms. */
+static int arm(vmsig_bootstrap *b, uint64_t usec) {
+        return usec > 0 ? timerfd_arm_usec(b->timer_fd, usec, 0) : timerfd_disarm(b->timer_fd);
+}
 
-        if (immediately)
-                its.it_value.tv_nsec = 1;
-        else if (usec > 0) {
-                its.it_value.tv_sec = (time_t) (usec / 1000000);
-                its.it_value.tv_nsec = (long) (usec % 1000000) * 1000;
-        }
-        return timerfd_settime(b->timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
+/* Due "now": the loop runs everything else that is ready first. */
+static int arm_now(vmsig_bootstrap *b) {
+        return timerfd_arm_usec(b->timer_fd, 0, 0);
 }
 
 uint64_t vmsig_bootstrap_backoff_usec(const vmsig_bootstrap_config *c, unsigned step, uint32_t rnd) {
@@ -165,7 +156,7 @@ uint64_t vmsig_bootstrap_backoff_usec(const vmsig_bootstrap_config *c, unsigned 
 static uint64_t cpu_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 /* The wait is never shorter than VMSIG_BOOTSTRAP_CPU_SHARE times what the
@@ -242,7 +233,7 @@ static bool vcpu_runs_on(vmsig_bootstrap *b, uint64_t cr3, uint64_t root) {
 
         if (vmsig_detect_same_kernel(&src, page, root) > 0)
                 return true;
-        return (page & 0x1000) && vmsig_detect_same_kernel(&src, page & ~UINT64_C(0x1FFF), root) > 0;
+        return (page & VMSIG_PTI_USER_OFFSET) && vmsig_detect_same_kernel(&src, page & ~VMSIG_PTI_PAIR_MASK, root) > 0;
 }
 
 /* --- ready --------------------------------------------------------------------- */
@@ -261,7 +252,7 @@ static bool watched(vmsig_bootstrap *b) {
 static void update_revalidation(vmsig_bootstrap *b) {
         if (b->state != VMSIG_BOOTSTRAP_READY)
                 return;
-        (void) arm(b, watched(b) ? b->config.revalidate_usec : 0, false);
+        (void) arm(b, watched(b) ? b->config.revalidate_usec : 0);
 }
 
 static void withdraw(vmsig_bootstrap *b, const char *why) {
@@ -339,7 +330,7 @@ int vmsig_bootstrap_verify(vmsig_bootstrap *b) {
  * nobody checked it while nobody watched. */
 static void check_soon(vmsig_bootstrap *b) {
         if (b->state == VMSIG_BOOTSTRAP_READY)
-                (void) arm(b, 0, true);
+                (void) arm_now(b);
 }
 
 static void on_demand(vmsig_core *c, uint32_t kind, vmsig_id endpoint, bool wanted, void *userdata) {
@@ -426,7 +417,7 @@ static void fail(vmsig_bootstrap *b, const char *why) {
                           vmsig_endpoint_get_name(b->endpoint), why, delay / 1000);
         b->reported_failure = true;
         set_state(b, VMSIG_BOOTSTRAP_RETRYING);
-        (void) arm(b, b->no_registers ? delay : MIN(delay, b->config.vcpu_interval_usec), false);
+        (void) arm(b, b->no_registers ? delay : MIN(delay, b->config.vcpu_interval_usec));
 }
 
 static void start_windows_scan(vmsig_bootstrap *b) {
@@ -440,7 +431,7 @@ static void start_windows_scan(vmsig_bootstrap *b) {
         r = vmsig_detect_scan_new(&src, &b->scan);
         if (r < 0)
                 return fail(b, strerror(-r));
-        (void) arm(b, 0, true);
+        (void) arm_now(b);
 }
 
 /* Without registers: a System EPROCESS seen by the previous attempt at the
@@ -470,7 +461,7 @@ static void on_eprocess(vmsig_bootstrap *b, const vmsig_detect_result *found) {
                         b->now[b->n_now++] = e;
         }
         vmsig_detect_scan_resume(b->scan);
-        (void) arm(b, 0, true);
+        (void) arm_now(b);
 }
 
 static void scan_done(vmsig_bootstrap *b, int r) {
@@ -507,7 +498,7 @@ static void step_once(vmsig_bootstrap *b) {
                 if (r > 0)
                         return succeed_linux(b, &found);
                 if (r == 0) {
-                        (void) arm(b, 0, true);
+                        (void) arm_now(b);
                         return;
                 }
                 b->probe = vmsig_linux_probe_free(b->probe);
@@ -521,7 +512,7 @@ static void step_once(vmsig_bootstrap *b) {
         if (r > 0)
                 return on_eprocess(b, &found);
         if (r == 0) {
-                (void) arm(b, 0, true);
+                (void) arm_now(b);
                 return;
         }
         scan_done(b, r);
@@ -554,7 +545,7 @@ static void attempt(vmsig_bootstrap *b, uint64_t cr3, unsigned levels) {
                 r = vmsig_linux_probe_new(&src, cr3, levels, &b->probe);
                 if (r < 0)
                         return fail(b, strerror(-r));
-                (void) arm(b, 0, true);
+                (void) arm_now(b);
                 return;
         }
         start_windows_scan(b);
@@ -596,7 +587,7 @@ static void on_vcpu(const vmsig_result *result, const vmsig_vcpu_state *vcpu, vo
                           result->message ?: strerror(-result->error));
                 if (b->state == VMSIG_BOOTSTRAP_READY)
                         return update_revalidation(b);
-                (void) arm(b, b->config.vcpu_interval_usec, false);
+                (void) arm(b, b->config.vcpu_interval_usec);
                 return;
         }
         if (b->state == VMSIG_BOOTSTRAP_READY)
@@ -609,7 +600,7 @@ static void on_vcpu(const vmsig_result *result, const vmsig_vcpu_state *vcpu, vo
                 b->paging_was_off = true;
                 b->cr3_triggers = 0;
                 set_state(b, VMSIG_BOOTSTRAP_BOOTING);
-                (void) arm(b, b->config.vcpu_interval_usec, false);
+                (void) arm(b, b->config.vcpu_interval_usec);
                 return;
         }
         uint64_t now = now_usec();
@@ -617,7 +608,7 @@ static void on_vcpu(const vmsig_result *result, const vmsig_vcpu_state *vcpu, vo
                 return attempt(b, vcpu->cr3, levels);
         if (b->state == VMSIG_BOOTSTRAP_BOOTING)
                 set_state(b, VMSIG_BOOTSTRAP_RETRYING);
-        (void) arm(b, MIN(b->config.vcpu_interval_usec, b->next_attempt_usec - now), false);
+        (void) arm(b, MIN(b->config.vcpu_interval_usec, b->next_attempt_usec - now));
 }
 
 /* Looks at the vCPU first where the host can tell; the answer decides. */
@@ -633,7 +624,7 @@ static void tick(vmsig_bootstrap *b) {
         }
         if (r < 0) {
                 log_debug_errno(r, "Cannot ask for the vCPU of '%s': %m", vmsig_endpoint_get_name(b->endpoint));
-                (void) arm(b, b->config.vcpu_interval_usec, false);
+                (void) arm(b, b->config.vcpu_interval_usec);
         }
 }
 
@@ -667,7 +658,7 @@ static void restart(vmsig_bootstrap *b) {
         b->root = (vmsig_memctx_root) {};
         b->started_usec = now_usec();
         set_state(b, VMSIG_BOOTSTRAP_SEARCHING);
-        (void) arm(b, 0, true);
+        (void) arm_now(b);
 }
 
 int vmsig_bootstrap_new(vmsig_endpoint *ep, vmsig_memctx_source *source, const vmsig_bootstrap_config *config,
@@ -727,6 +718,28 @@ int vmsig_bootstrap_start(vmsig_bootstrap *b) {
         assert(b);
         restart(b);
         return 0;
+}
+
+int vmsig_bootstrap_restart(vmsig_endpoint *ep, vmsig_memctx_source *source, const vmsig_bootstrap_config *config,
+                            vmsig_bootstrap **b) {
+        int r;
+
+        assert(ep && source && b);
+        if (!*b && !config)
+                return vmsig_bootstrap_publish_fixed(ep, VMSIG_BOOTSTRAP_IDLE, 0);
+        if (!*b) {
+                r = vmsig_bootstrap_new(ep, source, config, b);
+                if (r < 0)
+                        return r;
+        }
+        return vmsig_bootstrap_start(*b);
+}
+
+int vmsig_bootstrap_guest_reset(vmsig_endpoint *ep, vmsig_memctx_source *source,
+                                const vmsig_bootstrap_config *config, vmsig_bootstrap **b) {
+        assert(ep && source && b);
+        (void) vmsig_memctx_source_new_epoch(source, ep);
+        return vmsig_bootstrap_restart(ep, source, config, b);
 }
 
 vmsig_bootstrap *vmsig_bootstrap_free(vmsig_bootstrap *b) {

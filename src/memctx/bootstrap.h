@@ -57,6 +57,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bootstrap-config.h"
 #include "detect.h"
 #include "memctx.h"
 
@@ -87,24 +88,6 @@ typedef struct vmsig_bootstrap_payload {
         char release[VMSIG_BOOTSTRAP_RELEASE_MAX + 1];
 } vmsig_bootstrap_payload;
 
-typedef struct vmsig_bootstrap_config {
-        uint64_t backoff_initial_usec; /* default 250 ms */
-        uint64_t backoff_max_usec;     /* default 8 s: the longest wait, jitter included */
-        uint64_t vcpu_interval_usec;   /* default 250 ms: the vCPU is looked at this often until ready */
-        uint64_t revalidate_usec;      /* default 2 s: a published root is checked this often while watched */
-        uint64_t scan_budget;          /* bytes per loop iteration */
-        unsigned fail_first;           /* fail injection: the first N attempts fail */
-        vmsig_guest_os guest_os;       /* pinned; UNKNOWN: detected */
-} vmsig_bootstrap_config;
-
-#define VMSIG_BOOTSTRAP_BACKOFF_INITIAL_USEC (250 * UINT64_C(1000))
-#define VMSIG_BOOTSTRAP_BACKOFF_MAX_USEC (8 * UINT64_C(1000000))
-#define VMSIG_BOOTSTRAP_VCPU_INTERVAL_USEC (250 * UINT64_C(1000))
-#define VMSIG_BOOTSTRAP_REVALIDATE_USEC (2 * UINT64_C(1000000))
-/* The wait after a failed attempt is at least this many times the CPU the
- * attempt took (under 0.5 % of a core), within backoff_max_usec. */
-#define VMSIG_BOOTSTRAP_CPU_SHARE 200
-
 typedef struct vmsig_bootstrap vmsig_bootstrap;
 
 /* The wait before the next attempt after step failed ones (1, 2, ...):
@@ -120,6 +103,17 @@ int vmsig_bootstrap_new(vmsig_endpoint *ep, vmsig_memctx_source *source, const v
  * new QEMU. Whatever was in flight is forgotten. */
 int vmsig_bootstrap_start(vmsig_bootstrap *b);
 vmsig_bootstrap *vmsig_bootstrap_free(vmsig_bootstrap *b);
+
+/* The search for the root starts over (a new guest, a new QEMU): *b from
+ * attempt 1, created first for source from config if there is none yet and
+ * a config is given; with neither, the bootstrap is published as idle. */
+int vmsig_bootstrap_restart(vmsig_endpoint *ep, vmsig_memctx_source *source, const vmsig_bootstrap_config *config,
+                            vmsig_bootstrap **b);
+/* A guest reset, for a memctx adapter, which every backend treats alike:
+ * RAM no longer witnesses the root, so the current epoch ends (a new one
+ * without a root) and the search starts over (vmsig_bootstrap_restart()). */
+int vmsig_bootstrap_guest_reset(vmsig_endpoint *ep, vmsig_memctx_source *source,
+                                const vmsig_bootstrap_config *config, vmsig_bootstrap **b);
 
 /* For a write through a virtual address, now: 1 if a root is published
  * and the RAM still holds what confirmed it; else 0, and a root that

@@ -8,25 +8,13 @@
 
 #include "detect-linux.h"
 #include "macro.h"
-#include "memwrite.h"
 
-#define PAGE_4K UINT64_C(0x1000)
+#define PAGE_4K VMSIG_PAGE_SIZE_4K
 #define PAGE_MASK_4K (PAGE_4K - 1)
 #define SIZE_2M (UINT64_C(1) << 21)
 #define SIZE_1G (UINT64_C(1) << 30)
 #define ENTRIES 512
 #define KERNEL_HALF 256
-
-#define PTE_PRESENT (UINT64_C(1) << 0)
-#define PTE_PS (UINT64_C(1) << 7)
-#define PTE_ADDR_MASK UINT64_C(0x000FFFFFFFFFF000)
-/* Accessed and dirty: the CPU sets them in each copy of an entry on its
- * own, so they tell nothing about which tables are the same. */
-#define PTE_ACCESSED_DIRTY (UINT64_C(3) << 5)
-/* PTI: the user root is the kernel root + 4 KiB, in one 8 KiB-aligned
- * pair. */
-#define PTI_USER_OFFSET UINT64_C(0x1000)
-#define PTI_PAIR_MASK (2 * PAGE_4K - 1)
 
 /* The kernel image: __START_KERNEL_map and KERNEL_IMAGE_SIZE with KASLR
  * (512 MiB without), PDPTE 510 of the last 512 GiB whatever the levels. */
@@ -98,15 +86,8 @@ struct vmsig_linux_probe {
         vmsig_linux_probe_stats stats;
 };
 
-static uint64_t load_le64(const uint8_t *p) {
-        uint64_t v;
-
-        memcpy(&v, p, sizeof v);
-        return le64toh(v);
-}
-
 static uint64_t normalize_entry(uint64_t e) {
-        return e & PTE_PRESENT ? e & ~PTE_ACCESSED_DIRTY : 0;
+        return e & VMSIG_PTE_PRESENT ? e & ~VMSIG_PTE_ACCESSED_DIRTY : 0;
 }
 
 static void charge(vmsig_linux_probe *p, uint64_t *left, uint64_t n) {
@@ -127,7 +108,7 @@ static int read_table(vmsig_linux_probe *p, uint64_t gpa, uint64_t table[static 
                 return r;
         charge(p, left, sizeof raw);
         for (unsigned i = 0; i < ENTRIES; i++)
-                table[i] = load_le64(raw + i * 8);
+                table[i] = vmsig_load_le64(raw + i * 8);
         return 1;
 }
 
@@ -163,7 +144,7 @@ static int root_read(vmsig_linux_probe *p, uint64_t gpa, bool pti, root_try *ret
                 ret->kernel_half[i] = e;
                 /* An entry leading outside RAM maps nothing: junk with
                  * the low bit set must not look like a full kernel half. */
-                if (e && is_ram(p, e & PTE_ADDR_MASK))
+                if (e && is_ram(p, e & VMSIG_PTE_ADDR_MASK))
                         ret->kernel_entries++;
         }
         return 1;
@@ -177,7 +158,7 @@ static int finish(vmsig_linux_probe *p, int result) {
 
 /* Decides which roots to try: -ENOENT if CR3 is not RAM. */
 static int probe_start(vmsig_linux_probe *p, uint64_t *left) {
-        uint64_t cr3_root = p->cr3 & PTE_ADDR_MASK;
+        uint64_t cr3_root = p->cr3 & VMSIG_PTE_ADDR_MASK;
         root_try user, kernel;
         int r;
 
@@ -190,8 +171,8 @@ static int probe_start(vmsig_linux_probe *p, uint64_t *left) {
          * kernel without PTI has roots at odd pages too, then the page
          * below is some other table or data: only a root that maps more
          * of the kernel half than CR3's can be its kernel root. */
-        if (cr3_root & PTI_USER_OFFSET) {
-                r = root_read(p, cr3_root & ~PTI_PAIR_MASK, true, &kernel, left);
+        if (cr3_root & VMSIG_PTI_USER_OFFSET) {
+                r = root_read(p, cr3_root & ~VMSIG_PTI_PAIR_MASK, true, &kernel, left);
                 if (r < 0)
                         return r;
                 if (r > 0 && kernel.kernel_entries > user.kernel_entries)
@@ -213,16 +194,16 @@ static int root_begin(vmsig_linux_probe *p, uint64_t *left) {
 
         p->stats.roots++;
         if (p->levels == 5) {
-                if (!(e & PTE_PRESENT))
+                if (!(e & VMSIG_PTE_PRESENT))
                         return 0;
-                r = read_table(p, e & PTE_ADDR_MASK, table, left);
+                r = read_table(p, e & VMSIG_PTE_ADDR_MASK, table, left);
                 if (r <= 0)
                         return r;
                 e = table[ENTRIES - 1];
         }
-        if (!(e & PTE_PRESENT))
+        if (!(e & VMSIG_PTE_PRESENT))
                 return 0;
-        r = read_table(p, e & PTE_ADDR_MASK, table, left);
+        r = read_table(p, e & VMSIG_PTE_ADDR_MASK, table, left);
         if (r <= 0)
                 return r;
         p->pdpte = table[IMAGE_PDPTE];
@@ -247,6 +228,28 @@ static int skip_to(vmsig_linux_probe *p, uint64_t size) {
         return 0;
 }
 
+/* The leaf page of size that e maps va in: 1 with va's GPA and the bytes
+ * from there to the page's end. */
+static int leaf(uint64_t e, uint64_t va, uint64_t size, uint64_t *ret_gpa, uint64_t *ret_len) {
+        /* Bit 12 of a large page entry is PAT, not address. */
+        *ret_gpa = (e & VMSIG_PTE_ADDR_MASK & ~(size - 1)) | (va & (size - 1));
+        *ret_len = size - (va & (size - 1));
+        return 1;
+}
+
+/* The table e names, into table: 1, 0 if it is not RAM (then the size
+ * the entry maps is skipped), -EAGAIN if it does not fit the budget, or a
+ * read error. */
+static int load_table(vmsig_linux_probe *p, uint64_t e, uint64_t size, uint64_t table[static ENTRIES],
+                      uint64_t *left) {
+        int r;
+
+        if (*left < PAGE_4K)
+                return -EAGAIN;
+        r = read_table(p, e & VMSIG_PTE_ADDR_MASK, table, left);
+        return r == 0 ? skip_to(p, size) : r;
+}
+
 /* Where p->va is mapped: 1 with its GPA and the bytes the leaf page maps
  * from there; 0 if not (p->va moved on past what is not mapped); -EAGAIN
  * if a table does not fit the budget; or a read error. */
@@ -255,49 +258,32 @@ static int resolve(vmsig_linux_probe *p, uint64_t *left, uint64_t *ret_gpa, uint
         int r;
 
         assert(va >= IMAGE_VA && va < IMAGE_END);
-        if (!(e & PTE_PRESENT))
+        if (!(e & VMSIG_PTE_PRESENT))
                 return skip_to(p, SIZE_1G);
-        if (e & PTE_PS) {
-                *ret_gpa = (e & PTE_ADDR_MASK & ~(SIZE_1G - 1)) | (va & (SIZE_1G - 1));
-                *ret_len = SIZE_1G - (va & (SIZE_1G - 1));
-                return 1;
-        }
+        if (e & VMSIG_PTE_PS)
+                return leaf(e, va, SIZE_1G, ret_gpa, ret_len);
         if (!p->have_pd) {
-                if (*left < PAGE_4K)
-                        return -EAGAIN;
-                r = read_table(p, e & PTE_ADDR_MASK, p->pd, left);
-                if (r < 0)
+                r = load_table(p, e, SIZE_1G, p->pd, left);
+                if (r <= 0)
                         return r;
-                if (r == 0)
-                        return skip_to(p, SIZE_1G);
                 p->have_pd = true;
         }
         e = p->pd[(va >> 21) & 511];
-        if (!(e & PTE_PRESENT))
+        if (!(e & VMSIG_PTE_PRESENT))
                 return skip_to(p, SIZE_2M);
-        if (e & PTE_PS) {
-                /* Bit 12 of a large page entry is PAT, not address. */
-                *ret_gpa = (e & PTE_ADDR_MASK & ~(SIZE_2M - 1)) | (va & (SIZE_2M - 1));
-                *ret_len = SIZE_2M - (va & (SIZE_2M - 1));
-                return 1;
-        }
+        if (e & VMSIG_PTE_PS)
+                return leaf(e, va, SIZE_2M, ret_gpa, ret_len);
         region = va & ~(SIZE_2M - 1);
         if (p->pt_of != region) {
-                if (*left < PAGE_4K)
-                        return -EAGAIN;
-                r = read_table(p, e & PTE_ADDR_MASK, p->pt, left);
-                if (r < 0)
+                r = load_table(p, e, SIZE_2M, p->pt, left);
+                if (r <= 0)
                         return r;
-                if (r == 0)
-                        return skip_to(p, SIZE_2M);
                 p->pt_of = region;
         }
         e = p->pt[(va >> 12) & 511];
-        if (!(e & PTE_PRESENT))
+        if (!(e & VMSIG_PTE_PRESENT))
                 return skip_to(p, PAGE_4K);
-        *ret_gpa = (e & PTE_ADDR_MASK) | (va & PAGE_MASK_4K);
-        *ret_len = PAGE_4K - (va & PAGE_MASK_4K);
-        return 1;
+        return leaf(e, va, PAGE_4K, ret_gpa, ret_len);
 }
 
 static bool is_release_char(uint8_t c) {
@@ -356,10 +342,10 @@ static void search_banner(vmsig_linux_probe *p, uint64_t base_va, const uint8_t 
 static bool is_init_mm(const root_try *t, const uint8_t *page) {
         unsigned only_in_root = 0;
 
-        if (normalize_entry(load_le64(page + (ENTRIES - 1) * 8)) != t->kernel_half[KERNEL_HALF - 1])
+        if (normalize_entry(vmsig_load_le64(page + (ENTRIES - 1) * 8)) != t->kernel_half[KERNEL_HALF - 1])
                 return false;
         for (unsigned i = 0; i < KERNEL_HALF; i++) {
-                uint64_t e = normalize_entry(load_le64(page + (KERNEL_HALF + i) * 8));
+                uint64_t e = normalize_entry(vmsig_load_le64(page + (KERNEL_HALF + i) * 8));
 
                 if (e == t->kernel_half[i])
                         continue;
@@ -382,7 +368,7 @@ static void search_init_mm(vmsig_linux_probe *p, uint64_t base_va, const uint8_t
         for (; o + PAGE_4K <= len; o += PAGE_4K) {
                 uint64_t page_gpa = gpa + (o - start);
 
-                if (t->pti && (page_gpa & PTI_PAIR_MASK))
+                if (t->pti && (page_gpa & VMSIG_PTI_PAIR_MASK))
                         continue;
                 if (is_init_mm(t, buf + o)) {
                         p->have_init_mm = true;
@@ -504,20 +490,12 @@ int vmsig_linux_probe_new(const vmsig_detect_source *s, uint64_t cr3, unsigned l
         if (!p)
                 return -ENOMEM;
         p->buf = malloc(CARRY + SEARCH_CHUNK);
-        p->ranges = s->n_ranges > 0 ? calloc(s->n_ranges, sizeof *p->ranges) : NULL;
-        if (!p->buf || (s->n_ranges > 0 && !p->ranges)) {
+        if (!p->buf || vmsig_gpa_ranges_dup(s->ranges, s->n_ranges, &p->ranges) < 0) {
                 free(p->buf);
-                free(p->ranges);
                 return -ENOMEM;
         }
-        if (s->n_ranges > 0)
-                memcpy(p->ranges, s->ranges, s->n_ranges * sizeof *p->ranges);
-        p->mem = (vmsig_guest_mem) {
-                .read_fd = s->fd,
-                .ranges = p->ranges,
-                .n_ranges = s->n_ranges,
-                .ram_size = s->ram_size,
-        };
+        p->mem = vmsig_detect_source_mem(s);
+        p->mem.ranges = p->ranges; /* its own copy */
         p->cr3 = cr3;
         p->levels = levels;
         p->phase = PHASE_START;
@@ -628,12 +606,7 @@ int vmsig_linux_check(const vmsig_detect_source *s, const vmsig_linux_result *r)
         n = strnlen(r->release, sizeof r->release);
         if ((r->levels != 4 && r->levels != 5) || n == 0 || n > VMSIG_LINUX_RELEASE_MAX)
                 return -EINVAL;
-        mem = (vmsig_guest_mem) {
-                .read_fd = s->fd,
-                .ranges = s->ranges,
-                .n_ranges = s->n_ranges,
-                .ram_size = s->ram_size,
-        };
+        mem = vmsig_detect_source_mem(s);
         n = (size_t) snprintf(expect, sizeof expect, BANNER_PREFIX "%s (", r->release);
         if (vmsig_gpa_to_offset(&mem, r->banner_gpa, n, &offset) < 0)
                 return 0;

@@ -13,17 +13,12 @@
 #include "detect.h"
 #include "fd-util.h"
 #include "macro.h"
-#include "memwrite.h"
 
-#define PAGE_SIZE_4K UINT64_C(0x1000)
+#define PAGE_SIZE_4K VMSIG_PAGE_SIZE_4K
 #define PAGE_MASK_4K (PAGE_SIZE_4K - 1)
 #define PML4_ENTRIES 512
 #define KERNEL_HALF 256
 
-#define PTE_PRESENT (UINT64_C(1) << 0)
-#define PTE_PS (UINT64_C(1) << 7)
-#define PTE_ACCESSED_DIRTY (UINT64_C(3) << 5)
-#define PTE_ADDR_MASK UINT64_C(0x000FFFFFFFFFF000)
 #define SELF_REF_FLAGS UINT64_C(0x063) /* present, rw, accessed, dirty */
 
 #define PML4_MIN_KERNEL_ENTRIES 6
@@ -103,21 +98,7 @@ typedef struct detect_io {
 } detect_io;
 
 static detect_io detect_io_make(const vmsig_detect_source *s) {
-        return (detect_io) {
-                .mem = {
-                        .read_fd = s->fd,
-                        .ranges = s->ranges,
-                        .n_ranges = s->n_ranges,
-                        .ram_size = s->ram_size,
-                },
-        };
-}
-
-static uint64_t load_le64(const uint8_t *p) {
-        uint64_t v;
-
-        memcpy(&v, p, sizeof v);
-        return le64toh(v);
+        return (detect_io) { .mem = vmsig_detect_source_mem(s) };
 }
 
 static int read_file(detect_io *io, uint64_t offset, void *buf, size_t len) {
@@ -142,7 +123,7 @@ static bool page_in_ram(const detect_io *io, uint64_t gpa) {
 /* --- the PML4 check ------------------------------------------------------------ */
 
 static bool is_self_ref(uint64_t e, uint64_t gpa) {
-        return (e & 0xFFF) == SELF_REF_FLAGS && (e & PTE_ADDR_MASK) == gpa;
+        return (e & 0xFFF) == SELF_REF_FLAGS && (e & VMSIG_PTE_ADDR_MASK) == gpa;
 }
 
 /* The check on a page already read; see detect.h. */
@@ -151,7 +132,7 @@ static bool pml4_check_page(const detect_io *io, uint64_t gpa, const uint8_t *pa
         bool have_self_ref = false;
 
         for (unsigned i = 0; i < PML4_ENTRIES; i++) {
-                uint64_t e = load_le64(page + i * 8);
+                uint64_t e = vmsig_load_le64(page + i * 8);
                 bool kernel = i >= KERNEL_HALF;
 
                 if (e == 0) {
@@ -167,14 +148,14 @@ static bool pml4_check_page(const detect_io *io, uint64_t gpa, const uint8_t *pa
                 }
                 /* A non-present entry may be a software PTE: no PFN to
                  * check, but it is no valid entry either. */
-                if (!(e & PTE_PRESENT))
+                if (!(e & VMSIG_PTE_PRESENT))
                         continue;
-                if (!page_in_ram(io, e & PTE_ADDR_MASK))
+                if (!page_in_ram(io, e & VMSIG_PTE_ADDR_MASK))
                         return false;
                 /* PS in a PML4E is reserved: the CPU would fault. The
                  * self-reference maps no kernel memory: a look-alike with
                  * one entry too few must not pass on it. */
-                if (kernel && !(e & PTE_PS) && !(have_self_ref && self_ref == i))
+                if (kernel && !(e & VMSIG_PTE_PS) && !(have_self_ref && self_ref == i))
                         kernel_valid++;
         }
         if (!have_self_ref || kernel_valid < PML4_MIN_KERNEL_ENTRIES || zeros[0] < PML4_MIN_ZEROS_PER_HALF ||
@@ -189,7 +170,7 @@ static bool pml4_check_page(const detect_io *io, uint64_t gpa, const uint8_t *pa
 static bool page_has_self_ref(uint64_t gpa, const uint8_t *page) {
         for (unsigned i = KERNEL_HALF; i < PML4_ENTRIES; i++)
                 /* The low byte first: most pages fail there. */
-                if (page[i * 8] == (SELF_REF_FLAGS & 0xFF) && is_self_ref(load_le64(page + i * 8), gpa))
+                if (page[i * 8] == (SELF_REF_FLAGS & 0xFF) && is_self_ref(vmsig_load_le64(page + i * 8), gpa))
                         return true;
         return false;
 }
@@ -229,8 +210,8 @@ static int stub_check(detect_io *io, uint64_t page, vmsig_detect_result *ret) {
         if (r < 0)
                 return r;
 
-        uint64_t jmp = load_le64(stub), hint = load_le64(stub + STUB_HINT_OFFSET),
-                 dtb = load_le64(stub + STUB_DTB_OFFSET);
+        uint64_t jmp = vmsig_load_le64(stub), hint = vmsig_load_le64(stub + STUB_HINT_OFFSET),
+                 dtb = vmsig_load_le64(stub + STUB_DTB_OFFSET);
         if ((jmp & STUB_JMP_MASK) != STUB_JMP || (hint & STUB_HINT_MASK) != STUB_HINT_VALUE)
                 return 0;
         /* No masking of an unaligned DTB: that is no stub of ours. */
@@ -379,7 +360,7 @@ static int read_va_u64(detect_io *io, uint64_t dtb, uint64_t va, uint64_t *ret) 
                 return 0;
         if (r < 0)
                 return r;
-        *ret = load_le64(raw);
+        *ret = vmsig_load_le64(raw);
         return 1;
 }
 
@@ -430,8 +411,8 @@ static int eprocess_check(detect_io *io, const eprocess_layout *l, uint64_t name
         if (r < 0)
                 return r;
 
-        uint64_t pid = load_le64(buf + l->pid), flink = load_le64(buf + l->links),
-                 blink = load_le64(buf + l->links + 8), dtb = load_le64(buf + EPROCESS_DTB_OFFSET);
+        uint64_t pid = vmsig_load_le64(buf + l->pid), flink = vmsig_load_le64(buf + l->links),
+                 blink = vmsig_load_le64(buf + l->links + 8), dtb = vmsig_load_le64(buf + EPROCESS_DTB_OFFSET);
         if (!name_matches(buf + l->name) || pid != SYSTEM_PID || !is_kernel_pointer(flink) ||
             !is_kernel_pointer(blink) || dtb == 0 || (dtb & PAGE_MASK_4K))
                 return 0;
@@ -468,7 +449,7 @@ static bool block_has_name(const uint8_t *p) {
         uint64_t acc = 0;
 
         for (unsigned j = 0; j < 8; j++) {
-                uint64_t d = load_le64(p + 8 * j) ^ NAME_QWORD;
+                uint64_t d = vmsig_load_le64(p + 8 * j) ^ NAME_QWORD;
                 acc |= (d - 1) & ~d;
         }
         return acc >> 63;
@@ -480,7 +461,7 @@ static size_t find_name_blocks(const uint8_t *buf, size_t len, size_t i) {
                         i += 64;
                 size_t end = MIN(i + 64, len);
                 for (; i + 8 <= end; i += 8)
-                        if (load_le64(buf + i) == NAME_QWORD)
+                        if (vmsig_load_le64(buf + i) == NAME_QWORD)
                                 return i;
                 if (i + 8 > len)
                         return len;
@@ -501,7 +482,7 @@ static size_t find_name(const uint8_t *buf, size_t len, size_t i) {
                 if (!p)
                         return len;
                 size_t k = (size_t) (p - buf), skew = (k - i) % 8;
-                if (skew == 0 && load_le64(p) == NAME_QWORD)
+                if (skew == 0 && vmsig_load_le64(p) == NAME_QWORD)
                         return k;
                 i = k + 8 - skew;
                 misses++;
@@ -553,14 +534,10 @@ int vmsig_detect_scan_new(const vmsig_detect_source *s, vmsig_detect_scan **ret)
         if (!scan)
                 return -ENOMEM;
         scan->buf = malloc(SCAN_CHUNK);
-        scan->ranges = s->n_ranges > 0 ? calloc(s->n_ranges, sizeof *scan->ranges) : NULL;
-        if (!scan->buf || (s->n_ranges > 0 && !scan->ranges)) {
+        if (!scan->buf || vmsig_gpa_ranges_dup(s->ranges, s->n_ranges, &scan->ranges) < 0) {
                 free(scan->buf);
-                free(scan->ranges);
                 return -ENOMEM;
         }
-        if (s->n_ranges > 0)
-                memcpy(scan->ranges, s->ranges, s->n_ranges * sizeof *scan->ranges);
         scan->n_ranges = s->n_ranges;
         scan->io = detect_io_make(s);
         scan->io.mem.ranges = scan->ranges;
@@ -793,11 +770,11 @@ int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root) {
         detect_io io = detect_io_make(s);
         int n = 0, r;
 
-        r = read_gpa(&io, root & PTE_ADDR_MASK, page, sizeof page);
+        r = read_gpa(&io, root & VMSIG_PTE_ADDR_MASK, page, sizeof page);
         if (r < 0)
                 return r == -ERANGE ? 0 : r;
         for (unsigned i = KERNEL_HALF; i < PML4_ENTRIES; i++)
-                n += !!(load_le64(page + i * 8) & PTE_PRESENT);
+                n += !!(vmsig_load_le64(page + i * 8) & VMSIG_PTE_PRESENT);
         return n;
 }
 
@@ -807,8 +784,8 @@ int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint
         unsigned present = 0, only_one = 0;
         int r;
 
-        root_a &= PTE_ADDR_MASK;
-        root_b &= PTE_ADDR_MASK;
+        root_a &= VMSIG_PTE_ADDR_MASK;
+        root_b &= VMSIG_PTE_ADDR_MASK;
         r = read_gpa(&io, root_a, a, sizeof a);
         if (r < 0)
                 return r == -ERANGE ? 0 : r;
@@ -820,15 +797,15 @@ int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint
                         return r == -ERANGE ? 0 : r;
         }
         for (unsigned i = KERNEL_HALF; i < PML4_ENTRIES; i++) {
-                uint64_t ea = load_le64(a + i * 8), eb = load_le64(b + i * 8);
+                uint64_t ea = vmsig_load_le64(a + i * 8), eb = vmsig_load_le64(b + i * 8);
 
                 /* Each table's self-reference names itself: it agrees when
                  * both have one at the same index. */
                 if (is_self_ref(ea, root_a) && is_self_ref(eb, root_b))
                         continue;
                 /* The CPU sets accessed (and dirty) as it walks each copy. */
-                if ((ea & ~PTE_ACCESSED_DIRTY) == (eb & ~PTE_ACCESSED_DIRTY)) {
-                        present += !!(ea & PTE_PRESENT);
+                if ((ea & ~VMSIG_PTE_ACCESSED_DIRTY) == (eb & ~VMSIG_PTE_ACCESSED_DIRTY)) {
+                        present += !!(ea & VMSIG_PTE_PRESENT);
                         continue;
                 }
                 /* One entry only one of them has: Linux maps a process's

@@ -59,7 +59,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "memctx.h"
+#include "guest-memory.h"
 
 /* The low stub lies in [4 KiB, 1 MiB) of GPA space. */
 #define VMSIG_DETECT_STUB_LIMIT (UINT64_C(1) << 20)
@@ -112,6 +112,16 @@ static inline vmsig_detect_source vmsig_detect_source_from_memctx(const vmsig_me
                 .ranges = c->ranges,
                 .n_ranges = c->n_ranges,
                 .ram_size = c->ram_size,
+        };
+}
+
+/* The guest memory of a source, for lookups and translations (no writer). */
+static inline vmsig_guest_mem vmsig_detect_source_mem(const vmsig_detect_source *s) {
+        return (vmsig_guest_mem) {
+                .read_fd = s->fd,
+                .ranges = s->ranges,
+                .n_ranges = s->n_ranges,
+                .ram_size = s->ram_size,
         };
 }
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "macro.h"
 #include "qmp-conn.h"
+#include "time-util.h"
 
 #define READ_CHUNK 16384
 #define READS_PER_WAKEUP 16 /* then let the loop run others; epoll is level-triggered */
@@ -89,17 +90,9 @@ static void conn_unref(qmp_conn *c) {
 }
 
 /* The timer: when disconnected, "try to connect now"; when waiting for
- * the greeting, "it is late". */
+ * the greeting, "it is late". usec from now; 0 fires at once. */
 static int arm_timer(qmp_conn *c, uint64_t usec) {
-        struct itimerspec its = {};
-
-        if (usec == 0)
-                its.it_value.tv_nsec = 1; /* 0 would disarm */
-        else {
-                its.it_value.tv_sec = (time_t) (usec / 1000000);
-                its.it_value.tv_nsec = (long) (usec % 1000000) * 1000;
-        }
-        return timerfd_settime(c->timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
+        return timerfd_arm_usec(c->timer_fd, usec, 0);
 }
 
 static void schedule_reconnect(qmp_conn *c) {

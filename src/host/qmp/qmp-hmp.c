@@ -283,109 +283,128 @@ static int add_entry(const mtree_entry *e, uint64_t file_size, vmsig_gpa_range *
         return 0;
 }
 
-int qmp_hmp_parse_mtree(const char *text, const char *region, uint64_t file_size, vmsig_gpa_range **ret,
-                        size_t *ret_n) {
-        _cleanup_free_ vmsig_gpa_range *ranges = NULL;
-        size_t n = 0, allocated = 0;
-        uint64_t last_end = 0, region_end = 0;
-        bool in_memory = false, memory_seen = false, any_entry = false;
+/* The parse of an info mtree -f text, a line at a time. */
+typedef struct mtree_parser {
+        const char *region;
+        uint64_t file_size;
+        vmsig_gpa_range *ranges;
+        size_t n, allocated;
+        uint64_t last_end, region_end;
+        bool in_memory, memory_seen, any_entry;
         enum {
                 BETWEEN, /* before the first FlatView, or after one's blank line */
                 HEADER,  /* its " AS" lines */
                 ENTRIES, /* after " Root memory region:" */
-        } where = BETWEEN;
+        } where;
+} mtree_parser;
+
+/* A backend's id is a QOM id: never empty, no blanks, no control
+ * characters. The id may come from QEMU too, so this is an error, not an
+ * assertion: nothing such could be matched in a line. */
+static bool region_is_valid(const char *region) {
+        if (region[0] == '\0')
+                return false;
+        for (const char *c = region; *c; c++)
+                if ((unsigned char) *c <= ' ' || *c == 0x7f)
+                        return false;
+        return true;
+}
+
+static int parse_header_line(mtree_parser *p, const char *line, size_t len) {
+        if (has_prefix(line, len, " AS \"")) {
+                const char *name = line + 5, *quote = memchr(name, '"', len - 5);
+
+                if (!quote || !has_prefix(quote, (size_t) (line + len - quote), "\", root: "))
+                        return -EBADMSG;
+                if (is_equal(name, (size_t) (quote - name), "memory")) {
+                        /* Two maps of the one address space: which is it? */
+                        if (p->memory_seen)
+                                return -EBADMSG;
+                        p->memory_seen = p->in_memory = true;
+                }
+        } else if (has_prefix(line, len, " Root memory region: "))
+                p->where = ENTRIES;
+        else
+                return -EBADMSG;
+        return 0;
+}
+
+static int parse_entry_line(mtree_parser *p, const char *line, size_t len) {
+        mtree_entry e;
+        int r;
+
+        if (len == 0) {
+                p->where = BETWEEN;
+                return 0;
+        }
+        if (is_equal(line, len, "  No rendered FlatView"))
+                return 0;
+        if (!has_prefix(line, len, "  "))
+                return -EBADMSG;
+        /* The other address spaces (I/O, SMM, DMA) are not what the vCPUs
+         * see: their lines are not read. */
+        if (!p->in_memory)
+                return 0;
+        r = parse_range_line(line, len, p->region, &e);
+        if (r < 0)
+                return r;
+        /* A FlatView is sorted and disjoint; anything else is no map of
+         * QEMU's, and merging relies on it. */
+        if (p->any_entry && e.start <= p->last_end)
+                return -EBADMSG;
+        p->any_entry = true;
+        p->last_end = e.end;
+        if (!e.ours)
+                return 0;
+        return add_entry(&e, p->file_size, &p->ranges, &p->n, &p->allocated, &p->region_end);
+}
+
+static int parse_mtree_line(mtree_parser *p, const char *line, size_t len) {
+        if (has_prefix(line, len, "FlatView #")) {
+                if (p->where == HEADER || !is_decimal(line + 10, len - 10, 9))
+                        return -EBADMSG;
+                p->where = HEADER;
+                p->in_memory = false;
+                return 0;
+        }
+        switch (p->where) {
+        case BETWEEN:
+                return len != 0 ? -EBADMSG : 0;
+        case HEADER:
+                return parse_header_line(p, line, len);
+        case ENTRIES:
+                return parse_entry_line(p, line, len);
+        }
+        return -EBADMSG;
+}
+
+int qmp_hmp_parse_mtree(const char *text, const char *region, uint64_t file_size, vmsig_gpa_range **ret,
+                        size_t *ret_n) {
+        mtree_parser p = { .region = region, .file_size = file_size, .where = BETWEEN };
         const char *line;
         size_t len;
-        int r;
+        int r = 0;
 
         assert(text);
         assert(region);
         assert(ret);
         assert(ret_n);
 
-        /* A backend's id is a QOM id: never empty, no blanks, no control
-         * characters. The id may come from QEMU too, so this is an error,
-         * not an assertion: nothing such could be matched in a line. */
-        if (region[0] == '\0')
+        if (!region_is_valid(region))
                 return -EINVAL;
-        for (const char *c = region; *c; c++)
-                if ((unsigned char) *c <= ' ' || *c == 0x7f)
-                        return -EINVAL;
-
-        for (const char *cursor = text; next_line(&cursor, &line, &len);) {
-                if (has_prefix(line, len, "FlatView #")) {
-                        if (where == HEADER || !is_decimal(line + 10, len - 10, 9))
-                                return -EBADMSG;
-                        where = HEADER;
-                        in_memory = false;
-                        continue;
-                }
-
-                switch (where) {
-                case BETWEEN:
-                        if (len != 0)
-                                return -EBADMSG;
-                        break;
-
-                case HEADER:
-                        if (has_prefix(line, len, " AS \"")) {
-                                const char *name = line + 5, *quote = memchr(name, '"', len - 5);
-
-                                if (!quote || !has_prefix(quote, (size_t) (line + len - quote), "\", root: "))
-                                        return -EBADMSG;
-                                if (is_equal(name, (size_t) (quote - name), "memory")) {
-                                        /* Two maps of the one address space: which is it? */
-                                        if (memory_seen)
-                                                return -EBADMSG;
-                                        memory_seen = in_memory = true;
-                                }
-                        } else if (has_prefix(line, len, " Root memory region: "))
-                                where = ENTRIES;
-                        else
-                                return -EBADMSG;
-                        break;
-
-                case ENTRIES: {
-                        mtree_entry e;
-
-                        if (len == 0) {
-                                where = BETWEEN;
-                                break;
-                        }
-                        if (is_equal(line, len, "  No rendered FlatView"))
-                                break;
-                        if (!has_prefix(line, len, "  "))
-                                return -EBADMSG;
-                        /* The other address spaces (I/O, SMM, DMA) are not
-                         * what the vCPUs see: their lines are not read. */
-                        if (!in_memory)
-                                break;
-                        r = parse_range_line(line, len, region, &e);
-                        if (r < 0)
-                                return r;
-                        /* A FlatView is sorted and disjoint; anything else
-                         * is no map of QEMU's, and merging relies on it. */
-                        if (any_entry && e.start <= last_end)
-                                return -EBADMSG;
-                        any_entry = true;
-                        last_end = e.end;
-                        if (e.ours) {
-                                r = add_entry(&e, file_size, &ranges, &n, &allocated, &region_end);
-                                if (r < 0)
-                                        return r;
-                        }
-                        break;
-                }
-                }
-        }
+        for (const char *cursor = text; r >= 0 && next_line(&cursor, &line, &len);)
+                r = parse_mtree_line(&p, line, len);
         /* Cut off after "FlatView #n", or never the address space asked about. */
-        if (where == HEADER || !memory_seen)
-                return -EBADMSG;
-        if (n == 0)
-                return -ENOENT;
-
-        *ret = TAKE_PTR(ranges);
-        *ret_n = n;
+        if (r >= 0 && (p.where == HEADER || !p.memory_seen))
+                r = -EBADMSG;
+        if (r >= 0 && p.n == 0)
+                r = -ENOENT;
+        if (r < 0) {
+                free(p.ranges);
+                return r;
+        }
+        *ret = p.ranges;
+        *ret_n = p.n;
         return 0;
 }
 

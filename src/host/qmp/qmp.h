@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bootstrap.h"
+#include "bootstrap-config.h"
 #include "memctx.h"
 #include "vmsig-endpoint.h"
 

@@ -10,14 +10,17 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bootstrap.h"
 #include "fd-util.h"
+#include "host-common.h"
 #include "log.h"
 #include "macro.h"
 #include "memctx.h"
+#include "memwrite.h"
 #include "stub.h"
+#include "time-util.h"
 
 #define INPUT_LOG_MAX 4096
 #define DISPLAY_WIDTH_DEFAULT 640
@@ -25,18 +28,15 @@
 
 typedef enum request_type { REQUEST_LIFECYCLE, REQUEST_INPUT, REQUEST_CAPTURE, REQUEST_VCPU } request_type;
 
+/* A request: done for lifecycle and input, display_done for a capture,
+ * vcpu_done for a vCPU read. Dropped input keeps why in base.message. */
 typedef struct request {
+        host_request base; /* first: the queues hold it */
         request_type type;
         vmsig_lifecycle_op op;
         size_t n_events;
         vmsig_input_event *events;
-        vmsig_done_fn done;
-        vmsig_display_done_fn capture_done; /* REQUEST_CAPTURE */
-        vmsig_vcpu_done_fn vcpu_done;       /* REQUEST_VCPU */
-        void *userdata;
         uint64_t due; /* CLOCK_MONOTONIC usec, with a latency */
-        char cancelled[160]; /* why the input was dropped */
-        struct request *next;
 } request;
 
 struct vmsig_stub {
@@ -53,8 +53,8 @@ struct vmsig_stub {
 
         int event_fd; /* an eventfd, or a timerfd when requests take time */
         vmsig_cookie cookie;
-        request *queue_head, *queue_tail;
-        request *cancelled; /* dropped input, completed on the next iteration */
+        host_queue queue;
+        host_queue cancelled; /* dropped input, completed on the next iteration */
 
         vmsig_input_event *input_log;
         size_t input_head, n_input;
@@ -82,57 +82,38 @@ static void adapter_free(void *data) {
 }
 
 static void complete(request *q, int error, const char *message) {
-        vmsig_result res = { .error = error, .message = message };
-        if (q->type == REQUEST_CAPTURE)
-                q->capture_done(&res, NULL, q->userdata);
-        else if (q->type == REQUEST_VCPU)
-                q->vcpu_done(&res, NULL, q->userdata);
-        else if (q->done)
-                q->done(&res, q->userdata);
+        host_request_answer(&q->base, error, message);
         free(q->events);
         free(q);
 }
 
-static request *queue_pop(vmsig_stub *s) {
-        request *q = s->queue_head;
-        if (q) {
-                s->queue_head = q->next;
-                if (!s->queue_head)
-                        s->queue_tail = NULL;
-        }
-        return q;
+static request *queue_head(vmsig_stub *s) {
+        return (request *) s->queue.head;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+static request *queue_pop(vmsig_stub *s) {
+        return (request *) host_queue_pop(&s->queue);
 }
 
 /* Wakes the loop when the oldest request is due: at once through the
  * eventfd, or through the timerfd when requests take time. */
 static int kick(vmsig_stub *s) {
-        struct itimerspec its = {};
         uint64_t due;
 
         if (s->spec.latency_usec == 0)
                 return eventfd_write(s->event_fd, 1) < 0 ? -errno : 0;
-        due = s->queue_head ? s->queue_head->due : 0;
+        due = queue_head(s) ? queue_head(s)->due : 0;
         if (due == 0)
                 return 0;
-        its.it_value.tv_sec = (time_t) (due / 1000000);
-        its.it_value.tv_nsec = (long) (due % 1000000) * 1000;
-        return timerfd_settime(s->event_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? -errno : 0;
+        return timerfd_arm_usec(s->event_fd, due, TFD_TIMER_ABSTIME);
 }
 
 /* Wakes the loop on its next iteration, whatever is due. */
 static void wake_now(vmsig_stub *s) {
-        static const struct itimerspec soon = { .it_value.tv_nsec = 1 };
-
         if (s->spec.latency_usec == 0)
                 (void) eventfd_write(s->event_fd, 1);
         else
-                (void) timerfd_settime(s->event_fd, 0, &soon, NULL);
+                (void) timerfd_arm_usec(s->event_fd, 0, 0);
 }
 
 static int queue_push(vmsig_stub *s, request *q) {
@@ -142,14 +123,10 @@ static int queue_push(vmsig_stub *s, request *q) {
                 return -ENODEV;
         }
         q->due = s->spec.latency_usec > 0 ? now_usec() + s->spec.latency_usec : 0;
-        if (s->queue_tail)
-                s->queue_tail->next = q;
-        else
-                s->queue_head = q;
-        s->queue_tail = q;
+        host_queue_push(&s->queue, &q->base);
         /* Completion happens on a later loop iteration, as with a real
          * hypervisor round trip. */
-        return q == s->queue_head || s->spec.latency_usec == 0 ? kick(s) : 0;
+        return q == queue_head(s) || s->spec.latency_usec == 0 ? kick(s) : 0;
 }
 
 /* The vCPU: see stub.h. */
@@ -199,7 +176,7 @@ static void run_vcpu(vmsig_stub *s, request *q) {
                 return;
         }
         vcpu_now(s, &vcpu);
-        q->vcpu_done(&res, &vcpu, q->userdata);
+        q->base.vcpu_done(&res, &vcpu, q->base.userdata);
         free(q);
 }
 
@@ -376,15 +353,13 @@ static void run_capture(vmsig_stub *s, request *q) {
                 .height = s->spec.display_height,
                 .stride = s->spec.display_width * 4,
         };
-        q->capture_done(&res, &image, q->userdata);
+        q->base.display_done(&res, &image, q->base.userdata);
         free(q);
 }
 
 static void complete_cancelled(vmsig_stub *s) {
-        for (request *q; (q = s->cancelled);) {
-                s->cancelled = q->next;
-                complete(q, -ECANCELED, q->cancelled);
-        }
+        for (request *q; (q = (request *) host_queue_pop(&s->cancelled));)
+                complete(q, q->base.error, q->base.message);
 }
 
 static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
@@ -396,8 +371,8 @@ static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t rev
         /* Only what was queued before now and is due; requests queued by a
          * completion callback run on a later iteration, keeping the loop
          * fair. */
-        request *tail = s->queue_tail;
-        for (request *q; s->endpoint && s->queue_head && s->queue_head->due <= now && (q = queue_pop(s));) {
+        request *tail = (request *) s->queue.tail;
+        for (request *q; s->endpoint && queue_head(s) && queue_head(s)->due <= now && (q = queue_pop(s));) {
                 bool last = q == tail;
                 if (q->type == REQUEST_LIFECYCLE)
                         run_lifecycle(s, q);
@@ -410,7 +385,7 @@ static void on_event_fd(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t rev
                 if (last)
                         break;
         }
-        if (s->queue_head && s->event_fd >= 0)
+        if (queue_head(s) && s->event_fd >= 0)
                 (void) kick(s);
 }
 
@@ -440,7 +415,7 @@ static void host_detach(void *data, vmsig_endpoint *ep) {
                 (void) vmsig_endpoint_remove_fd(ep, s->cookie);
                 s->event_fd = safe_close(s->event_fd);
         }
-        snprintf(msg, sizeof msg, "Endpoint '%s' was detached.", s->name);
+        host_detached_message(msg, sizeof msg, s->name);
         complete_cancelled(s);
         for (request *q; (q = queue_pop(s));)
                 complete(q, -ENODEV, msg);
@@ -452,7 +427,7 @@ static int host_lifecycle(void *data, vmsig_lifecycle_op op, vmsig_done_fn done,
         request *q = calloc(1, sizeof *q);
         if (!q)
                 return -ENOMEM;
-        *q = (request) { .type = REQUEST_LIFECYCLE, .op = op, .done = done, .userdata = userdata };
+        *q = (request) { .base = { .done = done, .userdata = userdata }, .type = REQUEST_LIFECYCLE, .op = op };
         return queue_push(s, q);
 }
 
@@ -467,7 +442,7 @@ static int host_read_vcpu(void *data, vmsig_vcpu_done_fn done, void *userdata) {
         q = calloc(1, sizeof *q);
         if (!q)
                 return -ENOMEM;
-        *q = (request) { .type = REQUEST_VCPU, .vcpu_done = done, .userdata = userdata };
+        *q = (request) { .base = { .vcpu_done = done, .userdata = userdata }, .type = REQUEST_VCPU };
         return queue_push(s, q);
 }
 
@@ -489,7 +464,7 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         request *q = calloc(1, sizeof *q);
         if (!q)
                 return -ENOMEM;
-        *q = (request) { .type = REQUEST_INPUT, .n_events = n, .done = done, .userdata = userdata };
+        *q = (request) { .base = { .done = done, .userdata = userdata }, .type = REQUEST_INPUT, .n_events = n };
         if (n > 0) {
                 q->events = malloc(n * sizeof *events);
                 if (!q->events) {
@@ -501,29 +476,22 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         return queue_push(s, q);
 }
 
+static bool is_input(const host_request *rq) {
+        return ((const request *) rq)->type == REQUEST_INPUT;
+}
+
 /* Takes the waiting input requests out of the queue; the lifecycle
  * requests among them keep their order. */
 static void input_cancel(void *data, const char *message) {
         vmsig_stub *s = data;
-        request **cancelled = &s->cancelled, *kept = s->queue_head;
+        host_queue dropped = {};
 
-        while (*cancelled)
-                cancelled = &(*cancelled)->next;
-        s->queue_head = s->queue_tail = NULL;
-        for (request *q; (q = kept);) {
-                kept = q->next;
-                q->next = NULL;
-                if (q->type == REQUEST_INPUT) {
-                        snprintf(q->cancelled, sizeof q->cancelled, "%s", message);
-                        *cancelled = q;
-                        cancelled = &q->next;
-                } else if (s->queue_tail) {
-                        s->queue_tail = s->queue_tail->next = q;
-                } else {
-                        s->queue_head = s->queue_tail = q;
-                }
+        host_queue_move_if(&s->queue, &dropped, is_input);
+        for (host_request *rq; (rq = host_queue_pop(&dropped));) {
+                host_request_set_error(rq, -ECANCELED, message);
+                host_queue_push(&s->cancelled, rq);
         }
-        if (s->cancelled && s->event_fd >= 0)
+        if (s->cancelled.head && s->event_fd >= 0)
                 wake_now(s);
 }
 
@@ -537,16 +505,12 @@ static const vmsig_input_ops stub_input_ops = {
 
 static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *userdata) {
         vmsig_stub *s = userdata;
-        const vmsig_lifecycle_payload *p = d->event->payload;
 
-        if (d->replay || !s->endpoint || p->op != VMSIG_OP_RESET)
+        if (!s->endpoint || !host_is_guest_reset(d))
                 return VMSIG_DELIVER_OK;
-        (void) vmsig_memctx_source_new_epoch(&s->memctx, s->endpoint);
-        /* A rebooting guest: its root must be found again. */
-        if (s->bootstrap)
-                (void) vmsig_bootstrap_start(s->bootstrap);
-        else
-                (void) vmsig_bootstrap_publish_fixed(s->endpoint, VMSIG_BOOTSTRAP_IDLE, 0);
+        /* Without a bootstrap of its own (disabled, or a root given by
+         * the spec), the root is unknown after a reset: idle. */
+        (void) vmsig_bootstrap_guest_reset(s->endpoint, &s->memctx, NULL, &s->bootstrap);
         return VMSIG_DELIVER_OK;
 }
 
@@ -595,13 +559,11 @@ static void memctx_detach(void *data, vmsig_endpoint *ep) {
 
 static int memctx_write_ram(void *data, uint64_t offset, const void *buf, size_t len) {
         vmsig_stub *s = data;
+        vmsig_memwrite_mapping map = { .base = s->ram, .size = s->spec.ram_size };
 
         if (!s->ram)
                 return -ENODEV;
-        if (offset > s->spec.ram_size || len > s->spec.ram_size - offset)
-                return -ERANGE;
-        memcpy((uint8_t *) s->ram + offset, buf, len);
-        return 0;
+        return vmsig_memwrite_memcpy(&map, offset, buf, len);
 }
 
 static int start_bootstrap(vmsig_stub *s, vmsig_endpoint *ep) {
@@ -617,7 +579,6 @@ static int start_bootstrap(vmsig_stub *s, vmsig_endpoint *ep) {
 
 static int memctx_attach(void *data, vmsig_endpoint *ep) {
         vmsig_stub *s = data;
-        vmsig_filter f = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_LIFECYCLE), .endpoint = vmsig_endpoint_get_id(ep) };
         int ro = -1, r;
 
         r = create_ram(s, &ro);
@@ -637,7 +598,7 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
                         .witnesses = VMSIG_WITNESS_CONFIG,
                 };
         if (r >= 0)
-                r = vmsig_core_subscribe(vmsig_endpoint_get_core(ep), &f, 0, on_lifecycle, s, &s->lifecycle_sub);
+                r = host_subscribe_resets(ep, on_lifecycle, s, &s->lifecycle_sub);
         if (r >= 0)
                 r = vmsig_memctx_source_publish(&s->memctx, ep);
         if (r >= 0)
@@ -673,7 +634,7 @@ static int display_capture(void *data, vmsig_display_done_fn done, void *userdat
         q = calloc(1, sizeof *q);
         if (!q)
                 return -ENOMEM;
-        *q = (request) { .type = REQUEST_CAPTURE, .capture_done = done, .userdata = userdata };
+        *q = (request) { .base = { .display_done = done, .userdata = userdata }, .type = REQUEST_CAPTURE };
         return queue_push(s, q);
 }
 
@@ -715,13 +676,7 @@ int vmsig_stub_new(const vmsig_stub_spec *spec, vmsig_endpoint_spec *ret, vmsig_
         }
         s->spec.name = s->name;
 
-        *ret = (vmsig_endpoint_spec) {
-                .name = s->name,
-                .uuid = spec->uuid,
-                .initial_state = spec->initial_state,
-        };
-        if (sd_id128_is_null(ret->uuid))
-                (void) sd_id128_randomize(&ret->uuid);
+        host_endpoint_spec_init(ret, s->name, spec->uuid, spec->initial_state);
         ret->adapters[VMSIG_ADAPTER_MEMCTX] = (vmsig_adapter) { &stub_memctx_ops.base, s };
         ret->adapters[VMSIG_ADAPTER_INPUT] = (vmsig_adapter) { &stub_input_ops.base, s };
         ret->adapters[VMSIG_ADAPTER_HOST] = (vmsig_adapter) { &stub_host_ops.base, s };

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bootstrap.h"
+#include "bootstrap-config.h"
 #include "vmsig-endpoint.h"
 
 typedef struct vmsig_stub vmsig_stub;
