@@ -3,7 +3,9 @@
 
 /* Private to libvmsig-core (src/core and src/endpoint). */
 
+#include <assert.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "hashmap.h"
 #include "vmsig-core.h"
@@ -12,9 +14,24 @@
 #define VMSIG_HARD_LIMIT_FACTOR 4
 #define VMSIG_ENDPOINTS_MAX_DEFAULT 4096
 
+/* Events whose payload fits EVENT_POOL_PAYLOAD bytes are allocated at that
+ * size and, once let go, kept for reuse (up to EVENT_POOL_MAX of them): a
+ * burst of bulk samples is otherwise a malloc() and free() per event, of a
+ * size glibc serves from its slow bins. Not under ASan, which must see every
+ * event freed. */
+#define EVENT_POOL_PAYLOAD 128
+#define EVENT_POOL_MAX 128
+#if defined(__SANITIZE_ADDRESS__)
+#define EVENT_POOL_ON false
+#else
+#define EVENT_POOL_ON true
+#endif
+
 typedef struct event_impl {
         vmsig_event pub; /* first member: the public view */
         unsigned n_ref;
+        bool pooled; /* has room for EVENT_POOL_PAYLOAD bytes */
+        vmsig_core *core;
         uint64_t serial; /* global dispatch order, 0 until dispatched */
         struct event_impl *pending_next;
         void *object;
@@ -115,6 +132,8 @@ struct vmsig_core {
 
         event_impl *pending_head[_VMSIG_PRIORITY_MAX], *pending_tail[_VMSIG_PRIORITY_MAX];
         uint64_t serial;
+        event_impl *event_pool; /* linked through pending_next */
+        size_t n_event_pool;
 
         slot *slots;
         size_t n_slots; /* allocated entries, including slot 0 */
@@ -142,15 +161,96 @@ struct vmsig_core {
         vmsig_core_stats stats;
 };
 
-/* event.c */
-event_impl *event_ref(event_impl *e);
-void event_unref(event_impl *e);
+/* Events are shared by every queue and the retention slot that hold them,
+ * so a dispatch to N subscribers costs N pointer copies, not N payloads.
+ * What every publish and dispatch does is inline here; event.c frees the
+ * pool with the core. */
+void event_pool_free(vmsig_core *c);
+
+/* An event with room for payload_size bytes inline and one reference; the
+ * caller fills in pub. */
+static inline event_impl *event_new(vmsig_core *c, size_t payload_size) {
+        bool pooled = payload_size <= EVENT_POOL_PAYLOAD;
+        event_impl *e = pooled ? c->event_pool : NULL;
+
+        if (e) {
+                c->event_pool = e->pending_next;
+                c->n_event_pool--;
+        } else {
+                e = malloc(sizeof(event_impl) + (pooled ? EVENT_POOL_PAYLOAD : payload_size));
+                if (!e)
+                        return NULL;
+        }
+        /* Field by field: zeroing the whole struct (pub included, which
+         * the caller writes anyway) compiles to a rep stos that costs
+         * more than the rest of the publish (bench-core). */
+        e->n_ref = 1;
+        e->pooled = pooled;
+        e->core = c;
+        e->serial = 0;
+        e->pending_next = NULL;
+        e->object = NULL;
+        e->free_fn = NULL;
+        return e;
+}
+
+static inline event_impl *event_ref(event_impl *e) {
+        assert(e->n_ref > 0);
+        e->n_ref++;
+        return e;
+}
+
+static inline void event_unref(event_impl *e) {
+        vmsig_core *c;
+
+        if (!e)
+                return;
+        assert(e->n_ref > 0);
+        if (--e->n_ref > 0)
+                return;
+        if (e->free_fn)
+                e->free_fn(e->object);
+        c = e->core;
+        if (EVENT_POOL_ON && e->pooled && c->n_event_pool < EVENT_POOL_MAX) {
+                e->pending_next = c->event_pool;
+                c->event_pool = e;
+                c->n_event_pool++;
+        } else
+                free(e);
+}
 
 /* core.c */
-void core_schedule_dispatch(vmsig_core *c);
 void core_schedule_reap(vmsig_core *c);
-slot *core_slot_lookup(vmsig_core *c, vmsig_id id);
-kind_info *core_kind(vmsig_core *c, uint32_t kind);
+
+/* Inline: both are on the path of every publish and dispatch. */
+static inline slot *core_slot_lookup(vmsig_core *c, vmsig_id id) {
+        uint32_t i = VMSIG_ID_SLOT(id);
+        slot *s;
+
+        if (i >= c->n_slots)
+                return NULL;
+        s = &c->slots[i];
+        return s->used && s->generation == VMSIG_ID_GENERATION(id) ? s : NULL;
+}
+
+static inline kind_info *core_kind(vmsig_core *c, uint32_t kind) {
+        return kind < VMSIG_KIND_MAX && c->kinds[kind].registered ? &c->kinds[kind] : NULL;
+}
+
+/* Inline: called by every publish, and a no-op for all but the first of
+ * a burst. A running dispatch loops until nothing is pending or
+ * deliverable. */
+static inline void core_schedule_dispatch(vmsig_core *c) {
+        if (c->dispatch_scheduled || c->dispatching)
+                return;
+        c->dispatch_scheduled = true;
+        (void) sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_ONESHOT);
+}
+
+/* The kind of a published event: checked by the publish. */
+static inline const kind_info *event_kind(vmsig_core *c, const event_impl *e) {
+        return &c->kinds[e->pub.kind];
+}
 
 /* slots.c */
 int slots_acquire(vmsig_core *c, vmsig_id *ret);
@@ -160,10 +260,8 @@ void slots_drop_retained(slot *s);
 void slots_free_all(vmsig_core *c);
 
 /* subscriber.c */
-void subscriber_offer(vmsig_subscriber *s, event_impl *e);
 void subscribers_offer(vmsig_core *c, event_impl *e);
 bool subscriber_drain(vmsig_subscriber *s);
-bool subscriber_matches(const vmsig_subscriber *s, const vmsig_event *e);
 void subscribers_reap_dead(vmsig_core *c);
 
 /* demand: in subscriber.c, next to what subscribes and frees. */

@@ -3,10 +3,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core-internal.h"
 #include "macro.h"
+#include "time-util.h"
 
 /* Dispatch runs ahead of fd handlers so that events reach subscribers
  * before the next batch of I/O is read; reap runs after everything else so
@@ -26,12 +26,6 @@ static const struct {
         [VMSIG_KIND_SENSOR] = { "sensor", VMSIG_PRIORITY_BULK, false },
         [VMSIG_KIND_BOOTSTRAP] = { "bootstrap", VMSIG_PRIORITY_STATE, true },
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
 
 static int on_dispatch(sd_event_source *s, void *userdata);
 static int on_reap(sd_event_source *s, void *userdata);
@@ -117,6 +111,7 @@ vmsig_core *vmsig_core_free(vmsig_core *c) {
         demand_free_all(c);
         pending_clear(c);
         slots_free_all(c);
+        event_pool_free(c);
         sources_done(c);
 
         sd_event_source_disable_unref(c->dispatch_source);
@@ -174,75 +169,58 @@ int vmsig_core_find_kind(vmsig_core *c, const char *name) {
         return -ENOENT;
 }
 
-kind_info *core_kind(vmsig_core *c, uint32_t kind) {
-        if (kind >= VMSIG_KIND_MAX || !c->kinds[kind].registered)
-                return NULL;
-        return &c->kinds[kind];
-}
-
 const char *vmsig_core_kind_name(vmsig_core *c, uint32_t kind) {
         kind_info *k = core_kind(c, kind);
         return k ? k->name : NULL;
-}
-
-slot *core_slot_lookup(vmsig_core *c, vmsig_id id) {
-        uint32_t i = VMSIG_ID_SLOT(id);
-        if (i >= c->n_slots)
-                return NULL;
-        slot *s = &c->slots[i];
-        if (!s->used || s->generation != VMSIG_ID_GENERATION(id))
-                return NULL;
-        return s;
-}
-
-void core_schedule_dispatch(vmsig_core *c) {
-        /* A running dispatch loops until nothing is pending or deliverable. */
-        if (c->dispatch_scheduled || c->dispatching)
-                return;
-        c->dispatch_scheduled = true;
-        (void) sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_ONESHOT);
 }
 
 void core_schedule_reap(vmsig_core *c) {
         (void) sd_event_source_set_enabled(c->reap_source, SD_EVENT_ONESHOT);
 }
 
-static int publish(vmsig_core *c, event_impl *e) {
-        kind_info *k = core_kind(c, e->pub.kind);
+/* A new event of kind for endpoint with room for size bytes of payload,
+ * or NULL with the error in *ret. */
+static inline event_impl *event_for(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, size_t size, int *ret) {
+        event_impl *e;
 
-        if (!k) /* check_publish() ran first; keeps the compiler's null analysis happy */
-                return -EINVAL;
+        if (!core_kind(c, kind)) {
+                *ret = -EINVAL;
+                return NULL;
+        }
+        if (!core_slot_lookup(c, endpoint)) {
+                *ret = -ESTALE;
+                return NULL;
+        }
+        e = event_new(c, size);
+        if (!e) {
+                *ret = -ENOMEM;
+                return NULL;
+        }
+        e->pub = (vmsig_event) { .kind = kind, .key = key, .endpoint = endpoint, .payload_size = size };
+        return e;
+}
+
+static inline int publish(vmsig_core *c, event_impl *e) {
+        vmsig_priority p = c->kinds[e->pub.kind].priority;
+
         e->pub.timestamp = now_usec();
-        if (c->pending_tail[k->priority])
-                c->pending_tail[k->priority]->pending_next = e;
+        if (c->pending_tail[p])
+                c->pending_tail[p]->pending_next = e;
         else
-                c->pending_head[k->priority] = e;
-        c->pending_tail[k->priority] = e;
+                c->pending_head[p] = e;
+        c->pending_tail[p] = e;
         c->stats.published++;
         core_schedule_dispatch(c);
         return 0;
 }
 
-static int check_publish(vmsig_core *c, uint32_t kind, vmsig_id endpoint) {
-        if (!core_kind(c, kind))
-                return -EINVAL;
-        if (!core_slot_lookup(c, endpoint))
-                return -ESTALE;
-        return 0;
-}
-
 int vmsig_core_publish(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, const void *payload, size_t size) {
-        int r = check_publish(c, kind, endpoint);
-        if (r < 0)
-                return r;
+        int r;
+        event_impl *e = event_for(c, kind, endpoint, key, size, &r);
 
-        event_impl *e = malloc(sizeof(event_impl) + size);
         if (!e)
-                return -ENOMEM;
-        *e = (event_impl) {
-                .pub = { .kind = kind, .key = key, .endpoint = endpoint, .payload = e->data, .payload_size = size },
-                .n_ref = 1,
-        };
+                return r;
+        e->pub.payload = e->data;
         if (size > 0)
                 memcpy(e->data, payload, size);
         return publish(c, e);
@@ -250,19 +228,15 @@ int vmsig_core_publish(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t
 
 int vmsig_core_publish_object(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, void *object, size_t size,
                               void (*free_fn)(void *object)) {
-        int r = check_publish(c, kind, endpoint);
-        if (r < 0)
-                return r;
+        int r;
+        event_impl *e = event_for(c, kind, endpoint, key, 0, &r);
 
-        event_impl *e = malloc(sizeof(event_impl));
         if (!e)
-                return -ENOMEM;
-        *e = (event_impl) {
-                .pub = { .kind = kind, .key = key, .endpoint = endpoint, .payload = object, .payload_size = size },
-                .n_ref = 1,
-                .object = object,
-                .free_fn = free_fn,
-        };
+                return r;
+        e->pub.payload = object;
+        e->pub.payload_size = size;
+        e->object = object;
+        e->free_fn = free_fn;
         return publish(c, e);
 }
 
