@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Private to libvmsig-core (src/core and src/endpoint). */
+/* Private to src/core. What is built on the core (src/endpoint) uses
+ * vmsig-core.h only. */
 
 #include <assert.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #define VMSIG_QUEUE_LIMIT_DEFAULT 1024
 #define VMSIG_HARD_LIMIT_FACTOR 4
 #define VMSIG_ENDPOINTS_MAX_DEFAULT 4096
+#define VMSIG_LAYERS_MAX 4
 
 /* Events whose payload fits EVENT_POOL_PAYLOAD bytes are allocated at that
  * size and, once let go, kept for reuse (up to EVENT_POOL_MAX of them): a
@@ -51,7 +53,7 @@ typedef struct kind_info {
 typedef struct slot {
         uint32_t generation;
         bool used;
-        vmsig_endpoint *endpoint; /* attached or detached-but-not-reaped */
+        void *data; /* the id's holder: an endpoint, attached or detached-but-not-reaped */
         uint64_t last_seq;
         event_impl **retained;
         size_t n_retained;
@@ -92,8 +94,6 @@ typedef struct fd_source {
         uint32_t free_next;
 } fd_source;
 
-typedef struct endpoint_registry endpoint_registry;
-
 /* How many subscribers want each kind of one endpoint (see
  * vmsig_core_set_demand_hook()). Entries exist only while total > 0, so a
  * detached endpoint leaves nothing behind once its subscribers are gone. */
@@ -123,7 +123,6 @@ struct vmsig_demand_watch {
 struct vmsig_core {
         sd_event *event;
         sd_event_source *dispatch_source;
-        sd_event_source *reap_source;
         sd_event_source *epoll_source;
         bool dispatch_scheduled;
         bool dispatching;
@@ -156,7 +155,11 @@ struct vmsig_core {
         size_t n_sources_used;
         uint32_t sources_free_head;
 
-        endpoint_registry *registry; /* owned by src/endpoint */
+        struct {
+                const vmsig_core_layer_ops *ops;
+                void *data;
+        } layers[VMSIG_LAYERS_MAX];
+        size_t n_layers;
 
         vmsig_core_stats stats;
 };
@@ -220,8 +223,6 @@ static inline void event_unref(event_impl *e) {
 }
 
 /* core.c */
-void core_schedule_reap(vmsig_core *c);
-
 /* Inline: both are on the path of every publish and dispatch. */
 static inline slot *core_slot_lookup(vmsig_core *c, vmsig_id id) {
         uint32_t i = VMSIG_ID_SLOT(id);
@@ -253,8 +254,6 @@ static inline const kind_info *event_kind(vmsig_core *c, const event_impl *e) {
 }
 
 /* slots.c */
-int slots_acquire(vmsig_core *c, vmsig_id *ret);
-void slots_release(vmsig_core *c, vmsig_id id);
 void slots_retain(slot *s, event_impl *e);
 void slots_drop_retained(slot *s);
 void slots_free_all(vmsig_core *c);
@@ -270,8 +269,3 @@ void demand_free_all(vmsig_core *c);
 /* source.c */
 int sources_init(vmsig_core *c);
 void sources_done(vmsig_core *c);
-
-/* endpoint.c: called when the core goes away, and by the reap source. */
-void endpoint_registry_free(vmsig_core *c);
-void endpoint_registry_reap(vmsig_core *c);
-void endpoint_registry_stats(vmsig_core *c, vmsig_core_stats *st);

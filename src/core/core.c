@@ -9,10 +9,8 @@
 #include "time-util.h"
 
 /* Dispatch runs ahead of fd handlers so that events reach subscribers
- * before the next batch of I/O is read; reap runs after everything else so
- * that a detached endpoint is freed only once no dispatch can touch it. */
+ * before the next batch of I/O is read. */
 #define DISPATCH_PRIORITY (SD_EVENT_PRIORITY_NORMAL - 10)
-#define REAP_PRIORITY (SD_EVENT_PRIORITY_IDLE)
 
 static const struct {
         const char *name;
@@ -28,7 +26,6 @@ static const struct {
 };
 
 static int on_dispatch(sd_event_source *s, void *userdata);
-static int on_reap(sd_event_source *s, void *userdata);
 
 int vmsig_core_new(sd_event *event, vmsig_core **ret) {
         vmsig_core *c;
@@ -66,13 +63,6 @@ int vmsig_core_new(sd_event *event, vmsig_core **ret) {
         (void) sd_event_source_set_enabled(c->dispatch_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(c->dispatch_source, "vmsig-dispatch");
 
-        r = sd_event_add_defer(event, &c->reap_source, on_reap, c);
-        if (r < 0)
-                goto fail;
-        (void) sd_event_source_set_priority(c->reap_source, REAP_PRIORITY);
-        (void) sd_event_source_set_enabled(c->reap_source, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(c->reap_source, "vmsig-reap");
-
         r = sources_init(c);
         if (r < 0)
                 goto fail;
@@ -102,7 +92,13 @@ vmsig_core *vmsig_core_free(vmsig_core *c) {
         /* Whoever set a hook goes before the core does; the endpoints it
          * would look up are gone already. */
         memset(c->demand_hooks, 0, sizeof c->demand_hooks);
-        endpoint_registry_free(c);
+        /* A layer is found while it goes: what it calls back may look
+         * into it. */
+        while (c->n_layers > 0) {
+                size_t i = c->n_layers - 1;
+                c->layers[i].ops->free(c, c->layers[i].data);
+                c->n_layers = i;
+        }
         /* Watches belong to the producers of endpoints, gone with them. */
         assert(!c->demand_watches);
         while (c->subscribers)
@@ -115,7 +111,6 @@ vmsig_core *vmsig_core_free(vmsig_core *c) {
         sources_done(c);
 
         sd_event_source_disable_unref(c->dispatch_source);
-        sd_event_source_disable_unref(c->reap_source);
         for (size_t k = 0; k < VMSIG_KIND_MAX; k++)
                 free(c->kinds[k].name);
         sd_event_unref(c->event);
@@ -139,7 +134,29 @@ void vmsig_core_get_stats(vmsig_core *c, vmsig_core_stats *ret) {
         *ret = c->stats;
         ret->subscribers = c->n_subscribers;
         ret->fd_sources = c->n_sources_used;
-        endpoint_registry_stats(c, ret);
+        for (size_t i = 0; i < c->n_layers; i++)
+                if (c->layers[i].ops->stats)
+                        c->layers[i].ops->stats(c, c->layers[i].data, ret);
+}
+
+int vmsig_core_set_layer(vmsig_core *c, const vmsig_core_layer_ops *ops, void *data) {
+        assert(c);
+        assert(ops && ops->free);
+        if (vmsig_core_get_layer(c, ops))
+                return -EEXIST;
+        if (c->n_layers >= ELEMENTSOF(c->layers))
+                return -ENOSPC;
+        c->layers[c->n_layers].ops = ops;
+        c->layers[c->n_layers].data = data;
+        c->n_layers++;
+        return 0;
+}
+
+void *vmsig_core_get_layer(vmsig_core *c, const vmsig_core_layer_ops *ops) {
+        for (size_t i = 0; i < c->n_layers; i++)
+                if (c->layers[i].ops == ops)
+                        return c->layers[i].data;
+        return NULL;
 }
 
 int vmsig_core_register_kind(vmsig_core *c, const char *name, vmsig_priority priority, bool retained) {
@@ -174,13 +191,10 @@ const char *vmsig_core_kind_name(vmsig_core *c, uint32_t kind) {
         return k ? k->name : NULL;
 }
 
-void core_schedule_reap(vmsig_core *c) {
-        (void) sd_event_source_set_enabled(c->reap_source, SD_EVENT_ONESHOT);
-}
-
 /* A new event of kind for endpoint with room for size bytes of payload,
  * or NULL with the error in *ret. */
-static inline event_impl *event_for(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, size_t size, int *ret) {
+static inline event_impl *event_for(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, size_t size,
+                                     int *ret) {
         event_impl *e;
 
         if (!core_kind(c, kind)) {
@@ -304,11 +318,6 @@ static int on_dispatch(sd_event_source *s, void *userdata) {
 
 void vmsig_core_flush(vmsig_core *c) {
         dispatch(c);
-}
-
-static int on_reap(sd_event_source *s, void *userdata) {
-        endpoint_registry_reap(userdata);
-        return 0;
 }
 
 const vmsig_event *vmsig_core_get_retained(vmsig_core *c, vmsig_id endpoint, uint32_t kind, uint32_t key) {

@@ -15,6 +15,7 @@
 #include "detect-linux.h"
 #include "log.h"
 #include "macro.h"
+#include "vmsig-endpoint.h"
 
 /* Without registers: the System EPROCESSes of the last attempt, to see
  * which of them change. More than a few means RAM full of copies. */
