@@ -210,14 +210,22 @@ static inline event_impl *event_for(vmsig_core *c, uint32_t kind, vmsig_id endpo
                 *ret = -ENOMEM;
                 return NULL;
         }
-        e->pub = (vmsig_event) { .kind = kind, .key = key, .endpoint = endpoint, .payload_size = size };
+        /* Stamped here, before the payload is copied: the clock read waits
+         * for the instructions in flight (rdtscp), and the copy would be
+         * most of them (bench-core, batches of 64: 46 -> 43 ns an event). */
+        e->pub = (vmsig_event) {
+                .kind = kind,
+                .key = key,
+                .endpoint = endpoint,
+                .timestamp = now_usec(),
+                .payload_size = size,
+        };
         return e;
 }
 
 static inline int publish(vmsig_core *c, event_impl *e) {
         vmsig_priority p = c->kinds[e->pub.kind].priority;
 
-        e->pub.timestamp = now_usec();
         if (c->pending_tail[p])
                 c->pending_tail[p]->pending_next = e;
         else
