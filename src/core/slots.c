@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,9 @@ static int grow(vmsig_core *c) {
         return 0;
 }
 
-int slots_acquire(vmsig_core *c, vmsig_id *ret) {
+int vmsig_core_acquire_id(vmsig_core *c, void *data, vmsig_id *ret) {
+        assert(c);
+        assert(ret);
         if (!c->free_head) {
                 int r = grow(c);
                 if (r < 0)
@@ -50,6 +53,7 @@ int slots_acquire(vmsig_core *c, vmsig_id *ret) {
         s->used = true;
         s->generation++;
         s->last_seq = 0;
+        s->data = data;
         *ret = VMSIG_ID_MAKE(i, s->generation);
         return 0;
 }
@@ -62,7 +66,7 @@ void slots_drop_retained(slot *s) {
         s->n_retained = 0;
 }
 
-void slots_release(vmsig_core *c, vmsig_id id) {
+void vmsig_core_release_id(vmsig_core *c, vmsig_id id) {
         slot *s = core_slot_lookup(c, id);
         uint32_t i = VMSIG_ID_SLOT(id);
 
@@ -70,12 +74,33 @@ void slots_release(vmsig_core *c, vmsig_id id) {
                 return;
         slots_drop_retained(s);
         s->used = false;
-        s->endpoint = NULL;
+        s->data = NULL;
         if (c->free_tail)
                 c->slots[c->free_tail].free_next = i;
         else
                 c->free_head = i;
         c->free_tail = i;
+}
+
+void *vmsig_core_get_id_data(vmsig_core *c, vmsig_id id) {
+        slot *s = core_slot_lookup(c, id);
+
+        return s ? s->data : NULL;
+}
+
+vmsig_id vmsig_core_slot_id(vmsig_core *c, uint32_t i) {
+        if (i == 0 || i >= c->n_slots || !c->slots[i].used)
+                return 0;
+        return VMSIG_ID_MAKE(i, c->slots[i].generation);
+}
+
+vmsig_id vmsig_core_next_id(vmsig_core *c, uint32_t after) {
+        for (size_t i = (size_t) after + 1; i < c->n_slots; i++) {
+                vmsig_id id = vmsig_core_slot_id(c, (uint32_t) i);
+                if (id != 0)
+                        return id;
+        }
+        return 0;
 }
 
 void slots_retain(slot *s, event_impl *e) {

@@ -87,7 +87,7 @@ static size_t ring_clear(vmsig_subscriber *s) {
         return n;
 }
 
-bool subscriber_matches(const vmsig_subscriber *s, const vmsig_event *e) {
+static inline bool subscriber_matches(const vmsig_subscriber *s, const vmsig_event *e) {
         if (s->filter.kinds && !(s->filter.kinds & VMSIG_KIND_MASK(e->kind)))
                 return false;
         return s->filter.endpoint == 0 || s->filter.endpoint == e->endpoint;
@@ -154,14 +154,16 @@ static bool coalesce(vmsig_subscriber *s, const event_impl *e) {
         return false;
 }
 
+/* Bulk samples that are not retained: what the policy drops first. */
+static bool is_droppable(const kind_info *k) {
+        return k->priority == VMSIG_PRIORITY_BULK && !k->retained;
+}
+
 /* Step 2: make room by dropping the oldest bulk sample. */
 static bool drop_oldest_bulk(vmsig_subscriber *s) {
         for (size_t i = 0; i < s->n_slots; i++) {
                 queue_entry *q = ring_at(s, i);
-                if (!q->event)
-                        continue;
-                kind_info *k = core_kind(s->core, q->event->pub.kind);
-                if (k->priority == VMSIG_PRIORITY_BULK && !k->retained) {
+                if (q->event && is_droppable(event_kind(s->core, q->event))) {
                         ring_remove(s, q);
                         return true;
                 }
@@ -170,14 +172,14 @@ static bool drop_oldest_bulk(vmsig_subscriber *s) {
 }
 
 static void enqueue(vmsig_subscriber *s, event_impl *e) {
-        kind_info *k = core_kind(s->core, e->pub.kind);
+        const kind_info *k = event_kind(s->core, e);
 
         if (s->n_live >= s->limit) {
                 if (k->retained && coalesce(s, e))
                         count_drop(s);
                 if (s->n_live >= s->limit && drop_oldest_bulk(s))
                         count_drop(s);
-                if (s->n_live >= s->limit && k->priority == VMSIG_PRIORITY_BULK && !k->retained) {
+                if (s->n_live >= s->limit && is_droppable(k)) {
                         count_drop(s);
                         return;
                 }
@@ -193,7 +195,7 @@ static void enqueue(vmsig_subscriber *s, event_impl *e) {
                 count_drop(s);
 }
 
-static int deliver(vmsig_subscriber *s, event_impl *e, bool replay_flag) {
+static inline int deliver(vmsig_subscriber *s, event_impl *e, bool replay_flag) {
         vmsig_delivery d = {
                 .event = &e->pub,
                 .replay = replay_flag,
@@ -215,7 +217,7 @@ static int deliver(vmsig_subscriber *s, event_impl *e, bool replay_flag) {
         return VMSIG_DELIVER_OK;
 }
 
-void subscriber_offer(vmsig_subscriber *s, event_impl *e) {
+static inline void subscriber_offer(vmsig_subscriber *s, event_impl *e) {
         if (s->dead)
                 return;
         /* Fast path: nothing queued ahead of it, so hand it over directly. */

@@ -6,7 +6,9 @@
  *
  * The core moves events between producers (adapters attached to endpoints)
  * and subscribers (the D-Bus front, in-process controls, tests). It knows
- * event kinds, endpoints and priorities, never what a payload means.
+ * event kinds, the ids events are published for, and priorities, never
+ * what a payload means nor what holds an id: the endpoints of
+ * vmsig-endpoint.h are a layer on this API.
  *
  * Ordering contract
  *   - Events wait in a pending queue per priority class until the core
@@ -129,9 +131,45 @@ int vmsig_core_new(sd_event *event, vmsig_core **ret);
 vmsig_core *vmsig_core_free(vmsig_core *c);
 sd_event *vmsig_core_get_event(vmsig_core *c);
 void vmsig_core_set_queue_limit(vmsig_core *c, size_t limit); /* default for new subscribers */
-/* Attaching more endpoints than this fails with -ENOSPC. */
+/* Acquiring more ids (attaching more endpoints) than this fails with
+ * -ENOSPC. */
 void vmsig_core_set_max_endpoints(vmsig_core *c, size_t max);
 void vmsig_core_get_stats(vmsig_core *c, vmsig_core_stats *ret);
+
+/*
+ * Layers. What is built on the core (the endpoint registry of
+ * vmsig-endpoint.h) keeps its state with the core, under its ops as the
+ * key. free is called first thing in vmsig_core_free(), layers in the
+ * reverse order of their setting, while the core still works: it may
+ * publish, remove fd sources, free demand watches and release ids. stats
+ * fills in what the layer counts (endpoints, zombies). -EEXIST if ops is
+ * set already.
+ */
+typedef struct vmsig_core_layer_ops {
+        void (*free)(vmsig_core *c, void *data);
+        void (*stats)(vmsig_core *c, void *data, vmsig_core_stats *st);
+} vmsig_core_layer_ops;
+int vmsig_core_set_layer(vmsig_core *c, const vmsig_core_layer_ops *ops, void *data);
+/* The data set for ops, or NULL. */
+void *vmsig_core_get_layer(vmsig_core *c, const vmsig_core_layer_ops *ops);
+
+/*
+ * Ids: what events are published for. The core keeps a sequence number
+ * and the retained events per id; the endpoint layer, their one user, takes
+ * an id per endpoint and keeps the endpoint as its data. An id stays valid
+ * until it is released; released slots are reused first in, first out,
+ * each time with a new generation, so an old id never matches a new holder.
+ */
+int vmsig_core_acquire_id(vmsig_core *c, void *data, vmsig_id *ret);
+/* Drops its retained events; publishing for it fails with -ESTALE. */
+void vmsig_core_release_id(vmsig_core *c, vmsig_id id);
+/* The data of an acquired id, or NULL. */
+void *vmsig_core_get_id_data(vmsig_core *c, vmsig_id id);
+/* The id acquired in slot i (a vmid), or 0. */
+vmsig_id vmsig_core_slot_id(vmsig_core *c, uint32_t i);
+/* The first id acquired in a slot after slot after, in slot order (0
+ * starts), or 0. */
+vmsig_id vmsig_core_next_id(vmsig_core *c, uint32_t after);
 
 /* Kinds. */
 int vmsig_core_register_kind(vmsig_core *c, const char *name, vmsig_priority priority, bool retained);

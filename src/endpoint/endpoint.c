@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core-internal.h"
-#include "macro.h"
 #include "endpoint-internal.h"
+#include "hashmap.h"
+#include "macro.h"
 #include "vmsig-endpoint.h"
+
+typedef struct endpoint_registry endpoint_registry;
 
 /* An fd source registered for an endpoint. Allocated on its own so the
  * pointer handed to the core as userdata stays valid while the endpoint's
@@ -23,6 +25,7 @@ typedef struct endpoint_source {
 struct vmsig_endpoint {
         unsigned n_ref;
         vmsig_core *core;
+        endpoint_registry *registry;
         vmsig_id id;
         char *name;
         uint32_t incarnation;
@@ -45,9 +48,12 @@ typedef struct name_record {
 } name_record;
 
 struct endpoint_registry {
+        vmsig_core *core;
+        sd_event_source *reap_source;
         Hashmap *by_name;
         Hashmap *names_seen; /* name -> name_record */
         size_t n_attached;
+        size_t n_endpoints; /* attached, or detached and not freed yet */
         vmsig_endpoint *zombies;
 };
 
@@ -67,18 +73,15 @@ static const char *const op_names[_VMSIG_OP_MAX] = {
 };
 
 const char *vmsig_state_to_string(vmsig_state s) {
-        return (unsigned) s < _VMSIG_STATE_MAX ? state_names[s] : NULL;
+        return name_table_to_string(state_names, _VMSIG_STATE_MAX, s);
 }
 
 vmsig_state vmsig_state_from_string(const char *s) {
-        for (unsigned i = 0; i < _VMSIG_STATE_MAX; i++)
-                if (s && strcmp(s, state_names[i]) == 0)
-                        return (vmsig_state) i;
-        return _VMSIG_STATE_MAX;
+        return (vmsig_state) name_table_from_string(state_names, _VMSIG_STATE_MAX, s);
 }
 
 const char *vmsig_lifecycle_op_to_string(vmsig_lifecycle_op op) {
-        return (unsigned) op < _VMSIG_OP_MAX ? op_names[op] : NULL;
+        return name_table_to_string(op_names, _VMSIG_OP_MAX, op);
 }
 
 /* Names become object path labels, unit-like identifiers in logs and polkit
@@ -96,21 +99,52 @@ bool vmsig_endpoint_name_is_valid(const char *name) {
         return true;
 }
 
+static void registry_free(vmsig_core *c, void *data);
+static void registry_stats(vmsig_core *c, void *data, vmsig_core_stats *st);
+
+/* The registry is a layer on the core: the core frees it first thing in
+ * vmsig_core_free() and asks it for the endpoint counts of its stats. */
+static const vmsig_core_layer_ops registry_ops = {
+        .free = registry_free,
+        .stats = registry_stats,
+};
+
+static int on_reap(sd_event_source *s, void *userdata);
+
+static endpoint_registry *registry_new(vmsig_core *c) {
+        endpoint_registry *reg = calloc(1, sizeof *reg);
+
+        if (!reg)
+                return NULL;
+        reg->core = c;
+        reg->by_name = hashmap_new();
+        reg->names_seen = hashmap_new();
+        if (!reg->by_name || !reg->names_seen)
+                goto fail;
+        /* The reap runs after everything else, so that a detached endpoint
+         * is freed only once no dispatch can touch it. */
+        if (sd_event_add_defer(vmsig_core_get_event(c), &reg->reap_source, on_reap, reg) < 0)
+                goto fail;
+        (void) sd_event_source_set_priority(reg->reap_source, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_enabled(reg->reap_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(reg->reap_source, "vmsig-reap");
+        if (vmsig_core_set_layer(c, &registry_ops, reg) < 0)
+                goto fail;
+        return reg;
+fail:
+        sd_event_source_disable_unref(reg->reap_source);
+        hashmap_free(reg->by_name);
+        hashmap_free(reg->names_seen);
+        free(reg);
+        return NULL;
+}
+
+static endpoint_registry *registry_find(vmsig_core *c) {
+        return vmsig_core_get_layer(c, &registry_ops);
+}
+
 static endpoint_registry *registry_get(vmsig_core *c) {
-        if (!c->registry) {
-                c->registry = calloc(1, sizeof(endpoint_registry));
-                if (!c->registry)
-                        return NULL;
-                c->registry->by_name = hashmap_new();
-                c->registry->names_seen = hashmap_new();
-                if (!c->registry->by_name || !c->registry->names_seen) {
-                        hashmap_free(c->registry->by_name);
-                        hashmap_free(c->registry->names_seen);
-                        free(c->registry);
-                        c->registry = NULL;
-                }
-        }
-        return c->registry;
+        return registry_find(c) ?: registry_new(c);
 }
 
 /* Counts one more endpoint of this name; returns which one it is. */
@@ -162,7 +196,8 @@ static void adapters_free(vmsig_endpoint *ep) {
 
 static void endpoint_free(vmsig_endpoint *ep) {
         adapters_free(ep);
-        slots_release(ep->core, ep->id);
+        vmsig_core_release_id(ep->core, ep->id);
+        ep->registry->n_endpoints--;
         free(ep->name);
         free(ep);
 }
@@ -173,6 +208,18 @@ vmsig_endpoint *vmsig_endpoint_ref(vmsig_endpoint *ep) {
         return ep;
 }
 
+/* Appended: the reap releases ids in this order, and the core reuses them
+ * first in, first out. */
+static void zombie_append(vmsig_endpoint *ep) {
+        vmsig_endpoint **p = &ep->registry->zombies;
+
+        while (*p)
+                p = &(*p)->zombie_next;
+        ep->zombie = true;
+        ep->zombie_next = NULL;
+        *p = ep;
+}
+
 vmsig_endpoint *vmsig_endpoint_unref(vmsig_endpoint *ep) {
         if (!ep)
                 return NULL;
@@ -181,37 +228,29 @@ vmsig_endpoint *vmsig_endpoint_unref(vmsig_endpoint *ep) {
                 return NULL;
         /* Never free here: the caller may be deep inside a callback of this
          * very endpoint. The reap source runs once the stack has unwound. */
-        ep->zombie = true;
-        /* Append: the reap releases slots in this order, and slots are
-         * reused first in, first out. */
-        vmsig_endpoint **p = &ep->core->registry->zombies;
-        while (*p)
-                p = &(*p)->zombie_next;
-        ep->zombie_next = NULL;
-        *p = ep;
-        core_schedule_reap(ep->core);
+        zombie_append(ep);
+        (void) sd_event_source_set_enabled(ep->registry->reap_source, SD_EVENT_ONESHOT);
         return NULL;
 }
 
-void endpoint_registry_reap(vmsig_core *c) {
-        endpoint_registry *reg = c->registry;
-        vmsig_endpoint **p;
+static void registry_reap(endpoint_registry *reg) {
+        vmsig_endpoint **p = &reg->zombies;
 
-        if (!reg)
-                return;
-        p = &reg->zombies;
         while (*p) {
                 vmsig_endpoint *ep = *p;
-                if (ep->n_ref > 0) {
+                *p = ep->zombie_next;
+                if (ep->n_ref > 0)
                         /* Resurrected by a late reference; its last unref
                          * puts it back on the list. */
                         ep->zombie = false;
-                        *p = ep->zombie_next;
-                        continue;
-                }
-                *p = ep->zombie_next;
-                endpoint_free(ep);
+                else
+                        endpoint_free(ep);
         }
+}
+
+static int on_reap(sd_event_source *s, void *userdata) {
+        registry_reap(userdata);
+        return 0;
 }
 
 static void adapters_detach(vmsig_endpoint *ep) {
@@ -238,50 +277,64 @@ static int adapters_attach(vmsig_endpoint *ep) {
         return 0;
 }
 
-int vmsig_core_attach_endpoint(vmsig_core *c, const vmsig_endpoint_spec *spec, vmsig_endpoint **ret) {
-        endpoint_registry *reg = registry_get(c);
-        vmsig_endpoint *ep = NULL;
+static void spec_free_adapters(const vmsig_endpoint_spec *spec) {
+        for (int i = _VMSIG_ADAPTER_MAX - 1; i >= 0; i--)
+                if (spec->adapters[i].ops && spec->adapters[i].ops->free)
+                        spec->adapters[i].ops->free(spec->adapters[i].data);
+}
+
+/* A new endpoint for spec, registered under its name with an id of the
+ * core, its adapters not attached yet. */
+static int endpoint_new(endpoint_registry *reg, const vmsig_endpoint_spec *spec, vmsig_endpoint **ret) {
+        vmsig_endpoint *ep;
         int r;
 
-        if (!reg) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        if (!vmsig_endpoint_name_is_valid(spec->name) || (unsigned) spec->initial_state >= _VMSIG_STATE_MAX) {
-                r = -EINVAL;
-                goto fail;
-        }
-        if (hashmap_get(reg->by_name, spec->name)) {
-                r = -EEXIST;
-                goto fail;
-        }
-
+        if (!vmsig_endpoint_name_is_valid(spec->name) || (unsigned) spec->initial_state >= _VMSIG_STATE_MAX)
+                return -EINVAL;
+        if (hashmap_get(reg->by_name, spec->name))
+                return -EEXIST;
         ep = calloc(1, sizeof *ep);
-        if (!ep || !(ep->name = strdup(spec->name))) {
-                r = -ENOMEM;
-                goto fail;
+        if (!ep)
+                return -ENOMEM;
+        *ep = (vmsig_endpoint) {
+                .n_ref = 1, /* the registry's */
+                .core = reg->core,
+                .registry = reg,
+                .name = strdup(spec->name),
+                .uuid = spec->uuid,
+                .state = spec->initial_state,
+                .attached = true,
+        };
+        r = ep->name ? name_count(reg, ep->name, &ep->incarnation) : -ENOMEM;
+        if (r >= 0)
+                r = vmsig_core_acquire_id(reg->core, ep, &ep->id);
+        if (r >= 0) {
+                r = hashmap_put(reg->by_name, ep->name, ep);
+                if (r < 0)
+                        vmsig_core_release_id(reg->core, ep->id);
         }
-        r = name_count(reg, ep->name, &ep->incarnation);
-        if (r < 0)
-                goto fail;
-        r = slots_acquire(c, &ep->id);
-        if (r < 0)
-                goto fail;
-        r = hashmap_put(reg->by_name, ep->name, ep);
         if (r < 0) {
-                slots_release(c, ep->id);
-                goto fail;
+                free(ep->name);
+                free(ep);
+                return r;
         }
-
-        ep->n_ref = 1; /* the registry's */
-        ep->core = c;
-        ep->uuid = spec->uuid;
-        ep->state = spec->initial_state;
-        ep->attached = true;
         memcpy(ep->adapters, spec->adapters, sizeof ep->adapters);
-        c->slots[VMSIG_ID_SLOT(ep->id)].endpoint = ep;
         reg->n_attached++;
+        reg->n_endpoints++;
+        *ret = ep;
+        return 0;
+}
 
+int vmsig_core_attach_endpoint(vmsig_core *c, const vmsig_endpoint_spec *spec, vmsig_endpoint **ret) {
+        endpoint_registry *reg = registry_get(c);
+        vmsig_endpoint *ep;
+        int r;
+
+        r = reg ? endpoint_new(reg, spec, &ep) : -ENOMEM;
+        if (r < 0) {
+                spec_free_adapters(spec);
+                return r;
+        }
         /* ADDED goes out before anything an adapter publishes while it
          * attaches, so subscribers meet the endpoint before its data. */
         publish_roster(ep, VMSIG_ROSTER_ADDED);
@@ -293,16 +346,6 @@ int vmsig_core_attach_endpoint(vmsig_core *c, const vmsig_endpoint_spec *spec, v
         if (ret)
                 *ret = ep;
         return 0;
-
-fail:
-        if (ep) {
-                free(ep->name);
-                free(ep);
-        }
-        for (int i = _VMSIG_ADAPTER_MAX - 1; i >= 0; i--)
-                if (spec->adapters[i].ops && spec->adapters[i].ops->free)
-                        spec->adapters[i].ops->free(spec->adapters[i].data);
-        return r;
 }
 
 int vmsig_core_detach_endpoint(vmsig_core *c, vmsig_endpoint *ep) {
@@ -314,8 +357,8 @@ int vmsig_core_detach_endpoint(vmsig_core *c, vmsig_endpoint *ep) {
         /* Unpublish first, so that nothing new can find the endpoint while
          * its adapters cancel what is in flight. */
         ep->attached = false;
-        hashmap_remove(c->registry->by_name, ep->name);
-        c->registry->n_attached--;
+        hashmap_remove(ep->registry->by_name, ep->name);
+        ep->registry->n_attached--;
 
         adapters_detach(ep);
         while (ep->sources)
@@ -326,21 +369,28 @@ int vmsig_core_detach_endpoint(vmsig_core *c, vmsig_endpoint *ep) {
         return 0;
 }
 
-void endpoint_registry_free(vmsig_core *c) {
-        endpoint_registry *reg = c->registry;
-        if (!reg)
-                return;
-        for (size_t i = 1; i < c->n_slots; i++) {
-                vmsig_endpoint *ep = c->slots[i].endpoint;
-                if (ep && ep->attached)
+/* The endpoint holding id, attached or not, or NULL. The registry is the
+ * one holder of the core's ids. */
+static vmsig_endpoint *endpoint_of(vmsig_core *c, vmsig_id id) {
+        return id != 0 ? vmsig_core_get_id_data(c, id) : NULL;
+}
+
+/* Every endpoint, attached or not, in slot order. */
+#define FOREACH_ENDPOINT(ep, id, c)                                                  \
+        for (vmsig_id id = vmsig_core_next_id(c, 0); id != 0;                        \
+             id = vmsig_core_next_id(c, VMSIG_ID_SLOT(id)))                          \
+                if (((ep) = endpoint_of(c, id)))
+
+static void registry_free(vmsig_core *c, void *data) {
+        endpoint_registry *reg = data;
+        vmsig_endpoint *ep;
+
+        FOREACH_ENDPOINT(ep, id, c)
+                if (ep->attached)
                         (void) vmsig_core_detach_endpoint(c, ep);
-        }
         /* A reference still held now is a leak elsewhere; the core is going
          * away regardless, so reap everything. */
-        for (size_t i = 1; i < c->n_slots; i++) {
-                vmsig_endpoint *ep = c->slots[i].used ? c->slots[i].endpoint : NULL;
-                if (!ep)
-                        continue;
+        FOREACH_ENDPOINT(ep, id, c) {
                 ep->n_ref = 0;
                 if (!ep->zombie) {
                         ep->zombie = true;
@@ -348,57 +398,51 @@ void endpoint_registry_free(vmsig_core *c) {
                         reg->zombies = ep;
                 }
         }
-        endpoint_registry_reap(c);
+        registry_reap(reg);
+        sd_event_source_disable_unref(reg->reap_source);
         hashmap_free(reg->by_name);
         names_seen_free(reg);
         free(reg);
-        c->registry = NULL;
 }
 
-void endpoint_registry_stats(vmsig_core *c, vmsig_core_stats *st) {
-        st->endpoints = vmsig_core_endpoint_count(c);
-        st->zombies = 0;
-        if (c->registry)
-                for (vmsig_endpoint *ep = c->registry->zombies; ep; ep = ep->zombie_next)
-                        st->zombies++;
-        for (size_t i = 1; i < c->n_slots; i++) {
-                vmsig_endpoint *ep = c->slots[i].used ? c->slots[i].endpoint : NULL;
-                if (ep && !ep->attached && !ep->zombie)
-                        st->zombies++; /* detached, still referenced */
-        }
+static void registry_stats(vmsig_core *c, void *data, vmsig_core_stats *st) {
+        endpoint_registry *reg = data;
+
+        st->endpoints = reg->n_attached;
+        st->zombies = reg->n_endpoints - reg->n_attached; /* detached, not freed yet */
 }
 
 vmsig_endpoint *vmsig_core_find_endpoint(vmsig_core *c, vmsig_id id) {
-        slot *s = core_slot_lookup(c, id);
-        return s && s->endpoint && s->endpoint->attached ? s->endpoint : NULL;
-}
-
-uint32_t vmsig_endpoint_get_incarnation(vmsig_endpoint *ep) {
-        return ep->incarnation;
-}
-
-vmsig_endpoint *vmsig_core_find_endpoint_by_name(vmsig_core *c, const char *name) {
-        return c->registry && name ? hashmap_get(c->registry->by_name, name) : NULL;
-}
-
-vmsig_endpoint *vmsig_core_find_endpoint_by_vmid(vmsig_core *c, uint32_t vmid) {
-        if (vmid == 0 || vmid >= c->n_slots || !c->slots[vmid].used)
-                return NULL;
-        vmsig_endpoint *ep = c->slots[vmid].endpoint;
+        vmsig_endpoint *ep = endpoint_of(c, id);
         return ep && ep->attached ? ep : NULL;
 }
 
+vmsig_endpoint *vmsig_core_find_endpoint_by_name(vmsig_core *c, const char *name) {
+        endpoint_registry *reg = registry_find(c);
+        return reg && name ? hashmap_get(reg->by_name, name) : NULL;
+}
+
+vmsig_endpoint *vmsig_core_find_endpoint_by_vmid(vmsig_core *c, uint32_t vmid) {
+        return vmsig_core_find_endpoint(c, vmsig_core_slot_id(c, vmid));
+}
+
 vmsig_endpoint *vmsig_core_next_endpoint(vmsig_core *c, vmsig_endpoint *prev) {
-        for (size_t i = prev ? VMSIG_ID_SLOT(prev->id) + 1 : 1; i < c->n_slots; i++) {
-                vmsig_endpoint *ep = c->slots[i].used ? c->slots[i].endpoint : NULL;
-                if (ep && ep->attached)
+        for (vmsig_id id = vmsig_core_next_id(c, prev ? VMSIG_ID_SLOT(prev->id) : 0); id != 0;
+             id = vmsig_core_next_id(c, VMSIG_ID_SLOT(id))) {
+                vmsig_endpoint *ep = vmsig_core_find_endpoint(c, id);
+                if (ep)
                         return ep;
         }
         return NULL;
 }
 
 size_t vmsig_core_endpoint_count(vmsig_core *c) {
-        return c->registry ? c->registry->n_attached : 0;
+        endpoint_registry *reg = registry_find(c);
+        return reg ? reg->n_attached : 0;
+}
+
+uint32_t vmsig_endpoint_get_incarnation(vmsig_endpoint *ep) {
+        return ep->incarnation;
 }
 
 vmsig_core *vmsig_endpoint_get_core(vmsig_endpoint *ep) {

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "endpoint-internal.h"
+#include "time-util.h"
 
 static const char *const class_names[_VMSIG_LEASE_CLASS_MAX] = {
         [VMSIG_LEASE_INPUT] = "input",
@@ -17,20 +18,20 @@ static const char *const class_names[_VMSIG_LEASE_CLASS_MAX] = {
 static uint64_t next_lease_id = 1;
 
 const char *vmsig_lease_class_to_string(vmsig_lease_class c) {
-        return (unsigned) c < _VMSIG_LEASE_CLASS_MAX ? class_names[c] : NULL;
+        return name_table_to_string(class_names, _VMSIG_LEASE_CLASS_MAX, c);
 }
 
 vmsig_lease_class vmsig_lease_class_from_string(const char *s) {
-        for (unsigned i = 0; i < _VMSIG_LEASE_CLASS_MAX; i++)
-                if (s && strcmp(s, class_names[i]) == 0)
-                        return (vmsig_lease_class) i;
-        return _VMSIG_LEASE_CLASS_MAX;
+        return (vmsig_lease_class) name_table_from_string(class_names, _VMSIG_LEASE_CLASS_MAX, s);
 }
 
+/* When a lease was acquired is wall-clock time, shown to people;
+ * time-util.h's now_usec() is CLOCK_MONOTONIC. */
 static uint64_t realtime_usec(void) {
         struct timespec ts;
+
         clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 static void publish(vmsig_endpoint *ep, vmsig_lease_class c, vmsig_lease_change change, const vmsig_lease_info *l,

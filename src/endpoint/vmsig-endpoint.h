@@ -2,10 +2,12 @@
 #pragma once
 
 /*
- * Endpoints: one per VM. An endpoint owns a slot (vmid) with a generation,
- * its roster entry, and three adapters: the memctx sensor, the input
- * actuator and the host-management seam. Backends provide the adapters;
- * nothing here knows which backend they come from.
+ * Endpoints: one per VM. An endpoint holds an id of the core (a slot, its
+ * vmid, with a generation), its roster entry, and its adapters: the memctx
+ * sensor, the input actuator, the host-management seam and the display.
+ * Backends provide the adapters; nothing here knows which backend they come
+ * from. The registry is a layer on the core's public API (vmsig-core.h:
+ * vmsig_core_set_layer(), vmsig_core_acquire_id()).
  *
  * Life cycle: vmsig_core_attach_endpoint() publishes ROSTER(added) and
  * attaches the adapters. vmsig_core_detach_endpoint() detaches the adapters

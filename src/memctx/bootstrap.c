@@ -16,6 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
+#include "vmsig-endpoint.h"
 
 /* Without registers: the System EPROCESSes of the last attempt, to see
  * which of them change. More than a few means RAM full of copies. */

@@ -10,6 +10,7 @@
 
 #include "macro.h"
 #include "memctx.h"
+#include "vmsig-endpoint.h"
 
 static const char *const guest_os_names[_VMSIG_GUEST_OS_MAX] = {
         [VMSIG_GUEST_OS_UNKNOWN] = "unknown",

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmsig-endpoint.h"
+#include "vmsig-core.h"
 
 /* Which guest OS runs: detected by the bootstrap, or pinned by
  * configuration. */
