@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "memctx.h"
+#include "vmsig-endpoint.h"
 
 /* x86-64 page-table entries. */
 #define VMSIG_PAGE_SIZE_4K UINT64_C(0x1000)
