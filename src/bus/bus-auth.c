@@ -253,9 +253,10 @@ int bus_auth_quota_take(bus_auth *a, const bus_peer *peer, bus_quota_kind k, sd_
         int r = bus_admission_take(a->admission, peer->uid, k);
 
         if (r == -EDQUOT)
-                return vmsig_bus_error_setf(error, r, "Quota exceeded: uid %u already holds %u %s.",
-                                            (unsigned) peer->uid, bus_admission_limit(a->admission, k),
-                                            bus_quota_kind_to_string(k));
+                return sd_bus_error_setf(error, VMSIG_ERROR_QUOTA_EXCEEDED,
+                                         "Quota exceeded: uid %u already holds %u %s.",
+                                         (unsigned) peer->uid, bus_admission_limit(a->admission, k),
+                                         bus_quota_kind_to_string(k));
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
         return 0;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <inttypes.h>
@@ -35,18 +36,33 @@ int bus_front_require_lease(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoin
         const char *caller = bus_front_peer_label(f, m);
         int r;
 
+        assert(f);
+        assert(m);
+        assert(ep);
+
         if (l && caller && strcmp(caller, l->holder) == 0)
-                return 0;
+                return 1;
         /* A refusal, audited as any other. */
         r = bus_auth_audit_refusal(f->auth, m, bus_lease_class_cap(c), ep, "not-lease-holder", error);
         if (r <= 0)
-                return r == 0 ? 1 : r;
+                return r;
         if (!l)
-                return vmsig_bus_error_setf(error, -EPERM, "This needs the %s lease of '%s', and nobody holds it.",
-                                            vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep));
-        return vmsig_bus_error_setf(error, -EPERM, "The %s lease of '%s' is held by %s (uid %u), not by you.",
-                                    vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep), l->holder,
-                                    (unsigned) l->uid);
+                return sd_bus_error_setf(error, VMSIG_ERROR_NOT_LEASE_HOLDER,
+                                         "This needs the %s lease of '%s', and nobody holds it.",
+                                         vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep));
+        return sd_bus_error_setf(error, VMSIG_ERROR_NOT_LEASE_HOLDER,
+                                 "The %s lease of '%s' is held by %s (uid %u), not by you.",
+                                 vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep), l->holder,
+                                 (unsigned) l->uid);
+}
+
+int bus_endpoint_require_attached(vmsig_endpoint *ep, sd_bus_error *error) {
+        assert(ep);
+
+        if (vmsig_endpoint_is_attached(ep))
+                return 0;
+        return sd_bus_error_setf(error, VMSIG_ERROR_ENDPOINT_DETACHED, "Endpoint '%s' was detached.",
+                                 vmsig_endpoint_get_name(ep));
 }
 
 int vmsig_bus_front_set_peer_label(vmsig_bus_front *f, const char *label) {
@@ -310,7 +326,7 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         f->auth = ctx->auth;
         f->endpoints = hashmap_new();
         f->endpoint_paths = hashmap_new();
-        f->leases = hashmap_new();
+        f->leases = hashmap_new_uint64();
         f->memctx_subs = hashmap_new();
         f->frame_subs = hashmap_new();
         if (!f->endpoints || !f->endpoint_paths || !f->leases || !f->memctx_subs || !f->frame_subs) {

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-client.h"
+#include "bus-front-internal.h"
+#include "log.h"
+
+int bus_client_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, bus_quota_kind quota,
+                   sd_bus_error *error, bus_client **ret) {
+        _cleanup_(bus_client_freep) bus_client *c = NULL;
+        bus_peer *caller;
+        int r;
+
+        assert(f);
+        assert(m);
+        assert(ep);
+        assert(ret);
+
+        caller = bus_auth_caller(f->auth, m);
+        if (!caller)
+                return -ESRCH;
+        r = bus_auth_quota_take(f->auth, caller, quota, error);
+        if (r < 0)
+                return r;
+        c = calloc(1, sizeof *c);
+        if (!c) {
+                bus_auth_quota_release(f->auth, caller->uid, quota);
+                return -ENOMEM;
+        }
+        *c = (bus_client) {
+                .front = f,
+                .endpoint = vmsig_endpoint_ref(ep),
+                .label = strdup(bus_front_peer_label(f, m)),
+                .peer = { .name = strdup(caller->name), .uid = caller->uid, .pid = caller->pid },
+                .on_bus = sd_bus_message_get_sender(m) != NULL,
+                .quota = quota,
+        };
+        if (!c->label || !c->peer.name)
+                return -ENOMEM;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+bus_client *bus_client_free(bus_client *c) {
+        if (!c)
+                return NULL;
+        bus_auth_quota_release(c->front->auth, c->peer.uid, c->quota);
+        vmsig_endpoint_unref(c->endpoint);
+        free(c->peer.name);
+        free(c->label);
+        free(c);
+        return NULL;
+}
+
+bool bus_client_is_gone(const bus_client *c, const char *name) {
+        assert(c);
+        assert(name);
+
+        return c->on_bus && strcmp(c->label, name) == 0;
+}
+
+bool bus_client_holds_on(const bus_client *c, const vmsig_endpoint *ep) {
+        assert(c);
+
+        return !ep || c->endpoint == ep;
+}
+
+char *bus_client_key(vmsig_endpoint *ep, const char *label) {
+        char *k = NULL;
+
+        assert(ep);
+        assert(label);
+
+        return asprintf(&k, "%s\n%s", vmsig_endpoint_get_name(ep), label) < 0 ? NULL : k;
+}
+
+void bus_client_send(const bus_client *c, sd_bus_message *sig, const char *what) {
+        int r = 0;
+
+        assert(c);
+        assert(sig);
+
+        if (c->on_bus)
+                r = sd_bus_message_set_destination(sig, c->label);
+        if (r >= 0)
+                r = sd_bus_send(c->front->bus, sig, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Cannot send %s to %s: %m", what, c->label);
+}
