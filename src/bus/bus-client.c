@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,11 @@ int bus_client_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, bu
                 .endpoint = vmsig_endpoint_ref(ep),
                 .label = strdup(bus_front_peer_label(f, m)),
                 .peer = { .name = strdup(caller->name), .uid = caller->uid, .pid = caller->pid },
+                .key = bus_client_key(f, m, ep),
                 .on_bus = sd_bus_message_get_sender(m) != NULL,
                 .quota = quota,
         };
-        if (!c->label || !c->peer.name)
+        if (!c->label || !c->peer.name || !c->key)
                 return -ENOMEM;
         *ret = TAKE_PTR(c);
         return 0;
@@ -52,6 +54,7 @@ bus_client *bus_client_free(bus_client *c) {
         vmsig_endpoint_unref(c->endpoint);
         free(c->peer.name);
         free(c->label);
+        free(c->key);
         free(c);
         return NULL;
 }
@@ -69,25 +72,46 @@ bool bus_client_holds_on(const bus_client *c, const vmsig_endpoint *ep) {
         return !ep || c->endpoint == ep;
 }
 
-char *bus_client_key(vmsig_endpoint *ep, const char *label) {
+char *bus_client_key(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep) {
         char *k = NULL;
 
+        assert(f);
+        assert(m);
         assert(ep);
-        assert(label);
 
-        return asprintf(&k, "%s\n%s", vmsig_endpoint_get_name(ep), label) < 0 ? NULL : k;
+        return asprintf(&k, "%s\n%s", vmsig_endpoint_get_name(ep), bus_front_peer_label(f, m)) < 0 ? NULL : k;
 }
 
-void bus_client_send(const bus_client *c, sd_bus_message *sig, const char *what) {
-        int r = 0;
+int bus_client_subscribe(bus_client *c, uint32_t kind, vmsig_deliver_fn fn, void *userdata,
+                         vmsig_subscriber **ret) {
+        vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(kind), .endpoint = vmsig_endpoint_get_id(c->endpoint) };
 
         assert(c);
-        assert(sig);
+        assert(fn);
 
-        if (c->on_bus)
+        return vmsig_core_subscribe(c->front->core, &filter, 0, fn, userdata, ret);
+}
+
+void bus_client_signal(const bus_client *c, const char *path, const char *interface, const char *member,
+                       const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+        va_list ap;
+        int r;
+
+        assert(c);
+        assert(path);
+        assert(member);
+
+        r = sd_bus_message_new_signal(c->front->bus, &sig, path, interface, member);
+        if (r >= 0) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(sig, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0 && c->on_bus)
                 r = sd_bus_message_set_destination(sig, c->label);
         if (r >= 0)
                 r = sd_bus_send(c->front->bus, sig, NULL);
         if (r < 0)
-                log_debug_errno(r, "Cannot send %s to %s: %m", what, c->label);
+                log_debug_errno(r, "Cannot send %s to %s: %m", member, c->label);
 }

@@ -23,6 +23,7 @@ typedef struct bus_client {
         vmsig_endpoint *endpoint; /* a reference */
         char *label;              /* the client, as holders and subscribers are named */
         bus_peer peer;            /* for audit records: name owned; no groups, no grants */
+        char *key;                /* "<endpoint>\n<label>", its key in a front's map of subscriptions */
         bool on_bus;              /* label is a unique bus name, not a private connection's */
         bus_quota_kind quota;     /* one unit of it is held until the client is freed */
 } bus_client;
@@ -43,11 +44,16 @@ bool bus_client_is_gone(const bus_client *c, const char *name);
  * goes). */
 bool bus_client_holds_on(const bus_client *c, const vmsig_endpoint *ep);
 
-/* The map key of a subscription: "<endpoint>\n<label>"; NULL without
- * memory. */
-char *bus_client_key(vmsig_endpoint *ep, const char *label);
+/* The key of the client that sent m, holding on ep: "<endpoint>\n<label>";
+ * NULL without memory. */
+char *bus_client_key(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep);
 
-/* Sends sig to c's client alone: unicast on a bus, where others could
- * listen (a private connection has nobody else); what names it in the
- * debug log when it cannot be sent. */
-void bus_client_send(const bus_client *c, sd_bus_message *sig, const char *what);
+/* Subscribes c to the events of kind of its endpoint, delivered to fn. */
+int bus_client_subscribe(bus_client *c, uint32_t kind, vmsig_deliver_fn fn, void *userdata,
+                         vmsig_subscriber **ret);
+
+/* Sends the signal interface.member from path, with the arguments types
+ * says, to c's client alone: unicast on a bus, where others could listen
+ * (a private connection has nobody else). */
+void bus_client_signal(const bus_client *c, const char *path, const char *interface, const char *member,
+                       const char *types, ...);

@@ -30,7 +30,6 @@
 
 struct bus_frame_sub {
         bus_client *client;
-        char *key; /* "<endpoint>\n<subscriber>" */
         uint32_t kind;
         vmsig_subscriber *core_sub;
         /* The retained frame replayed on subscribing is current only if
@@ -61,7 +60,6 @@ static bus_frame_sub *sub_free(bus_frame_sub *s) {
         s->core_sub = vmsig_subscriber_free(s->core_sub);
         bus_client_free(s->client);
         free(s->waiting);
-        free(s->key);
         free(s);
         return NULL;
 }
@@ -71,7 +69,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(bus_frame_sub *, sub_free);
  * front's map, and is freed. */
 static void sub_end(bus_frame_sub *s, const char *name, const char *message) {
         fail_waiting(s, name, message);
-        hashmap_remove(s->client->front->frame_subs, s->key);
+        hashmap_remove(s->client->front->frame_subs, s->client->key);
         sub_free(s);
 }
 
@@ -90,21 +88,11 @@ static int reply_frame(sd_bus_message *m, const vmsig_frame *fr) {
 }
 
 static void announce(bus_frame_sub *s, uint64_t seq) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-        vmsig_bus_front *f = s->client->front;
-        bus_endpoint *be = bus_front_lookup(f, vmsig_endpoint_get_name(s->client->endpoint));
-        int r;
+        bus_endpoint *be = bus_front_lookup(s->client->front, vmsig_endpoint_get_name(s->client->endpoint));
 
-        if (!be)
-                return;
-        r = sd_bus_message_new_signal(f->bus, &sig, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "FrameChanged");
-        if (r >= 0)
-                r = sd_bus_message_append(sig, "t", seq);
         /* Unicast: only subscribers may know the screen changed. */
-        if (r >= 0)
-                bus_client_send(s->client, sig, "FrameChanged");
-        else
-                log_debug_errno(r, "Cannot send FrameChanged to %s: %m", s->client->label);
+        if (be)
+                bus_client_signal(s->client, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "FrameChanged", "t", seq);
 }
 
 static void answer_waiting(bus_frame_sub *s, const vmsig_frame *fr) {
@@ -163,30 +151,22 @@ static int wait_for_frame(bus_frame_sub *s, sd_bus_message *m) {
 
 /* Subscribes the caller of m to ep's frames; <0 with error set when over
  * its quota. */
-static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, uint32_t kind, const char *key,
-                   sd_bus_error *error, bus_frame_sub **ret) {
-        vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(kind), .endpoint = vmsig_endpoint_get_id(ep) };
-        _cleanup_(sub_freep) bus_frame_sub *s = NULL;
-        int r;
+static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, uint32_t kind, sd_bus_error *error,
+                   bus_frame_sub **ret) {
+        _cleanup_(sub_freep) bus_frame_sub *s = calloc(1, sizeof *s);
+        int r = s ? bus_client_new(f, m, ep, BUS_QUOTA_SUBSCRIPTIONS, error, &s->client) : -ENOMEM;
 
-        s = calloc(1, sizeof *s);
-        if (!s)
-                return -ENOMEM;
-        r = bus_client_new(f, m, ep, BUS_QUOTA_SUBSCRIPTIONS, error, &s->client);
         if (r < 0)
                 return r;
         s->kind = kind;
-        s->key = strdup(key);
-        if (!s->key)
-                return -ENOMEM;
-        s->replay_is_current = vmsig_core_kind_wanted(f->core, kind, filter.endpoint);
+        s->replay_is_current = vmsig_core_kind_wanted(f->core, kind, vmsig_endpoint_get_id(ep));
         /* Subscribing is what makes the library capture. Each frame is
          * delivered from a later dispatch, never from in here; the queue
          * bound only matters if the front stopped consuming, which it never
          * does. */
-        r = vmsig_core_subscribe(f->core, &filter, 0, on_frame, s, &s->core_sub);
+        r = bus_client_subscribe(s->client, kind, on_frame, s, &s->core_sub);
         if (r >= 0)
-                r = hashmap_put(f->frame_subs, s->key, s);
+                r = hashmap_put(f->frame_subs, s->client->key, s);
         if (r < 0)
                 return r;
         bus_auth_audit_operation(&s->client->peer, "subscribe-frames", ep, 0, NULL);
@@ -214,7 +194,7 @@ static int frame_kind(vmsig_bus_front *f, vmsig_endpoint *ep, sd_bus_error *erro
 }
 
 static bus_frame_sub *sub_of(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep) {
-        _cleanup_free_ char *key = bus_client_key(ep, bus_front_peer_label(f, m));
+        _cleanup_free_ char *key = bus_client_key(f, m, ep);
         return key ? hashmap_get(f->frame_subs, key) : NULL;
 }
 
@@ -240,6 +220,9 @@ int bus_frames_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         bus_frame_sub *s;
         int kind, r;
 
+        assert(m);
+        assert(be);
+
         kind = frame_kind(f, be->endpoint, error);
         if (kind < 0)
                 return kind;
@@ -247,13 +230,13 @@ int bus_frames_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         r = bus_auth_check(f->auth, m, VMSIG_CAP_FRAMES, be->endpoint, false, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
-        key = bus_client_key(be->endpoint, bus_front_peer_label(f, m));
+        key = bus_client_key(f, m, be->endpoint);
         if (!key)
                 return -ENOMEM;
         /* Subscribing again is harmless: the caller gets the frame again. */
         s = hashmap_get(f->frame_subs, key);
         if (!s) {
-                r = sub_new(f, m, be->endpoint, (uint32_t) kind, key, error, &s);
+                r = sub_new(f, m, be->endpoint, (uint32_t) kind, error, &s);
                 if (r < 0)
                         return r;
         }
@@ -265,6 +248,9 @@ int bus_frames_method_get(sd_bus_message *m, void *userdata, sd_bus_error *error
         vmsig_bus_front *f = be->front;
         bus_frame_sub *s;
         int kind;
+
+        assert(m);
+        assert(be);
 
         kind = frame_kind(f, be->endpoint, error);
         if (kind < 0)
@@ -282,6 +268,9 @@ int bus_frames_method_get(sd_bus_message *m, void *userdata, sd_bus_error *error
 int bus_frames_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         bus_endpoint *be = userdata;
         bus_frame_sub *s = sub_of(be->front, m, be->endpoint);
+
+        assert(m);
+        assert(be);
 
         if (!s)
                 return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUBSCRIBED,

@@ -11,6 +11,7 @@
 #include "bus-memctx.h"
 #include "bus-memwrite.h"
 #include "hashmap.h"
+#include "macro.h"
 #include "vmsig-endpoint.h"
 
 
@@ -40,6 +41,8 @@ struct vmsig_bus_front {
         bool gone_hook;     /* registered with bus-peers */
         sd_bus_slot *slots[7];
 };
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(vmsig_bus_front *, vmsig_bus_front_free);
 
 extern const sd_bus_vtable bus_manager_vtable[];
 extern const sd_bus_vtable bus_endpoint_vtable[];

@@ -101,6 +101,9 @@ static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error
         const char *caller = bus_front_peer_label(f, m);
         int r;
 
+        assert(m);
+        assert(l);
+
         if (!caller || strcmp(caller, l->info.holder) != 0) {
                 r = bus_auth_audit_refusal(f->auth, m, bus_lease_class_cap(l->class), l->holder->endpoint,
                                            "not-lease-holder", error);
@@ -230,20 +233,6 @@ int bus_lease_create(bus_client **holder, vmsig_lease_class c, const vmsig_lease
 
 /* The endpoint ended a lease (ours or another front's): if it was ours,
  * the object goes, and a revoked holder is told why. */
-static void tell_revoked(bus_lease *l, const char *reason) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
-        int r;
-
-        r = sd_bus_message_new_signal(l->holder->front->bus, &s, l->path, VMSIG_BUS_LEASE_INTERFACE, "LeaseRevoked");
-        if (r >= 0)
-                r = sd_bus_message_append(s, "s", reason);
-        /* Only the holder needs to hear it. */
-        if (r >= 0)
-                bus_client_send(l->holder, s, "LeaseRevoked");
-        else
-                log_debug_errno(r, "Cannot tell %s that its lease was revoked: %m", l->holder->label);
-}
-
 void bus_lease_on_event(vmsig_bus_front *f, const vmsig_lease_payload *p) {
         bus_lease *l;
 
@@ -252,8 +241,9 @@ void bus_lease_on_event(vmsig_bus_front *f, const vmsig_lease_payload *p) {
         l = hashmap_get_uint64(f->leases, p->lease.id);
         if (!l)
                 return;
+        /* Only the holder needs to hear it. */
         if (p->change == VMSIG_LEASE_REVOKED)
-                tell_revoked(l, p->reason);
+                bus_client_signal(l->holder, l->path, VMSIG_BUS_LEASE_INTERFACE, "LeaseRevoked", "s", p->reason);
         /* Built from the object as it still exists. */
         (void) sd_bus_emit_object_removed(f->bus, l->path);
         bus_lease_free(l);

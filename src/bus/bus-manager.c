@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -15,6 +16,9 @@ static int method_list_endpoints(sd_bus_message *m, void *userdata, sd_bus_error
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         vmsig_bus_front *f = userdata;
         int r;
+
+        assert(m);
+        assert(f);
 
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
         if (r <= 0)
@@ -60,6 +64,9 @@ static int method_get_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *
         bus_endpoint *be;
         int r;
 
+        assert(m);
+        assert(f);
+
         r = read_endpoint_name(m, &name, error);
         if (r < 0)
                 return r;
@@ -77,6 +84,9 @@ static int method_get_endpoint_by_vmid(sd_bus_message *m, void *userdata, sd_bus
         bus_endpoint *be;
         uint32_t vmid;
         int r;
+
+        assert(m);
+        assert(f);
 
         r = sd_bus_message_read(m, "u", &vmid);
         if (r < 0)
@@ -99,6 +109,9 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
         bus_peer *caller;
         int r;
 
+        assert(m);
+        assert(f);
+
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ADMIN, NULL, false, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
@@ -119,6 +132,9 @@ static int method_detach_endpoint(sd_bus_message *m, void *userdata, sd_bus_erro
         bus_endpoint *be;
         bus_peer *caller;
         int r;
+
+        assert(m);
+        assert(f);
 
         r = read_endpoint_name(m, &name, error);
         if (r < 0)

@@ -22,7 +22,6 @@
 
 struct bus_memctx_sub {
         bus_client *client;
-        char *key; /* "<endpoint>\n<subscriber>" */
         /* Says that the endpoint's memctx is wanted: while it is, the
          * bootstrap keeps checking the published root. The signals go out
          * from the front's own delivery, in the order of every other. */
@@ -38,7 +37,6 @@ static bus_memctx_sub *sub_free(bus_memctx_sub *s) {
                 return NULL;
         s->core_sub = vmsig_subscriber_free(s->core_sub);
         bus_client_free(s->client);
-        free(s->key);
         free(s);
         return NULL;
 }
@@ -46,7 +44,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(bus_memctx_sub *, sub_free);
 
 /* Ends s: out of the front's map, then freed. */
 static void sub_end(bus_memctx_sub *s) {
-        hashmap_remove(s->client->front->memctx_subs, s->key);
+        hashmap_remove(s->client->front->memctx_subs, s->client->key);
         sub_free(s);
 }
 
@@ -63,24 +61,14 @@ void bus_memctx_subscriber_gone(vmsig_bus_front *f, const char *name) {
 
 /* Subscribes the caller of m to ep's memctx; <0 with error set when over
  * its quota. */
-static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, const char *key,
-                   sd_bus_error *error) {
-        _cleanup_(sub_freep) bus_memctx_sub *s = NULL;
-        vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX), .endpoint = vmsig_endpoint_get_id(ep) };
-        int r;
+static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, sd_bus_error *error) {
+        _cleanup_(sub_freep) bus_memctx_sub *s = calloc(1, sizeof *s);
+        int r = s ? bus_client_new(f, m, ep, BUS_QUOTA_SUBSCRIPTIONS, error, &s->client) : -ENOMEM;
 
-        s = calloc(1, sizeof *s);
-        if (!s)
-                return -ENOMEM;
-        r = bus_client_new(f, m, ep, BUS_QUOTA_SUBSCRIPTIONS, error, &s->client);
-        if (r < 0)
-                return r;
-        s->key = strdup(key);
-        if (!s->key)
-                return -ENOMEM;
-        r = vmsig_core_subscribe(f->core, &filter, 0, on_datum, s, &s->core_sub);
         if (r >= 0)
-                r = hashmap_put(f->memctx_subs, s->key, s);
+                r = bus_client_subscribe(s->client, VMSIG_KIND_MEMCTX, on_datum, s, &s->core_sub);
+        if (r >= 0)
+                r = hashmap_put(f->memctx_subs, s->client->key, s);
         if (r < 0)
                 return r;
         bus_auth_audit_operation(&s->client->peer, "subscribe-memctx", ep, 0, NULL);
@@ -117,6 +105,9 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         _cleanup_close_ int ram_fd = -1;
         int r;
 
+        assert(m);
+        assert(be);
+
         r = bus_endpoint_require_attached(be->endpoint, error);
         if (r < 0)
                 return r;
@@ -132,7 +123,7 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         if (!datum || datum->invalidated)
                 return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUPPORTED, "Endpoint '%s' has no memory context yet.",
                                          vmsig_endpoint_get_name(be->endpoint));
-        key = bus_client_key(be->endpoint, bus_front_peer_label(f, m));
+        key = bus_client_key(f, m, be->endpoint);
         if (!key)
                 return -ENOMEM;
         /* Each subscriber gets an open file description of its own: a dup
@@ -149,7 +140,7 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
                                          strerror(-ram_fd));
         /* Subscribing again is harmless: the caller gets the datum again. */
         if (!hashmap_get(f->memctx_subs, key)) {
-                r = sub_new(f, m, be->endpoint, key, error);
+                r = sub_new(f, m, be->endpoint, error);
                 if (r < 0)
                         return r;
         }
@@ -159,8 +150,11 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
 int bus_memctx_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         bus_endpoint *be = userdata;
         vmsig_bus_front *f = be->front;
-        _cleanup_free_ char *key = bus_client_key(be->endpoint, bus_front_peer_label(f, m));
+        _cleanup_free_ char *key = bus_client_key(f, m, be->endpoint);
         bus_memctx_sub *s;
+
+        assert(m);
+        assert(be);
 
         if (!key)
                 return -ENOMEM;
@@ -173,27 +167,20 @@ int bus_memctx_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
         return sd_bus_reply_method_return(m, NULL);
 }
 
-static void send_to(bus_memctx_sub *s, const char *path, const char *member, const vmsig_memctx *m) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-        int r;
-
-        r = sd_bus_message_new_signal(s->client->front->bus, &sig, path, VMSIG_BUS_ENDPOINT_INTERFACE, member);
-        if (r >= 0)
-                r = m->invalidated ? sd_bus_message_append(sig, "t", m->epoch)
-                                   : sd_bus_message_append(sig, "tt", m->epoch, m->dtb);
-        /* Unicast: the DTB is the subscribers' business only. */
-        if (r >= 0)
-                bus_client_send(s->client, sig, member);
-        else
-                log_debug_errno(r, "Cannot send %s to %s: %m", member, s->client->label);
-}
-
 void bus_memctx_on_event(vmsig_bus_front *f, vmsig_endpoint *ep, const char *path, const vmsig_memctx *m) {
         bus_memctx_sub *s;
 
-        HASHMAP_FOREACH(s, f->memctx_subs, st)
-                if (s->client->endpoint == ep)
-                        send_to(s, path, m->invalidated ? "MemctxInvalidated" : "MemctxChanged", m);
+        /* Unicast: the DTB is the subscribers' business only. */
+        HASHMAP_FOREACH(s, f->memctx_subs, st) {
+                if (s->client->endpoint != ep)
+                        continue;
+                if (m->invalidated)
+                        bus_client_signal(s->client, path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxInvalidated", "t",
+                                          m->epoch);
+                else
+                        bus_client_signal(s->client, path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxChanged", "tt",
+                                          m->epoch, m->dtb);
+        }
 }
 
 void bus_memctx_endpoint_gone(vmsig_bus_front *f, vmsig_endpoint *ep) {

@@ -565,6 +565,9 @@ static int method_write(sd_bus_message *m, bus_endpoint *be, write_kind kind, sd
         bus_peer *caller;
         int r;
 
+        assert(m);
+        assert(be);
+
         /* The lease first, before a byte of the request is read: refusing
          * a caller without it costs the same whatever it sent. */
         r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_MEMWRITE, error);
