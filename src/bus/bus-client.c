@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bus-client.h"
+#include "bus-errors.h"
 #include "bus-front-internal.h"
 #include "log.h"
 
@@ -80,6 +81,17 @@ char *bus_client_key(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep) 
         assert(ep);
 
         return asprintf(&k, "%s\n%s", vmsig_endpoint_get_name(ep), bus_front_peer_label(f, m)) < 0 ? NULL : k;
+}
+
+void *bus_client_lookup(Hashmap *subs, vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep) {
+        _cleanup_free_ char *key = bus_client_key(f, m, ep);
+
+        return key ? hashmap_get(subs, key) : NULL;
+}
+
+int bus_client_not_subscribed(sd_bus_error *error, const char *what, vmsig_endpoint *ep) {
+        return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUBSCRIBED, "You are not subscribed to the %s of '%s'.", what,
+                                 vmsig_endpoint_get_name(ep));
 }
 
 int bus_client_subscribe(bus_client *c, uint32_t kind, vmsig_deliver_fn fn, void *userdata,

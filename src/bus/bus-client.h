@@ -13,6 +13,7 @@
 
 #include "bus-admission.h"
 #include "bus-peers.h"
+#include "hashmap.h"
 #include "macro.h"
 #include "vmsig-endpoint.h"
 
@@ -47,6 +48,13 @@ bool bus_client_holds_on(const bus_client *c, const vmsig_endpoint *ep);
 /* The key of the client that sent m, holding on ep: "<endpoint>\n<label>";
  * NULL without memory. */
 char *bus_client_key(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep);
+
+/* The caller of m's value in subs, a front's map of subscriptions to ep;
+ * NULL when it has none (or no memory to look). */
+void *bus_client_lookup(Hashmap *subs, vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep);
+/* org.vmsig.Error.NotSubscribed, for the caller's subscription to what
+ * ("frames") of ep. */
+int bus_client_not_subscribed(sd_bus_error *error, const char *what, vmsig_endpoint *ep);
 
 /* Subscribes c to the events of kind of its endpoint, delivered to fn. */
 int bus_client_subscribe(bus_client *c, uint32_t kind, vmsig_deliver_fn fn, void *userdata,

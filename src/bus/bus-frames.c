@@ -194,8 +194,7 @@ static int frame_kind(vmsig_bus_front *f, vmsig_endpoint *ep, sd_bus_error *erro
 }
 
 static bus_frame_sub *sub_of(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep) {
-        _cleanup_free_ char *key = bus_client_key(f, m, ep);
-        return key ? hashmap_get(f->frame_subs, key) : NULL;
+        return bus_client_lookup(f->frame_subs, f, m, ep);
 }
 
 /* The newest frame, or NULL before the first. */
@@ -214,7 +213,6 @@ static int answer(bus_frame_sub *s, sd_bus_message *m) {
 }
 
 int bus_frames_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *key = NULL;
         bus_endpoint *be = userdata;
         vmsig_bus_front *f = be->front;
         bus_frame_sub *s;
@@ -230,11 +228,8 @@ int bus_frames_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         r = bus_auth_check(f->auth, m, VMSIG_CAP_FRAMES, be->endpoint, false, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
-        key = bus_client_key(f, m, be->endpoint);
-        if (!key)
-                return -ENOMEM;
         /* Subscribing again is harmless: the caller gets the frame again. */
-        s = hashmap_get(f->frame_subs, key);
+        s = sub_of(f, m, be->endpoint);
         if (!s) {
                 r = sub_new(f, m, be->endpoint, (uint32_t) kind, error, &s);
                 if (r < 0)
@@ -259,9 +254,7 @@ int bus_frames_method_get(sd_bus_message *m, void *userdata, sd_bus_error *error
          * someone subscribes, so only subscribers may ask. */
         s = sub_of(f, m, be->endpoint);
         if (!s)
-                return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUBSCRIBED,
-                                         "You are not subscribed to the frames of '%s'.",
-                                         vmsig_endpoint_get_name(be->endpoint));
+                return bus_client_not_subscribed(error, "frames", be->endpoint);
         return answer(s, m);
 }
 
@@ -273,9 +266,7 @@ int bus_frames_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
         assert(be);
 
         if (!s)
-                return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUBSCRIBED,
-                                         "You are not subscribed to the frames of '%s'.",
-                                         vmsig_endpoint_get_name(be->endpoint));
+                return bus_client_not_subscribed(error, "frames", be->endpoint);
         sub_end(s, VMSIG_ERROR_NOT_SUBSCRIBED, "The frame subscription ended.");
         return sd_bus_reply_method_return(m, NULL);
 }

@@ -118,7 +118,7 @@ static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(m, NULL);
 }
 
-/* The id a path label names: its decimal digits as lease_path() wrote
+/* The id a path label names: its decimal digits as bus_lease_create() wrote
  * them, so that no other spelling ("007") reaches the same lease. */
 static int lease_id_from_label(const char *label, uint64_t *ret) {
         char canonical[24];

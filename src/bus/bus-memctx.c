@@ -101,7 +101,6 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         bus_endpoint *be = userdata;
         vmsig_bus_front *f = be->front;
         const vmsig_memctx *datum;
-        _cleanup_free_ char *key = NULL;
         _cleanup_close_ int ram_fd = -1;
         int r;
 
@@ -123,9 +122,6 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         if (!datum || datum->invalidated)
                 return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUPPORTED, "Endpoint '%s' has no memory context yet.",
                                          vmsig_endpoint_get_name(be->endpoint));
-        key = bus_client_key(f, m, be->endpoint);
-        if (!key)
-                return -ENOMEM;
         /* Each subscriber gets an open file description of its own: a dup
          * shares the file offset and the status flags (O_APPEND, O_NONBLOCK,
          * O_DIRECT) with every other subscriber and with vmsigd itself. The
@@ -139,7 +135,7 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
                                          "subscriber: %s", vmsig_endpoint_get_name(be->endpoint),
                                          strerror(-ram_fd));
         /* Subscribing again is harmless: the caller gets the datum again. */
-        if (!hashmap_get(f->memctx_subs, key)) {
+        if (!bus_client_lookup(f->memctx_subs, f, m, be->endpoint)) {
                 r = sub_new(f, m, be->endpoint, error);
                 if (r < 0)
                         return r;
@@ -150,19 +146,13 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
 int bus_memctx_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         bus_endpoint *be = userdata;
         vmsig_bus_front *f = be->front;
-        _cleanup_free_ char *key = bus_client_key(f, m, be->endpoint);
-        bus_memctx_sub *s;
+        bus_memctx_sub *s = bus_client_lookup(f->memctx_subs, f, m, be->endpoint);
 
         assert(m);
         assert(be);
 
-        if (!key)
-                return -ENOMEM;
-        s = hashmap_get(f->memctx_subs, key);
         if (!s)
-                return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUBSCRIBED,
-                                         "You are not subscribed to the memory context of '%s'.",
-                                         vmsig_endpoint_get_name(be->endpoint));
+                return bus_client_not_subscribed(error, "memory context", be->endpoint);
         sub_end(s);
         return sd_bus_reply_method_return(m, NULL);
 }
