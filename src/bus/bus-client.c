@@ -94,14 +94,23 @@ int bus_client_not_subscribed(sd_bus_error *error, const char *what, vmsig_endpo
                                  vmsig_endpoint_get_name(ep));
 }
 
-int bus_client_subscribe(bus_client *c, uint32_t kind, vmsig_deliver_fn fn, void *userdata,
-                         vmsig_subscriber **ret) {
+int bus_client_subscribe(bus_client *c, Hashmap *subs, uint32_t kind, vmsig_deliver_fn fn, void *userdata,
+                         const char *operation, vmsig_subscriber **ret) {
         vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(kind), .endpoint = vmsig_endpoint_get_id(c->endpoint) };
+        int r;
 
         assert(c);
+        assert(subs);
         assert(fn);
+        assert(ret);
 
-        return vmsig_core_subscribe(c->front->core, &filter, 0, fn, userdata, ret);
+        r = vmsig_core_subscribe(c->front->core, &filter, 0, fn, userdata, ret);
+        if (r >= 0)
+                r = hashmap_put(subs, c->key, userdata);
+        if (r < 0)
+                return r;
+        bus_auth_audit_operation(&c->peer, operation, c->endpoint, 0, NULL);
+        return 0;
 }
 
 void bus_client_signal(const bus_client *c, const char *path, const char *interface, const char *member,

@@ -56,9 +56,12 @@ void *bus_client_lookup(Hashmap *subs, vmsig_bus_front *f, sd_bus_message *m, vm
  * ("frames") of ep. */
 int bus_client_not_subscribed(sd_bus_error *error, const char *what, vmsig_endpoint *ep);
 
-/* Subscribes c to the events of kind of its endpoint, delivered to fn. */
-int bus_client_subscribe(bus_client *c, uint32_t kind, vmsig_deliver_fn fn, void *userdata,
-                         vmsig_subscriber **ret);
+/* Makes a subscription of c: subscribes it to the events of kind of its
+ * endpoint, delivered to fn with userdata (*ret: the core subscriber),
+ * adds userdata (the subscription) to subs under c->key, and audits
+ * operation. */
+int bus_client_subscribe(bus_client *c, Hashmap *subs, uint32_t kind, vmsig_deliver_fn fn, void *userdata,
+                         const char *operation, vmsig_subscriber **ret);
 
 /* Sends the signal interface.member from path, with the arguments types
  * says, to c's client alone: unicast on a bus, where others could listen

@@ -164,12 +164,9 @@ static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, ui
          * delivered from a later dispatch, never from in here; the queue
          * bound only matters if the front stopped consuming, which it never
          * does. */
-        r = bus_client_subscribe(s->client, kind, on_frame, s, &s->core_sub);
-        if (r >= 0)
-                r = hashmap_put(f->frame_subs, s->client->key, s);
+        r = bus_client_subscribe(s->client, f->frame_subs, kind, on_frame, s, "subscribe-frames", &s->core_sub);
         if (r < 0)
                 return r;
-        bus_auth_audit_operation(&s->client->peer, "subscribe-frames", ep, 0, NULL);
         *ret = TAKE_PTR(s);
         return 0;
 }

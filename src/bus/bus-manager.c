@@ -58,6 +58,15 @@ static int read_endpoint_name(sd_bus_message *m, const char **ret, sd_bus_error 
         return 0;
 }
 
+/* The endpoint object named name; <0 with org.vmsig.Error.NoSuchEndpoint
+ * when there is none. */
+static int lookup_endpoint(vmsig_bus_front *f, const char *name, sd_bus_error *error, bus_endpoint **ret) {
+        *ret = bus_front_lookup(f, name);
+        if (!*ret)
+                return sd_bus_error_setf(error, VMSIG_ERROR_NO_SUCH_ENDPOINT, "No endpoint named '%s'.", name);
+        return 0;
+}
+
 static int method_get_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         vmsig_bus_front *f = userdata;
         const char *name;
@@ -73,9 +82,9 @@ static int method_get_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
-        be = bus_front_lookup(f, name);
-        if (!be)
-                return sd_bus_error_setf(error, VMSIG_ERROR_NO_SUCH_ENDPOINT, "No endpoint named '%s'.", name);
+        r = lookup_endpoint(f, name, error, &be);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(m, "o", be->path);
 }
 
@@ -139,9 +148,9 @@ static int method_detach_endpoint(sd_bus_message *m, void *userdata, sd_bus_erro
         r = read_endpoint_name(m, &name, error);
         if (r < 0)
                 return r;
-        be = bus_front_lookup(f, name);
-        if (!be)
-                return sd_bus_error_setf(error, VMSIG_ERROR_NO_SUCH_ENDPOINT, "No endpoint named '%s'.", name);
+        r = lookup_endpoint(f, name, error, &be);
+        if (r < 0)
+                return r;
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ADMIN, be->endpoint, false, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);

@@ -66,12 +66,10 @@ static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, sd
         int r = s ? bus_client_new(f, m, ep, BUS_QUOTA_SUBSCRIPTIONS, error, &s->client) : -ENOMEM;
 
         if (r >= 0)
-                r = bus_client_subscribe(s->client, VMSIG_KIND_MEMCTX, on_datum, s, &s->core_sub);
-        if (r >= 0)
-                r = hashmap_put(f->memctx_subs, s->client->key, s);
+                r = bus_client_subscribe(s->client, f->memctx_subs, VMSIG_KIND_MEMCTX, on_datum, s, "subscribe-memctx",
+                                         &s->core_sub);
         if (r < 0)
                 return r;
-        bus_auth_audit_operation(&s->client->peer, "subscribe-memctx", ep, 0, NULL);
         TAKE_PTR(s);
         return 0;
 }
