@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +35,16 @@ const char *bus_quota_kind_to_string(bus_quota_kind k) {
 }
 
 int bus_admission_new(bus_admission **ret) {
-        bus_admission *a = calloc(1, sizeof *a);
+        _cleanup_(bus_admission_freep) bus_admission *a = calloc(1, sizeof *a);
+
+        assert(ret);
 
         if (!a)
                 return -ENOMEM;
         a->usage = hashmap_new_uint64();
-        if (!a->usage) {
-                free(a);
+        if (!a->usage)
                 return -ENOMEM;
-        }
-        *ret = a;
+        *ret = TAKE_PTR(a);
         return 0;
 }
 

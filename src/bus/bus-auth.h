@@ -48,6 +48,7 @@ typedef struct bus_auth bus_auth;
 /* polkit is reached over system_bus. */
 int bus_auth_new(sd_event *event, sd_bus *system_bus, bus_auth **ret);
 bus_auth *bus_auth_free(bus_auth *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(bus_auth *, bus_auth_free);
 int bus_auth_configure(bus_auth *a, const bus_admission_config *c);
 bus_admission *bus_auth_admission(bus_auth *a);
 bus_peers *bus_auth_peers(bus_auth *a);

@@ -387,15 +387,14 @@ static int grant_lease(bus_endpoint *be, bus_client **holder, vmsig_lease_class 
                 return sd_bus_error_setf(error, VMSIG_ERROR_LEASE_BUSY, "The %s lease of '%s' is held by %s (uid %u).",
                                          class_name, vmsig_endpoint_get_name(be->endpoint), current.holder,
                                          (unsigned) current.uid);
+        if (r >= 0) {
+                r = bus_lease_create(holder, c, &info, ret_path, ret_fd);
+                if (r < 0)
+                        (void) vmsig_endpoint_lease_end(be->endpoint, c, info.id, VMSIG_LEASE_RELEASED, "failed");
+        }
         if (r < 0)
                 return vmsig_bus_error_set_errnof(error, r, "Cannot grant the %s lease: %s", class_name,
                                                   strerror(-r));
-        r = bus_lease_create(holder, c, &info, ret_path, ret_fd);
-        if (r < 0) {
-                (void) vmsig_endpoint_lease_end(be->endpoint, c, info.id, VMSIG_LEASE_RELEASED, "failed");
-                return vmsig_bus_error_set_errnof(error, r, "Cannot grant the %s lease: %s", class_name,
-                                                  strerror(-r));
-        }
         return 0;
 }
 
