@@ -2,6 +2,7 @@
 /* The shared hashmap: string and uint64 keys, removal while iterating,
  * emptying one entry at a time. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <glib.h>
@@ -9,6 +10,10 @@
 #include "hashmap.h"
 
 #define N 1000
+
+static bool is_value(const void *value, const void *arg) {
+        return value == arg;
+}
 
 static void test_string_keys(void) {
         Hashmap *h = hashmap_new();
@@ -22,6 +27,8 @@ static void test_string_keys(void) {
         g_assert_cmpint(hashmap_put(h, "k7", GINT_TO_POINTER(1)), ==, -EEXIST);
         g_assert_cmpuint(hashmap_size(h), ==, N);
         g_assert_cmpint(GPOINTER_TO_INT(hashmap_get(h, "k42")), ==, 43);
+        g_assert_true(hashmap_find(h, is_value, GINT_TO_POINTER(43)) == GINT_TO_POINTER(43));
+        g_assert_null(hashmap_find(h, is_value, GINT_TO_POINTER(N + 1)));
         g_assert_cmpint(GPOINTER_TO_INT(hashmap_remove(h, "k42")), ==, 43);
         g_assert_null(hashmap_get(h, "k42"));
         g_assert_null(hashmap_remove(h, "k42"));

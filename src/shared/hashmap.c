@@ -213,3 +213,12 @@ bool hashmap_iterate(const Hashmap *h, size_t *state, void **value, const char *
         }
         return false;
 }
+
+void *hashmap_find(const Hashmap *h, bool (*match)(const void *value, const void *arg), const void *arg) {
+        void *v;
+
+        HASHMAP_FOREACH(v, h, st)
+                if (match(v, arg))
+                        return v;
+        return NULL;
+}

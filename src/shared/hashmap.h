@@ -29,9 +29,14 @@ void *hashmap_remove_uint64(Hashmap *h, uint64_t key);
  * For emptying a map whose values go away one by one. */
 void *hashmap_steal_first(Hashmap *h);
 
-/* Iteration: start with *state = 0; returns false at the end. Removing
- * entries while iterating is fine, the current one included (a removal
- * never moves another entry); adding is not (it may rehash). */
+/* Iteration: start with *state = 0; returns false at the end; *key is
+ * the string key (NULL in a uint64 map). Removing entries while iterating
+ * is fine, the current one included (a removal never moves another
+ * entry); adding is not (it may rehash). */
 bool hashmap_iterate(const Hashmap *h, size_t *state, void **value, const char **key);
+
+/* The first value for which match(value, arg) is true, or NULL. (To
+ * remove every match, HASHMAP_FOREACH and remove as they come.) */
+void *hashmap_find(const Hashmap *h, bool (*match)(const void *value, const void *arg), const void *arg);
 
 #define HASHMAP_FOREACH(v, h, st) for (size_t st = 0; hashmap_iterate((h), &st, (void **) &(v), NULL);)
