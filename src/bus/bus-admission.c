@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +11,7 @@
 /* What one uid holds. Entries go away when everything is released, so the
  * table only grows with concurrently active uids. */
 typedef struct uid_usage {
-        char key[16];
+        uid_t uid;
         unsigned held[_BUS_QUOTA_MAX];
 } uid_usage;
 
@@ -21,7 +21,7 @@ struct bus_admission {
         size_t n_allow_uids;
         gid_t *allow_gids;
         size_t n_allow_gids;
-        Hashmap *usage; /* uid as decimal string -> uid_usage */
+        Hashmap *usage; /* uid -> uid_usage */
 };
 
 static const char *const quota_names[_BUS_QUOTA_MAX] = {
@@ -35,26 +35,24 @@ const char *bus_quota_kind_to_string(bus_quota_kind k) {
 }
 
 int bus_admission_new(bus_admission **ret) {
-        bus_admission *a = calloc(1, sizeof *a);
+        _cleanup_(bus_admission_freep) bus_admission *a = calloc(1, sizeof *a);
+
+        assert(ret);
 
         if (!a)
                 return -ENOMEM;
-        a->usage = hashmap_new();
-        if (!a->usage) {
-                free(a);
+        a->usage = hashmap_new_uint64();
+        if (!a->usage)
                 return -ENOMEM;
-        }
-        *ret = a;
+        *ret = TAKE_PTR(a);
         return 0;
 }
 
 bus_admission *bus_admission_free(bus_admission *a) {
-        uid_usage *u;
-
         if (!a)
                 return NULL;
-        HASHMAP_FOREACH(u, a->usage, st)
-                free(u);
+        while (hashmap_size(a->usage) > 0)
+                free(hashmap_steal_first(a->usage));
         hashmap_free(a->usage);
         free(a->allow_uids);
         free(a->allow_gids);
@@ -116,10 +114,7 @@ bool bus_admission_allowed(const bus_admission *a, uid_t uid, const gid_t *gids,
 }
 
 static uid_usage *usage_get(const bus_admission *a, uid_t uid) {
-        char key[16];
-
-        snprintf(key, sizeof key, "%u", (unsigned) uid);
-        return hashmap_get(a->usage, key);
+        return hashmap_get_uint64(a->usage, uid);
 }
 
 static bool usage_is_empty(const uid_usage *u) {
@@ -139,8 +134,8 @@ int bus_admission_take(bus_admission *a, uid_t uid, bus_quota_kind k) {
                 u = calloc(1, sizeof *u);
                 if (!u)
                         return -ENOMEM;
-                snprintf(u->key, sizeof u->key, "%u", (unsigned) uid);
-                r = hashmap_put(a->usage, u->key, u);
+                u->uid = uid;
+                r = hashmap_put_uint64(a->usage, uid, u);
                 if (r < 0) {
                         free(u);
                         return r;
@@ -157,7 +152,7 @@ void bus_admission_release(bus_admission *a, uid_t uid, bus_quota_kind k) {
                 return;
         u->held[k]--;
         if (usage_is_empty(u)) {
-                hashmap_remove(a->usage, u->key);
+                hashmap_remove_uint64(a->usage, u->uid);
                 free(u);
         }
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "macro.h"
+
 typedef enum bus_quota_kind {
         BUS_QUOTA_PENDING_CALLS, /* calls waiting for polkit or the host */
         BUS_QUOTA_SUBSCRIPTIONS,
@@ -28,6 +30,7 @@ typedef struct bus_admission bus_admission;
 
 int bus_admission_new(bus_admission **ret);
 bus_admission *bus_admission_free(bus_admission *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(bus_admission *, bus_admission_free);
 /* Replaces limits and allow-list; what is already held stays held. */
 int bus_admission_configure(bus_admission *a, const bus_admission_config *c);
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +53,12 @@ static void on_peer_gone(const char *name, void *userdata) {
 }
 
 int bus_auth_new(sd_event *event, sd_bus *system_bus, bus_auth **ret) {
-        bus_auth *a = calloc(1, sizeof *a);
+        _cleanup_(bus_auth_freep) bus_auth *a = calloc(1, sizeof *a);
         int r;
+
+        assert(event);
+        assert(system_bus);
+        assert(ret);
 
         if (!a)
                 return -ENOMEM;
@@ -64,12 +69,10 @@ int bus_auth_new(sd_event *event, sd_bus *system_bus, bus_auth **ret) {
                 r = bus_admission_new(&a->admission);
         if (r >= 0)
                 r = bus_peers_add_gone_hook(a->peers, on_peer_gone, a);
-        if (r < 0) {
-                bus_auth_free(a);
+        if (r < 0)
                 return r;
-        }
         bus_polkit_set_query_end(a->polkit, on_polkit_query_end, a);
-        *ret = a;
+        *ret = TAKE_PTR(a);
         return 0;
 }
 
@@ -253,9 +256,10 @@ int bus_auth_quota_take(bus_auth *a, const bus_peer *peer, bus_quota_kind k, sd_
         int r = bus_admission_take(a->admission, peer->uid, k);
 
         if (r == -EDQUOT)
-                return vmsig_bus_error_setf(error, r, "Quota exceeded: uid %u already holds %u %s.",
-                                            (unsigned) peer->uid, bus_admission_limit(a->admission, k),
-                                            bus_quota_kind_to_string(k));
+                return sd_bus_error_setf(error, VMSIG_ERROR_QUOTA_EXCEEDED,
+                                         "Quota exceeded: uid %u already holds %u %s.",
+                                         (unsigned) peer->uid, bus_admission_limit(a->admission, k),
+                                         bus_quota_kind_to_string(k));
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
         return 0;

@@ -5,7 +5,18 @@
  * capability is one polkit action. The order of a check is the per-uid
  * allow-list, then root (always allowed, also without polkit), then a grant
  * this peer already holds, then an asynchronous polkit query. Every
- * decision leaves an audit record. */
+ * decision leaves an audit record.
+ *
+ * The convention of checks. Every check that may have to wait for an
+ * answer (polkit, the bus driver's credentials of a peer) returns, as
+ * systemd's bus-polkit.c does:
+ *   >0: allowed, or done: go on;
+ *    0: pending: the handler returns 1 (bus_auth_handler_return()) and is
+ *       called again with the same message once the answer is in; or the
+ *       caller left the bus meanwhile, and that ends the call unanswered;
+ *   <0: refused, or failed: error is set, the handler returns it.
+ * bus_auth_check(), bus_auth_audit_refusal(), bus_front_require_lease()
+ * and bus_peers_get() follow it. */
 
 #include <stdbool.h>
 #include <systemd/sd-bus.h>
@@ -37,33 +48,28 @@ typedef struct bus_auth bus_auth;
 /* polkit is reached over system_bus. */
 int bus_auth_new(sd_event *event, sd_bus *system_bus, bus_auth **ret);
 bus_auth *bus_auth_free(bus_auth *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(bus_auth *, bus_auth_free);
 int bus_auth_configure(bus_auth *a, const bus_admission_config *c);
 bus_admission *bus_auth_admission(bus_auth *a);
 bus_peers *bus_auth_peers(bus_auth *a);
 
-/* Authorizes m for cap on ep (NULL for daemon-wide capabilities).
- *   1: granted, go on;
- *   0: waiting for the bus or polkit; return 1 from the handler, which runs
- *      again with the same message when the answer is in; or the caller
- *      left the bus meanwhile, and returning 1 ends the call unanswered;
- *  <0: denied, error is set.
- * With remember, a grant is kept for the peer's lifetime on the bus (for
- * capabilities that are held, like roster reading), so later calls cost no
- * polkit round trip; a grant on an endpoint is kept for that endpoint
- * only. */
+/* Authorizes m for cap on ep (NULL for daemon-wide capabilities), in the
+ * convention of checks: 1 granted, 0 pending, <0 denied. With remember, a
+ * grant is kept for the peer's lifetime on the bus (for capabilities that
+ * are held, like roster reading), so later calls cost no polkit round
+ * trip; a grant on an endpoint is kept for that endpoint only. */
 int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint *ep, bool remember,
                    sd_bus_error *error);
 
-/* What a method handler returns when bus_auth_check() did not grant: 1
- * (handled, the reply comes later) while waiting, else the error. */
+/* What a method handler returns when a check did not allow (r <= 0): 1
+ * (handled, the reply comes later) while pending, else the error. */
 static inline int bus_auth_handler_return(int r) {
         return r == 0 ? 1 : r;
 }
 
 /* Records that m was refused on cap for reason (a token such as
- * "not-lease-holder"), as a denied decision: 1 when recorded; 0 while the
- * caller's credentials are being fetched (return 1 from the handler, which
- * runs again with the same message); <0 with error set. */
+ * "not-lease-holder"), as a denied decision, in the convention of checks:
+ * 1 recorded, 0 pending (the caller's credentials), <0 error set. */
 int bus_auth_audit_refusal(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint *ep, const char *reason,
                            sd_bus_error *error);
 

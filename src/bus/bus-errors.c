@@ -6,6 +6,9 @@
 
 #include "bus-errors.h"
 
+/* EmptyWrite and NoAddressSpace are only ever named: no errno of a lower
+ * layer means either, so none is paired with them, and an errno from the
+ * host never comes out as one of them. */
 const sd_bus_error_map vmsig_bus_errors[] = {
         SD_BUS_ERROR_MAP(VMSIG_ERROR_NO_SUCH_ENDPOINT, ENXIO),
         SD_BUS_ERROR_MAP(VMSIG_ERROR_ENDPOINT_DETACHED, ENODEV),
@@ -32,15 +35,15 @@ int vmsig_bus_errors_register(void) {
         return sd_bus_error_add_map(vmsig_bus_errors);
 }
 
-const char *vmsig_bus_error_name(int error) {
+static const char *error_name(int error) {
         for (const sd_bus_error_map *m = vmsig_bus_errors; m->name; m++)
                 if (m->code == abs(error))
                         return m->name;
         return NULL;
 }
 
-int vmsig_bus_error_setf(sd_bus_error *e, int error, const char *fmt, ...) {
-        const char *name = vmsig_bus_error_name(error);
+int vmsig_bus_error_set_errnof(sd_bus_error *e, int error, const char *fmt, ...) {
+        const char *name = error_name(error);
         char msg[512];
         va_list ap;
 

@@ -5,8 +5,17 @@
 
 #include "macro.h"
 
-/* Every error vmsigd returns on the bus, each paired with one errno so that
- * internal -errno results and bus error names map both ways. */
+/* Every error vmsigd returns on the bus. An error is named where it
+ * happens, for what happened there:
+ *
+ *         return sd_bus_error_setf(error, VMSIG_ERROR_NO_SUCH_ENDPOINT, "No endpoint named '%s'.", name);
+ *
+ * and never chosen from whichever -errno a lower layer returned, except
+ * where that -errno is the whole story: the result of a host operation,
+ * or the endpoint refusing one (vmsig_bus_error_set_errnof()). Most names
+ * are paired with one errno in vmsig_bus_errors, so that
+ * sd_bus_error_setf() returns it and sd_bus_error_get_errno() (audit
+ * records) reads it back. */
 #define VMSIG_ERROR_NO_SUCH_ENDPOINT "org.vmsig.Error.NoSuchEndpoint"
 #define VMSIG_ERROR_ENDPOINT_DETACHED "org.vmsig.Error.EndpointDetached"
 #define VMSIG_ERROR_INVALID_ARGUMENT "org.vmsig.Error.InvalidArgument"
@@ -32,7 +41,6 @@ extern const sd_bus_error_map vmsig_bus_errors[];
 
 /* Registers the map with sd-bus (name -> errno for sd_bus_error_get_errno). */
 int vmsig_bus_errors_register(void);
-/* Our name for a -errno, or NULL when it has none. */
-const char *vmsig_bus_error_name(int error);
-/* Sets e from -errno: our name when we have one, else sd-bus's mapping. */
-int vmsig_bus_error_setf(sd_bus_error *e, int error, const char *fmt, ...) _printf_(3, 4);
+/* Sets e from a lower layer's -errno (see above): our name when the errno
+ * has one, else sd-bus's. Returns error. */
+int vmsig_bus_error_set_errnof(sd_bus_error *e, int error, const char *fmt, ...) _printf_(3, 4);

@@ -10,12 +10,14 @@
  * endpoint, and the library captures only while such subscribers exist.
  * The front knows the payload's layout from the library's header, nothing
  * else of it. */
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus-client.h"
 #include "bus-errors.h"
 #include "bus-frames.h"
 #include "bus-front-internal.h"
@@ -27,12 +29,7 @@
 #define FIRST_FRAME_TIMEOUT_USEC (10 * UINT64_C(1000000))
 
 struct bus_frame_sub {
-        vmsig_bus_front *front;
-        vmsig_endpoint *endpoint;
-        char *key;        /* "<endpoint>\n<subscriber>" */
-        char *subscriber; /* unique name or private label */
-        uid_t uid;
-        bool on_bus; /* not a private connection: the subscriber has a unique name */
+        bus_client *client;
         uint32_t kind;
         vmsig_subscriber *core_sub;
         /* The retained frame replayed on subscribing is current only if
@@ -45,38 +42,35 @@ struct bus_frame_sub {
         sd_event_source *timeout;
 };
 
-static char *sub_key(vmsig_endpoint *ep, const char *subscriber) {
-        char *k = NULL;
-        return asprintf(&k, "%s\n%s", vmsig_endpoint_get_name(ep), subscriber) < 0 ? NULL : k;
-}
-
-/* Fails every waiting call with error (-errno) and message. */
-static void fail_waiting(bus_frame_sub *s, int error, const char *message) {
+/* Fails every waiting call with the error name and message. */
+static void fail_waiting(bus_frame_sub *s, const char *name, const char *message) {
         for (size_t i = 0; i < s->n_waiting; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-                (void) vmsig_bus_error_setf(&e, error, "%s", message);
-                (void) sd_bus_reply_method_error(s->waiting[i], &e);
+                (void) sd_bus_reply_method_errorf(s->waiting[i], name, "%s", message);
                 sd_bus_message_unref(s->waiting[i]);
         }
         s->n_waiting = 0;
         s->timeout = sd_event_source_disable_unref(s->timeout);
 }
 
-/* The memory of s, once nothing refers to it any more. */
-static void sub_release(bus_frame_sub *s) {
+/* The memory of s, once nothing waits on it any more. */
+static bus_frame_sub *sub_free(bus_frame_sub *s) {
+        if (!s)
+                return NULL;
+        assert(s->n_waiting == 0);
         s->core_sub = vmsig_subscriber_free(s->core_sub);
-        vmsig_endpoint_unref(s->endpoint);
+        bus_client_free(s->client);
         free(s->waiting);
-        free(s->subscriber);
-        free(s->key);
         free(s);
+        return NULL;
 }
+DEFINE_TRIVIAL_CLEANUP_FUNC(bus_frame_sub *, sub_free);
 
-static void sub_free(bus_frame_sub *s, int error, const char *message) {
-        fail_waiting(s, error, message);
-        hashmap_remove(s->front->frame_subs, s->key);
-        bus_auth_quota_release(s->front->auth, s->uid, BUS_QUOTA_SUBSCRIPTIONS);
-        sub_release(s);
+/* Ends s: its waiting calls fail with name and message, it leaves the
+ * front's map, and is freed. */
+static void sub_end(bus_frame_sub *s, const char *name, const char *message) {
+        fail_waiting(s, name, message);
+        hashmap_remove(s->client->front->frame_subs, s->client->key);
+        sub_free(s);
 }
 
 static int append_frame(sd_bus_message *reply, const vmsig_frame *fr) {
@@ -94,29 +88,18 @@ static int reply_frame(sd_bus_message *m, const vmsig_frame *fr) {
 }
 
 static void announce(bus_frame_sub *s, uint64_t seq) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-        bus_endpoint *be = bus_front_lookup(s->front, vmsig_endpoint_get_name(s->endpoint));
-        int r;
+        bus_endpoint *be = bus_front_lookup(s->client->front, vmsig_endpoint_get_name(s->client->endpoint));
 
-        if (!be)
-                return;
-        r = sd_bus_message_new_signal(s->front->bus, &sig, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "FrameChanged");
-        if (r >= 0)
-                r = sd_bus_message_append(sig, "t", seq);
         /* Unicast: only subscribers may know the screen changed. */
-        if (r >= 0 && s->on_bus)
-                r = sd_bus_message_set_destination(sig, s->subscriber);
-        if (r >= 0)
-                r = sd_bus_send(s->front->bus, sig, NULL);
-        if (r < 0)
-                log_debug_errno(r, "Cannot send FrameChanged to %s: %m", s->subscriber);
+        if (be)
+                bus_client_signal(s->client, be->path, VMSIG_BUS_ENDPOINT_INTERFACE, "FrameChanged", "t", seq);
 }
 
 static void answer_waiting(bus_frame_sub *s, const vmsig_frame *fr) {
         for (size_t i = 0; i < s->n_waiting; i++) {
                 int r = reply_frame(s->waiting[i], fr);
                 if (r < 0)
-                        log_debug_errno(r, "Cannot send a frame to %s: %m", s->subscriber);
+                        log_debug_errno(r, "Cannot send a frame to %s: %m", s->client->label);
                 sd_bus_message_unref(s->waiting[i]);
         }
         s->n_waiting = 0;
@@ -142,8 +125,8 @@ static int on_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
         char message[256];
 
         snprintf(message, sizeof message, "No frame of '%s' could be captured within %u s.",
-                 vmsig_endpoint_get_name(s->endpoint), (unsigned) (FIRST_FRAME_TIMEOUT_USEC / 1000000));
-        fail_waiting(s, -EIO, message);
+                 vmsig_endpoint_get_name(s->client->endpoint), (unsigned) (FIRST_FRAME_TIMEOUT_USEC / 1000000));
+        fail_waiting(s, VMSIG_ERROR_HOST, message);
         return 0;
 }
 
@@ -155,8 +138,10 @@ static int wait_for_frame(bus_frame_sub *s, sd_bus_message *m) {
                 return -ENOMEM;
         s->waiting = w;
         if (!s->timeout) {
-                r = sd_event_add_time_relative(vmsig_core_get_event(s->front->core), &s->timeout, CLOCK_MONOTONIC,
-                                               FIRST_FRAME_TIMEOUT_USEC, 0, on_timeout, s);
+                sd_event *e = vmsig_core_get_event(s->client->front->core);
+
+                r = sd_event_add_time_relative(e, &s->timeout, CLOCK_MONOTONIC, FIRST_FRAME_TIMEOUT_USEC, 0,
+                                               on_timeout, s);
                 if (r < 0)
                         return r;
         }
@@ -164,34 +149,25 @@ static int wait_for_frame(bus_frame_sub *s, sd_bus_message *m) {
         return 1;
 }
 
-static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, uint32_t kind, const bus_peer *caller,
+/* Subscribes the caller of m to ep's frames; <0 with error set when over
+ * its quota. */
+static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, uint32_t kind, sd_bus_error *error,
                    bus_frame_sub **ret) {
-        vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(kind), .endpoint = vmsig_endpoint_get_id(ep) };
-        bus_frame_sub *s = calloc(1, sizeof *s);
-        int r;
+        _cleanup_(sub_freep) bus_frame_sub *s = calloc(1, sizeof *s);
+        int r = s ? bus_client_new(f, m, ep, BUS_QUOTA_SUBSCRIPTIONS, error, &s->client) : -ENOMEM;
 
-        if (!s)
-                return -ENOMEM;
-        s->front = f;
-        s->uid = caller->uid;
+        if (r < 0)
+                return r;
         s->kind = kind;
-        s->endpoint = vmsig_endpoint_ref(ep);
-        s->subscriber = strdup(bus_front_peer_label(f, m));
-        s->key = s->subscriber ? sub_key(ep, s->subscriber) : NULL;
-        s->on_bus = sd_bus_message_get_sender(m) != NULL;
-        s->replay_is_current = vmsig_core_kind_wanted(f->core, kind, filter.endpoint);
+        s->replay_is_current = vmsig_core_kind_wanted(f->core, kind, vmsig_endpoint_get_id(ep));
         /* Subscribing is what makes the library capture. Each frame is
          * delivered from a later dispatch, never from in here; the queue
          * bound only matters if the front stopped consuming, which it never
          * does. */
-        r = s->key ? vmsig_core_subscribe(f->core, &filter, 0, on_frame, s, &s->core_sub) : -ENOMEM;
-        if (r >= 0)
-                r = hashmap_put(f->frame_subs, s->key, s);
-        if (r < 0) {
-                sub_release(s);
+        r = bus_client_subscribe(s->client, f->frame_subs, kind, on_frame, s, "subscribe-frames", &s->core_sub);
+        if (r < 0)
                 return r;
-        }
-        *ret = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 
@@ -200,22 +176,22 @@ static int sub_new(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, ui
 static int frame_kind(vmsig_bus_front *f, vmsig_endpoint *ep, sd_bus_error *error) {
         int kind;
 
-        if (!vmsig_endpoint_is_attached(ep))
-                return vmsig_bus_error_setf(error, -ENODEV, "Endpoint '%s' was detached.", vmsig_endpoint_get_name(ep));
+        kind = bus_endpoint_require_attached(ep, error);
+        if (kind < 0)
+                return kind;
         kind = vmsig_core_find_kind(f->core, VMSIG_VGPU_KIND_NAME);
         if (kind < 0)
-                return vmsig_bus_error_setf(error, -EOPNOTSUPP,
-                                            "Frames are not available: vmsigd runs without the vgpu library, "
-                                            "or frames are off in its configuration.");
+                return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUPPORTED,
+                                         "Frames are not available: vmsigd runs without the vgpu library, "
+                                         "or frames are off in its configuration.");
         if (!vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_DISPLAY))
-                return vmsig_bus_error_setf(error, -EOPNOTSUPP, "Endpoint '%s' has no display to capture.",
-                                            vmsig_endpoint_get_name(ep));
+                return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUPPORTED, "Endpoint '%s' has no display to capture.",
+                                         vmsig_endpoint_get_name(ep));
         return kind;
 }
 
 static bus_frame_sub *sub_of(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep) {
-        _cleanup_free_ char *key = sub_key(ep, bus_front_peer_label(f, m));
-        return key ? hashmap_get(f->frame_subs, key) : NULL;
+        return bus_client_lookup(f->frame_subs, f, m, ep);
 }
 
 /* The newest frame, or NULL before the first. */
@@ -224,7 +200,7 @@ static const vmsig_frame *current_frame(bus_frame_sub *s) {
 
         if (s->seq == 0)
                 return NULL;
-        e = vmsig_core_get_retained(s->front->core, vmsig_endpoint_get_id(s->endpoint), s->kind, 0);
+        e = vmsig_core_get_retained(s->client->front->core, vmsig_endpoint_get_id(s->client->endpoint), s->kind, 0);
         return e ? e->payload : NULL;
 }
 
@@ -237,8 +213,10 @@ int bus_frames_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         bus_endpoint *be = userdata;
         vmsig_bus_front *f = be->front;
         bus_frame_sub *s;
-        bus_peer *caller;
         int kind, r;
+
+        assert(m);
+        assert(be);
 
         kind = frame_kind(f, be->endpoint, error);
         if (kind < 0)
@@ -247,21 +225,12 @@ int bus_frames_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         r = bus_auth_check(f->auth, m, VMSIG_CAP_FRAMES, be->endpoint, false, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
-        caller = bus_auth_caller(f->auth, m);
-        if (!caller)
-                return -ENOMEM;
         /* Subscribing again is harmless: the caller gets the frame again. */
         s = sub_of(f, m, be->endpoint);
         if (!s) {
-                r = bus_auth_quota_take(f->auth, caller, BUS_QUOTA_SUBSCRIPTIONS, error);
+                r = sub_new(f, m, be->endpoint, (uint32_t) kind, error, &s);
                 if (r < 0)
                         return r;
-                r = sub_new(f, m, be->endpoint, (uint32_t) kind, caller, &s);
-                if (r < 0) {
-                        bus_auth_quota_release(f->auth, caller->uid, BUS_QUOTA_SUBSCRIPTIONS);
-                        return r;
-                }
-                bus_auth_audit_operation(caller, "subscribe-frames", be->endpoint, 0, NULL);
         }
         return answer(s, m);
 }
@@ -272,6 +241,9 @@ int bus_frames_method_get(sd_bus_message *m, void *userdata, sd_bus_error *error
         bus_frame_sub *s;
         int kind;
 
+        assert(m);
+        assert(be);
+
         kind = frame_kind(f, be->endpoint, error);
         if (kind < 0)
                 return kind;
@@ -279,8 +251,7 @@ int bus_frames_method_get(sd_bus_message *m, void *userdata, sd_bus_error *error
          * someone subscribes, so only subscribers may ask. */
         s = sub_of(f, m, be->endpoint);
         if (!s)
-                return vmsig_bus_error_setf(error, -ENOENT, "You are not subscribed to the frames of '%s'.",
-                                            vmsig_endpoint_get_name(be->endpoint));
+                return bus_client_not_subscribed(error, "frames", be->endpoint);
         return answer(s, m);
 }
 
@@ -288,36 +259,31 @@ int bus_frames_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
         bus_endpoint *be = userdata;
         bus_frame_sub *s = sub_of(be->front, m, be->endpoint);
 
-        if (!s)
-                return vmsig_bus_error_setf(error, -ENOENT, "You are not subscribed to the frames of '%s'.",
-                                            vmsig_endpoint_get_name(be->endpoint));
-        sub_free(s, -ENOENT, "The frame subscription ended.");
-        return sd_bus_reply_method_return(m, NULL);
-}
+        assert(m);
+        assert(be);
 
-static bool subscribed_on_bus_as(const void *value, const void *name) {
-        const bus_frame_sub *s = value;
-        return s->on_bus && strcmp(s->subscriber, name) == 0;
+        if (!s)
+                return bus_client_not_subscribed(error, "frames", be->endpoint);
+        sub_end(s, VMSIG_ERROR_NOT_SUBSCRIBED, "The frame subscription ended.");
+        return sd_bus_reply_method_return(m, NULL);
 }
 
 void bus_frames_subscriber_gone(vmsig_bus_front *f, const char *name) {
         bus_frame_sub *s;
 
-        while ((s = hashmap_find(f->frame_subs, subscribed_on_bus_as, name)))
-                sub_free(s, -ENOENT, "The subscriber left the bus.");
-}
-
-static bool subscribed_to(const void *value, const void *ep) {
-        const bus_frame_sub *s = value;
-        return !ep || s->endpoint == ep;
+        HASHMAP_FOREACH(s, f->frame_subs, st)
+                if (bus_client_is_gone(s->client, name))
+                        sub_end(s, VMSIG_ERROR_NOT_SUBSCRIBED, "The subscriber left the bus.");
 }
 
 void bus_frames_endpoint_gone(vmsig_bus_front *f, vmsig_endpoint *ep) {
         bus_frame_sub *s;
         char message[128];
 
-        while ((s = hashmap_find(f->frame_subs, subscribed_to, ep))) {
-                snprintf(message, sizeof message, "Endpoint '%s' was detached.", vmsig_endpoint_get_name(s->endpoint));
-                sub_free(s, -ENODEV, message);
-        }
+        HASHMAP_FOREACH(s, f->frame_subs, st)
+                if (bus_client_holds_on(s->client, ep)) {
+                        snprintf(message, sizeof message, "Endpoint '%s' was detached.",
+                                 vmsig_endpoint_get_name(s->client->endpoint));
+                        sub_end(s, VMSIG_ERROR_ENDPOINT_DETACHED, message);
+                }
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <inttypes.h>
@@ -35,18 +36,33 @@ int bus_front_require_lease(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoin
         const char *caller = bus_front_peer_label(f, m);
         int r;
 
+        assert(f);
+        assert(m);
+        assert(ep);
+
         if (l && caller && strcmp(caller, l->holder) == 0)
-                return 0;
+                return 1;
         /* A refusal, audited as any other. */
         r = bus_auth_audit_refusal(f->auth, m, bus_lease_class_cap(c), ep, "not-lease-holder", error);
         if (r <= 0)
-                return r == 0 ? 1 : r;
+                return r;
         if (!l)
-                return vmsig_bus_error_setf(error, -EPERM, "This needs the %s lease of '%s', and nobody holds it.",
-                                            vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep));
-        return vmsig_bus_error_setf(error, -EPERM, "The %s lease of '%s' is held by %s (uid %u), not by you.",
-                                    vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep), l->holder,
-                                    (unsigned) l->uid);
+                return sd_bus_error_setf(error, VMSIG_ERROR_NOT_LEASE_HOLDER,
+                                         "This needs the %s lease of '%s', and nobody holds it.",
+                                         vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep));
+        return sd_bus_error_setf(error, VMSIG_ERROR_NOT_LEASE_HOLDER,
+                                 "The %s lease of '%s' is held by %s (uid %u), not by you.",
+                                 vmsig_lease_class_to_string(c), vmsig_endpoint_get_name(ep), l->holder,
+                                 (unsigned) l->uid);
+}
+
+int bus_endpoint_require_attached(vmsig_endpoint *ep, sd_bus_error *error) {
+        assert(ep);
+
+        if (vmsig_endpoint_is_attached(ep))
+                return 0;
+        return sd_bus_error_setf(error, VMSIG_ERROR_ENDPOINT_DETACHED, "Endpoint '%s' was detached.",
+                                 vmsig_endpoint_get_name(ep));
 }
 
 int vmsig_bus_front_set_peer_label(vmsig_bus_front *f, const char *label) {
@@ -73,6 +89,7 @@ static bus_endpoint *bus_endpoint_free(bus_endpoint *be) {
         free(be);
         return NULL;
 }
+DEFINE_TRIVIAL_CLEANUP_FUNC(bus_endpoint *, bus_endpoint_free);
 
 static void emit_count_changed(vmsig_bus_front *f) {
         (void) sd_bus_emit_properties_changed(f->bus, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointCount",
@@ -119,36 +136,44 @@ static void emit_string_changed(vmsig_bus_front *f, bus_endpoint *be, const char
                 log_debug_errno(r, "Cannot announce %s of %s: %m", property, be->path);
 }
 
-static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e, bool announce) {
-        vmsig_endpoint *ep = vmsig_core_find_endpoint(f->core, e->endpoint);
-        bus_endpoint *be;
+/* The object of ep, published in the maps; NULL (logged) when it cannot
+ * be. */
+static bus_endpoint *bus_endpoint_new(vmsig_bus_front *f, vmsig_endpoint *ep) {
+        _cleanup_(bus_endpoint_freep) bus_endpoint *be = calloc(1, sizeof *be);
+        const char *name = vmsig_endpoint_get_name(ep);
         int r;
 
-        /* Already gone again: its REMOVED event is next in line, and the
-         * bus never needs to hear of it. */
-        if (!ep)
-                return;
-        be = calloc(1, sizeof *be);
         if (!be) {
                 log_oom();
-                return;
+                return NULL;
         }
         be->front = f;
         be->endpoint = vmsig_endpoint_ref(ep);
         r = endpoint_path(ep, &be->path);
         if (r >= 0)
-                r = hashmap_put(f->endpoints, vmsig_endpoint_get_name(ep), be);
+                r = hashmap_put(f->endpoints, name, be);
         if (r >= 0) {
                 r = hashmap_put(f->endpoint_paths, be->path, be);
                 if (r < 0)
-                        hashmap_remove(f->endpoints, vmsig_endpoint_get_name(ep));
+                        hashmap_remove(f->endpoints, name);
         }
         if (r < 0) {
-                log_error_errno(r, "Cannot publish endpoint '%s': %m", vmsig_endpoint_get_name(ep));
-                bus_endpoint_free(be);
-                return;
+                log_error_errno(r, "Cannot publish endpoint '%s': %m", name);
+                return NULL;
         }
-        if (!announce)
+        return TAKE_PTR(be);
+}
+
+static void endpoint_added(vmsig_bus_front *f, const vmsig_event *e, bool announce) {
+        vmsig_endpoint *ep = vmsig_core_find_endpoint(f->core, e->endpoint);
+        bus_endpoint *be;
+
+        /* Already gone again: its REMOVED event is next in line, and the
+         * bus never needs to hear of it. */
+        if (!ep)
+                return;
+        be = bus_endpoint_new(f, ep);
+        if (!be || !announce)
                 return;
         (void) sd_bus_emit_object_added(f->bus, be->path);
         (void) sd_bus_emit_signal(f->bus, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointAdded", "o",
@@ -288,8 +313,30 @@ static void on_peer_gone(const char *name, void *userdata) {
         bus_frames_subscriber_gone(f, name);
 }
 
+/* The manager, and the endpoints and leases as they come and go. */
+static int add_objects(vmsig_bus_front *f) {
+        int r;
+
+        r = sd_bus_add_object_manager(f->bus, &f->slots[0], VMSIG_BUS_PATH);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(f->bus, &f->slots[1], VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
+                                             bus_manager_vtable, f);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(f->bus, &f->slots[2], VMSIG_BUS_ENDPOINT_PREFIX,
+                                               VMSIG_BUS_ENDPOINT_INTERFACE, bus_endpoint_vtable, bus_endpoint_find, f);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(f->bus, &f->slots[3], VMSIG_BUS_ENDPOINT_PREFIX, bus_endpoint_enumerate,
+                                               f);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(f->bus, &f->slots[4], VMSIG_BUS_LEASE_PREFIX, VMSIG_BUS_LEASE_INTERFACE,
+                                               bus_lease_vtable, bus_lease_find, f);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(f->bus, &f->slots[5], VMSIG_BUS_LEASE_PREFIX, bus_lease_enumerate, f);
+        return r;
+}
+
 int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *ctx, vmsig_bus_front **ret) {
-        vmsig_bus_front *f;
+        _cleanup_(vmsig_bus_front_freep) vmsig_bus_front *f = NULL;
         vmsig_filter filter = {
                 .kinds = VMSIG_KIND_MASK(VMSIG_KIND_ROSTER) | VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX) |
                          VMSIG_KIND_MASK(VMSIG_KIND_LEASE) | VMSIG_KIND_MASK(VMSIG_KIND_BOOTSTRAP),
@@ -297,6 +344,11 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
                 .passive = true,
         };
         int r;
+
+        assert(core);
+        assert(bus);
+        assert(ctx);
+        assert(ret);
 
         r = vmsig_bus_errors_register();
         if (r < 0)
@@ -310,48 +362,27 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
         f->auth = ctx->auth;
         f->endpoints = hashmap_new();
         f->endpoint_paths = hashmap_new();
-        f->leases = hashmap_new();
+        f->leases = hashmap_new_uint64();
         f->memctx_subs = hashmap_new();
         f->frame_subs = hashmap_new();
-        if (!f->endpoints || !f->endpoint_paths || !f->leases || !f->memctx_subs || !f->frame_subs) {
-                r = -ENOMEM;
-                goto fail;
-        }
-
-        r = sd_bus_add_object_manager(bus, &f->slots[0], VMSIG_BUS_PATH);
-        if (r >= 0)
-                r = sd_bus_add_object_vtable(bus, &f->slots[1], VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
-                                             bus_manager_vtable, f);
-        if (r >= 0)
-                r = sd_bus_add_fallback_vtable(bus, &f->slots[2], VMSIG_BUS_ENDPOINT_PREFIX,
-                                               VMSIG_BUS_ENDPOINT_INTERFACE, bus_endpoint_vtable, bus_endpoint_find, f);
-        if (r >= 0)
-                r = sd_bus_add_node_enumerator(bus, &f->slots[3], VMSIG_BUS_ENDPOINT_PREFIX, bus_endpoint_enumerate, f);
-        if (r >= 0)
-                r = sd_bus_add_fallback_vtable(bus, &f->slots[4], VMSIG_BUS_LEASE_PREFIX, VMSIG_BUS_LEASE_INTERFACE,
-                                               bus_lease_vtable, bus_lease_find, f);
-        if (r >= 0)
-                r = sd_bus_add_node_enumerator(bus, &f->slots[5], VMSIG_BUS_LEASE_PREFIX, bus_lease_enumerate, f);
+        if (!f->endpoints || !f->endpoint_paths || !f->leases || !f->memctx_subs || !f->frame_subs)
+                return -ENOMEM;
+        r = add_objects(f);
         if (r < 0)
-                goto fail;
-
+                return r;
         /* Holders and subscribers leaving the system bus end their leases
          * and subscriptions; private peers end with their connection. */
         r = bus_peers_add_gone_hook(bus_auth_peers(f->auth), on_peer_gone, f);
         if (r < 0)
-                goto fail;
+                return r;
         f->gone_hook = true;
-
         /* The front is an in-process subscriber that never falls behind: it
          * consumes every event as it is delivered. */
         r = vmsig_core_subscribe(core, &filter, 0, on_event, f, &f->subscriber);
         if (r < 0)
-                goto fail;
-        *ret = f;
+                return r;
+        *ret = TAKE_PTR(f);
         return 0;
-fail:
-        vmsig_bus_front_free(f);
-        return r;
 }
 
 vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {

@@ -3,7 +3,7 @@
 
 #include <systemd/sd-bus.h>
 
-#include "bus-peers.h"
+#include "bus-client.h"
 #include "vmsig-endpoint.h"
 
 typedef struct vmsig_bus_front vmsig_bus_front;
@@ -15,11 +15,12 @@ int bus_lease_find(sd_bus *bus, const char *path, const char *interface, void *u
                    sd_bus_error *error);
 int bus_lease_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error);
 
-/* Publishes the object of a lease the endpoint just granted to holder on
- * this front; *ret_fd is the holder's end of the hang-up pipe, its read end,
- * which carries nothing either way (the caller sends and closes it). */
-int bus_lease_create(vmsig_bus_front *f, sd_bus_message *m, vmsig_endpoint *ep, vmsig_lease_class c,
-                     const vmsig_lease_info *info, const bus_peer *holder, const char **ret_path, int *ret_fd);
+/* Publishes the object of a lease the endpoint just granted to *holder on
+ * its front, which takes *holder over (also when it fails); *ret_fd is the
+ * holder's end of the hang-up pipe, its read end, which carries nothing
+ * either way (the caller sends and closes it). */
+int bus_lease_create(bus_client **holder, vmsig_lease_class c, const vmsig_lease_info *info, const char **ret_path,
+                     int *ret_fd);
 /* A LEASE event: removes this front's object of a lease that ended. */
 void bus_lease_on_event(vmsig_bus_front *f, const vmsig_lease_payload *p);
 /* name left the bus: the leases it held through this front end. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -6,22 +7,18 @@
 
 #include "bus-errors.h"
 #include "bus-front-internal.h"
+#include "bus-util.h"
 
-static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
-}
-
-static int property_get_endpoint_count(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        vmsig_bus_front *f = userdata;
-        return sd_bus_message_append(reply, "u", (uint32_t) hashmap_size(f->endpoints));
-}
+BUS_DEFINE_PROPERTY_GETTER(property_get_version, vmsig_bus_front, "s", PACKAGE_VERSION);
+BUS_DEFINE_PROPERTY_GETTER(property_get_endpoint_count, vmsig_bus_front, "u", (uint32_t) hashmap_size(u->endpoints));
 
 static int method_list_endpoints(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         vmsig_bus_front *f = userdata;
         int r;
+
+        assert(m);
+        assert(f);
 
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
         if (r <= 0)
@@ -57,7 +54,16 @@ static int read_endpoint_name(sd_bus_message *m, const char **ret, sd_bus_error 
         if (r < 0)
                 return r;
         if (!vmsig_endpoint_name_is_valid(*ret))
-                return vmsig_bus_error_setf(error, -EINVAL, "Invalid endpoint name '%s'.", *ret);
+                return sd_bus_error_setf(error, VMSIG_ERROR_INVALID_ARGUMENT, "Invalid endpoint name '%s'.", *ret);
+        return 0;
+}
+
+/* The endpoint object named name; <0 with org.vmsig.Error.NoSuchEndpoint
+ * when there is none. */
+static int lookup_endpoint(vmsig_bus_front *f, const char *name, sd_bus_error *error, bus_endpoint **ret) {
+        *ret = bus_front_lookup(f, name);
+        if (!*ret)
+                return sd_bus_error_setf(error, VMSIG_ERROR_NO_SUCH_ENDPOINT, "No endpoint named '%s'.", name);
         return 0;
 }
 
@@ -67,15 +73,18 @@ static int method_get_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *
         bus_endpoint *be;
         int r;
 
+        assert(m);
+        assert(f);
+
         r = read_endpoint_name(m, &name, error);
         if (r < 0)
                 return r;
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
-        be = bus_front_lookup(f, name);
-        if (!be)
-                return vmsig_bus_error_setf(error, -ENXIO, "No endpoint named '%s'.", name);
+        r = lookup_endpoint(f, name, error, &be);
+        if (r < 0)
+                return r;
         return sd_bus_reply_method_return(m, "o", be->path);
 }
 
@@ -85,17 +94,21 @@ static int method_get_endpoint_by_vmid(sd_bus_message *m, void *userdata, sd_bus
         uint32_t vmid;
         int r;
 
+        assert(m);
+        assert(f);
+
         r = sd_bus_message_read(m, "u", &vmid);
         if (r < 0)
                 return r;
         if (vmid == 0)
-                return vmsig_bus_error_setf(error, -EINVAL, "Invalid vmid 0: vmids start at 1.");
+                return sd_bus_error_setf(error, VMSIG_ERROR_INVALID_ARGUMENT, "Invalid vmid 0: vmids start at 1.");
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ROSTER, NULL, true, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
         be = bus_front_lookup_vmid(f, vmid);
         if (!be)
-                return vmsig_bus_error_setf(error, -ENXIO, "No endpoint with vmid %" PRIu32 ".", vmid);
+                return sd_bus_error_setf(error, VMSIG_ERROR_NO_SUCH_ENDPOINT,
+                                         "No endpoint with vmid %" PRIu32 ".", vmid);
         return sd_bus_reply_method_return(m, "o", be->path);
 }
 
@@ -105,6 +118,9 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
         bus_peer *caller;
         int r;
 
+        assert(m);
+        assert(f);
+
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ADMIN, NULL, false, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
@@ -113,8 +129,9 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (caller)
                 bus_auth_audit_operation(caller, "reload", NULL, r, NULL);
         if (r < 0)
-                return vmsig_bus_error_setf(error, -EBADMSG, "The configuration was not reloaded: %s",
-                                            problem ? problem : strerror(-r));
+                return sd_bus_error_setf(error, VMSIG_ERROR_INVALID_CONFIGURATION,
+                                         "The configuration was not reloaded: %s",
+                                         problem ? problem : strerror(-r));
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -125,12 +142,15 @@ static int method_detach_endpoint(sd_bus_message *m, void *userdata, sd_bus_erro
         bus_peer *caller;
         int r;
 
+        assert(m);
+        assert(f);
+
         r = read_endpoint_name(m, &name, error);
         if (r < 0)
                 return r;
-        be = bus_front_lookup(f, name);
-        if (!be)
-                return vmsig_bus_error_setf(error, -ENXIO, "No endpoint named '%s'.", name);
+        r = lookup_endpoint(f, name, error, &be);
+        if (r < 0)
+                return r;
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ADMIN, be->endpoint, false, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);
@@ -141,7 +161,7 @@ static int method_detach_endpoint(sd_bus_message *m, void *userdata, sd_bus_erro
                 bus_auth_audit_operation(caller, "detach", ep, r, NULL);
         vmsig_endpoint_unref(ep);
         if (r < 0)
-                return vmsig_bus_error_setf(error, r, "Cannot detach '%s': %s", name, strerror(-r));
+                return vmsig_bus_error_set_errnof(error, r, "Cannot detach '%s': %s", name, strerror(-r));
         /* EndpointRemoved and InterfacesRemoved go out before the reply. */
         vmsig_core_flush(f->core);
         return sd_bus_reply_method_return(m, NULL);

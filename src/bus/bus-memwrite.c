@@ -59,13 +59,15 @@ static int read_option(sd_bus_message *m, const char *key, void *userdata, sd_bu
 
         if (strcmp(key, "pause") == 0) {
                 if (sd_bus_message_read(m, "v", "b", &b) < 0)
-                        return vmsig_bus_error_setf(error, -EINVAL, "Option 'pause' must be a boolean.");
+                        return sd_bus_error_setf(error, VMSIG_ERROR_INVALID_ARGUMENT,
+                                                 "Option 'pause' must be a boolean.");
                 q->pause = b;
                 return 0;
         }
         if (strcmp(key, "expected_epoch") == 0) {
                 if (sd_bus_message_read(m, "v", "t", &q->expected_epoch) < 0)
-                        return vmsig_bus_error_setf(error, -EINVAL, "Option 'expected_epoch' must be a uint64.");
+                        return sd_bus_error_setf(error, VMSIG_ERROR_INVALID_ARGUMENT,
+                                                 "Option 'expected_epoch' must be a uint64.");
                 q->has_expected_epoch = true;
                 return 0;
         }
@@ -105,8 +107,8 @@ static int read_batch(sd_bus_message *m, bus_memwrite_request *q, sd_bus_error *
         r = sd_bus_message_enter_container(m, 'a', "(tay)");
         while (r >= 0 && (r = sd_bus_message_enter_container(m, 'r', "tay")) > 0) {
                 if (q->n_entries >= BATCH_ENTRIES_MAX)
-                        return vmsig_bus_error_setf(error, -EMSGSIZE, "A batch holds at most %d writes.",
-                                                    BATCH_ENTRIES_MAX);
+                        return sd_bus_error_setf(error, VMSIG_ERROR_WRITE_TOO_LONG, "A batch holds at most %d writes.",
+                                                 BATCH_ENTRIES_MAX);
                 r = read_single(m, q);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(m);
@@ -115,7 +117,7 @@ static int read_batch(sd_bus_message *m, bus_memwrite_request *q, sd_bus_error *
                 return r;
         r = sd_bus_message_exit_container(m);
         if (r >= 0 && q->n_entries == 0)
-                return vmsig_bus_error_setf(error, -EINVAL, "The batch is empty.");
+                return sd_bus_error_setf(error, VMSIG_ERROR_INVALID_ARGUMENT, "The batch is empty.");
         return r;
 }
 
@@ -277,15 +279,16 @@ static int check_and_write(bus_memwrite_request *q, bool apply, sd_bus_error *er
         vmsig_memwrite_failure f = {};
         int r;
 
-        if (!vmsig_endpoint_is_attached(ep))
-                return vmsig_bus_error_setf(error, -ENODEV, "Endpoint '%s' was detached.", vmsig_endpoint_get_name(ep));
+        r = bus_endpoint_require_attached(ep, error);
+        if (r < 0)
+                return r;
         /* A write that waited (for a pause, or behind one) is done only
          * under the lease it was asked under: its holder may have left,
          * or been forced out. */
         if (apply && !lease_still_held(q))
-                return vmsig_bus_error_setf(error, -ECANCELED,
-                                            "The memory-write lease of '%s' ended before the write was done: "
-                                            "nothing was written.", vmsig_endpoint_get_name(ep));
+                return sd_bus_error_setf(error, VMSIG_ERROR_LEASE_REVOKED,
+                                         "The memory-write lease of '%s' ended before the write was done: "
+                                         "nothing was written.", vmsig_endpoint_get_name(ep));
         datum = vmsig_memctx_get(q->be->front->core, vmsig_endpoint_get_id(ep));
         /* Never through a root that no longer holds: a reset guest keeps
          * the old kernel's tables in RAM until the new one overwrites them.
@@ -306,10 +309,10 @@ static int check_and_write(bus_memwrite_request *q, bool apply, sd_bus_error *er
          * says why. Reading the file short would fail, writing past its end
          * would grow it back. */
         if (datum && !vmsig_memctx_ram_intact(datum->ram_fd, datum->ram_size))
-                return vmsig_bus_error_setf(error, -ENOMEDIUM,
-                                            "The guest RAM file of '%s' is shorter than the guest's %" PRIu64
-                                            " bytes: guest memory is unavailable.",
-                                            vmsig_endpoint_get_name(ep), datum->ram_size);
+                return sd_bus_error_setf(error, VMSIG_ERROR_RAM_UNAVAILABLE,
+                                         "The guest RAM file of '%s' is shorter than the guest's %" PRIu64
+                                         " bytes: guest memory is unavailable.",
+                                         vmsig_endpoint_get_name(ep), datum->ram_size);
         if (!datum || datum->invalidated)
                 return sd_bus_error_setf(error, VMSIG_ERROR_NO_ADDRESS_SPACE,
                                          "Endpoint '%s' has no memory context.", vmsig_endpoint_get_name(ep));
@@ -449,9 +452,9 @@ static void on_paused(const vmsig_result *res, void *userdata) {
                 return reply_and_next(q, &error);
         }
         if (res->error < 0) {
-                (void) vmsig_bus_error_setf(&error, res->error, "Cannot pause '%s' for the write: %s",
-                                            vmsig_endpoint_get_name(q->be->endpoint),
-                                            res->message ?: strerror(-res->error));
+                (void) vmsig_bus_error_set_errnof(&error, res->error, "Cannot pause '%s' for the write: %s",
+                                                  vmsig_endpoint_get_name(q->be->endpoint),
+                                                  res->message ?: strerror(-res->error));
                 audit_failure(q, res->error, &error);
                 return reply_and_next(q, &error);
         }
@@ -487,8 +490,8 @@ static void run_queue(bus_endpoint *be) {
                                                   vmsig_endpoint_get_name(q->ep));
                                 return; /* on_paused() goes on */
                         }
-                        (void) vmsig_bus_error_setf(&error, r, "Cannot pause '%s' for the write: %s",
-                                                    vmsig_endpoint_get_name(q->ep), strerror(-r));
+                        (void) vmsig_bus_error_set_errnof(&error, r, "Cannot pause '%s' for the write: %s",
+                                                          vmsig_endpoint_get_name(q->ep), strerror(-r));
                         audit_failure(q, r, &error);
                 } else
                         (void) validate_and_apply(q, true, &error);
@@ -562,11 +565,14 @@ static int method_write(sd_bus_message *m, bus_endpoint *be, write_kind kind, sd
         bus_peer *caller;
         int r;
 
+        assert(m);
+        assert(be);
+
         /* The lease first, before a byte of the request is read: refusing
          * a caller without it costs the same whatever it sent. */
         r = bus_front_require_lease(be->front, m, be->endpoint, VMSIG_LEASE_MEMWRITE, error);
-        if (r != 0)
-                return r;
+        if (r <= 0)
+                return bus_auth_handler_return(r);
         r = bus_auth_check(auth, m, VMSIG_CAP_LEASE_MEMWRITE, be->endpoint, true, error);
         if (r <= 0)
                 return bus_auth_handler_return(r);

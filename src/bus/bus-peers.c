@@ -53,13 +53,17 @@ static void drop_waiting(peer_entry *e) {
         e->n_waiting = 0;
 }
 
-static void peer_entry_free(peer_entry *e) {
+static peer_entry *peer_entry_free(peer_entry *e) {
+        if (!e)
+                return NULL;
         sd_bus_slot_unref(e->slot);
         drop_waiting(e);
         free(e->peer.gids);
         free(e->peer.name);
         free(e);
+        return NULL;
 }
+DEFINE_TRIVIAL_CLEANUP_FUNC(peer_entry *, peer_entry_free);
 
 /* The debug log says how many peers are tracked, so that tests can see
  * that none is left behind. */
@@ -120,7 +124,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 }
 
 int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret) {
-        bus_peers *p;
+        _cleanup_(bus_peers_freep) bus_peers *p = NULL;
         int r;
 
         assert(event);
@@ -132,10 +136,8 @@ int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret) {
                 return -ENOMEM;
         p->bus = sd_bus_ref(bus);
         p->by_name = hashmap_new();
-        if (!p->by_name) {
-                bus_peers_free(p);
+        if (!p->by_name)
                 return -ENOMEM;
-        }
         r = sd_event_add_defer(event, &p->reaper, on_reap, p);
         if (r >= 0)
                 r = sd_event_source_set_priority(p->reaper, SD_EVENT_PRIORITY_IDLE);
@@ -145,11 +147,9 @@ int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret) {
                 r = sd_bus_match_signal_async(bus, &p->name_owner_changed, "org.freedesktop.DBus",
                                               "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameOwnerChanged",
                                               on_name_owner_changed, NULL, p);
-        if (r < 0) {
-                bus_peers_free(p);
+        if (r < 0)
                 return r;
-        }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 
@@ -265,13 +265,11 @@ static int entry_wait(peer_entry *e, sd_bus_message *m) {
 }
 
 static int entry_new(bus_peers *p, const char *sender, peer_entry **ret) {
-        peer_entry *e = calloc(1, sizeof *e);
+        _cleanup_(peer_entry_freep) peer_entry *e = calloc(1, sizeof *e);
         int r;
 
-        if (!e || !(e->peer.name = strdup(sender))) {
-                free(e);
+        if (!e || !(e->peer.name = strdup(sender)))
                 return -ENOMEM;
-        }
         e->owner = p;
         e->peer.uid = (uid_t) -1;
         r = sd_bus_call_method_async(p->bus, &e->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -279,12 +277,10 @@ static int entry_new(bus_peers *p, const char *sender, peer_entry **ret) {
                                      sender);
         if (r >= 0)
                 r = hashmap_put(p->by_name, e->peer.name, e);
-        if (r < 0) {
-                peer_entry_free(e);
+        if (r < 0)
                 return r;
-        }
         log_tracked(p, "Tracking", sender);
-        *ret = e;
+        *ret = TAKE_PTR(e);
         return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "macro.h"
+
 typedef struct bus_peer {
         char *name;   /* unique bus name; "p2p" on the private socket */
         uid_t uid;
@@ -34,6 +36,7 @@ typedef struct bus_peers bus_peers;
 /* Records of peers that left are freed from event, once it is idle. */
 int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret);
 bus_peers *bus_peers_free(bus_peers *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(bus_peers *, bus_peers_free);
 
 /* 1 and *ret when the sender's credentials are known. 0 when they are being
  * fetched: return 1 from the handler, the message is dispatched again once

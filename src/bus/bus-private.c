@@ -387,23 +387,28 @@ static int listen_on(const char *path) {
 
 int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_context *ctx, const char *path,
                           vmsig_bus_private **ret) {
-        vmsig_bus_private *p = calloc(1, sizeof *p);
+        _cleanup_(vmsig_bus_private_freep) vmsig_bus_private *p = NULL;
+        _cleanup_free_ char *copy = NULL;
         int r;
 
-        if (!p)
+        assert(event);
+        assert(core);
+        assert(ctx);
+        assert(path);
+        assert(ret);
+
+        p = calloc(1, sizeof *p);
+        copy = strdup(path);
+        if (!p || !copy)
                 return -ENOMEM;
         p->event = sd_event_ref(event);
         p->core = core;
         p->ctx = ctx;
-        p->fd = -1;
-        p->path = strdup(path);
-        if (!p->path) {
-                vmsig_bus_private_free(p);
-                return -ENOMEM;
-        }
-        r = p->fd = listen_on(path);
-        if (r >= 0)
-                r = sd_event_add_io(event, &p->accept_source, p->fd, EPOLLIN, on_accept, p);
+        p->fd = listen_on(path);
+        if (p->fd < 0)
+                return p->fd; /* nothing of ours at path to unlink */
+        p->path = TAKE_PTR(copy);
+        r = sd_event_add_io(event, &p->accept_source, p->fd, EPOLLIN, on_accept, p);
         if (r >= 0)
                 r = sd_event_add_post(event, &p->settle_source, on_settle, p);
         if (r >= 0)
@@ -421,13 +426,9 @@ int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_con
                 r = sd_event_add_post(event, &p->watch_source, on_watch, p);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->watch_source, SD_EVENT_OFF);
-        if (r < 0) {
-                if (p->fd < 0)
-                        free(TAKE_PTR(p->path)); /* not ours to unlink */
-                vmsig_bus_private_free(p);
+        if (r < 0)
                 return r;
-        }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 

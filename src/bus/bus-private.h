@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "bus-front.h"
+#include "macro.h"
 #include "vmsig-core.h"
 
 typedef struct vmsig_bus_private vmsig_bus_private;
@@ -16,4 +17,5 @@ int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_con
                           vmsig_bus_private **ret);
 /* Closes every connection and removes the socket file. */
 vmsig_bus_private *vmsig_bus_private_free(vmsig_bus_private *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(vmsig_bus_private *, vmsig_bus_private_free);
 size_t vmsig_bus_private_connections(const vmsig_bus_private *p);

@@ -17,7 +17,7 @@ int bus_read_options(sd_bus_message *m, bus_option_fn fn, void *userdata, sd_bus
                         r = fn(m, key, userdata, error);
                 /* Unknown options are errors, so typos do not pass silently. */
                 if (r == -ENOKEY)
-                        return vmsig_bus_error_setf(error, -EINVAL, "Unknown option '%s'.", key);
+                        return sd_bus_error_setf(error, VMSIG_ERROR_INVALID_ARGUMENT, "Unknown option '%s'.", key);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(m);
         }

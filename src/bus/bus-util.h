@@ -3,6 +3,7 @@
 
 /* Small sd-bus helpers shared by the bus objects. */
 
+#include <assert.h>
 #include <systemd/sd-bus.h>
 
 #include "hashmap.h"
@@ -17,3 +18,16 @@ int bus_read_options(sd_bus_message *m, bus_option_fn fn, void *userdata, sd_bus
 /* A node enumerator's list: the object path of every value of h, which
  * path_of returns. */
 int bus_hashmap_paths(Hashmap *h, const char *(*path_of)(const void *value), char ***ret);
+
+/* A property getter that appends expr, of D-Bus signature sig, where expr
+ * reads the object as u (a type *). For a field of the object itself,
+ * SD_BUS_PROPERTY with its offsetof() and no getter does it. */
+#define BUS_DEFINE_PROPERTY_GETTER(function, type, sig, expr)                                              \
+        static int function(sd_bus *bus, const char *path, const char *interface, const char *property,   \
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {                 \
+                type *u = userdata;                                                                        \
+                                                                                                           \
+                assert(reply);                                                                             \
+                assert(u);                                                                                 \
+                return sd_bus_message_append(reply, sig, expr);                                            \
+        }

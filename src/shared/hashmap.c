@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -6,11 +7,18 @@
 
 #include "hashmap.h"
 
-#define TOMBSTONE ((const char *) (uintptr_t) 1)
+typedef enum bucket_state { BUCKET_EMPTY, BUCKET_USED, BUCKET_TOMBSTONE } bucket_state;
+
+/* The key as the map sees it: one of the two, by the map's kind. */
+typedef struct map_key {
+        const char *string;
+        uint64_t number;
+} map_key;
 
 typedef struct Bucket {
-        const char *key;
+        map_key key;
         void *value;
+        bucket_state state;
 } Bucket;
 
 struct Hashmap {
@@ -18,19 +26,46 @@ struct Hashmap {
         size_t n_buckets; /* power of two */
         size_t n_items;
         size_t n_used;    /* items plus tombstones */
+        bool uint64_keys;
 };
 
-static size_t hash_string(const char *s) {
+static size_t hash_key(const Hashmap *h, map_key k) {
+        uint64_t x;
+
+        if (h->uint64_keys) {
+                /* splitmix64's finalizer: ids and uids are dense and small,
+                 * their low bits alone would cluster. */
+                x = k.number;
+                x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+                x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+                return (size_t) (x ^ (x >> 31));
+        }
         /* FNV-1a: short keys, no adversary that could pick colliding names
          * faster than the bus rate limits them. */
-        uint64_t h = 0xcbf29ce484222325ULL;
-        for (; *s; s++)
-                h = (h ^ (unsigned char) *s) * 0x100000001b3ULL;
-        return (size_t) h;
+        x = 0xcbf29ce484222325ULL;
+        for (const char *s = k.string; *s; s++)
+                x = (x ^ (unsigned char) *s) * 0x100000001b3ULL;
+        return (size_t) x;
+}
+
+static bool key_equal(const Hashmap *h, map_key a, map_key b) {
+        return h->uint64_keys ? a.number == b.number : strcmp(a.string, b.string) == 0;
+}
+
+static Hashmap *map_new(bool uint64_keys) {
+        Hashmap *h = calloc(1, sizeof(Hashmap));
+
+        if (h)
+                h->uint64_keys = uint64_keys;
+        return h;
 }
 
 Hashmap *hashmap_new(void) {
-        return calloc(1, sizeof(Hashmap));
+        return map_new(false);
+}
+
+Hashmap *hashmap_new_uint64(void) {
+        return map_new(true);
 }
 
 Hashmap *hashmap_free(Hashmap *h) {
@@ -41,27 +76,27 @@ Hashmap *hashmap_free(Hashmap *h) {
         return NULL;
 }
 
-static Bucket *find_bucket(const Hashmap *h, const char *key) {
+static Bucket *find_bucket(const Hashmap *h, map_key key) {
         if (h->n_buckets == 0)
                 return NULL;
         size_t mask = h->n_buckets - 1;
-        for (size_t i = hash_string(key) & mask;; i = (i + 1) & mask) {
+        for (size_t i = hash_key(h, key) & mask;; i = (i + 1) & mask) {
                 Bucket *b = &h->buckets[i];
-                if (!b->key)
+                if (b->state == BUCKET_EMPTY)
                         return NULL;
-                if (b->key != TOMBSTONE && strcmp(b->key, key) == 0)
+                if (b->state == BUCKET_USED && key_equal(h, b->key, key))
                         return b;
         }
 }
 
-static void insert_unchecked(Hashmap *h, const char *key, void *value) {
+static void insert_unchecked(Hashmap *h, map_key key, void *value) {
         size_t mask = h->n_buckets - 1;
-        size_t i = hash_string(key) & mask;
-        while (h->buckets[i].key && h->buckets[i].key != TOMBSTONE)
+        size_t i = hash_key(h, key) & mask;
+        while (h->buckets[i].state == BUCKET_USED)
                 i = (i + 1) & mask;
-        if (!h->buckets[i].key)
+        if (h->buckets[i].state == BUCKET_EMPTY)
                 h->n_used++;
-        h->buckets[i] = (Bucket) { key, value };
+        h->buckets[i] = (Bucket) { key, value, BUCKET_USED };
         h->n_items++;
 }
 
@@ -77,13 +112,13 @@ static int resize(Hashmap *h, size_t n) {
         h->n_buckets = n;
         h->n_items = h->n_used = 0;
         for (size_t i = 0; i < n_old; i++)
-                if (old[i].key && old[i].key != TOMBSTONE)
+                if (old[i].state == BUCKET_USED)
                         insert_unchecked(h, old[i].key, old[i].value);
         free(old);
         return 0;
 }
 
-int hashmap_put(Hashmap *h, const char *key, void *value) {
+static int put(Hashmap *h, map_key key, void *value) {
         if (find_bucket(h, key))
                 return -EEXIST;
         /* Keep the load (tombstones included) under 3/4 so probes stay short
@@ -100,24 +135,66 @@ int hashmap_put(Hashmap *h, const char *key, void *value) {
         return 0;
 }
 
-void *hashmap_get(const Hashmap *h, const char *key) {
+static void *get(const Hashmap *h, map_key key) {
         Bucket *b = find_bucket(h, key);
         return b ? b->value : NULL;
 }
 
-void *hashmap_remove(Hashmap *h, const char *key) {
-        Bucket *b = find_bucket(h, key);
-        if (!b)
-                return NULL;
+/* A tombstone, never a move: iterations going on stay valid. */
+static void *remove_bucket(Hashmap *h, Bucket *b) {
         void *v = b->value;
-        b->key = TOMBSTONE;
-        b->value = NULL;
+
+        *b = (Bucket) { .state = BUCKET_TOMBSTONE };
         h->n_items--;
         return v;
 }
 
+static void *remove_key(Hashmap *h, map_key key) {
+        Bucket *b = find_bucket(h, key);
+        return b ? remove_bucket(h, b) : NULL;
+}
+
+int hashmap_put(Hashmap *h, const char *key, void *value) {
+        assert(!h->uint64_keys);
+        return put(h, (map_key) { .string = key }, value);
+}
+
+void *hashmap_get(const Hashmap *h, const char *key) {
+        assert(!h->uint64_keys);
+        return get(h, (map_key) { .string = key });
+}
+
+void *hashmap_remove(Hashmap *h, const char *key) {
+        assert(!h->uint64_keys);
+        return remove_key(h, (map_key) { .string = key });
+}
+
+int hashmap_put_uint64(Hashmap *h, uint64_t key, void *value) {
+        assert(h->uint64_keys);
+        return put(h, (map_key) { .number = key }, value);
+}
+
+void *hashmap_get_uint64(const Hashmap *h, uint64_t key) {
+        assert(h->uint64_keys);
+        return get(h, (map_key) { .number = key });
+}
+
+void *hashmap_remove_uint64(Hashmap *h, uint64_t key) {
+        assert(h->uint64_keys);
+        return remove_key(h, (map_key) { .number = key });
+}
+
 size_t hashmap_size(const Hashmap *h) {
         return h ? h->n_items : 0;
+}
+
+void *hashmap_steal_first(Hashmap *h) {
+        if (!h || h->n_items == 0)
+                return NULL;
+        for (size_t i = 0; i < h->n_buckets; i++)
+                if (h->buckets[i].state == BUCKET_USED)
+                        return remove_bucket(h, &h->buckets[i]);
+        return NULL;
 }
 
 bool hashmap_iterate(const Hashmap *h, size_t *state, void **value, const char **key) {
@@ -125,11 +202,11 @@ bool hashmap_iterate(const Hashmap *h, size_t *state, void **value, const char *
                 return false;
         for (; *state < h->n_buckets; (*state)++) {
                 Bucket *b = &h->buckets[*state];
-                if (b->key && b->key != TOMBSTONE) {
+                if (b->state == BUCKET_USED) {
                         if (value)
                                 *value = b->value;
                         if (key)
-                                *key = b->key;
+                                *key = b->key.string;
                         (*state)++;
                         return true;
                 }

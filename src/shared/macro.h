@@ -41,6 +41,14 @@ static inline int safe_close(int fd) {
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 
+/* For a type freed by func(type): funcp() to use as _cleanup_(funcp) on
+ * a pointer that may be NULL. */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)      \
+        static inline void func##p(type *p) {        \
+                if (*p)                              \
+                        (void) func(*p);             \
+        }
+
 /* Hand ownership out of a _cleanup_ variable. */
 #define TAKE_PTR(p)                                  \
         ({                                           \
