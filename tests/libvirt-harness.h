@@ -87,7 +87,8 @@ void libvirt_harness_start(LibvirtHarness *h);
 void libvirt_harness_kill(LibvirtHarness *h);
 
 /* The XML of a small domain (ram_mib of RAM, one vCPU) booting the test
- * kernel (g_free() it). */
+ * kernel (g_free() it). The kernel needs 128 MiB: with 64 it resets at
+ * once, again and again (a REBOOT event each time). */
 char *libvirt_harness_domain_xml(LibvirtHarness *h, const char *name, LibvirtRam ram, unsigned ram_mib);
 /* Defines and starts it; the domain is running when this returns
  * (virDomainFree() it). */
