@@ -144,7 +144,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         watch *w = userdata;
 
         w->handle_cb(w->id, fd, vir_from_epoll(revents), w->opaque);
-        /* Not w's result: a negative return would disable the source. */
+        /* Always 0: a negative return would make sd-event disable the
+         * source, and libvirt's callbacks return nothing to pass on. */
         return 0;
 }
 
