@@ -11,7 +11,8 @@ while [ $# -gt 0 ]; do
         case "$1" in
         --sanitizers) builddir="$top/_build-asan"; configure_args="--enable-sanitizers" ;;
         --valgrind) make_vars="VMSIG_VALGRIND=1" ;;
-        --armed) builddir="$top/_build-armed"; configure_args="--enable-qmp" ;;
+        # The real hypervisor backends: QEMU over QMP, and libvirt.
+        --armed) builddir="$top/_build-armed"; configure_args="--enable-qmp --enable-libvirt" ;;
         --builddir) builddir=$2; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
         esac
