@@ -102,7 +102,7 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "bootstrap.h"
 #include "detect-linux.h"
 #include "detect.h"
@@ -120,16 +120,8 @@
 #include "win-image.h"
 #endif
 
-#define VMSIG_NAME "org.vmsig"
-#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
-#define LEASE_INTERFACE "org.vmsig.Lease"
-#define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
-
 #define MiB (UINT64_C(1) << 20)
 #define PAGE UINT64_C(4096)
-#define USEC_PER_SEC UINT64_C(1000000)
-#define NSEC_PER_USEC UINT64_C(1000)
-#define NSEC_PER_MSEC UINT64_C(1000000)
 
 #define STUB_RAM (256 * MiB)
 #define STUB_NAME "alpha"
@@ -208,303 +200,29 @@ static uint64_t random_phase_nsec(void) {
         return slice * width + random_u64() % width;
 }
 
-/* Median, p90 (nearest rank), min and max of n samples; sorts them. */
-typedef struct summary {
-        uint64_t median, p90, min, max;
-} summary;
-
-static summary summarize(uint64_t *v, size_t n) {
-        summary s = {};
-
-        if (n == 0)
-                return s;
-        s.median = bench_median(v, n);
-        s.p90 = bench_percentile(v, n, 90);
-        s.min = v[0];
-        s.max = v[n - 1];
-        return s;
-}
-
-static int write_file(const char *path, const char *text) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        size_t len = strlen(text);
-        ssize_t n;
-
-        if (fd < 0)
-                return -errno;
-        n = write(fd, text, len);
-        if (close(fd) < 0 || n != (ssize_t) len)
-                return n < 0 ? -errno : -EIO;
-        return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        (void) remove(path);
-        return 0;
-}
-
-static void remove_tree(const char *dir) {
-        (void) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* SIGTERM, then SIGKILL after 10 s; the wait status, or -1. */
-static int stop_process(pid_t pid) {
-        int status = -1;
-
-        if (pid <= 0)
-                return -1;
-        (void) kill(pid, SIGTERM);
-        for (int i = 0; i < 400; i++) {
-                if (waitpid(pid, &status, WNOHANG) == pid)
-                        return status;
-                usleep(25000);
-        }
-        (void) kill(pid, SIGKILL);
-        (void) waitpid(pid, &status, 0);
-        return status;
-}
-
-/* A child with stdout and stderr in log, dying with us. keep_fd becomes its
- * fd 3; bus_address its system bus. */
-static pid_t spawn(const char *log, char *const argv[], int keep_fd, const char *bus_address) {
-        pid_t parent = getpid(), pid = fork();
-
-        if (pid != 0)
-                return pid;
-        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-                _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-                _exit(127);
-        if (keep_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : keep_fd >= 0 && dup2(keep_fd, 3) < 0)
-                _exit(127);
-        if (bus_address && setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_address, 1) < 0)
-                _exit(127);
-        execvp(argv[0], argv);
-        _exit(127);
-}
-
 /* --- a private bus and a vmsigd on it ----------------------------------------------------- */
 
-typedef struct service {
-        const char *label;
-        char dir[128];
-        char address[192];
-        pid_t bus_pid, vmsigd_pid;
-        sd_bus *bus; /* the bench's connection */
-} service;
-
-/* The default-deny policy of /usr/share/dbus-1/system.conf and our policy
- * file, as bench/run.sh and bench-load have it. */
-static const char bus_config_format[] =
-        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-        "<busconfig>\n"
-        "  <type>system</type>\n"
-        "  <listen>unix:path=%s/system_bus_socket</listen>\n"
-        "  <auth>EXTERNAL</auth>\n"
-        "  <policy context=\"default\">\n"
-        "    <allow user=\"*\"/>\n"
-        "    <deny own=\"*\"/>\n"
-        "    <deny send_type=\"method_call\"/>\n"
-        "    <allow send_type=\"signal\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-        "    <allow receive_type=\"method_call\"/>\n"
-        "    <allow receive_type=\"method_return\"/>\n"
-        "    <allow receive_type=\"error\"/>\n"
-        "    <allow receive_type=\"signal\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-        "  </policy>\n"
-        "  <include>%s/data/org.vmsig.conf</include>\n"
-        "</busconfig>\n";
-
-static void service_print_log(const service *s, unsigned lines) {
-        char path[256], line[1024], *ring[64] = {};
-        unsigned n = 0;
-        FILE *f;
-
-        lines = MIN(lines, ELEMENTSOF(ring));
-        snprintf(path, sizeof path, "%s/vmsigd.log", s->dir);
-        f = fopen(path, "re");
-        while (f && fgets(line, sizeof line, f))
-                if (strncmp(line, "vmsig-audit: ", 13) != 0) {
-                        free(ring[n % lines]);
-                        ring[n++ % lines] = strdup(line);
-                }
-        if (f)
-                fclose(f);
-        fprintf(stderr, "bench-bootstrap: the %s vmsigd logged %u lines besides audit records%s\n", s->label, n,
-                n > lines ? ", the last ones:" : ":");
-        for (unsigned i = n > lines ? n - lines : 0; i < n; i++)
-                fprintf(stderr, "  %s", ring[i % lines] ? ring[i % lines] : "?\n");
-        for (unsigned i = 0; i < lines; i++)
-                free(ring[i]);
-}
-
-static bool service_alive(service *s) {
-        int status;
-
-        if (s->vmsigd_pid <= 0)
-                return false;
-        if (waitpid(s->vmsigd_pid, &status, WNOHANG) == s->vmsigd_pid) {
-                fprintf(stderr, "bench-bootstrap: the %s vmsigd exited (wait status %d)\n", s->label, status);
-                s->vmsigd_pid = -1;
-                return false;
-        }
-        return true;
-}
-
-static void service_stop(service *s) {
-        int status;
-
-        s->bus = sd_bus_flush_close_unref(s->bus);
-        if (s->vmsigd_pid > 0) {
-                status = stop_process(s->vmsigd_pid);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                        fprintf(stderr, "bench-bootstrap: the %s vmsigd did not exit cleanly (wait status %d)\n",
-                                s->label, status);
-                        service_print_log(s, 20);
-                }
-        }
-        s->vmsigd_pid = -1;
-        (void) stop_process(s->bus_pid);
-        s->bus_pid = -1;
-        if (s->dir[0] && !opt.keep)
-                remove_tree(s->dir);
-        else if (s->dir[0])
-                printf("  kept %s\n", s->dir);
-        s->dir[0] = '\0';
-}
-
-static int service_wait_name(service *s) {
-        int r = 0;
-
-        for (int i = 0; i < 400; i++) {
-                r = sd_bus_call_method(s->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "GetNameOwner", NULL, NULL, "s", VMSIG_NAME);
-                if (r >= 0 || !service_alive(s))
-                        break;
-                usleep(25000);
-        }
-        return r;
-}
+typedef bench_services service;
 
 /* A bus and a vmsigd whose configuration holds body; with discovery, a
  * trigger directory vms.d in the service's directory. */
 static int service_start(service *s, const char *label, const char *body, bool discovery) {
-        char path[256], conf[320], *text = NULL, buf[512] = "";
-        int fd, r;
+        char path[256], *text = NULL;
+        int r;
 
-        *s = (service) { .label = label, .bus_pid = -1, .vmsigd_pid = -1 };
-        snprintf(s->dir, sizeof s->dir, "%s/vmsig-boot.XXXXXX", opt.tmp);
-        if (!mkdtemp(s->dir)) {
-                s->dir[0] = '\0';
-                return -errno;
-        }
-        if (asprintf(&text, bus_config_format, s->dir, opt.srcdir) < 0)
-                return -ENOMEM;
-        snprintf(path, sizeof path, "%s/bus.conf", s->dir);
-        r = write_file(path, text);
-        free(text);
-        if (r < 0)
-                return r;
-        if (discovery) {
-                snprintf(path, sizeof path, "%s/vms.d", s->dir);
-                if (mkdir(path, 0700) < 0)
-                        return -errno;
-        }
-        if (asprintf(&text,
-                     "<vmsigd>\n  <log level=\"info\"/>\n  <audit target=\"stderr\"/>\n%s%s%s%s</vmsigd>\n",
-                     discovery ? "  <discovery trigger-dir=\"" : "", discovery ? s->dir : "",
-                     discovery ? "/vms.d\"/>\n" : "", body) < 0)
-                return -ENOMEM;
+        r = bench_services_prepare(s, label, opt.tmp, discovery);
+        if (r >= 0 && asprintf(&text, "<vmsigd>\n  <log level=\"info\"/>\n  <audit target=\"stderr\"/>\n%s%s%s%s</vmsigd>\n",
+                               discovery ? "  <discovery trigger-dir=\"" : "", discovery ? s->dir : "",
+                               discovery ? "/vms.d\"/>\n" : "", body) < 0)
+                r = -ENOMEM;
         snprintf(path, sizeof path, "%s/vmsigd.conf", s->dir);
-        r = write_file(path, text);
+        if (r >= 0)
+                r = bench_write_file(path, text);
         free(text);
-        if (r < 0)
-                return r;
-
-        /* dbus-daemon tells its address on fd 3 once it listens. */
-        snprintf(path, sizeof path, "%s/bus.address", s->dir);
-        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        snprintf(conf, sizeof conf, "--config-file=%s/bus.conf", s->dir);
-        snprintf(path, sizeof path, "%s/dbus-daemon.log", s->dir);
-        char *bus_argv[] = { (char *) opt.dbus_daemon, conf, "--nofork", "--print-address=3", NULL };
-        s->bus_pid = spawn(path, bus_argv, fd, NULL);
-        r = -ETIMEDOUT;
-        for (int i = 0; i < 200 && s->bus_pid > 0; i++) {
-                ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-                if (n > 0 && buf[n - 1] == '\n') {
-                        r = 0;
-                        break;
-                }
-                usleep(25000);
-        }
-        close(fd);
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: %s did not start; see %s\n", opt.dbus_daemon, path);
-                return r;
-        }
-        snprintf(s->address, sizeof s->address, "unix:path=%s/system_bus_socket", s->dir);
-
-        snprintf(conf, sizeof conf, "--config=%s/vmsigd.conf", s->dir);
-        snprintf(path, sizeof path, "%s/vmsigd.log", s->dir);
-        /* No private socket: everything goes through the bus. */
-        char *vmsigd_argv[] = { (char *) opt.vmsigd, conf, "--private-socket=", NULL };
-        s->vmsigd_pid = spawn(path, vmsigd_argv, -1, s->address);
-        if (s->vmsigd_pid < 0)
-                return -errno;
-
-        r = sd_bus_new(&s->bus);
-        if (r >= 0)
-                r = sd_bus_set_address(s->bus, s->address);
-        if (r >= 0)
-                r = sd_bus_set_bus_client(s->bus, 1);
-        if (r >= 0)
-                r = sd_bus_negotiate_fds(s->bus, 1);
-        if (r >= 0)
-                r = sd_bus_start(s->bus);
-        if (r >= 0)
-                r = service_wait_name(s);
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: the %s vmsigd did not take %s: %s\n", label, VMSIG_NAME,
-                        strerror(-r));
-                service_print_log(s, 30);
-        }
-        return r;
+        return r < 0 ? r : bench_services_start(s, opt.srcdir, opt.dbus_daemon, opt.vmsigd);
 }
 
 /* --- what the bench asks vmsigd --------------------------------------------------------------- */
-
-/* Handles every message that is already queued or readable, without
- * waiting. */
-static int bus_drain(sd_bus *bus) {
-        int r;
-
-        while ((r = sd_bus_process(bus, NULL)) > 0)
-                ;
-        return r;
-}
-
-/* Runs the bus until deadline (CLOCK_MONOTONIC nsec). */
-static int bus_run_until(sd_bus *bus, uint64_t deadline) {
-        uint64_t now;
-        int r;
-
-        while ((now = bench_now_nsec()) < deadline) {
-                r = bus_drain(bus);
-                if (r >= 0)
-                        r = sd_bus_wait(bus, (deadline - now) / NSEC_PER_USEC + 1);
-                if (r < 0)
-                        return r;
-        }
-        return bus_drain(bus);
-}
 
 enum { ST_BOOTING, ST_SEARCHING, ST_RETRYING, ST_READY, ST_OTHER, _ST_MAX };
 
@@ -540,7 +258,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         int r;
 
         r = sd_bus_message_read(m, "s", &interface);
-        if (r < 0 || strcmp(interface, ENDPOINT_INTERFACE) != 0)
+        if (r < 0 || strcmp(interface, VMSIG_BUS_ENDPOINT_INTERFACE) != 0)
                 return 0;
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
@@ -559,7 +277,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
 static int get_string(sd_bus *bus, const char *path, const char *property, char **ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_get_property_string(bus, VMSIG_NAME, path, ENDPOINT_INTERFACE, property, &error, ret);
+        int r = sd_bus_get_property_string(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, property, &error, ret);
 
         sd_bus_error_free(&error);
         return r;
@@ -573,9 +291,9 @@ static int watch_start(sd_bus *bus, const char *name, watch *w) {
         int r;
 
         *w = (watch) {};
-        r = sd_bus_path_encode("/org/vmsig/endpoint", name, &w->path);
+        r = sd_bus_path_encode(VMSIG_BUS_ENDPOINT_PREFIX, name, &w->path);
         if (r >= 0)
-                r = sd_bus_match_signal(bus, &w->slot, VMSIG_NAME, w->path, PROPERTIES_INTERFACE, "PropertiesChanged",
+                r = sd_bus_match_signal(bus, &w->slot, VMSIG_BUS_NAME, w->path, BENCH_PROPERTIES_INTERFACE, "PropertiesChanged",
                                         on_properties_changed, w);
         if (r >= 0)
                 r = get_string(bus, w->path, "BootstrapState", &state);
@@ -598,7 +316,7 @@ static int watch_wait(sd_bus *bus, watch *w, unsigned state, uint64_t since, uin
         int r;
 
         for (;;) {
-                r = bus_drain(bus);
+                r = bench_process_all(bus);
                 if (r < 0)
                         return r;
                 if (state_index(w->state) == state && w->entered[state] >= since) {
@@ -631,7 +349,7 @@ static int median_rtt(sd_bus *bus, const char *path, uint64_t *ret) {
                         return r;
         }
         *ret = bench_median(t, RTT_CALLS);
-        return bus_drain(bus);
+        return bench_process_all(bus);
 }
 
 typedef struct lease {
@@ -640,28 +358,8 @@ typedef struct lease {
 } lease;
 
 static int lease_acquire(sd_bus *bus, const char *endpoint, const char *class, lease *ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        const char *path = NULL;
-        int fd = -1, r;
-
         *ret = (lease) { .fd = -1 };
-        r = sd_bus_call_method(bus, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "AcquireLease", &error, &reply, "sa{sv}",
-                               class, 0);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "oh", &path, &fd);
-        if (r >= 0) {
-                ret->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                ret->path = strdup(path);
-                if (ret->fd < 0 || !ret->path)
-                        r = -errno;
-        }
-        if (r < 0)
-                fprintf(stderr, "bench-bootstrap: AcquireLease(\"%s\") on %s: %s\n", class, endpoint,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        return r;
+        return bench_acquire_lease(bus, endpoint, class, &ret->fd, &ret->path);
 }
 
 /* Release() first, then the fd: closing first would end the lease
@@ -669,7 +367,7 @@ static int lease_acquire(sd_bus *bus, const char *endpoint, const char *class, l
  * reset may have revoked it already: errors are not ours to care about. */
 static void lease_release(sd_bus *bus, lease *l) {
         if (l->path)
-                (void) sd_bus_call_method(bus, VMSIG_NAME, l->path, LEASE_INTERFACE, "Release", NULL, NULL, NULL);
+                (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, l->path, VMSIG_BUS_LEASE_INTERFACE, "Release", NULL, NULL, NULL);
         if (l->fd >= 0)
                 close(l->fd);
         free(l->path);
@@ -690,7 +388,7 @@ static int mem_write(sd_bus *bus, const char *endpoint, uint64_t gpa, const void
         sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "MemWrite");
+        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWrite");
         if (r >= 0)
                 r = sd_bus_message_append(m, "t", gpa);
         if (r >= 0)
@@ -714,7 +412,7 @@ static int mem_write_pages(sd_bus *bus, const char *endpoint, uint64_t gpa, cons
         sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "MemWriteBatch");
+        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteBatch");
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(tay)");
         for (size_t i = 0; r >= 0 && i < n; i++) {
@@ -784,7 +482,7 @@ static int reset_endpoint(sd_bus *bus, const char *endpoint) {
         r = lease_acquire(bus, endpoint, "power", &power);
         if (r < 0)
                 return r;
-        r = sd_bus_call_method(bus, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "Reset", NULL, NULL, NULL);
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", NULL, NULL, NULL);
         if (r < 0)
                 fprintf(stderr, "bench-bootstrap: Reset of %s: %s\n", endpoint, strerror(-r));
         lease_release(bus, &power);
@@ -799,11 +497,11 @@ static int memctx_get(sd_bus *bus, const char *endpoint, uint64_t *ret_dtb, uint
         uint64_t size;
         int fd, r;
 
-        r = sd_bus_call_method(bus, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "SubscribeMemctx", &error, &reply, NULL);
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error, &reply, NULL);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "httt", &fd, ret_dtb, ret_epoch, &size);
         if (r >= 0)
-                r = sd_bus_call_method(bus, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "UnsubscribeMemctx", &error,
+                r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", &error,
                                        NULL, NULL);
         if (r < 0)
                 fprintf(stderr, "bench-bootstrap: the memctx of %s: %s\n", endpoint,
@@ -894,7 +592,7 @@ static void add_sample(latency_samples *l, uint64_t t0, const watch *w) {
 }
 
 typedef struct latency_result {
-        summary total, wait, attempt;
+        bench_summary total, wait, attempt;
         uint64_t detect, rtt, vcpu_rtt, baseline;
         double ratio;
 } latency_result;
@@ -908,9 +606,9 @@ static latency_result latency_report(const char *name, const char *what, latency
         for (size_t i = 0; i < l->n; i++)
                 printf(" %.0f", ms(l->total[i]));
         printf("\n");
-        x.total = summarize(l->total, l->n);
-        x.wait = summarize(l->wait, l->n);
-        x.attempt = summarize(l->attempt, l->n);
+        x.total = bench_summarize(l->total, l->n);
+        x.wait = bench_summarize(l->wait, l->n);
+        x.attempt = bench_summarize(l->attempt, l->n);
         x.detect = bench_median(l->detect, l->n_detect);
         x.baseline = x.detect + rtt + vcpu_rtt + half_interval;
         x.ratio = (double) x.total.median / (double) x.baseline;
@@ -962,8 +660,8 @@ static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint
         r = lease_acquire(s->bus, w->path, "memory-write", &memwrite);
         if (r < 0)
                 return r;
-        r = bus_run_until(s->bus,
-                          bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC + random_phase_nsec());
+        r = bench_run_until(s->bus,
+                          bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC + random_phase_nsec(), NULL);
         if (r >= 0)
                 r = mem_write_u64(s->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
         t0 = bench_now_nsec();
@@ -1034,9 +732,9 @@ static int cpu_window(service *measured, service *baseline, unsigned seconds, cp
 
         while (r >= 0 && (now = bench_now_nsec()) < end) {
                 usleep((useconds_t) MIN((end - now) / NSEC_PER_USEC, 100000));
-                r = bus_drain(measured->bus);
+                r = bench_process_all(measured->bus);
                 if (r >= 0 && baseline)
-                        r = bus_drain(baseline->bus);
+                        r = bench_process_all(baseline->bus);
         }
         *ret = (cpu_result) {
                 .wall = (bench_now_nsec() - start) / NSEC_PER_USEC,
@@ -1046,7 +744,7 @@ static int cpu_window(service *measured, service *baseline, unsigned seconds, cp
                 .baseline_sched = baseline ? bench_proc_sched_nsec(baseline->vmsigd_pid) - bs0 : 0,
         };
         cpu_percentages(ret);
-        if (r >= 0 && (!service_alive(measured) || (baseline && !service_alive(baseline))))
+        if (r >= 0 && (!bench_services_alive(measured) || (baseline && !bench_services_alive(baseline))))
                 r = -ESRCH;
         return r;
 }
@@ -1077,7 +775,7 @@ static void cpu_report(const char *name, const char *what, const char *baseline_
 static int attempts_of(sd_bus *bus, const char *path, unsigned *ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         uint32_t n = 0;
-        int r = sd_bus_get_property_trivial(bus, VMSIG_NAME, path, ENDPOINT_INTERFACE, "BootstrapAttempts", &error,
+        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "BootstrapAttempts", &error,
                                             'u', &n);
 
         sd_bus_error_free(&error);
@@ -1102,9 +800,9 @@ static int run_stub(void) {
 
         printf("== stub: a 256 MiB stub VM with bootstrap=\"yes\" (%s RAM); baseline: bootstrap=\"no\"\n",
                opt.sparse ? "sparse" : "populated");
-        r = service_start(&m, "measured", measured_vm, false);
+        r = service_start(&m, "the measured ", measured_vm, false);
         if (r >= 0)
-                r = service_start(&b, "baseline", baseline_vm, false);
+                r = service_start(&b, "the baseline ", baseline_vm, false);
         if (r >= 0)
                 r = watch_start(m.bus, STUB_NAME, &w);
         if (r >= 0)
@@ -1117,7 +815,7 @@ static int run_stub(void) {
          * trimmed 3 s after the last work). */
         r = watch_wait(m.bus, &w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
         if (r >= 0)
-                r = bus_run_until(m.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC);
+                r = bench_run_until(m.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC, NULL);
         if (r >= 0)
                 r = cpu_window(&m, &b, opt.cpu_seconds, &firmware);
         if (r < 0)
@@ -1173,7 +871,7 @@ static int run_stub(void) {
                 free(zero);
         }
         if (r >= 0)
-                r = bus_run_until(m.bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC);
+                r = bench_run_until(m.bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC, NULL);
         if (r >= 0)
                 r = mem_write_u64(m.bus, w.path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
         lease_release(m.bus, &memwrite);
@@ -1211,131 +909,15 @@ finish:
         watch_stop(&w);
         watch_stop(&wb);
         if (r < 0 && m.vmsigd_pid > 0)
-                service_print_log(&m, 20);
-        service_stop(&m);
-        service_stop(&b);
+                bench_services_print_log(&m, 20);
+        bench_services_stop(&m, opt.keep);
+        bench_services_stop(&b, opt.keep);
         if (img.fd >= 0)
                 guest_image_done(&img);
         return r;
 }
 
 #if BENCH_BOOTSTRAP_QEMU
-/* --- QMP: a bare, blocking client --------------------------------------------------------------------- */
-
-typedef struct qmp {
-        int fd;
-        size_t len;
-        unsigned next_id;
-        char buf[1 << 17];
-} qmp;
-
-/* The next line QEMU sent, NUL-terminated in place; valid until the next
- * read. */
-static int qmp_read_line(qmp *q, char **ret) {
-        static char line[1 << 17];
-
-        for (;;) {
-                char *nl = memchr(q->buf, '\n', q->len);
-                if (nl) {
-                        size_t n = (size_t) (nl - q->buf);
-                        memcpy(line, q->buf, n);
-                        line[n] = '\0';
-                        memmove(q->buf, nl + 1, q->len - n - 1);
-                        q->len -= n + 1;
-                        *ret = line;
-                        return 0;
-                }
-                if (q->len >= sizeof q->buf)
-                        return -E2BIG;
-                struct pollfd p = { .fd = q->fd, .events = POLLIN };
-                int r = poll(&p, 1, (int) (TIMEOUT_USEC / 1000));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0)
-                        return r < 0 ? -errno : -ETIMEDOUT;
-                ssize_t n = read(q->fd, q->buf + q->len, sizeof q->buf - q->len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : -ECONNRESET;
-                q->len += (size_t) n;
-        }
-}
-
-/* Runs a command; the "return" value in *ret (json_object_put() it) if
- * asked for. Events on the way are dropped. */
-static int qmp_execute(qmp *q, const char *command, const char *arguments, json_object **ret) {
-        char text[512], *line;
-        int n = snprintf(text, sizeof text, "{\"execute\":\"%s\",\"id\":%u%s%s}\n", command, q->next_id++,
-                         arguments ? ",\"arguments\":" : "", arguments ? arguments : "");
-        int r;
-
-        if (n < 0 || (size_t) n >= sizeof text)
-                return -E2BIG;
-        if (send(q->fd, text, (size_t) n, MSG_NOSIGNAL) != n)
-                return -EIO;
-        for (;;) {
-                r = qmp_read_line(q, &line);
-                if (r < 0)
-                        return r;
-                json_object *o = json_tokener_parse(line), *v = NULL;
-                if (!o)
-                        return -EBADMSG;
-                if (json_object_object_get_ex(o, "event", NULL)) {
-                        json_object_put(o);
-                        continue;
-                }
-                if (!json_object_object_get_ex(o, "return", &v)) {
-                        fprintf(stderr, "bench-bootstrap: QEMU refused %s: %s\n", command, line);
-                        json_object_put(o);
-                        return -EIO;
-                }
-                if (ret)
-                        *ret = json_object_get(v);
-                json_object_put(o);
-                return 0;
-        }
-}
-
-static void qmp_close(qmp *q) {
-        if (!q)
-                return;
-        if (q->fd >= 0)
-                close(q->fd);
-        free(q);
-}
-
-static int qmp_open(const char *path, qmp **ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        qmp *q = calloc(1, sizeof *q);
-        char *line;
-        int r;
-
-        if (!q)
-                return -ENOMEM;
-        q->fd = -1;
-        q->next_id = 1;
-        if (strlen(path) >= sizeof sa.sun_path) {
-                qmp_close(q);
-                return -ENAMETOOLONG;
-        }
-        strcpy(sa.sun_path, path);
-        q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        r = q->fd < 0 || connect(q->fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        if (r >= 0)
-                r = qmp_read_line(q, &line);
-        if (r >= 0 && !strstr(line, "\"QMP\""))
-                r = -EPROTO;
-        if (r >= 0)
-                r = qmp_execute(q, "qmp_capabilities", NULL, NULL);
-        if (r < 0) {
-                qmp_close(q);
-                return r;
-        }
-        *ret = q;
-        return 0;
-}
-
 /* "NAME=<hex>" where NAME starts a word. */
 static bool find_register(const char *text, const char *name, uint64_t *ret) {
         size_t len = strlen(name);
@@ -1353,10 +935,11 @@ static bool find_register(const char *text, const char *name, uint64_t *ret) {
 }
 
 /* The first vCPU's control registers, through `info registers`. */
-static int read_registers(qmp *q, vmsig_vcpu_state *ret) {
-        json_object *o = NULL;
-        int r = qmp_execute(q, "human-monitor-command", "{\"command-line\":\"info registers\"}", &o);
-        const char *text = o ? json_object_get_string(o) : NULL;
+static int read_registers(bench_qmp *q, vmsig_vcpu_state *ret) {
+        char *line = NULL;
+        int r = bench_qmp_execute(q, "human-monitor-command", "{\"command-line\":\"info registers\"}", &line);
+        json_object *o = r >= 0 ? json_tokener_parse(line) : NULL, *v = NULL;
+        const char *text = o && json_object_object_get_ex(o, "return", &v) ? json_object_get_string(v) : NULL;
 
         if (r >= 0 && (!text || !find_register(text, "CR0", &ret->cr0) || !find_register(text, "CR3", &ret->cr3) ||
                        !find_register(text, "CR4", &ret->cr4) || !find_register(text, "EFER", &ret->efer)))
@@ -1367,7 +950,7 @@ static int read_registers(qmp *q, vmsig_vcpu_state *ret) {
 
 /* Median of RTT_CALLS reads of the registers: what one look at the vCPU
  * costs over QMP. */
-static int median_vcpu_rtt(qmp *q, uint64_t *ret) {
+static int median_vcpu_rtt(bench_qmp *q, uint64_t *ret) {
         static uint64_t t[RTT_CALLS];
         vmsig_vcpu_state v;
         int r;
@@ -1386,122 +969,34 @@ static int median_vcpu_rtt(qmp *q, uint64_t *ret) {
 /* --- QEMU ---------------------------------------------------------------------------------------- */
 
 typedef struct qemu {
-        pid_t pid;
-        char dir[160], ram[192], vmsigd_sock[192], bench_sock[192], serial[192];
+        bench_qemu b;
         uint64_t ram_mib;
-        qmp *session;
+        bench_qmp *session;
         int ram_fd;
 } qemu;
 
-typedef struct qemu_spec {
-        uint64_t ram_mib;
-        const char *kernel, *initrd, *append;
-        bool serial, paused, no_reboot;
-} qemu_spec;
-
-static bool is_socket(const char *path) {
-        struct stat st;
-        return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
 static void qemu_stop(qemu *q) {
-        qmp_close(q->session);
-        q->session = NULL;
+        q->session = bench_qmp_close(q->session);
         if (q->ram_fd >= 0)
                 close(q->ram_fd);
         q->ram_fd = -1;
-        if (q->pid > 0) {
-                (void) kill(q->pid, SIGKILL);
-                while (waitpid(q->pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-        }
-        q->pid = 0;
-        if (q->dir[0])
-                remove_tree(q->dir);
-        q->dir[0] = '\0';
+        bench_qemu_stop(&q->b);
 }
 
-/* QEMU under TCG as tests/qemu-harness.c starts it: q35, a file-backed RAM
- * (share=on, created under umask 077) in dir, one QMP socket for vmsigd
- * and one for the bench. The RAM file is opened read-write. */
-static int qemu_start(qemu *q, const char *dir, const qemu_spec *spec) {
-        char mem[32], ram[256], vmsigd_qmp[256], bench_qmp[256], serial[256], log[256];
-        pid_t parent = getpid();
-        uint64_t deadline;
-        int status, r;
+/* QEMU under TCG as tests/qemu-harness.c starts it, in dir, with the
+ * bench's QMP session; the RAM file is opened read-write. */
+static int qemu_start(qemu *q, const char *dir, bench_qemu_spec *spec) {
+        int r;
 
         *q = (qemu) { .ram_fd = -1, .ram_mib = spec->ram_mib };
-        snprintf(q->dir, sizeof q->dir, "%s", dir);
-        if (mkdir(q->dir, 0700) < 0)
-                return -errno;
-        snprintf(q->ram, sizeof q->ram, "%s/ram", dir);
-        snprintf(q->vmsigd_sock, sizeof q->vmsigd_sock, "%s/v.sock", dir);
-        snprintf(q->bench_sock, sizeof q->bench_sock, "%s/b.sock", dir);
-        snprintf(q->serial, sizeof q->serial, "%s/serial", dir);
-        snprintf(log, sizeof log, "%s/qemu.log", dir);
-        snprintf(mem, sizeof mem, "%" PRIu64 "M", spec->ram_mib);
-        snprintf(ram, sizeof ram, "memory-backend-file,id=ram0,size=%" PRIu64 "M,mem-path=%s,share=on",
-                 spec->ram_mib, q->ram);
-        snprintf(vmsigd_qmp, sizeof vmsigd_qmp, "unix:%s,server=on,wait=off", q->vmsigd_sock);
-        snprintf(bench_qmp, sizeof bench_qmp, "unix:%s,server=on,wait=off", q->bench_sock);
-        snprintf(serial, sizeof serial, "file:%s", q->serial);
-
-        const char *argv[32] = {
-                opt.qemu, "-machine", "q35,accel=tcg", "-m", mem, "-object", ram, "-machine", "memory-backend=ram0",
-                "-qmp", vmsigd_qmp, "-qmp", bench_qmp, "-display", "none", "-nodefaults", "-monitor", "none",
-                "-serial", spec->serial ? serial : "none", "-vga", "none",
-        };
-        size_t n = 0;
-        while (argv[n]) /* the rest of the array is NULL */
-                n++;
-        if (spec->kernel) {
-                argv[n++] = "-kernel";
-                argv[n++] = spec->kernel;
-        }
-        if (spec->initrd) {
-                argv[n++] = "-initrd";
-                argv[n++] = spec->initrd;
-        }
-        if (spec->append) {
-                argv[n++] = "-append";
-                argv[n++] = spec->append;
-        }
-        if (spec->no_reboot)
-                argv[n++] = "-no-reboot";
-        if (spec->paused)
-                argv[n++] = "-S";
-        argv[n] = NULL;
-
-        q->pid = fork();
-        if (q->pid < 0)
-                return -errno;
-        if (q->pid == 0) {
-                /* The guest's RAM is nobody else's business. */
-                umask(077);
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(127);
-                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-                        _exit(127);
-                execvp(argv[0], (char *const *) argv);
-                _exit(127);
-        }
-        deadline = bench_now_nsec() + TIMEOUT_USEC * NSEC_PER_USEC;
-        while (!is_socket(q->vmsigd_sock) || !is_socket(q->bench_sock)) {
-                if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
-                        q->pid = 0;
-                        fprintf(stderr, "bench-bootstrap: QEMU exited at start (wait status %d); see %s\n", status,
-                                log);
-                        return -ECHILD;
-                }
-                if (bench_now_nsec() > deadline)
-                        return -ETIMEDOUT;
-                usleep(5000);
-        }
-        r = qmp_open(q->bench_sock, &q->session);
+        spec->binary = opt.qemu;
+        spec->dir = dir;
+        spec->ram_file = true;
+        r = bench_qemu_start(&q->b, spec);
+        if (r >= 0)
+                r = bench_qmp_open(q->b.bench_sock, &q->session);
         if (r >= 0) {
-                q->ram_fd = open(q->ram, O_RDWR | O_CLOEXEC);
+                q->ram_fd = open(q->b.ram, O_RDWR | O_CLOEXEC);
                 if (q->ram_fd < 0)
                         r = -errno;
         }
@@ -1539,10 +1034,10 @@ static int attach(service *s, const qemu *q, const char *name, watch *w) {
 
         snprintf(tmp, sizeof tmp, "%s/vms.d/.%s.tmp", s->dir, name);
         snprintf(path, sizeof path, "%s/vms.d/%s.xml", s->dir, name);
-        if (asprintf(&xml, "<vm name=\"%s\"><ram path=\"%s\"/><qmp socket=\"%s\"/></vm>\n", name, q->ram,
-                     q->vmsigd_sock) < 0)
+        if (asprintf(&xml, "<vm name=\"%s\"><ram path=\"%s\"/><qmp socket=\"%s\"/></vm>\n", name, q->b.ram,
+                     q->b.vmsigd_sock) < 0)
                 return -ENOMEM;
-        r = write_file(tmp, xml);
+        r = bench_write_file(tmp, xml);
         free(xml);
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -1551,7 +1046,7 @@ static int attach(service *s, const qemu *q, const char *name, watch *w) {
                 if (r >= 0)
                         break;
                 watch_stop(w);
-                if (bench_now_nsec() > deadline || !service_alive(s))
+                if (bench_now_nsec() > deadline || !bench_services_alive(s))
                         return r;
                 usleep(10000);
                 r = 0;
@@ -1575,7 +1070,7 @@ static int detach(service *s, const char *name, watch *w) {
                 usleep(10000);
         }
         watch_stop(w);
-        return bus_drain(s->bus);
+        return bench_process_all(s->bus);
 }
 
 /* --- QEMU: the synthetic vCPU ------------------------------------------------------------------------------- */
@@ -1609,7 +1104,7 @@ static int synthetic_wait_waiting(qemu *q, sd_bus *bus) {
         while (ram_peek(q, SYNTHETIC_STATE_GPA) != SYNTHETIC_WAITING) {
                 if (bench_now_nsec() > deadline)
                         return -ETIMEDOUT;
-                r = bus ? bus_run_until(bus, bench_now_nsec() + NSEC_PER_MSEC) : usleep(1000);
+                r = bus ? bench_run_until(bus, bench_now_nsec() + NSEC_PER_MSEC, NULL) : usleep(1000);
                 if (r < 0)
                         return r;
         }
@@ -1651,7 +1146,7 @@ static int synthetic_enter(qemu *q, sd_bus *bus, uint64_t cr3, uint64_t *ret) {
                 }
                 if (bench_now_nsec() > deadline)
                         return -ETIMEDOUT;
-                r = bus_run_until(bus, bench_now_nsec() + NSEC_PER_MSEC);
+                r = bench_run_until(bus, bench_now_nsec() + NSEC_PER_MSEC, NULL);
         }
         return r;
 }
@@ -1660,7 +1155,7 @@ static int synthetic_reset(qemu *q, sd_bus *bus) {
         int r = synthetic_clear_mailbox(q);
 
         if (r >= 0)
-                r = qmp_execute(q->session, "system_reset", NULL, NULL);
+                r = bench_qmp_execute(q->session, "system_reset", NULL, NULL);
         if (r >= 0)
                 r = synthetic_wait_waiting(q, bus);
         return r;
@@ -1669,7 +1164,7 @@ static int synthetic_reset(qemu *q, sd_bus *bus) {
 static int run_qemu(void) {
         service s = { .vmsigd_pid = -1, .bus_pid = -1 };
         qemu q = { .ram_fd = -1 };
-        qemu_spec spec = { .ram_mib = win_scenario_ram_mib(WIN_SCENARIO_STALE_BOOT), .kernel = synthetic_program() };
+        bench_qemu_spec spec = { .ram_mib = win_scenario_ram_mib(WIN_SCENARIO_STALE_BOOT), .kernel = synthetic_program() };
         win_range ranges[2];
         vmsig_gpa_range range;
         watch w = {};
@@ -1687,7 +1182,7 @@ static int run_qemu(void) {
                 return 0;
         }
         memset(&lat, 0, sizeof lat);
-        r = service_start(&s, "armed", "", true);
+        r = service_start(&s, "", "", true);
         if (r < 0)
                 goto finish;
         snprintf(dir, sizeof dir, "%s/q", s.dir);
@@ -1709,7 +1204,7 @@ static int run_qemu(void) {
 
         /* (c) The program waits with paging off; vmsigd asks QEMU for the
          * registers every 250 ms. */
-        r = bus_run_until(s.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC);
+        r = bench_run_until(s.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC, NULL);
         if (r >= 0)
                 r = cpu_window(&s, NULL, opt.cpu_seconds, &waiting);
         if (r >= 0)
@@ -1736,7 +1231,7 @@ static int run_qemu(void) {
                 }
                 r = win_stale_boot_write(&img, boot, 19041, SYNTHETIC_SEED, &e);
                 if (r >= 0)
-                        r = bus_run_until(s.bus, bench_now_nsec() + random_phase_nsec());
+                        r = bench_run_until(s.bus, bench_now_nsec() + random_phase_nsec(), NULL);
                 start = bench_now_nsec();
                 if (r >= 0)
                         r = synthetic_enter(&q, s.bus, e.dtb, &t0);
@@ -1778,7 +1273,7 @@ static int run_qemu(void) {
 
         /* The baseline of (c): the same vmsigd and VM, the root published
          * and nobody watching it: no bootstrap work at all. */
-        r = bus_run_until(s.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC);
+        r = bench_run_until(s.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC, NULL);
         if (r >= 0)
                 r = cpu_window(&s, NULL, opt.cpu_seconds, &idle);
         if (r < 0)
@@ -1793,9 +1288,9 @@ static int run_qemu(void) {
 finish:
         watch_stop(&w);
         if (r < 0 && s.vmsigd_pid > 0)
-                service_print_log(&s, 20);
+                bench_services_print_log(&s, 20);
         qemu_stop(&q);
-        service_stop(&s);
+        bench_services_stop(&s, opt.keep);
         return r;
 }
 
@@ -1906,7 +1401,7 @@ static int linux_initrd(const char *dir, char **ret) {
         char log[256];
         int status;
         snprintf(log, sizeof log, "%s/initrd.log", dir);
-        pid_t pid = spawn(log, argv, -1, NULL);
+        pid_t pid = bench_spawn(log, argv, -1, NULL);
         r = pid < 0 ? -errno : 0;
         if (r >= 0 && (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
                 r = -EIO;
@@ -1954,7 +1449,7 @@ static linux_samples lin;
  * at the vCPU) measured once the kernel runs, into *rtt and *vcpu_rtt. */
 static int linux_run_once(service *s, const char *kernel, const char *initrd, const char *release, unsigned i,
                           uint64_t *rtt, uint64_t *vcpu_rtt) {
-        qemu_spec spec = { .ram_mib = LINUX_RAM_MIB, .kernel = kernel, .initrd = initrd,
+        bench_qemu_spec spec = { .ram_mib = LINUX_RAM_MIB, .kernel = kernel, .initrd = initrd,
                            .append = "console=ttyS0 panic=-1", .serial = true, .paused = true, .no_reboot = true };
         uint64_t deadline, t_cont, t_switch = 0, t_marker = 0, dtb = 0;
         char dir[192], name[32], *got = NULL;
@@ -1980,11 +1475,11 @@ static int linux_run_once(service *s, const char *kernel, const char *initrd, co
         vmsig_detect_source src = qemu_source(&q, &range);
         /* The bench saw "booting" right after vmsigd looked at the vCPU:
          * without a random wait, "cont" and the looks would be in step. */
-        r = bus_run_until(s->bus, bench_now_nsec() + random_phase_nsec());
+        r = bench_run_until(s->bus, bench_now_nsec() + random_phase_nsec(), NULL);
         if (r < 0)
                 goto finish;
         t_cont = bench_now_nsec();
-        r = qmp_execute(q.session, "cont", NULL, NULL);
+        r = bench_qmp_execute(q.session, "cont", NULL, NULL);
         deadline = t_cont + 120 * USEC_PER_SEC * NSEC_PER_USEC;
         while (r >= 0 && (!t_switch || !t_marker || state_index(w.state) != ST_READY)) {
                 if (!t_switch) {
@@ -1993,12 +1488,12 @@ static int linux_run_once(service *s, const char *kernel, const char *initrd, co
                             vmsig_detect_kernel_entries(&src, v.cr3 & VMSIG_CR3_ROOT_MASK) > 0)
                                 t_switch = bench_now_nsec();
                 }
-                if (!t_marker && serial_has_marker(q.serial, &serial_pos))
+                if (!t_marker && serial_has_marker(q.b.serial, &serial_pos))
                         t_marker = bench_now_nsec();
                 if (r >= 0 && bench_now_nsec() > deadline)
                         r = -ETIMEDOUT;
                 if (r >= 0)
-                        r = bus_run_until(s->bus, bench_now_nsec() + opt.poll_ms * NSEC_PER_MSEC);
+                        r = bench_run_until(s->bus, bench_now_nsec() + opt.poll_ms * NSEC_PER_MSEC, NULL);
         }
         if (r < 0) {
                 fprintf(stderr, "bench-bootstrap: the Linux guest: switch %s, marker %s, state %s: %s\n",
@@ -2062,7 +1557,7 @@ static int run_linux(void) {
         const char *base = strrchr(kernel, '/') ? strrchr(kernel, '/') + 1 : kernel;
         release = strdup(strncmp(base, "vmlinuz-", 8) == 0 ? base + 8 : base);
         memset(&lin, 0, sizeof lin);
-        r = service_start(&s, "armed", "", true);
+        r = service_start(&s, "", "", true);
         if (r >= 0)
                 r = linux_initrd(s.dir, &initrd);
         if (r < 0) {
@@ -2076,8 +1571,8 @@ static int run_linux(void) {
         if (r < 0)
                 goto finish;
 
-        summary to_switch = summarize(lin.to_switch, lin.n), from_cont = summarize(lin.from_cont, lin.n),
-                marker = summarize(lin.marker, lin.n), ready = summarize(lin.ready, lin.n);
+        bench_summary to_switch = bench_summarize(lin.to_switch, lin.n), from_cont = bench_summarize(lin.from_cont, lin.n),
+                marker = bench_summarize(lin.marker, lin.n), ready = bench_summarize(lin.ready, lin.n);
         uint64_t detect = bench_median(lin.detect, lin.n),
                  baseline = detect + rtt + vcpu_rtt + VMSIG_BOOTSTRAP_VCPU_INTERVAL_USEC * NSEC_PER_USEC / 2;
         double ratio = (double) ready.median / (double) baseline;
@@ -2096,8 +1591,8 @@ static int run_linux(void) {
                ms(marker.median), ms(baseline), ms(detect), ms(rtt), ms(vcpu_rtt), ratio, lin.n);
 finish:
         if (r < 0 && s.vmsigd_pid > 0)
-                service_print_log(&s, 20);
-        service_stop(&s);
+                bench_services_print_log(&s, 20);
+        bench_services_stop(&s, opt.keep);
         free(kernel);
         free(initrd);
         free(release);
@@ -2123,113 +1618,50 @@ static bool qemu_available(void) {
 
 /* --- main --------------------------------------------------------------------------------------------- */
 
-static void help(void) {
-        printf("bench-bootstrap --srcdir DIR [--vmsigd PATH] [--case stub|qemu|linux]... [--runs N]\n"
-               "                [--cpu-seconds S] [--nosystem-seconds S] [--steady-seconds S] [--settle-seconds S]\n"
-               "                [--sparse] [--seed N] [--keep]\n"
-               "                [--qemu BINARY] [--qemu-runs N] [--linux-runs N] [--kernel PATH] [--initrd PATH]\n"
-               "                [--poll-ms N]\n"
-               "The address-space bootstrap (issue 14): structures in place -> BootstrapState ready, and\n"
-               "vmsigd's CPU while it waits. The qemu and linux cases need the armed build.\n");
-}
-
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "srcdir", required_argument, NULL, 'S' },
-                { "vmsigd", required_argument, NULL, 'V' },
-                { "case", required_argument, NULL, 'c' },
-                { "runs", required_argument, NULL, 'n' },
-                { "cpu-seconds", required_argument, NULL, 'C' },
-                { "nosystem-seconds", required_argument, NULL, 'N' },
-                { "steady-seconds", required_argument, NULL, 'T' },
-                { "settle-seconds", required_argument, NULL, 'W' },
-                { "sparse", no_argument, NULL, 's' },
-                { "seed", required_argument, NULL, 'r' },
-                { "keep", no_argument, NULL, 'k' },
-                { "qemu", required_argument, NULL, 'q' },
-                { "qemu-runs", required_argument, NULL, 'Q' },
-                { "linux-runs", required_argument, NULL, 'L' },
-                { "kernel", required_argument, NULL, 'K' },
-                { "initrd", required_argument, NULL, 'I' },
-                { "poll-ms", required_argument, NULL, 'P' },
-                {}
+        const char *qemu_binary = getenv("VMSIG_QEMU"), *kernel = NULL, *initrd = NULL;
+        unsigned qemu_runs = 10, linux_runs = 3, poll_ms = 5, seed = (unsigned) opt.rng;
+        bench_list cases = {};
+        const bench_option options[] = {
+                BENCH_OPT_S("srcdir", &opt.srcdir),
+                BENCH_OPT_S("vmsigd", &opt.vmsigd),
+                BENCH_OPT_L("case", &cases),
+                BENCH_OPT_U("runs", &opt.runs, 1, SAMPLES_MAX),
+                BENCH_OPT_U("cpu-seconds", &opt.cpu_seconds, 1, 3600),
+                BENCH_OPT_U("nosystem-seconds", &opt.nosystem_seconds, 1, 3600),
+                BENCH_OPT_U("steady-seconds", &opt.steady_seconds, 0, 3600),
+                BENCH_OPT_U("settle-seconds", &opt.settle_seconds, 0, 60),
+                BENCH_OPT_F("sparse", &opt.sparse),
+                BENCH_OPT_U("seed", &seed, 1, UINT32_MAX),
+                BENCH_OPT_F("keep", &opt.keep),
+                BENCH_OPT_S("qemu", &qemu_binary),
+                BENCH_OPT_U("qemu-runs", &qemu_runs, 1, SAMPLES_MAX),
+                BENCH_OPT_U("linux-runs", &linux_runs, 1, SAMPLES_MAX),
+                BENCH_OPT_S("kernel", &kernel),
+                BENCH_OPT_S("initrd", &initrd),
+                BENCH_OPT_U("poll-ms", &poll_ms, 1, 1000),
+                {},
         };
-        const char *qemu_binary = getenv("VMSIG_QEMU"), *kernel = NULL, *initrd = NULL, *tmp = getenv("TMPDIR");
-        unsigned qemu_runs = 10, linux_runs = 3, poll_ms = 5;
-        bool want_stub = false, want_qemu = false, want_linux = false;
-        int c, r = 0;
+        int r = 0;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'S':
-                        opt.srcdir = optarg;
-                        break;
-                case 'V':
-                        opt.vmsigd = optarg;
-                        break;
-                case 'c':
-                        if (strcmp(optarg, "stub") == 0)
-                                want_stub = true;
-                        else if (strcmp(optarg, "qemu") == 0)
-                                want_qemu = true;
-                        else if (strcmp(optarg, "linux") == 0)
-                                want_linux = true;
-                        else {
-                                fprintf(stderr, "bench-bootstrap: no case \"%s\" (stub, qemu, linux)\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                case 'n':
-                        opt.runs = bench_parse_unsigned("runs", optarg, 1, SAMPLES_MAX);
-                        break;
-                case 'C':
-                        opt.cpu_seconds = bench_parse_unsigned("cpu-seconds", optarg, 1, 3600);
-                        break;
-                case 'N':
-                        opt.nosystem_seconds = bench_parse_unsigned("nosystem-seconds", optarg, 1, 3600);
-                        break;
-                case 'T':
-                        opt.steady_seconds = bench_parse_unsigned("steady-seconds", optarg, 0, 3600);
-                        break;
-                case 'W':
-                        opt.settle_seconds = bench_parse_unsigned("settle-seconds", optarg, 0, 60);
-                        break;
-                case 's':
-                        opt.sparse = true;
-                        break;
-                case 'r':
-                        opt.rng = bench_parse_unsigned("seed", optarg, 1, UINT32_MAX);
-                        break;
-                case 'k':
-                        opt.keep = true;
-                        break;
-                case 'q':
-                        qemu_binary = optarg;
-                        break;
-                case 'Q':
-                        qemu_runs = bench_parse_unsigned("qemu-runs", optarg, 1, SAMPLES_MAX);
-                        break;
-                case 'L':
-                        linux_runs = bench_parse_unsigned("linux-runs", optarg, 1, SAMPLES_MAX);
-                        break;
-                case 'K':
-                        kernel = optarg;
-                        break;
-                case 'I':
-                        initrd = optarg;
-                        break;
-                case 'P':
-                        poll_ms = bench_parse_unsigned("poll-ms", optarg, 1, 1000);
-                        break;
-                default:
+        bench_parse_options(
+                argc, argv, options,
+                "bench-bootstrap --srcdir DIR [--vmsigd PATH] [--case stub|qemu|linux]... [--runs N]\n"
+                "                [--cpu-seconds S] [--nosystem-seconds S] [--steady-seconds S] [--settle-seconds S]\n"
+                "                [--sparse] [--seed N] [--keep]\n"
+                "                [--qemu BINARY] [--qemu-runs N] [--linux-runs N] [--kernel PATH] [--initrd PATH]\n"
+                "                [--poll-ms N]\n"
+                "The address-space bootstrap (issue 14): structures in place -> BootstrapState ready, and\n"
+                "vmsigd's CPU while it waits. The qemu and linux cases need the armed build.\n");
+        for (unsigned i = 0; i < cases.n; i++)
+                if (strcmp(cases.item[i], "stub") != 0 && strcmp(cases.item[i], "qemu") != 0 &&
+                    strcmp(cases.item[i], "linux") != 0) {
+                        fprintf(stderr, "bench-bootstrap: no case \"%s\" (stub, qemu, linux)\n", cases.item[i]);
                         return EXIT_FAILURE;
                 }
-        if (!want_stub && !want_qemu && !want_linux)
-                want_stub = want_qemu = want_linux = true;
+        opt.rng = seed;
+        bool want_stub = bench_list_wants(&cases, "stub"), want_qemu = bench_list_wants(&cases, "qemu"),
+             want_linux = bench_list_wants(&cases, "linux");
         if (!opt.srcdir)
                 opt.srcdir = getenv("VMSIG_SRCDIR");
         /* Absolute: dbus-daemon reads an <include> relative to the file
@@ -2241,9 +1673,7 @@ int main(int argc, char *argv[]) {
         }
         opt.srcdir = srcdir;
         opt.dbus_daemon = getenv("DBUS_DAEMON") && *getenv("DBUS_DAEMON") ? getenv("DBUS_DAEMON") : "dbus-daemon";
-        /* Unix socket paths (the buses, the QMP sockets) must fit in 108
-         * bytes: a long $TMPDIR, as in a package build, gives way. */
-        opt.tmp = tmp && *tmp && strlen(tmp) <= 60 ? tmp : "/tmp";
+        opt.tmp = bench_tmpdir();
 #if BENCH_BOOTSTRAP_QEMU
         opt.qemu = qemu_binary && *qemu_binary ? qemu_binary : "qemu-system-x86_64";
         opt.kernel = kernel;

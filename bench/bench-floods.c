@@ -80,7 +80,7 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 
 #define VMSIG_NAME "org.vmsig"
 #define MANAGER_PATH "/org/vmsig"

@@ -36,7 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "load.h"
 
 /* --- small helpers ------------------------------------------------------------ */

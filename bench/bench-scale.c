@@ -12,27 +12,16 @@
  * is the daemon's own cost per VM. Lines starting with "@" are for
  * bench/run.sh.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <systemd/sd-event.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench-lib.h"
 #include "stub.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
-
-static uint64_t now_nsec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 static long rss_bytes(void) {
         unsigned long size, resident;
@@ -44,18 +33,6 @@ static long rss_bytes(void) {
         n = fscanf(f, "%lu %lu", &size, &resident);
         fclose(f);
         return n == 2 ? (long) resident * sysconf(_SC_PAGESIZE) : -1;
-}
-
-static int count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        int n = 0;
-
-        if (!d)
-                return -1;
-        while (readdir(d))
-                n++;
-        closedir(d);
-        return n - 3; /* ".", ".." and the directory's own fd */
 }
 
 typedef struct counter {
@@ -81,46 +58,27 @@ static int run_pending(sd_event *e) {
         return r;
 }
 
-static void help(void) {
-        printf("bench-scale [--endpoints N] [--ram-size BYTES]\n"
-               "Defaults: 256 endpoints of 1 MiB RAM each.\n");
-}
-
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "endpoints", required_argument, NULL, 'n' },
-                { "ram-size", required_argument, NULL, 'm' },
+        unsigned n = 256;
+        const char *ram = "1048576";
+        const bench_option options[] = {
+                BENCH_OPT_U("endpoints", &n, 1, 1000000),
+                BENCH_OPT_S("ram-size", &ram),
                 {},
         };
-        unsigned n = 256;
-        uint64_t ram_size = UINT64_C(1) << 20;
+        uint64_t ram_size;
         vmsig_endpoint **eps = NULL;
         vmsig_subscriber *sub = NULL;
         vmsig_core *core = NULL;
         sd_event *event = NULL;
         counter count = {};
         struct rlimit rl;
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'n':
-                        n = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                case 'm':
-                        ram_size = strtoull(optarg, NULL, 10);
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
-        if (n == 0) {
-                fprintf(stderr, "bench-scale: --endpoints must be > 0\n");
-                return EXIT_FAILURE;
-        }
+        bench_parse_options(argc, argv, options,
+                            "bench-scale [--endpoints N] [--ram-size BYTES]\n"
+                            "Defaults: 256 endpoints of 1 MiB RAM each.\n");
+        ram_size = strtoull(ram, NULL, 10);
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
                 printf("bench-scale: %u stub endpoints of %" PRIu64 " bytes RAM; fd limit %llu (hard %llu)\n", n,
                        ram_size, (unsigned long long) rl.rlim_cur, (unsigned long long) rl.rlim_max);
@@ -147,8 +105,8 @@ int main(int argc, char *argv[]) {
 
         char name[32];
         long rss0 = rss_bytes();
-        int fds0 = count_fds();
-        uint64_t t0 = now_nsec();
+        int fds0 = bench_count_fds();
+        uint64_t t0 = bench_now_nsec();
 
         for (unsigned i = 0; i < n; i++) {
                 vmsig_stub_spec spec = {
@@ -167,13 +125,13 @@ int main(int argc, char *argv[]) {
                         goto finish;
                 }
         }
-        uint64_t t1 = now_nsec();
+        uint64_t t1 = bench_now_nsec();
         r = run_pending(event);
         if (r < 0)
                 goto finish;
-        uint64_t t2 = now_nsec();
+        uint64_t t2 = bench_now_nsec();
         long rss1 = rss_bytes();
-        int fds1 = count_fds();
+        int fds1 = bench_count_fds();
 
         if (count.roster != n || count.memctx != n) {
                 fprintf(stderr, "bench-scale: expected %u ROSTER and MEMCTX events, got %" PRIu64 " and %" PRIu64 "\n",
@@ -182,7 +140,7 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
-        uint64_t t3 = now_nsec();
+        uint64_t t3 = bench_now_nsec();
         for (unsigned i = 0; i < n; i++) {
                 r = vmsig_core_detach_endpoint(core, eps[i]);
                 if (r < 0) {
@@ -190,16 +148,16 @@ int main(int argc, char *argv[]) {
                         goto finish;
                 }
         }
-        uint64_t t4 = now_nsec();
+        uint64_t t4 = bench_now_nsec();
         r = run_pending(event);
         if (r < 0)
                 goto finish;
-        uint64_t t5 = now_nsec();
+        uint64_t t5 = bench_now_nsec();
 
         vmsig_core_stats st;
         vmsig_core_get_stats(core, &st);
         long rss2 = rss_bytes();
-        int fds2 = count_fds();
+        int fds2 = bench_count_fds();
 
         double per_ep = (double) (rss1 - rss0) / n;
         printf("  attach   %u endpoints: %8.2f ms (%.1f us each); with dispatch to 1 subscriber %8.2f ms\n", n,

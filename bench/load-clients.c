@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "load.h"
 
 typedef enum role {

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "load.h"
 
 #define VM_RAM_SIZE (4ULL << 20)

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "load.h"
 
 #define N_LIFECYCLE_STUBS 8
