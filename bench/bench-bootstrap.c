@@ -415,15 +415,8 @@ static int mem_write_pages(sd_bus *bus, const char *endpoint, uint64_t gpa, cons
         r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteBatch");
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(tay)");
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = sd_bus_message_open_container(m, 'r', "tay");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "t", gpa + i * PAGE);
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'y', buf + i * PAGE, PAGE);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = bench_append_entry(m, gpa + i * PAGE, buf + i * PAGE, PAGE);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)

@@ -78,6 +78,15 @@ static void finish_if_done(bench *b) {
                 (void) sd_event_exit(b->event, 0);
 }
 
+/* The loop until every event is delivered, timed. */
+static int timed_loop(bench *b, uint64_t *ret_nsec) {
+        uint64_t start = now_nsec();
+        int r = sd_event_loop(b->event);
+
+        *ret_nsec = now_nsec() - start;
+        return r >= 0 && b->delivered != (uint64_t) b->events * b->n_subscribers ? -EIO : r;
+}
+
 /* --- core ------------------------------------------------------------------ */
 
 static int on_delivery(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
@@ -111,7 +120,6 @@ static int run_core(bench *b, uint64_t *ret_nsec) {
         vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_SENSOR) };
         sd_event_source *producer = NULL;
         vmsig_endpoint *ep;
-        uint64_t start;
         int r;
 
         r = sd_event_new(&b->event);
@@ -135,11 +143,7 @@ static int run_core(bench *b, uint64_t *ret_nsec) {
         if (r < 0)
                 goto finish;
 
-        start = now_nsec();
-        r = sd_event_loop(b->event);
-        *ret_nsec = now_nsec() - start;
-        if (r >= 0 && b->delivered != (uint64_t) b->events * b->n_subscribers)
-                r = -EIO;
+        r = timed_loop(b, ret_nsec);
 finish:
         sd_event_source_disable_unref(producer);
         for (unsigned i = 0; i < b->n_subscribers; i++)
@@ -214,7 +218,6 @@ static int bare_produce(sd_event_source *s, void *userdata) {
 
 static int run_bare(bench *b, uint64_t *ret_nsec) {
         sd_event_source *producer = NULL;
-        uint64_t start;
         int r;
 
         for (unsigned i = 0; i < SUBSCRIBERS_MAX; i++)
@@ -234,11 +237,7 @@ static int run_bare(bench *b, uint64_t *ret_nsec) {
         if (r < 0)
                 goto finish;
 
-        start = now_nsec();
-        r = sd_event_loop(b->event);
-        *ret_nsec = now_nsec() - start;
-        if (r >= 0 && b->delivered != (uint64_t) b->events * b->n_subscribers)
-                r = -EIO;
+        r = timed_loop(b, ret_nsec);
 finish:
         while (b->head) {
                 node *n = b->head;

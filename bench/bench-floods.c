@@ -82,19 +82,16 @@
 
 #include "bench-lib.h"
 
-#define VMSIG_NAME "org.vmsig"
-#define MANAGER_PATH "/org/vmsig"
-#define MANAGER_INTERFACE "org.vmsig.Manager"
-#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
-#define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
-#define ECHO_NAME "org.vmsig.BenchEcho"
-#define ECHO_PATH "/org/vmsig/BenchEcho"
-#define ECHO_INTERFACE "org.vmsig.BenchEcho"
+#define VMSIG_NAME VMSIG_BUS_NAME
+#define MANAGER_PATH VMSIG_BUS_PATH
+#define MANAGER_INTERFACE VMSIG_BUS_MANAGER_INTERFACE
+#define ENDPOINT_INTERFACE VMSIG_BUS_ENDPOINT_INTERFACE
+#define PROPERTIES_INTERFACE BENCH_PROPERTIES_INTERFACE
+#define ECHO_NAME BENCH_ECHO_NAME
 #define DBUS_NAME "org.freedesktop.DBus"
 #define DBUS_PATH "/org/freedesktop/DBus"
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 
-#define NSEC_PER_MSEC UINT64_C(1000000)
 #define NSEC_PER_SEC UINT64_C(1000000000)
 #define P99_TARGET_MS 20.0
 #define RSS_TARGET 1.05
@@ -125,10 +122,7 @@ typedef struct options {
         const char *cases;
 } options;
 
-typedef struct samples {
-        uint64_t *v;
-        size_t n, size;
-} samples;
+typedef bench_samples samples;
 
 typedef struct latency {
         double p50, p99, max;
@@ -137,22 +131,9 @@ typedef struct latency {
 
 /* --- samples ------------------------------------------------------------------- */
 
-static int samples_add(samples *s, uint64_t v) {
-        if (s->n == s->size) {
-                size_t size = s->size ? s->size * 2 : 1024;
-                uint64_t *grown = realloc(s->v, size * sizeof *grown);
-                if (!grown)
-                        return -ENOMEM;
-                s->v = grown;
-                s->size = size;
-        }
-        s->v[s->n++] = v;
-        return 0;
-}
-
 static int samples_append(samples *to, const samples *from) {
         for (size_t i = 0; i < from->n; i++)
-                if (samples_add(to, from->v[i]) < 0)
+                if (bench_samples_add(to, from->v[i]) < 0)
                         return -ENOMEM;
         return 0;
 }
@@ -187,10 +168,9 @@ typedef struct probe {
 
 static int probe_init(probe *p, sd_bus *bus, const char *destination, const char *name, const char *other) {
         *p = (probe) { .bus = bus, .destination = destination, .name = name };
-        if (sd_bus_path_encode("/org/vmsig/endpoint", name, &p->paths[0]) < 0 ||
-            sd_bus_path_encode("/org/vmsig/endpoint", other, &p->paths[1]) < 0)
-                return -ENOMEM;
-        return 0;
+        p->paths[0] = bench_endpoint_path(name);
+        p->paths[1] = bench_endpoint_path(other);
+        return p->paths[0] && p->paths[1] ? 0 : -ENOMEM;
 }
 
 static void probe_done(probe *p) {
@@ -245,11 +225,11 @@ static int probe_until(probe *p, uint64_t deadline, unsigned interval_ms, sample
                         usleep((useconds_t) ((next - now) / 1000));
                 next += interval;
                 (void) probe_call(p, &took);
-                if (count && samples_add(s, took) < 0)
+                if (count && bench_samples_add(s, took) < 0)
                         return -ENOMEM;
                 if (p->p2p) {
                         (void) probe_call(p->p2p, &took);
-                        if (count && samples_add(p->p2p_samples, took) < 0)
+                        if (count && bench_samples_add(p->p2p_samples, took) < 0)
                                 return -ENOMEM;
                 }
                 if (next < bench_now_nsec())
@@ -478,7 +458,8 @@ static int flooder_send(flooder *f) {
         sd_bus_message *m = NULL;
         int r;
 
-        r = s->echo ? sd_bus_message_new_method_call(f->bus, &m, ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "EchoBatch")
+        r = s->echo ? sd_bus_message_new_method_call(f->bus, &m, ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE,
+                                                     "EchoBatch")
                     : sd_bus_message_new_method_call(f->bus, &m, VMSIG_NAME, s->path, ENDPOINT_INTERFACE,
                                                      "MemWriteBatch");
         if (r >= 0)
@@ -496,31 +477,6 @@ static int flooder_send(flooder *f) {
         return r;
 }
 
-static int acquire_lease(sd_bus *bus, const char *path, const char *class, int *ret_fd, char *error_out,
-                         size_t error_size) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        const char *lease = NULL;
-        int fd = -1, r;
-
-        r = sd_bus_call_method(bus, VMSIG_NAME, path, ENDPOINT_INTERFACE, "AcquireLease", &error, &reply, "sa{sv}",
-                               class, 0);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "oh", &lease, &fd);
-        if (r >= 0) {
-                /* The reply's copy goes with the reply. */
-                *ret_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                if (*ret_fd < 0)
-                        r = -errno;
-        }
-        if (r < 0)
-                snprintf(error_out, error_size, "AcquireLease(\"%s\") on %s: %s", class, path,
-                         error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        return r;
-}
-
 static int flood_batches(const flood_spec *s, flood_counts *c) {
         uint8_t *data = malloc((size_t) s->entries * s->size);
         flooder f = { .spec = s, .c = c, .data = data };
@@ -535,10 +491,9 @@ static int flood_batches(const flood_spec *s, flood_counts *c) {
         if (r >= 0)
                 c->connections++;
         if (r >= 0 && s->take_lease) {
-                char what[160];
-                r = acquire_lease(f.bus, s->path, "memory-write", &lease_fd, what, sizeof what);
+                r = bench_acquire_lease(f.bus, s->path, "memory-write", &lease_fd, NULL);
                 if (r < 0)
-                        note_unexpected(c, what);
+                        note_unexpected(c, "AcquireLease(\"memory-write\") failed");
         }
         for (unsigned i = 0; r >= 0 && i < s->window; i++)
                 r = flooder_send(&f);
@@ -618,36 +573,6 @@ typedef struct context {
         samples idle;       /* both idle phases */
         bench_proc_sample first; /* before the first phase */
 } context;
-
-static long own_rss(const bench_proc_sample *s) {
-        return s->anon_kib + s->file_kib;
-}
-
-static int name_pid(sd_bus *bus, const char *name, pid_t *ret) {
-        sd_bus_message *reply = NULL;
-        uint32_t pid = 0;
-        int r;
-
-        r = sd_bus_call_method(bus, DBUS_NAME, DBUS_PATH, DBUS_NAME, "GetConnectionUnixProcessID", NULL, &reply, "s",
-                               name);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "u", &pid);
-        sd_bus_message_unref(reply);
-        if (r >= 0)
-                *ret = (pid_t) pid;
-        return r;
-}
-
-static bool name_has_owner(sd_bus *bus, const char *name) {
-        sd_bus_message *reply = NULL;
-        int has = 0;
-        int r = sd_bus_call_method(bus, DBUS_NAME, DBUS_PATH, DBUS_NAME, "NameHasOwner", NULL, &reply, "s", name);
-
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "b", &has);
-        sd_bus_message_unref(reply);
-        return r >= 0 && has;
-}
 
 /* Until vmsigd has done nothing for QUIET_NSEC (SETTLE_MAX_NSEC at most):
  * then its heap trim is behind it. The bench sends nothing meanwhile. */
@@ -744,16 +669,9 @@ static int spawn_n(context *c, phase *ph, unsigned n, flood_fn fn, const flood_s
 
 /* A lease for the phase, held by a root connection of its own. */
 static int phase_hold_lease(phase *ph, const char *path, const char *class) {
-        char what[160];
-        int r = sd_bus_open_system(&ph->holder);
+        int r = bench_open_system(&ph->holder);
 
-        if (r >= 0)
-                r = acquire_lease(ph->holder, path, class, &ph->lease_fd, what, sizeof what);
-        else
-                snprintf(what, sizeof what, "cannot connect: %s", strerror(-r));
-        if (r < 0)
-                fprintf(stderr, "bench-floods: %s\n", what);
-        return r;
+        return r < 0 ? r : bench_acquire_lease(ph->holder, path, class, &ph->lease_fd, NULL);
 }
 
 static int start_polkit(context *c, phase *ph, uint64_t deadline) {
@@ -894,7 +812,7 @@ static int run_phase(context *c, phase *ph, phase_start_fn start) {
                wall);
         printf("  memory  vmsigd anon+file %ld -> %ld KiB (peak anon %ld KiB; VmRSS %ld -> %ld), fds %d -> %d"
                " (peak %d); settled in %.1f s\n",
-               own_rss(&ph->before), own_rss(&ph->after), ph->peak.anon_kib, ph->before.rss_kib, ph->after.rss_kib,
+               bench_own_rss(&ph->before), bench_own_rss(&ph->after), ph->peak.anon_kib, ph->before.rss_kib, ph->after.rss_kib,
                ph->before.fds, ph->after.fds, ph->peak.fds, ph->settle_seconds);
         fflush(stdout);
         return 0;
@@ -937,39 +855,19 @@ static void print_counts(const context *c, const phase *ph) {
 
 /* --- throughput: MemWriteBatch vs EchoBatch ------------------------------------------- */
 
-static int batch_call(sd_bus *bus, const char *destination, const char *path, const char *interface,
-                      const char *member, const uint8_t *data, uint64_t ram, uint64_t *k) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *reply = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, destination, path, interface, member);
-        if (r >= 0)
-                r = bench_append_batch(m, data, THROUGHPUT_ENTRIES, ENTRY_SIZE, ram, k);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                fprintf(stderr, "bench-floods: %s.%s: %s\n", interface, member,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        sd_bus_message_unref(m);
-        return r;
-}
-
 /* THROUGHPUT_CALLS calls to one side; adds its time to *sum. */
 static int batch_pass(context *c, bool vmsigd, uint8_t *data, uint64_t *k, uint64_t *sum) {
+        const bench_method vm = { .destination = VMSIG_NAME, .path = c->alpha, .interface = ENDPOINT_INTERFACE,
+                                  .member = "MemWriteBatch" };
+        const bench_method echo = { .destination = ECHO_NAME, .path = BENCH_ECHO_PATH,
+                                    .interface = BENCH_ECHO_INTERFACE, .member = "EchoBatch" };
         uint64_t start = bench_now_nsec();
         int r = 0;
 
         for (unsigned i = 0; r >= 0 && i < THROUGHPUT_CALLS; i++) {
                 data[0] = (uint8_t) i; /* not quite the same bytes every call */
-                r = vmsigd ? batch_call(c->bus, VMSIG_NAME, c->alpha, ENDPOINT_INTERFACE, "MemWriteBatch", data,
-                                        c->alpha_ram, k)
-                           : batch_call(c->bus, ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "EchoBatch", data, c->alpha_ram,
-                                        k);
+                r = bench_call_batch(c->bus, vmsigd ? &vm : &echo, data, THROUGHPUT_ENTRIES, ENTRY_SIZE, c->alpha_ram,
+                                     k);
         }
         *sum += bench_now_nsec() - start;
         return r;
@@ -986,7 +884,6 @@ static int run_throughput(context *c, const char *key, bool *ok) {
         uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX], ignored = 0, kv = 0, ke = 0;
         unsigned runs = c->opt.batch_runs;
         uint8_t *data = malloc(bytes);
-        char what[160];
         int fd = -1, r;
 
         if (!data)
@@ -998,9 +895,7 @@ static int run_throughput(context *c, const char *key, bool *ok) {
                key, THROUGHPUT_ENTRIES, ENTRY_SIZE, THROUGHPUT_CALLS, mib, runs,
                target ? "before any flood" : "after the floods (report only)");
         fflush(stdout);
-        r = acquire_lease(c->bus, c->alpha, "memory-write", &fd, what, sizeof what);
-        if (r < 0)
-                fprintf(stderr, "bench-floods: %s\n", what);
+        r = bench_acquire_lease(c->bus, c->alpha, "memory-write", &fd, NULL);
         if (r >= 0)
                 r = batch_pass(c, true, data, &kv, &ignored);
         if (r >= 0)
@@ -1317,86 +1212,36 @@ static bool wanted(const context *c, const char *key) {
         return false;
 }
 
-static void help(void) {
-        printf("bench-floods [--seconds N] [--interval-ms N] [--max-pending N] [--endpoint NAME] [--slow NAME]\n"
-               "             [--log FILE] [--private-socket PATH] [--batch-runs N]\n"
-               "             [--bench-load PATH --srcdir DIR --vmsigd PATH]\n"
-               "             [--load-calls N]\n"
-               "             [--cases polkit,queue,leasefd,nonholder,nonholder-4k,echo-4k,batch,load]\n"
-               "root's call latency while others flood vmsigd, vmsigd's memory after each flood, and\n"
-               "MemWriteBatch vs EchoBatch of " ECHO_NAME ", on the system bus ($DBUS_SYSTEM_BUS_ADDRESS).\n"
-               "As root, with polkitd on that bus for the polkit case. --log: vmsigd's stderr (audit\n"
-               "records). --max-pending: vmsigd's max-pending-calls (sizes the queue flood).\n"
-               "--private-socket: vmsigd's; the probe's calls are made through it too (report only).\n");
-}
-
 static void parse_options(int argc, char *argv[], options *o) {
-        static const struct option longopts[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "seconds", required_argument, NULL, 's' },
-                { "interval-ms", required_argument, NULL, 'i' },
-                { "max-pending", required_argument, NULL, 'm' },
-                { "endpoint", required_argument, NULL, 'e' },
-                { "slow", required_argument, NULL, 'S' },
-                { "log", required_argument, NULL, 'l' },
-                { "batch-runs", required_argument, NULL, 'r' },
-                { "bench-load", required_argument, NULL, 'L' },
-                { "srcdir", required_argument, NULL, 'C' },
-                { "vmsigd", required_argument, NULL, 'd' },
-                { "load-calls", required_argument, NULL, 'n' },
-                { "cases", required_argument, NULL, 'c' },
-                { "private-socket", required_argument, NULL, 'p' },
+        const bench_option table[] = {
+                BENCH_OPT_U("seconds", &o->seconds, 1, 600),
+                BENCH_OPT_U("interval-ms", &o->interval_ms, 1, 1000),
+                BENCH_OPT_U("max-pending", &o->max_pending, 1, 1024),
+                BENCH_OPT_S("endpoint", &o->endpoint),
+                BENCH_OPT_S("slow", &o->slow),
+                BENCH_OPT_S("log", &o->log),
+                BENCH_OPT_U("batch-runs", &o->batch_runs, 1, BENCH_RUNS_MAX),
+                BENCH_OPT_S("bench-load", &o->bench_load),
+                BENCH_OPT_S("srcdir", &o->srcdir),
+                BENCH_OPT_S("vmsigd", &o->vmsigd),
+                BENCH_OPT_U("load-calls", &o->load_calls, 1000, 100000000),
+                BENCH_OPT_S("cases", &o->cases),
+                BENCH_OPT_S("private-socket", &o->private_socket),
                 {},
         };
-        int ch;
 
-        while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) >= 0)
-                switch (ch) {
-                case 'h':
-                        help();
-                        exit(EXIT_SUCCESS);
-                case 's':
-                        o->seconds = bench_parse_unsigned("seconds", optarg, 1, 600);
-                        break;
-                case 'i':
-                        o->interval_ms = bench_parse_unsigned("interval-ms", optarg, 1, 1000);
-                        break;
-                case 'm':
-                        o->max_pending = bench_parse_unsigned("max-pending", optarg, 1, 1024);
-                        break;
-                case 'e':
-                        o->endpoint = optarg;
-                        break;
-                case 'S':
-                        o->slow = optarg;
-                        break;
-                case 'l':
-                        o->log = optarg;
-                        break;
-                case 'r':
-                        o->batch_runs = bench_parse_unsigned("batch-runs", optarg, 1, BENCH_RUNS_MAX);
-                        break;
-                case 'L':
-                        o->bench_load = optarg;
-                        break;
-                case 'C':
-                        o->srcdir = optarg;
-                        break;
-                case 'd':
-                        o->vmsigd = optarg;
-                        break;
-                case 'n':
-                        o->load_calls = bench_parse_unsigned("load-calls", optarg, 1000, 100000000);
-                        break;
-                case 'c':
-                        o->cases = optarg;
-                        break;
-                case 'p':
-                        o->private_socket = optarg;
-                        break;
-                default:
-                        exit(EXIT_FAILURE);
-                }
+        bench_parse_options(
+                argc, argv, table,
+                "bench-floods [--seconds N] [--interval-ms N] [--max-pending N] [--endpoint NAME] [--slow NAME]\n"
+                "             [--log FILE] [--private-socket PATH] [--batch-runs N]\n"
+                "             [--bench-load PATH --srcdir DIR --vmsigd PATH]\n"
+                "             [--load-calls N]\n"
+                "             [--cases polkit,queue,leasefd,nonholder,nonholder-4k,echo-4k,batch,load]\n"
+                "root's call latency while others flood vmsigd, vmsigd's memory after each flood, and\n"
+                "MemWriteBatch vs EchoBatch of " ECHO_NAME ", on the system bus ($DBUS_SYSTEM_BUS_ADDRESS).\n"
+                "As root, with polkitd on that bus for the polkit case. --log: vmsigd's stderr (audit\n"
+                "records). --max-pending: vmsigd's max-pending-calls (sizes the queue flood).\n"
+                "--private-socket: vmsigd's; the probe's calls are made through it too (report only).\n");
         if (o->bench_load && (!o->srcdir || !o->vmsigd)) {
                 fprintf(stderr, "bench-floods: --bench-load needs --srcdir and --vmsigd\n");
                 exit(EXIT_FAILURE);
@@ -1418,22 +1263,21 @@ static int setup(context *c) {
                 return -ENOENT;
         }
         c->nobody = (identity) { .uid = pw->pw_uid, .gid = gr ? gr->gr_gid : pw->pw_gid };
-        if (sd_bus_path_encode("/org/vmsig/endpoint", c->opt.endpoint, &c->alpha) < 0 ||
-            sd_bus_path_encode("/org/vmsig/endpoint", c->opt.slow, &c->slow) < 0)
+        c->alpha = bench_endpoint_path(c->opt.endpoint);
+        c->slow = bench_endpoint_path(c->opt.slow);
+        if (!c->alpha || !c->slow)
                 return -ENOMEM;
-        r = sd_bus_open_system(&c->bus);
-        if (r < 0) {
-                fprintf(stderr, "bench-floods: cannot connect to the system bus: %s\n", strerror(-r));
+        r = bench_open_system(&c->bus);
+        if (r < 0)
                 return r;
-        }
-        r = name_pid(c->bus, VMSIG_NAME, &c->vmsigd);
+        r = bench_name_pid(c->bus, VMSIG_NAME, &c->vmsigd);
         if (r < 0) {
                 fprintf(stderr, "bench-floods: " VMSIG_NAME " is not on the bus: %s\n", strerror(-r));
                 return r;
         }
-        if (name_pid(c->bus, DBUS_NAME, &c->bus_daemon) < 0)
+        if (bench_name_pid(c->bus, DBUS_NAME, &c->bus_daemon) < 0)
                 c->bus_daemon = 0;
-        c->polkit = name_has_owner(c->bus, POLKIT_NAME);
+        c->polkit = bench_wait_name(c->bus, POLKIT_NAME, 0) >= 0;
         r = sd_bus_get_property_trivial(c->bus, VMSIG_NAME, c->alpha, ENDPOINT_INTERFACE, "RamSize", &error, 't',
                                         &c->alpha_ram);
         if (r < 0)
@@ -1452,15 +1296,15 @@ static int setup(context *c) {
  * socket's figures are for the diagnosis: they have no target. */
 static bool report_phase(const phase *ph, bool control, double idle_p99, double idle_p2p_p99) {
         double ratio = idle_p99 > 0 ? ph->summary.p99 / idle_p99 : 0;
-        double rss = own_rss(&ph->before) > 0 ? (double) own_rss(&ph->after) / (double) own_rss(&ph->before) : 0;
+        double rss = bench_own_rss(&ph->before) > 0 ? (double) bench_own_rss(&ph->after) / (double) bench_own_rss(&ph->before) : 0;
         bool lat_ok = ph->summary.n > 0 && ph->summary.p99 < P99_TARGET_MS && ph->failures == 0;
         bool mem_ok = rss <= RSS_TARGET && ph->after.fds == ph->before.fds;
 
         printf("  %-13s root p99 %8.3f ms (idle %.3f): %6.2f x  %s   anon+file %ld -> %ld KiB (%.3f),"
                " fds %d -> %d  %s\n",
                ph->key, ph->summary.p99, idle_p99, ratio, control ? "(control)" : lat_ok ? "PASS" : "FAIL",
-               own_rss(&ph->before),
-               own_rss(&ph->after), rss, ph->before.fds, ph->after.fds, mem_ok ? "PASS" : "FAIL");
+               bench_own_rss(&ph->before),
+               bench_own_rss(&ph->after), rss, ph->before.fds, ph->after.fds, mem_ok ? "PASS" : "FAIL");
         if (ph->p2p_summary.n > 0)
                 printf("  %-13s private socket p99 %.3f ms (idle %.3f)\n", "", ph->p2p_summary.p99, idle_p2p_p99);
         printf("@ floods-%s p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu failures=%" PRIu64
@@ -1468,7 +1312,7 @@ static bool report_phase(const phase *ph, bool control, double idle_p99, double 
                " fd_after=%d vmsigd_cpu_pct=%.1f bus_cpu_pct=%.1f unexpected=%" PRIu64
                " p2p_p99_ms=%.3f p2p_idle_p99_ms=%.3f control=%d\n",
                ph->key, ph->summary.p50, ph->summary.p99, ph->summary.max, ph->summary.n, ph->failures, idle_p99,
-               ratio, own_rss(&ph->before), own_rss(&ph->after), rss, ph->before.fds, ph->after.fds, ph->vmsigd_cpu,
+               ratio, bench_own_rss(&ph->before), bench_own_rss(&ph->after), rss, ph->before.fds, ph->after.fds, ph->vmsigd_cpu,
                ph->bus_cpu, ph->counts.unexpected, ph->p2p_summary.p99, idle_p2p_p99, control);
         return (lat_ok || control) && mem_ok && ph->counts.unexpected == 0 && !ph->failed;
 }
@@ -1559,7 +1403,7 @@ int main(int argc, char *argv[]) {
                 ok &= report_phase(&ph[i], floods[i].control, base.p99, p2p_base.p99);
         }
         printf("  vmsigd  anon+file %ld KiB before the first phase, %ld KiB after the last; fds %d -> %d\n",
-               own_rss(&c.first), own_rss(&idle[1].after), c.first.fds, idle[1].after.fds);
+               bench_own_rss(&c.first), bench_own_rss(&idle[1].after), c.first.fds, idle[1].after.fds);
         fflush(stdout);
 
         if (wanted(&c, "batch")) {

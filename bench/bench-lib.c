@@ -143,6 +143,26 @@ bench_summary bench_summarize(uint64_t *v, size_t n) {
         };
 }
 
+int bench_samples_add(bench_samples *s, uint64_t v) {
+        if (s->n == s->size) {
+                size_t size = s->size ? s->size * 2 : 1024;
+                uint64_t *grown = realloc(s->v, size * sizeof *grown);
+                if (!grown)
+                        return -ENOMEM;
+                s->v = grown;
+                s->size = size;
+        }
+        s->v[s->n++] = v;
+        return 0;
+}
+
+uint64_t bench_samples_percentile(bench_samples *s, unsigned p) {
+        if (s->n == 0)
+                return 0;
+        qsort(s->v, s->n, sizeof s->v[0], bench_compare_u64);
+        return bench_percentile(s->v, s->n, p);
+}
+
 static int run_side(const bench_side *s, unsigned n, uint64_t *sum_nsec) {
         uint64_t start = bench_now_nsec();
         int r;
@@ -243,6 +263,10 @@ long bench_status_field(const char *text, const char *key) {
         const char *p = strstr(text, key);
 
         return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+long bench_own_rss(const bench_proc_sample *s) {
+        return s->anon_kib + s->file_kib;
 }
 
 /* Up to size - 1 bytes of a /proc file, NUL-terminated; its length or -errno. */
@@ -507,20 +531,45 @@ uint64_t bench_batch_offset(uint64_t k, size_t size, uint64_t ram) {
         return k * size % (ram / size * size);
 }
 
+int bench_append_entry(sd_bus_message *m, uint64_t gpa, const void *data, size_t size) {
+        int r = sd_bus_message_open_container(m, 'r', "tay");
+
+        if (r >= 0)
+                r = sd_bus_message_append(m, "t", gpa);
+        if (r >= 0)
+                r = sd_bus_message_append_array(m, 'y', data, size);
+        return r < 0 ? r : sd_bus_message_close_container(m);
+}
+
 int bench_append_batch(sd_bus_message *m, const uint8_t *data, unsigned n, size_t size, uint64_t ram, uint64_t *k) {
         int r = sd_bus_message_open_container(m, 'a', "(tay)");
 
-        for (unsigned i = 0; r >= 0 && i < n; i++, (*k)++) {
-                r = sd_bus_message_open_container(m, 'r', "tay");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "t", bench_batch_offset(*k, size, ram));
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'y', data + (size_t) i * size, size);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-        }
+        for (unsigned i = 0; r >= 0 && i < n; i++, (*k)++)
+                r = bench_append_entry(m, bench_batch_offset(*k, size, ram), data + (size_t) i * size, size);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
+        return r;
+}
+
+int bench_call_batch(sd_bus *bus, const bench_method *t, const uint8_t *data, unsigned n, size_t size, uint64_t ram,
+                     uint64_t *k) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
+        if (r >= 0)
+                r = bench_append_batch(m, data, n, size, ram, k);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0)
+                fprintf(stderr, "%s: %s.%s on %s: %s\n", PROGRAM, t->interface, t->member, t->path,
+                        error.message ? error.message : strerror(-r));
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
         return r;
 }
 

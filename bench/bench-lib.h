@@ -87,6 +87,15 @@ typedef struct bench_summary {
 } bench_summary;
 bench_summary bench_summarize(uint64_t *v, size_t n);
 
+/* A growing set of samples. */
+typedef struct bench_samples {
+        uint64_t *v;
+        size_t n, size;
+} bench_samples;
+int bench_samples_add(bench_samples *s, uint64_t v);
+/* The p-th percentile (nearest rank) of the samples, sorting them; 0 if none. */
+uint64_t bench_samples_percentile(bench_samples *s, unsigned p);
+
 /* One side of a comparison: what one iteration does, and on which bus. */
 typedef int (*bench_call_fn)(sd_bus *bus, const void *userdata);
 
@@ -130,6 +139,8 @@ typedef struct bench_proc_sample {
 } bench_proc_sample;
 int bench_proc_sample_read(pid_t pid, bench_proc_sample *ret);
 long bench_status_field(const char *text, const char *key);
+/* Resident memory without guest RAM: RssAnon + RssFile. */
+long bench_own_rss(const bench_proc_sample *s);
 /* User + system CPU time of pid, usec (clock-tick resolution; 0 if unknown). */
 uint64_t bench_proc_cpu_usec(pid_t pid);
 /* Time on a CPU of the live threads of pid, nsec, from the scheduler's own
@@ -182,7 +193,13 @@ int bench_acquire_lease(sd_bus *bus, const char *endpoint_path, const char *clas
  * data + i * size, at the slots of a stream of size-byte writes wrapped
  * inside [0, ram): entry k at bench_batch_offset(k), starting at *k. */
 uint64_t bench_batch_offset(uint64_t k, size_t size, uint64_t ram);
+/* One (tay) entry of such a body. */
+int bench_append_entry(sd_bus_message *m, uint64_t gpa, const void *data, size_t size);
 int bench_append_batch(sd_bus_message *m, const uint8_t *data, unsigned n, size_t size, uint64_t ram, uint64_t *k);
+/* One MemWriteBatch-shaped call (MemWriteBatch, EchoBatch) of such a body
+ * and empty options; says what failed on stderr. */
+int bench_call_batch(sd_bus *bus, const bench_method *t, const uint8_t *data, unsigned n, size_t size, uint64_t ram,
+                     uint64_t *k);
 
 /* --- processes and files ---------------------------------------------------------- */
 

@@ -307,15 +307,8 @@ static int write_pattern(sd_bus *bus, const char *endpoint_path, uint64_t size) 
         }
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(tay)");
-        for (uint64_t gpa = 0; r >= 0 && gpa + sizeof gpa <= size && gpa / stride < PATTERN_WRITES; gpa += stride) {
-                r = sd_bus_message_open_container(m, 'r', "tay");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "t", gpa);
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'y', &gpa, sizeof gpa);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-        }
+        for (uint64_t gpa = 0; r >= 0 && gpa + sizeof gpa <= size && gpa / stride < PATTERN_WRITES; gpa += stride)
+                r = bench_append_entry(m, gpa, &gpa, sizeof gpa);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)

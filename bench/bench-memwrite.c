@@ -71,29 +71,6 @@ static int call_small(sd_bus *bus, const void *userdata) {
         return r;
 }
 
-/* One MemWriteBatch of BATCH_ENTRIES entries, starting at entry *k of the
- * stream of 4 KiB writes. */
-static int call_batch(sd_bus *bus, const char *path, const uint8_t *data, uint64_t ram, uint64_t *k) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *reply = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteBatch");
-        if (r >= 0)
-                r = bench_append_batch(m, data, BATCH_ENTRIES, ENTRY_SIZE, ram, k);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                fprintf(stderr, "bench-memwrite: MemWriteBatch on %s: %s\n", path,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        sd_bus_message_unref(m);
-        return r;
-}
-
 /* The same bytes at the same offsets, one pwrite() per entry. */
 static int pwrite_batch(int fd, const uint8_t *data, uint64_t ram, uint64_t *k) {
         for (unsigned i = 0; i < BATCH_ENTRIES; i++, (*k)++) {
@@ -115,7 +92,11 @@ static int batch_pass(sd_bus *bus, const char *path, int memfd, uint8_t *data, u
 
         for (unsigned c = 0; r >= 0 && c < BATCH_CALLS; c++) {
                 data[0] = (uint8_t) c; /* not quite the same bytes every call */
-                r = memfd >= 0 ? pwrite_batch(memfd, data, ram, k) : call_batch(bus, path, data, ram, k);
+                r = memfd >= 0 ? pwrite_batch(memfd, data, ram, k)
+                               : bench_call_batch(bus, &(bench_method) { .destination = VMSIG_BUS_NAME, .path = path,
+                                                                         .interface = VMSIG_BUS_ENDPOINT_INTERFACE,
+                                                                         .member = "MemWriteBatch" },
+                                                  data, BATCH_ENTRIES, ENTRY_SIZE, ram, k);
         }
         *sum += bench_now_nsec() - start;
         return r;
