@@ -855,19 +855,29 @@ static void print_counts(const context *c, const phase *ph) {
 
 /* --- throughput: MemWriteBatch vs EchoBatch ------------------------------------------- */
 
-/* THROUGHPUT_CALLS calls to one side; adds its time to *sum. */
-static int batch_pass(context *c, bool vmsigd, uint8_t *data, uint64_t *k, uint64_t *sum) {
-        const bench_method vm = { .destination = VMSIG_NAME, .path = c->alpha, .interface = ENDPOINT_INTERFACE,
-                                  .member = "MemWriteBatch" };
-        const bench_method echo = { .destination = ECHO_NAME, .path = BENCH_ECHO_PATH,
-                                    .interface = BENCH_ECHO_INTERFACE, .member = "EchoBatch" };
+typedef struct batch_ctx {
+        context *c;
+        uint8_t *data;
+        uint64_t k[2];
+} batch_ctx;
+
+/* THROUGHPUT_CALLS calls to one side (0: vmsigd, 1: echo-service); adds
+ * its time to *sum. */
+static int batch_pass(void *userdata, unsigned side, uint64_t *sum) {
+        batch_ctx *b = userdata;
+        const bench_method m[2] = {
+                { .destination = VMSIG_NAME, .path = b->c->alpha, .interface = ENDPOINT_INTERFACE,
+                  .member = "MemWriteBatch" },
+                { .destination = ECHO_NAME, .path = BENCH_ECHO_PATH, .interface = BENCH_ECHO_INTERFACE,
+                  .member = "EchoBatch" },
+        };
         uint64_t start = bench_now_nsec();
         int r = 0;
 
         for (unsigned i = 0; r >= 0 && i < THROUGHPUT_CALLS; i++) {
-                data[0] = (uint8_t) i; /* not quite the same bytes every call */
-                r = bench_call_batch(c->bus, vmsigd ? &vm : &echo, data, THROUGHPUT_ENTRIES, ENTRY_SIZE, c->alpha_ram,
-                                     k);
+                b->data[0] = (uint8_t) i; /* not quite the same bytes every call */
+                r = bench_call_batch(b->c->bus, &m[side], b->data, THROUGHPUT_ENTRIES, ENTRY_SIZE, b->c->alpha_ram,
+                                     &b->k[side]);
         }
         *sum += bench_now_nsec() - start;
         return r;
@@ -881,15 +891,15 @@ static int run_throughput(context *c, const char *key, bool *ok) {
         bool target = strcmp(key, "batch") == 0;
         const double mib = (double) THROUGHPUT_ENTRIES * ENTRY_SIZE * THROUGHPUT_CALLS / (1 << 20);
         const size_t bytes = (size_t) THROUGHPUT_ENTRIES * ENTRY_SIZE;
-        uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX], ignored = 0, kv = 0, ke = 0;
+        batch_ctx b = { .c = c, .data = malloc(bytes) };
+        uint64_t t[2][BENCH_RUNS_MAX];
         unsigned runs = c->opt.batch_runs;
-        uint8_t *data = malloc(bytes);
         int fd = -1, r;
 
-        if (!data)
+        if (!b.data)
                 return -ENOMEM;
         for (size_t i = 0; i < bytes; i++)
-                data[i] = (uint8_t) (i * 131 + (i >> 12));
+                b.data[i] = (uint8_t) (i * 131 + (i >> 12));
         printf("== %s: MemWriteBatch of %u x %u bytes on alpha vs EchoBatch of the same on " ECHO_NAME
                ": %u calls (%.0f MiB) per run, median of %u runs, %s\n",
                key, THROUGHPUT_ENTRIES, ENTRY_SIZE, THROUGHPUT_CALLS, mib, runs,
@@ -897,36 +907,20 @@ static int run_throughput(context *c, const char *key, bool *ok) {
         fflush(stdout);
         r = bench_acquire_lease(c->bus, c->alpha, "memory-write", &fd, NULL);
         if (r >= 0)
-                r = batch_pass(c, true, data, &kv, &ignored);
-        if (r >= 0)
-                r = batch_pass(c, false, data, &ke, &ignored);
-        for (unsigned i = 0; r >= 0 && i < runs; i++) {
-                bool vmsigd_first = i % 2 == 0;
-
-                tv[i] = te[i] = 0;
-                r = batch_pass(c, vmsigd_first, data, vmsigd_first ? &kv : &ke, vmsigd_first ? &tv[i] : &te[i]);
-                if (r >= 0)
-                        r = batch_pass(c, !vmsigd_first, data, vmsigd_first ? &ke : &kv,
-                                       vmsigd_first ? &te[i] : &tv[i]);
-        }
+                r = bench_compare_passes(batch_pass, &b, runs, t);
         if (fd >= 0)
                 close(fd);
-        free(data);
+        free(b.data);
         if (r < 0)
                 return r;
-        uint64_t mv = bench_median_of_runs(tv, runs), me = bench_median_of_runs(te, runs);
-        double mbps_v = mib / (mv / 1e9), mbps_e = mib / (me / 1e9), ratio = mbps_v / mbps_e;
+        double mbps_v = mib / (bench_median_of_runs(t[0], runs) / 1e9),
+               mbps_e = mib / (bench_median_of_runs(t[1], runs) / 1e9), ratio = mbps_v / mbps_e;
 
         *ok = !target || ratio >= BATCH_TARGET;
-        printf("  batch   vmsigd %.1f MiB/s  echo %.1f MiB/s  ratio vmsigd/echo %.3f (target >= %.1f) %s"
-               "  (runs: vmsigd",
-               mbps_v, mbps_e, ratio, BATCH_TARGET, !target ? "report" : *ok ? "PASS" : "FAIL");
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.1f", mib / (tv[i] / 1e9));
-        printf("; echo");
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.1f", mib / (te[i] / 1e9));
-        printf(")\n@ floods-%s vmsigd_mbps=%.1f echo_mbps=%.1f ratio=%.3f\n", key, mbps_v, mbps_e, ratio);
+        printf("  batch   vmsigd %.1f MiB/s  echo %.1f MiB/s  ratio vmsigd/echo %.3f (target >= %.1f) %s", mbps_v,
+               mbps_e, ratio, BATCH_TARGET, !target ? "report" : *ok ? "PASS" : "FAIL");
+        bench_print_mib_runs("vmsigd", "echo", mib, t, runs);
+        printf("@ floods-%s vmsigd_mbps=%.1f echo_mbps=%.1f ratio=%.3f\n", key, mbps_v, mbps_e, ratio);
         fflush(stdout);
         return 0;
 }

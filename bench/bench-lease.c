@@ -60,7 +60,7 @@ static void report(const char *side, unsigned calls, const uint64_t *t, unsigned
         uint64_t m = bench_median_of_runs(t, runs);
 
         printf("  lease  %s %7.0f cycles/s (%.1f us each)  (runs:", side, calls / (m / 1e9), m / 1e3 / calls);
-        bench_print_rates(calls, t, runs);
+        bench_print_rates(calls, 0, t, runs);
         printf(")\n");
 }
 

@@ -223,18 +223,44 @@ bench_ratio bench_ratio_of(unsigned calls, const uint64_t *ta, const uint64_t *t
         return (bench_ratio) { calls / (ma / 1e9), calls / (mb / 1e9), (double) ma / (double) mb };
 }
 
-void bench_print_rates(unsigned calls, const uint64_t *t, unsigned runs) {
+void bench_print_rates(double amount, int decimals, const uint64_t *t, unsigned runs) {
         for (unsigned i = 0; i < runs; i++)
-                printf(" %.0f", calls / (t[i] / 1e9));
+                printf(" %.*f", decimals, amount / (t[i] / 1e9));
+}
+
+static void print_runs(const char *a, const char *b, double amount, int decimals, const uint64_t *ta,
+                       const uint64_t *tb, unsigned runs) {
+        printf("  (runs: %s", a);
+        bench_print_rates(amount, decimals, ta, runs);
+        printf("; %s", b);
+        bench_print_rates(amount, decimals, tb, runs);
+        printf(")\n");
 }
 
 void bench_print_runs(const char *a, const char *b, unsigned calls, const uint64_t *ta, const uint64_t *tb,
                       unsigned runs) {
-        printf("  (runs: %s", a);
-        bench_print_rates(calls, ta, runs);
-        printf("; %s", b);
-        bench_print_rates(calls, tb, runs);
-        printf(")\n");
+        print_runs(a, b, calls, 0, ta, tb, runs);
+}
+
+int bench_compare_passes(bench_pass_fn pass, void *userdata, unsigned runs, uint64_t ret[2][BENCH_RUNS_MAX]) {
+        uint64_t ignored = 0;
+        int r = pass(userdata, 0, &ignored);
+
+        if (r >= 0)
+                r = pass(userdata, 1, &ignored);
+        for (unsigned i = 0; r >= 0 && i < runs; i++) {
+                unsigned first = i % 2;
+
+                ret[0][i] = ret[1][i] = 0;
+                r = pass(userdata, first, &ret[first][i]);
+                if (r >= 0)
+                        r = pass(userdata, !first, &ret[!first][i]);
+        }
+        return r;
+}
+
+void bench_print_mib_runs(const char *a, const char *b, double mib, uint64_t t[2][BENCH_RUNS_MAX], unsigned runs) {
+        print_runs(a, b, mib, 1, t[0], t[1], runs);
 }
 
 /* --- what /proc says ----------------------------------------------------------- */

@@ -120,11 +120,21 @@ typedef struct bench_ratio {
         double a, b, ratio;
 } bench_ratio;
 bench_ratio bench_ratio_of(unsigned calls, const uint64_t *ta, const uint64_t *tb, unsigned runs);
-/* " 1234 1250 1190": the rate of each run, in calls per second. */
-void bench_print_rates(unsigned calls, const uint64_t *t, unsigned runs);
-/* "  (runs: A r r r; B r r r)\n" */
+/* " 1234 1250 1190": the rate of each run, amount per second, with so many
+ * decimals. */
+void bench_print_rates(double amount, int decimals, const uint64_t *t, unsigned runs);
+/* "  (runs: A r r r; B r r r)\n", the rates in calls per second */
 void bench_print_runs(const char *a, const char *b, unsigned calls, const uint64_t *ta, const uint64_t *tb,
                       unsigned runs);
+
+/* Two sides of a throughput comparison by passes: pass(userdata, side,
+ * sum) does one pass of side 0 or 1 and adds its time to *sum. One pass of
+ * each to warm up, then runs runs of one pass of each, which goes first
+ * alternating (ABBA); ret[side][i]: the time of run i. */
+typedef int (*bench_pass_fn)(void *userdata, unsigned side, uint64_t *sum);
+int bench_compare_passes(bench_pass_fn pass, void *userdata, unsigned runs, uint64_t ret[2][BENCH_RUNS_MAX]);
+/* "  (runs: A r r r; B r r r)\n", the rates in MiB per second. */
+void bench_print_mib_runs(const char *a, const char *b, double mib, uint64_t t[2][BENCH_RUNS_MAX], unsigned runs);
 
 /* --- what /proc says ----------------------------------------------------------- */
 

@@ -84,19 +84,27 @@ static int pwrite_batch(int fd, const uint8_t *data, uint64_t ram, uint64_t *k) 
         return 0;
 }
 
-/* One pass of BATCH_CALLS batches on one side; adds its time to *sum. */
-static int batch_pass(sd_bus *bus, const char *path, int memfd, uint8_t *data, uint64_t ram, uint64_t *k,
-                      uint64_t *sum) {
+typedef struct batch_ctx {
+        sd_bus *bus;
+        const char *path;
+        int memfd;
+        uint8_t *data;
+        uint64_t ram, k[2];
+} batch_ctx;
+
+/* One pass of BATCH_CALLS batches on one side (0: vmsigd, 1: the memfd);
+ * adds its time to *sum. */
+static int batch_pass(void *userdata, unsigned side, uint64_t *sum) {
+        batch_ctx *b = userdata;
+        const bench_method vm = { .destination = VMSIG_BUS_NAME, .path = b->path,
+                                  .interface = VMSIG_BUS_ENDPOINT_INTERFACE, .member = "MemWriteBatch" };
         uint64_t start = bench_now_nsec();
         int r = 0;
 
         for (unsigned c = 0; r >= 0 && c < BATCH_CALLS; c++) {
-                data[0] = (uint8_t) c; /* not quite the same bytes every call */
-                r = memfd >= 0 ? pwrite_batch(memfd, data, ram, k)
-                               : bench_call_batch(bus, &(bench_method) { .destination = VMSIG_BUS_NAME, .path = path,
-                                                                         .interface = VMSIG_BUS_ENDPOINT_INTERFACE,
-                                                                         .member = "MemWriteBatch" },
-                                                  data, BATCH_ENTRIES, ENTRY_SIZE, ram, k);
+                b->data[0] = (uint8_t) c; /* not quite the same bytes every call */
+                r = side ? pwrite_batch(b->memfd, b->data, b->ram, &b->k[1])
+                         : bench_call_batch(b->bus, &vm, b->data, BATCH_ENTRIES, ENTRY_SIZE, b->ram, &b->k[0]);
         }
         *sum += bench_now_nsec() - start;
         return r;
@@ -113,6 +121,62 @@ static int get_ram_size(sd_bus *bus, const char *path, uint64_t *ret) {
         return r;
 }
 
+static int run_call(sd_bus *bus, const char *path, uint64_t ram, unsigned calls, unsigned warmup, unsigned runs) {
+        uint64_t next_gpa = 0, tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX];
+        const small_call vm = { VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWrite", true, ram, &next_gpa };
+        const small_call echo = { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", false, 0, NULL };
+        int r;
+
+        printf("  call    MemWrite(gpa, 8 bytes, {}) vs Echo(\"01234567\"): %u calls per run, %u warm-up\n", calls,
+               warmup);
+        fflush(stdout);
+        r = bench_compare(&(bench_side) { bus, call_small, &vm }, &(bench_side) { bus, call_small, &echo }, calls,
+                          warmup, runs, tv, te);
+        if (r < 0)
+                return r;
+        bench_ratio x = bench_ratio_of(calls, tv, te, runs);
+        printf("  call    vmsigd %9.0f calls/s  echo %9.0f calls/s  ratio vmsigd/echo time %.3f"
+               " (target <= %.1f) %s",
+               x.a, x.b, x.ratio, CALL_TARGET_RATIO, x.ratio <= CALL_TARGET_RATIO ? "PASS" : "FAIL");
+        bench_print_runs("vmsigd", "echo", calls, tv, te, runs);
+        printf("@ memwrite-call vmsigd_cps=%.0f echo_cps=%.0f ratio=%.3f\n", x.a, x.b, x.ratio);
+        fflush(stdout);
+        return 0;
+}
+
+static int run_batch(sd_bus *bus, const char *path, uint64_t ram, unsigned runs) {
+        const double mib = (double) BATCH_BYTES * BATCH_CALLS / (1 << 20);
+        batch_ctx b = { .bus = bus, .path = path, .ram = ram, .data = malloc(BATCH_BYTES) };
+        uint64_t t[2][BENCH_RUNS_MAX];
+        int r = 0;
+
+        b.memfd = memfd_create("bench-memwrite", MFD_CLOEXEC);
+        if (!b.data || b.memfd < 0 || ftruncate(b.memfd, (off_t) ram) < 0) {
+                r = b.data ? -errno : -ENOMEM;
+                fprintf(stderr, "bench-memwrite: memfd of %" PRIu64 " bytes: %s\n", ram, strerror(-r));
+        }
+        for (size_t i = 0; r >= 0 && i < BATCH_BYTES; i++)
+                b.data[i] = (uint8_t) (i * 131 + (i >> 12));
+        if (r >= 0) {
+                printf("  batch   MemWriteBatch of %u x %u bytes vs pwrite() to a memfd of %" PRIu64
+                       " MiB: %u calls (%.0f MiB) per run, 1 warm-up run\n",
+                       BATCH_ENTRIES, ENTRY_SIZE, ram >> 20, BATCH_CALLS, mib);
+                fflush(stdout);
+                r = bench_compare_passes(batch_pass, &b, runs, t);
+        }
+        if (b.memfd >= 0)
+                close(b.memfd);
+        free(b.data);
+        if (r < 0)
+                return r;
+        double v = mib / (bench_median_of_runs(t[0], runs) / 1e9), p = mib / (bench_median_of_runs(t[1], runs) / 1e9);
+        printf("  batch   vmsigd %8.1f MiB/s  pwrite baseline %8.1f MiB/s  ratio vmsigd/baseline %.3f (report only)", v,
+               p, v / p);
+        bench_print_mib_runs("vmsigd", "baseline", mib, t, runs);
+        printf("@ memwrite-batch vmsigd_mbps=%.1f baseline_mbps=%.1f ratio=%.3f\n", v, p, v / p);
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         unsigned calls = 20000, warmup = 2000, runs = 3;
         const char *endpoint = "alpha";
@@ -121,9 +185,8 @@ int main(int argc, char *argv[]) {
                 BENCH_OPT_RUNS(&runs), {},
         };
         char *path = NULL, *lease = NULL;
-        uint8_t *data = NULL;
-        uint64_t ram = 0, next_gpa = 0;
-        int lease_fd = -1, memfd = -1, r;
+        uint64_t ram = 0;
+        int lease_fd = -1, r;
         sd_bus *bus = NULL;
 
         bench_parse_options(argc, argv, options,
@@ -135,103 +198,24 @@ int main(int argc, char *argv[]) {
         r = path ? bench_open_system(&bus) : -ENOMEM;
         if (r >= 0)
                 r = get_ram_size(bus, path, &ram);
-        if (r < 0)
-                goto finish;
-        if (ram < ENTRY_SIZE) {
+        if (r >= 0 && ram < ENTRY_SIZE) {
                 fprintf(stderr, "bench-memwrite: %s has RamSize %" PRIu64 ", less than %u bytes\n", endpoint, ram,
                         ENTRY_SIZE);
                 r = -EINVAL;
-                goto finish;
         }
-        printf("bench-memwrite: endpoint %s, RamSize %" PRIu64 " MiB, median of %u runs\n", endpoint, ram >> 20,
-               runs);
-        r = bench_acquire_lease(bus, path, "memory-write", &lease_fd, &lease);
-        if (r < 0)
-                goto finish;
-        printf("  lease   memory-write lease %s taken\n", lease);
-
-        /* --- call ------------------------------------------------------- */
-        {
-                const small_call vm = { VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWrite", true, ram, &next_gpa };
-                const small_call echo = { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", false, 0, NULL };
-                const bench_side a = { bus, call_small, &vm }, b = { bus, call_small, &echo };
-                uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX];
-
-                printf("  call    MemWrite(gpa, 8 bytes, {}) vs Echo(\"01234567\"): %u calls per run, %u warm-up\n",
-                       calls, warmup);
-                fflush(stdout);
-                r = bench_compare(&a, &b, calls, warmup, runs, tv, te);
-                if (r < 0)
-                        goto finish;
-                bench_ratio x = bench_ratio_of(calls, tv, te, runs);
-
-                printf("  call    vmsigd %9.0f calls/s  echo %9.0f calls/s  ratio vmsigd/echo time %.3f"
-                       " (target <= %.1f) %s",
-                       x.a, x.b, x.ratio, CALL_TARGET_RATIO, x.ratio <= CALL_TARGET_RATIO ? "PASS" : "FAIL");
-                bench_print_runs("vmsigd", "echo", calls, tv, te, runs);
-                printf("@ memwrite-call vmsigd_cps=%.0f echo_cps=%.0f ratio=%.3f\n", x.a, x.b, x.ratio);
-                fflush(stdout);
+        if (r >= 0) {
+                printf("bench-memwrite: endpoint %s, RamSize %" PRIu64 " MiB, median of %u runs\n", endpoint,
+                       ram >> 20, runs);
+                r = bench_acquire_lease(bus, path, "memory-write", &lease_fd, &lease);
         }
-
-        /* --- batch ------------------------------------------------------ */
-        {
-                uint64_t tv[BENCH_RUNS_MAX], tb[BENCH_RUNS_MAX], ignored = 0, kv = 0, kb = 0;
-                const double mib = (double) BATCH_BYTES * BATCH_CALLS / (1 << 20);
-
-                data = malloc(BATCH_BYTES);
-                if (!data) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
-                for (size_t i = 0; i < BATCH_BYTES; i++)
-                        data[i] = (uint8_t) (i * 131 + (i >> 12));
-                memfd = memfd_create("bench-memwrite", MFD_CLOEXEC);
-                if (memfd < 0 || ftruncate(memfd, (off_t) ram) < 0) {
-                        r = -errno;
-                        fprintf(stderr, "bench-memwrite: memfd of %" PRIu64 " bytes: %s\n", ram, strerror(-r));
-                        goto finish;
-                }
-                printf("  batch   MemWriteBatch of %u x %u bytes vs pwrite() to a memfd of %" PRIu64
-                       " MiB: %u calls (%.0f MiB) per run, 1 warm-up run\n",
-                       BATCH_ENTRIES, ENTRY_SIZE, ram >> 20, BATCH_CALLS, mib);
-                fflush(stdout);
-                r = batch_pass(bus, path, -1, data, ram, &kv, &ignored);
-                if (r >= 0)
-                        r = batch_pass(NULL, NULL, memfd, data, ram, &kb, &ignored);
-                for (unsigned i = 0; r >= 0 && i < runs; i++) {
-                        bool vm_first = i % 2 == 0;
-
-                        tv[i] = tb[i] = 0;
-                        if (vm_first)
-                                r = batch_pass(bus, path, -1, data, ram, &kv, &tv[i]);
-                        if (r >= 0)
-                                r = batch_pass(NULL, NULL, memfd, data, ram, &kb, &tb[i]);
-                        if (r >= 0 && !vm_first)
-                                r = batch_pass(bus, path, -1, data, ram, &kv, &tv[i]);
-                }
-                if (r < 0)
-                        goto finish;
-                uint64_t mv = bench_median_of_runs(tv, runs), mb = bench_median_of_runs(tb, runs);
-                double mbps_v = mib / (mv / 1e9), mbps_b = mib / (mb / 1e9);
-
-                printf("  batch   vmsigd %8.1f MiB/s  pwrite baseline %8.1f MiB/s  ratio vmsigd/baseline %.3f"
-                       " (report only)  (runs: vmsigd",
-                       mbps_v, mbps_b, mbps_v / mbps_b);
-                for (unsigned i = 0; i < runs; i++)
-                        printf(" %.1f", mib / (tv[i] / 1e9));
-                printf("; baseline");
-                for (unsigned i = 0; i < runs; i++)
-                        printf(" %.1f", mib / (tb[i] / 1e9));
-                printf(")\n@ memwrite-batch vmsigd_mbps=%.1f baseline_mbps=%.1f ratio=%.3f\n", mbps_v, mbps_b,
-                       mbps_v / mbps_b);
+        if (r >= 0) {
+                printf("  lease   memory-write lease %s taken\n", lease);
+                r = run_call(bus, path, ram, calls, warmup, runs);
         }
-        r = 0;
-finish:
+        if (r >= 0)
+                r = run_batch(bus, path, ram, runs);
         if (lease_fd >= 0)
                 close(lease_fd); /* ends the lease */
-        if (memfd >= 0)
-                close(memfd);
-        free(data);
         sd_bus_flush_close_unref(bus);
         free(path);
         free(lease);
