@@ -126,52 +126,30 @@ static int check_authorization(sd_bus *bus, uint64_t *ret) {
         return r;
 }
 
-static int run_first(const bench_method *vmsig, const bench_method *echo, unsigned samples, unsigned warmup,
-                     unsigned runs) {
-        uint64_t mv[BENCH_RUNS_MAX], me[BENCH_RUNS_MAX], mp[BENCH_RUNS_MAX], ignored;
-        uint64_t *sv = calloc(samples, sizeof *sv), *se = calloc(samples, sizeof *se);
-        sd_bus *bus = NULL;
+/* samples pairs of new connections, which goes first alternating; the
+ * medians of each side into *ret_v, *ret_e. */
+static int first_samples(const bench_method *vmsig, const bench_method *echo, uint64_t *sv, uint64_t *se,
+                         unsigned samples, uint64_t *ret_v, uint64_t *ret_e) {
         int r = 0;
 
-        if (!sv || !se) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        r = bench_open_system(&bus);
-        for (unsigned i = 0; r >= 0 && i < warmup; i++) {
-                r = one_connection(vmsig, &ignored);
-                if (r >= 0)
-                        r = one_connection(echo, &ignored);
-        }
-        for (unsigned run = 0; r >= 0 && run < runs; run++) {
-                for (unsigned i = 0; r >= 0 && i < samples; i++) {
-                        /* Alternate which goes first. */
-                        if (i % 2 == 0) {
-                                r = one_connection(vmsig, &sv[i]);
-                                if (r >= 0)
-                                        r = one_connection(echo, &se[i]);
-                        } else {
-                                r = one_connection(echo, &se[i]);
-                                if (r >= 0)
-                                        r = one_connection(vmsig, &sv[i]);
-                        }
-                }
-                if (r < 0)
-                        break;
-                mv[run] = bench_median(sv, samples);
-                me[run] = bench_median(se, samples);
-                /* The reference, on one connection (sv reused). */
-                for (unsigned i = 0; r >= 0 && i < samples; i++)
-                        r = check_authorization(bus, &sv[i]);
-                if (r < 0)
-                        break;
-                mp[run] = bench_median(sv, samples);
-        }
-        if (r < 0)
-                goto finish;
+        for (unsigned i = 0; r >= 0 && i < samples; i++) {
+                bool vmsig_first = i % 2 == 0;
 
+                r = one_connection(vmsig_first ? vmsig : echo, vmsig_first ? &sv[i] : &se[i]);
+                if (r >= 0)
+                        r = one_connection(vmsig_first ? echo : vmsig, vmsig_first ? &se[i] : &sv[i]);
+        }
+        *ret_v = bench_median(sv, samples);
+        *ret_e = bench_median(se, samples);
+        return r;
+}
+
+static void report_first(const uint64_t *mv, const uint64_t *me, const uint64_t *mp, unsigned samples,
+                         unsigned runs) {
         uint64_t v = bench_median_of_runs(mv, runs), e = bench_median_of_runs(me, runs);
+        uint64_t p = bench_median_of_runs(mp, runs);
         double added = ((double) v - (double) e) / 1e6;
+
         printf("  first   uid %u, a new connection per call, median of %u samples, median of %u runs:\n",
                (unsigned) getuid(), samples, runs);
         printf("  first   connect + first GetEndpoint %.3f ms   connect + Echo %.3f ms   added by credentials + polkit"
@@ -180,7 +158,6 @@ static int run_first(const bench_method *vmsig, const bench_method *echo, unsign
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.3f-%.3f", mv[i] / 1e6, me[i] / 1e6);
         printf(")\n");
-        uint64_t p = bench_median_of_runs(mp, runs);
         printf("  first   of which polkit: CheckAuthorization(org.vmsig.roster) alone, asked by the caller about"
                " itself, %.3f ms (runs:", p / 1e6);
         for (unsigned i = 0; i < runs; i++)
@@ -188,7 +165,30 @@ static int run_first(const bench_method *vmsig, const bench_method *echo, unsign
         printf(")\n");
         printf("@ auth-first vmsigd_ms=%.3f echo_ms=%.3f added_ms=%.3f polkit_ms=%.3f samples=%u\n", v / 1e6, e / 1e6,
                added, p / 1e6, samples);
-finish:
+}
+
+static int run_first(const bench_method *vmsig, const bench_method *echo, unsigned samples, unsigned warmup,
+                     unsigned runs) {
+        uint64_t mv[BENCH_RUNS_MAX], me[BENCH_RUNS_MAX], mp[BENCH_RUNS_MAX], ignored;
+        uint64_t *sv = calloc(samples, sizeof *sv), *se = calloc(samples, sizeof *se);
+        sd_bus *bus = NULL;
+        int r = sv && se ? bench_open_system(&bus) : -ENOMEM;
+
+        for (unsigned i = 0; r >= 0 && i < warmup; i++) {
+                r = one_connection(vmsig, &ignored);
+                if (r >= 0)
+                        r = one_connection(echo, &ignored);
+        }
+        for (unsigned run = 0; r >= 0 && run < runs; run++) {
+                r = first_samples(vmsig, echo, sv, se, samples, &mv[run], &me[run]);
+                /* The reference, on one connection (sv reused). */
+                for (unsigned i = 0; r >= 0 && i < samples; i++)
+                        r = check_authorization(bus, &sv[i]);
+                if (r >= 0)
+                        mp[run] = bench_median(sv, samples);
+        }
+        if (r >= 0)
+                report_first(mv, me, mp, samples, runs);
         sd_bus_flush_close_unref(bus);
         free(sv);
         free(se);

@@ -53,6 +53,13 @@ static int run_case(sd_bus *bus, const bench_case *bc, unsigned calls, unsigned 
         return 0;
 }
 
+static const char usage[] =
+        "bench-bus [--calls N] [--warmup N] [--runs N] [--endpoint NAME] [--case NAME]...\n"
+        "bench-bus --wait NAME [--timeout SECONDS]\n"
+        "Round trips against org.vmsig and " BENCH_ECHO_NAME " on the system bus\n"
+        "($DBUS_SYSTEM_BUS_ADDRESS). Cases: get-version, get-state, get-endpoint.\n"
+        "--wait only waits until NAME has an owner.\n";
+
 int main(int argc, char *argv[]) {
         unsigned calls = 20000, warmup = 2000, runs = 3;
         const char *endpoint = "alpha", *wait_name = NULL;
@@ -72,19 +79,13 @@ int main(int argc, char *argv[]) {
         char *path = NULL;
         int r;
 
-        bench_parse_options(argc, argv, options,
-                            "bench-bus [--calls N] [--warmup N] [--runs N] [--endpoint NAME] [--case NAME]...\n"
-                            "bench-bus --wait NAME [--timeout SECONDS]\n"
-                            "Round trips against org.vmsig and " BENCH_ECHO_NAME " on the system bus\n"
-                            "($DBUS_SYSTEM_BUS_ADDRESS). Cases: get-version, get-state, get-endpoint.\n"
-                            "--wait only waits until NAME has an owner.\n");
+        bench_parse_options(argc, argv, options, usage);
         path = bench_endpoint_path(endpoint);
         r = path ? bench_open_system(&bus) : -ENOMEM;
         if (r >= 0 && wait_name) {
                 r = bench_wait_name(bus, wait_name, timeout);
                 if (r < 0)
                         fprintf(stderr, "bench-bus: waiting for %s: %s\n", wait_name, strerror(-r));
-                goto finish;
         }
 
         const bench_case cases[] = {
@@ -106,13 +107,12 @@ int main(int argc, char *argv[]) {
                   { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' } },
         };
 
-        if (r >= 0)
+        if (r >= 0 && !wait_name)
                 printf("bench-bus: %u sequential calls per run, %u warm-up calls, median of %u runs\n", calls, warmup,
                        runs);
-        for (size_t i = 0; r >= 0 && i < BENCH_ELEMENTS(cases); i++)
+        for (size_t i = 0; r >= 0 && !wait_name && i < BENCH_ELEMENTS(cases); i++)
                 if (bench_list_wants(&only, cases[i].name))
                         r = run_case(bus, &cases[i], calls, warmup, runs);
-finish:
         sd_bus_flush_close_unref(bus);
         free(path);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

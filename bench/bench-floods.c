@@ -646,7 +646,7 @@ typedef struct phase {
         uint64_t failures;
         char failure[160];
         bench_proc_sample before, after, peak;
-        double vmsigd_cpu, bus_cpu, settle_seconds;
+        double vmsigd_cpu, bus_cpu, settle_seconds, wall;
         audit_tally audit_before, audit_after;
         bool skipped, failed;
 } phase;
@@ -724,51 +724,31 @@ static int start_echo_4k(context *c, phase *ph, uint64_t deadline) {
         return start_nonholder(c, ph, deadline, ENTRY_SIZE, 2, true);
 }
 
-static int run_phase(context *c, phase *ph, phase_start_fn start) {
-        uint64_t t0, s0, b0, deadline;
-        sd_bus *p2p_bus = NULL;
-        probe p, p2p;
-        int r;
+/* The probes of the phase: root on the bus and, for the phase only, on
+ * the private socket (while a private connection is open vmsigd checks its
+ * peers' queues every second, and never gets the 3 quiet seconds after
+ * which it trims its heap). */
+static int phase_probes(context *c, phase *ph, probe *p, probe *p2p, sd_bus **p2p_bus) {
+        int r = probe_init(p, c->bus, VMSIG_NAME, c->opt.endpoint, c->opt.slow);
 
-        ph->lease_fd = -1;
-        printf("== %s: %s\n", ph->key, ph->title);
-        fflush(stdout);
-        /* Before the private connection below: its socket is one more fd
-         * of vmsigd's, once vmsigd gets round to accepting it. */
-        r = bench_proc_sample_read(c->vmsigd, &ph->before);
-        if (r < 0) {
-                fprintf(stderr, "bench-floods: vmsigd (pid %d) is gone\n", (int) c->vmsigd);
-                return r;
-        }
-        ph->peak = ph->before;
-        audit_count(c->opt.log, &ph->audit_before);
-        r = probe_init(&p, c->bus, VMSIG_NAME, c->opt.endpoint, c->opt.slow);
-        /* For the phase only: while a private connection is open vmsigd
-         * checks its peers' queues every second, and never gets the 3
-         * quiet seconds after which it trims its heap. */
         if (r >= 0 && c->opt.private_socket) {
-                r = bench_p2p_connect(c->opt.private_socket, &p2p_bus);
-                if (r < 0)
-                        fprintf(stderr, "bench-floods: cannot connect to %s: %s\n", c->opt.private_socket,
-                                strerror(-r));
-                else
-                        r = probe_init(&p2p, p2p_bus, NULL, c->opt.endpoint, c->opt.slow);
-                p.p2p = &p2p;
-                p.p2p_samples = &ph->p2p_lat;
+                r = bench_p2p_connect(c->opt.private_socket, p2p_bus);
+                if (r >= 0)
+                        r = probe_init(p2p, *p2p_bus, NULL, c->opt.endpoint, c->opt.slow);
+                p->p2p = p2p;
+                p->p2p_samples = &ph->p2p_lat;
         }
-        if (r < 0) {
-                probe_done(&p);
-                sd_bus_flush_close_unref(p2p_bus);
-                return r;
-        }
-        t0 = bench_now_nsec();
-        deadline = t0 + c->opt.seconds * NSEC_PER_SEC;
-        s0 = bench_proc_sched_nsec(c->vmsigd);
-        b0 = c->bus_daemon > 0 ? bench_proc_sched_nsec(c->bus_daemon) : 0;
-        if (start)
-                r = start(c, ph, deadline);
+        return r;
+}
+
+/* The flood and the probing, until the deadline; the children reaped. */
+static int phase_flood(context *c, phase *ph, phase_start_fn start, probe *p) {
+        uint64_t t0 = bench_now_nsec(), deadline = t0 + c->opt.seconds * NSEC_PER_SEC;
+        uint64_t s0 = bench_proc_sched_nsec(c->vmsigd), b0 = c->bus_daemon > 0 ? bench_proc_sched_nsec(c->bus_daemon) : 0;
+        int r = start ? start(c, ph, deadline) : 0;
+
         if (r >= 0)
-                r = probe_until(&p, deadline, c->opt.interval_ms, &ph->lat, c->vmsigd, &ph->peak, NULL, NULL);
+                r = probe_until(p, deadline, c->opt.interval_ms, &ph->lat, c->vmsigd, &ph->peak, NULL, NULL);
         for (size_t i = 0; i < ph->n_children; i++) {
                 int k = flood_reap(&ph->children[i], &ph->counts);
                 if (k < 0) {
@@ -779,16 +759,53 @@ static int run_phase(context *c, phase *ph, phase_start_fn start) {
         }
         if (ph->lease_fd >= 0)
                 close(ph->lease_fd); /* ends the lease */
-        sd_bus_flush_close_unref(ph->holder);
-        ph->holder = NULL;
-        double wall = (bench_now_nsec() - t0) / 1e9;
-        ph->vmsigd_cpu = (bench_proc_sched_nsec(c->vmsigd) - s0) / 1e9 / wall * 100;
-        ph->bus_cpu = c->bus_daemon > 0 ? (bench_proc_sched_nsec(c->bus_daemon) - b0) / 1e9 / wall * 100 : 0;
+        ph->holder = sd_bus_flush_close_unref(ph->holder);
+        ph->wall = (bench_now_nsec() - t0) / 1e9;
+        ph->vmsigd_cpu = (bench_proc_sched_nsec(c->vmsigd) - s0) / 1e9 / ph->wall * 100;
+        ph->bus_cpu = c->bus_daemon > 0 ? (bench_proc_sched_nsec(c->bus_daemon) - b0) / 1e9 / ph->wall * 100 : 0;
+        return r;
+}
+
+static void phase_print(const phase *ph) {
+        printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; %" PRIu64 " failed%s%s\n", ph->summary.n,
+               ph->summary.p50, ph->summary.p99, ph->summary.max, ph->failures, ph->failures ? ": " : "",
+               ph->failure);
+        if (ph->p2p_summary.n > 0)
+                printf("  root    the same through the private socket: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+                       ph->p2p_summary.p50, ph->p2p_summary.p99, ph->p2p_summary.max);
+        printf("  cpu     vmsigd %.1f %%, dbus-daemon %.1f %% of one CPU over %.1f s\n", ph->vmsigd_cpu, ph->bus_cpu,
+               ph->wall);
+        printf("  memory  vmsigd anon+file %ld -> %ld KiB (peak anon %ld KiB; VmRSS %ld -> %ld), fds %d -> %d"
+               " (peak %d); settled in %.1f s\n",
+               bench_own_rss(&ph->before), bench_own_rss(&ph->after), ph->peak.anon_kib, ph->before.rss_kib,
+               ph->after.rss_kib, ph->before.fds, ph->after.fds, ph->peak.fds, ph->settle_seconds);
+        fflush(stdout);
+}
+
+static int run_phase(context *c, phase *ph, phase_start_fn start) {
+        sd_bus *p2p_bus = NULL;
+        probe p = {}, p2p = {};
+        int r;
+
+        ph->lease_fd = -1;
+        printf("== %s: %s\n", ph->key, ph->title);
+        fflush(stdout);
+        /* Before the private connection: its socket is one more fd of
+         * vmsigd's, once vmsigd gets round to accepting it. */
+        r = bench_proc_sample_read(c->vmsigd, &ph->before);
+        if (r < 0) {
+                fprintf(stderr, "bench-floods: vmsigd (pid %d) is gone\n", (int) c->vmsigd);
+                return r;
+        }
+        ph->peak = ph->before;
+        audit_count(c->opt.log, &ph->audit_before);
+        r = phase_probes(c, ph, &p, &p2p, &p2p_bus);
+        if (r >= 0)
+                r = phase_flood(c, ph, start, &p);
         ph->failures = p.failures + (p.p2p ? p2p.failures : 0);
         memcpy(ph->failure, p.failures || !p.p2p ? p.failure : p2p.failure, sizeof ph->failure);
         probe_done(&p);
-        if (p.p2p)
-                probe_done(&p2p);
+        probe_done(&p2p);
         sd_bus_flush_close_unref(p2p_bus);
         if (r < 0)
                 return r;
@@ -802,19 +819,7 @@ static int run_phase(context *c, phase *ph, phase_start_fn start) {
         }
         ph->summary = samples_summary(&ph->lat);
         ph->p2p_summary = samples_summary(&ph->p2p_lat);
-        printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; %" PRIu64 " failed%s%s\n", ph->summary.n,
-               ph->summary.p50, ph->summary.p99, ph->summary.max, ph->failures, ph->failures ? ": " : "",
-               ph->failure);
-        if (ph->p2p_summary.n > 0)
-                printf("  root    the same through the private socket: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-                       ph->p2p_summary.p50, ph->p2p_summary.p99, ph->p2p_summary.max);
-        printf("  cpu     vmsigd %.1f %%, dbus-daemon %.1f %% of one CPU over %.1f s\n", ph->vmsigd_cpu, ph->bus_cpu,
-               wall);
-        printf("  memory  vmsigd anon+file %ld -> %ld KiB (peak anon %ld KiB; VmRSS %ld -> %ld), fds %d -> %d"
-               " (peak %d); settled in %.1f s\n",
-               bench_own_rss(&ph->before), bench_own_rss(&ph->after), ph->peak.anon_kib, ph->before.rss_kib, ph->after.rss_kib,
-               ph->before.fds, ph->after.fds, ph->peak.fds, ph->settle_seconds);
-        fflush(stdout);
+        phase_print(ph);
         return 0;
 }
 
@@ -1051,13 +1056,10 @@ static double field_of(const char *text, const char *line, const char *key) {
         return strtod(k + strlen(pattern), NULL);
 }
 
-static int run_load(context *c, double idle_p99, bool *ok) {
+/* bench-load, its stdout on a non-blocking pipe. */
+static int load_spawn(context *c, load_run *l) {
         char calls[32], warmup[32];
-        uint64_t start = bench_now_nsec();
-        load_run l = { .out = -1 };
-        samples s = {};
-        char *address = NULL;
-        int pipefd[2], r;
+        int pipefd[2];
 
         snprintf(calls, sizeof calls, "%u", c->opt.load_calls);
         snprintf(warmup, sizeof warmup, "%u", c->opt.load_calls / 5);
@@ -1068,10 +1070,10 @@ static int run_load(context *c, double idle_p99, bool *ok) {
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
         fflush(stderr);
-        l.pid = fork();
-        if (l.pid < 0)
+        l->pid = fork();
+        if (l->pid < 0)
                 return -errno;
-        if (l.pid == 0) {
+        if (l->pid == 0) {
                 char *argv[] = { (char *) c->opt.bench_load, "--srcdir", (char *) c->opt.srcdir, "--vmsigd",
                                  (char *) c->opt.vmsigd, "--calls", calls, "--warmup", warmup, "--settle", "4", NULL };
                 if (dup2(pipefd[1], STDOUT_FILENO) < 0)
@@ -1081,45 +1083,84 @@ static int run_load(context *c, double idle_p99, bool *ok) {
                 _exit(127);
         }
         close(pipefd[1]);
-        l.out = pipefd[0];
-        (void) fcntl(l.out, F_SETFL, O_NONBLOCK);
+        l->out = pipefd[0];
+        (void) fcntl(l->out, F_SETFL, O_NONBLOCK);
+        return 0;
+}
 
-        /* Its bus, once its vmsigd runs; then its measured round. */
-        r = -ETIMEDOUT;
-        while (bench_now_nsec() - start < 60 * NSEC_PER_SEC && !load_exited(&l)) {
-                load_read(&l);
+/* Root's calls on bench-load's bus, once its vmsigd runs, during its
+ * measured round. */
+static int load_probe(context *c, load_run *l, uint64_t start, samples *s) {
+        char *address = NULL;
+        int r = -ETIMEDOUT;
+
+        while (bench_now_nsec() - start < 60 * NSEC_PER_SEC && !load_exited(l)) {
+                load_read(l);
                 if (!address)
-                        (void) load_find_bus(l.pid, &address);
-                if (address && l.measured) {
+                        (void) load_find_bus(l->pid, &address);
+                if (address && l->measured) {
                         r = 0;
                         break;
                 }
                 usleep(50000);
         }
-        if (r >= 0) {
-                r = sd_bus_new(&l.probe_bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(l.probe_bus, address);
-                if (r >= 0)
-                        r = sd_bus_set_bus_client(l.probe_bus, 1);
-                if (r >= 0)
-                        r = sd_bus_start(l.probe_bus);
-        }
+        if (r >= 0)
+                r = bench_bus_connect(address, &l->probe_bus);
         if (r >= 0) {
                 probe p;
-                r = probe_init(&p, l.probe_bus, VMSIG_NAME, LOAD_PROBE_NAME, LOAD_PROBE_OTHER);
+                r = probe_init(&p, l->probe_bus, VMSIG_NAME, LOAD_PROBE_NAME, LOAD_PROBE_OTHER);
                 if (r >= 0)
-                        r = probe_until(&p, bench_now_nsec() + 300 * NSEC_PER_SEC, c->opt.interval_ms, &s, 0, NULL,
-                                        load_tick, &l);
+                        r = probe_until(&p, bench_now_nsec() + 300 * NSEC_PER_SEC, c->opt.interval_ms, s, 0, NULL,
+                                        load_tick, l);
                 if (p.failures > 0)
                         printf("  root    %" PRIu64 " calls failed, the first: %s\n", p.failures, p.failure);
                 probe_done(&p);
         } else
                 fprintf(stderr, "bench-floods: cannot reach bench-load's bus: %s\n", strerror(-r));
         /* Gone before bench-load's settling, whose trim it would delay. */
-        l.probe_bus = sd_bus_flush_close_unref(l.probe_bus);
+        l->probe_bus = sd_bus_flush_close_unref(l->probe_bus);
         free(address);
+        return r;
+}
 
+static bool load_report(const load_run *l, samples *s, double idle_p99) {
+        latency lat = samples_summary(s);
+        double ratio = idle_p99 > 0 ? lat.p99 / idle_p99 : 0;
+        double base = field_of(l->buf, "\n@ load-resources ", "rss_base_kib"),
+               after = field_of(l->buf, "\n@ load-resources ", "rss_after_kib"),
+               fd_base = field_of(l->buf, "\n@ load-resources ", "fd_base"),
+               fd_after = field_of(l->buf, "\n@ load-resources ", "fd_after");
+        double rss_ratio = base > 0 ? after / base : 0;
+        bool lat_ok = lat.n > 0 && lat.p99 < P99_TARGET_MS;
+        bool mem_ok = base > 0 && rss_ratio <= RSS_TARGET && fd_base > 0 && fd_base == fd_after;
+
+        printf("  load    %.0f calls/s over 200 connections, its own p50 %.3f ms, p99 %.3f ms\n",
+               field_of(l->buf, "\n@ load ", "cps"), field_of(l->buf, "\n@ load ", "p50_ms"),
+               field_of(l->buf, "\n@ load ", "p99_ms"));
+        printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; idle p99 %.3f ms: ratio %.2f"
+               " (target p99 < %.0f ms) %s\n",
+               lat.n, lat.p50, lat.p99, lat.max, idle_p99, ratio, P99_TARGET_MS, lat_ok ? "PASS" : "FAIL");
+        printf("  memory  bench-load's vmsigd, anon+file: %.0f KiB after its warm-up, %.0f KiB after the load: %.3f"
+               " (target <= %.2f); fds %.0f -> %.0f %s\n",
+               base, after, rss_ratio, RSS_TARGET, fd_base, fd_after, mem_ok ? "PASS" : "FAIL");
+        printf("@ floods-load p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu idle_p99_ms=%.3f ratio=%.2f"
+               " rss_before_kib=%.0f rss_after_kib=%.0f rss_ratio=%.3f fd_before=%.0f fd_after=%.0f load_cps=%.0f\n",
+               lat.p50, lat.p99, lat.max, lat.n, idle_p99, ratio, base, after, rss_ratio, fd_base, fd_after,
+               field_of(l->buf, "\n@ load ", "cps"));
+        fflush(stdout);
+        return lat_ok && mem_ok;
+}
+
+static int run_load(context *c, double idle_p99, bool *ok) {
+        uint64_t start = bench_now_nsec();
+        load_run l = { .out = -1 };
+        samples s = {};
+        int r;
+
+        r = load_spawn(c, &l);
+        if (r < 0)
+                return r;
+        r = load_probe(c, &l, start, &s);
         while (!load_exited(&l)) {
                 if (bench_now_nsec() - start > 300 * NSEC_PER_SEC) {
                         (void) kill(l.pid, SIGTERM);
@@ -1135,41 +1176,12 @@ static int run_load(context *c, double idle_p99, bool *ok) {
         if (!WIFEXITED(l.status) || WEXITSTATUS(l.status) != 0) {
                 printf("%s", l.buf);
                 fprintf(stderr, "bench-floods: bench-load failed (wait status %d)\n", l.status);
-                free(s.v);
-                return -EIO;
+                r = -EIO;
         }
-        if (r < 0) {
-                free(s.v);
-                return r;
-        }
-
-        latency lat = samples_summary(&s);
-        double ratio = idle_p99 > 0 ? lat.p99 / idle_p99 : 0;
-        double base = field_of(l.buf, "\n@ load-resources ", "rss_base_kib"),
-               after = field_of(l.buf, "\n@ load-resources ", "rss_after_kib"),
-               fd_base = field_of(l.buf, "\n@ load-resources ", "fd_base"),
-               fd_after = field_of(l.buf, "\n@ load-resources ", "fd_after");
-        double rss_ratio = base > 0 ? after / base : 0;
-        bool lat_ok = lat.n > 0 && lat.p99 < P99_TARGET_MS;
-        bool mem_ok = base > 0 && rss_ratio <= RSS_TARGET && fd_base > 0 && fd_base == fd_after;
-
-        *ok = lat_ok && mem_ok;
-        printf("  load    %.0f calls/s over 200 connections, its own p50 %.3f ms, p99 %.3f ms\n",
-               field_of(l.buf, "\n@ load ", "cps"), field_of(l.buf, "\n@ load ", "p50_ms"),
-               field_of(l.buf, "\n@ load ", "p99_ms"));
-        printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; idle p99 %.3f ms: ratio %.2f"
-               " (target p99 < %.0f ms) %s\n",
-               lat.n, lat.p50, lat.p99, lat.max, idle_p99, ratio, P99_TARGET_MS, lat_ok ? "PASS" : "FAIL");
-        printf("  memory  bench-load's vmsigd, anon+file: %.0f KiB after its warm-up, %.0f KiB after the load: %.3f"
-               " (target <= %.2f); fds %.0f -> %.0f %s\n",
-               base, after, rss_ratio, RSS_TARGET, fd_base, fd_after, mem_ok ? "PASS" : "FAIL");
-        printf("@ floods-load p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu idle_p99_ms=%.3f ratio=%.2f"
-               " rss_before_kib=%.0f rss_after_kib=%.0f rss_ratio=%.3f fd_before=%.0f fd_after=%.0f load_cps=%.0f\n",
-               lat.p50, lat.p99, lat.max, lat.n, idle_p99, ratio, base, after, rss_ratio, fd_base, fd_after,
-               field_of(l.buf, "\n@ load ", "cps"));
-        fflush(stdout);
+        if (r >= 0)
+                *ok = load_report(&l, &s, idle_p99);
         free(s.v);
-        return 0;
+        return r;
 }
 
 /* --- main ------------------------------------------------------------------------------- */
@@ -1311,72 +1323,39 @@ static bool report_phase(const phase *ph, bool control, double idle_p99, double 
         return (lat_ok || control) && mem_ok && ph->counts.unexpected == 0 && !ph->failed;
 }
 
-int main(int argc, char *argv[]) {
-        context c = {
-                .opt = { .seconds = 6, .interval_ms = 5, .max_pending = 8, .batch_runs = 3, .load_calls = 40000,
-                         .endpoint = "alpha", .slow = "slow" },
-        };
-        phase idle[2] = {
-                { .key = "idle", .title = "nothing but the probe (the baseline, 1 of 2)" },
-                { .key = "idle", .title = "nothing but the probe (the baseline, 2 of 2)" },
-        };
-        phase ph[sizeof floods / sizeof floods[0]] = {};
-        bool ok = true;
-        int r;
+/* The idle phases and every flood in between. */
+static int run_phases(context *c, phase idle[2], phase *ph) {
+        int r = run_phase(c, &idle[0], NULL);
 
-        parse_options(argc, argv, &c.opt);
-        /* Replies to callers that left, pipes whose reader went: not
-         * reasons to die. */
-        (void) signal(SIGPIPE, SIG_IGN);
-        r = setup(&c);
-        if (r < 0)
-                goto finish;
-        printf("bench-floods: vmsigd pid %d, dbus-daemon pid %d, polkitd %s; root probes every %u ms for %u s a"
-               " phase\n",
-               (int) c.vmsigd, (int) c.bus_daemon, c.polkit ? "on the bus" : "absent", c.opt.interval_ms,
-               c.opt.seconds);
-        /* First, on daemons that have not seen a large message yet (see
-         * run_throughput()). */
-        if (wanted(&c, "batch")) {
-                bool batch_ok = false;
-                r = run_throughput(&c, "batch", &batch_ok);
-                if (r < 0)
-                        goto finish;
-                ok &= batch_ok;
-        }
-        printf("  settling first (vmsigd idle for %.1f s): %.1f s\n", QUIET_NSEC / 1e9, settle(c.vmsigd));
-        (void) bench_proc_sample_read(c.vmsigd, &c.first);
-
-        r = run_phase(&c, &idle[0], NULL);
-        for (size_t i = 0; r >= 0 && i < sizeof floods / sizeof floods[0]; i++) {
+        for (size_t i = 0; r >= 0 && i < BENCH_ELEMENTS(floods); i++) {
                 ph[i].key = floods[i].key;
                 ph[i].title = floods[i].title;
-                if (!wanted(&c, floods[i].key) || (strcmp(floods[i].key, "polkit") == 0 && !c.polkit)) {
+                if (!wanted(c, floods[i].key) || (strcmp(floods[i].key, "polkit") == 0 && !c->polkit)) {
                         ph[i].skipped = true;
                         continue;
                 }
-                r = run_phase(&c, &ph[i], floods[i].start);
+                r = run_phase(c, &ph[i], floods[i].start);
                 if (r >= 0)
-                        print_counts(&c, &ph[i]);
+                        print_counts(c, &ph[i]);
         }
-        if (r >= 0)
-                r = run_phase(&c, &idle[1], NULL);
-        if (r < 0)
-                goto finish;
-        if (samples_append(&c.idle, &idle[0].lat) < 0 || samples_append(&c.idle, &idle[1].lat) < 0) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        latency base = samples_summary(&c.idle);
-        samples p2p_idle = {};
-        if (samples_append(&p2p_idle, &idle[0].p2p_lat) < 0 || samples_append(&p2p_idle, &idle[1].p2p_lat) < 0) {
-                free(p2p_idle.v);
-                r = -ENOMEM;
-                goto finish;
-        }
-        latency p2p_base = samples_summary(&p2p_idle);
-        free(p2p_idle.v);
+        return r < 0 ? r : run_phase(c, &idle[1], NULL);
+}
 
+/* The summary against both idle phases; *ret_idle_p99 for the load. */
+static int report_phases(context *c, phase idle[2], phase *ph, bool *ok, double *ret_idle_p99) {
+        samples p2p_idle = {};
+        int r = samples_append(&c->idle, &idle[0].lat);
+
+        if (r >= 0)
+                r = samples_append(&c->idle, &idle[1].lat);
+        if (r >= 0)
+                r = samples_append(&p2p_idle, &idle[0].p2p_lat);
+        if (r >= 0)
+                r = samples_append(&p2p_idle, &idle[1].p2p_lat);
+        latency base = samples_summary(&c->idle), p2p_base = samples_summary(&p2p_idle);
+        free(p2p_idle.v);
+        if (r < 0)
+                return r;
         printf("== summary: root's p99 vs the idle daemon's (both idle phases: %zu calls, p50 %.3f ms, p99 %.3f ms, max"
                " %.3f ms; %.3f and %.3f ms apart); target p99 < %.0f ms, RSS within %.0f %%, fds equal\n",
                base.n, base.p50, base.p99, base.max, idle[0].summary.p99, idle[1].summary.p99, P99_TARGET_MS,
@@ -1387,36 +1366,75 @@ int main(int argc, char *argv[]) {
         printf("@ floods-idle p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu p99_first_ms=%.3f p99_second_ms=%.3f"
                " p2p_p99_ms=%.3f\n",
                base.p50, base.p99, base.max, base.n, idle[0].summary.p99, idle[1].summary.p99, p2p_base.p99);
-        for (size_t i = 0; i < sizeof floods / sizeof floods[0]; i++) {
+        for (size_t i = 0; i < BENCH_ELEMENTS(floods); i++) {
                 if (ph[i].skipped) {
                         printf("  %-13s skipped%s\n", ph[i].key,
-                               strcmp(ph[i].key, "polkit") == 0 && !c.polkit ? ": no polkitd on the bus" : "");
+                               strcmp(ph[i].key, "polkit") == 0 && !c->polkit ? ": no polkitd on the bus" : "");
                         printf("@ floods-%s skipped\n", ph[i].key);
                         continue;
                 }
-                ok &= report_phase(&ph[i], floods[i].control, base.p99, p2p_base.p99);
+                *ok &= report_phase(&ph[i], floods[i].control, base.p99, p2p_base.p99);
         }
         printf("  vmsigd  anon+file %ld KiB before the first phase, %ld KiB after the last; fds %d -> %d\n",
-               bench_own_rss(&c.first), bench_own_rss(&idle[1].after), c.first.fds, idle[1].after.fds);
+               bench_own_rss(&c->first), bench_own_rss(&idle[1].after), c->first.fds, idle[1].after.fds);
         fflush(stdout);
+        *ret_idle_p99 = base.p99;
+        return 0;
+}
 
-        if (wanted(&c, "batch")) {
-                bool batch_ok = false;
-                r = run_throughput(&c, "batch-after", &batch_ok);
-                if (r < 0)
-                        goto finish;
+static int run_all(context *c, phase idle[2], phase *ph) {
+        bool ok = true, batch_ok = false, load_ok = false;
+        double idle_p99 = 0;
+        int r = 0;
+
+        printf("bench-floods: vmsigd pid %d, dbus-daemon pid %d, polkitd %s; root probes every %u ms for %u s a"
+               " phase\n",
+               (int) c->vmsigd, (int) c->bus_daemon, c->polkit ? "on the bus" : "absent", c->opt.interval_ms,
+               c->opt.seconds);
+        /* First, on daemons that have not seen a large message yet (see
+         * run_throughput()). */
+        if (wanted(c, "batch")) {
+                r = run_throughput(c, "batch", &batch_ok);
+                ok &= batch_ok;
         }
-        if (c.opt.bench_load && wanted(&c, "load")) {
-                bool load_ok = false;
-                r = run_load(&c, base.p99, &load_ok);
-                if (r < 0)
-                        goto finish;
+        if (r < 0)
+                return r;
+        printf("  settling first (vmsigd idle for %.1f s): %.1f s\n", QUIET_NSEC / 1e9, settle(c->vmsigd));
+        (void) bench_proc_sample_read(c->vmsigd, &c->first);
+        r = run_phases(c, idle, ph);
+        if (r >= 0)
+                r = report_phases(c, idle, ph, &ok, &idle_p99);
+        if (r >= 0 && wanted(c, "batch"))
+                r = run_throughput(c, "batch-after", &batch_ok);
+        if (r >= 0 && c->opt.bench_load && wanted(c, "load")) {
+                r = run_load(c, idle_p99, &load_ok);
                 ok &= load_ok;
         }
-        printf("bench-floods: %s\n", ok ? "every target met" : "some target missed (see above)");
-        r = 0;
-finish:
-        for (size_t i = 0; i < sizeof ph / sizeof ph[0]; i++) {
+        if (r >= 0)
+                printf("bench-floods: %s\n", ok ? "every target met" : "some target missed (see above)");
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        context c = {
+                .opt = { .seconds = 6, .interval_ms = 5, .max_pending = 8, .batch_runs = 3, .load_calls = 40000,
+                         .endpoint = "alpha", .slow = "slow" },
+        };
+        phase idle[2] = {
+                { .key = "idle", .title = "nothing but the probe (the baseline, 1 of 2)" },
+                { .key = "idle", .title = "nothing but the probe (the baseline, 2 of 2)" },
+        };
+        phase ph[BENCH_ELEMENTS(floods)] = {};
+        int r;
+
+        parse_options(argc, argv, &c.opt);
+        /* Replies to callers that left, pipes whose reader went: not
+         * reasons to die. */
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = setup(&c);
+        if (r >= 0)
+                r = run_all(&c, idle, ph);
+        for (size_t i = 0; i < BENCH_ELEMENTS(ph); i++) {
                 free(ph[i].lat.v);
                 free(ph[i].p2p_lat.v);
         }

@@ -40,6 +40,41 @@ static frames_latency latency;
 
 /* --- in process, a stub --------------------------------------------------------- */
 
+/* The timed frames, after a warm-up: the report of the stub case. */
+static int stub_measure(sd_event *event, vmsig_vgpu *vgpu, frames_watch *w, unsigned width, unsigned height,
+                        unsigned frames) {
+        vmsig_vgpu_stats s0, s1;
+        uint64_t t0, t1, cpu0, cpu1;
+        int r = 0;
+
+        while (w->live < w->skip && r >= 0)
+                r = sd_event_run(event, 100000);
+        vmsig_vgpu_get_stats(vgpu, &s0);
+        t0 = now_usec();
+        cpu0 = bench_self_cpu_usec();
+        while (latency.n + w->bad < frames && r >= 0)
+                r = sd_event_run(event, 100000);
+        cpu1 = bench_self_cpu_usec();
+        t1 = now_usec();
+        vmsig_vgpu_get_stats(vgpu, &s1);
+        if (r < 0)
+                return r;
+
+        uint64_t captures = s1.captures - s0.captures;
+        double fps = captures / ((t1 - t0) / 1e6), cpu_us = captures ? (double) (cpu1 - cpu0) / captures : 0;
+        printf("  stub %ux%u: %" PRIu64 " captures in %.2f s (%.1f/s, rate %.0f), %" PRIu64 " published, %" PRIu64
+               " errors, %" PRIu64 " frames with a stale clock\n",
+               width, height, captures, (t1 - t0) / 1e6, fps, VMSIG_VGPU_RATE_MAX, s1.published - s0.published,
+               s1.errors - s0.errors, w->bad);
+        frames_print_latency("stub", &latency);
+        printf("  stub     CPU of this process per capture: %.0f us (%.1f %% of a CPU at %.1f/s)\n", cpu_us,
+               (double) (cpu1 - cpu0) / (t1 - t0) * 100, fps);
+        printf("@ frames-stub-%ux%u", width, height);
+        frames_at_latency(&latency);
+        printf(" fps=%.1f cpu_us=%.0f errors=%" PRIu64 "\n", fps, cpu_us, s1.errors - s0.errors);
+        return s1.errors != s0.errors || w->bad > 0 || latency.n == 0 ? -EIO : 0;
+}
+
 static int stub_latency(unsigned width, unsigned height, unsigned frames) {
         vmsig_stub_spec spec = { .name = "screen", .ram_size = 1 << 20, .initial_state = VMSIG_STATE_RUNNING,
                                  .display_width = width, .display_height = height };
@@ -51,8 +86,6 @@ static int stub_latency(unsigned width, unsigned height, unsigned frames) {
         vmsig_endpoint_spec es;
         frames_clock clock = {};
         frames_watch w = { .clock = &clock, .lat = &latency, .skip = 10 };
-        vmsig_vgpu_stats s0, s1;
-        uint64_t t0, t1, cpu0, cpu1;
         int r;
 
         r = sd_event_new(&event);
@@ -66,44 +99,15 @@ static int stub_latency(unsigned width, unsigned height, unsigned frames) {
                 r = frames_probe_wrap(&es, &clock);
         if (r >= 0)
                 r = vmsig_core_attach_endpoint(core, &es, &ep);
-        if (r < 0) {
+        if (r < 0)
                 fprintf(stderr, "bench-frames: cannot set up the stub VM: %s\n", strerror(-r));
-                goto finish;
-        }
         w.vgpu = vgpu;
-        r = frames_watch_start(&w, core, vmsig_endpoint_get_id(ep));
-        if (r < 0)
-                goto finish;
-        /* The warm-up, then the timed frames. */
-        while (w.live < w.skip && r >= 0)
-                r = sd_event_run(event, 100000);
-        vmsig_vgpu_get_stats(vgpu, &s0);
-        t0 = now_usec();
-        cpu0 = bench_self_cpu_usec();
-        while (latency.n + w.bad < frames && r >= 0)
-                r = sd_event_run(event, 100000);
-        cpu1 = bench_self_cpu_usec();
-        t1 = now_usec();
-        vmsig_vgpu_get_stats(vgpu, &s1);
-        frames_watch_stop(&w);
-        if (r < 0)
-                goto finish;
-
-        uint64_t captures = s1.captures - s0.captures;
-        double fps = captures / ((t1 - t0) / 1e6), cpu_us = captures ? (double) (cpu1 - cpu0) / captures : 0;
-        printf("  stub %ux%u: %" PRIu64 " captures in %.2f s (%.1f/s, rate %.0f), %" PRIu64 " published, %" PRIu64
-               " errors, %" PRIu64 " frames with a stale clock\n",
-               width, height, captures, (t1 - t0) / 1e6, fps, VMSIG_VGPU_RATE_MAX, s1.published - s0.published,
-               s1.errors - s0.errors, w.bad);
-        frames_print_latency("stub", &latency);
-        printf("  stub     CPU of this process per capture: %.0f us (%.1f %% of a CPU at %.1f/s)\n", cpu_us,
-               (double) (cpu1 - cpu0) / (t1 - t0) * 100, fps);
-        printf("@ frames-stub-%ux%u", width, height);
-        frames_at_latency(&latency);
-        printf(" fps=%.1f cpu_us=%.0f errors=%" PRIu64 "\n", fps, cpu_us, s1.errors - s0.errors);
-        if (s1.errors != s0.errors || w.bad > 0 || latency.n == 0)
-                r = -EIO;
-finish:
+        if (r >= 0)
+                r = frames_watch_start(&w, core, vmsig_endpoint_get_id(ep));
+        if (r >= 0) {
+                r = stub_measure(event, vgpu, &w, width, height, frames);
+                frames_watch_stop(&w);
+        }
         if (ep)
                 (void) vmsig_core_detach_endpoint(core, ep);
         vmsig_vgpu_free(vgpu);

@@ -336,49 +336,49 @@ static int write_pattern(sd_bus *bus, const char *endpoint_path, uint64_t size) 
         return r;
 }
 
+/* Checks the received RAM fd (large enough, read-only even for root),
+ * writes the pattern into the guest RAM and returns the baseline's fd. */
+static int prepare_read(sd_bus *bus, const char *endpoint_path, const memctx_reply *d) {
+        struct stat st;
+        void *ram;
+        int r;
+
+        if (fstat(d->fd, &st) < 0)
+                return -errno;
+        if (d->size == 0 || (uint64_t) st.st_size < d->size) {
+                fprintf(stderr, "bench-memctx: the RAM fd has %jd bytes for a RAM size of %" PRIu64 "\n",
+                        (intmax_t) st.st_size, d->size);
+                return -EINVAL;
+        }
+        r = write_pattern(bus, endpoint_path, d->size);
+        if (r < 0)
+                return r;
+        if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0) != MAP_FAILED) {
+                fprintf(stderr, "bench-memctx: the received RAM fd can be mapped writable\n");
+                return -EPERM;
+        }
+        ram = mmap(NULL, d->size, PROT_READ, MAP_SHARED, d->fd, 0);
+        if (ram == MAP_FAILED)
+                return -errno;
+        r = make_baseline(ram, d->size);
+        munmap(ram, d->size);
+        return r;
+}
+
 static int run_read(sd_bus *bus, const char *endpoint_path, unsigned fresh, unsigned passes, unsigned runs) {
         const bench_method vmsig = { "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "SubscribeMemctx", NULL, NULL, 0 };
         uint64_t fresh_r[BENCH_RUNS_MAX], fresh_b[BENCH_RUNS_MAX], warm_r[BENCH_RUNS_MAX], warm_b[BENCH_RUNS_MAX];
         uint64_t t[4], faults[4] = {}, expect = 0, base_sum = 0, ignored = 0;
         sd_bus_message *reply = NULL;
         memctx_reply d;
-        struct stat st;
-        void *ram = MAP_FAILED;
         int base = -1, r;
 
         r = call_fd_method(bus, &vmsig, &reply, &d);
         if (r < 0)
                 return r;
-        if (fstat(d.fd, &st) < 0) {
-                r = -errno;
-                goto finish;
-        }
-        if (d.size == 0 || (uint64_t) st.st_size < d.size) {
-                fprintf(stderr, "bench-memctx: the RAM fd has %jd bytes for a RAM size of %" PRIu64 "\n",
-                        (intmax_t) st.st_size, d.size);
-                r = -EINVAL;
-                goto finish;
-        }
-        r = write_pattern(bus, endpoint_path, d.size);
+        base = r = prepare_read(bus, endpoint_path, &d);
         if (r < 0)
                 goto finish;
-        /* The fd must really be read-only for us, even as root. */
-        if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, d.fd, 0) != MAP_FAILED) {
-                fprintf(stderr, "bench-memctx: the received RAM fd can be mapped writable\n");
-                r = -EPERM;
-                goto finish;
-        }
-        ram = mmap(NULL, d.size, PROT_READ, MAP_SHARED, d.fd, 0);
-        if (ram == MAP_FAILED) {
-                r = -errno;
-                goto finish;
-        }
-        base = make_baseline(ram, d.size);
-        munmap(ram, d.size);
-        if (base < 0) {
-                r = base;
-                goto finish;
-        }
         printf("  read  %s: %" PRIu64 " MiB; per run %u fresh mappings and %u warm passes of each,"
                " alternating, the median pass counts; median of %u runs\n",
                endpoint_path, d.size >> 20, fresh, passes, runs);

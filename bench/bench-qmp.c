@@ -70,8 +70,8 @@ typedef struct ctx {
         sd_bus *bus;
         const char *name;
         char *endpoint_path; /* from EndpointAdded: a re-attached VM may get a new object */
-        const char *trigger_dir, *watch_dir;
-        char *trigger_tmp, *trigger_file, *watch_tmp, *watch_file;
+        const char *trigger_dir;
+        char *watch_dir, *trigger_tmp, *trigger_file, *watch_tmp, *watch_file;
         char *xml;
         /* what was seen last, and when */
         bool added, removed, watch_ready, watch_added, watch_removed;
@@ -207,6 +207,34 @@ static int endpoint_ready(ctx *c) {
         return r < 0 ? r : wait_state(c, "running");
 }
 
+/* The events of one read: a signal for each trigger file. */
+static int watcher_events(sd_bus *bus, const char *dir, char *raw, ssize_t n) {
+        int r = 0;
+
+        for (char *p = raw; r >= 0 && p < raw + n;) {
+                const struct inotify_event *ev = (const struct inotify_event *) p;
+                size_t len = ev->len ? strlen(ev->name) : 0;
+                p += sizeof(struct inotify_event) + ev->len;
+                if (len <= 4 || ev->name[0] == '.' || strcmp(ev->name + len - 4, ".xml") != 0)
+                        continue;
+                if (ev->mask & IN_MOVED_TO) {
+                        /* What discovery has to do at least: read the file. */
+                        char path[PATH_MAX], text[4096];
+                        struct stat st;
+                        snprintf(path, sizeof path, "%s/%s", dir, ev->name);
+                        int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+                        if (f < 0 || fstat(f, &st) < 0 || read(f, text, sizeof text) < 0)
+                                r = -errno;
+                        if (f >= 0)
+                                close(f);
+                        if (r >= 0)
+                                r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Added", "s", ev->name);
+                } else
+                        r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Removed", "s", ev->name);
+        }
+        return r;
+}
+
 /* The baseline: a process that watches dir and tells the bus what came. */
 static int watcher_main(const char *dir) {
         sd_bus *bus = NULL;
@@ -236,27 +264,7 @@ static int watcher_main(const char *dir) {
                         r = n < 0 ? -errno : -EIO;
                         break;
                 }
-                for (char *p = buf.raw; r >= 0 && p < buf.raw + n;) {
-                        const struct inotify_event *ev = (const struct inotify_event *) p;
-                        size_t len = ev->len ? strlen(ev->name) : 0;
-                        p += sizeof(struct inotify_event) + ev->len;
-                        if (len <= 4 || ev->name[0] == '.' || strcmp(ev->name + len - 4, ".xml") != 0)
-                                continue;
-                        if (ev->mask & IN_MOVED_TO) {
-                                /* What discovery has to do at least: read the file. */
-                                char path[PATH_MAX], text[4096];
-                                struct stat st;
-                                snprintf(path, sizeof path, "%s/%s", dir, ev->name);
-                                int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-                                if (f < 0 || fstat(f, &st) < 0 || read(f, text, sizeof text) < 0)
-                                        r = -errno;
-                                if (f >= 0)
-                                        close(f);
-                                if (r >= 0)
-                                        r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Added", "s", ev->name);
-                        } else
-                                r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Removed", "s", ev->name);
-                }
+                r = watcher_events(bus, dir, buf.raw, n);
                 /* Drop what the bus sent us (NameAcquired): no syscall when
                  * nothing came. */
                 while (r >= 0 && (r = sd_bus_process(bus, NULL)) > 0)
@@ -276,6 +284,21 @@ static void print_ms_stats(const char *label, uint64_t *v, size_t n) {
         printf("  %-34s median %7.3f ms  p90 %7.3f ms  p99 %7.3f ms  min %7.3f  max %7.3f\n", label,
                bench_percentile(v, n, 50) / 1e6, bench_percentile(v, n, 90) / 1e6, bench_percentile(v, n, 99) / 1e6,
                v[0] / 1e6, v[n - 1] / 1e6);
+}
+
+static void report_discovery(uint64_t *va, uint64_t *vr, uint64_t *ba, uint64_t *br, unsigned samples) {
+        print_ms_stats("vmsigd   added", va, samples);
+        print_ms_stats("baseline added", ba, samples);
+        print_ms_stats("vmsigd   removed", vr, samples);
+        print_ms_stats("baseline removed", br, samples);
+        uint64_t m = bench_percentile(va, samples, 50), b = bench_percentile(ba, samples, 50);
+        printf("  added: ratio vmsigd/baseline median %.2f, vmsigd adds %.3f ms\n", (double) m / (double) b,
+               ((double) m - (double) b) / 1e6);
+        printf("@ qmp-discovery median_ms=%.3f p90_ms=%.3f p99_ms=%.3f baseline_ms=%.3f ratio=%.2f"
+               " removed_ms=%.3f baseline_removed_ms=%.3f samples=%u\n",
+               m / 1e6, bench_percentile(va, samples, 90) / 1e6, bench_percentile(va, samples, 99) / 1e6, b / 1e6,
+               (double) m / (double) b, bench_percentile(vr, samples, 50) / 1e6,
+               bench_percentile(br, samples, 50) / 1e6, samples);
 }
 
 static int bench_discovery(ctx *c, unsigned samples) {
@@ -320,20 +343,8 @@ static int bench_discovery(ctx *c, unsigned samples) {
                 if (r >= 0)
                         r = sample(c, !vmsigd_first, vmsigd_first ? &ba[i] : &va[i], vmsigd_first ? &br[i] : &vr[i]);
         }
-        if (r < 0)
-                goto finish;
-        print_ms_stats("vmsigd   added", va, samples);
-        print_ms_stats("baseline added", ba, samples);
-        print_ms_stats("vmsigd   removed", vr, samples);
-        print_ms_stats("baseline removed", br, samples);
-        uint64_t m = bench_percentile(va, samples, 50), b = bench_percentile(ba, samples, 50);
-        printf("  added: ratio vmsigd/baseline median %.2f, vmsigd adds %.3f ms\n", (double) m / (double) b,
-               ((double) m - (double) b) / 1e6);
-        printf("@ qmp-discovery median_ms=%.3f p90_ms=%.3f p99_ms=%.3f baseline_ms=%.3f ratio=%.2f"
-               " removed_ms=%.3f baseline_removed_ms=%.3f samples=%u\n",
-               m / 1e6, bench_percentile(va, samples, 90) / 1e6, bench_percentile(va, samples, 99) / 1e6, b / 1e6,
-               (double) m / (double) b, bench_percentile(vr, samples, 50) / 1e6,
-               bench_percentile(br, samples, 50) / 1e6, samples);
+        if (r >= 0)
+                report_discovery(va, vr, ba, br, samples);
 finish:
         if (r < 0)
                 fprintf(stderr, "bench-qmp: discovery: %s\n", strerror(-r));
@@ -650,40 +661,98 @@ static bool wants(const char *only, const char *what) {
         return false;
 }
 
+typedef struct qmp_opts {
+        const char *only;
+        unsigned samples, cycles, calls, warmup, runs, depth, burst;
+} qmp_opts;
+
+/* The trigger file, the watcher's, and the VM's description for vmsigd. */
+static int ctx_init(ctx *c, const char *name, const char *trigger_dir, const bench_qemu *vm) {
+        c->name = name;
+        c->trigger_dir = trigger_dir;
+        if (asprintf(&c->watch_dir, "%s/watch.d", vm->dir) < 0 ||
+            asprintf(&c->trigger_tmp, "%s/.%s.xml.tmp", trigger_dir, name) < 0 ||
+            asprintf(&c->trigger_file, "%s/%s.xml", trigger_dir, name) < 0 ||
+            asprintf(&c->watch_tmp, "%s/.%s.xml.tmp", c->watch_dir, name) < 0 ||
+            asprintf(&c->watch_file, "%s/%s.xml", c->watch_dir, name) < 0 ||
+            asprintf(&c->xml, "<vm name=\"%s\">\n  <qmp socket=\"%s\"/>\n  <ram path=\"%s\"/>\n</vm>\n", name,
+                     vm->vmsigd_sock, vm->ram) < 0)
+                return -ENOMEM;
+        return bench_open_system(&c->bus);
+}
+
+static void ctx_done(ctx *c) {
+        if (c->trigger_file)
+                (void) unlink(c->trigger_file);
+        if (c->trigger_tmp)
+                (void) unlink(c->trigger_tmp);
+        sd_bus_flush_close_unref(c->bus);
+        free(c->watch_dir);
+        free(c->trigger_tmp);
+        free(c->trigger_file);
+        free(c->watch_tmp);
+        free(c->watch_file);
+        free(c->xml);
+        free(c->endpoint_path);
+}
+
+static int run_cases(ctx *c, bench_qmp *direct, const qmp_opts *o) {
+        sd_bus_slot *slot = NULL;
+        int r;
+
+        r = sd_bus_match_signal(c->bus, &slot, VMSIG_NAME, MANAGER_PATH, MANAGER_INTERFACE, NULL, on_manager_signal,
+                                c);
+        /* A file left over from an interrupted run. */
+        if (r >= 0 && unlink(c->trigger_file) == 0)
+                usleep(100000);
+        if (r >= 0 && wants(o->only, "discovery"))
+                r = bench_discovery(c, o->samples);
+        if (r >= 0 && (wants(o->only, "lifecycle") || wants(o->only, "input")))
+                r = attach_vm(c);
+        if (r >= 0 && wants(o->only, "lifecycle"))
+                r = bench_lifecycle(c, direct, o->cycles, o->warmup, o->runs);
+        if (r >= 0 && wants(o->only, "input"))
+                r = bench_input(c, direct, o->calls, o->warmup, o->runs, o->depth, o->burst);
+        if (r >= 0)
+                printf("  QMP events the direct client read and dropped: %lu\n", direct->events);
+        sd_bus_slot_unref(slot);
+        return r;
+}
+
+static const char usage[] =
+        "bench-qmp --trigger-dir DIR [--dir DIR] [--qemu BINARY] [--only discovery,lifecycle,input]\n"
+        "          [--name NAME] [--samples N] [--cycles N] [--calls N] [--warmup N] [--runs N]\n"
+        "          [--depth N] [--burst N]\n"
+        "vmsigd's QMP path against a QEMU (TCG) started here, compared with a direct QMP\n"
+        "client; vmsigd runs on $DBUS_SYSTEM_BUS_ADDRESS and discovers VMs in DIR. As root.\n"
+        "QEMU's files go to --dir (default: a new directory in $TMPDIR); the QEMU binary\n"
+        "is --qemu, else $VMSIG_QEMU, else qemu-system-x86_64.\n";
+
 int main(int argc, char *argv[]) {
-        const char *trigger_dir = NULL, *dir = NULL, *only = NULL, *name = "bench";
-        const char *binary = getenv("VMSIG_QEMU");
-        unsigned samples = 50, cycles = 1000, calls = 1000, warmup = 100, runs = 3, depth = 16, burst = 64;
+        const char *trigger_dir = NULL, *dir = NULL, *name = "bench", *binary = getenv("VMSIG_QEMU");
+        qmp_opts o = { .samples = 50, .cycles = 1000, .calls = 1000, .warmup = 100, .runs = 3, .depth = 16,
+                       .burst = 64 };
         const bench_option options[] = {
                 BENCH_OPT_S("trigger-dir", &trigger_dir),
                 BENCH_OPT_S("dir", &dir),
                 BENCH_OPT_S("qemu", &binary),
-                BENCH_OPT_S("only", &only),
+                BENCH_OPT_S("only", &o.only),
                 BENCH_OPT_S("name", &name),
-                BENCH_OPT_U("samples", &samples, 1, SAMPLES_MAX),
-                BENCH_OPT_U("cycles", &cycles, 1, 100000000),
-                BENCH_OPT_CALLS(&calls),
-                BENCH_OPT_WARMUP(&warmup),
-                BENCH_OPT_RUNS(&runs),
-                BENCH_OPT_U("depth", &depth, 1, 64),
-                BENCH_OPT_U("burst", &burst, 1, 100000),
+                BENCH_OPT_U("samples", &o.samples, 1, SAMPLES_MAX),
+                BENCH_OPT_U("cycles", &o.cycles, 1, 100000000),
+                BENCH_OPT_CALLS(&o.calls),
+                BENCH_OPT_WARMUP(&o.warmup),
+                BENCH_OPT_RUNS(&o.runs),
+                BENCH_OPT_U("depth", &o.depth, 1, 64),
+                BENCH_OPT_U("burst", &o.burst, 1, 100000),
                 {},
         };
         bench_qemu vm = {};
         bench_qmp *direct = NULL;
         ctx c = {};
-        sd_bus_slot *slot = NULL;
-        char *watch_dir = NULL;
         int r;
 
-        bench_parse_options(argc, argv, options,
-                            "bench-qmp --trigger-dir DIR [--dir DIR] [--qemu BINARY] [--only discovery,lifecycle,input]\n"
-                            "          [--name NAME] [--samples N] [--cycles N] [--calls N] [--warmup N] [--runs N]\n"
-                            "          [--depth N] [--burst N]\n"
-                            "vmsigd's QMP path against a QEMU (TCG) started here, compared with a direct QMP\n"
-                            "client; vmsigd runs on $DBUS_SYSTEM_BUS_ADDRESS and discovers VMs in DIR. As root.\n"
-                            "QEMU's files go to --dir (default: a new directory in $TMPDIR); the QEMU binary\n"
-                            "is --qemu, else $VMSIG_QEMU, else qemu-system-x86_64.\n");
+        bench_parse_options(argc, argv, options, usage);
         if (!trigger_dir || trigger_dir[0] != '/') {
                 fprintf(stderr, "bench-qmp: --trigger-dir must name vmsigd's trigger directory (an absolute path)\n");
                 return EXIT_FAILURE;
@@ -694,81 +763,18 @@ int main(int argc, char *argv[]) {
         setvbuf(stdout, NULL, _IOLBF, 0);
 
         r = bench_qemu_start(&vm, &(bench_qemu_spec) { .binary = binary, .dir = dir, .ram_mib = 128, .ram_file = true });
-        if (r < 0) {
+        if (r < 0)
                 fprintf(stderr, "bench-qmp: cannot start %s: %s\n", binary, strerror(-r));
-                goto finish;
-        }
-        r = bench_qmp_open(vm.bench_sock, &direct);
-        if (r < 0) {
+        if (r >= 0 && (r = bench_qmp_open(vm.bench_sock, &direct)) < 0)
                 fprintf(stderr, "bench-qmp: QMP session on %s: %s\n", vm.bench_sock, strerror(-r));
-                goto finish;
-        }
-        r = bench_open_system(&c.bus);
-        if (r < 0)
-                goto finish;
-        c.name = name;
-        c.trigger_dir = trigger_dir;
-        if (asprintf(&watch_dir, "%s/watch.d", vm.dir) < 0) {
-                watch_dir = NULL;
-                r = -ENOMEM;
-                goto finish;
-        }
-        c.watch_dir = watch_dir;
-        if (asprintf(&c.trigger_tmp, "%s/.%s.xml.tmp", trigger_dir, name) < 0 ||
-            asprintf(&c.trigger_file, "%s/%s.xml", trigger_dir, name) < 0 ||
-            asprintf(&c.watch_tmp, "%s/.%s.xml.tmp", watch_dir, name) < 0 ||
-            asprintf(&c.watch_file, "%s/%s.xml", watch_dir, name) < 0 ||
-            asprintf(&c.xml, "<vm name=\"%s\">\n  <qmp socket=\"%s\"/>\n  <ram path=\"%s\"/>\n</vm>\n", name,
-                     vm.vmsigd_sock, vm.ram) < 0) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        r = sd_bus_match_signal(c.bus, &slot, VMSIG_NAME, MANAGER_PATH, MANAGER_INTERFACE, NULL, on_manager_signal,
-                                &c);
-        if (r < 0)
-                goto finish;
-        /* A file left over from an interrupted run. */
-        if (unlink(c.trigger_file) == 0)
-                usleep(100000);
-
-        if (wants(only, "discovery")) {
-                r = bench_discovery(&c, samples);
-                if (r < 0)
-                        goto finish;
-        }
-        if (wants(only, "lifecycle") || wants(only, "input")) {
-                r = attach_vm(&c);
-                if (r < 0)
-                        goto finish;
-        }
-        if (wants(only, "lifecycle")) {
-                r = bench_lifecycle(&c, direct, cycles, warmup, runs);
-                if (r < 0)
-                        goto finish;
-        }
-        if (wants(only, "input")) {
-                r = bench_input(&c, direct, calls, warmup, runs, depth, burst);
-                if (r < 0)
-                        goto finish;
-        }
-        printf("  QMP events the direct client read and dropped: %lu\n", direct->events);
-finish:
+        if (r >= 0)
+                r = ctx_init(&c, name, trigger_dir, &vm);
+        if (r >= 0)
+                r = run_cases(&c, direct, &o);
         if (r < 0 && r != -ETIMEDOUT)
                 fprintf(stderr, "bench-qmp: %s\n", strerror(-r));
-        if (c.trigger_file)
-                (void) unlink(c.trigger_file);
-        if (c.trigger_tmp)
-                (void) unlink(c.trigger_tmp);
+        ctx_done(&c);
         bench_qmp_close(direct);
         bench_qemu_stop(&vm);
-        sd_bus_slot_unref(slot);
-        sd_bus_flush_close_unref(c.bus);
-        free(c.trigger_tmp);
-        free(c.trigger_file);
-        free(c.watch_tmp);
-        free(c.watch_file);
-        free(c.xml);
-        free(watch_dir);
-        free(c.endpoint_path);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

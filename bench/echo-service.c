@@ -244,6 +244,21 @@ static int p2p_listen(sd_event *event, const char *path, sd_event_source **ret) 
         return r;
 }
 
+/* The private socket, and the sources that settle and reap its peers. */
+static int p2p_serve(sd_event *event, const char *path, sd_event_source **ret) {
+        int r = sd_event_add_post(event, &settle_source, on_settle, NULL);
+
+        if (r >= 0)
+                r = sd_event_source_set_enabled(settle_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_defer(event, &reap_source, on_p2p_reap, NULL);
+        if (r >= 0)
+                r = sd_event_source_set_priority(reap_source, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(reap_source, SD_EVENT_OFF);
+        return r < 0 ? r : p2p_listen(event, path, ret);
+}
+
 static int make_echo_fd(void) {
         int fd = memfd_create("bench-echo", MFD_CLOEXEC);
 
@@ -272,12 +287,9 @@ int main(int argc, char *argv[]) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
-                r = -errno;
-                goto finish;
-        }
-
-        r = echo_fd = make_echo_fd();
+        r = sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ? -errno : 0;
+        if (r >= 0)
+                r = echo_fd = make_echo_fd();
         if (r >= 0)
                 r = sd_event_default(&event);
         if (r >= 0)
@@ -295,19 +307,8 @@ int main(int argc, char *argv[]) {
                 r = sd_bus_add_object_vtable(bus, &slot, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, echo_vtable, (void *) "running");
         if (r >= 0)
                 r = sd_bus_request_name(bus, BENCH_ECHO_NAME, 0);
-        if (r >= 0 && private_socket) {
-                r = sd_event_add_post(event, &settle_source, on_settle, NULL);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(settle_source, SD_EVENT_OFF);
-                if (r >= 0)
-                        r = sd_event_add_defer(event, &reap_source, on_p2p_reap, NULL);
-                if (r >= 0)
-                        r = sd_event_source_set_priority(reap_source, SD_EVENT_PRIORITY_IDLE);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(reap_source, SD_EVENT_OFF);
-                if (r >= 0)
-                        r = p2p_listen(event, private_socket, &listen_source);
-        }
+        if (r >= 0 && private_socket)
+                r = p2p_serve(event, private_socket, &listen_source);
         if (r < 0)
                 goto finish;
 
