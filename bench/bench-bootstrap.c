@@ -137,10 +137,9 @@ static struct {
         unsigned runs, cpu_seconds, nosystem_seconds, steady_seconds, settle_seconds;
         bool sparse, keep;
         uint64_t rng;
-#if BENCH_BOOTSTRAP_QEMU
+        /* Accepted in both builds, so that one command line fits both. */
         const char *qemu, *kernel, *initrd;
         unsigned qemu_runs, linux_runs, poll_ms;
-#endif
 } opt = {
         .vmsigd = "./vmsigd",
         .runs = 20,
@@ -149,11 +148,9 @@ static struct {
         .steady_seconds = 16,
         .settle_seconds = 4,
         .rng = 14,
-#if BENCH_BOOTSTRAP_QEMU
         .qemu_runs = 10,
         .linux_runs = 3,
         .poll_ms = 5,
-#endif
 };
 
 /* --- small things --------------------------------------------------------------------- */
@@ -778,6 +775,124 @@ static int attempts_of(sd_bus *bus, const char *path, unsigned *ret) {
 
 /* --- stub: the whole case ----------------------------------------------------------------------------- */
 
+/* (a) The firmware: paging off, nothing is looked for; the vCPU is looked
+ * at every 250 ms. After start-up has settled (the heap is trimmed 3 s
+ * after the last work). */
+static int stub_firmware(service *m, service *b, watch *w) {
+        cpu_result firmware;
+        int r = watch_wait(m->bus, w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
+
+        if (r >= 0)
+                r = bench_run_until(m->bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC,
+                                    NULL);
+        if (r >= 0)
+                r = cpu_window(m, b, opt.cpu_seconds, &firmware);
+        if (r >= 0)
+                cpu_report("bootstrap-cpu-firmware", "(a) stub VM in its firmware (paging off)", "bootstrap=\"no\"",
+                           &firmware, NULL);
+        return r;
+}
+
+/* The latency: the image copied in with the magic left out, opt.runs
+ * boots, and the attempt in process as the baseline. */
+static int stub_latency(service *m, watch *w, GuestImage *img, GuestImageSpec *spec) {
+        uint64_t epoch = 0, bytes = 0, rtt = 0, start = bench_now_nsec(), dtb;
+        lease memwrite = { .fd = -1 };
+        int r = stub_image(img, spec);
+
+        if (r >= 0)
+                r = lease_acquire(m->bus, w->path, "memory-write", &memwrite);
+        if (r >= 0)
+                r = copy_ram(m->bus, w->path, img->fd, STUB_RAM, &bytes);
+        lease_release(m->bus, &memwrite);
+        if (r < 0)
+                return r;
+        printf("  stub   image copied in: %" PRIu64 " MiB in %.1f s with MemWriteBatch\n", bytes / MiB,
+               (double) (bench_now_nsec() - start) / 1e9);
+        r = median_rtt(m->bus, w->path, &rtt);
+        phases_init(opt.runs);
+        for (unsigned i = 0; r >= 0 && i < opt.runs; i++) {
+                if (i > 0)
+                        r = stub_reset(m, w);
+                if (r >= 0)
+                        r = stub_boot_once(m, w, spec, &epoch);
+        }
+        if (r < 0)
+                return r;
+        print_method(m->bus, w->path, "  stub     ");
+        const vmsig_detect_source src = { .fd = img->ro_fd, .ranges = img->ranges, .n_ranges = img->n_ranges,
+                                          .ram_size = img->ram_size };
+        for (unsigned i = 0; i < 5; i++) {
+                r = attempt_in_process(&src, spec->dtb, 4, &lat.detect[lat.n_detect++], &dtb);
+                if (r >= 0 && dtb != spec->dtb)
+                        r = -EBADMSG;
+                if (r < 0) {
+                        fprintf(stderr, "bench-bootstrap: the detector in process: %s\n", strerror(-r));
+                        return r;
+                }
+        }
+        latency_result x = latency_report("stub", "magic written (MemWrite reply)", &lat, rtt, 0);
+        latency_at("bootstrap-stub", &x, lat.n);
+        return 0;
+}
+
+/* (b) A kernel whose System process never appears: its EPROCESS page
+ * zeroed, a reset, the magic again. */
+static int stub_nosystem_start(service *m, watch *w, const GuestImageSpec *spec) {
+        lease memwrite = { .fd = -1 };
+        int r = stub_reset(m, w);
+
+        if (r >= 0)
+                r = lease_acquire(m->bus, w->path, "memory-write", &memwrite);
+        if (r >= 0) {
+                uint8_t *zero = calloc(1, PAGE);
+                r = zero ? mem_write_pages(m->bus, w->path, spec->eprocess & ~(PAGE - 1), zero, 1) : -ENOMEM;
+                free(zero);
+        }
+        if (r >= 0)
+                r = bench_run_until(m->bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC, NULL);
+        if (r >= 0)
+                r = mem_write_u64(m->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
+        lease_release(m->bus, &memwrite);
+        return r;
+}
+
+static int stub_nosystem(service *m, service *b, watch *w, const GuestImageSpec *spec) {
+        cpu_result nosystem, steady = {};
+        unsigned attempts = 0, steady_attempts = 0;
+        char extra[192];
+        int r = stub_nosystem_start(m, w, spec);
+
+        if (r >= 0)
+                r = cpu_window(m, b, opt.nosystem_seconds, &nosystem);
+        if (r >= 0)
+                r = attempts_of(m->bus, w->path, &attempts);
+        if (r >= 0 && opt.steady_seconds > 0)
+                r = cpu_window(m, b, opt.steady_seconds, &steady);
+        if (r >= 0 && opt.steady_seconds > 0)
+                r = attempts_of(m->bus, w->path, &steady_attempts);
+        if (r < 0)
+                return r;
+        if (state_index(w->state) == ST_READY) {
+                fprintf(stderr, "bench-bootstrap: a root was published without a System process\n");
+                return -EBADMSG;
+        }
+        snprintf(extra, sizeof extra, " attempts=%u steady_pct=%.3f steady_sched_pct=%.4f steady_baseline_pct=%.3f "
+                 "steady_attempts=%u",
+                 attempts, steady.pct, steady.sched_pct, steady.baseline_pct,
+                 opt.steady_seconds > 0 ? steady_attempts - attempts : 0);
+        cpu_report("bootstrap-cpu-nosystem", "(b) stub VM running a kernel without a System process, from its start",
+                   "bootstrap=\"no\"", &nosystem, extra);
+        printf("  cpu      %u attempts in those %.0f s (state now %s)\n", attempts, (double) nosystem.wall / 1e6,
+               w->state);
+        if (opt.steady_seconds > 0)
+                printf("  cpu      then, the backoff at its cap: %.3f %% (schedstat %.4f %%) over %.1f s with %u "
+                       "attempts (baseline %.3f %%)\n",
+                       steady.pct, steady.sched_pct, (double) steady.wall / 1e6, steady_attempts - attempts,
+                       steady.baseline_pct);
+        return 0;
+}
+
 static int run_stub(void) {
         static const char measured_vm[] = "  <stub-vm name=\"" STUB_NAME "\" ram-size=\"256M\" bootstrap=\"yes\"/>\n";
         static const char baseline_vm[] = "  <stub-vm name=\"" STUB_NAME "\" ram-size=\"256M\" bootstrap=\"no\"/>\n";
@@ -785,10 +900,6 @@ static int run_stub(void) {
         GuestImage img = { .fd = -1, .ro_fd = -1 };
         GuestImageSpec spec;
         watch w = {}, wb = {};
-        cpu_result firmware, nosystem, steady = {};
-        uint64_t epoch = 0, bytes = 0, rtt = 0, start, dtb;
-        unsigned attempts = 0, steady_attempts = 0;
-        lease memwrite = { .fd = -1 };
         int r;
 
         printf("== stub: a 256 MiB stub VM with bootstrap=\"yes\" (%s RAM); baseline: bootstrap=\"no\"\n",
@@ -800,105 +911,12 @@ static int run_stub(void) {
                 r = watch_start(m.bus, STUB_NAME, &w);
         if (r >= 0)
                 r = watch_start(b.bus, STUB_NAME, &wb);
-        if (r < 0)
-                goto finish;
-
-        /* (a) The firmware: paging off, nothing is looked for; the vCPU is
-         * looked at every 250 ms. After start-up has settled (the heap is
-         * trimmed 3 s after the last work). */
-        r = watch_wait(m.bus, &w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
         if (r >= 0)
-                r = bench_run_until(m.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC, NULL);
+                r = stub_firmware(&m, &b, &w);
         if (r >= 0)
-                r = cpu_window(&m, &b, opt.cpu_seconds, &firmware);
-        if (r < 0)
-                goto finish;
-        cpu_report("bootstrap-cpu-firmware", "(a) stub VM in its firmware (paging off)", "bootstrap=\"no\"",
-                   &firmware, NULL);
-
-        /* The latency: the image, copied in with the magic left out. */
-        start = bench_now_nsec();
-        r = stub_image(&img, &spec);
+                r = stub_latency(&m, &w, &img, &spec);
         if (r >= 0)
-                r = lease_acquire(m.bus, w.path, "memory-write", &memwrite);
-        if (r >= 0)
-                r = copy_ram(m.bus, w.path, img.fd, STUB_RAM, &bytes);
-        lease_release(m.bus, &memwrite);
-        if (r < 0)
-                goto finish;
-        printf("  stub   image copied in: %" PRIu64 " MiB in %.1f s with MemWriteBatch\n", bytes / MiB,
-               (double) (bench_now_nsec() - start) / 1e9);
-        r = median_rtt(m.bus, w.path, &rtt);
-        phases_init(opt.runs);
-        for (unsigned i = 0; r >= 0 && i < opt.runs; i++) {
-                if (i > 0)
-                        r = stub_reset(&m, &w);
-                if (r >= 0)
-                        r = stub_boot_once(&m, &w, &spec, &epoch);
-        }
-        if (r < 0)
-                goto finish;
-        print_method(m.bus, w.path, "  stub     ");
-        const vmsig_detect_source src = { .fd = img.ro_fd, .ranges = img.ranges, .n_ranges = img.n_ranges,
-                                          .ram_size = img.ram_size };
-        for (unsigned i = 0; i < 5; i++) {
-                r = attempt_in_process(&src, spec.dtb, 4, &lat.detect[lat.n_detect++], &dtb);
-                if (r >= 0 && dtb != spec.dtb)
-                        r = -EBADMSG;
-                if (r < 0) {
-                        fprintf(stderr, "bench-bootstrap: the detector in process: %s\n", strerror(-r));
-                        goto finish;
-                }
-        }
-        latency_result x = latency_report("stub", "magic written (MemWrite reply)", &lat, rtt, 0);
-        latency_at("bootstrap-stub", &x, lat.n);
-
-        /* (b) A kernel whose System process never appears: its EPROCESS
-         * page zeroed, a reset, the magic again. */
-        r = stub_reset(&m, &w);
-        if (r >= 0)
-                r = lease_acquire(m.bus, w.path, "memory-write", &memwrite);
-        if (r >= 0) {
-                uint8_t *zero = calloc(1, PAGE);
-                r = zero ? mem_write_pages(m.bus, w.path, spec.eprocess & ~(PAGE - 1), zero, 1) : -ENOMEM;
-                free(zero);
-        }
-        if (r >= 0)
-                r = bench_run_until(m.bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC, NULL);
-        if (r >= 0)
-                r = mem_write_u64(m.bus, w.path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
-        lease_release(m.bus, &memwrite);
-        if (r >= 0)
-                r = cpu_window(&m, &b, opt.nosystem_seconds, &nosystem);
-        if (r >= 0)
-                r = attempts_of(m.bus, w.path, &attempts);
-        if (r >= 0 && opt.steady_seconds > 0)
-                r = cpu_window(&m, &b, opt.steady_seconds, &steady);
-        if (r >= 0 && opt.steady_seconds > 0)
-                r = attempts_of(m.bus, w.path, &steady_attempts);
-        if (r < 0)
-                goto finish;
-        if (state_index(w.state) == ST_READY) {
-                fprintf(stderr, "bench-bootstrap: a root was published without a System process\n");
-                r = -EBADMSG;
-                goto finish;
-        }
-        char extra[192];
-        snprintf(extra, sizeof extra, " attempts=%u steady_pct=%.3f steady_sched_pct=%.4f steady_baseline_pct=%.3f "
-                 "steady_attempts=%u",
-                 attempts, steady.pct, steady.sched_pct, steady.baseline_pct,
-                 opt.steady_seconds > 0 ? steady_attempts - attempts : 0);
-        cpu_report("bootstrap-cpu-nosystem", "(b) stub VM running a kernel without a System process, from its start",
-                   "bootstrap=\"no\"", &nosystem, extra);
-        printf("  cpu      %u attempts in those %.0f s (state now %s)\n", attempts, (double) nosystem.wall / 1e6,
-               w.state);
-        if (opt.steady_seconds > 0)
-                printf("  cpu      then, the backoff at its cap: %.3f %% (schedstat %.4f %%) over %.1f s with %u "
-                       "attempts (baseline %.3f %%)\n",
-                       steady.pct, steady.sched_pct, (double) steady.wall / 1e6, steady_attempts - attempts,
-                       steady.baseline_pct);
-finish:
-        lease_release(m.bus, &memwrite);
+                r = stub_nosystem(&m, &b, &w, &spec);
         watch_stop(&w);
         watch_stop(&wb);
         if (r < 0 && m.vmsigd_pid > 0)
@@ -1154,131 +1172,148 @@ static int synthetic_reset(qemu *q, sd_bus *bus) {
         return r;
 }
 
+/* One boot of the stale-boot scenario (boot 1 or 2): the image, a random
+ * phase, the handshake, until "ready"; the published root checked. */
+static int qemu_boot_once(service *s, qemu *q, watch *w, const win_image *img, unsigned boot, uint64_t *epoch,
+                          unsigned *before_t0) {
+        uint64_t t0 = 0, start, dtb = 0, published = 0, new_epoch = 0;
+        vmsig_gpa_range range;
+        win_expect e;
+        int r = win_stale_boot_write(img, boot, 19041, SYNTHETIC_SEED, &e);
+
+        if (r >= 0)
+                r = bench_run_until(s->bus, bench_now_nsec() + random_phase_nsec(), NULL);
+        start = bench_now_nsec();
+        if (r >= 0)
+                r = synthetic_enter(q, s->bus, e.dtb, &t0);
+        if (r >= 0)
+                r = watch_wait(s->bus, w, ST_READY, start, TIMEOUT_USEC, NULL);
+        if (r < 0) {
+                fprintf(stderr, "bench-bootstrap: boot %u did not get ready (state %s): %s\n", boot, w->state,
+                        strerror(-r));
+                return r;
+        }
+        /* vmsigd may look at the vCPU while the bench still confirms the
+         * handshake; such a sample counts as 0. */
+        *before_t0 += w->entered[ST_READY] < t0;
+        add_sample(&lat, t0, w);
+        vmsig_detect_source src = qemu_source(q, &range);
+        r = attempt_in_process(&src, e.dtb, 4, &lat.detect[lat.n_detect++], &dtb);
+        if (r >= 0 && dtb != e.dtb)
+                r = -EBADMSG;
+        if (r >= 0)
+                r = memctx_get(s->bus, w->path, &published, &new_epoch);
+        if (r >= 0 && (published != e.dtb || new_epoch <= *epoch)) {
+                fprintf(stderr, "bench-bootstrap: boot %u: published 0x%" PRIx64 " epoch %" PRIu64
+                                ", expected 0x%" PRIx64 " after epoch %" PRIu64 "\n",
+                        boot, published, new_epoch, e.dtb, *epoch);
+                r = -EBADMSG;
+        }
+        *epoch = new_epoch;
+        return r;
+}
+
+/* (c) The boots in turn, across system_reset; the latency report. */
+static int qemu_latency(service *s, qemu *q, watch *w, uint64_t rtt, uint64_t vcpu_rtt) {
+        win_range ranges[2];
+        const win_image img = { .fd = q->ram_fd, .ranges = ranges, .n_ranges = win_ranges_q35(q->ram_mib, ranges) };
+        uint64_t epoch = 0, reset_at;
+        unsigned before_t0 = 0;
+        int r = 0;
+
+        phases_init(opt.qemu_runs);
+        for (unsigned i = 0; r >= 0 && i < opt.qemu_runs; i++) {
+                if (i > 0) {
+                        reset_at = bench_now_nsec();
+                        r = synthetic_reset(q, s->bus);
+                        if (r >= 0)
+                                r = watch_wait(s->bus, w, ST_BOOTING, reset_at, TIMEOUT_USEC, NULL);
+                        if (r < 0)
+                                fprintf(stderr, "bench-bootstrap: after system_reset: %s\n", strerror(-r));
+                }
+                if (r >= 0)
+                        r = qemu_boot_once(s, q, w, &img, 1 + i % 2, &epoch, &before_t0);
+        }
+        if (r < 0)
+                return r;
+        print_method(s->bus, w->path, "  qemu     ");
+        latency_result x = latency_report("qemu", "vCPU seen in long mode on the tables", &lat, rtt, vcpu_rtt);
+        if (before_t0 > 0)
+                printf("  qemu     %u of the %zu samples were ready before the handshake was confirmed (counted 0)\n",
+                       before_t0, lat.n);
+        latency_at("bootstrap-qemu", &x, lat.n);
+        return 0;
+}
+
+/* QEMU with the synthetic program waiting, attached through a trigger file. */
+static int qemu_setup(service *s, qemu *q, watch *w) {
+        bench_qemu_spec spec = { .ram_mib = win_scenario_ram_mib(WIN_SCENARIO_STALE_BOOT), .kernel = synthetic_program() };
+        char dir[192];
+        int r = service_start(s, "", "", true);
+
+        if (r < 0)
+                return r;
+        snprintf(dir, sizeof dir, "%s/q", s->dir);
+        r = qemu_start(q, dir, &spec);
+        if (r >= 0)
+                r = synthetic_wait_waiting(q, NULL);
+        if (r < 0) {
+                fprintf(stderr, "bench-bootstrap: the synthetic vCPU did not start: %s\n", strerror(-r));
+                return r;
+        }
+        r = attach(s, q, "guest", w);
+        if (r >= 0)
+                r = watch_wait(s->bus, w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
+        if (r < 0)
+                fprintf(stderr, "bench-bootstrap: vmsigd did not attach the QEMU VM: %s\n", strerror(-r));
+        return r;
+}
+
 static int run_qemu(void) {
         service s = { .vmsigd_pid = -1, .bus_pid = -1 };
         qemu q = { .ram_fd = -1 };
-        bench_qemu_spec spec = { .ram_mib = win_scenario_ram_mib(WIN_SCENARIO_STALE_BOOT), .kernel = synthetic_program() };
-        win_range ranges[2];
-        vmsig_gpa_range range;
         watch w = {};
         cpu_result waiting, idle;
-        uint64_t rtt = 0, vcpu_rtt = 0, epoch = 0, dtb = 0, t0, start, reset_at;
-        unsigned before_t0 = 0;
-        char dir[192];
+        uint64_t rtt = 0, vcpu_rtt = 0, settle = opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC;
+        const char *program = synthetic_program();
         int r;
 
         printf("== qemu: QEMU (TCG) running the synthetic vCPU on tests/win-image.c's stale-boot scenario\n");
-        if (!spec.kernel || access(spec.kernel, R_OK) < 0) {
+        if (!program || access(program, R_OK) < 0) {
                 printf("  the synthetic guest program is missing (make tests/guest/longmode.elf, or set "
                        "VMSIG_SYNTHETIC_GUEST); skipped\n");
                 printf("@ bootstrap-qemu skipped\n");
                 return 0;
         }
         memset(&lat, 0, sizeof lat);
-        r = service_start(&s, "", "", true);
-        if (r < 0)
-                goto finish;
-        snprintf(dir, sizeof dir, "%s/q", s.dir);
-        r = qemu_start(&q, dir, &spec);
-        if (r >= 0)
-                r = synthetic_wait_waiting(&q, NULL);
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: the synthetic vCPU did not start: %s\n", strerror(-r));
-                goto finish;
-        }
-        const win_image img = { .fd = q.ram_fd, .ranges = ranges, .n_ranges = win_ranges_q35(q.ram_mib, ranges) };
-        r = attach(&s, &q, "guest", &w);
-        if (r >= 0)
-                r = watch_wait(s.bus, &w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: vmsigd did not attach the QEMU VM: %s\n", strerror(-r));
-                goto finish;
-        }
-
+        r = qemu_setup(&s, &q, &w);
         /* (c) The program waits with paging off; vmsigd asks QEMU for the
          * registers every 250 ms. */
-        r = bench_run_until(s.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC, NULL);
+        if (r >= 0)
+                r = bench_run_until(s.bus, bench_now_nsec() + settle, NULL);
         if (r >= 0)
                 r = cpu_window(&s, NULL, opt.cpu_seconds, &waiting);
         if (r >= 0)
                 r = median_rtt(s.bus, w.path, &rtt);
         if (r >= 0)
                 r = median_vcpu_rtt(q.session, &vcpu_rtt);
-        if (r < 0)
-                goto finish;
-
-        phases_init(opt.qemu_runs);
-        for (unsigned i = 0; r >= 0 && i < opt.qemu_runs; i++) {
-                unsigned boot = 1 + i % 2;
-                win_expect e;
-
-                if (i > 0) {
-                        reset_at = bench_now_nsec();
-                        r = synthetic_reset(&q, s.bus);
-                        if (r >= 0)
-                                r = watch_wait(s.bus, &w, ST_BOOTING, reset_at, TIMEOUT_USEC, NULL);
-                        if (r < 0) {
-                                fprintf(stderr, "bench-bootstrap: after system_reset: %s\n", strerror(-r));
-                                break;
-                        }
-                }
-                r = win_stale_boot_write(&img, boot, 19041, SYNTHETIC_SEED, &e);
-                if (r >= 0)
-                        r = bench_run_until(s.bus, bench_now_nsec() + random_phase_nsec(), NULL);
-                start = bench_now_nsec();
-                if (r >= 0)
-                        r = synthetic_enter(&q, s.bus, e.dtb, &t0);
-                if (r >= 0)
-                        r = watch_wait(s.bus, &w, ST_READY, start, TIMEOUT_USEC, NULL);
-                if (r < 0) {
-                        fprintf(stderr, "bench-bootstrap: boot %u of run %u did not get ready (state %s): %s\n", boot,
-                                i + 1, w.state, strerror(-r));
-                        break;
-                }
-                /* vmsigd may look at the vCPU while the bench still
-                 * confirms the handshake; such a sample counts as 0. */
-                before_t0 += w.entered[ST_READY] < t0;
-                add_sample(&lat, t0, &w);
-                vmsig_detect_source src = qemu_source(&q, &range);
-                r = attempt_in_process(&src, e.dtb, 4, &lat.detect[lat.n_detect], &dtb);
-                if (r >= 0 && dtb != e.dtb)
-                        r = -EBADMSG;
-                lat.n_detect++;
-                uint64_t published = 0, new_epoch = 0;
-                if (r >= 0)
-                        r = memctx_get(s.bus, w.path, &published, &new_epoch);
-                if (r >= 0 && (published != e.dtb || new_epoch <= epoch)) {
-                        fprintf(stderr, "bench-bootstrap: boot %u: published 0x%" PRIx64 " epoch %" PRIu64
-                                        ", expected 0x%" PRIx64 " after epoch %" PRIu64 "\n",
-                                boot, published, new_epoch, e.dtb, epoch);
-                        r = -EBADMSG;
-                }
-                epoch = new_epoch;
-        }
-        if (r < 0)
-                goto finish;
-        print_method(s.bus, w.path, "  qemu     ");
-        latency_result x = latency_report("qemu", "vCPU seen in long mode on the tables", &lat, rtt, vcpu_rtt);
-        if (before_t0 > 0)
-                printf("  qemu     %u of the %zu samples were ready before the handshake was confirmed (counted 0)\n",
-                       before_t0, lat.n);
-        latency_at("bootstrap-qemu", &x, lat.n);
-
+        if (r >= 0)
+                r = qemu_latency(&s, &q, &w, rtt, vcpu_rtt);
         /* The baseline of (c): the same vmsigd and VM, the root published
          * and nobody watching it: no bootstrap work at all. */
-        r = bench_run_until(s.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC, NULL);
+        if (r >= 0)
+                r = bench_run_until(s.bus, bench_now_nsec() + settle, NULL);
         if (r >= 0)
                 r = cpu_window(&s, NULL, opt.cpu_seconds, &idle);
-        if (r < 0)
-                goto finish;
-        /* Rates over windows of (nearly) the same length. */
-        waiting.baseline_cpu = idle.cpu * waiting.wall / idle.wall;
-        waiting.baseline_sched = idle.sched * waiting.wall / idle.wall;
-        cpu_percentages(&waiting);
-        cpu_report("bootstrap-cpu-qemu", "(c) QEMU VM, the synthetic program waiting (paging off)",
-                   "the same VM once ready, unwatched, the next seconds", &waiting, NULL);
-        r = detach(&s, "guest", &w);
-finish:
+        if (r >= 0) {
+                /* Rates over windows of (nearly) the same length. */
+                waiting.baseline_cpu = idle.cpu * waiting.wall / idle.wall;
+                waiting.baseline_sched = idle.sched * waiting.wall / idle.wall;
+                cpu_percentages(&waiting);
+                cpu_report("bootstrap-cpu-qemu", "(c) QEMU VM, the synthetic program waiting (paging off)",
+                           "the same VM once ready, unwatched, the next seconds", &waiting, NULL);
+                r = detach(&s, "guest", &w);
+        }
         watch_stop(&w);
         if (r < 0 && s.vmsigd_pid > 0)
                 bench_services_print_log(&s, 20);
@@ -1438,18 +1473,72 @@ typedef struct linux_samples {
 
 static linux_samples lin;
 
+/* From "cont" until the kernel switched to its own tables, printed its
+ * marker and vmsigd said "ready". */
+static int linux_wait(service *s, qemu *q, watch *w, const vmsig_detect_source *src, uint64_t t_cont,
+                      uint64_t *t_switch, uint64_t *t_marker) {
+        uint64_t deadline = t_cont + 120 * USEC_PER_SEC * NSEC_PER_USEC;
+        off_t serial_pos = 0;
+        vmsig_vcpu_state v;
+        int r = 0;
+
+        while (r >= 0 && (!*t_switch || !*t_marker || state_index(w->state) != ST_READY)) {
+                if (!*t_switch) {
+                        r = read_registers(q->session, &v);
+                        if (r >= 0 && vmsig_vcpu_paging_levels(&v) > 0 &&
+                            vmsig_detect_kernel_entries(src, v.cr3 & VMSIG_CR3_ROOT_MASK) > 0)
+                                *t_switch = bench_now_nsec();
+                }
+                if (!*t_marker && serial_has_marker(q->b.serial, &serial_pos))
+                        *t_marker = bench_now_nsec();
+                if (r >= 0 && bench_now_nsec() > deadline)
+                        r = -ETIMEDOUT;
+                if (r >= 0)
+                        r = bench_run_until(s->bus, bench_now_nsec() + opt.poll_ms * NSEC_PER_MSEC, NULL);
+        }
+        if (r < 0)
+                fprintf(stderr, "bench-bootstrap: the Linux guest: switch %s, marker %s, state %s: %s\n",
+                        *t_switch ? "seen" : "not seen", *t_marker ? "seen" : "not seen", w->state, strerror(-r));
+        return r;
+}
+
+/* The probe in process on the CR3 the kernel runs on now, the release
+ * vmsigd found, and the floors of a look. */
+static int linux_check(service *s, qemu *q, watch *w, const vmsig_detect_source *src, const char *release,
+                       uint64_t *rtt, uint64_t *vcpu_rtt) {
+        uint64_t dtb = 0;
+        vmsig_vcpu_state v;
+        char *got = NULL;
+        int r = read_registers(q->session, &v);
+
+        if (r >= 0)
+                r = attempt_in_process(src, v.cr3, vmsig_vcpu_paging_levels(&v), &lin.detect[lin.n], &dtb);
+        if (r >= 0 && !dtb)
+                r = -ENOENT;
+        if (r >= 0)
+                r = get_string(s->bus, w->path, "GuestOsRelease", &got);
+        if (r >= 0 && strcmp(got, release) != 0) {
+                fprintf(stderr, "bench-bootstrap: vmsigd found release \"%s\", the kernel is %s\n", got, release);
+                r = -EBADMSG;
+        }
+        free(got);
+        if (r >= 0)
+                r = median_rtt(s->bus, w->path, rtt);
+        if (r >= 0)
+                r = median_vcpu_rtt(q->session, vcpu_rtt);
+        return r;
+}
+
 /* One boot, attached before "cont"; the floors (a D-Bus round trip, a look
  * at the vCPU) measured once the kernel runs, into *rtt and *vcpu_rtt. */
 static int linux_run_once(service *s, const char *kernel, const char *initrd, const char *release, unsigned i,
                           uint64_t *rtt, uint64_t *vcpu_rtt) {
         bench_qemu_spec spec = { .ram_mib = LINUX_RAM_MIB, .kernel = kernel, .initrd = initrd,
-                           .append = "console=ttyS0 panic=-1", .serial = true, .paused = true, .no_reboot = true };
-        uint64_t deadline, t_cont, t_switch = 0, t_marker = 0, dtb = 0;
-        char dir[192], name[32], *got = NULL;
+                                 .append = "console=ttyS0 panic=-1", .serial = true, .paused = true, .no_reboot = true };
+        uint64_t t_cont, t_switch = 0, t_marker = 0;
+        char dir[192], name[32];
         vmsig_gpa_range range;
-        vmsig_vcpu_state v;
         qemu q = { .ram_fd = -1 };
-        off_t serial_pos = 0;
         watch w = {};
         int r;
 
@@ -1461,74 +1550,38 @@ static int linux_run_once(service *s, const char *kernel, const char *initrd, co
         /* Paused: the vCPU is in reset, paging off. */
         if (r >= 0)
                 r = watch_wait(s->bus, &w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
-        if (r < 0) {
+        if (r < 0)
                 fprintf(stderr, "bench-bootstrap: the Linux guest did not attach: %s\n", strerror(-r));
-                goto finish;
-        }
         vmsig_detect_source src = qemu_source(&q, &range);
         /* The bench saw "booting" right after vmsigd looked at the vCPU:
          * without a random wait, "cont" and the looks would be in step. */
-        r = bench_run_until(s->bus, bench_now_nsec() + random_phase_nsec(), NULL);
-        if (r < 0)
-                goto finish;
+        if (r >= 0)
+                r = bench_run_until(s->bus, bench_now_nsec() + random_phase_nsec(), NULL);
         t_cont = bench_now_nsec();
-        r = bench_qmp_execute(q.session, "cont", NULL, NULL);
-        deadline = t_cont + 120 * USEC_PER_SEC * NSEC_PER_USEC;
-        while (r >= 0 && (!t_switch || !t_marker || state_index(w.state) != ST_READY)) {
-                if (!t_switch) {
-                        r = read_registers(q.session, &v);
-                        if (r >= 0 && vmsig_vcpu_paging_levels(&v) > 0 &&
-                            vmsig_detect_kernel_entries(&src, v.cr3 & VMSIG_CR3_ROOT_MASK) > 0)
-                                t_switch = bench_now_nsec();
-                }
-                if (!t_marker && serial_has_marker(q.b.serial, &serial_pos))
-                        t_marker = bench_now_nsec();
-                if (r >= 0 && bench_now_nsec() > deadline)
-                        r = -ETIMEDOUT;
-                if (r >= 0)
-                        r = bench_run_until(s->bus, bench_now_nsec() + opt.poll_ms * NSEC_PER_MSEC, NULL);
+        if (r >= 0)
+                r = bench_qmp_execute(q.session, "cont", NULL, NULL);
+        if (r >= 0)
+                r = linux_wait(s, &q, &w, &src, t_cont, &t_switch, &t_marker);
+        if (r >= 0) {
+                uint64_t ready = w.entered[ST_READY];
+                lin.to_switch[lin.n] = t_switch - t_cont;
+                lin.ready[lin.n] = ready > t_switch ? ready - t_switch : 0;
+                lin.from_cont[lin.n] = ready - t_cont;
+                lin.marker[lin.n] = t_marker - t_cont;
+                r = linux_check(s, &q, &w, &src, release, rtt, vcpu_rtt);
         }
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: the Linux guest: switch %s, marker %s, state %s: %s\n",
-                        t_switch ? "seen" : "not seen", t_marker ? "seen" : "not seen", w.state, strerror(-r));
-                goto finish;
+        if (r >= 0) {
+                unsigned attempts = 0;
+                (void) attempts_of(s->bus, w.path, &attempts);
+                printf("  linux  run %u: cont -> page-table switch %.0f ms, -> ready %.0f ms, -> init marker %.0f ms; "
+                       "switch -> ready %.0f ms (%u attempt%s)\n",
+                       i, ms(lin.to_switch[lin.n]), ms(lin.from_cont[lin.n]), ms(lin.marker[lin.n]),
+                       ms(lin.ready[lin.n]), attempts, attempts == 1 ? "" : "s");
+                if (i == 1)
+                        print_method(s->bus, w.path, "  linux    ");
+                lin.n++;
+                r = detach(s, name, &w);
         }
-        uint64_t ready = w.entered[ST_READY];
-        lin.to_switch[lin.n] = t_switch - t_cont;
-        lin.ready[lin.n] = ready > t_switch ? ready - t_switch : 0;
-        lin.from_cont[lin.n] = ready - t_cont;
-        lin.marker[lin.n] = t_marker - t_cont;
-
-        /* The probe in process on the CR3 the kernel runs on now. */
-        r = read_registers(q.session, &v);
-        if (r >= 0)
-                r = attempt_in_process(&src, v.cr3, vmsig_vcpu_paging_levels(&v), &lin.detect[lin.n], &dtb);
-        if (r >= 0 && !dtb)
-                r = -ENOENT;
-        if (r >= 0)
-                r = get_string(s->bus, w.path, "GuestOsRelease", &got);
-        if (r >= 0 && strcmp(got, release) != 0) {
-                fprintf(stderr, "bench-bootstrap: vmsigd found release \"%s\", the kernel is %s\n", got, release);
-                r = -EBADMSG;
-        }
-        free(got);
-        if (r >= 0)
-                r = median_rtt(s->bus, w.path, rtt);
-        if (r >= 0)
-                r = median_vcpu_rtt(q.session, vcpu_rtt);
-        if (r < 0)
-                goto finish;
-        unsigned attempts = 0;
-        (void) attempts_of(s->bus, w.path, &attempts);
-        printf("  linux  run %u: cont -> page-table switch %.0f ms, -> ready %.0f ms, -> init marker %.0f ms; "
-               "switch -> ready %.0f ms (%u attempt%s)\n",
-               i, ms(lin.to_switch[lin.n]), ms(lin.from_cont[lin.n]), ms(lin.marker[lin.n]), ms(lin.ready[lin.n]),
-               attempts, attempts == 1 ? "" : "s");
-        if (i == 1)
-                print_method(s->bus, w.path, "  linux    ");
-        lin.n++;
-        r = detach(s, name, &w);
-finish:
         watch_stop(&w);
         qemu_stop(&q);
         return r;
@@ -1611,9 +1664,40 @@ static bool qemu_available(void) {
 
 /* --- main --------------------------------------------------------------------------------------------- */
 
+/* The QEMU cases, where the build and the machine have what they need. */
+static int run_qemu_cases(bool want_qemu, bool want_linux) {
+        int r = 0;
+
+        if (!want_qemu && !want_linux)
+                return 0;
+#if BENCH_BOOTSTRAP_QEMU
+        if (!qemu_available()) {
+                printf("== qemu, linux: %s is not installed (apt-get install qemu-system-x86); skipped\n", opt.qemu);
+                printf("@ bootstrap-qemu skipped\n@ bootstrap-linux skipped\n");
+                return 0;
+        }
+        if (want_qemu)
+                r = run_qemu();
+        if (r >= 0 && want_linux)
+                r = run_linux();
+#else
+        printf("== qemu, linux: not the armed build (configure --enable-qmp); skipped\n");
+        printf("@ bootstrap-qemu skipped\n@ bootstrap-linux skipped\n");
+#endif
+        return r;
+}
+
+static const char usage[] =
+        "bench-bootstrap --srcdir DIR [--vmsigd PATH] [--case stub|qemu|linux]... [--runs N]\n"
+        "                [--cpu-seconds S] [--nosystem-seconds S] [--steady-seconds S] [--settle-seconds S]\n"
+        "                [--sparse] [--seed N] [--keep]\n"
+        "                [--qemu BINARY] [--qemu-runs N] [--linux-runs N] [--kernel PATH] [--initrd PATH]\n"
+        "                [--poll-ms N]\n"
+        "The address-space bootstrap (issue 14): structures in place -> BootstrapState ready, and\n"
+        "vmsigd's CPU while it waits. The qemu and linux cases need the armed build.\n";
+
 int main(int argc, char *argv[]) {
-        const char *qemu_binary = getenv("VMSIG_QEMU"), *kernel = NULL, *initrd = NULL;
-        unsigned qemu_runs = 10, linux_runs = 3, poll_ms = 5, seed = (unsigned) opt.rng;
+        unsigned seed = (unsigned) opt.rng;
         bench_list cases = {};
         const bench_option options[] = {
                 BENCH_OPT_S("srcdir", &opt.srcdir),
@@ -1627,25 +1711,19 @@ int main(int argc, char *argv[]) {
                 BENCH_OPT_F("sparse", &opt.sparse),
                 BENCH_OPT_U("seed", &seed, 1, UINT32_MAX),
                 BENCH_OPT_F("keep", &opt.keep),
-                BENCH_OPT_S("qemu", &qemu_binary),
-                BENCH_OPT_U("qemu-runs", &qemu_runs, 1, SAMPLES_MAX),
-                BENCH_OPT_U("linux-runs", &linux_runs, 1, SAMPLES_MAX),
-                BENCH_OPT_S("kernel", &kernel),
-                BENCH_OPT_S("initrd", &initrd),
-                BENCH_OPT_U("poll-ms", &poll_ms, 1, 1000),
+                BENCH_OPT_S("qemu", &opt.qemu),
+                BENCH_OPT_U("qemu-runs", &opt.qemu_runs, 1, SAMPLES_MAX),
+                BENCH_OPT_U("linux-runs", &opt.linux_runs, 1, SAMPLES_MAX),
+                BENCH_OPT_S("kernel", &opt.kernel),
+                BENCH_OPT_S("initrd", &opt.initrd),
+                BENCH_OPT_U("poll-ms", &opt.poll_ms, 1, 1000),
                 {},
         };
+        char *srcdir;
         int r = 0;
 
-        bench_parse_options(
-                argc, argv, options,
-                "bench-bootstrap --srcdir DIR [--vmsigd PATH] [--case stub|qemu|linux]... [--runs N]\n"
-                "                [--cpu-seconds S] [--nosystem-seconds S] [--steady-seconds S] [--settle-seconds S]\n"
-                "                [--sparse] [--seed N] [--keep]\n"
-                "                [--qemu BINARY] [--qemu-runs N] [--linux-runs N] [--kernel PATH] [--initrd PATH]\n"
-                "                [--poll-ms N]\n"
-                "The address-space bootstrap (issue 14): structures in place -> BootstrapState ready, and\n"
-                "vmsigd's CPU while it waits. The qemu and linux cases need the armed build.\n");
+        opt.qemu = getenv("VMSIG_QEMU");
+        bench_parse_options(argc, argv, options, usage);
         for (unsigned i = 0; i < cases.n; i++)
                 if (strcmp(cases.item[i], "stub") != 0 && strcmp(cases.item[i], "qemu") != 0 &&
                     strcmp(cases.item[i], "linux") != 0) {
@@ -1653,13 +1731,11 @@ int main(int argc, char *argv[]) {
                         return EXIT_FAILURE;
                 }
         opt.rng = seed;
-        bool want_stub = bench_list_wants(&cases, "stub"), want_qemu = bench_list_wants(&cases, "qemu"),
-             want_linux = bench_list_wants(&cases, "linux");
         if (!opt.srcdir)
                 opt.srcdir = getenv("VMSIG_SRCDIR");
         /* Absolute: dbus-daemon reads an <include> relative to the file
          * that has it, which lives in a temporary directory. */
-        char *srcdir = opt.srcdir ? realpath(opt.srcdir, NULL) : NULL;
+        srcdir = opt.srcdir ? realpath(opt.srcdir, NULL) : NULL;
         if (!srcdir) {
                 fprintf(stderr, "bench-bootstrap: give --srcdir (or VMSIG_SRCDIR): data/org.vmsig.conf is needed\n");
                 return EXIT_FAILURE;
@@ -1667,42 +1743,14 @@ int main(int argc, char *argv[]) {
         opt.srcdir = srcdir;
         opt.dbus_daemon = getenv("DBUS_DAEMON") && *getenv("DBUS_DAEMON") ? getenv("DBUS_DAEMON") : "dbus-daemon";
         opt.tmp = bench_tmpdir();
-#if BENCH_BOOTSTRAP_QEMU
-        opt.qemu = qemu_binary && *qemu_binary ? qemu_binary : "qemu-system-x86_64";
-        opt.kernel = kernel;
-        opt.initrd = initrd;
-        opt.qemu_runs = qemu_runs;
-        opt.linux_runs = linux_runs;
-        opt.poll_ms = poll_ms;
-#else
-        /* Accepted so that one command line fits both builds. */
-        (void) qemu_binary;
-        (void) kernel;
-        (void) initrd;
-        (void) qemu_runs;
-        (void) linux_runs;
-        (void) poll_ms;
-#endif
+        if (!opt.qemu || !*opt.qemu)
+                opt.qemu = "qemu-system-x86_64";
         printf("  random phases from seed %" PRIu64 "; vCPU poll interval %" PRIu64 " ms\n", opt.rng,
                (uint64_t) (VMSIG_BOOTSTRAP_VCPU_INTERVAL_USEC / 1000));
-        if (want_stub)
+        if (bench_list_wants(&cases, "stub"))
                 r = run_stub();
-#if BENCH_BOOTSTRAP_QEMU
-        if (r >= 0 && (want_qemu || want_linux) && !qemu_available()) {
-                printf("== qemu, linux: %s is not installed (apt-get install qemu-system-x86); skipped\n", opt.qemu);
-                printf("@ bootstrap-qemu skipped\n@ bootstrap-linux skipped\n");
-                want_qemu = want_linux = false;
-        }
-        if (r >= 0 && want_qemu)
-                r = run_qemu();
-        if (r >= 0 && want_linux)
-                r = run_linux();
-#else
-        if (want_qemu || want_linux) {
-                printf("== qemu, linux: not the armed build (configure --enable-qmp); skipped\n");
-                printf("@ bootstrap-qemu skipped\n@ bootstrap-linux skipped\n");
-        }
-#endif
+        if (r >= 0)
+                r = run_qemu_cases(bench_list_wants(&cases, "qemu"), bench_list_wants(&cases, "linux"));
         if (r < 0)
                 fprintf(stderr, "bench-bootstrap: failed: %s\n", strerror(-r));
         free(srcdir);
