@@ -56,13 +56,15 @@ static int run_case(sd_bus *bus, const bench_case *bc, unsigned calls, unsigned 
 static const char usage[] =
         "bench-bus [--calls N] [--warmup N] [--runs N] [--endpoint NAME] [--case NAME]...\n"
         "bench-bus --wait NAME [--timeout SECONDS]\n"
+        "bench-bus --bus-config DIR --srcdir DIR\n"
         "Round trips against org.vmsig and " BENCH_ECHO_NAME " on the system bus\n"
         "($DBUS_SYSTEM_BUS_ADDRESS). Cases: get-version, get-state, get-endpoint.\n"
-        "--wait only waits until NAME has an owner.\n";
+        "--wait only waits until NAME has an owner; --bus-config prints the configuration of a\n"
+        "private system bus listening in DIR.\n";
 
 int main(int argc, char *argv[]) {
         unsigned calls = 20000, warmup = 2000, runs = 3;
-        const char *endpoint = "alpha", *wait_name = NULL;
+        const char *endpoint = "alpha", *wait_name = NULL, *bus_config = NULL, *srcdir = ".";
         double timeout = 10;
         bench_list only = {};
         const bench_option options[] = {
@@ -73,6 +75,8 @@ int main(int argc, char *argv[]) {
                 BENCH_OPT_L("case", &only),
                 BENCH_OPT_S("wait", &wait_name),
                 BENCH_OPT_D("timeout", &timeout),
+                BENCH_OPT_S("bus-config", &bus_config),
+                BENCH_OPT_S("srcdir", &srcdir),
                 {},
         };
         sd_bus *bus = NULL;
@@ -80,6 +84,10 @@ int main(int argc, char *argv[]) {
         int r;
 
         bench_parse_options(argc, argv, options, usage);
+        if (bus_config) {
+                char *text = bench_bus_config(bus_config, srcdir);
+                return text && fputs(text, stdout) >= 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        }
         path = bench_endpoint_path(endpoint);
         r = path ? bench_open_system(&bus) : -ENOMEM;
         if (r >= 0 && wait_name) {

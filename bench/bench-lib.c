@@ -690,8 +690,9 @@ const char *bench_tmpdir(void) {
 
 /* --- a private system bus and a vmsigd on it ---------------------------------------- */
 
-/* The default-deny policy of /usr/share/dbus-1/system.conf and our policy
- * file, as bench/run.sh has it; dbus-daemon's built-in limits. */
+/* The default-deny policy of /usr/share/dbus-1/system.conf, our policy
+ * file, the echo service with the same kind of holes as org.vmsig, and
+ * polkitd's own policy; dbus-daemon's built-in limits. */
 static const char bus_config_format[] =
         "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
         " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
@@ -714,9 +715,28 @@ static const char bus_config_format[] =
         "    <allow send_destination=\"org.freedesktop.DBus\" "
         "send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
         "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
+        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"\n"
+        "          send_member=\"UpdateActivationEnvironment\"/>\n"
+        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>\n"
+        "  </policy>\n"
+        "  <policy user=\"root\">\n"
+        "    <allow own=\"" BENCH_ECHO_NAME "\"/>\n"
+        "    <allow send_destination=\"" BENCH_ECHO_NAME "\"/>\n"
+        "    <allow receive_sender=\"" BENCH_ECHO_NAME "\"/>\n"
+        "  </policy>\n"
+        "  <policy context=\"default\">\n"
+        "    <allow send_destination=\"" BENCH_ECHO_NAME "\" send_interface=\"" BENCH_ECHO_INTERFACE "\"/>\n"
+        "    <allow receive_sender=\"" BENCH_ECHO_NAME "\"/>\n"
         "  </policy>\n"
         "  <include>%s/data/org.vmsig.conf</include>\n"
+        "  <include ignore_missing=\"yes\">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>\n"
         "</busconfig>\n";
+
+char *bench_bus_config(const char *dir, const char *srcdir) {
+        char *text = NULL;
+
+        return asprintf(&text, bus_config_format, dir, srcdir) < 0 ? NULL : text;
+}
 
 int bench_services_prepare(bench_services *s, const char *label, const char *parent, bool discovery) {
         char path[192];
@@ -733,10 +753,10 @@ int bench_services_prepare(bench_services *s, const char *label, const char *par
 
 /* dbus-daemon tells its address on fd 3 once it listens. */
 static int start_bus(bench_services *s, const char *srcdir, const char *dbus_daemon) {
-        char path[256], conf[256], buf[512] = "", *text = NULL;
+        char path[256], conf[256], buf[512] = "", *text = bench_bus_config(s->dir, srcdir);
         int fd, r;
 
-        if (asprintf(&text, bus_config_format, s->dir, srcdir) < 0)
+        if (!text)
                 return -ENOMEM;
         snprintf(path, sizeof path, "%s/bus.conf", s->dir);
         r = bench_write_file(path, text);

@@ -227,6 +227,10 @@ const char *bench_tmpdir(void);
 
 /* --- a private system bus and a vmsigd on it ---------------------------------------- */
 
+/* The configuration of a private system bus listening in dir, with
+ * srcdir's policy file for org.vmsig. */
+char *bench_bus_config(const char *dir, const char *srcdir);
+
 typedef struct bench_services {
         const char *label; /* "" or "the measured ", for messages */
         char dir[128];     /* DIR/vmsigd.conf is the caller's to write */
