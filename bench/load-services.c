@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bench-load's own private system bus and vmsigd: their configuration and
  * the processes. */
-#include <stdarg.h>
 #include <stdlib.h>
 
 #include "bench-lib.h"
@@ -11,36 +10,6 @@
 #define N_MEMWRITE_STUBS 8
 #define STUB_RAM_SIZE (4ULL << 20)
 #define MEMWRITE_RAM_SIZE (16ULL << 20)
-
-static void append(char **text, size_t *len, size_t *size, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void append(char **text, size_t *len, size_t *size, const char *fmt, ...) {
-        va_list ap;
-        int n;
-
-        if (!*text)
-                return;
-        for (;;) {
-                va_start(ap, fmt);
-                n = vsnprintf(*text + *len, *size - *len, fmt, ap);
-                va_end(ap);
-                if (n < 0) {
-                        free(*text);
-                        *text = NULL;
-                        return;
-                }
-                if ((size_t) n < *size - *len)
-                        break;
-                char *grown = realloc(*text, *size * 2 + (size_t) n);
-                if (!grown) {
-                        free(*text);
-                        *text = NULL;
-                        return;
-                }
-                *text = grown;
-                *size = *size * 2 + (size_t) n;
-        }
-        *len += (size_t) n;
-}
 
 static int add_target(load_ctx *ctx, const char *name, target_kind kind, uint64_t ram_size) {
         load_target *t = &ctx->targets[ctx->n_targets];
@@ -57,38 +26,46 @@ static int add_target(load_ctx *ctx, const char *name, target_kind kind, uint64_
  * Quotas are off: 200 connections of one uid (root) would otherwise hit
  * the per-uid limits, which are not what this measures. */
 static char *daemon_config(load_ctx *ctx) {
-        size_t len = 0, size = 4096;
-        char *text = malloc(size), name[32];
+        static const struct {
+                const char *prefix, *size;
+                target_kind kind;
+                uint64_t ram;
+                unsigned n;
+        } stubs[] = {
+                { "lc", "4M", TARGET_LIFECYCLE, STUB_RAM_SIZE, N_LIFECYCLE_STUBS },
+                { "mw", "16M", TARGET_MEMWRITE, MEMWRITE_RAM_SIZE, N_MEMWRITE_STUBS },
+        };
+        char *text = NULL, name[32];
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        int r = 0;
 
         ctx->targets = calloc(N_LIFECYCLE_STUBS + N_MEMWRITE_STUBS + 1 + ctx->opt.trigger_vms, sizeof *ctx->targets);
-        if (!text || !ctx->targets) {
+        if (!f || !ctx->targets)
+                r = -ENOMEM;
+        else {
+                fprintf(f, "<vmsigd>\n  <log level=\"warning\"/>\n  <audit target=\"stderr\"/>\n");
+                fprintf(f, "  <admission max-pending-calls=\"0\" max-subscriptions=\"0\" max-leases=\"0\"/>\n");
+                if (ctx->armed)
+                        fprintf(f, "  <discovery trigger-dir=\"%s/vms.d\"/>\n", ctx->dir);
+        }
+        for (size_t k = 0; r >= 0 && k < BENCH_ELEMENTS(stubs); k++)
+                for (unsigned i = 0; r >= 0 && i < stubs[k].n; i++) {
+                        snprintf(name, sizeof name, "%s%02u", stubs[k].prefix, i);
+                        fprintf(f, "  <stub-vm name=\"%s\" ram-size=\"%s\"/>\n", name, stubs[k].size);
+                        r = add_target(ctx, name, stubs[k].kind, stubs[k].ram);
+                }
+        if (r >= 0) {
+                fprintf(f, "  <stub-vm name=\"spare\" ram-size=\"4M\"/>\n</vmsigd>\n");
+                r = add_target(ctx, "spare", TARGET_SPARE, STUB_RAM_SIZE);
+        }
+        if (f && fclose(f) != 0)
+                r = -ENOMEM;
+        if (r < 0) {
                 free(text);
                 return NULL;
         }
-        append(&text, &len, &size, "<vmsigd>\n  <log level=\"warning\"/>\n  <audit target=\"stderr\"/>\n");
-        append(&text, &len, &size,
-               "  <admission max-pending-calls=\"0\" max-subscriptions=\"0\" max-leases=\"0\"/>\n");
-        if (ctx->armed)
-                append(&text, &len, &size, "  <discovery trigger-dir=\"%s/vms.d\"/>\n", ctx->dir);
-        for (unsigned i = 0; i < N_LIFECYCLE_STUBS; i++) {
-                snprintf(name, sizeof name, "lc%02u", i);
-                append(&text, &len, &size, "  <stub-vm name=\"%s\" ram-size=\"4M\"/>\n", name);
-                if (add_target(ctx, name, TARGET_LIFECYCLE, STUB_RAM_SIZE) < 0)
-                        goto fail;
-        }
-        for (unsigned i = 0; i < N_MEMWRITE_STUBS; i++) {
-                snprintf(name, sizeof name, "mw%02u", i);
-                append(&text, &len, &size, "  <stub-vm name=\"%s\" ram-size=\"16M\"/>\n", name);
-                if (add_target(ctx, name, TARGET_MEMWRITE, MEMWRITE_RAM_SIZE) < 0)
-                        goto fail;
-        }
-        append(&text, &len, &size, "  <stub-vm name=\"spare\" ram-size=\"4M\"/>\n</vmsigd>\n");
-        if (add_target(ctx, "spare", TARGET_SPARE, STUB_RAM_SIZE) < 0)
-                goto fail;
         return text;
-fail:
-        free(text);
-        return NULL;
 }
 
 int load_services_start(load_ctx *ctx) {
