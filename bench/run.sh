@@ -319,6 +319,8 @@ start_services() {
                 ;;
         esac
 
+        # A bus.address of an earlier start would pass for this one's.
+        rm -f "$tmpdir/bus.address"
         "$DBUS_DAEMON" --config-file="$tmpdir/bus.conf" --nofork --print-address=3 3>"$tmpdir/bus.address" \
                 2>"$tmpdir/dbus-daemon.log" &
         bus_pid=$!
