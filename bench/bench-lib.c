@@ -285,7 +285,7 @@ int bench_count_fds(void) {
         return n < 0 ? n : n - 1; /* the directory's own fd */
 }
 
-long bench_status_field(const char *text, const char *key) {
+static long bench_status_field(const char *text, const char *key) {
         const char *p = strstr(text, key);
 
         return p ? strtol(p + strlen(key), NULL, 10) : -1;
@@ -487,13 +487,6 @@ int bench_name_pid(sd_bus *bus, const char *name, pid_t *ret) {
         return r;
 }
 
-int bench_log_call(int r, const sd_bus_error *error, const char *what, const char *path) {
-        if (r < 0)
-                fprintf(stderr, "%s: %s on %s: %s\n", PROGRAM, what, path ? path : "(none)",
-                        error && error->message ? error->message : strerror(-r));
-        return r;
-}
-
 int bench_call_method_string(sd_bus *bus, const bench_method *t, char **ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *m = NULL, *reply = NULL;
@@ -619,11 +612,12 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
         return 0;
 }
 
-void bench_remove_tree(const char *dir) {
+static void bench_remove_tree(const char *dir) {
         (void) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-int bench_stop_process(pid_t pid) {
+/* SIGTERM, then SIGKILL after 10 s; the wait status, or -1. */
+static int bench_stop_process(pid_t pid) {
         int status = -1;
 
         if (pid <= 0)
@@ -659,7 +653,8 @@ pid_t bench_spawn(const char *log, char *const argv[], int keep_fd, const char *
         _exit(127);
 }
 
-void bench_print_log_tail(const char *path, const char *who, unsigned lines) {
+/* The last lines of a vmsigd log other than audit records, on stderr. */
+static void bench_print_log_tail(const char *path, const char *who, unsigned lines) {
         char line[1024], *ring[64] = {};
         unsigned n = 0;
         FILE *f = fopen(path, "re");
@@ -994,7 +989,7 @@ int bench_qmp_open(const char *path, bench_qmp **ret) {
         return 0;
 }
 
-bool bench_is_socket(const char *path) {
+static bool bench_is_socket(const char *path) {
         struct stat st;
 
         return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);

@@ -148,7 +148,6 @@ typedef struct bench_proc_sample {
         long rss_kib, anon_kib, file_kib, shmem_kib;
 } bench_proc_sample;
 int bench_proc_sample_read(pid_t pid, bench_proc_sample *ret);
-long bench_status_field(const char *text, const char *key);
 /* Resident memory without guest RAM: RssAnon + RssFile. */
 long bench_own_rss(const bench_proc_sample *s);
 /* User + system CPU time of pid, usec (clock-tick resolution; 0 if unknown). */
@@ -179,8 +178,6 @@ int bench_run_until(sd_bus *bus, uint64_t deadline, const bool *flag);
 int bench_wait_name(sd_bus *bus, const char *name, double timeout);
 /* The unique name of name's owner's pid. */
 int bench_name_pid(sd_bus *bus, const char *name, pid_t *ret);
-/* Says what a failed call was on stderr and returns r. */
-int bench_log_call(int r, const sd_bus_error *error, const char *what, const char *path);
 
 /* One method call with up to two string arguments and a string-like reply
  * ('s', 'o', or 'v' holding a string; 0: the reply is not read). */
@@ -214,14 +211,9 @@ int bench_call_batch(sd_bus *bus, const bench_method *t, const uint8_t *data, un
 /* --- processes and files ---------------------------------------------------------- */
 
 int bench_write_file(const char *path, const char *text);
-void bench_remove_tree(const char *dir);
-/* SIGTERM, then SIGKILL after 10 s; the wait status, or -1. */
-int bench_stop_process(pid_t pid);
 /* A child with stdout and stderr in log (NULL: /dev/null for stdout),
  * dying with us. keep_fd becomes its fd 3; bus_address its system bus. */
 pid_t bench_spawn(const char *log, char *const argv[], int keep_fd, const char *bus_address);
-/* The last lines of a vmsigd log other than audit records, on stderr. */
-void bench_print_log_tail(const char *path, const char *who, unsigned lines);
 /* $TMPDIR if it leaves room for unix socket paths, else /tmp. */
 const char *bench_tmpdir(void);
 
@@ -290,4 +282,3 @@ typedef struct bench_qemu {
  * socket for vmsigd and one for the bench; returns once both listen. */
 int bench_qemu_start(bench_qemu *q, const bench_qemu_spec *spec);
 void bench_qemu_stop(bench_qemu *q);
-bool bench_is_socket(const char *path);
