@@ -144,8 +144,7 @@ static int first_samples(const bench_method *vmsig, const bench_method *echo, ui
         return r;
 }
 
-static void report_first(const uint64_t *mv, const uint64_t *me, const uint64_t *mp, unsigned samples,
-                         unsigned runs) {
+static void report_first(const uint64_t *mv, const uint64_t *me, const uint64_t *mp, unsigned samples, unsigned runs) {
         uint64_t v = bench_median_of_runs(mv, runs), e = bench_median_of_runs(me, runs);
         uint64_t p = bench_median_of_runs(mp, runs);
         double added = ((double) v - (double) e) / 1e6;
@@ -273,9 +272,12 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
-        const bench_method vmsig = { VMSIG_BUS_NAME,       VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint",
-                                     endpoint,             NULL,           'o' };
-        const bench_method echo = { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' };
+        const bench_method vmsig = {
+                VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o'
+        };
+        const bench_method echo = {
+                BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's'
+        };
 
         if (first && !steady)
                 r = run_first(&vmsig, &echo, samples, warmup == UINT32_MAX ? 20 : warmup, runs);

@@ -208,9 +208,10 @@ static int service_start(service *s, const char *label, const char *body, bool d
         int r;
 
         r = bench_services_prepare(s, label, opt.tmp, discovery);
-        if (r >= 0 && asprintf(&text, "<vmsigd>\n  <log level=\"info\"/>\n  <audit target=\"stderr\"/>\n%s%s%s%s</vmsigd>\n",
-                               discovery ? "  <discovery trigger-dir=\"" : "", discovery ? s->dir : "",
-                               discovery ? "/vms.d\"/>\n" : "", body) < 0)
+        if (r >= 0 &&
+            asprintf(&text, "<vmsigd>\n  <log level=\"info\"/>\n  <audit target=\"stderr\"/>\n%s%s%s%s</vmsigd>\n",
+                     discovery ? "  <discovery trigger-dir=\"" : "", discovery ? s->dir : "",
+                     discovery ? "/vms.d\"/>\n" : "", body) < 0)
                 r = -ENOMEM;
         snprintf(path, sizeof path, "%s/vmsigd.conf", s->dir);
         if (r >= 0)
@@ -274,7 +275,8 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
 static int get_string(sd_bus *bus, const char *path, const char *property, char **ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_get_property_string(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, property, &error, ret);
+        int r = sd_bus_get_property_string(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, property, &error,
+                                           ret);
 
         sd_bus_error_free(&error);
         return r;
@@ -290,8 +292,8 @@ static int watch_start(sd_bus *bus, const char *name, watch *w) {
         *w = (watch) {};
         r = sd_bus_path_encode(VMSIG_BUS_ENDPOINT_PREFIX, name, &w->path);
         if (r >= 0)
-                r = sd_bus_match_signal(bus, &w->slot, VMSIG_BUS_NAME, w->path, BENCH_PROPERTIES_INTERFACE, "PropertiesChanged",
-                                        on_properties_changed, w);
+                r = sd_bus_match_signal(bus, &w->slot, VMSIG_BUS_NAME, w->path, BENCH_PROPERTIES_INTERFACE,
+                                        "PropertiesChanged", on_properties_changed, w);
         if (r >= 0)
                 r = get_string(bus, w->path, "BootstrapState", &state);
         if (r >= 0)
@@ -364,7 +366,8 @@ static int lease_acquire(sd_bus *bus, const char *endpoint, const char *class, l
  * reset may have revoked it already: errors are not ours to care about. */
 static void lease_release(sd_bus *bus, lease *l) {
         if (l->path)
-                (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, l->path, VMSIG_BUS_LEASE_INTERFACE, "Release", NULL, NULL, NULL);
+                (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, l->path, VMSIG_BUS_LEASE_INTERFACE, "Release", NULL,
+                                          NULL, NULL);
         if (l->fd >= 0)
                 close(l->fd);
         free(l->path);
@@ -409,7 +412,8 @@ static int mem_write_pages(sd_bus *bus, const char *endpoint, uint64_t gpa, cons
         sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteBatch");
+        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                           "MemWriteBatch");
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(tay)");
         for (size_t i = 0; r >= 0 && i < n; i++)
@@ -487,12 +491,13 @@ static int memctx_get(sd_bus *bus, const char *endpoint, uint64_t *ret_dtb, uint
         uint64_t size;
         int fd, r;
 
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error, &reply, NULL);
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error,
+                               &reply, NULL);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "httt", &fd, ret_dtb, ret_epoch, &size);
         if (r >= 0)
-                r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", &error,
-                                       NULL, NULL);
+                r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx",
+                                       &error, NULL, NULL);
         if (r < 0)
                 fprintf(stderr, "bench-bootstrap: the memctx of %s: %s\n", endpoint,
                         error.message ? error.message : strerror(-r));
@@ -650,8 +655,8 @@ static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint
         r = lease_acquire(s->bus, w->path, "memory-write", &memwrite);
         if (r < 0)
                 return r;
-        r = bench_run_until(s->bus,
-                          bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC + random_phase_nsec(), NULL);
+        r = bench_run_until(s->bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC + random_phase_nsec(),
+                            NULL);
         if (r >= 0)
                 r = mem_write_u64(s->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
         t0 = bench_now_nsec();
@@ -765,8 +770,8 @@ static void cpu_report(const char *name, const char *what, const char *baseline_
 static int attempts_of(sd_bus *bus, const char *path, unsigned *ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         uint32_t n = 0;
-        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "BootstrapAttempts", &error,
-                                            'u', &n);
+        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                            "BootstrapAttempts", &error, 'u', &n);
 
         sd_bus_error_free(&error);
         *ret = n;
@@ -783,8 +788,7 @@ static int stub_firmware(service *m, service *b, watch *w) {
         int r = watch_wait(m->bus, w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
 
         if (r >= 0)
-                r = bench_run_until(m->bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC,
-                                    NULL);
+                r = bench_run_until(m->bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC, NULL);
         if (r >= 0)
                 r = cpu_window(m, b, opt.cpu_seconds, &firmware);
         if (r >= 0)
@@ -820,7 +824,9 @@ static int stub_latency(service *m, watch *w, GuestImage *img, GuestImageSpec *s
         if (r < 0)
                 return r;
         print_method(m->bus, w->path, "  stub     ");
-        const vmsig_detect_source src = { .fd = img->ro_fd, .ranges = img->ranges, .n_ranges = img->n_ranges,
+        const vmsig_detect_source src = { .fd = img->ro_fd,
+                                          .ranges = img->ranges,
+                                          .n_ranges = img->n_ranges,
                                           .ram_size = img->ram_size };
         for (unsigned i = 0; i < 5; i++) {
                 r = attempt_in_process(&src, spec->dtb, 4, &lat.detect[lat.n_detect++], &dtb);
@@ -1204,8 +1210,9 @@ static int qemu_boot_once(service *s, qemu *q, watch *w, const win_image *img, u
         if (r >= 0)
                 r = memctx_get(s->bus, w->path, &published, &new_epoch);
         if (r >= 0 && (published != e.dtb || new_epoch <= *epoch)) {
-                fprintf(stderr, "bench-bootstrap: boot %u: published 0x%" PRIx64 " epoch %" PRIu64
-                                ", expected 0x%" PRIx64 " after epoch %" PRIu64 "\n",
+                fprintf(stderr,
+                        "bench-bootstrap: boot %u: published 0x%" PRIx64 " epoch %" PRIu64 ", expected 0x%" PRIx64
+                        " after epoch %" PRIu64 "\n",
                         boot, published, new_epoch, e.dtb, *epoch);
                 r = -EBADMSG;
         }
@@ -1247,7 +1254,8 @@ static int qemu_latency(service *s, qemu *q, watch *w, uint64_t rtt, uint64_t vc
 
 /* QEMU with the synthetic program waiting, attached through a trigger file. */
 static int qemu_setup(service *s, qemu *q, watch *w) {
-        bench_qemu_spec spec = { .ram_mib = win_scenario_ram_mib(WIN_SCENARIO_STALE_BOOT), .kernel = synthetic_program() };
+        bench_qemu_spec spec = { .ram_mib = win_scenario_ram_mib(WIN_SCENARIO_STALE_BOOT),
+                                 .kernel = synthetic_program() };
         char dir[192];
         int r = service_start(s, "", "", true);
 
@@ -1533,8 +1541,13 @@ static int linux_check(service *s, qemu *q, watch *w, const vmsig_detect_source 
  * at the vCPU) measured once the kernel runs, into *rtt and *vcpu_rtt. */
 static int linux_run_once(service *s, const char *kernel, const char *initrd, const char *release, unsigned i,
                           uint64_t *rtt, uint64_t *vcpu_rtt) {
-        bench_qemu_spec spec = { .ram_mib = LINUX_RAM_MIB, .kernel = kernel, .initrd = initrd,
-                                 .append = "console=ttyS0 panic=-1", .serial = true, .paused = true, .no_reboot = true };
+        bench_qemu_spec spec = { .ram_mib = LINUX_RAM_MIB,
+                                 .kernel = kernel,
+                                 .initrd = initrd,
+                                 .append = "console=ttyS0 panic=-1",
+                                 .serial = true,
+                                 .paused = true,
+                                 .no_reboot = true };
         uint64_t t_cont, t_switch = 0, t_marker = 0;
         char dir[192], name[32];
         vmsig_gpa_range range;
@@ -1617,8 +1630,9 @@ static int run_linux(void) {
         if (r < 0)
                 goto finish;
 
-        bench_summary to_switch = bench_summarize(lin.to_switch, lin.n), from_cont = bench_summarize(lin.from_cont, lin.n),
-                marker = bench_summarize(lin.marker, lin.n), ready = bench_summarize(lin.ready, lin.n);
+        bench_summary to_switch = bench_summarize(lin.to_switch, lin.n),
+                      from_cont = bench_summarize(lin.from_cont, lin.n), marker = bench_summarize(lin.marker, lin.n),
+                      ready = bench_summarize(lin.ready, lin.n);
         uint64_t detect = bench_median(lin.detect, lin.n),
                  baseline = detect + rtt + vcpu_rtt + VMSIG_BOOTSTRAP_VCPU_INTERVAL_USEC * NSEC_PER_USEC / 2;
         double ratio = (double) ready.median / (double) baseline;

@@ -53,14 +53,13 @@ static int run_case(sd_bus *bus, const bench_case *bc, unsigned calls, unsigned 
         return 0;
 }
 
-static const char usage[] =
-        "bench-bus [--calls N] [--warmup N] [--runs N] [--endpoint NAME] [--case NAME]...\n"
-        "bench-bus --wait NAME [--timeout SECONDS]\n"
-        "bench-bus --bus-config DIR --srcdir DIR\n"
-        "Round trips against org.vmsig and " BENCH_ECHO_NAME " on the system bus\n"
-        "($DBUS_SYSTEM_BUS_ADDRESS). Cases: get-version, get-state, get-endpoint.\n"
-        "--wait only waits until NAME has an owner; --bus-config prints the configuration of a\n"
-        "private system bus listening in DIR.\n";
+static const char usage[] = "bench-bus [--calls N] [--warmup N] [--runs N] [--endpoint NAME] [--case NAME]...\n"
+                            "bench-bus --wait NAME [--timeout SECONDS]\n"
+                            "bench-bus --bus-config DIR --srcdir DIR\n"
+                            "Round trips against org.vmsig and " BENCH_ECHO_NAME " on the system bus\n"
+                            "($DBUS_SYSTEM_BUS_ADDRESS). Cases: get-version, get-state, get-endpoint.\n"
+                            "--wait only waits until NAME has an owner; --bus-config prints the configuration of a\n"
+                            "private system bus listening in DIR.\n";
 
 int main(int argc, char *argv[]) {
         unsigned calls = 20000, warmup = 2000, runs = 3;

@@ -353,7 +353,8 @@ int main(int argc, char *argv[]) {
                 batches[i] = batches[i] ? batches[i] : 1;
         for (unsigned i = 0; i < n_subscribers; i++)
                 subscribers[i] = subs.n ? bench_parse_unsigned("subscribers", subs.item[i], 1, SUBSCRIBERS_MAX)
-                                        : i ? 16 : 1;
+                                 : i    ? 16
+                                        : 1;
         memset(b.payload, 0xa5, sizeof b.payload);
 
         printf("bench-core: %zu-byte payloads, median of %u runs", b.payload_size, runs);

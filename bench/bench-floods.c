@@ -744,7 +744,8 @@ static int phase_probes(context *c, phase *ph, probe *p, probe *p2p, sd_bus **p2
 /* The flood and the probing, until the deadline; the children reaped. */
 static int phase_flood(context *c, phase *ph, phase_start_fn start, probe *p) {
         uint64_t t0 = bench_now_nsec(), deadline = t0 + c->opt.seconds * NSEC_PER_SEC;
-        uint64_t s0 = bench_proc_sched_nsec(c->vmsigd), b0 = c->bus_daemon > 0 ? bench_proc_sched_nsec(c->bus_daemon) : 0;
+        uint64_t s0 = bench_proc_sched_nsec(c->vmsigd),
+                 b0 = c->bus_daemon > 0 ? bench_proc_sched_nsec(c->bus_daemon) : 0;
         int r = start ? start(c, ph, deadline) : 0;
 
         if (r >= 0)
@@ -768,8 +769,7 @@ static int phase_flood(context *c, phase *ph, phase_start_fn start, probe *p) {
 
 static void phase_print(const phase *ph) {
         printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; %" PRIu64 " failed%s%s\n", ph->summary.n,
-               ph->summary.p50, ph->summary.p99, ph->summary.max, ph->failures, ph->failures ? ": " : "",
-               ph->failure);
+               ph->summary.p50, ph->summary.p99, ph->summary.max, ph->failures, ph->failures ? ": " : "", ph->failure);
         if (ph->p2p_summary.n > 0)
                 printf("  root    the same through the private socket: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
                        ph->p2p_summary.p50, ph->p2p_summary.p99, ph->p2p_summary.max);
@@ -871,9 +871,13 @@ typedef struct batch_ctx {
 static int batch_pass(void *userdata, unsigned side, uint64_t *sum) {
         batch_ctx *b = userdata;
         const bench_method m[2] = {
-                { .destination = VMSIG_NAME, .path = b->c->alpha, .interface = ENDPOINT_INTERFACE,
+                { .destination = VMSIG_NAME,
+                  .path = b->c->alpha,
+                  .interface = ENDPOINT_INTERFACE,
                   .member = "MemWriteBatch" },
-                { .destination = ECHO_NAME, .path = BENCH_ECHO_PATH, .interface = BENCH_ECHO_INTERFACE,
+                { .destination = ECHO_NAME,
+                  .path = BENCH_ECHO_PATH,
+                  .interface = BENCH_ECHO_INTERFACE,
                   .member = "EchoBatch" },
         };
         uint64_t start = bench_now_nsec();
@@ -923,7 +927,10 @@ static int run_throughput(context *c, const char *key, bool *ok) {
 
         *ok = !target || ratio >= BATCH_TARGET;
         printf("  batch   vmsigd %.1f MiB/s  echo %.1f MiB/s  ratio vmsigd/echo %.3f (target >= %.1f) %s", mbps_v,
-               mbps_e, ratio, BATCH_TARGET, !target ? "report" : *ok ? "PASS" : "FAIL");
+               mbps_e, ratio, BATCH_TARGET,
+               !target ? "report"
+               : *ok   ? "PASS"
+                       : "FAIL");
         bench_print_mib_runs("vmsigd", "echo", mib, t, runs);
         printf("@ floods-%s vmsigd_mbps=%.1f echo_mbps=%.1f ratio=%.3f\n", key, mbps_v, mbps_e, ratio);
         fflush(stdout);
@@ -1302,24 +1309,29 @@ static int setup(context *c) {
  * socket's figures are for the diagnosis: they have no target. */
 static bool report_phase(const phase *ph, bool control, double idle_p99, double idle_p2p_p99) {
         double ratio = idle_p99 > 0 ? ph->summary.p99 / idle_p99 : 0;
-        double rss = bench_own_rss(&ph->before) > 0 ? (double) bench_own_rss(&ph->after) / (double) bench_own_rss(&ph->before) : 0;
+        double rss = bench_own_rss(&ph->before) > 0
+                             ? (double) bench_own_rss(&ph->after) / (double) bench_own_rss(&ph->before)
+                             : 0;
         bool lat_ok = ph->summary.n > 0 && ph->summary.p99 < P99_TARGET_MS && ph->failures == 0;
         bool mem_ok = rss <= RSS_TARGET && ph->after.fds == ph->before.fds;
 
         printf("  %-13s root p99 %8.3f ms (idle %.3f): %6.2f x  %s   anon+file %ld -> %ld KiB (%.3f),"
                " fds %d -> %d  %s\n",
-               ph->key, ph->summary.p99, idle_p99, ratio, control ? "(control)" : lat_ok ? "PASS" : "FAIL",
-               bench_own_rss(&ph->before),
-               bench_own_rss(&ph->after), rss, ph->before.fds, ph->after.fds, mem_ok ? "PASS" : "FAIL");
+               ph->key, ph->summary.p99, idle_p99, ratio,
+               control  ? "(control)"
+               : lat_ok ? "PASS"
+                        : "FAIL",
+               bench_own_rss(&ph->before), bench_own_rss(&ph->after), rss, ph->before.fds, ph->after.fds,
+               mem_ok ? "PASS" : "FAIL");
         if (ph->p2p_summary.n > 0)
                 printf("  %-13s private socket p99 %.3f ms (idle %.3f)\n", "", ph->p2p_summary.p99, idle_p2p_p99);
         printf("@ floods-%s p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu failures=%" PRIu64
                " idle_p99_ms=%.3f ratio=%.2f rss_before_kib=%ld rss_after_kib=%ld rss_ratio=%.3f fd_before=%d"
                " fd_after=%d vmsigd_cpu_pct=%.1f bus_cpu_pct=%.1f unexpected=%" PRIu64
                " p2p_p99_ms=%.3f p2p_idle_p99_ms=%.3f control=%d\n",
-               ph->key, ph->summary.p50, ph->summary.p99, ph->summary.max, ph->summary.n, ph->failures, idle_p99,
-               ratio, bench_own_rss(&ph->before), bench_own_rss(&ph->after), rss, ph->before.fds, ph->after.fds, ph->vmsigd_cpu,
-               ph->bus_cpu, ph->counts.unexpected, ph->p2p_summary.p99, idle_p2p_p99, control);
+               ph->key, ph->summary.p50, ph->summary.p99, ph->summary.max, ph->summary.n, ph->failures, idle_p99, ratio,
+               bench_own_rss(&ph->before), bench_own_rss(&ph->after), rss, ph->before.fds, ph->after.fds,
+               ph->vmsigd_cpu, ph->bus_cpu, ph->counts.unexpected, ph->p2p_summary.p99, idle_p2p_p99, control);
         return (lat_ok || control) && mem_ok && ph->counts.unexpected == 0 && !ph->failed;
 }
 
@@ -1417,8 +1429,13 @@ static int run_all(context *c, phase idle[2], phase *ph) {
 
 int main(int argc, char *argv[]) {
         context c = {
-                .opt = { .seconds = 6, .interval_ms = 5, .max_pending = 8, .batch_runs = 3, .load_calls = 40000,
-                         .endpoint = "alpha", .slow = "slow" },
+                .opt = { .seconds = 6,
+                         .interval_ms = 5,
+                         .max_pending = 8,
+                         .batch_runs = 3,
+                         .load_calls = 40000,
+                         .endpoint = "alpha",
+                         .slow = "slow" },
         };
         phase idle[2] = {
                 { .key = "idle", .title = "nothing but the probe (the baseline, 1 of 2)" },

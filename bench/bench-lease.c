@@ -38,7 +38,8 @@ static int cycle(sd_bus *bus, const void *userdata) {
         if (r >= 0) {
                 what = "Release";
                 m = sd_bus_message_unref(m);
-                r = sd_bus_message_new_method_call(bus, &m, t->destination, lease, VMSIG_BUS_LEASE_INTERFACE, "Release");
+                r = sd_bus_message_new_method_call(bus, &m, t->destination, lease, VMSIG_BUS_LEASE_INTERFACE,
+                                                   "Release");
         }
         if (r >= 0)
                 r = sd_bus_call(bus, m, 0, &error, &released);
@@ -68,8 +69,12 @@ int main(int argc, char *argv[]) {
         unsigned calls = 5000, warmup = 500, runs = 3;
         const char *socket_path = NULL, *endpoint = "alpha", *class = "power";
         const bench_option options[] = {
-                BENCH_OPT_S("socket", &socket_path), BENCH_OPT_CALLS(&calls), BENCH_OPT_WARMUP(&warmup),
-                BENCH_OPT_RUNS(&runs),               BENCH_OPT_S("endpoint", &endpoint), BENCH_OPT_S("class", &class),
+                BENCH_OPT_S("socket", &socket_path),
+                BENCH_OPT_CALLS(&calls),
+                BENCH_OPT_WARMUP(&warmup),
+                BENCH_OPT_RUNS(&runs),
+                BENCH_OPT_S("endpoint", &endpoint),
+                BENCH_OPT_S("class", &class),
                 {},
         };
         uint64_t tb[BENCH_RUNS_MAX], tp[BENCH_RUNS_MAX];

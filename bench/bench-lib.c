@@ -67,10 +67,10 @@ void bench_parse_options(int argc, char *argv[], const bench_option *options, co
         int c, index;
 
         while (options[n].name && n + 2 < BENCH_ELEMENTS(long_options)) {
-                long_options[n + 1] = (struct option) { options[n].name,
-                                                        options[n].kind == BENCH_OPT_FLAG ? no_argument
-                                                                                          : required_argument,
-                                                        NULL, 0x100 + (int) n };
+                long_options[n + 1] =
+                        (struct option) { options[n].name,
+                                          options[n].kind == BENCH_OPT_FLAG ? no_argument : required_argument, NULL,
+                                          0x100 + (int) n };
                 n++;
         }
         while ((c = getopt_long(argc, argv, "h", long_options, &index)) >= 0) {
@@ -526,8 +526,8 @@ int bench_acquire_lease(sd_bus *bus, const char *endpoint_path, const char *clas
         const char *lease = NULL;
         int fd = -1, r;
 
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint_path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease",
-                               &error, &reply, "sa{sv}", class, 0);
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint_path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", &error,
+                               &reply, "sa{sv}", class, 0);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "oh", &lease, &fd);
         if (r >= 0) {
@@ -798,16 +798,15 @@ int bench_services_start(bench_services *s, const char *srcdir, const char *dbus
                 return -errno;
         r = bench_bus_connect(s->address, &s->bus);
         for (int i = 0; r >= 0 && i < 400; i++) {
-                r = sd_bus_call_method(s->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "GetNameOwner", NULL, NULL, "s", VMSIG_BUS_NAME);
+                r = sd_bus_call_method(s->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "GetNameOwner", NULL, NULL, "s", VMSIG_BUS_NAME);
                 if (r >= 0 || !bench_services_alive(s))
                         break;
                 r = 0;
                 usleep(25000);
         }
         if (r < 0) {
-                fprintf(stderr, "%s: %svmsigd did not take %s: %s\n", PROGRAM, s->label, VMSIG_BUS_NAME,
-                        strerror(-r));
+                fprintf(stderr, "%s: %svmsigd did not take %s: %s\n", PROGRAM, s->label, VMSIG_BUS_NAME, strerror(-r));
                 bench_services_print_log(s, 30);
         }
         return r;
@@ -1022,11 +1021,11 @@ static void qemu_argv(const bench_qemu *q, const bench_qemu_spec *spec, const ch
         snprintf(s[3], 256, "unix:%s,server=on,wait=off", q->bench_sock);
         snprintf(s[4], 256, "file:%s", q->serial);
         argv[n++] = spec->binary;
-#define ARG(...)                                                                                                   \
-        do {                                                                                                       \
-                const char *a_[] = { __VA_ARGS__ };                                                                \
-                for (size_t i_ = 0; i_ < BENCH_ELEMENTS(a_); i_++)                                                 \
-                        argv[n++] = a_[i_];                                                                        \
+#define ARG(...)                                                                                                       \
+        do {                                                                                                           \
+                const char *a_[] = { __VA_ARGS__ };                                                                    \
+                for (size_t i_ = 0; i_ < BENCH_ELEMENTS(a_); i_++)                                                     \
+                        argv[n++] = a_[i_];                                                                            \
         } while (0)
         ARG("-machine", "q35,accel=tcg", "-m", s[0]);
         if (spec->ram_file)
@@ -1076,8 +1075,7 @@ int bench_qemu_start(bench_qemu *q, const bench_qemu_spec *spec) {
         while (!bench_is_socket(q->vmsigd_sock) || !bench_is_socket(q->bench_sock)) {
                 if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
                         q->pid = 0;
-                        fprintf(stderr, "%s: QEMU exited at start (wait status %d); see %s\n", PROGRAM, status,
-                                q->log);
+                        fprintf(stderr, "%s: QEMU exited at start (wait status %d); see %s\n", PROGRAM, status, q->log);
                         return -ECHILD;
                 }
                 if (bench_now_nsec() > deadline)

@@ -53,11 +53,16 @@ typedef struct bench_option {
         unsigned min, max;
 } bench_option;
 
-#define BENCH_OPT_U(name, v, min, max) { name, BENCH_OPT_UNSIGNED, v, min, max }
-#define BENCH_OPT_S(name, v) { name, BENCH_OPT_STRING, v, 0, 0 }
-#define BENCH_OPT_D(name, v) { name, BENCH_OPT_DOUBLE, v, 0, 0 }
-#define BENCH_OPT_F(name, v) { name, BENCH_OPT_FLAG, v, 0, 0 }
-#define BENCH_OPT_L(name, v) { name, BENCH_OPT_LIST, v, 0, 0 }
+#define BENCH_OPT_U(name, v, min, max)                                                                                 \
+        { name, BENCH_OPT_UNSIGNED, v, min, max }
+#define BENCH_OPT_S(name, v)                                                                                           \
+        { name, BENCH_OPT_STRING, v, 0, 0 }
+#define BENCH_OPT_D(name, v)                                                                                           \
+        { name, BENCH_OPT_DOUBLE, v, 0, 0 }
+#define BENCH_OPT_F(name, v)                                                                                           \
+        { name, BENCH_OPT_FLAG, v, 0, 0 }
+#define BENCH_OPT_L(name, v)                                                                                           \
+        { name, BENCH_OPT_LIST, v, 0, 0 }
 #define BENCH_OPT_CALLS(v) BENCH_OPT_U("calls", v, 1, 100000000)
 #define BENCH_OPT_WARMUP(v) BENCH_OPT_U("warmup", v, 0, 100000000)
 #define BENCH_OPT_RUNS(v) BENCH_OPT_U("runs", v, 1, BENCH_RUNS_MAX)
@@ -266,8 +271,8 @@ int bench_qmp_execute(bench_qmp *q, const char *command, const char *arguments, 
 typedef struct bench_qemu_spec {
         const char *binary, *dir; /* dir NULL: a new one in bench_tmpdir() */
         uint64_t ram_mib;
-        bool ram_file;            /* the RAM in a file in dir, share=on */
-        const char *vga;          /* NULL: none */
+        bool ram_file;   /* the RAM in a file in dir, share=on */
+        const char *vga; /* NULL: none */
         const char *kernel, *initrd, *append;
         bool serial, paused, no_reboot;
 } bench_qemu_spec;

@@ -243,8 +243,8 @@ static int controller_read_roster(load_ctx *ctx) {
         uint32_t vmid;
         int r;
 
-        r = sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "ListEndpoints", &error,
-                               &reply, "");
+        r = sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "ListEndpoints",
+                               &error, &reply, "");
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'a', "(suso)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(suso)", &name, &vmid, &state, &path)) > 0) {
@@ -502,7 +502,6 @@ static void check_resources(load_ctx *ctx, const load_result *res) {
 
 /* --- the report ------------------------------------------------------------------ */
 
-
 static void report_ops(load_ctx *ctx, const load_result *res) {
         bench_samples all = {};
         uint64_t total = 0;
@@ -517,9 +516,12 @@ static void report_ops(load_ctx *ctx, const load_result *res) {
                         (void) bench_samples_add(&all, s->latency.v[j]);
                 total += n;
                 printf("  %-28s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9.3f %9.3f\n", load_op_name(i), n, s->ok,
-                       s->rejected, bench_samples_percentile(&s->latency, 50) / 1e6, bench_samples_percentile(&s->latency, 99) / 1e6);
-                printf("@ load-op name=%d calls=%" PRIu64 " ok=%" PRIu64 " refused=%" PRIu64 " p50_ms=%.3f p99_ms=%.3f\n",
-                       i, n, s->ok, s->rejected, bench_samples_percentile(&s->latency, 50) / 1e6, bench_samples_percentile(&s->latency, 99) / 1e6);
+                       s->rejected, bench_samples_percentile(&s->latency, 50) / 1e6,
+                       bench_samples_percentile(&s->latency, 99) / 1e6);
+                printf("@ load-op name=%d calls=%" PRIu64 " ok=%" PRIu64 " refused=%" PRIu64
+                       " p50_ms=%.3f p99_ms=%.3f\n",
+                       i, n, s->ok, s->rejected, bench_samples_percentile(&s->latency, 50) / 1e6,
+                       bench_samples_percentile(&s->latency, 99) / 1e6);
         }
         printf("  %-28s %9" PRIu64 " %29s %9.3f %9.3f\n", "all", total, "", bench_samples_percentile(&all, 50) / 1e6,
                bench_samples_percentile(&all, 99) / 1e6);
@@ -533,9 +535,9 @@ static void report_ops(load_ctx *ctx, const load_result *res) {
                (double) res->cpu_usec[2] / (double) total);
         printf("@ load calls=%" PRIu64 " seconds=%.1f cps=%.0f p50_ms=%.3f p99_ms=%.3f clients=%u vmsigd_cpu_us=%.0f "
                "bus_cpu_us=%.0f tool_cpu_us=%.0f\n",
-               total, res->seconds, total / res->seconds, bench_samples_percentile(&all, 50) / 1e6, bench_samples_percentile(&all, 99) / 1e6,
-               ctx->opt.clients, (double) res->cpu_usec[0] / (double) total, (double) res->cpu_usec[1] / (double) total,
-               (double) res->cpu_usec[2] / (double) total);
+               total, res->seconds, total / res->seconds, bench_samples_percentile(&all, 50) / 1e6,
+               bench_samples_percentile(&all, 99) / 1e6, ctx->opt.clients, (double) res->cpu_usec[0] / (double) total,
+               (double) res->cpu_usec[1] / (double) total, (double) res->cpu_usec[2] / (double) total);
         free(all.v);
 }
 
@@ -572,8 +574,11 @@ static void report_counters(load_ctx *ctx, const load_result *res) {
                n->bad_calls, n->bad_writes, n->bad_trigger_files, n->bad_qmp);
         printf("@ load-resources fd_base=%d fd_after=%d rss_cold_kib=%ld rss_base_kib=%ld rss_after_kib=%ld "
                "rss_ratio=%.3f violations=%" PRIu64 "\n",
-               res->cold.fds, res->settled.fds, bench_own_rss(&res->cold), bench_own_rss(&res->warm), bench_own_rss(&res->settled),
-               bench_own_rss(&res->warm) > 0 ? (double) bench_own_rss(&res->settled) / (double) bench_own_rss(&res->warm) : 0.0,
+               res->cold.fds, res->settled.fds, bench_own_rss(&res->cold), bench_own_rss(&res->warm),
+               bench_own_rss(&res->settled),
+               bench_own_rss(&res->warm) > 0
+                       ? (double) bench_own_rss(&res->settled) / (double) bench_own_rss(&res->warm)
+                       : 0.0,
                n->violations);
 }
 

@@ -111,7 +111,8 @@ static int run_subscribe(sd_bus *bus, const char *endpoint_path, unsigned calls,
                 return r;
 
         bench_ratio x = bench_ratio_of(calls, tv, te, runs);
-        printf("  subscribe  vmsigd SubscribeMemctx %7.0f calls/s  echo EchoFd %7.0f calls/s  ratio vmsigd/echo time %.3f",
+        printf("  subscribe  vmsigd SubscribeMemctx %7.0f calls/s  echo EchoFd %7.0f calls/s  ratio vmsigd/echo time "
+               "%.3f",
                x.a, x.b, x.ratio);
         bench_print_runs("vmsigd", "echo", calls, tv, te, runs);
         printf("  subscribe  fds open before %d, after %d\n", fds_before, fds_after);

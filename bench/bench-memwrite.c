@@ -96,8 +96,10 @@ typedef struct batch_ctx {
  * adds its time to *sum. */
 static int batch_pass(void *userdata, unsigned side, uint64_t *sum) {
         batch_ctx *b = userdata;
-        const bench_method vm = { .destination = VMSIG_BUS_NAME, .path = b->path,
-                                  .interface = VMSIG_BUS_ENDPOINT_INTERFACE, .member = "MemWriteBatch" };
+        const bench_method vm = { .destination = VMSIG_BUS_NAME,
+                                  .path = b->path,
+                                  .interface = VMSIG_BUS_ENDPOINT_INTERFACE,
+                                  .member = "MemWriteBatch" };
         uint64_t start = bench_now_nsec();
         int r = 0;
 
@@ -112,7 +114,8 @@ static int batch_pass(void *userdata, unsigned side, uint64_t *sum) {
 
 static int get_ram_size(sd_bus *bus, const char *path, uint64_t *ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "RamSize", &error, 't', ret);
+        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "RamSize", &error,
+                                            't', ret);
 
         if (r < 0)
                 fprintf(stderr, "bench-memwrite: RamSize of %s: %s\n", path,
@@ -181,8 +184,11 @@ int main(int argc, char *argv[]) {
         unsigned calls = 20000, warmup = 2000, runs = 3;
         const char *endpoint = "alpha";
         const bench_option options[] = {
-                BENCH_OPT_S("endpoint", &endpoint), BENCH_OPT_CALLS(&calls), BENCH_OPT_WARMUP(&warmup),
-                BENCH_OPT_RUNS(&runs), {},
+                BENCH_OPT_S("endpoint", &endpoint),
+                BENCH_OPT_CALLS(&calls),
+                BENCH_OPT_WARMUP(&warmup),
+                BENCH_OPT_RUNS(&runs),
+                {},
         };
         char *path = NULL, *lease = NULL;
         uint64_t ram = 0;
@@ -204,8 +210,8 @@ int main(int argc, char *argv[]) {
                 r = -EINVAL;
         }
         if (r >= 0) {
-                printf("bench-memwrite: endpoint %s, RamSize %" PRIu64 " MiB, median of %u runs\n", endpoint,
-                       ram >> 20, runs);
+                printf("bench-memwrite: endpoint %s, RamSize %" PRIu64 " MiB, median of %u runs\n", endpoint, ram >> 20,
+                       runs);
                 r = bench_acquire_lease(bus, path, "memory-write", &lease_fd, &lease);
         }
         if (r >= 0) {

@@ -62,15 +62,19 @@ int main(int argc, char *argv[]) {
         unsigned calls = 20000, warmup = 2000, runs = 3;
         const char *socket_path = NULL, *echo_socket = NULL, *endpoint = "alpha";
         const bench_option options[] = {
-                BENCH_OPT_S("socket", &socket_path), BENCH_OPT_S("echo-socket", &echo_socket),
-                BENCH_OPT_CALLS(&calls),             BENCH_OPT_WARMUP(&warmup),
-                BENCH_OPT_RUNS(&runs),               BENCH_OPT_S("endpoint", &endpoint),
+                BENCH_OPT_S("socket", &socket_path),
+                BENCH_OPT_S("echo-socket", &echo_socket),
+                BENCH_OPT_CALLS(&calls),
+                BENCH_OPT_WARMUP(&warmup),
+                BENCH_OPT_RUNS(&runs),
+                BENCH_OPT_S("endpoint", &endpoint),
                 {},
         };
-        static const char usage[] = "bench-private --socket PATH [--echo-socket PATH] [--calls N] [--warmup N] [--runs N]\n"
-                                    "              [--endpoint NAME]\n"
-                                    "vmsigd's private socket at PATH against org.vmsig on the system bus\n"
-                                    "($DBUS_SYSTEM_BUS_ADDRESS). As root.\n";
+        static const char usage[] =
+                "bench-private --socket PATH [--echo-socket PATH] [--calls N] [--warmup N] [--runs N]\n"
+                "              [--endpoint NAME]\n"
+                "vmsigd's private socket at PATH against org.vmsig on the system bus\n"
+                "($DBUS_SYSTEM_BUS_ADDRESS). As root.\n";
         sd_bus *bus = NULL, *p2p = NULL, *echo_p2p = NULL;
         int r;
 
@@ -88,7 +92,8 @@ int main(int argc, char *argv[]) {
                   false },
                 { "get-version",
                   "Properties.Get(Manager.Version)",
-                  { NULL, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE, "Version", 'v' },
+                  { NULL, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE, "Version",
+                    'v' },
                   { VMSIG_BUS_NAME, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE,
                     "Version", 'v' },
                   false },

@@ -700,8 +700,7 @@ static int run_cases(ctx *c, bench_qmp *direct, const qmp_opts *o) {
         sd_bus_slot *slot = NULL;
         int r;
 
-        r = sd_bus_match_signal(c->bus, &slot, VMSIG_NAME, MANAGER_PATH, MANAGER_INTERFACE, NULL, on_manager_signal,
-                                c);
+        r = sd_bus_match_signal(c->bus, &slot, VMSIG_NAME, MANAGER_PATH, MANAGER_INTERFACE, NULL, on_manager_signal, c);
         /* A file left over from an interrupted run. */
         if (r >= 0 && unlink(c->trigger_file) == 0)
                 usleep(100000);
@@ -730,7 +729,12 @@ static const char usage[] =
 
 int main(int argc, char *argv[]) {
         const char *trigger_dir = NULL, *dir = NULL, *name = "bench", *binary = getenv("VMSIG_QEMU");
-        qmp_opts o = { .samples = 50, .cycles = 1000, .calls = 1000, .warmup = 100, .runs = 3, .depth = 16,
+        qmp_opts o = { .samples = 50,
+                       .cycles = 1000,
+                       .calls = 1000,
+                       .warmup = 100,
+                       .runs = 3,
+                       .depth = 16,
                        .burst = 64 };
         const bench_option options[] = {
                 BENCH_OPT_S("trigger-dir", &trigger_dir),
@@ -762,7 +766,8 @@ int main(int argc, char *argv[]) {
         /* run.sh keeps the output in a file: show progress as it comes. */
         setvbuf(stdout, NULL, _IOLBF, 0);
 
-        r = bench_qemu_start(&vm, &(bench_qemu_spec) { .binary = binary, .dir = dir, .ram_mib = 128, .ram_file = true });
+        r = bench_qemu_start(&vm,
+                             &(bench_qemu_spec) { .binary = binary, .dir = dir, .ram_mib = 128, .ram_file = true });
         if (r < 0)
                 fprintf(stderr, "bench-qmp: cannot start %s: %s\n", binary, strerror(-r));
         if (r >= 0 && (r = bench_qmp_open(vm.bench_sock, &direct)) < 0)

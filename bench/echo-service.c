@@ -304,7 +304,8 @@ int main(int argc, char *argv[]) {
                 r = sd_bus_set_exit_on_disconnect(bus, true);
         if (r >= 0)
                 /* The object's userdata is the State value. */
-                r = sd_bus_add_object_vtable(bus, &slot, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, echo_vtable, (void *) "running");
+                r = sd_bus_add_object_vtable(bus, &slot, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, echo_vtable,
+                                             (void *) "running");
         if (r >= 0)
                 r = sd_bus_request_name(bus, BENCH_ECHO_NAME, 0);
         if (r >= 0 && private_socket)

@@ -402,8 +402,8 @@ typedef struct bad_call {
 } bad_call;
 
 static const bad_call bad_calls[] = {
-        { "GetEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "bad name!",
-          ERR(E_INVALID_ARG) },
+        { "GetEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s",
+          "bad name!", ERR(E_INVALID_ARG) },
         { "GetEndpoint of an empty name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "",
           ERR(E_INVALID_ARG) },
         { "GetEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "nosuch",
@@ -418,8 +418,8 @@ static const bad_call bad_calls[] = {
           ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
         { "Reload with an argument", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "Reload", "s", "now",
           ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
-        { "DetachEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s", "nosuch",
-          ERR(E_NO_SUCH_ENDPOINT) },
+        { "DetachEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s",
+          "nosuch", ERR(E_NO_SUCH_ENDPOINT) },
         { "DetachEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s",
           "../lc00", ERR(E_INVALID_ARG) },
         { "Get of an unknown property", NULL, "org.freedesktop.DBus.Properties", "Get", "ss", "NoSuchProperty",
@@ -436,10 +436,12 @@ static const bad_call bad_calls[] = {
           ERR(E_INVALID_ARG) | ERR_GONE },
         { "AcquireLease with an unknown option", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}", "nope",
           ERR(E_INVALID_ARG) | ERR_GONE },
-        { "AcquireLease with force of the wrong type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}", "force",
-          ERR(E_INVALID_ARG) | ERR_GONE },
-        { "Pause without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Pause", "", NULL, ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "Reset without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", "", NULL, ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "AcquireLease with force of the wrong type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}",
+          "force", ERR(E_INVALID_ARG) | ERR_GONE },
+        { "Pause without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Pause", "", NULL,
+          ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "Reset without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", "", NULL,
+          ERR(E_NOT_HOLDER) | ERR_GONE },
         { "InjectInput of an unknown event type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "type",
           ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
         { "InjectInput of no events", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "none",
@@ -475,8 +477,8 @@ static int append_bad_args(sd_bus_message *m, const bad_call *b) {
         if (strcmp(b->signature, "u") == 0)
                 return sd_bus_message_append(m, "u", 0u);
         if (strcmp(b->signature, "ss") == 0)
-                return sd_bus_message_append(m, "ss", b->arg[0] == 'N' ? VMSIG_BUS_ENDPOINT_INTERFACE : "org.vmsig.Nope",
-                                             b->arg);
+                return sd_bus_message_append(
+                        m, "ss", b->arg[0] == 'N' ? VMSIG_BUS_ENDPOINT_INTERFACE : "org.vmsig.Nope", b->arg);
         if (strcmp(b->signature, "ssv") == 0)
                 return sd_bus_message_append(m, "ssv", VMSIG_BUS_ENDPOINT_INTERFACE, b->arg, "s", "paused");
         if (strcmp(b->signature, "sa{sv}") == 0 && strcmp(b->arg, "bogus") == 0)
@@ -654,8 +656,8 @@ static void lifecycle_op(load_client *c) {
                 allowed |= ERR(E_INVALID_STATE);
                 c->ctx->n.bad_calls++;
         }
-        send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, member), op == '-' ? OP_BAD : OP_LIFECYCLE, allowed,
-                  done_lifecycle, (void *) (intptr_t) op);
+        send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, member), op == '-' ? OP_BAD : OP_LIFECYCLE,
+                  allowed, done_lifecycle, (void *) (intptr_t) op);
 }
 
 static void step_lifecycle(load_client *c) {
@@ -1151,7 +1153,9 @@ static void lease_work(load_client *c) {
                           done_next, NULL);
         else
                 /* QEMU's lifecycle under load; a stub's is the drivers'. */
-                send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, load_rand_below(&c->rng, 2) ? "Pause" : "Resume"),
+                send_call(c,
+                          new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                   load_rand_below(&c->rng, 2) ? "Pause" : "Resume"),
                           OP_LIFECYCLE, ERR(E_NOT_HOLDER) | ERR_GONE | ERR(E_INVALID_STATE) | ERR(E_HOST), done_next,
                           NULL);
 }
@@ -1271,8 +1275,8 @@ static int check_subs(load_ctx *ctx, load_client *c) {
 
                 if (s->t->kind == TARGET_TRIGGER)
                         continue;
-                r = sd_bus_get_property_trivial(c->bus, VMSIG_BUS_NAME, s->t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxEpoch",
-                                                NULL, 't', &epoch);
+                r = sd_bus_get_property_trivial(c->bus, VMSIG_BUS_NAME, s->t->path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                                "MemctxEpoch", NULL, 't', &epoch);
                 while (r >= 0 && sd_bus_get_n_queued_read(c->bus, &n) >= 0 && n > 0)
                         r = sd_bus_process(c->bus, NULL);
                 if (r < 0)

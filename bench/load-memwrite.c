@@ -129,8 +129,8 @@ static int read_stub_ram(load_ctx *ctx, load_target *t, uint8_t *buf) {
         uint64_t dtb, epoch, size;
         int fd, r;
 
-        r = sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error,
-                               &reply, "");
+        r = sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx",
+                               &error, &reply, "");
         if (r >= 0)
                 r = sd_bus_message_read(reply, "httt", &fd, &dtb, &epoch, &size);
         if (r >= 0 && size != t->ram_size)
@@ -144,8 +144,8 @@ static int read_stub_ram(load_ctx *ctx, load_target *t, uint8_t *buf) {
         sd_bus_message_unref(reply);
         /* The controller does not stay subscribed: the daemon must end the
          * run as it started. */
-        (void) sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", NULL,
-                                  NULL, "");
+        (void) sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx",
+                                  NULL, NULL, "");
         return r;
 }
 

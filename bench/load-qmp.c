@@ -627,8 +627,8 @@ static bool vm_settled(load_ctx *ctx, fake_vm *vm) {
                 return true;
         if (vm->down || !vm->conns || !vm->conns->negotiated || !vm->conns->queried)
                 return false;
-        if (sd_bus_get_property_string(ctx->ctl, VMSIG_BUS_NAME, vm->target->path, VMSIG_BUS_ENDPOINT_INTERFACE, "State", NULL,
-                                       &state) < 0)
+        if (sd_bus_get_property_string(ctx->ctl, VMSIG_BUS_NAME, vm->target->path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                       "State", NULL, &state) < 0)
                 return false;
         ok = strcmp(state, want) == 0;
         free(state);
@@ -656,8 +656,8 @@ static void report_unsettled(load_ctx *ctx) {
 
                 if (vm_settled(ctx, vm))
                         continue;
-                (void) sd_bus_get_property_string(ctx->ctl, VMSIG_BUS_NAME, vm->target->path, VMSIG_BUS_ENDPOINT_INTERFACE,
-                                                  "State", NULL, &state);
+                (void) sd_bus_get_property_string(ctx->ctl, VMSIG_BUS_NAME, vm->target->path,
+                                                  VMSIG_BUS_ENDPOINT_INTERFACE, "State", NULL, &state);
                 load_fail(ctx, "%s did not settle: QEMU %s and %s; vmsigd %s%s%s, says State '%s'", vm->name,
                           vm->down ? "down" : "up", vm->running ? "running" : "paused",
                           !vm->conns ? "not connected" : vm->conns->negotiated ? "connected" : "not negotiated",

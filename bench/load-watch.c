@@ -290,7 +290,8 @@ static void on_roster_signal(load_watcher *w, sd_bus_message *m, const char *mem
         /* The ObjectManager announces lease objects too; only endpoints
          * are on the roster. */
         if (sd_bus_message_read(m, "o", &path) < 0 ||
-            strncmp(path, VMSIG_BUS_ENDPOINT_PREFIX "/", strlen(VMSIG_BUS_ENDPOINT_PREFIX) + 1) != 0 || !(v = view_get(w, path)))
+            strncmp(path, VMSIG_BUS_ENDPOINT_PREFIX "/", strlen(VMSIG_BUS_ENDPOINT_PREFIX) + 1) != 0 ||
+            !(v = view_get(w, path)))
                 return;
         if (strcmp(member, "InterfacesAdded") == 0) {
                 if (view_added(w, path, m) < 0)
@@ -342,7 +343,8 @@ static int read_snapshot(load_watcher *w, sd_bus_message *reply) {
 
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
                 r = sd_bus_message_read(reply, "o", &path);
-                if (r >= 0 && strncmp(path, VMSIG_BUS_ENDPOINT_PREFIX "/", strlen(VMSIG_BUS_ENDPOINT_PREFIX) + 1) == 0) {
+                if (r >= 0 &&
+                    strncmp(path, VMSIG_BUS_ENDPOINT_PREFIX "/", strlen(VMSIG_BUS_ENDPOINT_PREFIX) + 1) == 0) {
                         r = view_added(w, path, reply);
                         wview *v = view_get(w, path);
                         if (v)
@@ -390,8 +392,8 @@ int load_watcher_new(load_ctx *ctx, sd_bus *bus, load_watcher **ret) {
                              on_watch_signal, w);
         if (r >= 0)
                 r = sd_bus_add_match(bus, &w->slots[1],
-                                     "type='signal',sender='" VMSIG_BUS_NAME "',path_namespace='" VMSIG_BUS_ENDPOINT_PREFIX
-                                     "'",
+                                     "type='signal',sender='" VMSIG_BUS_NAME
+                                     "',path_namespace='" VMSIG_BUS_ENDPOINT_PREFIX "'",
                                      on_watch_signal, w);
         if (r >= 0)
                 r = seed(w);

@@ -78,7 +78,6 @@ typedef enum load_outcome {
         OUTCOME_UNEXPECTED, /* anything else: the run fails */
 } load_outcome;
 
-
 typedef struct load_op_stats {
         uint64_t ok, rejected, unexpected;
         uint64_t by_error[_E_MAX + 1];
