@@ -22,21 +22,11 @@
  *              before the others).
  * Lines starting with "@" are for bench/run.sh.
  */
-#include <errno.h>
-#include <getopt.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 
-#define VMSIG_NAME "org.vmsig"
-#define ECHO_NAME "org.vmsig.BenchEcho"
-#define ECHO_PATH "/org/vmsig/BenchEcho"
-#define ECHO_INTERFACE "org.vmsig.BenchEcho"
 #define SAMPLES_MAX 100000
 
 /* --steady */
@@ -47,11 +37,9 @@ static int run_steady(const bench_method *vmsig, const bench_method *echo, unsig
         char *answer = NULL;
         int r;
 
-        r = sd_bus_open_system(&bus);
-        if (r < 0) {
-                fprintf(stderr, "bench-auth: cannot connect to the system bus: %s\n", strerror(-r));
+        r = bench_open_system(&bus);
+        if (r < 0)
                 return r;
-        }
         /* The connection's first call: credentials, then polkit. */
         start = bench_now_nsec();
         r = bench_call_method_string(bus, vmsig, &answer);
@@ -72,16 +60,12 @@ static int run_steady(const bench_method *vmsig, const bench_method *echo, unsig
         if (r < 0)
                 goto finish;
 
-        uint64_t mv = bench_median_of_runs(tv, runs), me = bench_median_of_runs(te, runs);
-        printf("  steady  vmsigd GetEndpoint %7.0f calls/s  echo Echo %7.0f calls/s  ratio vmsigd/echo time %.3f"
-               "  (runs: vmsigd",
-               calls / (mv / 1e9), calls / (me / 1e9), (double) mv / (double) me);
-        bench_print_rates(calls, tv, runs);
-        printf("; echo");
-        bench_print_rates(calls, te, runs);
-        printf(")\n");
-        printf("@ auth-steady vmsigd_cps=%.0f echo_cps=%.0f ratio=%.3f first_ms=%.3f\n", calls / (mv / 1e9),
-               calls / (me / 1e9), (double) mv / (double) me, first / 1e6);
+        bench_ratio x = bench_ratio_of(calls, tv, te, runs);
+        printf("  steady  vmsigd GetEndpoint %7.0f calls/s  echo Echo %7.0f calls/s  ratio vmsigd/echo time %.3f", x.a,
+               x.b, x.ratio);
+        bench_print_runs("vmsigd", "echo", calls, tv, te, runs);
+        printf("@ auth-steady vmsigd_cps=%.0f echo_cps=%.0f ratio=%.3f first_ms=%.3f\n", x.a, x.b, x.ratio,
+               first / 1e6);
 finish:
         free(answer);
         sd_bus_flush_close_unref(bus);
@@ -95,10 +79,8 @@ static int one_connection(const bench_method *t, uint64_t *ret) {
         sd_bus *bus = NULL;
         int r;
 
-        r = sd_bus_open_system(&bus);
-        if (r < 0)
-                fprintf(stderr, "bench-auth: cannot connect to the system bus: %s\n", strerror(-r));
-        else
+        r = bench_open_system(&bus);
+        if (r >= 0)
                 r = bench_call_method(bus, t);
         *ret = bench_now_nsec() - start;
         sd_bus_flush_close_unref(bus);
@@ -144,56 +126,29 @@ static int check_authorization(sd_bus *bus, uint64_t *ret) {
         return r;
 }
 
-static int run_first(const bench_method *vmsig, const bench_method *echo, unsigned samples, unsigned warmup,
-                     unsigned runs) {
-        uint64_t mv[BENCH_RUNS_MAX], me[BENCH_RUNS_MAX], mp[BENCH_RUNS_MAX], ignored;
-        uint64_t *sv = calloc(samples, sizeof *sv), *se = calloc(samples, sizeof *se);
-        sd_bus *bus = NULL;
+/* samples pairs of new connections, which goes first alternating; the
+ * medians of each side into *ret_v, *ret_e. */
+static int first_samples(const bench_method *vmsig, const bench_method *echo, uint64_t *sv, uint64_t *se,
+                         unsigned samples, uint64_t *ret_v, uint64_t *ret_e) {
         int r = 0;
 
-        if (!sv || !se) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        r = sd_bus_open_system(&bus);
-        if (r < 0) {
-                fprintf(stderr, "bench-auth: cannot connect to the system bus: %s\n", strerror(-r));
-                goto finish;
-        }
-        for (unsigned i = 0; r >= 0 && i < warmup; i++) {
-                r = one_connection(vmsig, &ignored);
-                if (r >= 0)
-                        r = one_connection(echo, &ignored);
-        }
-        for (unsigned run = 0; r >= 0 && run < runs; run++) {
-                for (unsigned i = 0; r >= 0 && i < samples; i++) {
-                        /* Alternate which goes first. */
-                        if (i % 2 == 0) {
-                                r = one_connection(vmsig, &sv[i]);
-                                if (r >= 0)
-                                        r = one_connection(echo, &se[i]);
-                        } else {
-                                r = one_connection(echo, &se[i]);
-                                if (r >= 0)
-                                        r = one_connection(vmsig, &sv[i]);
-                        }
-                }
-                if (r < 0)
-                        break;
-                mv[run] = bench_median(sv, samples);
-                me[run] = bench_median(se, samples);
-                /* The reference, on one connection (sv reused). */
-                for (unsigned i = 0; r >= 0 && i < samples; i++)
-                        r = check_authorization(bus, &sv[i]);
-                if (r < 0)
-                        break;
-                mp[run] = bench_median(sv, samples);
-        }
-        if (r < 0)
-                goto finish;
+        for (unsigned i = 0; r >= 0 && i < samples; i++) {
+                bool vmsig_first = i % 2 == 0;
 
+                r = one_connection(vmsig_first ? vmsig : echo, vmsig_first ? &sv[i] : &se[i]);
+                if (r >= 0)
+                        r = one_connection(vmsig_first ? echo : vmsig, vmsig_first ? &se[i] : &sv[i]);
+        }
+        *ret_v = bench_median(sv, samples);
+        *ret_e = bench_median(se, samples);
+        return r;
+}
+
+static void report_first(const uint64_t *mv, const uint64_t *me, const uint64_t *mp, unsigned samples, unsigned runs) {
         uint64_t v = bench_median_of_runs(mv, runs), e = bench_median_of_runs(me, runs);
+        uint64_t p = bench_median_of_runs(mp, runs);
         double added = ((double) v - (double) e) / 1e6;
+
         printf("  first   uid %u, a new connection per call, median of %u samples, median of %u runs:\n",
                (unsigned) getuid(), samples, runs);
         printf("  first   connect + first GetEndpoint %.3f ms   connect + Echo %.3f ms   added by credentials + polkit"
@@ -202,7 +157,6 @@ static int run_first(const bench_method *vmsig, const bench_method *echo, unsign
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.3f-%.3f", mv[i] / 1e6, me[i] / 1e6);
         printf(")\n");
-        uint64_t p = bench_median_of_runs(mp, runs);
         printf("  first   of which polkit: CheckAuthorization(org.vmsig.roster) alone, asked by the caller about"
                " itself, %.3f ms (runs:", p / 1e6);
         for (unsigned i = 0; i < runs; i++)
@@ -210,7 +164,30 @@ static int run_first(const bench_method *vmsig, const bench_method *echo, unsign
         printf(")\n");
         printf("@ auth-first vmsigd_ms=%.3f echo_ms=%.3f added_ms=%.3f polkit_ms=%.3f samples=%u\n", v / 1e6, e / 1e6,
                added, p / 1e6, samples);
-finish:
+}
+
+static int run_first(const bench_method *vmsig, const bench_method *echo, unsigned samples, unsigned warmup,
+                     unsigned runs) {
+        uint64_t mv[BENCH_RUNS_MAX], me[BENCH_RUNS_MAX], mp[BENCH_RUNS_MAX], ignored;
+        uint64_t *sv = calloc(samples, sizeof *sv), *se = calloc(samples, sizeof *se);
+        sd_bus *bus = NULL;
+        int r = sv && se ? bench_open_system(&bus) : -ENOMEM;
+
+        for (unsigned i = 0; r >= 0 && i < warmup; i++) {
+                r = one_connection(vmsig, &ignored);
+                if (r >= 0)
+                        r = one_connection(echo, &ignored);
+        }
+        for (unsigned run = 0; r >= 0 && run < runs; run++) {
+                r = first_samples(vmsig, echo, sv, se, samples, &mv[run], &me[run]);
+                /* The reference, on one connection (sv reused). */
+                for (unsigned i = 0; r >= 0 && i < samples; i++)
+                        r = check_authorization(bus, &sv[i]);
+                if (r >= 0)
+                        mp[run] = bench_median(sv, samples);
+        }
+        if (r >= 0)
+                report_first(mv, me, mp, samples, runs);
         sd_bus_flush_close_unref(bus);
         free(sv);
         free(se);
@@ -262,73 +239,32 @@ static int wait_action(const char *action, double timeout) {
         return r;
 }
 
-static void help(void) {
-        printf("bench-auth --steady [--calls N] [--warmup N] [--runs N] [--endpoint NAME]\n"
-               "bench-auth --first [--samples N] [--warmup N] [--runs N] [--endpoint NAME]\n"
-               "bench-auth --wait-action ACTION [--timeout SECONDS]\n"
-               "Authorization costs of org.vmsig for a non-root caller, against " ECHO_NAME ",\n"
-               "on the system bus ($DBUS_SYSTEM_BUS_ADDRESS), with polkitd running.\n");
-}
-
 int main(int argc, char *argv[]) {
-        enum { STEADY, FIRST, WAIT } mode = STEADY;
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "steady", no_argument, NULL, 'S' },
-                { "first", no_argument, NULL, 'F' },
-                { "wait-action", required_argument, NULL, 'W' },
-                { "timeout", required_argument, NULL, 't' },
-                { "calls", required_argument, NULL, 'n' },
-                { "samples", required_argument, NULL, 's' },
-                { "warmup", required_argument, NULL, 'w' },
-                { "runs", required_argument, NULL, 'r' },
-                { "endpoint", required_argument, NULL, 'e' },
+        unsigned calls = 20000, samples = 200, warmup = UINT32_MAX, runs = 3;
+        const char *endpoint = "alpha", *action = NULL;
+        bool steady = false, first = false;
+        double timeout = 10;
+        const bench_option options[] = {
+                BENCH_OPT_F("steady", &steady),
+                BENCH_OPT_F("first", &first),
+                BENCH_OPT_S("wait-action", &action),
+                BENCH_OPT_D("timeout", &timeout),
+                BENCH_OPT_CALLS(&calls),
+                BENCH_OPT_U("samples", &samples, 1, SAMPLES_MAX),
+                BENCH_OPT_WARMUP(&warmup),
+                BENCH_OPT_RUNS(&runs),
+                BENCH_OPT_S("endpoint", &endpoint),
                 {},
         };
-        unsigned calls = 20000, samples = 200, warmup = 0, runs = 3;
-        bool warmup_set = false;
-        const char *endpoint = "alpha", *action = NULL;
-        double timeout = 10;
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'S':
-                        mode = STEADY;
-                        break;
-                case 'F':
-                        mode = FIRST;
-                        break;
-                case 'W':
-                        mode = WAIT;
-                        action = optarg;
-                        break;
-                case 't':
-                        timeout = strtod(optarg, NULL);
-                        break;
-                case 'n':
-                        calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
-                        break;
-                case 's':
-                        samples = bench_parse_unsigned("samples", optarg, 1, SAMPLES_MAX);
-                        break;
-                case 'w':
-                        warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
-                        warmup_set = true;
-                        break;
-                case 'r':
-                        runs = bench_parse_unsigned("runs", optarg, 1, BENCH_RUNS_MAX);
-                        break;
-                case 'e':
-                        endpoint = optarg;
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
-        if (mode == WAIT)
+        bench_parse_options(argc, argv, options,
+                            "bench-auth --steady [--calls N] [--warmup N] [--runs N] [--endpoint NAME]\n"
+                            "bench-auth --first [--samples N] [--warmup N] [--runs N] [--endpoint NAME]\n"
+                            "bench-auth --wait-action ACTION [--timeout SECONDS]\n"
+                            "Authorization costs of org.vmsig for a non-root caller, against " BENCH_ECHO_NAME ",\n"
+                            "on the system bus ($DBUS_SYSTEM_BUS_ADDRESS), with polkitd running.\n");
+        if (action)
                 return wait_action(action, timeout) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (geteuid() == 0) {
                 fprintf(stderr, "bench-auth: run me as a user other than root (vmsigd lets root in without polkit),\n"
@@ -336,13 +272,17 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
-        const bench_method vmsig = { VMSIG_NAME, "/org/vmsig", "org.vmsig.Manager", "GetEndpoint", endpoint, NULL, 'o' };
-        const bench_method echo = { ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "Echo", endpoint, NULL, 's' };
+        const bench_method vmsig = {
+                VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o'
+        };
+        const bench_method echo = {
+                BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's'
+        };
 
-        if (mode == STEADY)
-                r = run_steady(&vmsig, &echo, calls, warmup_set ? warmup : 2000, runs);
+        if (first && !steady)
+                r = run_first(&vmsig, &echo, samples, warmup == UINT32_MAX ? 20 : warmup, runs);
         else
-                r = run_first(&vmsig, &echo, samples, warmup_set ? warmup : 20, runs);
+                r = run_steady(&vmsig, &echo, calls, warmup == UINT32_MAX ? 2000 : warmup, runs);
         fflush(stdout);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

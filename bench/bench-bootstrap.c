@@ -102,7 +102,7 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "bootstrap.h"
 #include "detect-linux.h"
 #include "detect.h"
@@ -120,16 +120,8 @@
 #include "win-image.h"
 #endif
 
-#define VMSIG_NAME "org.vmsig"
-#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
-#define LEASE_INTERFACE "org.vmsig.Lease"
-#define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
-
 #define MiB (UINT64_C(1) << 20)
 #define PAGE UINT64_C(4096)
-#define USEC_PER_SEC UINT64_C(1000000)
-#define NSEC_PER_USEC UINT64_C(1000)
-#define NSEC_PER_MSEC UINT64_C(1000000)
 
 #define STUB_RAM (256 * MiB)
 #define STUB_NAME "alpha"
@@ -145,10 +137,9 @@ static struct {
         unsigned runs, cpu_seconds, nosystem_seconds, steady_seconds, settle_seconds;
         bool sparse, keep;
         uint64_t rng;
-#if BENCH_BOOTSTRAP_QEMU
+        /* Accepted in both builds, so that one command line fits both. */
         const char *qemu, *kernel, *initrd;
         unsigned qemu_runs, linux_runs, poll_ms;
-#endif
 } opt = {
         .vmsigd = "./vmsigd",
         .runs = 20,
@@ -157,11 +148,9 @@ static struct {
         .steady_seconds = 16,
         .settle_seconds = 4,
         .rng = 14,
-#if BENCH_BOOTSTRAP_QEMU
         .qemu_runs = 10,
         .linux_runs = 3,
         .poll_ms = 5,
-#endif
 };
 
 /* --- small things --------------------------------------------------------------------- */
@@ -208,303 +197,30 @@ static uint64_t random_phase_nsec(void) {
         return slice * width + random_u64() % width;
 }
 
-/* Median, p90 (nearest rank), min and max of n samples; sorts them. */
-typedef struct summary {
-        uint64_t median, p90, min, max;
-} summary;
-
-static summary summarize(uint64_t *v, size_t n) {
-        summary s = {};
-
-        if (n == 0)
-                return s;
-        s.median = bench_median(v, n);
-        s.p90 = bench_percentile(v, n, 90);
-        s.min = v[0];
-        s.max = v[n - 1];
-        return s;
-}
-
-static int write_file(const char *path, const char *text) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        size_t len = strlen(text);
-        ssize_t n;
-
-        if (fd < 0)
-                return -errno;
-        n = write(fd, text, len);
-        if (close(fd) < 0 || n != (ssize_t) len)
-                return n < 0 ? -errno : -EIO;
-        return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        (void) remove(path);
-        return 0;
-}
-
-static void remove_tree(const char *dir) {
-        (void) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* SIGTERM, then SIGKILL after 10 s; the wait status, or -1. */
-static int stop_process(pid_t pid) {
-        int status = -1;
-
-        if (pid <= 0)
-                return -1;
-        (void) kill(pid, SIGTERM);
-        for (int i = 0; i < 400; i++) {
-                if (waitpid(pid, &status, WNOHANG) == pid)
-                        return status;
-                usleep(25000);
-        }
-        (void) kill(pid, SIGKILL);
-        (void) waitpid(pid, &status, 0);
-        return status;
-}
-
-/* A child with stdout and stderr in log, dying with us. keep_fd becomes its
- * fd 3; bus_address its system bus. */
-static pid_t spawn(const char *log, char *const argv[], int keep_fd, const char *bus_address) {
-        pid_t parent = getpid(), pid = fork();
-
-        if (pid != 0)
-                return pid;
-        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-                _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-                _exit(127);
-        if (keep_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : keep_fd >= 0 && dup2(keep_fd, 3) < 0)
-                _exit(127);
-        if (bus_address && setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_address, 1) < 0)
-                _exit(127);
-        execvp(argv[0], argv);
-        _exit(127);
-}
-
 /* --- a private bus and a vmsigd on it ----------------------------------------------------- */
 
-typedef struct service {
-        const char *label;
-        char dir[128];
-        char address[192];
-        pid_t bus_pid, vmsigd_pid;
-        sd_bus *bus; /* the bench's connection */
-} service;
-
-/* The default-deny policy of /usr/share/dbus-1/system.conf and our policy
- * file, as bench/run.sh and bench-load have it. */
-static const char bus_config_format[] =
-        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-        "<busconfig>\n"
-        "  <type>system</type>\n"
-        "  <listen>unix:path=%s/system_bus_socket</listen>\n"
-        "  <auth>EXTERNAL</auth>\n"
-        "  <policy context=\"default\">\n"
-        "    <allow user=\"*\"/>\n"
-        "    <deny own=\"*\"/>\n"
-        "    <deny send_type=\"method_call\"/>\n"
-        "    <allow send_type=\"signal\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-        "    <allow receive_type=\"method_call\"/>\n"
-        "    <allow receive_type=\"method_return\"/>\n"
-        "    <allow receive_type=\"error\"/>\n"
-        "    <allow receive_type=\"signal\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-        "  </policy>\n"
-        "  <include>%s/data/org.vmsig.conf</include>\n"
-        "</busconfig>\n";
-
-static void service_print_log(const service *s, unsigned lines) {
-        char path[256], line[1024], *ring[64] = {};
-        unsigned n = 0;
-        FILE *f;
-
-        lines = MIN(lines, ELEMENTSOF(ring));
-        snprintf(path, sizeof path, "%s/vmsigd.log", s->dir);
-        f = fopen(path, "re");
-        while (f && fgets(line, sizeof line, f))
-                if (strncmp(line, "vmsig-audit: ", 13) != 0) {
-                        free(ring[n % lines]);
-                        ring[n++ % lines] = strdup(line);
-                }
-        if (f)
-                fclose(f);
-        fprintf(stderr, "bench-bootstrap: the %s vmsigd logged %u lines besides audit records%s\n", s->label, n,
-                n > lines ? ", the last ones:" : ":");
-        for (unsigned i = n > lines ? n - lines : 0; i < n; i++)
-                fprintf(stderr, "  %s", ring[i % lines] ? ring[i % lines] : "?\n");
-        for (unsigned i = 0; i < lines; i++)
-                free(ring[i]);
-}
-
-static bool service_alive(service *s) {
-        int status;
-
-        if (s->vmsigd_pid <= 0)
-                return false;
-        if (waitpid(s->vmsigd_pid, &status, WNOHANG) == s->vmsigd_pid) {
-                fprintf(stderr, "bench-bootstrap: the %s vmsigd exited (wait status %d)\n", s->label, status);
-                s->vmsigd_pid = -1;
-                return false;
-        }
-        return true;
-}
-
-static void service_stop(service *s) {
-        int status;
-
-        s->bus = sd_bus_flush_close_unref(s->bus);
-        if (s->vmsigd_pid > 0) {
-                status = stop_process(s->vmsigd_pid);
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                        fprintf(stderr, "bench-bootstrap: the %s vmsigd did not exit cleanly (wait status %d)\n",
-                                s->label, status);
-                        service_print_log(s, 20);
-                }
-        }
-        s->vmsigd_pid = -1;
-        (void) stop_process(s->bus_pid);
-        s->bus_pid = -1;
-        if (s->dir[0] && !opt.keep)
-                remove_tree(s->dir);
-        else if (s->dir[0])
-                printf("  kept %s\n", s->dir);
-        s->dir[0] = '\0';
-}
-
-static int service_wait_name(service *s) {
-        int r = 0;
-
-        for (int i = 0; i < 400; i++) {
-                r = sd_bus_call_method(s->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "GetNameOwner", NULL, NULL, "s", VMSIG_NAME);
-                if (r >= 0 || !service_alive(s))
-                        break;
-                usleep(25000);
-        }
-        return r;
-}
+typedef bench_services service;
 
 /* A bus and a vmsigd whose configuration holds body; with discovery, a
  * trigger directory vms.d in the service's directory. */
 static int service_start(service *s, const char *label, const char *body, bool discovery) {
-        char path[256], conf[320], *text = NULL, buf[512] = "";
-        int fd, r;
+        char path[256], *text = NULL;
+        int r;
 
-        *s = (service) { .label = label, .bus_pid = -1, .vmsigd_pid = -1 };
-        snprintf(s->dir, sizeof s->dir, "%s/vmsig-boot.XXXXXX", opt.tmp);
-        if (!mkdtemp(s->dir)) {
-                s->dir[0] = '\0';
-                return -errno;
-        }
-        if (asprintf(&text, bus_config_format, s->dir, opt.srcdir) < 0)
-                return -ENOMEM;
-        snprintf(path, sizeof path, "%s/bus.conf", s->dir);
-        r = write_file(path, text);
-        free(text);
-        if (r < 0)
-                return r;
-        if (discovery) {
-                snprintf(path, sizeof path, "%s/vms.d", s->dir);
-                if (mkdir(path, 0700) < 0)
-                        return -errno;
-        }
-        if (asprintf(&text,
-                     "<vmsigd>\n  <log level=\"info\"/>\n  <audit target=\"stderr\"/>\n%s%s%s%s</vmsigd>\n",
+        r = bench_services_prepare(s, label, opt.tmp, discovery);
+        if (r >= 0 &&
+            asprintf(&text, "<vmsigd>\n  <log level=\"info\"/>\n  <audit target=\"stderr\"/>\n%s%s%s%s</vmsigd>\n",
                      discovery ? "  <discovery trigger-dir=\"" : "", discovery ? s->dir : "",
                      discovery ? "/vms.d\"/>\n" : "", body) < 0)
-                return -ENOMEM;
+                r = -ENOMEM;
         snprintf(path, sizeof path, "%s/vmsigd.conf", s->dir);
-        r = write_file(path, text);
+        if (r >= 0)
+                r = bench_write_file(path, text);
         free(text);
-        if (r < 0)
-                return r;
-
-        /* dbus-daemon tells its address on fd 3 once it listens. */
-        snprintf(path, sizeof path, "%s/bus.address", s->dir);
-        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        snprintf(conf, sizeof conf, "--config-file=%s/bus.conf", s->dir);
-        snprintf(path, sizeof path, "%s/dbus-daemon.log", s->dir);
-        char *bus_argv[] = { (char *) opt.dbus_daemon, conf, "--nofork", "--print-address=3", NULL };
-        s->bus_pid = spawn(path, bus_argv, fd, NULL);
-        r = -ETIMEDOUT;
-        for (int i = 0; i < 200 && s->bus_pid > 0; i++) {
-                ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-                if (n > 0 && buf[n - 1] == '\n') {
-                        r = 0;
-                        break;
-                }
-                usleep(25000);
-        }
-        close(fd);
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: %s did not start; see %s\n", opt.dbus_daemon, path);
-                return r;
-        }
-        snprintf(s->address, sizeof s->address, "unix:path=%s/system_bus_socket", s->dir);
-
-        snprintf(conf, sizeof conf, "--config=%s/vmsigd.conf", s->dir);
-        snprintf(path, sizeof path, "%s/vmsigd.log", s->dir);
-        /* No private socket: everything goes through the bus. */
-        char *vmsigd_argv[] = { (char *) opt.vmsigd, conf, "--private-socket=", NULL };
-        s->vmsigd_pid = spawn(path, vmsigd_argv, -1, s->address);
-        if (s->vmsigd_pid < 0)
-                return -errno;
-
-        r = sd_bus_new(&s->bus);
-        if (r >= 0)
-                r = sd_bus_set_address(s->bus, s->address);
-        if (r >= 0)
-                r = sd_bus_set_bus_client(s->bus, 1);
-        if (r >= 0)
-                r = sd_bus_negotiate_fds(s->bus, 1);
-        if (r >= 0)
-                r = sd_bus_start(s->bus);
-        if (r >= 0)
-                r = service_wait_name(s);
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: the %s vmsigd did not take %s: %s\n", label, VMSIG_NAME,
-                        strerror(-r));
-                service_print_log(s, 30);
-        }
-        return r;
+        return r < 0 ? r : bench_services_start(s, opt.srcdir, opt.dbus_daemon, opt.vmsigd);
 }
 
 /* --- what the bench asks vmsigd --------------------------------------------------------------- */
-
-/* Handles every message that is already queued or readable, without
- * waiting. */
-static int bus_drain(sd_bus *bus) {
-        int r;
-
-        while ((r = sd_bus_process(bus, NULL)) > 0)
-                ;
-        return r;
-}
-
-/* Runs the bus until deadline (CLOCK_MONOTONIC nsec). */
-static int bus_run_until(sd_bus *bus, uint64_t deadline) {
-        uint64_t now;
-        int r;
-
-        while ((now = bench_now_nsec()) < deadline) {
-                r = bus_drain(bus);
-                if (r >= 0)
-                        r = sd_bus_wait(bus, (deadline - now) / NSEC_PER_USEC + 1);
-                if (r < 0)
-                        return r;
-        }
-        return bus_drain(bus);
-}
 
 enum { ST_BOOTING, ST_SEARCHING, ST_RETRYING, ST_READY, ST_OTHER, _ST_MAX };
 
@@ -540,7 +256,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         int r;
 
         r = sd_bus_message_read(m, "s", &interface);
-        if (r < 0 || strcmp(interface, ENDPOINT_INTERFACE) != 0)
+        if (r < 0 || strcmp(interface, VMSIG_BUS_ENDPOINT_INTERFACE) != 0)
                 return 0;
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
@@ -559,7 +275,8 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
 static int get_string(sd_bus *bus, const char *path, const char *property, char **ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_get_property_string(bus, VMSIG_NAME, path, ENDPOINT_INTERFACE, property, &error, ret);
+        int r = sd_bus_get_property_string(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, property, &error,
+                                           ret);
 
         sd_bus_error_free(&error);
         return r;
@@ -573,10 +290,10 @@ static int watch_start(sd_bus *bus, const char *name, watch *w) {
         int r;
 
         *w = (watch) {};
-        r = sd_bus_path_encode("/org/vmsig/endpoint", name, &w->path);
+        r = sd_bus_path_encode(VMSIG_BUS_ENDPOINT_PREFIX, name, &w->path);
         if (r >= 0)
-                r = sd_bus_match_signal(bus, &w->slot, VMSIG_NAME, w->path, PROPERTIES_INTERFACE, "PropertiesChanged",
-                                        on_properties_changed, w);
+                r = sd_bus_match_signal(bus, &w->slot, VMSIG_BUS_NAME, w->path, BENCH_PROPERTIES_INTERFACE,
+                                        "PropertiesChanged", on_properties_changed, w);
         if (r >= 0)
                 r = get_string(bus, w->path, "BootstrapState", &state);
         if (r >= 0)
@@ -598,7 +315,7 @@ static int watch_wait(sd_bus *bus, watch *w, unsigned state, uint64_t since, uin
         int r;
 
         for (;;) {
-                r = bus_drain(bus);
+                r = bench_process_all(bus);
                 if (r < 0)
                         return r;
                 if (state_index(w->state) == state && w->entered[state] >= since) {
@@ -631,7 +348,7 @@ static int median_rtt(sd_bus *bus, const char *path, uint64_t *ret) {
                         return r;
         }
         *ret = bench_median(t, RTT_CALLS);
-        return bus_drain(bus);
+        return bench_process_all(bus);
 }
 
 typedef struct lease {
@@ -640,28 +357,8 @@ typedef struct lease {
 } lease;
 
 static int lease_acquire(sd_bus *bus, const char *endpoint, const char *class, lease *ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        const char *path = NULL;
-        int fd = -1, r;
-
         *ret = (lease) { .fd = -1 };
-        r = sd_bus_call_method(bus, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "AcquireLease", &error, &reply, "sa{sv}",
-                               class, 0);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "oh", &path, &fd);
-        if (r >= 0) {
-                ret->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                ret->path = strdup(path);
-                if (ret->fd < 0 || !ret->path)
-                        r = -errno;
-        }
-        if (r < 0)
-                fprintf(stderr, "bench-bootstrap: AcquireLease(\"%s\") on %s: %s\n", class, endpoint,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        return r;
+        return bench_acquire_lease(bus, endpoint, class, &ret->fd, &ret->path);
 }
 
 /* Release() first, then the fd: closing first would end the lease
@@ -669,7 +366,8 @@ static int lease_acquire(sd_bus *bus, const char *endpoint, const char *class, l
  * reset may have revoked it already: errors are not ours to care about. */
 static void lease_release(sd_bus *bus, lease *l) {
         if (l->path)
-                (void) sd_bus_call_method(bus, VMSIG_NAME, l->path, LEASE_INTERFACE, "Release", NULL, NULL, NULL);
+                (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, l->path, VMSIG_BUS_LEASE_INTERFACE, "Release", NULL,
+                                          NULL, NULL);
         if (l->fd >= 0)
                 close(l->fd);
         free(l->path);
@@ -690,7 +388,7 @@ static int mem_write(sd_bus *bus, const char *endpoint, uint64_t gpa, const void
         sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "MemWrite");
+        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWrite");
         if (r >= 0)
                 r = sd_bus_message_append(m, "t", gpa);
         if (r >= 0)
@@ -714,18 +412,12 @@ static int mem_write_pages(sd_bus *bus, const char *endpoint, uint64_t gpa, cons
         sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "MemWriteBatch");
+        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                           "MemWriteBatch");
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(tay)");
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = sd_bus_message_open_container(m, 'r', "tay");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "t", gpa + i * PAGE);
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'y', buf + i * PAGE, PAGE);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = bench_append_entry(m, gpa + i * PAGE, buf + i * PAGE, PAGE);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -784,7 +476,7 @@ static int reset_endpoint(sd_bus *bus, const char *endpoint) {
         r = lease_acquire(bus, endpoint, "power", &power);
         if (r < 0)
                 return r;
-        r = sd_bus_call_method(bus, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "Reset", NULL, NULL, NULL);
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", NULL, NULL, NULL);
         if (r < 0)
                 fprintf(stderr, "bench-bootstrap: Reset of %s: %s\n", endpoint, strerror(-r));
         lease_release(bus, &power);
@@ -799,12 +491,13 @@ static int memctx_get(sd_bus *bus, const char *endpoint, uint64_t *ret_dtb, uint
         uint64_t size;
         int fd, r;
 
-        r = sd_bus_call_method(bus, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "SubscribeMemctx", &error, &reply, NULL);
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error,
+                               &reply, NULL);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "httt", &fd, ret_dtb, ret_epoch, &size);
         if (r >= 0)
-                r = sd_bus_call_method(bus, VMSIG_NAME, endpoint, ENDPOINT_INTERFACE, "UnsubscribeMemctx", &error,
-                                       NULL, NULL);
+                r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx",
+                                       &error, NULL, NULL);
         if (r < 0)
                 fprintf(stderr, "bench-bootstrap: the memctx of %s: %s\n", endpoint,
                         error.message ? error.message : strerror(-r));
@@ -894,7 +587,7 @@ static void add_sample(latency_samples *l, uint64_t t0, const watch *w) {
 }
 
 typedef struct latency_result {
-        summary total, wait, attempt;
+        bench_summary total, wait, attempt;
         uint64_t detect, rtt, vcpu_rtt, baseline;
         double ratio;
 } latency_result;
@@ -908,9 +601,9 @@ static latency_result latency_report(const char *name, const char *what, latency
         for (size_t i = 0; i < l->n; i++)
                 printf(" %.0f", ms(l->total[i]));
         printf("\n");
-        x.total = summarize(l->total, l->n);
-        x.wait = summarize(l->wait, l->n);
-        x.attempt = summarize(l->attempt, l->n);
+        x.total = bench_summarize(l->total, l->n);
+        x.wait = bench_summarize(l->wait, l->n);
+        x.attempt = bench_summarize(l->attempt, l->n);
         x.detect = bench_median(l->detect, l->n_detect);
         x.baseline = x.detect + rtt + vcpu_rtt + half_interval;
         x.ratio = (double) x.total.median / (double) x.baseline;
@@ -962,8 +655,8 @@ static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint
         r = lease_acquire(s->bus, w->path, "memory-write", &memwrite);
         if (r < 0)
                 return r;
-        r = bus_run_until(s->bus,
-                          bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC + random_phase_nsec());
+        r = bench_run_until(s->bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC + random_phase_nsec(),
+                            NULL);
         if (r >= 0)
                 r = mem_write_u64(s->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
         t0 = bench_now_nsec();
@@ -1034,9 +727,9 @@ static int cpu_window(service *measured, service *baseline, unsigned seconds, cp
 
         while (r >= 0 && (now = bench_now_nsec()) < end) {
                 usleep((useconds_t) MIN((end - now) / NSEC_PER_USEC, 100000));
-                r = bus_drain(measured->bus);
+                r = bench_process_all(measured->bus);
                 if (r >= 0 && baseline)
-                        r = bus_drain(baseline->bus);
+                        r = bench_process_all(baseline->bus);
         }
         *ret = (cpu_result) {
                 .wall = (bench_now_nsec() - start) / NSEC_PER_USEC,
@@ -1046,7 +739,7 @@ static int cpu_window(service *measured, service *baseline, unsigned seconds, cp
                 .baseline_sched = baseline ? bench_proc_sched_nsec(baseline->vmsigd_pid) - bs0 : 0,
         };
         cpu_percentages(ret);
-        if (r >= 0 && (!service_alive(measured) || (baseline && !service_alive(baseline))))
+        if (r >= 0 && (!bench_services_alive(measured) || (baseline && !bench_services_alive(baseline))))
                 r = -ESRCH;
         return r;
 }
@@ -1077,8 +770,8 @@ static void cpu_report(const char *name, const char *what, const char *baseline_
 static int attempts_of(sd_bus *bus, const char *path, unsigned *ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         uint32_t n = 0;
-        int r = sd_bus_get_property_trivial(bus, VMSIG_NAME, path, ENDPOINT_INTERFACE, "BootstrapAttempts", &error,
-                                            'u', &n);
+        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                            "BootstrapAttempts", &error, 'u', &n);
 
         sd_bus_error_free(&error);
         *ret = n;
@@ -1087,112 +780,109 @@ static int attempts_of(sd_bus *bus, const char *path, unsigned *ret) {
 
 /* --- stub: the whole case ----------------------------------------------------------------------------- */
 
-static int run_stub(void) {
-        static const char measured_vm[] = "  <stub-vm name=\"" STUB_NAME "\" ram-size=\"256M\" bootstrap=\"yes\"/>\n";
-        static const char baseline_vm[] = "  <stub-vm name=\"" STUB_NAME "\" ram-size=\"256M\" bootstrap=\"no\"/>\n";
-        service m = { .vmsigd_pid = -1, .bus_pid = -1 }, b = { .vmsigd_pid = -1, .bus_pid = -1 };
-        GuestImage img = { .fd = -1, .ro_fd = -1 };
-        GuestImageSpec spec;
-        watch w = {}, wb = {};
-        cpu_result firmware, nosystem, steady = {};
-        uint64_t epoch = 0, bytes = 0, rtt = 0, start, dtb;
-        unsigned attempts = 0, steady_attempts = 0;
+/* (a) The firmware: paging off, nothing is looked for; the vCPU is looked
+ * at every 250 ms. After start-up has settled (the heap is trimmed 3 s
+ * after the last work). */
+static int stub_firmware(service *m, service *b, watch *w) {
+        cpu_result firmware;
+        int r = watch_wait(m->bus, w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
+
+        if (r >= 0)
+                r = bench_run_until(m->bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC, NULL);
+        if (r >= 0)
+                r = cpu_window(m, b, opt.cpu_seconds, &firmware);
+        if (r >= 0)
+                cpu_report("bootstrap-cpu-firmware", "(a) stub VM in its firmware (paging off)", "bootstrap=\"no\"",
+                           &firmware, NULL);
+        return r;
+}
+
+/* The latency: the image copied in with the magic left out, opt.runs
+ * boots, and the attempt in process as the baseline. */
+static int stub_latency(service *m, watch *w, GuestImage *img, GuestImageSpec *spec) {
+        uint64_t epoch = 0, bytes = 0, rtt = 0, start = bench_now_nsec(), dtb;
         lease memwrite = { .fd = -1 };
-        int r;
+        int r = stub_image(img, spec);
 
-        printf("== stub: a 256 MiB stub VM with bootstrap=\"yes\" (%s RAM); baseline: bootstrap=\"no\"\n",
-               opt.sparse ? "sparse" : "populated");
-        r = service_start(&m, "measured", measured_vm, false);
         if (r >= 0)
-                r = service_start(&b, "baseline", baseline_vm, false);
+                r = lease_acquire(m->bus, w->path, "memory-write", &memwrite);
         if (r >= 0)
-                r = watch_start(m.bus, STUB_NAME, &w);
-        if (r >= 0)
-                r = watch_start(b.bus, STUB_NAME, &wb);
+                r = copy_ram(m->bus, w->path, img->fd, STUB_RAM, &bytes);
+        lease_release(m->bus, &memwrite);
         if (r < 0)
-                goto finish;
-
-        /* (a) The firmware: paging off, nothing is looked for; the vCPU is
-         * looked at every 250 ms. After start-up has settled (the heap is
-         * trimmed 3 s after the last work). */
-        r = watch_wait(m.bus, &w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
-        if (r >= 0)
-                r = bus_run_until(m.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC);
-        if (r >= 0)
-                r = cpu_window(&m, &b, opt.cpu_seconds, &firmware);
-        if (r < 0)
-                goto finish;
-        cpu_report("bootstrap-cpu-firmware", "(a) stub VM in its firmware (paging off)", "bootstrap=\"no\"",
-                   &firmware, NULL);
-
-        /* The latency: the image, copied in with the magic left out. */
-        start = bench_now_nsec();
-        r = stub_image(&img, &spec);
-        if (r >= 0)
-                r = lease_acquire(m.bus, w.path, "memory-write", &memwrite);
-        if (r >= 0)
-                r = copy_ram(m.bus, w.path, img.fd, STUB_RAM, &bytes);
-        lease_release(m.bus, &memwrite);
-        if (r < 0)
-                goto finish;
+                return r;
         printf("  stub   image copied in: %" PRIu64 " MiB in %.1f s with MemWriteBatch\n", bytes / MiB,
                (double) (bench_now_nsec() - start) / 1e9);
-        r = median_rtt(m.bus, w.path, &rtt);
+        r = median_rtt(m->bus, w->path, &rtt);
         phases_init(opt.runs);
         for (unsigned i = 0; r >= 0 && i < opt.runs; i++) {
                 if (i > 0)
-                        r = stub_reset(&m, &w);
+                        r = stub_reset(m, w);
                 if (r >= 0)
-                        r = stub_boot_once(&m, &w, &spec, &epoch);
+                        r = stub_boot_once(m, w, spec, &epoch);
         }
         if (r < 0)
-                goto finish;
-        print_method(m.bus, w.path, "  stub     ");
-        const vmsig_detect_source src = { .fd = img.ro_fd, .ranges = img.ranges, .n_ranges = img.n_ranges,
-                                          .ram_size = img.ram_size };
+                return r;
+        print_method(m->bus, w->path, "  stub     ");
+        const vmsig_detect_source src = { .fd = img->ro_fd,
+                                          .ranges = img->ranges,
+                                          .n_ranges = img->n_ranges,
+                                          .ram_size = img->ram_size };
         for (unsigned i = 0; i < 5; i++) {
-                r = attempt_in_process(&src, spec.dtb, 4, &lat.detect[lat.n_detect++], &dtb);
-                if (r >= 0 && dtb != spec.dtb)
+                r = attempt_in_process(&src, spec->dtb, 4, &lat.detect[lat.n_detect++], &dtb);
+                if (r >= 0 && dtb != spec->dtb)
                         r = -EBADMSG;
                 if (r < 0) {
                         fprintf(stderr, "bench-bootstrap: the detector in process: %s\n", strerror(-r));
-                        goto finish;
+                        return r;
                 }
         }
         latency_result x = latency_report("stub", "magic written (MemWrite reply)", &lat, rtt, 0);
         latency_at("bootstrap-stub", &x, lat.n);
+        return 0;
+}
 
-        /* (b) A kernel whose System process never appears: its EPROCESS
-         * page zeroed, a reset, the magic again. */
-        r = stub_reset(&m, &w);
+/* (b) A kernel whose System process never appears: its EPROCESS page
+ * zeroed, a reset, the magic again. */
+static int stub_nosystem_start(service *m, watch *w, const GuestImageSpec *spec) {
+        lease memwrite = { .fd = -1 };
+        int r = stub_reset(m, w);
+
         if (r >= 0)
-                r = lease_acquire(m.bus, w.path, "memory-write", &memwrite);
+                r = lease_acquire(m->bus, w->path, "memory-write", &memwrite);
         if (r >= 0) {
                 uint8_t *zero = calloc(1, PAGE);
-                r = zero ? mem_write_pages(m.bus, w.path, spec.eprocess & ~(PAGE - 1), zero, 1) : -ENOMEM;
+                r = zero ? mem_write_pages(m->bus, w->path, spec->eprocess & ~(PAGE - 1), zero, 1) : -ENOMEM;
                 free(zero);
         }
         if (r >= 0)
-                r = bus_run_until(m.bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC);
+                r = bench_run_until(m->bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC, NULL);
         if (r >= 0)
-                r = mem_write_u64(m.bus, w.path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
-        lease_release(m.bus, &memwrite);
-        if (r >= 0)
-                r = cpu_window(&m, &b, opt.nosystem_seconds, &nosystem);
-        if (r >= 0)
-                r = attempts_of(m.bus, w.path, &attempts);
-        if (r >= 0 && opt.steady_seconds > 0)
-                r = cpu_window(&m, &b, opt.steady_seconds, &steady);
-        if (r >= 0 && opt.steady_seconds > 0)
-                r = attempts_of(m.bus, w.path, &steady_attempts);
-        if (r < 0)
-                goto finish;
-        if (state_index(w.state) == ST_READY) {
-                fprintf(stderr, "bench-bootstrap: a root was published without a System process\n");
-                r = -EBADMSG;
-                goto finish;
-        }
+                r = mem_write_u64(m->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
+        lease_release(m->bus, &memwrite);
+        return r;
+}
+
+static int stub_nosystem(service *m, service *b, watch *w, const GuestImageSpec *spec) {
+        cpu_result nosystem, steady = {};
+        unsigned attempts = 0, steady_attempts = 0;
         char extra[192];
+        int r = stub_nosystem_start(m, w, spec);
+
+        if (r >= 0)
+                r = cpu_window(m, b, opt.nosystem_seconds, &nosystem);
+        if (r >= 0)
+                r = attempts_of(m->bus, w->path, &attempts);
+        if (r >= 0 && opt.steady_seconds > 0)
+                r = cpu_window(m, b, opt.steady_seconds, &steady);
+        if (r >= 0 && opt.steady_seconds > 0)
+                r = attempts_of(m->bus, w->path, &steady_attempts);
+        if (r < 0)
+                return r;
+        if (state_index(w->state) == ST_READY) {
+                fprintf(stderr, "bench-bootstrap: a root was published without a System process\n");
+                return -EBADMSG;
+        }
         snprintf(extra, sizeof extra, " attempts=%u steady_pct=%.3f steady_sched_pct=%.4f steady_baseline_pct=%.3f "
                  "steady_attempts=%u",
                  attempts, steady.pct, steady.sched_pct, steady.baseline_pct,
@@ -1200,142 +890,51 @@ static int run_stub(void) {
         cpu_report("bootstrap-cpu-nosystem", "(b) stub VM running a kernel without a System process, from its start",
                    "bootstrap=\"no\"", &nosystem, extra);
         printf("  cpu      %u attempts in those %.0f s (state now %s)\n", attempts, (double) nosystem.wall / 1e6,
-               w.state);
+               w->state);
         if (opt.steady_seconds > 0)
                 printf("  cpu      then, the backoff at its cap: %.3f %% (schedstat %.4f %%) over %.1f s with %u "
                        "attempts (baseline %.3f %%)\n",
                        steady.pct, steady.sched_pct, (double) steady.wall / 1e6, steady_attempts - attempts,
                        steady.baseline_pct);
-finish:
-        lease_release(m.bus, &memwrite);
+        return 0;
+}
+
+static int run_stub(void) {
+        static const char measured_vm[] = "  <stub-vm name=\"" STUB_NAME "\" ram-size=\"256M\" bootstrap=\"yes\"/>\n";
+        static const char baseline_vm[] = "  <stub-vm name=\"" STUB_NAME "\" ram-size=\"256M\" bootstrap=\"no\"/>\n";
+        service m = { .vmsigd_pid = -1, .bus_pid = -1 }, b = { .vmsigd_pid = -1, .bus_pid = -1 };
+        GuestImage img = { .fd = -1, .ro_fd = -1 };
+        GuestImageSpec spec;
+        watch w = {}, wb = {};
+        int r;
+
+        printf("== stub: a 256 MiB stub VM with bootstrap=\"yes\" (%s RAM); baseline: bootstrap=\"no\"\n",
+               opt.sparse ? "sparse" : "populated");
+        r = service_start(&m, "the measured ", measured_vm, false);
+        if (r >= 0)
+                r = service_start(&b, "the baseline ", baseline_vm, false);
+        if (r >= 0)
+                r = watch_start(m.bus, STUB_NAME, &w);
+        if (r >= 0)
+                r = watch_start(b.bus, STUB_NAME, &wb);
+        if (r >= 0)
+                r = stub_firmware(&m, &b, &w);
+        if (r >= 0)
+                r = stub_latency(&m, &w, &img, &spec);
+        if (r >= 0)
+                r = stub_nosystem(&m, &b, &w, &spec);
         watch_stop(&w);
         watch_stop(&wb);
         if (r < 0 && m.vmsigd_pid > 0)
-                service_print_log(&m, 20);
-        service_stop(&m);
-        service_stop(&b);
+                bench_services_print_log(&m, 20);
+        bench_services_stop(&m, opt.keep);
+        bench_services_stop(&b, opt.keep);
         if (img.fd >= 0)
                 guest_image_done(&img);
         return r;
 }
 
 #if BENCH_BOOTSTRAP_QEMU
-/* --- QMP: a bare, blocking client --------------------------------------------------------------------- */
-
-typedef struct qmp {
-        int fd;
-        size_t len;
-        unsigned next_id;
-        char buf[1 << 17];
-} qmp;
-
-/* The next line QEMU sent, NUL-terminated in place; valid until the next
- * read. */
-static int qmp_read_line(qmp *q, char **ret) {
-        static char line[1 << 17];
-
-        for (;;) {
-                char *nl = memchr(q->buf, '\n', q->len);
-                if (nl) {
-                        size_t n = (size_t) (nl - q->buf);
-                        memcpy(line, q->buf, n);
-                        line[n] = '\0';
-                        memmove(q->buf, nl + 1, q->len - n - 1);
-                        q->len -= n + 1;
-                        *ret = line;
-                        return 0;
-                }
-                if (q->len >= sizeof q->buf)
-                        return -E2BIG;
-                struct pollfd p = { .fd = q->fd, .events = POLLIN };
-                int r = poll(&p, 1, (int) (TIMEOUT_USEC / 1000));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0)
-                        return r < 0 ? -errno : -ETIMEDOUT;
-                ssize_t n = read(q->fd, q->buf + q->len, sizeof q->buf - q->len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : -ECONNRESET;
-                q->len += (size_t) n;
-        }
-}
-
-/* Runs a command; the "return" value in *ret (json_object_put() it) if
- * asked for. Events on the way are dropped. */
-static int qmp_execute(qmp *q, const char *command, const char *arguments, json_object **ret) {
-        char text[512], *line;
-        int n = snprintf(text, sizeof text, "{\"execute\":\"%s\",\"id\":%u%s%s}\n", command, q->next_id++,
-                         arguments ? ",\"arguments\":" : "", arguments ? arguments : "");
-        int r;
-
-        if (n < 0 || (size_t) n >= sizeof text)
-                return -E2BIG;
-        if (send(q->fd, text, (size_t) n, MSG_NOSIGNAL) != n)
-                return -EIO;
-        for (;;) {
-                r = qmp_read_line(q, &line);
-                if (r < 0)
-                        return r;
-                json_object *o = json_tokener_parse(line), *v = NULL;
-                if (!o)
-                        return -EBADMSG;
-                if (json_object_object_get_ex(o, "event", NULL)) {
-                        json_object_put(o);
-                        continue;
-                }
-                if (!json_object_object_get_ex(o, "return", &v)) {
-                        fprintf(stderr, "bench-bootstrap: QEMU refused %s: %s\n", command, line);
-                        json_object_put(o);
-                        return -EIO;
-                }
-                if (ret)
-                        *ret = json_object_get(v);
-                json_object_put(o);
-                return 0;
-        }
-}
-
-static void qmp_close(qmp *q) {
-        if (!q)
-                return;
-        if (q->fd >= 0)
-                close(q->fd);
-        free(q);
-}
-
-static int qmp_open(const char *path, qmp **ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        qmp *q = calloc(1, sizeof *q);
-        char *line;
-        int r;
-
-        if (!q)
-                return -ENOMEM;
-        q->fd = -1;
-        q->next_id = 1;
-        if (strlen(path) >= sizeof sa.sun_path) {
-                qmp_close(q);
-                return -ENAMETOOLONG;
-        }
-        strcpy(sa.sun_path, path);
-        q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        r = q->fd < 0 || connect(q->fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        if (r >= 0)
-                r = qmp_read_line(q, &line);
-        if (r >= 0 && !strstr(line, "\"QMP\""))
-                r = -EPROTO;
-        if (r >= 0)
-                r = qmp_execute(q, "qmp_capabilities", NULL, NULL);
-        if (r < 0) {
-                qmp_close(q);
-                return r;
-        }
-        *ret = q;
-        return 0;
-}
-
 /* "NAME=<hex>" where NAME starts a word. */
 static bool find_register(const char *text, const char *name, uint64_t *ret) {
         size_t len = strlen(name);
@@ -1353,10 +952,11 @@ static bool find_register(const char *text, const char *name, uint64_t *ret) {
 }
 
 /* The first vCPU's control registers, through `info registers`. */
-static int read_registers(qmp *q, vmsig_vcpu_state *ret) {
-        json_object *o = NULL;
-        int r = qmp_execute(q, "human-monitor-command", "{\"command-line\":\"info registers\"}", &o);
-        const char *text = o ? json_object_get_string(o) : NULL;
+static int read_registers(bench_qmp *q, vmsig_vcpu_state *ret) {
+        char *line = NULL;
+        int r = bench_qmp_execute(q, "human-monitor-command", "{\"command-line\":\"info registers\"}", &line);
+        json_object *o = r >= 0 ? json_tokener_parse(line) : NULL, *v = NULL;
+        const char *text = o && json_object_object_get_ex(o, "return", &v) ? json_object_get_string(v) : NULL;
 
         if (r >= 0 && (!text || !find_register(text, "CR0", &ret->cr0) || !find_register(text, "CR3", &ret->cr3) ||
                        !find_register(text, "CR4", &ret->cr4) || !find_register(text, "EFER", &ret->efer)))
@@ -1367,7 +967,7 @@ static int read_registers(qmp *q, vmsig_vcpu_state *ret) {
 
 /* Median of RTT_CALLS reads of the registers: what one look at the vCPU
  * costs over QMP. */
-static int median_vcpu_rtt(qmp *q, uint64_t *ret) {
+static int median_vcpu_rtt(bench_qmp *q, uint64_t *ret) {
         static uint64_t t[RTT_CALLS];
         vmsig_vcpu_state v;
         int r;
@@ -1386,122 +986,34 @@ static int median_vcpu_rtt(qmp *q, uint64_t *ret) {
 /* --- QEMU ---------------------------------------------------------------------------------------- */
 
 typedef struct qemu {
-        pid_t pid;
-        char dir[160], ram[192], vmsigd_sock[192], bench_sock[192], serial[192];
+        bench_qemu b;
         uint64_t ram_mib;
-        qmp *session;
+        bench_qmp *session;
         int ram_fd;
 } qemu;
 
-typedef struct qemu_spec {
-        uint64_t ram_mib;
-        const char *kernel, *initrd, *append;
-        bool serial, paused, no_reboot;
-} qemu_spec;
-
-static bool is_socket(const char *path) {
-        struct stat st;
-        return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
 static void qemu_stop(qemu *q) {
-        qmp_close(q->session);
-        q->session = NULL;
+        q->session = bench_qmp_close(q->session);
         if (q->ram_fd >= 0)
                 close(q->ram_fd);
         q->ram_fd = -1;
-        if (q->pid > 0) {
-                (void) kill(q->pid, SIGKILL);
-                while (waitpid(q->pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-        }
-        q->pid = 0;
-        if (q->dir[0])
-                remove_tree(q->dir);
-        q->dir[0] = '\0';
+        bench_qemu_stop(&q->b);
 }
 
-/* QEMU under TCG as tests/qemu-harness.c starts it: q35, a file-backed RAM
- * (share=on, created under umask 077) in dir, one QMP socket for vmsigd
- * and one for the bench. The RAM file is opened read-write. */
-static int qemu_start(qemu *q, const char *dir, const qemu_spec *spec) {
-        char mem[32], ram[256], vmsigd_qmp[256], bench_qmp[256], serial[256], log[256];
-        pid_t parent = getpid();
-        uint64_t deadline;
-        int status, r;
+/* QEMU under TCG as tests/qemu-harness.c starts it, in dir, with the
+ * bench's QMP session; the RAM file is opened read-write. */
+static int qemu_start(qemu *q, const char *dir, bench_qemu_spec *spec) {
+        int r;
 
         *q = (qemu) { .ram_fd = -1, .ram_mib = spec->ram_mib };
-        snprintf(q->dir, sizeof q->dir, "%s", dir);
-        if (mkdir(q->dir, 0700) < 0)
-                return -errno;
-        snprintf(q->ram, sizeof q->ram, "%s/ram", dir);
-        snprintf(q->vmsigd_sock, sizeof q->vmsigd_sock, "%s/v.sock", dir);
-        snprintf(q->bench_sock, sizeof q->bench_sock, "%s/b.sock", dir);
-        snprintf(q->serial, sizeof q->serial, "%s/serial", dir);
-        snprintf(log, sizeof log, "%s/qemu.log", dir);
-        snprintf(mem, sizeof mem, "%" PRIu64 "M", spec->ram_mib);
-        snprintf(ram, sizeof ram, "memory-backend-file,id=ram0,size=%" PRIu64 "M,mem-path=%s,share=on",
-                 spec->ram_mib, q->ram);
-        snprintf(vmsigd_qmp, sizeof vmsigd_qmp, "unix:%s,server=on,wait=off", q->vmsigd_sock);
-        snprintf(bench_qmp, sizeof bench_qmp, "unix:%s,server=on,wait=off", q->bench_sock);
-        snprintf(serial, sizeof serial, "file:%s", q->serial);
-
-        const char *argv[32] = {
-                opt.qemu, "-machine", "q35,accel=tcg", "-m", mem, "-object", ram, "-machine", "memory-backend=ram0",
-                "-qmp", vmsigd_qmp, "-qmp", bench_qmp, "-display", "none", "-nodefaults", "-monitor", "none",
-                "-serial", spec->serial ? serial : "none", "-vga", "none",
-        };
-        size_t n = 0;
-        while (argv[n]) /* the rest of the array is NULL */
-                n++;
-        if (spec->kernel) {
-                argv[n++] = "-kernel";
-                argv[n++] = spec->kernel;
-        }
-        if (spec->initrd) {
-                argv[n++] = "-initrd";
-                argv[n++] = spec->initrd;
-        }
-        if (spec->append) {
-                argv[n++] = "-append";
-                argv[n++] = spec->append;
-        }
-        if (spec->no_reboot)
-                argv[n++] = "-no-reboot";
-        if (spec->paused)
-                argv[n++] = "-S";
-        argv[n] = NULL;
-
-        q->pid = fork();
-        if (q->pid < 0)
-                return -errno;
-        if (q->pid == 0) {
-                /* The guest's RAM is nobody else's business. */
-                umask(077);
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(127);
-                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-                        _exit(127);
-                execvp(argv[0], (char *const *) argv);
-                _exit(127);
-        }
-        deadline = bench_now_nsec() + TIMEOUT_USEC * NSEC_PER_USEC;
-        while (!is_socket(q->vmsigd_sock) || !is_socket(q->bench_sock)) {
-                if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
-                        q->pid = 0;
-                        fprintf(stderr, "bench-bootstrap: QEMU exited at start (wait status %d); see %s\n", status,
-                                log);
-                        return -ECHILD;
-                }
-                if (bench_now_nsec() > deadline)
-                        return -ETIMEDOUT;
-                usleep(5000);
-        }
-        r = qmp_open(q->bench_sock, &q->session);
+        spec->binary = opt.qemu;
+        spec->dir = dir;
+        spec->ram_file = true;
+        r = bench_qemu_start(&q->b, spec);
+        if (r >= 0)
+                r = bench_qmp_open(q->b.bench_sock, &q->session);
         if (r >= 0) {
-                q->ram_fd = open(q->ram, O_RDWR | O_CLOEXEC);
+                q->ram_fd = open(q->b.ram, O_RDWR | O_CLOEXEC);
                 if (q->ram_fd < 0)
                         r = -errno;
         }
@@ -1539,10 +1051,10 @@ static int attach(service *s, const qemu *q, const char *name, watch *w) {
 
         snprintf(tmp, sizeof tmp, "%s/vms.d/.%s.tmp", s->dir, name);
         snprintf(path, sizeof path, "%s/vms.d/%s.xml", s->dir, name);
-        if (asprintf(&xml, "<vm name=\"%s\"><ram path=\"%s\"/><qmp socket=\"%s\"/></vm>\n", name, q->ram,
-                     q->vmsigd_sock) < 0)
+        if (asprintf(&xml, "<vm name=\"%s\"><ram path=\"%s\"/><qmp socket=\"%s\"/></vm>\n", name, q->b.ram,
+                     q->b.vmsigd_sock) < 0)
                 return -ENOMEM;
-        r = write_file(tmp, xml);
+        r = bench_write_file(tmp, xml);
         free(xml);
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -1551,7 +1063,7 @@ static int attach(service *s, const qemu *q, const char *name, watch *w) {
                 if (r >= 0)
                         break;
                 watch_stop(w);
-                if (bench_now_nsec() > deadline || !service_alive(s))
+                if (bench_now_nsec() > deadline || !bench_services_alive(s))
                         return r;
                 usleep(10000);
                 r = 0;
@@ -1575,7 +1087,7 @@ static int detach(service *s, const char *name, watch *w) {
                 usleep(10000);
         }
         watch_stop(w);
-        return bus_drain(s->bus);
+        return bench_process_all(s->bus);
 }
 
 /* --- QEMU: the synthetic vCPU ------------------------------------------------------------------------------- */
@@ -1609,7 +1121,7 @@ static int synthetic_wait_waiting(qemu *q, sd_bus *bus) {
         while (ram_peek(q, SYNTHETIC_STATE_GPA) != SYNTHETIC_WAITING) {
                 if (bench_now_nsec() > deadline)
                         return -ETIMEDOUT;
-                r = bus ? bus_run_until(bus, bench_now_nsec() + NSEC_PER_MSEC) : usleep(1000);
+                r = bus ? bench_run_until(bus, bench_now_nsec() + NSEC_PER_MSEC, NULL) : usleep(1000);
                 if (r < 0)
                         return r;
         }
@@ -1651,7 +1163,7 @@ static int synthetic_enter(qemu *q, sd_bus *bus, uint64_t cr3, uint64_t *ret) {
                 }
                 if (bench_now_nsec() > deadline)
                         return -ETIMEDOUT;
-                r = bus_run_until(bus, bench_now_nsec() + NSEC_PER_MSEC);
+                r = bench_run_until(bus, bench_now_nsec() + NSEC_PER_MSEC, NULL);
         }
         return r;
 }
@@ -1660,142 +1172,161 @@ static int synthetic_reset(qemu *q, sd_bus *bus) {
         int r = synthetic_clear_mailbox(q);
 
         if (r >= 0)
-                r = qmp_execute(q->session, "system_reset", NULL, NULL);
+                r = bench_qmp_execute(q->session, "system_reset", NULL, NULL);
         if (r >= 0)
                 r = synthetic_wait_waiting(q, bus);
+        return r;
+}
+
+/* One boot of the stale-boot scenario (boot 1 or 2): the image, a random
+ * phase, the handshake, until "ready"; the published root checked. */
+static int qemu_boot_once(service *s, qemu *q, watch *w, const win_image *img, unsigned boot, uint64_t *epoch,
+                          unsigned *before_t0) {
+        uint64_t t0 = 0, start, dtb = 0, published = 0, new_epoch = 0;
+        vmsig_gpa_range range;
+        win_expect e;
+        int r = win_stale_boot_write(img, boot, 19041, SYNTHETIC_SEED, &e);
+
+        if (r >= 0)
+                r = bench_run_until(s->bus, bench_now_nsec() + random_phase_nsec(), NULL);
+        start = bench_now_nsec();
+        if (r >= 0)
+                r = synthetic_enter(q, s->bus, e.dtb, &t0);
+        if (r >= 0)
+                r = watch_wait(s->bus, w, ST_READY, start, TIMEOUT_USEC, NULL);
+        if (r < 0) {
+                fprintf(stderr, "bench-bootstrap: boot %u did not get ready (state %s): %s\n", boot, w->state,
+                        strerror(-r));
+                return r;
+        }
+        /* vmsigd may look at the vCPU while the bench still confirms the
+         * handshake; such a sample counts as 0. */
+        *before_t0 += w->entered[ST_READY] < t0;
+        add_sample(&lat, t0, w);
+        vmsig_detect_source src = qemu_source(q, &range);
+        r = attempt_in_process(&src, e.dtb, 4, &lat.detect[lat.n_detect++], &dtb);
+        if (r >= 0 && dtb != e.dtb)
+                r = -EBADMSG;
+        if (r >= 0)
+                r = memctx_get(s->bus, w->path, &published, &new_epoch);
+        if (r >= 0 && (published != e.dtb || new_epoch <= *epoch)) {
+                fprintf(stderr,
+                        "bench-bootstrap: boot %u: published 0x%" PRIx64 " epoch %" PRIu64 ", expected 0x%" PRIx64
+                        " after epoch %" PRIu64 "\n",
+                        boot, published, new_epoch, e.dtb, *epoch);
+                r = -EBADMSG;
+        }
+        *epoch = new_epoch;
+        return r;
+}
+
+/* (c) The boots in turn, across system_reset; the latency report. */
+static int qemu_latency(service *s, qemu *q, watch *w, uint64_t rtt, uint64_t vcpu_rtt) {
+        win_range ranges[2];
+        const win_image img = { .fd = q->ram_fd, .ranges = ranges, .n_ranges = win_ranges_q35(q->ram_mib, ranges) };
+        uint64_t epoch = 0, reset_at;
+        unsigned before_t0 = 0;
+        int r = 0;
+
+        phases_init(opt.qemu_runs);
+        for (unsigned i = 0; r >= 0 && i < opt.qemu_runs; i++) {
+                if (i > 0) {
+                        reset_at = bench_now_nsec();
+                        r = synthetic_reset(q, s->bus);
+                        if (r >= 0)
+                                r = watch_wait(s->bus, w, ST_BOOTING, reset_at, TIMEOUT_USEC, NULL);
+                        if (r < 0)
+                                fprintf(stderr, "bench-bootstrap: after system_reset: %s\n", strerror(-r));
+                }
+                if (r >= 0)
+                        r = qemu_boot_once(s, q, w, &img, 1 + i % 2, &epoch, &before_t0);
+        }
+        if (r < 0)
+                return r;
+        print_method(s->bus, w->path, "  qemu     ");
+        latency_result x = latency_report("qemu", "vCPU seen in long mode on the tables", &lat, rtt, vcpu_rtt);
+        if (before_t0 > 0)
+                printf("  qemu     %u of the %zu samples were ready before the handshake was confirmed (counted 0)\n",
+                       before_t0, lat.n);
+        latency_at("bootstrap-qemu", &x, lat.n);
+        return 0;
+}
+
+/* QEMU with the synthetic program waiting, attached through a trigger file. */
+static int qemu_setup(service *s, qemu *q, watch *w) {
+        bench_qemu_spec spec = { .ram_mib = win_scenario_ram_mib(WIN_SCENARIO_STALE_BOOT),
+                                 .kernel = synthetic_program() };
+        char dir[192];
+        int r = service_start(s, "", "", true);
+
+        if (r < 0)
+                return r;
+        snprintf(dir, sizeof dir, "%s/q", s->dir);
+        r = qemu_start(q, dir, &spec);
+        if (r >= 0)
+                r = synthetic_wait_waiting(q, NULL);
+        if (r < 0) {
+                fprintf(stderr, "bench-bootstrap: the synthetic vCPU did not start: %s\n", strerror(-r));
+                return r;
+        }
+        r = attach(s, q, "guest", w);
+        if (r >= 0)
+                r = watch_wait(s->bus, w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
+        if (r < 0)
+                fprintf(stderr, "bench-bootstrap: vmsigd did not attach the QEMU VM: %s\n", strerror(-r));
         return r;
 }
 
 static int run_qemu(void) {
         service s = { .vmsigd_pid = -1, .bus_pid = -1 };
         qemu q = { .ram_fd = -1 };
-        qemu_spec spec = { .ram_mib = win_scenario_ram_mib(WIN_SCENARIO_STALE_BOOT), .kernel = synthetic_program() };
-        win_range ranges[2];
-        vmsig_gpa_range range;
         watch w = {};
         cpu_result waiting, idle;
-        uint64_t rtt = 0, vcpu_rtt = 0, epoch = 0, dtb = 0, t0, start, reset_at;
-        unsigned before_t0 = 0;
-        char dir[192];
+        uint64_t rtt = 0, vcpu_rtt = 0, settle = opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC;
+        const char *program = synthetic_program();
         int r;
 
         printf("== qemu: QEMU (TCG) running the synthetic vCPU on tests/win-image.c's stale-boot scenario\n");
-        if (!spec.kernel || access(spec.kernel, R_OK) < 0) {
+        if (!program || access(program, R_OK) < 0) {
                 printf("  the synthetic guest program is missing (make tests/guest/longmode.elf, or set "
                        "VMSIG_SYNTHETIC_GUEST); skipped\n");
                 printf("@ bootstrap-qemu skipped\n");
                 return 0;
         }
         memset(&lat, 0, sizeof lat);
-        r = service_start(&s, "armed", "", true);
-        if (r < 0)
-                goto finish;
-        snprintf(dir, sizeof dir, "%s/q", s.dir);
-        r = qemu_start(&q, dir, &spec);
-        if (r >= 0)
-                r = synthetic_wait_waiting(&q, NULL);
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: the synthetic vCPU did not start: %s\n", strerror(-r));
-                goto finish;
-        }
-        const win_image img = { .fd = q.ram_fd, .ranges = ranges, .n_ranges = win_ranges_q35(q.ram_mib, ranges) };
-        r = attach(&s, &q, "guest", &w);
-        if (r >= 0)
-                r = watch_wait(s.bus, &w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: vmsigd did not attach the QEMU VM: %s\n", strerror(-r));
-                goto finish;
-        }
-
+        r = qemu_setup(&s, &q, &w);
         /* (c) The program waits with paging off; vmsigd asks QEMU for the
          * registers every 250 ms. */
-        r = bus_run_until(s.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC);
+        if (r >= 0)
+                r = bench_run_until(s.bus, bench_now_nsec() + settle, NULL);
         if (r >= 0)
                 r = cpu_window(&s, NULL, opt.cpu_seconds, &waiting);
         if (r >= 0)
                 r = median_rtt(s.bus, w.path, &rtt);
         if (r >= 0)
                 r = median_vcpu_rtt(q.session, &vcpu_rtt);
-        if (r < 0)
-                goto finish;
-
-        phases_init(opt.qemu_runs);
-        for (unsigned i = 0; r >= 0 && i < opt.qemu_runs; i++) {
-                unsigned boot = 1 + i % 2;
-                win_expect e;
-
-                if (i > 0) {
-                        reset_at = bench_now_nsec();
-                        r = synthetic_reset(&q, s.bus);
-                        if (r >= 0)
-                                r = watch_wait(s.bus, &w, ST_BOOTING, reset_at, TIMEOUT_USEC, NULL);
-                        if (r < 0) {
-                                fprintf(stderr, "bench-bootstrap: after system_reset: %s\n", strerror(-r));
-                                break;
-                        }
-                }
-                r = win_stale_boot_write(&img, boot, 19041, SYNTHETIC_SEED, &e);
-                if (r >= 0)
-                        r = bus_run_until(s.bus, bench_now_nsec() + random_phase_nsec());
-                start = bench_now_nsec();
-                if (r >= 0)
-                        r = synthetic_enter(&q, s.bus, e.dtb, &t0);
-                if (r >= 0)
-                        r = watch_wait(s.bus, &w, ST_READY, start, TIMEOUT_USEC, NULL);
-                if (r < 0) {
-                        fprintf(stderr, "bench-bootstrap: boot %u of run %u did not get ready (state %s): %s\n", boot,
-                                i + 1, w.state, strerror(-r));
-                        break;
-                }
-                /* vmsigd may look at the vCPU while the bench still
-                 * confirms the handshake; such a sample counts as 0. */
-                before_t0 += w.entered[ST_READY] < t0;
-                add_sample(&lat, t0, &w);
-                vmsig_detect_source src = qemu_source(&q, &range);
-                r = attempt_in_process(&src, e.dtb, 4, &lat.detect[lat.n_detect], &dtb);
-                if (r >= 0 && dtb != e.dtb)
-                        r = -EBADMSG;
-                lat.n_detect++;
-                uint64_t published = 0, new_epoch = 0;
-                if (r >= 0)
-                        r = memctx_get(s.bus, w.path, &published, &new_epoch);
-                if (r >= 0 && (published != e.dtb || new_epoch <= epoch)) {
-                        fprintf(stderr, "bench-bootstrap: boot %u: published 0x%" PRIx64 " epoch %" PRIu64
-                                        ", expected 0x%" PRIx64 " after epoch %" PRIu64 "\n",
-                                boot, published, new_epoch, e.dtb, epoch);
-                        r = -EBADMSG;
-                }
-                epoch = new_epoch;
-        }
-        if (r < 0)
-                goto finish;
-        print_method(s.bus, w.path, "  qemu     ");
-        latency_result x = latency_report("qemu", "vCPU seen in long mode on the tables", &lat, rtt, vcpu_rtt);
-        if (before_t0 > 0)
-                printf("  qemu     %u of the %zu samples were ready before the handshake was confirmed (counted 0)\n",
-                       before_t0, lat.n);
-        latency_at("bootstrap-qemu", &x, lat.n);
-
+        if (r >= 0)
+                r = qemu_latency(&s, &q, &w, rtt, vcpu_rtt);
         /* The baseline of (c): the same vmsigd and VM, the root published
          * and nobody watching it: no bootstrap work at all. */
-        r = bus_run_until(s.bus, bench_now_nsec() + opt.settle_seconds * USEC_PER_SEC * NSEC_PER_USEC);
+        if (r >= 0)
+                r = bench_run_until(s.bus, bench_now_nsec() + settle, NULL);
         if (r >= 0)
                 r = cpu_window(&s, NULL, opt.cpu_seconds, &idle);
-        if (r < 0)
-                goto finish;
-        /* Rates over windows of (nearly) the same length. */
-        waiting.baseline_cpu = idle.cpu * waiting.wall / idle.wall;
-        waiting.baseline_sched = idle.sched * waiting.wall / idle.wall;
-        cpu_percentages(&waiting);
-        cpu_report("bootstrap-cpu-qemu", "(c) QEMU VM, the synthetic program waiting (paging off)",
-                   "the same VM once ready, unwatched, the next seconds", &waiting, NULL);
-        r = detach(&s, "guest", &w);
-finish:
+        if (r >= 0) {
+                /* Rates over windows of (nearly) the same length. */
+                waiting.baseline_cpu = idle.cpu * waiting.wall / idle.wall;
+                waiting.baseline_sched = idle.sched * waiting.wall / idle.wall;
+                cpu_percentages(&waiting);
+                cpu_report("bootstrap-cpu-qemu", "(c) QEMU VM, the synthetic program waiting (paging off)",
+                           "the same VM once ready, unwatched, the next seconds", &waiting, NULL);
+                r = detach(&s, "guest", &w);
+        }
         watch_stop(&w);
         if (r < 0 && s.vmsigd_pid > 0)
-                service_print_log(&s, 20);
+                bench_services_print_log(&s, 20);
         qemu_stop(&q);
-        service_stop(&s);
+        bench_services_stop(&s, opt.keep);
         return r;
 }
 
@@ -1906,7 +1437,7 @@ static int linux_initrd(const char *dir, char **ret) {
         char log[256];
         int status;
         snprintf(log, sizeof log, "%s/initrd.log", dir);
-        pid_t pid = spawn(log, argv, -1, NULL);
+        pid_t pid = bench_spawn(log, argv, -1, NULL);
         r = pid < 0 ? -errno : 0;
         if (r >= 0 && (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
                 r = -EIO;
@@ -1950,18 +1481,77 @@ typedef struct linux_samples {
 
 static linux_samples lin;
 
+/* From "cont" until the kernel switched to its own tables, printed its
+ * marker and vmsigd said "ready". */
+static int linux_wait(service *s, qemu *q, watch *w, const vmsig_detect_source *src, uint64_t t_cont,
+                      uint64_t *t_switch, uint64_t *t_marker) {
+        uint64_t deadline = t_cont + 120 * USEC_PER_SEC * NSEC_PER_USEC;
+        off_t serial_pos = 0;
+        vmsig_vcpu_state v;
+        int r = 0;
+
+        while (r >= 0 && (!*t_switch || !*t_marker || state_index(w->state) != ST_READY)) {
+                if (!*t_switch) {
+                        r = read_registers(q->session, &v);
+                        if (r >= 0 && vmsig_vcpu_paging_levels(&v) > 0 &&
+                            vmsig_detect_kernel_entries(src, v.cr3 & VMSIG_CR3_ROOT_MASK) > 0)
+                                *t_switch = bench_now_nsec();
+                }
+                if (!*t_marker && serial_has_marker(q->b.serial, &serial_pos))
+                        *t_marker = bench_now_nsec();
+                if (r >= 0 && bench_now_nsec() > deadline)
+                        r = -ETIMEDOUT;
+                if (r >= 0)
+                        r = bench_run_until(s->bus, bench_now_nsec() + opt.poll_ms * NSEC_PER_MSEC, NULL);
+        }
+        if (r < 0)
+                fprintf(stderr, "bench-bootstrap: the Linux guest: switch %s, marker %s, state %s: %s\n",
+                        *t_switch ? "seen" : "not seen", *t_marker ? "seen" : "not seen", w->state, strerror(-r));
+        return r;
+}
+
+/* The probe in process on the CR3 the kernel runs on now, the release
+ * vmsigd found, and the floors of a look. */
+static int linux_check(service *s, qemu *q, watch *w, const vmsig_detect_source *src, const char *release,
+                       uint64_t *rtt, uint64_t *vcpu_rtt) {
+        uint64_t dtb = 0;
+        vmsig_vcpu_state v;
+        char *got = NULL;
+        int r = read_registers(q->session, &v);
+
+        if (r >= 0)
+                r = attempt_in_process(src, v.cr3, vmsig_vcpu_paging_levels(&v), &lin.detect[lin.n], &dtb);
+        if (r >= 0 && !dtb)
+                r = -ENOENT;
+        if (r >= 0)
+                r = get_string(s->bus, w->path, "GuestOsRelease", &got);
+        if (r >= 0 && strcmp(got, release) != 0) {
+                fprintf(stderr, "bench-bootstrap: vmsigd found release \"%s\", the kernel is %s\n", got, release);
+                r = -EBADMSG;
+        }
+        free(got);
+        if (r >= 0)
+                r = median_rtt(s->bus, w->path, rtt);
+        if (r >= 0)
+                r = median_vcpu_rtt(q->session, vcpu_rtt);
+        return r;
+}
+
 /* One boot, attached before "cont"; the floors (a D-Bus round trip, a look
  * at the vCPU) measured once the kernel runs, into *rtt and *vcpu_rtt. */
 static int linux_run_once(service *s, const char *kernel, const char *initrd, const char *release, unsigned i,
                           uint64_t *rtt, uint64_t *vcpu_rtt) {
-        qemu_spec spec = { .ram_mib = LINUX_RAM_MIB, .kernel = kernel, .initrd = initrd,
-                           .append = "console=ttyS0 panic=-1", .serial = true, .paused = true, .no_reboot = true };
-        uint64_t deadline, t_cont, t_switch = 0, t_marker = 0, dtb = 0;
-        char dir[192], name[32], *got = NULL;
+        bench_qemu_spec spec = { .ram_mib = LINUX_RAM_MIB,
+                                 .kernel = kernel,
+                                 .initrd = initrd,
+                                 .append = "console=ttyS0 panic=-1",
+                                 .serial = true,
+                                 .paused = true,
+                                 .no_reboot = true };
+        uint64_t t_cont, t_switch = 0, t_marker = 0;
+        char dir[192], name[32];
         vmsig_gpa_range range;
-        vmsig_vcpu_state v;
         qemu q = { .ram_fd = -1 };
-        off_t serial_pos = 0;
         watch w = {};
         int r;
 
@@ -1973,74 +1563,38 @@ static int linux_run_once(service *s, const char *kernel, const char *initrd, co
         /* Paused: the vCPU is in reset, paging off. */
         if (r >= 0)
                 r = watch_wait(s->bus, &w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
-        if (r < 0) {
+        if (r < 0)
                 fprintf(stderr, "bench-bootstrap: the Linux guest did not attach: %s\n", strerror(-r));
-                goto finish;
-        }
         vmsig_detect_source src = qemu_source(&q, &range);
         /* The bench saw "booting" right after vmsigd looked at the vCPU:
          * without a random wait, "cont" and the looks would be in step. */
-        r = bus_run_until(s->bus, bench_now_nsec() + random_phase_nsec());
-        if (r < 0)
-                goto finish;
+        if (r >= 0)
+                r = bench_run_until(s->bus, bench_now_nsec() + random_phase_nsec(), NULL);
         t_cont = bench_now_nsec();
-        r = qmp_execute(q.session, "cont", NULL, NULL);
-        deadline = t_cont + 120 * USEC_PER_SEC * NSEC_PER_USEC;
-        while (r >= 0 && (!t_switch || !t_marker || state_index(w.state) != ST_READY)) {
-                if (!t_switch) {
-                        r = read_registers(q.session, &v);
-                        if (r >= 0 && vmsig_vcpu_paging_levels(&v) > 0 &&
-                            vmsig_detect_kernel_entries(&src, v.cr3 & VMSIG_CR3_ROOT_MASK) > 0)
-                                t_switch = bench_now_nsec();
-                }
-                if (!t_marker && serial_has_marker(q.serial, &serial_pos))
-                        t_marker = bench_now_nsec();
-                if (r >= 0 && bench_now_nsec() > deadline)
-                        r = -ETIMEDOUT;
-                if (r >= 0)
-                        r = bus_run_until(s->bus, bench_now_nsec() + opt.poll_ms * NSEC_PER_MSEC);
+        if (r >= 0)
+                r = bench_qmp_execute(q.session, "cont", NULL, NULL);
+        if (r >= 0)
+                r = linux_wait(s, &q, &w, &src, t_cont, &t_switch, &t_marker);
+        if (r >= 0) {
+                uint64_t ready = w.entered[ST_READY];
+                lin.to_switch[lin.n] = t_switch - t_cont;
+                lin.ready[lin.n] = ready > t_switch ? ready - t_switch : 0;
+                lin.from_cont[lin.n] = ready - t_cont;
+                lin.marker[lin.n] = t_marker - t_cont;
+                r = linux_check(s, &q, &w, &src, release, rtt, vcpu_rtt);
         }
-        if (r < 0) {
-                fprintf(stderr, "bench-bootstrap: the Linux guest: switch %s, marker %s, state %s: %s\n",
-                        t_switch ? "seen" : "not seen", t_marker ? "seen" : "not seen", w.state, strerror(-r));
-                goto finish;
+        if (r >= 0) {
+                unsigned attempts = 0;
+                (void) attempts_of(s->bus, w.path, &attempts);
+                printf("  linux  run %u: cont -> page-table switch %.0f ms, -> ready %.0f ms, -> init marker %.0f ms; "
+                       "switch -> ready %.0f ms (%u attempt%s)\n",
+                       i, ms(lin.to_switch[lin.n]), ms(lin.from_cont[lin.n]), ms(lin.marker[lin.n]),
+                       ms(lin.ready[lin.n]), attempts, attempts == 1 ? "" : "s");
+                if (i == 1)
+                        print_method(s->bus, w.path, "  linux    ");
+                lin.n++;
+                r = detach(s, name, &w);
         }
-        uint64_t ready = w.entered[ST_READY];
-        lin.to_switch[lin.n] = t_switch - t_cont;
-        lin.ready[lin.n] = ready > t_switch ? ready - t_switch : 0;
-        lin.from_cont[lin.n] = ready - t_cont;
-        lin.marker[lin.n] = t_marker - t_cont;
-
-        /* The probe in process on the CR3 the kernel runs on now. */
-        r = read_registers(q.session, &v);
-        if (r >= 0)
-                r = attempt_in_process(&src, v.cr3, vmsig_vcpu_paging_levels(&v), &lin.detect[lin.n], &dtb);
-        if (r >= 0 && !dtb)
-                r = -ENOENT;
-        if (r >= 0)
-                r = get_string(s->bus, w.path, "GuestOsRelease", &got);
-        if (r >= 0 && strcmp(got, release) != 0) {
-                fprintf(stderr, "bench-bootstrap: vmsigd found release \"%s\", the kernel is %s\n", got, release);
-                r = -EBADMSG;
-        }
-        free(got);
-        if (r >= 0)
-                r = median_rtt(s->bus, w.path, rtt);
-        if (r >= 0)
-                r = median_vcpu_rtt(q.session, vcpu_rtt);
-        if (r < 0)
-                goto finish;
-        unsigned attempts = 0;
-        (void) attempts_of(s->bus, w.path, &attempts);
-        printf("  linux  run %u: cont -> page-table switch %.0f ms, -> ready %.0f ms, -> init marker %.0f ms; "
-               "switch -> ready %.0f ms (%u attempt%s)\n",
-               i, ms(lin.to_switch[lin.n]), ms(lin.from_cont[lin.n]), ms(lin.marker[lin.n]), ms(lin.ready[lin.n]),
-               attempts, attempts == 1 ? "" : "s");
-        if (i == 1)
-                print_method(s->bus, w.path, "  linux    ");
-        lin.n++;
-        r = detach(s, name, &w);
-finish:
         watch_stop(&w);
         qemu_stop(&q);
         return r;
@@ -2062,7 +1616,7 @@ static int run_linux(void) {
         const char *base = strrchr(kernel, '/') ? strrchr(kernel, '/') + 1 : kernel;
         release = strdup(strncmp(base, "vmlinuz-", 8) == 0 ? base + 8 : base);
         memset(&lin, 0, sizeof lin);
-        r = service_start(&s, "armed", "", true);
+        r = service_start(&s, "", "", true);
         if (r >= 0)
                 r = linux_initrd(s.dir, &initrd);
         if (r < 0) {
@@ -2076,8 +1630,9 @@ static int run_linux(void) {
         if (r < 0)
                 goto finish;
 
-        summary to_switch = summarize(lin.to_switch, lin.n), from_cont = summarize(lin.from_cont, lin.n),
-                marker = summarize(lin.marker, lin.n), ready = summarize(lin.ready, lin.n);
+        bench_summary to_switch = bench_summarize(lin.to_switch, lin.n),
+                      from_cont = bench_summarize(lin.from_cont, lin.n), marker = bench_summarize(lin.marker, lin.n),
+                      ready = bench_summarize(lin.ready, lin.n);
         uint64_t detect = bench_median(lin.detect, lin.n),
                  baseline = detect + rtt + vcpu_rtt + VMSIG_BOOTSTRAP_VCPU_INTERVAL_USEC * NSEC_PER_USEC / 2;
         double ratio = (double) ready.median / (double) baseline;
@@ -2096,8 +1651,8 @@ static int run_linux(void) {
                ms(marker.median), ms(baseline), ms(detect), ms(rtt), ms(vcpu_rtt), ratio, lin.n);
 finish:
         if (r < 0 && s.vmsigd_pid > 0)
-                service_print_log(&s, 20);
-        service_stop(&s);
+                bench_services_print_log(&s, 20);
+        bench_services_stop(&s, opt.keep);
         free(kernel);
         free(initrd);
         free(release);
@@ -2123,163 +1678,93 @@ static bool qemu_available(void) {
 
 /* --- main --------------------------------------------------------------------------------------------- */
 
-static void help(void) {
-        printf("bench-bootstrap --srcdir DIR [--vmsigd PATH] [--case stub|qemu|linux]... [--runs N]\n"
-               "                [--cpu-seconds S] [--nosystem-seconds S] [--steady-seconds S] [--settle-seconds S]\n"
-               "                [--sparse] [--seed N] [--keep]\n"
-               "                [--qemu BINARY] [--qemu-runs N] [--linux-runs N] [--kernel PATH] [--initrd PATH]\n"
-               "                [--poll-ms N]\n"
-               "The address-space bootstrap (issue 14): structures in place -> BootstrapState ready, and\n"
-               "vmsigd's CPU while it waits. The qemu and linux cases need the armed build.\n");
+/* The QEMU cases, where the build and the machine have what they need. */
+static int run_qemu_cases(bool want_qemu, bool want_linux) {
+        int r = 0;
+
+        if (!want_qemu && !want_linux)
+                return 0;
+#if BENCH_BOOTSTRAP_QEMU
+        if (!qemu_available()) {
+                printf("== qemu, linux: %s is not installed (apt-get install qemu-system-x86); skipped\n", opt.qemu);
+                printf("@ bootstrap-qemu skipped\n@ bootstrap-linux skipped\n");
+                return 0;
+        }
+        if (want_qemu)
+                r = run_qemu();
+        if (r >= 0 && want_linux)
+                r = run_linux();
+#else
+        printf("== qemu, linux: not the armed build (configure --enable-qmp); skipped\n");
+        printf("@ bootstrap-qemu skipped\n@ bootstrap-linux skipped\n");
+#endif
+        return r;
 }
 
-int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "srcdir", required_argument, NULL, 'S' },
-                { "vmsigd", required_argument, NULL, 'V' },
-                { "case", required_argument, NULL, 'c' },
-                { "runs", required_argument, NULL, 'n' },
-                { "cpu-seconds", required_argument, NULL, 'C' },
-                { "nosystem-seconds", required_argument, NULL, 'N' },
-                { "steady-seconds", required_argument, NULL, 'T' },
-                { "settle-seconds", required_argument, NULL, 'W' },
-                { "sparse", no_argument, NULL, 's' },
-                { "seed", required_argument, NULL, 'r' },
-                { "keep", no_argument, NULL, 'k' },
-                { "qemu", required_argument, NULL, 'q' },
-                { "qemu-runs", required_argument, NULL, 'Q' },
-                { "linux-runs", required_argument, NULL, 'L' },
-                { "kernel", required_argument, NULL, 'K' },
-                { "initrd", required_argument, NULL, 'I' },
-                { "poll-ms", required_argument, NULL, 'P' },
-                {}
-        };
-        const char *qemu_binary = getenv("VMSIG_QEMU"), *kernel = NULL, *initrd = NULL, *tmp = getenv("TMPDIR");
-        unsigned qemu_runs = 10, linux_runs = 3, poll_ms = 5;
-        bool want_stub = false, want_qemu = false, want_linux = false;
-        int c, r = 0;
+static const char usage[] =
+        "bench-bootstrap --srcdir DIR [--vmsigd PATH] [--case stub|qemu|linux]... [--runs N]\n"
+        "                [--cpu-seconds S] [--nosystem-seconds S] [--steady-seconds S] [--settle-seconds S]\n"
+        "                [--sparse] [--seed N] [--keep]\n"
+        "                [--qemu BINARY] [--qemu-runs N] [--linux-runs N] [--kernel PATH] [--initrd PATH]\n"
+        "                [--poll-ms N]\n"
+        "The address-space bootstrap (issue 14): structures in place -> BootstrapState ready, and\n"
+        "vmsigd's CPU while it waits. The qemu and linux cases need the armed build.\n";
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'S':
-                        opt.srcdir = optarg;
-                        break;
-                case 'V':
-                        opt.vmsigd = optarg;
-                        break;
-                case 'c':
-                        if (strcmp(optarg, "stub") == 0)
-                                want_stub = true;
-                        else if (strcmp(optarg, "qemu") == 0)
-                                want_qemu = true;
-                        else if (strcmp(optarg, "linux") == 0)
-                                want_linux = true;
-                        else {
-                                fprintf(stderr, "bench-bootstrap: no case \"%s\" (stub, qemu, linux)\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                case 'n':
-                        opt.runs = bench_parse_unsigned("runs", optarg, 1, SAMPLES_MAX);
-                        break;
-                case 'C':
-                        opt.cpu_seconds = bench_parse_unsigned("cpu-seconds", optarg, 1, 3600);
-                        break;
-                case 'N':
-                        opt.nosystem_seconds = bench_parse_unsigned("nosystem-seconds", optarg, 1, 3600);
-                        break;
-                case 'T':
-                        opt.steady_seconds = bench_parse_unsigned("steady-seconds", optarg, 0, 3600);
-                        break;
-                case 'W':
-                        opt.settle_seconds = bench_parse_unsigned("settle-seconds", optarg, 0, 60);
-                        break;
-                case 's':
-                        opt.sparse = true;
-                        break;
-                case 'r':
-                        opt.rng = bench_parse_unsigned("seed", optarg, 1, UINT32_MAX);
-                        break;
-                case 'k':
-                        opt.keep = true;
-                        break;
-                case 'q':
-                        qemu_binary = optarg;
-                        break;
-                case 'Q':
-                        qemu_runs = bench_parse_unsigned("qemu-runs", optarg, 1, SAMPLES_MAX);
-                        break;
-                case 'L':
-                        linux_runs = bench_parse_unsigned("linux-runs", optarg, 1, SAMPLES_MAX);
-                        break;
-                case 'K':
-                        kernel = optarg;
-                        break;
-                case 'I':
-                        initrd = optarg;
-                        break;
-                case 'P':
-                        poll_ms = bench_parse_unsigned("poll-ms", optarg, 1, 1000);
-                        break;
-                default:
+int main(int argc, char *argv[]) {
+        unsigned seed = (unsigned) opt.rng;
+        bench_list cases = {};
+        const bench_option options[] = {
+                BENCH_OPT_S("srcdir", &opt.srcdir),
+                BENCH_OPT_S("vmsigd", &opt.vmsigd),
+                BENCH_OPT_L("case", &cases),
+                BENCH_OPT_U("runs", &opt.runs, 1, SAMPLES_MAX),
+                BENCH_OPT_U("cpu-seconds", &opt.cpu_seconds, 1, 3600),
+                BENCH_OPT_U("nosystem-seconds", &opt.nosystem_seconds, 1, 3600),
+                BENCH_OPT_U("steady-seconds", &opt.steady_seconds, 0, 3600),
+                BENCH_OPT_U("settle-seconds", &opt.settle_seconds, 0, 60),
+                BENCH_OPT_F("sparse", &opt.sparse),
+                BENCH_OPT_U("seed", &seed, 1, UINT32_MAX),
+                BENCH_OPT_F("keep", &opt.keep),
+                BENCH_OPT_S("qemu", &opt.qemu),
+                BENCH_OPT_U("qemu-runs", &opt.qemu_runs, 1, SAMPLES_MAX),
+                BENCH_OPT_U("linux-runs", &opt.linux_runs, 1, SAMPLES_MAX),
+                BENCH_OPT_S("kernel", &opt.kernel),
+                BENCH_OPT_S("initrd", &opt.initrd),
+                BENCH_OPT_U("poll-ms", &opt.poll_ms, 1, 1000),
+                {},
+        };
+        char *srcdir;
+        int r = 0;
+
+        opt.qemu = getenv("VMSIG_QEMU");
+        bench_parse_options(argc, argv, options, usage);
+        for (unsigned i = 0; i < cases.n; i++)
+                if (strcmp(cases.item[i], "stub") != 0 && strcmp(cases.item[i], "qemu") != 0 &&
+                    strcmp(cases.item[i], "linux") != 0) {
+                        fprintf(stderr, "bench-bootstrap: no case \"%s\" (stub, qemu, linux)\n", cases.item[i]);
                         return EXIT_FAILURE;
                 }
-        if (!want_stub && !want_qemu && !want_linux)
-                want_stub = want_qemu = want_linux = true;
+        opt.rng = seed;
         if (!opt.srcdir)
                 opt.srcdir = getenv("VMSIG_SRCDIR");
         /* Absolute: dbus-daemon reads an <include> relative to the file
          * that has it, which lives in a temporary directory. */
-        char *srcdir = opt.srcdir ? realpath(opt.srcdir, NULL) : NULL;
+        srcdir = opt.srcdir ? realpath(opt.srcdir, NULL) : NULL;
         if (!srcdir) {
                 fprintf(stderr, "bench-bootstrap: give --srcdir (or VMSIG_SRCDIR): data/org.vmsig.conf is needed\n");
                 return EXIT_FAILURE;
         }
         opt.srcdir = srcdir;
         opt.dbus_daemon = getenv("DBUS_DAEMON") && *getenv("DBUS_DAEMON") ? getenv("DBUS_DAEMON") : "dbus-daemon";
-        /* Unix socket paths (the buses, the QMP sockets) must fit in 108
-         * bytes: a long $TMPDIR, as in a package build, gives way. */
-        opt.tmp = tmp && *tmp && strlen(tmp) <= 60 ? tmp : "/tmp";
-#if BENCH_BOOTSTRAP_QEMU
-        opt.qemu = qemu_binary && *qemu_binary ? qemu_binary : "qemu-system-x86_64";
-        opt.kernel = kernel;
-        opt.initrd = initrd;
-        opt.qemu_runs = qemu_runs;
-        opt.linux_runs = linux_runs;
-        opt.poll_ms = poll_ms;
-#else
-        /* Accepted so that one command line fits both builds. */
-        (void) qemu_binary;
-        (void) kernel;
-        (void) initrd;
-        (void) qemu_runs;
-        (void) linux_runs;
-        (void) poll_ms;
-#endif
+        opt.tmp = bench_tmpdir();
+        if (!opt.qemu || !*opt.qemu)
+                opt.qemu = "qemu-system-x86_64";
         printf("  random phases from seed %" PRIu64 "; vCPU poll interval %" PRIu64 " ms\n", opt.rng,
                (uint64_t) (VMSIG_BOOTSTRAP_VCPU_INTERVAL_USEC / 1000));
-        if (want_stub)
+        if (bench_list_wants(&cases, "stub"))
                 r = run_stub();
-#if BENCH_BOOTSTRAP_QEMU
-        if (r >= 0 && (want_qemu || want_linux) && !qemu_available()) {
-                printf("== qemu, linux: %s is not installed (apt-get install qemu-system-x86); skipped\n", opt.qemu);
-                printf("@ bootstrap-qemu skipped\n@ bootstrap-linux skipped\n");
-                want_qemu = want_linux = false;
-        }
-        if (r >= 0 && want_qemu)
-                r = run_qemu();
-        if (r >= 0 && want_linux)
-                r = run_linux();
-#else
-        if (want_qemu || want_linux) {
-                printf("== qemu, linux: not the armed build (configure --enable-qmp); skipped\n");
-                printf("@ bootstrap-qemu skipped\n@ bootstrap-linux skipped\n");
-        }
-#endif
+        if (r >= 0)
+                r = run_qemu_cases(bench_list_wants(&cases, "qemu"), bench_list_wants(&cases, "linux"));
         if (r < 0)
                 fprintf(stderr, "bench-bootstrap: failed: %s\n", strerror(-r));
         free(srcdir);

@@ -18,19 +18,13 @@
  * K = 16, for each batch size. ratio = core events/s / bare events/s.
  * Lines starting with "@" are for bench/run.sh.
  */
-#include <errno.h>
-#include <getopt.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <systemd/sd-event.h>
-#include <time.h>
 
+#include "bench-lib.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
 
-#define RUNS_MAX 15
 #define SUBSCRIBERS_MAX 64
 #define PAYLOAD_MAX 4096
 #define CALIBRATE_EVENTS 20000
@@ -84,6 +78,15 @@ static void finish_if_done(bench *b) {
                 (void) sd_event_exit(b->event, 0);
 }
 
+/* The loop until every event is delivered, timed. */
+static int timed_loop(bench *b, uint64_t *ret_nsec) {
+        uint64_t start = now_nsec();
+        int r = sd_event_loop(b->event);
+
+        *ret_nsec = now_nsec() - start;
+        return r >= 0 && b->delivered != (uint64_t) b->events * b->n_subscribers ? -EIO : r;
+}
+
 /* --- core ------------------------------------------------------------------ */
 
 static int on_delivery(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
@@ -117,7 +120,6 @@ static int run_core(bench *b, uint64_t *ret_nsec) {
         vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_SENSOR) };
         sd_event_source *producer = NULL;
         vmsig_endpoint *ep;
-        uint64_t start;
         int r;
 
         r = sd_event_new(&b->event);
@@ -141,11 +143,7 @@ static int run_core(bench *b, uint64_t *ret_nsec) {
         if (r < 0)
                 goto finish;
 
-        start = now_nsec();
-        r = sd_event_loop(b->event);
-        *ret_nsec = now_nsec() - start;
-        if (r >= 0 && b->delivered != (uint64_t) b->events * b->n_subscribers)
-                r = -EIO;
+        r = timed_loop(b, ret_nsec);
 finish:
         sd_event_source_disable_unref(producer);
         for (unsigned i = 0; i < b->n_subscribers; i++)
@@ -220,7 +218,6 @@ static int bare_produce(sd_event_source *s, void *userdata) {
 
 static int run_bare(bench *b, uint64_t *ret_nsec) {
         sd_event_source *producer = NULL;
-        uint64_t start;
         int r;
 
         for (unsigned i = 0; i < SUBSCRIBERS_MAX; i++)
@@ -240,11 +237,7 @@ static int run_bare(bench *b, uint64_t *ret_nsec) {
         if (r < 0)
                 goto finish;
 
-        start = now_nsec();
-        r = sd_event_loop(b->event);
-        *ret_nsec = now_nsec() - start;
-        if (r >= 0 && b->delivered != (uint64_t) b->events * b->n_subscribers)
-                r = -EIO;
+        r = timed_loop(b, ret_nsec);
 finish:
         while (b->head) {
                 node *n = b->head;
@@ -261,16 +254,6 @@ finish:
 
 /* --- driver ---------------------------------------------------------------- */
 
-static int compare_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
-static uint64_t median(uint64_t *v, unsigned n) {
-        qsort(v, n, sizeof v[0], compare_u64);
-        return v[n / 2];
-}
-
 static int measure(bench *b, bool core, uint64_t *ret_nsec) {
         b->published = 0;
         b->delivered = 0;
@@ -278,7 +261,7 @@ static int measure(bench *b, bool core, uint64_t *ret_nsec) {
 }
 
 static int run_pair(bench *b, unsigned runs, double seconds) {
-        uint64_t tc[RUNS_MAX] = {}, tb[RUNS_MAX] = {}, t;
+        uint64_t tc[BENCH_RUNS_MAX] = {}, tb[BENCH_RUNS_MAX] = {}, t;
         unsigned events;
         int r;
 
@@ -321,7 +304,7 @@ static int run_pair(bench *b, unsigned runs, double seconds) {
                         tb[i] = tc[i];
         }
 
-        double ec = events / (median(tc, runs) / 1e9), eb = events / (median(tb, runs) / 1e9);
+        double ec = events / (bench_median(tc, runs) / 1e9), eb = events / (bench_median(tb, runs) / 1e9);
         printf("  batch %3u  %2u subscriber%s  %8u events  core %10.0f events/s  bare %10.0f events/s"
                "  ratio core/bare %.3f  (%.0f / %.0f ns per event)\n",
                b->batch, b->n_subscribers, b->n_subscribers == 1 ? " " : "s", events, ec, eb, ec / eb, 1e9 / ec,
@@ -332,83 +315,46 @@ static int run_pair(bench *b, unsigned runs, double seconds) {
         return 0;
 }
 
-static void help(void) {
-        printf("bench-core [--events N | --seconds S] [--runs N] [--payload BYTES] [--batch N]...\n"
-               "           [--subscribers N]... [--only core|bare]\n"
-               "Defaults: runs of about 0.25 s, 3 runs, 64-byte payloads, batches 1 and 64,\n"
-               "1 and 16 subscribers.\n");
-}
-
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "events", required_argument, NULL, 'n' },
-                { "seconds", required_argument, NULL, 't' },
-                { "runs", required_argument, NULL, 'r' },
-                { "payload", required_argument, NULL, 'p' },
-                { "batch", required_argument, NULL, 'b' },
-                { "subscribers", required_argument, NULL, 's' },
-                { "only", required_argument, NULL, 'o' },
-                {},
-        };
         static bench b;
         double seconds = 0.25;
-        unsigned runs = 3, batches[8], n_batches = 0, subscribers[8], n_subscribers = 0;
-        int c, r;
+        unsigned runs = 3, payload = 64, batches[16], subscribers[16];
+        const char *only = "";
+        bench_list batch = {}, subs = {};
+        const bench_option options[] = {
+                BENCH_OPT_U("events", &b.fixed_events, 0, 2000000000),
+                BENCH_OPT_D("seconds", &seconds),
+                BENCH_OPT_RUNS(&runs),
+                BENCH_OPT_U("payload", &payload, 1, PAYLOAD_MAX),
+                BENCH_OPT_L("batch", &batch),
+                BENCH_OPT_L("subscribers", &subs),
+                BENCH_OPT_S("only", &only),
+                {},
+        };
+        int r;
 
-        b.payload_size = 64;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'n':
-                        b.fixed_events = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                case 'o':
-                        b.only_core = strcmp(optarg, "core") == 0;
-                        b.only_bare = strcmp(optarg, "bare") == 0;
-                        break;
-                case 't':
-                        seconds = strtod(optarg, NULL);
-                        break;
-                case 'r':
-                        runs = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                case 'p':
-                        b.payload_size = strtoul(optarg, NULL, 10);
-                        break;
-                case 'b':
-                        if (n_batches < 8)
-                                batches[n_batches++] = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                case 's':
-                        if (n_subscribers < 8)
-                                subscribers[n_subscribers++] = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
-        if (n_batches == 0) {
-                batches[n_batches++] = 1;
-                batches[n_batches++] = 64;
-        }
-        if (n_subscribers == 0) {
-                subscribers[n_subscribers++] = 1;
-                subscribers[n_subscribers++] = 16;
-        }
-        if (seconds <= 0 || runs == 0 || runs > RUNS_MAX || b.payload_size == 0 || b.payload_size > PAYLOAD_MAX) {
+        bench_parse_options(argc, argv, options,
+                            "bench-core [--events N | --seconds S] [--runs N] [--payload BYTES] [--batch N]...\n"
+                            "           [--subscribers N]... [--only core|bare]\n"
+                            "Defaults: runs of about 0.25 s, 3 runs, 64-byte payloads, batches 1 and 64,\n"
+                            "1 and 16 subscribers.\n");
+        if (seconds <= 0) {
                 fprintf(stderr, "bench-core: invalid arguments\n");
                 return EXIT_FAILURE;
         }
+        b.payload_size = payload;
+        b.only_core = strcmp(only, "core") == 0;
+        b.only_bare = strcmp(only, "bare") == 0;
+        /* Batches 1 and 64, 1 and 16 subscribers unless given; batch 0 is 1. */
+        unsigned n_batches = batch.n ? batch.n : 2, n_subscribers = subs.n ? subs.n : 2;
         for (unsigned i = 0; i < n_batches; i++)
-                if (batches[i] == 0)
-                        batches[i] = 1;
+                batches[i] = batch.n ? bench_parse_unsigned("batch", batch.item[i], 0, 1000000) : i ? 64 : 1;
+        for (unsigned i = 0; i < n_batches; i++)
+                batches[i] = batches[i] ? batches[i] : 1;
         for (unsigned i = 0; i < n_subscribers; i++)
-                if (subscribers[i] == 0 || subscribers[i] > SUBSCRIBERS_MAX) {
-                        fprintf(stderr, "bench-core: subscribers must be 1..%d\n", SUBSCRIBERS_MAX);
-                        return EXIT_FAILURE;
-                }
+                subscribers[i] = subs.n ? bench_parse_unsigned("subscribers", subs.item[i], 1, SUBSCRIBERS_MAX)
+                                 : i    ? 16
+                                        : 1;
         memset(b.payload, 0xa5, sizeof b.payload);
 
         printf("bench-core: %zu-byte payloads, median of %u runs", b.payload_size, runs);

@@ -9,13 +9,10 @@
  * Best of three for each measurement. Lines starting with "@" are for
  * bench/run.sh.
  */
-#include <errno.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench-lib.h"
 #include "detect.h"
 #include "guest-image.h"
 
@@ -23,9 +20,7 @@
 #define GiB (UINT64_C(1) << 30)
 
 static double now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+        return bench_now_nsec() / 1e6;
 }
 
 typedef struct image {

@@ -80,21 +80,18 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 
-#define VMSIG_NAME "org.vmsig"
-#define MANAGER_PATH "/org/vmsig"
-#define MANAGER_INTERFACE "org.vmsig.Manager"
-#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
-#define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
-#define ECHO_NAME "org.vmsig.BenchEcho"
-#define ECHO_PATH "/org/vmsig/BenchEcho"
-#define ECHO_INTERFACE "org.vmsig.BenchEcho"
+#define VMSIG_NAME VMSIG_BUS_NAME
+#define MANAGER_PATH VMSIG_BUS_PATH
+#define MANAGER_INTERFACE VMSIG_BUS_MANAGER_INTERFACE
+#define ENDPOINT_INTERFACE VMSIG_BUS_ENDPOINT_INTERFACE
+#define PROPERTIES_INTERFACE BENCH_PROPERTIES_INTERFACE
+#define ECHO_NAME BENCH_ECHO_NAME
 #define DBUS_NAME "org.freedesktop.DBus"
 #define DBUS_PATH "/org/freedesktop/DBus"
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 
-#define NSEC_PER_MSEC UINT64_C(1000000)
 #define NSEC_PER_SEC UINT64_C(1000000000)
 #define P99_TARGET_MS 20.0
 #define RSS_TARGET 1.05
@@ -125,10 +122,7 @@ typedef struct options {
         const char *cases;
 } options;
 
-typedef struct samples {
-        uint64_t *v;
-        size_t n, size;
-} samples;
+typedef bench_samples samples;
 
 typedef struct latency {
         double p50, p99, max;
@@ -137,22 +131,9 @@ typedef struct latency {
 
 /* --- samples ------------------------------------------------------------------- */
 
-static int samples_add(samples *s, uint64_t v) {
-        if (s->n == s->size) {
-                size_t size = s->size ? s->size * 2 : 1024;
-                uint64_t *grown = realloc(s->v, size * sizeof *grown);
-                if (!grown)
-                        return -ENOMEM;
-                s->v = grown;
-                s->size = size;
-        }
-        s->v[s->n++] = v;
-        return 0;
-}
-
 static int samples_append(samples *to, const samples *from) {
         for (size_t i = 0; i < from->n; i++)
-                if (samples_add(to, from->v[i]) < 0)
+                if (bench_samples_add(to, from->v[i]) < 0)
                         return -ENOMEM;
         return 0;
 }
@@ -187,10 +168,9 @@ typedef struct probe {
 
 static int probe_init(probe *p, sd_bus *bus, const char *destination, const char *name, const char *other) {
         *p = (probe) { .bus = bus, .destination = destination, .name = name };
-        if (sd_bus_path_encode("/org/vmsig/endpoint", name, &p->paths[0]) < 0 ||
-            sd_bus_path_encode("/org/vmsig/endpoint", other, &p->paths[1]) < 0)
-                return -ENOMEM;
-        return 0;
+        p->paths[0] = bench_endpoint_path(name);
+        p->paths[1] = bench_endpoint_path(other);
+        return p->paths[0] && p->paths[1] ? 0 : -ENOMEM;
 }
 
 static void probe_done(probe *p) {
@@ -245,11 +225,11 @@ static int probe_until(probe *p, uint64_t deadline, unsigned interval_ms, sample
                         usleep((useconds_t) ((next - now) / 1000));
                 next += interval;
                 (void) probe_call(p, &took);
-                if (count && samples_add(s, took) < 0)
+                if (count && bench_samples_add(s, took) < 0)
                         return -ENOMEM;
                 if (p->p2p) {
                         (void) probe_call(p->p2p, &took);
-                        if (count && samples_add(p->p2p_samples, took) < 0)
+                        if (count && bench_samples_add(p->p2p_samples, took) < 0)
                                 return -ENOMEM;
                 }
                 if (next < bench_now_nsec())
@@ -478,7 +458,8 @@ static int flooder_send(flooder *f) {
         sd_bus_message *m = NULL;
         int r;
 
-        r = s->echo ? sd_bus_message_new_method_call(f->bus, &m, ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "EchoBatch")
+        r = s->echo ? sd_bus_message_new_method_call(f->bus, &m, ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE,
+                                                     "EchoBatch")
                     : sd_bus_message_new_method_call(f->bus, &m, VMSIG_NAME, s->path, ENDPOINT_INTERFACE,
                                                      "MemWriteBatch");
         if (r >= 0)
@@ -496,31 +477,6 @@ static int flooder_send(flooder *f) {
         return r;
 }
 
-static int acquire_lease(sd_bus *bus, const char *path, const char *class, int *ret_fd, char *error_out,
-                         size_t error_size) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        const char *lease = NULL;
-        int fd = -1, r;
-
-        r = sd_bus_call_method(bus, VMSIG_NAME, path, ENDPOINT_INTERFACE, "AcquireLease", &error, &reply, "sa{sv}",
-                               class, 0);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "oh", &lease, &fd);
-        if (r >= 0) {
-                /* The reply's copy goes with the reply. */
-                *ret_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                if (*ret_fd < 0)
-                        r = -errno;
-        }
-        if (r < 0)
-                snprintf(error_out, error_size, "AcquireLease(\"%s\") on %s: %s", class, path,
-                         error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        return r;
-}
-
 static int flood_batches(const flood_spec *s, flood_counts *c) {
         uint8_t *data = malloc((size_t) s->entries * s->size);
         flooder f = { .spec = s, .c = c, .data = data };
@@ -535,10 +491,9 @@ static int flood_batches(const flood_spec *s, flood_counts *c) {
         if (r >= 0)
                 c->connections++;
         if (r >= 0 && s->take_lease) {
-                char what[160];
-                r = acquire_lease(f.bus, s->path, "memory-write", &lease_fd, what, sizeof what);
+                r = bench_acquire_lease(f.bus, s->path, "memory-write", &lease_fd, NULL);
                 if (r < 0)
-                        note_unexpected(c, what);
+                        note_unexpected(c, "AcquireLease(\"memory-write\") failed");
         }
         for (unsigned i = 0; r >= 0 && i < s->window; i++)
                 r = flooder_send(&f);
@@ -619,36 +574,6 @@ typedef struct context {
         bench_proc_sample first; /* before the first phase */
 } context;
 
-static long own_rss(const bench_proc_sample *s) {
-        return s->anon_kib + s->file_kib;
-}
-
-static int name_pid(sd_bus *bus, const char *name, pid_t *ret) {
-        sd_bus_message *reply = NULL;
-        uint32_t pid = 0;
-        int r;
-
-        r = sd_bus_call_method(bus, DBUS_NAME, DBUS_PATH, DBUS_NAME, "GetConnectionUnixProcessID", NULL, &reply, "s",
-                               name);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "u", &pid);
-        sd_bus_message_unref(reply);
-        if (r >= 0)
-                *ret = (pid_t) pid;
-        return r;
-}
-
-static bool name_has_owner(sd_bus *bus, const char *name) {
-        sd_bus_message *reply = NULL;
-        int has = 0;
-        int r = sd_bus_call_method(bus, DBUS_NAME, DBUS_PATH, DBUS_NAME, "NameHasOwner", NULL, &reply, "s", name);
-
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "b", &has);
-        sd_bus_message_unref(reply);
-        return r >= 0 && has;
-}
-
 /* Until vmsigd has done nothing for QUIET_NSEC (SETTLE_MAX_NSEC at most):
  * then its heap trim is behind it. The bench sends nothing meanwhile. */
 static double settle(pid_t vmsigd) {
@@ -721,7 +646,7 @@ typedef struct phase {
         uint64_t failures;
         char failure[160];
         bench_proc_sample before, after, peak;
-        double vmsigd_cpu, bus_cpu, settle_seconds;
+        double vmsigd_cpu, bus_cpu, settle_seconds, wall;
         audit_tally audit_before, audit_after;
         bool skipped, failed;
 } phase;
@@ -744,16 +669,9 @@ static int spawn_n(context *c, phase *ph, unsigned n, flood_fn fn, const flood_s
 
 /* A lease for the phase, held by a root connection of its own. */
 static int phase_hold_lease(phase *ph, const char *path, const char *class) {
-        char what[160];
-        int r = sd_bus_open_system(&ph->holder);
+        int r = bench_open_system(&ph->holder);
 
-        if (r >= 0)
-                r = acquire_lease(ph->holder, path, class, &ph->lease_fd, what, sizeof what);
-        else
-                snprintf(what, sizeof what, "cannot connect: %s", strerror(-r));
-        if (r < 0)
-                fprintf(stderr, "bench-floods: %s\n", what);
-        return r;
+        return r < 0 ? r : bench_acquire_lease(ph->holder, path, class, &ph->lease_fd, NULL);
 }
 
 static int start_polkit(context *c, phase *ph, uint64_t deadline) {
@@ -806,51 +724,32 @@ static int start_echo_4k(context *c, phase *ph, uint64_t deadline) {
         return start_nonholder(c, ph, deadline, ENTRY_SIZE, 2, true);
 }
 
-static int run_phase(context *c, phase *ph, phase_start_fn start) {
-        uint64_t t0, s0, b0, deadline;
-        sd_bus *p2p_bus = NULL;
-        probe p, p2p;
-        int r;
+/* The probes of the phase: root on the bus and, for the phase only, on
+ * the private socket (while a private connection is open vmsigd checks its
+ * peers' queues every second, and never gets the 3 quiet seconds after
+ * which it trims its heap). */
+static int phase_probes(context *c, phase *ph, probe *p, probe *p2p, sd_bus **p2p_bus) {
+        int r = probe_init(p, c->bus, VMSIG_NAME, c->opt.endpoint, c->opt.slow);
 
-        ph->lease_fd = -1;
-        printf("== %s: %s\n", ph->key, ph->title);
-        fflush(stdout);
-        /* Before the private connection below: its socket is one more fd
-         * of vmsigd's, once vmsigd gets round to accepting it. */
-        r = bench_proc_sample_read(c->vmsigd, &ph->before);
-        if (r < 0) {
-                fprintf(stderr, "bench-floods: vmsigd (pid %d) is gone\n", (int) c->vmsigd);
-                return r;
-        }
-        ph->peak = ph->before;
-        audit_count(c->opt.log, &ph->audit_before);
-        r = probe_init(&p, c->bus, VMSIG_NAME, c->opt.endpoint, c->opt.slow);
-        /* For the phase only: while a private connection is open vmsigd
-         * checks its peers' queues every second, and never gets the 3
-         * quiet seconds after which it trims its heap. */
         if (r >= 0 && c->opt.private_socket) {
-                r = bench_p2p_connect(c->opt.private_socket, &p2p_bus);
-                if (r < 0)
-                        fprintf(stderr, "bench-floods: cannot connect to %s: %s\n", c->opt.private_socket,
-                                strerror(-r));
-                else
-                        r = probe_init(&p2p, p2p_bus, NULL, c->opt.endpoint, c->opt.slow);
-                p.p2p = &p2p;
-                p.p2p_samples = &ph->p2p_lat;
+                r = bench_p2p_connect(c->opt.private_socket, p2p_bus);
+                if (r >= 0)
+                        r = probe_init(p2p, *p2p_bus, NULL, c->opt.endpoint, c->opt.slow);
+                p->p2p = p2p;
+                p->p2p_samples = &ph->p2p_lat;
         }
-        if (r < 0) {
-                probe_done(&p);
-                sd_bus_flush_close_unref(p2p_bus);
-                return r;
-        }
-        t0 = bench_now_nsec();
-        deadline = t0 + c->opt.seconds * NSEC_PER_SEC;
-        s0 = bench_proc_sched_nsec(c->vmsigd);
-        b0 = c->bus_daemon > 0 ? bench_proc_sched_nsec(c->bus_daemon) : 0;
-        if (start)
-                r = start(c, ph, deadline);
+        return r;
+}
+
+/* The flood and the probing, until the deadline; the children reaped. */
+static int phase_flood(context *c, phase *ph, phase_start_fn start, probe *p) {
+        uint64_t t0 = bench_now_nsec(), deadline = t0 + c->opt.seconds * NSEC_PER_SEC;
+        uint64_t s0 = bench_proc_sched_nsec(c->vmsigd),
+                 b0 = c->bus_daemon > 0 ? bench_proc_sched_nsec(c->bus_daemon) : 0;
+        int r = start ? start(c, ph, deadline) : 0;
+
         if (r >= 0)
-                r = probe_until(&p, deadline, c->opt.interval_ms, &ph->lat, c->vmsigd, &ph->peak, NULL, NULL);
+                r = probe_until(p, deadline, c->opt.interval_ms, &ph->lat, c->vmsigd, &ph->peak, NULL, NULL);
         for (size_t i = 0; i < ph->n_children; i++) {
                 int k = flood_reap(&ph->children[i], &ph->counts);
                 if (k < 0) {
@@ -861,16 +760,52 @@ static int run_phase(context *c, phase *ph, phase_start_fn start) {
         }
         if (ph->lease_fd >= 0)
                 close(ph->lease_fd); /* ends the lease */
-        sd_bus_flush_close_unref(ph->holder);
-        ph->holder = NULL;
-        double wall = (bench_now_nsec() - t0) / 1e9;
-        ph->vmsigd_cpu = (bench_proc_sched_nsec(c->vmsigd) - s0) / 1e9 / wall * 100;
-        ph->bus_cpu = c->bus_daemon > 0 ? (bench_proc_sched_nsec(c->bus_daemon) - b0) / 1e9 / wall * 100 : 0;
+        ph->holder = sd_bus_flush_close_unref(ph->holder);
+        ph->wall = (bench_now_nsec() - t0) / 1e9;
+        ph->vmsigd_cpu = (bench_proc_sched_nsec(c->vmsigd) - s0) / 1e9 / ph->wall * 100;
+        ph->bus_cpu = c->bus_daemon > 0 ? (bench_proc_sched_nsec(c->bus_daemon) - b0) / 1e9 / ph->wall * 100 : 0;
+        return r;
+}
+
+static void phase_print(const phase *ph) {
+        printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; %" PRIu64 " failed%s%s\n", ph->summary.n,
+               ph->summary.p50, ph->summary.p99, ph->summary.max, ph->failures, ph->failures ? ": " : "", ph->failure);
+        if (ph->p2p_summary.n > 0)
+                printf("  root    the same through the private socket: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+                       ph->p2p_summary.p50, ph->p2p_summary.p99, ph->p2p_summary.max);
+        printf("  cpu     vmsigd %.1f %%, dbus-daemon %.1f %% of one CPU over %.1f s\n", ph->vmsigd_cpu, ph->bus_cpu,
+               ph->wall);
+        printf("  memory  vmsigd anon+file %ld -> %ld KiB (peak anon %ld KiB; VmRSS %ld -> %ld), fds %d -> %d"
+               " (peak %d); settled in %.1f s\n",
+               bench_own_rss(&ph->before), bench_own_rss(&ph->after), ph->peak.anon_kib, ph->before.rss_kib,
+               ph->after.rss_kib, ph->before.fds, ph->after.fds, ph->peak.fds, ph->settle_seconds);
+        fflush(stdout);
+}
+
+static int run_phase(context *c, phase *ph, phase_start_fn start) {
+        sd_bus *p2p_bus = NULL;
+        probe p = {}, p2p = {};
+        int r;
+
+        ph->lease_fd = -1;
+        printf("== %s: %s\n", ph->key, ph->title);
+        fflush(stdout);
+        /* Before the private connection: its socket is one more fd of
+         * vmsigd's, once vmsigd gets round to accepting it. */
+        r = bench_proc_sample_read(c->vmsigd, &ph->before);
+        if (r < 0) {
+                fprintf(stderr, "bench-floods: vmsigd (pid %d) is gone\n", (int) c->vmsigd);
+                return r;
+        }
+        ph->peak = ph->before;
+        audit_count(c->opt.log, &ph->audit_before);
+        r = phase_probes(c, ph, &p, &p2p, &p2p_bus);
+        if (r >= 0)
+                r = phase_flood(c, ph, start, &p);
         ph->failures = p.failures + (p.p2p ? p2p.failures : 0);
         memcpy(ph->failure, p.failures || !p.p2p ? p.failure : p2p.failure, sizeof ph->failure);
         probe_done(&p);
-        if (p.p2p)
-                probe_done(&p2p);
+        probe_done(&p2p);
         sd_bus_flush_close_unref(p2p_bus);
         if (r < 0)
                 return r;
@@ -884,19 +819,7 @@ static int run_phase(context *c, phase *ph, phase_start_fn start) {
         }
         ph->summary = samples_summary(&ph->lat);
         ph->p2p_summary = samples_summary(&ph->p2p_lat);
-        printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; %" PRIu64 " failed%s%s\n", ph->summary.n,
-               ph->summary.p50, ph->summary.p99, ph->summary.max, ph->failures, ph->failures ? ": " : "",
-               ph->failure);
-        if (ph->p2p_summary.n > 0)
-                printf("  root    the same through the private socket: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-                       ph->p2p_summary.p50, ph->p2p_summary.p99, ph->p2p_summary.max);
-        printf("  cpu     vmsigd %.1f %%, dbus-daemon %.1f %% of one CPU over %.1f s\n", ph->vmsigd_cpu, ph->bus_cpu,
-               wall);
-        printf("  memory  vmsigd anon+file %ld -> %ld KiB (peak anon %ld KiB; VmRSS %ld -> %ld), fds %d -> %d"
-               " (peak %d); settled in %.1f s\n",
-               own_rss(&ph->before), own_rss(&ph->after), ph->peak.anon_kib, ph->before.rss_kib, ph->after.rss_kib,
-               ph->before.fds, ph->after.fds, ph->peak.fds, ph->settle_seconds);
-        fflush(stdout);
+        phase_print(ph);
         return 0;
 }
 
@@ -937,39 +860,33 @@ static void print_counts(const context *c, const phase *ph) {
 
 /* --- throughput: MemWriteBatch vs EchoBatch ------------------------------------------- */
 
-static int batch_call(sd_bus *bus, const char *destination, const char *path, const char *interface,
-                      const char *member, const uint8_t *data, uint64_t ram, uint64_t *k) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *reply = NULL;
-        int r;
+typedef struct batch_ctx {
+        context *c;
+        uint8_t *data;
+        uint64_t k[2];
+} batch_ctx;
 
-        r = sd_bus_message_new_method_call(bus, &m, destination, path, interface, member);
-        if (r >= 0)
-                r = bench_append_batch(m, data, THROUGHPUT_ENTRIES, ENTRY_SIZE, ram, k);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                fprintf(stderr, "bench-floods: %s.%s: %s\n", interface, member,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        sd_bus_message_unref(m);
-        return r;
-}
-
-/* THROUGHPUT_CALLS calls to one side; adds its time to *sum. */
-static int batch_pass(context *c, bool vmsigd, uint8_t *data, uint64_t *k, uint64_t *sum) {
+/* THROUGHPUT_CALLS calls to one side (0: vmsigd, 1: echo-service); adds
+ * its time to *sum. */
+static int batch_pass(void *userdata, unsigned side, uint64_t *sum) {
+        batch_ctx *b = userdata;
+        const bench_method m[2] = {
+                { .destination = VMSIG_NAME,
+                  .path = b->c->alpha,
+                  .interface = ENDPOINT_INTERFACE,
+                  .member = "MemWriteBatch" },
+                { .destination = ECHO_NAME,
+                  .path = BENCH_ECHO_PATH,
+                  .interface = BENCH_ECHO_INTERFACE,
+                  .member = "EchoBatch" },
+        };
         uint64_t start = bench_now_nsec();
         int r = 0;
 
         for (unsigned i = 0; r >= 0 && i < THROUGHPUT_CALLS; i++) {
-                data[0] = (uint8_t) i; /* not quite the same bytes every call */
-                r = vmsigd ? batch_call(c->bus, VMSIG_NAME, c->alpha, ENDPOINT_INTERFACE, "MemWriteBatch", data,
-                                        c->alpha_ram, k)
-                           : batch_call(c->bus, ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "EchoBatch", data, c->alpha_ram,
-                                        k);
+                b->data[0] = (uint8_t) i; /* not quite the same bytes every call */
+                r = bench_call_batch(b->c->bus, &m[side], b->data, THROUGHPUT_ENTRIES, ENTRY_SIZE, b->c->alpha_ram,
+                                     &b->k[side]);
         }
         *sum += bench_now_nsec() - start;
         return r;
@@ -983,55 +900,39 @@ static int run_throughput(context *c, const char *key, bool *ok) {
         bool target = strcmp(key, "batch") == 0;
         const double mib = (double) THROUGHPUT_ENTRIES * ENTRY_SIZE * THROUGHPUT_CALLS / (1 << 20);
         const size_t bytes = (size_t) THROUGHPUT_ENTRIES * ENTRY_SIZE;
-        uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX], ignored = 0, kv = 0, ke = 0;
+        batch_ctx b = { .c = c, .data = malloc(bytes) };
+        uint64_t t[2][BENCH_RUNS_MAX];
         unsigned runs = c->opt.batch_runs;
-        uint8_t *data = malloc(bytes);
-        char what[160];
         int fd = -1, r;
 
-        if (!data)
+        if (!b.data)
                 return -ENOMEM;
         for (size_t i = 0; i < bytes; i++)
-                data[i] = (uint8_t) (i * 131 + (i >> 12));
+                b.data[i] = (uint8_t) (i * 131 + (i >> 12));
         printf("== %s: MemWriteBatch of %u x %u bytes on alpha vs EchoBatch of the same on " ECHO_NAME
                ": %u calls (%.0f MiB) per run, median of %u runs, %s\n",
                key, THROUGHPUT_ENTRIES, ENTRY_SIZE, THROUGHPUT_CALLS, mib, runs,
                target ? "before any flood" : "after the floods (report only)");
         fflush(stdout);
-        r = acquire_lease(c->bus, c->alpha, "memory-write", &fd, what, sizeof what);
-        if (r < 0)
-                fprintf(stderr, "bench-floods: %s\n", what);
+        r = bench_acquire_lease(c->bus, c->alpha, "memory-write", &fd, NULL);
         if (r >= 0)
-                r = batch_pass(c, true, data, &kv, &ignored);
-        if (r >= 0)
-                r = batch_pass(c, false, data, &ke, &ignored);
-        for (unsigned i = 0; r >= 0 && i < runs; i++) {
-                bool vmsigd_first = i % 2 == 0;
-
-                tv[i] = te[i] = 0;
-                r = batch_pass(c, vmsigd_first, data, vmsigd_first ? &kv : &ke, vmsigd_first ? &tv[i] : &te[i]);
-                if (r >= 0)
-                        r = batch_pass(c, !vmsigd_first, data, vmsigd_first ? &ke : &kv,
-                                       vmsigd_first ? &te[i] : &tv[i]);
-        }
+                r = bench_compare_passes(batch_pass, &b, runs, t);
         if (fd >= 0)
                 close(fd);
-        free(data);
+        free(b.data);
         if (r < 0)
                 return r;
-        uint64_t mv = bench_median_of_runs(tv, runs), me = bench_median_of_runs(te, runs);
-        double mbps_v = mib / (mv / 1e9), mbps_e = mib / (me / 1e9), ratio = mbps_v / mbps_e;
+        double mbps_v = mib / (bench_median_of_runs(t[0], runs) / 1e9),
+               mbps_e = mib / (bench_median_of_runs(t[1], runs) / 1e9), ratio = mbps_v / mbps_e;
 
         *ok = !target || ratio >= BATCH_TARGET;
-        printf("  batch   vmsigd %.1f MiB/s  echo %.1f MiB/s  ratio vmsigd/echo %.3f (target >= %.1f) %s"
-               "  (runs: vmsigd",
-               mbps_v, mbps_e, ratio, BATCH_TARGET, !target ? "report" : *ok ? "PASS" : "FAIL");
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.1f", mib / (tv[i] / 1e9));
-        printf("; echo");
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.1f", mib / (te[i] / 1e9));
-        printf(")\n@ floods-%s vmsigd_mbps=%.1f echo_mbps=%.1f ratio=%.3f\n", key, mbps_v, mbps_e, ratio);
+        printf("  batch   vmsigd %.1f MiB/s  echo %.1f MiB/s  ratio vmsigd/echo %.3f (target >= %.1f) %s", mbps_v,
+               mbps_e, ratio, BATCH_TARGET,
+               !target ? "report"
+               : *ok   ? "PASS"
+                       : "FAIL");
+        bench_print_mib_runs("vmsigd", "echo", mib, t, runs);
+        printf("@ floods-%s vmsigd_mbps=%.1f echo_mbps=%.1f ratio=%.3f\n", key, mbps_v, mbps_e, ratio);
         fflush(stdout);
         return 0;
 }
@@ -1162,13 +1063,10 @@ static double field_of(const char *text, const char *line, const char *key) {
         return strtod(k + strlen(pattern), NULL);
 }
 
-static int run_load(context *c, double idle_p99, bool *ok) {
+/* bench-load, its stdout on a non-blocking pipe. */
+static int load_spawn(context *c, load_run *l) {
         char calls[32], warmup[32];
-        uint64_t start = bench_now_nsec();
-        load_run l = { .out = -1 };
-        samples s = {};
-        char *address = NULL;
-        int pipefd[2], r;
+        int pipefd[2];
 
         snprintf(calls, sizeof calls, "%u", c->opt.load_calls);
         snprintf(warmup, sizeof warmup, "%u", c->opt.load_calls / 5);
@@ -1179,10 +1077,10 @@ static int run_load(context *c, double idle_p99, bool *ok) {
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
         fflush(stderr);
-        l.pid = fork();
-        if (l.pid < 0)
+        l->pid = fork();
+        if (l->pid < 0)
                 return -errno;
-        if (l.pid == 0) {
+        if (l->pid == 0) {
                 char *argv[] = { (char *) c->opt.bench_load, "--srcdir", (char *) c->opt.srcdir, "--vmsigd",
                                  (char *) c->opt.vmsigd, "--calls", calls, "--warmup", warmup, "--settle", "4", NULL };
                 if (dup2(pipefd[1], STDOUT_FILENO) < 0)
@@ -1192,45 +1090,84 @@ static int run_load(context *c, double idle_p99, bool *ok) {
                 _exit(127);
         }
         close(pipefd[1]);
-        l.out = pipefd[0];
-        (void) fcntl(l.out, F_SETFL, O_NONBLOCK);
+        l->out = pipefd[0];
+        (void) fcntl(l->out, F_SETFL, O_NONBLOCK);
+        return 0;
+}
 
-        /* Its bus, once its vmsigd runs; then its measured round. */
-        r = -ETIMEDOUT;
-        while (bench_now_nsec() - start < 60 * NSEC_PER_SEC && !load_exited(&l)) {
-                load_read(&l);
+/* Root's calls on bench-load's bus, once its vmsigd runs, during its
+ * measured round. */
+static int load_probe(context *c, load_run *l, uint64_t start, samples *s) {
+        char *address = NULL;
+        int r = -ETIMEDOUT;
+
+        while (bench_now_nsec() - start < 60 * NSEC_PER_SEC && !load_exited(l)) {
+                load_read(l);
                 if (!address)
-                        (void) load_find_bus(l.pid, &address);
-                if (address && l.measured) {
+                        (void) load_find_bus(l->pid, &address);
+                if (address && l->measured) {
                         r = 0;
                         break;
                 }
                 usleep(50000);
         }
-        if (r >= 0) {
-                r = sd_bus_new(&l.probe_bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(l.probe_bus, address);
-                if (r >= 0)
-                        r = sd_bus_set_bus_client(l.probe_bus, 1);
-                if (r >= 0)
-                        r = sd_bus_start(l.probe_bus);
-        }
+        if (r >= 0)
+                r = bench_bus_connect(address, &l->probe_bus);
         if (r >= 0) {
                 probe p;
-                r = probe_init(&p, l.probe_bus, VMSIG_NAME, LOAD_PROBE_NAME, LOAD_PROBE_OTHER);
+                r = probe_init(&p, l->probe_bus, VMSIG_NAME, LOAD_PROBE_NAME, LOAD_PROBE_OTHER);
                 if (r >= 0)
-                        r = probe_until(&p, bench_now_nsec() + 300 * NSEC_PER_SEC, c->opt.interval_ms, &s, 0, NULL,
-                                        load_tick, &l);
+                        r = probe_until(&p, bench_now_nsec() + 300 * NSEC_PER_SEC, c->opt.interval_ms, s, 0, NULL,
+                                        load_tick, l);
                 if (p.failures > 0)
                         printf("  root    %" PRIu64 " calls failed, the first: %s\n", p.failures, p.failure);
                 probe_done(&p);
         } else
                 fprintf(stderr, "bench-floods: cannot reach bench-load's bus: %s\n", strerror(-r));
         /* Gone before bench-load's settling, whose trim it would delay. */
-        l.probe_bus = sd_bus_flush_close_unref(l.probe_bus);
+        l->probe_bus = sd_bus_flush_close_unref(l->probe_bus);
         free(address);
+        return r;
+}
 
+static bool load_report(const load_run *l, samples *s, double idle_p99) {
+        latency lat = samples_summary(s);
+        double ratio = idle_p99 > 0 ? lat.p99 / idle_p99 : 0;
+        double base = field_of(l->buf, "\n@ load-resources ", "rss_base_kib"),
+               after = field_of(l->buf, "\n@ load-resources ", "rss_after_kib"),
+               fd_base = field_of(l->buf, "\n@ load-resources ", "fd_base"),
+               fd_after = field_of(l->buf, "\n@ load-resources ", "fd_after");
+        double rss_ratio = base > 0 ? after / base : 0;
+        bool lat_ok = lat.n > 0 && lat.p99 < P99_TARGET_MS;
+        bool mem_ok = base > 0 && rss_ratio <= RSS_TARGET && fd_base > 0 && fd_base == fd_after;
+
+        printf("  load    %.0f calls/s over 200 connections, its own p50 %.3f ms, p99 %.3f ms\n",
+               field_of(l->buf, "\n@ load ", "cps"), field_of(l->buf, "\n@ load ", "p50_ms"),
+               field_of(l->buf, "\n@ load ", "p99_ms"));
+        printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; idle p99 %.3f ms: ratio %.2f"
+               " (target p99 < %.0f ms) %s\n",
+               lat.n, lat.p50, lat.p99, lat.max, idle_p99, ratio, P99_TARGET_MS, lat_ok ? "PASS" : "FAIL");
+        printf("  memory  bench-load's vmsigd, anon+file: %.0f KiB after its warm-up, %.0f KiB after the load: %.3f"
+               " (target <= %.2f); fds %.0f -> %.0f %s\n",
+               base, after, rss_ratio, RSS_TARGET, fd_base, fd_after, mem_ok ? "PASS" : "FAIL");
+        printf("@ floods-load p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu idle_p99_ms=%.3f ratio=%.2f"
+               " rss_before_kib=%.0f rss_after_kib=%.0f rss_ratio=%.3f fd_before=%.0f fd_after=%.0f load_cps=%.0f\n",
+               lat.p50, lat.p99, lat.max, lat.n, idle_p99, ratio, base, after, rss_ratio, fd_base, fd_after,
+               field_of(l->buf, "\n@ load ", "cps"));
+        fflush(stdout);
+        return lat_ok && mem_ok;
+}
+
+static int run_load(context *c, double idle_p99, bool *ok) {
+        uint64_t start = bench_now_nsec();
+        load_run l = { .out = -1 };
+        samples s = {};
+        int r;
+
+        r = load_spawn(c, &l);
+        if (r < 0)
+                return r;
+        r = load_probe(c, &l, start, &s);
         while (!load_exited(&l)) {
                 if (bench_now_nsec() - start > 300 * NSEC_PER_SEC) {
                         (void) kill(l.pid, SIGTERM);
@@ -1246,41 +1183,12 @@ static int run_load(context *c, double idle_p99, bool *ok) {
         if (!WIFEXITED(l.status) || WEXITSTATUS(l.status) != 0) {
                 printf("%s", l.buf);
                 fprintf(stderr, "bench-floods: bench-load failed (wait status %d)\n", l.status);
-                free(s.v);
-                return -EIO;
+                r = -EIO;
         }
-        if (r < 0) {
-                free(s.v);
-                return r;
-        }
-
-        latency lat = samples_summary(&s);
-        double ratio = idle_p99 > 0 ? lat.p99 / idle_p99 : 0;
-        double base = field_of(l.buf, "\n@ load-resources ", "rss_base_kib"),
-               after = field_of(l.buf, "\n@ load-resources ", "rss_after_kib"),
-               fd_base = field_of(l.buf, "\n@ load-resources ", "fd_base"),
-               fd_after = field_of(l.buf, "\n@ load-resources ", "fd_after");
-        double rss_ratio = base > 0 ? after / base : 0;
-        bool lat_ok = lat.n > 0 && lat.p99 < P99_TARGET_MS;
-        bool mem_ok = base > 0 && rss_ratio <= RSS_TARGET && fd_base > 0 && fd_base == fd_after;
-
-        *ok = lat_ok && mem_ok;
-        printf("  load    %.0f calls/s over 200 connections, its own p50 %.3f ms, p99 %.3f ms\n",
-               field_of(l.buf, "\n@ load ", "cps"), field_of(l.buf, "\n@ load ", "p50_ms"),
-               field_of(l.buf, "\n@ load ", "p99_ms"));
-        printf("  root    %zu calls: p50 %.3f ms, p99 %.3f ms, max %.3f ms; idle p99 %.3f ms: ratio %.2f"
-               " (target p99 < %.0f ms) %s\n",
-               lat.n, lat.p50, lat.p99, lat.max, idle_p99, ratio, P99_TARGET_MS, lat_ok ? "PASS" : "FAIL");
-        printf("  memory  bench-load's vmsigd, anon+file: %.0f KiB after its warm-up, %.0f KiB after the load: %.3f"
-               " (target <= %.2f); fds %.0f -> %.0f %s\n",
-               base, after, rss_ratio, RSS_TARGET, fd_base, fd_after, mem_ok ? "PASS" : "FAIL");
-        printf("@ floods-load p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu idle_p99_ms=%.3f ratio=%.2f"
-               " rss_before_kib=%.0f rss_after_kib=%.0f rss_ratio=%.3f fd_before=%.0f fd_after=%.0f load_cps=%.0f\n",
-               lat.p50, lat.p99, lat.max, lat.n, idle_p99, ratio, base, after, rss_ratio, fd_base, fd_after,
-               field_of(l.buf, "\n@ load ", "cps"));
-        fflush(stdout);
+        if (r >= 0)
+                *ok = load_report(&l, &s, idle_p99);
         free(s.v);
-        return 0;
+        return r;
 }
 
 /* --- main ------------------------------------------------------------------------------- */
@@ -1317,86 +1225,36 @@ static bool wanted(const context *c, const char *key) {
         return false;
 }
 
-static void help(void) {
-        printf("bench-floods [--seconds N] [--interval-ms N] [--max-pending N] [--endpoint NAME] [--slow NAME]\n"
-               "             [--log FILE] [--private-socket PATH] [--batch-runs N]\n"
-               "             [--bench-load PATH --srcdir DIR --vmsigd PATH]\n"
-               "             [--load-calls N]\n"
-               "             [--cases polkit,queue,leasefd,nonholder,nonholder-4k,echo-4k,batch,load]\n"
-               "root's call latency while others flood vmsigd, vmsigd's memory after each flood, and\n"
-               "MemWriteBatch vs EchoBatch of " ECHO_NAME ", on the system bus ($DBUS_SYSTEM_BUS_ADDRESS).\n"
-               "As root, with polkitd on that bus for the polkit case. --log: vmsigd's stderr (audit\n"
-               "records). --max-pending: vmsigd's max-pending-calls (sizes the queue flood).\n"
-               "--private-socket: vmsigd's; the probe's calls are made through it too (report only).\n");
-}
-
 static void parse_options(int argc, char *argv[], options *o) {
-        static const struct option longopts[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "seconds", required_argument, NULL, 's' },
-                { "interval-ms", required_argument, NULL, 'i' },
-                { "max-pending", required_argument, NULL, 'm' },
-                { "endpoint", required_argument, NULL, 'e' },
-                { "slow", required_argument, NULL, 'S' },
-                { "log", required_argument, NULL, 'l' },
-                { "batch-runs", required_argument, NULL, 'r' },
-                { "bench-load", required_argument, NULL, 'L' },
-                { "srcdir", required_argument, NULL, 'C' },
-                { "vmsigd", required_argument, NULL, 'd' },
-                { "load-calls", required_argument, NULL, 'n' },
-                { "cases", required_argument, NULL, 'c' },
-                { "private-socket", required_argument, NULL, 'p' },
+        const bench_option table[] = {
+                BENCH_OPT_U("seconds", &o->seconds, 1, 600),
+                BENCH_OPT_U("interval-ms", &o->interval_ms, 1, 1000),
+                BENCH_OPT_U("max-pending", &o->max_pending, 1, 1024),
+                BENCH_OPT_S("endpoint", &o->endpoint),
+                BENCH_OPT_S("slow", &o->slow),
+                BENCH_OPT_S("log", &o->log),
+                BENCH_OPT_U("batch-runs", &o->batch_runs, 1, BENCH_RUNS_MAX),
+                BENCH_OPT_S("bench-load", &o->bench_load),
+                BENCH_OPT_S("srcdir", &o->srcdir),
+                BENCH_OPT_S("vmsigd", &o->vmsigd),
+                BENCH_OPT_U("load-calls", &o->load_calls, 1000, 100000000),
+                BENCH_OPT_S("cases", &o->cases),
+                BENCH_OPT_S("private-socket", &o->private_socket),
                 {},
         };
-        int ch;
 
-        while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) >= 0)
-                switch (ch) {
-                case 'h':
-                        help();
-                        exit(EXIT_SUCCESS);
-                case 's':
-                        o->seconds = bench_parse_unsigned("seconds", optarg, 1, 600);
-                        break;
-                case 'i':
-                        o->interval_ms = bench_parse_unsigned("interval-ms", optarg, 1, 1000);
-                        break;
-                case 'm':
-                        o->max_pending = bench_parse_unsigned("max-pending", optarg, 1, 1024);
-                        break;
-                case 'e':
-                        o->endpoint = optarg;
-                        break;
-                case 'S':
-                        o->slow = optarg;
-                        break;
-                case 'l':
-                        o->log = optarg;
-                        break;
-                case 'r':
-                        o->batch_runs = bench_parse_unsigned("batch-runs", optarg, 1, BENCH_RUNS_MAX);
-                        break;
-                case 'L':
-                        o->bench_load = optarg;
-                        break;
-                case 'C':
-                        o->srcdir = optarg;
-                        break;
-                case 'd':
-                        o->vmsigd = optarg;
-                        break;
-                case 'n':
-                        o->load_calls = bench_parse_unsigned("load-calls", optarg, 1000, 100000000);
-                        break;
-                case 'c':
-                        o->cases = optarg;
-                        break;
-                case 'p':
-                        o->private_socket = optarg;
-                        break;
-                default:
-                        exit(EXIT_FAILURE);
-                }
+        bench_parse_options(
+                argc, argv, table,
+                "bench-floods [--seconds N] [--interval-ms N] [--max-pending N] [--endpoint NAME] [--slow NAME]\n"
+                "             [--log FILE] [--private-socket PATH] [--batch-runs N]\n"
+                "             [--bench-load PATH --srcdir DIR --vmsigd PATH]\n"
+                "             [--load-calls N]\n"
+                "             [--cases polkit,queue,leasefd,nonholder,nonholder-4k,echo-4k,batch,load]\n"
+                "root's call latency while others flood vmsigd, vmsigd's memory after each flood, and\n"
+                "MemWriteBatch vs EchoBatch of " ECHO_NAME ", on the system bus ($DBUS_SYSTEM_BUS_ADDRESS).\n"
+                "As root, with polkitd on that bus for the polkit case. --log: vmsigd's stderr (audit\n"
+                "records). --max-pending: vmsigd's max-pending-calls (sizes the queue flood).\n"
+                "--private-socket: vmsigd's; the probe's calls are made through it too (report only).\n");
         if (o->bench_load && (!o->srcdir || !o->vmsigd)) {
                 fprintf(stderr, "bench-floods: --bench-load needs --srcdir and --vmsigd\n");
                 exit(EXIT_FAILURE);
@@ -1418,22 +1276,21 @@ static int setup(context *c) {
                 return -ENOENT;
         }
         c->nobody = (identity) { .uid = pw->pw_uid, .gid = gr ? gr->gr_gid : pw->pw_gid };
-        if (sd_bus_path_encode("/org/vmsig/endpoint", c->opt.endpoint, &c->alpha) < 0 ||
-            sd_bus_path_encode("/org/vmsig/endpoint", c->opt.slow, &c->slow) < 0)
+        c->alpha = bench_endpoint_path(c->opt.endpoint);
+        c->slow = bench_endpoint_path(c->opt.slow);
+        if (!c->alpha || !c->slow)
                 return -ENOMEM;
-        r = sd_bus_open_system(&c->bus);
-        if (r < 0) {
-                fprintf(stderr, "bench-floods: cannot connect to the system bus: %s\n", strerror(-r));
+        r = bench_open_system(&c->bus);
+        if (r < 0)
                 return r;
-        }
-        r = name_pid(c->bus, VMSIG_NAME, &c->vmsigd);
+        r = bench_name_pid(c->bus, VMSIG_NAME, &c->vmsigd);
         if (r < 0) {
                 fprintf(stderr, "bench-floods: " VMSIG_NAME " is not on the bus: %s\n", strerror(-r));
                 return r;
         }
-        if (name_pid(c->bus, DBUS_NAME, &c->bus_daemon) < 0)
+        if (bench_name_pid(c->bus, DBUS_NAME, &c->bus_daemon) < 0)
                 c->bus_daemon = 0;
-        c->polkit = name_has_owner(c->bus, POLKIT_NAME);
+        c->polkit = bench_wait_name(c->bus, POLKIT_NAME, 0) >= 0;
         r = sd_bus_get_property_trivial(c->bus, VMSIG_NAME, c->alpha, ENDPOINT_INTERFACE, "RamSize", &error, 't',
                                         &c->alpha_ram);
         if (r < 0)
@@ -1452,93 +1309,65 @@ static int setup(context *c) {
  * socket's figures are for the diagnosis: they have no target. */
 static bool report_phase(const phase *ph, bool control, double idle_p99, double idle_p2p_p99) {
         double ratio = idle_p99 > 0 ? ph->summary.p99 / idle_p99 : 0;
-        double rss = own_rss(&ph->before) > 0 ? (double) own_rss(&ph->after) / (double) own_rss(&ph->before) : 0;
+        double rss = bench_own_rss(&ph->before) > 0
+                             ? (double) bench_own_rss(&ph->after) / (double) bench_own_rss(&ph->before)
+                             : 0;
         bool lat_ok = ph->summary.n > 0 && ph->summary.p99 < P99_TARGET_MS && ph->failures == 0;
         bool mem_ok = rss <= RSS_TARGET && ph->after.fds == ph->before.fds;
 
         printf("  %-13s root p99 %8.3f ms (idle %.3f): %6.2f x  %s   anon+file %ld -> %ld KiB (%.3f),"
                " fds %d -> %d  %s\n",
-               ph->key, ph->summary.p99, idle_p99, ratio, control ? "(control)" : lat_ok ? "PASS" : "FAIL",
-               own_rss(&ph->before),
-               own_rss(&ph->after), rss, ph->before.fds, ph->after.fds, mem_ok ? "PASS" : "FAIL");
+               ph->key, ph->summary.p99, idle_p99, ratio,
+               control  ? "(control)"
+               : lat_ok ? "PASS"
+                        : "FAIL",
+               bench_own_rss(&ph->before), bench_own_rss(&ph->after), rss, ph->before.fds, ph->after.fds,
+               mem_ok ? "PASS" : "FAIL");
         if (ph->p2p_summary.n > 0)
                 printf("  %-13s private socket p99 %.3f ms (idle %.3f)\n", "", ph->p2p_summary.p99, idle_p2p_p99);
         printf("@ floods-%s p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu failures=%" PRIu64
                " idle_p99_ms=%.3f ratio=%.2f rss_before_kib=%ld rss_after_kib=%ld rss_ratio=%.3f fd_before=%d"
                " fd_after=%d vmsigd_cpu_pct=%.1f bus_cpu_pct=%.1f unexpected=%" PRIu64
                " p2p_p99_ms=%.3f p2p_idle_p99_ms=%.3f control=%d\n",
-               ph->key, ph->summary.p50, ph->summary.p99, ph->summary.max, ph->summary.n, ph->failures, idle_p99,
-               ratio, own_rss(&ph->before), own_rss(&ph->after), rss, ph->before.fds, ph->after.fds, ph->vmsigd_cpu,
-               ph->bus_cpu, ph->counts.unexpected, ph->p2p_summary.p99, idle_p2p_p99, control);
+               ph->key, ph->summary.p50, ph->summary.p99, ph->summary.max, ph->summary.n, ph->failures, idle_p99, ratio,
+               bench_own_rss(&ph->before), bench_own_rss(&ph->after), rss, ph->before.fds, ph->after.fds,
+               ph->vmsigd_cpu, ph->bus_cpu, ph->counts.unexpected, ph->p2p_summary.p99, idle_p2p_p99, control);
         return (lat_ok || control) && mem_ok && ph->counts.unexpected == 0 && !ph->failed;
 }
 
-int main(int argc, char *argv[]) {
-        context c = {
-                .opt = { .seconds = 6, .interval_ms = 5, .max_pending = 8, .batch_runs = 3, .load_calls = 40000,
-                         .endpoint = "alpha", .slow = "slow" },
-        };
-        phase idle[2] = {
-                { .key = "idle", .title = "nothing but the probe (the baseline, 1 of 2)" },
-                { .key = "idle", .title = "nothing but the probe (the baseline, 2 of 2)" },
-        };
-        phase ph[sizeof floods / sizeof floods[0]] = {};
-        bool ok = true;
-        int r;
+/* The idle phases and every flood in between. */
+static int run_phases(context *c, phase idle[2], phase *ph) {
+        int r = run_phase(c, &idle[0], NULL);
 
-        parse_options(argc, argv, &c.opt);
-        /* Replies to callers that left, pipes whose reader went: not
-         * reasons to die. */
-        (void) signal(SIGPIPE, SIG_IGN);
-        r = setup(&c);
-        if (r < 0)
-                goto finish;
-        printf("bench-floods: vmsigd pid %d, dbus-daemon pid %d, polkitd %s; root probes every %u ms for %u s a"
-               " phase\n",
-               (int) c.vmsigd, (int) c.bus_daemon, c.polkit ? "on the bus" : "absent", c.opt.interval_ms,
-               c.opt.seconds);
-        /* First, on daemons that have not seen a large message yet (see
-         * run_throughput()). */
-        if (wanted(&c, "batch")) {
-                bool batch_ok = false;
-                r = run_throughput(&c, "batch", &batch_ok);
-                if (r < 0)
-                        goto finish;
-                ok &= batch_ok;
-        }
-        printf("  settling first (vmsigd idle for %.1f s): %.1f s\n", QUIET_NSEC / 1e9, settle(c.vmsigd));
-        (void) bench_proc_sample_read(c.vmsigd, &c.first);
-
-        r = run_phase(&c, &idle[0], NULL);
-        for (size_t i = 0; r >= 0 && i < sizeof floods / sizeof floods[0]; i++) {
+        for (size_t i = 0; r >= 0 && i < BENCH_ELEMENTS(floods); i++) {
                 ph[i].key = floods[i].key;
                 ph[i].title = floods[i].title;
-                if (!wanted(&c, floods[i].key) || (strcmp(floods[i].key, "polkit") == 0 && !c.polkit)) {
+                if (!wanted(c, floods[i].key) || (strcmp(floods[i].key, "polkit") == 0 && !c->polkit)) {
                         ph[i].skipped = true;
                         continue;
                 }
-                r = run_phase(&c, &ph[i], floods[i].start);
+                r = run_phase(c, &ph[i], floods[i].start);
                 if (r >= 0)
-                        print_counts(&c, &ph[i]);
+                        print_counts(c, &ph[i]);
         }
-        if (r >= 0)
-                r = run_phase(&c, &idle[1], NULL);
-        if (r < 0)
-                goto finish;
-        if (samples_append(&c.idle, &idle[0].lat) < 0 || samples_append(&c.idle, &idle[1].lat) < 0) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        latency base = samples_summary(&c.idle);
-        samples p2p_idle = {};
-        if (samples_append(&p2p_idle, &idle[0].p2p_lat) < 0 || samples_append(&p2p_idle, &idle[1].p2p_lat) < 0) {
-                free(p2p_idle.v);
-                r = -ENOMEM;
-                goto finish;
-        }
-        latency p2p_base = samples_summary(&p2p_idle);
-        free(p2p_idle.v);
+        return r < 0 ? r : run_phase(c, &idle[1], NULL);
+}
 
+/* The summary against both idle phases; *ret_idle_p99 for the load. */
+static int report_phases(context *c, phase idle[2], phase *ph, bool *ok, double *ret_idle_p99) {
+        samples p2p_idle = {};
+        int r = samples_append(&c->idle, &idle[0].lat);
+
+        if (r >= 0)
+                r = samples_append(&c->idle, &idle[1].lat);
+        if (r >= 0)
+                r = samples_append(&p2p_idle, &idle[0].p2p_lat);
+        if (r >= 0)
+                r = samples_append(&p2p_idle, &idle[1].p2p_lat);
+        latency base = samples_summary(&c->idle), p2p_base = samples_summary(&p2p_idle);
+        free(p2p_idle.v);
+        if (r < 0)
+                return r;
         printf("== summary: root's p99 vs the idle daemon's (both idle phases: %zu calls, p50 %.3f ms, p99 %.3f ms, max"
                " %.3f ms; %.3f and %.3f ms apart); target p99 < %.0f ms, RSS within %.0f %%, fds equal\n",
                base.n, base.p50, base.p99, base.max, idle[0].summary.p99, idle[1].summary.p99, P99_TARGET_MS,
@@ -1549,36 +1378,80 @@ int main(int argc, char *argv[]) {
         printf("@ floods-idle p50_ms=%.3f p99_ms=%.3f max_ms=%.3f samples=%zu p99_first_ms=%.3f p99_second_ms=%.3f"
                " p2p_p99_ms=%.3f\n",
                base.p50, base.p99, base.max, base.n, idle[0].summary.p99, idle[1].summary.p99, p2p_base.p99);
-        for (size_t i = 0; i < sizeof floods / sizeof floods[0]; i++) {
+        for (size_t i = 0; i < BENCH_ELEMENTS(floods); i++) {
                 if (ph[i].skipped) {
                         printf("  %-13s skipped%s\n", ph[i].key,
-                               strcmp(ph[i].key, "polkit") == 0 && !c.polkit ? ": no polkitd on the bus" : "");
+                               strcmp(ph[i].key, "polkit") == 0 && !c->polkit ? ": no polkitd on the bus" : "");
                         printf("@ floods-%s skipped\n", ph[i].key);
                         continue;
                 }
-                ok &= report_phase(&ph[i], floods[i].control, base.p99, p2p_base.p99);
+                *ok &= report_phase(&ph[i], floods[i].control, base.p99, p2p_base.p99);
         }
         printf("  vmsigd  anon+file %ld KiB before the first phase, %ld KiB after the last; fds %d -> %d\n",
-               own_rss(&c.first), own_rss(&idle[1].after), c.first.fds, idle[1].after.fds);
+               bench_own_rss(&c->first), bench_own_rss(&idle[1].after), c->first.fds, idle[1].after.fds);
         fflush(stdout);
+        *ret_idle_p99 = base.p99;
+        return 0;
+}
 
-        if (wanted(&c, "batch")) {
-                bool batch_ok = false;
-                r = run_throughput(&c, "batch-after", &batch_ok);
-                if (r < 0)
-                        goto finish;
+static int run_all(context *c, phase idle[2], phase *ph) {
+        bool ok = true, batch_ok = false, load_ok = false;
+        double idle_p99 = 0;
+        int r = 0;
+
+        printf("bench-floods: vmsigd pid %d, dbus-daemon pid %d, polkitd %s; root probes every %u ms for %u s a"
+               " phase\n",
+               (int) c->vmsigd, (int) c->bus_daemon, c->polkit ? "on the bus" : "absent", c->opt.interval_ms,
+               c->opt.seconds);
+        /* First, on daemons that have not seen a large message yet (see
+         * run_throughput()). */
+        if (wanted(c, "batch")) {
+                r = run_throughput(c, "batch", &batch_ok);
+                ok &= batch_ok;
         }
-        if (c.opt.bench_load && wanted(&c, "load")) {
-                bool load_ok = false;
-                r = run_load(&c, base.p99, &load_ok);
-                if (r < 0)
-                        goto finish;
+        if (r < 0)
+                return r;
+        printf("  settling first (vmsigd idle for %.1f s): %.1f s\n", QUIET_NSEC / 1e9, settle(c->vmsigd));
+        (void) bench_proc_sample_read(c->vmsigd, &c->first);
+        r = run_phases(c, idle, ph);
+        if (r >= 0)
+                r = report_phases(c, idle, ph, &ok, &idle_p99);
+        if (r >= 0 && wanted(c, "batch"))
+                r = run_throughput(c, "batch-after", &batch_ok);
+        if (r >= 0 && c->opt.bench_load && wanted(c, "load")) {
+                r = run_load(c, idle_p99, &load_ok);
                 ok &= load_ok;
         }
-        printf("bench-floods: %s\n", ok ? "every target met" : "some target missed (see above)");
-        r = 0;
-finish:
-        for (size_t i = 0; i < sizeof ph / sizeof ph[0]; i++) {
+        if (r >= 0)
+                printf("bench-floods: %s\n", ok ? "every target met" : "some target missed (see above)");
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        context c = {
+                .opt = { .seconds = 6,
+                         .interval_ms = 5,
+                         .max_pending = 8,
+                         .batch_runs = 3,
+                         .load_calls = 40000,
+                         .endpoint = "alpha",
+                         .slow = "slow" },
+        };
+        phase idle[2] = {
+                { .key = "idle", .title = "nothing but the probe (the baseline, 1 of 2)" },
+                { .key = "idle", .title = "nothing but the probe (the baseline, 2 of 2)" },
+        };
+        phase ph[BENCH_ELEMENTS(floods)] = {};
+        int r;
+
+        parse_options(argc, argv, &c.opt);
+        /* Replies to callers that left, pipes whose reader went: not
+         * reasons to die. */
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = setup(&c);
+        if (r >= 0)
+                r = run_all(&c, idle, ph);
+        for (size_t i = 0; i < BENCH_ELEMENTS(ph); i++) {
                 free(ph[i].lat.v);
                 free(ph[i].p2p_lat.v);
         }

@@ -27,26 +27,53 @@
  *
  * Lines starting with "@ frames" are for bench/run.sh.
  */
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <systemd/sd-bus.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "frames.h"
 #include "stub.h"
 
-#define ECHO_NAME "org.vmsig.BenchEcho"
-#define ECHO_PATH "/org/vmsig/BenchEcho"
-#define ECHO_INTERFACE "org.vmsig.BenchEcho"
-#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
+#define ENDPOINT_INTERFACE VMSIG_BUS_ENDPOINT_INTERFACE
 
 static frames_latency latency;
 
 /* --- in process, a stub --------------------------------------------------------- */
+
+/* The timed frames, after a warm-up: the report of the stub case. */
+static int stub_measure(sd_event *event, vmsig_vgpu *vgpu, frames_watch *w, unsigned width, unsigned height,
+                        unsigned frames) {
+        vmsig_vgpu_stats s0, s1;
+        uint64_t t0, t1, cpu0, cpu1;
+        int r = 0;
+
+        while (w->live < w->skip && r >= 0)
+                r = sd_event_run(event, 100000);
+        vmsig_vgpu_get_stats(vgpu, &s0);
+        t0 = now_usec();
+        cpu0 = bench_self_cpu_usec();
+        while (latency.n + w->bad < frames && r >= 0)
+                r = sd_event_run(event, 100000);
+        cpu1 = bench_self_cpu_usec();
+        t1 = now_usec();
+        vmsig_vgpu_get_stats(vgpu, &s1);
+        if (r < 0)
+                return r;
+
+        uint64_t captures = s1.captures - s0.captures;
+        double fps = captures / ((t1 - t0) / 1e6), cpu_us = captures ? (double) (cpu1 - cpu0) / captures : 0;
+        printf("  stub %ux%u: %" PRIu64 " captures in %.2f s (%.1f/s, rate %.0f), %" PRIu64 " published, %" PRIu64
+               " errors, %" PRIu64 " frames with a stale clock\n",
+               width, height, captures, (t1 - t0) / 1e6, fps, VMSIG_VGPU_RATE_MAX, s1.published - s0.published,
+               s1.errors - s0.errors, w->bad);
+        frames_print_latency("stub", &latency);
+        printf("  stub     CPU of this process per capture: %.0f us (%.1f %% of a CPU at %.1f/s)\n", cpu_us,
+               (double) (cpu1 - cpu0) / (t1 - t0) * 100, fps);
+        printf("@ frames-stub-%ux%u", width, height);
+        frames_at_latency(&latency);
+        printf(" fps=%.1f cpu_us=%.0f errors=%" PRIu64 "\n", fps, cpu_us, s1.errors - s0.errors);
+        return s1.errors != s0.errors || w->bad > 0 || latency.n == 0 ? -EIO : 0;
+}
 
 static int stub_latency(unsigned width, unsigned height, unsigned frames) {
         vmsig_stub_spec spec = { .name = "screen", .ram_size = 1 << 20, .initial_state = VMSIG_STATE_RUNNING,
@@ -59,8 +86,6 @@ static int stub_latency(unsigned width, unsigned height, unsigned frames) {
         vmsig_endpoint_spec es;
         frames_clock clock = {};
         frames_watch w = { .clock = &clock, .lat = &latency, .skip = 10 };
-        vmsig_vgpu_stats s0, s1;
-        uint64_t t0, t1, cpu0, cpu1;
         int r;
 
         r = sd_event_new(&event);
@@ -74,44 +99,15 @@ static int stub_latency(unsigned width, unsigned height, unsigned frames) {
                 r = frames_probe_wrap(&es, &clock);
         if (r >= 0)
                 r = vmsig_core_attach_endpoint(core, &es, &ep);
-        if (r < 0) {
+        if (r < 0)
                 fprintf(stderr, "bench-frames: cannot set up the stub VM: %s\n", strerror(-r));
-                goto finish;
-        }
         w.vgpu = vgpu;
-        r = frames_watch_start(&w, core, vmsig_endpoint_get_id(ep));
-        if (r < 0)
-                goto finish;
-        /* The warm-up, then the timed frames. */
-        while (w.live < w.skip && r >= 0)
-                r = sd_event_run(event, 100000);
-        vmsig_vgpu_get_stats(vgpu, &s0);
-        t0 = frames_now_usec();
-        cpu0 = frames_self_cpu_usec();
-        while (latency.n + w.bad < frames && r >= 0)
-                r = sd_event_run(event, 100000);
-        cpu1 = frames_self_cpu_usec();
-        t1 = frames_now_usec();
-        vmsig_vgpu_get_stats(vgpu, &s1);
-        frames_watch_stop(&w);
-        if (r < 0)
-                goto finish;
-
-        uint64_t captures = s1.captures - s0.captures;
-        double fps = captures / ((t1 - t0) / 1e6), cpu_us = captures ? (double) (cpu1 - cpu0) / captures : 0;
-        printf("  stub %ux%u: %" PRIu64 " captures in %.2f s (%.1f/s, rate %.0f), %" PRIu64 " published, %" PRIu64
-               " errors, %" PRIu64 " frames with a stale clock\n",
-               width, height, captures, (t1 - t0) / 1e6, fps, VMSIG_VGPU_RATE_MAX, s1.published - s0.published,
-               s1.errors - s0.errors, w.bad);
-        frames_print_latency("stub", &latency);
-        printf("  stub     CPU of this process per capture: %.0f us (%.1f %% of a CPU at %.1f/s)\n", cpu_us,
-               (double) (cpu1 - cpu0) / (t1 - t0) * 100, fps);
-        printf("@ frames-stub-%ux%u", width, height);
-        frames_at_latency(&latency);
-        printf(" fps=%.1f cpu_us=%.0f errors=%" PRIu64 "\n", fps, cpu_us, s1.errors - s0.errors);
-        if (s1.errors != s0.errors || w.bad > 0 || latency.n == 0)
-                r = -EIO;
-finish:
+        if (r >= 0)
+                r = frames_watch_start(&w, core, vmsig_endpoint_get_id(ep));
+        if (r >= 0) {
+                r = stub_measure(event, vgpu, &w, width, height, frames);
+                frames_watch_stop(&w);
+        }
         if (ep)
                 (void) vmsig_core_detach_endpoint(core, ep);
         vmsig_vgpu_free(vgpu);
@@ -171,11 +167,11 @@ static int on_frame_changed(sd_bus_message *m, void *userdata, sd_bus_error *err
 /* FrameChanged signals in a second: the rate a subscriber sees. */
 static int count_signals(sd_bus *bus, const char *path, uint64_t *ret) {
         sd_bus_slot *slot = NULL;
-        uint64_t n = 0, end = frames_now_usec() + 1000000, now;
+        uint64_t n = 0, end = now_usec() + 1000000, now;
         int r;
 
         r = sd_bus_match_signal(bus, &slot, "org.vmsig", path, ENDPOINT_INTERFACE, "FrameChanged", on_frame_changed, &n);
-        while (r >= 0 && (now = frames_now_usec()) < end) {
+        while (r >= 0 && (now = now_usec()) < end) {
                 r = sd_bus_process(bus, NULL);
                 if (r == 0)
                         r = sd_bus_wait(bus, end - now);
@@ -192,17 +188,14 @@ static int bus_getframe(const char *endpoint, unsigned calls, unsigned warmup, u
         uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX], signals = 0;
         int fds_before, fds_after, r;
 
-        r = sd_bus_open_system(&bus);
-        if (r >= 0)
-                r = sd_bus_path_encode("/org/vmsig/endpoint", endpoint, &path);
-        if (r < 0) {
-                fprintf(stderr, "bench-frames: cannot connect to the system bus: %s\n", strerror(-r));
+        path = bench_endpoint_path(endpoint);
+        r = path ? bench_open_system(&bus) : -ENOMEM;
+        if (r < 0)
                 goto finish;
-        }
         const bench_method subscribe = { "org.vmsig", path, ENDPOINT_INTERFACE, "SubscribeFrames", NULL, NULL, 'f' };
         const bench_method get = { "org.vmsig", path, ENDPOINT_INTERFACE, "GetFrame", NULL, NULL, 'f' };
         const bench_method unsubscribe = { "org.vmsig", path, ENDPOINT_INTERFACE, "UnsubscribeFrames", NULL, NULL, 0 };
-        const bench_method echo = { ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "EchoFd", NULL, NULL, 'h' };
+        const bench_method echo = { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "EchoFd", NULL, NULL, 'h' };
 
         r = call_method(bus, &subscribe, &f);
         if (r < 0)
@@ -221,19 +214,16 @@ static int bus_getframe(const char *endpoint, unsigned calls, unsigned warmup, u
         if (r < 0)
                 goto finish;
 
-        uint64_t mv = bench_median_of_runs(tv, runs), me = bench_median_of_runs(te, runs);
+        bench_ratio x = bench_ratio_of(calls, tv, te, runs);
         printf("  bus      FrameChanged signals in 1 s while subscribed: %" PRIu64 "\n", signals);
         printf("  bus      vmsigd GetFrame %7.0f calls/s (%.1f us)  echo EchoFd %7.0f calls/s (%.1f us)"
-               "  ratio vmsigd/echo time %.3f  (runs: vmsigd",
-               calls / (mv / 1e9), mv / 1e3 / calls, calls / (me / 1e9), me / 1e3 / calls, (double) mv / (double) me);
-        bench_print_rates(calls, tv, runs);
-        printf("; echo");
-        bench_print_rates(calls, te, runs);
-        printf(")\n  bus      fds open before %d, after %d\n", fds_before, fds_after);
+               "  ratio vmsigd/echo time %.3f",
+               x.a, 1e6 / x.a, x.b, 1e6 / x.b, x.ratio);
+        bench_print_runs("vmsigd", "echo", calls, tv, te, runs);
+        printf("  bus      fds open before %d, after %d\n", fds_before, fds_after);
         printf("@ frames-bus vmsigd_cps=%.0f echo_cps=%.0f vmsigd_us=%.1f echo_us=%.1f ratio=%.3f signals_1s=%" PRIu64
                " fd_leak=%d\n",
-               calls / (mv / 1e9), calls / (me / 1e9), mv / 1e3 / calls, me / 1e3 / calls, (double) mv / (double) me,
-               signals, fds_after - fds_before);
+               x.a, x.b, 1e6 / x.a, 1e6 / x.b, x.ratio, signals, fds_after - fds_before);
         if (fds_after != fds_before)
                 r = -EBADF;
 finish:
@@ -244,78 +234,38 @@ finish:
 
 /* --- main ------------------------------------------------------------------------------ */
 
-static void help(void) {
-        printf("bench-frames --case stub [--width W --height H] [--frames N]\n"
-               "bench-frames --case bus [--endpoint NAME] [--calls N] [--warmup N] [--runs N]\n"
-               "bench-frames --case qemu [--qemu BINARY] [--frames N] [--runs N] [--seconds S]\n"
-               "Frames (issue 9): capture-to-delivery latency in process, GetFrame vs EchoFd through\n"
-               "vmsigd, and frames/s and CPU per frame through the library vs direct QMP screendump.\n");
-}
-
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "case", required_argument, NULL, 'c' },
-                { "width", required_argument, NULL, 'W' },
-                { "height", required_argument, NULL, 'H' },
-                { "frames", required_argument, NULL, 'f' },
-                { "endpoint", required_argument, NULL, 'e' },
-                { "calls", required_argument, NULL, 'n' },
-                { "warmup", required_argument, NULL, 'w' },
-                { "runs", required_argument, NULL, 'r' },
-                { "qemu", required_argument, NULL, 'q' },
-                { "seconds", required_argument, NULL, 's' },
-                {}
-        };
         const char *what = NULL, *endpoint = "screen", *qemu = getenv("VMSIG_QEMU");
         unsigned width = 720, height = 400, frames = 300, calls = 5000, warmup = 500, runs = 3, seconds = 5;
-        int c, r;
+        const bench_option options[] = {
+                BENCH_OPT_S("case", &what),
+                BENCH_OPT_U("width", &width, VMSIG_STUB_DISPLAY_MIN, VMSIG_STUB_DISPLAY_MAX),
+                BENCH_OPT_U("height", &height, VMSIG_STUB_DISPLAY_MIN, VMSIG_STUB_DISPLAY_MAX),
+                BENCH_OPT_U("frames", &frames, 1, FRAMES_SAMPLES_MAX),
+                BENCH_OPT_S("endpoint", &endpoint),
+                BENCH_OPT_CALLS(&calls),
+                BENCH_OPT_WARMUP(&warmup),
+                BENCH_OPT_RUNS(&runs),
+                BENCH_OPT_S("qemu", &qemu),
+                BENCH_OPT_U("seconds", &seconds, 1, 3600),
+                {},
+        };
+        static const char usage[] =
+                "bench-frames --case stub [--width W --height H] [--frames N]\n"
+                "bench-frames --case bus [--endpoint NAME] [--calls N] [--warmup N] [--runs N]\n"
+                "bench-frames --case qemu [--qemu BINARY] [--frames N] [--runs N] [--seconds S]\n"
+                "Frames (issue 9): capture-to-delivery latency in process, GetFrame vs EchoFd through\n"
+                "vmsigd, and frames/s and CPU per frame through the library vs direct QMP screendump.\n";
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'c':
-                        what = optarg;
-                        break;
-                case 'W':
-                        width = bench_parse_unsigned("width", optarg, VMSIG_STUB_DISPLAY_MIN, VMSIG_STUB_DISPLAY_MAX);
-                        break;
-                case 'H':
-                        height = bench_parse_unsigned("height", optarg, VMSIG_STUB_DISPLAY_MIN, VMSIG_STUB_DISPLAY_MAX);
-                        break;
-                case 'f':
-                        frames = bench_parse_unsigned("frames", optarg, 1, FRAMES_SAMPLES_MAX);
-                        break;
-                case 'e':
-                        endpoint = optarg;
-                        break;
-                case 'n':
-                        calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
-                        break;
-                case 'w':
-                        warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
-                        break;
-                case 'r':
-                        runs = bench_parse_unsigned("runs", optarg, 1, BENCH_RUNS_MAX);
-                        break;
-                case 'q':
-                        qemu = optarg;
-                        break;
-                case 's':
-                        seconds = bench_parse_unsigned("seconds", optarg, 1, 3600);
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
+        bench_parse_options(argc, argv, options, usage);
 #if !BENCH_FRAMES_QEMU
         /* Accepted so that one command line fits both builds. */
         (void) qemu;
         (void) seconds;
 #endif
         if (!what) {
-                help();
+                fputs(usage, stdout);
                 return EXIT_FAILURE;
         }
         if (strcmp(what, "stub") == 0)

@@ -36,7 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "load.h"
 
 /* --- small helpers ------------------------------------------------------------ */
@@ -67,18 +67,6 @@ void load_fail(load_ctx *ctx, const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
-}
-
-void load_samples_add(load_samples *s, uint64_t v) {
-        if (s->n == s->size) {
-                size_t size = s->size ? s->size * 2 : 1024;
-                uint64_t *grown = realloc(s->v, size * sizeof *grown);
-                if (!grown)
-                        return; /* a sample less; the count is kept elsewhere */
-                s->v = grown;
-                s->size = size;
-        }
-        s->v[s->n++] = v;
 }
 
 static const char *const err_names[_E_MAX] = {
@@ -205,7 +193,7 @@ static int on_endpoint_signal(sd_bus_message *m, void *userdata, sd_bus_error *r
         load_ctx *ctx = userdata;
         const char *path = NULL;
         load_target *t;
-        bool added = sd_bus_message_is_signal(m, LOAD_MANAGER_IFACE, "EndpointAdded");
+        bool added = sd_bus_message_is_signal(m, VMSIG_BUS_MANAGER_INTERFACE, "EndpointAdded");
         char *name = NULL;
 
         if (sd_bus_message_read(m, "o", &path) < 0 || !(name = load_path_to_name(path)))
@@ -236,10 +224,10 @@ static int controller_start(load_ctx *ctx) {
         if (r >= 0)
                 r = sd_bus_attach_event(ctx->ctl, ctx->event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
-                r = sd_bus_match_signal(ctx->ctl, NULL, LOAD_BUS_NAME, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE,
+                r = sd_bus_match_signal(ctx->ctl, NULL, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
                                         "EndpointAdded", on_endpoint_signal, ctx);
         if (r >= 0)
-                r = sd_bus_match_signal(ctx->ctl, NULL, LOAD_BUS_NAME, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE,
+                r = sd_bus_match_signal(ctx->ctl, NULL, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
                                         "EndpointRemoved", on_endpoint_signal, ctx);
         if (r < 0)
                 fprintf(stderr, "bench-load: cannot set up the controller connection: %s\n", strerror(-r));
@@ -255,8 +243,8 @@ static int controller_read_roster(load_ctx *ctx) {
         uint32_t vmid;
         int r;
 
-        r = sd_bus_call_method(ctx->ctl, LOAD_BUS_NAME, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "ListEndpoints", &error,
-                               &reply, "");
+        r = sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "ListEndpoints",
+                               &error, &reply, "");
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'a', "(suso)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(suso)", &name, &vmid, &state, &path)) > 0) {
@@ -292,7 +280,7 @@ static void on_spare_detached(load_ctx *ctx, load_client *c, sd_bus_message *rep
         if (o == OUTCOME_OK)
                 ctx->n.spare_detaches++;
         /* Reload brings back the configured stub that is missing. */
-        if (sd_bus_message_new_method_call(ctx->ctl, &m, LOAD_BUS_NAME, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE,
+        if (sd_bus_message_new_method_call(ctx->ctl, &m, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
                                            "Reload") >= 0)
                 (void) load_call(ctx, NULL, ctx->ctl, m, OP_BAD, 0, on_reloaded, NULL);
         sd_bus_message_unref(m);
@@ -304,7 +292,7 @@ static int on_spare_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (ctx->stopping)
                 return 0;
-        if (sd_bus_message_new_method_call(ctx->ctl, &m, LOAD_BUS_NAME, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE,
+        if (sd_bus_message_new_method_call(ctx->ctl, &m, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
                                            "DetachEndpoint") >= 0 &&
             sd_bus_message_append(m, "s", "spare") >= 0)
                 (void) load_call(ctx, NULL, ctx->ctl, m, OP_BAD, ERR(E_NO_SUCH_ENDPOINT), on_spare_detached, NULL);
@@ -337,7 +325,7 @@ static int spare_settle(load_ctx *ctx) {
         spare_timer = sd_event_source_disable_unref(spare_timer);
         r = load_run_until(ctx, spare_back, NULL, 100000);
         if (r < 0 && ctx->in_flight == 0) {
-                r = sd_bus_call_method(ctx->ctl, LOAD_BUS_NAME, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "Reload",
+                r = sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "Reload",
                                        &error, NULL, "");
                 if (r >= 0)
                         r = load_run_until(ctx, spare_back, NULL, 10000000);
@@ -363,9 +351,6 @@ static void print_sample(const char *what, const bench_proc_sample *s) {
 /* RSS without the guest RAM vmsigd maps (the stubs' memfds, as RssShmem):
  * that grows with every page the writers touched, and is the guests'
  * memory, not the daemon's. */
-static long own_rss(const bench_proc_sample *s) {
-        return s->anon_kib + s->file_kib;
-}
 
 typedef struct load_result {
         bench_proc_sample cold; /* after start-up */
@@ -378,15 +363,15 @@ typedef struct load_result {
 /* CPU time is what the load costs; wall-clock rates on a shared machine
  * say as much about the others on it. */
 static void cpu_sample(load_ctx *ctx, uint64_t ret[3]) {
-        ret[0] = bench_proc_cpu_usec(ctx->vmsigd_pid);
-        ret[1] = bench_proc_cpu_usec(ctx->bus_pid);
+        ret[0] = bench_proc_cpu_usec(ctx->svc.vmsigd_pid);
+        ret[1] = bench_proc_cpu_usec(ctx->svc.bus_pid);
         ret[2] = bench_proc_cpu_usec(getpid());
 }
 
 static void sample_peak(load_ctx *ctx, load_result *res) {
         bench_proc_sample s;
 
-        if (bench_proc_sample_read(ctx->vmsigd_pid, &s) < 0)
+        if (bench_proc_sample_read(ctx->svc.vmsigd_pid, &s) < 0)
                 return;
         res->peak.fds = s.fds > res->peak.fds ? s.fds : res->peak.fds;
         res->peak.rss_kib = s.rss_kib > res->peak.rss_kib ? s.rss_kib : res->peak.rss_kib;
@@ -460,9 +445,9 @@ static void wind_down(load_ctx *ctx, load_result *res) {
         load_clients_stop(ctx);
         load_sleep(ctx, 1000000);
         (void) load_check_no_leases(ctx);
-        (void) bench_proc_sample_read(ctx->vmsigd_pid, &res->after);
+        (void) bench_proc_sample_read(ctx->svc.vmsigd_pid, &res->after);
         load_sleep(ctx, (uint64_t) ctx->opt.settle_seconds * 1000000);
-        (void) bench_proc_sample_read(ctx->vmsigd_pid, &res->settled);
+        (void) bench_proc_sample_read(ctx->svc.vmsigd_pid, &res->settled);
 }
 
 /* A round starts from an idle daemon: the counters of the measured round
@@ -510,25 +495,15 @@ static void check_resources(load_ctx *ctx, const load_result *res) {
                 load_fail(ctx, "vmsigd is not running at the end");
         if (res->settled.fds != res->cold.fds)
                 load_fail(ctx, "vmsigd has %d fds open after the load, %d before", res->settled.fds, res->cold.fds);
-        if (own_rss(&res->settled) > own_rss(&res->warm) * 11 / 10)
+        if (bench_own_rss(&res->settled) > bench_own_rss(&res->warm) * 11 / 10)
                 load_fail(ctx, "vmsigd's RSS (anon + file) is %ld KiB after the load, more than 110 %% of %ld KiB",
-                          own_rss(&res->settled), own_rss(&res->warm));
+                          bench_own_rss(&res->settled), bench_own_rss(&res->warm));
 }
 
 /* --- the report ------------------------------------------------------------------ */
 
-static uint64_t percentile(load_samples *s, unsigned p) {
-        size_t rank;
-
-        if (s->n == 0)
-                return 0;
-        qsort(s->v, s->n, sizeof s->v[0], bench_compare_u64);
-        rank = (s->n * p + 99) / 100;
-        return s->v[rank > 0 ? rank - 1 : 0];
-}
-
 static void report_ops(load_ctx *ctx, const load_result *res) {
-        load_samples all = {};
+        bench_samples all = {};
         uint64_t total = 0;
 
         printf("\n  %-28s %9s %9s %9s %9s %9s\n", "call", "calls", "ok", "refused", "p50 ms", "p99 ms");
@@ -538,15 +513,18 @@ static void report_ops(load_ctx *ctx, const load_result *res) {
                 if (n == 0)
                         continue;
                 for (size_t j = 0; j < s->latency.n; j++)
-                        load_samples_add(&all, s->latency.v[j]);
+                        (void) bench_samples_add(&all, s->latency.v[j]);
                 total += n;
                 printf("  %-28s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9.3f %9.3f\n", load_op_name(i), n, s->ok,
-                       s->rejected, percentile(&s->latency, 50) / 1e6, percentile(&s->latency, 99) / 1e6);
-                printf("@ load-op name=%d calls=%" PRIu64 " ok=%" PRIu64 " refused=%" PRIu64 " p50_ms=%.3f p99_ms=%.3f\n",
-                       i, n, s->ok, s->rejected, percentile(&s->latency, 50) / 1e6, percentile(&s->latency, 99) / 1e6);
+                       s->rejected, bench_samples_percentile(&s->latency, 50) / 1e6,
+                       bench_samples_percentile(&s->latency, 99) / 1e6);
+                printf("@ load-op name=%d calls=%" PRIu64 " ok=%" PRIu64 " refused=%" PRIu64
+                       " p50_ms=%.3f p99_ms=%.3f\n",
+                       i, n, s->ok, s->rejected, bench_samples_percentile(&s->latency, 50) / 1e6,
+                       bench_samples_percentile(&s->latency, 99) / 1e6);
         }
-        printf("  %-28s %9" PRIu64 " %29s %9.3f %9.3f\n", "all", total, "", percentile(&all, 50) / 1e6,
-               percentile(&all, 99) / 1e6);
+        printf("  %-28s %9" PRIu64 " %29s %9.3f %9.3f\n", "all", total, "", bench_samples_percentile(&all, 50) / 1e6,
+               bench_samples_percentile(&all, 99) / 1e6);
         printf("\n  load: %" PRIu64 " calls in %.1f s: %.0f calls/s over %u connections\n", total, res->seconds,
                total / res->seconds, ctx->opt.clients);
         printf("  CPU during the load: vmsigd %.1f s, dbus-daemon %.1f s, bench-load %.1f s (%.0f %% of one CPU in all);\n"
@@ -557,9 +535,9 @@ static void report_ops(load_ctx *ctx, const load_result *res) {
                (double) res->cpu_usec[2] / (double) total);
         printf("@ load calls=%" PRIu64 " seconds=%.1f cps=%.0f p50_ms=%.3f p99_ms=%.3f clients=%u vmsigd_cpu_us=%.0f "
                "bus_cpu_us=%.0f tool_cpu_us=%.0f\n",
-               total, res->seconds, total / res->seconds, percentile(&all, 50) / 1e6, percentile(&all, 99) / 1e6,
-               ctx->opt.clients, (double) res->cpu_usec[0] / (double) total, (double) res->cpu_usec[1] / (double) total,
-               (double) res->cpu_usec[2] / (double) total);
+               total, res->seconds, total / res->seconds, bench_samples_percentile(&all, 50) / 1e6,
+               bench_samples_percentile(&all, 99) / 1e6, ctx->opt.clients, (double) res->cpu_usec[0] / (double) total,
+               (double) res->cpu_usec[1] / (double) total, (double) res->cpu_usec[2] / (double) total);
         free(all.v);
 }
 
@@ -596,93 +574,48 @@ static void report_counters(load_ctx *ctx, const load_result *res) {
                n->bad_calls, n->bad_writes, n->bad_trigger_files, n->bad_qmp);
         printf("@ load-resources fd_base=%d fd_after=%d rss_cold_kib=%ld rss_base_kib=%ld rss_after_kib=%ld "
                "rss_ratio=%.3f violations=%" PRIu64 "\n",
-               res->cold.fds, res->settled.fds, own_rss(&res->cold), own_rss(&res->warm), own_rss(&res->settled),
-               own_rss(&res->warm) > 0 ? (double) own_rss(&res->settled) / (double) own_rss(&res->warm) : 0.0,
+               res->cold.fds, res->settled.fds, bench_own_rss(&res->cold), bench_own_rss(&res->warm),
+               bench_own_rss(&res->settled),
+               bench_own_rss(&res->warm) > 0
+                       ? (double) bench_own_rss(&res->settled) / (double) bench_own_rss(&res->warm)
+                       : 0.0,
                n->violations);
 }
 
 /* --- options and main --------------------------------------------------------------- */
 
-static void help(void) {
-        printf("bench-load [--quick] [--clients N] [--calls N] [--warmup N] [--trigger-vms N]\n"
-               "           [--settle SECONDS] [--seed N] [--vmsigd PATH] [--srcdir DIR] [--no-trigger]\n"
-               "           [--keep] [--verbose]\n"
-               "Starts a private system bus and vmsigd, and drives them with N client connections\n"
-               "(200), fake QEMUs through the trigger directory (armed build), faults and bad\n"
-               "input, for a fixed number of calls; then checks that nothing was lost. As root.\n"
-               "A warm-up round (--warmup calls, default a fifth) comes first; vmsigd's RSS after\n"
-               "it is the baseline. --quick: 20000 calls, 2 s settle (the CI test).\n"
-               "DBUS_DAEMON names dbus-daemon; "
-               "--srcdir (or $VMSIG_SRCDIR) is where data/org.vmsig.conf is.\n");
-}
-
 static void parse_options(int argc, char *argv[], load_options *o) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },         { "quick", no_argument, NULL, 'q' },
-                { "clients", required_argument, NULL, 'c' }, { "calls", required_argument, NULL, 'n' },
-                { "trigger-vms", required_argument, NULL, 't' }, { "settle", required_argument, NULL, 's' },
-                { "seed", required_argument, NULL, 'S' },   { "vmsigd", required_argument, NULL, 'd' },
-                { "srcdir", required_argument, NULL, 'C' }, { "no-trigger", no_argument, NULL, 'N' },
-                { "keep", no_argument, NULL, 'k' },         { "verbose", no_argument, NULL, 'v' },
-                { "warmup", required_argument, NULL, 'w' },
+        unsigned unset = UINT32_MAX, calls = unset, settle = unset, warmup = unset;
+        const bench_option options[] = {
+                BENCH_OPT_F("quick", &o->quick),
+                BENCH_OPT_U("clients", &o->clients, 8, 4000),
+                BENCH_OPT_CALLS(&calls),
+                BENCH_OPT_U("trigger-vms", &o->trigger_vms, 0, 1000),
+                BENCH_OPT_U("settle", &settle, 0, 600),
+                BENCH_OPT_U("seed", &o->seed, 0, UINT32_MAX),
+                BENCH_OPT_S("vmsigd", &o->vmsigd),
+                BENCH_OPT_S("srcdir", &o->srcdir),
+                BENCH_OPT_F("no-trigger", &o->no_trigger),
+                BENCH_OPT_F("keep", &o->keep),
+                BENCH_OPT_F("verbose", &o->verbose),
+                BENCH_OPT_WARMUP(&warmup),
                 {},
         };
-        bool calls_set = false, settle_set = false, warmup_set = false;
-        int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        exit(EXIT_SUCCESS);
-                case 'q':
-                        o->quick = true;
-                        break;
-                case 'c':
-                        o->clients = bench_parse_unsigned("clients", optarg, 8, 4000);
-                        break;
-                case 'n':
-                        o->calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
-                        calls_set = true;
-                        break;
-                case 't':
-                        o->trigger_vms = bench_parse_unsigned("trigger-vms", optarg, 0, 1000);
-                        break;
-                case 's':
-                        o->settle_seconds = bench_parse_unsigned("settle", optarg, 0, 600);
-                        settle_set = true;
-                        break;
-                case 'S':
-                        o->seed = bench_parse_unsigned("seed", optarg, 0, UINT32_MAX);
-                        break;
-                case 'd':
-                        o->vmsigd = optarg;
-                        break;
-                case 'C':
-                        o->srcdir = optarg;
-                        break;
-                case 'N':
-                        o->no_trigger = true;
-                        break;
-                case 'k':
-                        o->keep = true;
-                        break;
-                case 'w':
-                        o->warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
-                        warmup_set = true;
-                        break;
-                case 'v':
-                        o->verbose = true;
-                        break;
-                default:
-                        exit(EXIT_FAILURE);
-                }
-        if (o->quick && !calls_set)
-                o->calls = 20000;
-        if (o->quick && !settle_set)
-                o->settle_seconds = 2;
-        if (!warmup_set)
-                o->warmup = o->calls / 5 < 2000 ? 2000 : o->calls / 5;
+        bench_parse_options(argc, argv, options,
+                            "bench-load [--quick] [--clients N] [--calls N] [--warmup N] [--trigger-vms N]\n"
+                            "           [--settle SECONDS] [--seed N] [--vmsigd PATH] [--srcdir DIR] [--no-trigger]\n"
+                            "           [--keep] [--verbose]\n"
+                            "Starts a private system bus and vmsigd, and drives them with N client connections\n"
+                            "(200), fake QEMUs through the trigger directory (armed build), faults and bad\n"
+                            "input, for a fixed number of calls; then checks that nothing was lost. As root.\n"
+                            "A warm-up round (--warmup calls, default a fifth) comes first; vmsigd's RSS after\n"
+                            "it is the baseline. --quick: 20000 calls, 2 s settle (the CI test).\n"
+                            "DBUS_DAEMON names dbus-daemon; "
+                            "--srcdir (or $VMSIG_SRCDIR) is where data/org.vmsig.conf is.\n");
+        o->calls = calls != unset ? calls : o->quick ? 20000 : 200000;
+        o->settle_seconds = settle != unset ? settle : o->quick ? 2 : 5;
+        o->warmup = warmup != unset ? warmup : o->calls / 5 < 2000 ? 2000 : o->calls / 5;
 }
 
 /* 200 connections, 64 listening sockets and their peers, RAM files and
@@ -719,14 +652,13 @@ static int setup(load_ctx *ctx, load_result *res) {
         /* Whatever start-up does in vmsigd (the roster going out, its first
          * peer) is over before the baseline. */
         load_sleep(ctx, 1000000);
-        return bench_proc_sample_read(ctx->vmsigd_pid, &res->cold);
+        return bench_proc_sample_read(ctx->svc.vmsigd_pid, &res->cold);
 }
 
 int main(int argc, char *argv[]) {
         load_ctx ctx = {
-                .opt = { .clients = 200, .calls = 200000, .trigger_vms = 64, .settle_seconds = 5, .seed = 1 },
-                .bus_pid = -1,
-                .vmsigd_pid = -1,
+                .opt = { .clients = 200, .trigger_vms = 64, .seed = 1 },
+                .svc = { .bus_pid = -1, .vmsigd_pid = -1 },
         };
         load_result res = {};
         int r;

@@ -28,26 +28,17 @@
  *              runs' ratios.
  * Lines starting with "@" are for bench/run.sh.
  */
-#include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 
-#define ECHO_NAME "org.vmsig.BenchEcho"
-#define ECHO_PATH "/org/vmsig/BenchEcho"
-#define ECHO_INTERFACE "org.vmsig.BenchEcho"
-#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
+#define ENDPOINT_INTERFACE VMSIG_BUS_ENDPOINT_INTERFACE
 
 typedef struct memctx_reply {
         int fd; /* owned by the message */
@@ -97,7 +88,7 @@ static int call_fd(sd_bus *bus, const void *userdata) {
 
 static int run_subscribe(sd_bus *bus, const char *endpoint_path, unsigned calls, unsigned warmup, unsigned runs) {
         const bench_method vmsig = { "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "SubscribeMemctx", NULL, NULL, 0 };
-        const bench_method echo = { ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "EchoFd", NULL, NULL, 0 };
+        const bench_method echo = { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "EchoFd", NULL, NULL, 0 };
         uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX];
         memctx_reply d;
         int fds_before, fds_after, r;
@@ -119,16 +110,14 @@ static int run_subscribe(sd_bus *bus, const char *endpoint_path, unsigned calls,
         if (r < 0)
                 return r;
 
-        uint64_t mv = bench_median_of_runs(tv, runs), me = bench_median_of_runs(te, runs);
-        printf("  subscribe  vmsigd SubscribeMemctx %7.0f calls/s  echo EchoFd %7.0f calls/s  ratio vmsigd/echo time %.3f"
-               "  (runs: vmsigd",
-               calls / (mv / 1e9), calls / (me / 1e9), (double) mv / (double) me);
-        bench_print_rates(calls, tv, runs);
-        printf("; echo");
-        bench_print_rates(calls, te, runs);
-        printf(")\n  subscribe  fds open before %d, after %d\n", fds_before, fds_after);
-        printf("@ memctx-subscribe vmsigd_cps=%.0f echo_cps=%.0f ratio=%.3f fd_leak=%d\n", calls / (mv / 1e9),
-               calls / (me / 1e9), (double) mv / (double) me, fds_after - fds_before);
+        bench_ratio x = bench_ratio_of(calls, tv, te, runs);
+        printf("  subscribe  vmsigd SubscribeMemctx %7.0f calls/s  echo EchoFd %7.0f calls/s  ratio vmsigd/echo time "
+               "%.3f",
+               x.a, x.b, x.ratio);
+        bench_print_runs("vmsigd", "echo", calls, tv, te, runs);
+        printf("  subscribe  fds open before %d, after %d\n", fds_before, fds_after);
+        printf("@ memctx-subscribe vmsigd_cps=%.0f echo_cps=%.0f ratio=%.3f fd_leak=%d\n", x.a, x.b, x.ratio,
+               fds_after - fds_before);
         fflush(stdout);
         if (fds_after != fds_before) {
                 fprintf(stderr, "bench-memctx: %d fds leaked over %u calls\n", fds_after - fds_before,
@@ -319,15 +308,8 @@ static int write_pattern(sd_bus *bus, const char *endpoint_path, uint64_t size) 
         }
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(tay)");
-        for (uint64_t gpa = 0; r >= 0 && gpa + sizeof gpa <= size && gpa / stride < PATTERN_WRITES; gpa += stride) {
-                r = sd_bus_message_open_container(m, 'r', "tay");
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "t", gpa);
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'y', &gpa, sizeof gpa);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-        }
+        for (uint64_t gpa = 0; r >= 0 && gpa + sizeof gpa <= size && gpa / stride < PATTERN_WRITES; gpa += stride)
+                r = bench_append_entry(m, gpa, &gpa, sizeof gpa);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -355,49 +337,49 @@ static int write_pattern(sd_bus *bus, const char *endpoint_path, uint64_t size) 
         return r;
 }
 
+/* Checks the received RAM fd (large enough, read-only even for root),
+ * writes the pattern into the guest RAM and returns the baseline's fd. */
+static int prepare_read(sd_bus *bus, const char *endpoint_path, const memctx_reply *d) {
+        struct stat st;
+        void *ram;
+        int r;
+
+        if (fstat(d->fd, &st) < 0)
+                return -errno;
+        if (d->size == 0 || (uint64_t) st.st_size < d->size) {
+                fprintf(stderr, "bench-memctx: the RAM fd has %jd bytes for a RAM size of %" PRIu64 "\n",
+                        (intmax_t) st.st_size, d->size);
+                return -EINVAL;
+        }
+        r = write_pattern(bus, endpoint_path, d->size);
+        if (r < 0)
+                return r;
+        if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0) != MAP_FAILED) {
+                fprintf(stderr, "bench-memctx: the received RAM fd can be mapped writable\n");
+                return -EPERM;
+        }
+        ram = mmap(NULL, d->size, PROT_READ, MAP_SHARED, d->fd, 0);
+        if (ram == MAP_FAILED)
+                return -errno;
+        r = make_baseline(ram, d->size);
+        munmap(ram, d->size);
+        return r;
+}
+
 static int run_read(sd_bus *bus, const char *endpoint_path, unsigned fresh, unsigned passes, unsigned runs) {
         const bench_method vmsig = { "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "SubscribeMemctx", NULL, NULL, 0 };
         uint64_t fresh_r[BENCH_RUNS_MAX], fresh_b[BENCH_RUNS_MAX], warm_r[BENCH_RUNS_MAX], warm_b[BENCH_RUNS_MAX];
         uint64_t t[4], faults[4] = {}, expect = 0, base_sum = 0, ignored = 0;
         sd_bus_message *reply = NULL;
         memctx_reply d;
-        struct stat st;
-        void *ram = MAP_FAILED;
         int base = -1, r;
 
         r = call_fd_method(bus, &vmsig, &reply, &d);
         if (r < 0)
                 return r;
-        if (fstat(d.fd, &st) < 0) {
-                r = -errno;
-                goto finish;
-        }
-        if (d.size == 0 || (uint64_t) st.st_size < d.size) {
-                fprintf(stderr, "bench-memctx: the RAM fd has %jd bytes for a RAM size of %" PRIu64 "\n",
-                        (intmax_t) st.st_size, d.size);
-                r = -EINVAL;
-                goto finish;
-        }
-        r = write_pattern(bus, endpoint_path, d.size);
+        base = r = prepare_read(bus, endpoint_path, &d);
         if (r < 0)
                 goto finish;
-        /* The fd must really be read-only for us, even as root. */
-        if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, d.fd, 0) != MAP_FAILED) {
-                fprintf(stderr, "bench-memctx: the received RAM fd can be mapped writable\n");
-                r = -EPERM;
-                goto finish;
-        }
-        ram = mmap(NULL, d.size, PROT_READ, MAP_SHARED, d.fd, 0);
-        if (ram == MAP_FAILED) {
-                r = -errno;
-                goto finish;
-        }
-        base = make_baseline(ram, d.size);
-        munmap(ram, d.size);
-        if (base < 0) {
-                r = base;
-                goto finish;
-        }
         printf("  read  %s: %" PRIu64 " MiB; per run %u fresh mappings and %u warm passes of each,"
                " alternating, the median pass counts; median of %u runs\n",
                endpoint_path, d.size >> 20, fresh, passes, runs);
@@ -451,105 +433,50 @@ static int unsubscribe(sd_bus *bus, const char *endpoint_path) {
         return r;
 }
 
-static void help(void) {
-        printf("bench-memctx [--calls N] [--warmup N] [--runs N] [--endpoint NAME]\n"
-               "             [--ram-endpoint NAME] [--fresh N] [--passes N] [--case subscribe|read]...\n"
-               "SubscribeMemctx against " ECHO_NAME " EchoFd on the system bus\n"
-               "($DBUS_SYSTEM_BUS_ADDRESS), and read bandwidth through the received RAM fd.\n");
-}
-
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "calls", required_argument, NULL, 'n' },
-                { "warmup", required_argument, NULL, 'w' },
-                { "runs", required_argument, NULL, 'r' },
-                { "endpoint", required_argument, NULL, 'e' },
-                { "ram-endpoint", required_argument, NULL, 'R' },
-                { "fresh", required_argument, NULL, 'f' },
-                { "passes", required_argument, NULL, 'P' },
-                { "case", required_argument, NULL, 'c' },
-                {},
-        };
         unsigned calls = 20000, warmup = 2000, runs = 3, fresh = 5, passes = 15;
         const char *endpoint = "alpha", *ram_endpoint = "big";
-        bool do_subscribe = true, do_read = true, case_given = false;
+        bench_list cases = {};
+        const bench_option options[] = {
+                BENCH_OPT_CALLS(&calls),
+                BENCH_OPT_WARMUP(&warmup),
+                BENCH_OPT_RUNS(&runs),
+                BENCH_OPT_S("endpoint", &endpoint),
+                BENCH_OPT_S("ram-endpoint", &ram_endpoint),
+                BENCH_OPT_U("fresh", &fresh, 1, PASSES_MAX),
+                BENCH_OPT_U("passes", &passes, 1, PASSES_MAX),
+                BENCH_OPT_L("case", &cases),
+                {},
+        };
         char *path = NULL, *ram_path = NULL;
         sd_bus *bus = NULL;
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'n':
-                        calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
-                        break;
-                case 'w':
-                        warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
-                        break;
-                case 'r':
-                        runs = bench_parse_unsigned("runs", optarg, 1, BENCH_RUNS_MAX);
-                        break;
-                case 'e':
-                        endpoint = optarg;
-                        break;
-                case 'R':
-                        ram_endpoint = optarg;
-                        break;
-                case 'f':
-                        fresh = bench_parse_unsigned("fresh", optarg, 1, PASSES_MAX);
-                        break;
-                case 'P':
-                        passes = bench_parse_unsigned("passes", optarg, 1, PASSES_MAX);
-                        break;
-                case 'c':
-                        if (!case_given)
-                                do_subscribe = do_read = false;
-                        case_given = true;
-                        if (strcmp(optarg, "subscribe") == 0)
-                                do_subscribe = true;
-                        else if (strcmp(optarg, "read") == 0)
-                                do_read = true;
-                        else {
-                                fprintf(stderr, "bench-memctx: unknown case \"%s\"\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                default:
+        bench_parse_options(argc, argv, options,
+                            "bench-memctx [--calls N] [--warmup N] [--runs N] [--endpoint NAME]\n"
+                            "             [--ram-endpoint NAME] [--fresh N] [--passes N] [--case subscribe|read]...\n"
+                            "SubscribeMemctx against " BENCH_ECHO_NAME " EchoFd on the system bus\n"
+                            "($DBUS_SYSTEM_BUS_ADDRESS), and read bandwidth through the received RAM fd.\n");
+        for (unsigned i = 0; i < cases.n; i++)
+                if (strcmp(cases.item[i], "subscribe") != 0 && strcmp(cases.item[i], "read") != 0) {
+                        fprintf(stderr, "bench-memctx: unknown case \"%s\"\n", cases.item[i]);
                         return EXIT_FAILURE;
                 }
-
-        r = sd_bus_path_encode("/org/vmsig/endpoint", endpoint, &path);
-        if (r >= 0)
-                r = sd_bus_path_encode("/org/vmsig/endpoint", ram_endpoint, &ram_path);
-        if (r < 0)
-                goto finish;
-        r = sd_bus_open_system(&bus);
-        if (r < 0) {
-                fprintf(stderr, "bench-memctx: cannot connect to the system bus: %s\n", strerror(-r));
-                goto finish;
-        }
-
-        if (do_subscribe) {
+        path = bench_endpoint_path(endpoint);
+        ram_path = bench_endpoint_path(ram_endpoint);
+        r = path && ram_path ? bench_open_system(&bus) : -ENOMEM;
+        if (r >= 0 && bench_list_wants(&cases, "subscribe")) {
                 printf("bench-memctx subscribe: %u sequential calls per run, %u warm-up calls, median of %u runs\n",
                        calls, warmup, runs);
                 r = run_subscribe(bus, path, calls, warmup, runs);
                 if (r >= 0)
                         r = unsubscribe(bus, path);
-                if (r < 0)
-                        goto finish;
         }
-        if (do_read) {
+        if (r >= 0 && bench_list_wants(&cases, "read")) {
                 r = run_read(bus, ram_path, fresh, passes, runs);
                 if (r >= 0)
                         r = unsubscribe(bus, ram_path);
-                if (r < 0)
-                        goto finish;
         }
-        r = 0;
-finish:
         sd_bus_flush_close_unref(bus);
         free(path);
         free(ram_path);

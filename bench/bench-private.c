@@ -17,20 +17,9 @@
  * ratio is bus time / p2p time (how many times faster p2p is). Lines
  * starting with "@" are for bench/run.sh.
  */
-#include <errno.h>
-#include <getopt.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <systemd/sd-bus.h>
 
-#include "bench-util.h"
-
-#define ECHO_NAME "org.vmsig.BenchEcho"
-#define ECHO_PATH "/org/vmsig/BenchEcho"
-#define ECHO_INTERFACE "org.vmsig.BenchEcho"
-#define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
+#include "bench-lib.h"
 
 typedef struct private_case {
         const char *name;
@@ -60,126 +49,72 @@ static int run_case(const private_case *pc, sd_bus *p2p, sd_bus *bus, unsigned c
         if (r < 0)
                 return r;
 
-        uint64_t mp = bench_median_of_runs(tp, runs), mb = bench_median_of_runs(tb, runs);
-        double cps_p = calls / (mp / 1e9), cps_b = calls / (mb / 1e9), ratio = (double) mb / (double) mp;
-        printf("  %-13s p2p %7.0f calls/s  bus %7.0f calls/s  ratio p2p/bus rate %.3f  (runs: p2p", pc->name, cps_p,
-               cps_b, ratio);
-        bench_print_rates(calls, tp, runs);
-        printf("; bus");
-        bench_print_rates(calls, tb, runs);
-        printf(")\n");
-        printf("@ private-%s p2p_cps=%.0f bus_cps=%.0f ratio=%.3f%s\n", pc->name, cps_p, cps_b, ratio,
+        bench_ratio x = bench_ratio_of(calls, tb, tp, runs); /* bus time / p2p time */
+        printf("  %-13s p2p %7.0f calls/s  bus %7.0f calls/s  ratio p2p/bus rate %.3f", pc->name, x.b, x.a, x.ratio);
+        bench_print_runs("p2p", "bus", calls, tp, tb, runs);
+        printf("@ private-%s p2p_cps=%.0f bus_cps=%.0f ratio=%.3f%s\n", pc->name, x.b, x.a, x.ratio,
                pc->reference ? " reference=1" : "");
         fflush(stdout);
         return 0;
 }
 
-static void help(void) {
-        printf("bench-private --socket PATH [--echo-socket PATH] [--calls N] [--warmup N] [--runs N]\n"
-               "              [--endpoint NAME]\n"
-               "vmsigd's private socket at PATH against org.vmsig on the system bus\n"
-               "($DBUS_SYSTEM_BUS_ADDRESS). As root.\n");
-}
-
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "socket", required_argument, NULL, 'p' },
-                { "echo-socket", required_argument, NULL, 'E' },
-                { "calls", required_argument, NULL, 'n' },
-                { "warmup", required_argument, NULL, 'w' },
-                { "runs", required_argument, NULL, 'r' },
-                { "endpoint", required_argument, NULL, 'e' },
-                {},
-        };
         unsigned calls = 20000, warmup = 2000, runs = 3;
         const char *socket_path = NULL, *echo_socket = NULL, *endpoint = "alpha";
+        const bench_option options[] = {
+                BENCH_OPT_S("socket", &socket_path),
+                BENCH_OPT_S("echo-socket", &echo_socket),
+                BENCH_OPT_CALLS(&calls),
+                BENCH_OPT_WARMUP(&warmup),
+                BENCH_OPT_RUNS(&runs),
+                BENCH_OPT_S("endpoint", &endpoint),
+                {},
+        };
+        static const char usage[] =
+                "bench-private --socket PATH [--echo-socket PATH] [--calls N] [--warmup N] [--runs N]\n"
+                "              [--endpoint NAME]\n"
+                "vmsigd's private socket at PATH against org.vmsig on the system bus\n"
+                "($DBUS_SYSTEM_BUS_ADDRESS). As root.\n";
         sd_bus *bus = NULL, *p2p = NULL, *echo_p2p = NULL;
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'p':
-                        socket_path = optarg;
-                        break;
-                case 'E':
-                        echo_socket = optarg;
-                        break;
-                case 'n':
-                        calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
-                        break;
-                case 'w':
-                        warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
-                        break;
-                case 'r':
-                        runs = bench_parse_unsigned("runs", optarg, 1, BENCH_RUNS_MAX);
-                        break;
-                case 'e':
-                        endpoint = optarg;
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
+        bench_parse_options(argc, argv, options, usage);
         if (!socket_path) {
-                help();
+                fputs(usage, stdout);
                 return EXIT_FAILURE;
         }
 
         const private_case cases[] = {
-                {
-                        "get-endpoint",
-                        "Manager.GetEndpoint",
-                        { NULL, "/org/vmsig", "org.vmsig.Manager", "GetEndpoint", endpoint, NULL, 'o' },
-                        { "org.vmsig", "/org/vmsig", "org.vmsig.Manager", "GetEndpoint", endpoint, NULL, 'o' },
-                        false,
-                },
-                {
-                        "get-version",
-                        "Properties.Get(Manager.Version)",
-                        { NULL, "/org/vmsig", PROPERTIES_INTERFACE, "Get", "org.vmsig.Manager", "Version", 'v' },
-                        { "org.vmsig", "/org/vmsig", PROPERTIES_INTERFACE, "Get", "org.vmsig.Manager", "Version", 'v' },
-                        false,
-                },
-                {
-                        "echo",
-                        "reference: echo-service Echo",
-                        { NULL, ECHO_PATH, ECHO_INTERFACE, "Echo", endpoint, NULL, 's' },
-                        { ECHO_NAME, ECHO_PATH, ECHO_INTERFACE, "Echo", endpoint, NULL, 's' },
-                        true,
-                },
+                { "get-endpoint",
+                  "Manager.GetEndpoint",
+                  { NULL, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o' },
+                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o' },
+                  false },
+                { "get-version",
+                  "Properties.Get(Manager.Version)",
+                  { NULL, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE, "Version",
+                    'v' },
+                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE,
+                    "Version", 'v' },
+                  false },
+                { "echo",
+                  "reference: echo-service Echo",
+                  { NULL, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' },
+                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' },
+                  true },
         };
 
-        r = sd_bus_open_system(&bus);
-        if (r < 0) {
-                fprintf(stderr, "bench-private: cannot connect to the system bus: %s\n", strerror(-r));
-                goto finish;
-        }
-        r = bench_p2p_connect(socket_path, &p2p);
-        if (r < 0) {
-                fprintf(stderr, "bench-private: cannot connect to %s: %s\n", socket_path, strerror(-r));
-                goto finish;
-        }
-        if (echo_socket) {
+        r = bench_open_system(&bus);
+        if (r >= 0)
+                r = bench_p2p_connect(socket_path, &p2p);
+        if (r >= 0 && echo_socket)
                 r = bench_p2p_connect(echo_socket, &echo_p2p);
-                if (r < 0) {
-                        fprintf(stderr, "bench-private: cannot connect to %s: %s\n", echo_socket, strerror(-r));
-                        goto finish;
-                }
-        }
-
-        printf("bench-private: %u sequential calls per run, %u warm-up calls, median of %u runs\n", calls, warmup, runs);
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                if (cases[i].reference && !echo_p2p)
-                        continue;
-                r = run_case(&cases[i], cases[i].reference ? echo_p2p : p2p, bus, calls, warmup, runs);
-                if (r < 0)
-                        goto finish;
-        }
-        r = 0;
-finish:
+        if (r >= 0)
+                printf("bench-private: %u sequential calls per run, %u warm-up calls, median of %u runs\n", calls,
+                       warmup, runs);
+        for (size_t i = 0; r >= 0 && i < BENCH_ELEMENTS(cases); i++)
+                if (!cases[i].reference || echo_p2p)
+                        r = run_case(&cases[i], cases[i].reference ? echo_p2p : p2p, bus, calls, warmup, runs);
         sd_bus_flush_close_unref(echo_p2p);
         sd_bus_flush_close_unref(p2p);
         sd_bus_flush_close_unref(bus);

@@ -40,279 +40,29 @@
  * bench_compare() does, and report the median of RUNS runs. Lines starting
  * with "@" are for bench/run.sh.
  */
-#include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 
-#define VMSIG_NAME "org.vmsig"
-#define MANAGER_PATH "/org/vmsig"
-#define MANAGER_INTERFACE "org.vmsig.Manager"
-#define ENDPOINT_INTERFACE "org.vmsig.Endpoint"
+#define VMSIG_NAME VMSIG_BUS_NAME
+#define MANAGER_PATH VMSIG_BUS_PATH
+#define MANAGER_INTERFACE VMSIG_BUS_MANAGER_INTERFACE
+#define ENDPOINT_INTERFACE VMSIG_BUS_ENDPOINT_INTERFACE
 #define WATCH_PATH "/org/vmsig/BenchWatch"
 #define WATCH_INTERFACE "org.vmsig.BenchWatch"
 #define TIMEOUT_USEC (20 * UINT64_C(1000000))
 #define SAMPLES_MAX 100000
-#define MAX_BENCH(a, b) ((a) > (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define QCODE_A 36 /* "a" in vmsigd's qcode numbering (src/host/qmp/qmp-input.c) */
-
-/* --- a bare, blocking QMP client ------------------------------------------ */
-
-typedef struct qmp_client {
-        int fd;
-        char buf[65536];
-        size_t start, len; /* unread bytes: buf[start, start + len) */
-        uint64_t next_id, next_reply;
-        unsigned long events; /* events read and dropped */
-} qmp_client;
-
-static int qmp_write_all(qmp_client *c, const char *s, size_t len) {
-        while (len > 0) {
-                ssize_t n = send(c->fd, s, len, MSG_NOSIGNAL);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : -EIO;
-                s += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
-/* The next line QEMU sent, without its "\r\n"; blocks. */
-static int qmp_read_line(qmp_client *c, char **ret) {
-        for (;;) {
-                char *nl = memchr(c->buf + c->start, '\n', c->len);
-                if (nl) {
-                        size_t n = (size_t) (nl - (c->buf + c->start)) + 1;
-                        *ret = c->buf + c->start;
-                        *nl = '\0';
-                        if (n > 1 && nl[-1] == '\r')
-                                nl[-1] = '\0';
-                        c->start += n;
-                        c->len -= n;
-                        return 0;
-                }
-                if (c->start > 0) {
-                        memmove(c->buf, c->buf + c->start, c->len);
-                        c->start = 0;
-                }
-                if (c->len >= sizeof c->buf - 1)
-                        return -E2BIG;
-                struct pollfd p = { .fd = c->fd, .events = POLLIN };
-                int r = poll(&p, 1, (int) (TIMEOUT_USEC / 1000));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0)
-                        return r < 0 ? -errno : -ETIMEDOUT;
-                ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : -ECONNRESET;
-                c->len += (size_t) n;
-        }
-}
-
-/* Sends one command; arguments is a JSON object text or NULL. */
-static int qmp_send(qmp_client *c, const char *command, const char *arguments) {
-        char text[4096];
-        int n = snprintf(text, sizeof text, "{\"execute\":\"%s\",\"id\":%" PRIu64 "%s%s}\n", command, c->next_id,
-                         arguments ? ",\"arguments\":" : "", arguments ? arguments : "");
-
-        if (n < 0 || (size_t) n >= sizeof text)
-                return -E2BIG;
-        c->next_id++;
-        return qmp_write_all(c, text, (size_t) n);
-}
-
-/* Waits for the reply to the oldest command sent (QMP answers in order),
- * dropping events on the way. */
-static int qmp_wait_reply(qmp_client *c) {
-        char *line, *id;
-        int r;
-
-        for (;;) {
-                r = qmp_read_line(c, &line);
-                if (r < 0)
-                        return r;
-                if (strstr(line, "\"event\":")) {
-                        c->events++;
-                        continue;
-                }
-                if (strstr(line, "\"QMP\":"))
-                        continue; /* the greeting */
-                id = strstr(line, "\"id\":");
-                if (!id || strtoull(id + 5, NULL, 10) != c->next_reply) {
-                        fprintf(stderr, "bench-qmp: unexpected QMP message (waiting for id %" PRIu64 "): %s\n",
-                                c->next_reply, line);
-                        return -EPROTO;
-                }
-                c->next_reply++;
-                if (!strstr(line, "\"return\":")) {
-                        fprintf(stderr, "bench-qmp: QEMU refused a command: %s\n", line);
-                        return -EIO;
-                }
-                return 0;
-        }
-}
-
-static int qmp_execute(qmp_client *c, const char *command, const char *arguments) {
-        int r = qmp_send(c, command, arguments);
-        return r < 0 ? r : qmp_wait_reply(c);
-}
-
-static int qmp_open(const char *path, qmp_client *c) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char *line;
-        int r;
-
-        *c = (qmp_client) { .next_id = 1, .next_reply = 1 };
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0)
-                return -errno;
-        if (connect(c->fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                return -errno;
-        r = qmp_read_line(c, &line);
-        if (r >= 0 && !strstr(line, "\"QMP\":"))
-                r = -EPROTO;
-        if (r >= 0)
-                r = qmp_execute(c, "qmp_capabilities", NULL);
-        return r;
-}
-
-/* --- QEMU ------------------------------------------------------------------- */
-
-typedef struct qemu {
-        pid_t pid;
-        char *dir;
-        bool own_dir;
-        char *ram, *vmsigd_sock, *bench_sock;
-} qemu;
-
-static bool is_socket(const char *path) {
-        struct stat st;
-        return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-static int qemu_start(qemu *q, const char *binary, const char *dir) {
-        char *ram_arg = NULL, *vmsigd_arg = NULL, *bench_arg = NULL;
-        pid_t parent = getpid();
-        uint64_t deadline;
-        int status, r = 0;
-
-        if (dir) {
-                q->dir = strdup(dir);
-                if (!q->dir)
-                        return -ENOMEM;
-                if (mkdir(q->dir, 0700) < 0 && errno != EEXIST)
-                        return -errno;
-        } else {
-                const char *tmp = getenv("TMPDIR");
-                if (asprintf(&q->dir, "%s/vmsig-bench-qmp.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
-                        q->dir = NULL;
-                        return -ENOMEM;
-                }
-                if (!mkdtemp(q->dir))
-                        return -errno;
-                q->own_dir = true;
-        }
-        if (asprintf(&q->ram, "%s/ram", q->dir) < 0 || asprintf(&q->vmsigd_sock, "%s/vmsigd.sock", q->dir) < 0 ||
-            asprintf(&q->bench_sock, "%s/bench.sock", q->dir) < 0)
-                return -ENOMEM;
-        if (asprintf(&ram_arg, "memory-backend-file,id=ram0,size=128M,mem-path=%s,share=on", q->ram) < 0 ||
-            asprintf(&vmsigd_arg, "unix:%s,server=on,wait=off", q->vmsigd_sock) < 0 ||
-            asprintf(&bench_arg, "unix:%s,server=on,wait=off", q->bench_sock) < 0) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        (void) unlink(q->vmsigd_sock);
-        (void) unlink(q->bench_sock);
-        char *const argv[] = {
-                (char *) binary, "-machine", "q35,accel=tcg", "-m", "128M", "-object", ram_arg,
-                "-machine", "memory-backend=ram0", "-qmp", vmsigd_arg, "-qmp", bench_arg, "-display", "none",
-                "-nodefaults", "-monitor", "none", "-serial", "none", NULL,
-        };
-        q->pid = fork();
-        if (q->pid < 0) {
-                r = -errno;
-                goto finish;
-        }
-        if (q->pid == 0) {
-                /* The guest's RAM is nobody else's business. */
-                umask(077);
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(127);
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (null >= 0)
-                        (void) dup2(null, STDOUT_FILENO);
-                execvp(binary, argv);
-                fprintf(stderr, "bench-qmp: cannot run %s: %s\n", binary, strerror(errno));
-                _exit(127);
-        }
-        deadline = bench_now_nsec() + TIMEOUT_USEC * 1000;
-        while (!is_socket(q->vmsigd_sock) || !is_socket(q->bench_sock)) {
-                if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
-                        fprintf(stderr, "bench-qmp: QEMU exited at start (status 0x%x)\n", (unsigned) status);
-                        q->pid = 0;
-                        r = -ECHILD;
-                        break;
-                }
-                if (bench_now_nsec() > deadline) {
-                        r = -ETIMEDOUT;
-                        break;
-                }
-                usleep(5000);
-        }
-finish:
-        free(ram_arg);
-        free(vmsigd_arg);
-        free(bench_arg);
-        return r;
-}
-
-static void qemu_stop(qemu *q) {
-        int status;
-
-        if (q->pid > 0) {
-                (void) kill(q->pid, SIGTERM);
-                while (waitpid(q->pid, &status, 0) < 0 && errno == EINTR)
-                        ;
-        }
-        if (q->ram)
-                (void) unlink(q->ram);
-        if (q->vmsigd_sock)
-                (void) unlink(q->vmsigd_sock);
-        if (q->bench_sock)
-                (void) unlink(q->bench_sock);
-        if (q->dir && q->own_dir)
-                (void) rmdir(q->dir);
-        free(q->ram);
-        free(q->vmsigd_sock);
-        free(q->bench_sock);
-        free(q->dir);
-}
 
 /* --- the bus side ---------------------------------------------------------- */
 
@@ -320,8 +70,8 @@ typedef struct ctx {
         sd_bus *bus;
         const char *name;
         char *endpoint_path; /* from EndpointAdded: a re-attached VM may get a new object */
-        const char *trigger_dir, *watch_dir;
-        char *trigger_tmp, *trigger_file, *watch_tmp, *watch_file;
+        const char *trigger_dir;
+        char *watch_dir, *trigger_tmp, *trigger_file, *watch_tmp, *watch_file;
         char *xml;
         /* what was seen last, and when */
         bool added, removed, watch_ready, watch_added, watch_removed;
@@ -370,42 +120,13 @@ static int on_watch_signal(sd_bus_message *m, void *userdata, sd_bus_error *erro
 
 /* Runs the bus until *flag is set. */
 static int wait_flag(sd_bus *bus, const bool *flag, const char *what) {
-        uint64_t deadline = bench_now_nsec() + TIMEOUT_USEC * 1000;
-        int r;
+        int r = bench_run_until(bus, bench_now_nsec() + TIMEOUT_USEC * 1000, flag);
 
-        while (!*flag) {
-                r = sd_bus_process(bus, NULL);
-                if (r < 0)
-                        return r;
-                if (r > 0)
-                        continue;
-                uint64_t now = bench_now_nsec();
-                if (now >= deadline) {
-                        fprintf(stderr, "bench-qmp: no %s within %" PRIu64 " s\n", what, TIMEOUT_USEC / 1000000);
-                        return -ETIMEDOUT;
-                }
-                r = sd_bus_wait(bus, (deadline - now) / 1000);
-                if (r < 0 && r != -EINTR)
-                        return r;
+        if (r >= 0 && !*flag) {
+                fprintf(stderr, "bench-qmp: no %s within %" PRIu64 " s\n", what, TIMEOUT_USEC / 1000000);
+                r = -ETIMEDOUT;
         }
-        return 0;
-}
-
-/* Writes the trigger text under a temporary name, as a VM manager would. */
-static int write_file(const char *path, const char *text) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-        size_t len = strlen(text);
-        ssize_t n;
-
-        if (fd < 0)
-                return -errno;
-        n = write(fd, text, len);
-        if (n < 0 || (size_t) n != len || fchmod(fd, 0644) < 0) {
-                int r = n < 0 ? -errno : -EIO;
-                close(fd);
-                return r;
-        }
-        return close(fd) < 0 ? -errno : 0;
+        return r;
 }
 
 static int endpoint_ready(ctx *c);
@@ -419,7 +140,7 @@ static int sample(ctx *c, bool vmsigd, uint64_t *ret_add, uint64_t *ret_remove) 
         uint64_t start;
         int r;
 
-        r = write_file(tmp, c->xml);
+        r = bench_write_file(tmp, c->xml);
         if (r < 0)
                 return r;
         *added = *removed = false;
@@ -486,6 +207,34 @@ static int endpoint_ready(ctx *c) {
         return r < 0 ? r : wait_state(c, "running");
 }
 
+/* The events of one read: a signal for each trigger file. */
+static int watcher_events(sd_bus *bus, const char *dir, char *raw, ssize_t n) {
+        int r = 0;
+
+        for (char *p = raw; r >= 0 && p < raw + n;) {
+                const struct inotify_event *ev = (const struct inotify_event *) p;
+                size_t len = ev->len ? strlen(ev->name) : 0;
+                p += sizeof(struct inotify_event) + ev->len;
+                if (len <= 4 || ev->name[0] == '.' || strcmp(ev->name + len - 4, ".xml") != 0)
+                        continue;
+                if (ev->mask & IN_MOVED_TO) {
+                        /* What discovery has to do at least: read the file. */
+                        char path[PATH_MAX], text[4096];
+                        struct stat st;
+                        snprintf(path, sizeof path, "%s/%s", dir, ev->name);
+                        int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+                        if (f < 0 || fstat(f, &st) < 0 || read(f, text, sizeof text) < 0)
+                                r = -errno;
+                        if (f >= 0)
+                                close(f);
+                        if (r >= 0)
+                                r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Added", "s", ev->name);
+                } else
+                        r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Removed", "s", ev->name);
+        }
+        return r;
+}
+
 /* The baseline: a process that watches dir and tells the bus what came. */
 static int watcher_main(const char *dir) {
         sd_bus *bus = NULL;
@@ -515,27 +264,7 @@ static int watcher_main(const char *dir) {
                         r = n < 0 ? -errno : -EIO;
                         break;
                 }
-                for (char *p = buf.raw; r >= 0 && p < buf.raw + n;) {
-                        const struct inotify_event *ev = (const struct inotify_event *) p;
-                        size_t len = ev->len ? strlen(ev->name) : 0;
-                        p += sizeof(struct inotify_event) + ev->len;
-                        if (len <= 4 || ev->name[0] == '.' || strcmp(ev->name + len - 4, ".xml") != 0)
-                                continue;
-                        if (ev->mask & IN_MOVED_TO) {
-                                /* What discovery has to do at least: read the file. */
-                                char path[PATH_MAX], text[4096];
-                                struct stat st;
-                                snprintf(path, sizeof path, "%s/%s", dir, ev->name);
-                                int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-                                if (f < 0 || fstat(f, &st) < 0 || read(f, text, sizeof text) < 0)
-                                        r = -errno;
-                                if (f >= 0)
-                                        close(f);
-                                if (r >= 0)
-                                        r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Added", "s", ev->name);
-                        } else
-                                r = sd_bus_emit_signal(bus, WATCH_PATH, WATCH_INTERFACE, "Removed", "s", ev->name);
-                }
+                r = watcher_events(bus, dir, buf.raw, n);
                 /* Drop what the bus sent us (NameAcquired): no syscall when
                  * nothing came. */
                 while (r >= 0 && (r = sd_bus_process(bus, NULL)) > 0)
@@ -555,6 +284,21 @@ static void print_ms_stats(const char *label, uint64_t *v, size_t n) {
         printf("  %-34s median %7.3f ms  p90 %7.3f ms  p99 %7.3f ms  min %7.3f  max %7.3f\n", label,
                bench_percentile(v, n, 50) / 1e6, bench_percentile(v, n, 90) / 1e6, bench_percentile(v, n, 99) / 1e6,
                v[0] / 1e6, v[n - 1] / 1e6);
+}
+
+static void report_discovery(uint64_t *va, uint64_t *vr, uint64_t *ba, uint64_t *br, unsigned samples) {
+        print_ms_stats("vmsigd   added", va, samples);
+        print_ms_stats("baseline added", ba, samples);
+        print_ms_stats("vmsigd   removed", vr, samples);
+        print_ms_stats("baseline removed", br, samples);
+        uint64_t m = bench_percentile(va, samples, 50), b = bench_percentile(ba, samples, 50);
+        printf("  added: ratio vmsigd/baseline median %.2f, vmsigd adds %.3f ms\n", (double) m / (double) b,
+               ((double) m - (double) b) / 1e6);
+        printf("@ qmp-discovery median_ms=%.3f p90_ms=%.3f p99_ms=%.3f baseline_ms=%.3f ratio=%.2f"
+               " removed_ms=%.3f baseline_removed_ms=%.3f samples=%u\n",
+               m / 1e6, bench_percentile(va, samples, 90) / 1e6, bench_percentile(va, samples, 99) / 1e6, b / 1e6,
+               (double) m / (double) b, bench_percentile(vr, samples, 50) / 1e6,
+               bench_percentile(br, samples, 50) / 1e6, samples);
 }
 
 static int bench_discovery(ctx *c, unsigned samples) {
@@ -599,20 +343,8 @@ static int bench_discovery(ctx *c, unsigned samples) {
                 if (r >= 0)
                         r = sample(c, !vmsigd_first, vmsigd_first ? &ba[i] : &va[i], vmsigd_first ? &br[i] : &vr[i]);
         }
-        if (r < 0)
-                goto finish;
-        print_ms_stats("vmsigd   added", va, samples);
-        print_ms_stats("baseline added", ba, samples);
-        print_ms_stats("vmsigd   removed", vr, samples);
-        print_ms_stats("baseline removed", br, samples);
-        uint64_t m = bench_percentile(va, samples, 50), b = bench_percentile(ba, samples, 50);
-        printf("  added: ratio vmsigd/baseline median %.2f, vmsigd adds %.3f ms\n", (double) m / (double) b,
-               ((double) m - (double) b) / 1e6);
-        printf("@ qmp-discovery median_ms=%.3f p90_ms=%.3f p99_ms=%.3f baseline_ms=%.3f ratio=%.2f"
-               " removed_ms=%.3f baseline_removed_ms=%.3f samples=%u\n",
-               m / 1e6, bench_percentile(va, samples, 90) / 1e6, bench_percentile(va, samples, 99) / 1e6, b / 1e6,
-               (double) m / (double) b, bench_percentile(vr, samples, 50) / 1e6,
-               bench_percentile(br, samples, 50) / 1e6, samples);
+        if (r >= 0)
+                report_discovery(va, vr, ba, br, samples);
 finish:
         if (r < 0)
                 fprintf(stderr, "bench-qmp: discovery: %s\n", strerror(-r));
@@ -632,7 +364,7 @@ finish:
 
 /* Brings the VM onto the bus and waits until vmsigd talks to its QEMU. */
 static int attach_vm(ctx *c) {
-        int r = write_file(c->trigger_tmp, c->xml);
+        int r = bench_write_file(c->trigger_tmp, c->xml);
 
         c->added = false;
         if (r >= 0 && rename(c->trigger_tmp, c->trigger_file) < 0)
@@ -641,19 +373,6 @@ static int attach_vm(ctx *c) {
                 r = wait_flag(c->bus, &c->added, "EndpointAdded");
         if (r >= 0)
                 r = endpoint_ready(c);
-        return r;
-}
-
-/* AcquireLease(class, {}); the reply owns the lease fd. */
-static int acquire_lease(ctx *c, const char *class, sd_bus_message **ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_call_method(c->bus, VMSIG_NAME, c->endpoint_path, ENDPOINT_INTERFACE, "AcquireLease", &error,
-                                   ret, "sa{sv}", class, 0);
-
-        if (r < 0)
-                fprintf(stderr, "bench-qmp: AcquireLease(\"%s\") on %s: %s\n", class, c->endpoint_path,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
         return r;
 }
 
@@ -675,15 +394,15 @@ static int vmsigd_cycle(sd_bus *bus, const void *userdata) {
 }
 
 static int direct_cycle(sd_bus *bus, const void *userdata) {
-        qmp_client *q = (qmp_client *) userdata;
-        int r = qmp_execute(q, "stop", NULL);
+        bench_qmp *q = (bench_qmp *) userdata;
+        int r = bench_qmp_execute(q, "stop", NULL, NULL);
 
         if (r >= 0)
-                r = qmp_execute(q, "cont", NULL);
+                r = bench_qmp_execute(q, "cont", NULL, NULL);
         return r;
 }
 
-static int bench_lifecycle(ctx *c, qmp_client *q, unsigned cycles, unsigned warmup, unsigned runs) {
+static int bench_lifecycle(ctx *c, bench_qmp *q, unsigned cycles, unsigned warmup, unsigned runs) {
         lifecycle_target t = {
                 .first = { VMSIG_NAME, c->endpoint_path, ENDPOINT_INTERFACE, "Pause" },
                 .second = { VMSIG_NAME, c->endpoint_path, ENDPOINT_INTERFACE, "Resume" },
@@ -698,10 +417,9 @@ static int bench_lifecycle(ctx *c, qmp_client *q, unsigned cycles, unsigned warm
                 { c->bus, vmsigd_cycle, &ref },
         };
         uint64_t tm[3][BENCH_RUNS_MAX], *tv = tm[0], *td = tm[1], *tr = tm[2];
-        sd_bus_message *lease = NULL;
-        int r;
+        int lease = -1, r;
 
-        r = acquire_lease(c, "power", &lease);
+        r = bench_acquire_lease(c->bus, c->endpoint_path, "power", &lease, NULL);
         if (r < 0)
                 return r;
         printf("bench-qmp lifecycle: Pause + Resume through vmsigd vs stop + cont on a direct QMP socket, same QEMU,"
@@ -709,7 +427,7 @@ static int bench_lifecycle(ctx *c, qmp_client *q, unsigned cycles, unsigned warm
                " %u cycles per run, %u warm-up cycles, median of %u runs\n",
                cycles, warmup, runs);
         r = bench_compare_n(sides, 3, cycles, warmup, runs, tm);
-        sd_bus_message_unref(lease);
+        close(lease);
         if (r < 0)
                 return r;
         uint64_t mv = bench_median_of_runs(tv, runs), md = bench_median_of_runs(td, runs);
@@ -821,13 +539,13 @@ static int vmsigd_inject_pipelined(sd_bus *bus, const void *userdata) {
 }
 
 typedef struct direct_input {
-        qmp_client *q;
+        bench_qmp *q;
         const input_target *t;
 } direct_input;
 
 static int direct_inject_one(sd_bus *bus, const void *userdata) {
         const direct_input *d = userdata;
-        return qmp_execute(d->q, "input-send-event", d->t->direct_arguments);
+        return bench_qmp_execute(d->q, "input-send-event", d->t->direct_arguments, NULL);
 }
 
 static int direct_inject_pipelined(sd_bus *bus, const void *userdata) {
@@ -837,13 +555,13 @@ static int direct_inject_pipelined(sd_bus *bus, const void *userdata) {
 
         while (done < d->t->burst) {
                 while (sent < d->t->burst && in_flight < d->t->depth) {
-                        r = qmp_send(d->q, "input-send-event", d->t->direct_arguments);
+                        r = bench_qmp_send(d->q, "input-send-event", d->t->direct_arguments);
                         if (r < 0)
                                 return r;
                         sent++;
                         in_flight++;
                 }
-                r = qmp_wait_reply(d->q);
+                r = bench_qmp_wait_reply(d->q, NULL);
                 if (r < 0)
                         return r;
                 done++;
@@ -867,14 +585,13 @@ static char *direct_input_arguments(unsigned events) {
         return s;
 }
 
-static int bench_input(ctx *c, qmp_client *q, unsigned calls, unsigned warmup, unsigned runs, unsigned depth,
+static int bench_input(ctx *c, bench_qmp *q, unsigned calls, unsigned warmup, unsigned runs, unsigned depth,
                        unsigned burst) {
         static const unsigned batch_sizes[] = { 2, 32 };
         uint64_t tv[BENCH_RUNS_MAX], td[BENCH_RUNS_MAX];
-        sd_bus_message *lease = NULL;
-        int r;
+        int lease = -1, r;
 
-        r = acquire_lease(c, "input", &lease);
+        r = bench_acquire_lease(c->bus, c->endpoint_path, "input", &lease, NULL);
         if (r < 0)
                 return r;
         printf("bench-qmp input: InjectInput through vmsigd vs input-send-event on a direct QMP socket, same QEMU,"
@@ -887,8 +604,8 @@ static int bench_input(ctx *c, qmp_client *q, unsigned calls, unsigned warmup, u
                          * its monitor a byte per main-loop iteration, so a
                          * call of 32 events takes about 16 times as long. */
                         unsigned scale = batch_sizes[b] / batch_sizes[0];
-                        unsigned b_calls = MAX_BENCH(calls / scale, 1u), b_warmup = warmup / scale;
-                        unsigned b_burst = MAX_BENCH(burst / scale, depth);
+                        unsigned b_calls = MAX(calls / scale, 1u), b_warmup = warmup / scale;
+                        unsigned b_burst = MAX(burst / scale, depth);
                         input_target t = {
                                 .destination = VMSIG_NAME,
                                 .path = c->endpoint_path,
@@ -926,22 +643,13 @@ static int bench_input(ctx *c, qmp_client *q, unsigned calls, unsigned warmup, u
                                t.events, mode, ev, ed, mv / 1e3 / n_calls, md / 1e3 / n_calls,
                                (double) mv / (double) md);
                 }
-        sd_bus_message_unref(lease);
+        close(lease);
         return r;
 }
 
 /* --- main ------------------------------------------------------------------------ */
 
-static void help(void) {
-        printf("bench-qmp --trigger-dir DIR [--dir DIR] [--qemu BINARY] [--only discovery,lifecycle,input]\n"
-               "          [--name NAME] [--samples N] [--cycles N] [--calls N] [--warmup N] [--runs N]\n"
-               "          [--depth N] [--burst N]\n"
-               "vmsigd's QMP path against a QEMU (TCG) started here, compared with a direct QMP\n"
-               "client; vmsigd runs on $DBUS_SYSTEM_BUS_ADDRESS and discovers VMs in DIR. As root.\n"
-               "QEMU's files go to --dir (default: a new directory in $TMPDIR); the QEMU binary\n"
-               "is --qemu, else $VMSIG_QEMU, else qemu-system-x86_64.\n");
-}
-
+/* Whether what is in the comma-separated list only (NULL: everything). */
 static bool wants(const char *only, const char *what) {
         size_t n = strlen(what);
 
@@ -953,77 +661,102 @@ static bool wants(const char *only, const char *what) {
         return false;
 }
 
+typedef struct qmp_opts {
+        const char *only;
+        unsigned samples, cycles, calls, warmup, runs, depth, burst;
+} qmp_opts;
+
+/* The trigger file, the watcher's, and the VM's description for vmsigd. */
+static int ctx_init(ctx *c, const char *name, const char *trigger_dir, const bench_qemu *vm) {
+        c->name = name;
+        c->trigger_dir = trigger_dir;
+        if (asprintf(&c->watch_dir, "%s/watch.d", vm->dir) < 0 ||
+            asprintf(&c->trigger_tmp, "%s/.%s.xml.tmp", trigger_dir, name) < 0 ||
+            asprintf(&c->trigger_file, "%s/%s.xml", trigger_dir, name) < 0 ||
+            asprintf(&c->watch_tmp, "%s/.%s.xml.tmp", c->watch_dir, name) < 0 ||
+            asprintf(&c->watch_file, "%s/%s.xml", c->watch_dir, name) < 0 ||
+            asprintf(&c->xml, "<vm name=\"%s\">\n  <qmp socket=\"%s\"/>\n  <ram path=\"%s\"/>\n</vm>\n", name,
+                     vm->vmsigd_sock, vm->ram) < 0)
+                return -ENOMEM;
+        return bench_open_system(&c->bus);
+}
+
+static void ctx_done(ctx *c) {
+        if (c->trigger_file)
+                (void) unlink(c->trigger_file);
+        if (c->trigger_tmp)
+                (void) unlink(c->trigger_tmp);
+        sd_bus_flush_close_unref(c->bus);
+        free(c->watch_dir);
+        free(c->trigger_tmp);
+        free(c->trigger_file);
+        free(c->watch_tmp);
+        free(c->watch_file);
+        free(c->xml);
+        free(c->endpoint_path);
+}
+
+static int run_cases(ctx *c, bench_qmp *direct, const qmp_opts *o) {
+        sd_bus_slot *slot = NULL;
+        int r;
+
+        r = sd_bus_match_signal(c->bus, &slot, VMSIG_NAME, MANAGER_PATH, MANAGER_INTERFACE, NULL, on_manager_signal, c);
+        /* A file left over from an interrupted run. */
+        if (r >= 0 && unlink(c->trigger_file) == 0)
+                usleep(100000);
+        if (r >= 0 && wants(o->only, "discovery"))
+                r = bench_discovery(c, o->samples);
+        if (r >= 0 && (wants(o->only, "lifecycle") || wants(o->only, "input")))
+                r = attach_vm(c);
+        if (r >= 0 && wants(o->only, "lifecycle"))
+                r = bench_lifecycle(c, direct, o->cycles, o->warmup, o->runs);
+        if (r >= 0 && wants(o->only, "input"))
+                r = bench_input(c, direct, o->calls, o->warmup, o->runs, o->depth, o->burst);
+        if (r >= 0)
+                printf("  QMP events the direct client read and dropped: %lu\n", direct->events);
+        sd_bus_slot_unref(slot);
+        return r;
+}
+
+static const char usage[] =
+        "bench-qmp --trigger-dir DIR [--dir DIR] [--qemu BINARY] [--only discovery,lifecycle,input]\n"
+        "          [--name NAME] [--samples N] [--cycles N] [--calls N] [--warmup N] [--runs N]\n"
+        "          [--depth N] [--burst N]\n"
+        "vmsigd's QMP path against a QEMU (TCG) started here, compared with a direct QMP\n"
+        "client; vmsigd runs on $DBUS_SYSTEM_BUS_ADDRESS and discovers VMs in DIR. As root.\n"
+        "QEMU's files go to --dir (default: a new directory in $TMPDIR); the QEMU binary\n"
+        "is --qemu, else $VMSIG_QEMU, else qemu-system-x86_64.\n";
+
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "trigger-dir", required_argument, NULL, 't' },
-                { "dir", required_argument, NULL, 'd' },
-                { "qemu", required_argument, NULL, 'Q' },
-                { "only", required_argument, NULL, 'o' },
-                { "name", required_argument, NULL, 'N' },
-                { "samples", required_argument, NULL, 's' },
-                { "cycles", required_argument, NULL, 'c' },
-                { "calls", required_argument, NULL, 'n' },
-                { "warmup", required_argument, NULL, 'w' },
-                { "runs", required_argument, NULL, 'r' },
-                { "depth", required_argument, NULL, 'D' },
-                { "burst", required_argument, NULL, 'B' },
+        const char *trigger_dir = NULL, *dir = NULL, *name = "bench", *binary = getenv("VMSIG_QEMU");
+        qmp_opts o = { .samples = 50,
+                       .cycles = 1000,
+                       .calls = 1000,
+                       .warmup = 100,
+                       .runs = 3,
+                       .depth = 16,
+                       .burst = 64 };
+        const bench_option options[] = {
+                BENCH_OPT_S("trigger-dir", &trigger_dir),
+                BENCH_OPT_S("dir", &dir),
+                BENCH_OPT_S("qemu", &binary),
+                BENCH_OPT_S("only", &o.only),
+                BENCH_OPT_S("name", &name),
+                BENCH_OPT_U("samples", &o.samples, 1, SAMPLES_MAX),
+                BENCH_OPT_U("cycles", &o.cycles, 1, 100000000),
+                BENCH_OPT_CALLS(&o.calls),
+                BENCH_OPT_WARMUP(&o.warmup),
+                BENCH_OPT_RUNS(&o.runs),
+                BENCH_OPT_U("depth", &o.depth, 1, 64),
+                BENCH_OPT_U("burst", &o.burst, 1, 100000),
                 {},
         };
-        const char *trigger_dir = NULL, *dir = NULL, *only = NULL, *name = "bench";
-        const char *binary = getenv("VMSIG_QEMU");
-        unsigned samples = 50, cycles = 1000, calls = 1000, warmup = 100, runs = 3, depth = 16, burst = 64;
-        qemu vm = {};
-        qmp_client direct = { .fd = -1 };
+        bench_qemu vm = {};
+        bench_qmp *direct = NULL;
         ctx c = {};
-        sd_bus_slot *slot = NULL;
-        char *watch_dir = NULL;
-        int opt, r;
+        int r;
 
-        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (opt) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 't':
-                        trigger_dir = optarg;
-                        break;
-                case 'd':
-                        dir = optarg;
-                        break;
-                case 'Q':
-                        binary = optarg;
-                        break;
-                case 'o':
-                        only = optarg;
-                        break;
-                case 'N':
-                        name = optarg;
-                        break;
-                case 's':
-                        samples = bench_parse_unsigned("samples", optarg, 1, SAMPLES_MAX);
-                        break;
-                case 'c':
-                        cycles = bench_parse_unsigned("cycles", optarg, 1, 100000000);
-                        break;
-                case 'n':
-                        calls = bench_parse_unsigned("calls", optarg, 1, 100000000);
-                        break;
-                case 'w':
-                        warmup = bench_parse_unsigned("warmup", optarg, 0, 100000000);
-                        break;
-                case 'r':
-                        runs = bench_parse_unsigned("runs", optarg, 1, BENCH_RUNS_MAX);
-                        break;
-                case 'D':
-                        depth = bench_parse_unsigned("depth", optarg, 1, 64);
-                        break;
-                case 'B':
-                        burst = bench_parse_unsigned("burst", optarg, 1, 100000);
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
+        bench_parse_options(argc, argv, options, usage);
         if (!trigger_dir || trigger_dir[0] != '/') {
                 fprintf(stderr, "bench-qmp: --trigger-dir must name vmsigd's trigger directory (an absolute path)\n");
                 return EXIT_FAILURE;
@@ -1033,85 +766,20 @@ int main(int argc, char *argv[]) {
         /* run.sh keeps the output in a file: show progress as it comes. */
         setvbuf(stdout, NULL, _IOLBF, 0);
 
-        r = qemu_start(&vm, binary, dir);
-        if (r < 0) {
-                fprintf(stderr, "bench-qmp: cannot start %s: %s\n", binary, strerror(-r));
-                goto finish;
-        }
-        r = qmp_open(vm.bench_sock, &direct);
-        if (r < 0) {
-                fprintf(stderr, "bench-qmp: QMP session on %s: %s\n", vm.bench_sock, strerror(-r));
-                goto finish;
-        }
-        r = sd_bus_open_system(&c.bus);
-        if (r < 0) {
-                fprintf(stderr, "bench-qmp: cannot connect to the system bus: %s\n", strerror(-r));
-                goto finish;
-        }
-        c.name = name;
-        c.trigger_dir = trigger_dir;
-        if (asprintf(&watch_dir, "%s/watch.d", vm.dir) < 0) {
-                watch_dir = NULL;
-                r = -ENOMEM;
-                goto finish;
-        }
-        c.watch_dir = watch_dir;
-        if (asprintf(&c.trigger_tmp, "%s/.%s.xml.tmp", trigger_dir, name) < 0 ||
-            asprintf(&c.trigger_file, "%s/%s.xml", trigger_dir, name) < 0 ||
-            asprintf(&c.watch_tmp, "%s/.%s.xml.tmp", watch_dir, name) < 0 ||
-            asprintf(&c.watch_file, "%s/%s.xml", watch_dir, name) < 0 ||
-            asprintf(&c.xml, "<vm name=\"%s\">\n  <qmp socket=\"%s\"/>\n  <ram path=\"%s\"/>\n</vm>\n", name,
-                     vm.vmsigd_sock, vm.ram) < 0) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        r = sd_bus_match_signal(c.bus, &slot, VMSIG_NAME, MANAGER_PATH, MANAGER_INTERFACE, NULL, on_manager_signal,
-                                &c);
+        r = bench_qemu_start(&vm,
+                             &(bench_qemu_spec) { .binary = binary, .dir = dir, .ram_mib = 128, .ram_file = true });
         if (r < 0)
-                goto finish;
-        /* A file left over from an interrupted run. */
-        if (unlink(c.trigger_file) == 0)
-                usleep(100000);
-
-        if (wants(only, "discovery")) {
-                r = bench_discovery(&c, samples);
-                if (r < 0)
-                        goto finish;
-        }
-        if (wants(only, "lifecycle") || wants(only, "input")) {
-                r = attach_vm(&c);
-                if (r < 0)
-                        goto finish;
-        }
-        if (wants(only, "lifecycle")) {
-                r = bench_lifecycle(&c, &direct, cycles, warmup, runs);
-                if (r < 0)
-                        goto finish;
-        }
-        if (wants(only, "input")) {
-                r = bench_input(&c, &direct, calls, warmup, runs, depth, burst);
-                if (r < 0)
-                        goto finish;
-        }
-        printf("  QMP events the direct client read and dropped: %lu\n", direct.events);
-finish:
+                fprintf(stderr, "bench-qmp: cannot start %s: %s\n", binary, strerror(-r));
+        if (r >= 0 && (r = bench_qmp_open(vm.bench_sock, &direct)) < 0)
+                fprintf(stderr, "bench-qmp: QMP session on %s: %s\n", vm.bench_sock, strerror(-r));
+        if (r >= 0)
+                r = ctx_init(&c, name, trigger_dir, &vm);
+        if (r >= 0)
+                r = run_cases(&c, direct, &o);
         if (r < 0 && r != -ETIMEDOUT)
                 fprintf(stderr, "bench-qmp: %s\n", strerror(-r));
-        if (c.trigger_file)
-                (void) unlink(c.trigger_file);
-        if (c.trigger_tmp)
-                (void) unlink(c.trigger_tmp);
-        if (direct.fd >= 0)
-                close(direct.fd);
-        qemu_stop(&vm);
-        sd_bus_slot_unref(slot);
-        sd_bus_flush_close_unref(c.bus);
-        free(c.trigger_tmp);
-        free(c.trigger_file);
-        free(c.watch_tmp);
-        free(c.watch_file);
-        free(c.xml);
-        free(watch_dir);
-        free(c.endpoint_path);
+        ctx_done(&c);
+        bench_qmp_close(direct);
+        bench_qemu_stop(&vm);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

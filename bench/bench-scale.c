@@ -12,27 +12,16 @@
  * is the daemon's own cost per VM. Lines starting with "@" are for
  * bench/run.sh.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <systemd/sd-event.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench-lib.h"
 #include "stub.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
-
-static uint64_t now_nsec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 static long rss_bytes(void) {
         unsigned long size, resident;
@@ -44,18 +33,6 @@ static long rss_bytes(void) {
         n = fscanf(f, "%lu %lu", &size, &resident);
         fclose(f);
         return n == 2 ? (long) resident * sysconf(_SC_PAGESIZE) : -1;
-}
-
-static int count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        int n = 0;
-
-        if (!d)
-                return -1;
-        while (readdir(d))
-                n++;
-        closedir(d);
-        return n - 3; /* ".", ".." and the directory's own fd */
 }
 
 typedef struct counter {
@@ -81,56 +58,133 @@ static int run_pending(sd_event *e) {
         return r;
 }
 
-static void help(void) {
-        printf("bench-scale [--endpoints N] [--ram-size BYTES]\n"
-               "Defaults: 256 endpoints of 1 MiB RAM each.\n");
+static int attach_all(vmsig_core *core, vmsig_endpoint **eps, unsigned n, uint64_t ram_size) {
+        char name[32];
+        int r;
+
+        for (unsigned i = 0; i < n; i++) {
+                vmsig_stub_spec spec = { .name = name, .ram_size = ram_size, .initial_state = VMSIG_STATE_RUNNING };
+                vmsig_endpoint_spec ep_spec;
+
+                snprintf(name, sizeof name, "vm%04u", i);
+                r = vmsig_stub_new(&spec, &ep_spec, NULL);
+                if (r >= 0)
+                        r = vmsig_core_attach_endpoint(core, &ep_spec, &eps[i]);
+                if (r < 0) {
+                        fprintf(stderr, "bench-scale: attaching endpoint %u failed: %s\n", i, strerror(-r));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static int detach_all(vmsig_core *core, vmsig_endpoint **eps, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                int r = vmsig_core_detach_endpoint(core, eps[i]);
+                if (r < 0) {
+                        fprintf(stderr, "bench-scale: detaching endpoint %u failed: %s\n", i, strerror(-r));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* The samples: RSS and fds before, after attaching and after detaching;
+ * t[0..5] the times around attach, dispatch, detach, reap. */
+typedef struct scale_sample {
+        long rss[3];
+        int fds[3];
+        uint64_t t[6];
+} scale_sample;
+
+static void report(unsigned n, const scale_sample *x, const vmsig_core_stats *st, uint64_t roster) {
+        const uint64_t *t = x->t;
+        double per_ep = (double) (x->rss[1] - x->rss[0]) / n;
+
+        printf("  attach   %u endpoints: %8.2f ms (%.1f us each); with dispatch to 1 subscriber %8.2f ms\n", n,
+               (t[1] - t[0]) / 1e6, (t[1] - t[0]) / 1e3 / n, (t[2] - t[0]) / 1e6);
+        printf("  memory   RSS %.1f -> %.1f MiB: %.1f KiB per endpoint; fds %d -> %d: %.1f per endpoint\n",
+               x->rss[0] / 1048576.0, x->rss[1] / 1048576.0, per_ep / 1024, x->fds[0], x->fds[1],
+               (double) (x->fds[1] - x->fds[0]) / n);
+        printf("  detach   %u endpoints: %8.2f ms (%.1f us each); with dispatch and reap %8.2f ms\n", n,
+               (t[4] - t[3]) / 1e6, (t[4] - t[3]) / 1e3 / n, (t[5] - t[3]) / 1e6);
+        printf("  after    RSS %.1f MiB, fds %d, endpoints %zu, zombies %zu, roster events %" PRIu64 "\n",
+               x->rss[2] / 1048576.0, x->fds[2], st->endpoints, st->zombies, roster);
+        printf("@ scale endpoints=%u attach_ms=%.2f attach_dispatch_ms=%.2f rss_per_ep_kib=%.1f fds_per_ep=%.1f "
+               "detach_ms=%.2f detach_reap_ms=%.2f\n",
+               n, (t[1] - t[0]) / 1e6, (t[2] - t[0]) / 1e6, per_ep / 1024, (double) (x->fds[1] - x->fds[0]) / n,
+               (t[4] - t[3]) / 1e6, (t[5] - t[3]) / 1e6);
+}
+
+/* Attach n stubs, dispatch, check the events, detach them all, reap. */
+static int run(sd_event *event, vmsig_core *core, const counter *count, unsigned n, uint64_t ram_size) {
+        vmsig_endpoint **eps = calloc(n, sizeof *eps);
+        scale_sample x = {};
+        vmsig_core_stats st;
+        int r;
+
+        x.rss[0] = rss_bytes();
+        x.fds[0] = bench_count_fds();
+        x.t[0] = bench_now_nsec();
+        r = eps ? attach_all(core, eps, n, ram_size) : -ENOMEM;
+
+        x.t[1] = bench_now_nsec();
+        if (r >= 0)
+                r = run_pending(event);
+        x.t[2] = bench_now_nsec();
+        x.rss[1] = rss_bytes();
+        x.fds[1] = bench_count_fds();
+        if (r >= 0 && (count->roster != n || count->memctx != n)) {
+                fprintf(stderr, "bench-scale: expected %u ROSTER and MEMCTX events, got %" PRIu64 " and %" PRIu64 "\n",
+                        n, count->roster, count->memctx);
+                r = -EIO;
+        }
+        x.t[3] = bench_now_nsec();
+        if (r >= 0)
+                r = detach_all(core, eps, n);
+        x.t[4] = bench_now_nsec();
+        if (r >= 0)
+                r = run_pending(event);
+        x.t[5] = bench_now_nsec();
+        free(eps);
+        if (r < 0)
+                return r;
+        vmsig_core_get_stats(core, &st);
+        x.rss[2] = rss_bytes();
+        x.fds[2] = bench_count_fds();
+        report(n, &x, &st, count->roster);
+        if (st.endpoints != 0 || st.zombies != 0 || x.fds[2] != x.fds[0]) {
+                fprintf(stderr, "bench-scale: not everything was released\n");
+                return -EIO;
+        }
+        return 0;
 }
 
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "endpoints", required_argument, NULL, 'n' },
-                { "ram-size", required_argument, NULL, 'm' },
+        unsigned n = 256;
+        const char *ram = "1048576";
+        const bench_option options[] = {
+                BENCH_OPT_U("endpoints", &n, 1, 1000000),
+                BENCH_OPT_S("ram-size", &ram),
                 {},
         };
-        unsigned n = 256;
-        uint64_t ram_size = UINT64_C(1) << 20;
-        vmsig_endpoint **eps = NULL;
+        uint64_t ram_size;
         vmsig_subscriber *sub = NULL;
         vmsig_core *core = NULL;
         sd_event *event = NULL;
         counter count = {};
         struct rlimit rl;
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case 'n':
-                        n = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                case 'm':
-                        ram_size = strtoull(optarg, NULL, 10);
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
-        if (n == 0) {
-                fprintf(stderr, "bench-scale: --endpoints must be > 0\n");
-                return EXIT_FAILURE;
-        }
+        bench_parse_options(argc, argv, options,
+                            "bench-scale [--endpoints N] [--ram-size BYTES]\n"
+                            "Defaults: 256 endpoints of 1 MiB RAM each.\n");
+        ram_size = strtoull(ram, NULL, 10);
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
                 printf("bench-scale: %u stub endpoints of %" PRIu64 " bytes RAM; fd limit %llu (hard %llu)\n", n,
                        ram_size, (unsigned long long) rl.rlim_cur, (unsigned long long) rl.rlim_max);
         fflush(stdout);
 
-        eps = calloc(n, sizeof *eps);
-        if (!eps) {
-                r = -ENOMEM;
-                goto finish;
-        }
         r = sd_event_new(&event);
         if (r >= 0)
                 r = vmsig_core_new(event, &core);
@@ -142,86 +196,10 @@ int main(int argc, char *argv[]) {
                                          0, on_event, &count, &sub);
         if (r >= 0)
                 r = run_pending(event);
-        if (r < 0)
-                goto finish;
-
-        char name[32];
-        long rss0 = rss_bytes();
-        int fds0 = count_fds();
-        uint64_t t0 = now_nsec();
-
-        for (unsigned i = 0; i < n; i++) {
-                vmsig_stub_spec spec = {
-                        .name = name,
-                        .ram_size = ram_size,
-                        .initial_state = VMSIG_STATE_RUNNING,
-                };
-                vmsig_endpoint_spec ep_spec;
-
-                snprintf(name, sizeof name, "vm%04u", i);
-                r = vmsig_stub_new(&spec, &ep_spec, NULL);
-                if (r >= 0)
-                        r = vmsig_core_attach_endpoint(core, &ep_spec, &eps[i]);
-                if (r < 0) {
-                        fprintf(stderr, "bench-scale: attaching endpoint %u failed: %s\n", i, strerror(-r));
-                        goto finish;
-                }
-        }
-        uint64_t t1 = now_nsec();
-        r = run_pending(event);
-        if (r < 0)
-                goto finish;
-        uint64_t t2 = now_nsec();
-        long rss1 = rss_bytes();
-        int fds1 = count_fds();
-
-        if (count.roster != n || count.memctx != n) {
-                fprintf(stderr, "bench-scale: expected %u ROSTER and MEMCTX events, got %" PRIu64 " and %" PRIu64 "\n",
-                        n, count.roster, count.memctx);
-                r = -EIO;
-                goto finish;
-        }
-
-        uint64_t t3 = now_nsec();
-        for (unsigned i = 0; i < n; i++) {
-                r = vmsig_core_detach_endpoint(core, eps[i]);
-                if (r < 0) {
-                        fprintf(stderr, "bench-scale: detaching endpoint %u failed: %s\n", i, strerror(-r));
-                        goto finish;
-                }
-        }
-        uint64_t t4 = now_nsec();
-        r = run_pending(event);
-        if (r < 0)
-                goto finish;
-        uint64_t t5 = now_nsec();
-
-        vmsig_core_stats st;
-        vmsig_core_get_stats(core, &st);
-        long rss2 = rss_bytes();
-        int fds2 = count_fds();
-
-        double per_ep = (double) (rss1 - rss0) / n;
-        printf("  attach   %u endpoints: %8.2f ms (%.1f us each); with dispatch to 1 subscriber %8.2f ms\n", n,
-               (t1 - t0) / 1e6, (t1 - t0) / 1e3 / n, (t2 - t0) / 1e6);
-        printf("  memory   RSS %.1f -> %.1f MiB: %.1f KiB per endpoint; fds %d -> %d: %.1f per endpoint\n",
-               rss0 / 1048576.0, rss1 / 1048576.0, per_ep / 1024, fds0, fds1, (double) (fds1 - fds0) / n);
-        printf("  detach   %u endpoints: %8.2f ms (%.1f us each); with dispatch and reap %8.2f ms\n", n,
-               (t4 - t3) / 1e6, (t4 - t3) / 1e3 / n, (t5 - t3) / 1e6);
-        printf("  after    RSS %.1f MiB, fds %d, endpoints %zu, zombies %zu, roster events %" PRIu64 "\n",
-               rss2 / 1048576.0, fds2, st.endpoints, st.zombies, count.roster);
-        printf("@ scale endpoints=%u attach_ms=%.2f attach_dispatch_ms=%.2f rss_per_ep_kib=%.1f fds_per_ep=%.1f "
-               "detach_ms=%.2f detach_reap_ms=%.2f\n",
-               n, (t1 - t0) / 1e6, (t2 - t0) / 1e6, per_ep / 1024, (double) (fds1 - fds0) / n, (t4 - t3) / 1e6,
-               (t5 - t3) / 1e6);
-        if (st.endpoints != 0 || st.zombies != 0 || fds2 != fds0) {
-                fprintf(stderr, "bench-scale: not everything was released\n");
-                r = -EIO;
-        }
-finish:
+        if (r >= 0)
+                r = run(event, core, &count, n, ram_size);
         vmsig_subscriber_free(sub);
         vmsig_core_free(core);
         sd_event_unref(event);
-        free(eps);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -18,13 +18,8 @@
  * unix socket too, the way vmsigd's private socket does.
  * Exits on SIGTERM/SIGINT or when the bus goes away.
  */
-#include <errno.h>
-#include <getopt.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,9 +28,8 @@
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
-#define ECHO_NAME "org.vmsig.BenchEcho"
-#define ECHO_PATH "/org/vmsig/BenchEcho"
-#define ECHO_INTERFACE "org.vmsig.BenchEcho"
+#include "bench-lib.h"
+
 #define ECHO_FD_SIZE (4u << 20)
 
 static int echo_fd = -1; /* the memfd EchoFd hands out */
@@ -203,7 +197,7 @@ static int p2p_start(sd_event *event, int fd) {
                 r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
                                         "Disconnected", on_p2p_disconnected, NULL);
         if (r >= 0)
-                r = sd_bus_add_object_vtable(c->bus, &c->slot, ECHO_PATH, ECHO_INTERFACE, echo_vtable,
+                r = sd_bus_add_object_vtable(c->bus, &c->slot, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, echo_vtable,
                                              (void *) "running");
         if (r >= 0)
                 r = sd_bus_start(c->bus);
@@ -250,6 +244,21 @@ static int p2p_listen(sd_event *event, const char *path, sd_event_source **ret) 
         return r;
 }
 
+/* The private socket, and the sources that settle and reap its peers. */
+static int p2p_serve(sd_event *event, const char *path, sd_event_source **ret) {
+        int r = sd_event_add_post(event, &settle_source, on_settle, NULL);
+
+        if (r >= 0)
+                r = sd_event_source_set_enabled(settle_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_defer(event, &reap_source, on_p2p_reap, NULL);
+        if (r >= 0)
+                r = sd_event_source_set_priority(reap_source, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(reap_source, SD_EVENT_OFF);
+        return r < 0 ? r : p2p_listen(event, path, ret);
+}
+
 static int make_echo_fd(void) {
         int fd = memfd_create("bench-echo", MFD_CLOEXEC);
 
@@ -264,36 +273,23 @@ static int make_echo_fd(void) {
 }
 
 int main(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "private-socket", required_argument, NULL, 'p' },
-                {},
-        };
         const char *private_socket = NULL;
+        const bench_option options[] = { BENCH_OPT_S("private-socket", &private_socket), {} };
         sd_event_source *listen_source = NULL;
         sd_event *event = NULL;
         sd_bus *bus = NULL;
         sd_bus_slot *slot = NULL;
         sigset_t mask;
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
-                switch (c) {
-                case 'p':
-                        private_socket = optarg;
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
+        bench_parse_options(argc, argv, options, "echo-service [--private-socket PATH]\n");
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
-                r = -errno;
-                goto finish;
-        }
-
-        r = echo_fd = make_echo_fd();
+        r = sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ? -errno : 0;
+        if (r >= 0)
+                r = echo_fd = make_echo_fd();
         if (r >= 0)
                 r = sd_event_default(&event);
         if (r >= 0)
@@ -308,22 +304,12 @@ int main(int argc, char *argv[]) {
                 r = sd_bus_set_exit_on_disconnect(bus, true);
         if (r >= 0)
                 /* The object's userdata is the State value. */
-                r = sd_bus_add_object_vtable(bus, &slot, ECHO_PATH, ECHO_INTERFACE, echo_vtable, (void *) "running");
+                r = sd_bus_add_object_vtable(bus, &slot, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, echo_vtable,
+                                             (void *) "running");
         if (r >= 0)
-                r = sd_bus_request_name(bus, ECHO_NAME, 0);
-        if (r >= 0 && private_socket) {
-                r = sd_event_add_post(event, &settle_source, on_settle, NULL);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(settle_source, SD_EVENT_OFF);
-                if (r >= 0)
-                        r = sd_event_add_defer(event, &reap_source, on_p2p_reap, NULL);
-                if (r >= 0)
-                        r = sd_event_source_set_priority(reap_source, SD_EVENT_PRIORITY_IDLE);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(reap_source, SD_EVENT_OFF);
-                if (r >= 0)
-                        r = p2p_listen(event, private_socket, &listen_source);
-        }
+                r = sd_bus_request_name(bus, BENCH_ECHO_NAME, 0);
+        if (r >= 0 && private_socket)
+                r = p2p_serve(event, private_socket, &listen_source);
         if (r < 0)
                 goto finish;
 

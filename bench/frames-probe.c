@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "frames.h"
 
 typedef struct probe {
@@ -25,44 +25,12 @@ typedef struct probe_call {
         void *userdata;
 } probe_call;
 
-uint64_t frames_now_usec(void) {
-        return bench_now_nsec() / 1000u;
-}
-
-uint64_t frames_self_cpu_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-uint64_t frames_pid_cpu_usec(pid_t pid) {
-        char path[64], buf[1024];
-        unsigned long long utime = 0, stime = 0;
-        const char *p;
-        FILE *f;
-        size_t n;
-
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                return 0;
-        n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        /* After the command name in parentheses: state is field 3, utime 14. */
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-                return 0;
-        return (utime + stime) * 1000000u / (unsigned long long) sysconf(_SC_CLK_TCK);
-}
-
 int frames_run_until(sd_event *e, const bool *flag, uint64_t timeout_usec) {
-        uint64_t end = frames_now_usec() + timeout_usec;
+        uint64_t end = now_usec() + timeout_usec;
         int r;
 
         while (!*flag) {
-                if (frames_now_usec() > end)
+                if (now_usec() > end)
                         return -ETIMEDOUT;
                 r = sd_event_run(e, 100000);
                 if (r < 0)
@@ -72,10 +40,10 @@ int frames_run_until(sd_event *e, const bool *flag, uint64_t timeout_usec) {
 }
 
 int frames_run_for(sd_event *e, uint64_t usec) {
-        uint64_t end = frames_now_usec() + usec, now;
+        uint64_t end = now_usec() + usec, now;
         int r;
 
-        while ((now = frames_now_usec()) < end) {
+        while ((now = now_usec()) < end) {
                 r = sd_event_run(e, end - now);
                 if (r < 0)
                         return r;
@@ -89,9 +57,9 @@ static void probe_done(const vmsig_result *result, const vmsig_display_image *im
         probe_call *c = userdata;
         frames_clock *k = c->p->clock;
 
-        k->captured = frames_now_usec();
+        k->captured = now_usec();
         c->done(result, image, c->userdata);
-        k->decoded = frames_now_usec();
+        k->decoded = now_usec();
         k->completions++;
         free(c);
 }
@@ -104,7 +72,7 @@ static int probe_capture(void *data, vmsig_display_done_fn done, void *userdata)
         if (!c)
                 return -ENOMEM;
         *c = (probe_call) { p, done, userdata };
-        p->clock->started = frames_now_usec();
+        p->clock->started = now_usec();
         r = p->inner->capture(p->inner_data, probe_done, c);
         if (r < 0)
                 free(c);
@@ -155,7 +123,7 @@ int frames_probe_wrap(vmsig_endpoint_spec *spec, frames_clock *clock) {
 static int on_frame(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
         frames_watch *w = userdata;
         const frames_clock *k = w->clock;
-        uint64_t now = frames_now_usec();
+        uint64_t now = now_usec();
         frames_latency *lat = w->lat;
         vmsig_frame fr;
 

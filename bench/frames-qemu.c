@@ -19,188 +19,25 @@
  * times FRAMES frames. CPU per frame: this process (CLOCK_PROCESS_CPUTIME_ID)
  * and QEMU (/proc/PID/stat, clock ticks).
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <png.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "frames.h"
 #include "qmp.h"
-
-/* --- a bare, blocking QMP client ------------------------------------------ */
-
-typedef struct qmp_client {
-        int fd;
-        char buf[65536];
-        size_t len;
-        uint64_t next_id;
-} qmp_client;
-
-/* The next line QEMU sent, NUL-terminated in line (at most size bytes). */
-static int qmp_read_line(qmp_client *c, char *line, size_t size) {
-        for (;;) {
-                char *nl = memchr(c->buf, '\n', c->len);
-                if (nl) {
-                        size_t n = (size_t) (nl - c->buf) + 1;
-                        snprintf(line, size, "%.*s", (int) (n - 1), c->buf);
-                        memmove(c->buf, c->buf + n, c->len - n);
-                        c->len -= n;
-                        return 0;
-                }
-                if (c->len >= sizeof c->buf)
-                        return -E2BIG;
-                struct pollfd p = { .fd = c->fd, .events = POLLIN };
-                int r = poll(&p, 1, (int) (FRAMES_TIMEOUT_USEC / 1000));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0)
-                        return r < 0 ? -errno : -ETIMEDOUT;
-                ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : -ECONNRESET;
-                c->len += (size_t) n;
-        }
-}
-
-/* Runs a command and waits for its reply, dropping events on the way. */
-static int qmp_execute(qmp_client *c, const char *command, const char *arguments) {
-        char text[4096], line[4096];
-        int n = snprintf(text, sizeof text, "{\"execute\":\"%s\",\"id\":%" PRIu64 "%s%s}\n", command, c->next_id++,
-                         arguments ? ",\"arguments\":" : "", arguments ? arguments : "");
-        int r;
-
-        if (n < 0 || (size_t) n >= sizeof text)
-                return -E2BIG;
-        if (send(c->fd, text, (size_t) n, MSG_NOSIGNAL) != n)
-                return -EIO;
-        for (;;) {
-                r = qmp_read_line(c, line, sizeof line);
-                if (r < 0)
-                        return r;
-                if (strstr(line, "\"event\":"))
-                        continue;
-                if (!strstr(line, "\"return\":")) {
-                        fprintf(stderr, "bench-frames: QEMU refused %s: %s\n", command, line);
-                        return -EIO;
-                }
-                return 0;
-        }
-}
-
-static int qmp_open(const char *path, qmp_client *c) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char line[4096];
-        int r;
-
-        *c = (qmp_client) { .fd = -1, .next_id = 1 };
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0)
-                return -errno;
-        if (connect(c->fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                return -errno;
-        r = qmp_read_line(c, line, sizeof line);
-        if (r >= 0 && !strstr(line, "\"QMP\":"))
-                r = -EPROTO;
-        return r < 0 ? r : qmp_execute(c, "qmp_capabilities", NULL);
-}
-
-/* --- QEMU ---------------------------------------------------------------------- */
-
-typedef struct qemu {
-        pid_t pid;
-        char dir[256], lib_sock[300], direct_sock[300], dump[300];
-} qemu;
-
-static bool is_socket(const char *path) {
-        struct stat st;
-        return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-static int qemu_start(qemu *q, const char *binary) {
-        const char *tmp = getenv("TMPDIR");
-        char lib_arg[340], direct_arg[340];
-        pid_t parent = getpid();
-        uint64_t deadline;
-        int status;
-
-        snprintf(q->dir, sizeof q->dir, "%s/vmsig-bench-frames.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(q->dir))
-                return -errno;
-        snprintf(q->lib_sock, sizeof q->lib_sock, "%s/lib.sock", q->dir);
-        snprintf(q->direct_sock, sizeof q->direct_sock, "%s/direct.sock", q->dir);
-        snprintf(q->dump, sizeof q->dump, "%s/screen.png", q->dir);
-        snprintf(lib_arg, sizeof lib_arg, "unix:%s,server=on,wait=off", q->lib_sock);
-        snprintf(direct_arg, sizeof direct_arg, "unix:%s,server=on,wait=off", q->direct_sock);
-        char *const argv[] = {
-                (char *) binary, "-machine", "q35,accel=tcg", "-m", "128M", "-qmp", lib_arg, "-qmp", direct_arg,
-                "-display", "none", "-nodefaults", "-monitor", "none", "-serial", "none", "-vga", "std", NULL,
-        };
-        q->pid = fork();
-        if (q->pid < 0)
-                return -errno;
-        if (q->pid == 0) {
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(127);
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (null >= 0)
-                        (void) dup2(null, STDOUT_FILENO);
-                execvp(binary, argv);
-                fprintf(stderr, "bench-frames: cannot run %s: %s\n", binary, strerror(errno));
-                _exit(127);
-        }
-        deadline = frames_now_usec() + FRAMES_TIMEOUT_USEC;
-        while (!is_socket(q->lib_sock) || !is_socket(q->direct_sock)) {
-                if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
-                        q->pid = 0;
-                        return -ECHILD;
-                }
-                if (frames_now_usec() > deadline)
-                        return -ETIMEDOUT;
-                usleep(5000);
-        }
-        return 0;
-}
-
-static void qemu_stop(qemu *q) {
-        if (q->pid > 0) {
-                (void) kill(q->pid, SIGTERM);
-                while (waitpid(q->pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-        }
-        (void) unlink(q->lib_sock);
-        (void) unlink(q->direct_sock);
-        (void) unlink(q->dump);
-        if (q->dir[0])
-                (void) rmdir(q->dir);
-}
-
-/* --- the two sides ------------------------------------------------------------- */
 
 typedef struct side_cost {
         uint64_t wall, self_cpu, qemu_cpu; /* usec for all frames of a run */
 } side_cost;
 
 typedef struct ctx {
-        qemu q;
-        qmp_client direct;
+        bench_qemu q;
+        bench_qmp *direct;
+        char dump[256];
         sd_event *event;
         vmsig_core *core;
         vmsig_vgpu *vgpu;
@@ -221,11 +58,11 @@ static int direct_frame(ctx *c) {
         struct stat st;
         int fd, r;
 
-        snprintf(args, sizeof args, "{\"filename\":\"%s\",\"format\":\"png\"}", c->q.dump);
-        r = qmp_execute(&c->direct, "screendump", args);
+        snprintf(args, sizeof args, "{\"filename\":\"%s\",\"format\":\"png\"}", c->dump);
+        r = bench_qmp_execute(c->direct, "screendump", args, NULL);
         if (r < 0)
                 return r;
-        fd = open(c->q.dump, O_RDONLY | O_CLOEXEC);
+        fd = open(c->dump, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0 || st.st_size <= 0) {
@@ -289,7 +126,7 @@ static int library_frame(ctx *c) {
 }
 
 static int run_side(ctx *c, int (*frame)(ctx *c), unsigned frames, side_cost *ret) {
-        uint64_t t0 = frames_now_usec(), s0 = frames_self_cpu_usec(), q0 = frames_pid_cpu_usec(c->q.pid);
+        uint64_t t0 = now_usec(), s0 = bench_self_cpu_usec(), q0 = bench_proc_cpu_usec(c->q.pid);
         int r;
 
         for (unsigned i = 0; i < frames; i++) {
@@ -297,9 +134,9 @@ static int run_side(ctx *c, int (*frame)(ctx *c), unsigned frames, side_cost *re
                 if (r < 0)
                         return r;
         }
-        ret->wall = frames_now_usec() - t0;
-        ret->self_cpu = frames_self_cpu_usec() - s0;
-        ret->qemu_cpu = frames_pid_cpu_usec(c->q.pid) - q0;
+        ret->wall = now_usec() - t0;
+        ret->self_cpu = bench_self_cpu_usec() - s0;
+        ret->qemu_cpu = bench_proc_cpu_usec(c->q.pid) - q0;
         return 0;
 }
 
@@ -309,27 +146,28 @@ static int setup(ctx *c, const char *binary) {
         vmsig_endpoint_spec es;
         int r;
 
-        r = qemu_start(&c->q, binary);
+        r = bench_qemu_start(&c->q, &(bench_qemu_spec) { .binary = binary, .ram_mib = 128, .vga = "std" });
         if (r < 0) {
                 fprintf(stderr, "bench-frames: cannot start %s: %s\n", binary, strerror(-r));
                 return r;
         }
-        r = qmp_open(c->q.direct_sock, &c->direct);
+        snprintf(c->dump, sizeof c->dump, "%s/screen.png", c->q.dir);
+        r = bench_qmp_open(c->q.bench_sock, &c->direct);
         if (r >= 0)
                 r = sd_event_new(&c->event);
         if (r >= 0)
                 r = vmsig_core_new(c->event, &c->core);
         if (r >= 0)
                 r = vmsig_vgpu_new(c->core, &config, &c->vgpu);
-        spec.qmp_socket = c->q.lib_sock;
+        spec.qmp_socket = c->q.vmsigd_sock;
         if (r >= 0)
                 r = vmsig_qmp_new(&spec, &es, &c->qmp);
         if (r >= 0)
                 r = frames_probe_wrap(&es, &c->clock);
         if (r >= 0)
                 r = vmsig_core_attach_endpoint(c->core, &es, &c->ep);
-        for (uint64_t end = frames_now_usec() + FRAMES_TIMEOUT_USEC; r >= 0 && !vmsig_qmp_is_connected(c->qmp);)
-                r = frames_now_usec() > end ? -ETIMEDOUT : sd_event_run(c->event, 10000);
+        for (uint64_t end = now_usec() + FRAMES_TIMEOUT_USEC; r >= 0 && !vmsig_qmp_is_connected(c->qmp);)
+                r = now_usec() > end ? -ETIMEDOUT : sd_event_run(c->event, 10000);
         /* SeaBIOS finds no boot device and its text screen stands still. */
         if (r >= 0)
                 r = frames_run_for(c->event, 3000000);
@@ -346,9 +184,8 @@ static void teardown(ctx *c) {
         vmsig_vgpu_free(c->vgpu);
         vmsig_core_free(c->core);
         sd_event_unref(c->event);
-        if (c->direct.fd >= 0)
-                close(c->direct.fd);
-        qemu_stop(&c->q);
+        bench_qmp_close(c->direct);
+        bench_qemu_stop(&c->q);
         free(c->file);
         free(c->pixels);
 }
@@ -376,10 +213,10 @@ static int run_vgpu(ctx *c, unsigned seconds) {
         r = frames_run_for(c->event, 500000);
         vmsig_vgpu_get_stats(c->vgpu, &s0);
         busy0 = c->clock.completions;
-        t0 = frames_now_usec(), cpu0 = frames_self_cpu_usec(), q0 = frames_pid_cpu_usec(c->q.pid);
+        t0 = now_usec(), cpu0 = bench_self_cpu_usec(), q0 = bench_proc_cpu_usec(c->q.pid);
         /* The probe's stage times of every capture, unchanged ones too. */
         uint64_t capture_sum = 0, decode_sum = 0, seen = c->clock.completions;
-        for (uint64_t end = t0 + seconds * UINT64_C(1000000), now; r >= 0 && (now = frames_now_usec()) < end;) {
+        for (uint64_t end = t0 + seconds * UINT64_C(1000000), now; r >= 0 && (now = now_usec()) < end;) {
                 r = sd_event_run(c->event, end - now);
                 if (c->clock.completions != seen) {
                         seen = c->clock.completions;
@@ -387,7 +224,7 @@ static int run_vgpu(ctx *c, unsigned seconds) {
                         decode_sum += c->clock.decoded - c->clock.captured;
                 }
         }
-        t1 = frames_now_usec(), cpu1 = frames_self_cpu_usec(), q1 = frames_pid_cpu_usec(c->q.pid);
+        t1 = now_usec(), cpu1 = bench_self_cpu_usec(), q1 = bench_proc_cpu_usec(c->q.pid);
         vmsig_vgpu_get_stats(c->vgpu, &s1);
         busy1 = c->clock.completions;
         frames_watch_stop(&w);
@@ -421,7 +258,7 @@ static int run_vgpu(ctx *c, unsigned seconds) {
 }
 
 int frames_qemu_main(const char *binary, unsigned frames, unsigned runs, unsigned seconds) {
-        ctx c = { .direct.fd = -1 };
+        ctx c = {};
         side_cost direct[BENCH_RUNS_MAX], library[BENCH_RUNS_MAX];
         int r;
 

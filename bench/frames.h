@@ -53,11 +53,6 @@ typedef struct frames_watch {
 int frames_watch_start(frames_watch *w, vmsig_core *core, vmsig_id endpoint);
 void frames_watch_stop(frames_watch *w);
 
-uint64_t frames_now_usec(void);
-/* CPU time of this process (all threads), usec. */
-uint64_t frames_self_cpu_usec(void);
-/* utime + stime of another process, usec (clock-tick resolution), or 0. */
-uint64_t frames_pid_cpu_usec(pid_t pid);
 /* Runs the loop until *flag or the timeout; -ETIMEDOUT then. */
 int frames_run_until(sd_event *e, const bool *flag, uint64_t timeout_usec);
 /* Runs the loop for usec. */

@@ -186,7 +186,7 @@ static int on_bad_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         if (ctx->stopping)
                 return 0;
-        k = bad.next % LOAD_ELEMENTS(bad_files);
+        k = bad.next % BENCH_ELEMENTS(bad_files);
         snprintf(name, sizeof name, "bad%u", bad.next++);
         snprintf(bad.path, sizeof bad.path, "%s/vms.d/%s%s%s", ctx->dir, bad_files[k].prefix ?: "", name,
                  bad_files[k].suffix ?: ".xml");

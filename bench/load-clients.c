@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "load.h"
 
 typedef enum role {
@@ -153,7 +153,7 @@ static void record(load_ctx *ctx, load_op op, load_outcome o, load_err e, uint64
                 s->unexpected++;
         if (o != OUTCOME_OK)
                 s->by_error[e]++;
-        load_samples_add(&s->latency, nsec);
+        (void) bench_samples_add(&s->latency, nsec);
         ctx->n.calls_done++;
 }
 
@@ -226,7 +226,7 @@ static void client_later(load_client *c, uint64_t usec) {
 static sd_bus_message *new_call(load_client *c, const char *path, const char *iface, const char *member) {
         sd_bus_message *m = NULL;
 
-        return sd_bus_message_new_method_call(c->bus, &m, LOAD_BUS_NAME, path, iface, member) < 0 ? NULL : m;
+        return sd_bus_message_new_method_call(c->bus, &m, VMSIG_BUS_NAME, path, iface, member) < 0 ? NULL : m;
 }
 
 /* Sends m (taking it) for c. A call that cannot even be sent means a
@@ -275,10 +275,10 @@ static int client_connect(load_client *c) {
         if (r >= 0)
                 r = client_attach(c);
         if (r >= 0 && c->role == ROLE_MEMCTX)
-                r = sd_bus_match_signal(c->bus, &c->memctx_slots[0], LOAD_BUS_NAME, NULL, LOAD_ENDPOINT_IFACE,
+                r = sd_bus_match_signal(c->bus, &c->memctx_slots[0], VMSIG_BUS_NAME, NULL, VMSIG_BUS_ENDPOINT_INTERFACE,
                                         "MemctxChanged", on_memctx_signal, c);
         if (r >= 0 && c->role == ROLE_MEMCTX)
-                r = sd_bus_match_signal(c->bus, &c->memctx_slots[1], LOAD_BUS_NAME, NULL, LOAD_ENDPOINT_IFACE,
+                r = sd_bus_match_signal(c->bus, &c->memctx_slots[1], VMSIG_BUS_NAME, NULL, VMSIG_BUS_ENDPOINT_INTERFACE,
                                         "MemctxInvalidated", on_memctx_signal, c);
         if (r < 0)
                 fprintf(stderr, "bench-load: client %u cannot connect: %s\n", c->index, strerror(-r));
@@ -347,16 +347,16 @@ static void read_endpoint(load_client *c, load_target *t, unsigned r) {
         sd_bus_message *m;
 
         if (r < 30) {
-                const char *p = endpoint_properties[load_rand_below(&c->rng, LOAD_ELEMENTS(endpoint_properties))];
-                send_call(c, get_property(c, t->path, LOAD_ENDPOINT_IFACE, p), OP_GET, ERR_GONE,
+                const char *p = endpoint_properties[load_rand_below(&c->rng, BENCH_ELEMENTS(endpoint_properties))];
+                send_call(c, get_property(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, p), OP_GET, ERR_GONE,
                           done_check_signature, (char *) "v");
         } else if (r < 45) {
                 m = new_call(c, t->path, "org.freedesktop.DBus.Properties", "GetAll");
-                if (m && sd_bus_message_append(m, "s", LOAD_ENDPOINT_IFACE) < 0)
+                if (m && sd_bus_message_append(m, "s", VMSIG_BUS_ENDPOINT_INTERFACE) < 0)
                         m = sd_bus_message_unref(m);
                 send_call(c, m, OP_GET_ALL, ERR_GONE, done_check_signature, (char *) "a{sv}");
         } else {
-                m = new_call(c, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "GetEndpoint");
+                m = new_call(c, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint");
                 if (m && sd_bus_message_append(m, "s", t->name) < 0)
                         m = sd_bus_message_unref(m);
                 send_call(c, m, OP_LIST, ERR(E_NO_SUCH_ENDPOINT), done_check_signature, (char *) "o");
@@ -367,18 +367,18 @@ static void read_manager(load_client *c, unsigned r) {
         sd_bus_message *m;
 
         if (r < 60)
-                send_call(c, get_property(c, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "EndpointCount"), OP_GET, 0,
+                send_call(c, get_property(c, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointCount"), OP_GET, 0,
                           done_check_signature, (char *) "v");
         else if (r < 85)
-                send_call(c, new_call(c, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "ListEndpoints"), OP_LIST, 0,
+                send_call(c, new_call(c, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "ListEndpoints"), OP_LIST, 0,
                           done_check_signature, (char *) "a(suso)");
         else if (r < 95) {
-                m = new_call(c, LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "GetEndpointByVmid");
+                m = new_call(c, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpointByVmid");
                 if (m && sd_bus_message_append(m, "u", 1 + load_rand_below(&c->rng, 120)) < 0)
                         m = sd_bus_message_unref(m);
                 send_call(c, m, OP_LIST, ERR(E_NO_SUCH_ENDPOINT), done_check_signature, (char *) "o");
         } else
-                send_call(c, new_call(c, LOAD_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"),
+                send_call(c, new_call(c, VMSIG_BUS_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"),
                           OP_MANAGED, 0, done_check_signature, (char *) "a{oa{sa{sv}}}");
 }
 
@@ -402,25 +402,25 @@ typedef struct bad_call {
 } bad_call;
 
 static const bad_call bad_calls[] = {
-        { "GetEndpoint of an invalid name", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "GetEndpoint", "s", "bad name!",
+        { "GetEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s",
+          "bad name!", ERR(E_INVALID_ARG) },
+        { "GetEndpoint of an empty name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "",
           ERR(E_INVALID_ARG) },
-        { "GetEndpoint of an empty name", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "GetEndpoint", "s", "",
-          ERR(E_INVALID_ARG) },
-        { "GetEndpoint of an unknown name", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "GetEndpoint", "s", "nosuch",
+        { "GetEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "nosuch",
           ERR(E_NO_SUCH_ENDPOINT) },
-        { "GetEndpoint of a name in UTF-8 and control characters", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE,
+        { "GetEndpoint of a name in UTF-8 and control characters", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
           "GetEndpoint", "s", "\xc3\xa9\x01\t", ERR(E_INVALID_ARG) },
-        { "GetEndpointByVmid(0)", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "GetEndpointByVmid", "u", NULL,
+        { "GetEndpointByVmid(0)", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpointByVmid", "u", NULL,
           ERR(E_INVALID_ARG) },
-        { "an unknown method", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "NoSuchMethod", "", NULL,
+        { "an unknown method", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "NoSuchMethod", "", NULL,
           ERR(E_UNKNOWN_METHOD) },
-        { "GetEndpoint with the wrong signature", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "GetEndpoint", "u", NULL,
+        { "GetEndpoint with the wrong signature", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "u", NULL,
           ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
-        { "Reload with an argument", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "Reload", "s", "now",
+        { "Reload with an argument", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "Reload", "s", "now",
           ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
-        { "DetachEndpoint of an unknown name", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "DetachEndpoint", "s", "nosuch",
-          ERR(E_NO_SUCH_ENDPOINT) },
-        { "DetachEndpoint of an invalid name", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "DetachEndpoint", "s",
+        { "DetachEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s",
+          "nosuch", ERR(E_NO_SUCH_ENDPOINT) },
+        { "DetachEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s",
           "../lc00", ERR(E_INVALID_ARG) },
         { "Get of an unknown property", NULL, "org.freedesktop.DBus.Properties", "Get", "ss", "NoSuchProperty",
           ERR(E_UNKNOWN_PROPERTY) | ERR_GONE },
@@ -428,29 +428,31 @@ static const bad_call bad_calls[] = {
           ERR(E_UNKNOWN_INTERFACE) | ERR(E_UNKNOWN_PROPERTY) | ERR_GONE },
         { "Set of a read-only property", NULL, "org.freedesktop.DBus.Properties", "Set", "ssv", "State",
           ERR(E_READ_ONLY) | ERR_GONE },
-        { "a call on an object that does not exist", LOAD_ENDPOINT_PREFIX "/nosuch", LOAD_ENDPOINT_IFACE,
+        { "a call on an object that does not exist", VMSIG_BUS_ENDPOINT_PREFIX "/nosuch", VMSIG_BUS_ENDPOINT_INTERFACE,
           "UnsubscribeMemctx", "", NULL, ERR(E_UNKNOWN_OBJECT) },
-        { "UnsubscribeMemctx without a subscription", NULL, LOAD_ENDPOINT_IFACE, "UnsubscribeMemctx", "", NULL,
+        { "UnsubscribeMemctx without a subscription", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", "", NULL,
           ERR(E_NOT_SUBSCRIBED) | ERR_GONE },
-        { "AcquireLease of an unknown class", NULL, LOAD_ENDPOINT_IFACE, "AcquireLease", "sa{sv}", "bogus",
+        { "AcquireLease of an unknown class", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}", "bogus",
           ERR(E_INVALID_ARG) | ERR_GONE },
-        { "AcquireLease with an unknown option", NULL, LOAD_ENDPOINT_IFACE, "AcquireLease", "sa{sv}", "nope",
+        { "AcquireLease with an unknown option", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}", "nope",
           ERR(E_INVALID_ARG) | ERR_GONE },
-        { "AcquireLease with force of the wrong type", NULL, LOAD_ENDPOINT_IFACE, "AcquireLease", "sa{sv}", "force",
-          ERR(E_INVALID_ARG) | ERR_GONE },
-        { "Pause without the power lease", NULL, LOAD_ENDPOINT_IFACE, "Pause", "", NULL, ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "Reset without the power lease", NULL, LOAD_ENDPOINT_IFACE, "Reset", "", NULL, ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of an unknown event type", NULL, LOAD_ENDPOINT_IFACE, "InjectInput", "a(uui)", "type",
-          ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of no events", NULL, LOAD_ENDPOINT_IFACE, "InjectInput", "a(uui)", "none",
-          ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of 1025 events", NULL, LOAD_ENDPOINT_IFACE, "InjectInput", "a(uui)", "many",
-          ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "MemWriteVirtual without the lease", NULL, LOAD_ENDPOINT_IFACE, "MemWriteVirtual", "taya{sv}", NULL,
+        { "AcquireLease with force of the wrong type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}",
+          "force", ERR(E_INVALID_ARG) | ERR_GONE },
+        { "Pause without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Pause", "", NULL,
           ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "GetEndpoint of a 16 KiB name", LOAD_MANAGER_PATH, LOAD_MANAGER_IFACE, "GetEndpoint", "s", "long",
+        { "Reset without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", "", NULL,
+          ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "InjectInput of an unknown event type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "type",
+          ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "InjectInput of no events", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "none",
+          ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "InjectInput of 1025 events", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "many",
+          ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "MemWriteVirtual without the lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteVirtual", "taya{sv}", NULL,
+          ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "GetEndpoint of a 16 KiB name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "long",
           ERR(E_INVALID_ARG) },
-        { "Release of a lease that is not the caller's", NULL, LOAD_LEASE_IFACE, "Release", "", NULL,
+        { "Release of a lease that is not the caller's", NULL, VMSIG_BUS_LEASE_INTERFACE, "Release", "", NULL,
           ERR(E_NOT_HOLDER) | ERR(E_UNKNOWN_OBJECT) },
 };
 
@@ -475,10 +477,10 @@ static int append_bad_args(sd_bus_message *m, const bad_call *b) {
         if (strcmp(b->signature, "u") == 0)
                 return sd_bus_message_append(m, "u", 0u);
         if (strcmp(b->signature, "ss") == 0)
-                return sd_bus_message_append(m, "ss", b->arg[0] == 'N' ? LOAD_ENDPOINT_IFACE : "org.vmsig.Nope",
-                                             b->arg);
+                return sd_bus_message_append(
+                        m, "ss", b->arg[0] == 'N' ? VMSIG_BUS_ENDPOINT_INTERFACE : "org.vmsig.Nope", b->arg);
         if (strcmp(b->signature, "ssv") == 0)
-                return sd_bus_message_append(m, "ssv", LOAD_ENDPOINT_IFACE, b->arg, "s", "paused");
+                return sd_bus_message_append(m, "ssv", VMSIG_BUS_ENDPOINT_INTERFACE, b->arg, "s", "paused");
         if (strcmp(b->signature, "sa{sv}") == 0 && strcmp(b->arg, "bogus") == 0)
                 return sd_bus_message_append(m, "sa{sv}", "bogus", 0);
         if (strcmp(b->signature, "sa{sv}") == 0 && strcmp(b->arg, "nope") == 0)
@@ -507,15 +509,15 @@ static const char *foreign_lease(load_client *c) {
 }
 
 static void step_bad(load_client *c) {
-        const bad_call *b = &bad_calls[load_rand_below(&c->rng, LOAD_ELEMENTS(bad_calls))];
+        const bad_call *b = &bad_calls[load_rand_below(&c->rng, BENCH_ELEMENTS(bad_calls))];
         load_target *t = load_target_pick(c->ctx, &c->rng, b->member[0] == 'P' || b->member[0] == 'R' ? K_MW : K_ALL);
         const char *path = b->path;
         sd_bus_message *m;
 
-        if (!path && strcmp(b->iface, LOAD_LEASE_IFACE) == 0)
+        if (!path && strcmp(b->iface, VMSIG_BUS_LEASE_INTERFACE) == 0)
                 path = foreign_lease(c);
         else if (!path)
-                path = t ? t->path : LOAD_ENDPOINT_PREFIX "/lc00";
+                path = t ? t->path : VMSIG_BUS_ENDPOINT_PREFIX "/lc00";
         m = new_call(c, path, b->iface, b->member);
         if (m && append_bad_args(m, b) < 0)
                 m = sd_bus_message_unref(m);
@@ -558,7 +560,7 @@ static void done_acquire(load_ctx *ctx, load_client *c, sd_bus_message *reply, l
 
 static void acquire(load_client *c, load_target *t, unsigned class, bool force, unsigned ops) {
         acquire_call *a = calloc(1, sizeof *a);
-        sd_bus_message *m = new_call(c, t->path, LOAD_ENDPOINT_IFACE, "AcquireLease");
+        sd_bus_message *m = new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease");
         int r;
 
         if (!a || !m) {
@@ -585,7 +587,7 @@ static void end_lease(load_client *c) {
 
         if (r < 70) {
                 /* Revoked meanwhile (force, reset, detach): the object is gone. */
-                send_call(c, new_call(c, c->lease_path, LOAD_LEASE_IFACE, "Release"), OP_RELEASE,
+                send_call(c, new_call(c, c->lease_path, VMSIG_BUS_LEASE_INTERFACE, "Release"), OP_RELEASE,
                           ERR(E_NOT_HOLDER) | ERR(E_UNKNOWN_OBJECT), done_release, NULL);
                 return;
         }
@@ -654,8 +656,8 @@ static void lifecycle_op(load_client *c) {
                 allowed |= ERR(E_INVALID_STATE);
                 c->ctx->n.bad_calls++;
         }
-        send_call(c, new_call(c, t->path, LOAD_ENDPOINT_IFACE, member), op == '-' ? OP_BAD : OP_LIFECYCLE, allowed,
-                  done_lifecycle, (void *) (intptr_t) op);
+        send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, member), op == '-' ? OP_BAD : OP_LIFECYCLE,
+                  allowed, done_lifecycle, (void *) (intptr_t) op);
 }
 
 static void step_lifecycle(load_client *c) {
@@ -768,7 +770,7 @@ static uint32_t write_length(load_client *c, write_kind k) {
 }
 
 static sd_bus_message *build_batch(load_client *c, write_call *w) {
-        sd_bus_message *m = new_call(c, w->t->path, LOAD_ENDPOINT_IFACE, "MemWriteBatch");
+        sd_bus_message *m = new_call(c, w->t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteBatch");
         unsigned n = w->kind == WRITE_EMPTY_BATCH ? 0 : 2 + load_rand_below(&c->rng, BATCH_MAX - 1);
         int r = m ? sd_bus_message_open_container(m, 'a', "(tay)") : -ENOMEM;
 
@@ -796,7 +798,7 @@ static sd_bus_message *build_batch(load_client *c, write_call *w) {
 }
 
 static sd_bus_message *build_single(load_client *c, write_call *w) {
-        sd_bus_message *m = new_call(c, w->t->path, LOAD_ENDPOINT_IFACE, "MemWrite");
+        sd_bus_message *m = new_call(c, w->t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWrite");
         uint64_t gpa;
         int r = m ? 0 : -ENOMEM;
 
@@ -838,14 +840,14 @@ static unsigned write_allowed(write_kind k) {
         if (k == WRITE_EPOCH)
                 return always | ERR(E_STALE) | ERR(E_NO_ADDRESS_SPACE);
         /* A trigger VM's memctx is invalidated while QEMU is away. */
-        return always | ERR(E_NO_ADDRESS_SPACE) | ((size_t) k < LOAD_ELEMENTS(refusals) ? refusals[k] : 0);
+        return always | ERR(E_NO_ADDRESS_SPACE) | ((size_t) k < BENCH_ELEMENTS(refusals) ? refusals[k] : 0);
 }
 
 static void send_write(load_client *c, write_call *w) {
         sd_bus_message *m;
 
         if (w->kind == WRITE_VIRTUAL) {
-                m = new_call(c, w->t->path, LOAD_ENDPOINT_IFACE, "MemWriteVirtual");
+                m = new_call(c, w->t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteVirtual");
                 if (m && sd_bus_message_append(m, "tay", UINT64_C(0xffff800000001000), 3, "abc") >= 0)
                         (void) append_write_options(m, w);
         } else if (w->kind == WRITE_BATCH || w->kind == WRITE_BAD_BATCH || w->kind == WRITE_EMPTY_BATCH)
@@ -896,7 +898,7 @@ static write_kind pick_write(load_client *c) {
                : r < 60 ? WRITE_PAUSE
                : r < 72 ? WRITE_BATCH
                : r < 80 ? WRITE_EPOCH
-                        : bad[load_rand_below(&c->rng, LOAD_ELEMENTS(bad))];
+                        : bad[load_rand_below(&c->rng, BENCH_ELEMENTS(bad))];
 }
 
 static void write_op(load_client *c, load_target *t, write_kind k) {
@@ -911,7 +913,7 @@ static void write_op(load_client *c, load_target *t, write_kind k) {
                 w->idx[i] = -1;
         if (k == WRITE_EPOCH)
                 /* The epoch first, then the write that expects it. */
-                send_call(c, get_property(c, t->path, LOAD_ENDPOINT_IFACE, "MemctxEpoch"), OP_GET, ERR_GONE,
+                send_call(c, get_property(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxEpoch"), OP_GET, ERR_GONE,
                           done_read_epoch, w);
         else
                 send_write(c, w);
@@ -958,7 +960,7 @@ static void drop_sub(load_client *c, load_target *t) {
 static int on_memctx_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         load_client *c = userdata;
         load_target *t = load_target_by_path(c->ctx, sd_bus_message_get_path(m));
-        bool invalidated = sd_bus_message_is_signal(m, LOAD_ENDPOINT_IFACE, "MemctxInvalidated");
+        bool invalidated = sd_bus_message_is_signal(m, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxInvalidated");
         memsub *s = t ? find_sub(c, t) : NULL;
         uint64_t epoch = 0, dtb = 0;
 
@@ -1035,15 +1037,15 @@ static void step_memctx(load_client *c) {
 
         if (c->n_subs < MAX_SUBS && r < 45 && (t = load_target_pick(c->ctx, &c->rng, K_LC | K_MW | K_TRIGGER)))
                 /* A trigger VM whose QEMU is away has no memory context. */
-                send_call(c, new_call(c, t->path, LOAD_ENDPOINT_IFACE, "SubscribeMemctx"), OP_SUBSCRIBE,
+                send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx"), OP_SUBSCRIBE,
                           ERR_GONE | ERR(E_NOT_SUPPORTED), done_subscribe, t);
         else if (c->n_subs > 0 && r < 75) {
                 t = c->subs[load_rand_below(&c->rng, (unsigned) c->n_subs)].t;
-                send_call(c, new_call(c, t->path, LOAD_ENDPOINT_IFACE, "UnsubscribeMemctx"), OP_UNSUBSCRIBE,
+                send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx"), OP_UNSUBSCRIBE,
                           ERR(E_NOT_SUBSCRIBED) | ERR_GONE, done_unsubscribe, t);
         } else if (c->n_subs > 0 && r < 90) {
                 t = c->subs[load_rand_below(&c->rng, (unsigned) c->n_subs)].t;
-                send_call(c, new_call(c, t->path, LOAD_ENDPOINT_IFACE, "SubscribeMemctx"), OP_SUBSCRIBE,
+                send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx"), OP_SUBSCRIBE,
                           ERR_GONE | ERR(E_NOT_SUPPORTED), done_subscribe, t);
         } else
                 step_read(c);
@@ -1084,7 +1086,7 @@ static void add_sigsub(load_client *c, load_target *t) {
         }
         *s = (sigsub) { .client = c, .t = t, .start = bench_now_nsec() };
         load_track_reset(&s->track);
-        snprintf(match, sizeof match, "type='signal',sender='%s',path='%s'", LOAD_BUS_NAME, t->path);
+        snprintf(match, sizeof match, "type='signal',sender='%s',path='%s'", VMSIG_BUS_NAME, t->path);
         r = sd_bus_add_match_async(c->bus, &s->slot, match, on_sigsub_signal, on_match_installed, s);
         if (r < 0) {
                 free(s);
@@ -1117,7 +1119,7 @@ static void step_signals(load_client *c) {
 /* --- lease churners --------------------------------------------------------------------------- */
 
 static sd_bus_message *input_call(load_client *c, load_target *t) {
-        sd_bus_message *m = new_call(c, t->path, LOAD_ENDPOINT_IFACE, "InjectInput");
+        sd_bus_message *m = new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput");
         unsigned n = 1 + load_rand_below(&c->rng, 8);
         int r = m ? sd_bus_message_open_container(m, 'a', "(uui)") : -ENOMEM;
 
@@ -1131,7 +1133,7 @@ static sd_bus_message *input_call(load_client *c, load_target *t) {
 /* An AcquireLease sent, and the connection closed before the reply: the
  * lease vmsigd grants must end with the connection. */
 static void acquire_and_vanish(load_client *c, load_target *t) {
-        sd_bus_message *m = new_call(c, t->path, LOAD_ENDPOINT_IFACE, "AcquireLease");
+        sd_bus_message *m = new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease");
 
         if (m && sd_bus_message_append(m, "sa{sv}", lease_classes[load_rand_below(&c->rng, 3)], 0) >= 0)
                 (void) sd_bus_send(c->bus, m, NULL);
@@ -1151,7 +1153,9 @@ static void lease_work(load_client *c) {
                           done_next, NULL);
         else
                 /* QEMU's lifecycle under load; a stub's is the drivers'. */
-                send_call(c, new_call(c, t->path, LOAD_ENDPOINT_IFACE, load_rand_below(&c->rng, 2) ? "Pause" : "Resume"),
+                send_call(c,
+                          new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                   load_rand_below(&c->rng, 2) ? "Pause" : "Resume"),
                           OP_LIFECYCLE, ERR(E_NOT_HOLDER) | ERR_GONE | ERR(E_INVALID_STATE) | ERR(E_HOST), done_next,
                           NULL);
 }
@@ -1271,8 +1275,8 @@ static int check_subs(load_ctx *ctx, load_client *c) {
 
                 if (s->t->kind == TARGET_TRIGGER)
                         continue;
-                r = sd_bus_get_property_trivial(c->bus, LOAD_BUS_NAME, s->t->path, LOAD_ENDPOINT_IFACE, "MemctxEpoch",
-                                                NULL, 't', &epoch);
+                r = sd_bus_get_property_trivial(c->bus, VMSIG_BUS_NAME, s->t->path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                                "MemctxEpoch", NULL, 't', &epoch);
                 while (r >= 0 && sd_bus_get_n_queued_read(c->bus, &n) >= 0 && n > 0)
                         r = sd_bus_process(c->bus, NULL);
                 if (r < 0)

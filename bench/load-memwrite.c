@@ -24,15 +24,15 @@ load_target *load_target_find(load_ctx *ctx, const char *name) {
  * a VM added again (escaped labels never contain "_r": their '_' is always
  * followed by two hex digits). */
 char *load_path_to_name(const char *path) {
-        size_t prefix = strlen(LOAD_ENDPOINT_PREFIX "/");
+        size_t prefix = strlen(VMSIG_BUS_ENDPOINT_PREFIX "/");
         char *copy, *suffix, *name = NULL;
 
-        if (strncmp(path, LOAD_ENDPOINT_PREFIX "/", prefix) != 0 || !(copy = strdup(path)))
+        if (strncmp(path, VMSIG_BUS_ENDPOINT_PREFIX "/", prefix) != 0 || !(copy = strdup(path)))
                 return NULL;
         suffix = strstr(copy + prefix, "_r");
         if (suffix && suffix[2] && strspn(suffix + 2, "0123456789") == strlen(suffix + 2))
                 *suffix = '\0';
-        if (sd_bus_path_decode(copy, LOAD_ENDPOINT_PREFIX, &name) <= 0)
+        if (sd_bus_path_decode(copy, VMSIG_BUS_ENDPOINT_PREFIX, &name) <= 0)
                 name = NULL;
         free(copy);
         return name;
@@ -112,6 +112,16 @@ void load_target_log(load_target *t, char op) {
                 t->paused = false;
 }
 
+static int pread_all(int fd, uint8_t *buf, uint64_t size) {
+        for (uint64_t done = 0; done < size;) {
+                ssize_t n = pread(fd, buf + done, size - done, (off_t) done);
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                done += (uint64_t) n;
+        }
+        return 0;
+}
+
 /* The RAM of a stub, through the read-only fd SubscribeMemctx hands out. */
 static int read_stub_ram(load_ctx *ctx, load_target *t, uint8_t *buf) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -119,19 +129,14 @@ static int read_stub_ram(load_ctx *ctx, load_target *t, uint8_t *buf) {
         uint64_t dtb, epoch, size;
         int fd, r;
 
-        r = sd_bus_call_method(ctx->ctl, LOAD_BUS_NAME, t->path, LOAD_ENDPOINT_IFACE, "SubscribeMemctx", &error,
-                               &reply, "");
+        r = sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx",
+                               &error, &reply, "");
         if (r >= 0)
                 r = sd_bus_message_read(reply, "httt", &fd, &dtb, &epoch, &size);
         if (r >= 0 && size != t->ram_size)
                 r = -EBADMSG;
-        for (uint64_t done = 0; r >= 0 && done < t->ram_size;) {
-                ssize_t n = pread(fd, buf + done, t->ram_size - done, (off_t) done);
-                if (n <= 0)
-                        r = n < 0 ? -errno : -EIO;
-                else
-                        done += (uint64_t) n;
-        }
+        if (r >= 0)
+                r = pread_all(fd, buf, t->ram_size);
         if (r < 0)
                 load_fail(ctx, "cannot read the RAM of '%s' through its memctx fd: %s", t->name,
                           error.message ?: strerror(-r));
@@ -139,8 +144,8 @@ static int read_stub_ram(load_ctx *ctx, load_target *t, uint8_t *buf) {
         sd_bus_message_unref(reply);
         /* The controller does not stay subscribed: the daemon must end the
          * run as it started. */
-        (void) sd_bus_call_method(ctx->ctl, LOAD_BUS_NAME, t->path, LOAD_ENDPOINT_IFACE, "UnsubscribeMemctx", NULL,
-                                  NULL, "");
+        (void) sd_bus_call_method(ctx->ctl, VMSIG_BUS_NAME, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx",
+                                  NULL, NULL, "");
         return r;
 }
 
@@ -149,15 +154,7 @@ static int read_file_ram(load_ctx *ctx, load_target *t, uint8_t *buf) {
         const char *path = load_vm_ram_path(t->vm);
         int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
 
-        if (fd < 0)
-                r = -errno;
-        for (uint64_t done = 0; r >= 0 && done < t->ram_size;) {
-                ssize_t n = pread(fd, buf + done, t->ram_size - done, (off_t) done);
-                if (n <= 0)
-                        r = n < 0 ? -errno : -EIO;
-                else
-                        done += (uint64_t) n;
-        }
+        r = fd < 0 ? -errno : pread_all(fd, buf, t->ram_size);
         if (fd >= 0)
                 close(fd);
         if (r < 0)

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "bench-lib.h"
 #include "load.h"
 
 #define VM_RAM_SIZE (4ULL << 20)
@@ -416,14 +416,14 @@ static void send_garbage(fake_vm *vm) {
                 return;
         vm->ctx->n.qemu_garbage++;
         vm->ctx->n.bad_qmp++;
-        if (vm->garbage % (LOAD_ELEMENTS(kinds) + 1) == LOAD_ELEMENTS(kinds)) {
+        if (vm->garbage % (BENCH_ELEMENTS(kinds) + 1) == BENCH_ELEMENTS(kinds)) {
                 /* Nested deeper than json-c's tokener allows. */
                 memset(deep, '[', sizeof deep - 3);
                 memcpy(deep + sizeof deep - 3, "\r\n", 3);
                 conn_send(c, deep, sizeof deep - 1);
         } else
-                conn_send(c, kinds[vm->garbage % (LOAD_ELEMENTS(kinds) + 1)],
-                          strlen(kinds[vm->garbage % (LOAD_ELEMENTS(kinds) + 1)]));
+                conn_send(c, kinds[vm->garbage % (BENCH_ELEMENTS(kinds) + 1)],
+                          strlen(kinds[vm->garbage % (BENCH_ELEMENTS(kinds) + 1)]));
         vm->garbage++;
 }
 
@@ -568,7 +568,7 @@ static int add_vm_target(load_ctx *ctx, fake_vm *vm) {
 
         *t = (load_target) { .kind = TARGET_TRIGGER, .ram_size = VM_RAM_SIZE, .vm = vm };
         t->name = strdup(vm->name);
-        if (!t->name || sd_bus_path_encode(LOAD_ENDPOINT_PREFIX, vm->name, &t->path) < 0)
+        if (!t->name || sd_bus_path_encode(VMSIG_BUS_ENDPOINT_PREFIX, vm->name, &t->path) < 0)
                 return -ENOMEM;
         vm->target = t;
         ctx->n_targets++;
@@ -627,8 +627,8 @@ static bool vm_settled(load_ctx *ctx, fake_vm *vm) {
                 return true;
         if (vm->down || !vm->conns || !vm->conns->negotiated || !vm->conns->queried)
                 return false;
-        if (sd_bus_get_property_string(ctx->ctl, LOAD_BUS_NAME, vm->target->path, LOAD_ENDPOINT_IFACE, "State", NULL,
-                                       &state) < 0)
+        if (sd_bus_get_property_string(ctx->ctl, VMSIG_BUS_NAME, vm->target->path, VMSIG_BUS_ENDPOINT_INTERFACE,
+                                       "State", NULL, &state) < 0)
                 return false;
         ok = strcmp(state, want) == 0;
         free(state);
@@ -656,8 +656,8 @@ static void report_unsettled(load_ctx *ctx) {
 
                 if (vm_settled(ctx, vm))
                         continue;
-                (void) sd_bus_get_property_string(ctx->ctl, LOAD_BUS_NAME, vm->target->path, LOAD_ENDPOINT_IFACE,
-                                                  "State", NULL, &state);
+                (void) sd_bus_get_property_string(ctx->ctl, VMSIG_BUS_NAME, vm->target->path,
+                                                  VMSIG_BUS_ENDPOINT_INTERFACE, "State", NULL, &state);
                 load_fail(ctx, "%s did not settle: QEMU %s and %s; vmsigd %s%s%s, says State '%s'", vm->name,
                           vm->down ? "down" : "up", vm->running ? "running" : "paused",
                           !vm->conns ? "not connected" : vm->conns->negotiated ? "connected" : "not negotiated",

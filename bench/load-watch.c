@@ -174,12 +174,12 @@ void load_track_signal(load_ctx *ctx, load_track *tr, load_target *t, sd_bus_mes
         }
         tr->signals++;
         if (sd_bus_message_is_signal(m, PROPS_IFACE, "PropertiesChanged")) {
-                if (sd_bus_message_read(m, "s", &iface) >= 0 && strcmp(iface, LOAD_ENDPOINT_IFACE) == 0 &&
+                if (sd_bus_message_read(m, "s", &iface) >= 0 && strcmp(iface, VMSIG_BUS_ENDPOINT_INTERFACE) == 0 &&
                     read_props(ctx, tr, t, m, true, who) < 0)
                         load_fail(ctx, "%s: PropertiesChanged of the wrong shape", who);
-        } else if (sd_bus_message_is_signal(m, LOAD_ENDPOINT_IFACE, "LeaseAcquired"))
+        } else if (sd_bus_message_is_signal(m, VMSIG_BUS_ENDPOINT_INTERFACE, "LeaseAcquired"))
                 on_lease_signal(ctx, tr, t, m, true, who);
-        else if (sd_bus_message_is_signal(m, LOAD_ENDPOINT_IFACE, "LeaseReleased"))
+        else if (sd_bus_message_is_signal(m, VMSIG_BUS_ENDPOINT_INTERFACE, "LeaseReleased"))
                 on_lease_signal(ctx, tr, t, m, false, who);
 }
 
@@ -262,7 +262,7 @@ static int view_added(load_watcher *w, const char *path, sd_bus_message *m) {
 
         while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
                 r = sd_bus_message_read(m, "s", &iface);
-                if (r >= 0 && strcmp(iface, LOAD_ENDPOINT_IFACE) == 0) {
+                if (r >= 0 && strcmp(iface, VMSIG_BUS_ENDPOINT_INTERFACE) == 0) {
                         wview *v = view_get(w, path);
                         if (!v)
                                 return -ENOMEM;
@@ -290,7 +290,8 @@ static void on_roster_signal(load_watcher *w, sd_bus_message *m, const char *mem
         /* The ObjectManager announces lease objects too; only endpoints
          * are on the roster. */
         if (sd_bus_message_read(m, "o", &path) < 0 ||
-            strncmp(path, LOAD_ENDPOINT_PREFIX "/", strlen(LOAD_ENDPOINT_PREFIX) + 1) != 0 || !(v = view_get(w, path)))
+            strncmp(path, VMSIG_BUS_ENDPOINT_PREFIX "/", strlen(VMSIG_BUS_ENDPOINT_PREFIX) + 1) != 0 ||
+            !(v = view_get(w, path)))
                 return;
         if (strcmp(member, "InterfacesAdded") == 0) {
                 if (view_added(w, path, m) < 0)
@@ -320,7 +321,7 @@ static int on_watch_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 
         if (w->seeding || !path || !member)
                 return 0;
-        if (strcmp(path, LOAD_MANAGER_PATH) == 0) {
+        if (strcmp(path, VMSIG_BUS_PATH) == 0) {
                 if (strcmp(sd_bus_message_get_interface(m), PROPS_IFACE) != 0)
                         on_roster_signal(w, m, member);
                 return 0;
@@ -332,7 +333,7 @@ static int on_watch_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 }
 
 int load_managed_objects(sd_bus *bus, sd_bus_message **ret) {
-        return sd_bus_call_method(bus, LOAD_BUS_NAME, LOAD_MANAGER_PATH, OM_IFACE, "GetManagedObjects", NULL, ret, "");
+        return sd_bus_call_method(bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, OM_IFACE, "GetManagedObjects", NULL, ret, "");
 }
 
 /* Reads a GetManagedObjects reply into fresh views (the endpoints only). */
@@ -342,7 +343,8 @@ static int read_snapshot(load_watcher *w, sd_bus_message *reply) {
 
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
                 r = sd_bus_message_read(reply, "o", &path);
-                if (r >= 0 && strncmp(path, LOAD_ENDPOINT_PREFIX "/", strlen(LOAD_ENDPOINT_PREFIX) + 1) == 0) {
+                if (r >= 0 &&
+                    strncmp(path, VMSIG_BUS_ENDPOINT_PREFIX "/", strlen(VMSIG_BUS_ENDPOINT_PREFIX) + 1) == 0) {
                         r = view_added(w, path, reply);
                         wview *v = view_get(w, path);
                         if (v)
@@ -386,12 +388,12 @@ int load_watcher_new(load_ctx *ctx, sd_bus *bus, load_watcher **ret) {
                 return -ENOMEM;
         }
         *w = (load_watcher) { .ctx = ctx, .bus = bus };
-        r = sd_bus_add_match(bus, &w->slots[0], "type='signal',sender='" LOAD_BUS_NAME "',path='" LOAD_MANAGER_PATH "'",
+        r = sd_bus_add_match(bus, &w->slots[0], "type='signal',sender='" VMSIG_BUS_NAME "',path='" VMSIG_BUS_PATH "'",
                              on_watch_signal, w);
         if (r >= 0)
                 r = sd_bus_add_match(bus, &w->slots[1],
-                                     "type='signal',sender='" LOAD_BUS_NAME "',path_namespace='" LOAD_ENDPOINT_PREFIX
-                                     "'",
+                                     "type='signal',sender='" VMSIG_BUS_NAME
+                                     "',path_namespace='" VMSIG_BUS_ENDPOINT_PREFIX "'",
                                      on_watch_signal, w);
         if (r >= 0)
                 r = seed(w);

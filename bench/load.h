@@ -15,16 +15,11 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
-#define LOAD_BUS_NAME "org.vmsig"
-#define LOAD_MANAGER_PATH "/org/vmsig"
-#define LOAD_ENDPOINT_PREFIX "/org/vmsig/endpoint"
-#define LOAD_MANAGER_IFACE "org.vmsig.Manager"
-#define LOAD_ENDPOINT_IFACE "org.vmsig.Endpoint"
-#define LOAD_LEASE_IFACE "org.vmsig.Lease"
+#include "bench-lib.h"
+
 #define LOAD_CALL_TIMEOUT_USEC (30ULL * 1000000ULL)
 #define LOAD_MAX_WRITE 4096 /* vmsigd's default max-write, which the config keeps */
 #define LOAD_GUARD 4096     /* the last page of every RAM: never written, must stay zero */
-#define LOAD_ELEMENTS(x) (sizeof(x) / sizeof((x)[0]))
 
 /* --- call types and their statistics -------------------------------------- */
 
@@ -83,15 +78,10 @@ typedef enum load_outcome {
         OUTCOME_UNEXPECTED, /* anything else: the run fails */
 } load_outcome;
 
-typedef struct load_samples {
-        uint64_t *v;
-        size_t n, size;
-} load_samples;
-
 typedef struct load_op_stats {
         uint64_t ok, rejected, unexpected;
         uint64_t by_error[_E_MAX + 1];
-        load_samples latency; /* nsec, every completed call */
+        bench_samples latency; /* nsec, every completed call */
 } load_op_stats;
 
 /* --- what the run found ---------------------------------------------------- */
@@ -182,9 +172,8 @@ typedef struct load_options {
 typedef struct load_ctx {
         load_options opt;
         sd_event *event;
-        char *dir; /* the private directory of the run */
-        char *bus_address;
-        pid_t bus_pid, vmsigd_pid;
+        bench_services svc;
+        const char *dir; /* the private directory of the run: svc's */
         bool armed; /* the trigger scenarios run */
         const char *armed_why;
 
@@ -215,7 +204,6 @@ typedef struct load_ctx {
 uint64_t load_rand(uint64_t *state);
 unsigned load_rand_below(uint64_t *state, unsigned n);
 void load_fail(load_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void load_samples_add(load_samples *s, uint64_t v);
 load_err load_err_from_name(const char *name);
 const char *load_err_name(load_err e);
 const char *load_op_name(load_op op);

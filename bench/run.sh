@@ -268,102 +268,59 @@ stop_polkitd() {
 }
 
 # --- the private system bus, vmsigd and the echo service ---------------------
-# start_services [qmp]: vmsigd with the stub VMs, or (qmp) with no stub VM and
-# discovery on $tmpdir/vms.d.
-start_services() {
-        cat >"$tmpdir/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$tmpdir/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <!-- The default-deny policy of /usr/share/dbus-1/system.conf. -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-  </policy>
-  <!-- The echo service, with the same kind of holes as org.vmsig. -->
-  <policy user="root">
-    <allow own="org.vmsig.BenchEcho"/>
-    <allow send_destination="org.vmsig.BenchEcho"/>
-    <allow receive_sender="org.vmsig.BenchEcho"/>
-  </policy>
-  <policy context="default">
-    <allow send_destination="org.vmsig.BenchEcho" send_interface="org.vmsig.BenchEcho"/>
-    <allow receive_sender="org.vmsig.BenchEcho"/>
-  </policy>
-  <include>$srcdir/data/org.vmsig.conf</include>
-  <!-- polkitd's own policy: user polkitd owns org.freedesktop.PolicyKit1. -->
-  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
-</busconfig>
-EOF
+# vmsigd_conf LINE...: vmsigd's configuration, warnings logged, and LINEs.
+vmsigd_conf() {
         {
                 echo '<vmsigd>'
                 echo '  <log level="warning"/>'
-                # Audit records on stderr, one line each: run_auth counts
-                # the polkit checks in them.
-                echo '  <audit target="stderr"/>'
-                echo '  <stub-vm name="alpha" ram-size="4M"/>'
-                for i in 01 02 03 04 05 06 07 08 09 10 11 12 13 14 15; do
-                        echo "  <stub-vm name=\"vm$i\" ram-size=\"4M\"/>"
+                for line in "$@"; do
+                        echo "  $line"
                 done
-                # memctx read bandwidth. Its RAM is a sparse memfd until
-                # bench-memctx reads it.
-                echo '  <stub-vm name="big" ram-size="256M"/>'
                 echo '</vmsigd>'
         } >"$tmpdir/vmsigd.conf"
-        if [ "${1:-}" = qmp ]; then
+}
+
+# start_services [qmp]: vmsigd with the stub VMs, or (qmp) with no stub VM and
+# discovery on $tmpdir/vms.d.
+start_services() {
+        # The default-deny policy of /usr/share/dbus-1/system.conf, ours, the
+        # echo service's and polkitd's, as bench-load and bench-bootstrap have
+        # them on their own buses.
+        bench/bench-bus --bus-config "$tmpdir" --srcdir "$srcdir" >"$tmpdir/bus.conf"
+        # Audit records on stderr, one line each: run_auth counts the polkit
+        # checks in them.
+        audit='<audit target="stderr"/>'
+        case "${1:-}" in
+        qmp)
                 mkdir -p "$tmpdir/vms.d"
-                {
-                        echo '<vmsigd>'
-                        echo '  <log level="warning"/>'
-                        echo '  <audit target="stderr"/>'
-                        echo "  <discovery trigger-dir=\"$tmpdir/vms.d\"/>"
-                        echo '</vmsigd>'
-                } >"$tmpdir/vmsigd.conf"
-        fi
-        # frames: one stub VM to look at, frames at the highest rate, from
-        # the library just built.
-        if [ "${1:-}" = frames ]; then
-                {
-                        echo '<vmsigd>'
-                        echo '  <log level="warning"/>'
-                        echo '  <frames rate="60"/>'
-                        echo '  <stub-vm name="screen" ram-size="4M"/>'
-                        echo '</vmsigd>'
-                } >"$tmpdir/vmsigd.conf"
+                vmsigd_conf "$audit" "<discovery trigger-dir=\"$tmpdir/vms.d\"/>"
+                ;;
+        frames)
+                # One stub VM to look at, frames at the highest rate, from
+                # the library just built.
+                vmsigd_conf '<frames rate="60"/>' '<stub-vm name="screen" ram-size="4M"/>'
                 VMSIG_VGPU_LIBRARY="$PWD/.libs/libvmsig-vgpu.so.0"
                 export VMSIG_VGPU_LIBRARY
-        fi
-        # floods: a quota of pending calls small enough to flood past, and a
-        # stub whose pause and resume take time.
-        if [ "${1:-}" = floods ]; then
-                {
-                        echo '<vmsigd>'
-                        echo '  <log level="warning"/>'
-                        echo '  <audit target="stderr"/>'
-                        echo '  <admission max-pending-calls="8"/>'
-                        echo '  <stub-vm name="alpha" ram-size="4M"/>'
-                        echo '  <stub-vm name="slow" ram-size="4M" latency-ms="20"/>'
-                        echo '</vmsigd>'
-                } >"$tmpdir/vmsigd.conf"
-        fi
+                ;;
+        floods)
+                # A quota of pending calls small enough to flood past, and a
+                # stub whose pause and resume take time.
+                vmsigd_conf "$audit" '<admission max-pending-calls="8"/>' '<stub-vm name="alpha" ram-size="4M"/>' \
+                        '<stub-vm name="slow" ram-size="4M" latency-ms="20"/>'
+                ;;
+        *)
+                # 16 VMs of 4 MiB and, for memctx's read bandwidth, one of
+                # 256 MiB (a sparse memfd until bench-memctx reads it).
+                set -- '<stub-vm name="alpha" ram-size="4M"/>'
+                for i in 01 02 03 04 05 06 07 08 09 10 11 12 13 14 15; do
+                        set -- "$@" "<stub-vm name=\"vm$i\" ram-size=\"4M\"/>"
+                done
+                vmsigd_conf "$audit" "$@" '<stub-vm name="big" ram-size="256M"/>'
+                ;;
+        esac
 
+        # A bus.address of an earlier start would pass for this one's.
+        rm -f "$tmpdir/bus.address"
         "$DBUS_DAEMON" --config-file="$tmpdir/bus.conf" --nofork --print-address=3 3>"$tmpdir/bus.address" \
                 2>"$tmpdir/dbus-daemon.log" &
         bus_pid=$!
@@ -667,12 +624,15 @@ function field(name,   i, kv) {
         }
         return ""
 }
+function show(what, value, target, verdict) {
+        printf "  %-34s %-12s %-12s %s\n", what, value, target, verdict
+}
 function report(what, value, target, ok) {
-        printf "  %-34s %-12s %-12s %s\n", what, value, target, ok ? "PASS" : "FAIL"
+        show(what, value, target, ok ? "PASS" : "FAIL")
         if (!ok)
                 failed++
 }
-BEGIN { printf "  %-34s %-12s %-12s %s\n", "measure", "result", "target", "" }
+BEGIN { show("measure", "result", "target", "") }
 $1 != "@" { next }
 $2 ~ /^bus-/ {
         r = field("ratio")
@@ -683,7 +643,7 @@ $2 ~ /^core-/ {
         split($2, p, "-")
         report("core/bare " p[2] " " p[3], r, ">= 0.5", r + 0 >= 0.5)
 }
-$2 == "idle" && $3 == "skipped" { printf "  %-34s %-12s %-12s %s\n", "idle wakeups in " secs " s", "-", "0", "SKIPPED" }
+$2 == "idle" && $3 == "skipped" { show("idle wakeups in " secs " s", "-", "0", "SKIPPED") }
 $2 == "idle" && $3 != "skipped" {
         w = field("wakeups")
         report("idle wakeups in " secs " s", w, "0", w + 0 == 0)
@@ -691,24 +651,24 @@ $2 == "idle" && $3 != "skipped" {
 $2 == "auth-steady" {
         r = field("ratio")
         report("auth: GetEndpoint in grant, nobody", r, "<= 1.15", r + 0 <= 1.15)
-        printf "  %-34s %-12s %-12s %s\n", "  first call on the connection (ms)", field("first_ms"), "", ""
+        show("  first call on the connection (ms)", field("first_ms"), "")
 }
 $2 == "auth-checks" {
         c = field("checks")
         report("auth: polkit checks, 1 connection", c, "1", c + 0 == 1)
 }
 $2 == "auth-first" {
-        printf "  %-34s %-12s %-12s %s\n", "auth: first call adds (ms)", field("added_ms"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  connect + GetEndpoint (ms)", field("vmsigd_ms"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  connect + Echo (ms)", field("echo_ms"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  polkit check alone (ms)", field("polkit_ms"), "", ""
+        show("auth: first call adds (ms)", field("added_ms"), "(report)")
+        show("  connect + GetEndpoint (ms)", field("vmsigd_ms"), "")
+        show("  connect + Echo (ms)", field("echo_ms"), "")
+        show("  polkit check alone (ms)", field("polkit_ms"), "")
 }
 $2 == "auth" && $3 == "skipped" {
-        printf "  %-34s %-12s %-12s %s\n", "auth", "-", "", "SKIPPED"
+        show("auth", "-", "", "SKIPPED")
         failed++
 }
 $2 ~ /^private-/ && field("reference") == "1" {
-        printf "  %-34s %-12s %-12s %s\n", "private: echo p2p/bus rate", field("ratio"), "(reference)", ""
+        show("private: echo p2p/bus rate", field("ratio"), "(reference)")
         next
 }
 $2 ~ /^private-/ {
@@ -722,19 +682,19 @@ $2 == "memctx-subscribe" {
 $2 ~ /^memctx-read-/ {
         r = field("ratio")
         report("memctx: read " substr($2, 13) " recv/baseline", r, ">= 0.95", r + 0 >= 0.95)
-        printf "  %-34s %-12s %-12s %s\n", "  received fd (GB/s)", field("received_gbps"), "", ""
+        show("  received fd (GB/s)", field("received_gbps"), "")
 }
 $2 == "lease" {
-        printf "  %-34s %-12s %-12s %s\n", "lease: cycles/s through the bus", field("bus_cps"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "lease: cycles/s p2p", field("p2p_cps"), "(report)", ""
+        show("lease: cycles/s through the bus", field("bus_cps"), "(report)")
+        show("lease: cycles/s p2p", field("p2p_cps"), "(report)")
 }
 $2 == "memwrite-call" {
         r = field("ratio")
         report("memwrite: MemWrite vmsigd/echo time", r, "<= 1.2", r + 0 <= 1.2)
 }
 $2 == "memwrite-batch" {
-        printf "  %-34s %-12s %-12s %s\n", "memwrite: batch MiB/s", field("vmsigd_mbps"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  pwrite baseline MiB/s", field("baseline_mbps"), "", ""
+        show("memwrite: batch MiB/s", field("vmsigd_mbps"), "(report)")
+        show("  pwrite baseline MiB/s", field("baseline_mbps"), "")
 }
 $2 == "detect-low-stub" {
         r = field("max_ms")
@@ -744,100 +704,100 @@ $2 ~ /^detect-scan-/ {
         r = field("ratio")
         report("detect: " substr($2, 13) " scan/read pass", r, "<= 2", r + 0 <= 2)
 }
-$2 == "qmp" && $3 == "skipped" { printf "  %-34s %-12s %-12s %s\n", "qmp (armed build, QEMU)", "-", "", "SKIPPED" }
+$2 == "qmp" && $3 == "skipped" { show("qmp (armed build, QEMU)", "-", "", "SKIPPED") }
 $2 == "qmp-discovery" {
         m = field("median_ms")
         report("qmp: trigger -> EndpointAdded (ms)", m, "< 5", m + 0 < 5)
-        printf "  %-34s %-12s %-12s %s\n", "  p90 / p99 (ms)", field("p90_ms") " / " field("p99_ms"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  inotify watcher baseline (ms)", field("baseline_ms"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  vmsigd/baseline", field("ratio"), "(report)", ""
+        show("  p90 / p99 (ms)", field("p90_ms") " / " field("p99_ms"), "")
+        show("  inotify watcher baseline (ms)", field("baseline_ms"), "")
+        show("  vmsigd/baseline", field("ratio"), "(report)")
 }
 $2 == "qmp-lifecycle" {
         r = field("ratio")
         report("qmp: Pause+Resume vmsigd/direct", r, "<= 1.5", r + 0 <= 1.5)
-        printf "  %-34s %-12s %-12s %s\n", "  us per cycle, vmsigd / direct", field("vmsigd_us") " / " field("direct_us"), "", ""
+        show("  us per cycle, vmsigd / direct", field("vmsigd_us") " / " field("direct_us"), "")
 }
 $2 ~ /^qmp-input-/ {
-        printf "  %-34s %-12s %-12s %s\n", "qmp: input " substr($2, 11) " events/s", field("vmsigd_eps"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  direct events/s; vmsigd/direct", field("direct_eps") "; " field("ratio"), "", ""
+        show("qmp: input " substr($2, 11) " events/s", field("vmsigd_eps"), "(report)")
+        show("  direct events/s; vmsigd/direct", field("direct_eps") "; " field("ratio"), "")
 }
 $2 == "scale" {
         a = field("attach_ms")
         report("attach " field("endpoints") " endpoints (ms)", a, "< 1000", a + 0 < 1000)
-        printf "  %-34s %-12s %-12s %s\n", "  with dispatch (ms)", field("attach_dispatch_ms"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  RSS per endpoint (KiB)", field("rss_per_ep_kib"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  fds per endpoint", field("fds_per_ep"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  detach all (ms)", field("detach_ms"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  detach + dispatch + reap (ms)", field("detach_reap_ms"), "", ""
+        show("  with dispatch (ms)", field("attach_dispatch_ms"), "")
+        show("  RSS per endpoint (KiB)", field("rss_per_ep_kib"), "")
+        show("  fds per endpoint", field("fds_per_ep"), "")
+        show("  detach all (ms)", field("detach_ms"), "")
+        show("  detach + dispatch + reap (ms)", field("detach_reap_ms"), "")
 }
 $2 == "load" {
-        printf "  %-34s %-12s %-12s %s\n", "load: calls/s, " field("clients") " clients", field("cps"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  p50 / p99 (ms)", field("p50_ms") " / " field("p99_ms"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  CPU us/call, vmsigd / dbus-daemon", field("vmsigd_cpu_us") " / " field("bus_cpu_us"), "", ""
+        show("load: calls/s, " field("clients") " clients", field("cps"), "(report)")
+        show("  p50 / p99 (ms)", field("p50_ms") " / " field("p99_ms"), "")
+        show("  CPU us/call, vmsigd / dbus-daemon", field("vmsigd_cpu_us") " / " field("bus_cpu_us"), "")
 }
-$2 == "frames" && $3 == "skipped" { printf "  %-34s %-12s %-12s %s\n", "frames (libvmsig-vgpu)", "-", "", "SKIPPED" }
+$2 == "frames" && $3 == "skipped" { show("frames (libvmsig-vgpu)", "-", "", "SKIPPED") }
 $2 ~ /^frames-stub-/ {
-        printf "  %-34s %-12s %-12s %s\n", "frames: stub " substr($2, 13) " p50/p99 ms", field("p50_ms") " / " field("p99_ms"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  captures/s; CPU us/capture", field("fps") "; " field("cpu_us"), "", ""
+        show("frames: stub " substr($2, 13) " p50/p99 ms", field("p50_ms") " / " field("p99_ms"), "(report)")
+        show("  captures/s; CPU us/capture", field("fps") "; " field("cpu_us"), "")
 }
 $2 == "frames-bus" {
         r = field("ratio")
         report("frames: GetFrame vmsigd/echo time", r, "<= 1.2", r + 0 <= 1.2)
 }
 $2 == "frames-qemu" {
-        printf "  %-34s %-12s %-12s %s\n", "frames: QEMU library/direct fps", field("ratio"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  fps library / direct", field("library_fps") " / " field("direct_fps"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  bench CPU us/frame lib / direct", field("library_self_cpu_us") " / " field("direct_self_cpu_us"), "", ""
-        printf "  %-34s %-12s %-12s %s\n", "  QEMU CPU us/frame lib / direct", field("library_qemu_cpu_us") " / " field("direct_qemu_cpu_us"), "", ""
+        show("frames: QEMU library/direct fps", field("ratio"), "(report)")
+        show("  fps library / direct", field("library_fps") " / " field("direct_fps"), "")
+        show("  bench CPU us/frame lib / direct", field("library_self_cpu_us") " / " field("direct_self_cpu_us"), "")
+        show("  QEMU CPU us/frame lib / direct", field("library_qemu_cpu_us") " / " field("direct_qemu_cpu_us"), "")
 }
 $2 == "frames-qemu-vgpu" {
-        printf "  %-34s %-12s %-12s %s\n", "frames: QEMU vgpu at 60 captures/s", field("captures_per_s"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  p50 / p99 latency (ms)", field("p50_ms") " / " field("p99_ms"), "", ""
+        show("frames: QEMU vgpu at 60 captures/s", field("captures_per_s"), "(report)")
+        show("  p50 / p99 latency (ms)", field("p50_ms") " / " field("p99_ms"), "")
 }
 $2 == "bootstrap-stub" {
         m = field("median_ms")
         report("bootstrap: stub -> ready (ms)", m, "< 1000", m + 0 < 1000)
-        printf "  %-34s %-12s %-12s %s\n", "  p90 (ms); baseline (ms); ratio", field("p90_ms") "; " field("baseline_ms") "; " field("ratio"), "", ""
+        show("  p90 (ms); baseline (ms); ratio", field("p90_ms") "; " field("baseline_ms") "; " field("ratio"), "")
 }
 $2 ~ /^bootstrap-cpu-/ {
         c = field("pct")
         report("bootstrap: CPU " substr($2, 15) " (% core)", c, "< 1", c + 0 < 1)
-        printf "  %-34s %-12s %-12s %s\n", "  baseline (% core)", field("baseline_pct"), "", ""
+        show("  baseline (% core)", field("baseline_pct"), "")
 }
 $2 == "bootstrap-cpu-nosystem" {
-        printf "  %-34s %-12s %-12s %s\n", "  backoff at its cap (% core)", field("steady_pct"), "(report)", ""
+        show("  backoff at its cap (% core)", field("steady_pct"), "(report)")
 }
 $2 ~ /^bootstrap-(qemu|linux)$/ && $3 == "skipped" {
-        printf "  %-34s %-12s %-12s %s\n", "bootstrap: " substr($2, 11) " (armed, QEMU)", "-", "", "SKIPPED"
+        show("bootstrap: " substr($2, 11) " (armed, QEMU)", "-", "", "SKIPPED")
 }
 $2 == "bootstrap-qemu" && $3 != "skipped" {
         m = field("median_ms")
         report("bootstrap: QEMU long mode -> ready", m, "< 1000", m + 0 < 1000)
-        printf "  %-34s %-12s %-12s %s\n", "  p90 (ms); baseline (ms); ratio", field("p90_ms") "; " field("baseline_ms") "; " field("ratio"), "", ""
+        show("  p90 (ms); baseline (ms); ratio", field("p90_ms") "; " field("baseline_ms") "; " field("ratio"), "")
 }
 $2 == "bootstrap-linux" && $3 != "skipped" {
         m = field("median_ms")
         report("bootstrap: Linux tables -> ready", m, "< 1000", m + 0 < 1000)
-        printf "  %-34s %-12s %-12s %s\n", "  cont -> ready (ms)", field("from_cont_ms"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  baseline (ms); ratio", field("baseline_ms") "; " field("ratio"), "", ""
+        show("  cont -> ready (ms)", field("from_cont_ms"), "(report)")
+        show("  baseline (ms); ratio", field("baseline_ms") "; " field("ratio"), "")
 }
 $2 ~ /^floods-/ && $3 == "skipped" {
-        printf "  %-34s %-12s %-12s %s\n", "floods: " substr($2, 8), "-", "", "SKIPPED"
+        show("floods: " substr($2, 8), "-", "", "SKIPPED")
         failed++
         next
 }
 $2 == "floods-idle" {
-        printf "  %-34s %-12s %-12s %s\n", "floods: idle root p99 (ms)", field("p99_ms"), "(baseline)", ""
+        show("floods: idle root p99 (ms)", field("p99_ms"), "(baseline)")
 }
 $2 ~ /^floods-/ && field("rss_ratio") != "" {
         q = field("p99_ms")
         if (field("control") == "1")
-                printf "  %-34s %-12s %-12s %s\n", "floods: " substr($2, 8) " root p99 (ms)", q, "(control)", ""
+                show("floods: " substr($2, 8) " root p99 (ms)", q, "(control)")
         else
                 report("floods: " substr($2, 8) " root p99 (ms)", q, "< 20", q + 0 < 20 && field("failures") + 0 == 0)
-        printf "  %-34s %-12s %-12s %s\n", "  ratio to the idle p99", field("ratio"), "(report)", ""
+        show("  ratio to the idle p99", field("ratio"), "(report)")
         if (field("p2p_p99_ms") != "")
-                printf "  %-34s %-12s %-12s %s\n", "  private socket p99 (ms)", field("p2p_p99_ms"), "(report)", ""
+                show("  private socket p99 (ms)", field("p2p_p99_ms"), "(report)")
         report("  RSS after/before (anon+file)", field("rss_ratio"), "<= 1.05", field("rss_ratio") + 0 <= 1.05)
         report("  fds after/before", field("fd_after") "/" field("fd_before"), "equal",
                field("fd_after") == field("fd_before"))
@@ -845,15 +805,13 @@ $2 ~ /^floods-/ && field("rss_ratio") != "" {
                 report("  unexpected replies to the flood", field("unexpected"), "0", 0)
 }
 $2 == "floods-batch-after" {
-        printf "  %-34s %-12s %-12s %s\n", "floods: batch ratio after floods", field("ratio"), "(report)", ""
-        printf "  %-34s %-12s %-12s %s\n", "  MiB/s vmsigd / echo", field("vmsigd_mbps") " / " field("echo_mbps"), "",
-               ""
+        show("floods: batch ratio after floods", field("ratio"), "(report)")
+        show("  MiB/s vmsigd / echo", field("vmsigd_mbps") " / " field("echo_mbps"), "")
 }
 $2 == "floods-batch" {
         r = field("ratio")
         report("floods: MemWriteBatch/EchoBatch MiB/s", r, ">= 0.5", r + 0 >= 0.5)
-        printf "  %-34s %-12s %-12s %s\n", "  MiB/s vmsigd / echo", field("vmsigd_mbps") " / " field("echo_mbps"), "",
-               ""
+        show("  MiB/s vmsigd / echo", field("vmsigd_mbps") " / " field("echo_mbps"), "")
 }
 $2 == "load-resources" {
         report("load: violations (lost data)", field("violations"), "0", field("violations") + 0 == 0)
