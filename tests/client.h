@@ -6,10 +6,15 @@
 
 #include <gio/gio.h>
 
-#define VT_NAME "org.vmsig"
-#define VT_MANAGER_PATH "/org/vmsig"
-#define VT_MANAGER_IFACE "org.vmsig.Manager"
-#define VT_ENDPOINT_IFACE "org.vmsig.Endpoint"
+#include "bus-names.h"
+
+#define VT_NAME VMSIG_BUS_NAME
+#define VT_MANAGER_PATH VMSIG_BUS_PATH
+#define VT_MANAGER_IFACE VMSIG_BUS_MANAGER_INTERFACE
+#define VT_ENDPOINT_IFACE VMSIG_BUS_ENDPOINT_INTERFACE
+#define VT_LEASE_IFACE VMSIG_BUS_LEASE_INTERFACE
+/* The object path of the endpoint of the VM called name (a literal). */
+#define VT_ENDPOINT(name) VMSIG_BUS_ENDPOINT_PREFIX "/" name
 
 /* Call and return the reply (g_assert on error). */
 GVariant *vt_call(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args);

@@ -15,8 +15,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 #include "linux-guest.h"
 #include "qemu-harness.h"
 
@@ -24,12 +23,8 @@
 #define BOOT_MS 60000
 
 typedef struct {
+        VT_FIXTURE;
         LinuxGuest *g;
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
-        char *trigger_dir;
 } Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
@@ -37,26 +32,18 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
                 return;
         f->g = linux_guest_new(data, false);
         linux_guest_start(f->g, true, false);
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start_discovering(f->bus, "", &f->trigger_dir);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
+        vt_fixture_setup_discovering(&f->vt, "", VT_FIXTURE_SIGNAL_LOG);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         if (!f->g)
                 return;
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
         linux_guest_free(f->g);
-        g_free(f->trigger_dir);
 }
 
 static void attach(Fixture *f) {
-        vt_write_trigger(f->trigger_dir, "guest", NULL, f->g->vm->ram_path, f->g->vm->qmp_path);
-        g_assert_true(vt_signal_log_wait(f->log, "EndpointAdded /org/vmsig ", 5000));
+        vt_fixture_attach(&f->vt, "guest", f->g->vm->ram_path, f->g->vm->qmp_path);
 }
 
 static char *prop(Fixture *f, const char *name) {

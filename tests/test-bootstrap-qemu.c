@@ -20,8 +20,7 @@
 #include <glib/gstdio.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 #include "qemu-harness.h"
 #include "synthetic-vcpu.h"
 #include "win-image.h"
@@ -30,12 +29,8 @@
 #define SEED 0x5eedu
 
 typedef struct {
+        VT_FIXTURE;
         QemuVm *qemu;
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
-        char *trigger_dir;
         int ram_fd;
         win_range ranges[2];
         win_image img;
@@ -55,28 +50,19 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->img = (win_image) { .fd = f->ram_fd, .ranges = f->ranges,
                                .n_ranges = win_ranges_q35(ram_mib, f->ranges) };
 
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start_discovering(f->bus, "<limits bootstrap-backoff-max-ms=\"1000\"/>",
-                                                &f->trigger_dir);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
+        vt_fixture_setup_discovering(&f->vt, "<limits bootstrap-backoff-max-ms=\"1000\"/>", VT_FIXTURE_SIGNAL_LOG);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         if (!f->qemu)
                 return;
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
         close(f->ram_fd);
         qemu_vm_free(f->qemu);
-        g_free(f->trigger_dir);
 }
 
 static void attach(Fixture *f) {
-        vt_write_trigger(f->trigger_dir, "guest", NULL, f->qemu->ram_path, f->qemu->qmp_path);
-        g_assert_true(vt_signal_log_wait(f->log, "EndpointAdded /org/vmsig ", 5000));
+        vt_fixture_attach(&f->vt, "guest", f->qemu->ram_path, f->qemu->qmp_path);
 }
 
 static char *bootstrap_state(Fixture *f) {

@@ -14,8 +14,7 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define BETA "/org/vmsig/endpoint/beta"
@@ -26,22 +25,14 @@
         "<stub-vm name=\"beta\" ram-size=\"1M\"/>"                                                                  \
         "</vmsigd>"
 
-typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
+typedef VtFixture Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(f, CONFIG, 0);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(f);
 }
 
 typedef struct {

@@ -8,8 +8,7 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define BETA "/org/vmsig/endpoint/beta"
@@ -21,25 +20,14 @@
         "<stub-vm name=\"gamma\" ram-size=\"1M\"/>"               \
         "<stub-vm name=\"slow\" ram-size=\"1M\" latency-ms=\"300\"/></vmsigd>"
 
-typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
-} Fixture;
+typedef VtFixture Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
+        vt_fixture_setup(f, CONFIG, VT_FIXTURE_SIGNAL_LOG);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(f);
 }
 
 static char *holder(Fixture *f, const char *path, const char *property) {

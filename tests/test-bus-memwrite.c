@@ -8,8 +8,7 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define RAM (4u << 20)
@@ -20,9 +19,7 @@
         "<stub-vm name=\"slow\" ram-size=\"1M\" latency-ms=\"300\"/></vmsigd>"
 
 typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
+        VT_FIXTURE;
         int lease;
         int ram_fd;
         const guint8 *ram; /* a read-only view of alpha's RAM */
@@ -41,9 +38,7 @@ static int subscribe_fd(GDBusConnection *c, const char *path) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, CONFIG, 0);
         f->lease = vt_acquire_lease(f->conn, ALPHA, "memory-write", NULL);
         f->ram_fd = subscribe_fd(f->conn, ALPHA);
         f->ram = mmap(NULL, RAM, PROT_READ, MAP_SHARED, f->ram_fd, 0);
@@ -54,9 +49,7 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         munmap((void *) f->ram, RAM);
         close(f->ram_fd);
         close(f->lease);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 static GVariant *bytes(const void *data, gsize len) {

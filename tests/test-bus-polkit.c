@@ -7,9 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define BETA "/org/vmsig/endpoint/beta"
@@ -19,31 +17,14 @@
         "<stub-vm name=\"alpha\" ram-size=\"1M\"/>"                    \
         "<stub-vm name=\"beta\" ram-size=\"1M\"/>"
 
-typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
-
-static void setup_with(Fixture *f, const char *config, gboolean with_polkit) {
-        f->bus = vt_bus_start();
-        if (with_polkit)
-                f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, config);
-        f->conn = vt_bus_connect(f->bus);
-}
+typedef VtFixture Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        setup_with(f, data ? data : CONFIG_BASE "</vmsigd>", TRUE);
+        vt_fixture_setup(f, data ?: CONFIG_BASE "</vmsigd>", VT_FIXTURE_POLKIT);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        if (f->daemon)
-                g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(f);
 }
 
 /* Runs vmsig-test-client as nobody, first taking the lease of class lease
@@ -288,7 +269,7 @@ static void test_reload_and_detach(Fixture *f, gconstpointer data) {
 static void test_polkit_absent(void) {
         Fixture fx = {}, *f = &fx;
 
-        setup_with(f, CONFIG_BASE "</vmsigd>", FALSE);
+        vt_fixture_setup(f, CONFIG_BASE "</vmsigd>", 0);
         g_autofree char *list = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
         assert_error(list, "org.freedesktop.DBus.Error.AccessDenied");
         g_auto(GStrv) pause = run_as_nobody(f, TRUE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);

@@ -10,8 +10,7 @@
 
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define CONFIG                                              \
@@ -20,9 +19,7 @@
         "<stub-vm name=\"beta\" ram-size=\"1M\" state=\"paused\"/></vmsigd>"
 
 typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn; /* system bus */
+        VT_FIXTURE; /* conn: on the system bus */
         GDBusConnection *p2p;
 } Fixture;
 
@@ -37,17 +34,13 @@ static GDBusConnection *connect_p2p(const char *socket) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, CONFIG, 0);
         f->p2p = connect_p2p(vt_daemon_private_socket(f->daemon));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         g_clear_object(&f->p2p);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 static GVariant *p2p_call(Fixture *f, const char *path, const char *iface, const char *method, GVariant *args) {

@@ -9,19 +9,14 @@
 #include <glib/gstdio.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 #include "qemu-harness.h"
 
 #define VM "/org/vmsig/endpoint/guest"
 
 typedef struct {
+        VT_FIXTURE;
         QemuVm *qemu;
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
-        char *trigger_dir;
         char *trigger;
 } Fixture;
 
@@ -35,23 +30,16 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->qemu = qemu_vm_new();
         f->qemu->vga = data != NULL;
         qemu_vm_start(f->qemu);
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start_discovering(
-                f->bus, "<audit target=\"stderr\"/><limits bootstrap-backoff-max-ms=\"500\"/>", &f->trigger_dir);
+        vt_fixture_setup_discovering(&f->vt, "<audit target=\"stderr\"/><limits bootstrap-backoff-max-ms=\"500\"/>",
+                                     VT_FIXTURE_SIGNAL_LOG);
         f->trigger = g_build_filename(f->trigger_dir, "guest.xml", NULL);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         if (!f->qemu)
                 return;
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
         qemu_vm_free(f->qemu);
-        g_free(f->trigger_dir);
         g_free(f->trigger);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <glib.h>
 
+#include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
 
@@ -48,13 +49,6 @@ typedef struct Fixture {
         GPtrArray *recorders;
 } Fixture;
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        g_assert_cmpint(clock_gettime(CLOCK_MONOTONIC, &ts), ==, 0);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 static void recorder_free(void *p) {
         recorder *r = p;
 
@@ -63,26 +57,20 @@ static void recorder_free(void *p) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->recorders = g_ptr_array_new_with_free_func(recorder_free);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         /* The core frees the subscribers still registered. */
-        vmsig_core_free(f->core);
+        vt_core_stop(f->event, f->core);
         g_ptr_array_unref(f->recorders);
-        sd_event_unref(f->event);
 }
 
 /* Run everything that is ready now, including the deferred dispatch and
  * the idle reap; an fd that stays readable would spin, hence the bound. */
 static void run_pending(Fixture *f) {
-        int r, n = 0;
-
-        while ((r = sd_event_run(f->event, 0)) > 0)
-                g_assert_cmpint(++n, <, 10000);
-        g_assert_cmpint(r, ==, 0);
+        vt_event_run_pending(f->event);
 }
 
 static int on_deliver(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {

@@ -127,8 +127,7 @@ static void assert_rec(Fixture *f, guint i, record_kind kind, const char *name) 
 static void fixture_setup(Fixture *f, gconstpointer data) {
         g_autoptr(GError) error = NULL;
 
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->tmp = g_dir_make_tmp("vmsig-discovery-XXXXXX", &error);
         g_assert_no_error(error);
         f->trigger = g_build_filename(f->tmp, "vms.d", NULL);
@@ -157,8 +156,7 @@ static void remove_tree(const char *path) {
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         vmsig_discovery_free(f->disc);
-        vmsig_core_free(f->core);
-        sd_event_unref(f->event);
+        vt_core_stop(f->event, f->core);
         remove_tree(f->tmp);
         g_free(f->tmp);
         g_free(f->trigger);

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "memctx.h"
+#include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
 
@@ -287,25 +288,19 @@ struct Fixture {
 };
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->log = g_string_new(NULL);
         f->records = g_array_new(false, true, sizeof(record));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vmsig_core_free(f->core);
+        vt_core_stop(f->event, f->core);
         g_array_unref(f->records);
         g_string_free(f->log, true);
-        sd_event_unref(f->event);
 }
 
 static void run_pending(Fixture *f) {
-        int r, n = 0;
-
-        while ((r = sd_event_run(f->event, 0)) > 0)
-                g_assert_cmpint(++n, <, 10000);
-        g_assert_cmpint(r, ==, 0);
+        vt_event_run_pending(f->event);
 }
 
 static void copy_payload(record *rec, const vmsig_event *e) {
@@ -907,14 +902,7 @@ static int make_ram(size_t size) {
 }
 
 static size_t count_fds(void) {
-        GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
-        size_t n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        g_dir_close(dir);
-        return n;
+        return vt_open_fds(0);
 }
 
 static bool same_file(int a, int b) {

@@ -27,8 +27,7 @@
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 #include "qemu-harness.h"
 
 #define GUEST "/org/vmsig/endpoint/guest"
@@ -38,32 +37,18 @@
 static const char *self_path; /* argv[0]: the memctx reader runs as this program */
 
 typedef struct {
+        VT_FIXTURE;
         QemuVm *qemu[2];
-        char *trigger_dir;
+        char *vms_dir; /* the trigger directory, outside the bus's */
         char *config;
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
 } Fixture;
 
 static void write_trigger(Fixture *f, const char *name, const char *uuid, QemuVm *vm) {
-        vt_write_trigger(f->trigger_dir, name, uuid, vm->ram_path, vm->qmp_path);
+        vt_write_trigger(f->vms_dir, name, uuid, vm->ram_path, vm->qmp_path);
 }
 
 static void start_daemon(Fixture *f) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, f->config);
-        f->conn = vt_bus_connect(f->bus);
-}
-
-static void stop_daemon(Fixture *f) {
-        g_clear_object(&f->conn);
-        if (f->daemon)
-                g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        f->daemon = NULL;
-        if (f->bus)
-                vt_bus_stop(f->bus);
-        f->bus = NULL;
+        vt_fixture_setup(&f->vt, f->config, 0);
 }
 
 /* data: the number of QEMUs (1 or 2). The trigger directory lives outside
@@ -77,29 +62,29 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
                 f->qemu[i] = qemu_vm_new();
                 qemu_vm_start(f->qemu[i]);
         }
-        f->trigger_dir = g_dir_make_tmp("vmsig-faults-vms-XXXXXX", &error);
+        f->vms_dir = g_dir_make_tmp("vmsig-faults-vms-XXXXXX", &error);
         g_assert_no_error(error);
-        g_assert_cmpint(g_chmod(f->trigger_dir, 0755), ==, 0);
+        g_assert_cmpint(g_chmod(f->vms_dir, 0755), ==, 0);
         f->config = g_strdup_printf("<vmsigd><audit target=\"stderr\"/>"
                                     "<limits bootstrap-backoff-max-ms=\"500\"/>"
                                     "<discovery trigger-dir=\"%s\"/></vmsigd>",
-                                    f->trigger_dir);
+                                    f->vms_dir);
         start_daemon(f);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
-        stop_daemon(f);
+        vt_fixture_teardown(&f->vt);
         for (int i = 0; i < 2; i++)
                 qemu_vm_free(f->qemu[i]);
-        g_autoptr(GDir) d = g_dir_open(f->trigger_dir, 0, NULL);
+        g_autoptr(GDir) d = g_dir_open(f->vms_dir, 0, NULL);
         for (const char *name; d && (name = g_dir_read_name(d));) {
-                g_autofree char *p = g_build_filename(f->trigger_dir, name, NULL);
+                g_autofree char *p = g_build_filename(f->vms_dir, name, NULL);
                 (void) g_unlink(p);
         }
-        (void) g_rmdir(f->trigger_dir);
-        g_free(f->trigger_dir);
+        (void) g_rmdir(f->vms_dir);
+        g_free(f->vms_dir);
         g_free(f->config);
 }
 
@@ -175,7 +160,7 @@ static void settle_roster(Fixture *f) {
  * it) and says so. A new bus and vmsigd rebuild the same roster from the
  * trigger directory and from QEMU; the lease is gone with its holder. */
 static void test_bus_restart(Fixture *f, gconstpointer data) {
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
         write_trigger(f, "alpha", "6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19", f->qemu[0]);
         write_trigger(f, "beta", "0b5e3c1d-2f4a-4b6c-8d7e-9f0a1b2c3d4e", f->qemu[1]);
@@ -353,7 +338,7 @@ static void wait_load(Load *l, gint ok, gint failed) {
 static void test_qemu_killed_under_load(Fixture *f, gconstpointer data) {
         Load l;
 
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
         write_trigger(f, "guest", "2d7e0c4a-91b3-4f5e-8a6d-3c2b1a0f9e8d", f->qemu[0]);
         wait_state(f, GUEST, "running");
@@ -392,7 +377,7 @@ static void test_qemu_killed_under_load(Fixture *f, gconstpointer data) {
 static void test_qemu_paused_under_load(Fixture *f, gconstpointer data) {
         Load l;
 
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
         write_trigger(f, "guest", "2d7e0c4a-91b3-4f5e-8a6d-3c2b1a0f9e8d", f->qemu[0]);
         wait_state(f, GUEST, "running");
@@ -510,7 +495,7 @@ static void subscribe_and_close(GDBusConnection *c) {
 /* Half the RAM file cut off under QEMU (which keeps running: the firmware
  * idles in low memory), under vmsigd and under a subscriber that mapped it. */
 static void test_ram_truncated(Fixture *f, gconstpointer data) {
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
         const char *ram = f->qemu[0]->ram_path;
         GPid daemon = vt_daemon_pid(f->daemon);

@@ -39,9 +39,7 @@
 #include <glib/gstdio.h>
 #include <systemd/sd-bus.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
 #define SLOW "/org/vmsig/endpoint/slow"
 #define FAST "/org/vmsig/endpoint/fast"
@@ -277,28 +275,18 @@ static int subscribe_fd(GDBusConnection *c, const char *path) {
 /* --- kill -9 in the middle of a call ------------------------------------------- */
 
 typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
+        VT_FIXTURE;
         Monitor *monitor;
 } Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        if (data)
-                f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, data ? data : CONFIG_KILL);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, data ?: CONFIG_KILL, data ? VT_FIXTURE_POLKIT : 0);
         f->monitor = monitor_new(f->bus);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         monitor_free(f->monitor);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 typedef struct {

@@ -43,15 +43,13 @@ typedef struct capture_ctx {
 } capture_ctx;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         if (qemu_harness_available())
                 f->vm = qemu_vm_new();
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vmsig_core_free(f->core);
-        sd_event_unref(f->event);
+        vt_core_stop(f->event, f->core);
         qemu_vm_free(f->vm);
 }
 
@@ -165,15 +163,7 @@ static void assert_png_size(const GByteArray *data, uint32_t width, uint32_t hei
 }
 
 static size_t count_fds(pid_t pid) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/fd", (int) pid);
-        GDir *dir = g_dir_open(path, 0, NULL);
-        size_t n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        g_dir_close(dir);
-        return n;
+        return vt_open_fds(pid);
 }
 
 static void test_text_screen(Fixture *f, gconstpointer data) {

@@ -64,8 +64,7 @@ static int on_deliver(vmsig_subscriber *s, const vmsig_delivery *d, void *userda
 static void fixture_setup(Fixture *f, gconstpointer data) {
         vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_LIFECYCLE) };
 
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->records = g_array_new(false, true, sizeof(record));
         g_assert_cmpint(vmsig_core_subscribe(f->core, &filter, 0, on_deliver, f, &f->sub), ==, 0);
         if (qemu_harness_available())
@@ -73,8 +72,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vmsig_core_free(f->core);
-        sd_event_unref(f->event);
+        vt_core_stop(f->event, f->core);
         g_array_unref(f->records);
         qemu_vm_free(f->vm);
 }
@@ -198,14 +196,7 @@ static void assert_qemu_status(Fixture *f, const char *expected) {
 }
 
 static size_t count_fds(void) {
-        GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
-        size_t n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        g_dir_close(dir);
-        return n;
+        return vt_open_fds(0);
 }
 
 /* --- without QEMU --------------------------------------------------------- */

@@ -25,9 +25,7 @@
 #include <unistd.h>
 #include <systemd/sd-bus.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define CONFIG                                                        \
@@ -43,12 +41,7 @@
 #define AUTH_TIMEOUT_MS 3000
 #define SILENT_PEERS 256
 
-typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
+typedef VtFixture Fixture;
 
 static gboolean wrapped(void) {
         const char *w = g_getenv("VMSIG_DAEMON_WRAPPER");
@@ -71,17 +64,11 @@ static guint scaled_ms(guint ms) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, data ? data : CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(f, data ?: CONFIG, VT_FIXTURE_POLKIT);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(f);
 }
 
 static guint log_count(VtDaemon *d, const char *needle) {

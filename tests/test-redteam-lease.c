@@ -16,9 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define CONFIG                                                   \
@@ -31,26 +29,15 @@
 /* argv[0]: the helpers below run as this program again. */
 static const char *self;
 
-typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
+typedef VtFixture Fixture;
 
+/* data: with polkitd */
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        if (data)
-                f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(f, CONFIG, data ? VT_FIXTURE_POLKIT : 0);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(f);
 }
 
 static char *power_holder(Fixture *f) {

@@ -19,8 +19,7 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define BETA "/org/vmsig/endpoint/beta"
@@ -37,22 +36,14 @@
         "<stub-vm name=\"slow\" ram-size=\"4M\" latency-ms=\"200\"/></vmsigd>"
 #define PAUSED_PREFIX "PropertiesChanged " SLOW " ('org.vmsig.Endpoint', {'State': <'paused'>}"
 
-typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn; /* root; holds no lease unless a test takes one */
-} Fixture;
+typedef VtFixture Fixture; /* root holds no lease unless a test takes one */
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(f, CONFIG, 0);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(f);
 }
 
 /* A read-only view of an endpoint's RAM, through SubscribeMemctx. */

@@ -13,6 +13,7 @@
 
 #include "memctx.h"
 #include "stub.h"
+#include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
 
@@ -50,23 +51,17 @@ typedef struct done_ctx {
 } done_ctx;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->records = g_array_new(false, true, sizeof(record));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vmsig_core_free(f->core);
+        vt_core_stop(f->event, f->core);
         g_array_unref(f->records);
-        sd_event_unref(f->event);
 }
 
 static void run_pending(Fixture *f) {
-        int r, n = 0;
-
-        while ((r = sd_event_run(f->event, 0)) > 0)
-                g_assert_cmpint(++n, <, 10000);
-        g_assert_cmpint(r, ==, 0);
+        vt_event_run_pending(f->event);
 }
 
 static int on_deliver(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
@@ -137,14 +132,7 @@ static void assert_lifecycle(const record *r, vmsig_lifecycle_op op, vmsig_state
 }
 
 static size_t count_fds(void) {
-        GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
-        size_t n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        g_dir_close(dir);
-        return n;
+        return vt_open_fds(0);
 }
 
 #define MASK(k) VMSIG_KIND_MASK(k)

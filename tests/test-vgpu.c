@@ -476,8 +476,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         const double *rate = data;
         vmsig_vgpu_config config = { .rate = rate ? *rate : 20 };
 
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         g_assert_cmpint(vmsig_vgpu_new(f->core, &config, &f->vgpu), ==, 0);
         f->frames = g_array_new(false, true, sizeof(vmsig_frame));
         image_raw(&f->image, 32, 16, 128, 1);

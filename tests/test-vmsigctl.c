@@ -21,8 +21,7 @@
 #include <png.h>
 #endif
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define BETA "/org/vmsig/endpoint/beta"
@@ -33,9 +32,7 @@
         "<stub-vm name=\"beta\" ram-size=\"1M\"/></vmsigd>"
 
 typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
+        VT_FIXTURE;
         char *ctl;
 } Fixture;
 
@@ -46,18 +43,14 @@ static guint timeout_ms(void) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, CONFIG, 0);
         f->ctl = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigctl", NULL);
         g_assert_true(g_file_test(f->ctl, G_FILE_TEST_IS_EXECUTABLE));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         g_free(f->ctl);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 /* Running vmsigctl. */
