@@ -266,3 +266,21 @@ gboolean vt_endpoint_property_is(GDBusConnection *c, const char *path, const cha
         g_autofree char *s = vt_endpoint_string_or_null(c, path, prop);
         return s && g_str_equal(s, want);
 }
+
+typedef struct {
+        GDBusConnection *c;
+        const char *path, *prop, *want;
+        gboolean equal;
+} PropertyWait;
+
+static gboolean property_matches(gpointer data) {
+        PropertyWait *w = data;
+        g_autofree char *s = vt_endpoint_string_or_null(w->c, w->path, w->prop);
+        return s && g_str_equal(s, w->want) == w->equal;
+}
+
+gboolean vt_endpoint_wait_property(GDBusConnection *c, const char *path, const char *prop, const char *want,
+                                   gboolean equal, guint timeout_ms) {
+        PropertyWait w = { c, path, prop, want, equal };
+        return vt_wait_for(property_matches, &w, timeout_ms);
+}

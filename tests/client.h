@@ -30,6 +30,10 @@ guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, con
 char *vt_endpoint_string_or_null(GDBusConnection *c, const char *path, const char *prop);
 /* Whether that property is want now. */
 gboolean vt_endpoint_property_is(GDBusConnection *c, const char *path, const char *prop, const char *want);
+/* Waits (iterating the main context) until that property is want, or, if
+ * not equal, is there and is not want; false on timeout. */
+gboolean vt_endpoint_wait_property(GDBusConnection *c, const char *path, const char *prop, const char *want,
+                                   gboolean equal, guint timeout_ms);
 
 /* SubscribeMemctx: the datum with its read-only RAM fd (g_assert on
  * error); vt_memctx_clear() closes and frees. */

@@ -42,6 +42,17 @@ typedef struct VtFixture {
         }
 
 void vt_fixture_setup(VtFixture *f, const char *config, VtFixtureFlags flags);
+/* For a program whose tests all run on a plain VtFixture: its Fixture, and
+ * the fixture_setup() and fixture_teardown() g_test_add() takes; config
+ * and flags may depend on the test's data. */
+#define VT_FIXTURE_DEFINE(config, flags)                                                     \
+        typedef VtFixture Fixture;                                                           \
+        static void fixture_setup(Fixture *f, gconstpointer data) {                          \
+                vt_fixture_setup(f, (config), (flags));                                      \
+        }                                                                                    \
+        static void fixture_teardown(Fixture *f, gconstpointer data) {                       \
+                vt_fixture_teardown(f);                                                      \
+        }
 /* The same with vmsigd finding VMs through trigger files in
  * f->trigger_dir (see vt_daemon_start_discovering()). */
 void vt_fixture_setup_discovering(VtFixture *f, const char *head, VtFixtureFlags flags);

@@ -709,6 +709,20 @@ char *vt_daemon_log(VtDaemon *d) {
         return read_fd_all(d->log_fd);
 }
 
+guint vt_daemon_log_count(VtDaemon *d, const char *needle) {
+        g_autofree char *log = vt_daemon_log(d);
+        guint n = 0;
+
+        for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
+                n++;
+        return n;
+}
+
+gboolean vt_daemon_log_has(gpointer args) {
+        void **a = args;
+        return vt_daemon_log_count(a[0], a[1]) > 0;
+}
+
 int vt_daemon_wait(VtDaemon *d, guint timeout_ms) {
         g_assert_nonnull(d);
         if (!vt_wait_for(daemon_reaped, d, timeout_ms))

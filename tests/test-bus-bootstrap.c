@@ -105,12 +105,7 @@ static gboolean is_booting(gpointer data) {
 }
 
 static guint count_log(Fixture *f, const char *needle) {
-        g_autofree char *log = vt_daemon_log(f->daemon);
-        guint n = 0;
-
-        for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
-                n++;
-        return n;
+        return vt_daemon_log_count(f->daemon, needle);
 }
 
 static guint64 read_ram(const VtMemctx *d, uint64_t gpa) {

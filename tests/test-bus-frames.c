@@ -25,15 +25,7 @@
         "<stub-vm name=\"beta\" ram-size=\"1M\"/>"                                                                  \
         "</vmsigd>"
 
-typedef VtFixture Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        vt_fixture_setup(f, CONFIG, 0);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vt_fixture_teardown(f);
-}
+VT_FIXTURE_DEFINE(CONFIG, 0)
 
 typedef struct {
         int fd;

@@ -20,15 +20,7 @@
         "<stub-vm name=\"gamma\" ram-size=\"1M\"/>"               \
         "<stub-vm name=\"slow\" ram-size=\"1M\" latency-ms=\"300\"/></vmsigd>"
 
-typedef VtFixture Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        vt_fixture_setup(f, CONFIG, VT_FIXTURE_SIGNAL_LOG);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vt_fixture_teardown(f);
-}
+VT_FIXTURE_DEFINE(CONFIG, VT_FIXTURE_SIGNAL_LOG)
 
 static char *holder(Fixture *f, const char *path, const char *property) {
         return vt_get_string(f->conn, path, VT_ENDPOINT_IFACE, property);

@@ -11,15 +11,7 @@
         "<stub-vm name=\"beta\" ram-size=\"2M\" state=\"paused\"/>"                                        \
         "</vmsigd>"
 
-typedef VtFixture Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        vt_fixture_setup(f, data ?: CONFIG_TWO_VMS, 0);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vt_fixture_teardown(f);
-}
+VT_FIXTURE_DEFINE(data ?: CONFIG_TWO_VMS, 0)
 
 static void test_properties(Fixture *f, gconstpointer data) {
         g_autofree char *version = vt_get_string(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Version");

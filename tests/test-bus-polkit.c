@@ -17,15 +17,7 @@
         "<stub-vm name=\"alpha\" ram-size=\"1M\"/>"                    \
         "<stub-vm name=\"beta\" ram-size=\"1M\"/>"
 
-typedef VtFixture Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        vt_fixture_setup(f, data ?: CONFIG_BASE "</vmsigd>", VT_FIXTURE_POLKIT);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vt_fixture_teardown(f);
-}
+VT_FIXTURE_DEFINE(data ?: CONFIG_BASE "</vmsigd>", VT_FIXTURE_POLKIT)
 
 /* Runs vmsig-test-client as nobody, first taking the lease of class lease
  * on path if lease is non-NULL; returns its output lines, e.g.
@@ -91,12 +83,7 @@ static gboolean log_has_audit(Fixture *f, const char *uid, const char *action, c
 }
 
 static guint count_log(Fixture *f, const char *needle) {
-        g_autofree char *log = vt_daemon_log(f->daemon);
-        guint n = 0;
-
-        for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
-                n++;
-        return n;
+        return vt_daemon_log_count(f->daemon, needle);
 }
 
 static const char *const lifecycle_methods[] = { "Pause", "Resume", "Reset", "PowerOff", "Kill" };

@@ -255,12 +255,6 @@ static void test_pipelined_first_call(Fixture *f, gconstpointer data) {
         close(fd);
 }
 
-static gboolean log_has(gpointer data) {
-        void **args = data;
-        g_autofree char *log = vt_daemon_log(args[0]);
-        return strstr(log, args[1]) != NULL;
-}
-
 /* A peer that goes away is cleaned up, and the socket file goes with the
  * daemon. */
 static void test_disconnect_and_exit(Fixture *f, gconstpointer data) {
@@ -268,7 +262,7 @@ static void test_disconnect_and_exit(Fixture *f, gconstpointer data) {
         void *args[] = { f->daemon, (void *) "Private connection closed." };
 
         g_clear_object(&f->p2p);
-        g_assert_true(vt_wait_for(log_has, args, 5000));
+        g_assert_true(vt_wait_for(vt_daemon_log_has, args, 5000));
         g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
         f->daemon = NULL;
         g_assert_false(g_file_test(socket, G_FILE_TEST_EXISTS));

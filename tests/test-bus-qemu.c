@@ -47,19 +47,8 @@ static char *state(Fixture *f) {
         return vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "State");
 }
 
-typedef struct {
-        Fixture *f;
-        const char *want;
-} StateWait;
-
-static gboolean state_is(gpointer data) {
-        StateWait *w = data;
-        return vt_endpoint_property_is(w->f->conn, VM, "State", w->want);
-}
-
 static void wait_state(Fixture *f, const char *want) {
-        StateWait w = { f, want };
-        g_assert_true(vt_wait_for(state_is, &w, 10000));
+        g_assert_true(vt_endpoint_wait_property(f->conn, VM, "State", want, TRUE, 10000));
 }
 
 /* The trigger file brings the VM onto the bus within 100 ms; its removal

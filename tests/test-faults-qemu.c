@@ -88,29 +88,15 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         g_free(f->config);
 }
 
-typedef struct {
-        GDBusConnection *c;
-        const char *path, *prop, *want;
-        gboolean negate;
-} PropWait;
-
-static gboolean prop_is(gpointer data) {
-        PropWait *w = data;
-        g_autofree char *s = vt_endpoint_string_or_null(w->c, w->path, w->prop);
-        return s && (g_str_equal(s, w->want) != w->negate);
-}
-
 static void wait_prop(GDBusConnection *c, const char *path, const char *prop, const char *want) {
-        PropWait w = { c, path, prop, want, FALSE };
-        if (!vt_wait_for(prop_is, &w, WAIT_MS)) {
+        if (!vt_endpoint_wait_property(c, path, prop, want, TRUE, WAIT_MS)) {
                 g_autofree char *s = vt_endpoint_string_or_null(c, path, prop);
                 g_error("%s %s stayed %s instead of becoming %s", path, prop, s, want);
         }
 }
 
 static void wait_prop_not(GDBusConnection *c, const char *path, const char *prop, const char *unwanted) {
-        PropWait w = { c, path, prop, unwanted, TRUE };
-        g_assert_true(vt_wait_for(prop_is, &w, WAIT_MS));
+        g_assert_true(vt_endpoint_wait_property(c, path, prop, unwanted, FALSE, WAIT_MS));
 }
 
 static void wait_state(Fixture *f, const char *path, const char *want) {
@@ -466,12 +452,6 @@ static char *mem_write_error(Fixture *f, guint64 gpa) {
         return name;
 }
 
-static gboolean log_has(gpointer data) {
-        void **args = data;
-        g_autofree char *log = vt_daemon_log(args[0]);
-        return strstr(log, args[1]) != NULL;
-}
-
 static char *subscribe_error(GDBusConnection *c) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
@@ -535,7 +515,7 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
                                                        epoch);
         g_assert_true(vt_signal_log_wait(log, invalidated, WAIT_MS));
         void *said_so[] = { f->daemon, (void *) "shrank to 67108864 of the guest's 134217728 bytes" };
-        g_assert_true(vt_wait_for(log_has, said_so, WAIT_MS));
+        g_assert_true(vt_wait_for(vt_daemon_log_has, said_so, WAIT_MS));
 
         /* The reader: SIGBUS (or, under ASan, its report and exit 1). */
         g_assert_cmpint(write(in, "go\n", 3), ==, 3);

@@ -36,15 +36,8 @@
         "<stub-vm name=\"slow\" ram-size=\"4M\" latency-ms=\"200\"/></vmsigd>"
 #define PAUSED_PREFIX "PropertiesChanged " SLOW " ('org.vmsig.Endpoint', {'State': <'paused'>}"
 
-typedef VtFixture Fixture; /* root holds no lease unless a test takes one */
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        vt_fixture_setup(f, CONFIG, 0);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vt_fixture_teardown(f);
-}
+/* root holds no lease unless a test takes one */
+VT_FIXTURE_DEFINE(CONFIG, 0)
 
 /* A read-only view of an endpoint's RAM, through SubscribeMemctx. */
 typedef struct {

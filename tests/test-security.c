@@ -1421,6 +1421,26 @@ static void check_probe(GStrv lines, Receiver r) {
 
 #define MEMCTX_ONLY "action.id == \"org.vmsig.memctx\""
 
+/* nobody (clobbering: it also goes for vmsigd) and root (gently) probe the
+ * RAM fd of the endpoint at path, each as its column of fd_routes says;
+ * the RAM, seen through ram, stays byte for byte what it was. */
+static void probe_ram_fd(Fixture *f, const char *path, int ram, Receiver nobody_column, Receiver root_column) {
+        g_autofree char *before = hash_fd(ram);
+
+        grant_helper(f, f->nobody, MEMCTX_ONLY);
+        g_auto(GStrv) nobody = helper_run(f->nobody, "probe %s %d clobber", path, (int) vt_daemon_pid(f->daemon));
+        check_probe(nobody, nobody_column);
+        g_autofree char *after = hash_fd(ram);
+        g_assert_cmpstr(after, ==, before);
+
+        Helper *root = helper_start(ROOT);
+        g_auto(GStrv) as_root = helper_run(root, "probe %s 0 gentle", path);
+        helper_stop(root);
+        check_probe(as_root, root_column);
+        g_autofree char *after_root = hash_fd(ram);
+        g_assert_cmpstr(after_root, ==, before);
+}
+
 /* Every route nobody has to write through the fd it received (and to the
  * daemon behind it) fails, and the RAM stays byte for byte what it was. */
 static void test_ram_fd_stub(Fixture *f, gconstpointer data) {
@@ -1431,22 +1451,9 @@ static void test_ram_fd_stub(Fixture *f, gconstpointer data) {
                                         g_variant_new_parsed("(uint64 0, [byte 1, 2, 3, 4, 5, 6, 7, 8], @a{sv} {})"));
         close(lease);
         int ram = subscribe_fd(f->conn, ALPHA);
-        g_autofree char *before = hash_fd(ram);
         g_autofree char *epoch = value_text(f, ALPHA, EP, "MemctxEpoch");
 
-        grant_helper(f, f->nobody, MEMCTX_ONLY);
-        g_auto(GStrv) nobody = helper_run(f->nobody, "probe %s %d clobber", ALPHA, (int) vt_daemon_pid(f->daemon));
-        check_probe(nobody, NOBODY_MEMFD);
-        g_autofree char *after = hash_fd(ram);
-        g_assert_cmpstr(after, ==, before);
-
-        Helper *root = helper_start(ROOT);
-        g_auto(GStrv) as_root = helper_run(root, "probe %s 0 gentle", ALPHA);
-        helper_stop(root);
-        check_probe(as_root, ROOT_MEMFD);
-        g_autofree char *after_root = hash_fd(ram);
-        g_assert_cmpstr(after_root, ==, before);
-
+        probe_ram_fd(f, ALPHA, ram, NOBODY_MEMFD, ROOT_MEMFD);
         g_autofree char *epoch_after = value_text(f, ALPHA, EP, "MemctxEpoch");
         g_assert_cmpstr(epoch_after, ==, epoch);
         g_autofree char *state = vt_get_string(f->conn, ALPHA, EP, "State");
@@ -1455,7 +1462,7 @@ static void test_ram_fd_stub(Fixture *f, gconstpointer data) {
 }
 
 #ifdef VMSIG_HAVE_QMP
-#define GUEST "/org/vmsig/endpoint/guest"
+#define GUEST VT_ENDPOINT("guest")
 
 /* Connected to QEMU (running), with the RAM published. */
 static gboolean guest_ready(gpointer data) {
@@ -1483,46 +1490,22 @@ static void test_ram_fd_qemu(void) {
                 return;
         qemu = qemu_vm_new();
         qemu_vm_start(qemu);
-        f->bus = vt_bus_start();
-        f->polkit = vt_polkit_start(f->bus);
+        vt_fixture_setup_discovering(&f->vt, "<audit target=\"stderr\"/>", VT_FIXTURE_POLKIT_REQUIRED);
         if (!f->polkit) {
-                vt_bus_stop(f->bus);
+                vt_fixture_teardown(&f->vt);
                 qemu_vm_free(qemu);
                 return;
         }
-        g_autofree char *trigger_dir = g_build_filename(vt_bus_dir(f->bus), "vms.d", NULL);
-        g_autofree char *trigger = g_build_filename(trigger_dir, "guest.xml", NULL);
-        g_autofree char *xml = g_strdup_printf("<vm name=\"guest\"><ram path=\"%s\"/><qmp socket=\"%s\"/></vm>\n",
-                                               qemu->ram_path, qemu->qmp_path);
-        g_autofree char *config = g_strdup_printf("<vmsigd><audit target=\"stderr\"/>"
-                                                  "<discovery trigger-dir=\"%s\"/></vmsigd>",
-                                                  trigger_dir);
-        g_assert_cmpint(g_mkdir(trigger_dir, 0755), ==, 0);
-        f->daemon = vt_daemon_start(f->bus, config);
-        f->conn = vt_bus_connect(f->bus);
         f->nobody = helper_start(NOBODY);
-        g_assert_true(g_file_set_contents(trigger, xml, -1, NULL));
+        vt_write_trigger(f->trigger_dir, "guest", NULL, qemu->ram_path, qemu->qmp_path);
         g_assert_true(vt_wait_for(guest_ready, f, 20000));
 
         /* A paused guest does not change its RAM under the comparison. */
         int power = acquire(f->conn, GUEST, "power", NULL);
         g_autoptr(GVariant) p = vt_call(f->conn, GUEST, EP, "Pause", NULL);
         int ram = subscribe_fd(f->conn, GUEST);
-        g_autofree char *before = hash_fd(ram);
 
-        grant_helper(f, f->nobody, MEMCTX_ONLY);
-        g_auto(GStrv) nobody = helper_run(f->nobody, "probe %s %d clobber", GUEST, (int) vt_daemon_pid(f->daemon));
-        check_probe(nobody, NOBODY_QEMU);
-        g_autofree char *after = hash_fd(ram);
-        g_assert_cmpstr(after, ==, before);
-
-        Helper *root = helper_start(ROOT);
-        g_auto(GStrv) as_root = helper_run(root, "probe %s 0 gentle", GUEST);
-        helper_stop(root);
-        check_probe(as_root, ROOT_QEMU);
-        g_autofree char *after_root = hash_fd(ram);
-        g_assert_cmpstr(after_root, ==, before);
-
+        probe_ram_fd(f, GUEST, ram, NOBODY_QEMU, ROOT_QEMU);
         close(ram);
         close(power);
         fixture_teardown(f, NULL);

@@ -374,21 +374,8 @@ static char *prop(Fixture *f, const char *path, const char *name) {
         return vt_get_string(f->conn, path, VT_ENDPOINT_IFACE, name);
 }
 
-typedef struct {
-        Fixture *f;
-        const char *path, *property, *want;
-        gboolean equal;
-} PropWait;
-
-static gboolean prop_matches(gpointer data) {
-        PropWait *w = data;
-        g_autofree char *v = prop(w->f, w->path, w->property);
-        return g_str_equal(v, w->want) == w->equal;
-}
-
 static void wait_prop(Fixture *f, const char *path, const char *property, const char *want, gboolean equal) {
-        PropWait w = { f, path, property, want, equal };
-        g_assert_true(vt_wait_for(prop_matches, &w, timeout_ms()));
+        g_assert_true(vt_endpoint_wait_property(f->conn, path, property, want, equal, timeout_ms()));
 }
 
 static guint count(const char *haystack, const char *needle) {
