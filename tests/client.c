@@ -267,6 +267,18 @@ gboolean vt_endpoint_property_is(GDBusConnection *c, const char *path, const cha
         return s && g_str_equal(s, want);
 }
 
+void vt_replies_collect(GObject *source, GAsyncResult *res, gpointer replies) {
+        VtReplies *r = replies;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) v = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+        if (!v)
+                g_ptr_array_add(r->errors, g_dbus_error_get_remote_error(error));
+        else if (r->with_ok)
+                g_ptr_array_add(r->errors, g_strdup("ok"));
+        r->done++;
+}
+
 typedef struct {
         GDBusConnection *c;
         const char *path, *prop, *want;

@@ -45,6 +45,16 @@ typedef struct VtMemctx {
 VtMemctx vt_subscribe_memctx(GDBusConnection *c, const char *path);
 void vt_memctx_clear(VtMemctx *m);
 
+/* The outcomes of asynchronous calls given vt_replies_collect() as their
+ * callback and a VtReplies as its data, in the order the replies came: the
+ * D-Bus error names, and "ok" for each success if with_ok. */
+typedef struct VtReplies {
+        guint done;
+        GPtrArray *errors;
+        gboolean with_ok;
+} VtReplies;
+void vt_replies_collect(GObject *source, GAsyncResult *res, gpointer replies);
+
 /* How often process pid was switched out, voluntarily or not (from
  * /proc): its wakeups. */
 guint64 vt_context_switches(GPid pid);

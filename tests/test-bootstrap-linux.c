@@ -50,16 +50,13 @@ static char *prop(Fixture *f, const char *name) {
         return vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, name);
 }
 
-static gboolean state_is(Fixture *f, const char *want) {
-        return vt_endpoint_property_is(f->conn, VM, "BootstrapState", want);
-}
-
+/* For vt_wait_for(), data: the Fixture. */
 static gboolean is_ready(gpointer data) {
-        return state_is(data, "ready");
+        return vt_endpoint_property_is(((Fixture *) data)->conn, VM, "BootstrapState", "ready");
 }
 
 static gboolean is_booting(gpointer data) {
-        return state_is(data, "booting");
+        return vt_endpoint_property_is(((Fixture *) data)->conn, VM, "BootstrapState", "booting");
 }
 
 /* --- the test's own page walk, over the RAM fd vmsigd handed out (flat: the

@@ -69,16 +69,13 @@ static char *bootstrap_state(Fixture *f) {
         return vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "BootstrapState");
 }
 
-static gboolean is_state(Fixture *f, const char *want) {
-        return vt_endpoint_property_is(f->conn, VM, "BootstrapState", want);
-}
-
+/* For vt_wait_for(), data: the Fixture. */
 static gboolean is_ready(gpointer data) {
-        return is_state(data, "ready");
+        return vt_endpoint_property_is(((Fixture *) data)->conn, VM, "BootstrapState", "ready");
 }
 
 static gboolean is_booting(gpointer data) {
-        return is_state(data, "booting");
+        return vt_endpoint_property_is(((Fixture *) data)->conn, VM, "BootstrapState", "booting");
 }
 
 static void assert_root(Fixture *f, const win_expect *e) {

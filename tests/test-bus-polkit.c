@@ -290,20 +290,7 @@ static void test_allow_list(Fixture *f, gconstpointer data) {
         g_assert_true(g_str_has_prefix(allowed, "ok "));
 }
 
-typedef struct {
-        guint done;
-        GPtrArray *errors;
-} Pending;
-
-static void on_reply(GObject *source, GAsyncResult *res, gpointer data) {
-        Pending *p = data;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) v = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
-
-        if (!v)
-                g_ptr_array_add(p->errors, g_dbus_error_get_remote_error(error));
-        p->done++;
-}
+typedef VtReplies Pending;
 
 static gboolean all_done(gpointer data) {
         Pending *p = data;
@@ -325,7 +312,7 @@ static void test_quota_pending_calls(Fixture *f, gconstpointer data) {
                 leases[i] = vt_acquire_lease(f->conn, paths[i], "power", NULL);
         for (size_t i = 0; i < G_N_ELEMENTS(paths); i++)
                 g_dbus_connection_call(f->conn, VT_NAME, paths[i], VT_ENDPOINT_IFACE, "Pause", NULL, NULL,
-                                       G_DBUS_CALL_FLAGS_NONE, 10000, NULL, on_reply, &p);
+                                       G_DBUS_CALL_FLAGS_NONE, 10000, NULL, vt_replies_collect, &p);
         g_autofree char *other = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
         g_assert_true(g_str_has_prefix(other, "ok "));
         g_assert_true(vt_wait_for(all_done, &p, 10000));
