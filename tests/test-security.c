@@ -384,38 +384,91 @@ static void probe_userns(const Probe *p, const char *self) {
         (void) waitpid(child, &status, 0);
 }
 
-/* probe PATH PID MODE: subscribes to PATH's memory context and tries to
- * write the RAM through what it got, every way we know. MODE "clobber"
- * tries to put 0xee bytes at offset 0; "gentle" (for root) writes back
- * what is there and skips what would resize or punch an unsealed file.
- * PID is vmsigd's, 0 to leave it alone. */
-static void helper_probe(GDBusConnection *c, char **f) {
+/* Subscribes to path's memory context: p->fd and p->size, or false
+ * (and a "subscribe-error" line). */
+static gboolean probe_subscribe(GDBusConnection *c, const char *path, Probe *p) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GUnixFDList) fds = NULL;
         g_autoptr(GVariant) reply = NULL;
-        Probe p = {};
-        char self[64];
-        struct stat st;
         guint64 dtb, epoch;
         gint32 index;
-        int seals, d;
 
-        if (g_strv_length(f) < 4) {
-                printf("error (usage) probe PATH PID MODE\n");
-                return;
-        }
-        reply = g_dbus_connection_call_with_unix_fd_list_sync(c, VT_NAME, f[1], VT_ENDPOINT_IFACE, "SubscribeMemctx",
+        reply = g_dbus_connection_call_with_unix_fd_list_sync(c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx",
                                                               NULL, G_VARIANT_TYPE("(httta(ttt))"),
                                                               G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, &fds,
                                                               NULL, &error);
         if (!reply) {
                 g_autofree char *name = g_dbus_error_get_remote_error(error);
                 printf("subscribe-error %s\n", name ?: "(local)");
+                return FALSE;
+        }
+        g_variant_get(reply, "(httt@a(ttt))", &index, &dtb, &epoch, &p->size, NULL);
+        p->fd = g_unix_fd_list_get(fds, index, &error);
+        g_assert_no_error(error);
+        return TRUE;
+}
+
+/* What the fd is: its file's mode and owner, its access mode, its seals. */
+static void probe_what(Probe *p) {
+        struct stat st;
+        int seals;
+
+        printf("subscribed OK\n");
+        g_assert_cmpint(fstat(p->fd, &st), ==, 0);
+        printf("stat mode=%04o uid=%u\n", (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid);
+        printf("accmode %s\n", (fcntl(p->fd, F_GETFL) & O_ACCMODE) == O_RDONLY ? "O_RDONLY" : "writable");
+        errno = 0;
+        seals = fcntl(p->fd, F_GET_SEALS);
+        if (seals < 0)
+                printf("seals %s\n", strerrorname_np(errno));
+        else
+                printf("seals 0x%x\n", (unsigned) seals);
+        p->sealed = seals >= 0 && (seals & (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) ==
+                                          (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
+}
+
+/* Writes through the fd itself, a duplicate, and the fd reopened (self:
+ * its /proc/self/fd path). */
+static void probe_writes(Probe *p, const char *self) {
+        struct iovec iov = { p->payload, sizeof p->payload };
+        int d;
+
+        TRY("write", write(p->fd, p->payload, sizeof p->payload));
+        TRY("pwrite", pwrite(p->fd, p->payload, sizeof p->payload, 0));
+        TRY("pwritev2", pwritev2(p->fd, &iov, 1, 0, 0));
+        /* F_SETFL ignores the access mode: "succeeds", changes nothing. */
+        TRY("setfl-rdwr", fcntl(p->fd, F_SETFL, O_RDWR));
+        TRY("write-after-setfl", pwrite(p->fd, p->payload, sizeof p->payload, 0));
+        d = dup(p->fd);
+        TRY("dup-write", pwrite(d, p->payload, sizeof p->payload, 0));
+        close(d);
+
+        try_open(p, "reopen-rdwr", self, O_RDWR);
+        try_open(p, "reopen-wronly", self, O_WRONLY);
+        g_autofree char *devfd = g_strdup_printf("/dev/fd/%d", p->fd);
+        try_open(p, "reopen-devfd", devfd, O_RDWR);
+        if (may_destroy(p))
+                try_open(p, "reopen-rdonly-trunc", self, O_RDONLY | O_TRUNC);
+        else
+                printf("reopen-rdonly-trunc SKIPPED\n");
+}
+
+/* probe PATH PID MODE: subscribes to PATH's memory context and tries to
+ * write the RAM through what it got, every way we know. MODE "clobber"
+ * tries to put 0xee bytes at offset 0; "gentle" (for root) writes back
+ * what is there and skips what would resize or punch an unsealed file.
+ * PID is vmsigd's, 0 to leave it alone. */
+static void helper_probe(GDBusConnection *c, char **f) {
+        Probe p = {};
+        char self[64];
+        struct stat st;
+
+        if (g_strv_length(f) < 4) {
+                printf("error (usage) probe PATH PID MODE\n");
                 return;
         }
-        g_variant_get(reply, "(httt@a(ttt))", &index, &dtb, &epoch, &p.size, NULL);
-        p.fd = g_unix_fd_list_get(fds, index, &error);
-        g_assert_no_error(error);
+        if (!probe_subscribe(c, f[1], &p))
+                return;
         p.gentle = g_str_equal(f[3], "gentle");
         g_assert_cmpint(pread(p.fd, p.orig, sizeof p.orig, 0), ==, (ssize_t) sizeof p.orig);
         if (p.gentle)
@@ -424,39 +477,8 @@ static void helper_probe(GDBusConnection *c, char **f) {
                 memset(p.payload, 0xee, sizeof p.payload);
         snprintf(self, sizeof self, "/proc/self/fd/%d", p.fd);
 
-        printf("subscribed OK\n");
-        g_assert_cmpint(fstat(p.fd, &st), ==, 0);
-        printf("stat mode=%04o uid=%u\n", (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid);
-        printf("accmode %s\n", (fcntl(p.fd, F_GETFL) & O_ACCMODE) == O_RDONLY ? "O_RDONLY" : "writable");
-        errno = 0;
-        seals = fcntl(p.fd, F_GET_SEALS);
-        if (seals < 0)
-                printf("seals %s\n", strerrorname_np(errno));
-        else
-                printf("seals 0x%x\n", (unsigned) seals);
-        p.sealed = seals >= 0 && (seals & (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) ==
-                                         (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
-
-        TRY("write", write(p.fd, p.payload, sizeof p.payload));
-        TRY("pwrite", pwrite(p.fd, p.payload, sizeof p.payload, 0));
-        struct iovec iov = { p.payload, sizeof p.payload };
-        TRY("pwritev2", pwritev2(p.fd, &iov, 1, 0, 0));
-        /* F_SETFL ignores the access mode: "succeeds", changes nothing. */
-        TRY("setfl-rdwr", fcntl(p.fd, F_SETFL, O_RDWR));
-        TRY("write-after-setfl", pwrite(p.fd, p.payload, sizeof p.payload, 0));
-        d = dup(p.fd);
-        TRY("dup-write", pwrite(d, p.payload, sizeof p.payload, 0));
-        close(d);
-
-        try_open(&p, "reopen-rdwr", self, O_RDWR);
-        try_open(&p, "reopen-wronly", self, O_WRONLY);
-        g_autofree char *devfd = g_strdup_printf("/dev/fd/%d", p.fd);
-        try_open(&p, "reopen-devfd", devfd, O_RDWR);
-        if (may_destroy(&p))
-                try_open(&p, "reopen-rdonly-trunc", self, O_RDONLY | O_TRUNC);
-        else
-                printf("reopen-rdonly-trunc SKIPPED\n");
-
+        probe_what(&p);
+        probe_writes(&p, self);
         probe_mappings(&p);
         probe_size_and_seals(&p);
         probe_links(&p, self);
@@ -1883,16 +1905,8 @@ static void root_expects(Fixture *f, GDBusConnection *c, const char *path, const
 #define MW(addr, bytes) g_variant_new_parsed("(uint64 " addr ", [byte " bytes "], @a{sv} {})")
 #define MW_TEXT "(uint64 4096, [byte 0xee], @a{sv} {})"
 
-static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
-        g_autofree char *root_lease = NULL, *input_lease = NULL;
-
-        if (!f->polkit)
-                return;
-        g_strfreev(new_records(f));
-        int power = acquire(f->conn, ALPHA, "power", &root_lease);
-        expect_records(f, "root AcquireLease power", "0 org.vmsig.lease-power alpha granted root",
-                       "0 acquire-lease alpha ok -", NULL);
-
+/* What nobody may not do, each refusal audited once. */
+static void audit_nobody(Fixture *f, const char *root_lease) {
         /* nobody, no rules. */
         nobody_expects(f, FALSE, VT_MANAGER_PATH, MGR, "ListEndpoints", NULL, "ok");
         expect_records(f, "nobody ListEndpoints", "65534 org.vmsig.roster - granted polkit", NULL);
@@ -1932,6 +1946,12 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "nobody Release", "65534 org.vmsig.lease-power alpha denied not-lease-holder", NULL);
         nobody_expects(f, FALSE, ALPHA, PROPS, "Set", "('org.vmsig.Endpoint', 'State', <'paused'>)", ACCESS_DENIED);
         expect_records(f, "nobody Properties.Set (the bus refuses)", NULL);
+}
+
+/* root's lifecycle calls and writes; the leases it takes stay held (their
+ * fds in *ret_memwrite and *ret_input): giving one up is audited too. */
+static void audit_root_writes(Fixture *f, int *ret_memwrite, int *ret_input) {
+        g_autofree char *input_lease = NULL;
 
         /* root, destructive. */
         root_expects(f, f->conn, ALPHA, EP, "Pause", NULL, "ok");
@@ -1940,7 +1960,7 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "root Pause (paused)", "0 pause alpha failed EBADFD", NULL);
         root_expects(f, f->conn, ALPHA, EP, "Resume", NULL, "ok");
         expect_records(f, "root Resume", "0 resume alpha ok -", NULL);
-        int memwrite = acquire(f->conn, ALPHA, "memory-write", NULL);
+        *ret_memwrite = acquire(f->conn, ALPHA, "memory-write", NULL);
         expect_records(f, "root AcquireLease memory-write", "0 org.vmsig.lease-memwrite alpha granted root",
                        "0 acquire-lease alpha ok -", NULL);
         root_expects(f, f->conn, ALPHA, EP, "MemWrite", MW("0x1000", "1, 2"), "ok");
@@ -1952,7 +1972,7 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "root MemWriteBatch", "0 memwrite alpha ok - address=0x10000 length=24 count=3", NULL);
         root_expects(f, f->conn, ALPHA, EP, "MemWriteVirtual", MW("0x4000", "0x55"), "ok");
         expect_records(f, "root MemWriteVirtual", "0 memwrite-virtual alpha ok - address=0x4000 length=1", NULL);
-        int input = acquire(f->conn, ALPHA, "input", &input_lease);
+        *ret_input = acquire(f->conn, ALPHA, "input", &input_lease);
         expect_records(f, "root AcquireLease input", "0 org.vmsig.lease-input alpha granted root",
                        "0 acquire-lease alpha ok -", NULL);
         root_expects(f, f->conn, ALPHA, EP, "InjectInput", g_variant_new_parsed("([(uint32 0, uint32 30, 1)],)"), "ok");
@@ -1962,9 +1982,12 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "root InjectInput again", "0 inject-input alpha ok -", NULL);
         root_expects(f, f->conn, input_lease, LEASE, "Release", NULL, "ok");
         expect_records(f, "root Release", "0 release-lease alpha ok -", NULL);
-        /* A forced take-over of a held lease: two operations. */
-        GDBusConnection *other = vt_bus_connect(f->bus);
-        int theirs = acquire(other, ALPHA, "input", NULL);
+}
+
+/* A forced take-over of a held lease, and root's destructive calls; the
+ * leases taken stay held (*ret_theirs on other, *ret_beta). */
+static void audit_root_destructive(Fixture *f, GDBusConnection *other, int *power, int *ret_theirs, int *ret_beta) {
+        *ret_theirs = acquire(other, ALPHA, "input", NULL);
         expect_records(f, "other AcquireLease input", "0 org.vmsig.lease-input alpha granted root",
                        "0 acquire-lease alpha ok -", NULL);
         g_autoptr(GUnixFDList) fds = NULL;
@@ -1974,13 +1997,13 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
                        "0 revoke-lease alpha ok -", "0 acquire-lease alpha ok -", NULL);
         root_expects(f, f->conn, ALPHA, EP, "Reset", NULL, "ok");
         expect_records(f, "root Reset", "0 reset alpha ok -", NULL);
-        close(power);
-        power = acquire(f->conn, ALPHA, "power", NULL);
+        close(*power);
+        *power = acquire(f->conn, ALPHA, "power", NULL);
         expect_records(f, "root AcquireLease power again", "0 org.vmsig.lease-power alpha granted root",
                        "0 acquire-lease alpha ok -", NULL);
         root_expects(f, f->conn, ALPHA, EP, "PowerOff", NULL, "ok");
         expect_records(f, "root PowerOff", "0 power-off alpha ok -", NULL);
-        int beta = acquire(f->conn, BETA, "power", NULL);
+        *ret_beta = acquire(f->conn, BETA, "power", NULL);
         expect_records(f, "root AcquireLease power beta", "0 org.vmsig.lease-power beta granted root",
                        "0 acquire-lease beta ok -", NULL);
         root_expects(f, f->conn, BETA, EP, "Kill", NULL, "ok");
@@ -1989,6 +2012,24 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "root Reload", "0 org.vmsig.admin - granted root", "0 reload - ok -", NULL);
         root_expects(f, f->conn, VT_MANAGER_PATH, MGR, "DetachEndpoint", g_variant_new("(s)", "beta"), "ok");
         expect_records(f, "root DetachEndpoint", "0 org.vmsig.admin beta granted root", "0 detach beta ok -", NULL);
+}
+
+static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
+        g_autofree char *root_lease = NULL;
+        GDBusConnection *other;
+        int memwrite, input, theirs, beta;
+
+        if (!f->polkit)
+                return;
+        g_strfreev(new_records(f));
+        int power = acquire(f->conn, ALPHA, "power", &root_lease);
+        expect_records(f, "root AcquireLease power", "0 org.vmsig.lease-power alpha granted root",
+                       "0 acquire-lease alpha ok -", NULL);
+
+        audit_nobody(f, root_lease);
+        audit_root_writes(f, &memwrite, &input);
+        other = vt_bus_connect(f->bus);
+        audit_root_destructive(f, other, &power, &theirs, &beta);
 
         close(beta);
         close(theirs);
