@@ -472,6 +472,67 @@ static void subscribe_and_close(GDBusConnection *c) {
         g_assert_no_error(error);
 }
 
+/* A subscriber in a process of its own that mapped all of the guest's RAM
+ * and, told to, reads the upper half of it. */
+typedef struct {
+        GPid pid;
+        int in;
+        FILE *out;
+} Reader;
+
+static Reader reader_start(void) {
+        const char *argv[] = { self_path, "--memctx-reader", GUEST, NULL };
+        g_autoptr(GError) error = NULL;
+        Reader r;
+        int out;
+        char said[64] = "";
+
+        g_assert_true(g_spawn_async_with_pipes(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, vt_child_setup,
+                                               GINT_TO_POINTER(getpid()), &r.pid, &r.in, &out, NULL, &error));
+        g_assert_no_error(error);
+        r.out = fdopen(out, "r");
+        g_assert_nonnull(fgets(said, sizeof said, r.out));
+        g_assert_cmpstr(said, ==, "mapped 134217728\n");
+        return r;
+}
+
+/* The reader, told to read the half cut off: SIGBUS (or, under ASan, its
+ * report and exit 1). */
+static void reader_dies(Reader *r) {
+        char rest[64] = "";
+        int status;
+
+        g_assert_cmpint(write(r->in, "go\n", 3), ==, 3);
+        g_assert_cmpint(waitpid(r->pid, &status, 0), ==, r->pid);
+        g_spawn_close_pid(r->pid);
+        (void) !fgets(rest, sizeof rest, r->out);
+        fclose(r->out);
+        close(r->in);
+        g_test_message("the reader %s %d after touching the cut-off half", WIFSIGNALED(status) ? "died of signal" :
+                                                                           "exited with",
+                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        g_assert_cmpstr(rest, !=, "read ok\n");
+        g_assert_true(WIFSIGNALED(status) ? WTERMSIG(status) == SIGBUS : WEXITSTATUS(status) != 0);
+}
+
+/* With the RAM file cut in half: writes are refused, past the end and
+ * before it, and the file is not grown back; no new subscription either;
+ * vmsigd (still daemon) and QEMU live on. */
+static void assert_ram_unavailable(Fixture *f, guint64 epoch, GPid daemon) {
+        g_autofree char *e1 = mem_write_error(f, HIGH_GPA);
+        g_autofree char *e2 = mem_write_error(f, 0x1000);
+        g_assert_cmpstr(e1, ==, "org.vmsig.Error.RamUnavailable");
+        g_assert_cmpstr(e2, ==, "org.vmsig.Error.RamUnavailable");
+        g_assert_cmpint(file_size(f->qemu[0]->ram_path), ==, QEMU_RAM_SIZE / 2);
+        g_autofree char *e3 = subscribe_error(f->conn);
+        g_assert_cmpstr(e3, ==, "org.vmsig.Error.RamUnavailable");
+        g_assert_cmpuint(epoch_of(f), ==, epoch);
+        ping(f->conn);
+        g_assert_cmpint(vt_daemon_pid(f->daemon), ==, daemon);
+        g_autofree char *status_text = qmp_session_status(f->qemu[0]->session);
+        g_assert_cmpstr(status_text, ==, "paused");
+}
+
 /* Half the RAM file cut off under QEMU (which keeps running: the firmware
  * idles in low memory), under vmsigd and under a subscriber that mapped it. */
 static void test_ram_truncated(Fixture *f, gconstpointer data) {
@@ -489,18 +550,7 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) w = vt_call(f->conn, GUEST, VT_ENDPOINT_IFACE, "MemWrite", write_args(HIGH_GPA, 42));
         guint64 epoch = epoch_of(f);
 
-        /* The reader maps all of it. */
-        const char *argv[] = { self_path, "--memctx-reader", GUEST, NULL };
-        g_autoptr(GError) error = NULL;
-        int in, out;
-        GPid reader;
-        g_assert_true(g_spawn_async_with_pipes(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, vt_child_setup,
-                                               GINT_TO_POINTER(getpid()), &reader, &in, &out, NULL, &error));
-        g_assert_no_error(error);
-        char said[64] = "";
-        FILE *from_reader = fdopen(out, "r");
-        g_assert_nonnull(fgets(said, sizeof said, from_reader));
-        g_assert_cmpstr(said, ==, "mapped 134217728\n");
+        Reader reader = reader_start();
 
         /* The guest stands still meanwhile: a vCPU touching the cut-off
          * half would kill QEMU with SIGBUS (SeaBIOS keeps its tables at the
@@ -517,36 +567,8 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         void *said_so[] = { f->daemon, (void *) "shrank to 67108864 of the guest's 134217728 bytes" };
         g_assert_true(vt_wait_for(vt_daemon_log_has, said_so, WAIT_MS));
 
-        /* The reader: SIGBUS (or, under ASan, its report and exit 1). */
-        g_assert_cmpint(write(in, "go\n", 3), ==, 3);
-        int status;
-        g_assert_cmpint(waitpid(reader, &status, 0), ==, reader);
-        g_spawn_close_pid(reader);
-        char rest[64] = "";
-        (void) !fgets(rest, sizeof rest, from_reader);
-        fclose(from_reader);
-        close(in);
-        g_test_message("the reader %s %d after touching the cut-off half", WIFSIGNALED(status) ? "died of signal" :
-                                                                           "exited with",
-                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        g_assert_cmpstr(rest, !=, "read ok\n");
-        g_assert_true(WIFSIGNALED(status) ? WTERMSIG(status) == SIGBUS : WEXITSTATUS(status) != 0);
-
-        /* Writes are refused, past the end and before it, and the file is
-         * not grown back; no new subscription either. */
-        g_autofree char *e1 = mem_write_error(f, HIGH_GPA);
-        g_autofree char *e2 = mem_write_error(f, 0x1000);
-        g_assert_cmpstr(e1, ==, "org.vmsig.Error.RamUnavailable");
-        g_assert_cmpstr(e2, ==, "org.vmsig.Error.RamUnavailable");
-        g_assert_cmpint(file_size(ram), ==, QEMU_RAM_SIZE / 2);
-        g_autofree char *e3 = subscribe_error(f->conn);
-        g_assert_cmpstr(e3, ==, "org.vmsig.Error.RamUnavailable");
-        g_assert_cmpuint(epoch_of(f), ==, epoch);
-        /* vmsigd and QEMU live on. */
-        ping(f->conn);
-        g_assert_cmpint(vt_daemon_pid(f->daemon), ==, daemon);
-        g_autofree char *status_text = qmp_session_status(f->qemu[0]->session);
-        g_assert_cmpstr(status_text, ==, "paused");
+        reader_dies(&reader);
+        assert_ram_unavailable(f, epoch, daemon);
 
         /* Back to its size (the cut-off half now reads as zeros): a new
          * epoch, the root is looked for again, writes land. */
