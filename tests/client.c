@@ -93,7 +93,7 @@ static void on_signal(GDBusConnection *c, const char *sender, const char *path, 
         g_autoptr(GVariant) shown = NULL;
         g_autofree char *body = NULL;
 
-        if (g_str_equal(member, "PropertiesChanged") && g_str_has_prefix(path, "/org/vmsig/endpoint/") &&
+        if (g_str_equal(member, "PropertiesChanged") && g_str_has_prefix(path, VMSIG_BUS_ENDPOINT_PREFIX "/") &&
             g_variant_is_of_type(params, G_VARIANT_TYPE("(sa{sv}as)")))
                 shown = g_variant_ref_sink(check_sequence(l, path, params));
         body = g_variant_print(shown ? shown : params, TRUE);

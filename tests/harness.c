@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 #include <glib-unix.h>
 
+#include "bus-names.h"
 #include "harness.h"
 
 /* How long a child gets to come up or to go away. Under a wrapper such as
@@ -581,7 +582,7 @@ static gboolean daemon_ready(gpointer data) {
 
         if (daemon_reaped(r->d))
                 daemon_fail(r->d, "exited before it owned org.vmsig");
-        owner = name_owner_pid(r->c, "org.vmsig");
+        owner = name_owner_pid(r->c, VMSIG_BUS_NAME);
         /* A leftover owner (another vmsigd on this bus) is not ours; ours
          * will fail to get the name and exit, which the check above sees. */
         if (r->d->owner_is_pid ? owner != (guint32) r->d->pid : owner == 0)

@@ -19,7 +19,7 @@
 #include "linux-guest.h"
 #include "qemu-harness.h"
 
-#define VM "/org/vmsig/endpoint/guest"
+#define VM VT_ENDPOINT("guest")
 #define BOOT_MS 60000
 
 typedef struct {

@@ -25,7 +25,7 @@
 #include "synthetic-vcpu.h"
 #include "win-image.h"
 
-#define VM "/org/vmsig/endpoint/guest"
+#define VM VT_ENDPOINT("guest")
 #define SEED 0x5eedu
 
 typedef struct {

@@ -15,7 +15,7 @@
 #include "guest-image.h"
 #include "stub.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 
 typedef struct {
         VT_FIXTURE;

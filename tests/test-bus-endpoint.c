@@ -6,7 +6,7 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                                                                           \
         "<vmsigd>"                                                                                        \
         "<stub-vm name=\"alpha\" uuid=\"6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19\" ram-size=\"4M\"/>"         \

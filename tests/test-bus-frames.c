@@ -16,8 +16,8 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define RATE 4
 #define CONFIG                                                                                                      \
         "<vmsigd><frames rate=\"4\"/>"                                                                              \

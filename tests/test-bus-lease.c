@@ -10,8 +10,8 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define CONFIG                                                   \
         "<vmsigd><audit target=\"stderr\"/>"                     \
         "<admission max-leases=\"2\"/>"                           \

@@ -10,7 +10,7 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define RAM (4u << 20)
 #define DTB 0x10000u
 #define CONFIG                                                                      \

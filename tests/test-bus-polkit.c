@@ -9,8 +9,8 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 
 #define CONFIG_BASE                                                   \
         "<vmsigd><audit target=\"stderr\"/>"                          \

@@ -12,7 +12,7 @@
 #include "fixture.h"
 #include "qemu-harness.h"
 
-#define VM "/org/vmsig/endpoint/guest"
+#define VM VT_ENDPOINT("guest")
 
 typedef struct {
         VT_FIXTURE;

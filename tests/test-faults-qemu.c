@@ -30,7 +30,7 @@
 #include "fixture.h"
 #include "qemu-harness.h"
 
-#define GUEST "/org/vmsig/endpoint/guest"
+#define GUEST VT_ENDPOINT("guest")
 #define WAIT_MS 20000
 #define HIGH_GPA 0x7000000u /* in the upper half of the 128 MiB */
 
@@ -137,8 +137,8 @@ static char *roster(GDBusConnection *c) {
 }
 
 static void settle_roster(Fixture *f) {
-        wait_state(f, "/org/vmsig/endpoint/alpha", "running");
-        wait_state(f, "/org/vmsig/endpoint/beta", "paused");
+        wait_state(f, VT_ENDPOINT("alpha"), "running");
+        wait_state(f, VT_ENDPOINT("beta"), "paused");
 }
 
 /* The bus goes away under a running vmsigd with two discovered guests, one
@@ -150,11 +150,11 @@ static void test_bus_restart(Fixture *f, gconstpointer data) {
                 return;
         write_trigger(f, "alpha", "6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19", f->qemu[0]);
         write_trigger(f, "beta", "0b5e3c1d-2f4a-4b6c-8d7e-9f0a1b2c3d4e", f->qemu[1]);
-        wait_state(f, "/org/vmsig/endpoint/alpha", "running");
-        wait_state(f, "/org/vmsig/endpoint/beta", "running");
+        wait_state(f, VT_ENDPOINT("alpha"), "running");
+        wait_state(f, VT_ENDPOINT("beta"), "running");
         qmp_session_run(f->qemu[1]->session, "stop", NULL);
         settle_roster(f);
-        int lease = vt_acquire_lease(f->conn, "/org/vmsig/endpoint/alpha", "power", NULL);
+        int lease = vt_acquire_lease(f->conn, VT_ENDPOINT("alpha"), "power", NULL);
         g_autofree char *before = roster(f->conn);
         g_test_message("roster before:\n%s", before);
 
@@ -179,7 +179,7 @@ static void test_bus_restart(Fixture *f, gconstpointer data) {
         g_autofree char *after = roster(f->conn);
         g_test_message("roster after:\n%s", after);
         g_assert_cmpstr(after, ==, before);
-        g_autofree char *holder = vt_get_string(f->conn, "/org/vmsig/endpoint/alpha", VT_ENDPOINT_IFACE,
+        g_autofree char *holder = vt_get_string(f->conn, VT_ENDPOINT("alpha"), VT_ENDPOINT_IFACE,
                                                 "PowerLeaseHolder");
         g_assert_cmpstr(holder, ==, "");
         qmp_session_run(f->qemu[1]->session, "cont", NULL);

@@ -41,10 +41,10 @@
 
 #include "fixture.h"
 
-#define SLOW "/org/vmsig/endpoint/slow"
-#define FAST "/org/vmsig/endpoint/fast"
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define SLOW VT_ENDPOINT("slow")
+#define FAST VT_ENDPOINT("fast")
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define POLKITD "/usr/lib/polkit-1/polkitd"
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 #define WAIT_MS 20000

@@ -27,7 +27,7 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                                        \
         "<vmsigd><audit target=\"stderr\"/>"                          \
         "<stub-vm name=\"alpha\" ram-size=\"1M\"/></vmsigd>"

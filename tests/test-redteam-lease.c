@@ -18,7 +18,7 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                                   \
         "<vmsigd><audit target=\"stderr\"/>"                     \
         "<admission max-leases=\"1\"/>"                           \

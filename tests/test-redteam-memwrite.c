@@ -21,9 +21,9 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
-#define SLOW "/org/vmsig/endpoint/slow"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
+#define SLOW VT_ENDPOINT("slow")
 #define RAM (4u << 20)
 #define LATENCY_MS 200
 #define PENDING_MAX 8

@@ -41,8 +41,8 @@
 #include "qemu-harness.h"
 #endif
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define ALPHA_RAM (2u << 20)
 #define CONFIG                                                              \
         "<vmsigd><audit target=\"stderr\"/>"                                \
@@ -794,7 +794,7 @@ static char *snapshot(Fixture *f, int ram_alpha, int ram_beta) {
                 g_autofree char *text = g_variant_print(all, FALSE);
                 g_string_append_printf(s, "%s %s\n", paths[i], text);
         }
-        g_autofree char *leases = introspect(f->conn, "/org/vmsig/lease");
+        g_autofree char *leases = introspect(f->conn, VMSIG_BUS_LEASE_PREFIX);
         g_autoptr(GDBusNodeInfo) node = g_dbus_node_info_new_for_xml(leases, NULL);
         g_string_append(s, "leases:");
         for (GDBusNodeInfo **n = node ? node->nodes : NULL; n && *n; n++)
@@ -1089,7 +1089,7 @@ static void test_matrix_denied(Fixture *f, gconstpointer data) {
 
 #define EP VT_ENDPOINT_IFACE
 #define MGR VT_MANAGER_IFACE
-#define LEASE "org.vmsig.Lease"
+#define LEASE VT_LEASE_IFACE
 #define PEER "org.freedesktop.DBus.Peer"
 #define INTRO "org.freedesktop.DBus.Introspectable"
 #define PROPS "org.freedesktop.DBus.Properties"

@@ -23,8 +23,8 @@
 
 #include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define RAM (4u << 20)
 #define CONFIG                                                                      \
         "<vmsigd><audit target=\"stderr\"/>"                                        \
@@ -581,11 +581,11 @@ static void test_lease_busy(Fixture *f, gconstpointer data) {
         g_autofree char *out = NULL, *err = NULL;
 
         g_assert_true(bg_wait(b, b->out, "\n"));
-        g_assert_true(g_str_has_prefix(b->out->str, "/org/vmsig/lease/"));
+        g_assert_true(g_str_has_prefix(b->out->str, VMSIG_BUS_LEASE_PREFIX "/"));
         g_autofree char *holder = prop(f, ALPHA, "PowerLeaseHolder");
         g_assert_cmpstr(holder, !=, "");
         g_autofree char *lease_path = g_strndup(b->out->str, strcspn(b->out->str, "\n"));
-        g_autofree char *lease_holder = vt_get_string(f->conn, lease_path, "org.vmsig.Lease", "Holder");
+        g_autofree char *lease_holder = vt_get_string(f->conn, lease_path, VT_LEASE_IFACE, "Holder");
         g_assert_cmpstr(lease_holder, ==, holder);
 
         /* Another vmsigctl is told who holds it. */
