@@ -45,6 +45,16 @@ static inline void vt_event_run_pending(sd_event *event) {
                 }                                                                             \
         } while (0)
 
+/* Registers test fn at path on the program's Fixture, fixture_setup() and
+ * fixture_teardown(), without data. */
+#define VT_TEST_ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+
+/* The loop and the core on it, the first members of every in-process
+ * fixture. */
+#define VT_CORE_MEMBERS                                                                       \
+        sd_event *event;                                                                      \
+        vmsig_core *core
+
 /* A new loop and a core on it, as every in-process fixture starts. */
 static inline void vt_core_start(sd_event **ret_event, vmsig_core **ret_core) {
         g_assert_cmpint(sd_event_new(ret_event), >=, 0);

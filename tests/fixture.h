@@ -59,5 +59,6 @@ void vt_fixture_setup_discovering(VtFixture *f, const char *head, VtFixtureFlags
 /* Writes a trigger file for a QEMU VM and waits until its endpoint was
  * announced; needs VT_FIXTURE_SIGNAL_LOG. */
 void vt_fixture_attach(VtFixture *f, const char *name, const char *ram_path, const char *qmp_path);
-/* Stops all that vt_fixture_setup() started; vmsigd must exit with 0. */
+/* Stops all that vt_fixture_setup() started (nothing, on a fixture of
+ * zeros); vmsigd must exit with 0. */
 void vt_fixture_teardown(VtFixture *f);

@@ -53,11 +53,11 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         vt_fixture_setup_discovering(&f->vt, "<limits bootstrap-backoff-max-ms=\"1000\"/>", VT_FIXTURE_SIGNAL_LOG);
 }
 
+/* Also when QEMU could not be had and nothing was started. */
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        if (!f->qemu)
-                return;
         vt_fixture_teardown(&f->vt);
-        close(f->ram_fd);
+        if (f->ram_fd >= 0)
+                close(f->ram_fd);
         qemu_vm_free(f->qemu);
 }
 

@@ -21,8 +21,7 @@
 #define TIMEOUT_USEC (10 * UINT64_C(1000000))
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         vmsig_endpoint *ep;
         vmsig_subscriber *sub;
         unsigned booting_events; /* BOOTSTRAP events saying "booting" */

@@ -44,8 +44,7 @@ struct recorder {
 };
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         GPtrArray *recorders;
 } Fixture;
 
@@ -1247,35 +1246,33 @@ static void test_demand_core_free(void) {
         g_assert_cmpuint(calls->len, ==, 0);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        ADD("/core/order/per-endpoint", test_order_per_endpoint);
-        ADD("/core/order/priority", test_order_priority);
-        ADD("/core/order/flush", test_order_flush);
-        ADD("/core/retention/replay", test_retention_replay);
-        ADD("/core/retention/endpoint-filter", test_retention_endpoint_filter);
-        ADD("/core/overflow/bulk", test_overflow_bulk);
-        ADD("/core/overflow/control", test_overflow_control);
-        ADD("/core/overflow/retained", test_overflow_retained);
-        ADD("/core/overflow/resync", test_overflow_resync);
-        ADD("/core/overflow/resync-unretained", test_overflow_resync_unretained);
-        ADD("/core/subscriber/free-during-dispatch", test_subscriber_free_during_dispatch);
-        ADD("/core/subscriber/subscribe-during-dispatch", test_subscriber_subscribe_during_dispatch);
-        ADD("/core/slots/reuse-after-reap", test_slots_reuse_after_reap);
-        ADD("/core/slots/fifo", test_slots_fifo);
-        ADD("/core/fd/demux", test_fd_demux);
-        ADD("/core/fd/stale", test_fd_stale);
-        ADD("/core/fd/removed-in-batch", test_fd_removed_in_batch);
-        ADD("/core/kinds", test_kinds);
-        ADD("/core/publish-object", test_publish_object);
-        ADD("/core/stats", test_stats);
-        ADD("/core/demand/find-kind", test_demand_find_kind);
-        ADD("/core/demand/transitions", test_demand_transitions);
-        ADD("/core/demand/free-in-delivery", test_demand_free_in_delivery);
-        ADD("/core/demand/detached", test_demand_detached);
+        VT_TEST_ADD("/core/order/per-endpoint", test_order_per_endpoint);
+        VT_TEST_ADD("/core/order/priority", test_order_priority);
+        VT_TEST_ADD("/core/order/flush", test_order_flush);
+        VT_TEST_ADD("/core/retention/replay", test_retention_replay);
+        VT_TEST_ADD("/core/retention/endpoint-filter", test_retention_endpoint_filter);
+        VT_TEST_ADD("/core/overflow/bulk", test_overflow_bulk);
+        VT_TEST_ADD("/core/overflow/control", test_overflow_control);
+        VT_TEST_ADD("/core/overflow/retained", test_overflow_retained);
+        VT_TEST_ADD("/core/overflow/resync", test_overflow_resync);
+        VT_TEST_ADD("/core/overflow/resync-unretained", test_overflow_resync_unretained);
+        VT_TEST_ADD("/core/subscriber/free-during-dispatch", test_subscriber_free_during_dispatch);
+        VT_TEST_ADD("/core/subscriber/subscribe-during-dispatch", test_subscriber_subscribe_during_dispatch);
+        VT_TEST_ADD("/core/slots/reuse-after-reap", test_slots_reuse_after_reap);
+        VT_TEST_ADD("/core/slots/fifo", test_slots_fifo);
+        VT_TEST_ADD("/core/fd/demux", test_fd_demux);
+        VT_TEST_ADD("/core/fd/stale", test_fd_stale);
+        VT_TEST_ADD("/core/fd/removed-in-batch", test_fd_removed_in_batch);
+        VT_TEST_ADD("/core/kinds", test_kinds);
+        VT_TEST_ADD("/core/publish-object", test_publish_object);
+        VT_TEST_ADD("/core/stats", test_stats);
+        VT_TEST_ADD("/core/demand/find-kind", test_demand_find_kind);
+        VT_TEST_ADD("/core/demand/transitions", test_demand_transitions);
+        VT_TEST_ADD("/core/demand/free-in-delivery", test_demand_free_in_delivery);
+        VT_TEST_ADD("/core/demand/detached", test_demand_detached);
         g_test_add_func("/core/demand/core-free", test_demand_core_free);
         return g_test_run();
 }

@@ -278,8 +278,7 @@ typedef struct Fixture Fixture;
 typedef void (*delivery_hook)(Fixture *f, const vmsig_delivery *d);
 
 struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         GString *log;
         vmsig_subscriber *sub;
         GArray *records;
@@ -1044,23 +1043,21 @@ static void test_strings(void) {
         g_assert_false(vmsig_endpoint_name_is_valid("é"));
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        ADD("/endpoint/attach-detach", test_attach_detach);
-        ADD("/endpoint/attach-errors", test_attach_errors);
-        ADD("/endpoint/attach-while-running", test_attach_while_running);
-        ADD("/endpoint/detach-during-dispatch", test_detach_during_dispatch);
-        ADD("/endpoint/detach-during-dispatch-ref", test_detach_during_dispatch_ref);
-        ADD("/endpoint/fd", test_endpoint_fd);
-        ADD("/endpoint/slot-reuse", test_slot_reuse);
-        ADD("/endpoint/lifecycle", test_lifecycle);
-        ADD("/endpoint/missing-adapters", test_missing_adapters);
-        ADD("/endpoint/display", test_display);
-        ADD("/endpoint/memctx", test_memctx);
-        ADD("/endpoint/memctx-ranges", test_memctx_ranges);
+        VT_TEST_ADD("/endpoint/attach-detach", test_attach_detach);
+        VT_TEST_ADD("/endpoint/attach-errors", test_attach_errors);
+        VT_TEST_ADD("/endpoint/attach-while-running", test_attach_while_running);
+        VT_TEST_ADD("/endpoint/detach-during-dispatch", test_detach_during_dispatch);
+        VT_TEST_ADD("/endpoint/detach-during-dispatch-ref", test_detach_during_dispatch_ref);
+        VT_TEST_ADD("/endpoint/fd", test_endpoint_fd);
+        VT_TEST_ADD("/endpoint/slot-reuse", test_slot_reuse);
+        VT_TEST_ADD("/endpoint/lifecycle", test_lifecycle);
+        VT_TEST_ADD("/endpoint/missing-adapters", test_missing_adapters);
+        VT_TEST_ADD("/endpoint/display", test_display);
+        VT_TEST_ADD("/endpoint/memctx", test_memctx);
+        VT_TEST_ADD("/endpoint/memctx-ranges", test_memctx_ranges);
         g_test_add_func("/endpoint/strings", test_strings);
         return g_test_run();
 }

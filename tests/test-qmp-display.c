@@ -27,8 +27,7 @@
 #define TEXT_HEIGHT 400 /* 25 rows of 16 */
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         QemuVm *vm; /* NULL: no QEMU, the test is skipped */
         vmsig_endpoint *ep;
         vmsig_qmp *qmp;
@@ -233,12 +232,10 @@ static void test_no_display(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(count_fds(getpid()), ==, ours);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        ADD("/qmp-display/text-screen", test_text_screen);
-        ADD("/qmp-display/no-display", test_no_display);
+        VT_TEST_ADD("/qmp-display/text-screen", test_text_screen);
+        VT_TEST_ADD("/qmp-display/no-display", test_no_display);
         return g_test_run();
 }

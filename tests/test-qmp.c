@@ -33,8 +33,7 @@ typedef struct record {
 } record;
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         vmsig_subscriber *sub;
         GArray *records;
         QemuVm *vm; /* NULL: no QEMU, the test is skipped */
@@ -1290,30 +1289,28 @@ static void test_fake_display(Fixture *f, gconstpointer data) {
         fake_free(k);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
         g_test_add_func("/qmp/spec", test_spec);
         g_test_add_func("/qmp/spec/adapters", test_spec_adapters);
         g_test_add_func("/qmp/qcode/table", test_qcode_table);
-        ADD("/qmp/qcode/schema", test_qcode_schema);
-        ADD("/qmp/connect", test_connect);
-        ADD("/qmp/lifecycle", test_lifecycle);
-        ADD("/qmp/follows-events", test_follows_events);
-        ADD("/qmp/input", test_input);
-        ADD("/qmp/write-ram", test_write_ram);
-        ADD("/qmp/kill-restart", test_kill_restart);
-        ADD("/qmp/kill", test_kill);
-        ADD("/qmp/quit", test_quit);
-        ADD("/qmp/absent-then-start", test_absent_then_start);
-        ADD("/qmp/detach", test_detach);
-        ADD("/qmp/read-vcpu", test_read_vcpu);
-        ADD("/qmp/configured-map", test_configured_map);
-        ADD("/qmp/world-readable", test_world_readable);
-        ADD("/qmp/no-fd-leak", test_no_fd_leak);
-        ADD("/qmp/fake", test_fake);
-        ADD("/qmp/fake/display", test_fake_display);
+        VT_TEST_ADD("/qmp/qcode/schema", test_qcode_schema);
+        VT_TEST_ADD("/qmp/connect", test_connect);
+        VT_TEST_ADD("/qmp/lifecycle", test_lifecycle);
+        VT_TEST_ADD("/qmp/follows-events", test_follows_events);
+        VT_TEST_ADD("/qmp/input", test_input);
+        VT_TEST_ADD("/qmp/write-ram", test_write_ram);
+        VT_TEST_ADD("/qmp/kill-restart", test_kill_restart);
+        VT_TEST_ADD("/qmp/kill", test_kill);
+        VT_TEST_ADD("/qmp/quit", test_quit);
+        VT_TEST_ADD("/qmp/absent-then-start", test_absent_then_start);
+        VT_TEST_ADD("/qmp/detach", test_detach);
+        VT_TEST_ADD("/qmp/read-vcpu", test_read_vcpu);
+        VT_TEST_ADD("/qmp/configured-map", test_configured_map);
+        VT_TEST_ADD("/qmp/world-readable", test_world_readable);
+        VT_TEST_ADD("/qmp/no-fd-leak", test_no_fd_leak);
+        VT_TEST_ADD("/qmp/fake", test_fake);
+        VT_TEST_ADD("/qmp/fake/display", test_fake_display);
         return g_test_run();
 }

@@ -345,8 +345,7 @@ typedef struct request {
 
 /* Counters live in the fixture, so they outlive the adapter. */
 struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         vmsig_vgpu *vgpu;
         image image;
         uint64_t delay_usec; /* of every capture */
