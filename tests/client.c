@@ -267,6 +267,27 @@ gboolean vt_endpoint_property_is(GDBusConnection *c, const char *path, const cha
         return s && g_str_equal(s, want);
 }
 
+char *vt_mem_write_virtual(GDBusConnection *c, const char *path, guint64 va, const void *bytes, gsize len,
+                           guint64 expected_epoch) {
+        GVariantBuilder opts;
+        int lease = vt_acquire_lease(c, path, "memory-write", NULL);
+        g_autoptr(GError) error = NULL;
+
+        g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
+        g_variant_builder_add(&opts, "{sv}", "expected_epoch", g_variant_new_uint64(expected_epoch));
+        g_autoptr(GVariant) r = g_dbus_connection_call_sync(
+                c, VT_NAME, path, VT_ENDPOINT_IFACE, "MemWriteVirtual",
+                g_variant_new("(t@aya{sv})", va, g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, bytes, len, 1),
+                              &opts),
+                NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+        close(lease);
+        if (r)
+                return NULL;
+        char *name = g_dbus_error_get_remote_error(error);
+        g_assert_nonnull(name);
+        return name;
+}
+
 void vt_replies_collect(GObject *source, GAsyncResult *res, gpointer replies) {
         VtReplies *r = replies;
         g_autoptr(GError) error = NULL;

@@ -45,6 +45,12 @@ typedef struct VtMemctx {
 VtMemctx vt_subscribe_memctx(GDBusConnection *c, const char *path);
 void vt_memctx_clear(VtMemctx *m);
 
+/* MemWriteVirtual of len bytes at va on the endpoint at path, with
+ * expected_epoch, under a memory-write lease taken for it: NULL once
+ * written, else the D-Bus error name (free it). */
+char *vt_mem_write_virtual(GDBusConnection *c, const char *path, guint64 va, const void *bytes, gsize len,
+                           guint64 expected_epoch);
+
 /* The outcomes of asynchronous calls given vt_replies_collect() as their
  * callback and a VtReplies as its data, in the order the replies came: the
  * D-Bus error names, and "ok" for each success if with_ok. */

@@ -156,23 +156,7 @@ static void check_root(Fixture *f, unsigned boot, Root *ret) {
 }
 
 static char *write_virtual(Fixture *f, uint64_t va, const char *bytes, guint64 epoch) {
-        GVariantBuilder opts;
-        int lease = vt_acquire_lease(f->conn, VM, "memory-write", NULL);
-        g_autoptr(GError) error = NULL;
-
-        g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
-        g_variant_builder_add(&opts, "{sv}", "expected_epoch", g_variant_new_uint64(epoch));
-        g_autoptr(GVariant) r = g_dbus_connection_call_sync(
-                f->conn, VT_NAME, VM, VT_ENDPOINT_IFACE, "MemWriteVirtual",
-                g_variant_new("(t@aya{sv})", va,
-                              g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, bytes, strlen(bytes), 1), &opts),
-                NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
-        close(lease);
-        if (r)
-                return NULL;
-        char *name = g_dbus_error_get_remote_error(error);
-        g_assert_nonnull(name);
-        return name;
+        return vt_mem_write_virtual(f->conn, VM, va, bytes, strlen(bytes), epoch);
 }
 
 /* A root that stays: the kernel may run on early tables for a moment, and

@@ -97,24 +97,9 @@ static void assert_root(Fixture *f, const win_expect *e) {
 }
 
 static char *write_virtual(Fixture *f, uint64_t va, uint64_t value, guint64 expected_epoch) {
-        GVariantBuilder opts;
         uint64_t le = GUINT64_TO_LE(value);
-        int lease = vt_acquire_lease(f->conn, VM, "memory-write", NULL);
-        g_autoptr(GError) error = NULL;
 
-        g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
-        g_variant_builder_add(&opts, "{sv}", "expected_epoch", g_variant_new_uint64(expected_epoch));
-        g_autoptr(GVariant) r = g_dbus_connection_call_sync(
-                f->conn, VT_NAME, VM, VT_ENDPOINT_IFACE, "MemWriteVirtual",
-                g_variant_new("(t@aya{sv})", va, g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, &le, sizeof le, 1),
-                              &opts),
-                NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
-        close(lease);
-        if (r)
-                return NULL;
-        char *name = g_dbus_error_get_remote_error(error);
-        g_assert_nonnull(name);
-        return name;
+        return vt_mem_write_virtual(f->conn, VM, va, &le, sizeof le, expected_epoch);
 }
 
 static double ms_since(gint64 start) {
