@@ -7,6 +7,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "client.h"
+#include "event-loop.h"
 #include "harness.h"
 
 GVariant *vt_call(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args) {
@@ -191,14 +192,7 @@ char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *c
 }
 
 guint vt_count_fds(GPid pid) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) pid);
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        guint n = 0;
-
-        g_assert_nonnull(d);
-        while (g_dir_read_name(d))
-                n++;
-        return n;
+        return (guint) vt_open_fds(pid);
 }
 
 guint64 vt_context_switches(GPid pid) {
