@@ -24,8 +24,8 @@
 srcdir="${VMSIG_SRCDIR:-$(dirname "$0")/..}"
 srcdir=$(cd "$srcdir" && pwd)
 deb="${1:-${VMSIG_DEB:-}}"
-n=0
-fail=0
+# shellcheck source=tests/tap.sh
+. "$(dirname "$0")/tap.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-deb.XXXXXX")
 # Unprivileged users (lintian, a caller on the bus) work in here too.
 chmod 755 "$tmp"
@@ -35,30 +35,9 @@ installed=""
 bus_pid=""
 daemon_pid=""
 
-result() { # result DESCRIPTION STATUS OUTPUT
-        n=$((n + 1))
-        if [ "$2" -eq 0 ]; then
-                echo "ok $n - $1"
-        else
-                echo "not ok $n - $1"
-                fail=1
-        fi
-        [ -n "$3" ] && echo "$3" | sed 's/^/# /'
-}
-skip() {
-        n=$((n + 1))
-        echo "ok $n - $1 # SKIP $2"
-}
-have() {
-        command -v "$1" >/dev/null 2>&1
-}
 # missing TOOL PACKAGE: fails under CI, where nothing may be skipped.
 missing() {
-        if [ "${CI:-}" = true ]; then
-                result "$1 is installed (CI must not skip these checks)" 1 "apt-get install $2"
-        else
-                skip "$1" "$1 is not installed (apt-get install $2)"
-        fi
+        tap_unavailable "$1" "$1 is not installed (apt-get install $2)"
 }
 stop_pid() { # stop_pid PID: SIGTERM, then wait up to 5 s, then SIGKILL
         [ -n "$1" ] || return 0
@@ -82,29 +61,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-finish() {
-        echo "1..$n"
-        exit $fail
-}
-
 if [ "$(id -u)" -ne 0 ]; then
-        if [ "${CI:-}" = true ]; then
-                result "running as root (CI must not skip the package checks)" 1 ""
-        else
-                skip "the Debian package" "installing a package needs root"
-        fi
-        finish
+        tap_unavailable "the Debian package" "installing a package needs root"
+        tap_done
 fi
 
 # --- build ---------------------------------------------------------------------
 if [ -z "$deb" ]; then
         if ! have dpkg-buildpackage || ! have dh || ! have git; then
                 missing "dpkg-buildpackage, dh and git" "dpkg-dev debhelper git"
-                finish
+                tap_done
         fi
         if ! git -C "$srcdir" rev-parse --is-inside-work-tree >/dev/null 2>&1 || [ ! -d "$srcdir/debian" ]; then
-                result "$srcdir is a git checkout with debian/ (or name a built package)" 1 ""
-                finish
+                tap_result "$srcdir is a git checkout with debian/ (or name a built package)" 1 ""
+                tap_done
         fi
         # A clean copy: no build directories, no generated configure.
         mkdir "$tmp/build" "$tmp/build/vmsig"
@@ -121,16 +91,16 @@ if [ -z "$deb" ]; then
         out="DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS, $(($(date +%s) - start)) s"
         [ $st -ne 0 ] && out="$out
 $(tail -40 "$tmp/build.log")"
-        result "dpkg-buildpackage -us -uc -b builds the package" $st "$out"
-        [ $st -eq 0 ] || finish
+        tap_result "dpkg-buildpackage -us -uc -b builds the package" $st "$out"
+        [ $st -eq 0 ] || tap_done
         deb=$(ls "$tmp"/build/vmsig_*.deb)
         debdir="$tmp/build"
         lintian_target=$(ls "$tmp"/build/vmsig_*.changes)
 else
         deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
         if [ ! -f "$deb" ]; then
-                result "the package $deb exists" 1 ""
-                finish
+                tap_result "the package $deb exists" 1 ""
+                tap_done
         fi
         debdir=$(dirname "$deb")
         lintian_target=""
@@ -146,9 +116,9 @@ libdeb="$debdir/libvmsig-vgpu0_${version}_$arch.deb"
 devdeb="$debdir/libvmsig-vgpu-dev_${version}_$arch.deb"
 st=0
 [ -f "$libdeb" ] && [ -f "$devdeb" ] || st=1
-result "the library's packages are next to vmsig's: $(basename "$libdeb"), $(basename "$devdeb")" $st \
+tap_result "the library's packages are next to vmsig's: $(basename "$libdeb"), $(basename "$devdeb")" $st \
         "$([ $st -ne 0 ] && ls "$debdir")"
-[ $st -eq 0 ] || finish
+[ $st -eq 0 ] || tap_done
 if [ -z "$lintian_target" ]; then
         cp "$deb" "$libdeb" "$devdeb" "$tmp/"
         deb="$tmp/$(basename "$deb")"
@@ -165,23 +135,23 @@ Depends: $depends
 Recommends: $recommends"
 st=1
 [ "$(ctl "$deb" Package)" = vmsig ] && echo "$depends" | grep -q libjson-c && st=0
-result "the package is vmsig, the armed build (depends on json-c)" $st "$out"
+tap_result "the package is vmsig, the armed build (depends on json-c)" $st "$out"
 # vmsigctl screenshot links libpng; vmsigd only loads the library, and runs
 # without it.
 st=1
 echo "$depends" | grep -q libpng && echo "$recommends" | grep -qF "libvmsig-vgpu0 (= $version)" &&
         ! echo "$depends" | grep -q libvmsig-vgpu && st=0
-result "vmsig depends on libpng (vmsigctl screenshot) and recommends libvmsig-vgpu0 (= $version)" $st "$out"
+tap_result "vmsig depends on libpng (vmsigctl screenshot) and recommends libvmsig-vgpu0 (= $version)" $st "$out"
 
 out="$(ctl "$libdeb" Package), Section: $(ctl "$libdeb" Section), Multi-Arch: $(ctl "$libdeb" Multi-Arch)"
 st=1
 [ "$out" = "libvmsig-vgpu0, Section: libs, Multi-Arch: same" ] && st=0
-result "the library's package is libvmsig-vgpu0, Section libs, Multi-Arch: same" $st "$out"
+tap_result "the library's package is libvmsig-vgpu0, Section libs, Multi-Arch: same" $st "$out"
 symbols=$(dpkg-deb --ctrl-tarfile "$libdeb" | tar -xOf - ./symbols 2>&1)
 st=1
 echo "$symbols" | grep -q '^libvmsig-vgpu\.so\.0 libvmsig-vgpu0 ' && echo "$symbols" | grep -q '^ vmsig_vgpu_new@Base ' &&
         ! echo "$symbols" | grep -q 'vmsig_core_' && st=0
-result "libvmsig-vgpu0 has a symbols file: the vmsig_vgpu_* of libvmsig-vgpu.so.0, not the core API it takes from vmsigd" \
+tap_result "libvmsig-vgpu0 has a symbols file: the vmsig_vgpu_* of libvmsig-vgpu.so.0, not the core API it takes from vmsigd" \
         $st "$symbols"
 
 depends=$(ctl "$devdeb" Depends)
@@ -190,7 +160,7 @@ Depends: $depends"
 st=1
 [ "$(ctl "$devdeb" Package)/$(ctl "$devdeb" Section)" = libvmsig-vgpu-dev/libdevel ] &&
         echo "$depends" | grep -qF "libvmsig-vgpu0 (= $version)" && echo "$depends" | grep -q libsystemd-dev && st=0
-result "libvmsig-vgpu-dev, Section libdevel, depends on libvmsig-vgpu0 (= $version) and libsystemd-dev" $st "$out"
+tap_result "libvmsig-vgpu-dev, Section libdevel, depends on libvmsig-vgpu0 (= $version) and libsystemd-dev" $st "$out"
 
 # --- lintian -------------------------------------------------------------------
 # As nobody: lintian warns about running as root.
@@ -202,7 +172,7 @@ if have lintian; then
                 lintian --fail-on error,warning --display-info $lintian_target 2>&1)
         st=$?
         names=$(for f in $lintian_target; do basename "$f"; done | tr '\n' ' ')
-        result "lintian ${names% }: no errors, no warnings" $st "$out"
+        tap_result "lintian ${names% }: no errors, no warnings" $st "$out"
 else
         missing "lintian" "lintian"
 fi
@@ -215,16 +185,16 @@ status() {
 for p in $packages; do
         s=$(status "$p")
         if [ -n "$s" ] && [ "$s" != not-installed ]; then
-                result "$p is not installed before the test (it would be replaced and purged)" 1 \
+                tap_result "$p is not installed before the test (it would be replaced and purged)" 1 \
                         "its status is $s: dpkg --purge $packages first, or run this on a throwaway machine"
-                finish
+                tap_done
         fi
 done
 out=$(dpkg -i "$deb" "$libdeb" "$devdeb" 2>&1)
 st=$?
 installed=yes
-result "dpkg -i installs vmsig, libvmsig-vgpu0 and libvmsig-vgpu-dev" $st "$out"
-[ $st -eq 0 ] || finish
+tap_result "dpkg -i installs vmsig, libvmsig-vgpu0 and libvmsig-vgpu-dev" $st "$out"
+[ $st -eq 0 ] || tap_done
 
 # Every path in each package is on disk, and dpkg says that package owns
 # it. (Regular files and links in "files": directories like /lib may be
@@ -246,7 +216,7 @@ for f in "$deb" "$libdeb" "$devdeb"; do
         [ -n "$missing_files" ] && out="missing: $missing_files"
         [ -n "$unowned" ] && out="$out
 not in dpkg -L $p: $unowned"
-        result "every path of $p exists where it claims ($(wc -l <"$tmp/contents") paths)" $st "$out"
+        tap_result "every path of $p exists where it claims ($(wc -l <"$tmp/contents") paths)" $st "$out"
 done
 
 # The library goes to the multiarch directory of the packages' architecture.
@@ -268,7 +238,7 @@ fi
 while read -r test path pkg what; do
         st=1
         test "$test" "$path" && test -e "$path" && grep -qxF "$path $pkg" "$tmp/owned" && st=0
-        result "$what ($pkg): $path" $st ""
+        tap_result "$what ($pkg): $path" $st ""
 done <<EOF
 -x /usr/bin/vmsigctl vmsig vmsigctl
 -x /usr/libexec/vmsigd vmsig vmsigd
@@ -305,7 +275,7 @@ EOF
 la=$(grep '\.la ' "$tmp/owned")
 st=0
 [ -n "$la" ] && st=1
-result "no libtool .la file is shipped" $st "$la"
+tap_result "no libtool .la file is shipped" $st "$la"
 
 # The library's trigger ran ldconfig. (With merged /usr the cache may name
 # it through /lib.)
@@ -313,7 +283,7 @@ out=$(ldconfig -p | grep libvmsig-vgpu)
 cached=$(echo "$out" | sed -n 's/^[[:space:]]*libvmsig-vgpu\.so\.0 (.*) => //p')
 st=1
 [ -n "$cached" ] && [ "$(readlink -f "$cached")" = "$(readlink -f "$libdir/libvmsig-vgpu.so.0")" ] && st=0
-result "ldconfig's cache has $libdir/libvmsig-vgpu.so.0" $st "$out"
+tap_result "ldconfig's cache has $libdir/libvmsig-vgpu.so.0" $st "$out"
 
 # Built against the installed headers and library through pkg-config: a
 # shared object, as a sensor library is (a program could not link it alone:
@@ -324,7 +294,7 @@ if have pkg-config; then
         flags=$out
         { echo "$out" | grep -q -- '-I/usr/include/vmsig' && echo "$out" | grep -q -- '-lvmsig-vgpu'; } || st=1
         [ "$(pkg-config --variable=libdir libvmsig-vgpu 2>&1)" = "$libdir" ] || st=1
-        result "pkg-config --cflags --libs libvmsig-vgpu: -I/usr/include/vmsig -lvmsig-vgpu, libdir $libdir" $st "$out"
+        tap_result "pkg-config --cflags --libs libvmsig-vgpu: -I/usr/include/vmsig -lvmsig-vgpu, libdir $libdir" $st "$out"
         if have cc; then
                 cat >"$tmp/probe.c" <<EOF
 #include <vmsig-vgpu.h>
@@ -342,7 +312,7 @@ EOF
                         echo "$needed" | grep -qF '[libvmsig-vgpu.so.0]' || st=1
                         out="$out$needed"
                 fi
-                result "a shared object calling vmsig_vgpu_kind() builds with the installed header and .pc, needing libvmsig-vgpu.so.0" \
+                tap_result "a shared object calling vmsig_vgpu_kind() builds with the installed header and .pc, needing libvmsig-vgpu.so.0" \
                         $st "$out"
         else
                 missing "cc" "gcc"
@@ -354,33 +324,33 @@ fi
 policy=/usr/share/polkit-1/actions/org.vmsig.policy
 st=1
 grep -q '<action id="org\.vmsig\.frames">' $policy && st=0
-result "the installed polkit policy has the action org.vmsig.frames" $st "$([ $st -ne 0 ] && grep '<action id=' $policy)"
+tap_result "the installed polkit policy has the action org.vmsig.frames" $st "$([ $st -ne 0 ] && grep '<action id=' $policy)"
 out=$(/usr/bin/vmsigctl --help 2>&1)
 st=1
 echo "$out" | grep -q '^ *screenshot ' && st=0
-result "vmsigctl --help lists the screenshot command" $st "$([ $st -ne 0 ] && echo "$out")"
+tap_result "vmsigctl --help lists the screenshot command" $st "$([ $st -ne 0 ] && echo "$out")"
 
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' vmsig)
 st=1
 echo "$conffiles" | grep -q '^ */etc/vmsig/vmsigd.conf ' && st=0
-result "/etc/vmsig/vmsigd.conf is a conffile" $st "$conffiles"
+tap_result "/etc/vmsig/vmsigd.conf is a conffile" $st "$conffiles"
 
 service=/usr/share/dbus-1/system-services/org.vmsig.service
 st=1
 grep -qx 'Name=org.vmsig' $service && grep -qx 'Exec=/usr/libexec/vmsigd' $service &&
         grep -qx 'SystemdService=vmsigd.service' $service && st=0
-result "the activation file names org.vmsig, Exec=/usr/libexec/vmsigd and SystemdService=vmsigd.service" $st \
+tap_result "the activation file names org.vmsig, Exec=/usr/libexec/vmsigd and SystemdService=vmsigd.service" $st \
         "$(grep -v '^#' $service)"
 
 st=1
 grep -qx 'ExecStart=/usr/libexec/vmsigd' "$unitdir/vmsigd.service" && grep -qx 'BusName=org.vmsig' "$unitdir/vmsigd.service" &&
         st=0
-result "the unit starts /usr/libexec/vmsigd as org.vmsig" $st "$(grep -E '^(ExecStart|BusName)=' "$unitdir/vmsigd.service")"
+tap_result "the unit starts /usr/libexec/vmsigd as org.vmsig" $st "$(grep -E '^(ExecStart|BusName)=' "$unitdir/vmsigd.service")"
 if have systemd-analyze; then
         out=$(systemd-analyze verify --man=no "$unitdir/vmsigd.service" 2>&1)
         st=$?
         [ -n "$out" ] && st=1
-        result "systemd-analyze verify is clean for the installed unit" $st "$out"
+        tap_result "systemd-analyze verify is clean for the installed unit" $st "$out"
 else
         missing "systemd-analyze" "systemd"
 fi
@@ -390,7 +360,7 @@ fi
 if have systemd-tmpfiles; then
         st=1
         [ -d /run/vmsig/vms.d ] && st=0
-        result "the postinst created /run/vmsig/vms.d" $st "$(ls -ld /run/vmsig /run/vmsig/vms.d 2>&1)"
+        tap_result "the postinst created /run/vmsig/vms.d" $st "$(ls -ld /run/vmsig /run/vmsig/vms.d 2>&1)"
 else
         missing "systemd-tmpfiles" "systemd"
 fi
@@ -407,26 +377,26 @@ else
 fi
 
 out=$(/usr/libexec/vmsigd --check-config /etc/vmsig/vmsigd.conf 2>&1)
-result "vmsigd --check-config /etc/vmsig/vmsigd.conf passes" $? "$out"
+tap_result "vmsigd --check-config /etc/vmsig/vmsigd.conf passes" $? "$out"
 if have xmllint; then
         out=$(xmllint --noout --relaxng /usr/share/vmsig/schemas/vmsigd.conf.rng /etc/vmsig/vmsigd.conf 2>&1)
-        result "/etc/vmsig/vmsigd.conf matches the installed schema" $? "$out"
+        tap_result "/etc/vmsig/vmsigd.conf matches the installed schema" $? "$out"
 else
         missing "xmllint" "libxml2-utils"
 fi
 out=$(/usr/libexec/vmsigd --version 2>&1)
 st=1
 [ "$out" = "vmsigd $version" ] && st=0
-result "vmsigd --version is the package's version ($version)" $st "$out"
+tap_result "vmsigd --version is the package's version ($version)" $st "$out"
 
 if have man; then
         out=$(MAN_DISABLE_SECCOMP=1 man -w vmsigctl vmsigd vmsigd.conf org.vmsig 2>&1)
-        result "man finds vmsigctl(1), vmsigd(8), vmsigd.conf(5) and org.vmsig(5)" $? "$out"
+        tap_result "man finds vmsigctl(1), vmsigd(8), vmsigd.conf(5) and org.vmsig(5)" $? "$out"
 else
         missing "man" "man-db"
 fi
 out=$(bash -c '. /usr/share/bash-completion/completions/vmsigctl && complete -p vmsigctl' 2>&1)
-result "the bash completion registers for vmsigctl" $? "$out"
+tap_result "the bash completion registers for vmsigctl" $? "$out"
 
 # --- a private system bus from the installed files ---------------------------
 # The policy part is /usr/share/dbus-1/system.conf's (as in tests/harness.c);
@@ -475,7 +445,7 @@ else
         out=$(dbus-daemon --config-file="$tmp/run/bus.conf" --fork --print-pid 2>&1)
         st=$?
         bus_pid=$(echo "$out" | head -1)
-        result "dbus-daemon starts with the installed policy and service directories" $st "$([ $st -ne 0 ] && echo "$out")"
+        tap_result "dbus-daemon starts with the installed policy and service directories" $st "$([ $st -ne 0 ] && echo "$out")"
 fi
 
 # wait_for_name: up to 10 s for org.vmsig on the bus.
@@ -496,7 +466,7 @@ loaded_library() {
         if [ -n "${3:-}" ]; then
                 grep -qF "Loaded $libdir/libvmsig-vgpu.so.0:" "$3" && ! grep -q 'running without frames' "$3" || st=1
         fi
-        result "$1: vmsigd loaded $libdir/libvmsig-vgpu.so.0" $st \
+        tap_result "$1: vmsigd loaded $libdir/libvmsig-vgpu.so.0" $st \
                 "$([ $st -ne 0 ] && { [ -n "${3:-}" ] && cat "$3"; grep libvmsig "/proc/$2/maps"; })"
 }
 # bus_checks HOW: what a started vmsigd must answer.
@@ -504,11 +474,11 @@ bus_checks() {
         out=$(busctl --system --no-pager introspect org.vmsig /org/vmsig 2>&1)
         st=1
         echo "$out" | grep -q '^org\.vmsig\.Manager  *interface' && st=0
-        result "$1: /org/vmsig introspects with org.vmsig.Manager" $st "$([ $st -ne 0 ] && echo "$out")"
+        tap_result "$1: /org/vmsig introspects with org.vmsig.Manager" $st "$([ $st -ne 0 ] && echo "$out")"
         out=$(busctl --system get-property org.vmsig /org/vmsig org.vmsig.Manager Version 2>&1)
         st=1
         [ "$out" = "s \"$version\"" ] && st=0
-        result "$1: Manager.Version is $version" $st "$out"
+        tap_result "$1: Manager.Version is $version" $st "$out"
 }
 
 if [ -n "$bus_pid" ]; then
@@ -522,7 +492,7 @@ if [ -n "$bus_pid" ]; then
         daemon_pid=$!
         wait_for_name
         st=$?
-        result "the installed vmsigd, started with the installed config, owns org.vmsig" $st \
+        tap_result "the installed vmsigd, started with the installed config, owns org.vmsig" $st \
                 "$([ $st -ne 0 ] && cat "$tmp/vmsigd.log")"
         if [ $st -eq 0 ]; then
                 loaded_library "started directly" "$daemon_pid" "$tmp/vmsigd.log"
@@ -530,21 +500,21 @@ if [ -n "$bus_pid" ]; then
                 out=$(busctl --system call org.vmsig /org/vmsig org.vmsig.Manager ListEndpoints 2>&1)
                 st=1
                 [ "$out" = "a(suso) 0" ] && st=0
-                result "ListEndpoints: the installed config conjures up no VMs" $st "$out"
+                tap_result "ListEndpoints: the installed config conjures up no VMs" $st "$out"
                 # The installed bus policy lets everyone call the Manager.
                 out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
                         busctl --system get-property org.vmsig /org/vmsig org.vmsig.Manager EndpointCount 2>&1)
                 st=1
                 [ "$out" = "u 0" ] && st=0
-                result "nobody may read Manager.EndpointCount through the installed bus policy" $st "$out"
+                tap_result "nobody may read Manager.EndpointCount through the installed bus policy" $st "$out"
                 out=$(/usr/bin/vmsigctl --no-legend list 2>&1)
-                result "the installed vmsigctl lists the endpoints" $? "$out"
+                tap_result "the installed vmsigctl lists the endpoints" $? "$out"
         fi
         kill -TERM "$daemon_pid" 2>/dev/null
         wait "$daemon_pid"
         st=$?
         daemon_pid=""
-        result "vmsigd exits 0 on SIGTERM" $st "$([ $st -ne 0 ] && cat "$tmp/vmsigd.log")"
+        tap_result "vmsigd exits 0 on SIGTERM" $st "$([ $st -ne 0 ] && cat "$tmp/vmsigd.log")"
 
         # D-Bus activation: a call to the absent org.vmsig makes dbus-daemon
         # run Exec= of the installed activation file (the private socket
@@ -553,12 +523,12 @@ if [ -n "$bus_pid" ]; then
         st=$?
         daemon_pid=$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
                 GetConnectionUnixProcessID s org.vmsig 2>/dev/null | awk '{ print $2 }')
-        result "a call activates vmsigd through the installed activation file" $st "$out"
+        tap_result "a call activates vmsigd through the installed activation file" $st "$out"
         if [ $st -eq 0 ] && [ -n "$daemon_pid" ]; then
                 exe=$(readlink "/proc/$daemon_pid/exe")
                 st=1
                 [ "$exe" = /usr/libexec/vmsigd ] && st=0
-                result "the activated org.vmsig is /usr/libexec/vmsigd" $st "pid $daemon_pid: $exe"
+                tap_result "the activated org.vmsig is /usr/libexec/vmsigd" $st "pid $daemon_pid: $exe"
                 loaded_library "activated" "$daemon_pid"
                 bus_checks "activated"
         fi
@@ -569,14 +539,14 @@ if [ -n "$bus_pid" ]; then
         # serves the bus all the same.
         out=$(dpkg -r libvmsig-vgpu-dev libvmsig-vgpu0 2>&1)
         st=$?
-        result "dpkg -r removes libvmsig-vgpu-dev and libvmsig-vgpu0, vmsig stays" $st "$out"
+        tap_result "dpkg -r removes libvmsig-vgpu-dev and libvmsig-vgpu0, vmsig stays" $st "$out"
         env -u VMSIG_VGPU_LIBRARY /usr/libexec/vmsigd --private-socket="$tmp/run/private" \
                 >"$tmp/vmsigd-nolib.log" 2>&1 &
         daemon_pid=$!
         wait_for_name
         st=$?
         grep -qF "Cannot load $libdir/libvmsig-vgpu.so.0, running without frames" "$tmp/vmsigd-nolib.log" || st=1
-        result "without libvmsig-vgpu0 vmsigd warns that it runs without frames, and owns org.vmsig" $st \
+        tap_result "without libvmsig-vgpu0 vmsigd warns that it runs without frames, and owns org.vmsig" $st \
                 "$(cat "$tmp/vmsigd-nolib.log")"
         [ $st -eq 0 ] && bus_checks "without the library"
         stop_pid "$daemon_pid"
@@ -590,7 +560,7 @@ fi
 out=$(dpkg --purge $packages 2>&1)
 st=$?
 [ $st -eq 0 ] && installed=""
-result "dpkg --purge removes the packages" $st "$out"
+tap_result "dpkg --purge removes the packages" $st "$out"
 # Directories are shared with other packages; the packages' own must go.
 left=$(
         while read -r f; do
@@ -606,7 +576,7 @@ left=$(
 )
 st=0
 [ -n "$left" ] && st=1
-result "after the purge nothing of the packages is left (files, /etc/vmsig, /run/vmsig, /usr/include/vmsig, ldconfig's cache)" \
+tap_result "after the purge nothing of the packages is left (files, /etc/vmsig, /run/vmsig, /usr/include/vmsig, ldconfig's cache)" \
         $st "$left"
 known=$(for p in $packages; do
         s=$(status "$p")
@@ -614,6 +584,6 @@ known=$(for p in $packages; do
 done)
 st=0
 [ -n "$known" ] && st=1
-result "dpkg knows none of the packages any more" $st "$known"
+tap_result "dpkg knows none of the packages any more" $st "$known"
 
-finish
+tap_done

@@ -5,27 +5,17 @@
 # Needs root. Prints TAP.
 srcdir="${VMSIG_SRCDIR:-$(dirname "$0")/..}"
 builddir="${VMSIG_BUILDDIR:-.}"
+# shellcheck source=tests/tap.sh
+. "$(dirname "$0")/tap.sh"
 
-if [ "$(id -u)" != 0 ]; then
-        echo "1..0 # SKIP bench-load needs root"
-        exit 0
-fi
+[ "$(id -u)" = 0 ] || tap_skip_all "bench-load needs root"
 out=$("$builddir/bench/bench-load" --quick --srcdir "$srcdir" --vmsigd "$builddir/vmsigd" 2>&1)
 status=$?
-echo "$out" | grep -v '^@' | sed 's/^/# /'
-if [ $status -eq 0 ]; then
-        echo "ok 1 - bench-load --quick: vmsigd survived, fds and RSS back, nothing lost or reordered"
-else
-        echo "not ok 1 - bench-load --quick failed (status $status)"
-fi
+tap_diag "$(echo "$out" | grep -v '^@')"
+tap_result "bench-load --quick: vmsigd survived, fds and RSS back, nothing lost or reordered (status $status)" $status
 # Every subscriber checked the Sequence of every endpoint signal it got; the
 # order check must not pass for want of signals.
 sequenced=$(echo "$out" | sed -n 's/^@ load-subscribers .* sequenced=\([0-9]*\) .*/\1/p' | tail -n 1)
-if [ "${sequenced:-0}" -gt 0 ]; then
-        echo "ok 2 - subscribers checked $sequenced sequence numbers, none missing or out of order"
-else
-        echo "not ok 2 - no sequence number was checked"
-        status=1
-fi
-echo "1..2"
-exit $status
+[ "${sequenced:-0}" -gt 0 ]
+tap_result "subscribers checked ${sequenced:-no} sequence numbers, none missing or out of order" $?
+tap_done

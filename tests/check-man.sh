@@ -7,29 +7,10 @@
 # of src/daemon/vmsigd.c. Prints TAP.
 srcdir="${VMSIG_SRCDIR:-$(dirname "$0")/..}"
 pages="man/vmsigd.8 man/vmsigctl.1 man/vmsigd.conf.5 man/org.vmsig.5"
-n=0
-fail=0
+# shellcheck source=tests/tap.sh
+. "$(dirname "$0")/tap.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-
-result() { # result DESCRIPTION STATUS OUTPUT
-        n=$((n + 1))
-        if [ "$2" -eq 0 ]; then
-                echo "ok $n - $1"
-        else
-                echo "not ok $n - $1"
-                fail=1
-        fi
-        [ -n "$3" ] && echo "$3" | sed 's/^/# /'
-}
-skip() {
-        n=$((n + 1))
-        echo "ok $n - $1 # SKIP $2"
-}
-
-have() {
-        command -v "$1" >/dev/null 2>&1
-}
 
 # --- rendering ---------------------------------------------------------------
 # man-db as a reader would run it (its seccomp sandbox off: containers may
@@ -39,7 +20,7 @@ have() {
 for page in $pages; do
         file="$srcdir/$page"
         if [ ! -f "$file" ]; then
-                result "$page exists" 1 "$file is missing"
+                tap_result "$page exists" 1 "$file is missing"
                 continue
         fi
         if have man; then
@@ -47,24 +28,20 @@ for page in $pages; do
                         >"$tmp/out" 2>"$tmp/err"
                 st=$?
                 [ -s "$tmp/err" ] && st=1
-                result "$page renders with man without warnings" $st "$(cat "$tmp/err")"
+                tap_result "$page renders with man without warnings" $st "$(cat "$tmp/err")"
                 wide=$(awk 'length > 80 { printf "line %d: %d columns\n", NR, length }' "$tmp/out")
-                [ -n "$wide" ] && st=1 || st=0
-                result "$page fits in 80 columns" $st "$wide"
-        elif [ "${CI:-}" = true ]; then
-                result "man is installed (CI must not skip rendering $page)" 1 "man not found (apt-get install man-db)"
+                tap_empty "$page fits in 80 columns" "$wide"
         else
-                skip "$page renders with man without warnings" "man is not installed (apt-get install man-db)"
+                tap_unavailable "$page renders with man without warnings" "man is not installed (apt-get install man-db)"
         fi
         if have groff; then
                 LC_ALL=C.UTF-8 groff -man -ww -z -t "$file" >/dev/null 2>"$tmp/err"
                 st=$?
                 [ -s "$tmp/err" ] && st=1
-                result "$page renders with groff -man -ww without warnings" $st "$(cat "$tmp/err")"
-        elif [ "${CI:-}" = true ]; then
-                result "groff is installed (CI must not skip rendering $page)" 1 "groff not found (apt-get install groff-base)"
+                tap_result "$page renders with groff -man -ww without warnings" $st "$(cat "$tmp/err")"
         else
-                skip "$page renders with groff -man -ww without warnings" "groff is not installed (apt-get install groff-base)"
+                tap_unavailable "$page renders with groff -man -ww without warnings" \
+                        "groff is not installed (apt-get install groff-base)"
         fi
 done
 
@@ -81,11 +58,11 @@ plain() {
 # prefixed with PREFIX, occurs in PAGE as a word.
 mentions() {
         if [ ! -f "$srcdir/$2" ]; then
-                result "$1" 1 "$2 is missing"
+                tap_result "$1" 1 "$2 is missing"
                 return
         fi
         if [ -z "$4" ]; then
-                result "$1" 1 "found no names to look for: did the source change its format?"
+                tap_result "$1" 1 "found no names to look for: did the source change its format?"
                 return
         fi
         plain "$srcdir/$2" >"$tmp/plain"
@@ -94,9 +71,9 @@ mentions() {
         done)
         count=$(echo "$4" | sort -u | wc -l)
         if [ -z "$missing" ]; then
-                result "$1 ($count names)" 0 ""
+                tap_result "$1 ($count names)" 0 ""
         else
-                result "$1 ($count names)" 1 "not mentioned: $(echo "$missing" | tr '\n' ' ')"
+                tap_result "$1 ($count names)" 1 "not mentioned: $(echo "$missing" | tr '\n' ' ')"
         fi
 }
 
@@ -115,5 +92,4 @@ mentions "vmsigd.conf.5 names every element and attribute of data/vmsigd.conf.rn
 names=$(grep -oE '\{ "[a-z-]+", (no|required|optional)_argument' "$srcdir/src/daemon/vmsigd.c" | sed -E 's/\{ "([^"]+)".*/\1/')
 mentions "vmsigd.8 names every long option of src/daemon/vmsigd.c" man/vmsigd.8 "--" "$names"
 
-echo "1..$n"
-exit $fail
+tap_done

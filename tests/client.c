@@ -7,6 +7,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "client.h"
+#include "event-loop.h"
 #include "harness.h"
 
 GVariant *vt_call(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args) {
@@ -93,7 +94,7 @@ static void on_signal(GDBusConnection *c, const char *sender, const char *path, 
         g_autoptr(GVariant) shown = NULL;
         g_autofree char *body = NULL;
 
-        if (g_str_equal(member, "PropertiesChanged") && g_str_has_prefix(path, "/org/vmsig/endpoint/") &&
+        if (g_str_equal(member, "PropertiesChanged") && g_str_has_prefix(path, VMSIG_BUS_ENDPOINT_PREFIX "/") &&
             g_variant_is_of_type(params, G_VARIANT_TYPE("(sa{sv}as)")))
                 shown = g_variant_ref_sink(check_sequence(l, path, params));
         body = g_variant_print(shown ? shown : params, TRUE);
@@ -191,14 +192,7 @@ char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *c
 }
 
 guint vt_count_fds(GPid pid) {
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int) pid);
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        guint n = 0;
-
-        g_assert_nonnull(d);
-        while (g_dir_read_name(d))
-                n++;
-        return n;
+        return (guint) vt_open_fds(pid);
 }
 
 guint64 vt_context_switches(GPid pid) {
@@ -265,4 +259,55 @@ char *vt_endpoint_string_or_null(GDBusConnection *c, const char *path, const cha
 gboolean vt_endpoint_property_is(GDBusConnection *c, const char *path, const char *prop, const char *want) {
         g_autofree char *s = vt_endpoint_string_or_null(c, path, prop);
         return s && g_str_equal(s, want);
+}
+
+char *vt_mem_write_virtual(GDBusConnection *c, const char *path, guint64 va, const void *bytes, gsize len,
+                           guint64 expected_epoch) {
+        GVariantBuilder opts;
+        int lease = vt_acquire_lease(c, path, "memory-write", NULL);
+        g_autoptr(GError) error = NULL;
+
+        g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
+        g_variant_builder_add(&opts, "{sv}", "expected_epoch", g_variant_new_uint64(expected_epoch));
+        g_autoptr(GVariant) r = g_dbus_connection_call_sync(
+                c, VT_NAME, path, VT_ENDPOINT_IFACE, "MemWriteVirtual",
+                g_variant_new("(t@aya{sv})", va, g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, bytes, len, 1),
+                              &opts),
+                NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+        close(lease);
+        if (r)
+                return NULL;
+        char *name = g_dbus_error_get_remote_error(error);
+        g_assert_nonnull(name);
+        return name;
+}
+
+void vt_replies_collect(GObject *source, GAsyncResult *res, gpointer replies) {
+        VtReplies *r = replies;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) v = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+        if (!v)
+                g_ptr_array_add(r->errors, g_dbus_error_get_remote_error(error));
+        else if (r->with_ok)
+                g_ptr_array_add(r->errors, g_strdup("ok"));
+        r->done++;
+}
+
+typedef struct {
+        GDBusConnection *c;
+        const char *path, *prop, *want;
+        gboolean equal;
+} PropertyWait;
+
+static gboolean property_matches(gpointer data) {
+        PropertyWait *w = data;
+        g_autofree char *s = vt_endpoint_string_or_null(w->c, w->path, w->prop);
+        return s && g_str_equal(s, w->want) == w->equal;
+}
+
+gboolean vt_endpoint_wait_property(GDBusConnection *c, const char *path, const char *prop, const char *want,
+                                   gboolean equal, guint timeout_ms) {
+        PropertyWait w = { c, path, prop, want, equal };
+        return vt_wait_for(property_matches, &w, timeout_ms);
 }

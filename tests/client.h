@@ -6,10 +6,15 @@
 
 #include <gio/gio.h>
 
-#define VT_NAME "org.vmsig"
-#define VT_MANAGER_PATH "/org/vmsig"
-#define VT_MANAGER_IFACE "org.vmsig.Manager"
-#define VT_ENDPOINT_IFACE "org.vmsig.Endpoint"
+#include "bus-names.h"
+
+#define VT_NAME VMSIG_BUS_NAME
+#define VT_MANAGER_PATH VMSIG_BUS_PATH
+#define VT_MANAGER_IFACE VMSIG_BUS_MANAGER_INTERFACE
+#define VT_ENDPOINT_IFACE VMSIG_BUS_ENDPOINT_INTERFACE
+#define VT_LEASE_IFACE VMSIG_BUS_LEASE_INTERFACE
+/* The object path of the endpoint of the VM called name (a literal). */
+#define VT_ENDPOINT(name) VMSIG_BUS_ENDPOINT_PREFIX "/" name
 
 /* Call and return the reply (g_assert on error). */
 GVariant *vt_call(GDBusConnection *c, const char *path, const char *iface, const char *method, GVariant *args);
@@ -25,6 +30,10 @@ guint64 vt_get_uint(GDBusConnection *c, const char *path, const char *iface, con
 char *vt_endpoint_string_or_null(GDBusConnection *c, const char *path, const char *prop);
 /* Whether that property is want now. */
 gboolean vt_endpoint_property_is(GDBusConnection *c, const char *path, const char *prop, const char *want);
+/* Waits (iterating the main context) until that property is want, or, if
+ * not equal, is there and is not want; false on timeout. */
+gboolean vt_endpoint_wait_property(GDBusConnection *c, const char *path, const char *prop, const char *want,
+                                   gboolean equal, guint timeout_ms);
 
 /* SubscribeMemctx: the datum with its read-only RAM fd (g_assert on
  * error); vt_memctx_clear() closes and frees. */
@@ -35,6 +44,22 @@ typedef struct VtMemctx {
 } VtMemctx;
 VtMemctx vt_subscribe_memctx(GDBusConnection *c, const char *path);
 void vt_memctx_clear(VtMemctx *m);
+
+/* MemWriteVirtual of len bytes at va on the endpoint at path, with
+ * expected_epoch, under a memory-write lease taken for it: NULL once
+ * written, else the D-Bus error name (free it). */
+char *vt_mem_write_virtual(GDBusConnection *c, const char *path, guint64 va, const void *bytes, gsize len,
+                           guint64 expected_epoch);
+
+/* The outcomes of asynchronous calls given vt_replies_collect() as their
+ * callback and a VtReplies as its data, in the order the replies came: the
+ * D-Bus error names, and "ok" for each success if with_ok. */
+typedef struct VtReplies {
+        guint done;
+        GPtrArray *errors;
+        gboolean with_ok;
+} VtReplies;
+void vt_replies_collect(GObject *source, GAsyncResult *res, gpointer replies);
 
 /* How often process pid was switched out, voluntarily or not (from
  * /proc): its wakeups. */

@@ -37,6 +37,7 @@
 #include <systemd/sd-event.h>
 
 #include "bus-audit.h"
+#include "bus-names.h"
 #include "bus-auth.h"
 #include "bus-front.h"
 #include "fuzz.h"
@@ -59,9 +60,9 @@
 #define RAM_SIZE (256 * 1024)
 #define DTB 0x1000
 
-#define MANAGER "org.vmsig.Manager"
-#define ENDPOINT "org.vmsig.Endpoint"
-#define LEASE "org.vmsig.Lease"
+#define MANAGER VMSIG_BUS_MANAGER_INTERFACE
+#define ENDPOINT VMSIG_BUS_ENDPOINT_INTERFACE
+#define LEASE VMSIG_BUS_LEASE_INTERFACE
 #define PROPERTIES "org.freedesktop.DBus.Properties"
 
 enum {
@@ -279,27 +280,27 @@ static int append_body(Session *s, sd_bus_message *m, const char *sig, FuzzInput
 static const char *pick_path(Session *s, uint8_t b) {
         switch (b % 12) {
         case 0:
-                return "/org/vmsig";
+                return VMSIG_BUS_PATH;
         case 1:
         case 2:
         case 3:
                 return s->endpoint_paths[b % 12 - 1];
         case 4:
-                return "/org/vmsig/endpoint/nope";
+                return VMSIG_BUS_ENDPOINT_PREFIX "/nope";
         case 5:
-                return s->n_lease_paths > 0 ? s->lease_paths[s->n_lease_paths - 1] : "/org/vmsig/lease/1";
+                return s->n_lease_paths > 0 ? s->lease_paths[s->n_lease_paths - 1] : VMSIG_BUS_LEASE_PREFIX "/1";
         case 6:
-                return s->n_lease_paths > 0 ? s->lease_paths[0] : "/org/vmsig/lease/2";
+                return s->n_lease_paths > 0 ? s->lease_paths[0] : VMSIG_BUS_LEASE_PREFIX "/2";
         case 7:
-                return "/org/vmsig/lease/0";
+                return VMSIG_BUS_LEASE_PREFIX "/0";
         case 8:
                 return "/";
         case 9:
-                return "/org/vmsig/endpoint";
+                return VMSIG_BUS_ENDPOINT_PREFIX;
         case 10:
-                return "/org/vmsig/endpoint/_2e";
+                return VMSIG_BUS_ENDPOINT_PREFIX "/_2e";
         default:
-                return "/org/vmsig/lease";
+                return VMSIG_BUS_LEASE_PREFIX;
         }
 }
 
@@ -410,7 +411,7 @@ static vmsig_endpoint *attach_stub(Session *s, size_t i, const char *name, vmsig
 
         fuzz_check(vmsig_stub_new(&spec, &ep_spec, NULL) == 0);
         fuzz_check(vmsig_core_attach_endpoint(s->core, &ep_spec, &ep) == 0);
-        fuzz_check(sd_bus_path_encode("/org/vmsig/endpoint", name, &path) >= 0);
+        fuzz_check(sd_bus_path_encode(VMSIG_BUS_ENDPOINT_PREFIX, name, &path) >= 0);
         snprintf(s->endpoint_paths[i], sizeof s->endpoint_paths[i], "%s", path);
         free(path);
         return ep;

@@ -624,21 +624,17 @@ static int write_seed(const char *dir, const char *name, const Seed *seed) {
         return 0;
 }
 
-int main(int argc, char **argv) {
+/* 4-level paging: a plain kernel, a process, PTI. */
+static int seeds_4_level(const char *dir) {
         Seed s;
         int r = 0;
-
-        if (argc != 2) {
-                fprintf(stderr, "usage: %s DIRECTORY\n", argv[0]);
-                return 2;
-        }
 
         /* CR3 is init_mm's root, 4 KiB pages, the banner in the second. */
         seed_begin(&s, 0, 0x10, 0);
         seed_root_body(&s, 0x10);
         seed_image(&s, 0x10, (const unsigned[]) { 0x20, 0x21, 0x22, 0x10 }, 4);
         seed_banner(&s, 0x21, 0x100, 0);
-        r |= write_seed(argv[1], "4-level", &s);
+        r |= write_seed(dir, "4-level", &s);
 
         /* A process's root (PCID 5, odd page: the one below is no kernel
          * root) with an LDT entry of its own, init_mm's root in the image
@@ -651,7 +647,7 @@ int main(int argc, char **argv) {
         seed_entry(&s, 0x31, 511, 0x11, P | ENTRY_RW_US | ENTRY_ACCESSED_DIRTY);
         seed_entry(&s, 0x31, 0x1F7, 0x85, P | ENTRY_RW_US); /* the LDT remap */
         seed_entry(&s, 0x31, 0, 0x86, P | ENTRY_RW_US);
-        r |= write_seed(argv[1], "4-level-process", &s);
+        r |= write_seed(dir, "4-level-process", &s);
 
         /* PTI: CR3 is the user root 0x41 (PCID 0x801), which maps only
          * the entry text and the CPU entry area of the kernel half; the
@@ -665,7 +661,14 @@ int main(int argc, char **argv) {
         seed_entry(&s, 0x41, 0, 0x87, P | ENTRY_RW_US);
         seed_entry(&s, 0x41, 508, 0x88, P);
         seed_entry(&s, 0x41, 511, 0x89, P);
-        r |= write_seed(argv[1], "4-level-pti", &s);
+        r |= write_seed(dir, "4-level-pti", &s);
+        return r;
+}
+
+/* 5-level paging, and the same walked with 4 levels. */
+static int seeds_5_level(const char *dir) {
+        Seed s;
+        int r = 0;
 
         /* 5 levels, PML5 0x50 -> PML4 0x51 -> PDPT 0x52 -> PD 0x53, whose
          * entry 2 is a 2 MiB page at 0 (half of it RAM) with Debian's
@@ -679,12 +682,12 @@ int main(int argc, char **argv) {
         seed_entry(&s, 0x52, 511, 0x70, P);
         seed_entry(&s, 0x53, 2, 0x00, PS | ENTRY_ACCESSED_DIRTY);
         seed_banner(&s, 0x08, 0x40, 1);
-        r |= write_seed(argv[1], "5-level-2m", &s);
+        r |= write_seed(dir, "5-level-2m", &s);
 
         /* The same walked with 4 levels: PML5[511] taken for the PML4,
          * PML4[510] for PDPTE 510. No banner there. */
         s.bytes[0] &= (uint8_t) ~FLAG_FIVE_LEVELS;
-        r |= write_seed(argv[1], "5-level-walked-as-4", &s);
+        r |= write_seed(dir, "5-level-walked-as-4", &s);
 
         /* PTI with 5 levels: the user root maps nothing of the kernel. */
         seed_begin(&s, FLAG_FIVE_LEVELS, 0x5B, 0x802);
@@ -697,7 +700,14 @@ int main(int argc, char **argv) {
         seed_entry(&s, 0x54, 1, 0x5A, P);
         seed_banner(&s, 0x20, 0xF00, 0);
         seed_entry(&s, 0x5B, 0, 0x87, P | ENTRY_RW_US);
-        r |= write_seed(argv[1], "5-level-pti", &s);
+        r |= write_seed(dir, "5-level-pti", &s);
+        return r;
+}
+
+/* Large pages, banners across pages, holes, short files, cycles. */
+static int seeds_odd(const char *dir) {
+        Seed s;
+        int r = 0;
 
         /* A 1 GiB page at 0 for PDPTE 510; a decoy banner first (no
          * digit), the real one in the next page. */
@@ -707,7 +717,7 @@ int main(int argc, char **argv) {
         seed_entry(&s, 0x11, 510, 0x00, PS | ENTRY_PAT_LARGE);
         seed_banner(&s, 0x06, 0x10, 2);
         seed_banner(&s, 0x07, 0x20, 0);
-        r |= write_seed(argv[1], "4-level-1g", &s);
+        r |= write_seed(dir, "4-level-1g", &s);
 
         /* Banners across page boundaries: one over pages contiguous in VA
          * but not in GPA (not a banner there), one over pages contiguous
@@ -717,7 +727,7 @@ int main(int argc, char **argv) {
         seed_image(&s, 0x10, (const unsigned[]) { 0x20, 0x25, 0x22, 0x23 }, 4);
         seed_banner(&s, 0x20, 0xFF0, 0);
         seed_banner(&s, 0x22, 0xFF8, 1);
-        r |= write_seed(argv[1], "4-level-straddling", &s);
+        r |= write_seed(dir, "4-level-straddling", &s);
 
         /* A 2 MiB page over a hole in the map, the banner after it. */
         seed_begin(&s, FLAG_HOLE, 0x10, 0);
@@ -727,7 +737,7 @@ int main(int argc, char **argv) {
         seed_entry(&s, 0x12, 0, 0x00, PS);
         seed_banner(&s, 0x90, 0x10, 0); /* in the hole: not RAM, not searched */
         seed_banner(&s, 0xD0, 0x10, 1);
-        r |= write_seed(argv[1], "4-level-hole", &s);
+        r |= write_seed(dir, "4-level-hole", &s);
 
         /* The PT is the page the file lacks: the read fails. */
         seed_begin(&s, FLAG_SHORT_FILE, 0x10, 0);
@@ -735,7 +745,7 @@ int main(int argc, char **argv) {
         seed_image(&s, 0x10, (const unsigned[]) { 0x20 }, 1);
         seed_entry(&s, 0x12, 0, 0x00, P | ENTRY_PAST_RAM);
         seed_banner(&s, 0x20, 0, 0);
-        r |= write_seed(argv[1], "short-file", &s);
+        r |= write_seed(dir, "short-file", &s);
 
         /* Tables that are each other and themselves: the root is its own
          * PDPT, PD and PT, so the image maps the root only. */
@@ -744,8 +754,20 @@ int main(int argc, char **argv) {
         seed_entry(&s, 0x10, 510, 0x10, P);
         seed_entry(&s, 0x10, 0, 0x10, P);
         seed_banner(&s, 0x10, 0x800, 0);
-        r |= write_seed(argv[1], "self-referencing", &s);
+        r |= write_seed(dir, "self-referencing", &s);
+        return r;
+}
 
+int main(int argc, char **argv) {
+        int r = 0;
+
+        if (argc != 2) {
+                fprintf(stderr, "usage: %s DIRECTORY\n", argv[0]);
+                return 2;
+        }
+        r |= seeds_4_level(argv[1]);
+        r |= seeds_5_level(argv[1]);
+        r |= seeds_odd(argv[1]);
         fuzz_teardown();
         return r < 0 ? 1 : 0;
 }

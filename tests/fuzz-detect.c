@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "detect.h"
+#include "fuzz.h"
 #include "macro.h"
 
 #define FUZZ_RAM_SIZE (UINT64_C(1) << 20)
@@ -155,14 +156,6 @@ static void ram_reset(void) {
                 abort();
 }
 
-#define check(x)                                                                   \
-        do {                                                                       \
-                if (!(x)) {                                                        \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
-                        abort();                                                   \
-                }                                                                  \
-        } while (0)
-
 static bool known_build(unsigned build) {
         return build == 7601 || build == 18362 || build == 19041;
 }
@@ -171,19 +164,19 @@ static bool known_build(unsigned build) {
 static void check_result(const vmsig_detect_source *s, const vmsig_detect_result *res) {
         unsigned self_ref = 0;
 
-        check(res->method > VMSIG_DETECT_NONE && res->method < _VMSIG_DETECT_METHOD_MAX);
-        check((res->dtb & (PAGE - 1)) == 0);
-        check(vmsig_detect_pml4_check(s, res->dtb, &self_ref) == 1);
-        check(self_ref == res->self_ref && self_ref >= 256 && self_ref <= 511);
+        fuzz_check(res->method > VMSIG_DETECT_NONE && res->method < _VMSIG_DETECT_METHOD_MAX);
+        fuzz_check((res->dtb & (PAGE - 1)) == 0);
+        fuzz_check(vmsig_detect_pml4_check(s, res->dtb, &self_ref) == 1);
+        fuzz_check(self_ref == res->self_ref && self_ref >= 256 && self_ref <= 511);
         if (res->method == VMSIG_DETECT_EPROCESS) {
-                check(known_build(res->build));
-                check((res->eprocess_va >> 47) == (UINT64_MAX >> 47));
+                fuzz_check(known_build(res->build));
+                fuzz_check((res->eprocess_va >> 47) == (UINT64_MAX >> 47));
         } else
-                check(res->build == 0 && res->eprocess_gpa == 0 && res->eprocess_va == 0);
+                fuzz_check(res->build == 0 && res->eprocess_gpa == 0 && res->eprocess_va == 0);
         if (res->method == VMSIG_DETECT_LOW_STUB)
-                check((res->kernel_hint & UINT64_C(0xFFFFF80000000003)) == UINT64_C(0xFFFFF80000000000));
+                fuzz_check((res->kernel_hint & UINT64_C(0xFFFFF80000000003)) == UINT64_C(0xFFFFF80000000000));
         if (res->method == VMSIG_DETECT_PML4_SCAN)
-                check(res->kernel_hint == 0 && res->dtb < VMSIG_DETECT_PML4_SCAN_LIMIT);
+                fuzz_check(res->kernel_hint == 0 && res->dtb < VMSIG_DETECT_PML4_SCAN_LIMIT);
 }
 
 /* The scan in the smallest steps finds what the one-shot scan found:
@@ -196,19 +189,19 @@ static void check_chunked(const vmsig_detect_source *s, int expect, const vmsig_
         uint64_t prev = 0;
         int r;
 
-        check(vmsig_detect_scan_new(s, &scan) == 0);
+        fuzz_check(vmsig_detect_scan_new(s, &scan) == 0);
         do {
                 r = vmsig_detect_scan_step(scan, VMSIG_DETECT_SCAN_MIN_BUDGET, &res);
                 vmsig_detect_scan_get_stats(scan, &stats);
-                check(stats.bytes_read - prev <= VMSIG_DETECT_SCAN_MIN_BUDGET);
+                fuzz_check(stats.bytes_read - prev <= VMSIG_DETECT_SCAN_MIN_BUDGET);
                 prev = stats.bytes_read;
         } while (r == 0);
         vmsig_detect_scan_free(scan);
         if (may_fail && (r < 0 && r != -ENOENT))
                 return;
-        check(r == expect);
+        fuzz_check(r == expect);
         if (r == 1)
-                check(memcmp(&res, expect_res, sizeof res) == 0);
+                fuzz_check(memcmp(&res, expect_res, sizeof res) == 0);
 }
 
 static void run(const vmsig_detect_source *s, uint8_t flags) {
@@ -220,29 +213,29 @@ static void run(const vmsig_detect_source *s, uint8_t flags) {
         r_stub = vmsig_detect_low_stub(s, &stub);
         r_all = vmsig_detect_all(s, true, &all);
         if (!may_fail)
-                check(r_stub >= 0 && r_all >= 0);
+                fuzz_check(r_stub >= 0 && r_all >= 0);
         if (r_stub < 0 || r_all < 0)
                 return;
         if (r_stub > 0) {
                 check_result(s, &stub);
-                check(r_all == 1);
+                fuzz_check(r_all == 1);
         }
         if (r_all == 0)
-                check(all.method == VMSIG_DETECT_NONE && all.dtb == 0);
+                fuzz_check(all.method == VMSIG_DETECT_NONE && all.dtb == 0);
         else
                 check_result(s, &all);
 
         /* The EPROCESS scan alone, in one step and in many. */
-        check(vmsig_detect_scan_new(s, &scan) == 0);
+        fuzz_check(vmsig_detect_scan_new(s, &scan) == 0);
         r_scan = vmsig_detect_scan_step(scan, UINT64_MAX, &scan_res);
         vmsig_detect_scan_free(scan);
         if (r_scan == 1) {
                 check_result(s, &scan_res);
-                check(all.method == VMSIG_DETECT_EPROCESS && all.dtb == scan_res.dtb);
+                fuzz_check(all.method == VMSIG_DETECT_EPROCESS && all.dtb == scan_res.dtb);
         } else if (r_scan == -ENOENT)
-                check(all.method != VMSIG_DETECT_EPROCESS);
+                fuzz_check(all.method != VMSIG_DETECT_EPROCESS);
         else
-                check(may_fail);
+                fuzz_check(may_fail);
         if ((flags & FLAG_CHUNKED) && (r_scan == 1 || r_scan == -ENOENT))
                 check_chunked(s, r_scan, &scan_res, may_fail);
 }
@@ -392,7 +385,6 @@ int main(int argc, char **argv) {
 
 #elif defined(FUZZ_STANDALONE)
 /* tests/fuzz-main.c runs the seeds; the RAM outlives each input. */
-void fuzz_teardown(void);
 void fuzz_teardown(void) {
         ram_fd = safe_close(ram_fd);
         ram_ro_fd = safe_close(ram_ro_fd);

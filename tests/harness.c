@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 #include <glib-unix.h>
 
+#include "bus-names.h"
 #include "harness.h"
 
 /* How long a child gets to come up or to go away. Under a wrapper such as
@@ -329,23 +330,16 @@ static char *read_address(int fd, guint timeout_ms) {
         return g_strdup(s->str);
 }
 
-VtBus *vt_bus_start(void) {
+/* The bus's directory (reachable by all: tests talk to the bus as
+ * unprivileged users too, through setpriv) and its configuration. */
+static void bus_files(VtBus *bus) {
         const char *srcdir = require_env("VMSIG_SRCDIR");
-        const char *dbus_daemon = g_getenv("DBUS_DAEMON");
         g_autoptr(GError) error = NULL;
         g_autofree char *socket_path = NULL, *escaped = NULL, *policy = NULL, *config = NULL;
-        g_autofree char *config_arg = NULL;
-        VtBus *bus = g_new0(VtBus, 1);
-        int pipe_fds[2], log_fd, addr_target = 3;
-
-        if (!dbus_daemon || !*dbus_daemon)
-                dbus_daemon = "dbus-daemon";
 
         bus->dir = g_dir_make_tmp("vmsig-bus-XXXXXX", &error);
         if (!bus->dir)
                 vt_fail("Cannot create the bus directory: %s", error->message);
-        /* Tests talk to the bus as unprivileged users too (setpriv), who
-         * must reach the socket inside. */
         if (chmod(bus->dir, 0755) < 0)
                 vt_fail("chmod(%s): %s", bus->dir, g_strerror(errno));
 
@@ -361,8 +355,33 @@ VtBus *vt_bus_start(void) {
         bus->config_path = g_build_filename(bus->dir, "bus.conf", NULL);
         if (!g_file_set_contents(bus->config_path, config, -1, &error))
                 vt_fail("Cannot write %s: %s", bus->config_path, error->message);
-
         bus->log_path = g_build_filename(bus->dir, "bus.log", NULL);
+}
+
+/* Fails with dbus-daemon's log, which did not come up. */
+static void bus_fail(VtBus *bus) G_GNUC_NORETURN;
+static void bus_fail(VtBus *bus) {
+        int status;
+
+        if (!try_reap(bus->pid, &status)) {
+                kill(bus->pid, SIGKILL);
+                status = reap_blocking(bus->pid);
+        }
+        g_autofree char *log = read_file_or_note(bus->log_path), *quoted = indent(log);
+        vt_fail("dbus-daemon did not come up (exit status %d) with %s; its log:\n%s", status, bus->config_path,
+                quoted);
+}
+
+VtBus *vt_bus_start(void) {
+        const char *dbus_daemon = g_getenv("DBUS_DAEMON");
+        g_autoptr(GError) error = NULL;
+        g_autofree char *config_arg = NULL;
+        VtBus *bus = g_new0(VtBus, 1);
+        int pipe_fds[2], log_fd, addr_target = 3;
+
+        if (!dbus_daemon || !*dbus_daemon)
+                dbus_daemon = "dbus-daemon";
+        bus_files(bus);
         log_fd = open(bus->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
         if (log_fd < 0)
                 vt_fail("Cannot create %s: %s", bus->log_path, g_strerror(errno));
@@ -382,16 +401,8 @@ VtBus *vt_bus_start(void) {
 
         bus->address = read_address(pipe_fds[0], TIMEOUT_MS);
         close(pipe_fds[0]);
-        if (!bus->address) {
-                int status;
-                if (!try_reap(bus->pid, &status)) {
-                        kill(bus->pid, SIGKILL);
-                        status = reap_blocking(bus->pid);
-                }
-                g_autofree char *log = read_file_or_note(bus->log_path), *quoted = indent(log);
-                vt_fail("dbus-daemon did not come up (exit status %d) with %s; its log:\n%s", status,
-                        bus->config_path, quoted);
-        }
+        if (!bus->address)
+                bus_fail(bus);
 
         bus->saved_address = g_strdup(g_getenv("DBUS_SYSTEM_BUS_ADDRESS"));
         g_setenv("DBUS_SYSTEM_BUS_ADDRESS", bus->address, TRUE);
@@ -571,7 +582,7 @@ static gboolean daemon_ready(gpointer data) {
 
         if (daemon_reaped(r->d))
                 daemon_fail(r->d, "exited before it owned org.vmsig");
-        owner = name_owner_pid(r->c, "org.vmsig");
+        owner = name_owner_pid(r->c, VMSIG_BUS_NAME);
         /* A leftover owner (another vmsigd on this bus) is not ours; ours
          * will fail to get the name and exit, which the check above sees. */
         if (r->d->owner_is_pid ? owner != (guint32) r->d->pid : owner == 0)
@@ -582,13 +593,79 @@ static gboolean daemon_ready(gpointer data) {
         return g_file_test(r->d->private_socket, G_FILE_TEST_EXISTS);
 }
 
+/* Writes the daemon's configuration and creates its log; returns the log's
+ * write end, for the daemon's stdout and stderr. Numbered, so that a test
+ * starting several daemons on one bus keeps every log. */
+static int daemon_files(VtDaemon *d, const char *config_xml) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *log_path = NULL;
+        int log_fd;
+
+        d->bus->n_started++;
+        d->config_path = g_strdup_printf("%s/vmsigd-%u.conf", d->bus->dir, d->bus->n_started);
+        log_path = g_strdup_printf("%s/vmsigd-%u.log", d->bus->dir, d->bus->n_started);
+        if (!g_file_set_contents(d->config_path, config_xml, -1, &error))
+                vt_fail("Cannot write %s: %s", d->config_path, error->message);
+
+        log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+        if (log_fd < 0)
+                vt_fail("Cannot create %s: %s", log_path, g_strerror(errno));
+        d->log_fd = open(log_path, O_RDONLY | O_CLOEXEC);
+        if (d->log_fd < 0)
+                vt_fail("Cannot open %s: %s", log_path, g_strerror(errno));
+        return log_fd;
+}
+
+/* VMSIG_DAEMON_WRAPPER's words, then vmsigd and its arguments. */
+static GPtrArray *daemon_argv(VtDaemon *d, const char *bin, const char *const *extra_args) {
+        const char *wrapper = g_getenv("VMSIG_DAEMON_WRAPPER");
+        GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
+
+        d->owner_is_pid = TRUE;
+        if (wrapper && *wrapper) {
+                g_autoptr(GError) error = NULL;
+                g_auto(GStrv) wrapper_argv = NULL;
+
+                if (!g_shell_parse_argv(wrapper, NULL, &wrapper_argv, &error))
+                        vt_fail("Cannot parse VMSIG_DAEMON_WRAPPER: %s", error->message);
+                for (char **p = wrapper_argv; *p; p++)
+                        g_ptr_array_add(argv, g_strdup(*p));
+                /* valgrind runs its guest in its own process. */
+                g_autofree char *tool = g_path_get_basename(wrapper_argv[0]);
+                d->owner_is_pid = g_str_equal(tool, "valgrind");
+        }
+        g_ptr_array_add(argv, g_strdup(bin));
+        g_ptr_array_add(argv, g_strdup("--config"));
+        g_ptr_array_add(argv, g_strdup(d->config_path));
+        /* Before the extra arguments, which may override it. */
+        g_ptr_array_add(argv, g_strdup("--log-level=debug"));
+        /* Each daemon gets its own private socket, never /run/vmsig's. */
+        d->private_socket = g_strdup_printf("%s/private-%u", d->bus->dir, d->bus->n_started);
+        g_ptr_array_add(argv, g_strdup_printf("--private-socket=%s", d->private_socket));
+        for (const char *const *p = extra_args; p && *p; p++)
+                g_ptr_array_add(argv, g_strdup(*p));
+        g_ptr_array_add(argv, NULL);
+        return argv;
+}
+
+/* Owning the name is the last step of vmsigd's start-up, so once it is
+ * owned the objects are there too. */
+static void daemon_wait_ready(VtDaemon *d) {
+        ReadyCtx ready = { .d = d, .c = vt_bus_connect(d->bus) };
+        gboolean ok = vt_wait_for(daemon_ready, &ready, d->timeout_ms);
+
+        g_dbus_connection_close_sync(ready.c, NULL, NULL);
+        g_object_unref(ready.c);
+        if (!ok)
+                daemon_fail(d, "did not own org.vmsig in time");
+}
+
 VtDaemon *vt_daemon_start_full(VtBus *bus, const char *config_xml, const char *const *extra_args) {
         const char *builddir = require_env("VMSIG_BUILDDIR");
-        const char *wrapper = g_getenv("VMSIG_DAEMON_WRAPPER");
         g_autoptr(GError) error = NULL;
-        g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-        g_auto(GStrv) wrapper_argv = NULL, env = NULL;
-        g_autofree char *bin = NULL, *log_path = NULL;
+        g_autoptr(GPtrArray) argv = NULL;
+        g_auto(GStrv) env = NULL;
+        g_autofree char *bin = NULL;
         VtDaemon *d;
         int log_fd;
 
@@ -599,45 +676,11 @@ VtDaemon *vt_daemon_start_full(VtBus *bus, const char *config_xml, const char *c
         d->bus = bus;
         d->log_fd = -1;
         d->timeout_ms = wrapped_timeout();
-        bus->n_started++;
-        /* Numbered, so that a test starting several daemons on one bus
-         * keeps every log. */
-        d->config_path = g_strdup_printf("%s/vmsigd-%u.conf", bus->dir, bus->n_started);
-        log_path = g_strdup_printf("%s/vmsigd-%u.log", bus->dir, bus->n_started);
-        if (!g_file_set_contents(d->config_path, config_xml, -1, &error))
-                vt_fail("Cannot write %s: %s", d->config_path, error->message);
-
-        log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-        if (log_fd < 0)
-                vt_fail("Cannot create %s: %s", log_path, g_strerror(errno));
-        d->log_fd = open(log_path, O_RDONLY | O_CLOEXEC);
-        if (d->log_fd < 0)
-                vt_fail("Cannot open %s: %s", log_path, g_strerror(errno));
-
-        d->owner_is_pid = TRUE;
-        if (wrapper && *wrapper) {
-                if (!g_shell_parse_argv(wrapper, NULL, &wrapper_argv, &error))
-                        vt_fail("Cannot parse VMSIG_DAEMON_WRAPPER: %s", error->message);
-                for (char **p = wrapper_argv; *p; p++)
-                        g_ptr_array_add(argv, g_strdup(*p));
-                /* valgrind runs its guest in its own process. */
-                g_autofree char *tool = g_path_get_basename(wrapper_argv[0]);
-                d->owner_is_pid = g_str_equal(tool, "valgrind");
-        }
+        log_fd = daemon_files(d, config_xml);
         bin = g_build_filename(builddir, "vmsigd", NULL);
         if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE))
                 vt_fail("%s does not exist; build it first", bin);
-        g_ptr_array_add(argv, g_strdup(bin));
-        g_ptr_array_add(argv, g_strdup("--config"));
-        g_ptr_array_add(argv, g_strdup(d->config_path));
-        /* Before the extra arguments, which may override it. */
-        g_ptr_array_add(argv, g_strdup("--log-level=debug"));
-        /* Each daemon gets its own private socket, never /run/vmsig's. */
-        d->private_socket = g_strdup_printf("%s/private-%u", bus->dir, bus->n_started);
-        g_ptr_array_add(argv, g_strdup_printf("--private-socket=%s", d->private_socket));
-        for (const char *const *p = extra_args; p && *p; p++)
-                g_ptr_array_add(argv, g_strdup(*p));
-        g_ptr_array_add(argv, NULL);
+        argv = daemon_argv(d, bin, extra_args);
 
         env = child_environ(bus);
 #if VMSIG_HAVE_VGPU
@@ -653,15 +696,7 @@ VtDaemon *vt_daemon_start_full(VtBus *bus, const char *config_xml, const char *c
                 vt_fail("Cannot start %s: %s", bin, error->message);
         close(log_fd);
         bus->daemons = g_list_prepend(bus->daemons, d);
-
-        /* Owning the name is the last step of vmsigd's start-up, so once it
-         * is owned the objects are there too. */
-        ReadyCtx ready = { .d = d, .c = vt_bus_connect(bus) };
-        gboolean ok = vt_wait_for(daemon_ready, &ready, d->timeout_ms);
-        g_dbus_connection_close_sync(ready.c, NULL, NULL);
-        g_object_unref(ready.c);
-        if (!ok)
-                daemon_fail(d, "did not own org.vmsig in time");
+        daemon_wait_ready(d);
         return d;
 }
 
@@ -707,6 +742,20 @@ void vt_daemon_signal(VtDaemon *d, int sig) {
 char *vt_daemon_log(VtDaemon *d) {
         g_assert_nonnull(d);
         return read_fd_all(d->log_fd);
+}
+
+guint vt_daemon_log_count(VtDaemon *d, const char *needle) {
+        g_autofree char *log = vt_daemon_log(d);
+        guint n = 0;
+
+        for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
+                n++;
+        return n;
+}
+
+gboolean vt_daemon_log_has(gpointer args) {
+        void **a = args;
+        return vt_daemon_log_count(a[0], a[1]) > 0;
 }
 
 int vt_daemon_wait(VtDaemon *d, guint timeout_ms) {

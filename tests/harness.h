@@ -73,6 +73,11 @@ char *vt_daemon_log(VtDaemon *d);
  * status (128 + signal number if killed). Asserts if it did not exit within
  * timeout_ms. d stays valid; call vt_daemon_stop to free it. */
 int vt_daemon_wait(VtDaemon *d, guint timeout_ms);
+/* How often needle occurs in the daemon's log so far. */
+guint vt_daemon_log_count(VtDaemon *d, const char *needle);
+/* For vt_wait_for(): whether the log of args[0], a VtDaemon, holds the
+ * string args[1] (args: a void *[2]). */
+gboolean vt_daemon_log_has(gpointer args);
 /* Ends the daemon and frees d; returns its exit status, printing its log
  * to the test log if that is not 0. A daemon still running gets SIGTERM,
  * unless its bus is already stopped: then it is given time to notice and

@@ -15,21 +15,16 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 #include "linux-guest.h"
 #include "qemu-harness.h"
 
-#define VM "/org/vmsig/endpoint/guest"
+#define VM VT_ENDPOINT("guest")
 #define BOOT_MS 60000
 
 typedef struct {
+        VT_FIXTURE;
         LinuxGuest *g;
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
-        char *trigger_dir;
 } Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
@@ -37,42 +32,30 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
                 return;
         f->g = linux_guest_new(data, false);
         linux_guest_start(f->g, true, false);
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start_discovering(f->bus, "", &f->trigger_dir);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
+        vt_fixture_setup_discovering(&f->vt, "", VT_FIXTURE_SIGNAL_LOG);
 }
 
+/* Also when the guest could not be had and nothing was started. */
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        if (!f->g)
-                return;
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
         linux_guest_free(f->g);
-        g_free(f->trigger_dir);
 }
 
 static void attach(Fixture *f) {
-        vt_write_trigger(f->trigger_dir, "guest", NULL, f->g->vm->ram_path, f->g->vm->qmp_path);
-        g_assert_true(vt_signal_log_wait(f->log, "EndpointAdded /org/vmsig ", 5000));
+        vt_fixture_attach(&f->vt, "guest", f->g->vm->ram_path, f->g->vm->qmp_path);
 }
 
 static char *prop(Fixture *f, const char *name) {
         return vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, name);
 }
 
-static gboolean state_is(Fixture *f, const char *want) {
-        return vt_endpoint_property_is(f->conn, VM, "BootstrapState", want);
-}
-
+/* For vt_wait_for(), data: the Fixture. */
 static gboolean is_ready(gpointer data) {
-        return state_is(data, "ready");
+        return vt_endpoint_property_is(((Fixture *) data)->conn, VM, "BootstrapState", "ready");
 }
 
 static gboolean is_booting(gpointer data) {
-        return state_is(data, "booting");
+        return vt_endpoint_property_is(((Fixture *) data)->conn, VM, "BootstrapState", "booting");
 }
 
 /* --- the test's own page walk, over the RAM fd vmsigd handed out (flat: the
@@ -173,23 +156,7 @@ static void check_root(Fixture *f, unsigned boot, Root *ret) {
 }
 
 static char *write_virtual(Fixture *f, uint64_t va, const char *bytes, guint64 epoch) {
-        GVariantBuilder opts;
-        int lease = vt_acquire_lease(f->conn, VM, "memory-write", NULL);
-        g_autoptr(GError) error = NULL;
-
-        g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
-        g_variant_builder_add(&opts, "{sv}", "expected_epoch", g_variant_new_uint64(epoch));
-        g_autoptr(GVariant) r = g_dbus_connection_call_sync(
-                f->conn, VT_NAME, VM, VT_ENDPOINT_IFACE, "MemWriteVirtual",
-                g_variant_new("(t@aya{sv})", va,
-                              g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, bytes, strlen(bytes), 1), &opts),
-                NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
-        close(lease);
-        if (r)
-                return NULL;
-        char *name = g_dbus_error_get_remote_error(error);
-        g_assert_nonnull(name);
-        return name;
+        return vt_mem_write_virtual(f->conn, VM, va, bytes, strlen(bytes), epoch);
 }
 
 /* A root that stays: the kernel may run on early tables for a moment, and

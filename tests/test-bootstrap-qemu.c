@@ -20,22 +20,17 @@
 #include <glib/gstdio.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 #include "qemu-harness.h"
 #include "synthetic-vcpu.h"
 #include "win-image.h"
 
-#define VM "/org/vmsig/endpoint/guest"
+#define VM VT_ENDPOINT("guest")
 #define SEED 0x5eedu
 
 typedef struct {
+        VT_FIXTURE;
         QemuVm *qemu;
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
-        char *trigger_dir;
         int ram_fd;
         win_range ranges[2];
         win_image img;
@@ -55,44 +50,32 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->img = (win_image) { .fd = f->ram_fd, .ranges = f->ranges,
                                .n_ranges = win_ranges_q35(ram_mib, f->ranges) };
 
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start_discovering(f->bus, "<limits bootstrap-backoff-max-ms=\"1000\"/>",
-                                                &f->trigger_dir);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
+        vt_fixture_setup_discovering(&f->vt, "<limits bootstrap-backoff-max-ms=\"1000\"/>", VT_FIXTURE_SIGNAL_LOG);
 }
 
+/* Also when QEMU could not be had and nothing was started. */
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        if (!f->qemu)
-                return;
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
-        close(f->ram_fd);
+        vt_fixture_teardown(&f->vt);
+        if (f->ram_fd >= 0)
+                close(f->ram_fd);
         qemu_vm_free(f->qemu);
-        g_free(f->trigger_dir);
 }
 
 static void attach(Fixture *f) {
-        vt_write_trigger(f->trigger_dir, "guest", NULL, f->qemu->ram_path, f->qemu->qmp_path);
-        g_assert_true(vt_signal_log_wait(f->log, "EndpointAdded /org/vmsig ", 5000));
+        vt_fixture_attach(&f->vt, "guest", f->qemu->ram_path, f->qemu->qmp_path);
 }
 
 static char *bootstrap_state(Fixture *f) {
         return vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "BootstrapState");
 }
 
-static gboolean is_state(Fixture *f, const char *want) {
-        return vt_endpoint_property_is(f->conn, VM, "BootstrapState", want);
-}
-
+/* For vt_wait_for(), data: the Fixture. */
 static gboolean is_ready(gpointer data) {
-        return is_state(data, "ready");
+        return vt_endpoint_property_is(((Fixture *) data)->conn, VM, "BootstrapState", "ready");
 }
 
 static gboolean is_booting(gpointer data) {
-        return is_state(data, "booting");
+        return vt_endpoint_property_is(((Fixture *) data)->conn, VM, "BootstrapState", "booting");
 }
 
 static void assert_root(Fixture *f, const win_expect *e) {
@@ -114,24 +97,9 @@ static void assert_root(Fixture *f, const win_expect *e) {
 }
 
 static char *write_virtual(Fixture *f, uint64_t va, uint64_t value, guint64 expected_epoch) {
-        GVariantBuilder opts;
         uint64_t le = GUINT64_TO_LE(value);
-        int lease = vt_acquire_lease(f->conn, VM, "memory-write", NULL);
-        g_autoptr(GError) error = NULL;
 
-        g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
-        g_variant_builder_add(&opts, "{sv}", "expected_epoch", g_variant_new_uint64(expected_epoch));
-        g_autoptr(GVariant) r = g_dbus_connection_call_sync(
-                f->conn, VT_NAME, VM, VT_ENDPOINT_IFACE, "MemWriteVirtual",
-                g_variant_new("(t@aya{sv})", va, g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, &le, sizeof le, 1),
-                              &opts),
-                NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
-        close(lease);
-        if (r)
-                return NULL;
-        char *name = g_dbus_error_get_remote_error(error);
-        g_assert_nonnull(name);
-        return name;
+        return vt_mem_write_virtual(f->conn, VM, va, &le, sizeof le, expected_epoch);
 }
 
 static double ms_since(gint64 start) {

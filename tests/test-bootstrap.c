@@ -23,8 +23,7 @@
 #define TIMEOUT_USEC (10 * UINT64_C(1000000))
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         vmsig_endpoint *ep;
         vmsig_subscriber *sub;
         unsigned booting_events; /* BOOTSTRAP events saying "booting" */
@@ -53,8 +52,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
 
         if (config)
                 spec.bootstrap_config = *config;
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         g_assert_cmpint(vmsig_core_subscribe(f->core, &filter, 0, on_bootstrap, f, &f->sub), ==, 0);
         g_assert_cmpint(vmsig_stub_new(&spec, &es, NULL), ==, 0);
         g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &es, &f->ep), ==, 0);
@@ -66,8 +64,7 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         if (f->ep)
                 g_assert_cmpint(vmsig_core_detach_endpoint(f->core, f->ep), ==, 0);
         vmsig_subscriber_free(f->sub);
-        vmsig_core_free(f->core);
-        sd_event_unref(f->event);
+        vt_core_stop(f->event, f->core);
 }
 
 static const vmsig_bootstrap_payload *payload(Fixture *f) {

@@ -11,27 +11,20 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
+#include "fixture.h"
 #include "guest-image.h"
-#include "harness.h"
 #include "stub.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 
 typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
+        VT_FIXTURE;
         GuestImageSpec spec;
         int lease; /* memory-write, while writing */
 } Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, data);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
+        vt_fixture_setup(&f->vt, data, VT_FIXTURE_SIGNAL_LOG);
         guest_image_spec_init(&f->spec);
         f->spec.layout = GUEST_IMAGE_LAYOUT_FLAT;
         f->spec.boot = true;
@@ -41,10 +34,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         if (f->lease >= 0)
                 close(f->lease);
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 static void hold_write_lease(Fixture *f) {
@@ -115,12 +105,7 @@ static gboolean is_booting(gpointer data) {
 }
 
 static guint count_log(Fixture *f, const char *needle) {
-        g_autofree char *log = vt_daemon_log(f->daemon);
-        guint n = 0;
-
-        for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
-                n++;
-        return n;
+        return vt_daemon_log_count(f->daemon, needle);
 }
 
 static guint64 read_ram(const VtMemctx *d, uint64_t gpa) {

@@ -4,10 +4,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                                                                           \
         "<vmsigd>"                                                                                        \
         "<stub-vm name=\"alpha\" uuid=\"6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19\" ram-size=\"4M\"/>"         \
@@ -15,24 +14,18 @@
         "</vmsigd>"
 
 typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
+        VT_FIXTURE;
         int power_lease; /* on alpha: lifecycle calls need it */
 } Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, CONFIG, 0);
         f->power_lease = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         close(f->power_lease);
-        g_object_unref(f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 static char *state_of(Fixture *f, const char *path) {

@@ -8,11 +8,10 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define CONFIG                                                   \
         "<vmsigd><audit target=\"stderr\"/>"                     \
         "<admission max-leases=\"2\"/>"                           \
@@ -21,26 +20,7 @@
         "<stub-vm name=\"gamma\" ram-size=\"1M\"/>"               \
         "<stub-vm name=\"slow\" ram-size=\"1M\" latency-ms=\"300\"/></vmsigd>"
 
-typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
-}
+VT_FIXTURE_DEFINE(CONFIG, VT_FIXTURE_SIGNAL_LOG)
 
 static char *holder(Fixture *f, const char *path, const char *property) {
         return vt_get_string(f->conn, path, VT_ENDPOINT_IFACE, property);

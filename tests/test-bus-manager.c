@@ -3,8 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
 #define CONFIG_TWO_VMS                                                                                    \
         "<vmsigd>"                                                                                         \
@@ -12,23 +11,7 @@
         "<stub-vm name=\"beta\" ram-size=\"2M\" state=\"paused\"/>"                                        \
         "</vmsigd>"
 
-typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, data ? data : CONFIG_TWO_VMS);
-        f->conn = vt_bus_connect(f->bus);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_object_unref(f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
-}
+VT_FIXTURE_DEFINE(data ?: CONFIG_TWO_VMS, 0)
 
 static void test_properties(Fixture *f, gconstpointer data) {
         g_autofree char *version = vt_get_string(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Version");

@@ -12,12 +12,10 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define CONFIG_HEAD                                              \
         "<vmsigd><audit target=\"stderr\"/>"                     \
         "<admission max-subscriptions=\"2\"/>"                    \
@@ -26,27 +24,8 @@
         "<stub-vm name=\"gamma\" ram-size=\"1M\"/>"
 #define CONFIG CONFIG_HEAD "</vmsigd>"
 
-typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        if (data)
-                f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
-}
+/* data: with polkitd */
+VT_FIXTURE_DEFINE(CONFIG, data ? VT_FIXTURE_POLKIT : 0)
 
 static char *subscribe_error(GDBusConnection *c, const char *path) {
         g_autoptr(GError) error = NULL;
@@ -117,12 +96,6 @@ static void test_signals_to_subscribers_only(Fixture *f, gconstpointer data) {
         g_object_unref(other);
 }
 
-static gboolean log_has(gpointer data) {
-        void **args = data;
-        g_autofree char *log = vt_daemon_log(args[0]);
-        return strstr(log, args[1]) != NULL;
-}
-
 static char *client_path(void) {
         return g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
 }
@@ -139,20 +112,20 @@ static void test_subscriber_gone(Fixture *f, gconstpointer data) {
                                                GINT_TO_POINTER(getpid()), &pid, NULL, &out, NULL, &error));
         g_assert_no_error(error);
         void *subscribed[] = { f->daemon, (void *) "action=subscribe-memctx endpoint=alpha result=ok" };
-        g_assert_true(vt_wait_for(log_has, subscribed, 10000));
+        g_assert_true(vt_wait_for(vt_daemon_log_has, subscribed, 10000));
         kill(pid, SIGKILL);
         (void) waitpid(pid, NULL, 0);
         g_spawn_close_pid(pid);
         close(out);
         void *gone[] = { f->daemon, (void *) "of 'alpha' left the bus." };
-        g_assert_true(vt_wait_for(log_has, gone, 10000));
+        g_assert_true(vt_wait_for(vt_daemon_log_has, gone, 10000));
 
         GDBusConnection *c = vt_bus_connect(f->bus);
         VtMemctx d = vt_subscribe_memctx(c, ALPHA);
         g_object_unref(c);
         vt_memctx_clear(&d);
         void *gone2[] = { f->daemon, (void *) "of 'alpha' left the bus." };
-        g_assert_true(vt_wait_for(log_has, gone2, 10000));
+        g_assert_true(vt_wait_for(vt_daemon_log_has, gone2, 10000));
 }
 
 static GStrv run_probe(Fixture *f, gboolean as_nobody, const char *path) {

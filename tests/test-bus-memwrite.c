@@ -8,10 +8,9 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define RAM (4u << 20)
 #define DTB 0x10000u
 #define CONFIG                                                                      \
@@ -20,9 +19,7 @@
         "<stub-vm name=\"slow\" ram-size=\"1M\" latency-ms=\"300\"/></vmsigd>"
 
 typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
+        VT_FIXTURE;
         int lease;
         int ram_fd;
         const guint8 *ram; /* a read-only view of alpha's RAM */
@@ -41,9 +38,7 @@ static int subscribe_fd(GDBusConnection *c, const char *path) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, CONFIG, 0);
         f->lease = vt_acquire_lease(f->conn, ALPHA, "memory-write", NULL);
         f->ram_fd = subscribe_fd(f->conn, ALPHA);
         f->ram = mmap(NULL, RAM, PROT_READ, MAP_SHARED, f->ram_fd, 0);
@@ -54,9 +49,7 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         munmap((void *) f->ram, RAM);
         close(f->ram_fd);
         close(f->lease);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 static GVariant *bytes(const void *data, gsize len) {
@@ -215,19 +208,7 @@ static void test_batch(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(log, "result=ok reason=- address=0x3000 length=4 count=2"));
 }
 
-typedef struct {
-        guint done;
-        GPtrArray *errors;
-} Pending;
-
-static void on_reply(GObject *source, GAsyncResult *res, gpointer data) {
-        Pending *p = data;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) v = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
-
-        g_ptr_array_add(p->errors, v ? g_strdup("ok") : g_dbus_error_get_remote_error(error));
-        p->done++;
-}
+typedef VtReplies Pending;
 
 static gboolean three_done(gpointer data) {
         return ((Pending *) data)->done == 3;
@@ -237,14 +218,14 @@ static gboolean three_done(gpointer data) {
  * behind it wait and land in order. */
 static void test_pause_and_serialize(Fixture *f, gconstpointer data) {
         VtSignalLog *log = vt_signal_log_new(f->conn);
-        Pending p = { .errors = g_ptr_array_new_with_free_func(g_free) };
+        Pending p = { .errors = g_ptr_array_new_with_free_func(g_free), .with_ok = TRUE };
         const char *values[] = { "one", "two", "3rd" };
 
         for (int i = 0; i < 3; i++)
                 g_dbus_connection_call(f->conn, VT_NAME, ALPHA, VT_ENDPOINT_IFACE, "MemWrite",
                                        g_variant_new("(t@ay@a{sv})", (guint64) 0x7000, bytes(values[i], 3),
                                                      options(i == 0, -1)),
-                                       NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, on_reply, &p);
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, vt_replies_collect, &p);
         g_assert_true(vt_wait_for(three_done, &p, 10000));
         for (guint i = 0; i < 3; i++)
                 g_assert_cmpstr(g_ptr_array_index(p.errors, i), ==, "ok");
@@ -267,12 +248,12 @@ static gboolean one_done(gpointer data) {
 /* The endpoint goes while a paused write waits for the host: the caller
  * gets an error and the daemon stays sound (ASan and valgrind runs). */
 static void test_detach_in_flight(Fixture *f, gconstpointer data) {
-        Pending p = { .errors = g_ptr_array_new_with_free_func(g_free) };
+        Pending p = { .errors = g_ptr_array_new_with_free_func(g_free), .with_ok = TRUE };
         int lease = vt_acquire_lease(f->conn, "/org/vmsig/endpoint/slow", "memory-write", NULL);
 
         g_dbus_connection_call(f->conn, VT_NAME, "/org/vmsig/endpoint/slow", VT_ENDPOINT_IFACE, "MemWrite",
                                g_variant_new("(t@ay@a{sv})", (guint64) 0x10, bytes("x", 1), options(TRUE, -1)), NULL,
-                               G_DBUS_CALL_FLAGS_NONE, 10000, NULL, on_reply, &p);
+                               G_DBUS_CALL_FLAGS_NONE, 10000, NULL, vt_replies_collect, &p);
         vt_bus_iterate(f->bus, 50);
         g_autoptr(GVariant) d = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
                                         g_variant_new("(s)", "slow"));

@@ -7,44 +7,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 
 #define CONFIG_BASE                                                   \
         "<vmsigd><audit target=\"stderr\"/>"                          \
         "<stub-vm name=\"alpha\" ram-size=\"1M\"/>"                    \
         "<stub-vm name=\"beta\" ram-size=\"1M\"/>"
 
-typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
-
-static void setup_with(Fixture *f, const char *config, gboolean with_polkit) {
-        f->bus = vt_bus_start();
-        if (with_polkit)
-                f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, config);
-        f->conn = vt_bus_connect(f->bus);
-}
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        setup_with(f, data ? data : CONFIG_BASE "</vmsigd>", TRUE);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        if (f->daemon)
-                g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
-}
+VT_FIXTURE_DEFINE(data ?: CONFIG_BASE "</vmsigd>", VT_FIXTURE_POLKIT)
 
 /* Runs vmsig-test-client as nobody, first taking the lease of class lease
  * on path if lease is non-NULL; returns its output lines, e.g.
@@ -110,12 +83,7 @@ static gboolean log_has_audit(Fixture *f, const char *uid, const char *action, c
 }
 
 static guint count_log(Fixture *f, const char *needle) {
-        g_autofree char *log = vt_daemon_log(f->daemon);
-        guint n = 0;
-
-        for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
-                n++;
-        return n;
+        return vt_daemon_log_count(f->daemon, needle);
 }
 
 static const char *const lifecycle_methods[] = { "Pause", "Resume", "Reset", "PowerOff", "Kill" };
@@ -288,7 +256,7 @@ static void test_reload_and_detach(Fixture *f, gconstpointer data) {
 static void test_polkit_absent(void) {
         Fixture fx = {}, *f = &fx;
 
-        setup_with(f, CONFIG_BASE "</vmsigd>", FALSE);
+        vt_fixture_setup(f, CONFIG_BASE "</vmsigd>", 0);
         g_autofree char *list = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
         assert_error(list, "org.freedesktop.DBus.Error.AccessDenied");
         g_auto(GStrv) pause = run_as_nobody(f, TRUE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
@@ -322,20 +290,7 @@ static void test_allow_list(Fixture *f, gconstpointer data) {
         g_assert_true(g_str_has_prefix(allowed, "ok "));
 }
 
-typedef struct {
-        guint done;
-        GPtrArray *errors;
-} Pending;
-
-static void on_reply(GObject *source, GAsyncResult *res, gpointer data) {
-        Pending *p = data;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) v = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
-
-        if (!v)
-                g_ptr_array_add(p->errors, g_dbus_error_get_remote_error(error));
-        p->done++;
-}
+typedef VtReplies Pending;
 
 static gboolean all_done(gpointer data) {
         Pending *p = data;
@@ -357,7 +312,7 @@ static void test_quota_pending_calls(Fixture *f, gconstpointer data) {
                 leases[i] = vt_acquire_lease(f->conn, paths[i], "power", NULL);
         for (size_t i = 0; i < G_N_ELEMENTS(paths); i++)
                 g_dbus_connection_call(f->conn, VT_NAME, paths[i], VT_ENDPOINT_IFACE, "Pause", NULL, NULL,
-                                       G_DBUS_CALL_FLAGS_NONE, 10000, NULL, on_reply, &p);
+                                       G_DBUS_CALL_FLAGS_NONE, 10000, NULL, vt_replies_collect, &p);
         g_autofree char *other = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
         g_assert_true(g_str_has_prefix(other, "ok "));
         g_assert_true(vt_wait_for(all_done, &p, 10000));

@@ -10,19 +10,16 @@
 
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                              \
         "<vmsigd><audit target=\"stderr\"/>"                \
         "<stub-vm name=\"alpha\" ram-size=\"1M\"/>"          \
         "<stub-vm name=\"beta\" ram-size=\"1M\" state=\"paused\"/></vmsigd>"
 
 typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn; /* system bus */
+        VT_FIXTURE; /* conn: on the system bus */
         GDBusConnection *p2p;
 } Fixture;
 
@@ -37,17 +34,13 @@ static GDBusConnection *connect_p2p(const char *socket) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, CONFIG, 0);
         f->p2p = connect_p2p(vt_daemon_private_socket(f->daemon));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         g_clear_object(&f->p2p);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 static GVariant *p2p_call(Fixture *f, const char *path, const char *iface, const char *method, GVariant *args) {
@@ -262,12 +255,6 @@ static void test_pipelined_first_call(Fixture *f, gconstpointer data) {
         close(fd);
 }
 
-static gboolean log_has(gpointer data) {
-        void **args = data;
-        g_autofree char *log = vt_daemon_log(args[0]);
-        return strstr(log, args[1]) != NULL;
-}
-
 /* A peer that goes away is cleaned up, and the socket file goes with the
  * daemon. */
 static void test_disconnect_and_exit(Fixture *f, gconstpointer data) {
@@ -275,7 +262,7 @@ static void test_disconnect_and_exit(Fixture *f, gconstpointer data) {
         void *args[] = { f->daemon, (void *) "Private connection closed." };
 
         g_clear_object(&f->p2p);
-        g_assert_true(vt_wait_for(log_has, args, 5000));
+        g_assert_true(vt_wait_for(vt_daemon_log_has, args, 5000));
         g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
         f->daemon = NULL;
         g_assert_false(g_file_test(socket, G_FILE_TEST_EXISTS));

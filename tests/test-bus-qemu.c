@@ -9,19 +9,14 @@
 #include <glib/gstdio.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 #include "qemu-harness.h"
 
-#define VM "/org/vmsig/endpoint/guest"
+#define VM VT_ENDPOINT("guest")
 
 typedef struct {
+        VT_FIXTURE;
         QemuVm *qemu;
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-        VtSignalLog *log;
-        char *trigger_dir;
         char *trigger;
 } Fixture;
 
@@ -35,23 +30,16 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->qemu = qemu_vm_new();
         f->qemu->vga = data != NULL;
         qemu_vm_start(f->qemu);
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start_discovering(
-                f->bus, "<audit target=\"stderr\"/><limits bootstrap-backoff-max-ms=\"500\"/>", &f->trigger_dir);
+        vt_fixture_setup_discovering(&f->vt, "<audit target=\"stderr\"/><limits bootstrap-backoff-max-ms=\"500\"/>",
+                                     VT_FIXTURE_SIGNAL_LOG);
         f->trigger = g_build_filename(f->trigger_dir, "guest.xml", NULL);
-        f->conn = vt_bus_connect(f->bus);
-        f->log = vt_signal_log_new(f->conn);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         if (!f->qemu)
                 return;
-        vt_signal_log_free(f->log);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
         qemu_vm_free(f->qemu);
-        g_free(f->trigger_dir);
         g_free(f->trigger);
 }
 
@@ -59,19 +47,8 @@ static char *state(Fixture *f) {
         return vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "State");
 }
 
-typedef struct {
-        Fixture *f;
-        const char *want;
-} StateWait;
-
-static gboolean state_is(gpointer data) {
-        StateWait *w = data;
-        return vt_endpoint_property_is(w->f->conn, VM, "State", w->want);
-}
-
 static void wait_state(Fixture *f, const char *want) {
-        StateWait w = { f, want };
-        g_assert_true(vt_wait_for(state_is, &w, 10000));
+        g_assert_true(vt_endpoint_wait_property(f->conn, VM, "State", want, TRUE, 10000));
 }
 
 /* The trigger file brings the VM onto the bus within 100 ms; its removal

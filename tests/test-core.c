@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <glib.h>
 
+#include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
 
@@ -43,17 +44,9 @@ struct recorder {
 };
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         GPtrArray *recorders;
 } Fixture;
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        g_assert_cmpint(clock_gettime(CLOCK_MONOTONIC, &ts), ==, 0);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
 
 static void recorder_free(void *p) {
         recorder *r = p;
@@ -63,26 +56,20 @@ static void recorder_free(void *p) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->recorders = g_ptr_array_new_with_free_func(recorder_free);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         /* The core frees the subscribers still registered. */
-        vmsig_core_free(f->core);
+        vt_core_stop(f->event, f->core);
         g_ptr_array_unref(f->recorders);
-        sd_event_unref(f->event);
 }
 
 /* Run everything that is ready now, including the deferred dispatch and
  * the idle reap; an fd that stays readable would spin, hence the bound. */
 static void run_pending(Fixture *f) {
-        int r, n = 0;
-
-        while ((r = sd_event_run(f->event, 0)) > 0)
-                g_assert_cmpint(++n, <, 10000);
-        g_assert_cmpint(r, ==, 0);
+        vt_event_run_pending(f->event);
 }
 
 static int on_deliver(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
@@ -1259,35 +1246,33 @@ static void test_demand_core_free(void) {
         g_assert_cmpuint(calls->len, ==, 0);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        ADD("/core/order/per-endpoint", test_order_per_endpoint);
-        ADD("/core/order/priority", test_order_priority);
-        ADD("/core/order/flush", test_order_flush);
-        ADD("/core/retention/replay", test_retention_replay);
-        ADD("/core/retention/endpoint-filter", test_retention_endpoint_filter);
-        ADD("/core/overflow/bulk", test_overflow_bulk);
-        ADD("/core/overflow/control", test_overflow_control);
-        ADD("/core/overflow/retained", test_overflow_retained);
-        ADD("/core/overflow/resync", test_overflow_resync);
-        ADD("/core/overflow/resync-unretained", test_overflow_resync_unretained);
-        ADD("/core/subscriber/free-during-dispatch", test_subscriber_free_during_dispatch);
-        ADD("/core/subscriber/subscribe-during-dispatch", test_subscriber_subscribe_during_dispatch);
-        ADD("/core/slots/reuse-after-reap", test_slots_reuse_after_reap);
-        ADD("/core/slots/fifo", test_slots_fifo);
-        ADD("/core/fd/demux", test_fd_demux);
-        ADD("/core/fd/stale", test_fd_stale);
-        ADD("/core/fd/removed-in-batch", test_fd_removed_in_batch);
-        ADD("/core/kinds", test_kinds);
-        ADD("/core/publish-object", test_publish_object);
-        ADD("/core/stats", test_stats);
-        ADD("/core/demand/find-kind", test_demand_find_kind);
-        ADD("/core/demand/transitions", test_demand_transitions);
-        ADD("/core/demand/free-in-delivery", test_demand_free_in_delivery);
-        ADD("/core/demand/detached", test_demand_detached);
+        VT_TEST_ADD("/core/order/per-endpoint", test_order_per_endpoint);
+        VT_TEST_ADD("/core/order/priority", test_order_priority);
+        VT_TEST_ADD("/core/order/flush", test_order_flush);
+        VT_TEST_ADD("/core/retention/replay", test_retention_replay);
+        VT_TEST_ADD("/core/retention/endpoint-filter", test_retention_endpoint_filter);
+        VT_TEST_ADD("/core/overflow/bulk", test_overflow_bulk);
+        VT_TEST_ADD("/core/overflow/control", test_overflow_control);
+        VT_TEST_ADD("/core/overflow/retained", test_overflow_retained);
+        VT_TEST_ADD("/core/overflow/resync", test_overflow_resync);
+        VT_TEST_ADD("/core/overflow/resync-unretained", test_overflow_resync_unretained);
+        VT_TEST_ADD("/core/subscriber/free-during-dispatch", test_subscriber_free_during_dispatch);
+        VT_TEST_ADD("/core/subscriber/subscribe-during-dispatch", test_subscriber_subscribe_during_dispatch);
+        VT_TEST_ADD("/core/slots/reuse-after-reap", test_slots_reuse_after_reap);
+        VT_TEST_ADD("/core/slots/fifo", test_slots_fifo);
+        VT_TEST_ADD("/core/fd/demux", test_fd_demux);
+        VT_TEST_ADD("/core/fd/stale", test_fd_stale);
+        VT_TEST_ADD("/core/fd/removed-in-batch", test_fd_removed_in_batch);
+        VT_TEST_ADD("/core/kinds", test_kinds);
+        VT_TEST_ADD("/core/publish-object", test_publish_object);
+        VT_TEST_ADD("/core/stats", test_stats);
+        VT_TEST_ADD("/core/demand/find-kind", test_demand_find_kind);
+        VT_TEST_ADD("/core/demand/transitions", test_demand_transitions);
+        VT_TEST_ADD("/core/demand/free-in-delivery", test_demand_free_in_delivery);
+        VT_TEST_ADD("/core/demand/detached", test_demand_detached);
         g_test_add_func("/core/demand/core-free", test_demand_core_free);
         return g_test_run();
 }

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "detect-linux.h"
+#include "event-loop.h"
 #include "memwrite.h"
 
 #define KiB (UINT64_C(1) << 10)
@@ -638,25 +639,23 @@ static void test_check(Fixture *f, gconstpointer data) {
         g_assert_cmpint(vmsig_linux_check(&f->s, &r), ==, 0);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        ADD("/detect-linux/found", test_found);
-        ADD("/detect-linux/init-mm/none", test_no_init_mm);
-        ADD("/detect-linux/init-mm/ldt", test_init_mm_ldt);
-        ADD("/detect-linux/pti/user-root", test_pti_user_root);
-        ADD("/detect-linux/pti/kernel-root-invalid", test_pti_kernel_root_invalid);
-        ADD("/detect-linux/pti/odd-root-without-pti", test_odd_root_without_pti);
-        ADD("/detect-linux/5level", test_5level);
-        ADD("/detect-linux/banner/lookalikes", test_banner_lookalikes);
-        ADD("/detect-linux/banner/across-pages", test_banner_across_pages);
-        ADD("/detect-linux/hostile/not-a-kernel", test_not_a_kernel);
-        ADD("/detect-linux/hostile/outside-ram", test_tables_outside_ram);
-        ADD("/detect-linux/hostile/cycles", test_cycles);
-        ADD("/detect-linux/arguments", test_arguments);
-        ADD("/detect-linux/read-errors", test_read_errors);
-        ADD("/detect-linux/check", test_check);
+        VT_TEST_ADD("/detect-linux/found", test_found);
+        VT_TEST_ADD("/detect-linux/init-mm/none", test_no_init_mm);
+        VT_TEST_ADD("/detect-linux/init-mm/ldt", test_init_mm_ldt);
+        VT_TEST_ADD("/detect-linux/pti/user-root", test_pti_user_root);
+        VT_TEST_ADD("/detect-linux/pti/kernel-root-invalid", test_pti_kernel_root_invalid);
+        VT_TEST_ADD("/detect-linux/pti/odd-root-without-pti", test_odd_root_without_pti);
+        VT_TEST_ADD("/detect-linux/5level", test_5level);
+        VT_TEST_ADD("/detect-linux/banner/lookalikes", test_banner_lookalikes);
+        VT_TEST_ADD("/detect-linux/banner/across-pages", test_banner_across_pages);
+        VT_TEST_ADD("/detect-linux/hostile/not-a-kernel", test_not_a_kernel);
+        VT_TEST_ADD("/detect-linux/hostile/outside-ram", test_tables_outside_ram);
+        VT_TEST_ADD("/detect-linux/hostile/cycles", test_cycles);
+        VT_TEST_ADD("/detect-linux/arguments", test_arguments);
+        VT_TEST_ADD("/detect-linux/read-errors", test_read_errors);
+        VT_TEST_ADD("/detect-linux/check", test_check);
         return g_test_run();
 }

@@ -51,6 +51,15 @@ static void spec_empty(GuestImageSpec *spec) {
         spec->stub = GUEST_IMAGE_STUB_NONE;
 }
 
+/* A guest whose root lies high, without the low stub, and with the
+ * EPROCESS decoys below the real one: only the EPROCESS scan finds it. */
+static void spec_decoys(GuestImageSpec *spec) {
+        guest_image_spec_init(spec);
+        spec->dtb = HIGH_DTB;
+        spec->stub = GUEST_IMAGE_STUB_NONE;
+        spec->decoys = 0x2800000;
+}
+
 static void write_u64(Image *im, uint64_t gpa, uint64_t v) {
         uint64_t offset, le = htole64(v);
 
@@ -402,11 +411,8 @@ static void test_system_decoys(void) {
         vmsig_detect_result res;
         vmsig_detect_scan_stats one, chunked;
 
-        guest_image_spec_init(&im.spec);
-        im.spec.dtb = HIGH_DTB;
+        spec_decoys(&im.spec);
         im.spec.build = 0;
-        im.spec.stub = GUEST_IMAGE_STUB_NONE;
-        im.spec.decoys = 0x2800000;
         image_open(&im);
         assert_nothing(&im);
 
@@ -426,10 +432,7 @@ static void test_decoys_then_real(void) {
         vmsig_detect_result res;
         vmsig_detect_scan_stats stats;
 
-        guest_image_spec_init(&im.spec);
-        im.spec.dtb = HIGH_DTB;
-        im.spec.stub = GUEST_IMAGE_STUB_NONE;
-        im.spec.decoys = 0x2800000;
+        spec_decoys(&im.spec);
         image_open(&im);
         assert_eprocess(&im, &res);
         scan_to_end(&im.src, VMSIG_DETECT_SCAN_MIN_BUDGET, 1, &res, &stats);
@@ -769,10 +772,7 @@ static void test_scan_chunked(void) {
         unsigned steps = 0;
         int r;
 
-        guest_image_spec_init(&im.spec);
-        im.spec.dtb = HIGH_DTB;
-        im.spec.stub = GUEST_IMAGE_STUB_NONE;
-        im.spec.decoys = 0x2800000;
+        spec_decoys(&im.spec);
         im.spec.eprocess = 60 * MiB + 0x80;
         im.spec.populate = true; /* no holes to skip */
         image_open(&im);
@@ -876,10 +876,7 @@ static void test_scan_holes(void) {
         vmsig_detect_result res;
         vmsig_detect_scan_stats stats;
 
-        guest_image_spec_init(&im.spec);
-        im.spec.dtb = HIGH_DTB;
-        im.spec.stub = GUEST_IMAGE_STUB_NONE;
-        im.spec.decoys = 0x2800000;
+        spec_decoys(&im.spec);
         image_open(&im);
         scan_to_end(&im.src, VMSIG_DETECT_SCAN_MIN_BUDGET, 1, &res, &stats);
         g_assert_cmphex(res.eprocess_gpa, ==, im.spec.eprocess);

@@ -46,8 +46,7 @@ typedef struct record {
 } record;
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         vmsig_discovery *disc;
         char *tmp;     /* everything below lives here */
         char *trigger; /* the watched trigger directory */
@@ -127,8 +126,7 @@ static void assert_rec(Fixture *f, guint i, record_kind kind, const char *name) 
 static void fixture_setup(Fixture *f, gconstpointer data) {
         g_autoptr(GError) error = NULL;
 
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->tmp = g_dir_make_tmp("vmsig-discovery-XXXXXX", &error);
         g_assert_no_error(error);
         f->trigger = g_build_filename(f->tmp, "vms.d", NULL);
@@ -157,8 +155,7 @@ static void remove_tree(const char *path) {
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         vmsig_discovery_free(f->disc);
-        vmsig_core_free(f->core);
-        sd_event_unref(f->event);
+        vt_core_stop(f->event, f->core);
         remove_tree(f->tmp);
         g_free(f->tmp);
         g_free(f->trigger);
@@ -897,31 +894,29 @@ static void test_latency(Fixture *f, gconstpointer data) {
         assert_idle(f);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char *argv[]) {
         /* Plain "vmsigd: ..." lines, whatever the environment of the run. */
         g_unsetenv("JOURNAL_STREAM");
         umask(022);
         g_test_init(&argc, &argv, NULL);
-        ADD("/discovery/initial-enumeration", test_initial_enumeration);
-        ADD("/discovery/appear-atomic", test_appear_atomic);
-        ADD("/discovery/appear-in-place", test_appear_in_place);
-        ADD("/discovery/bad-files", test_bad_files);
-        ADD("/discovery/uuid-clash", test_uuid_clash);
-        ADD("/discovery/removal", test_removal);
-        ADD("/discovery/rewrite", test_rewrite);
-        ADD("/discovery/probe-waits", test_probe_waits);
-        ADD("/discovery/probe-gives-up", test_probe_gives_up);
-        ADD("/discovery/probe-timeout-applies-to-running", test_probe_timeout_applies_to_running);
-        ADD("/discovery/ignored-names", test_ignored_names);
-        ADD("/discovery/rescan", test_rescan);
-        ADD("/discovery/untrusted", test_untrusted);
-        ADD("/discovery/attach-refused", test_attach_refused);
-        ADD("/discovery/directory-appears", test_directory_appears);
-        ADD("/discovery/libvirt", test_libvirt);
-        ADD("/discovery/libvirt-own-monitor", test_libvirt_own_monitor);
-        ADD("/discovery/external-entity", test_external_entity);
-        ADD("/discovery/latency", test_latency);
+        VT_TEST_ADD("/discovery/initial-enumeration", test_initial_enumeration);
+        VT_TEST_ADD("/discovery/appear-atomic", test_appear_atomic);
+        VT_TEST_ADD("/discovery/appear-in-place", test_appear_in_place);
+        VT_TEST_ADD("/discovery/bad-files", test_bad_files);
+        VT_TEST_ADD("/discovery/uuid-clash", test_uuid_clash);
+        VT_TEST_ADD("/discovery/removal", test_removal);
+        VT_TEST_ADD("/discovery/rewrite", test_rewrite);
+        VT_TEST_ADD("/discovery/probe-waits", test_probe_waits);
+        VT_TEST_ADD("/discovery/probe-gives-up", test_probe_gives_up);
+        VT_TEST_ADD("/discovery/probe-timeout-applies-to-running", test_probe_timeout_applies_to_running);
+        VT_TEST_ADD("/discovery/ignored-names", test_ignored_names);
+        VT_TEST_ADD("/discovery/rescan", test_rescan);
+        VT_TEST_ADD("/discovery/untrusted", test_untrusted);
+        VT_TEST_ADD("/discovery/attach-refused", test_attach_refused);
+        VT_TEST_ADD("/discovery/directory-appears", test_directory_appears);
+        VT_TEST_ADD("/discovery/libvirt", test_libvirt);
+        VT_TEST_ADD("/discovery/libvirt-own-monitor", test_libvirt_own_monitor);
+        VT_TEST_ADD("/discovery/external-entity", test_external_entity);
+        VT_TEST_ADD("/discovery/latency", test_latency);
         return g_test_run();
 }

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "memctx.h"
+#include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
 
@@ -277,8 +278,7 @@ typedef struct Fixture Fixture;
 typedef void (*delivery_hook)(Fixture *f, const vmsig_delivery *d);
 
 struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         GString *log;
         vmsig_subscriber *sub;
         GArray *records;
@@ -287,25 +287,19 @@ struct Fixture {
 };
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->log = g_string_new(NULL);
         f->records = g_array_new(false, true, sizeof(record));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vmsig_core_free(f->core);
+        vt_core_stop(f->event, f->core);
         g_array_unref(f->records);
         g_string_free(f->log, true);
-        sd_event_unref(f->event);
 }
 
 static void run_pending(Fixture *f) {
-        int r, n = 0;
-
-        while ((r = sd_event_run(f->event, 0)) > 0)
-                g_assert_cmpint(++n, <, 10000);
-        g_assert_cmpint(r, ==, 0);
+        vt_event_run_pending(f->event);
 }
 
 static void copy_payload(record *rec, const vmsig_event *e) {
@@ -907,14 +901,7 @@ static int make_ram(size_t size) {
 }
 
 static size_t count_fds(void) {
-        GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
-        size_t n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        g_dir_close(dir);
-        return n;
+        return vt_open_fds(0);
 }
 
 static bool same_file(int a, int b) {
@@ -1056,23 +1043,21 @@ static void test_strings(void) {
         g_assert_false(vmsig_endpoint_name_is_valid("é"));
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        ADD("/endpoint/attach-detach", test_attach_detach);
-        ADD("/endpoint/attach-errors", test_attach_errors);
-        ADD("/endpoint/attach-while-running", test_attach_while_running);
-        ADD("/endpoint/detach-during-dispatch", test_detach_during_dispatch);
-        ADD("/endpoint/detach-during-dispatch-ref", test_detach_during_dispatch_ref);
-        ADD("/endpoint/fd", test_endpoint_fd);
-        ADD("/endpoint/slot-reuse", test_slot_reuse);
-        ADD("/endpoint/lifecycle", test_lifecycle);
-        ADD("/endpoint/missing-adapters", test_missing_adapters);
-        ADD("/endpoint/display", test_display);
-        ADD("/endpoint/memctx", test_memctx);
-        ADD("/endpoint/memctx-ranges", test_memctx_ranges);
+        VT_TEST_ADD("/endpoint/attach-detach", test_attach_detach);
+        VT_TEST_ADD("/endpoint/attach-errors", test_attach_errors);
+        VT_TEST_ADD("/endpoint/attach-while-running", test_attach_while_running);
+        VT_TEST_ADD("/endpoint/detach-during-dispatch", test_detach_during_dispatch);
+        VT_TEST_ADD("/endpoint/detach-during-dispatch-ref", test_detach_during_dispatch_ref);
+        VT_TEST_ADD("/endpoint/fd", test_endpoint_fd);
+        VT_TEST_ADD("/endpoint/slot-reuse", test_slot_reuse);
+        VT_TEST_ADD("/endpoint/lifecycle", test_lifecycle);
+        VT_TEST_ADD("/endpoint/missing-adapters", test_missing_adapters);
+        VT_TEST_ADD("/endpoint/display", test_display);
+        VT_TEST_ADD("/endpoint/memctx", test_memctx);
+        VT_TEST_ADD("/endpoint/memctx-ranges", test_memctx_ranges);
         g_test_add_func("/endpoint/strings", test_strings);
         return g_test_run();
 }

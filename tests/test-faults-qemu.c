@@ -27,43 +27,28 @@
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 #include "qemu-harness.h"
 
-#define GUEST "/org/vmsig/endpoint/guest"
+#define GUEST VT_ENDPOINT("guest")
 #define WAIT_MS 20000
 #define HIGH_GPA 0x7000000u /* in the upper half of the 128 MiB */
 
 static const char *self_path; /* argv[0]: the memctx reader runs as this program */
 
 typedef struct {
+        VT_FIXTURE;
         QemuVm *qemu[2];
-        char *trigger_dir;
+        char *vms_dir; /* the trigger directory, outside the bus's */
         char *config;
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
 } Fixture;
 
 static void write_trigger(Fixture *f, const char *name, const char *uuid, QemuVm *vm) {
-        vt_write_trigger(f->trigger_dir, name, uuid, vm->ram_path, vm->qmp_path);
+        vt_write_trigger(f->vms_dir, name, uuid, vm->ram_path, vm->qmp_path);
 }
 
 static void start_daemon(Fixture *f) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, f->config);
-        f->conn = vt_bus_connect(f->bus);
-}
-
-static void stop_daemon(Fixture *f) {
-        g_clear_object(&f->conn);
-        if (f->daemon)
-                g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        f->daemon = NULL;
-        if (f->bus)
-                vt_bus_stop(f->bus);
-        f->bus = NULL;
+        vt_fixture_setup(&f->vt, f->config, 0);
 }
 
 /* data: the number of QEMUs (1 or 2). The trigger directory lives outside
@@ -77,55 +62,41 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
                 f->qemu[i] = qemu_vm_new();
                 qemu_vm_start(f->qemu[i]);
         }
-        f->trigger_dir = g_dir_make_tmp("vmsig-faults-vms-XXXXXX", &error);
+        f->vms_dir = g_dir_make_tmp("vmsig-faults-vms-XXXXXX", &error);
         g_assert_no_error(error);
-        g_assert_cmpint(g_chmod(f->trigger_dir, 0755), ==, 0);
+        g_assert_cmpint(g_chmod(f->vms_dir, 0755), ==, 0);
         f->config = g_strdup_printf("<vmsigd><audit target=\"stderr\"/>"
                                     "<limits bootstrap-backoff-max-ms=\"500\"/>"
                                     "<discovery trigger-dir=\"%s\"/></vmsigd>",
-                                    f->trigger_dir);
+                                    f->vms_dir);
         start_daemon(f);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
-        stop_daemon(f);
+        vt_fixture_teardown(&f->vt);
         for (int i = 0; i < 2; i++)
                 qemu_vm_free(f->qemu[i]);
-        g_autoptr(GDir) d = g_dir_open(f->trigger_dir, 0, NULL);
+        g_autoptr(GDir) d = g_dir_open(f->vms_dir, 0, NULL);
         for (const char *name; d && (name = g_dir_read_name(d));) {
-                g_autofree char *p = g_build_filename(f->trigger_dir, name, NULL);
+                g_autofree char *p = g_build_filename(f->vms_dir, name, NULL);
                 (void) g_unlink(p);
         }
-        (void) g_rmdir(f->trigger_dir);
-        g_free(f->trigger_dir);
+        (void) g_rmdir(f->vms_dir);
+        g_free(f->vms_dir);
         g_free(f->config);
 }
 
-typedef struct {
-        GDBusConnection *c;
-        const char *path, *prop, *want;
-        gboolean negate;
-} PropWait;
-
-static gboolean prop_is(gpointer data) {
-        PropWait *w = data;
-        g_autofree char *s = vt_endpoint_string_or_null(w->c, w->path, w->prop);
-        return s && (g_str_equal(s, w->want) != w->negate);
-}
-
 static void wait_prop(GDBusConnection *c, const char *path, const char *prop, const char *want) {
-        PropWait w = { c, path, prop, want, FALSE };
-        if (!vt_wait_for(prop_is, &w, WAIT_MS)) {
+        if (!vt_endpoint_wait_property(c, path, prop, want, TRUE, WAIT_MS)) {
                 g_autofree char *s = vt_endpoint_string_or_null(c, path, prop);
                 g_error("%s %s stayed %s instead of becoming %s", path, prop, s, want);
         }
 }
 
 static void wait_prop_not(GDBusConnection *c, const char *path, const char *prop, const char *unwanted) {
-        PropWait w = { c, path, prop, unwanted, TRUE };
-        g_assert_true(vt_wait_for(prop_is, &w, WAIT_MS));
+        g_assert_true(vt_endpoint_wait_property(c, path, prop, unwanted, FALSE, WAIT_MS));
 }
 
 static void wait_state(Fixture *f, const char *path, const char *want) {
@@ -166,8 +137,8 @@ static char *roster(GDBusConnection *c) {
 }
 
 static void settle_roster(Fixture *f) {
-        wait_state(f, "/org/vmsig/endpoint/alpha", "running");
-        wait_state(f, "/org/vmsig/endpoint/beta", "paused");
+        wait_state(f, VT_ENDPOINT("alpha"), "running");
+        wait_state(f, VT_ENDPOINT("beta"), "paused");
 }
 
 /* The bus goes away under a running vmsigd with two discovered guests, one
@@ -175,15 +146,15 @@ static void settle_roster(Fixture *f) {
  * it) and says so. A new bus and vmsigd rebuild the same roster from the
  * trigger directory and from QEMU; the lease is gone with its holder. */
 static void test_bus_restart(Fixture *f, gconstpointer data) {
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
         write_trigger(f, "alpha", "6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19", f->qemu[0]);
         write_trigger(f, "beta", "0b5e3c1d-2f4a-4b6c-8d7e-9f0a1b2c3d4e", f->qemu[1]);
-        wait_state(f, "/org/vmsig/endpoint/alpha", "running");
-        wait_state(f, "/org/vmsig/endpoint/beta", "running");
+        wait_state(f, VT_ENDPOINT("alpha"), "running");
+        wait_state(f, VT_ENDPOINT("beta"), "running");
         qmp_session_run(f->qemu[1]->session, "stop", NULL);
         settle_roster(f);
-        int lease = vt_acquire_lease(f->conn, "/org/vmsig/endpoint/alpha", "power", NULL);
+        int lease = vt_acquire_lease(f->conn, VT_ENDPOINT("alpha"), "power", NULL);
         g_autofree char *before = roster(f->conn);
         g_test_message("roster before:\n%s", before);
 
@@ -208,7 +179,7 @@ static void test_bus_restart(Fixture *f, gconstpointer data) {
         g_autofree char *after = roster(f->conn);
         g_test_message("roster after:\n%s", after);
         g_assert_cmpstr(after, ==, before);
-        g_autofree char *holder = vt_get_string(f->conn, "/org/vmsig/endpoint/alpha", VT_ENDPOINT_IFACE,
+        g_autofree char *holder = vt_get_string(f->conn, VT_ENDPOINT("alpha"), VT_ENDPOINT_IFACE,
                                                 "PowerLeaseHolder");
         g_assert_cmpstr(holder, ==, "");
         qmp_session_run(f->qemu[1]->session, "cont", NULL);
@@ -353,7 +324,7 @@ static void wait_load(Load *l, gint ok, gint failed) {
 static void test_qemu_killed_under_load(Fixture *f, gconstpointer data) {
         Load l;
 
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
         write_trigger(f, "guest", "2d7e0c4a-91b3-4f5e-8a6d-3c2b1a0f9e8d", f->qemu[0]);
         wait_state(f, GUEST, "running");
@@ -392,7 +363,7 @@ static void test_qemu_killed_under_load(Fixture *f, gconstpointer data) {
 static void test_qemu_paused_under_load(Fixture *f, gconstpointer data) {
         Load l;
 
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
         write_trigger(f, "guest", "2d7e0c4a-91b3-4f5e-8a6d-3c2b1a0f9e8d", f->qemu[0]);
         wait_state(f, GUEST, "running");
@@ -481,12 +452,6 @@ static char *mem_write_error(Fixture *f, guint64 gpa) {
         return name;
 }
 
-static gboolean log_has(gpointer data) {
-        void **args = data;
-        g_autofree char *log = vt_daemon_log(args[0]);
-        return strstr(log, args[1]) != NULL;
-}
-
 static char *subscribe_error(GDBusConnection *c) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
@@ -507,10 +472,71 @@ static void subscribe_and_close(GDBusConnection *c) {
         g_assert_no_error(error);
 }
 
+/* A subscriber in a process of its own that mapped all of the guest's RAM
+ * and, told to, reads the upper half of it. */
+typedef struct {
+        GPid pid;
+        int in;
+        FILE *out;
+} Reader;
+
+static Reader reader_start(void) {
+        const char *argv[] = { self_path, "--memctx-reader", GUEST, NULL };
+        g_autoptr(GError) error = NULL;
+        Reader r;
+        int out;
+        char said[64] = "";
+
+        g_assert_true(g_spawn_async_with_pipes(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, vt_child_setup,
+                                               GINT_TO_POINTER(getpid()), &r.pid, &r.in, &out, NULL, &error));
+        g_assert_no_error(error);
+        r.out = fdopen(out, "r");
+        g_assert_nonnull(fgets(said, sizeof said, r.out));
+        g_assert_cmpstr(said, ==, "mapped 134217728\n");
+        return r;
+}
+
+/* The reader, told to read the half cut off: SIGBUS (or, under ASan, its
+ * report and exit 1). */
+static void reader_dies(Reader *r) {
+        char rest[64] = "";
+        int status;
+
+        g_assert_cmpint(write(r->in, "go\n", 3), ==, 3);
+        g_assert_cmpint(waitpid(r->pid, &status, 0), ==, r->pid);
+        g_spawn_close_pid(r->pid);
+        (void) !fgets(rest, sizeof rest, r->out);
+        fclose(r->out);
+        close(r->in);
+        g_test_message("the reader %s %d after touching the cut-off half", WIFSIGNALED(status) ? "died of signal" :
+                                                                           "exited with",
+                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        g_assert_cmpstr(rest, !=, "read ok\n");
+        g_assert_true(WIFSIGNALED(status) ? WTERMSIG(status) == SIGBUS : WEXITSTATUS(status) != 0);
+}
+
+/* With the RAM file cut in half: writes are refused, past the end and
+ * before it, and the file is not grown back; no new subscription either;
+ * vmsigd (still daemon) and QEMU live on. */
+static void assert_ram_unavailable(Fixture *f, guint64 epoch, GPid daemon) {
+        g_autofree char *e1 = mem_write_error(f, HIGH_GPA);
+        g_autofree char *e2 = mem_write_error(f, 0x1000);
+        g_assert_cmpstr(e1, ==, "org.vmsig.Error.RamUnavailable");
+        g_assert_cmpstr(e2, ==, "org.vmsig.Error.RamUnavailable");
+        g_assert_cmpint(file_size(f->qemu[0]->ram_path), ==, QEMU_RAM_SIZE / 2);
+        g_autofree char *e3 = subscribe_error(f->conn);
+        g_assert_cmpstr(e3, ==, "org.vmsig.Error.RamUnavailable");
+        g_assert_cmpuint(epoch_of(f), ==, epoch);
+        ping(f->conn);
+        g_assert_cmpint(vt_daemon_pid(f->daemon), ==, daemon);
+        g_autofree char *status_text = qmp_session_status(f->qemu[0]->session);
+        g_assert_cmpstr(status_text, ==, "paused");
+}
+
 /* Half the RAM file cut off under QEMU (which keeps running: the firmware
  * idles in low memory), under vmsigd and under a subscriber that mapped it. */
 static void test_ram_truncated(Fixture *f, gconstpointer data) {
-        if (!f->trigger_dir)
+        if (!f->vms_dir)
                 return;
         const char *ram = f->qemu[0]->ram_path;
         GPid daemon = vt_daemon_pid(f->daemon);
@@ -524,18 +550,7 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) w = vt_call(f->conn, GUEST, VT_ENDPOINT_IFACE, "MemWrite", write_args(HIGH_GPA, 42));
         guint64 epoch = epoch_of(f);
 
-        /* The reader maps all of it. */
-        const char *argv[] = { self_path, "--memctx-reader", GUEST, NULL };
-        g_autoptr(GError) error = NULL;
-        int in, out;
-        GPid reader;
-        g_assert_true(g_spawn_async_with_pipes(NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, vt_child_setup,
-                                               GINT_TO_POINTER(getpid()), &reader, &in, &out, NULL, &error));
-        g_assert_no_error(error);
-        char said[64] = "";
-        FILE *from_reader = fdopen(out, "r");
-        g_assert_nonnull(fgets(said, sizeof said, from_reader));
-        g_assert_cmpstr(said, ==, "mapped 134217728\n");
+        Reader reader = reader_start();
 
         /* The guest stands still meanwhile: a vCPU touching the cut-off
          * half would kill QEMU with SIGBUS (SeaBIOS keeps its tables at the
@@ -550,38 +565,10 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
                                                        epoch);
         g_assert_true(vt_signal_log_wait(log, invalidated, WAIT_MS));
         void *said_so[] = { f->daemon, (void *) "shrank to 67108864 of the guest's 134217728 bytes" };
-        g_assert_true(vt_wait_for(log_has, said_so, WAIT_MS));
+        g_assert_true(vt_wait_for(vt_daemon_log_has, said_so, WAIT_MS));
 
-        /* The reader: SIGBUS (or, under ASan, its report and exit 1). */
-        g_assert_cmpint(write(in, "go\n", 3), ==, 3);
-        int status;
-        g_assert_cmpint(waitpid(reader, &status, 0), ==, reader);
-        g_spawn_close_pid(reader);
-        char rest[64] = "";
-        (void) !fgets(rest, sizeof rest, from_reader);
-        fclose(from_reader);
-        close(in);
-        g_test_message("the reader %s %d after touching the cut-off half", WIFSIGNALED(status) ? "died of signal" :
-                                                                           "exited with",
-                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        g_assert_cmpstr(rest, !=, "read ok\n");
-        g_assert_true(WIFSIGNALED(status) ? WTERMSIG(status) == SIGBUS : WEXITSTATUS(status) != 0);
-
-        /* Writes are refused, past the end and before it, and the file is
-         * not grown back; no new subscription either. */
-        g_autofree char *e1 = mem_write_error(f, HIGH_GPA);
-        g_autofree char *e2 = mem_write_error(f, 0x1000);
-        g_assert_cmpstr(e1, ==, "org.vmsig.Error.RamUnavailable");
-        g_assert_cmpstr(e2, ==, "org.vmsig.Error.RamUnavailable");
-        g_assert_cmpint(file_size(ram), ==, QEMU_RAM_SIZE / 2);
-        g_autofree char *e3 = subscribe_error(f->conn);
-        g_assert_cmpstr(e3, ==, "org.vmsig.Error.RamUnavailable");
-        g_assert_cmpuint(epoch_of(f), ==, epoch);
-        /* vmsigd and QEMU live on. */
-        ping(f->conn);
-        g_assert_cmpint(vt_daemon_pid(f->daemon), ==, daemon);
-        g_autofree char *status_text = qmp_session_status(f->qemu[0]->session);
-        g_assert_cmpstr(status_text, ==, "paused");
+        reader_dies(&reader);
+        assert_ram_unavailable(f, epoch, daemon);
 
         /* Back to its size (the cut-off half now reads as zeros): a new
          * epoch, the root is looked for again, writes land. */

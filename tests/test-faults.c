@@ -39,14 +39,12 @@
 #include <glib/gstdio.h>
 #include <systemd/sd-bus.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
-#define SLOW "/org/vmsig/endpoint/slow"
-#define FAST "/org/vmsig/endpoint/fast"
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define SLOW VT_ENDPOINT("slow")
+#define FAST VT_ENDPOINT("fast")
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define POLKITD "/usr/lib/polkit-1/polkitd"
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 #define WAIT_MS 20000
@@ -123,21 +121,6 @@ static guint32 name_pid(GDBusConnection *c, const char *name) {
         if (r)
                 g_variant_get(r, "(u)", &pid);
         return pid;
-}
-
-static char *lease_holder(GDBusConnection *c, const char *path, const char *property) {
-        return vt_get_string(c, path, VT_ENDPOINT_IFACE, property);
-}
-
-typedef struct {
-        GDBusConnection *c;
-        const char *path, *property;
-} HolderWait;
-
-static gboolean lease_free(gpointer data) {
-        HolderWait *w = data;
-        g_autofree char *h = lease_holder(w->c, w->path, w->property);
-        return *h == '\0';
 }
 
 static int spawn_client(const char *const *argv, GPid *ret_pid) {
@@ -277,28 +260,18 @@ static int subscribe_fd(GDBusConnection *c, const char *path) {
 /* --- kill -9 in the middle of a call ------------------------------------------- */
 
 typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
+        VT_FIXTURE;
         Monitor *monitor;
 } Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        if (data)
-                f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, data ? data : CONFIG_KILL);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, data ?: CONFIG_KILL, data ? VT_FIXTURE_POLKIT : 0);
         f->monitor = monitor_new(f->bus);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         monitor_free(f->monitor);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 typedef struct {
@@ -319,23 +292,30 @@ static const MidCall mid_calls[] = {
           "action=inject-input endpoint=slow result=failed reason=ECANCELED" },
 };
 
-typedef struct {
-        GDBusConnection *c;
-        const char *path, *want;
-} StateWait;
-
-static gboolean state_is(gpointer data) {
-        StateWait *w = data;
-        g_autofree char *s = vt_get_string(w->c, w->path, VT_ENDPOINT_IFACE, "State");
-        return g_str_equal(s, w->want);
-}
-
 static void wait_state(GDBusConnection *c, const char *path, const char *want) {
-        StateWait w = { c, path, want };
-        if (!vt_wait_for(state_is, &w, WAIT_MS)) {
+        if (!vt_endpoint_wait_property(c, path, "State", want, TRUE, WAIT_MS)) {
                 g_autofree char *s = vt_get_string(c, path, VT_ENDPOINT_IFACE, "State");
                 g_error("%s stayed %s instead of becoming %s", path, s, want);
         }
+}
+
+/* After a client was killed mid-call, with SLOW in state: every quota is
+ * 1 and free again (a lease, a second subscription, a slow call), and the
+ * peer that used them is gone (gone + 2 peers of SLOW left the bus). */
+static void quotas_free_again(Fixture *f, const char *state, guint gone) {
+        GDBusConnection *c = vt_bus_connect(f->bus);
+        int lease = vt_acquire_lease(c, SLOW, "power", NULL);
+        int sub = subscribe_fd(c, SLOW);
+        g_autoptr(GVariant) r = vt_call(c, SLOW, VT_ENDPOINT_IFACE, g_str_equal(state, "paused") ? "Resume" : "Reset",
+                                        NULL);
+
+        close(sub);
+        close(lease);
+        g_dbus_connection_close_sync(c, NULL, NULL);
+        g_object_unref(c);
+        wait_log_count(f->daemon, "of 'slow' left the bus.", NULL, gone + 2);
+        wait_state(f->conn, SLOW, "running");
+        ping(f->conn);
 }
 
 /* The client subscribes to SLOW's memctx, takes a lease and makes a call
@@ -375,8 +355,7 @@ static void test_kill_9_mid_call(Fixture *f, gconstpointer data) {
                 g_assert_cmpstr(fast, ==, "running");
 
                 /* The lease and the subscription end ... */
-                HolderWait hw = { f->conn, SLOW, mc->holder };
-                g_assert_true(vt_wait_for(lease_free, &hw, WAIT_MS));
+                g_assert_true(vt_endpoint_wait_property(f->conn, SLOW, mc->holder, "", TRUE, WAIT_MS));
                 wait_log(f->daemon, who, "action=release-lease endpoint=slow result=ok");
                 wait_log_count(f->daemon, "of 'slow' left the bus.", NULL, gone + 1);
                 /* ... and the call ends when the VM answers: the pause
@@ -387,20 +366,7 @@ static void test_kill_9_mid_call(Fixture *f, gconstpointer data) {
                 const char *state = g_str_equal(mc->method, "Pause") ? "paused" : "running";
                 wait_state(f->conn, SLOW, state);
 
-                /* Every quota is 1 and free again: a lease, a second
-                 * subscription, a slow call. */
-                GDBusConnection *c = vt_bus_connect(f->bus);
-                int lease = vt_acquire_lease(c, SLOW, "power", NULL);
-                int sub = subscribe_fd(c, SLOW);
-                g_autoptr(GVariant) r = vt_call(c, SLOW, VT_ENDPOINT_IFACE,
-                                                g_str_equal(state, "paused") ? "Resume" : "Reset", NULL);
-                close(sub);
-                close(lease);
-                g_dbus_connection_close_sync(c, NULL, NULL);
-                g_object_unref(c);
-                wait_log_count(f->daemon, "of 'slow' left the bus.", NULL, gone + 2);
-                wait_state(f->conn, SLOW, "running");
-                ping(f->conn);
+                quotas_free_again(f, state, gone);
                 guint now = vt_count_fds(daemon);
                 g_test_message("vmsigd fds after kill -9 during %s: %u", mc->method, now);
                 g_assert_cmpuint(now, ==, baseline);
@@ -533,12 +499,36 @@ static gboolean polkit_has_our_actions(gpointer data) {
  * at once (not after a timeout); while it is gone, everyone but root is
  * denied; a new polkitd is used as soon as it is on the bus, by the same
  * vmsigd. */
+/* A new polkitd, started as the polkit harness starts one (in a mount
+ * namespace of its own, on the test's actions and rules, which stay in the
+ * bus's directory); its pid. */
+static GPid polkitd_restart(Fixture *f) {
+        g_autofree char *actions = g_build_filename(vt_bus_dir(f->bus), "polkit", "actions", NULL);
+        g_autofree char *rules = g_build_filename(vt_bus_dir(f->bus), "polkit", "rules.d", NULL);
+        const char *argv[] = { "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                               "mount --bind \"$1\" /usr/share/polkit-1/actions && "
+                               "mount --bind \"$2\" /etc/polkit-1/rules.d && exec \"$3\"",
+                               "sh", actions, rules, POLKITD, NULL };
+        g_autoptr(GError) error = NULL;
+        GPid restarted;
+        int log_fd;
+
+        g_assert_true(g_file_test(actions, G_FILE_TEST_IS_DIR));
+        polkit_log_to(f->bus, &log_fd);
+        if (!g_spawn_async_with_pipes_and_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
+                                              vt_child_setup, GINT_TO_POINTER(getpid()), -1, log_fd, log_fd, NULL,
+                                              NULL, 0, &restarted, NULL, NULL, NULL, &error))
+                g_error("Cannot start %s again: %s", POLKITD, error->message);
+        close(log_fd);
+        return restarted;
+}
+
 static void test_polkitd_killed_and_restarted(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
         guint32 polkitd = name_pid(f->conn, POLKIT_NAME);
         GPid daemon = vt_daemon_pid(f->daemon);
-        int out, log_fd;
+        int out;
 
         g_autofree char *before = nobody_list(f);
         g_assert_true(g_str_has_prefix(before, "ok "));
@@ -570,24 +560,8 @@ static void test_polkitd_killed_and_restarted(Fixture *f, gconstpointer data) {
                          >=, 2);
         root_still_served(f);
 
-        /* Back: a new polkitd, started as the polkit harness starts one (in
-         * a mount namespace of its own, on the test's actions and rules,
-         * which stay in the bus's directory). */
-        g_autofree char *actions = g_build_filename(vt_bus_dir(f->bus), "polkit", "actions", NULL);
-        g_autofree char *rules = g_build_filename(vt_bus_dir(f->bus), "polkit", "rules.d", NULL);
-        const char *argv[] = { "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
-                               "mount --bind \"$1\" /usr/share/polkit-1/actions && "
-                               "mount --bind \"$2\" /etc/polkit-1/rules.d && exec \"$3\"",
-                               "sh", actions, rules, POLKITD, NULL };
-        g_autoptr(GError) error = NULL;
-        GPid restarted;
-        g_assert_true(g_file_test(actions, G_FILE_TEST_IS_DIR));
-        polkit_log_to(f->bus, &log_fd);
-        if (!g_spawn_async_with_pipes_and_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
-                                              vt_child_setup, GINT_TO_POINTER(getpid()), -1, log_fd, log_fd, NULL,
-                                              NULL, 0, &restarted, NULL, NULL, NULL, &error))
-                g_error("Cannot start %s again: %s", POLKITD, error->message);
-        close(log_fd);
+        /* Back. */
+        GPid restarted = polkitd_restart(f);
         g_assert_true(vt_wait_for(polkit_has_our_actions, f->conn, WAIT_MS));
         g_autofree char *after = nobody_list(f);
         g_assert_true(g_str_has_prefix(after, "ok "));
@@ -809,6 +783,42 @@ static void report(const Latency *l, const Latency *base) {
  * once they stopped reading: dbus-daemon queues for the one, vmsigd for
  * the other. Both stay connected. Then a peer that does not even
  * authenticate joins, and vmsigd still stops at once on SIGTERM. */
+/* The private peer's socket buffer takes some 30000 messages, then vmsigd
+ * queues them; past its limit it disconnects the peer. At full speed that
+ * takes seconds, under valgrind minutes. */
+static void wait_private_peer_dropped(VtDaemon *d, Churn *churn, Subscriber *private) {
+        if (g_getenv("VMSIG_DAEMON_WRAPPER") && *g_getenv("VMSIG_DAEMON_WRAPPER")) {
+                g_test_message("under a wrapper: not waiting for vmsigd to disconnect the stuck private peer");
+                return;
+        }
+        gint64 t0 = g_get_monotonic_time();
+        g_atomic_int_set(&churn->flat_out, 1);
+        /* Some 35000 messages: under ASan on a busy machine the load runs
+         * at a tenth of its speed. */
+        wait_log_count_ms(d, "Private peer p2p-1 does not read what it is sent", NULL, 1, 6 * WAIT_MS);
+        /* The log line comes just before the close. */
+        g_assert_true(vt_wait_for(hung_up, private->bus, WAIT_MS));
+        g_test_message("vmsigd disconnected the stuck private peer after %" G_GINT64_FORMAT " ms at full "
+                       "load (%d rounds in all); RSS %ld kB",
+                       (g_get_monotonic_time() - t0) / 1000, g_atomic_int_get(&churn->rounds),
+                       vt_rss_kb(vt_daemon_pid(d)));
+}
+
+/* Peers that do not read, or do not even authenticate, must not hold up
+ * the shutdown: sd-bus flushes every connection when the loop exits, and
+ * would wait for them forever. */
+static void stop_with_silent_peer(VtDaemon *d, GDBusConnection *c) {
+        int silent = silent_peer(vt_daemon_private_socket(d));
+
+        ping(c);
+        gint64 t0 = g_get_monotonic_time();
+        vt_daemon_signal(d, SIGTERM);
+        g_assert_cmpint(vt_daemon_wait(d, 10000), ==, 0);
+        g_test_message("vmsigd exited %" G_GINT64_FORMAT " ms after SIGTERM", (g_get_monotonic_time() - t0) / 1000);
+        g_assert_cmpint(vt_daemon_stop(d), ==, 0);
+        close(silent);
+}
+
 static void test_stuck_subscriber(void) {
         VtBus *bus = vt_bus_start();
         VtDaemon *d = vt_daemon_start(bus, CONFIG_STUCK);
@@ -849,37 +859,11 @@ static void test_stuck_subscriber(void) {
         g_assert_cmpint(stuck.p99, <=, 10 * reading.p99);
         g_assert_cmpfloat(stuck.rounds_per_s, >=, reading.rounds_per_s / 4);
 
-        /* The private peer's socket buffer takes some 30000 messages, then
-         * vmsigd queues them; past its limit it disconnects the peer. At
-         * full speed that takes seconds, under valgrind minutes. */
-        if (g_getenv("VMSIG_DAEMON_WRAPPER") && *g_getenv("VMSIG_DAEMON_WRAPPER"))
-                g_test_message("under a wrapper: not waiting for vmsigd to disconnect the stuck private peer");
-        else {
-                gint64 t0 = g_get_monotonic_time();
-                g_atomic_int_set(&churn.flat_out, 1);
-                /* Some 35000 messages: under ASan on a busy machine the
-                 * load runs at a tenth of its speed. */
-                wait_log_count_ms(d, "Private peer p2p-1 does not read what it is sent", NULL, 1, 6 * WAIT_MS);
-                /* The log line comes just before the close. */
-                g_assert_true(vt_wait_for(hung_up, private.bus, WAIT_MS));
-                g_test_message("vmsigd disconnected the stuck private peer after %" G_GINT64_FORMAT " ms at full "
-                               "load (%d rounds in all); RSS %ld kB",
-                               (g_get_monotonic_time() - t0) / 1000, g_atomic_int_get(&churn.rounds), vt_rss_kb(pid));
-        }
+        wait_private_peer_dropped(d, &churn, &private);
         g_atomic_int_set(&churn.stop, 1);
         g_thread_join(churn.thread);
 
-        /* Peers that do not read, or do not even authenticate, must not
-         * hold up the shutdown: sd-bus flushes every connection when the
-         * loop exits, and would wait for them forever. */
-        int silent = silent_peer(vt_daemon_private_socket(d));
-        ping(c);
-        gint64 t0 = g_get_monotonic_time();
-        vt_daemon_signal(d, SIGTERM);
-        g_assert_cmpint(vt_daemon_wait(d, 10000), ==, 0);
-        g_test_message("vmsigd exited %" G_GINT64_FORMAT " ms after SIGTERM", (g_get_monotonic_time() - t0) / 1000);
-        g_assert_cmpint(vt_daemon_stop(d), ==, 0);
-        close(silent);
+        stop_with_silent_peer(d, c);
         sd_bus_close_unref(private.bus);
         sd_bus_close_unref(on_bus.bus);
         g_object_unref(c);

@@ -203,8 +203,8 @@ static void test_daemon_start(void) {
 
         g_assert_cmpint(vt_bus_run(bus, &out, "busctl", "--system", "--no-pager", "--list", "tree", VT_NAME, NULL),
                         ==, 0);
-        g_assert_nonnull(strstr(out, "/org/vmsig\n"));
-        g_assert_nonnull(strstr(out, "/org/vmsig/endpoint/a\n"));
+        g_assert_nonnull(strstr(out, VT_MANAGER_PATH "\n"));
+        g_assert_nonnull(strstr(out, VT_ENDPOINT("a") "\n"));
 
         /* The configuration lives in the bus directory, as written. */
         g_assert_cmpstr(conf_dir, ==, dir);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <glib.h>
 
+#include "event-loop.h"
 #include "memwrite.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
@@ -1075,36 +1076,34 @@ static void test_from_memctx(void) {
         g_assert_true(m.userdata == &token);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        ADD("/memwrite/lookup", test_lookup);
+        VT_TEST_ADD("/memwrite/lookup", test_lookup);
         g_test_add_func("/memwrite/lookup-clamped", test_lookup_clamped);
-        ADD("/memwrite/translate/4k", test_translate_4k);
-        ADD("/memwrite/translate/2m", test_translate_2m);
-        ADD("/memwrite/translate/1g", test_translate_1g);
-        ADD("/memwrite/translate/unmapped", test_translate_unmapped);
-        ADD("/memwrite/translate/errors", test_translate_errors);
-        ADD("/memwrite/translate/4level-canonical", test_translate_4level_canonical);
-        ADD("/memwrite/translate/5level", test_translate_5level);
-        ADD("/memwrite/translate/5level-errors", test_translate_5level_errors);
-        ADD("/memwrite/va/write-5level", test_write_va_5level);
-        ADD("/memwrite/gpa/write", test_write_gpa);
-        ADD("/memwrite/gpa/split", test_write_gpa_split);
-        ADD("/memwrite/gpa/hole", test_write_gpa_hole);
-        ADD("/memwrite/length", test_length);
-        ADD("/memwrite/va/write", test_write_va);
-        ADD("/memwrite/va/unmapped", test_write_va_unmapped);
-        ADD("/memwrite/va/out-of-ram", test_write_va_out_of_ram);
-        ADD("/memwrite/va/canonical", test_write_va_canonical);
-        ADD("/memwrite/batch/bad-entry", test_batch_bad_entry);
-        ADD("/memwrite/batch/good", test_batch_good);
-        ADD("/memwrite/apply/rollback", test_apply_rollback);
+        VT_TEST_ADD("/memwrite/translate/4k", test_translate_4k);
+        VT_TEST_ADD("/memwrite/translate/2m", test_translate_2m);
+        VT_TEST_ADD("/memwrite/translate/1g", test_translate_1g);
+        VT_TEST_ADD("/memwrite/translate/unmapped", test_translate_unmapped);
+        VT_TEST_ADD("/memwrite/translate/errors", test_translate_errors);
+        VT_TEST_ADD("/memwrite/translate/4level-canonical", test_translate_4level_canonical);
+        VT_TEST_ADD("/memwrite/translate/5level", test_translate_5level);
+        VT_TEST_ADD("/memwrite/translate/5level-errors", test_translate_5level_errors);
+        VT_TEST_ADD("/memwrite/va/write-5level", test_write_va_5level);
+        VT_TEST_ADD("/memwrite/gpa/write", test_write_gpa);
+        VT_TEST_ADD("/memwrite/gpa/split", test_write_gpa_split);
+        VT_TEST_ADD("/memwrite/gpa/hole", test_write_gpa_hole);
+        VT_TEST_ADD("/memwrite/length", test_length);
+        VT_TEST_ADD("/memwrite/va/write", test_write_va);
+        VT_TEST_ADD("/memwrite/va/unmapped", test_write_va_unmapped);
+        VT_TEST_ADD("/memwrite/va/out-of-ram", test_write_va_out_of_ram);
+        VT_TEST_ADD("/memwrite/va/canonical", test_write_va_canonical);
+        VT_TEST_ADD("/memwrite/batch/bad-entry", test_batch_bad_entry);
+        VT_TEST_ADD("/memwrite/batch/good", test_batch_good);
+        VT_TEST_ADD("/memwrite/apply/rollback", test_apply_rollback);
         g_test_add_func("/memwrite/writer/pwrite", test_pwrite);
         g_test_add_func("/memwrite/writer/memcpy", test_memcpy_writer);
-        ADD("/memwrite/writer/sealed", test_sealed);
+        VT_TEST_ADD("/memwrite/writer/sealed", test_sealed);
         g_test_add_func("/memwrite/strings", test_strings);
         g_test_add_func("/memwrite/from-memctx", test_from_memctx);
         return g_test_run();

@@ -27,8 +27,7 @@
 #define TEXT_HEIGHT 400 /* 25 rows of 16 */
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         QemuVm *vm; /* NULL: no QEMU, the test is skipped */
         vmsig_endpoint *ep;
         vmsig_qmp *qmp;
@@ -43,15 +42,13 @@ typedef struct capture_ctx {
 } capture_ctx;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         if (qemu_harness_available())
                 f->vm = qemu_vm_new();
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vmsig_core_free(f->core);
-        sd_event_unref(f->event);
+        vt_core_stop(f->event, f->core);
         qemu_vm_free(f->vm);
 }
 
@@ -165,15 +162,7 @@ static void assert_png_size(const GByteArray *data, uint32_t width, uint32_t hei
 }
 
 static size_t count_fds(pid_t pid) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/fd", (int) pid);
-        GDir *dir = g_dir_open(path, 0, NULL);
-        size_t n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        g_dir_close(dir);
-        return n;
+        return vt_open_fds(pid);
 }
 
 static void test_text_screen(Fixture *f, gconstpointer data) {
@@ -243,12 +232,10 @@ static void test_no_display(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(count_fds(getpid()), ==, ours);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        ADD("/qmp-display/text-screen", test_text_screen);
-        ADD("/qmp-display/no-display", test_no_display);
+        VT_TEST_ADD("/qmp-display/text-screen", test_text_screen);
+        VT_TEST_ADD("/qmp-display/no-display", test_no_display);
         return g_test_run();
 }

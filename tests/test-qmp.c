@@ -34,8 +34,7 @@ typedef struct record {
 } record;
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         vmsig_subscriber *sub;
         GArray *records;
         QemuVm *vm; /* NULL: no QEMU, the test is skipped */
@@ -65,8 +64,7 @@ static int on_deliver(vmsig_subscriber *s, const vmsig_delivery *d, void *userda
 static void fixture_setup(Fixture *f, gconstpointer data) {
         vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_LIFECYCLE) };
 
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->records = g_array_new(false, true, sizeof(record));
         g_assert_cmpint(vmsig_core_subscribe(f->core, &filter, 0, on_deliver, f, &f->sub), ==, 0);
         if (qemu_harness_available())
@@ -74,8 +72,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vmsig_core_free(f->core);
-        sd_event_unref(f->event);
+        vt_core_stop(f->event, f->core);
         g_array_unref(f->records);
         qemu_vm_free(f->vm);
 }
@@ -199,14 +196,7 @@ static void assert_qemu_status(Fixture *f, const char *expected) {
 }
 
 static size_t count_fds(void) {
-        GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
-        size_t n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        g_dir_close(dir);
-        return n;
+        return vt_open_fds(0);
 }
 
 /* --- without QEMU --------------------------------------------------------- */
@@ -1300,30 +1290,28 @@ static void test_fake_display(Fixture *f, gconstpointer data) {
         fake_free(k);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
         g_test_add_func("/qmp/spec", test_spec);
         g_test_add_func("/qmp/spec/adapters", test_spec_adapters);
         g_test_add_func("/qmp/qcode/table", test_qcode_table);
-        ADD("/qmp/qcode/schema", test_qcode_schema);
-        ADD("/qmp/connect", test_connect);
-        ADD("/qmp/lifecycle", test_lifecycle);
-        ADD("/qmp/follows-events", test_follows_events);
-        ADD("/qmp/input", test_input);
-        ADD("/qmp/write-ram", test_write_ram);
-        ADD("/qmp/kill-restart", test_kill_restart);
-        ADD("/qmp/kill", test_kill);
-        ADD("/qmp/quit", test_quit);
-        ADD("/qmp/absent-then-start", test_absent_then_start);
-        ADD("/qmp/detach", test_detach);
-        ADD("/qmp/read-vcpu", test_read_vcpu);
-        ADD("/qmp/configured-map", test_configured_map);
-        ADD("/qmp/world-readable", test_world_readable);
-        ADD("/qmp/no-fd-leak", test_no_fd_leak);
-        ADD("/qmp/fake", test_fake);
-        ADD("/qmp/fake/display", test_fake_display);
+        VT_TEST_ADD("/qmp/qcode/schema", test_qcode_schema);
+        VT_TEST_ADD("/qmp/connect", test_connect);
+        VT_TEST_ADD("/qmp/lifecycle", test_lifecycle);
+        VT_TEST_ADD("/qmp/follows-events", test_follows_events);
+        VT_TEST_ADD("/qmp/input", test_input);
+        VT_TEST_ADD("/qmp/write-ram", test_write_ram);
+        VT_TEST_ADD("/qmp/kill-restart", test_kill_restart);
+        VT_TEST_ADD("/qmp/kill", test_kill);
+        VT_TEST_ADD("/qmp/quit", test_quit);
+        VT_TEST_ADD("/qmp/absent-then-start", test_absent_then_start);
+        VT_TEST_ADD("/qmp/detach", test_detach);
+        VT_TEST_ADD("/qmp/read-vcpu", test_read_vcpu);
+        VT_TEST_ADD("/qmp/configured-map", test_configured_map);
+        VT_TEST_ADD("/qmp/world-readable", test_world_readable);
+        VT_TEST_ADD("/qmp/no-fd-leak", test_no_fd_leak);
+        VT_TEST_ADD("/qmp/fake", test_fake);
+        VT_TEST_ADD("/qmp/fake/display", test_fake_display);
         return g_test_run();
 }

@@ -25,11 +25,9 @@
 #include <unistd.h>
 #include <systemd/sd-bus.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                                        \
         "<vmsigd><audit target=\"stderr\"/>"                          \
         "<stub-vm name=\"alpha\" ram-size=\"1M\"/></vmsigd>"
@@ -42,13 +40,6 @@
 /* What vmsigd allows a private connection to authenticate in. */
 #define AUTH_TIMEOUT_MS 3000
 #define SILENT_PEERS 256
-
-typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
 
 static gboolean wrapped(void) {
         const char *w = g_getenv("VMSIG_DAEMON_WRAPPER");
@@ -70,28 +61,7 @@ static guint scaled_ms(guint ms) {
         return wrapped() ? 20 * ms : ms;
 }
 
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, data ? data : CONFIG);
-        f->conn = vt_bus_connect(f->bus);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
-}
-
-static guint log_count(VtDaemon *d, const char *needle) {
-        g_autofree char *log = vt_daemon_log(d);
-        guint n = 0;
-
-        for (const char *s = log; (s = strstr(s, needle)); s += strlen(needle))
-                n++;
-        return n;
-}
+VT_FIXTURE_DEFINE(data ?: CONFIG, VT_FIXTURE_POLKIT)
 
 /* How many peers vmsigd holds a record of, from the last "(N peers
  * tracked)" it logged; 0 before the first. */
@@ -216,7 +186,7 @@ static void burst(guint n, guint children) {
 static void wait_trimmed(Fixture *f, guint before) {
         gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
 
-        while (log_count(f->daemon, TRIMMED) <= before) {
+        while (vt_daemon_log_count(f->daemon, TRIMMED) <= before) {
                 g_assert_cmpint(g_get_monotonic_time(), <, deadline);
                 g_usleep(100 * 1000);
         }
@@ -234,7 +204,7 @@ static void test_peers_leaving_mid_polkit(Fixture *f, gconstpointer data) {
                 return;
         ping(f);
         TrackedWait w = { f, peers_tracked(f) };
-        guint trims = log_count(f->daemon, TRIMMED);
+        guint trims = vt_daemon_log_count(f->daemon, TRIMMED);
 
         /* The heap at its working size: one burst as warm-up, then trimmed. */
         burst(n / 4, children);
@@ -245,15 +215,15 @@ static void test_peers_leaving_mid_polkit(Fixture *f, gconstpointer data) {
         if (heap_measurable())
                 wait_trimmed(f, trims);
         long rss_before = vt_rss_kb(daemon);
-        guint dropped_before = log_count(f->daemon, "left the bus while polkit was asked");
+        guint dropped_before = vt_daemon_log_count(f->daemon, "left the bus while polkit was asked");
 
-        trims = log_count(f->daemon, TRIMMED);
+        trims = vt_daemon_log_count(f->daemon, TRIMMED);
         burst(n, children);
         ping(f);
         if (!vt_wait_for(tracked_is, &w, scaled_ms(10000)))
                 g_error("vmsigd still tracks %u peers, %u before %u callers came and went", peers_tracked(f),
                         w.want, n);
-        guint dropped = log_count(f->daemon, "left the bus while polkit was asked") - dropped_before;
+        guint dropped = vt_daemon_log_count(f->daemon, "left the bus while polkit was asked") - dropped_before;
         g_test_message("%u callers came and went; %u left while polkit was asked about them", n, dropped);
         /* Else the test did not test what it is for. */
         g_assert_cmpuint(dropped, >, 0);
@@ -363,8 +333,8 @@ static void test_quota_pending_polkit(Fixture *f, gconstpointer data) {
                         "D org.vmsig.Error.QuotaExceeded\n"
                         "E org.freedesktop.DBus.Error.AccessDenied\n");
 #define DENIED "action=org.vmsig.memctx endpoint=alpha result=denied reason="
-        g_assert_cmpuint(log_count(f->daemon, DENIED "quota"), ==, 1);
-        g_assert_cmpuint(log_count(f->daemon, DENIED "polkit"), ==, 4);
+        g_assert_cmpuint(vt_daemon_log_count(f->daemon, DENIED "quota"), ==, 1);
+        g_assert_cmpuint(vt_daemon_log_count(f->daemon, DENIED "polkit"), ==, 4);
 #undef DENIED
 }
 
@@ -458,7 +428,7 @@ static void test_private_unauthenticated(void) {
         g_assert_cmpint(all_closed_ms, >=, AUTH_TIMEOUT_MS - 100);
 
         /* Once per flood, not once per connection. */
-        g_assert_cmpuint(log_count(d, "authenticating at once"), ==, 1);
+        g_assert_cmpuint(vt_daemon_log_count(d, "authenticating at once"), ==, 1);
         g_usleep(200 * 1000);
         g_assert_cmpuint(vt_count_fds(pid), ==, fds);
 

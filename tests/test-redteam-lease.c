@@ -16,11 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
+#define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                                   \
         "<vmsigd><audit target=\"stderr\"/>"                     \
         "<admission max-leases=\"1\"/>"                           \
@@ -31,41 +29,16 @@
 /* argv[0]: the helpers below run as this program again. */
 static const char *self;
 
-typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        if (data)
-                f->polkit = vt_polkit_start(f->bus);
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
-}
+/* data: with polkitd */
+VT_FIXTURE_DEFINE(CONFIG, data ? VT_FIXTURE_POLKIT : 0)
 
 static char *power_holder(Fixture *f) {
         return vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "PowerLeaseHolder");
 }
 
-typedef struct {
-        Fixture *f;
-        const char *property; /* the endpoint's holder property of the class */
-} LeaseWait;
-
-static gboolean lease_free(gpointer data) {
-        LeaseWait *w = data;
-        g_autofree char *h = vt_get_string(w->f->conn, ALPHA, VT_ENDPOINT_IFACE, w->property);
-        return g_str_equal(h, "");
+/* Until the lease of the class whose holder property is given is free. */
+static gboolean wait_lease_free(Fixture *f, const char *property, guint timeout_ms) {
+        return vt_endpoint_wait_property(f->conn, ALPHA, property, "", TRUE, timeout_ms);
 }
 
 /* vmsig-test-client as nobody, with args (NULL-terminated); its output. */
@@ -92,7 +65,6 @@ static void test_refused_force_keeps_holder(Fixture *f, gconstpointer data) {
         const char *me = g_dbus_connection_get_unique_name(f->conn);
         VtSignalLog *log = vt_signal_log_new(f->conn);
         g_autofree char *lease = NULL, *refused = NULL, *forced = NULL, *h = NULL;
-        LeaseWait input_free = { f, "InputLeaseHolder" };
 
         if (!f->polkit)
                 return;
@@ -124,7 +96,7 @@ static void test_refused_force_keeps_holder(Fixture *f, gconstpointer data) {
 
         /* nobody's input lease ended with its process; its quota is free
          * again, and a forced take-over now works. */
-        g_assert_true(vt_wait_for(lease_free, &input_free, 5000));
+        g_assert_true(wait_lease_free(f, "InputLeaseHolder", 5000));
         forced = run_client_as_nobody(f, (const char *const[]) { ALPHA, VT_ENDPOINT_IFACE, "AcquireLease",
                                                                  "('power', {'force': <true>})", NULL });
         g_assert_true(g_str_has_prefix(forced, "ok "));
@@ -260,10 +232,9 @@ static void test_holder_cannot_spin_daemon(Fixture *f, gconstpointer data) {
         g_assert_cmpfloat((double) used / (double) hz, <, wall / 4);
 
         /* The writers are gone; closing the last copy ends the lease. */
-        LeaseWait power_free = { f, "PowerLeaseHolder" };
         gint64 closed = g_get_monotonic_time();
         close(fd);
-        g_assert_true(vt_wait_for(lease_free, &power_free, 1000));
+        g_assert_true(wait_lease_free(f, "PowerLeaseHolder", 1000));
         g_test_message("the lease ended %.1f ms after the close",
                        (double) (g_get_monotonic_time() - closed) / 1000.0);
 }

@@ -19,12 +19,11 @@
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
-#define SLOW "/org/vmsig/endpoint/slow"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
+#define SLOW VT_ENDPOINT("slow")
 #define RAM (4u << 20)
 #define LATENCY_MS 200
 #define PENDING_MAX 8
@@ -37,23 +36,8 @@
         "<stub-vm name=\"slow\" ram-size=\"4M\" latency-ms=\"200\"/></vmsigd>"
 #define PAUSED_PREFIX "PropertiesChanged " SLOW " ('org.vmsig.Endpoint', {'State': <'paused'>}"
 
-typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn; /* root; holds no lease unless a test takes one */
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data) {
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
-}
+/* root holds no lease unless a test takes one */
+VT_FIXTURE_DEFINE(CONFIG, 0)
 
 /* A read-only view of an endpoint's RAM, through SubscribeMemctx. */
 typedef struct {
@@ -343,16 +327,43 @@ static void test_queue_counts_against_quota(Fixture *f, gconstpointer data) {
 
 typedef enum { END_BY_RELEASE, END_BY_HOLDER_GONE } LeaseEnd;
 
-static gboolean lease_free(gpointer data) {
-        g_autofree char *holder = vt_get_string(data, SLOW, VT_ENDPOINT_IFACE, "MemoryWriteLeaseHolder");
-        return holder[0] == '\0';
-}
-
 /* Item 2: a holder queues five paused writes and its lease ends while the
  * first one waits for the guest to pause. The other four never pause the
  * guest: the guest pauses once at most (for the write whose pause was at
  * the host already). A holder still on the bus gets LeaseRevoked for each
  * at once. The next holder's write waits for one resume at most. */
+/* The next holder: its write waits at most for the guest the first write
+ * paused to be resumed. Returns its lease. */
+static int next_holder_writes(Fixture *f, const RamView *v) {
+        int next = vt_acquire_lease(f->conn, SLOW, "memory-write", NULL);
+        gint64 start = g_get_monotonic_time();
+        g_autoptr(GVariant) w = vt_call(f->conn, SLOW, VT_ENDPOINT_IFACE, "MemWrite",
+                                        write_args(0x100, "next", 4, FALSE, -1));
+        gint64 took = (g_get_monotonic_time() - start) / 1000;
+
+        g_test_message("the next holder's write took %" G_GINT64_FORMAT " ms", took);
+        g_assert_cmpint(took, <, 3 * LATENCY_MS);
+        g_assert_cmpmem(v->ram + 0x100, 4, "next", 4);
+        return next;
+}
+
+/* Settled: one pause at most (log), the guest running, nothing of the
+ * calls queued written (before: the RAM before them), only the next
+ * holder's write audited as done. */
+static void assert_settled(Fixture *f, VtSignalLog *log, const RamView *v, const guint8 *before, guint calls) {
+        vt_bus_iterate(f->bus, 4 * LATENCY_MS);
+        g_test_message("the guest was paused %u times", count_entries(log, PAUSED_PREFIX));
+        g_assert_cmpuint(count_entries(log, PAUSED_PREFIX), <=, 1);
+        g_autofree char *state = vt_get_string(f->conn, SLOW, VT_ENDPOINT_IFACE, "State");
+        g_assert_cmpstr(state, ==, "running");
+        for (guint i = 0; i < calls; i++)
+                g_assert_cmpmem(v->ram + 0x1000 * (i + 1), 6, before + 0x1000 * (i + 1), 6);
+        g_auto(GStrv) written = audit_lines(f, "action=memwrite endpoint=slow result=ok", NULL);
+        g_assert_cmpuint(g_strv_length(written), ==, 1); /* the next holder's */
+        g_auto(GStrv) failed = audit_lines(f, "action=memwrite endpoint=slow result=failed reason=ECANCELED", NULL);
+        g_assert_cmpuint(g_strv_length(failed), ==, calls);
+}
+
 static void lease_ends_under_queue(Fixture *f, LeaseEnd how) {
         enum { CALLS = 5 };
         GDBusConnection *holder = vt_bus_connect(f->bus);
@@ -387,31 +398,10 @@ static void lease_ends_under_queue(Fixture *f, LeaseEnd how) {
                         g_assert_cmpint(took, <, LATENCY_MS);
                 }
         }
-        g_assert_true(vt_wait_for(lease_free, f->conn, 10000));
+        g_assert_true(vt_endpoint_wait_property(f->conn, SLOW, "MemoryWriteLeaseHolder", "", TRUE, 10000));
 
-        /* The next holder: its write waits at most for the guest the first
-         * write paused to be resumed. */
-        int next = vt_acquire_lease(f->conn, SLOW, "memory-write", NULL);
-        gint64 start = g_get_monotonic_time();
-        g_autoptr(GVariant) w = vt_call(f->conn, SLOW, VT_ENDPOINT_IFACE, "MemWrite",
-                                        write_args(0x100, "next", 4, FALSE, -1));
-        took = (g_get_monotonic_time() - start) / 1000;
-        g_test_message("the next holder's write took %" G_GINT64_FORMAT " ms", took);
-        g_assert_cmpint(took, <, 3 * LATENCY_MS);
-        g_assert_cmpmem(v.ram + 0x100, 4, "next", 4);
-
-        /* Settled: one pause at most, the guest running, nothing written. */
-        vt_bus_iterate(f->bus, 4 * LATENCY_MS);
-        g_test_message("the guest was paused %u times", count_entries(log, PAUSED_PREFIX));
-        g_assert_cmpuint(count_entries(log, PAUSED_PREFIX), <=, 1);
-        g_autofree char *state = vt_get_string(f->conn, SLOW, VT_ENDPOINT_IFACE, "State");
-        g_assert_cmpstr(state, ==, "running");
-        for (guint i = 0; i < CALLS; i++)
-                g_assert_cmpmem(v.ram + 0x1000 * (i + 1), 6, before + 0x1000 * (i + 1), 6);
-        g_auto(GStrv) written = audit_lines(f, "action=memwrite endpoint=slow result=ok", NULL);
-        g_assert_cmpuint(g_strv_length(written), ==, 1); /* the next holder's */
-        g_auto(GStrv) failed = audit_lines(f, "action=memwrite endpoint=slow result=failed reason=ECANCELED", NULL);
-        g_assert_cmpuint(g_strv_length(failed), ==, CALLS);
+        int next = next_holder_writes(f, &v);
+        assert_settled(f, log, &v, before, CALLS);
 
         if (how == END_BY_HOLDER_GONE) {
                 wait_all(c);

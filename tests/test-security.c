@@ -36,15 +36,13 @@
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
 
-#include "client.h"
-#include "harness.h"
-#include "polkit-harness.h"
+#include "fixture.h"
 #ifdef VMSIG_HAVE_QMP
 #include "qemu-harness.h"
 #endif
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define ALPHA_RAM (2u << 20)
 #define CONFIG                                                              \
         "<vmsigd><audit target=\"stderr\"/>"                                \
@@ -386,38 +384,91 @@ static void probe_userns(const Probe *p, const char *self) {
         (void) waitpid(child, &status, 0);
 }
 
-/* probe PATH PID MODE: subscribes to PATH's memory context and tries to
- * write the RAM through what it got, every way we know. MODE "clobber"
- * tries to put 0xee bytes at offset 0; "gentle" (for root) writes back
- * what is there and skips what would resize or punch an unsealed file.
- * PID is vmsigd's, 0 to leave it alone. */
-static void helper_probe(GDBusConnection *c, char **f) {
+/* Subscribes to path's memory context: p->fd and p->size, or false
+ * (and a "subscribe-error" line). */
+static gboolean probe_subscribe(GDBusConnection *c, const char *path, Probe *p) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GUnixFDList) fds = NULL;
         g_autoptr(GVariant) reply = NULL;
-        Probe p = {};
-        char self[64];
-        struct stat st;
         guint64 dtb, epoch;
         gint32 index;
-        int seals, d;
 
-        if (g_strv_length(f) < 4) {
-                printf("error (usage) probe PATH PID MODE\n");
-                return;
-        }
-        reply = g_dbus_connection_call_with_unix_fd_list_sync(c, VT_NAME, f[1], VT_ENDPOINT_IFACE, "SubscribeMemctx",
+        reply = g_dbus_connection_call_with_unix_fd_list_sync(c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx",
                                                               NULL, G_VARIANT_TYPE("(httta(ttt))"),
                                                               G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, &fds,
                                                               NULL, &error);
         if (!reply) {
                 g_autofree char *name = g_dbus_error_get_remote_error(error);
                 printf("subscribe-error %s\n", name ?: "(local)");
+                return FALSE;
+        }
+        g_variant_get(reply, "(httt@a(ttt))", &index, &dtb, &epoch, &p->size, NULL);
+        p->fd = g_unix_fd_list_get(fds, index, &error);
+        g_assert_no_error(error);
+        return TRUE;
+}
+
+/* What the fd is: its file's mode and owner, its access mode, its seals. */
+static void probe_what(Probe *p) {
+        struct stat st;
+        int seals;
+
+        printf("subscribed OK\n");
+        g_assert_cmpint(fstat(p->fd, &st), ==, 0);
+        printf("stat mode=%04o uid=%u\n", (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid);
+        printf("accmode %s\n", (fcntl(p->fd, F_GETFL) & O_ACCMODE) == O_RDONLY ? "O_RDONLY" : "writable");
+        errno = 0;
+        seals = fcntl(p->fd, F_GET_SEALS);
+        if (seals < 0)
+                printf("seals %s\n", strerrorname_np(errno));
+        else
+                printf("seals 0x%x\n", (unsigned) seals);
+        p->sealed = seals >= 0 && (seals & (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) ==
+                                          (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
+}
+
+/* Writes through the fd itself, a duplicate, and the fd reopened (self:
+ * its /proc/self/fd path). */
+static void probe_writes(Probe *p, const char *self) {
+        struct iovec iov = { p->payload, sizeof p->payload };
+        int d;
+
+        TRY("write", write(p->fd, p->payload, sizeof p->payload));
+        TRY("pwrite", pwrite(p->fd, p->payload, sizeof p->payload, 0));
+        TRY("pwritev2", pwritev2(p->fd, &iov, 1, 0, 0));
+        /* F_SETFL ignores the access mode: "succeeds", changes nothing. */
+        TRY("setfl-rdwr", fcntl(p->fd, F_SETFL, O_RDWR));
+        TRY("write-after-setfl", pwrite(p->fd, p->payload, sizeof p->payload, 0));
+        d = dup(p->fd);
+        TRY("dup-write", pwrite(d, p->payload, sizeof p->payload, 0));
+        close(d);
+
+        try_open(p, "reopen-rdwr", self, O_RDWR);
+        try_open(p, "reopen-wronly", self, O_WRONLY);
+        g_autofree char *devfd = g_strdup_printf("/dev/fd/%d", p->fd);
+        try_open(p, "reopen-devfd", devfd, O_RDWR);
+        if (may_destroy(p))
+                try_open(p, "reopen-rdonly-trunc", self, O_RDONLY | O_TRUNC);
+        else
+                printf("reopen-rdonly-trunc SKIPPED\n");
+}
+
+/* probe PATH PID MODE: subscribes to PATH's memory context and tries to
+ * write the RAM through what it got, every way we know. MODE "clobber"
+ * tries to put 0xee bytes at offset 0; "gentle" (for root) writes back
+ * what is there and skips what would resize or punch an unsealed file.
+ * PID is vmsigd's, 0 to leave it alone. */
+static void helper_probe(GDBusConnection *c, char **f) {
+        Probe p = {};
+        char self[64];
+        struct stat st;
+
+        if (g_strv_length(f) < 4) {
+                printf("error (usage) probe PATH PID MODE\n");
                 return;
         }
-        g_variant_get(reply, "(httt@a(ttt))", &index, &dtb, &epoch, &p.size, NULL);
-        p.fd = g_unix_fd_list_get(fds, index, &error);
-        g_assert_no_error(error);
+        if (!probe_subscribe(c, f[1], &p))
+                return;
         p.gentle = g_str_equal(f[3], "gentle");
         g_assert_cmpint(pread(p.fd, p.orig, sizeof p.orig, 0), ==, (ssize_t) sizeof p.orig);
         if (p.gentle)
@@ -426,39 +477,8 @@ static void helper_probe(GDBusConnection *c, char **f) {
                 memset(p.payload, 0xee, sizeof p.payload);
         snprintf(self, sizeof self, "/proc/self/fd/%d", p.fd);
 
-        printf("subscribed OK\n");
-        g_assert_cmpint(fstat(p.fd, &st), ==, 0);
-        printf("stat mode=%04o uid=%u\n", (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid);
-        printf("accmode %s\n", (fcntl(p.fd, F_GETFL) & O_ACCMODE) == O_RDONLY ? "O_RDONLY" : "writable");
-        errno = 0;
-        seals = fcntl(p.fd, F_GET_SEALS);
-        if (seals < 0)
-                printf("seals %s\n", strerrorname_np(errno));
-        else
-                printf("seals 0x%x\n", (unsigned) seals);
-        p.sealed = seals >= 0 && (seals & (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) ==
-                                         (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
-
-        TRY("write", write(p.fd, p.payload, sizeof p.payload));
-        TRY("pwrite", pwrite(p.fd, p.payload, sizeof p.payload, 0));
-        struct iovec iov = { p.payload, sizeof p.payload };
-        TRY("pwritev2", pwritev2(p.fd, &iov, 1, 0, 0));
-        /* F_SETFL ignores the access mode: "succeeds", changes nothing. */
-        TRY("setfl-rdwr", fcntl(p.fd, F_SETFL, O_RDWR));
-        TRY("write-after-setfl", pwrite(p.fd, p.payload, sizeof p.payload, 0));
-        d = dup(p.fd);
-        TRY("dup-write", pwrite(d, p.payload, sizeof p.payload, 0));
-        close(d);
-
-        try_open(&p, "reopen-rdwr", self, O_RDWR);
-        try_open(&p, "reopen-wronly", self, O_WRONLY);
-        g_autofree char *devfd = g_strdup_printf("/dev/fd/%d", p.fd);
-        try_open(&p, "reopen-devfd", devfd, O_RDWR);
-        if (may_destroy(&p))
-                try_open(&p, "reopen-rdonly-trunc", self, O_RDONLY | O_TRUNC);
-        else
-                printf("reopen-rdonly-trunc SKIPPED\n");
-
+        probe_what(&p);
+        probe_writes(&p, self);
         probe_mappings(&p);
         probe_size_and_seals(&p);
         probe_links(&p, self);
@@ -685,31 +705,21 @@ static char *outcome_of(const char *line) {
 }
 
 typedef struct {
-        VtBus *bus;
-        VtPolkit *polkit;
-        VtDaemon *daemon;
-        GDBusConnection *conn; /* root */
+        VT_FIXTURE;
         Helper *nobody;
         gsize log_mark;
 } Fixture;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->polkit = vt_polkit_start(f->bus);
+        vt_fixture_setup(&f->vt, data ?: CONFIG, VT_FIXTURE_POLKIT_REQUIRED);
         if (!f->polkit)
                 return;
-        f->daemon = vt_daemon_start(f->bus, data ?: CONFIG);
-        f->conn = vt_bus_connect(f->bus);
         f->nobody = helper_start(NOBODY);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         helper_stop(f->nobody);
-        g_clear_object(&f->conn);
-        if (f->daemon)
-                g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_polkit_stop(f->polkit);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 /* A polkit rule that says yes to the helper when the JavaScript condition
@@ -784,7 +794,7 @@ static char *snapshot(Fixture *f, int ram_alpha, int ram_beta) {
                 g_autofree char *text = g_variant_print(all, FALSE);
                 g_string_append_printf(s, "%s %s\n", paths[i], text);
         }
-        g_autofree char *leases = introspect(f->conn, "/org/vmsig/lease");
+        g_autofree char *leases = introspect(f->conn, VMSIG_BUS_LEASE_PREFIX);
         g_autoptr(GDBusNodeInfo) node = g_dbus_node_info_new_for_xml(leases, NULL);
         g_string_append(s, "leases:");
         for (GDBusNodeInfo **n = node ? node->nodes : NULL; n && *n; n++)
@@ -1079,7 +1089,7 @@ static void test_matrix_denied(Fixture *f, gconstpointer data) {
 
 #define EP VT_ENDPOINT_IFACE
 #define MGR VT_MANAGER_IFACE
-#define LEASE "org.vmsig.Lease"
+#define LEASE VT_LEASE_IFACE
 #define PEER "org.freedesktop.DBus.Peer"
 #define INTRO "org.freedesktop.DBus.Introspectable"
 #define PROPS "org.freedesktop.DBus.Properties"
@@ -1306,128 +1316,114 @@ static void test_grant_per_endpoint(Fixture *f, gconstpointer data) {
 /* The RAM fd                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* route -> expected: "OK", an errno name, "!OK" (any failure), "any", or
- * a value ("mode=0600 uid=0"). A route starting with '*' matches by
- * suffix. A route in the output that the table does not know fails, and
- * so does a missing one unless it is marked optional (leading '?'). */
+/* What each receiver of the RAM fd gets on each route it tries, one column
+ * a receiver: nobody and root, of the stub's memfd and of QEMU's RAM file.
+ *
+ * Root may reopen the memfd for writing (and more); the seals stop every
+ * write all the same. QEMU's RAM file is not a memfd: nothing seals it, and
+ * only its mode (0600, umask 077) and the fd's access mode keep a receiver
+ * out; root reopens it for writing and writes (the same bytes back).
+ *
+ * An expected result is "OK", an errno name, "!OK" (any failure), "any",
+ * or a value ("mode=0600 uid=0"); NULL: the receiver does not try that
+ * route. A route starting with '*' matches by suffix. A route in the output
+ * that the column does not know fails, and so does a missing one unless it
+ * is marked optional (leading '?'). */
+typedef enum {
+        NOBODY_MEMFD,
+        ROOT_MEMFD,
+        NOBODY_QEMU,
+        ROOT_QEMU,
+        N_RECEIVERS,
+} Receiver;
+
 typedef struct {
-        const char *route, *want;
+        const char *route;
+        const char *want[N_RECEIVERS];
 } Expect;
 
-static const Expect nobody_memfd[] = {
-        { "subscribed", "OK" },
-        { "stat", "mode=0600 uid=0" },
-        { "accmode", "O_RDONLY" },
-        { "seals", "0x17" }, /* SEAL | SHRINK | GROW | FUTURE_WRITE */
-        { "write", "EBADF" },
-        { "pwrite", "EBADF" },
-        { "pwritev2", "EBADF" },
-        { "setfl-rdwr", "OK" },
-        { "write-after-setfl", "EBADF" },
-        { "dup-write", "EBADF" },
-        { "reopen-rdwr", "EACCES" },
-        { "reopen-wronly", "EACCES" },
-        { "reopen-devfd", "EACCES" },
-        { "reopen-rdonly-trunc", "EACCES" },
-        { "mmap-shared-write", "EACCES" },
-        { "mmap-shared-validate-write", "EACCES" },
-        { "mprotect-write", "EACCES" },
-        { "pkey-mprotect-write", "EACCES" },
-        { "madvise-remove", "EACCES" },
-        { "map-files-rdwr", "!OK" },
-        { "mmap-private-write", "OK" },
-        { "private-write-shared", "unchanged" },
-        { "ftruncate-shrink", "EINVAL" },
-        { "ftruncate-grow", "EINVAL" },
-        { "fallocate-punch", "EBADF" },
-        { "fallocate-zero", "EBADF" },
-        { "fallocate-grow", "EBADF" },
-        { "add-seals", "EPERM" },
-        { "fchmod", "EPERM" },
-        { "fchown", "EPERM" },
-        { "linkat-empty-path", "!OK" },
-        { "linkat-proc", "!OK" },
-        { "open-by-handle", "!OK" },
-        { "splice-into", "EBADF" },
-        { "sendfile-into", "EBADF" },
-        { "copy-file-range-into", "EBADF" },
-        { "daemon-fd-dir", "EACCES" },
-        { "daemon-fd-reopen", "EACCES" },
-        { "daemon-mem", "EACCES" },
-        { "process-vm-writev", "EPERM" },
-        { "userns", "any" },
-        { "?userns-reopen-rdwr", "EACCES" },
-        { "?userns-fchmod", "EPERM" },
-        { "ram-at-0", "unchanged" },
-        { "ram-size", "unchanged" },
+#define SAME(w) { w, w, w, w }
+static const Expect fd_routes[] = {
+        { "subscribed", SAME("OK") },
+        { "stat", SAME("mode=0600 uid=0") },
+        { "accmode", SAME("O_RDONLY") },
+        { "seals", { "0x17", "0x17", "EINVAL", "EINVAL" } }, /* SEAL | SHRINK | GROW | FUTURE_WRITE */
+        { "write", SAME("EBADF") },
+        { "pwrite", SAME("EBADF") },
+        { "pwritev2", SAME("EBADF") },
+        { "setfl-rdwr", SAME("OK") },
+        { "write-after-setfl", SAME("EBADF") },
+        { "dup-write", SAME("EBADF") },
+        { "reopen-rdwr", { "EACCES", "OK", "EACCES", "OK" } },
+        { "reopen-rdwr-write", { NULL, NULL, NULL, "OK" } },
+        { "reopen-rdwr-mmap-write", { NULL, NULL, NULL, "OK" } },
+        { "reopen-wronly", { "EACCES", "OK", "EACCES", "OK" } },
+        { "reopen-devfd", { "EACCES", "OK", "EACCES", "OK" } },
+        { "reopen-rdonly-trunc", { "EACCES", "EPERM", "EACCES", "SKIPPED" } },
+        { "*-write", { NULL, "!OK", NULL, "any" } },
+        { "*-mmap-write", { NULL, "!OK", NULL, NULL } },
+        { "*-ftruncate", { NULL, "EPERM", NULL, NULL } },
+        { "*-fallocate-punch", { NULL, "EPERM", NULL, NULL } },
+        { "mmap-shared-write", SAME("EACCES") },
+        { "mmap-shared-validate-write", SAME("EACCES") },
+        { "mprotect-write", SAME("EACCES") },
+        { "pkey-mprotect-write", SAME("EACCES") },
+        { "madvise-remove", SAME("EACCES") },
+        { "map-files-rdwr", { "!OK", "any", "!OK", "any" } },
+        { "mmap-private-write", SAME("OK") },
+        { "private-write-shared", SAME("unchanged") },
+        { "ftruncate-shrink", { "EINVAL", "EINVAL", "EINVAL", "SKIPPED" } },
+        { "ftruncate-grow", { "EINVAL", "EINVAL", "EINVAL", "SKIPPED" } },
+        { "fallocate-punch", { "EBADF", "EBADF", "EBADF", "SKIPPED" } },
+        { "fallocate-zero", { "EBADF", "EBADF", "EBADF", "SKIPPED" } },
+        { "fallocate-grow", { "EBADF", "EBADF", "EBADF", "SKIPPED" } },
+        { "add-seals", SAME("EPERM") }, /* F_ADD_SEALS wants a writable fd first */
+        { "fchmod", { "EPERM", "SKIPPED", "EPERM", "SKIPPED" } },
+        { "fchown", { "EPERM", "SKIPPED", "EPERM", "SKIPPED" } },
+        { "linkat-empty-path", { "!OK", "any", "!OK", "any" } },
+        { "?linkat-empty-path-open-rdwr", { NULL, NULL, NULL, "any" } },
+        { "linkat-proc", { "!OK", "any", "!OK", "any" } },
+        { "?linkat-proc-open-rdwr", { NULL, NULL, NULL, "any" } },
+        { "open-by-handle", { "!OK", "any", "!OK", "any" } },
+        { "splice-into", SAME("EBADF") },
+        { "sendfile-into", SAME("EBADF") },
+        { "copy-file-range-into", SAME("EBADF") },
+        { "daemon-fd-dir", { "EACCES", NULL, "EACCES", NULL } },
+        { "daemon-fd-reopen", { "EACCES", NULL, "EACCES", NULL } },
+        { "daemon-mem", { "EACCES", NULL, "EACCES", NULL } },
+        { "process-vm-writev", { "EPERM", NULL, "EPERM", NULL } },
+        { "userns", { "any", NULL, "any", NULL } },
+        { "?userns-reopen-rdwr", { "EACCES", NULL, "EACCES", NULL } },
+        { "?userns-fchmod", { "EPERM", NULL, "EPERM", NULL } },
+        { "ram-at-0", SAME("unchanged") },
+        { "ram-size", SAME("unchanged") },
 };
+#undef SAME
 
-/* Root may reopen the memfd for writing (and more); the seals stop every
- * write all the same. */
-static const Expect root_memfd[] = {
-        { "subscribed", "OK" },
-        { "stat", "mode=0600 uid=0" },
-        { "accmode", "O_RDONLY" },
-        { "seals", "0x17" },
-        { "write", "EBADF" },
-        { "pwrite", "EBADF" },
-        { "pwritev2", "EBADF" },
-        { "setfl-rdwr", "OK" },
-        { "write-after-setfl", "EBADF" },
-        { "dup-write", "EBADF" },
-        { "reopen-rdwr", "OK" },
-        { "reopen-wronly", "OK" },
-        { "reopen-devfd", "OK" },
-        { "reopen-rdonly-trunc", "EPERM" },
-        { "*-write", "!OK" },
-        { "*-mmap-write", "!OK" },
-        { "*-ftruncate", "EPERM" },
-        { "*-fallocate-punch", "EPERM" },
-        { "mmap-shared-write", "EACCES" },
-        { "mmap-shared-validate-write", "EACCES" },
-        { "mprotect-write", "EACCES" },
-        { "pkey-mprotect-write", "EACCES" },
-        { "madvise-remove", "EACCES" },
-        { "map-files-rdwr", "any" },
-        { "mmap-private-write", "OK" },
-        { "private-write-shared", "unchanged" },
-        { "ftruncate-shrink", "EINVAL" },
-        { "ftruncate-grow", "EINVAL" },
-        { "fallocate-punch", "EBADF" },
-        { "fallocate-zero", "EBADF" },
-        { "fallocate-grow", "EBADF" },
-        { "add-seals", "EPERM" },
-        { "fchmod", "SKIPPED" },
-        { "fchown", "SKIPPED" },
-        { "linkat-empty-path", "any" },
-        { "linkat-proc", "any" },
-        { "open-by-handle", "any" },
-        { "splice-into", "EBADF" },
-        { "sendfile-into", "EBADF" },
-        { "copy-file-range-into", "EBADF" },
-        { "ram-at-0", "unchanged" },
-        { "ram-size", "unchanged" },
-};
+/* The routes receiver r tries. */
+#define FOREACH_ROUTE(e, r)                                                          \
+        for (const Expect *e = fd_routes; e < fd_routes + G_N_ELEMENTS(fd_routes); e++) \
+                if (e->want[r])
 
-static const Expect *expect_for(const Expect *table, size_t n, const char *route) {
-        for (size_t i = 0; i < n; i++) {
-                const char *r = table[i].route[0] == '?' ? table[i].route + 1 : table[i].route;
-                if (g_str_equal(r, route))
-                        return &table[i];
+static const Expect *expect_for(Receiver r, const char *route) {
+        FOREACH_ROUTE(e, r) {
+                const char *name = e->route[0] == '?' ? e->route + 1 : e->route;
+                if (g_str_equal(name, route))
+                        return e;
         }
-        for (size_t i = 0; i < n; i++)
-                if (table[i].route[0] == '*' && g_str_has_suffix(route, table[i].route + 1))
-                        return &table[i];
+        FOREACH_ROUTE(e, r)
+                if (e->route[0] == '*' && g_str_has_suffix(route, e->route + 1))
+                        return e;
         return NULL;
 }
 
-static void check_probe(GStrv lines, const Expect *table, size_t n) {
+static void check_probe(GStrv lines, Receiver r) {
         g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GHashTable) got = g_hash_table_new(g_str_hash, g_str_equal);
 
         for (char **l = lines; *l; l++) {
                 g_auto(GStrv) w = g_strsplit(*l, " ", 2);
-                const Expect *e = expect_for(table, n, w[0]);
+                const Expect *e = expect_for(r, w[0]);
                 const char *value = w[1] ?: "";
 
                 g_test_message("probe: %s", *l);
@@ -1436,19 +1432,39 @@ static void check_probe(GStrv lines, const Expect *table, size_t n) {
                         g_ptr_array_add(problems, g_strdup_printf("unexpected: %s", *l));
                         continue;
                 }
-                if (g_str_equal(e->want, "any"))
+                const char *want = e->want[r];
+                if (g_str_equal(want, "any"))
                         continue;
-                if (g_str_equal(e->want, "!OK") ? g_str_equal(value, "OK") : !g_str_equal(value, e->want))
-                        g_ptr_array_add(problems, g_strdup_printf("%s: expected %s", *l, e->want));
+                if (g_str_equal(want, "!OK") ? g_str_equal(value, "OK") : !g_str_equal(value, want))
+                        g_ptr_array_add(problems, g_strdup_printf("%s: expected %s", *l, want));
         }
-        for (size_t i = 0; i < n; i++)
-                if (table[i].route[0] != '?' && table[i].route[0] != '*' &&
-                    !g_hash_table_contains(got, g_intern_string(table[i].route)))
-                        g_ptr_array_add(problems, g_strdup_printf("%s was not tried", table[i].route));
+        FOREACH_ROUTE(e, r)
+                if (e->route[0] != '?' && e->route[0] != '*' && !g_hash_table_contains(got, g_intern_string(e->route)))
+                        g_ptr_array_add(problems, g_strdup_printf("%s was not tried", e->route));
         report_problems(problems);
 }
 
 #define MEMCTX_ONLY "action.id == \"org.vmsig.memctx\""
+
+/* nobody (clobbering: it also goes for vmsigd) and root (gently) probe the
+ * RAM fd of the endpoint at path, each as its column of fd_routes says;
+ * the RAM, seen through ram, stays byte for byte what it was. */
+static void probe_ram_fd(Fixture *f, const char *path, int ram, Receiver nobody_column, Receiver root_column) {
+        g_autofree char *before = hash_fd(ram);
+
+        grant_helper(f, f->nobody, MEMCTX_ONLY);
+        g_auto(GStrv) nobody = helper_run(f->nobody, "probe %s %d clobber", path, (int) vt_daemon_pid(f->daemon));
+        check_probe(nobody, nobody_column);
+        g_autofree char *after = hash_fd(ram);
+        g_assert_cmpstr(after, ==, before);
+
+        Helper *root = helper_start(ROOT);
+        g_auto(GStrv) as_root = helper_run(root, "probe %s 0 gentle", path);
+        helper_stop(root);
+        check_probe(as_root, root_column);
+        g_autofree char *after_root = hash_fd(ram);
+        g_assert_cmpstr(after_root, ==, before);
+}
 
 /* Every route nobody has to write through the fd it received (and to the
  * daemon behind it) fails, and the RAM stays byte for byte what it was. */
@@ -1460,22 +1476,9 @@ static void test_ram_fd_stub(Fixture *f, gconstpointer data) {
                                         g_variant_new_parsed("(uint64 0, [byte 1, 2, 3, 4, 5, 6, 7, 8], @a{sv} {})"));
         close(lease);
         int ram = subscribe_fd(f->conn, ALPHA);
-        g_autofree char *before = hash_fd(ram);
         g_autofree char *epoch = value_text(f, ALPHA, EP, "MemctxEpoch");
 
-        grant_helper(f, f->nobody, MEMCTX_ONLY);
-        g_auto(GStrv) nobody = helper_run(f->nobody, "probe %s %d clobber", ALPHA, (int) vt_daemon_pid(f->daemon));
-        check_probe(nobody, nobody_memfd, G_N_ELEMENTS(nobody_memfd));
-        g_autofree char *after = hash_fd(ram);
-        g_assert_cmpstr(after, ==, before);
-
-        Helper *root = helper_start(ROOT);
-        g_auto(GStrv) as_root = helper_run(root, "probe %s 0 gentle", ALPHA);
-        helper_stop(root);
-        check_probe(as_root, root_memfd, G_N_ELEMENTS(root_memfd));
-        g_autofree char *after_root = hash_fd(ram);
-        g_assert_cmpstr(after_root, ==, before);
-
+        probe_ram_fd(f, ALPHA, ram, NOBODY_MEMFD, ROOT_MEMFD);
         g_autofree char *epoch_after = value_text(f, ALPHA, EP, "MemctxEpoch");
         g_assert_cmpstr(epoch_after, ==, epoch);
         g_autofree char *state = vt_get_string(f->conn, ALPHA, EP, "State");
@@ -1484,105 +1487,7 @@ static void test_ram_fd_stub(Fixture *f, gconstpointer data) {
 }
 
 #ifdef VMSIG_HAVE_QMP
-/* QEMU's RAM file is not a memfd: nothing seals it, and only its mode
- * (0600, umask 077) and the fd's access mode keep a receiver out. */
-static const Expect nobody_qemu[] = {
-        { "subscribed", "OK" },
-        { "stat", "mode=0600 uid=0" },
-        { "accmode", "O_RDONLY" },
-        { "seals", "EINVAL" },
-        { "write", "EBADF" },
-        { "pwrite", "EBADF" },
-        { "pwritev2", "EBADF" },
-        { "setfl-rdwr", "OK" },
-        { "write-after-setfl", "EBADF" },
-        { "dup-write", "EBADF" },
-        { "reopen-rdwr", "EACCES" },
-        { "reopen-wronly", "EACCES" },
-        { "reopen-devfd", "EACCES" },
-        { "reopen-rdonly-trunc", "EACCES" },
-        { "mmap-shared-write", "EACCES" },
-        { "mmap-shared-validate-write", "EACCES" },
-        { "mprotect-write", "EACCES" },
-        { "pkey-mprotect-write", "EACCES" },
-        { "madvise-remove", "EACCES" },
-        { "map-files-rdwr", "!OK" },
-        { "mmap-private-write", "OK" },
-        { "private-write-shared", "unchanged" },
-        { "ftruncate-shrink", "EINVAL" },
-        { "ftruncate-grow", "EINVAL" },
-        { "fallocate-punch", "EBADF" },
-        { "fallocate-zero", "EBADF" },
-        { "fallocate-grow", "EBADF" },
-        { "add-seals", "EPERM" }, /* F_ADD_SEALS wants a writable fd first */
-        { "fchmod", "EPERM" },
-        { "fchown", "EPERM" },
-        { "linkat-empty-path", "!OK" },
-        { "linkat-proc", "!OK" },
-        { "open-by-handle", "!OK" },
-        { "splice-into", "EBADF" },
-        { "sendfile-into", "EBADF" },
-        { "copy-file-range-into", "EBADF" },
-        { "daemon-fd-dir", "EACCES" },
-        { "daemon-fd-reopen", "EACCES" },
-        { "daemon-mem", "EACCES" },
-        { "process-vm-writev", "EPERM" },
-        { "userns", "any" },
-        { "?userns-reopen-rdwr", "EACCES" },
-        { "?userns-fchmod", "EPERM" },
-        { "ram-at-0", "unchanged" },
-        { "ram-size", "unchanged" },
-};
-
-/* Root reopens the file for writing and writes (the same bytes back):
- * for QEMU's RAM only non-root receivers are kept out. */
-static const Expect root_qemu[] = {
-        { "subscribed", "OK" },
-        { "stat", "mode=0600 uid=0" },
-        { "accmode", "O_RDONLY" },
-        { "seals", "EINVAL" },
-        { "write", "EBADF" },
-        { "pwrite", "EBADF" },
-        { "pwritev2", "EBADF" },
-        { "setfl-rdwr", "OK" },
-        { "write-after-setfl", "EBADF" },
-        { "dup-write", "EBADF" },
-        { "reopen-rdwr", "OK" },
-        { "reopen-rdwr-write", "OK" },
-        { "reopen-rdwr-mmap-write", "OK" },
-        { "reopen-wronly", "OK" },
-        { "reopen-devfd", "OK" },
-        { "reopen-rdonly-trunc", "SKIPPED" },
-        { "*-write", "any" },
-        { "mmap-shared-write", "EACCES" },
-        { "mmap-shared-validate-write", "EACCES" },
-        { "mprotect-write", "EACCES" },
-        { "pkey-mprotect-write", "EACCES" },
-        { "madvise-remove", "EACCES" },
-        { "map-files-rdwr", "any" },
-        { "mmap-private-write", "OK" },
-        { "private-write-shared", "unchanged" },
-        { "ftruncate-shrink", "SKIPPED" },
-        { "ftruncate-grow", "SKIPPED" },
-        { "fallocate-punch", "SKIPPED" },
-        { "fallocate-zero", "SKIPPED" },
-        { "fallocate-grow", "SKIPPED" },
-        { "add-seals", "EPERM" }, /* F_ADD_SEALS wants a writable fd first */
-        { "fchmod", "SKIPPED" },
-        { "fchown", "SKIPPED" },
-        { "linkat-empty-path", "any" },
-        { "?linkat-empty-path-open-rdwr", "any" },
-        { "linkat-proc", "any" },
-        { "?linkat-proc-open-rdwr", "any" },
-        { "open-by-handle", "any" },
-        { "splice-into", "EBADF" },
-        { "sendfile-into", "EBADF" },
-        { "copy-file-range-into", "EBADF" },
-        { "ram-at-0", "unchanged" },
-        { "ram-size", "unchanged" },
-};
-
-#define GUEST "/org/vmsig/endpoint/guest"
+#define GUEST VT_ENDPOINT("guest")
 
 /* Connected to QEMU (running), with the RAM published. */
 static gboolean guest_ready(gpointer data) {
@@ -1610,46 +1515,22 @@ static void test_ram_fd_qemu(void) {
                 return;
         qemu = qemu_vm_new();
         qemu_vm_start(qemu);
-        f->bus = vt_bus_start();
-        f->polkit = vt_polkit_start(f->bus);
+        vt_fixture_setup_discovering(&f->vt, "<audit target=\"stderr\"/>", VT_FIXTURE_POLKIT_REQUIRED);
         if (!f->polkit) {
-                vt_bus_stop(f->bus);
+                vt_fixture_teardown(&f->vt);
                 qemu_vm_free(qemu);
                 return;
         }
-        g_autofree char *trigger_dir = g_build_filename(vt_bus_dir(f->bus), "vms.d", NULL);
-        g_autofree char *trigger = g_build_filename(trigger_dir, "guest.xml", NULL);
-        g_autofree char *xml = g_strdup_printf("<vm name=\"guest\"><ram path=\"%s\"/><qmp socket=\"%s\"/></vm>\n",
-                                               qemu->ram_path, qemu->qmp_path);
-        g_autofree char *config = g_strdup_printf("<vmsigd><audit target=\"stderr\"/>"
-                                                  "<discovery trigger-dir=\"%s\"/></vmsigd>",
-                                                  trigger_dir);
-        g_assert_cmpint(g_mkdir(trigger_dir, 0755), ==, 0);
-        f->daemon = vt_daemon_start(f->bus, config);
-        f->conn = vt_bus_connect(f->bus);
         f->nobody = helper_start(NOBODY);
-        g_assert_true(g_file_set_contents(trigger, xml, -1, NULL));
+        vt_write_trigger(f->trigger_dir, "guest", NULL, qemu->ram_path, qemu->qmp_path);
         g_assert_true(vt_wait_for(guest_ready, f, 20000));
 
         /* A paused guest does not change its RAM under the comparison. */
         int power = acquire(f->conn, GUEST, "power", NULL);
         g_autoptr(GVariant) p = vt_call(f->conn, GUEST, EP, "Pause", NULL);
         int ram = subscribe_fd(f->conn, GUEST);
-        g_autofree char *before = hash_fd(ram);
 
-        grant_helper(f, f->nobody, MEMCTX_ONLY);
-        g_auto(GStrv) nobody = helper_run(f->nobody, "probe %s %d clobber", GUEST, (int) vt_daemon_pid(f->daemon));
-        check_probe(nobody, nobody_qemu, G_N_ELEMENTS(nobody_qemu));
-        g_autofree char *after = hash_fd(ram);
-        g_assert_cmpstr(after, ==, before);
-
-        Helper *root = helper_start(ROOT);
-        g_auto(GStrv) as_root = helper_run(root, "probe %s 0 gentle", GUEST);
-        helper_stop(root);
-        check_probe(as_root, root_qemu, G_N_ELEMENTS(root_qemu));
-        g_autofree char *after_root = hash_fd(ram);
-        g_assert_cmpstr(after_root, ==, before);
-
+        probe_ram_fd(f, GUEST, ram, NOBODY_QEMU, ROOT_QEMU);
         close(ram);
         close(power);
         fixture_teardown(f, NULL);
@@ -2027,16 +1908,8 @@ static void root_expects(Fixture *f, GDBusConnection *c, const char *path, const
 #define MW(addr, bytes) g_variant_new_parsed("(uint64 " addr ", [byte " bytes "], @a{sv} {})")
 #define MW_TEXT "(uint64 4096, [byte 0xee], @a{sv} {})"
 
-static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
-        g_autofree char *root_lease = NULL, *input_lease = NULL;
-
-        if (!f->polkit)
-                return;
-        g_strfreev(new_records(f));
-        int power = acquire(f->conn, ALPHA, "power", &root_lease);
-        expect_records(f, "root AcquireLease power", "0 org.vmsig.lease-power alpha granted root",
-                       "0 acquire-lease alpha ok -", NULL);
-
+/* What nobody may not do, each refusal audited once. */
+static void audit_nobody(Fixture *f, const char *root_lease) {
         /* nobody, no rules. */
         nobody_expects(f, FALSE, VT_MANAGER_PATH, MGR, "ListEndpoints", NULL, "ok");
         expect_records(f, "nobody ListEndpoints", "65534 org.vmsig.roster - granted polkit", NULL);
@@ -2076,6 +1949,12 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "nobody Release", "65534 org.vmsig.lease-power alpha denied not-lease-holder", NULL);
         nobody_expects(f, FALSE, ALPHA, PROPS, "Set", "('org.vmsig.Endpoint', 'State', <'paused'>)", ACCESS_DENIED);
         expect_records(f, "nobody Properties.Set (the bus refuses)", NULL);
+}
+
+/* root's lifecycle calls and writes; the leases it takes stay held (their
+ * fds in *ret_memwrite and *ret_input): giving one up is audited too. */
+static void audit_root_writes(Fixture *f, int *ret_memwrite, int *ret_input) {
+        g_autofree char *input_lease = NULL;
 
         /* root, destructive. */
         root_expects(f, f->conn, ALPHA, EP, "Pause", NULL, "ok");
@@ -2084,7 +1963,7 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "root Pause (paused)", "0 pause alpha failed EBADFD", NULL);
         root_expects(f, f->conn, ALPHA, EP, "Resume", NULL, "ok");
         expect_records(f, "root Resume", "0 resume alpha ok -", NULL);
-        int memwrite = acquire(f->conn, ALPHA, "memory-write", NULL);
+        *ret_memwrite = acquire(f->conn, ALPHA, "memory-write", NULL);
         expect_records(f, "root AcquireLease memory-write", "0 org.vmsig.lease-memwrite alpha granted root",
                        "0 acquire-lease alpha ok -", NULL);
         root_expects(f, f->conn, ALPHA, EP, "MemWrite", MW("0x1000", "1, 2"), "ok");
@@ -2096,7 +1975,7 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "root MemWriteBatch", "0 memwrite alpha ok - address=0x10000 length=24 count=3", NULL);
         root_expects(f, f->conn, ALPHA, EP, "MemWriteVirtual", MW("0x4000", "0x55"), "ok");
         expect_records(f, "root MemWriteVirtual", "0 memwrite-virtual alpha ok - address=0x4000 length=1", NULL);
-        int input = acquire(f->conn, ALPHA, "input", &input_lease);
+        *ret_input = acquire(f->conn, ALPHA, "input", &input_lease);
         expect_records(f, "root AcquireLease input", "0 org.vmsig.lease-input alpha granted root",
                        "0 acquire-lease alpha ok -", NULL);
         root_expects(f, f->conn, ALPHA, EP, "InjectInput", g_variant_new_parsed("([(uint32 0, uint32 30, 1)],)"), "ok");
@@ -2106,9 +1985,12 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "root InjectInput again", "0 inject-input alpha ok -", NULL);
         root_expects(f, f->conn, input_lease, LEASE, "Release", NULL, "ok");
         expect_records(f, "root Release", "0 release-lease alpha ok -", NULL);
-        /* A forced take-over of a held lease: two operations. */
-        GDBusConnection *other = vt_bus_connect(f->bus);
-        int theirs = acquire(other, ALPHA, "input", NULL);
+}
+
+/* A forced take-over of a held lease, and root's destructive calls; the
+ * leases taken stay held (*ret_theirs on other, *ret_beta). */
+static void audit_root_destructive(Fixture *f, GDBusConnection *other, int *power, int *ret_theirs, int *ret_beta) {
+        *ret_theirs = acquire(other, ALPHA, "input", NULL);
         expect_records(f, "other AcquireLease input", "0 org.vmsig.lease-input alpha granted root",
                        "0 acquire-lease alpha ok -", NULL);
         g_autoptr(GUnixFDList) fds = NULL;
@@ -2118,13 +2000,13 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
                        "0 revoke-lease alpha ok -", "0 acquire-lease alpha ok -", NULL);
         root_expects(f, f->conn, ALPHA, EP, "Reset", NULL, "ok");
         expect_records(f, "root Reset", "0 reset alpha ok -", NULL);
-        close(power);
-        power = acquire(f->conn, ALPHA, "power", NULL);
+        close(*power);
+        *power = acquire(f->conn, ALPHA, "power", NULL);
         expect_records(f, "root AcquireLease power again", "0 org.vmsig.lease-power alpha granted root",
                        "0 acquire-lease alpha ok -", NULL);
         root_expects(f, f->conn, ALPHA, EP, "PowerOff", NULL, "ok");
         expect_records(f, "root PowerOff", "0 power-off alpha ok -", NULL);
-        int beta = acquire(f->conn, BETA, "power", NULL);
+        *ret_beta = acquire(f->conn, BETA, "power", NULL);
         expect_records(f, "root AcquireLease power beta", "0 org.vmsig.lease-power beta granted root",
                        "0 acquire-lease beta ok -", NULL);
         root_expects(f, f->conn, BETA, EP, "Kill", NULL, "ok");
@@ -2133,6 +2015,24 @@ static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
         expect_records(f, "root Reload", "0 org.vmsig.admin - granted root", "0 reload - ok -", NULL);
         root_expects(f, f->conn, VT_MANAGER_PATH, MGR, "DetachEndpoint", g_variant_new("(s)", "beta"), "ok");
         expect_records(f, "root DetachEndpoint", "0 org.vmsig.admin beta granted root", "0 detach beta ok -", NULL);
+}
+
+static void test_audit_one_record_per_call(Fixture *f, gconstpointer data) {
+        g_autofree char *root_lease = NULL;
+        GDBusConnection *other;
+        int memwrite, input, theirs, beta;
+
+        if (!f->polkit)
+                return;
+        g_strfreev(new_records(f));
+        int power = acquire(f->conn, ALPHA, "power", &root_lease);
+        expect_records(f, "root AcquireLease power", "0 org.vmsig.lease-power alpha granted root",
+                       "0 acquire-lease alpha ok -", NULL);
+
+        audit_nobody(f, root_lease);
+        audit_root_writes(f, &memwrite, &input);
+        other = vt_bus_connect(f->bus);
+        audit_root_destructive(f, other, &power, &theirs, &beta);
 
         close(beta);
         close(theirs);

@@ -13,6 +13,7 @@
 
 #include "memctx.h"
 #include "stub.h"
+#include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
 
@@ -33,8 +34,7 @@ typedef struct record {
 } record;
 
 typedef struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         vmsig_subscriber *sub;
         GArray *records;
         unsigned completions; /* numbers the completions of done_ctx */
@@ -50,23 +50,17 @@ typedef struct done_ctx {
 } done_ctx;
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         f->records = g_array_new(false, true, sizeof(record));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        vmsig_core_free(f->core);
+        vt_core_stop(f->event, f->core);
         g_array_unref(f->records);
-        sd_event_unref(f->event);
 }
 
 static void run_pending(Fixture *f) {
-        int r, n = 0;
-
-        while ((r = sd_event_run(f->event, 0)) > 0)
-                g_assert_cmpint(++n, <, 10000);
-        g_assert_cmpint(r, ==, 0);
+        vt_event_run_pending(f->event);
 }
 
 static int on_deliver(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
@@ -137,14 +131,7 @@ static void assert_lifecycle(const record *r, vmsig_lifecycle_op op, vmsig_state
 }
 
 static size_t count_fds(void) {
-        GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
-        size_t n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        g_dir_close(dir);
-        return n;
+        return vt_open_fds(0);
 }
 
 #define MASK(k) VMSIG_KIND_MASK(k)
@@ -859,25 +846,23 @@ static void test_no_fd_leak(void) {
         g_assert_cmpuint(count_fds(), ==, n0);
 }
 
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
         g_test_add_func("/stub/spec", test_spec);
-        ADD("/stub/ram", test_ram);
-        ADD("/stub/lifecycle/async", test_lifecycle_async);
-        ADD("/stub/lifecycle/invalid", test_lifecycle_invalid);
-        ADD("/stub/lifecycle/reset-epoch", test_reset_epoch);
-        ADD("/stub/input", test_input);
-        ADD("/stub/input/log-bound", test_input_log_bound);
-        ADD("/stub/display/image", test_display_image);
-        ADD("/stub/display/clock", test_display_clock);
-        ADD("/stub/display/state", test_display_state);
-        ADD("/stub/display/order", test_display_order);
-        ADD("/stub/display/detach", test_display_detach);
-        ADD("/stub/detach/pending", test_detach_pending);
-        ADD("/stub/detach/from-completion", test_detach_from_completion);
+        VT_TEST_ADD("/stub/ram", test_ram);
+        VT_TEST_ADD("/stub/lifecycle/async", test_lifecycle_async);
+        VT_TEST_ADD("/stub/lifecycle/invalid", test_lifecycle_invalid);
+        VT_TEST_ADD("/stub/lifecycle/reset-epoch", test_reset_epoch);
+        VT_TEST_ADD("/stub/input", test_input);
+        VT_TEST_ADD("/stub/input/log-bound", test_input_log_bound);
+        VT_TEST_ADD("/stub/display/image", test_display_image);
+        VT_TEST_ADD("/stub/display/clock", test_display_clock);
+        VT_TEST_ADD("/stub/display/state", test_display_state);
+        VT_TEST_ADD("/stub/display/order", test_display_order);
+        VT_TEST_ADD("/stub/display/detach", test_display_detach);
+        VT_TEST_ADD("/stub/detach/pending", test_detach_pending);
+        VT_TEST_ADD("/stub/detach/from-completion", test_detach_from_completion);
         g_test_add_func("/stub/no-fd-leak", test_no_fd_leak);
         return g_test_run();
 }

@@ -87,13 +87,38 @@ static const char *method_name(int r, const vmsig_detect_result *d) {
         return r < 0 ? "error" : r == 0 ? "nothing" : vmsig_detect_method_to_string(d->method);
 }
 
+/* The cheap ways in, reported against what a correct detector would say:
+ * the stub's root is a loader's (valid, not the answer), and a PML4 scan
+ * may stop at the first table that passes. */
+static void report_cheap_ways(const vmsig_detect_source *src, const win_expect *e, const char *what) {
+        vmsig_detect_result stub = {}, scan = {};
+        int r_stub = vmsig_detect_low_stub(src, &stub);
+        int r_scan = vmsig_detect_pml4_scan(src, &scan);
+
+        g_test_message("%s: low stub: %s 0x%" PRIx64 " (expected %s 0x%" PRIx64 "); PML4 scan: %s 0x%" PRIx64
+                       " (the System root 0x%" PRIx64 "%s)",
+                       what, method_name(r_stub, &stub), stub.dtb, e->stub_dtb ? "the loader's" : "none",
+                       e->stub_dtb, method_name(r_scan, &scan), scan.dtb, e->dtb,
+                       e->dtb < VMSIG_DETECT_PML4_SCAN_LIMIT ? ", in its range" : ", beyond its range");
+        if (r_stub > 0 && stub.dtb != e->stub_dtb)
+                g_test_message("%s: OBSERVED: the low stub check accepted 0x%" PRIx64, what, stub.dtb);
+        if (r_stub == 0 && e->stub_dtb)
+                g_test_message("%s: OBSERVED: the low stub check rejected the stub", what);
+        if (r_scan > 0 && e->stale_dtb && scan.dtb == e->stale_dtb)
+                g_test_message("%s: OBSERVED: the PML4 scan took the previous boot's root 0x%" PRIx64, what,
+                               scan.dtb);
+        else if (r_scan > 0 && scan.dtb != e->dtb && scan.dtb != e->other_dtb && scan.dtb != e->stub_dtb)
+                g_test_message("%s: OBSERVED: the PML4 scan accepted 0x%" PRIx64 ", which is no process's root",
+                               what, scan.dtb);
+}
+
 /* The project's detector on the RAM file, read-only, full scan. */
 static void check_detector(Vcpu *v, const win_expect *e, const char *what) {
         vmsig_gpa_range ranges[2];
-        vmsig_detect_result all = {}, stub = {}, scan = {};
+        vmsig_detect_result all = {};
         struct stat st;
         int64_t t;
-        int fd, r, r_stub, r_scan;
+        int fd, r;
         bool live, stale;
 
         for (size_t i = 0; i < v->n_ranges; i++)
@@ -115,26 +140,7 @@ static void check_detector(Vcpu *v, const win_expect *e, const char *what) {
                        all.build, all.self_ref);
         g_assert_cmpint(r, >=, 0);
 
-        /* The cheap ways in, reported against what a correct detector would
-         * say: the stub's root is a loader's (valid, not the answer), and a
-         * PML4 scan may stop at the first table that passes. */
-        r_stub = vmsig_detect_low_stub(&src, &stub);
-        r_scan = vmsig_detect_pml4_scan(&src, &scan);
-        g_test_message("%s: low stub: %s 0x%" PRIx64 " (expected %s 0x%" PRIx64 "); PML4 scan: %s 0x%" PRIx64
-                       " (the System root 0x%" PRIx64 "%s)",
-                       what, method_name(r_stub, &stub), stub.dtb, e->stub_dtb ? "the loader's" : "none",
-                       e->stub_dtb, method_name(r_scan, &scan), scan.dtb, e->dtb,
-                       e->dtb < VMSIG_DETECT_PML4_SCAN_LIMIT ? ", in its range" : ", beyond its range");
-        if (r_stub > 0 && stub.dtb != e->stub_dtb)
-                g_test_message("%s: OBSERVED: the low stub check accepted 0x%" PRIx64, what, stub.dtb);
-        if (r_stub == 0 && e->stub_dtb)
-                g_test_message("%s: OBSERVED: the low stub check rejected the stub", what);
-        if (r_scan > 0 && e->stale_dtb && scan.dtb == e->stale_dtb)
-                g_test_message("%s: OBSERVED: the PML4 scan took the previous boot's root 0x%" PRIx64, what,
-                               scan.dtb);
-        else if (r_scan > 0 && scan.dtb != e->dtb && scan.dtb != e->other_dtb && scan.dtb != e->stub_dtb)
-                g_test_message("%s: OBSERVED: the PML4 scan accepted 0x%" PRIx64 ", which is no process's root",
-                               what, scan.dtb);
+        report_cheap_ways(&src, e, what);
 
         if (e->dtb == 0) {
                 g_assert_false(r > 0 && all.method == VMSIG_DETECT_EPROCESS);
@@ -174,6 +180,26 @@ static void assert_registers(const char *text, QemuRegisters want) {
         g_assert_cmpint(r.halted, ==, want.halted);
 }
 
+/* What the parser must refuse. */
+static const char *const bad_registers[] = {
+        "",
+        "CR0=11 CR3=0 EFER=0\r\n", /* no IP, no CR4 */
+        "EIP=1 CR0=1 CR3=2 CR4=3", /* no EFER */
+        "CR0=1 CR3=2 CR4=3 EFER=0", /* no IP */
+        "EIP=1 CR0=1 XCR3=2 CR4=3 EFER=0", /* CR3 only inside another name */
+        /* A value that is none, or not as QEMU prints one. */
+        "EIP=1 CR0=1 CR3=zz CR4=3 EFER=0",
+        "EIP=1 CR0=1 CR3= CR4=3 EFER=0",
+        "EIP=1 CR0=1 CR3=0x2 CR4=3 EFER=0",
+        "EIP=1 CR0=1 CR3=10000000000000000 CR4=3 EFER=0",
+        "EIP=1 CR0=1 CR3=2CR4=3 EFER=0",
+        "RIP=zz EIP=1 CR0=1 CR3=2 CR4=3 EFER=0",
+        /* Only the first CPU's block counts. */
+        "CPU#0\r\nEIP=1 CR0=1 CR3=2 CR4=3\r\nCPU#1\r\nEFER=0\r\n",
+        "CPU#0\r\nCPU#1\r\nEIP=1 CR0=1 CR3=2 CR4=3 EFER=0\r\n",
+        "CPU#0",
+};
+
 /* The tests' own parser of "info registers" (qemu-harness.h). */
 static void test_parse_registers(void) {
         /* The program waiting: 32-bit, \r\n as QEMU sends it over QMP. */
@@ -208,24 +234,6 @@ static void test_parse_registers(void) {
                 "EIP=0000fff0 EFL=00000002 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
                 "CR0=60000010 CR2=00000000 CR3=00000000 CR4=00000000\n"
                 "EFER=0000000000000000\n";
-        static const char *const bad[] = {
-                "",
-                "CR0=11 CR3=0 EFER=0\r\n", /* no IP, no CR4 */
-                "EIP=1 CR0=1 CR3=2 CR4=3", /* no EFER */
-                "CR0=1 CR3=2 CR4=3 EFER=0", /* no IP */
-                "EIP=1 CR0=1 XCR3=2 CR4=3 EFER=0", /* CR3 only inside another name */
-                /* A value that is none, or not as QEMU prints one. */
-                "EIP=1 CR0=1 CR3=zz CR4=3 EFER=0",
-                "EIP=1 CR0=1 CR3= CR4=3 EFER=0",
-                "EIP=1 CR0=1 CR3=0x2 CR4=3 EFER=0",
-                "EIP=1 CR0=1 CR3=10000000000000000 CR4=3 EFER=0",
-                "EIP=1 CR0=1 CR3=2CR4=3 EFER=0",
-                "RIP=zz EIP=1 CR0=1 CR3=2 CR4=3 EFER=0",
-                /* Only the first CPU's block counts. */
-                "CPU#0\r\nEIP=1 CR0=1 CR3=2 CR4=3\r\nCPU#1\r\nEFER=0\r\n",
-                "CPU#0\r\nCPU#1\r\nEIP=1 CR0=1 CR3=2 CR4=3 EFER=0\r\n",
-                "CPU#0",
-        };
         g_autofree char *all_cpus = g_strconcat("\r\nCPU#0\r\n", legacy, "\r\nCPU#1\r\n", longmode, NULL);
         QemuRegisters r;
 
@@ -244,9 +252,9 @@ static void test_parse_registers(void) {
         assert_registers("EIP=1 XCR0=7 CR0=8000AbCd CR3=2 CR4=3\nEFER=0",
                          (QemuRegisters) { .ip = 1, .cr0 = 0x8000abcd, .cr3 = 2, .cr4 = 3 });
 
-        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
-                if (qemu_parse_registers(bad[i], &r))
-                        g_error("parses:\n%s", bad[i]);
+        for (size_t i = 0; i < G_N_ELEMENTS(bad_registers); i++)
+                if (qemu_parse_registers(bad_registers[i], &r))
+                        g_error("parses:\n%s", bad_registers[i]);
 }
 
 /* The images themselves, in a plain file: the layout a correct detector

@@ -181,10 +181,8 @@ static void pad(image *i, size_t n) {
         g_byte_array_append(i->data, zero, n);
 }
 
-/* Makes bad image number n into i, with the error it must give; false past
- * the last. */
-static bool bad_image(unsigned n, image *i, int *ret_error) {
-        *ret_error = -EBADMSG;
+/* Bad PPMs: numbers 0 to 10. */
+static bool bad_ppm(unsigned n, image *i, int *ret_error) {
         switch (n) {
         case 0: /* truncated PPM */
                 image_ppm(i, 8, 8, 1);
@@ -225,6 +223,14 @@ static bool bad_image(unsigned n, image *i, int *ret_error) {
         case 10:
                 image_ppm_header(i, "");
                 return true;
+        default:
+                return false;
+        }
+}
+
+/* Bad PNGs: 11 to 14. */
+static bool bad_png(unsigned n, image *i, int *ret_error) {
+        switch (n) {
         case 11: /* truncated PNG */
                 image_png(i, 16, 16, 1);
                 g_byte_array_set_size(i->data, i->data->len / 2);
@@ -247,6 +253,14 @@ static bool bad_image(unsigned n, image *i, int *ret_error) {
                 image_ppm(i, 4, 4, 1);
                 i->encoding = VMSIG_IMAGE_PNG;
                 return true;
+        default:
+                return false;
+        }
+}
+
+/* Bad RAW images: 15 to 19. */
+static bool bad_raw(unsigned n, image *i, int *ret_error) {
+        switch (n) {
         case 15: /* RAW stride below a row */
                 image_raw(i, 8, 8, 8 * 4, 1);
                 i->stride = 8 * 4 - 1;
@@ -271,6 +285,13 @@ static bool bad_image(unsigned n, image *i, int *ret_error) {
         default:
                 return false;
         }
+}
+
+/* Makes bad image number n into i, with the error it must give; false past
+ * the last. */
+static bool bad_image(unsigned n, image *i, int *ret_error) {
+        *ret_error = -EBADMSG;
+        return bad_ppm(n, i, ret_error) || bad_png(n, i, ret_error) || bad_raw(n, i, ret_error);
 }
 
 static void test_decode_malformed(void) {
@@ -324,8 +345,7 @@ typedef struct request {
 
 /* Counters live in the fixture, so they outlive the adapter. */
 struct Fixture {
-        sd_event *event;
-        vmsig_core *core;
+        VT_CORE_MEMBERS;
         vmsig_vgpu *vgpu;
         image image;
         uint64_t delay_usec; /* of every capture */
@@ -476,8 +496,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         const double *rate = data;
         vmsig_vgpu_config config = { .rate = rate ? *rate : 20 };
 
-        g_assert_cmpint(sd_event_new(&f->event), >=, 0);
-        g_assert_cmpint(vmsig_core_new(f->event, &f->core), ==, 0);
+        vt_core_start(&f->event, &f->core);
         g_assert_cmpint(vmsig_vgpu_new(f->core, &config, &f->vgpu), ==, 0);
         f->frames = g_array_new(false, true, sizeof(vmsig_frame));
         image_raw(&f->image, 32, 16, 128, 1);

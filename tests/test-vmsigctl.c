@@ -21,11 +21,10 @@
 #include <png.h>
 #endif
 
-#include "client.h"
-#include "harness.h"
+#include "fixture.h"
 
-#define ALPHA "/org/vmsig/endpoint/alpha"
-#define BETA "/org/vmsig/endpoint/beta"
+#define ALPHA VT_ENDPOINT("alpha")
+#define BETA VT_ENDPOINT("beta")
 #define RAM (4u << 20)
 #define CONFIG                                                                      \
         "<vmsigd><audit target=\"stderr\"/>"                                        \
@@ -33,9 +32,7 @@
         "<stub-vm name=\"beta\" ram-size=\"1M\"/></vmsigd>"
 
 typedef struct {
-        VtBus *bus;
-        VtDaemon *daemon;
-        GDBusConnection *conn;
+        VT_FIXTURE;
         char *ctl;
 } Fixture;
 
@@ -46,18 +43,14 @@ static guint timeout_ms(void) {
 }
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
-        f->bus = vt_bus_start();
-        f->daemon = vt_daemon_start(f->bus, CONFIG);
-        f->conn = vt_bus_connect(f->bus);
+        vt_fixture_setup(&f->vt, CONFIG, 0);
         f->ctl = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigctl", NULL);
         g_assert_true(g_file_test(f->ctl, G_FILE_TEST_IS_EXECUTABLE));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
         g_free(f->ctl);
-        g_clear_object(&f->conn);
-        g_assert_cmpint(vt_daemon_stop(f->daemon), ==, 0);
-        vt_bus_stop(f->bus);
+        vt_fixture_teardown(&f->vt);
 }
 
 /* Running vmsigctl. */
@@ -382,21 +375,8 @@ static char *prop(Fixture *f, const char *path, const char *name) {
         return vt_get_string(f->conn, path, VT_ENDPOINT_IFACE, name);
 }
 
-typedef struct {
-        Fixture *f;
-        const char *path, *property, *want;
-        gboolean equal;
-} PropWait;
-
-static gboolean prop_matches(gpointer data) {
-        PropWait *w = data;
-        g_autofree char *v = prop(w->f, w->path, w->property);
-        return g_str_equal(v, w->want) == w->equal;
-}
-
 static void wait_prop(Fixture *f, const char *path, const char *property, const char *want, gboolean equal) {
-        PropWait w = { f, path, property, want, equal };
-        g_assert_true(vt_wait_for(prop_matches, &w, timeout_ms()));
+        g_assert_true(vt_endpoint_wait_property(f->conn, path, property, want, equal, timeout_ms()));
 }
 
 static guint count(const char *haystack, const char *needle) {
@@ -602,11 +582,11 @@ static void test_lease_busy(Fixture *f, gconstpointer data) {
         g_autofree char *out = NULL, *err = NULL;
 
         g_assert_true(bg_wait(b, b->out, "\n"));
-        g_assert_true(g_str_has_prefix(b->out->str, "/org/vmsig/lease/"));
+        g_assert_true(g_str_has_prefix(b->out->str, VMSIG_BUS_LEASE_PREFIX "/"));
         g_autofree char *holder = prop(f, ALPHA, "PowerLeaseHolder");
         g_assert_cmpstr(holder, !=, "");
         g_autofree char *lease_path = g_strndup(b->out->str, strcspn(b->out->str, "\n"));
-        g_autofree char *lease_holder = vt_get_string(f->conn, lease_path, "org.vmsig.Lease", "Holder");
+        g_autofree char *lease_holder = vt_get_string(f->conn, lease_path, VT_LEASE_IFACE, "Holder");
         g_assert_cmpstr(lease_holder, ==, holder);
 
         /* Another vmsigctl is told who holds it. */

@@ -26,6 +26,8 @@
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 
+#include "bus-names.h"
+
 static GDBusConnection *connect_to(const char *p2p, GError **error) {
         g_autofree char *address = NULL;
 
@@ -40,7 +42,7 @@ static int call_once(GDBusConnection *c, gboolean p2p, const char *const *what, 
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) reply = NULL;
 
-        reply = g_dbus_connection_call_sync(c, p2p ? NULL : "org.vmsig", what[0], what[1], what[2],
+        reply = g_dbus_connection_call_sync(c, p2p ? NULL : VMSIG_BUS_NAME, what[0], what[1], what[2],
                                             args ? g_variant_ref(args) : NULL, NULL,
                                             interactive ? G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION
                                                         : G_DBUS_CALL_FLAGS_NONE,
@@ -95,7 +97,7 @@ static int probe_memctx(GDBusConnection *c, gboolean p2p, const char *path) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GUnixFDList) fds = NULL;
         g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                c, p2p ? NULL : "org.vmsig", path, "org.vmsig.Endpoint", "SubscribeMemctx", NULL, NULL,
+                c, p2p ? NULL : VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", NULL, NULL,
                 G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &fds, NULL, &error);
         guint64 dtb, epoch, size;
         gint32 index;
@@ -121,7 +123,7 @@ static int take_lease(GDBusConnection *c, gboolean p2p, const char *path, const 
                       GUnixFDList **fds) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                c, p2p ? NULL : "org.vmsig", path, "org.vmsig.Endpoint", "AcquireLease",
+                c, p2p ? NULL : VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease",
                 g_variant_new("(sa{sv})", class, NULL), NULL,
                 interactive ? G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION : G_DBUS_CALL_FLAGS_NONE, 10000,
                 NULL, fds, NULL, &error);

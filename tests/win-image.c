@@ -566,11 +566,67 @@ int win_stale_boot_write(const win_image *img, unsigned boot, unsigned build, ui
         return 0;
 }
 
-int win_scenario_write(const win_image *img, win_scenario s, unsigned build, uint32_t seed, win_expect *ret) {
-        win_kernel k, fake;
-        win_expect e = {};
+/* A copy of the System EPROCESS, byte for byte, lower in RAM: only the
+ * neighbours, which lead back to the live one's GPA, give it away. */
+static int write_stale_copy(const win_image *img, unsigned build, uint32_t seed, win_expect *e) {
+        win_kernel k;
         uint8_t copy[EPROCESS_BYTES];
         const win_layout *l;
+        int r;
+
+        win_kernel_init(&k, build, SPEC_DTB, KERNEL_TABLES, KERNEL_DATA, seed);
+        r = write_plain(img, &k, e);
+        l = win_layout_for_build(k.build);
+        if (r >= 0)
+                r = win_image_read(img, k.eprocess_gpa, copy, l->name + 16u);
+        if (r >= 0)
+                r = win_image_write(img, 0x1000040, copy, l->name + 16u);
+        return r;
+}
+
+/* No stub; a root with 5 kernel entries and a self-reference first. */
+static int write_lookalike(const win_image *img, unsigned build, uint32_t seed, win_expect *e) {
+        win_kernel k, fake;
+        int r;
+
+        win_kernel_init(&k, build, 0x800000, 0x801000, 0x2468000, seed);
+        k.kernel_entries = 6; /* the least a real one has */
+        win_root_init(&fake, 0x200000, 0x201000, k.self_ref, 5, seed ^ 0xFA4E);
+        r = win_kernel_write(img, &fake, NULL);
+        if (r >= 0)
+                r = win_kernel_write(img, &k, e);
+        return r;
+}
+
+/* No stub; the root above 16 MiB, its self-reference not 0x1ED. */
+static int write_high_root(const win_image *img, unsigned build, uint32_t seed, win_expect *e) {
+        win_kernel k;
+
+        if (build == 7601)
+                return -EINVAL;
+        for (uint32_t s2 = seed;; s2++) {
+                win_kernel_init(&k, build, 0x2400000, 0x2401000, 0x5A5A000, s2);
+                if (k.self_ref != WIN_SELF_REF_LEGACY)
+                        break;
+        }
+        return win_kernel_write(img, &k, e);
+}
+
+/* 19041, the name 8 bytes before 64 MiB, its padding after: the EPROCESS
+ * starts at page + 0xA50, its name is 0x5A8 and a page boundary further
+ * on. */
+static int write_name_far(const win_image *img, uint32_t seed, win_expect *e) {
+        win_kernel k;
+
+        win_kernel_init(&k, 19041, SPEC_DTB, KERNEL_TABLES, KERNEL_DATA, seed);
+        k.eprocess_gpa = UINT64_C(0x4000000) - 8 - 0x5A8;
+        k.eprocess_va = (k.eprocess_va & ~(PAGE - 1)) | (k.eprocess_gpa & (PAGE - 1));
+        return write_plain(img, &k, e);
+}
+
+int win_scenario_write(const win_image *img, win_scenario s, unsigned build, uint32_t seed, win_expect *ret) {
+        win_kernel k;
+        win_expect e = {};
         int r;
 
         switch (s) {
@@ -586,35 +642,15 @@ int win_scenario_write(const win_image *img, win_scenario s, unsigned build, uin
                 break;
 
         case WIN_SCENARIO_STALE_COPY:
-                win_kernel_init(&k, build, SPEC_DTB, KERNEL_TABLES, KERNEL_DATA, seed);
-                r = write_plain(img, &k, &e);
-                l = win_layout_for_build(k.build);
-                /* Byte for byte, lower in RAM: only the neighbours, which
-                 * lead back to the live one's GPA, give it away. */
-                if (r >= 0)
-                        r = win_image_read(img, k.eprocess_gpa, copy, l->name + 16u);
-                if (r >= 0)
-                        r = win_image_write(img, 0x1000040, copy, l->name + 16u);
+                r = write_stale_copy(img, build, seed, &e);
                 break;
 
         case WIN_SCENARIO_LOOKALIKE:
-                win_kernel_init(&k, build, 0x800000, 0x801000, 0x2468000, seed);
-                k.kernel_entries = 6; /* the least a real one has */
-                win_root_init(&fake, 0x200000, 0x201000, k.self_ref, 5, seed ^ 0xFA4E);
-                r = win_kernel_write(img, &fake, NULL);
-                if (r >= 0)
-                        r = win_kernel_write(img, &k, &e);
+                r = write_lookalike(img, build, seed, &e);
                 break;
 
         case WIN_SCENARIO_HIGH_ROOT:
-                if (build == 7601)
-                        return -EINVAL;
-                for (uint32_t s2 = seed;; s2++) {
-                        win_kernel_init(&k, build, 0x2400000, 0x2401000, 0x5A5A000, s2);
-                        if (k.self_ref != WIN_SELF_REF_LEGACY)
-                                break;
-                }
-                r = win_kernel_write(img, &k, &e);
+                r = write_high_root(img, build, seed, &e);
                 break;
 
         case WIN_SCENARIO_ABOVE_4G:
@@ -636,13 +672,7 @@ int win_scenario_write(const win_image *img, win_scenario s, unsigned build, uin
                 break;
 
         case WIN_SCENARIO_NAME_FAR:
-                win_kernel_init(&k, 19041, SPEC_DTB, KERNEL_TABLES, KERNEL_DATA, seed);
-                /* The name 8 bytes before 64 MiB, its padding after: the
-                 * EPROCESS starts at page + 0xA50, its name is 0x5A8 and a
-                 * page boundary further on. */
-                k.eprocess_gpa = UINT64_C(0x4000000) - 8 - 0x5A8;
-                k.eprocess_va = (k.eprocess_va & ~(PAGE - 1)) | (k.eprocess_gpa & (PAGE - 1));
-                r = write_plain(img, &k, &e);
+                r = write_name_far(img, seed, &e);
                 break;
 
         default:
