@@ -5,7 +5,7 @@
  *
  * Both sides run the same producer: a defer source that publishes BATCH
  * payloads of PAYLOAD bytes per loop iteration until EVENTS were published.
- *   core  vmsig_core_publish() of a bulk (sensor) event on one attached
+ *   core  vmsig_core_publish() of a bulk sample event on one attached
  *         endpoint; K in-process subscribers (vmsig_core_subscribe()) receive
  *         it from the core's dispatch source.
  *   bare  the payload is copied into a malloc'd node on a FIFO and a
@@ -92,7 +92,7 @@ static int timed_loop(bench *b, uint64_t *ret_nsec) {
 static int on_delivery(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
         bench *b = userdata;
 
-        if (d->event->kind != VMSIG_KIND_SENSOR)
+        if (d->event->kind != VMSIG_KIND_SAMPLE)
                 return VMSIG_DELIVER_OK;
         consume(b, d->event->payload, d->event->payload_size);
         finish_if_done(b);
@@ -105,7 +105,7 @@ static int core_produce(sd_event_source *s, void *userdata) {
 
         for (unsigned i = 0; i < b->batch && b->published < b->events; i++, b->published++) {
                 b->payload[0] = (uint8_t) b->published;
-                r = vmsig_core_publish(b->core, VMSIG_KIND_SENSOR, b->endpoint, 0, b->payload, b->payload_size);
+                r = vmsig_core_publish(b->core, VMSIG_KIND_SAMPLE, b->endpoint, 0, b->payload, b->payload_size);
                 if (r < 0)
                         return r;
         }
@@ -117,7 +117,7 @@ static int core_produce(sd_event_source *s, void *userdata) {
 static int run_core(bench *b, uint64_t *ret_nsec) {
         vmsig_subscriber *subs[SUBSCRIBERS_MAX] = {};
         vmsig_endpoint_spec spec = { .name = "bench", .initial_state = VMSIG_STATE_RUNNING };
-        vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_SENSOR) };
+        vmsig_filter filter = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE) };
         sd_event_source *producer = NULL;
         vmsig_endpoint *ep;
         int r;

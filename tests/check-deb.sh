@@ -286,7 +286,7 @@ st=1
 tap_result "ldconfig's cache has $libdir/libvmsig-vgpu.so.0" $st "$out"
 
 # Built against the installed headers and library through pkg-config: a
-# shared object, as a sensor library is (a program could not link it alone:
+# shared object, as a plugin library is (a program could not link it alone:
 # the core API the library uses comes from vmsigd).
 if have pkg-config; then
         out=$(pkg-config --cflags --libs libvmsig-vgpu 2>&1)

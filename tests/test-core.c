@@ -168,11 +168,11 @@ static void test_order_per_endpoint(Fixture *f, gconstpointer data) {
         for (size_t i = 0; i < 3; i++)
                 ids[i] = attach_plain(f, names[i]);
         run_pending(f); /* ROSTER(added) takes seq 1 of each endpoint */
-        recorder *r = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SENSOR), 0, 0);
+        recorder *r = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE), 0, 0);
 
         t0 = now_usec();
         for (uint64_t i = 0; i < 60; i++) {
-                publish_u64(f, VMSIG_KIND_SENSOR, ids[i % 3], 0, i);
+                publish_u64(f, VMSIG_KIND_SAMPLE, ids[i % 3], 0, i);
                 /* Dispatch is deferred to the loop, never done by publish. */
                 g_assert_cmpuint(r->records->len, ==, i < 30 ? 0 : 30);
                 if (i == 29)
@@ -186,7 +186,7 @@ static void test_order_per_endpoint(Fixture *f, gconstpointer data) {
                 const record *rec = rec_at(r, i);
                 g_assert_cmpuint(rec->value, ==, i);
                 g_assert_cmpuint(rec->endpoint, ==, ids[i % 3]);
-                g_assert_cmpuint(rec->kind, ==, VMSIG_KIND_SENSOR);
+                g_assert_cmpuint(rec->kind, ==, VMSIG_KIND_SAMPLE);
                 g_assert_cmpuint(rec->seq, ==, 2 + i / 3);
                 g_assert_false(rec->replay);
                 g_assert_cmpuint(rec->dropped, ==, 0);
@@ -204,7 +204,7 @@ static void test_order_priority(Fixture *f, gconstpointer data) {
         static const uint64_t expect[] = { 100, 200, 300, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
         vmsig_id a = attach_plain(f, "alpha");
         run_pending(f);
-        recorder *r = recorder_new(f, MASK3(VMSIG_KIND_SENSOR, VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE) |
+        recorder *r = recorder_new(f, MASK3(VMSIG_KIND_SAMPLE, VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE) |
                                               VMSIG_KIND_MASK(VMSIG_KIND_MEMCTX),
                                    0, 0);
         recorder *r2 = recorder_new(f, 0, a, 0);
@@ -212,7 +212,7 @@ static void test_order_priority(Fixture *f, gconstpointer data) {
         g_array_set_size(r2->records, 0); /* its replay of ROSTER(added) */
 
         for (uint64_t i = 0; i < 12; i++) {
-                publish_u64(f, VMSIG_KIND_SENSOR, a, 0, i);
+                publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, i);
                 if (i == 4)
                         publish_u64(f, VMSIG_KIND_LIFECYCLE, a, 0, 100);
                 if (i == 7)
@@ -244,7 +244,7 @@ static void flush_hook(recorder *r, const vmsig_delivery *d) {
 
         if (d->event->seq != 2)
                 return;
-        publish_u64(f, VMSIG_KIND_SENSOR, d->event->endpoint, 0, 99);
+        publish_u64(f, VMSIG_KIND_SAMPLE, d->event->endpoint, 0, 99);
         /* From inside a dispatch this must not recurse into delivery. */
         vmsig_core_flush(f->core);
         g_assert_cmpuint(r->records->len, ==, 1);
@@ -252,11 +252,11 @@ static void flush_hook(recorder *r, const vmsig_delivery *d) {
 
 static void test_order_flush(Fixture *f, gconstpointer data) {
         vmsig_id a = attach_plain(f, "alpha");
-        recorder *r = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SENSOR), 0, 0);
+        recorder *r = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE), 0, 0);
 
         r->hook = flush_hook;
         r->hook_data = f;
-        publish_u64(f, VMSIG_KIND_SENSOR, a, 0, 1);
+        publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, 1);
         vmsig_core_flush(f->core); /* without running the loop */
         g_assert_cmpuint(r->records->len, ==, 2);
         g_assert_cmpuint(r->max_depth, ==, 1);
@@ -303,7 +303,7 @@ static void publish_history(Fixture *f, vmsig_id a, vmsig_id b) {
         run_pending(f);
         publish_u64(f, VMSIG_KIND_LEASE, a, 1, 2);
         publish_u64(f, VMSIG_KIND_LEASE, a, 2, 20);
-        publish_u64(f, VMSIG_KIND_SENSOR, a, 0, 5);
+        publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, 5);
         publish_u64(f, VMSIG_KIND_LIFECYCLE, a, 0, 7);
         run_pending(f);
         publish_u64(f, VMSIG_KIND_LEASE, a, 1, 3);
@@ -315,16 +315,16 @@ static void publish_history(Fixture *f, vmsig_id a, vmsig_id b) {
  * (endpoint, kind, key), only that one, in sequence order, and only then
  * live events, including one published before it subscribed. */
 static void test_retention_replay(Fixture *f, gconstpointer data) {
-        uint32_t kinds = MASK3(VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE, VMSIG_KIND_SENSOR);
+        uint32_t kinds = MASK3(VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE, VMSIG_KIND_SAMPLE);
         vmsig_id a = attach_plain(f, "alpha"), b = attach_plain(f, "beta");
 
         publish_history(f, a, b);
         g_assert_cmpuint(retained_value(f, a, VMSIG_KIND_LEASE, 1), ==, 3);
-        g_assert_null(vmsig_core_get_retained(f->core, a, VMSIG_KIND_SENSOR, 0));
+        g_assert_null(vmsig_core_get_retained(f->core, a, VMSIG_KIND_SAMPLE, 0));
 
         publish_u64(f, VMSIG_KIND_LEASE, a, 1, 4); /* live, not dispatched yet */
         recorder *r = recorder_new(f, kinds, 0, 0);
-        publish_u64(f, VMSIG_KIND_SENSOR, a, 0, 6);
+        publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, 6);
         g_assert_cmpuint(r->records->len, ==, 0);
         run_pending(f);
 
@@ -362,7 +362,7 @@ static void test_retention_endpoint_filter(Fixture *f, gconstpointer data) {
         g_assert_true(has_record(r, 1, 2, b, VMSIG_KIND_LEASE, 1, 50));
 
         publish_u64(f, VMSIG_KIND_LEASE, a, 1, 8);
-        publish_u64(f, VMSIG_KIND_SENSOR, b, 0, 9);
+        publish_u64(f, VMSIG_KIND_SAMPLE, b, 0, 9);
         run_pending(f);
         g_assert_cmpuint(r->records->len, ==, 3);
         g_assert_cmpuint(rec_at(r, 2)->value, ==, 9);
@@ -373,14 +373,14 @@ static void test_retention_endpoint_filter(Fixture *f, gconstpointer data) {
 /* A BUSY subscriber with room for 4 keeps the newest 4 samples and is told
  * how many it lost; a fast subscriber gets everything at once. */
 static void test_overflow_bulk(Fixture *f, gconstpointer data) {
-        uint32_t kinds = MASK3(VMSIG_KIND_SENSOR, VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE);
+        uint32_t kinds = MASK3(VMSIG_KIND_SAMPLE, VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE);
         vmsig_id a = attach_plain(f, "alpha");
         recorder *slow = recorder_new(f, kinds, 0, 4);
         recorder *fast = recorder_new(f, kinds, 0, 0);
 
         slow->busy = true;
         for (uint64_t i = 0; i < 10; i++)
-                publish_u64(f, VMSIG_KIND_SENSOR, a, 0, i);
+                publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, i);
         run_pending(f);
 
         g_assert_cmpuint(fast->records->len, ==, 10);
@@ -409,7 +409,7 @@ static void test_overflow_bulk(Fixture *f, gconstpointer data) {
 /* With only control events queued, a new sample that does not fit is
  * dropped itself, while control events go beyond the limit. */
 static void test_overflow_control(Fixture *f, gconstpointer data) {
-        uint32_t kinds = MASK3(VMSIG_KIND_SENSOR, VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE);
+        uint32_t kinds = MASK3(VMSIG_KIND_SAMPLE, VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE);
         vmsig_id a = attach_plain(f, "alpha");
         recorder *slow = recorder_new(f, kinds, 0, 4);
         recorder *fast = recorder_new(f, kinds, 0, 0);
@@ -418,12 +418,12 @@ static void test_overflow_control(Fixture *f, gconstpointer data) {
         for (uint32_t k = 0; k < 4; k++)
                 publish_u64(f, VMSIG_KIND_LIFECYCLE, a, k, 100 + k);
         run_pending(f);
-        publish_u64(f, VMSIG_KIND_SENSOR, a, 0, 1);
+        publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, 1);
         run_pending(f);
         publish_u64(f, VMSIG_KIND_LEASE, a, 0, 200);
         publish_u64(f, VMSIG_KIND_LEASE, a, 1, 201);
         run_pending(f);
-        publish_u64(f, VMSIG_KIND_SENSOR, a, 0, 2);
+        publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, 2);
         run_pending(f);
 
         g_assert_cmpuint(fast->records->len, ==, 8);
@@ -434,7 +434,7 @@ static void test_overflow_control(Fixture *f, gconstpointer data) {
         run_pending(f);
         g_assert_cmpuint(slow->records->len, ==, 6);
         for (size_t i = 0; i < 6; i++) {
-                g_assert_cmpuint(rec_at(slow, i)->kind, !=, VMSIG_KIND_SENSOR);
+                g_assert_cmpuint(rec_at(slow, i)->kind, !=, VMSIG_KIND_SAMPLE);
                 g_assert_cmpuint(rec_at(slow, i)->value, ==, i < 4 ? 100 + i : 200 + (i - 4));
                 g_assert_cmpuint(rec_at(slow, i)->dropped, ==, i == 0 ? 2 : 0);
         }
@@ -445,12 +445,12 @@ static void test_overflow_control(Fixture *f, gconstpointer data) {
  * supersedes its own older queued value: the newest is always delivered. */
 static void test_overflow_retained(Fixture *f, gconstpointer data) {
         vmsig_id a = attach_plain(f, "alpha");
-        recorder *slow = recorder_new(f, MASK2(VMSIG_KIND_SENSOR, VMSIG_KIND_LEASE), 0, 4);
-        recorder *fast = recorder_new(f, MASK2(VMSIG_KIND_SENSOR, VMSIG_KIND_LEASE), 0, 0);
+        recorder *slow = recorder_new(f, MASK2(VMSIG_KIND_SAMPLE, VMSIG_KIND_LEASE), 0, 4);
+        recorder *fast = recorder_new(f, MASK2(VMSIG_KIND_SAMPLE, VMSIG_KIND_LEASE), 0, 0);
 
         slow->busy = true;
         for (uint64_t i = 0; i < 4; i++)
-                publish_u64(f, VMSIG_KIND_SENSOR, a, 0, i);
+                publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, i);
         run_pending(f);
         for (uint64_t v = 1; v <= 3; v++) {
                 publish_u64(f, VMSIG_KIND_LEASE, a, 1, 1000 + v);
@@ -476,7 +476,7 @@ static void test_overflow_retained(Fixture *f, gconstpointer data) {
  * retained value survives, flagged as replay, and the first delivery says
  * resync and how much was lost. Live delivery resumes afterwards. */
 static void test_overflow_resync(Fixture *f, gconstpointer data) {
-        uint32_t kinds = MASK3(VMSIG_KIND_SENSOR, VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE);
+        uint32_t kinds = MASK3(VMSIG_KIND_SAMPLE, VMSIG_KIND_LEASE, VMSIG_KIND_LIFECYCLE);
         vmsig_id a = attach_plain(f, "alpha");
         recorder *slow = recorder_new(f, kinds, 0, 2);
         recorder *fast = recorder_new(f, kinds, 0, 0);
@@ -496,7 +496,7 @@ static void test_overflow_resync(Fixture *f, gconstpointer data) {
         vmsig_core_get_stats(f->core, &st);
         g_assert_cmpuint(st.resyncs, ==, 1);
         g_assert_cmpuint(vmsig_subscriber_queued(slow->sub), ==, 9);
-        publish_u64(f, VMSIG_KIND_SENSOR, a, 0, 1); /* does not fit: lost */
+        publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, 1); /* does not fit: lost */
         run_pending(f);
         g_assert_cmpuint(vmsig_subscriber_dropped(slow->sub), ==, 9);
         g_assert_cmpuint(fast->records->len, ==, 10);
@@ -515,7 +515,7 @@ static void test_overflow_resync(Fixture *f, gconstpointer data) {
         }
         assert_seq_increasing(slow, 0, 9);
 
-        publish_u64(f, VMSIG_KIND_SENSOR, a, 0, 2);
+        publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, 2);
         run_pending(f);
         g_assert_cmpuint(slow->records->len, ==, 10);
         g_assert_false(rec_at(slow, 9)->replay);
@@ -576,7 +576,7 @@ static void free_other_hook(recorder *r, const vmsig_delivery *d) {
  * stops delivery to it at once; the others go on. */
 static void test_subscriber_free_during_dispatch(Fixture *f, gconstpointer data) {
         vmsig_id a = attach_plain(f, "alpha");
-        uint32_t kinds = VMSIG_KIND_MASK(VMSIG_KIND_SENSOR);
+        uint32_t kinds = VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE);
         recorder *self = recorder_new(f, kinds, 0, 0);
         recorder *killer = recorder_new(f, kinds, 0, 0);
         recorder *victim = recorder_new(f, kinds, 0, 0);
@@ -588,7 +588,7 @@ static void test_subscriber_free_during_dispatch(Fixture *f, gconstpointer data)
         killer->hook_data = victim;
         busy->busy = true;
         for (uint64_t i = 0; i < 10; i++)
-                publish_u64(f, VMSIG_KIND_SENSOR, a, 0, i);
+                publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, i);
         run_pending(f);
 
         g_assert_cmpuint(self->records->len, ==, 3);
@@ -662,7 +662,7 @@ static void test_slots_reuse_after_reap(Fixture *f, gconstpointer data) {
         run_pending(f);
         vmsig_core_get_stats(f->core, &st);
         g_assert_cmpuint(st.zombies, ==, 0);
-        g_assert_cmpint(vmsig_core_publish(f->core, VMSIG_KIND_SENSOR, a, 0, NULL, 0), ==, -ESTALE);
+        g_assert_cmpint(vmsig_core_publish(f->core, VMSIG_KIND_SAMPLE, a, 0, NULL, 0), ==, -ESTALE);
 
         vmsig_id c = attach_plain(f, "c");
         g_assert_cmpuint(c, ==, VMSIG_ID_MAKE(1, 2));
@@ -895,7 +895,7 @@ static void test_kinds(Fixture *f, gconstpointer data) {
 
         g_assert_cmpint(k, ==, _VMSIG_KIND_BUILTIN_MAX);
         g_assert_cmpstr(vmsig_core_kind_name(f->core, k), ==, "custom");
-        g_assert_cmpstr(vmsig_core_kind_name(f->core, VMSIG_KIND_SENSOR), ==, "sensor");
+        g_assert_cmpstr(vmsig_core_kind_name(f->core, VMSIG_KIND_SAMPLE), ==, "sample");
         g_assert_cmpstr(vmsig_core_kind_name(f->core, VMSIG_KIND_LEASE), ==, "lease");
         g_assert_null(vmsig_core_kind_name(f->core, k + 1));
         g_assert_null(vmsig_core_kind_name(f->core, VMSIG_KIND_MAX));
@@ -941,21 +941,21 @@ static void publish_object(Fixture *f, uint32_t kind, vmsig_id ep, uint64_t valu
         g_assert_cmpint(vmsig_core_publish_object(f->core, kind, ep, 0, o, sizeof *o, object_free), ==, 0);
 }
 
-/* An object payload lives exactly as long as a queue or the retention slot
+/* An object payload lives exactly as long as a queue or the retention entry
  * holds its event. */
 static void test_publish_object(Fixture *f, gconstpointer data) {
         vmsig_id a = attach_plain(f, "alpha");
-        unsigned sensor_freed = 0, lease_freed = 0;
-        recorder *busy = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SENSOR), 0, 0);
+        unsigned sample_freed = 0, lease_freed = 0;
+        recorder *busy = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE), 0, 0);
 
         busy->busy = true;
-        publish_object(f, VMSIG_KIND_SENSOR, a, 1, &sensor_freed);
+        publish_object(f, VMSIG_KIND_SAMPLE, a, 1, &sample_freed);
         run_pending(f);
-        g_assert_cmpuint(sensor_freed, ==, 0); /* still queued */
+        g_assert_cmpuint(sample_freed, ==, 0); /* still queued */
         recorder_resume(busy);
         run_pending(f);
         g_assert_cmpuint(busy->records->len, ==, 1);
-        g_assert_cmpuint(sensor_freed, ==, 1);
+        g_assert_cmpuint(sample_freed, ==, 1);
 
         publish_object(f, VMSIG_KIND_LEASE, a, 1, &lease_freed);
         run_pending(f);
@@ -978,7 +978,7 @@ static void test_stats(Fixture *f, gconstpointer data) {
         recorder *all = recorder_new(f, 0, 0, 0);
         vmsig_id a = attach_plain(f, "alpha");
         for (uint64_t i = 0; i < 5; i++)
-                publish_u64(f, VMSIG_KIND_SENSOR, a, 0, i);
+                publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, i);
         run_pending(f);
         vmsig_core_get_stats(f->core, &st);
         g_assert_cmpuint(st.published, ==, 6);
@@ -986,10 +986,10 @@ static void test_stats(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(st.delivered, ==, 6);
         g_assert_cmpuint(all->records->len, ==, 6);
 
-        recorder *slow = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SENSOR), 0, 1);
+        recorder *slow = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE), 0, 1);
         slow->busy = true;
         for (uint64_t i = 0; i < 3; i++)
-                publish_u64(f, VMSIG_KIND_SENSOR, a, 0, i);
+                publish_u64(f, VMSIG_KIND_SAMPLE, a, 0, i);
         run_pending(f);
         recorder_resume(slow);
         run_pending(f);
@@ -1084,11 +1084,11 @@ static void test_demand_transitions(Fixture *f, gconstpointer data) {
 
         vmsig_subscriber *every_kind_a = subscribe_plain(f, 0, a);
         vmsig_subscriber *every_kind_all = subscribe_plain(f, 0, 0);
-        vmsig_subscriber *sensor_a = subscribe_plain(f, VMSIG_KIND_MASK(VMSIG_KIND_SENSOR), a);
+        vmsig_subscriber *sample_a = subscribe_plain(f, VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE), a);
         g_assert_cmpuint(calls->len, ==, 0);
         g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
-        g_assert_true(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SENSOR, a));
-        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SENSOR, b));
+        g_assert_true(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SAMPLE, a));
+        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SAMPLE, b));
 
         vmsig_subscriber *a1 = subscribe_plain(f, mk, a);
         assert_demand(calls, k, a, true);
@@ -1119,9 +1119,9 @@ static void test_demand_transitions(Fixture *f, gconstpointer data) {
 
         vmsig_subscriber_free(every_kind_a);
         vmsig_subscriber_free(every_kind_all);
-        vmsig_subscriber_free(sensor_a);
+        vmsig_subscriber_free(sample_a);
         g_assert_cmpuint(calls->len, ==, 0);
-        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SENSOR, a));
+        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_SAMPLE, a));
 
         /* Wanted again, once more a transition; without a hook, none. */
         a1 = subscribe_plain(f, mk, a);

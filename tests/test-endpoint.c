@@ -209,7 +209,7 @@ static int fake_display_capture(void *data, vmsig_display_done_fn done, void *us
         return sd_event_source_set_enabled(r->vm->capture, SD_EVENT_ONESHOT);
 }
 
-static const vmsig_sensor_ops fake_memctx_ops = {
+static const vmsig_memctx_ops fake_memctx_ops = {
         .base = { fake_attach, fake_detach, fake_free },
 };
 static const vmsig_input_ops fake_input_ops = {
@@ -548,7 +548,7 @@ static void detach_in_delivery_hook(Fixture *f, const vmsig_delivery *d) {
         detach_ctx *c = f->hook_data;
         vmsig_endpoint *ep;
 
-        if (c->done || d->event->kind != VMSIG_KIND_SENSOR || d->event->endpoint != c->target)
+        if (c->done || d->event->kind != VMSIG_KIND_SAMPLE || d->event->endpoint != c->target)
                 return;
         c->done = true;
         ep = vmsig_core_find_endpoint(f->core, d->event->endpoint);
@@ -568,7 +568,7 @@ static void detach_in_delivery_hook(Fixture *f, const vmsig_delivery *d) {
 }
 
 static void publish_u64(Fixture *f, vmsig_id id, uint64_t v) {
-        g_assert_cmpint(vmsig_core_publish(f->core, VMSIG_KIND_SENSOR, id, 0, &v, sizeof v), ==, 0);
+        g_assert_cmpint(vmsig_core_publish(f->core, VMSIG_KIND_SAMPLE, id, 0, &v, sizeof v), ==, 0);
 }
 
 static void test_detach_during_dispatch(Fixture *f, gconstpointer data) {
@@ -579,7 +579,7 @@ static void test_detach_during_dispatch(Fixture *f, gconstpointer data) {
 
         run_pending(f);
         g_string_truncate(f->log, 0);
-        subscribe(f, MASK(VMSIG_KIND_SENSOR) | MASK(VMSIG_KIND_ROSTER));
+        subscribe(f, MASK(VMSIG_KIND_SAMPLE) | MASK(VMSIG_KIND_ROSTER));
         run_pending(f);
         g_array_set_size(f->records, 0);
         f->hook = detach_in_delivery_hook;
@@ -592,7 +592,7 @@ static void test_detach_during_dispatch(Fixture *f, gconstpointer data) {
         assert_log(f, "host.detach input.detach memctx.detach host.free input.free memctx.free ");
         g_assert_cmpuint(zombies(f), ==, 0);
         g_assert_null(vmsig_core_find_endpoint_by_vmid(f->core, VMSIG_ID_SLOT(c.target)));
-        g_assert_cmpint(vmsig_core_publish(f->core, VMSIG_KIND_SENSOR, c.target, 0, NULL, 0), ==, -ESTALE);
+        g_assert_cmpint(vmsig_core_publish(f->core, VMSIG_KIND_SAMPLE, c.target, 0, NULL, 0), ==, -ESTALE);
         g_assert_cmpuint(f->records->len, ==, 3);
         g_assert_cmpuint(rec_at(f, 0)->value, ==, 1);
         assert_roster(rec_at(f, 1), VMSIG_ROSTER_REMOVED, VMSIG_STATE_RUNNING, "alpha", c.target);
@@ -606,7 +606,7 @@ static void test_detach_during_dispatch_ref(Fixture *f, gconstpointer data) {
         vmsig_endpoint *a = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
         detach_ctx c = { .target = vmsig_endpoint_get_id(a), .keep_ref = true };
 
-        subscribe(f, MASK(VMSIG_KIND_SENSOR));
+        subscribe(f, MASK(VMSIG_KIND_SAMPLE));
         f->hook = detach_in_delivery_hook;
         f->hook_data = &c;
         g_string_truncate(f->log, 0);
@@ -705,7 +705,7 @@ static void test_slot_reuse(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(VMSIG_ID_GENERATION(id), ==, VMSIG_ID_GENERATION(old) + 1);
         g_assert_null(vmsig_core_find_endpoint(f->core, old));
         g_assert_true(vmsig_core_find_endpoint_by_vmid(f->core, VMSIG_ID_SLOT(old)) == b);
-        g_assert_cmpint(vmsig_core_publish(f->core, VMSIG_KIND_SENSOR, old, 0, NULL, 0), ==, -ESTALE);
+        g_assert_cmpint(vmsig_core_publish(f->core, VMSIG_KIND_SAMPLE, old, 0, NULL, 0), ==, -ESTALE);
         g_assert_null(vmsig_core_get_retained(f->core, old, VMSIG_KIND_ROSTER, 0));
         run_pending(f);
         g_assert_nonnull(vmsig_core_get_retained(f->core, id, VMSIG_KIND_ROSTER, 0));

@@ -233,7 +233,7 @@ static void test_spec_adapters(void) {
         vmsig_qmp_spec spec = { .name = "alpha", .qmp_socket = "qmp.sock", .ram_path = "ram" };
         vmsig_endpoint_spec es;
 
-        /* The trio; without a RAM file there is no memctx adapter. */
+        /* The adapters; without a RAM file there is no memctx adapter. */
         g_assert_cmpint(vmsig_qmp_new(&spec, &es, NULL), ==, 0);
         g_assert_nonnull(es.adapters[VMSIG_ADAPTER_MEMCTX].ops);
         g_assert_nonnull(es.adapters[VMSIG_ADAPTER_INPUT].ops);

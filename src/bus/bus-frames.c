@@ -5,7 +5,7 @@
  * with GetFrame(), until it unsubscribes, leaves the bus, or the endpoint
  * goes.
  *
- * The frames come from a sensor library (libvmsig-vgpu) through the core:
+ * The frames come from a plugin library (libvmsig-vgpu) through the core:
  * each subscription is a core subscriber of the "frame" kind for its
  * endpoint, and the library captures only while such subscribers exist.
  * The front knows the payload's layout from the library's header, nothing

@@ -32,13 +32,13 @@
 #define PRIVATE_QUEUE_MAX 4096
 #define PRIVATE_QUEUE_CHECK_USEC (1000 * 1000)
 /* A connection that has not authenticated within this is closed: sd-bus
- * would wait 90 s, and meanwhile it holds a slot. A local client takes a
- * millisecond or two. */
+ * would wait 90 s, and meanwhile it counts against the limit of
+ * connections. A local client takes a millisecond or two. */
 #define PRIVATE_AUTH_TIMEOUT_USEC (3 * 1000 * 1000)
 /* At most this many connections may be authenticating at once. One more
  * closes the oldest of them, as dbus-daemon does past
  * max_incomplete_connections: a flood of connections that never speak
- * then keeps no slot for long, while a real client, which authenticates
+ * then holds no place for long, while a real client, which authenticates
  * at once, is not turned away. */
 #define PRIVATE_AUTHENTICATING_MAX 32
 

@@ -73,7 +73,7 @@ struct vmsig_subscriber {
         void *userdata;
 
         queue_entry *queue; /* ring, capacity a power of two */
-        size_t cap, head, n_slots, n_live;
+        size_t cap, head, n_entries, n_live;
 
         uint64_t dropped_pending;
         uint64_t dropped_total;
@@ -164,7 +164,7 @@ struct vmsig_core {
         vmsig_core_stats stats;
 };
 
-/* Events are shared by every queue and the retention slot that hold them,
+/* Events are shared by every queue and the retention entry that hold them,
  * so a dispatch to N subscribers costs N pointer copies, not N payloads.
  * What every publish and dispatch does is inline here; event.c frees the
  * pool with the core. */

@@ -21,7 +21,7 @@ static const struct {
         [VMSIG_KIND_MEMCTX] = { "memctx", VMSIG_PRIORITY_STATE, true },
         [VMSIG_KIND_LIFECYCLE] = { "lifecycle", VMSIG_PRIORITY_CONTROL, true },
         [VMSIG_KIND_LEASE] = { "lease", VMSIG_PRIORITY_CONTROL, true },
-        [VMSIG_KIND_SENSOR] = { "sensor", VMSIG_PRIORITY_BULK, false },
+        [VMSIG_KIND_SAMPLE] = { "sample", VMSIG_PRIORITY_BULK, false },
         [VMSIG_KIND_BOOTSTRAP] = { "bootstrap", VMSIG_PRIORITY_STATE, true },
 };
 

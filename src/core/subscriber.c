@@ -25,7 +25,7 @@ static int ring_resize(vmsig_subscriber *s, size_t cap) {
 
         if (!q)
                 return -ENOMEM;
-        for (size_t i = 0; i < s->n_slots; i++) {
+        for (size_t i = 0; i < s->n_entries; i++) {
                 queue_entry *e = ring_at(s, i);
                 if (e->event)
                         q[n++] = *e;
@@ -34,31 +34,31 @@ static int ring_resize(vmsig_subscriber *s, size_t cap) {
         s->queue = q;
         s->cap = cap;
         s->head = 0;
-        s->n_slots = n;
+        s->n_entries = n;
         return 0;
 }
 
 static int ring_push(vmsig_subscriber *s, event_impl *e, bool replay) {
-        if (s->n_slots == s->cap) {
+        if (s->n_entries == s->cap) {
                 /* Squeeze out holes before growing. */
                 size_t cap = s->n_live < s->cap / 2 ? s->cap : s->cap * 2;
                 int r = ring_resize(s, cap ? cap : QUEUE_INITIAL);
                 if (r < 0)
                         return r;
         }
-        *ring_at(s, s->n_slots++) = (queue_entry) { event_ref(e), replay };
+        *ring_at(s, s->n_entries++) = (queue_entry) { event_ref(e), replay };
         s->n_live++;
         return 0;
 }
 
 /* The first live entry, after discarding leading holes. */
 static queue_entry *ring_head(vmsig_subscriber *s) {
-        while (s->n_slots > 0) {
+        while (s->n_entries > 0) {
                 queue_entry *e = ring_at(s, 0);
                 if (e->event)
                         return e;
                 s->head = (s->head + 1) & (s->cap - 1);
-                s->n_slots--;
+                s->n_entries--;
         }
         return NULL;
 }
@@ -69,7 +69,7 @@ static void ring_pop(vmsig_subscriber *s) {
         event_unref(e->event);
         e->event = NULL;
         s->head = (s->head + 1) & (s->cap - 1);
-        s->n_slots--;
+        s->n_entries--;
         s->n_live--;
 }
 
@@ -81,9 +81,9 @@ static void ring_remove(vmsig_subscriber *s, queue_entry *e) {
 
 static size_t ring_clear(vmsig_subscriber *s) {
         size_t n = s->n_live;
-        for (size_t i = 0; i < s->n_slots; i++)
+        for (size_t i = 0; i < s->n_entries; i++)
                 event_unref(ring_at(s, i)->event);
-        s->head = s->n_slots = s->n_live = 0;
+        s->head = s->n_entries = s->n_live = 0;
         return n;
 }
 
@@ -143,7 +143,7 @@ static void count_drop(vmsig_subscriber *s) {
 
 /* Step 1 of the policy: a newer retained value supersedes a queued one. */
 static bool coalesce(vmsig_subscriber *s, const event_impl *e) {
-        for (size_t i = 0; i < s->n_slots; i++) {
+        for (size_t i = 0; i < s->n_entries; i++) {
                 queue_entry *q = ring_at(s, i);
                 if (q->event && q->event->pub.endpoint == e->pub.endpoint && q->event->pub.kind == e->pub.kind &&
                     q->event->pub.key == e->pub.key) {
@@ -161,7 +161,7 @@ static bool is_droppable(const kind_info *k) {
 
 /* Step 2: make room by dropping the oldest bulk sample. */
 static bool drop_oldest_bulk(vmsig_subscriber *s) {
-        for (size_t i = 0; i < s->n_slots; i++) {
+        for (size_t i = 0; i < s->n_entries; i++) {
                 queue_entry *q = ring_at(s, i);
                 if (q->event && is_droppable(event_kind(s->core, q->event))) {
                         ring_remove(s, q);

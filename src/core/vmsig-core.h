@@ -14,7 +14,7 @@
  *   - Events wait in a pending queue per priority class until the core
  *     dispatches them from an sd-event defer source. Dispatch takes the
  *     highest class first, so a lease or lifecycle event published together
- *     with bulk sensor events goes out ahead of them.
+ *     with bulk samples goes out ahead of them.
  *   - The sequence number is assigned at dispatch, per endpoint, so every
  *     subscriber sees each endpoint's events in strictly increasing sequence.
  *     The timestamp is taken at publish time (CLOCK_MONOTONIC, usec).
@@ -60,18 +60,18 @@ typedef uint64_t vmsig_cookie;
 typedef enum vmsig_priority {
         VMSIG_PRIORITY_CONTROL, /* lease, lifecycle: dispatched first, never dropped */
         VMSIG_PRIORITY_STATE,   /* roster, memctx */
-        VMSIG_PRIORITY_BULK,    /* sensor samples: dropped first */
+        VMSIG_PRIORITY_BULK,    /* samples: dropped first */
         _VMSIG_PRIORITY_MAX,
 } vmsig_priority;
 
 /* Built-in kinds. More may be registered at run time (for example by a
- * sensor library) with vmsig_core_register_kind(). */
+ * plugin library) with vmsig_core_register_kind(). */
 enum {
         VMSIG_KIND_ROSTER,
         VMSIG_KIND_MEMCTX,
         VMSIG_KIND_LIFECYCLE,
         VMSIG_KIND_LEASE,
-        VMSIG_KIND_SENSOR,
+        VMSIG_KIND_SAMPLE,
         VMSIG_KIND_BOOTSTRAP, /* progress of the address-space bootstrap */
         _VMSIG_KIND_BUILTIN_MAX,
         VMSIG_KIND_MAX = 32, /* kinds are bits of a subscriber's mask */
@@ -178,8 +178,8 @@ const char *vmsig_core_kind_name(vmsig_core *c, uint32_t kind);
 int vmsig_core_find_kind(vmsig_core *c, const char *name);
 
 /*
- * Demand: a producer that works only while someone listens (a sensor that
- * polls a device) learns when it is wanted. A subscriber wants (kind,
+ * Demand: a producer that works only while someone listens (a capture
+ * that polls a device) learns when it is wanted. A subscriber wants (kind,
  * endpoint) when its filter names the kind explicitly (kinds != 0) and
  * names that endpoint, or every endpoint (endpoint 0). The hook is called
  * when the number of subscribers wanting (kind, endpoint) goes from 0 to 1
@@ -207,7 +207,7 @@ bool vmsig_core_kind_wanted(vmsig_core *c, uint32_t kind, vmsig_id endpoint);
  * longer attached, -EINVAL for an unknown kind. */
 int vmsig_core_publish(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, const void *payload, size_t size);
 /* Publish a payload object the event takes ownership of; free_fn is called
- * when the last queue or retention slot lets go of the event. */
+ * when the last queue or retention entry lets go of the event. */
 int vmsig_core_publish_object(vmsig_core *c, uint32_t kind, vmsig_id endpoint, uint32_t key, void *object, size_t size,
                               void (*free_fn)(void *object));
 /* Dispatch what is pending now instead of on the next loop iteration. A

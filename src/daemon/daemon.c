@@ -14,10 +14,10 @@
 #include "bus-private.h"
 #include "config-file.h"
 #include "daemon.h"
-#include "discovered.h"
+#include "qemu-vms.h"
 #include "log.h"
 #include "memory-trim.h"
-#include "sensors.h"
+#include "plugins.h"
 #include "stub.h"
 
 
@@ -30,10 +30,10 @@ struct vmsig_daemon {
         vmsig_bus_context bus_context;
         vmsig_bus_front *front;
         vmsig_bus_private *private;
-        vmsig_discovered *discovered;
+        vmsig_qemu_vms *discovered;
         vmsig_config *config;
         memory_trim *trim;
-        vmsig_sensors *sensors;
+        vmsig_plugins *plugins;
 };
 
 static int load_config(vmsig_daemon *d, vmsig_config **ret, char **ret_error) {
@@ -173,11 +173,11 @@ static int apply_config(vmsig_daemon *d, vmsig_config *new) {
         d->bus_context.max_write = new->max_write;
         d->config = new;
         if (old)
-                vmsig_sensors_reload(d->sensors, old, new);
+                vmsig_plugins_reload(d->plugins, old, new);
         apply_stub_vms(d, old, new);
         if (r >= 0)
-                r = old ? vmsig_discovered_reload(&d->discovered, d->core, old, new)
-                        : vmsig_discovered_new(d->core, new, &d->discovered);
+                r = old ? vmsig_qemu_vms_reload(&d->discovered, d->core, old, new)
+                        : vmsig_qemu_vms_new(d->core, new, &d->discovered);
         vmsig_config_free(old);
         return r;
 }
@@ -291,7 +291,7 @@ int vmsig_daemon_new(const vmsig_daemon_options *opts, vmsig_daemon **ret) {
                 r = vmsig_core_new(d->event, &d->core);
         /* Before any endpoint attaches, so that every display is seen. */
         if (r >= 0)
-                r = vmsig_sensors_new(d->core, config, &d->sensors);
+                r = vmsig_plugins_new(d->core, config, &d->plugins);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up the event loop: %m");
                 vmsig_config_free(config);
@@ -348,16 +348,16 @@ static void detach_all(vmsig_daemon *d) {
 vmsig_daemon *vmsig_daemon_free(vmsig_daemon *d) {
         if (!d)
                 return NULL;
-        d->discovered = vmsig_discovered_free(d->discovered);
+        d->discovered = vmsig_qemu_vms_free(d->discovered);
         if (d->core)
                 detach_all(d);
         d->private = vmsig_bus_private_free(d->private);
         d->front = vmsig_bus_front_free(d->front);
         d->auth = bus_auth_free(d->auth);
         d->bus = sd_bus_flush_close_unref(d->bus);
-        vmsig_sensors_stop(d->sensors);
+        vmsig_plugins_stop(d->plugins);
         d->core = vmsig_core_free(d->core);
-        d->sensors = vmsig_sensors_free(d->sensors);
+        d->plugins = vmsig_plugins_free(d->plugins);
         d->trim = memory_trim_free(d->trim);
         d->event = sd_event_unref(d->event);
         vmsig_config_free(d->config);

@@ -375,7 +375,7 @@ static vmsig_endpoint *endpoint_of(vmsig_core *c, vmsig_id id) {
         return id != 0 ? vmsig_core_get_id_data(c, id) : NULL;
 }
 
-/* Every endpoint, attached or not, in slot order. */
+/* Every endpoint, attached or not, in vmid order. */
 #define FOREACH_ENDPOINT(ep, id, c)                                                  \
         for (vmsig_id id = vmsig_core_next_id(c, 0); id != 0;                        \
              id = vmsig_core_next_id(c, VMSIG_ID_SLOT(id)))                          \
@@ -602,7 +602,7 @@ void vmsig_endpoint_cancel_input(vmsig_endpoint *ep, const char *message) {
 }
 
 int vmsig_endpoint_verify_root(vmsig_endpoint *ep) {
-        const vmsig_sensor_ops *m = (const vmsig_sensor_ops *) ep->adapters[VMSIG_ADAPTER_MEMCTX].ops;
+        const vmsig_memctx_ops *m = (const vmsig_memctx_ops *) ep->adapters[VMSIG_ADAPTER_MEMCTX].ops;
 
         if (!ep->attached)
                 return -ENODEV;
@@ -612,7 +612,7 @@ int vmsig_endpoint_verify_root(vmsig_endpoint *ep) {
 }
 
 int vmsig_endpoint_write_ram(vmsig_endpoint *ep, uint64_t offset, const void *buf, size_t len) {
-        const vmsig_sensor_ops *m = (const vmsig_sensor_ops *) ep->adapters[VMSIG_ADAPTER_MEMCTX].ops;
+        const vmsig_memctx_ops *m = (const vmsig_memctx_ops *) ep->adapters[VMSIG_ADAPTER_MEMCTX].ops;
 
         if (!ep->attached)
                 return -ENODEV;

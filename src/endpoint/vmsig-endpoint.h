@@ -3,8 +3,9 @@
 
 /*
  * Endpoints: one per VM. An endpoint holds an id of the core (a slot, its
- * vmid, with a generation), its roster entry, and its adapters: the memctx
- * sensor, the input actuator, the host-management seam and the display.
+ * vmid, with a generation), its roster entry, and its four adapters: the
+ * memctx adapter, the input actuator, the host-management seam and the
+ * display.
  * Backends provide the adapters; nothing here knows which backend they come
  * from. The registry is a layer on the core's public API (vmsig-core.h:
  * vmsig_core_set_layer(), vmsig_core_acquire_id()).
@@ -149,7 +150,7 @@ typedef struct vmsig_input_ops {
         void (*cancel)(void *data, const char *message);
 } vmsig_input_ops;
 
-typedef struct vmsig_sensor_ops {
+typedef struct vmsig_memctx_ops {
         vmsig_adapter_ops base;
         /* Writes len bytes at offset of the RAM file, all or nothing; only
          * after the caller validated the whole write. The RAM fd handed to
@@ -161,7 +162,7 @@ typedef struct vmsig_sensor_ops {
          * withdrawn (a new epoch without a root) or there is none. NULL
          * when the backend has no bootstrap. */
         int (*verify_root)(void *data);
-} vmsig_sensor_ops;
+} vmsig_memctx_ops;
 
 /* An image of the guest display, as a display adapter captured it. */
 typedef enum vmsig_image_encoding {
@@ -198,7 +199,7 @@ typedef enum vmsig_adapter_role {
 } vmsig_adapter_role;
 
 typedef struct vmsig_adapter {
-        const vmsig_adapter_ops *ops; /* really a vmsig_{sensor,input,host}_ops */
+        const vmsig_adapter_ops *ops; /* really a vmsig_{memctx,input,host,display}_ops */
         void *data;
 } vmsig_adapter;
 
@@ -220,7 +221,7 @@ int vmsig_core_detach_endpoint(vmsig_core *c, vmsig_endpoint *ep);
 vmsig_endpoint *vmsig_core_find_endpoint(vmsig_core *c, vmsig_id id);
 vmsig_endpoint *vmsig_core_find_endpoint_by_name(vmsig_core *c, const char *name);
 vmsig_endpoint *vmsig_core_find_endpoint_by_vmid(vmsig_core *c, uint32_t vmid);
-/* Iterate attached endpoints in slot order; start with NULL. */
+/* Iterate attached endpoints in vmid order; start with NULL. */
 vmsig_endpoint *vmsig_core_next_endpoint(vmsig_core *c, vmsig_endpoint *prev);
 size_t vmsig_core_endpoint_count(vmsig_core *c);
 

@@ -76,7 +76,7 @@ typedef struct vmsig_memctx {
         vmsig_gpa_range ranges[];
 } vmsig_memctx;
 
-/* Producer side, kept by a memctx sensor adapter. */
+/* Producer side, kept by a memctx adapter. */
 typedef struct vmsig_memctx_source {
         int ram_fd; /* read-only, owned */
         uint64_t ram_size;

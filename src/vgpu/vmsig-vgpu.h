@@ -4,7 +4,7 @@
 /*
  * libvmsig-vgpu: vgpu perception, the guest's screen as a datum.
  *
- * A sensor library on the public core API only (vmsig-core.h,
+ * A plugin library on the public core API only (vmsig-core.h,
  * vmsig-endpoint.h). It registers the event kind "frame" (bulk, retained)
  * and, for every endpoint that has a display adapter, captures the display
  * while at least one core subscriber wants that kind for that endpoint

@@ -99,7 +99,7 @@ static request *queue_pop(host_queue *queue) {
         return (request *) host_queue_pop(queue);
 }
 
-/* The memctx sensor: the RAM file, its epochs, the bootstrap (qmp-ram.h). */
+/* The memctx adapter: the RAM file, its epochs, the bootstrap (qmp-ram.h). */
 
 static void memctx_detach(void *data, vmsig_endpoint *ep) {
         vmsig_qmp *q = data;
@@ -132,7 +132,7 @@ static int memctx_verify_root(void *data) {
         return qmp_ram_verify_root(&q->ram);
 }
 
-static const vmsig_sensor_ops qmp_memctx_ops = {
+static const vmsig_memctx_ops qmp_memctx_ops = {
         .base = { .attach = memctx_attach, .detach = memctx_detach, .free = adapter_free },
         .write_ram = memctx_write_ram,
         .verify_root = memctx_verify_root,

@@ -501,7 +501,7 @@ static const vmsig_input_ops stub_input_ops = {
         .cancel = input_cancel,
 };
 
-/* memctx sensor: the RAM region, and a new epoch on every guest reset. */
+/* memctx adapter: the RAM region, and a new epoch on every guest reset. */
 
 static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *userdata) {
         vmsig_stub *s = userdata;
@@ -615,7 +615,7 @@ static int memctx_verify_root(void *data) {
         return s->bootstrap ? vmsig_bootstrap_verify(s->bootstrap) : 1;
 }
 
-static const vmsig_sensor_ops stub_memctx_ops = {
+static const vmsig_memctx_ops stub_memctx_ops = {
         .base = { .attach = memctx_attach, .detach = memctx_detach, .free = adapter_free },
         .write_ram = memctx_write_ram,
         .verify_root = memctx_verify_root,

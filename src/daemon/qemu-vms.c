@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "discovered.h"
+#include "qemu-vms.h"
 #include "log.h"
 #include "macro.h"
 
@@ -11,14 +11,14 @@
 #include "discovery.h"
 #include "qmp.h"
 
-struct vmsig_discovered {
+struct vmsig_qemu_vms {
         vmsig_core *core;
         vmsig_discovery *discovery;
         vmsig_bootstrap_config bootstrap;
 };
 
 static int on_attach(const vmsig_vm_description *desc, void *userdata) {
-        vmsig_discovered *d = userdata;
+        vmsig_qemu_vms *d = userdata;
         vmsig_qmp_spec spec = {
                 .name = desc->name,
                 .uuid = desc->uuid,
@@ -43,7 +43,7 @@ static int on_attach(const vmsig_vm_description *desc, void *userdata) {
 }
 
 static void on_detach(const char *name, void *userdata) {
-        vmsig_discovered *d = userdata;
+        vmsig_qemu_vms *d = userdata;
         vmsig_endpoint *ep = vmsig_core_find_endpoint_by_name(d->core, name);
 
         if (!ep)
@@ -57,8 +57,8 @@ static const vmsig_discovery_ops discovery_ops = {
         .detach = on_detach,
 };
 
-int vmsig_discovered_new(vmsig_core *core, const vmsig_config *config, vmsig_discovered **ret) {
-        vmsig_discovered *d;
+int vmsig_qemu_vms_new(vmsig_core *core, const vmsig_config *config, vmsig_qemu_vms **ret) {
+        vmsig_qemu_vms *d;
         int r;
 
         *ret = NULL;
@@ -78,7 +78,7 @@ int vmsig_discovered_new(vmsig_core *core, const vmsig_config *config, vmsig_dis
         return 0;
 }
 
-vmsig_discovered *vmsig_discovered_free(vmsig_discovered *d) {
+vmsig_qemu_vms *vmsig_qemu_vms_free(vmsig_qemu_vms *d) {
         if (!d)
                 return NULL;
         vmsig_discovery_free(d->discovery);
@@ -90,33 +90,33 @@ static bool same(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-int vmsig_discovered_reload(vmsig_discovered **d, vmsig_core *core, const vmsig_config *old,
+int vmsig_qemu_vms_reload(vmsig_qemu_vms **d, vmsig_core *core, const vmsig_config *old,
                             const vmsig_config *new) {
         if (*d && same(old->trigger_dir, new->trigger_dir) && same(old->libvirt_dir, new->libvirt_dir)) {
                 vmsig_discovery_rescan((*d)->discovery);
                 return 0;
         }
         /* Other directories: what was found in the old ones goes. */
-        *d = vmsig_discovered_free(*d);
-        return vmsig_discovered_new(core, new, d);
+        *d = vmsig_qemu_vms_free(*d);
+        return vmsig_qemu_vms_new(core, new, d);
 }
 
 #else
 
-int vmsig_discovered_new(vmsig_core *core, const vmsig_config *config, vmsig_discovered **ret) {
+int vmsig_qemu_vms_new(vmsig_core *core, const vmsig_config *config, vmsig_qemu_vms **ret) {
         *ret = NULL;
         if (config->trigger_dir)
                 log_debug("Built without the QMP backend (configure --enable-qmp): no VM discovery.");
         return 0;
 }
 
-vmsig_discovered *vmsig_discovered_free(vmsig_discovered *d) {
+vmsig_qemu_vms *vmsig_qemu_vms_free(vmsig_qemu_vms *d) {
         return NULL;
 }
 
-int vmsig_discovered_reload(vmsig_discovered **d, vmsig_core *core, const vmsig_config *old,
+int vmsig_qemu_vms_reload(vmsig_qemu_vms **d, vmsig_core *core, const vmsig_config *old,
                             const vmsig_config *new) {
-        return vmsig_discovered_new(core, new, d);
+        return vmsig_qemu_vms_new(core, new, d);
 }
 
 #endif

@@ -8,13 +8,13 @@
 #include "config-file.h"
 #include "vmsig-core.h"
 
-typedef struct vmsig_discovered vmsig_discovered;
+typedef struct vmsig_qemu_vms vmsig_qemu_vms;
 
 /* Starts discovery as configured; *ret stays NULL when it is off. VMs
  * already announced are attached before this returns. */
-int vmsig_discovered_new(vmsig_core *core, const vmsig_config *config, vmsig_discovered **ret);
+int vmsig_qemu_vms_new(vmsig_core *core, const vmsig_config *config, vmsig_qemu_vms **ret);
 /* Detaches every discovered VM. */
-vmsig_discovered *vmsig_discovered_free(vmsig_discovered *d);
+vmsig_qemu_vms *vmsig_qemu_vms_free(vmsig_qemu_vms *d);
 /* After a reload: the directories may have changed (restart), or not
  * (read them again, as after a lost event). */
-int vmsig_discovered_reload(vmsig_discovered **d, vmsig_core *core, const vmsig_config *old, const vmsig_config *new);
+int vmsig_qemu_vms_reload(vmsig_qemu_vms **d, vmsig_core *core, const vmsig_config *old, const vmsig_config *new);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvmsig-vgpu is a plugin: it is opened with dlopen(), and resolves the
  * core API it uses from vmsigd itself (linked with --dynamic-list), as an
- * out-of-tree sensor library would. The path is compiled in; the tests point
+ * out-of-tree plugin library would. The path is compiled in; the tests point
  * VMSIG_VGPU_LIBRARY at the uninstalled build. */
 #include <dlfcn.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 
 #include "log.h"
 #include "macro.h"
-#include "sensors.h"
+#include "plugins.h"
 #include "vmsig-vgpu.h"
 
 _Static_assert(VMSIG_CONFIG_FRAMES_RATE_DEFAULT == VMSIG_VGPU_RATE_DEFAULT, "frame rate defaults differ");
@@ -25,7 +25,7 @@ typedef struct vgpu_api {
         int (*set_rate)(vmsig_vgpu *v, double rate);
 } vgpu_api;
 
-struct vmsig_sensors {
+struct vmsig_plugins {
         void *vgpu_dl;
         vgpu_api vgpu_api;
         vmsig_vgpu *vgpu;
@@ -60,7 +60,7 @@ static int vgpu_resolve(void *dl, vgpu_api *api) {
         return 0;
 }
 
-static void vgpu_load(vmsig_sensors *s, vmsig_core *core, const vmsig_config *config) {
+static void vgpu_load(vmsig_plugins *s, vmsig_core *core, const vmsig_config *config) {
         const char *path = vgpu_library_path();
         vmsig_vgpu_config vc = { .rate = config->frames_rate };
         int r;
@@ -83,8 +83,8 @@ static void vgpu_load(vmsig_sensors *s, vmsig_core *core, const vmsig_config *co
 }
 #endif
 
-int vmsig_sensors_new(vmsig_core *core, const vmsig_config *config, vmsig_sensors **ret) {
-        vmsig_sensors *s = calloc(1, sizeof *s);
+int vmsig_plugins_new(vmsig_core *core, const vmsig_config *config, vmsig_plugins **ret) {
+        vmsig_plugins *s = calloc(1, sizeof *s);
 
         if (!s)
                 return -ENOMEM;
@@ -101,7 +101,7 @@ int vmsig_sensors_new(vmsig_core *core, const vmsig_config *config, vmsig_sensor
         return 0;
 }
 
-void vmsig_sensors_reload(vmsig_sensors *s, const vmsig_config *old, const vmsig_config *new) {
+void vmsig_plugins_reload(vmsig_plugins *s, const vmsig_config *old, const vmsig_config *new) {
         int r;
 
         if (!s)
@@ -118,15 +118,15 @@ void vmsig_sensors_reload(vmsig_sensors *s, const vmsig_config *old, const vmsig
                 log_info("Frames now at most %g a second.", new->frames_rate);
 }
 
-void vmsig_sensors_stop(vmsig_sensors *s) {
+void vmsig_plugins_stop(vmsig_plugins *s) {
         if (s && s->vgpu)
                 s->vgpu = s->vgpu_api.free(s->vgpu);
 }
 
-vmsig_sensors *vmsig_sensors_free(vmsig_sensors *s) {
+vmsig_plugins *vmsig_plugins_free(vmsig_plugins *s) {
         if (!s)
                 return NULL;
-        vmsig_sensors_stop(s);
+        vmsig_plugins_stop(s);
         if (s->vgpu_dl)
                 (void) dlclose(s->vgpu_dl);
         free(s);
