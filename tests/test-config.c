@@ -77,8 +77,8 @@ static void test_defaults(void) {
 
         g_assert_cmpint(vmsig_config_load(path, &c, NULL), ==, 0);
         g_assert_cmpint(c->log_level, ==, VMSIG_CONFIG_LOG_LEVEL_DEFAULT);
-        g_assert_cmpuint(c->queue_limit, ==, VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT);
-        g_assert_cmpuint(c->max_endpoints, ==, VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT);
+        g_assert_cmpuint(c->queue_limit, ==, VMSIG_CORE_QUEUE_LIMIT_DEFAULT);
+        g_assert_cmpuint(c->max_endpoints, ==, VMSIG_CORE_ENDPOINTS_MAX_DEFAULT);
         g_assert_cmpuint(c->n_stub_vms, ==, 0);
         g_assert_cmpstr(c->audit_target, ==, "auto");
         g_assert_cmpstr(c->private_socket, ==, VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);

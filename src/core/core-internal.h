@@ -11,9 +11,7 @@
 #include "hashmap.h"
 #include "vmsig-core.h"
 
-#define VMSIG_QUEUE_LIMIT_DEFAULT 1024
 #define VMSIG_HARD_LIMIT_FACTOR 4
-#define VMSIG_ENDPOINTS_MAX_DEFAULT 4096
 #define VMSIG_LAYERS_MAX 4
 
 /* Events whose payload fits EVENT_POOL_PAYLOAD bytes are allocated at that

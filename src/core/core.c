@@ -35,8 +35,8 @@ int vmsig_core_new(sd_event *event, vmsig_core **ret) {
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(event);
-        c->queue_limit = VMSIG_QUEUE_LIMIT_DEFAULT;
-        c->max_endpoints = VMSIG_ENDPOINTS_MAX_DEFAULT;
+        c->queue_limit = VMSIG_CORE_QUEUE_LIMIT_DEFAULT;
+        c->max_endpoints = VMSIG_CORE_ENDPOINTS_MAX_DEFAULT;
         c->epoll_fd = -1;
 
         for (size_t k = 0; k < _VMSIG_KIND_BUILTIN_MAX; k++)
@@ -123,11 +123,11 @@ sd_event *vmsig_core_get_event(vmsig_core *c) {
 }
 
 void vmsig_core_set_queue_limit(vmsig_core *c, size_t limit) {
-        c->queue_limit = limit > 0 ? limit : VMSIG_QUEUE_LIMIT_DEFAULT;
+        c->queue_limit = limit > 0 ? limit : VMSIG_CORE_QUEUE_LIMIT_DEFAULT;
 }
 
 void vmsig_core_set_max_endpoints(vmsig_core *c, size_t max) {
-        c->max_endpoints = max > 0 ? max : VMSIG_ENDPOINTS_MAX_DEFAULT;
+        c->max_endpoints = max > 0 ? max : VMSIG_CORE_ENDPOINTS_MAX_DEFAULT;
 }
 
 void vmsig_core_get_stats(vmsig_core *c, vmsig_core_stats *ret) {

@@ -130,6 +130,10 @@ typedef struct vmsig_core_stats {
 int vmsig_core_new(sd_event *event, vmsig_core **ret);
 vmsig_core *vmsig_core_free(vmsig_core *c);
 sd_event *vmsig_core_get_event(vmsig_core *c);
+/* What a core starts with, and what 0 sets again; vmsigd.conf's <limits>
+ * defaults are these. */
+#define VMSIG_CORE_QUEUE_LIMIT_DEFAULT 1024
+#define VMSIG_CORE_ENDPOINTS_MAX_DEFAULT 4096
 void vmsig_core_set_queue_limit(vmsig_core *c, size_t limit); /* default for new subscribers */
 /* Acquiring more ids (attaching more endpoints) than this fails with
  * -ENOSPC. */

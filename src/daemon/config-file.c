@@ -14,9 +14,13 @@
 #include <libxml/relaxng.h>
 #include <libxml/tree.h>
 
+#include "bootstrap-config.h"
 #include "config-file.h"
 #include "log.h"
 #include "macro.h"
+#include "memwrite.h"
+#include "time-util.h"
+#include "vmsig-core.h"
 #include "xml-problem.h"
 
 extern const char vmsig_config_schema[];
@@ -494,10 +498,11 @@ static vmsig_config *config_alloc(const char *path) {
         if (!c)
                 return NULL;
         c->log_level = VMSIG_CONFIG_LOG_LEVEL_DEFAULT;
-        c->queue_limit = VMSIG_CONFIG_QUEUE_LIMIT_DEFAULT;
-        c->max_endpoints = VMSIG_CONFIG_MAX_ENDPOINTS_DEFAULT;
-        c->max_write = VMSIG_CONFIG_MAX_WRITE_DEFAULT;
-        c->bootstrap_backoff_max_ms = VMSIG_CONFIG_BOOTSTRAP_BACKOFF_MAX_MS_DEFAULT;
+        /* The defaults of the parts these configure, defined there. */
+        c->queue_limit = VMSIG_CORE_QUEUE_LIMIT_DEFAULT;
+        c->max_endpoints = VMSIG_CORE_ENDPOINTS_MAX_DEFAULT;
+        c->max_write = VMSIG_MEMWRITE_MAX_DEFAULT;
+        c->bootstrap_backoff_max_ms = VMSIG_BOOTSTRAP_BACKOFF_MAX_USEC / USEC_PER_MSEC;
         c->admission.max_pending_calls = VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT;
         c->admission.max_subscriptions = VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT;
         c->admission.max_leases = VMSIG_CONFIG_MAX_LEASES_DEFAULT;
