@@ -1133,6 +1133,13 @@ static void test_quiet(Fixture *f, gconstpointer data) {
 
 /* The pager, on a terminal of vmsigctl's own. */
 
+static gboolean strv_has_prefix(const char *const *strv, const char *prefix) {
+        for (; *strv; strv++)
+                if (g_str_has_prefix(*strv, prefix))
+                        return TRUE;
+        return FALSE;
+}
+
 /* vmsigctl on a new pty, with the bus's address and env (NAME=VALUE
  * strings, NULL-terminated); returns the exit status, what the terminal
  * showed in *shown. */
@@ -1148,10 +1155,12 @@ static int ctl_pty(Fixture *f, const char *const *env, char **shown, const char 
                 g_ptr_array_add(argv, (char *) *a);
         g_ptr_array_add(argv, NULL);
         g_ptr_array_add(envp, address);
-        g_ptr_array_add(envp, (char *) "PATH=/usr/bin:/bin");
         g_ptr_array_add(envp, (char *) "LANG=C");
         for (const char *const *e = env; *e; e++)
                 g_ptr_array_add(envp, (char *) *e);
+        /* A PATH in env replaces the usual one. */
+        if (!strv_has_prefix(env, "PATH="))
+                g_ptr_array_add(envp, (char *) "PATH=/usr/bin:/bin");
         g_ptr_array_add(envp, NULL);
         t = vt_pty_spawn((const char *const *) argv->pdata, (const char *const *) envp->pdata);
         status = vt_pty_wait(t, timeout_ms());
@@ -1270,6 +1279,48 @@ static void test_pager_choice(Fixture *f, gconstpointer data) {
         g_assert_cmpint(vt_pty_wait(mon, timeout_ms()), ==, 0);
         vt_pty_free(mon);
         g_assert_null(paged(rec));
+        g_rmdir(dir);
+}
+
+/* A pager program in dir that records its name and $LESS in rec. */
+static void fake_pager(const char *dir, const char *name, const char *rec) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_autofree char *script = g_strdup_printf("#!/bin/sh\necho %s \"$LESS\" > %s\nexec /bin/cat > /dev/null\n", name,
+                                                  rec);
+
+        g_assert_true(g_file_set_contents(path, script, -1, NULL));
+        g_assert_cmpint(g_chmod(path, 0755), ==, 0);
+}
+
+/* Without a pager named: less, else more, else none; so too when the one
+ * named cannot be run. */
+static void test_pager_default(Fixture *f, gconstpointer data) {
+        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_autofree char *bin = g_build_filename(dir, "bin", NULL);
+        g_autofree char *rec = g_build_filename(dir, "paged", NULL);
+        g_autofree char *path = g_strconcat("PATH=", bin, NULL);
+        g_autofree char *by_less = NULL, *by_more = NULL, *fallen = NULL, *shown = NULL, *shown2 = NULL;
+        g_autofree char *less = g_build_filename(bin, "less", NULL), *more = g_build_filename(bin, "more", NULL);
+
+        g_assert_cmpint(g_mkdir(bin, 0755), ==, 0);
+        fake_pager(bin, "less", rec);
+        fake_pager(bin, "more", rec);
+        g_assert_cmpint(ctl_pty(f, ENV(path), NULL, ARGS("list")), ==, 0);
+        by_less = paged(rec);
+        g_assert_cmpstr(by_less, ==, "less FRXMK\n");
+        g_assert_cmpint(ctl_pty(f, ENV(path, "VMSIG_PAGER=no-such-pager"), &shown, ARGS("list")), ==, 0);
+        fallen = paged(rec);
+        g_assert_cmpstr(fallen, ==, "less FRXMK\n");
+        g_assert_nonnull(strstr(shown, "Failed to run the pager 'no-such-pager'"));
+        g_unlink(less);
+        g_assert_cmpint(ctl_pty(f, ENV(path), NULL, ARGS("list")), ==, 0);
+        by_more = paged(rec);
+        g_assert_cmpstr(by_more, ==, "more FRXMK\n");
+        g_unlink(more);
+        g_assert_cmpint(ctl_pty(f, ENV(path), &shown2, ARGS("list")), ==, 0);
+        g_assert_null(paged(rec));
+        g_assert_nonnull(strstr(shown2, "2 endpoints listed."));
+        g_rmdir(bin);
         g_rmdir(dir);
 }
 
@@ -1422,6 +1473,7 @@ int main(int argc, char *argv[]) {
         ADD("quiet", test_quiet);
         ADD("pager", test_pager);
         ADD("pager-choice", test_pager_choice);
+        ADD("pager-default", test_pager_default);
         ADD("pager-end", test_pager_end);
 #ifdef VMSIG_HAVE_VGPU
         ADD("screenshot", test_screenshot);

@@ -66,13 +66,16 @@ static void exec_named(const char *pager) {
         free(copy);
 }
 
-_Noreturn static void run_pager(int input, pid_t parent, const char *pager) {
+_Noreturn static void run_pager(const int fds[2], pid_t parent, const char *pager) {
         sigset_t none;
 
-        if (dup2(input, STDIN_FILENO) < 0)
+        /* Our copy of the write end would keep the input from ever ending
+         * where no exec closes it (the copy through). */
+        close(fds[1]);
+        if (dup2(fds[0], STDIN_FILENO) < 0)
                 _exit(EXIT_FAILURE);
-        if (input != STDIN_FILENO)
-                close(input);
+        if (fds[0] != STDIN_FILENO)
+                close(fds[0]);
         /* Signals vmsigctl blocks or ignores are the pager's own again. */
         sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
@@ -127,7 +130,7 @@ void ctl_pager_open(void) {
                 return;
         }
         if (pager_pid == 0)
-                run_pager(fds[0], parent, pager);
+                run_pager(fds, parent, pager);
         close(fds[0]);
         redirect_output(fds[1]);
         close(fds[1]);
