@@ -1368,8 +1368,7 @@ static guint32 *decode_png(const char *file, png_uint_32 *width, png_uint_32 *he
 static void test_screenshot(Fixture *f, gconstpointer data) {
         g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
         g_autofree char *file = g_build_filename(dir, "alpha.png", NULL);
-        g_autofree char *out = NULL, *json = NULL, *err = NULL, *err2 = NULL, *err3 = NULL;
-        g_autofree char *bad = g_build_filename(dir, "no", "such", "dir.png", NULL);
+        g_autofree char *out = NULL, *json = NULL;
         g_autoptr(GError) error = NULL;
         g_autoptr(GUnixFDList) fds = NULL;
         g_autoptr(GVariant) reply = NULL;
@@ -1416,6 +1415,16 @@ static void test_screenshot(Fixture *f, gconstpointer data) {
         g_assert_cmpint(ctl(f, &json, "--json", "screenshot", "alpha", file, NULL), ==, 0);
         assert_json_lines(json);
         g_assert_nonnull(strstr(json, "\"width\":640,\"height\":480}\n"));
+        g_unlink(file);
+        g_rmdir(dir);
+}
+
+/* What fails leaves no file behind; "-" is standard output. */
+static void test_screenshot_files(Fixture *f, gconstpointer data) {
+        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_autofree char *file = g_build_filename(dir, "alpha.png", NULL);
+        g_autofree char *bad = g_build_filename(dir, "no", "such", "dir.png", NULL);
+        g_autofree char *err = NULL, *err2 = NULL, *err3 = NULL;
 
         /* A failure leaves an older file as it was, and no new one. */
         g_autofree char *fresh = g_build_filename(dir, "fresh.png", NULL);
@@ -1477,6 +1486,7 @@ int main(int argc, char *argv[]) {
         ADD("pager-end", test_pager_end);
 #ifdef VMSIG_HAVE_VGPU
         ADD("screenshot", test_screenshot);
+        ADD("screenshot-files", test_screenshot_files);
 #endif
         ADD("address", test_address);
         ADD("root-uses-private-socket", test_root_uses_private_socket);
