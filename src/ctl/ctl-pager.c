@@ -100,12 +100,15 @@ _Noreturn static void run_pager(const int fds[2], pid_t parent, const char *page
 /* Our stdout, and our stderr if it is the terminal too (so errors show in
  * the pager, not under it), become the pipe into the pager. */
 static void redirect_output(int fd) {
+        /* Only what can be given back at the end is redirected: else the
+         * pager would wait for an end of its input that never comes. */
         saved_stdout = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-        (void) dup2(fd, STDOUT_FILENO);
-        if (isatty(STDERR_FILENO)) {
+        if (saved_stdout >= 0)
+                (void) dup2(fd, STDOUT_FILENO);
+        if (isatty(STDERR_FILENO))
                 saved_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        if (saved_stderr >= 0)
                 (void) dup2(fd, STDERR_FILENO);
-        }
 }
 
 void ctl_pager_open(void) {
