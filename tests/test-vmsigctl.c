@@ -22,6 +22,7 @@
 #endif
 
 #include "fixture.h"
+#include "pty-harness.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define BETA VT_ENDPOINT("beta")
@@ -430,6 +431,8 @@ static void test_usage(Fixture *f, gconstpointer data) {
                 { "dump-memctx", "alpha", "--range=0x1000:4K" },
                 { "dump-memctx", "alpha", "--save=/dev/null", "--range=0x1000" },
                 { "--bogus" },
+                { "--json=bogus", "list" },
+                { "list", "--json=" },
         };
 
         g_assert_cmpint(ctl(f, &version, "--version", NULL), ==, 0);
@@ -455,10 +458,10 @@ static void test_list(Fixture *f, gconstpointer data) {
         g_autofree char *table = NULL, *bare = NULL, *json = NULL, *dflt = NULL;
 
         g_assert_cmpint(ctl(f, &table, "list", NULL), ==, 0);
-        g_assert_true(g_str_has_prefix(table, "NAME "));
+        g_assert_true(g_str_has_prefix(table, "ENDPOINT "));
         g_assert_nonnull(strstr(table, "VMID STATE   BOOTSTRAP EPOCH LEASES\n"));
-        g_assert_nonnull(strstr(table, "\nalpha 1    running "));
-        g_assert_nonnull(strstr(table, "\nbeta  2    running idle      1     -\n"));
+        g_assert_nonnull(strstr(table, "\nalpha    1    running "));
+        g_assert_nonnull(strstr(table, "\nbeta     2    running idle      1     -\n"));
         g_assert_true(g_str_has_suffix(table, "\n2 endpoints listed.\n"));
 
         /* The default verb, and the legend left out. */
@@ -466,15 +469,16 @@ static void test_list(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(dflt, ==, table);
         g_assert_cmpint(ctl(f, &bare, "--no-legend", "list", NULL), ==, 0);
         g_assert_true(g_str_has_prefix(bare, "alpha 1 running "));
-        g_assert_null(strstr(bare, "NAME"));
+        g_assert_null(strstr(bare, "ENDPOINT"));
         g_assert_cmpuint(count(bare, "\n"), ==, 2);
 
         g_assert_cmpint(ctl(f, &json, "list", "--json", NULL), ==, 0);
         g_assert_true(json_valid(json));
-        g_assert_true(g_str_has_prefix(json, "[{\"name\":\"alpha\",\"path\":\"" ALPHA "\","));
-        g_assert_nonnull(strstr(json, "{\"name\":\"beta\","));
+        g_assert_true(g_str_has_prefix(json, "[{\"endpoint\":\"alpha\",\"path\":\"" ALPHA "\","));
+        g_assert_nonnull(strstr(json, "{\"endpoint\":\"beta\","));
         g_assert_nonnull(strstr(json, "\"ram_size\":4194304,"));
-        g_assert_nonnull(strstr(json, "\"leases\":{\"input\":null,\"power\":null,\"memory-write\":null}"));
+        g_assert_nonnull(strstr(json, "\"leases\":{\"input\":null,\"power\":null,\"memory_write\":null}"));
+        g_assert_cmpuint(count(json, "\n"), ==, 1);
 
         /* A lease holder shows in its column. */
         int lease = vt_acquire_lease(f->conn, BETA, "input", NULL);
@@ -489,7 +493,7 @@ static void test_status(Fixture *f, gconstpointer data) {
         g_autofree char *text = NULL, *json = NULL, *out = NULL, *err = NULL;
 
         g_assert_cmpint(ctl(f, &text, "status", "alpha", NULL), ==, 0);
-        g_assert_nonnull(strstr(text, "              Name: alpha\n"));
+        g_assert_nonnull(strstr(text, "          Endpoint: alpha\n"));
         g_assert_nonnull(strstr(text, "            Object: " ALPHA "\n"));
         g_assert_nonnull(strstr(text, "             State: running\n"));
         g_assert_nonnull(strstr(text, "               RAM: 4M (4194304 bytes)\n"));
@@ -499,9 +503,13 @@ static void test_status(Fixture *f, gconstpointer data) {
         /* A root given by the configuration says so. */
         g_assert_nonnull(strstr(text, "         Bootstrap: ready (0 attempts, config)\n"));
 
+        /* One document, the array list --json prints. */
         g_assert_cmpint(ctl(f, &json, "--json", "status", "alpha", "beta", NULL), ==, 0);
-        assert_json_lines(json);
-        g_assert_cmpuint(count(json, "\n"), ==, 2);
+        g_assert_true(json_valid(json));
+        g_assert_cmpuint(count(json, "\n"), ==, 1);
+        g_assert_true(g_str_has_prefix(json, "[{\"endpoint\":\"alpha\",\"path\":\"" ALPHA "\","));
+        g_assert_nonnull(strstr(json, "},{\"endpoint\":\"beta\","));
+        g_assert_true(g_str_has_suffix(json, "}]\n"));
         g_assert_nonnull(strstr(json, "\"uuid\":\""));
         g_assert_nonnull(strstr(json, "\"capabilities\":[\"memctx\",\"input\",\"lifecycle\",\"display\"]"));
         g_assert_nonnull(strstr(json, "\"guest_os\":\"unknown\",\"guest_os_release\":\"\""));
@@ -509,7 +517,7 @@ static void test_status(Fixture *f, gconstpointer data) {
         /* An unknown endpoint: its error, after what could be shown. */
         g_assert_cmpint(ctl_err(f, &out, &err, "status", "nosuch", "beta", NULL), ==, 1);
         g_assert_nonnull(strstr(err, "Failed to look up endpoint 'nosuch': No endpoint named 'nosuch'."));
-        g_assert_true(g_str_has_prefix(out, "              Name: beta\n"));
+        g_assert_true(g_str_has_prefix(out, "          Endpoint: beta\n"));
 }
 
 static void test_lifecycle(Fixture *f, gconstpointer data) {
@@ -758,14 +766,14 @@ static void test_monitor(Fixture *f, gconstpointer data) {
 
         g_assert_true(bg_wait(b, b->err, "Monitoring org.vmsig"));
         pause_endpoint(f, ALPHA);
-        g_assert_true(bg_wait(b, b->out, " lifecycle alpha State=paused\n"));
+        g_assert_true(bg_wait(b, b->out, " lifecycle alpha state=paused\n"));
         g_assert_true(bg_wait(b, b->out, " lease     alpha LeaseAcquired class=power holder=:"));
         g_assert_true(bg_wait(b, b->out, " lease     alpha LeaseReleased class=power holder=:"));
         g_autoptr(GVariant) d = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",
                                         g_variant_new("(s)", "beta"));
         g_assert_true(bg_wait(b, b->out, " roster    beta InterfacesRemoved interfaces=org.vmsig.Endpoint\n"));
         g_assert_true(bg_wait(b, b->out, " roster    beta EndpointRemoved\n"));
-        g_assert_true(bg_wait(b, b->out, " roster    /org/vmsig EndpointCount=1\n"));
+        g_assert_true(bg_wait(b, b->out, " roster    /org/vmsig endpoint_count=1\n"));
         /* A configured VM comes back on reload. */
         vt_daemon_signal(f->daemon, SIGHUP);
         g_assert_true(bg_wait(b, b->out, " roster    beta InterfacesAdded interfaces=org.vmsig.Endpoint vmid="));
@@ -809,7 +817,7 @@ static void test_monitor_json_filter(Fixture *f, gconstpointer data) {
         g_assert_true(bg_wait(b, b->out, "\"category\":\"lifecycle\",\"signal\":\"PropertiesChanged\",\"path\":\"" BETA
                                          "\",\"endpoint\":\"beta\",\"interface\":\"org.vmsig.Endpoint\","
                                          "\"sequence\":"));
-        g_assert_true(bg_wait(b, b->out, ",\"data\":{\"State\":\"paused\"}}\n"));
+        g_assert_true(bg_wait(b, b->out, ",\"data\":{\"state\":\"paused\"}}\n"));
         g_assert_true(bg_wait(b, b->out, "\"signal\":\"LeaseReleased\",\"path\":\"" BETA "\",\"endpoint\":\"beta\","
                                          "\"data\":{\"class\":\"power\",\"holder\":\":"));
         g_assert_cmpint(bg_finish(b, SIGTERM, &out, NULL), ==, 0);
@@ -828,7 +836,7 @@ static void test_monitor_memctx(Fixture *f, gconstpointer data) {
         close(lease);
         g_assert_true(bg_wait(b, b->out, " memctx    alpha MemctxInvalidated epoch=1\n"));
         g_assert_true(bg_wait(b, b->out, " memctx    alpha MemctxChanged epoch=2 dtb=0\n"));
-        g_assert_true(bg_wait(b, b->out, " memctx    alpha MemctxEpoch=2 RamSize=4194304\n"));
+        g_assert_true(bg_wait(b, b->out, " memctx    alpha memctx_epoch=2 ram_size=4194304\n"));
         g_assert_cmpint(bg_finish(b, SIGTERM, NULL, NULL), ==, 0);
 }
 
@@ -925,7 +933,7 @@ static void test_private_socket(Fixture *f, gconstpointer data) {
         g_assert_cmpint(bg_finish(lease, 0, NULL, &err), ==, 1);
         g_assert_nonnull(strstr(err, "The input lease of 'beta' was revoked: reset."));
         g_assert_true(bg_wait(monitor, monitor->out, " lease     beta LeaseReleased class=input holder=p2p-"));
-        g_assert_true(bg_wait(monitor, monitor->out, " memctx    beta MemctxEpoch=2 RamSize=1048576\n"));
+        g_assert_true(bg_wait(monitor, monitor->out, " memctx    beta memctx_epoch=2 ram_size=1048576\n"));
         g_assert_cmpint(bg_finish(monitor, SIGTERM, NULL, NULL), ==, 0);
 }
 
@@ -992,6 +1000,334 @@ static void test_reload_detach(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(err5, "Failed to detach 'gamma': "));
 }
 
+/* --json=pretty|short|off and -j. */
+
+static const char pretty_memctx[] = "{\n"
+                                    "  \"endpoint\": \"beta\",\n"
+                                    "  \"epoch\": 1,\n"
+                                    "  \"dtb\": 0,\n"
+                                    "  \"size\": 1048576,\n"
+                                    "  \"ranges\": [\n"
+                                    "    {\n"
+                                    "      \"gpa\": 0,\n"
+                                    "      \"size\": 1048576,\n"
+                                    "      \"offset\": 0\n"
+                                    "    }\n"
+                                    "  ]\n"
+                                    "}\n";
+
+static void test_json_modes(Fixture *f, gconstpointer data) {
+        g_autofree char *list_short = NULL, *list_pretty = NULL, *status_short = NULL, *status_pretty = NULL;
+        g_autofree char *table = NULL, *off = NULL, *j = NULL, *memctx = NULL, *out = NULL, *err = NULL;
+
+        g_assert_cmpint(ctl(f, &list_short, "--json=short", "list", NULL), ==, 0);
+        g_assert_true(json_valid(list_short));
+        g_assert_cmpuint(count(list_short, "\n"), ==, 1);
+        g_assert_cmpint(ctl(f, &list_pretty, "--json=pretty", "list", NULL), ==, 0);
+        g_assert_true(json_valid(list_pretty));
+        g_assert_true(g_str_has_prefix(list_pretty, "[\n  {\n    \"endpoint\": \"alpha\",\n    \"path\": \"" ALPHA
+                                                    "\",\n"));
+        g_assert_nonnull(strstr(list_pretty, "\n    \"capabilities\": [\n      \"memctx\",\n"));
+        g_assert_nonnull(strstr(list_pretty, "\n    \"leases\": {\n      \"input\": null,\n"));
+        g_assert_nonnull(strstr(list_pretty, "\n  },\n  {\n    \"endpoint\": \"beta\",\n"));
+        g_assert_true(g_str_has_suffix(list_pretty, "\n    }\n  }\n]\n"));
+
+        /* list and status: the same document, in either mode. */
+        g_assert_cmpint(ctl(f, &status_short, "status", "--json=short", "alpha", "beta", NULL), ==, 0);
+        g_assert_cmpstr(status_short, ==, list_short);
+        g_assert_cmpint(ctl(f, &status_pretty, "status", "--json=pretty", "alpha", "beta", NULL), ==, 0);
+        g_assert_cmpstr(status_pretty, ==, list_pretty);
+
+        /* off is the table; -j on a pipe is short. */
+        g_assert_cmpint(ctl(f, &table, "list", NULL), ==, 0);
+        g_assert_cmpint(ctl(f, &off, "--json=pretty", "--json=off", "list", NULL), ==, 0);
+        g_assert_cmpstr(off, ==, table);
+        g_assert_cmpint(ctl(f, &j, "-j", "list", NULL), ==, 0);
+        g_assert_cmpstr(j, ==, list_short);
+
+        g_assert_cmpint(ctl(f, &memctx, "dump-memctx", "--json=pretty", "beta", NULL), ==, 0);
+        g_assert_cmpstr(memctx, ==, pretty_memctx);
+
+        /* A bad mode names the good ones. */
+        g_assert_cmpint(ctl_err(f, &out, &err, "--json=yaml", "list", NULL), ==, 2);
+        g_assert_cmpstr(out, ==, "");
+        g_assert_nonnull(strstr(err, "Invalid --json= mode 'yaml': expected pretty, short or off."));
+}
+
+/* monitor --json=pretty: still one document per event, each indented. */
+static void test_monitor_json_pretty(Fixture *f, gconstpointer data) {
+        Bg *b = bg_start(f, "monitor", "--json=pretty", "beta", NULL);
+        g_autofree char *out = NULL;
+
+        g_assert_true(bg_wait(b, b->err, "Monitoring endpoint 'beta'"));
+        pause_endpoint(f, BETA);
+        g_assert_true(bg_wait(b, b->out, "  \"data\": {\n    \"state\": \"paused\"\n  }\n}\n"));
+        g_assert_cmpint(bg_finish(b, SIGTERM, &out, NULL), ==, 0);
+        g_assert_true(g_str_has_prefix(out, "{\n  \"timestamp\": "));
+        g_assert_nonnull(strstr(out, "\n  \"endpoint\": \"beta\",\n"));
+        /* The events one after the other: each a whole JSON document. */
+        g_auto(GStrv) docs = g_strsplit(out, "}\n{", -1);
+        g_assert_cmpuint(g_strv_length(docs), >=, 2);
+        for (char **d = docs; *d; d++) {
+                g_autofree char *doc = g_strconcat(d == docs ? "" : "{", *d, d[1] ? "}" : "", NULL);
+                g_assert_true(json_valid(doc));
+        }
+}
+
+/* -q: no informational messages; results, legends and errors stay. */
+static void test_quiet(Fixture *f, gconstpointer data) {
+        g_autofree char *table = NULL, *quiet_table = NULL, *lease_err = NULL, *mon_out = NULL, *mon_err = NULL;
+        g_autofree char *out = NULL, *err = NULL;
+
+        g_assert_cmpint(ctl(f, &table, "list", NULL), ==, 0);
+        g_assert_cmpint(ctl(f, &quiet_table, "-q", "list", NULL), ==, 0);
+        g_assert_cmpstr(quiet_table, ==, table);
+
+        Bg *lease = bg_start(f, "--quiet", "lease", "alpha", "power", NULL);
+        g_assert_true(bg_wait(lease, lease->out, "\n"));
+        g_assert_true(g_str_has_prefix(lease->out->str, "/org/vmsig/lease/"));
+        g_assert_cmpint(bg_finish(lease, SIGINT, NULL, &lease_err), ==, 0);
+        g_assert_cmpstr(lease_err, ==, "");
+
+        /* Without its "Monitoring ..." there is no telling when the monitor
+         * listens: leases come and go until it shows one. */
+        Bg *mon = bg_start(f, "-q", "monitor", "beta", NULL);
+        gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms() * G_TIME_SPAN_MILLISECOND;
+        while (!strstr(mon->out->str, "LeaseAcquired") && g_get_monotonic_time() < deadline) {
+                close(vt_acquire_lease(f->conn, BETA, "input", NULL));
+                bg_pump(mon, 100);
+        }
+        g_assert_nonnull(strstr(mon->out->str, " lease     beta LeaseAcquired class=input holder=:"));
+        g_assert_cmpint(bg_finish(mon, SIGINT, &mon_out, &mon_err), ==, 0);
+        g_assert_cmpstr(mon_err, ==, "");
+
+        g_assert_cmpint(ctl_err(f, &out, &err, "-q", "status", "nosuch", NULL), ==, 1);
+        g_assert_nonnull(strstr(err, "No endpoint named 'nosuch'."));
+#ifdef VMSIG_HAVE_VGPU
+        g_autofree char *png = NULL, *shot_err = NULL;
+        g_assert_cmpint(ctl_err(f, &png, &shot_err, "-q", "screenshot", "alpha", "-", NULL), ==, 0);
+        g_assert_cmpmem(png, 8, "\x89PNG\r\n\x1a\n", 8);
+        g_assert_cmpstr(shot_err, ==, "");
+#endif
+}
+
+/* The pager, on a terminal of vmsigctl's own. */
+
+static gboolean strv_has_prefix(const char *const *strv, const char *prefix) {
+        for (; *strv; strv++)
+                if (g_str_has_prefix(*strv, prefix))
+                        return TRUE;
+        return FALSE;
+}
+
+/* vmsigctl on a new pty, with the bus's address and env (NAME=VALUE
+ * strings, NULL-terminated); returns the exit status, what the terminal
+ * showed in *shown. */
+static int ctl_pty(Fixture *f, const char *const *env, char **shown, const char *const *args) {
+        g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        g_autoptr(GPtrArray) envp = g_ptr_array_new();
+        VtPty *t;
+        int status;
+
+        g_ptr_array_add(argv, f->ctl);
+        for (const char *const *a = args; *a; a++)
+                g_ptr_array_add(argv, (char *) *a);
+        g_ptr_array_add(argv, NULL);
+        g_ptr_array_add(envp, address);
+        g_ptr_array_add(envp, (char *) "LANG=C");
+        for (const char *const *e = env; *e; e++)
+                g_ptr_array_add(envp, (char *) *e);
+        /* A PATH in env replaces the usual one. */
+        if (!strv_has_prefix(env, "PATH="))
+                g_ptr_array_add(envp, (char *) "PATH=/usr/bin:/bin");
+        g_ptr_array_add(envp, NULL);
+        t = vt_pty_spawn((const char *const *) argv->pdata, (const char *const *) envp->pdata);
+        status = vt_pty_wait(t, timeout_ms());
+        if (shown)
+                *shown = g_strdup(t->out->str);
+        vt_pty_free(t);
+        return status;
+}
+
+/* What the pager recorded in file (removed), or NULL if it never ran. */
+static char *paged(const char *file) {
+        char *contents = NULL;
+
+        if (!g_file_get_contents(file, &contents, NULL, NULL))
+                return NULL;
+        g_unlink(file);
+        return contents;
+}
+
+#define ENV(...) ((const char *[]) { __VA_ARGS__, NULL })
+#define ARGS(...) ((const char *[]) { __VA_ARGS__, NULL })
+
+static void test_pager(Fixture *f, gconstpointer data) {
+        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_autofree char *rec = g_build_filename(dir, "paged", NULL);
+        g_autofree char *to_rec = g_strdup_printf("cat > %s", rec);
+        g_autofree char *vmsig = g_strconcat("VMSIG_PAGER=", to_rec, NULL);
+        g_autofree char *systemd = g_strconcat("SYSTEMD_PAGER=", to_rec, NULL);
+        g_autofree char *pager = g_strconcat("PAGER=", to_rec, NULL);
+        g_autofree char *less_env = g_strdup_printf("VMSIG_PAGER=echo \"$LESS\" > %s; cat > /dev/null", rec);
+        g_autofree char *shown = NULL;
+        g_autofree char *list = NULL, *status = NULL, *memctx = NULL, *help = NULL, *json = NULL, *less = NULL;
+        g_autofree char *less2 = NULL;
+
+        /* list, status, dump-memctx, --help and JSON go through it; -j on
+         * a terminal is pretty. */
+        g_assert_cmpint(ctl_pty(f, ENV(vmsig), &shown, ARGS("list")), ==, 0);
+        list = paged(rec);
+        g_assert_nonnull(list);
+        g_assert_true(g_str_has_prefix(list, "ENDPOINT "));
+        g_assert_nonnull(strstr(list, "\n2 endpoints listed.\n"));
+        g_assert_null(strstr(shown, "endpoints listed"));
+        g_assert_cmpint(ctl_pty(f, ENV(vmsig), NULL, ARGS("status", "alpha")), ==, 0);
+        status = paged(rec);
+        g_assert_nonnull(status);
+        g_assert_nonnull(strstr(status, "          Endpoint: alpha\n"));
+        g_assert_cmpint(ctl_pty(f, ENV(vmsig), NULL, ARGS("dump-memctx", "alpha")), ==, 0);
+        memctx = paged(rec);
+        g_assert_nonnull(memctx);
+        g_assert_true(g_str_has_prefix(memctx, "Endpoint: alpha\n"));
+        g_assert_cmpint(ctl_pty(f, ENV(vmsig), NULL, ARGS("--help")), ==, 0);
+        help = paged(rec);
+        g_assert_nonnull(help);
+        g_assert_nonnull(strstr(help, "Endpoint Commands:"));
+        g_assert_cmpint(ctl_pty(f, ENV(vmsig), NULL, ARGS("-j", "dump-memctx", "beta")), ==, 0);
+        json = paged(rec);
+        g_assert_cmpstr(json, ==, pretty_memctx);
+
+        /* less's options, unless the human has their own. */
+        g_assert_cmpint(ctl_pty(f, ENV(less_env), NULL, ARGS("list")), ==, 0);
+        less = paged(rec);
+        g_assert_cmpstr(less, ==, "FRXMK\n");
+        g_assert_cmpint(ctl_pty(f, ENV(less_env, "LESS=S"), NULL, ARGS("list")), ==, 0);
+        less2 = paged(rec);
+        g_assert_cmpstr(less2, ==, "S\n");
+        g_rmdir(dir);
+}
+
+/* Which pager, if any. */
+static void test_pager_choice(Fixture *f, gconstpointer data) {
+        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_autofree char *rec = g_build_filename(dir, "paged", NULL);
+        g_autofree char *to_rec = g_strdup_printf("cat > %s", rec);
+        g_autofree char *vmsig = g_strconcat("VMSIG_PAGER=", to_rec, NULL);
+        g_autofree char *systemd = g_strconcat("SYSTEMD_PAGER=", to_rec, NULL);
+        g_autofree char *pager = g_strconcat("PAGER=", to_rec, NULL);
+        g_autofree char *shown2 = NULL, *shown3 = NULL, *by_systemd = NULL, *by_pager = NULL, *by_vmsig = NULL;
+
+        /* $VMSIG_PAGER, then $SYSTEMD_PAGER, then $PAGER. */
+        g_assert_cmpint(ctl_pty(f, ENV(systemd, "PAGER=false"), NULL, ARGS("list")), ==, 0);
+        by_systemd = paged(rec);
+        g_assert_nonnull(by_systemd);
+        g_assert_nonnull(strstr(by_systemd, "2 endpoints listed."));
+        g_assert_cmpint(ctl_pty(f, ENV(pager), NULL, ARGS("list")), ==, 0);
+        by_pager = paged(rec);
+        g_assert_nonnull(by_pager);
+        g_assert_nonnull(strstr(by_pager, "2 endpoints listed."));
+        g_assert_cmpint(ctl_pty(f, ENV(vmsig, "SYSTEMD_PAGER=false", "PAGER=false"), NULL, ARGS("list")), ==, 0);
+        by_vmsig = paged(rec);
+        g_assert_nonnull(by_vmsig);
+
+        /* No pager: an empty one or "cat" (not falling through to the
+         * next variable), and --no-pager. */
+        g_assert_cmpint(ctl_pty(f, ENV("VMSIG_PAGER=", pager), &shown2, ARGS("list")), ==, 0);
+        g_assert_null(paged(rec));
+        g_assert_nonnull(strstr(shown2, "2 endpoints listed."));
+        g_assert_cmpint(ctl_pty(f, ENV("SYSTEMD_PAGER=cat", pager), NULL, ARGS("list")), ==, 0);
+        g_assert_null(paged(rec));
+        g_assert_cmpint(ctl_pty(f, ENV(vmsig), &shown3, ARGS("--no-pager", "list")), ==, 0);
+        g_assert_null(paged(rec));
+        g_assert_nonnull(strstr(shown3, "2 endpoints listed."));
+
+        /* Not a terminal: no pager. */
+        g_autofree char *piped = NULL;
+        g_setenv("VMSIG_PAGER", to_rec, TRUE);
+        g_assert_cmpint(ctl(f, &piped, "list", NULL), ==, 0);
+        g_unsetenv("VMSIG_PAGER");
+        g_assert_null(paged(rec));
+        g_assert_nonnull(strstr(piped, "2 endpoints listed."));
+
+        /* monitor follows live: never paged. */
+        g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
+        VtPty *mon = vt_pty_spawn(ARGS(f->ctl, "monitor"), ENV(address, "PATH=/usr/bin:/bin", vmsig));
+        g_assert_true(vt_pty_wait_for(mon, "Monitoring org.vmsig", timeout_ms()));
+        g_assert_cmpint(kill(mon->pid, SIGINT), ==, 0);
+        g_assert_cmpint(vt_pty_wait(mon, timeout_ms()), ==, 0);
+        vt_pty_free(mon);
+        g_assert_null(paged(rec));
+        g_rmdir(dir);
+}
+
+/* A pager program in dir that records its name and $LESS in rec. */
+static void fake_pager(const char *dir, const char *name, const char *rec) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_autofree char *script = g_strdup_printf("#!/bin/sh\necho %s \"$LESS\" > %s\nexec /bin/cat > /dev/null\n", name,
+                                                  rec);
+
+        g_assert_true(g_file_set_contents(path, script, -1, NULL));
+        g_assert_cmpint(g_chmod(path, 0755), ==, 0);
+}
+
+/* Without a pager named: less, else more, else none; so too when the one
+ * named cannot be run. */
+static void test_pager_default(Fixture *f, gconstpointer data) {
+        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_autofree char *bin = g_build_filename(dir, "bin", NULL);
+        g_autofree char *rec = g_build_filename(dir, "paged", NULL);
+        g_autofree char *path = g_strconcat("PATH=", bin, NULL);
+        g_autofree char *by_less = NULL, *by_more = NULL, *fallen = NULL, *shown = NULL, *shown2 = NULL;
+        g_autofree char *less = g_build_filename(bin, "less", NULL), *more = g_build_filename(bin, "more", NULL);
+
+        g_assert_cmpint(g_mkdir(bin, 0755), ==, 0);
+        fake_pager(bin, "less", rec);
+        fake_pager(bin, "more", rec);
+        g_assert_cmpint(ctl_pty(f, ENV(path), NULL, ARGS("list")), ==, 0);
+        by_less = paged(rec);
+        g_assert_cmpstr(by_less, ==, "less FRXMK\n");
+        g_assert_cmpint(ctl_pty(f, ENV(path, "VMSIG_PAGER=no-such-pager"), &shown, ARGS("list")), ==, 0);
+        fallen = paged(rec);
+        g_assert_cmpstr(fallen, ==, "less FRXMK\n");
+        g_assert_nonnull(strstr(shown, "Failed to run the pager 'no-such-pager'"));
+        g_unlink(less);
+        g_assert_cmpint(ctl_pty(f, ENV(path), NULL, ARGS("list")), ==, 0);
+        by_more = paged(rec);
+        g_assert_cmpstr(by_more, ==, "more FRXMK\n");
+        g_unlink(more);
+        g_assert_cmpint(ctl_pty(f, ENV(path), &shown2, ARGS("list")), ==, 0);
+        g_assert_null(paged(rec));
+        g_assert_nonnull(strstr(shown2, "2 endpoints listed."));
+        g_rmdir(bin);
+        g_rmdir(dir);
+}
+
+/* vmsigctl waits for its pager to end; a pager quit before the end of the
+ * output costs vmsigctl neither a SIGPIPE nor its exit status. */
+static void test_pager_end(Fixture *f, gconstpointer data) {
+        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_autofree char *rec = g_build_filename(dir, "paged", NULL);
+        g_autofree char *slow = g_strdup_printf("VMSIG_PAGER=cat > %s.tmp; sleep 0.5; mv %s.tmp %s", rec, rec, rec);
+        g_autoptr(GPtrArray) args = g_ptr_array_new();
+        g_autofree char *shown = NULL, *list = NULL;
+
+        g_assert_cmpint(ctl_pty(f, ENV(slow), NULL, ARGS("list")), ==, 0);
+        list = paged(rec);
+        g_assert_nonnull(list);
+        g_assert_nonnull(strstr(list, "2 endpoints listed."));
+
+        /* Far more than a pipe holds, into a pager that reads nothing. */
+        g_ptr_array_add(args, (char *) "status");
+        for (int i = 0; i < 400; i++)
+                g_ptr_array_add(args, (char *) (i % 2 ? "alpha" : "beta"));
+        g_ptr_array_add(args, NULL);
+        g_assert_cmpint(ctl_pty(f, ENV("VMSIG_PAGER=true"), &shown, (const char *const *) args->pdata), ==, 0);
+        g_assert_null(strstr(shown, "Endpoint: alpha"));
+        g_rmdir(dir);
+}
+
 #ifdef VMSIG_HAVE_VGPU
 /* The PNG's pixels as XRGB8888, decoded with libpng. */
 static guint32 *decode_png(const char *file, png_uint_32 *width, png_uint_32 *height) {
@@ -1012,8 +1348,7 @@ static guint32 *decode_png(const char *file, png_uint_32 *width, png_uint_32 *he
 static void test_screenshot(Fixture *f, gconstpointer data) {
         g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
         g_autofree char *file = g_build_filename(dir, "alpha.png", NULL);
-        g_autofree char *out = NULL, *json = NULL, *err = NULL, *err2 = NULL, *err3 = NULL;
-        g_autofree char *bad = g_build_filename(dir, "no", "such", "dir.png", NULL);
+        g_autofree char *out = NULL, *json = NULL;
         g_autoptr(GError) error = NULL;
         g_autoptr(GUnixFDList) fds = NULL;
         g_autoptr(GVariant) reply = NULL;
@@ -1060,6 +1395,16 @@ static void test_screenshot(Fixture *f, gconstpointer data) {
         g_assert_cmpint(ctl(f, &json, "--json", "screenshot", "alpha", file, NULL), ==, 0);
         assert_json_lines(json);
         g_assert_nonnull(strstr(json, "\"width\":640,\"height\":480}\n"));
+        g_unlink(file);
+        g_rmdir(dir);
+}
+
+/* What fails leaves no file behind; "-" is standard output. */
+static void test_screenshot_files(Fixture *f, gconstpointer data) {
+        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_autofree char *file = g_build_filename(dir, "alpha.png", NULL);
+        g_autofree char *bad = g_build_filename(dir, "no", "such", "dir.png", NULL);
+        g_autofree char *err = NULL, *err2 = NULL, *err3 = NULL;
 
         /* A failure leaves an older file as it was, and no new one. */
         g_autofree char *fresh = g_build_filename(dir, "fresh.png", NULL);
@@ -1112,8 +1457,16 @@ int main(int argc, char *argv[]) {
         ADD("monitor-json-filter", test_monitor_json_filter);
         ADD("monitor-memctx", test_monitor_memctx);
         ADD("dump-memctx", test_dump_memctx);
+        ADD("json-modes", test_json_modes);
+        ADD("monitor-json-pretty", test_monitor_json_pretty);
+        ADD("quiet", test_quiet);
+        ADD("pager", test_pager);
+        ADD("pager-choice", test_pager_choice);
+        ADD("pager-default", test_pager_default);
+        ADD("pager-end", test_pager_end);
 #ifdef VMSIG_HAVE_VGPU
         ADD("screenshot", test_screenshot);
+        ADD("screenshot-files", test_screenshot_files);
 #endif
         ADD("address", test_address);
         ADD("root-uses-private-socket", test_root_uses_private_socket);

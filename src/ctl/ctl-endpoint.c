@@ -13,6 +13,13 @@ static const char *const lease_classes[_CTL_LEASE_CLASS_MAX] = {
         [CTL_LEASE_MEMWRITE] = "memory-write",
 };
 
+/* The same classes as JSON keys, in vmsigctl's one key style. */
+static const char *const lease_keys[_CTL_LEASE_CLASS_MAX] = {
+        [CTL_LEASE_INPUT] = "input",
+        [CTL_LEASE_POWER] = "power",
+        [CTL_LEASE_MEMWRITE] = "memory_write",
+};
+
 const char *ctl_lease_class_to_string(ctl_lease_class c) {
         return c >= 0 && c < _CTL_LEASE_CLASS_MAX ? lease_classes[c] : NULL;
 }
@@ -268,7 +275,7 @@ int ctl_endpoint_info_get_all(sd_bus *bus, ctl_endpoint_info **ret, size_t *ret_
 
 void ctl_endpoint_info_json(json_writer *w, const ctl_endpoint_info *info) {
         json_object_begin(w);
-        json_field_string(w, "name", info->name);
+        json_field_string(w, "endpoint", info->name);
         json_field_string(w, "path", info->path);
         json_field_string(w, "uuid", info->uuid);
         json_field_uint(w, "vmid", info->vmid);
@@ -291,7 +298,7 @@ void ctl_endpoint_info_json(json_writer *w, const ctl_endpoint_info *info) {
         json_key(w, "leases");
         json_object_begin(w);
         for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
-                json_field_string(w, lease_classes[i],
+                json_field_string(w, lease_keys[i],
                                   info->holders[i] && *info->holders[i] ? info->holders[i] : NULL);
         json_object_end(w);
         json_object_end(w);

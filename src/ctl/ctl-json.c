@@ -4,12 +4,19 @@
 
 #include "ctl-json.h"
 
-void json_init(json_writer *w, FILE *f) {
-        *w = (json_writer) { .f = f };
+#define JSON_INDENT 2
+
+void json_init(json_writer *w, FILE *f, bool pretty) {
+        *w = (json_writer) { .f = f, .pretty = pretty };
+}
+
+static void new_line(json_writer *w, unsigned depth) {
+        fprintf(w->f, "\n%*s", (int) (depth * JSON_INDENT), "");
 }
 
 /* Every value and key goes through here: a comma unless it is the first
- * item of its container or the value of a key. */
+ * item of its container or the value of a key; pretty, each item inside a
+ * container on a line of its own. */
 static void separate(json_writer *w) {
         if (w->after_key) {
                 w->after_key = false;
@@ -18,6 +25,8 @@ static void separate(json_writer *w) {
         if (w->has_items[w->depth])
                 fputc(',', w->f);
         w->has_items[w->depth] = true;
+        if (w->pretty && w->depth > 0)
+                new_line(w, w->depth);
 }
 
 static void open_container(json_writer *w, char c) {
@@ -29,6 +38,9 @@ static void open_container(json_writer *w, char c) {
 
 static void close_container(json_writer *w, char c) {
         assert(w->depth > 0);
+        /* An empty container stays "[]" or "{}". */
+        if (w->pretty && w->has_items[w->depth])
+                new_line(w, w->depth - 1);
         w->depth--;
         fputc(c, w->f);
 }
@@ -79,7 +91,7 @@ static void write_quoted(FILE *f, const char *s) {
 void json_key(json_writer *w, const char *key) {
         separate(w);
         write_quoted(w->f, key);
-        fputc(':', w->f);
+        fputs(w->pretty ? ": " : ":", w->f);
         w->after_key = true;
 }
 

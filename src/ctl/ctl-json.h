@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* A streaming JSON writer: just enough for --json. It places the commas,
- * so callers only say what comes next. */
+/* A streaming JSON writer: just enough for --json. It places the commas
+ * (and, pretty, the line breaks and indentation), so callers only say what
+ * comes next. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,11 +14,13 @@
 typedef struct json_writer {
         FILE *f;
         unsigned depth;
+        bool pretty; /* one item a line, indented by depth */
         bool after_key;
         bool has_items[JSON_DEPTH_MAX]; /* whether a comma is due at that depth */
 } json_writer;
 
-void json_init(json_writer *w, FILE *f);
+/* pretty: --json=pretty; else all on one line (--json=short). */
+void json_init(json_writer *w, FILE *f, bool pretty);
 void json_object_begin(json_writer *w);
 void json_object_end(json_writer *w);
 void json_array_begin(json_writer *w);

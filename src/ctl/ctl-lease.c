@@ -132,8 +132,7 @@ static void announce(const ctl_lease *l, bool print_path) {
                 printf("%s\n", l->path);
                 fflush(stdout);
         }
-        fprintf(stderr, "Holding the %s lease of '%s' (%s); press Ctrl-C to release it.\n", l->class, l->endpoint,
-                l->path);
+        ctl_info("Holding the %s lease of '%s' (%s); press Ctrl-C to release it.", l->class, l->endpoint, l->path);
 }
 
 int ctl_lease_hold(ctl_lease *l, bool print_path) {

@@ -23,6 +23,17 @@ int ctl_error(int r, const char *fmt, ...) {
         return r;
 }
 
+void ctl_info(const char *fmt, ...) {
+        va_list ap;
+
+        if (arg.quiet)
+                return;
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
 int ctl_usage_error(const char *fmt, ...) {
         va_list ap;
 

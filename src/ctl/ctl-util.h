@@ -20,6 +20,9 @@
 
 /* Prints the message on stderr and returns r (<0); %m is strerror(-r). */
 int ctl_error(int r, const char *fmt, ...) _printf_(2, 3);
+/* An informational message on stderr, such as how to stop a verb that runs
+ * until Ctrl-C; -q leaves it out. */
+void ctl_info(const char *fmt, ...) _printf_(1, 2);
 /* Prints the message and where to look for help; returns CTL_USAGE. */
 int ctl_usage_error(const char *fmt, ...) _printf_(1, 2);
 /* "PREFIX: MESSAGE" where MESSAGE is the D-Bus error's message (or

@@ -18,12 +18,21 @@ typedef struct ctl_range {
         uint64_t size;
 } ctl_range;
 
+/* --json=: off, or one line per document, or indented over many. */
+typedef enum ctl_json_mode {
+        CTL_JSON_OFF,
+        CTL_JSON_SHORT,
+        CTL_JSON_PRETTY,
+} ctl_json_mode;
+
 typedef struct ctl_args {
         const char *host;    /* -H: over ssh */
         const char *address; /* --address: a bus of our choosing */
         bool ask_password;
-        bool json;
+        ctl_json_mode json;
         bool legend;
+        bool pager; /* --no-pager turns it off */
+        bool quiet; /* -q: no informational messages, errors still */
         bool keep_lease;
         bool force;
         const char *file;

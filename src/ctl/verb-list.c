@@ -8,6 +8,7 @@
 
 #include "ctl-endpoint.h"
 #include "ctl-json.h"
+#include "ctl-pager.h"
 #include "ctl-table.h"
 #include "ctl-util.h"
 
@@ -55,7 +56,7 @@ static int add_row(ctl_table *t, const ctl_endpoint_info *info) {
 }
 
 static int print_table(const ctl_endpoint_info *infos, size_t n) {
-        static const char *const headers[] = { "NAME", "VMID", "STATE", "BOOTSTRAP", "EPOCH", "LEASES" };
+        static const char *const headers[] = { "ENDPOINT", "VMID", "STATE", "BOOTSTRAP", "EPOCH", "LEASES" };
         _cleanup_(ctl_table_freep) ctl_table *t = ctl_table_new(ELEMENTSOF(headers), headers);
         int r;
 
@@ -66,6 +67,7 @@ static int print_table(const ctl_endpoint_info *infos, size_t n) {
                 if (r < 0)
                         return ctl_error(r, "Out of memory.");
         }
+        ctl_pager_open();
         if (n == 0) {
                 if (arg.legend)
                         printf("No endpoints.\n");
@@ -77,10 +79,12 @@ static int print_table(const ctl_endpoint_info *infos, size_t n) {
         return 0;
 }
 
+/* list and status: one document, an array of the same endpoint objects. */
 static void print_json_list(const ctl_endpoint_info *infos, size_t n) {
         json_writer w;
 
-        json_init(&w, stdout);
+        ctl_pager_open();
+        json_init(&w, stdout, arg.json == CTL_JSON_PRETTY);
         json_array_begin(&w);
         for (size_t i = 0; i < n; i++)
                 ctl_endpoint_info_json(&w, &infos[i]);
@@ -88,24 +92,29 @@ static void print_json_list(const ctl_endpoint_info *infos, size_t n) {
         fputc('\n', stdout);
 }
 
+typedef int (*print_text_fn)(const ctl_endpoint_info *infos, size_t n);
+
+/* What list and status print, and then the infos go. */
+static int show_infos(ctl_endpoint_info *infos, size_t n, print_text_fn print_text) {
+        int r = 0;
+
+        if (arg.json)
+                print_json_list(infos, n);
+        else
+                r = print_text(infos, n);
+        ctl_endpoint_info_free_array(infos, n);
+        return r;
+}
+
 int verb_list(int argc, char **argv) {
         ctl_endpoint_info *infos = NULL;
         size_t n = 0;
         sd_bus *bus;
-        int r;
+        int r = ctl_acquire_bus(false, &bus);
 
-        r = ctl_acquire_bus(false, &bus);
-        if (r < 0)
-                return r;
-        r = ctl_endpoint_info_get_all(bus, &infos, &n);
-        if (r < 0)
-                return r;
-        if (arg.json)
-                print_json_list(infos, n);
-        else
-                r = print_table(infos, n);
-        ctl_endpoint_info_free_array(infos, n);
-        return r;
+        if (r >= 0)
+                r = ctl_endpoint_info_get_all(bus, &infos, &n);
+        return r < 0 ? r : show_infos(infos, n, print_table);
 }
 
 /* hostnamectl's layout: labels right-aligned on the colon. */
@@ -132,7 +141,7 @@ static void print_status(const ctl_endpoint_info *info) {
         };
         char bytes[CTL_BYTES_MAX];
 
-        print_field("Name", info->name);
+        print_field("Endpoint", info->name);
         print_field("Object", info->path);
         print_field("UUID", info->uuid);
         printf("%*s: %" PRIu32 " (generation %" PRIu32 ")\n", LABEL_WIDTH, "VMID", info->vmid, info->generation);
@@ -151,45 +160,54 @@ static void print_status(const ctl_endpoint_info *info) {
                 print_field(lease_labels[i], info->holders[i]);
 }
 
-static int show_one(sd_bus *bus, const char *name, bool *shown) {
+static int print_status_all(const ctl_endpoint_info *infos, size_t n) {
+        ctl_pager_open();
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        fputc('\n', stdout);
+                print_status(&infos[i]);
+        }
+        return 0;
+}
+
+/* Appends name's properties to infos. */
+static int get_one(sd_bus *bus, const char *name, ctl_endpoint_info **infos, size_t *n) {
         _cleanup_free_ char *path = NULL;
-        ctl_endpoint_info info = {};
+        ctl_endpoint_info info = {}, *grown;
         int r;
 
         r = ctl_get_endpoint(bus, name, &path);
         if (r >= 0)
                 r = ctl_endpoint_info_get(bus, path, &info);
-        if (r >= 0) {
-                if (arg.json) {
-                        json_writer w;
-                        json_init(&w, stdout);
-                        ctl_endpoint_info_json(&w, &info);
-                        fputc('\n', stdout);
-                } else {
-                        if (*shown)
-                                fputc('\n', stdout);
-                        print_status(&info);
-                }
-                *shown = true;
+        if (r < 0) {
+                ctl_endpoint_info_done(&info);
+                return r;
         }
-        ctl_endpoint_info_done(&info);
-        return r;
+        grown = reallocarray(*infos, *n + 1, sizeof *grown);
+        if (!grown) {
+                ctl_endpoint_info_done(&info);
+                return ctl_error(-ENOMEM, "Out of memory.");
+        }
+        *infos = grown;
+        (*infos)[(*n)++] = info;
+        return 0;
 }
 
 int verb_status(int argc, char **argv) {
-        bool shown = false;
+        ctl_endpoint_info *infos = NULL;
+        size_t n = 0;
         sd_bus *bus;
-        int ret;
+        int ret = ctl_acquire_bus(false, &bus);
 
-        ret = ctl_acquire_bus(false, &bus);
         if (ret < 0)
                 return ret;
-
-        /* Go on past a bad name, as machinectl status does; fail at the end. */
+        /* Go on past a bad name, as machinectl status does; fail at the
+         * end. What was found is shown after the errors, as one document. */
         for (int i = 1; i < argc; i++) {
-                int r = show_one(bus, argv[i], &shown);
+                int r = get_one(bus, argv[i], &infos, &n);
                 if (r < 0 && ret == 0)
                         ret = r;
         }
+        (void) show_infos(infos, n, print_status_all);
         return ret;
 }

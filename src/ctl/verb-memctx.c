@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ctl-json.h"
+#include "ctl-pager.h"
 #include "ctl-util.h"
 #include "fd-util.h"
 
@@ -166,7 +167,7 @@ static void print_text(const char *name, const memctx *c) {
 static void print_json(const char *name, const memctx *c) {
         json_writer w;
 
-        json_init(&w, stdout);
+        json_init(&w, stdout, arg.json == CTL_JSON_PRETTY);
         json_object_begin(&w);
         json_field_string(&w, "endpoint", name);
         json_field_uint(&w, "epoch", c->epoch);
@@ -206,6 +207,7 @@ int verb_dump_memctx(int argc, char **argv) {
         if (r >= 0 && arg.save)
                 r = save_ram(&c);
         if (r >= 0) {
+                ctl_pager_open();
                 if (arg.json)
                         print_json(name, &c);
                 else

@@ -139,7 +139,7 @@ static int resolve_filter(monitor *mon) {
         if (r < 0 && !sd_bus_error_has_name(&error, "org.vmsig.Error.NoSuchEndpoint"))
                 return ctl_bus_error(&error, r, "Failed to look up endpoint '%s'", mon->name);
         if (r < 0) {
-                fprintf(stderr, "No endpoint '%s' yet; waiting for it.\n", mon->name);
+                ctl_info("No endpoint '%s' yet; waiting for it.", mon->name);
                 return 0;
         }
         r = sd_bus_message_read(reply, "o", &path);
@@ -182,8 +182,8 @@ static int run_loop(monitor *mon) {
         if (r < 0)
                 return ctl_error(r, "Failed to set up the event loop: %m");
         (void) sd_bus_set_exit_on_disconnect(mon->bus, true);
-        fprintf(stderr, "Monitoring %s%s%s; press Ctrl-C to stop.\n", mon->name ? "endpoint '" : VMSIG_BUS_NAME,
-                mon->name ? mon->name : "", mon->name ? "'" : "");
+        ctl_info("Monitoring %s%s%s; press Ctrl-C to stop.", mon->name ? "endpoint '" : VMSIG_BUS_NAME,
+                 mon->name ? mon->name : "", mon->name ? "'" : "");
         r = sd_event_loop(e);
         (void) sd_bus_detach_event(mon->bus);
         if (mon->failed < 0)

@@ -55,8 +55,7 @@ int verb_lifecycle(int argc, char **argv) {
         if (r < 0 || !arg.keep_lease)
                 return r;
         if (strcmp(argv[0], "reset") == 0) {
-                fprintf(stderr, "A reset revokes every lease of '%s', the power lease too: there is none to keep.\n",
-                        name);
+                ctl_info("A reset revokes every lease of '%s', the power lease too: there is none to keep.", name);
                 return 0;
         }
         return ctl_lease_hold(lease, false);

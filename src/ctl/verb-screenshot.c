@@ -161,12 +161,15 @@ static void print_result(const char *name, const output *o, const frame *f) {
         FILE *where = o->to_stdout ? stderr : stdout;
         json_writer w;
 
+        /* Informational, unless asked for as JSON. */
+        if (!arg.json && arg.quiet)
+                return;
         if (!arg.json) {
                 fprintf(where, "Saved frame %llu of '%s' (%ux%u) to %s\n", (unsigned long long) f->seq, name, f->width,
                         f->height, o->to_stdout ? "standard output" : o->file);
                 return;
         }
-        json_init(&w, where);
+        json_init(&w, where, arg.json == CTL_JSON_PRETTY);
         json_object_begin(&w);
         json_field_string(&w, "endpoint", name);
         json_field_string(&w, "file", o->file);

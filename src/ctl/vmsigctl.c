@@ -12,13 +12,15 @@
 #include <unistd.h>
 
 #include "ctl-agent.h"
+#include "ctl-pager.h"
 #include "ctl-util.h"
 
 ctl_args arg = {
         .legend = true,
+        .pager = true,
 };
 
-static void help(void) {
+static void help_commands(void) {
         printf("vmsigctl [OPTIONS...] COMMAND ...\n\n"
                "Inspect and control the virtual machines served by vmsigd.\n\n"
                "Endpoint Commands:\n"
@@ -47,9 +49,12 @@ static void help(void) {
                "  screenshot NAME FILE.png|-   Save the current frame of the screen as PNG\n"
 #endif
                "  reload                       Read vmsigd's configuration again\n"
-               "  detach NAME                  Detach an endpoint now\n"
-               "\n"
-               "Options:\n"
+               "  detach NAME                  Detach an endpoint now\n");
+}
+
+static void help(void) {
+        help_commands();
+        printf("\nOptions:\n"
                "  -h --help                    Show this help\n"
                "     --version                 Show the version\n"
                "  -H --host=[USER@]HOST        Operate on a remote host (over ssh; leases and\n"
@@ -57,9 +62,13 @@ static void help(void) {
                "     --address=ADDRESS         Connect to the message bus at ADDRESS, or to\n"
                "                               vmsigd's private socket (root only)\n"
                "     --no-ask-password         Do not ask for a password to authorize\n"
-               "     --json                    Output JSON (list, status, dump-memctx,\n"
-               "                               screenshot;\n"
-               "                               monitor: one object per line)\n"
+               "     --no-pager                Do not pipe output into a pager\n"
+               "  -q --quiet                   Suppress informational messages\n"
+               "     --json=pretty|short|off   Output JSON (list, status, dump-memctx,\n"
+               "                               screenshot; monitor: one object per event);\n"
+               "                               --json alone is short\n"
+               "  -j                           Same as --json=pretty on a terminal,\n"
+               "                               --json=short otherwise\n"
                "     --no-legend               Do not print the table header and footer\n"
                "     --keep-lease              pause, resume, reset, poweroff, kill, memwrite,\n"
                "                               input: hold the lease afterwards, until Ctrl-C\n"
@@ -82,6 +91,7 @@ enum {
         ARG_VERSION = 0x100,
         ARG_ADDRESS,
         ARG_NO_ASK_PASSWORD,
+        ARG_NO_PAGER,
         ARG_JSON,
         ARG_NO_LEGEND,
         ARG_KEEP_LEASE,
@@ -124,7 +134,8 @@ static bool set_option(int c) {
                 bool value;
         } flags[] = {
                 { ARG_NO_ASK_PASSWORD, &arg.ask_password, false },
-                { ARG_JSON, &arg.json, true },
+                { ARG_NO_PAGER, &arg.pager, false },
+                { 'q', &arg.quiet, true },
                 { ARG_NO_LEGEND, &arg.legend, false },
                 { ARG_KEEP_LEASE, &arg.keep_lease, true },
                 { ARG_FORCE, &arg.force, true },
@@ -155,6 +166,30 @@ static bool set_option(int c) {
         return false;
 }
 
+/* --json=MODE; a bare --json is short, as before there were modes. */
+static int parse_json(const char *s) {
+        if (!s || strcmp(s, "short") == 0)
+                arg.json = CTL_JSON_SHORT;
+        else if (strcmp(s, "pretty") == 0)
+                arg.json = CTL_JSON_PRETTY;
+        else if (strcmp(s, "off") == 0)
+                arg.json = CTL_JSON_OFF;
+        else
+                return ctl_usage_error("Invalid --json= mode '%s': expected pretty, short or off.", s);
+        return 0;
+}
+
+/* -j: for a human, indented; for a program, one line (systemctl's rule). */
+static void set_json_auto(void) {
+        arg.json = isatty(STDOUT_FILENO) ? CTL_JSON_PRETTY : CTL_JSON_SHORT;
+}
+
+/* Help is long, and paged as systemctl pages its own. */
+static void show_help(void) {
+        ctl_pager_open();
+        help();
+}
+
 /* Returns 1 to go on, 0 when done (--help, --version), or CTL_USAGE. */
 static int parse_argv(int argc, char *argv[]) {
         static const struct option options[] = {
@@ -163,7 +198,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "host", required_argument, NULL, 'H' },
                 { "address", required_argument, NULL, ARG_ADDRESS },
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
-                { "json", no_argument, NULL, ARG_JSON },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "quiet", no_argument, NULL, 'q' },
+                { "json", optional_argument, NULL, ARG_JSON },
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 { "keep-lease", no_argument, NULL, ARG_KEEP_LEASE },
                 { "force", no_argument, NULL, ARG_FORCE },
@@ -175,26 +212,38 @@ static int parse_argv(int argc, char *argv[]) {
                 { "range", required_argument, NULL, ARG_RANGE },
                 {},
         };
-        int c, r;
+        bool want_help = false;
+        int c, r = 0;
 
-        while ((c = getopt_long(argc, argv, "hH:", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "hH:jq", options, NULL)) >= 0) {
                 if (set_option(c))
                         continue;
                 switch (c) {
                 case 'h':
-                        help();
-                        return 0;
+                        /* After every option: --help --no-pager is heard. */
+                        want_help = true;
+                        break;
                 case ARG_VERSION:
                         printf("vmsigctl " PACKAGE_VERSION "\n");
                         return 0;
+                case ARG_JSON:
+                        r = parse_json(optarg);
+                        break;
+                case 'j':
+                        set_json_auto();
+                        break;
                 case ARG_RANGE:
                         r = add_range(optarg);
-                        if (r < 0)
-                                return r;
                         break;
                 default:
                         return unknown_option();
                 }
+                if (r < 0)
+                        return r;
+        }
+        if (want_help) {
+                show_help();
+                return 0;
         }
         if (arg.host && arg.address)
                 return ctl_usage_error("--host and --address do not go together.");
@@ -369,6 +418,9 @@ int main(int argc, char *argv[]) {
         ctl_polkit_agent_close(agent);
         sd_bus_flush_close_unref(bus);
         free(arg.ranges);
+        /* Last: the human may read on for a while, holding nothing of
+         * vmsigd's. */
+        ctl_pager_close();
         if (r == CTL_USAGE)
                 return EXIT_USAGE;
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
