@@ -197,6 +197,45 @@ static void test_order_per_endpoint(Fixture *f, gconstpointer data) {
         }
 }
 
+/* Published while the loop dispatches, an event carries the time of the
+ * loop's wakeup (sd_event_now()), one clock read for all of them; published
+ * outside, a fresh one. Either way the stamps never go back. */
+typedef struct stamp_ctx {
+        Fixture *f;
+        vmsig_id ep;
+        uint64_t wakeup;
+} stamp_ctx;
+
+static int on_publish_in_dispatch(sd_event_source *s, void *userdata) {
+        stamp_ctx *c = userdata;
+
+        g_assert_cmpint(sd_event_now(c->f->event, CLOCK_MONOTONIC, &c->wakeup), >=, 0);
+        publish_u64(c->f, VMSIG_KIND_SAMPLE, c->ep, 0, 1);
+        g_usleep(2000); /* the clock moves on, the stamp does not */
+        publish_u64(c->f, VMSIG_KIND_SAMPLE, c->ep, 0, 2);
+        return 0;
+}
+
+static void test_order_timestamps(Fixture *f, gconstpointer data) {
+        stamp_ctx c = { .f = f, .ep = attach_plain(f, "alpha") };
+        __attribute__((cleanup(sd_event_source_unrefp))) sd_event_source *defer = NULL;
+
+        run_pending(f);
+        recorder *r = recorder_new(f, VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE), 0, 0);
+        g_assert_cmpint(sd_event_add_defer(f->event, &defer, on_publish_in_dispatch, &c), >=, 0);
+        g_assert_cmpint(sd_event_source_set_enabled(defer, SD_EVENT_ONESHOT), >=, 0);
+        run_pending(f);
+        uint64_t t0 = now_usec();
+        publish_u64(f, VMSIG_KIND_SAMPLE, c.ep, 0, 3);
+        run_pending(f);
+
+        g_assert_cmpuint(r->records->len, ==, 3);
+        g_assert_cmpuint(rec_at(r, 0)->timestamp, ==, c.wakeup);
+        g_assert_cmpuint(rec_at(r, 1)->timestamp, ==, c.wakeup);
+        g_assert_cmpuint(rec_at(r, 2)->timestamp, >=, t0);
+        g_assert_cmpuint(rec_at(r, 2)->timestamp, >, rec_at(r, 1)->timestamp + 2000);
+}
+
 /* A lease and a lifecycle event published behind bulk samples, all before
  * one dispatch, overtake them; STATE comes between CONTROL and BULK. The
  * sequence number follows dispatch order, the timestamp publish order. */
@@ -1250,6 +1289,7 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
         VT_TEST_ADD("/core/order/per-endpoint", test_order_per_endpoint);
+        VT_TEST_ADD("/core/order/timestamps", test_order_timestamps);
         VT_TEST_ADD("/core/order/priority", test_order_priority);
         VT_TEST_ADD("/core/order/flush", test_order_flush);
         VT_TEST_ADD("/core/retention/replay", test_retention_replay);

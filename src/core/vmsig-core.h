@@ -17,7 +17,10 @@
  *     with bulk samples goes out ahead of them.
  *   - The sequence number is assigned at dispatch, per endpoint, so every
  *     subscriber sees each endpoint's events in strictly increasing sequence.
- *     The timestamp is taken at publish time (CLOCK_MONOTONIC, usec).
+ *     The timestamp is taken at publish time (CLOCK_MONOTONIC, usec): the
+ *     time of the loop's wakeup when published while the loop dispatches
+ *     (sd_event_now(), as systemd stamps), the clock otherwise; it never
+ *     goes back.
  *
  * Retention
  *   - For kinds flagged retained, the core keeps the newest event per
@@ -83,7 +86,7 @@ typedef struct vmsig_event {
         uint32_t key;       /* retention sub-key, e.g. the lease class */
         vmsig_id endpoint;
         uint64_t seq;       /* per endpoint, from 1 */
-        uint64_t timestamp; /* CLOCK_MONOTONIC usec at publish */
+        uint64_t timestamp; /* CLOCK_MONOTONIC usec at publish (the loop's wakeup, in dispatch) */
         const void *payload;
         size_t payload_size;
 } vmsig_event;
