@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -11,6 +12,10 @@
 #include "pty-harness.h"
 
 VtPty *vt_pty_spawn(const char *const *argv, const char *const *envp) {
+        return vt_pty_spawn_as((uid_t) -1, argv, envp);
+}
+
+VtPty *vt_pty_spawn_as(uid_t uid, const char *const *argv, const char *const *envp) {
         VtPty *t = g_new0(VtPty, 1);
         pid_t parent = getpid();
 
@@ -22,6 +27,10 @@ VtPty *vt_pty_spawn(const char *const *argv, const char *const *envp) {
                 /* Dies with the test, as the harness's other children do. */
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() != parent)
+                        _exit(126);
+                /* Its user's group is the user's uid here: the tests'
+                 * users (nobody aside) are made that way. */
+                if (uid != (uid_t) -1 && (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0))
                         _exit(126);
                 execve(argv[0], (char *const *) argv, (char *const *) envp);
                 _exit(127);

@@ -19,6 +19,9 @@ typedef struct VtPty {
 /* Runs argv[0] (a path, not searched) with exactly envp (NULL-terminated;
  * entries that are NULL end it early, so optional ones may go last). */
 VtPty *vt_pty_spawn(const char *const *argv, const char *const *envp);
+/* The same as uid (and as the group of the same number), without
+ * supplementary groups. */
+VtPty *vt_pty_spawn_as(uid_t uid, const char *const *argv, const char *const *envp);
 /* Appends what the pty shows within timeout_ms; FALSE when nothing came
  * (or every process of the terminal is gone). */
 gboolean vt_pty_read(VtPty *t, int timeout_ms);

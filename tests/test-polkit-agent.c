@@ -10,9 +10,6 @@
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
-#include <pty.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -26,6 +23,7 @@
 #include "client.h"
 #include "harness.h"
 #include "polkit-harness.h"
+#include "pty-harness.h"
 
 #define ALPHA "/org/vmsig/endpoint/alpha"
 #define CONFIG                                               \
@@ -113,36 +111,25 @@ static void bind_system_bus(VtBus *bus) {
 
 /* --- vmsigctl on a terminal ------------------------------------------------- */
 
-typedef struct {
-        GPid pid;
-        int master;
-        GString *out;
-        guint prompts;
-        int status;
-} Terminal;
-
 /* vmsigctl as uid, on a new pty that becomes its controlling terminal (and
  * its agent's). extra_env: NULL or "NAME=VALUE". */
+typedef struct {
+        VtPty *pty;
+        guint prompts;
+} Terminal;
+
 static Terminal *terminal_start_as(Fixture *f, uid_t uid, const char *extra_env, const char *const *args) {
         g_autofree char *ctl = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigctl", NULL);
         g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        const char *envp[] = { address, "PATH=/usr/bin:/bin", "LANG=C", extra_env, NULL };
         Terminal *t = g_new0(Terminal, 1);
-        char *envp[] = { address, (char *) "PATH=/usr/bin:/bin", (char *) "LANG=C", (char *) extra_env, NULL };
 
         g_ptr_array_add(argv, ctl);
         for (const char *const *a = args; *a; a++)
                 g_ptr_array_add(argv, (char *) *a);
         g_ptr_array_add(argv, NULL);
-        t->out = g_string_new(NULL);
-        t->pid = forkpty(&t->master, NULL, NULL, NULL);
-        g_assert_cmpint(t->pid, >=, 0);
-        if (t->pid == 0) {
-                if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
-                        _exit(126);
-                execve(ctl, (char **) argv->pdata, envp);
-                _exit(127);
-        }
+        t->pty = vt_pty_spawn_as(uid, (const char *const *) argv->pdata, envp);
         return t;
 }
 
@@ -150,25 +137,11 @@ static Terminal *terminal_start(Fixture *f, const char *extra_env, const char *c
         return terminal_start_as(f, NOBODY, extra_env, args);
 }
 
-static gboolean terminal_read(Terminal *t, int timeout_ms) {
-        struct pollfd p = { .fd = t->master, .events = POLLIN };
-        char buf[4096];
-        ssize_t n;
-
-        if (poll(&p, 1, timeout_ms) <= 0)
-                return FALSE;
-        n = read(t->master, buf, sizeof buf);
-        if (n <= 0) /* EIO: every process of the terminal is gone */
-                return FALSE;
-        g_string_append_len(t->out, buf, n);
-        return TRUE;
-}
-
 /* The agent prints the prompt, then turns echo off, flushing what was typed
  * before (TCSAFLUSH): a password typed in between would be lost, and the
  * agent would wait for ever. So type only once echo is off, as a human
  * (slower than a pty) always does. */
-static void wait_echo_off(Terminal *t) {
+static void wait_echo_off(VtPty *t) {
         gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
         struct termios tio;
 
@@ -186,34 +159,35 @@ static void wait_echo_off(Terminal *t) {
 static int terminal_run(Terminal *t, const char *password, guint answer_delay_ms) {
         gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
         gsize answered_at = 0;
+        int status;
 
         while (g_get_monotonic_time() < deadline) {
-                gboolean got = terminal_read(t, 100);
-                const char *prompt = strstr(t->out->str + answered_at, "Password: ");
+                gboolean got = vt_pty_read(t->pty, 100);
+                const char *prompt = strstr(t->pty->out->str + answered_at, "Password: ");
 
                 if (prompt) {
                         t->prompts++;
-                        answered_at = (gsize) (prompt - t->out->str) + strlen("Password: ");
-                        wait_echo_off(t);
+                        answered_at = (gsize) (prompt - t->pty->out->str) + strlen("Password: ");
+                        wait_echo_off(t->pty);
                         g_usleep((gulong) answer_delay_ms * 1000);
-                        g_assert_cmpint(write(t->master, password, strlen(password)), ==, (gssize) strlen(password));
-                        g_assert_cmpint(write(t->master, "\n", 1), ==, 1);
+                        g_assert_cmpint(write(t->pty->master, password, strlen(password)), ==, (gssize) strlen(password));
+                        g_assert_cmpint(write(t->pty->master, "\n", 1), ==, 1);
                         continue;
                 }
-                if (!got && waitpid(t->pid, &t->status, WNOHANG) == t->pid) {
-                        while (terminal_read(t, 50))
+                if (!got && waitpid(t->pty->pid, &status, WNOHANG) == t->pty->pid) {
+                        while (vt_pty_read(t->pty, 50))
                                 ;
-                        g_test_message("terminal:\n%s", t->out->str);
-                        return WIFEXITED(t->status) ? WEXITSTATUS(t->status) : 128 + WTERMSIG(t->status);
+                        g_test_message("terminal:\n%s", t->pty->out->str);
+                        t->pty->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                        return t->pty->status;
                 }
         }
-        g_test_message("terminal so far:\n%s", t->out->str);
+        g_test_message("terminal so far:\n%s", t->pty->out->str);
         g_error("vmsigctl did not finish within 60 s");
 }
 
 static void terminal_free(Terminal *t) {
-        close(t->master);
-        g_string_free(t->out, TRUE);
+        vt_pty_free(t->pty);
         g_free(t);
 }
 
@@ -257,8 +231,8 @@ static void test_one_password_per_command(Fixture *f, gconstpointer data) {
         Terminal *t = terminal_start(f, NULL, pause);
         g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
         g_assert_cmpuint(t->prompts, ==, 1);
-        g_assert_nonnull(strstr(t->out->str, "the power state of the virtual machine alpha."));
-        g_assert_nonnull(strstr(t->out->str, "AUTHENTICATION COMPLETE"));
+        g_assert_nonnull(strstr(t->pty->out->str, "the power state of the virtual machine alpha."));
+        g_assert_nonnull(strstr(t->pty->out->str, "AUTHENTICATION COMPLETE"));
         g_autofree char *paused = state(f);
         g_assert_cmpstr(paused, ==, "paused");
         terminal_free(t);
@@ -314,8 +288,8 @@ static void test_denied_part_fails(Fixture *f, gconstpointer data) {
         Terminal *t = terminal_start(f, NULL, monitor);
         g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 1);
         g_assert_cmpuint(t->prompts, ==, 0);
-        g_assert_nonnull(strstr(t->out->str, "Failed to subscribe to the memory context of 'alpha': "));
-        g_assert_null(strstr(t->out->str, "Monitoring"));
+        g_assert_nonnull(strstr(t->pty->out->str, "Failed to subscribe to the memory context of 'alpha': "));
+        g_assert_null(strstr(t->pty->out->str, "Monitoring"));
         terminal_free(t);
 }
 
