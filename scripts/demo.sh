@@ -1,20 +1,51 @@
 #!/bin/sh
 # Install dependencies, build, and start vmsigd in stub mode with two stub
 # VMs on a private system bus; show its objects and leave it running.
+#   scripts/demo.sh        start (again) the demo
+#   scripts/demo.sh env    the shell lines that point busctl and vmsigctl at
+#                          the running demo: eval "$(scripts/demo.sh env)"
+#   scripts/demo.sh stop   stop it
+# $VMSIG_DEMO_DIR: where it runs (/tmp/vmsig-demo); $VMSIG_DEMO_BUILDDIR:
+# a build to use as it is, instead of building _build.
 set -e
-top=$(cd "$(dirname "$0")/.." && pwd)
-builddir="$top/_build"
+top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 run="${VMSIG_DEMO_DIR:-/tmp/vmsig-demo}"
-. "$top/scripts/deps.sh"
-"$top/scripts/build.sh" "$builddir"
 
-# Stop a previous demo.
-if [ -f "$run/pids" ]; then
-        kill $(cat "$run/pids") 2>/dev/null || true
-        sleep 0.2
+stop() {
+        if [ -f "$run/pids" ]; then
+                kill $(cat "$run/pids") 2>/dev/null || true
+                sleep 0.2
+        fi
+}
+
+case "${1:-}" in
+env)
+        [ -f "$run/builddir" ] || { echo "No demo runs in $run; start it with $0." >&2; exit 1; }
+        echo "export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$run/system_bus_socket"
+        echo "export PATH=$(cat "$run/builddir"):\$PATH"
+        exit 0 ;;
+stop)
+        stop
+        rm -rf "$run"
+        exit 0 ;;
+"") ;;
+*)
+        echo "usage: $0 [env|stop]" >&2
+        exit 2 ;;
+esac
+
+if [ -n "${VMSIG_DEMO_BUILDDIR:-}" ]; then
+        builddir=$VMSIG_DEMO_BUILDDIR
+else
+        builddir="$top/_build"
+        . "$top/scripts/deps.sh"
+        "$top/scripts/build.sh" "$builddir"
 fi
+
+stop
 rm -rf "$run"
 mkdir -p "$run"
+echo "$builddir" > "$run/builddir"
 
 cat > "$run/bus.conf" <<CONF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -57,7 +88,9 @@ CONF
 
 dbus-daemon --config-file="$run/bus.conf" --fork --print-pid > "$run/bus.pid"
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$run/system_bus_socket"
-"$builddir/vmsigd" --config "$run/vmsigd.conf" --private-socket="$run/private" > "$run/vmsigd.log" 2>&1 &
+# The frames plugin of this build, not an installed one (vmsigd(8)).
+VMSIG_VGPU_LIBRARY="$builddir/.libs/libvmsig-vgpu.so.0" \
+        "$builddir/vmsigd" --config "$run/vmsigd.conf" --private-socket="$run/private" > "$run/vmsigd.log" 2>&1 &
 echo "$(cat "$run/bus.pid") $!" > "$run/pids"
 
 i=0
@@ -83,5 +116,5 @@ for vm in alpha beta; do
         busctl --system --no-pager introspect org.vmsig /org/vmsig/endpoint/$vm org.vmsig.Endpoint
 done
 echo
-echo "Talk to it:  export DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS"
-echo "Stop it:     kill \$(cat $run/pids)"
+echo "Talk to it:  eval \"\$($0 env)\"   (then: vmsigctl list, busctl --system tree org.vmsig)"
+echo "Stop it:     $0 stop"
