@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck disable=SC2317 # run_each and the EXIT trap call functions by name
 # bench/run.sh: the vmsig benchmarks. Run from the build directory, as
 # `make bench` does; the source directory is found from this script.
 #
@@ -179,7 +180,6 @@ stop() {
         wait "$1" 2>/dev/null || true
 }
 
-# shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
         status=$?
         trap - EXIT INT TERM HUP
@@ -587,25 +587,21 @@ run_floods() {
         stop_services
 }
 
-if wants bus || wants idle || wants auth || wants private || wants memctx || wants lease || wants memwrite; then
+# run_each SECTION...: run_SECTION for those BENCH_ONLY names, in order.
+run_each() {
+        for section in "$@"; do
+                if wants "$section"; then "run_$section"; fi
+        done
+}
+
+# Those on the services started here; then those that start their own or
+# need none.
+if wants idle || wants bus || wants private || wants memctx || wants lease || wants memwrite || wants auth; then
         start_services
-        if wants idle; then run_idle; fi
-        if wants bus; then run_bus; fi
-        if wants private; then run_private; fi
-        if wants memctx; then run_memctx; fi
-        if wants lease; then run_lease; fi
-        if wants memwrite; then run_memwrite; fi
-        if wants auth; then run_auth; fi
+        run_each idle bus private memctx lease memwrite auth
         stop_services
 fi
-if wants core; then run_core; fi
-if wants scale; then run_scale; fi
-if wants detect; then run_detect; fi
-if wants qmp; then run_qmp; fi
-if wants load; then run_load; fi
-if wants frames; then run_frames; fi
-if wants bootstrap; then run_bootstrap; fi
-if wants floods; then run_floods; fi
+run_each core scale detect qmp load frames bootstrap floods
 
 # --- summary -------------------------------------------------------------------
 echo
