@@ -53,6 +53,36 @@ static int run_case(sd_bus *bus, const bench_case *bc, unsigned calls, unsigned 
         return 0;
 }
 
+/* The cases --case names (all without it), vmsigd's ENDPOINT at PATH. */
+static int run_cases(sd_bus *bus, const char *path, const char *endpoint, const bench_list *only, unsigned calls,
+                     unsigned warmup, unsigned runs) {
+        const bench_case cases[] = {
+                { "get-version",
+                  "Properties.Get of a constant string property",
+                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE,
+                    "Version", 'v' },
+                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_PROPERTIES_INTERFACE, "Get", BENCH_ECHO_INTERFACE,
+                    "Version", 'v' } },
+                { "get-state",
+                  "Properties.Get of an endpoint's State",
+                  { VMSIG_BUS_NAME, path, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_ENDPOINT_INTERFACE, "State",
+                    'v' },
+                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_PROPERTIES_INTERFACE, "Get", BENCH_ECHO_INTERFACE, "State",
+                    'v' } },
+                { "get-endpoint",
+                  "a method taking and returning a string",
+                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o' },
+                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' } },
+        };
+        int r = 0;
+
+        printf("bench-bus: %u sequential calls per run, %u warm-up calls, median of %u runs\n", calls, warmup, runs);
+        for (size_t i = 0; r >= 0 && i < BENCH_ELEMENTS(cases); i++)
+                if (bench_list_wants(only, cases[i].name))
+                        r = run_case(bus, &cases[i], calls, warmup, runs);
+        return r;
+}
+
 static const char usage[] = "bench-bus [--calls N] [--warmup N] [--runs N] [--endpoint NAME] [--case NAME]...\n"
                             "bench-bus --wait NAME [--timeout SECONDS]\n"
                             "bench-bus --bus-config DIR --srcdir DIR\n"
@@ -95,31 +125,8 @@ int main(int argc, char *argv[]) {
                         fprintf(stderr, "bench-bus: waiting for %s: %s\n", wait_name, strerror(-r));
         }
 
-        const bench_case cases[] = {
-                { "get-version",
-                  "Properties.Get of a constant string property",
-                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE,
-                    "Version", 'v' },
-                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_PROPERTIES_INTERFACE, "Get", BENCH_ECHO_INTERFACE,
-                    "Version", 'v' } },
-                { "get-state",
-                  "Properties.Get of an endpoint's State",
-                  { VMSIG_BUS_NAME, path, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_ENDPOINT_INTERFACE, "State",
-                    'v' },
-                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_PROPERTIES_INTERFACE, "Get", BENCH_ECHO_INTERFACE, "State",
-                    'v' } },
-                { "get-endpoint",
-                  "a method taking and returning a string",
-                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o' },
-                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' } },
-        };
-
         if (r >= 0 && !wait_name)
-                printf("bench-bus: %u sequential calls per run, %u warm-up calls, median of %u runs\n", calls, warmup,
-                       runs);
-        for (size_t i = 0; r >= 0 && !wait_name && i < BENCH_ELEMENTS(cases); i++)
-                if (bench_list_wants(&only, cases[i].name))
-                        r = run_case(bus, &cases[i], calls, warmup, runs);
+                r = run_cases(bus, path, endpoint, &only, calls, warmup, runs);
         sd_bus_flush_close_unref(bus);
         free(path);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

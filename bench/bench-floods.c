@@ -65,7 +65,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -1014,29 +1013,20 @@ static int load_find_bus(pid_t load, char **ret_address) {
 
         while (d && r < 0 && (de = readdir(d))) {
                 char path[64], text[512], env[65536], *p;
-                int pid = atoi(de->d_name), ppid = 0, fd;
+                int pid = atoi(de->d_name), ppid = 0;
                 ssize_t n;
 
                 if (pid <= 0)
                         continue;
                 snprintf(path, sizeof path, "/proc/%d/stat", pid);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
-                if (fd >= 0)
-                        close(fd);
-                if (n <= 0)
+                if (bench_read_text(path, text, sizeof text) < 0)
                         continue;
-                text[n] = '\0';
                 p = strrchr(text, ')');
                 if (!strstr(text, "(vmsigd)") || !p || sscanf(p + 2, "%*c %d", &ppid) != 1 || ppid != load)
                         continue;
                 snprintf(path, sizeof path, "/proc/%d/environ", pid);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                n = fd >= 0 ? read(fd, env, sizeof env - 1) : -1;
-                if (fd >= 0)
-                        close(fd);
+                n = bench_read_text(path, env, sizeof env);
                 for (ssize_t i = 0; i < n; i += (ssize_t) strlen(env + i) + 1) {
-                        env[n] = '\0';
                         if (strncmp(env + i, "DBUS_SYSTEM_BUS_ADDRESS=", 24) == 0) {
                                 *ret_address = strdup(env + i + 24);
                                 r = *ret_address ? 0 : -ENOMEM;

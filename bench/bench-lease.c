@@ -65,6 +65,26 @@ static void report(const char *side, unsigned calls, const uint64_t *t, unsigned
         printf(")\n");
 }
 
+/* The two sides' rates, and the fds the cycles left open: -EBADF if any. */
+static int report_all(unsigned calls, const uint64_t *tb, const uint64_t *tp, unsigned runs, bool p2p,
+                      int fds_before, int fds_after) {
+        bench_ratio x = bench_ratio_of(calls, tb, tp, runs);
+
+        report("bus", calls, tb, runs);
+        if (p2p) {
+                report("p2p", calls, tp, runs);
+                printf("  lease  p2p/bus rate %.3f\n", x.ratio);
+                printf("@ lease bus_cps=%.0f p2p_cps=%.0f ratio=%.3f fd_leak=%d\n", x.a, x.b, x.ratio,
+                       fds_after - fds_before);
+        } else
+                printf("@ lease bus_cps=%.0f fd_leak=%d\n", x.a, fds_after - fds_before);
+        printf("  lease  fds open before %d, after %d\n", fds_before, fds_after);
+        if (fds_after == fds_before)
+                return 0;
+        fprintf(stderr, "bench-lease: %d fds leaked\n", fds_after - fds_before);
+        return -EBADF;
+}
+
 int main(int argc, char *argv[]) {
         unsigned calls = 5000, warmup = 500, runs = 3;
         const char *socket_path = NULL, *endpoint = "alpha", *class = "power";
@@ -105,23 +125,8 @@ int main(int argc, char *argv[]) {
                           &(bench_side) { p2p ? p2p : bus, cycle, p2p ? &on_p2p : &on_bus }, calls, warmup, runs, tb,
                           tp);
         fds_after = bench_count_fds();
-        if (r < 0)
-                goto finish;
-
-        bench_ratio x = bench_ratio_of(calls, tb, tp, runs);
-        report("bus", calls, tb, runs);
-        if (p2p) {
-                report("p2p", calls, tp, runs);
-                printf("  lease  p2p/bus rate %.3f\n", x.ratio);
-                printf("@ lease bus_cps=%.0f p2p_cps=%.0f ratio=%.3f fd_leak=%d\n", x.a, x.b, x.ratio,
-                       fds_after - fds_before);
-        } else
-                printf("@ lease bus_cps=%.0f fd_leak=%d\n", x.a, fds_after - fds_before);
-        printf("  lease  fds open before %d, after %d\n", fds_before, fds_after);
-        if (fds_after != fds_before) {
-                fprintf(stderr, "bench-lease: %d fds leaked\n", fds_after - fds_before);
-                r = -EBADF;
-        }
+        if (r >= 0)
+                r = report_all(calls, tb, tp, runs, p2p != NULL, fds_before, fds_after);
 finish:
         sd_bus_flush_close_unref(p2p);
         sd_bus_flush_close_unref(bus);

@@ -296,7 +296,7 @@ long bench_own_rss(const bench_proc_sample *s) {
 }
 
 /* Up to size - 1 bytes of a /proc file, NUL-terminated; its length or -errno. */
-static ssize_t read_text(const char *path, char *text, size_t size) {
+ssize_t bench_read_text(const char *path, char *text, size_t size) {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         ssize_t n;
 
@@ -318,7 +318,7 @@ int bench_proc_sample_read(pid_t pid, bench_proc_sample *ret) {
         if (ret->fds < 0)
                 return ret->fds;
         snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
-        if (read_text(path, text, sizeof text) < 0)
+        if (bench_read_text(path, text, sizeof text) < 0)
                 return -EIO;
         ret->rss_kib = bench_status_field(text, "VmRSS:");
         ret->anon_kib = bench_status_field(text, "RssAnon:");
@@ -332,7 +332,7 @@ uint64_t bench_proc_cpu_usec(pid_t pid) {
         char path[64], text[1024], *p;
 
         snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-        if (read_text(path, text, sizeof text) < 0)
+        if (bench_read_text(path, text, sizeof text) < 0)
                 return 0;
         /* After the command in parentheses: state is field 3, utime 14. */
         p = strrchr(text, ')');
@@ -354,7 +354,7 @@ uint64_t bench_proc_sched_nsec(pid_t pid) {
                 if (de->d_name[0] == '.')
                         continue;
                 snprintf(entry, sizeof entry, "%s/%.32s/schedstat", path, de->d_name);
-                if (read_text(entry, text, sizeof text) > 0 && sscanf(text, "%llu", &ns) == 1)
+                if (bench_read_text(entry, text, sizeof text) > 0 && sscanf(text, "%llu", &ns) == 1)
                         sum += ns;
         }
         if (d)

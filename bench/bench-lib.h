@@ -153,6 +153,8 @@ typedef struct bench_proc_sample {
         long rss_kib, anon_kib, file_kib, shmem_kib;
 } bench_proc_sample;
 int bench_proc_sample_read(pid_t pid, bench_proc_sample *ret);
+/* Up to size - 1 bytes of a (/proc) file, NUL-terminated; its length or -errno. */
+ssize_t bench_read_text(const char *path, char *text, size_t size);
 /* Resident memory without guest RAM: RssAnon + RssFile. */
 long bench_own_rss(const bench_proc_sample *s);
 /* User + system CPU time of pid, usec (clock-tick resolution; 0 if unknown). */

@@ -25,7 +25,6 @@
  * byte or left no trace. Lines starting with "@" are for bench/run.sh.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <fcntl.h>
 #include <stdarg.h>

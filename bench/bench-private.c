@@ -58,6 +58,36 @@ static int run_case(const private_case *pc, sd_bus *p2p, sd_bus *bus, unsigned c
         return 0;
 }
 
+/* Each case; echo's, the reference, only with its p2p socket. */
+static int run_cases(const char *endpoint, sd_bus *p2p, sd_bus *echo_p2p, sd_bus *bus, unsigned calls,
+                     unsigned warmup, unsigned runs) {
+        const private_case cases[] = {
+                { "get-endpoint",
+                  "Manager.GetEndpoint",
+                  { NULL, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o' },
+                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o' },
+                  false },
+                { "get-version",
+                  "Properties.Get(Manager.Version)",
+                  { NULL, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE, "Version",
+                    'v' },
+                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE,
+                    "Version", 'v' },
+                  false },
+                { "echo",
+                  "reference: echo-service Echo",
+                  { NULL, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' },
+                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' },
+                  true },
+        };
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < BENCH_ELEMENTS(cases); i++)
+                if (!cases[i].reference || echo_p2p)
+                        r = run_case(&cases[i], cases[i].reference ? echo_p2p : p2p, bus, calls, warmup, runs);
+        return r;
+}
+
 int main(int argc, char *argv[]) {
         unsigned calls = 20000, warmup = 2000, runs = 3;
         const char *socket_path = NULL, *echo_socket = NULL, *endpoint = "alpha";
@@ -84,26 +114,6 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
-        const private_case cases[] = {
-                { "get-endpoint",
-                  "Manager.GetEndpoint",
-                  { NULL, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o' },
-                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", endpoint, NULL, 'o' },
-                  false },
-                { "get-version",
-                  "Properties.Get(Manager.Version)",
-                  { NULL, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE, "Version",
-                    'v' },
-                  { VMSIG_BUS_NAME, VMSIG_BUS_PATH, BENCH_PROPERTIES_INTERFACE, "Get", VMSIG_BUS_MANAGER_INTERFACE,
-                    "Version", 'v' },
-                  false },
-                { "echo",
-                  "reference: echo-service Echo",
-                  { NULL, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' },
-                  { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "Echo", endpoint, NULL, 's' },
-                  true },
-        };
-
         r = bench_open_system(&bus);
         if (r >= 0)
                 r = bench_p2p_connect(socket_path, &p2p);
@@ -112,9 +122,8 @@ int main(int argc, char *argv[]) {
         if (r >= 0)
                 printf("bench-private: %u sequential calls per run, %u warm-up calls, median of %u runs\n", calls,
                        warmup, runs);
-        for (size_t i = 0; r >= 0 && i < BENCH_ELEMENTS(cases); i++)
-                if (!cases[i].reference || echo_p2p)
-                        r = run_case(&cases[i], cases[i].reference ? echo_p2p : p2p, bus, calls, warmup, runs);
+        if (r >= 0)
+                r = run_cases(endpoint, p2p, echo_p2p, bus, calls, warmup, runs);
         sd_bus_flush_close_unref(echo_p2p);
         sd_bus_flush_close_unref(p2p);
         sd_bus_flush_close_unref(bus);

@@ -585,10 +585,50 @@ static char *direct_input_arguments(unsigned events) {
         return s;
 }
 
+/* One case of bench_input: BATCH events per call, serial or PIPELINED. */
+static int input_case(ctx *c, bench_qmp *q, unsigned calls, unsigned warmup, unsigned runs, unsigned depth,
+                      unsigned burst, unsigned batch, unsigned scale, bool pipelined) {
+        uint64_t tv[BENCH_RUNS_MAX], td[BENCH_RUNS_MAX];
+        unsigned b_calls = MAX(calls / scale, 1u), b_warmup = warmup / scale;
+        unsigned b_burst = MAX(burst / scale, depth);
+        input_target t = {
+                .destination = VMSIG_NAME,
+                .path = c->endpoint_path,
+                .events = batch,
+                .depth = pipelined ? depth : 0,
+                .burst = pipelined ? b_burst : 1,
+                .direct_arguments = direct_input_arguments(batch),
+        };
+        direct_input d = { q, &t };
+        unsigned units = (b_calls + t.burst - 1) / t.burst;
+        unsigned n_calls = units * t.burst;
+        unsigned warm = (b_warmup + t.burst - 1) / t.burst;
+        int r;
+
+        if (!t.direct_arguments)
+                return -ENOMEM;
+        r = bench_compare(&(bench_side) { c->bus, pipelined ? vmsigd_inject_pipelined : vmsigd_inject_one, &t },
+                          &(bench_side) { NULL, pipelined ? direct_inject_pipelined : direct_inject_one, &d }, units,
+                          warm, runs, tv, td);
+        free(t.direct_arguments);
+        if (r < 0)
+                return r;
+        uint64_t mv = bench_median_of_runs(tv, runs), md = bench_median_of_runs(td, runs);
+        double ev = (double) n_calls * t.events / (mv / 1e9);
+        double ed = (double) n_calls * t.events / (md / 1e9);
+        const char *mode = pipelined ? "pipelined" : "serial";
+        printf("  %2u events/call %-9s vmsigd %9.0f events/s (%6.1f us/call)  direct %9.0f events/s"
+               " (%6.1f us/call)  ratio vmsigd/direct time %.3f\n",
+               t.events, mode, ev, mv / 1e3 / n_calls, ed, md / 1e3 / n_calls, (double) mv / (double) md);
+        printf("@ qmp-input-%u-%s vmsigd_eps=%.0f direct_eps=%.0f vmsigd_us=%.1f direct_us=%.1f"
+               " ratio=%.3f\n",
+               t.events, mode, ev, ed, mv / 1e3 / n_calls, md / 1e3 / n_calls, (double) mv / (double) md);
+        return 0;
+}
+
 static int bench_input(ctx *c, bench_qmp *q, unsigned calls, unsigned warmup, unsigned runs, unsigned depth,
                        unsigned burst) {
         static const unsigned batch_sizes[] = { 2, 32 };
-        uint64_t tv[BENCH_RUNS_MAX], td[BENCH_RUNS_MAX];
         int lease = -1, r;
 
         r = bench_acquire_lease(c->bus, c->endpoint_path, "input", &lease, NULL);
@@ -598,51 +638,13 @@ static int bench_input(ctx *c, bench_qmp *q, unsigned calls, unsigned warmup, un
                " key \"a\" down/up; %u events per run and side (pipelined: %u in flight, bursts of %u calls of 2"
                " events), %u warm-up calls of 2 events, median of %u runs\n",
                calls * batch_sizes[0], depth, burst, warmup, runs);
+        /* The same number of events in each case: QEMU reads its monitor a
+         * byte per main-loop iteration, so a call of 32 events takes about
+         * 16 times as long. */
         for (size_t b = 0; r >= 0 && b < sizeof batch_sizes / sizeof batch_sizes[0]; b++)
-                for (int pipelined = 0; r >= 0 && pipelined <= 1; pipelined++) {
-                        /* The same number of events in each case: QEMU reads
-                         * its monitor a byte per main-loop iteration, so a
-                         * call of 32 events takes about 16 times as long. */
-                        unsigned scale = batch_sizes[b] / batch_sizes[0];
-                        unsigned b_calls = MAX(calls / scale, 1u), b_warmup = warmup / scale;
-                        unsigned b_burst = MAX(burst / scale, depth);
-                        input_target t = {
-                                .destination = VMSIG_NAME,
-                                .path = c->endpoint_path,
-                                .events = batch_sizes[b],
-                                .depth = pipelined ? depth : 0,
-                                .burst = pipelined ? b_burst : 1,
-                                .direct_arguments = direct_input_arguments(batch_sizes[b]),
-                        };
-                        direct_input d = { q, &t };
-                        unsigned units = (b_calls + t.burst - 1) / t.burst;
-                        unsigned n_calls = units * t.burst;
-                        unsigned warm = (b_warmup + t.burst - 1) / t.burst;
-
-                        if (!t.direct_arguments) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        r = bench_compare(
-                                &(bench_side) { c->bus, pipelined ? vmsigd_inject_pipelined : vmsigd_inject_one, &t },
-                                &(bench_side) { NULL, pipelined ? direct_inject_pipelined : direct_inject_one, &d },
-                                units, warm, runs, tv, td);
-                        free(t.direct_arguments);
-                        if (r < 0)
-                                break;
-                        uint64_t mv = bench_median_of_runs(tv, runs), md = bench_median_of_runs(td, runs);
-                        double ev = (double) n_calls * t.events / (mv / 1e9);
-                        double ed = (double) n_calls * t.events / (md / 1e9);
-                        const char *mode = pipelined ? "pipelined" : "serial";
-                        printf("  %2u events/call %-9s vmsigd %9.0f events/s (%6.1f us/call)  direct %9.0f events/s"
-                               " (%6.1f us/call)  ratio vmsigd/direct time %.3f\n",
-                               t.events, mode, ev, mv / 1e3 / n_calls, ed, md / 1e3 / n_calls,
-                               (double) mv / (double) md);
-                        printf("@ qmp-input-%u-%s vmsigd_eps=%.0f direct_eps=%.0f vmsigd_us=%.1f direct_us=%.1f"
-                               " ratio=%.3f\n",
-                               t.events, mode, ev, ed, mv / 1e3 / n_calls, md / 1e3 / n_calls,
-                               (double) mv / (double) md);
-                }
+                for (int pipelined = 0; r >= 0 && pipelined <= 1; pipelined++)
+                        r = input_case(c, q, calls, warmup, runs, depth, burst, batch_sizes[b],
+                                       batch_sizes[b] / batch_sizes[0], pipelined);
         close(lease);
         return r;
 }
