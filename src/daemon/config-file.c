@@ -8,6 +8,8 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <libxml/parser.h>
@@ -119,15 +121,22 @@ static int parse_log(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         return 0;
 }
 
-static int parse_limits(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
-        int r = parse_positive(s, n, "queue-length", &c->queue_limit);
+/* The attributes of <limits>, each a positive number. */
+static const struct {
+        const char *name;
+        size_t offset; /* of its size_t in vmsig_config */
+} limits[] = {
+        { "queue-length", offsetof(vmsig_config, queue_limit) },
+        { "max-endpoints", offsetof(vmsig_config, max_endpoints) },
+        { "max-write", offsetof(vmsig_config, max_write) },
+        { "bootstrap-backoff-max-ms", offsetof(vmsig_config, bootstrap_backoff_max_ms) },
+};
 
-        if (r >= 0)
-                r = parse_positive(s, n, "max-endpoints", &c->max_endpoints);
-        if (r >= 0)
-                r = parse_positive(s, n, "max-write", &c->max_write);
-        if (r >= 0)
-                r = parse_positive(s, n, "bootstrap-backoff-max-ms", &c->bootstrap_backoff_max_ms);
+static int parse_limits(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(limits); i++)
+                r = parse_positive(s, n, limits[i].name, (size_t *) ((uint8_t *) c + limits[i].offset));
         if (r >= 0 && c->max_write > VMSIG_CONFIG_MAX_WRITE_MAX)
                 r = xml_problem_fail(s, -ERANGE, xml_node_line(n), "max-write=\"%zu\" is out of range (1..%u).", c->max_write,
                          VMSIG_CONFIG_MAX_WRITE_MAX);
