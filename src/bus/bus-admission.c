@@ -7,6 +7,7 @@
 #include "bus-admission.h"
 #include "hashmap.h"
 #include "macro.h"
+#include "string-table.h"
 
 /* What one uid holds. Entries go away when everything is released, so the
  * table only grows with concurrently active uids. */
@@ -24,15 +25,13 @@ struct bus_admission {
         Hashmap *usage; /* uid -> uid_usage */
 };
 
-static const char *const quota_names[_BUS_QUOTA_MAX] = {
+static const char *const bus_quota_kind_table[_BUS_QUOTA_MAX] = {
         [BUS_QUOTA_PENDING_CALLS] = "pending-calls",
         [BUS_QUOTA_SUBSCRIPTIONS] = "subscriptions",
         [BUS_QUOTA_LEASES] = "leases",
 };
 
-const char *bus_quota_kind_to_string(bus_quota_kind k) {
-        return (unsigned) k < _BUS_QUOTA_MAX ? quota_names[k] : NULL;
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(bus_quota_kind, bus_quota_kind);
 
 int bus_admission_new(bus_admission **ret) {
         _cleanup_(bus_admission_freep) bus_admission *a = calloc(1, sizeof *a);

@@ -447,21 +447,13 @@ static int method_acquire_lease(sd_bus_message *m, void *userdata, sd_bus_error 
 int bus_endpoint_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                       sd_bus_error *error) {
         vmsig_bus_front *f = userdata;
-        bus_endpoint *be = hashmap_get(f->endpoint_paths, path);
 
-        if (!be)
-                return 0;
-        *found = be;
-        return 1;
-}
-
-static const char *endpoint_path(const void *value) {
-        return ((const bus_endpoint *) value)->path;
+        return bus_object_found(hashmap_get(f->endpoint_paths, path), found);
 }
 
 int bus_endpoint_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         vmsig_bus_front *f = userdata;
-        return bus_hashmap_paths(f->endpoints, endpoint_path, nodes);
+        return bus_hashmap_paths(f->endpoints, offsetof(bus_endpoint, path), nodes);
 }
 
 const sd_bus_vtable bus_endpoint_vtable[] = {

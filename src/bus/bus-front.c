@@ -281,27 +281,22 @@ static void on_bootstrap(vmsig_bus_front *f, const vmsig_event *e, bool replay) 
                                               "Sequence", NULL);
 }
 
+/* What each kind the front subscribes to changes on the bus. */
+static void (*const event_handlers[_VMSIG_KIND_BUILTIN_MAX])(vmsig_bus_front *f, const vmsig_event *e, bool replay) = {
+        [VMSIG_KIND_ROSTER] = on_roster,
+        [VMSIG_KIND_MEMCTX] = on_memctx,
+        [VMSIG_KIND_LEASE] = on_lease,
+        [VMSIG_KIND_BOOTSTRAP] = on_bootstrap,
+};
+
 static int on_event(vmsig_subscriber *s, const vmsig_delivery *d, void *userdata) {
         vmsig_bus_front *f = userdata;
+        uint32_t kind = d->event->kind;
 
         if (d->dropped > 0)
                 log_warning("D-Bus front missed %" PRIu64 " events.", d->dropped);
-        switch (d->event->kind) {
-        case VMSIG_KIND_ROSTER:
-                on_roster(f, d->event, d->replay);
-                break;
-        case VMSIG_KIND_MEMCTX:
-                on_memctx(f, d->event, d->replay);
-                break;
-        case VMSIG_KIND_LEASE:
-                on_lease(f, d->event, d->replay);
-                break;
-        case VMSIG_KIND_BOOTSTRAP:
-                on_bootstrap(f, d->event, d->replay);
-                break;
-        default:
-                break;
-        }
+        if (kind < ELEMENTSOF(event_handlers) && event_handlers[kind])
+                event_handlers[kind](f, d->event, d->replay);
         return VMSIG_DELIVER_OK;
 }
 

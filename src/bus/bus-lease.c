@@ -143,7 +143,6 @@ int bus_lease_find(sd_bus *bus, const char *path, const char *interface, void *u
         _cleanup_free_ char *label = NULL;
         vmsig_bus_front *f = userdata;
         uint64_t id;
-        bus_lease *l;
         int r;
 
         r = sd_bus_path_decode(path, VMSIG_BUS_LEASE_PREFIX, &label);
@@ -152,20 +151,12 @@ int bus_lease_find(sd_bus *bus, const char *path, const char *interface, void *u
         r = lease_id_from_label(label, &id);
         if (r < 0)
                 return 0;
-        l = hashmap_get_uint64(f->leases, id);
-        if (!l)
-                return 0;
-        *found = l;
-        return 1;
-}
-
-static const char *lease_path(const void *value) {
-        return ((const bus_lease *) value)->path;
+        return bus_object_found(hashmap_get_uint64(f->leases, id), found);
 }
 
 int bus_lease_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         vmsig_bus_front *f = userdata;
-        return bus_hashmap_paths(f->leases, lease_path, nodes);
+        return bus_hashmap_paths(f->leases, offsetof(bus_lease, path), nodes);
 }
 
 /* Creation, for AcquireLease. */

@@ -67,6 +67,19 @@ static int lookup_endpoint(vmsig_bus_front *f, const char *name, sd_bus_error *e
         return 0;
 }
 
+/* The endpoint the message names, for a method any caller may name it in
+ * (the capability is checked against the endpoint it names). */
+static int read_endpoint(vmsig_bus_front *f, sd_bus_message *m, const char **ret_name, bus_endpoint **ret,
+                         sd_bus_error *error) {
+        int r = read_endpoint_name(m, ret_name, error);
+
+        if (r < 0)
+                return r;
+        r = lookup_endpoint(f, *ret_name, error, ret);
+        assert(r < 0 || *ret);
+        return r;
+}
+
 static int method_get_endpoint(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         vmsig_bus_front *f = userdata;
         const char *name;
@@ -145,10 +158,7 @@ static int method_detach_endpoint(sd_bus_message *m, void *userdata, sd_bus_erro
         assert(m);
         assert(f);
 
-        r = read_endpoint_name(m, &name, error);
-        if (r < 0)
-                return r;
-        r = lookup_endpoint(f, name, error, &be);
+        r = read_endpoint(f, m, &name, &be, error);
         if (r < 0)
                 return r;
         r = bus_auth_check(f->auth, m, VMSIG_CAP_ADMIN, be->endpoint, false, error);

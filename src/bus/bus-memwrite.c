@@ -19,6 +19,7 @@
 #include "bus-front-internal.h"
 #include "bus-memwrite.h"
 #include "bus-util.h"
+#include "list.h"
 #include "log.h"
 #include "memwrite.h"
 
@@ -609,11 +610,7 @@ static int method_write(sd_bus_message *m, bus_endpoint *be, write_kind kind, sd
                 }
         }
         q->message = sd_bus_message_ref(m);
-        if (be->memwrite_tail)
-                be->memwrite_tail->next = q;
-        else
-                be->memwrite_head = q;
-        be->memwrite_tail = TAKE_PTR(q);
+        QUEUE_PUSH(be->memwrite_head, be->memwrite_tail, TAKE_PTR(q));
         if (be->memwrite_head == be->memwrite_tail)
                 run_queue(be);
         return 1;

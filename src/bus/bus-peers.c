@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bus-peers.h"
+#include "event-util.h"
 #include "hashmap.h"
 #include "log.h"
 #include "macro.h"
@@ -138,11 +139,9 @@ int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret) {
         p->by_name = hashmap_new();
         if (!p->by_name)
                 return -ENOMEM;
-        r = sd_event_add_defer(event, &p->reaper, on_reap, p);
+        r = event_add_defer_off(event, &p->reaper, on_reap, p);
         if (r >= 0)
                 r = sd_event_source_set_priority(p->reaper, SD_EVENT_PRIORITY_IDLE);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(p->reaper, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_bus_match_signal_async(bus, &p->name_owner_changed, "org.freedesktop.DBus",
                                               "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameOwnerChanged",

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus-polkit.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 
@@ -66,12 +68,7 @@ static void query_ended(bus_polkit *p, uid_t uid) {
 static void query_free(polkit_query *q) {
         bus_polkit *p = q->owner;
 
-        if (q->prev)
-                q->prev->next = q->next;
-        else
-                p->queries = q->next;
-        if (q->next)
-                q->next->prev = q->prev;
+        LIST_REMOVE(p->queries, q);
         query_ended(p, q->uid);
         sd_bus_slot_unref(q->slot);
         sd_event_source_disable_unref(q->reaper);
@@ -108,16 +105,23 @@ static bool polkit_is_absent(const sd_bus_error *e) {
                                       SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED);
 }
 
+/* A verdict other than granted, with the error the caller gets. */
+_printf_(4, 5) static void deny(polkit_query *q, bus_polkit_verdict verdict, const char *name, const char *fmt, ...) {
+        va_list ap;
+
+        q->verdict = verdict;
+        va_start(ap, fmt);
+        sd_bus_error_setfv(&q->error, name, fmt, ap);
+        va_end(ap);
+}
+
 static void answer_from_error(polkit_query *q, const sd_bus_error *e) {
-        if (polkit_is_absent(e)) {
-                q->verdict = BUS_POLKIT_UNAVAILABLE;
-                sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
-                                  "Access denied: polkit is not available to authorize %s.", q->action);
-        } else {
-                q->verdict = BUS_POLKIT_DENIED;
-                sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED, "Access denied: polkit failed on %s: %s",
-                                  q->action, e->message ?: e->name);
-        }
+        if (polkit_is_absent(e))
+                deny(q, BUS_POLKIT_UNAVAILABLE, SD_BUS_ERROR_ACCESS_DENIED,
+                     "Access denied: polkit is not available to authorize %s.", q->action);
+        else
+                deny(q, BUS_POLKIT_DENIED, SD_BUS_ERROR_ACCESS_DENIED, "Access denied: polkit failed on %s: %s",
+                     q->action, e->message ?: e->name);
 }
 
 static int answer_from_reply(polkit_query *q, sd_bus_message *reply) {
@@ -130,15 +134,12 @@ static int answer_from_reply(polkit_query *q, sd_bus_message *reply) {
                 return r;
         if (authorized)
                 q->verdict = BUS_POLKIT_GRANTED;
-        else if (challenge && !sd_bus_message_get_allow_interactive_authorization(q->request)) {
-                q->verdict = BUS_POLKIT_DENIED;
-                sd_bus_error_setf(&q->error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                                  "Interactive authentication is required for %s.", q->action);
-        } else {
-                q->verdict = BUS_POLKIT_DENIED;
-                sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED, "Access denied: %s is not authorized.",
-                                  q->action);
-        }
+        else if (challenge && !sd_bus_message_get_allow_interactive_authorization(q->request))
+                deny(q, BUS_POLKIT_DENIED, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                     "Interactive authentication is required for %s.", q->action);
+        else
+                deny(q, BUS_POLKIT_DENIED, SD_BUS_ERROR_ACCESS_DENIED, "Access denied: %s is not authorized.",
+                     q->action);
         return 0;
 }
 
@@ -235,10 +236,7 @@ bus_polkit_verdict bus_polkit_verify(bus_polkit *p, sd_bus_message *m, uid_t uid
         q->owner = p;
         q->uid = uid;
         q->request = sd_bus_message_ref(m);
-        q->next = p->queries;
-        if (p->queries)
-                p->queries->prev = q;
-        p->queries = q;
+        LIST_PREPEND(p->queries, q);
 
         r = send_check(p, q, details);
         if (r < 0) {

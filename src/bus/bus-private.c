@@ -14,6 +14,8 @@
 #include "bus-audit.h"
 #include "bus-front.h"
 #include "bus-private.h"
+#include "event-util.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 
@@ -90,12 +92,7 @@ static void authentication_over(private_connection *c) {
 static void connection_free(private_connection *c) {
         vmsig_bus_private *p = c->owner;
 
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                p->connections = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(p->connections, c);
         p->n_connections--;
         if (!p->connections)
                 (void) sd_event_source_set_enabled(p->watch_source, SD_EVENT_OFF);
@@ -302,10 +299,7 @@ static void accept_one(vmsig_bus_private *p, int fd) {
                 return;
         }
         c->owner = p;
-        c->next = p->connections;
-        if (p->connections)
-                p->connections->prev = c;
-        p->connections = c;
+        LIST_PREPEND(p->connections, c);
         p->n_connections++;
         r = connection_start(c, fd);
         if (r >= 0)
@@ -410,22 +404,15 @@ int vmsig_bus_private_new(sd_event *event, vmsig_core *core, const vmsig_bus_con
         p->path = TAKE_PTR(copy);
         r = sd_event_add_io(event, &p->accept_source, p->fd, EPOLLIN, on_accept, p);
         if (r >= 0)
-                r = sd_event_add_post(event, &p->settle_source, on_settle, p);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(p->settle_source, SD_EVENT_OFF);
+                r = event_add_post_off(event, &p->settle_source, on_settle, p);
         if (r >= 0)
                 r = sd_event_add_exit(event, &p->exit_source, on_loop_exit, p);
         if (r >= 0) /* before sd-bus's own exit sources, which run at 0 */
                 r = sd_event_source_set_priority(p->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
         if (r >= 0)
-                r = sd_event_add_time_relative(event, &p->queue_source, CLOCK_MONOTONIC, PRIVATE_QUEUE_CHECK_USEC, 0,
-                                               on_queue_check, p);
+                r = event_add_timer_off(event, &p->queue_source, PRIVATE_QUEUE_CHECK_USEC, on_queue_check, p);
         if (r >= 0)
-                r = sd_event_source_set_enabled(p->queue_source, SD_EVENT_OFF);
-        if (r >= 0)
-                r = sd_event_add_post(event, &p->watch_source, on_watch, p);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(p->watch_source, SD_EVENT_OFF);
+                r = event_add_post_off(event, &p->watch_source, on_watch, p);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(p);

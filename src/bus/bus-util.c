@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,7 @@ int bus_read_options(sd_bus_message *m, bus_option_fn fn, void *userdata, sd_bus
         return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
-int bus_hashmap_paths(Hashmap *h, const char *(*path_of)(const void *value), char ***ret) {
+int bus_hashmap_paths(Hashmap *h, size_t path_offset, char ***ret) {
         char **v = calloc(hashmap_size(h) + 1, sizeof(char *));
         size_t n = 0;
         void *value;
@@ -32,7 +33,7 @@ int bus_hashmap_paths(Hashmap *h, const char *(*path_of)(const void *value), cha
         if (!v)
                 return -ENOMEM;
         HASHMAP_FOREACH(value, h, st) {
-                v[n] = strdup(path_of(value));
+                v[n] = strdup(*(char *const *) ((const uint8_t *) value + path_offset));
                 if (!v[n]) {
                         while (n > 0)
                                 free(v[--n]);

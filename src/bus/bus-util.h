@@ -15,9 +15,18 @@
 typedef int (*bus_option_fn)(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error);
 int bus_read_options(sd_bus_message *m, bus_option_fn fn, void *userdata, sd_bus_error *error);
 
-/* A node enumerator's list: the object path of every value of h, which
- * path_of returns. */
-int bus_hashmap_paths(Hashmap *h, const char *(*path_of)(const void *value), char ***ret);
+/* A node enumerator's list: the object path of every value of h, a char *
+ * at path_offset in it (offsetof(), as sd-bus's property offsets). */
+int bus_hashmap_paths(Hashmap *h, size_t path_offset, char ***ret);
+
+/* An object finder's answer: 1 with *found set, or 0 when object is NULL
+ * (no such object). */
+static inline int bus_object_found(void *object, void **found) {
+        if (!object)
+                return 0;
+        *found = object;
+        return 1;
+}
 
 /* A property getter that appends expr, of D-Bus signature sig, where expr
  * reads the object as u (a type *). For a field of the object itself,

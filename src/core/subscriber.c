@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core-internal.h"
+#include "list.h"
 #include "macro.h"
 
 /* A subscriber's queue is a ring of event references. The overflow policy
@@ -443,14 +444,7 @@ int vmsig_core_subscribe(vmsig_core *c, const vmsig_filter *filter, size_t queue
 
         /* Append, so that delivery order across subscribers is the order in
          * which they subscribed. */
-        vmsig_subscriber **tail = &c->subscribers;
-        vmsig_subscriber *prev = NULL;
-        while (*tail) {
-                prev = *tail;
-                tail = &(*tail)->next;
-        }
-        s->prev = prev;
-        *tail = s;
+        LIST_APPEND(c->subscribers, s);
         c->n_subscribers++;
 
         replay(s);
@@ -467,12 +461,7 @@ int vmsig_core_subscribe(vmsig_core *c, const vmsig_filter *filter, size_t queue
 static void subscriber_destroy(vmsig_subscriber *s) {
         vmsig_core *c = s->core;
 
-        if (s->prev)
-                s->prev->next = s->next;
-        else
-                c->subscribers = s->next;
-        if (s->next)
-                s->next->prev = s->prev;
+        LIST_REMOVE(c->subscribers, s);
         c->n_subscribers--;
         ring_clear(s);
         free(s->queue);

@@ -8,6 +8,8 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <libxml/parser.h>
@@ -119,15 +121,22 @@ static int parse_log(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         return 0;
 }
 
-static int parse_limits(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
-        int r = parse_positive(s, n, "queue-length", &c->queue_limit);
+/* The attributes of <limits>, each a positive number. */
+static const struct {
+        const char *name;
+        size_t offset; /* of its size_t in vmsig_config */
+} limits[] = {
+        { "queue-length", offsetof(vmsig_config, queue_limit) },
+        { "max-endpoints", offsetof(vmsig_config, max_endpoints) },
+        { "max-write", offsetof(vmsig_config, max_write) },
+        { "bootstrap-backoff-max-ms", offsetof(vmsig_config, bootstrap_backoff_max_ms) },
+};
 
-        if (r >= 0)
-                r = parse_positive(s, n, "max-endpoints", &c->max_endpoints);
-        if (r >= 0)
-                r = parse_positive(s, n, "max-write", &c->max_write);
-        if (r >= 0)
-                r = parse_positive(s, n, "bootstrap-backoff-max-ms", &c->bootstrap_backoff_max_ms);
+static int parse_limits(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(limits); i++)
+                r = parse_positive(s, n, limits[i].name, (size_t *) ((uint8_t *) c + limits[i].offset));
         if (r >= 0 && c->max_write > VMSIG_CONFIG_MAX_WRITE_MAX)
                 r = xml_problem_fail(s, -ERANGE, xml_node_line(n), "max-write=\"%zu\" is out of range (1..%u).", c->max_write,
                          VMSIG_CONFIG_MAX_WRITE_MAX);
@@ -408,30 +417,38 @@ static int parse_stub_vm(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         return 0;
 }
 
+/* The parser of each element <vmsigd> may hold; any other is left to the
+ * schema. */
+static const struct {
+        const char *name;
+        int (*parse)(xml_problem *s, xmlNodePtr n, vmsig_config *c);
+} element_parsers[] = {
+        { "log", parse_log },
+        { "limits", parse_limits },
+        { "stub-vm", parse_stub_vm },
+        { "audit", parse_audit },
+        { "private-socket", parse_private_socket },
+        { "admission", parse_admission },
+        { "discovery", parse_discovery },
+        { "frames", parse_frames },
+};
+
+static int parse_element(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
+        for (size_t i = 0; i < ELEMENTSOF(element_parsers); i++)
+                if (xmlStrEqual(n->name, (const xmlChar *) element_parsers[i].name))
+                        return element_parsers[i].parse(s, n, c);
+        return 0;
+}
+
 static int parse_tree(xml_problem *s, xmlNodePtr root, vmsig_config *c) {
         if (!root || !xmlStrEqual(root->name, (const xmlChar *) "vmsigd"))
                 return xml_problem_fail(s, -EINVAL, root ? xml_node_line(root) : 0, "the root element must be <vmsigd>.");
         for (xmlNodePtr n = root->children; n; n = n->next) {
-                int r = 0;
+                int r;
 
                 if (n->type != XML_ELEMENT_NODE)
                         continue;
-                if (xmlStrEqual(n->name, (const xmlChar *) "log"))
-                        r = parse_log(s, n, c);
-                else if (xmlStrEqual(n->name, (const xmlChar *) "limits"))
-                        r = parse_limits(s, n, c);
-                else if (xmlStrEqual(n->name, (const xmlChar *) "stub-vm"))
-                        r = parse_stub_vm(s, n, c);
-                else if (xmlStrEqual(n->name, (const xmlChar *) "audit"))
-                        r = parse_audit(s, n, c);
-                else if (xmlStrEqual(n->name, (const xmlChar *) "private-socket"))
-                        r = parse_private_socket(s, n, c);
-                else if (xmlStrEqual(n->name, (const xmlChar *) "admission"))
-                        r = parse_admission(s, n, c);
-                else if (xmlStrEqual(n->name, (const xmlChar *) "discovery"))
-                        r = parse_discovery(s, n, c);
-                else if (xmlStrEqual(n->name, (const xmlChar *) "frames"))
-                        r = parse_frames(s, n, c);
+                r = parse_element(s, n, c);
                 if (r < 0)
                         return r;
         }
@@ -441,55 +458,25 @@ static int parse_tree(xml_problem *s, xmlNodePtr root, vmsig_config *c) {
 static int validate(xml_problem *s, xmlDocPtr doc) {
         xmlRelaxNGParserCtxtPtr pctx = xmlRelaxNGNewMemParserCtxt(vmsig_config_schema, (int) vmsig_config_schema_len);
         xmlRelaxNGPtr schema = NULL;
-        xmlRelaxNGValidCtxtPtr vctx = NULL;
         int r;
 
         if (pctx) {
                 xmlRelaxNGSetParserStructuredErrors(pctx, xml_problem_on_xml_error, s);
                 schema = xmlRelaxNGParse(pctx);
         }
-        if (schema)
-                vctx = xmlRelaxNGNewValidCtxt(schema);
-
-        if (!vctx) {
+        if (!schema)
                 r = xml_problem_fail(s, -ENOMEM, 0, "cannot load the configuration schema.");
-        } else {
-                xmlRelaxNGSetValidStructuredErrors(vctx, xml_problem_on_xml_error, s);
-                r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : xml_problem_fail(s, -EINVAL, 0, "does not match the schema.");
-        }
-        xmlRelaxNGFreeValidCtxt(vctx);
+        else
+                r = xml_problem_validate(s, schema, doc);
         xmlRelaxNGFree(schema);
         xmlRelaxNGFreeParserCtxt(pctx);
         return r;
 }
 
-/* NONET: a config file never makes us reach out. Entities are not
- * substituted (no NOENT), so an entity cannot pull in another file. */
 static int read_document(xml_problem *s, xmlDocPtr *ret) {
-        xmlParserCtxtPtr ctx;
-        xmlDocPtr doc;
-
         if (access(s->path, R_OK) < 0)
                 return xml_problem_fail(s, -errno, 0, "%s.", strerror(errno));
-        ctx = xmlNewParserCtxt();
-        if (!ctx)
-                return xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
-        /* libxml2 2.9 has no per-context structured handler; the global one
-         * is thread-local and we are single-threaded. */
-        xmlSetStructuredErrorFunc(s, xml_problem_on_xml_error);
-        doc = xmlCtxtReadFile(ctx, s->path, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING);
-        xmlSetStructuredErrorFunc(NULL, NULL);
-        xmlFreeParserCtxt(ctx);
-        if (!doc)
-                return xml_problem_fail(s, -EINVAL, 0, "not well-formed XML.");
-        /* libxml2 still builds a tree past errors it recovers from (bad
-         * namespace declarations): the error it reported stands. */
-        if (s->r < 0) {
-                xmlFreeDoc(doc);
-                return s->r;
-        }
-        *ret = doc;
-        return 0;
+        return xml_problem_read(s, -1, ret);
 }
 
 static vmsig_config *config_alloc(const char *path) {

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "event-util.h"
 #include "log.h"
 #include "memory-trim.h"
 
@@ -52,9 +53,7 @@ int memory_trim_new(sd_event *event, memory_trim **ret) {
 
         if (!t)
                 return -ENOMEM;
-        r = sd_event_add_time_relative(event, &t->timer, CLOCK_MONOTONIC, QUIET_USEC, 0, on_quiet, t);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(t->timer, SD_EVENT_OFF);
+        r = event_add_timer_off(event, &t->timer, QUIET_USEC, on_quiet, t);
         if (r >= 0)
                 r = sd_event_add_post(event, &t->post, on_work, t);
         /* Last: whatever else the iteration did has run. */

@@ -68,12 +68,8 @@ static int open_file(xml_problem *p) {
         return xml_problem_fail(p, -errno, 0, "%s.", strerror(errno));
 }
 
-/* NONET: a VM file never makes us reach out. Entities are not substituted
- * (no NOENT), so an entity cannot pull in another file. */
-int vm_parse_read(xml_problem *p, xmlDocPtr *ret) {
+static int parse_read(xml_problem *p, xmlDocPtr *ret) {
         _cleanup_close_ int fd = -1;
-        xmlParserCtxtPtr ctx;
-        xmlDocPtr doc;
         int r;
 
         fd = open_file(p);
@@ -82,24 +78,34 @@ int vm_parse_read(xml_problem *p, xmlDocPtr *ret) {
         r = check_trusted(p, fd);
         if (r < 0)
                 return r;
-        ctx = xmlNewParserCtxt();
-        if (!ctx)
-                return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
-        /* libxml2 2.9 has no per-context structured handler; the global one
-         * is thread-local and we are single-threaded. */
-        xmlSetStructuredErrorFunc(p, xml_problem_on_xml_error);
-        doc = xmlCtxtReadFd(ctx, fd, p->path, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING);
-        xmlSetStructuredErrorFunc(NULL, NULL);
-        xmlFreeParserCtxt(ctx);
-        if (!doc)
-                return xml_problem_fail(p, -EINVAL, 0, "not well-formed XML.");
-        /* libxml2 still builds a tree past errors it recovers from (bad
-         * namespace declarations): the error it reported stands. */
-        if (p->r < 0) {
-                xmlFreeDoc(doc);
-                return p->r;
+        return xml_problem_read(p, fd, ret);
+}
+
+/* Our own checks (parse) run first: their messages name the attribute and
+ * value, where libxml2's RelaxNG errors are often only "failed to validate
+ * attributes". The schema, if any, then catches everything else. */
+int vm_desc_read(const char *path, vm_parse_fn parse, xmlRelaxNGPtr schema, vm_desc **ret, char **error) {
+        xml_problem p = { .path = path };
+        vm_desc *v = NULL;
+        xmlDocPtr doc = NULL;
+        int r;
+
+        r = parse_read(&p, &doc);
+        if (r >= 0 && !(v = calloc(1, sizeof(*v))))
+                r = xml_problem_fail(&p, -ENOMEM, 0, "out of memory.");
+        if (r >= 0)
+                r = parse(&p, xmlDocGetRootElement(doc), v);
+        if (r == 0 && schema)
+                r = xml_problem_validate(&p, schema, doc);
+        xmlFreeDoc(doc);
+        if (r != 0) {
+                vm_desc_free(v);
+                *error = TAKE_PTR(p.error);
+                *ret = NULL;
+                return r < 0 ? r : 0;
         }
-        *ret = doc;
+        free(p.error);
+        *ret = v;
         return 0;
 }
 

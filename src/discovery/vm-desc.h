@@ -49,9 +49,12 @@ int vm_desc_probe_host(const vm_desc *v, char *reason, size_t size);
 /* --- helpers shared by the two readers ----------------------------------- */
 
 /* The first problem wins: later ones are usually consequences of it. */
+/* A reader's own checks of the root, filling v: <0 on a problem, >0 when
+ * the file is not for us (no VM, no problem). */
+typedef int (*vm_parse_fn)(xml_problem *p, xmlNodePtr root, vm_desc *v);
 /* Opens the file without following links, checks who may have written it,
- * and parses it without network access or entity substitution. */
-int vm_parse_read(xml_problem *p, xmlDocPtr *ret);
+ * parses it, runs parse and then the schema (when not NULL) on it. */
+int vm_desc_read(const char *path, vm_parse_fn parse, xmlRelaxNGPtr schema, vm_desc **ret, char **error);
 bool vm_node_is(xmlNodePtr n, const char *ns, const char *name);
 xmlNodePtr vm_node_child(xmlNodePtr n, const char *ns, const char *name);
 /* Copies of an attribute or of the text content; NULL when absent or out of

@@ -153,24 +153,5 @@ static int parse_tree(xml_problem *p, xmlNodePtr status, vm_desc *v) {
 }
 
 int vm_desc_read_libvirt(const char *path, vm_desc **ret, char **error) {
-        xml_problem p = { .path = path };
-        vm_desc *v = NULL;
-        xmlDocPtr doc = NULL;
-        int r;
-
-        r = vm_parse_read(&p, &doc);
-        if (r >= 0 && !(v = calloc(1, sizeof(*v))))
-                r = xml_problem_fail(&p, -ENOMEM, 0, "out of memory.");
-        if (r >= 0)
-                r = parse_tree(&p, xmlDocGetRootElement(doc), v);
-        xmlFreeDoc(doc);
-        if (r != 0) {
-                vm_desc_free(v);
-                *error = TAKE_PTR(p.error);
-                *ret = NULL;
-                return r < 0 ? r : 0;
-        }
-        free(p.error);
-        *ret = v;
-        return 0;
+        return vm_desc_read(path, parse_tree, NULL, ret, error);
 }

@@ -26,18 +26,6 @@ int vm_schema_load(xmlRelaxNGPtr *ret) {
         return 0;
 }
 
-static int validate(xml_problem *p, xmlRelaxNGPtr schema, xmlDocPtr doc) {
-        xmlRelaxNGValidCtxtPtr vctx = xmlRelaxNGNewValidCtxt(schema);
-        int r;
-
-        if (!vctx)
-                return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
-        xmlRelaxNGSetValidStructuredErrors(vctx, xml_problem_on_xml_error, p);
-        r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : xml_problem_fail(p, -EINVAL, 0, "does not match the schema.");
-        xmlRelaxNGFreeValidCtxt(vctx);
-        return r;
-}
-
 static int parse_identity(xml_problem *p, xmlNodePtr root, vm_desc *v) {
         _cleanup_free_ char *uuid = NULL;
         char *name = vm_node_attr(p, root, "name");
@@ -95,28 +83,5 @@ static int parse_tree(xml_problem *p, xmlNodePtr root, vm_desc *v) {
 }
 
 int vm_desc_read_trigger(const char *path, xmlRelaxNGPtr schema, vm_desc **ret, char **error) {
-        xml_problem p = { .path = path };
-        vm_desc *v = NULL;
-        xmlDocPtr doc = NULL;
-        int r;
-
-        /* Our own checks run first: their messages name the attribute and
-         * value, where libxml2's RelaxNG errors are often only "failed to
-         * validate attributes". The schema then catches everything else. */
-        r = vm_parse_read(&p, &doc);
-        if (r >= 0 && !(v = calloc(1, sizeof(*v))))
-                r = xml_problem_fail(&p, -ENOMEM, 0, "out of memory.");
-        if (r >= 0)
-                r = parse_tree(&p, xmlDocGetRootElement(doc), v);
-        if (r >= 0)
-                r = validate(&p, schema, doc);
-        xmlFreeDoc(doc);
-        if (r < 0) {
-                vm_desc_free(v);
-                *error = TAKE_PTR(p.error);
-                return r;
-        }
-        free(p.error);
-        *ret = v;
-        return 0;
+        return vm_desc_read(path, parse_tree, schema, ret, error);
 }

@@ -7,6 +7,7 @@
 #include "endpoint-internal.h"
 #include "hashmap.h"
 #include "macro.h"
+#include "string-table.h"
 #include "vmsig-endpoint.h"
 
 typedef struct endpoint_registry endpoint_registry;
@@ -57,14 +58,14 @@ struct endpoint_registry {
         vmsig_endpoint *zombies;
 };
 
-static const char *const state_names[_VMSIG_STATE_MAX] = {
+static const char *const vmsig_state_table[_VMSIG_STATE_MAX] = {
         [VMSIG_STATE_UNKNOWN] = "unknown",
         [VMSIG_STATE_RUNNING] = "running",
         [VMSIG_STATE_PAUSED] = "paused",
         [VMSIG_STATE_SHUT_OFF] = "shut-off",
 };
 
-static const char *const op_names[_VMSIG_OP_MAX] = {
+static const char *const vmsig_lifecycle_op_table[_VMSIG_OP_MAX] = {
         [VMSIG_OP_PAUSE] = "pause",
         [VMSIG_OP_RESUME] = "resume",
         [VMSIG_OP_RESET] = "reset",
@@ -72,17 +73,8 @@ static const char *const op_names[_VMSIG_OP_MAX] = {
         [VMSIG_OP_KILL] = "kill",
 };
 
-const char *vmsig_state_to_string(vmsig_state s) {
-        return name_table_to_string(state_names, _VMSIG_STATE_MAX, s);
-}
-
-vmsig_state vmsig_state_from_string(const char *s) {
-        return (vmsig_state) name_table_from_string(state_names, _VMSIG_STATE_MAX, s);
-}
-
-const char *vmsig_lifecycle_op_to_string(vmsig_lifecycle_op op) {
-        return name_table_to_string(op_names, _VMSIG_OP_MAX, op);
-}
+DEFINE_STRING_TABLE_LOOKUP(vmsig_state, vmsig_state);
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(vmsig_lifecycle_op, vmsig_lifecycle_op);
 
 /* Names become object path labels, unit-like identifiers in logs and polkit
  * details, so keep them to a conservative, printable set. */

@@ -5,9 +5,10 @@
 #include <time.h>
 
 #include "endpoint-internal.h"
+#include "string-table.h"
 #include "time-util.h"
 
-static const char *const class_names[_VMSIG_LEASE_CLASS_MAX] = {
+static const char *const vmsig_lease_class_table[_VMSIG_LEASE_CLASS_MAX] = {
         [VMSIG_LEASE_INPUT] = "input",
         [VMSIG_LEASE_POWER] = "power",
         [VMSIG_LEASE_MEMWRITE] = "memory-write",
@@ -17,13 +18,7 @@ static const char *const class_names[_VMSIG_LEASE_CLASS_MAX] = {
  * object can never match a newer lease of the same class. */
 static uint64_t next_lease_id = 1;
 
-const char *vmsig_lease_class_to_string(vmsig_lease_class c) {
-        return name_table_to_string(class_names, _VMSIG_LEASE_CLASS_MAX, c);
-}
-
-vmsig_lease_class vmsig_lease_class_from_string(const char *s) {
-        return (vmsig_lease_class) name_table_from_string(class_names, _VMSIG_LEASE_CLASS_MAX, s);
-}
+DEFINE_STRING_TABLE_LOOKUP(vmsig_lease_class, vmsig_lease_class);
 
 /* When a lease was acquired is wall-clock time, shown to people;
  * time-util.h's now_usec() is CLOCK_MONOTONIC. */

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "host-common.h"
+#include "list.h"
 
 void host_endpoint_spec_init(vmsig_endpoint_spec *ret, const char *name, sd_id128_t uuid, vmsig_state initial_state) {
         *ret = (vmsig_endpoint_spec) {
@@ -33,23 +34,11 @@ void host_request_set_error(host_request *rq, int error, const char *message) {
 }
 
 void host_queue_push(host_queue *queue, host_request *rq) {
-        rq->next = NULL;
-        if (queue->tail)
-                queue->tail->next = rq;
-        else
-                queue->head = rq;
-        queue->tail = rq;
+        QUEUE_PUSH(queue->head, queue->tail, rq);
 }
 
 host_request *host_queue_pop(host_queue *queue) {
-        host_request *rq = queue->head;
-
-        if (rq) {
-                queue->head = rq->next;
-                if (!queue->head)
-                        queue->tail = NULL;
-        }
-        return rq;
+        return QUEUE_POP(queue->head, queue->tail);
 }
 
 void host_queue_move_if(host_queue *queue, host_queue *to, bool (*take)(const host_request *rq)) {

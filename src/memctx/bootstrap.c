@@ -15,6 +15,7 @@
 #include "detect-linux.h"
 #include "log.h"
 #include "macro.h"
+#include "string-table.h"
 #include "time-util.h"
 #include "vmsig-endpoint.h"
 
@@ -79,7 +80,7 @@ struct vmsig_bootstrap {
         vmsig_subscriber *lease_sub;
 };
 
-static const char *const state_names[_VMSIG_BOOTSTRAP_STATE_MAX] = {
+static const char *const vmsig_bootstrap_state_table[_VMSIG_BOOTSTRAP_STATE_MAX] = {
         [VMSIG_BOOTSTRAP_IDLE] = "idle",
         [VMSIG_BOOTSTRAP_SEARCHING] = "searching",
         [VMSIG_BOOTSTRAP_RETRYING] = "retrying",
@@ -88,9 +89,7 @@ static const char *const state_names[_VMSIG_BOOTSTRAP_STATE_MAX] = {
         [VMSIG_BOOTSTRAP_BOOTING] = "booting",
 };
 
-const char *vmsig_bootstrap_state_to_string(vmsig_bootstrap_state s) {
-        return (unsigned) s < _VMSIG_BOOTSTRAP_STATE_MAX ? state_names[s] : NULL;
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(vmsig_bootstrap_state, vmsig_bootstrap_state);
 
 static int publish_state(vmsig_endpoint *ep, const vmsig_bootstrap_payload *p) {
         return vmsig_core_publish(vmsig_endpoint_get_core(ep), VMSIG_KIND_BOOTSTRAP, vmsig_endpoint_get_id(ep), 0, p,
@@ -489,34 +488,35 @@ static void step(vmsig_bootstrap *b) {
         b->attempt_cpu_usec += cpu_usec() - t0;
 }
 
+/* The Linux probe ended without a find: no banner (-ENOENT) leaves the
+ * Windows scan to try, anything else is a failure. */
+static void probe_done(vmsig_bootstrap *b, int r) {
+        b->probe = vmsig_linux_probe_free(b->probe);
+        if (r != -ENOENT)
+                return fail(b, strerror(-r));
+        start_windows_scan(b);
+}
+
+/* The probe and the scan step alike: 1 found, 0 not yet, <0 ended. */
 static void step_once(vmsig_bootstrap *b) {
+        vmsig_linux_result linux_found;
+        vmsig_detect_result found;
         int r;
 
-        if (b->probe) {
-                vmsig_linux_result found;
-
-                r = vmsig_linux_probe_step(b->probe, b->config.scan_budget, &found);
-                if (r > 0)
-                        return succeed_linux(b, &found);
-                if (r == 0) {
-                        (void) arm_now(b);
-                        return;
-                }
-                b->probe = vmsig_linux_probe_free(b->probe);
-                if (r != -ENOENT)
-                        return fail(b, strerror(-r));
-                return start_windows_scan(b);
-        }
-
-        vmsig_detect_result found;
-        r = vmsig_detect_scan_step(b->scan, b->config.scan_budget, &found);
-        if (r > 0)
-                return on_eprocess(b, &found);
-        if (r == 0) {
+        if (b->probe)
+                r = vmsig_linux_probe_step(b->probe, b->config.scan_budget, &linux_found);
+        else
+                r = vmsig_detect_scan_step(b->scan, b->config.scan_budget, &found);
+        if (r == 0) /* the next step on the next iteration */
                 (void) arm_now(b);
-                return;
-        }
-        scan_done(b, r);
+        else if (b->probe && r > 0)
+                succeed_linux(b, &linux_found);
+        else if (b->probe)
+                probe_done(b, r);
+        else if (r > 0)
+                on_eprocess(b, &found);
+        else
+                scan_done(b, r);
 }
 
 /* An attempt on the RAM as it is now; cr3 is the vCPU's (0: unknown). */

@@ -13,6 +13,7 @@
 #include "detect.h"
 #include "fd-util.h"
 #include "macro.h"
+#include "string-table.h"
 
 #define PAGE_SIZE_4K VMSIG_PAGE_SIZE_4K
 #define PAGE_MASK_4K (PAGE_SIZE_4K - 1)
@@ -73,18 +74,14 @@ static const eprocess_layout layouts[] = {
 _Static_assert(VMSIG_DETECT_SCAN_MIN_BUDGET >= VERIFY_COST_MAX + SEEK_COST + PAGE_SIZE_4K,
                "a step must fit a candidate and some scanning");
 
-static const char *const method_names[_VMSIG_DETECT_METHOD_MAX] = {
+static const char *const vmsig_detect_method_table[_VMSIG_DETECT_METHOD_MAX] = {
         [VMSIG_DETECT_NONE] = "none",
         [VMSIG_DETECT_LOW_STUB] = "low-stub",
         [VMSIG_DETECT_PML4_SCAN] = "pml4-scan",
         [VMSIG_DETECT_EPROCESS] = "eprocess",
 };
 
-const char *vmsig_detect_method_to_string(vmsig_detect_method m) {
-        if ((unsigned) m >= _VMSIG_DETECT_METHOD_MAX)
-                return NULL;
-        return method_names[m];
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(vmsig_detect_method, vmsig_detect_method);
 
 /* --- reading ------------------------------------------------------------------ */
 
@@ -114,6 +111,16 @@ static int read_gpa(detect_io *io, uint64_t gpa, void *buf, size_t len) {
         if (vmsig_gpa_to_offset(&io->mem, gpa, len, &offset) < 0)
                 return -ERANGE;
         return read_file(io, offset, buf, len);
+}
+
+/* read_gpa() for a look at memory that may not be RAM, where that is no
+ * error but no match: 1 read, 0 not RAM, or the read error. */
+static int read_gpa_if_ram(detect_io *io, uint64_t gpa, void *buf, size_t len) {
+        int r = read_gpa(io, gpa, buf, len);
+
+        if (r == -ERANGE)
+                return 0;
+        return r < 0 ? r : 1;
 }
 
 static bool page_in_ram(const detect_io *io, uint64_t gpa) {
@@ -204,10 +211,8 @@ static int stub_check(detect_io *io, uint64_t page, vmsig_detect_result *ret) {
         unsigned self_ref;
         int r;
 
-        r = read_gpa(io, page, stub, sizeof stub);
-        if (r == -ERANGE)
-                return 0;
-        if (r < 0)
+        r = read_gpa_if_ram(io, page, stub, sizeof stub);
+        if (r <= 0)
                 return r;
 
         uint64_t jmp = vmsig_load_le64(stub), hint = vmsig_load_le64(stub + STUB_HINT_OFFSET),
@@ -355,10 +360,8 @@ static int read_va_u64(detect_io *io, uint64_t dtb, uint64_t va, uint64_t *ret) 
         r = translate(io, dtb, va, &gpa);
         if (r <= 0)
                 return r;
-        r = read_gpa(io, gpa, raw, sizeof raw);
-        if (r == -ERANGE)
-                return 0;
-        if (r < 0)
+        r = read_gpa_if_ram(io, gpa, raw, sizeof raw);
+        if (r <= 0)
                 return r;
         *ret = vmsig_load_le64(raw);
         return 1;
@@ -405,10 +408,8 @@ static int eprocess_check(detect_io *io, const eprocess_layout *l, uint64_t name
         if (name_gpa < l->name)
                 return 0;
         uint64_t base = name_gpa - l->name;
-        r = read_gpa(io, base, buf, l->name + NAME_LEN);
-        if (r == -ERANGE)
-                return 0;
-        if (r < 0)
+        r = read_gpa_if_ram(io, base, buf, l->name + NAME_LEN);
+        if (r <= 0)
                 return r;
 
         uint64_t pid = vmsig_load_le64(buf + l->pid), flink = vmsig_load_le64(buf + l->links),
@@ -770,9 +771,9 @@ int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root) {
         detect_io io = detect_io_make(s);
         int n = 0, r;
 
-        r = read_gpa(&io, root & VMSIG_PTE_ADDR_MASK, page, sizeof page);
-        if (r < 0)
-                return r == -ERANGE ? 0 : r;
+        r = read_gpa_if_ram(&io, root & VMSIG_PTE_ADDR_MASK, page, sizeof page);
+        if (r <= 0)
+                return r;
         for (unsigned i = KERNEL_HALF; i < PML4_ENTRIES; i++)
                 n += !!(vmsig_load_le64(page + i * 8) & VMSIG_PTE_PRESENT);
         return n;
@@ -786,15 +787,15 @@ int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint
 
         root_a &= VMSIG_PTE_ADDR_MASK;
         root_b &= VMSIG_PTE_ADDR_MASK;
-        r = read_gpa(&io, root_a, a, sizeof a);
-        if (r < 0)
-                return r == -ERANGE ? 0 : r;
+        r = read_gpa_if_ram(&io, root_a, a, sizeof a);
+        if (r <= 0)
+                return r;
         if (root_a == root_b)
                 memcpy(b, a, sizeof b);
         else {
-                r = read_gpa(&io, root_b, b, sizeof b);
-                if (r < 0)
-                        return r == -ERANGE ? 0 : r;
+                r = read_gpa_if_ram(&io, root_b, b, sizeof b);
+                if (r <= 0)
+                        return r;
         }
         for (unsigned i = KERNEL_HALF; i < PML4_ENTRIES; i++) {
                 uint64_t ea = vmsig_load_le64(a + i * 8), eb = vmsig_load_le64(b + i * 8);

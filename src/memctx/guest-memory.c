@@ -7,8 +7,9 @@
 
 #include "guest-memory.h"
 #include "macro.h"
+#include "string-table.h"
 
-static const char *const error_names[_VMSIG_MEMWRITE_ERROR_MAX] = {
+static const char *const vmsig_memwrite_error_table[_VMSIG_MEMWRITE_ERROR_MAX] = {
         [VMSIG_MEMWRITE_OK] = "ok",
         [VMSIG_MEMWRITE_EMPTY] = "empty",
         [VMSIG_MEMWRITE_TOO_LONG] = "too-long",
@@ -28,11 +29,7 @@ static const int error_errnos[_VMSIG_MEMWRITE_ERROR_MAX] = {
         [VMSIG_MEMWRITE_NO_DTB] = ENXIO,
 };
 
-const char *vmsig_memwrite_error_to_string(vmsig_memwrite_error e) {
-        if ((unsigned) e >= _VMSIG_MEMWRITE_ERROR_MAX)
-                return NULL;
-        return error_names[e];
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(vmsig_memwrite_error, vmsig_memwrite_error);
 
 int vmsig_memwrite_fail(vmsig_memwrite_failure *f, vmsig_memwrite_error e, uint64_t address) {
         *f = (vmsig_memwrite_failure) { .error = e, .address = address };

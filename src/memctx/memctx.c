@@ -9,25 +9,17 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "string-table.h"
 #include "memctx.h"
 #include "vmsig-endpoint.h"
 
-static const char *const guest_os_names[_VMSIG_GUEST_OS_MAX] = {
+static const char *const vmsig_guest_os_table[_VMSIG_GUEST_OS_MAX] = {
         [VMSIG_GUEST_OS_UNKNOWN] = "unknown",
         [VMSIG_GUEST_OS_WINDOWS] = "windows",
         [VMSIG_GUEST_OS_LINUX] = "linux",
 };
 
-const char *vmsig_guest_os_to_string(vmsig_guest_os os) {
-        return (unsigned) os < _VMSIG_GUEST_OS_MAX ? guest_os_names[os] : NULL;
-}
-
-vmsig_guest_os vmsig_guest_os_from_string(const char *s) {
-        for (unsigned i = 0; s && i < _VMSIG_GUEST_OS_MAX; i++)
-                if (strcmp(s, guest_os_names[i]) == 0)
-                        return (vmsig_guest_os) i;
-        return _VMSIG_GUEST_OS_MAX;
-}
+DEFINE_STRING_TABLE_LOOKUP(vmsig_guest_os, vmsig_guest_os);
 
 const char *vmsig_witnesses_to_string(uint32_t witnesses, char *buf, size_t size) {
         static const char *const names[] = { "config", "eprocess", "self-ref", "cr3", "banner", "live" };

@@ -49,6 +49,20 @@ static inline int safe_close(int fd) {
                         (void) func(*p);             \
         }
 
+/* name_ref() and name_unref() for a type counted in an unsigned n_ref:
+ * the last unref frees it with free_func. unref returns NULL, so that
+ * p = name_unref(p) drops the pointer with the reference. */
+#define DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(type, name, free_func) \
+        _unused_ static type *name##_ref(type *p) {                  \
+                p->n_ref++;                                          \
+                return p;                                            \
+        }                                                            \
+        _unused_ static type *name##_unref(type *p) {                \
+                if (p && --p->n_ref == 0)                            \
+                        free_func(p);                                \
+                return NULL;                                         \
+        }
+
 /* Hand ownership out of a _cleanup_ variable. */
 #define TAKE_PTR(p)                                  \
         ({                                           \

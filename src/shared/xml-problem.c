@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libxml/parser.h>
+
 #include "xml-problem.h"
 
 int xml_problem_fail(xml_problem *p, int r, unsigned line, const char *fmt, ...) {
@@ -105,4 +107,42 @@ int xml_problem_choice(xml_problem *p, unsigned line, const char *name, const ch
                 return xml_problem_fail(p, -EINVAL, line, "%s=\"%s\" is not one of %s (did you mean \"%s\"?).", name,
                                         value, list, near);
         return xml_problem_fail(p, -EINVAL, line, "%s=\"%s\" is not one of %s.", name, value, list);
+}
+
+int xml_problem_read(xml_problem *p, int fd, xmlDocPtr *ret) {
+        const int options = XML_PARSE_NONET | XML_PARSE_NOWARNING;
+        xmlParserCtxtPtr ctx;
+        xmlDocPtr doc;
+
+        ctx = xmlNewParserCtxt();
+        if (!ctx)
+                return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
+        /* libxml2 2.9 has no per-context structured handler; the global one
+         * is thread-local and we are single-threaded. */
+        xmlSetStructuredErrorFunc(p, xml_problem_on_xml_error);
+        doc = fd >= 0 ? xmlCtxtReadFd(ctx, fd, p->path, NULL, options) : xmlCtxtReadFile(ctx, p->path, NULL, options);
+        xmlSetStructuredErrorFunc(NULL, NULL);
+        xmlFreeParserCtxt(ctx);
+        if (!doc)
+                return xml_problem_fail(p, -EINVAL, 0, "not well-formed XML.");
+        /* libxml2 still builds a tree past errors it recovers from (bad
+         * namespace declarations): the error it reported stands. */
+        if (p->r < 0) {
+                xmlFreeDoc(doc);
+                return p->r;
+        }
+        *ret = doc;
+        return 0;
+}
+
+int xml_problem_validate(xml_problem *p, xmlRelaxNGPtr schema, xmlDocPtr doc) {
+        xmlRelaxNGValidCtxtPtr vctx = xmlRelaxNGNewValidCtxt(schema);
+        int r;
+
+        if (!vctx)
+                return xml_problem_fail(p, -ENOMEM, 0, "out of memory.");
+        xmlRelaxNGSetValidStructuredErrors(vctx, xml_problem_on_xml_error, p);
+        r = xmlRelaxNGValidateDoc(vctx, doc) == 0 ? 0 : xml_problem_fail(p, -EINVAL, 0, "does not match the schema.");
+        xmlRelaxNGFreeValidCtxt(vctx);
+        return r;
 }

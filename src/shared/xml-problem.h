@@ -5,6 +5,7 @@
  * consequences). */
 #pragma once
 
+#include <libxml/relaxng.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 
@@ -30,6 +31,12 @@ int xml_problem_choice(xml_problem *p, unsigned line, const char *name, const ch
 /* The allowed value nearest to value, if it is a near miss (a typo, a
  * case slip or a prefix), else NULL. */
 const char *xml_problem_did_you_mean(const char *value, const char *const *allowed);
+/* Parses p->path, or fd when it is >= 0 (opened and checked by the
+ * caller), without network access or entity substitution: a file an admin
+ * wrote never makes us reach out nor pulls in another file. */
+int xml_problem_read(xml_problem *p, int fd, xmlDocPtr *ret);
+/* Validates doc against schema, recording its complaints into p. */
+int xml_problem_validate(xml_problem *p, xmlRelaxNGPtr schema, xmlDocPtr doc);
 /* The line of a node, 0 if unknown. */
 unsigned xml_node_line(xmlNodePtr n);
 

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "event-util.h"
+#include "list.h"
 #include "macro.h"
 #include "time-util.h"
 #include "vgpu-internal.h"
@@ -59,17 +61,12 @@ static uint64_t interval_from_rate(double rate) {
         return (uint64_t) (1e6 / rate + 0.5);
 }
 
-static vgpu_display *display_ref(vgpu_display *d) {
-        d->n_ref++;
-        return d;
-}
-
-static void display_unref(vgpu_display *d) {
-        if (--d->n_ref > 0)
-                return;
+static void display_free(vgpu_display *d) {
         vgpu_scratch_done(&d->scratch);
         free(d);
 }
+
+DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(vgpu_display, display, display_free);
 
 static vgpu_display *display_find(vmsig_vgpu *v, vmsig_id id) {
         for (vgpu_display *d = v->displays; d; d = d->next)
@@ -138,12 +135,7 @@ static void display_forget(vgpu_display *d) {
         vmsig_vgpu *v = d->vgpu;
 
         display_set_active(d, false);
-        if (d->prev)
-                d->prev->next = d->next;
-        else
-                v->displays = d->next;
-        if (d->next)
-                d->next->prev = d->prev;
+        LIST_REMOVE(v->displays, d);
         d->timer = sd_event_source_disable_unref(d->timer);
         d->endpoint = vmsig_endpoint_unref(d->endpoint);
         d->vgpu = NULL;
@@ -237,10 +229,7 @@ static int display_new(vmsig_vgpu *v, vmsig_endpoint *ep) {
         d->vgpu = v;
         d->endpoint = vmsig_endpoint_ref(ep);
         d->id = vmsig_endpoint_get_id(ep);
-        d->next = v->displays;
-        if (v->displays)
-                v->displays->prev = d;
-        v->displays = d;
+        LIST_PREPEND(v->displays, d);
         /* Someone may have asked for its frames before its ROSTER event
          * reached us. */
         display_update(d);
@@ -283,10 +272,7 @@ static int vgpu_setup(vmsig_vgpu *v) {
         vmsig_filter roster = { .kinds = VMSIG_KIND_MASK(VMSIG_KIND_ROSTER) };
         int r;
 
-        r = sd_event_add_defer(v->event, &v->reconsider, on_reconsider, v);
-        if (r < 0)
-                return r;
-        r = sd_event_source_set_enabled(v->reconsider, SD_EVENT_OFF);
+        r = event_add_defer_off(v->event, &v->reconsider, on_reconsider, v);
         if (r < 0)
                 return r;
         r = vmsig_core_set_demand_hook(v->core, v->kind, on_demand, v);

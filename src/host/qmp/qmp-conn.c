@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "qmp-conn.h"
@@ -76,18 +77,13 @@ static const char *conn_name(const qmp_conn *c) {
         return vmsig_endpoint_get_name(c->endpoint);
 }
 
-static qmp_conn *conn_ref(qmp_conn *c) {
-        c->n_ref++;
-        return c;
-}
-
-static void conn_unref(qmp_conn *c) {
-        if (--c->n_ref > 0)
-                return;
+static void conn_free(qmp_conn *c) {
         free(c->out);
         free(c->path);
         free(c);
 }
+
+DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(qmp_conn, conn, conn_free);
 
 /* The timer: when disconnected, "try to connect now"; when waiting for
  * the greeting, "it is late". usec from now; 0 fires at once. */
@@ -103,13 +99,7 @@ static void schedule_reconnect(qmp_conn *c) {
 }
 
 static pending *pop_command(qmp_conn *c) {
-        pending *cmd = c->head;
-        if (cmd) {
-                c->head = cmd->next;
-                if (!c->head)
-                        c->tail = NULL;
-        }
-        return cmd;
+        return QUEUE_POP(c->head, c->tail);
 }
 
 static pending *take_command(qmp_conn *c, uint64_t id) {
@@ -316,11 +306,7 @@ static int send_command(qmp_conn *c, const char *name, json_object *arguments, i
         json_object_put(msg);
         if (a)
                 out_fd_append(c, a);
-        if (c->tail)
-                c->tail->next = cmd;
-        else
-                c->head = cmd;
-        c->tail = cmd;
+        QUEUE_PUSH(c->head, c->tail, cmd);
         flush(c);
         return 0;
 fail:

@@ -61,16 +61,15 @@ static const char *const op_commands[_VMSIG_OP_MAX] = {
         [VMSIG_OP_KILL] = "quit",
 };
 
-static vmsig_qmp *qmp_unref(vmsig_qmp *q) {
-        if (!q || --q->n_ref > 0)
-                return NULL;
+static void qmp_free(vmsig_qmp *q) {
         qmp_display_free(q->display);
         qmp_ram_done(&q->ram);
         free(q->qmp_socket);
         free(q->name);
         free(q);
-        return NULL;
 }
+
+DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(vmsig_qmp, qmp, qmp_free);
 
 static void adapter_free(void *data) {
         qmp_unref(data);

@@ -68,14 +68,13 @@ struct vmsig_stub {
         size_t display_size;
 };
 
-static vmsig_stub *stub_unref(vmsig_stub *s) {
-        if (!s || --s->n_ref > 0)
-                return NULL;
+static void stub_free(vmsig_stub *s) {
         free(s->input_log);
         free(s->name);
         free(s);
-        return NULL;
 }
+
+DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(vmsig_stub, stub, stub_free);
 
 static void adapter_free(void *data) {
         stub_unref(data);
