@@ -181,66 +181,79 @@ void ctl_endpoint_info_free_array(ctl_endpoint_info *infos, size_t n) {
         free(infos);
 }
 
-/* One object of GetManagedObjects: its interfaces, of which we want the
- * endpoint's. *found says whether it was one. */
-static int read_object(sd_bus_message *m, ctl_endpoint_info *info, bool *found) {
-        const char *interface;
+/* A dictionary a{KV} whose entries are "KV" (entry): fn is called at each
+ * value with its key, and reads or skips it. */
+typedef int (*dict_entry_fn)(sd_bus_message *m, const char *key, void *userdata);
+
+static int read_dict(sd_bus_message *m, const char *entry, dict_entry_fn fn, void *userdata) {
+        char array[32];
+        const char *key;
         int r;
 
-        *found = false;
-        r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
+        snprintf(array, sizeof array, "{%s}", entry);
+        r = sd_bus_message_enter_container(m, 'a', array);
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
-                r = sd_bus_message_read(m, "s", &interface);
-                if (r < 0)
-                        return r;
-                if (strcmp(interface, VMSIG_BUS_ENDPOINT_INTERFACE) == 0) {
-                        r = ctl_endpoint_info_read(m, info);
-                        *found = true;
-                } else
-                        r = sd_bus_message_skip(m, "a{sv}");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
+        while ((r = sd_bus_message_enter_container(m, 'e', entry)) > 0) {
+                r = sd_bus_message_read_basic(m, entry[0], &key);
+                if (r >= 0)
+                        r = fn(m, key, userdata);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
                 if (r < 0)
                         return r;
         }
         return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
-static int read_objects(sd_bus_message *m, ctl_endpoint_info **infos, size_t *n) {
-        const char *path;
+typedef struct object_ctx {
+        ctl_endpoint_info info;
+        bool found; /* the object has the endpoint interface */
+        ctl_endpoint_info *infos;
+        size_t n;
+} object_ctx;
+
+/* One interface of an object: we want the endpoint's. */
+static int on_interface(sd_bus_message *m, const char *interface, void *userdata) {
+        object_ctx *c = userdata;
+
+        if (strcmp(interface, VMSIG_BUS_ENDPOINT_INTERFACE) != 0)
+                return sd_bus_message_skip(m, "a{sv}");
+        c->found = true;
+        return ctl_endpoint_info_read(m, &c->info);
+}
+
+/* One object of GetManagedObjects: kept if it is an endpoint. */
+static int on_object(sd_bus_message *m, const char *path, void *userdata) {
+        object_ctx *c = userdata;
+        ctl_endpoint_info *grown;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'a', "{oa{sa{sv}}}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "oa{sa{sv}}")) > 0) {
-                ctl_endpoint_info info = {};
-                bool found;
-
-                r = sd_bus_message_read(m, "o", &path);
-                if (r >= 0)
-                        r = read_object(m, &info, &found);
-                if (r >= 0 && found) {
-                        ctl_endpoint_info *grown = reallocarray(*infos, *n + 1, sizeof **infos);
-                        info.path = strdup(path);
-                        r = grown && info.path ? 0 : -ENOMEM;
-                        if (grown)
-                                *infos = grown;
-                        if (r >= 0)
-                                (*infos)[(*n)++] = info;
+        c->info = (ctl_endpoint_info) {};
+        c->found = false;
+        r = read_dict(m, "sa{sv}", on_interface, c);
+        if (r >= 0 && c->found) {
+                grown = reallocarray(c->infos, c->n + 1, sizeof *c->infos);
+                c->info.path = strdup(path);
+                r = grown && c->info.path ? 0 : -ENOMEM;
+                if (grown)
+                        c->infos = grown;
+                if (r >= 0) {
+                        c->infos[c->n++] = c->info;
+                        return 0;
                 }
-                if (r < 0 || !found)
-                        ctl_endpoint_info_done(&info);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
         }
-        return r < 0 ? r : sd_bus_message_exit_container(m);
+        ctl_endpoint_info_done(&c->info);
+        return r;
+}
+
+static int read_objects(sd_bus_message *m, ctl_endpoint_info **infos, size_t *n) {
+        object_ctx c = { .infos = *infos, .n = *n };
+        int r = read_dict(m, "oa{sa{sv}}", on_object, &c);
+
+        *infos = c.infos;
+        *n = c.n;
+        return r;
 }
 
 static int compare_vmid(const void *a, const void *b) {

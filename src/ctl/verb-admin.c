@@ -2,19 +2,25 @@
 /* reload and detach: the administrative calls of org.vmsig.Manager. */
 #include "ctl-util.h"
 
-/* Reads the configuration again, as SIGHUP does, but of the vmsigd this
- * connection reaches and with an answer: a file that does not load is
- * reported as "FILE:LINE: problem" and changes nothing. */
-int verb_reload(int argc, char **argv) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+/* Manager.METHOD(NAME) (NAME NULL: no argument); *ret_error says why not. */
+static int call_manager(const char *method, const char *name, sd_bus_error *ret_error) {
         sd_bus *bus;
         int r;
 
         r = ctl_acquire_bus(true, &bus);
         if (r < 0)
                 return r;
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "Reload", &error, NULL,
-                               NULL);
+        return sd_bus_call_method(bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, method, ret_error,
+                                  NULL, name ? "s" : NULL, name);
+}
+
+/* Reads the configuration again, as SIGHUP does, but of the vmsigd this
+ * connection reaches and with an answer: a file that does not load is
+ * reported as "FILE:LINE: problem" and changes nothing. */
+int verb_reload(int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = call_manager("Reload", NULL, &error);
+
         /* vmsigd's message says it all: "The configuration was not
          * reloaded: FILE:LINE: problem". */
         if (r < 0 && sd_bus_error_has_name(&error, "org.vmsig.Error.InvalidConfiguration"))
@@ -26,15 +32,7 @@ int verb_reload(int argc, char **argv) {
 
 int verb_detach(int argc, char **argv) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus *bus;
-        int r;
+        int r = call_manager("DetachEndpoint", argv[1], &error);
 
-        r = ctl_acquire_bus(true, &bus);
-        if (r < 0)
-                return r;
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", &error,
-                               NULL, "s", argv[1]);
-        if (r < 0)
-                return ctl_bus_error(&error, r, "Failed to detach '%s'", argv[1]);
-        return 0;
+        return r < 0 ? ctl_bus_error(&error, r, "Failed to detach '%s'", argv[1]) : 0;
 }
