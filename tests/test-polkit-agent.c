@@ -277,6 +277,26 @@ static void test_slow_typist(Fixture *f, gconstpointer data) {
         terminal_free(t);
 }
 
+/* A call that lets polkit ask, from a caller no agent speaks for (the test
+ * client starts none): refused, and the error says that nobody could ask. */
+static void test_no_agent_says_so(Fixture *f, gconstpointer data) {
+        g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
+        g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+        const char *argv[] = { client, "--interactive", ALPHA, VT_ENDPOINT_IFACE, "AcquireLease",
+                               "('power', @a{sv} {})", NULL };
+        const char *envp[] = { address, "PATH=/usr/bin:/bin", "LANG=C", NULL };
+
+        if (!f->polkit)
+                return;
+        VtPty *t = vt_pty_spawn_as(NOBODY, argv, envp);
+        g_assert_cmpint(vt_pty_wait(t, 30000), !=, 0);
+        g_assert_nonnull(strstr(t->out->str, "org.vmsig.lease-power needs authentication, and no polkit agent was "
+                                             "there to ask for it"));
+        g_autofree char *holder = vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "PowerLeaseHolder");
+        g_assert_cmpstr(holder, ==, "");
+        vt_pty_free(t);
+}
+
 /* A part of the command that is refused fails the command: monitor
  * --memctx without the memctx grant exits 1 rather than monitoring without
  * memctx events. */
@@ -348,5 +368,6 @@ int main(int argc, char *argv[]) {
         ADD("slow-typist", test_slow_typist);
         ADD("example-rules", test_example_rules);
         ADD("denied-part-fails", test_denied_part_fails);
+        ADD("no-agent-says-so", test_no_agent_says_so);
         return g_test_run();
 }

@@ -137,6 +137,14 @@ static int answer_from_reply(polkit_query *q, sd_bus_message *reply) {
         else if (challenge && !sd_bus_message_get_allow_interactive_authorization(q->request))
                 deny(q, BUS_POLKIT_DENIED, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                      "Interactive authentication is required for %s.", q->action);
+        /* Still a challenge although the caller let polkit ask: polkit found
+         * no authentication agent for it (none runs, or the caller has no
+         * login session and no agent of its own), so nobody was asked. */
+        else if (challenge)
+                deny(q, BUS_POLKIT_DENIED, SD_BUS_ERROR_ACCESS_DENIED,
+                     "Access denied: %s needs authentication, and no polkit agent was there to ask for it "
+                     "(run the command on a terminal, where vmsigctl starts one, or start pkttyagent).",
+                     q->action);
         else
                 deny(q, BUS_POLKIT_DENIED, SD_BUS_ERROR_ACCESS_DENIED, "Access denied: %s is not authorized.",
                      q->action);
