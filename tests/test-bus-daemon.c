@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vmsigd as a process: command line, configuration errors, signals, bus
  * loss, a second instance, and a valgrind run (leaks and fds). */
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -137,6 +138,36 @@ static void test_signals_exit_cleanly(void) {
                 g_assert_cmpint(vt_daemon_stop(d), ==, 0);
                 vt_bus_stop(bus);
         }
+}
+
+/* What clients see of a SIGTERM (vmsigd(8)): the leases end (the holder's
+ * fd hangs up), vmsigd leaves the bus (its name has no owner: that is how a
+ * client learns its objects are gone, as with any service; no removal is
+ * sent per object), and it exits 0. */
+static void test_sigterm_as_clients_see_it(void) {
+        VtBus *bus = vt_bus_start();
+        VtDaemon *d = vt_daemon_start(bus, "<vmsigd><stub-vm name=\"a\" ram-size=\"1M\"/></vmsigd>");
+        GDBusConnection *c = vt_bus_connect(bus);
+        int lease = vt_acquire_lease(c, "/org/vmsig/endpoint/a", "power", NULL);
+        struct pollfd p = { .fd = lease, .events = POLLIN };
+        g_autoptr(GError) error = NULL;
+
+        g_assert_cmpint(poll(&p, 1, 0), ==, 0);
+        vt_daemon_signal(d, SIGTERM);
+        g_assert_cmpint(vt_daemon_stop(d), ==, 0);
+        g_assert_cmpint(poll(&p, 1, 5000), ==, 1);
+        g_assert_true(p.revents & POLLHUP);
+        g_autoptr(GVariant) owner = g_dbus_connection_call_sync(c, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                                "org.freedesktop.DBus", "GetNameOwner",
+                                                                g_variant_new("(s)", VT_NAME), NULL,
+                                                                G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
+        g_assert_null(owner);
+        g_assert_true(g_dbus_error_is_remote_error(error));
+        g_autofree char *name = g_dbus_error_get_remote_error(error);
+        g_assert_cmpstr(name, ==, "org.freedesktop.DBus.Error.NameHasNoOwner");
+        close(lease);
+        g_object_unref(c);
+        vt_bus_stop(bus);
 }
 
 /* Only one vmsigd can own org.vmsig: a second one fails and says why. */
@@ -280,6 +311,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/daemon/bad-config-at-start", test_bad_config_at_start);
         g_test_add_func("/daemon/reload-bad-config-keeps-old", test_reload_bad_config_keeps_old);
         g_test_add_func("/daemon/signals-exit-cleanly", test_signals_exit_cleanly);
+        g_test_add_func("/daemon/sigterm-as-clients-see-it", test_sigterm_as_clients_see_it);
         g_test_add_func("/daemon/second-instance-fails", test_second_instance_fails);
         g_test_add_func("/daemon/bus-loss-exits", test_bus_loss_exits);
         /* valgrind cannot run an ASan binary; that build is checked by
