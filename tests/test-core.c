@@ -1063,6 +1063,18 @@ static void test_demand_find_kind(Fixture *f, gconstpointer data) {
         g_assert_cmpint(vmsig_core_find_kind(f->core, NULL), ==, -EINVAL);
 }
 
+/* The hook on the registered kind k, which nobody wants yet; unknown kinds
+ * are refused and change no hook. */
+static void set_demand_hook(Fixture *f, int k, vmsig_id a, GArray *calls) {
+        g_assert_cmpint(k, >=, 0);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k, on_demand, calls), ==, 0);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k + 1, on_demand_unexpected, NULL), ==, -EINVAL);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, VMSIG_KIND_MAX, on_demand_unexpected, NULL), ==, -EINVAL);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, 0));
+        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_MAX, a));
+}
+
 /* The hook sees each 0 -> 1 and 1 -> 0 of (kind, endpoint) once, from
  * inside vmsig_core_subscribe() and vmsig_subscriber_free(), with endpoint
  * 0 for subscribers of every endpoint; filters of every kind, or of other
@@ -1073,15 +1085,7 @@ static void test_demand_transitions(Fixture *f, gconstpointer data) {
         int k = vmsig_core_register_kind(f->core, "frame", VMSIG_PRIORITY_BULK, true);
         uint32_t mk = VMSIG_KIND_MASK(k);
 
-        g_assert_cmpint(k, >=, 0);
-        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k, on_demand, calls), ==, 0);
-        /* Unknown kinds are refused and change no hook. */
-        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k + 1, on_demand_unexpected, NULL), ==, -EINVAL);
-        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, VMSIG_KIND_MAX, on_demand_unexpected, NULL), ==, -EINVAL);
-        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
-        g_assert_false(vmsig_core_kind_wanted(f->core, k, 0));
-        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_MAX, a));
-
+        set_demand_hook(f, k, a, calls);
         vmsig_subscriber *every_kind_a = subscribe_plain(f, 0, a);
         vmsig_subscriber *every_kind_all = subscribe_plain(f, 0, 0);
         vmsig_subscriber *sample_a = subscribe_plain(f, VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE), a);

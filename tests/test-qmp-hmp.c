@@ -608,76 +608,78 @@ static void test_mtree_range(void) {
                            "ram0", UINT64_MAX, -ERANGE);
 }
 
-static void test_mtree_bad(void) {
+/* Texts that are not a map of the memory FlatView, each -EBADMSG. */
 #define LINE0 "  0000000000000000-0000000000000fff (prio 0, ram): ram0\n"
 #define LINE1 "  0000000000001000-0000000000001fff (prio 0, ram): ram0 @0000000000001000\n"
-        static const char *const bad[] = {
-                "",
-                "\n",
-                "garbage\n",
-                /* no memory FlatView */
-                MTREE_OTHERS,
-                "FlatView #0\n AS \"memoryx\", root: system\n Root memory region: system\n" LINE0,
-                "FlatView #0\n AS \"memory\n Root memory region: system\n" LINE0,
-                "FlatView #0\n AS memory, root: system\n Root memory region: system\n" LINE0,
-                /* two of them */
-                MEMORY_HEAD LINE0 "\n" MEMORY_HEAD LINE1,
-                "FlatView #0\n AS \"memory\", root: system\n AS \"memory\", root: system\n"
-                " Root memory region: system\n" LINE0,
-                /* cut off, or out of shape */
-                "FlatView #0\n",
-                "FlatView #0\n AS \"memory\", root: system\n",
-                "FlatView #0\n AS \"memory\", root: system\nFlatView #1\n",
-                "FlatView #\n AS \"memory\", root: system\n Root memory region: system\n" LINE0,
-                "FlatView #x\n AS \"memory\", root: system\n Root memory region: system\n" LINE0,
-                "\nFlatView #0\n AS \"memory\", root: system\n\n Root memory region: system\n" LINE0,
-                "junk\n" MEMORY_HEAD LINE0,
-                MEMORY_HEAD LINE0 "\njunk\n",
-                MEMORY_HEAD LINE0 " 0000000000001000-0000000000001fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD LINE0 "\t0000000000001000-0000000000001fff (prio 0, ram): ram0\n",
-                /* out of order, overlapping, twice, end < start */
-                MEMORY_HEAD LINE1 LINE0,
-                MEMORY_HEAD LINE0 LINE0,
-                MEMORY_HEAD LINE0 "  0000000000000fff-0000000000001fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD LINE0 "  0000000000000800-0000000000000900 (prio 0, i/o): mmio\n",
-                MEMORY_HEAD "  0000000000001000-0000000000000fff (prio 0, ram): ram0\n",
-                /* digits: 15, 17, not hex, a sign, a prefix */
-                MEMORY_HEAD "  000000000000000-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  00000000000000000-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-00000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  000000000000000g-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  +000000000000000-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  0x00000000000000-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @000000000000100\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @00000000000010000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @-000000000001000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @0000000000001000"
-                            " @0000000000001000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 KVM @0000000000001000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0  KVM\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 \n",
-                /* the fields around the name */
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio , ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 12345678901, ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0 ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram) ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, RAM): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff prio 0, ram: ram0\n",
-                MEMORY_HEAD "  0000000000000000 0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff\n",
-                MEMORY_HEAD "  \n",
-                /* the region as something else than RAM */
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, i/o): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, romd): ram0\n",
-                /* a "\r" inside a line */
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0\r @0000000000001000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0,\r ram): ram0\n",
-        };
+static const char *const mtree_bad[] = {
+        "",
+        "\n",
+        "garbage\n",
+        /* no memory FlatView */
+        MTREE_OTHERS,
+        "FlatView #0\n AS \"memoryx\", root: system\n Root memory region: system\n" LINE0,
+        "FlatView #0\n AS \"memory\n Root memory region: system\n" LINE0,
+        "FlatView #0\n AS memory, root: system\n Root memory region: system\n" LINE0,
+        /* two of them */
+        MEMORY_HEAD LINE0 "\n" MEMORY_HEAD LINE1,
+        "FlatView #0\n AS \"memory\", root: system\n AS \"memory\", root: system\n"
+        " Root memory region: system\n" LINE0,
+        /* cut off, or out of shape */
+        "FlatView #0\n",
+        "FlatView #0\n AS \"memory\", root: system\n",
+        "FlatView #0\n AS \"memory\", root: system\nFlatView #1\n",
+        "FlatView #\n AS \"memory\", root: system\n Root memory region: system\n" LINE0,
+        "FlatView #x\n AS \"memory\", root: system\n Root memory region: system\n" LINE0,
+        "\nFlatView #0\n AS \"memory\", root: system\n\n Root memory region: system\n" LINE0,
+        "junk\n" MEMORY_HEAD LINE0,
+        MEMORY_HEAD LINE0 "\njunk\n",
+        MEMORY_HEAD LINE0 " 0000000000001000-0000000000001fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD LINE0 "\t0000000000001000-0000000000001fff (prio 0, ram): ram0\n",
+        /* out of order, overlapping, twice, end < start */
+        MEMORY_HEAD LINE1 LINE0,
+        MEMORY_HEAD LINE0 LINE0,
+        MEMORY_HEAD LINE0 "  0000000000000fff-0000000000001fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD LINE0 "  0000000000000800-0000000000000900 (prio 0, i/o): mmio\n",
+        MEMORY_HEAD "  0000000000001000-0000000000000fff (prio 0, ram): ram0\n",
+        /* digits: 15, 17, not hex, a sign, a prefix */
+        MEMORY_HEAD "  000000000000000-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  00000000000000000-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-00000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  000000000000000g-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  +000000000000000-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  0x00000000000000-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @000000000000100\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @00000000000010000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @-000000000001000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @0000000000001000"
+                    " @0000000000001000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 KVM @0000000000001000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0  KVM\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 \n",
+        /* the fields around the name */
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio , ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 12345678901, ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0 ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram) ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, RAM): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff prio 0, ram: ram0\n",
+        MEMORY_HEAD "  0000000000000000 0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff\n",
+        MEMORY_HEAD "  \n",
+        /* the region as something else than RAM */
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, i/o): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, romd): ram0\n",
+        /* a "\r" inside a line */
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0\r @0000000000001000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0,\r ram): ram0\n",
+};
 
-        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
-                assert_mtree_fails(bad[i], "ram0", 1 << 20, -EBADMSG);
+static void test_mtree_bad(void) {
+
+        for (size_t i = 0; i < G_N_ELEMENTS(mtree_bad); i++)
+                assert_mtree_fails(mtree_bad[i], "ram0", 1 << 20, -EBADMSG);
 
         /* A NUL ends the text: here inside the header, so there is no map. */
         static const char nul[] = "FlatView #0\n AS \"memory\", root: system\n\0 Root memory region: system\n" LINE0;
@@ -864,60 +866,36 @@ static char *find_kernel(void) {
 
 /* Boots the kernel without an initrd (it panics, but long after it went to
  * long mode) and polls until paging has the expected number of levels. */
-static void test_live_registers_long_mode(gconstpointer data) {
-        unsigned levels = GPOINTER_TO_UINT(data);
-        g_autofree char *kernel = NULL, *text = NULL;
-        g_autofree vmsig_gpa_range *ranges = NULL;
-        vmsig_vcpu_state v = {};
-        uint64_t file_size, root, table[512];
-        size_t n = 0, present;
-        int64_t deadline;
-        QemuVm *vm;
-        int fd;
+/* Polls "info registers" until paging has levels levels (g_error() after
+ * 30 s); the registers in *v, their text returned (g_free() it). */
+static char *wait_for_paging(QemuVm *vm, unsigned levels, vmsig_vcpu_state *v) {
+        int64_t deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+        char *text = NULL;
 
-        if (!qemu_harness_available() || !(kernel = find_kernel()))
-                return;
-        vm = qemu_vm_new();
-        vm->ram_mib = 512;
-        vm->kernel = kernel;
-        vm->no_reboot = true;
-        if (levels == 5)
-                vm->cpu = "max";
-        qemu_vm_start(vm);
-
-        deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
         for (;;) {
                 g_clear_pointer(&text, g_free);
                 text = hmp(vm, "info registers");
-                g_assert_cmpint(qmp_hmp_parse_registers(text, &v), ==, 0);
-                if (vmsig_vcpu_paging_levels(&v) == levels)
-                        break;
+                g_assert_cmpint(qmp_hmp_parse_registers(text, v), ==, 0);
+                if (vmsig_vcpu_paging_levels(v) == levels)
+                        return text;
                 if (g_get_monotonic_time() > deadline)
                         g_error("no %u-level paging in 30 s; last:\n%s", levels, text);
                 g_usleep(20000);
         }
+}
 
-        /* Stopped, the registers and the root table hold still. */
-        qmp_session_run(vm->session, "stop", NULL);
-        g_clear_pointer(&text, g_free);
-        text = hmp(vm, "info registers");
-        g_assert_cmpint(qmp_hmp_parse_registers(text, &v), ==, 0);
-        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, levels);
-        /* The long-mode layout of the registers. */
-        g_assert_nonnull(strstr(text, "\nRIP="));
-        root = v.cr3 & VMSIG_CR3_ROOT_MASK;
-        g_assert_cmphex(root, !=, 0);
-        /* TCG has no PCID: nothing else in CR3 but the root. */
-        g_assert_cmphex(v.cr4 & CR4_PCIDE, ==, 0);
-        g_assert_cmphex(v.cr3, ==, root);
+/* The root is in RAM, and the map and the registers agree with QEMU about
+ * it: a present entry of the root table, read from the file at the offset
+ * the map gives, is what QEMU reads at the GPA. (Whether the decompressor's
+ * table or the kernel's, it has one; entry 0 is empty in the kernel's.) */
+static void assert_root_table(QemuVm *vm, const vmsig_vcpu_state *v, uint64_t root) {
+        g_autofree vmsig_gpa_range *ranges = NULL;
+        g_autofree char *text = NULL;
+        uint64_t file_size, table[512];
+        size_t n = 0, present;
+        int fd;
 
-        /* The root is in RAM, and the map and the registers agree with
-         * QEMU about it: a present entry of the root table, read from the
-         * file at the offset the map gives, is what QEMU reads at the GPA.
-         * (Whether the decompressor's table or the kernel's, it has one;
-         * entry 0 is empty in the kernel's.) */
         fd = open_ram(vm, &file_size);
-        g_clear_pointer(&text, g_free);
         text = hmp(vm, "info mtree -f");
         g_assert_cmpint(qmp_hmp_parse_mtree(text, "ram0", file_size, &ranges, &n), ==, 0);
         for (size_t i = 0;; i++) {
@@ -935,10 +913,45 @@ static void test_live_registers_long_mode(gconstpointer data) {
         g_assert_cmpuint(present, <, G_N_ELEMENTS(table));
         g_assert_cmphex(qmp_session_xp(vm->session, root + present * 8), ==, table[present]);
         if (g_test_verbose())
-                g_test_message("CR3 0x%" PRIx64 " CR4 0x%" PRIx64 " root[%zu] 0x%016" PRIx64, v.cr3, v.cr4, present,
-                               table[present]);
-
+                g_test_message("CR3 0x%" PRIx64 " CR4 0x%" PRIx64 " root[%zu] 0x%016" PRIx64, v->cr3, v->cr4,
+                               present, table[present]);
         close(fd);
+}
+
+/* Boots the kernel without an initrd (it panics, but long after it went to
+ * long mode) and polls until paging has the expected number of levels. */
+static void test_live_registers_long_mode(gconstpointer data) {
+        unsigned levels = GPOINTER_TO_UINT(data);
+        g_autofree char *kernel = NULL, *text = NULL;
+        vmsig_vcpu_state v = {};
+        uint64_t root;
+        QemuVm *vm;
+
+        if (!qemu_harness_available() || !(kernel = find_kernel()))
+                return;
+        vm = qemu_vm_new();
+        vm->ram_mib = 512;
+        vm->kernel = kernel;
+        vm->no_reboot = true;
+        if (levels == 5)
+                vm->cpu = "max";
+        qemu_vm_start(vm);
+        text = wait_for_paging(vm, levels, &v);
+
+        /* Stopped, the registers and the root table hold still. */
+        qmp_session_run(vm->session, "stop", NULL);
+        g_clear_pointer(&text, g_free);
+        text = hmp(vm, "info registers");
+        g_assert_cmpint(qmp_hmp_parse_registers(text, &v), ==, 0);
+        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, levels);
+        /* The long-mode layout of the registers. */
+        g_assert_nonnull(strstr(text, "\nRIP="));
+        root = v.cr3 & VMSIG_CR3_ROOT_MASK;
+        g_assert_cmphex(root, !=, 0);
+        /* TCG has no PCID: nothing else in CR3 but the root. */
+        g_assert_cmphex(v.cr4 & CR4_PCIDE, ==, 0);
+        g_assert_cmphex(v.cr3, ==, root);
+        assert_root_table(vm, &v, root);
         qemu_vm_free(vm);
 }
 

@@ -567,13 +567,10 @@ static vmsig_endpoint *attach_display(vmsig_core *c, const char *name, vmsig_sta
         return ep;
 }
 
-/* Every stub has a display: 640x480 by default, or the size asked for,
- * XRGB8888 rows of width * 4 bytes, in one memfd the stub makes on the
- * first capture and reuses. It adds no fd source and so no wakeup; a size
- * out of range is refused without allocating anything. */
-static void test_display_image(Fixture *f, gconstpointer data) {
+/* A display size out of range is refused without allocating anything. */
+static void assert_display_sizes_refused(void) {
         vmsig_stub_spec bad = { .name = "bad", .ram_size = RAM_SIZE };
-        uint32_t bad_sizes[][2] = {
+        static const uint32_t bad_sizes[][2] = {
                 { VMSIG_STUB_DISPLAY_MIN - 1, 0 },
                 { 0, VMSIG_STUB_DISPLAY_MIN - 1 },
                 { VMSIG_STUB_DISPLAY_MAX + 1, 480 },
@@ -582,7 +579,6 @@ static void test_display_image(Fixture *f, gconstpointer data) {
         };
         vmsig_endpoint_spec es;
         size_t fds = count_fds();
-        vmsig_core_stats st;
 
         for (size_t i = 0; i < G_N_ELEMENTS(bad_sizes); i++) {
                 bad.display_width = bad_sizes[i][0];
@@ -590,7 +586,16 @@ static void test_display_image(Fixture *f, gconstpointer data) {
                 g_assert_cmpint(vmsig_stub_new(&bad, &es, NULL), ==, -EINVAL);
         }
         g_assert_cmpuint(count_fds(), ==, fds);
+}
 
+/* Every stub has a display: 640x480 by default, or the size asked for,
+ * XRGB8888 rows of width * 4 bytes, in one memfd the stub makes on the
+ * first capture and reuses. It adds no fd source and so no wakeup. */
+static void test_display_image(Fixture *f, gconstpointer data) {
+        size_t fds;
+        vmsig_core_stats st;
+
+        assert_display_sizes_refused();
         vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
         run_pending(f);
         vmsig_core_get_stats(f->core, &st);
