@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define BETA VT_ENDPOINT("beta")
@@ -153,13 +154,10 @@ static void test_interactive_flag(Fixture *f, gconstpointer data) {
 static void test_rule_grants_one_action(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
-        vt_polkit_set_rules(f->polkit,
-                            "polkit.addRule(function(action, subject) {\n"
-                            "  if (action.id == \"org.vmsig.lease-power\" && subject.user == \"nobody\" &&\n"
-                            "      action.lookup(\"endpoint\") == \"alpha\" && action.lookup(\"vmid\") == \"1\" &&\n"
-                            "      action.lookup(\"class\") == \"power\")\n"
-                            "    return polkit.Result.YES;\n"
-                            "});\n");
+        vt_polkit_allow(f->polkit,
+                        "action.id == \"org.vmsig.lease-power\" && subject.user == \"nobody\" &&\n"
+                        "      action.lookup(\"endpoint\") == \"alpha\" && action.lookup(\"vmid\") == \"1\" &&\n"
+                        "      action.lookup(\"class\") == \"power\"");
         /* The lease is granted; Pause also needs org.vmsig.lifecycle. */
         g_auto(GStrv) one = run_as_nobody(f, FALSE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         assert_line(one[0], "lease ok");
@@ -186,12 +184,9 @@ static void test_rule_grants_one_action(Fixture *f, gconstpointer data) {
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.admin", "alpha", "denied", "interactive-required"));
 
         /* With org.vmsig.lifecycle too, nobody may pause alpha. */
-        vt_polkit_set_rules(f->polkit,
-                            "polkit.addRule(function(action, subject) {\n"
-                            "  if ((action.id == \"org.vmsig.lease-power\" || action.id == \"org.vmsig.lifecycle\") &&\n"
-                            "      subject.user == \"nobody\" && action.lookup(\"endpoint\") == \"alpha\")\n"
-                            "    return polkit.Result.YES;\n"
-                            "});\n");
+        vt_polkit_allow(f->polkit,
+                        "(action.id == \"org.vmsig.lease-power\" || action.id == \"org.vmsig.lifecycle\") &&\n"
+                        "      subject.user == \"nobody\" && action.lookup(\"endpoint\") == \"alpha\"");
         g_auto(GStrv) both = run_as_nobody(f, FALSE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         assert_line(both[0], "lease ok");
         assert_line(both[1], "ok ()");
@@ -331,12 +326,8 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn, config) \
         g_test_add("/polkit/" name, Fixture, config, fixture_setup, fn, fixture_teardown)
-        ADD("root-allowed", test_root_allowed, NULL);
-        ADD("nobody-denied", test_nobody_denied, NULL);
-        ADD("interactive-flag", test_interactive_flag, NULL);
-        ADD("rule-grants-one-action", test_rule_grants_one_action, NULL);
-        ADD("roster-granted-once-per-peer", test_roster_granted_once_per_peer, NULL);
-        ADD("reload-and-detach", test_reload_and_detach, NULL);
+        VT_FIXTURE_TESTS("/polkit/", test_root_allowed, test_nobody_denied, test_interactive_flag,
+                         test_rule_grants_one_action, test_roster_granted_once_per_peer, test_reload_and_detach);
         ADD("allow-list", test_allow_list, CONFIG_BASE "<admission><allow user=\"daemon\"/></admission></vmsigd>");
         ADD("quota-pending-calls", test_quota_pending_calls,
             "<vmsigd><audit target=\"stderr\"/><admission max-pending-calls=\"2\"/>"

@@ -16,6 +16,7 @@
 #include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
+#include "vt-util.h"
 
 /* --- the fake backend ------------------------------------------------------ */
 
@@ -1056,18 +1057,10 @@ static void test_strings(void) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        VT_TEST_ADD("/endpoint/attach-detach", test_attach_detach);
-        VT_TEST_ADD("/endpoint/attach-errors", test_attach_errors);
-        VT_TEST_ADD("/endpoint/attach-while-running", test_attach_while_running);
-        VT_TEST_ADD("/endpoint/detach-during-dispatch", test_detach_during_dispatch);
-        VT_TEST_ADD("/endpoint/detach-during-dispatch-ref", test_detach_during_dispatch_ref);
-        VT_TEST_ADD("/endpoint/fd", test_endpoint_fd);
-        VT_TEST_ADD("/endpoint/slot-reuse", test_slot_reuse);
-        VT_TEST_ADD("/endpoint/lifecycle", test_lifecycle);
-        VT_TEST_ADD("/endpoint/missing-adapters", test_missing_adapters);
-        VT_TEST_ADD("/endpoint/display", test_display);
-        VT_TEST_ADD("/endpoint/memctx", test_memctx);
-        VT_TEST_ADD("/endpoint/memctx-ranges", test_memctx_ranges);
+        VT_FIXTURE_TESTS("/endpoint/", test_attach_detach, test_attach_errors, test_attach_while_running,
+                         test_detach_during_dispatch, test_detach_during_dispatch_ref, test_endpoint_fd,
+                         test_slot_reuse, test_lifecycle, test_missing_adapters, test_display, test_memctx,
+                         test_memctx_ranges);
         g_test_add_func("/endpoint/strings", test_strings);
         return g_test_run();
 }

@@ -23,6 +23,7 @@
 #include "vmsig-endpoint.h"
 /* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
 #include "event-loop.h"
+#include "vt-util.h"
 
 #define NAME "guest"
 #define TIMEOUT_USEC (20 * G_USEC_PER_SEC)
@@ -1340,21 +1341,9 @@ int main(int argc, char **argv) {
         g_test_add_func("/qmp/spec/adapters", test_spec_adapters);
         g_test_add_func("/qmp/qcode/table", test_qcode_table);
         VT_TEST_ADD("/qmp/qcode/schema", test_qcode_schema);
-        VT_TEST_ADD("/qmp/connect", test_connect);
-        VT_TEST_ADD("/qmp/lifecycle", test_lifecycle);
-        VT_TEST_ADD("/qmp/follows-events", test_follows_events);
-        VT_TEST_ADD("/qmp/input", test_input);
-        VT_TEST_ADD("/qmp/write-ram", test_write_ram);
-        VT_TEST_ADD("/qmp/kill-restart", test_kill_restart);
-        VT_TEST_ADD("/qmp/kill", test_kill);
-        VT_TEST_ADD("/qmp/quit", test_quit);
-        VT_TEST_ADD("/qmp/absent-then-start", test_absent_then_start);
-        VT_TEST_ADD("/qmp/detach", test_detach);
-        VT_TEST_ADD("/qmp/read-vcpu", test_read_vcpu);
-        VT_TEST_ADD("/qmp/configured-map", test_configured_map);
-        VT_TEST_ADD("/qmp/world-readable", test_world_readable);
-        VT_TEST_ADD("/qmp/no-fd-leak", test_no_fd_leak);
-        VT_TEST_ADD("/qmp/fake", test_fake);
+        VT_FIXTURE_TESTS("/qmp/", test_connect, test_lifecycle, test_follows_events, test_input, test_write_ram,
+                         test_kill_restart, test_kill, test_quit, test_absent_then_start, test_detach, test_read_vcpu,
+                         test_configured_map, test_world_readable, test_no_fd_leak, test_fake);
         VT_TEST_ADD("/qmp/fake/display", test_fake_display);
         return g_test_run();
 }

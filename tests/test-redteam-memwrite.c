@@ -20,6 +20,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define BETA VT_ENDPOINT("beta")
@@ -595,14 +596,9 @@ static void test_batch_one_record(Fixture *f, gconstpointer data) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-#define ADD(name, fn) g_test_add("/redteam-memwrite/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-        ADD("queue-counts-against-quota", test_queue_counts_against_quota);
-        ADD("lease-released-under-queue", test_lease_released_under_queue);
-        ADD("holder-gone-under-queue", test_holder_gone_under_queue);
-        ADD("lease-checked-before-body", test_lease_checked_before_body);
-        ADD("flood-by-non-holder", test_flood_by_non_holder);
-        ADD("validation-refusals-audited", test_validation_refusals_audited);
-        ADD("validation-refusals-rate-limited", test_validation_refusals_rate_limited);
-        ADD("batch-one-record", test_batch_one_record);
+        VT_FIXTURE_TESTS("/redteam-memwrite/", test_queue_counts_against_quota, test_lease_released_under_queue,
+                         test_holder_gone_under_queue, test_lease_checked_before_body, test_flood_by_non_holder,
+                         test_validation_refusals_audited, test_validation_refusals_rate_limited,
+                         test_batch_one_record);
         return g_test_run();
 }

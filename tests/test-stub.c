@@ -16,6 +16,7 @@
 #include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
+#include "vt-util.h"
 
 #define RAM_SIZE (1024 * 1024)
 
@@ -856,18 +857,12 @@ int main(int argc, char **argv) {
 
         g_test_add_func("/stub/spec", test_spec);
         VT_TEST_ADD("/stub/ram", test_ram);
-        VT_TEST_ADD("/stub/lifecycle/async", test_lifecycle_async);
-        VT_TEST_ADD("/stub/lifecycle/invalid", test_lifecycle_invalid);
-        VT_TEST_ADD("/stub/lifecycle/reset-epoch", test_reset_epoch);
+        VT_FIXTURE_TESTS("/stub/lifecycle/", test_lifecycle_async, test_lifecycle_invalid, test_reset_epoch);
         VT_TEST_ADD("/stub/input", test_input);
         VT_TEST_ADD("/stub/input/log-bound", test_input_log_bound);
-        VT_TEST_ADD("/stub/display/image", test_display_image);
-        VT_TEST_ADD("/stub/display/clock", test_display_clock);
-        VT_TEST_ADD("/stub/display/state", test_display_state);
-        VT_TEST_ADD("/stub/display/order", test_display_order);
-        VT_TEST_ADD("/stub/display/detach", test_display_detach);
-        VT_TEST_ADD("/stub/detach/pending", test_detach_pending);
-        VT_TEST_ADD("/stub/detach/from-completion", test_detach_from_completion);
+        VT_FIXTURE_TESTS("/stub/display/", test_display_image, test_display_clock, test_display_state,
+                         test_display_order, test_display_detach);
+        VT_FIXTURE_TESTS("/stub/detach/", test_detach_pending, test_detach_from_completion);
         g_test_add_func("/stub/no-fd-leak", test_no_fd_leak);
         return g_test_run();
 }
