@@ -177,16 +177,22 @@ typedef struct ValueWait {
         guint64 (*get)(gpointer data);
         gpointer data;
         guint64 want;
+        gboolean at_least;
 } ValueWait;
 
 static gboolean value_reached(gpointer p) {
         ValueWait *w = p;
+        guint64 v = w->get(w->data);
 
-        return w->get(w->data) == w->want;
+        return w->at_least ? v >= w->want : v == w->want;
 }
 
 gboolean vt_wait_for_value(guint64 (*get)(gpointer data), gpointer data, guint64 want, guint timeout_ms) {
-        return vt_wait_for(value_reached, &(ValueWait) { get, data, want }, timeout_ms);
+        return vt_wait_for(value_reached, &(ValueWait) { get, data, want, FALSE }, timeout_ms);
+}
+
+gboolean vt_wait_for_at_least(guint64 (*get)(gpointer data), gpointer data, guint64 want, guint timeout_ms) {
+        return vt_wait_for(value_reached, &(ValueWait) { get, data, want, TRUE }, timeout_ms);
 }
 
 static gboolean never(gpointer data) {
