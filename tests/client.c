@@ -233,6 +233,25 @@ void vt_memctx_clear(VtMemctx *m) {
         m->fd = -1;
 }
 
+int vt_subscribe_memctx_fd(GDBusConnection *c, const char *path) {
+        VtMemctx m = vt_subscribe_memctx(c, path);
+        int fd = m.fd;
+
+        m.fd = -1;
+        vt_memctx_clear(&m);
+        return fd;
+}
+
+char *vt_subscribe_memctx_error(GDBusConnection *c, const char *path) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
+                c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
+                NULL, NULL, NULL, &error);
+
+        g_assert_null(reply);
+        return g_dbus_error_get_remote_error(error);
+}
+
 long vt_rss_kb(GPid pid) {
         g_autofree char *path = g_strdup_printf("/proc/%d/status", (int) pid), *text = NULL;
         const char *line;

@@ -44,6 +44,10 @@ typedef struct VtMemctx {
 } VtMemctx;
 VtMemctx vt_subscribe_memctx(GDBusConnection *c, const char *path);
 void vt_memctx_clear(VtMemctx *m);
+/* The same, but only the RAM fd (close it). */
+int vt_subscribe_memctx_fd(GDBusConnection *c, const char *path);
+/* SubscribeMemctx that must fail: the D-Bus error name (free it). */
+char *vt_subscribe_memctx_error(GDBusConnection *c, const char *path);
 
 /* MemWriteVirtual of len bytes at va on the endpoint at path, with
  * expected_epoch, under a memory-write lease taken for it: NULL once

@@ -67,9 +67,8 @@ static inline void vt_core_stop(sd_event *event, vmsig_core *core) {
         sd_event_unref(event);
 }
 
-/* How many fds process pid (0: this one) has open. */
-static inline size_t vt_open_fds(pid_t pid) {
-        g_autofree char *path = pid ? g_strdup_printf("/proc/%d/fd", (int) pid) : g_strdup("/proc/self/fd");
+/* How many entries the directory at path (in /proc) has. */
+static inline size_t vt_dir_entries(const char *path) {
         g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
         size_t n = 0;
 
@@ -77,4 +76,16 @@ static inline size_t vt_open_fds(pid_t pid) {
         while (g_dir_read_name(dir))
                 n++;
         return n;
+}
+
+/* How many fds process pid (0: this one) has open. */
+static inline size_t vt_open_fds(pid_t pid) {
+        g_autofree char *path = pid ? g_strdup_printf("/proc/%d/fd", (int) pid) : g_strdup("/proc/self/fd");
+
+        return vt_dir_entries(path);
+}
+
+/* How many threads this process has. */
+static inline unsigned vt_threads(void) {
+        return (unsigned) vt_dir_entries("/proc/self/task");
 }

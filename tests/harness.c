@@ -16,6 +16,7 @@
 
 #include "bus-names.h"
 #include "harness.h"
+#include "vt-util.h"
 
 /* How long a child gets to come up or to go away. Under a wrapper such as
  * valgrind everything is an order of magnitude slower. */
@@ -170,6 +171,28 @@ gboolean vt_wait_for(gboolean (*cond)(gpointer data), gpointer data, guint timeo
                 g_source_unref(wakeup);
         }
         return ok;
+}
+
+typedef struct ValueWait {
+        guint64 (*get)(gpointer data);
+        gpointer data;
+        guint64 want;
+        gboolean at_least;
+} ValueWait;
+
+static gboolean value_reached(gpointer p) {
+        ValueWait *w = p;
+        guint64 v = w->get(w->data);
+
+        return w->at_least ? v >= w->want : v == w->want;
+}
+
+gboolean vt_wait_for_value(guint64 (*get)(gpointer data), gpointer data, guint64 want, guint timeout_ms) {
+        return vt_wait_for(value_reached, &(ValueWait) { get, data, want, FALSE }, timeout_ms);
+}
+
+gboolean vt_wait_for_at_least(guint64 (*get)(gpointer data), gpointer data, guint64 want, guint timeout_ms) {
+        return vt_wait_for(value_reached, &(ValueWait) { get, data, want, TRUE }, timeout_ms);
 }
 
 static gboolean never(gpointer data) {
@@ -522,12 +545,7 @@ void vt_bus_stop(VtBus *bus) {
                         g_unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
         }
 
-        g_free(bus->saved_address);
-        g_free(bus->address);
-        g_free(bus->log_path);
-        g_free(bus->config_path);
-        g_free(bus->dir);
-        g_free(bus);
+        VT_FREE_MANY(bus->saved_address, bus->address, bus->log_path, bus->config_path, bus->dir, bus);
 }
 
 static gboolean daemon_reaped(gpointer data) {
@@ -552,7 +570,7 @@ static void daemon_fail(VtDaemon *d, const char *what) {
 }
 
 /* The pid of the owner of name, 0 if it has none. */
-static guint32 name_owner_pid(GDBusConnection *c, const char *name) {
+guint32 vt_name_owner_pid(GDBusConnection *c, const char *name) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) r = g_dbus_connection_call_sync(c, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                                             "org.freedesktop.DBus", "GetConnectionUnixProcessID",
@@ -582,7 +600,7 @@ static gboolean daemon_ready(gpointer data) {
 
         if (daemon_reaped(r->d))
                 daemon_fail(r->d, "exited before it owned org.vmsig");
-        owner = name_owner_pid(r->c, VMSIG_BUS_NAME);
+        owner = vt_name_owner_pid(r->c, VMSIG_BUS_NAME);
         /* A leftover owner (another vmsigd on this bus) is not ours; ours
          * will fail to get the name and exit, which the check above sees. */
         if (r->d->owner_is_pid ? owner != (guint32) r->d->pid : owner == 0)

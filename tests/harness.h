@@ -84,7 +84,12 @@ gboolean vt_daemon_log_has(gpointer args);
  * exit by itself. One that does not exit in time is killed and the test
  * fails. */
 int vt_daemon_stop(VtDaemon *d);
+/* The pid of the owner of name on c's bus, 0 if it has none. */
+guint32 vt_name_owner_pid(GDBusConnection *c, const char *name);
 
 /* Iterates the default main context until cond(data) is true (returns TRUE)
  * or timeout_ms have passed (returns FALSE). */
 gboolean vt_wait_for(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms);
+/* The same until get(data) is want, or at least want. */
+gboolean vt_wait_for_value(guint64 (*get)(gpointer data), gpointer data, guint64 want, guint timeout_ms);
+gboolean vt_wait_for_at_least(guint64 (*get)(gpointer data), gpointer data, guint64 want, guint timeout_ms);

@@ -17,6 +17,7 @@
 
 #include "libvirt-harness.h"
 #include "linux-guest.h"
+#include "vt-util.h"
 
 #define LIBVIRTD "/usr/sbin/libvirtd"
 #define QEMU_USER "libvirt-qemu"
@@ -487,11 +488,5 @@ void libvirt_harness_free(LibvirtHarness *h) {
         for (size_t i = G_N_ELEMENTS(tmpfs_dirs); i > 0; i--)
                 (void) umount2(tmpfs_dirs[i - 1], MNT_DETACH);
         run((const char *const[]) { "rm", "-rf", h->dir, NULL });
-        g_free(h->dir);
-        g_free(h->etc);
-        g_free(h->cache);
-        g_free(h->log_path);
-        g_free(h->kernel);
-        g_free(h->initrd);
-        g_free(h);
+        VT_FREE_MANY(h->dir, h->etc, h->cache, h->log_path, h->kernel, h->initrd, h);
 }

@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 
 #include "linux-guest.h"
+#include "vt-util.h"
 
 #define KERNEL_DIR "/boot"
 #define KERNEL_PREFIX "vmlinuz-"
@@ -300,10 +301,5 @@ void linux_guest_free(LinuxGuest *g) {
         qemu_vm_kill(g->vm);
         (void) g_unlink(g->serial_path);
         qemu_vm_free(g->vm);
-        g_free(g->kernel);
-        g_free(g->release);
-        g_free(g->initrd);
-        g_free(g->serial_path);
-        g_free(g->append);
-        g_free(g);
+        VT_FREE_MANY(g->kernel, g->release, g->initrd, g->serial_path, g->append, g);
 }

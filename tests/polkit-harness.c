@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 
 #include "polkit-harness.h"
+#include "vt-util.h"
 
 #define POLKITD "/usr/lib/polkit-1/polkitd"
 #define ACTIONS_DIR "/usr/share/polkit-1/actions"
@@ -166,6 +167,16 @@ void vt_polkit_set_rules(VtPolkit *p, const char *js) {
         }
 }
 
+void vt_polkit_allow(VtPolkit *p, const char *condition) {
+        g_autofree char *js = g_strdup_printf("polkit.addRule(function(action, subject) {\n"
+                                              "  if (%s)\n"
+                                              "    return polkit.Result.YES;\n"
+                                              "});\n",
+                                              condition);
+
+        vt_polkit_set_rules(p, js);
+}
+
 void vt_polkit_stop(VtPolkit *p) {
         int status;
 
@@ -174,9 +185,5 @@ void vt_polkit_stop(VtPolkit *p) {
         kill(p->pid, SIGTERM);
         (void) waitpid(p->pid, &status, 0);
         g_spawn_close_pid(p->pid);
-        g_free(p->log_path);
-        g_free(p->actions_dir);
-        g_free(p->rules_dir);
-        g_free(p->rules_path);
-        g_free(p);
+        VT_FREE_MANY(p->log_path, p->actions_dir, p->rules_dir, p->rules_path, p);
 }

@@ -18,4 +18,7 @@ VtPolkit *vt_polkit_start(VtBus *bus);
 /* Replaces the test's rules file with js and waits until polkitd has
  * loaded it. NULL removes the file. */
 void vt_polkit_set_rules(VtPolkit *p, const char *js);
+/* The same with one rule: yes to every action where condition (JavaScript
+ * over action and subject) holds. */
+void vt_polkit_allow(VtPolkit *p, const char *condition);
 void vt_polkit_stop(VtPolkit *p);

@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 
 #include "qemu-harness.h"
+#include "vt-util.h"
 
 #define QEMU_DEFAULT "qemu-system-x86_64"
 #define TIMEOUT_MS 20000
@@ -439,9 +440,5 @@ void qemu_vm_free(QemuVm *vm) {
         (void) g_unlink(vm->qmp_path);
         (void) g_unlink(vm->session_path);
         (void) g_rmdir(vm->dir);
-        g_free(vm->ram_path);
-        g_free(vm->qmp_path);
-        g_free(vm->session_path);
-        g_free(vm->dir);
-        g_free(vm);
+        VT_FREE_MANY(vm->ram_path, vm->qmp_path, vm->session_path, vm->dir, vm);
 }

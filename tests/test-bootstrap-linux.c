@@ -166,22 +166,13 @@ static void wait_settled(Fixture *f, unsigned boot) {
         g_assert_true(vt_wait_for(is_ready, f, BOOT_MS));
 }
 
-static void run(Fixture *f) {
-        Root r1, r2;
-
-        if (!f->g)
-                return;
-        attach(f);
-        /* QEMU waits in -S: the vCPU has paging off. */
-        g_assert_true(vt_wait_for(is_booting, f, 10000));
-        VtMemctx before = vt_subscribe_memctx(f->conn, VM);
-        g_assert_cmphex(before.dtb, ==, 0);
-
-        /* Through the firmware and the decompressor, watched from here: the
-         * tables the vCPU runs on that map nothing in the kernel half are
-         * never published. */
+/* Through the firmware and the decompressor, watched from here: the tables
+ * the vCPU runs on that map nothing in the kernel half are never
+ * published. ram is the memctx's RAM descriptor. */
+static void boot_without_early_roots(Fixture *f, int ram) {
         g_autoptr(GHashTable) no_kernel = g_hash_table_new(g_int64_hash, g_int64_equal);
         gint64 t = g_get_monotonic_time();
+
         qmp_session_run(f->g->vm->session, "cont", NULL);
         while (!is_ready(f)) {
                 static gint64 roots[64];
@@ -192,7 +183,7 @@ static void run(Fixture *f) {
                 linux_guest_registers(f->g, &vcpu, NULL);
                 uint64_t root = vcpu.cr3 & ADDR_MASK;
                 for (unsigned i = 256; i < 512 && root + 4096 <= (uint64_t) LINUX_GUEST_RAM_MIB << 20; i++)
-                        present += read_u64(before.fd, root + i * 8) & 1;
+                        present += read_u64(ram, root + i * 8) & 1;
                 if (vmsig_vcpu_paging_levels(&vcpu) > 0 && present == 0 && g_hash_table_size(no_kernel) < 64) {
                         roots[g_hash_table_size(no_kernel)] = (gint64) root;
                         g_hash_table_add(no_kernel, &roots[g_hash_table_size(no_kernel)]);
@@ -210,6 +201,19 @@ static void run(Fixture *f) {
                 gint64 key = (gint64) dtb;
                 g_assert_false(g_hash_table_contains(no_kernel, &key));
         }
+}
+
+static void run(Fixture *f) {
+        Root r1, r2;
+
+        if (!f->g)
+                return;
+        attach(f);
+        /* QEMU waits in -S: the vCPU has paging off. */
+        g_assert_true(vt_wait_for(is_booting, f, 10000));
+        VtMemctx before = vt_subscribe_memctx(f->conn, VM);
+        g_assert_cmphex(before.dtb, ==, 0);
+        boot_without_early_roots(f, before.fd);
         wait_settled(f, 1);
         check_root(f, 1, &r1);
 

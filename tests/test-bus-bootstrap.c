@@ -12,6 +12,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 #include "guest-image.h"
 #include "stub.h"
 
@@ -436,11 +437,9 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, config, fn) g_test_add("/bootstrap/" name, Fixture, config, fixture_setup, fn, fixture_teardown)
         ADD("retry", CONFIG_RETRY, test_retry);
-        ADD("booting-until-the-kernel-runs", CONFIG_WATCH, test_booting_until_the_kernel_runs);
-        ADD("stale-root-after-reset", CONFIG_WATCH, test_stale_root_after_reset);
-        ADD("revalidation-withdraws", CONFIG_WATCH, test_revalidation_withdraws);
-        ADD("revalidation-only-while-watched", CONFIG_WATCH, test_revalidation_only_while_watched);
-        ADD("no-wakeups-unwatched", CONFIG_WATCH, test_no_wakeups_unwatched);
+        VT_FIXTURE_TESTS_WITH("/bootstrap/", CONFIG_WATCH, test_booting_until_the_kernel_runs,
+                              test_stale_root_after_reset, test_revalidation_withdraws,
+                              test_revalidation_only_while_watched, test_no_wakeups_unwatched);
         ADD("no-registers-needs-a-running-kernel", CONFIG_NO_REGISTERS, test_no_registers_needs_a_running_kernel);
         ADD("pinned-os", CONFIG_PINNED_LINUX, test_pinned_os);
         ADD("disabled-is-idle", "<vmsigd><stub-vm name=\"alpha\" ram-size=\"64M\"/></vmsigd>", test_disabled_is_idle);

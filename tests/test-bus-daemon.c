@@ -9,6 +9,7 @@
 
 #include "client.h"
 #include "harness.h"
+#include "vt-util.h"
 
 static char *vmsigd_path(void) {
         return g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigd", NULL);
@@ -306,14 +307,10 @@ static void test_valgrind_clean(void) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/daemon/check-config", test_check_config);
-        g_test_add_func("/daemon/cli-errors", test_cli_errors);
-        g_test_add_func("/daemon/bad-config-at-start", test_bad_config_at_start);
-        g_test_add_func("/daemon/reload-bad-config-keeps-old", test_reload_bad_config_keeps_old);
-        g_test_add_func("/daemon/signals-exit-cleanly", test_signals_exit_cleanly);
-        g_test_add_func("/daemon/sigterm-as-clients-see-it", test_sigterm_as_clients_see_it);
-        g_test_add_func("/daemon/second-instance-fails", test_second_instance_fails);
-        g_test_add_func("/daemon/bus-loss-exits", test_bus_loss_exits);
+        VT_TESTS("/daemon/", test_check_config, test_cli_errors, test_bad_config_at_start,
+                 test_reload_bad_config_keeps_old, test_signals_exit_cleanly, test_sigterm_as_clients_see_it,
+                 test_second_instance_fails,
+                 test_bus_loss_exits);
         /* valgrind cannot run an ASan binary; that build is checked by
          * the sanitizers themselves, the normal build by this test. */
 #ifndef __SANITIZE_ADDRESS__

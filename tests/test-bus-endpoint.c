@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                                                                           \
@@ -202,24 +203,20 @@ static void test_concurrent_calls(Fixture *f, gconstpointer data) {
         vt_signal_log_free(log);
 }
 
+static guint64 logged_sequence(gpointer log) {
+        return GPOINTER_TO_SIZE(g_hash_table_lookup(((VtSignalLog *) log)->sequences, ALPHA));
+}
+
 /* Every PropertiesChanged of an endpoint carries the next Sequence (the
  * signal log aborts on a gap), and the property reads the last one sent;
  * the Sequence of another endpoint does not move. */
-typedef struct {
-        VtSignalLog *log;
-        guint64 sequence;
-} SeqWait;
-
-static gboolean log_reached(gpointer p) {
-        SeqWait *w = p;
-        return GPOINTER_TO_SIZE(g_hash_table_lookup(w->log->sequences, ALPHA)) == w->sequence;
-}
 
 static void test_sequence(Fixture *f, gconstpointer data) {
         guint64 before = vt_get_uint(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Sequence");
         guint64 beta = vt_get_uint(f->conn, "/org/vmsig/endpoint/beta", VT_ENDPOINT_IFACE, "Sequence");
         const char *methods[] = { "Pause", "Resume", "Pause", "Resume", "Reset" }; /* a reset ends the lease */
-        SeqWait w = { vt_signal_log_new(f->conn), 0 };
+        VtSignalLog *log = vt_signal_log_new(f->conn);
+        guint64 sequence;
 
         g_assert_cmpuint(before, >, 0);
         for (size_t i = 0; i < G_N_ELEMENTS(methods); i++) {
@@ -227,15 +224,15 @@ static void test_sequence(Fixture *f, gconstpointer data) {
                 g_assert_null(ctx->error);
                 call_ctx_free(ctx);
         }
-        w.sequence = vt_get_uint(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Sequence");
-        g_assert_cmpuint(w.sequence, >, before);
+        sequence = vt_get_uint(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Sequence");
+        g_assert_cmpuint(sequence, >, before);
         /* The signals were sent before the replies; the log sees them all. */
-        g_assert_true(vt_wait_for(log_reached, &w, 5000));
+        g_assert_true(vt_wait_for_value(logged_sequence, log, sequence, 5000));
         /* Four State changes and the new epoch at least, each counted. */
-        g_assert_cmpuint(w.log->n_sequenced, >=, 5);
-        g_assert_cmpuint(w.log->n_sequenced, ==, w.sequence - before);
+        g_assert_cmpuint(log->n_sequenced, >=, 5);
+        g_assert_cmpuint(log->n_sequenced, ==, sequence - before);
         g_assert_cmpuint(vt_get_uint(f->conn, "/org/vmsig/endpoint/beta", VT_ENDPOINT_IFACE, "Sequence"), ==, beta);
-        vt_signal_log_free(w.log);
+        vt_signal_log_free(log);
 }
 
 /* Reading is open to everyone; changing a VM needs the power lease, which
@@ -261,13 +258,7 @@ static void test_unprivileged(Fixture *f, gconstpointer data) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-#define ADD(name, fn) g_test_add("/bus/endpoint/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-        ADD("properties", test_properties);
-        ADD("lifecycle", test_lifecycle);
-        ADD("invalid-state-message", test_invalid_state_message);
-        ADD("reset-bumps-epoch", test_reset_bumps_epoch);
-        ADD("concurrent-calls", test_concurrent_calls);
-        ADD("sequence", test_sequence);
-        ADD("unprivileged", test_unprivileged);
+        VT_FIXTURE_TESTS("/bus/endpoint/", test_properties, test_lifecycle, test_invalid_state_message,
+                         test_reset_bumps_epoch, test_concurrent_calls, test_sequence, test_unprivileged);
         return g_test_run();
 }

@@ -15,6 +15,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define BETA VT_ENDPOINT("beta")
@@ -374,15 +375,9 @@ static void test_frames_off(void) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-#define ADD(name, fn) g_test_add("/bus/frames/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-        ADD("subscribe", test_subscribe);
-        ADD("pattern-follows-state", test_pattern_follows_state);
-        ADD("rate-limit", test_rate_limit);
-        ADD("late-subscriber", test_late_subscriber);
-        ADD("resubscribe-unchanged", test_resubscribe_unchanged);
-        ADD("no-wakeups-without-subscribers", test_no_wakeups_without_subscribers);
-        ADD("detach-ends-subscription", test_detach_ends_subscription);
-        ADD("subscriber-leaves", test_subscriber_leaves);
+        VT_FIXTURE_TESTS("/bus/frames/", test_subscribe, test_pattern_follows_state, test_rate_limit,
+                         test_late_subscriber, test_resubscribe_unchanged, test_no_wakeups_without_subscribers,
+                         test_detach_ends_subscription, test_subscriber_leaves);
         g_test_add_func("/bus/frames/without-vgpu", test_without_vgpu);
         g_test_add_func("/bus/frames/frames-off", test_frames_off);
         return g_test_run();

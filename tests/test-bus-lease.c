@@ -9,6 +9,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define BETA VT_ENDPOINT("beta")
@@ -397,17 +398,8 @@ static void test_input_dropped_with_lease(Fixture *f, gconstpointer data) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-#define ADD(name, fn) g_test_add("/lease/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-        ADD("acquire-and-busy", test_acquire_and_busy);
-        ADD("release", test_release);
-        ADD("fd-close-ends-lease", test_fd_close_ends_lease);
-        ADD("leaving-bus-ends-lease", test_leaving_bus_ends_lease);
-        ADD("kill-9-ends-lease", test_kill_9_ends_lease);
-        ADD("race", test_race);
-        ADD("force-revoke", test_force_revoke);
-        ADD("reset-and-detach-revoke", test_reset_and_detach_revoke);
-        ADD("bad-requests", test_bad_requests);
-        ADD("input", test_input);
-        ADD("input-dropped-with-lease", test_input_dropped_with_lease);
+        VT_FIXTURE_TESTS("/lease/", test_acquire_and_busy, test_release, test_fd_close_ends_lease,
+                         test_leaving_bus_ends_lease, test_kill_9_ends_lease, test_race, test_force_revoke,
+                         test_reset_and_detach_revoke, test_bad_requests, test_input, test_input_dropped_with_lease);
         return g_test_run();
 }

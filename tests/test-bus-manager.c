@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define CONFIG_TWO_VMS                                                                                    \
         "<vmsigd>"                                                                                         \
@@ -240,14 +241,8 @@ static void test_path_escaping(Fixture *f, gconstpointer data) {
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn, cfg) g_test_add("/bus/manager/" name, Fixture, cfg, fixture_setup, fn, fixture_teardown)
-        ADD("properties", test_properties, NULL);
-        ADD("list-endpoints", test_list_endpoints, NULL);
-        ADD("get-endpoint", test_get_endpoint, NULL);
-        ADD("errors", test_errors, NULL);
-        ADD("object-manager", test_object_manager, NULL);
-        ADD("reload-signals", test_reload_signals, NULL);
-        ADD("introspection-matches-xml", test_introspection_matches_xml, NULL);
-        ADD("busctl-tree", test_busctl_tree, NULL);
+        VT_FIXTURE_TESTS("/bus/manager/", test_properties, test_list_endpoints, test_get_endpoint, test_errors,
+                         test_object_manager, test_reload_signals, test_introspection_matches_xml, test_busctl_tree);
         ADD("path-escaping", test_path_escaping, "<vmsigd><stub-vm name=\"web-01.prod\" ram-size=\"1M\"/></vmsigd>");
         return g_test_run();
 }

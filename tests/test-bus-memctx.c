@@ -27,16 +27,6 @@
 /* data: with polkitd */
 VT_FIXTURE_DEFINE(CONFIG, data ? VT_FIXTURE_POLKIT : 0)
 
-static char *subscribe_error(GDBusConnection *c, const char *path) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
-                NULL, NULL, NULL, &error);
-
-        g_assert_null(reply);
-        return g_dbus_error_get_remote_error(error);
-}
-
 static void test_datum(Fixture *f, gconstpointer data) {
         VtMemctx d = vt_subscribe_memctx(f->conn, BETA);
         struct stat st;
@@ -139,9 +129,13 @@ static GStrv run_probe(Fixture *f, gboolean as_nobody, const char *path) {
         return g_strsplit(out, "\n", -1);
 }
 
-static gboolean has_line(GStrv lines, const char *line) {
-        return g_strv_contains((const char *const *) lines, line);
+/* The probe printed each of the lines want, a NULL-terminated list. */
+static void assert_lines(GStrv lines, const char *const *want) {
+        for (; *want; want++)
+                g_assert_true(g_strv_contains((const char *const *) lines, *want));
 }
+
+#define LINES(...) ((const char *const[]) { __VA_ARGS__, NULL })
 
 /* Whoever gets the fd can read guest memory and never write it: not
  * through the fd, not through a reopen of /proc/self/fd/N, not through a
@@ -150,25 +144,16 @@ static void test_fd_is_read_only(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
         g_auto(GStrv) denied = run_probe(f, TRUE, ALPHA);
-        g_assert_true(has_line(denied, "subscribe-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"));
+        assert_lines(denied, LINES("subscribe-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"));
 
-        vt_polkit_set_rules(f->polkit, "polkit.addRule(function(action, subject) {\n"
-                                       "  if (action.id == \"org.vmsig.memctx\" && subject.user == \"nobody\")\n"
-                                       "    return polkit.Result.YES;\n"
-                                       "});\n");
+        vt_polkit_allow(f->polkit, "action.id == \"org.vmsig.memctx\" && subject.user == \"nobody\"");
         g_auto(GStrv) nobody = run_probe(f, TRUE, ALPHA);
-        g_assert_true(has_line(nobody, "subscribed epoch 1 size 1048576"));
-        g_assert_true(has_line(nobody, "reopen-rw EACCES"));
-        g_assert_true(has_line(nobody, "mmap-write EACCES"));
-        g_assert_true(has_line(nobody, "write EBADF"));
-        g_assert_true(has_line(nobody, "read OK 00 00 00 00 00 00 00 00"));
+        assert_lines(nobody, LINES("subscribed epoch 1 size 1048576", "reopen-rw EACCES", "mmap-write EACCES",
+                                   "write EBADF", "read OK 00 00 00 00 00 00 00 00"));
 
         g_auto(GStrv) root = run_probe(f, FALSE, ALPHA);
-        g_assert_true(has_line(root, "reopen-rw OK"));
-        g_assert_true(has_line(root, "reopen-write EPERM"));
-        g_assert_true(has_line(root, "reopen-mmap-write EPERM"));
-        g_assert_true(has_line(root, "mmap-write EACCES"));
-        g_assert_true(has_line(root, "write EBADF"));
+        assert_lines(root, LINES("reopen-rw OK", "reopen-write EPERM", "reopen-mmap-write EPERM", "mmap-write EACCES",
+                                 "write EBADF"));
 }
 
 /* The daemon owns each RAM fd and closes it at detach: after attach,
@@ -219,7 +204,7 @@ static void test_fd_baseline(Fixture *f, gconstpointer data) {
 static void test_quota_and_detach(Fixture *f, gconstpointer data) {
         VtMemctx a = vt_subscribe_memctx(f->conn, ALPHA), a2 = vt_subscribe_memctx(f->conn, ALPHA);
         VtMemctx b = vt_subscribe_memctx(f->conn, BETA);
-        g_autofree char *quota = subscribe_error(f->conn, "/org/vmsig/endpoint/gamma");
+        g_autofree char *quota = vt_subscribe_memctx_error(f->conn, "/org/vmsig/endpoint/gamma");
 
         g_assert_cmpstr(quota, ==, "org.vmsig.Error.QuotaExceeded");
         g_autoptr(GVariant) x = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "DetachEndpoint",

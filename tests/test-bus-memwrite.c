@@ -9,6 +9,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define RAM (4u << 20)
@@ -25,22 +26,10 @@ typedef struct {
         const guint8 *ram; /* a read-only view of alpha's RAM */
 } Fixture;
 
-static int subscribe_fd(GDBusConnection *c, const char *path) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GUnixFDList) fds = NULL;
-        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                c, VT_NAME, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
-                NULL, &fds, NULL, &error);
-        g_assert_no_error(error);
-        int fd = g_unix_fd_list_get(fds, 0, &error);
-        g_assert_no_error(error);
-        return fd;
-}
-
 static void fixture_setup(Fixture *f, gconstpointer data) {
         vt_fixture_setup(&f->vt, CONFIG, 0);
         f->lease = vt_acquire_lease(f->conn, ALPHA, "memory-write", NULL);
-        f->ram_fd = subscribe_fd(f->conn, ALPHA);
+        f->ram_fd = vt_subscribe_memctx_fd(f->conn, ALPHA);
         f->ram = mmap(NULL, RAM, PROT_READ, MAP_SHARED, f->ram_fd, 0);
         g_assert_true(f->ram != MAP_FAILED);
 }
@@ -267,11 +256,7 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add("/memwrite/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
         ADD("gpa", test_gpa_write);
-        ADD("needs-lease", test_needs_lease);
-        ADD("virtual", test_virtual);
-        ADD("virtual-needs-dtb", test_virtual_needs_dtb);
-        ADD("batch", test_batch);
-        ADD("pause-and-serialize", test_pause_and_serialize);
-        ADD("detach-in-flight", test_detach_in_flight);
+        VT_FIXTURE_TESTS("/memwrite/", test_needs_lease, test_virtual, test_virtual_needs_dtb, test_batch,
+                         test_pause_and_serialize, test_detach_in_flight);
         return g_test_run();
 }

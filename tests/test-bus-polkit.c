@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define BETA VT_ENDPOINT("beta")
@@ -63,8 +64,10 @@ static void assert_error(const char *line, const char *name) {
         g_assert_true(g_str_has_prefix(line, want));
 }
 
-static char *state_of(Fixture *f, const char *path) {
-        return vt_get_string(f->conn, path, VT_ENDPOINT_IFACE, "State");
+static void assert_state(Fixture *f, const char *path, const char *want) {
+        g_autofree char *state = vt_get_string(f->conn, path, VT_ENDPOINT_IFACE, "State");
+
+        g_assert_cmpstr(state, ==, want);
 }
 
 /* The audit line for uid/action/endpoint/result, or NULL. */
@@ -95,8 +98,7 @@ static void test_root_allowed(Fixture *f, gconstpointer data) {
         g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         close(lease);
         g_assert_true(log_has_audit(f, "0", "org.vmsig.lease-power", "alpha", "granted", "root"));
-        g_autofree char *state = state_of(f, ALPHA);
-        g_assert_cmpstr(state, ==, "paused");
+        assert_state(f, ALPHA, "paused");
         g_assert_true(log_has_audit(f, "0", "org.vmsig.lifecycle", "alpha", "granted", "root"));
         g_assert_true(log_has_audit(f, "0", "pause", "alpha", "ok", "-"));
 }
@@ -123,8 +125,7 @@ static void test_nobody_denied(Fixture *f, gconstpointer data) {
         }
         g_autofree char *holder = vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "PowerLeaseHolder");
         g_assert_cmpstr(holder, ==, "");
-        g_autofree char *state = state_of(f, ALPHA);
-        g_assert_cmpstr(state, ==, "running");
+        assert_state(f, ALPHA, "running");
         g_assert_cmpuint(vt_get_uint(f->conn, ALPHA, VT_ENDPOINT_IFACE, "MemctxEpoch"), ==, 1);
         g_assert_cmpuint(count_log(f, "uid=65534 "), >=, G_N_ELEMENTS(lifecycle_methods));
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "denied", "interactive-required"));
@@ -144,8 +145,7 @@ static void test_interactive_flag(Fixture *f, gconstpointer data) {
                 assert_line(lines[0], "lease-error org.freedesktop.DBus.Error.AccessDenied ");
                 assert_error(lines[1], "org.vmsig.Error.NotLeaseHolder");
         }
-        g_autofree char *state = state_of(f, ALPHA);
-        g_assert_cmpstr(state, ==, "running");
+        assert_state(f, ALPHA, "running");
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "denied", "polkit"));
 }
 
@@ -153,19 +153,15 @@ static void test_interactive_flag(Fixture *f, gconstpointer data) {
 static void test_rule_grants_one_action(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
-        vt_polkit_set_rules(f->polkit,
-                            "polkit.addRule(function(action, subject) {\n"
-                            "  if (action.id == \"org.vmsig.lease-power\" && subject.user == \"nobody\" &&\n"
-                            "      action.lookup(\"endpoint\") == \"alpha\" && action.lookup(\"vmid\") == \"1\" &&\n"
-                            "      action.lookup(\"class\") == \"power\")\n"
-                            "    return polkit.Result.YES;\n"
-                            "});\n");
+        vt_polkit_allow(f->polkit,
+                        "action.id == \"org.vmsig.lease-power\" && subject.user == \"nobody\" &&\n"
+                        "      action.lookup(\"endpoint\") == \"alpha\" && action.lookup(\"vmid\") == \"1\" &&\n"
+                        "      action.lookup(\"class\") == \"power\"");
         /* The lease is granted; Pause also needs org.vmsig.lifecycle. */
         g_auto(GStrv) one = run_as_nobody(f, FALSE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         assert_line(one[0], "lease ok");
         assert_error(one[1], "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
-        g_autofree char *state = state_of(f, ALPHA);
-        g_assert_cmpstr(state, ==, "running");
+        assert_state(f, ALPHA, "running");
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "granted", "polkit"));
         g_assert_true(log_has_audit(f, "65534", "acquire-lease", "alpha", "ok", "-"));
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "denied", "interactive-required"));
@@ -181,22 +177,17 @@ static void test_rule_grants_one_action(Fixture *f, gconstpointer data) {
                                                  "('alpha',)");
         assert_error(detach, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
         g_assert_cmpuint(vt_get_uint(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "EndpointCount"), ==, 2);
-        g_autofree char *beta = state_of(f, BETA);
-        g_assert_cmpstr(beta, ==, "running");
+        assert_state(f, BETA, "running");
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.admin", "alpha", "denied", "interactive-required"));
 
         /* With org.vmsig.lifecycle too, nobody may pause alpha. */
-        vt_polkit_set_rules(f->polkit,
-                            "polkit.addRule(function(action, subject) {\n"
-                            "  if ((action.id == \"org.vmsig.lease-power\" || action.id == \"org.vmsig.lifecycle\") &&\n"
-                            "      subject.user == \"nobody\" && action.lookup(\"endpoint\") == \"alpha\")\n"
-                            "    return polkit.Result.YES;\n"
-                            "});\n");
+        vt_polkit_allow(f->polkit,
+                        "(action.id == \"org.vmsig.lease-power\" || action.id == \"org.vmsig.lifecycle\") &&\n"
+                        "      subject.user == \"nobody\" && action.lookup(\"endpoint\") == \"alpha\"");
         g_auto(GStrv) both = run_as_nobody(f, FALSE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         assert_line(both[0], "lease ok");
         assert_line(both[1], "ok ()");
-        g_autofree char *paused = state_of(f, ALPHA);
-        g_assert_cmpstr(paused, ==, "paused");
+        assert_state(f, ALPHA, "paused");
         g_assert_true(log_has_audit(f, "65534", "pause", "alpha", "ok", "-"));
 
         /* Removing the rule takes the grant away again. */
@@ -267,8 +258,7 @@ static void test_polkit_absent(void) {
         int lease = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
         g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         close(lease);
-        g_autofree char *state = state_of(f, ALPHA);
-        g_assert_cmpstr(state, ==, "paused");
+        assert_state(f, ALPHA, "paused");
         fixture_teardown(f, NULL);
 }
 
@@ -318,8 +308,7 @@ static void test_quota_pending_calls(Fixture *f, gconstpointer data) {
         g_assert_true(vt_wait_for(all_done, &p, 10000));
         g_assert_cmpuint(p.errors->len, ==, 1);
         g_assert_cmpstr(g_ptr_array_index(p.errors, 0), ==, "org.vmsig.Error.QuotaExceeded");
-        g_autofree char *s = state_of(f, "/org/vmsig/endpoint/gamma");
-        g_assert_cmpstr(s, ==, "running");
+        assert_state(f, "/org/vmsig/endpoint/gamma", "running");
         g_assert_true(log_has_audit(f, "0", "pause", "gamma", "failed", "EDQUOT"));
         g_autoptr(GVariant) r = vt_call(f->conn, "/org/vmsig/endpoint/gamma", VT_ENDPOINT_IFACE, "Pause", NULL);
         g_ptr_array_unref(p.errors);
@@ -331,12 +320,8 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn, config) \
         g_test_add("/polkit/" name, Fixture, config, fixture_setup, fn, fixture_teardown)
-        ADD("root-allowed", test_root_allowed, NULL);
-        ADD("nobody-denied", test_nobody_denied, NULL);
-        ADD("interactive-flag", test_interactive_flag, NULL);
-        ADD("rule-grants-one-action", test_rule_grants_one_action, NULL);
-        ADD("roster-granted-once-per-peer", test_roster_granted_once_per_peer, NULL);
-        ADD("reload-and-detach", test_reload_and_detach, NULL);
+        VT_FIXTURE_TESTS("/polkit/", test_root_allowed, test_nobody_denied, test_interactive_flag,
+                         test_rule_grants_one_action, test_roster_granted_once_per_peer, test_reload_and_detach);
         ADD("allow-list", test_allow_list, CONFIG_BASE "<admission><allow user=\"daemon\"/></admission></vmsigd>");
         ADD("quota-pending-calls", test_quota_pending_calls,
             "<vmsigd><audit target=\"stderr\"/><admission max-pending-calls=\"2\"/>"

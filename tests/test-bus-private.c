@@ -11,6 +11,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                              \
@@ -288,14 +289,8 @@ static void test_idle_peer_no_wakeups(Fixture *f, gconstpointer data) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-#define ADD(name, fn) g_test_add("/private/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-        ADD("socket-is-root-only", test_socket_is_root_only);
-        ADD("root-calls", test_root_calls);
-        ADD("signals", test_signals);
-        ADD("admission", test_admission);
-        ADD("pipelined-first-call", test_pipelined_first_call);
-        ADD("late-peer-sees-changed-endpoints", test_late_peer_sees_changed_endpoints);
-        ADD("idle-peer-no-wakeups", test_idle_peer_no_wakeups);
+        VT_FIXTURE_TESTS("/private/", test_socket_is_root_only, test_root_calls, test_signals, test_admission,
+                         test_pipelined_first_call, test_late_peer_sees_changed_endpoints, test_idle_peer_no_wakeups);
         g_test_add("/private/disconnect-and-exit", Fixture, NULL, fixture_setup, test_disconnect_and_exit, NULL);
         return g_test_run();
 }

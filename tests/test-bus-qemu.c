@@ -11,6 +11,7 @@
 
 #include "fixture.h"
 #include "qemu-harness.h"
+#include "vt-util.h"
 
 #define VM VT_ENDPOINT("guest")
 
@@ -216,8 +217,7 @@ static void test_frames(Fixture *f, gconstpointer data) {
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add("/qemu/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-        ADD("discovery", test_discovery);
-        ADD("drive", test_drive);
+        VT_FIXTURE_TESTS("/qemu/", test_discovery, test_drive);
         ADD("qemu-dies-and-returns", test_qemu_dies_and_returns);
 #ifdef VMSIG_HAVE_VGPU
         g_test_add("/qemu/frames", Fixture, "vga", fixture_setup, test_frames, fixture_teardown);

@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 
 #include "config-file.h"
+#include "vt-util.h"
 
 static char *data_path(const char *name) {
         return g_build_filename(g_getenv("VMSIG_SRCDIR") ?: ".", "tests", "data", "config", name, NULL);
@@ -211,11 +212,7 @@ static void test_external_entity_not_expanded(void) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/config/full", test_full);
-        g_test_add_func("/config/defaults", test_defaults);
-        g_test_add_func("/config/missing-file", test_missing_file);
-        g_test_add_func("/config/bad-files", test_bad_files);
-        g_test_add_func("/config/private-socket-disabled", test_private_socket_disabled);
-        g_test_add_func("/config/external-entity-not-expanded", test_external_entity_not_expanded);
+        VT_TESTS("/config/", test_full, test_defaults, test_missing_file, test_bad_files, test_private_socket_disabled,
+                 test_external_entity_not_expanded);
         return g_test_run();
 }

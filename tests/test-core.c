@@ -14,6 +14,7 @@
 #include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
+#include "vt-util.h"
 
 #define RUN_TIMEOUT_USEC (5 * G_USEC_PER_SEC)
 
@@ -1102,6 +1103,18 @@ static void test_demand_find_kind(Fixture *f, gconstpointer data) {
         g_assert_cmpint(vmsig_core_find_kind(f->core, NULL), ==, -EINVAL);
 }
 
+/* The hook on the registered kind k, which nobody wants yet; unknown kinds
+ * are refused and change no hook. */
+static void set_demand_hook(Fixture *f, int k, vmsig_id a, GArray *calls) {
+        g_assert_cmpint(k, >=, 0);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k, on_demand, calls), ==, 0);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k + 1, on_demand_unexpected, NULL), ==, -EINVAL);
+        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, VMSIG_KIND_MAX, on_demand_unexpected, NULL), ==, -EINVAL);
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
+        g_assert_false(vmsig_core_kind_wanted(f->core, k, 0));
+        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_MAX, a));
+}
+
 /* The hook sees each 0 -> 1 and 1 -> 0 of (kind, endpoint) once, from
  * inside vmsig_core_subscribe() and vmsig_subscriber_free(), with endpoint
  * 0 for subscribers of every endpoint; filters of every kind, or of other
@@ -1112,15 +1125,7 @@ static void test_demand_transitions(Fixture *f, gconstpointer data) {
         int k = vmsig_core_register_kind(f->core, "frame", VMSIG_PRIORITY_BULK, true);
         uint32_t mk = VMSIG_KIND_MASK(k);
 
-        g_assert_cmpint(k, >=, 0);
-        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k, on_demand, calls), ==, 0);
-        /* Unknown kinds are refused and change no hook. */
-        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, k + 1, on_demand_unexpected, NULL), ==, -EINVAL);
-        g_assert_cmpint(vmsig_core_set_demand_hook(f->core, VMSIG_KIND_MAX, on_demand_unexpected, NULL), ==, -EINVAL);
-        g_assert_false(vmsig_core_kind_wanted(f->core, k, a));
-        g_assert_false(vmsig_core_kind_wanted(f->core, k, 0));
-        g_assert_false(vmsig_core_kind_wanted(f->core, VMSIG_KIND_MAX, a));
-
+        set_demand_hook(f, k, a, calls);
         vmsig_subscriber *every_kind_a = subscribe_plain(f, 0, a);
         vmsig_subscriber *every_kind_all = subscribe_plain(f, 0, 0);
         vmsig_subscriber *sample_a = subscribe_plain(f, VMSIG_KIND_MASK(VMSIG_KIND_SAMPLE), a);
@@ -1288,31 +1293,18 @@ static void test_demand_core_free(void) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        VT_TEST_ADD("/core/order/per-endpoint", test_order_per_endpoint);
-        VT_TEST_ADD("/core/order/timestamps", test_order_timestamps);
-        VT_TEST_ADD("/core/order/priority", test_order_priority);
-        VT_TEST_ADD("/core/order/flush", test_order_flush);
-        VT_TEST_ADD("/core/retention/replay", test_retention_replay);
-        VT_TEST_ADD("/core/retention/endpoint-filter", test_retention_endpoint_filter);
-        VT_TEST_ADD("/core/overflow/bulk", test_overflow_bulk);
-        VT_TEST_ADD("/core/overflow/control", test_overflow_control);
-        VT_TEST_ADD("/core/overflow/retained", test_overflow_retained);
-        VT_TEST_ADD("/core/overflow/resync", test_overflow_resync);
-        VT_TEST_ADD("/core/overflow/resync-unretained", test_overflow_resync_unretained);
-        VT_TEST_ADD("/core/subscriber/free-during-dispatch", test_subscriber_free_during_dispatch);
-        VT_TEST_ADD("/core/subscriber/subscribe-during-dispatch", test_subscriber_subscribe_during_dispatch);
-        VT_TEST_ADD("/core/slots/reuse-after-reap", test_slots_reuse_after_reap);
-        VT_TEST_ADD("/core/slots/fifo", test_slots_fifo);
-        VT_TEST_ADD("/core/fd/demux", test_fd_demux);
-        VT_TEST_ADD("/core/fd/stale", test_fd_stale);
-        VT_TEST_ADD("/core/fd/removed-in-batch", test_fd_removed_in_batch);
-        VT_TEST_ADD("/core/kinds", test_kinds);
-        VT_TEST_ADD("/core/publish-object", test_publish_object);
-        VT_TEST_ADD("/core/stats", test_stats);
-        VT_TEST_ADD("/core/demand/find-kind", test_demand_find_kind);
-        VT_TEST_ADD("/core/demand/transitions", test_demand_transitions);
-        VT_TEST_ADD("/core/demand/free-in-delivery", test_demand_free_in_delivery);
-        VT_TEST_ADD("/core/demand/detached", test_demand_detached);
+        VT_FIXTURE_TESTS("/core/order/", test_order_per_endpoint, test_order_timestamps, test_order_priority,
+                         test_order_flush);
+        VT_FIXTURE_TESTS("/core/retention/", test_retention_replay, test_retention_endpoint_filter);
+        VT_FIXTURE_TESTS("/core/overflow/", test_overflow_bulk, test_overflow_control, test_overflow_retained,
+                         test_overflow_resync, test_overflow_resync_unretained);
+        VT_FIXTURE_TESTS("/core/subscriber/", test_subscriber_free_during_dispatch,
+                         test_subscriber_subscribe_during_dispatch);
+        VT_FIXTURE_TESTS("/core/slots/", test_slots_reuse_after_reap, test_slots_fifo);
+        VT_FIXTURE_TESTS("/core/fd/", test_fd_demux, test_fd_stale, test_fd_removed_in_batch);
+        VT_FIXTURE_TESTS("/core/", test_kinds, test_publish_object, test_stats);
+        VT_FIXTURE_TESTS("/core/demand/", test_demand_find_kind, test_demand_transitions, test_demand_free_in_delivery,
+                         test_demand_detached);
         g_test_add_func("/core/demand/core-free", test_demand_core_free);
         return g_test_run();
 }

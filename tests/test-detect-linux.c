@@ -15,6 +15,7 @@
 #include "detect-linux.h"
 #include "event-loop.h"
 #include "memwrite.h"
+#include "vt-util.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -218,14 +219,21 @@ static void assert_found(Fixture *f, const vmsig_linux_result *r, uint64_t root,
         g_assert_cmpint(vmsig_linux_check(&f->s, r), ==, 1);
 }
 
+/* A probe from cr3 (4 levels, the default budget) finds root under
+ * cr3_root; st may be NULL. */
+static void probe_finds(Fixture *f, uint64_t cr3, vmsig_linux_result *r, vmsig_linux_probe_stats *st, uint64_t root,
+                        uint64_t cr3_root) {
+        g_assert_cmpint(probe(f, cr3, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, r, st), ==, 1);
+        assert_found(f, r, root, cr3_root, 4);
+}
+
 /* --- the kernel as built ------------------------------------------------------- */
 
 static void test_found(Fixture *f, gconstpointer data) {
         vmsig_linux_result r, small;
         vmsig_linux_probe_stats st;
 
-        g_assert_cmpint(probe(f, K_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, &st), ==, 1);
-        assert_found(f, &r, DATA_INIT_MM, K_ROOT, 4);
+        probe_finds(f, K_ROOT, &r, &st, DATA_INIT_MM, K_ROOT);
         g_assert_true(r.init_mm);
         g_assert_false(r.pti);
         g_assert_cmpuint(r.kernel_entries, ==, FILLERS + 1);
@@ -247,8 +255,7 @@ static void test_found(Fixture *f, gconstpointer data) {
         g_assert_cmpmem(&small, sizeof small, &r, sizeof r);
 
         /* From init_mm's root itself: itself. */
-        g_assert_cmpint(probe(f, DATA_INIT_MM, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, NULL), ==, 1);
-        assert_found(f, &r, DATA_INIT_MM, DATA_INIT_MM, 4);
+        probe_finds(f, DATA_INIT_MM, &r, NULL, DATA_INIT_MM, DATA_INIT_MM);
         g_assert_true(r.init_mm);
 }
 
@@ -258,8 +265,7 @@ static void test_no_init_mm(Fixture *f, gconstpointer data) {
 
         /* A page that differs in one entry present in both is no copy. */
         set_entry(f, DATA_INIT_MM, 256, (FILLER + 0x8000) | P_RW);
-        g_assert_cmpint(probe(f, K_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, &st), ==, 1);
-        assert_found(f, &r, K_ROOT, K_ROOT, 4);
+        probe_finds(f, K_ROOT, &r, &st, K_ROOT, K_ROOT);
         g_assert_false(r.init_mm);
         /* Searched on to the end of the image for it. */
         g_assert_cmpuint(st.searched, ==, 4 * MiB + 16 * 4096);
@@ -271,18 +277,15 @@ static void test_init_mm_ldt(Fixture *f, gconstpointer data) {
         /* The process CR3 names has its LDT mapped: one entry more than
          * init_mm's. */
         set_entry(f, K_ROOT, 300, FILLER | P_RW);
-        g_assert_cmpint(probe(f, K_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, NULL), ==, 1);
-        assert_found(f, &r, DATA_INIT_MM, K_ROOT, 4);
+        probe_finds(f, K_ROOT, &r, NULL, DATA_INIT_MM, K_ROOT);
         /* Two more are no longer the same kernel half. */
         set_entry(f, K_ROOT, 301, FILLER | P_RW);
-        g_assert_cmpint(probe(f, K_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, NULL), ==, 1);
-        assert_found(f, &r, K_ROOT, K_ROOT, 4);
+        probe_finds(f, K_ROOT, &r, NULL, K_ROOT, K_ROOT);
         /* Nor is a page with an entry the root lacks. */
         set_entry(f, K_ROOT, 300, 0);
         set_entry(f, K_ROOT, 301, 0);
         set_entry(f, DATA_INIT_MM, 302, FILLER | P_RW);
-        g_assert_cmpint(probe(f, K_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, NULL), ==, 1);
-        assert_found(f, &r, K_ROOT, K_ROOT, 4);
+        probe_finds(f, K_ROOT, &r, NULL, K_ROOT, K_ROOT);
 }
 
 /* --- PTI ----------------------------------------------------------------------- */
@@ -291,8 +294,7 @@ static void test_pti_user_root(Fixture *f, gconstpointer data) {
         vmsig_linux_result r;
         vmsig_linux_probe_stats st;
 
-        g_assert_cmpint(probe(f, U_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, &st), ==, 1);
-        assert_found(f, &r, DATA_INIT_MM, K_ROOT, 4);
+        probe_finds(f, U_ROOT, &r, &st, DATA_INIT_MM, K_ROOT);
         g_assert_true(r.pti);
         g_assert_true(r.init_mm);
         g_assert_cmpuint(st.roots, ==, 1);
@@ -301,12 +303,10 @@ static void test_pti_user_root(Fixture *f, gconstpointer data) {
          * something else. */
         copy_page(f, DATA_INIT_MM, DATA_INIT_MM - 4096);
         zero_page(f, DATA_INIT_MM);
-        g_assert_cmpint(probe(f, U_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, NULL), ==, 1);
-        assert_found(f, &r, K_ROOT, K_ROOT, 4);
+        probe_finds(f, U_ROOT, &r, NULL, K_ROOT, K_ROOT);
         g_assert_true(r.pti);
         /* Without PTI, it may be anywhere. */
-        g_assert_cmpint(probe(f, K_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, NULL), ==, 1);
-        assert_found(f, &r, DATA_INIT_MM - 4096, K_ROOT, 4);
+        probe_finds(f, K_ROOT, &r, NULL, DATA_INIT_MM - 4096, K_ROOT);
 }
 
 static void test_pti_kernel_root_invalid(Fixture *f, gconstpointer data) {
@@ -316,8 +316,7 @@ static void test_pti_kernel_root_invalid(Fixture *f, gconstpointer data) {
         /* More kernel-half entries than the user root, but no kernel image
          * under it: the user root is what there is. */
         set_entry(f, K_ROOT, 511, (FILLER + 4096) | P_RW);
-        g_assert_cmpint(probe(f, U_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, &st), ==, 1);
-        assert_found(f, &r, U_ROOT, U_ROOT, 4);
+        probe_finds(f, U_ROOT, &r, &st, U_ROOT, U_ROOT);
         g_assert_false(r.pti);
         g_assert_false(r.init_mm);
         g_assert_cmpuint(r.kernel_entries, ==, 1);
@@ -325,8 +324,7 @@ static void test_pti_kernel_root_invalid(Fixture *f, gconstpointer data) {
 
         /* Junk below: its "entries" lead outside RAM and count for nothing. */
         copy_page(f, 8 * MiB, K_ROOT);
-        g_assert_cmpint(probe(f, U_ROOT, 4, VMSIG_DETECT_SCAN_BUDGET_DEFAULT, &r, &st), ==, 1);
-        assert_found(f, &r, U_ROOT, U_ROOT, 4);
+        probe_finds(f, U_ROOT, &r, &st, U_ROOT, U_ROOT);
         g_assert_false(r.pti);
         g_assert_cmpuint(st.roots, ==, 1);
 }
@@ -645,17 +643,13 @@ int main(int argc, char **argv) {
         VT_TEST_ADD("/detect-linux/found", test_found);
         VT_TEST_ADD("/detect-linux/init-mm/none", test_no_init_mm);
         VT_TEST_ADD("/detect-linux/init-mm/ldt", test_init_mm_ldt);
-        VT_TEST_ADD("/detect-linux/pti/user-root", test_pti_user_root);
-        VT_TEST_ADD("/detect-linux/pti/kernel-root-invalid", test_pti_kernel_root_invalid);
-        VT_TEST_ADD("/detect-linux/pti/odd-root-without-pti", test_odd_root_without_pti);
+        VT_FIXTURE_TESTS("/detect-linux/pti/", test_pti_user_root, test_pti_kernel_root_invalid,
+                         test_odd_root_without_pti);
         VT_TEST_ADD("/detect-linux/5level", test_5level);
-        VT_TEST_ADD("/detect-linux/banner/lookalikes", test_banner_lookalikes);
-        VT_TEST_ADD("/detect-linux/banner/across-pages", test_banner_across_pages);
+        VT_FIXTURE_TESTS("/detect-linux/banner/", test_banner_lookalikes, test_banner_across_pages);
         VT_TEST_ADD("/detect-linux/hostile/not-a-kernel", test_not_a_kernel);
         VT_TEST_ADD("/detect-linux/hostile/outside-ram", test_tables_outside_ram);
         VT_TEST_ADD("/detect-linux/hostile/cycles", test_cycles);
-        VT_TEST_ADD("/detect-linux/arguments", test_arguments);
-        VT_TEST_ADD("/detect-linux/read-errors", test_read_errors);
-        VT_TEST_ADD("/detect-linux/check", test_check);
+        VT_FIXTURE_TESTS("/detect-linux/", test_arguments, test_read_errors, test_check);
         return g_test_run();
 }

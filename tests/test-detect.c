@@ -12,6 +12,7 @@
 
 #include "detect.h"
 #include "guest-image.h"
+#include "vt-util.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -1193,19 +1194,11 @@ static void test_scan_resume(void) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        g_test_add_func("/detect/method-strings", test_method_strings);
-        g_test_add_func("/detect/from-memctx", test_from_memctx);
-        g_test_add_func("/detect/guest-image/writes", test_guest_image_writes);
-        g_test_add_func("/detect/guest-image/errors", test_guest_image_errors);
-        g_test_add_func("/detect/pml4/valid", test_pml4_valid);
-        g_test_add_func("/detect/pml4/self-ref", test_pml4_self_ref);
-        g_test_add_func("/detect/pml4/entries", test_pml4_entries);
-        g_test_add_func("/detect/pml4/zeros", test_pml4_zeros);
-        g_test_add_func("/detect/pml4/steps", test_pml4_steps);
-        g_test_add_func("/detect/negative/all-zero", test_all_zero);
-        g_test_add_func("/detect/negative/firmware-only", test_firmware_only);
-        g_test_add_func("/detect/negative/system-decoys", test_system_decoys);
-        g_test_add_func("/detect/negative/pml4-lookalike", test_pml4_lookalike);
+        VT_TESTS("/detect/", test_method_strings, test_from_memctx);
+        VT_TESTS("/detect/guest-image/", test_guest_image_writes, test_guest_image_errors);
+        VT_TESTS("/detect/pml4/", test_pml4_valid, test_pml4_self_ref, test_pml4_entries, test_pml4_zeros,
+                 test_pml4_steps);
+        VT_TESTS("/detect/negative/", test_all_zero, test_firmware_only, test_system_decoys, test_pml4_lookalike);
         g_test_add_func("/detect/negative/stub-unaligned-dtb", test_stub_unaligned);
         g_test_add_func("/detect/negative/stub-fields", test_stub_fields);
         g_test_add_func("/detect/negative/stub-page-zero", test_low_stub_page_zero);
@@ -1214,21 +1207,14 @@ int main(int argc, char **argv) {
         g_test_add_data_func("/detect/eprocess/18362", GUINT_TO_POINTER(18362), test_eprocess_build);
         g_test_add_data_func("/detect/eprocess/19041", GUINT_TO_POINTER(19041), test_eprocess_build);
         g_test_add_func("/detect/eprocess/straddles-page", test_eprocess_straddles);
-        g_test_add_func("/detect/eprocess/name-at-page-end", test_eprocess_name_at_page_end);
-        g_test_add_func("/detect/eprocess/fields", test_eprocess_fields);
-        g_test_add_func("/detect/eprocess/decoys-then-real", test_decoys_then_real);
+        VT_TESTS("/detect/eprocess/", test_eprocess_name_at_page_end, test_eprocess_fields, test_decoys_then_real);
         g_test_add_func("/detect/self-ref/0x1ed", test_self_ref_1ed);
         g_test_add_func("/detect/self-ref/random", test_self_ref_random);
         g_test_add_func("/detect/split-above-4g", test_split_above_4g);
         g_test_add_func("/detect/boot-loader-dtb-loses", test_boot_loader_loses);
-        g_test_add_func("/detect/scan/chunked", test_scan_chunked);
-        g_test_add_func("/detect/scan/not-found", test_scan_not_found);
-        g_test_add_func("/detect/scan/ranges", test_scan_ranges);
-        g_test_add_func("/detect/scan/holes", test_scan_holes);
-        g_test_add_func("/detect/io-error", test_io_error);
-        g_test_add_func("/detect/speed", test_speed);
-        g_test_add_func("/detect/check/eprocess-verify", test_eprocess_verify);
-        g_test_add_func("/detect/check/same-kernel", test_same_kernel);
+        VT_TESTS("/detect/scan/", test_scan_chunked, test_scan_not_found, test_scan_ranges, test_scan_holes);
+        VT_TESTS("/detect/", test_io_error, test_speed);
+        VT_TESTS("/detect/check/", test_eprocess_verify, test_same_kernel);
         g_test_add_func("/detect/scan/resume", test_scan_resume);
         return g_test_run();
 }

@@ -22,6 +22,7 @@
 #include "log.h"
 /* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
 #include "event-loop.h"
+#include "vt-util.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -60,11 +61,7 @@ typedef struct Fixture {
 static void record_free(void *p) {
         record *r = p;
 
-        g_free(r->name);
-        g_free(r->file);
-        g_free(r->qmp_socket);
-        g_free(r->ram_path);
-        g_free(r);
+        VT_FREE_MANY(r->name, r->file, r->qmp_socket, r->ram_path, r);
 }
 
 /* --- the daemon side ------------------------------------------------------ */
@@ -157,10 +154,7 @@ static void fixture_teardown(Fixture *f, gconstpointer data) {
         vmsig_discovery_free(f->disc);
         vt_core_stop(f->event, f->core);
         remove_tree(f->tmp);
-        g_free(f->tmp);
-        g_free(f->trigger);
-        g_free(f->libvirt);
-        g_free(f->host);
+        VT_FREE_MANY(f->tmp, f->trigger, f->libvirt, f->host);
         g_ptr_array_unref(f->records);
         g_hash_table_unref(f->attached);
 }
@@ -899,24 +893,10 @@ int main(int argc, char *argv[]) {
         g_unsetenv("JOURNAL_STREAM");
         umask(022);
         g_test_init(&argc, &argv, NULL);
-        VT_TEST_ADD("/discovery/initial-enumeration", test_initial_enumeration);
-        VT_TEST_ADD("/discovery/appear-atomic", test_appear_atomic);
-        VT_TEST_ADD("/discovery/appear-in-place", test_appear_in_place);
-        VT_TEST_ADD("/discovery/bad-files", test_bad_files);
-        VT_TEST_ADD("/discovery/uuid-clash", test_uuid_clash);
-        VT_TEST_ADD("/discovery/removal", test_removal);
-        VT_TEST_ADD("/discovery/rewrite", test_rewrite);
-        VT_TEST_ADD("/discovery/probe-waits", test_probe_waits);
-        VT_TEST_ADD("/discovery/probe-gives-up", test_probe_gives_up);
-        VT_TEST_ADD("/discovery/probe-timeout-applies-to-running", test_probe_timeout_applies_to_running);
-        VT_TEST_ADD("/discovery/ignored-names", test_ignored_names);
-        VT_TEST_ADD("/discovery/rescan", test_rescan);
-        VT_TEST_ADD("/discovery/untrusted", test_untrusted);
-        VT_TEST_ADD("/discovery/attach-refused", test_attach_refused);
-        VT_TEST_ADD("/discovery/directory-appears", test_directory_appears);
-        VT_TEST_ADD("/discovery/libvirt", test_libvirt);
-        VT_TEST_ADD("/discovery/libvirt-own-monitor", test_libvirt_own_monitor);
-        VT_TEST_ADD("/discovery/external-entity", test_external_entity);
-        VT_TEST_ADD("/discovery/latency", test_latency);
+        VT_FIXTURE_TESTS("/discovery/", test_initial_enumeration, test_appear_atomic, test_appear_in_place,
+                         test_bad_files, test_uuid_clash, test_removal, test_rewrite, test_probe_waits,
+                         test_probe_gives_up, test_probe_timeout_applies_to_running, test_ignored_names, test_rescan,
+                         test_untrusted, test_attach_refused, test_directory_appears, test_libvirt,
+                         test_libvirt_own_monitor, test_external_entity, test_latency);
         return g_test_run();
 }

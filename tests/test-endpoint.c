@@ -16,6 +16,7 @@
 #include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
+#include "vt-util.h"
 
 /* --- the fake backend ------------------------------------------------------ */
 
@@ -912,30 +913,9 @@ static bool same_file(int a, int b) {
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* publish announces epoch 1; new_epoch invalidates it and announces epoch
- * 2 without the DTB; vmsig_memctx_get follows the retained datum, and
- * every datum has a descriptor of its own. */
-static void test_memctx(Fixture *f, gconstpointer data) {
-        size_t fds = count_fds();
-        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
-        vmsig_id id = vmsig_endpoint_get_id(ep);
-        vmsig_memctx_source src;
-        int ram = make_ram(65536);
-
-        subscribe(f, MASK(VMSIG_KIND_MEMCTX));
-        g_assert_cmpint(vmsig_memctx_source_init(&src, ram, 65536, NULL, 0), ==, 0);
-        src.root = (vmsig_memctx_root) {
-                .dtb = 0x1000,
-                .kernel_hint = 0xffff8000,
-                .os = VMSIG_GUEST_OS_WINDOWS,
-                .witnesses = VMSIG_WITNESS_EPROCESS | VMSIG_WITNESS_CR3,
-        };
-        g_assert_null(vmsig_memctx_get(f->core, id));
-        g_assert_cmpint(vmsig_memctx_source_publish(&src, ep), ==, 0);
-        g_assert_null(vmsig_memctx_get(f->core, id)); /* not dispatched yet */
-        run_pending(f);
-
-        const vmsig_memctx *m = vmsig_memctx_get(f->core, id);
+/* The datum publish announced: epoch 1 with the Windows root, one range
+ * over all of ram, and a descriptor of its own for the same file. */
+static void assert_memctx_published(const vmsig_memctx *m, int ram) {
         g_assert_nonnull(m);
         g_assert_cmpuint(m->epoch, ==, 1);
         g_assert_false(m->invalidated);
@@ -952,8 +932,16 @@ static void test_memctx(Fixture *f, gconstpointer data) {
         g_assert_cmpint(m->ram_fd, !=, ram);
         g_assert_true(same_file(m->ram_fd, ram));
         g_assert_cmpint(fcntl(m->ram_fd, F_GETFD), ==, FD_CLOEXEC);
+}
 
-        g_assert_cmpint(vmsig_memctx_source_new_epoch(&src, ep), ==, 0);
+/* After epoch 1: new_epoch invalidates it and announces epoch 2 without
+ * the DTB. Epoch 2 never had a root: nobody could use it for virtual
+ * addresses, so its end is no invalidation anyone hears of; epoch 3 had
+ * one, its end is heard of. */
+static void memctx_new_epochs(Fixture *f, vmsig_endpoint *ep, vmsig_memctx_source *src) {
+        const vmsig_memctx *m;
+
+        g_assert_cmpint(vmsig_memctx_source_new_epoch(src, ep), ==, 0);
         run_pending(f);
         g_assert_cmpuint(f->records->len, ==, 3);
         g_assert_cmpuint(rec_at(f, 1)->memctx.epoch, ==, 1);
@@ -965,30 +953,53 @@ static void test_memctx(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(rec_at(f, 2)->memctx.kernel_hint, ==, 0);
         g_assert_cmpuint(rec_at(f, 2)->seq, >, rec_at(f, 1)->seq);
 
-        m = vmsig_memctx_get(f->core, id);
+        m = vmsig_memctx_get(f->core, vmsig_endpoint_get_id(ep));
         g_assert_cmpuint(m->epoch, ==, 2);
         g_assert_false(m->invalidated);
         g_assert_cmpuint(m->levels, ==, 0);
         g_assert_cmpuint(m->witnesses, ==, 0);
 
-        /* Epoch 2 never had a root: nobody could use it for virtual
-         * addresses, so its end is no invalidation anyone hears of. */
         vmsig_memctx_root root = { .dtb = 0x2000, .levels = 5, .os = VMSIG_GUEST_OS_LINUX,
                                    .witnesses = VMSIG_WITNESS_CR3 | VMSIG_WITNESS_BANNER };
-        g_assert_cmpint(vmsig_memctx_source_set_root(&src, ep, &root), ==, 0);
+        g_assert_cmpint(vmsig_memctx_source_set_root(src, ep, &root), ==, 0);
         run_pending(f);
         g_assert_cmpuint(f->records->len, ==, 4);
         g_assert_cmpuint(rec_at(f, 3)->memctx.epoch, ==, 3);
         g_assert_false(rec_at(f, 3)->memctx.invalidated);
         g_assert_cmpuint(rec_at(f, 3)->memctx.dtb, ==, 0x2000);
         g_assert_cmpuint(rec_at(f, 3)->memctx.levels, ==, 5);
-        /* Epoch 3 had one: its end is heard of. */
-        g_assert_cmpint(vmsig_memctx_source_new_epoch(&src, ep), ==, 0);
+        g_assert_cmpint(vmsig_memctx_source_new_epoch(src, ep), ==, 0);
         run_pending(f);
         g_assert_cmpuint(f->records->len, ==, 6);
         g_assert_true(rec_at(f, 4)->memctx.invalidated);
         g_assert_cmpuint(rec_at(f, 4)->memctx.epoch, ==, 3);
         g_assert_cmpuint(rec_at(f, 5)->memctx.epoch, ==, 4);
+}
+
+/* publish announces epoch 1, new epochs follow; vmsig_memctx_get follows
+ * the retained datum, and every datum has a descriptor of its own. */
+static void test_memctx(Fixture *f, gconstpointer data) {
+        size_t fds = count_fds();
+        vmsig_endpoint *ep = attach(f, "alpha", VMSIG_STATE_RUNNING, TRIO_ROLES);
+        vmsig_id id = vmsig_endpoint_get_id(ep);
+        vmsig_memctx_source src;
+        const vmsig_memctx *m;
+        int ram = make_ram(65536);
+
+        subscribe(f, MASK(VMSIG_KIND_MEMCTX));
+        g_assert_cmpint(vmsig_memctx_source_init(&src, ram, 65536, NULL, 0), ==, 0);
+        src.root = (vmsig_memctx_root) {
+                .dtb = 0x1000,
+                .kernel_hint = 0xffff8000,
+                .os = VMSIG_GUEST_OS_WINDOWS,
+                .witnesses = VMSIG_WITNESS_EPROCESS | VMSIG_WITNESS_CR3,
+        };
+        g_assert_null(vmsig_memctx_get(f->core, id));
+        g_assert_cmpint(vmsig_memctx_source_publish(&src, ep), ==, 0);
+        g_assert_null(vmsig_memctx_get(f->core, id)); /* not dispatched yet */
+        run_pending(f);
+        assert_memctx_published(vmsig_memctx_get(f->core, id), ram);
+        memctx_new_epochs(f, ep, &src);
 
         /* The datum outlives the source. */
         vmsig_memctx_source_done(&src);
@@ -1046,18 +1057,10 @@ static void test_strings(void) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        VT_TEST_ADD("/endpoint/attach-detach", test_attach_detach);
-        VT_TEST_ADD("/endpoint/attach-errors", test_attach_errors);
-        VT_TEST_ADD("/endpoint/attach-while-running", test_attach_while_running);
-        VT_TEST_ADD("/endpoint/detach-during-dispatch", test_detach_during_dispatch);
-        VT_TEST_ADD("/endpoint/detach-during-dispatch-ref", test_detach_during_dispatch_ref);
-        VT_TEST_ADD("/endpoint/fd", test_endpoint_fd);
-        VT_TEST_ADD("/endpoint/slot-reuse", test_slot_reuse);
-        VT_TEST_ADD("/endpoint/lifecycle", test_lifecycle);
-        VT_TEST_ADD("/endpoint/missing-adapters", test_missing_adapters);
-        VT_TEST_ADD("/endpoint/display", test_display);
-        VT_TEST_ADD("/endpoint/memctx", test_memctx);
-        VT_TEST_ADD("/endpoint/memctx-ranges", test_memctx_ranges);
+        VT_FIXTURE_TESTS("/endpoint/", test_attach_detach, test_attach_errors, test_attach_while_running,
+                         test_detach_during_dispatch, test_detach_during_dispatch_ref, test_endpoint_fd,
+                         test_slot_reuse, test_lifecycle, test_missing_adapters, test_display, test_memctx,
+                         test_memctx_ranges);
         g_test_add_func("/endpoint/strings", test_strings);
         return g_test_run();
 }

@@ -452,26 +452,6 @@ static char *mem_write_error(Fixture *f, guint64 gpa) {
         return name;
 }
 
-static char *subscribe_error(GDBusConnection *c) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                c, VT_NAME, GUEST, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
-                NULL, NULL, NULL, &error);
-
-        g_assert_null(reply);
-        return g_dbus_error_get_remote_error(error);
-}
-
-static void subscribe_and_close(GDBusConnection *c) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GUnixFDList) fds = NULL;
-        g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-                c, VT_NAME, GUEST, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
-                NULL, &fds, NULL, &error);
-
-        g_assert_no_error(error);
-}
-
 /* A subscriber in a process of its own that mapped all of the guest's RAM
  * and, told to, reads the upper half of it. */
 typedef struct {
@@ -524,7 +504,7 @@ static void assert_ram_unavailable(Fixture *f, guint64 epoch, GPid daemon) {
         g_assert_cmpstr(e1, ==, "org.vmsig.Error.RamUnavailable");
         g_assert_cmpstr(e2, ==, "org.vmsig.Error.RamUnavailable");
         g_assert_cmpint(file_size(f->qemu[0]->ram_path), ==, QEMU_RAM_SIZE / 2);
-        g_autofree char *e3 = subscribe_error(f->conn);
+        g_autofree char *e3 = vt_subscribe_memctx_error(f->conn, GUEST);
         g_assert_cmpstr(e3, ==, "org.vmsig.Error.RamUnavailable");
         g_assert_cmpuint(epoch_of(f), ==, epoch);
         ping(f->conn);
@@ -545,7 +525,7 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         wait_state(f, GUEST, "running");
         wait_prop_not(f->conn, GUEST, "BootstrapState", "idle");
         VtSignalLog *log = vt_signal_log_new(f->conn);
-        subscribe_and_close(f->conn); /* for MemctxInvalidated */
+        close(vt_subscribe_memctx_fd(f->conn, GUEST)); /* for MemctxInvalidated */
         int lease = vt_acquire_lease(f->conn, GUEST, "memory-write", NULL);
         g_autoptr(GVariant) w = vt_call(f->conn, GUEST, VT_ENDPOINT_IFACE, "MemWrite", write_args(HIGH_GPA, 42));
         guint64 epoch = epoch_of(f);
@@ -582,7 +562,7 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         g_assert_cmphex(qmp_session_xp(f->qemu[0]->session, HIGH_GPA), ==, 0x1122334455667788);
         qmp_session_run(f->qemu[0]->session, "cont", NULL);
         wait_state(f, GUEST, "running");
-        subscribe_and_close(f->conn);
+        close(vt_subscribe_memctx_fd(f->conn, GUEST));
         close(lease);
         vt_signal_log_free(log);
 }

@@ -40,6 +40,7 @@
 #include <systemd/sd-bus.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define SLOW VT_ENDPOINT("slow")
 #define FAST VT_ENDPOINT("fast")
@@ -108,19 +109,6 @@ static void wait_log(VtDaemon *d, const char *a, const char *b) {
 /* A round trip through vmsigd: everything it was sent before is handled. */
 static void ping(GDBusConnection *c) {
         g_autoptr(GVariant) r = vt_call(c, VT_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL);
-}
-
-static guint32 name_pid(GDBusConnection *c, const char *name) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) r = g_dbus_connection_call_sync(c, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                                            "org.freedesktop.DBus", "GetConnectionUnixProcessID",
-                                                            g_variant_new("(s)", name), G_VARIANT_TYPE("(u)"),
-                                                            G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-        guint32 pid = 0;
-
-        if (r)
-                g_variant_get(r, "(u)", &pid);
-        return pid;
 }
 
 static int spawn_client(const char *const *argv, GPid *ret_pid) {
@@ -449,7 +437,7 @@ static void root_still_served(Fixture *f) {
 static void test_kill_9_polkit_pending(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
-        guint32 polkitd = name_pid(f->conn, POLKIT_NAME);
+        guint32 polkitd = vt_name_owner_pid(f->conn, POLKIT_NAME);
         GPid daemon = vt_daemon_pid(f->daemon);
         int out;
 
@@ -526,7 +514,7 @@ static GPid polkitd_restart(Fixture *f) {
 static void test_polkitd_killed_and_restarted(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
-        guint32 polkitd = name_pid(f->conn, POLKIT_NAME);
+        guint32 polkitd = vt_name_owner_pid(f->conn, POLKIT_NAME);
         GPid daemon = vt_daemon_pid(f->daemon);
         int out;
 
@@ -568,7 +556,7 @@ static void test_polkitd_killed_and_restarted(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(log_count(f->daemon, "uid=65534 ", "action=org.vmsig.roster endpoint=- result=granted reason=polkit"),
                          >=, 2);
         /* The same vmsigd all along. */
-        g_assert_cmpuint(name_pid(f->conn, VT_NAME), ==, (guint32) daemon);
+        g_assert_cmpuint(vt_name_owner_pid(f->conn, VT_NAME), ==, (guint32) daemon);
         g_assert_cmpint(kill(restarted, SIGTERM), ==, 0);
         g_assert_cmpint(waitpid(restarted, &status, 0), ==, restarted);
         g_spawn_close_pid(restarted);
@@ -982,7 +970,6 @@ int main(int argc, char *argv[]) {
                    fixture_teardown);
         g_test_add("/faults/polkitd-killed-and-restarted", Fixture, CONFIG_POLKIT, fixture_setup,
                    test_polkitd_killed_and_restarted, fixture_teardown);
-        g_test_add_func("/faults/stuck-subscriber", test_stuck_subscriber);
-        g_test_add_func("/faults/private-socket-unwritable", test_private_socket_unwritable);
+        VT_TESTS("/faults/", test_stuck_subscriber, test_private_socket_unwritable);
         return g_test_run();
 }

@@ -10,6 +10,7 @@
 
 #include "detect.h"
 #include "guest-memory.h"
+#include "vt-util.h"
 
 static void test_full_io(void) {
         uint8_t out[10000], in[10000];
@@ -61,9 +62,7 @@ static void test_detect_source_mem(void) {
 
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/guest-memory/full-io", test_full_io);
-        g_test_add_func("/guest-memory/load-le64", test_load_le64);
-        g_test_add_func("/guest-memory/masks", test_masks);
+        VT_TESTS("/guest-memory/", test_full_io, test_load_le64, test_masks);
         g_test_add_func("/guest-memory/detect-source", test_detect_source_mem);
         return g_test_run();
 }

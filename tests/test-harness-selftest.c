@@ -8,6 +8,7 @@
 
 #include "client.h"
 #include "harness.h"
+#include "vt-util.h"
 
 #define ONE_VM "<vmsigd><stub-vm name=\"a\" ram-size=\"1M\"/></vmsigd>"
 #define TWO_VMS "<vmsigd><stub-vm name=\"a\" ram-size=\"1M\"/><stub-vm name=\"b\" ram-size=\"1M\"/></vmsigd>"
@@ -307,13 +308,10 @@ static void test_daemon_start_failure(void) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/harness/bus/connect", test_bus_connect);
-        g_test_add_func("/harness/bus/two-buses", test_two_buses);
-        g_test_add_func("/harness/bus/run", test_bus_run);
+        VT_TESTS("/harness/bus/", test_bus_connect, test_two_buses, test_bus_run);
         g_test_add_func("/harness/wait-for", test_wait_for);
         g_test_add_func("/harness/bus/system-policy", test_system_policy);
-        g_test_add_func("/harness/daemon/start", test_daemon_start);
-        g_test_add_func("/harness/daemon/wait", test_daemon_wait);
+        VT_TESTS("/harness/daemon/", test_daemon_start, test_daemon_wait);
         g_test_add_func("/harness/bus/stop-cleans-up", test_bus_stop_cleans_up);
         g_test_add_func("/harness/daemon/start-failure", test_daemon_start_failure);
         return g_test_run();

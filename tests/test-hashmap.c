@@ -8,6 +8,7 @@
 #include <glib.h>
 
 #include "hashmap.h"
+#include "vt-util.h"
 
 #define N 1000
 
@@ -96,9 +97,6 @@ static void test_steal_first(void) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/hashmap/string-keys", test_string_keys);
-        g_test_add_func("/hashmap/uint64-keys", test_uint64_keys);
-        g_test_add_func("/hashmap/remove-while-iterating", test_remove_while_iterating);
-        g_test_add_func("/hashmap/steal-first", test_steal_first);
+        VT_TESTS("/hashmap/", test_string_keys, test_uint64_keys, test_remove_while_iterating, test_steal_first);
         return g_test_run();
 }

@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include "host-common.h"
+#include "vt-util.h"
 
 typedef struct answers {
         unsigned done, display, vcpu;
@@ -138,10 +139,6 @@ static void test_detached_message(void) {
 
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/host-common/spec", test_spec);
-        g_test_add_func("/host-common/answer", test_answer);
-        g_test_add_func("/host-common/set-error", test_set_error);
-        g_test_add_func("/host-common/queue", test_queue);
-        g_test_add_func("/host-common/detached-message", test_detached_message);
+        VT_TESTS("/host-common/", test_spec, test_answer, test_set_error, test_queue, test_detached_message);
         return g_test_run();
 }

@@ -18,6 +18,7 @@
 
 #include "event-loop.h"
 #include "libvirt-event.h"
+#include "vt-util.h"
 
 #define QUIET_USEC (30 * 1000)
 #define WAIT_USEC (5 * G_USEC_PER_SEC)
@@ -324,16 +325,6 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
         return 0;
 }
 
-static unsigned threads(void) {
-        g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
-        unsigned n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        return n;
-}
-
 /* The test driver queues its events and flushes them from a timeout of
  * its event implementation: they arrive only while the loop runs. */
 static void test_driver_lifecycle(void) {
@@ -362,7 +353,7 @@ static void test_driver_lifecycle(void) {
         g_assert_cmpint(l.n, ==, 2);
 
         /* No thread of libvirt's: the loop was the only driver. */
-        g_assert_cmpuint(threads(), ==, 1);
+        g_assert_cmpuint(vt_threads(), ==, 1);
 
         g_assert_cmpint(virConnectDomainEventDeregisterAny(conn, cb), ==, 0);
         virDomainFree(dom);
@@ -377,15 +368,9 @@ int main(int argc, char **argv) {
         g_assert_cmpint(sd_event_new(&loop), >=, 0);
         g_assert_cmpint(vmsig_libvirt_event_register(loop), ==, 0);
 
-        g_test_add_func("/libvirt-event/register-idempotent", test_register_idempotent);
-        g_test_add_func("/libvirt-event/handle-readable-hangup", test_handle_readable_hangup);
-        g_test_add_func("/libvirt-event/handle-update", test_handle_update);
-        g_test_add_func("/libvirt-event/timeout-zero", test_timeout_zero);
-        g_test_add_func("/libvirt-event/timeout-disabled", test_timeout_disabled);
-        g_test_add_func("/libvirt-event/timeout-periodic", test_timeout_periodic);
-        g_test_add_func("/libvirt-event/remove-frees-later", test_remove_frees_later);
-        g_test_add_func("/libvirt-event/remove-from-callback", test_remove_from_callback);
-        g_test_add_func("/libvirt-event/ids-unique", test_ids_unique);
+        VT_TESTS("/libvirt-event/", test_register_idempotent, test_handle_readable_hangup, test_handle_update,
+                 test_timeout_zero, test_timeout_disabled, test_timeout_periodic, test_remove_frees_later,
+                 test_remove_from_callback, test_ids_unique);
         g_test_add_func("/libvirt-event/test-driver-lifecycle", test_driver_lifecycle);
         r = g_test_run();
         sd_event_unref(loop);

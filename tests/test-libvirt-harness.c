@@ -20,6 +20,7 @@
 #include "libvirt-event.h"
 #include "libvirt-harness.h"
 #include "linux-guest.h"
+#include "vt-util.h"
 
 /* The least Debian's cloud kernel boots in: with 64 MiB it resets at once,
  * again and again. */
@@ -169,16 +170,6 @@ static bool saw(Events *e, int event) {
         return false;
 }
 
-static unsigned threads(void) {
-        g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
-        unsigned n = 0;
-
-        g_assert_nonnull(dir);
-        while (g_dir_read_name(dir))
-                n++;
-        return n;
-}
-
 /* The backend's own connection beside the harness's: events, and its
  * close when libvirtd dies, through the loop and no thread of libvirt's. */
 static void test_events_through_sd_event(void) {
@@ -214,7 +205,7 @@ static void test_events_through_sd_event(void) {
         VT_EVENT_RUN_UNTIL(loop, e.reboots >= 1, EVENT_TIMEOUT_USEC);
         vt_event_run_for(loop, 200 * 1000);
         g_test_message("one reset gave %d REBOOT events", e.reboots);
-        g_assert_cmpuint(threads(), ==, 1);
+        g_assert_cmpuint(vt_threads(), ==, 1);
         virDomainFree(dom);
 
         libvirt_harness_kill(h);
@@ -233,8 +224,7 @@ int main(int argc, char **argv) {
         /* Before GLib can start a thread: see libvirt-harness.h. */
         libvirt_harness_enter_namespace();
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/libvirt-harness/file-ram-survives-restart", test_file_ram_survives_restart);
-        g_test_add_func("/libvirt-harness/memfd-and-cache", test_memfd_and_cache);
-        g_test_add_func("/libvirt-harness/events-through-sd-event", test_events_through_sd_event);
+        VT_TESTS("/libvirt-harness/", test_file_ram_survives_restart, test_memfd_and_cache,
+                 test_events_through_sd_event);
         return g_test_run();
 }

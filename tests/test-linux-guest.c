@@ -15,6 +15,7 @@
 #include "detect-linux.h"
 #include "linux-guest.h"
 #include "memwrite.h"
+#include "vt-util.h"
 
 #define BOOT_TIMEOUT_MS 60000
 #define PTI_USER_OFFSET UINT64_C(0x1000)
@@ -302,9 +303,6 @@ static void test_reset(void) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        g_test_add_func("/linux-guest/default-cpu", test_default_cpu);
-        g_test_add_func("/linux-guest/pti-la57", test_pti_la57);
-        g_test_add_func("/linux-guest/before-kernel", test_before_kernel);
-        g_test_add_func("/linux-guest/reset", test_reset);
+        VT_TESTS("/linux-guest/", test_default_cpu, test_pti_la57, test_before_kernel, test_reset);
         return g_test_run();
 }

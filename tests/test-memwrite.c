@@ -15,6 +15,7 @@
 
 #include "event-loop.h"
 #include "memwrite.h"
+#include "vt-util.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -1081,14 +1082,9 @@ int main(int argc, char **argv) {
 
         VT_TEST_ADD("/memwrite/lookup", test_lookup);
         g_test_add_func("/memwrite/lookup-clamped", test_lookup_clamped);
-        VT_TEST_ADD("/memwrite/translate/4k", test_translate_4k);
-        VT_TEST_ADD("/memwrite/translate/2m", test_translate_2m);
-        VT_TEST_ADD("/memwrite/translate/1g", test_translate_1g);
-        VT_TEST_ADD("/memwrite/translate/unmapped", test_translate_unmapped);
-        VT_TEST_ADD("/memwrite/translate/errors", test_translate_errors);
-        VT_TEST_ADD("/memwrite/translate/4level-canonical", test_translate_4level_canonical);
-        VT_TEST_ADD("/memwrite/translate/5level", test_translate_5level);
-        VT_TEST_ADD("/memwrite/translate/5level-errors", test_translate_5level_errors);
+        VT_FIXTURE_TESTS("/memwrite/translate/", test_translate_4k, test_translate_2m, test_translate_1g,
+                         test_translate_unmapped, test_translate_errors, test_translate_4level_canonical,
+                         test_translate_5level, test_translate_5level_errors);
         VT_TEST_ADD("/memwrite/va/write-5level", test_write_va_5level);
         VT_TEST_ADD("/memwrite/gpa/write", test_write_gpa);
         VT_TEST_ADD("/memwrite/gpa/split", test_write_gpa_split);
@@ -1098,13 +1094,11 @@ int main(int argc, char **argv) {
         VT_TEST_ADD("/memwrite/va/unmapped", test_write_va_unmapped);
         VT_TEST_ADD("/memwrite/va/out-of-ram", test_write_va_out_of_ram);
         VT_TEST_ADD("/memwrite/va/canonical", test_write_va_canonical);
-        VT_TEST_ADD("/memwrite/batch/bad-entry", test_batch_bad_entry);
-        VT_TEST_ADD("/memwrite/batch/good", test_batch_good);
+        VT_FIXTURE_TESTS("/memwrite/batch/", test_batch_bad_entry, test_batch_good);
         VT_TEST_ADD("/memwrite/apply/rollback", test_apply_rollback);
         g_test_add_func("/memwrite/writer/pwrite", test_pwrite);
         g_test_add_func("/memwrite/writer/memcpy", test_memcpy_writer);
         VT_TEST_ADD("/memwrite/writer/sealed", test_sealed);
-        g_test_add_func("/memwrite/strings", test_strings);
-        g_test_add_func("/memwrite/from-memctx", test_from_memctx);
+        VT_TESTS("/memwrite/", test_strings, test_from_memctx);
         return g_test_run();
 }

@@ -20,6 +20,7 @@
 #include "vmsig-endpoint.h"
 /* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
 #include "event-loop.h"
+#include "vt-util.h"
 
 #define NAME "screen"
 #define TIMEOUT_USEC (20 * G_USEC_PER_SEC)
@@ -235,7 +236,6 @@ static void test_no_display(Fixture *f, gconstpointer data) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        VT_TEST_ADD("/qmp-display/text-screen", test_text_screen);
-        VT_TEST_ADD("/qmp-display/no-display", test_no_display);
+        VT_FIXTURE_TESTS("/qmp-display/", test_text_screen, test_no_display);
         return g_test_run();
 }

@@ -17,6 +17,7 @@
 #include "qmp-hmp.h"
 #include "qmp-ram-map.h"
 #include "vmsig-endpoint.h"
+#include "vt-util.h"
 
 #define MIB (UINT64_C(1) << 20)
 #define GIB (UINT64_C(1) << 30)
@@ -201,40 +202,41 @@ static void assert_registers_bad(const char *text) {
         g_assert_cmpmem(&v, sizeof v, &SENTINEL, sizeof SENTINEL);
 }
 
-static void test_registers_firmware(void) {
-        vmsig_vcpu_state v = parse_registers_ok(REGS_FIRMWARE);
+/* A register not checked by assert_registers(). */
+#define ANY UINT64_MAX
 
-        g_assert_cmphex(v.cr0, ==, 0x10);
-        g_assert_cmphex(v.cr3, ==, 0);
-        g_assert_cmphex(v.cr4, ==, 0);
-        g_assert_cmphex(v.efer, ==, 0);
-        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, 0);
+/* text parses, to these CR0, CR3, CR4 and EFER (ANY: not checked) and
+ * paging of levels levels. */
+static void assert_registers(const char *text, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer,
+                             unsigned levels) {
+        vmsig_vcpu_state v = parse_registers_ok(text);
+
+        if (cr0 != ANY)
+                g_assert_cmphex(v.cr0, ==, cr0);
+        if (cr3 != ANY)
+                g_assert_cmphex(v.cr3, ==, cr3);
+        if (cr4 != ANY)
+                g_assert_cmphex(v.cr4, ==, cr4);
+        if (efer != ANY)
+                g_assert_cmphex(v.efer, ==, efer);
+        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, levels);
+}
+
+static void test_registers_firmware(void) {
+        assert_registers(REGS_FIRMWARE, 0x10, 0, 0, 0, 0);
 }
 
 static void test_registers_all_cpus(void) {
-        vmsig_vcpu_state v = parse_registers_ok(REGS_ALL_CPUS);
-
         /* CPU#0's, not CPU#1's 0x11 */
-        g_assert_cmphex(v.cr0, ==, 0x10);
-        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, 0);
+        assert_registers(REGS_ALL_CPUS, 0x10, ANY, ANY, ANY, 0);
 }
 
 static void test_registers_long_mode(void) {
-        vmsig_vcpu_state v = parse_registers_ok(REGS_LONG_MODE);
-
-        g_assert_cmphex(v.cr0, ==, 0x80050033);
-        g_assert_cmphex(v.cr3, ==, 0x1cc10000);
-        g_assert_cmphex(v.cr4, ==, 0x6b0);
-        g_assert_cmphex(v.efer, ==, 0xd01);
-        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, 4);
+        assert_registers(REGS_LONG_MODE, 0x80050033, 0x1cc10000, 0x6b0, 0xd01, 4);
 }
 
 static void test_registers_la57(void) {
-        vmsig_vcpu_state v = parse_registers_ok(REGS_LA57);
-
-        g_assert_cmphex(v.cr3, ==, 0x18210000);
-        g_assert_cmphex(v.cr4, ==, 0x751eb0);
-        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, 5);
+        assert_registers(REGS_LA57, ANY, 0x18210000, 0x751eb0, ANY, 5);
 }
 
 static void test_registers_pcid(void) {
@@ -324,19 +326,26 @@ static void test_registers_bad(void) {
 
 /* --- info mtree -f --- */
 
+/* The address spaces of the memory FlatView. */
+#define MTREE_MEMORY_AS                                                                            \
+        " AS \"memory\", root: system\r\n"                                                         \
+        " AS \"cpu-memory-0\", root: system\r\n"
+/* RAM below 1 MiB once SeaBIOS shadowed itself into it (PAM). */
+#define MTREE_LOW_SHADOWED                                                                         \
+        "  0000000000000000-00000000000c2fff (prio 0, ram): ram0\r\n"                              \
+        "  00000000000c3000-00000000000e7fff (prio 0, rom): ram0 @00000000000c3000\r\n"            \
+        "  00000000000e8000-00000000000effff (prio 0, ram): ram0 @00000000000e8000\r\n"            \
+        "  00000000000f0000-00000000000fffff (prio 0, rom): ram0 @00000000000f0000\r\n"
+
 /* q35, 3 GiB, after SeaBIOS shadowed itself into RAM (PAM): the memory
  * FlatView, the SMM one (here changed to map ram0 elsewhere, so that
  * reading it would show), part of the I/O one and an empty one. */
 #define MTREE_Q35_3G_MEMORY                                                                        \
         "FlatView #0\r\n"                                                                          \
-        " AS \"memory\", root: system\r\n"                                                         \
-        " AS \"cpu-memory-0\", root: system\r\n"                                                   \
+        MTREE_MEMORY_AS                                                                            \
         " AS \"ich9-ahci\", root: bus master container\r\n"                                        \
         " Root memory region: system\r\n"                                                          \
-        "  0000000000000000-00000000000c2fff (prio 0, ram): ram0\r\n"                              \
-        "  00000000000c3000-00000000000e7fff (prio 0, rom): ram0 @00000000000c3000\r\n"            \
-        "  00000000000e8000-00000000000effff (prio 0, ram): ram0 @00000000000e8000\r\n"            \
-        "  00000000000f0000-00000000000fffff (prio 0, rom): ram0 @00000000000f0000\r\n"            \
+        MTREE_LOW_SHADOWED                                                                         \
         "  0000000000100000-000000007fffffff (prio 0, ram): ram0 @0000000000100000\r\n"            \
         "  00000000b0000000-00000000bfffffff (prio 0, i/o): pcie-mmcfg-mmio\r\n"                   \
         "  00000000febff000-00000000febfffff (prio 1, i/o): ahci\r\n"                              \
@@ -382,13 +391,9 @@ static const char MTREE_PC_3584M[] =
         "  0000000000000000-0000000000000007 (prio 0, i/o): dma-chan\r\n"
         "\r\n"
         "FlatView #1\r\n"
-        " AS \"memory\", root: system\r\n"
-        " AS \"cpu-memory-0\", root: system\r\n"
+        MTREE_MEMORY_AS
         " Root memory region: system\r\n"
-        "  0000000000000000-00000000000c2fff (prio 0, ram): ram0\r\n"
-        "  00000000000c3000-00000000000e7fff (prio 0, rom): ram0 @00000000000c3000\r\n"
-        "  00000000000e8000-00000000000effff (prio 0, ram): ram0 @00000000000e8000\r\n"
-        "  00000000000f0000-00000000000fffff (prio 0, rom): ram0 @00000000000f0000\r\n"
+        MTREE_LOW_SHADOWED
         "  0000000000100000-00000000bfffffff (prio 0, ram): ram0 @0000000000100000\r\n"
         "  00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\r\n"
         "  00000000fed00000-00000000fed003ff (prio 0, i/o): hpet\r\n"
@@ -406,13 +411,9 @@ static const char MTREE_PC_3584M[] =
 /* q35, 128 MiB, after SeaBIOS: one range. */
 static const char MTREE_Q35_128M[] =
         "FlatView #0\r\n"
-        " AS \"memory\", root: system\r\n"
-        " AS \"cpu-memory-0\", root: system\r\n"
+        MTREE_MEMORY_AS
         " Root memory region: system\r\n"
-        "  0000000000000000-00000000000c2fff (prio 0, ram): ram0\r\n"
-        "  00000000000c3000-00000000000e7fff (prio 0, rom): ram0 @00000000000c3000\r\n"
-        "  00000000000e8000-00000000000effff (prio 0, ram): ram0 @00000000000e8000\r\n"
-        "  00000000000f0000-00000000000fffff (prio 0, rom): ram0 @00000000000f0000\r\n"
+        MTREE_LOW_SHADOWED
         "  0000000000100000-0000000007ffffff (prio 0, ram): ram0 @0000000000100000\r\n"
         "  00000000b0000000-00000000bfffffff (prio 0, i/o): pcie-mmcfg-mmio\r\n"
         "  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\r\n"
@@ -422,8 +423,7 @@ static const char MTREE_Q35_128M[] =
  * RAM: [0xc0000, 0x100000) is the option ROMs and the BIOS. */
 static const char MTREE_Q35_128M_AT_RESET[] =
         "FlatView #0\r\n"
-        " AS \"memory\", root: system\r\n"
-        " AS \"cpu-memory-0\", root: system\r\n"
+        MTREE_MEMORY_AS
         " Root memory region: system\r\n"
         "  0000000000000000-00000000000bffff (prio 0, ram): ram0\r\n"
         "  00000000000c0000-00000000000dffff (prio 1, rom): pc.rom\r\n"
@@ -608,76 +608,78 @@ static void test_mtree_range(void) {
                            "ram0", UINT64_MAX, -ERANGE);
 }
 
-static void test_mtree_bad(void) {
+/* Texts that are not a map of the memory FlatView, each -EBADMSG. */
 #define LINE0 "  0000000000000000-0000000000000fff (prio 0, ram): ram0\n"
 #define LINE1 "  0000000000001000-0000000000001fff (prio 0, ram): ram0 @0000000000001000\n"
-        static const char *const bad[] = {
-                "",
-                "\n",
-                "garbage\n",
-                /* no memory FlatView */
-                MTREE_OTHERS,
-                "FlatView #0\n AS \"memoryx\", root: system\n Root memory region: system\n" LINE0,
-                "FlatView #0\n AS \"memory\n Root memory region: system\n" LINE0,
-                "FlatView #0\n AS memory, root: system\n Root memory region: system\n" LINE0,
-                /* two of them */
-                MEMORY_HEAD LINE0 "\n" MEMORY_HEAD LINE1,
-                "FlatView #0\n AS \"memory\", root: system\n AS \"memory\", root: system\n"
-                " Root memory region: system\n" LINE0,
-                /* cut off, or out of shape */
-                "FlatView #0\n",
-                "FlatView #0\n AS \"memory\", root: system\n",
-                "FlatView #0\n AS \"memory\", root: system\nFlatView #1\n",
-                "FlatView #\n AS \"memory\", root: system\n Root memory region: system\n" LINE0,
-                "FlatView #x\n AS \"memory\", root: system\n Root memory region: system\n" LINE0,
-                "\nFlatView #0\n AS \"memory\", root: system\n\n Root memory region: system\n" LINE0,
-                "junk\n" MEMORY_HEAD LINE0,
-                MEMORY_HEAD LINE0 "\njunk\n",
-                MEMORY_HEAD LINE0 " 0000000000001000-0000000000001fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD LINE0 "\t0000000000001000-0000000000001fff (prio 0, ram): ram0\n",
-                /* out of order, overlapping, twice, end < start */
-                MEMORY_HEAD LINE1 LINE0,
-                MEMORY_HEAD LINE0 LINE0,
-                MEMORY_HEAD LINE0 "  0000000000000fff-0000000000001fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD LINE0 "  0000000000000800-0000000000000900 (prio 0, i/o): mmio\n",
-                MEMORY_HEAD "  0000000000001000-0000000000000fff (prio 0, ram): ram0\n",
-                /* digits: 15, 17, not hex, a sign, a prefix */
-                MEMORY_HEAD "  000000000000000-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  00000000000000000-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-00000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  000000000000000g-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  +000000000000000-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  0x00000000000000-0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @000000000000100\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @00000000000010000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @-000000000001000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @0000000000001000"
-                            " @0000000000001000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 KVM @0000000000001000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0  KVM\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 \n",
-                /* the fields around the name */
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio , ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 12345678901, ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0 ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram) ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, RAM): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff prio 0, ram: ram0\n",
-                MEMORY_HEAD "  0000000000000000 0000000000000fff (prio 0, ram): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff\n",
-                MEMORY_HEAD "  \n",
-                /* the region as something else than RAM */
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, i/o): ram0\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, romd): ram0\n",
-                /* a "\r" inside a line */
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0\r @0000000000001000\n",
-                MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0,\r ram): ram0\n",
-        };
+static const char *const mtree_bad[] = {
+        "",
+        "\n",
+        "garbage\n",
+        /* no memory FlatView */
+        MTREE_OTHERS,
+        "FlatView #0\n AS \"memoryx\", root: system\n Root memory region: system\n" LINE0,
+        "FlatView #0\n AS \"memory\n Root memory region: system\n" LINE0,
+        "FlatView #0\n AS memory, root: system\n Root memory region: system\n" LINE0,
+        /* two of them */
+        MEMORY_HEAD LINE0 "\n" MEMORY_HEAD LINE1,
+        "FlatView #0\n AS \"memory\", root: system\n AS \"memory\", root: system\n"
+        " Root memory region: system\n" LINE0,
+        /* cut off, or out of shape */
+        "FlatView #0\n",
+        "FlatView #0\n AS \"memory\", root: system\n",
+        "FlatView #0\n AS \"memory\", root: system\nFlatView #1\n",
+        "FlatView #\n AS \"memory\", root: system\n Root memory region: system\n" LINE0,
+        "FlatView #x\n AS \"memory\", root: system\n Root memory region: system\n" LINE0,
+        "\nFlatView #0\n AS \"memory\", root: system\n\n Root memory region: system\n" LINE0,
+        "junk\n" MEMORY_HEAD LINE0,
+        MEMORY_HEAD LINE0 "\njunk\n",
+        MEMORY_HEAD LINE0 " 0000000000001000-0000000000001fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD LINE0 "\t0000000000001000-0000000000001fff (prio 0, ram): ram0\n",
+        /* out of order, overlapping, twice, end < start */
+        MEMORY_HEAD LINE1 LINE0,
+        MEMORY_HEAD LINE0 LINE0,
+        MEMORY_HEAD LINE0 "  0000000000000fff-0000000000001fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD LINE0 "  0000000000000800-0000000000000900 (prio 0, i/o): mmio\n",
+        MEMORY_HEAD "  0000000000001000-0000000000000fff (prio 0, ram): ram0\n",
+        /* digits: 15, 17, not hex, a sign, a prefix */
+        MEMORY_HEAD "  000000000000000-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  00000000000000000-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-00000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  000000000000000g-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  +000000000000000-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  0x00000000000000-0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @000000000000100\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @00000000000010000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @-000000000001000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 @0000000000001000"
+                    " @0000000000001000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 KVM @0000000000001000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0  KVM\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0 \n",
+        /* the fields around the name */
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio , ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 12345678901, ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0 ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram) ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, RAM): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff prio 0, ram: ram0\n",
+        MEMORY_HEAD "  0000000000000000 0000000000000fff (prio 0, ram): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff\n",
+        MEMORY_HEAD "  \n",
+        /* the region as something else than RAM */
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, i/o): ram0\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, romd): ram0\n",
+        /* a "\r" inside a line */
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0, ram): ram0\r @0000000000001000\n",
+        MEMORY_HEAD "  0000000000000000-0000000000000fff (prio 0,\r ram): ram0\n",
+};
 
-        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
-                assert_mtree_fails(bad[i], "ram0", 1 << 20, -EBADMSG);
+static void test_mtree_bad(void) {
+
+        for (size_t i = 0; i < G_N_ELEMENTS(mtree_bad); i++)
+                assert_mtree_fails(mtree_bad[i], "ram0", 1 << 20, -EBADMSG);
 
         /* A NUL ends the text: here inside the header, so there is no map. */
         static const char nul[] = "FlatView #0\n AS \"memory\", root: system\n\0 Root memory region: system\n" LINE0;
@@ -864,60 +866,36 @@ static char *find_kernel(void) {
 
 /* Boots the kernel without an initrd (it panics, but long after it went to
  * long mode) and polls until paging has the expected number of levels. */
-static void test_live_registers_long_mode(gconstpointer data) {
-        unsigned levels = GPOINTER_TO_UINT(data);
-        g_autofree char *kernel = NULL, *text = NULL;
-        g_autofree vmsig_gpa_range *ranges = NULL;
-        vmsig_vcpu_state v = {};
-        uint64_t file_size, root, table[512];
-        size_t n = 0, present;
-        int64_t deadline;
-        QemuVm *vm;
-        int fd;
+/* Polls "info registers" until paging has levels levels (g_error() after
+ * 30 s); the registers in *v, their text returned (g_free() it). */
+static char *wait_for_paging(QemuVm *vm, unsigned levels, vmsig_vcpu_state *v) {
+        int64_t deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+        char *text = NULL;
 
-        if (!qemu_harness_available() || !(kernel = find_kernel()))
-                return;
-        vm = qemu_vm_new();
-        vm->ram_mib = 512;
-        vm->kernel = kernel;
-        vm->no_reboot = true;
-        if (levels == 5)
-                vm->cpu = "max";
-        qemu_vm_start(vm);
-
-        deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
         for (;;) {
                 g_clear_pointer(&text, g_free);
                 text = hmp(vm, "info registers");
-                g_assert_cmpint(qmp_hmp_parse_registers(text, &v), ==, 0);
-                if (vmsig_vcpu_paging_levels(&v) == levels)
-                        break;
+                g_assert_cmpint(qmp_hmp_parse_registers(text, v), ==, 0);
+                if (vmsig_vcpu_paging_levels(v) == levels)
+                        return text;
                 if (g_get_monotonic_time() > deadline)
                         g_error("no %u-level paging in 30 s; last:\n%s", levels, text);
                 g_usleep(20000);
         }
+}
 
-        /* Stopped, the registers and the root table hold still. */
-        qmp_session_run(vm->session, "stop", NULL);
-        g_clear_pointer(&text, g_free);
-        text = hmp(vm, "info registers");
-        g_assert_cmpint(qmp_hmp_parse_registers(text, &v), ==, 0);
-        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, levels);
-        /* The long-mode layout of the registers. */
-        g_assert_nonnull(strstr(text, "\nRIP="));
-        root = v.cr3 & VMSIG_CR3_ROOT_MASK;
-        g_assert_cmphex(root, !=, 0);
-        /* TCG has no PCID: nothing else in CR3 but the root. */
-        g_assert_cmphex(v.cr4 & CR4_PCIDE, ==, 0);
-        g_assert_cmphex(v.cr3, ==, root);
+/* The root is in RAM, and the map and the registers agree with QEMU about
+ * it: a present entry of the root table, read from the file at the offset
+ * the map gives, is what QEMU reads at the GPA. (Whether the decompressor's
+ * table or the kernel's, it has one; entry 0 is empty in the kernel's.) */
+static void assert_root_table(QemuVm *vm, const vmsig_vcpu_state *v, uint64_t root) {
+        g_autofree vmsig_gpa_range *ranges = NULL;
+        g_autofree char *text = NULL;
+        uint64_t file_size, table[512];
+        size_t n = 0, present;
+        int fd;
 
-        /* The root is in RAM, and the map and the registers agree with
-         * QEMU about it: a present entry of the root table, read from the
-         * file at the offset the map gives, is what QEMU reads at the GPA.
-         * (Whether the decompressor's table or the kernel's, it has one;
-         * entry 0 is empty in the kernel's.) */
         fd = open_ram(vm, &file_size);
-        g_clear_pointer(&text, g_free);
         text = hmp(vm, "info mtree -f");
         g_assert_cmpint(qmp_hmp_parse_mtree(text, "ram0", file_size, &ranges, &n), ==, 0);
         for (size_t i = 0;; i++) {
@@ -935,10 +913,45 @@ static void test_live_registers_long_mode(gconstpointer data) {
         g_assert_cmpuint(present, <, G_N_ELEMENTS(table));
         g_assert_cmphex(qmp_session_xp(vm->session, root + present * 8), ==, table[present]);
         if (g_test_verbose())
-                g_test_message("CR3 0x%" PRIx64 " CR4 0x%" PRIx64 " root[%zu] 0x%016" PRIx64, v.cr3, v.cr4, present,
-                               table[present]);
-
+                g_test_message("CR3 0x%" PRIx64 " CR4 0x%" PRIx64 " root[%zu] 0x%016" PRIx64, v->cr3, v->cr4,
+                               present, table[present]);
         close(fd);
+}
+
+/* Boots the kernel without an initrd (it panics, but long after it went to
+ * long mode) and polls until paging has the expected number of levels. */
+static void test_live_registers_long_mode(gconstpointer data) {
+        unsigned levels = GPOINTER_TO_UINT(data);
+        g_autofree char *kernel = NULL, *text = NULL;
+        vmsig_vcpu_state v = {};
+        uint64_t root;
+        QemuVm *vm;
+
+        if (!qemu_harness_available() || !(kernel = find_kernel()))
+                return;
+        vm = qemu_vm_new();
+        vm->ram_mib = 512;
+        vm->kernel = kernel;
+        vm->no_reboot = true;
+        if (levels == 5)
+                vm->cpu = "max";
+        qemu_vm_start(vm);
+        text = wait_for_paging(vm, levels, &v);
+
+        /* Stopped, the registers and the root table hold still. */
+        qmp_session_run(vm->session, "stop", NULL);
+        g_clear_pointer(&text, g_free);
+        text = hmp(vm, "info registers");
+        g_assert_cmpint(qmp_hmp_parse_registers(text, &v), ==, 0);
+        g_assert_cmpuint(vmsig_vcpu_paging_levels(&v), ==, levels);
+        /* The long-mode layout of the registers. */
+        g_assert_nonnull(strstr(text, "\nRIP="));
+        root = v.cr3 & VMSIG_CR3_ROOT_MASK;
+        g_assert_cmphex(root, !=, 0);
+        /* TCG has no PCID: nothing else in CR3 but the root. */
+        g_assert_cmphex(v.cr4 & CR4_PCIDE, ==, 0);
+        g_assert_cmphex(v.cr3, ==, root);
+        assert_root_table(vm, &v, root);
         qemu_vm_free(vm);
 }
 
@@ -968,22 +981,12 @@ static void test_pam_hole(void) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        g_test_add_func("/qmp-hmp/registers/firmware", test_registers_firmware);
-        g_test_add_func("/qmp-hmp/registers/all-cpus", test_registers_all_cpus);
-        g_test_add_func("/qmp-hmp/registers/long-mode", test_registers_long_mode);
-        g_test_add_func("/qmp-hmp/registers/la57", test_registers_la57);
-        g_test_add_func("/qmp-hmp/registers/pcid", test_registers_pcid);
-        g_test_add_func("/qmp-hmp/registers/variants", test_registers_variants);
-        g_test_add_func("/qmp-hmp/registers/bad", test_registers_bad);
+        VT_TESTS("/qmp-hmp/registers/", test_registers_firmware, test_registers_all_cpus, test_registers_long_mode,
+                 test_registers_la57, test_registers_pcid, test_registers_variants, test_registers_bad);
         g_test_add_func("/qmp-hmp/mtree/q35-3g", test_mtree_q35_3g);
         g_test_add_func("/qmp-hmp/mtree/pc-3584m", test_mtree_pc);
-        g_test_add_func("/qmp-hmp/mtree/small", test_mtree_small);
-        g_test_add_func("/qmp-hmp/mtree/names", test_mtree_names);
-        g_test_add_func("/qmp-hmp/mtree/merge", test_mtree_merge);
-        g_test_add_func("/qmp-hmp/mtree/cap", test_mtree_cap);
-        g_test_add_func("/qmp-hmp/mtree/absent", test_mtree_absent);
-        g_test_add_func("/qmp-hmp/mtree/range", test_mtree_range);
-        g_test_add_func("/qmp-hmp/mtree/bad", test_mtree_bad);
+        VT_TESTS("/qmp-hmp/mtree/", test_mtree_small, test_mtree_names, test_mtree_merge, test_mtree_cap,
+                 test_mtree_absent, test_mtree_range, test_mtree_bad);
         g_test_add_data_func("/qmp-hmp/live/mtree/q35-128m", &LAYOUT_Q35_128M, test_live_mtree);
         g_test_add_data_func("/qmp-hmp/live/mtree/q35-3072m", &LAYOUT_Q35_3G, test_live_mtree);
         g_test_add_data_func("/qmp-hmp/live/mtree/pc-3584m", &LAYOUT_PC_3584M, test_live_mtree);

@@ -23,6 +23,7 @@
 #include "vmsig-endpoint.h"
 /* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
 #include "event-loop.h"
+#include "vt-util.h"
 
 #define NAME "guest"
 #define TIMEOUT_USEC (20 * G_USEC_PER_SEC)
@@ -918,24 +919,12 @@ static void fake_handshake(Fixture *f, Fake *k, const char *status) {
         }
 }
 
-static void test_fake(Fixture *f, gconstpointer data) {
-        Fake *k = fake_new();
-        vmsig_qmp_spec spec = { .name = NAME, .qmp_socket = k->path };
-        vmsig_input_event keys[1024];
-        done_ctx d, many[16];
+/* A QMP error, in QEMU's words; a reply to nothing is ignored. */
+static void fake_qmp_error(Fixture *f, Fake *k) {
+        done_ctx d = { .f = f };
         g_autofree char *err = NULL;
-        vmsig_endpoint_spec es;
         json_object *cmd;
-        bool eof = false;
 
-        g_assert_cmpint(vmsig_qmp_new(&spec, &es, &f->qmp), ==, 0);
-        g_assert_null(es.adapters[VMSIG_ADAPTER_MEMCTX].ops);
-        g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &es, &f->ep), ==, 0);
-        fake_handshake(f, k, "prelaunch");
-        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp) && state(f) == VMSIG_STATE_PAUSED);
-
-        /* A QMP error, in QEMU's words. */
-        d = (done_ctx) { .f = f };
         g_assert_cmpint(vmsig_endpoint_lifecycle(f->ep, VMSIG_OP_RESUME, on_done, &d), ==, 0);
         cmd = fake_command(f, k);
         g_assert_cmpstr(fake_execute(cmd), ==, "cont");
@@ -949,18 +938,26 @@ static void test_fake(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(d.message, ==, "QEMU: GenericError: nope");
         g_assert_cmpint(state(f), ==, VMSIG_STATE_PAUSED); /* nobody said otherwise */
 
-        /* A reply to nothing is ignored. */
         fake_send(k, "{\"return\": {}, \"id\": 424242}\r\n");
         run_for(f, 30);
         g_assert_true(vmsig_qmp_is_connected(f->qmp));
+}
 
-        /* A peer that does not read: the requests wait in our buffer, the
-         * loop goes on, and they all go out once it reads. */
-        for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
-                keys[i] = (vmsig_input_event) { VMSIG_INPUT_KEY, 1 + i % 149, i % 2 };
+static vmsig_input_event fake_keys[1024];
+
+/* A peer that does not read: the requests wait in our buffer, the loop
+ * goes on, and they all go out once it reads. */
+static void fake_unread_peer(Fixture *f, Fake *k) {
+        done_ctx many[16];
+        json_object *cmd;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(fake_keys); i++)
+                fake_keys[i] = (vmsig_input_event) { VMSIG_INPUT_KEY, 1 + i % 149, i % 2 };
         for (size_t i = 0; i < G_N_ELEMENTS(many); i++) {
                 many[i] = (done_ctx) { .f = f };
-                g_assert_cmpint(vmsig_endpoint_inject_input(f->ep, keys, G_N_ELEMENTS(keys), on_done, &many[i]), ==, 0);
+                g_assert_cmpint(
+                        vmsig_endpoint_inject_input(f->ep, fake_keys, G_N_ELEMENTS(fake_keys), on_done, &many[i]),
+                        ==, 0);
         }
         run_for(f, 30);
         for (size_t i = 0; i < G_N_ELEMENTS(many); i++) {
@@ -969,7 +966,7 @@ static void test_fake(Fixture *f, gconstpointer data) {
                 g_assert_cmpstr(fake_execute(cmd), ==, "input-send-event");
                 g_assert_true(json_object_object_get_ex(cmd, "arguments", &args));
                 g_assert_true(json_object_object_get_ex(args, "events", &events));
-                g_assert_cmpuint(json_object_array_length(events), ==, G_N_ELEMENTS(keys));
+                g_assert_cmpuint(json_object_array_length(events), ==, G_N_ELEMENTS(fake_keys));
                 fake_reply(k, cmd, "{}");
         }
         RUN_UNTIL(f, many[G_N_ELEMENTS(many) - 1].calls > 0);
@@ -977,14 +974,20 @@ static void test_fake(Fixture *f, gconstpointer data) {
                 g_assert_cmpuint(many[i].calls, ==, 1);
                 g_assert_cmpint(many[i].error, ==, 0);
         }
+}
 
-        /* The input lease ends with input waiting: the one QEMU has goes
-         * through, the waiting ones never reach it and fail, named. */
+/* The input lease ends with input waiting: the one QEMU has goes through,
+ * the waiting ones never reach it and fail, named. */
+static void fake_lease_ends(Fixture *f, Fake *k) {
         vmsig_lease_info lease;
+        done_ctx many[3];
+        json_object *cmd;
+        bool eof = false;
+
         g_assert_cmpint(vmsig_endpoint_lease_acquire(f->ep, VMSIG_LEASE_INPUT, ":1.42", 0, &lease, NULL), ==, 0);
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < G_N_ELEMENTS(many); i++) {
                 many[i] = (done_ctx) { .f = f };
-                g_assert_cmpint(vmsig_endpoint_inject_input(f->ep, keys, 2, on_done, &many[i]), ==, 0);
+                g_assert_cmpint(vmsig_endpoint_inject_input(f->ep, fake_keys, 2, on_done, &many[i]), ==, 0);
         }
         cmd = fake_command(f, k);
         g_assert_cmpstr(fake_execute(cmd), ==, "input-send-event");
@@ -1004,10 +1007,14 @@ static void test_fake(Fixture *f, gconstpointer data) {
         run_for(f, 30);
         g_assert_false(fake_poll(k, &eof)); /* nothing more was sent */
         g_assert_false(eof);
+}
 
-        /* Garbage: the backend hangs up, requests in flight fail, and it
-         * comes back to a QEMU that is still there. */
-        d = (done_ctx) { .f = f };
+/* Garbage: the backend hangs up, requests in flight fail, and it comes
+ * back to a QEMU that is still there. */
+static void fake_garbage(Fixture *f, Fake *k) {
+        done_ctx d = { .f = f };
+        bool eof = false;
+
         g_assert_cmpint(vmsig_endpoint_lifecycle(f->ep, VMSIG_OP_PAUSE, on_done, &d), ==, 0);
         json_object_put(fake_command(f, k));
         fake_send(k, "]\r\n");
@@ -1018,6 +1025,23 @@ static void test_fake(Fixture *f, gconstpointer data) {
         g_assert_false(vmsig_qmp_is_connected(f->qmp));
         fake_handshake(f, k, "running");
         RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp) && state(f) == VMSIG_STATE_RUNNING);
+}
+
+static void test_fake(Fixture *f, gconstpointer data) {
+        Fake *k = fake_new();
+        vmsig_qmp_spec spec = { .name = NAME, .qmp_socket = k->path };
+        vmsig_endpoint_spec es;
+
+        g_assert_cmpint(vmsig_qmp_new(&spec, &es, &f->qmp), ==, 0);
+        g_assert_null(es.adapters[VMSIG_ADAPTER_MEMCTX].ops);
+        g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &es, &f->ep), ==, 0);
+        fake_handshake(f, k, "prelaunch");
+        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp) && state(f) == VMSIG_STATE_PAUSED);
+
+        fake_qmp_error(f, k);
+        fake_unread_peer(f, k);
+        fake_lease_ends(f, k);
+        fake_garbage(f, k);
 
         /* A SHUTDOWN, then the hangup: QEMU is gone, even though a socket
          * is still listening. */
@@ -1151,25 +1175,30 @@ static void assert_nothing_sent(Fixture *f, Fake *k) {
 static const char fake_png[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x02\xd0\0\0\x01\x90";
 static const char fake_ppm[] = "P6\n2 1\n255\n\xff\0\0\0\xff\0";
 
-static void test_fake_display(Fixture *f, gconstpointer data) {
-        Fake *k = fake_new();
-        vmsig_qmp_spec spec = { .name = NAME, .qmp_socket = k->path };
+/* A capture that ended in an error from the loop, in these words. */
+static void assert_capture_failed(Fixture *f, capture_ctx *x, const char *message) {
+        RUN_UNTIL(f, x->calls > 0);
+        g_assert_cmpint(x->error, ==, -EIO);
+        g_assert_cmpstr(x->message, ==, message);
+}
+
+/* A capture whose image was written and answered: its encoding and bytes. */
+static void assert_captured(Fixture *f, capture_ctx *x, vmsig_image_encoding encoding, const char *image, size_t size) {
+        RUN_UNTIL(f, x->calls > 0);
+        g_assert_cmpint(x->error, ==, 0);
+        g_assert_cmpint(x->encoding, ==, encoding);
+        g_assert_cmpmem(x->data->data, x->data->len, image, size);
+}
+
+/* PNG into the memfd passed with add-fd; a second capture meanwhile is
+ * refused and sends nothing. The image is sealed. Its done starts the next
+ * capture, whose add-fd comes after this one's remove-fd; QEMU refuses that
+ * screendump (no display): its words, and the fdset goes all the same. */
+static void fake_display_png(Fixture *f, Fake *k) {
         capture_ctx x, y;
-        vmsig_endpoint_spec es;
         json_object *cmd;
-        size_t n0 = count_fds();
         int fd;
 
-        k->bytewise = true;
-        g_assert_cmpint(vmsig_qmp_new(&spec, &es, &f->qmp), ==, 0);
-        g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &es, &f->ep), ==, 0);
-        fake_handshake(f, k, "running");
-        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp) && state(f) == VMSIG_STATE_RUNNING);
-
-        /* PNG into the memfd passed with add-fd; a second capture meanwhile
-         * is refused and sends nothing. The image is sealed. Its done
-         * starts the next capture, whose add-fd comes after this one's
-         * remove-fd. */
         capture(f, &x);
         x.again = true;
         x.next_ctx = &y;
@@ -1181,28 +1210,26 @@ static void test_fake_display(Fixture *f, gconstpointer data) {
         fake_write(fd, fake_png, sizeof fake_png - 1);
         close(fd);
         fake_reply(k, cmd, "{}");
-        RUN_UNTIL(f, x.calls > 0);
-        g_assert_cmpint(x.error, ==, 0);
-        g_assert_cmpint(x.encoding, ==, VMSIG_IMAGE_PNG);
-        g_assert_cmpmem(x.data->data, x.data->len, fake_png, sizeof fake_png - 1);
+        assert_captured(f, &x, VMSIG_IMAGE_PNG, fake_png, sizeof fake_png - 1);
         g_assert_true(x.sealed);
         g_assert_cmpint(x.again_r, ==, 0);
         g_assert_cmpuint(y.calls, ==, 0);
         fake_remove_fd(f, k, 0);
         capture_ctx_done(&x);
 
-        /* QEMU refuses the screendump (no display): its words, and the
-         * fdset goes all the same. */
         close(fake_add_fd(f, k, 1));
         fake_error(k, fake_screendump(f, k, 1, true), "There is no console to take a screendump from");
-        RUN_UNTIL(f, y.calls > 0);
-        g_assert_cmpint(y.error, ==, -EIO);
-        g_assert_cmpstr(y.message, ==, "QEMU: GenericError: There is no console to take a screendump from");
+        assert_capture_failed(f, &y, "QEMU: GenericError: There is no console to take a screendump from");
         g_assert_null(y.data);
         fake_remove_fd(f, k, 1);
         assert_nothing_sent(f, k);
+}
 
-        /* add-fd refused: nothing to remove. */
+/* add-fd refused: nothing to remove. */
+static void fake_display_add_fd_refused(Fixture *f, Fake *k) {
+        capture_ctx x;
+        json_object *cmd;
+
         capture(f, &x);
         cmd = fake_command(f, k);
         g_assert_cmpstr(fake_execute(cmd), ==, "add-fd");
@@ -1210,17 +1237,19 @@ static void test_fake_display(Fixture *f, gconstpointer data) {
         close(g_array_index(k->fds, int, 0));
         g_array_set_size(k->fds, 0);
         fake_error(k, cmd, "No file descriptor supplied via SCM_RIGHTS");
-        RUN_UNTIL(f, x.calls > 0);
-        g_assert_cmpint(x.error, ==, -EIO);
-        g_assert_cmpstr(x.message, ==, "QEMU: GenericError: No file descriptor supplied via SCM_RIGHTS");
+        assert_capture_failed(f, &x, "QEMU: GenericError: No file descriptor supplied via SCM_RIGHTS");
         assert_nothing_sent(f, k);
-        fake_hangup(k); /* the backend reconnects */
-        fake_handshake(f, k, "running");
-        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp));
+}
 
-        /* A QEMU older than 7.1: no format argument. The same fdset again,
-         * PPM, with what the failed attempt wrote gone; the next capture on
-         * this connection asks for PPM at once. */
+/* A QEMU older than 7.1: no format argument. The same fdset again, PPM,
+ * with what the failed attempt wrote gone; the next capture on this
+ * connection asks for PPM at once. Remembered; and what is not the image
+ * asked for is an error, nothing written too. */
+static void fake_display_ppm(Fixture *f, Fake *k) {
+        capture_ctx x;
+        json_object *cmd;
+        int fd;
+
         capture(f, &x);
         fd = fake_add_fd(f, k, 2);
         fake_write(fd, "junk", 4);
@@ -1229,61 +1258,76 @@ static void test_fake_display(Fixture *f, gconstpointer data) {
         fake_write(fd, fake_ppm, sizeof fake_ppm - 1);
         close(fd);
         fake_reply(k, cmd, "{}");
-        RUN_UNTIL(f, x.calls > 0);
-        g_assert_cmpint(x.error, ==, 0);
-        g_assert_cmpint(x.encoding, ==, VMSIG_IMAGE_PPM);
-        g_assert_cmpmem(x.data->data, x.data->len, fake_ppm, sizeof fake_ppm - 1);
+        assert_captured(f, &x, VMSIG_IMAGE_PPM, fake_ppm, sizeof fake_ppm - 1);
         capture_ctx_done(&x);
         fake_remove_fd(f, k, 2);
 
-        /* Remembered; and what is not the image asked for is an error. */
         capture(f, &x);
         fd = fake_add_fd(f, k, 3);
         cmd = fake_screendump(f, k, 3, false);
         fake_write(fd, "GIF89a", 6);
         close(fd);
         fake_reply(k, cmd, "{}");
-        RUN_UNTIL(f, x.calls > 0);
-        g_assert_cmpint(x.error, ==, -EIO);
-        g_assert_cmpstr(x.message, ==, "QEMU's screendump is not a PPM image.");
+        assert_capture_failed(f, &x, "QEMU's screendump is not a PPM image.");
         fake_remove_fd(f, k, 3);
 
-        /* Nothing written is an error too. */
         capture(f, &x);
         close(fake_add_fd(f, k, 4));
         fake_reply(k, fake_screendump(f, k, 4, false), "{}");
-        RUN_UNTIL(f, x.calls > 0);
-        g_assert_cmpint(x.error, ==, -EIO);
-        g_assert_cmpstr(x.message, ==, "QEMU answered screendump but wrote no image.");
+        assert_capture_failed(f, &x, "QEMU answered screendump but wrote no image.");
         fake_remove_fd(f, k, 4);
+}
 
-        /* The connection drops under the screendump: it fails like any
-         * request in flight, and while reconnecting a capture is refused
-         * from the loop. */
+/* The connection drops under the screendump: it fails like any request in
+ * flight, and while reconnecting a capture is refused from the loop. A new
+ * connection may be another QEMU: PNG is asked for again. Detached in
+ * flight: -ENODEV. */
+static void fake_display_drops(Fixture *f, Fake *k) {
+        capture_ctx x;
+
         capture(f, &x);
         close(fake_add_fd(f, k, 5));
         json_object_put(fake_screendump(f, k, 5, false));
         fake_hangup(k);
-        RUN_UNTIL(f, x.calls > 0);
-        g_assert_cmpint(x.error, ==, -EIO);
-        g_assert_cmpstr(x.message, ==, "QEMU closed the QMP connection before answering.");
+        assert_capture_failed(f, &x, "QEMU closed the QMP connection before answering.");
         capture(f, &x);
         RUN_UNTIL(f, x.calls > 0);
         g_assert_cmpint(x.error, ==, -EIO);
         g_assert_true(g_str_has_prefix(x.message, "QEMU of '" NAME "' is not connected yet"));
 
-        /* A new connection may be another QEMU: PNG is asked for again. */
         fake_handshake(f, k, "running");
         RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp));
         capture(f, &x);
         close(fake_add_fd(f, k, 6));
         json_object_put(fake_screendump(f, k, 6, true));
 
-        /* Detached in flight: -ENODEV, and nothing of it stays open. */
         detach(f);
         g_assert_cmpuint(x.calls, ==, 1);
         g_assert_cmpint(x.error, ==, -ENODEV);
         g_assert_cmpstr(x.message, ==, "Endpoint '" NAME "' was detached.");
+}
+
+static void test_fake_display(Fixture *f, gconstpointer data) {
+        Fake *k = fake_new();
+        vmsig_qmp_spec spec = { .name = NAME, .qmp_socket = k->path };
+        vmsig_endpoint_spec es;
+        size_t n0 = count_fds();
+
+        k->bytewise = true;
+        g_assert_cmpint(vmsig_qmp_new(&spec, &es, &f->qmp), ==, 0);
+        g_assert_cmpint(vmsig_core_attach_endpoint(f->core, &es, &f->ep), ==, 0);
+        fake_handshake(f, k, "running");
+        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp) && state(f) == VMSIG_STATE_RUNNING);
+
+        fake_display_png(f, k);
+        fake_display_add_fd_refused(f, k);
+        fake_hangup(k); /* the backend reconnects */
+        fake_handshake(f, k, "running");
+        RUN_UNTIL(f, vmsig_qmp_is_connected(f->qmp));
+        fake_display_ppm(f, k);
+        fake_display_drops(f, k);
+
+        /* Nothing of it stays open. */
         run_for(f, 50);
         fake_hangup(k);
         g_assert_cmpuint(count_fds(), ==, n0);
@@ -1297,21 +1341,9 @@ int main(int argc, char **argv) {
         g_test_add_func("/qmp/spec/adapters", test_spec_adapters);
         g_test_add_func("/qmp/qcode/table", test_qcode_table);
         VT_TEST_ADD("/qmp/qcode/schema", test_qcode_schema);
-        VT_TEST_ADD("/qmp/connect", test_connect);
-        VT_TEST_ADD("/qmp/lifecycle", test_lifecycle);
-        VT_TEST_ADD("/qmp/follows-events", test_follows_events);
-        VT_TEST_ADD("/qmp/input", test_input);
-        VT_TEST_ADD("/qmp/write-ram", test_write_ram);
-        VT_TEST_ADD("/qmp/kill-restart", test_kill_restart);
-        VT_TEST_ADD("/qmp/kill", test_kill);
-        VT_TEST_ADD("/qmp/quit", test_quit);
-        VT_TEST_ADD("/qmp/absent-then-start", test_absent_then_start);
-        VT_TEST_ADD("/qmp/detach", test_detach);
-        VT_TEST_ADD("/qmp/read-vcpu", test_read_vcpu);
-        VT_TEST_ADD("/qmp/configured-map", test_configured_map);
-        VT_TEST_ADD("/qmp/world-readable", test_world_readable);
-        VT_TEST_ADD("/qmp/no-fd-leak", test_no_fd_leak);
-        VT_TEST_ADD("/qmp/fake", test_fake);
+        VT_FIXTURE_TESTS("/qmp/", test_connect, test_lifecycle, test_follows_events, test_input, test_write_ram,
+                         test_kill_restart, test_kill, test_quit, test_absent_then_start, test_detach, test_read_vcpu,
+                         test_configured_map, test_world_readable, test_no_fd_leak, test_fake);
         VT_TEST_ADD("/qmp/fake/display", test_fake_display);
         return g_test_run();
 }

@@ -79,14 +79,8 @@ static guint peers_tracked(Fixture *f) {
         return (guint) strtoul(open + 1, NULL, 10);
 }
 
-typedef struct {
-        Fixture *f;
-        guint want;
-} TrackedWait;
-
-static gboolean tracked_is(gpointer data) {
-        TrackedWait *w = data;
-        return peers_tracked(w->f) == w->want;
+static guint64 tracked(gpointer f) {
+        return peers_tracked(f);
 }
 
 /* A round trip through vmsigd: everything it was sent before is handled. */
@@ -203,15 +197,15 @@ static void test_peers_leaving_mid_polkit(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
         ping(f);
-        TrackedWait w = { f, peers_tracked(f) };
+        guint want = peers_tracked(f);
         guint trims = vt_daemon_log_count(f->daemon, TRIMMED);
 
         /* The heap at its working size: one burst as warm-up, then trimmed. */
         burst(n / 4, children);
         ping(f);
-        if (!vt_wait_for(tracked_is, &w, scaled_ms(10000)))
+        if (!vt_wait_for_value(tracked, f, want, scaled_ms(10000)))
                 g_error("vmsigd still tracks %u peers, %u before %u callers came and went", peers_tracked(f),
-                        w.want, n / 4);
+                        want, n / 4);
         if (heap_measurable())
                 wait_trimmed(f, trims);
         long rss_before = vt_rss_kb(daemon);
@@ -220,9 +214,9 @@ static void test_peers_leaving_mid_polkit(Fixture *f, gconstpointer data) {
         trims = vt_daemon_log_count(f->daemon, TRIMMED);
         burst(n, children);
         ping(f);
-        if (!vt_wait_for(tracked_is, &w, scaled_ms(10000)))
+        if (!vt_wait_for_value(tracked, f, want, scaled_ms(10000)))
                 g_error("vmsigd still tracks %u peers, %u before %u callers came and went", peers_tracked(f),
-                        w.want, n);
+                        want, n);
         guint dropped = vt_daemon_log_count(f->daemon, "left the bus while polkit was asked") - dropped_before;
         g_test_message("%u callers came and went; %u left while polkit was asked about them", n, dropped);
         /* Else the test did not test what it is for. */

@@ -68,11 +68,8 @@ static void test_refused_force_keeps_holder(Fixture *f, gconstpointer data) {
 
         if (!f->polkit)
                 return;
-        vt_polkit_set_rules(f->polkit, "polkit.addRule(function(action, subject) {\n"
-                                       "  if ((action.id == \"org.vmsig.admin\" ||\n"
-                                       "       action.id == \"org.vmsig.lease-input\") && subject.user == \"nobody\")\n"
-                                       "    return polkit.Result.YES;\n"
-                                       "});\n");
+        vt_polkit_allow(f->polkit, "(action.id == \"org.vmsig.admin\" ||\n"
+                                   "       action.id == \"org.vmsig.lease-input\") && subject.user == \"nobody\"");
         int fd = vt_acquire_lease(f->conn, ALPHA, "power", &lease);
 
         /* The input lease is nobody's one lease (max-leases="1"); on the

@@ -20,6 +20,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define BETA VT_ENDPOINT("beta")
@@ -145,23 +146,12 @@ static void call_async(Calls *c, guint index, GDBusConnection *conn, const char 
                                60000, NULL, on_reply, slot);
 }
 
-static gboolean all_done(gpointer data) {
-        Calls *c = data;
-        return c->done == c->n;
+static guint64 calls_done(gpointer c) {
+        return ((Calls *) c)->done;
 }
 
 static void wait_all(Calls *c) {
-        g_assert_true(vt_wait_for(all_done, c, 60000));
-}
-
-typedef struct {
-        Calls *calls;
-        guint n;
-} WaveWait;
-
-static gboolean wave_done(gpointer data) {
-        WaveWait *w = data;
-        return w->calls->done >= w->n;
+        g_assert_true(vt_wait_for_value(calls_done, c, c->n, 60000));
 }
 
 static guint count_entries(VtSignalLog *log, const char *prefix) {
@@ -484,7 +474,7 @@ static void test_flood_by_non_holder(Fixture *f, gconstpointer data) {
                                        (g_get_monotonic_time() - t0) / 1000);
                 }
                 if ((i + 1) % WAVE == 0)
-                        g_assert_true(vt_wait_for(wave_done, &(WaveWait) { c, i + 1 }, 60000));
+                        g_assert_true(vt_wait_for_at_least(calls_done, c, i + 1, 60000));
         }
         wait_all(c);
         took = (g_get_monotonic_time() - start) / 1000;
@@ -595,14 +585,9 @@ static void test_batch_one_record(Fixture *f, gconstpointer data) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-#define ADD(name, fn) g_test_add("/redteam-memwrite/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-        ADD("queue-counts-against-quota", test_queue_counts_against_quota);
-        ADD("lease-released-under-queue", test_lease_released_under_queue);
-        ADD("holder-gone-under-queue", test_holder_gone_under_queue);
-        ADD("lease-checked-before-body", test_lease_checked_before_body);
-        ADD("flood-by-non-holder", test_flood_by_non_holder);
-        ADD("validation-refusals-audited", test_validation_refusals_audited);
-        ADD("validation-refusals-rate-limited", test_validation_refusals_rate_limited);
-        ADD("batch-one-record", test_batch_one_record);
+        VT_FIXTURE_TESTS("/redteam-memwrite/", test_queue_counts_against_quota, test_lease_released_under_queue,
+                         test_holder_gone_under_queue, test_lease_checked_before_body, test_flood_by_non_holder,
+                         test_validation_refusals_audited, test_validation_refusals_rate_limited,
+                         test_batch_one_record);
         return g_test_run();
 }

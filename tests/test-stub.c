@@ -16,6 +16,7 @@
 #include "event-loop.h"
 #include "vmsig-core.h"
 #include "vmsig-endpoint.h"
+#include "vt-util.h"
 
 #define RAM_SIZE (1024 * 1024)
 
@@ -567,13 +568,10 @@ static vmsig_endpoint *attach_display(vmsig_core *c, const char *name, vmsig_sta
         return ep;
 }
 
-/* Every stub has a display: 640x480 by default, or the size asked for,
- * XRGB8888 rows of width * 4 bytes, in one memfd the stub makes on the
- * first capture and reuses. It adds no fd source and so no wakeup; a size
- * out of range is refused without allocating anything. */
-static void test_display_image(Fixture *f, gconstpointer data) {
+/* A display size out of range is refused without allocating anything. */
+static void assert_display_sizes_refused(void) {
         vmsig_stub_spec bad = { .name = "bad", .ram_size = RAM_SIZE };
-        uint32_t bad_sizes[][2] = {
+        static const uint32_t bad_sizes[][2] = {
                 { VMSIG_STUB_DISPLAY_MIN - 1, 0 },
                 { 0, VMSIG_STUB_DISPLAY_MIN - 1 },
                 { VMSIG_STUB_DISPLAY_MAX + 1, 480 },
@@ -582,7 +580,6 @@ static void test_display_image(Fixture *f, gconstpointer data) {
         };
         vmsig_endpoint_spec es;
         size_t fds = count_fds();
-        vmsig_core_stats st;
 
         for (size_t i = 0; i < G_N_ELEMENTS(bad_sizes); i++) {
                 bad.display_width = bad_sizes[i][0];
@@ -590,7 +587,16 @@ static void test_display_image(Fixture *f, gconstpointer data) {
                 g_assert_cmpint(vmsig_stub_new(&bad, &es, NULL), ==, -EINVAL);
         }
         g_assert_cmpuint(count_fds(), ==, fds);
+}
 
+/* Every stub has a display: 640x480 by default, or the size asked for,
+ * XRGB8888 rows of width * 4 bytes, in one memfd the stub makes on the
+ * first capture and reuses. It adds no fd source and so no wakeup. */
+static void test_display_image(Fixture *f, gconstpointer data) {
+        size_t fds;
+        vmsig_core_stats st;
+
+        assert_display_sizes_refused();
         vmsig_endpoint *ep = attach_stub(f->core, "alpha", VMSIG_STATE_RUNNING, NULL);
         run_pending(f);
         vmsig_core_get_stats(f->core, &st);
@@ -851,18 +857,12 @@ int main(int argc, char **argv) {
 
         g_test_add_func("/stub/spec", test_spec);
         VT_TEST_ADD("/stub/ram", test_ram);
-        VT_TEST_ADD("/stub/lifecycle/async", test_lifecycle_async);
-        VT_TEST_ADD("/stub/lifecycle/invalid", test_lifecycle_invalid);
-        VT_TEST_ADD("/stub/lifecycle/reset-epoch", test_reset_epoch);
+        VT_FIXTURE_TESTS("/stub/lifecycle/", test_lifecycle_async, test_lifecycle_invalid, test_reset_epoch);
         VT_TEST_ADD("/stub/input", test_input);
         VT_TEST_ADD("/stub/input/log-bound", test_input_log_bound);
-        VT_TEST_ADD("/stub/display/image", test_display_image);
-        VT_TEST_ADD("/stub/display/clock", test_display_clock);
-        VT_TEST_ADD("/stub/display/state", test_display_state);
-        VT_TEST_ADD("/stub/display/order", test_display_order);
-        VT_TEST_ADD("/stub/display/detach", test_display_detach);
-        VT_TEST_ADD("/stub/detach/pending", test_detach_pending);
-        VT_TEST_ADD("/stub/detach/from-completion", test_detach_from_completion);
+        VT_FIXTURE_TESTS("/stub/display/", test_display_image, test_display_clock, test_display_state,
+                         test_display_order, test_display_detach);
+        VT_FIXTURE_TESTS("/stub/detach/", test_detach_pending, test_detach_from_completion);
         g_test_add_func("/stub/no-fd-leak", test_no_fd_leak);
         return g_test_run();
 }

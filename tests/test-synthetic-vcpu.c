@@ -18,6 +18,7 @@
 #include "detect.h"
 #include "synthetic-vcpu.h"
 #include "win-image.h"
+#include "vt-util.h"
 
 #define SEED 0x14u
 #define CR4_PAE (UINT64_C(1) << 5)
@@ -491,16 +492,13 @@ static void test_above_4g(void) {
 
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/synthetic-vcpu/parse-registers", test_parse_registers);
-        g_test_add_func("/synthetic-vcpu/image-layout", test_image_layout);
-        g_test_add_func("/synthetic-vcpu/waits", test_waits);
+        VT_TESTS("/synthetic-vcpu/", test_parse_registers, test_image_layout, test_waits);
         for (size_t i = 0; i < G_N_ELEMENTS(scenario_cases); i++) {
                 g_autofree char *path = g_strdup_printf("/synthetic-vcpu/scenario/%s/%u",
                                                         win_scenario_to_string(scenario_cases[i].scenario),
                                                         scenario_cases[i].build);
                 g_test_add_data_func(path, &scenario_cases[i], test_scenario);
         }
-        g_test_add_func("/synthetic-vcpu/stale-boot", test_stale_boot);
-        g_test_add_func("/synthetic-vcpu/above-4g", test_above_4g);
+        VT_TESTS("/synthetic-vcpu/", test_stale_boot, test_above_4g);
         return g_test_run();
 }

@@ -21,6 +21,7 @@
 #include "vmsig-vgpu.h"
 /* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
 #include "event-loop.h"
+#include "vt-util.h"
 
 /* --- images ------------------------------------------------------------------ */
 
@@ -835,19 +836,11 @@ static void test_config(void) {
 
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/vgpu/decode/formats", test_decode_formats);
-        g_test_add_func("/vgpu/decode/malformed", test_decode_malformed);
-        g_test_add_func("/vgpu/decode/sealed", test_sealed);
+        VT_TESTS("/vgpu/decode/", test_decode_formats, test_decode_malformed, test_sealed);
         g_test_add_func("/vgpu/config", test_config);
-        ADD("/vgpu/kind", test_kind, NULL);
-        ADD("/vgpu/frames", test_frames, NULL);
-        ADD("/vgpu/malformed", test_malformed, NULL);
-        ADD("/vgpu/replay", test_replay, NULL);
+        VT_FIXTURE_TESTS("/vgpu/", test_kind, test_frames, test_malformed, test_replay);
         ADD("/vgpu/rate", test_rate, &rate_5);
-        ADD("/vgpu/demand", test_demand, NULL);
-        ADD("/vgpu/unwanted-in-flight", test_unwanted_in_flight, NULL);
-        ADD("/vgpu/detach-in-flight", test_detach_in_flight, NULL);
-        ADD("/vgpu/free-in-flight", test_free_in_flight, NULL);
-        ADD("/vgpu/stub", test_stub, NULL);
+        VT_FIXTURE_TESTS("/vgpu/", test_demand, test_unwanted_in_flight, test_detach_in_flight, test_free_in_flight,
+                         test_stub);
         return g_test_run();
 }

@@ -417,10 +417,55 @@ enum {
         _DECOY_MAX,
 };
 
+/* One decoy of kind at e, for an EPROCESS of layout l at va (its DTB and
+ * links given); with a kernel k, the copies take its layout and links. */
+static int write_decoy(const win_image *img, unsigned kind, const win_layout *l, uint64_t e, uint64_t va, uint64_t dtb,
+                       uint64_t flink, uint64_t blink, const win_kernel *k, uint64_t *rng) {
+        static const char system_name[16] = "System";
+        const win_layout *kl = k ? win_layout_for_build(k->build) : NULL;
+        int r = 0;
+
+        switch (kind) {
+        case DECOY_NAME:
+                r = win_image_write(img, e, system_name, sizeof system_name);
+                break;
+        case DECOY_NAME_UNALIGNED:
+                r = win_image_write(img, e + 1 + rng_below(rng, 7), system_name, sizeof system_name);
+                break;
+        case DECOY_SYSTEM_ROOT:
+                r = win_image_write(img, e, "SystemRoot", sizeof "SystemRoot");
+                break;
+        case DECOY_LINKS_SELF:
+                r = write_eprocess(img, l, e, va, dtb, WIN_SYSTEM_PID, va + l->links, va + l->links,
+                                   "System");
+                break;
+        case DECOY_DTB_UNALIGNED:
+                r = write_eprocess(img, l, e, va, dtb | 0x5, WIN_SYSTEM_PID, flink, blink, "System");
+                break;
+        case DECOY_PID:
+        case DECOY_COPY:
+                /* With a kernel: its own layout and the live
+                 * System's neighbours, which point back at the live
+                 * System's VA; that VA leads to the live GPA. */
+                if (kl) {
+                        l = kl;
+                        flink = k->other_va + kl->links;
+                        blink = k->head_va;
+                }
+                r = write_eprocess(img, l, e, va, dtb, kind == DECOY_PID ? 8 : WIN_SYSTEM_PID,
+                                   flink, blink, "System");
+                break;
+        case DECOY_USER_LINKS:
+                r = write_eprocess(img, l, e, va, dtb, WIN_SYSTEM_PID, flink & UINT64_C(0x00007FFFFFFFFFF8),
+                                   blink & UINT64_C(0x00007FFFFFFFFFF8), "System");
+                break;
+        }
+        return r;
+}
+
 int win_noise_write(const win_image *img, uint64_t gpa, uint64_t size, unsigned count, const win_kernel *k,
                     uint32_t seed) {
         uint64_t rng = (uint64_t) seed ^ UINT64_C(0xDEC0), slot;
-        static const char system_name[16] = "System";
 
         if (count == 0)
                 return 0;
@@ -435,44 +480,8 @@ int win_noise_write(const win_image *img, uint64_t gpa, uint64_t size, unsigned 
                 uint64_t dtb = k ? k->dtb : gpa + rng_below(&rng, size / PAGE) * PAGE;
                 uint64_t flink = kernel_page_va(KERNEL_HALF + (unsigned) rng_below(&rng, KERNEL_HALF), &rng) + 0x448;
                 uint64_t blink = kernel_page_va(KERNEL_HALF + (unsigned) rng_below(&rng, KERNEL_HALF), &rng) + 0x448;
-                const win_layout *kl = k ? win_layout_for_build(k->build) : NULL;
-                int r = 0;
+                int r = write_decoy(img, i % _DECOY_MAX, l, e, va, dtb, flink, blink, k, &rng);
 
-                switch (i % _DECOY_MAX) {
-                case DECOY_NAME:
-                        r = win_image_write(img, e, system_name, sizeof system_name);
-                        break;
-                case DECOY_NAME_UNALIGNED:
-                        r = win_image_write(img, e + 1 + rng_below(&rng, 7), system_name, sizeof system_name);
-                        break;
-                case DECOY_SYSTEM_ROOT:
-                        r = win_image_write(img, e, "SystemRoot", sizeof "SystemRoot");
-                        break;
-                case DECOY_LINKS_SELF:
-                        r = write_eprocess(img, l, e, va, dtb, WIN_SYSTEM_PID, va + l->links, va + l->links,
-                                           "System");
-                        break;
-                case DECOY_DTB_UNALIGNED:
-                        r = write_eprocess(img, l, e, va, dtb | 0x5, WIN_SYSTEM_PID, flink, blink, "System");
-                        break;
-                case DECOY_PID:
-                case DECOY_COPY:
-                        /* With a kernel: its own layout and the live
-                         * System's neighbours, which point back at the live
-                         * System's VA; that VA leads to the live GPA. */
-                        if (kl) {
-                                l = kl;
-                                flink = k->other_va + kl->links;
-                                blink = k->head_va;
-                        }
-                        r = write_eprocess(img, l, e, va, dtb, i % _DECOY_MAX == DECOY_PID ? 8 : WIN_SYSTEM_PID,
-                                           flink, blink, "System");
-                        break;
-                case DECOY_USER_LINKS:
-                        r = write_eprocess(img, l, e, va, dtb, WIN_SYSTEM_PID, flink & UINT64_C(0x00007FFFFFFFFFF8),
-                                           blink & UINT64_C(0x00007FFFFFFFFFF8), "System");
-                        break;
-                }
                 if (r < 0)
                         return r;
         }

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Small helpers for every test program and harness. */
+
+/* Registering a program's tests from one list of their functions rather
+ * than a line each. A test is named after its function under a prefix:
+ * "test_" cut, '_' made '-', and the prefix's last part cut too where the
+ * name starts with it. Under "/lease/", test_kill_9_ends_lease is
+ * "/lease/kill-9-ends-lease"; under "/core/fd/", test_fd_demux is
+ * "/core/fd/demux" and test_sealed "/core/fd/sealed". The list is the
+ * macro's arguments, whose text gives the names. */
+
+#include <glib.h>
+#include <string.h>
+
+/* The n functions named in list ("test_a, test_b"), as paths under prefix
+ * (g_strfreev() them). */
+static inline char **vt_test_paths(const char *prefix, const char *list, size_t n) {
+        g_auto(GStrv) names = g_strsplit(list, ",", -1);
+        g_autofree char *group = g_path_get_basename(prefix);
+        char **paths = g_new0(char *, n + 1);
+
+        g_assert_cmpuint(g_strv_length(names), ==, n);
+        for (size_t i = 0; i < n; i++) {
+                char *name = g_strdelimit(g_strstrip(names[i]), "_", '-');
+                size_t k = strlen(group);
+
+                g_assert_true(g_str_has_prefix(name, "test-"));
+                name += strlen("test-");
+                if (strncmp(name, group, k) == 0 && name[k] == '-')
+                        name += k + 1;
+                paths[i] = g_strconcat(prefix, name, NULL);
+        }
+        return paths;
+}
+
+/* Registers test functions without data or fixture under prefix. */
+#define VT_TESTS(prefix, ...)                                                                 \
+        do {                                                                                  \
+                void (*const _fns[])(void) = { __VA_ARGS__ };                                 \
+                g_auto(GStrv) _paths = vt_test_paths(prefix, #__VA_ARGS__, G_N_ELEMENTS(_fns)); \
+                for (size_t _i = 0; _i < G_N_ELEMENTS(_fns); _i++)                            \
+                        g_test_add_func(_paths[_i], _fns[_i]);                                \
+        } while (0)
+
+/* Registers test functions on the program's Fixture, fixture_setup() and
+ * fixture_teardown(), with data, under prefix. */
+#define VT_FIXTURE_TESTS_WITH(prefix, data, ...)                                              \
+        do {                                                                                  \
+                void (*const _fns[])(Fixture *, gconstpointer) = { __VA_ARGS__ };             \
+                g_auto(GStrv) _paths = vt_test_paths(prefix, #__VA_ARGS__, G_N_ELEMENTS(_fns)); \
+                for (size_t _i = 0; _i < G_N_ELEMENTS(_fns); _i++)                            \
+                        g_test_add(_paths[_i], Fixture, data, fixture_setup, _fns[_i], fixture_teardown); \
+        } while (0)
+
+/* The same without data. */
+#define VT_FIXTURE_TESTS(prefix, ...) VT_FIXTURE_TESTS_WITH(prefix, NULL, __VA_ARGS__)
+
+/* g_free() of each of the n pointers at p. */
+static inline void vt_free_many(gpointer *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                g_free(p[i]);
+}
+
+/* g_free() of each argument, NULL or not. */
+#define VT_FREE_MANY(...) vt_free_many((gpointer[]) { __VA_ARGS__ }, G_N_ELEMENTS(((gpointer[]) { __VA_ARGS__ })))
