@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include <glib-unix.h>
@@ -22,6 +23,7 @@
 #endif
 
 #include "fixture.h"
+#include "vt-util.h"
 #include "pty-harness.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
@@ -35,6 +37,7 @@
 typedef struct {
         VT_FIXTURE;
         char *ctl;
+        char *dir; /* a scratch directory of the test's, gone with it */
 } Fixture;
 
 static guint timeout_ms(void) {
@@ -47,9 +50,17 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         vt_fixture_setup(&f->vt, CONFIG, 0);
         f->ctl = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigctl", NULL);
         g_assert_true(g_file_test(f->ctl, G_FILE_TEST_IS_EXECUTABLE));
+        f->dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        g_assert_nonnull(f->dir);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        return remove(path);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
+        g_assert_cmpint(nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), ==, 0);
+        g_free(f->dir);
         g_free(f->ctl);
         vt_fixture_teardown(&f->vt);
 }
@@ -657,7 +668,7 @@ static void test_memwrite(Fixture *f, gconstpointer data) {
         g_assert_cmpmem(before, RAM, ram, RAM);
 
         /* More than one write takes: one batch of 4096-byte entries. */
-        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        const char *dir = f->dir;
         g_autofree char *file = g_build_filename(dir, "data", NULL);
         g_autofree guint8 *big = g_malloc(10000);
         for (guint i = 0; i < 10000; i++)
@@ -680,7 +691,6 @@ static void test_memwrite(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(err2, "Failed to write 10000 bytes to 'alpha'"));
         g_assert_cmpmem(before, RAM, ram, RAM);
         g_unlink(file);
-        g_rmdir(dir);
         unmap_ram(ram, ram_fd);
 }
 
@@ -848,7 +858,7 @@ static char *read_file(const char *path, gsize *len) {
 
 static void test_dump_memctx(Fixture *f, gconstpointer data) {
         g_autofree char *text = NULL, *json = NULL, *err = NULL, *err2 = NULL;
-        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        const char *dir = f->dir;
         g_autofree char *whole = g_build_filename(dir, "ram", NULL), *part = g_build_filename(dir, "part", NULL);
         g_autofree char *save_whole = g_strdup_printf("--save=%s", whole);
         g_autofree char *save_part = g_strdup_printf("--save=%s", part);
@@ -895,7 +905,6 @@ static void test_dump_memctx(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(count(log, "action=subscribe-memctx endpoint=alpha result=ok"), >=, 3);
         g_unlink(whole);
         g_unlink(part);
-        g_rmdir(dir);
 }
 
 /* --address connects to the bus named, whatever the environment says. */
@@ -1163,103 +1172,116 @@ static char *paged(const char *file) {
 #define ENV(...) ((const char *[]) { __VA_ARGS__, NULL })
 #define ARGS(...) ((const char *[]) { __VA_ARGS__, NULL })
 
+/* A pager that records what it was given in rec, set through each of the
+ * three variables. */
+typedef struct pager_env {
+        char *rec, *vmsig, *systemd, *pager;
+} pager_env;
+
+static void pager_env_init(Fixture *f, pager_env *p) {
+        g_autofree char *to_rec = NULL;
+
+        p->rec = g_build_filename(f->dir, "paged", NULL);
+        to_rec = g_strdup_printf("cat > %s", p->rec);
+        p->vmsig = g_strconcat("VMSIG_PAGER=", to_rec, NULL);
+        p->systemd = g_strconcat("SYSTEMD_PAGER=", to_rec, NULL);
+        p->pager = g_strconcat("PAGER=", to_rec, NULL);
+}
+
+static void pager_env_clear(pager_env *p) {
+        VT_FREE_MANY(p->rec, p->vmsig, p->systemd, p->pager);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(pager_env, pager_env_clear)
+
 static void test_pager(Fixture *f, gconstpointer data) {
-        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
-        g_autofree char *rec = g_build_filename(dir, "paged", NULL);
-        g_autofree char *to_rec = g_strdup_printf("cat > %s", rec);
-        g_autofree char *vmsig = g_strconcat("VMSIG_PAGER=", to_rec, NULL);
-        g_autofree char *systemd = g_strconcat("SYSTEMD_PAGER=", to_rec, NULL);
-        g_autofree char *pager = g_strconcat("PAGER=", to_rec, NULL);
-        g_autofree char *less_env = g_strdup_printf("VMSIG_PAGER=echo \"$LESS\" > %s; cat > /dev/null", rec);
+        g_auto(pager_env) pe = { NULL };
+
+        pager_env_init(f, &pe);
+        g_autofree char *less_env = g_strdup_printf("VMSIG_PAGER=echo \"$LESS\" > %s; cat > /dev/null", pe.rec);
         g_autofree char *shown = NULL;
         g_autofree char *list = NULL, *status = NULL, *memctx = NULL, *help = NULL, *json = NULL, *less = NULL;
         g_autofree char *less2 = NULL;
 
         /* list, status, dump-memctx, --help and JSON go through it; -j on
          * a terminal is pretty. */
-        g_assert_cmpint(ctl_pty(f, ENV(vmsig), &shown, ARGS("list")), ==, 0);
-        list = paged(rec);
+        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), &shown, ARGS("list")), ==, 0);
+        list = paged(pe.rec);
         g_assert_nonnull(list);
         g_assert_true(g_str_has_prefix(list, "ENDPOINT "));
         g_assert_nonnull(strstr(list, "\n2 endpoints listed.\n"));
         g_assert_null(strstr(shown, "endpoints listed"));
-        g_assert_cmpint(ctl_pty(f, ENV(vmsig), NULL, ARGS("status", "alpha")), ==, 0);
-        status = paged(rec);
+        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), NULL, ARGS("status", "alpha")), ==, 0);
+        status = paged(pe.rec);
         g_assert_nonnull(status);
         g_assert_nonnull(strstr(status, "          Endpoint: alpha\n"));
-        g_assert_cmpint(ctl_pty(f, ENV(vmsig), NULL, ARGS("dump-memctx", "alpha")), ==, 0);
-        memctx = paged(rec);
+        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), NULL, ARGS("dump-memctx", "alpha")), ==, 0);
+        memctx = paged(pe.rec);
         g_assert_nonnull(memctx);
         g_assert_true(g_str_has_prefix(memctx, "Endpoint: alpha\n"));
-        g_assert_cmpint(ctl_pty(f, ENV(vmsig), NULL, ARGS("--help")), ==, 0);
-        help = paged(rec);
+        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), NULL, ARGS("--help")), ==, 0);
+        help = paged(pe.rec);
         g_assert_nonnull(help);
         g_assert_nonnull(strstr(help, "Endpoint Commands:"));
-        g_assert_cmpint(ctl_pty(f, ENV(vmsig), NULL, ARGS("-j", "dump-memctx", "beta")), ==, 0);
-        json = paged(rec);
+        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), NULL, ARGS("-j", "dump-memctx", "beta")), ==, 0);
+        json = paged(pe.rec);
         g_assert_cmpstr(json, ==, pretty_memctx);
 
         /* less's options, unless the human has their own. */
         g_assert_cmpint(ctl_pty(f, ENV(less_env), NULL, ARGS("list")), ==, 0);
-        less = paged(rec);
+        less = paged(pe.rec);
         g_assert_cmpstr(less, ==, "FRXMK\n");
         g_assert_cmpint(ctl_pty(f, ENV(less_env, "LESS=S"), NULL, ARGS("list")), ==, 0);
-        less2 = paged(rec);
+        less2 = paged(pe.rec);
         g_assert_cmpstr(less2, ==, "S\n");
-        g_rmdir(dir);
 }
 
 /* Which pager, if any. */
 static void test_pager_choice(Fixture *f, gconstpointer data) {
-        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
-        g_autofree char *rec = g_build_filename(dir, "paged", NULL);
-        g_autofree char *to_rec = g_strdup_printf("cat > %s", rec);
-        g_autofree char *vmsig = g_strconcat("VMSIG_PAGER=", to_rec, NULL);
-        g_autofree char *systemd = g_strconcat("SYSTEMD_PAGER=", to_rec, NULL);
-        g_autofree char *pager = g_strconcat("PAGER=", to_rec, NULL);
+        g_auto(pager_env) pe = { NULL };
+
+        pager_env_init(f, &pe);
         g_autofree char *shown2 = NULL, *shown3 = NULL, *by_systemd = NULL, *by_pager = NULL, *by_vmsig = NULL;
 
         /* $VMSIG_PAGER, then $SYSTEMD_PAGER, then $PAGER. */
-        g_assert_cmpint(ctl_pty(f, ENV(systemd, "PAGER=false"), NULL, ARGS("list")), ==, 0);
-        by_systemd = paged(rec);
+        g_assert_cmpint(ctl_pty(f, ENV(pe.systemd, "PAGER=false"), NULL, ARGS("list")), ==, 0);
+        by_systemd = paged(pe.rec);
         g_assert_nonnull(by_systemd);
         g_assert_nonnull(strstr(by_systemd, "2 endpoints listed."));
-        g_assert_cmpint(ctl_pty(f, ENV(pager), NULL, ARGS("list")), ==, 0);
-        by_pager = paged(rec);
+        g_assert_cmpint(ctl_pty(f, ENV(pe.pager), NULL, ARGS("list")), ==, 0);
+        by_pager = paged(pe.rec);
         g_assert_nonnull(by_pager);
         g_assert_nonnull(strstr(by_pager, "2 endpoints listed."));
-        g_assert_cmpint(ctl_pty(f, ENV(vmsig, "SYSTEMD_PAGER=false", "PAGER=false"), NULL, ARGS("list")), ==, 0);
-        by_vmsig = paged(rec);
+        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig, "SYSTEMD_PAGER=false", "PAGER=false"), NULL, ARGS("list")), ==, 0);
+        by_vmsig = paged(pe.rec);
         g_assert_nonnull(by_vmsig);
 
         /* No pager: an empty one or "cat" (not falling through to the
          * next variable), and --no-pager. */
-        g_assert_cmpint(ctl_pty(f, ENV("VMSIG_PAGER=", pager), &shown2, ARGS("list")), ==, 0);
-        g_assert_null(paged(rec));
+        g_assert_cmpint(ctl_pty(f, ENV("VMSIG_PAGER=", pe.pager), &shown2, ARGS("list")), ==, 0);
+        g_assert_null(paged(pe.rec));
         g_assert_nonnull(strstr(shown2, "2 endpoints listed."));
-        g_assert_cmpint(ctl_pty(f, ENV("SYSTEMD_PAGER=cat", pager), NULL, ARGS("list")), ==, 0);
-        g_assert_null(paged(rec));
-        g_assert_cmpint(ctl_pty(f, ENV(vmsig), &shown3, ARGS("--no-pager", "list")), ==, 0);
-        g_assert_null(paged(rec));
+        g_assert_cmpint(ctl_pty(f, ENV("SYSTEMD_PAGER=cat", pe.pager), NULL, ARGS("list")), ==, 0);
+        g_assert_null(paged(pe.rec));
+        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), &shown3, ARGS("--no-pager", "list")), ==, 0);
+        g_assert_null(paged(pe.rec));
         g_assert_nonnull(strstr(shown3, "2 endpoints listed."));
 
         /* Not a terminal: no pager. */
         g_autofree char *piped = NULL;
-        g_setenv("VMSIG_PAGER", to_rec, TRUE);
+        g_setenv("VMSIG_PAGER", pe.vmsig + strlen("VMSIG_PAGER="), TRUE);
         g_assert_cmpint(ctl(f, &piped, "list", NULL), ==, 0);
         g_unsetenv("VMSIG_PAGER");
-        g_assert_null(paged(rec));
+        g_assert_null(paged(pe.rec));
         g_assert_nonnull(strstr(piped, "2 endpoints listed."));
 
         /* monitor follows live: never paged. */
         g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
-        VtPty *mon = vt_pty_spawn(ARGS(f->ctl, "monitor"), ENV(address, "PATH=/usr/bin:/bin", vmsig));
+        VtPty *mon = vt_pty_spawn(ARGS(f->ctl, "monitor"), ENV(address, "PATH=/usr/bin:/bin", pe.vmsig));
         g_assert_true(vt_pty_wait_for(mon, "Monitoring org.vmsig", timeout_ms()));
         g_assert_cmpint(kill(mon->pid, SIGINT), ==, 0);
         g_assert_cmpint(vt_pty_wait(mon, timeout_ms()), ==, 0);
         vt_pty_free(mon);
-        g_assert_null(paged(rec));
-        g_rmdir(dir);
+        g_assert_null(paged(pe.rec));
 }
 
 /* A pager program in dir that records its name and $LESS in rec. */
@@ -1275,7 +1297,7 @@ static void fake_pager(const char *dir, const char *name, const char *rec) {
 /* Without a pager named: less, else more, else none; so too when the one
  * named cannot be run. */
 static void test_pager_default(Fixture *f, gconstpointer data) {
-        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        const char *dir = f->dir;
         g_autofree char *bin = g_build_filename(dir, "bin", NULL);
         g_autofree char *rec = g_build_filename(dir, "paged", NULL);
         g_autofree char *path = g_strconcat("PATH=", bin, NULL);
@@ -1300,14 +1322,12 @@ static void test_pager_default(Fixture *f, gconstpointer data) {
         g_assert_cmpint(ctl_pty(f, ENV(path), &shown2, ARGS("list")), ==, 0);
         g_assert_null(paged(rec));
         g_assert_nonnull(strstr(shown2, "2 endpoints listed."));
-        g_rmdir(bin);
-        g_rmdir(dir);
 }
 
 /* vmsigctl waits for its pager to end; a pager quit before the end of the
  * output costs vmsigctl neither a SIGPIPE nor its exit status. */
 static void test_pager_end(Fixture *f, gconstpointer data) {
-        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        const char *dir = f->dir;
         g_autofree char *rec = g_build_filename(dir, "paged", NULL);
         g_autofree char *slow = g_strdup_printf("VMSIG_PAGER=cat > %s.tmp; sleep 0.5; mv %s.tmp %s", rec, rec, rec);
         g_autoptr(GPtrArray) args = g_ptr_array_new();
@@ -1325,7 +1345,6 @@ static void test_pager_end(Fixture *f, gconstpointer data) {
         g_ptr_array_add(args, NULL);
         g_assert_cmpint(ctl_pty(f, ENV("VMSIG_PAGER=true"), &shown, (const char *const *) args->pdata), ==, 0);
         g_assert_null(strstr(shown, "Endpoint: alpha"));
-        g_rmdir(dir);
 }
 
 #ifdef VMSIG_HAVE_VGPU
@@ -1346,7 +1365,7 @@ static guint32 *decode_png(const char *file, png_uint_32 *width, png_uint_32 *he
 /* The frame of a paused (so unchanging) VM, saved by vmsigctl, is the
  * frame vmsigd hands out, pixel for pixel. */
 static void test_screenshot(Fixture *f, gconstpointer data) {
-        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        const char *dir = f->dir;
         g_autofree char *file = g_build_filename(dir, "alpha.png", NULL);
         g_autofree char *out = NULL, *json = NULL;
         g_autoptr(GError) error = NULL;
@@ -1396,12 +1415,11 @@ static void test_screenshot(Fixture *f, gconstpointer data) {
         assert_json_lines(json);
         g_assert_nonnull(strstr(json, "\"width\":640,\"height\":480}\n"));
         g_unlink(file);
-        g_rmdir(dir);
 }
 
 /* What fails leaves no file behind; "-" is standard output. */
 static void test_screenshot_files(Fixture *f, gconstpointer data) {
-        g_autofree char *dir = g_dir_make_tmp("vmsigctl-XXXXXX", NULL);
+        const char *dir = f->dir;
         g_autofree char *file = g_build_filename(dir, "alpha.png", NULL);
         g_autofree char *bad = g_build_filename(dir, "no", "such", "dir.png", NULL);
         g_autofree char *err = NULL, *err2 = NULL, *err3 = NULL;
@@ -1435,7 +1453,6 @@ static void test_screenshot_files(Fixture *f, gconstpointer data) {
         g_autofree char *log_end = vt_daemon_log(f->daemon);
         g_assert_cmpuint(count(log_end, "action=org.vmsig.frames"), >, count(log_after, "action=org.vmsig.frames"));
         g_unlink(file);
-        g_rmdir(dir);
 }
 #endif
 
