@@ -191,6 +191,25 @@ static void terminal_free(Terminal *t) {
         g_free(t);
 }
 
+/* One command on a terminal, the password typed at each prompt after
+ * delay_ms: its exit status and number of prompts as expected, and the
+ * VM's state after it, if want_state. Returns what the terminal showed. */
+static char *run_command(Fixture *f, uid_t uid, const char *env, const char *const *args, const char *password,
+                         guint delay_ms, int want_exit, guint want_prompts, const char *want_state) {
+        Terminal *t = terminal_start_as(f, uid, env, args);
+        char *shown;
+
+        g_assert_cmpint(terminal_run(t, password, delay_ms), ==, want_exit);
+        g_assert_cmpuint(t->prompts, ==, want_prompts);
+        if (want_state) {
+                g_autofree char *s = vt_get_string(f->conn, ALPHA, VT_ENDPOINT_IFACE, "State");
+                g_assert_cmpstr(s, ==, want_state);
+        }
+        shown = g_strdup(t->pty->out->str);
+        terminal_free(t);
+        return shown;
+}
+
 /* --- fixture ------------------------------------------------------------------ */
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
@@ -228,22 +247,11 @@ static void test_one_password_per_command(Fixture *f, gconstpointer data) {
 
         if (!f->polkit)
                 return;
-        Terminal *t = terminal_start(f, NULL, pause);
-        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
-        g_assert_cmpuint(t->prompts, ==, 1);
-        g_assert_nonnull(strstr(t->pty->out->str, "the power state of the virtual machine alpha."));
-        g_assert_nonnull(strstr(t->pty->out->str, "AUTHENTICATION COMPLETE"));
-        g_autofree char *paused = state(f);
-        g_assert_cmpstr(paused, ==, "paused");
-        terminal_free(t);
-
+        g_autofree char *shown = run_command(f, NOBODY, NULL, pause, PASSWORD, 0, 0, 1, "paused");
+        g_assert_nonnull(strstr(shown, "the power state of the virtual machine alpha."));
+        g_assert_nonnull(strstr(shown, "AUTHENTICATION COMPLETE"));
         /* A new command is a new process: polkit keeps nothing for it. */
-        t = terminal_start(f, NULL, resume);
-        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
-        g_assert_cmpuint(t->prompts, ==, 1);
-        g_autofree char *running = state(f);
-        g_assert_cmpstr(running, ==, "running");
-        terminal_free(t);
+        g_free(run_command(f, NOBODY, NULL, resume, PASSWORD, 0, 0, 1, "running"));
 }
 
 /* A wrong password: polkit asks again (pkttyagent's own retries), and when
@@ -256,9 +264,9 @@ static void test_wrong_password(Fixture *f, gconstpointer data) {
         Terminal *t = terminal_start(f, NULL, pause);
         g_assert_cmpint(terminal_run(t, "not-the-password", 0), ==, 1);
         g_assert_cmpuint(t->prompts, >=, 1);
+        terminal_free(t);
         g_autofree char *still = state(f);
         g_assert_cmpstr(still, ==, "running");
-        terminal_free(t);
 }
 
 /* The human takes longer than the call's default time-out (sd-bus's, made
@@ -267,14 +275,8 @@ static void test_wrong_password(Fixture *f, gconstpointer data) {
 static void test_slow_typist(Fixture *f, gconstpointer data) {
         static const char *const pause[] = { "pause", "alpha", NULL };
 
-        if (!f->polkit)
-                return;
-        Terminal *t = terminal_start(f, "SYSTEMD_BUS_TIMEOUT=2", pause);
-        g_assert_cmpint(terminal_run(t, PASSWORD, 4000), ==, 0);
-        g_assert_cmpuint(t->prompts, ==, 1);
-        g_autofree char *paused = state(f);
-        g_assert_cmpstr(paused, ==, "paused");
-        terminal_free(t);
+        if (f->polkit)
+                g_free(run_command(f, NOBODY, "SYSTEMD_BUS_TIMEOUT=2", pause, PASSWORD, 4000, 0, 1, "paused"));
 }
 
 /* A call that lets polkit ask, from a caller no agent speaks for (the test
@@ -331,27 +333,14 @@ static void test_example_rules(Fixture *f, gconstpointer data) {
         vt_polkit_set_rules(f->polkit, all);
         g_assert_cmpint(chmod(dir, 0777), ==, 0);
 
-        Terminal *t = terminal_start_as(f, OPERATOR_UID, NULL, pause);
-        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
-        g_assert_cmpuint(t->prompts, ==, 0);
-        g_autofree char *paused = state(f);
-        g_assert_cmpstr(paused, ==, "paused");
-        terminal_free(t);
-
+        g_free(run_command(f, OPERATOR_UID, NULL, pause, PASSWORD, 0, 0, 0, "paused"));
 #ifdef VMSIG_HAVE_VGPU
         const char *const shot[] = { "screenshot", "alpha", png, NULL };
-        t = terminal_start_as(f, OPERATOR_UID, NULL, shot);
-        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
-        g_assert_cmpuint(t->prompts, ==, 0);
+        g_free(run_command(f, OPERATOR_UID, NULL, shot, PASSWORD, 0, 0, 0, NULL));
         g_assert_true(g_file_test(png, G_FILE_TEST_IS_REGULAR));
-        terminal_free(t);
         g_unlink(png);
 #endif
-
-        t = terminal_start_as(f, OPERATOR_UID, NULL, reload);
-        g_assert_cmpint(terminal_run(t, PASSWORD, 0), ==, 0);
-        g_assert_cmpuint(t->prompts, ==, 1);
-        terminal_free(t);
+        g_free(run_command(f, OPERATOR_UID, NULL, reload, PASSWORD, 0, 0, 1, NULL));
         g_rmdir(dir);
 }
 

@@ -1193,6 +1193,19 @@ static void pager_env_clear(pager_env *p) {
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(pager_env, pager_env_clear)
 
+/* vmsigctl ARGS on a terminal with ENV succeeds, and its pager was given
+ * text containing needle; returns that text. */
+static char *assert_paged(Fixture *f, const pager_env *pe, const char *const *env, const char *const *args,
+                          const char *needle) {
+        char *text;
+
+        g_assert_cmpint(ctl_pty(f, env, NULL, args), ==, 0);
+        text = paged(pe->rec);
+        g_assert_nonnull(text);
+        g_assert_nonnull(strstr(text, needle));
+        return text;
+}
+
 static void test_pager(Fixture *f, gconstpointer data) {
         g_auto(pager_env) pe = { NULL };
 
@@ -1210,18 +1223,10 @@ static void test_pager(Fixture *f, gconstpointer data) {
         g_assert_true(g_str_has_prefix(list, "ENDPOINT "));
         g_assert_nonnull(strstr(list, "\n2 endpoints listed.\n"));
         g_assert_null(strstr(shown, "endpoints listed"));
-        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), NULL, ARGS("status", "alpha")), ==, 0);
-        status = paged(pe.rec);
-        g_assert_nonnull(status);
-        g_assert_nonnull(strstr(status, "          Endpoint: alpha\n"));
-        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), NULL, ARGS("dump-memctx", "alpha")), ==, 0);
-        memctx = paged(pe.rec);
-        g_assert_nonnull(memctx);
+        status = assert_paged(f, &pe, ENV(pe.vmsig), ARGS("status", "alpha"), "          Endpoint: alpha\n");
+        memctx = assert_paged(f, &pe, ENV(pe.vmsig), ARGS("dump-memctx", "alpha"), "Endpoint: alpha\n");
         g_assert_true(g_str_has_prefix(memctx, "Endpoint: alpha\n"));
-        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), NULL, ARGS("--help")), ==, 0);
-        help = paged(pe.rec);
-        g_assert_nonnull(help);
-        g_assert_nonnull(strstr(help, "Endpoint Commands:"));
+        help = assert_paged(f, &pe, ENV(pe.vmsig), ARGS("--help"), "Endpoint Commands:");
         g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig), NULL, ARGS("-j", "dump-memctx", "beta")), ==, 0);
         json = paged(pe.rec);
         g_assert_cmpstr(json, ==, pretty_memctx);
@@ -1243,17 +1248,10 @@ static void test_pager_choice(Fixture *f, gconstpointer data) {
         g_autofree char *shown2 = NULL, *shown3 = NULL, *by_systemd = NULL, *by_pager = NULL, *by_vmsig = NULL;
 
         /* $VMSIG_PAGER, then $SYSTEMD_PAGER, then $PAGER. */
-        g_assert_cmpint(ctl_pty(f, ENV(pe.systemd, "PAGER=false"), NULL, ARGS("list")), ==, 0);
-        by_systemd = paged(pe.rec);
-        g_assert_nonnull(by_systemd);
-        g_assert_nonnull(strstr(by_systemd, "2 endpoints listed."));
-        g_assert_cmpint(ctl_pty(f, ENV(pe.pager), NULL, ARGS("list")), ==, 0);
-        by_pager = paged(pe.rec);
-        g_assert_nonnull(by_pager);
-        g_assert_nonnull(strstr(by_pager, "2 endpoints listed."));
-        g_assert_cmpint(ctl_pty(f, ENV(pe.vmsig, "SYSTEMD_PAGER=false", "PAGER=false"), NULL, ARGS("list")), ==, 0);
-        by_vmsig = paged(pe.rec);
-        g_assert_nonnull(by_vmsig);
+        by_systemd = assert_paged(f, &pe, ENV(pe.systemd, "PAGER=false"), ARGS("list"), "2 endpoints listed.");
+        by_pager = assert_paged(f, &pe, ENV(pe.pager), ARGS("list"), "2 endpoints listed.");
+        by_vmsig = assert_paged(f, &pe, ENV(pe.vmsig, "SYSTEMD_PAGER=false", "PAGER=false"), ARGS("list"),
+                                "2 endpoints listed.");
 
         /* No pager: an empty one or "cat" (not falling through to the
          * next variable), and --no-pager. */
