@@ -119,7 +119,7 @@ void libvirt_harness_enter_namespace(void) {
                 namespace_error = errno;
         /* Private all the way down: our mounts stay ours, and unmounting
          * them later does not reach the host. */
-        else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        else if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
                 namespace_error = errno;
         if (namespace_error != 0 && under_ci())
                 g_error("no private mount namespace: %s", g_strerror(namespace_error));
@@ -192,7 +192,7 @@ static void mount_config(LibvirtHarness *h) {
         g_assert_no_error(error);
         /* A network's bridge would be the host's: no autostart. */
         run((const char *const[]) { "rm", "-rf", autostart, NULL });
-        g_assert_cmpint(mount(h->etc, "/etc/libvirt", NULL, MS_BIND, NULL), ==, 0);
+        g_assert_cmpint(mount(h->etc, "/etc/libvirt", "none", MS_BIND, NULL), ==, 0);
 }
 
 /* The kernel and initramfs where QEMU's user can read them, with a serial

@@ -67,7 +67,7 @@ static void bind_copy_with(const char *dir, const char *file, const char *extra)
         /* /etc/shadow stays root:shadow 0640, as unix_chkpwd expects. */
         g_assert_cmpint(chown(dst, st.st_uid, st.st_gid), ==, 0);
         g_assert_cmpint(chmod(dst, st.st_mode & 07777), ==, 0);
-        g_assert_cmpint(mount(dst, src, NULL, MS_BIND, NULL), ==, 0);
+        g_assert_cmpint(mount(dst, src, "none", MS_BIND, NULL), ==, 0);
 }
 
 /* Before any thread exists: unshare(CLONE_NEWNS) refuses a process that
@@ -80,7 +80,7 @@ static void add_admin_user(void) {
         g_assert_nonnull(hash);
         if (unshare(CLONE_NEWNS) < 0)
                 g_error("unshare(CLONE_NEWNS): %s", g_strerror(errno));
-        g_assert_cmpint(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), ==, 0);
+        g_assert_cmpint(mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL), ==, 0);
         g_autofree char *passwd = g_strdup_printf(ADMIN ":x:%d:%d:vmsig test administrator:/nonexistent:/bin/sh\n"
                                                   OPERATOR ":x:%d:%d:vmsig test operator:/nonexistent:/bin/sh\n",
                                                   ADMIN_UID, ADMIN_UID, OPERATOR_UID, OPERATOR_UID);
@@ -106,7 +106,7 @@ static void bind_system_bus(VtBus *bus) {
         g_autofree char *socket = g_build_filename(vt_bus_dir(bus), "bus", NULL);
 
         (void) umount2(SYSTEM_BUS_SOCKET, MNT_DETACH);
-        g_assert_cmpint(mount(socket, SYSTEM_BUS_SOCKET, NULL, MS_BIND, NULL), ==, 0);
+        g_assert_cmpint(mount(socket, SYSTEM_BUS_SOCKET, "none", MS_BIND, NULL), ==, 0);
 }
 
 /* --- vmsigctl on a terminal ------------------------------------------------- */
