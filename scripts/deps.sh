@@ -9,13 +9,16 @@ set -e
 # libvirt-dev: the libvirt backend (configure --enable-libvirt, in the armed
 # build); libvirt-daemon-system, libvirt-daemon-driver-qemu, libvirt-clients:
 # the private libvirtd its tests start (its packages start nothing).
+# mmdebstrap, e2fsprogs: the image of the Debian guest with systemd as PID 1
+# (tests/systemd-guest-image.sh).
 VMSIG_DEPS="build-essential autoconf automake libtool autoconf-archive pkg-config
 libsystemd-dev libxml2-dev libxml2-utils libglib2.0-dev libglib2.0-bin libdbus-1-dev
 dbus-daemon systemd polkitd pkexec valgrind strace util-linux
 libjson-c-dev qemu-system-x86 clang libpng-dev
 debhelper dpkg-dev lintian bash-completion man-db groff-base dbus
 linux-image-cloud-amd64 busybox-static cpio
-libvirt-dev libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients"
+libvirt-dev libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
+mmdebstrap e2fsprogs"
 
 missing=""
 for p in $VMSIG_DEPS; do

@@ -390,6 +390,8 @@ void qemu_vm_start(QemuVm *vm) {
                 g_ptr_array_add(argv, (char *) "-no-reboot");
         if (vm->start_paused)
                 g_ptr_array_add(argv, (char *) "-S");
+        for (const char *const *a = vm->extra_args; a && *a; a++)
+                g_ptr_array_add(argv, (char *) *a);
         g_ptr_array_add(argv, NULL);
 
         g_assert_cmpint(vm->pid, ==, 0);

@@ -42,6 +42,7 @@ typedef struct QemuVm {
         const char *serial_path; /* the first serial port goes to this file */
         gboolean no_reboot;   /* -no-reboot: a guest reset shuts QEMU down */
         gboolean start_paused; /* -S: the vCPUs wait for "cont" */
+        const char *const *extra_args; /* NULL-terminated, appended as they are */
 } QemuVm;
 
 /* true if QEMU can be run; otherwise the test is skipped (or, under
