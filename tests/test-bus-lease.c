@@ -64,13 +64,20 @@ static void test_acquire_and_busy(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(g_variant_get_string(ep, NULL), ==, ALPHA);
         guint64 at = vt_get_uint(f->conn, lease, "org.vmsig.Lease", "AcquiredAt");
         g_assert_cmpuint(at, >, (guint64) (g_get_real_time() - 60 * G_USEC_PER_SEC));
+        /* Who holds it, as loginctl shows a session's leader: this process. */
+        g_autofree char *comm = NULL, *command = vt_get_string(f->conn, lease, "org.vmsig.Lease", "HolderCommand");
+        g_assert_true(g_file_get_contents("/proc/self/comm", &comm, NULL, NULL));
+        g_strchomp(comm);
+        g_assert_cmpstr(command, ==, comm);
+        g_assert_cmpuint(vt_get_uint(f->conn, lease, "org.vmsig.Lease", "HolderUID"), ==, getuid());
+        g_assert_cmpuint(vt_get_uint(f->conn, lease, "org.vmsig.Lease", "HolderPID"), ==, (guint64) getpid());
         g_assert_true(vt_signal_log_wait(f->log, "LeaseAcquired " ALPHA " ('power', ", 5000));
 
         /* Busy for another connection; the error names holder and uid. */
         g_autofree char *busy = vt_acquire_lease_error(other, ALPHA, "power", FALSE, &message);
         g_assert_cmpstr(busy, ==, "org.vmsig.Error.LeaseBusy");
-        g_assert_nonnull(strstr(message, me));
-        g_assert_nonnull(strstr(message, "uid 0"));
+        g_autofree char *who = g_strdup_printf("is held by %s (uid %u, pid %d, %s).", me, getuid(), (int) getpid(), comm);
+        g_assert_nonnull(strstr(message, who));
         /* Other classes and endpoints are independent. */
         int other_fd = vt_acquire_lease(other, ALPHA, "input", NULL);
         close(other_fd);
@@ -223,8 +230,12 @@ static void test_force_revoke(Fixture *f, gconstpointer data) {
         g_assert_no_error(error);
         g_autofree char *h = holder(f, ALPHA, "PowerLeaseHolder");
         g_assert_cmpstr(h, ==, g_dbus_connection_get_unique_name(f->conn));
-        g_autofree char *want = g_strdup_printf("LeaseRevoked %s ('forced by %s',)", lease,
-                                                g_dbus_connection_get_unique_name(f->conn));
+        g_autofree char *comm = NULL;
+        g_assert_true(g_file_get_contents("/proc/self/comm", &comm, NULL, NULL));
+        g_strchomp(comm);
+        g_autofree char *want = g_strdup_printf("LeaseRevoked %s ('forced by %s (uid %u, pid %d, %s)',)", lease,
+                                                g_dbus_connection_get_unique_name(f->conn), getuid(), (int) getpid(),
+                                                comm);
         g_assert_true(vt_signal_log_wait(old_log, want, 5000));
         g_autofree char *e = vt_call_error(old, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL, NULL);
         g_assert_cmpstr(e, ==, "org.vmsig.Error.NotLeaseHolder");

@@ -385,7 +385,9 @@ static void test_follows_events(Fixture *f, gconstpointer data) {
         /* A reset from elsewhere is a reset too: a new memctx epoch, and
          * the leases end. */
         e0 = epoch(f);
-        g_assert_cmpint(vmsig_endpoint_lease_acquire(f->ep, VMSIG_LEASE_POWER, "test", 0, NULL, NULL), ==, 0);
+        g_assert_cmpint(vmsig_endpoint_lease_acquire(f->ep, VMSIG_LEASE_POWER, &(vmsig_lease_holder) { .name = "test" },
+                                                     NULL, NULL),
+                        ==, 0);
         qmp_session_run(f->vm->session, "system_reset", NULL);
         RUN_UNTIL(f, epoch(f) > e0);
         g_assert_null(vmsig_endpoint_lease_get(f->ep, VMSIG_LEASE_POWER));
@@ -984,7 +986,9 @@ static void fake_lease_ends(Fixture *f, Fake *k) {
         json_object *cmd;
         bool eof = false;
 
-        g_assert_cmpint(vmsig_endpoint_lease_acquire(f->ep, VMSIG_LEASE_INPUT, ":1.42", 0, &lease, NULL), ==, 0);
+        g_assert_cmpint(vmsig_endpoint_lease_acquire(f->ep, VMSIG_LEASE_INPUT, &(vmsig_lease_holder) { .name = ":1.42" },
+                                                     &lease, NULL),
+                        ==, 0);
         for (size_t i = 0; i < G_N_ELEMENTS(many); i++) {
                 many[i] = (done_ctx) { .f = f };
                 g_assert_cmpint(vmsig_endpoint_inject_input(f->ep, fake_keys, 2, on_done, &many[i]), ==, 0);

@@ -891,6 +891,10 @@ static const MatrixRow matrix[] = {
         { "P L org.vmsig.Lease.Class", NULL, "ok", NULL },
         { "P L org.vmsig.Lease.Endpoint", NULL, "ok", NULL },
         { "P L org.vmsig.Lease.Holder", NULL, "ok", NULL },
+        /* Who holds a lease is public, as a session's leader is in logind. */
+        { "P L org.vmsig.Lease.HolderUID", NULL, "ok", NULL },
+        { "P L org.vmsig.Lease.HolderPID", NULL, "ok", NULL },
+        { "P L org.vmsig.Lease.HolderCommand", NULL, "ok", NULL },
         { "P L org.vmsig.Lease.AcquiredAt", NULL, "ok", NULL },
 };
 

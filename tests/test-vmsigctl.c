@@ -511,6 +511,18 @@ static void test_status(Fixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(text, "      Capabilities: memctx input lifecycle display\n"));
         g_assert_nonnull(strstr(text, "Memory-write lease: -\n"));
         g_assert_nonnull(strstr(text, "          Guest OS: unknown\n"));
+
+        /* A holder is shown as loginctl shows a leader: uid, user, pid
+         * and command (this test program holds the power lease). */
+        g_autofree char *comm = NULL, *held = NULL;
+        int power = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
+        g_assert_true(g_file_get_contents("/proc/self/comm", &comm, NULL, NULL));
+        g_strchomp(comm);
+        g_autofree char *want = g_strdup_printf("       Power lease: %s (uid 0 (root), pid %d, %s)\n",
+                                                g_dbus_connection_get_unique_name(f->conn), (int) getpid(), comm);
+        g_assert_cmpint(ctl(f, &held, "status", "alpha", NULL), ==, 0);
+        g_assert_nonnull(strstr(held, want));
+        close(power);
         /* A root given by the configuration says so. */
         g_assert_nonnull(strstr(text, "         Bootstrap: ready (0 attempts, config)\n"));
 

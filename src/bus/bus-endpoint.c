@@ -331,12 +331,13 @@ static int read_lease_option(sd_bus_message *m, const char *key, void *userdata,
 /* With "force": the current holder of c loses its lease to the caller. */
 static int revoke_for_force(bus_endpoint *be, vmsig_lease_class c, const bus_peer *caller, sd_bus_error *error) {
         const vmsig_lease_info *l = vmsig_endpoint_lease_get(be->endpoint, c);
-        char reason[VMSIG_REASON_MAX];
+        char reason[VMSIG_REASON_MAX], command[VMSIG_COMMAND_MAX];
         int r;
 
         if (!l)
                 return 0;
-        snprintf(reason, sizeof reason, "forced by %s", caller->name);
+        snprintf(reason, sizeof reason, "forced by %s (uid %u, pid %u, %s)", caller->name, (unsigned) caller->uid,
+                 (unsigned) caller->pid, bus_peer_command(caller->pid, command) ?: "?");
         bus_auth_audit_operation(caller, "revoke-lease", be->endpoint, 0, NULL);
         r = vmsig_endpoint_lease_end(be->endpoint, c, l->id, VMSIG_LEASE_REVOKED, reason);
         if (r < 0)
@@ -380,13 +381,22 @@ static int grant_lease(bus_endpoint *be, bus_client **holder, vmsig_lease_class 
                        int *ret_fd, sd_bus_error *error) {
         const char *class_name = vmsig_lease_class_to_string(c);
         vmsig_lease_info info, current;
+        char command[VMSIG_COMMAND_MAX];
         int r;
 
-        r = vmsig_endpoint_lease_acquire(be->endpoint, c, (*holder)->label, (*holder)->peer.uid, &info, &current);
+        r = vmsig_endpoint_lease_acquire(be->endpoint, c,
+                                         &(vmsig_lease_holder) {
+                                                 .name = (*holder)->label,
+                                                 .uid = (*holder)->peer.uid,
+                                                 .pid = (uint32_t) (*holder)->peer.pid,
+                                                 .command = bus_peer_command((*holder)->peer.pid, command),
+                                         },
+                                         &info, &current);
         if (r == -EBUSY)
-                return sd_bus_error_setf(error, VMSIG_ERROR_LEASE_BUSY, "The %s lease of '%s' is held by %s (uid %u).",
-                                         class_name, vmsig_endpoint_get_name(be->endpoint), current.holder,
-                                         (unsigned) current.uid);
+                return sd_bus_error_setf(error, VMSIG_ERROR_LEASE_BUSY,
+                                         "The %s lease of '%s' is held by %s (uid %u, pid %u, %s).", class_name,
+                                         vmsig_endpoint_get_name(be->endpoint), current.holder, (unsigned) current.uid,
+                                         (unsigned) current.pid, current.command[0] ? current.command : "?");
         if (r >= 0) {
                 r = bus_lease_create(holder, c, &info, ret_path, ret_fd);
                 if (r < 0)

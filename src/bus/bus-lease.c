@@ -39,6 +39,7 @@ static const char *lease_endpoint_path(const bus_lease *l) {
 BUS_DEFINE_PROPERTY_GETTER(property_get_class, bus_lease, "s", vmsig_lease_class_to_string(u->class));
 BUS_DEFINE_PROPERTY_GETTER(property_get_endpoint, bus_lease, "o", lease_endpoint_path(u));
 BUS_DEFINE_PROPERTY_GETTER(property_get_holder, bus_lease, "s", u->info.holder);
+BUS_DEFINE_PROPERTY_GETTER(property_get_holder_command, bus_lease, "s", u->info.command);
 
 /* Lifetime. */
 
@@ -259,6 +260,9 @@ const sd_bus_vtable bus_lease_vtable[] = {
         SD_BUS_PROPERTY("Class", "s", property_get_class, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Endpoint", "o", property_get_endpoint, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Holder", "s", property_get_holder, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HolderUID", "u", NULL, offsetof(bus_lease, info.uid), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HolderPID", "u", NULL, offsetof(bus_lease, info.pid), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HolderCommand", "s", property_get_holder_command, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("AcquiredAt", "t", NULL, offsetof(bus_lease, info.acquired_at), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD("Release", NULL, NULL, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("LeaseRevoked", SD_BUS_ARGS("s", reason), 0),

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -349,4 +351,25 @@ void bus_peers_remove_gone_hook(bus_peers *p, bus_peer_gone_fn fn, void *userdat
                         p->n_hooks--;
                         return;
                 }
+}
+
+const char *bus_peer_command(pid_t pid, char buf[static VMSIG_COMMAND_MAX]) {
+        char path[64];
+        FILE *f;
+        bool ok;
+
+        if (pid <= 0)
+                return NULL;
+        /* Racy by nature, as ps is: the pid is the bus's word for the
+         * sender at the time of the call, and only shown to humans. */
+        snprintf(path, sizeof path, "/proc/%d/comm", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return NULL;
+        ok = fgets(buf, VMSIG_COMMAND_MAX, f) != NULL;
+        fclose(f);
+        if (!ok)
+                return NULL;
+        buf[strcspn(buf, "\n")] = '\0';
+        return buf;
 }

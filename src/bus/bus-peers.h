@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "vmsig-endpoint.h"
 
 typedef struct bus_peer {
         char *name;   /* unique bus name; "p2p" on the private socket */
@@ -32,6 +33,10 @@ typedef struct bus_peer {
 } bus_peer;
 
 typedef struct bus_peers bus_peers;
+
+/* The command (comm) of process pid, in buf, as ps shows it; NULL when
+ * unknown (pid 0, or the process is gone already). */
+const char *bus_peer_command(pid_t pid, char buf[static VMSIG_COMMAND_MAX]);
 
 /* Records of peers that left are freed from event, once it is idle. */
 int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret);

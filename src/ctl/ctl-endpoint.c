@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,8 +155,10 @@ void ctl_endpoint_info_done(ctl_endpoint_info *info) {
         free(info->guest_os);
         free(info->guest_os_release);
         strv_freep(&info->capabilities);
-        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
+        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++) {
                 free(info->holders[i]);
+                free(info->holder_details[i]);
+        }
         *info = (ctl_endpoint_info) {};
 }
 
@@ -315,4 +320,81 @@ void ctl_endpoint_info_json(json_writer *w, const ctl_endpoint_info *info) {
                                   info->holders[i] && *info->holders[i] ? info->holders[i] : NULL);
         json_object_end(w);
         json_object_end(w);
+}
+
+/* The properties of one org.vmsig.Lease object. */
+typedef struct lease_props {
+        const char *class, *endpoint, *command;
+        uint32_t uid, pid;
+} lease_props;
+
+static int on_lease_property(sd_bus_message *m, const char *key, void *userdata) {
+        lease_props *p = userdata;
+
+        if (strcmp(key, "Class") == 0)
+                return sd_bus_message_read(m, "v", "s", &p->class);
+        if (strcmp(key, "Endpoint") == 0)
+                return sd_bus_message_read(m, "v", "o", &p->endpoint);
+        if (strcmp(key, "HolderCommand") == 0)
+                return sd_bus_message_read(m, "v", "s", &p->command);
+        if (strcmp(key, "HolderUID") == 0)
+                return sd_bus_message_read(m, "v", "u", &p->uid);
+        if (strcmp(key, "HolderPID") == 0)
+                return sd_bus_message_read(m, "v", "u", &p->pid);
+        return sd_bus_message_skip(m, "v");
+}
+
+typedef struct holders_ctx {
+        ctl_endpoint_info *infos;
+        size_t n;
+} holders_ctx;
+
+static void set_holder_details(holders_ctx *c, const lease_props *p) {
+        for (size_t i = 0; i < c->n; i++) {
+                ctl_endpoint_info *info = &c->infos[i];
+
+                for (size_t k = 0; k < _CTL_LEASE_CLASS_MAX; k++) {
+                        const struct passwd *pw;
+
+                        if (!info->path || strcmp(info->path, p->endpoint) != 0 ||
+                            strcmp(ctl_lease_class_to_string(k), p->class) != 0)
+                                continue;
+                        pw = getpwuid(p->uid);
+                        free(info->holder_details[k]);
+                        if (asprintf(&info->holder_details[k], "uid %" PRIu32 "%s%s%s, pid %" PRIu32 ", %s", p->uid,
+                                     pw ? " (" : "", pw ? pw->pw_name : "", pw ? ")" : "", p->pid,
+                                     p->command && *p->command ? p->command : "?") < 0)
+                                info->holder_details[k] = NULL;
+                }
+        }
+}
+
+static int on_lease_interface(sd_bus_message *m, const char *interface, void *userdata) {
+        lease_props p = {};
+        int r;
+
+        if (strcmp(interface, VMSIG_BUS_LEASE_INTERFACE) != 0)
+                return sd_bus_message_skip(m, "a{sv}");
+        r = read_dict(m, "sv", on_lease_property, &p);
+        if (r >= 0 && p.class && p.endpoint)
+                set_holder_details(userdata, &p);
+        return r;
+}
+
+static int on_lease_object(sd_bus_message *m, const char *path, void *userdata) {
+        return read_dict(m, "sa{sv}", on_lease_interface, userdata);
+}
+
+int ctl_endpoint_info_get_holders(sd_bus *bus, ctl_endpoint_info *infos, size_t n) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        holders_ctx c = { .infos = infos, .n = n };
+        int r;
+
+        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, VMSIG_BUS_PATH, "org.freedesktop.DBus.ObjectManager",
+                               "GetManagedObjects", &error, &reply, NULL);
+        if (r < 0)
+                return ctl_bus_error(&error, r, "Failed to list the leases");
+        r = read_dict(reply, "oa{sa{sv}}", on_lease_object, &c);
+        return r < 0 ? ctl_error(r, "Failed to parse the leases: %m") : 0;
 }

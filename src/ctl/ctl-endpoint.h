@@ -31,6 +31,10 @@ typedef struct ctl_endpoint_info {
         char *guest_os_release;
         char **capabilities;
         char *holders[_CTL_LEASE_CLASS_MAX]; /* "" while free */
+        /* Who the holder is, as loginctl shows a leader: "uid 0 (root), pid
+         * 4711, vmsigctl"; NULL unless ctl_endpoint_info_get_holders() found
+         * it. */
+        char *holder_details[_CTL_LEASE_CLASS_MAX];
         uint32_t vmid;
         uint32_t generation;
         uint32_t bootstrap_attempts;
@@ -42,6 +46,9 @@ typedef struct ctl_endpoint_info {
  * skipped, so a newer vmsigd works with an older vmsigctl. */
 int ctl_endpoint_info_read(sd_bus_message *m, ctl_endpoint_info *info);
 void ctl_endpoint_info_done(ctl_endpoint_info *info);
+/* Fills holder_details of infos from the lease objects (one
+ * GetManagedObjects call). */
+int ctl_endpoint_info_get_holders(sd_bus *bus, ctl_endpoint_info *infos, size_t n);
 /* GetAll on the endpoint object at path. */
 int ctl_endpoint_info_get(sd_bus *bus, const char *path, ctl_endpoint_info *info);
 /* Every endpoint, in vmid order, with one GetManagedObjects call. */

@@ -156,8 +156,13 @@ static void print_status(const ctl_endpoint_info *info) {
         printf("%*s: %s (%" PRIu64 " bytes)\n", LABEL_WIDTH, "RAM", ctl_format_bytes(bytes, info->ram_size),
                info->ram_size);
         print_capabilities(info);
-        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
-                print_field(lease_labels[i], info->holders[i]);
+        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++) {
+                if (!info->holder_details[i]) {
+                        print_field(lease_labels[i], info->holders[i]);
+                        continue;
+                }
+                printf("%*s: %s (%s)\n", LABEL_WIDTH, lease_labels[i], info->holders[i], info->holder_details[i]);
+        }
 }
 
 static int print_status_all(const ctl_endpoint_info *infos, size_t n) {
@@ -208,6 +213,10 @@ int verb_status(int argc, char **argv) {
                 if (r < 0 && ret == 0)
                         ret = r;
         }
+        /* Who the holders are (best effort: the endpoints are shown all the
+         * same). */
+        if (n > 0)
+                (void) ctl_endpoint_info_get_holders(bus, infos, n);
         (void) show_infos(infos, n, print_status_all);
         return ret;
 }

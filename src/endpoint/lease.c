@@ -39,11 +39,12 @@ static void publish(vmsig_endpoint *ep, vmsig_lease_class c, vmsig_lease_change 
                                   (uint32_t) c, &p, sizeof p);
 }
 
-int vmsig_endpoint_lease_acquire(vmsig_endpoint *ep, vmsig_lease_class c, const char *holder, uint32_t uid,
+int vmsig_endpoint_lease_acquire(vmsig_endpoint *ep, vmsig_lease_class c, const vmsig_lease_holder *holder,
                                  vmsig_lease_info *ret, vmsig_lease_info *ret_holder) {
         vmsig_lease_info *l;
 
-        if ((unsigned) c >= _VMSIG_LEASE_CLASS_MAX || !holder || strlen(holder) >= VMSIG_HOLDER_MAX)
+        if ((unsigned) c >= _VMSIG_LEASE_CLASS_MAX || !holder || !holder->name ||
+            strlen(holder->name) >= VMSIG_HOLDER_MAX)
                 return -EINVAL;
         if (!vmsig_endpoint_is_attached(ep))
                 return -ENODEV;
@@ -53,8 +54,16 @@ int vmsig_endpoint_lease_acquire(vmsig_endpoint *ep, vmsig_lease_class c, const 
                         *ret_holder = *l;
                 return -EBUSY;
         }
-        *l = (vmsig_lease_info) { .id = next_lease_id++, .uid = uid, .acquired_at = realtime_usec() };
-        strcpy(l->holder, holder);
+        *l = (vmsig_lease_info) {
+                .id = next_lease_id++,
+                .uid = holder->uid,
+                .pid = holder->pid,
+                .acquired_at = realtime_usec(),
+        };
+        strcpy(l->holder, holder->name);
+        /* A comm is at most 15 characters; a longer one is cut. */
+        if (holder->command)
+                snprintf(l->command, sizeof l->command, "%s", holder->command);
         publish(ep, c, VMSIG_LEASE_ACQUIRED, l, NULL);
         if (ret)
                 *ret = *l;

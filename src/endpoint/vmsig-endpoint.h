@@ -26,7 +26,8 @@
 
 #define VMSIG_NAME_MAX 64
 #define VMSIG_HOLDER_MAX 64
-#define VMSIG_REASON_MAX 32
+#define VMSIG_REASON_MAX 96 /* "forced by NAME (uid U, pid P, COMMAND)" */
+#define VMSIG_COMMAND_MAX 16 /* TASK_COMM_LEN */
 
 typedef enum vmsig_state {
         VMSIG_STATE_UNKNOWN,
@@ -290,10 +291,21 @@ typedef enum vmsig_lease_change {
         VMSIG_LEASE_REVOKED,  /* taken away: forced, detach, reset */
 } vmsig_lease_change;
 
+/* Who holds a lease, as loginctl and machinectl show a session's leader:
+ * taken from the bus (or the private socket) when the lease is acquired. */
+typedef struct vmsig_lease_holder {
+        const char *name;    /* unique bus name, or the private peer's label */
+        uint32_t uid;
+        uint32_t pid;        /* 0: unknown */
+        const char *command; /* its comm, NULL: unknown */
+} vmsig_lease_holder;
+
 typedef struct vmsig_lease_info {
         uint64_t id; /* unique for the core's lifetime; 0: free */
         char holder[VMSIG_HOLDER_MAX];
         uint32_t uid;
+        uint32_t pid;                       /* 0: unknown */
+        char command[VMSIG_COMMAND_MAX];    /* "" : unknown */
         uint64_t acquired_at; /* CLOCK_REALTIME usec */
 } vmsig_lease_info;
 
@@ -310,7 +322,7 @@ vmsig_lease_class vmsig_lease_class_from_string(const char *s); /* _VMSIG_LEASE_
 
 /* -EBUSY when held (*ret_holder then describes the holder), -ENODEV when
  * detached. */
-int vmsig_endpoint_lease_acquire(vmsig_endpoint *ep, vmsig_lease_class c, const char *holder, uint32_t uid,
+int vmsig_endpoint_lease_acquire(vmsig_endpoint *ep, vmsig_lease_class c, const vmsig_lease_holder *holder,
                                  vmsig_lease_info *ret, vmsig_lease_info *ret_holder);
 /* Ends lease id: released by its holder, or revoked with a reason.
  * -ESRCH when id is not the current lease of that class. */
