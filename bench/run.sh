@@ -138,6 +138,13 @@ bootstrap_linux_runs=${BENCH_BOOTSTRAP_LINUX_RUNS:-3}
 floods_seconds=${BENCH_FLOODS_SECONDS:-6}
 floods_load_calls=${BENCH_FLOODS_LOAD_CALLS:-40000}
 only=${BENCH_ONLY:-bus core idle scale auth private memctx lease memwrite detect qmp load frames bootstrap floods}
+# Every vmsigd of the run (its own, bench-load's, bench-bootstrap's) loads
+# the frames plugin of this build, when built with it, not an installed one
+# that may be missing or older (vmsigd(8), VMSIG_VGPU_LIBRARY).
+if [ -e "$PWD/.libs/libvmsig-vgpu.so.0" ]; then
+        VMSIG_VGPU_LIBRARY="$PWD/.libs/libvmsig-vgpu.so.0"
+        export VMSIG_VGPU_LIBRARY
+fi
 
 # need PROGRAM...: exit 2 unless the build directory has them all.
 need() {
@@ -304,8 +311,6 @@ start_services() {
                 # One stub VM to look at, frames at the highest rate, from
                 # the library just built.
                 vmsigd_conf '<frames rate="60"/>' '<stub-vm name="screen" ram-size="4M"/>'
-                VMSIG_VGPU_LIBRARY="$PWD/.libs/libvmsig-vgpu.so.0"
-                export VMSIG_VGPU_LIBRARY
                 ;;
         floods)
                 # A quota of pending calls small enough to flood past, and a
