@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
+#include "fd-util.h"
 #include "qemu-harness.h"
 #include "vt-util.h"
 
@@ -89,16 +90,10 @@ static bool take_event(QmpSession *s, json_object *msg) {
 }
 
 static void send_all(QmpSession *s, const char *text) {
-        size_t len = strlen(text);
+        int r = loop_write(s->fd, text, strlen(text));
 
-        for (size_t done = 0; done < len;) {
-                ssize_t n = write(s->fd, text + done, len - done);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        g_error("QMP session: cannot write to QEMU: %s", g_strerror(errno));
-                done += (size_t) n;
-        }
+        if (r < 0)
+                g_error("QMP session: cannot write to QEMU: %s", g_strerror(-r));
 }
 
 json_object *qmp_session_execute(QmpSession *s, const char *command, const char *args, char **ret_error) {

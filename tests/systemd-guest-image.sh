@@ -52,9 +52,9 @@ control_depends() {
                 grep -v -e '^$' -e '^\${' | paste -sd, -
 }
 
-command -v mmdebstrap >/dev/null || { echo "mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 77; }
-command -v mke2fs >/dev/null || { echo "mke2fs is missing (apt-get install e2fsprogs)" >&2; exit 77; }
-[ "$(id -u)" -eq 0 ] || { echo "building the image needs root" >&2; exit 77; }
+command -v mmdebstrap >/dev/null || { echo "mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 1; }
+command -v mke2fs >/dev/null || { echo "mke2fs is missing (apt-get install e2fsprogs)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "building the image needs root" >&2; exit 1; }
 
 depends=$(control_depends)
 packages="$base,$shlibs${depends:+,$depends}"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
+#include "fd-util.h"
 #include "systemd-guest.h"
 
 #define BOOT_DIR "/boot"
@@ -163,16 +164,10 @@ char *systemd_guest_console_tail(SystemdGuest *g, size_t max_len) {
 }
 
 static void send_text(SystemdGuest *g, const char *text) {
-        size_t len = strlen(text);
+        int r = loop_write(g->shell_fd, text, strlen(text));
 
-        for (size_t done = 0; done < len;) {
-                ssize_t n = write(g->shell_fd, text + done, len - done);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        g_error("systemd guest: cannot write to the shell: %s", g_strerror(errno));
-                done += (size_t) n;
-        }
+        if (r < 0)
+                g_error("systemd guest: cannot write to the shell: %s", g_strerror(-r));
 }
 
 /* Reads what is there within wait_ms into g->pending; false on EOF. */
