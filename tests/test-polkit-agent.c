@@ -111,6 +111,23 @@ static void bind_system_bus(VtBus *bus) {
 
 /* --- vmsigctl on a terminal ------------------------------------------------- */
 
+/* vmsigctl, where the test's users can run it: the build tree may be in
+ * a directory only root can enter (a mktemp -d clone), so a copy goes into
+ * the bus's directory, which everyone can. */
+static char *reachable_ctl(Fixture *f) {
+        g_autofree char *built = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigctl", NULL);
+        char *copy = g_build_filename(vt_bus_dir(f->bus), "vmsigctl", NULL);
+        g_autofree char *bytes = NULL;
+        gsize len = 0;
+
+        if (!g_file_test(copy, G_FILE_TEST_EXISTS)) {
+                g_assert_true(g_file_get_contents(built, &bytes, &len, NULL));
+                g_assert_true(g_file_set_contents(copy, bytes, (gssize) len, NULL));
+                g_assert_cmpint(chmod(copy, 0755), ==, 0);
+        }
+        return copy;
+}
+
 /* vmsigctl as uid, on a new pty that becomes its controlling terminal (and
  * its agent's). extra_env: NULL or "NAME=VALUE". */
 typedef struct {
@@ -119,7 +136,7 @@ typedef struct {
 } Terminal;
 
 static Terminal *terminal_start_as(Fixture *f, uid_t uid, const char *extra_env, const char *const *args) {
-        g_autofree char *ctl = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigctl", NULL);
+        g_autofree char *ctl = reachable_ctl(f);
         g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
         const char *envp[] = { address, "PATH=/usr/bin:/bin", "LANG=C", extra_env, NULL };
