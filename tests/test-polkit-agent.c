@@ -111,12 +111,13 @@ static void bind_system_bus(VtBus *bus) {
 
 /* --- vmsigctl on a terminal ------------------------------------------------- */
 
-/* vmsigctl, where the test's users can run it: the build tree may be in
- * a directory only root can enter (a mktemp -d clone), so a copy goes into
- * the bus's directory, which everyone can. */
-static char *reachable_ctl(Fixture *f) {
-        g_autofree char *built = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigctl", NULL);
-        char *copy = g_build_filename(vt_bus_dir(f->bus), "vmsigctl", NULL);
+/* A program of the build, where the test's users can run it: the build
+ * tree may be in a directory only root can enter (a mktemp -d clone), so a
+ * copy goes into the bus's directory, which everyone can. */
+static char *reachable(Fixture *f, const char *program) {
+        g_autofree char *built = g_build_filename(g_getenv("VMSIG_BUILDDIR"), program, NULL);
+        g_autofree char *base = g_path_get_basename(program);
+        char *copy = g_build_filename(vt_bus_dir(f->bus), base, NULL);
         g_autofree char *bytes = NULL;
         gsize len = 0;
 
@@ -136,7 +137,7 @@ typedef struct {
 } Terminal;
 
 static Terminal *terminal_start_as(Fixture *f, uid_t uid, const char *extra_env, const char *const *args) {
-        g_autofree char *ctl = reachable_ctl(f);
+        g_autofree char *ctl = reachable(f, "vmsigctl");
         g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
         const char *envp[] = { address, "PATH=/usr/bin:/bin", "LANG=C", extra_env, NULL };
@@ -300,7 +301,7 @@ static void test_slow_typist(Fixture *f, gconstpointer data) {
  * client starts none): refused, and the error says that nobody could ask. */
 static void test_no_agent_says_so(Fixture *f, gconstpointer data) {
         g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
-        g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+        g_autofree char *client = reachable(f, "tests/vmsig-test-client");
         const char *argv[] = { client, "--interactive", ALPHA, VT_ENDPOINT_IFACE, "AcquireLease",
                                "('power', @a{sv} {})", NULL };
         const char *envp[] = { address, "PATH=/usr/bin:/bin", "LANG=C", NULL };
