@@ -209,18 +209,15 @@ static int read_property(sd_bus_message *m, ctl_event *e, const char *key) {
                         r = sd_bus_message_read_strv(m, &f->strv);
                 return r < 0 ? r : sd_bus_message_exit_container(m);
         }
-        if (strcmp(contents, "b") == 0) {
-                int b = 0;
-                f->type = 'b';
-                r = sd_bus_message_read(m, "v", "b", &b);
-                f->u = b;
-                return r;
-        }
-        if (strcmp(contents, "u") == 0) {
-                uint32_t u = 0;
-                f->type = 'u';
-                r = sd_bus_message_read(m, "v", "u", &u);
-                f->u = u;
+        if (strcmp(contents, "b") == 0 || strcmp(contents, "u") == 0) {
+                /* Both are 32 bits on the wire; sd-bus reads a "b" into an int. */
+                union {
+                        int b;
+                        uint32_t u;
+                } v = {};
+                f->type = contents[0];
+                r = sd_bus_message_read(m, "v", contents, &v);
+                f->u = contents[0] == 'b' ? (uint64_t) v.b : v.u;
                 return r;
         }
         if (strcmp(contents, "t") == 0) {

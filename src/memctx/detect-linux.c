@@ -54,6 +54,13 @@ typedef struct root_try {
         uint64_t kernel_half[KERNEL_HALF];
 } root_try;
 
+/* A page table read from the guest, and the VA region it maps (aligned to
+ * what it maps); 0: none (the search is in the top 2 GiB, never at 0). */
+typedef struct table_cache {
+        uint64_t of;
+        uint64_t entries[ENTRIES];
+} table_cache;
+
 struct vmsig_linux_probe {
         vmsig_guest_mem mem; /* for lookups and translations, never written */
         vmsig_gpa_range *ranges;
@@ -71,10 +78,8 @@ struct vmsig_linux_probe {
         uint64_t pdpte; /* PDPTE 510 */
         uint64_t va;    /* the next VA to look at */
         bool va_end;    /* at IMAGE_END */
-        bool have_pd;
-        uint64_t pd[ENTRIES];
-        uint64_t pt_of; /* the 2 MiB region whose PT is in pt[], 0: none (never in the top 2 GiB) */
-        uint64_t pt[ENTRIES];
+        table_cache pd; /* the PD under pdpte */
+        table_cache pt; /* the PT of one 2 MiB region */
         uint64_t searched;
         uint8_t *buf; /* CARRY + SEARCH_CHUNK */
         size_t carry; /* bytes at buf's start that end at carry_va_end and carry_gpa_end */
@@ -209,8 +214,7 @@ static int root_begin(vmsig_linux_probe *p, uint64_t *left) {
         p->pdpte = table[IMAGE_PDPTE];
         p->va = IMAGE_VA;
         p->va_end = false;
-        p->have_pd = false;
-        p->pt_of = 0;
+        p->pd.of = p->pt.of = 0;
         p->searched = 0;
         p->carry = 0;
         p->have_banner = p->have_init_mm = false;
@@ -252,38 +256,35 @@ static int load_table(vmsig_linux_probe *p, uint64_t e, uint64_t size, uint64_t 
 
 /* Where p->va is mapped: 1 with its GPA and the bytes the leaf page maps
  * from there; 0 if not (p->va moved on past what is not mapped); -EAGAIN
- * if a table does not fit the budget; or a read error. */
+ * if a table does not fit the budget; or a read error. The PDPTE, PDE
+ * and PTE levels are walked alike; the tables below the PDPTE are kept,
+ * since the search goes through VAs in order and most share them. */
 static int resolve(vmsig_linux_probe *p, uint64_t *left, uint64_t *ret_gpa, uint64_t *ret_len) {
-        uint64_t va = p->va, e = p->pdpte, region;
+        static const uint64_t sizes[] = { SIZE_1G, SIZE_2M, PAGE_4K }; /* what an entry of each level maps */
+        static const unsigned index_shift[] = { 21, 12 };              /* va's index into the next table */
+        table_cache *const below[] = { &p->pd, &p->pt };
+        uint64_t va = p->va, e = p->pdpte;
         int r;
 
         assert(va >= IMAGE_VA && va < IMAGE_END);
-        if (!(e & VMSIG_PTE_PRESENT))
-                return skip_to(p, SIZE_1G);
-        if (e & VMSIG_PTE_PS)
-                return leaf(e, va, SIZE_1G, ret_gpa, ret_len);
-        if (!p->have_pd) {
-                r = load_table(p, e, SIZE_1G, p->pd, left);
-                if (r <= 0)
-                        return r;
-                p->have_pd = true;
+        for (size_t level = 0;; level++) {
+                uint64_t size = sizes[level], region = va & ~(size - 1);
+                table_cache *t;
+
+                if (!(e & VMSIG_PTE_PRESENT))
+                        return skip_to(p, size);
+                /* Bit 7 of a PTE is PAT: a PTE is a leaf whatever it says. */
+                if (level == ELEMENTSOF(below) || (e & VMSIG_PTE_PS))
+                        return leaf(e, va, size, ret_gpa, ret_len);
+                t = below[level];
+                if (t->of != region) {
+                        r = load_table(p, e, size, t->entries, left);
+                        if (r <= 0)
+                                return r;
+                        t->of = region;
+                }
+                e = t->entries[(va >> index_shift[level]) & 511];
         }
-        e = p->pd[(va >> 21) & 511];
-        if (!(e & VMSIG_PTE_PRESENT))
-                return skip_to(p, SIZE_2M);
-        if (e & VMSIG_PTE_PS)
-                return leaf(e, va, SIZE_2M, ret_gpa, ret_len);
-        region = va & ~(SIZE_2M - 1);
-        if (p->pt_of != region) {
-                r = load_table(p, e, SIZE_2M, p->pt, left);
-                if (r <= 0)
-                        return r;
-                p->pt_of = region;
-        }
-        e = p->pt[(va >> 12) & 511];
-        if (!(e & VMSIG_PTE_PRESENT))
-                return skip_to(p, PAGE_4K);
-        return leaf(e, va, PAGE_4K, ret_gpa, ret_len);
 }
 
 static bool is_release_char(uint8_t c) {

@@ -2,6 +2,7 @@
 /* Display images (RAW, binary PPM, PNG) to XRGB8888. Every header field is
  * checked before anything is allocated from it: the image comes from the
  * hypervisor, which a guest may have influenced. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <png.h>
@@ -36,12 +37,22 @@ static int check_size(uint64_t width, uint64_t height) {
         return 0;
 }
 
+/* Each format's decoder: with dst NULL, checks the image and gives its size
+ * in *width and *height; with dst, decodes into it an image of the size
+ * they say, which the first call gave. */
+
 /* --- RAW: XRGB8888 rows of stride bytes ------------------------------------- */
 
-static int raw_size(const vgpu_blob *b, uint32_t *ret_width, uint32_t *ret_height) {
+static int raw_decode(const vgpu_blob *b, uint32_t *width, uint32_t *height, uint8_t *dst) {
         const vmsig_display_image *i = b->image;
-        int r = check_size(i->width, i->height);
+        int r;
 
+        if (dst) {
+                for (uint32_t y = 0; y < *height; y++)
+                        memcpy(dst + (size_t) y * *width * 4, b->data + (size_t) y * i->stride, (size_t) *width * 4);
+                return 0;
+        }
+        r = check_size(i->width, i->height);
         if (r < 0)
                 return r;
         if (i->stride < (uint64_t) i->width * 4)
@@ -49,14 +60,9 @@ static int raw_size(const vgpu_blob *b, uint32_t *ret_width, uint32_t *ret_heigh
         /* The last row need not be padded to the stride. */
         if ((uint64_t) i->stride * (i->height - 1) + (uint64_t) i->width * 4 > b->size)
                 return -EBADMSG;
-        *ret_width = i->width;
-        *ret_height = i->height;
+        *width = i->width;
+        *height = i->height;
         return 0;
-}
-
-static void raw_pixels(const vgpu_blob *b, uint32_t width, uint32_t height, uint8_t *dst) {
-        for (uint32_t y = 0; y < height; y++)
-                memcpy(dst + (size_t) y * width * 4, b->data + (size_t) y * b->image->stride, (size_t) width * 4);
 }
 
 /* --- PPM: "P6" WS width WS height WS maxval, one WS, width*height RGB -------- */
@@ -129,27 +135,21 @@ static int ppm_parse(const vgpu_blob *b, ppm_header *h) {
         return 0;
 }
 
-static int ppm_size(const vgpu_blob *b, uint32_t *ret_width, uint32_t *ret_height) {
+static int ppm_decode(const vgpu_blob *b, uint32_t *width, uint32_t *height, uint8_t *dst) {
         ppm_header h;
         int r = ppm_parse(b, &h);
 
         if (r < 0)
                 return r;
-        *ret_width = h.width;
-        *ret_height = h.height;
-        return 0;
-}
-
-static int ppm_pixels(const vgpu_blob *b, uint32_t width, uint32_t height, uint8_t *dst) {
-        ppm_header h;
-        int r = ppm_parse(b, &h);
-
-        if (r < 0)
-                return r;
-        if (h.width != width || h.height != height)
+        if (!dst) {
+                *width = h.width;
+                *height = h.height;
+                return 0;
+        }
+        if (h.width != *width || h.height != *height)
                 return -EBADMSG;
         const uint8_t *src = b->data + h.offset;
-        for (size_t i = 0, n = (size_t) width * height; i < n; i++, src += 3, dst += 4) {
+        for (size_t i = 0, n = (size_t) h.width * h.height; i < n; i++, src += 3, dst += 4) {
                 dst[0] = src[2];
                 dst[1] = src[1];
                 dst[2] = src[0];
@@ -160,71 +160,52 @@ static int ppm_pixels(const vgpu_blob *b, uint32_t width, uint32_t height, uint8
 
 /* --- PNG, with libpng's simplified API ------------------------------------ */
 
-static int png_begin(const vgpu_blob *b, png_image *img) {
-        *img = (png_image) { .version = PNG_IMAGE_VERSION };
-        if (!png_image_begin_read_from_memory(img, b->data, b->size)) {
-                png_image_free(img);
-                return -EBADMSG;
-        }
-        return 0;
-}
+static int png_decode(const vgpu_blob *b, uint32_t *width, uint32_t *height, uint8_t *dst) {
+        png_image img = { .version = PNG_IMAGE_VERSION };
+        int r;
 
-static int png_size(const vgpu_blob *b, uint32_t *ret_width, uint32_t *ret_height) {
-        png_image img;
-        int r = png_begin(b, &img);
-
-        if (r < 0)
-                return r;
-        r = check_size(img.width, img.height);
-        png_image_free(&img);
-        if (r < 0)
-                return r;
-        *ret_width = img.width;
-        *ret_height = img.height;
-        return 0;
-}
-
-static int png_pixels(const vgpu_blob *b, uint32_t width, uint32_t height, uint8_t *dst) {
-        png_image img;
-        int r = png_begin(b, &img);
-
-        if (r < 0)
-                return r;
-        if (img.width != width || img.height != height) {
+        if (!png_image_begin_read_from_memory(&img, b->data, b->size)) {
                 png_image_free(&img);
                 return -EBADMSG;
+        }
+        if (dst)
+                r = img.width == *width && img.height == *height ? 0 : -EBADMSG;
+        else
+                r = check_size(img.width, img.height);
+        if (r >= 0 && !dst) {
+                *width = img.width;
+                *height = img.height;
+        }
+        if (r < 0 || !dst) {
+                png_image_free(&img);
+                return r;
         }
         /* BGRA in memory is XRGB8888 little-endian, alpha in the X byte. A
          * file cut short or with a bad CRC fails here, with img freed. */
         img.format = PNG_FORMAT_BGRA;
-        if (!png_image_finish_read(&img, NULL, dst, (png_int_32) (width * 4), NULL))
+        if (!png_image_finish_read(&img, NULL, dst, (png_int_32) (*width * 4), NULL))
                 return -EBADMSG;
         return 0;
 }
 
-int vgpu_decode_size(const vgpu_blob *b, uint32_t *ret_width, uint32_t *ret_height) {
+static int decode(const vgpu_blob *b, uint32_t *width, uint32_t *height, uint8_t *dst) {
         switch (b->image->encoding) {
         case VMSIG_IMAGE_RAW:
-                return raw_size(b, ret_width, ret_height);
+                return raw_decode(b, width, height, dst);
         case VMSIG_IMAGE_PPM:
-                return ppm_size(b, ret_width, ret_height);
+                return ppm_decode(b, width, height, dst);
         case VMSIG_IMAGE_PNG:
-                return png_size(b, ret_width, ret_height);
+                return png_decode(b, width, height, dst);
         default:
                 return -EBADMSG;
         }
 }
 
+int vgpu_decode_size(const vgpu_blob *b, uint32_t *ret_width, uint32_t *ret_height) {
+        return decode(b, ret_width, ret_height, NULL);
+}
+
 int vgpu_decode_pixels(const vgpu_blob *b, uint32_t width, uint32_t height, uint8_t *dst) {
-        switch (b->image->encoding) {
-        case VMSIG_IMAGE_RAW:
-                raw_pixels(b, width, height, dst);
-                return 0;
-        case VMSIG_IMAGE_PPM:
-                return ppm_pixels(b, width, height, dst);
-        case VMSIG_IMAGE_PNG:
-                return png_pixels(b, width, height, dst);
-        default:
-                return -EBADMSG;
-        }
+        assert(dst);
+        return decode(b, &width, &height, dst);
 }
