@@ -18,7 +18,8 @@ BUS_DEFINE_PROPERTY_GETTER(property_get_endpoint_count, vmsig_bus_front, "u", (u
  * So, like GetManagedObjects, they consult neither the allow-list nor
  * polkit, keep no state of the caller, leave no audit record, and are
  * answered at once from memory: a caller holds nothing that a quota could
- * count, and a flood of them costs no more than one of GetManagedObjects. */
+ * count, and each costs less than a GetManagedObjects, which anyone could
+ * flood already (dbus-daemon's per-connection limits bound both). */
 static int method_list_endpoints(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         vmsig_bus_front *f = userdata;
