@@ -466,7 +466,7 @@ static char **child_environ(VtBus *bus) {
         return env;
 }
 
-int vt_bus_runv(VtBus *bus, char **out, const char *const *argv) {
+int vt_bus_run_err(VtBus *bus, char **out, char **err, const char *const *argv) {
         g_auto(GStrv) env = NULL;
         g_autoptr(GError) error = NULL;
         g_autofree char *stdout_text = NULL, *stderr_text = NULL;
@@ -482,11 +482,46 @@ int vt_bus_runv(VtBus *bus, char **out, const char *const *argv) {
                 vt_fail("Cannot run %s: %s", argv[0], error->message);
         if (stderr_text && *stderr_text)
                 g_test_message("%s: stderr: %s", argv[0], stderr_text);
+        if (err)
+                *err = g_steal_pointer(&stderr_text);
         if (out)
                 *out = g_steal_pointer(&stdout_text);
         else if (*stdout_text)
                 g_test_message("%s: stdout: %s", argv[0], stdout_text);
         return exit_status(wstatus);
+}
+
+int vt_bus_runv(VtBus *bus, char **out, const char *const *argv) {
+        return vt_bus_run_err(bus, out, NULL, argv);
+}
+
+int vt_bus_run_as_nobody(VtBus *bus, char **out, char **err, const char *program, const char *const *args) {
+        static const char *const setpriv[] = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups" };
+        g_autofree char *copy = vt_bus_reachable(bus, program);
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+
+        for (size_t i = 0; i < G_N_ELEMENTS(setpriv); i++)
+                g_ptr_array_add(argv, (gpointer) setpriv[i]);
+        g_ptr_array_add(argv, copy);
+        for (const char *const *a = args; a && *a; a++)
+                g_ptr_array_add(argv, (gpointer) *a);
+        g_ptr_array_add(argv, NULL);
+        return vt_bus_run_err(bus, out, err, (const char *const *) argv->pdata);
+}
+
+char *vt_bus_reachable(VtBus *bus, const char *program) {
+        g_autofree char *built = g_build_filename(g_getenv("VMSIG_BUILDDIR"), program, NULL);
+        g_autofree char *base = g_path_get_basename(program);
+        char *copy = g_build_filename(bus->dir, base, NULL);
+        g_autofree char *bytes = NULL;
+        gsize len = 0;
+
+        if (!g_file_test(copy, G_FILE_TEST_EXISTS)) {
+                g_assert_true(g_file_get_contents(built, &bytes, &len, NULL));
+                g_assert_true(g_file_set_contents(copy, bytes, (gssize) len, NULL));
+                g_assert_cmpint(chmod(copy, 0755), ==, 0);
+        }
+        return copy;
 }
 
 int vt_bus_run(VtBus *bus, char **out, const char *program, ...) {

@@ -38,6 +38,18 @@ GDBusConnection *vt_bus_connect(VtBus *bus);
  * log. */
 int vt_bus_run(VtBus *bus, char **out, const char *program, ...) G_GNUC_NULL_TERMINATED;
 int vt_bus_runv(VtBus *bus, char **out, const char *const *argv);
+/* The same, with its standard error also returned in *err if err is
+ * non-NULL (it goes to the test log as well). */
+int vt_bus_run_err(VtBus *bus, char **out, char **err, const char *const *argv);
+/* A copy of a program of the build (a path relative to $VMSIG_BUILDDIR),
+ * where the tests' other users can run it: the bus's directory. The build
+ * tree may be in a directory only root can enter (a mktemp -d clone).
+ * Free it; the copy goes with the bus. */
+char *vt_bus_reachable(VtBus *bus, const char *program);
+/* Runs a program of the build (copied with vt_bus_reachable()) with args
+ * (NULL-terminated, or NULL) as nobody, through setpriv, as
+ * vt_bus_run_err() does. */
+int vt_bus_run_as_nobody(VtBus *bus, char **out, char **err, const char *program, const char *const *args);
 /* Iterates the default main context for ms milliseconds. */
 void vt_bus_iterate(VtBus *bus, guint ms);
 /* Terminates the bus and removes its directory. Daemons started on it may

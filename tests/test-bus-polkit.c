@@ -196,21 +196,49 @@ static void test_rule_grants_one_action(Fixture *f, gconstpointer data) {
         assert_line(again[0], "lease-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ");
 }
 
-/* Roster reading is "yes" for everyone; the grant is kept for the
- * connection, so three calls make one polkit check and one record. */
-static void test_roster_granted_once_per_peer(Fixture *f, gconstpointer data) {
+/* Reading is public: with polkit up and nobody granted nothing, nobody's
+ * GetEndpoint, GetEndpointByVmid and ListEndpoints are answered without
+ * polkit being asked (no decision, so no record). vmsigctl status works;
+ * pause is refused naming the action it needs: the power lease's, and
+ * with the lease granted, org.vmsig.lifecycle. */
+static void test_reads_public(Fixture *f, gconstpointer data) {
+        static const char *const status[] = { "status", "alpha", NULL }, *const pause[] = { "pause", "alpha", NULL };
+        g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+        g_autofree char *out = NULL, *shown = NULL, *lease_err = NULL, *lifecycle_err = NULL;
+
         if (!f->polkit)
                 return;
-        g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
-        g_autofree char *out = NULL;
-        int status = vt_bus_run(f->bus, &out, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                                client, "--repeat=3", VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpoint", "('beta',)",
-                                NULL);
-        g_assert_cmpint(status, ==, 0);
-        g_assert_cmpuint(count_log(f, "ok (objectpath '/org/vmsig/endpoint/beta',)") + 0, ==, 0); /* not in the log */
-        g_assert_nonnull(strstr(out, "ok (objectpath '/org/vmsig/endpoint/beta',)"));
-        g_assert_cmpuint(count_log(f, "uid=65534 "), ==, 1);
-        g_assert_true(log_has_audit(f, "65534", "org.vmsig.roster", "-", "granted", "polkit"));
+        int st = vt_bus_run(f->bus, &out, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", client,
+                            "--repeat=3", VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpoint", "('beta',)", NULL);
+        g_assert_cmpint(st, ==, 0);
+        g_auto(GStrv) lines = g_strsplit(g_strchomp(out), "\n", -1);
+        g_assert_cmpuint(g_strv_length(lines), ==, 3);
+        for (char **l = lines; *l; l++)
+                assert_line(*l, "ok (objectpath '/org/vmsig/endpoint/beta',)");
+        g_autofree char *by_vmid = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpointByVmid",
+                                                  "(uint32 1,)");
+        assert_line(by_vmid, "ok (objectpath '/org/vmsig/endpoint/alpha',)");
+        g_autofree char *list = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        assert_line(list, "ok ([('alpha', uint32 1, 'running', objectpath '/org/vmsig/endpoint/alpha'), ");
+        g_assert_cmpint(vt_bus_run_as_nobody(f->bus, &shown, NULL, "vmsigctl", status), ==, 0);
+        g_assert_nonnull(strstr(shown, "          Endpoint: alpha\n"));
+        g_assert_cmpuint(count_log(f, "uid=65534 "), ==, 0);
+
+        g_assert_cmpint(vt_bus_run_as_nobody(f->bus, NULL, &lease_err, "vmsigctl", pause), ==, 1);
+        g_assert_nonnull(strstr(lease_err, "Interactive authentication is required for org.vmsig.lease-power."));
+        vt_polkit_allow(f->polkit, "action.id == \"org.vmsig.lease-power\" && subject.user == \"nobody\" &&\n"
+                                   "      action.lookup(\"class\") == \"power\"");
+        g_assert_cmpint(vt_bus_run_as_nobody(f->bus, NULL, &lifecycle_err, "vmsigctl", pause), ==, 1);
+        g_assert_true(g_str_has_prefix(lifecycle_err, "Failed to pause 'alpha': "));
+        g_assert_nonnull(strstr(lifecycle_err, "Interactive authentication is required for org.vmsig.lifecycle."));
+        assert_state(f, ALPHA, "running");
+        /* Only the two actions were decided on; the lease came and went. */
+        g_assert_cmpuint(count_log(f, "uid=65534 "), ==, 5);
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "denied", "interactive-required"));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "granted", "polkit"));
+        g_assert_true(log_has_audit(f, "65534", "acquire-lease", "alpha", "ok", "-"));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.lifecycle", "alpha", "denied", "interactive-required"));
+        g_assert_true(log_has_audit(f, "65534", "release-lease", "alpha", "ok", "-"));
 }
 
 /* Reload through the bus is org.vmsig.admin; root may, and a bad file is
@@ -248,13 +276,24 @@ static void test_polkit_absent(void) {
         Fixture fx = {}, *f = &fx;
 
         vt_fixture_setup(f, CONFIG_BASE "</vmsigd>", 0);
+        /* Reading is public: no polkit needed, no decision recorded. */
         g_autofree char *list = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
-        assert_error(list, "org.freedesktop.DBus.Error.AccessDenied");
+        assert_line(list, "ok ([('alpha', uint32 1, 'running', ");
+        g_autofree char *get = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpoint", "('beta',)");
+        assert_line(get, "ok (objectpath '/org/vmsig/endpoint/beta',)");
+        g_autofree char *by_vmid = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpointByVmid",
+                                                  "(uint32 2,)");
+        assert_line(by_vmid, "ok (objectpath '/org/vmsig/endpoint/beta',)");
+        g_assert_cmpuint(count_log(f, "uid=65534 "), ==, 0);
         g_auto(GStrv) pause = run_as_nobody(f, TRUE, "power", ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         assert_line(pause[0], "lease-error org.freedesktop.DBus.Error.AccessDenied ");
+        g_assert_nonnull(strstr(pause[0], "polkit is not available to authorize org.vmsig.lease-power."));
         assert_error(pause[1], "org.vmsig.Error.NotLeaseHolder");
-        g_assert_true(log_has_audit(f, "65534", "org.vmsig.roster", "-", "denied", "no-polkit"));
         g_assert_true(log_has_audit(f, "65534", "org.vmsig.lease-power", "alpha", "denied", "no-polkit"));
+        g_autofree char *memctx = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL);
+        assert_error(memctx, "org.freedesktop.DBus.Error.AccessDenied");
+        g_assert_nonnull(strstr(memctx, "polkit is not available to authorize org.vmsig.memctx."));
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.memctx", "alpha", "denied", "no-polkit"));
         int lease = vt_acquire_lease(f->conn, ALPHA, "power", NULL);
         g_autoptr(GVariant) r = vt_call(f->conn, ALPHA, VT_ENDPOINT_IFACE, "Pause", NULL);
         close(lease);
@@ -262,22 +301,27 @@ static void test_polkit_absent(void) {
         fixture_teardown(f, NULL);
 }
 
-/* The allow-list comes before polkit: roster reading is "yes" in polkit,
- * but nobody is not on the list. A reload that lists nobody lets it in. */
+/* The allow-list comes before polkit: nobody is not on the list, so its
+ * SubscribeMemctx is refused without polkit being asked. Reading is public,
+ * as GetManagedObjects is: the list does not apply. A reload that lists
+ * nobody lets it on to polkit (which would ask for a password). */
 static void test_allow_list(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
-        g_autofree char *denied = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        g_autofree char *denied = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL);
         assert_error(denied, "org.freedesktop.DBus.Error.AccessDenied");
         g_assert_nonnull(strstr(denied, "allow-list"));
-        g_assert_true(log_has_audit(f, "65534", "org.vmsig.roster", "-", "denied", "allow-list"));
-        g_autoptr(GVariant) root = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.memctx", "alpha", "denied", "allow-list"));
+        g_autofree char *list = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
+        g_assert_true(g_str_has_prefix(list, "ok "));
+        g_assert_cmpuint(count_log(f, "uid=65534 "), ==, 1);
 
         vt_daemon_rewrite_config(f->daemon, CONFIG_BASE "<admission><allow user=\"daemon\"/><allow user=\"nobody\"/>"
                                                        "</admission></vmsigd>");
         g_autoptr(GVariant) r = vt_call(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "Reload", NULL);
-        g_autofree char *allowed = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
-        g_assert_true(g_str_has_prefix(allowed, "ok "));
+        g_autofree char *allowed = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL);
+        assert_error(allowed, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+        g_assert_true(log_has_audit(f, "65534", "org.vmsig.memctx", "alpha", "denied", "interactive-required"));
 }
 
 typedef VtReplies Pending;
@@ -303,8 +347,9 @@ static void test_quota_pending_calls(Fixture *f, gconstpointer data) {
         for (size_t i = 0; i < G_N_ELEMENTS(paths); i++)
                 g_dbus_connection_call(f->conn, VT_NAME, paths[i], VT_ENDPOINT_IFACE, "Pause", NULL, NULL,
                                        G_DBUS_CALL_FLAGS_NONE, 10000, NULL, vt_replies_collect, &p);
-        g_autofree char *other = call_as_nobody(f, FALSE, VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL);
-        g_assert_true(g_str_has_prefix(other, "ok "));
+        /* nobody's call goes on to polkit, its own quota untouched. */
+        g_autofree char *other = call_as_nobody(f, FALSE, ALPHA, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL);
+        assert_error(other, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
         g_assert_true(vt_wait_for(all_done, &p, 10000));
         g_assert_cmpuint(p.errors->len, ==, 1);
         g_assert_cmpstr(g_ptr_array_index(p.errors, 0), ==, "org.vmsig.Error.QuotaExceeded");
@@ -321,7 +366,7 @@ int main(int argc, char *argv[]) {
 #define ADD(name, fn, config) \
         g_test_add("/polkit/" name, Fixture, config, fixture_setup, fn, fixture_teardown)
         VT_FIXTURE_TESTS("/polkit/", test_root_allowed, test_nobody_denied, test_interactive_flag,
-                         test_rule_grants_one_action, test_roster_granted_once_per_peer, test_reload_and_detach);
+                         test_rule_grants_one_action, test_reads_public, test_reload_and_detach);
         ADD("allow-list", test_allow_list, CONFIG_BASE "<admission><allow user=\"daemon\"/></admission></vmsigd>");
         ADD("quota-pending-calls", test_quota_pending_calls,
             "<vmsigd><audit target=\"stderr\"/><admission max-pending-calls=\"2\"/>"

@@ -396,30 +396,50 @@ static void test_stub_ram_cannot_shrink(Fixture *f, gconstpointer data) {
 
 static const char *const nobody_prefix[] = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups" };
 
-/* ListEndpoints as nobody (org.vmsig.roster: "yes" in polkit, but asked). */
-static GPid spawn_nobody_list(int *out) {
+/* SubscribeMemctx of alpha as nobody: polkit is asked every time (the grant
+ * is not kept), and says yes once nobody_may_read_memory() has set its rule.
+ * The subscription ends with the client. */
+#define NOBODY_PROBE(client)                                                                                 \
+        { nobody_prefix[0], nobody_prefix[1], nobody_prefix[2], nobody_prefix[3], client, ALPHA,           \
+          VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL }
+
+static void nobody_may_read_memory(Fixture *f) {
+        vt_polkit_allow(f->polkit, "action.id == \"org.vmsig.memctx\" && subject.user == \"nobody\"");
+}
+
+static GPid spawn_nobody_probe(int *out) {
         g_autofree char *client = client_path();
-        const char *argv[] = { nobody_prefix[0], nobody_prefix[1], nobody_prefix[2], nobody_prefix[3], client,
-                               VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL };
+        const char *argv[] = NOBODY_PROBE(client);
         GPid pid;
 
         *out = spawn_client(argv, &pid);
         return pid;
 }
 
-static char *nobody_list(Fixture *f) {
+static char *nobody_probe(Fixture *f) {
         g_autofree char *client = client_path();
-        const char *argv[] = { nobody_prefix[0], nobody_prefix[1], nobody_prefix[2], nobody_prefix[3], client,
-                               VT_MANAGER_PATH, VT_MANAGER_IFACE, "ListEndpoints", NULL };
+        const char *argv[] = NOBODY_PROBE(client);
         char *out = NULL;
 
         (void) vt_bus_runv(f->bus, &out, argv);
-        g_test_message("nobody's ListEndpoints: %s", out);
+        g_test_message("nobody's SubscribeMemctx: %s", out);
         return out;
 }
 
+/* Reading is public: nobody's GetEndpoint is answered whatever polkit and
+ * nobody's quota are up to. */
+static void nobody_reads(Fixture *f) {
+        g_autofree char *client = client_path();
+        g_autofree char *read = NULL;
+        const char *get[] = { nobody_prefix[0], nobody_prefix[1], nobody_prefix[2], nobody_prefix[3], client,
+                              VT_MANAGER_PATH, VT_MANAGER_IFACE, "GetEndpoint", "('alpha',)", NULL };
+
+        g_assert_cmpint(vt_bus_runv(f->bus, &read, get), ==, 0);
+        g_assert_true(g_str_has_prefix(read, "ok (objectpath '" ALPHA "',)"));
+}
+
 static gboolean nobody_allowed(gpointer data) {
-        g_autofree char *out = nobody_list(data);
+        g_autofree char *out = nobody_probe(data);
         return g_str_has_prefix(out, "ok ");
 }
 
@@ -442,14 +462,15 @@ static void test_kill_9_polkit_pending(Fixture *f, gconstpointer data) {
         int out;
 
         g_assert_cmpuint(polkitd, >, 0);
-        g_autofree char *first = nobody_list(f);
+        nobody_may_read_memory(f);
+        g_autofree char *first = nobody_probe(f);
         g_assert_true(g_str_has_prefix(first, "ok "));
         ping(f->conn);
         guint baseline = vt_count_fds(daemon);
 
         g_assert_cmpint(kill((pid_t) polkitd, SIGSTOP), ==, 0);
         guint asked = monitor_count(f->monitor, CHECK_CALL);
-        GPid pid = spawn_nobody_list(&out);
+        GPid pid = spawn_nobody_probe(&out);
         g_autofree char *who = g_strdup_printf("uid=65534 pid=%d sender=", (int) pid);
         monitor_wait(f->monitor, CHECK_CALL, asked + 1);
         kill_9(pid, out);
@@ -518,14 +539,18 @@ static void test_polkitd_killed_and_restarted(Fixture *f, gconstpointer data) {
         GPid daemon = vt_daemon_pid(f->daemon);
         int out;
 
-        g_autofree char *before = nobody_list(f);
+        nobody_may_read_memory(f);
+        g_autofree char *before = nobody_probe(f);
         g_assert_true(g_str_has_prefix(before, "ok "));
 
         /* In flight: stopped, asked, killed. */
         g_assert_cmpint(kill((pid_t) polkitd, SIGSTOP), ==, 0);
         guint asked = monitor_count(f->monitor, CHECK_CALL);
-        GPid pid = spawn_nobody_list(&out);
+        GPid pid = spawn_nobody_probe(&out);
         monitor_wait(f->monitor, CHECK_CALL, asked + 1);
+        /* nobody's one pending call (max-pending-calls 1) waits for the
+         * stopped polkitd; reading takes neither. */
+        nobody_reads(f);
         gint64 killed_at = g_get_monotonic_time();
         /* Not reaped here: it is the polkit harness's child. */
         g_assert_cmpint(kill((pid_t) polkitd, SIGKILL), ==, 0);
@@ -541,19 +566,20 @@ static void test_polkitd_killed_and_restarted(Fixture *f, gconstpointer data) {
         g_assert_cmpint(took, <, 10 * G_USEC_PER_SEC); /* sd-bus's own call timeout is 25 s */
 
         /* Gone. */
-        g_autofree char *gone = nobody_list(f);
+        g_autofree char *gone = nobody_probe(f);
         g_assert_true(g_str_has_prefix(gone, "error org.freedesktop.DBus.Error.AccessDenied "));
-        g_assert_nonnull(strstr(gone, "polkit is not available"));
-        g_assert_cmpuint(log_count(f->daemon, "uid=65534 ", "action=org.vmsig.roster endpoint=- result=denied reason=no-polkit"),
+        g_assert_nonnull(strstr(gone, "polkit is not available to authorize org.vmsig.memctx."));
+        nobody_reads(f);
+        g_assert_cmpuint(log_count(f->daemon, "uid=65534 ", "action=org.vmsig.memctx endpoint=alpha result=denied reason=no-polkit"),
                          >=, 2);
         root_still_served(f);
 
         /* Back. */
         GPid restarted = polkitd_restart(f);
         g_assert_true(vt_wait_for(polkit_has_our_actions, f->conn, WAIT_MS));
-        g_autofree char *after = nobody_list(f);
+        g_autofree char *after = nobody_probe(f);
         g_assert_true(g_str_has_prefix(after, "ok "));
-        g_assert_cmpuint(log_count(f->daemon, "uid=65534 ", "action=org.vmsig.roster endpoint=- result=granted reason=polkit"),
+        g_assert_cmpuint(log_count(f->daemon, "uid=65534 ", "action=org.vmsig.memctx endpoint=alpha result=granted reason=polkit"),
                          >=, 2);
         /* The same vmsigd all along. */
         g_assert_cmpuint(vt_name_owner_pid(f->conn, VT_NAME), ==, (guint32) daemon);

@@ -111,24 +111,6 @@ static void bind_system_bus(VtBus *bus) {
 
 /* --- vmsigctl on a terminal ------------------------------------------------- */
 
-/* A program of the build, where the test's users can run it: the build
- * tree may be in a directory only root can enter (a mktemp -d clone), so a
- * copy goes into the bus's directory, which everyone can. */
-static char *reachable(Fixture *f, const char *program) {
-        g_autofree char *built = g_build_filename(g_getenv("VMSIG_BUILDDIR"), program, NULL);
-        g_autofree char *base = g_path_get_basename(program);
-        char *copy = g_build_filename(vt_bus_dir(f->bus), base, NULL);
-        g_autofree char *bytes = NULL;
-        gsize len = 0;
-
-        if (!g_file_test(copy, G_FILE_TEST_EXISTS)) {
-                g_assert_true(g_file_get_contents(built, &bytes, &len, NULL));
-                g_assert_true(g_file_set_contents(copy, bytes, (gssize) len, NULL));
-                g_assert_cmpint(chmod(copy, 0755), ==, 0);
-        }
-        return copy;
-}
-
 /* vmsigctl as uid, on a new pty that becomes its controlling terminal (and
  * its agent's). extra_env: NULL or "NAME=VALUE". */
 typedef struct {
@@ -137,7 +119,7 @@ typedef struct {
 } Terminal;
 
 static Terminal *terminal_start_as(Fixture *f, uid_t uid, const char *extra_env, const char *const *args) {
-        g_autofree char *ctl = reachable(f, "vmsigctl");
+        g_autofree char *ctl = vt_bus_reachable(f->bus, "vmsigctl");
         g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
         const char *envp[] = { address, "PATH=/usr/bin:/bin", "LANG=C", extra_env, NULL };
@@ -301,7 +283,7 @@ static void test_slow_typist(Fixture *f, gconstpointer data) {
  * client starts none): refused, and the error says that nobody could ask. */
 static void test_no_agent_says_so(Fixture *f, gconstpointer data) {
         g_autofree char *address = g_strdup_printf("DBUS_SYSTEM_BUS_ADDRESS=%s", vt_bus_address(f->bus));
-        g_autofree char *client = reachable(f, "tests/vmsig-test-client");
+        g_autofree char *client = vt_bus_reachable(f->bus, "tests/vmsig-test-client");
         const char *argv[] = { client, "--interactive", ALPHA, VT_ENDPOINT_IFACE, "AcquireLease",
                                "('power', @a{sv} {})", NULL };
         const char *envp[] = { address, "PATH=/usr/bin:/bin", "LANG=C", NULL };

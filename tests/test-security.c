@@ -825,7 +825,7 @@ typedef struct {
 #define GENERATED "*"
 
 static const MatrixRow matrix[] = {
-        /* org.vmsig.roster: yes for everyone. */
+        /* Reading: public, no action. */
         { "M org.vmsig.Manager.ListEndpoints", NULL, "ok", NULL },
         { "M org.vmsig.Manager.GetEndpoint", "('alpha',)", "ok", NULL },
         { "M org.vmsig.Manager.GetEndpointByVmid", "(uint32 1,)", "ok", NULL },
@@ -1767,13 +1767,13 @@ static void test_bus_policy_send(Fixture *f, gconstpointer data) {
                                 g_assert_null(strstr(line, "Rejected send message"));
                 }
         /* The refused ones never reached vmsigd; the Pauses did (and were
-         * refused there, with a record each). */
+         * refused there, with a record each), and so did ListEndpoints,
+         * which is public and leaves none. */
         g_auto(GStrv) records = new_records(f);
         for (char **r = records; *r; r++)
                 g_test_message("record: %s", *r);
-        g_assert_cmpuint(count_lines(records, "action=org.vmsig.roster"), ==, 1);
         g_assert_cmpuint(count_lines(records, "result=denied reason=not-lease-holder"), ==, 2);
-        g_assert_cmpuint(g_strv_length(records), ==, 3);
+        g_assert_cmpuint(g_strv_length(records), ==, 2);
         g_autofree char *state = vt_get_string(f->conn, ALPHA, EP, "State");
         g_assert_cmpstr(state, ==, "running");
 
@@ -1853,8 +1853,10 @@ static void test_bus_policy_eavesdrop(Fixture *f, gconstpointer data) {
  *    batch's naming its count, and two for a forced AcquireLease that
  *    takes a held lease (revoke-lease, then acquire-lease) - plus at most one "granted"
  *    decision: none when the grant is one kept for the connection and
- *    endpoint (roster, lifecycle, lease-input, lease-memwrite), one per
- *    call for the others (AcquireLease, SubscribeMemctx, org.vmsig.admin);
+ *    endpoint (lifecycle, lease-input, lease-memwrite), one per call for
+ *    the others (AcquireLease, SubscribeMemctx, org.vmsig.admin);
+ *  - reading (the properties, ListEndpoints, GetEndpoint*): public, no
+ *    record;
  *  - refused by the bus policy: it never reaches vmsigd, no record.
  * Each pattern is "UID ACTION ENDPOINT RESULT REASON", in order. */
 static void expect_records(Fixture *f, const char *what, ...) G_GNUC_NULL_TERMINATED;
@@ -1913,9 +1915,9 @@ static void root_expects(Fixture *f, GDBusConnection *c, const char *path, const
 static void audit_nobody(Fixture *f, const char *root_lease) {
         /* nobody, no rules. */
         nobody_expects(f, FALSE, VT_MANAGER_PATH, MGR, "ListEndpoints", NULL, "ok");
-        expect_records(f, "nobody ListEndpoints", "65534 org.vmsig.roster - granted polkit", NULL);
-        nobody_expects(f, FALSE, VT_MANAGER_PATH, MGR, "ListEndpoints", NULL, "ok");
-        expect_records(f, "nobody ListEndpoints again", NULL);
+        nobody_expects(f, FALSE, VT_MANAGER_PATH, MGR, "GetEndpoint", "('alpha',)", "ok");
+        nobody_expects(f, FALSE, VT_MANAGER_PATH, MGR, "GetEndpointByVmid", "(uint32 1,)", "ok");
+        expect_records(f, "nobody reads (public)", NULL);
         nobody_expects(f, FALSE, VT_MANAGER_PATH, MGR, "Reload", NULL, IAR);
         expect_records(f, "nobody Reload", "65534 org.vmsig.admin - denied interactive-required", NULL);
         nobody_expects(f, TRUE, VT_MANAGER_PATH, MGR, "Reload", NULL, ACCESS_DENIED);

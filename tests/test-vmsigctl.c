@@ -1466,6 +1466,57 @@ static void test_screenshot_files(Fixture *f, gconstpointer data) {
 }
 #endif
 
+/* No polkitd on this bus, as when it is down. Reading is public: nobody's
+ * list and status work. Each verb that acts is refused naming the action it
+ * needs, never the look-up of the endpoint it starts with; nothing changes
+ * and each refusal is one record, reading leaves none. */
+static void test_nobody_without_polkit(Fixture *f, gconstpointer data) {
+        static const struct {
+                const char *args[6];
+                const char *action;
+        } verbs[] = {
+                { { "pause", "alpha" }, "org.vmsig.lease-power" },
+                { { "resume", "alpha" }, "org.vmsig.lease-power" },
+                { { "reset", "alpha" }, "org.vmsig.lease-power" },
+                { { "poweroff", "alpha" }, "org.vmsig.lease-power" },
+                { { "kill", "alpha" }, "org.vmsig.lease-power" },
+                { { "lease", "alpha", "input" }, "org.vmsig.lease-input" },
+                { { "input", "alpha", "key", "a" }, "org.vmsig.lease-input" },
+                { { "memwrite", "alpha", "0x1000", "ee" }, "org.vmsig.lease-memwrite" },
+                { { "dump-memctx", "alpha" }, "org.vmsig.memctx" },
+                { { "monitor", "--memctx", "alpha" }, "org.vmsig.memctx" },
+#ifdef VMSIG_HAVE_VGPU
+                { { "screenshot", "alpha", "-" }, "org.vmsig.frames" },
+#endif
+                { { "reload" }, "org.vmsig.admin" },
+                { { "detach", "alpha" }, "org.vmsig.admin" },
+        };
+        static const char *const list[] = { "list", NULL }, *const status[] = { "status", "alpha", "beta", NULL };
+        g_autofree char *listed = NULL, *shown = NULL;
+
+        g_assert_cmpint(vt_bus_run_as_nobody(f->bus, &listed, NULL, "vmsigctl", list), ==, 0);
+        g_assert_nonnull(strstr(listed, "alpha"));
+        g_assert_cmpint(vt_bus_run_as_nobody(f->bus, &shown, NULL, "vmsigctl", status), ==, 0);
+        g_assert_nonnull(strstr(shown, "          Endpoint: alpha\n"));
+        g_assert_nonnull(strstr(shown, "          Endpoint: beta\n"));
+        g_assert_cmpuint(vt_daemon_log_count(f->daemon, "uid=65534 "), ==, 0);
+
+        for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++) {
+                g_autofree char *out = NULL, *err = NULL;
+                g_autofree char *want = g_strdup_printf("polkit is not available to authorize %s.", verbs[i].action);
+
+                g_test_message("nobody: vmsigctl %s", verbs[i].args[0]);
+                g_assert_cmpint(vt_bus_run_as_nobody(f->bus, &out, &err, "vmsigctl", verbs[i].args), ==, 1);
+                g_assert_nonnull(strstr(err, want));
+                g_assert_null(strstr(err, "org.vmsig.roster"));
+        }
+        g_autofree char *state = prop(f, ALPHA, "State");
+        g_assert_cmpstr(state, ==, "running");
+        g_assert_cmpuint(vt_get_uint(f->conn, VT_MANAGER_PATH, VT_MANAGER_IFACE, "EndpointCount"), ==, 2);
+        g_assert_cmpuint(vt_daemon_log_count(f->daemon, "uid=65534 "), ==, G_N_ELEMENTS(verbs));
+        g_assert_cmpuint(vt_daemon_log_count(f->daemon, "result=denied reason=no-polkit"), ==, G_N_ELEMENTS(verbs));
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/vmsigctl/json-checker", test_json_checker);
@@ -1499,5 +1550,6 @@ int main(int argc, char *argv[]) {
         ADD("root-uses-private-socket", test_root_uses_private_socket);
         ADD("reload-detach", test_reload_detach);
         ADD("private-socket", test_private_socket);
+        ADD("nobody-without-polkit", test_nobody_without_polkit);
         return g_test_run();
 }

@@ -21,7 +21,6 @@ static const struct {
         const char *action;
         const char *class;
 } caps[_VMSIG_CAP_MAX] = {
-        [VMSIG_CAP_ROSTER] = { "org.vmsig.roster", "roster" },
         [VMSIG_CAP_MEMCTX] = { "org.vmsig.memctx", "memctx" },
         [VMSIG_CAP_LEASE_INPUT] = { "org.vmsig.lease-input", "input" },
         [VMSIG_CAP_LEASE_POWER] = { "org.vmsig.lease-power", "power" },
@@ -124,7 +123,7 @@ static bool grant_kept(const bus_peer *peer, vmsig_cap cap, vmsig_endpoint *ep) 
         uint64_t bit = UINT64_C(1) << cap, id;
 
         if (!ep)
-                return peer->granted & bit;
+                return false;
         id = vmsig_endpoint_get_id(ep);
         for (size_t i = 0; i < ELEMENTSOF(peer->granted_on); i++)
                 if (peer->granted_on[i].endpoint == id)
@@ -138,10 +137,7 @@ static void grant_keep(bus_peer *peer, vmsig_cap cap, vmsig_endpoint *ep) {
         uint64_t bit = UINT64_C(1) << cap, id;
         size_t n = ELEMENTSOF(peer->granted_on), i;
 
-        if (!ep) {
-                peer->granted |= bit;
-                return;
-        }
+        assert(ep);
         id = vmsig_endpoint_get_id(ep);
         for (i = 0; i < n && peer->granted_on[i].endpoint != 0; i++)
                 if (peer->granted_on[i].endpoint == id) {
@@ -212,6 +208,8 @@ int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint
         bus_peer *peer;
         int r;
 
+        /* Grants are kept per endpoint only: nothing daemon-wide is held. */
+        assert(!remember || ep);
         r = bus_peers_get(a->peers, m, &peer, error);
         if (r <= 0)
                 return r;
@@ -220,8 +218,8 @@ int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint
                                   "Access denied: uid %u is not on vmsigd's allow-list.", (unsigned) peer->uid);
                 return deny(peer, cap, ep, "allow-list", error, -EACCES);
         }
-        /* Held grants (roster reading, lifecycle on an endpoint) are not
-         * checked or audited again. */
+        /* Held grants (lifecycle on an endpoint, a lease class's calls on
+         * it) are not checked or audited again. */
         if (grant_kept(peer, cap, ep))
                 return 1;
         /* Root may do anything, with or without polkit, as with systemd's

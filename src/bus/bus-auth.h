@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Authorization of bus calls: each method needs one capability, each
- * capability is one polkit action. The order of a check is the per-uid
+/* Authorization of bus calls: each method that acts needs one capability,
+ * each capability is one polkit action; reading (properties,
+ * GetManagedObjects, ListEndpoints, GetEndpoint, GetEndpointByVmid) is
+ * public and checks nothing. The order of a check is the per-uid
  * allow-list, then root (always allowed, also without polkit), then a grant
  * this peer already holds, then an asynchronous polkit query. Every
  * decision leaves an audit record.
@@ -28,7 +30,6 @@
 #include "vmsig-endpoint.h"
 
 typedef enum vmsig_cap {
-        VMSIG_CAP_ROSTER,
         VMSIG_CAP_MEMCTX,
         VMSIG_CAP_LEASE_INPUT,
         VMSIG_CAP_LEASE_POWER,
@@ -54,10 +55,11 @@ bus_admission *bus_auth_admission(bus_auth *a);
 bus_peers *bus_auth_peers(bus_auth *a);
 
 /* Authorizes m for cap on ep (NULL for daemon-wide capabilities), in the
- * convention of checks: 1 granted, 0 pending, <0 denied. With remember, a
- * grant is kept for the peer's lifetime on the bus (for capabilities that
- * are held, like roster reading), so later calls cost no polkit round
- * trip; a grant on an endpoint is kept for that endpoint only. */
+ * convention of checks: 1 granted, 0 pending, <0 denied. With remember
+ * (only with an ep), a grant is kept for that endpoint while the peer is
+ * on the bus (for capabilities used over and over inside a lease), so
+ * later calls cost no polkit round trip. Nothing daemon-wide is kept:
+ * org.vmsig.admin is asked every time, and reading is public. */
 int bus_auth_check(bus_auth *a, sd_bus_message *m, vmsig_cap cap, vmsig_endpoint *ep, bool remember,
                    sd_bus_error *error);
 

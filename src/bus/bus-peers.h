@@ -22,7 +22,6 @@ typedef struct bus_peer {
         pid_t pid;    /* 0 when the bus did not say */
         gid_t *gids;  /* primary and supplementary, when known */
         size_t n_gids;
-        uint64_t granted; /* daemon-wide grants kept for the peer, a bit per capability */
         /* Grants kept for one endpoint (a vmsig_id, 0 when unused), oldest
          * first: polkit rules may tell endpoints apart, so a grant on one
          * is none on another. */
