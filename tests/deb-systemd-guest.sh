@@ -47,9 +47,10 @@ announce_vm() {
                 mv "/run/vmsig/vms.d/.$VM.tmp" "$TRIGGER"
 }
 
-# wait_endpoint: until vmsigd has attached the VM (its status answers).
+# wait_endpoint: until vmsigd has attached the VM and talked to its QEMU
+# (the endpoint comes first, in state unknown).
 wait_endpoint() {
-        if ! wait_for 60 vmsigctl status "$VM"; then
+        if ! wait_for 60 sh -c "vmsigctl status $VM | grep -q 'State: running'"; then
                 vmsigctl status "$VM"
                 journalctl -u vmsigd --no-pager | tail -30
                 return 1
@@ -97,20 +98,20 @@ session_props() {
 }
 
 # hold_lease N: vmsigctl holds the power lease of the VM in the
-# background, its output in /root/leaseN.out; returns once it holds it.
+# background, its output in /var/tmp/leaseN.out; returns once it holds it.
 hold_lease() {
-        vmsigctl lease "$VM" power >"/root/lease$1.out" 2>&1 &
-        echo $! >"/root/lease$1.pid"
-        wait_for 120 grep -q '^/org/vmsig/' "/root/lease$1.out"
+        vmsigctl lease "$VM" power >"/var/tmp/lease$1.out" 2>&1 &
+        echo $! >"/var/tmp/lease$1.pid"
+        wait_for 120 grep -q '^/org/vmsig/' "/var/tmp/lease$1.out"
         rc=$?
-        cat "/root/lease$1.out"
+        cat "/var/tmp/lease$1.out"
         return $rc
 }
 
 # lease_gone N: waits until the holder of lease N has exited.
 lease_gone() {
-        wait_for 120 sh -c "! kill -0 $(cat "/root/lease$1.pid")"
+        wait_for 120 sh -c "! kill -0 $(cat "/var/tmp/lease$1.pid")"
         rc=$?
-        cat "/root/lease$1.out"
+        cat "/var/tmp/lease$1.out"
         return $rc
 }

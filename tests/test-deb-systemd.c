@@ -145,7 +145,7 @@ static void test_install(void) {
                   "/mnt/debs/vmsig_*.deb /mnt/debs/libvmsig-vgpu0_*.deb",
                   0);
         g_test_message("%s", out);
-        RUN("dpkg -L vmsig libvmsig-vgpu0 >/root/files");
+        RUN("dpkg -L vmsig libvmsig-vgpu0 >/var/tmp/files");
         /* Not enabled and not started by the postinst: activation starts it. */
         contains("systemctl is-active vmsigd", 3, "inactive");
         contains("systemctl is-enabled vmsigd", 1, "disabled");
@@ -252,6 +252,8 @@ static void test_polkit_seat(void) {
         if (!have_guest())
                 return;
         RUN("useradd --create-home --groups sudo " ADMIN " && echo '" ADMIN ":" PASSWORD "' | chpasswd");
+        /* The autologin may still be on its way. */
+        RUN(LIB "wait_for 120 sh -c 'loginctl show-seat seat0 -p ActiveSession --value | grep -q .'");
         out = run("as-seat-user '" LIB "session_props'", 0);
         systemd_guest_assert_contains(out, "Name=tester\n");
         systemd_guest_assert_contains(out, "Seat=seat0\n");
@@ -322,7 +324,7 @@ static void test_reload(void) {
         pid_after = run("systemctl show -p MainPID --value vmsigd", 0);
         g_assert_cmpstr(pid, ==, pid_after);
         /* A file that does not load fails the reload and changes nothing. */
-        RUN("cp /etc/vmsig/vmsigd.conf /root/vmsigd.conf && echo '<vmsigd><bogus/></vmsigd>' >/etc/vmsig/vmsigd.conf");
+        RUN("cp /etc/vmsig/vmsigd.conf /var/tmp/vmsigd.conf && echo '<vmsigd><bogus/></vmsigd>' >/etc/vmsig/vmsigd.conf");
         g_free(out);
         out = run("systemctl reload vmsigd", 1);
         g_free(out);
@@ -330,7 +332,7 @@ static void test_reload(void) {
         g_test_message("%s", out);
         systemd_guest_assert_contains(out, "/etc/vmsig/vmsigd.conf:1");
         contains("vmsigctl --no-legend list", 0, "alpha");
-        RUN("mv /root/vmsigd.conf /etc/vmsig/vmsigd.conf && systemctl reload vmsigd");
+        RUN("mv /var/tmp/vmsigd.conf /etc/vmsig/vmsigd.conf && systemctl reload vmsigd");
 }
 
 /* A lease holder sees its lease end when vmsigd restarts, and can take it
@@ -347,7 +349,7 @@ static void test_restart(void) {
         systemd_guest_assert_contains(out, "lease of '" VM "'");
         RUN(LIB "wait_endpoint");
         RUN(LIB "hold_lease 2");
-        RUN("kill -INT $(cat /root/lease2.pid)");
+        RUN("kill -INT $(cat /var/tmp/lease2.pid)");
         RUN(LIB "lease_gone 2");
 }
 
@@ -397,7 +399,7 @@ static void test_purge(void) {
         g_test_message("%s", out);
         g_free(out);
         out = run("while read -r f; do if [ ! -d \"$f\" ] && { [ -e \"$f\" ] || [ -L \"$f\" ]; }; then "
-                  "echo \"$f\"; fi; done </root/files; "
+                  "echo \"$f\"; fi; done </var/tmp/files; "
                   "for d in /etc/vmsig /run/vmsig /usr/share/vmsig /usr/share/doc/vmsig "
                   "/usr/share/doc/libvmsig-vgpu0; do [ -e $d ] && echo $d; done; true",
                   0);
