@@ -20,7 +20,8 @@
 # architecture. Otherwise they are built from a copy of the source tree (its
 # files known to git, as they are in the work tree) in a temporary
 # directory, since dpkg-buildpackage writes next to the source directory.
-# DEB_BUILD_OPTIONS is passed on (nocheck skips make check in the build).
+# DEB_BUILD_OPTIONS is passed on (nocheck skips make check in the build);
+# VMSIG_DEB_KEEP=DIR keeps the packages it built there.
 srcdir="${VMSIG_SRCDIR:-$(dirname "$0")/..}"
 srcdir=$(cd "$srcdir" && pwd)
 deb="${1:-${VMSIG_DEB:-}}"
@@ -95,6 +96,14 @@ $(tail -40 "$tmp/build.log")"
         [ $st -eq 0 ] || tap_done
         deb=$(ls "$tmp"/build/vmsig_*.deb)
         debdir="$tmp/build"
+        # VMSIG_DEB_KEEP=DIR keeps the built packages for the stage after
+        # this one (tests/test-deb-systemd, which installs them under
+        # systemd): the temporary directory goes at exit.
+        if [ -n "${VMSIG_DEB_KEEP:-}" ]; then
+                mkdir -p "$VMSIG_DEB_KEEP" && rm -f "$VMSIG_DEB_KEEP"/*.deb &&
+                        cp "$tmp"/build/*.deb "$VMSIG_DEB_KEEP/"
+                tap_result "the packages are kept in $VMSIG_DEB_KEEP" $? ""
+        fi
         lintian_target=$(ls "$tmp"/build/vmsig_*.changes)
 else
         deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
@@ -371,7 +380,7 @@ if have systemd-sysusers; then
         st=1
         members=$(getent group vmsig | cut -d: -f4)
         getent group vmsig >/dev/null && [ -z "$members" ] && st=0
-        result "the postinst created the group vmsig, empty" $st "$(getent group vmsig 2>&1)"
+        tap_result "the postinst created the group vmsig, empty" $st "$(getent group vmsig 2>&1)"
 else
         missing "systemd-sysusers" "systemd"
 fi

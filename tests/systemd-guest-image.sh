@@ -16,7 +16,10 @@
 #  - a root shell on ttyS1 (vmsig-test-shell.service), no login, its
 #    prompts and echo off: the test's command channel;
 #  - an autologin of the user "tester" on tty1: a session on seat0, the
-#    only kind in which polkit's allow_active holds;
+#    only kind in which polkit's allow_active holds. Its login shell runs
+#    the commands root hands it with "as-seat-user CMD", in that session;
+#  - QEMU with its firmware, for a VM started in the guest as libvirt
+#    would, under a user of its own;
 #  - no network, a fixed machine-id (no first-boot setup), root=/dev/vda.
 #
 # mmdebstrap takes the configured apt sources, so the first build needs
@@ -37,6 +40,8 @@ suite=bookworm
 # What systemd, the system bus, logind and polkit need, and the user
 # session's PAM; passwd for useradd.
 base="systemd,systemd-sysv,dbus,polkitd,pkexec,libpam-systemd,udev,kmod,passwd"
+# A VM in the guest (TCG, firmware only: qemu-system-x86 brings SeaBIOS).
+vm="qemu-system-x86"
 # ${shlibs:Depends} of the vmsig package, which debian/control cannot
 # spell: the libraries vmsigd and vmsigctl of the armed build link, and
 # libvmsig-vgpu0's libpng (vmsig recommends it).
@@ -57,7 +62,7 @@ command -v mke2fs >/dev/null || { echo "mke2fs is missing (apt-get install e2fsp
 [ "$(id -u)" -eq 0 ] || { echo "building the image needs root" >&2; exit 1; }
 
 depends=$(control_depends)
-packages="$base,$shlibs${depends:+,$depends}"
+packages="$base,$vm,$shlibs${depends:+,$depends}"
 recipe=$( { cat "$0"; echo "$packages"; } | sha256sum | cut -d' ' -f1)
 
 mkdir -p "$out"
@@ -111,6 +116,46 @@ cat >"$tree/etc/systemd/system/getty@tty1.service.d/autologin.conf" <<'EOF'
 ExecStart=
 ExecStart=-/sbin/agetty --autologin tester --noclear %I $TERM
 EOF
+# The tester's tty1 login runs a loop that executes, in that session, the
+# command files root drops into /run/vmsig-seat (as-seat-user, below).
+cat >"$tree/home/tester/.bash_profile" <<'EOF'
+[ "$(tty)" = /dev/tty1 ] && exec /usr/local/lib/vmsig-test/seat-loop
+EOF
+mkdir -p "$tree/usr/local/lib/vmsig-test"
+cat >"$tree/usr/local/lib/vmsig-test/seat-loop" <<'EOF'
+#!/bin/sh
+# N.cmd -> N.out (stdout and stderr) and N.rc (the exit status, last).
+dir=/run/vmsig-seat
+while :; do
+        for c in "$dir"/*.cmd; do
+                [ -f "$c" ] || continue
+                n=${c%.cmd}
+                mv "$c" "$n.run"
+                sh "$n.run" >"$n.out" 2>&1 </dev/null
+                echo $? >"$n.rc.tmp"
+                mv "$n.rc.tmp" "$n.rc"
+        done
+        sleep 0.2
+done
+EOF
+cat >"$tree/usr/local/bin/as-seat-user" <<'EOF'
+#!/bin/sh
+# as-seat-user CMD: runs CMD as tester in the tty1 session (on seat0),
+# prints its output and exits with its status.
+dir=/run/vmsig-seat
+mkdir -p "$dir" && chown tester "$dir" && chmod 700 "$dir"
+n="$dir/$$"
+printf '%s\n' "$1" >"$n.tmp"
+chown tester "$n.tmp"
+mv "$n.tmp" "$n.cmd"
+while [ ! -f "$n.rc" ]; do sleep 0.2; done
+cat "$n.out"
+rc=$(cat "$n.rc")
+rm -f "$n.run" "$n.out" "$n.rc"
+exit "$rc"
+EOF
+chmod 755 "$tree/usr/local/lib/vmsig-test/seat-loop" "$tree/usr/local/bin/as-seat-user"
+chroot "$tree" chown tester:tester /home/tester/.bash_profile
 systemctl --root="$tree" enable vmsig-test-shell.service getty@tty1.service >/dev/null 2>&1
 # Nothing to wait for without a network.
 systemctl --root="$tree" mask systemd-networkd-wait-online.service >/dev/null 2>&1

@@ -267,6 +267,21 @@ int systemd_guest_run_timeout(SystemdGuest *g, const char *cmd, char **ret_out, 
         return status;
 }
 
+void systemd_guest_assert_run(SystemdGuest *g, const char *cmd, int expected, char **ret_out) {
+        g_autofree char *out = NULL;
+        int status = guest_run(g, cmd, &out);
+
+        if (status != expected)
+                g_error("'%s' exited with %d, not %d:\n%s", cmd, status, expected, out);
+        if (ret_out)
+                *ret_out = g_steal_pointer(&out);
+}
+
+void systemd_guest_assert_contains(const char *out, const char *needle) {
+        if (!strstr(out, needle))
+                g_error("no '%s' in:\n%s", needle, out);
+}
+
 bool systemd_guest_poweroff(SystemdGuest *g, unsigned timeout_ms) {
         g_assert_cmpint(guest_run(g, "systemctl --no-block poweroff", NULL), ==, 0);
         if (qemu_vm_wait_exit(g->vm, timeout_ms))

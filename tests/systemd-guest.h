@@ -62,6 +62,12 @@ void systemd_guest_start(SystemdGuest *g, unsigned timeout_ms);
 int systemd_guest_run_timeout(SystemdGuest *g, const char *cmd, char **ret_out, unsigned timeout_ms);
 #define guest_run(g, cmd, ret_out) systemd_guest_run_timeout((g), (cmd), (ret_out), SYSTEMD_GUEST_RUN_TIMEOUT_MS)
 
+/* guest_run(), g_error()ing with the command's output unless it exited
+ * with expected. */
+void systemd_guest_assert_run(SystemdGuest *g, const char *cmd, int expected, char **ret_out);
+/* g_error()s unless out contains needle. */
+void systemd_guest_assert_contains(const char *out, const char *needle);
+
 /* Milliseconds from QEMU's start to the shell's first answer. */
 unsigned systemd_guest_boot_ms(const SystemdGuest *g);
 

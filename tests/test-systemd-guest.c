@@ -15,36 +15,21 @@
 #define POWEROFF_TIMEOUT_MS 60000
 #define DATA_TEXT "carried in on the second disk\n"
 
-static void assert_run(SystemdGuest *g, const char *cmd, int expected, char **ret_out) {
-        g_autofree char *out = NULL;
-        int status = guest_run(g, cmd, &out);
-
-        if (status != expected)
-                g_error("'%s' exited with %d, not %d:\n%s", cmd, status, expected, out);
-        if (ret_out)
-                *ret_out = g_steal_pointer(&out);
-}
-
-static void assert_contains(const char *out, const char *needle) {
-        if (!strstr(out, needle))
-                g_error("no '%s' in:\n%s", needle, out);
-}
-
 /* The channel itself: the exit status and the output come back as they
  * are, and "exit" in a command does not end the shell. */
 static void check_channel(SystemdGuest *g) {
         g_autofree char *out = NULL;
 
-        assert_run(g, "echo one; echo two >&2", 0, &out);
+        systemd_guest_assert_run(g, "echo one; echo two >&2", 0, &out);
         g_assert_cmpstr(out, ==, "one\ntwo\n");
         g_clear_pointer(&out, g_free);
-        assert_run(g, "printf no-newline; exit 7", 7, &out);
+        systemd_guest_assert_run(g, "printf no-newline; exit 7", 7, &out);
         g_assert_cmpstr(out, ==, "no-newline");
         g_clear_pointer(&out, g_free);
-        assert_run(g, "cat; echo $$ > /dev/null", 0, &out);
+        systemd_guest_assert_run(g, "cat; echo $$ > /dev/null", 0, &out);
         g_assert_cmpstr(out, ==, "");
-        assert_run(g, "test \"$(id -u)\" = 0", 0, NULL);
-        assert_run(g, "test \"$(cat /proc/1/comm)\" = systemd", 0, NULL);
+        systemd_guest_assert_run(g, "test \"$(id -u)\" = 0", 0, NULL);
+        systemd_guest_assert_run(g, "test \"$(cat /proc/1/comm)\" = systemd", 0, NULL);
 }
 
 /* running, or degraded with the failed units said; anything else fails. */
@@ -54,53 +39,53 @@ static void check_system_state(SystemdGuest *g) {
         (void) guest_run(g, "systemctl is-system-running --wait", &state);
         g_strstrip(state);
         if (g_str_equal(state, "degraded")) {
-                assert_run(g, "systemctl --failed --no-legend --plain", 0, &failed);
+                systemd_guest_assert_run(g, "systemctl --failed --no-legend --plain", 0, &failed);
                 g_test_message("degraded; failed units:\n%s", failed);
         } else if (!g_str_equal(state, "running"))
                 g_error("systemctl is-system-running says '%s'", state);
-        assert_run(g, "systemd-analyze time", 0, &blame);
+        systemd_guest_assert_run(g, "systemd-analyze time", 0, &blame);
         g_test_message("%s: %s", state, g_strstrip(blame));
 }
 
 static void check_bus_and_polkit(SystemdGuest *g) {
         g_autofree char *status = NULL, *names = NULL, *active = NULL;
 
-        assert_run(g, "busctl --system status", 0, &status);
-        assert_contains(status, "BusAddress=unix:path=/run/dbus/system_bus_socket\n");
-        assert_contains(status, "BusScope=system\n");
-        assert_run(g, "busctl --system --json=short call org.freedesktop.DBus /org/freedesktop/DBus "
+        systemd_guest_assert_run(g, "busctl --system status", 0, &status);
+        systemd_guest_assert_contains(status, "BusAddress=unix:path=/run/dbus/system_bus_socket\n");
+        systemd_guest_assert_contains(status, "BusScope=system\n");
+        systemd_guest_assert_run(g, "busctl --system --json=short call org.freedesktop.DBus /org/freedesktop/DBus "
                       "org.freedesktop.DBus ListActivatableNames", 0, &names);
-        assert_contains(names, "\"org.freedesktop.PolicyKit1\"");
+        systemd_guest_assert_contains(names, "\"org.freedesktop.PolicyKit1\"");
         /* Activated by the call, not before: nothing in the guest needs it. */
-        assert_run(g, "systemctl is-active polkit.service", 3, NULL);
-        assert_run(g, "busctl --system call org.freedesktop.PolicyKit1 /org/freedesktop/PolicyKit1/Authority "
+        systemd_guest_assert_run(g, "systemctl is-active polkit.service", 3, NULL);
+        systemd_guest_assert_run(g, "busctl --system call org.freedesktop.PolicyKit1 /org/freedesktop/PolicyKit1/Authority "
                       "org.freedesktop.DBus.Properties Get ss org.freedesktop.PolicyKit1.Authority BackendName",
                    0, &active);
         g_assert_true(g_str_has_prefix(active, "v s \""));
-        assert_run(g, "systemctl is-active polkit.service", 0, NULL);
+        systemd_guest_assert_run(g, "systemctl is-active polkit.service", 0, NULL);
 }
 
 /* seat0, and the autologin's session on it (it may still be starting). */
 static void check_logind(SystemdGuest *g) {
         g_autofree char *seats = NULL, *session = NULL;
 
-        assert_run(g, "loginctl list-seats --no-legend", 0, &seats);
-        assert_contains(seats, "seat0");
-        assert_run(g,
+        systemd_guest_assert_run(g, "loginctl list-seats --no-legend", 0, &seats);
+        systemd_guest_assert_contains(seats, "seat0");
+        systemd_guest_assert_run(g,
                    "for i in $(seq 30); do s=$(loginctl show-seat seat0 -p ActiveSession --value); "
                    "[ -n \"$s\" ] && break; sleep 1; done; "
                    "loginctl show-session \"$s\" -p Name -p Seat -p TTY -p Active",
                    0, &session);
-        assert_contains(session, "Name=tester\n");
-        assert_contains(session, "Seat=seat0\n");
-        assert_contains(session, "TTY=tty1\n");
-        assert_contains(session, "Active=yes\n");
+        systemd_guest_assert_contains(session, "Name=tester\n");
+        systemd_guest_assert_contains(session, "Seat=seat0\n");
+        systemd_guest_assert_contains(session, "TTY=tty1\n");
+        systemd_guest_assert_contains(session, "Active=yes\n");
 }
 
 static void check_data_disk(SystemdGuest *g) {
         g_autofree char *out = NULL;
 
-        assert_run(g, "mkdir -p /mnt/data && mount -o ro /dev/vdb /mnt/data && cat /mnt/data/hello", 0, &out);
+        systemd_guest_assert_run(g, "mkdir -p /mnt/data && mount -o ro /dev/vdb /mnt/data && cat /mnt/data/hello", 0, &out);
         g_assert_cmpstr(out, ==, DATA_TEXT);
 }
 
