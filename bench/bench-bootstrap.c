@@ -83,8 +83,6 @@
  *
  * Lines starting with "@" are for bench/run.sh.
  */
-#include <dirent.h>
-#include <elf.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +114,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "linux-initrd.h"
 #include "win-image.h"
 #endif
 
@@ -1343,111 +1342,32 @@ static const char linux_init[] = "#!/bin/busybox sh\n"
                                  "while :; do /bin/busybox sleep 1; done\n";
 
 static char *find_kernel(void) {
-        const char *env = getenv("VMSIG_TEST_KERNEL");
-        char *best = NULL, *path = NULL;
-        struct dirent *de;
-        DIR *d;
-
-        if (opt.kernel)
-                return strdup(opt.kernel);
-        if (env && *env)
-                return strdup(env);
-        d = opendir("/boot");
-        while (d && (de = readdir(d))) {
-                size_t n = strlen(de->d_name);
-
-                if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || n < 13 ||
-                    strcmp(de->d_name + n - 12, "-cloud-amd64") != 0)
-                        continue;
-                /* The newest by version, not by spelling: -57 is newer than -9. */
-                if (!best || strverscmp(de->d_name, best) > 0) {
-                        free(best);
-                        best = strdup(de->d_name);
-                }
-        }
-        if (d)
-                closedir(d);
-        if (best && asprintf(&path, "/boot/%s", best) < 0)
-                path = NULL;
-        free(best);
-        return path;
+        return opt.kernel ? strdup(opt.kernel) : linux_initrd_find_kernel();
 }
 
-/* A static ELF: the initramfs has no libc for any other busybox. */
-static bool is_static_elf(const char *path) {
-        Elf64_Ehdr eh;
-        Elf64_Phdr ph;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        bool ok;
-
-        if (fd < 0)
-                return false;
-        ok = pread(fd, &eh, sizeof eh, 0) == sizeof eh && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-             eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof ph;
-        for (unsigned i = 0; ok && i < eh.e_phnum; i++)
-                ok = pread(fd, &ph, sizeof ph, (off_t) (eh.e_phoff + (uint64_t) i * sizeof ph)) == sizeof ph &&
-                     ph.p_type != PT_INTERP;
-        close(fd);
-        return ok;
-}
-
-static char *find_busybox(void) {
-        const char *path = getenv("PATH");
-        char candidate[4096];
-
-        for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-                size_t n = strcspn(p, ":");
-                snprintf(candidate, sizeof candidate, "%.*s/busybox", (int) n, p);
-                if (n > 0 && is_static_elf(candidate))
-                        return strdup(candidate);
-                p += n + (p[n] == ':');
-        }
-        return NULL;
-}
-
-/* An initramfs packed into dir as tests/linux-guest.c packs its own. */
+/* An initramfs packed into dir with tests/linux-initrd.c, as the tests
+ * pack their own. */
 static int linux_initrd(const char *dir, char **ret) {
-        char *path = NULL, *script = NULL;
-        int r;
+        char *busybox = NULL, *path = NULL;
+        int r = 0;
 
         if (opt.initrd)
                 return (*ret = strdup(opt.initrd)) ? 0 : -ENOMEM;
-        char *busybox = find_busybox();
-        if (!busybox) {
+        if (!(busybox = linux_initrd_find_busybox())) {
                 fprintf(stderr, "bench-bootstrap: no static busybox for the initramfs (apt-get install "
                                 "busybox-static)\n");
                 return -ENOENT;
         }
-        if (asprintf(&path, "%s/initrd.cpio.gz", dir) < 0) {
-                free(busybox);
-                return -ENOMEM;
-        }
-        if (asprintf(&script,
-                     "set -e; t=\"$1/initrd\"; mkdir -p \"$t/bin\" \"$t/proc\"; "
-                     "cp \"$4\" \"$t/bin/busybox\"; printf '%%s' \"$2\" > \"$t/init\"; "
-                     "chmod 0755 \"$t/init\"; "
-                     "(cd \"$t\" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n -1) > \"$3\"") <
-            0) {
-                free(busybox);
-                free(path);
-                return -ENOMEM;
-        }
-        char *argv[] = { "/bin/sh", "-c", script, "sh", (char *) dir, (char *) linux_init, path, busybox, NULL };
-        char log[256];
-        int status;
-        snprintf(log, sizeof log, "%s/initrd.log", dir);
-        pid_t pid = bench_spawn(log, argv, -1, NULL);
-        r = pid < 0 ? -errno : 0;
-        if (r >= 0 && (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
-                r = -EIO;
-        free(script);
+        if (asprintf(&path, "%s/initrd.cpio.gz", dir) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = linux_initrd_pack(busybox, linux_init, 1, path);
         free(busybox);
-        if (r < 0) {
+        if (r < 0)
                 free(path);
-                return r;
-        }
-        *ret = path;
-        return 0;
+        else
+                *ret = path;
+        return r;
 }
 
 /* Whether the marker appeared in the serial console since *pos. */
