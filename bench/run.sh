@@ -156,7 +156,7 @@ need() {
         done
 }
 need vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
-        bench/bench-private bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect
+        bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect
 qemu=${VMSIG_QEMU:-qemu-system-x86_64}
 DBUS_DAEMON=${DBUS_DAEMON:-dbus-daemon}
 POLKITD=${POLKITD:-/usr/lib/polkit-1/polkitd}
@@ -482,7 +482,7 @@ run_auth() {
 # --- 6. private ------------------------------------------------------------------
 run_private() {
         echo "== private: vmsigd over its private socket (p2p) vs through dbus-daemon, as root"
-        run_tool private bench/bench-private --socket "$tmpdir/private" --echo-socket "$tmpdir/echo-private" \
+        run_tool private bench/bench-bus --socket "$tmpdir/private" --echo-socket "$tmpdir/echo-private" \
                 --calls "$calls" --runs "$runs" --warmup 2000
 }
 
