@@ -349,39 +349,6 @@ static int median_rtt(sd_bus *bus, const char *path, uint64_t *ret) {
         return bench_process_all(bus);
 }
 
-typedef struct lease {
-        char *path;
-        int fd;
-} lease;
-
-static int lease_acquire(sd_bus *bus, const char *endpoint, const char *class, lease *ret) {
-        *ret = (lease) { .fd = -1 };
-        return bench_acquire_lease(bus, endpoint, class, &ret->fd, &ret->path);
-}
-
-/* Release() first, then the fd: closing first would end the lease
- * asynchronously, and the next AcquireLease could still find it held. A
- * reset may have revoked it already: errors are not ours to care about. */
-static void lease_release(sd_bus *bus, lease *l) {
-        if (l->path)
-                (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, l->path, VMSIG_BUS_LEASE_INTERFACE, "Release", NULL,
-                                          NULL, NULL);
-        if (l->fd >= 0)
-                close(l->fd);
-        free(l->path);
-        *l = (lease) { .fd = -1 };
-}
-
-static int call_checked(sd_bus *bus, sd_bus_message *m, const char *what) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_call(bus, m, 0, &error, NULL);
-
-        if (r < 0)
-                fprintf(stderr, "bench-bootstrap: %s: %s\n", what, error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        return r;
-}
-
 static int mem_write(sd_bus *bus, const char *endpoint, uint64_t gpa, const void *data, size_t len) {
         sd_bus_message *m = NULL;
         int r;
@@ -394,7 +361,7 @@ static int mem_write(sd_bus *bus, const char *endpoint, uint64_t gpa, const void
         if (r >= 0)
                 r = sd_bus_message_append(m, "a{sv}", 0);
         if (r >= 0)
-                r = call_checked(bus, m, "MemWrite");
+                r = bench_call(bus, m, NULL);
         sd_bus_message_unref(m);
         return r;
 }
@@ -421,7 +388,7 @@ static int mem_write_pages(sd_bus *bus, const char *endpoint, uint64_t gpa, cons
         if (r >= 0)
                 r = sd_bus_message_append(m, "a{sv}", 0);
         if (r >= 0)
-                r = call_checked(bus, m, "MemWriteBatch");
+                r = bench_call(bus, m, NULL);
         sd_bus_message_unref(m);
         return r;
 }
@@ -468,38 +435,28 @@ static int copy_ram(sd_bus *bus, const char *endpoint, int fd, uint64_t size, ui
 }
 
 static int reset_endpoint(sd_bus *bus, const char *endpoint) {
-        lease power;
-        int r;
+        bench_lease power;
+        int r = bench_lease_acquire(bus, endpoint, "power", &power);
 
-        r = lease_acquire(bus, endpoint, "power", &power);
-        if (r < 0)
-                return r;
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", NULL, NULL, NULL);
-        if (r < 0)
-                fprintf(stderr, "bench-bootstrap: Reset of %s: %s\n", endpoint, strerror(-r));
-        lease_release(bus, &power);
+        if (r >= 0)
+                r = bench_callf(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", NULL, NULL);
+        bench_lease_release(bus, &power);
         return r;
 }
 
 /* The published root and epoch, from SubscribeMemctx (then unsubscribed,
  * so that nobody watches the root and vmsigd has no reason to wake). */
 static int memctx_get(sd_bus *bus, const char *endpoint, uint64_t *ret_dtb, uint64_t *ret_epoch) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         uint64_t size;
         int fd, r;
 
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error,
-                               &reply, NULL);
+        r = bench_callf(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &reply, NULL);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "httt", &fd, ret_dtb, ret_epoch, &size);
         if (r >= 0)
-                r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx",
-                                       &error, NULL, NULL);
-        if (r < 0)
-                fprintf(stderr, "bench-bootstrap: the memctx of %s: %s\n", endpoint,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
+                r = bench_callf(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", NULL,
+                                NULL);
         sd_bus_message_unref(reply);
         return r;
 }
@@ -647,10 +604,10 @@ static int stub_image(GuestImage *img, GuestImageSpec *spec) {
  * poll interval, write the magic, time until "ready". */
 static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint64_t *ret_epoch) {
         uint64_t t0, dtb = 0, epoch = 0;
-        lease memwrite;
+        bench_lease memwrite;
         int r;
 
-        r = lease_acquire(s->bus, w->path, "memory-write", &memwrite);
+        r = bench_lease_acquire(s->bus, w->path, "memory-write", &memwrite);
         if (r < 0)
                 return r;
         r = bench_run_until(s->bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC + random_phase_nsec(),
@@ -660,7 +617,7 @@ static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint
         t0 = bench_now_nsec();
         if (r >= 0)
                 r = watch_wait(s->bus, w, ST_READY, t0, TIMEOUT_USEC, NULL);
-        lease_release(s->bus, &memwrite);
+        bench_lease_release(s->bus, &memwrite);
         if (r < 0) {
                 fprintf(stderr, "bench-bootstrap: the stub VM did not get ready (state %s): %s\n", w->state,
                         strerror(-r));
@@ -682,13 +639,13 @@ static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint
  * RAM), until "booting". */
 static int stub_reset(service *s, watch *w) {
         uint64_t start;
-        lease memwrite;
+        bench_lease memwrite;
         int r;
 
-        r = lease_acquire(s->bus, w->path, "memory-write", &memwrite);
+        r = bench_lease_acquire(s->bus, w->path, "memory-write", &memwrite);
         if (r >= 0)
                 r = mem_write_u64(s->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, 0);
-        lease_release(s->bus, &memwrite);
+        bench_lease_release(s->bus, &memwrite);
         start = bench_now_nsec();
         if (r >= 0)
                 r = reset_endpoint(s->bus, w->path);
@@ -766,12 +723,9 @@ static void cpu_report(const char *name, const char *what, const char *baseline_
 }
 
 static int attempts_of(sd_bus *bus, const char *path, unsigned *ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         uint32_t n = 0;
-        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE,
-                                            "BootstrapAttempts", &error, 'u', &n);
+        int r = bench_get_trivial(bus, path, "BootstrapAttempts", 'u', &n);
 
-        sd_bus_error_free(&error);
         *ret = n;
         return r;
 }
@@ -799,14 +753,14 @@ static int stub_firmware(service *m, service *b, watch *w) {
  * boots, and the attempt in process as the baseline. */
 static int stub_latency(service *m, watch *w, GuestImage *img, GuestImageSpec *spec) {
         uint64_t epoch = 0, bytes = 0, rtt = 0, start = bench_now_nsec(), dtb;
-        lease memwrite = { .fd = -1 };
+        bench_lease memwrite = { .fd = -1 };
         int r = stub_image(img, spec);
 
         if (r >= 0)
-                r = lease_acquire(m->bus, w->path, "memory-write", &memwrite);
+                r = bench_lease_acquire(m->bus, w->path, "memory-write", &memwrite);
         if (r >= 0)
                 r = copy_ram(m->bus, w->path, img->fd, STUB_RAM, &bytes);
-        lease_release(m->bus, &memwrite);
+        bench_lease_release(m->bus, &memwrite);
         if (r < 0)
                 return r;
         printf("  stub   image copied in: %" PRIu64 " MiB in %.1f s with MemWriteBatch\n", bytes / MiB,
@@ -843,11 +797,11 @@ static int stub_latency(service *m, watch *w, GuestImage *img, GuestImageSpec *s
 /* (b) A kernel whose System process never appears: its EPROCESS page
  * zeroed, a reset, the magic again. */
 static int stub_nosystem_start(service *m, watch *w, const GuestImageSpec *spec) {
-        lease memwrite = { .fd = -1 };
+        bench_lease memwrite = { .fd = -1 };
         int r = stub_reset(m, w);
 
         if (r >= 0)
-                r = lease_acquire(m->bus, w->path, "memory-write", &memwrite);
+                r = bench_lease_acquire(m->bus, w->path, "memory-write", &memwrite);
         if (r >= 0) {
                 uint8_t *zero = calloc(1, PAGE);
                 r = zero ? mem_write_pages(m->bus, w->path, spec->eprocess & ~(PAGE - 1), zero, 1) : -ENOMEM;
@@ -857,7 +811,7 @@ static int stub_nosystem_start(service *m, watch *w, const GuestImageSpec *spec)
                 r = bench_run_until(m->bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC, NULL);
         if (r >= 0)
                 r = mem_write_u64(m->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
-        lease_release(m->bus, &memwrite);
+        bench_lease_release(m->bus, &memwrite);
         return r;
 }
 

@@ -1254,7 +1254,6 @@ static void parse_options(int argc, char *argv[], options *o) {
 static int setup(context *c) {
         const struct passwd *pw = getpwnam("nobody");
         const struct group *gr = getgrnam("nogroup");
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         if (geteuid() != 0) {
@@ -1281,12 +1280,7 @@ static int setup(context *c) {
         if (bench_name_pid(c->bus, DBUS_NAME, &c->bus_daemon) < 0)
                 c->bus_daemon = 0;
         c->polkit = bench_wait_name(c->bus, POLKIT_NAME, 0) >= 0;
-        r = sd_bus_get_property_trivial(c->bus, VMSIG_NAME, c->alpha, ENDPOINT_INTERFACE, "RamSize", &error, 't',
-                                        &c->alpha_ram);
-        if (r < 0)
-                fprintf(stderr, "bench-floods: RamSize of %s: %s\n", c->alpha,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
+        r = bench_get_trivial(c->bus, c->alpha, "RamSize", 't', &c->alpha_ram);
         if (r >= 0 && c->alpha_ram < (uint64_t) THROUGHPUT_ENTRIES * ENTRY_SIZE) {
                 fprintf(stderr, "bench-floods: %s has less RAM than one batch of %u x %u bytes\n", c->opt.endpoint,
                         THROUGHPUT_ENTRIES, ENTRY_SIZE);
