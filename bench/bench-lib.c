@@ -39,8 +39,9 @@ unsigned bench_parse_unsigned(const char *name, const char *s, unsigned min, uns
         return (unsigned) v;
 }
 
-static void set_option(const bench_option *o, const char *arg) {
+static void set_option(const bench_option *o, char *arg) {
         bench_list *l = o->value;
+        char *save = NULL;
 
         switch (o->kind) {
         case BENCH_OPT_FLAG:
@@ -56,8 +57,9 @@ static void set_option(const bench_option *o, const char *arg) {
                 *(const char **) o->value = arg;
                 break;
         case BENCH_OPT_LIST:
-                if (l->n < BENCH_ELEMENTS(l->item))
-                        l->item[l->n++] = arg;
+                for (char *item = strtok_r(arg, ", ", &save); item && l->n < BENCH_ELEMENTS(l->item);
+                     item = strtok_r(NULL, ", ", &save))
+                        l->item[l->n++] = item;
                 break;
         }
 }

@@ -38,7 +38,7 @@ typedef enum bench_option_kind {
         BENCH_OPT_UNSIGNED, /* unsigned in [min, max] */
         BENCH_OPT_DOUBLE,   /* double */
         BENCH_OPT_STRING,   /* const char * */
-        BENCH_OPT_LIST,     /* bench_list: the option may repeat */
+        BENCH_OPT_LIST,     /* bench_list: the option may repeat, and take "a,b" */
 } bench_option_kind;
 
 typedef struct bench_list {
