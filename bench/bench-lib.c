@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/bus-config.h"
 #include "bench-lib.h"
 
 #define PROGRAM program_invocation_short_name
@@ -723,35 +724,11 @@ const char *bench_tmpdir(void) {
 
 /* --- a private system bus and a vmsigd on it ---------------------------------------- */
 
-/* The default-deny policy of /usr/share/dbus-1/system.conf, our policy
- * file, the echo service with the same kind of holes as org.vmsig, and
+/* The default-deny system policy of tests/bus-config.h, our policy file,
+ * the echo service with the same kind of holes as org.vmsig, and
  * polkitd's own policy; dbus-daemon's built-in limits. */
 static const char bus_config_format[] =
-        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-        "<busconfig>\n"
-        "  <type>system</type>\n"
-        "  <listen>unix:path=%s/system_bus_socket</listen>\n"
-        "  <auth>EXTERNAL</auth>\n"
-        "  <policy context=\"default\">\n"
-        "    <allow user=\"*\"/>\n"
-        "    <deny own=\"*\"/>\n"
-        "    <deny send_type=\"method_call\"/>\n"
-        "    <allow send_type=\"signal\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-        "    <allow receive_type=\"method_call\"/>\n"
-        "    <allow receive_type=\"method_return\"/>\n"
-        "    <allow receive_type=\"error\"/>\n"
-        "    <allow receive_type=\"signal\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" "
-        "send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"\n"
-        "          send_member=\"UpdateActivationEnvironment\"/>\n"
-        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>\n"
-        "  </policy>\n"
+        BUS_CONFIG_HEAD
         "  <policy user=\"root\">\n"
         "    <allow own=\"" BENCH_ECHO_NAME "\"/>\n"
         "    <allow send_destination=\"" BENCH_ECHO_NAME "\"/>\n"
@@ -763,12 +740,13 @@ static const char bus_config_format[] =
         "  </policy>\n"
         "  <include>%s/data/org.vmsig.conf</include>\n"
         "  <include ignore_missing=\"yes\">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>\n"
-        "</busconfig>\n";
+        BUS_CONFIG_TAIL;
 
 char *bench_bus_config(const char *dir, const char *srcdir) {
-        char *text = NULL;
+        char *text = NULL, socket_path[256];
 
-        return asprintf(&text, bus_config_format, dir, srcdir) < 0 ? NULL : text;
+        snprintf(socket_path, sizeof socket_path, "%s/system_bus_socket", dir);
+        return asprintf(&text, bus_config_format, socket_path, srcdir) < 0 ? NULL : text;
 }
 
 int bench_services_prepare(bench_services *s, const char *label, const char *parent, bool discovery) {
