@@ -358,12 +358,7 @@ static int mem_write(sd_bus *bus, const char *endpoint, uint64_t gpa, const void
                 r = sd_bus_message_append(m, "t", gpa);
         if (r >= 0)
                 r = sd_bus_message_append_array(m, 'y', data, len);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = bench_call(bus, m, NULL);
-        sd_bus_message_unref(m);
-        return r;
+        return bench_call_write(bus, m, r);
 }
 
 static int mem_write_u64(sd_bus *bus, const char *endpoint, uint64_t gpa, uint64_t value) {
@@ -385,12 +380,7 @@ static int mem_write_pages(sd_bus *bus, const char *endpoint, uint64_t gpa, cons
                 r = bench_append_entry(m, gpa + i * PAGE, buf + i * PAGE, PAGE);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = bench_call(bus, m, NULL);
-        sd_bus_message_unref(m);
-        return r;
+        return bench_call_write(bus, m, r);
 }
 
 /* Every page of the file that holds data, to the same GPA (a flat

@@ -503,6 +503,15 @@ int bench_call(sd_bus *bus, sd_bus_message *m, sd_bus_message **ret_reply) {
         return r;
 }
 
+int bench_call_write(sd_bus *bus, sd_bus_message *m, int r) {
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = bench_call(bus, m, NULL);
+        sd_bus_message_unref(m);
+        return r;
+}
+
 int bench_callf(sd_bus *bus, const char *destination, const char *path, const char *interface, const char *member,
                 sd_bus_message **ret_reply, const char *types, ...) {
         sd_bus_message *m = NULL;
@@ -623,12 +632,7 @@ int bench_call_batch(sd_bus *bus, const bench_method *t, const uint8_t *data, un
         r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
         if (r >= 0)
                 r = bench_append_batch(m, data, n, size, ram, k);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = bench_call(bus, m, NULL);
-        sd_bus_message_unref(m);
-        return r;
+        return bench_call_write(bus, m, r);
 }
 
 /* --- processes and files ---------------------------------------------------------- */

@@ -200,6 +200,10 @@ int bench_call_method_string(sd_bus *bus, const bench_method *t, char **ret);
 /* sd_bus_call(), the reply in *ret_reply if given; says on stderr which
  * call failed and why. */
 int bench_call(sd_bus *bus, sd_bus_message *m, sd_bus_message **ret_reply);
+/* The same for a write method (MemWrite, MemWriteBatch, EchoBatch) whose
+ * arguments are in m but its options (empty): r is how building m went so
+ * far. m is unreferenced. */
+int bench_call_write(sd_bus *bus, sd_bus_message *m, int r);
 /* The same for a call built from types and its arguments
  * (sd_bus_message_append()). */
 int bench_callf(sd_bus *bus, const char *destination, const char *path, const char *interface, const char *member,

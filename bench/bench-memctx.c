@@ -301,12 +301,8 @@ static int write_pattern(sd_bus *bus, const char *endpoint_path, uint64_t size) 
                 r = bench_append_entry(m, gpa, &gpa, sizeof gpa);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = bench_call(bus, m, NULL);
+        r = bench_call_write(bus, m, r);
         bench_lease_release(bus, &lease);
-        sd_bus_message_unref(m);
         return r;
 }
 
