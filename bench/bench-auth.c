@@ -96,7 +96,6 @@ static int one_connection(const bench_method *t, uint64_t *ret) {
  * (not authorized) does not matter. */
 static int check_authorization(sd_bus *bus, uint64_t *ret) {
         uint64_t start = bench_now_nsec();
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *m = NULL, *reply = NULL;
         const char *self = NULL;
         int authorized = 0, challenge = 0, r;
@@ -112,16 +111,12 @@ static int check_authorization(sd_bus *bus, uint64_t *ret) {
                 /* polkitd takes details from trusted callers only. */
                 r = sd_bus_message_append(m, "a{ss}us", 0, 0, "");
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
+                r = bench_call(bus, m, &reply);
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         *ret = bench_now_nsec() - start;
-        if (r < 0)
-                fprintf(stderr, "bench-auth: polkit CheckAuthorization of " BENCH_AUTH_ACTION ": %s\n",
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
         sd_bus_message_unref(reply);
         sd_bus_message_unref(m);
         return r;

@@ -83,8 +83,6 @@
  *
  * Lines starting with "@" are for bench/run.sh.
  */
-#include <dirent.h>
-#include <elf.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +114,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "linux-initrd.h"
 #include "win-image.h"
 #endif
 
@@ -350,39 +349,6 @@ static int median_rtt(sd_bus *bus, const char *path, uint64_t *ret) {
         return bench_process_all(bus);
 }
 
-typedef struct lease {
-        char *path;
-        int fd;
-} lease;
-
-static int lease_acquire(sd_bus *bus, const char *endpoint, const char *class, lease *ret) {
-        *ret = (lease) { .fd = -1 };
-        return bench_acquire_lease(bus, endpoint, class, &ret->fd, &ret->path);
-}
-
-/* Release() first, then the fd: closing first would end the lease
- * asynchronously, and the next AcquireLease could still find it held. A
- * reset may have revoked it already: errors are not ours to care about. */
-static void lease_release(sd_bus *bus, lease *l) {
-        if (l->path)
-                (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, l->path, VMSIG_BUS_LEASE_INTERFACE, "Release", NULL,
-                                          NULL, NULL);
-        if (l->fd >= 0)
-                close(l->fd);
-        free(l->path);
-        *l = (lease) { .fd = -1 };
-}
-
-static int call_checked(sd_bus *bus, sd_bus_message *m, const char *what) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_call(bus, m, 0, &error, NULL);
-
-        if (r < 0)
-                fprintf(stderr, "bench-bootstrap: %s: %s\n", what, error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        return r;
-}
-
 static int mem_write(sd_bus *bus, const char *endpoint, uint64_t gpa, const void *data, size_t len) {
         sd_bus_message *m = NULL;
         int r;
@@ -392,12 +358,7 @@ static int mem_write(sd_bus *bus, const char *endpoint, uint64_t gpa, const void
                 r = sd_bus_message_append(m, "t", gpa);
         if (r >= 0)
                 r = sd_bus_message_append_array(m, 'y', data, len);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = call_checked(bus, m, "MemWrite");
-        sd_bus_message_unref(m);
-        return r;
+        return bench_call_write(bus, m, r);
 }
 
 static int mem_write_u64(sd_bus *bus, const char *endpoint, uint64_t gpa, uint64_t value) {
@@ -419,12 +380,7 @@ static int mem_write_pages(sd_bus *bus, const char *endpoint, uint64_t gpa, cons
                 r = bench_append_entry(m, gpa + i * PAGE, buf + i * PAGE, PAGE);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = call_checked(bus, m, "MemWriteBatch");
-        sd_bus_message_unref(m);
-        return r;
+        return bench_call_write(bus, m, r);
 }
 
 /* Every page of the file that holds data, to the same GPA (a flat
@@ -469,38 +425,28 @@ static int copy_ram(sd_bus *bus, const char *endpoint, int fd, uint64_t size, ui
 }
 
 static int reset_endpoint(sd_bus *bus, const char *endpoint) {
-        lease power;
-        int r;
+        bench_lease power;
+        int r = bench_lease_acquire(bus, endpoint, "power", &power);
 
-        r = lease_acquire(bus, endpoint, "power", &power);
-        if (r < 0)
-                return r;
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", NULL, NULL, NULL);
-        if (r < 0)
-                fprintf(stderr, "bench-bootstrap: Reset of %s: %s\n", endpoint, strerror(-r));
-        lease_release(bus, &power);
+        if (r >= 0)
+                r = bench_callf(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", NULL, NULL);
+        bench_lease_release(bus, &power);
         return r;
 }
 
 /* The published root and epoch, from SubscribeMemctx (then unsubscribed,
  * so that nobody watches the root and vmsigd has no reason to wake). */
 static int memctx_get(sd_bus *bus, const char *endpoint, uint64_t *ret_dtb, uint64_t *ret_epoch) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         uint64_t size;
         int fd, r;
 
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &error,
-                               &reply, NULL);
+        r = bench_callf(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx", &reply, NULL);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "httt", &fd, ret_dtb, ret_epoch, &size);
         if (r >= 0)
-                r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx",
-                                       &error, NULL, NULL);
-        if (r < 0)
-                fprintf(stderr, "bench-bootstrap: the memctx of %s: %s\n", endpoint,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
+                r = bench_callf(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", NULL,
+                                NULL);
         sd_bus_message_unref(reply);
         return r;
 }
@@ -648,10 +594,10 @@ static int stub_image(GuestImage *img, GuestImageSpec *spec) {
  * poll interval, write the magic, time until "ready". */
 static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint64_t *ret_epoch) {
         uint64_t t0, dtb = 0, epoch = 0;
-        lease memwrite;
+        bench_lease memwrite;
         int r;
 
-        r = lease_acquire(s->bus, w->path, "memory-write", &memwrite);
+        r = bench_lease_acquire(s->bus, w->path, "memory-write", &memwrite);
         if (r < 0)
                 return r;
         r = bench_run_until(s->bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC + random_phase_nsec(),
@@ -661,7 +607,7 @@ static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint
         t0 = bench_now_nsec();
         if (r >= 0)
                 r = watch_wait(s->bus, w, ST_READY, t0, TIMEOUT_USEC, NULL);
-        lease_release(s->bus, &memwrite);
+        bench_lease_release(s->bus, &memwrite);
         if (r < 0) {
                 fprintf(stderr, "bench-bootstrap: the stub VM did not get ready (state %s): %s\n", w->state,
                         strerror(-r));
@@ -683,13 +629,13 @@ static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint
  * RAM), until "booting". */
 static int stub_reset(service *s, watch *w) {
         uint64_t start;
-        lease memwrite;
+        bench_lease memwrite;
         int r;
 
-        r = lease_acquire(s->bus, w->path, "memory-write", &memwrite);
+        r = bench_lease_acquire(s->bus, w->path, "memory-write", &memwrite);
         if (r >= 0)
                 r = mem_write_u64(s->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, 0);
-        lease_release(s->bus, &memwrite);
+        bench_lease_release(s->bus, &memwrite);
         start = bench_now_nsec();
         if (r >= 0)
                 r = reset_endpoint(s->bus, w->path);
@@ -767,12 +713,9 @@ static void cpu_report(const char *name, const char *what, const char *baseline_
 }
 
 static int attempts_of(sd_bus *bus, const char *path, unsigned *ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         uint32_t n = 0;
-        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE,
-                                            "BootstrapAttempts", &error, 'u', &n);
+        int r = bench_get_trivial(bus, path, "BootstrapAttempts", 'u', &n);
 
-        sd_bus_error_free(&error);
         *ret = n;
         return r;
 }
@@ -800,14 +743,14 @@ static int stub_firmware(service *m, service *b, watch *w) {
  * boots, and the attempt in process as the baseline. */
 static int stub_latency(service *m, watch *w, GuestImage *img, GuestImageSpec *spec) {
         uint64_t epoch = 0, bytes = 0, rtt = 0, start = bench_now_nsec(), dtb;
-        lease memwrite = { .fd = -1 };
+        bench_lease memwrite = { .fd = -1 };
         int r = stub_image(img, spec);
 
         if (r >= 0)
-                r = lease_acquire(m->bus, w->path, "memory-write", &memwrite);
+                r = bench_lease_acquire(m->bus, w->path, "memory-write", &memwrite);
         if (r >= 0)
                 r = copy_ram(m->bus, w->path, img->fd, STUB_RAM, &bytes);
-        lease_release(m->bus, &memwrite);
+        bench_lease_release(m->bus, &memwrite);
         if (r < 0)
                 return r;
         printf("  stub   image copied in: %" PRIu64 " MiB in %.1f s with MemWriteBatch\n", bytes / MiB,
@@ -844,11 +787,11 @@ static int stub_latency(service *m, watch *w, GuestImage *img, GuestImageSpec *s
 /* (b) A kernel whose System process never appears: its EPROCESS page
  * zeroed, a reset, the magic again. */
 static int stub_nosystem_start(service *m, watch *w, const GuestImageSpec *spec) {
-        lease memwrite = { .fd = -1 };
+        bench_lease memwrite = { .fd = -1 };
         int r = stub_reset(m, w);
 
         if (r >= 0)
-                r = lease_acquire(m->bus, w->path, "memory-write", &memwrite);
+                r = bench_lease_acquire(m->bus, w->path, "memory-write", &memwrite);
         if (r >= 0) {
                 uint8_t *zero = calloc(1, PAGE);
                 r = zero ? mem_write_pages(m->bus, w->path, spec->eprocess & ~(PAGE - 1), zero, 1) : -ENOMEM;
@@ -858,7 +801,7 @@ static int stub_nosystem_start(service *m, watch *w, const GuestImageSpec *spec)
                 r = bench_run_until(m->bus, bench_now_nsec() + VMSIG_STUB_FIRMWARE_USEC * NSEC_PER_USEC, NULL);
         if (r >= 0)
                 r = mem_write_u64(m->bus, w->path, VMSIG_STUB_MAILBOX_MAGIC_GPA, VMSIG_STUB_MAILBOX_MAGIC);
-        lease_release(m->bus, &memwrite);
+        bench_lease_release(m->bus, &memwrite);
         return r;
 }
 
@@ -1343,111 +1286,32 @@ static const char linux_init[] = "#!/bin/busybox sh\n"
                                  "while :; do /bin/busybox sleep 1; done\n";
 
 static char *find_kernel(void) {
-        const char *env = getenv("VMSIG_TEST_KERNEL");
-        char *best = NULL, *path = NULL;
-        struct dirent *de;
-        DIR *d;
-
-        if (opt.kernel)
-                return strdup(opt.kernel);
-        if (env && *env)
-                return strdup(env);
-        d = opendir("/boot");
-        while (d && (de = readdir(d))) {
-                size_t n = strlen(de->d_name);
-
-                if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || n < 13 ||
-                    strcmp(de->d_name + n - 12, "-cloud-amd64") != 0)
-                        continue;
-                /* The newest by version, not by spelling: -57 is newer than -9. */
-                if (!best || strverscmp(de->d_name, best) > 0) {
-                        free(best);
-                        best = strdup(de->d_name);
-                }
-        }
-        if (d)
-                closedir(d);
-        if (best && asprintf(&path, "/boot/%s", best) < 0)
-                path = NULL;
-        free(best);
-        return path;
+        return opt.kernel ? strdup(opt.kernel) : linux_initrd_find_kernel();
 }
 
-/* A static ELF: the initramfs has no libc for any other busybox. */
-static bool is_static_elf(const char *path) {
-        Elf64_Ehdr eh;
-        Elf64_Phdr ph;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        bool ok;
-
-        if (fd < 0)
-                return false;
-        ok = pread(fd, &eh, sizeof eh, 0) == sizeof eh && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-             eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof ph;
-        for (unsigned i = 0; ok && i < eh.e_phnum; i++)
-                ok = pread(fd, &ph, sizeof ph, (off_t) (eh.e_phoff + (uint64_t) i * sizeof ph)) == sizeof ph &&
-                     ph.p_type != PT_INTERP;
-        close(fd);
-        return ok;
-}
-
-static char *find_busybox(void) {
-        const char *path = getenv("PATH");
-        char candidate[4096];
-
-        for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-                size_t n = strcspn(p, ":");
-                snprintf(candidate, sizeof candidate, "%.*s/busybox", (int) n, p);
-                if (n > 0 && is_static_elf(candidate))
-                        return strdup(candidate);
-                p += n + (p[n] == ':');
-        }
-        return NULL;
-}
-
-/* An initramfs packed into dir as tests/linux-guest.c packs its own. */
+/* An initramfs packed into dir with tests/linux-initrd.c, as the tests
+ * pack their own. */
 static int linux_initrd(const char *dir, char **ret) {
-        char *path = NULL, *script = NULL;
-        int r;
+        char *busybox = NULL, *path = NULL;
+        int r = 0;
 
         if (opt.initrd)
                 return (*ret = strdup(opt.initrd)) ? 0 : -ENOMEM;
-        char *busybox = find_busybox();
-        if (!busybox) {
+        if (!(busybox = linux_initrd_find_busybox())) {
                 fprintf(stderr, "bench-bootstrap: no static busybox for the initramfs (apt-get install "
                                 "busybox-static)\n");
                 return -ENOENT;
         }
-        if (asprintf(&path, "%s/initrd.cpio.gz", dir) < 0) {
-                free(busybox);
-                return -ENOMEM;
-        }
-        if (asprintf(&script,
-                     "set -e; t=\"$1/initrd\"; mkdir -p \"$t/bin\" \"$t/proc\"; "
-                     "cp \"$4\" \"$t/bin/busybox\"; printf '%%s' \"$2\" > \"$t/init\"; "
-                     "chmod 0755 \"$t/init\"; "
-                     "(cd \"$t\" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n -1) > \"$3\"") <
-            0) {
-                free(busybox);
-                free(path);
-                return -ENOMEM;
-        }
-        char *argv[] = { "/bin/sh", "-c", script, "sh", (char *) dir, (char *) linux_init, path, busybox, NULL };
-        char log[256];
-        int status;
-        snprintf(log, sizeof log, "%s/initrd.log", dir);
-        pid_t pid = bench_spawn(log, argv, -1, NULL);
-        r = pid < 0 ? -errno : 0;
-        if (r >= 0 && (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
-                r = -EIO;
-        free(script);
+        if (asprintf(&path, "%s/initrd.cpio.gz", dir) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = linux_initrd_pack(busybox, linux_init, 1, path);
         free(busybox);
-        if (r < 0) {
+        if (r < 0)
                 free(path);
-                return r;
-        }
-        *ret = path;
-        return 0;
+        else
+                *ret = path;
+        return r;
 }
 
 /* Whether the marker appeared in the serial console since *pos. */

@@ -118,7 +118,7 @@
 typedef struct options {
         unsigned seconds, interval_ms, max_pending, batch_runs, load_calls;
         const char *endpoint, *slow, *log, *bench_load, *srcdir, *vmsigd, *private_socket;
-        const char *cases;
+        bench_list cases;
 } options;
 
 typedef bench_samples samples;
@@ -1203,18 +1203,6 @@ static const struct {
           start_echo_4k, true },
 };
 
-static bool wanted(const context *c, const char *key) {
-        const char *s = c->opt.cases;
-        size_t len = strlen(key);
-
-        if (!s)
-                return true;
-        for (const char *p = s; (p = strstr(p, key)); p += len)
-                if ((p == s || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
-                        return true;
-        return false;
-}
-
 static void parse_options(int argc, char *argv[], options *o) {
         const bench_option table[] = {
                 BENCH_OPT_U("seconds", &o->seconds, 1, 600),
@@ -1228,7 +1216,7 @@ static void parse_options(int argc, char *argv[], options *o) {
                 BENCH_OPT_S("srcdir", &o->srcdir),
                 BENCH_OPT_S("vmsigd", &o->vmsigd),
                 BENCH_OPT_U("load-calls", &o->load_calls, 1000, 100000000),
-                BENCH_OPT_S("cases", &o->cases),
+                BENCH_OPT_L("cases", &o->cases),
                 BENCH_OPT_S("private-socket", &o->private_socket),
                 {},
         };
@@ -1254,7 +1242,6 @@ static void parse_options(int argc, char *argv[], options *o) {
 static int setup(context *c) {
         const struct passwd *pw = getpwnam("nobody");
         const struct group *gr = getgrnam("nogroup");
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         if (geteuid() != 0) {
@@ -1281,12 +1268,7 @@ static int setup(context *c) {
         if (bench_name_pid(c->bus, DBUS_NAME, &c->bus_daemon) < 0)
                 c->bus_daemon = 0;
         c->polkit = bench_wait_name(c->bus, POLKIT_NAME, 0) >= 0;
-        r = sd_bus_get_property_trivial(c->bus, VMSIG_NAME, c->alpha, ENDPOINT_INTERFACE, "RamSize", &error, 't',
-                                        &c->alpha_ram);
-        if (r < 0)
-                fprintf(stderr, "bench-floods: RamSize of %s: %s\n", c->alpha,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
+        r = bench_get_trivial(c->bus, c->alpha, "RamSize", 't', &c->alpha_ram);
         if (r >= 0 && c->alpha_ram < (uint64_t) THROUGHPUT_ENTRIES * ENTRY_SIZE) {
                 fprintf(stderr, "bench-floods: %s has less RAM than one batch of %u x %u bytes\n", c->opt.endpoint,
                         THROUGHPUT_ENTRIES, ENTRY_SIZE);
@@ -1332,7 +1314,8 @@ static int run_phases(context *c, phase idle[2], phase *ph) {
         for (size_t i = 0; r >= 0 && i < BENCH_ELEMENTS(floods); i++) {
                 ph[i].key = floods[i].key;
                 ph[i].title = floods[i].title;
-                if (!wanted(c, floods[i].key) || (strcmp(floods[i].key, "polkit") == 0 && !c->polkit)) {
+                if (!bench_list_wants(&c->opt.cases, floods[i].key) ||
+                    (strcmp(floods[i].key, "polkit") == 0 && !c->polkit)) {
                         ph[i].skipped = true;
                         continue;
                 }
@@ -1395,7 +1378,7 @@ static int run_all(context *c, phase idle[2], phase *ph) {
                c->opt.seconds);
         /* First, on daemons that have not seen a large message yet (see
          * run_throughput()). */
-        if (wanted(c, "batch")) {
+        if (bench_list_wants(&c->opt.cases, "batch")) {
                 r = run_throughput(c, "batch", &batch_ok);
                 ok &= batch_ok;
         }
@@ -1406,9 +1389,9 @@ static int run_all(context *c, phase idle[2], phase *ph) {
         r = run_phases(c, idle, ph);
         if (r >= 0)
                 r = report_phases(c, idle, ph, &ok, &idle_p99);
-        if (r >= 0 && wanted(c, "batch"))
+        if (r >= 0 && bench_list_wants(&c->opt.cases, "batch"))
                 r = run_throughput(c, "batch-after", &batch_ok);
-        if (r >= 0 && c->opt.bench_load && wanted(c, "load")) {
+        if (r >= 0 && c->opt.bench_load && bench_list_wants(&c->opt.cases, "load")) {
                 r = run_load(c, idle_p99, &load_ok);
                 ok &= load_ok;
         }

@@ -128,26 +128,21 @@ typedef struct frame_reply {
 /* One call of a method without arguments; the reply is read with
  * signature (its first field an fd) into ret when given. */
 static int call_method(sd_bus *bus, const bench_method *t, frame_reply *ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *m = NULL, *reply = NULL;
         frame_reply f = { .fd = -1 };
         int r;
 
         r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
+                r = bench_call(bus, m, &reply);
         if (r >= 0 && t->reply_type == 'f')
                 r = sd_bus_message_read(reply, "huuust", &f.fd, &f.width, &f.height, &f.stride, &f.format, &f.seq);
         else if (r >= 0 && t->reply_type == 'h')
                 r = sd_bus_message_read(reply, "h", &f.fd);
         if (r >= 0 && t->reply_type && f.fd < 0)
                 r = -EBADF;
-        if (r < 0)
-                fprintf(stderr, "bench-frames: %s.%s on %s: %s\n", t->interface, t->member, t->path,
-                        error.message ? error.message : strerror(-r));
         if (r >= 0 && ret)
                 *ret = f;
-        sd_bus_error_free(&error);
         sd_bus_message_unref(reply);
         sd_bus_message_unref(m);
         return r;

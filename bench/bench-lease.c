@@ -22,9 +22,8 @@ typedef struct lease_target {
 
 static int cycle(sd_bus *bus, const void *userdata) {
         const lease_target *t = userdata;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *acquired = NULL, *released = NULL;
-        const char *lease = NULL, *what = "AcquireLease";
+        sd_bus_message *m = NULL, *acquired = NULL;
+        const char *lease = NULL;
         int fd = -1, r;
 
         r = sd_bus_message_new_method_call(bus, &m, t->destination, t->endpoint_path, VMSIG_BUS_ENDPOINT_INTERFACE,
@@ -32,24 +31,18 @@ static int cycle(sd_bus *bus, const void *userdata) {
         if (r >= 0)
                 r = sd_bus_message_append(m, "sa{sv}", t->class, 0);
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &acquired);
+                r = bench_call(bus, m, &acquired);
         if (r >= 0)
                 r = sd_bus_message_read(acquired, "oh", &lease, &fd);
         if (r >= 0) {
-                what = "Release";
                 m = sd_bus_message_unref(m);
                 r = sd_bus_message_new_method_call(bus, &m, t->destination, lease, VMSIG_BUS_LEASE_INTERFACE,
                                                    "Release");
         }
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &released);
-        if (r < 0)
-                fprintf(stderr, "bench-lease: %s%s%s of the %s lease on %s: %s\n", what, lease ? " of " : "",
-                        lease ? lease : "", t->class, t->endpoint_path, error.message ? error.message : strerror(-r));
+                r = bench_call(bus, m, NULL);
         /* Only now the fd goes (with the message that owns it): closing it
          * first would end the lease before Release() came. */
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(released);
         sd_bus_message_unref(acquired);
         sd_bus_message_unref(m);
         if (r >= 0)

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/bus-config.h"
 #include "bench-lib.h"
 
 #define PROGRAM program_invocation_short_name
@@ -38,8 +40,9 @@ unsigned bench_parse_unsigned(const char *name, const char *s, unsigned min, uns
         return (unsigned) v;
 }
 
-static void set_option(const bench_option *o, const char *arg) {
+static void set_option(const bench_option *o, char *arg) {
         bench_list *l = o->value;
+        char *save = NULL;
 
         switch (o->kind) {
         case BENCH_OPT_FLAG:
@@ -55,8 +58,9 @@ static void set_option(const bench_option *o, const char *arg) {
                 *(const char **) o->value = arg;
                 break;
         case BENCH_OPT_LIST:
-                if (l->n < BENCH_ELEMENTS(l->item))
-                        l->item[l->n++] = arg;
+                for (char *item = strtok_r(arg, ", ", &save); item && l->n < BENCH_ELEMENTS(l->item);
+                     item = strtok_r(NULL, ", ", &save))
+                        l->item[l->n++] = item;
                 break;
         }
 }
@@ -487,8 +491,59 @@ int bench_name_pid(sd_bus *bus, const char *name, pid_t *ret) {
         return r;
 }
 
-int bench_call_method_string(sd_bus *bus, const bench_method *t, char **ret) {
+int bench_call(sd_bus *bus, sd_bus_message *m, sd_bus_message **ret_reply) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call(bus, m, 0, &error, ret_reply);
+
+        if (r < 0)
+                fprintf(stderr, "%s: %s %s.%s on %s: %s\n", PROGRAM, sd_bus_message_get_destination(m) ?: "(peer)",
+                        sd_bus_message_get_interface(m), sd_bus_message_get_member(m), sd_bus_message_get_path(m),
+                        error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+        return r;
+}
+
+int bench_call_write(sd_bus *bus, sd_bus_message *m, int r) {
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = bench_call(bus, m, NULL);
+        sd_bus_message_unref(m);
+        return r;
+}
+
+int bench_callf(sd_bus *bus, const char *destination, const char *path, const char *interface, const char *member,
+                sd_bus_message **ret_reply, const char *types, ...) {
+        sd_bus_message *m = NULL;
+        va_list ap;
+        int r = sd_bus_message_new_method_call(bus, &m, destination, path, interface, member);
+
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = bench_call(bus, m, ret_reply);
+        sd_bus_message_unref(m);
+        return r;
+}
+
+int bench_get_trivial(sd_bus *bus, const char *path, const char *property, char type, void *ret) {
+        sd_bus_message *reply = NULL;
+        char signature[2] = { type };
+        int r = bench_callf(bus, VMSIG_BUS_NAME, path, BENCH_PROPERTIES_INTERFACE, "Get", &reply, "ss",
+                            VMSIG_BUS_ENDPOINT_INTERFACE, property);
+
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'v', signature);
+        if (r >= 0)
+                r = sd_bus_message_read_basic(reply, type, ret);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+int bench_call_method_string(sd_bus *bus, const bench_method *t, char **ret) {
         sd_bus_message *m = NULL, *reply = NULL;
         const char *s = NULL;
         int r;
@@ -497,20 +552,13 @@ int bench_call_method_string(sd_bus *bus, const bench_method *t, char **ret) {
         if (r >= 0 && t->arg1)
                 r = t->arg2 ? sd_bus_message_append(m, "ss", t->arg1, t->arg2) : sd_bus_message_append(m, "s", t->arg1);
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
+                r = bench_call(bus, m, &reply);
         if (r >= 0 && t->reply_type == 'v')
                 r = sd_bus_message_read(reply, "v", "s", &s);
         else if (r >= 0 && t->reply_type)
                 r = sd_bus_message_read_basic(reply, t->reply_type, &s);
-        if (r < 0)
-                fprintf(stderr, "%s: %s %s.%s on %s: %s\n", PROGRAM, t->destination ? t->destination : "(peer)",
-                        t->interface, t->member, t->path, error.message ? error.message : strerror(-r));
-        else if (ret) {
-                *ret = strdup(s ? s : "");
-                if (!*ret)
-                        r = -ENOMEM;
-        }
-        sd_bus_error_free(&error);
+        if (r >= 0 && ret)
+                r = (*ret = strdup(s ? s : "")) ? 0 : -ENOMEM;
         sd_bus_message_unref(reply);
         sd_bus_message_unref(m);
         return r;
@@ -521,29 +569,35 @@ int bench_call_method(sd_bus *bus, const void *userdata) {
 }
 
 int bench_acquire_lease(sd_bus *bus, const char *endpoint_path, const char *class, int *ret_fd, char **ret_path) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         const char *lease = NULL;
         int fd = -1, r;
 
-        r = sd_bus_call_method(bus, VMSIG_BUS_NAME, endpoint_path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", &error,
-                               &reply, "sa{sv}", class, 0);
+        r = bench_callf(bus, VMSIG_BUS_NAME, endpoint_path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", &reply,
+                        "sa{sv}", class, 0);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "oh", &lease, &fd);
-        if (r >= 0) {
-                *ret_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                r = *ret_fd < 0 ? -errno : 0;
-        }
-        if (r >= 0 && ret_path) {
-                *ret_path = strdup(lease);
-                r = *ret_path ? 0 : -ENOMEM;
-        }
-        if (r < 0)
-                fprintf(stderr, "%s: AcquireLease(\"%s\") on %s: %s\n", PROGRAM, class, endpoint_path,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
+        if (r >= 0)
+                r = (*ret_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0 ? -errno : 0;
+        if (r >= 0 && ret_path)
+                r = (*ret_path = strdup(lease)) ? 0 : -ENOMEM;
         sd_bus_message_unref(reply);
         return r;
+}
+
+int bench_lease_acquire(sd_bus *bus, const char *endpoint_path, const char *class, bench_lease *ret) {
+        *ret = (bench_lease) { .fd = -1 };
+        return bench_acquire_lease(bus, endpoint_path, class, &ret->fd, &ret->path);
+}
+
+void bench_lease_release(sd_bus *bus, bench_lease *l) {
+        if (l->path)
+                (void) sd_bus_call_method(bus, VMSIG_BUS_NAME, l->path, VMSIG_BUS_LEASE_INTERFACE, "Release", NULL,
+                                          NULL, NULL);
+        if (l->fd >= 0)
+                close(l->fd);
+        free(l->path);
+        *l = (bench_lease) { .fd = -1 };
 }
 
 uint64_t bench_batch_offset(uint64_t k, size_t size, uint64_t ram) {
@@ -572,24 +626,13 @@ int bench_append_batch(sd_bus_message *m, const uint8_t *data, unsigned n, size_
 
 int bench_call_batch(sd_bus *bus, const bench_method *t, const uint8_t *data, unsigned n, size_t size, uint64_t ram,
                      uint64_t *k) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_message *m = NULL;
         int r;
 
         r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
         if (r >= 0)
                 r = bench_append_batch(m, data, n, size, ram, k);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                fprintf(stderr, "%s: %s.%s on %s: %s\n", PROGRAM, t->interface, t->member, t->path,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        sd_bus_message_unref(m);
-        return r;
+        return bench_call_write(bus, m, r);
 }
 
 /* --- processes and files ---------------------------------------------------------- */
@@ -685,35 +728,11 @@ const char *bench_tmpdir(void) {
 
 /* --- a private system bus and a vmsigd on it ---------------------------------------- */
 
-/* The default-deny policy of /usr/share/dbus-1/system.conf, our policy
- * file, the echo service with the same kind of holes as org.vmsig, and
+/* The default-deny system policy of tests/bus-config.h, our policy file,
+ * the echo service with the same kind of holes as org.vmsig, and
  * polkitd's own policy; dbus-daemon's built-in limits. */
 static const char bus_config_format[] =
-        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-        "<busconfig>\n"
-        "  <type>system</type>\n"
-        "  <listen>unix:path=%s/system_bus_socket</listen>\n"
-        "  <auth>EXTERNAL</auth>\n"
-        "  <policy context=\"default\">\n"
-        "    <allow user=\"*\"/>\n"
-        "    <deny own=\"*\"/>\n"
-        "    <deny send_type=\"method_call\"/>\n"
-        "    <allow send_type=\"signal\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-        "    <allow receive_type=\"method_call\"/>\n"
-        "    <allow receive_type=\"method_return\"/>\n"
-        "    <allow receive_type=\"error\"/>\n"
-        "    <allow receive_type=\"signal\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" "
-        "send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"\n"
-        "          send_member=\"UpdateActivationEnvironment\"/>\n"
-        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>\n"
-        "  </policy>\n"
+        BUS_CONFIG_HEAD
         "  <policy user=\"root\">\n"
         "    <allow own=\"" BENCH_ECHO_NAME "\"/>\n"
         "    <allow send_destination=\"" BENCH_ECHO_NAME "\"/>\n"
@@ -725,12 +744,13 @@ static const char bus_config_format[] =
         "  </policy>\n"
         "  <include>%s/data/org.vmsig.conf</include>\n"
         "  <include ignore_missing=\"yes\">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>\n"
-        "</busconfig>\n";
+        BUS_CONFIG_TAIL;
 
 char *bench_bus_config(const char *dir, const char *srcdir) {
-        char *text = NULL;
+        char *text = NULL, socket_path[256];
 
-        return asprintf(&text, bus_config_format, dir, srcdir) < 0 ? NULL : text;
+        snprintf(socket_path, sizeof socket_path, "%s/system_bus_socket", dir);
+        return asprintf(&text, bus_config_format, socket_path, srcdir) < 0 ? NULL : text;
 }
 
 int bench_services_prepare(bench_services *s, const char *label, const char *parent, bool discovery) {

@@ -38,7 +38,7 @@ typedef enum bench_option_kind {
         BENCH_OPT_UNSIGNED, /* unsigned in [min, max] */
         BENCH_OPT_DOUBLE,   /* double */
         BENCH_OPT_STRING,   /* const char * */
-        BENCH_OPT_LIST,     /* bench_list: the option may repeat */
+        BENCH_OPT_LIST,     /* bench_list: the option may repeat, and take "a,b" */
 } bench_option_kind;
 
 typedef struct bench_list {
@@ -197,11 +197,35 @@ typedef struct bench_method {
         char reply_type;
 } bench_method;
 int bench_call_method_string(sd_bus *bus, const bench_method *t, char **ret);
+/* sd_bus_call(), the reply in *ret_reply if given; says on stderr which
+ * call failed and why. */
+int bench_call(sd_bus *bus, sd_bus_message *m, sd_bus_message **ret_reply);
+/* The same for a write method (MemWrite, MemWriteBatch, EchoBatch) whose
+ * arguments are in m but its options (empty): r is how building m went so
+ * far. m is unreferenced. */
+int bench_call_write(sd_bus *bus, sd_bus_message *m, int r);
+/* The same for a call built from types and its arguments
+ * (sd_bus_message_append()). */
+int bench_callf(sd_bus *bus, const char *destination, const char *path, const char *interface, const char *member,
+                sd_bus_message **ret_reply, const char *types, ...);
+/* A property of a trivial type of vmsigd's endpoint at path; says why not
+ * on stderr. */
+int bench_get_trivial(sd_bus *bus, const char *path, const char *property, char type, void *ret);
 int bench_call_method(sd_bus *bus, const void *userdata);
 
 /* Endpoint.AcquireLease(class, {}); *ret_fd: a copy of its fd, *ret_path
  * (if given) the lease object. */
 int bench_acquire_lease(sd_bus *bus, const char *endpoint_path, const char *class, int *ret_fd, char **ret_path);
+/* A lease and a copy of its fd. Released with Release() first, then the
+ * fd: closing first would end the lease asynchronously, and the next
+ * AcquireLease could still find it held. A reset may have revoked it
+ * already: errors of Release() are not reported. */
+typedef struct bench_lease {
+        char *path;
+        int fd;
+} bench_lease;
+int bench_lease_acquire(sd_bus *bus, const char *endpoint_path, const char *class, bench_lease *ret);
+void bench_lease_release(sd_bus *bus, bench_lease *l);
 
 /* A MemWriteBatch body, a(tay): n entries of size bytes, entry i from
  * data + i * size, at the slots of a stream of size-byte writes wrapped

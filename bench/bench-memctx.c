@@ -50,7 +50,6 @@ typedef struct memctx_reply {
  * caller when ret_reply is given, else it is unreferenced here, which
  * closes the fd it brought. */
 static int call_fd_method(sd_bus *bus, const bench_method *t, sd_bus_message **ret_reply, memctx_reply *ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *m = NULL, *reply = NULL;
         memctx_reply d = { .fd = -1 };
         uint64_t gpa, size, offset;
@@ -58,7 +57,7 @@ static int call_fd_method(sd_bus *bus, const bench_method *t, sd_bus_message **r
 
         r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
+                r = bench_call(bus, m, &reply);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "httt", &d.fd, &d.dtb, &d.epoch, &d.size);
         if (r >= 0)
@@ -69,14 +68,10 @@ static int call_fd_method(sd_bus *bus, const bench_method *t, sd_bus_message **r
                 r = sd_bus_message_exit_container(reply);
         if (r >= 0 && d.fd < 0)
                 r = -EBADF;
-        if (r < 0)
-                fprintf(stderr, "bench-memctx: %s %s.%s on %s: %s\n", t->destination, t->interface, t->member, t->path,
-                        error.message ? error.message : strerror(-r));
         if (r >= 0 && ret)
                 *ret = d;
         if (r >= 0 && ret_reply)
                 *ret_reply = sd_bus_message_ref(reply);
-        sd_bus_error_free(&error);
         sd_bus_message_unref(reply);
         sd_bus_message_unref(m);
         return r;
@@ -289,51 +284,25 @@ static int read_run(int fd_r, int fd_b, size_t size, unsigned fresh, unsigned pa
 #define PATTERN_WRITES 4096u
 
 static int write_pattern(sd_bus *bus, const char *endpoint_path, uint64_t size) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *acquired = NULL, *reply = NULL;
-        const char *lease = NULL, *what = "AcquireLease";
+        sd_bus_message *m = NULL;
         uint64_t stride = size / PATTERN_WRITES;
-        int fd, r;
+        bench_lease lease;
+        int r;
 
         if (stride < PATTERN_STRIDE)
                 stride = PATTERN_STRIDE;
-        r = sd_bus_call_method(bus, "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "AcquireLease", &error, &acquired,
-                               "sa{sv}", "memory-write", 0);
+        r = bench_lease_acquire(bus, endpoint_path, "memory-write", &lease);
         if (r >= 0)
-                r = sd_bus_message_read(acquired, "oh", &lease, &fd);
-        if (r >= 0) {
-                what = "MemWriteBatch";
-                r = sd_bus_message_new_method_call(bus, &m, "org.vmsig", endpoint_path, ENDPOINT_INTERFACE,
+                r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint_path, ENDPOINT_INTERFACE,
                                                    "MemWriteBatch");
-        }
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(tay)");
         for (uint64_t gpa = 0; r >= 0 && gpa + sizeof gpa <= size && gpa / stride < PATTERN_WRITES; gpa += stride)
                 r = bench_append_entry(m, gpa, &gpa, sizeof gpa);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (lease) {
-                sd_bus_error release_error = SD_BUS_ERROR_NULL;
-                int k = sd_bus_call_method(bus, "org.vmsig", lease, "org.vmsig.Lease", "Release", &release_error,
-                                           NULL, NULL);
-                if (k < 0 && r >= 0) {
-                        what = "Release";
-                        r = k;
-                        sd_bus_error_move(&error, &release_error);
-                }
-                sd_bus_error_free(&release_error);
-        }
-        if (r < 0)
-                fprintf(stderr, "bench-memctx: %s on %s: %s\n", what, endpoint_path,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
-        sd_bus_message_unref(m);
-        sd_bus_message_unref(acquired); /* closes the lease fd */
+        r = bench_call_write(bus, m, r);
+        bench_lease_release(bus, &lease);
         return r;
 }
 
@@ -421,16 +390,7 @@ finish:
 }
 
 static int unsubscribe(sd_bus *bus, const char *endpoint_path) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = sd_bus_call_method(bus, "org.vmsig", endpoint_path, ENDPOINT_INTERFACE, "UnsubscribeMemctx", &error, NULL,
-                               NULL);
-        if (r < 0)
-                fprintf(stderr, "bench-memctx: UnsubscribeMemctx on %s: %s\n", endpoint_path,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        return r;
+        return bench_callf(bus, VMSIG_BUS_NAME, endpoint_path, ENDPOINT_INTERFACE, "UnsubscribeMemctx", NULL, NULL);
 }
 
 int main(int argc, char *argv[]) {

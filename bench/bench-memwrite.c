@@ -44,8 +44,7 @@ static const char payload[8] = "01234567";
 /* One round trip. This is the only client code path, for both targets. */
 static int call_small(sd_bus *bus, const void *userdata) {
         const small_call *t = userdata;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_message *m = NULL;
         int r;
 
         r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
@@ -61,12 +60,7 @@ static int call_small(sd_bus *bus, const void *userdata) {
         } else if (r >= 0)
                 r = sd_bus_message_append(m, "s", "01234567");
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                fprintf(stderr, "bench-memwrite: %s %s.%s on %s: %s\n", t->destination, t->interface, t->member,
-                        t->path, error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_message_unref(reply);
+                r = bench_call(bus, m, NULL);
         sd_bus_message_unref(m);
         return r;
 }
@@ -109,18 +103,6 @@ static int batch_pass(void *userdata, unsigned side, uint64_t *sum) {
                          : bench_call_batch(b->bus, &vm, b->data, BATCH_ENTRIES, ENTRY_SIZE, b->ram, &b->k[0]);
         }
         *sum += bench_now_nsec() - start;
-        return r;
-}
-
-static int get_ram_size(sd_bus *bus, const char *path, uint64_t *ret) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_get_property_trivial(bus, VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "RamSize", &error,
-                                            't', ret);
-
-        if (r < 0)
-                fprintf(stderr, "bench-memwrite: RamSize of %s: %s\n", path,
-                        error.message ? error.message : strerror(-r));
-        sd_bus_error_free(&error);
         return r;
 }
 
@@ -203,7 +185,7 @@ int main(int argc, char *argv[]) {
         path = bench_endpoint_path(endpoint);
         r = path ? bench_open_system(&bus) : -ENOMEM;
         if (r >= 0)
-                r = get_ram_size(bus, path, &ram);
+                r = bench_get_trivial(bus, path, "RamSize", 't', &ram);
         if (r >= 0 && ram < ENTRY_SIZE) {
                 fprintf(stderr, "bench-memwrite: %s has RamSize %" PRIu64 ", less than %u bytes\n", endpoint, ram,
                         ENTRY_SIZE);

@@ -652,19 +652,8 @@ static int bench_input(ctx *c, bench_qmp *q, unsigned calls, unsigned warmup, un
 /* --- main ------------------------------------------------------------------------ */
 
 /* Whether what is in the comma-separated list only (NULL: everything). */
-static bool wants(const char *only, const char *what) {
-        size_t n = strlen(what);
-
-        if (!only)
-                return true;
-        for (const char *p = only; (p = strstr(p, what)); p += n)
-                if ((p == only || p[-1] == ',' || p[-1] == ' ') && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
-                        return true;
-        return false;
-}
-
 typedef struct qmp_opts {
-        const char *only;
+        bench_list only;
         unsigned samples, cycles, calls, warmup, runs, depth, burst;
 } qmp_opts;
 
@@ -706,13 +695,13 @@ static int run_cases(ctx *c, bench_qmp *direct, const qmp_opts *o) {
         /* A file left over from an interrupted run. */
         if (r >= 0 && unlink(c->trigger_file) == 0)
                 usleep(100000);
-        if (r >= 0 && wants(o->only, "discovery"))
+        if (r >= 0 && bench_list_wants(&o->only, "discovery"))
                 r = bench_discovery(c, o->samples);
-        if (r >= 0 && (wants(o->only, "lifecycle") || wants(o->only, "input")))
+        if (r >= 0 && (bench_list_wants(&o->only, "lifecycle") || bench_list_wants(&o->only, "input")))
                 r = attach_vm(c);
-        if (r >= 0 && wants(o->only, "lifecycle"))
+        if (r >= 0 && bench_list_wants(&o->only, "lifecycle"))
                 r = bench_lifecycle(c, direct, o->cycles, o->warmup, o->runs);
-        if (r >= 0 && wants(o->only, "input"))
+        if (r >= 0 && bench_list_wants(&o->only, "input"))
                 r = bench_input(c, direct, o->calls, o->warmup, o->runs, o->depth, o->burst);
         if (r >= 0)
                 printf("  QMP events the direct client read and dropped: %lu\n", direct->events);
@@ -742,7 +731,7 @@ int main(int argc, char *argv[]) {
                 BENCH_OPT_S("trigger-dir", &trigger_dir),
                 BENCH_OPT_S("dir", &dir),
                 BENCH_OPT_S("qemu", &binary),
-                BENCH_OPT_S("only", &o.only),
+                BENCH_OPT_L("only", &o.only),
                 BENCH_OPT_S("name", &name),
                 BENCH_OPT_U("samples", &o.samples, 1, SAMPLES_MAX),
                 BENCH_OPT_U("cycles", &o.cycles, 1, 100000000),

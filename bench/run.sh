@@ -4,104 +4,13 @@
 # bench/run.sh: the vmsig benchmarks. Run from the build directory, as
 # `make bench` does; the source directory is found from this script.
 #
-#   1. bus    D-Bus round trips against vmsigd and bench/echo-service on a
-#             private system bus           target: vmsigd/echo time <= 1.15
-#   2. core   in-process events/s, core vs a bare sd-event loop
-#                                          target: core/bare >= 0.5
-#   3. idle   syscalls that return in vmsigd over 10 s with 17 idle stub VMs
-#                                          target: 0
-#   4. scale  attach and detach of 256 stub endpoints
-#                                          target: attach < 1 s
-#   5. auth   (issue 3) as nobody, with a real polkitd on the private bus:
-#             a. GetEndpoint (public: reading needs no action) vs echo
-#                                          target: vmsigd/echo time <= 1.15,
-#                                          and no polkit check at all
-#             b. a new connection per call: what the first GetEndpoint
-#                adds to connect + echo, and what a polkit check would
-#                                          report only
-#   6. private (issue 3) vmsigd over its private socket vs through the bus
-#                                          target: p2p/bus rate >= 1.8
-#   7. memctx (issue 4) a. SubscribeMemctx vs an fd-returning echo method
-#                                          target: vmsigd/echo time <= 1.2
-#             b. read bandwidth through the received RAM fd (256 MiB stub)
-#                vs a memfd the bench fills with the same contents
-#                                          target: received/baseline >= 0.95
-#   8. lease  (issue 4) AcquireLease + Release cycles, bus and p2p
-#                                          report only
-#   9. memwrite (issue 4) MemWrite vs echo round trips
-#                                          target: vmsigd/echo time <= 1.2
-#             and MemWriteBatch vs pwrite() to a memfd    report only
-#  10. detect (issue 5) the DTB detector: low stub on a 4 GiB guest
-#                                          target: < 10 ms
-#             full scan vs a plain read pass  target: scan/read <= 2
-#  11. qmp    (issue 6, the armed build only) vmsigd against a real QEMU
-#             (TCG) that bench-qmp starts, with discovery on a trigger
-#             directory; skipped when vmsigd is not armed or QEMU is missing
-#             a. trigger file renamed in -> EndpointAdded, vs a bare
-#                inotify watcher that reads the file and emits a signal
-#                                          target: median < 5 ms
-#             b. Pause + Resume vs stop + cont on a direct QMP socket
-#                                          target: vmsigd/direct time <= 1.5
-#             c. InjectInput vs direct input-send-event, 2 and 32 events
-#                per call, one at a time and 16 in flight     report only
-#  12. load   (issue 8) bench-load, on a private bus and vmsigd of its own:
-#             200 clients with mixed calls, 64 fake QEMUs attached and
-#             detached through the trigger directory (armed build; stub VMs
-#             only otherwise), faults and bad input, a warm-up round, then
-#             BENCH_LOAD_CALLS calls          target: 0 violations (vmsigd
-#             alive, fds back at the baseline, RSS within 10 % of it, every
-#             subscriber's view, event order and MemWrite checked);
-#             calls/s and p50/p99 per call type    report only
-#  13. frames (issue 9, builds with libvmsig-vgpu) bench-frames:
-#             a. in process, a running stub (720x400 and 1920x1080) with
-#                libvmsig-vgpu at 60/s: capture-to-delivery latency,
-#                split into capture, decode and dispatch; CPU per capture
-#                                                  report only
-#             b. GetFrame through vmsigd (frames on, a stub VM) vs EchoFd
-#                                          target: vmsigd/echo time <= 1.2
-#             c. (armed build, QEMU) frames/s through the QEMU backend and
-#                the library's decoder vs direct screendump + libpng, CPU
-#                per frame of the bench and of QEMU, and libvmsig-vgpu at
-#                60/s against it                  report only
-#  14. bootstrap (issue 14) bench-bootstrap, with buses and vmsigds of its
-#             own (a measured one and a baseline one side by side):
-#             a. a 256 MiB stub VM, RAM populated: the mailbox's magic
-#                written -> BootstrapState "ready", across Resets, vs the
-#                detector in process + a D-Bus round trip + half the vCPU
-#                poll interval                     target: median < 1 s
-#             b. vmsigd's CPU while the stub VM is in its firmware, and
-#                while it runs a kernel without a System process (20 s from
-#                its start; then the backoff at its cap, report only), vs a
-#                vmsigd with the same VM and bootstrap="no"
-#                                                  target: < 1 % of a core
-#             c. (armed build, QEMU) the synthetic vCPU in long mode on
-#                win-image's tables -> "ready", the two stale boots in turn;
-#                CPU while the program waits     targets: median < 1 s,
-#                                                  CPU < 1 % of a core
-#             d. (armed build, QEMU, a /boot/vmlinuz-*-cloud-amd64) Debian's
-#                kernel: its switch to its own page tables -> "ready"
-#                                                  target: median < 1 s;
-#                "cont" -> "ready"                 report only
-#  15. floods (issue 15) bench-floods, as root, on a vmsigd of its own
-#             (max-pending-calls 8, a stub "slow" with latency-ms 20) with a
-#             real polkitd. Root's cheap calls (GetEndpoint, Properties.Get
-#             of State), one every 5 ms, while:
-#             nobody's callers leave while polkit is asked about them;
-#             a lease holder keeps 4 x max-pending-calls paused
-#             MemWriteBatch calls in flight; a lease holder writes into its
-#             lease fd (and its reopen) from 3 processes; nobody floods
-#             MemWriteBatch of 4096 entries (1 byte, 4 KiB) without the
-#             lease; and bench-load's 200 clients run (its own bus and
-#             vmsigd, probed from outside). A control, no target: the
-#             4 KiB flood aimed at echo-service instead
-#                                          target: p99 < 20 ms; its ratio
-#                                          to the idle p99 (same run) report
-#             vmsigd after each flood and its heap trim: RSS without guest
-#             RAM                          target: within 5 % of before,
-#                                          and fds equal
-#             MemWriteBatch of 1024 x 4 KiB vs EchoBatch of echo-service,
-#             before the floods            target: vmsigd/echo >= 0.5
-#             and after them               report only
+# The sections, in BENCH_ONLY's names: bus core idle scale auth private
+# memctx lease memwrite detect qmp load frames bootstrap floods. What each
+# measures, against what baseline and target, is in bench/RESULTS.md and
+# the comment at the top of its program; the summary at the end prints
+# every target with its verdict. qmp, and the QEMU cases of frames and
+# bootstrap, need the armed build and QEMU (skipped otherwise); frames
+# needs libvmsig-vgpu; auth and floods run a real polkitd.
 #
 # Environment: BENCH_CALLS (20000), BENCH_RUNS (3), BENCH_IDLE_SECONDS (10),
 # BENCH_FIRST_SAMPLES (200), BENCH_LEASE_CYCLES (5000), BENCH_QMP_SAMPLES
@@ -157,7 +66,7 @@ need() {
         done
 }
 need vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
-        bench/bench-private bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect
+        bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect
 qemu=${VMSIG_QEMU:-qemu-system-x86_64}
 DBUS_DAEMON=${DBUS_DAEMON:-dbus-daemon}
 POLKITD=${POLKITD:-/usr/lib/polkit-1/polkitd}
@@ -484,7 +393,7 @@ run_auth() {
 # --- 6. private ------------------------------------------------------------------
 run_private() {
         echo "== private: vmsigd over its private socket (p2p) vs through dbus-daemon, as root"
-        run_tool private bench/bench-private --socket "$tmpdir/private" --echo-socket "$tmpdir/echo-private" \
+        run_tool private bench/bench-bus --socket "$tmpdir/private" --echo-socket "$tmpdir/echo-private" \
                 --calls "$calls" --runs "$runs" --warmup 2000
 }
 

@@ -15,6 +15,7 @@
 #include <glib-unix.h>
 
 #include "bus-names.h"
+#include "bus-config.h"
 #include "harness.h"
 #include "vt-util.h"
 
@@ -277,49 +278,9 @@ static void rm_rf(const char *path) {
                 vt_fail("unlink(%s): %s", path, g_strerror(errno));
 }
 
-/* The policy part is /usr/share/dbus-1/system.conf's, so that what the tests
- * see is what a real system bus enforces: nothing may be owned or called
- * unless a policy file punches a hole, and ours is included last. It is
- * copied rather than included because system.conf also sets <user>, <fork>,
- * a pid file and the real socket. */
+/* Every policy file of the system, ours included last. */
 #define BUS_CONFIG_TEMPLATE \
-        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n" \
-        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n" \
-        "<busconfig>\n" \
-        "  <type>system</type>\n" \
-        "  <listen>unix:path=%s</listen>\n" \
-        "  <auth>EXTERNAL</auth>\n" \
-        "  <policy context=\"default\">\n" \
-        "    <allow user=\"*\"/>\n" \
-        "    <deny own=\"*\"/>\n" \
-        "    <deny send_type=\"method_call\"/>\n" \
-        "    <allow send_type=\"signal\"/>\n" \
-        "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n" \
-        "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n" \
-        "    <allow receive_type=\"method_call\"/>\n" \
-        "    <allow receive_type=\"method_return\"/>\n" \
-        "    <allow receive_type=\"error\"/>\n" \
-        "    <allow receive_type=\"signal\"/>\n" \
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n" \
-        "    <allow send_destination=\"org.freedesktop.DBus\"\n" \
-        "           send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n" \
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n" \
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Containers1\"/>\n" \
-        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"\n" \
-        "          send_member=\"UpdateActivationEnvironment\"/>\n" \
-        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>\n" \
-        "    <deny send_destination=\"org.freedesktop.DBus\"\n" \
-        "          send_interface=\"org.freedesktop.systemd1.Activator\"/>\n" \
-        "  </policy>\n" \
-        "  <policy user=\"root\">\n" \
-        "    <allow send_destination=\"org.freedesktop.DBus\"\n" \
-        "           send_interface=\"org.freedesktop.systemd1.Activator\"/>\n" \
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n" \
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>\n" \
-        "  </policy>\n" \
-        "  <includedir>/usr/share/dbus-1/system.d</includedir>\n" \
-        "  <include>%s</include>\n" \
-        "</busconfig>\n"
+        BUS_CONFIG_HEAD "  <includedir>/usr/share/dbus-1/system.d</includedir>\n  <include>%s</include>\n" BUS_CONFIG_TAIL
 
 /* Reads dbus-daemon's --print-address output up to the newline. */
 static char *read_address(int fd, guint timeout_ms) {

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,11 +9,9 @@
 #include <glib/gstdio.h>
 
 #include "linux-guest.h"
+#include "linux-initrd.h"
 #include "vt-util.h"
 
-#define KERNEL_DIR "/boot"
-#define KERNEL_PREFIX "vmlinuz-"
-#define KERNEL_SUFFIX "-cloud-amd64"
 #define APPEND "console=ttyS0 panic=-1"
 
 /* The marker goes to the console only once /proc is there, so that a
@@ -46,63 +43,16 @@ static bool missing(const char *what, const char *package) {
         return false;
 }
 
-static char *find_kernel(void) {
-        const char *env = g_getenv("VMSIG_TEST_KERNEL");
-        g_autoptr(GDir) dir = NULL;
-        g_autofree char *best = NULL;
-        const char *name;
-
-        if (env && *env)
-                return g_file_test(env, G_FILE_TEST_IS_REGULAR) ? g_strdup(env) : NULL;
-        dir = g_dir_open(KERNEL_DIR, 0, NULL);
-        /* The newest by version, not by spelling: -57 is newer than -9. */
-        while (dir && (name = g_dir_read_name(dir)))
-                if (g_str_has_prefix(name, KERNEL_PREFIX) && g_str_has_suffix(name, KERNEL_SUFFIX) &&
-                    (!best || strverscmp(name, best) > 0)) {
-                        g_free(best);
-                        best = g_strdup(name);
-                }
-        return best ? g_build_filename(KERNEL_DIR, best, NULL) : NULL;
-}
-
-/* The busybox of busybox-static: an initramfs has no libc for any other. */
-static bool is_static_elf(const char *path) {
-        Elf64_Ehdr eh;
-        FILE *f = fopen(path, "re");
-        bool ok = false;
-
-        if (!f)
-                return false;
-        if (fread(&eh, sizeof eh, 1, f) == 1 && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-            eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(Elf64_Phdr)) {
-                ok = true;
-                for (unsigned i = 0; ok && i < eh.e_phnum; i++) {
-                        Elf64_Phdr ph;
-
-                        if (fseeko(f, (off_t) (eh.e_phoff + (uint64_t) i * sizeof ph), SEEK_SET) < 0 ||
-                            fread(&ph, sizeof ph, 1, f) != 1 || ph.p_type == PT_INTERP)
-                                ok = false;
-                }
-        }
-        fclose(f);
-        return ok;
-}
-
-static char *find_busybox(void) {
-        g_autofree char *path = g_find_program_in_path("busybox");
-
-        return path && is_static_elf(path) ? g_steal_pointer(&path) : NULL;
-}
-
 bool linux_guest_available(void) {
         g_autofree char *kernel = NULL, *busybox = NULL, *cpio = NULL, *gzip = NULL;
 
         if (!qemu_harness_available())
                 return false;
-        if (!(kernel = find_kernel()))
-                return missing("a kernel " KERNEL_DIR "/" KERNEL_PREFIX "*" KERNEL_SUFFIX " (or VMSIG_TEST_KERNEL)",
+        if (!(kernel = linux_initrd_find_kernel()))
+                return missing("a kernel " LINUX_INITRD_KERNEL_DIR "/" LINUX_INITRD_KERNEL_PREFIX
+                               "*" LINUX_INITRD_KERNEL_SUFFIX " (or VMSIG_TEST_KERNEL)",
                                "linux-image-cloud-amd64");
-        if (!(busybox = find_busybox()))
+        if (!(busybox = linux_initrd_find_busybox()))
                 return missing("a static busybox", "busybox-static");
         if (!(cpio = g_find_program_in_path("cpio")))
                 return missing("cpio", "cpio");
@@ -127,71 +77,23 @@ static char *cache_dir(void) {
         return g_steal_pointer(&dir);
 }
 
-static void write_file(const char *path, const char *data, size_t len, int mode) {
-        g_autoptr(GError) error = NULL;
-
-        g_file_set_contents(path, data, (gssize) len, &error);
-        g_assert_no_error(error);
-        g_assert_cmpint(g_chmod(path, mode), ==, 0);
-}
-
-static void build_initrd(const char *path) {
-        g_autoptr(GError) error = NULL;
-        g_autofree char *busybox = find_busybox(), *tree = NULL, *bin = NULL, *proc = NULL, *init = NULL,
-                        *bb = NULL, *contents = NULL, *tmp = NULL;
-        gsize len;
-        int status;
-
-        g_assert_nonnull(busybox);
-        tree = g_dir_make_tmp("vmsig-initrd-XXXXXX", &error);
-        g_assert_no_error(error);
-        bin = g_build_filename(tree, "bin", NULL);
-        proc = g_build_filename(tree, "proc", NULL);
-        init = g_build_filename(tree, "init", NULL);
-        bb = g_build_filename(bin, "busybox", NULL);
-        g_assert_cmpint(g_mkdir(bin, 0755), ==, 0);
-        g_assert_cmpint(g_mkdir(proc, 0755), ==, 0);
-        write_file(init, init_script, strlen(init_script), 0755);
-        g_file_get_contents(busybox, &contents, &len, &error);
-        g_assert_no_error(error);
-        write_file(bb, contents, len, 0755);
-
-        /* Sorted and owned by root whoever packs it; renamed into place
-         * whole, so a test running at the same time never reads half. */
-        tmp = g_strdup_printf("%s.%d.tmp", path, (int) getpid());
-        const char *argv[] = {
-                "/bin/sh", "-c",
-                "cd \"$1\" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n -9 > \"$2\"",
-                "sh", tree, tmp, NULL,
-        };
-        bool packed = g_spawn_sync(NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status,
-                                   &error) &&
-                      g_spawn_check_wait_status(status, &error);
-
-        g_assert_cmpint(g_unlink(bb), ==, 0);
-        g_assert_cmpint(g_unlink(init), ==, 0);
-        g_assert_cmpint(g_rmdir(bin), ==, 0);
-        g_assert_cmpint(g_rmdir(proc), ==, 0);
-        g_assert_cmpint(g_rmdir(tree), ==, 0);
-        if (!packed) {
-                (void) g_unlink(tmp);
-                g_error("packing the initramfs failed: %s", error->message);
-        }
-        g_assert_cmpint(g_rename(tmp, path), ==, 0);
-}
-
 LinuxGuest *linux_guest_new(const char *cpu, bool spin) {
         LinuxGuest *g = g_new0(LinuxGuest, 1);
         g_autofree char *dir = cache_dir(), *base = NULL;
 
-        g->kernel = find_kernel();
+        g->kernel = linux_initrd_find_kernel();
         g_assert_nonnull(g->kernel);
         base = g_path_get_basename(g->kernel);
-        g->release = g_strdup(g_str_has_prefix(base, KERNEL_PREFIX) ? base + strlen(KERNEL_PREFIX) : base);
+        g->release = g_strdup(g_str_has_prefix(base, LINUX_INITRD_KERNEL_PREFIX)
+                                      ? base + strlen(LINUX_INITRD_KERNEL_PREFIX)
+                                      : base);
         g->initrd = g_build_filename(dir, LINUX_GUEST_INITRD, NULL);
         if (!g_file_test(g->initrd, G_FILE_TEST_IS_REGULAR)) {
+                g_autofree char *busybox = linux_initrd_find_busybox();
+
+                g_assert_nonnull(busybox);
                 g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
-                build_initrd(g->initrd);
+                g_assert_cmpint(linux_initrd_pack(busybox, init_script, 9, g->initrd), ==, 0);
         }
         g->append = g_strdup_printf("%s%s", APPEND, spin ? " vmsig.spin" : "");
         g->ram_fd = -1;
