@@ -21,6 +21,8 @@ static int check_config(const char *path) {
                 fprintf(stderr, "%s\n", error ? error : "Cannot load the configuration.");
                 return EXIT_FAILURE;
         }
+        if (c->warning)
+                fprintf(stderr, "warning: %s\n", c->warning);
         printf("%s: configuration is valid (%zu stub VM%s).\n", path, c->n_stub_vms, c->n_stub_vms == 1 ? "" : "s");
         vmsig_config_free(c);
         return EXIT_SUCCESS;
