@@ -22,6 +22,7 @@
 #include "log.h"
 /* Last: it brings GLib, whose MIN and MAX macro.h would redefine. */
 #include "event-loop.h"
+#include "log-capture.h"
 #include "vt-util.h"
 
 #include <glib.h>
@@ -274,38 +275,6 @@ static void install_sample(Fixture *f, const char *dir, const char *sample_name,
 }
 
 /* --- log capture -------------------------------------------------------------------- */
-
-/* log.c writes to stderr: point fd 2 at a memfd for a while. What was
- * captured is copied to the real stderr afterwards, for the test log. */
-typedef struct capture {
-        int saved;
-        int fd;
-} capture;
-
-static void capture_begin(capture *c) {
-        fflush(stderr);
-        c->fd = memfd_create("vmsig-log", MFD_CLOEXEC);
-        g_assert_cmpint(c->fd, >=, 0);
-        c->saved = dup(STDERR_FILENO);
-        g_assert_cmpint(c->saved, >=, 0);
-        g_assert_cmpint(dup2(c->fd, STDERR_FILENO), ==, STDERR_FILENO);
-}
-
-static char *capture_end(capture *c) {
-        GString *s = g_string_new(NULL);
-        char buf[4096];
-        ssize_t n;
-
-        fflush(stderr);
-        g_assert_cmpint(dup2(c->saved, STDERR_FILENO), ==, STDERR_FILENO);
-        close(c->saved);
-        g_assert_cmpint(lseek(c->fd, 0, SEEK_SET), ==, 0);
-        while ((n = read(c->fd, buf, sizeof buf)) > 0)
-                g_string_append_len(s, buf, n);
-        close(c->fd);
-        fputs(s->str, stderr);
-        return g_string_free(s, false);
-}
 
 static void assert_logged(const char *log, const char *dir, const char *file_line, const char *what) {
         g_autofree char *needle = g_strdup_printf("%s/%s: ", dir, file_line);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,9 @@ static int run(int argc, char *argv[]) {
         }
 
         bump_fd_limit();
+        /* libvirt's client writes to its sockets without MSG_NOSIGNAL: a
+         * libvirtd that dies under a connection must not end vmsigd. */
+        (void) signal(SIGPIPE, SIG_IGN);
         r = vmsig_daemon_new(&opts, &d);
         if (r < 0)
                 return EXIT_FAILURE;

@@ -173,6 +173,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
                 break;
         case VIR_DOMAIN_EVENT_STOPPED:
                 if (d) {
+                        log_debug("libvirt domain %s stopped (detail %d).", virDomainGetName(dom), detail);
                         lv_domain_stopped(d, detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED);
                         lv_domain_detach(d, "it stopped");
                 }

@@ -87,6 +87,7 @@ typedef struct lv_call {
         vmsig_libvirt *lv;
         int (*call)(struct lv_call *c, virDomainPtr dom); /* NULL: answered as it is */
         vmsig_lifecycle_op op;
+        bool is_lifecycle; /* its outcome stands even if the domain went meanwhile */
         /* input: groups of Linux keycodes, pressed together */
         unsigned *keys;
         size_t *group_sizes, n_groups;
@@ -123,7 +124,9 @@ static void call_answer(lv_call *c) {
         const char *message = c->rq.message;
         char msg[HOST_MESSAGE_MAX];
 
-        if (!d->owner || c->base.cancelled) {
+        /* A Kill or PowerOff that worked may well detach the domain before
+         * it is answered: that is its success, not a failure. */
+        if (c->base.cancelled || (!d->owner && !c->is_lifecycle)) {
                 host_detached_message(msg, sizeof msg, d->name);
                 error = -ENODEV;
                 message = msg;
@@ -224,6 +227,7 @@ static int host_lifecycle(void *data, vmsig_lifecycle_op op, vmsig_done_fn done,
         if (!c)
                 return -ENOMEM;
         c->op = op;
+        c->is_lifecycle = true;
         c->rq.done = done;
         c->rq.userdata = userdata;
         return call_submit(d, c);
