@@ -108,9 +108,6 @@ static int run(int argc, char *argv[]) {
         }
 
         bump_fd_limit();
-        /* libvirt's client writes to its sockets without MSG_NOSIGNAL: a
-         * libvirtd that dies under a connection must not end vmsigd. */
-        (void) signal(SIGPIPE, SIG_IGN);
         r = vmsig_daemon_new(&opts, &d);
         if (r < 0)
                 return EXIT_FAILURE;
@@ -120,7 +117,12 @@ static int run(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        int r = run(argc, argv);
+        int r;
+
+        /* libvirt's client writes to its sockets without MSG_NOSIGNAL: a
+         * libvirtd that dies under a connection must not end vmsigd. */
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = run(argc, argv);
         xmlCleanupParser();
         return r;
 }
