@@ -941,7 +941,7 @@ static void test_private_socket(Fixture *f, gconstpointer data) {
 
         g_assert_cmpint(ctl(f, &out, address, "--no-legend", "list", NULL), ==, 0);
         g_assert_true(g_str_has_prefix(out, "alpha 1 stub running "));
-        g_assert_nonnull(strstr(out, "\nbeta  2 running "));
+        g_assert_nonnull(strstr(out, "\nbeta  2 stub running "));
 
         Bg *monitor = bg_start(f, address, "monitor", "beta", NULL);
         Bg *lease = bg_start(f, address, "lease", "beta", "input", NULL);
