@@ -64,7 +64,7 @@ static struct {
         pthread_mutex_t lock;
         int last_id;
         watch *live;
-        watch *dirty;   /* recorded off the loop's thread, to apply */
+        watch *dirty, *dirty_tail; /* recorded off the loop's thread, to apply, oldest first */
         int wake_fd;    /* written when dirty gets a watch */
         sd_event_source *wake;
         watch *removed; /* newest first, waiting for the reaper; loop thread only */
@@ -265,20 +265,13 @@ static int watch_apply(watch *w, int value) {
 /* On the loop's thread, under the mutex: what other threads recorded, in
  * the order it was recorded. */
 static void apply_dirty(void) {
-        watch *list = adapter.dirty, *fifo = NULL;
+        watch *list = adapter.dirty;
 
-        adapter.dirty = NULL;
+        adapter.dirty = adapter.dirty_tail = NULL;
         while (list) {
                 watch *w = list;
 
                 list = w->dirty_next;
-                w->dirty_next = fifo;
-                fifo = w;
-        }
-        while (fifo) {
-                watch *w = fifo;
-
-                fifo = w->dirty_next;
                 w->dirty = false;
                 if (w->deleted)
                         watch_retire(w);
@@ -315,8 +308,12 @@ static int watch_change(watch *w, int value, bool remove) {
         w->pending = value;
         if (!w->dirty) {
                 w->dirty = true;
-                w->dirty_next = adapter.dirty;
-                adapter.dirty = w;
+                w->dirty_next = NULL;
+                if (adapter.dirty_tail)
+                        adapter.dirty_tail->dirty_next = w;
+                else
+                        adapter.dirty = w;
+                adapter.dirty_tail = w;
         }
         /* Cannot fail: the counter does not get near overflowing. */
         (void) eventfd_write(adapter.wake_fd, 1);
