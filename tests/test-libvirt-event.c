@@ -544,7 +544,18 @@ static void test_worker_order(void) {
         lv_worker_post(w, &jobs[3].base);
         VT_EVENT_RUN_UNTIL(loop, n == 4, WAIT_USEC);
         g_assert_cmpint(log[3], ==, 4);
+
+        /* Not answered on the loop yet when the worker goes, run or not:
+         * cancelled, from the free. */
+        n = 0;
+        for (int i = 0; i < 2; i++) {
+                jobs[i] = (Job) { .base = { .run = job_run, .done = job_done }, .order = i + 1, .log = log, .n = &n };
+                lv_worker_submit(w, &jobs[i].base);
+        }
         lv_worker_free(w);
+        g_assert_cmpint(n, ==, 2);
+        g_assert_cmpint(log[0], ==, -1);
+        g_assert_cmpint(log[1], ==, -2);
 }
 
 /* The test driver driven from the worker, as the backend drives libvirtd:

@@ -135,8 +135,10 @@ lv_worker *lv_worker_free(lv_worker *w) {
         /* The job running now finishes: libvirt calls cannot be
          * interrupted. */
         (void) pthread_join(w->thread, NULL);
+        /* Cancelled, those run too: their owner is going away and must not
+         * act on their results (attach domains, say). */
         todo = list_take_all(&w->todo);
-        complete_all(list_take_all(&w->done), false);
+        complete_all(list_take_all(&w->done), true);
         complete_all(todo, true);
         w->done_source = sd_event_source_disable_unref(w->done_source);
         (void) safe_close(w->done_fd);

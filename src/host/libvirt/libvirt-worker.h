@@ -21,8 +21,9 @@ typedef struct lv_job {
         /* On the worker: the libvirt calls. NULL for a job that only
          * carries news to the loop (lv_worker_post()). */
         void (*run)(struct lv_job *job);
-        /* On the loop's thread, after run(), or with cancelled set when
-         * the worker was freed first; frees the job. */
+        /* On the loop's thread, after run(); with cancelled set when the
+         * worker is freed before this was called (run() or not). Frees
+         * the job. */
         void (*done)(struct lv_job *job);
         bool cancelled;
 } lv_job;
@@ -30,8 +31,8 @@ typedef struct lv_job {
 typedef struct lv_worker lv_worker;
 
 int lv_worker_new(sd_event *e, lv_worker **ret);
-/* Waits for the job being run (if any), then completes every job left
- * with cancelled set, from this call. */
+/* Waits for the job being run (if any), then completes every job left,
+ * run or not, with cancelled set, from this call. */
 lv_worker *lv_worker_free(lv_worker *w);
 
 /* From the loop's thread: run job on the worker, after those before. */
