@@ -221,6 +221,10 @@ static int subscribe(vmsig_libvirt *lv) {
                                                                VIR_DOMAIN_EVENT_CALLBACK(on_reboot), lv, NULL);
         if (lv->callback_ids[1] < 0)
                 return -1;
+        /* A libvirtd that hangs rather than dies is noticed too: after 3
+         * unanswered keepalives 5 s apart, the connection closes. */
+        if (virConnectSetKeepAlive(lv->conn, 5, 3) < 0)
+                log_debug("libvirt at %s takes no keepalives.", lv->uri);
         return virConnectRegisterCloseCallback(lv->conn, on_close, lv, NULL);
 }
 

@@ -21,7 +21,8 @@
  *   when destroyed) and detached.
  *
  * Connection
- *   When libvirtd goes away (libvirt's close callback) the endpoints stay,
+ *   When libvirtd goes away (libvirt's close callback; a libvirtd that
+ *   stops answering misses 3 keepalives 5 s apart) the endpoints stay,
  *   with their paths, uuids and leases: the domains' QEMUs still run. It
  *   reconnects with backoff (100 ms doubling to 5 s); then it lists again:
  *   gone domains detach, new ones attach, states are brought up to date.
