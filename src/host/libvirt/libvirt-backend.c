@@ -268,6 +268,7 @@ static void connect_run(lv_job *j) {
 
         disconnect(lv); /* what is left of a lost one */
         lv->conn = virConnectOpen(lv->uri);
+        lv->conn_serial++;
         if (!lv->conn || subscribe(lv) < 0 || list_domains(c) < 0) {
                 c->error = lv_error(c->message, sizeof c->message);
                 disconnect(lv);

@@ -19,6 +19,9 @@
 #define SCREENSHOT_MAX (64U << 20)
 
 static void domain_free(lv_domain *d) {
+        /* No job holds d any more: the worker is done with d->dom. */
+        if (d->dom)
+                virDomainFree(d->dom);
         free(d->name);
         free(d);
 }
@@ -99,9 +102,22 @@ typedef struct lv_call {
         vmsig_image_encoding encoding;
 } lv_call;
 
+/* On the worker: the domain on the current connection. */
+static virDomainPtr call_domain(lv_call *c) {
+        lv_domain *d = c->domain;
+
+        if (d->dom && d->dom_serial == c->lv->conn_serial)
+                return d->dom;
+        if (d->dom)
+                virDomainFree(d->dom);
+        d->dom = virDomainLookupByUUID(c->lv->conn, d->uuid.bytes);
+        d->dom_serial = c->lv->conn_serial;
+        return d->dom;
+}
+
 static void call_run(lv_job *j) {
         lv_call *c = (lv_call *) j;
-        virDomainPtr dom = NULL;
+        virDomainPtr dom;
 
         if (!c->call)
                 return;
@@ -111,11 +127,9 @@ static void call_run(lv_job *j) {
                 c->rq.error = -EIO;
                 return;
         }
-        dom = virDomainLookupByUUID(c->lv->conn, c->domain->uuid.bytes);
+        dom = call_domain(c);
         if ((!dom || c->call(c, dom) < 0) && c->rq.error == 0)
                 c->rq.error = lv_error(c->rq.message, sizeof c->rq.message);
-        if (dom)
-                virDomainFree(dom);
 }
 
 static void call_answer(lv_call *c) {

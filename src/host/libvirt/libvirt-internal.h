@@ -29,6 +29,7 @@ struct vmsig_libvirt {
         /* The worker's (and vmsig_libvirt_free()'s, once the worker is
          * gone): */
         virConnectPtr conn;
+        unsigned conn_serial; /* bumped by every connection opened */
         int callback_ids[2]; /* lifecycle, reboot; -1: none */
 
         /* The loop's: */
@@ -57,6 +58,10 @@ struct lv_domain {
         bool capturing;
         bool seen; /* in the listing being applied */
         atomic_uint input_generation; /* bumped when the input lease ends */
+        /* The worker's: the domain on connection dom_serial, looked up once
+         * (a lookup is a round trip to libvirtd). */
+        virDomainPtr dom;
+        unsigned dom_serial;
         char cancel_message[HOST_MESSAGE_MAX];
         lv_domain *next;
 };
