@@ -134,6 +134,7 @@ int main(int argc, char *argv[]) {
         vmsig_libvirt *lv = NULL;
         vmsig_endpoint *ep;
         LibvirtHarness *h;
+        int cb;
 
         libvirt_harness_enter_namespace();
         if (!libvirt_harness_available()) {
@@ -149,10 +150,15 @@ int main(int argc, char *argv[]) {
             vmsig_core_subscribe(core, &filter, 1024, on_roster, NULL, &sub) < 0 ||
             vmsig_libvirt_new(core, &config, &lv) < 0)
                 abort();
-        if (virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                             VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), NULL, NULL) < 0)
+        cb = virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                              VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), NULL, NULL);
+        if (cb < 0)
                 abort();
         event_to_endpoint(h);
+        /* Else the direct side's connection gets events too, which the
+         * loop would handle in the backend's turns. */
+        if (virConnectDomainEventDeregisterAny(h->conn, cb) < 0)
+                abort();
         virDomainFree(libvirt_harness_start_domain(h, "bench", LIBVIRT_RAM_FILE, RAM_MIB));
         while (!(ep = vmsig_core_find_endpoint_by_name(core, "bench")))
                 (void) sd_event_run(loop, UINT64_MAX);
