@@ -121,13 +121,18 @@ static void on_done(const vmsig_result *r, void *userdata) {
         g_strlcpy(d->message, r->message ?: "", sizeof d->message);
 }
 
-static void lifecycle(Fixture *f, vmsig_endpoint *ep, vmsig_lifecycle_op op) {
-        Done d = {};
-
-        g_assert_cmpint(vmsig_endpoint_lifecycle(ep, op, on_done, &d), ==, 0);
+static void lifecycle_answer(Fixture *f, vmsig_endpoint *ep, vmsig_lifecycle_op op, Done *d) {
+        *d = (Done) {};
+        g_assert_cmpint(vmsig_endpoint_lifecycle(ep, op, on_done, d), ==, 0);
         /* Never from inside the call. */
-        g_assert_false(d.done);
-        RUN_UNTIL(f, d.done);
+        g_assert_false(d->done);
+        RUN_UNTIL(f, d->done);
+}
+
+static void lifecycle(Fixture *f, vmsig_endpoint *ep, vmsig_lifecycle_op op) {
+        Done d;
+
+        lifecycle_answer(f, ep, op, &d);
         if (d.error != 0)
                 g_error("%s: %s", vmsig_lifecycle_op_to_string(op), d.message);
 }
@@ -158,6 +163,22 @@ static void libvirt_direct(Fixture *f, vmsig_endpoint *ep, const char *name) {
         virDomainFree(dom);
 }
 
+/* vmsig's calls, in libvirt's view; libvirt's refusal, in its words. */
+static void vmsig_calls(Fixture *f, vmsig_endpoint *one) {
+        Done d;
+
+        lifecycle(f, one, VMSIG_OP_PAUSE);
+        g_assert_cmpint(domain_state(f, "lv-one"), ==, VIR_DOMAIN_PAUSED);
+        RUN_UNTIL(f, vmsig_endpoint_get_state(one) == VMSIG_STATE_PAUSED);
+        lifecycle(f, one, VMSIG_OP_RESUME);
+        g_assert_cmpint(domain_state(f, "lv-one"), ==, VIR_DOMAIN_RUNNING);
+        RUN_UNTIL(f, vmsig_endpoint_get_state(one) == VMSIG_STATE_RUNNING);
+        lifecycle_answer(f, one, VMSIG_OP_RESUME, &d);
+        g_assert_cmpint(d.error, ==, -EIO);
+        g_assert_true(g_str_has_prefix(d.message, "libvirt: "));
+        g_test_message("Resume of a running domain: %s", d.message);
+}
+
 static int reboots; /* REBOOT events on the test's own connection */
 
 static void on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque) {
@@ -186,13 +207,7 @@ static void test_lifecycle(void) {
         assert_is_domain(&f, two, "lv-two");
         libvirt_direct(&f, two, "lv-two");
 
-        /* vmsig's calls, in libvirt's view. */
-        lifecycle(&f, one, VMSIG_OP_PAUSE);
-        g_assert_cmpint(domain_state(&f, "lv-one"), ==, VIR_DOMAIN_PAUSED);
-        RUN_UNTIL(&f, vmsig_endpoint_get_state(one) == VMSIG_STATE_PAUSED);
-        lifecycle(&f, one, VMSIG_OP_RESUME);
-        g_assert_cmpint(domain_state(&f, "lv-one"), ==, VIR_DOMAIN_RUNNING);
-        RUN_UNTIL(&f, vmsig_endpoint_get_state(one) == VMSIG_STATE_RUNNING);
+        vmsig_calls(&f, one);
 
         /* One REBOOT event of libvirt's, one lifecycle reset: counted
          * against the REBOOT events of the test's own connection (the

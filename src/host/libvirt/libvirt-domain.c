@@ -102,6 +102,11 @@ typedef struct lv_call {
         vmsig_image_encoding encoding;
 } lv_call;
 
+static void set_not_connected(lv_call *c) {
+        snprintf(c->rq.message, sizeof c->rq.message, "libvirt at %s is not connected: reconnecting.", c->lv->uri);
+        c->rq.error = -EIO;
+}
+
 /* On the worker: the domain on the current connection. */
 static virDomainPtr call_domain(lv_call *c) {
         lv_domain *d = c->domain;
@@ -121,12 +126,8 @@ static void call_run(lv_job *j) {
 
         if (!c->call)
                 return;
-        if (!c->lv->conn) {
-                snprintf(c->rq.message, sizeof c->rq.message, "libvirt at %s is not connected: reconnecting.",
-                         c->lv->uri);
-                c->rq.error = -EIO;
-                return;
-        }
+        if (!c->lv->conn)
+                return set_not_connected(c);
         dom = call_domain(c);
         if ((!dom || c->call(c, dom) < 0) && c->rq.error == 0)
                 c->rq.error = lv_error(c->rq.message, sizeof c->rq.message);
@@ -189,9 +190,7 @@ static int call_submit(lv_domain *d, lv_call *c) {
         c->domain = domain_ref(d);
         if (c->call && !c->lv->connected) {
                 c->call = NULL;
-                snprintf(c->rq.message, sizeof c->rq.message, "libvirt at %s is not connected: reconnecting.",
-                         c->lv->uri);
-                c->rq.error = -EIO;
+                set_not_connected(c);
         }
         if (c->call)
                 lv_worker_submit(c->lv->worker, &c->base);
