@@ -51,7 +51,7 @@ static void check_config(const vmsig_config *c, const char *path) {
         /* A unix socket address holds 107 bytes of path. */
         fuzz_check(!c->private_socket || (is_absolute(c->private_socket) && strlen(c->private_socket) < 108));
         fuzz_check(!c->trigger_dir || is_absolute(c->trigger_dir));
-        fuzz_check(!c->libvirt_dir || is_absolute(c->libvirt_dir));
+        fuzz_check(c->libvirt_uri && strchr(c->libvirt_uri, ':'));
         fuzz_check(a->n_allow_uids == 0 || a->allow_uids);
         fuzz_check(a->n_allow_gids == 0 || a->allow_gids);
         fuzz_check(c->n_stub_vms == 0 || c->stub_vms);

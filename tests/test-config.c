@@ -151,6 +151,13 @@ static const struct {
         { "<vmsigd>\n<admission>\n<allow user=\"root\" group=\"root\"/>\n</admission>\n</vmsigd>\n", 3,
           "exactly one" },
         { "<vmsigd>\n<admission max-leases=\"-1\"/>\n</vmsigd>\n", 2, "max-leases" },
+        { "<vmsigd>\n<libvirt uri=\"\"/>\n</vmsigd>\n", 2,
+          "uri=\"\" is not a libvirt URI (such as qemu:///system)." },
+        { "<vmsigd>\n<libvirt uri=\"/run/libvirt/libvirt-sock\"/>\n</vmsigd>\n", 2, "is not a libvirt URI" },
+        { "<vmsigd>\n<libvirt domains=\"some\"/>\n</vmsigd>\n", 2, "domains=\"some\" is not one of all or tagged." },
+        { "<vmsigd>\n<libvirt domains=\"taged\"/>\n</vmsigd>\n", 2, "(did you mean \"tagged\"?)" },
+        { "<vmsigd>\n<libvirt monitor=\"off\"/>\n</vmsigd>\n", 2, "monitor=\"off\" is not one of yes or no." },
+        { "<vmsigd>\n<libvirt enabled=\"1\"/>\n</vmsigd>\n", 2, "enabled=\"1\" is not one of yes or no." },
         { "<vmsigd>\n<stub-vm name=\"a\"/>\n<stub-vm name=\"b\"/>\n<stub-vm name=\"a\"/>\n</vmsigd>\n", 4,
           "duplicate stub-vm name \"a\" (first declared on line 2)" },
         { "<vmsigd>\n<stub-vm name=\"a\" uuid=\"6f1c9a52-8d3e-4b7a-9c21-0e5f4d3b2a19\"/>\n"
@@ -186,6 +193,63 @@ static void test_private_socket_disabled(void) {
         g_unlink(path);
 }
 
+/* <libvirt>: off when absent; its settings as given. */
+static void test_libvirt(void) {
+        g_autofree char *path = write_temp("<vmsigd><libvirt uri=\"qemu+ssh://root@host/system\" domains=\"tagged\" "
+                                           "monitor=\"no\"/></vmsigd>");
+        g_autofree char *plain = write_temp("<vmsigd><libvirt/></vmsigd>");
+        g_autofree char *off = write_temp("<vmsigd><libvirt enabled=\"no\" uri=\"test:///default\"/></vmsigd>");
+        vmsig_config *c = NULL;
+
+        g_assert_cmpint(vmsig_config_new_default(&c), ==, 0);
+        g_assert_false(c->libvirt_enabled);
+        g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///system");
+        c = vmsig_config_free(c);
+
+        g_assert_cmpint(vmsig_config_load(path, &c, NULL), ==, 0);
+        g_assert_true(c->libvirt_enabled);
+        g_assert_cmpstr(c->libvirt_uri, ==, "qemu+ssh://root@host/system");
+        g_assert_true(c->libvirt_tagged);
+        g_assert_false(c->libvirt_monitor);
+        g_assert_null(c->warning);
+        c = vmsig_config_free(c);
+
+        g_assert_cmpint(vmsig_config_load(plain, &c, NULL), ==, 0);
+        g_assert_true(c->libvirt_enabled);
+        g_assert_cmpstr(c->libvirt_uri, ==, "qemu:///system");
+        g_assert_false(c->libvirt_tagged);
+        g_assert_true(c->libvirt_monitor);
+        c = vmsig_config_free(c);
+
+        g_assert_cmpint(vmsig_config_load(off, &c, NULL), ==, 0);
+        g_assert_false(c->libvirt_enabled);
+        vmsig_config_free(c);
+        g_unlink(path);
+        g_unlink(plain);
+        g_unlink(off);
+}
+
+/* The status-file reader is gone: a file that still asks for it loads,
+ * with a warning that names the line and the replacement, and reads no
+ * status files. */
+static void test_libvirt_status_files_obsolete(void) {
+        g_autofree char *path = write_temp("<vmsigd>\n<discovery trigger-dir=\"/run/t\" libvirt=\"yes\" "
+                                           "libvirt-dir=\"/run/libvirt/qemu\"/>\n</vmsigd>\n");
+        g_autofree char *where = NULL;
+        vmsig_config *c = NULL;
+
+        g_assert_cmpint(vmsig_config_load(path, &c, NULL), ==, 0);
+        where = g_strdup_printf("%s:2: ", path);
+        g_assert_nonnull(c->warning);
+        g_assert_true(g_str_has_prefix(c->warning, where));
+        g_assert_nonnull(strstr(c->warning, "obsolete and ignored"));
+        g_assert_nonnull(strstr(c->warning, "<libvirt enabled=\"yes\"/>"));
+        g_assert_cmpstr(c->trigger_dir, ==, "/run/t");
+        g_assert_false(c->libvirt_enabled);
+        vmsig_config_free(c);
+        g_unlink(path);
+}
+
 /* An external entity is not expanded: the file it names is never read into
  * the configuration (or into the error message). */
 static void test_external_entity_not_expanded(void) {
@@ -213,6 +277,7 @@ static void test_external_entity_not_expanded(void) {
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         VT_TESTS("/config/", test_full, test_defaults, test_missing_file, test_bad_files, test_private_socket_disabled,
+                 test_libvirt, test_libvirt_status_files_obsolete,
                  test_external_entity_not_expanded);
         return g_test_run();
 }

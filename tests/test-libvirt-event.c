@@ -4,7 +4,8 @@
  * libvirt's handle and timeout semantics on an sd-event loop, through
  * libvirt's own virEvent* entry points, and lifecycle events of libvirt's
  * built-in test driver (test:///default, no daemon) arriving through that
- * loop.
+ * loop; the same calls made from another thread (as the libvirt backend's
+ * worker makes them), whose changes the loop applies; and that worker.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 
 #include "event-loop.h"
 #include "libvirt-event.h"
+#include "libvirt-worker.h"
 #include "vt-util.h"
 
 #define QUIET_USEC (30 * 1000)
@@ -361,10 +363,238 @@ static void test_driver_lifecycle(void) {
         drain();
 }
 
+/* Cross-thread: libvirt calls the adapter from whichever thread runs a
+ * call. Each helper runs one call on a thread of its own and waits for it. */
+
+static GThread *loop_thread;
+
+typedef struct Remote {
+        int fd, events, id, result;
+        Seen *seen;
+        int *freed;
+} Remote;
+
+static gpointer remote_add_handle(gpointer data) {
+        Remote *r = data;
+
+        r->id = virEventAddHandle(r->fd, r->events, on_handle, r->seen, NULL);
+        return NULL;
+}
+
+static gpointer remote_update_handle(gpointer data) {
+        Remote *r = data;
+
+        virEventUpdateHandle(r->id, r->events);
+        return NULL;
+}
+
+static gpointer remote_remove_handle(gpointer data) {
+        Remote *r = data;
+
+        r->result = virEventRemoveHandle(r->id);
+        return NULL;
+}
+
+static gpointer remote_add_timeout(gpointer data) {
+        Remote *r = data;
+
+        r->id = virEventAddTimeout(r->events, on_timeout, r->seen, NULL);
+        return NULL;
+}
+
+static gpointer remote_remove_timeout(gpointer data) {
+        Remote *r = data;
+
+        r->result = virEventRemoveTimeout(r->id);
+        return NULL;
+}
+
+static void on_thread(GThreadFunc fn, Remote *r) {
+        g_thread_join(g_thread_new("remote", fn, r));
+}
+
+/* Callbacks run on the loop's thread only. */
+static void on_free_loop(void *opaque) {
+        g_assert_true(g_thread_self() == loop_thread);
+        on_free(opaque);
+}
+
+/* A handle added and switched on from another thread: its id at once,
+ * its source from the loop, which the other thread woke. */
+static void test_thread_add_update(void) {
+        Seen s = { 0 };
+        int p[2];
+        Remote r = { .events = 0, .seen = &s };
+
+        make_pipe(p);
+        g_assert_cmpint(write(p[1], "x", 1), ==, 1);
+        r.fd = p[0];
+        on_thread(remote_add_handle, &r);
+        g_assert_cmpint(r.id, >, 0);
+        assert_quiet(&s);
+        r.events = VIR_EVENT_HANDLE_READABLE;
+        on_thread(remote_update_handle, &r);
+        wait_call(&s, VIR_EVENT_HANDLE_READABLE);
+        g_assert_cmpint(s.id, ==, r.id);
+        on_thread(remote_remove_handle, &r);
+        g_assert_cmpint(r.result, ==, 0);
+        drain();
+        s.calls = 0;
+        assert_quiet(&s);
+        close(p[0]);
+        close(p[1]);
+}
+
+static void on_handle_never(int watch, int fd, int events, void *opaque) {
+        g_assert_not_reached();
+}
+
+/* Removed from another thread while readable, before the loop ran (once
+ * added on the loop, once added on that thread too): no call follows,
+ * and the free callback runs once, on the loop's thread. */
+static void test_thread_remove_before_apply(void) {
+        int freed = 0, p[2];
+        Remote r = { 0 };
+
+        make_pipe(p);
+        g_assert_cmpint(write(p[1], "x", 1), ==, 1);
+        r.id = virEventAddHandle(p[0], VIR_EVENT_HANDLE_READABLE, on_handle_never, &freed, on_free_loop);
+        g_assert_cmpint(r.id, >, 0);
+        in_remove = true;
+        on_thread(remote_remove_handle, &r);
+        g_assert_cmpint(r.result, ==, 0);
+        on_thread(remote_remove_handle, &r);
+        g_assert_cmpint(r.result, ==, -1);
+        in_remove = false;
+        g_assert_cmpint(freed, ==, 0);
+        vt_event_run_for(loop, QUIET_USEC);
+        g_assert_cmpint(freed, ==, 1);
+
+        r.id = virEventAddTimeout(0, on_timeout, &freed, NULL);
+        g_assert_cmpint(r.id, >, 0);
+        on_thread(remote_remove_timeout, &r);
+        g_assert_cmpint(r.result, ==, 0);
+        vt_event_run_for(loop, QUIET_USEC);
+        g_assert_cmpint(freed, ==, 1); /* on_timeout() never ran on it */
+        close(p[0]);
+        close(p[1]);
+}
+
+/* Timeouts from another thread: a zero one fires on the loop until the
+ * other thread removes it. */
+static void test_thread_timeout(void) {
+        Seen s = { 0 };
+        Remote r = { .events = 0, .seen = &s };
+        int calls;
+
+        on_thread(remote_add_timeout, &r);
+        g_assert_cmpint(r.id, >, 0);
+        VT_EVENT_RUN_UNTIL(loop, s.calls >= 3, WAIT_USEC);
+        on_thread(remote_remove_timeout, &r);
+        g_assert_cmpint(r.result, ==, 0);
+        drain();
+        calls = s.calls;
+        vt_event_run_for(loop, QUIET_USEC);
+        g_assert_cmpint(s.calls, ==, calls);
+}
+
+typedef struct Job {
+        lv_job base;
+        int order;
+        int *log, *n;
+        GThread *ran_on;
+        virDomainPtr dom;
+        int (*call)(virDomainPtr dom);
+        int result;
+} Job;
+
+static void job_run(lv_job *j) {
+        Job *job = (Job *) j;
+
+        job->ran_on = g_thread_self();
+        if (job->call)
+                job->result = job->call(job->dom);
+}
+
+static void job_done(lv_job *j) {
+        Job *job = (Job *) j;
+
+        g_assert_true(g_thread_self() == loop_thread);
+        job->log[(*job->n)++] = job->base.cancelled ? -job->order : job->order;
+}
+
+/* Jobs run off the loop, in order, and complete on the loop; a job left
+ * when the worker goes completes cancelled. */
+static void test_worker_order(void) {
+        lv_worker *w = NULL;
+        Job jobs[4];
+        int log[4], n = 0;
+
+        g_assert_cmpint(lv_worker_new(loop, &w), ==, 0);
+        for (int i = 0; i < 3; i++) {
+                jobs[i] = (Job) { .base = { .run = job_run, .done = job_done }, .order = i + 1, .log = log, .n = &n };
+                lv_worker_submit(w, &jobs[i].base);
+        }
+        VT_EVENT_RUN_UNTIL(loop, n == 3, WAIT_USEC);
+        for (int i = 0; i < 3; i++) {
+                g_assert_cmpint(log[i], ==, i + 1);
+                g_assert_true(jobs[i].ran_on != loop_thread);
+        }
+        jobs[3] = (Job) { .base = { .done = job_done }, .order = 4, .log = log, .n = &n };
+        lv_worker_post(w, &jobs[3].base);
+        VT_EVENT_RUN_UNTIL(loop, n == 4, WAIT_USEC);
+        g_assert_cmpint(log[3], ==, 4);
+
+        /* Not answered on the loop yet when the worker goes, run or not:
+         * cancelled, from the free. */
+        n = 0;
+        for (int i = 0; i < 2; i++) {
+                jobs[i] = (Job) { .base = { .run = job_run, .done = job_done }, .order = i + 1, .log = log, .n = &n };
+                lv_worker_submit(w, &jobs[i].base);
+        }
+        lv_worker_free(w);
+        g_assert_cmpint(n, ==, 2);
+        g_assert_cmpint(log[0], ==, -1);
+        g_assert_cmpint(log[1], ==, -2);
+}
+
+/* The test driver driven from the worker, as the backend drives libvirtd:
+ * the calls on the worker, their events through the loop. */
+static void test_driver_from_worker(void) {
+        Lifecycle l = { 0 };
+        virConnectPtr conn = virConnectOpen("test:///default");
+        lv_worker *w = NULL;
+        Job job;
+        int log[2], n = 0, cb;
+
+        g_assert_nonnull(conn);
+        g_assert_cmpint(lv_worker_new(loop, &w), ==, 0);
+        cb = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                              VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &l, NULL);
+        g_assert_cmpint(cb, >=, 0);
+        job = (Job) { .base = { .run = job_run, .done = job_done }, .order = 1, .log = log, .n = &n,
+                      .dom = virDomainLookupByName(conn, "test"), .call = virDomainSuspend };
+        g_assert_nonnull(job.dom);
+        lv_worker_submit(w, &job.base);
+        VT_EVENT_RUN_UNTIL(loop, n == 1 && l.n >= 1, WAIT_USEC);
+        g_assert_cmpint(job.result, ==, 0);
+        g_assert_cmpint(l.events[0], ==, VIR_DOMAIN_EVENT_SUSPENDED);
+        job.call = virDomainResume;
+        lv_worker_submit(w, &job.base);
+        VT_EVENT_RUN_UNTIL(loop, n == 2 && l.n >= 2, WAIT_USEC);
+        g_assert_cmpint(l.events[1], ==, VIR_DOMAIN_EVENT_RESUMED);
+        lv_worker_free(w);
+        g_assert_cmpint(virConnectDomainEventDeregisterAny(conn, cb), ==, 0);
+        virDomainFree(job.dom);
+        g_assert_cmpint(virConnectClose(conn), ==, 0);
+        drain();
+}
+
 int main(int argc, char **argv) {
         int r;
 
         g_test_init(&argc, &argv, NULL);
+        loop_thread = g_thread_self();
         g_assert_cmpint(sd_event_new(&loop), >=, 0);
         g_assert_cmpint(vmsig_libvirt_event_register(loop), ==, 0);
 
@@ -372,6 +602,8 @@ int main(int argc, char **argv) {
                  test_timeout_zero, test_timeout_disabled, test_timeout_periodic, test_remove_frees_later,
                  test_remove_from_callback, test_ids_unique);
         g_test_add_func("/libvirt-event/test-driver-lifecycle", test_driver_lifecycle);
+        VT_TESTS("/libvirt-event/", test_thread_add_update, test_thread_remove_before_apply, test_thread_timeout,
+                 test_worker_order, test_driver_from_worker);
         r = g_test_run();
         sd_event_unref(loop);
         return r;

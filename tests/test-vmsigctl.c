@@ -470,16 +470,16 @@ static void test_list(Fixture *f, gconstpointer data) {
 
         g_assert_cmpint(ctl(f, &table, "list", NULL), ==, 0);
         g_assert_true(g_str_has_prefix(table, "ENDPOINT "));
-        g_assert_nonnull(strstr(table, "VMID STATE   BOOTSTRAP EPOCH LEASES\n"));
-        g_assert_nonnull(strstr(table, "\nalpha    1    running "));
-        g_assert_nonnull(strstr(table, "\nbeta     2    running idle      1     -\n"));
+        g_assert_nonnull(strstr(table, "VMID BACKEND STATE   BOOTSTRAP EPOCH LEASES\n"));
+        g_assert_nonnull(strstr(table, "\nalpha    1    stub    running "));
+        g_assert_nonnull(strstr(table, "\nbeta     2    stub    running idle      1     -\n"));
         g_assert_true(g_str_has_suffix(table, "\n2 endpoints listed.\n"));
 
         /* The default verb, and the legend left out. */
         g_assert_cmpint(ctl(f, &dflt, "--no-ask-password", NULL), ==, 0);
         g_assert_cmpstr(dflt, ==, table);
         g_assert_cmpint(ctl(f, &bare, "--no-legend", "list", NULL), ==, 0);
-        g_assert_true(g_str_has_prefix(bare, "alpha 1 running "));
+        g_assert_true(g_str_has_prefix(bare, "alpha 1 stub running "));
         g_assert_null(strstr(bare, "ENDPOINT"));
         g_assert_cmpuint(count(bare, "\n"), ==, 2);
 
@@ -487,6 +487,7 @@ static void test_list(Fixture *f, gconstpointer data) {
         g_assert_true(json_valid(json));
         g_assert_true(g_str_has_prefix(json, "[{\"endpoint\":\"alpha\",\"path\":\"" ALPHA "\","));
         g_assert_nonnull(strstr(json, "{\"endpoint\":\"beta\","));
+        g_assert_nonnull(strstr(json, "\"backend\":\"stub\""));
         g_assert_nonnull(strstr(json, "\"ram_size\":4194304,"));
         g_assert_nonnull(strstr(json, "\"leases\":{\"input\":null,\"power\":null,\"memory_write\":null}"));
         g_assert_cmpuint(count(json, "\n"), ==, 1);
@@ -939,8 +940,8 @@ static void test_private_socket(Fixture *f, gconstpointer data) {
         g_autofree char *out = NULL, *err = NULL;
 
         g_assert_cmpint(ctl(f, &out, address, "--no-legend", "list", NULL), ==, 0);
-        g_assert_true(g_str_has_prefix(out, "alpha 1 running "));
-        g_assert_nonnull(strstr(out, "\nbeta  2 running "));
+        g_assert_true(g_str_has_prefix(out, "alpha 1 stub running "));
+        g_assert_nonnull(strstr(out, "\nbeta  2 stub running "));
 
         Bg *monitor = bg_start(f, address, "monitor", "beta", NULL);
         Bg *lease = bg_start(f, address, "lease", "beta", "input", NULL);

@@ -45,6 +45,8 @@ static int add_row(ctl_table *t, const ctl_endpoint_info *info) {
         if (r >= 0)
                 r = ctl_table_addf(t, "%" PRIu32, info->vmid);
         if (r >= 0)
+                r = ctl_table_add(t, info->backend && *info->backend ? info->backend : "-");
+        if (r >= 0)
                 r = ctl_table_add(t, info->state);
         if (r >= 0)
                 r = ctl_table_add(t, info->bootstrap_state);
@@ -56,7 +58,7 @@ static int add_row(ctl_table *t, const ctl_endpoint_info *info) {
 }
 
 static int print_table(const ctl_endpoint_info *infos, size_t n) {
-        static const char *const headers[] = { "ENDPOINT", "VMID", "STATE", "BOOTSTRAP", "EPOCH", "LEASES" };
+        static const char *const headers[] = { "ENDPOINT", "VMID", "BACKEND", "STATE", "BOOTSTRAP", "EPOCH", "LEASES" };
         _cleanup_(ctl_table_freep) ctl_table *t = ctl_table_new(ELEMENTSOF(headers), headers);
         int r;
 

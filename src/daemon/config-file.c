@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -185,22 +186,64 @@ static int set_path(xml_problem *s, xmlNodePtr n, char **where, const char *valu
         return *where ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
 }
 
-/* <discovery enabled="yes" trigger-dir="..." libvirt="no" libvirt-dir="..."/> */
+/* A warning of loading the file: the first is kept, for the caller. */
+_printf_(3, 4) static void config_warn(vmsig_config *c, unsigned line, const char *fmt, ...) {
+        _cleanup_free_ char *what = NULL;
+        va_list ap;
+
+        if (c->warning)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&what, fmt, ap) < 0)
+                what = NULL;
+        va_end(ap);
+        if (what && asprintf(&c->warning, "%s:%u: %s", c->path ?: "config", line, what) < 0)
+                c->warning = NULL;
+}
+
+/* <discovery enabled="yes" trigger-dir="..."/>. libvirt="yes" (libvirt's
+ * status files) was replaced by the libvirt backend: an old file still
+ * loads, and says so. */
 static int parse_discovery(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *enabled = attr(n, "enabled"), *dir = attr(n, "trigger-dir"),
                                *libvirt = attr(n, "libvirt"), *libvirt_dir = attr(n, "libvirt-dir");
-        int r = 0;
 
+        if (libvirt || libvirt_dir)
+                config_warn(c, xml_node_line(n),
+                            "<discovery %s=...> is obsolete and ignored: libvirt's status files are no longer read. "
+                            "Use <libvirt enabled=\"yes\"/> (libvirt's API) instead.",
+                            libvirt ? "libvirt" : "libvirt-dir");
         if (enabled && strcmp(enabled, "no") == 0) {
                 c->trigger_dir = mfree(c->trigger_dir);
-                c->libvirt_dir = mfree(c->libvirt_dir);
                 return 0;
         }
-        if (dir)
-                r = set_path(s, n, &c->trigger_dir, dir);
-        if (r >= 0 && libvirt && strcmp(libvirt, "yes") == 0)
-                r = set_path(s, n, &c->libvirt_dir, libvirt_dir ?: VMSIG_CONFIG_LIBVIRT_DIR_DEFAULT);
-        return r;
+        return dir ? set_path(s, n, &c->trigger_dir, dir) : 0;
+}
+
+/* <libvirt enabled="yes" uri="qemu:///system" domains="all|tagged"
+ * monitor="yes|no"/>: a URI is SCHEME:..., the scheme letters, digits and
+ * '+' (qemu+ssh). */
+static int parse_libvirt(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
+        _cleanup_xmlfree_ char *enabled = attr(n, "enabled"), *uri = attr(n, "uri"), *domains = attr(n, "domains"),
+                               *monitor = attr(n, "monitor");
+        static const char *const which[] = { "all", "tagged", NULL };
+        unsigned line = xml_node_line(n);
+        int r;
+
+        c->libvirt_enabled = true;
+        r = parse_yes_no(s, line, "enabled", enabled, &c->libvirt_enabled);
+        if (r >= 0)
+                r = parse_yes_no(s, line, "monitor", monitor, &c->libvirt_monitor);
+        if (r >= 0 && domains && (r = xml_problem_choice(s, line, "domains", domains, which)) >= 0)
+                c->libvirt_tagged = r == 1;
+        if (r < 0 || !uri)
+                return r;
+        if (!(uri[0] >= 'a' && uri[0] <= 'z') || uri[strspn(uri, "abcdefghijklmnopqrstuvwxyz0123456789+")] != ':')
+                return xml_problem_fail(s, -EINVAL, line,
+                                        "uri=\"%s\" is not a libvirt URI (such as qemu:///system).", uri);
+        free(c->libvirt_uri);
+        c->libvirt_uri = strdup(uri);
+        return c->libvirt_uri ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
 }
 
 /* <frames enabled="yes" rate="2"/>: a decimal number of captures a second,
@@ -430,6 +473,7 @@ static const struct {
         { "private-socket", parse_private_socket },
         { "admission", parse_admission },
         { "discovery", parse_discovery },
+        { "libvirt", parse_libvirt },
         { "frames", parse_frames },
 };
 
@@ -499,7 +543,9 @@ static vmsig_config *config_alloc(const char *path) {
         c->audit_target = strdup("auto");
         c->private_socket = strdup(VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
         c->trigger_dir = strdup(VMSIG_CONFIG_TRIGGER_DIR_DEFAULT);
-        if ((path && !c->path) || !c->audit_target || !c->private_socket || !c->trigger_dir)
+        c->libvirt_uri = strdup(VMSIG_CONFIG_LIBVIRT_URI_DEFAULT);
+        c->libvirt_monitor = true;
+        if ((path && !c->path) || !c->audit_target || !c->private_socket || !c->trigger_dir || !c->libvirt_uri)
                 return vmsig_config_free(c);
         return c;
 }
@@ -548,7 +594,8 @@ vmsig_config *vmsig_config_free(vmsig_config *c) {
         free(c->audit_target);
         free(c->private_socket);
         free(c->trigger_dir);
-        free(c->libvirt_dir);
+        free(c->libvirt_uri);
+        free(c->warning);
         free(c->path);
         free(c);
         return NULL;

@@ -51,7 +51,12 @@ typedef struct vmsig_config {
         char *audit_target;   /* "auto", "journal" or "stderr" */
         char *private_socket; /* NULL when disabled */
         char *trigger_dir;    /* discovery; NULL when disabled */
-        char *libvirt_dir;    /* discovery of libvirt domains; NULL when off */
+        /* The libvirt backend (<libvirt>): off unless the file says so. */
+        bool libvirt_enabled;
+        char *libvirt_uri;    /* never NULL */
+        bool libvirt_tagged;  /* only domains tagged in <metadata>; else all */
+        bool libvirt_monitor; /* QEMU's monitor through libvirt (issue 17 part 2) */
+        char *warning;        /* the first "FILE:LINE: ..." warning of loading it, or NULL */
         vmsig_admission_config admission;
         bool frames_enabled; /* load libvmsig-vgpu (read at start only) */
         double frames_rate;  /* captures per second per display */
@@ -63,7 +68,7 @@ typedef struct vmsig_config {
 #define VMSIG_CONFIG_RAM_SIZE_DEFAULT (64ULL << 20)
 #define VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT VMSIG_PRIVATE_SOCKET_DEFAULT
 #define VMSIG_CONFIG_TRIGGER_DIR_DEFAULT "/run/vmsig/vms.d"
-#define VMSIG_CONFIG_LIBVIRT_DIR_DEFAULT "/run/libvirt/qemu"
+#define VMSIG_CONFIG_LIBVIRT_URI_DEFAULT "qemu:///system"
 #define VMSIG_CONFIG_MAX_WRITE_MAX (1u << 20)
 #define VMSIG_CONFIG_MAX_PENDING_CALLS_DEFAULT 64
 #define VMSIG_CONFIG_MAX_SUBSCRIPTIONS_DEFAULT 64
@@ -75,7 +80,9 @@ typedef struct vmsig_config {
 /* The configuration used when no file exists at the default path. */
 int vmsig_config_new_default(vmsig_config **ret);
 /* Returns 0, or a negative errno and *error set to "FILE:LINE: problem"
- * (FILE alone when no line applies), to be freed by the caller. */
+ * (FILE alone when no line applies), to be freed by the caller. What
+ * loads but deserves a word (an obsolete setting, ignored) is in
+ * (*ret)->warning, for the caller to log. */
 int vmsig_config_load(const char *path, vmsig_config **ret, char **error);
 vmsig_config *vmsig_config_free(vmsig_config *c);
 const vmsig_stub_vm_config *vmsig_config_find_stub(const vmsig_config *c, const char *name);

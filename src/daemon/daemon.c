@@ -17,6 +17,7 @@
 #include "qemu-vms.h"
 #include "log.h"
 #include "memory-trim.h"
+#include "libvirt-vms.h"
 #include "plugins.h"
 #include "stub.h"
 
@@ -31,6 +32,7 @@ struct vmsig_daemon {
         vmsig_bus_front *front;
         vmsig_bus_private *private;
         vmsig_qemu_vms *discovered;
+        vmsig_libvirt_vms *libvirt;
         vmsig_config *config;
         memory_trim *trim;
         vmsig_plugins *plugins;
@@ -51,6 +53,8 @@ static int load_config(vmsig_daemon *d, vmsig_config **ret, char **ret_error) {
                         *ret_error = TAKE_PTR(error);
                 return r;
         }
+        if ((*ret)->warning)
+                log_warning("%s", (*ret)->warning);
         return 0;
 }
 
@@ -178,6 +182,8 @@ static int apply_config(vmsig_daemon *d, vmsig_config *new) {
         if (r >= 0)
                 r = old ? vmsig_qemu_vms_reload(&d->discovered, d->core, old, new)
                         : vmsig_qemu_vms_new(d->core, new, &d->discovered);
+        if (r >= 0)
+                r = vmsig_libvirt_vms_apply(&d->libvirt, d->core, old, new);
         vmsig_config_free(old);
         return r;
 }
@@ -349,6 +355,7 @@ vmsig_daemon *vmsig_daemon_free(vmsig_daemon *d) {
         if (!d)
                 return NULL;
         d->discovered = vmsig_qemu_vms_free(d->discovered);
+        d->libvirt = vmsig_libvirt_vms_free(d->libvirt);
         if (d->core)
                 detach_all(d);
         d->private = vmsig_bus_private_free(d->private);

@@ -69,7 +69,7 @@ int vmsig_qemu_vms_new(vmsig_core *core, const vmsig_config *config, vmsig_qemu_
                 return -ENOMEM;
         d->core = core;
         d->bootstrap.backoff_max_usec = (uint64_t) config->bootstrap_backoff_max_ms * 1000;
-        r = vmsig_discovery_new(core, config->trigger_dir, config->libvirt_dir, &discovery_ops, d, &d->discovery);
+        r = vmsig_discovery_new(core, config->trigger_dir, &discovery_ops, d, &d->discovery);
         if (r < 0) {
                 free(d);
                 return log_error_errno(r, "Cannot watch %s for VMs: %m", config->trigger_dir);
@@ -92,11 +92,11 @@ static bool same(const char *a, const char *b) {
 
 int vmsig_qemu_vms_reload(vmsig_qemu_vms **d, vmsig_core *core, const vmsig_config *old,
                             const vmsig_config *new) {
-        if (*d && same(old->trigger_dir, new->trigger_dir) && same(old->libvirt_dir, new->libvirt_dir)) {
+        if (*d && same(old->trigger_dir, new->trigger_dir)) {
                 vmsig_discovery_rescan((*d)->discovery);
                 return 0;
         }
-        /* Other directories: what was found in the old ones goes. */
+        /* Another directory: what was found in the old one goes. */
         *d = vmsig_qemu_vms_free(*d);
         return vmsig_qemu_vms_new(core, new, d);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ static int check_config(const char *path) {
                 fprintf(stderr, "%s\n", error ? error : "Cannot load the configuration.");
                 return EXIT_FAILURE;
         }
+        if (c->warning)
+                fprintf(stderr, "warning: %s\n", c->warning);
         printf("%s: configuration is valid (%zu stub VM%s).\n", path, c->n_stub_vms, c->n_stub_vms == 1 ? "" : "s");
         vmsig_config_free(c);
         return EXIT_SUCCESS;
@@ -114,7 +117,12 @@ static int run(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        int r = run(argc, argv);
+        int r;
+
+        /* libvirt's client writes to its sockets without MSG_NOSIGNAL: a
+         * libvirtd that dies under a connection must not end vmsigd. */
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = run(argc, argv);
         xmlCleanupParser();
         return r;
 }

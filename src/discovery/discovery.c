@@ -3,7 +3,6 @@
  * as files and host files come and go:
  *
  *   INVALID  the file never parsed; nothing claimed
- *   SKIPPED  a libvirt domain not set up for vmsig
  *   CLASH    valid, but its name or uuid belongs to another file
  *   PROBING  waiting for the QMP socket and the RAM file
  *   GAVE_UP  they did not appear within the probe timeout
@@ -31,7 +30,6 @@
 
 typedef enum vm_state {
         VM_INVALID,
-        VM_SKIPPED,
         VM_CLASH,
         VM_PROBING,
         VM_GAVE_UP,
@@ -308,7 +306,6 @@ static void entry_remove(vm_source *s, vm_entry *e) {
 
 typedef enum read_result {
         READ_KEEP, /* unreadable or invalid (logged): keep what we had */
-        READ_SKIP, /* a libvirt domain not set up for vmsig */
         READ_OK,
 } read_result;
 
@@ -316,19 +313,12 @@ static read_result read_desc(vm_source *s, vm_entry *e, vm_desc **ret) {
         _cleanup_free_ char *error = NULL;
         int r;
 
-        if (s->origin == VMSIG_VM_ORIGIN_TRIGGER)
-                r = vm_desc_read_trigger(e->path, s->discovery->schema, ret, &error);
-        else
-                r = vm_desc_read_libvirt(e->path, ret, &error);
+        r = vm_desc_read_trigger(e->path, s->discovery->schema, ret, &error);
         if (r == -ENOENT)
                 return READ_KEEP; /* removed before we got to it: its event follows */
         if (r < 0) {
                 log_warning("%s%s", error ?: e->path, e->desc ? " Keeping the previous description." : "");
                 return READ_KEEP;
-        }
-        if (!*ret) {
-                log_debug("%s", error ?: e->path);
-                return READ_SKIP;
         }
         return READ_OK;
 }
@@ -357,16 +347,6 @@ static void entry_replace(vmsig_discovery *d, vm_entry *e, vm_desc *v) {
                 retry_clashes(d);
 }
 
-/* A libvirt domain that no longer carries vmsig metadata. */
-static void entry_skip(vmsig_discovery *d, vm_entry *e) {
-        bool released = entry_stop(d, e);
-
-        e->desc = vm_desc_free(e->desc);
-        e->state = VM_SKIPPED;
-        if (released)
-                retry_clashes(d);
-}
-
 /* The caller rearms the timer: a rescan reads many files. */
 static void source_file_changed(vm_source *s, const char *filename) {
         vmsig_discovery *d = s->discovery;
@@ -381,9 +361,6 @@ static void source_file_changed(vm_source *s, const char *filename) {
         e->seen = s->generation;
         switch (read_desc(s, e, &v)) {
         case READ_KEEP:
-                break;
-        case READ_SKIP:
-                entry_skip(d, e);
                 break;
         case READ_OK:
                 if (e->desc && vm_desc_equal(e->desc, v)) {
@@ -498,8 +475,7 @@ static int discovery_alloc(vmsig_core *core, const vmsig_discovery_ops *ops, voi
         return r;
 }
 
-int vmsig_discovery_new(vmsig_core *core, const char *trigger_dir, const char *libvirt_dir,
-                        const vmsig_discovery_ops *ops, void *userdata, vmsig_discovery **ret) {
+int vmsig_discovery_new(vmsig_core *core, const char *trigger_dir, const vmsig_discovery_ops *ops, void *userdata, vmsig_discovery **ret) {
         vmsig_discovery *d = NULL;
         int r;
 
@@ -509,18 +485,11 @@ int vmsig_discovery_new(vmsig_core *core, const char *trigger_dir, const char *l
         if (r >= 0)
                 r = source_init(d, VMSIG_VM_ORIGIN_TRIGGER, trigger_dir ?: VMSIG_DISCOVERY_TRIGGER_DIR_DEFAULT);
         if (r >= 0)
-                r = source_init(d, VMSIG_VM_ORIGIN_LIBVIRT, libvirt_dir);
-        /* The trigger directory first: if it cannot be watched, nothing has
-         * been attached yet that the caller would have to undo. */
-        if (r >= 0)
                 r = dirwatch_start(d->sources[VMSIG_VM_ORIGIN_TRIGGER].watch);
         if (r < 0) {
                 vmsig_discovery_free(d);
                 return r;
         }
-        /* libvirt is optional: without it, trigger files still work. */
-        if (d->sources[VMSIG_VM_ORIGIN_LIBVIRT].watch && dirwatch_start(d->sources[VMSIG_VM_ORIGIN_LIBVIRT].watch) < 0)
-                log_warning("libvirt domains will not be discovered.");
         *ret = d;
         return 0;
 }
@@ -586,7 +555,7 @@ void vmsig_discovery_get_stats(vmsig_discovery *d, vmsig_discovery_stats *ret) {
                                 ret->attached++;
                         else if (e->state == VM_PROBING)
                                 ret->probing++;
-                        else if (e->state != VM_SKIPPED)
+                        else
                                 ret->rejected++;
                 }
         }

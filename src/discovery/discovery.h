@@ -17,35 +17,9 @@
  *   is no polling. If the directory does not exist yet, its nearest existing
  *   ancestor is watched until it does.
  *
- * libvirt (optional; /run/libvirt/qemu by default)
- *   libvirt's live status files (<domstatus>, one per running domain) are
- *   watched the same way. libvirt keeps its own QMP monitor (<monitor
- *   path=.../>) connected for as long as the domain runs, and QEMU serves one
- *   client per monitor, so vmsigd needs a monitor of its own. Configure it
- *   in the domain XML, together with the RAM file, as metadata:
- *
- *     <metadata>
- *       <vmsig:vm xmlns:vmsig="https://vmsig.org/xmlns/libvirt/1.0">
- *         <vmsig:qmp socket="/run/vmsig/qmp/win10.sock"/>
- *         <vmsig:ram path="pc.ram"/>
- *         <vmsig:gpa-map>...</vmsig:gpa-map>   (optional, as in vm.rng)
- *       </vmsig:vm>
- *     </metadata>
- *
- *   and make QEMU listen on that socket with
- *
- *     <qemu:commandline xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0">
- *       <qemu:arg value="-qmp"/>
- *       <qemu:arg value="unix:/run/vmsig/qmp/win10.sock,server=on,wait=off"/>
- *     </qemu:commandline>
- *
- *   When <vmsig:qmp> is absent, the socket of such a "-qmp unix:PATH,..."
- *   argument is used. A relative <vmsig:ram path> is relative to the
- *   domain's memory backing directory (<memoryBackingDir> in the status
- *   file, where libvirt puts the file of <memoryBacking><source
- *   type='file'/><access mode='shared'/>; "pc.ram" on x86 machines). A
- *   domain without vmsig metadata or without a QMP socket of vmsigd's own is
- *   skipped with a debug message; naming libvirt's own monitor is an error.
+ * libvirt's domains are not found here: the libvirt backend
+ *   (src/host/libvirt) asks libvirt's API. Trigger files are for QEMUs that
+ *   no libvirt manages.
  *
  * Files are trusted only when owned by root (or by the user vmsigd runs as)
  * and not writable by group or others: a trigger file decides which file
@@ -77,8 +51,6 @@
 #include "vmsig-core.h"
 
 #define VMSIG_DISCOVERY_TRIGGER_DIR_DEFAULT "/run/vmsig/vms.d"
-#define VMSIG_DISCOVERY_LIBVIRT_DIR_DEFAULT "/run/libvirt/qemu"
-#define VMSIG_DISCOVERY_LIBVIRT_NS "https://vmsig.org/xmlns/libvirt/1.0"
 #define VMSIG_DISCOVERY_PROBE_TIMEOUT_USEC_DEFAULT (60ULL * 1000000ULL)
 #define VMSIG_DISCOVERY_PROBE_DELAY_MIN_USEC (50ULL * 1000ULL)
 #define VMSIG_DISCOVERY_PROBE_DELAY_MAX_USEC (2ULL * 1000000ULL)
@@ -87,7 +59,6 @@ typedef struct vmsig_discovery vmsig_discovery;
 
 typedef enum vmsig_vm_origin {
         VMSIG_VM_ORIGIN_TRIGGER, /* a file of the trigger directory */
-        VMSIG_VM_ORIGIN_LIBVIRT, /* a libvirt status file */
         _VMSIG_VM_ORIGIN_MAX,
 } vmsig_vm_origin;
 
@@ -125,17 +96,16 @@ typedef struct vmsig_discovery_stats {
         size_t rejected; /* invalid, name clash, probe gave up, attach failed */
 } vmsig_discovery_stats;
 
-/* Watches trigger_dir (NULL: the default) and, unless libvirt_dir is NULL,
- * libvirt's status directory, and attaches the VMs found there before it
- * returns. A directory that does not exist yet is waited for. */
-int vmsig_discovery_new(vmsig_core *core, const char *trigger_dir, const char *libvirt_dir,
-                        const vmsig_discovery_ops *ops, void *userdata, vmsig_discovery **ret);
+/* Watches trigger_dir (NULL: the default) and attaches the VMs found
+ * there before it returns. A directory that does not exist yet is waited
+ * for. */
+int vmsig_discovery_new(vmsig_core *core, const char *trigger_dir, const vmsig_discovery_ops *ops, void *userdata, vmsig_discovery **ret);
 /* Makes no detach calls: the caller detaches what it attached. */
 vmsig_discovery *vmsig_discovery_free(vmsig_discovery *d);
 /* How long a probe waits for the QMP socket and RAM file; also applies to
  * the probes running now. 0 restores the default. */
 void vmsig_discovery_set_probe_timeout(vmsig_discovery *d, uint64_t usec);
-/* Reads both directories again, as after a lost inotify event: for a
+/* Reads the directory again, as after a lost inotify event: for a
  * reload, or for an administrator who fixed permissions. */
 void vmsig_discovery_rescan(vmsig_discovery *d);
 void vmsig_discovery_get_stats(vmsig_discovery *d, vmsig_discovery_stats *ret);

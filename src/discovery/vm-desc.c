@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What the trigger and libvirt readers share: reading a file we are about
+/* What the trigger reader needs: reading a file we are about
  * to trust, the checks of names, paths and GPA maps, comparing two
  * descriptions, and the host probe. */
 #include <errno.h>
@@ -138,10 +138,6 @@ static char *copy_xml_string(xml_problem *p, xmlChar *s) {
 
 char *vm_node_attr(xml_problem *p, xmlNodePtr n, const char *name) {
         return copy_xml_string(p, xmlGetNoNsProp(n, (const xmlChar *) name));
-}
-
-char *vm_node_text(xml_problem *p, xmlNodePtr n) {
-        return copy_xml_string(p, xmlNodeGetContent(n));
 }
 
 int vm_desc_set_name(xml_problem *p, xmlNodePtr n, vm_desc *v, char *name) {

@@ -2,7 +2,7 @@
 #pragma once
 
 /* Private to src/discovery: what one file says about one VM, how it is read
- * from a trigger file or a libvirt status file, and the host probe. */
+ * from a trigger file, and the host probe. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,7 +15,7 @@
 #include "memctx.h"
 #include "xml-problem.h"
 
-#define VM_FILE_SIZE_MAX (4U << 20) /* libvirt status files run to a few hundred KiB */
+#define VM_FILE_SIZE_MAX (4U << 20)
 #define VM_RANGES_MAX 256
 #define VM_PAGE_SIZE 4096ULL
 
@@ -33,20 +33,17 @@ typedef struct vm_desc {
 vm_desc *vm_desc_free(vm_desc *v);
 bool vm_desc_equal(const vm_desc *a, const vm_desc *b);
 
-/* Both readers return 0 with *ret set, or a negative errno with *error set
+/* Returns 0 with *ret set, or a negative errno with *error set
  * to "FILE:LINE: problem" (FILE alone when no line applies). -ENOENT means
  * the file went away before it could be read: nothing worth a warning. */
 int vm_schema_load(xmlRelaxNGPtr *ret);
 int vm_desc_read_trigger(const char *path, xmlRelaxNGPtr schema, vm_desc **ret, char **error);
-/* Also returns 0 with *ret NULL when the domain is not set up for vmsig;
- * *error then says why, for a debug message. */
-int vm_desc_read_libvirt(const char *path, vm_desc **ret, char **error);
 
 /* 0 when the QMP socket and the RAM file are there and usable; otherwise a
  * negative errno and what is missing in reason. */
 int vm_desc_probe_host(const vm_desc *v, char *reason, size_t size);
 
-/* --- helpers shared by the two readers ----------------------------------- */
+/* --- helpers of the reader ---------------------------------------------- */
 
 /* The first problem wins: later ones are usually consequences of it. */
 /* A reader's own checks of the root, filling v: <0 on a problem, >0 when
@@ -57,12 +54,11 @@ typedef int (*vm_parse_fn)(xml_problem *p, xmlNodePtr root, vm_desc *v);
 int vm_desc_read(const char *path, vm_parse_fn parse, xmlRelaxNGPtr schema, vm_desc **ret, char **error);
 bool vm_node_is(xmlNodePtr n, const char *ns, const char *name);
 xmlNodePtr vm_node_child(xmlNodePtr n, const char *ns, const char *name);
-/* Copies of an attribute or of the text content; NULL when absent or out of
- * memory (then p->r is -ENOMEM). */
+/* A copy of an attribute; NULL when absent or out of memory (then p->r is
+ * -ENOMEM). */
 char *vm_node_attr(xml_problem *p, xmlNodePtr n, const char *name);
-char *vm_node_text(xml_problem *p, xmlNodePtr n);
 
-/* Checks and stores what both formats share, reporting at the line of n. */
+/* Checks and stores a field, reporting at the line of n. */
 int vm_desc_set_name(xml_problem *p, xmlNodePtr n, vm_desc *v, char *name);
 int vm_desc_set_uuid(xml_problem *p, xmlNodePtr n, vm_desc *v, const char *uuid);
 int vm_desc_set_qmp(xml_problem *p, xmlNodePtr n, vm_desc *v, char *socket);

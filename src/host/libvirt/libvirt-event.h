@@ -15,8 +15,15 @@
  *     The loop is referenced for good.
  *   - Register before the first virConnectOpen*(): a connection picks its
  *     event implementation when it is opened.
- *   - sd-event is not thread-safe: call libvirt only from the loop's thread
- *     (libvirt calls back into this adapter from the caller's thread).
+ *   - libvirt calls back into this adapter from whichever thread runs a
+ *     libvirt call (the libvirt backend runs its calls on a worker
+ *     thread), but sd-event is not thread-safe: a change asked from
+ *     another thread is recorded under a mutex and applied by the loop's
+ *     thread, which an eventfd wakes (as libvirt's own poll loop does).
+ *     Callbacks (handles, timeouts, free) always run on the loop's thread,
+ *     and none runs after libvirt removed its watch, even when the removal
+ *     came from another thread and is not applied yet. The loop's thread
+ *     is the one that registered.
  *   - Two handles on one fd are not supported (epoll holds an fd once);
  *     libvirt registers one per socket.
  *   - A removed handle's or timeout's free callback runs at a later

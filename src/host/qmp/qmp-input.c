@@ -3,29 +3,10 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "host-keys.h"
 #include "macro.h"
 #include "qmp-input.h"
 #include "qmp.h"
-
-/* QEMU's QKeyCode enum in declaration order (qapi/ui.json, as of QEMU
- * 7.2): the index is the number clients send. QEMU only ever appends, so
- * newer names may be added at the end; the test compares this with the
- * running QEMU's query-qmp-schema. 0 is "unmapped", which is no key. */
-static const char *const qcodes[] = {
-        [1] = "shift", "shift_r", "alt", "alt_r", "ctrl", "ctrl_r", "menu", "esc", "1", "2", "3", "4", "5", "6",
-        "7", "8", "9", "0", "minus", "equal", "backspace", "tab", "q", "w", "e", "r", "t", "y", "u", "i", "o", "p",
-        "bracket_left", "bracket_right", "ret", "a", "s", "d", "f", "g", "h", "j", "k", "l", "semicolon",
-        "apostrophe", "grave_accent", "backslash", "z", "x", "c", "v", "b", "n", "m", "comma", "dot", "slash",
-        "asterisk", "spc", "caps_lock", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "num_lock",
-        "scroll_lock", "kp_divide", "kp_multiply", "kp_subtract", "kp_add", "kp_enter", "kp_decimal", "sysrq",
-        "kp_0", "kp_1", "kp_2", "kp_3", "kp_4", "kp_5", "kp_6", "kp_7", "kp_8", "kp_9", "less", "f11", "f12",
-        "print", "home", "pgup", "pgdn", "end", "left", "up", "down", "right", "insert", "delete", "stop",
-        "again", "props", "undo", "front", "copy", "open", "paste", "find", "cut", "lf", "help", "meta_l",
-        "meta_r", "compose", "pause", "ro", "hiragana", "henkan", "yen", "muhenkan", "katakanahiragana",
-        "kp_comma", "kp_equals", "power", "sleep", "wake", "audionext", "audioprev", "audiostop", "audioplay",
-        "audiomute", "volumeup", "volumedown", "mediaselect", "mail", "calculator", "computer", "ac_home",
-        "ac_back", "ac_forward", "ac_refresh", "ac_bookmarks", "lang1", "lang2",
-};
 
 /* From BTN_LEFT on, in evdev order. */
 static const char *const buttons[] = { "left", "right", "middle", "side", "extra" };
@@ -34,14 +15,11 @@ static const char *const axes[] = { "x", "y" };
 enum { REL_WHEEL = 2 };
 
 const char *vmsig_qmp_qcode_to_name(uint32_t code) {
-        return code < ELEMENTSOF(qcodes) ? qcodes[code] : NULL;
+        return host_key_name(code);
 }
 
 int vmsig_qmp_qcode_from_name(const char *name) {
-        for (size_t i = 1; name && i < ELEMENTSOF(qcodes); i++)
-                if (strcmp(qcodes[i], name) == 0)
-                        return (int) i;
-        return -EINVAL;
+        return host_key_from_name(name);
 }
 
 static bool event_is_valid(const vmsig_input_event *ev) {
@@ -80,7 +58,7 @@ static json_object *key_data(uint32_t code, bool down) {
         json_object *data = json_object_new_object(), *key = json_object_new_object();
 
         if (!data || !key || json_object_object_add(key, "type", json_object_new_string("qcode")) < 0 ||
-            json_object_object_add(key, "data", json_object_new_string(qcodes[code])) < 0 ||
+            json_object_object_add(key, "data", json_object_new_string(host_key_name(code))) < 0 ||
             json_object_object_add(data, "down", json_object_new_boolean(down)) < 0 ||
             json_object_object_add(data, "key", TAKE_PTR(key)) < 0) {
                 json_object_put(key);

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the connection (libvirt.c) and the domains' adapters
+ * (libvirt-domain.c) share. */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+#include <libvirt/libvirt.h>
+
+#include "host-common.h"
+#include "libvirt-worker.h"
+#include "libvirt-backend.h"
+#include "vmsig-endpoint.h"
+
+/* The words of a libvirt error we pass on, at most. */
+#define LV_MESSAGE_MAX HOST_MESSAGE_MAX
+
+typedef struct lv_domain lv_domain;
+
+struct vmsig_libvirt {
+        vmsig_core *core;
+        char *uri;
+        vmsig_libvirt_domains which;
+        bool monitor;
+        lv_worker *worker;
+
+        /* The worker's (and vmsig_libvirt_free()'s, once the worker is
+         * gone): */
+        virConnectPtr conn;
+        unsigned conn_serial; /* bumped by every connection opened */
+        int callback_ids[2]; /* lifecycle, reboot; -1: none */
+
+        /* The loop's: */
+        bool connected;  /* the last listing came back, no close since */
+        bool warned;     /* "cannot connect" was said once */
+        uint64_t backoff_usec;
+        sd_event_source *retry;
+        lv_domain *domains; /* those attached as endpoints */
+};
+
+/* A domain as libvirt lists it. */
+typedef struct lv_found {
+        char name[VMSIG_NAME_MAX + 1];
+        bool name_too_long;
+        sd_id128_t uuid;
+        vmsig_state state;
+        bool tagged; /* carries an element of vmsig's namespace */
+} lv_found;
+
+struct lv_domain {
+        unsigned n_ref;          /* one per adapter role, one per job */
+        vmsig_libvirt *owner;    /* NULL once detached */
+        vmsig_endpoint *endpoint; /* while attached; not a reference */
+        char *name;
+        sd_id128_t uuid;
+        bool capturing;
+        bool seen; /* in the listing being applied */
+        atomic_uint input_generation; /* bumped when the input lease ends */
+        /* The worker's: the domain on connection dom_serial, looked up once
+         * (a lookup is a round trip to libvirtd). */
+        virDomainPtr dom;
+        unsigned dom_serial;
+        char cancel_message[HOST_MESSAGE_MAX];
+        lv_domain *next;
+};
+
+/* "libvirt: MESSAGE" of the calling thread's last libvirt error, and its
+ * errno: -EBADFD when the domain is gone, -EOPNOTSUPP when libvirt or
+ * the hypervisor cannot, -EIO otherwise. */
+int lv_error(char *buf, size_t size);
+
+/* Attaches an endpoint for f (libvirt-domain.c); the domain joins
+ * lv->domains. */
+int lv_domain_attach(vmsig_libvirt *lv, const lv_found *f, lv_domain **ret);
+lv_domain *lv_domain_find(vmsig_libvirt *lv, const unsigned char uuid[VIR_UUID_BUFLEN]);
+/* What libvirt told of the domain. */
+void lv_domain_observe(lv_domain *d, vmsig_state state);
+void lv_domain_reset(lv_domain *d);
+/* The domain stopped: shut off (killed: destroyed, without the guest's
+ * say). */
+void lv_domain_stopped(lv_domain *d, bool killed);
+/* Its endpoint is detached (and d leaves lv->domains), saying why. */
+void lv_domain_detach(lv_domain *d, const char *why);
+
+/* The one place that decides what needs QEMU's monitor (pointer events,
+ * vCPU registers) and that libvirt's API cannot do: -EOPNOTSUPP and why,
+ * in buf. */
+int lv_monitor_refusal(vmsig_libvirt *lv, const char *what, char *buf, size_t size);
