@@ -18,12 +18,12 @@ discovery  src/discovery   memctx,endpoint,core,shared
 bus        src/bus         memctx,endpoint,core,shared
 daemon     src/daemon      bus,discovery,host,memctx,endpoint,core,shared
 vgpu       src/vgpu        core-api
-ctl        src/ctl         -
+ctl        src/ctl         shared
 '
 # core-api: the public API of libvmsig-core and of the endpoint layer that
 # vmsigd exports to the plugin libraries it loads (src/vmsigd.dynamic-list);
 # libvmsig-vgpu is one and may use nothing else of ours. vmsigctl uses
-# libsystemd only. Only the D-Bus front, the daemon and vmsigctl speak D-Bus.
+# libsystemd and the shared helpers (the one key table). Only the D-Bus front, the daemon and vmsigctl speak D-Bus.
 sd_bus_layers="bus daemon ctl"
 
 build="${VMSIG_BUILDDIR:-.}"

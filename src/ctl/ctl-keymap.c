@@ -1,35 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* InjectInput takes QEMU qcodes: the position of a key's name in the
- * QKeyCode enum of QEMU's qapi/ui.json. The table below is that enum from
- * its start through "pause", in order; QEMU only ever appends to it, so
- * the numbers are stable. Keep the order exactly and only append. */
+ * QKeyCode enum of QEMU's qapi/ui.json, in keys.h's one table. Here: the
+ * names people type, and what types a character on a US keyboard. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "ctl-keymap.h"
 #include "ctl-util.h"
-
-static const char *const qcodes[] = {
-        "unmapped",
-        "shift", "shift_r", "alt", "alt_r", "ctrl", "ctrl_r", "menu", "esc",
-        "1", "2", "3", "4", "5", "6", "7", "8", "9", "0",
-        "minus", "equal", "backspace", "tab",
-        "q", "w", "e", "r", "t", "y", "u", "i", "o", "p",
-        "bracket_left", "bracket_right", "ret",
-        "a", "s", "d", "f", "g", "h", "j", "k", "l",
-        "semicolon", "apostrophe", "grave_accent", "backslash",
-        "z", "x", "c", "v", "b", "n", "m",
-        "comma", "dot", "slash", "asterisk", "spc", "caps_lock",
-        "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10",
-        "num_lock", "scroll_lock", "kp_divide", "kp_multiply", "kp_subtract", "kp_add", "kp_enter", "kp_decimal",
-        "sysrq",
-        "kp_0", "kp_1", "kp_2", "kp_3", "kp_4", "kp_5", "kp_6", "kp_7", "kp_8", "kp_9",
-        "less", "f11", "f12", "print", "home", "pgup", "pgdn", "end",
-        "left", "up", "down", "right", "insert", "delete",
-        "stop", "again", "props", "undo", "front", "copy", "open", "paste", "find", "cut", "lf", "help",
-        "meta_l", "meta_r", "compose", "pause",
-};
+#include "keys.h"
 
 /* The names people type, for the names QEMU chose. */
 static const struct {
@@ -57,10 +36,7 @@ _Static_assert(ELEMENTSOF(shifted_keys) == sizeof shifted - 1, "one key per shif
 _Static_assert(ELEMENTSOF(plain_keys) == sizeof plain - 1, "one key per plain character");
 
 static int find_name(const char *name) {
-        for (size_t i = 0; i < ELEMENTSOF(qcodes); i++)
-                if (strcmp(qcodes[i], name) == 0)
-                        return (int) i;
-        return -EINVAL;
+        return key_from_name(name);
 }
 
 int ctl_key_from_string(const char *s) {

@@ -42,7 +42,7 @@
  *            guest reset. libvirt's errors complete with -EIO and
  *            "libvirt: <its message>", -EBADFD when the domain is gone.
  *            No vCPU registers: they need QEMU's monitor.
- *   input:   KEY events (QKeyCode numbers, host-keys.h) through
+ *   input:   KEY events (QKeyCode numbers, keys.h) through
  *            virDomainSendKey, Linux keycodes: keys pressed together go
  *            in one call, which presses them, holds them 10 ms and
  *            releases them all (libvirt cannot hold a key between calls).

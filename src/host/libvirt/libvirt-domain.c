@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "fd-util.h"
-#include "host-keys.h"
+#include "keys.h"
 #include "libvirt-internal.h"
 #include "log.h"
 #include "macro.h"
@@ -304,7 +304,7 @@ static int keys_build(lv_call *c, const vmsig_input_event *events, size_t n) {
         if (!c->keys || !c->group_sizes)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                unsigned code = (unsigned) host_key_linux(events[i].code);
+                unsigned code = (unsigned) key_linux_code(events[i].code);
                 bool is_held = false;
 
                 for (size_t k = used - held; k < used; k++)
@@ -330,7 +330,7 @@ static int input_check(lv_domain *d, const vmsig_input_event *events, size_t n, 
                         return (unsigned) events[i].type < _VMSIG_INPUT_TYPE_MAX
                                        ? lv_monitor_refusal(d->owner, "Pointer events", msg, size)
                                        : -EINVAL;
-                if ((events[i].value != 0 && events[i].value != 1) || host_key_linux(events[i].code) < 0)
+                if ((events[i].value != 0 && events[i].value != 1) || key_linux_code(events[i].code) < 0)
                         return -EINVAL;
         }
         return 0;

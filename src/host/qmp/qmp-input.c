@@ -3,7 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "host-keys.h"
+#include "keys.h"
 #include "macro.h"
 #include "qmp-input.h"
 #include "qmp.h"
@@ -15,11 +15,11 @@ static const char *const axes[] = { "x", "y" };
 enum { REL_WHEEL = 2 };
 
 const char *vmsig_qmp_qcode_to_name(uint32_t code) {
-        return host_key_name(code);
+        return key_name(code);
 }
 
 int vmsig_qmp_qcode_from_name(const char *name) {
-        return host_key_from_name(name);
+        return key_from_name(name);
 }
 
 static bool event_is_valid(const vmsig_input_event *ev) {
@@ -58,7 +58,7 @@ static json_object *key_data(uint32_t code, bool down) {
         json_object *data = json_object_new_object(), *key = json_object_new_object();
 
         if (!data || !key || json_object_object_add(key, "type", json_object_new_string("qcode")) < 0 ||
-            json_object_object_add(key, "data", json_object_new_string(host_key_name(code))) < 0 ||
+            json_object_object_add(key, "data", json_object_new_string(key_name(code))) < 0 ||
             json_object_object_add(data, "down", json_object_new_boolean(down)) < 0 ||
             json_object_object_add(data, "key", TAKE_PTR(key)) < 0) {
                 json_object_put(key);

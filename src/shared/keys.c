@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "host-keys.h"
+#include "keys.h"
 #include "macro.h"
 
 /* QEMU's QKeyCode enum in declaration order (qapi/ui.json, as of QEMU
@@ -41,17 +41,17 @@ static const struct {
         { "ac_bookmarks", 156 }, { "lang1", 122 }, { "lang2", 123 },
 };
 
-const char *host_key_name(uint32_t code) {
+const char *key_name(uint32_t code) {
         return code < ELEMENTSOF(keys) ? keys[code].name : NULL;
 }
 
-int host_key_from_name(const char *name) {
+int key_from_name(const char *name) {
         for (size_t i = 1; name && i < ELEMENTSOF(keys); i++)
                 if (strcmp(keys[i].name, name) == 0)
                         return (int) i;
         return -EINVAL;
 }
 
-int host_key_linux(uint32_t code) {
-        return host_key_name(code) ? keys[code].linux_code : -EINVAL;
+int key_linux_code(uint32_t code) {
+        return key_name(code) ? keys[code].linux_code : -EINVAL;
 }

@@ -7,16 +7,17 @@
  * each backend sends: the QMP backend QEMU's name of the key
  * (input-send-event), the libvirt backend its Linux input keycode
  * (virDomainSendKey with VIR_KEYCODE_SET_LINUX, libvirt's own reference
- * set). vmsigctl keeps its own name list: it links no backend code.
+ * set). vmsigctl names keys from it too, so that a client can name every
+ * key the daemon takes.
  */
 
 #include <stdint.h>
 
 /* QEMU's name of a KEY code ("a", "ret", "shift"), or NULL for none (0,
  * "unmapped", is none). */
-const char *host_key_name(uint32_t code);
+const char *key_name(uint32_t code);
 /* The KEY code of a QEMU key name, or -EINVAL. */
-int host_key_from_name(const char *name);
+int key_from_name(const char *name);
 /* The Linux keycode (KEY_* of linux/input-event-codes.h) of a KEY code,
  * or -EINVAL for none. */
-int host_key_linux(uint32_t code);
+int key_linux_code(uint32_t code);
