@@ -5,7 +5,9 @@
  * libvirt-harness.h, a domain's QEMU found by its uuid and its guest RAM
  * opened, for the file and the memfd backings: the right process, a
  * mapping of the domain's size, a read-only fd that reads what the guest
- * wrote and what vmsigd writes through the writable one, and that nobody
+ * wrote and what vmsigd writes through the writable one, the GPA map of
+ * the RAM (qmp-ram-map.h, by inode or, for a memfd, by size) asked through
+ * libvirt's monitor passthrough, and a read-only fd that nobody
  * who receives it can reopen for writing; a domain without shared RAM,
  * a destroyed one and a uuid of none fail with their own errors.
  */
@@ -28,6 +30,7 @@
 #include "libvirt-harness.h"
 #include "libvirt-ram.h"
 #include "linux-guest.h"
+#include "qmp-ram-map.h"
 #include "vt-util.h"
 
 #define RAM_MIB 128
@@ -36,6 +39,7 @@
 #define AS_NOBODY "--reuid=nobody", "--regid=nogroup", "--clear-groups"
 #define QEMU_USER "libvirt-qemu"
 #define HELPER_CANNOT_READ 200
+#define GIB (G_GUINT64_CONSTANT(1) << 30)
 
 static const char *self;
 
@@ -280,6 +284,104 @@ static void assert_read_only(const libvirt_ram *r) {
         close(rw);
 }
 
+/* A monitor over libvirt's passthrough, as the libvirt backend will have
+ * one: each command answered through virDomainQemuMonitorCommand(), its
+ * reply held until the test's "loop" (map_run) hands it over, never from
+ * inside execute. */
+typedef struct Pending {
+        qmp_monitor_reply_fn fn;
+        void *userdata;
+        json_object *answer; /* the whole reply */
+} Pending;
+
+typedef struct MapQuery {
+        virDomainPtr dom;
+        GQueue pending;
+        bool done;
+        int error;
+        vmsig_gpa_range *ranges;
+        size_t n;
+} MapQuery;
+
+static int passthrough_execute(void *data, const char *command, json_object *arguments, qmp_monitor_reply_fn fn,
+                               void *userdata) {
+        MapQuery *m = data;
+        json_object *cmd = json_object_new_object();
+        char *out = NULL;
+        Pending *p;
+
+        json_object_object_add(cmd, "execute", json_object_new_string(command));
+        if (arguments)
+                json_object_object_add(cmd, "arguments", arguments);
+        g_assert_cmpint(virDomainQemuMonitorCommand(m->dom, json_object_to_json_string(cmd), &out, 0), ==, 0);
+        json_object_put(cmd);
+        p = g_new0(Pending, 1);
+        *p = (Pending) { fn, userdata, json_tokener_parse(out) };
+        g_assert_nonnull(p->answer);
+        free(out);
+        g_queue_push_tail(&m->pending, p);
+        return 0;
+}
+
+static void on_map(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata) {
+        MapQuery *m = userdata;
+
+        if (error < 0)
+                g_test_message("map: %s", message);
+        m->done = true;
+        m->error = error;
+        m->ranges = ranges;
+        m->n = n;
+}
+
+/* The GPA map of the RAM r, asked through the passthrough. */
+static void map_run(virDomainPtr dom, const libvirt_ram *r, MapQuery *m) {
+        qmp_monitor monitor = { passthrough_execute, m };
+        qmp_ram_target target = { .name = r->name, .dev = r->dev, .ino = r->ino, .size = r->size, .memfd = r->memfd };
+
+        *m = (MapQuery) { .dom = dom };
+        g_queue_init(&m->pending);
+        g_assert_cmpint(qmp_ram_map_query(&monitor, &target, on_map, m), ==, 0);
+        g_assert_false(m->done);
+        for (Pending *p; (p = g_queue_pop_head(&m->pending));) {
+                json_object *ret = NULL;
+                qmp_reply reply = { .error = -EIO, .message = "QEMU refused" };
+
+                if (json_object_object_get_ex(p->answer, "return", &ret))
+                        reply = (qmp_reply) { .result = ret };
+                p->fn(&reply, p->userdata);
+                json_object_put(p->answer);
+                g_free(p);
+        }
+        g_assert_true(m->done);
+}
+
+/* Where the RAM sits for the guest: at its own address below 2 GiB (but
+ * for holes, such as the VGA window at 0xa0000), and a q35 guest of 3 GiB
+ * has its last GiB at 4 GiB, at offset 2 GiB. */
+static void assert_map(virDomainPtr dom, const libvirt_ram *r, unsigned ram_mib) {
+        const vmsig_gpa_range *last;
+        MapQuery m;
+
+        map_run(dom, r, &m);
+        g_assert_cmpint(m.error, ==, 0);
+        g_assert_cmpuint(m.n, >=, 1);
+        for (size_t i = 0; i < m.n; i++) {
+                g_test_message("map: GPA 0x%" G_GINT64_MODIFIER "x, 0x%" G_GINT64_MODIFIER "x bytes at offset 0x%"
+                               G_GINT64_MODIFIER "x", m.ranges[i].gpa, m.ranges[i].size, m.ranges[i].offset);
+                if (m.ranges[i].gpa < 2 * GIB)
+                        g_assert_cmpuint(m.ranges[i].gpa, ==, m.ranges[i].offset);
+        }
+        g_assert_cmpuint(m.ranges[0].gpa, ==, 0);
+        last = &m.ranges[m.n - 1];
+        g_assert_cmpuint(last->offset + last->size, ==, r->size);
+        if (ram_mib > 2048) {
+                g_assert_cmpuint(last->gpa, ==, 4 * GIB);
+                g_assert_cmpuint(last->offset, ==, 2 * GIB);
+        }
+        free(m.ranges);
+}
+
 /* A running domain's RAM, found from its uuid; checked as above. */
 static void check_domain(LibvirtHarness *h, virDomainPtr dom, const char *name, unsigned ram_mib, bool memfd) {
         g_autofree char *uuid = domain_uuid(dom);
@@ -301,6 +403,7 @@ static void check_domain(LibvirtHarness *h, virDomainPtr dom, const char *name, 
         libvirt_harness_wait_guest(h, name, BOOT_TIMEOUT_MS);
         g_assert_true(ram_contains(r.ro_fd, r.size, LINUX_GUEST_MARKER));
         assert_write_seen(dom, &r);
+        assert_map(dom, &r, ram_mib);
         assert_read_only(&r);
         libvirt_ram_done(&r);
         close(pidfd);
