@@ -27,6 +27,9 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/libvirt-qemu.h>
 
+#include "event-loop.h"
+#include "host-common.h"
+#include "host-ram.h"
 #include "libvirt-harness.h"
 #include "libvirt-ram.h"
 #include "linux-guest.h"
@@ -356,10 +359,12 @@ static void map_run(virDomainPtr dom, const libvirt_ram *r, MapQuery *m) {
         g_assert_true(m->done);
 }
 
+static void assert_host_ram(const char *name, const libvirt_ram *r, vmsig_gpa_range *ranges, size_t n);
+
 /* Where the RAM sits for the guest: at its own address below 2 GiB (but
  * for holes, such as the VGA window at 0xa0000), and a q35 guest of 3 GiB
  * has its last GiB at 4 GiB, at offset 2 GiB. */
-static void assert_map(virDomainPtr dom, const libvirt_ram *r, unsigned ram_mib) {
+static void assert_map(virDomainPtr dom, const libvirt_ram *r, unsigned ram_mib, const char *name) {
         const vmsig_gpa_range *last;
         MapQuery m;
 
@@ -379,7 +384,62 @@ static void assert_map(virDomainPtr dom, const libvirt_ram *r, unsigned ram_mib)
                 g_assert_cmpuint(last->gpa, ==, 4 * GIB);
                 g_assert_cmpuint(last->offset, ==, 2 * GIB);
         }
-        free(m.ranges);
+        assert_host_ram(name, r, m.ranges, m.n);
+}
+
+/* host-ram.h from ready fds, as the libvirt backend feeds it: a memctx
+ * adapter around it, the datum published with the map, the same QEMU's
+ * fds again keep the epoch, another QEMU's start the next. */
+static int ram_attach(void *data, vmsig_endpoint *ep) {
+        return host_ram_attach(data, ep);
+}
+
+static void ram_detach(void *data, vmsig_endpoint *ep) {
+        host_ram_detach(data);
+}
+
+static void ram_free(void *data) {
+}
+
+static const vmsig_memctx_ops ram_ops = {
+        .base = { .attach = ram_attach, .detach = ram_detach, .free = ram_free },
+};
+
+static uint64_t sync_fds(sd_event *event, vmsig_core *core, vmsig_endpoint *ep, host_ram *ram, pid_t pid,
+                         const libvirt_ram *r) {
+        const vmsig_memctx *m;
+
+        g_assert_cmpint(host_ram_sync_fds(ram, pid, fcntl(r->ro_fd, F_DUPFD_CLOEXEC, 3),
+                                          fcntl(r->rw_fd, F_DUPFD_CLOEXEC, 3)), ==, 0);
+        vt_event_run_pending(event);
+        m = vmsig_memctx_get(core, vmsig_endpoint_get_id(ep));
+        g_assert_nonnull(m);
+        g_assert_cmpuint(m->ram_size, ==, r->size);
+        return m->epoch;
+}
+
+static void assert_host_ram(const char *name, const libvirt_ram *r, vmsig_gpa_range *ranges, size_t n) {
+        vmsig_endpoint_spec es;
+        vmsig_endpoint *ep;
+        vmsig_core *core;
+        sd_event *event;
+        host_ram ram;
+        uint64_t epoch;
+
+        vt_core_start(&event, &core);
+        host_ram_init(&ram, name);
+        host_ram_set_ranges(&ram, ranges, n);
+        host_endpoint_spec_init(&es, name, SD_ID128_NULL, VMSIG_STATE_RUNNING);
+        es.adapters[VMSIG_ADAPTER_MEMCTX] = (vmsig_adapter) { &ram_ops.base, &ram };
+        g_assert_cmpint(vmsig_core_attach_endpoint(core, &es, &ep), ==, 0);
+        epoch = sync_fds(event, core, ep, &ram, r->pid, r);
+        g_assert_cmpuint(vmsig_memctx_get(core, vmsig_endpoint_get_id(ep))->n_ranges, ==, n);
+        g_assert_cmpuint(sync_fds(event, core, ep, &ram, r->pid, r), ==, epoch);
+        g_assert_cmpuint(sync_fds(event, core, ep, &ram, r->pid + 1, r), >, epoch);
+        g_assert_cmpint(vmsig_core_detach_endpoint(core, ep), ==, 0);
+        vt_event_run_pending(event);
+        host_ram_done(&ram);
+        vt_core_stop(event, core);
 }
 
 /* A running domain's RAM, found from its uuid; checked as above. */
@@ -403,7 +463,7 @@ static void check_domain(LibvirtHarness *h, virDomainPtr dom, const char *name, 
         libvirt_harness_wait_guest(h, name, BOOT_TIMEOUT_MS);
         g_assert_true(ram_contains(r.ro_fd, r.size, LINUX_GUEST_MARKER));
         assert_write_seen(dom, &r);
-        assert_map(dom, &r, ram_mib);
+        assert_map(dom, &r, ram_mib, name);
         assert_read_only(&r);
         libvirt_ram_done(&r);
         close(pidfd);
