@@ -188,22 +188,9 @@ static int reopen_as_nobody(int fd) {
         g_autofree char *setpriv = g_find_program_in_path("setpriv");
         g_autofree char *fd_arg = g_strdup_printf("%d", fd);
         const char *argv[] = { setpriv, AS_NOBODY, self, "--reopen-rw", fd_arg, NULL };
-        int status;
-        pid_t pid;
 
         g_assert_nonnull(setpriv);
-        pid = fork();
-        g_assert_cmpint(pid, >=, 0);
-        if (pid == 0) {
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (fcntl(fd, F_SETFD, 0) < 0)
-                        _exit(127);
-                execv(argv[0], (char **) argv);
-                _exit(127);
-        }
-        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-        g_assert_true(WIFEXITED(status));
-        return WEXITSTATUS(status);
+        return vt_wait_exit(vt_spawn_with_fd(argv, fd));
 }
 
 static uid_t qemu_uid(void) {
@@ -469,7 +456,8 @@ static void check_domain(LibvirtHarness *h, virDomainPtr dom, const char *name, 
         close(pidfd);
 }
 
-static void test_file_backing(void) {
+/* A domain of that backing and size, started and checked. */
+static void run_backing(const char *name, LibvirtRam ram, unsigned ram_mib) {
         g_autoptr(LibvirtHarness) h = NULL;
         virDomainPtr dom;
 
@@ -477,23 +465,18 @@ static void test_file_backing(void) {
                 return;
         h = libvirt_harness_new();
         libvirt_harness_start(h);
-        dom = libvirt_harness_start_domain(h, "ram-file", LIBVIRT_RAM_FILE, RAM_MIB);
-        check_domain(h, dom, "ram-file", RAM_MIB, false);
+        dom = libvirt_harness_start_domain(h, name, ram, ram_mib);
+        check_domain(h, dom, name, ram_mib, ram == LIBVIRT_RAM_MEMFD);
         virDomainFree(dom);
+}
+
+static void test_file_backing(void) {
+        run_backing("ram-file", LIBVIRT_RAM_FILE, RAM_MIB);
 }
 
 /* A guest of 3 GiB, over its PCI hole: one memfd mapping all the same. */
 static void test_memfd_backing(void) {
-        g_autoptr(LibvirtHarness) h = NULL;
-        virDomainPtr dom;
-
-        if (!libvirt_harness_available())
-                return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
-        dom = libvirt_harness_start_domain(h, "ram-memfd", LIBVIRT_RAM_MEMFD, BIG_RAM_MIB);
-        check_domain(h, dom, "ram-memfd", BIG_RAM_MIB, true);
-        virDomainFree(dom);
+        run_backing("ram-memfd", LIBVIRT_RAM_MEMFD, BIG_RAM_MIB);
 }
 
 /* The harness's domain without its <memoryBacking>: private RAM. */
