@@ -3,10 +3,10 @@
 # tests/ with clang (ASan and UBSan, nothing recovers) and fuzz each from
 # its seed corpus tests/data/fuzz-NAME, for N runs or SECONDS seconds each
 # (default: 60 s). NAME is detect, detect-linux, config, discovery, memwrite,
-# bus, qmp or hmp; without one, all of them (qmp and hmp need json-c). Exits
-# non-zero on a crash, a leak, a hang or a broken check; the input that did
-# it is kept as fuzz-NAME-crash-* (or -leak-, -timeout-) in $FUZZ_ARTIFACTS
-# (default: the current directory), replay it with the standalone
+# bus, qmp, hmp or libvirt-ram; without one, all of them (qmp and hmp need
+# json-c). Exits non-zero on a crash, a leak, a hang or a broken check; the
+# input that did it is kept as fuzz-NAME-crash-* (or -leak-, -timeout-) in
+# $FUZZ_ARTIFACTS (default: the current directory), replay it with the standalone
 # tests/fuzz-NAME of a build. Prints one summary line per harness.
 # FUZZ_VERBOSE=1 keeps the harness's own stderr (daemon logs, the failed
 # check) in the output.
@@ -17,7 +17,7 @@ case "${1:-}" in
 --runs) limit="-runs=$2"; shift 2 ;;
 [0-9]*) limit="-max_total_time=$1"; shift ;;
 esac
-names=${*:-detect detect-linux config discovery memwrite bus qmp hmp}
+names=${*:-detect detect-linux config discovery memwrite bus qmp hmp libvirt-ram}
 artifacts=$(cd "${FUZZ_ARTIFACTS:-.}" && pwd)
 out=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-fuzz-build.XXXXXX")
 trap 'rm -rf "$out"' EXIT
@@ -34,7 +34,7 @@ if pkg-config --exists libpng; then
         vgpu_libs="libpng"
 fi
 cc="$cc -Wnull-dereference -include $out/config.h -I$top/tests"
-for d in shared core endpoint memctx bus daemon discovery host host/stub host/qmp vgpu; do
+for d in shared core endpoint memctx bus daemon discovery host host/stub host/qmp host/libvirt vgpu; do
         cc="$cc -I$top/src/$d"
 done
 core="$top/src/shared/log.c $top/src/shared/hashmap.c $top/src/shared/fd-util.c $top/src/core/*.c $top/src/endpoint/*.c $top/src/memctx/*.c"
@@ -54,15 +54,16 @@ sources() {
         discovery) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
         bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/host-common.c $top/src/host/stub/stub.c" \
                 "${vgpu_sources:-} $core" ;;
-        qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/qmp/*.c $core" ;;
+        qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/host-ram.c $top/src/host/qmp/*.c $core" ;;
         hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;
+        libvirt-ram) echo "$top/tests/fuzz-util.c $top/src/host/libvirt/libvirt-ram.c $top/src/shared/fd-util.c" ;;
         *) return 1 ;;
         esac
 }
 
 libs() {
         case $1 in
-        detect | detect-linux | memwrite) ;;
+        detect | detect-linux | memwrite | libvirt-ram) ;;
         config | discovery) pkg-config --cflags --libs libsystemd libxml-2.0 ;;
         bus) pkg-config --cflags --libs libsystemd ${vgpu_libs:-} ;;
         qmp) pkg-config --cflags --libs libsystemd json-c ;;

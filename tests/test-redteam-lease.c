@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "vt-util.h"
 
 #define ALPHA VT_ENDPOINT("alpha")
 #define CONFIG                                                   \
@@ -119,32 +120,6 @@ static guint64 cpu_ticks(GPid pid) {
         return utime + stime;
 }
 
-/* Runs argv (a helper of this program, or setpriv running one) in a child
- * that inherits fd under its own number. The exec also takes the helper
- * out of valgrind, which does not follow it: a forked copy of the test
- * would report the test's memory as its own leaks when it exits. */
-static pid_t spawn_helper(const char *const *argv, int fd) {
-        pid_t pid = fork();
-
-        g_assert_cmpint(pid, >=, 0);
-        if (pid == 0) {
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (fcntl(fd, F_SETFD, 0) < 0)
-                        _exit(127);
-                execv(argv[0], (char **) argv);
-                _exit(127);
-        }
-        return pid;
-}
-
-static int wait_helper(pid_t pid) {
-        int status;
-
-        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-        g_assert_true(WIFEXITED(status));
-        return WEXITSTATUS(status);
-}
-
 /* Helper --hammer FD DEADLINE: writes into the lease fd as hard as it can
  * until DEADLINE (monotonic µs). What it cannot write directly it writes
  * through a reopen of /proc/self/fd/N; a full pipe is waited on, not spun
@@ -207,14 +182,14 @@ static void test_holder_cannot_spin_daemon(Fixture *f, gconstpointer data) {
         deadline_arg = g_strdup_printf("%" G_GINT64_FORMAT, deadline);
         const char *argv[] = { self, "--hammer", fd_arg, deadline_arg, NULL };
         for (size_t i = 0; i < G_N_ELEMENTS(writers); i++)
-                writers[i] = spawn_helper(argv, fd);
+                writers[i] = vt_spawn_with_fd(argv, fd);
         while (g_get_monotonic_time() < deadline) {
                 gint64 us = ping_usec(f);
                 g_array_append_val(latencies, us);
                 g_usleep(50 * 1000);
         }
         for (size_t i = 0; i < G_N_ELEMENTS(writers); i++)
-                g_assert_cmpint(wait_helper(writers[i]), ==, 0);
+                g_assert_cmpint(vt_wait_exit(writers[i]), ==, 0);
         guint64 used = cpu_ticks(daemon) - before;
         double wall = (double) (g_get_monotonic_time() - start) / G_USEC_PER_SEC;
 
@@ -269,7 +244,7 @@ static void assert_unwritable(const VtMemctx *m) {
         g_assert_cmpint(errno, ==, EPERM);
         close(rw);
         g_assert_nonnull(setpriv);
-        g_assert_cmpint(wait_helper(spawn_helper(as_nobody, m->fd)), ==, EACCES);
+        g_assert_cmpint(vt_wait_exit(vt_spawn_with_fd(as_nobody, m->fd)), ==, EACCES);
 }
 
 /* The flags and position of each of vmsigd's own descriptors of guest RAM

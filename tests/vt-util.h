@@ -11,8 +11,14 @@
  * "/core/fd/demux" and test_sealed "/core/fd/sealed". The list is the
  * macro's arguments, whose text gives the names. */
 
+#include <fcntl.h>
 #include <glib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* The n functions named in list ("test_a, test_b"), as paths under prefix
  * (g_strfreev() them). */
@@ -65,3 +71,31 @@ static inline void vt_free_many(gpointer *p, size_t n) {
 
 /* g_free() of each argument, NULL or not. */
 #define VT_FREE_MANY(...) vt_free_many((gpointer[]) { __VA_ARGS__ }, G_N_ELEMENTS(((gpointer[]) { __VA_ARGS__ })))
+
+/* Runs argv (a helper of the test program, or setpriv running one) in a
+ * child that inherits fd under its own number, and dies with the test.
+ * The exec also takes the helper out of valgrind, which does not follow
+ * it: a forked copy of the test would report the test's memory as its own
+ * leaks when it exits. */
+static inline pid_t vt_spawn_with_fd(const char *const *argv, int fd) {
+        pid_t pid = fork();
+
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (fcntl(fd, F_SETFD, 0) < 0)
+                        _exit(127);
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        return pid;
+}
+
+/* The exit status of a child that must exit. */
+static inline int vt_wait_exit(pid_t pid) {
+        int status;
+
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        g_assert_true(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}

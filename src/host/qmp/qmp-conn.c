@@ -333,6 +333,39 @@ int qmp_conn_execute_with_fd(qmp_conn *c, const char *command, json_object *argu
         return send_command(c, command, arguments, fd, fn, userdata);
 }
 
+/* The monitor face: a command's (fn, userdata) ride along with it. */
+typedef struct monitor_call {
+        qmp_monitor_reply_fn fn;
+        void *userdata;
+} monitor_call;
+
+static void on_monitor_reply(qmp_conn *c, const qmp_reply *reply, void *userdata) {
+        monitor_call call = *(monitor_call *) userdata;
+
+        free(userdata);
+        call.fn(reply, call.userdata);
+}
+
+static int monitor_execute(void *data, const char *command, json_object *arguments, qmp_monitor_reply_fn fn,
+                           void *userdata) {
+        monitor_call *call = malloc(sizeof *call);
+        int r;
+
+        if (!call) {
+                json_object_put(arguments);
+                return -ENOMEM;
+        }
+        *call = (monitor_call) { fn, userdata };
+        r = qmp_conn_execute(data, command, arguments, on_monitor_reply, call);
+        if (r < 0)
+                free(call);
+        return r;
+}
+
+qmp_monitor qmp_conn_monitor(qmp_conn *c) {
+        return (qmp_monitor) { .execute = monitor_execute, .data = c };
+}
+
 static void on_capabilities(qmp_conn *c, const qmp_reply *reply, void *userdata) {
         /* Also called when the connection failed under the command. */
         if (c->closed || c->state != CONN_NEGOTIATING)

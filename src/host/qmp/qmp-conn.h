@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "qmp-monitor.h"
 #include "vmsig-endpoint.h"
 
 typedef struct qmp_conn qmp_conn;
@@ -23,12 +24,6 @@ typedef enum qmp_conn_event {
         QMP_CONN_LOST,   /* an established connection closed */
         QMP_CONN_ABSENT, /* nothing listens at the path (ENOENT, ECONNREFUSED) */
 } qmp_conn_event;
-
-typedef struct qmp_reply {
-        int error;           /* 0; -EIO for a QMP error or a lost connection; the code given to free */
-        const char *message; /* for errors: "QEMU: <class>: <desc>" or why the command went unanswered */
-        json_object *result; /* the "return" value, borrowed; NULL on error */
-} qmp_reply;
 
 typedef void (*qmp_reply_fn)(qmp_conn *c, const qmp_reply *reply, void *userdata);
 
@@ -61,3 +56,7 @@ int qmp_conn_execute(qmp_conn *c, const char *command, json_object *arguments, q
  * stays the caller's. */
 int qmp_conn_execute_with_fd(qmp_conn *c, const char *command, json_object *arguments, int fd, qmp_reply_fn fn,
                              void *userdata);
+
+/* The connection as a monitor (qmp-monitor.h), for the queries every
+ * QEMU-speaking backend shares; valid while c is. */
+qmp_monitor qmp_conn_monitor(qmp_conn *c);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -17,7 +18,7 @@
 #include "qmp-hmp.h"
 #include "qmp-input.h"
 #include "qmp-ram-map.h"
-#include "qmp-ram.h"
+#include "host-ram.h"
 #include "qmp.h"
 
 /* A request of the control side: in flight as a QMP command, or waiting
@@ -50,7 +51,7 @@ struct vmsig_qmp {
         qmp_display *display;
 
         /* memctx */
-        qmp_ram ram;
+        host_ram ram;
 };
 
 static const char *const op_commands[_VMSIG_OP_MAX] = {
@@ -63,7 +64,7 @@ static const char *const op_commands[_VMSIG_OP_MAX] = {
 
 static void qmp_free(vmsig_qmp *q) {
         qmp_display_free(q->display);
-        qmp_ram_done(&q->ram);
+        host_ram_done(&q->ram);
         free(q->qmp_socket);
         free(q->name);
         free(q);
@@ -98,12 +99,12 @@ static request *queue_pop(host_queue *queue) {
         return (request *) host_queue_pop(queue);
 }
 
-/* The memctx adapter: the RAM file, its epochs, the bootstrap (qmp-ram.h). */
+/* The memctx adapter: the RAM file, its epochs, the bootstrap (host-ram.h). */
 
 static void memctx_detach(void *data, vmsig_endpoint *ep) {
         vmsig_qmp *q = data;
 
-        qmp_ram_detach(&q->ram);
+        host_ram_detach(&q->ram);
         if (!q->host_attached)
                 q->endpoint = NULL;
 }
@@ -113,7 +114,7 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
         int r;
 
         q->endpoint = ep;
-        r = qmp_ram_attach(&q->ram, ep);
+        r = host_ram_attach(&q->ram, ep);
         if (r < 0 && !q->host_attached)
                 q->endpoint = NULL;
         return r;
@@ -122,13 +123,13 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
 static int memctx_write_ram(void *data, uint64_t offset, const void *buf, size_t len) {
         vmsig_qmp *q = data;
 
-        return qmp_ram_write(&q->ram, offset, buf, len);
+        return host_ram_write(&q->ram, offset, buf, len);
 }
 
 static int memctx_verify_root(void *data) {
         vmsig_qmp *q = data;
 
-        return qmp_ram_verify_root(&q->ram);
+        return host_ram_verify_root(&q->ram);
 }
 
 static const vmsig_memctx_ops qmp_memctx_ops = {
@@ -261,25 +262,34 @@ static void on_ram_map(int error, const char *message, vmsig_gpa_range *ranges, 
 
         if (error == -ENODEV) /* detached, or the connection went: the next one asks again */
                 return;
-        qmp_ram_set_ranges(&q->ram, NULL, 0);
+        host_ram_set_ranges(&q->ram, NULL, 0);
         if (error < 0)
                 /* Flat is right for guests below 2 GiB, and the best left. */
                 log_warning("Cannot learn the guest-physical map of '%s' from QEMU (%s); taking the RAM file as "
                             "flat. Set <gpa-map> in its trigger file if the guest has more than 2 GiB.",
                             q->name, message ?: strerror(-error));
         else
-                qmp_ram_set_ranges(&q->ram, ranges, n);
+                host_ram_set_ranges(&q->ram, ranges, n);
         if (qmp_conn_is_ready(q->conn))
-                qmp_ram_sync(&q->ram, qmp_conn_peer_pid(q->conn), true);
+                host_ram_sync(&q->ram, qmp_conn_peer_pid(q->conn), true);
 }
 
 /* Where the RAM file sits in guest-physical space, from QEMU; the memctx
  * follows. */
 static void query_ram_map(vmsig_qmp *q) {
-        int r = qmp_ram_map_query(q->conn, q->ram.path, on_ram_map, q);
+        qmp_monitor monitor = qmp_conn_monitor(q->conn);
+        struct stat st;
+        int r;
 
-        if (r == -ENOENT) /* no RAM file: qmp_ram_sync() says so */
-                return qmp_ram_sync(&q->ram, qmp_conn_peer_pid(q->conn), true);
+        if (stat(q->ram.path, &st) < 0) {
+                if (errno == ENOENT) /* no RAM file: host_ram_sync() says so */
+                        return host_ram_sync(&q->ram, qmp_conn_peer_pid(q->conn), true);
+                return on_ram_map(-errno, NULL, NULL, 0, q);
+        }
+        r = qmp_ram_map_query(&monitor,
+                              &(qmp_ram_target) { .name = q->ram.path, .dev = st.st_dev, .ino = st.st_ino,
+                                                  .size = (uint64_t) st.st_size },
+                              on_ram_map, q);
         if (r < 0)
                 on_ram_map(r, NULL, NULL, 0, q);
 }
@@ -293,7 +303,7 @@ static void qemu_gone(vmsig_qmp *q) {
          * guest, leased afresh. */
         if (q->endpoint)
                 vmsig_endpoint_lease_revoke_all(q->endpoint, "host-gone");
-        qmp_ram_orphan(&q->ram);
+        host_ram_orphan(&q->ram);
 }
 
 static void on_conn_state(qmp_conn *c, qmp_conn_event event, void *userdata) {
@@ -304,7 +314,7 @@ static void on_conn_state(qmp_conn *c, qmp_conn_event event, void *userdata) {
                 q->shutdown_seen = false;
                 qmp_display_connected(q->display);
                 if (q->ram.ranges_configured || !q->ram.attached)
-                        qmp_ram_sync(&q->ram, qmp_conn_peer_pid(c), true);
+                        host_ram_sync(&q->ram, qmp_conn_peer_pid(c), true);
                 else
                         query_ram_map(q);
                 query_status(q);
@@ -665,7 +675,7 @@ int vmsig_qmp_new(const vmsig_qmp_spec *spec, vmsig_endpoint_spec *ret, vmsig_qm
                 return -ENOMEM;
         q->n_ref = _VMSIG_ADAPTER_MAX;
         q->defer_fd = -1;
-        qmp_ram_init(&q->ram, NULL);
+        host_ram_init(&q->ram, NULL);
         r = copy_spec(q, spec);
         if (r < 0) {
                 q->n_ref = 1;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,10 +16,10 @@
 #include "log.h"
 #include "macro.h"
 #include "memwrite.h"
-#include "qmp-ram.h"
+#include "host-ram.h"
 
-void qmp_ram_init(qmp_ram *ram, const char *name) {
-        *ram = (qmp_ram) {
+void host_ram_init(host_ram *ram, const char *name) {
+        *ram = (host_ram) {
                 .name = name,
                 .rw_fd = -1,
                 .watch_fd = -1,
@@ -26,40 +27,45 @@ void qmp_ram_init(qmp_ram *ram, const char *name) {
         };
 }
 
-void qmp_ram_done(qmp_ram *ram) {
+void host_ram_done(host_ram *ram) {
         free(ram->ranges);
         free(ram->path);
 }
 
-void qmp_ram_set_ranges(qmp_ram *ram, vmsig_gpa_range *ranges, size_t n) {
+void host_ram_set_ranges(host_ram *ram, vmsig_gpa_range *ranges, size_t n) {
         free(ram->ranges);
         ram->ranges = ranges;
         ram->n_ranges = n;
 }
 
-static void bootstrap_stop(qmp_ram *ram) {
+/* What messages call the RAM: its path, if it came by one. */
+static const char *label(const host_ram *ram) {
+        return ram->path ?: "(a descriptor of QEMU's)";
+}
+
+static void bootstrap_stop(host_ram *ram) {
         if (!ram->bootstrap)
                 return;
         ram->bootstrap = vmsig_bootstrap_free(ram->bootstrap);
         (void) vmsig_bootstrap_publish_fixed(ram->endpoint, VMSIG_BOOTSTRAP_IDLE, 0);
 }
 
-static int bootstrap_restart(qmp_ram *ram) {
+static int bootstrap_restart(host_ram *ram) {
         return vmsig_bootstrap_restart(ram->endpoint, &ram->memctx, &ram->bootstrap_config, &ram->bootstrap);
 }
 
-static int check_ranges(qmp_ram *ram, uint64_t size) {
+static int check_ranges(host_ram *ram, uint64_t size) {
         for (size_t i = 0; i < ram->n_ranges; i++)
                 if (ram->ranges[i].offset > size || ram->ranges[i].size > size - ram->ranges[i].offset)
                         return log_error_errno(ERANGE,
                                                "GPA range %zu of '%s' lies beyond the end of its RAM file %s.", i,
-                                               ram->name, ram->path);
+                                               ram->name, label(ram));
         return 0;
 }
 
 /* Opens the RAM file twice: read-only for the memctx data, writable for
  * write_ram. Both must be the same file, not one replaced in between. */
-static int ram_open(qmp_ram *ram, int *ret_ro, int *ret_rw, struct stat *ret_st) {
+static int ram_open(host_ram *ram, int *ret_ro, int *ret_rw, struct stat *ret_st) {
         _cleanup_close_ int ro = -1, rw = -1;
         struct stat st, st_rw;
         int r;
@@ -94,7 +100,7 @@ static int ram_open(qmp_ram *ram, int *ret_ro, int *ret_rw, struct stat *ret_st)
         return 0;
 }
 
-static void ram_watch_stop(qmp_ram *ram) {
+static void ram_watch_stop(host_ram *ram) {
         if (ram->watch_fd < 0)
                 return;
         /* Unregister before closing: epoll must not see a recycled fd. */
@@ -102,7 +108,7 @@ static void ram_watch_stop(qmp_ram *ram) {
         ram->watch_fd = safe_close(ram->watch_fd);
 }
 
-static void ram_check(qmp_ram *ram);
+static void ram_check(host_ram *ram);
 
 static void on_ram_watch(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
         char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -116,7 +122,7 @@ static void on_ram_watch(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t re
 /* Truncation is a modification, and inotify tells of it at once; the
  * guest's own writes go through QEMU's mapping and cost nothing here. The
  * watch is on the inode we opened, not on whatever the path names later. */
-static void ram_watch_start(qmp_ram *ram) {
+static void ram_watch_start(host_ram *ram) {
         char path[64];
         int fd, r;
 
@@ -141,10 +147,10 @@ static void ram_watch_start(qmp_ram *ram) {
         return;
 fail:
         log_warning_errno(r, "Cannot watch RAM file %s of '%s'; a truncation is noticed only when the guest's "
-                          "memory is used next: %m", ram->path, ram->name);
+                          "memory is used next: %m", label(ram), ram->name);
 }
 
-static int ram_install(qmp_ram *ram, int ro, int rw, const struct stat *st) {
+static int ram_install(host_ram *ram, int ro, int rw, const struct stat *st) {
         uint64_t epoch = ram->memctx.epoch;
         bool invalidated = ram->memctx.invalidated;
         int r;
@@ -175,7 +181,7 @@ static int ram_install(qmp_ram *ram, int ro, int rw, const struct stat *st) {
  * "error", and memory calls fail with RamUnavailable until the file is
  * back to its size: then a new epoch starts and the root is looked for
  * again, since the contents may be anything. */
-static void ram_check(qmp_ram *ram) {
+static void ram_check(host_ram *ram) {
         struct stat st;
         bool now_short;
 
@@ -188,13 +194,13 @@ static void ram_check(qmp_ram *ram) {
         if (now_short) {
                 log_error("RAM file %s of '%s' shrank to %" PRIu64 " of the guest's %" PRIu64 " bytes: its memory "
                           "is unavailable until the file is back to its size.",
-                          ram->path, ram->name, (uint64_t) st.st_size, ram->memctx.ram_size);
+                          label(ram), ram->name, (uint64_t) st.st_size, ram->memctx.ram_size);
                 ram->bootstrap = vmsig_bootstrap_free(ram->bootstrap);
                 (void) vmsig_memctx_source_invalidate(&ram->memctx, ram->endpoint);
                 (void) vmsig_bootstrap_publish_fixed(ram->endpoint, VMSIG_BOOTSTRAP_ERROR, 0);
                 return;
         }
-        log_info("RAM file %s of '%s' is back to its size: a new memory context.", ram->path, ram->name);
+        log_info("RAM file %s of '%s' is back to its size: a new memory context.", label(ram), ram->name);
         (void) vmsig_memctx_source_new_epoch(&ram->memctx, ram->endpoint);
         if (ram->pid >= 0 && bootstrap_restart(ram) < 0)
                 bootstrap_stop(ram);
@@ -202,12 +208,55 @@ static void ram_check(qmp_ram *ram) {
                 (void) vmsig_bootstrap_publish_fixed(ram->endpoint, VMSIG_BOOTSTRAP_IDLE, 0);
 }
 
-void qmp_ram_sync(qmp_ram *ram, pid_t pid, bool connected) {
+/* A new RAM for the guest of pid: its epoch, and the bootstrap anew. */
+static int ram_start(host_ram *ram, pid_t pid, int ro, int rw, const struct stat *st) {
+        int r = ram_install(ram, ro, rw, st);
+
+        if (r >= 0)
+                r = bootstrap_restart(ram);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot publish the memory context of '%s': %m", ram->name);
+                bootstrap_stop(ram);
+        }
+        ram->pid = pid;
+        return r;
+}
+
+int host_ram_sync_fds(host_ram *ram, pid_t pid, int ro, int rw) {
+        _cleanup_close_ int ro_fd = ro, rw_fd = rw;
+        struct stat st;
+        int r;
+
+        assert(!ram->path && ro >= 0 && pid > 0);
+        if (!ram->attached)
+                return -ENODEV;
+        if (fstat(ro, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size <= 0)
+                return log_error_errno(EBADF, "The RAM of '%s' is not a regular, non-empty file.", ram->name);
+        /* The same QEMU's same RAM: what is open stays. */
+        if (ram->memctx.ram_fd >= 0 && ram->pid == pid && st.st_dev == ram->dev && st.st_ino == ram->ino) {
+                ram_check(ram);
+                return 0;
+        }
+        r = check_ranges(ram, (uint64_t) st.st_size);
+        if (r < 0)
+                return r;
+        if (rw < 0)
+                log_warning("The RAM of '%s' came without a writable descriptor: guest memory writes will fail.",
+                            ram->name);
+        /* ram_install() owns them from here, whatever it says. */
+        ro_fd = rw_fd = -1;
+        return ram_start(ram, pid, ro, rw, &st);
+}
+
+void host_ram_sync(host_ram *ram, pid_t pid, bool connected) {
         int ro = -1, rw = -1, r;
         struct stat st = {};
 
         if (!ram->attached)
                 return;
+        assert(ram->path);
         /* The same QEMU again: its RAM has its size, unless the file was
          * truncated under it. */
         if (ram->memctx.ram_fd >= 0 && pid > 0 && ram->pid == pid && stat(ram->path, &st) == 0 &&
@@ -228,20 +277,13 @@ void qmp_ram_sync(qmp_ram *ram, pid_t pid, bool connected) {
                         log_warning_errno(r, "Cannot open RAM file %s of '%s': %m", ram->path, ram->name);
                 return;
         }
-        r = ram_install(ram, ro, rw, &st);
-        if (r >= 0)
-                r = bootstrap_restart(ram);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot publish the memory context of '%s': %m", ram->name);
-                bootstrap_stop(ram);
-        }
-        ram->pid = pid;
+        (void) ram_start(ram, pid, ro, rw, &st);
 }
 
 /* The guest is gone: its epoch ends (a root found in it means nothing
  * now), and there is nothing to look for any more. The file stays open
  * and readable, as the last thing the guest left. */
-void qmp_ram_orphan(qmp_ram *ram) {
+void host_ram_orphan(host_ram *ram) {
         if (ram->memctx.ram_fd < 0 || ram->pid < 0)
                 return;
         ram->pid = -1;
@@ -252,7 +294,7 @@ void qmp_ram_orphan(qmp_ram *ram) {
 }
 
 static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *userdata) {
-        qmp_ram *ram = userdata;
+        host_ram *ram = userdata;
 
         if (!host_is_guest_reset(d) || !ram->attached || ram->memctx.ram_fd < 0 || ram->is_short)
                 return VMSIG_DELIVER_OK;
@@ -260,7 +302,7 @@ static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *us
         return VMSIG_DELIVER_OK;
 }
 
-void qmp_ram_detach(qmp_ram *ram) {
+void host_ram_detach(host_ram *ram) {
         ram->lifecycle_sub = vmsig_subscriber_free(ram->lifecycle_sub);
         ram->bootstrap = vmsig_bootstrap_free(ram->bootstrap);
         ram_watch_stop(ram);
@@ -270,28 +312,28 @@ void qmp_ram_detach(qmp_ram *ram) {
         ram->endpoint = NULL;
 }
 
-int qmp_ram_attach(qmp_ram *ram, vmsig_endpoint *ep) {
+int host_ram_attach(host_ram *ram, vmsig_endpoint *ep) {
         int r;
 
         ram->endpoint = ep;
         ram->attached = true;
         r = host_subscribe_resets(ep, on_lifecycle, ram, &ram->lifecycle_sub);
         if (r < 0) {
-                qmp_ram_detach(ram); /* the endpoint only detaches adapters that attached */
+                host_ram_detach(ram); /* the endpoint only detaches adapters that attached */
                 return r;
         }
         /* QEMU may not have started yet: then the RAM comes with the first
          * connection. Whose guest it holds is known once QEMU answers, and
          * where its RAM sits in guest-physical space too, unless the
          * configuration says. */
-        if (ram->ranges_configured)
-                qmp_ram_sync(ram, 0, false);
+        if (ram->ranges_configured && ram->path)
+                host_ram_sync(ram, 0, false);
         if (!ram->bootstrap)
                 (void) vmsig_bootstrap_publish_fixed(ep, VMSIG_BOOTSTRAP_IDLE, 0);
         return 0;
 }
 
-int qmp_ram_write(qmp_ram *ram, uint64_t offset, const void *buf, size_t len) {
+int host_ram_write(host_ram *ram, uint64_t offset, const void *buf, size_t len) {
         if (ram->memctx.ram_fd < 0)
                 return -ENODEV;
         if (ram->rw_fd < 0)
@@ -305,6 +347,6 @@ int qmp_ram_write(qmp_ram *ram, uint64_t offset, const void *buf, size_t len) {
         return vmsig_memwrite_pwrite(VMSIG_FD_TO_PTR(ram->rw_fd), offset, buf, len);
 }
 
-int qmp_ram_verify_root(qmp_ram *ram) {
+int host_ram_verify_root(host_ram *ram) {
         return ram->bootstrap ? vmsig_bootstrap_verify(ram->bootstrap) : 0;
 }

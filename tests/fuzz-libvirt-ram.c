@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libFuzzer harness for the parsers of libvirt-ram.h: the input is what a
+ * QEMU process's /proc/PID/maps or /proc/PID/cmdline could hold (the
+ * names in maps are file names anyone may choose, a command line is the
+ * process's own to rewrite).
+ *
+ * Checks, beyond "no crash, no leak": a maps line parses (0) or is
+ * -EBADMSG and then nothing was written; one that parses has end > start
+ * and a name that is the line's tail; the scan's result is 0, -ENOENT,
+ * -ENOTUNIQ, or an error of a line (-EBADMSG, -E2BIG), and a mapping it
+ * gives is shared, writable, from offset 0 and not empty; the command-line
+ * check agrees with a plain search for "-uuid\0UUID\0", case aside.
+ *
+ * Input: byte 0 bit 0: a command line (else maps text, lines split at
+ * '\n'); the rest is the text.
+ */
+#include <errno.h>
+#include <strings.h>
+
+#include "fuzz.h"
+#include "libvirt-ram.h"
+#include "macro.h"
+
+#define UUID "e35dcde6-7395-4b24-9f09-57df7c9d8d64"
+
+static void check_line(const char *line, size_t len) {
+        _cleanup_free_ libvirt_ram_vma *v = malloc(sizeof *v);
+        int r;
+
+        fuzz_check(v);
+        memset(v, 0x5a, sizeof *v);
+        r = libvirt_ram_parse_maps_line(line, len, v);
+        fuzz_check(r == 0 || r == -EBADMSG);
+        if (r < 0) {
+                fuzz_check(v->start == UINT64_C(0x5a5a5a5a5a5a5a5a));
+                return;
+        }
+        fuzz_check(v->end > v->start);
+        fuzz_check(strlen(v->name) <= len && memcmp(v->name, line + len - strlen(v->name), strlen(v->name)) == 0);
+}
+
+static void fuzz_maps(const char *text, size_t size) {
+        _cleanup_free_ libvirt_ram_scan *s = malloc(sizeof *s);
+        const libvirt_ram_vma *v;
+        int r = 0;
+
+        fuzz_check(s);
+        libvirt_ram_scan_init(s);
+        for (const char *p = text, *end = text + size; p < end && r == 0;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t len = nl ? (size_t) (nl - p) : (size_t) (end - p);
+
+                check_line(p, len);
+                r = libvirt_ram_scan_feed(s, p, len);
+                fuzz_check(r == 0 || r == -EBADMSG || r == -E2BIG);
+                p += len + 1;
+        }
+        if (r < 0)
+                return;
+        r = libvirt_ram_scan_result(s, &v);
+        fuzz_check(r == 0 || r == -ENOENT || r == -ENOTUNIQ);
+        if (r == 0)
+                fuzz_check(v->shared && v->writable && v->offset == 0 && v->end > v->start && v->name[0] == '/');
+}
+
+/* The plain way: every "-uuid" argument followed by a whole argument. */
+static bool has_uuid_plainly(const char *text, size_t size) {
+        const size_t k = sizeof "-uuid", u = sizeof UUID; /* NULs included */
+
+        for (size_t i = 0; i + k + u <= size; i++)
+                if ((i == 0 || text[i - 1] == '\0') && memcmp(text + i, "-uuid", k) == 0 &&
+                    strncasecmp(text + i + k, UUID, u - 1) == 0 && text[i + k + u - 1] == '\0')
+                        return true;
+        return false;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        FuzzInput in = { data, size };
+        uint8_t mode = fuzz_u8(&in);
+
+        if (mode & 1)
+                fuzz_check(libvirt_ram_cmdline_has_uuid((const char *) in.p, in.left, UUID) ==
+                           has_uuid_plainly((const char *) in.p, in.left));
+        else
+                fuzz_maps((const char *) in.p, in.left);
+        return 0;
+}
+
+void fuzz_teardown(void) {
+}

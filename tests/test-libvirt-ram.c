@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libvirt-ram.h: the parsers of /proc/PID/maps lines and command lines
+ * with hostile input; and against the private libvirtd of
+ * libvirt-harness.h, a domain's QEMU found by its uuid and its guest RAM
+ * opened, for the file and the memfd backings: the right process, a
+ * mapping of the domain's size, a read-only fd that reads what the guest
+ * wrote and what vmsigd writes through the writable one, the GPA map of
+ * the RAM (qmp-ram-map.h, by inode or, for a memfd, by size) asked through
+ * libvirt's monitor passthrough, and a read-only fd that nobody
+ * who receives it can reopen for writing; a domain without shared RAM,
+ * a destroyed one and a uuid of none fail with their own errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <glib.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/libvirt-qemu.h>
+
+#include "event-loop.h"
+#include "host-common.h"
+#include "host-ram.h"
+#include "libvirt-harness.h"
+#include "libvirt-ram.h"
+#include "linux-guest.h"
+#include "qmp-ram-map.h"
+#include "vt-util.h"
+
+#define RAM_MIB 128
+#define BIG_RAM_MIB 3072 /* a q35 guest split around the PCI hole: still one mapping */
+#define BOOT_TIMEOUT_MS 90000
+#define AS_NOBODY "--reuid=nobody", "--regid=nogroup", "--clear-groups"
+#define QEMU_USER "libvirt-qemu"
+#define HELPER_CANNOT_READ 200
+#define GIB (G_GUINT64_CONSTANT(1) << 30)
+
+static const char *self;
+
+/* The parsers, on what a kernel writes and on what it never would. */
+
+static void test_parse_maps_line(void) {
+        libvirt_ram_vma v;
+        static const char *const bad[] = {
+                "",
+                "7f00-7e00 rw-s 00000000 00:01 5 /x",        /* end before start */
+                "7f00-7f00 rw-s 00000000 00:01 5 /x",        /* empty */
+                "7f00 rw-s 00000000 00:01 5 /x",             /* no end */
+                "7f00-8f00 rwzs 00000000 00:01 5 /x",        /* perms */
+                "7f00-8f00 rw-q 00000000 00:01 5 /x",
+                "7f00-8f00 rw-s 00000000 00-01 5 /x",
+                "7f00-8f00 rw-s 00000000 00:01 x /x",
+                "7f00-8f00 rw-s 00000000 00:01 5/x",         /* no blank before the name */
+                "17f0000000000000-127f0000000000000 rw-s 0 0:1 5 /x", /* 17 digits */
+                "-7f00-8f00 rw-s 0 0:1 5 /x",
+                "0x7f00-8f00 rw-s 0 0:1 5 /x",
+                "7f00-8f00 rw-s 0 1000:1 5 /x",              /* no such major */
+                "7f00-8f00 rw-s 0 0:1 184467440737095516160 /x", /* 21 digits */
+                "7f00-8f00 rw-s 0 0:1 18446744073709551616 /x",  /* 2^64 */
+                " 7f00-8f00 rw-s 0 0:1 5 /x",
+        };
+
+        static const char file[] = "7fad3bfff000-7fad43fff000 rw-s 00000000 00:29 20                         "
+                                   "/var/lib/libvirt/qemu/ram/1-vf/pc.ram";
+
+        g_assert_cmpint(libvirt_ram_parse_maps_line(file, strlen(file), &v), ==, 0);
+        g_assert_cmphex(v.start, ==, 0x7fad3bfff000);
+        g_assert_cmphex(v.end - v.start, ==, (guint64) RAM_MIB << 20);
+        g_assert_cmpuint(major(v.dev), ==, 0);
+        g_assert_cmpuint(minor(v.dev), ==, 0x29);
+        g_assert_cmpuint(v.ino, ==, 20);
+        g_assert_true(v.shared && v.writable);
+        g_assert_cmpstr(v.name, ==, "/var/lib/libvirt/qemu/ram/1-vf/pc.ram");
+        g_assert_cmpint(libvirt_ram_parse_maps_line("55d0-55e0 r--p 00000000 00:00 0", 31, &v), ==, 0);
+        g_assert_cmpstr(v.name, ==, "");
+        g_assert_false(v.shared || v.writable);
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                memset(&v, 0x5a, sizeof v);
+                if (libvirt_ram_parse_maps_line(bad[i], strlen(bad[i]), &v) != -EBADMSG)
+                        g_error("accepted: \"%s\"", bad[i]);
+                g_assert_cmphex(v.start, ==, 0x5a5a5a5a5a5a5a5a); /* untouched */
+        }
+        /* A NUL inside, and a line longer than any maps line. */
+        g_assert_cmpint(libvirt_ram_parse_maps_line("7f00-8f00 rw-s 0 0:1 5 /a\0b", 27, &v), ==, -EBADMSG);
+        g_autofree char *long_line = g_strnfill(LIBVIRT_RAM_LINE_MAX + 10, '/');
+        memcpy(long_line, "7f00-8f00 rw-s 0 0:1 5 ", 23);
+        g_assert_cmpint(libvirt_ram_parse_maps_line(long_line, strlen(long_line), &v), ==, -EBADMSG);
+}
+
+/* Feeds the lines of text to a fresh scan; its result. */
+static int scan_text(const char *text, libvirt_ram_vma *ret) {
+        g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+        g_autofree libvirt_ram_scan *s = g_new(libvirt_ram_scan, 1);
+        const libvirt_ram_vma *v;
+        int r;
+
+        libvirt_ram_scan_init(s);
+        for (char **l = lines; *l; l++)
+                if (**l && (r = libvirt_ram_scan_feed(s, *l, strlen(*l))) < 0)
+                        return r;
+        r = libvirt_ram_scan_result(s, &v);
+        if (r == 0 && ret)
+                *ret = *v;
+        return r;
+}
+
+#define LIBS "7f0000000000-7f0000100000 r-xp 00000000 08:01 77 /usr/lib/libc.so.6\n" \
+             "7f0000200000-7f0000201000 rw-s 00000000 00:05 9 /dev/zero (deleted)\n" \
+             "7f0000300000-7f0000301000 rw-s 00000000 00:00 42 /SYSV00000000 (deleted)\n" \
+             "7f0000400000-7f0000500000 rw-s 00000000 00:06 3 /dev/dri/renderD128\n" \
+             "7f0000600000-7f0000700000 rw-p 00000000 00:01 8 /memfd:memory-backend-memfd (deleted)\n"
+#define MEMFD(start, end, offset, ino) start "-" end " rw-s " offset " 00:01 " ino " /memfd:memory-backend-memfd (deleted)\n"
+
+static void test_scan(void) {
+        libvirt_ram_vma v;
+
+        /* Neither shared anonymous memory, SysV, a device nor a private
+         * memfd is guest RAM one could share. */
+        g_assert_cmpint(scan_text(LIBS, NULL), ==, -ENOENT);
+        g_assert_cmpint(scan_text(LIBS MEMFD("7f1000000000", "7f10c0000000", "00000000", "7"), &v), ==, 0);
+        g_assert_cmphex(v.end - v.start, ==, (guint64) BIG_RAM_MIB << 20);
+        /* Split VMAs of one mapping are one; a guard page between is not. */
+        g_assert_cmpint(scan_text(MEMFD("7f1000000000", "7f1040000000", "00000000", "7")
+                                          MEMFD("7f1040000000", "7f10c0000000", "40000000", "7"), &v), ==, 0);
+        g_assert_cmphex(v.end - v.start, ==, (guint64) BIG_RAM_MIB << 20);
+        g_assert_cmpint(scan_text(MEMFD("7f1000000000", "7f1040000000", "00000000", "7")
+                                          MEMFD("7f1040001000", "7f10c0001000", "40000000", "7"), NULL), ==, 0);
+        /* Two memfd backends (NUMA cells): refused, not guessed. */
+        g_assert_cmpint(scan_text(MEMFD("7f1000000000", "7f1040000000", "00000000", "7")
+                                          MEMFD("7f2000000000", "7f2040000000", "00000000", "8"), NULL), ==,
+                        -ENOTUNIQ);
+        /* NUMA cells over files: no pc.ram, only ram-nodeN. */
+        g_assert_cmpint(scan_text("7f00-8f00 rw-s 00000000 00:29 20 /var/lib/libvirt/qemu/ram/1-v/ram-node0\n"
+                                  "9f00-af00 rw-s 00000000 00:29 21 /var/lib/libvirt/qemu/ram/1-v/ram-node1\n",
+                                  NULL), ==, -ENOTUNIQ);
+        /* pc.ram beside another shared file (a shared-memory device). */
+        g_assert_cmpint(scan_text("7f00-8f00 rw-s 00000000 00:29 20 /dev/shm/ivshmem\n"
+                                  "9f00-af00 rw-s 00000000 00:29 21 /var/lib/libvirt/qemu/ram/1-v/pc.ram (deleted)\n",
+                                  &v), ==, 0);
+        g_assert_cmpuint(v.ino, ==, 21);
+        /* Not a backend's name: "xpc.ram", and a window at an offset. */
+        g_assert_cmpint(scan_text("7f00-8f00 rw-s 00000000 00:29 20 /tmp/xpc.ram\n", NULL), ==, -ENOTUNIQ);
+        g_assert_cmpint(scan_text("7f00-8f00 rw-s 00001000 00:29 20 /tmp/pc.ram\n", NULL), ==, -ENOENT);
+        /* An offset that would wrap. */
+        g_assert_cmpint(scan_text("7f00-8f00 rw-s ffffffffffffff00 00:29 20 /tmp/pc.ram\n", NULL), ==, -EBADMSG);
+        g_assert_cmpint(scan_text("garbage\n", NULL), ==, -EBADMSG);
+}
+
+static void test_cmdline(void) {
+        static const char uuid[] = "e35dcde6-7395-4b24-9f09-57df7c9d8d64";
+        static const char good[] = "qemu\0-name\0guest=a\0-uuid\0E35DCDE6-7395-4b24-9f09-57df7c9d8d64\0-m\0128";
+
+        g_assert_true(libvirt_ram_cmdline_has_uuid(good, sizeof good, uuid));
+        /* Cut short: the uuid's NUL is missing. */
+        g_assert_false(libvirt_ram_cmdline_has_uuid(good, 60, uuid));
+        g_assert_false(libvirt_ram_cmdline_has_uuid("qemu\0-uuid", 11, uuid));
+        g_assert_false(libvirt_ram_cmdline_has_uuid("qemu\0-uuid\0e35dcde6-7395-4b24-9f09-57df7c9d8d640", 52, uuid));
+        g_assert_false(libvirt_ram_cmdline_has_uuid("qemu\0--uuid\0e35dcde6-7395-4b24-9f09-57df7c9d8d64", 53, uuid));
+        g_assert_false(libvirt_ram_cmdline_has_uuid("qemu\0-uuid=e35dcde6-7395-4b24-9f09-57df7c9d8d64", 48, uuid));
+        g_assert_false(libvirt_ram_cmdline_has_uuid("", 0, uuid));
+}
+
+/* Helper --reopen-rw FD, run as nobody: reads FD, then tries to reopen it
+ * for writing. Exits with the errno of the reopen (0: it could). */
+static _Noreturn void reopen_rw(int fd) {
+        char path[64], c;
+        int rw;
+
+        if (pread(fd, &c, 1, 0) != 1)
+                _exit(HELPER_CANNOT_READ);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        rw = open(path, O_RDWR | O_CLOEXEC);
+        _exit(rw >= 0 ? 0 : errno);
+}
+
+/* What nobody gets when it receives fd (inherited under its number). */
+static int reopen_as_nobody(int fd) {
+        g_autofree char *setpriv = g_find_program_in_path("setpriv");
+        g_autofree char *fd_arg = g_strdup_printf("%d", fd);
+        const char *argv[] = { setpriv, AS_NOBODY, self, "--reopen-rw", fd_arg, NULL };
+
+        g_assert_nonnull(setpriv);
+        return vt_wait_exit(vt_spawn_with_fd(argv, fd));
+}
+
+static uid_t qemu_uid(void) {
+        struct passwd *pw = getpwnam(QEMU_USER);
+
+        g_assert_nonnull(pw);
+        return pw->pw_uid;
+}
+
+static char *domain_uuid(virDomainPtr dom) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+
+        g_assert_cmpint(virDomainGetUUIDString(dom, uuid), ==, 0);
+        return g_strdup(uuid);
+}
+
+/* Whether the RAM holds needle, read through fd in blocks. */
+static bool ram_contains(int fd, uint64_t size, const char *needle) {
+        const size_t block = 1 << 20, k = strlen(needle);
+        g_autofree char *buf = g_malloc(block + k);
+
+        for (uint64_t off = 0; off < size; off += block) {
+                ssize_t n = pread(fd, buf, block + k, (off_t) off);
+                g_assert_cmpint(n, >, 0);
+                if (memmem(buf, (size_t) n, needle, k))
+                        return true;
+        }
+        return false;
+}
+
+/* The 8 bytes at gpa as the guest sees them, through QEMU's monitor. */
+static guint64 guest_read_u64(virDomainPtr dom, guint64 gpa) {
+        g_autofree char *cmd = g_strdup_printf("xp /1gx 0x%" G_GINT64_MODIFIER "x", gpa);
+        char *out = NULL, *colon;
+        guint64 v;
+
+        g_assert_cmpint(virDomainQemuMonitorCommand(dom, cmd, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP), ==, 0);
+        colon = strchr(out, ':');
+        g_assert_nonnull(colon);
+        v = g_ascii_strtoull(colon + 1, NULL, 16);
+        free(out);
+        return v;
+}
+
+/* Written through the rw fd with the guest paused, seen through the ro
+ * fd and by the guest, then put back. Offset 1 MiB: RAM at its own GPA. */
+static void assert_write_seen(virDomainPtr dom, const libvirt_ram *r) {
+        const guint64 pattern = 0x76d5169a11e2a3b4, offset = 1 << 20;
+        guint64 orig, seen;
+
+        g_assert_cmpint(virDomainSuspend(dom), ==, 0);
+        g_assert_cmpint(pread(r->ro_fd, &orig, sizeof orig, offset), ==, sizeof orig);
+        g_assert_cmpint(pwrite(r->rw_fd, &pattern, sizeof pattern, offset), ==, sizeof pattern);
+        g_assert_cmpint(pread(r->ro_fd, &seen, sizeof seen, offset), ==, sizeof seen);
+        g_assert_cmphex(seen, ==, pattern);
+        g_assert_cmphex(guest_read_u64(dom, offset), ==, pattern);
+        g_assert_cmpint(pwrite(r->rw_fd, &orig, sizeof orig, offset), ==, sizeof orig);
+        g_assert_cmpint(virDomainResume(dom), ==, 0);
+}
+
+/* The ro fd: no writes through it, and none through a reopen by nobody. */
+static void assert_read_only(const libvirt_ram *r) {
+        struct stat st;
+        char path[64];
+        int rw;
+
+        g_assert_cmpint(fcntl(r->ro_fd, F_GETFL) & O_ACCMODE, ==, O_RDONLY);
+        g_assert_cmpint(fcntl(r->ro_fd, F_GETFD) & FD_CLOEXEC, ==, FD_CLOEXEC);
+        g_assert_cmpint(pwrite(r->ro_fd, "x", 1, 0), ==, -1);
+        g_assert_cmpint(errno, ==, EBADF);
+        g_assert_true(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, r->ro_fd, 0) == MAP_FAILED);
+        g_assert_cmpint(errno, ==, EACCES);
+        g_assert_cmpint(fstat(r->ro_fd, &st), ==, 0);
+        g_assert_cmpuint(st.st_mode & 0022, ==, 0);
+        g_assert_cmpuint(st.st_uid, ==, qemu_uid());
+        g_assert_cmpint(reopen_as_nobody(r->ro_fd), ==, EACCES);
+        /* Root may, as the header says. */
+        snprintf(path, sizeof path, "/proc/self/fd/%d", r->ro_fd);
+        rw = open(path, O_RDWR | O_CLOEXEC);
+        g_assert_cmpint(rw, >=, 0);
+        close(rw);
+}
+
+/* A monitor over libvirt's passthrough, as the libvirt backend will have
+ * one: each command answered through virDomainQemuMonitorCommand(), its
+ * reply held until the test's "loop" (map_run) hands it over, never from
+ * inside execute. */
+typedef struct Pending {
+        qmp_monitor_reply_fn fn;
+        void *userdata;
+        json_object *answer; /* the whole reply */
+} Pending;
+
+typedef struct MapQuery {
+        virDomainPtr dom;
+        GQueue pending;
+        bool done;
+        int error;
+        vmsig_gpa_range *ranges;
+        size_t n;
+} MapQuery;
+
+static int passthrough_execute(void *data, const char *command, json_object *arguments, qmp_monitor_reply_fn fn,
+                               void *userdata) {
+        MapQuery *m = data;
+        json_object *cmd = json_object_new_object();
+        char *out = NULL;
+        Pending *p;
+
+        json_object_object_add(cmd, "execute", json_object_new_string(command));
+        if (arguments)
+                json_object_object_add(cmd, "arguments", arguments);
+        g_assert_cmpint(virDomainQemuMonitorCommand(m->dom, json_object_to_json_string(cmd), &out, 0), ==, 0);
+        json_object_put(cmd);
+        p = g_new0(Pending, 1);
+        *p = (Pending) { fn, userdata, json_tokener_parse(out) };
+        g_assert_nonnull(p->answer);
+        free(out);
+        g_queue_push_tail(&m->pending, p);
+        return 0;
+}
+
+static void on_map(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata) {
+        MapQuery *m = userdata;
+
+        if (error < 0)
+                g_test_message("map: %s", message);
+        m->done = true;
+        m->error = error;
+        m->ranges = ranges;
+        m->n = n;
+}
+
+/* The GPA map of the RAM r, asked through the passthrough. */
+static void map_run(virDomainPtr dom, const libvirt_ram *r, MapQuery *m) {
+        qmp_monitor monitor = { passthrough_execute, m };
+        qmp_ram_target target = { .name = r->name, .dev = r->dev, .ino = r->ino, .size = r->size, .memfd = r->memfd };
+
+        *m = (MapQuery) { .dom = dom };
+        g_queue_init(&m->pending);
+        g_assert_cmpint(qmp_ram_map_query(&monitor, &target, on_map, m), ==, 0);
+        g_assert_false(m->done);
+        for (Pending *p; (p = g_queue_pop_head(&m->pending));) {
+                json_object *ret = NULL;
+                qmp_reply reply = { .error = -EIO, .message = "QEMU refused" };
+
+                if (json_object_object_get_ex(p->answer, "return", &ret))
+                        reply = (qmp_reply) { .result = ret };
+                p->fn(&reply, p->userdata);
+                json_object_put(p->answer);
+                g_free(p);
+        }
+        g_assert_true(m->done);
+}
+
+static void assert_host_ram(const char *name, const libvirt_ram *r, vmsig_gpa_range *ranges, size_t n);
+
+/* Where the RAM sits for the guest: at its own address below 2 GiB (but
+ * for holes, such as the VGA window at 0xa0000), and a q35 guest of 3 GiB
+ * has its last GiB at 4 GiB, at offset 2 GiB. */
+static void assert_map(virDomainPtr dom, const libvirt_ram *r, unsigned ram_mib, const char *name) {
+        const vmsig_gpa_range *last;
+        MapQuery m;
+
+        map_run(dom, r, &m);
+        g_assert_cmpint(m.error, ==, 0);
+        g_assert_cmpuint(m.n, >=, 1);
+        for (size_t i = 0; i < m.n; i++) {
+                g_test_message("map: GPA 0x%" G_GINT64_MODIFIER "x, 0x%" G_GINT64_MODIFIER "x bytes at offset 0x%"
+                               G_GINT64_MODIFIER "x", m.ranges[i].gpa, m.ranges[i].size, m.ranges[i].offset);
+                if (m.ranges[i].gpa < 2 * GIB)
+                        g_assert_cmpuint(m.ranges[i].gpa, ==, m.ranges[i].offset);
+        }
+        g_assert_cmpuint(m.ranges[0].gpa, ==, 0);
+        last = &m.ranges[m.n - 1];
+        g_assert_cmpuint(last->offset + last->size, ==, r->size);
+        if (ram_mib > 2048) {
+                g_assert_cmpuint(last->gpa, ==, 4 * GIB);
+                g_assert_cmpuint(last->offset, ==, 2 * GIB);
+        }
+        assert_host_ram(name, r, m.ranges, m.n);
+}
+
+/* host-ram.h from ready fds, as the libvirt backend feeds it: a memctx
+ * adapter around it, the datum published with the map, the same QEMU's
+ * fds again keep the epoch, another QEMU's start the next. */
+static int ram_attach(void *data, vmsig_endpoint *ep) {
+        return host_ram_attach(data, ep);
+}
+
+static void ram_detach(void *data, vmsig_endpoint *ep) {
+        host_ram_detach(data);
+}
+
+static void ram_free(void *data) {
+}
+
+static const vmsig_memctx_ops ram_ops = {
+        .base = { .attach = ram_attach, .detach = ram_detach, .free = ram_free },
+};
+
+static uint64_t sync_fds(sd_event *event, vmsig_core *core, vmsig_endpoint *ep, host_ram *ram, pid_t pid,
+                         const libvirt_ram *r) {
+        const vmsig_memctx *m;
+
+        g_assert_cmpint(host_ram_sync_fds(ram, pid, fcntl(r->ro_fd, F_DUPFD_CLOEXEC, 3),
+                                          fcntl(r->rw_fd, F_DUPFD_CLOEXEC, 3)), ==, 0);
+        vt_event_run_pending(event);
+        m = vmsig_memctx_get(core, vmsig_endpoint_get_id(ep));
+        g_assert_nonnull(m);
+        g_assert_cmpuint(m->ram_size, ==, r->size);
+        return m->epoch;
+}
+
+static void assert_host_ram(const char *name, const libvirt_ram *r, vmsig_gpa_range *ranges, size_t n) {
+        vmsig_endpoint_spec es;
+        vmsig_endpoint *ep;
+        vmsig_core *core;
+        sd_event *event;
+        host_ram ram;
+        uint64_t epoch;
+
+        vt_core_start(&event, &core);
+        host_ram_init(&ram, name);
+        host_ram_set_ranges(&ram, ranges, n);
+        host_endpoint_spec_init(&es, name, SD_ID128_NULL, VMSIG_STATE_RUNNING);
+        es.adapters[VMSIG_ADAPTER_MEMCTX] = (vmsig_adapter) { &ram_ops.base, &ram };
+        g_assert_cmpint(vmsig_core_attach_endpoint(core, &es, &ep), ==, 0);
+        epoch = sync_fds(event, core, ep, &ram, r->pid, r);
+        g_assert_cmpuint(vmsig_memctx_get(core, vmsig_endpoint_get_id(ep))->n_ranges, ==, n);
+        g_assert_cmpuint(sync_fds(event, core, ep, &ram, r->pid, r), ==, epoch);
+        g_assert_cmpuint(sync_fds(event, core, ep, &ram, r->pid + 1, r), >, epoch);
+        g_assert_cmpint(vmsig_core_detach_endpoint(core, ep), ==, 0);
+        vt_event_run_pending(event);
+        host_ram_done(&ram);
+        vt_core_stop(event, core);
+}
+
+/* A running domain's RAM, found from its uuid; checked as above. */
+static void check_domain(LibvirtHarness *h, virDomainPtr dom, const char *name, unsigned ram_mib, bool memfd) {
+        g_autofree char *uuid = domain_uuid(dom);
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        libvirt_ram r;
+        pid_t pid = 0;
+        int pidfd = -1;
+
+        g_assert_cmpint(libvirt_ram_find_qemu(uuid, (uid_t) -1, &pid, &pidfd, msg, sizeof msg), ==, 0);
+        g_assert_cmpint(pid, ==, libvirt_harness_domain_pid(h, name));
+        if (libvirt_ram_open(pidfd, pid, &r, msg, sizeof msg) < 0)
+                g_error("%s: %s", name, msg);
+        g_test_message("%s: %s, mode %04o", name, r.name, (unsigned) r.mode);
+        g_assert_cmpint(r.pid, ==, pid);
+        g_assert_cmpuint(r.size, ==, (guint64) ram_mib << 20);
+        g_assert_cmpint(r.memfd, ==, memfd);
+        g_assert_cmpuint(r.mode, ==, memfd ? 0744 : 0644);
+        g_assert_cmpint(r.rw_fd, >=, 0);
+        libvirt_harness_wait_guest(h, name, BOOT_TIMEOUT_MS);
+        g_assert_true(ram_contains(r.ro_fd, r.size, LINUX_GUEST_MARKER));
+        assert_write_seen(dom, &r);
+        assert_map(dom, &r, ram_mib, name);
+        assert_read_only(&r);
+        libvirt_ram_done(&r);
+        close(pidfd);
+}
+
+/* A domain of that backing and size, started and checked. */
+static void run_backing(const char *name, LibvirtRam ram, unsigned ram_mib) {
+        g_autoptr(LibvirtHarness) h = NULL;
+        virDomainPtr dom;
+
+        if (!libvirt_harness_available())
+                return;
+        h = libvirt_harness_new();
+        libvirt_harness_start(h);
+        dom = libvirt_harness_start_domain(h, name, ram, ram_mib);
+        check_domain(h, dom, name, ram_mib, ram == LIBVIRT_RAM_MEMFD);
+        virDomainFree(dom);
+}
+
+static void test_file_backing(void) {
+        run_backing("ram-file", LIBVIRT_RAM_FILE, RAM_MIB);
+}
+
+/* A guest of 3 GiB, over its PCI hole: one memfd mapping all the same. */
+static void test_memfd_backing(void) {
+        run_backing("ram-memfd", LIBVIRT_RAM_MEMFD, BIG_RAM_MIB);
+}
+
+/* The harness's domain without its <memoryBacking>: private RAM. */
+static virDomainPtr start_private_domain(LibvirtHarness *h, const char *name) {
+        g_autofree char *xml = libvirt_harness_domain_xml(h, name, LIBVIRT_RAM_MEMFD, RAM_MIB);
+        char *start = strstr(xml, "  <memoryBacking>"), *end = start ? strstr(start, "\n") : NULL;
+        virDomainPtr dom;
+
+        g_assert_nonnull(end);
+        memmove(start, end + 1, strlen(end + 1) + 1);
+        dom = virDomainDefineXML(h->conn, xml);
+        g_assert_nonnull(dom);
+        g_assert_cmpint(virDomainCreate(dom), ==, 0);
+        return dom;
+}
+
+/* Errors: no shared RAM, the QEMU gone, a uuid of nobody, claimants. */
+static void test_errors(void) {
+        g_autoptr(LibvirtHarness) h = NULL;
+        g_autofree char *uuid = NULL;
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        virDomainPtr dom;
+        libvirt_ram r;
+        pid_t pid = 0, fake;
+        int pidfd = -1, other = -1;
+
+        if (!libvirt_harness_available())
+                return;
+        h = libvirt_harness_new();
+        libvirt_harness_start(h);
+        dom = start_private_domain(h, "ram-private");
+        uuid = domain_uuid(dom);
+
+        /* Not a uuid; a uuid of no domain; one of another user's. */
+        g_assert_cmpint(libvirt_ram_find_qemu("ram-private", (uid_t) -1, &pid, &pidfd, msg, sizeof msg), ==, -EINVAL);
+        g_assert_cmpint(libvirt_ram_find_qemu("00000000-0000-0000-0000-000000000001", (uid_t) -1, &pid, &pidfd, msg,
+                                              sizeof msg), ==, -ESRCH);
+        g_test_message("%s", msg);
+        g_assert_cmpint(libvirt_ram_find_qemu(uuid, 0, &pid, &pidfd, msg, sizeof msg), ==, -ESRCH);
+
+        /* Someone else claims the uuid: refused, unless the uid tells. */
+        /* Not a lone command, which sh would exec, losing its own
+         * command line. */
+        const char *argv[] = { "/bin/sh", "-c", "sleep 600; :", "-uuid", uuid, NULL };
+        fake = fork();
+        g_assert_cmpint(fake, >=, 0);
+        if (fake == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        /* The claim shows once sh runs. */
+        while (libvirt_ram_find_qemu(uuid, 0, &pid, &other, msg, sizeof msg) != 0)
+                g_usleep(1000);
+        g_assert_cmpint(pid, ==, fake);
+        close(other);
+        g_assert_cmpint(libvirt_ram_find_qemu(uuid, (uid_t) -1, &pid, &pidfd, msg, sizeof msg), ==, -ENOTUNIQ);
+        g_test_message("%s", msg);
+        g_assert_cmpint(kill(fake, SIGKILL), ==, 0);
+        g_assert_cmpint(waitpid(fake, NULL, 0), ==, fake);
+
+        /* No shared RAM: its own error, naming the XML to add. */
+        g_assert_cmpint(libvirt_ram_find_qemu(uuid, qemu_uid(), &pid, &pidfd, msg, sizeof msg), ==, 0);
+        g_assert_cmpint(libvirt_ram_open(pidfd, pid, &r, msg, sizeof msg), ==, -ENOENT);
+        g_test_message("%s", msg);
+        g_assert_nonnull(strstr(msg, LIBVIRT_RAM_SHARED_XML));
+
+        /* Destroyed: the process held by the pidfd is gone, and the uuid
+         * names nothing any more. */
+        g_assert_cmpint(virDomainDestroy(dom), ==, 0);
+        g_assert_cmpint(libvirt_ram_open(pidfd, pid, &r, msg, sizeof msg), ==, -ESRCH);
+        g_test_message("%s", msg);
+        g_assert_cmpint(libvirt_ram_find_qemu(uuid, (uid_t) -1, &pid, &other, msg, sizeof msg), ==, -ESRCH);
+        close(pidfd);
+        virDomainFree(dom);
+}
+
+int main(int argc, char **argv) {
+        if (argc == 3 && g_str_equal(argv[1], "--reopen-rw"))
+                reopen_rw(atoi(argv[2]));
+        self = argv[0];
+        /* Before GLib can start a thread: see libvirt-harness.h. */
+        libvirt_harness_enter_namespace();
+        g_test_init(&argc, &argv, NULL);
+        VT_TESTS("/libvirt-ram/", test_parse_maps_line, test_scan, test_cmdline, test_file_backing,
+                 test_memfd_backing, test_errors);
+        return g_test_run();
+}
