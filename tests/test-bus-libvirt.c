@@ -48,6 +48,17 @@ static void wait_removed(VtFixture *f, const char *path) {
         wait_signal(f, "EndpointRemoved", path);
 }
 
+/* A running private libvirtd, or NULL when the test is skipped. */
+static LibvirtHarness *harness_started(void) {
+        LibvirtHarness *h;
+
+        if (!libvirt_harness_available())
+                return NULL;
+        h = libvirt_harness_new();
+        libvirt_harness_start(h);
+        return h;
+}
+
 static int domain_state(LibvirtHarness *h, const char *name) {
         virDomainPtr dom = virDomainLookupByName(h->conn, name);
         int state = -1, reason;
@@ -63,10 +74,8 @@ static void test_bus_libvirt(void) {
         VtFixture f = {};
         int lease;
 
-        if (!libvirt_harness_available())
+        if (!(h = harness_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         virDomainFree(libvirt_harness_start_domain(h, "lvbus1", LIBVIRT_RAM_FILE, RAM_MIB));
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
         /* Listed at once: perhaps announced before the test listened. */
@@ -190,10 +199,8 @@ static void test_memctx(void) {
         g_autoptr(LibvirtHarness) h = NULL;
         VtFixture f = {};
 
-        if (!libvirt_harness_available())
+        if (!(h = harness_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_POLKIT | VT_FIXTURE_SIGNAL_LOG);
         if (f.polkit)
                 vt_polkit_allow(f.polkit, "action.id == \"org.vmsig.memctx\" && subject.user == \"nobody\"");
@@ -241,10 +248,8 @@ static void test_bootstrap(void) {
         virDomainPtr dom;
         guint64 epoch;
 
-        if (!libvirt_harness_available())
+        if (!(h = harness_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         dom = libvirt_harness_start_domain(h, "lvboot", LIBVIRT_RAM_MEMFD, RAM_MIB);
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
         g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvboot"), "Backend", "libvirt", TRUE, WAIT_MS));
@@ -320,10 +325,8 @@ static void test_without(void) {
         g_autoptr(LibvirtHarness) h = NULL;
         VtFixture f = {};
 
-        if (!libvirt_harness_available())
+        if (!(h = harness_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         virDomainFree(libvirt_harness_start_domain(h, "lvnoram", LIBVIRT_RAM_NONE, RAM_MIB));
         virDomainFree(libvirt_harness_start_domain(h, "lvnomon", LIBVIRT_RAM_FILE, RAM_MIB));
         vt_fixture_setup(&f, CONFIG(" monitor=\"no\""), VT_FIXTURE_SIGNAL_LOG);
