@@ -330,3 +330,14 @@ gboolean vt_endpoint_wait_property(GDBusConnection *c, const char *path, const c
         PropertyWait w = { c, path, prop, want, equal };
         return vt_wait_for(property_matches, &w, timeout_ms);
 }
+
+GStrv vt_probe_memctx(VtBus *bus, gboolean as_nobody, const char *path) {
+        g_autofree char *client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", "vmsig-test-client", NULL);
+        g_autofree char *out = NULL;
+        const char *nobody[] = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", client,
+                                 "--probe-memctx", path, "org.freedesktop.DBus.Peer", "Ping", NULL };
+
+        (void) vt_bus_runv(bus, &out, as_nobody ? nobody : nobody + 4);
+        g_test_message("probe: %s", out);
+        return g_strsplit(out, "\n", -1);
+}

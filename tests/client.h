@@ -49,6 +49,12 @@ int vt_subscribe_memctx_fd(GDBusConnection *c, const char *path);
 /* SubscribeMemctx that must fail: the D-Bus error name (free it). */
 char *vt_subscribe_memctx_error(GDBusConnection *c, const char *path);
 
+/* vmsig-test-client --probe-memctx on the endpoint at path, as nobody or
+ * as root: what it could do with the RAM fd, one line each ("reopen-rw
+ * EACCES", "mmap-write EACCES", "write EBADF", ...). */
+typedef struct VtBus VtBus;
+GStrv vt_probe_memctx(VtBus *bus, gboolean as_nobody, const char *path);
+
 /* MemWriteVirtual of len bytes at va on the endpoint at path, with
  * expected_epoch, under a memory-write lease taken for it: NULL once
  * written, else the D-Bus error name (free it). */

@@ -380,13 +380,18 @@ char *libvirt_harness_serial(LibvirtHarness *h, const char *name) {
 
 char *libvirt_harness_domain_xml(LibvirtHarness *h, const char *name, LibvirtRam ram, unsigned ram_mib) {
         g_autofree char *serial = libvirt_harness_serial(h, name);
+        const char *backing = ram == LIBVIRT_RAM_NONE  ? ""
+                              : ram == LIBVIRT_RAM_MEMFD ? "  <memoryBacking><source type='memfd'/><access "
+                                                           "mode='shared'/></memoryBacking>\n"
+                                                         : "  <memoryBacking><source type='file'/><access "
+                                                           "mode='shared'/></memoryBacking>\n";
 
         return g_strdup_printf(
                 "<domain type='qemu'>\n"
                 "  <name>%s</name>\n"
                 "  <memory unit='MiB'>%u</memory>\n"
                 "  <vcpu>1</vcpu>\n"
-                "  <memoryBacking><source type='%s'/><access mode='shared'/></memoryBacking>\n"
+                "%s"
                 "  <os>\n"
                 "    <type arch='x86_64' machine='q35'>hvm</type>\n"
                 "    <kernel>%s</kernel>\n"
@@ -401,7 +406,7 @@ char *libvirt_harness_domain_xml(LibvirtHarness *h, const char *name, LibvirtRam
                 "    <memballoon model='none'/>\n"
                 "  </devices>\n"
                 "</domain>\n",
-                name, ram_mib, ram == LIBVIRT_RAM_MEMFD ? "memfd" : "file", h->kernel, h->initrd, serial);
+                name, ram_mib, backing, h->kernel, h->initrd, serial);
 }
 
 static const char *last_error(void) {

@@ -54,6 +54,7 @@
 typedef enum LibvirtRam {
         LIBVIRT_RAM_FILE,  /* <source type='file'/>, shared: a pc.ram file */
         LIBVIRT_RAM_MEMFD, /* <source type='memfd'/>, shared */
+        LIBVIRT_RAM_NONE,  /* no <memoryBacking>: QEMU's private RAM */
 } LibvirtRam;
 
 typedef struct LibvirtHarness {

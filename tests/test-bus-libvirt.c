@@ -6,8 +6,17 @@
  * later are announced on the bus with Backend "libvirt"; Pause through the
  * bus is libvirt's pause; a reload that changes the URI replaces the
  * endpoints of the old connection with those of the new one.
+ *
+ * The guest's memory through libvirt (issue 17, part 2): memctx and
+ * MemWrite on the file and the memfd backings, with no writable route for
+ * nobody; the real-guest bootstrap reaches ready through the monitor
+ * passthrough, and again after a reset; a domain without shared RAM is an
+ * endpoint without memctx, whose memory calls name the XML it lacks; with
+ * <libvirt monitor="no">, pointer events are refused saying why, keys
+ * still go, and the bootstrap goes by memory witnesses alone.
  */
 #include <string.h>
+#include <sys/mman.h>
 #include <libvirt/libvirt.h>
 
 #include "fixture.h"
@@ -39,6 +48,17 @@ static void wait_removed(VtFixture *f, const char *path) {
         wait_signal(f, "EndpointRemoved", path);
 }
 
+/* A running private libvirtd, or NULL when the test is skipped. */
+static LibvirtHarness *harness_started(void) {
+        LibvirtHarness *h;
+
+        if (!libvirt_harness_available())
+                return NULL;
+        h = libvirt_harness_new();
+        libvirt_harness_start(h);
+        return h;
+}
+
 static int domain_state(LibvirtHarness *h, const char *name) {
         virDomainPtr dom = virDomainLookupByName(h->conn, name);
         int state = -1, reason;
@@ -54,10 +74,8 @@ static void test_bus_libvirt(void) {
         VtFixture f = {};
         int lease;
 
-        if (!libvirt_harness_available())
+        if (!(h = harness_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         virDomainFree(libvirt_harness_start_domain(h, "lvbus1", LIBVIRT_RAM_FILE, RAM_MIB));
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
         /* Listed at once: perhaps announced before the test listened. */
@@ -82,10 +100,256 @@ static void test_bus_libvirt(void) {
         vt_fixture_teardown(&f);
 }
 
+/* A GPA the test guest leaves alone while paused, and 8 bytes for it. */
+#define WRITE_GPA G_GUINT64_CONSTANT(0x7000000)
+static const guint8 write_bytes[8] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88 };
+
+static GVariant *mem_write_args(guint64 gpa, const guint8 *bytes, gsize len) {
+        return g_variant_new("(t@aya{sv})", gpa, g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, bytes, len, 1), NULL);
+}
+
+static void set_paused(VtFixture *f, const char *path, gboolean paused) {
+        g_autoptr(GVariant) r = vt_call(f->conn, path, VT_ENDPOINT_IFACE, paused ? "Pause" : "Resume", NULL);
+
+        g_assert_true(vt_endpoint_wait_property(f->conn, path, "State", paused ? "paused" : "running", TRUE, WAIT_MS));
+}
+
+typedef struct Watch {
+        VtFixture *f;
+        const char *path;
+        guint64 epoch; /* more than this */
+} Watch;
+
+static gboolean is_published(gpointer data) {
+        Watch *w = data;
+
+        return vt_get_uint(w->f->conn, w->path, VT_ENDPOINT_IFACE, "MemctxEpoch") > w->epoch;
+}
+
+/* The memctx is published a few monitor round trips after the endpoint. */
+static void wait_memctx(VtFixture *f, const char *path) {
+        Watch w = { f, path, 0 };
+
+        if (!vt_wait_for(is_published, &w, WAIT_MS)) {
+                g_autofree char *log = vt_daemon_log(f->daemon);
+
+                g_error("no memctx for %s; vmsigd's log:\n%s", path, log);
+        }
+}
+
+/* BootstrapState ready, at an epoch after w->epoch. */
+static gboolean is_ready(gpointer data) {
+        Watch *w = data;
+
+        return vt_get_uint(w->f->conn, w->path, VT_ENDPOINT_IFACE, "MemctxEpoch") > w->epoch &&
+               vt_endpoint_property_is(w->f->conn, w->path, "BootstrapState", "ready");
+}
+
+/* Bytes written through MemWrite read back through the subscriber's fd;
+ * a write past the RAM's end is refused and changes nothing. Paused, so
+ * that the guest writes nothing meanwhile. */
+static void assert_mem_write(VtFixture *f, const char *path) {
+        int power = vt_acquire_lease(f->conn, path, "power", NULL);
+        int mw = vt_acquire_lease(f->conn, path, "memory-write", NULL);
+        g_autofree guint8 *before = NULL;
+        g_autofree char *error = NULL;
+        const guint8 *ram;
+        VtMemctx d;
+
+        wait_memctx(f, path);
+        d = vt_subscribe_memctx(f->conn, path);
+
+        g_assert_cmpuint(d.size, ==, (guint64) RAM_MIB << 20);
+        ram = mmap(NULL, d.size, PROT_READ, MAP_SHARED, d.fd, 0);
+        g_assert_true(ram != MAP_FAILED);
+        set_paused(f, path, TRUE);
+        g_variant_unref(vt_call(f->conn, path, VT_ENDPOINT_IFACE, "MemWrite",
+                                mem_write_args(WRITE_GPA, write_bytes, sizeof write_bytes)));
+        g_assert_cmpmem(ram + WRITE_GPA, sizeof write_bytes, write_bytes, sizeof write_bytes);
+
+        before = g_memdup2(ram, d.size);
+        error = vt_call_error(f->conn, path, VT_ENDPOINT_IFACE, "MemWrite",
+                              mem_write_args(d.size - 4, write_bytes, sizeof write_bytes), NULL);
+        g_assert_cmpstr(error, ==, "org.vmsig.Error.OutOfRange");
+        g_assert_cmpmem(before, d.size, ram, d.size);
+        set_paused(f, path, FALSE);
+        munmap((void *) ram, d.size);
+        close(mw);
+        close(power);
+        vt_memctx_clear(&d);
+}
+
+/* Whoever gets the RAM fd can read the guest and never write it. */
+static void assert_no_write_route(VtFixture *f, const char *path) {
+        g_auto(GStrv) nobody = vt_probe_memctx(f->bus, TRUE, path);
+
+        g_assert_true(g_strv_contains((const char *const *) nobody, "reopen-rw EACCES"));
+        g_assert_true(g_strv_contains((const char *const *) nobody, "mmap-write EACCES"));
+        g_assert_true(g_strv_contains((const char *const *) nobody, "write EBADF"));
+}
+
+static void test_memctx(void) {
+        static const struct {
+                const char *name, *path;
+                LibvirtRam ram;
+        } domains[] = {
+                { "lvfile", VT_ENDPOINT("lvfile"), LIBVIRT_RAM_FILE },
+                { "lvmemfd", VT_ENDPOINT("lvmemfd"), LIBVIRT_RAM_MEMFD },
+        };
+        g_autoptr(LibvirtHarness) h = NULL;
+        VtFixture f = {};
+
+        if (!(h = harness_started()))
+                return;
+        vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_POLKIT | VT_FIXTURE_SIGNAL_LOG);
+        if (f.polkit)
+                vt_polkit_allow(f.polkit, "action.id == \"org.vmsig.memctx\" && subject.user == \"nobody\"");
+        for (size_t i = 0; i < G_N_ELEMENTS(domains); i++) {
+                virDomainFree(libvirt_harness_start_domain(h, domains[i].name, domains[i].ram, RAM_MIB));
+                wait_added(&f, domains[i].path);
+                assert_mem_write(&f, domains[i].path);
+                if (f.polkit)
+                        assert_no_write_route(&f, domains[i].path);
+        }
+        vt_fixture_teardown(&f);
+}
+
+/* The guest's kernel found: ready, and a root published with the datum. */
+static guint64 wait_ready(VtFixture *f, const char *path, guint64 after) {
+        Watch w = { f, path, after };
+        VtMemctx d;
+        guint64 epoch;
+
+        if (!vt_wait_for(is_ready, &w, WAIT_MS)) {
+                g_autofree char *log = vt_daemon_log(f->daemon);
+
+                g_error("%s not ready; vmsigd's log:\n%s", path, log);
+        }
+        d = vt_subscribe_memctx(f->conn, path);
+        g_assert_cmpuint(d.dtb, !=, 0);
+        epoch = d.epoch;
+        vt_memctx_clear(&d);
+        return epoch;
+}
+
+static GVariant *input_args(guint type, guint code, gint value) {
+        GVariantBuilder b;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a(uui)"));
+        g_variant_builder_add(&b, "(uui)", type, code, value);
+        return g_variant_new("(a(uui))", &b);
+}
+
+/* vCPU registers and pointer events through the passthrough; a reset (libvirt's own call) is
+ * a new epoch, ready again. */
+static void test_bootstrap(void) {
+        g_autoptr(LibvirtHarness) h = NULL;
+        VtFixture f = {};
+        virDomainPtr dom;
+        guint64 epoch;
+
+        if (!(h = harness_started()))
+                return;
+        dom = libvirt_harness_start_domain(h, "lvboot", LIBVIRT_RAM_MEMFD, RAM_MIB);
+        vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
+        g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvboot"), "Backend", "libvirt", TRUE, WAIT_MS));
+        epoch = wait_ready(&f, VT_ENDPOINT("lvboot"), 0);
+        /* The vCPU's CR3 came through the passthrough: */
+        g_autofree char *method = vt_get_string(f.conn, VT_ENDPOINT("lvboot"), VT_ENDPOINT_IFACE, "BootstrapMethod");
+        g_assert_cmpstr(method, ==, "cr3+banner");
+        /* Pointer events too: a move of the PS/2 mouse and a click (the
+         * domain has no tablet, which QEMU says of an absolute event). */
+        int lease = vt_acquire_lease(f.conn, VT_ENDPOINT("lvboot"), "input", NULL);
+        g_autofree char *abs_message = NULL;
+        g_autofree char *abs_error = vt_call_error(f.conn, VT_ENDPOINT("lvboot"), VT_ENDPOINT_IFACE, "InjectInput",
+                                                   input_args(3, 0, 16384), &abs_message);
+        g_assert_nonnull(strstr(abs_message, "QEMU: GenericError: Input handler not found"));
+        g_variant_unref(vt_call(f.conn, VT_ENDPOINT("lvboot"), VT_ENDPOINT_IFACE, "InjectInput", input_args(2, 0, 5)));
+        g_variant_unref(vt_call(f.conn, VT_ENDPOINT("lvboot"), VT_ENDPOINT_IFACE, "InjectInput", input_args(1, 0, 1)));
+        g_variant_unref(vt_call(f.conn, VT_ENDPOINT("lvboot"), VT_ENDPOINT_IFACE, "InjectInput", input_args(1, 0, 0)));
+        close(lease);
+        g_assert_cmpint(virDomainReset(dom, 0), ==, 0);
+        g_assert_cmpuint(wait_ready(&f, VT_ENDPOINT("lvboot"), epoch), >, epoch);
+        virDomainFree(dom);
+        vt_fixture_teardown(&f);
+}
+
+static gboolean has_capability(VtFixture *f, const char *path, const char *cap) {
+        g_autoptr(GVariant) caps = vt_get_property(f->conn, path, VT_ENDPOINT_IFACE, "Capabilities");
+        g_autofree const char **strv = g_variant_get_strv(caps, NULL);
+
+        return g_strv_contains(strv, cap);
+}
+
+/* Without shared RAM: an endpoint, no memctx, and memory calls that say
+ * which XML the domain needs; nothing was written. */
+static void assert_no_memctx(VtFixture *f, const char *path) {
+        g_autofree char *message = NULL, *write_message = NULL;
+        g_autofree char *error = NULL, *write_error = NULL;
+        int mw;
+
+        g_assert_false(has_capability(f, path, "memctx"));
+        g_assert_true(has_capability(f, path, "input"));
+        error = vt_call_error(f->conn, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, &message);
+        g_assert_cmpstr(error, ==, "org.vmsig.Error.NotSupported");
+        g_assert_nonnull(strstr(message, "<memoryBacking>"));
+        mw = vt_acquire_lease(f->conn, path, "memory-write", NULL);
+        write_error = vt_call_error(f->conn, path, VT_ENDPOINT_IFACE, "MemWrite",
+                                    mem_write_args(WRITE_GPA, write_bytes, sizeof write_bytes), &write_message);
+        g_assert_cmpstr(write_error, ==, "org.vmsig.Error.NotSupported");
+        g_assert_nonnull(strstr(write_message, "<memoryBacking>"));
+        close(mw);
+}
+
+/* monitor="no": pointer events refused saying why, keys still go. */
+static void assert_monitor_off_input(VtFixture *f, const char *path) {
+        int lease = vt_acquire_lease(f->conn, path, "input", NULL);
+        g_autofree char *message = NULL;
+        g_autofree char *error = vt_call_error(f->conn, path, VT_ENDPOINT_IFACE, "InjectInput",
+                                               input_args(2 /* rel */, 0, 5), &message);
+
+        g_assert_cmpstr(error, ==, "org.vmsig.Error.NotSupported");
+        g_assert_nonnull(strstr(message, "monitor=\"no\""));
+        g_variant_unref(vt_call(f->conn, path, VT_ENDPOINT_IFACE, "InjectInput", input_args(0, 36, 1)));
+        g_variant_unref(vt_call(f->conn, path, VT_ENDPOINT_IFACE, "InjectInput", input_args(0, 36, 0)));
+        close(lease);
+}
+
+static gboolean two_attempts(gpointer data) {
+        VtFixture *f = data;
+
+        return vt_get_uint(f->conn, VT_ENDPOINT("lvnomon"), VT_ENDPOINT_IFACE, "BootstrapAttempts") >= 2;
+}
+
+static void test_without(void) {
+        g_autoptr(LibvirtHarness) h = NULL;
+        VtFixture f = {};
+
+        if (!(h = harness_started()))
+                return;
+        virDomainFree(libvirt_harness_start_domain(h, "lvnoram", LIBVIRT_RAM_NONE, RAM_MIB));
+        virDomainFree(libvirt_harness_start_domain(h, "lvnomon", LIBVIRT_RAM_FILE, RAM_MIB));
+        vt_fixture_setup(&f, CONFIG(" monitor=\"no\""), VT_FIXTURE_SIGNAL_LOG);
+        g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvnoram"), "Backend", "libvirt", TRUE, WAIT_MS));
+        g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvnomon"), "Backend", "libvirt", TRUE, WAIT_MS));
+        assert_no_memctx(&f, VT_ENDPOINT("lvnoram"));
+        assert_monitor_off_input(&f, VT_ENDPOINT("lvnomon"));
+        /* 128 MiB lie flat: the memctx needs no map from QEMU. The
+         * bootstrap goes by memory witnesses alone, which a Linux guest
+         * does not give (it needs CR3): it keeps looking, and says why. */
+        g_assert_true(has_capability(&f, VT_ENDPOINT("lvnomon"), "memctx"));
+        wait_memctx(&f, VT_ENDPOINT("lvnomon"));
+        g_assert_true(vt_wait_for(two_attempts, &f, WAIT_MS));
+        g_assert_false(vt_endpoint_property_is(f.conn, VT_ENDPOINT("lvnomon"), "BootstrapState", "ready"));
+        g_autofree char *log = vt_daemon_log(f.daemon);
+        g_assert_nonnull(strstr(log, "The host of 'lvnomon' cannot tell the vCPU's registers"));
+        vt_fixture_teardown(&f);
+}
+
 int main(int argc, char **argv) {
         /* Before GLib can start a thread: see libvirt-harness.h. */
         libvirt_harness_enter_namespace();
         g_test_init(&argc, &argv, NULL);
-        VT_TESTS("/bus-libvirt/", test_bus_libvirt);
+        VT_TESTS("/bus-libvirt/", test_bus_libvirt, test_memctx, test_bootstrap, test_without);
         return g_test_run();
 }

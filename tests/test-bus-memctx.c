@@ -118,17 +118,6 @@ static void test_subscriber_gone(Fixture *f, gconstpointer data) {
         g_assert_true(vt_wait_for(vt_daemon_log_has, gone2, 10000));
 }
 
-static GStrv run_probe(Fixture *f, gboolean as_nobody, const char *path) {
-        g_autofree char *client = client_path();
-        g_autofree char *out = NULL;
-        const char *nobody[] = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", client,
-                                 "--probe-memctx", path, "org.freedesktop.DBus.Peer", "Ping", NULL };
-
-        (void) vt_bus_runv(f->bus, &out, as_nobody ? nobody : nobody + 4);
-        g_test_message("probe: %s", out);
-        return g_strsplit(out, "\n", -1);
-}
-
 /* The probe printed each of the lines want, a NULL-terminated list. */
 static void assert_lines(GStrv lines, const char *const *want) {
         for (; *want; want++)
@@ -143,15 +132,15 @@ static void assert_lines(GStrv lines, const char *const *want) {
 static void test_fd_is_read_only(Fixture *f, gconstpointer data) {
         if (!f->polkit)
                 return;
-        g_auto(GStrv) denied = run_probe(f, TRUE, ALPHA);
+        g_auto(GStrv) denied = vt_probe_memctx(f->bus, TRUE, ALPHA);
         assert_lines(denied, LINES("subscribe-error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"));
 
         vt_polkit_allow(f->polkit, "action.id == \"org.vmsig.memctx\" && subject.user == \"nobody\"");
-        g_auto(GStrv) nobody = run_probe(f, TRUE, ALPHA);
+        g_auto(GStrv) nobody = vt_probe_memctx(f->bus, TRUE, ALPHA);
         assert_lines(nobody, LINES("subscribed epoch 1 size 1048576", "reopen-rw EACCES", "mmap-write EACCES",
                                    "write EBADF", "read OK 00 00 00 00 00 00 00 00"));
 
-        g_auto(GStrv) root = run_probe(f, FALSE, ALPHA);
+        g_auto(GStrv) root = vt_probe_memctx(f->bus, FALSE, ALPHA);
         assert_lines(root, LINES("reopen-rw OK", "reopen-write EPERM", "reopen-mmap-write EPERM", "mmap-write EACCES",
                                  "write EBADF"));
 }

@@ -95,6 +95,15 @@ static int reply_datum(sd_bus_message *m, const vmsig_memctx *datum, int ram_fd)
         return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
 }
 
+int bus_memctx_require_adapter(vmsig_endpoint *ep, sd_bus_error *error) {
+        const char *why = vmsig_endpoint_get_memctx_absence(ep);
+
+        if (why)
+                return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUPPORTED, "Endpoint '%s' has no memory context: %s",
+                                         vmsig_endpoint_get_name(ep), why);
+        return 0;
+}
+
 int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         bus_endpoint *be = userdata;
         vmsig_bus_front *f = be->front;
@@ -106,6 +115,8 @@ int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
         assert(be);
 
         r = bus_endpoint_require_attached(be->endpoint, error);
+        if (r >= 0)
+                r = bus_memctx_require_adapter(be->endpoint, error);
         if (r < 0)
                 return r;
         /* Once per subscription: the fd is what is granted. */

@@ -17,6 +17,7 @@
 
 #include "bus-errors.h"
 #include "bus-front-internal.h"
+#include "bus-memctx.h"
 #include "bus-memwrite.h"
 #include "bus-util.h"
 #include "list.h"
@@ -281,7 +282,7 @@ static int check_and_write(bus_memwrite_request *q, bool apply, sd_bus_error *er
         int r;
 
         r = bus_endpoint_require_attached(ep, error);
-        if (r < 0)
+        if (r < 0 || (r = bus_memctx_require_adapter(ep, error)) < 0)
                 return r;
         /* A write that waited (for a pause, or behind one) is done only
          * under the lease it was asked under: its holder may have left,

@@ -473,6 +473,14 @@ bool vmsig_endpoint_has_adapter(vmsig_endpoint *ep, vmsig_adapter_role role) {
         return (unsigned) role < _VMSIG_ADAPTER_MAX && ep->adapters[role].ops;
 }
 
+const char *vmsig_endpoint_get_memctx_absence(vmsig_endpoint *ep) {
+        const vmsig_host_ops *h = (const vmsig_host_ops *) ep->adapters[VMSIG_ADAPTER_HOST].ops;
+
+        if (vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_MEMCTX) || !h || !h->memctx_absence)
+                return NULL;
+        return h->memctx_absence(ep->adapters[VMSIG_ADAPTER_HOST].data);
+}
+
 const char *vmsig_endpoint_get_backend(vmsig_endpoint *ep) {
         const vmsig_host_ops *h = (const vmsig_host_ops *) ep->adapters[VMSIG_ADAPTER_HOST].ops;
         return h && h->backend ? h->backend : "none";

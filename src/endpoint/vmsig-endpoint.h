@@ -139,6 +139,10 @@ typedef struct vmsig_host_ops {
          * runs; done is called from the loop later, never from inside this
          * call. NULL when the hypervisor cannot tell. */
         int (*read_vcpu)(void *data, vmsig_vcpu_done_fn done, void *userdata);
+        /* For an endpoint without a memctx adapter: why, in words a caller
+         * of its memory methods can act on (the VM's configuration it
+         * lacks), or NULL. NULL when every endpoint of the backend has one. */
+        const char *(*memctx_absence)(void *data);
 } vmsig_host_ops;
 
 typedef struct vmsig_input_ops {
@@ -242,6 +246,9 @@ vmsig_state vmsig_endpoint_get_state(vmsig_endpoint *ep);
 bool vmsig_endpoint_is_attached(vmsig_endpoint *ep);
 const char *vmsig_endpoint_get_backend(vmsig_endpoint *ep);
 bool vmsig_endpoint_has_adapter(vmsig_endpoint *ep, vmsig_adapter_role role);
+/* Why the endpoint has no memctx adapter, as its host adapter says; NULL
+ * when it has one, or nobody says. */
+const char *vmsig_endpoint_get_memctx_absence(vmsig_endpoint *ep);
 
 /* Adapter side: report what the VM did. Publishes LIFECYCLE and, when the
  * state changed, ROSTER. */

@@ -96,7 +96,9 @@ static void attach_found(vmsig_libvirt *lv, const lv_found *f) {
 
         if (d) {
                 d->seen = true;
-                return lv_domain_observe(d, f->state);
+                lv_domain_observe(d, f->state);
+                /* After a reconnection: is it still the same QEMU? */
+                return lv_memctx_sync(d);
         }
         if (!wanted(lv, f))
                 return;
@@ -105,9 +107,9 @@ static void attach_found(vmsig_libvirt *lv, const lv_found *f) {
 }
 
 int lv_monitor_refusal(vmsig_libvirt *lv, const char *what, char *buf, size_t size) {
-        /* Part 2 of issue 17 adds virDomainQemuMonitorCommand, when
-         * lv->monitor allows it. */
-        snprintf(buf, size, "%s need QEMU's monitor, which the libvirt backend does not reach yet.", what);
+        /* lv->monitor is off: libvirt's API alone cannot. */
+        snprintf(buf, size, "%s need QEMU's monitor, which <libvirt monitor=\"no\"> in vmsigd.conf turns off.",
+                 what);
         return -EOPNOTSUPP;
 }
 

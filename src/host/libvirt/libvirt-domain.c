@@ -12,6 +12,8 @@
 #include "libvirt-internal.h"
 #include "log.h"
 #include "macro.h"
+#include "qmp-hmp.h"
+#include "qmp-input.h"
 
 /* How long virDomainSendKey holds the keys of one call, ms. */
 #define KEY_HOLD_MSEC 10
@@ -22,14 +24,25 @@ static void domain_free(lv_domain *d) {
         /* No job holds d any more: the worker is done with d->dom. */
         if (d->dom)
                 virDomainFree(d->dom);
+        libvirt_ram_done(&d->found);
+        host_ram_done(&d->ram);
         free(d->name);
         free(d);
 }
 
-DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(lv_domain, domain, domain_free);
+lv_domain *lv_domain_ref(lv_domain *d) {
+        d->n_ref++;
+        return d;
+}
+
+lv_domain *lv_domain_unref(lv_domain *d) {
+        if (d && --d->n_ref == 0)
+                domain_free(d);
+        return NULL;
+}
 
 static void adapter_free(void *data) {
-        domain_unref(data);
+        lv_domain_unref(data);
 }
 
 lv_domain *lv_domain_find(vmsig_libvirt *lv, const unsigned char uuid[VIR_UUID_BUFLEN]) {
@@ -102,21 +115,22 @@ typedef struct lv_call {
         vmsig_image_encoding encoding;
 } lv_call;
 
-static void set_not_connected(lv_call *c) {
-        snprintf(c->rq.message, sizeof c->rq.message, "libvirt at %s is not connected: reconnecting.", c->lv->uri);
-        c->rq.error = -EIO;
+int lv_not_connected(vmsig_libvirt *lv, char *buf, size_t size) {
+        snprintf(buf, size, "libvirt at %s is not connected: reconnecting.", lv->uri);
+        return -EIO;
 }
 
-/* On the worker: the domain on the current connection. */
-static virDomainPtr call_domain(lv_call *c) {
-        lv_domain *d = c->domain;
+static void set_not_connected(lv_call *c) {
+        c->rq.error = lv_not_connected(c->lv, c->rq.message, sizeof c->rq.message);
+}
 
-        if (d->dom && d->dom_serial == c->lv->conn_serial)
+virDomainPtr lv_domain_lookup(lv_domain *d, vmsig_libvirt *lv) {
+        if (d->dom && d->dom_serial == lv->conn_serial)
                 return d->dom;
         if (d->dom)
                 virDomainFree(d->dom);
-        d->dom = virDomainLookupByUUID(c->lv->conn, d->uuid.bytes);
-        d->dom_serial = c->lv->conn_serial;
+        d->dom = virDomainLookupByUUID(lv->conn, d->uuid.bytes);
+        d->dom_serial = lv->conn_serial;
         return d->dom;
 }
 
@@ -128,7 +142,7 @@ static void call_run(lv_job *j) {
                 return;
         if (!c->lv->conn)
                 return set_not_connected(c);
-        dom = call_domain(c);
+        dom = lv_domain_lookup(c->domain, c->lv);
         if ((!dom || c->call(c, dom) < 0) && c->rq.error == 0)
                 c->rq.error = lv_error(c->rq.message, sizeof c->rq.message);
 }
@@ -163,7 +177,7 @@ static void call_done(lv_job *j) {
         if (c->rq.display_done)
                 c->domain->capturing = false;
         (void) safe_close(c->image_fd);
-        domain_unref(c->domain);
+        lv_domain_unref(c->domain);
         free(c->keys);
         free(c->group_sizes);
         free(c);
@@ -187,7 +201,7 @@ static int call_submit(lv_domain *d, lv_call *c) {
                 return -ENODEV;
         }
         c->lv = d->owner;
-        c->domain = domain_ref(d);
+        c->domain = lv_domain_ref(d);
         if (c->call && !c->lv->connected) {
                 c->call = NULL;
                 set_not_connected(c);
@@ -261,11 +275,60 @@ static void host_detach(void *data, vmsig_endpoint *ep) {
         d->endpoint = NULL;
 }
 
+/* vCPU registers: "info registers" through the monitor passthrough, as
+ * the QMP backend asks its own connection. */
+static void on_registers(const qmp_reply *reply, void *userdata) {
+        host_request *rq = userdata;
+        vmsig_vcpu_state vcpu;
+        const char *message;
+        int r;
+
+        r = qmp_hmp_registers_reply(reply, &vcpu, &message);
+        if (r < 0)
+                host_request_answer(rq, r, message);
+        else
+                rq->vcpu_done(&(vmsig_result) {}, &vcpu, rq->userdata);
+        free(rq);
+}
+
+static int host_read_vcpu(void *data, vmsig_vcpu_done_fn done, void *userdata) {
+        lv_domain *d = data;
+        host_request *rq;
+        int r;
+
+        if (!done)
+                return -EINVAL;
+        rq = calloc(1, sizeof *rq);
+        if (!rq)
+                return -ENOMEM;
+        *rq = (host_request) { .vcpu_done = done, .userdata = userdata };
+        r = lv_monitor_execute(d, "human-monitor-command", qmp_hmp_command("info registers"), on_registers, rq);
+        if (r < 0)
+                free(rq);
+        return r;
+}
+
+static const char *host_memctx_absence(void *data) {
+        lv_domain *d = data;
+
+        return d->memctx_absence[0] ? d->memctx_absence : NULL;
+}
+
 static const vmsig_host_ops lv_host_ops = {
         .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
         .backend = "libvirt",
         .lifecycle = host_lifecycle,
-        /* vCPU registers need QEMU's monitor (lv_monitor_refusal()). */
+        .memctx_absence = host_memctx_absence,
+};
+
+/* With the monitor passthrough on. Without it the bootstrap goes by
+ * memory witnesses alone, as for a VM without vCPU registers. */
+static const vmsig_host_ops lv_host_ops_monitor = {
+        .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
+        .backend = "libvirt",
+        .lifecycle = host_lifecycle,
+        .read_vcpu = host_read_vcpu,
+        .memctx_absence = host_memctx_absence,
 };
 
 /* The input actuator: KEY events through virDomainSendKey. */
@@ -323,17 +386,54 @@ static int keys_build(lv_call *c, const vmsig_input_event *events, size_t n) {
         return 0;
 }
 
-/* Every event is checked before anything is sent. */
+/* Every event is checked before anything is sent. 1: pointer events
+ * among them, which only the monitor passthrough sends. */
 static int input_check(lv_domain *d, const vmsig_input_event *events, size_t n, char *msg, size_t size) {
+        bool pointer = false;
+
         for (size_t i = 0; i < n; i++) {
+                if ((unsigned) events[i].type >= _VMSIG_INPUT_TYPE_MAX)
+                        return -EINVAL;
                 if (events[i].type != VMSIG_INPUT_KEY)
-                        return (unsigned) events[i].type < _VMSIG_INPUT_TYPE_MAX
-                                       ? lv_monitor_refusal(d->owner, "Pointer events", msg, size)
-                                       : -EINVAL;
-                if ((events[i].value != 0 && events[i].value != 1) || key_linux_code(events[i].code) < 0)
+                        pointer = true;
+                else if ((events[i].value != 0 && events[i].value != 1) || key_linux_code(events[i].code) < 0)
                         return -EINVAL;
         }
-        return 0;
+        if (pointer && !d->owner->monitor)
+                return lv_monitor_refusal(d->owner, "Pointer events", msg, size);
+        return pointer;
+}
+
+static void on_input_sent(const qmp_reply *reply, void *userdata) {
+        host_request *rq = userdata;
+
+        host_request_answer(rq, reply->error, reply->message);
+        free(rq);
+}
+
+/* Keys and pointer events together: one input-send-event through the
+ * monitor passthrough, built as the QMP backend builds it. */
+static int input_send_event(lv_domain *d, const vmsig_input_event *events, size_t n, vmsig_done_fn done,
+                            void *userdata) {
+        json_object *arguments = NULL;
+        host_request *rq;
+        int r;
+
+        r = qmp_input_build(events, n, &arguments);
+        if (r < 0)
+                return r;
+        if (!arguments)
+                return answer_later(d, done, userdata, 0, NULL);
+        rq = calloc(1, sizeof *rq);
+        if (!rq) {
+                json_object_put(arguments);
+                return -ENOMEM;
+        }
+        *rq = (host_request) { .done = done, .userdata = userdata };
+        r = lv_monitor_execute(d, "input-send-event", arguments, on_input_sent, rq);
+        if (r < 0)
+                free(rq);
+        return r;
 }
 
 static int input_inject(void *data, const vmsig_input_event *events, size_t n, vmsig_done_fn done, void *userdata) {
@@ -349,6 +449,8 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
                 return answer_later(d, done, userdata, r, msg);
         if (r < 0)
                 return r;
+        if (r > 0)
+                return input_send_event(d, events, n, done, userdata);
         c = call_new(d, call_keys);
         if (!c)
                 return -ENOMEM;
@@ -495,23 +597,27 @@ int lv_domain_attach(vmsig_libvirt *lv, const lv_found *f, lv_domain **ret) {
         d->n_ref = 3 + 1; /* host, input, display, and ours until attached */
         d->uuid = f->uuid;
         d->owner = lv;
+        host_ram_init(&d->ram, d->name);
+        d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
         host_endpoint_spec_init(&spec, d->name, f->uuid, f->state);
-        spec.adapters[VMSIG_ADAPTER_HOST] = (vmsig_adapter) { &lv_host_ops.base, d };
+        spec.adapters[VMSIG_ADAPTER_HOST] =
+                (vmsig_adapter) { lv->monitor ? &lv_host_ops_monitor.base : &lv_host_ops.base, d };
         spec.adapters[VMSIG_ADAPTER_INPUT] = (vmsig_adapter) { &lv_input_ops.base, d };
         spec.adapters[VMSIG_ADAPTER_DISPLAY] = (vmsig_adapter) { &lv_display_ops.base, d };
-        /* HOOK (issue 17, guest RAM): no memctx adapter yet, so memctx is
-         * absent from the endpoint's Capabilities. libvirt-ram.h's adapter
-         * for the domain's QEMU goes in this slot (and d->n_ref grows by
-         * one). */
-        spec.adapters[VMSIG_ADAPTER_MEMCTX] = (vmsig_adapter) { NULL, NULL };
+        /* A domain without shared RAM is an endpoint all the same, without
+         * memctx in its Capabilities. */
+        if (lv_memctx_probe(d)) {
+                spec.adapters[VMSIG_ADAPTER_MEMCTX] = (vmsig_adapter) { &lv_memctx_ops.base, d };
+                d->n_ref++;
+        }
         r = vmsig_core_attach_endpoint(lv->core, &spec, &ep);
         if (r < 0 || !d->owner) {
-                domain_unref(d);
+                lv_domain_unref(d);
                 return log_warning_errno(r < 0 ? r : -ENODEV, "Cannot attach libvirt domain '%s': %m", f->name);
         }
         d->next = lv->domains;
         lv->domains = d;
-        domain_unref(d);
+        lv_domain_unref(d);
         log_info("Attached libvirt domain '%s' as vmid %u.", f->name, vmsig_endpoint_get_vmid(ep));
         *ret = d;
         return 0;

@@ -10,6 +10,9 @@
 #include <libvirt/libvirt.h>
 
 #include "host-common.h"
+#include "host-ram.h"
+#include "libvirt-ram.h"
+#include "qmp-monitor.h"
 #include "libvirt-worker.h"
 #include "libvirt-backend.h"
 #include "vmsig-endpoint.h"
@@ -63,8 +66,21 @@ struct lv_domain {
         virDomainPtr dom;
         unsigned dom_serial;
         char cancel_message[HOST_MESSAGE_MAX];
+        /* memctx (libvirt-memctx.c), the loop's: */
+        host_ram ram;
+        libvirt_ram found; /* found on attach, for the memctx adapter's attach to take */
+        char memctx_absence[LIBVIRT_RAM_MESSAGE_MAX]; /* without shared RAM: why, from libvirt-ram */
+        unsigned ram_serial; /* bumped by every RAM found: older map answers are stale */
         lv_domain *next;
 };
+
+lv_domain *lv_domain_ref(lv_domain *d);
+lv_domain *lv_domain_unref(lv_domain *d);
+/* On the worker: the domain on lv's current connection (a lookup once per
+ * connection), or NULL with libvirt's error set. */
+virDomainPtr lv_domain_lookup(lv_domain *d, vmsig_libvirt *lv);
+/* "libvirt at URI is not connected: reconnecting.": -EIO. */
+int lv_not_connected(vmsig_libvirt *lv, char *buf, size_t size);
 
 /* "libvirt: MESSAGE" of the calling thread's last libvirt error, and its
  * errno: -EBADFD when the domain is gone, -EOPNOTSUPP when libvirt or
@@ -88,3 +104,17 @@ void lv_domain_detach(lv_domain *d, const char *why);
  * vCPU registers) and that libvirt's API cannot do: -EOPNOTSUPP and why,
  * in buf. */
 int lv_monitor_refusal(vmsig_libvirt *lv, const char *what, char *buf, size_t size);
+
+/* QEMU's monitor of d through virDomainQemuMonitorCommand (libvirt-qemu),
+ * run on the worker and answered on the loop, as qmp-monitor.h's contract
+ * says. -EOPNOTSUPP when <libvirt monitor="no">. */
+int lv_monitor_execute(void *data, const char *command, json_object *arguments, qmp_monitor_reply_fn fn,
+                       void *userdata);
+
+/* The memctx of a domain (libvirt-memctx.c). */
+extern const vmsig_memctx_ops lv_memctx_ops;
+/* On attach: whether the domain's QEMU has shared RAM (then d->found holds
+ * it, for the adapter); no: memctx stays absent, and why is logged. */
+bool lv_memctx_probe(lv_domain *d);
+/* After a reconnection: a new QEMU process of the domain is a new guest. */
+void lv_memctx_sync(lv_domain *d);

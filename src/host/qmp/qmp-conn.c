@@ -387,7 +387,7 @@ static void protocol_error(qmp_conn *c, const char *why) {
 }
 
 static void handle_reply(qmp_conn *c, json_object *msg) {
-        json_object *id, *ret, *error = NULL, *cls = NULL, *desc = NULL;
+        json_object *id;
         qmp_reply reply = {};
         char buf[512];
         pending *cmd;
@@ -400,17 +400,7 @@ static void handle_reply(qmp_conn *c, json_object *msg) {
                             json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
                 return;
         }
-        if (json_object_object_get_ex(msg, "return", &ret))
-                reply.result = ret;
-        else {
-                if (json_object_object_get_ex(msg, "error", &error)) {
-                        (void) json_object_object_get_ex(error, "class", &cls);
-                        (void) json_object_object_get_ex(error, "desc", &desc);
-                }
-                snprintf(buf, sizeof buf, "QEMU: %s: %s", cls ? json_object_get_string(cls) : "UnknownError",
-                         desc ? json_object_get_string(desc) : "(no description)");
-                reply = (qmp_reply) { .error = -EIO, .message = buf };
-        }
+        qmp_reply_from_message(msg, buf, sizeof buf, &reply);
         complete(c, cmd, &reply);
 }
 

@@ -415,3 +415,20 @@ json_object *qmp_hmp_command(const char *command_line) {
                 args = (json_object_put(args), NULL);
         return args;
 }
+
+int qmp_hmp_registers_reply(const qmp_reply *reply, vmsig_vcpu_state *ret, const char **ret_message) {
+        const char *text;
+
+        if (reply->error < 0) {
+                *ret_message = reply->message;
+                return reply->error;
+        }
+        text = json_object_get_string(reply->result);
+        /* The parser stops at a NUL: a text with one would read short. */
+        if (!text || (size_t) json_object_get_string_len(reply->result) != strlen(text) ||
+            qmp_hmp_parse_registers(text, ret) < 0) {
+                *ret_message = "QEMU's info registers answer has no control registers.";
+                return -EBADMSG;
+        }
+        return 0;
+}

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "memctx.h"
+#include "qmp-monitor.h"
 #include "vmsig-endpoint.h"
 
 /* More ranges than this in one map is not a machine QEMU builds. */
@@ -64,3 +65,8 @@ int qmp_hmp_parse_mtree(const char *text, const char *region, uint64_t file_size
 /* The arguments of human-monitor-command for command_line; NULL when out
  * of memory (QEMU then refuses the command). */
 json_object *qmp_hmp_command(const char *command_line);
+
+/* The registers of an answer to human-monitor-command "info registers":
+ * 0, or the reply's error (or -EBADMSG) and its words in *ret_message
+ * (borrowed from reply, or static). */
+int qmp_hmp_registers_reply(const qmp_reply *reply, vmsig_vcpu_state *ret, const char **ret_message);

@@ -24,6 +24,11 @@ typedef struct qmp_reply {
         json_object *result; /* the "return" value, borrowed; NULL on error */
 } qmp_reply;
 
+/* The reply of QMP's answer msg (an object with "return" or "error"):
+ * the result borrowed from msg, or -EIO and "QEMU: <class>: <desc>" in
+ * buf. */
+void qmp_reply_from_message(json_object *msg, char *buf, size_t size, qmp_reply *ret);
+
 typedef void (*qmp_monitor_reply_fn)(const qmp_reply *reply, void *userdata);
 
 typedef struct qmp_monitor {

@@ -447,18 +447,14 @@ static int host_lifecycle(void *data, vmsig_lifecycle_op op, vmsig_done_fn done,
 
 static void on_registers(qmp_conn *c, const qmp_reply *reply, void *userdata) {
         request *rq = userdata;
-        vmsig_result res = {};
         vmsig_vcpu_state vcpu;
-        const char *text;
+        const char *message;
+        int r;
 
-        if (reply->error < 0)
-                return complete(rq, reply->error, reply->message);
-        text = json_object_get_string(reply->result);
-        /* The parser stops at a NUL: a text with one would read short. */
-        if (!text || (size_t) json_object_get_string_len(reply->result) != strlen(text) ||
-            qmp_hmp_parse_registers(text, &vcpu) < 0)
-                return complete(rq, -EBADMSG, "QEMU's info registers answer has no control registers.");
-        rq->base.vcpu_done(&res, &vcpu, rq->base.userdata);
+        r = qmp_hmp_registers_reply(reply, &vcpu, &message);
+        if (r < 0)
+                return complete(rq, r, message);
+        rq->base.vcpu_done(&(vmsig_result) {}, &vcpu, rq->base.userdata);
         free(rq);
 }
 
