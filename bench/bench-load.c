@@ -457,8 +457,14 @@ static void round_begin(load_ctx *ctx, unsigned calls, bool measured) {
         ctx->round_calls = calls;
         ctx->calls_started = 0;
         ctx->stopping = false;
-        for (size_t i = 0; i < ctx->n_targets; i++)
-                ctx->targets[i].log_len = 0; /* the new watchers see from now on */
+        /* The new watchers see from now on. The log is emptied, not only
+         * its length: a lifecycle stub the round never drives (a short
+         * round may not) would otherwise still show the warm-up's calls. */
+        for (size_t i = 0; i < ctx->n_targets; i++) {
+                ctx->targets[i].log_len = 0;
+                if (ctx->targets[i].log)
+                        ctx->targets[i].log[0] = '\0';
+        }
         if (!measured)
                 return;
         for (int i = 0; i < _OP_MAX; i++) {
