@@ -34,10 +34,11 @@
 
 static SystemdGuest *guest;
 
+static bool missing(const char *why);
+
+/* Under CI, a guest that did not boot fails every step after the boot's. */
 static bool have_guest(void) {
-        if (!guest)
-                g_test_skip("the guest did not boot");
-        return guest != NULL;
+        return guest ? true : missing("the guest did not boot");
 }
 
 /* The command's output; on another status, that and vmsigd's journal. */
