@@ -191,8 +191,25 @@ char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *c
         return g_dbus_error_get_remote_error(error);
 }
 
+/* The daemon's fds, without those open on /proc: under valgrind the
+ * daemon's process is valgrind's, and it opens /proc/self/maps for a
+ * moment whenever the guest program maps memory, so a count taken at
+ * that moment is one too high (CI saw 26 before, 25 after). vmsigd keeps
+ * no fd on /proc of its own: a leak would show in the rest. */
 guint vt_count_fds(GPid pid) {
-        return (guint) vt_open_fds(pid);
+        g_autofree char *dir_path = g_strdup_printf("/proc/%d/fd", (int) pid);
+        g_autoptr(GDir) dir = g_dir_open(dir_path, 0, NULL);
+        const char *name;
+        guint n = 0;
+
+        g_assert_nonnull(dir);
+        while ((name = g_dir_read_name(dir))) {
+                g_autofree char *link = g_strdup_printf("%s/%s", dir_path, name);
+                g_autofree char *target = g_file_read_link(link, NULL);
+                if (!target || !g_str_has_prefix(target, "/proc/"))
+                        n++;
+        }
+        return n;
 }
 
 guint64 vt_context_switches(GPid pid) {
