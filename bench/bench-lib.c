@@ -728,7 +728,7 @@ const char *bench_tmpdir(void) {
 
 /* --- a private system bus and a vmsigd on it ---------------------------------------- */
 
-/* The default-deny system policy of tests/bus-config.h, our policy file,
+/* The default-deny system policy of tests/system-bus-policy.conf, our policy file,
  * the echo service with the same kind of holes as org.vmsig, and
  * polkitd's own policy; dbus-daemon's built-in limits. */
 static const char bus_config_format[] =
@@ -750,7 +750,7 @@ char *bench_bus_config(const char *dir, const char *srcdir) {
         char *text = NULL, socket_path[256];
 
         snprintf(socket_path, sizeof socket_path, "%s/system_bus_socket", dir);
-        return asprintf(&text, bus_config_format, socket_path, srcdir) < 0 ? NULL : text;
+        return asprintf(&text, bus_config_format, socket_path, srcdir, srcdir) < 0 ? NULL : text;
 }
 
 int bench_services_prepare(bench_services *s, const char *label, const char *parent, bool discovery) {

@@ -333,8 +333,9 @@ static void bus_files(VtBus *bus) {
         if (!g_file_test(policy, G_FILE_TEST_IS_REGULAR))
                 vt_fail("The bus policy %s does not exist", policy);
         {
-                g_autofree char *a = g_markup_escape_text(escaped, -1), *p = g_markup_escape_text(policy, -1);
-                config = g_strdup_printf(BUS_CONFIG_TEMPLATE, a, p);
+                g_autofree char *a = g_markup_escape_text(escaped, -1), *s = g_markup_escape_text(srcdir, -1),
+                                *p = g_markup_escape_text(policy, -1);
+                config = g_strdup_printf(BUS_CONFIG_TEMPLATE, a, s, p);
         }
         bus->config_path = g_build_filename(bus->dir, "bus.conf", NULL);
         if (!g_file_set_contents(bus->config_path, config, -1, &error))
