@@ -52,8 +52,8 @@ static void wait_state(Fixture *f, const char *want) {
         g_assert_true(vt_endpoint_wait_property(f->conn, VM, "State", want, TRUE, 10000));
 }
 
-/* The trigger file brings the VM onto the bus within 100 ms; its removal
- * takes it off again. */
+/* The trigger file brings the VM onto the bus (how fast is the bench's
+ * business: bench/RESULTS.md, 11a); its removal takes it off again. */
 static void test_discovery(Fixture *f, gconstpointer data) {
         if (!f->qemu)
                 return;
@@ -62,7 +62,6 @@ static void test_discovery(Fixture *f, gconstpointer data) {
         g_assert_true(vt_signal_log_wait(f->log, "EndpointAdded /org/vmsig ", 5000));
         gint64 took = g_get_monotonic_time() - start;
         g_test_message("trigger file to EndpointAdded: %" G_GINT64_FORMAT " us", took);
-        g_assert_cmpint(took, <, 100000);
         wait_state(f, "running");
         g_autofree char *backend = vt_get_string(f->conn, VM, VT_ENDPOINT_IFACE, "Backend");
         g_assert_cmpstr(backend, ==, "qemu");

@@ -526,8 +526,7 @@ static void test_probe_waits(Fixture *f, gconstpointer data) {
         socket_at = t0 + 300 * 1000;
         assert_rec(f, 0, REC_ATTACH, "slow");
         g_assert_cmpuint(rec_at(f, 0)->when, >=, socket_at);
-        /* Backoff 50, 100, 200, 400 ms: the attempt at 750 ms catches it. */
-        g_assert_cmpuint(rec_at(f, 0)->when - t0, <, 2 * 1000 * 1000);
+        /* How soon after is the bench's business (bench/RESULTS.md, 11a). */
         g_test_message("attached %.0f ms after the file, %.0f ms after the socket",
                        (rec_at(f, 0)->when - t0) / 1e3, (rec_at(f, 0)->when - socket_at) / 1e3);
         sd_event_source_unref(timer);
@@ -564,20 +563,52 @@ static void test_probe_gives_up(Fixture *f, gconstpointer data) {
 static void test_probe_timeout_applies_to_running(Fixture *f, gconstpointer data) {
         g_autofree char *xml = vm_xml(f, "late", NULL, NULL);
         vmsig_discovery_stats st;
-        uint64_t t0;
         capture c;
 
         write_atomic(f->trigger, "late.xml", xml);
         capture_begin(&c);
-        t0 = vt_now_usec();
         start(f);
         vmsig_discovery_get_stats(f->disc, &st);
         g_assert_cmpuint(st.probing, ==, 1);
         vmsig_discovery_set_probe_timeout(f->disc, 200 * 1000);
         RUN_UNTIL(f, ({ vmsig_discovery_get_stats(f->disc, &st); st.rejected == 1; }));
-        g_assert_cmpuint(vt_now_usec() - t0, <, 1000 * 1000);
         assert_idle(f);
-        g_free(capture_end(&c));
+        g_autofree char *log = capture_end(&c);
+        /* The running probe gave up at the new timeout, not the old one. */
+        assert_logged(log, f->trigger, "late.xml", "Giving up on VM \"late\" after 0.2 s");
+}
+
+/* A QMP socket that is there but closed to vmsigd: a warning at once, not
+ * only when the probe gives up, and the wait goes on, so that a chmod by
+ * its owner is enough. Root passes every mode check, so the test runs in a
+ * child that gave up its capabilities (access(2) of a root process checks
+ * its permitted set): the socket, mode 0, is closed to it. */
+static void test_probe_access_denied(Fixture *f, gconstpointer data) {
+        if (g_test_subprocess()) {
+                g_autofree char *xml = vm_xml(f, "closed", NULL, NULL);
+                g_autofree char *qmp = host_path(f, "closed", "qmp");
+                vmsig_discovery_stats st;
+                capture c;
+
+                make_qemu(f, "closed");
+                g_assert_cmpint(chmod(qmp, 0), ==, 0);
+                vt_drop_capabilities();
+                start(f);
+                capture_begin(&c);
+                write_atomic(f->trigger, "closed.xml", xml);
+                RUN_UNTIL(f, ({ vmsig_discovery_get_stats(f->disc, &st); st.probing == 1; }));
+                g_autofree char *log = capture_end(&c);
+                assert_logged(log, f->trigger, "closed.xml", "VM \"closed\": QMP socket");
+                g_assert_nonnull(strstr(log, "Permission denied; vmsigd needs read access"));
+                g_assert_cmpuint(f->records->len, ==, 0);
+                /* Its owner opens it: the probe that still runs attaches. */
+                g_assert_cmpint(chmod(qmp, 0666), ==, 0);
+                RUN_UNTIL(f, f->records->len == 1);
+                assert_rec(f, 0, REC_ATTACH, "closed");
+                return;
+        }
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+        g_test_trap_assert_passed();
 }
 
 /* Other names, dotfiles and temporary files are not VM files. */
@@ -739,21 +770,11 @@ static void test_external_entity(Fixture *f, gconstpointer data) {
         assert_idle(f);
 }
 
-static bool under_valgrind(void) {
-        const char *preload = g_getenv("LD_PRELOAD");
-        return preload && strstr(preload, "vgpreload");
-}
-
-static int cmp_u64(gconstpointer a, gconstpointer b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
-/* From the rename of the trigger file to the attach callback, QEMU already
- * running: the target is a median under 5 ms. */
-static void test_latency(Fixture *f, gconstpointer data) {
+/* The same file renamed in and removed 50 times, QEMU already running:
+ * each rename attaches once and each removal detaches once. (How fast is
+ * the bench's business: bench/RESULTS.md, 11a.) */
+static void test_rename_cycles(Fixture *f, gconstpointer data) {
         enum { N = 50 };
-        uint64_t lat[N];
 
         make_qemu(f, "lambda");
         start(f);
@@ -761,21 +782,16 @@ static void test_latency(Fixture *f, gconstpointer data) {
                 g_autofree char *xml = vm_xml(f, "lambda", NULL, NULL);
                 g_autofree char *tmp = g_strdup_printf("%s/.lambda.tmp", f->trigger);
                 g_autofree char *path = g_build_filename(f->trigger, "lambda.xml", NULL);
-                uint64_t t0;
 
                 g_assert_true(g_file_set_contents(tmp, xml, -1, NULL));
                 g_assert_cmpint(g_chmod(tmp, 0644), ==, 0);
-                t0 = vt_now_usec();
                 g_assert_cmpint(rename(tmp, path), ==, 0);
                 RUN_UNTIL(f, f->records->len == 2 * i + 1);
-                lat[i] = rec_at(f, 2 * i)->when - t0;
+                assert_rec(f, 2 * i, REC_ATTACH, "lambda");
                 remove_file(f->trigger, "lambda.xml");
                 RUN_UNTIL(f, f->records->len == 2 * i + 2);
+                assert_rec(f, 2 * i + 1, REC_DETACH, "lambda");
         }
-        qsort(lat, N, sizeof(uint64_t), cmp_u64);
-        g_test_message("write-to-attach latency: median %.3f ms, max %.3f ms", lat[N / 2] / 1e3, lat[N - 1] / 1e3);
-        if (!under_valgrind())
-                g_assert_cmpuint(lat[N / 2], <, 5000);
         assert_idle(f);
 }
 
@@ -788,6 +804,6 @@ int main(int argc, char *argv[]) {
                          test_bad_files, test_uuid_clash, test_removal, test_rewrite, test_probe_waits,
                          test_probe_gives_up, test_probe_timeout_applies_to_running, test_ignored_names, test_rescan,
                          test_untrusted, test_attach_refused, test_directory_appears, test_external_entity,
-                         test_latency);
+                         test_rename_cycles, test_probe_access_denied);
         return g_test_run();
 }

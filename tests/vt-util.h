@@ -13,9 +13,11 @@
 
 #include <fcntl.h>
 #include <glib.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -98,4 +100,14 @@ static inline int vt_wait_exit(pid_t pid) {
         g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
         g_assert_true(WIFEXITED(status));
         return WEXITSTATUS(status);
+}
+
+/* Root without any capability, for good, in this thread (a test's child):
+ * mode bits then hold for it as for anyone, access(2) included, which
+ * checks a root caller's permitted set rather than its effective one. */
+static inline void vt_drop_capabilities(void) {
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = {};
+
+        g_assert_cmpint(syscall(SYS_capset, &header, none), ==, 0);
 }

@@ -47,6 +47,7 @@ typedef struct vm_entry {
         vm_desc *desc;             /* NULL until the file parsed once */
         char uuid_key[SD_ID128_UUID_STRING_MAX]; /* key of by_uuid, "" when none */
         uint64_t probe_start, probe_due, probe_delay; /* CLOCK_MONOTONIC usec */
+        bool warned_access;                           /* this probe said it may not use a file */
         unsigned seen;                                /* rescan generation */
 } vm_entry;
 
@@ -182,8 +183,10 @@ static void give_up(vmsig_discovery *d, vm_entry *e, const char *reason) {
 static void probe_step(vmsig_discovery *d, vm_entry *e, uint64_t now) {
         uint64_t deadline = e->probe_start + d->probe_timeout;
         char reason[PATH_MAX + 128];
+        int r;
 
-        if (vm_desc_probe_host(e->desc, reason, sizeof reason) >= 0) {
+        r = vm_desc_probe_host(e->desc, reason, sizeof reason);
+        if (r >= 0) {
                 attach(d, e);
                 return;
         }
@@ -191,7 +194,15 @@ static void probe_step(vmsig_discovery *d, vm_entry *e, uint64_t now) {
                 give_up(d, e, reason);
                 return;
         }
-        if (e->probe_delay == VMSIG_DISCOVERY_PROBE_DELAY_MIN_USEC)
+        /* A file that is there but closed to vmsigd is not QEMU starting
+         * up: its owner's mode or umask must change, which the admin wants
+         * to hear now rather than when the probe gives up. Once per probe;
+         * the wait goes on, as QEMU (or libvirt) may still chmod it. */
+        if ((r == -EACCES || r == -EPERM) && !e->warned_access) {
+                e->warned_access = true;
+                log_warning("%s: VM \"%s\": %s; vmsigd needs read access to the RAM file and read and write "
+                            "access to the QMP socket. Waiting.", e->path, e->desc->name, reason);
+        } else if (e->probe_delay == VMSIG_DISCOVERY_PROBE_DELAY_MIN_USEC)
                 log_debug("%s: waiting for %s.", e->path, reason);
         e->probe_due = MIN(now + e->probe_delay, deadline);
         e->probe_delay = MIN(e->probe_delay * 2, VMSIG_DISCOVERY_PROBE_DELAY_MAX_USEC);
@@ -201,6 +212,7 @@ static void probe_start(vmsig_discovery *d, vm_entry *e) {
         e->state = VM_PROBING;
         e->probe_start = now_usec();
         e->probe_delay = VMSIG_DISCOVERY_PROBE_DELAY_MIN_USEC;
+        e->warned_access = false;
         probe_step(d, e, e->probe_start);
 }
 
