@@ -77,6 +77,8 @@ guint64 vt_context_switches(GPid pid);
 /* The resident set of process pid in KiB (VmRSS in /proc), -1 if unknown. */
 long vt_rss_kb(GPid pid);
 /* How many fds process pid has open (from /proc). */
+/* Process pid's fds: their numbers ("3") to their links' targets. */
+GHashTable *vt_fd_targets(GPid pid);
 guint vt_count_fds(GPid pid);
 
 /* AcquireLease(class, {}) on the endpoint at path; returns the lease fd
