@@ -7,12 +7,18 @@
 # json-c). Exits non-zero on a crash, a leak, a hang or a broken check; the
 # input that did it is kept as fuzz-NAME-crash-* (or -leak-, -timeout-) in
 # $FUZZ_ARTIFACTS (default: the current directory), replay it with the standalone
-# tests/fuzz-NAME of a build. Prints one summary line per harness.
+# tests/fuzz-NAME of a build. Prints one summary line per harness; with
+# --tap (first), as TAP, one test a harness, for CI's summary.
 # FUZZ_VERBOSE=1 keeps the harness's own stderr (daemon logs, the failed
 # check) in the output.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 limit="-max_total_time=60"
+tap=
+if [ "${1:-}" = --tap ]; then
+        tap=1
+        shift
+fi
 case "${1:-}" in
 --runs) limit="-runs=$2"; shift 2 ;;
 [0-9]*) limit="-max_total_time=$1"; shift ;;
@@ -54,7 +60,8 @@ sources() {
         discovery) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
         bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/host-common.c $top/src/host/stub/stub.c" \
                 "${vgpu_sources:-} $core" ;;
-        qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/host-ram.c $top/src/host/qmp/*.c $core" ;;
+        qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/host-ram.c $top/src/host/qmp/*.c" \
+                "$top/src/shared/keys.c $core" ;;
         hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;
         libvirt-ram) echo "$top/tests/fuzz-util.c $top/src/host/libvirt/libvirt-ram.c $top/src/shared/fd-util.c" ;;
         *) return 1 ;;
@@ -74,6 +81,19 @@ libs() {
 build() {
         # shellcheck disable=SC2046 # word splitting of the lists is meant
         $cc "$top/tests/fuzz-$1.c" $(sources "$1") $(libs "$1") -o "$out/fuzz-$1"
+}
+
+# report OK LINE: a harness's line, as it is or as the next TAP test.
+n=0
+report() {
+        n=$((n + 1))
+        if [ -z "$tap" ]; then
+                echo "$2"
+        elif [ "$1" = skip ]; then
+                echo "ok $n - $2 # SKIP"
+        else
+                echo "$([ "$1" = yes ] || echo "not ")ok $n - $2"
+        fi
 }
 
 # "NAME SECONDS RUNS cov ft corpus RESULT" from libFuzzer's last status line
@@ -102,8 +122,10 @@ run() {
                 result=FAILED
                 grep -E '^(==|SUMMARY|artifact_prefix|.*check failed)' "$log" | head -20 >&2 || true
         fi
-        summary "$1" $(($(date +%s) - start)) "$result" "$log"
-        [ "$result" = ok ]
+        line=$(summary "$1" $(($(date +%s) - start)) "$result" "$log")
+        [ "$result" = ok ] && report yes "$line" && return
+        report no "$line"
+        return 1
 }
 
 "$top/build-aux/embed-file.sh" vmsig_config_schema "$top/data/vmsigd.conf.rng" "$out/config-schema.c"
@@ -111,14 +133,20 @@ run() {
 status=0
 for name in $names; do
         if { [ "$name" = qmp ] || [ "$name" = hmp ]; } && ! have_qmp; then
-                echo "fuzz-$name: skipped, json-c is not installed"
+                report skip "fuzz-$name: skipped, json-c is not installed"
                 continue
         fi
         if ! sources "$name" >/dev/null; then
                 echo "fuzz.sh: no harness named $name" >&2
                 exit 2
         fi
-        build "$name"
+        # One that does not build fails alone: the others still run.
+        if ! build "$name"; then
+                report no "fuzz-$name: does not build: FAILED"
+                status=1
+                continue
+        fi
         run "$name" || status=1
 done
+[ -z "$tap" ] || echo "1..$n"
 exit $status
