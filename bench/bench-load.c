@@ -433,11 +433,9 @@ static int run_load(load_ctx *ctx, load_result *res) {
                         load_fail(ctx, "no call completed for 60 s, %u in flight", ctx->in_flight);
                         return -ETIMEDOUT;
                 }
-                if (ctx->opt.verbose) {
+                if (ctx->opt.verbose)
                         fprintf(stderr, "bench-load: %" PRIu64 " calls started, %" PRIu64 " done, %u in flight\n",
                                 ctx->calls_started, ctx->n.calls_done, ctx->in_flight);
-                        load_clients_debug(ctx);
-                }
                 if (!load_vmsigd_alive(ctx)) {
                         load_fail(ctx, "vmsigd died under load");
                         return -ESRCH;

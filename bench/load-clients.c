@@ -76,7 +76,6 @@ struct load_client {
         sigsub *sig[MAX_SIGSUBS];
         size_t n_sig;
         load_watcher *watcher;
-        char last[32]; /* the member of the last call, for --verbose */
 };
 
 static uint64_t memctx_checked, sigsub_signals, sub_changes;
@@ -144,16 +143,31 @@ typedef struct pending_call {
         void *userdata;
 } pending_call;
 
-static void record(load_ctx *ctx, load_op op, load_outcome o, uint64_t nsec) {
+/* A call of c (NULL: the controller, whose calls are not counted) went
+ * out, or came back. */
+static void call_begun(load_ctx *ctx, load_client *c) {
+        ctx->in_flight++;
+        if (c) {
+                c->busy = true;
+                ctx->calls_started++;
+                client_update_events(c);
+        }
+}
+
+static void call_ended(load_ctx *ctx, load_client *c, load_op op, load_outcome o, uint64_t start) {
         load_op_stats *s = &ctx->ops[op];
 
+        ctx->in_flight--;
+        if (!c)
+                return;
+        c->busy = false;
         if (o == OUTCOME_OK)
                 s->ok++;
         else if (o == OUTCOME_REJECTED)
                 s->rejected++;
         else
                 s->unexpected++;
-        (void) bench_samples_add(&s->latency, nsec);
+        (void) bench_samples_add(&s->latency, bench_now_nsec() - start);
         ctx->n.calls_done++;
 }
 
@@ -165,14 +179,10 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         load_outcome o = !e ? OUTCOME_OK : err != E_OTHER && (p->allowed & ERR(err)) ? OUTCOME_REJECTED
                                                                                    : OUTCOME_UNEXPECTED;
 
-        if (p->client)
-                record(ctx, p->op, o, bench_now_nsec() - p->start);
+        call_ended(ctx, p->client, p->op, o, p->start);
         if (o == OUTCOME_UNEXPECTED)
                 load_fail(ctx, "%s from %s: unexpected %s: %s", load_op_name(p->op),
                           p->client ? "a client" : "the controller", e->name, e->message ?: "");
-        ctx->in_flight--;
-        if (p->client)
-                p->client->busy = false;
         p->done(ctx, p->client, m, o, p->userdata);
         free(p);
         return 0;
@@ -191,12 +201,7 @@ int load_call(load_ctx *ctx, load_client *c, sd_bus *bus, sd_bus_message *m, loa
                 free(p);
                 return r;
         }
-        ctx->in_flight++;
-        if (c) {
-                c->busy = true;
-                ctx->calls_started++;
-                client_update_events(c);
-        }
+        call_begun(ctx, c);
         return 0;
 }
 
@@ -225,8 +230,6 @@ static void send_call(load_client *c, sd_bus_message *m, load_op op, unsigned al
                       void *userdata) {
         int r = m ? load_call(c->ctx, c, c->bus, m, op, allowed, done, userdata) : -ENOMEM;
 
-        if (m)
-                snprintf(c->last, sizeof c->last, "%s", sd_bus_message_get_member(m));
         sd_bus_message_unref(m);
         if (r < 0) {
                 load_fail(c->ctx, "client %u cannot send %s: %s", c->index, load_op_name(op), strerror(-r));
@@ -1022,9 +1025,7 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
         load_client *c = s->client;
         const sd_bus_error *e = sd_bus_message_get_error(m);
 
-        c->ctx->in_flight--;
-        c->busy = false;
-        record(c->ctx, OP_MATCH, e ? OUTCOME_UNEXPECTED : OUTCOME_OK, bench_now_nsec() - s->start);
+        call_ended(c->ctx, c, OP_MATCH, e ? OUTCOME_UNEXPECTED : OUTCOME_OK, s->start);
         if (e)
                 load_fail(c->ctx, "AddMatch failed: %s: %s", e->name, e->message ?: "");
         client_next(c);
@@ -1050,10 +1051,7 @@ static void add_sigsub(load_client *c, load_target *t) {
                 return;
         }
         c->sig[c->n_sig++] = s;
-        c->busy = true;
-        c->ctx->in_flight++;
-        c->ctx->calls_started++;
-        client_update_events(c);
+        call_begun(c->ctx, c);
 }
 
 static void step_signals(load_client *c) {
@@ -1138,36 +1136,23 @@ static void step_lease(load_client *c) {
 
 /* --- the loop of a client ------------------------------------------------------------------ */
 
-static void client_next(load_client *c) {
-        if (c->busy || !c->bus || !may_call(c->ctx))
-                return;
-        switch (c->role) {
-        case ROLE_LIFECYCLE:
-                step_lifecycle(c);
-                break;
-        case ROLE_WRITER:
-        case ROLE_WRITER2:
-                step_write(c);
-                break;
-        case ROLE_MEMCTX:
-                step_memctx(c);
-                break;
-        case ROLE_SIGNALS:
-                step_signals(c);
-                break;
-        case ROLE_READER:
-                if (load_rand_below(&c->rng, 100) < 15)
-                        step_bad(c);
-                else
-                        step_read(c);
-                break;
-        case ROLE_LEASER:
-                step_lease(c);
-                break;
-        default:
+static void step_reader(load_client *c) {
+        if (load_rand_below(&c->rng, 100) < 15)
+                step_bad(c);
+        else
                 step_read(c);
-                break;
-        }
+}
+
+/* What each role does next. A watcher reads: its signals are its work. */
+static void (*const role_steps[_ROLE_MAX])(load_client *c) = {
+        [ROLE_WATCHER] = step_read,  [ROLE_LIFECYCLE] = step_lifecycle, [ROLE_WRITER] = step_write,
+        [ROLE_WRITER2] = step_write, [ROLE_MEMCTX] = step_memctx,       [ROLE_SIGNALS] = step_signals,
+        [ROLE_READER] = step_reader, [ROLE_LEASER] = step_lease,
+};
+
+static void client_next(load_client *c) {
+        if (!c->busy && c->bus && may_call(c->ctx))
+                role_steps[c->role](c);
 }
 
 int load_clients_start(load_ctx *ctx) {
@@ -1206,12 +1191,9 @@ void load_clients_stop(load_ctx *ctx) {
                         continue;
                 c->timer = sd_event_source_disable_unref(c->timer);
                 lease_forget(c);
-                for (size_t j = 0; j < c->n_sig; j++)
-                        sigsub_free(c->sig[j]);
-                for (size_t j = 0; j < 2; j++)
-                        sd_bus_slot_unref(c->memctx_slots[j]);
-                sd_event_source_disable_unref(c->io);
-                sd_bus_flush_close_unref(c->bus);
+                if (c->bus)
+                        (void) sd_bus_flush(c->bus);
+                client_disconnect(c);
                 free(c);
         }
         free(ctx->clients);
@@ -1224,15 +1206,15 @@ void load_clients_stop(load_ctx *ctx) {
 static int check_subs(load_ctx *ctx, load_client *c) {
         for (size_t i = 0; i < c->n_subs; i++) {
                 memsub *s = &c->subs[i];
-                uint64_t epoch = 0, n;
+                uint64_t epoch = 0;
                 int r;
 
                 if (s->t->kind == TARGET_TRIGGER)
                         continue;
-                r = sd_bus_get_property_trivial(c->bus, VMSIG_BUS_NAME, s->t->path, VMSIG_BUS_ENDPOINT_INTERFACE,
-                                                "MemctxEpoch", NULL, 't', &epoch);
-                while (r >= 0 && sd_bus_get_n_queued_read(c->bus, &n) >= 0 && n > 0)
-                        r = sd_bus_process(c->bus, NULL);
+                r = sd_bus_get_property_trivial(c->bus, VMSIG_BUS_NAME, s->t->path, EP, "MemctxEpoch", NULL, 't',
+                                                &epoch);
+                if (r >= 0)
+                        r = bench_drain(c->bus);
                 if (r < 0)
                         return r;
                 if (s->epoch != epoch)
@@ -1258,23 +1240,6 @@ int load_memctx_check_final(load_ctx *ctx) {
                " MemctxChanged/Invalidated in order\n",
                subscribers, subs, memctx_checked, sub_changes);
         return 0;
-}
-
-/* --verbose: who is waiting for a reply, by role. */
-void load_clients_debug(load_ctx *ctx) {
-        unsigned busy[_ROLE_MAX] = {};
-
-        const char *last = "";
-
-        for (unsigned i = 0; ctx->clients && i < ctx->opt.clients; i++) {
-                busy[ctx->clients[i]->role] += ctx->clients[i]->busy;
-                if (ctx->clients[i]->busy)
-                        last = ctx->clients[i]->last;
-        }
-        fprintf(stderr, "bench-load: busy clients by role:");
-        for (int i = 0; i < _ROLE_MAX; i++)
-                fprintf(stderr, " %u", busy[i]);
-        fprintf(stderr, " (one waits for %s)\n", last);
 }
 
 void load_clients_print(load_ctx *ctx) {

@@ -262,7 +262,6 @@ int load_call(load_ctx *ctx, load_client *c, sd_bus *bus, sd_bus_message *m, loa
               load_done_fn done, void *userdata);
 int load_memctx_check_final(load_ctx *ctx);
 void load_clients_print(load_ctx *ctx);
-void load_clients_debug(load_ctx *ctx);
 
 /* --- subscribers (load-watch.c) --------------------------------------------- */
 
