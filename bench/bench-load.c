@@ -245,7 +245,7 @@ static int on_endpoint_signal(sd_bus_message *m, void *userdata, sd_bus_error *r
                 if (added)
                         set_path(t, path);
                 if (t->kind == TARGET_TRIGGER)
-                        (added ? load_vms_endpoint_added : load_vms_endpoint_removed)(ctx, name);
+                        load_vms_endpoint(ctx, name, added);
                 else if (t->kind != TARGET_SPARE && !added)
                         load_fail(ctx, "stub endpoint '%s' was detached; nothing asked for that", name);
         } else

@@ -352,7 +352,8 @@ static void read_manager(load_client *c, unsigned r) {
         else if (r < 85)
                 send_read(c, load_method(c->bus, path, MGR, "ListEndpoints", NULL), OP_LIST, 0, "a(suso)");
         else if (r < 95)
-                send_read(c, load_method(c->bus, path, MGR, "GetEndpointByVmid", "u", 1 + load_rand_below(&c->rng, 120)),
+                send_read(c,
+                          load_method(c->bus, path, MGR, "GetEndpointByVmid", "u", 1 + load_rand_below(&c->rng, 120)),
                           OP_LIST, ERR(E_NO_SUCH_ENDPOINT), "o");
         else
                 send_read(c, load_method(c->bus, path, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", NULL),
@@ -379,56 +380,48 @@ typedef struct bad_call {
 } bad_call;
 
 static const bad_call bad_calls[] = {
-        { "GetEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s",
-          "bad name!", ERR(E_INVALID_ARG) },
-        { "GetEndpoint of an empty name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "",
-          ERR(E_INVALID_ARG) },
-        { "GetEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "nosuch",
+        { "GetEndpoint of an invalid name", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", "bad name!", ERR(E_INVALID_ARG) },
+        { "GetEndpoint of an empty name", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", "", ERR(E_INVALID_ARG) },
+        { "GetEndpoint of an unknown name", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", "nosuch",
           ERR(E_NO_SUCH_ENDPOINT) },
-        { "GetEndpoint of a name in UTF-8 and control characters", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
-          "GetEndpoint", "s", "\xc3\xa9\x01\t", ERR(E_INVALID_ARG) },
-        { "GetEndpointByVmid(0)", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpointByVmid", "u", NULL,
+        { "GetEndpoint of a name in UTF-8 and control characters", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s",
+          "\xc3\xa9\x01\t", ERR(E_INVALID_ARG) },
+        { "GetEndpointByVmid(0)", VMSIG_BUS_PATH, MGR, "GetEndpointByVmid", "u", NULL, ERR(E_INVALID_ARG) },
+        { "an unknown method", VMSIG_BUS_PATH, MGR, "NoSuchMethod", "", NULL, ERR(E_UNKNOWN_METHOD) },
+        { "GetEndpoint with the wrong signature", VMSIG_BUS_PATH, MGR, "GetEndpoint", "u", NULL,
+          ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
+        { "Reload with an argument", VMSIG_BUS_PATH, MGR, "Reload", "s", "now",
+          ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
+        { "DetachEndpoint of an unknown name", VMSIG_BUS_PATH, MGR, "DetachEndpoint", "s", "nosuch",
+          ERR(E_NO_SUCH_ENDPOINT) },
+        { "DetachEndpoint of an invalid name", VMSIG_BUS_PATH, MGR, "DetachEndpoint", "s", "../lc00",
           ERR(E_INVALID_ARG) },
-        { "an unknown method", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "NoSuchMethod", "", NULL,
-          ERR(E_UNKNOWN_METHOD) },
-        { "GetEndpoint with the wrong signature", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "u", NULL,
-          ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
-        { "Reload with an argument", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "Reload", "s", "now",
-          ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
-        { "DetachEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s",
-          "nosuch", ERR(E_NO_SUCH_ENDPOINT) },
-        { "DetachEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s",
-          "../lc00", ERR(E_INVALID_ARG) },
-        { "Get of an unknown property", NULL, "org.freedesktop.DBus.Properties", "Get", "ss", "NoSuchProperty",
+        { "Get of an unknown property", NULL, PROPS, "Get", "ss", "NoSuchProperty",
           ERR(E_UNKNOWN_PROPERTY) | ERR_GONE },
-        { "Get on an unknown interface", NULL, "org.freedesktop.DBus.Properties", "Get", "ss", "State",
+        { "Get on an unknown interface", NULL, PROPS, "Get", "ss", "State",
           ERR(E_UNKNOWN_INTERFACE) | ERR(E_UNKNOWN_PROPERTY) | ERR_GONE },
-        { "Set of a read-only property", NULL, "org.freedesktop.DBus.Properties", "Set", "ssv", "State",
-          ERR(E_READ_ONLY) | ERR_GONE },
-        { "a call on an object that does not exist", VMSIG_BUS_ENDPOINT_PREFIX "/nosuch", VMSIG_BUS_ENDPOINT_INTERFACE,
-          "UnsubscribeMemctx", "", NULL, ERR(E_UNKNOWN_OBJECT) },
-        { "UnsubscribeMemctx without a subscription", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", "", NULL,
+        { "Set of a read-only property", NULL, PROPS, "Set", "ssv", "State", ERR(E_READ_ONLY) | ERR_GONE },
+        { "a call on an object that does not exist", VMSIG_BUS_ENDPOINT_PREFIX "/nosuch", EP, "UnsubscribeMemctx", "",
+          NULL, ERR(E_UNKNOWN_OBJECT) },
+        { "UnsubscribeMemctx without a subscription", NULL, EP, "UnsubscribeMemctx", "", NULL,
           ERR(E_NOT_SUBSCRIBED) | ERR_GONE },
-        { "AcquireLease of an unknown class", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}", "bogus",
+        { "AcquireLease of an unknown class", NULL, EP, "AcquireLease", "sa{sv}", "bogus",
           ERR(E_INVALID_ARG) | ERR_GONE },
-        { "AcquireLease with an unknown option", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}", "nope",
+        { "AcquireLease with an unknown option", NULL, EP, "AcquireLease", "sa{sv}", "nope",
           ERR(E_INVALID_ARG) | ERR_GONE },
-        { "AcquireLease with force of the wrong type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}",
-          "force", ERR(E_INVALID_ARG) | ERR_GONE },
-        { "Pause without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Pause", "", NULL,
-          ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "Reset without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", "", NULL,
-          ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of an unknown event type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "type",
+        { "AcquireLease with force of the wrong type", NULL, EP, "AcquireLease", "sa{sv}", "force",
+          ERR(E_INVALID_ARG) | ERR_GONE },
+        { "Pause without the power lease", NULL, EP, "Pause", "", NULL, ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "Reset without the power lease", NULL, EP, "Reset", "", NULL, ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "InjectInput of an unknown event type", NULL, EP, "InjectInput", "a(uui)", "type",
           ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of no events", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "none",
+        { "InjectInput of no events", NULL, EP, "InjectInput", "a(uui)", "none",
           ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of 1025 events", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "many",
+        { "InjectInput of 1025 events", NULL, EP, "InjectInput", "a(uui)", "many",
           ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "MemWriteVirtual without the lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteVirtual", "taya{sv}", NULL,
+        { "MemWriteVirtual without the lease", NULL, EP, "MemWriteVirtual", "taya{sv}", NULL,
           ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "GetEndpoint of a 16 KiB name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "long",
-          ERR(E_INVALID_ARG) },
+        { "GetEndpoint of a 16 KiB name", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", "long", ERR(E_INVALID_ARG) },
         { "Release of a lease that is not the caller's", NULL, VMSIG_BUS_LEASE_INTERFACE, "Release", "", NULL,
           ERR(E_NOT_HOLDER) | ERR(E_UNKNOWN_OBJECT) },
 };
@@ -504,30 +497,22 @@ static void step_bad(load_client *c) {
 
 /* --- leases ------------------------------------------------------------------------------ */
 
-typedef struct acquire_call {
-        load_target *t;
-        unsigned class;
-        bool force;
-        unsigned ops;
-} acquire_call;
-
+/* The lease asked for is already in c (lease_target, lease_class,
+ * ops_left): it is c's when the reply gives its path and fd. */
 static void done_acquire(load_ctx *ctx, load_client *c, sd_bus_message *reply, load_outcome o, void *userdata) {
-        acquire_call *a = userdata;
         const char *path;
         int fd;
 
         if (o == OUTCOME_OK && sd_bus_message_read(reply, "oh", &path, &fd) >= 0) {
                 c->lease_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
                 c->lease_path = strdup(path);
-                c->lease_target = a->t;
-                c->lease_class = a->class;
-                c->ops_left = a->ops;
-                if (a->force)
+                if (userdata)
                         ctx->n.lease_forced++;
                 if (c->lease_fd < 0 || !c->lease_path)
                         load_fail(ctx, "cannot keep a lease: %s", strerror(errno));
         }
-        free(a);
+        if (!c->lease_path)
+                lease_forget(c);
         /* LeaseBusy: the holder is at work; come back a little later. */
         if (o != OUTCOME_OK)
                 client_later(c, 1000 + load_rand_below(&c->rng, 5000));
@@ -536,21 +521,19 @@ static void done_acquire(load_ctx *ctx, load_client *c, sd_bus_message *reply, l
 }
 
 static sd_bus_message *acquire_call_new(load_client *c, load_target *t, unsigned class, bool force) {
-        return force ? load_method(c->bus, t->path, EP, "AcquireLease", "sa{sv}", lease_classes[class], 1, "force", "b", 1)
-                     : load_method(c->bus, t->path, EP, "AcquireLease", "sa{sv}", lease_classes[class], 0);
+        const char *name = lease_classes[class];
+
+        return force ? load_method(c->bus, t->path, EP, "AcquireLease", "sa{sv}", name, 1, "force", "b", 1)
+                     : load_method(c->bus, t->path, EP, "AcquireLease", "sa{sv}", name, 0);
 }
 
+/* done_acquire's userdata says whether it was forced. */
 static void acquire(load_client *c, load_target *t, unsigned class, bool force, unsigned ops) {
-        acquire_call *a = calloc(1, sizeof *a);
-        sd_bus_message *m = acquire_call_new(c, t, class, force);
-
-        if (!a || !m) {
-                free(a);
-                send_call(c, sd_bus_message_unref(m), OP_ACQUIRE, 0, done_next, NULL);
-                return;
-        }
-        *a = (acquire_call) { t, class, force, ops };
-        send_call(c, m, OP_ACQUIRE, ERR(E_LEASE_BUSY) | ERR_GONE, done_acquire, a);
+        c->lease_target = t;
+        c->lease_class = class;
+        c->ops_left = ops;
+        send_call(c, acquire_call_new(c, t, class, force), OP_ACQUIRE, ERR(E_LEASE_BUSY) | ERR_GONE, done_acquire,
+                  (void *) (intptr_t) force);
 }
 
 static void done_release(load_ctx *ctx, load_client *c, sd_bus_message *reply, load_outcome o, void *userdata) {
@@ -1218,7 +1201,8 @@ static int check_subs(load_ctx *ctx, load_client *c) {
                 if (r < 0)
                         return r;
                 if (s->epoch != epoch)
-                        load_fail(ctx, "a memctx subscriber of '%s' ends at epoch %" PRIu64 ", the endpoint is at %" PRIu64,
+                        load_fail(ctx,
+                                  "a memctx subscriber of '%s' ends at epoch %" PRIu64 ", the endpoint is at %" PRIu64,
                                   s->t->name, s->epoch, epoch);
         }
         return 0;

@@ -496,27 +496,24 @@ static fake_vm *vm_find(load_ctx *ctx, const char *name) {
         return NULL;
 }
 
-void load_vms_endpoint_added(load_ctx *ctx, const char *name) {
+void load_vms_endpoint(load_ctx *ctx, const char *name, bool added) {
         fake_vm *vm = vm_find(ctx, name);
 
-        if (vm && (vm->state == VM_ATTACHING)) {
+        if (!vm || vm->state == VM_STUCK)
+                return;
+        if (added && vm->state == VM_ATTACHING) {
                 vm->state = VM_ATTACHED;
                 ctx->n.trigger_attaches++;
-        } else if (vm && vm->state != VM_STUCK)
+        } else if (added)
                 load_fail(ctx, "%s was attached while its trigger file was %s", name,
                           vm->state == VM_REWRITING ? "rewritten (and not yet detached)" : "not there");
-}
-
-void load_vms_endpoint_removed(load_ctx *ctx, const char *name) {
-        fake_vm *vm = vm_find(ctx, name);
-
-        if (vm && (vm->state == VM_DETACHING || vm->state == VM_REWRITING)) {
+        else if (vm->state == VM_REWRITING) {
                 ctx->n.trigger_detaches++;
-                if (vm->state == VM_REWRITING)
-                        vm_expect(vm, VM_ATTACHING);
-                else
-                        vm->state = VM_DETACHED;
-        } else if (vm && vm->state != VM_STUCK)
+                vm_expect(vm, VM_ATTACHING);
+        } else if (vm->state == VM_DETACHING) {
+                ctx->n.trigger_detaches++;
+                vm->state = VM_DETACHED;
+        } else
                 load_fail(ctx, "%s was detached while its trigger file was still there", name);
 }
 

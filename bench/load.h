@@ -283,8 +283,8 @@ int load_check_no_leases(load_ctx *ctx);
 int load_vms_start(load_ctx *ctx);
 /* The next round: the VMs come and go again. */
 void load_vms_resume(load_ctx *ctx);
-void load_vms_endpoint_added(load_ctx *ctx, const char *name);
-void load_vms_endpoint_removed(load_ctx *ctx, const char *name);
+/* vmsigd attached (added) or detached the trigger VM name. */
+void load_vms_endpoint(load_ctx *ctx, const char *name, bool added);
 /* Stops the faults and brings every VM to its final state. */
 int load_vms_settle(load_ctx *ctx);
 /* Removes every trigger file and waits for the endpoints to go. */
