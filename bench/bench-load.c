@@ -176,6 +176,44 @@ int load_write_file(const char *path, const char *text, size_t len, unsigned mod
         return r;
 }
 
+void load_text_append(load_text *t, char c) {
+        if (t->len + 2 > t->size) {
+                size_t size = t->size ? t->size * 2 : 256;
+                char *grown = realloc(t->s, size);
+                if (!grown)
+                        return;
+                t->s = grown;
+                t->size = size;
+        }
+        t->s[t->len++] = c;
+        t->s[t->len] = '\0';
+}
+
+int load_timer(load_ctx *ctx, sd_event_source **s, uint64_t usec, uint64_t accuracy, sd_event_time_handler_t handler,
+               void *userdata) {
+        int r;
+
+        if (!*s)
+                return sd_event_add_time_relative(ctx->event, s, CLOCK_MONOTONIC, usec, accuracy, handler, userdata);
+        r = sd_event_source_set_time_relative(*s, usec);
+        return r < 0 ? r : sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+}
+
+sd_bus_message *load_method(sd_bus *bus, const char *path, const char *iface, const char *member, const char *types,
+                            ...) {
+        sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, path, iface, member);
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        return r < 0 ? sd_bus_message_unref(m) : m;
+}
+
 /* --- the controller: its own connection, the roster as vmsigd announces it --- */
 
 /* A VM added again gets a path of its own: the targets follow. */
@@ -207,7 +245,7 @@ static int on_endpoint_signal(sd_bus_message *m, void *userdata, sd_bus_error *r
                 if (added)
                         set_path(t, path);
                 if (t->kind == TARGET_TRIGGER)
-                        (added ? load_vms_endpoint_added : load_vms_endpoint_removed)(ctx, name);
+                        load_vms_endpoint(ctx, name, added);
                 else if (t->kind != TARGET_SPARE && !added)
                         load_fail(ctx, "stub endpoint '%s' was detached; nothing asked for that", name);
         } else
@@ -272,43 +310,36 @@ static void on_reloaded(load_ctx *ctx, load_client *c, sd_bus_message *reply, lo
         spare_schedule(ctx, 1000000 + load_rand_below(&ctx->rng, 2000000));
 }
 
+/* The controller's calls: m is taken, its reply goes to done. */
+static void controller_call(load_ctx *ctx, sd_bus_message *m, unsigned allowed, load_done_fn done) {
+        if (m)
+                (void) load_call(ctx, NULL, ctx->ctl, m, OP_BAD, allowed, done, NULL);
+        sd_bus_message_unref(m);
+}
+
 static void on_spare_detached(load_ctx *ctx, load_client *c, sd_bus_message *reply, load_outcome o,
                               void *userdata) {
-        sd_bus_message *m = NULL;
-
         if (o == OUTCOME_OK)
                 ctx->n.spare_detaches++;
         /* Reload brings back the configured stub that is missing. */
-        if (sd_bus_message_new_method_call(ctx->ctl, &m, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
-                                           "Reload") >= 0)
-                (void) load_call(ctx, NULL, ctx->ctl, m, OP_BAD, 0, on_reloaded, NULL);
-        sd_bus_message_unref(m);
+        controller_call(ctx, load_method(ctx->ctl, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "Reload", NULL), 0,
+                        on_reloaded);
 }
 
 static int on_spare_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         load_ctx *ctx = userdata;
-        sd_bus_message *m = NULL;
 
-        if (ctx->stopping)
-                return 0;
-        if (sd_bus_message_new_method_call(ctx->ctl, &m, VMSIG_BUS_NAME, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
-                                           "DetachEndpoint") >= 0 &&
-            sd_bus_message_append(m, "s", "spare") >= 0)
-                (void) load_call(ctx, NULL, ctx->ctl, m, OP_BAD, ERR(E_NO_SUCH_ENDPOINT), on_spare_detached, NULL);
-        sd_bus_message_unref(m);
+        if (!ctx->stopping)
+                controller_call(ctx,
+                                load_method(ctx->ctl, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint",
+                                            "s", "spare"),
+                                ERR(E_NO_SUCH_ENDPOINT), on_spare_detached);
         return 0;
 }
 
 static void spare_schedule(load_ctx *ctx, uint64_t usec) {
-        if (ctx->stopping)
-                return;
-        if (!spare_timer)
-                (void) sd_event_add_time_relative(ctx->event, &spare_timer, CLOCK_MONOTONIC, usec, 1000,
-                                                  on_spare_timer, ctx);
-        else {
-                (void) sd_event_source_set_time_relative(spare_timer, usec);
-                (void) sd_event_source_set_enabled(spare_timer, SD_EVENT_ONESHOT);
-        }
+        if (!ctx->stopping)
+                (void) load_timer(ctx, &spare_timer, usec, 1000, on_spare_timer, ctx);
 }
 
 static bool spare_back(load_ctx *ctx, void *userdata) {
@@ -402,11 +433,9 @@ static int run_load(load_ctx *ctx, load_result *res) {
                         load_fail(ctx, "no call completed for 60 s, %u in flight", ctx->in_flight);
                         return -ETIMEDOUT;
                 }
-                if (ctx->opt.verbose) {
+                if (ctx->opt.verbose)
                         fprintf(stderr, "bench-load: %" PRIu64 " calls started, %" PRIu64 " done, %u in flight\n",
                                 ctx->calls_started, ctx->n.calls_done, ctx->in_flight);
-                        load_clients_debug(ctx);
-                }
                 if (!load_vmsigd_alive(ctx)) {
                         load_fail(ctx, "vmsigd died under load");
                         return -ESRCH;
@@ -461,9 +490,9 @@ static void round_begin(load_ctx *ctx, unsigned calls, bool measured) {
          * its length: a lifecycle stub the round never drives (a short
          * round may not) would otherwise still show the warm-up's calls. */
         for (size_t i = 0; i < ctx->n_targets; i++) {
-                ctx->targets[i].log_len = 0;
-                if (ctx->targets[i].log)
-                        ctx->targets[i].log[0] = '\0';
+                ctx->targets[i].log.len = 0;
+                if (ctx->targets[i].log.s)
+                        ctx->targets[i].log.s[0] = '\0';
         }
         if (!measured)
                 return;

@@ -15,50 +15,31 @@
 
 #define BAD_INTERVAL_USEC 250000
 #define BAD_LIFETIME_USEC 150000
+#define OVERSIZE (5u << 20) /* more than the 4 MiB vmsigd reads of a file */
 
+typedef enum bad_how {
+        BAD_TEXT,     /* the valid text but for the fields below */
+        BAD_BINARY,   /* 512 random bytes, none of them ASCII */
+        BAD_SYMLINK,  /* a symbolic link to a valid file outside the directory */
+        BAD_OVERSIZE, /* a valid file after a comment of OVERSIZE bytes */
+} bad_how;
+
+/* One defect. The fields left out are those of a valid file: the file's
+ * own name (badN), the decoy's socket and RAM file, <vm>, mode 0600. */
 typedef struct bad_file {
         const char *what;
-        const char *prefix, *suffix; /* around the name: NULL, NULL is "", ".xml" */
+        bad_how how;
+        const char *doctype; /* before the root element */
+        const char *root;
+        const char *name;
+        const char *sock; /* under the run's directory */
+        const char *ram;  /* under it; "": no <ram> */
+        bool relative;    /* the socket's path relative, not under the directory */
+        const char *extra; /* after <ram> */
+        size_t cut;        /* bytes cut off the end */
         unsigned mode;
+        const char *prefix, *suffix; /* around the file's name; NULL, NULL is "", ".xml" */
 } bad_file;
-
-static const bad_file bad_files[] = {
-        { "truncated XML", NULL, NULL, 0600 },
-        { "wrong root element", NULL, NULL, 0600 },
-        { "invalid VM name", NULL, NULL, 0600 },
-        { "no <ram>", NULL, NULL, 0600 },
-        { "relative QMP socket path", NULL, NULL, 0600 },
-        { "unknown element", NULL, NULL, 0600 },
-        { "overlapping GPA ranges", NULL, NULL, 0600 },
-        { "GPA map beyond the RAM file", NULL, NULL, 0600 },
-        { "writable by everyone", NULL, NULL, 0666 },
-        { "symbolic link to a valid file", NULL, NULL, 0600 },
-        { "larger than 4 MiB", NULL, NULL, 0600 },
-        { "external entity (XXE)", NULL, NULL, 0600 },
-        { "nested entity expansion", NULL, NULL, 0600 },
-        { "dotfile", ".", ".xml", 0600 },
-        { "not *.xml", NULL, ".txt", 0600 },
-        { "empty", NULL, NULL, 0600 },
-        { "binary garbage", NULL, NULL, 0600 },
-        { "RAM path is a directory", NULL, NULL, 0600 },
-        { "QMP socket path is a regular file", NULL, NULL, 0600 },
-        { "name of a configured stub", NULL, NULL, 0600 },
-        { "name of 65 characters", NULL, NULL, 0600 },
-        { "GPA range not page aligned", NULL, NULL, 0600 },
-};
-
-static struct {
-        sd_event_source *timer;
-        unsigned next;
-        char path[4096];
-        bool written;
-} bad;
-
-/* The valid body of a trigger file, with one of its parts replaced. */
-static int valid(char *buf, size_t size, const char *name, const char *sock, const char *ram, const char *extra) {
-        return snprintf(buf, size, "<vm name=\"%s\">\n  <qmp socket=\"%s\"/>\n  <ram path=\"%s\"/>\n%s</vm>\n", name,
-                        sock, ram, extra);
-}
 
 static const char laughs[] =
         "<!DOCTYPE vm [\n"
@@ -70,147 +51,128 @@ static const char laughs[] =
         " <!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\">\n"
         "]>\n";
 
-/* The text of bad file k; its length, or -1. */
-static int bad_text(load_ctx *ctx, unsigned k, const char *name, char *buf, size_t size) {
-        char sock[4096], ram[4096];
+static const bad_file bad_files[] = {
+        { "truncated XML", .cut = 24 },
+        { "wrong root element", .root = "domain" },
+        { "invalid VM name", .name = "bad name!" },
+        { "no <ram>", .ram = "" },
+        { "relative QMP socket path", .relative = true },
+        { "unknown element", .extra = "  <cdrom path=\"/dev/sr0\"/>\n" },
+        { "overlapping GPA ranges",
+          .extra = "  <gpa-map>\n    <range gpa=\"0x0\" size=\"0x200000\" offset=\"0x0\"/>\n"
+                   "    <range gpa=\"0x100000\" size=\"0x200000\" offset=\"0x200000\"/>\n  </gpa-map>\n" },
+        { "GPA map beyond the RAM file",
+          .extra = "  <gpa-map><range gpa=\"0x0\" size=\"0x10000000\" offset=\"0x0\"/></gpa-map>\n" },
+        { "writable by everyone", .mode = 0666 },
+        { "symbolic link to a valid file", .how = BAD_SYMLINK },
+        { "larger than 4 MiB", .how = BAD_OVERSIZE },
+        { "external entity (XXE)", .doctype = "<!DOCTYPE vm [<!ENTITY x SYSTEM \"file:///etc/hostname\">]>\n",
+          .name = "&x;" },
+        { "nested entity expansion", .doctype = laughs, .name = "&f;" },
+        { "dotfile", .prefix = "." },
+        { "not *.xml", .suffix = ".txt" },
+        { "empty", .cut = SIZE_MAX },
+        { "binary garbage", .how = BAD_BINARY },
+        { "RAM path is a directory", .ram = "ram" },
+        { "QMP socket path is a regular file", .sock = "ram/decoy.ram" },
+        { "name of a configured stub", .name = "lc00" },
+        { "name of 65 characters", .name = "b234567890123456789012345678901234567890123456789012345678901234x" },
+        { "GPA range not page aligned",
+          .extra = "  <gpa-map><range gpa=\"0x10\" size=\"0x1000\" offset=\"0x0\"/></gpa-map>\n" },
+};
 
-        snprintf(sock, sizeof sock, "%s/qmp/decoy.sock", ctx->dir);
-        snprintf(ram, sizeof ram, "%s/ram/decoy.ram", ctx->dir);
-        switch (k) {
-        case 0:
-                return snprintf(buf, size, "<vm name=\"%s\">\n  <qmp socket=\"%s\"/>\n  <ram pa", name, sock);
-        case 1:
-                return snprintf(buf, size, "<domain name=\"%s\"><qmp socket=\"%s\"/><ram path=\"%s\"/></domain>\n",
-                                name, sock, ram);
-        case 2:
-                return valid(buf, size, "bad name!", sock, ram, "");
-        case 3:
-                return snprintf(buf, size, "<vm name=\"%s\">\n  <qmp socket=\"%s\"/>\n</vm>\n", name, sock);
-        case 4:
-                return valid(buf, size, name, "qmp/decoy.sock", ram, "");
-        case 5:
-                return valid(buf, size, name, sock, ram, "  <cdrom path=\"/dev/sr0\"/>\n");
-        case 6:
-                return valid(buf, size, name, sock, ram,
-                             "  <gpa-map>\n    <range gpa=\"0x0\" size=\"0x200000\" offset=\"0x0\"/>\n"
-                             "    <range gpa=\"0x100000\" size=\"0x200000\" offset=\"0x200000\"/>\n  </gpa-map>\n");
-        case 7:
-                return valid(buf, size, name, sock, ram,
-                             "  <gpa-map><range gpa=\"0x0\" size=\"0x10000000\" offset=\"0x0\"/></gpa-map>\n");
-        case 11:
-                return snprintf(buf, size,
-                                "<!DOCTYPE vm [<!ENTITY x SYSTEM \"file:///etc/hostname\">]>\n"
-                                "<vm name=\"&x;\"><qmp socket=\"%s\"/><ram path=\"%s\"/></vm>\n",
-                                sock, ram);
-        case 12:
-                return snprintf(buf, size, "%s<vm name=\"&f;\"><qmp socket=\"%s\"/><ram path=\"%s\"/></vm>\n", laughs,
-                                sock, ram);
-        case 15:
-                return 0;
-        case 16:
-                for (size_t i = 0; i < 512 && i < size; i++)
-                        buf[i] = (char) (load_rand(&ctx->rng) | 0x80);
-                return 512;
-        case 17:
-                snprintf(ram, sizeof ram, "%s/ram", ctx->dir);
-                return valid(buf, size, name, sock, ram, "");
-        case 18:
-                return valid(buf, size, name, ram, ram, "");
-        case 19:
-                return valid(buf, size, "lc00", sock, ram, "");
-        case 20:
-                return valid(buf, size, "b234567890123456789012345678901234567890123456789012345678901234x", sock, ram,
-                             "");
-        case 21:
-                return valid(buf, size, name, sock, ram,
-                             "  <gpa-map><range gpa=\"0x10\" size=\"0x1000\" offset=\"0x0\"/></gpa-map>\n");
-        default: /* valid content; the defect is the file itself */
-                return valid(buf, size, name, sock, ram, "");
-        }
+static const bad_file valid_file = { .what = "valid" };
+
+static struct {
+        sd_event_source *timer;
+        unsigned next;
+        char path[4096];
+        bool written;
+} bad;
+
+/* The text of b (BAD_TEXT) named name; its length, or -1. */
+static int bad_text(load_ctx *ctx, const bad_file *b, const char *name, char *buf, size_t size) {
+        const char *root = b->root ?: "vm";
+        char sock[4096], ram[4096] = "";
+        int n;
+
+        if (b->relative)
+                snprintf(sock, sizeof sock, "qmp/decoy.sock");
+        else
+                snprintf(sock, sizeof sock, "%s/%s", ctx->dir, b->sock ?: "qmp/decoy.sock");
+        if (!b->ram || b->ram[0])
+                snprintf(ram, sizeof ram, "  <ram path=\"%s/%s\"/>\n", ctx->dir, b->ram ?: "ram/decoy.ram");
+        n = snprintf(buf, size, "%s<%s name=\"%s\">\n  <qmp socket=\"%s\"/>\n%s%s</%s>\n", b->doctype ?: "", root,
+                     b->name ?: name, sock, ram, b->extra ?: "", root);
+        if (n < 0 || (size_t) n >= size)
+                return -1;
+        return (size_t) n > b->cut ? n - (int) b->cut : 0;
 }
 
-/* More than vmsigd reads (4 MiB), valid otherwise. */
-static int write_oversize(load_ctx *ctx, const char *path, const char *name) {
-        size_t size = (5u << 20) + 4096;
-        char *text = malloc(size);
-        int n, r;
+/* A valid file after a comment longer than what vmsigd reads. */
+static int write_oversize(const char *path, const char *valid, size_t len) {
+        char *text = malloc(OVERSIZE + 10 + len);
+        int r;
 
         if (!text)
                 return -ENOMEM;
-        n = snprintf(text, size, "<!-- ");
-        memset(text + n, 'x', (5u << 20));
-        n += (int) (5u << 20);
-        n += snprintf(text + n, size - (size_t) n, " -->\n");
-        n += bad_text(ctx, 99, name, text + n, size - (size_t) n);
-        r = load_write_file(path, text, (size_t) n, 0600);
+        memcpy(text, "<!-- ", 5);
+        memset(text + 5, 'x', OVERSIZE);
+        memcpy(text + 5 + OVERSIZE, " -->\n", 5);
+        memcpy(text + 10 + OVERSIZE, valid, len);
+        r = load_write_file(path, text, OVERSIZE + 10 + len, 0600);
         free(text);
         return r;
 }
 
-/* A valid file outside the directory, and a link to it inside. */
-static int write_symlink(load_ctx *ctx, const char *path, const char *name) {
-        char target[4096], text[8192];
-        int n = bad_text(ctx, 99, name, text, sizeof text), r;
+static int write_bad(load_ctx *ctx, const bad_file *b, const char *path, const char *name) {
+        char text[16384], target[4096];
+        int n = bad_text(ctx, b->how == BAD_TEXT ? b : &valid_file, name, text, sizeof text), r;
 
-        snprintf(target, sizeof target, "%s/%s-target.xml", ctx->dir, name);
-        r = load_write_file(target, text, (size_t) n, 0600);
-        if (r >= 0 && symlink(target, path) < 0)
-                r = -errno;
-        return r;
+        if (n < 0)
+                return -EINVAL;
+        switch (b->how) {
+        case BAD_BINARY:
+                for (size_t i = 0; i < 512; i++)
+                        text[i] = (char) (load_rand(&ctx->rng) | 0x80);
+                return load_write_file(path, text, 512, 0600);
+        case BAD_SYMLINK:
+                snprintf(target, sizeof target, "%s/%s-target.xml", ctx->dir, name);
+                r = load_write_file(target, text, (size_t) n, 0600);
+                return r >= 0 && symlink(target, path) < 0 ? -errno : r;
+        case BAD_OVERSIZE:
+                return write_oversize(path, text, (size_t) n);
+        default:
+                return load_write_file(path, text, (size_t) n, b->mode ?: 0600);
+        }
 }
-
-static int write_bad(load_ctx *ctx, unsigned k, const char *path, const char *name) {
-        char text[16384];
-        int n;
-
-        if (k == 9)
-                return write_symlink(ctx, path, name);
-        if (k == 10)
-                return write_oversize(ctx, path, name);
-        n = bad_text(ctx, k, name, text, sizeof text);
-        return n < 0 ? -EINVAL : load_write_file(path, text, (size_t) n, bad_files[k].mode);
-}
-
-static void schedule(load_ctx *ctx, uint64_t usec);
 
 static int on_bad_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         load_ctx *ctx = userdata;
+        const bad_file *b = &bad_files[bad.next % BENCH_ELEMENTS(bad_files)];
         char name[32];
-        unsigned k;
 
         if (bad.written) {
                 (void) unlink(bad.path);
                 bad.written = false;
-                schedule(ctx, BAD_INTERVAL_USEC - BAD_LIFETIME_USEC);
+                (void) load_timer(ctx, &bad.timer, BAD_INTERVAL_USEC - BAD_LIFETIME_USEC, 1000, on_bad_timer, ctx);
                 return 0;
         }
         if (ctx->stopping)
                 return 0;
-        k = bad.next % BENCH_ELEMENTS(bad_files);
         snprintf(name, sizeof name, "bad%u", bad.next++);
-        snprintf(bad.path, sizeof bad.path, "%s/vms.d/%s%s%s", ctx->dir, bad_files[k].prefix ?: "", name,
-                 bad_files[k].suffix ?: ".xml");
-        if (write_bad(ctx, k, bad.path, name) < 0)
-                load_fail(ctx, "cannot write bad trigger file %s (%s)", bad.path, bad_files[k].what);
+        snprintf(bad.path, sizeof bad.path, "%s/vms.d/%s%s%s", ctx->dir, b->prefix ?: "", name, b->suffix ?: ".xml");
+        if (write_bad(ctx, b, bad.path, name) < 0)
+                load_fail(ctx, "cannot write bad trigger file %s (%s)", bad.path, b->what);
         else
                 ctx->n.bad_trigger_files++;
         bad.written = true;
-        schedule(ctx, BAD_LIFETIME_USEC);
+        (void) load_timer(ctx, &bad.timer, BAD_LIFETIME_USEC, 1000, on_bad_timer, ctx);
         return 0;
 }
 
-static void schedule(load_ctx *ctx, uint64_t usec) {
-        if (!bad.timer) {
-                (void) sd_event_add_time_relative(ctx->event, &bad.timer, CLOCK_MONOTONIC, usec, 1000, on_bad_timer,
-                                                  ctx);
-                return;
-        }
-        (void) sd_event_source_set_time_relative(bad.timer, usec);
-        (void) sd_event_source_set_enabled(bad.timer, SD_EVENT_ONESHOT);
-}
-
 void load_vms_bad_files_start(load_ctx *ctx) {
-        schedule(ctx, BAD_INTERVAL_USEC);
+        (void) load_timer(ctx, &bad.timer, BAD_INTERVAL_USEC, 1000, on_bad_timer, ctx);
 }
 
 void load_vms_bad_files_stop(load_ctx *ctx) {

@@ -32,6 +32,9 @@ typedef enum role {
 #define K_STUBS (K_LC | K_MW | K_SPARE)
 #define K_ALL (K_STUBS | K_TRIGGER)
 #define MAX_SUBS 4
+#define EP VMSIG_BUS_ENDPOINT_INTERFACE
+#define MGR VMSIG_BUS_MANAGER_INTERFACE
+#define PROPS "org.freedesktop.DBus.Properties"
 #define MAX_SIGSUBS 3
 
 static const char *const lease_classes[] = { "input", "power", "memory-write" };
@@ -73,7 +76,6 @@ struct load_client {
         sigsub *sig[MAX_SIGSUBS];
         size_t n_sig;
         load_watcher *watcher;
-        char last[32]; /* the member of the last call, for --verbose */
 };
 
 static uint64_t memctx_checked, sigsub_signals, sub_changes;
@@ -125,8 +127,7 @@ static int on_pump(sd_event_source *s, uint64_t usec, void *userdata) {
         for (unsigned i = 0; ctx->clients && i < ctx->opt.clients; i++)
                 if (ctx->clients[i] && ctx->clients[i]->bus)
                         client_pump(ctx->clients[i]);
-        (void) sd_event_source_set_time_relative(s, 250000);
-        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        (void) load_timer(ctx, &pump_timer, 250000, 10000, on_pump, ctx);
         return 0;
 }
 
@@ -142,18 +143,31 @@ typedef struct pending_call {
         void *userdata;
 } pending_call;
 
-static void record(load_ctx *ctx, load_op op, load_outcome o, load_err e, uint64_t nsec) {
+/* A call of c (NULL: the controller, whose calls are not counted) went
+ * out, or came back. */
+static void call_begun(load_ctx *ctx, load_client *c) {
+        ctx->in_flight++;
+        if (c) {
+                c->busy = true;
+                ctx->calls_started++;
+                client_update_events(c);
+        }
+}
+
+static void call_ended(load_ctx *ctx, load_client *c, load_op op, load_outcome o, uint64_t start) {
         load_op_stats *s = &ctx->ops[op];
 
+        ctx->in_flight--;
+        if (!c)
+                return;
+        c->busy = false;
         if (o == OUTCOME_OK)
                 s->ok++;
         else if (o == OUTCOME_REJECTED)
                 s->rejected++;
         else
                 s->unexpected++;
-        if (o != OUTCOME_OK)
-                s->by_error[e]++;
-        (void) bench_samples_add(&s->latency, nsec);
+        (void) bench_samples_add(&s->latency, bench_now_nsec() - start);
         ctx->n.calls_done++;
 }
 
@@ -165,14 +179,10 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         load_outcome o = !e ? OUTCOME_OK : err != E_OTHER && (p->allowed & ERR(err)) ? OUTCOME_REJECTED
                                                                                    : OUTCOME_UNEXPECTED;
 
-        if (p->client)
-                record(ctx, p->op, o, err, bench_now_nsec() - p->start);
+        call_ended(ctx, p->client, p->op, o, p->start);
         if (o == OUTCOME_UNEXPECTED)
                 load_fail(ctx, "%s from %s: unexpected %s: %s", load_op_name(p->op),
                           p->client ? "a client" : "the controller", e->name, e->message ?: "");
-        ctx->in_flight--;
-        if (p->client)
-                p->client->busy = false;
         p->done(ctx, p->client, m, o, p->userdata);
         free(p);
         return 0;
@@ -191,12 +201,7 @@ int load_call(load_ctx *ctx, load_client *c, sd_bus *bus, sd_bus_message *m, loa
                 free(p);
                 return r;
         }
-        ctx->in_flight++;
-        if (c) {
-                c->busy = true;
-                ctx->calls_started++;
-                client_update_events(c);
-        }
+        call_begun(ctx, c);
         return 0;
 }
 
@@ -212,21 +217,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* Comes back to client_next after usec: a pause after LeaseBusy, or after
- * a call that could not be sent. */
+ * a call that could not be sent. (Accuracy 0: sd-event's 250 ms.) */
 static void client_later(load_client *c, uint64_t usec) {
-        if (!c->timer) {
-                if (sd_event_add_time_relative(c->ctx->event, &c->timer, CLOCK_MONOTONIC, usec, 0, on_timer, c) < 0)
-                        load_fail(c->ctx, "cannot arm a client timer");
-                return;
-        }
-        (void) sd_event_source_set_time_relative(c->timer, usec);
-        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-}
-
-static sd_bus_message *new_call(load_client *c, const char *path, const char *iface, const char *member) {
-        sd_bus_message *m = NULL;
-
-        return sd_bus_message_new_method_call(c->bus, &m, VMSIG_BUS_NAME, path, iface, member) < 0 ? NULL : m;
+        if (load_timer(c->ctx, &c->timer, usec, 0, on_timer, c) < 0)
+                load_fail(c->ctx, "cannot arm a client timer");
 }
 
 /* Sends m (taking it) for c. A call that cannot even be sent means a
@@ -236,8 +230,6 @@ static void send_call(load_client *c, sd_bus_message *m, load_op op, unsigned al
                       void *userdata) {
         int r = m ? load_call(c->ctx, c, c->bus, m, op, allowed, done, userdata) : -ENOMEM;
 
-        if (m)
-                snprintf(c->last, sizeof c->last, "%s", sd_bus_message_get_member(m));
         sd_bus_message_unref(m);
         if (r < 0) {
                 load_fail(c->ctx, "client %u cannot send %s: %s", c->index, load_op_name(op), strerror(-r));
@@ -297,7 +289,7 @@ static void lease_forget(load_client *c) {
 
 static void sigsub_free(sigsub *s) {
         sd_bus_slot_unref(s->slot);
-        free(s->track.seq);
+        free(s->track.seq.s);
         free(s);
 }
 
@@ -335,51 +327,37 @@ static const char *const endpoint_properties[] = {
         "PowerLeaseHolder", "MemoryWriteLeaseHolder", "InputLeaseHolder", "Name", "Uuid", "Backend",
 };
 
-static sd_bus_message *get_property(load_client *c, const char *path, const char *iface, const char *property) {
-        sd_bus_message *m = new_call(c, path, "org.freedesktop.DBus.Properties", "Get");
-
-        if (m && sd_bus_message_append(m, "ss", iface, property) < 0)
-                m = sd_bus_message_unref(m);
-        return m;
+/* A read whose reply must have the signature reply. */
+static void send_read(load_client *c, sd_bus_message *m, load_op op, unsigned allowed, const char *reply) {
+        send_call(c, m, op, allowed, done_check_signature, (void *) reply);
 }
 
 static void read_endpoint(load_client *c, load_target *t, unsigned r) {
-        sd_bus_message *m;
+        const char *p = endpoint_properties[load_rand_below(&c->rng, BENCH_ELEMENTS(endpoint_properties))];
 
-        if (r < 30) {
-                const char *p = endpoint_properties[load_rand_below(&c->rng, BENCH_ELEMENTS(endpoint_properties))];
-                send_call(c, get_property(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, p), OP_GET, ERR_GONE,
-                          done_check_signature, (char *) "v");
-        } else if (r < 45) {
-                m = new_call(c, t->path, "org.freedesktop.DBus.Properties", "GetAll");
-                if (m && sd_bus_message_append(m, "s", VMSIG_BUS_ENDPOINT_INTERFACE) < 0)
-                        m = sd_bus_message_unref(m);
-                send_call(c, m, OP_GET_ALL, ERR_GONE, done_check_signature, (char *) "a{sv}");
-        } else {
-                m = new_call(c, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint");
-                if (m && sd_bus_message_append(m, "s", t->name) < 0)
-                        m = sd_bus_message_unref(m);
-                send_call(c, m, OP_LIST, ERR(E_NO_SUCH_ENDPOINT), done_check_signature, (char *) "o");
-        }
+        if (r < 30)
+                send_read(c, load_method(c->bus, t->path, PROPS, "Get", "ss", EP, p), OP_GET, ERR_GONE, "v");
+        else if (r < 45)
+                send_read(c, load_method(c->bus, t->path, PROPS, "GetAll", "s", EP), OP_GET_ALL, ERR_GONE, "a{sv}");
+        else
+                send_read(c, load_method(c->bus, VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", t->name), OP_LIST,
+                          ERR(E_NO_SUCH_ENDPOINT), "o");
 }
 
 static void read_manager(load_client *c, unsigned r) {
-        sd_bus_message *m;
+        const char *path = VMSIG_BUS_PATH;
 
         if (r < 60)
-                send_call(c, get_property(c, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "EndpointCount"), OP_GET, 0,
-                          done_check_signature, (char *) "v");
+                send_read(c, load_method(c->bus, path, PROPS, "Get", "ss", MGR, "EndpointCount"), OP_GET, 0, "v");
         else if (r < 85)
-                send_call(c, new_call(c, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "ListEndpoints"), OP_LIST, 0,
-                          done_check_signature, (char *) "a(suso)");
-        else if (r < 95) {
-                m = new_call(c, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpointByVmid");
-                if (m && sd_bus_message_append(m, "u", 1 + load_rand_below(&c->rng, 120)) < 0)
-                        m = sd_bus_message_unref(m);
-                send_call(c, m, OP_LIST, ERR(E_NO_SUCH_ENDPOINT), done_check_signature, (char *) "o");
-        } else
-                send_call(c, new_call(c, VMSIG_BUS_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"),
-                          OP_MANAGED, 0, done_check_signature, (char *) "a{oa{sa{sv}}}");
+                send_read(c, load_method(c->bus, path, MGR, "ListEndpoints", NULL), OP_LIST, 0, "a(suso)");
+        else if (r < 95)
+                send_read(c,
+                          load_method(c->bus, path, MGR, "GetEndpointByVmid", "u", 1 + load_rand_below(&c->rng, 120)),
+                          OP_LIST, ERR(E_NO_SUCH_ENDPOINT), "o");
+        else
+                send_read(c, load_method(c->bus, path, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", NULL),
+                          OP_MANAGED, 0, "a{oa{sa{sv}}}");
 }
 
 static void step_read(load_client *c) {
@@ -402,56 +380,48 @@ typedef struct bad_call {
 } bad_call;
 
 static const bad_call bad_calls[] = {
-        { "GetEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s",
-          "bad name!", ERR(E_INVALID_ARG) },
-        { "GetEndpoint of an empty name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "",
-          ERR(E_INVALID_ARG) },
-        { "GetEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "nosuch",
+        { "GetEndpoint of an invalid name", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", "bad name!", ERR(E_INVALID_ARG) },
+        { "GetEndpoint of an empty name", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", "", ERR(E_INVALID_ARG) },
+        { "GetEndpoint of an unknown name", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", "nosuch",
           ERR(E_NO_SUCH_ENDPOINT) },
-        { "GetEndpoint of a name in UTF-8 and control characters", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
-          "GetEndpoint", "s", "\xc3\xa9\x01\t", ERR(E_INVALID_ARG) },
-        { "GetEndpointByVmid(0)", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpointByVmid", "u", NULL,
+        { "GetEndpoint of a name in UTF-8 and control characters", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s",
+          "\xc3\xa9\x01\t", ERR(E_INVALID_ARG) },
+        { "GetEndpointByVmid(0)", VMSIG_BUS_PATH, MGR, "GetEndpointByVmid", "u", NULL, ERR(E_INVALID_ARG) },
+        { "an unknown method", VMSIG_BUS_PATH, MGR, "NoSuchMethod", "", NULL, ERR(E_UNKNOWN_METHOD) },
+        { "GetEndpoint with the wrong signature", VMSIG_BUS_PATH, MGR, "GetEndpoint", "u", NULL,
+          ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
+        { "Reload with an argument", VMSIG_BUS_PATH, MGR, "Reload", "s", "now",
+          ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
+        { "DetachEndpoint of an unknown name", VMSIG_BUS_PATH, MGR, "DetachEndpoint", "s", "nosuch",
+          ERR(E_NO_SUCH_ENDPOINT) },
+        { "DetachEndpoint of an invalid name", VMSIG_BUS_PATH, MGR, "DetachEndpoint", "s", "../lc00",
           ERR(E_INVALID_ARG) },
-        { "an unknown method", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "NoSuchMethod", "", NULL,
-          ERR(E_UNKNOWN_METHOD) },
-        { "GetEndpoint with the wrong signature", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "u", NULL,
-          ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
-        { "Reload with an argument", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "Reload", "s", "now",
-          ERR(E_INVALID_ARGS) | ERR(E_UNKNOWN_METHOD) },
-        { "DetachEndpoint of an unknown name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s",
-          "nosuch", ERR(E_NO_SUCH_ENDPOINT) },
-        { "DetachEndpoint of an invalid name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "DetachEndpoint", "s",
-          "../lc00", ERR(E_INVALID_ARG) },
-        { "Get of an unknown property", NULL, "org.freedesktop.DBus.Properties", "Get", "ss", "NoSuchProperty",
+        { "Get of an unknown property", NULL, PROPS, "Get", "ss", "NoSuchProperty",
           ERR(E_UNKNOWN_PROPERTY) | ERR_GONE },
-        { "Get on an unknown interface", NULL, "org.freedesktop.DBus.Properties", "Get", "ss", "State",
+        { "Get on an unknown interface", NULL, PROPS, "Get", "ss", "State",
           ERR(E_UNKNOWN_INTERFACE) | ERR(E_UNKNOWN_PROPERTY) | ERR_GONE },
-        { "Set of a read-only property", NULL, "org.freedesktop.DBus.Properties", "Set", "ssv", "State",
-          ERR(E_READ_ONLY) | ERR_GONE },
-        { "a call on an object that does not exist", VMSIG_BUS_ENDPOINT_PREFIX "/nosuch", VMSIG_BUS_ENDPOINT_INTERFACE,
-          "UnsubscribeMemctx", "", NULL, ERR(E_UNKNOWN_OBJECT) },
-        { "UnsubscribeMemctx without a subscription", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", "", NULL,
+        { "Set of a read-only property", NULL, PROPS, "Set", "ssv", "State", ERR(E_READ_ONLY) | ERR_GONE },
+        { "a call on an object that does not exist", VMSIG_BUS_ENDPOINT_PREFIX "/nosuch", EP, "UnsubscribeMemctx", "",
+          NULL, ERR(E_UNKNOWN_OBJECT) },
+        { "UnsubscribeMemctx without a subscription", NULL, EP, "UnsubscribeMemctx", "", NULL,
           ERR(E_NOT_SUBSCRIBED) | ERR_GONE },
-        { "AcquireLease of an unknown class", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}", "bogus",
+        { "AcquireLease of an unknown class", NULL, EP, "AcquireLease", "sa{sv}", "bogus",
           ERR(E_INVALID_ARG) | ERR_GONE },
-        { "AcquireLease with an unknown option", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}", "nope",
+        { "AcquireLease with an unknown option", NULL, EP, "AcquireLease", "sa{sv}", "nope",
           ERR(E_INVALID_ARG) | ERR_GONE },
-        { "AcquireLease with force of the wrong type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease", "sa{sv}",
-          "force", ERR(E_INVALID_ARG) | ERR_GONE },
-        { "Pause without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Pause", "", NULL,
-          ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "Reset without the power lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "Reset", "", NULL,
-          ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of an unknown event type", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "type",
+        { "AcquireLease with force of the wrong type", NULL, EP, "AcquireLease", "sa{sv}", "force",
+          ERR(E_INVALID_ARG) | ERR_GONE },
+        { "Pause without the power lease", NULL, EP, "Pause", "", NULL, ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "Reset without the power lease", NULL, EP, "Reset", "", NULL, ERR(E_NOT_HOLDER) | ERR_GONE },
+        { "InjectInput of an unknown event type", NULL, EP, "InjectInput", "a(uui)", "type",
           ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of no events", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "none",
+        { "InjectInput of no events", NULL, EP, "InjectInput", "a(uui)", "none",
           ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "InjectInput of 1025 events", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput", "a(uui)", "many",
+        { "InjectInput of 1025 events", NULL, EP, "InjectInput", "a(uui)", "many",
           ERR(E_INVALID_ARG) | ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "MemWriteVirtual without the lease", NULL, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteVirtual", "taya{sv}", NULL,
+        { "MemWriteVirtual without the lease", NULL, EP, "MemWriteVirtual", "taya{sv}", NULL,
           ERR(E_NOT_HOLDER) | ERR_GONE },
-        { "GetEndpoint of a 16 KiB name", VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE, "GetEndpoint", "s", "long",
-          ERR(E_INVALID_ARG) },
+        { "GetEndpoint of a 16 KiB name", VMSIG_BUS_PATH, MGR, "GetEndpoint", "s", "long", ERR(E_INVALID_ARG) },
         { "Release of a lease that is not the caller's", NULL, VMSIG_BUS_LEASE_INTERFACE, "Release", "", NULL,
           ERR(E_NOT_HOLDER) | ERR(E_UNKNOWN_OBJECT) },
 };
@@ -518,7 +488,7 @@ static void step_bad(load_client *c) {
                 path = foreign_lease(c);
         else if (!path)
                 path = t ? t->path : VMSIG_BUS_ENDPOINT_PREFIX "/lc00";
-        m = new_call(c, path, b->iface, b->member);
+        m = load_method(c->bus, path, b->iface, b->member, NULL);
         if (m && append_bad_args(m, b) < 0)
                 m = sd_bus_message_unref(m);
         c->ctx->n.bad_calls++;
@@ -527,30 +497,22 @@ static void step_bad(load_client *c) {
 
 /* --- leases ------------------------------------------------------------------------------ */
 
-typedef struct acquire_call {
-        load_target *t;
-        unsigned class;
-        bool force;
-        unsigned ops;
-} acquire_call;
-
+/* The lease asked for is already in c (lease_target, lease_class,
+ * ops_left): it is c's when the reply gives its path and fd. */
 static void done_acquire(load_ctx *ctx, load_client *c, sd_bus_message *reply, load_outcome o, void *userdata) {
-        acquire_call *a = userdata;
         const char *path;
         int fd;
 
         if (o == OUTCOME_OK && sd_bus_message_read(reply, "oh", &path, &fd) >= 0) {
                 c->lease_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
                 c->lease_path = strdup(path);
-                c->lease_target = a->t;
-                c->lease_class = a->class;
-                c->ops_left = a->ops;
-                if (a->force)
+                if (userdata)
                         ctx->n.lease_forced++;
                 if (c->lease_fd < 0 || !c->lease_path)
                         load_fail(ctx, "cannot keep a lease: %s", strerror(errno));
         }
-        free(a);
+        if (!c->lease_path)
+                lease_forget(c);
         /* LeaseBusy: the holder is at work; come back a little later. */
         if (o != OUTCOME_OK)
                 client_later(c, 1000 + load_rand_below(&c->rng, 5000));
@@ -558,22 +520,20 @@ static void done_acquire(load_ctx *ctx, load_client *c, sd_bus_message *reply, l
                 client_next(c);
 }
 
-static void acquire(load_client *c, load_target *t, unsigned class, bool force, unsigned ops) {
-        acquire_call *a = calloc(1, sizeof *a);
-        sd_bus_message *m = new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease");
-        int r;
+static sd_bus_message *acquire_call_new(load_client *c, load_target *t, unsigned class, bool force) {
+        const char *name = lease_classes[class];
 
-        if (!a || !m) {
-                free(a);
-                send_call(c, sd_bus_message_unref(m), OP_ACQUIRE, 0, done_next, NULL);
-                return;
-        }
-        *a = (acquire_call) { t, class, force, ops };
-        r = force ? sd_bus_message_append(m, "sa{sv}", lease_classes[class], 1, "force", "b", 1)
-                  : sd_bus_message_append(m, "sa{sv}", lease_classes[class], 0);
-        if (r < 0)
-                m = sd_bus_message_unref(m);
-        send_call(c, m, OP_ACQUIRE, ERR(E_LEASE_BUSY) | ERR_GONE, done_acquire, a);
+        return force ? load_method(c->bus, t->path, EP, "AcquireLease", "sa{sv}", name, 1, "force", "b", 1)
+                     : load_method(c->bus, t->path, EP, "AcquireLease", "sa{sv}", name, 0);
+}
+
+/* done_acquire's userdata says whether it was forced. */
+static void acquire(load_client *c, load_target *t, unsigned class, bool force, unsigned ops) {
+        c->lease_target = t;
+        c->lease_class = class;
+        c->ops_left = ops;
+        send_call(c, acquire_call_new(c, t, class, force), OP_ACQUIRE, ERR(E_LEASE_BUSY) | ERR_GONE, done_acquire,
+                  (void *) (intptr_t) force);
 }
 
 static void done_release(load_ctx *ctx, load_client *c, sd_bus_message *reply, load_outcome o, void *userdata) {
@@ -587,7 +547,7 @@ static void end_lease(load_client *c) {
 
         if (r < 70) {
                 /* Revoked meanwhile (force, reset, detach): the object is gone. */
-                send_call(c, new_call(c, c->lease_path, VMSIG_BUS_LEASE_INTERFACE, "Release"), OP_RELEASE,
+                send_call(c, load_method(c->bus, c->lease_path, VMSIG_BUS_LEASE_INTERFACE, "Release", NULL), OP_RELEASE,
                           ERR(E_NOT_HOLDER) | ERR(E_UNKNOWN_OBJECT), done_release, NULL);
                 return;
         }
@@ -656,8 +616,8 @@ static void lifecycle_op(load_client *c) {
                 allowed |= ERR(E_INVALID_STATE);
                 c->ctx->n.bad_calls++;
         }
-        send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, member), op == '-' ? OP_BAD : OP_LIFECYCLE,
-                  allowed, done_lifecycle, (void *) (intptr_t) op);
+        send_call(c, load_method(c->bus, t->path, EP, member, NULL), op == '-' ? OP_BAD : OP_LIFECYCLE, allowed,
+                  done_lifecycle, (void *) (intptr_t) op);
 }
 
 static void step_lifecycle(load_client *c) {
@@ -679,31 +639,63 @@ typedef enum write_kind {
         WRITE_PLAIN,
         WRITE_PAUSE,
         WRITE_BATCH,
-        WRITE_EPOCH,     /* with the epoch just read */
-        WRITE_NO_LEASE,  /* refused: not the holder */
-        WRITE_TOO_LONG,  /* refused: one byte over max-write */
-        WRITE_EMPTY,     /* refused */
-        WRITE_OPTION,    /* refused: an unknown option */
-        WRITE_RANGE,     /* refused: runs past the end of RAM */
-        WRITE_STALE,     /* refused: an epoch that never was */
-        WRITE_BAD_BATCH, /* refused: the last entry is past the end */
+        WRITE_EPOCH,
+        WRITE_NO_LEASE,
+        WRITE_TOO_LONG,
+        WRITE_EMPTY,
+        WRITE_OPTION,
+        WRITE_RANGE,
+        WRITE_STALE,
+        WRITE_BAD_BATCH,
         WRITE_EMPTY_BATCH,
-        WRITE_VIRTUAL, /* refused: no address space on a stub */
+        WRITE_VIRTUAL,
+        _WRITE_MAX,
 } write_kind;
 
+/* Each kind of write: its method, the one option it sets, and the error
+ * it may get besides those of every write. A bad write (OP_BAD) must get
+ * that error. */
+typedef struct write_spec {
+        const char *member;
+        load_op op;
+        const char *option;
+        unsigned refusal;
+} write_spec;
+
+static const write_spec write_specs[_WRITE_MAX] = {
+        [WRITE_PLAIN] = { "MemWrite", OP_MEMWRITE, NULL, 0 },
+        [WRITE_PAUSE] = { "MemWrite", OP_MEMWRITE, "pause", 0 },
+        [WRITE_BATCH] = { "MemWriteBatch", OP_BATCH, NULL, 0 },
+        /* With the epoch just read: stale if the epoch moved meanwhile. */
+        [WRITE_EPOCH] = { "MemWrite", OP_MEMWRITE, "expected_epoch", ERR(E_STALE) },
+        /* The bad ones: not the holder; one byte over max-write; empty; an
+         * unknown option; past the end of RAM; an epoch that never was; a
+         * batch whose last entry is past the end; an empty batch; a
+         * virtual address on a stub, which has no address space. */
+        [WRITE_NO_LEASE] = { "MemWrite", OP_BAD, NULL, ERR(E_NOT_HOLDER) },
+        [WRITE_TOO_LONG] = { "MemWrite", OP_BAD, NULL, ERR(E_TOO_LONG) },
+        [WRITE_EMPTY] = { "MemWrite", OP_BAD, NULL, ERR(E_EMPTY) },
+        [WRITE_OPTION] = { "MemWrite", OP_BAD, "frobnicate", ERR(E_INVALID_ARG) },
+        [WRITE_RANGE] = { "MemWrite", OP_BAD, NULL, ERR(E_OUT_OF_RANGE) },
+        [WRITE_STALE] = { "MemWrite", OP_BAD, "expected_epoch", ERR(E_STALE) },
+        [WRITE_BAD_BATCH] = { "MemWriteBatch", OP_BAD, NULL, ERR(E_OUT_OF_RANGE) },
+        [WRITE_EMPTY_BATCH] = { "MemWriteBatch", OP_BAD, NULL, ERR(E_INVALID_ARG) },
+        [WRITE_VIRTUAL] = { "MemWriteVirtual", OP_BAD, NULL, ERR(E_NO_ADDRESS_SPACE) },
+};
+
+/* Any write may find the lease gone (forced, reset, detached) or the
+ * endpoint gone; a pause may fail while QEMU is away, and a trigger VM's
+ * memctx is invalidated meanwhile. */
+#define WRITE_ALLOWED (ERR(E_NOT_HOLDER) | ERR_GONE | ERR(E_HOST) | ERR(E_LEASE_REVOKED) | ERR(E_NO_ADDRESS_SPACE))
 #define BATCH_MAX 8
 
 typedef struct write_call {
         load_target *t;
         write_kind kind;
-        long idx[BATCH_MAX];
+        long idx[BATCH_MAX]; /* the ledger's entries; -1: bytes that must be refused */
         unsigned n;
         uint64_t epoch;
 } write_call;
-
-static bool write_is_bad(write_kind k) {
-        return k >= WRITE_NO_LEASE;
-}
 
 static void decide_writes(load_ctx *ctx, write_call *w, sd_bus_message *reply, load_outcome o) {
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -720,7 +712,7 @@ static void decide_writes(load_ctx *ctx, write_call *w, sd_bus_message *reply, l
                         lw->kind = (uint8_t) w->kind;
                         lw->err = (uint8_t) (e ? load_err_from_name(e->name) : E_OTHER);
                 }
-        if (o == OUTCOME_OK && write_is_bad(w->kind))
+        if (o == OUTCOME_OK && write_specs[w->kind].op == OP_BAD)
                 load_fail(ctx, "a MemWrite that had to be refused (kind %d) was applied on '%s'", w->kind, w->t->name);
 }
 
@@ -739,28 +731,6 @@ static void done_write(load_ctx *ctx, load_client *c, sd_bus_message *reply, loa
         client_next(c);
 }
 
-static int append_data(sd_bus_message *m, load_target *t, long idx) {
-        static uint8_t buf[LOAD_MAX_WRITE + 1];
-        const load_write *lw = &t->writes[idx];
-
-        load_write_pattern(lw, buf);
-        return sd_bus_message_append_array(m, 'y', buf, lw->len);
-}
-
-static int append_write_options(sd_bus_message *m, write_call *w) {
-        switch (w->kind) {
-        case WRITE_PAUSE:
-                return sd_bus_message_append(m, "a{sv}", 1, "pause", "b", 1);
-        case WRITE_EPOCH:
-        case WRITE_STALE:
-                return sd_bus_message_append(m, "a{sv}", 1, "expected_epoch", "t", w->epoch);
-        case WRITE_OPTION:
-                return sd_bus_message_append(m, "a{sv}", 1, "frobnicate", "b", 1);
-        default:
-                return sd_bus_message_append(m, "a{sv}", 0);
-        }
-}
-
 static uint32_t write_length(load_client *c, write_kind k) {
         if (k == WRITE_TOO_LONG)
                 return LOAD_MAX_WRITE + 1;
@@ -769,92 +739,68 @@ static uint32_t write_length(load_client *c, write_kind k) {
         return 1 + load_rand_below(&c->rng, 256);
 }
 
-static sd_bus_message *build_batch(load_client *c, write_call *w) {
-        sd_bus_message *m = new_call(c, w->t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteBatch");
-        unsigned n = w->kind == WRITE_EMPTY_BATCH ? 0 : 2 + load_rand_below(&c->rng, BATCH_MAX - 1);
-        int r = m ? sd_bus_message_open_container(m, 'a', "(tay)") : -ENOMEM;
+/* The bytes of a write (entry: of a batch): a fresh range of the ledger,
+ * or bytes that must be refused, none (WRITE_EMPTY) or past_end. */
+static int append_bytes(load_client *c, sd_bus_message *m, write_call *w, bool entry, bool past_end) {
+        static uint8_t buf[LOAD_MAX_WRITE + 1];
+        const void *data = "0123456789abcdef";
+        uint64_t gpa = past_end ? w->t->ram_size - 8 : w->t->cursor;
+        size_t len = past_end ? 16 : 0;
+        long idx = -1;
+        int r;
 
-        for (unsigned i = 0; r >= 0 && i < n; i++) {
-                bool past_end = w->kind == WRITE_BAD_BATCH && i == n - 1;
-                w->idx[w->n] = past_end ? -1 : load_write_new(w->t, &c->rng, write_length(c, WRITE_PLAIN));
-                if (!past_end && w->idx[w->n] < 0)
-                        break; /* this RAM is used up */
-                r = sd_bus_message_open_container(m, 'r', "tay");
-                if (r >= 0 && past_end)
-                        r = sd_bus_message_append(m, "tay", w->t->ram_size - 2, 4, "\1\2\3\4");
-                else if (r >= 0)
-                        r = sd_bus_message_append(m, "t", w->t->writes[w->idx[w->n]].offset);
-                if (r >= 0 && !past_end)
-                        r = append_data(m, w->t, w->idx[w->n]);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(m);
-                w->n++;
+        if (!past_end && w->kind != WRITE_EMPTY) {
+                idx = load_write_new(w->t, &c->rng, write_length(c, entry ? WRITE_PLAIN : w->kind));
+                if (idx < 0)
+                        return -ENOSPC; /* this RAM is used up */
+                load_write_pattern(&w->t->writes[idx], buf);
+                data = buf;
+                gpa = w->t->writes[idx].offset;
+                len = w->t->writes[idx].len;
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = append_write_options(m, w);
-        return r < 0 ? sd_bus_message_unref(m) : m;
+        w->idx[w->n++] = idx;
+        if (entry)
+                return bench_append_entry(m, gpa, data, len);
+        r = sd_bus_message_append(m, "t", gpa);
+        return r < 0 ? r : sd_bus_message_append_array(m, 'y', data, len);
 }
 
-static sd_bus_message *build_single(load_client *c, write_call *w) {
-        sd_bus_message *m = new_call(c, w->t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWrite");
-        uint64_t gpa;
+static int append_batch(load_client *c, sd_bus_message *m, write_call *w) {
+        unsigned n = w->kind == WRITE_EMPTY_BATCH ? 0 : 2 + load_rand_below(&c->rng, BATCH_MAX - 1);
+        int r = sd_bus_message_open_container(m, 'a', "(tay)");
+
+        for (unsigned i = 0; r >= 0 && i < n; i++)
+                r = append_bytes(c, m, w, true, w->kind == WRITE_BAD_BATCH && i == n - 1);
+        if (r == -ENOSPC)
+                r = 0; /* the RAM is used up: the batch is shorter */
+        return r < 0 ? r : sd_bus_message_close_container(m);
+}
+
+static sd_bus_message *build_write(load_client *c, write_call *w) {
+        const write_spec *spec = &write_specs[w->kind];
+        sd_bus_message *m = load_method(c->bus, w->t->path, EP, spec->member, NULL);
         int r = m ? 0 : -ENOMEM;
 
-        if (w->kind == WRITE_EMPTY || w->kind == WRITE_RANGE) {
-                gpa = w->kind == WRITE_RANGE ? w->t->ram_size - 8 : w->t->cursor;
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "t", gpa);
-                if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'y', "0123456789abcdef", w->kind == WRITE_RANGE ? 16 : 0);
-        } else {
-                w->idx[0] = load_write_new(w->t, &c->rng, write_length(c, w->kind));
-                w->n = 1;
-                if (w->idx[0] < 0)
-                        r = -ENOSPC;
-                if (r >= 0)
-                        r = sd_bus_message_append(m, "t", w->t->writes[w->idx[0]].offset);
-                if (r >= 0)
-                        r = append_data(m, w->t, w->idx[0]);
-        }
-        if (r >= 0)
-                r = append_write_options(m, w);
-        if (r < 0 && w->n == 1 && w->idx[0] >= 0)
-                w->t->writes[w->idx[0]].decided = true; /* never sent: not applied */
+        if (r >= 0 && w->kind == WRITE_VIRTUAL)
+                r = sd_bus_message_append(m, "tay", UINT64_C(0xffff800000001000), 3, 'a', 'b', 'c');
+        else if (r >= 0 && strcmp(spec->member, "MemWriteBatch") == 0)
+                r = append_batch(c, m, w);
+        else if (r >= 0)
+                r = append_bytes(c, m, w, false, w->kind == WRITE_RANGE);
+        if (r >= 0 && !spec->option)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        else if (r >= 0 && strcmp(spec->option, "expected_epoch") == 0)
+                r = sd_bus_message_append(m, "a{sv}", 1, spec->option, "t", w->epoch);
+        else if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 1, spec->option, "b", 1);
         return r < 0 ? sd_bus_message_unref(m) : m;
-}
-
-static unsigned write_allowed(write_kind k) {
-        static const unsigned refusals[] = {
-                [WRITE_NO_LEASE] = ERR(E_NOT_HOLDER),      [WRITE_TOO_LONG] = ERR(E_TOO_LONG),
-                [WRITE_EMPTY] = ERR(E_EMPTY),              [WRITE_OPTION] = ERR(E_INVALID_ARG),
-                [WRITE_RANGE] = ERR(E_OUT_OF_RANGE),       [WRITE_STALE] = ERR(E_STALE),
-                [WRITE_BAD_BATCH] = ERR(E_OUT_OF_RANGE),   [WRITE_EMPTY_BATCH] = ERR(E_INVALID_ARG),
-                [WRITE_VIRTUAL] = ERR(E_NO_ADDRESS_SPACE),
-        };
-        /* Any write may find the lease gone (forced, reset, detached) or
-         * the endpoint gone; a pause may fail when QEMU is away. */
-        unsigned always = ERR(E_NOT_HOLDER) | ERR_GONE | ERR(E_HOST) | ERR(E_LEASE_REVOKED);
-
-        if (k == WRITE_EPOCH)
-                return always | ERR(E_STALE) | ERR(E_NO_ADDRESS_SPACE);
-        /* A trigger VM's memctx is invalidated while QEMU is away. */
-        return always | ERR(E_NO_ADDRESS_SPACE) | ((size_t) k < BENCH_ELEMENTS(refusals) ? refusals[k] : 0);
 }
 
 static void send_write(load_client *c, write_call *w) {
-        sd_bus_message *m;
+        const write_spec *spec = &write_specs[w->kind];
+        sd_bus_message *m = build_write(c, w);
 
-        if (w->kind == WRITE_VIRTUAL) {
-                m = new_call(c, w->t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemWriteVirtual");
-                if (m && sd_bus_message_append(m, "tay", UINT64_C(0xffff800000001000), 3, "abc") >= 0)
-                        (void) append_write_options(m, w);
-        } else if (w->kind == WRITE_BATCH || w->kind == WRITE_BAD_BATCH || w->kind == WRITE_EMPTY_BATCH)
-                m = build_batch(c, w);
-        else
-                m = build_single(c, w);
-        if (write_is_bad(w->kind))
+        if (spec->op == OP_BAD)
                 c->ctx->n.bad_writes++;
         if (!m) {
                 /* The RAM of this target is used up: write elsewhere. What
@@ -867,11 +813,7 @@ static void send_write(load_client *c, write_call *w) {
                 client_next(c);
                 return;
         }
-        send_call(c, m,
-                  write_is_bad(w->kind) ? OP_BAD
-                  : w->kind == WRITE_BATCH ? OP_BATCH
-                                           : OP_MEMWRITE,
-                  write_allowed(w->kind), done_write, w);
+        send_call(c, m, spec->op, WRITE_ALLOWED | spec->refusal, done_write, w);
 }
 
 static void done_read_epoch(load_ctx *ctx, load_client *c, sd_bus_message *reply, load_outcome o, void *userdata) {
@@ -913,7 +855,7 @@ static void write_op(load_client *c, load_target *t, write_kind k) {
                 w->idx[i] = -1;
         if (k == WRITE_EPOCH)
                 /* The epoch first, then the write that expects it. */
-                send_call(c, get_property(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "MemctxEpoch"), OP_GET, ERR_GONE,
+                send_call(c, load_method(c->bus, t->path, PROPS, "Get", "ss", EP, "MemctxEpoch"), OP_GET, ERR_GONE,
                           done_read_epoch, w);
         else
                 send_write(c, w);
@@ -1033,22 +975,22 @@ static void done_unsubscribe(load_ctx *ctx, load_client *c, sd_bus_message *repl
 
 static void step_memctx(load_client *c) {
         unsigned r = load_rand_below(&c->rng, 100);
-        load_target *t;
+        /* A trigger VM whose QEMU is away has no memory context. */
+        load_target *t = c->n_subs < MAX_SUBS && r < 45 ? load_target_pick(c->ctx, &c->rng, K_LC | K_MW | K_TRIGGER)
+                                                         : NULL;
+        bool subscribe = t || r >= 75;
 
-        if (c->n_subs < MAX_SUBS && r < 45 && (t = load_target_pick(c->ctx, &c->rng, K_LC | K_MW | K_TRIGGER)))
-                /* A trigger VM whose QEMU is away has no memory context. */
-                send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx"), OP_SUBSCRIBE,
-                          ERR_GONE | ERR(E_NOT_SUPPORTED), done_subscribe, t);
-        else if (c->n_subs > 0 && r < 75) {
+        /* Or one of its own: unsubscribed, or subscribed again. */
+        if (!t && c->n_subs > 0 && r < 90)
                 t = c->subs[load_rand_below(&c->rng, (unsigned) c->n_subs)].t;
-                send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx"), OP_UNSUBSCRIBE,
-                          ERR(E_NOT_SUBSCRIBED) | ERR_GONE, done_unsubscribe, t);
-        } else if (c->n_subs > 0 && r < 90) {
-                t = c->subs[load_rand_below(&c->rng, (unsigned) c->n_subs)].t;
-                send_call(c, new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "SubscribeMemctx"), OP_SUBSCRIBE,
-                          ERR_GONE | ERR(E_NOT_SUPPORTED), done_subscribe, t);
-        } else
+        if (!t)
                 step_read(c);
+        else if (subscribe)
+                send_call(c, load_method(c->bus, t->path, EP, "SubscribeMemctx", NULL), OP_SUBSCRIBE,
+                          ERR_GONE | ERR(E_NOT_SUPPORTED), done_subscribe, t);
+        else
+                send_call(c, load_method(c->bus, t->path, EP, "UnsubscribeMemctx", NULL), OP_UNSUBSCRIBE,
+                          ERR(E_NOT_SUBSCRIBED) | ERR_GONE, done_unsubscribe, t);
 }
 
 /* --- signal subscriptions ------------------------------------------------------------------ */
@@ -1066,9 +1008,7 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
         load_client *c = s->client;
         const sd_bus_error *e = sd_bus_message_get_error(m);
 
-        c->ctx->in_flight--;
-        c->busy = false;
-        record(c->ctx, OP_MATCH, e ? OUTCOME_UNEXPECTED : OUTCOME_OK, E_OTHER, bench_now_nsec() - s->start);
+        call_ended(c->ctx, c, OP_MATCH, e ? OUTCOME_UNEXPECTED : OUTCOME_OK, s->start);
         if (e)
                 load_fail(c->ctx, "AddMatch failed: %s: %s", e->name, e->message ?: "");
         client_next(c);
@@ -1094,10 +1034,7 @@ static void add_sigsub(load_client *c, load_target *t) {
                 return;
         }
         c->sig[c->n_sig++] = s;
-        c->busy = true;
-        c->ctx->in_flight++;
-        c->ctx->calls_started++;
-        client_update_events(c);
+        call_begun(c->ctx, c);
 }
 
 static void step_signals(load_client *c) {
@@ -1119,7 +1056,7 @@ static void step_signals(load_client *c) {
 /* --- lease churners --------------------------------------------------------------------------- */
 
 static sd_bus_message *input_call(load_client *c, load_target *t) {
-        sd_bus_message *m = new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "InjectInput");
+        sd_bus_message *m = load_method(c->bus, t->path, EP, "InjectInput", NULL);
         unsigned n = 1 + load_rand_below(&c->rng, 8);
         int r = m ? sd_bus_message_open_container(m, 'a', "(uui)") : -ENOMEM;
 
@@ -1133,9 +1070,9 @@ static sd_bus_message *input_call(load_client *c, load_target *t) {
 /* An AcquireLease sent, and the connection closed before the reply: the
  * lease vmsigd grants must end with the connection. */
 static void acquire_and_vanish(load_client *c, load_target *t) {
-        sd_bus_message *m = new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE, "AcquireLease");
+        sd_bus_message *m = acquire_call_new(c, t, load_rand_below(&c->rng, 3), false);
 
-        if (m && sd_bus_message_append(m, "sa{sv}", lease_classes[load_rand_below(&c->rng, 3)], 0) >= 0)
+        if (m)
                 (void) sd_bus_send(c->bus, m, NULL);
         sd_bus_message_unref(m);
         (void) sd_bus_flush(c->bus);
@@ -1153,9 +1090,7 @@ static void lease_work(load_client *c) {
                           done_next, NULL);
         else
                 /* QEMU's lifecycle under load; a stub's is the drivers'. */
-                send_call(c,
-                          new_call(c, t->path, VMSIG_BUS_ENDPOINT_INTERFACE,
-                                   load_rand_below(&c->rng, 2) ? "Pause" : "Resume"),
+                send_call(c, load_method(c->bus, t->path, EP, load_rand_below(&c->rng, 2) ? "Pause" : "Resume", NULL),
                           OP_LIFECYCLE, ERR(E_NOT_HOLDER) | ERR_GONE | ERR(E_INVALID_STATE) | ERR(E_HOST), done_next,
                           NULL);
 }
@@ -1184,36 +1119,23 @@ static void step_lease(load_client *c) {
 
 /* --- the loop of a client ------------------------------------------------------------------ */
 
-static void client_next(load_client *c) {
-        if (c->busy || !c->bus || !may_call(c->ctx))
-                return;
-        switch (c->role) {
-        case ROLE_LIFECYCLE:
-                step_lifecycle(c);
-                break;
-        case ROLE_WRITER:
-        case ROLE_WRITER2:
-                step_write(c);
-                break;
-        case ROLE_MEMCTX:
-                step_memctx(c);
-                break;
-        case ROLE_SIGNALS:
-                step_signals(c);
-                break;
-        case ROLE_READER:
-                if (load_rand_below(&c->rng, 100) < 15)
-                        step_bad(c);
-                else
-                        step_read(c);
-                break;
-        case ROLE_LEASER:
-                step_lease(c);
-                break;
-        default:
+static void step_reader(load_client *c) {
+        if (load_rand_below(&c->rng, 100) < 15)
+                step_bad(c);
+        else
                 step_read(c);
-                break;
-        }
+}
+
+/* What each role does next. A watcher reads: its signals are its work. */
+static void (*const role_steps[_ROLE_MAX])(load_client *c) = {
+        [ROLE_WATCHER] = step_read,  [ROLE_LIFECYCLE] = step_lifecycle, [ROLE_WRITER] = step_write,
+        [ROLE_WRITER2] = step_write, [ROLE_MEMCTX] = step_memctx,       [ROLE_SIGNALS] = step_signals,
+        [ROLE_READER] = step_reader, [ROLE_LEASER] = step_lease,
+};
+
+static void client_next(load_client *c) {
+        if (!c->busy && c->bus && may_call(c->ctx))
+                role_steps[c->role](c);
 }
 
 int load_clients_start(load_ctx *ctx) {
@@ -1235,7 +1157,7 @@ int load_clients_start(load_ctx *ctx) {
                         r = load_watcher_new(ctx, c->bus, &c->watcher);
         }
         if (r >= 0)
-                r = sd_event_add_time_relative(ctx->event, &pump_timer, CLOCK_MONOTONIC, 250000, 10000, on_pump, ctx);
+                r = load_timer(ctx, &pump_timer, 250000, 10000, on_pump, ctx);
         return r;
 }
 
@@ -1252,12 +1174,9 @@ void load_clients_stop(load_ctx *ctx) {
                         continue;
                 c->timer = sd_event_source_disable_unref(c->timer);
                 lease_forget(c);
-                for (size_t j = 0; j < c->n_sig; j++)
-                        sigsub_free(c->sig[j]);
-                for (size_t j = 0; j < 2; j++)
-                        sd_bus_slot_unref(c->memctx_slots[j]);
-                sd_event_source_disable_unref(c->io);
-                sd_bus_flush_close_unref(c->bus);
+                if (c->bus)
+                        (void) sd_bus_flush(c->bus);
+                client_disconnect(c);
                 free(c);
         }
         free(ctx->clients);
@@ -1270,19 +1189,20 @@ void load_clients_stop(load_ctx *ctx) {
 static int check_subs(load_ctx *ctx, load_client *c) {
         for (size_t i = 0; i < c->n_subs; i++) {
                 memsub *s = &c->subs[i];
-                uint64_t epoch = 0, n;
+                uint64_t epoch = 0;
                 int r;
 
                 if (s->t->kind == TARGET_TRIGGER)
                         continue;
-                r = sd_bus_get_property_trivial(c->bus, VMSIG_BUS_NAME, s->t->path, VMSIG_BUS_ENDPOINT_INTERFACE,
-                                                "MemctxEpoch", NULL, 't', &epoch);
-                while (r >= 0 && sd_bus_get_n_queued_read(c->bus, &n) >= 0 && n > 0)
-                        r = sd_bus_process(c->bus, NULL);
+                r = sd_bus_get_property_trivial(c->bus, VMSIG_BUS_NAME, s->t->path, EP, "MemctxEpoch", NULL, 't',
+                                                &epoch);
+                if (r >= 0)
+                        r = bench_drain(c->bus);
                 if (r < 0)
                         return r;
                 if (s->epoch != epoch)
-                        load_fail(ctx, "a memctx subscriber of '%s' ends at epoch %" PRIu64 ", the endpoint is at %" PRIu64,
+                        load_fail(ctx,
+                                  "a memctx subscriber of '%s' ends at epoch %" PRIu64 ", the endpoint is at %" PRIu64,
                                   s->t->name, s->epoch, epoch);
         }
         return 0;
@@ -1304,23 +1224,6 @@ int load_memctx_check_final(load_ctx *ctx) {
                " MemctxChanged/Invalidated in order\n",
                subscribers, subs, memctx_checked, sub_changes);
         return 0;
-}
-
-/* --verbose: who is waiting for a reply, by role. */
-void load_clients_debug(load_ctx *ctx) {
-        unsigned busy[_ROLE_MAX] = {};
-
-        const char *last = "";
-
-        for (unsigned i = 0; ctx->clients && i < ctx->opt.clients; i++) {
-                busy[ctx->clients[i]->role] += ctx->clients[i]->busy;
-                if (ctx->clients[i]->busy)
-                        last = ctx->clients[i]->last;
-        }
-        fprintf(stderr, "bench-load: busy clients by role:");
-        for (int i = 0; i < _ROLE_MAX; i++)
-                fprintf(stderr, " %u", busy[i]);
-        fprintf(stderr, " (one waits for %s)\n", last);
 }
 
 void load_clients_print(load_ctx *ctx) {

@@ -96,16 +96,7 @@ void load_write_pattern(const load_write *w, uint8_t *buf) {
 }
 
 void load_target_log(load_target *t, char op) {
-        if (t->log_len + 2 > t->log_size) {
-                size_t size = t->log_size ? t->log_size * 2 : 256;
-                char *grown = realloc(t->log, size);
-                if (!grown)
-                        return;
-                t->log = grown;
-                t->log_size = size;
-        }
-        t->log[t->log_len++] = op;
-        t->log[t->log_len] = '\0';
+        load_text_append(&t->log, op);
         if (op == 'P')
                 t->paused = true;
         else if (op == 'R')

@@ -68,8 +68,6 @@ struct fake_vm {
         unsigned garbage;
 };
 
-static uint64_t decoy_contacts;
-
 const char *load_vm_ram_path(const fake_vm *vm) {
         return vm->ram;
 }
@@ -298,10 +296,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 *tail = c;
                 if (vm->conns == c)
                         conn_greet(c);
-                if (!vm->target) {
-                        decoy_contacts++;
+                if (!vm->target)
                         load_fail(vm->ctx, "vmsigd connected to the decoy QEMU: a bad trigger file was accepted");
-                }
         }
         return 0;
 }
@@ -343,7 +339,6 @@ static void vm_close_all(fake_vm *vm) {
 static int on_restart(sd_event_source *s, uint64_t usec, void *userdata) {
         fake_vm *vm = userdata;
 
-        vm->restart = sd_event_source_unref(vm->restart);
         if (vm->down && vm_listen(vm) < 0)
                 load_fail(vm->ctx, "fake QEMU %s cannot listen again: %s", vm->name, strerror(errno));
         return 0;
@@ -358,10 +353,7 @@ static void vm_down(fake_vm *vm, bool quit, uint64_t back_usec) {
         if (!quit)
                 (void) unlink(vm->sock);
         vm->down = true;
-        sd_event_source_disable_unref(vm->restart);
-        vm->restart = NULL;
-        (void) sd_event_add_time_relative(vm->ctx->event, &vm->restart, CLOCK_MONOTONIC, back_usec, 1000, on_restart,
-                                          vm);
+        (void) load_timer(vm->ctx, &vm->restart, back_usec, 1000, on_restart, vm);
 }
 
 /* --- trigger files -------------------------------------------------------------------------- */
@@ -494,12 +486,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void vm_schedule(fake_vm *vm, uint64_t usec) {
-        if (!vm->timer) {
-                (void) sd_event_add_time_relative(vm->ctx->event, &vm->timer, CLOCK_MONOTONIC, usec, 1000, on_tick, vm);
-                return;
-        }
-        (void) sd_event_source_set_time_relative(vm->timer, usec);
-        (void) sd_event_source_set_enabled(vm->timer, SD_EVENT_ONESHOT);
+        (void) load_timer(vm->ctx, &vm->timer, usec, 1000, on_tick, vm);
 }
 
 static fake_vm *vm_find(load_ctx *ctx, const char *name) {
@@ -509,27 +496,24 @@ static fake_vm *vm_find(load_ctx *ctx, const char *name) {
         return NULL;
 }
 
-void load_vms_endpoint_added(load_ctx *ctx, const char *name) {
+void load_vms_endpoint(load_ctx *ctx, const char *name, bool added) {
         fake_vm *vm = vm_find(ctx, name);
 
-        if (vm && (vm->state == VM_ATTACHING)) {
+        if (!vm || vm->state == VM_STUCK)
+                return;
+        if (added && vm->state == VM_ATTACHING) {
                 vm->state = VM_ATTACHED;
                 ctx->n.trigger_attaches++;
-        } else if (vm && vm->state != VM_STUCK)
+        } else if (added)
                 load_fail(ctx, "%s was attached while its trigger file was %s", name,
                           vm->state == VM_REWRITING ? "rewritten (and not yet detached)" : "not there");
-}
-
-void load_vms_endpoint_removed(load_ctx *ctx, const char *name) {
-        fake_vm *vm = vm_find(ctx, name);
-
-        if (vm && (vm->state == VM_DETACHING || vm->state == VM_REWRITING)) {
+        else if (vm->state == VM_REWRITING) {
                 ctx->n.trigger_detaches++;
-                if (vm->state == VM_REWRITING)
-                        vm_expect(vm, VM_ATTACHING);
-                else
-                        vm->state = VM_DETACHED;
-        } else if (vm && vm->state != VM_STUCK)
+                vm_expect(vm, VM_ATTACHING);
+        } else if (vm->state == VM_DETACHING) {
+                ctx->n.trigger_detaches++;
+                vm->state = VM_DETACHED;
+        } else
                 load_fail(ctx, "%s was detached while its trigger file was still there", name);
 }
 
@@ -673,7 +657,7 @@ int load_vms_settle(load_ctx *ctx) {
         /* Every QEMU that is down comes back now. */
         for (size_t i = 0; i < ctx->n_vms; i++)
                 if (ctx->vms[i]->down) {
-                        ctx->vms[i]->restart = sd_event_source_disable_unref(ctx->vms[i]->restart);
+                        (void) sd_event_source_set_enabled(ctx->vms[i]->restart, SD_EVENT_OFF);
                         if (vm_listen(ctx->vms[i]) < 0)
                                 load_fail(ctx, "fake QEMU %s cannot listen again", ctx->vms[i]->name);
                 }

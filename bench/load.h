@@ -80,7 +80,6 @@ typedef enum load_outcome {
 
 typedef struct load_op_stats {
         uint64_t ok, rejected, unexpected;
-        uint64_t by_error[_E_MAX + 1];
         bench_samples latency; /* nsec, every completed call */
 } load_op_stats;
 
@@ -98,6 +97,12 @@ typedef struct load_counters {
         uint64_t violations;
 } load_counters;
 
+/* A string that grows by one letter at a time: the steps of a lifecycle. */
+typedef struct load_text {
+        char *s;
+        size_t len, size;
+} load_text;
+
 /* --- what a subscriber knows of one endpoint, from signals ------------------ */
 
 typedef struct load_track {
@@ -109,9 +114,8 @@ typedef struct load_track {
         bool epoch_known;
         char holder[3][64]; /* input, power, memory-write; "" while free */
         bool holder_known[3];
-        bool record; /* keep seq: the lifecycle stubs' changes, 'P', 'R', 'X' */
-        char *seq;
-        size_t seq_len, seq_size;
+        bool record;   /* keep seq: the lifecycle stubs' changes, 'P', 'R', 'X' */
+        load_text seq;
         uint64_t sequence;     /* the Sequence property as the signals left it */
         bool sequence_known;   /* from a snapshot or a first signal */
         uint64_t sequenced;    /* PropertiesChanged whose Sequence was checked */
@@ -152,8 +156,7 @@ typedef struct load_target {
         size_t n_writes, writes_size;
         /* Lifecycle log (TARGET_LIFECYCLE): 'P'ause, 'R'esume, 'X' reset, in
          * the order the replies came. */
-        char *log;
-        size_t log_len, log_size;
+        load_text log;
         bool paused;        /* by that log */
         unsigned power_ops; /* lifecycle calls in flight (at most 1: the lease serializes them) */
         struct fake_vm *vm; /* TARGET_TRIGGER */
@@ -210,6 +213,15 @@ const char *load_op_name(load_op op);
 /* Runs the loop until done(userdata) or timeout; 0 or -ETIMEDOUT. */
 int load_run_until(load_ctx *ctx, bool (*done)(load_ctx *ctx, void *userdata), void *userdata, uint64_t timeout_usec);
 int load_write_file(const char *path, const char *text, size_t len, unsigned mode);
+void load_text_append(load_text *t, char c);
+/* Arms *s to fire once after usec (accuracy as sd-event takes it: 0 is
+ * its default of 250 ms), adding it the first time. */
+int load_timer(load_ctx *ctx, sd_event_source **s, uint64_t usec, uint64_t accuracy, sd_event_time_handler_t handler,
+               void *userdata);
+/* A call to vmsigd with its arguments (types NULL: none); NULL when it
+ * cannot be built. */
+sd_bus_message *load_method(sd_bus *bus, const char *path, const char *iface, const char *member, const char *types,
+                            ...);
 
 /* --- the services (load-services.c) ---------------------------------------- */
 
@@ -250,7 +262,6 @@ int load_call(load_ctx *ctx, load_client *c, sd_bus *bus, sd_bus_message *m, loa
               load_done_fn done, void *userdata);
 int load_memctx_check_final(load_ctx *ctx);
 void load_clients_print(load_ctx *ctx);
-void load_clients_debug(load_ctx *ctx);
 
 /* --- subscribers (load-watch.c) --------------------------------------------- */
 
@@ -272,8 +283,8 @@ int load_check_no_leases(load_ctx *ctx);
 int load_vms_start(load_ctx *ctx);
 /* The next round: the VMs come and go again. */
 void load_vms_resume(load_ctx *ctx);
-void load_vms_endpoint_added(load_ctx *ctx, const char *name);
-void load_vms_endpoint_removed(load_ctx *ctx, const char *name);
+/* vmsigd attached (added) or detached the trigger VM name. */
+void load_vms_endpoint(load_ctx *ctx, const char *name, bool added);
 /* Stops the faults and brings every VM to its final state. */
 int load_vms_settle(load_ctx *ctx);
 /* Removes every trigger file and waits for the endpoints to go. */
