@@ -219,7 +219,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 /* Comes back to client_next after usec: a pause after LeaseBusy, or after
  * a call that could not be sent. (Accuracy 0: sd-event's 250 ms.) */
 static void client_later(load_client *c, uint64_t usec) {
-        if (load_timer(c->ctx, &c->timer, usec, 0, on_timer, c) < 0)
+        if (load_timer(c->ctx, &c->timer, usec, 1000, on_timer, c) < 0)
                 load_fail(c->ctx, "cannot arm a client timer");
 }
 
