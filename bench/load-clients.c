@@ -217,7 +217,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* Comes back to client_next after usec: a pause after LeaseBusy, or after
- * a call that could not be sent. (Accuracy 0: sd-event's 250 ms.) */
+ * a call that could not be sent. Accuracy 1 ms: 0 would be sd-event's
+ * default of 250 ms, far longer than the back-offs. */
 static void client_later(load_client *c, uint64_t usec) {
         if (load_timer(c->ctx, &c->timer, usec, 1000, on_timer, c) < 0)
                 load_fail(c->ctx, "cannot arm a client timer");
