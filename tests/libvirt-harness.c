@@ -372,6 +372,16 @@ void libvirt_harness_kill(LibvirtHarness *h) {
         close_conn(h);
 }
 
+LibvirtHarness *libvirt_harness_new_started(void) {
+        LibvirtHarness *h;
+
+        if (!libvirt_harness_available())
+                return NULL;
+        h = libvirt_harness_new();
+        libvirt_harness_start(h);
+        return h;
+}
+
 char *libvirt_harness_serial(LibvirtHarness *h, const char *name) {
         g_autofree char *file = g_strdup_printf("%s.serial", name);
 

@@ -81,6 +81,9 @@ bool libvirt_harness_available(void);
 
 /* The mounts and the configuration; libvirtd is not started. */
 LibvirtHarness *libvirt_harness_new(void);
+/* libvirt_harness_new() and libvirt_harness_start(), or NULL when
+ * libvirt_harness_available() says the test is skipped. */
+LibvirtHarness *libvirt_harness_new_started(void);
 /* Starts libvirtd, waits (up to a minute) until qemu:///system answers,
  * and saves its capabilities to the cache. */
 void libvirt_harness_start(LibvirtHarness *h);

@@ -50,17 +50,6 @@ static void wait_removed(VtFixture *f, const char *path) {
         wait_signal(f, "EndpointRemoved", path);
 }
 
-/* A running private libvirtd, or NULL when the test is skipped. */
-static LibvirtHarness *harness_started(void) {
-        LibvirtHarness *h;
-
-        if (!libvirt_harness_available())
-                return NULL;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
-        return h;
-}
-
 static int domain_state(LibvirtHarness *h, const char *name) {
         virDomainPtr dom = virDomainLookupByName(h->conn, name);
         int state = -1, reason;
@@ -76,7 +65,7 @@ static void test_bus_libvirt(void) {
         VtFixture f = {};
         int lease;
 
-        if (!(h = harness_started()))
+        if (!(h = libvirt_harness_new_started()))
                 return;
         virDomainFree(libvirt_harness_start_domain(h, "lvbus1", LIBVIRT_RAM_FILE, RAM_MIB));
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
@@ -201,7 +190,7 @@ static void test_memctx(void) {
         g_autoptr(LibvirtHarness) h = NULL;
         VtFixture f = {};
 
-        if (!(h = harness_started()))
+        if (!(h = libvirt_harness_new_started()))
                 return;
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_POLKIT | VT_FIXTURE_SIGNAL_LOG);
         if (f.polkit)
@@ -250,7 +239,7 @@ static void test_bootstrap(void) {
         virDomainPtr dom;
         guint64 epoch;
 
-        if (!(h = harness_started()))
+        if (!(h = libvirt_harness_new_started()))
                 return;
         dom = libvirt_harness_start_domain(h, "lvboot", LIBVIRT_RAM_MEMFD, RAM_MIB);
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
@@ -358,7 +347,7 @@ static void test_without(void) {
         g_autoptr(LibvirtHarness) h = NULL;
         VtFixture f = {};
 
-        if (!(h = harness_started()))
+        if (!(h = libvirt_harness_new_started()))
                 return;
         virDomainFree(libvirt_harness_start_domain(h, "lvnoram", LIBVIRT_RAM_NONE, RAM_MIB));
         virDomainFree(libvirt_harness_start_domain(h, "lvnomon", LIBVIRT_RAM_FILE, RAM_MIB));

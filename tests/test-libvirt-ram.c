@@ -465,10 +465,8 @@ static void run_backing(const char *name, LibvirtRam ram, unsigned ram_mib) {
         g_autoptr(LibvirtHarness) h = NULL;
         virDomainPtr dom;
 
-        if (!libvirt_harness_available())
+        if (!(h = libvirt_harness_new_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         dom = libvirt_harness_start_domain(h, name, ram, ram_mib);
         check_domain(h, dom, name, ram_mib, ram == LIBVIRT_RAM_MEMFD);
         virDomainFree(dom);
@@ -554,10 +552,8 @@ static void test_layout(void) {
         };
         g_autoptr(LibvirtHarness) h = NULL;
 
-        if (!libvirt_harness_available())
+        if (!(h = libvirt_harness_new_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
                 g_autofree char *name = g_strdup_printf("layout-%s-%u", cases[i].machine, cases[i].mib);
                 virDomainPtr dom = libvirt_harness_start_paused(h, name, cases[i].machine, cases[i].mib, NULL);
@@ -590,10 +586,8 @@ static void test_layout_moved(void) {
         libvirt_ram r;
         MapQuery m;
 
-        if (!libvirt_harness_available())
+        if (!(h = libvirt_harness_new_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         dom = libvirt_harness_start_paused(h, "layout-moved", "q35", 3072,
                                            "<qemu:commandline><qemu:arg value='-machine'/>"
                                            "<qemu:arg value='max-ram-below-4g=1G'/></qemu:commandline>");
@@ -609,6 +603,78 @@ static void test_layout_moved(void) {
         g_assert_nonnull(strstr(msg, "'-machine' may change where QEMU puts the RAM"));
         libvirt_ram_done(&r);
         virDomainFree(dom);
+}
+
+/* libvirt-xml.h on XML as libvirt writes it, and on what it never should. */
+#define XML_HEAD "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><name>x</name>"
+#define XML_OS(machine) "<os><type arch='x86_64' machine='" machine "'>hvm</type></os>"
+
+static int xml_layout(const char *xml, uint64_t ram, vmsig_gpa_range *r, size_t *n, char *msg) {
+        return libvirt_xml_ram_layout(xml, strlen(xml), ram, r, n, msg, LIBVIRT_RAM_MESSAGE_MAX);
+}
+
+static void assert_xml_refused(const char *xml, uint64_t ram, int error, const char *why) {
+        vmsig_gpa_range r[QEMU_RAM_LAYOUT_MAX_RANGES] = { { 7, 7, 7 } };
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        size_t n = 77;
+
+        g_assert_cmpint(xml_layout(xml, ram, r, &n, msg), ==, error);
+        if (!strstr(msg, why))
+                g_error("'%s' does not say '%s'", msg, why);
+        g_assert_cmpuint(n, ==, 77);
+        g_assert_cmpuint(r[0].gpa, ==, 7);
+}
+
+static void test_xml_layout(void) {
+        vmsig_gpa_range r[QEMU_RAM_LAYOUT_MAX_RANGES];
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        size_t n = 0;
+
+        /* libvirt's live XML: KiB; other units as libvirt takes them. */
+        g_assert_cmpint(xml_layout(XML_HEAD "<memory unit='KiB'>3145728</memory>" XML_OS("pc-q35-7.2") "</domain>",
+                                   3 * GIB, r, &n, msg), ==, 0);
+        g_assert_cmpuint(n, ==, 2);
+        g_assert_cmphex(r[1].gpa, ==, 4 * GIB);
+        g_assert_cmphex(r[1].offset, ==, 2 * GIB);
+        g_assert_cmpint(xml_layout(XML_HEAD "<memory unit='G'>4</memory><maxMemory slots='2' unit='GiB'>8</maxMemory>"
+                                   XML_OS("pc-i440fx-7.2") "</domain>", 4 * GIB, r, &n, msg), ==, 0);
+        g_assert_cmphex(r[0].size, ==, 3 * GIB);
+        g_assert_cmpint(xml_layout(XML_HEAD "<memory>1048576</memory>" XML_OS("pc-i440fx-1.7")
+                                   "<qemu:commandline><qemu:arg value='-cpu'/></qemu:commandline></domain>", GIB, r,
+                                   &n, msg), ==, 0);
+        g_assert_cmpuint(n, ==, 1);
+
+        assert_xml_refused("<domain", GIB, -EBADMSG, "no domain XML");
+        assert_xml_refused("<vm/>", GIB, -EBADMSG, "no domain XML");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory></domain>", GIB, -EOPNOTSUPP, "not a PC guest");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory><os><type arch='aarch64' machine='virt'>hvm</type></os>"
+                           "</domain>", GIB, -EOPNOTSUPP, "'aarch64'");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory><os><type arch='x86_64'>hvm</type></os></domain>", GIB,
+                           -EOPNOTSUPP, "names no machine type");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory>" XML_OS("q35") "</domain>", GIB, -EOPNOTSUPP,
+                           "'q35' is not one");
+        assert_xml_refused(XML_HEAD "<memory>2097152</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB, -EOPNOTSUPP,
+                           "some RAM is elsewhere");
+        assert_xml_refused(XML_HEAD XML_OS("pc-q35-7.2") "</domain>", GIB, -EOPNOTSUPP, "some RAM is elsewhere");
+        assert_xml_refused(XML_HEAD "<memory unit='KB'>1048576</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB,
+                           -EOPNOTSUPP, "some RAM is elsewhere");
+        assert_xml_refused(XML_HEAD "<memory unit='pages'>1</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB, -EBADMSG,
+                           "not a size");
+        assert_xml_refused(XML_HEAD "<memory>-1</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB, -EBADMSG,
+                           "not a size");
+        assert_xml_refused(XML_HEAD "<memory unit='TiB'>99999999999</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB,
+                           -EBADMSG, "not a size");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory><maxMemory unit='TiB'>1</maxMemory>"
+                           XML_OS("pc-q35-7.2") "</domain>", GIB, -EOPNOTSUPP, "at 1 TiB");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory>" XML_OS("pc-q35-7.2") "<qemu:commandline>"
+                           "<qemu:arg value='-global'/><qemu:arg value='pc-q35-7.2-machine.max-ram-below-4g=1G'/>"
+                           "</qemu:commandline></domain>", GIB, -EOPNOTSUPP, "max-ram-below-4g");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory>" XML_OS("pc-q35-7.2") "<qemu:commandline>"
+                           "<qemu:arg value='-M'/><qemu:arg value='pc'/></qemu:commandline></domain>", GIB,
+                           -EOPNOTSUPP, "'-M'");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory>" XML_OS("pc-q35-7.2") "<qemu:commandline>"
+                           "<qemu:arg value='--machine'/><qemu:arg value='pc'/></qemu:commandline></domain>", GIB,
+                           -EOPNOTSUPP, "'--machine'");
 }
 
 /* A process whose command line claims uuid, in a process group of its
@@ -640,10 +706,8 @@ static void test_errors(void) {
         pid_t pid = 0, fake;
         int pidfd = -1, other = -1;
 
-        if (!libvirt_harness_available())
+        if (!(h = libvirt_harness_new_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         dom = start_private_domain(h, "ram-private");
         uuid = domain_uuid(dom);
 
@@ -690,6 +754,7 @@ int main(int argc, char **argv) {
         libvirt_harness_enter_namespace();
         g_test_init(&argc, &argv, NULL);
         VT_TESTS("/libvirt-ram/", test_parse_maps_line, test_scan, test_cmdline, test_file_backing,
-                 test_memfd_backing, test_errors, test_layout, test_layout_moved);
+                 test_memfd_backing, test_errors, test_layout, test_layout_moved,
+                 test_xml_layout);
         return g_test_run();
 }
