@@ -13,7 +13,6 @@
  * looked for again, and another pid is another guest.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +20,10 @@
 
 #include "fd-util.h"
 #include "libvirt-internal.h"
+#include "libvirt-xml.h"
 #include "log.h"
 #include "macro.h"
-#include "libvirt-xml.h"
 #include "qmp-ram-map.h"
-
-/* Below this much RAM, pc and q35 machines alike put all of it at the
- * guest-physical address of its offset (q35 splits from 2.75 GiB, pc
- * from 3.5 GiB): a flat map is right without asking QEMU. */
-#define FLAT_RAM_MAX UINT64_C(0xb0000000)
 
 /* The domain's QEMU and its shared RAM, opened; the message says why
  * not. */
