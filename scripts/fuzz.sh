@@ -63,15 +63,17 @@ sources() {
         qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/host-ram.c $top/src/host/qmp/*.c" \
                 "$top/src/shared/keys.c $core" ;;
         hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;
-        libvirt-ram) echo "$top/tests/fuzz-util.c $top/src/host/libvirt/libvirt-ram.c $top/src/shared/fd-util.c" ;;
+        libvirt-ram) echo "$top/tests/fuzz-util.c $top/src/host/libvirt/libvirt-ram.c $top/src/shared/fd-util.c" \
+                "$top/src/host/libvirt/libvirt-xml.c $top/src/host/qemu-ram-layout.c" ;;
         *) return 1 ;;
         esac
 }
 
 libs() {
         case $1 in
-        detect | detect-linux | memwrite | libvirt-ram) ;;
+        detect | detect-linux | memwrite) ;;
         config | discovery) pkg-config --cflags --libs libsystemd libxml-2.0 ;;
+        libvirt-ram) pkg-config --cflags --libs libxml-2.0 ;;
         bus) pkg-config --cflags --libs libsystemd ${vgpu_libs:-} ;;
         qmp) pkg-config --cflags --libs libsystemd json-c ;;
         hmp) pkg-config --cflags --libs json-c ;;

@@ -12,14 +12,21 @@
  * gives is shared, writable, from offset 0 and not empty; the command-line
  * check agrees with a plain search for "-uuid\0UUID\0", case aside.
  *
- * Input: byte 0 bit 0: a command line (else maps text, lines split at
- * '\n'); the rest is the text.
+ * The memory layout from a domain's XML (libvirt-xml.h): 0 with one or
+ * two ranges that start at GPA 0, put any second one at 4 GiB right after
+ * the first in the file and add up to the RAM; or a refusal (-EOPNOTSUPP,
+ * -EBADMSG, -EINVAL) with a reason and nothing written.
+ *
+ * Input: byte 0 bit 1: domain XML, with byte 1 the RAM size in 128 MiB
+ * steps (1..256); else bit 0: a command line (else maps text, lines split
+ * at '\n'); the rest is the text.
  */
 #include <errno.h>
 #include <strings.h>
 
 #include "fuzz.h"
 #include "libvirt-ram.h"
+#include "libvirt-xml.h"
 #include "macro.h"
 
 #define UUID "e35dcde6-7395-4b24-9f09-57df7c9d8d64"
@@ -75,11 +82,31 @@ static bool has_uuid_plainly(const char *text, size_t size) {
         return false;
 }
 
+static void fuzz_xml(FuzzInput *in) {
+        uint64_t ram = ((uint64_t) fuzz_u8(in) + 1) << 27;
+        vmsig_gpa_range r[QEMU_RAM_LAYOUT_MAX_RANGES] = { { 1, 1, 1 }, { 1, 1, 1 } };
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        size_t n = 77;
+        int k;
+
+        k = libvirt_xml_ram_layout((const char *) in->p, in->left, ram, r, &n, msg, sizeof msg);
+        fuzz_check(k == 0 || k == -EOPNOTSUPP || k == -EBADMSG || k == -EINVAL);
+        if (k < 0) {
+                fuzz_check(msg[0] != '\0' && n == 77 && r[0].gpa == 1);
+                return;
+        }
+        fuzz_check(n >= 1 && n <= 2 && r[0].gpa == 0 && r[0].offset == 0);
+        fuzz_check(n == 1 ? r[0].size == ram
+                          : r[1].gpa == UINT64_C(1) << 32 && r[1].offset == r[0].size && r[0].size + r[1].size == ram);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FuzzInput in = { data, size };
         uint8_t mode = fuzz_u8(&in);
 
-        if (mode & 1)
+        if (mode & 2)
+                fuzz_xml(&in);
+        else if (mode & 1)
                 fuzz_check(libvirt_ram_cmdline_has_uuid((const char *) in.p, in.left, UUID) ==
                            has_uuid_plainly((const char *) in.p, in.left));
         else

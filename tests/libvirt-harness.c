@@ -372,6 +372,16 @@ void libvirt_harness_kill(LibvirtHarness *h) {
         close_conn(h);
 }
 
+LibvirtHarness *libvirt_harness_new_started(void) {
+        LibvirtHarness *h;
+
+        if (!libvirt_harness_available())
+                return NULL;
+        h = libvirt_harness_new();
+        libvirt_harness_start(h);
+        return h;
+}
+
 char *libvirt_harness_serial(LibvirtHarness *h, const char *name) {
         g_autofree char *file = g_strdup_printf("%s.serial", name);
 
@@ -415,8 +425,9 @@ static const char *last_error(void) {
         return message ? message : "(no message)";
 }
 
-virDomainPtr libvirt_harness_start_domain(LibvirtHarness *h, const char *name, LibvirtRam ram, unsigned ram_mib) {
-        g_autofree char *xml = libvirt_harness_domain_xml(h, name, ram, ram_mib);
+/* Defines xml and starts it with flags; it is in state when this returns. */
+static virDomainPtr define_and_start(LibvirtHarness *h, const char *name, const char *xml, unsigned flags,
+                                     int want_state) {
         g_autofree char *serial = libvirt_harness_serial(h, name);
         virDomainPtr dom;
         int state = -1, reason;
@@ -429,11 +440,35 @@ virDomainPtr libvirt_harness_start_domain(LibvirtHarness *h, const char *name, L
         dom = virDomainDefineXML(h->conn, xml);
         if (!dom)
                 g_error("defining %s: %s", name, last_error());
-        if (virDomainCreate(dom) < 0)
+        if (virDomainCreateWithFlags(dom, flags) < 0)
                 g_error("starting %s: %s", name, last_error());
         g_assert_cmpint(virDomainGetState(dom, &state, &reason, 0), ==, 0);
-        g_assert_cmpint(state, ==, VIR_DOMAIN_RUNNING);
+        g_assert_cmpint(state, ==, want_state);
         return dom;
+}
+
+virDomainPtr libvirt_harness_start_domain(LibvirtHarness *h, const char *name, LibvirtRam ram, unsigned ram_mib) {
+        g_autofree char *xml = libvirt_harness_domain_xml(h, name, ram, ram_mib);
+
+        return define_and_start(h, name, xml, 0, VIR_DOMAIN_RUNNING);
+}
+
+virDomainPtr libvirt_harness_start_paused(LibvirtHarness *h, const char *name, const char *machine, unsigned ram_mib,
+                                         const char *qemu_extra) {
+        g_autofree char *base = libvirt_harness_domain_xml(h, name, LIBVIRT_RAM_MEMFD, ram_mib);
+        g_autoptr(GString) xml = g_string_new(base);
+        g_autofree char *type = g_strdup_printf("machine='%s'", machine);
+
+        g_assert_cmpuint(g_string_replace(xml, "machine='q35'", type, 1), ==, 1);
+        if (qemu_extra) {
+                g_autofree char *tail = g_strdup_printf("%s</domain>", qemu_extra);
+
+                g_assert_cmpuint(g_string_replace(xml, "<domain type='qemu'>",
+                                                  "<domain type='qemu' xmlns:qemu='" LIBVIRT_HARNESS_QEMU_NS "'>", 1),
+                                 ==, 1);
+                g_assert_cmpuint(g_string_replace(xml, "</domain>", tail, 1), ==, 1);
+        }
+        return define_and_start(h, name, xml->str, VIR_DOMAIN_START_PAUSED, VIR_DOMAIN_PAUSED);
 }
 
 pid_t libvirt_harness_domain_pid(LibvirtHarness *h, const char *name) {

@@ -81,6 +81,9 @@ bool libvirt_harness_available(void);
 
 /* The mounts and the configuration; libvirtd is not started. */
 LibvirtHarness *libvirt_harness_new(void);
+/* libvirt_harness_new() and libvirt_harness_start(), or NULL when
+ * libvirt_harness_available() says the test is skipped. */
+LibvirtHarness *libvirt_harness_new_started(void);
 /* Starts libvirtd, waits (up to a minute) until qemu:///system answers,
  * and saves its capabilities to the cache. */
 void libvirt_harness_start(LibvirtHarness *h);
@@ -95,6 +98,14 @@ char *libvirt_harness_domain_xml(LibvirtHarness *h, const char *name, LibvirtRam
  * (virDomainFree() it). */
 virDomainPtr libvirt_harness_start_domain(LibvirtHarness *h, const char *name, LibvirtRam ram,
                                           unsigned ram_mib);
+/* The namespace of QEMU's elements in a domain's XML (<qemu:commandline>). */
+#define LIBVIRT_HARNESS_QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
+/* That domain with memfd RAM, on machine type machine ("q35", "pc", ...),
+ * with qemu_extra (XML with the prefix qemu:, or NULL) as its last
+ * element, defined and started paused: its firmware has not run
+ * (virDomainFree() it). */
+virDomainPtr libvirt_harness_start_paused(LibvirtHarness *h, const char *name, const char *machine, unsigned ram_mib,
+                                         const char *qemu_extra);
 /* The QEMU process of a running domain, from libvirt's pid file. */
 pid_t libvirt_harness_domain_pid(LibvirtHarness *h, const char *name);
 /* The file its first serial port writes to (g_free() it). */

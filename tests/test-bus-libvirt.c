@@ -13,7 +13,9 @@
  * passthrough, and again after a reset; a domain without shared RAM is an
  * endpoint without memctx, whose memory calls name the XML it lacks; with
  * <libvirt monitor="no">, pointer events are refused saying why, keys
- * still go, and the bootstrap goes by memory witnesses alone.
+ * still go, the bootstrap goes by memory witnesses alone, the map is the
+ * machine type's (split for a q35 guest of 3 GiB) and a split moved on
+ * QEMU's command line means no memctx, with the reason in the log.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -48,17 +50,6 @@ static void wait_removed(VtFixture *f, const char *path) {
         wait_signal(f, "EndpointRemoved", path);
 }
 
-/* A running private libvirtd, or NULL when the test is skipped. */
-static LibvirtHarness *harness_started(void) {
-        LibvirtHarness *h;
-
-        if (!libvirt_harness_available())
-                return NULL;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
-        return h;
-}
-
 static int domain_state(LibvirtHarness *h, const char *name) {
         virDomainPtr dom = virDomainLookupByName(h->conn, name);
         int state = -1, reason;
@@ -74,7 +65,7 @@ static void test_bus_libvirt(void) {
         VtFixture f = {};
         int lease;
 
-        if (!(h = harness_started()))
+        if (!(h = libvirt_harness_new_started()))
                 return;
         virDomainFree(libvirt_harness_start_domain(h, "lvbus1", LIBVIRT_RAM_FILE, RAM_MIB));
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
@@ -199,7 +190,7 @@ static void test_memctx(void) {
         g_autoptr(LibvirtHarness) h = NULL;
         VtFixture f = {};
 
-        if (!(h = harness_started()))
+        if (!(h = libvirt_harness_new_started()))
                 return;
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_POLKIT | VT_FIXTURE_SIGNAL_LOG);
         if (f.polkit)
@@ -248,7 +239,7 @@ static void test_bootstrap(void) {
         virDomainPtr dom;
         guint64 epoch;
 
-        if (!(h = harness_started()))
+        if (!(h = libvirt_harness_new_started()))
                 return;
         dom = libvirt_harness_start_domain(h, "lvboot", LIBVIRT_RAM_MEMFD, RAM_MIB);
         vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
@@ -321,20 +312,59 @@ static gboolean two_attempts(gpointer data) {
         return vt_get_uint(f->conn, VT_ENDPOINT("lvnomon"), VT_ENDPOINT_IFACE, "BootstrapAttempts") >= 2;
 }
 
+/* monitor="no" and a guest over its PCI hole: the map of its machine type
+ * (pc-q35: 2 GiB low, the rest from 4 GiB), not a flat one. */
+static void assert_split_map(VtFixture *f, const char *path) {
+        VtMemctx d;
+        guint64 gpa, size, offset;
+
+        wait_memctx(f, path);
+        d = vt_subscribe_memctx(f->conn, path);
+        g_assert_cmpuint(d.size, ==, 3 * (G_GUINT64_CONSTANT(1) << 30));
+        g_assert_cmpuint(g_variant_n_children(d.ranges), ==, 2);
+        g_variant_get_child(d.ranges, 0, "(ttt)", &gpa, &size, &offset);
+        g_assert_cmphex(gpa, ==, 0);
+        g_assert_cmphex(size, ==, G_GUINT64_CONSTANT(0x80000000));
+        g_assert_cmphex(offset, ==, 0);
+        g_variant_get_child(d.ranges, 1, "(ttt)", &gpa, &size, &offset);
+        g_assert_cmphex(gpa, ==, G_GUINT64_CONSTANT(0x100000000));
+        g_assert_cmphex(size, ==, G_GUINT64_CONSTANT(0x40000000));
+        g_assert_cmphex(offset, ==, G_GUINT64_CONSTANT(0x80000000));
+        vt_memctx_clear(&d);
+}
+
+/* A split moved on QEMU's command line: no map is guessed, so no memctx,
+ * and the log says why. */
+static void assert_moved_refused(VtFixture *f, const char *path) {
+        void *args[2] = { f->daemon, "libvirt domain 'lvmoved' has no memory context: Its <qemu:commandline> "
+                                     "argument '-machine' may change where QEMU puts the RAM." };
+
+        g_assert_true(vt_wait_for(vt_daemon_log_has, args, WAIT_MS));
+        g_assert_cmpuint(vt_get_uint(f->conn, path, VT_ENDPOINT_IFACE, "MemctxEpoch"), ==, 0);
+}
+
 static void test_without(void) {
         g_autoptr(LibvirtHarness) h = NULL;
         VtFixture f = {};
 
-        if (!(h = harness_started()))
+        if (!(h = libvirt_harness_new_started()))
                 return;
         virDomainFree(libvirt_harness_start_domain(h, "lvnoram", LIBVIRT_RAM_NONE, RAM_MIB));
         virDomainFree(libvirt_harness_start_domain(h, "lvnomon", LIBVIRT_RAM_FILE, RAM_MIB));
+        virDomainFree(libvirt_harness_start_paused(h, "lvsplit", "q35", 3072, NULL));
+        virDomainFree(libvirt_harness_start_paused(h, "lvmoved", "q35", 3072,
+                                                   "<qemu:commandline><qemu:arg value='-machine'/>"
+                                                   "<qemu:arg value='max-ram-below-4g=1G'/></qemu:commandline>"));
         vt_fixture_setup(&f, CONFIG(" monitor=\"no\""), VT_FIXTURE_SIGNAL_LOG);
+        g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvsplit"), "Backend", "libvirt", TRUE, WAIT_MS));
+        g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvmoved"), "Backend", "libvirt", TRUE, WAIT_MS));
+        assert_split_map(&f, VT_ENDPOINT("lvsplit"));
+        assert_moved_refused(&f, VT_ENDPOINT("lvmoved"));
         g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvnoram"), "Backend", "libvirt", TRUE, WAIT_MS));
         g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvnomon"), "Backend", "libvirt", TRUE, WAIT_MS));
         assert_no_memctx(&f, VT_ENDPOINT("lvnoram"));
         assert_monitor_off_input(&f, VT_ENDPOINT("lvnomon"));
-        /* 128 MiB lie flat: the memctx needs no map from QEMU. The
+        /* 128 MiB lie flat, as pc-q35 puts them. The
          * bootstrap goes by memory witnesses alone, which a Linux guest
          * does not give (it needs CR3): it keeps looking, and says why. */
         g_assert_true(has_capability(&f, VT_ENDPOINT("lvnomon"), "memctx"));

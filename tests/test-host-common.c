@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include "host-common.h"
+#include "qemu-ram-layout.h"
 #include "vt-util.h"
 
 typedef struct answers {
@@ -137,8 +138,90 @@ static void test_detached_message(void) {
         g_assert_cmpstr(msg, ==, "Endpoint 'web-1' was detached.");
 }
 
+#define MIB UINT64_C(0x100000)
+#define GIB UINT64_C(0x40000000)
+
+/* One layout: its ranges, low [0, below) and, if above, [4G, 4G + above)
+ * right after the low part in the RAM. */
+static void assert_layout(const char *machine, uint64_t ram, uint64_t below) {
+        vmsig_gpa_range r[QEMU_RAM_LAYOUT_MAX_RANGES];
+        char msg[256] = "";
+        size_t n = 0;
+
+        g_assert_cmpint(qemu_ram_layout(machine, ram, 0, r, &n, msg, sizeof msg), ==, 0);
+        g_assert_cmpuint(n, ==, below < ram ? 2 : 1);
+        g_assert_cmphex(r[0].gpa, ==, 0);
+        g_assert_cmphex(r[0].offset, ==, 0);
+        g_assert_cmphex(r[0].size, ==, below);
+        if (n == 2) {
+                g_assert_cmphex(r[1].gpa, ==, 4 * GIB);
+                g_assert_cmphex(r[1].offset, ==, below);
+                g_assert_cmphex(r[1].size, ==, ram - below);
+        }
+}
+
+static void assert_refused(const char *machine, uint64_t ram, uint64_t max_ram, int error, const char *why) {
+        vmsig_gpa_range r[QEMU_RAM_LAYOUT_MAX_RANGES] = { { 1, 2, 3 }, { 4, 5, 6 } };
+        char msg[256] = "";
+        size_t n = 77;
+
+        g_assert_cmpint(qemu_ram_layout(machine, ram, max_ram, r, &n, msg, sizeof msg), ==, error);
+        g_assert_nonnull(strstr(msg, why));
+        g_assert_cmpuint(n, ==, 77);
+        g_assert_cmphex(r[0].gpa, ==, 1);
+        g_assert_cmphex(r[1].offset, ==, 6);
+}
+
+/* QEMU 7.2's splits, at and around each threshold. */
+static void test_layout_q35(void) {
+        const uint64_t split = UINT64_C(0xb0000000);
+
+        assert_layout("pc-q35-7.2", GIB, GIB);
+        assert_layout("pc-q35-7.2", split - MIB, split - MIB);
+        assert_layout("pc-q35-7.2", split, 2 * GIB);
+        assert_layout("pc-q35-7.2", 3 * GIB, 2 * GIB);
+        assert_layout("pc-q35-7.2", 4 * GIB, 2 * GIB);
+        assert_layout("pc-q35-2.4", 4 * GIB, 2 * GIB);
+        assert_layout("pc-q35-4.0.1", 4 * GIB, 2 * GIB);
+        assert_layout("pc-q35-2.12", 3 * GIB, 2 * GIB);
+}
+
+static void test_layout_i440fx(void) {
+        const uint64_t split = UINT64_C(0xe0000000);
+
+        assert_layout("pc-i440fx-7.2", GIB, GIB);
+        assert_layout("pc-i440fx-7.2", 3 * GIB, 3 * GIB);
+        assert_layout("pc-i440fx-7.2", split - MIB, split - MIB);
+        assert_layout("pc-i440fx-7.2", split, 3 * GIB);
+        assert_layout("pc-i440fx-7.2", 4 * GIB, 3 * GIB);
+        assert_layout("pc-i440fx-2.0", 4 * GIB, 3 * GIB);
+        /* Before gigabyte_align: the traditional 3.5 GiB. */
+        assert_layout("pc-i440fx-1.7", 4 * GIB, split);
+        assert_layout("pc-i440fx-1.4", split, split);
+        assert_layout("pc-i440fx-1.4", 3 * GIB, 3 * GIB);
+}
+
+/* Anything else is refused, saying why. */
+static void test_layout_refused(void) {
+        const char *const unknown[] = {
+                "q35", "pc", "isapc", "microvm", "none", "", "pc-q35-", "pc-q35-7", "pc-q35-7.", "pc-q35-.2",
+                "pc-q35-8.0", "pc-q35-2.3", "pc-q35-1.7", "pc-i440fx-1.3", "pc-i440fx-7.3", "pc-i440fx-10.0",
+                "pc-q35-7.2 ", " pc-q35-7.2", "pc-q35-7.2x", "pc-q35-07.2", "pc-q35-7.02", "pc-q35-+7.2",
+                "pc-q35-7.2.1.1", "pc-q35-4294967303.2", "PC-Q35-7.2", "pc-q35-rhel9.2.0", "pc-i440fx-jammy",
+                "xenfv-4.2", "virt-7.2",
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(unknown); i++)
+                assert_refused(unknown[i], GIB, 0, -EOPNOTSUPP, "not one whose memory layout vmsigd knows");
+        assert_refused("pc-q35-7.2", 0, 0, -EINVAL, "no RAM");
+        assert_refused("pc-q35-7.2", 512 * GIB, 0, -EOPNOTSUPP, "1 TiB");
+        assert_refused("pc-i440fx-7.2", 4 * GIB, 600 * GIB, -EOPNOTSUPP, "1 TiB");
+        assert_layout("pc-q35-7.2", 511 * GIB, 2 * GIB);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        VT_TESTS("/host-common/", test_spec, test_answer, test_set_error, test_queue, test_detached_message);
+        VT_TESTS("/host-common/", test_spec, test_answer, test_set_error, test_queue, test_detached_message,
+                 test_layout_q35, test_layout_i440fx, test_layout_refused);
         return g_test_run();
 }

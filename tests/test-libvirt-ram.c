@@ -8,7 +8,10 @@
  * wrote and what vmsigd writes through the writable one, the GPA map of
  * the RAM (qmp-ram-map.h, by inode or, for a memfd, by size) asked through
  * libvirt's monitor passthrough, and a read-only fd that nobody
- * who receives it can reopen for writing; a domain without shared RAM,
+ * who receives it can reopen for writing; that map equal to the one
+ * computed from the machine type in the live XML (libvirt-xml.h) for pc
+ * and q35 guests of 1, 3 and 4 GiB, before and after the firmware ran,
+ * and a split moved on QEMU's command line refused; a domain without shared RAM,
  * a destroyed one and a uuid of none fail with their own errors.
  */
 #include <errno.h>
@@ -32,6 +35,7 @@
 #include "host-ram.h"
 #include "libvirt-harness.h"
 #include "libvirt-ram.h"
+#include "libvirt-xml.h"
 #include "linux-guest.h"
 #include "qmp-ram-map.h"
 #include "vt-util.h"
@@ -461,10 +465,8 @@ static void run_backing(const char *name, LibvirtRam ram, unsigned ram_mib) {
         g_autoptr(LibvirtHarness) h = NULL;
         virDomainPtr dom;
 
-        if (!libvirt_harness_available())
+        if (!(h = libvirt_harness_new_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         dom = libvirt_harness_start_domain(h, name, ram, ram_mib);
         check_domain(h, dom, name, ram_mib, ram == LIBVIRT_RAM_MEMFD);
         virDomainFree(dom);
@@ -493,6 +495,207 @@ static virDomainPtr start_private_domain(LibvirtHarness *h, const char *name) {
         return dom;
 }
 
+/* The map computed from a domain's live XML (libvirt-xml.h), for the RAM
+ * r of QEMU: 0 and the ranges, or the refusal and its reason. */
+static int xml_map(virDomainPtr dom, const libvirt_ram *r, vmsig_gpa_range *ranges, size_t *n, char *msg,
+                   size_t size) {
+        g_autofree char *xml = virDomainGetXMLDesc(dom, 0);
+
+        g_assert_nonnull(xml);
+        return libvirt_xml_ram_layout(xml, strlen(xml), r->size, ranges, n, msg, size);
+}
+
+static void assert_same_ranges(const vmsig_gpa_range *a, size_t n_a, const vmsig_gpa_range *b, size_t n_b) {
+        for (size_t i = 0; i < n_a; i++)
+                g_test_message("QEMU: GPA 0x%" G_GINT64_MODIFIER "x, 0x%" G_GINT64_MODIFIER "x bytes at 0x%"
+                               G_GINT64_MODIFIER "x", a[i].gpa, a[i].size, a[i].offset);
+        g_assert_cmpuint(n_a, ==, n_b);
+        g_assert_cmpmem(a, n_a * sizeof *a, b, n_b * sizeof *b);
+}
+
+/* The RAM of a running domain, opened. */
+static void open_domain_ram(virDomainPtr dom, libvirt_ram *r) {
+        g_autofree char *uuid = domain_uuid(dom);
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        int pidfd = -1;
+        pid_t pid;
+
+        if (libvirt_ram_find_qemu(uuid, (uid_t) -1, &pid, &pidfd, msg, sizeof msg) < 0 ||
+            libvirt_ram_open(pidfd, pid, r, msg, sizeof msg) < 0)
+                g_error("%s", msg);
+        close(pidfd);
+}
+
+/* The map QEMU tells through the monitor equals the one computed from the
+ * machine type, for pc and q35 below and above their splits. */
+static void assert_layout_matches(virDomainPtr dom, const libvirt_ram *r) {
+        vmsig_gpa_range computed[QEMU_RAM_LAYOUT_MAX_RANGES];
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        size_t n = 0;
+        MapQuery m;
+
+        map_run(dom, r, &m);
+        g_assert_cmpint(m.error, ==, 0);
+        if (xml_map(dom, r, computed, &n, msg, sizeof msg) < 0)
+                g_error("%s", msg);
+        assert_same_ranges(m.ranges, m.n, computed, n);
+        free(m.ranges);
+}
+
+static void test_layout(void) {
+        static const struct {
+                const char *machine;
+                unsigned mib, n_ranges;
+        } cases[] = {
+                { "q35", 1024, 1 }, { "q35", 3072, 2 }, { "q35", 4096, 2 },
+                { "pc", 1024, 1 },  { "pc", 3072, 1 },  { "pc", 4096, 2 },
+        };
+        g_autoptr(LibvirtHarness) h = NULL;
+
+        if (!(h = libvirt_harness_new_started()))
+                return;
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *name = g_strdup_printf("layout-%s-%u", cases[i].machine, cases[i].mib);
+                virDomainPtr dom = libvirt_harness_start_paused(h, name, cases[i].machine, cases[i].mib, NULL);
+                libvirt_ram r;
+
+                /* Before the firmware ran (the BIOS areas are ROM still). */
+                open_domain_ram(dom, &r);
+                g_assert_cmpuint(r.size, ==, (guint64) cases[i].mib << 20);
+                assert_layout_matches(dom, &r);
+                /* And once it has: the same map. */
+                if (i == 1) {
+                        g_assert_cmpint(virDomainResume(dom), ==, 0);
+                        libvirt_harness_wait_guest(h, name, BOOT_TIMEOUT_MS);
+                        assert_layout_matches(dom, &r);
+                }
+                libvirt_ram_done(&r);
+                g_assert_cmpint(virDomainDestroy(dom), ==, 0);
+                virDomainFree(dom);
+        }
+}
+
+/* A domain whose split QEMU's command line moves: the map QEMU tells is
+ * not the machine type's, and the XML's is refused, saying why. */
+static void test_layout_moved(void) {
+        g_autoptr(LibvirtHarness) h = NULL;
+        vmsig_gpa_range computed[QEMU_RAM_LAYOUT_MAX_RANGES];
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        size_t n = 0;
+        virDomainPtr dom;
+        libvirt_ram r;
+        MapQuery m;
+
+        if (!(h = libvirt_harness_new_started()))
+                return;
+        dom = libvirt_harness_start_paused(h, "layout-moved", "q35", 3072,
+                                           "<qemu:commandline><qemu:arg value='-machine'/>"
+                                           "<qemu:arg value='max-ram-below-4g=1G'/></qemu:commandline>");
+        open_domain_ram(dom, &r);
+        map_run(dom, &r, &m);
+        g_assert_cmpint(m.error, ==, 0);
+        g_assert_cmpuint(m.n, ==, 2);
+        g_assert_cmphex(m.ranges[0].size, ==, GIB);
+        g_assert_cmphex(m.ranges[1].offset, ==, GIB);
+        free(m.ranges);
+        g_assert_cmpint(xml_map(dom, &r, computed, &n, msg, sizeof msg), ==, -EOPNOTSUPP);
+        g_test_message("%s", msg);
+        g_assert_nonnull(strstr(msg, "'-machine' may change where QEMU puts the RAM"));
+        libvirt_ram_done(&r);
+        virDomainFree(dom);
+}
+
+/* libvirt-xml.h on XML as libvirt writes it, and on what it never should. */
+#define XML_HEAD "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><name>x</name>"
+#define XML_OS(machine) "<os><type arch='x86_64' machine='" machine "'>hvm</type></os>"
+
+static int xml_layout(const char *xml, uint64_t ram, vmsig_gpa_range *r, size_t *n, char *msg) {
+        return libvirt_xml_ram_layout(xml, strlen(xml), ram, r, n, msg, LIBVIRT_RAM_MESSAGE_MAX);
+}
+
+static void assert_xml_refused(const char *xml, uint64_t ram, int error, const char *why) {
+        vmsig_gpa_range r[QEMU_RAM_LAYOUT_MAX_RANGES] = { { 7, 7, 7 } };
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        size_t n = 77;
+
+        g_assert_cmpint(xml_layout(xml, ram, r, &n, msg), ==, error);
+        if (!strstr(msg, why))
+                g_error("'%s' does not say '%s'", msg, why);
+        g_assert_cmpuint(n, ==, 77);
+        g_assert_cmpuint(r[0].gpa, ==, 7);
+}
+
+static void test_xml_layout(void) {
+        vmsig_gpa_range r[QEMU_RAM_LAYOUT_MAX_RANGES];
+        char msg[LIBVIRT_RAM_MESSAGE_MAX] = "";
+        size_t n = 0;
+
+        /* libvirt's live XML: KiB; other units as libvirt takes them. */
+        g_assert_cmpint(xml_layout(XML_HEAD "<memory unit='KiB'>3145728</memory>" XML_OS("pc-q35-7.2") "</domain>",
+                                   3 * GIB, r, &n, msg), ==, 0);
+        g_assert_cmpuint(n, ==, 2);
+        g_assert_cmphex(r[1].gpa, ==, 4 * GIB);
+        g_assert_cmphex(r[1].offset, ==, 2 * GIB);
+        g_assert_cmpint(xml_layout(XML_HEAD "<memory unit='G'>4</memory><maxMemory slots='2' unit='GiB'>8</maxMemory>"
+                                   XML_OS("pc-i440fx-7.2") "</domain>", 4 * GIB, r, &n, msg), ==, 0);
+        g_assert_cmphex(r[0].size, ==, 3 * GIB);
+        g_assert_cmpint(xml_layout(XML_HEAD "<memory>1048576</memory>" XML_OS("pc-i440fx-1.7")
+                                   "<qemu:commandline><qemu:arg value='-cpu'/></qemu:commandline></domain>", GIB, r,
+                                   &n, msg), ==, 0);
+        g_assert_cmpuint(n, ==, 1);
+
+        assert_xml_refused("<domain", GIB, -EBADMSG, "no domain XML");
+        assert_xml_refused("<vm/>", GIB, -EBADMSG, "no domain XML");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory></domain>", GIB, -EOPNOTSUPP, "not a PC guest");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory><os><type arch='aarch64' machine='virt'>hvm</type></os>"
+                           "</domain>", GIB, -EOPNOTSUPP, "'aarch64'");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory><os><type arch='x86_64'>hvm</type></os></domain>", GIB,
+                           -EOPNOTSUPP, "names no machine type");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory>" XML_OS("q35") "</domain>", GIB, -EOPNOTSUPP,
+                           "'q35' is not one");
+        assert_xml_refused(XML_HEAD "<memory>2097152</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB, -EOPNOTSUPP,
+                           "some RAM is elsewhere");
+        assert_xml_refused(XML_HEAD XML_OS("pc-q35-7.2") "</domain>", GIB, -EOPNOTSUPP, "some RAM is elsewhere");
+        assert_xml_refused(XML_HEAD "<memory unit='KB'>1048576</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB,
+                           -EOPNOTSUPP, "some RAM is elsewhere");
+        assert_xml_refused(XML_HEAD "<memory unit='pages'>1</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB, -EBADMSG,
+                           "not a size");
+        assert_xml_refused(XML_HEAD "<memory>-1</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB, -EBADMSG,
+                           "not a size");
+        assert_xml_refused(XML_HEAD "<memory unit='TiB'>99999999999</memory>" XML_OS("pc-q35-7.2") "</domain>", GIB,
+                           -EBADMSG, "not a size");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory><maxMemory unit='TiB'>1</maxMemory>"
+                           XML_OS("pc-q35-7.2") "</domain>", GIB, -EOPNOTSUPP, "at 1 TiB");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory>" XML_OS("pc-q35-7.2") "<qemu:commandline>"
+                           "<qemu:arg value='-global'/><qemu:arg value='pc-q35-7.2-machine.max-ram-below-4g=1G'/>"
+                           "</qemu:commandline></domain>", GIB, -EOPNOTSUPP, "max-ram-below-4g");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory>" XML_OS("pc-q35-7.2") "<qemu:commandline>"
+                           "<qemu:arg value='-M'/><qemu:arg value='pc'/></qemu:commandline></domain>", GIB,
+                           -EOPNOTSUPP, "'-M'");
+        assert_xml_refused(XML_HEAD "<memory>1048576</memory>" XML_OS("pc-q35-7.2") "<qemu:commandline>"
+                           "<qemu:arg value='--machine'/><qemu:arg value='pc'/></qemu:commandline></domain>", GIB,
+                           -EOPNOTSUPP, "'--machine'");
+}
+
+/* A process whose command line claims uuid, in a process group of its
+ * own: killing the group takes sh's sleep too, which would otherwise keep
+ * the test's output open for ten minutes. */
+static pid_t spawn_claimant(const char *uuid) {
+        /* Not a lone command, which sh would exec, losing its own
+         * command line. */
+        const char *argv[] = { "/bin/sh", "-c", "sleep 600; :", "-uuid", uuid, NULL };
+        pid_t pid = fork();
+
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                (void) setpgid(0, 0);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        return pid;
+}
+
 /* Errors: no shared RAM, the QEMU gone, a uuid of nobody, claimants. */
 static void test_errors(void) {
         g_autoptr(LibvirtHarness) h = NULL;
@@ -503,10 +706,8 @@ static void test_errors(void) {
         pid_t pid = 0, fake;
         int pidfd = -1, other = -1;
 
-        if (!libvirt_harness_available())
+        if (!(h = libvirt_harness_new_started()))
                 return;
-        h = libvirt_harness_new();
-        libvirt_harness_start(h);
         dom = start_private_domain(h, "ram-private");
         uuid = domain_uuid(dom);
 
@@ -518,16 +719,7 @@ static void test_errors(void) {
         g_assert_cmpint(libvirt_ram_find_qemu(uuid, 0, &pid, &pidfd, msg, sizeof msg), ==, -ESRCH);
 
         /* Someone else claims the uuid: refused, unless the uid tells. */
-        /* Not a lone command, which sh would exec, losing its own
-         * command line. */
-        const char *argv[] = { "/bin/sh", "-c", "sleep 600; :", "-uuid", uuid, NULL };
-        fake = fork();
-        g_assert_cmpint(fake, >=, 0);
-        if (fake == 0) {
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                execv(argv[0], (char **) argv);
-                _exit(127);
-        }
+        fake = spawn_claimant(uuid);
         /* The claim shows once sh runs. */
         while (libvirt_ram_find_qemu(uuid, 0, &pid, &other, msg, sizeof msg) != 0)
                 g_usleep(1000);
@@ -535,7 +727,7 @@ static void test_errors(void) {
         close(other);
         g_assert_cmpint(libvirt_ram_find_qemu(uuid, (uid_t) -1, &pid, &pidfd, msg, sizeof msg), ==, -ENOTUNIQ);
         g_test_message("%s", msg);
-        g_assert_cmpint(kill(fake, SIGKILL), ==, 0);
+        g_assert_cmpint(kill(-fake, SIGKILL), ==, 0);
         g_assert_cmpint(waitpid(fake, NULL, 0), ==, fake);
 
         /* No shared RAM: its own error, naming the XML to add. */
@@ -562,6 +754,7 @@ int main(int argc, char **argv) {
         libvirt_harness_enter_namespace();
         g_test_init(&argc, &argv, NULL);
         VT_TESTS("/libvirt-ram/", test_parse_maps_line, test_scan, test_cmdline, test_file_backing,
-                 test_memfd_backing, test_errors);
+                 test_memfd_backing, test_errors, test_layout, test_layout_moved,
+                 test_xml_layout);
         return g_test_run();
 }

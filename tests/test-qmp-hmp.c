@@ -955,27 +955,39 @@ static void test_live_registers_long_mode(gconstpointer data) {
         qemu_vm_free(vm);
 }
 
-/* The hole SeaBIOS has not opened yet is closed; other holes stay. */
-static void test_pam_hole(void) {
+/* The holes below 1 MiB (the BIOS SeaBIOS has not opened yet, a VGA
+ * window) are closed where the file's offsets span them; other holes
+ * stay. */
+static void test_legacy_hole(void) {
         vmsig_gpa_range early[] = {
                 { 0, 0xc0000, 0 },
                 { 0x100000, 0x7ff00000, 0x100000 },
                 { UINT64_C(0x100000000), UINT64_C(0x40000000), UINT64_C(0x80000000) },
         };
+        /* A VGA device at reset: the VGA window and the BIOS, one hole. */
         vmsig_gpa_range vga[] = { { 0, 0xa0000, 0 }, { 0x100000, 0x100000, 0x100000 } };
+        /* The same once SeaBIOS opened the shadow RAM. */
+        vmsig_gpa_range vga_later[] = { { 0, 0xa0000, 0 }, { 0xc0000, 0x140000, 0xc0000 } };
         vmsig_gpa_range shifted[] = { { 0, 0xc0000, 0 }, { 0x100000, 0x100000, 0x200000 } };
+        vmsig_gpa_range below[] = { { 0, 0x90000, 0 }, { 0x100000, 0x100000, 0x100000 } };
+        vmsig_gpa_range above[] = { { 0, 0xa0000, 0 }, { 0x101000, 0x100000, 0x101000 } };
 
-        g_assert_cmpuint(qmp_ram_map_close_pam_hole(early, G_N_ELEMENTS(early)), ==, 2);
+        g_assert_cmpuint(qmp_ram_map_close_legacy_hole(early, G_N_ELEMENTS(early)), ==, 2);
         g_assert_cmphex(early[0].gpa, ==, 0);
         g_assert_cmphex(early[0].size, ==, 0x80000000);
         g_assert_cmphex(early[0].offset, ==, 0);
         g_assert_cmphex(early[1].gpa, ==, UINT64_C(0x100000000));
         g_assert_cmphex(early[1].offset, ==, UINT64_C(0x80000000));
-        /* The VGA window is no RAM of the file's. */
-        g_assert_cmpuint(qmp_ram_map_close_pam_hole(vga, G_N_ELEMENTS(vga)), ==, 2);
-        /* Nor a hole the file does not span. */
-        g_assert_cmpuint(qmp_ram_map_close_pam_hole(shifted, G_N_ELEMENTS(shifted)), ==, 2);
-        g_assert_cmpuint(qmp_ram_map_close_pam_hole(NULL, 0), ==, 0);
+        g_assert_cmpuint(qmp_ram_map_close_legacy_hole(vga, G_N_ELEMENTS(vga)), ==, 1);
+        g_assert_cmphex(vga[0].size, ==, 0x200000);
+        g_assert_cmpuint(qmp_ram_map_close_legacy_hole(vga_later, G_N_ELEMENTS(vga_later)), ==, 1);
+        g_assert_cmphex(vga_later[0].size, ==, 0x200000);
+        /* Not a hole the file does not span, nor one that reaches out of
+         * the legacy area. */
+        g_assert_cmpuint(qmp_ram_map_close_legacy_hole(shifted, G_N_ELEMENTS(shifted)), ==, 2);
+        g_assert_cmpuint(qmp_ram_map_close_legacy_hole(below, G_N_ELEMENTS(below)), ==, 2);
+        g_assert_cmpuint(qmp_ram_map_close_legacy_hole(above, G_N_ELEMENTS(above)), ==, 2);
+        g_assert_cmpuint(qmp_ram_map_close_legacy_hole(NULL, 0), ==, 0);
 }
 
 int main(int argc, char **argv) {
@@ -994,6 +1006,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/qmp-hmp/live/registers/firmware", test_live_registers_firmware);
         g_test_add_data_func("/qmp-hmp/live/registers/4-level", GUINT_TO_POINTER(4), test_live_registers_long_mode);
         g_test_add_data_func("/qmp-hmp/live/registers/5-level", GUINT_TO_POINTER(5), test_live_registers_long_mode);
-        g_test_add_func("/qmp-hmp/pam-hole", test_pam_hole);
+        g_test_add_func("/qmp-hmp/legacy-hole", test_legacy_hole);
         return g_test_run();
 }

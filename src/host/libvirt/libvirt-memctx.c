@@ -3,7 +3,9 @@
  * The memctx adapter of a libvirt domain: its guest RAM found from the
  * QEMU process (libvirt-ram.h), its lifecycle, epochs and bootstrap those
  * of every backend (host-ram.h), and where the RAM sits in guest-physical
- * space asked of QEMU through the monitor passthrough (qmp-ram-map.h).
+ * space asked of QEMU through the monitor passthrough (qmp-ram-map.h), or
+ * without it computed from the machine type in the domain's live XML
+ * (libvirt-xml.h).
  *
  * A domain that stops is detached, so each start of its QEMU is a new
  * endpoint; a reboot is a new epoch of the same RAM (host-ram.c follows
@@ -11,21 +13,17 @@
  * looked for again, and another pid is another guest.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fd-util.h"
 #include "libvirt-internal.h"
+#include "libvirt-xml.h"
 #include "log.h"
 #include "macro.h"
 #include "qmp-ram-map.h"
-
-/* Below this much RAM, pc and q35 machines alike put all of it at the
- * guest-physical address of its offset (q35 splits from 2.75 GiB, pc
- * from 3.5 GiB): a flat map is right without asking QEMU. */
-#define FLAT_RAM_MAX UINT64_C(0xb0000000)
 
 /* The domain's QEMU and its shared RAM, opened; the message says why
  * not. */
@@ -58,42 +56,101 @@ bool lv_memctx_probe(lv_domain *d) {
         return false;
 }
 
+/* Where the RAM found sits in guest-physical space: asked of QEMU through
+ * the monitor passthrough, or, without it (or without its answer),
+ * computed from the machine type in the domain's live XML on the worker
+ * (libvirt-xml.h). */
 typedef struct map_query {
+        lv_job base; /* the XML's job */
         lv_domain *domain; /* a reference */
+        vmsig_libvirt *lv;
         unsigned serial;
         libvirt_ram ram;
+        char why_not_monitor[LIBVIRT_RAM_MESSAGE_MAX]; /* empty: the monitor is off */
+        /* The worker's answer from the XML: */
+        int error;
+        char message[LIBVIRT_RAM_MESSAGE_MAX];
+        vmsig_gpa_range ranges[QEMU_RAM_LAYOUT_MAX_RANGES];
+        size_t n;
 } map_query;
 
-/* Takes r's fds, whatever the outcome. */
-static void ram_install(lv_domain *d, libvirt_ram *r, vmsig_gpa_range *ranges, size_t n) {
-        host_ram_set_ranges(&d->ram, ranges, n);
-        (void) host_ram_sync_fds(&d->ram, r->pid, TAKE_FD(r->ro_fd), TAKE_FD(r->rw_fd));
-}
-
-/* Without QEMU's word on the map: flat if that is right for any machine,
- * else no memctx (a wrong map would show the guest wrong memory). */
-static void ram_without_map(lv_domain *d, libvirt_ram *r, const char *why) {
-        if (r->size < FLAT_RAM_MAX)
-                return ram_install(d, r, NULL, 0);
-        log_warning("libvirt domain '%s' has no memory context: %s, and its %" PRIu64 " MiB of RAM are not flat in "
-                    "guest-physical space below the low-memory split; the map needs QEMU's monitor.",
-                    d->name, why, r->size >> 20);
-        libvirt_ram_done(r);
-}
-
-static void on_map(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata) {
-        map_query *q = userdata;
+/* Takes ranges (malloc()ed) and q, whatever the outcome. */
+static void map_finish(map_query *q, int error, const char *message, vmsig_gpa_range *ranges, size_t n) {
         lv_domain *d = q->domain;
 
         if (error == -ENODEV || q->serial != d->ram_serial || !d->ram.attached)
                 free(ranges); /* detached, or a newer QEMU was found since */
         else if (error < 0)
-                ram_without_map(d, &q->ram, message ?: "QEMU did not tell its map");
-        else
-                ram_install(d, &q->ram, ranges, n);
+                /* A wrong map would show the guest wrong memory: none. */
+                log_warning("libvirt domain '%s' has no memory context: %s%s%s", d->name, q->why_not_monitor,
+                            q->why_not_monitor[0] ? "; and without it: " : "", message);
+        else {
+                host_ram_set_ranges(&d->ram, ranges, n);
+                (void) host_ram_sync_fds(&d->ram, q->ram.pid, TAKE_FD(q->ram.ro_fd), TAKE_FD(q->ram.rw_fd));
+        }
         libvirt_ram_done(&q->ram);
         lv_domain_unref(d);
         free(q);
+}
+
+static void layout_run(lv_job *j) {
+        map_query *q = (map_query *) j;
+        _cleanup_free_ char *xml = NULL;
+        virDomainPtr dom;
+
+        if (!q->lv->conn) {
+                q->error = lv_not_connected(q->lv, q->message, sizeof q->message);
+                return;
+        }
+        /* Flags 0: the live XML, which names the machine type QEMU runs. */
+        dom = lv_domain_lookup(q->domain, q->lv);
+        xml = dom ? virDomainGetXMLDesc(dom, 0) : NULL;
+        if (!xml) {
+                q->error = lv_error(q->message, sizeof q->message);
+                return;
+        }
+        q->error = libvirt_xml_ram_layout(xml, strlen(xml), q->ram.size, q->ranges, &q->n, q->message,
+                                          sizeof q->message);
+}
+
+static void layout_done(lv_job *j) {
+        map_query *q = (map_query *) j;
+        vmsig_gpa_range *ranges = NULL;
+        int error = q->base.cancelled ? -ENODEV : q->error;
+
+        if (error >= 0) {
+                ranges = malloc(q->n * sizeof *ranges);
+                if (ranges)
+                        memcpy(ranges, q->ranges, q->n * sizeof *ranges);
+                else
+                        error = log_oom();
+        }
+        map_finish(q, error, q->message, ranges, q->n);
+}
+
+/* The map from the domain's XML, on the worker. Takes q. */
+static void layout_query(map_query *q) {
+        lv_domain *d = q->domain;
+
+        if (!d->owner)
+                return map_finish(q, -ENODEV, NULL, NULL, 0);
+        q->lv = d->owner;
+        if (q->lv->connected)
+                return lv_worker_submit(q->lv->worker, &q->base);
+        /* Answered from the loop: after the reconnection, lv_memctx_sync()
+         * asks again. */
+        q->error = lv_not_connected(q->lv, q->message, sizeof q->message);
+        lv_worker_post(q->lv->worker, &q->base);
+}
+
+static void on_map(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata) {
+        map_query *q = userdata;
+
+        if (error >= 0 || error == -ENODEV)
+                return map_finish(q, error, message, ranges, n);
+        snprintf(q->why_not_monitor, sizeof q->why_not_monitor, "QEMU's monitor did not tell the map (%s)",
+                 message ?: strerror(-error));
+        layout_query(q);
 }
 
 /* Takes r. */
@@ -104,15 +161,16 @@ static void ram_map(lv_domain *d, libvirt_ram *r) {
         int k;
 
         d->ram_serial++;
-        if (!d->owner->monitor)
-                return ram_without_map(d, r, "the monitor passthrough is off (<libvirt monitor=\"no\">)");
         q = calloc(1, sizeof *q);
         if (!q) {
                 libvirt_ram_done(r);
                 return (void) log_oom();
         }
-        *q = (map_query) { .domain = lv_domain_ref(d), .serial = d->ram_serial, .ram = *r };
+        *q = (map_query) { .base = { .run = layout_run, .done = layout_done }, .domain = lv_domain_ref(d),
+                           .serial = d->ram_serial, .ram = *r };
         *r = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
+        if (!d->owner->monitor)
+                return layout_query(q);
         k = qmp_ram_map_query(&monitor, &target, on_map, q);
         if (k < 0)
                 on_map(k, strerror(-k), NULL, 0, q);

@@ -37,15 +37,16 @@ static void finish_reply(query *q, const qmp_reply *reply) {
         finish(q, reply->error < 0 ? reply->error : -EIO, reply->message ?: "QEMU gave no answer", NULL, 0);
 }
 
-#define PAM_START UINT64_C(0xc0000)
-#define PAM_END UINT64_C(0x100000)
+/* The legacy area of a PC: the VGA window and the BIOS areas. */
+#define LEGACY_START UINT64_C(0xa0000)
+#define LEGACY_END UINT64_C(0x100000)
 
-size_t qmp_ram_map_close_pam_hole(vmsig_gpa_range *r, size_t n) {
+size_t qmp_ram_map_close_legacy_hole(vmsig_gpa_range *r, size_t n) {
         assert(r || n == 0);
         for (size_t i = 0; i + 1 < n; i++) {
                 uint64_t end = r[i].gpa + r[i].size, offset_end = r[i].offset + r[i].size;
 
-                if (end < PAM_START || r[i + 1].gpa > PAM_END || r[i + 1].gpa <= end ||
+                if (end < LEGACY_START || r[i + 1].gpa > LEGACY_END || r[i + 1].gpa <= end ||
                     r[i + 1].offset < offset_end || r[i + 1].gpa - end != r[i + 1].offset - offset_end)
                         continue;
                 r[i].size = r[i + 1].gpa + r[i + 1].size - r[i].gpa;
@@ -75,7 +76,7 @@ static void on_mtree(const qmp_reply *reply, void *userdata) {
                          q->id, strerror(-r));
                 return finish(q, r, msg, NULL, 0);
         }
-        finish(q, 0, NULL, ranges, qmp_ram_map_close_pam_hole(ranges, n));
+        finish(q, 0, NULL, ranges, qmp_ram_map_close_legacy_hole(ranges, n));
 }
 
 static void ask_mtree(query *q) {

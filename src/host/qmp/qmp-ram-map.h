@@ -49,13 +49,16 @@ typedef struct qmp_ram_target {
  * size) and message says why. */
 typedef void (*qmp_ram_map_fn)(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata);
 
-/* Until the firmware programs the PAM registers, [0xc0000, 0x100000) is
- * the BIOS ROM, not the RAM file, and a map asked for then has a hole
- * there that goes away a moment later (SeaBIOS opens it at once). The
- * hole is the file's, at the offsets either side say: this closes it,
- * so that the map does not depend on when it was asked. Ranges sorted by
+/* Below 1 MiB, what the vCPUs see depends on the devices and on the
+ * firmware's progress: the VGA window [0xa0000, 0xc0000) is the VGA
+ * device's when there is one, and [0xc0000, 0x100000) is the BIOS ROM
+ * until the firmware programs the PAM registers (SeaBIOS does at once).
+ * The RAM behind both is the backend's at its own address all the same,
+ * so a hole there, with the file's offsets either side saying so, is
+ * closed: the map then depends neither on when it was asked nor on the
+ * devices, and is the one qemu-ram-layout.h computes. Ranges sorted by
  * GPA; returns their number now. */
-size_t qmp_ram_map_close_pam_hole(vmsig_gpa_range *ranges, size_t n);
+size_t qmp_ram_map_close_legacy_hole(vmsig_gpa_range *ranges, size_t n);
 
 /* Starts the queries on a ready monitor (copied); fn is called from the
  * loop, exactly once, unless this fails. */
