@@ -7,59 +7,32 @@
  *
  * Latency isolation. A root connection (the probe) makes one cheap call
  * every --interval-ms: GetEndpoint("alpha"), then Properties.Get(State) of
- * alpha, then of slow, in turn; each call is timed. Its p99 while a flood
- * runs is compared with its p99 on the idle daemon: two idle phases of the
- * same length, one before the floods and one after, pooled.
- *                                                  target: p99 < 20 ms
- * The probe is closed-loop: a slow call delays the next one, so under a
- * flood that stalls it fewer calls are made and the p99 understates what
- * a caller at a fixed rate would see (the call counts show it). With
- * --private-socket the same calls also go through vmsigd's private socket,
- * each right after its twin on the bus: report only, for the diagnosis.
- * That connection is open only while a phase runs: while one is open,
- * vmsigd checks its private peers' queues every second, and so never has
- * the 3 quiet seconds after which it trims its heap.
- *   polkit     nobody, 4 processes: connect, call SubscribeMemctx on alpha
- *              (auth_admin_keep, so vmsigd asks polkit) and leave 0.5-4 ms
- *              later without waiting for the answer, over and over
- *   queue      root, holding slow's memory-write lease on a connection of
- *              its own: MemWriteBatch(16 x 4 KiB, pause=true), 4 x
- *              --max-pending calls kept in flight; every queued write
- *              pauses and resumes the stub (latency-ms each), the others
- *              are refused with QuotaExceeded and sent again at once
- *   leasefd    root, holding alpha's power lease: 3 processes write into
- *              the lease fd as hard as they can; it is the read end of a
- *              pipe (EBADF), so they reopen it through /proc/self/fd
- *              (root may) and write until the pipe is full, then wait for
- *              room, as the test of issue 15 does
- *   nonholder  nobody, 3 processes with 16 MemWriteBatch calls of 4096 x 1
- *              byte in flight each, on alpha, whose memory-write lease root
- *              holds: all refused with NotLeaseHolder
- *   nonholder-4k  the same with 4096 x 4 KiB entries (16 MiB a call, the
- *              largest batch vmsigd takes), 2 in flight each
- *   echo-4k    a control, no target: the same flood sent to echo-service's
- *              EchoBatch instead of vmsigd; what is left of root's delay
- *              is the machine's (dbus-daemon, CPUs), not vmsigd's queue
- *   load       (--bench-load PATH) bench-load's 200 clients on its own bus
- *              and vmsigd (it cannot share this one: it starts, configures
- *              and checks its own); the probe connects to that bus and
- *              counts the calls made while bench-load's measured round has
- *              its clients connected (ListNames)
- * Memory. After each flood the bench waits until vmsigd has been idle for
- * 3.3 s by the scheduler's account: it trims its heap 3 s after its last
- * work (src/daemon/memory-trim.c), so the trim is then behind it. Its RSS
- * without guest RAM (RssAnon + RssFile: RssShmem is the stubs' memory) must
- * be within 5 % of what it was before the flood, and its fd count equal.
- * For the load, bench-load's own figures are taken (its warm baseline).
- * Throughput. MemWriteBatch of 1024 x 4 KiB on alpha (memory-write lease
- * held) vs EchoBatch of bench/echo-service, the same call and empty reply
- * on a service that only reads the entries: --batch-runs runs of 16 calls
- * (64 MiB) to each, alternating ABBA, after a warm-up pass of each; the
- * median run of each counts. First, before any flood, on daemons that
- * have not yet received a message over 4 MiB:
- *                                           target: vmsigd/echo >= 0.5
- * and again after the floods, when glibc keeps more heap between messages
- * in every process the 16 MiB batches went through (report only).
+ * alpha, then of slow, in turn, each timed. Its p99 while a flood runs is
+ * compared with its p99 on the idle daemon (two idle phases, one before the
+ * floods and one after, pooled).                   target: p99 < 20 ms
+ * The probe is closed-loop: a flood that stalls it gets fewer calls, and
+ * its p99 understates what a caller at a fixed rate would see. With
+ * --private-socket each call is repeated through vmsigd's private socket
+ * (report only), on a connection open only while a phase runs: while one
+ * is open vmsigd checks its peers' queues every second, and never has the
+ * 3 quiet seconds after which it trims its heap.
+ * The floods are the rows of floods[] (processes of their own, as nobody
+ * or root); echo-4k is a control with no target: the nonholder-4k flood
+ * sent to echo-service, so that what is left of root's delay is the
+ * machine's, not vmsigd's. load (--bench-load PATH) runs bench-load's 200
+ * clients on its own bus and vmsigd and probes that bus while its measured
+ * round has its clients connected.
+ * Memory. After each flood, once vmsigd has been idle for 3.3 s by the
+ * scheduler's account (its heap trim, 3 s after its last work, is then
+ * behind it), its RSS without guest RAM (RssAnon + RssFile) must be within
+ * 5 % of what it was before, and its fd count equal. For the load,
+ * bench-load's own figures (against its warm baseline).
+ * Throughput. MemWriteBatch of 1024 x 4 KiB on alpha vs EchoBatch of the
+ * same on echo-service: --batch-runs runs of 16 calls to each, ABBA, after
+ * a warm-up pass of each, the median run counts. First before any flood
+ * (target: vmsigd/echo >= 0.5), again after them (report only: glibc then
+ * keeps more heap between messages in every process the 16 MiB batches
+ * went through). bench/RESULTS.md ("Floods") tells the rest.
  * Lines starting with "@" are for bench/run.sh.
  */
 #include <dirent.h>
