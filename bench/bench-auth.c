@@ -128,13 +128,8 @@ static int first_samples(const bench_method *vmsig, const bench_method *echo, ui
                          unsigned samples, uint64_t *ret_v, uint64_t *ret_e) {
         int r = 0;
 
-        for (unsigned i = 0; r >= 0 && i < samples; i++) {
-                bool vmsig_first = i % 2 == 0;
-
-                r = one_connection(vmsig_first ? vmsig : echo, vmsig_first ? &sv[i] : &se[i]);
-                if (r >= 0)
-                        r = one_connection(vmsig_first ? echo : vmsig, vmsig_first ? &se[i] : &sv[i]);
-        }
+        for (unsigned i = 0; r >= 0 && i < 2 * samples; i++)
+                r = bench_abba(i) == 0 ? one_connection(vmsig, &sv[i / 2]) : one_connection(echo, &se[i / 2]);
         *ret_v = bench_median(sv, samples);
         *ret_e = bench_median(se, samples);
         return r;

@@ -3,83 +3,48 @@
  * bench-bootstrap (issue 14): how long vmsigd's address-space bootstrap
  * takes from "the guest kernel's structures are in place and its vCPU runs
  * on them" to BootstrapState "ready", and how much CPU vmsigd spends while
- * it waits for a kernel. It starts its own private system buses and
- * vmsigds (--vmsigd, with data/org.vmsig.conf from --srcdir), one per
- * configuration, each vmsigd on a bus of its own, so that a measured and a
- * baseline daemon can run side by side.
+ * it waits for a kernel. Each configuration gets a private system bus and
+ * a vmsigd of its own (--vmsigd, data/org.vmsig.conf from --srcdir), so
+ * that a measured and a baseline daemon can run side by side.
  *
- *   stub   A stub VM of 256 MiB with bootstrap="yes" (its simulated vCPU,
- *          stub.h, leaves the firmware when the guest writes its CR3 and a
- *          magic at 0x500). The bench builds a synthetic Windows guest
- *          (tests/guest-image.c: tables, decoys, firmware bytes, the System
- *          EPROCESS 2 MiB below the top of RAM so that the scan goes through
- *          all of it) in a memfd of its own, every page populated with
- *          pseudo-random bytes as in a guest that touched all its memory
- *          (--sparse: only the structures), and copies it into the stub
- *          with MemWriteBatch under the memory-write lease, the mailbox's
- *          magic last with one MemWrite. Latency: from that MemWrite's reply
- *          to the PropertiesChanged that says BootstrapState "ready" (the
- *          match is in place before anything is written). Then RUNS - 1
- *          more times: clear the magic, Reset (power lease; a reset keeps
- *          RAM), wait for "booting", write the magic again; the epoch and
- *          the root are checked after each run with SubscribeMemctx.
- *          Before each timed write the bench sleeps for 200 ms (the stub's
- *          firmware) plus a random part of the vCPU poll interval, so that
- *          the kernel "starts" at a random phase of vmsigd's 250 ms look at
- *          the vCPU, as a real one does (after a Reset the poll is
- *          otherwise in step with the bench); the phases are stratified,
- *          one in each 1/RUNS of the interval, so that few runs sample it
- *          evenly. The "searching" signal splits each sample into the wait
- *          for that look and the attempt.
- *   cpu    vmsigd's utime + stime (/proc/PID/stat) per wall second, as a
- *          percentage of one core, (a) while the stub VM sits in its
- *          firmware (paging off) for CPU_SECONDS, and (b) for
- *          NOSYSTEM_SECONDS from the start of a kernel whose System process
- *          never appears (the same image with its EPROCESS page zeroed,
- *          then a Reset and the mailbox: tables and a running vCPU, nothing
- *          to find), and then for STEADY_SECONDS more once the backoff has
- *          reached its 8 s cap. Baseline: a second vmsigd on a second bus
- *          with the same stub VM but bootstrap="no", over the same wall
- *          time (both are sampled together).
- *   qemu   (armed build) QEMU under TCG running tests/guest/longmode.S, the
- *          synthetic vCPU, with images written by tests/win-image.c into
- *          its RAM file: the stale-boot scenario, boot 1 and boot 2 in
- *          turn across system_reset (RAM keeps the other boot's intact
- *          kernel, which must be passed over). vmsigd finds the VM through
- *          a trigger file. Latency: from the moment the bench sees the vCPU
- *          in long mode on the image's root (`info registers` on a QMP
- *          session of its own, the handshake of tests/synthetic-vcpu.c) to
- *          "ready"; again after a stratified random part of the poll
- *          interval. CPU (c): vmsigd while the program waits with paging
- *          off, and as the baseline the same vmsigd with the same VM once
- *          its root is published and nobody watches it (a QEMU VM has no
- *          bootstrap="no"), sequentially.
- *   linux  (armed build) Debian's cloud kernel (VMSIG_TEST_KERNEL, or the
- *          newest /boot/vmlinuz-*-cloud-amd64) with a busybox initramfs
- *          packed as tests/linux-guest.c packs its own (/init prints a
- *          marker on the serial console), QEMU started paused (-S) and
- *          attached to vmsigd before "cont" (sent after a stratified random
- *          part of the poll interval). Times from "cont" (the vCPU starts)
- *          to: the kernel's switch to its own page tables, found by
- *          polling `info registers` every POLL_MS until CR3's kernel half
- *          has an entry (the criterion vmsigd's bootstrap uses, so this is
- *          when a kernel first becomes findable), "ready", and the init
- *          marker on the serial console. Latency: switch -> ready.
+ *   stub   A 256 MiB stub VM with bootstrap="yes" (stub.h: its vCPU leaves
+ *          the firmware once the guest writes CR3 and a magic at 0x500). A
+ *          synthetic Windows guest (tests/guest-image.c, the System EPROCESS
+ *          2 MiB below the top so that the scan reads all of RAM; every page
+ *          populated unless --sparse) is copied in with MemWriteBatch under
+ *          the memory-write lease, the magic last with one MemWrite.
+ *          Latency: that MemWrite's reply -> the PropertiesChanged saying
+ *          "ready". RUNS boots, a Reset (RAM kept) between them; the root
+ *          and epoch checked after each with SubscribeMemctx.
+ *   cpu    vmsigd's utime + stime per wall second, % of one core: (a) the
+ *          stub VM in its firmware for CPU_SECONDS, (b) NOSYSTEM_SECONDS
+ *          from the start of a kernel whose System process never appears
+ *          (its EPROCESS page zeroed), then STEADY_SECONDS once the backoff
+ *          is at its 8 s cap. Baseline: a second vmsigd with the same stub
+ *          VM and bootstrap="no", sampled over the same wall time.
+ *   qemu   (armed build) QEMU (TCG) running tests/guest/longmode.S, the
+ *          synthetic vCPU, on tests/win-image.c's stale-boot scenario in
+ *          its RAM file: boots 1 and 2 in turn across system_reset, the
+ *          other boot's kernel left in RAM to be passed over. Latency: the
+ *          bench seeing the vCPU in long mode on the image's root (`info
+ *          registers` on its own QMP session) -> "ready". CPU (c): with the
+ *          program waiting, paging off; baseline the same VM once ready and
+ *          unwatched.
+ *   linux  (armed build) Debian's cloud kernel (--kernel, VMSIG_TEST_KERNEL
+ *          or the newest /boot/vmlinuz-*-cloud-amd64) with a busybox
+ *          initramfs, QEMU started paused and attached before "cont". From
+ *          "cont": the kernel's switch to its own tables (`info registers`
+ *          every POLL_MS until CR3's kernel half has an entry, vmsigd's own
+ *          criterion), "ready", the init's marker on the serial console.
+ *          Latency: switch -> ready.
  *
- * Baseline of each latency, in the same run: what an attempt does, done
- * in this process on the same RAM (the stub's image in the bench's memfd;
- * QEMU's RAM file) in one go: the low stub, the Linux probe of the vCPU's
- * CR3, the EPROCESS scan in steps of the default budget with the same
- * kernel-half check of each find (Windows), plus one D-Bus round trip
- * (Properties.Get of BootstrapState, median of 200), plus for QEMU one
- * `info registers` round trip on the bench's session (the vCPU look), plus
- * half the vCPU poll interval: the wait, on average, for the look that
- * notices a kernel starting at a random time. That is the design's own
- * expected latency with no overhead; ratio = measured median / baseline.
- * The poll interval is the design (README: looked at every 250 ms), so it
- * is in the baseline rather than counted against vmsigd; the split into
- * poll wait and attempt shows both. Targets: median < 1 s; CPU < 1 % of a
- * core.
+ * The kernel "starts" after a stratified random part of vmsigd's 250 ms
+ * vCPU poll interval (phases_init()), as a real one does; the "searching"
+ * signal splits each sample into the wait for the look and the attempt.
+ * Baseline of a latency: attempt_in_process() on the same RAM, plus one
+ * D-Bus round trip, plus for QEMU one `info registers`, plus half the poll
+ * interval; ratio = measured median / baseline. Targets: median < 1 s,
+ * CPU < 1 % of a core. bench/RESULTS.md tells the rest.
  *
  * Lines starting with "@" are for bench/run.sh.
  */
@@ -115,6 +80,7 @@
 #include <sys/un.h>
 
 #include "linux-initrd.h"
+#include "qmp-hmp.h"
 #include "win-image.h"
 #endif
 
@@ -369,18 +335,13 @@ static int mem_write_u64(sd_bus *bus, const char *endpoint, uint64_t gpa, uint64
 
 /* n pages of buf to consecutive GPAs from gpa, one MemWriteBatch. */
 static int mem_write_pages(sd_bus *bus, const char *endpoint, uint64_t gpa, const uint8_t *buf, size_t n) {
-        sd_bus_message *m = NULL;
-        int r;
+        const bench_method batch = { .destination = VMSIG_BUS_NAME,
+                                     .path = endpoint,
+                                     .interface = VMSIG_BUS_ENDPOINT_INTERFACE,
+                                     .member = "MemWriteBatch" };
+        uint64_t k = gpa / PAGE;
 
-        r = sd_bus_message_new_method_call(bus, &m, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE,
-                                           "MemWriteBatch");
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "(tay)");
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = bench_append_entry(m, gpa + i * PAGE, buf + i * PAGE, PAGE);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        return bench_call_write(bus, m, r);
+        return bench_call_batch(bus, &batch, buf, (unsigned) n, PAGE, STUB_RAM, &k);
 }
 
 /* Every page of the file that holds data, to the same GPA (a flat
@@ -448,6 +409,22 @@ static int memctx_get(sd_bus *bus, const char *endpoint, uint64_t *ret_dtb, uint
                 r = bench_callf(bus, VMSIG_BUS_NAME, endpoint, VMSIG_BUS_ENDPOINT_INTERFACE, "UnsubscribeMemctx", NULL,
                                 NULL);
         sd_bus_message_unref(reply);
+        return r;
+}
+
+/* The root vmsigd published after a boot must be expect, with an epoch
+ * after *epoch (which becomes the new one). */
+static int check_published(sd_bus *bus, const char *endpoint, const char *boot, uint64_t expect, uint64_t *epoch) {
+        uint64_t dtb = 0, new_epoch = 0;
+        int r = memctx_get(bus, endpoint, &dtb, &new_epoch);
+
+        if (r >= 0 && (dtb != expect || new_epoch <= *epoch)) {
+                fprintf(stderr, "bench-bootstrap: %spublished root 0x%" PRIx64 " epoch %" PRIu64 ", expected 0x%" PRIx64
+                                " and an epoch after %" PRIu64 "\n",
+                        boot, dtb, new_epoch, expect, *epoch);
+                r = -EBADMSG;
+        }
+        *epoch = new_epoch;
         return r;
 }
 
@@ -592,8 +569,8 @@ static int stub_image(GuestImage *img, GuestImageSpec *spec) {
 
 /* One boot: wait 200 ms (the stub's firmware) and a random part of the
  * poll interval, write the magic, time until "ready". */
-static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint64_t *ret_epoch) {
-        uint64_t t0, dtb = 0, epoch = 0;
+static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint64_t *epoch) {
+        uint64_t t0;
         bench_lease memwrite;
         int r;
 
@@ -614,15 +591,7 @@ static int stub_boot_once(service *s, watch *w, const GuestImageSpec *spec, uint
                 return r;
         }
         add_sample(&lat, t0, w);
-        r = memctx_get(s->bus, w->path, &dtb, &epoch);
-        if (r >= 0 && (dtb != spec->dtb || epoch <= *ret_epoch)) {
-                fprintf(stderr, "bench-bootstrap: published root 0x%" PRIx64 " epoch %" PRIu64 ", expected 0x%" PRIx64
-                                " and an epoch after %" PRIu64 "\n",
-                        dtb, epoch, spec->dtb, *ret_epoch);
-                r = -EBADMSG;
-        }
-        *ret_epoch = epoch;
-        return r;
+        return check_published(s->bus, w->path, "", spec->dtb, epoch);
 }
 
 /* The guest program waits again: clear the magic, then Reset (which keeps
@@ -877,22 +846,6 @@ static int run_stub(void) {
 }
 
 #if BENCH_BOOTSTRAP_QEMU
-/* "NAME=<hex>" where NAME starts a word. */
-static bool find_register(const char *text, const char *name, uint64_t *ret) {
-        size_t len = strlen(name);
-
-        for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
-                char *end;
-
-                if ((p != text && p[-1] != ' ' && p[-1] != '\n') || p[len] != '=')
-                        continue;
-                errno = 0;
-                *ret = strtoull(p + len + 1, &end, 16);
-                return errno == 0 && end != p + len + 1;
-        }
-        return false;
-}
-
 /* The first vCPU's control registers, through `info registers`. */
 static int read_registers(bench_qmp *q, vmsig_vcpu_state *ret) {
         char *line = NULL;
@@ -900,9 +853,10 @@ static int read_registers(bench_qmp *q, vmsig_vcpu_state *ret) {
         json_object *o = r >= 0 ? json_tokener_parse(line) : NULL, *v = NULL;
         const char *text = o && json_object_object_get_ex(o, "return", &v) ? json_object_get_string(v) : NULL;
 
-        if (r >= 0 && (!text || !find_register(text, "CR0", &ret->cr0) || !find_register(text, "CR3", &ret->cr3) ||
-                       !find_register(text, "CR4", &ret->cr4) || !find_register(text, "EFER", &ret->efer)))
-                r = -EBADMSG;
+        /* vmsigd's own parser (the QEMU backend's): the bench reads the
+         * vCPU as vmsigd does. */
+        if (r >= 0)
+                r = text ? qmp_hmp_parse_registers(text, ret) : -EBADMSG;
         json_object_put(o);
         return r;
 }
@@ -1124,7 +1078,8 @@ static int synthetic_reset(qemu *q, sd_bus *bus) {
  * phase, the handshake, until "ready"; the published root checked. */
 static int qemu_boot_once(service *s, qemu *q, watch *w, const win_image *img, unsigned boot, uint64_t *epoch,
                           unsigned *before_t0) {
-        uint64_t t0 = 0, start, dtb = 0, published = 0, new_epoch = 0;
+        uint64_t t0 = 0, start, dtb = 0;
+        char what[32];
         vmsig_gpa_range range;
         win_expect e;
         int r = win_stale_boot_write(img, boot, 19041, SYNTHETIC_SEED, &e);
@@ -1149,17 +1104,8 @@ static int qemu_boot_once(service *s, qemu *q, watch *w, const win_image *img, u
         r = attempt_in_process(&src, e.dtb, 4, &lat.detect[lat.n_detect++], &dtb);
         if (r >= 0 && dtb != e.dtb)
                 r = -EBADMSG;
-        if (r >= 0)
-                r = memctx_get(s->bus, w->path, &published, &new_epoch);
-        if (r >= 0 && (published != e.dtb || new_epoch <= *epoch)) {
-                fprintf(stderr,
-                        "bench-bootstrap: boot %u: published 0x%" PRIx64 " epoch %" PRIu64 ", expected 0x%" PRIx64
-                        " after epoch %" PRIu64 "\n",
-                        boot, published, new_epoch, e.dtb, *epoch);
-                r = -EBADMSG;
-        }
-        *epoch = new_epoch;
-        return r;
+        snprintf(what, sizeof what, "boot %u: ", boot);
+        return r < 0 ? r : check_published(s->bus, w->path, what, e.dtb, epoch);
 }
 
 /* (c) The boots in turn, across system_reset; the latency report. */

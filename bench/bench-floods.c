@@ -7,59 +7,32 @@
  *
  * Latency isolation. A root connection (the probe) makes one cheap call
  * every --interval-ms: GetEndpoint("alpha"), then Properties.Get(State) of
- * alpha, then of slow, in turn; each call is timed. Its p99 while a flood
- * runs is compared with its p99 on the idle daemon: two idle phases of the
- * same length, one before the floods and one after, pooled.
- *                                                  target: p99 < 20 ms
- * The probe is closed-loop: a slow call delays the next one, so under a
- * flood that stalls it fewer calls are made and the p99 understates what
- * a caller at a fixed rate would see (the call counts show it). With
- * --private-socket the same calls also go through vmsigd's private socket,
- * each right after its twin on the bus: report only, for the diagnosis.
- * That connection is open only while a phase runs: while one is open,
- * vmsigd checks its private peers' queues every second, and so never has
- * the 3 quiet seconds after which it trims its heap.
- *   polkit     nobody, 4 processes: connect, call SubscribeMemctx on alpha
- *              (auth_admin_keep, so vmsigd asks polkit) and leave 0.5-4 ms
- *              later without waiting for the answer, over and over
- *   queue      root, holding slow's memory-write lease on a connection of
- *              its own: MemWriteBatch(16 x 4 KiB, pause=true), 4 x
- *              --max-pending calls kept in flight; every queued write
- *              pauses and resumes the stub (latency-ms each), the others
- *              are refused with QuotaExceeded and sent again at once
- *   leasefd    root, holding alpha's power lease: 3 processes write into
- *              the lease fd as hard as they can; it is the read end of a
- *              pipe (EBADF), so they reopen it through /proc/self/fd
- *              (root may) and write until the pipe is full, then wait for
- *              room, as the test of issue 15 does
- *   nonholder  nobody, 3 processes with 16 MemWriteBatch calls of 4096 x 1
- *              byte in flight each, on alpha, whose memory-write lease root
- *              holds: all refused with NotLeaseHolder
- *   nonholder-4k  the same with 4096 x 4 KiB entries (16 MiB a call, the
- *              largest batch vmsigd takes), 2 in flight each
- *   echo-4k    a control, no target: the same flood sent to echo-service's
- *              EchoBatch instead of vmsigd; what is left of root's delay
- *              is the machine's (dbus-daemon, CPUs), not vmsigd's queue
- *   load       (--bench-load PATH) bench-load's 200 clients on its own bus
- *              and vmsigd (it cannot share this one: it starts, configures
- *              and checks its own); the probe connects to that bus and
- *              counts the calls made while bench-load's measured round has
- *              its clients connected (ListNames)
- * Memory. After each flood the bench waits until vmsigd has been idle for
- * 3.3 s by the scheduler's account: it trims its heap 3 s after its last
- * work (src/daemon/memory-trim.c), so the trim is then behind it. Its RSS
- * without guest RAM (RssAnon + RssFile: RssShmem is the stubs' memory) must
- * be within 5 % of what it was before the flood, and its fd count equal.
- * For the load, bench-load's own figures are taken (its warm baseline).
- * Throughput. MemWriteBatch of 1024 x 4 KiB on alpha (memory-write lease
- * held) vs EchoBatch of bench/echo-service, the same call and empty reply
- * on a service that only reads the entries: --batch-runs runs of 16 calls
- * (64 MiB) to each, alternating ABBA, after a warm-up pass of each; the
- * median run of each counts. First, before any flood, on daemons that
- * have not yet received a message over 4 MiB:
- *                                           target: vmsigd/echo >= 0.5
- * and again after the floods, when glibc keeps more heap between messages
- * in every process the 16 MiB batches went through (report only).
+ * alpha, then of slow, in turn, each timed. Its p99 while a flood runs is
+ * compared with its p99 on the idle daemon (two idle phases, one before the
+ * floods and one after, pooled).                   target: p99 < 20 ms
+ * The probe is closed-loop: a flood that stalls it gets fewer calls, and
+ * its p99 understates what a caller at a fixed rate would see. With
+ * --private-socket each call is repeated through vmsigd's private socket
+ * (report only), on a connection open only while a phase runs: while one
+ * is open vmsigd checks its peers' queues every second, and never has the
+ * 3 quiet seconds after which it trims its heap.
+ * The floods are the rows of floods[] (processes of their own, as nobody
+ * or root); echo-4k is a control with no target: the nonholder-4k flood
+ * sent to echo-service, so that what is left of root's delay is the
+ * machine's, not vmsigd's. load (--bench-load PATH) runs bench-load's 200
+ * clients on its own bus and vmsigd and probes that bus while its measured
+ * round has its clients connected.
+ * Memory. After each flood, once vmsigd has been idle for 3.3 s by the
+ * scheduler's account (its heap trim, 3 s after its last work, is then
+ * behind it), its RSS without guest RAM (RssAnon + RssFile) must be within
+ * 5 % of what it was before, and its fd count equal. For the load,
+ * bench-load's own figures (against its warm baseline).
+ * Throughput. MemWriteBatch of 1024 x 4 KiB on alpha vs EchoBatch of the
+ * same on echo-service: --batch-runs runs of 16 calls to each, ABBA, after
+ * a warm-up pass of each, the median run counts. First before any flood
+ * (target: vmsigd/echo >= 0.5), again after them (report only: glibc then
+ * keeps more heap between messages in every process the 16 MiB batches
+ * went through). bench/RESULTS.md ("Floods") tells the rest.
  * Lines starting with "@" are for bench/run.sh.
  */
 #include <dirent.h>
@@ -81,12 +54,6 @@
 
 #include "bench-lib.h"
 
-#define VMSIG_NAME VMSIG_BUS_NAME
-#define MANAGER_PATH VMSIG_BUS_PATH
-#define MANAGER_INTERFACE VMSIG_BUS_MANAGER_INTERFACE
-#define ENDPOINT_INTERFACE VMSIG_BUS_ENDPOINT_INTERFACE
-#define PROPERTIES_INTERFACE BENCH_PROPERTIES_INTERFACE
-#define ECHO_NAME BENCH_ECHO_NAME
 #define DBUS_NAME "org.freedesktop.DBus"
 #define DBUS_PATH "/org/freedesktop/DBus"
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
@@ -104,8 +71,7 @@
 
 #define ENTRY_SIZE 4096u
 #define QUEUE_ENTRIES 16u
-#define QUEUE_REGION (QUEUE_ENTRIES * ENTRY_SIZE) /* the part of slow's RAM the queue flood writes */
-#define FLOOD_ENTRIES 4096u                       /* vmsigd's limit per batch */
+#define FLOOD_ENTRIES 4096u /* vmsigd's limit per batch */
 #define THROUGHPUT_ENTRIES 1024u
 #define THROUGHPUT_CALLS 16u
 #define MAX_CHILDREN 8
@@ -187,11 +153,11 @@ static int probe_call(probe *p, uint64_t *ret_nsec) {
         int r;
 
         if (turn == 0)
-                r = sd_bus_call_method(p->bus, p->destination, MANAGER_PATH, MANAGER_INTERFACE, "GetEndpoint",
-                                       &error, &reply, "s", p->name);
+                r = sd_bus_call_method(p->bus, p->destination, VMSIG_BUS_PATH, VMSIG_BUS_MANAGER_INTERFACE,
+                                       "GetEndpoint", &error, &reply, "s", p->name);
         else
-                r = sd_bus_call_method(p->bus, p->destination, p->paths[turn - 1], PROPERTIES_INTERFACE, "Get",
-                                       &error, &reply, "ss", ENDPOINT_INTERFACE, "State");
+                r = sd_bus_call_method(p->bus, p->destination, p->paths[turn - 1], BENCH_PROPERTIES_INTERFACE, "Get",
+                                       &error, &reply, "ss", VMSIG_BUS_ENDPOINT_INTERFACE, "State");
         *ret_nsec = bench_now_nsec() - start;
         /* A peer-to-peer server sends its signals to its only peer. */
         if (!p->destination)
@@ -401,7 +367,7 @@ static int flood_polkit(const flood_spec *s, flood_counts *c) {
 
                 if (r >= 0) {
                         c->connections++;
-                        r = sd_bus_call_method_async(bus, NULL, VMSIG_NAME, s->path, ENDPOINT_INTERFACE,
+                        r = sd_bus_call_method_async(bus, NULL, VMSIG_BUS_NAME, s->path, VMSIG_BUS_ENDPOINT_INTERFACE,
                                                      "SubscribeMemctx", NULL, NULL, "");
                 }
                 if (r >= 0)
@@ -457,9 +423,9 @@ static int flooder_send(flooder *f) {
         sd_bus_message *m = NULL;
         int r;
 
-        r = s->echo ? sd_bus_message_new_method_call(f->bus, &m, ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE,
+        r = s->echo ? sd_bus_message_new_method_call(f->bus, &m, BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE,
                                                      "EchoBatch")
-                    : sd_bus_message_new_method_call(f->bus, &m, VMSIG_NAME, s->path, ENDPOINT_INTERFACE,
+                    : sd_bus_message_new_method_call(f->bus, &m, VMSIG_BUS_NAME, s->path, VMSIG_BUS_ENDPOINT_INTERFACE,
                                                      "MemWriteBatch");
         if (r >= 0)
                 r = bench_append_batch(m, f->data, s->entries, s->size, s->ram, &f->k);
@@ -650,21 +616,47 @@ typedef struct phase {
         bool skipped, failed;
 } phase;
 
-typedef int (*phase_start_fn)(context *c, phase *ph, uint64_t deadline);
+/* One flood as data, started by start_flood(): its processes, as whom,
+ * and what each sends. */
+typedef struct flood {
+        const char *key, *title;
+        flood_fn fn;
+        unsigned processes;
+        bool as_nobody;
+        bool on_slow;             /* the queue's region of slow's RAM, else all of alpha's */
+        const char *hold;         /* a lease of alpha a root connection holds for the phase, or NULL */
+        bool pass_lease_fd;       /* the processes get that lease's fd */
+        unsigned entries, window; /* window 0: 4 x --max-pending */
+        size_t size;
+        bool echo, pause, take_lease;
+        bool control; /* no target: it tells where a delay comes from */
+} flood;
 
-static int spawn_n(context *c, phase *ph, unsigned n, flood_fn fn, const flood_spec *spec) {
-        for (unsigned i = 0; i < n; i++) {
-                flood_spec s = *spec;
-                s.seed = spec->seed + i * 7919;
-                if (ph->n_children == MAX_CHILDREN)
-                        return -E2BIG;
-                int r = flood_spawn(&c->nobody, fn, &s, &ph->children[ph->n_children]);
-                if (r < 0)
-                        return r;
-                ph->n_children++;
-        }
-        return 0;
-}
+static const flood floods[] = {
+        { .key = "polkit",
+          .title = "nobody: 4 processes connect, call SubscribeMemctx (polkit asked) and leave 0.5-4 ms later",
+          .fn = flood_polkit, .processes = 4, .as_nobody = true },
+        { .key = "queue",
+          .title = "root holder of slow's memory-write lease: MemWriteBatch(16 x 4 KiB, pause=true), "
+                   "4 x max-pending-calls in flight",
+          .fn = flood_batches, .processes = 1, .on_slow = true, .entries = QUEUE_ENTRIES, .size = ENTRY_SIZE,
+          .pause = true, .take_lease = true },
+        { .key = "leasefd",
+          .title = "root holder of alpha's power lease: 3 processes write into the lease fd, then reopened",
+          .fn = flood_lease_fd, .processes = 3, .hold = "power", .pass_lease_fd = true },
+        { .key = "nonholder",
+          .title = "nobody, 3 processes: MemWriteBatch(4096 x 1 byte) on alpha, 16 in flight each",
+          .fn = flood_batches, .processes = 3, .as_nobody = true, .hold = "memory-write", .entries = FLOOD_ENTRIES,
+          .size = 1, .window = 16 },
+        { .key = "nonholder-4k",
+          .title = "nobody, 3 processes: MemWriteBatch(4096 x 4 KiB, 16 MiB) on alpha, 2 in flight each",
+          .fn = flood_batches, .processes = 3, .as_nobody = true, .hold = "memory-write", .entries = FLOOD_ENTRIES,
+          .size = ENTRY_SIZE, .window = 2 },
+        { .key = "echo-4k",
+          .title = "control: the nonholder-4k flood sent to " BENCH_ECHO_NAME " (EchoBatch) instead of vmsigd",
+          .fn = flood_batches, .processes = 3, .as_nobody = true, .hold = "memory-write", .entries = FLOOD_ENTRIES,
+          .size = ENTRY_SIZE, .window = 2, .echo = true, .control = true },
+};
 
 /* A lease for the phase, held by a root connection of its own. */
 static int phase_hold_lease(phase *ph, const char *path, const char *class) {
@@ -673,54 +665,31 @@ static int phase_hold_lease(phase *ph, const char *path, const char *class) {
         return r < 0 ? r : bench_acquire_lease(ph->holder, path, class, &ph->lease_fd, NULL);
 }
 
-static int start_polkit(context *c, phase *ph, uint64_t deadline) {
-        const flood_spec s = { .as_nobody = true, .fd = -1, .deadline = deadline, .seed = 1, .path = c->alpha };
-        return spawn_n(c, ph, 4, flood_polkit, &s);
-}
-
-static int start_queue(context *c, phase *ph, uint64_t deadline) {
-        const flood_spec s = {
-                .fd = -1, .deadline = deadline, .path = c->slow, .entries = QUEUE_ENTRIES, .size = ENTRY_SIZE,
-                .ram = QUEUE_REGION, .window = 4 * c->opt.max_pending, .pause = true, .take_lease = true,
+static int start_flood(context *c, phase *ph, const flood *f, uint64_t deadline) {
+        flood_spec s = {
+                .as_nobody = f->as_nobody, .fd = -1, .deadline = deadline, .echo = f->echo,
+                .path = f->on_slow ? c->slow : c->alpha, .entries = f->entries, .size = f->size,
+                .ram = f->on_slow ? f->entries * f->size : c->alpha_ram,
+                .window = f->window ? f->window : 4 * c->opt.max_pending, .pause = f->pause,
+                .take_lease = f->take_lease,
         };
-        return spawn_n(c, ph, 1, flood_batches, &s);
-}
+        int r = f->hold ? phase_hold_lease(ph, c->alpha, f->hold) : 0;
 
-static int start_lease_fd(context *c, phase *ph, uint64_t deadline) {
-        int r = phase_hold_lease(ph, c->alpha, "power");
-        flood_spec s = { .deadline = deadline };
-
-        if (r < 0)
-                return r;
-        /* The holder's end takes no data at all. */
-        if (write(ph->lease_fd, "x", 1) >= 0 || errno != EBADF)
-                fprintf(stderr, "bench-floods: a write into the lease fd did not fail with EBADF\n");
-        s.fd = ph->lease_fd;
-        return spawn_n(c, ph, 3, flood_lease_fd, &s);
-}
-
-static int start_nonholder(context *c, phase *ph, uint64_t deadline, size_t size, unsigned window, bool echo) {
-        int r = phase_hold_lease(ph, c->alpha, "memory-write");
-        const flood_spec s = {
-                .as_nobody = true, .fd = -1, .deadline = deadline, .echo = echo, .path = c->alpha,
-                .entries = FLOOD_ENTRIES, .size = size, .ram = c->alpha_ram, .window = window,
-        };
-
-        if (r < 0)
-                return r;
-        return spawn_n(c, ph, 3, flood_batches, &s);
-}
-
-static int start_nonholder_1(context *c, phase *ph, uint64_t deadline) {
-        return start_nonholder(c, ph, deadline, 1, 16, false);
-}
-
-static int start_nonholder_4k(context *c, phase *ph, uint64_t deadline) {
-        return start_nonholder(c, ph, deadline, ENTRY_SIZE, 2, false);
-}
-
-static int start_echo_4k(context *c, phase *ph, uint64_t deadline) {
-        return start_nonholder(c, ph, deadline, ENTRY_SIZE, 2, true);
+        if (r >= 0 && f->pass_lease_fd) {
+                /* The holder's end takes no data at all. */
+                if (write(ph->lease_fd, "x", 1) >= 0 || errno != EBADF)
+                        fprintf(stderr, "bench-floods: a write into the lease fd did not fail with EBADF\n");
+                s.fd = ph->lease_fd;
+        }
+        for (unsigned i = 0; r >= 0 && i < f->processes; i++) {
+                if (ph->n_children == MAX_CHILDREN)
+                        return -E2BIG;
+                s.seed = 1 + i * 7919;
+                r = flood_spawn(&c->nobody, f->fn, &s, &ph->children[ph->n_children]);
+                if (r >= 0)
+                        ph->n_children++;
+        }
+        return r;
 }
 
 /* The probes of the phase: root on the bus and, for the phase only, on
@@ -728,7 +697,7 @@ static int start_echo_4k(context *c, phase *ph, uint64_t deadline) {
  * peers' queues every second, and never gets the 3 quiet seconds after
  * which it trims its heap). */
 static int phase_probes(context *c, phase *ph, probe *p, probe *p2p, sd_bus **p2p_bus) {
-        int r = probe_init(p, c->bus, VMSIG_NAME, c->opt.endpoint, c->opt.slow);
+        int r = probe_init(p, c->bus, VMSIG_BUS_NAME, c->opt.endpoint, c->opt.slow);
 
         if (r >= 0 && c->opt.private_socket) {
                 r = bench_p2p_connect(c->opt.private_socket, p2p_bus);
@@ -741,11 +710,11 @@ static int phase_probes(context *c, phase *ph, probe *p, probe *p2p, sd_bus **p2
 }
 
 /* The flood and the probing, until the deadline; the children reaped. */
-static int phase_flood(context *c, phase *ph, phase_start_fn start, probe *p) {
+static int phase_flood(context *c, phase *ph, const flood *f, probe *p) {
         uint64_t t0 = bench_now_nsec(), deadline = t0 + c->opt.seconds * NSEC_PER_SEC;
         uint64_t s0 = bench_proc_sched_nsec(c->vmsigd),
                  b0 = c->bus_daemon > 0 ? bench_proc_sched_nsec(c->bus_daemon) : 0;
-        int r = start ? start(c, ph, deadline) : 0;
+        int r = f ? start_flood(c, ph, f, deadline) : 0;
 
         if (r >= 0)
                 r = probe_until(p, deadline, c->opt.interval_ms, &ph->lat, c->vmsigd, &ph->peak, NULL, NULL);
@@ -781,7 +750,7 @@ static void phase_print(const phase *ph) {
         fflush(stdout);
 }
 
-static int run_phase(context *c, phase *ph, phase_start_fn start) {
+static int run_phase(context *c, phase *ph, const flood *f) {
         sd_bus *p2p_bus = NULL;
         probe p = {}, p2p = {};
         int r;
@@ -800,7 +769,7 @@ static int run_phase(context *c, phase *ph, phase_start_fn start) {
         audit_count(c->opt.log, &ph->audit_before);
         r = phase_probes(c, ph, &p, &p2p, &p2p_bus);
         if (r >= 0)
-                r = phase_flood(c, ph, start, &p);
+                r = phase_flood(c, ph, f, &p);
         ph->failures = p.failures + (p.p2p ? p2p.failures : 0);
         memcpy(ph->failure, p.failures || !p.p2p ? p.failure : p2p.failure, sizeof ph->failure);
         probe_done(&p);
@@ -870,11 +839,11 @@ typedef struct batch_ctx {
 static int batch_pass(void *userdata, unsigned side, uint64_t *sum) {
         batch_ctx *b = userdata;
         const bench_method m[2] = {
-                { .destination = VMSIG_NAME,
+                { .destination = VMSIG_BUS_NAME,
                   .path = b->c->alpha,
-                  .interface = ENDPOINT_INTERFACE,
+                  .interface = VMSIG_BUS_ENDPOINT_INTERFACE,
                   .member = "MemWriteBatch" },
-                { .destination = ECHO_NAME,
+                { .destination = BENCH_ECHO_NAME,
                   .path = BENCH_ECHO_PATH,
                   .interface = BENCH_ECHO_INTERFACE,
                   .member = "EchoBatch" },
@@ -908,7 +877,7 @@ static int run_throughput(context *c, const char *key, bool *ok) {
                 return -ENOMEM;
         for (size_t i = 0; i < bytes; i++)
                 b.data[i] = (uint8_t) (i * 131 + (i >> 12));
-        printf("== %s: MemWriteBatch of %u x %u bytes on alpha vs EchoBatch of the same on " ECHO_NAME
+        printf("== %s: MemWriteBatch of %u x %u bytes on alpha vs EchoBatch of the same on " BENCH_ECHO_NAME
                ": %u calls (%.0f MiB) per run, median of %u runs, %s\n",
                key, THROUGHPUT_ENTRIES, ENTRY_SIZE, THROUGHPUT_CALLS, mib, runs,
                target ? "before any flood" : "after the floods (report only)");
@@ -1105,7 +1074,7 @@ static int load_probe(context *c, load_run *l, uint64_t start, samples *s) {
                 r = bench_bus_connect(address, &l->probe_bus);
         if (r >= 0) {
                 probe p;
-                r = probe_init(&p, l->probe_bus, VMSIG_NAME, LOAD_PROBE_NAME, LOAD_PROBE_OTHER);
+                r = probe_init(&p, l->probe_bus, VMSIG_BUS_NAME, LOAD_PROBE_NAME, LOAD_PROBE_OTHER);
                 if (r >= 0)
                         r = probe_until(&p, bench_now_nsec() + 300 * NSEC_PER_SEC, c->opt.interval_ms, s, 0, NULL,
                                         load_tick, l);
@@ -1183,26 +1152,6 @@ static int run_load(context *c, double idle_p99, bool *ok) {
 
 /* --- main ------------------------------------------------------------------------------- */
 
-static const struct {
-        const char *key, *title;
-        phase_start_fn start;
-        bool control; /* no target: it tells where a delay comes from */
-} floods[] = {
-        { "polkit", "nobody: 4 processes connect, call SubscribeMemctx (polkit asked) and leave 0.5-4 ms later",
-          start_polkit, false },
-        { "queue", "root holder of slow's memory-write lease: MemWriteBatch(16 x 4 KiB, pause=true), "
-                   "4 x max-pending-calls in flight",
-          start_queue, false },
-        { "leasefd", "root holder of alpha's power lease: 3 processes write into the lease fd, then reopened",
-          start_lease_fd, false },
-        { "nonholder", "nobody, 3 processes: MemWriteBatch(4096 x 1 byte) on alpha, 16 in flight each",
-          start_nonholder_1, false },
-        { "nonholder-4k", "nobody, 3 processes: MemWriteBatch(4096 x 4 KiB, 16 MiB) on alpha, 2 in flight each",
-          start_nonholder_4k, false },
-        { "echo-4k", "control: the nonholder-4k flood sent to " ECHO_NAME " (EchoBatch) instead of vmsigd",
-          start_echo_4k, true },
-};
-
 static void parse_options(int argc, char *argv[], options *o) {
         const bench_option table[] = {
                 BENCH_OPT_U("seconds", &o->seconds, 1, 600),
@@ -1229,7 +1178,7 @@ static void parse_options(int argc, char *argv[], options *o) {
                 "             [--load-calls N]\n"
                 "             [--cases polkit,queue,leasefd,nonholder,nonholder-4k,echo-4k,batch,load]\n"
                 "root's call latency while others flood vmsigd, vmsigd's memory after each flood, and\n"
-                "MemWriteBatch vs EchoBatch of " ECHO_NAME ", on the system bus ($DBUS_SYSTEM_BUS_ADDRESS).\n"
+                "MemWriteBatch vs EchoBatch of " BENCH_ECHO_NAME ", on the system bus ($DBUS_SYSTEM_BUS_ADDRESS).\n"
                 "As root, with polkitd on that bus for the polkit case. --log: vmsigd's stderr (audit\n"
                 "records). --max-pending: vmsigd's max-pending-calls (sizes the queue flood).\n"
                 "--private-socket: vmsigd's; the probe's calls are made through it too (report only).\n");
@@ -1260,9 +1209,9 @@ static int setup(context *c) {
         r = bench_open_system(&c->bus);
         if (r < 0)
                 return r;
-        r = bench_name_pid(c->bus, VMSIG_NAME, &c->vmsigd);
+        r = bench_name_pid(c->bus, VMSIG_BUS_NAME, &c->vmsigd);
         if (r < 0) {
-                fprintf(stderr, "bench-floods: " VMSIG_NAME " is not on the bus: %s\n", strerror(-r));
+                fprintf(stderr, "bench-floods: " VMSIG_BUS_NAME " is not on the bus: %s\n", strerror(-r));
                 return r;
         }
         if (bench_name_pid(c->bus, DBUS_NAME, &c->bus_daemon) < 0)
@@ -1319,7 +1268,7 @@ static int run_phases(context *c, phase idle[2], phase *ph) {
                         ph[i].skipped = true;
                         continue;
                 }
-                r = run_phase(c, &ph[i], floods[i].start);
+                r = run_phase(c, &ph[i], &floods[i]);
                 if (r >= 0)
                         print_counts(c, &ph[i]);
         }
@@ -1329,14 +1278,13 @@ static int run_phases(context *c, phase idle[2], phase *ph) {
 /* The summary against both idle phases; *ret_idle_p99 for the load. */
 static int report_phases(context *c, phase idle[2], phase *ph, bool *ok, double *ret_idle_p99) {
         samples p2p_idle = {};
-        int r = samples_append(&c->idle, &idle[0].lat);
+        int r = 0;
 
-        if (r >= 0)
-                r = samples_append(&c->idle, &idle[1].lat);
-        if (r >= 0)
-                r = samples_append(&p2p_idle, &idle[0].p2p_lat);
-        if (r >= 0)
-                r = samples_append(&p2p_idle, &idle[1].p2p_lat);
+        for (unsigned i = 0; r >= 0 && i < 2; i++) {
+                r = samples_append(&c->idle, &idle[i].lat);
+                if (r >= 0)
+                        r = samples_append(&p2p_idle, &idle[i].p2p_lat);
+        }
         latency base = samples_summary(&c->idle), p2p_base = samples_summary(&p2p_idle);
         free(p2p_idle.v);
         if (r < 0)

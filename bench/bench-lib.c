@@ -128,6 +128,10 @@ uint64_t bench_percentile(const uint64_t *sorted, size_t n, unsigned p) {
         return sorted[rank > 0 ? rank - 1 : 0];
 }
 
+unsigned bench_abba(unsigned i) {
+        return (i + 1) / 2 % 2;
+}
+
 uint64_t bench_median_of_runs(const uint64_t *v, size_t n) {
         uint64_t copy[BENCH_RUNS_MAX];
 
@@ -252,13 +256,11 @@ int bench_compare_passes(bench_pass_fn pass, void *userdata, unsigned runs, uint
 
         if (r >= 0)
                 r = pass(userdata, 1, &ignored);
-        for (unsigned i = 0; r >= 0 && i < runs; i++) {
-                unsigned first = i % 2;
+        for (unsigned i = 0; r >= 0 && i < 2 * runs; i++) {
+                unsigned side = bench_abba(i);
 
-                ret[0][i] = ret[1][i] = 0;
-                r = pass(userdata, first, &ret[first][i]);
-                if (r >= 0)
-                        r = pass(userdata, !first, &ret[!first][i]);
+                ret[side][i / 2] = 0;
+                r = pass(userdata, side, &ret[side][i / 2]);
         }
         return r;
 }

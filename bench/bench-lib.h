@@ -84,6 +84,9 @@ int bench_compare_u64(const void *a, const void *b);
 uint64_t bench_median(uint64_t *v, size_t n);
 /* The p-th percentile (nearest rank) of n sorted values, n > 0. */
 uint64_t bench_percentile(const uint64_t *sorted, size_t n, unsigned p);
+/* Which of two sides (0 or 1) goes at step i of an alternation ABBA ABBA...:
+ * step i is the (i / 2)-th turn of that side. */
+unsigned bench_abba(unsigned i);
 /* The median of n <= BENCH_RUNS_MAX values, without reordering them. */
 uint64_t bench_median_of_runs(const uint64_t *v, size_t n);
 /* Median, p90 (nearest rank), min and max of n samples; sorts them. */

@@ -241,8 +241,7 @@ static int read_run(int fd_r, int fd_b, size_t size, unsigned fresh, unsigned pa
         int r = 0;
 
         for (unsigned i = 0; r >= 0 && i < 2 * fresh; i++) {
-                unsigned side = (i % 4 == 0 || i % 4 == 3) ? 0 : 1;
-
+                unsigned side = bench_abba(i);
                 uint64_t f = minor_faults();
 
                 r = read_fresh(fds[side], size, &t[side][i / 2], &sum);
@@ -261,8 +260,7 @@ static int read_run(int fd_r, int fd_b, size_t size, unsigned fresh, unsigned pa
                         r = read_warm(map[side], size, expect, &ignored); /* fault it in, untimed */
         }
         for (unsigned i = 0; r >= 0 && i < 2 * passes; i++) {
-                unsigned side = (i % 4 == 0 || i % 4 == 3) ? 0 : 1;
-
+                unsigned side = bench_abba(i);
                 uint64_t f = minor_faults();
 
                 r = read_warm(map[side], size, expect, &t[side][i / 2]);

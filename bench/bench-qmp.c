@@ -5,40 +5,22 @@
  * for its own direct client. vmsigd must run on $DBUS_SYSTEM_BUS_ADDRESS
  * with discovery on --trigger-dir; the client is root, so no polkit.
  *
- *   discovery  trigger file renamed into the trigger directory (timed from
- *              just before rename()) until Manager.EndpointAdded arrives;
- *              then the file is removed and EndpointRemoved awaited (also
- *              timed). Baseline, in the same run, alternating ABBA: a child
- *              process of this bench watches a directory of its own with
- *              inotify and, on IN_MOVED_TO, opens and reads the file and
- *              emits one D-Bus signal through the same dbus-daemon (on
- *              IN_DELETE another one). That is the floor of "a file appears,
- *              a bus client hears of it": a cross-process inotify wakeup, a
- *              read, and a signal through dbus-daemon. Median, p90 and p99
- *              (nearest rank) of N samples each.
- *   lifecycle  Endpoint.Pause + Endpoint.Resume (power lease held) vs a
- *              direct, blocking QMP client sending "stop" + "cont" to the
- *              same QEMU. Per-cycle time; ratio vmsigd/direct time. A
- *              third side, in turn with those two: two
- *              Properties.Get(Manager.Version) round trips to vmsigd, the
- *              bus floor of a cycle.
+ *   discovery  trigger file renamed in -> Manager.EndpointAdded, unlinked
+ *              -> EndpointRemoved, against a child process that watches a
+ *              directory of its own with inotify, reads the file and emits
+ *              a signal through the same dbus-daemon (ABBA, median, p90
+ *              and p99 of N samples each).
+ *   lifecycle  Endpoint.Pause + Resume (power lease held) vs "stop" +
+ *              "cont" on the direct socket, and two Properties.Get of
+ *              Manager.Version as the bus floor, the three in turn.
  *   input      Endpoint.InjectInput (input lease held) vs direct
- *              "input-send-event" with the same events: key "a" down and
- *              up, 2 or 32 events per call; one call at a time (each reply
- *              awaited) and pipelined (DEPTH calls in flight, in bursts of
- *              BURST calls that are drained at the end). Events/s; ratio
- *              vmsigd/direct time. Each case sends the same number of
- *              events: CALLS calls of 2, CALLS/16 of 32 (QEMU reads its
- *              monitor one byte per main-loop iteration, so the time of a
- *              command grows with its length).
+ *              "input-send-event" of the same events, 2 or 32 per call,
+ *              one call at a time and DEPTH in flight (bursts of BURST).
  *
- * vmsigd and the direct client send byte-identical commands ({"execute":
- * ..., "id": N, "arguments": ...} without spaces), so QEMU's share is the
- * same on both sides.
- *
- * Lifecycle and input alternate the two sides in slices (ABBA), as
- * bench_compare() does, and report the median of RUNS runs. Lines starting
- * with "@" are for bench/run.sh.
+ * Both clients send byte-identical commands ({"execute":..., "id": N,
+ * "arguments": ...} without spaces), so QEMU's share is the same on both
+ * sides. bench/RESULTS.md ("vmsigd against a real QEMU") tells the rest.
+ * Lines starting with "@" are for bench/run.sh.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -337,11 +319,9 @@ static int bench_discovery(ctx *c, unsigned samples) {
         r = sample(c, true, &ignored1, &ignored2);
         if (r >= 0)
                 r = sample(c, false, &ignored1, &ignored2);
-        for (unsigned i = 0; r >= 0 && i < samples; i++) {
-                bool vmsigd_first = i % 2 == 0;
-                r = sample(c, vmsigd_first, vmsigd_first ? &va[i] : &ba[i], vmsigd_first ? &vr[i] : &br[i]);
-                if (r >= 0)
-                        r = sample(c, !vmsigd_first, vmsigd_first ? &ba[i] : &va[i], vmsigd_first ? &br[i] : &vr[i]);
+        for (unsigned i = 0; r >= 0 && i < 2 * samples; i++) {
+                bool vmsigd = bench_abba(i) == 0;
+                r = sample(c, vmsigd, vmsigd ? &va[i / 2] : &ba[i / 2], vmsigd ? &vr[i / 2] : &br[i / 2]);
         }
         if (r >= 0)
                 report_discovery(va, vr, ba, br, samples);
@@ -402,6 +382,13 @@ static int direct_cycle(sd_bus *bus, const void *userdata) {
         return r;
 }
 
+/* " 12.3 12.5)\n": each run's time per cycle, in us. */
+static void print_us_runs(const uint64_t *t, unsigned runs, unsigned cycles) {
+        for (unsigned i = 0; i < runs; i++)
+                printf(" %.1f", t[i] / 1e3 / cycles);
+        printf(")\n");
+}
+
 static int bench_lifecycle(ctx *c, bench_qmp *q, unsigned cycles, unsigned warmup, unsigned runs) {
         lifecycle_target t = {
                 .first = { VMSIG_NAME, c->endpoint_path, ENDPOINT_INTERFACE, "Pause" },
@@ -433,16 +420,12 @@ static int bench_lifecycle(ctx *c, bench_qmp *q, unsigned cycles, unsigned warmu
         uint64_t mv = bench_median_of_runs(tv, runs), md = bench_median_of_runs(td, runs);
         double floor_us = bench_median_of_runs(tr, runs) / 1e3 / cycles;
         printf("  vmsigd Pause+Resume %8.1f us per cycle  (runs:", mv / 1e3 / cycles);
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.1f", tv[i] / 1e3 / cycles);
-        printf(")\n  direct stop+cont    %8.1f us per cycle  (runs:", md / 1e3 / cycles);
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.1f", td[i] / 1e3 / cycles);
-        printf(")\n  ratio vmsigd/direct time %.3f\n", (double) mv / (double) md);
+        print_us_runs(tv, runs, cycles);
+        printf("  direct stop+cont    %8.1f us per cycle  (runs:", md / 1e3 / cycles);
+        print_us_runs(td, runs, cycles);
+        printf("  ratio vmsigd/direct time %.3f\n", (double) mv / (double) md);
         printf("  bus floor: 2 x Properties.Get(Manager.Version) %8.1f us  (runs:", floor_us);
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.1f", tr[i] / 1e3 / cycles);
-        printf(")\n");
+        print_us_runs(tr, runs, cycles);
         printf("  vmsigd - direct = %.1f us per cycle, of which the bus floor %.1f us, the rest %.1f us\n",
                (mv - md) / 1e3 / cycles, floor_us, (mv - md) / 1e3 / cycles - floor_us);
         printf("@ qmp-lifecycle vmsigd_us=%.1f direct_us=%.1f ratio=%.3f bus_floor_us=%.1f\n", mv / 1e3 / cycles,

@@ -268,18 +268,9 @@ int frames_qemu_main(const char *binary, unsigned frames, unsigned runs, unsigne
                 r = direct_frame(&c);
         if (r >= 0)
                 r = library_frame(&c);
-        for (unsigned i = 0; r >= 0 && i < runs; i++) {
-                /* Alternating which goes first (ABBA). */
-                if (i % 2 == 0) {
-                        r = run_side(&c, direct_frame, frames, &direct[i]);
-                        if (r >= 0)
-                                r = run_side(&c, library_frame, frames, &library[i]);
-                } else {
-                        r = run_side(&c, library_frame, frames, &library[i]);
-                        if (r >= 0)
-                                r = run_side(&c, direct_frame, frames, &direct[i]);
-                }
-        }
+        for (unsigned i = 0; r >= 0 && i < 2 * runs; i++)
+                r = bench_abba(i) == 0 ? run_side(&c, direct_frame, frames, &direct[i / 2])
+                                       : run_side(&c, library_frame, frames, &library[i / 2]);
         if (r < 0) {
                 fprintf(stderr, "bench-frames: %s\n", strerror(-r));
                 teardown(&c);
