@@ -496,7 +496,8 @@ static int open_fds(int proc_fd, pid_t pid, libvirt_ram *r, char *msg, size_t si
                             r->name);
         if (k < 0)
                 return fail(-k, msg, size, "Cannot open QEMU process %d's descriptor of its guest RAM (it needs "
-                            "CAP_SYS_PTRACE, and CAP_DAC_OVERRIDE for a file of another user): %s", (int) pid, strerror(-k));
+                            "CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH for its fd directory, CAP_DAC_OVERRIDE for a "
+                            "file of another user): %s", (int) pid, strerror(-k));
         r->rw_fd = k;
         if (fstat(r->rw_fd, &st) < 0 || (uint64_t) st.st_size < r->size)
                 return fail(EBADF, msg, size, "The guest RAM %s of QEMU process %d is shorter than its mapping.",
