@@ -5,9 +5,9 @@
  * own unit, D-Bus activated, in its sandbox, with logind and polkit as on a
  * real host. One boot; the tests run in order on it, each building on the
  * ones before: install and activation, the armed path against a QEMU that
- * runs in the guest under its own user, a libvirt domain (libvirtd under
- * systemd, memfd RAM) without memctx under the shipped unit and with it
- * under the package's drop-in, polkit in a seat session, a
+ * runs in the guest under its own user, libvirt domains (libvirtd under
+ * systemd, memfd and file RAM) without memctx under the shipped unit and
+ * with it under the package's drop-in, polkit in a seat session, a
  * seatless one and through the example rules, reload, restart under a
  * lease, stop, the journal's audit records, purge.
  *
@@ -31,12 +31,15 @@
 #define LIB ". /mnt/debs/" GUEST_LIB "; "
 #define VM "testvm"
 #define LV_VM "lvmemfd"
+#define LV_FILE_VM "lvfile"
 #define MAX_EXPOSURE 1.0
 /* The administrator polkit asks for (Debian's rules: the group sudo). */
 #define ADMIN "vmsigadm"
 #define PASSWORD "vmsig-guest-password"
 
 static SystemdGuest *guest;
+/* When the libvirt steps began: what they add to the test is shown. */
+static int64_t libvirt_t0;
 
 static bool missing(const char *why);
 
@@ -262,27 +265,51 @@ static void test_lifecycle(void) {
 
 /* --- a libvirt domain, as the package's configuration attaches it --------- */
 
-/* Under the shipped unit the domain is an endpoint without memctx, and
+/* Under the shipped unit the domains are endpoints without memctx, and
  * vmsigd's log names the capability it lacks. */
 static void test_libvirt_shipped(void) {
         g_autofree char *out = NULL;
 
         if (!have_guest())
                 return;
+        libvirt_t0 = g_get_monotonic_time();
         out = run(LIB "start_libvirt_vm", 0);
         g_test_message("%s", out);
         g_free(out);
-        out = run(LIB "wait_lv_endpoint", 0);
+        out = run(LIB "wait_lv_endpoint " LV_VM, 0);
         g_test_message("%s", out);
         systemd_guest_assert_contains(out, "Backend: libvirt");
         systemd_guest_assert_contains(out, "State: paused");
+        g_assert_null(strstr(out, "memctx"));
+        g_free(out);
+        out = run(LIB "wait_lv_endpoint " LV_FILE_VM, 0);
         g_assert_null(strstr(out, "memctx"));
         contains("journalctl -u vmsigd --no-pager | grep \"'" LV_VM "' has no memory context\"", 0, "CAP_SYS_PTRACE");
         contains("vmsigctl dump-memctx " LV_VM, 1, "has no memory context");
 }
 
-/* With the package's drop-in: the memctx, a write that QEMU sees, and no
- * writable route for whoever receives the fd. */
+/* A write into the domain's RAM that QEMU sees, and none for nobody,
+ * who may receive the fd. */
+static void check_libvirt_ram(const char *name) {
+        g_autofree char *cmd = g_strdup_printf("vmsigctl memwrite %s 0x600 c0ffee42", name);
+        g_autofree char *read_back = g_strdup_printf(LIB "lv_ram_bytes %s 0x600 4", name);
+        g_autofree char *probe = g_strdup_printf(LIB "lv_probe_as_nobody %s", name);
+        g_autofree char *out = NULL;
+
+        RUN(cmd);
+        out = run(read_back, 0);
+        g_assert_cmpstr(out, ==, "c0ffee42");
+        g_free(out);
+        out = run(probe, 0);
+        g_test_message("%s: %s", name, out);
+        systemd_guest_assert_contains(out, "subscribed epoch");
+        systemd_guest_assert_contains(out, "reopen-rw EACCES\n");
+        systemd_guest_assert_contains(out, "mmap-write EACCES\n");
+        systemd_guest_assert_contains(out, "write EBADF\n");
+        systemd_guest_assert_contains(out, "read OK ");
+}
+
+/* With the package's drop-in: the memctx of both. */
 static void test_libvirt_memctx(void) {
         g_autofree char *out = NULL;
         double exposure;
@@ -292,35 +319,32 @@ static void test_libvirt_memctx(void) {
         RUN("mkdir -p /etc/systemd/system/vmsigd.service.d && cp /usr/share/doc/vmsig/examples/"
             "vmsigd-libvirt-memctx.conf /etc/systemd/system/vmsigd.service.d/libvirt-memctx.conf && "
             "systemctl daemon-reload && systemctl restart vmsigd");
-        out = run(LIB "wait_lv_endpoint memctx", 0);
+        out = run(LIB "wait_lv_endpoint " LV_VM " memctx", 0);
         g_test_message("%s", out);
-        /* The memfd (0777) lost write for group and others first. */
-        contains(LIB "lv_ram_mode", 0, "744");
-        RUN("vmsigctl memwrite " LV_VM " 0x600 c0ffee42");
         g_free(out);
-        out = run(LIB "lv_ram_bytes 0x600 4", 0);
-        g_assert_cmpstr(out, ==, "c0ffee42");
+        out = run(LIB "wait_lv_endpoint " LV_FILE_VM " memctx", 0);
         g_free(out);
-        out = run(LIB "lv_probe_as_nobody", 0);
-        g_test_message("%s", out);
-        systemd_guest_assert_contains(out, "subscribed epoch");
-        systemd_guest_assert_contains(out, "reopen-rw EACCES\n");
-        systemd_guest_assert_contains(out, "mmap-write EACCES\n");
-        systemd_guest_assert_contains(out, "write EBADF\n");
-        systemd_guest_assert_contains(out, "read OK ");
+        /* The memfd (0777) lost write for group and others; the file
+         * (0644) needed no change. */
+        out = run(LIB "lv_ram_modes", 0);
+        g_assert_cmpstr(out, ==, "memfd 744\nfile 644 libvirt-qemu\n");
+        check_libvirt_ram(LV_VM);
+        check_libvirt_ram(LV_FILE_VM);
         exposure = unit_exposure();
         g_test_message("systemd-analyze security with the drop-in: %.1f", exposure);
 }
 
-/* The domain's end detaches it; the unit is the shipped one again. */
+/* The domains' end detaches them; the unit is the shipped one again. */
 static void test_libvirt_stop(void) {
         if (!have_guest())
                 return;
-        RUN("virsh -q destroy " LV_VM " && virsh -q undefine " LV_VM);
-        RUN(LIB "wait_for 120 sh -c '! vmsigctl status " LV_VM "'");
+        RUN("for d in " LV_VM " " LV_FILE_VM "; do virsh -q destroy $d && virsh -q undefine $d || exit; done");
+        RUN(LIB "wait_for 120 sh -c '! vmsigctl status " LV_VM " && ! vmsigctl status " LV_FILE_VM "'");
         RUN("rm /etc/systemd/system/vmsigd.service.d/libvirt-memctx.conf && systemctl daemon-reload && "
             "systemctl restart vmsigd");
         RUN(LIB "wait_endpoint");
+        g_test_message("the libvirt steps took %.1f s",
+                       (double) (g_get_monotonic_time() - libvirt_t0) / G_USEC_PER_SEC);
 }
 
 /* --- polkit with logind ---------------------------------------------------- */
