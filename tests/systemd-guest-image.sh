@@ -19,8 +19,9 @@
 #    only kind in which polkit's allow_active holds. Its login shell runs
 #    the commands root hands it with "as-seat-user CMD", in that session;
 #  - QEMU with its firmware, for a VM started in the guest as libvirt
-#    would, under a user of its own, and libvirt itself (not started:
-#    its sockets are enabled, the test starts one);
+#    would, under a user of its own, and libvirt itself, enabled as its
+#    package enables it (its sockets, and libvirt-guests.service, which
+#    starts libvirtd at boot);
 #  - no network, a fixed machine-id (no first-boot setup), root=/dev/vda.
 #
 # mmdebstrap takes the configured apt sources, so the first build needs
