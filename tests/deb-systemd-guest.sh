@@ -47,15 +47,22 @@ announce_vm() {
                 mv "/run/vmsig/vms.d/.$VM.tmp" "$TRIGGER"
 }
 
-# wait_endpoint: until vmsigd has attached the VM and talked to its QEMU
-# (the endpoint comes first, in state unknown).
-wait_endpoint() {
-        if ! wait_for 60 sh -c "vmsigctl status $VM | grep -q 'State: running'"; then
-                vmsigctl status "$VM"
+# until_endpoint NAME TRIES TEST: until the shell command TEST (which may
+# use these functions) succeeds, at most TRIES times; prints the status of
+# endpoint NAME, and vmsigd's journal if TEST never succeeded.
+until_endpoint() {
+        if ! wait_for "$2" sh -c ". /mnt/debs/deb-systemd-guest.sh; $3"; then
+                vmsigctl status "$1"
                 journalctl -u vmsigd --no-pager | tail -30
                 return 1
         fi
-        vmsigctl status "$VM"
+        vmsigctl status "$1"
+}
+
+# wait_endpoint: until vmsigd has attached the VM and talked to its QEMU
+# (the endpoint comes first, in state unknown).
+wait_endpoint() {
+        until_endpoint "$VM" 60 "vmsigctl status $VM | grep -q 'State: running'"
 }
 
 # ram_bytes ADDR LEN: the bytes of the RAM file at ADDR, as hex digits.
@@ -161,12 +168,7 @@ lv_capabilities() {
 # wait_lv_endpoint NAME [memctx]: until the domain is an endpoint (with
 # memctx among its capabilities, if asked); prints its status.
 wait_lv_endpoint() {
-        if ! wait_for 240 sh -c ". /mnt/debs/deb-systemd-guest.sh; lv_capabilities $1 | grep -q '${2:-.}'"; then
-                vmsigctl status "$1"
-                journalctl -u vmsigd --no-pager | tail -20
-                return 1
-        fi
-        vmsigctl status "$1"
+        until_endpoint "$1" 240 "lv_capabilities $1 | grep -q '${2:-.}'"
 }
 
 # lv_ram_modes: the modes of the domains' RAM: the memfd as QEMU holds it,
