@@ -259,6 +259,7 @@ done <<EOF
 -f /usr/share/dbus-1/interfaces/org.vmsig.Lease.xml vmsig interface XML
 -f /usr/share/polkit-1/actions/org.vmsig.policy vmsig the polkit actions
 -f /usr/share/doc/vmsig/examples/50-vmsig.rules vmsig the example polkit rules
+-f /usr/share/doc/vmsig/examples/vmsigd-libvirt-memctx.conf vmsig the unit drop-in for the memctx of libvirt domains
 -f /usr/lib/tmpfiles.d/vmsig.conf vmsig the tmpfiles entry
 -f /usr/lib/sysusers.d/vmsig.conf vmsig the sysusers entry (the group vmsig)
 -f /etc/vmsig/vmsigd.conf vmsig the default configuration

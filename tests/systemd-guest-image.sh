@@ -19,7 +19,9 @@
 #    only kind in which polkit's allow_active holds. Its login shell runs
 #    the commands root hands it with "as-seat-user CMD", in that session;
 #  - QEMU with its firmware, for a VM started in the guest as libvirt
-#    would, under a user of its own;
+#    would, under a user of its own, and libvirt itself, enabled as its
+#    package enables it (its sockets, and libvirt-guests.service, which
+#    starts libvirtd at boot);
 #  - no network, a fixed machine-id (no first-boot setup), root=/dev/vda.
 #
 # mmdebstrap takes the configured apt sources, so the first build needs
@@ -40,8 +42,11 @@ suite=bookworm
 # What systemd, the system bus, logind and polkit need, and the user
 # session's PAM; passwd for useradd.
 base="systemd,systemd-sysv,dbus,polkitd,pkexec,libpam-systemd,udev,kmod,passwd"
-# A VM in the guest (TCG, firmware only: qemu-system-x86 brings SeaBIOS).
-vm="qemu-system-x86"
+# A VM in the guest (TCG, firmware only: qemu-system-x86 brings SeaBIOS),
+# started by hand or by libvirt: its daemon under systemd (socket
+# activation, the user libvirt-qemu, Debian's qemu.conf), as vmsig's
+# default configuration expects it (<libvirt uri="qemu:///system">).
+vm="qemu-system-x86,libvirt-daemon-system,libvirt-daemon-driver-qemu,libvirt-clients"
 # ${shlibs:Depends} of the vmsig package, which debian/control cannot
 # spell: the libraries vmsigd and vmsigctl of the armed build link, and
 # libvmsig-vgpu0's libpng (vmsig recommends it).

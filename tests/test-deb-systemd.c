@@ -5,7 +5,9 @@
  * own unit, D-Bus activated, in its sandbox, with logind and polkit as on a
  * real host. One boot; the tests run in order on it, each building on the
  * ones before: install and activation, the armed path against a QEMU that
- * runs in the guest under its own user, polkit in a seat session, a
+ * runs in the guest under its own user, libvirt domains (libvirtd under
+ * systemd, memfd and file RAM) without memctx under the shipped unit and
+ * with it under the package's drop-in, polkit in a seat session, a
  * seatless one and through the example rules, reload, restart under a
  * lease, stop, the journal's audit records, purge.
  *
@@ -24,15 +26,20 @@
 #define BOOT_TIMEOUT_MS 150000
 #define POWEROFF_TIMEOUT_MS 60000
 #define GUEST_LIB "deb-systemd-guest.sh"
+#define CLIENT "vmsig-test-client"
 /* Every command that uses the functions starts with this. */
 #define LIB ". /mnt/debs/" GUEST_LIB "; "
 #define VM "testvm"
+#define LV_VM "lvmemfd"
+#define LV_FILE_VM "lvfile"
 #define MAX_EXPOSURE 1.0
 /* The administrator polkit asks for (Debian's rules: the group sudo). */
 #define ADMIN "vmsigadm"
 #define PASSWORD "vmsig-guest-password"
 
 static SystemdGuest *guest;
+/* When the libvirt steps began: what they add to the test is shown. */
+static int64_t libvirt_t0;
 
 static bool missing(const char *why);
 
@@ -80,11 +87,12 @@ static void copy_into(const char *src, const char *dir) {
 }
 
 /* A world-readable directory (the tester reads the functions too) with
- * vmsig's and libvmsig-vgpu0's .deb and the guest's functions. */
+ * vmsig's and libvmsig-vgpu0's .deb, the guest's functions and the test
+ * client (it probes a memctx fd as nobody; the guest has its libraries). */
 static char *data_dir(const char *deb) {
         g_autoptr(GError) error = NULL;
         g_autofree char *debdir = g_path_get_dirname(deb), *base = g_path_get_basename(deb);
-        g_autofree char *lib = NULL, *libdeb = NULL;
+        g_autofree char *lib = NULL, *libdeb = NULL, *client = NULL;
         g_auto(GStrv) parts = NULL;
         char *dir = g_dir_make_tmp("vmsig-debs-XXXXXX", &error);
 
@@ -96,9 +104,13 @@ static char *data_dir(const char *deb) {
         g_assert_nonnull(parts[1]);
         libdeb = g_strdup_printf("%s/libvmsig-vgpu0_%s", debdir, parts[1]);
         lib = g_build_filename(g_getenv("VMSIG_SRCDIR"), "tests", GUEST_LIB, NULL);
+        client = g_build_filename(g_getenv("VMSIG_BUILDDIR"), "tests", CLIENT, NULL);
         copy_into(deb, dir);
         copy_into(libdeb, dir);
         copy_into(lib, dir);
+        copy_into(client, dir);
+        g_autofree char *copy = g_build_filename(dir, CLIENT, NULL);
+        g_assert_cmpint(g_chmod(copy, 0755), ==, 0);
         return dir;
 }
 
@@ -169,20 +181,28 @@ static void test_activation(void) {
         g_assert_cmpstr(g_strstrip(pid), ==, g_strstrip(main_pid));
 }
 
+/* What systemd-analyze security says of the unit as it is now. */
+static double unit_exposure(void) {
+        g_autofree char *out = run("systemd-analyze security --no-pager vmsigd.service", 0);
+        const char *level = strstr(out, "Overall exposure level for vmsigd.service: ");
+        double exposure;
+
+        if (!level || sscanf(strchr(level, ':') + 1, "%lf", &exposure) != 1)
+                g_error("no exposure level in:\n%s", out);
+        return exposure;
+}
+
 static void test_security(void) {
-        g_autofree char *out = NULL;
-        const char *level;
         double exposure;
 
         if (!have_guest())
                 return;
-        out = run("systemd-analyze security --no-pager vmsigd.service", 0);
-        level = strstr(out, "Overall exposure level for vmsigd.service: ");
-        if (!level || sscanf(strchr(level, ':') + 1, "%lf", &exposure) != 1)
-                g_error("no exposure level in:\n%s", out);
+        exposure = unit_exposure();
         g_test_message("systemd-analyze security: %.1f", exposure);
-        if (exposure > MAX_EXPOSURE)
+        if (exposure > MAX_EXPOSURE) {
+                g_autofree char *out = run("systemd-analyze security --no-pager vmsigd.service", 0);
                 g_error("the installed unit's exposure is %.1f, more than %.1f:\n%s", exposure, MAX_EXPOSURE, out);
+        }
 }
 
 /* The sysusers group (empty), the tmpfiles directories, the conffile. */
@@ -241,6 +261,90 @@ static void test_lifecycle(void) {
         contains("vmsigctl status " VM, 0, "paused");
         RUN("vmsigctl resume " VM);
         contains("vmsigctl status " VM, 0, "running");
+}
+
+/* --- a libvirt domain, as the package's configuration attaches it --------- */
+
+/* Under the shipped unit the domains are endpoints without memctx, and
+ * vmsigd's log names the capability it lacks. */
+static void test_libvirt_shipped(void) {
+        g_autofree char *out = NULL;
+
+        if (!have_guest())
+                return;
+        libvirt_t0 = g_get_monotonic_time();
+        out = run(LIB "start_libvirt_vm", 0);
+        g_test_message("%s", out);
+        g_free(out);
+        out = run(LIB "wait_lv_endpoint " LV_VM, 0);
+        g_test_message("%s", out);
+        systemd_guest_assert_contains(out, "Backend: libvirt");
+        systemd_guest_assert_contains(out, "State: paused");
+        g_assert_null(strstr(out, "memctx"));
+        g_free(out);
+        out = run(LIB "wait_lv_endpoint " LV_FILE_VM, 0);
+        g_assert_null(strstr(out, "memctx"));
+        contains("journalctl -u vmsigd --no-pager | grep \"'" LV_VM "' has no memory context\"", 0, "CAP_SYS_PTRACE");
+        contains("vmsigctl dump-memctx " LV_VM, 1, "has no memory context");
+}
+
+/* A write into the domain's RAM that QEMU sees, and none for nobody,
+ * who may receive the fd. */
+static void check_libvirt_ram(const char *name) {
+        g_autofree char *cmd = g_strdup_printf("vmsigctl memwrite %s 0x600 c0ffee42", name);
+        g_autofree char *read_back = g_strdup_printf(LIB "lv_ram_bytes %s 0x600 4", name);
+        g_autofree char *probe = g_strdup_printf(LIB "lv_probe_as_nobody %s", name);
+        g_autofree char *out = NULL;
+
+        RUN(cmd);
+        out = run(read_back, 0);
+        g_assert_cmpstr(out, ==, "c0ffee42");
+        g_free(out);
+        out = run(probe, 0);
+        g_test_message("%s: %s", name, out);
+        systemd_guest_assert_contains(out, "subscribed epoch");
+        systemd_guest_assert_contains(out, "reopen-rw EACCES\n");
+        systemd_guest_assert_contains(out, "mmap-write EACCES\n");
+        systemd_guest_assert_contains(out, "write EBADF\n");
+        systemd_guest_assert_contains(out, "read OK ");
+}
+
+/* With the package's drop-in: the memctx of both. */
+static void test_libvirt_memctx(void) {
+        g_autofree char *out = NULL;
+        double exposure;
+
+        if (!have_guest())
+                return;
+        RUN("mkdir -p /etc/systemd/system/vmsigd.service.d && cp /usr/share/doc/vmsig/examples/"
+            "vmsigd-libvirt-memctx.conf /etc/systemd/system/vmsigd.service.d/libvirt-memctx.conf && "
+            "systemctl daemon-reload && systemctl restart vmsigd");
+        out = run(LIB "wait_lv_endpoint " LV_VM " memctx", 0);
+        g_test_message("%s", out);
+        g_free(out);
+        out = run(LIB "wait_lv_endpoint " LV_FILE_VM " memctx", 0);
+        g_free(out);
+        /* The memfd (0777) lost write for group and others; the file
+         * (0644) needed no change. */
+        out = run(LIB "lv_ram_modes", 0);
+        g_assert_cmpstr(out, ==, "memfd 744\nfile 644 libvirt-qemu\n");
+        check_libvirt_ram(LV_VM);
+        check_libvirt_ram(LV_FILE_VM);
+        exposure = unit_exposure();
+        g_test_message("systemd-analyze security with the drop-in: %.1f", exposure);
+}
+
+/* The domains' end detaches them; the unit is the shipped one again. */
+static void test_libvirt_stop(void) {
+        if (!have_guest())
+                return;
+        RUN("for d in " LV_VM " " LV_FILE_VM "; do virsh -q destroy $d && virsh -q undefine $d || exit; done");
+        RUN(LIB "wait_for 120 sh -c '! vmsigctl status " LV_VM " && ! vmsigctl status " LV_FILE_VM "'");
+        RUN("rm /etc/systemd/system/vmsigd.service.d/libvirt-memctx.conf && systemctl daemon-reload && "
+            "systemctl restart vmsigd");
+        RUN(LIB "wait_endpoint");
+        g_test_message("the libvirt steps took %.1f s",
+                       (double) (g_get_monotonic_time() - libvirt_t0) / G_USEC_PER_SEC);
 }
 
 /* --- polkit with logind ---------------------------------------------------- */
@@ -435,6 +539,9 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/deb-systemd/memctx", test_memctx);
         g_test_add_func("/deb-systemd/memwrite", test_memwrite);
         g_test_add_func("/deb-systemd/lifecycle", test_lifecycle);
+        g_test_add_func("/deb-systemd/libvirt-shipped", test_libvirt_shipped);
+        g_test_add_func("/deb-systemd/libvirt-memctx", test_libvirt_memctx);
+        g_test_add_func("/deb-systemd/libvirt-stop", test_libvirt_stop);
         g_test_add_func("/deb-systemd/polkit-seat", test_polkit_seat);
         g_test_add_func("/deb-systemd/polkit-seatless", test_polkit_seatless);
         g_test_add_func("/deb-systemd/polkit-group", test_polkit_group);

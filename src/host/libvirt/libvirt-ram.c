@@ -30,12 +30,15 @@ static int sys_pidfd_open(pid_t pid) {
         return (int) syscall(SYS_pidfd_open, pid, 0);
 }
 
-static int sys_pidfd_getfd(int pidfd, int fd) {
-        return (int) syscall(SYS_pidfd_getfd, pidfd, fd, 0);
-}
-
 static int sys_pidfd_send_signal(int pidfd, int sig) {
         return (int) syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* Whether the pidfd's process is still there. Signal 0 is only a probe:
+ * EPERM (QEMU is another user's and vmsigd has no CAP_KILL, which it
+ * does not need) says it exists, only ESRCH that it is gone. */
+static bool pidfd_alive(int pidfd) {
+        return sys_pidfd_send_signal(pidfd, 0) >= 0 || errno == EPERM;
 }
 
 static _printf_(4, 5) int fail(int error, char *msg, size_t size, const char *format, ...) {
@@ -425,10 +428,14 @@ static int find_mapping(int proc_fd, pid_t pid, libvirt_ram_vma *ret, char *msg,
 }
 
 /* QEMU's own fd of the mapping's inode: found among /proc/PID/fd by stat
- * (the links are followed without opening anything), copied with
- * pidfd_getfd() and checked again, since the number may have been
- * reused in between. */
-static int copy_qemu_fd(int proc_fd, int pidfd, const libvirt_ram_vma *v) {
+ * (the links are followed without opening anything), opened through its
+ * link in QEMU's access mode (the link's own mode says it: S_IWUSR for a
+ * writable fd) and checked again, since the number may have been reused
+ * in between. Opening the link takes ptrace read access, not the attach
+ * access of pidfd_getfd(2): no @debug system call, and Yama's
+ * ptrace_scope does not apply. The caller checks that the process is
+ * still the pidfd's afterwards. */
+static int copy_qemu_fd(int proc_fd, const libvirt_ram_vma *v) {
         _cleanup_close_ int dir_fd = openat(proc_fd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *dir;
         int r = -EBADF;
@@ -440,13 +447,15 @@ static int copy_qemu_fd(int proc_fd, int pidfd, const libvirt_ram_vma *v) {
                 return -errno;
         dir_fd = -1;
         for (struct dirent *de; (de = readdir(dir));) {
-                struct stat st;
+                struct stat st, link;
                 pid_t n;
 
                 if (!is_pid_name(de->d_name, &n) || fstatat(dirfd(dir), de->d_name, &st, 0) < 0 ||
-                    !S_ISREG(st.st_mode) || st.st_dev != v->dev || (uint64_t) st.st_ino != v->ino)
+                    !S_ISREG(st.st_mode) || st.st_dev != v->dev || (uint64_t) st.st_ino != v->ino ||
+                    fstatat(dirfd(dir), de->d_name, &link, AT_SYMLINK_NOFOLLOW) < 0)
                         continue;
-                int fd = sys_pidfd_getfd(pidfd, (int) n);
+                int fd = openat(dirfd(dir), de->d_name,
+                                ((link.st_mode & S_IWUSR) ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0) {
                         r = -errno;
                         break;
@@ -477,17 +486,18 @@ static int narrow_mode(int fd, mode_t *ret) {
         return 0;
 }
 
-static int open_fds(int proc_fd, int pidfd, pid_t pid, libvirt_ram *r, char *msg, size_t size) {
+static int open_fds(int proc_fd, pid_t pid, libvirt_ram *r, char *msg, size_t size) {
         struct stat st;
         int k;
 
-        k = copy_qemu_fd(proc_fd, pidfd, &(libvirt_ram_vma) { .dev = r->dev, .ino = r->ino });
+        k = copy_qemu_fd(proc_fd, &(libvirt_ram_vma) { .dev = r->dev, .ino = r->ino });
         if (k == -EBADF)
                 return fail(EBADF, msg, size, "No descriptor of QEMU process %d holds its guest RAM %s.", (int) pid,
                             r->name);
         if (k < 0)
-                return fail(-k, msg, size, "Cannot take QEMU process %d's descriptor of its guest RAM (it needs "
-                            "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH): %s", (int) pid, strerror(-k));
+                return fail(-k, msg, size, "Cannot open QEMU process %d's descriptor of its guest RAM (it needs "
+                            "CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH for its fd directory, CAP_DAC_OVERRIDE for a "
+                            "file of another user): %s", (int) pid, strerror(-k));
         r->rw_fd = k;
         if (fstat(r->rw_fd, &st) < 0 || (uint64_t) st.st_size < r->size)
                 return fail(EBADF, msg, size, "The guest RAM %s of QEMU process %d is shorter than its mapping.",
@@ -521,11 +531,11 @@ int libvirt_ram_open(int pidfd, pid_t pid, libvirt_ram *ret, char *msg, size_t s
         proc_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         /* What is read through /proc/PID is the pidfd's process as long
          * as that is alive afterwards: its pid cannot be reused before. */
-        if (proc_fd < 0 || sys_pidfd_send_signal(pidfd, 0) < 0)
+        if (proc_fd < 0 || !pidfd_alive(pidfd))
                 return fail(ESRCH, msg, size, "QEMU process %d exited.", (int) pid);
         k = find_mapping(proc_fd, pid, v, msg, size);
         /* An exiting process shows an empty map: say what happened. */
-        if (k < 0 && sys_pidfd_send_signal(pidfd, 0) < 0)
+        if (k < 0 && !pidfd_alive(pidfd))
                 return fail(ESRCH, msg, size, "QEMU process %d exited.", (int) pid);
         if (k < 0)
                 return k;
@@ -539,8 +549,8 @@ int libvirt_ram_open(int pidfd, pid_t pid, libvirt_ram *ret, char *msg, size_t s
                 .ino = v->ino,
         };
         memcpy(r->name, v->name, sizeof r->name);
-        k = open_fds(proc_fd, pidfd, pid, r, msg, size);
-        if (k >= 0 && sys_pidfd_send_signal(pidfd, 0) < 0)
+        k = open_fds(proc_fd, pid, r, msg, size);
+        if (k >= 0 && !pidfd_alive(pidfd))
                 k = fail(ESRCH, msg, size, "QEMU process %d exited.", (int) pid);
         if (k < 0) {
                 libvirt_ram_done(r);

@@ -36,12 +36,13 @@
  *    mapping at all is -ENOENT, whose message names the XML to add.
  *
  * 3. The fds. QEMU's own descriptor of the file, found among
- *    /proc/PID/fd by its device and inode, is copied with pidfd_getfd(2):
- *    QEMU opened it read-write, so that copy is vmsigd's writable fd (a
- *    memfd has no path to open, and pidfd_getfd needs no permission on
- *    the file itself). The read-only fd for subscribers is a reopen of it
- *    through /proc/self/fd, O_RDONLY: a new open file description, which
- *    shares nothing with QEMU's (offset, flags).
+ *    /proc/PID/fd by its device and inode, is opened through that link
+ *    (a memfd has no other path), in QEMU's access mode: QEMU opened it
+ *    read-write, so that is vmsigd's writable fd. pidfd_getfd(2) would
+ *    take ptrace attach access and a system call of systemd's @debug set;
+ *    the link takes read access only. The read-only fd for subscribers is
+ *    a reopen of it through /proc/self/fd, O_RDONLY: a new open file
+ *    description, which shares nothing with QEMU's (offset, flags).
  *
  * No writable route. A receiver of a read-only fd can open
  * /proc/self/fd/N anew, with O_RDWR, whenever the inode's mode lets it
@@ -58,15 +59,21 @@
  * it could as well pass its fd to anyone, so a compromised QEMU is not
  * what this guards against, a subscriber is.
  *
- * Privileges, step by step (issue 19: the unit grants exactly these):
- *   /proc/PID/cmdline             none (unless /proc is mounted hidepid)
- *   pidfd_open(2)                 none
+ * Privileges, step by step, as measured under vmsigd.service with a
+ * libvirt QEMU (tests/test-deb-systemd, /deb-systemd/libvirt; vmsigd runs
+ * as root, QEMU as libvirt-qemu):
+ *   /proc/PID/cmdline             none (unless /proc is mounted hidepid:
+ *                                 then CAP_SYS_PTRACE)
+ *   pidfd_open(2), signal 0       none (EPERM without CAP_KILL still
+ *                                 says the process is there)
  *   /proc/PID/maps                ptrace read access to QEMU: another
  *                                 uid's process needs CAP_SYS_PTRACE
- *   listing /proc/PID/fd, stat    CAP_DAC_READ_SEARCH (the directory is
- *   of its links                  QEMU's, 0500) and ptrace read access
- *   pidfd_getfd(2)                ptrace attach access: CAP_SYS_PTRACE
- *                                 (and no Yama ptrace_scope 3)
+ *   listing /proc/PID/fd, stat    CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE
+ *   of its links                  (the directory is QEMU's, 0500) and
+ *                                 ptrace read access
+ *   opening /proc/PID/fd/N        ptrace read access, and write permission
+ *                                 on the file: none for a memfd (0777),
+ *                                 CAP_DAC_OVERRIDE for pc.ram (0644)
  *   fchmod(2) of the memfd        CAP_FOWNER (the QEMU user owns it)
  *   the read-only reopen          read permission on the inode: none for
  *                                 0644 or 0744, else CAP_DAC_READ_SEARCH
