@@ -55,8 +55,7 @@ bus_admission *bus_admission_free(bus_admission *a) {
         hashmap_free(a->usage);
         free(a->allow_uids);
         free(a->allow_gids);
-        free(a);
-        return NULL;
+        return mfree(a);
 }
 
 static void *memdup_array(const void *p, size_t n, size_t size) {

@@ -86,8 +86,7 @@ static bus_endpoint *bus_endpoint_free(bus_endpoint *be) {
         bus_memwrite_endpoint_gone(be);
         vmsig_endpoint_unref(be->endpoint);
         free(be->path);
-        free(be);
-        return NULL;
+        return mfree(be);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(bus_endpoint *, bus_endpoint_free);
 
@@ -405,6 +404,5 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
         hashmap_free(f->frame_subs);
         free(f->peer_label);
         sd_bus_unref(f->bus);
-        free(f);
-        return NULL;
+        return mfree(f);
 }

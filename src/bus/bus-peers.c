@@ -63,8 +63,7 @@ static peer_entry *peer_entry_free(peer_entry *e) {
         drop_waiting(e);
         free(e->peer.gids);
         free(e->peer.name);
-        free(e);
-        return NULL;
+        return mfree(e);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(peer_entry *, peer_entry_free);
 
@@ -167,8 +166,7 @@ bus_peers *bus_peers_free(bus_peers *p) {
         free(p->p2p.gids);
         free(p->hooks);
         sd_bus_unref(p->bus);
-        free(p);
-        return NULL;
+        return mfree(p);
 }
 
 static int read_gids(sd_bus_message *reply, peer_entry *e) {

@@ -400,8 +400,7 @@ vmsig_demand_watch *vmsig_demand_watch_free(vmsig_demand_watch *w) {
                         *p = w->next;
                         break;
                 }
-        free(w);
-        return NULL;
+        return mfree(w);
 }
 
 bool vmsig_core_kind_wanted(vmsig_core *c, uint32_t kind, vmsig_id endpoint) {

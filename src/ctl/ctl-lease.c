@@ -186,6 +186,5 @@ ctl_lease *ctl_lease_release(ctl_lease *l) {
         free(l->class);
         free(l->path);
         free(l->revoked);
-        free(l);
-        return NULL;
+        return mfree(l);
 }

@@ -597,8 +597,7 @@ vmsig_config *vmsig_config_free(vmsig_config *c) {
         free(c->libvirt_uri);
         free(c->warning);
         free(c->path);
-        free(c);
-        return NULL;
+        return mfree(c);
 }
 
 const vmsig_stub_vm_config *vmsig_config_find_stub(const vmsig_config *c, const char *name) {

@@ -266,8 +266,7 @@ static vm_entry *entry_free(vm_entry *e) {
         vm_desc_free(e->desc);
         free(e->filename);
         free(e->path);
-        free(e);
-        return NULL;
+        return mfree(e);
 }
 
 static int entry_new(vm_source *s, const char *filename, vm_entry **ret) {
@@ -517,8 +516,7 @@ vmsig_discovery *vmsig_discovery_free(vmsig_discovery *d) {
         safe_close(d->timer_fd);
         if (d->schema)
                 xmlRelaxNGFree(d->schema);
-        free(d);
-        return NULL;
+        return mfree(d);
 }
 
 void vmsig_discovery_set_probe_timeout(vmsig_discovery *d, uint64_t usec) {

@@ -127,8 +127,7 @@ fail:
         sd_event_source_disable_unref(reg->reap_source);
         hashmap_free(reg->by_name);
         hashmap_free(reg->names_seen);
-        free(reg);
-        return NULL;
+        return mfree(reg);
 }
 
 static endpoint_registry *registry_find(vmsig_core *c) {
