@@ -315,3 +315,11 @@ int ctl_open_endpoint(const char *name, bool need_fds, sd_bus **ret_bus, char **
         *ret_bus = bus;
         return 0;
 }
+
+int ctl_append_flag_option(sd_bus_message *m, const char *name, bool set) {
+        int r = sd_bus_message_open_container(m, 'a', "{sv}");
+
+        if (r >= 0 && set)
+                r = sd_bus_message_append(m, "{sv}", name, "b", 1);
+        return r < 0 ? r : sd_bus_message_close_container(m);
+}
