@@ -196,7 +196,15 @@ char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *c
  * moment whenever the guest program maps memory, so a count taken at
  * that moment is one too high (CI saw 26 before, 25 after). vmsigd keeps
  * no fd on /proc of its own: a leak would show in the rest. */
+static gboolean not_on_proc(GPid pid, const char *name, const char *target, gpointer userdata) {
+        return !target || !g_str_has_prefix(target, "/proc/");
+}
+
 guint vt_count_fds(GPid pid) {
+        return vt_foreach_fd(pid, not_on_proc, NULL);
+}
+
+guint vt_foreach_fd(GPid pid, VtFdFn fn, gpointer userdata) {
         g_autofree char *dir_path = g_strdup_printf("/proc/%d/fd", (int) pid);
         g_autoptr(GDir) dir = g_dir_open(dir_path, 0, NULL);
         const char *name;
@@ -206,7 +214,7 @@ guint vt_count_fds(GPid pid) {
         while ((name = g_dir_read_name(dir))) {
                 g_autofree char *link = g_strdup_printf("%s/%s", dir_path, name);
                 g_autofree char *target = g_file_read_link(link, NULL);
-                if (!target || !g_str_has_prefix(target, "/proc/"))
+                if (fn(pid, name, target, userdata))
                         n++;
         }
         return n;

@@ -78,6 +78,11 @@ guint64 vt_context_switches(GPid pid);
 long vt_rss_kb(GPid pid);
 /* How many fds process pid has open (from /proc). */
 guint vt_count_fds(GPid pid);
+/* Calls fn for each fd of process pid, with its number (as text) and the
+ * target of its link in /proc (NULL: closed meanwhile); returns how many
+ * fn counted (returned TRUE for). */
+typedef gboolean (*VtFdFn)(GPid pid, const char *name, const char *target, gpointer userdata);
+guint vt_foreach_fd(GPid pid, VtFdFn fn, gpointer userdata);
 
 /* AcquireLease(class, {}) on the endpoint at path; returns the lease fd
  * (close it to give the lease up) and the lease object in *lease_path if
