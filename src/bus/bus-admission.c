@@ -50,9 +50,7 @@ int bus_admission_new(bus_admission **ret) {
 bus_admission *bus_admission_free(bus_admission *a) {
         if (!a)
                 return NULL;
-        while (hashmap_size(a->usage) > 0)
-                free(hashmap_steal_first(a->usage));
-        hashmap_free(a->usage);
+        hashmap_free_with_destructor(a->usage, free);
         free(a->allow_uids);
         free(a->allow_gids);
         return mfree(a);

@@ -380,8 +380,6 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
 }
 
 vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
-        bus_endpoint *be;
-
         if (!f)
                 return NULL;
         if (f->gone_hook)
@@ -395,9 +393,7 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
         f->subscriber = vmsig_subscriber_free(f->subscriber);
         for (size_t i = 0; i < ELEMENTSOF(f->slots); i++)
                 f->slots[i] = sd_bus_slot_unref(f->slots[i]);
-        HASHMAP_FOREACH(be, f->endpoints, st)
-                bus_endpoint_free(be);
-        hashmap_free(f->endpoints);
+        hashmap_free_with_destructor(f->endpoints, bus_endpoint_free);
         hashmap_free(f->endpoint_paths);
         hashmap_free(f->leases);
         hashmap_free(f->memctx_subs);

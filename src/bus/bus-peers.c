@@ -154,15 +154,11 @@ int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret) {
 }
 
 bus_peers *bus_peers_free(bus_peers *p) {
-        peer_entry *e;
-
         if (!p)
                 return NULL;
         p->name_owner_changed = sd_bus_slot_unref(p->name_owner_changed);
         p->reaper = sd_event_source_disable_unref(p->reaper);
-        HASHMAP_FOREACH(e, p->by_name, st)
-                peer_entry_free(e);
-        hashmap_free(p->by_name);
+        hashmap_free_with_destructor(p->by_name, peer_entry_free);
         free(p->p2p.gids);
         free(p->hooks);
         sd_bus_unref(p->bus);

@@ -494,14 +494,8 @@ int vmsig_discovery_new(vmsig_core *core, const char *trigger_dir, const vmsig_d
 }
 
 static void source_done(vm_source *s) {
-        vm_entry *e;
-
         s->watch = dirwatch_free(s->watch);
-        if (!s->entries)
-                return;
-        HASHMAP_FOREACH(e, s->entries, st)
-                entry_free(e);
-        s->entries = hashmap_free(s->entries);
+        s->entries = hashmap_free_with_destructor(s->entries, entry_free);
 }
 
 vmsig_discovery *vmsig_discovery_free(vmsig_discovery *d) {
