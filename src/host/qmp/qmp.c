@@ -72,10 +72,6 @@ static void qmp_free(vmsig_qmp *q) {
 
 DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(vmsig_qmp, qmp, qmp_free);
 
-static void adapter_free(void *data) {
-        qmp_unref(data);
-}
-
 static vmsig_state current_state(vmsig_qmp *q) {
         return q->endpoint ? vmsig_endpoint_get_state(q->endpoint) : VMSIG_STATE_UNKNOWN;
 }
@@ -120,7 +116,7 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
         return r;
 }
 
-DEFINE_HOST_RAM_MEMCTX_OPS(static, qmp_memctx_ops, vmsig_qmp, ram, memctx_attach, memctx_detach, adapter_free);
+DEFINE_HOST_RAM_MEMCTX_OPS(static, qmp_memctx_ops, vmsig_qmp, ram, memctx_attach, memctx_detach, qmp_unref_data);
 
 /* Completions that must not happen inside the call that asked: queued and
  * run from the loop through an eventfd. */
@@ -447,7 +443,7 @@ static int host_read_vcpu(void *data, vmsig_vcpu_done_fn done, void *userdata) {
 }
 
 static const vmsig_host_ops qmp_host_ops = {
-        .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
+        .base = { .attach = host_attach, .detach = host_detach, .free = qmp_unref_data },
         .backend = "qemu",
         .lifecycle = host_lifecycle,
         .read_vcpu = host_read_vcpu,
@@ -544,7 +540,7 @@ static void input_cancel(void *data, const char *message) {
 }
 
 static const vmsig_input_ops qmp_input_ops = {
-        .base = { .free = adapter_free },
+        .base = { .free = qmp_unref_data },
         .inject = input_inject,
         .cancel = input_cancel,
 };
@@ -566,7 +562,7 @@ static int display_capture(void *data, vmsig_display_done_fn done, void *userdat
 }
 
 static const vmsig_display_ops qmp_display_ops = {
-        .base = { .free = adapter_free },
+        .base = { .free = qmp_unref_data },
         .capture = display_capture,
 };
 
