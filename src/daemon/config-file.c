@@ -186,19 +186,16 @@ static int set_path(xml_problem *s, xmlNodePtr n, char **where, const char *valu
         return *where ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
 }
 
-/* A warning of loading the file: the first is kept, for the caller. */
+/* A warning of loading the file: the first is kept, for the caller, as
+ * "FILE:LINE: warning", the way a problem is. */
 _printf_(3, 4) static void config_warn(vmsig_config *c, unsigned line, const char *fmt, ...) {
-        _cleanup_free_ char *what = NULL;
+        xml_problem w = { .path = c->path ?: "config", .error = c->warning };
         va_list ap;
 
-        if (c->warning)
-                return;
         va_start(ap, fmt);
-        if (vasprintf(&what, fmt, ap) < 0)
-                what = NULL;
+        (void) xml_problem_failv(&w, 0, line, fmt, ap);
         va_end(ap);
-        if (what && asprintf(&c->warning, "%s:%u: %s", c->path ?: "config", line, what) < 0)
-                c->warning = NULL;
+        c->warning = w.error;
 }
 
 /* <discovery enabled="yes" trigger-dir="..."/>. libvirt="yes" (libvirt's
