@@ -191,36 +191,32 @@ char *vt_acquire_lease_error(GDBusConnection *c, const char *path, const char *c
         return g_dbus_error_get_remote_error(error);
 }
 
-GHashTable *vt_fd_targets(GPid pid) {
-        g_autofree char *dir_path = g_strdup_printf("/proc/%d/fd", (int) pid);
-        g_autoptr(GDir) dir = g_dir_open(dir_path, 0, NULL);
-        GHashTable *fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        const char *name;
-
-        g_assert_nonnull(dir);
-        while ((name = g_dir_read_name(dir))) {
-                g_autofree char *link = g_strdup_printf("%s/%s", dir_path, name);
-                char *target = g_file_read_link(link, NULL);
-                if (target) /* else closed meanwhile */
-                        g_hash_table_insert(fds, g_strdup(name), target);
-        }
-        return fds;
-}
-
 /* The daemon's fds, without those open on /proc: under valgrind the
  * daemon's process is valgrind's, and it opens /proc/self/maps for a
  * moment whenever the guest program maps memory, so a count taken at
  * that moment is one too high (CI saw 26 before, 25 after). vmsigd keeps
  * no fd on /proc of its own: a leak would show in the rest. */
+static gboolean not_on_proc(GPid pid, const char *name, const char *target, gpointer userdata) {
+        return !target || !g_str_has_prefix(target, "/proc/");
+}
+
 guint vt_count_fds(GPid pid) {
-        g_autoptr(GHashTable) fds = vt_fd_targets(pid);
-        GHashTableIter i;
-        gpointer target;
+        return vt_foreach_fd(pid, not_on_proc, NULL);
+}
+
+guint vt_foreach_fd(GPid pid, VtFdFn fn, gpointer userdata) {
+        g_autofree char *dir_path = g_strdup_printf("/proc/%d/fd", (int) pid);
+        g_autoptr(GDir) dir = g_dir_open(dir_path, 0, NULL);
+        const char *name;
         guint n = 0;
 
-        g_hash_table_iter_init(&i, fds);
-        while (g_hash_table_iter_next(&i, NULL, &target))
-                n += !g_str_has_prefix(target, "/proc/");
+        g_assert_nonnull(dir);
+        while ((name = g_dir_read_name(dir))) {
+                g_autofree char *link = g_strdup_printf("%s/%s", dir_path, name);
+                g_autofree char *target = g_file_read_link(link, NULL);
+                if (fn(pid, name, target, userdata))
+                        n++;
+        }
         return n;
 }
 

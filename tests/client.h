@@ -76,10 +76,14 @@ void vt_replies_collect(GObject *source, GAsyncResult *res, gpointer replies);
 guint64 vt_context_switches(GPid pid);
 /* The resident set of process pid in KiB (VmRSS in /proc), -1 if unknown. */
 long vt_rss_kb(GPid pid);
-/* How many fds process pid has open (from /proc). */
-/* Process pid's fds: their numbers ("3") to their links' targets. */
-GHashTable *vt_fd_targets(GPid pid);
+/* How many fds process pid has open (from /proc), those on /proc aside
+ * (see client.c). */
 guint vt_count_fds(GPid pid);
+/* Calls fn for each fd of process pid, with its number (as text) and the
+ * target of its link in /proc (NULL: closed meanwhile); returns how many
+ * fn counted (returned TRUE for). */
+typedef gboolean (*VtFdFn)(GPid pid, const char *name, const char *target, gpointer userdata);
+guint vt_foreach_fd(GPid pid, VtFdFn fn, gpointer userdata);
 
 /* AcquireLease(class, {}) on the endpoint at path; returns the lease fd
  * (close it to give the lease up) and the lease object in *lease_path if

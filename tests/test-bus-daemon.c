@@ -15,17 +15,6 @@ static char *vmsigd_path(void) {
         return g_build_filename(g_getenv("VMSIG_BUILDDIR"), "vmsigd", NULL);
 }
 
-static char *write_temp(const char *contents) {
-        g_autoptr(GError) error = NULL;
-        char *path = NULL;
-        int fd = g_file_open_tmp("vmsig-conf-XXXXXX.conf", &path, &error);
-
-        g_assert_no_error(error);
-        close(fd);
-        g_assert_true(g_file_set_contents(path, contents, -1, &error));
-        return path;
-}
-
 /* Runs vmsigd with args to completion; returns the exit status. */
 static int run_vmsigd(char **out, char **err, const char *arg1, const char *arg2) {
         g_autofree char *bin = vmsigd_path();
@@ -40,14 +29,14 @@ static int run_vmsigd(char **out, char **err, const char *arg1, const char *arg2
 }
 
 static void test_check_config(void) {
-        g_autofree char *good = write_temp("<vmsigd><stub-vm name=\"a\"/><stub-vm name=\"b\"/></vmsigd>\n");
-        g_autofree char *bad = write_temp("<vmsigd>\n"
+        g_autofree char *good = vt_write_temp("<vmsigd><stub-vm name=\"a\"/><stub-vm name=\"b\"/></vmsigd>\n");
+        g_autofree char *bad = vt_write_temp("<vmsigd>\n"
                                           "  <stub-vm name=\"a\"/>\n"
                                           "  <stub-vm name=\"a\"/>\n"
                                           "</vmsigd>\n");
         g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
 
-        g_autofree char *one = write_temp("<vmsigd><stub-vm name=\"a\"/></vmsigd>\n");
+        g_autofree char *one = vt_write_temp("<vmsigd><stub-vm name=\"a\"/></vmsigd>\n");
         g_autofree char *out1 = NULL, *err1 = NULL;
         g_autofree char *good_says = g_strdup_printf("%s: configuration is valid (2 stub VMs).\n", good);
         g_autofree char *one_says = g_strdup_printf("%s: configuration is valid (1 stub VM).\n", one);
@@ -80,7 +69,7 @@ static void test_cli_errors(void) {
 /* A broken file at start-up: non-zero exit, file and line in the log. */
 static void test_bad_config_at_start(void) {
         VtBus *bus = vt_bus_start();
-        g_autofree char *conf = write_temp("<vmsigd>\n<stub-vm name=\"a\" ram-size=\"12345\"/>\n</vmsigd>\n");
+        g_autofree char *conf = vt_write_temp("<vmsigd>\n<stub-vm name=\"a\" ram-size=\"12345\"/>\n</vmsigd>\n");
         g_autofree char *bin = vmsigd_path();
         g_autofree char *err = NULL;
         g_autoptr(GError) error = NULL;
@@ -175,7 +164,7 @@ static void test_sigterm_as_clients_see_it(void) {
 static void test_second_instance_fails(void) {
         VtBus *bus = vt_bus_start();
         VtDaemon *d = vt_daemon_start(bus, "<vmsigd/>");
-        g_autofree char *conf = write_temp("<vmsigd/>");
+        g_autofree char *conf = vt_write_temp("<vmsigd/>");
         g_autofree char *bin = vmsigd_path();
         g_autofree char *err = NULL;
         g_autoptr(GError) error = NULL;

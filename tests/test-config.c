@@ -14,17 +14,6 @@ static char *data_path(const char *name) {
         return g_build_filename(g_getenv("VMSIG_SRCDIR") ?: ".", "tests", "data", "config", name, NULL);
 }
 
-static char *write_temp(const char *contents) {
-        g_autoptr(GError) error = NULL;
-        char *path = NULL;
-        int fd = g_file_open_tmp("vmsig-test-XXXXXX.conf", &path, &error);
-
-        g_assert_no_error(error);
-        close(fd);
-        g_assert_true(g_file_set_contents(path, contents, -1, &error));
-        return path;
-}
-
 static void test_full(void) {
         g_autofree char *path = data_path("full.conf");
         vmsig_config *c = NULL;
@@ -73,7 +62,7 @@ static void test_full(void) {
 }
 
 static void test_defaults(void) {
-        g_autofree char *path = write_temp("<vmsigd/>");
+        g_autofree char *path = vt_write_temp("<vmsigd/>");
         vmsig_config *c = NULL, *d = NULL;
 
         g_assert_cmpint(vmsig_config_load(path, &c, NULL), ==, 0);
@@ -167,7 +156,7 @@ static const struct {
 
 static void test_bad_files(void) {
         for (size_t i = 0; i < G_N_ELEMENTS(bad_files); i++) {
-                g_autofree char *path = write_temp(bad_files[i].contents);
+                g_autofree char *path = vt_write_temp(bad_files[i].contents);
                 g_autofree char *where = g_strdup_printf("%s:%u: ", path, bad_files[i].line);
                 g_autofree char *error = NULL;
                 vmsig_config *c = NULL;
@@ -184,7 +173,7 @@ static void test_bad_files(void) {
 }
 
 static void test_private_socket_disabled(void) {
-        g_autofree char *path = write_temp("<vmsigd><private-socket enabled=\"no\"/></vmsigd>");
+        g_autofree char *path = vt_write_temp("<vmsigd><private-socket enabled=\"no\"/></vmsigd>");
         vmsig_config *c = NULL;
 
         g_assert_cmpint(vmsig_config_load(path, &c, NULL), ==, 0);
@@ -195,10 +184,10 @@ static void test_private_socket_disabled(void) {
 
 /* <libvirt>: off when absent; its settings as given. */
 static void test_libvirt(void) {
-        g_autofree char *path = write_temp("<vmsigd><libvirt uri=\"qemu+ssh://root@host/system\" domains=\"tagged\" "
+        g_autofree char *path = vt_write_temp("<vmsigd><libvirt uri=\"qemu+ssh://root@host/system\" domains=\"tagged\" "
                                            "monitor=\"no\"/></vmsigd>");
-        g_autofree char *plain = write_temp("<vmsigd><libvirt/></vmsigd>");
-        g_autofree char *off = write_temp("<vmsigd><libvirt enabled=\"no\" uri=\"test:///default\"/></vmsigd>");
+        g_autofree char *plain = vt_write_temp("<vmsigd><libvirt/></vmsigd>");
+        g_autofree char *off = vt_write_temp("<vmsigd><libvirt enabled=\"no\" uri=\"test:///default\"/></vmsigd>");
         vmsig_config *c = NULL;
 
         g_assert_cmpint(vmsig_config_new_default(&c), ==, 0);
@@ -233,7 +222,7 @@ static void test_libvirt(void) {
  * with a warning that names the line and the replacement, and reads no
  * status files. */
 static void test_libvirt_status_files_obsolete(void) {
-        g_autofree char *path = write_temp("<vmsigd>\n<discovery trigger-dir=\"/run/t\" libvirt=\"yes\" "
+        g_autofree char *path = vt_write_temp("<vmsigd>\n<discovery trigger-dir=\"/run/t\" libvirt=\"yes\" "
                                            "libvirt-dir=\"/run/libvirt/qemu\"/>\n</vmsigd>\n");
         g_autofree char *where = NULL;
         vmsig_config *c = NULL;
@@ -253,12 +242,12 @@ static void test_libvirt_status_files_obsolete(void) {
 /* An external entity is not expanded: the file it names is never read into
  * the configuration (or into the error message). */
 static void test_external_entity_not_expanded(void) {
-        g_autofree char *secret = write_temp("vmsig-secret-7f3a9c\n");
+        g_autofree char *secret = vt_write_temp("vmsig-secret-7f3a9c\n");
         g_autofree char *xml = g_strdup_printf("<?xml version=\"1.0\"?>\n"
                                                "<!DOCTYPE vmsigd [ <!ENTITY secret SYSTEM \"file://%s\"> ]>\n"
                                                "<vmsigd><stub-vm name=\"&secret;\"/></vmsigd>\n",
                                                secret);
-        g_autofree char *path = write_temp(xml);
+        g_autofree char *path = vt_write_temp(xml);
         g_autofree char *shipped = data_path("entity.conf");
         g_autofree char *error = NULL, *error2 = NULL;
         vmsig_config *c = NULL;

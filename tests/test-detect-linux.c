@@ -17,9 +17,6 @@
 #include "memwrite.h"
 #include "vt-util.h"
 
-#define KiB (UINT64_C(1) << 10)
-#define MiB (UINT64_C(1) << 20)
-#define GiB (UINT64_C(1) << 30)
 #define FILE_SIZE (48 * MiB)
 
 /* GPA [0, 32M) at file offset 0, a hole at [32M, 40M), [40M, 56M) at 32M. */

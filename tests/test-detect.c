@@ -14,9 +14,6 @@
 #include "guest-image.h"
 #include "vt-util.h"
 
-#define KiB (UINT64_C(1) << 10)
-#define MiB (UINT64_C(1) << 20)
-#define GiB (UINT64_C(1) << 30)
 #define PAGE UINT64_C(0x1000)
 
 /* Above the PML4 scan's 16 MiB: only the stub or the EPROCESS finds it. */

@@ -187,14 +187,8 @@ static char *host_path(Fixture *f, const char *name, const char *suffix) {
 /* A listening QEMU leaves a socket inode behind; bind() alone makes one. */
 static void make_socket(Fixture *f, const char *name) {
         g_autofree char *path = host_path(f, name, "qmp");
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-        g_assert_cmpint(fd, >=, 0);
-        g_assert_cmpuint(strlen(path), <, sizeof sa.sun_path);
-        strcpy(sa.sun_path, path);
-        g_assert_cmpint(bind(fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
-        close(fd);
+        close(vt_unix_socket(path, FALSE));
 }
 
 static void make_ram(Fixture *f, const char *name) {

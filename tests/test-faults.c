@@ -765,14 +765,7 @@ static gboolean hung_up(gpointer data) {
 /* Connects to the private socket and says nothing, not even the
  * authentication's NUL byte. */
 static int silent_peer(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        g_assert_cmpint(fd, >=, 0);
-        g_assert_cmpuint(strlen(path), <, sizeof sa.sun_path);
-        strcpy(sa.sun_path, path);
-        g_assert_cmpint(connect(fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
-        return fd;
+        return vt_unix_socket(path, TRUE);
 }
 
 static gboolean name_has_owner(GDBusConnection *c, const char *name) {

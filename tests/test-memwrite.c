@@ -21,9 +21,6 @@
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
 
-#define KiB (UINT64_C(1) << 10)
-#define MiB (UINT64_C(1) << 20)
-#define GiB (UINT64_C(1) << 30)
 #define FILE_SIZE (8 * MiB)
 
 /* GPA [0, 4M) at file offset 0, a hole at [4M, 5M), [5M, 8M) at 4M. The

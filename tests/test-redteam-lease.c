@@ -228,12 +228,7 @@ static void assert_unwritable(const VtMemctx *m) {
         const char *as_nobody[] = { setpriv, AS_NOBODY, self, "--reopen-rw", fd_arg, NULL };
         char path[64];
 
-        g_assert_cmpint(fcntl(m->fd, F_GETFL) & O_ACCMODE, ==, O_RDONLY);
-        g_assert_cmpint(fcntl(m->fd, F_GETFD) & FD_CLOEXEC, ==, FD_CLOEXEC);
-        g_assert_cmpint(pwrite(m->fd, "x", 1, 0), ==, -1);
-        g_assert_cmpint(errno, ==, EBADF);
-        g_assert_true(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0) == MAP_FAILED);
-        g_assert_cmpint(errno, ==, EACCES);
+        vt_assert_read_only_fd(m->fd);
         /* Root may reopen it, but the memfd's seals travel with the inode. */
         snprintf(path, sizeof path, "/proc/self/fd/%d", m->fd);
         int rw = open(path, O_RDWR | O_CLOEXEC);
@@ -249,30 +244,25 @@ static void assert_unwritable(const VtMemctx *m) {
 
 /* The flags and position of each of vmsigd's own descriptors of guest RAM
  * (memfds, for stub VMs), from /proc/PID/fdinfo. */
+static gboolean ram_fd_clean(GPid pid, const char *name, const char *target, gpointer userdata) {
+        g_autofree char *info_path = g_strdup_printf("/proc/%d/fdinfo/%s", (int) pid, name);
+        g_autofree char *info = NULL;
+        unsigned long long pos;
+        unsigned flags;
+
+        if (!target || !g_str_has_prefix(target, "/memfd:alpha"))
+                return FALSE;
+        if (!g_file_get_contents(info_path, &info, NULL, NULL))
+                return FALSE; /* closed meanwhile */
+        g_assert_cmpint(sscanf(info, "pos: %llu flags: %o", &pos, &flags), ==, 2);
+        g_test_message("vmsigd fd %s: pos %llu flags 0%o", name, pos, flags);
+        g_assert_cmpuint(pos, ==, 0);
+        g_assert_cmpuint(flags & (O_APPEND | O_NONBLOCK), ==, 0);
+        return TRUE;
+}
+
 static void assert_daemon_ram_fds_clean(GPid pid) {
-        g_autoptr(GHashTable) fds = vt_fd_targets(pid);
-        GHashTableIter i;
-        gpointer name, target;
-        guint n = 0;
-
-        g_hash_table_iter_init(&i, fds);
-        while (g_hash_table_iter_next(&i, &name, &target)) {
-                g_autofree char *info_path = g_strdup_printf("/proc/%d/fdinfo/%s", (int) pid, (char *) name);
-                g_autofree char *info = NULL;
-                unsigned long long pos;
-                unsigned flags;
-
-                if (!g_str_has_prefix(target, "/memfd:alpha"))
-                        continue;
-                if (!g_file_get_contents(info_path, &info, NULL, NULL))
-                        continue; /* closed meanwhile */
-                g_assert_cmpint(sscanf(info, "pos: %llu flags: %o", &pos, &flags), ==, 2);
-                g_test_message("vmsigd fd %s: pos %llu flags 0%o", (char *) name, pos, flags);
-                g_assert_cmpuint(pos, ==, 0);
-                g_assert_cmpuint(flags & (O_APPEND | O_NONBLOCK), ==, 0);
-                n++;
-        }
-        g_assert_cmpuint(n, >, 0);
+        g_assert_cmpuint(vt_foreach_fd(pid, ram_fd_clean, NULL), >, 0);
 }
 
 /* Item 5. Two subscribers: what one does to its fd's offset and status

@@ -11,14 +11,18 @@
  * "/core/fd/demux" and test_sealed "/core/fd/sealed". The list is the
  * macro's arguments, whose text gives the names. */
 
+#include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +77,50 @@ static inline void vt_free_many(gpointer *p, size_t n) {
 
 /* g_free() of each argument, NULL or not. */
 #define VT_FREE_MANY(...) vt_free_many((gpointer[]) { __VA_ARGS__ }, G_N_ELEMENTS(((gpointer[]) { __VA_ARGS__ })))
+
+/* Sizes, for guest memory and the files that hold it. */
+#define KiB (UINT64_C(1) << 10)
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+
+/* A new temporary .conf file holding contents: its path (g_free() it;
+ * the test unlinks it). */
+static inline char *vt_write_temp(const char *contents) {
+        g_autoptr(GError) error = NULL;
+        char *path = NULL;
+        int fd = g_file_open_tmp("vmsig-test-XXXXXX.conf", &path, &error);
+
+        g_assert_no_error(error);
+        close(fd);
+        g_assert_true(g_file_set_contents(path, contents, -1, &error));
+        return path;
+}
+
+/* A stream socket connected (or else bound) to the AF_UNIX address path. */
+static inline int vt_unix_socket(const char *path, gboolean connected) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpuint(strlen(path), <, sizeof sa.sun_path);
+        strcpy(sa.sun_path, path);
+        if (connected)
+                g_assert_cmpint(connect(fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+        else
+                g_assert_cmpint(bind(fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+        return fd;
+}
+
+/* The guest-RAM fd a receiver gets is read-only and close-on-exec: a
+ * write and a writable shared mapping through it fail. */
+static inline void vt_assert_read_only_fd(int fd) {
+        g_assert_cmpint(fcntl(fd, F_GETFL) & O_ACCMODE, ==, O_RDONLY);
+        g_assert_cmpint(fcntl(fd, F_GETFD) & FD_CLOEXEC, ==, FD_CLOEXEC);
+        g_assert_cmpint(pwrite(fd, "x", 1, 0), ==, -1);
+        g_assert_cmpint(errno, ==, EBADF);
+        g_assert_true(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+        g_assert_cmpint(errno, ==, EACCES);
+}
 
 /* Runs argv (a helper of the test program, or setpriv running one) in a
  * child that inherits fd under its own number, and dies with the test.

@@ -50,13 +50,10 @@ int bus_admission_new(bus_admission **ret) {
 bus_admission *bus_admission_free(bus_admission *a) {
         if (!a)
                 return NULL;
-        while (hashmap_size(a->usage) > 0)
-                free(hashmap_steal_first(a->usage));
-        hashmap_free(a->usage);
+        hashmap_free_with_destructor(a->usage, free);
         free(a->allow_uids);
         free(a->allow_gids);
-        free(a);
-        return NULL;
+        return mfree(a);
 }
 
 static void *memdup_array(const void *p, size_t n, size_t size) {

@@ -307,8 +307,7 @@ static audit_burst *burst_get(const bus_audit_record *r) {
                 return NULL;
         burst_fill(b, r, key);
         if (hashmap_put(bursts, b->key, b) < 0) {
-                free(b);
-                return NULL;
+                return mfree(b);
         }
         b->next = burst_list;
         burst_list = b;

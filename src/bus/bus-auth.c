@@ -84,8 +84,7 @@ bus_auth *bus_auth_free(bus_auth *a) {
         a->polkit = bus_polkit_free(a->polkit);
         a->admission = bus_admission_free(a->admission);
         a->peers = bus_peers_free(a->peers);
-        free(a);
-        return NULL;
+        return mfree(a);
 }
 
 int bus_auth_configure(bus_auth *a, const bus_admission_config *c) {

@@ -56,8 +56,7 @@ bus_client *bus_client_free(bus_client *c) {
         free(c->peer.name);
         free(c->label);
         free(c->key);
-        free(c);
-        return NULL;
+        return mfree(c);
 }
 
 bool bus_client_is_gone(const bus_client *c, const char *name) {

@@ -113,8 +113,7 @@ static pending_call *pending_call_free(pending_call *p) {
         free(p->caller.name);
         sd_bus_message_unref(p->message);
         vmsig_endpoint_unref(p->endpoint);
-        free(p);
-        return NULL;
+        return mfree(p);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(pending_call *, pending_call_free);
 

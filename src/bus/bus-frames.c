@@ -60,8 +60,7 @@ static bus_frame_sub *sub_free(bus_frame_sub *s) {
         s->core_sub = vmsig_subscriber_free(s->core_sub);
         bus_client_free(s->client);
         free(s->waiting);
-        free(s);
-        return NULL;
+        return mfree(s);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(bus_frame_sub *, sub_free);
 

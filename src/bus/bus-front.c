@@ -86,8 +86,7 @@ static bus_endpoint *bus_endpoint_free(bus_endpoint *be) {
         bus_memwrite_endpoint_gone(be);
         vmsig_endpoint_unref(be->endpoint);
         free(be->path);
-        free(be);
-        return NULL;
+        return mfree(be);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(bus_endpoint *, bus_endpoint_free);
 
@@ -381,8 +380,6 @@ int vmsig_bus_front_new(vmsig_core *core, sd_bus *bus, const vmsig_bus_context *
 }
 
 vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
-        bus_endpoint *be;
-
         if (!f)
                 return NULL;
         if (f->gone_hook)
@@ -396,15 +393,12 @@ vmsig_bus_front *vmsig_bus_front_free(vmsig_bus_front *f) {
         f->subscriber = vmsig_subscriber_free(f->subscriber);
         for (size_t i = 0; i < ELEMENTSOF(f->slots); i++)
                 f->slots[i] = sd_bus_slot_unref(f->slots[i]);
-        HASHMAP_FOREACH(be, f->endpoints, st)
-                bus_endpoint_free(be);
-        hashmap_free(f->endpoints);
+        hashmap_free_with_destructor(f->endpoints, bus_endpoint_free);
         hashmap_free(f->endpoint_paths);
         hashmap_free(f->leases);
         hashmap_free(f->memctx_subs);
         hashmap_free(f->frame_subs);
         free(f->peer_label);
         sd_bus_unref(f->bus);
-        free(f);
-        return NULL;
+        return mfree(f);
 }

@@ -51,8 +51,7 @@ static bus_lease *bus_lease_free(bus_lease *l) {
         l->fd = safe_close(l->fd);
         bus_client_free(l->holder);
         free(l->path);
-        free(l);
-        return NULL;
+        return mfree(l);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(bus_lease *, bus_lease_free);
 

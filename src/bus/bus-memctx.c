@@ -37,8 +37,7 @@ static bus_memctx_sub *sub_free(bus_memctx_sub *s) {
                 return NULL;
         s->core_sub = vmsig_subscriber_free(s->core_sub);
         bus_client_free(s->client);
-        free(s);
-        return NULL;
+        return mfree(s);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(bus_memctx_sub *, sub_free);
 

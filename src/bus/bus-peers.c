@@ -63,8 +63,7 @@ static peer_entry *peer_entry_free(peer_entry *e) {
         drop_waiting(e);
         free(e->peer.gids);
         free(e->peer.name);
-        free(e);
-        return NULL;
+        return mfree(e);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(peer_entry *, peer_entry_free);
 
@@ -155,20 +154,15 @@ int bus_peers_new(sd_event *event, sd_bus *bus, bus_peers **ret) {
 }
 
 bus_peers *bus_peers_free(bus_peers *p) {
-        peer_entry *e;
-
         if (!p)
                 return NULL;
         p->name_owner_changed = sd_bus_slot_unref(p->name_owner_changed);
         p->reaper = sd_event_source_disable_unref(p->reaper);
-        HASHMAP_FOREACH(e, p->by_name, st)
-                peer_entry_free(e);
-        hashmap_free(p->by_name);
+        hashmap_free_with_destructor(p->by_name, peer_entry_free);
         free(p->p2p.gids);
         free(p->hooks);
         sd_bus_unref(p->bus);
-        free(p);
-        return NULL;
+        return mfree(p);
 }
 
 static int read_gids(sd_bus_message *reply, peer_entry *e) {

@@ -85,8 +85,7 @@ bus_polkit *bus_polkit_free(bus_polkit *p) {
                 query_free(p->queries);
         sd_bus_unref(p->bus);
         sd_event_unref(p->event);
-        free(p);
-        return NULL;
+        return mfree(p);
 }
 
 static polkit_query *query_find(bus_polkit *p, sd_bus_message *m, const char *action) {

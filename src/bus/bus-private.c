@@ -434,8 +434,7 @@ vmsig_bus_private *vmsig_bus_private_free(vmsig_bus_private *p) {
                 (void) unlink(p->path);
         free(p->path);
         sd_event_unref(p->event);
-        free(p);
-        return NULL;
+        return mfree(p);
 }
 
 size_t vmsig_bus_private_connections(const vmsig_bus_private *p) {

@@ -129,8 +129,7 @@ vmsig_core *vmsig_core_free(vmsig_core *c) {
         for (size_t k = 0; k < VMSIG_KIND_MAX; k++)
                 free(c->kinds[k].name);
         sd_event_unref(c->event);
-        free(c);
-        return NULL;
+        return mfree(c);
 }
 
 sd_event *vmsig_core_get_event(vmsig_core *c) {

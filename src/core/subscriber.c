@@ -352,13 +352,7 @@ static void subscriber_release_demand(vmsig_subscriber *s) {
 }
 
 void demand_free_all(vmsig_core *c) {
-        demand_entry *e;
-
-        if (!c->demand)
-                return;
-        HASHMAP_FOREACH(e, c->demand, st)
-                free(e);
-        c->demand = hashmap_free(c->demand);
+        c->demand = hashmap_free_with_destructor(c->demand, free);
 }
 
 int vmsig_core_set_demand_hook(vmsig_core *c, uint32_t kind, vmsig_demand_fn fn, void *userdata) {
@@ -400,8 +394,7 @@ vmsig_demand_watch *vmsig_demand_watch_free(vmsig_demand_watch *w) {
                         *p = w->next;
                         break;
                 }
-        free(w);
-        return NULL;
+        return mfree(w);
 }
 
 bool vmsig_core_kind_wanted(vmsig_core *c, uint32_t kind, vmsig_id endpoint) {

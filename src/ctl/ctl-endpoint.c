@@ -118,47 +118,29 @@ static int read_value(sd_bus_message *m, const property_map *p, ctl_endpoint_inf
         }
 }
 
+static int on_property(sd_bus_message *m, const char *name, void *userdata) {
+        const property_map *p = find_property(name);
+
+        return p ? read_value(m, p, userdata) : sd_bus_message_skip(m, "v");
+}
+
 int ctl_endpoint_info_read(sd_bus_message *m, ctl_endpoint_info *info) {
-        const char *name;
-        int r;
-
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                const property_map *p;
-
-                r = sd_bus_message_read(m, "s", &name);
-                if (r < 0)
-                        return r;
-                p = find_property(name);
-                r = p ? read_value(m, p, info) : sd_bus_message_skip(m, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
+        return ctl_read_dict(m, "sv", on_property, info);
 }
 
 void ctl_endpoint_info_done(ctl_endpoint_info *info) {
-        free(info->path);
-        free(info->name);
-        free(info->uuid);
-        free(info->backend);
-        free(info->state);
-        free(info->bootstrap_state);
-        free(info->bootstrap_method);
-        free(info->guest_os);
-        free(info->guest_os_release);
-        strv_freep(&info->capabilities);
-        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++) {
-                free(info->holders[i]);
-                free(info->holder_details[i]);
+        /* What the property map filled, then what came beside it. */
+        for (size_t i = 0; i < ELEMENTSOF(endpoint_properties); i++) {
+                void *field = (uint8_t *) info + endpoint_properties[i].offset;
+
+                if (endpoint_properties[i].type == 's')
+                        free(*(char **) field);
+                else if (endpoint_properties[i].type == 'a')
+                        strv_freep(field);
         }
+        free(info->path);
+        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
+                free(info->holder_details[i]);
         *info = (ctl_endpoint_info) {};
 }
 
@@ -186,31 +168,6 @@ void ctl_endpoint_info_free_array(ctl_endpoint_info *infos, size_t n) {
         free(infos);
 }
 
-/* A dictionary a{KV} whose entries are "KV" (entry): fn is called at each
- * value with its key, and reads or skips it. */
-typedef int (*dict_entry_fn)(sd_bus_message *m, const char *key, void *userdata);
-
-static int read_dict(sd_bus_message *m, const char *entry, dict_entry_fn fn, void *userdata) {
-        char array[32];
-        const char *key;
-        int r;
-
-        snprintf(array, sizeof array, "{%s}", entry);
-        r = sd_bus_message_enter_container(m, 'a', array);
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', entry)) > 0) {
-                r = sd_bus_message_read_basic(m, entry[0], &key);
-                if (r >= 0)
-                        r = fn(m, key, userdata);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        return r < 0 ? r : sd_bus_message_exit_container(m);
-}
-
 typedef struct object_ctx {
         ctl_endpoint_info info;
         bool found; /* the object has the endpoint interface */
@@ -236,7 +193,7 @@ static int on_object(sd_bus_message *m, const char *path, void *userdata) {
 
         c->info = (ctl_endpoint_info) {};
         c->found = false;
-        r = read_dict(m, "sa{sv}", on_interface, c);
+        r = ctl_read_dict(m, "sa{sv}", on_interface, c);
         if (r >= 0 && c->found) {
                 grown = reallocarray(c->infos, c->n + 1, sizeof *c->infos);
                 c->info.path = strdup(path);
@@ -254,7 +211,7 @@ static int on_object(sd_bus_message *m, const char *path, void *userdata) {
 
 static int read_objects(sd_bus_message *m, ctl_endpoint_info **infos, size_t *n) {
         object_ctx c = { .infos = *infos, .n = *n };
-        int r = read_dict(m, "oa{sa{sv}}", on_object, &c);
+        int r = ctl_read_dict(m, "oa{sa{sv}}", on_object, &c);
 
         *infos = c.infos;
         *n = c.n;
@@ -375,14 +332,14 @@ static int on_lease_interface(sd_bus_message *m, const char *interface, void *us
 
         if (strcmp(interface, VMSIG_BUS_LEASE_INTERFACE) != 0)
                 return sd_bus_message_skip(m, "a{sv}");
-        r = read_dict(m, "sv", on_lease_property, &p);
+        r = ctl_read_dict(m, "sv", on_lease_property, &p);
         if (r >= 0 && p.class && p.endpoint)
                 set_holder_details(userdata, &p);
         return r;
 }
 
 static int on_lease_object(sd_bus_message *m, const char *path, void *userdata) {
-        return read_dict(m, "sa{sv}", on_lease_interface, userdata);
+        return ctl_read_dict(m, "sa{sv}", on_lease_interface, userdata);
 }
 
 int ctl_endpoint_info_get_holders(sd_bus *bus, ctl_endpoint_info *infos, size_t n) {
@@ -395,6 +352,6 @@ int ctl_endpoint_info_get_holders(sd_bus *bus, ctl_endpoint_info *infos, size_t 
                                "GetManagedObjects", &error, &reply, NULL);
         if (r < 0)
                 return ctl_bus_error(&error, r, "Failed to list the leases");
-        r = read_dict(reply, "oa{sa{sv}}", on_lease_object, &c);
+        r = ctl_read_dict(reply, "oa{sa{sv}}", on_lease_object, &c);
         return r < 0 ? ctl_error(r, "Failed to parse the leases: %m") : 0;
 }

@@ -242,30 +242,25 @@ static const char *property_category(const char *property) {
         return "other";
 }
 
+static int on_changed_property(sd_bus_message *m, const char *key, void *userdata) {
+        ctl_event *e = userdata;
+
+        /* A client's check for lost or reordered changes, not a change to
+         * show. */
+        if (strcmp(key, "Sequence") == 0)
+                return sd_bus_message_read(m, "v", "t", &e->sequence);
+        if (e->n_fields == 0)
+                e->category = property_category(key);
+        return read_property(m, e, key);
+}
+
 static int parse_properties_changed(sd_bus_message *m, ctl_event *e) {
         char **invalidated = NULL;
-        const char *key;
         int r;
 
         r = sd_bus_message_read(m, "s", &e->interface);
         if (r >= 0)
-                r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(m, "s", &key);
-                /* A client's check for lost or reordered changes, not a
-                 * change to show. */
-                if (r >= 0 && strcmp(key, "Sequence") == 0)
-                        r = sd_bus_message_read(m, "v", "t", &e->sequence);
-                else if (r >= 0) {
-                        if (e->n_fields == 0)
-                                e->category = property_category(key);
-                        r = read_property(m, e, key);
-                }
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(m);
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
+                r = ctl_read_dict(m, "sv", on_changed_property, e);
         if (r >= 0)
                 r = sd_bus_message_read_strv(m, &invalidated);
         if (r < 0)
@@ -306,34 +301,35 @@ static int strv_push(char ***l, size_t *n, const char *s) {
         return grown[(*n)++] ? 0 : -ENOMEM;
 }
 
+typedef struct added_ctx {
+        ctl_endpoint_info *info;
+        char **interfaces;
+        size_t n;
+} added_ctx;
+
+static int on_added_interface(sd_bus_message *m, const char *interface, void *userdata) {
+        added_ctx *c = userdata;
+        int r = strv_push(&c->interfaces, &c->n, interface);
+
+        if (r < 0)
+                return r;
+        return strcmp(interface, VMSIG_BUS_ENDPOINT_INTERFACE) == 0 ? ctl_endpoint_info_read(m, c->info)
+                                                                  : sd_bus_message_skip(m, "a{sv}");
+}
+
 /* InterfacesAdded: for an endpoint, its slot and state say what came. */
 static int parse_interfaces_added(sd_bus_message *m, ctl_event *e) {
-        ctl_endpoint_info *info = &e->info;
-        char **interfaces = NULL;
-        size_t n = 0;
-        const char *interface;
+        added_ctx c = { .info = &e->info };
         int r;
 
         r = sd_bus_message_read(m, "o", &e->path);
         if (r >= 0)
-                r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
-                r = sd_bus_message_read(m, "s", &interface);
-                if (r >= 0)
-                        r = strv_push(&interfaces, &n, interface);
-                if (r >= 0)
-                        r = strcmp(interface, VMSIG_BUS_ENDPOINT_INTERFACE) == 0 ? ctl_endpoint_info_read(m, info)
-                                                                               : sd_bus_message_skip(m, "a{sv}");
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(m);
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
-        drop_standard_interfaces(interfaces);
-        add_strv(e, "interfaces", interfaces);
-        if (r >= 0 && info->state) {
-                ctl_event_add_uint(e, "vmid", info->vmid);
-                ctl_event_add_string(e, "state", info->state);
+                r = ctl_read_dict(m, "sa{sv}", on_added_interface, &c);
+        drop_standard_interfaces(c.interfaces);
+        add_strv(e, "interfaces", c.interfaces);
+        if (r >= 0 && e->info.state) {
+                ctl_event_add_uint(e, "vmid", e->info.vmid);
+                ctl_event_add_string(e, "state", e->info.state);
         }
         return r;
 }

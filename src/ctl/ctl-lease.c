@@ -48,14 +48,6 @@ static ctl_lease *lease_new(sd_bus *bus, const char *name, const char *class) {
         return l;
 }
 
-static int append_options(sd_bus_message *m) {
-        int r = sd_bus_message_open_container(m, 'a', "{sv}");
-
-        if (r >= 0 && arg.force)
-                r = sd_bus_message_append(m, "{sv}", "force", "b", 1);
-        return r < 0 ? r : sd_bus_message_close_container(m);
-}
-
 static int call_acquire(ctl_lease *l, const char *endpoint_path) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
@@ -67,7 +59,7 @@ static int call_acquire(ctl_lease *l, const char *endpoint_path) {
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", l->class);
         if (r >= 0)
-                r = append_options(m);
+                r = ctl_append_flag_option(m, "force", arg.force);
         if (r < 0)
                 return ctl_error(r, "Failed to build the AcquireLease call: %m");
         r = sd_bus_call(l->bus, m, 0, &error, &reply);
@@ -186,6 +178,5 @@ ctl_lease *ctl_lease_release(ctl_lease *l) {
         free(l->class);
         free(l->path);
         free(l->revoked);
-        free(l);
-        return NULL;
+        return mfree(l);
 }

@@ -30,8 +30,7 @@ ctl_table *ctl_table_free(ctl_table *t) {
         for (size_t i = 0; i < t->n_cells; i++)
                 free(t->cells[i]);
         free(t->cells);
-        free(t);
-        return NULL;
+        return mfree(t);
 }
 
 static int add_owned(ctl_table *t, char *cell) {

@@ -315,3 +315,32 @@ int ctl_open_endpoint(const char *name, bool need_fds, sd_bus **ret_bus, char **
         *ret_bus = bus;
         return 0;
 }
+
+int ctl_append_flag_option(sd_bus_message *m, const char *name, bool set) {
+        int r = sd_bus_message_open_container(m, 'a', "{sv}");
+
+        if (r >= 0 && set)
+                r = sd_bus_message_append(m, "{sv}", name, "b", 1);
+        return r < 0 ? r : sd_bus_message_close_container(m);
+}
+
+int ctl_read_dict(sd_bus_message *m, const char *entry, ctl_dict_entry_fn fn, void *userdata) {
+        char array[32];
+        const char *key;
+        int r;
+
+        snprintf(array, sizeof array, "{%s}", entry);
+        r = sd_bus_message_enter_container(m, 'a', array);
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', entry)) > 0) {
+                r = sd_bus_message_read_basic(m, entry[0], &key);
+                if (r >= 0)
+                        r = fn(m, key, userdata);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}

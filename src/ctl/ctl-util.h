@@ -63,6 +63,15 @@ const char *ctl_service_sender(sd_bus *bus);
 /* Leases and memory contexts come as fds, which not every transport
  * carries (ssh does not): says so and returns <0 when bus cannot. */
 int ctl_require_fd_passing(sd_bus *bus);
+
+/* A dictionary a{KV} whose entries are "KV" (entry): fn is called at each
+ * value with its key, and reads or skips it. */
+typedef int (*ctl_dict_entry_fn)(sd_bus_message *m, const char *key, void *userdata);
+int ctl_read_dict(sd_bus_message *m, const char *entry, ctl_dict_entry_fn fn, void *userdata);
+
+/* The a{sv} options of a call that takes one boolean option: {name: true}
+ * when set, else none. */
+int ctl_append_flag_option(sd_bus_message *m, const char *name, bool set);
 /* The connection (with a polkit agent ready to ask) and the path of
  * endpoint name, for the verbs that act on one; need_fds: the verb passes
  * fds, so the transport must be able to. */

@@ -29,8 +29,7 @@ static char *format_holders(const ctl_endpoint_info *info) {
         if (!any)
                 fputc('-', f);
         if (fclose(f) != 0) {
-                free(s);
-                return NULL;
+                return mfree(s);
         }
         return s;
 }

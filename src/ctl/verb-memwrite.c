@@ -62,14 +62,6 @@ static int read_data_file(const char *file, uint8_t **ret, size_t *ret_len) {
         return 0;
 }
 
-static int append_options(sd_bus_message *m) {
-        int r = sd_bus_message_open_container(m, 'a', "{sv}");
-
-        if (r >= 0 && arg.pause)
-                r = sd_bus_message_append(m, "{sv}", "pause", "b", 1);
-        return r < 0 ? r : sd_bus_message_close_container(m);
-}
-
 static int append_batch(sd_bus_message *m, const write_request *q) {
         int r = sd_bus_message_open_container(m, 'a', "(tay)");
 
@@ -100,7 +92,7 @@ static int build_call(sd_bus *bus, const write_request *q, sd_bus_message **ret)
                         r = sd_bus_message_append_array(m, 'y', q->data, q->len);
         }
         if (r >= 0)
-                r = append_options(m);
+                r = ctl_append_flag_option(m, "pause", arg.pause);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);

@@ -144,6 +144,17 @@ static int parse_limits(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         return r;
 }
 
+/* *where becomes a copy of value, the old one freed. */
+static int set_string(xml_problem *s, char **where, const char *value) {
+        char *copy = strdup(value);
+
+        if (!copy)
+                return xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
+        free(*where);
+        *where = copy;
+        return 0;
+}
+
 static int parse_audit(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         _cleanup_xmlfree_ char *target = attr(n, "target");
 
@@ -155,9 +166,7 @@ static int parse_audit(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         r = xml_problem_choice(s, xml_node_line(n), "target", target, targets);
         if (r < 0)
                 return r;
-        free(c->audit_target);
-        c->audit_target = strdup(target);
-        return c->audit_target ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
+        return set_string(s, &c->audit_target, target);
 }
 
 static int parse_private_socket(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
@@ -174,31 +183,25 @@ static int parse_private_socket(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         if (path && (path[0] != '/' || strlen(path) >= 108))
                 return xml_problem_fail(s, -EINVAL, xml_node_line(n),
                             "private socket path \"%s\" must be absolute and shorter than 108 bytes.", path);
-        c->private_socket = strdup(path ?: VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
-        return c->private_socket ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
+        return set_string(s, &c->private_socket, path ?: VMSIG_CONFIG_PRIVATE_SOCKET_DEFAULT);
 }
 
 static int set_path(xml_problem *s, xmlNodePtr n, char **where, const char *value) {
         if (value[0] != '/')
                 return xml_problem_fail(s, -EINVAL, xml_node_line(n), "\"%s\" is not an absolute path.", value);
-        free(*where);
-        *where = strdup(value);
-        return *where ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
+        return set_string(s, where, value);
 }
 
-/* A warning of loading the file: the first is kept, for the caller. */
+/* A warning of loading the file: the first is kept, for the caller, as
+ * "FILE:LINE: warning", the way a problem is. */
 _printf_(3, 4) static void config_warn(vmsig_config *c, unsigned line, const char *fmt, ...) {
-        _cleanup_free_ char *what = NULL;
+        xml_problem w = { .path = c->path ?: "config", .error = c->warning };
         va_list ap;
 
-        if (c->warning)
-                return;
         va_start(ap, fmt);
-        if (vasprintf(&what, fmt, ap) < 0)
-                what = NULL;
+        (void) xml_problem_failv(&w, 0, line, fmt, ap);
         va_end(ap);
-        if (what && asprintf(&c->warning, "%s:%u: %s", c->path ?: "config", line, what) < 0)
-                c->warning = NULL;
+        c->warning = w.error;
 }
 
 /* <discovery enabled="yes" trigger-dir="..."/>. libvirt="yes" (libvirt's
@@ -241,9 +244,7 @@ static int parse_libvirt(xml_problem *s, xmlNodePtr n, vmsig_config *c) {
         if (!(uri[0] >= 'a' && uri[0] <= 'z') || uri[strspn(uri, "abcdefghijklmnopqrstuvwxyz0123456789+")] != ':')
                 return xml_problem_fail(s, -EINVAL, line,
                                         "uri=\"%s\" is not a libvirt URI (such as qemu:///system).", uri);
-        free(c->libvirt_uri);
-        c->libvirt_uri = strdup(uri);
-        return c->libvirt_uri ? 0 : xml_problem_fail(s, -ENOMEM, 0, "out of memory.");
+        return set_string(s, &c->libvirt_uri, uri);
 }
 
 /* <frames enabled="yes" rate="2"/>: a decimal number of captures a second,
@@ -597,8 +598,7 @@ vmsig_config *vmsig_config_free(vmsig_config *c) {
         free(c->libvirt_uri);
         free(c->warning);
         free(c->path);
-        free(c);
-        return NULL;
+        return mfree(c);
 }
 
 const vmsig_stub_vm_config *vmsig_config_find_stub(const vmsig_config *c, const char *name) {

@@ -368,6 +368,5 @@ vmsig_daemon *vmsig_daemon_free(vmsig_daemon *d) {
         d->trim = memory_trim_free(d->trim);
         d->event = sd_event_unref(d->event);
         vmsig_config_free(d->config);
-        free(d);
-        return NULL;
+        return mfree(d);
 }

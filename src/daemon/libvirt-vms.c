@@ -48,8 +48,7 @@ vmsig_libvirt_vms *vmsig_libvirt_vms_free(vmsig_libvirt_vms *v) {
         if (!v)
                 return NULL;
         vmsig_libvirt_free(v->backend);
-        free(v);
-        return NULL;
+        return mfree(v);
 }
 
 #else

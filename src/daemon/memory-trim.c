@@ -72,6 +72,5 @@ memory_trim *memory_trim_free(memory_trim *t) {
                 return NULL;
         sd_event_source_disable_unref(t->post);
         sd_event_source_disable_unref(t->timer);
-        free(t);
-        return NULL;
+        return mfree(t);
 }

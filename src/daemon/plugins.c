@@ -129,6 +129,5 @@ vmsig_plugins *vmsig_plugins_free(vmsig_plugins *s) {
         vmsig_plugins_stop(s);
         if (s->vgpu_dl)
                 (void) dlclose(s->vgpu_dl);
-        free(s);
-        return NULL;
+        return mfree(s);
 }

@@ -82,8 +82,7 @@ vmsig_qemu_vms *vmsig_qemu_vms_free(vmsig_qemu_vms *d) {
         if (!d)
                 return NULL;
         vmsig_discovery_free(d->discovery);
-        free(d);
-        return NULL;
+        return mfree(d);
 }
 
 static bool same(const char *a, const char *b) {

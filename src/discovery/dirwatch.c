@@ -228,8 +228,7 @@ dirwatch *dirwatch_free(dirwatch *w) {
         free(w->next_path);
         safe_close(w->fd); /* drops the watches with it */
         free(w->path);
-        free(w);
-        return NULL;
+        return mfree(w);
 }
 
 void dirwatch_list_free(char **names, size_t n) {

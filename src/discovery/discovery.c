@@ -278,8 +278,7 @@ static vm_entry *entry_free(vm_entry *e) {
         vm_desc_free(e->desc);
         free(e->filename);
         free(e->path);
-        free(e);
-        return NULL;
+        return mfree(e);
 }
 
 static int entry_new(vm_source *s, const char *filename, vm_entry **ret) {
@@ -507,14 +506,8 @@ int vmsig_discovery_new(vmsig_core *core, const char *trigger_dir, const vmsig_d
 }
 
 static void source_done(vm_source *s) {
-        vm_entry *e;
-
         s->watch = dirwatch_free(s->watch);
-        if (!s->entries)
-                return;
-        HASHMAP_FOREACH(e, s->entries, st)
-                entry_free(e);
-        s->entries = hashmap_free(s->entries);
+        s->entries = hashmap_free_with_destructor(s->entries, entry_free);
 }
 
 vmsig_discovery *vmsig_discovery_free(vmsig_discovery *d) {
@@ -529,8 +522,7 @@ vmsig_discovery *vmsig_discovery_free(vmsig_discovery *d) {
         safe_close(d->timer_fd);
         if (d->schema)
                 xmlRelaxNGFree(d->schema);
-        free(d);
-        return NULL;
+        return mfree(d);
 }
 
 void vmsig_discovery_set_probe_timeout(vmsig_discovery *d, uint64_t usec) {

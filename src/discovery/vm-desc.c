@@ -22,8 +22,7 @@ vm_desc *vm_desc_free(vm_desc *v) {
         free(v->qmp_socket);
         free(v->ram_path);
         free(v->ranges);
-        free(v);
-        return NULL;
+        return mfree(v);
 }
 
 static bool streq_ptr(const char *a, const char *b) {

@@ -127,8 +127,7 @@ fail:
         sd_event_source_disable_unref(reg->reap_source);
         hashmap_free(reg->by_name);
         hashmap_free(reg->names_seen);
-        free(reg);
-        return NULL;
+        return mfree(reg);
 }
 
 static endpoint_registry *registry_find(vmsig_core *c) {
@@ -157,14 +156,6 @@ static int name_count(endpoint_registry *reg, const char *name, uint32_t *ret) {
         }
         *ret = ++rec->count;
         return 0;
-}
-
-static void names_seen_free(endpoint_registry *reg) {
-        name_record *rec;
-
-        HASHMAP_FOREACH(rec, reg->names_seen, st)
-                free(rec);
-        hashmap_free(reg->names_seen);
 }
 
 static void publish_roster(vmsig_endpoint *ep, vmsig_roster_change change) {
@@ -393,7 +384,7 @@ static void registry_free(vmsig_core *c, void *data) {
         registry_reap(reg);
         sd_event_source_disable_unref(reg->reap_source);
         hashmap_free(reg->by_name);
-        names_seen_free(reg);
+        hashmap_free_with_destructor(reg->names_seen, free);
         free(reg);
 }
 

@@ -77,3 +77,20 @@ void host_ram_orphan(host_ram *ram);
 /* The memctx adapter's write_ram and verify_root. */
 int host_ram_write(host_ram *ram, uint64_t offset, const void *buf, size_t len);
 int host_ram_verify_root(host_ram *ram);
+
+/* The memctx adapter ops of an owner type whose guest RAM is its host_ram
+ * member: write_ram and verify_root go to that member, the same for every
+ * backend; attach, detach and free are the owner's. scope is static or
+ * empty. */
+#define DEFINE_HOST_RAM_MEMCTX_OPS(scope, ops, type, member, attach_fn, detach_fn, free_fn)       \
+        static int ops##_write_ram(void *data, uint64_t offset, const void *buf, size_t len) { \
+                return host_ram_write(&((type *) data)->member, offset, buf, len);             \
+        }                                                                                     \
+        static int ops##_verify_root(void *data) {                                            \
+                return host_ram_verify_root(&((type *) data)->member);                         \
+        }                                                                                     \
+        scope const vmsig_memctx_ops ops = {                                                  \
+                .base = { .attach = attach_fn, .detach = detach_fn, .free = free_fn },        \
+                .write_ram = ops##_write_ram,                                                 \
+                .verify_root = ops##_verify_root,                                             \
+        }

@@ -754,8 +754,7 @@ vmsig_bootstrap *vmsig_bootstrap_free(vmsig_bootstrap *b) {
         if (b->timer_fd >= 0)
                 (void) vmsig_endpoint_remove_fd(b->endpoint, b->cookie);
         safe_close(b->timer_fd);
-        free(b);
-        return NULL;
+        return mfree(b);
 }
 
 vmsig_bootstrap_state vmsig_bootstrap_get_state(const vmsig_bootstrap *b) {

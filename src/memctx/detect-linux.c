@@ -509,8 +509,7 @@ vmsig_linux_probe *vmsig_linux_probe_free(vmsig_linux_probe *p) {
                 return NULL;
         free(p->buf);
         free(p->ranges);
-        free(p);
-        return NULL;
+        return mfree(p);
 }
 
 void vmsig_linux_probe_get_stats(const vmsig_linux_probe *p, vmsig_linux_probe_stats *ret) {

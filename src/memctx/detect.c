@@ -555,8 +555,7 @@ vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan) {
         safe_close(scan->seek_fd);
         free(scan->buf);
         free(scan->ranges);
-        free(scan);
-        return NULL;
+        return mfree(scan);
 }
 
 void vmsig_detect_scan_resume(vmsig_detect_scan *scan) {

@@ -39,4 +39,15 @@ bool hashmap_iterate(const Hashmap *h, size_t *state, void **value, const char *
  * remove every match, HASHMAP_FOREACH and remove as they come.) */
 void *hashmap_find(const Hashmap *h, bool (*match)(const void *value, const void *arg), const void *arg);
 
+/* Frees every value with f (the destructor of the values' type, such as
+ * free()), then h (which may be NULL); NULL. For a map that owns its
+ * values, as systemd's hashmap_free_with_destructor(). */
+#define hashmap_free_with_destructor(h, f)                      \
+        ({                                                      \
+                Hashmap *_h = (h);                              \
+                for (void *_v; (_v = hashmap_steal_first(_h));) \
+                        f(_v);                                  \
+                hashmap_free(_h);                               \
+        })
+
 #define HASHMAP_FOREACH(v, h, st) for (size_t st = 0; hashmap_iterate((h), &st, (void **) &(v), NULL);)

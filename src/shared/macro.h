@@ -51,7 +51,9 @@ static inline int safe_close(int fd) {
 
 /* name_ref() and name_unref() for a type counted in an unsigned n_ref:
  * the last unref frees it with free_func. unref returns NULL, so that
- * p = name_unref(p) drops the pointer with the reference. */
+ * p = name_unref(p) drops the pointer with the reference. name_unref_data()
+ * is unref for a callback that is given the object as a void * (an
+ * adapter's free). */
 #define DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(type, name, free_func) \
         _unused_ static type *name##_ref(type *p) {                  \
                 p->n_ref++;                                          \
@@ -61,6 +63,9 @@ static inline int safe_close(int fd) {
                 if (p && --p->n_ref == 0)                            \
                         free_func(p);                                \
                 return NULL;                                         \
+        }                                                            \
+        _unused_ static void name##_unref_data(void *data) {         \
+                (void) name##_unref(data);                           \
         }
 
 /* Hand ownership out of a _cleanup_ variable. */

@@ -12,15 +12,21 @@
 #include "xml-problem.h"
 
 int xml_problem_fail(xml_problem *p, int r, unsigned line, const char *fmt, ...) {
-        _cleanup_free_ char *what = NULL;
         va_list ap;
+
+        va_start(ap, fmt);
+        r = xml_problem_failv(p, r, line, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int xml_problem_failv(xml_problem *p, int r, unsigned line, const char *fmt, va_list ap) {
+        _cleanup_free_ char *what = NULL;
 
         if (p->error)
                 return p->r;
-        va_start(ap, fmt);
         if (vasprintf(&what, fmt, ap) < 0)
                 what = NULL;
-        va_end(ap);
         if (line > 0) {
                 if (asprintf(&p->error, "%s:%u: %s", p->path, line, what ?: "error") < 0)
                         p->error = NULL;

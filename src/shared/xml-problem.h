@@ -5,6 +5,8 @@
  * consequences). */
 #pragma once
 
+#include <stdarg.h>
+
 #include <libxml/relaxng.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
@@ -20,6 +22,7 @@ typedef struct xml_problem {
 /* Records the problem unless one is recorded already; returns the code of
  * the recorded one. line 0: the file as a whole. */
 _printf_(4, 5) int xml_problem_fail(xml_problem *p, int r, unsigned line, const char *fmt, ...);
+_printf_(4, 0) int xml_problem_failv(xml_problem *p, int r, unsigned line, const char *fmt, va_list ap);
 /* A structured error handler for libxml2 (xmlSetStructuredErrorFunc,
  * xmlRelaxNGSetValidStructuredErrors) that records into an xml_problem. */
 void xml_problem_on_xml_error(void *userdata, xmlErrorPtr e);

@@ -329,8 +329,7 @@ vmsig_vgpu *vmsig_vgpu_free(vmsig_vgpu *v) {
                 display_forget(v->displays);
         v->reconsider = sd_event_source_disable_unref(v->reconsider);
         sd_event_unref(v->event);
-        free(v);
-        return NULL;
+        return mfree(v);
 }
 
 uint32_t vmsig_vgpu_kind(vmsig_vgpu *v) {

@@ -423,8 +423,7 @@ vmsig_libvirt *vmsig_libvirt_free(vmsig_libvirt *lv) {
         disconnect(lv);
         lv->retry = sd_event_source_disable_unref(lv->retry);
         free(lv->uri);
-        free(lv);
-        return NULL;
+        return mfree(lv);
 }
 
 bool vmsig_libvirt_is_connected(vmsig_libvirt *lv) {

@@ -275,37 +275,10 @@ static void host_detach(void *data, vmsig_endpoint *ep) {
         d->endpoint = NULL;
 }
 
-/* vCPU registers: "info registers" through the monitor passthrough, as
- * the QMP backend asks its own connection. */
-static void on_registers(const qmp_reply *reply, void *userdata) {
-        host_request *rq = userdata;
-        vmsig_vcpu_state vcpu;
-        const char *message;
-        int r;
-
-        r = qmp_hmp_registers_reply(reply, &vcpu, &message);
-        if (r < 0)
-                host_request_answer(rq, r, message);
-        else
-                rq->vcpu_done(&(vmsig_result) {}, &vcpu, rq->userdata);
-        free(rq);
-}
-
+/* vCPU registers: "info registers" through the monitor passthrough
+ * (qmp-hmp.h), as the QMP backend asks its own connection. */
 static int host_read_vcpu(void *data, vmsig_vcpu_done_fn done, void *userdata) {
-        lv_domain *d = data;
-        host_request *rq;
-        int r;
-
-        if (!done)
-                return -EINVAL;
-        rq = calloc(1, sizeof *rq);
-        if (!rq)
-                return -ENOMEM;
-        *rq = (host_request) { .vcpu_done = done, .userdata = userdata };
-        r = lv_monitor_execute(d, "human-monitor-command", qmp_hmp_command("info registers"), on_registers, rq);
-        if (r < 0)
-                free(rq);
-        return r;
+        return qmp_hmp_read_vcpu(&(qmp_monitor) { lv_monitor_execute, data }, done, userdata);
 }
 
 static const char *host_memctx_absence(void *data) {

@@ -220,24 +220,8 @@ static void memctx_detach(void *data, vmsig_endpoint *ep) {
         host_ram_detach(&d->ram);
 }
 
-static int memctx_write_ram(void *data, uint64_t offset, const void *buf, size_t len) {
-        lv_domain *d = data;
-
-        return host_ram_write(&d->ram, offset, buf, len);
-}
-
-static int memctx_verify_root(void *data) {
-        lv_domain *d = data;
-
-        return host_ram_verify_root(&d->ram);
-}
-
 static void memctx_free(void *data) {
         lv_domain_unref(data);
 }
 
-const vmsig_memctx_ops lv_memctx_ops = {
-        .base = { .attach = memctx_attach, .detach = memctx_detach, .free = memctx_free },
-        .write_ram = memctx_write_ram,
-        .verify_root = memctx_verify_root,
-};
+DEFINE_HOST_RAM_MEMCTX_OPS(, lv_memctx_ops, lv_domain, ram, memctx_attach, memctx_detach, memctx_free);

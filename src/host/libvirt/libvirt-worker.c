@@ -144,8 +144,7 @@ lv_worker *lv_worker_free(lv_worker *w) {
         (void) safe_close(w->done_fd);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->wake);
-        free(w);
-        return NULL;
+        return mfree(w);
 }
 
 void lv_worker_submit(lv_worker *w, lv_job *job) {

@@ -52,8 +52,7 @@ qmp_display *qmp_display_free(qmp_display *d) {
         safe_close(d->memfd);
         safe_close(d->wfd);
         free(d->name);
-        free(d);
-        return NULL;
+        return mfree(d);
 }
 
 void qmp_display_set_ppm_only(qmp_display *d, bool ppm_only) {

@@ -416,7 +416,10 @@ json_object *qmp_hmp_command(const char *command_line) {
         return args;
 }
 
-int qmp_hmp_registers_reply(const qmp_reply *reply, vmsig_vcpu_state *ret, const char **ret_message) {
+/* The registers of an answer to human-monitor-command "info registers":
+ * 0, or the reply's error (or -EBADMSG) and its words in *ret_message
+ * (borrowed from reply, or static). */
+static int registers_reply(const qmp_reply *reply, vmsig_vcpu_state *ret, const char **ret_message) {
         const char *text;
 
         if (reply->error < 0) {
@@ -431,4 +434,38 @@ int qmp_hmp_registers_reply(const qmp_reply *reply, vmsig_vcpu_state *ret, const
                 return -EBADMSG;
         }
         return 0;
+}
+
+/* A vCPU read in flight: whom its answer goes to. */
+typedef struct vcpu_read {
+        vmsig_vcpu_done_fn done;
+        void *userdata;
+} vcpu_read;
+
+static void on_registers(const qmp_reply *reply, void *userdata) {
+        vcpu_read rd = *(vcpu_read *) userdata;
+        const char *message = NULL;
+        vmsig_vcpu_state vcpu;
+        int r;
+
+        free(userdata);
+        r = registers_reply(reply, &vcpu, &message);
+        rd.done(&(vmsig_result) { .error = r, .message = message }, r < 0 ? NULL : &vcpu, rd.userdata);
+}
+
+int qmp_hmp_read_vcpu(const qmp_monitor *monitor, vmsig_vcpu_done_fn done, void *userdata) {
+        vcpu_read *rd;
+        int r;
+
+        assert(monitor);
+        if (!done)
+                return -EINVAL;
+        rd = malloc(sizeof *rd);
+        if (!rd)
+                return -ENOMEM;
+        *rd = (vcpu_read) { .done = done, .userdata = userdata };
+        r = qmp_monitor_execute(monitor, "human-monitor-command", qmp_hmp_command("info registers"), on_registers, rd);
+        if (r < 0)
+                free(rd);
+        return r;
 }

@@ -66,7 +66,11 @@ int qmp_hmp_parse_mtree(const char *text, const char *region, uint64_t file_size
  * of memory (QEMU then refuses the command). */
 json_object *qmp_hmp_command(const char *command_line);
 
-/* The registers of an answer to human-monitor-command "info registers":
- * 0, or the reply's error (or -EBADMSG) and its words in *ret_message
- * (borrowed from reply, or static). */
-int qmp_hmp_registers_reply(const qmp_reply *reply, vmsig_vcpu_state *ret, const char **ret_message);
+/* The host seam's read_vcpu for every backend that speaks to QEMU: asks
+ * monitor for "info registers" (the one way QMP shows a vCPU's control
+ * registers, about 1 ms of QEMU's time; it answers while the guest runs)
+ * and answers done from the loop with the registers, or with the reply's
+ * error (or -EBADMSG for an answer without them) and its words. 0, or
+ * -EINVAL without done, -ENOMEM, or execute's error (done is not called
+ * then). */
+int qmp_hmp_read_vcpu(const qmp_monitor *monitor, vmsig_vcpu_done_fn done, void *userdata);

@@ -72,10 +72,6 @@ static void qmp_free(vmsig_qmp *q) {
 
 DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(vmsig_qmp, qmp, qmp_free);
 
-static void adapter_free(void *data) {
-        qmp_unref(data);
-}
-
 static vmsig_state current_state(vmsig_qmp *q) {
         return q->endpoint ? vmsig_endpoint_get_state(q->endpoint) : VMSIG_STATE_UNKNOWN;
 }
@@ -120,23 +116,7 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
         return r;
 }
 
-static int memctx_write_ram(void *data, uint64_t offset, const void *buf, size_t len) {
-        vmsig_qmp *q = data;
-
-        return host_ram_write(&q->ram, offset, buf, len);
-}
-
-static int memctx_verify_root(void *data) {
-        vmsig_qmp *q = data;
-
-        return host_ram_verify_root(&q->ram);
-}
-
-static const vmsig_memctx_ops qmp_memctx_ops = {
-        .base = { .attach = memctx_attach, .detach = memctx_detach, .free = adapter_free },
-        .write_ram = memctx_write_ram,
-        .verify_root = memctx_verify_root,
-};
+DEFINE_HOST_RAM_MEMCTX_OPS(static, qmp_memctx_ops, vmsig_qmp, ram, memctx_attach, memctx_detach, qmp_unref_data);
 
 /* Completions that must not happen inside the call that asked: queued and
  * run from the loop through an eventfd. */
@@ -148,12 +128,13 @@ static void defer(vmsig_qmp *q, request *rq) {
         (void) eventfd_write(q->defer_fd, 1);
 }
 
-static int complete_later(vmsig_qmp *q, vmsig_done_fn done, void *userdata, int error, const char *message) {
+/* whom: the callback to answer, and its userdata. */
+static int complete_later(vmsig_qmp *q, host_request whom, int error, const char *message) {
         request *rq = calloc(1, sizeof *rq);
 
         if (!rq)
                 return -ENOMEM;
-        *rq = (request) { .base = { .done = done, .userdata = userdata } };
+        *rq = (request) { .base = whom };
         host_request_set_error(&rq->base, error, message);
         defer(q, rq);
         return 0;
@@ -191,11 +172,11 @@ static int refusal(vmsig_qmp *q, char *msg, size_t size) {
         return -EIO;
 }
 
-static int refuse_later(vmsig_qmp *q, vmsig_done_fn done, void *userdata) {
-        char msg[160];
+static int refuse_later(vmsig_qmp *q, host_request whom) {
+        char msg[HOST_MESSAGE_MAX];
         int error = refusal(q, msg, sizeof msg);
 
-        return complete_later(q, done, userdata, error, msg);
+        return complete_later(q, whom, error, msg);
 }
 
 static void on_request_reply(qmp_conn *c, const qmp_reply *reply, void *userdata) {
@@ -213,7 +194,7 @@ static int submit(vmsig_qmp *q, const char *command, json_object *arguments, vms
         }
         if (!qmp_conn_is_ready(q->conn)) {
                 json_object_put(arguments);
-                return refuse_later(q, done, userdata);
+                return refuse_later(q, (host_request) { .done = done, .userdata = userdata });
         }
         rq = calloc(1, sizeof *rq);
         if (!rq) {
@@ -445,47 +426,24 @@ static int host_lifecycle(void *data, vmsig_lifecycle_op op, vmsig_done_fn done,
         return submit(data, op_commands[op], NULL, done, userdata);
 }
 
-static void on_registers(qmp_conn *c, const qmp_reply *reply, void *userdata) {
-        request *rq = userdata;
-        vmsig_vcpu_state vcpu;
-        const char *message;
-        int r;
-
-        r = qmp_hmp_registers_reply(reply, &vcpu, &message);
-        if (r < 0)
-                return complete(rq, r, message);
-        rq->base.vcpu_done(&(vmsig_result) {}, &vcpu, rq->base.userdata);
-        free(rq);
-}
-
-/* info registers: the one way QMP shows a vCPU's control registers, about
- * 1 ms of QEMU's time; it answers while the guest runs. */
+/* Through the monitor (qmp-hmp.h) while QEMU is connected; otherwise
+ * why not, from the loop. */
 static int host_read_vcpu(void *data, vmsig_vcpu_done_fn done, void *userdata) {
         vmsig_qmp *q = data;
-        request *rq;
-        int r;
+        qmp_monitor monitor;
 
         if (!done)
                 return -EINVAL;
         if (!q->host_attached)
                 return -ENODEV;
-        rq = calloc(1, sizeof *rq);
-        if (!rq)
-                return -ENOMEM;
-        *rq = (request) { .base = { .vcpu_done = done, .userdata = userdata } };
-        if (!qmp_conn_is_ready(q->conn)) {
-                rq->base.error = refusal(q, rq->base.message, sizeof rq->base.message);
-                defer(q, rq);
-                return 0;
-        }
-        r = qmp_conn_execute(q->conn, "human-monitor-command", qmp_hmp_command("info registers"), on_registers, rq);
-        if (r < 0)
-                free(rq);
-        return r;
+        if (!qmp_conn_is_ready(q->conn))
+                return refuse_later(q, (host_request) { .vcpu_done = done, .userdata = userdata });
+        monitor = qmp_conn_monitor(q->conn);
+        return qmp_hmp_read_vcpu(&monitor, done, userdata);
 }
 
 static const vmsig_host_ops qmp_host_ops = {
-        .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
+        .base = { .attach = host_attach, .detach = host_detach, .free = qmp_unref_data },
         .backend = "qemu",
         .lifecycle = host_lifecycle,
         .read_vcpu = host_read_vcpu,
@@ -544,10 +502,10 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         if (current_state(q) == VMSIG_STATE_SHUT_OFF) {
                 json_object_put(args);
                 snprintf(msg, sizeof msg, "Endpoint '%s' is shut off and takes no input.", q->name);
-                return complete_later(q, done, userdata, -EBADFD, msg);
+                return complete_later(q, (host_request) { .done = done, .userdata = userdata }, -EBADFD, msg);
         }
         if (!args) /* nothing to send */
-                return complete_later(q, done, userdata, 0, NULL);
+                return complete_later(q, (host_request) { .done = done, .userdata = userdata }, 0, NULL);
         rq = calloc(1, sizeof *rq);
         if (!rq) {
                 json_object_put(args);
@@ -582,7 +540,7 @@ static void input_cancel(void *data, const char *message) {
 }
 
 static const vmsig_input_ops qmp_input_ops = {
-        .base = { .free = adapter_free },
+        .base = { .free = qmp_unref_data },
         .inject = input_inject,
         .cancel = input_cancel,
 };
@@ -593,25 +551,18 @@ static const vmsig_input_ops qmp_input_ops = {
 
 static int display_capture(void *data, vmsig_display_done_fn done, void *userdata) {
         vmsig_qmp *q = data;
-        request *rq;
 
         if (!q->host_attached)
                 return -ENODEV;
         if (qmp_display_is_busy(q->display))
                 return -EBUSY;
-        if (qmp_conn_is_ready(q->conn))
-                return qmp_display_capture(q->display, q->conn, done, userdata);
-        rq = calloc(1, sizeof *rq);
-        if (!rq)
-                return -ENOMEM;
-        *rq = (request) { .base = { .display_done = done, .userdata = userdata } };
-        rq->base.error = refusal(q, rq->base.message, sizeof rq->base.message);
-        defer(q, rq);
-        return 0;
+        if (!qmp_conn_is_ready(q->conn))
+                return refuse_later(q, (host_request) { .display_done = done, .userdata = userdata });
+        return qmp_display_capture(q->display, q->conn, done, userdata);
 }
 
 static const vmsig_display_ops qmp_display_ops = {
-        .base = { .free = adapter_free },
+        .base = { .free = qmp_unref_data },
         .capture = display_capture,
 };
 

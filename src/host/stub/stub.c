@@ -76,10 +76,6 @@ static void stub_free(vmsig_stub *s) {
 
 DEFINE_PRIVATE_TRIVIAL_REF_UNREF_FUNC(vmsig_stub, stub, stub_free);
 
-static void adapter_free(void *data) {
-        stub_unref(data);
-}
-
 static void complete(request *q, int error, const char *message) {
         host_request_answer(&q->base, error, message);
         free(q->events);
@@ -446,7 +442,7 @@ static int host_read_vcpu(void *data, vmsig_vcpu_done_fn done, void *userdata) {
 }
 
 static const vmsig_host_ops stub_host_ops = {
-        .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
+        .base = { .attach = host_attach, .detach = host_detach, .free = stub_unref_data },
         .backend = "stub",
         .lifecycle = host_lifecycle,
         .read_vcpu = host_read_vcpu,
@@ -495,7 +491,7 @@ static void input_cancel(void *data, const char *message) {
 }
 
 static const vmsig_input_ops stub_input_ops = {
-        .base = { .free = adapter_free },
+        .base = { .free = stub_unref_data },
         .inject = input_inject,
         .cancel = input_cancel,
 };
@@ -615,7 +611,7 @@ static int memctx_verify_root(void *data) {
 }
 
 static const vmsig_memctx_ops stub_memctx_ops = {
-        .base = { .attach = memctx_attach, .detach = memctx_detach, .free = adapter_free },
+        .base = { .attach = memctx_attach, .detach = memctx_detach, .free = stub_unref_data },
         .write_ram = memctx_write_ram,
         .verify_root = memctx_verify_root,
 };
@@ -642,7 +638,7 @@ static void display_detach(void *data, vmsig_endpoint *ep) {
 }
 
 static const vmsig_display_ops stub_display_ops = {
-        .base = { .detach = display_detach, .free = adapter_free },
+        .base = { .detach = display_detach, .free = stub_unref_data },
         .capture = display_capture,
 };
 
