@@ -409,7 +409,8 @@ static int find_mapping(int proc_fd, pid_t pid, libvirt_ram_vma *ret, char *msg,
                 return -ENOMEM;
         if (maps < 0)
                 return fail(errno, msg, size, "Cannot open the memory map of QEMU process %d (it needs ptrace read "
-                            "access, CAP_SYS_PTRACE): %s", (int) pid, strerror(errno));
+                            "access, CAP_SYS_PTRACE, which vmsigd.service grants only with the drop-in "
+                            "vmsigd-libvirt-memctx.conf of vmsigd(8)): %s", (int) pid, strerror(errno));
         libvirt_ram_scan_init(s);
         r = scan_maps(maps, s);
         if (r < 0)
