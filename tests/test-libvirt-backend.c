@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <glib.h>
 #include <libvirt/libvirt.h>
@@ -410,6 +411,53 @@ static void test_tagged(void) {
         teardown(&f);
 }
 
+/* A domain listed while libvirt starts it (PAUSED, STARTING_UP) may have
+ * no QEMU yet, or one that has not mapped its RAM: attached then, it
+ * would be an endpoint without memctx for good. A hook of libvirtd holds
+ * the start for 3 s before QEMU runs; the backend connects meanwhile, and
+ * the endpoint comes with libvirt's STARTED, with its memctx. */
+static gpointer start_slow(gpointer data) {
+        return libvirt_harness_start_domain(data, "lv-starting", LIBVIRT_RAM_FILE, RAM_MIB);
+}
+
+static bool listed_starting(LibvirtHarness *h) {
+        virDomainPtr dom = virDomainLookupByName(h->conn, "lv-starting");
+        int state = -1, reason = -1;
+
+        if (dom) {
+                (void) virDomainGetState(dom, &state, &reason, 0);
+                virDomainFree(dom);
+        }
+        return state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_STARTING_UP;
+}
+
+static void test_listed_while_starting(void) {
+        g_autofree char *hooks = NULL, *hook = NULL;
+        vmsig_endpoint *ep;
+        GThread *starter;
+        Fixture f;
+
+        if (!setup(&f, false))
+                return;
+        hooks = g_build_filename(f.h->etc, "hooks", NULL);
+        hook = g_build_filename(hooks, "qemu", NULL);
+        g_assert_cmpint(g_mkdir_with_parents(hooks, 0755), ==, 0);
+        g_assert_true(g_file_set_contents(hook, "#!/bin/sh\n[ \"$1 $2\" = \"lv-starting prepare\" ] && sleep 3\nexit 0\n",
+                                          -1, NULL));
+        g_assert_cmpint(chmod(hook, 0755), ==, 0);
+        libvirt_harness_start(f.h); /* libvirtd looks for its hooks when it starts */
+        starter = g_thread_new("start", start_slow, f.h);
+        while (!listed_starting(f.h))
+                g_usleep(20 * 1000);
+        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
+        ep = wait_endpoint(&f, "lv-starting");
+        g_assert_false(listed_starting(f.h));
+        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
+        g_assert_true(vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_MEMCTX));
+        virDomainFree(g_thread_join(starter));
+        teardown(&f);
+}
+
 int main(int argc, char **argv) {
         int r;
 
@@ -422,7 +470,7 @@ int main(int argc, char **argv) {
         /* Before any connection: the harness's too are driven by it. */
         g_assert_cmpint(vmsig_libvirt_event_register(loop), ==, 0);
         VT_TESTS("/libvirt-backend/", test_lifecycle, test_input_frames, test_reconnect, test_absent_at_start,
-                 test_tagged);
+                 test_tagged, test_listed_while_starting);
         r = g_test_run();
         sd_event_unref(loop);
         return r;

@@ -65,18 +65,22 @@ static int found_fill(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
         int state, reason;
         char *tag;
 
-        *f = (lv_found) {};
+        *f = (lv_found) { .ram = { .ro_fd = -1, .rw_fd = -1 } };
         if (!name || virDomainGetUUID(dom, uuid) < 0 || virDomainGetState(dom, &state, &reason, 0) < 0)
                 return -1;
         f->name_too_long = strlen(name) > VMSIG_NAME_MAX;
         snprintf(f->name, sizeof f->name, "%s", name);
         memcpy(f->uuid.bytes, uuid, sizeof uuid);
         f->state = state_from_libvirt(state);
+        f->starting = state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_STARTING_UP;
         if (lv->which == VMSIG_LIBVIRT_DOMAINS_TAGGED) {
                 tag = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, VMSIG_LIBVIRT_NS, VIR_DOMAIN_AFFECT_LIVE);
                 f->tagged = tag != NULL;
                 free(tag);
         }
+        if (!f->starting && f->state != VMSIG_STATE_SHUT_OFF &&
+            (lv->which != VMSIG_LIBVIRT_DOMAINS_TAGGED || f->tagged))
+                lv_memctx_find(f);
         return 0;
 }
 
@@ -84,6 +88,13 @@ static int found_fill(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
 static bool wanted(vmsig_libvirt *lv, const lv_found *f) {
         if (f->state == VMSIG_STATE_SHUT_OFF)
                 return false;
+        /* Listed between its QEMU's start and libvirt's STARTED: that QEMU
+         * may not have mapped its RAM yet, which would make an endpoint
+         * without memctx for good. STARTED attaches it. */
+        if (f->starting) {
+                log_debug("libvirt domain '%s' is starting: attached when libvirt says it started.", f->name);
+                return false;
+        }
         if (lv->which == VMSIG_LIBVIRT_DOMAINS_TAGGED && !f->tagged) {
                 log_debug("libvirt domain '%s' carries no <vmsig:vm/> metadata: not attached.", f->name);
                 return false;
@@ -91,14 +102,15 @@ static bool wanted(vmsig_libvirt *lv, const lv_found *f) {
         return true;
 }
 
-static void attach_found(vmsig_libvirt *lv, const lv_found *f) {
+/* The caller closes what f still holds. */
+static void attach_found(vmsig_libvirt *lv, lv_found *f) {
         lv_domain *d = lv_domain_find(lv, f->uuid.bytes);
 
         if (d) {
                 d->seen = true;
                 lv_domain_observe(d, f->state);
                 /* After a reconnection: is it still the same QEMU? */
-                return lv_memctx_sync(d);
+                return lv_memctx_sync(d, f);
         }
         if (!wanted(lv, f))
                 return;
@@ -137,6 +149,7 @@ static void probe_done(lv_job *j) {
                 attach_found(p->lv, &p->found);
         else if (!p->base.cancelled)
                 log_debug("A libvirt domain started but is gone again.");
+        lv_found_done(&p->found);
         free(p);
 }
 
@@ -146,7 +159,8 @@ static void probe(vmsig_libvirt *lv, virDomainPtr dom) {
 
         if (!p)
                 return (void) log_oom();
-        *p = (probe_job) { .base = { .run = probe_run, .done = probe_done }, .lv = lv, .dom = dom };
+        *p = (probe_job) { .base = { .run = probe_run, .done = probe_done }, .lv = lv, .dom = dom,
+                           .found.ram = { .ro_fd = -1, .rw_fd = -1 } };
         virDomainRef(dom);
         lv_worker_submit(lv->worker, &p->base);
 }
@@ -277,8 +291,13 @@ static void connect_run(lv_job *j) {
         }
 }
 
+static void found_done(lv_found *found, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                lv_found_done(&found[i]);
+}
+
 /* The listing: what it lacks is gone, what is new attaches. */
-static void resync(vmsig_libvirt *lv, const lv_found *found, size_t n) {
+static void resync(vmsig_libvirt *lv, lv_found *found, size_t n) {
         for (lv_domain *d = lv->domains; d; d = d->next)
                 d->seen = false;
         for (size_t i = 0; i < n; i++)
@@ -298,7 +317,7 @@ static void connect_done(lv_job *j) {
         vmsig_libvirt *lv = c->lv;
 
         if (c->base.cancelled)
-                return;
+                return found_done(found, c->n_found);
         if (c->error < 0) {
                 /* Once, until it worked: libvirtd may come much later. */
                 if (!lv->warned)
@@ -309,6 +328,7 @@ static void connect_done(lv_job *j) {
                 lv->warned = true;
                 lv->backoff_usec = MIN(MAX(lv->backoff_usec * 2, VMSIG_LIBVIRT_BACKOFF_MIN_USEC),
                                        VMSIG_LIBVIRT_BACKOFF_MAX_USEC);
+                found_done(found, c->n_found);
                 return schedule_connect(lv);
         }
         lv->warned = false;
@@ -316,6 +336,7 @@ static void connect_done(lv_job *j) {
         lv->connected = true;
         log_info("Connected to libvirt at %s: %zu running domain(s).", lv->uri, c->n_found);
         resync(lv, found, c->n_found);
+        found_done(found, c->n_found);
 }
 
 static void connect_now(vmsig_libvirt *lv) {

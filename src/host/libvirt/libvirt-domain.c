@@ -551,7 +551,7 @@ static const vmsig_display_ops lv_display_ops = {
 };
 
 /* The endpoint of a domain: its spec, built here alone. */
-int lv_domain_attach(vmsig_libvirt *lv, const lv_found *f, lv_domain **ret) {
+int lv_domain_attach(vmsig_libvirt *lv, lv_found *f, lv_domain **ret) {
         vmsig_endpoint_spec spec;
         vmsig_endpoint *ep;
         lv_domain *d;
@@ -579,7 +579,7 @@ int lv_domain_attach(vmsig_libvirt *lv, const lv_found *f, lv_domain **ret) {
         spec.adapters[VMSIG_ADAPTER_DISPLAY] = (vmsig_adapter) { &lv_display_ops.base, d };
         /* A domain without shared RAM is an endpoint all the same, without
          * memctx in its Capabilities. */
-        if (lv_memctx_probe(d)) {
+        if (lv_memctx_probe(d, f)) {
                 spec.adapters[VMSIG_ADAPTER_MEMCTX] = (vmsig_adapter) { &lv_memctx_ops.base, d };
                 d->n_ref++;
         }

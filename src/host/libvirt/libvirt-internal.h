@@ -50,6 +50,15 @@ typedef struct lv_found {
         sd_id128_t uuid;
         vmsig_state state;
         bool tagged; /* carries an element of vmsig's namespace */
+        bool starting; /* listed while libvirt starts it: its STARTED event follows */
+        /* Its QEMU's shared RAM, looked for on the worker for a domain that
+         * is to be an endpoint (ram_looked), since the look reads the
+         * command line of every process in /proc, which must not hold up
+         * the loop: open (ram's fds) when ram_error is 0, else why not. */
+        bool ram_looked;
+        int ram_error;
+        libvirt_ram ram;
+        char ram_message[LIBVIRT_RAM_MESSAGE_MAX];
 } lv_found;
 
 struct lv_domain {
@@ -89,7 +98,7 @@ int lv_error(char *buf, size_t size);
 
 /* Attaches an endpoint for f (libvirt-domain.c); the domain joins
  * lv->domains. */
-int lv_domain_attach(vmsig_libvirt *lv, const lv_found *f, lv_domain **ret);
+int lv_domain_attach(vmsig_libvirt *lv, lv_found *f, lv_domain **ret);
 lv_domain *lv_domain_find(vmsig_libvirt *lv, const unsigned char uuid[VIR_UUID_BUFLEN]);
 /* What libvirt told of the domain. */
 void lv_domain_observe(lv_domain *d, vmsig_state state);
@@ -113,8 +122,14 @@ int lv_monitor_execute(void *data, const char *command, json_object *arguments, 
 
 /* The memctx of a domain (libvirt-memctx.c). */
 extern const vmsig_memctx_ops lv_memctx_ops;
-/* On attach: whether the domain's QEMU has shared RAM (then d->found holds
- * it, for the adapter); no: memctx stays absent, and why is logged. */
-bool lv_memctx_probe(lv_domain *d);
-/* After a reconnection: a new QEMU process of the domain is a new guest. */
-void lv_memctx_sync(lv_domain *d);
+/* On the worker: looks for the shared RAM of f's QEMU (f->ram_looked,
+ * f->ram_error, f->ram, f->ram_message). */
+void lv_memctx_find(lv_found *f);
+/* Closes what f holds. */
+void lv_found_done(lv_found *f);
+/* On attach: whether the domain's QEMU has shared RAM (then d->found takes
+ * f's, for the adapter); no: memctx stays absent, and why is logged. */
+bool lv_memctx_probe(lv_domain *d, lv_found *f);
+/* After a reconnection, with what the worker found again: a new QEMU
+ * process of the domain is a new guest. */
+void lv_memctx_sync(lv_domain *d, lv_found *f);

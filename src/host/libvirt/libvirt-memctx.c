@@ -12,6 +12,7 @@
  * the endpoint's resets); after a reconnection to libvirt the QEMU is
  * looked for again, and another pid is another guest.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,33 +27,42 @@
 #include "qmp-ram-map.h"
 
 /* The domain's QEMU and its shared RAM, opened; the message says why
- * not. */
-static int ram_find(lv_domain *d, libvirt_ram *ret, char *msg, size_t size) {
+ * not. On the worker: blocking reads of /proc. */
+void lv_memctx_find(lv_found *f) {
         char uuid[SD_ID128_UUID_STRING_MAX];
         _cleanup_close_ int pidfd = -1;
         pid_t pid;
         int r;
 
-        r = libvirt_ram_find_qemu(sd_id128_to_uuid_string(d->uuid, uuid), (uid_t) -1, &pid, &pidfd, msg, size);
-        if (r < 0)
-                return r;
-        return libvirt_ram_open(pidfd, pid, ret, msg, size);
+        assert(f);
+        f->ram_looked = true;
+        r = libvirt_ram_find_qemu(sd_id128_to_uuid_string(f->uuid, uuid), (uid_t) -1, &pid, &pidfd,
+                                  f->ram_message, sizeof f->ram_message);
+        if (r >= 0)
+                r = libvirt_ram_open(pidfd, pid, &f->ram, f->ram_message, sizeof f->ram_message);
+        f->ram_error = MIN(r, 0);
 }
 
-bool lv_memctx_probe(lv_domain *d) {
-        char msg[LIBVIRT_RAM_MESSAGE_MAX];
-        int r;
+void lv_found_done(lv_found *f) {
+        libvirt_ram_done(&f->ram);
+}
 
+bool lv_memctx_probe(lv_domain *d, lv_found *f) {
+        assert(d && f);
         d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
-        r = ram_find(d, &d->found, msg, sizeof msg);
-        if (r >= 0)
+        if (f->ram_looked && f->ram_error >= 0) {
+                d->found = f->ram;
+                f->ram = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
                 return true;
-        log_warning("libvirt domain '%s' has no memory context: %s", d->name, msg);
+        }
+        if (!f->ram_looked) /* not to be an endpoint when the worker looked: it is now */
+                snprintf(f->ram_message, sizeof f->ram_message, "its RAM was not looked for; a reconnection will");
+        log_warning("libvirt domain '%s' has no memory context: %s", d->name, f->ram_message);
         /* What the caller of a memory method can do about it: only the
          * domain's XML can (the other failures say what vmsigd lacks, in
          * its log). */
-        if (r == -ENOENT)
-                snprintf(d->memctx_absence, sizeof d->memctx_absence, "%s", msg);
+        if (f->ram_error == -ENOENT)
+                snprintf(d->memctx_absence, sizeof d->memctx_absence, "%s", f->ram_message);
         return false;
 }
 
@@ -176,21 +186,20 @@ static void ram_map(lv_domain *d, libvirt_ram *r) {
                 on_map(k, strerror(-k), NULL, 0, q);
 }
 
-void lv_memctx_sync(lv_domain *d) {
-        char msg[LIBVIRT_RAM_MESSAGE_MAX];
-        libvirt_ram r = { .ro_fd = -1, .rw_fd = -1 };
-        int k;
+void lv_memctx_sync(lv_domain *d, lv_found *f) {
+        libvirt_ram r = f->ram;
 
-        if (!d->ram.attached || !d->owner)
+        if (!d->ram.attached || !d->owner || !f->ram_looked)
                 return;
-        k = ram_find(d, &r, msg, sizeof msg);
-        if (k < 0) {
-                log_warning("Cannot find the guest RAM of libvirt domain '%s' again: %s", d->name, msg);
-                return k == -ESRCH ? host_ram_orphan(&d->ram) : (void) 0;
+        if (f->ram_error < 0) {
+                log_warning("Cannot find the guest RAM of libvirt domain '%s' again: %s", d->name, f->ram_message);
+                return f->ram_error == -ESRCH ? host_ram_orphan(&d->ram) : (void) 0;
         }
-        /* The same QEMU keeps its RAM, its epoch and its bootstrap. */
+        /* The same QEMU keeps its RAM, its epoch and its bootstrap (the
+         * caller closes what f holds). */
         if (r.pid == d->ram.pid && d->ram.memctx.ram_fd >= 0)
-                return libvirt_ram_done(&r);
+                return;
+        f->ram = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
         ram_map(d, &r);
 }
 
@@ -203,14 +212,14 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
         r = host_ram_attach(&d->ram, ep);
         if (r < 0)
                 return r;
-        /* What lv_memctx_probe() found, just before. */
+        /* What lv_memctx_probe() found, just before (an adapter is
+         * attached only with it). */
         if (d->found.ro_fd >= 0) {
                 libvirt_ram found = d->found;
 
                 d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
                 ram_map(d, &found);
-        } else
-                lv_memctx_sync(d);
+        }
         return 0;
 }
 
