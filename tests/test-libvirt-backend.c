@@ -8,7 +8,8 @@
  * killed and restarted keeps the endpoints (vmid, generation, lease) of the
  * domains that still run and detaches one that died meanwhile; libvirtd
  * absent at start is one warning, then the domains attach when it comes;
- * the tagged mode attaches tagged domains only.
+ * the tagged mode attaches tagged domains only; a domain listed while
+ * libvirt starts it becomes an endpoint (with memctx) once it started.
  */
 #include <errno.h>
 #include <signal.h>
