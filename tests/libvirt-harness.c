@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 
 #include "libvirt-harness.h"
@@ -25,6 +26,10 @@
 #define PID_FILE "/run/libvirt/libvirtd.pid"
 #define CAPS_DIR "/var/cache/libvirt/qemu/capabilities"
 #define QEMU_RUN_DIR "/run/libvirt/qemu"
+#define QEMU_LOG_DIR "/var/log/libvirt/qemu" /* QEMU's stderr: stdio_handler "file" */
+/* The domain's USB, and what a tablet domain has instead. */
+#define NO_USB "<controller type='usb' model='none'/>"
+#define TABLET "<controller type='usb' model='qemu-xhci'/><input type='tablet' bus='usb'/>"
 #define IMAGE_DIR "/var/lib/libvirt/vmsig" /* in the namespace's tmpfs */
 #define START_TIMEOUT_MS 60000 /* a first probe under load, with margin */
 #define STOP_TIMEOUT_MS 10000
@@ -402,7 +407,7 @@ char *libvirt_harness_domain_xml(LibvirtHarness *h, const char *name, LibvirtRam
                 "  <devices>\n"
                 "    <serial type='file'><source path='%s'/><target port='0'/></serial>\n"
                 "    <video><model type='vga'/></video>\n"
-                "    <controller type='usb' model='none'/>\n"
+                "    " NO_USB "\n"
                 "    <memballoon model='none'/>\n"
                 "  </devices>\n"
                 "</domain>\n",
@@ -415,8 +420,7 @@ static const char *last_error(void) {
         return message ? message : "(no message)";
 }
 
-virDomainPtr libvirt_harness_start_domain(LibvirtHarness *h, const char *name, LibvirtRam ram, unsigned ram_mib) {
-        g_autofree char *xml = libvirt_harness_domain_xml(h, name, ram, ram_mib);
+static virDomainPtr start_xml(LibvirtHarness *h, const char *name, const char *xml) {
         g_autofree char *serial = libvirt_harness_serial(h, name);
         virDomainPtr dom;
         int state = -1, reason;
@@ -434,6 +438,45 @@ virDomainPtr libvirt_harness_start_domain(LibvirtHarness *h, const char *name, L
         g_assert_cmpint(virDomainGetState(dom, &state, &reason, 0), ==, 0);
         g_assert_cmpint(state, ==, VIR_DOMAIN_RUNNING);
         return dom;
+}
+
+virDomainPtr libvirt_harness_start_domain(LibvirtHarness *h, const char *name, LibvirtRam ram, unsigned ram_mib) {
+        g_autofree char *xml = libvirt_harness_domain_xml(h, name, ram, ram_mib);
+
+        return start_xml(h, name, xml);
+}
+
+virDomainPtr libvirt_harness_start_tablet_domain(LibvirtHarness *h, const char *name, LibvirtRam ram,
+                                                 unsigned ram_mib) {
+        g_autofree char *xml = libvirt_harness_domain_xml(h, name, ram, ram_mib);
+        g_auto(GStrv) parts = g_strsplit(xml, NO_USB, 2);
+        g_autofree char *tablet_xml = NULL;
+
+        g_assert_nonnull(parts[1]);
+        tablet_xml = g_strconcat(parts[0], TABLET, parts[1], NULL);
+        return start_xml(h, name, tablet_xml);
+}
+
+char *libvirt_harness_hmp(LibvirtHarness *h, const char *name, const char *command) {
+        virDomainPtr dom = virDomainLookupByName(h->conn, name);
+        char *out = NULL;
+
+        g_assert_nonnull(dom);
+        if (virDomainQemuMonitorCommand(dom, command, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0)
+                g_error("%s on %s: %s", command, name, last_error());
+        virDomainFree(dom);
+        return out;
+}
+
+char *libvirt_harness_qemu_log(LibvirtHarness *h, const char *name) {
+        g_autofree char *file = g_strdup_printf("%s.log", name);
+        g_autofree char *path = g_build_filename(QEMU_LOG_DIR, file, NULL);
+        g_autoptr(GError) error = NULL;
+        char *text = NULL;
+
+        g_file_get_contents(path, &text, NULL, &error);
+        g_assert_no_error(error);
+        return text;
 }
 
 pid_t libvirt_harness_domain_pid(LibvirtHarness *h, const char *name) {

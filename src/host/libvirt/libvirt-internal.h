@@ -12,6 +12,7 @@
 #include "host-common.h"
 #include "host-ram.h"
 #include "libvirt-ram.h"
+#include "qmp-input.h"
 #include "qmp-monitor.h"
 #include "libvirt-worker.h"
 #include "libvirt-backend.h"
@@ -61,6 +62,9 @@ struct lv_domain {
         bool capturing;
         bool seen; /* in the listing being applied */
         atomic_uint input_generation; /* bumped when the input lease ends */
+        /* The worker's: what the input-send-events that reached QEMU left
+         * held down, released when the input lease ends. */
+        qmp_input_held held;
         /* The worker's: the domain on connection dom_serial, looked up once
          * (a lookup is a round trip to libvirtd). */
         virDomainPtr dom;
@@ -110,6 +114,13 @@ int lv_monitor_refusal(vmsig_libvirt *lv, const char *what, char *buf, size_t si
  * says. -EOPNOTSUPP when <libvirt monitor="no">. */
 int lv_monitor_execute(void *data, const char *command, json_object *arguments, qmp_monitor_reply_fn fn,
                        void *userdata);
+
+/* The text of a QMP command for the passthrough; takes arguments. NULL
+ * without memory. */
+char *lv_monitor_command(const char *command, json_object *arguments);
+/* On the worker, for a caller that needs only whether QEMU took command
+ * (lv_monitor_command()'s text): 0, or -errno and why in buf. */
+int lv_monitor_run(virDomainPtr dom, const char *command, char *buf, size_t size);
 
 /* The memctx of a domain (libvirt-memctx.c). */
 extern const vmsig_memctx_ops lv_memctx_ops;
