@@ -3,23 +3,28 @@
  * libFuzzer harness for the parsers of libvirt-ram.h: the input is what a
  * QEMU process's /proc/PID/maps or /proc/PID/cmdline could hold (the
  * names in maps are file names anyone may choose, a command line is the
- * process's own to rewrite).
+ * process's own to rewrite); and for libvirt-seclabel.h's reader of a
+ * domain's XML (whose <seclabel> an admin writes).
  *
  * Checks, beyond "no crash, no leak": a maps line parses (0) or is
  * -EBADMSG and then nothing was written; one that parses has end > start
  * and a name that is the line's tail; the scan's result is 0, -ENOENT,
  * -ENOTUNIQ, or an error of a line (-EBADMSG, -E2BIG), and a mapping it
  * gives is shared, writable, from offset 0 and not empty; the command-line
- * check agrees with a plain search for "-uuid\0UUID\0", case aside.
+ * check agrees with a plain search for "-uuid\0UUID\0", case aside; the
+ * DAC label is 0 with a uid that is not (uid_t) -1, -ENOENT or -EBADMSG,
+ * with words, and a text without "<domain" is never 0.
  *
- * Input: byte 0 bit 0: a command line (else maps text, lines split at
- * '\n'); the rest is the text.
+ * Input: byte 0 bit 1: a domain's XML (the capabilities fixed, their
+ * default +107:+107); else bit 0: a command line, else maps text, lines
+ * split at '\n'; the rest is the text.
  */
 #include <errno.h>
 #include <strings.h>
 
 #include "fuzz.h"
 #include "libvirt-ram.h"
+#include "libvirt-seclabel.h"
 #include "macro.h"
 
 #define UUID "e35dcde6-7395-4b24-9f09-57df7c9d8d64"
@@ -75,11 +80,29 @@ static bool has_uuid_plainly(const char *text, size_t size) {
         return false;
 }
 
+static const char caps[] = "<capabilities><host><secmodel><model>dac</model><doi>0</doi>"
+                           "<baselabel type='qemu'>+107:+107</baselabel></secmodel></host></capabilities>";
+
+static void fuzz_seclabel(const char *data, size_t size) {
+        _cleanup_free_ char *xml = strndup(data, size);
+        char msg[LIBVIRT_SECLABEL_MESSAGE_MAX] = "";
+        uid_t uid = (uid_t) -1;
+        int r;
+
+        fuzz_check(xml);
+        r = libvirt_seclabel_qemu_uid(xml, caps, &uid, msg, sizeof msg);
+        fuzz_check(r == 0 || r == -ENOENT || r == -EBADMSG);
+        fuzz_check(r == 0 ? uid != (uid_t) -1 : msg[0] != '\0');
+        fuzz_check(r != 0 || strstr(xml, "<domain"));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FuzzInput in = { data, size };
         uint8_t mode = fuzz_u8(&in);
 
-        if (mode & 1)
+        if (mode & 2)
+                fuzz_seclabel((const char *) in.p, in.left);
+        else if (mode & 1)
                 fuzz_check(libvirt_ram_cmdline_has_uuid((const char *) in.p, in.left, UUID) ==
                            has_uuid_plainly((const char *) in.p, in.left));
         else

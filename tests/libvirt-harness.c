@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -477,6 +479,43 @@ char *libvirt_harness_qemu_log(LibvirtHarness *h, const char *name) {
         g_file_get_contents(path, &text, NULL, &error);
         g_assert_no_error(error);
         return text;
+}
+
+pid_t libvirt_harness_claim_uuid(const char *uuid, const char *user) {
+        /* Not a lone command, which sh would exec, losing its own command
+         * line. */
+        const char *argv[] = { "/bin/sh", "-c", "sleep 600; :", "-uuid", uuid, NULL };
+        struct passwd *pw = user ? getpwnam(user) : NULL;
+        g_autofree char *path = NULL;
+        pid_t pid;
+
+        g_assert_true(!user || pw);
+        pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                if (pw && (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0))
+                        _exit(126);
+                /* After the uid changed, which clears it. */
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        /* The claim shows once sh runs. */
+        path = g_strdup_printf("/proc/%d/cmdline", (int) pid);
+        for (;;) {
+                g_autofree char *text = NULL;
+                gsize len = 0;
+
+                if (g_file_get_contents(path, &text, &len, NULL) && memmem(text, len, uuid, strlen(uuid)))
+                        return pid;
+                g_assert_cmpint(waitpid(pid, NULL, WNOHANG), ==, 0);
+                g_usleep(1000);
+        }
+}
+
+void libvirt_harness_end_claim(pid_t pid) {
+        g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+        g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
 }
 
 pid_t libvirt_harness_domain_pid(LibvirtHarness *h, const char *name) {

@@ -369,6 +369,30 @@ static void test_input_withdrawn(void) {
         teardown(&f);
 }
 
+/* Another user's process that claims the domain's uuid on its command
+ * line is no QEMU of libvirt's: the QEMU is the process of the user the
+ * domain's DAC label names, and the domain has its memctx (two claimants
+ * of one user would be refused, and the domain would have none). */
+static void test_impostor(void) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        vmsig_endpoint *ep;
+        virDomainPtr dom;
+        pid_t fake;
+        Fixture f;
+
+        if (!setup(&f, true))
+                return;
+        dom = libvirt_harness_start_domain(f.h, "lv-dac", LIBVIRT_RAM_MEMFD, RAM_MIB);
+        g_assert_cmpint(virDomainGetUUIDString(dom, uuid), ==, 0);
+        virDomainFree(dom);
+        fake = libvirt_harness_claim_uuid(uuid, "nobody");
+        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
+        ep = wait_endpoint(&f, "lv-dac");
+        g_assert_true(vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_MEMCTX));
+        libvirt_harness_end_claim(fake);
+        teardown(&f);
+}
+
 /* libvirtd killed: the endpoints stay; a domain whose QEMU died meanwhile
  * is detached once libvirtd is back, the other keeps vmid, generation and
  * lease. */
@@ -485,8 +509,8 @@ int main(int argc, char **argv) {
         g_assert_cmpint(sd_event_new(&loop), >=, 0);
         /* Before any connection: the harness's too are driven by it. */
         g_assert_cmpint(vmsig_libvirt_event_register(loop), ==, 0);
-        VT_TESTS("/libvirt-backend/", test_lifecycle, test_input_frames, test_input_withdrawn, test_reconnect,
-                 test_absent_at_start, test_tagged);
+        VT_TESTS("/libvirt-backend/", test_lifecycle, test_input_frames, test_input_withdrawn, test_impostor,
+                 test_reconnect, test_absent_at_start, test_tagged);
         r = g_test_run();
         sd_event_unref(loop);
         return r;

@@ -646,6 +646,12 @@ int lv_domain_attach(vmsig_libvirt *lv, const lv_found *f, lv_domain **ret) {
         }
         d->n_ref = 3 + 1; /* host, input, display, and ours until attached */
         d->uuid = f->uuid;
+        d->qemu_uid = f->qemu_uid;
+        /* Then the RAM is looked for as before: any claimant, but only
+         * one. */
+        if (f->uid_problem[0])
+                log_warning("libvirt domain '%s': cannot tell the user its QEMU runs as (%s); its process is looked "
+                            "for under any uid.", f->name, f->uid_problem);
         d->owner = lv;
         host_ram_init(&d->ram, d->name);
         d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };

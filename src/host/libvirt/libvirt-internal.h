@@ -12,6 +12,7 @@
 #include "host-common.h"
 #include "host-ram.h"
 #include "libvirt-ram.h"
+#include "libvirt-seclabel.h"
 #include "qmp-input.h"
 #include "qmp-monitor.h"
 #include "libvirt-worker.h"
@@ -34,6 +35,7 @@ struct vmsig_libvirt {
          * gone): */
         virConnectPtr conn;
         unsigned conn_serial; /* bumped by every connection opened */
+        char *caps; /* the connection's capabilities XML: the default DAC label; NULL if libvirt gave none */
         int callback_ids[2]; /* lifecycle, reboot; -1: none */
 
         /* The loop's: */
@@ -51,6 +53,8 @@ typedef struct lv_found {
         sd_id128_t uuid;
         vmsig_state state;
         bool tagged; /* carries an element of vmsig's namespace */
+        uid_t qemu_uid; /* its QEMU's user (libvirt-seclabel.h); (uid_t) -1 if unknown, and why: */
+        char uid_problem[LIBVIRT_SECLABEL_MESSAGE_MAX];
 } lv_found;
 
 struct lv_domain {
@@ -59,6 +63,7 @@ struct lv_domain {
         vmsig_endpoint *endpoint; /* while attached; not a reference */
         char *name;
         sd_id128_t uuid;
+        uid_t qemu_uid; /* the loop's: what the last listing said (lv_found) */
         bool capturing;
         bool seen; /* in the listing being applied */
         atomic_uint input_generation; /* bumped when the input lease ends */

@@ -27,15 +27,15 @@
  * from 3.5 GiB): a flat map is right without asking QEMU. */
 #define FLAT_RAM_MAX UINT64_C(0xb0000000)
 
-/* The domain's QEMU and its shared RAM, opened; the message says why
- * not. */
+/* The domain's QEMU, a process of the user libvirt runs it as (when
+ * known), and its shared RAM, opened; the message says why not. */
 static int ram_find(lv_domain *d, libvirt_ram *ret, char *msg, size_t size) {
         char uuid[SD_ID128_UUID_STRING_MAX];
         _cleanup_close_ int pidfd = -1;
         pid_t pid;
         int r;
 
-        r = libvirt_ram_find_qemu(sd_id128_to_uuid_string(d->uuid, uuid), (uid_t) -1, &pid, &pidfd, msg, size);
+        r = libvirt_ram_find_qemu(sd_id128_to_uuid_string(d->uuid, uuid), d->qemu_uid, &pid, &pidfd, msg, size);
         if (r < 0)
                 return r;
         return libvirt_ram_open(pidfd, pid, ret, msg, size);
