@@ -493,7 +493,10 @@ pid_t libvirt_harness_claim_uuid(const char *uuid, const char *user) {
         pid = fork();
         g_assert_cmpint(pid, >=, 0);
         if (pid == 0) {
-                if (pw && (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0))
+                /* A group of its own, for sh's sleep to end with it: left
+                 * behind, it would hold the test's output open. */
+                if (setpgid(0, 0) < 0 ||
+                    (pw && (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)))
                         _exit(126);
                 /* After the uid changed, which clears it. */
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -514,7 +517,7 @@ pid_t libvirt_harness_claim_uuid(const char *uuid, const char *user) {
 }
 
 void libvirt_harness_end_claim(pid_t pid) {
-        g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+        g_assert_cmpint(kill(-pid, SIGKILL), ==, 0);
         g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
 }
 

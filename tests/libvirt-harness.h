@@ -108,7 +108,8 @@ char *libvirt_harness_hmp(LibvirtHarness *h, const char *name, const char *comma
 char *libvirt_harness_qemu_log(LibvirtHarness *h, const char *name);
 /* A process that is no QEMU but claims the domain uuid on its command
  * line ("-uuid UUID"), run as user (NULL: as the test), until
- * libvirt_harness_end_claim(); returned once the claim shows in /proc. */
+ * libvirt_harness_end_claim(), which ends it and its children; returned
+ * once the claim shows in /proc. */
 pid_t libvirt_harness_claim_uuid(const char *uuid, const char *user);
 void libvirt_harness_end_claim(pid_t pid);
 /* The QEMU process of a running domain, from libvirt's pid file. */
