@@ -64,7 +64,7 @@ sources() {
                 "$top/src/shared/keys.c $core" ;;
         hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;
         libvirt-ram) echo "$top/tests/fuzz-util.c $top/src/host/libvirt/libvirt-ram.c $top/src/shared/fd-util.c" \
-                "$top/src/host/libvirt/libvirt-xml.c $top/src/host/qemu-ram-layout.c" ;;
+                "$top/src/host/libvirt/libvirt-xml.c $top/src/host/libvirt/libvirt-seclabel.c $top/src/host/qemu-ram-layout.c" ;;
         *) return 1 ;;
         esac
 }

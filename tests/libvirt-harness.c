@@ -8,11 +8,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 
 #include "libvirt-harness.h"
@@ -25,6 +28,10 @@
 #define PID_FILE "/run/libvirt/libvirtd.pid"
 #define CAPS_DIR "/var/cache/libvirt/qemu/capabilities"
 #define QEMU_RUN_DIR "/run/libvirt/qemu"
+#define QEMU_LOG_DIR "/var/log/libvirt/qemu" /* QEMU's stderr: stdio_handler "file" */
+/* The domain's USB, and what a tablet domain has instead. */
+#define NO_USB "<controller type='usb' model='none'/>"
+#define TABLET "<controller type='usb' model='qemu-xhci'/><input type='tablet' bus='usb'/>"
 #define IMAGE_DIR "/var/lib/libvirt/vmsig" /* in the namespace's tmpfs */
 #define START_TIMEOUT_MS 60000 /* a first probe under load, with margin */
 #define STOP_TIMEOUT_MS 10000
@@ -412,7 +419,7 @@ char *libvirt_harness_domain_xml(LibvirtHarness *h, const char *name, LibvirtRam
                 "  <devices>\n"
                 "    <serial type='file'><source path='%s'/><target port='0'/></serial>\n"
                 "    <video><model type='vga'/></video>\n"
-                "    <controller type='usb' model='none'/>\n"
+                "    " NO_USB "\n"
                 "    <memballoon model='none'/>\n"
                 "  </devices>\n"
                 "</domain>\n",
@@ -469,6 +476,79 @@ virDomainPtr libvirt_harness_start_paused(LibvirtHarness *h, const char *name, c
                 g_assert_cmpuint(g_string_replace(xml, "</domain>", tail, 1), ==, 1);
         }
         return define_and_start(h, name, xml->str, VIR_DOMAIN_START_PAUSED, VIR_DOMAIN_PAUSED);
+}
+
+virDomainPtr libvirt_harness_start_tablet_domain(LibvirtHarness *h, const char *name, LibvirtRam ram,
+                                                 unsigned ram_mib) {
+        g_autofree char *xml = libvirt_harness_domain_xml(h, name, ram, ram_mib);
+        g_auto(GStrv) parts = g_strsplit(xml, NO_USB, 2);
+        g_autofree char *tablet_xml = NULL;
+
+        g_assert_nonnull(parts[1]);
+        tablet_xml = g_strconcat(parts[0], TABLET, parts[1], NULL);
+        return define_and_start(h, name, tablet_xml, 0, VIR_DOMAIN_RUNNING);
+}
+
+char *libvirt_harness_hmp(LibvirtHarness *h, const char *name, const char *command) {
+        virDomainPtr dom = virDomainLookupByName(h->conn, name);
+        char *out = NULL;
+
+        g_assert_nonnull(dom);
+        if (virDomainQemuMonitorCommand(dom, command, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0)
+                g_error("%s on %s: %s", command, name, last_error());
+        virDomainFree(dom);
+        return out;
+}
+
+char *libvirt_harness_qemu_log(LibvirtHarness *h, const char *name) {
+        g_autofree char *file = g_strdup_printf("%s.log", name);
+        g_autofree char *path = g_build_filename(QEMU_LOG_DIR, file, NULL);
+        g_autoptr(GError) error = NULL;
+        char *text = NULL;
+
+        g_file_get_contents(path, &text, NULL, &error);
+        g_assert_no_error(error);
+        return text;
+}
+
+pid_t libvirt_harness_claim_uuid(const char *uuid, const char *user) {
+        /* Not a lone command, which sh would exec, losing its own command
+         * line. */
+        const char *argv[] = { "/bin/sh", "-c", "sleep 600; :", "-uuid", uuid, NULL };
+        struct passwd *pw = user ? getpwnam(user) : NULL;
+        g_autofree char *path = NULL;
+        pid_t pid;
+
+        g_assert_true(!user || pw);
+        pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                /* A group of its own, for sh's sleep to end with it: left
+                 * behind, it would hold the test's output open. */
+                if (setpgid(0, 0) < 0 ||
+                    (pw && (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)))
+                        _exit(126);
+                /* After the uid changed, which clears it. */
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        /* The claim shows once sh runs. */
+        path = g_strdup_printf("/proc/%d/cmdline", (int) pid);
+        for (;;) {
+                g_autofree char *text = NULL;
+                gsize len = 0;
+
+                if (g_file_get_contents(path, &text, &len, NULL) && memmem(text, len, uuid, strlen(uuid)))
+                        return pid;
+                g_assert_cmpint(waitpid(pid, NULL, WNOHANG), ==, 0);
+                g_usleep(1000);
+        }
+}
+
+void libvirt_harness_end_claim(pid_t pid) {
+        g_assert_cmpint(kill(-pid, SIGKILL), ==, 0);
+        g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
 }
 
 pid_t libvirt_harness_domain_pid(LibvirtHarness *h, const char *name) {

@@ -106,6 +106,23 @@ virDomainPtr libvirt_harness_start_domain(LibvirtHarness *h, const char *name, L
  * (virDomainFree() it). */
 virDomainPtr libvirt_harness_start_paused(LibvirtHarness *h, const char *name, const char *machine, unsigned ram_mib,
                                          const char *qemu_extra);
+/* The same with a USB controller and a USB tablet: an absolute pointer
+ * (the plain domain has the PS/2 mouse alone). */
+virDomainPtr libvirt_harness_start_tablet_domain(LibvirtHarness *h, const char *name, LibvirtRam ram,
+                                                 unsigned ram_mib);
+/* An HMP command to the domain's QEMU through libvirt's passthrough, on
+ * the harness's connection; its output (free() it). */
+char *libvirt_harness_hmp(LibvirtHarness *h, const char *name, const char *command);
+/* What the domain's QEMU wrote to stderr so far (g_free() it): its log
+ * file under /var/log/libvirt/qemu, where the output of QEMU's trace
+ * events goes (HMP "trace-event input_event_* on", say). */
+char *libvirt_harness_qemu_log(LibvirtHarness *h, const char *name);
+/* A process that is no QEMU but claims the domain uuid on its command
+ * line ("-uuid UUID"), run as user (NULL: as the test), until
+ * libvirt_harness_end_claim(), which ends it and its children; returned
+ * once the claim shows in /proc. */
+pid_t libvirt_harness_claim_uuid(const char *uuid, const char *user);
+void libvirt_harness_end_claim(pid_t pid);
 /* The QEMU process of a running domain, from libvirt's pid file. */
 pid_t libvirt_harness_domain_pid(LibvirtHarness *h, const char *name);
 /* The file its first serial port writes to (g_free() it). */

@@ -15,7 +15,8 @@
  * <libvirt monitor="no">, pointer events are refused saying why, keys
  * still go, the bootstrap goes by memory witnesses alone, the map is the
  * machine type's (split for a q35 guest of 3 GiB) and a split moved on
- * QEMU's command line means no memctx, with the reason in the log.
+ * QEMU's command line means no memctx, with the reason in the log. The
+ * absolute pointer reaches a domain's USB tablet (issue 17, part 3).
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -265,6 +266,45 @@ static void test_bootstrap(void) {
         vt_fixture_teardown(&f);
 }
 
+static GVariant *abs_args(gint x, gint y) {
+        GVariantBuilder b;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE("a(uui)"));
+        g_variant_builder_add(&b, "(uui)", 3 /* abs */, 0, x);
+        g_variant_builder_add(&b, "(uui)", 3, 1, y);
+        return g_variant_new("(a(uui))", &b);
+}
+
+/* The absolute pointer end to end: InjectInput's absolute events reach
+ * the USB tablet of a domain that has one (QEMU refuses them without a
+ * handler, as test_bootstrap shows), at the positions sent, as QEMU's
+ * trace of its input events says. */
+static void test_tablet(void) {
+        g_autoptr(LibvirtHarness) h = NULL;
+        g_autofree char *mice = NULL, *log = NULL;
+        VtFixture f = {};
+        int lease;
+
+        if (!(h = libvirt_harness_new_started()))
+                return;
+        virDomainFree(libvirt_harness_start_tablet_domain(h, "lvtab", LIBVIRT_RAM_FILE, RAM_MIB));
+        mice = libvirt_harness_hmp(h, "lvtab", "info mice");
+        g_assert_nonnull(strstr(mice, "QEMU HID Tablet (absolute)"));
+        free(libvirt_harness_hmp(h, "lvtab", "trace-event input_event_abs on"));
+        vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
+        g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvtab"), "Backend", "libvirt", TRUE, WAIT_MS));
+        lease = vt_acquire_lease(f.conn, VT_ENDPOINT("lvtab"), "input", NULL);
+        g_variant_unref(vt_call(f.conn, VT_ENDPOINT("lvtab"), VT_ENDPOINT_IFACE, "InjectInput", abs_args(16384, 8192)));
+        g_variant_unref(vt_call(f.conn, VT_ENDPOINT("lvtab"), VT_ENDPOINT_IFACE, "InjectInput", abs_args(0, 32767)));
+        close(lease);
+        log = libvirt_harness_qemu_log(h, "lvtab");
+        g_assert_nonnull(strstr(log, "axis x, value 0x4000\n"));
+        g_assert_nonnull(strstr(log, "axis y, value 0x2000\n"));
+        g_assert_nonnull(strstr(log, "axis x, value 0x0\n"));
+        g_assert_nonnull(strstr(log, "axis y, value 0x7fff\n"));
+        vt_fixture_teardown(&f);
+}
+
 static gboolean has_capability(VtFixture *f, const char *path, const char *cap) {
         g_autoptr(GVariant) caps = vt_get_property(f->conn, path, VT_ENDPOINT_IFACE, "Capabilities");
         g_autofree const char **strv = g_variant_get_strv(caps, NULL);
@@ -292,15 +332,19 @@ static void assert_no_memctx(VtFixture *f, const char *path) {
         close(mw);
 }
 
-/* monitor="no": pointer events refused saying why, keys still go. */
+/* monitor="no": pointer events, relative and absolute, refused saying
+ * why; keys still go. */
 static void assert_monitor_off_input(VtFixture *f, const char *path) {
         int lease = vt_acquire_lease(f->conn, path, "input", NULL);
-        g_autofree char *message = NULL;
-        g_autofree char *error = vt_call_error(f->conn, path, VT_ENDPOINT_IFACE, "InjectInput",
-                                               input_args(2 /* rel */, 0, 5), &message);
 
-        g_assert_cmpstr(error, ==, "org.vmsig.Error.NotSupported");
-        g_assert_nonnull(strstr(message, "monitor=\"no\""));
+        for (guint type = 2 /* rel */; type <= 3 /* abs */; type++) {
+                g_autofree char *message = NULL;
+                g_autofree char *error =
+                        vt_call_error(f->conn, path, VT_ENDPOINT_IFACE, "InjectInput", input_args(type, 0, 5), &message);
+
+                g_assert_cmpstr(error, ==, "org.vmsig.Error.NotSupported");
+                g_assert_nonnull(strstr(message, "monitor=\"no\""));
+        }
         g_variant_unref(vt_call(f->conn, path, VT_ENDPOINT_IFACE, "InjectInput", input_args(0, 36, 1)));
         g_variant_unref(vt_call(f->conn, path, VT_ENDPOINT_IFACE, "InjectInput", input_args(0, 36, 0)));
         close(lease);
@@ -380,6 +424,6 @@ int main(int argc, char **argv) {
         /* Before GLib can start a thread: see libvirt-harness.h. */
         libvirt_harness_enter_namespace();
         g_test_init(&argc, &argv, NULL);
-        VT_TESTS("/bus-libvirt/", test_bus_libvirt, test_memctx, test_bootstrap, test_without);
+        VT_TESTS("/bus-libvirt/", test_bus_libvirt, test_memctx, test_bootstrap, test_tablet, test_without);
         return g_test_run();
 }

@@ -299,6 +299,102 @@ static void test_input_frames(void) {
         teardown(&f);
 }
 
+static size_t count(const char *haystack, const char *needle) {
+        size_t n = 0;
+
+        for (const char *p = haystack; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+#define QUEUED 16
+
+/* Pointer calls queued behind a libvirt call that cannot finish
+ * (libvirtd stopped) when the input lease ends: no more than the one the
+ * worker had begun reaches QEMU, the others fail as dropped, and the
+ * button the lease's holder left down goes up, after whatever reached
+ * QEMU. QEMU's trace of its input events (its log) shows what arrived. */
+static void test_input_withdrawn(void) {
+        const vmsig_input_event press[] = { { VMSIG_INPUT_BUTTON, 0 /* left */, 1 }, { VMSIG_INPUT_REL, 1, 3 } };
+        const vmsig_input_event move[] = { { VMSIG_INPUT_REL, 0, 7 } };
+        const vmsig_input_event after[] = { { VMSIG_INPUT_REL, 1, 9 } };
+        const vmsig_lease_holder holder = { .name = ":1.42", .uid = 0 };
+        g_autofree char *log = NULL;
+        vmsig_lease_info lease;
+        Done queued[QUEUED], d;
+        size_t sent = 0;
+        vmsig_endpoint *ep;
+        const char *up;
+        Fixture f;
+
+        if (!setup(&f, true))
+                return;
+        virDomainFree(libvirt_harness_start_domain(f.h, "lv-ptr", LIBVIRT_RAM_FILE, RAM_MIB));
+        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
+        ep = wait_endpoint(&f, "lv-ptr");
+        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
+        free(libvirt_harness_hmp(f.h, "lv-ptr", "trace-event input_event_* on"));
+        g_assert_cmpint(vmsig_endpoint_lease_acquire(ep, VMSIG_LEASE_INPUT, &holder, &lease, NULL), ==, 0);
+        inject(&f, ep, press, G_N_ELEMENTS(press), &d);
+        g_assert_cmpint(d.error, ==, 0);
+
+        g_assert_cmpint(kill(f.h->pid, SIGSTOP), ==, 0);
+        for (size_t i = 0; i < QUEUED; i++) {
+                queued[i] = (Done) {};
+                g_assert_cmpint(vmsig_endpoint_inject_input(ep, move, G_N_ELEMENTS(move), on_done, &queued[i]), ==, 0);
+        }
+        g_assert_cmpint(vmsig_endpoint_lease_end(ep, VMSIG_LEASE_INPUT, lease.id, VMSIG_LEASE_RELEASED, NULL), ==, 0);
+        g_assert_cmpint(kill(f.h->pid, SIGCONT), ==, 0);
+        for (size_t i = 0; i < QUEUED; i++) {
+                RUN_UNTIL(&f, queued[i].done);
+                if (queued[i].error == 0) {
+                        sent++;
+                        continue;
+                }
+                g_assert_cmpint(queued[i].error, ==, -ECANCELED);
+                g_assert_nonnull(strstr(queued[i].message, "the input lease was released"));
+        }
+        g_assert_cmpuint(sent, <=, 1);
+
+        /* Behind the release on the worker: once answered, all of it is in
+         * QEMU's log. */
+        g_assert_cmpint(vmsig_endpoint_lease_acquire(ep, VMSIG_LEASE_INPUT, &holder, &lease, NULL), ==, 0);
+        inject(&f, ep, after, G_N_ELEMENTS(after), &d);
+        g_assert_cmpint(d.error, ==, 0);
+        log = libvirt_harness_qemu_log(f.h, "lv-ptr");
+        g_assert_cmpuint(count(log, "axis x, value 7\n"), ==, sent);
+        g_assert_cmpuint(count(log, "button left, down 1\n"), ==, 1);
+        g_assert_cmpuint(count(log, "button left, down 0\n"), ==, 1);
+        up = strstr(log, "button left, down 0\n");
+        g_assert_null(strstr(up, "axis x, value 7\n"));
+        g_assert_nonnull(strstr(up, "axis y, value 9\n"));
+        teardown(&f);
+}
+
+/* Another user's process that claims the domain's uuid on its command
+ * line is no QEMU of libvirt's: the QEMU is the process of the user the
+ * domain's DAC label names, and the domain has its memctx (two claimants
+ * of one user would be refused, and the domain would have none). */
+static void test_impostor(void) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        vmsig_endpoint *ep;
+        virDomainPtr dom;
+        pid_t fake;
+        Fixture f;
+
+        if (!setup(&f, true))
+                return;
+        dom = libvirt_harness_start_domain(f.h, "lv-dac", LIBVIRT_RAM_MEMFD, RAM_MIB);
+        g_assert_cmpint(virDomainGetUUIDString(dom, uuid), ==, 0);
+        virDomainFree(dom);
+        fake = libvirt_harness_claim_uuid(uuid, "nobody");
+        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
+        ep = wait_endpoint(&f, "lv-dac");
+        g_assert_true(vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_MEMCTX));
+        libvirt_harness_end_claim(fake);
+        teardown(&f);
+}
+
 /* libvirtd killed: the endpoints stay; a domain whose QEMU died meanwhile
  * is detached once libvirtd is back, the other keeps vmid, generation and
  * lease. */
@@ -343,14 +439,6 @@ static void test_reconnect(void) {
         lifecycle(&f, stay, VMSIG_OP_PAUSE);
         g_assert_cmpint(domain_state(&f, "lv-stay"), ==, VIR_DOMAIN_PAUSED);
         teardown(&f);
-}
-
-static size_t count(const char *haystack, const char *needle) {
-        size_t n = 0;
-
-        for (const char *p = haystack; (p = strstr(p, needle)); p += strlen(needle))
-                n++;
-        return n;
 }
 
 /* No libvirtd at start: one warning while the backend retries, then its
@@ -470,8 +558,8 @@ int main(int argc, char **argv) {
         g_assert_cmpint(sd_event_new(&loop), >=, 0);
         /* Before any connection: the harness's too are driven by it. */
         g_assert_cmpint(vmsig_libvirt_event_register(loop), ==, 0);
-        VT_TESTS("/libvirt-backend/", test_lifecycle, test_input_frames, test_reconnect, test_absent_at_start,
-                 test_tagged, test_listed_while_starting);
+        VT_TESTS("/libvirt-backend/", test_lifecycle, test_input_frames, test_input_withdrawn, test_impostor,
+                 test_reconnect, test_absent_at_start, test_tagged, test_listed_while_starting);
         r = g_test_run();
         sd_event_unref(loop);
         return r;

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -35,6 +34,7 @@
 #include "host-ram.h"
 #include "libvirt-harness.h"
 #include "libvirt-ram.h"
+#include "libvirt-seclabel.h"
 #include "libvirt-xml.h"
 #include "linux-guest.h"
 #include "qmp-ram-map.h"
@@ -172,6 +172,60 @@ static void test_cmdline(void) {
         g_assert_false(libvirt_ram_cmdline_has_uuid("qemu\0--uuid\0e35dcde6-7395-4b24-9f09-57df7c9d8d64", 53, uuid));
         g_assert_false(libvirt_ram_cmdline_has_uuid("qemu\0-uuid=e35dcde6-7395-4b24-9f09-57df7c9d8d64", 48, uuid));
         g_assert_false(libvirt_ram_cmdline_has_uuid("", 0, uuid));
+}
+
+/* The user QEMU runs as: the domain's DAC label, else libvirt's default
+ * for the domain's type; numbers and names; what names nobody. */
+static void test_seclabel(void) {
+        static const char caps[] = "<capabilities><host><secmodel><model>selinux</model></secmodel>"
+                                   "<secmodel><model>dac</model><doi>0</doi><baselabel type='kvm'>+1:+1</baselabel>"
+                                   "<baselabel type='qemu'>+107:+107</baselabel></secmodel></host></capabilities>";
+        static const struct {
+                const char *domain;
+                int r;
+                uid_t uid;
+        } cases[] = {
+                { "<domain type='qemu'><seclabel type='dynamic' model='selinux'><label>u:r:t:s0</label></seclabel>"
+                  "<seclabel type='dynamic' model='dac' relabel='yes'><label>+64055:+64055</label>"
+                  "<imagelabel>+64055:+64055</imagelabel></seclabel></domain>", 0, 64055 },
+                { "<domain type='qemu'><seclabel type='static' model='dac'><label>nobody:nogroup</label>"
+                  "</seclabel></domain>", 0, 65534 },
+                { "<domain type='qemu'><seclabel type='static' model='dac'><label>4242</label></seclabel></domain>",
+                  0, 4242 },
+                /* No label of its own: the default of its type. */
+                { "<domain type='qemu'><seclabel type='none' model='dac'/></domain>", 0, 107 },
+                { "<domain type='kvm'/>", 0, 1 },
+                { "<domain type='xen'/>", -ENOENT, 0 },
+                { "<domain type='qemu'><seclabel model='dac'><label>+4294967295</label></seclabel></domain>",
+                  -EBADMSG, 0 },
+                { "<domain type='qemu'><seclabel model='dac'><label>no-such-user:x</label></seclabel></domain>",
+                  -EBADMSG, 0 },
+                { "<domain type='qemu'><seclabel model='dac'><label>:+1</label></seclabel></domain>", -EBADMSG, 0 },
+                { "<domain type='qemu'><seclabel model='dac'><label>+</label></seclabel></domain>", -EBADMSG, 0 },
+                /* An external entity is not fetched: a label that names
+                 * nobody. */
+                { "<!DOCTYPE domain [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><domain type='qemu'><seclabel "
+                  "model='dac'><label>&e;</label></seclabel></domain>", -EBADMSG, 0 },
+                { "<capabilities/>", -EBADMSG, 0 },
+                { "<domain", -EBADMSG, 0 },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                char msg[LIBVIRT_SECLABEL_MESSAGE_MAX] = "";
+                uid_t uid = 12345;
+
+                g_test_message("%s", cases[i].domain);
+                g_assert_cmpint(libvirt_seclabel_qemu_uid(cases[i].domain, caps, &uid, msg, sizeof msg), ==,
+                                cases[i].r);
+                if (cases[i].r == 0)
+                        g_assert_cmpuint(uid, ==, cases[i].uid);
+                else
+                        g_assert_cmpstr(msg, !=, "");
+        }
+        /* Without capabilities, only the domain's own label. */
+        char msg[LIBVIRT_SECLABEL_MESSAGE_MAX];
+        uid_t uid;
+        g_assert_cmpint(libvirt_seclabel_qemu_uid(cases[3].domain, NULL, &uid, msg, sizeof msg), ==, -ENOENT);
 }
 
 /* Helper --reopen-rw FD, run as nobody: reads FD, then tries to reopen it
@@ -672,25 +726,6 @@ static void test_xml_layout(void) {
                            -EOPNOTSUPP, "'--machine'");
 }
 
-/* A process whose command line claims uuid, in a process group of its
- * own: killing the group takes sh's sleep too, which would otherwise keep
- * the test's output open for ten minutes. */
-static pid_t spawn_claimant(const char *uuid) {
-        /* Not a lone command, which sh would exec, losing its own
-         * command line. */
-        const char *argv[] = { "/bin/sh", "-c", "sleep 600; :", "-uuid", uuid, NULL };
-        pid_t pid = fork();
-
-        g_assert_cmpint(pid, >=, 0);
-        if (pid == 0) {
-                (void) setpgid(0, 0);
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                execv(argv[0], (char **) argv);
-                _exit(127);
-        }
-        return pid;
-}
-
 /* Errors: no shared RAM, the QEMU gone, a uuid of nobody, claimants. */
 static void test_errors(void) {
         g_autoptr(LibvirtHarness) h = NULL;
@@ -714,16 +749,17 @@ static void test_errors(void) {
         g_assert_cmpint(libvirt_ram_find_qemu(uuid, 0, &pid, &pidfd, msg, sizeof msg), ==, -ESRCH);
 
         /* Someone else claims the uuid: refused, unless the uid tells. */
-        fake = spawn_claimant(uuid);
-        /* The claim shows once sh runs. */
-        while (libvirt_ram_find_qemu(uuid, 0, &pid, &other, msg, sizeof msg) != 0)
-                g_usleep(1000);
+        fake = libvirt_harness_claim_uuid(uuid, NULL);
+        /* Until sh's fork for sleep has exec'd: till then two processes
+         * claim the uuid (-ENOTUNIQ). */
+        for (gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+             libvirt_ram_find_qemu(uuid, 0, &pid, &other, msg, sizeof msg) != 0;)
+                g_assert_cmpint(g_get_monotonic_time(), <, end);
         g_assert_cmpint(pid, ==, fake);
         close(other);
         g_assert_cmpint(libvirt_ram_find_qemu(uuid, (uid_t) -1, &pid, &pidfd, msg, sizeof msg), ==, -ENOTUNIQ);
         g_test_message("%s", msg);
-        g_assert_cmpint(kill(-fake, SIGKILL), ==, 0);
-        g_assert_cmpint(waitpid(fake, NULL, 0), ==, fake);
+        libvirt_harness_end_claim(fake);
 
         /* No shared RAM: its own error, naming the XML to add. */
         g_assert_cmpint(libvirt_ram_find_qemu(uuid, qemu_uid(), &pid, &pidfd, msg, sizeof msg), ==, 0);
@@ -748,8 +784,7 @@ int main(int argc, char **argv) {
         /* Before GLib can start a thread: see libvirt-harness.h. */
         libvirt_harness_enter_namespace();
         g_test_init(&argc, &argv, NULL);
-        VT_TESTS("/libvirt-ram/", test_parse_maps_line, test_scan, test_cmdline, test_file_backing,
-                 test_memfd_backing, test_errors, test_layout, test_layout_moved,
-                 test_xml_layout);
+        VT_TESTS("/libvirt-ram/", test_parse_maps_line, test_scan, test_cmdline, test_seclabel, test_file_backing,
+                 test_memfd_backing, test_errors, test_layout, test_layout_moved, test_xml_layout);
         return g_test_run();
 }

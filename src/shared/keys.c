@@ -41,6 +41,8 @@ static const struct {
         { "ac_bookmarks", 156 }, { "lang1", 122 }, { "lang2", 123 },
 };
 
+_Static_assert(ELEMENTSOF(keys) <= KEY_CODE_LIMIT, "KEY_CODE_LIMIT must bound every KEY code");
+
 const char *key_name(uint32_t code) {
         return code < ELEMENTSOF(keys) ? keys[code].name : NULL;
 }

@@ -13,6 +13,10 @@
 
 #include <stdint.h>
 
+/* Every KEY code is below this (the table holds QEMU 7.2's 149 keys and
+ * room for those QEMU appends): a bitmap of keys has this many bits. */
+#define KEY_CODE_LIMIT 256
+
 /* QEMU's name of a KEY code ("a", "ret", "shift"), or NULL for none (0,
  * "unmapped", is none). */
 const char *key_name(uint32_t code);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
 
 #include "libvirt-event.h"
 #include "libvirt-internal.h"
@@ -58,6 +59,24 @@ static vmsig_state state_from_libvirt(int state) {
         }
 }
 
+/* On the worker: the user dom's QEMU runs as, from its live XML (and the
+ * connection's capabilities for the default). */
+static void found_uid(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
+        _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
+        int r;
+
+        f->qemu_uid = (uid_t) -1;
+        if (!xml) {
+                (void) lv_error(f->uid_problem, sizeof f->uid_problem);
+                return;
+        }
+        r = libvirt_seclabel_qemu_uid(xml, lv->caps, &f->qemu_uid, f->uid_problem, sizeof f->uid_problem);
+        if (r >= 0)
+                f->uid_problem[0] = '\0';
+        else
+                f->qemu_uid = (uid_t) -1;
+}
+
 /* On the worker: what the connection needs to know of dom. */
 static int found_fill(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
         unsigned char uuid[VIR_UUID_BUFLEN];
@@ -78,6 +97,7 @@ static int found_fill(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
                 f->tagged = tag != NULL;
                 free(tag);
         }
+        found_uid(lv, dom, f);
         if (!f->starting && f->state != VMSIG_STATE_SHUT_OFF &&
             (lv->which != VMSIG_LIBVIRT_DOMAINS_TAGGED || f->tagged))
                 lv_memctx_find(f);
@@ -255,6 +275,7 @@ static void disconnect(vmsig_libvirt *lv) {
         lv->callback_ids[0] = lv->callback_ids[1] = -1;
         (void) virConnectClose(lv->conn);
         lv->conn = NULL;
+        lv->caps = mfree(lv->caps);
 }
 
 static int list_domains(connect_job *c) {
@@ -285,6 +306,9 @@ static void connect_run(lv_job *j) {
         disconnect(lv); /* what is left of a lost one */
         lv->conn = virConnectOpen(lv->uri);
         lv->conn_serial++;
+        /* Without them, a domain without a DAC label of its own has no
+         * known QEMU user: said when it attaches. */
+        lv->caps = lv->conn ? virConnectGetCapabilities(lv->conn) : NULL;
         if (!lv->conn || subscribe(lv) < 0 || list_domains(c) < 0) {
                 c->error = lv_error(c->message, sizeof c->message);
                 disconnect(lv);
@@ -407,6 +431,8 @@ int vmsig_libvirt_new(vmsig_core *core, const vmsig_libvirt_config *config, vmsi
         if (virInitialize() < 0)
                 return -EIO;
         virSetErrorFunc(NULL, on_libvirt_error);
+        /* On this thread, before the worker parses domains' XML. */
+        xmlInitParser();
         r = vmsig_libvirt_event_register(e);
         if (r < 0)
                 return r;

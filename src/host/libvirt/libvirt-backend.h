@@ -46,12 +46,20 @@
  *            virDomainSendKey, Linux keycodes: keys pressed together go
  *            in one call, which presses them, holds them 10 ms and
  *            releases them all (libvirt cannot hold a key between calls).
- *            Pointer events need QEMU's monitor: -EOPNOTSUPP, saying so.
+ *            Pointer events (and keys sent with them) go through QEMU's
+ *            monitor (input-send-event), -EOPNOTSUPP saying so without it.
+ *            All wait on the worker in turn; when the input lease ends,
+ *            those not sent yet are dropped and what input-send-event left
+ *            held down is released.
  *   display: virDomainScreenshot, the stream read on the worker into a
  *            sealed memfd; PNG or PPM as QEMU writes it. One capture at a
  *            time (-EBUSY).
- *   memctx:  none yet (see the hook in libvirt-domain.c): memctx is
- *            absent from the endpoint's Capabilities.
+ *   memctx:  the guest RAM of the domain's QEMU process (libvirt-ram.h),
+ *            looked for on the worker among the processes of the user
+ *            libvirt runs QEMU as (libvirt-seclabel.h), its map asked of
+ *            QEMU's monitor or computed from the machine type
+ *            (libvirt-xml.h); without shared RAM memctx is absent from
+ *            the endpoint's Capabilities (libvirt-memctx.c).
  */
 
 #include <stdbool.h>

@@ -107,6 +107,10 @@ typedef struct lv_call {
         /* input: groups of Linux keycodes, pressed together */
         unsigned *keys;
         size_t *group_sizes, n_groups;
+        /* or events for input-send-event, and its command */
+        vmsig_input_event *events;
+        size_t n_events;
+        char *command;
         unsigned input_generation;
         bool input_cancelled;
         /* display */
@@ -170,17 +174,23 @@ static void call_answer(lv_call *c) {
         host_request_answer(&c->rq, error, error < 0 ? message : NULL);
 }
 
+static void call_free(lv_call *c) {
+        (void) safe_close(c->image_fd);
+        lv_domain_unref(c->domain);
+        free(c->keys);
+        free(c->group_sizes);
+        free(c->events);
+        free(c->command);
+        free(c);
+}
+
 static void call_done(lv_job *j) {
         lv_call *c = (lv_call *) j;
 
         call_answer(c);
         if (c->rq.display_done)
                 c->domain->capturing = false;
-        (void) safe_close(c->image_fd);
-        lv_domain_unref(c->domain);
-        free(c->keys);
-        free(c->group_sizes);
-        free(c);
+        call_free(c);
 }
 
 static lv_call *call_new(lv_domain *d, int (*call)(lv_call *c, virDomainPtr dom)) {
@@ -195,9 +205,7 @@ static lv_call *call_new(lv_domain *d, int (*call)(lv_call *c, virDomainPtr dom)
  * loop as it is (c->call NULL) or with why not. */
 static int call_submit(lv_domain *d, lv_call *c) {
         if (!d->owner) {
-                free(c->keys);
-                free(c->group_sizes);
-                free(c);
+                call_free(c);
                 return -ENODEV;
         }
         c->lv = d->owner;
@@ -304,19 +312,25 @@ static const vmsig_host_ops lv_host_ops_monitor = {
         .memctx_absence = host_memctx_absence,
 };
 
-/* The input actuator: KEY events through virDomainSendKey. */
+/* The input actuator: KEY events through virDomainSendKey, pointer events
+ * (and keys sent with them) through input-send-event. */
+
+/* On the worker, before each thing sent: whether the lease the call came
+ * under ended since. Then what has not reached the guest does not. */
+static bool input_lease_ended(lv_call *c) {
+        if (atomic_load(&c->domain->input_generation) == c->input_generation)
+                return false;
+        c->input_cancelled = true;
+        c->rq.error = -ECANCELED;
+        return true;
+}
 
 static int call_keys(lv_call *c, virDomainPtr dom) {
         size_t at = 0;
 
         for (size_t i = 0; i < c->n_groups; at += c->group_sizes[i++]) {
-                /* The lease ended since: what has not reached the guest
-                 * does not. */
-                if (atomic_load(&c->domain->input_generation) != c->input_generation) {
-                        c->input_cancelled = true;
-                        c->rq.error = -ECANCELED;
+                if (input_lease_ended(c))
                         return 0;
-                }
                 if (virDomainSendKey(dom, VIR_KEYCODE_SET_LINUX, KEY_HOLD_MSEC, c->keys + at,
                                      (int) c->group_sizes[i], 0) < 0)
                         return -1;
@@ -377,19 +391,23 @@ static int input_check(lv_domain *d, const vmsig_input_event *events, size_t n, 
         return pointer;
 }
 
-static void on_input_sent(const qmp_reply *reply, void *userdata) {
-        host_request *rq = userdata;
-
-        host_request_answer(rq, reply->error, reply->message);
-        free(rq);
+static int call_pointer(lv_call *c, virDomainPtr dom) {
+        if (input_lease_ended(c))
+                return 0;
+        c->rq.error = lv_monitor_run(dom, c->command, c->rq.message, sizeof c->rq.message);
+        /* Taken or refused as a whole: QEMU checks every event first. */
+        if (c->rq.error == 0)
+                qmp_input_held_update(&c->domain->held, c->events, c->n_events);
+        return 0;
 }
 
 /* Keys and pointer events together: one input-send-event through the
- * monitor passthrough, built as the QMP backend builds it. */
+ * monitor passthrough, built as the QMP backend builds it, on the worker
+ * in turn with the keys (so that the lease's end withdraws it alike). */
 static int input_send_event(lv_domain *d, const vmsig_input_event *events, size_t n, vmsig_done_fn done,
                             void *userdata) {
         json_object *arguments = NULL;
-        host_request *rq;
+        lv_call *c;
         int r;
 
         r = qmp_input_build(events, n, &arguments);
@@ -397,16 +415,23 @@ static int input_send_event(lv_domain *d, const vmsig_input_event *events, size_
                 return r;
         if (!arguments)
                 return answer_later(d, done, userdata, 0, NULL);
-        rq = calloc(1, sizeof *rq);
-        if (!rq) {
+        c = call_new(d, call_pointer);
+        if (!c) {
                 json_object_put(arguments);
                 return -ENOMEM;
         }
-        *rq = (host_request) { .done = done, .userdata = userdata };
-        r = lv_monitor_execute(d, "input-send-event", arguments, on_input_sent, rq);
-        if (r < 0)
-                free(rq);
-        return r;
+        c->rq.done = done;
+        c->rq.userdata = userdata;
+        c->input_generation = atomic_load(&d->input_generation);
+        c->command = lv_monitor_command("input-send-event", arguments);
+        c->events = malloc(n * sizeof *events);
+        if (!c->command || !c->events) {
+                call_free(c);
+                return -ENOMEM;
+        }
+        memcpy(c->events, events, n * sizeof *events);
+        c->n_events = n;
+        return call_submit(d, c);
 }
 
 static int input_inject(void *data, const vmsig_input_event *events, size_t n, vmsig_done_fn done, void *userdata) {
@@ -434,19 +459,44 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         if (r >= 0 && c->n_groups == 0)
                 c->call = NULL; /* nothing to send: done */
         if (r < 0) {
-                free(c->keys);
-                free(c->group_sizes);
-                free(c);
+                call_free(c);
                 return r == -E2BIG ? -EINVAL : r;
         }
         return call_submit(d, c);
 }
 
+/* On the worker, after every input call before it: what those left held
+ * down goes up. */
+static int call_release_held(lv_call *c, virDomainPtr dom) {
+        _cleanup_free_ char *command = NULL;
+        json_object *arguments;
+        int r;
+
+        r = qmp_input_release_held(&c->domain->held, &arguments);
+        if (r < 0 || !arguments)
+                return 0;
+        command = lv_monitor_command("input-send-event", arguments);
+        r = command ? lv_monitor_run(dom, command, c->rq.message, sizeof c->rq.message) : -ENOMEM;
+        if (r < 0)
+                log_warning("Cannot release the keys and buttons held down in libvirt domain '%s': %s",
+                            c->domain->name, command ? c->rq.message : "out of memory");
+        return 0;
+}
+
 static void input_cancel(void *data, const char *message) {
         lv_domain *d = data;
+        lv_call *c;
 
         snprintf(d->cancel_message, sizeof d->cancel_message, "%s", message ?: "Input cancelled.");
         atomic_fetch_add(&d->input_generation, 1);
+        /* Only input-send-event holds anything down: virDomainSendKey
+         * releases its keys itself. Nobody waits for this. */
+        if (!d->owner || !d->owner->monitor)
+                return;
+        c = call_new(d, call_release_held);
+        if (!c)
+                return (void) log_oom();
+        (void) call_submit(d, c);
 }
 
 static const vmsig_input_ops lv_input_ops = {
@@ -569,6 +619,11 @@ int lv_domain_attach(vmsig_libvirt *lv, lv_found *f, lv_domain **ret) {
         }
         d->n_ref = 3 + 1; /* host, input, display, and ours until attached */
         d->uuid = f->uuid;
+        /* The worker looked for the RAM as before then: any claimant, but
+         * only one. */
+        if (f->uid_problem[0])
+                log_warning("libvirt domain '%s': cannot tell the user its QEMU runs as (%s); its process is looked "
+                            "for under any uid.", f->name, f->uid_problem);
         d->owner = lv;
         host_ram_init(&d->ram, d->name);
         d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };

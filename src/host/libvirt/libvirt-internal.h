@@ -12,6 +12,8 @@
 #include "host-common.h"
 #include "host-ram.h"
 #include "libvirt-ram.h"
+#include "libvirt-seclabel.h"
+#include "qmp-input.h"
 #include "qmp-monitor.h"
 #include "libvirt-worker.h"
 #include "libvirt-backend.h"
@@ -33,6 +35,7 @@ struct vmsig_libvirt {
          * gone): */
         virConnectPtr conn;
         unsigned conn_serial; /* bumped by every connection opened */
+        char *caps; /* the connection's capabilities XML: the default DAC label; NULL if libvirt gave none */
         int callback_ids[2]; /* lifecycle, reboot; -1: none */
 
         /* The loop's: */
@@ -50,6 +53,8 @@ typedef struct lv_found {
         sd_id128_t uuid;
         vmsig_state state;
         bool tagged; /* carries an element of vmsig's namespace */
+        uid_t qemu_uid; /* its QEMU's user (libvirt-seclabel.h); (uid_t) -1 if unknown, and why: */
+        char uid_problem[LIBVIRT_SECLABEL_MESSAGE_MAX];
         bool starting; /* listed while libvirt starts it: its STARTED event follows */
         /* Its QEMU's shared RAM, looked for on the worker for a domain that
          * is to be an endpoint (ram_looked), since the look reads the
@@ -70,6 +75,9 @@ struct lv_domain {
         bool capturing;
         bool seen; /* in the listing being applied */
         atomic_uint input_generation; /* bumped when the input lease ends */
+        /* The worker's: what the input-send-events that reached QEMU left
+         * held down, released when the input lease ends. */
+        qmp_input_held held;
         /* The worker's: the domain on connection dom_serial, looked up once
          * (a lookup is a round trip to libvirtd). */
         virDomainPtr dom;
@@ -119,6 +127,13 @@ int lv_monitor_refusal(vmsig_libvirt *lv, const char *what, char *buf, size_t si
  * says. -EOPNOTSUPP when <libvirt monitor="no">. */
 int lv_monitor_execute(void *data, const char *command, json_object *arguments, qmp_monitor_reply_fn fn,
                        void *userdata);
+
+/* The text of a QMP command for the passthrough; takes arguments. NULL
+ * without memory. */
+char *lv_monitor_command(const char *command, json_object *arguments);
+/* On the worker, for a caller that needs only whether QEMU took command
+ * (lv_monitor_command()'s text): 0, or -errno and why in buf. */
+int lv_monitor_run(virDomainPtr dom, const char *command, char *buf, size_t size);
 
 /* The memctx of a domain (libvirt-memctx.c). */
 extern const vmsig_memctx_ops lv_memctx_ops;

@@ -26,8 +26,9 @@
 #include "macro.h"
 #include "qmp-ram-map.h"
 
-/* The domain's QEMU and its shared RAM, opened; the message says why
- * not. On the worker: blocking reads of /proc. */
+/* The domain's QEMU, a process of the user libvirt runs it as (when
+ * known), and its shared RAM, opened; the message says why not. On the
+ * worker: blocking reads of /proc. */
 void lv_memctx_find(lv_found *f) {
         char uuid[SD_ID128_UUID_STRING_MAX];
         _cleanup_close_ int pidfd = -1;
@@ -36,7 +37,7 @@ void lv_memctx_find(lv_found *f) {
 
         assert(f);
         f->ram_looked = true;
-        r = libvirt_ram_find_qemu(sd_id128_to_uuid_string(f->uuid, uuid), (uid_t) -1, &pid, &pidfd,
+        r = libvirt_ram_find_qemu(sd_id128_to_uuid_string(f->uuid, uuid), f->qemu_uid, &pid, &pidfd,
                                   f->ram_message, sizeof f->ram_message);
         if (r >= 0)
                 r = libvirt_ram_open(pidfd, pid, &f->ram, f->ram_message, sizeof f->ram_message);

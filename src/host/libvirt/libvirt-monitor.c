@@ -41,6 +41,19 @@ static void monitor_run(lv_job *j) {
                 m->error = lv_error(m->message, sizeof m->message);
 }
 
+/* The QMP reply in libvirt's answer out, into *reply (its result borrowed
+ * from the object returned, which the caller puts). */
+static json_object *reply_parse(const char *out, char *buf, size_t size, qmp_reply *reply) {
+        json_object *answer = json_tokener_parse(out);
+
+        if (json_object_is_type(answer, json_type_object))
+                qmp_reply_from_message(answer, buf, size, reply);
+        else
+                *reply = (qmp_reply) { .error = -EBADMSG,
+                                       .message = "libvirt's monitor passthrough gave no QMP reply." };
+        return answer;
+}
+
 static void monitor_done(lv_job *j) {
         monitor_job *m = (monitor_job *) j;
         json_object *answer = NULL;
@@ -51,14 +64,8 @@ static void monitor_done(lv_job *j) {
         if (m->base.cancelled || !m->domain->owner) {
                 host_detached_message(buf, sizeof buf, m->domain->name);
                 reply = (qmp_reply) { .error = -ENODEV, .message = buf };
-        } else if (m->error == 0) {
-                answer = json_tokener_parse(m->out);
-                if (json_object_is_type(answer, json_type_object))
-                        qmp_reply_from_message(answer, buf, sizeof buf, &reply);
-                else
-                        reply = (qmp_reply) { .error = -EBADMSG,
-                                              .message = "libvirt's monitor passthrough gave no QMP reply." };
-        }
+        } else if (m->error == 0)
+                answer = reply_parse(m->out, buf, sizeof buf, &reply);
         m->fn(&reply, m->userdata);
         json_object_put(answer);
         lv_domain_unref(m->domain);
@@ -67,7 +74,22 @@ static void monitor_done(lv_job *j) {
         free(m);
 }
 
-static char *command_json(const char *command, json_object *arguments) {
+int lv_monitor_run(virDomainPtr dom, const char *command, char *buf, size_t size) {
+        json_object *answer;
+        qmp_reply reply;
+        char *out = NULL;
+
+        if (virDomainQemuMonitorCommand(dom, command, &out, 0) < 0)
+                return lv_error(buf, size);
+        answer = reply_parse(out, buf, size, &reply);
+        if (reply.error < 0 && reply.message != buf)
+                snprintf(buf, size, "%s", reply.message);
+        json_object_put(answer);
+        free(out);
+        return reply.error;
+}
+
+char *lv_monitor_command(const char *command, json_object *arguments) {
         json_object *cmd = json_object_new_object();
         char *text = NULL;
 
@@ -101,7 +123,7 @@ int lv_monitor_execute(void *data, const char *command, json_object *arguments, 
         }
         *m = (monitor_job) { .base = { .run = monitor_run, .done = monitor_done }, .lv = d->owner,
                              .fn = fn, .userdata = userdata };
-        m->command = command_json(command, arguments);
+        m->command = lv_monitor_command(command, arguments);
         if (!m->command) {
                 free(m);
                 return -ENOMEM;

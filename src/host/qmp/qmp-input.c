@@ -145,3 +145,36 @@ int qmp_input_build(const vmsig_input_event *events, size_t n, json_object **ret
         *ret = args;
         return 0;
 }
+
+static void held_set(qmp_input_held *h, const vmsig_input_event *ev) {
+        bool down = ev->value == 1;
+
+        if (ev->type == VMSIG_INPUT_KEY) {
+                uint64_t bit = UINT64_C(1) << (ev->code % 64);
+
+                h->keys[ev->code / 64] = down ? h->keys[ev->code / 64] | bit : h->keys[ev->code / 64] & ~bit;
+        } else if (ev->type == VMSIG_INPUT_BUTTON)
+                h->buttons = down ? h->buttons | 1U << ev->code : h->buttons & ~(1U << ev->code);
+        /* A wheel click is a press and a release in one (add_wheel()). */
+}
+
+void qmp_input_held_update(qmp_input_held *h, const vmsig_input_event *events, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (event_is_valid(&events[i]))
+                        held_set(h, &events[i]);
+}
+
+int qmp_input_release_held(qmp_input_held *h, json_object **ret) {
+        vmsig_input_event up[KEY_CODE_LIMIT + ELEMENTSOF(buttons)];
+        size_t n = 0;
+
+        *ret = NULL;
+        for (uint32_t code = 0; code < KEY_CODE_LIMIT; code++)
+                if (h->keys[code / 64] & UINT64_C(1) << (code % 64))
+                        up[n++] = (vmsig_input_event) { VMSIG_INPUT_KEY, code, 0 };
+        for (uint32_t b = 0; b < ELEMENTSOF(buttons); b++)
+                if (h->buttons & 1U << b)
+                        up[n++] = (vmsig_input_event) { VMSIG_INPUT_BUTTON, b, 0 };
+        *h = (qmp_input_held) {};
+        return n > 0 ? qmp_input_build(up, n, ret) : 0;
+}
