@@ -978,8 +978,29 @@ static void fake_unread_peer(Fixture *f, Fake *k) {
         }
 }
 
+/* One input-send-event that only releases: each event a key or button
+ * going up (and at least one). */
+static void assert_only_releases(json_object *cmd) {
+        json_object *args, *events;
+
+        g_assert_cmpstr(fake_execute(cmd), ==, "input-send-event");
+        g_assert_true(json_object_object_get_ex(cmd, "arguments", &args));
+        g_assert_true(json_object_object_get_ex(args, "events", &events));
+        g_assert_cmpuint(json_object_array_length(events), >, 0);
+        for (size_t i = 0; i < json_object_array_length(events); i++) {
+                json_object *data, *down;
+
+                g_assert_true(json_object_object_get_ex(json_object_array_get_idx(events, i), "data", &data));
+                g_assert_true(json_object_object_get_ex(data, "down", &down));
+                g_assert_false(json_object_get_boolean(down));
+        }
+}
+
 /* The input lease ends with input waiting: the one QEMU has goes through,
- * the waiting ones never reach it and fail, named. */
+ * the waiting ones never reach it and fail, named; then what the events
+ * that reached QEMU left down (here key 2, and keys of the earlier
+ * floods) is released, once, so that nothing pressed under that lease
+ * stays pressed for the next holder. */
 static void fake_lease_ends(Fixture *f, Fake *k) {
         vmsig_lease_info lease;
         done_ctx many[3];
@@ -1008,6 +1029,9 @@ static void fake_lease_ends(Fixture *f, Fake *k) {
         fake_reply(k, cmd, "{}");
         RUN_UNTIL(f, many[0].calls > 0);
         g_assert_cmpint(many[0].error, ==, 0);
+        cmd = fake_command(f, k);
+        assert_only_releases(cmd);
+        fake_reply(k, cmd, "{}");
         run_for(f, 30);
         g_assert_false(fake_poll(k, &eof)); /* nothing more was sent */
         g_assert_false(eof);

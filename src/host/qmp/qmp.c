@@ -27,6 +27,8 @@
 typedef struct request {
         host_request base; /* first: the queues hold it */
         json_object *input; /* input-send-event arguments waiting their turn */
+        vmsig_input_event *events; /* what input carries, for owner->held once sent */
+        size_t n_events;
         struct vmsig_qmp *owner;
 } request;
 
@@ -46,6 +48,7 @@ struct vmsig_qmp {
         /* input: one input-send-event at a time, the rest wait here */
         host_queue input;
         bool input_in_flight;
+        qmp_input_held held; /* what the events sent left down, released at the lease's end */
 
         /* display */
         qmp_display *display;
@@ -88,6 +91,7 @@ static void observe(vmsig_qmp *q, vmsig_state state) {
 static void complete(request *rq, int error, const char *message) {
         host_request_answer(&rq->base, error, message);
         json_object_put(rq->input);
+        free(rq->events);
         free(rq);
 }
 
@@ -293,6 +297,7 @@ static void on_conn_state(qmp_conn *c, qmp_conn_event event, void *userdata) {
         switch (event) {
         case QMP_CONN_READY:
                 q->shutdown_seen = false;
+                q->held = (qmp_input_held) {}; /* a new QEMU: nothing is down */
                 qmp_display_connected(q->display);
                 if (q->ram.ranges_configured || !q->ram.attached)
                         host_ram_sync(&q->ram, qmp_conn_peer_pid(c), true);
@@ -464,6 +469,19 @@ static void on_input_reply(qmp_conn *c, const qmp_reply *reply, void *userdata) 
                 input_next(q);
 }
 
+/* Writes rq's events to QEMU, which cannot take them back: from then on
+ * what they press is held down until an event releases it. */
+static int input_send(vmsig_qmp *q, request *rq) {
+        int r;
+
+        r = qmp_conn_execute(q->conn, "input-send-event", TAKE_PTR(rq->input), on_input_reply, rq);
+        if (r < 0)
+                return r;
+        qmp_input_held_update(&q->held, rq->events, rq->n_events);
+        q->input_in_flight = true;
+        return 0;
+}
+
 /* From the loop: sends the oldest waiting input, or fails it (and the
  * next) when QEMU cannot take it now. */
 static void input_next(vmsig_qmp *q) {
@@ -476,12 +494,9 @@ static void input_next(vmsig_qmp *q) {
                         complete(rq, r, rq->base.message);
                         continue;
                 }
-                r = qmp_conn_execute(q->conn, "input-send-event", TAKE_PTR(rq->input), on_input_reply, rq);
-                if (r < 0) {
+                r = input_send(q, rq);
+                if (r < 0)
                         complete(rq, r, NULL);
-                        continue;
-                }
-                q->input_in_flight = true;
         }
 }
 
@@ -511,18 +526,25 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
                 json_object_put(args);
                 return -ENOMEM;
         }
-        *rq = (request) { .base = { .done = done, .userdata = userdata }, .input = args, .owner = q };
+        *rq = (request) { .base = { .done = done, .userdata = userdata }, .input = args, .owner = q,
+                          .events = malloc(n * sizeof *events), .n_events = n };
+        if (!rq->events) {
+                json_object_put(args);
+                free(rq);
+                return -ENOMEM;
+        }
+        memcpy(rq->events, events, n * sizeof *events);
         /* Nothing ahead of it: straight to QEMU (the reply comes from the
          * loop). Else it waits its turn, and anything that must fail does
          * so from the loop, never from here. */
         if (!q->input_in_flight && !q->input.head && qmp_conn_is_ready(q->conn)) {
-                r = qmp_conn_execute(q->conn, "input-send-event", TAKE_PTR(rq->input), on_input_reply, rq);
+                r = input_send(q, rq);
                 if (r < 0) {
+                        json_object_put(rq->input);
+                        free(rq->events);
                         free(rq);
-                        return r;
                 }
-                q->input_in_flight = true;
-                return 0;
+                return r;
         }
         host_queue_push(&q->input, &rq->base);
         if (!q->input_in_flight)
@@ -530,13 +552,30 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         return 0;
 }
 
+/* The input lease ended: what waits is dropped, and what was sent and
+ * left down is released after what is in flight, so that no press
+ * outlives the lease it was made under (the next holder would find a
+ * button or key stuck). Nobody waits for that release. */
 static void input_cancel(void *data, const char *message) {
         vmsig_qmp *q = data;
+        json_object *release = NULL;
+        request *rq;
 
-        for (request *rq; (rq = queue_pop(&q->input));) {
+        while ((rq = queue_pop(&q->input))) {
                 host_request_set_error(&rq->base, -ECANCELED, message);
                 defer(q, rq);
         }
+        if (qmp_input_release_held(&q->held, &release) < 0 || !release)
+                return;
+        rq = calloc(1, sizeof *rq);
+        if (!rq) {
+                json_object_put(release);
+                return (void) log_oom();
+        }
+        *rq = (request) { .input = release, .owner = q };
+        host_queue_push(&q->input, &rq->base);
+        if (!q->input_in_flight)
+                (void) eventfd_write(q->defer_fd, 1);
 }
 
 static const vmsig_input_ops qmp_input_ops = {
