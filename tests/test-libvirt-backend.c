@@ -501,12 +501,25 @@ static void test_tagged(void) {
 }
 
 /* A domain listed while libvirt starts it (PAUSED, STARTING_UP) may have
- * no QEMU yet, or one that has not mapped its RAM: attached then, it
- * would be an endpoint without memctx for good. A hook of libvirtd holds
- * the start for 3 s before QEMU runs; the backend connects meanwhile, and
- * the endpoint comes with libvirt's STARTED, with its memctx. */
+ * a QEMU that has not mapped its RAM yet: attached then, it would be an
+ * endpoint without memctx for good. The domain's emulator is a wrapper
+ * that execs QEMU only once the test lets it: meanwhile libvirt waits for
+ * QEMU's monitor, the domain is listed as starting, and the process that
+ * claims its uuid has no guest RAM. The backend connects and lists in
+ * that window; the endpoint comes with libvirt's STARTED, with its
+ * memctx. */
+/* In the harness's image directory, where QEMU's user may read. */
+#define SLOW_QEMU "/var/lib/libvirt/vmsig/slow-qemu"
+#define SLOW_QEMU_GO "/var/lib/libvirt/vmsig/slow-qemu.go"
+
 static gpointer start_slow(gpointer data) {
-        return libvirt_harness_start_domain(data, "lv-starting", LIBVIRT_RAM_FILE, RAM_MIB);
+        LibvirtHarness *h = data;
+        g_autofree char *base = libvirt_harness_domain_xml(h, "lv-starting", LIBVIRT_RAM_FILE, RAM_MIB);
+        g_autoptr(GString) xml = g_string_new(base);
+
+        g_assert_cmpuint(g_string_replace(xml, "<devices>\n", "<devices>\n    <emulator>" SLOW_QEMU "</emulator>\n", 1),
+                         ==, 1);
+        return virDomainCreateXML(h->conn, xml->str, 0);
 }
 
 static bool listed_starting(LibvirtHarness *h) {
@@ -521,29 +534,38 @@ static bool listed_starting(LibvirtHarness *h) {
 }
 
 static void test_listed_while_starting(void) {
-        g_autofree char *hooks = NULL, *hook = NULL;
+        /* Only this domain waits: libvirt's probe of the emulator's
+         * capabilities runs the same wrapper. */
+        static const char wrapper[] = "#!/bin/sh\n"
+                                      "case \"$*\" in *guest=lv-starting,*)\n"
+                                      "        while [ ! -e " SLOW_QEMU_GO " ]; do sleep 0.05; done ;;\n"
+                                      "esac\n"
+                                      "exec qemu-system-x86_64 \"$@\"\n";
+        gint64 deadline = g_get_monotonic_time() + WAIT_USEC;
         vmsig_endpoint *ep;
+        virDomainPtr dom;
         GThread *starter;
         Fixture f;
 
-        if (!setup(&f, false))
+        if (!setup(&f, true))
                 return;
-        hooks = g_build_filename(f.h->etc, "hooks", NULL);
-        hook = g_build_filename(hooks, "qemu", NULL);
-        g_assert_cmpint(g_mkdir_with_parents(hooks, 0755), ==, 0);
-        g_assert_true(g_file_set_contents(hook, "#!/bin/sh\n[ \"$1 $2\" = \"lv-starting prepare\" ] && sleep 3\nexit 0\n",
-                                          -1, NULL));
-        g_assert_cmpint(chmod(hook, 0755), ==, 0);
-        libvirt_harness_start(f.h); /* libvirtd looks for its hooks when it starts */
+        g_assert_true(g_file_set_contents(SLOW_QEMU, wrapper, -1, NULL));
+        g_assert_cmpint(chmod(SLOW_QEMU, 0755), ==, 0);
         starter = g_thread_new("start", start_slow, f.h);
-        while (!listed_starting(f.h))
+        while (!listed_starting(f.h)) {
+                g_assert_cmpint(g_get_monotonic_time(), <, deadline);
                 g_usleep(20 * 1000);
+        }
         start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
+        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv)); /* listed, while it starts */
+        g_assert_true(listed_starting(f.h));
+        g_assert_true(g_file_set_contents(SLOW_QEMU_GO, "", 0, NULL));
         ep = wait_endpoint(&f, "lv-starting");
         g_assert_false(listed_starting(f.h));
-        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
         g_assert_true(vmsig_endpoint_has_adapter(ep, VMSIG_ADAPTER_MEMCTX));
-        virDomainFree(g_thread_join(starter));
+        dom = g_thread_join(starter);
+        g_assert_nonnull(dom);
+        virDomainFree(dom);
         teardown(&f);
 }
 
