@@ -9,10 +9,10 @@
 #include <libxml/tree.h>
 
 #include "libvirt-seclabel.h"
+#include "libvirt-xml.h"
 #include "macro.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(xmlChar *, xmlFree);
-DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDocPtr, xmlFreeDoc);
 
 /* Longer than any user name NSS gives (LOGIN_NAME_MAX is 256). */
 #define USER_MAX 256
@@ -67,13 +67,9 @@ int libvirt_seclabel_parse_user(const char *label, uid_t *ret) {
         return parse_number(user, ret);
 }
 
-static bool is_element(xmlNodePtr n, const char *name) {
-        return n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST name);
-}
-
 static xmlNodePtr child(xmlNodePtr parent, const char *name) {
         for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next)
-                if (is_element(n, name))
+                if (libvirt_xml_is_element(n, name))
                         return n;
         return NULL;
 }
@@ -91,16 +87,13 @@ static bool content_is(xmlNodePtr n, const char *value) {
 }
 
 static xmlDocPtr parse(const char *xml) {
-        /* No network, no entities, and no word on stderr about bad XML:
-         * what is wrong is said in our words. */
-        return xmlReadMemory(xml, (int) strnlen(xml, INT32_MAX), NULL, NULL,
-                             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        return libvirt_xml_read(xml, strnlen(xml, INT32_MAX));
 }
 
 /* The <label> of the domain's DAC <seclabel>, or NULL. */
 static xmlNodePtr domain_label(xmlNodePtr domain) {
         for (xmlNodePtr n = domain->children; n; n = n->next)
-                if (is_element(n, "seclabel") && attribute_is(n, "model", BAD_CAST "dac"))
+                if (libvirt_xml_is_element(n, "seclabel") && attribute_is(n, "model", BAD_CAST "dac"))
                         return child(n, "label");
         return NULL;
 }
@@ -109,13 +102,13 @@ static xmlNodePtr domain_label(xmlNodePtr domain) {
 static xmlNodePtr default_label(xmlDocPtr caps, const xmlChar *type) {
         xmlNodePtr root = caps ? xmlDocGetRootElement(caps) : NULL, host;
 
-        if (!root || !is_element(root, "capabilities") || !(host = child(root, "host")))
+        if (!root || !libvirt_xml_is_element(root, "capabilities") || !(host = child(root, "host")))
                 return NULL;
         for (xmlNodePtr n = host->children; n; n = n->next) {
-                if (!is_element(n, "secmodel") || !content_is(child(n, "model"), "dac"))
+                if (!libvirt_xml_is_element(n, "secmodel") || !content_is(child(n, "model"), "dac"))
                         continue;
                 for (xmlNodePtr b = n->children; b; b = b->next)
-                        if (is_element(b, "baselabel") && attribute_is(b, "type", type))
+                        if (libvirt_xml_is_element(b, "baselabel") && attribute_is(b, "type", type))
                                 return b;
         }
         return NULL;
@@ -131,12 +124,12 @@ static int label_uid(xmlNodePtr label, const char *whose, uid_t *ret, char *msg,
 }
 
 int libvirt_seclabel_qemu_uid(const char *domain_xml, const char *caps_xml, uid_t *ret, char *msg, size_t size) {
-        _cleanup_(xmlFreeDocp) xmlDocPtr doc = parse(domain_xml);
-        _cleanup_(xmlFreeDocp) xmlDocPtr caps = NULL;
+        _cleanup_(libvirt_xml_freep) xmlDocPtr doc = parse(domain_xml);
+        _cleanup_(libvirt_xml_freep) xmlDocPtr caps = NULL;
         _cleanup_(xmlFreep) xmlChar *type = NULL;
         xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL, label;
 
-        if (!root || !is_element(root, "domain")) {
+        if (!root || !libvirt_xml_is_element(root, "domain")) {
                 snprintf(msg, size, "libvirt gave no domain XML.");
                 return -EBADMSG;
         }

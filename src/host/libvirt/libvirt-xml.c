@@ -14,18 +14,26 @@
 
 #define QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
 
-static void xml_free_docp(xmlDocPtr *p) {
-        xmlFreeDoc(*p);
+void libvirt_xml_freep(xmlDocPtr *p) {
+        if (*p)
+                xmlFreeDoc(*p);
 }
 
-static bool is_element(xmlNodePtr n, const char *name) {
+xmlDocPtr libvirt_xml_read(const char *xml, size_t len) {
+        assert(xml);
+        if (len > INT32_MAX)
+                return NULL;
+        return xmlReadMemory(xml, (int) len, NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+}
+
+bool libvirt_xml_is_element(xmlNodePtr n, const char *name) {
         return n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, (const xmlChar *) name);
 }
 
 /* The first child element of n called name, in no namespace. */
 static xmlNodePtr child(xmlNodePtr n, const char *name) {
         for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
-                if (is_element(c, name) && !c->ns)
+                if (libvirt_xml_is_element(c, name) && !c->ns)
                         return c;
         return NULL;
 }
@@ -83,10 +91,10 @@ static bool arg_changes_layout(const char *v) {
  * type says of the layout, if any (xmlFree() it). */
 static char *layout_argument(xmlNodePtr domain) {
         for (xmlNodePtr c = domain->children; c; c = c->next) {
-                if (!is_element(c, "commandline") || !c->ns || !xmlStrEqual(c->ns->href, (const xmlChar *) QEMU_NS))
+                if (!libvirt_xml_is_element(c, "commandline") || !c->ns || !xmlStrEqual(c->ns->href, (const xmlChar *) QEMU_NS))
                         continue;
                 for (xmlNodePtr a = c->children; a; a = a->next) {
-                        char *v = is_element(a, "arg") ? (char *) xmlGetProp(a, (const xmlChar *) "value") : NULL;
+                        char *v = libvirt_xml_is_element(a, "arg") ? (char *) xmlGetProp(a, (const xmlChar *) "value") : NULL;
 
                         if (v && arg_changes_layout(v))
                                 return v;
@@ -147,7 +155,7 @@ static int domain_layout(xmlNodePtr domain, uint64_t ram_size, vmsig_gpa_range *
 int libvirt_xml_ram_layout(const char *xml, size_t len, uint64_t ram_size,
                            vmsig_gpa_range ret[static QEMU_RAM_LAYOUT_MAX_RANGES], size_t *ret_n, char *msg,
                            size_t size) {
-        _cleanup_(xml_free_docp) xmlDocPtr doc = NULL;
+        _cleanup_(libvirt_xml_freep) xmlDocPtr doc = NULL;
         xmlNodePtr root;
 
         assert(xml && ret && ret_n && msg);
@@ -155,10 +163,9 @@ int libvirt_xml_ram_layout(const char *xml, size_t len, uint64_t ram_size,
                 snprintf(msg, size, "Its XML is over %d bytes.", LIBVIRT_XML_MAX);
                 return -EBADMSG;
         }
-        doc = xmlReadMemory(xml, (int) len, "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                            XML_PARSE_NOWARNING);
+        doc = libvirt_xml_read(xml, len);
         root = doc ? xmlDocGetRootElement(doc) : NULL;
-        if (!root || !is_element(root, "domain") || root->ns) {
+        if (!root || !libvirt_xml_is_element(root, "domain") || root->ns) {
                 snprintf(msg, size, "libvirt gave no domain XML.");
                 return -EBADMSG;
         }

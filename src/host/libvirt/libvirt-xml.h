@@ -27,10 +27,22 @@
  * with its reason, never a guess.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <libxml/tree.h>
 
 #include "qemu-ram-layout.h"
+
+/* For _cleanup_(): frees *p if any. */
+void libvirt_xml_freep(xmlDocPtr *p);
+
+/* XML that libvirtd gave (a domain's, its capabilities), len bytes: read
+ * without network access or entity substitution, and without a word on
+ * stderr (what is wrong is said in our words); NULL if it is no XML. */
+xmlDocPtr libvirt_xml_read(const char *xml, size_t len);
+/* Whether n is an element called name. */
+bool libvirt_xml_is_element(xmlNodePtr n, const char *name);
 
 /* libvirt's domain XML stays below 10 MB (VIR_XML_MAX): longer is refused. */
 #define LIBVIRT_XML_MAX (10 * 1024 * 1024)
