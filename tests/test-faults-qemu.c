@@ -13,7 +13,9 @@
  *    it: the subscriber takes the SIGBUS, vmsigd (which only preads and
  *    pwrites) does not; the memctx epoch ends, BootstrapState is "error",
  *    MemWrite and SubscribeMemctx fail with RamUnavailable and the file is
- *    not grown back; once it is back to its size, a new epoch starts.
+ *    not grown back; once it is back to its size, a new epoch starts;
+ *  - the RAM watches of several guests, and of a QEMU that came back, share
+ *    one inotify instance.
  *
  * Skipped without QEMU (failed under CI=true), like test-bus-qemu. */
 #include <errno.h>
@@ -567,6 +569,41 @@ static void test_ram_truncated(Fixture *f, gconstpointer data) {
         vt_signal_log_free(log);
 }
 
+/* --- one inotify instance for every RAM watch ---------------------------------------- */
+
+static gboolean is_inotify(GPid pid, const char *fd, const char *target, gpointer userdata) {
+        return target && g_str_equal(target, "anon_inode:inotify");
+}
+
+/* vmsigd watches each RAM file for truncation. Each watch had an inotify
+ * instance of its own, and closing one waits for a kernel grace period
+ * (about 12 ms here) on the loop: every QEMU that came or went stalled
+ * everyone's calls under load (bench/RESULTS.md, the load flood). The
+ * watches now share sd-event's instance: a second guest adds none, and a
+ * QEMU that goes and comes back leaves the count as it was. */
+static void test_ram_watches_share(Fixture *f, gconstpointer data) {
+        if (!f->vms_dir)
+                return;
+        GPid daemon = vt_daemon_pid(f->daemon);
+
+        write_trigger(f, "alpha", "5b0b3f4e-2f59-4a55-9d0b-6a1f0c1e2d3a", f->qemu[0]);
+        wait_memctx(f, VT_ENDPOINT("alpha"));
+        guint one = vt_foreach_fd(daemon, is_inotify, NULL);
+        g_assert_cmpuint(one, >=, 1);
+
+        write_trigger(f, "beta", "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", f->qemu[1]);
+        wait_memctx(f, VT_ENDPOINT("beta"));
+        g_assert_cmpuint(vt_foreach_fd(daemon, is_inotify, NULL), ==, one);
+
+        /* beta's QEMU dies and a new one comes on the same paths. */
+        qemu_vm_kill(f->qemu[1]);
+        wait_state(f, VT_ENDPOINT("beta"), "shut-off");
+        qemu_vm_start(f->qemu[1]);
+        wait_state(f, VT_ENDPOINT("beta"), "running");
+        wait_memctx(f, VT_ENDPOINT("beta"));
+        g_assert_cmpuint(vt_foreach_fd(daemon, is_inotify, NULL), ==, one);
+}
+
 int main(int argc, char *argv[]) {
         if (argc == 3 && g_str_equal(argv[1], "--memctx-reader"))
                 return memctx_reader(argv[2]);
@@ -578,5 +615,6 @@ int main(int argc, char *argv[]) {
         ADD("killed-under-load", test_qemu_killed_under_load, 1);
         ADD("paused-under-load", test_qemu_paused_under_load, 1);
         ADD("ram-truncated", test_ram_truncated, 1);
+        ADD("ram-watches-share", test_ram_watches_share, 2);
         return g_test_run();
 }

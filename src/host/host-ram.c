@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,7 +21,6 @@ void host_ram_init(host_ram *ram, const char *name) {
         *ram = (host_ram) {
                 .name = name,
                 .rw_fd = -1,
-                .watch_fd = -1,
                 .memctx.ram_fd = -1,
         };
 }
@@ -100,54 +98,34 @@ static int ram_open(host_ram *ram, int *ret_ro, int *ret_rw, struct stat *ret_st
         return 0;
 }
 
-static void ram_watch_stop(host_ram *ram) {
-        if (ram->watch_fd < 0)
-                return;
-        /* Unregister before closing: epoll must not see a recycled fd. */
-        (void) vmsig_endpoint_remove_fd(ram->endpoint, ram->watch_cookie);
-        ram->watch_fd = safe_close(ram->watch_fd);
-}
-
 static void ram_check(host_ram *ram);
 
-static void on_ram_watch(vmsig_core *c, vmsig_cookie cookie, int fd, uint32_t revents, void *userdata) {
-        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-
+static int on_ram_modified(sd_event_source *s, const struct inotify_event *event, void *userdata) {
         /* Which change it was does not matter, only the size now. */
-        while (read(fd, buf, sizeof buf) > 0)
-                ;
         ram_check(userdata);
+        return 0;
 }
 
 /* Truncation is a modification, and inotify tells of it at once; the
  * guest's own writes go through QEMU's mapping and cost nothing here. The
- * watch is on the inode we opened, not on whatever the path names later. */
+ * watch is on the inode we opened, not on whatever the path names later.
+ * sd-event keeps one inotify instance for all the watches of a loop: an
+ * instance of our own per RAM cost a kernel grace period (about 12 ms
+ * here, synchronize_srcu() in fsnotify) at every close, on the loop, each
+ * time a QEMU went or its RAM was opened again. The new watch is added
+ * before the old one goes, so that the shared instance stays open across a
+ * reopen. */
 static void ram_watch_start(host_ram *ram) {
-        char path[64];
-        int fd, r;
+        _cleanup_(sd_event_source_disable_unrefp) sd_event_source *old = TAKE_PTR(ram->watch);
+        sd_event *event = vmsig_core_get_event(vmsig_endpoint_get_core(ram->endpoint));
+        int r;
 
-        ram_watch_stop(ram);
-        fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-        if (fd < 0) {
-                r = -errno;
-                goto fail;
-        }
-        snprintf(path, sizeof path, "/proc/self/fd/%d", ram->memctx.ram_fd);
-        if (inotify_add_watch(fd, path, IN_MODIFY) < 0) {
-                r = -errno;
-                safe_close(fd);
-                goto fail;
-        }
-        r = vmsig_endpoint_add_fd(ram->endpoint, fd, EPOLLIN, on_ram_watch, ram, &ram->watch_cookie);
-        if (r < 0) {
-                safe_close(fd);
-                goto fail;
-        }
-        ram->watch_fd = fd;
-        return;
-fail:
-        log_warning_errno(r, "Cannot watch RAM file %s of '%s'; a truncation is noticed only when the guest's "
-                          "memory is used next: %m", label(ram), ram->name);
+        r = sd_event_add_inotify_fd(event, &ram->watch, ram->memctx.ram_fd, IN_MODIFY, on_ram_modified, ram);
+        if (r >= 0)
+                r = sd_event_source_set_description(ram->watch, "ram-watch");
+        if (r < 0)
+                log_warning_errno(r, "Cannot watch RAM file %s of '%s'; a truncation is noticed only when the guest's "
+                                  "memory is used next: %m", label(ram), ram->name);
 }
 
 static int ram_install(host_ram *ram, int ro, int rw, const struct stat *st) {
@@ -155,7 +133,6 @@ static int ram_install(host_ram *ram, int ro, int rw, const struct stat *st) {
         bool invalidated = ram->memctx.invalidated;
         int r;
 
-        ram_watch_stop(ram);
         vmsig_memctx_source_done(&ram->memctx);
         safe_close(ram->rw_fd);
         ram->rw_fd = rw;
@@ -305,7 +282,7 @@ static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *us
 void host_ram_detach(host_ram *ram) {
         ram->lifecycle_sub = vmsig_subscriber_free(ram->lifecycle_sub);
         ram->bootstrap = vmsig_bootstrap_free(ram->bootstrap);
-        ram_watch_stop(ram);
+        ram->watch = sd_event_source_disable_unref(ram->watch);
         vmsig_memctx_source_done(&ram->memctx);
         ram->rw_fd = safe_close(ram->rw_fd);
         ram->attached = false;
