@@ -579,8 +579,9 @@ static gboolean is_inotify(GPid pid, const char *fd, const char *target, gpointe
  * instance of its own, and closing one waits for a kernel grace period
  * (about 12 ms here) on the loop: every QEMU that came or went stalled
  * everyone's calls under load (bench/RESULTS.md, the load flood). The
- * watches now share sd-event's instance: a second guest adds none, and a
- * QEMU that goes and comes back leaves the count as it was. */
+ * watches now share one instance, kept while vmsigd runs: a second guest
+ * adds none, and a QEMU that goes and comes back, or the last one going,
+ * leaves the count as it was. */
 static void test_ram_watches_share(Fixture *f, gconstpointer data) {
         if (!f->vms_dir)
                 return;
@@ -602,6 +603,21 @@ static void test_ram_watches_share(Fixture *f, gconstpointer data) {
         wait_state(f, VT_ENDPOINT("beta"), "running");
         wait_memctx(f, VT_ENDPOINT("beta"));
         g_assert_cmpuint(vt_foreach_fd(daemon, is_inotify, NULL), ==, one);
+
+        /* Both endpoints go with their trigger files, and no guest RAM is
+         * left to watch: the instance stays, since closing it is what
+         * waited. */
+        VtSignalLog *log = vt_signal_log_new(f->conn);
+        for (const char *const *n = (const char *const[]) { "alpha", "beta", NULL }; *n; n++) {
+                g_autofree char *trigger = g_strdup_printf("%s/%s.xml", f->vms_dir, *n);
+                g_autofree char *removed = g_strdup_printf("EndpointRemoved " VT_MANAGER_PATH
+                                                           " (objectpath '" VT_ENDPOINT("%s") "',)", *n);
+                g_assert_cmpint(unlink(trigger), ==, 0);
+                g_assert_true(vt_signal_log_wait(log, removed, WAIT_MS));
+        }
+        ping(f->conn);
+        g_assert_cmpuint(vt_foreach_fd(daemon, is_inotify, NULL), ==, one);
+        vt_signal_log_free(log);
 }
 
 int main(int argc, char *argv[]) {

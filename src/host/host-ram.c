@@ -12,6 +12,7 @@
 
 #include "fd-util.h"
 #include "host-common.h"
+#include "inode-watch.h"
 #include "log.h"
 #include "macro.h"
 #include "memwrite.h"
@@ -100,29 +101,22 @@ static int ram_open(host_ram *ram, int *ret_ro, int *ret_rw, struct stat *ret_st
 
 static void ram_check(host_ram *ram);
 
-static int on_ram_modified(sd_event_source *s, const struct inotify_event *event, void *userdata) {
-        /* Which change it was does not matter, only the size now. */
+static void on_ram_modified(void *userdata) {
         ram_check(userdata);
-        return 0;
 }
 
 /* Truncation is a modification, and inotify tells of it at once; the
  * guest's own writes go through QEMU's mapping and cost nothing here. The
  * watch is on the inode we opened, not on whatever the path names later.
- * sd-event keeps one inotify instance for all the watches of a loop: an
- * instance of our own per RAM cost a kernel grace period (about 12 ms
- * here, synchronize_srcu() in fsnotify) at every close, on the loop, each
- * time a QEMU went or its RAM was opened again. The new watch is added
- * before the old one goes, so that the shared instance stays open across a
- * reopen. */
+ * The new watch is added before the old one goes: the same inode keeps
+ * its inotify watch across a reopen. */
 static void ram_watch_start(host_ram *ram) {
-        _cleanup_(sd_event_source_disable_unrefp) sd_event_source *old = TAKE_PTR(ram->watch);
-        sd_event *event = vmsig_core_get_event(vmsig_endpoint_get_core(ram->endpoint));
+        inode_watch *old = TAKE_PTR(ram->watch);
         int r;
 
-        r = sd_event_add_inotify_fd(event, &ram->watch, ram->memctx.ram_fd, IN_MODIFY, on_ram_modified, ram);
-        if (r >= 0)
-                r = sd_event_source_set_description(ram->watch, "ram-watch");
+        r = inode_watch_add(vmsig_endpoint_get_core(ram->endpoint), ram->memctx.ram_fd, IN_MODIFY, on_ram_modified,
+                            ram, &ram->watch);
+        inode_watch_free(old);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch RAM file %s of '%s'; a truncation is noticed only when the guest's "
                                   "memory is used next: %m", label(ram), ram->name);
@@ -282,7 +276,7 @@ static int on_lifecycle(vmsig_subscriber *sub, const vmsig_delivery *d, void *us
 void host_ram_detach(host_ram *ram) {
         ram->lifecycle_sub = vmsig_subscriber_free(ram->lifecycle_sub);
         ram->bootstrap = vmsig_bootstrap_free(ram->bootstrap);
-        ram->watch = sd_event_source_disable_unref(ram->watch);
+        ram->watch = inode_watch_free(ram->watch);
         vmsig_memctx_source_done(&ram->memctx);
         ram->rw_fd = safe_close(ram->rw_fd);
         ram->attached = false;

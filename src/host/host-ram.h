@@ -20,11 +20,12 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
-#include <systemd/sd-event.h>
 
 #include "bootstrap.h"
 #include "memctx.h"
 #include "vmsig-endpoint.h"
+
+typedef struct inode_watch inode_watch;
 
 typedef struct host_ram {
         const char *name; /* the endpoint's, for messages; borrowed */
@@ -44,7 +45,7 @@ typedef struct host_ram {
         dev_t dev;
         ino_t ino;
         pid_t pid;    /* the QEMU whose guest the RAM holds: 0 not known yet, -1 gone */
-        sd_event_source *watch; /* inotify on the RAM's inode, which may shrink under us */
+        inode_watch *watch; /* on the RAM's inode, which may shrink under us */
         bool is_short; /* it did: nothing of the guest's memory is read or written */
         vmsig_bootstrap *bootstrap;
         vmsig_subscriber *lifecycle_sub;
