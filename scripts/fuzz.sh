@@ -60,7 +60,7 @@ sources() {
         discovery) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
         bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/host-common.c $top/src/host/stub/stub.c" \
                 "${vgpu_sources:-} $core" ;;
-        qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/host-ram.c $top/src/host/qmp/*.c" \
+        qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/host-ram.c $top/src/host/inode-watch.c $top/src/host/qmp/*.c" \
                 "$top/src/shared/keys.c $core" ;;
         hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;
         libvirt-ram) echo "$top/tests/fuzz-util.c $top/src/host/libvirt/libvirt-ram.c $top/src/shared/fd-util.c" \
