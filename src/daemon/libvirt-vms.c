@@ -6,6 +6,7 @@
 #include "log.h"
 
 #if VMSIG_HAVE_LIBVIRT
+#include "inode-watch.h"
 #include "libvirt-backend.h"
 
 struct vmsig_libvirt_vms {
@@ -35,6 +36,9 @@ int vmsig_libvirt_vms_apply(vmsig_libvirt_vms **v, vmsig_core *core, const vmsig
         if (!*v)
                 return log_oom();
         r = vmsig_libvirt_new(core, &config, &(*v)->backend);
+        /* The domains' RAM files are watched for truncation (host-ram.h). */
+        if (r >= 0)
+                r = inode_watches_prepare(core);
         if (r < 0) {
                 *v = vmsig_libvirt_vms_free(*v);
                 return log_error_errno(r, "Cannot start the libvirt backend for %s: %m", new->libvirt_uri);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "qemu-vms.h"
+#include "inode-watch.h"
 #include "log.h"
 #include "macro.h"
 
@@ -73,6 +74,12 @@ int vmsig_qemu_vms_new(vmsig_core *core, const vmsig_config *config, vmsig_qemu_
         if (r < 0) {
                 free(d);
                 return log_error_errno(r, "Cannot watch %s for VMs: %m", config->trigger_dir);
+        }
+        /* The guests' RAM files are watched for truncation (host-ram.h). */
+        r = inode_watches_prepare(core);
+        if (r < 0) {
+                vmsig_qemu_vms_free(d);
+                return log_error_errno(r, "Cannot set up the watches of guest RAM files: %m");
         }
         *ret = d;
         return 0;

@@ -110,6 +110,13 @@ static bool wd_used(const inode_watches *ws, int wd) {
         return false;
 }
 
+int inode_watches_prepare(vmsig_core *c) {
+        inode_watches *ws;
+
+        assert(c);
+        return watches_get(c, &ws);
+}
+
 int inode_watch_add(vmsig_core *c, int fd, uint32_t mask, inode_watch_fn fn, void *userdata, inode_watch **ret) {
         char path[64];
         inode_watches *ws;

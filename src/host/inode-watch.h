@@ -26,6 +26,11 @@ typedef struct inode_watch inode_watch;
  * the file again, whatever the change was. */
 typedef void (*inode_watch_fn)(void *userdata);
 
+/* Opens the core's instance now instead of at the first watch: a daemon
+ * that will watch files has the same fds from its start on, which is what
+ * fd-leak checks compare with. */
+int inode_watches_prepare(vmsig_core *c);
+
 /* Watches the inode of fd for mask (IN_MODIFY, ...; every watch of one
  * core uses the same mask: inotify keeps one per inode). The file may be
  * closed after: the watch is on the inode. */
