@@ -7,18 +7,6 @@
 
 #include "guest-memory.h"
 #include "macro.h"
-#include "string-table.h"
-
-static const char *const vmsig_memwrite_error_table[_VMSIG_MEMWRITE_ERROR_MAX] = {
-        [VMSIG_MEMWRITE_OK] = "ok",
-        [VMSIG_MEMWRITE_EMPTY] = "empty",
-        [VMSIG_MEMWRITE_TOO_LONG] = "too-long",
-        [VMSIG_MEMWRITE_OUT_OF_RANGE] = "out-of-range",
-        [VMSIG_MEMWRITE_UNMAPPED] = "unmapped",
-        [VMSIG_MEMWRITE_NON_CANONICAL] = "non-canonical",
-        [VMSIG_MEMWRITE_NO_DTB] = "no-dtb",
-        [VMSIG_MEMWRITE_IO] = "io",
-};
 
 static const int error_errnos[_VMSIG_MEMWRITE_ERROR_MAX] = {
         [VMSIG_MEMWRITE_EMPTY] = EINVAL,
@@ -28,8 +16,6 @@ static const int error_errnos[_VMSIG_MEMWRITE_ERROR_MAX] = {
         [VMSIG_MEMWRITE_NON_CANONICAL] = EADDRNOTAVAIL,
         [VMSIG_MEMWRITE_NO_DTB] = ENXIO,
 };
-
-DEFINE_STRING_TABLE_LOOKUP_TO_STRING(vmsig_memwrite_error, vmsig_memwrite_error);
 
 int vmsig_memwrite_fail(vmsig_memwrite_failure *f, vmsig_memwrite_error e, uint64_t address) {
         *f = (vmsig_memwrite_failure) { .error = e, .address = address };

@@ -82,8 +82,6 @@ typedef struct vmsig_memwrite_failure {
         int errnum;     /* IO: the errno (EINVAL for levels other than 4 or 5) */
 } vmsig_memwrite_failure;
 
-const char *vmsig_memwrite_error_to_string(vmsig_memwrite_error e);
-
 /* Fill *f with a failure of error e at address and return its negative
  * errno; for IO, with the negative errno r. */
 int vmsig_memwrite_fail(vmsig_memwrite_failure *f, vmsig_memwrite_error e, uint64_t address);
