@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vmsigctl's JSON writer, byte for byte: the escapes of a string (four
  * with a letter, every other control character as \u00XX, UTF-8 as it
- * is), and the commas and line breaks of both layouts. */
+ * is), the commas and line breaks of both layouts, and the one key
+ * style. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <glib.h>
@@ -73,8 +74,23 @@ static void test_layouts(void) {
                         "]");
 }
 
+/* One key style: D-Bus names and lease classes in snake_case. */
+static void test_key_style(void) {
+        static const char *const cases[][2] = {
+                { "MemctxEpoch", "memctx_epoch" },
+                { "memory-write", "memory_write" },
+                { "old_owner", "old_owner" },
+                { "power", "power" },
+                { "", "" },
+        };
+        char key[JSON_KEY_MAX];
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
+                g_assert_cmpstr(json_key_style(key, cases[i][0]), ==, cases[i][1]);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        VT_TESTS("/ctl-json/", test_escapes, test_layouts);
+        VT_TESTS("/ctl-json/", test_escapes, test_layouts, test_key_style);
         return g_test_run();
 }

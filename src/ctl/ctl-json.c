@@ -1,10 +1,26 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
+#include <ctype.h>
 #include <inttypes.h>
 
 #include "ctl-json.h"
 
 #define JSON_INDENT 2
+
+const char *json_key_style(char buf[static JSON_KEY_MAX], const char *name) {
+        size_t n = 0;
+
+        for (const char *p = name; *p && n + 2 < JSON_KEY_MAX; p++) {
+                if (isupper((unsigned char) *p)) {
+                        if (n > 0)
+                                buf[n++] = '_';
+                        buf[n++] = (char) tolower((unsigned char) *p);
+                } else
+                        buf[n++] = *p == '-' ? '_' : *p;
+        }
+        buf[n] = 0;
+        return buf;
+}
 
 void json_init(json_writer *w, FILE *f, bool pretty) {
         *w = (json_writer) { .f = f, .pretty = pretty };
