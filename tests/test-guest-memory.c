@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guest-memory.h beyond what test-memwrite covers (lookups and walks): the
  * RAM file read and written in full, a little-endian qword at any
- * alignment, one PTE address mask, and a detector's view of a source. */
+ * alignment, and one PTE address mask. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <glib.h>
 
-#include "detect.h"
 #include "guest-memory.h"
 #include "vt-util.h"
 
@@ -47,22 +46,8 @@ static void test_masks(void) {
         g_assert_cmphex(VMSIG_PAGE_SIZE_4K, ==, 4096);
 }
 
-static void test_detect_source_mem(void) {
-        const vmsig_gpa_range ranges[] = { { .gpa = 0x1000, .size = 0x2000, .offset = 0 } };
-        vmsig_detect_source src = { .fd = 7, .ranges = ranges, .n_ranges = 1, .ram_size = 0x2000 };
-        vmsig_guest_mem m = vmsig_detect_source_mem(&src);
-        uint64_t offset;
-
-        g_assert_cmpint(m.read_fd, ==, 7);
-        g_assert_null(m.write);
-        g_assert_cmpint(vmsig_gpa_to_offset(&m, 0x1800, 8, &offset), ==, 0);
-        g_assert_cmphex(offset, ==, 0x800);
-        g_assert_cmpint(vmsig_gpa_to_offset(&m, 0x800, 8, NULL), ==, -ERANGE);
-}
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         VT_TESTS("/guest-memory/", test_full_io, test_load_le64, test_masks);
-        g_test_add_func("/guest-memory/detect-source", test_detect_source_mem);
         return g_test_run();
 }

@@ -437,12 +437,6 @@ static int root_search(vmsig_linux_probe *p, uint64_t *left) {
  * changed them meanwhile), or a read error. */
 static int root_finish(vmsig_linux_probe *p) {
         const root_try *t = &p->roots[p->cur];
-        vmsig_detect_source s = {
-                .fd = p->mem.read_fd,
-                .ranges = p->mem.ranges,
-                .n_ranges = p->mem.n_ranges,
-                .ram_size = p->mem.ram_size,
-        };
         uint64_t candidates[2];
         unsigned n = 0;
         int r;
@@ -469,7 +463,7 @@ static int root_finish(vmsig_linux_probe *p) {
                                 return r;
                         continue;
                 }
-                r = vmsig_linux_check(&s, &res);
+                r = vmsig_linux_check(&p->mem, &res);
                 if (r < 0)
                         return r;
                 if (r > 0) {
@@ -480,10 +474,10 @@ static int root_finish(vmsig_linux_probe *p) {
         return 0;
 }
 
-int vmsig_linux_probe_new(const vmsig_detect_source *s, uint64_t cr3, unsigned levels, vmsig_linux_probe **ret) {
+int vmsig_linux_probe_new(const vmsig_guest_mem *m, uint64_t cr3, unsigned levels, vmsig_linux_probe **ret) {
         _cleanup_free_ vmsig_linux_probe *p = NULL;
 
-        assert(s);
+        assert(m);
         assert(ret);
         if (levels != 4 && levels != 5)
                 return -EINVAL;
@@ -491,11 +485,11 @@ int vmsig_linux_probe_new(const vmsig_detect_source *s, uint64_t cr3, unsigned l
         if (!p)
                 return -ENOMEM;
         p->buf = malloc(CARRY + SEARCH_CHUNK);
-        if (!p->buf || vmsig_gpa_ranges_dup(s->ranges, s->n_ranges, &p->ranges) < 0) {
+        if (!p->buf || vmsig_gpa_ranges_dup(m->ranges, m->n_ranges, &p->ranges) < 0) {
                 free(p->buf);
                 return -ENOMEM;
         }
-        p->mem = vmsig_detect_source_mem(s);
+        p->mem = *m;
         p->mem.ranges = p->ranges; /* its own copy */
         p->cr3 = cr3;
         p->levels = levels;
@@ -578,12 +572,12 @@ int vmsig_linux_probe_step(vmsig_linux_probe *p, uint64_t budget_bytes, vmsig_li
         }
 }
 
-int vmsig_linux_probe_all(const vmsig_detect_source *s, uint64_t cr3, unsigned levels, vmsig_linux_result *ret) {
+int vmsig_linux_probe_all(const vmsig_guest_mem *m, uint64_t cr3, unsigned levels, vmsig_linux_result *ret) {
         vmsig_linux_probe *p = NULL;
         int r;
 
         assert(ret);
-        r = vmsig_linux_probe_new(s, cr3, levels, &p);
+        r = vmsig_linux_probe_new(m, cr3, levels, &p);
         if (r < 0)
                 return r;
         do
@@ -593,29 +587,27 @@ int vmsig_linux_probe_all(const vmsig_detect_source *s, uint64_t cr3, unsigned l
         return r;
 }
 
-int vmsig_linux_check(const vmsig_detect_source *s, const vmsig_linux_result *r) {
+int vmsig_linux_check(const vmsig_guest_mem *m, const vmsig_linux_result *r) {
         char expect[BANNER_MAX + 1], got[BANNER_MAX];
         vmsig_memwrite_failure f;
-        vmsig_guest_mem mem;
         uint64_t offset, gpa;
         size_t n;
         int k;
 
-        assert(s);
+        assert(m);
         assert(r);
         n = strnlen(r->release, sizeof r->release);
         if ((r->levels != 4 && r->levels != 5) || n == 0 || n > VMSIG_LINUX_RELEASE_MAX)
                 return -EINVAL;
-        mem = vmsig_detect_source_mem(s);
         n = (size_t) snprintf(expect, sizeof expect, BANNER_PREFIX "%s (", r->release);
-        if (vmsig_gpa_to_offset(&mem, r->banner_gpa, n, &offset) < 0)
+        if (vmsig_gpa_to_offset(m, r->banner_gpa, n, &offset) < 0)
                 return 0;
-        k = vmsig_pread_full(mem.read_fd, got, n, offset);
+        k = vmsig_pread_full(m->read_fd, got, n, offset);
         if (k < 0)
                 return k;
         if (memcmp(got, expect, n) != 0)
                 return 0;
-        k = vmsig_va_translate(&mem, r->root, r->levels, r->banner_va, &gpa, NULL, &f);
+        k = vmsig_va_translate(m, r->root, r->levels, r->banner_va, &gpa, NULL, &f);
         if (k < 0)
                 return f.error == VMSIG_MEMWRITE_IO ? k : 0;
         return gpa == r->banner_gpa;

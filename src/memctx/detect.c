@@ -94,8 +94,8 @@ typedef struct detect_io {
         uint64_t work;   /* bytes, and seeks at SEEK_COST: what a budget limits */
 } detect_io;
 
-static detect_io detect_io_make(const vmsig_detect_source *s) {
-        return (detect_io) { .mem = vmsig_detect_source_mem(s) };
+static detect_io detect_io_make(const vmsig_guest_mem *m) {
+        return (detect_io) { .mem = *m };
 }
 
 static int read_file(detect_io *io, uint64_t offset, void *buf, size_t len) {
@@ -194,14 +194,14 @@ static int pml4_check(detect_io *io, uint64_t gpa, unsigned *ret_self_ref) {
         return pml4_check_page(io, gpa, page, ret_self_ref);
 }
 
-int vmsig_detect_pml4_check(const vmsig_detect_source *s, uint64_t gpa, unsigned *ret_self_ref) {
-        detect_io io = detect_io_make(s);
+int vmsig_detect_pml4_check(const vmsig_guest_mem *m, uint64_t gpa, unsigned *ret_self_ref) {
+        detect_io io = detect_io_make(m);
 
         return pml4_check(&io, gpa, ret_self_ref);
 }
 
-bool vmsig_detect_pml4_valid(const vmsig_detect_source *s, uint64_t gpa) {
-        return vmsig_detect_pml4_check(s, gpa, NULL) > 0;
+bool vmsig_detect_pml4_valid(const vmsig_guest_mem *m, uint64_t gpa) {
+        return vmsig_detect_pml4_check(m, gpa, NULL) > 0;
 }
 
 /* --- the low stub ---------------------------------------------------------------- */
@@ -234,8 +234,8 @@ static int stub_check(detect_io *io, uint64_t page, vmsig_detect_result *ret) {
         return 1;
 }
 
-int vmsig_detect_low_stub(const vmsig_detect_source *s, vmsig_detect_result *ret) {
-        detect_io io = detect_io_make(s);
+int vmsig_detect_low_stub(const vmsig_guest_mem *m, vmsig_detect_result *ret) {
+        detect_io io = detect_io_make(m);
 
         *ret = (vmsig_detect_result) {};
         for (uint64_t page = PAGE_SIZE_4K; page < VMSIG_DETECT_STUB_LIMIT; page += PAGE_SIZE_4K) {
@@ -299,9 +299,9 @@ static int pml4_scan_span(detect_io *io, uint8_t *buf, uint64_t *cursor, uint64_
         return 0;
 }
 
-int vmsig_detect_pml4_scan_step(const vmsig_detect_source *s, uint64_t *cursor, uint64_t budget_bytes,
+int vmsig_detect_pml4_scan_step(const vmsig_guest_mem *m, uint64_t *cursor, uint64_t budget_bytes,
                                 vmsig_detect_result *ret) {
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         _cleanup_free_ uint8_t *buf = NULL;
         vmsig_detect_result found = {};
         int r;
@@ -321,12 +321,12 @@ int vmsig_detect_pml4_scan_step(const vmsig_detect_source *s, uint64_t *cursor, 
         return *cursor >= VMSIG_DETECT_PML4_SCAN_LIMIT ? -ENOENT : 0;
 }
 
-int vmsig_detect_pml4_scan(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+int vmsig_detect_pml4_scan(const vmsig_guest_mem *m, vmsig_detect_result *ret) {
         uint64_t cursor = 0;
         int r;
 
         *ret = (vmsig_detect_result) {};
-        r = vmsig_detect_pml4_scan_step(s, &cursor, UINT64_MAX, ret);
+        r = vmsig_detect_pml4_scan_step(m, &cursor, UINT64_MAX, ret);
         return r == -ENOENT ? 0 : r;
 }
 
@@ -528,21 +528,21 @@ static int open_for_seeking(int fd) {
         return seek_fd < 0 ? -1 : seek_fd;
 }
 
-int vmsig_detect_scan_new(const vmsig_detect_source *s, vmsig_detect_scan **ret) {
+int vmsig_detect_scan_new(const vmsig_guest_mem *m, vmsig_detect_scan **ret) {
         _cleanup_free_ vmsig_detect_scan *scan = NULL;
 
         scan = calloc(1, sizeof *scan);
         if (!scan)
                 return -ENOMEM;
         scan->buf = malloc(SCAN_CHUNK);
-        if (!scan->buf || vmsig_gpa_ranges_dup(s->ranges, s->n_ranges, &scan->ranges) < 0) {
+        if (!scan->buf || vmsig_gpa_ranges_dup(m->ranges, m->n_ranges, &scan->ranges) < 0) {
                 free(scan->buf);
                 return -ENOMEM;
         }
-        scan->n_ranges = s->n_ranges;
-        scan->io = detect_io_make(s);
+        scan->n_ranges = m->n_ranges;
+        scan->io = detect_io_make(m);
         scan->io.mem.ranges = scan->ranges;
-        scan->seek_fd = open_for_seeking(s->fd);
+        scan->seek_fd = open_for_seeking(m->read_fd);
         for (size_t i = 0; i < scan->n_ranges; i++)
                 scan->stats.total += range_size(scan, i);
         *ret = TAKE_PTR(scan);
@@ -727,9 +727,9 @@ static const eprocess_layout *layout_of(unsigned build) {
         return NULL;
 }
 
-int vmsig_detect_eprocess_verify(const vmsig_detect_source *s, const vmsig_detect_result *found) {
+int vmsig_detect_eprocess_verify(const vmsig_guest_mem *m, const vmsig_detect_result *found) {
         const eprocess_layout *l;
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         vmsig_detect_result now;
         int r;
 
@@ -743,11 +743,11 @@ int vmsig_detect_eprocess_verify(const vmsig_detect_source *s, const vmsig_detec
         return now.dtb == found->dtb && now.eprocess_va == found->eprocess_va;
 }
 
-int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_detect_result *found,
+int vmsig_detect_eprocess_fingerprint(const vmsig_guest_mem *m, const vmsig_detect_result *found,
                                       uint64_t *ret) {
         uint8_t buf[LAYOUT_NAME_MAX + NAME_LEN];
         const eprocess_layout *l;
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
         int r;
 
@@ -765,9 +765,9 @@ int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_
         return 0;
 }
 
-int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root) {
+int vmsig_detect_kernel_entries(const vmsig_guest_mem *m, uint64_t root) {
         uint8_t page[PAGE_SIZE_4K];
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         int n = 0, r;
 
         r = read_gpa_if_ram(&io, root & VMSIG_PTE_ADDR_MASK, page, sizeof page);
@@ -778,9 +778,9 @@ int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root) {
         return n;
 }
 
-int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint64_t root_b) {
+int vmsig_detect_same_kernel(const vmsig_guest_mem *m, uint64_t root_a, uint64_t root_b) {
         uint8_t a[PAGE_SIZE_4K], b[PAGE_SIZE_4K];
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         unsigned present = 0, only_one = 0;
         int r;
 
@@ -819,11 +819,11 @@ int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint
 
 /* --- everything at once --------------------------------------------------------------- */
 
-static int eprocess_scan(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+static int eprocess_scan(const vmsig_guest_mem *m, vmsig_detect_result *ret) {
         vmsig_detect_scan *scan = NULL;
         int r;
 
-        r = vmsig_detect_scan_new(s, &scan);
+        r = vmsig_detect_scan_new(m, &scan);
         if (r < 0)
                 return r;
         r = vmsig_detect_scan_step(scan, UINT64_MAX, ret);
@@ -831,17 +831,17 @@ static int eprocess_scan(const vmsig_detect_source *s, vmsig_detect_result *ret)
         return r == -ENOENT ? 0 : r;
 }
 
-int vmsig_detect_all(const vmsig_detect_source *s, bool full_scan, vmsig_detect_result *ret) {
+int vmsig_detect_all(const vmsig_guest_mem *m, bool full_scan, vmsig_detect_result *ret) {
         vmsig_detect_result cheap, eprocess;
         int r;
 
-        r = vmsig_detect_low_stub(s, &cheap);
+        r = vmsig_detect_low_stub(m, &cheap);
         if (r == 0)
-                r = vmsig_detect_pml4_scan(s, &cheap);
+                r = vmsig_detect_pml4_scan(m, &cheap);
         if (r < 0)
                 return r;
         if (full_scan) {
-                int k = eprocess_scan(s, &eprocess);
+                int k = eprocess_scan(m, &eprocess);
                 if (k < 0)
                         return k;
                 if (k > 0) {
