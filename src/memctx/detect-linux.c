@@ -62,8 +62,9 @@ typedef struct table_cache {
 } table_cache;
 
 struct vmsig_linux_probe {
-        vmsig_guest_mem mem; /* for lookups and translations, never written */
-        vmsig_gpa_range *ranges;
+        /* For lookups and translations, never written; a copy of the
+         * caller's (vmsig_guest_mem_copy), as the probe outlives it. */
+        vmsig_guest_mem mem;
         uint64_t cr3;
         unsigned levels;
 
@@ -81,7 +82,6 @@ struct vmsig_linux_probe {
         table_cache pd; /* the PD under pdpte */
         table_cache pt; /* the PT of one 2 MiB region */
         uint64_t searched;
-        uint8_t *buf; /* CARRY + SEARCH_CHUNK */
         size_t carry; /* bytes at buf's start that end at carry_va_end and carry_gpa_end */
         uint64_t carry_va_end, carry_gpa_end;
         bool have_banner, have_init_mm;
@@ -89,6 +89,7 @@ struct vmsig_linux_probe {
         char release[VMSIG_LINUX_RELEASE_MAX + 1];
 
         vmsig_linux_probe_stats stats;
+        uint8_t buf[]; /* CARRY + SEARCH_CHUNK */
 };
 
 static uint64_t normalize_entry(uint64_t e) {
@@ -476,24 +477,21 @@ static int root_finish(vmsig_linux_probe *p) {
 
 int vmsig_linux_probe_new(const vmsig_guest_mem *m, uint64_t cr3, unsigned levels, vmsig_linux_probe **ret) {
         _cleanup_free_ vmsig_linux_probe *p = NULL;
+        int r;
 
         assert(m);
         assert(ret);
         if (levels != 4 && levels != 5)
                 return -EINVAL;
-        p = calloc(1, sizeof *p);
+        /* One allocation, the search buffer at its end left uncleared:
+         * the carry and each chunk are written before they are read. */
+        p = malloc(sizeof *p + CARRY + SEARCH_CHUNK);
         if (!p)
                 return -ENOMEM;
-        p->buf = malloc(CARRY + SEARCH_CHUNK);
-        if (!p->buf || vmsig_gpa_ranges_dup(m->ranges, m->n_ranges, &p->ranges) < 0) {
-                free(p->buf);
-                return -ENOMEM;
-        }
-        p->mem = *m;
-        p->mem.ranges = p->ranges; /* its own copy */
-        p->cr3 = cr3;
-        p->levels = levels;
-        p->phase = PHASE_START;
+        *p = (vmsig_linux_probe) { .cr3 = cr3, .levels = levels, .phase = PHASE_START };
+        r = vmsig_guest_mem_copy(m, &p->mem);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -501,8 +499,7 @@ int vmsig_linux_probe_new(const vmsig_guest_mem *m, uint64_t cr3, unsigned level
 vmsig_linux_probe *vmsig_linux_probe_free(vmsig_linux_probe *p) {
         if (!p)
                 return NULL;
-        free(p->buf);
-        free(p->ranges);
+        vmsig_guest_mem_copy_done(&p->mem);
         return mfree(p);
 }
 

@@ -494,9 +494,7 @@ static size_t find_name(const uint8_t *buf, size_t len, size_t i) {
 /* --- the chunked scan ---------------------------------------------------------------- */
 
 struct vmsig_detect_scan {
-        vmsig_gpa_range *ranges;
-        size_t n_ranges;
-        detect_io io;
+        detect_io io; /* its mem a copy of the caller's (vmsig_guest_mem_copy) */
         /* A private open file description of the RAM for SEEK_DATA, or -1:
          * seeking moves the file position, which every dup of the caller's
          * fd shares (each memctx subscriber's, each client's). */
@@ -506,13 +504,13 @@ struct vmsig_detect_scan {
         int state; /* 0 searching, 1 found, or the error every step returns */
         vmsig_detect_result result;
         vmsig_detect_scan_stats stats;
-        uint8_t *buf; /* SCAN_CHUNK */
+        uint8_t buf[]; /* SCAN_CHUNK */
 };
 
 /* The bytes of range i that are in the file, as vmsig_gpa_lookup() sees
  * them. */
 static uint64_t range_size(const vmsig_detect_scan *scan, size_t i) {
-        const vmsig_gpa_range *r = &scan->ranges[i];
+        const vmsig_gpa_range *r = &scan->io.mem.ranges[i];
         uint64_t ram_size = scan->io.mem.ram_size;
 
         if (r->offset >= ram_size)
@@ -530,20 +528,19 @@ static int open_for_seeking(int fd) {
 
 int vmsig_detect_scan_new(const vmsig_guest_mem *m, vmsig_detect_scan **ret) {
         _cleanup_free_ vmsig_detect_scan *scan = NULL;
+        int r;
 
-        scan = calloc(1, sizeof *scan);
+        /* One allocation, the chunk buffer at its end left uncleared: a
+         * step reads into it before it searches. */
+        scan = malloc(sizeof *scan + SCAN_CHUNK);
         if (!scan)
                 return -ENOMEM;
-        scan->buf = malloc(SCAN_CHUNK);
-        if (!scan->buf || vmsig_gpa_ranges_dup(m->ranges, m->n_ranges, &scan->ranges) < 0) {
-                free(scan->buf);
-                return -ENOMEM;
-        }
-        scan->n_ranges = m->n_ranges;
-        scan->io = detect_io_make(m);
-        scan->io.mem.ranges = scan->ranges;
+        *scan = (vmsig_detect_scan) {};
+        r = vmsig_guest_mem_copy(m, &scan->io.mem);
+        if (r < 0)
+                return r;
         scan->seek_fd = open_for_seeking(m->read_fd);
-        for (size_t i = 0; i < scan->n_ranges; i++)
+        for (size_t i = 0; i < scan->io.mem.n_ranges; i++)
                 scan->stats.total += range_size(scan, i);
         *ret = TAKE_PTR(scan);
         return 0;
@@ -553,8 +550,7 @@ vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan) {
         if (!scan)
                 return NULL;
         safe_close(scan->seek_fd);
-        free(scan->buf);
-        free(scan->ranges);
+        vmsig_guest_mem_copy_done(&scan->io.mem);
         return mfree(scan);
 }
 
@@ -575,11 +571,11 @@ void vmsig_detect_scan_get_stats(const vmsig_detect_scan *scan, vmsig_detect_sca
 
 /* Skips finished ranges; false at the end of RAM. */
 static bool scan_next_range(vmsig_detect_scan *scan) {
-        while (scan->range < scan->n_ranges && scan->pos >= range_size(scan, scan->range)) {
+        while (scan->range < scan->io.mem.n_ranges && scan->pos >= range_size(scan, scan->range)) {
                 scan->range++;
                 scan->pos = 0;
         }
-        return scan->range < scan->n_ranges;
+        return scan->range < scan->io.mem.n_ranges;
 }
 
 /* Where the next data at or after offset starts: the end of the file if
@@ -612,7 +608,7 @@ static int find_data(int fd, uint64_t offset, uint64_t *ret) {
  * zeros and hold no name. 1 if it moved, 0 if there is data here (or no
  * way to know), or an error. */
 static int scan_skip_hole(vmsig_detect_scan *scan) {
-        const vmsig_gpa_range *range = &scan->ranges[scan->range];
+        const vmsig_gpa_range *range = &scan->io.mem.ranges[scan->range];
         uint64_t offset = range->offset + scan->pos, rest = range_size(scan, scan->range) - scan->pos;
         uint64_t data = 0;
         int r;
@@ -639,7 +635,7 @@ static int scan_skip_hole(vmsig_detect_scan *scan) {
  * verification. Returns 1 if found, 0 with scan->pos past the chunk, or
  * -EAGAIN with scan->pos on a hit that has to wait for the next step. */
 static int scan_chunk(vmsig_detect_scan *scan, size_t len, uint64_t limit) {
-        uint64_t gpa = scan->ranges[scan->range].gpa + scan->pos;
+        uint64_t gpa = scan->io.mem.ranges[scan->range].gpa + scan->pos;
         size_t i = (size_t) (-gpa & 7);
 
         for (;; i += 8) {
@@ -666,7 +662,7 @@ static int scan_chunk(vmsig_detect_scan *scan, size_t len, uint64_t limit) {
  * range end stops at an 8-byte-aligned GPA, so no qword of the name is
  * cut in two. A hole after the data here is read like data. */
 static size_t scan_chunk_len(const vmsig_detect_scan *scan, uint64_t left) {
-        uint64_t gpa = scan->ranges[scan->range].gpa + scan->pos;
+        uint64_t gpa = scan->io.mem.ranges[scan->range].gpa + scan->pos;
         uint64_t rest = range_size(scan, scan->range) - scan->pos;
         uint64_t len = MIN(MIN(rest, SCAN_CHUNK), left - VERIFY_COST_MAX);
 
@@ -689,7 +685,7 @@ static int scan_run(vmsig_detect_scan *scan, uint64_t budget) {
                 if (r > 0)
                         continue;
 
-                const vmsig_gpa_range *range = &scan->ranges[scan->range];
+                const vmsig_gpa_range *range = &scan->io.mem.ranges[scan->range];
                 uint64_t start = scan->pos;
                 size_t len = scan_chunk_len(scan, limit - scan->io.work);
 

@@ -73,6 +73,25 @@ int vmsig_gpa_ranges_dup(const vmsig_gpa_range *ranges, size_t n, vmsig_gpa_rang
         return 0;
 }
 
+int vmsig_guest_mem_copy(const vmsig_guest_mem *m, vmsig_guest_mem *ret) {
+        vmsig_gpa_range *ranges;
+        int r;
+
+        r = vmsig_gpa_ranges_dup(m->ranges, m->n_ranges, &ranges);
+        if (r < 0)
+                return r;
+        *ret = *m;
+        ret->ranges = ranges;
+        return 0;
+}
+
+void vmsig_guest_mem_copy_done(vmsig_guest_mem *m) {
+        /* The copy's own: vmsig_guest_mem_copy() allocated it. */
+        free((vmsig_gpa_range *) m->ranges);
+        m->ranges = NULL;
+        m->n_ranges = 0;
+}
+
 int vmsig_gpa_lookup(const vmsig_guest_mem *m, uint64_t gpa, uint64_t *ret_offset, uint64_t *ret_avail) {
         for (size_t i = 0; i < m->n_ranges; i++) {
                 const vmsig_gpa_range *r = &m->ranges[i];
