@@ -475,8 +475,16 @@ static int root_finish(vmsig_linux_probe *p) {
         return 0;
 }
 
+vmsig_linux_probe *vmsig_linux_probe_free(vmsig_linux_probe *p) {
+        if (!p)
+                return NULL;
+        vmsig_guest_mem_copy_done(&p->mem);
+        return mfree(p);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(vmsig_linux_probe *, vmsig_linux_probe_free);
+
 int vmsig_linux_probe_new(const vmsig_guest_mem *m, uint64_t cr3, unsigned levels, vmsig_linux_probe **ret) {
-        _cleanup_free_ vmsig_linux_probe *p = NULL;
+        _cleanup_(vmsig_linux_probe_freep) vmsig_linux_probe *p = NULL;
         int r;
 
         assert(m);
@@ -494,13 +502,6 @@ int vmsig_linux_probe_new(const vmsig_guest_mem *m, uint64_t cr3, unsigned level
                 return r;
         *ret = TAKE_PTR(p);
         return 0;
-}
-
-vmsig_linux_probe *vmsig_linux_probe_free(vmsig_linux_probe *p) {
-        if (!p)
-                return NULL;
-        vmsig_guest_mem_copy_done(&p->mem);
-        return mfree(p);
 }
 
 void vmsig_linux_probe_get_stats(const vmsig_linux_probe *p, vmsig_linux_probe_stats *ret) {

@@ -526,8 +526,17 @@ static int open_for_seeking(int fd) {
         return seek_fd < 0 ? -1 : seek_fd;
 }
 
+vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan) {
+        if (!scan)
+                return NULL;
+        safe_close(scan->seek_fd);
+        vmsig_guest_mem_copy_done(&scan->io.mem);
+        return mfree(scan);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(vmsig_detect_scan *, vmsig_detect_scan_free);
+
 int vmsig_detect_scan_new(const vmsig_guest_mem *m, vmsig_detect_scan **ret) {
-        _cleanup_free_ vmsig_detect_scan *scan = NULL;
+        _cleanup_(vmsig_detect_scan_freep) vmsig_detect_scan *scan = NULL;
         int r;
 
         /* One allocation, the chunk buffer at its end left uncleared: a
@@ -535,7 +544,7 @@ int vmsig_detect_scan_new(const vmsig_guest_mem *m, vmsig_detect_scan **ret) {
         scan = malloc(sizeof *scan + SCAN_CHUNK);
         if (!scan)
                 return -ENOMEM;
-        *scan = (vmsig_detect_scan) {};
+        *scan = (vmsig_detect_scan) { .seek_fd = -1 };
         r = vmsig_guest_mem_copy(m, &scan->io.mem);
         if (r < 0)
                 return r;
@@ -544,14 +553,6 @@ int vmsig_detect_scan_new(const vmsig_guest_mem *m, vmsig_detect_scan **ret) {
                 scan->stats.total += range_size(scan, i);
         *ret = TAKE_PTR(scan);
         return 0;
-}
-
-vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan) {
-        if (!scan)
-                return NULL;
-        safe_close(scan->seek_fd);
-        vmsig_guest_mem_copy_done(&scan->io.mem);
-        return mfree(scan);
 }
 
 void vmsig_detect_scan_resume(vmsig_detect_scan *scan) {
