@@ -448,7 +448,7 @@ static void print_method(sd_bus *bus, const char *endpoint, const char *indent) 
  * nothing, the EPROCESS scan in steps of the default budget, a find that
  * does not share cr3's kernel half passed over as a stale copy. The time
  * it took; *ret_dtb the root found, 0 if none. */
-static int attempt_in_process(const vmsig_detect_source *src, uint64_t cr3, unsigned levels, uint64_t *ret_nsec,
+static int attempt_in_process(const vmsig_guest_mem *src, uint64_t cr3, unsigned levels, uint64_t *ret_nsec,
                               uint64_t *ret_dtb) {
         uint64_t start = bench_now_nsec();
         vmsig_detect_result stub, found;
@@ -735,10 +735,10 @@ static int stub_latency(service *m, watch *w, GuestImage *img, GuestImageSpec *s
         if (r < 0)
                 return r;
         print_method(m->bus, w->path, "  stub     ");
-        const vmsig_detect_source src = { .fd = img->ro_fd,
-                                          .ranges = img->ranges,
-                                          .n_ranges = img->n_ranges,
-                                          .ram_size = img->ram_size };
+        const vmsig_guest_mem src = { .read_fd = img->ro_fd,
+                                      .ranges = img->ranges,
+                                      .n_ranges = img->n_ranges,
+                                      .ram_size = img->ram_size };
         for (unsigned i = 0; i < 5; i++) {
                 r = attempt_in_process(&src, spec->dtb, 4, &lat.detect[lat.n_detect++], &dtb);
                 if (r >= 0 && dtb != spec->dtb)
@@ -933,9 +933,9 @@ static int ram_poke(const qemu *q, uint64_t gpa, uint64_t value) {
 }
 
 /* RAM of a q35 guest below 2 GiB: GPA == file offset. */
-static vmsig_detect_source qemu_source(const qemu *q, vmsig_gpa_range *range) {
+static vmsig_guest_mem qemu_source(const qemu *q, vmsig_gpa_range *range) {
         *range = (vmsig_gpa_range) { .gpa = 0, .size = q->ram_mib * MiB, .offset = 0 };
-        return (vmsig_detect_source) { .fd = q->ram_fd, .ranges = range, .n_ranges = 1, .ram_size = range->size };
+        return (vmsig_guest_mem) { .read_fd = q->ram_fd, .ranges = range, .n_ranges = 1, .ram_size = range->size };
 }
 
 /* Written aside and renamed in, as a VM manager would; then until the
@@ -1100,7 +1100,7 @@ static int qemu_boot_once(service *s, qemu *q, watch *w, const win_image *img, u
          * handshake; such a sample counts as 0. */
         *before_t0 += w->entered[ST_READY] < t0;
         add_sample(&lat, t0, w);
-        vmsig_detect_source src = qemu_source(q, &range);
+        vmsig_guest_mem src = qemu_source(q, &range);
         r = attempt_in_process(&src, e.dtb, 4, &lat.detect[lat.n_detect++], &dtb);
         if (r >= 0 && dtb != e.dtb)
                 r = -EBADMSG;
@@ -1292,7 +1292,7 @@ static linux_samples lin;
 
 /* From "cont" until the kernel switched to its own tables, printed its
  * marker and vmsigd said "ready". */
-static int linux_wait(service *s, qemu *q, watch *w, const vmsig_detect_source *src, uint64_t t_cont,
+static int linux_wait(service *s, qemu *q, watch *w, const vmsig_guest_mem *src, uint64_t t_cont,
                       uint64_t *t_switch, uint64_t *t_marker) {
         uint64_t deadline = t_cont + 120 * USEC_PER_SEC * NSEC_PER_USEC;
         off_t serial_pos = 0;
@@ -1321,7 +1321,7 @@ static int linux_wait(service *s, qemu *q, watch *w, const vmsig_detect_source *
 
 /* The probe in process on the CR3 the kernel runs on now, the release
  * vmsigd found, and the floors of a look. */
-static int linux_check(service *s, qemu *q, watch *w, const vmsig_detect_source *src, const char *release,
+static int linux_check(service *s, qemu *q, watch *w, const vmsig_guest_mem *src, const char *release,
                        uint64_t *rtt, uint64_t *vcpu_rtt) {
         uint64_t dtb = 0;
         vmsig_vcpu_state v;
@@ -1374,7 +1374,7 @@ static int linux_run_once(service *s, const char *kernel, const char *initrd, co
                 r = watch_wait(s->bus, &w, ST_BOOTING, 0, TIMEOUT_USEC, NULL);
         if (r < 0)
                 fprintf(stderr, "bench-bootstrap: the Linux guest did not attach: %s\n", strerror(-r));
-        vmsig_detect_source src = qemu_source(&q, &range);
+        vmsig_guest_mem src = qemu_source(&q, &range);
         /* The bench saw "booting" right after vmsigd looked at the vCPU:
          * without a random wait, "cont" and the looks would be in step. */
         if (r >= 0)

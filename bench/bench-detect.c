@@ -26,7 +26,7 @@ static double now_ms(void) {
 typedef struct image {
         GuestImageSpec spec;
         GuestImage img;
-        vmsig_detect_source src;
+        vmsig_guest_mem src;
 } image;
 
 /* The EPROCESS near the top of RAM, so that the scan goes through all of it. */
@@ -45,8 +45,8 @@ static int image_open(image *im, uint64_t size, bool populate) {
         r = guest_image_create(&im->spec, &im->img);
         if (r < 0)
                 return r;
-        im->src = (vmsig_detect_source) {
-                .fd = im->img.ro_fd,
+        im->src = (vmsig_guest_mem) {
+                .read_fd = im->img.ro_fd,
                 .ranges = im->img.ranges,
                 .n_ranges = im->img.n_ranges,
                 .ram_size = im->img.ram_size,

@@ -252,9 +252,9 @@ static void ram_map(uint8_t flags) {
         }
 }
 
-static vmsig_detect_source ram_source(void) {
-        return (vmsig_detect_source) {
-                .fd = ram_ro_fd,
+static vmsig_guest_mem ram_source(void) {
+        return (vmsig_guest_mem) {
+                .read_fd = ram_ro_fd,
                 .ranges = ram.ranges,
                 .n_ranges = ram.n_ranges,
                 .ram_size = ram.map_size,
@@ -334,7 +334,7 @@ static bool is_release_char(char c) {
                c == '+' || c == '~' || c == '-';
 }
 
-static void check_found(const vmsig_detect_source *s, uint64_t cr3, unsigned levels, const vmsig_linux_result *r) {
+static void check_found(const vmsig_guest_mem *s, uint64_t cr3, unsigned levels, const vmsig_linux_result *r) {
         size_t n = strnlen(r->release, sizeof r->release);
         char banner[sizeof BANNER_PREFIX + VMSIG_LINUX_RELEASE_MAX + 2];
         vmsig_linux_result moved;
@@ -408,7 +408,7 @@ static bool results_equal(const vmsig_linux_result *a, const vmsig_linux_result 
                a->banner_gpa == b->banner_gpa && strcmp(a->release, b->release) == 0;
 }
 
-static int probe_stepped(const vmsig_detect_source *s, uint64_t cr3, unsigned levels, vmsig_linux_result *ret) {
+static int probe_stepped(const vmsig_guest_mem *s, uint64_t cr3, unsigned levels, vmsig_linux_result *ret) {
         static char sentinel;
         vmsig_linux_probe *p = NULL, *q = (vmsig_linux_probe *) &sentinel;
         vmsig_linux_probe_stats stats;
@@ -484,7 +484,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         while (in.left > 0)
                 apply_record(&in);
         ram_flush();
-        vmsig_detect_source s = ram_source();
+        vmsig_guest_mem s = ram_source();
 
         r_stepped = probe_stepped(&s, h.cr3, h.levels, &stepped);
         result_fill(&all);
@@ -612,7 +612,7 @@ static int write_seed(const char *dir, const char *name, const Seed *seed) {
 
         /* Say what the seed leads to, for whoever names it. */
         LLVMFuzzerTestOneInput(seed->bytes, seed->len);
-        vmsig_detect_source s = ram_source();
+        vmsig_guest_mem s = ram_source();
         vmsig_linux_result res = {};
         FuzzInput in = { .p = seed->bytes, .left = seed->len };
         Header h = take_header(&in);

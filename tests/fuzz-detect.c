@@ -161,7 +161,7 @@ static bool known_build(unsigned build) {
 }
 
 /* What a result claims must be true of the RAM. */
-static void check_result(const vmsig_detect_source *s, const vmsig_detect_result *res) {
+static void check_result(const vmsig_guest_mem *s, const vmsig_detect_result *res) {
         unsigned self_ref = 0;
 
         fuzz_check(res->method > VMSIG_DETECT_NONE && res->method < _VMSIG_DETECT_METHOD_MAX);
@@ -181,7 +181,7 @@ static void check_result(const vmsig_detect_source *s, const vmsig_detect_result
 
 /* The scan in the smallest steps finds what the one-shot scan found:
  * chunk boundaries neither hide nor invent a candidate. */
-static void check_chunked(const vmsig_detect_source *s, int expect, const vmsig_detect_result *expect_res,
+static void check_chunked(const vmsig_guest_mem *s, int expect, const vmsig_detect_result *expect_res,
                           bool may_fail) {
         vmsig_detect_scan *scan = NULL;
         vmsig_detect_scan_stats stats;
@@ -204,7 +204,7 @@ static void check_chunked(const vmsig_detect_source *s, int expect, const vmsig_
                 fuzz_check(memcmp(&res, expect_res, sizeof res) == 0);
 }
 
-static void run(const vmsig_detect_source *s, uint8_t flags) {
+static void run(const vmsig_guest_mem *s, uint8_t flags) {
         bool may_fail = flags & FLAG_SHORT_FILE;
         vmsig_detect_result stub, all, scan_res;
         vmsig_detect_scan *scan = NULL;
@@ -249,8 +249,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         ram_reset();
         fill_ram(ram_fd, &in, flags);
-        vmsig_detect_source s = {
-                .fd = ram_ro_fd,
+        vmsig_guest_mem s = {
+                .read_fd = ram_ro_fd,
                 .ranges = ranges,
                 .n_ranges = n_ranges,
                 .ram_size = ram_size,
@@ -337,7 +337,7 @@ static int write_seed(const char *dir, const char *name, const GuestImageSpec *s
         LLVMFuzzerTestOneInput(buf, len);
         uint64_t ram_size = FUZZ_RAM_SIZE + (flags & FLAG_SHORT_FILE ? PAGE : 0);
         vmsig_gpa_range range = { .gpa = 0, .size = ram_size, .offset = 0 };
-        vmsig_detect_source s = { .fd = ram_ro_fd, .ranges = &range, .n_ranges = 1, .ram_size = ram_size };
+        vmsig_guest_mem s = { .read_fd = ram_ro_fd, .ranges = &range, .n_ranges = 1, .ram_size = ram_size };
         vmsig_detect_result res;
         r = vmsig_detect_all(&s, true, &res);
         printf("%s: %zu bytes: %d %s dtb 0x%" PRIx64 " build %u\n", path, len, r,

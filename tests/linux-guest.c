@@ -128,8 +128,8 @@ void linux_guest_start(LinuxGuest *g, bool paused, bool no_reboot) {
         g_assert_cmpuint((uint64_t) st.st_size, ==, (uint64_t) LINUX_GUEST_RAM_MIB << 20);
         /* q35 keeps up to 2 GiB below 4 GiB: all of it, at GPA == offset. */
         g->range = (vmsig_gpa_range) { .gpa = 0, .size = (uint64_t) st.st_size, .offset = 0 };
-        g->source = (vmsig_detect_source) {
-                .fd = g->ram_fd,
+        g->source = (vmsig_guest_mem) {
+                .read_fd = g->ram_fd,
                 .ranges = &g->range,
                 .n_ranges = 1,
                 .ram_size = (uint64_t) st.st_size,

@@ -46,7 +46,7 @@ typedef struct LinuxGuest {
         char *append;
         int ram_fd; /* read-only, -1 while QEMU is not running */
         vmsig_gpa_range range;
-        vmsig_detect_source source; /* the RAM while QEMU runs */
+        vmsig_guest_mem source; /* the RAM while QEMU runs */
 } LinuxGuest;
 
 /* true if QEMU, a kernel, a static busybox, cpio and gzip are there;

@@ -70,7 +70,7 @@ static const vmsig_gpa_range test_ranges[] = {
 
 typedef struct Fixture {
         int fd;
-        vmsig_detect_source s;
+        vmsig_guest_mem s;
 } Fixture;
 
 static uint64_t off(uint64_t gpa) {
@@ -164,8 +164,8 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         }
         g_assert_cmpint(pwrite(f->fd, fill, FILE_SIZE, 0), ==, FILE_SIZE);
         build_kernel(f);
-        f->s = (vmsig_detect_source) {
-                .fd = f->fd,
+        f->s = (vmsig_guest_mem) {
+                .read_fd = f->fd,
                 .ranges = test_ranges,
                 .n_ranges = G_N_ELEMENTS(test_ranges),
                 .ram_size = FILE_SIZE,
@@ -577,12 +577,12 @@ static void test_arguments(Fixture *f, gconstpointer data) {
 }
 
 static void test_read_errors(Fixture *f, gconstpointer data) {
-        vmsig_detect_source s = f->s;
+        vmsig_guest_mem s = f->s;
         vmsig_linux_result r;
         vmsig_linux_probe *p = NULL;
 
         g_assert_cmpint(vmsig_linux_probe_all(&f->s, K_ROOT, 4, &r), ==, 1);
-        s.fd = -1;
+        s.read_fd = -1;
         g_assert_cmpint(vmsig_linux_probe_new(&s, K_ROOT, 4, &p), ==, 0);
         g_assert_cmpint(vmsig_linux_probe_step(p, VMSIG_LINUX_MIN_BUDGET, &r), ==, -EBADF);
         /* Sticky. */

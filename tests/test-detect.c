@@ -23,14 +23,14 @@ typedef struct Image {
         GuestImageSpec spec;
         GuestImageInfo info;
         GuestImage img;
-        vmsig_detect_source src;
+        vmsig_guest_mem src;
 } Image;
 
 static void image_open(Image *im) {
         g_assert_cmpint(guest_image_create(&im->spec, &im->img), ==, 0);
         g_assert_cmpint(guest_image_info(&im->spec, &im->info), ==, 0);
-        im->src = (vmsig_detect_source) {
-                .fd = im->img.ro_fd,
+        im->src = (vmsig_guest_mem) {
+                .read_fd = im->img.ro_fd,
                 .ranges = im->img.ranges,
                 .n_ranges = im->img.n_ranges,
                 .ram_size = im->img.ram_size,
@@ -148,20 +148,6 @@ static void test_method_strings(void) {
         g_assert_cmpstr(vmsig_detect_method_to_string(VMSIG_DETECT_EPROCESS), ==, "eprocess");
         g_assert_null(vmsig_detect_method_to_string(_VMSIG_DETECT_METHOD_MAX));
         g_assert_null(vmsig_detect_method_to_string((vmsig_detect_method) -1));
-}
-
-static void test_from_memctx(void) {
-        g_autofree vmsig_memctx *c = g_malloc0(sizeof(vmsig_memctx) + sizeof(vmsig_gpa_range));
-
-        c->ram_fd = 42;
-        c->ram_size = 8 * MiB;
-        c->n_ranges = 1;
-        c->ranges[0] = (vmsig_gpa_range) { 0, 8 * MiB, 0 };
-        vmsig_detect_source s = vmsig_detect_source_from_memctx(c);
-        g_assert_cmpint(s.fd, ==, 42);
-        g_assert_true(s.ranges == c->ranges);
-        g_assert_cmpuint(s.n_ranges, ==, 1);
-        g_assert_cmpuint(s.ram_size, ==, 8 * MiB);
 }
 
 /* Every write fits MemWrite (at most 4 KiB, one page), and replaying the
@@ -391,7 +377,7 @@ static void test_firmware_only(void) {
         }
 }
 
-static void scan_to_end(const vmsig_detect_source *src, uint64_t budget, int expect, vmsig_detect_result *res,
+static void scan_to_end(const vmsig_guest_mem *src, uint64_t budget, int expect, vmsig_detect_result *res,
                         vmsig_detect_scan_stats *stats) {
         vmsig_detect_scan *scan = NULL;
         int r;
@@ -711,7 +697,7 @@ static void test_split_above_4g(void) {
         g_assert_cmphex(res.kernel_hint, ==, im.info.kernel_base);
         /* Read as if flat, the table is not where the GPA says. */
         vmsig_gpa_range flat = { 0, 5 * GiB, 0 };
-        vmsig_detect_source wrong = im.src;
+        vmsig_guest_mem wrong = im.src;
         wrong.ranges = &flat;
         wrong.n_ranges = 1;
         g_assert_false(vmsig_detect_pml4_valid(&wrong, im.spec.dtb));
@@ -859,7 +845,7 @@ static void test_scan_not_found(void) {
         g_assert_null(vmsig_detect_scan_free(NULL));
 
         /* No ranges at all. */
-        vmsig_detect_source none = im.src;
+        vmsig_guest_mem none = im.src;
         none.n_ranges = 0;
         g_assert_cmpint(vmsig_detect_scan_new(&none, &scan), ==, 0);
         g_assert_cmpint(vmsig_detect_scan_step(scan, VMSIG_DETECT_SCAN_MIN_BUDGET, &res), ==, -ENOENT);
@@ -928,7 +914,7 @@ static void test_scan_ranges(void) {
                 { .gpa = 48 * MiB + 0x103, .size = 16 * MiB - 0x103, .offset = 48 * MiB + 0x103 },
                 { .gpa = 80 * MiB, .size = 64 * MiB, .offset = 60 * MiB },
         };
-        vmsig_detect_source src = im.src;
+        vmsig_guest_mem src = im.src;
         src.ranges = ranges;
         src.n_ranges = G_N_ELEMENTS(ranges);
         /* The name is RAM, the start of the structure is not. */
@@ -957,7 +943,7 @@ static void test_io_error(void) {
         im.spec.ram_size = 8 * MiB;
         image_open(&im);
         vmsig_gpa_range big = { 0, 16 * MiB, 0 };
-        vmsig_detect_source src = im.src;
+        vmsig_guest_mem src = im.src;
         src.ranges = &big;
         src.ram_size = 16 * MiB;
         g_assert_cmpint(vmsig_detect_pml4_scan(&src, &res), ==, -EIO);
@@ -971,7 +957,7 @@ static void test_io_error(void) {
 
         /* A closed fd. */
         src = im.src;
-        src.fd = -1;
+        src.read_fd = -1;
         g_assert_cmpint(vmsig_detect_all(&src, true, &res), ==, -EBADF);
         image_close(&im);
 }
@@ -1191,7 +1177,7 @@ static void test_scan_resume(void) {
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 
-        VT_TESTS("/detect/", test_method_strings, test_from_memctx);
+        VT_TESTS("/detect/", test_method_strings);
         VT_TESTS("/detect/guest-image/", test_guest_image_writes, test_guest_image_errors);
         VT_TESTS("/detect/pml4/", test_pml4_valid, test_pml4_self_ref, test_pml4_entries, test_pml4_zeros,
                  test_pml4_steps);

@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* guest-memory.h beyond what test-memwrite covers (lookups and walks): the
  * RAM file read and written in full, a little-endian qword at any
- * alignment, one PTE address mask, and a detector's view of a source. */
+ * alignment, one PTE address mask, and a guest memory with its own copy of
+ * the ranges, as a scan or a probe keeps. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <glib.h>
 
-#include "detect.h"
 #include "guest-memory.h"
+#include "memwrite.h"
 #include "vt-util.h"
 
 static void test_full_io(void) {
@@ -47,22 +48,40 @@ static void test_masks(void) {
         g_assert_cmphex(VMSIG_PAGE_SIZE_4K, ==, 4096);
 }
 
-static void test_detect_source_mem(void) {
-        const vmsig_gpa_range ranges[] = { { .gpa = 0x1000, .size = 0x2000, .offset = 0 } };
-        vmsig_detect_source src = { .fd = 7, .ranges = ranges, .n_ranges = 1, .ram_size = 0x2000 };
-        vmsig_guest_mem m = vmsig_detect_source_mem(&src);
+static void test_copy(void) {
+        vmsig_gpa_range ranges[] = { { .gpa = 0x1000, .size = 0x2000, .offset = 0 } };
+        int token;
+        vmsig_guest_mem m = { .read_fd = 7, .ranges = ranges, .n_ranges = 1, .ram_size = 0x2000,
+                              .write = vmsig_memwrite_pwrite, .userdata = &token };
+        vmsig_guest_mem copy, none;
         uint64_t offset;
 
-        g_assert_cmpint(m.read_fd, ==, 7);
-        g_assert_null(m.write);
-        g_assert_cmpint(vmsig_gpa_to_offset(&m, 0x1800, 8, &offset), ==, 0);
+        g_assert_cmpint(vmsig_guest_mem_copy(&m, &copy), ==, 0);
+        /* The caller's ranges may go: the copy has its own. */
+        g_assert_true(copy.ranges != ranges);
+        ranges[0] = (vmsig_gpa_range) {};
+        g_assert_cmpint(copy.read_fd, ==, 7);
+        g_assert_cmpuint(copy.n_ranges, ==, 1);
+        g_assert_cmpuint(copy.ram_size, ==, 0x2000);
+        g_assert_true(copy.write == vmsig_memwrite_pwrite);
+        g_assert_true(copy.userdata == &token);
+        g_assert_cmpint(vmsig_gpa_to_offset(&copy, 0x1800, 8, &offset), ==, 0);
         g_assert_cmphex(offset, ==, 0x800);
-        g_assert_cmpint(vmsig_gpa_to_offset(&m, 0x800, 8, NULL), ==, -ERANGE);
+        g_assert_cmpint(vmsig_gpa_to_offset(&copy, 0x800, 8, NULL), ==, -ERANGE);
+        vmsig_guest_mem_copy_done(&copy);
+        g_assert_null(copy.ranges);
+        g_assert_cmpuint(copy.n_ranges, ==, 0);
+
+        /* No ranges: nothing to copy, nothing is RAM. */
+        m.n_ranges = 0;
+        g_assert_cmpint(vmsig_guest_mem_copy(&m, &none), ==, 0);
+        g_assert_null(none.ranges);
+        g_assert_cmpint(vmsig_gpa_lookup(&none, 0x1000, NULL, NULL), ==, -ERANGE);
+        vmsig_guest_mem_copy_done(&none);
 }
 
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        VT_TESTS("/guest-memory/", test_full_io, test_load_le64, test_masks);
-        g_test_add_func("/guest-memory/detect-source", test_detect_source_mem);
+        VT_TESTS("/guest-memory/", test_full_io, test_load_le64, test_masks, test_copy);
         return g_test_run();
 }

@@ -250,7 +250,7 @@ static void fill_data(uint8_t *buf, size_t len, uint8_t seed) {
 }
 
 static void assert_failure(const vmsig_memwrite_failure *fl, vmsig_memwrite_error error, uint64_t address) {
-        g_assert_cmpstr(vmsig_memwrite_error_to_string(fl->error), ==, vmsig_memwrite_error_to_string(error));
+        g_assert_cmpint(fl->error, ==, error);
         g_assert_cmphex(fl->address, ==, address);
 }
 
@@ -1046,16 +1046,6 @@ static void test_sealed(Fixture *f, gconstpointer data) {
 
 /* --- misc ---------------------------------------------------------------------- */
 
-static void test_strings(void) {
-        for (vmsig_memwrite_error e = 0; e < _VMSIG_MEMWRITE_ERROR_MAX; e++) {
-                g_assert_nonnull(vmsig_memwrite_error_to_string(e));
-                for (vmsig_memwrite_error o = 0; o < e; o++)
-                        g_assert_cmpstr(vmsig_memwrite_error_to_string(e), !=, vmsig_memwrite_error_to_string(o));
-        }
-        g_assert_cmpstr(vmsig_memwrite_error_to_string(VMSIG_MEMWRITE_UNMAPPED), ==, "unmapped");
-        g_assert_null(vmsig_memwrite_error_to_string(_VMSIG_MEMWRITE_ERROR_MAX));
-}
-
 static void test_from_memctx(void) {
         g_autofree vmsig_memctx *c = g_malloc0(sizeof(vmsig_memctx) + 2 * sizeof(vmsig_gpa_range));
         int token;
@@ -1096,6 +1086,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/memwrite/writer/pwrite", test_pwrite);
         g_test_add_func("/memwrite/writer/memcpy", test_memcpy_writer);
         VT_TEST_ADD("/memwrite/writer/sealed", test_sealed);
-        VT_TESTS("/memwrite/", test_strings, test_from_memctx);
+        VT_TESTS("/memwrite/", test_from_memctx);
         return g_test_run();
 }

@@ -91,7 +91,7 @@ static const char *method_name(int r, const vmsig_detect_result *d) {
 /* The cheap ways in, reported against what a correct detector would say:
  * the stub's root is a loader's (valid, not the answer), and a PML4 scan
  * may stop at the first table that passes. */
-static void report_cheap_ways(const vmsig_detect_source *src, const win_expect *e, const char *what) {
+static void report_cheap_ways(const vmsig_guest_mem *src, const win_expect *e, const char *what) {
         vmsig_detect_result stub = {}, scan = {};
         int r_stub = vmsig_detect_low_stub(src, &stub);
         int r_scan = vmsig_detect_pml4_scan(src, &scan);
@@ -129,8 +129,8 @@ static void check_detector(Vcpu *v, const win_expect *e, const char *what) {
         fd = open(v->vm->ram_path, O_RDONLY | O_CLOEXEC);
         g_assert_cmpint(fd, >=, 0);
         g_assert_cmpint(fstat(fd, &st), ==, 0);
-        vmsig_detect_source src = {
-                .fd = fd, .ranges = ranges, .n_ranges = v->n_ranges, .ram_size = (uint64_t) st.st_size
+        vmsig_guest_mem src = {
+                .read_fd = fd, .ranges = ranges, .n_ranges = v->n_ranges, .ram_size = (uint64_t) st.st_size
         };
 
         t = g_get_monotonic_time();

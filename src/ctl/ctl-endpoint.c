@@ -16,13 +16,6 @@ static const char *const lease_classes[_CTL_LEASE_CLASS_MAX] = {
         [CTL_LEASE_MEMWRITE] = "memory-write",
 };
 
-/* The same classes as JSON keys, in vmsigctl's one key style. */
-static const char *const lease_keys[_CTL_LEASE_CLASS_MAX] = {
-        [CTL_LEASE_INPUT] = "input",
-        [CTL_LEASE_POWER] = "power",
-        [CTL_LEASE_MEMWRITE] = "memory_write",
-};
-
 const char *ctl_lease_class_to_string(ctl_lease_class c) {
         return c >= 0 && c < _CTL_LEASE_CLASS_MAX ? lease_classes[c] : NULL;
 }
@@ -272,9 +265,12 @@ void ctl_endpoint_info_json(json_writer *w, const ctl_endpoint_info *info) {
         /* A free class is null, so scripts can test it plainly. */
         json_key(w, "leases");
         json_object_begin(w);
-        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++)
-                json_field_string(w, lease_keys[i],
+        for (size_t i = 0; i < _CTL_LEASE_CLASS_MAX; i++) {
+                char key[JSON_KEY_MAX];
+
+                json_field_string(w, json_key_style(key, lease_classes[i]),
                                   info->holders[i] && *info->holders[i] ? info->holders[i] : NULL);
+        }
         json_object_end(w);
         json_object_end(w);
 }

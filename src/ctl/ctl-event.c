@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -50,26 +49,6 @@ static void add_strv(ctl_event *e, const char *key, char **strv) {
 
 /* Output. */
 
-/* Keys come as vmsigctl's own (class, holder) or as D-Bus property names
- * (MemctxEpoch); all are shown in vmsigctl's one style, snake_case, as
- * status --json names the same values (memctx_epoch). */
-#define KEY_MAX 64
-
-static const char *snake_case(char buf[static KEY_MAX], const char *key) {
-        size_t n = 0;
-
-        for (const char *p = key; *p && n + 2 < KEY_MAX; p++) {
-                if (isupper((unsigned char) *p)) {
-                        if (n > 0)
-                                buf[n++] = '_';
-                        buf[n++] = (char) tolower((unsigned char) *p);
-                } else
-                        buf[n++] = *p;
-        }
-        buf[n] = 0;
-        return buf;
-}
-
 static bool needs_quotes(const char *s) {
         return !*s || strpbrk(s, " \t\n\"\\=");
 }
@@ -89,9 +68,9 @@ static void print_text_value(const char *s) {
 }
 
 static void print_text_field(const ctl_event_field *f) {
-        char key[KEY_MAX];
+        char key[JSON_KEY_MAX];
 
-        printf(" %s=", snake_case(key, f->key));
+        printf(" %s=", json_key_style(key, f->key));
         switch (f->type) {
         case 's':
                 print_text_value(f->s);
@@ -126,9 +105,9 @@ static void print_text(const ctl_event *e, uint64_t now) {
 }
 
 static void json_field_value(json_writer *w, const ctl_event_field *f) {
-        char key[KEY_MAX];
+        char key[JSON_KEY_MAX];
 
-        json_key(w, snake_case(key, f->key));
+        json_key(w, json_key_style(key, f->key));
         switch (f->type) {
         case 's':
                 json_string(w, f->s);

@@ -1,10 +1,26 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
+#include <ctype.h>
 #include <inttypes.h>
 
 #include "ctl-json.h"
 
 #define JSON_INDENT 2
+
+const char *json_key_style(char buf[static JSON_KEY_MAX], const char *name) {
+        size_t n = 0;
+
+        for (const char *p = name; *p && n + 2 < JSON_KEY_MAX; p++) {
+                if (isupper((unsigned char) *p)) {
+                        if (n > 0)
+                                buf[n++] = '_';
+                        buf[n++] = (char) tolower((unsigned char) *p);
+                } else
+                        buf[n++] = *p == '-' ? '_' : *p;
+        }
+        buf[n] = 0;
+        return buf;
+}
 
 void json_init(json_writer *w, FILE *f, bool pretty) {
         *w = (json_writer) { .f = f, .pretty = pretty };
@@ -61,30 +77,25 @@ void json_array_end(json_writer *w) {
         close_container(w, ']');
 }
 
+/* The characters JSON escapes with a letter, and their letters. D-Bus
+ * strings are UTF-8 already: of the rest, only control characters need
+ * escaping, as \u00XX. */
+static const char escape_letters[128] = {
+        ['"'] = '"',
+        ['\\'] = '\\',
+        ['\n'] = 'n',
+        ['\t'] = 't',
+};
+
 static void write_quoted(FILE *f, const char *s) {
         fputc('"', f);
         for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                switch (*p) {
-                case '"':
-                        fputs("\\\"", f);
-                        break;
-                case '\\':
-                        fputs("\\\\", f);
-                        break;
-                case '\n':
-                        fputs("\\n", f);
-                        break;
-                case '\t':
-                        fputs("\\t", f);
-                        break;
-                default:
-                        /* D-Bus strings are UTF-8 already; only control
-                         * characters need escaping. */
-                        if (*p < 0x20 || *p == 0x7f)
-                                fprintf(f, "\\u%04x", *p);
-                        else
-                                fputc(*p, f);
-                }
+                if (*p < sizeof escape_letters && escape_letters[*p])
+                        fprintf(f, "\\%c", escape_letters[*p]);
+                else if (*p < 0x20 || *p == 0x7f)
+                        fprintf(f, "\\u%04x", *p);
+                else
+                        fputc(*p, f);
         fputc('"', f);
 }
 

@@ -19,6 +19,13 @@ typedef struct json_writer {
         bool has_items[JSON_DEPTH_MAX]; /* whether a comma is due at that depth */
 } json_writer;
 
+/* vmsigctl's one key style, snake_case, for --json and for the key=value
+ * of monitor's text alike: a D-Bus property name (MemctxEpoch) is shown as
+ * memctx_epoch, as status --json names the same value, and a lease class
+ * (memory-write) as memory_write; a key in that style stays as it is. */
+#define JSON_KEY_MAX 64
+const char *json_key_style(char buf[static JSON_KEY_MAX], const char *name);
+
 /* pretty: --json=pretty; else all on one line (--json=short). */
 void json_init(json_writer *w, FILE *f, bool pretty);
 void json_object_begin(json_writer *w);

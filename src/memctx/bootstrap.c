@@ -173,10 +173,11 @@ static uint64_t backoff(const vmsig_bootstrap *b) {
         return MIN(d, b->config.backoff_max_usec);
 }
 
-static vmsig_detect_source source_of(const vmsig_bootstrap *b) {
+/* The guest RAM the detectors read (they never write). */
+static vmsig_guest_mem mem_of(const vmsig_bootstrap *b) {
         const vmsig_memctx_source *s = b->source;
-        return (vmsig_detect_source) {
-                .fd = s->ram_fd,
+        return (vmsig_guest_mem) {
+                .read_fd = s->ram_fd,
                 .ranges = s->ranges,
                 .n_ranges = s->n_ranges,
                 .ram_size = s->ram_size,
@@ -228,12 +229,12 @@ static void forget_vcpu_read(vmsig_bootstrap *b) {
  * hold a user root, which maps little of it: then the kernel root 4 KiB
  * below it is the one to compare. */
 static bool vcpu_runs_on(vmsig_bootstrap *b, uint64_t cr3, uint64_t root) {
-        vmsig_detect_source src = source_of(b);
+        vmsig_guest_mem mem = mem_of(b);
         uint64_t page = cr3 & VMSIG_CR3_ROOT_MASK;
 
-        if (vmsig_detect_same_kernel(&src, page, root) > 0)
+        if (vmsig_detect_same_kernel(&mem, page, root) > 0)
                 return true;
-        return (page & VMSIG_PTI_USER_OFFSET) && vmsig_detect_same_kernel(&src, page & ~VMSIG_PTI_PAIR_MASK, root) > 0;
+        return (page & VMSIG_PTI_USER_OFFSET) && vmsig_detect_same_kernel(&mem, page & ~VMSIG_PTI_PAIR_MASK, root) > 0;
 }
 
 /* --- ready --------------------------------------------------------------------- */
@@ -268,29 +269,29 @@ static void withdraw(vmsig_bootstrap *b, const char *why) {
 /* The RAM half of the check: the structures that confirmed the root are
  * still there and still say the same. */
 static bool ram_confirms(vmsig_bootstrap *b) {
-        vmsig_detect_source src = source_of(b);
+        vmsig_guest_mem mem = mem_of(b);
 
         if (b->root.os == VMSIG_GUEST_OS_LINUX)
-                return vmsig_linux_check(&src, &b->linux_found) > 0;
-        return vmsig_detect_eprocess_verify(&src, &b->windows) > 0;
+                return vmsig_linux_check(&mem, &b->linux_found) > 0;
+        return vmsig_detect_eprocess_verify(&mem, &b->windows) > 0;
 }
 
 /* Paging on is not enough: a boot loader or a kernel decompressor runs on
  * an identity map, with nothing in the kernel half. */
 static bool runs_a_kernel(vmsig_bootstrap *b, const vmsig_vcpu_state *vcpu) {
-        vmsig_detect_source src = source_of(b);
+        vmsig_guest_mem mem = mem_of(b);
 
         return vmsig_vcpu_paging_levels(vcpu) > 0 &&
-               vmsig_detect_kernel_entries(&src, vcpu->cr3 & VMSIG_CR3_ROOT_MASK) > 0;
+               vmsig_detect_kernel_entries(&mem, vcpu->cr3 & VMSIG_CR3_ROOT_MASK) > 0;
 }
 
 /* A vCPU caught in user mode under page-table isolation (Linux's PTI,
  * Windows' KVA shadow) runs on a user root that maps only a sliver of the
  * kernel half: it tells nothing about which kernel runs. */
 static bool on_user_root(vmsig_bootstrap *b, uint64_t cr3, uint64_t root) {
-        vmsig_detect_source src = source_of(b);
-        int user = vmsig_detect_kernel_entries(&src, cr3 & VMSIG_CR3_ROOT_MASK),
-            kernel = vmsig_detect_kernel_entries(&src, root);
+        vmsig_guest_mem mem = mem_of(b);
+        int user = vmsig_detect_kernel_entries(&mem, cr3 & VMSIG_CR3_ROOT_MASK),
+            kernel = vmsig_detect_kernel_entries(&mem, root);
 
         return user > 0 && kernel > 0 && user * 2 < kernel;
 }
@@ -421,14 +422,14 @@ static void fail(vmsig_bootstrap *b, const char *why) {
 }
 
 static void start_windows_scan(vmsig_bootstrap *b) {
-        vmsig_detect_source src = source_of(b);
+        vmsig_guest_mem mem = mem_of(b);
         int r;
 
         if (b->config.guest_os == VMSIG_GUEST_OS_LINUX)
                 return fail(b, b->cr3 ? "no Linux banner under the vCPU's CR3"
                                       : "a Linux guest needs the vCPU's registers, which the host cannot read");
         b->n_now = 0;
-        r = vmsig_detect_scan_new(&src, &b->scan);
+        r = vmsig_detect_scan_new(&mem, &b->scan);
         if (r < 0)
                 return fail(b, strerror(-r));
         (void) arm_now(b);
@@ -445,7 +446,7 @@ static bool seen_changing(vmsig_bootstrap *b, const seen_eprocess *e) {
 
 /* A verified System EPROCESS: the live one, or a copy to go past. */
 static void on_eprocess(vmsig_bootstrap *b, const vmsig_detect_result *found) {
-        vmsig_detect_source src = source_of(b);
+        vmsig_guest_mem mem = mem_of(b);
         seen_eprocess e = { .gpa = found->eprocess_gpa, .dtb = found->dtb };
 
         if (b->cr3) {
@@ -454,7 +455,7 @@ static void on_eprocess(vmsig_bootstrap *b, const vmsig_detect_result *found) {
                 log_debug("The System EPROCESS at 0x%" PRIx64 " of '%s' names DTB 0x%" PRIx64 ", which the vCPU "
                           "does not run on: left by an earlier boot?",
                           found->eprocess_gpa, vmsig_endpoint_get_name(b->endpoint), found->dtb);
-        } else if (vmsig_detect_eprocess_fingerprint(&src, found, &e.fingerprint) >= 0) {
+        } else if (vmsig_detect_eprocess_fingerprint(&mem, found, &e.fingerprint) >= 0) {
                 if (seen_changing(b, &e))
                         return succeed_windows(b, found, VMSIG_WITNESS_LIVE);
                 if (b->n_now < SEEN_MAX)
@@ -521,7 +522,7 @@ static void step_once(vmsig_bootstrap *b) {
 
 /* An attempt on the RAM as it is now; cr3 is the vCPU's (0: unknown). */
 static void attempt(vmsig_bootstrap *b, uint64_t cr3, unsigned levels) {
-        vmsig_detect_source src = source_of(b);
+        vmsig_guest_mem mem = mem_of(b);
         vmsig_detect_result stub;
         int r;
 
@@ -537,13 +538,13 @@ static void attempt(vmsig_bootstrap *b, uint64_t cr3, unsigned levels) {
 
         /* The low stub names no root we trust (it may be the boot
          * loader's), but its kernel entry hint is worth keeping. */
-        r = vmsig_detect_low_stub(&src, &stub);
+        r = vmsig_detect_low_stub(&mem, &stub);
         if (r < 0)
                 return fail(b, strerror(-r));
         b->kernel_hint = r > 0 ? stub.kernel_hint : 0;
 
         if (cr3 && b->config.guest_os != VMSIG_GUEST_OS_WINDOWS) {
-                r = vmsig_linux_probe_new(&src, cr3, levels, &b->probe);
+                r = vmsig_linux_probe_new(&mem, cr3, levels, &b->probe);
                 if (r < 0)
                         return fail(b, strerror(-r));
                 (void) arm_now(b);

@@ -62,8 +62,9 @@ typedef struct table_cache {
 } table_cache;
 
 struct vmsig_linux_probe {
-        vmsig_guest_mem mem; /* for lookups and translations, never written */
-        vmsig_gpa_range *ranges;
+        /* For lookups and translations, never written; a copy of the
+         * caller's (vmsig_guest_mem_copy), as the probe outlives it. */
+        vmsig_guest_mem mem;
         uint64_t cr3;
         unsigned levels;
 
@@ -81,7 +82,6 @@ struct vmsig_linux_probe {
         table_cache pd; /* the PD under pdpte */
         table_cache pt; /* the PT of one 2 MiB region */
         uint64_t searched;
-        uint8_t *buf; /* CARRY + SEARCH_CHUNK */
         size_t carry; /* bytes at buf's start that end at carry_va_end and carry_gpa_end */
         uint64_t carry_va_end, carry_gpa_end;
         bool have_banner, have_init_mm;
@@ -89,6 +89,7 @@ struct vmsig_linux_probe {
         char release[VMSIG_LINUX_RELEASE_MAX + 1];
 
         vmsig_linux_probe_stats stats;
+        uint8_t buf[]; /* CARRY + SEARCH_CHUNK */
 };
 
 static uint64_t normalize_entry(uint64_t e) {
@@ -437,12 +438,6 @@ static int root_search(vmsig_linux_probe *p, uint64_t *left) {
  * changed them meanwhile), or a read error. */
 static int root_finish(vmsig_linux_probe *p) {
         const root_try *t = &p->roots[p->cur];
-        vmsig_detect_source s = {
-                .fd = p->mem.read_fd,
-                .ranges = p->mem.ranges,
-                .n_ranges = p->mem.n_ranges,
-                .ram_size = p->mem.ram_size,
-        };
         uint64_t candidates[2];
         unsigned n = 0;
         int r;
@@ -469,7 +464,7 @@ static int root_finish(vmsig_linux_probe *p) {
                                 return r;
                         continue;
                 }
-                r = vmsig_linux_check(&s, &res);
+                r = vmsig_linux_check(&p->mem, &res);
                 if (r < 0)
                         return r;
                 if (r > 0) {
@@ -480,36 +475,33 @@ static int root_finish(vmsig_linux_probe *p) {
         return 0;
 }
 
-int vmsig_linux_probe_new(const vmsig_detect_source *s, uint64_t cr3, unsigned levels, vmsig_linux_probe **ret) {
-        _cleanup_free_ vmsig_linux_probe *p = NULL;
-
-        assert(s);
-        assert(ret);
-        if (levels != 4 && levels != 5)
-                return -EINVAL;
-        p = calloc(1, sizeof *p);
-        if (!p)
-                return -ENOMEM;
-        p->buf = malloc(CARRY + SEARCH_CHUNK);
-        if (!p->buf || vmsig_gpa_ranges_dup(s->ranges, s->n_ranges, &p->ranges) < 0) {
-                free(p->buf);
-                return -ENOMEM;
-        }
-        p->mem = vmsig_detect_source_mem(s);
-        p->mem.ranges = p->ranges; /* its own copy */
-        p->cr3 = cr3;
-        p->levels = levels;
-        p->phase = PHASE_START;
-        *ret = TAKE_PTR(p);
-        return 0;
-}
-
 vmsig_linux_probe *vmsig_linux_probe_free(vmsig_linux_probe *p) {
         if (!p)
                 return NULL;
-        free(p->buf);
-        free(p->ranges);
+        vmsig_guest_mem_copy_done(&p->mem);
         return mfree(p);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(vmsig_linux_probe *, vmsig_linux_probe_free);
+
+int vmsig_linux_probe_new(const vmsig_guest_mem *m, uint64_t cr3, unsigned levels, vmsig_linux_probe **ret) {
+        _cleanup_(vmsig_linux_probe_freep) vmsig_linux_probe *p = NULL;
+        int r;
+
+        assert(m);
+        assert(ret);
+        if (levels != 4 && levels != 5)
+                return -EINVAL;
+        /* One allocation, the search buffer at its end left uncleared:
+         * the carry and each chunk are written before they are read. */
+        p = malloc(sizeof *p + CARRY + SEARCH_CHUNK);
+        if (!p)
+                return -ENOMEM;
+        *p = (vmsig_linux_probe) { .cr3 = cr3, .levels = levels, .phase = PHASE_START };
+        r = vmsig_guest_mem_copy(m, &p->mem);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
 }
 
 void vmsig_linux_probe_get_stats(const vmsig_linux_probe *p, vmsig_linux_probe_stats *ret) {
@@ -578,12 +570,12 @@ int vmsig_linux_probe_step(vmsig_linux_probe *p, uint64_t budget_bytes, vmsig_li
         }
 }
 
-int vmsig_linux_probe_all(const vmsig_detect_source *s, uint64_t cr3, unsigned levels, vmsig_linux_result *ret) {
+int vmsig_linux_probe_all(const vmsig_guest_mem *m, uint64_t cr3, unsigned levels, vmsig_linux_result *ret) {
         vmsig_linux_probe *p = NULL;
         int r;
 
         assert(ret);
-        r = vmsig_linux_probe_new(s, cr3, levels, &p);
+        r = vmsig_linux_probe_new(m, cr3, levels, &p);
         if (r < 0)
                 return r;
         do
@@ -593,29 +585,27 @@ int vmsig_linux_probe_all(const vmsig_detect_source *s, uint64_t cr3, unsigned l
         return r;
 }
 
-int vmsig_linux_check(const vmsig_detect_source *s, const vmsig_linux_result *r) {
+int vmsig_linux_check(const vmsig_guest_mem *m, const vmsig_linux_result *r) {
         char expect[BANNER_MAX + 1], got[BANNER_MAX];
         vmsig_memwrite_failure f;
-        vmsig_guest_mem mem;
         uint64_t offset, gpa;
         size_t n;
         int k;
 
-        assert(s);
+        assert(m);
         assert(r);
         n = strnlen(r->release, sizeof r->release);
         if ((r->levels != 4 && r->levels != 5) || n == 0 || n > VMSIG_LINUX_RELEASE_MAX)
                 return -EINVAL;
-        mem = vmsig_detect_source_mem(s);
         n = (size_t) snprintf(expect, sizeof expect, BANNER_PREFIX "%s (", r->release);
-        if (vmsig_gpa_to_offset(&mem, r->banner_gpa, n, &offset) < 0)
+        if (vmsig_gpa_to_offset(m, r->banner_gpa, n, &offset) < 0)
                 return 0;
-        k = vmsig_pread_full(mem.read_fd, got, n, offset);
+        k = vmsig_pread_full(m->read_fd, got, n, offset);
         if (k < 0)
                 return k;
         if (memcmp(got, expect, n) != 0)
                 return 0;
-        k = vmsig_va_translate(&mem, r->root, r->levels, r->banner_va, &gpa, NULL, &f);
+        k = vmsig_va_translate(m, r->root, r->levels, r->banner_va, &gpa, NULL, &f);
         if (k < 0)
                 return f.error == VMSIG_MEMWRITE_IO ? k : 0;
         return gpa == r->banner_gpa;

@@ -9,7 +9,7 @@
  * isolation (PTI) put the user root in CR3, and to prefer init_mm's root,
  * which lives as long as the kernel, over the root of whatever process
  * happened to run. No D-Bus, no event loop: everything is read with
- * pread(2) from the RAM fd of a detect source (see detect.h for why never
+ * pread(2) from the RAM fd of a guest memory (see detect.h for why never
  * through a mapping), in steps of a bounded number of bytes.
  *
  * Nothing is assumed about addresses: with KASLR and RANDOMIZE_MEMORY the
@@ -110,7 +110,7 @@ typedef struct vmsig_linux_probe vmsig_linux_probe;
  * ignored) with levels (4 or 5, see vmsig_vcpu_paging_levels(); else
  * -EINVAL). Copies the ranges; the fd must stay open until the probe is
  * freed. Nothing is read yet. */
-int vmsig_linux_probe_new(const vmsig_detect_source *s, uint64_t cr3, unsigned levels, vmsig_linux_probe **ret);
+int vmsig_linux_probe_new(const vmsig_guest_mem *m, uint64_t cr3, unsigned levels, vmsig_linux_probe **ret);
 /* Reads about budget_bytes (at least VMSIG_LINUX_MIN_BUDGET, else
  * -EINVAL; a table counts 4 KiB; starting on a root, its top tables, four
  * at most, may go past the budget) and returns
@@ -127,11 +127,11 @@ vmsig_linux_probe *vmsig_linux_probe_free(vmsig_linux_probe *p);
 /* The whole probe in one call, for tools and tests: steps of
  * VMSIG_DETECT_SCAN_BUDGET_DEFAULT until done. Same returns as a step,
  * never 0. */
-int vmsig_linux_probe_all(const vmsig_detect_source *s, uint64_t cr3, unsigned levels, vmsig_linux_result *ret);
+int vmsig_linux_probe_all(const vmsig_guest_mem *m, uint64_t cr3, unsigned levels, vmsig_linux_result *ret);
 
 /* Cheap re-check of a published root (two small reads and a page walk):
  * 1 if the banner with r->release is still at r->banner_gpa and r->banner_va
  * still translates to it under r->root, 0 if not (also when a table or the
  * banner left RAM), a negative errno if reading failed; -EINVAL for a
  * result no probe gives (levels, release). */
-int vmsig_linux_check(const vmsig_detect_source *s, const vmsig_linux_result *r);
+int vmsig_linux_check(const vmsig_guest_mem *m, const vmsig_linux_result *r);

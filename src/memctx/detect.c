@@ -94,8 +94,8 @@ typedef struct detect_io {
         uint64_t work;   /* bytes, and seeks at SEEK_COST: what a budget limits */
 } detect_io;
 
-static detect_io detect_io_make(const vmsig_detect_source *s) {
-        return (detect_io) { .mem = vmsig_detect_source_mem(s) };
+static detect_io detect_io_make(const vmsig_guest_mem *m) {
+        return (detect_io) { .mem = *m };
 }
 
 static int read_file(detect_io *io, uint64_t offset, void *buf, size_t len) {
@@ -194,14 +194,14 @@ static int pml4_check(detect_io *io, uint64_t gpa, unsigned *ret_self_ref) {
         return pml4_check_page(io, gpa, page, ret_self_ref);
 }
 
-int vmsig_detect_pml4_check(const vmsig_detect_source *s, uint64_t gpa, unsigned *ret_self_ref) {
-        detect_io io = detect_io_make(s);
+int vmsig_detect_pml4_check(const vmsig_guest_mem *m, uint64_t gpa, unsigned *ret_self_ref) {
+        detect_io io = detect_io_make(m);
 
         return pml4_check(&io, gpa, ret_self_ref);
 }
 
-bool vmsig_detect_pml4_valid(const vmsig_detect_source *s, uint64_t gpa) {
-        return vmsig_detect_pml4_check(s, gpa, NULL) > 0;
+bool vmsig_detect_pml4_valid(const vmsig_guest_mem *m, uint64_t gpa) {
+        return vmsig_detect_pml4_check(m, gpa, NULL) > 0;
 }
 
 /* --- the low stub ---------------------------------------------------------------- */
@@ -234,8 +234,8 @@ static int stub_check(detect_io *io, uint64_t page, vmsig_detect_result *ret) {
         return 1;
 }
 
-int vmsig_detect_low_stub(const vmsig_detect_source *s, vmsig_detect_result *ret) {
-        detect_io io = detect_io_make(s);
+int vmsig_detect_low_stub(const vmsig_guest_mem *m, vmsig_detect_result *ret) {
+        detect_io io = detect_io_make(m);
 
         *ret = (vmsig_detect_result) {};
         for (uint64_t page = PAGE_SIZE_4K; page < VMSIG_DETECT_STUB_LIMIT; page += PAGE_SIZE_4K) {
@@ -299,9 +299,9 @@ static int pml4_scan_span(detect_io *io, uint8_t *buf, uint64_t *cursor, uint64_
         return 0;
 }
 
-int vmsig_detect_pml4_scan_step(const vmsig_detect_source *s, uint64_t *cursor, uint64_t budget_bytes,
+int vmsig_detect_pml4_scan_step(const vmsig_guest_mem *m, uint64_t *cursor, uint64_t budget_bytes,
                                 vmsig_detect_result *ret) {
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         _cleanup_free_ uint8_t *buf = NULL;
         vmsig_detect_result found = {};
         int r;
@@ -321,12 +321,12 @@ int vmsig_detect_pml4_scan_step(const vmsig_detect_source *s, uint64_t *cursor, 
         return *cursor >= VMSIG_DETECT_PML4_SCAN_LIMIT ? -ENOENT : 0;
 }
 
-int vmsig_detect_pml4_scan(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+int vmsig_detect_pml4_scan(const vmsig_guest_mem *m, vmsig_detect_result *ret) {
         uint64_t cursor = 0;
         int r;
 
         *ret = (vmsig_detect_result) {};
-        r = vmsig_detect_pml4_scan_step(s, &cursor, UINT64_MAX, ret);
+        r = vmsig_detect_pml4_scan_step(m, &cursor, UINT64_MAX, ret);
         return r == -ENOENT ? 0 : r;
 }
 
@@ -494,9 +494,7 @@ static size_t find_name(const uint8_t *buf, size_t len, size_t i) {
 /* --- the chunked scan ---------------------------------------------------------------- */
 
 struct vmsig_detect_scan {
-        vmsig_gpa_range *ranges;
-        size_t n_ranges;
-        detect_io io;
+        detect_io io; /* its mem a copy of the caller's (vmsig_guest_mem_copy) */
         /* A private open file description of the RAM for SEEK_DATA, or -1:
          * seeking moves the file position, which every dup of the caller's
          * fd shares (each memctx subscriber's, each client's). */
@@ -506,13 +504,13 @@ struct vmsig_detect_scan {
         int state; /* 0 searching, 1 found, or the error every step returns */
         vmsig_detect_result result;
         vmsig_detect_scan_stats stats;
-        uint8_t *buf; /* SCAN_CHUNK */
+        uint8_t buf[]; /* SCAN_CHUNK */
 };
 
 /* The bytes of range i that are in the file, as vmsig_gpa_lookup() sees
  * them. */
 static uint64_t range_size(const vmsig_detect_scan *scan, size_t i) {
-        const vmsig_gpa_range *r = &scan->ranges[i];
+        const vmsig_gpa_range *r = &scan->io.mem.ranges[i];
         uint64_t ram_size = scan->io.mem.ram_size;
 
         if (r->offset >= ram_size)
@@ -528,34 +526,33 @@ static int open_for_seeking(int fd) {
         return seek_fd < 0 ? -1 : seek_fd;
 }
 
-int vmsig_detect_scan_new(const vmsig_detect_source *s, vmsig_detect_scan **ret) {
-        _cleanup_free_ vmsig_detect_scan *scan = NULL;
-
-        scan = calloc(1, sizeof *scan);
-        if (!scan)
-                return -ENOMEM;
-        scan->buf = malloc(SCAN_CHUNK);
-        if (!scan->buf || vmsig_gpa_ranges_dup(s->ranges, s->n_ranges, &scan->ranges) < 0) {
-                free(scan->buf);
-                return -ENOMEM;
-        }
-        scan->n_ranges = s->n_ranges;
-        scan->io = detect_io_make(s);
-        scan->io.mem.ranges = scan->ranges;
-        scan->seek_fd = open_for_seeking(s->fd);
-        for (size_t i = 0; i < scan->n_ranges; i++)
-                scan->stats.total += range_size(scan, i);
-        *ret = TAKE_PTR(scan);
-        return 0;
-}
-
 vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan) {
         if (!scan)
                 return NULL;
         safe_close(scan->seek_fd);
-        free(scan->buf);
-        free(scan->ranges);
+        vmsig_guest_mem_copy_done(&scan->io.mem);
         return mfree(scan);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(vmsig_detect_scan *, vmsig_detect_scan_free);
+
+int vmsig_detect_scan_new(const vmsig_guest_mem *m, vmsig_detect_scan **ret) {
+        _cleanup_(vmsig_detect_scan_freep) vmsig_detect_scan *scan = NULL;
+        int r;
+
+        /* One allocation, the chunk buffer at its end left uncleared: a
+         * step reads into it before it searches. */
+        scan = malloc(sizeof *scan + SCAN_CHUNK);
+        if (!scan)
+                return -ENOMEM;
+        *scan = (vmsig_detect_scan) { .seek_fd = -1 };
+        r = vmsig_guest_mem_copy(m, &scan->io.mem);
+        if (r < 0)
+                return r;
+        scan->seek_fd = open_for_seeking(m->read_fd);
+        for (size_t i = 0; i < scan->io.mem.n_ranges; i++)
+                scan->stats.total += range_size(scan, i);
+        *ret = TAKE_PTR(scan);
+        return 0;
 }
 
 void vmsig_detect_scan_resume(vmsig_detect_scan *scan) {
@@ -575,11 +572,11 @@ void vmsig_detect_scan_get_stats(const vmsig_detect_scan *scan, vmsig_detect_sca
 
 /* Skips finished ranges; false at the end of RAM. */
 static bool scan_next_range(vmsig_detect_scan *scan) {
-        while (scan->range < scan->n_ranges && scan->pos >= range_size(scan, scan->range)) {
+        while (scan->range < scan->io.mem.n_ranges && scan->pos >= range_size(scan, scan->range)) {
                 scan->range++;
                 scan->pos = 0;
         }
-        return scan->range < scan->n_ranges;
+        return scan->range < scan->io.mem.n_ranges;
 }
 
 /* Where the next data at or after offset starts: the end of the file if
@@ -612,7 +609,7 @@ static int find_data(int fd, uint64_t offset, uint64_t *ret) {
  * zeros and hold no name. 1 if it moved, 0 if there is data here (or no
  * way to know), or an error. */
 static int scan_skip_hole(vmsig_detect_scan *scan) {
-        const vmsig_gpa_range *range = &scan->ranges[scan->range];
+        const vmsig_gpa_range *range = &scan->io.mem.ranges[scan->range];
         uint64_t offset = range->offset + scan->pos, rest = range_size(scan, scan->range) - scan->pos;
         uint64_t data = 0;
         int r;
@@ -639,7 +636,7 @@ static int scan_skip_hole(vmsig_detect_scan *scan) {
  * verification. Returns 1 if found, 0 with scan->pos past the chunk, or
  * -EAGAIN with scan->pos on a hit that has to wait for the next step. */
 static int scan_chunk(vmsig_detect_scan *scan, size_t len, uint64_t limit) {
-        uint64_t gpa = scan->ranges[scan->range].gpa + scan->pos;
+        uint64_t gpa = scan->io.mem.ranges[scan->range].gpa + scan->pos;
         size_t i = (size_t) (-gpa & 7);
 
         for (;; i += 8) {
@@ -666,7 +663,7 @@ static int scan_chunk(vmsig_detect_scan *scan, size_t len, uint64_t limit) {
  * range end stops at an 8-byte-aligned GPA, so no qword of the name is
  * cut in two. A hole after the data here is read like data. */
 static size_t scan_chunk_len(const vmsig_detect_scan *scan, uint64_t left) {
-        uint64_t gpa = scan->ranges[scan->range].gpa + scan->pos;
+        uint64_t gpa = scan->io.mem.ranges[scan->range].gpa + scan->pos;
         uint64_t rest = range_size(scan, scan->range) - scan->pos;
         uint64_t len = MIN(MIN(rest, SCAN_CHUNK), left - VERIFY_COST_MAX);
 
@@ -689,7 +686,7 @@ static int scan_run(vmsig_detect_scan *scan, uint64_t budget) {
                 if (r > 0)
                         continue;
 
-                const vmsig_gpa_range *range = &scan->ranges[scan->range];
+                const vmsig_gpa_range *range = &scan->io.mem.ranges[scan->range];
                 uint64_t start = scan->pos;
                 size_t len = scan_chunk_len(scan, limit - scan->io.work);
 
@@ -727,9 +724,9 @@ static const eprocess_layout *layout_of(unsigned build) {
         return NULL;
 }
 
-int vmsig_detect_eprocess_verify(const vmsig_detect_source *s, const vmsig_detect_result *found) {
+int vmsig_detect_eprocess_verify(const vmsig_guest_mem *m, const vmsig_detect_result *found) {
         const eprocess_layout *l;
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         vmsig_detect_result now;
         int r;
 
@@ -743,11 +740,11 @@ int vmsig_detect_eprocess_verify(const vmsig_detect_source *s, const vmsig_detec
         return now.dtb == found->dtb && now.eprocess_va == found->eprocess_va;
 }
 
-int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_detect_result *found,
+int vmsig_detect_eprocess_fingerprint(const vmsig_guest_mem *m, const vmsig_detect_result *found,
                                       uint64_t *ret) {
         uint8_t buf[LAYOUT_NAME_MAX + NAME_LEN];
         const eprocess_layout *l;
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
         int r;
 
@@ -765,9 +762,9 @@ int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_
         return 0;
 }
 
-int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root) {
+int vmsig_detect_kernel_entries(const vmsig_guest_mem *m, uint64_t root) {
         uint8_t page[PAGE_SIZE_4K];
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         int n = 0, r;
 
         r = read_gpa_if_ram(&io, root & VMSIG_PTE_ADDR_MASK, page, sizeof page);
@@ -778,9 +775,9 @@ int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root) {
         return n;
 }
 
-int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint64_t root_b) {
+int vmsig_detect_same_kernel(const vmsig_guest_mem *m, uint64_t root_a, uint64_t root_b) {
         uint8_t a[PAGE_SIZE_4K], b[PAGE_SIZE_4K];
-        detect_io io = detect_io_make(s);
+        detect_io io = detect_io_make(m);
         unsigned present = 0, only_one = 0;
         int r;
 
@@ -819,11 +816,11 @@ int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint
 
 /* --- everything at once --------------------------------------------------------------- */
 
-static int eprocess_scan(const vmsig_detect_source *s, vmsig_detect_result *ret) {
+static int eprocess_scan(const vmsig_guest_mem *m, vmsig_detect_result *ret) {
         vmsig_detect_scan *scan = NULL;
         int r;
 
-        r = vmsig_detect_scan_new(s, &scan);
+        r = vmsig_detect_scan_new(m, &scan);
         if (r < 0)
                 return r;
         r = vmsig_detect_scan_step(scan, UINT64_MAX, ret);
@@ -831,17 +828,17 @@ static int eprocess_scan(const vmsig_detect_source *s, vmsig_detect_result *ret)
         return r == -ENOENT ? 0 : r;
 }
 
-int vmsig_detect_all(const vmsig_detect_source *s, bool full_scan, vmsig_detect_result *ret) {
+int vmsig_detect_all(const vmsig_guest_mem *m, bool full_scan, vmsig_detect_result *ret) {
         vmsig_detect_result cheap, eprocess;
         int r;
 
-        r = vmsig_detect_low_stub(s, &cheap);
+        r = vmsig_detect_low_stub(m, &cheap);
         if (r == 0)
-                r = vmsig_detect_pml4_scan(s, &cheap);
+                r = vmsig_detect_pml4_scan(m, &cheap);
         if (r < 0)
                 return r;
         if (full_scan) {
-                int k = eprocess_scan(s, &eprocess);
+                int k = eprocess_scan(m, &eprocess);
                 if (k < 0)
                         return k;
                 if (k > 0) {

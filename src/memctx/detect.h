@@ -95,53 +95,28 @@ typedef struct vmsig_detect_result {
         uint64_t eprocess_va;
 } vmsig_detect_result;
 
-/* Guest RAM as the detector reads it. Nothing is written; the fd may be
- * read-only. A GPA is RAM if a range holds it and its file offset is below
- * ram_size, as for vmsig_gpa_lookup(). */
-typedef struct vmsig_detect_source {
-        int fd;
-        const vmsig_gpa_range *ranges;
-        size_t n_ranges;
-        uint64_t ram_size; /* bytes of the file */
-} vmsig_detect_source;
-
-/* The guest RAM of a memctx datum, which keeps owning the fd and ranges. */
-static inline vmsig_detect_source vmsig_detect_source_from_memctx(const vmsig_memctx *c) {
-        return (vmsig_detect_source) {
-                .fd = c->ram_fd,
-                .ranges = c->ranges,
-                .n_ranges = c->n_ranges,
-                .ram_size = c->ram_size,
-        };
-}
-
-/* The guest memory of a source, for lookups and translations (no writer). */
-static inline vmsig_guest_mem vmsig_detect_source_mem(const vmsig_detect_source *s) {
-        return (vmsig_guest_mem) {
-                .read_fd = s->fd,
-                .ranges = s->ranges,
-                .n_ranges = s->n_ranges,
-                .ram_size = s->ram_size,
-        };
-}
+/* Every detector reads guest RAM through a vmsig_guest_mem (guest-memory.h)
+ * and never writes: its writer is never called and may be NULL, and its fd
+ * may be read-only. A GPA is RAM if a range holds it and its file offset is
+ * below ram_size, as for vmsig_gpa_lookup(). */
 
 /* The PML4 check on the page at gpa: 1 if it passes (and, if asked, its
  * self-reference index), 0 if not (also for a GPA that is not RAM or not
  * page-aligned), a negative errno if reading failed. */
-int vmsig_detect_pml4_check(const vmsig_detect_source *s, uint64_t gpa, unsigned *ret_self_ref);
+int vmsig_detect_pml4_check(const vmsig_guest_mem *m, uint64_t gpa, unsigned *ret_self_ref);
 /* The same, with a read error counting as "not a PML4". */
-bool vmsig_detect_pml4_valid(const vmsig_detect_source *s, uint64_t gpa);
+bool vmsig_detect_pml4_valid(const vmsig_guest_mem *m, uint64_t gpa);
 
 /* The cheap ways in. 1 and *ret filled if found, 0 and *ret cleared (method
  * NONE) if not, a negative errno if reading the RAM failed. */
-int vmsig_detect_low_stub(const vmsig_detect_source *s, vmsig_detect_result *ret);
-int vmsig_detect_pml4_scan(const vmsig_detect_source *s, vmsig_detect_result *ret);
+int vmsig_detect_low_stub(const vmsig_guest_mem *m, vmsig_detect_result *ret);
+int vmsig_detect_pml4_scan(const vmsig_guest_mem *m, vmsig_detect_result *ret);
 /* The PML4 scan in steps, so that an event loop never blocks for long:
  * from *cursor (start at 0) on, reading about budget_bytes, and moving
  * *cursor on. 1 and *ret filled if found; 0 if not yet, call again; -ENOENT
  * when nothing was found below VMSIG_DETECT_PML4_SCAN_LIMIT; another
  * negative errno if reading failed. */
-int vmsig_detect_pml4_scan_step(const vmsig_detect_source *s, uint64_t *cursor, uint64_t budget_bytes,
+int vmsig_detect_pml4_scan_step(const vmsig_guest_mem *m, uint64_t *cursor, uint64_t budget_bytes,
                                 vmsig_detect_result *ret);
 
 /* The scan for the System EPROCESS, spread over as many calls as the
@@ -165,7 +140,7 @@ typedef struct vmsig_detect_scan_stats {
  * description (reopened through /proc/self/fd, as the file position a seek
  * moves is shared by every dup of the fd). Where that is not possible,
  * everything is read. */
-int vmsig_detect_scan_new(const vmsig_detect_source *s, vmsig_detect_scan **ret);
+int vmsig_detect_scan_new(const vmsig_guest_mem *m, vmsig_detect_scan **ret);
 vmsig_detect_scan *vmsig_detect_scan_free(vmsig_detect_scan *scan);
 
 /* Reads at most budget_bytes (the search and the verification of
@@ -209,15 +184,15 @@ void vmsig_detect_scan_resume(vmsig_detect_scan *scan);
  * isolation); and not empty. Every process of a kernel shares them. 1, 0
  * (also for a root outside RAM), or a negative errno.
  */
-int vmsig_detect_eprocess_verify(const vmsig_detect_source *s, const vmsig_detect_result *found);
-int vmsig_detect_eprocess_fingerprint(const vmsig_detect_source *s, const vmsig_detect_result *found,
+int vmsig_detect_eprocess_verify(const vmsig_guest_mem *m, const vmsig_detect_result *found);
+int vmsig_detect_eprocess_fingerprint(const vmsig_guest_mem *m, const vmsig_detect_result *found,
                                       uint64_t *ret);
-int vmsig_detect_kernel_entries(const vmsig_detect_source *s, uint64_t root);
-int vmsig_detect_same_kernel(const vmsig_detect_source *s, uint64_t root_a, uint64_t root_b);
+int vmsig_detect_kernel_entries(const vmsig_guest_mem *m, uint64_t root);
+int vmsig_detect_same_kernel(const vmsig_guest_mem *m, uint64_t root_a, uint64_t root_b);
 
 /* Everything in one call, for tools and tests; blocks for as long as the
  * scan takes. The low stub, then the PML4 scan if the stub gave nothing,
  * then (if full_scan) the EPROCESS scan, whose DTB wins over both: the
  * result then keeps the stub's kernel hint, if there was a stub. 1 if found,
  * 0 if not (*ret cleared), a negative errno if reading failed. */
-int vmsig_detect_all(const vmsig_detect_source *s, bool full_scan, vmsig_detect_result *ret);
+int vmsig_detect_all(const vmsig_guest_mem *m, bool full_scan, vmsig_detect_result *ret);

@@ -7,18 +7,6 @@
 
 #include "guest-memory.h"
 #include "macro.h"
-#include "string-table.h"
-
-static const char *const vmsig_memwrite_error_table[_VMSIG_MEMWRITE_ERROR_MAX] = {
-        [VMSIG_MEMWRITE_OK] = "ok",
-        [VMSIG_MEMWRITE_EMPTY] = "empty",
-        [VMSIG_MEMWRITE_TOO_LONG] = "too-long",
-        [VMSIG_MEMWRITE_OUT_OF_RANGE] = "out-of-range",
-        [VMSIG_MEMWRITE_UNMAPPED] = "unmapped",
-        [VMSIG_MEMWRITE_NON_CANONICAL] = "non-canonical",
-        [VMSIG_MEMWRITE_NO_DTB] = "no-dtb",
-        [VMSIG_MEMWRITE_IO] = "io",
-};
 
 static const int error_errnos[_VMSIG_MEMWRITE_ERROR_MAX] = {
         [VMSIG_MEMWRITE_EMPTY] = EINVAL,
@@ -28,8 +16,6 @@ static const int error_errnos[_VMSIG_MEMWRITE_ERROR_MAX] = {
         [VMSIG_MEMWRITE_NON_CANONICAL] = EADDRNOTAVAIL,
         [VMSIG_MEMWRITE_NO_DTB] = ENXIO,
 };
-
-DEFINE_STRING_TABLE_LOOKUP_TO_STRING(vmsig_memwrite_error, vmsig_memwrite_error);
 
 int vmsig_memwrite_fail(vmsig_memwrite_failure *f, vmsig_memwrite_error e, uint64_t address) {
         *f = (vmsig_memwrite_failure) { .error = e, .address = address };
@@ -85,6 +71,25 @@ int vmsig_gpa_ranges_dup(const vmsig_gpa_range *ranges, size_t n, vmsig_gpa_rang
                 return -ENOMEM;
         memcpy(*ret, ranges, n * sizeof **ret);
         return 0;
+}
+
+int vmsig_guest_mem_copy(const vmsig_guest_mem *m, vmsig_guest_mem *ret) {
+        vmsig_gpa_range *ranges;
+        int r;
+
+        r = vmsig_gpa_ranges_dup(m->ranges, m->n_ranges, &ranges);
+        if (r < 0)
+                return r;
+        *ret = *m;
+        ret->ranges = ranges;
+        return 0;
+}
+
+void vmsig_guest_mem_copy_done(vmsig_guest_mem *m) {
+        /* The copy's own: vmsig_guest_mem_copy() allocated it. */
+        free((vmsig_gpa_range *) m->ranges);
+        m->ranges = NULL;
+        m->n_ranges = 0;
 }
 
 int vmsig_gpa_lookup(const vmsig_guest_mem *m, uint64_t gpa, uint64_t *ret_offset, uint64_t *ret_avail) {

@@ -82,8 +82,6 @@ typedef struct vmsig_memwrite_failure {
         int errnum;     /* IO: the errno (EINVAL for levels other than 4 or 5) */
 } vmsig_memwrite_failure;
 
-const char *vmsig_memwrite_error_to_string(vmsig_memwrite_error e);
-
 /* Fill *f with a failure of error e at address and return its negative
  * errno; for IO, with the negative errno r. */
 int vmsig_memwrite_fail(vmsig_memwrite_failure *f, vmsig_memwrite_error e, uint64_t address);
@@ -124,6 +122,13 @@ static inline vmsig_guest_mem vmsig_guest_mem_from_memctx(const vmsig_memctx *c,
 
 /* A copy of n ranges (NULL for none); -ENOMEM. */
 int vmsig_gpa_ranges_dup(const vmsig_gpa_range *ranges, size_t n, vmsig_gpa_range **ret);
+
+/* *ret = *m, but with ranges of its own: for a job (a scan, a probe) that
+ * outlives the caller's description of the guest. The fd stays the
+ * caller's, open until the job ends. -ENOMEM; free the copy with
+ * vmsig_guest_mem_copy_done(), and only a copy. */
+int vmsig_guest_mem_copy(const vmsig_guest_mem *m, vmsig_guest_mem *ret);
+void vmsig_guest_mem_copy_done(vmsig_guest_mem *m);
 
 /* The file offset of gpa and how many bytes from there on are RAM in the
  * same range and contiguous in the file; -ERANGE if gpa is not RAM. */
