@@ -77,10 +77,14 @@ static bool setup(Fixture *f, bool start_libvirtd) {
         return true;
 }
 
-static void start_backend(Fixture *f, vmsig_libvirt_domains which) {
-        vmsig_libvirt_config config = { .domains = which, .monitor = true };
+static void start_backend_monitor(Fixture *f, vmsig_libvirt_domains which, bool monitor) {
+        vmsig_libvirt_config config = { .domains = which, .monitor = monitor };
 
         g_assert_cmpint(vmsig_libvirt_new(f->core, &config, &f->lv), ==, 0);
+}
+
+static void start_backend(Fixture *f, vmsig_libvirt_domains which) {
+        start_backend_monitor(f, which, true);
 }
 
 static void teardown(Fixture *f) {
@@ -95,6 +99,16 @@ static void teardown(Fixture *f) {
 static vmsig_endpoint *wait_endpoint(Fixture *f, const char *name) {
         RUN_UNTIL(f, vmsig_core_find_endpoint_by_name(f->core, name));
         return vmsig_core_find_endpoint_by_name(f->core, name);
+}
+
+/* What most tests begin with: a running domain called name (RAM_MIB of
+ * RAM), then the backend (every domain; monitor, or not), until it is
+ * connected and the domain is its endpoint. */
+static vmsig_endpoint *start_with_domain(Fixture *f, const char *name, LibvirtRam ram, bool monitor) {
+        virDomainFree(libvirt_harness_start_domain(f->h, name, ram, RAM_MIB));
+        start_backend_monitor(f, VMSIG_LIBVIRT_DOMAINS_ALL, monitor);
+        RUN_UNTIL(f, vmsig_libvirt_is_connected(f->lv));
+        return wait_endpoint(f, name);
 }
 
 static int domain_state(Fixture *f, const char *name) {
@@ -196,10 +210,7 @@ static void test_lifecycle(void) {
                 return;
         g_assert_cmpint(virConnectDomainEventRegisterAny(f.h->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
                                                          VIR_DOMAIN_EVENT_CALLBACK(on_reboot), NULL, NULL), >=, 0);
-        virDomainFree(libvirt_harness_start_domain(f.h, "lv-one", LIBVIRT_RAM_FILE, RAM_MIB));
-        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
-        one = wait_endpoint(&f, "lv-one");
-        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
+        one = start_with_domain(&f, "lv-one", LIBVIRT_RAM_FILE, true);
         assert_is_domain(&f, one, "lv-one");
         g_assert_cmpint(vmsig_endpoint_get_state(one), ==, VMSIG_STATE_RUNNING);
 
@@ -275,9 +286,7 @@ static void test_input_frames(void) {
 
         if (!setup(&f, true))
                 return;
-        virDomainFree(libvirt_harness_start_domain(f.h, "lv-input", LIBVIRT_RAM_FILE, RAM_MIB));
-        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
-        ep = wait_endpoint(&f, "lv-input");
+        ep = start_with_domain(&f, "lv-input", LIBVIRT_RAM_FILE, true);
 
         inject(&f, ep, keys, G_N_ELEMENTS(keys), &d);
         g_assert_cmpint(d.error, ==, 0);
@@ -329,10 +338,7 @@ static void test_input_withdrawn(void) {
 
         if (!setup(&f, true))
                 return;
-        virDomainFree(libvirt_harness_start_domain(f.h, "lv-ptr", LIBVIRT_RAM_FILE, RAM_MIB));
-        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
-        ep = wait_endpoint(&f, "lv-ptr");
-        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
+        ep = start_with_domain(&f, "lv-ptr", LIBVIRT_RAM_FILE, true);
         free(libvirt_harness_hmp(f.h, "lv-ptr", "trace-event input_event_* on"));
         g_assert_cmpint(vmsig_endpoint_lease_acquire(ep, VMSIG_LEASE_INPUT, &holder, &lease, NULL), ==, 0);
         inject(&f, ep, press, G_N_ELEMENTS(press), &d);
@@ -408,12 +414,9 @@ static void test_reconnect(void) {
 
         if (!setup(&f, true))
                 return;
-        virDomainFree(libvirt_harness_start_domain(f.h, "lv-stay", LIBVIRT_RAM_FILE, RAM_MIB));
         virDomainFree(libvirt_harness_start_domain(f.h, "lv-gone", LIBVIRT_RAM_FILE, RAM_MIB));
-        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
-        stay = wait_endpoint(&f, "lv-stay");
+        stay = start_with_domain(&f, "lv-stay", LIBVIRT_RAM_FILE, true);
         gone = wait_endpoint(&f, "lv-gone");
-        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
         vmid = vmsig_endpoint_get_vmid(stay);
         generation = vmsig_endpoint_get_generation(stay);
         g_assert_cmpint(vmsig_endpoint_lease_acquire(stay, VMSIG_LEASE_POWER, &holder, &lease, NULL), ==, 0);
