@@ -9,7 +9,8 @@
  * domains that still run and detaches one that died meanwhile; libvirtd
  * absent at start is one warning, then the domains attach when it comes;
  * the tagged mode attaches tagged domains only; a domain listed while
- * libvirt starts it becomes an endpoint (with memctx) once it started.
+ * libvirt starts it becomes an endpoint (with memctx) once it started;
+ * libvirtd gives each domain's XML once, whether listed or started.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "libvirt-event.h"
 #include "libvirt-harness.h"
 #include "log-capture.h"
+#include "memctx.h"
 #include "vmsig-endpoint.h"
 #include "vt-util.h"
 
@@ -572,6 +574,28 @@ static void test_listed_while_starting(void) {
         teardown(&f);
 }
 
+static void wait_memctx(Fixture *f, vmsig_endpoint *ep) {
+        RUN_UNTIL(f, vmsig_memctx_get(f->core, vmsig_endpoint_get_id(ep)));
+        g_assert_cmpuint(vmsig_memctx_get(f->core, vmsig_endpoint_get_id(ep))->n_ranges, >, 0);
+}
+
+/* Without the monitor, the map of the RAM comes from the domain's live
+ * XML: the one fetched for the DAC label when the domain was listed, or
+ * probed when it started, not a second one. libvirtd's log of the API's
+ * calls counts them. */
+static void test_one_xml(void) {
+        Fixture f;
+
+        if (!setup(&f, true))
+                return;
+        wait_memctx(&f, start_with_domain(&f, "lv-listed", LIBVIRT_RAM_MEMFD, false));
+        virDomainFree(libvirt_harness_start_domain(f.h, "lv-started", LIBVIRT_RAM_FILE, RAM_MIB));
+        wait_memctx(&f, wait_endpoint(&f, "lv-started"));
+        g_assert_cmpuint(libvirt_harness_api_calls(f.h, "virDomainGetXMLDesc", "lv-listed"), ==, 1);
+        g_assert_cmpuint(libvirt_harness_api_calls(f.h, "virDomainGetXMLDesc", "lv-started"), ==, 1);
+        teardown(&f);
+}
+
 int main(int argc, char **argv) {
         int r;
 
@@ -584,7 +608,7 @@ int main(int argc, char **argv) {
         /* Before any connection: the harness's too are driven by it. */
         g_assert_cmpint(vmsig_libvirt_event_register(loop), ==, 0);
         VT_TESTS("/libvirt-backend/", test_lifecycle, test_input_frames, test_input_withdrawn, test_impostor,
-                 test_reconnect, test_absent_at_start, test_tagged, test_listed_while_starting);
+                 test_reconnect, test_absent_at_start, test_tagged, test_listed_while_starting, test_one_xml);
         r = g_test_run();
         sd_event_unref(loop);
         return r;

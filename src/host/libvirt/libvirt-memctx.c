@@ -5,7 +5,7 @@
  * of every backend (host-ram.h), and where the RAM sits in guest-physical
  * space asked of QEMU through the monitor passthrough (qmp-ram-map.h), or
  * without it computed from the machine type in the domain's live XML
- * (libvirt-xml.h).
+ * (libvirt-xml.h), the one the listing fetched (lv_memctx_find()).
  *
  * A domain that stops is detached, so each start of its QEMU is a new
  * endpoint; a reboot is a new epoch of the same RAM (host-ram.c follows
@@ -29,7 +29,7 @@
 /* The domain's QEMU, a process of the user libvirt runs it as (when
  * known), and its shared RAM, opened; the message says why not. On the
  * worker: blocking reads of /proc. */
-void lv_memctx_find(lv_found *f) {
+void lv_memctx_find(lv_found *f, const char *xml, const char *no_xml) {
         char uuid[SD_ID128_UUID_STRING_MAX];
         _cleanup_close_ int pidfd = -1;
         pid_t pid;
@@ -42,6 +42,17 @@ void lv_memctx_find(lv_found *f) {
         if (r >= 0)
                 r = libvirt_ram_open(pidfd, pid, &f->ram, f->ram_message, sizeof f->ram_message);
         f->ram_error = MIN(r, 0);
+        if (f->ram_error < 0)
+                return;
+        /* The map by the XML needs the size of the RAM found: here, where
+         * both are, rather than by fetching the XML again later. */
+        if (!xml) {
+                f->layout.error = -EIO;
+                snprintf(f->layout.message, sizeof f->layout.message, "%s", no_xml);
+                return;
+        }
+        f->layout.error = libvirt_xml_ram_layout(xml, strlen(xml), f->ram.size, f->layout.ranges, &f->layout.n,
+                                                 f->layout.message, sizeof f->layout.message);
 }
 
 void lv_found_done(lv_found *f) {
@@ -53,6 +64,7 @@ bool lv_memctx_probe(lv_domain *d, lv_found *f) {
         d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
         if (f->ram_looked && f->ram_error >= 0) {
                 d->found = f->ram;
+                d->found_layout = f->layout;
                 f->ram = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
                 return true;
         }
@@ -68,21 +80,14 @@ bool lv_memctx_probe(lv_domain *d, lv_found *f) {
 }
 
 /* Where the RAM found sits in guest-physical space: asked of QEMU through
- * the monitor passthrough, or, without it (or without its answer),
- * computed from the machine type in the domain's live XML on the worker
- * (libvirt-xml.h). */
+ * the monitor passthrough, or, without it (or without its answer), the
+ * map by the domain's live XML that came with the RAM. */
 typedef struct map_query {
-        lv_job base; /* the XML's job */
         lv_domain *domain; /* a reference */
-        vmsig_libvirt *lv;
         unsigned serial;
         libvirt_ram ram;
+        lv_layout layout;
         char why_not_monitor[LIBVIRT_RAM_MESSAGE_MAX]; /* empty: the monitor is off */
-        /* The worker's answer from the XML: */
-        int error;
-        char message[LIBVIRT_RAM_MESSAGE_MAX];
-        vmsig_gpa_range ranges[QEMU_RAM_LAYOUT_MAX_RANGES];
-        size_t n;
 } map_query;
 
 /* Takes ranges (malloc()ed) and q, whatever the outcome. */
@@ -104,54 +109,20 @@ static void map_finish(map_query *q, int error, const char *message, vmsig_gpa_r
         free(q);
 }
 
-static void layout_run(lv_job *j) {
-        map_query *q = (map_query *) j;
-        _cleanup_free_ char *xml = NULL;
-        virDomainPtr dom;
-
-        if (!q->lv->conn) {
-                q->error = lv_not_connected(q->lv, q->message, sizeof q->message);
-                return;
-        }
-        /* Flags 0: the live XML, which names the machine type QEMU runs. */
-        dom = lv_domain_lookup(q->domain, q->lv);
-        xml = dom ? virDomainGetXMLDesc(dom, 0) : NULL;
-        if (!xml) {
-                q->error = lv_error(q->message, sizeof q->message);
-                return;
-        }
-        q->error = libvirt_xml_ram_layout(xml, strlen(xml), q->ram.size, q->ranges, &q->n, q->message,
-                                          sizeof q->message);
-}
-
-static void layout_done(lv_job *j) {
-        map_query *q = (map_query *) j;
+/* The map by the XML. Takes q. */
+static void map_from_layout(map_query *q) {
+        const lv_layout *l = &q->layout;
         vmsig_gpa_range *ranges = NULL;
-        int error = q->base.cancelled ? -ENODEV : q->error;
+        int error = q->domain->owner ? l->error : -ENODEV;
 
         if (error >= 0) {
-                ranges = malloc(q->n * sizeof *ranges);
+                ranges = malloc(l->n * sizeof *ranges);
                 if (ranges)
-                        memcpy(ranges, q->ranges, q->n * sizeof *ranges);
+                        memcpy(ranges, l->ranges, l->n * sizeof *ranges);
                 else
                         error = log_oom();
         }
-        map_finish(q, error, q->message, ranges, q->n);
-}
-
-/* The map from the domain's XML, on the worker. Takes q. */
-static void layout_query(map_query *q) {
-        lv_domain *d = q->domain;
-
-        if (!d->owner)
-                return map_finish(q, -ENODEV, NULL, NULL, 0);
-        q->lv = d->owner;
-        if (q->lv->connected)
-                return lv_worker_submit(q->lv->worker, &q->base);
-        /* Answered from the loop: after the reconnection, lv_memctx_sync()
-         * asks again. */
-        q->error = lv_not_connected(q->lv, q->message, sizeof q->message);
-        lv_worker_post(q->lv->worker, &q->base);
+        map_finish(q, error, l->message, ranges, l->n);
 }
 
 static void on_map(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata) {
@@ -161,11 +132,11 @@ static void on_map(int error, const char *message, vmsig_gpa_range *ranges, size
                 return map_finish(q, error, message, ranges, n);
         snprintf(q->why_not_monitor, sizeof q->why_not_monitor, "QEMU's monitor did not tell the map (%s)",
                  message ?: strerror(-error));
-        layout_query(q);
+        map_from_layout(q);
 }
 
 /* Takes r. */
-static void ram_map(lv_domain *d, libvirt_ram *r) {
+static void ram_map(lv_domain *d, libvirt_ram *r, const lv_layout *layout) {
         qmp_monitor monitor = { lv_monitor_execute, d };
         qmp_ram_target target = { .name = r->name, .dev = r->dev, .ino = r->ino, .size = r->size, .memfd = r->memfd };
         map_query *q;
@@ -177,11 +148,10 @@ static void ram_map(lv_domain *d, libvirt_ram *r) {
                 libvirt_ram_done(r);
                 return (void) log_oom();
         }
-        *q = (map_query) { .base = { .run = layout_run, .done = layout_done }, .domain = lv_domain_ref(d),
-                           .serial = d->ram_serial, .ram = *r };
+        *q = (map_query) { .domain = lv_domain_ref(d), .serial = d->ram_serial, .ram = *r, .layout = *layout };
         *r = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
         if (!d->owner->monitor)
-                return layout_query(q);
+                return map_from_layout(q);
         k = qmp_ram_map_query(&monitor, &target, on_map, q);
         if (k < 0)
                 on_map(k, strerror(-k), NULL, 0, q);
@@ -201,7 +171,7 @@ void lv_memctx_sync(lv_domain *d, lv_found *f) {
         if (r.pid == d->ram.pid && d->ram.memctx.ram_fd >= 0)
                 return;
         f->ram = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
-        ram_map(d, &r);
+        ram_map(d, &r, &f->layout);
 }
 
 /* The adapter. */
@@ -219,7 +189,7 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
                 libvirt_ram found = d->found;
 
                 d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
-                ram_map(d, &found);
+                ram_map(d, &found, &d->found_layout);
         }
         return 0;
 }
