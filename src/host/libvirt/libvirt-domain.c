@@ -465,21 +465,22 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         return call_submit(d, c);
 }
 
-/* On the worker, after every input call before it: what those left held
- * down goes up. */
-static int call_release_held(lv_call *c, virDomainPtr dom) {
-        _cleanup_free_ char *command = NULL;
-        json_object *arguments;
-        int r;
+/* qmp_input_lease_end()'s way to QEMU: the monitor passthrough, at once
+ * (on the worker, behind every input call before). */
+static int run_release(json_object *arguments, void *userdata, char *msg, size_t size) {
+        _cleanup_free_ char *command = lv_monitor_command("input-send-event", arguments);
 
-        r = qmp_input_release_held(&c->domain->held, &arguments);
-        if (r < 0 || !arguments)
-                return 0;
-        command = lv_monitor_command("input-send-event", arguments);
-        r = command ? lv_monitor_run(dom, command, c->rq.message, sizeof c->rq.message) : -ENOMEM;
-        if (r < 0)
-                log_warning("Cannot release the keys and buttons held down in libvirt domain '%s': %s",
-                            c->domain->name, command ? c->rq.message : "out of memory");
+        if (!command) {
+                snprintf(msg, size, "out of memory");
+                return -ENOMEM;
+        }
+        return lv_monitor_run(userdata, command, msg, size);
+}
+
+/* On the worker, after every input call before it: what those left held
+ * down goes up (qmp-input.h). */
+static int call_release_held(lv_call *c, virDomainPtr dom) {
+        qmp_input_lease_end(&c->domain->held, c->domain->name, run_release, dom);
         return 0;
 }
 
