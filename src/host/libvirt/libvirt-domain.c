@@ -295,11 +295,18 @@ static const char *host_memctx_absence(void *data) {
         return d->memctx_absence[0] ? d->memctx_absence : NULL;
 }
 
+static const char *host_memctx_failure(void *data) {
+        lv_domain *d = data;
+
+        return d->memctx_failure[0] ? d->memctx_failure : NULL;
+}
+
 static const vmsig_host_ops lv_host_ops = {
         .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
         .backend = "libvirt",
         .lifecycle = host_lifecycle,
         .memctx_absence = host_memctx_absence,
+        .memctx_failure = host_memctx_failure,
 };
 
 /* With the monitor passthrough on. Without it the bootstrap goes by
@@ -310,6 +317,7 @@ static const vmsig_host_ops lv_host_ops_monitor = {
         .lifecycle = host_lifecycle,
         .read_vcpu = host_read_vcpu,
         .memctx_absence = host_memctx_absence,
+        .memctx_failure = host_memctx_failure,
 };
 
 /* The input actuator: KEY events through virDomainSendKey, pointer events

@@ -101,6 +101,9 @@ struct lv_domain {
         libvirt_ram found; /* found on attach, for the memctx adapter's attach to take */
         lv_layout found_layout; /* and its map by the XML */
         char memctx_absence[LIBVIRT_RAM_MESSAGE_MAX]; /* without shared RAM: why, from libvirt-ram */
+        /* With shared RAM that vmsigd may not read, or whose map it
+         * refuses: why (vmsig_host_ops.memctx_failure); empty otherwise. */
+        char memctx_failure[2 * LIBVIRT_RAM_MESSAGE_MAX];
         unsigned ram_serial; /* bumped by every RAM found: older map answers are stale */
         lv_domain *next;
 };

@@ -71,11 +71,15 @@ bool lv_memctx_probe(lv_domain *d, lv_found *f) {
         if (!f->ram_looked) /* not to be an endpoint when the worker looked: it is now */
                 snprintf(f->ram_message, sizeof f->ram_message, "its RAM was not looked for; a reconnection will");
         log_warning("libvirt domain '%s' has no memory context: %s", d->name, f->ram_message);
-        /* What the caller of a memory method can do about it: only the
-         * domain's XML can (the other failures say what vmsigd lacks, in
-         * its log). */
+        /* What the caller of a memory method is told: the XML the domain
+         * lacks; or that there is RAM but vmsigd may not read it (a
+         * privilege, which the message names with the drop-in that grants
+         * it) or cannot tell where it lies (over several backends).
+         * Anything else may pass: a reconnection looks again. */
         if (f->ram_error == -ENOENT)
                 snprintf(d->memctx_absence, sizeof d->memctx_absence, "%s", f->ram_message);
+        else if (f->ram_error == -EPERM || f->ram_error == -EACCES || f->ram_error == -ENOTUNIQ)
+                snprintf(d->memctx_failure, sizeof d->memctx_failure, "%s", f->ram_message);
         return false;
 }
 
@@ -96,11 +100,14 @@ static void map_finish(map_query *q, int error, const char *message, vmsig_gpa_r
 
         if (error == -ENODEV || q->serial != d->ram_serial || !d->ram.attached)
                 free(ranges); /* detached, or a newer QEMU was found since */
-        else if (error < 0)
-                /* A wrong map would show the guest wrong memory: none. */
-                log_warning("libvirt domain '%s' has no memory context: %s%s%s", d->name, q->why_not_monitor,
-                            q->why_not_monitor[0] ? "; and without it: " : "", message);
-        else {
+        else if (error < 0) {
+                /* A wrong map would show the guest wrong memory: none, and
+                 * the memory methods say why. */
+                snprintf(d->memctx_failure, sizeof d->memctx_failure, "%s%s%s", q->why_not_monitor,
+                         q->why_not_monitor[0] ? "; and without it: " : "", message);
+                log_warning("libvirt domain '%s' has no memory context: %s", d->name, d->memctx_failure);
+        } else {
+                d->memctx_failure[0] = '\0';
                 host_ram_set_ranges(&d->ram, ranges, n);
                 (void) host_ram_sync_fds(&d->ram, q->ram.pid, TAKE_FD(q->ram.ro_fd), TAKE_FD(q->ram.rw_fd));
         }
