@@ -180,23 +180,36 @@ static void chown_to_qemu(const char *path) {
         g_assert_cmpint(chown(path, pw->pw_uid, pw->pw_gid), ==, 0);
 }
 
-/* The copy of /etc/libvirt over the real one. The two settings go last,
+/* Appends text to the file at path. */
+static void append_to(const char *path, const char *text) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *conf = NULL, *patched = NULL;
+
+        g_file_get_contents(path, &conf, NULL, &error);
+        g_assert_no_error(error);
+        patched = g_strconcat(conf, text, NULL);
+        g_file_set_contents(path, patched, -1, &error);
+        g_assert_no_error(error);
+}
+
+/* The copy of /etc/libvirt over the real one. The settings go last,
  * where they override Debian's commented defaults. */
 static void mount_config(LibvirtHarness *h) {
         g_autofree char *qemu_conf = g_build_filename(h->etc, "qemu.conf", NULL);
         g_autofree char *autostart = g_build_filename(h->etc, "qemu", "networks", "autostart", NULL);
-        g_autoptr(GError) error = NULL;
-        g_autofree char *conf = NULL, *patched = NULL;
+        g_autofree char *libvirtd_conf = g_build_filename(h->etc, "libvirtd.conf", NULL);
+        g_autofree char *logging = NULL;
 
         run((const char *const[]) { "cp", "-a", "/etc/libvirt", h->etc, NULL });
-        g_file_get_contents(qemu_conf, &conf, NULL, &error);
-        g_assert_no_error(error);
-        patched = g_strdup_printf("%s\n# vmsig tests: no virtlogd, no chown of the images, and no\n"
-                                  "# cgroups (the host's, shared by every test's libvirtd)\n"
-                                  "stdio_handler = \"file\"\ndynamic_ownership = 0\ncgroup_controllers = [ ]\n",
-                                  conf);
-        g_file_set_contents(qemu_conf, patched, -1, &error);
-        g_assert_no_error(error);
+        append_to(qemu_conf, "\n# vmsig tests: no virtlogd, no chown of the images, and no\n"
+                             "# cgroups (the host's, shared by every test's libvirtd)\n"
+                             "stdio_handler = \"file\"\ndynamic_ownership = 0\ncgroup_controllers = [ ]\n");
+        /* The public API's calls as libvirtd runs them for its clients
+         * (libvirt_harness_api_calls()), in a file of their own; warnings
+         * and errors on stderr as before. */
+        logging = g_strdup_printf("\n# vmsig tests: the domain API's calls\nlog_filters = \"1:libvirt.domain\"\n"
+                                  "log_outputs = \"1:file:%s 3:stderr\"\n", h->api_log_path);
+        append_to(libvirtd_conf, logging);
         /* A network's bridge would be the host's: no autostart. */
         run((const char *const[]) { "rm", "-rf", autostart, NULL });
         g_assert_cmpint(mount(h->etc, "/etc/libvirt", "none", MS_BIND, NULL), ==, 0);
@@ -228,6 +241,7 @@ LibvirtHarness *libvirt_harness_new(void) {
         g_assert_no_error(error);
         h->etc = g_build_filename(h->dir, "etc", NULL);
         h->log_path = g_build_filename(h->dir, "libvirtd.log", NULL);
+        h->api_log_path = g_build_filename(h->dir, "api.log", NULL);
         for (size_t i = 0; i < G_N_ELEMENTS(tmpfs_dirs); i++) {
                 g_assert_cmpint(g_mkdir_with_parents(tmpfs_dirs[i], 0755), ==, 0);
                 if (mount("tmpfs", tmpfs_dirs[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
@@ -608,5 +622,18 @@ void libvirt_harness_free(LibvirtHarness *h) {
         for (size_t i = G_N_ELEMENTS(tmpfs_dirs); i > 0; i--)
                 (void) umount2(tmpfs_dirs[i - 1], MNT_DETACH);
         run((const char *const[]) { "rm", "-rf", h->dir, NULL });
-        VT_FREE_MANY(h->dir, h->etc, h->cache, h->log_path, h->kernel, h->initrd, h);
+        VT_FREE_MANY(h->dir, h->etc, h->cache, h->log_path, h->api_log_path, h->kernel, h->initrd, h);
+}
+
+unsigned libvirt_harness_api_calls(LibvirtHarness *h, const char *api, const char *name) {
+        g_autofree char *log = NULL, *call = g_strconcat(" ", api, ":", NULL), *vm = g_strconcat("name=", name, ",", NULL);
+        g_auto(GStrv) lines = NULL;
+        unsigned n = 0;
+
+        if (!g_file_get_contents(h->api_log_path, &log, NULL, NULL))
+                return 0;
+        lines = g_strsplit(log, "\n", -1);
+        for (char **l = lines; *l; l++)
+                n += strstr(*l, call) && strstr(*l, vm);
+        return n;
 }

@@ -62,6 +62,7 @@ typedef struct LibvirtHarness {
         char *etc;   /* the copy bind-mounted over /etc/libvirt */
         char *cache; /* the capabilities cache in the build tree */
         char *log_path;
+        char *api_log_path; /* libvirtd's debug log of the domain API (libvirt.domain) */
         char *kernel, *initrd; /* the copies QEMU boots */
         GPid pid;              /* libvirtd, 0 when not running */
         virConnectPtr conn;    /* qemu:///system while libvirtd runs */
@@ -130,6 +131,10 @@ char *libvirt_harness_serial(LibvirtHarness *h, const char *name);
 /* Waits until the guest's serial port showed LINUX_GUEST_MARKER; fails
  * the test after timeout_ms. */
 void libvirt_harness_wait_guest(LibvirtHarness *h, const char *name, unsigned timeout_ms);
+
+/* How many times libvirtd ran the public API call api ("virDomainGetXMLDesc")
+ * on the domain called name, for any client, by its debug log. */
+unsigned libvirt_harness_api_calls(LibvirtHarness *h, const char *api, const char *name);
 
 /* Destroys and undefines every domain, stops libvirtd (and any QEMU left
  * behind), unmounts. */

@@ -15,8 +15,12 @@
  * <libvirt monitor="no">, pointer events are refused saying why, keys
  * still go, the bootstrap goes by memory witnesses alone, the map is the
  * machine type's (split for a q35 guest of 3 GiB) and a split moved on
- * QEMU's command line means no memctx, with the reason in the log. The
- * absolute pointer reaches a domain's USB tablet (issue 17, part 3).
+ * QEMU's command line means no memctx, with the reason in the log and in
+ * the memory calls' RamUnavailable. The absolute pointer reaches a
+ * domain's USB tablet (issue 17, part 3). vmsigd without CAP_SYS_PTRACE
+ * cannot read the RAM of a QEMU of libvirt-qemu: its memory calls say so
+ * (RamUnavailable, naming the capability and the drop-in) and change
+ * nothing; with it, the same domain subscribes.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -383,8 +387,14 @@ static void assert_moved_refused(VtFixture *f, const char *path) {
         void *args[2] = { f->daemon, "libvirt domain 'lvmoved' has no memory context: Its <qemu:commandline> "
                                      "argument '-machine' may change where QEMU puts the RAM." };
 
+        g_autofree char *message = NULL, *error = NULL;
+
         g_assert_true(vt_wait_for(vt_daemon_log_has, args, WAIT_MS));
         g_assert_cmpuint(vt_get_uint(f->conn, path, VT_ENDPOINT_IFACE, "MemctxEpoch"), ==, 0);
+        /* Not "no memory context yet": the reason. */
+        error = vt_call_error(f->conn, path, VT_ENDPOINT_IFACE, "SubscribeMemctx", NULL, &message);
+        g_assert_cmpstr(error, ==, "org.vmsig.Error.RamUnavailable");
+        g_assert_nonnull(strstr(message, "argument '-machine' may change where QEMU puts the RAM"));
 }
 
 static void test_without(void) {
@@ -420,10 +430,85 @@ static void test_without(void) {
         vt_fixture_teardown(&f);
 }
 
+static GVariant *endpoint_properties(VtFixture *f, const char *path) {
+        return vt_call(f->conn, path, "org.freedesktop.DBus.Properties", "GetAll",
+                       g_variant_new("(s)", VT_ENDPOINT_IFACE));
+}
+
+/* SubscribeMemctx and MemWrite of an endpoint whose RAM vmsigd may not
+ * read: RamUnavailable, naming what vmsigd lacks and what grants it;
+ * nothing changes. */
+static void assert_unreadable(VtFixture *f, const char *path) {
+        static const char *const methods[] = { "SubscribeMemctx", "MemWrite" };
+        int mw = vt_acquire_lease(f->conn, path, "memory-write", NULL);
+        g_autoptr(GVariant) before = endpoint_properties(f, path), after = NULL;
+        g_autofree char *before_text = NULL, *after_text = NULL;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(methods); i++) {
+                g_autofree char *message = NULL;
+                g_autofree char *error = vt_call_error(
+                        f->conn, path, VT_ENDPOINT_IFACE, methods[i],
+                        i == 0 ? NULL : mem_write_args(WRITE_GPA, write_bytes, sizeof write_bytes), &message);
+
+                if (g_strcmp0(error, "org.vmsig.Error.RamUnavailable") != 0) {
+                        g_autofree char *log = vt_daemon_log(f->daemon);
+
+                        g_error("%s: %s: %s; vmsigd's log:\n%s", methods[i], error, message, log);
+                }
+                g_assert_nonnull(strstr(message, "CAP_SYS_PTRACE"));
+                g_assert_nonnull(strstr(message, "vmsigd-libvirt-memctx.conf"));
+        }
+        after = endpoint_properties(f, path);
+        close(mw);
+        before_text = g_variant_print(before, FALSE);
+        after_text = g_variant_print(after, FALSE);
+        g_assert_cmpstr(after_text, ==, before_text);
+}
+
+/* vmsigd as vmsigd.service runs it without the drop-in, as far as the RAM
+ * goes: without CAP_SYS_PTRACE (bounding set, before whatever
+ * VMSIG_DAEMON_WRAPPER says). Then a vmsigd with it: the same domain
+ * subscribes. */
+static void start_without_ptrace(VtFixture *f) {
+        g_autofree char *wrapper = g_strdup(g_getenv("VMSIG_DAEMON_WRAPPER"));
+        g_autofree char *restricted = g_strconcat("setpriv --bounding-set=-sys_ptrace ", wrapper ?: "", NULL);
+
+        g_setenv("VMSIG_DAEMON_WRAPPER", restricted, TRUE);
+        vt_fixture_setup(f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
+        if (wrapper)
+                g_setenv("VMSIG_DAEMON_WRAPPER", wrapper, TRUE);
+        else
+                g_unsetenv("VMSIG_DAEMON_WRAPPER");
+}
+
+static void test_unreadable(void) {
+        g_autoptr(LibvirtHarness) h = NULL;
+        VtFixture f = {};
+        VtMemctx d;
+
+        if (!(h = libvirt_harness_new_started()))
+                return;
+        virDomainFree(libvirt_harness_start_domain(h, "lvdenied", LIBVIRT_RAM_MEMFD, RAM_MIB));
+        start_without_ptrace(&f);
+        g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvdenied"), "Backend", "libvirt", TRUE, WAIT_MS));
+        g_assert_false(has_capability(&f, VT_ENDPOINT("lvdenied"), "memctx"));
+        assert_unreadable(&f, VT_ENDPOINT("lvdenied"));
+        vt_fixture_teardown(&f);
+
+        f = (VtFixture) {};
+        vt_fixture_setup(&f, CONFIG(""), VT_FIXTURE_SIGNAL_LOG);
+        g_assert_true(vt_endpoint_wait_property(f.conn, VT_ENDPOINT("lvdenied"), "Backend", "libvirt", TRUE, WAIT_MS));
+        wait_memctx(&f, VT_ENDPOINT("lvdenied"));
+        d = vt_subscribe_memctx(f.conn, VT_ENDPOINT("lvdenied"));
+        g_assert_cmpuint(d.size, ==, (guint64) RAM_MIB << 20);
+        vt_memctx_clear(&d);
+        vt_fixture_teardown(&f);
+}
+
 int main(int argc, char **argv) {
         /* Before GLib can start a thread: see libvirt-harness.h. */
         libvirt_harness_enter_namespace();
         g_test_init(&argc, &argv, NULL);
-        VT_TESTS("/bus-libvirt/", test_bus_libvirt, test_memctx, test_bootstrap, test_tablet, test_without);
+        VT_TESTS("/bus-libvirt/", test_bus_libvirt, test_memctx, test_bootstrap, test_tablet, test_without, test_unreadable);
         return g_test_run();
 }

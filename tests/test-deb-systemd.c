@@ -266,7 +266,8 @@ static void test_lifecycle(void) {
 /* --- a libvirt domain, as the package's configuration attaches it --------- */
 
 /* Under the shipped unit the domains are endpoints without memctx, and
- * vmsigd's log names the capability it lacks. */
+ * vmsigd's log names the capability it lacks, as does SubscribeMemctx's
+ * RamUnavailable (through vmsigctl, and by name through the test client). */
 static void test_libvirt_shipped(void) {
         g_autofree char *out = NULL;
 
@@ -285,7 +286,13 @@ static void test_libvirt_shipped(void) {
         out = run(LIB "wait_lv_endpoint " LV_FILE_VM, 0);
         g_assert_null(strstr(out, "memctx"));
         contains("journalctl -u vmsigd --no-pager | grep \"'" LV_VM "' has no memory context\"", 0, "CAP_SYS_PTRACE");
-        contains("vmsigctl dump-memctx " LV_VM, 1, "has no memory context");
+        /* The memory calls say so too, not "no memory context yet". */
+        g_free(out);
+        out = run("vmsigctl dump-memctx " LV_VM, 1);
+        systemd_guest_assert_contains(out, "CAP_SYS_PTRACE");
+        systemd_guest_assert_contains(out, "vmsigd-libvirt-memctx.conf");
+        contains("/mnt/debs/" CLIENT " --probe-memctx /org/vmsig/endpoint/" LV_VM " org.freedesktop.DBus.Peer Ping; true",
+                 0, "subscribe-error org.vmsig.Error.RamUnavailable");
 }
 
 /* A write into the domain's RAM that QEMU sees, and none for nobody,

@@ -9,7 +9,8 @@
  * domains that still run and detaches one that died meanwhile; libvirtd
  * absent at start is one warning, then the domains attach when it comes;
  * the tagged mode attaches tagged domains only; a domain listed while
- * libvirt starts it becomes an endpoint (with memctx) once it started.
+ * libvirt starts it becomes an endpoint (with memctx) once it started;
+ * libvirtd gives each domain's XML once, whether listed or started.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "libvirt-event.h"
 #include "libvirt-harness.h"
 #include "log-capture.h"
+#include "memctx.h"
 #include "vmsig-endpoint.h"
 #include "vt-util.h"
 
@@ -77,10 +79,14 @@ static bool setup(Fixture *f, bool start_libvirtd) {
         return true;
 }
 
-static void start_backend(Fixture *f, vmsig_libvirt_domains which) {
-        vmsig_libvirt_config config = { .domains = which, .monitor = true };
+static void start_backend_monitor(Fixture *f, vmsig_libvirt_domains which, bool monitor) {
+        vmsig_libvirt_config config = { .domains = which, .monitor = monitor };
 
         g_assert_cmpint(vmsig_libvirt_new(f->core, &config, &f->lv), ==, 0);
+}
+
+static void start_backend(Fixture *f, vmsig_libvirt_domains which) {
+        start_backend_monitor(f, which, true);
 }
 
 static void teardown(Fixture *f) {
@@ -95,6 +101,16 @@ static void teardown(Fixture *f) {
 static vmsig_endpoint *wait_endpoint(Fixture *f, const char *name) {
         RUN_UNTIL(f, vmsig_core_find_endpoint_by_name(f->core, name));
         return vmsig_core_find_endpoint_by_name(f->core, name);
+}
+
+/* What most tests begin with: a running domain called name (RAM_MIB of
+ * RAM), then the backend (every domain; monitor, or not), until it is
+ * connected and the domain is its endpoint. */
+static vmsig_endpoint *start_with_domain(Fixture *f, const char *name, LibvirtRam ram, bool monitor) {
+        virDomainFree(libvirt_harness_start_domain(f->h, name, ram, RAM_MIB));
+        start_backend_monitor(f, VMSIG_LIBVIRT_DOMAINS_ALL, monitor);
+        RUN_UNTIL(f, vmsig_libvirt_is_connected(f->lv));
+        return wait_endpoint(f, name);
 }
 
 static int domain_state(Fixture *f, const char *name) {
@@ -196,10 +212,7 @@ static void test_lifecycle(void) {
                 return;
         g_assert_cmpint(virConnectDomainEventRegisterAny(f.h->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
                                                          VIR_DOMAIN_EVENT_CALLBACK(on_reboot), NULL, NULL), >=, 0);
-        virDomainFree(libvirt_harness_start_domain(f.h, "lv-one", LIBVIRT_RAM_FILE, RAM_MIB));
-        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
-        one = wait_endpoint(&f, "lv-one");
-        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
+        one = start_with_domain(&f, "lv-one", LIBVIRT_RAM_FILE, true);
         assert_is_domain(&f, one, "lv-one");
         g_assert_cmpint(vmsig_endpoint_get_state(one), ==, VMSIG_STATE_RUNNING);
 
@@ -275,9 +288,7 @@ static void test_input_frames(void) {
 
         if (!setup(&f, true))
                 return;
-        virDomainFree(libvirt_harness_start_domain(f.h, "lv-input", LIBVIRT_RAM_FILE, RAM_MIB));
-        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
-        ep = wait_endpoint(&f, "lv-input");
+        ep = start_with_domain(&f, "lv-input", LIBVIRT_RAM_FILE, true);
 
         inject(&f, ep, keys, G_N_ELEMENTS(keys), &d);
         g_assert_cmpint(d.error, ==, 0);
@@ -329,10 +340,7 @@ static void test_input_withdrawn(void) {
 
         if (!setup(&f, true))
                 return;
-        virDomainFree(libvirt_harness_start_domain(f.h, "lv-ptr", LIBVIRT_RAM_FILE, RAM_MIB));
-        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
-        ep = wait_endpoint(&f, "lv-ptr");
-        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
+        ep = start_with_domain(&f, "lv-ptr", LIBVIRT_RAM_FILE, true);
         free(libvirt_harness_hmp(f.h, "lv-ptr", "trace-event input_event_* on"));
         g_assert_cmpint(vmsig_endpoint_lease_acquire(ep, VMSIG_LEASE_INPUT, &holder, &lease, NULL), ==, 0);
         inject(&f, ep, press, G_N_ELEMENTS(press), &d);
@@ -408,12 +416,9 @@ static void test_reconnect(void) {
 
         if (!setup(&f, true))
                 return;
-        virDomainFree(libvirt_harness_start_domain(f.h, "lv-stay", LIBVIRT_RAM_FILE, RAM_MIB));
         virDomainFree(libvirt_harness_start_domain(f.h, "lv-gone", LIBVIRT_RAM_FILE, RAM_MIB));
-        start_backend(&f, VMSIG_LIBVIRT_DOMAINS_ALL);
-        stay = wait_endpoint(&f, "lv-stay");
+        stay = start_with_domain(&f, "lv-stay", LIBVIRT_RAM_FILE, true);
         gone = wait_endpoint(&f, "lv-gone");
-        RUN_UNTIL(&f, vmsig_libvirt_is_connected(f.lv));
         vmid = vmsig_endpoint_get_vmid(stay);
         generation = vmsig_endpoint_get_generation(stay);
         g_assert_cmpint(vmsig_endpoint_lease_acquire(stay, VMSIG_LEASE_POWER, &holder, &lease, NULL), ==, 0);
@@ -569,6 +574,28 @@ static void test_listed_while_starting(void) {
         teardown(&f);
 }
 
+static void wait_memctx(Fixture *f, vmsig_endpoint *ep) {
+        RUN_UNTIL(f, vmsig_memctx_get(f->core, vmsig_endpoint_get_id(ep)));
+        g_assert_cmpuint(vmsig_memctx_get(f->core, vmsig_endpoint_get_id(ep))->n_ranges, >, 0);
+}
+
+/* Without the monitor, the map of the RAM comes from the domain's live
+ * XML: the one fetched for the DAC label when the domain was listed, or
+ * probed when it started, not a second one. libvirtd's log of the API's
+ * calls counts them. */
+static void test_one_xml(void) {
+        Fixture f;
+
+        if (!setup(&f, true))
+                return;
+        wait_memctx(&f, start_with_domain(&f, "lv-listed", LIBVIRT_RAM_MEMFD, false));
+        virDomainFree(libvirt_harness_start_domain(f.h, "lv-started", LIBVIRT_RAM_FILE, RAM_MIB));
+        wait_memctx(&f, wait_endpoint(&f, "lv-started"));
+        g_assert_cmpuint(libvirt_harness_api_calls(f.h, "virDomainGetXMLDesc", "lv-listed"), ==, 1);
+        g_assert_cmpuint(libvirt_harness_api_calls(f.h, "virDomainGetXMLDesc", "lv-started"), ==, 1);
+        teardown(&f);
+}
+
 int main(int argc, char **argv) {
         int r;
 
@@ -581,7 +608,7 @@ int main(int argc, char **argv) {
         /* Before any connection: the harness's too are driven by it. */
         g_assert_cmpint(vmsig_libvirt_event_register(loop), ==, 0);
         VT_TESTS("/libvirt-backend/", test_lifecycle, test_input_frames, test_input_withdrawn, test_impostor,
-                 test_reconnect, test_absent_at_start, test_tagged, test_listed_while_starting);
+                 test_reconnect, test_absent_at_start, test_tagged, test_listed_while_starting, test_one_xml);
         r = g_test_run();
         sd_event_unref(loop);
         return r;

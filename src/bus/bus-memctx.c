@@ -100,6 +100,12 @@ int bus_memctx_require_adapter(vmsig_endpoint *ep, sd_bus_error *error) {
         if (why)
                 return sd_bus_error_setf(error, VMSIG_ERROR_NOT_SUPPORTED, "Endpoint '%s' has no memory context: %s",
                                          vmsig_endpoint_get_name(ep), why);
+        /* Not "not yet": the backend knows it will not come, and why. */
+        why = vmsig_endpoint_get_memctx_failure(ep);
+        if (why)
+                return sd_bus_error_setf(error, VMSIG_ERROR_RAM_UNAVAILABLE,
+                                         "vmsigd cannot give endpoint '%s' a memory context: %s",
+                                         vmsig_endpoint_get_name(ep), why);
         return 0;
 }
 

@@ -10,7 +10,9 @@ typedef struct bus_memctx_sub bus_memctx_sub;
 
 /* org.vmsig.Endpoint.SubscribeMemctx() and UnsubscribeMemctx(). */
 /* NotSupported, saying why, for an endpoint whose host adapter tells why
- * it has no memory context (vmsig_endpoint_get_memctx_absence()). */
+ * it has no memory context (vmsig_endpoint_get_memctx_absence()), and
+ * RamUnavailable, saying why, for one whose memory context will not come
+ * (vmsig_endpoint_get_memctx_failure()). */
 int bus_memctx_require_adapter(vmsig_endpoint *ep, sd_bus_error *error);
 int bus_memctx_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int bus_memctx_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -472,6 +472,12 @@ const char *vmsig_endpoint_get_memctx_absence(vmsig_endpoint *ep) {
         return h->memctx_absence(ep->adapters[VMSIG_ADAPTER_HOST].data);
 }
 
+const char *vmsig_endpoint_get_memctx_failure(vmsig_endpoint *ep) {
+        const vmsig_host_ops *h = (const vmsig_host_ops *) ep->adapters[VMSIG_ADAPTER_HOST].ops;
+
+        return h && h->memctx_failure ? h->memctx_failure(ep->adapters[VMSIG_ADAPTER_HOST].data) : NULL;
+}
+
 const char *vmsig_endpoint_get_backend(vmsig_endpoint *ep) {
         const vmsig_host_ops *h = (const vmsig_host_ops *) ep->adapters[VMSIG_ADAPTER_HOST].ops;
         return h && h->backend ? h->backend : "none";

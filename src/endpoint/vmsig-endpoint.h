@@ -143,6 +143,12 @@ typedef struct vmsig_host_ops {
          * of its memory methods can act on (the VM's configuration it
          * lacks), or NULL. NULL when every endpoint of the backend has one. */
         const char *(*memctx_absence)(void *data);
+        /* Why the memctx will not come although the VM has what it needs:
+         * vmsigd cannot read the VM's RAM (a privilege it lacks) or refuses
+         * where it lies (a layout it cannot tell), in words that name the
+         * cause and the remedy; NULL while it may still come (or is there).
+         * NULL when the backend never knows. */
+        const char *(*memctx_failure)(void *data);
 } vmsig_host_ops;
 
 typedef struct vmsig_input_ops {
@@ -249,6 +255,9 @@ bool vmsig_endpoint_has_adapter(vmsig_endpoint *ep, vmsig_adapter_role role);
 /* Why the endpoint has no memctx adapter, as its host adapter says; NULL
  * when it has one, or nobody says. */
 const char *vmsig_endpoint_get_memctx_absence(vmsig_endpoint *ep);
+/* The host adapter's memctx_failure(), with or without a memctx adapter;
+ * NULL if none. */
+const char *vmsig_endpoint_get_memctx_failure(vmsig_endpoint *ep);
 
 /* Adapter side: report what the VM did. Publishes LIFECYCLE and, when the
  * state changed, ROSTER. */

@@ -60,14 +60,14 @@ static vmsig_state state_from_libvirt(int state) {
 }
 
 /* On the worker: the user dom's QEMU runs as, from its live XML (and the
- * connection's capabilities for the default). */
-static void found_uid(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
-        _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
+ * connection's capabilities for the default); xml NULL: libvirt gave
+ * none, and no_xml says why. */
+static void found_uid(vmsig_libvirt *lv, const char *xml, const char *no_xml, lv_found *f) {
         int r;
 
         f->qemu_uid = (uid_t) -1;
         if (!xml) {
-                (void) lv_error(f->uid_problem, sizeof f->uid_problem);
+                snprintf(f->uid_problem, sizeof f->uid_problem, "%s", no_xml);
                 return;
         }
         r = libvirt_seclabel_qemu_uid(xml, lv->caps, &f->qemu_uid, f->uid_problem, sizeof f->uid_problem);
@@ -77,10 +77,14 @@ static void found_uid(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
                 f->qemu_uid = (uid_t) -1;
 }
 
-/* On the worker: what the connection needs to know of dom. */
+/* On the worker: what the connection needs to know of dom. Its live XML
+ * (flags 0: it names the machine type QEMU runs and the DAC label it runs
+ * under) is fetched once, for both. */
 static int found_fill(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
         unsigned char uuid[VIR_UUID_BUFLEN];
         const char *name = virDomainGetName(dom);
+        _cleanup_free_ char *xml = NULL;
+        char no_xml[LV_MESSAGE_MAX] = "";
         int state, reason;
         char *tag;
 
@@ -97,10 +101,13 @@ static int found_fill(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
                 f->tagged = tag != NULL;
                 free(tag);
         }
-        found_uid(lv, dom, f);
+        xml = virDomainGetXMLDesc(dom, 0);
+        if (!xml)
+                (void) lv_error(no_xml, sizeof no_xml);
+        found_uid(lv, xml, no_xml, f);
         if (!f->starting && f->state != VMSIG_STATE_SHUT_OFF &&
             (lv->which != VMSIG_LIBVIRT_DOMAINS_TAGGED || f->tagged))
-                lv_memctx_find(f);
+                lv_memctx_find(f, xml, no_xml);
         return 0;
 }
 

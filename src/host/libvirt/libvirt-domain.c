@@ -295,11 +295,18 @@ static const char *host_memctx_absence(void *data) {
         return d->memctx_absence[0] ? d->memctx_absence : NULL;
 }
 
+static const char *host_memctx_failure(void *data) {
+        lv_domain *d = data;
+
+        return d->memctx_failure[0] ? d->memctx_failure : NULL;
+}
+
 static const vmsig_host_ops lv_host_ops = {
         .base = { .attach = host_attach, .detach = host_detach, .free = adapter_free },
         .backend = "libvirt",
         .lifecycle = host_lifecycle,
         .memctx_absence = host_memctx_absence,
+        .memctx_failure = host_memctx_failure,
 };
 
 /* With the monitor passthrough on. Without it the bootstrap goes by
@@ -310,6 +317,7 @@ static const vmsig_host_ops lv_host_ops_monitor = {
         .lifecycle = host_lifecycle,
         .read_vcpu = host_read_vcpu,
         .memctx_absence = host_memctx_absence,
+        .memctx_failure = host_memctx_failure,
 };
 
 /* The input actuator: KEY events through virDomainSendKey, pointer events
@@ -465,21 +473,22 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         return call_submit(d, c);
 }
 
-/* On the worker, after every input call before it: what those left held
- * down goes up. */
-static int call_release_held(lv_call *c, virDomainPtr dom) {
-        _cleanup_free_ char *command = NULL;
-        json_object *arguments;
-        int r;
+/* qmp_input_lease_end()'s way to QEMU: the monitor passthrough, at once
+ * (on the worker, behind every input call before). */
+static int run_release(json_object *arguments, void *userdata, char *msg, size_t size) {
+        _cleanup_free_ char *command = lv_monitor_command("input-send-event", arguments);
 
-        r = qmp_input_release_held(&c->domain->held, &arguments);
-        if (r < 0 || !arguments)
-                return 0;
-        command = lv_monitor_command("input-send-event", arguments);
-        r = command ? lv_monitor_run(dom, command, c->rq.message, sizeof c->rq.message) : -ENOMEM;
-        if (r < 0)
-                log_warning("Cannot release the keys and buttons held down in libvirt domain '%s': %s",
-                            c->domain->name, command ? c->rq.message : "out of memory");
+        if (!command) {
+                snprintf(msg, size, "out of memory");
+                return -ENOMEM;
+        }
+        return lv_monitor_run(userdata, command, msg, size);
+}
+
+/* On the worker, after every input call before it: what those left held
+ * down goes up (qmp-input.h). */
+static int call_release_held(lv_call *c, virDomainPtr dom) {
+        qmp_input_lease_end(&c->domain->held, c->domain->name, run_release, dom);
         return 0;
 }
 

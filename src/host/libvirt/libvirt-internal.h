@@ -13,6 +13,7 @@
 #include "host-ram.h"
 #include "libvirt-ram.h"
 #include "libvirt-seclabel.h"
+#include "qemu-ram-layout.h"
 #include "qmp-input.h"
 #include "qmp-monitor.h"
 #include "libvirt-worker.h"
@@ -23,6 +24,17 @@
 #define LV_MESSAGE_MAX HOST_MESSAGE_MAX
 
 typedef struct lv_domain lv_domain;
+
+/* Where a domain's RAM sits in guest-physical space by its live XML and
+ * the size of the RAM found (libvirt-xml.h): the map without QEMU's
+ * monitor, or why it cannot be told (error < 0). Computed on the worker
+ * from the XML the listing fetched anyway (found_fill()). */
+typedef struct lv_layout {
+        int error;
+        vmsig_gpa_range ranges[QEMU_RAM_LAYOUT_MAX_RANGES];
+        size_t n;
+        char message[LIBVIRT_RAM_MESSAGE_MAX];
+} lv_layout;
 
 struct vmsig_libvirt {
         vmsig_core *core;
@@ -64,6 +76,7 @@ typedef struct lv_found {
         int ram_error;
         libvirt_ram ram;
         char ram_message[LIBVIRT_RAM_MESSAGE_MAX];
+        lv_layout layout; /* of that RAM, when it is open */
 } lv_found;
 
 struct lv_domain {
@@ -86,7 +99,11 @@ struct lv_domain {
         /* memctx (libvirt-memctx.c), the loop's: */
         host_ram ram;
         libvirt_ram found; /* found on attach, for the memctx adapter's attach to take */
+        lv_layout found_layout; /* and its map by the XML */
         char memctx_absence[LIBVIRT_RAM_MESSAGE_MAX]; /* without shared RAM: why, from libvirt-ram */
+        /* With shared RAM that vmsigd may not read, or whose map it
+         * refuses: why (vmsig_host_ops.memctx_failure); empty otherwise. */
+        char memctx_failure[2 * LIBVIRT_RAM_MESSAGE_MAX];
         unsigned ram_serial; /* bumped by every RAM found: older map answers are stale */
         lv_domain *next;
 };
@@ -138,8 +155,10 @@ int lv_monitor_run(virDomainPtr dom, const char *command, char *buf, size_t size
 /* The memctx of a domain (libvirt-memctx.c). */
 extern const vmsig_memctx_ops lv_memctx_ops;
 /* On the worker: looks for the shared RAM of f's QEMU (f->ram_looked,
- * f->ram_error, f->ram, f->ram_message). */
-void lv_memctx_find(lv_found *f);
+ * f->ram_error, f->ram, f->ram_message) and, once open, where it sits by
+ * the domain's live XML (f->layout); xml NULL: libvirt gave none, and
+ * no_xml says why. */
+void lv_memctx_find(lv_found *f, const char *xml, const char *no_xml);
 /* Closes what f holds. */
 void lv_found_done(lv_found *f);
 /* On attach: whether the domain's QEMU has shared RAM (then d->found takes

@@ -5,7 +5,7 @@
  * of every backend (host-ram.h), and where the RAM sits in guest-physical
  * space asked of QEMU through the monitor passthrough (qmp-ram-map.h), or
  * without it computed from the machine type in the domain's live XML
- * (libvirt-xml.h).
+ * (libvirt-xml.h), the one the listing fetched (lv_memctx_find()).
  *
  * A domain that stops is detached, so each start of its QEMU is a new
  * endpoint; a reboot is a new epoch of the same RAM (host-ram.c follows
@@ -29,7 +29,7 @@
 /* The domain's QEMU, a process of the user libvirt runs it as (when
  * known), and its shared RAM, opened; the message says why not. On the
  * worker: blocking reads of /proc. */
-void lv_memctx_find(lv_found *f) {
+void lv_memctx_find(lv_found *f, const char *xml, const char *no_xml) {
         char uuid[SD_ID128_UUID_STRING_MAX];
         _cleanup_close_ int pidfd = -1;
         pid_t pid;
@@ -42,6 +42,17 @@ void lv_memctx_find(lv_found *f) {
         if (r >= 0)
                 r = libvirt_ram_open(pidfd, pid, &f->ram, f->ram_message, sizeof f->ram_message);
         f->ram_error = MIN(r, 0);
+        if (f->ram_error < 0)
+                return;
+        /* The map by the XML needs the size of the RAM found: here, where
+         * both are, rather than by fetching the XML again later. */
+        if (!xml) {
+                f->layout.error = -EIO;
+                snprintf(f->layout.message, sizeof f->layout.message, "%s", no_xml);
+                return;
+        }
+        f->layout.error = libvirt_xml_ram_layout(xml, strlen(xml), f->ram.size, f->layout.ranges, &f->layout.n,
+                                                 f->layout.message, sizeof f->layout.message);
 }
 
 void lv_found_done(lv_found *f) {
@@ -53,36 +64,34 @@ bool lv_memctx_probe(lv_domain *d, lv_found *f) {
         d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
         if (f->ram_looked && f->ram_error >= 0) {
                 d->found = f->ram;
+                d->found_layout = f->layout;
                 f->ram = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
                 return true;
         }
         if (!f->ram_looked) /* not to be an endpoint when the worker looked: it is now */
                 snprintf(f->ram_message, sizeof f->ram_message, "its RAM was not looked for; a reconnection will");
         log_warning("libvirt domain '%s' has no memory context: %s", d->name, f->ram_message);
-        /* What the caller of a memory method can do about it: only the
-         * domain's XML can (the other failures say what vmsigd lacks, in
-         * its log). */
+        /* What the caller of a memory method is told: the XML the domain
+         * lacks; or that there is RAM but vmsigd may not read it (a
+         * privilege, which the message names with the drop-in that grants
+         * it) or cannot tell where it lies (over several backends).
+         * Anything else may pass: a reconnection looks again. */
         if (f->ram_error == -ENOENT)
                 snprintf(d->memctx_absence, sizeof d->memctx_absence, "%s", f->ram_message);
+        else if (f->ram_error == -EPERM || f->ram_error == -EACCES || f->ram_error == -ENOTUNIQ)
+                snprintf(d->memctx_failure, sizeof d->memctx_failure, "%s", f->ram_message);
         return false;
 }
 
 /* Where the RAM found sits in guest-physical space: asked of QEMU through
- * the monitor passthrough, or, without it (or without its answer),
- * computed from the machine type in the domain's live XML on the worker
- * (libvirt-xml.h). */
+ * the monitor passthrough, or, without it (or without its answer), the
+ * map by the domain's live XML that came with the RAM. */
 typedef struct map_query {
-        lv_job base; /* the XML's job */
         lv_domain *domain; /* a reference */
-        vmsig_libvirt *lv;
         unsigned serial;
         libvirt_ram ram;
+        lv_layout layout;
         char why_not_monitor[LIBVIRT_RAM_MESSAGE_MAX]; /* empty: the monitor is off */
-        /* The worker's answer from the XML: */
-        int error;
-        char message[LIBVIRT_RAM_MESSAGE_MAX];
-        vmsig_gpa_range ranges[QEMU_RAM_LAYOUT_MAX_RANGES];
-        size_t n;
 } map_query;
 
 /* Takes ranges (malloc()ed) and q, whatever the outcome. */
@@ -91,11 +100,14 @@ static void map_finish(map_query *q, int error, const char *message, vmsig_gpa_r
 
         if (error == -ENODEV || q->serial != d->ram_serial || !d->ram.attached)
                 free(ranges); /* detached, or a newer QEMU was found since */
-        else if (error < 0)
-                /* A wrong map would show the guest wrong memory: none. */
-                log_warning("libvirt domain '%s' has no memory context: %s%s%s", d->name, q->why_not_monitor,
-                            q->why_not_monitor[0] ? "; and without it: " : "", message);
-        else {
+        else if (error < 0) {
+                /* A wrong map would show the guest wrong memory: none, and
+                 * the memory methods say why. */
+                snprintf(d->memctx_failure, sizeof d->memctx_failure, "%s%s%s", q->why_not_monitor,
+                         q->why_not_monitor[0] ? "; and without it: " : "", message);
+                log_warning("libvirt domain '%s' has no memory context: %s", d->name, d->memctx_failure);
+        } else {
+                d->memctx_failure[0] = '\0';
                 host_ram_set_ranges(&d->ram, ranges, n);
                 (void) host_ram_sync_fds(&d->ram, q->ram.pid, TAKE_FD(q->ram.ro_fd), TAKE_FD(q->ram.rw_fd));
         }
@@ -104,54 +116,20 @@ static void map_finish(map_query *q, int error, const char *message, vmsig_gpa_r
         free(q);
 }
 
-static void layout_run(lv_job *j) {
-        map_query *q = (map_query *) j;
-        _cleanup_free_ char *xml = NULL;
-        virDomainPtr dom;
-
-        if (!q->lv->conn) {
-                q->error = lv_not_connected(q->lv, q->message, sizeof q->message);
-                return;
-        }
-        /* Flags 0: the live XML, which names the machine type QEMU runs. */
-        dom = lv_domain_lookup(q->domain, q->lv);
-        xml = dom ? virDomainGetXMLDesc(dom, 0) : NULL;
-        if (!xml) {
-                q->error = lv_error(q->message, sizeof q->message);
-                return;
-        }
-        q->error = libvirt_xml_ram_layout(xml, strlen(xml), q->ram.size, q->ranges, &q->n, q->message,
-                                          sizeof q->message);
-}
-
-static void layout_done(lv_job *j) {
-        map_query *q = (map_query *) j;
+/* The map by the XML. Takes q. */
+static void map_from_layout(map_query *q) {
+        const lv_layout *l = &q->layout;
         vmsig_gpa_range *ranges = NULL;
-        int error = q->base.cancelled ? -ENODEV : q->error;
+        int error = q->domain->owner ? l->error : -ENODEV;
 
         if (error >= 0) {
-                ranges = malloc(q->n * sizeof *ranges);
+                ranges = malloc(l->n * sizeof *ranges);
                 if (ranges)
-                        memcpy(ranges, q->ranges, q->n * sizeof *ranges);
+                        memcpy(ranges, l->ranges, l->n * sizeof *ranges);
                 else
                         error = log_oom();
         }
-        map_finish(q, error, q->message, ranges, q->n);
-}
-
-/* The map from the domain's XML, on the worker. Takes q. */
-static void layout_query(map_query *q) {
-        lv_domain *d = q->domain;
-
-        if (!d->owner)
-                return map_finish(q, -ENODEV, NULL, NULL, 0);
-        q->lv = d->owner;
-        if (q->lv->connected)
-                return lv_worker_submit(q->lv->worker, &q->base);
-        /* Answered from the loop: after the reconnection, lv_memctx_sync()
-         * asks again. */
-        q->error = lv_not_connected(q->lv, q->message, sizeof q->message);
-        lv_worker_post(q->lv->worker, &q->base);
+        map_finish(q, error, l->message, ranges, l->n);
 }
 
 static void on_map(int error, const char *message, vmsig_gpa_range *ranges, size_t n, void *userdata) {
@@ -161,11 +139,11 @@ static void on_map(int error, const char *message, vmsig_gpa_range *ranges, size
                 return map_finish(q, error, message, ranges, n);
         snprintf(q->why_not_monitor, sizeof q->why_not_monitor, "QEMU's monitor did not tell the map (%s)",
                  message ?: strerror(-error));
-        layout_query(q);
+        map_from_layout(q);
 }
 
 /* Takes r. */
-static void ram_map(lv_domain *d, libvirt_ram *r) {
+static void ram_map(lv_domain *d, libvirt_ram *r, const lv_layout *layout) {
         qmp_monitor monitor = { lv_monitor_execute, d };
         qmp_ram_target target = { .name = r->name, .dev = r->dev, .ino = r->ino, .size = r->size, .memfd = r->memfd };
         map_query *q;
@@ -177,11 +155,10 @@ static void ram_map(lv_domain *d, libvirt_ram *r) {
                 libvirt_ram_done(r);
                 return (void) log_oom();
         }
-        *q = (map_query) { .base = { .run = layout_run, .done = layout_done }, .domain = lv_domain_ref(d),
-                           .serial = d->ram_serial, .ram = *r };
+        *q = (map_query) { .domain = lv_domain_ref(d), .serial = d->ram_serial, .ram = *r, .layout = *layout };
         *r = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
         if (!d->owner->monitor)
-                return layout_query(q);
+                return map_from_layout(q);
         k = qmp_ram_map_query(&monitor, &target, on_map, q);
         if (k < 0)
                 on_map(k, strerror(-k), NULL, 0, q);
@@ -201,7 +178,7 @@ void lv_memctx_sync(lv_domain *d, lv_found *f) {
         if (r.pid == d->ram.pid && d->ram.memctx.ram_fd >= 0)
                 return;
         f->ram = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
-        ram_map(d, &r);
+        ram_map(d, &r, &f->layout);
 }
 
 /* The adapter. */
@@ -219,7 +196,7 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
                 libvirt_ram found = d->found;
 
                 d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
-                ram_map(d, &found);
+                ram_map(d, &found, &d->found_layout);
         }
         return 0;
 }

@@ -410,7 +410,7 @@ static int find_mapping(int proc_fd, pid_t pid, libvirt_ram_vma *ret, char *msg,
         if (maps < 0)
                 return fail(errno, msg, size, "Cannot open the memory map of QEMU process %d (it needs ptrace read "
                             "access, CAP_SYS_PTRACE, which vmsigd.service grants only with the drop-in "
-                            "vmsigd-libvirt-memctx.conf of vmsigd(8)): %s", (int) pid, strerror(errno));
+                            LIBVIRT_RAM_DROP_IN "): %s", (int) pid, strerror(errno));
         libvirt_ram_scan_init(s);
         r = scan_maps(maps, s);
         if (r < 0)
@@ -451,8 +451,17 @@ static int copy_qemu_fd(int proc_fd, const libvirt_ram_vma *v) {
                 struct stat st, link;
                 pid_t n;
 
-                if (!is_pid_name(de->d_name, &n) || fstatat(dirfd(dir), de->d_name, &st, 0) < 0 ||
-                    !S_ISREG(st.st_mode) || st.st_dev != v->dev || (uint64_t) st.st_ino != v->ino ||
+                if (!is_pid_name(de->d_name, &n))
+                        continue;
+                if (fstatat(dirfd(dir), de->d_name, &st, 0) < 0) {
+                        /* Following the link takes ptrace read access (some
+                         * kernels let maps be read without it): without it
+                         * the caller must hear that, not "no descriptor". */
+                        if (errno == EACCES || errno == EPERM)
+                                r = -errno;
+                        continue;
+                }
+                if (!S_ISREG(st.st_mode) || st.st_dev != v->dev || (uint64_t) st.st_ino != v->ino ||
                     fstatat(dirfd(dir), de->d_name, &link, AT_SYMLINK_NOFOLLOW) < 0)
                         continue;
                 int fd = openat(dirfd(dir), de->d_name,
@@ -498,7 +507,8 @@ static int open_fds(int proc_fd, pid_t pid, libvirt_ram *r, char *msg, size_t si
         if (k < 0)
                 return fail(-k, msg, size, "Cannot open QEMU process %d's descriptor of its guest RAM (it needs "
                             "CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH for its fd directory, CAP_DAC_OVERRIDE for a "
-                            "file of another user): %s", (int) pid, strerror(-k));
+                            "file of another user; under vmsigd.service, the drop-in " LIBVIRT_RAM_DROP_IN "): %s",
+                            (int) pid, strerror(-k));
         r->rw_fd = k;
         if (fstat(r->rw_fd, &st) < 0 || (uint64_t) st.st_size < r->size)
                 return fail(EBADF, msg, size, "The guest RAM %s of QEMU process %d is shorter than its mapping.",
@@ -506,7 +516,8 @@ static int open_fds(int proc_fd, pid_t pid, libvirt_ram *r, char *msg, size_t si
         k = narrow_mode(r->rw_fd, &r->mode);
         if (k < 0)
                 return fail(-k, msg, size, "Cannot take write access for others off the guest RAM %s of QEMU process "
-                            "%d (it needs CAP_FOWNER): %s; it is not handed out.", r->name, (int) pid, strerror(-k));
+                            "%d (it needs CAP_FOWNER, which vmsigd.service grants only with the drop-in "
+                            LIBVIRT_RAM_DROP_IN "): %s; it is not handed out.", r->name, (int) pid, strerror(-k));
         r->ro_fd = fd_reopen(r->rw_fd, O_RDONLY);
         if (r->ro_fd < 0)
                 return fail(-r->ro_fd, msg, size, "Cannot reopen the guest RAM %s of QEMU process %d read-only: %s",

@@ -90,6 +90,8 @@
 #define LIBVIRT_RAM_LINE_MAX 8192
 #define LIBVIRT_RAM_MAPS_MAX 262144 /* VMAs; the kernel's max_map_count is 65530 by default */
 #define LIBVIRT_RAM_MESSAGE_MAX 320
+/* What grants vmsigd.service the privileges the RAM takes (data/). */
+#define LIBVIRT_RAM_DROP_IN "vmsigd-libvirt-memctx.conf of vmsigd(8)"
 /* The XML that gives a domain RAM vmsigd can read. */
 #define LIBVIRT_RAM_SHARED_XML "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>"
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "keys.h"
+#include "log.h"
 #include "macro.h"
 #include "qmp-input.h"
 #include "qmp.h"
@@ -164,7 +166,9 @@ void qmp_input_held_update(qmp_input_held *h, const vmsig_input_event *events, s
                         held_set(h, &events[i]);
 }
 
-int qmp_input_release_held(qmp_input_held *h, json_object **ret) {
+/* The arguments of the input-send-event that releases everything h holds
+ * (*ret NULL when nothing is held), and h empty. */
+static int release_held(qmp_input_held *h, json_object **ret) {
         vmsig_input_event up[KEY_CODE_LIMIT + ELEMENTSOF(buttons)];
         size_t n = 0;
 
@@ -177,4 +181,20 @@ int qmp_input_release_held(qmp_input_held *h, json_object **ret) {
                         up[n++] = (vmsig_input_event) { VMSIG_INPUT_BUTTON, b, 0 };
         *h = (qmp_input_held) {};
         return n > 0 ? qmp_input_build(up, n, ret) : 0;
+}
+
+void qmp_input_lease_end(qmp_input_held *h, const char *whose, qmp_input_send_fn send, void *userdata) {
+        json_object *arguments = NULL;
+        char msg[256] = "out of memory";
+        int r;
+
+        assert(h && whose && send);
+        r = release_held(h, &arguments);
+        if (r >= 0 && !arguments)
+                return; /* nothing is down */
+        if (r >= 0)
+                r = send(arguments, userdata, msg, sizeof msg);
+        if (r < 0)
+                log_warning("Cannot release the keys and buttons held down in '%s' at the input lease's end: %s",
+                            whose, msg);
 }

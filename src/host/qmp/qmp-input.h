@@ -28,6 +28,20 @@ typedef struct qmp_input_held {
 
 /* After events (valid for qmp_input_build()) reached QEMU. */
 void qmp_input_held_update(qmp_input_held *h, const vmsig_input_event *events, size_t n);
-/* The arguments of the input-send-event that releases everything h holds
- * (*ret NULL when nothing is held), and h empty. */
-int qmp_input_release_held(qmp_input_held *h, json_object **ret);
+
+/* A backend's way to QEMU for an input-send-event: sends (or queues) the
+ * command with arguments (taken, whatever the outcome) behind everything
+ * sent before it; 0, or -errno and why in msg. */
+typedef int (*qmp_input_send_fn)(json_object *arguments, void *userdata, char *msg, size_t size);
+
+/* The input lease ended: the one rule of every backend that sends
+ * input-send-event (the QMP backend over its socket, the libvirt backend
+ * through the monitor passthrough). What h holds is released through
+ * send, behind everything sent before, so that no press outlives the
+ * lease it was made under (the next holder would find a key or a button
+ * stuck); h is empty then. Called where everything sent before is ahead:
+ * the QMP backend's loop, whose queue sends one at a time; the libvirt
+ * backend's worker, behind the calls before. Nobody waits for the
+ * release: a failure to hand it to send is logged, for whose (a VM's
+ * name). */
+void qmp_input_lease_end(qmp_input_held *h, const char *whose, qmp_input_send_fn send, void *userdata);

@@ -552,30 +552,35 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
         return 0;
 }
 
+/* qmp_input_lease_end()'s way to QEMU: the input queue, behind what is
+ * in flight. */
+static int queue_release(json_object *arguments, void *userdata, char *msg, size_t size) {
+        vmsig_qmp *q = userdata;
+        request *rq = calloc(1, sizeof *rq);
+
+        if (!rq) {
+                json_object_put(arguments);
+                snprintf(msg, size, "out of memory");
+                return -ENOMEM;
+        }
+        *rq = (request) { .input = arguments, .owner = q };
+        host_queue_push(&q->input, &rq->base);
+        if (!q->input_in_flight)
+                (void) eventfd_write(q->defer_fd, 1);
+        return 0;
+}
+
 /* The input lease ended: what waits is dropped, and what was sent and
- * left down is released after what is in flight, so that no press
- * outlives the lease it was made under (the next holder would find a
- * button or key stuck). Nobody waits for that release. */
+ * left down is released after what is in flight (qmp-input.h). */
 static void input_cancel(void *data, const char *message) {
         vmsig_qmp *q = data;
-        json_object *release = NULL;
         request *rq;
 
         while ((rq = queue_pop(&q->input))) {
                 host_request_set_error(&rq->base, -ECANCELED, message);
                 defer(q, rq);
         }
-        if (qmp_input_release_held(&q->held, &release) < 0 || !release)
-                return;
-        rq = calloc(1, sizeof *rq);
-        if (!rq) {
-                json_object_put(release);
-                return (void) log_oom();
-        }
-        *rq = (request) { .input = release, .owner = q };
-        host_queue_push(&q->input, &rq->base);
-        if (!q->input_in_flight)
-                (void) eventfd_write(q->defer_fd, 1);
+        qmp_input_lease_end(&q->held, q->name, queue_release, q);
 }
 
 static const vmsig_input_ops qmp_input_ops = {
