@@ -65,7 +65,6 @@ typedef struct calls_ctx {
         bool list;
         char *path, *ram_path;
         sd_bus *bus, *p2p, *echo_p2p; /* opened when a case first needs them */
-        double first_ms;              /* vmsigd's first call of the case */
         char extra[64];               /* the case's own fields for its "@" line */
         bench_lease lease;
 } calls_ctx;
@@ -683,11 +682,14 @@ static int run_pending(sd_event *e) {
         return r;
 }
 
-/* Attaches (attach) or detaches the n stubs; says which failed. */
-static int attach_all(scale_ctx *x, unsigned n, uint64_t ram_size, bool attach) {
+/* Attaches (attach) or detaches the n stubs, saying which failed, then
+ * runs the dispatch (and reap) that left; t: the times before, after the
+ * loop and after the dispatch. */
+static int scale_phase(scale_ctx *x, unsigned n, uint64_t ram_size, bool attach, uint64_t t[3]) {
         char name[32];
         int r = 0;
 
+        t[0] = bench_now_nsec();
         for (unsigned i = 0; r >= 0 && i < n; i++) {
                 vmsig_stub_spec spec = { .name = name, .ram_size = ram_size, .initial_state = VMSIG_STATE_RUNNING };
                 vmsig_endpoint_spec ep_spec;
@@ -701,6 +703,10 @@ static int attach_all(scale_ctx *x, unsigned n, uint64_t ram_size, bool attach) 
                         fprintf(stderr, "bench-calls: %s endpoint %u failed: %s\n", attach ? "attaching" : "detaching",
                                 i, strerror(-r));
         }
+        t[1] = bench_now_nsec();
+        if (r >= 0)
+                r = run_pending(x->event);
+        t[2] = bench_now_nsec();
         return r;
 }
 
@@ -729,13 +735,8 @@ static int scale_steps(scale_ctx *x, unsigned n, uint64_t ram_size) {
         int r;
 
         r = bench_proc_sample_read(getpid(), &x->p[0]);
-        x->t[0] = bench_now_nsec();
         if (r >= 0)
-                r = attach_all(x, n, ram_size, true);
-        x->t[1] = bench_now_nsec();
-        if (r >= 0)
-                r = run_pending(x->event);
-        x->t[2] = bench_now_nsec();
+                r = scale_phase(x, n, ram_size, true, &x->t[0]);
         if (r >= 0)
                 r = bench_proc_sample_read(getpid(), &x->p[1]);
         if (r >= 0 && (x->roster != n || x->memctx != n)) {
@@ -743,13 +744,8 @@ static int scale_steps(scale_ctx *x, unsigned n, uint64_t ram_size) {
                         n, x->roster, x->memctx);
                 r = -EIO;
         }
-        x->t[3] = bench_now_nsec();
         if (r >= 0)
-                r = attach_all(x, n, ram_size, false);
-        x->t[4] = bench_now_nsec();
-        if (r >= 0)
-                r = run_pending(x->event);
-        x->t[5] = bench_now_nsec();
+                r = scale_phase(x, n, ram_size, false, &x->t[3]);
         if (r < 0)
                 return r;
         vmsig_core_get_stats(x->core, &st);
@@ -806,15 +802,17 @@ static sd_bus *side_bus(calls_ctx *c, calls_conn on) {
 static int probe_strings(calls_ctx *c, const call_case *cc) {
         char *sa = NULL, *sb = NULL;
         uint64_t start = bench_now_nsec();
+        double first_ms;
         int r;
 
         r = bench_call_method_string(side_bus(c, cc->a.on), &cc->a.m, &sa);
-        c->first_ms = (bench_now_nsec() - start) / 1e6;
+        first_ms = (bench_now_nsec() - start) / 1e6;
+        snprintf(c->extra, sizeof c->extra, " first_ms=%.3f", first_ms);
         if (r >= 0)
                 r = bench_call_method_string(side_bus(c, cc->b.on), &cc->b.m, &sb);
         if (r >= 0)
                 printf("  %-16s uid %u: %s answers \"%s\" (first call %.3f ms), %s answers \"%s\"\n", cc->name,
-                       (unsigned) getuid(), cc->a.label, sa, c->first_ms, cc->b.label, sb);
+                       (unsigned) getuid(), cc->a.label, sa, first_ms, cc->b.label, sb);
         free(sa);
         free(sb);
         return r;
@@ -833,9 +831,9 @@ static void report(const calls_ctx *c, const call_case *cc, const uint64_t *ta, 
         else
                 printf(" (%s)", cc->flags & CASE_REFERENCE ? "reference" : "report only");
         bench_print_runs(cc->a.label, cc->b.label, c->calls, ta, tb, c->runs);
-        printf("@ %s %s_cps=%.0f %s_cps=%.0f %s_us=%.1f %s_us=%.1f ratio=%.3f first_ms=%.3f fd_leak=%d%s%s\n",
+        printf("@ %s %s_cps=%.0f %s_cps=%.0f %s_us=%.1f %s_us=%.1f ratio=%.3f fd_leak=%d%s%s\n",
                cc->name, cc->a.label, x.a, cc->b.label, x.b, cc->a.label, 1e6 / x.a, cc->b.label, 1e6 / x.b, ratio,
-               c->first_ms, fd_leak, c->extra, cc->flags & CASE_REFERENCE ? " reference=1" : "");
+               fd_leak, c->extra, cc->flags & CASE_REFERENCE ? " reference=1" : "");
 }
 
 /* The default run of a case: side A against side B. */
@@ -1053,7 +1051,6 @@ static int run_case(calls_ctx *c, const call_case *cc) {
 
         c->calls = c->calls_opt != UNSET ? c->calls_opt : cc->calls ?: 20000;
         c->warmup = c->warmup_opt != UNSET ? c->warmup_opt : cc->warmup ?: 2000;
-        c->first_ms = 0;
         c->extra[0] = '\0';
         r = connect_for(c, cc);
         if (r >= 0 && cc->setup)
@@ -1110,7 +1107,7 @@ static const char usage[] =
 static int helpers(calls_ctx *c, const char *wait_name, const char *action, const char *bus_config,
                    const char *srcdir, double timeout) {
         if (bus_config) {
-                _cleanup_free_ char *text = bench_bus_config(bus_config, srcdir);
+                _cleanup_free_ char *text = bench_bus_config(bus_config, srcdir ?: bench_absolute_dir("--srcdir", "."));
                 return text && fputs(text, stdout) >= 0 ? 0 : -EIO;
         }
         if (!wait_name && !action)
@@ -1129,7 +1126,7 @@ int main(int argc, char *argv[]) {
         calls_ctx c = { .calls_opt = UNSET, .warmup_opt = UNSET, .runs = 3, .endpoint = "alpha", .ram_endpoint = "big",
                         .samples = 200, .fresh = 5, .passes = 15, .endpoints = 256, .ram_size = "1048576",
                         .class = "power" };
-        const char *wait_name = NULL, *action = NULL, *bus_config = NULL, *srcdir = ".";
+        const char *wait_name = NULL, *action = NULL, *bus_config = NULL, *srcdir = NULL;
         double timeout = 10;
         const bench_option options[] = {
                 BENCH_OPT_CALLS(&c.calls_opt),
