@@ -841,9 +841,6 @@ static int run_pair(calls_ctx *c, const call_case *cc) {
         uint64_t ta[BENCH_RUNS_MAX], tb[BENCH_RUNS_MAX];
         int fds_before, fds_after, r;
 
-        printf("  %-16s %s: %u %s per run, %u warm-up\n", cc->name, cc->what, c->calls,
-               cc->flags & CASE_CYCLES ? "cycles" : "calls", c->warmup);
-        fflush(stdout);
         fds_before = bench_count_fds();
         r = bench_compare(&(bench_side) { side_bus(c, cc->a.on), cc->call, &cc->a.m },
                           &(bench_side) { side_bus(c, cc->b.on), cc->call, &cc->b.m }, c->calls, c->warmup, c->runs,
@@ -1052,6 +1049,9 @@ static int run_case(calls_ctx *c, const call_case *cc) {
         c->calls = c->calls_opt != UNSET ? c->calls_opt : cc->calls ?: 20000;
         c->warmup = c->warmup_opt != UNSET ? c->warmup_opt : cc->warmup ?: 2000;
         c->extra[0] = '\0';
+        if (!cc->run)
+                printf("  %-16s %s: %u %s per run, %u warm-up\n", cc->name, cc->what, c->calls,
+                       cc->flags & CASE_CYCLES ? "cycles" : "calls", c->warmup);
         r = connect_for(c, cc);
         if (r >= 0 && cc->setup)
                 r = cc->setup(c, cc);
