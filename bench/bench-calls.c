@@ -197,8 +197,8 @@ static int check_authorization(sd_bus *bus, uint64_t *ret) {
         r = sd_bus_get_unique_name(bus, &self);
         if (r >= 0)
                 r = bench_callf(bus, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
-                                "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization", &reply, "(sa{sv})sa{ss}us",
-                                "system-bus-name", 1, "name", "s", self, AUTH_ACTION, 0, 0, "");
+                                "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization", &reply,
+                                "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", self, AUTH_ACTION, 0, 0, "");
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
         if (r >= 0)
@@ -402,11 +402,9 @@ static void print_read(const char *key, uint64_t bytes, const uint64_t *tr, cons
         double ratio = bench_median_of_runs(ratios, runs) / 1e6;
         printf("  memctx-read %-5s received fd %6.2f GB/s  baseline %6.2f GB/s  ratio %.3f (target >= 0.95: %s)"
                "  (runs: received", key, gr, gb, ratio, ratio >= 0.95 ? "PASS" : "FAIL");
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.2f", bytes / (double) tr[i]);
+        bench_print_rates(bytes / 1e9, 2, tr, runs);
         printf("; baseline");
-        for (unsigned i = 0; i < runs; i++)
-                printf(" %.2f", bytes / (double) tb[i]);
+        bench_print_rates(bytes / 1e9, 2, tb, runs);
         printf("; ratio");
         for (unsigned i = 0; i < runs; i++)
                 printf(" %.3f", ratios[i] / 1e6);
@@ -644,7 +642,8 @@ static int memwrite_batch(calls_ctx *c, const call_case *cc) {
         free(b.data);
         if (r < 0)
                 return r;
-        double v = mib / (bench_median_of_runs(t[0], c->runs) / 1e9), p = mib / (bench_median_of_runs(t[1], c->runs) / 1e9);
+        double v = mib / (bench_median_of_runs(t[0], c->runs) / 1e9);
+        double p = mib / (bench_median_of_runs(t[1], c->runs) / 1e9);
         printf("  %-16s vmsigd %8.1f MiB/s  pwrite baseline %8.1f MiB/s  ratio vmsigd/baseline %.3f (report only)",
                cc->name, v, p, v / p);
         bench_print_mib_runs("vmsigd", "baseline", mib, t, c->runs);
@@ -725,7 +724,8 @@ static void scale_report(const scale_ctx *x, unsigned n, const vmsig_core_stats 
                p[2].rss_kib / 1024.0, p[2].fds, st->endpoints, st->zombies, x->roster);
         printf("@ scale endpoints=%u attach_ms=%.2f attach_dispatch_ms=%.2f rss_per_ep_kib=%.1f fds_per_ep=%.1f "
                "detach_ms=%.2f detach_reap_ms=%.2f\n",
-               n, (t[1] - t[0]) / 1e6, (t[2] - t[0]) / 1e6, per_ep, fds_per_ep, (t[4] - t[3]) / 1e6, (t[5] - t[3]) / 1e6);
+               n, (t[1] - t[0]) / 1e6, (t[2] - t[0]) / 1e6, per_ep, fds_per_ep, (t[4] - t[3]) / 1e6,
+               (t[5] - t[3]) / 1e6);
 }
 
 /* Attach n stubs, dispatch, check the events, detach them all, reap. The
@@ -827,7 +827,8 @@ static void report(const calls_ctx *c, const call_case *cc, const uint64_t *ta, 
         printf("  %-16s %s %7.0f %s/s (%.1f us)  %s %7.0f %s/s (%.1f us)  ratio %s %.3f", cc->name, cc->a.label, x.a,
                unit, 1e6 / x.a, cc->b.label, x.b, unit, 1e6 / x.b, cc->ratio_what, ratio);
         if (cc->target_cmp)
-                printf(" (target %s %.2f: %s)", cc->target_cmp == '<' ? "<=" : ">=", cc->target, pass ? "PASS" : "FAIL");
+                printf(" (target %s %.2f: %s)", cc->target_cmp == '<' ? "<=" : ">=", cc->target,
+                       pass ? "PASS" : "FAIL");
         else
                 printf(" (%s)", cc->flags & CASE_REFERENCE ? "reference" : "report only");
         bench_print_runs(cc->a.label, cc->b.label, c->calls, ta, tb, c->runs);
@@ -918,8 +919,8 @@ static int frames_subscribe(calls_ctx *c, const call_case *cc) {
         if (r >= 0)
                 r = sd_bus_message_read(reply, "huuust", &fd, &width, &height, &stride, &format, &seq);
         if (r >= 0)
-                printf("  %-16s %s: %ux%u stride %u %s, seq %" PRIu64 "\n", cc->name, c->endpoint, width, height, stride,
-                       format, seq);
+                printf("  %-16s %s: %ux%u stride %u %s, seq %" PRIu64 "\n", cc->name, c->endpoint, width, height,
+                       stride, format, seq);
         sd_bus_message_unref(reply);
         if (r >= 0)
                 r = sd_bus_match_signal(c->bus, &slot, VMSIG_BUS_NAME, c->path, VMSIG_BUS_ENDPOINT_INTERFACE,
@@ -960,8 +961,9 @@ static int frames_unsubscribe(calls_ctx *c) {
 static call_case *cases(const calls_ctx *c) {
         const char *path = c->path, *name = c->endpoint, *class = c->class;
         const call_case table[] = {
-                { "bus-get-version", "Properties.Get of a constant string property", VMSIGD(GET_VERSION(VMSIG_BUS_NAME)),
-                  ECHO_SIDE(GET_ECHO("Version")), bench_call_method, VS_ECHO(1.15), .setup = probe_strings },
+                { "bus-get-version", "Properties.Get of a constant string property",
+                  VMSIGD(GET_VERSION(VMSIG_BUS_NAME)), ECHO_SIDE(GET_ECHO("Version")), bench_call_method,
+                  VS_ECHO(1.15), .setup = probe_strings },
                 { "bus-get-state", "Properties.Get of an endpoint's State",
                   VMSIGD(GET(VMSIG_BUS_NAME, path, VMSIG_BUS_ENDPOINT_INTERFACE, "State")),
                   ECHO_SIDE(GET_ECHO("State")), bench_call_method, VS_ECHO(1.15), .setup = probe_strings },
@@ -975,11 +977,12 @@ static call_case *cases(const calls_ctx *c) {
                 { "private-echo", "reference: echo-service Echo", { "p2p", ON_ECHO_P2P, ECHO(NULL, name) },
                   BUS(ECHO(BENCH_ECHO_NAME, name)), bench_call_method, .ratio_what = "p2p/bus rate",
                   .flags = CASE_RATES | CASE_REFERENCE, .setup = probe_strings },
-                { "auth-steady", "public GetEndpoint as nobody, one connection", VMSIGD(GET_ENDPOINT(VMSIG_BUS_NAME, name)),
-                  ECHO_SIDE(ECHO(BENCH_ECHO_NAME, name)), bench_call_method, VS_ECHO(1.15), .flags = CASE_NOT_ROOT,
-                  .setup = probe_strings },
-                { "auth-first", "connect + first GetEndpoint as nobody, vs connect + Echo", VMSIGD(GET_ENDPOINT(VMSIG_BUS_NAME, name)),
-                  ECHO_SIDE(ECHO(BENCH_ECHO_NAME, name)), .flags = CASE_NOT_ROOT, .run = auth_first, .warmup = 20 },
+                { "auth-steady", "public GetEndpoint as nobody, one connection",
+                  VMSIGD(GET_ENDPOINT(VMSIG_BUS_NAME, name)), ECHO_SIDE(ECHO(BENCH_ECHO_NAME, name)), bench_call_method,
+                  VS_ECHO(1.15), .flags = CASE_NOT_ROOT, .setup = probe_strings },
+                { "auth-first", "connect + first GetEndpoint as nobody, vs connect + Echo",
+                  VMSIGD(GET_ENDPOINT(VMSIG_BUS_NAME, name)), ECHO_SIDE(ECHO(BENCH_ECHO_NAME, name)),
+                  .flags = CASE_NOT_ROOT, .run = auth_first, .warmup = 20 },
                 { "memctx-subscribe", "SubscribeMemctx vs EchoFd, as root",
                   VMSIGD(ENDPOINT(VMSIG_BUS_NAME, "SubscribeMemctx", NULL)), ECHO_SIDE(ECHO_FD), call_fd, VS_ECHO(1.2),
                   .setup = memctx_subscribe, .done = memctx_unsubscribe },
@@ -1023,7 +1026,8 @@ static int connect_for(calls_ctx *c, const call_case *cc) {
 
         if (cc->flags & CASE_NOT_ROOT && geteuid() == 0) {
                 fprintf(stderr, "bench-calls: %s: run me as a user other than root (vmsigd lets root in without"
-                                " polkit),\ne.g. setpriv --reuid=nobody --regid=nogroup --clear-groups bench-calls ...\n",
+                                " polkit),\ne.g. setpriv --reuid=nobody --regid=nogroup --clear-groups"
+                                " bench-calls ...\n",
                         cc->name);
                 return -EPERM;
         }
@@ -1035,7 +1039,8 @@ static int connect_for(calls_ctx *c, const call_case *cc) {
                 if ((cc->a.on != on && cc->b.on != on) || side_bus(c, on))
                         continue;
                 if (!socket) {
-                        fprintf(stderr, "bench-calls: %s needs --%s\n", cc->name, on == ON_P2P ? "socket" : "echo-socket");
+                        fprintf(stderr, "bench-calls: %s needs --%s\n", cc->name,
+                                on == ON_P2P ? "socket" : "echo-socket");
                         return -EINVAL;
                 }
                 r = bench_p2p_connect(socket, on == ON_P2P ? &c->p2p : &c->echo_p2p);
@@ -1077,8 +1082,8 @@ static int run_cases(calls_ctx *c, char **names, int n) {
                 }
         }
         if (r >= 0 && !c->list && ran == 0) {
-                fprintf(stderr, "bench-calls: %s%s (bench-calls --list)\n", n ? "no case or group " : "name a case or group",
-                        n ? names[0] : "");
+                fprintf(stderr, "bench-calls: %s%s (bench-calls --list)\n",
+                        n ? "no case or group " : "name a case or group", n ? names[0] : "");
                 r = -EINVAL;
         }
         return r;
