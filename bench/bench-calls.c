@@ -436,7 +436,8 @@ static int read_run(const int fds[2], size_t size, const calls_ctx *c, uint64_t 
                 if (r >= 0 && sum != expect)
                         r = -EIO;
         }
-        median_passes(t, c->fresh, ret);
+        if (r >= 0)
+                median_passes(t, c->fresh, ret);
         for (unsigned side = 0; r >= 0 && side < 2; side++) {
                 map[side] = mmap(NULL, size, PROT_READ, MAP_SHARED, fds[side], 0);
                 /* Fault it in, untimed. */
@@ -449,7 +450,8 @@ static int read_run(const int fds[2], size_t size, const calls_ctx *c, uint64_t 
                 r = read_warm(map[side], size, expect, &t[side][i / 2]);
                 faults[2 + side] += minor_faults() - f;
         }
-        median_passes(t, c->passes, ret + 2);
+        if (r >= 0)
+                median_passes(t, c->passes, ret + 2);
         for (unsigned side = 0; side < 2; side++)
                 if (map[side] != MAP_FAILED)
                         munmap((void *) map[side], size);
