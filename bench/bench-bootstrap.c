@@ -91,7 +91,7 @@
 #define STUB_NAME "alpha"
 #define SAMPLES_MAX 1000
 #define RTT_CALLS 200
-#define BATCH_PAGES 1024u /* 4 MiB per MemWriteBatch, as bench-memwrite */
+#define BATCH_PAGES 1024u /* 4 MiB per MemWriteBatch, as bench-calls memwrite-call */
 #define TIMEOUT_USEC (30 * USEC_PER_SEC)
 #define TARGET_MEDIAN_MS 1000.0
 #define TARGET_CPU_PCT 1.0

@@ -12,18 +12,12 @@
  *                completion) and dispatch (the core's queue to the
  *                subscriber). p50/p99 of FRAMES frames after a warm-up;
  *                the process's CPU time per capture.
- *   --case bus   Against vmsigd on $DBUS_SYSTEM_BUS_ADDRESS (stub endpoint
- *                --endpoint, frames on): SubscribeFrames, then GetFrame
- *                round trips (a sealed memfd each) vs EchoFd of
- *                bench/echo-service, alternating ABBA as bench-memctx does.
- *                The D-Bus API does not carry a frame's capture time, so
- *                the bus leg is measured apart from the capture: this is
- *                what vmsigd adds between a frame and a client.
- *                FrameChanged signals are counted for a second too (the
- *                subscriber-side rate).
  *   --case qemu  (armed build) a real QEMU under TCG with -vga std, frames
  *                per second through the library vs direct screendump, and
  *                CPU per frame; see frames-qemu.c.
+ *   The bus leg, GetFrame through vmsigd against EchoFd, is measured
+ *   apart from the capture (the D-Bus API does not carry a frame's
+ *   capture time): bench-calls frames-bus.
  *
  * Lines starting with "@ frames" are for bench/run.sh.
  */
@@ -33,8 +27,6 @@
 #include "bench-lib.h"
 #include "frames.h"
 #include "stub.h"
-
-#define ENDPOINT_INTERFACE VMSIG_BUS_ENDPOINT_INTERFACE
 
 static frames_latency latency;
 
@@ -116,130 +108,16 @@ static int stub_latency(unsigned width, unsigned height, unsigned frames) {
         return r;
 }
 
-/* --- through vmsigd ------------------------------------------------------------------ */
-
-typedef struct frame_reply {
-        int fd; /* owned by the message */
-        uint32_t width, height, stride;
-        const char *format;
-        uint64_t seq;
-} frame_reply;
-
-/* One call of a method without arguments; the reply is read with
- * signature (its first field an fd) into ret when given. */
-static int call_method(sd_bus *bus, const bench_method *t, frame_reply *ret) {
-        sd_bus_message *m = NULL, *reply = NULL;
-        frame_reply f = { .fd = -1 };
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, t->destination, t->path, t->interface, t->member);
-        if (r >= 0)
-                r = bench_call(bus, m, &reply);
-        if (r >= 0 && t->reply_type == 'f')
-                r = sd_bus_message_read(reply, "huuust", &f.fd, &f.width, &f.height, &f.stride, &f.format, &f.seq);
-        else if (r >= 0 && t->reply_type == 'h')
-                r = sd_bus_message_read(reply, "h", &f.fd);
-        if (r >= 0 && t->reply_type && f.fd < 0)
-                r = -EBADF;
-        if (r >= 0 && ret)
-                *ret = f;
-        sd_bus_message_unref(reply);
-        sd_bus_message_unref(m);
-        return r;
-}
-
-static int call_side(sd_bus *bus, const void *userdata) {
-        int r = call_method(bus, userdata, NULL);
-        /* FrameChanged signals queue up while we wait for replies. */
-        return r < 0 ? r : bench_drain(bus);
-}
-
-static int on_frame_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        (*(uint64_t *) userdata)++;
-        return 0;
-}
-
-/* FrameChanged signals in a second: the rate a subscriber sees. */
-static int count_signals(sd_bus *bus, const char *path, uint64_t *ret) {
-        sd_bus_slot *slot = NULL;
-        uint64_t n = 0, end = now_usec() + 1000000, now;
-        int r;
-
-        r = sd_bus_match_signal(bus, &slot, "org.vmsig", path, ENDPOINT_INTERFACE, "FrameChanged", on_frame_changed, &n);
-        while (r >= 0 && (now = now_usec()) < end) {
-                r = sd_bus_process(bus, NULL);
-                if (r == 0)
-                        r = sd_bus_wait(bus, end - now);
-        }
-        sd_bus_slot_unref(slot);
-        *ret = n;
-        return r < 0 ? r : 0;
-}
-
-static int bus_getframe(const char *endpoint, unsigned calls, unsigned warmup, unsigned runs) {
-        sd_bus *bus = NULL;
-        char *path = NULL;
-        frame_reply f;
-        uint64_t tv[BENCH_RUNS_MAX], te[BENCH_RUNS_MAX], signals = 0;
-        int fds_before, fds_after, r;
-
-        path = bench_endpoint_path(endpoint);
-        r = path ? bench_open_system(&bus) : -ENOMEM;
-        if (r < 0)
-                goto finish;
-        const bench_method subscribe = { "org.vmsig", path, ENDPOINT_INTERFACE, "SubscribeFrames", NULL, NULL, 'f' };
-        const bench_method get = { "org.vmsig", path, ENDPOINT_INTERFACE, "GetFrame", NULL, NULL, 'f' };
-        const bench_method unsubscribe = { "org.vmsig", path, ENDPOINT_INTERFACE, "UnsubscribeFrames", NULL, NULL, 0 };
-        const bench_method echo = { BENCH_ECHO_NAME, BENCH_ECHO_PATH, BENCH_ECHO_INTERFACE, "EchoFd", NULL, NULL, 'h' };
-
-        r = call_method(bus, &subscribe, &f);
-        if (r < 0)
-                goto finish;
-        printf("  bus      %s: %ux%u stride %u %s, seq %" PRIu64 "\n", endpoint, f.width, f.height, f.stride, f.format,
-               f.seq);
-        r = count_signals(bus, path, &signals);
-        if (r < 0)
-                goto finish;
-        fds_before = bench_count_fds();
-        r = bench_compare(&(bench_side) { bus, call_side, &get }, &(bench_side) { bus, call_side, &echo }, calls, warmup,
-                          runs, tv, te);
-        fds_after = bench_count_fds();
-        if (r >= 0)
-                r = call_method(bus, &unsubscribe, NULL);
-        if (r < 0)
-                goto finish;
-
-        bench_ratio x = bench_ratio_of(calls, tv, te, runs);
-        printf("  bus      FrameChanged signals in 1 s while subscribed: %" PRIu64 "\n", signals);
-        printf("  bus      vmsigd GetFrame %7.0f calls/s (%.1f us)  echo EchoFd %7.0f calls/s (%.1f us)"
-               "  ratio vmsigd/echo time %.3f",
-               x.a, 1e6 / x.a, x.b, 1e6 / x.b, x.ratio);
-        bench_print_runs("vmsigd", "echo", calls, tv, te, runs);
-        printf("  bus      fds open before %d, after %d\n", fds_before, fds_after);
-        printf("@ frames-bus vmsigd_cps=%.0f echo_cps=%.0f vmsigd_us=%.1f echo_us=%.1f ratio=%.3f signals_1s=%" PRIu64
-               " fd_leak=%d\n",
-               x.a, x.b, 1e6 / x.a, 1e6 / x.b, x.ratio, signals, fds_after - fds_before);
-        if (fds_after != fds_before)
-                r = -EBADF;
-finish:
-        free(path);
-        sd_bus_flush_close_unref(bus);
-        return r;
-}
-
 /* --- main ------------------------------------------------------------------------------ */
 
 int main(int argc, char *argv[]) {
-        const char *what = NULL, *endpoint = "screen", *qemu = getenv("VMSIG_QEMU");
-        unsigned width = 720, height = 400, frames = 300, calls = 5000, warmup = 500, runs = 3, seconds = 5;
+        const char *what = NULL, *qemu = getenv("VMSIG_QEMU");
+        unsigned width = 720, height = 400, frames = 300, runs = 3, seconds = 5;
         const bench_option options[] = {
                 BENCH_OPT_S("case", &what),
                 BENCH_OPT_U("width", &width, VMSIG_STUB_DISPLAY_MIN, VMSIG_STUB_DISPLAY_MAX),
                 BENCH_OPT_U("height", &height, VMSIG_STUB_DISPLAY_MIN, VMSIG_STUB_DISPLAY_MAX),
                 BENCH_OPT_U("frames", &frames, 1, FRAMES_SAMPLES_MAX),
-                BENCH_OPT_S("endpoint", &endpoint),
-                BENCH_OPT_CALLS(&calls),
-                BENCH_OPT_WARMUP(&warmup),
                 BENCH_OPT_RUNS(&runs),
                 BENCH_OPT_S("qemu", &qemu),
                 BENCH_OPT_U("seconds", &seconds, 1, 3600),
@@ -247,16 +125,16 @@ int main(int argc, char *argv[]) {
         };
         static const char usage[] =
                 "bench-frames --case stub [--width W --height H] [--frames N]\n"
-                "bench-frames --case bus [--endpoint NAME] [--calls N] [--warmup N] [--runs N]\n"
                 "bench-frames --case qemu [--qemu BINARY] [--frames N] [--runs N] [--seconds S]\n"
-                "Frames (issue 9): capture-to-delivery latency in process, GetFrame vs EchoFd through\n"
-                "vmsigd, and frames/s and CPU per frame through the library vs direct QMP screendump.\n";
+                "Frames (issue 9): capture-to-delivery latency in process, and frames/s and CPU per\n"
+                "frame through the library vs direct QMP screendump (GetFrame: bench-calls frames-bus).\n";
         int r;
 
         bench_parse_options(argc, argv, options, usage);
 #if !BENCH_FRAMES_QEMU
         /* Accepted so that one command line fits both builds. */
         (void) qemu;
+        (void) runs;
         (void) seconds;
 #endif
         if (!what) {
@@ -265,8 +143,6 @@ int main(int argc, char *argv[]) {
         }
         if (strcmp(what, "stub") == 0)
                 r = stub_latency(width, height, frames);
-        else if (strcmp(what, "bus") == 0)
-                r = bus_getframe(endpoint, calls, warmup, runs);
 #if BENCH_FRAMES_QEMU
         else if (strcmp(what, "qemu") == 0)
                 r = frames_qemu_main(qemu && *qemu ? qemu : "qemu-system-x86_64", frames, runs, seconds);

@@ -40,6 +40,17 @@ unsigned bench_parse_unsigned(const char *name, const char *s, unsigned min, uns
         return (unsigned) v;
 }
 
+const char *bench_absolute_dir(const char *what, const char *dir) {
+        /* Never freed: it lives as long as the options. */
+        char *path = realpath(dir, NULL);
+
+        if (!path) {
+                fprintf(stderr, "%s: %s %s: %s\n", PROGRAM, what, dir, strerror(errno));
+                exit(EXIT_FAILURE);
+        }
+        return path;
+}
+
 static void set_option(const bench_option *o, char *arg) {
         bench_list *l = o->value;
         char *save = NULL;
@@ -57,6 +68,13 @@ static void set_option(const bench_option *o, char *arg) {
         case BENCH_OPT_STRING:
                 *(const char **) o->value = arg;
                 break;
+        case BENCH_OPT_DIR: {
+                char what[64];
+
+                snprintf(what, sizeof what, "--%s", o->name);
+                *(const char **) o->value = bench_absolute_dir(what, arg);
+                break;
+        }
         case BENCH_OPT_LIST:
                 for (char *item = strtok_r(arg, ", ", &save); item && l->n < BENCH_ELEMENTS(l->item);
                      item = strtok_r(NULL, ", ", &save))

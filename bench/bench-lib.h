@@ -38,6 +38,7 @@ typedef enum bench_option_kind {
         BENCH_OPT_UNSIGNED, /* unsigned in [min, max] */
         BENCH_OPT_DOUBLE,   /* double */
         BENCH_OPT_STRING,   /* const char * */
+        BENCH_OPT_DIR,      /* const char *, an existing directory made absolute (realpath()) */
         BENCH_OPT_LIST,     /* bench_list: the option may repeat, and take "a,b" */
 } bench_option_kind;
 
@@ -57,6 +58,8 @@ typedef struct bench_option {
         { name, BENCH_OPT_UNSIGNED, v, min, max }
 #define BENCH_OPT_S(name, v)                                                                                           \
         { name, BENCH_OPT_STRING, v, 0, 0 }
+#define BENCH_OPT_DIRECTORY(name, v)                                                                                   \
+        { name, BENCH_OPT_DIR, v, 0, 0 }
 #define BENCH_OPT_D(name, v)                                                                                           \
         { name, BENCH_OPT_DOUBLE, v, 0, 0 }
 #define BENCH_OPT_F(name, v)                                                                                           \
@@ -70,6 +73,11 @@ typedef struct bench_option {
 /* Parses argv by the table (ended by a { NULL } entry); --help prints usage
  * and exits 0, a bad option or value exits 1. */
 void bench_parse_options(int argc, char *argv[], const bench_option *options, const char *usage);
+/* dir made absolute, once, where the options are parsed: it is handed on
+ * to children that resolve a relative path from elsewhere (dbus-daemon
+ * takes an <includedir> relative to its configuration file). Exits 1,
+ * naming what, if dir does not exist. */
+const char *bench_absolute_dir(const char *what, const char *dir);
 unsigned bench_parse_unsigned(const char *name, const char *s, unsigned min, unsigned max);
 /* Whether name is in the list, or the list is empty (everything wanted). */
 bool bench_list_wants(const bench_list *l, const char *name);

@@ -628,7 +628,7 @@ static void parse_options(int argc, char *argv[], load_options *o) {
                 BENCH_OPT_U("settle", &settle, 0, 600),
                 BENCH_OPT_U("seed", &o->seed, 0, UINT32_MAX),
                 BENCH_OPT_S("vmsigd", &o->vmsigd),
-                BENCH_OPT_S("srcdir", &o->srcdir),
+                BENCH_OPT_DIRECTORY("srcdir", &o->srcdir),
                 BENCH_OPT_F("no-trigger", &o->no_trigger),
                 BENCH_OPT_F("keep", &o->keep),
                 BENCH_OPT_F("verbose", &o->verbose),
@@ -647,6 +647,8 @@ static void parse_options(int argc, char *argv[], load_options *o) {
                             "it is the baseline. --quick: 20000 calls, 2 s settle (the CI test).\n"
                             "DBUS_DAEMON names dbus-daemon; "
                             "--srcdir (or $VMSIG_SRCDIR) is where data/org.vmsig.conf is.\n");
+        if (!o->srcdir && getenv("VMSIG_SRCDIR"))
+                o->srcdir = bench_absolute_dir("VMSIG_SRCDIR", getenv("VMSIG_SRCDIR"));
         o->calls = calls != unset ? calls : o->quick ? 20000 : 200000;
         o->settle_seconds = settle != unset ? settle : o->quick ? 2 : 5;
         o->warmup = warmup != unset ? warmup : o->calls / 5 < 2000 ? 2000 : o->calls / 5;

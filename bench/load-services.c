@@ -74,8 +74,6 @@ int load_services_start(load_ctx *ctx) {
 
         if (!ctx->opt.vmsigd)
                 ctx->opt.vmsigd = "./vmsigd";
-        if (!ctx->opt.srcdir)
-                ctx->opt.srcdir = getenv("VMSIG_SRCDIR");
         if (!ctx->opt.dbus_daemon)
                 ctx->opt.dbus_daemon = getenv("DBUS_DAEMON") && *getenv("DBUS_DAEMON") ? getenv("DBUS_DAEMON")
                                                                                       : "dbus-daemon";

@@ -65,8 +65,7 @@ need() {
                 fi
         done
 }
-need vmsigd bench/echo-service bench/bench-bus bench/bench-core bench/bench-scale bench/bench-auth \
-        bench/bench-memctx bench/bench-lease bench/bench-memwrite bench/bench-detect
+need vmsigd bench/echo-service bench/bench-calls bench/bench-core bench/bench-detect
 qemu=${VMSIG_QEMU:-qemu-system-x86_64}
 DBUS_DAEMON=${DBUS_DAEMON:-dbus-daemon}
 POLKITD=${POLKITD:-/usr/lib/polkit-1/polkitd}
@@ -176,7 +175,7 @@ start_polkitd() {
         # DBUS_SYSTEM_BUS_ADDRESS.
         "$POLKITD" --no-debug >"$tmpdir/polkitd.log" 2>&1 &
         polkitd_pid=$!
-        if ! bench/bench-auth --wait-action org.vmsig.admin --timeout 15; then
+        if ! bench/bench-calls --wait-action org.vmsig.admin --timeout 15; then
                 echo "run.sh: polkitd did not come up with org.vmsig's actions:" >&2
                 cat "$tmpdir/polkitd.log" >&2
                 exit 1
@@ -208,7 +207,7 @@ start_services() {
         # The default-deny policy of /usr/share/dbus-1/system.conf, ours, the
         # echo service's and polkitd's, as bench-load and bench-bootstrap have
         # them on their own buses.
-        bench/bench-bus --bus-config "$tmpdir" --srcdir "$srcdir" >"$tmpdir/bus.conf"
+        bench/bench-calls --bus-config "$tmpdir" --srcdir "$srcdir" >"$tmpdir/bus.conf"
         # Audit records on stderr, one line each: run_auth counts the polkit
         # checks in them.
         audit='<audit target="stderr"/>'
@@ -230,7 +229,7 @@ start_services() {
                 ;;
         *)
                 # 16 VMs of 4 MiB and, for memctx's read bandwidth, one of
-                # 256 MiB (a sparse memfd until bench-memctx reads it).
+                # 256 MiB (a sparse memfd until memctx-read reads it).
                 set -- '<stub-vm name="alpha" ram-size="4M"/>'
                 for i in 01 02 03 04 05 06 07 08 09 10 11 12 13 14 15; do
                         set -- "$@" "<stub-vm name=\"vm$i\" ram-size=\"4M\"/>"
@@ -261,7 +260,7 @@ start_services() {
         vmsigd_pid=$!
         bench/echo-service --private-socket="$tmpdir/echo-private" 2>"$tmpdir/echo-service.log" &
         echo_pid=$!
-        if ! bench/bench-bus --wait org.vmsig --timeout 10 || ! bench/bench-bus --wait org.vmsig.BenchEcho --timeout 10
+        if ! bench/bench-calls --wait org.vmsig --timeout 10 || ! bench/bench-calls --wait org.vmsig.BenchEcho --timeout 10
         then
                 echo "run.sh: the services did not come up:" >&2
                 cat "$tmpdir/vmsigd.log" "$tmpdir/echo-service.log" >&2
@@ -346,7 +345,7 @@ run_idle() {
 # --- 1. bus --------------------------------------------------------------------
 run_bus() {
         echo "== bus: sequential round trips, vmsigd vs echo-service on the same private bus"
-        run_tool bus bench/bench-bus --calls "$calls" --runs "$runs" --warmup 2000
+        run_tool bus bench/bench-calls --calls "$calls" --runs "$runs" --warmup 2000 bus
 }
 
 # --- 2. core -------------------------------------------------------------------
@@ -358,7 +357,7 @@ run_core() {
 # --- 4. scale ------------------------------------------------------------------
 run_scale() {
         echo "== scale: 256 stub endpoints attached to one core, then detached"
-        run_tool scale bench/bench-scale --endpoints 256 --ram-size 1048576
+        run_tool scale bench/bench-calls --endpoints 256 --ram-size 1048576 scale
 }
 
 # --- 5. auth ----------------------------------------------------------------------
@@ -369,13 +368,14 @@ run_auth() {
                 return 0
         fi
         # nobody cannot be expected to reach the build directory.
-        cp bench/bench-auth "$tmpdir/bench-auth"
-        chmod 0755 "$tmpdir/bench-auth"
+        cp bench/bench-calls "$tmpdir/bench-calls"
+        chmod 0755 "$tmpdir/bench-calls"
         as_nobody="setpriv --reuid=nobody --regid=nogroup --clear-groups"
 
         before=$(polkit_checks)
         # shellcheck disable=SC2086 # as_nobody is a command line
-        run_tool auth-steady $as_nobody "$tmpdir/bench-auth" --steady --calls "$calls" --runs "$runs" --warmup 2000
+        run_tool auth-steady $as_nobody "$tmpdir/bench-calls" --calls "$calls" --runs "$runs" --warmup 2000 \
+                auth-steady
         after=$(polkit_checks)
         checks=$((after - before))
         echo "  steady  polkit checks audited for the $((calls * runs + 2001)) GetEndpoint calls on that connection: $checks"
@@ -383,8 +383,8 @@ run_auth() {
 
         before=$after
         # shellcheck disable=SC2086
-        run_tool auth-first $as_nobody "$tmpdir/bench-auth" --first --samples "$first_samples" --runs "$runs" \
-                --warmup 20
+        run_tool auth-first $as_nobody "$tmpdir/bench-calls" --samples "$first_samples" --runs "$runs" \
+                --warmup 20 auth-first
         after=$(polkit_checks)
         echo "  first   polkit checks audited: $((after - before)) for $((first_samples * runs + 20)) new connections"
         stop_polkitd
@@ -393,28 +393,29 @@ run_auth() {
 # --- 6. private ------------------------------------------------------------------
 run_private() {
         echo "== private: vmsigd over its private socket (p2p) vs through dbus-daemon, as root"
-        run_tool private bench/bench-bus --socket "$tmpdir/private" --echo-socket "$tmpdir/echo-private" \
-                --calls "$calls" --runs "$runs" --warmup 2000
+        run_tool private bench/bench-calls --socket "$tmpdir/private" --echo-socket "$tmpdir/echo-private" \
+                --calls "$calls" --runs "$runs" --warmup 2000 private
 }
 
 # --- 7. memctx -------------------------------------------------------------------
 run_memctx() {
         echo "== memctx: SubscribeMemctx vs an fd-returning echo method, and reading the RAM fd, as root"
-        run_tool memctx bench/bench-memctx --calls "$calls" --runs "$runs" --warmup 2000 \
-                --ram-endpoint big --fresh 5 --passes 15
+        run_tool memctx bench/bench-calls --calls "$calls" --runs "$runs" --warmup 2000 \
+                --ram-endpoint big --fresh 5 --passes 15 memctx
 }
 
 # --- 8. lease --------------------------------------------------------------------
 run_lease() {
         echo "== lease: AcquireLease(\"power\", {}) + Release() cycles, through the bus and p2p, as root"
-        run_tool lease bench/bench-lease --socket "$tmpdir/private" --calls "$lease_cycles" --runs "$runs" --warmup 500
+        run_tool lease bench/bench-calls --socket "$tmpdir/private" --calls "$lease_cycles" --runs "$runs" --warmup 500 \
+                lease
 }
 
 echo "vmsig benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
 # --- 9. memwrite and 10. detect --------------------------------------------------------
 run_memwrite() {
         echo "== memwrite: MemWrite vs Echo round trips, and MemWriteBatch vs pwrite() to a memfd, as root"
-        run_tool memwrite bench/bench-memwrite --endpoint alpha --calls "$calls" --runs "$runs" --warmup 2000
+        run_tool memwrite bench/bench-calls --endpoint alpha --calls "$calls" --runs "$runs" --warmup 2000 memwrite
 }
 
 run_detect() {
@@ -461,7 +462,7 @@ run_frames() {
         run_tool frames-stub bench/bench-frames --case stub --frames "$frames"
         run_tool frames-stub-big bench/bench-frames --case stub --width 1920 --height 1080 --frames "$frames"
         start_services frames
-        run_tool frames-bus bench/bench-frames --case bus --endpoint screen --calls "$calls" --runs "$runs" --warmup 2000
+        run_tool frames-bus bench/bench-calls --endpoint screen --calls "$calls" --runs "$runs" --warmup 2000 frames-bus
         stop_services
         if [ ! -x bench/bench-qmp ]; then
                 echo "  QEMU part: not the armed build (configure --enable-qmp); skipped"
