@@ -41,6 +41,19 @@ have_qmp() {
         pkg-config --exists json-c
 }
 
+# Whether NAME is left out here: qmp and hmp without json-c.
+without_json_c() {
+        { [ "$1" = qmp ] || [ "$1" = hmp ]; } && ! have_qmp
+}
+
+# one_of WORD LIST: whether WORD is one of the words of LIST.
+one_of() {
+        case " $2 " in
+        *" $1 "*) return 0 ;;
+        esac
+        return 1
+}
+
 # Configures (unless done with these options) and builds the tree; one
 # that does not build leaves its harnesses to fail alone, below.
 setup() {
@@ -110,7 +123,7 @@ run() {
 
 names=${*:-$all}
 for name in $names; do
-        if ! echo " $all " | grep -q " $name "; then
+        if ! one_of "$name" "$all"; then
                 echo "fuzz.sh: no harness named $name" >&2
                 exit 2
         fi
@@ -124,14 +137,12 @@ flock 9
 setup
 unbuilt=
 for name in $names; do
-        if ! { { [ "$name" = qmp ] || [ "$name" = hmp ]; } && ! have_qmp; } && ! build "$name"; then
-                unbuilt="$unbuilt $name "
-        fi
+        without_json_c "$name" || build "$name" || unbuilt="$unbuilt $name"
 done
 exec 9>&-
 status=0
 for name in $names; do
-        if { [ "$name" = qmp ] || [ "$name" = hmp ]; } && ! have_qmp; then
+        if without_json_c "$name"; then
                 # CI installs json-c (scripts/deps.sh): there a missing one
                 # is a broken setup, not a harness to leave out.
                 if [ "${CI:-}" = true ]; then
@@ -140,7 +151,7 @@ for name in $names; do
                 else
                         report skip "fuzz-$name: skipped, json-c is not installed"
                 fi
-        elif echo "$unbuilt" | grep -q " $name "; then
+        elif one_of "$name" "$unbuilt"; then
                 report no "fuzz-$name: does not build: FAILED"
                 status=1
         else
