@@ -1,6 +1,7 @@
 #!/bin/sh
 # fuzz.sh [--runs N | SECONDS] [NAME...]: build the libFuzzer harnesses of
-# tests/ with clang (ASan and UBSan, nothing recovers) and fuzz each from
+# tests/ with clang (ASan and UBSan, nothing recovers; configure
+# --enable-fuzzers in $FUZZ_BUILDDIR, default _build-fuzz) and fuzz each from
 # its seed corpus tests/data/fuzz-NAME, for N runs or SECONDS seconds each
 # (default: 60 s). NAME is detect, detect-linux, config, discovery, memwrite,
 # bus, qmp, hmp or libvirt-ram; without one, all of them (qmp and hmp need
@@ -23,66 +24,56 @@ case "${1:-}" in
 --runs) limit="-runs=$2"; shift 2 ;;
 [0-9]*) limit="-max_total_time=$1"; shift ;;
 esac
-names=${*:-detect detect-linux config discovery memwrite bus qmp hmp libvirt-ram}
 artifacts=$(cd "${FUZZ_ARTIFACTS:-.}" && pwd)
-out=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-fuzz-build.XXXXXX")
+out=$(mktemp -d "${TMPDIR:-/tmp}/vmsig-fuzz.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 trap 'exit 1' HUP INT TERM
 
-cc="clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE"
-# configure.ac's warnings: the fuzz builds stay clang-clean.
-cc="$cc -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Wformat=2"
-printf '#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
-# With libpng, the bus harness has frames too (libvmsig-vgpu).
-if pkg-config --exists libpng; then
-        printf '#define VMSIG_HAVE_VGPU 1\n' >>"$out/config.h"
-        vgpu_sources="$top/src/vgpu/*.c"
-        vgpu_libs="libpng"
-fi
-cc="$cc -Wnull-dereference -include $out/config.h -I$top/tests"
-for d in shared core endpoint memctx bus daemon discovery host host/stub host/qmp host/libvirt vgpu; do
-        cc="$cc -I$top/src/$d"
-done
-core="$top/src/shared/log.c $top/src/shared/hashmap.c $top/src/shared/fd-util.c $top/src/core/*.c $top/src/endpoint/*.c $top/src/memctx/*.c"
+# The harnesses are Makefile.am's tests/fuzz-NAME, built as libFuzzer
+# programs by a build configured with --enable-fuzzers (clang, ASan, UBSan,
+# configure.ac's warnings): the sources and libraries of each are listed
+# there only. That build is kept in $FUZZ_BUILDDIR (default _build-fuzz)
+# and reused, reconfigured only when its options change.
+builddir=${FUZZ_BUILDDIR:-$top/_build-fuzz}
+all="detect detect-linux config discovery memwrite bus qmp hmp libvirt-ram"
 
 have_qmp() {
         pkg-config --exists json-c
 }
 
-# Sources and libraries of a harness, on one line each.
-sources() {
-        case $1 in
-        detect) echo "$top/src/memctx/detect.c $top/src/memctx/guest-memory.c $top/src/shared/fd-util.c" ;;
-        detect-linux) echo "$top/tests/fuzz-util.c $top/src/memctx/detect-linux.c" \
-                "$top/src/memctx/detect.c $top/src/memctx/guest-memory.c $top/src/shared/fd-util.c" ;;
-        memwrite) echo "$top/tests/fuzz-util.c $top/src/memctx/memwrite.c $top/src/memctx/guest-memory.c" ;;
-        config) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/daemon/config-file.c $out/config-schema.c $core" ;;
-        discovery) echo "$top/tests/fuzz-util.c $top/src/shared/xml-problem.c $top/src/discovery/*.c $out/vm-schema.c $core" ;;
-        bus) echo "$top/tests/fuzz-util.c $top/src/bus/*.c $top/src/host/host-common.c $top/src/host/stub/stub.c" \
-                "${vgpu_sources:-} $core" ;;
-        qmp) echo "$top/tests/fuzz-util.c $top/src/host/host-common.c $top/src/host/host-ram.c $top/src/host/inode-watch.c $top/src/host/qmp/*.c" \
-                "$top/src/shared/keys.c $core" ;;
-        hmp) echo "$top/tests/fuzz-util.c $top/src/host/qmp/qmp-hmp.c" ;;
-        libvirt-ram) echo "$top/tests/fuzz-util.c $top/src/host/libvirt/libvirt-ram.c $top/src/shared/fd-util.c" \
-                "$top/src/host/libvirt/libvirt-xml.c $top/src/host/libvirt/libvirt-seclabel.c $top/src/host/qemu-ram-layout.c" ;;
-        *) return 1 ;;
-        esac
+# Whether NAME is left out here: qmp and hmp without json-c.
+without_json_c() {
+        { [ "$1" = qmp ] || [ "$1" = hmp ]; } && ! have_qmp
 }
 
-libs() {
-        case $1 in
-        detect | detect-linux | memwrite) ;;
-        config | discovery) pkg-config --cflags --libs libsystemd libxml-2.0 ;;
-        libvirt-ram) pkg-config --cflags --libs libxml-2.0 ;;
-        bus) pkg-config --cflags --libs libsystemd ${vgpu_libs:-} ;;
-        qmp) pkg-config --cflags --libs libsystemd json-c ;;
-        hmp) pkg-config --cflags --libs json-c ;;
+# one_of WORD LIST: whether WORD is one of the words of LIST.
+one_of() {
+        case " $2 " in
+        *" $1 "*) return 0 ;;
         esac
+        return 1
+}
+
+# Configures (unless done with these options) and builds the tree; one
+# that does not build leaves its harnesses to fail alone, below.
+setup() {
+        args="--enable-fuzzers CC=clang"
+        # qmp and hmp are built only with the QEMU backend (json-c).
+        if have_qmp; then
+                args="$args --enable-qmp"
+        fi
+        # Other options, another build: make does not see changed flags.
+        if [ "$(cat "$builddir/fuzz-configure-args" 2>/dev/null)" != "$args" ]; then
+                find "$builddir" -mindepth 1 -maxdepth 1 ! -name fuzz.lock -exec rm -rf {} +
+                echo "$args" >"$builddir/fuzz-configure-args"
+        fi
+        # shellcheck disable=SC2086 # the arguments are words
+        "$top/scripts/build.sh" "$builddir" $args ||
+                echo "fuzz.sh: the build in $builddir failed; each harness is built on its own below" >&2
 }
 
 build() {
-        # shellcheck disable=SC2046 # word splitting of the lists is meant
-        $cc "$top/tests/fuzz-$1.c" $(sources "$1") $(libs "$1") -o "$out/fuzz-$1"
+        make -C "$builddir" -j"$(nproc)" "tests/fuzz-$1" >/dev/null
 }
 
 # report OK LINE: a harness's line, as it is or as the next TAP test.
@@ -117,7 +108,7 @@ run() {
         # New inputs go into the first directory; the seeds stay as they are.
         # The harnesses' scratch files go with $out, whatever happens.
         # shellcheck disable=SC2086 # no mask is no argument
-        if TMPDIR="$out" "$out/fuzz-$1" "$limit" -timeout=30 -print_final_stats=1 $mask -artifact_prefix="$artifacts/fuzz-$1-" \
+        if TMPDIR="$out" "$builddir/tests/fuzz-$1" "$limit" -timeout=30 -print_final_stats=1 $mask -artifact_prefix="$artifacts/fuzz-$1-" \
                 "$out/corpus-$1" "$top/tests/data/fuzz-$1" >"$log" 2>&1; then
                 result=ok
         else
@@ -130,11 +121,28 @@ run() {
         return 1
 }
 
-"$top/build-aux/embed-file.sh" vmsig_config_schema "$top/data/vmsigd.conf.rng" "$out/config-schema.c"
-"$top/build-aux/embed-file.sh" vmsig_vm_schema "$top/data/vm.rng" "$out/vm-schema.c"
+names=${*:-$all}
+for name in $names; do
+        if ! one_of "$name" "$all"; then
+                echo "fuzz.sh: no harness named $name" >&2
+                exit 2
+        fi
+done
+# Runs at once (bench/RESULTS.md has two) share the build: one builds at a
+# time, then they fuzz side by side. One that does not build fails alone:
+# the others still run.
+mkdir -p "$builddir"
+exec 9>"$builddir/fuzz.lock"
+flock 9
+setup
+unbuilt=
+for name in $names; do
+        without_json_c "$name" || build "$name" || unbuilt="$unbuilt $name"
+done
+exec 9>&-
 status=0
 for name in $names; do
-        if { [ "$name" = qmp ] || [ "$name" = hmp ]; } && ! have_qmp; then
+        if without_json_c "$name"; then
                 # CI installs json-c (scripts/deps.sh): there a missing one
                 # is a broken setup, not a harness to leave out.
                 if [ "${CI:-}" = true ]; then
@@ -143,19 +151,12 @@ for name in $names; do
                 else
                         report skip "fuzz-$name: skipped, json-c is not installed"
                 fi
-                continue
-        fi
-        if ! sources "$name" >/dev/null; then
-                echo "fuzz.sh: no harness named $name" >&2
-                exit 2
-        fi
-        # One that does not build fails alone: the others still run.
-        if ! build "$name"; then
+        elif one_of "$name" "$unbuilt"; then
                 report no "fuzz-$name: does not build: FAILED"
                 status=1
-                continue
+        else
+                run "$name" || status=1
         fi
-        run "$name" || status=1
 done
 [ -z "$tap" ] || echo "1..$n"
 exit $status

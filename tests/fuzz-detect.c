@@ -17,10 +17,8 @@
  *   records   { offset u32 (mod 1 MiB), len u16, bytes[len] } ...,
  *             each cut at the end of the file
  *
- * Build with libFuzzer:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Isrc/shared -Isrc/core -Isrc/endpoint -Isrc/memctx \
- *     tests/fuzz-detect.c src/memctx/detect.c src/memctx/memwrite.c -o fuzz-detect
+ * Built with libFuzzer by a build configured with --enable-fuzzers
+ * (scripts/fuzz.sh detect), from Makefile.am's tests/fuzz-detect.
  * With -DFUZZ_STANDALONE and tests/fuzz-main.c it is a plain program that
  * runs the files (or the files in the directories) it is given, by default
  * $VMSIG_SRCDIR/tests/data/fuzz-detect, and prints TAP. With

@@ -14,8 +14,17 @@
 #include "plugins.h"
 #include "vmsig-vgpu.h"
 
-_Static_assert(VMSIG_CONFIG_FRAMES_RATE_DEFAULT == VMSIG_VGPU_RATE_DEFAULT, "frame rate defaults differ");
-_Static_assert(VMSIG_CONFIG_FRAMES_RATE_MAX == VMSIG_VGPU_RATE_MAX, "frame rate maxima differ");
+/* Compared in thousandths: a comparison of doubles is no integer constant
+ * expression, which _Static_assert takes (gcc folds it, clang refuses it);
+ * both fold these enum constants. */
+enum {
+        CONFIG_RATE_DEFAULT_MILLI = (long) (VMSIG_CONFIG_FRAMES_RATE_DEFAULT * 1000),
+        VGPU_RATE_DEFAULT_MILLI = (long) (VMSIG_VGPU_RATE_DEFAULT * 1000),
+        CONFIG_RATE_MAX_MILLI = (long) (VMSIG_CONFIG_FRAMES_RATE_MAX * 1000),
+        VGPU_RATE_MAX_MILLI = (long) (VMSIG_VGPU_RATE_MAX * 1000),
+};
+_Static_assert(CONFIG_RATE_DEFAULT_MILLI == VGPU_RATE_DEFAULT_MILLI, "frame rate defaults differ");
+_Static_assert(CONFIG_RATE_MAX_MILLI == VGPU_RATE_MAX_MILLI, "frame rate maxima differ");
 
 typedef struct vgpu_api {
         int (*new)(vmsig_core *core, const vmsig_vgpu_config *config, vmsig_vgpu **ret);
