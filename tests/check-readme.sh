@@ -14,7 +14,7 @@ build="${VMSIG_BUILDDIR:-$top/_build}"
 # first line of the block|why it is not run here
 not_run='./scripts/demo.sh     # install what is missing|this test starts the demo itself (without building or installing again); scripts/test.sh is .ci/run'"'"'s first step
 qemu-system-x86_64 -machine q35,accel=kvm -m 4G \|needs KVM and a 4 GiB guest; the armed suite starts QEMU with these memory-backend-file and -qmp options
-./autogen.sh|.ci/run does each of these, out of tree: scripts/test.sh (make check), --sanitizers, --valgrind, make distcheck; make bench runs in .ci/run with short parameters (tests/check-bench.sh); its full figures take 8 minutes and are run by hand (bench/RESULTS.md)
+./autogen.sh|.ci/run does each of these, out of tree: scripts/test.sh (make check), --sanitizers, --valgrind, make distcheck, and --enable-fuzzers through scripts/fuzz.sh; make bench runs in .ci/run with short parameters (tests/check-bench.sh); its full figures take 8 minutes and are run by hand (bench/RESULTS.md)
 dpkg-buildpackage -us -uc -b          # runs make check; DEB_BUILD_OPTIONS=nocheck skips it|tests/check-deb.sh (in .ci/run) builds, installs and checks the package'
 
 if [ ! -x "$build/vmsigctl" ]; then

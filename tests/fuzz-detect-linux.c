@@ -43,7 +43,8 @@
  * -DFUZZ_WRITE_SEEDS (and tests/fuzz-util.c):
  *   clang -D_GNU_SOURCE -Isrc/shared -Isrc/core -Isrc/endpoint -Isrc/memctx -Itests \
  *     -DFUZZ_WRITE_SEEDS tests/fuzz-detect-linux.c tests/fuzz-util.c src/memctx/detect-linux.c \
- *     src/memctx/detect.c src/memctx/memwrite.c -o write-seeds && ./write-seeds tests/data/fuzz-detect-linux
+ *     src/memctx/detect.c src/memctx/guest-memory.c src/shared/fd-util.c -o write-seeds && \
+ *     ./write-seeds tests/data/fuzz-detect-linux
  */
 #include <errno.h>
 #include <fcntl.h>
