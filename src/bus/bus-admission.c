@@ -56,17 +56,6 @@ bus_admission *bus_admission_free(bus_admission *a) {
         return mfree(a);
 }
 
-static void *memdup_array(const void *p, size_t n, size_t size) {
-        void *q;
-
-        if (n == 0)
-                return NULL;
-        q = malloc(n * size);
-        if (q)
-                memcpy(q, p, n * size);
-        return q;
-}
-
 int bus_admission_configure(bus_admission *a, const bus_admission_config *c) {
         uid_t *uids = memdup_array(c->allow_uids, c->n_allow_uids, sizeof(uid_t));
         gid_t *gids = memdup_array(c->allow_gids, c->n_allow_gids, sizeof(gid_t));

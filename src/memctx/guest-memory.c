@@ -66,11 +66,8 @@ int vmsig_gpa_ranges_dup(const vmsig_gpa_range *ranges, size_t n, vmsig_gpa_rang
         *ret = NULL;
         if (n == 0)
                 return 0;
-        *ret = calloc(n, sizeof **ret);
-        if (!*ret)
-                return -ENOMEM;
-        memcpy(*ret, ranges, n * sizeof **ret);
-        return 0;
+        *ret = memdup_array(ranges, n, sizeof **ret);
+        return *ret ? 0 : -ENOMEM;
 }
 
 int vmsig_guest_mem_copy(const vmsig_guest_mem *m, vmsig_guest_mem *ret) {

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
@@ -18,6 +20,17 @@
 static inline void *mfree(void *p) {
         free(p);
         return NULL;
+}
+
+/* A malloc()ed copy of the n elements of size bytes at p; NULL for none,
+ * and without memory (the caller tells the two apart by n). */
+static inline void *memdup_array(const void *p, size_t n, size_t size) {
+        void *q;
+
+        if (n == 0 || size > SIZE_MAX / n)
+                return NULL;
+        q = malloc(n * size);
+        return q ? memcpy(q, p, n * size) : NULL;
 }
 
 static inline void freep(void *p) {

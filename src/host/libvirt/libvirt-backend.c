@@ -88,7 +88,7 @@ static int found_fill(vmsig_libvirt *lv, virDomainPtr dom, lv_found *f) {
         int state, reason;
         char *tag;
 
-        *f = (lv_found) { .ram = { .ro_fd = -1, .rw_fd = -1 } };
+        *f = (lv_found) { .ram = LIBVIRT_RAM_NONE };
         if (!name || virDomainGetUUID(dom, uuid) < 0 || virDomainGetState(dom, &state, &reason, 0) < 0)
                 return -1;
         f->name_too_long = strlen(name) > VMSIG_NAME_MAX;
@@ -187,7 +187,7 @@ static void probe(vmsig_libvirt *lv, virDomainPtr dom) {
         if (!p)
                 return (void) log_oom();
         *p = (probe_job) { .base = { .run = probe_run, .done = probe_done }, .lv = lv, .dom = dom,
-                           .found.ram = { .ro_fd = -1, .rw_fd = -1 } };
+                           .found.ram = LIBVIRT_RAM_NONE };
         virDomainRef(dom);
         lv_worker_submit(lv->worker, &p->base);
 }

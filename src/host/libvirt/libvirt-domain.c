@@ -432,12 +432,11 @@ static int input_send_event(lv_domain *d, const vmsig_input_event *events, size_
         c->rq.userdata = userdata;
         c->input_generation = atomic_load(&d->input_generation);
         c->command = lv_monitor_command("input-send-event", arguments);
-        c->events = malloc(n * sizeof *events);
+        c->events = memdup_array(events, n, sizeof *events);
         if (!c->command || !c->events) {
                 call_free(c);
                 return -ENOMEM;
         }
-        memcpy(c->events, events, n * sizeof *events);
         c->n_events = n;
         return call_submit(d, c);
 }
@@ -635,7 +634,7 @@ int lv_domain_attach(vmsig_libvirt *lv, lv_found *f, lv_domain **ret) {
                             "for under any uid.", f->name, f->uid_problem);
         d->owner = lv;
         host_ram_init(&d->ram, d->name);
-        d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
+        d->found = LIBVIRT_RAM_NONE;
         host_endpoint_spec_init(&spec, d->name, f->uuid, f->state);
         spec.adapters[VMSIG_ADAPTER_HOST] =
                 (vmsig_adapter) { lv->monitor ? &lv_host_ops_monitor.base : &lv_host_ops.base, d };

@@ -61,11 +61,10 @@ void lv_found_done(lv_found *f) {
 
 bool lv_memctx_probe(lv_domain *d, lv_found *f) {
         assert(d && f);
-        d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
+        d->found = LIBVIRT_RAM_NONE;
         if (f->ram_looked && f->ram_error >= 0) {
-                d->found = f->ram;
+                d->found = libvirt_ram_take(&f->ram);
                 d->found_layout = f->layout;
-                f->ram = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
                 return true;
         }
         if (!f->ram_looked) /* not to be an endpoint when the worker looked: it is now */
@@ -122,13 +121,8 @@ static void map_from_layout(map_query *q) {
         vmsig_gpa_range *ranges = NULL;
         int error = q->domain->owner ? l->error : -ENODEV;
 
-        if (error >= 0) {
-                ranges = malloc(l->n * sizeof *ranges);
-                if (ranges)
-                        memcpy(ranges, l->ranges, l->n * sizeof *ranges);
-                else
-                        error = log_oom();
-        }
+        if (error >= 0 && vmsig_gpa_ranges_dup(l->ranges, l->n, &ranges) < 0)
+                error = log_oom();
         map_finish(q, error, l->message, ranges, l->n);
 }
 
@@ -155,8 +149,8 @@ static void ram_map(lv_domain *d, libvirt_ram *r, const lv_layout *layout) {
                 libvirt_ram_done(r);
                 return (void) log_oom();
         }
-        *q = (map_query) { .domain = lv_domain_ref(d), .serial = d->ram_serial, .ram = *r, .layout = *layout };
-        *r = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
+        *q = (map_query) { .domain = lv_domain_ref(d), .serial = d->ram_serial, .ram = libvirt_ram_take(r),
+                           .layout = *layout };
         if (!d->owner->monitor)
                 return map_from_layout(q);
         k = qmp_ram_map_query(&monitor, &target, on_map, q);
@@ -165,7 +159,7 @@ static void ram_map(lv_domain *d, libvirt_ram *r, const lv_layout *layout) {
 }
 
 void lv_memctx_sync(lv_domain *d, lv_found *f) {
-        libvirt_ram r = f->ram;
+        libvirt_ram r;
 
         if (!d->ram.attached || !d->owner || !f->ram_looked)
                 return;
@@ -175,9 +169,9 @@ void lv_memctx_sync(lv_domain *d, lv_found *f) {
         }
         /* The same QEMU keeps its RAM, its epoch and its bootstrap (the
          * caller closes what f holds). */
-        if (r.pid == d->ram.pid && d->ram.memctx.ram_fd >= 0)
+        if (f->ram.pid == d->ram.pid && d->ram.memctx.ram_fd >= 0)
                 return;
-        f->ram = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
+        r = libvirt_ram_take(&f->ram);
         ram_map(d, &r, &f->layout);
 }
 
@@ -193,9 +187,8 @@ static int memctx_attach(void *data, vmsig_endpoint *ep) {
         /* What lv_memctx_probe() found, just before (an adapter is
          * attached only with it). */
         if (d->found.ro_fd >= 0) {
-                libvirt_ram found = d->found;
+                libvirt_ram found = libvirt_ram_take(&d->found);
 
-                d->found = (libvirt_ram) { .ro_fd = -1, .rw_fd = -1 };
                 ram_map(d, &found, &d->found_layout);
         }
         return 0;

@@ -151,6 +151,17 @@ typedef struct libvirt_ram {
         char name[LIBVIRT_RAM_LINE_MAX]; /* as maps shows it */
 } libvirt_ram;
 
+/* Nothing open. */
+#define LIBVIRT_RAM_NONE ((libvirt_ram) { .ro_fd = -1, .rw_fd = -1 })
+
+/* Moves *r out, fds and all, and leaves it holding nothing (as TAKE_FD). */
+static inline libvirt_ram libvirt_ram_take(libvirt_ram *r) {
+        libvirt_ram t = *r;
+
+        *r = LIBVIRT_RAM_NONE;
+        return t;
+}
+
 /* Finds the guest RAM of the process of pidfd (pid) and opens it (see
  * above). -ESRCH: the process exited (before or while it was read);
  * -ENOENT: no shared RAM (the message names LIBVIRT_RAM_SHARED_XML);

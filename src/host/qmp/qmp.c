@@ -527,13 +527,12 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
                 return -ENOMEM;
         }
         *rq = (request) { .base = { .done = done, .userdata = userdata }, .input = args, .owner = q,
-                          .events = malloc(n * sizeof *events), .n_events = n };
+                          .events = memdup_array(events, n, sizeof *events), .n_events = n };
         if (!rq->events) {
                 json_object_put(args);
                 free(rq);
                 return -ENOMEM;
         }
-        memcpy(rq->events, events, n * sizeof *events);
         /* Nothing ahead of it: straight to QEMU (the reply comes from the
          * loop). Else it waits its turn, and anything that must fail does
          * so from the loop, never from here. */

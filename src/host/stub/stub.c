@@ -461,12 +461,11 @@ static int input_inject(void *data, const vmsig_input_event *events, size_t n, v
                 return -ENOMEM;
         *q = (request) { .base = { .done = done, .userdata = userdata }, .type = REQUEST_INPUT, .n_events = n };
         if (n > 0) {
-                q->events = malloc(n * sizeof *events);
+                q->events = memdup_array(events, n, sizeof *events);
                 if (!q->events) {
                         free(q);
                         return -ENOMEM;
                 }
-                memcpy(q->events, events, n * sizeof *events);
         }
         return queue_push(s, q);
 }
