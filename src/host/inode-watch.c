@@ -15,7 +15,6 @@
 
 /* The core's one inotify instance for inode watches, a layer of the core. */
 typedef struct inode_watches {
-        vmsig_core *core;
         int fd;
         vmsig_cookie cookie;
         inode_watch *watches;
@@ -85,7 +84,6 @@ static int watches_get(vmsig_core *c, inode_watches **ret) {
         ws = calloc(1, sizeof *ws);
         if (!ws)
                 return -ENOMEM;
-        ws->core = c;
         ws->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         r = ws->fd < 0 ? -errno : vmsig_core_add_fd(c, ws->fd, EPOLLIN, on_inotify, ws, &ws->cookie);
         if (r >= 0) {
